@@ -1,0 +1,381 @@
+/*
+ * Parkway plugin ABI, version 1.
+ *
+ * This header is the whole contract between the Parkway host (proxy/) and a loadable module (.so).
+ * Rules that keep it stable for years:
+ *   - Pure C99; also compiles as C++. No sofia-sip, libevent, SQLite or C++ types ever appear here.
+ *   - One exported symbol, pw_module_entry(), returns a pointer to a static descriptor.
+ *   - abi_major must equal the host's; abi_minor only ever ADDS members at the END of structs and
+ *     new functions at the end of pw_host_api. A newer host loads an older module and vice versa.
+ *   - Every struct that crosses the boundary starts with `uint32_t struct_size` (sizeof at build time).
+ *     The reader only touches members that fit inside struct_size; a struct shorter than the v1.0
+ *     layout is refused by the loader.
+ *   - Handles are opaque. Strings are pw_str {ptr,len} views, NOT NUL-terminated, borrowed: valid until
+ *     the callback that produced them returns (copy them if you keep them). Strings passed INTO the
+ *     host are copied by the host before the call returns.
+ *   - Threading: every hook and every callback runs on the single SIP thread. Modules never see threads.
+ *     The only host function that may be called from another thread is pw_host_api.post().
+ *   - Return codes: 0 (PW_OK) is success; a negative PW_E* value is an error.
+ */
+#ifndef PARKWAY_MODULE_H
+#define PARKWAY_MODULE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define PW_ABI_MAJOR 1u
+#define PW_ABI_MINOR 0u
+
+/* The one exported symbol. The host passes the ABI major it speaks; a module may return NULL to decline. */
+#define PW_MODULE_ENTRY_SYMBOL "pw_module_entry"
+
+#if defined(_WIN32)
+#define PW_EXPORT __declspec(dllexport)
+#else
+#define PW_EXPORT __attribute__((visibility("default")))
+#endif
+
+/* ---------------------------------------------------------------- basic types */
+
+typedef struct pw_str {
+    const char *ptr; /* may be NULL when len == 0 */
+    size_t len;
+} pw_str;
+
+/* Build a pw_str from a string literal. */
+#ifdef __cplusplus
+#define PW_STR_LIT(s) (pw_str{(s), sizeof(s) - 1})
+#else
+#define PW_STR_LIT(s) ((pw_str){(s), sizeof(s) - 1})
+#endif
+
+typedef struct pw_header {
+    pw_str name;  /* e.g. "Alert-Info" */
+    pw_str value; /* e.g. "<urn:alert:tone:recall>" */
+} pw_header;
+
+enum {
+    PW_OK = 0,
+    PW_EINVAL = -1,     /* bad argument */
+    PW_ENOTFOUND = -2,  /* no such header / dialog / parameter / contact */
+    PW_ESTATE = -3,     /* handle in the wrong state (e.g. reply after final response) */
+    PW_ETRANSPORT = -4, /* could not send */
+    PW_ENOMEM = -5,
+    PW_ETOOSMALL = -6,  /* caller's buffer too small; the needed size is returned elsewhere */
+    PW_EUNSUPPORTED = -7
+};
+
+typedef enum pw_verdict {
+    PW_CONTINUE = 0, /* next module, then routing/forwarding by the core */
+    PW_STOP = 1,     /* the module answered or consumed the request; the chain ends */
+    PW_SUSPEND = 2   /* the module called request_retain() and will call request_resume() later */
+} pw_verdict;
+
+typedef enum pw_log_level {
+    PW_LOG_ERROR = 0,
+    PW_LOG_WARN = 1,
+    PW_LOG_INFO = 2,
+    PW_LOG_DEBUG = 3
+} pw_log_level;
+
+/* ---------------------------------------------------------------- opaque handles (host-owned) */
+
+typedef struct pw_host pw_host;         /* the host, as seen by one module instance */
+typedef struct pw_msg pw_msg;           /* a SIP message (request or response), read-only view */
+typedef struct pw_request pw_request;   /* an incoming request with its server transaction */
+typedef struct pw_dialog pw_dialog;     /* a dialog (or subscription dialog) owned by the host */
+typedef struct pw_writer pw_writer;     /* where an admin command writes its JSON result */
+typedef uint64_t pw_timer_id;           /* 0 is never a valid id */
+
+/* ---------------------------------------------------------------- module-declared tables */
+
+typedef enum pw_param_type {
+    PW_PARAM_STRING = 0,
+    PW_PARAM_INT = 1,     /* 64-bit signed, decimal */
+    PW_PARAM_BOOL = 2,    /* true/false */
+    PW_PARAM_DURATION = 3 /* integer milliseconds; config may say "30s", "500ms", "5m" */
+} pw_param_type;
+
+/* One configuration parameter. Table ends with an entry whose name is NULL. */
+typedef struct pw_param_def {
+    uint32_t struct_size;
+    const char *name;
+    pw_param_type type;
+    const char *default_value; /* textual default, shown by --dump-config; NULL = required */
+    const char *help;
+} pw_param_def;
+
+/*
+ * An admin command, reachable over the admin API (POST /api/modules/<module>/<name>) and parkctl.
+ * args_json is a JSON object (possibly "{}"). The command writes exactly one JSON value with
+ * writer_json() or fails with writer_error(). Return PW_OK or a negative error.
+ * Table ends with an entry whose name is NULL.
+ */
+typedef struct pw_command_def {
+    uint32_t struct_size;
+    const char *name;
+    const char *help;
+    int (*run)(void *ctx, pw_str args_json, pw_writer *out);
+} pw_command_def;
+
+/* ---------------------------------------------------------------- callbacks */
+
+/* Which part of a dialog a module wants to read with dialog_get(). */
+typedef enum pw_dialog_field {
+    PW_DLG_CALL_ID = 0,
+    PW_DLG_LOCAL_TAG = 1,
+    PW_DLG_REMOTE_TAG = 2,
+    PW_DLG_LOCAL_URI = 3,     /* our side's From/To URI (addr-spec only) */
+    PW_DLG_REMOTE_URI = 4,    /* the peer's From/To URI */
+    PW_DLG_REMOTE_TARGET = 5, /* the peer's Contact URI */
+    PW_DLG_REMOTE_DISPLAY = 6,/* display name of the peer's From/To, may be empty */
+    PW_DLG_STATE = 7          /* "early", "confirmed" or "terminated" */
+} pw_dialog_field;
+
+typedef enum pw_dialog_end_reason {
+    PW_END_BYE = 0,         /* the peer sent BYE (the host already answered 200) */
+    PW_END_ACK_TIMEOUT = 1, /* our 2xx was never ACKed within 64*T1; the host sent BYE (RFC 3261 §13.3.1.4) */
+    PW_END_LOCAL = 2,       /* dialog_end() was called */
+    PW_END_FAILED = 3,      /* the INVITE/SUBSCRIBE that would create it failed or was cancelled */
+    PW_END_EXPIRED = 4,     /* a subscription expired without refresh */
+    PW_END_TRANSPORT = 5    /* in-dialog request timed out (408) or transport failure: dialog is gone */
+} pw_dialog_end_reason;
+
+/*
+ * Events of a host-owned dialog. All members optional (NULL). The `arg` given when the dialog was made is
+ * passed back. After on_terminated returns, the handle is invalid.
+ */
+typedef struct pw_dialog_callbacks {
+    uint32_t struct_size;
+    /*
+     * An in-dialog request other than ACK, CANCEL and BYE (re-INVITE, UPDATE, INFO, REFER, NOTIFY, OPTIONS,
+     * or SUBSCRIBE refresh when the dialog is not a host-managed subscription). The module MUST answer it with
+     * request_reply() (or dialog_accept_reinvite() for re-INVITE) before or after returning; an unanswered
+     * request is answered 500 by the host when the transaction times out.
+     */
+    void (*on_request)(void *arg, pw_dialog *dlg, pw_request *req);
+    /* ACK for our 2xx arrived (carries the answer when our 2xx carried an offer). msg may have a body. */
+    void (*on_ack)(void *arg, pw_dialog *dlg, const pw_msg *ack);
+    /* Subscription dialogs only: a refresh or un-SUBSCRIBE was answered by the host. expires == 0: ended. */
+    void (*on_refresh)(void *arg, pw_dialog *dlg, uint32_t expires);
+    /* The dialog is over (see reason). The module must drop its pointer. */
+    void (*on_terminated)(void *arg, pw_dialog *dlg, pw_dialog_end_reason reason);
+} pw_dialog_callbacks;
+
+/*
+ * A response to a request the module sent (in or out of dialog). Called for every provisional (101–199)
+ * and for the final response. resp == NULL when the host generated the status locally (408 timeout,
+ * 503 transport error, 487 after cancel). For a 2xx to an INVITE the host sends the ACK itself unless
+ * the request was sent with PW_SEND_DEFER_ACK, in which case the module must call dialog_ack().
+ * dlg is the dialog the request belongs to or created (NULL for out-of-dialog non-INVITE).
+ */
+typedef void (*pw_response_cb)(void *arg, pw_dialog *dlg, int status, const pw_msg *resp);
+
+/* Flags for sending requests. */
+enum {
+    PW_SEND_DEFER_ACK = 1u << 0 /* INVITE: do not ACK a 2xx automatically; the module calls dialog_ack() */
+};
+
+/* A registered contact, as given by location_lookup(). */
+typedef struct pw_contact {
+    uint32_t struct_size;
+    pw_str uri;      /* the Contact URI to put in the Request-URI */
+    pw_str received; /* "sip:ip:port;transport=x" where the REGISTER came from (NAT); may be empty */
+    pw_str path;     /* Path header value (RFC 3327) or empty */
+    int64_t expires_at; /* unix seconds */
+    int32_t q_milli;    /* q-value times 1000 (1000 when absent) */
+} pw_contact;
+
+typedef void (*pw_contact_cb)(void *arg, const pw_contact *contact);
+
+/*
+ * A location provider (the registrar module registers one). Calls `each` once per live contact of `aor`
+ * (an addr-spec such as "sip:1003@pbx.example.com") and returns the number of contacts, or a negative error.
+ */
+typedef int (*pw_location_fn)(void *provider_ctx, pw_str aor, pw_contact_cb each, void *arg);
+
+/* A new UAC request or dialog. All strings are addr-specs or header values; empty = host default. */
+typedef struct pw_uac_params {
+    uint32_t struct_size;
+    pw_str method;       /* "INVITE", "NOTIFY", "OPTIONS", ... */
+    pw_str request_uri;  /* required */
+    pw_str from;         /* From header value incl. display name, e.g. "\"Recall: Bob\" <sip:*68@pbx>"; empty = host */
+    pw_str to;           /* To header value; empty = request_uri */
+    pw_str next_hop;     /* outbound proxy / received address URI to send to; empty = resolve request_uri */
+    const pw_header *headers; /* extra headers */
+    size_t n_headers;
+    pw_str content_type; /* empty when no body */
+    pw_str body;
+    uint32_t flags;      /* PW_SEND_* */
+} pw_uac_params;
+
+typedef void (*pw_post_fn)(void *arg);
+typedef void (*pw_timer_fn)(void *arg);
+
+/* ---------------------------------------------------------------- the host API table */
+
+typedef struct pw_host_api {
+    uint32_t struct_size;
+    uint32_t abi_major;
+    uint32_t abi_minor;
+
+    /* --- logging, parameters, core settings ------------------------------------------------------ */
+    void (*log)(pw_host *host, pw_log_level level, pw_str text);
+    /* The module's own parameter (validated by the loader against its table; default applied). */
+    pw_str (*param_str)(pw_host *host, const char *name);
+    int64_t (*param_int)(pw_host *host, const char *name); /* INT, DURATION (ms) and BOOL (0/1) */
+    /* A core setting as text: "database" (SQLite path), "domains" (comma separated), "contact" (our SIP URI),
+       "instance" (a name for this node), "sip_t1_ms". Empty when unknown. */
+    pw_str (*core_setting)(pw_host *host, const char *name);
+    int (*is_local_domain)(pw_host *host, pw_str domain); /* 1 or 0 */
+
+    /* --- message access (requests and responses) -------------------------------------------------- */
+    const pw_msg *(*request_msg)(pw_request *req);
+    pw_str (*msg_method)(const pw_msg *msg);        /* request method, or the CSeq method of a response */
+    int (*msg_status)(const pw_msg *msg);           /* response status, 0 for a request */
+    pw_str (*msg_request_uri)(const pw_msg *msg);   /* empty for a response */
+    /* Value of the idx-th occurrence (0-based) of a header, by full or compact name, case-insensitive.
+       A comma-separated header line counts as several occurrences (e.g. Route). Empty when absent. */
+    pw_str (*msg_header)(const pw_msg *msg, pw_str name, unsigned idx);
+    pw_str (*msg_body)(const pw_msg *msg);
+    /* Parsed helpers: URI of From/To/Contact/Refer-To/Referred-By (addr-spec), tags, display names. */
+    pw_str (*msg_uri)(const pw_msg *msg, pw_str header_name);      /* e.g. "From" -> "sip:1001@pbx" */
+    pw_str (*msg_tag)(const pw_msg *msg, pw_str header_name);      /* "From" or "To" tag param */
+    pw_str (*msg_display)(const pw_msg *msg, pw_str header_name);  /* display-name without quotes */
+    /* "udp:127.0.0.1:5062" — where the message came from (after rport). */
+    pw_str (*msg_source)(const pw_msg *msg);
+
+    /* --- acting on the incoming request (pipeline) --------------------------------------------------- */
+    /* Send a response. 1xx may be sent several times; a final response only once. */
+    int (*request_reply)(pw_request *req, int status, pw_str reason, const pw_header *headers, size_t n_headers,
+                         pw_str content_type, pw_str body);
+    /* Add a header to the request before it is forwarded (only in on_request, before CONTINUE). */
+    int (*request_add_header)(pw_request *req, pw_str name, pw_str value);
+    int (*request_remove_header)(pw_request *req, pw_str name);
+    /* Add a forwarding target (a branch). When at least one target is set, the core forks to all of them in
+       parallel instead of forwarding to the Request-URI. next_hop may be empty. */
+    int (*request_add_target)(pw_request *req, pw_str request_uri, pw_str next_hop);
+    /* Keep the request beyond on_request (PW_SUSPEND), then resume it exactly once. */
+    pw_request *(*request_retain)(pw_request *req);
+    int (*request_resume)(pw_request *req, pw_verdict verdict);
+    void (*request_release)(pw_request *req);
+
+    /* --- dialogs: UAS ------------------------------------------------------------------------------ */
+    /*
+     * Answer an INVITE (or other dialog-creating request) with a 2xx and create a dialog as UAS. The host
+     * adds To-tag and Contact, and in proxy mode retransmits the 2xx itself (T1 doubling to T2) until the
+     * ACK arrives; without an ACK after 64*T1 it sends BYE and reports PW_END_ACK_TIMEOUT (RFC 3261 §13.3.1.4).
+     */
+    pw_dialog *(*dialog_accept)(pw_request *req, int status, const pw_header *headers, size_t n_headers,
+                                pw_str content_type, pw_str body, const pw_dialog_callbacks *cbs, void *arg);
+    /*
+     * Accept a SUBSCRIBE (RFC 6665): answer 200 with Expires (clamped to [min,max] of the host), create the
+     * subscription dialog. Refreshes and un-SUBSCRIBE inside the dialog are answered by the host and reported
+     * with on_refresh; expiry with on_refresh(0) then on_terminated(PW_END_EXPIRED). The module sends NOTIFYs
+     * with dialog_request() (it writes Event and Subscription-State headers itself).
+     */
+    pw_dialog *(*subscription_accept)(pw_request *subscribe, uint32_t expires, const pw_dialog_callbacks *cbs,
+                                      void *arg);
+    /* Answer a re-INVITE or UPDATE received in a dialog with 2xx + body; for re-INVITE the host retransmits
+       until ACK (reported with on_ack). */
+    int (*dialog_accept_request)(pw_dialog *dlg, pw_request *req, const pw_header *headers, size_t n_headers,
+                                 pw_str content_type, pw_str body);
+
+    /* --- dialogs: UAC ------------------------------------------------------------------------------ */
+    /* Start a new dialog: INVITE (offer or no offer) or SUBSCRIBE. The dialog exists from the first
+       response with a To-tag (early) and is confirmed on 2xx. Returns NULL on immediate failure. */
+    pw_dialog *(*dialog_invite)(pw_host *host, const pw_uac_params *p, pw_response_cb on_response,
+                                const pw_dialog_callbacks *cbs, void *arg);
+    /* CANCEL a pending INVITE started with dialog_invite (RFC 3261 §9). The final 487 comes to on_response. */
+    int (*dialog_cancel)(pw_dialog *dlg);
+    /* Send an in-dialog request (re-INVITE with or without SDP, UPDATE, BYE, NOTIFY, REFER, INFO). */
+    int (*dialog_request)(pw_dialog *dlg, pw_str method, const pw_header *headers, size_t n_headers,
+                          pw_str content_type, pw_str body, uint32_t flags, pw_response_cb on_response, void *arg);
+    /* ACK a 2xx to an INVITE sent with PW_SEND_DEFER_ACK (body = answer, RFC 3264 / RFC 3725 flow I). */
+    int (*dialog_ack)(pw_dialog *dlg, pw_str content_type, pw_str body);
+    /* Out-of-dialog request (e.g. NOTIFY Event: park-info, OPTIONS). */
+    int (*send_request)(pw_host *host, const pw_uac_params *p, pw_response_cb on_response, void *arg);
+
+    /* --- dialogs: common --------------------------------------------------------------------------- */
+    pw_str (*dialog_get)(pw_dialog *dlg, pw_dialog_field field);
+    /* End: BYE when confirmed, CANCEL when early UAC, 487/480 when early UAS; for a subscription the host
+       does nothing on the wire (send the terminated NOTIFY first). on_terminated(PW_END_LOCAL) follows. */
+    int (*dialog_end)(pw_dialog *dlg);
+    /* Change the callbacks/arg (e.g. hand the dialog to another object). */
+    int (*dialog_rebind)(pw_dialog *dlg, const pw_dialog_callbacks *cbs, void *arg);
+    /*
+     * Serialise a dialog (Call-ID, tags, URIs, remote target, route set, CSeqs, transport, role) into an
+     * opaque text blob for storage. Writes up to cap bytes into buf and returns the full length (like
+     * snprintf; call with cap 0 to measure), or a negative error.
+     */
+    int64_t (*dialog_export)(pw_dialog *dlg, char *buf, size_t cap);
+    /* Recreate a confirmed dialog from an exported blob after a restart. NULL with a log line when invalid. */
+    pw_dialog *(*dialog_restore)(pw_host *host, pw_str blob, const pw_dialog_callbacks *cbs, void *arg);
+
+    /* --- location ---------------------------------------------------------------------------------- */
+    int (*location_register_provider)(pw_host *host, pw_location_fn fn, void *provider_ctx);
+    int (*location_lookup)(pw_host *host, pw_str aor, pw_contact_cb each, void *arg);
+
+    /* --- timers (one-shot, SIP thread) ------------------------------------------------------------- */
+    pw_timer_id (*timer_start)(pw_host *host, uint64_t delay_ms, pw_timer_fn fn, void *arg);
+    int (*timer_cancel)(pw_host *host, pw_timer_id id); /* PW_ENOTFOUND when already fired or cancelled */
+    /* Wall clock in milliseconds since the epoch (tests may control it). */
+    int64_t (*now_ms)(pw_host *host);
+
+    /* --- metrics and events ------------------------------------------------------------------------ */
+    /* name: Prometheus metric name; labels: e.g. "domain=\"pbx\",lot=\"main\"" or empty. */
+    void (*counter_add)(pw_host *host, pw_str name, pw_str labels, double delta);
+    void (*gauge_set)(pw_host *host, pw_str name, pw_str labels, double value);
+    void (*histogram_observe)(pw_host *host, pw_str name, pw_str labels, double value);
+    /* Publish an event (JSON object text) on the admin event stream (server-sent events). */
+    void (*event_publish)(pw_host *host, pw_str type, pw_str json);
+
+    /* --- admin writer ------------------------------------------------------------------------------ */
+    int (*writer_json)(pw_writer *out, pw_str json); /* the result: one JSON value */
+    int (*writer_error)(pw_writer *out, int http_status, pw_str message);
+
+    /* --- threads ----------------------------------------------------------------------------------- */
+    /* The ONLY thread-safe function: run fn(arg) on the SIP thread soon. */
+    int (*post)(pw_host *host, pw_post_fn fn, void *arg);
+
+    /* v1.x: new members are only ever appended below this line. */
+} pw_host_api;
+
+/* ---------------------------------------------------------------- the module descriptor */
+
+typedef struct pw_module {
+    uint32_t struct_size;
+    uint32_t abi_major; /* PW_ABI_MAJOR */
+    uint32_t abi_minor; /* PW_ABI_MINOR */
+    const char *name;   /* [a-z0-9_]+, unique in a config */
+    const char *version;
+    const char *description;
+    const pw_param_def *params;     /* NULL or terminated by {.name = NULL} */
+    const pw_command_def *commands; /* NULL or terminated by {.name = NULL} */
+
+    /* Lifecycle, all on the SIP thread. init: validate params, open storage; no SIP yet. Store your context in
+       *ctx. start: transports are up; restore state, arm timers. stop: stop taking work. destroy: free. */
+    int (*init)(const pw_host_api *api, pw_host *host, void **ctx); /* required */
+    int (*start)(void *ctx);                                          /* optional */
+    void (*stop)(void *ctx);                                          /* optional */
+    void (*destroy)(void *ctx);                                       /* required */
+
+    /* Every incoming request that no module-owned dialog claimed, in config order. Required. */
+    pw_verdict (*on_request)(void *ctx, pw_request *req);
+    /* Every response the core relays (after branch selection it is the one forwarded upstream). Optional. */
+    void (*on_response)(void *ctx, const pw_msg *resp);
+    /* SIGHUP / admin reload: re-read what can be re-read (rules, groups). Optional. */
+    int (*reload)(void *ctx);
+} pw_module;
+
+typedef const pw_module *(*pw_module_entry_fn)(uint32_t host_abi_major);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* PARKWAY_MODULE_H */

@@ -1,0 +1,71 @@
+// The Parkway SIP core: a sofia-sip nta agent in proxy mode, the module pipeline, RFC 3261 §16 forwarding,
+// the dialog helpers, and the pw_host_api given to modules. Owned and driven by the SIP thread.
+//
+// This is the contract used by the daemon (proxy/app), the admin plane (proxy/admin) and the tests.
+// The implementation (proxy/core/*.cc) may add members, but not change these.
+#pragma once
+#include "core_config.hh"
+#include "../plugin/loaded_module.hh"
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+typedef struct su_root_s su_root_t;
+
+namespace parkway::proxy {
+
+class Metrics;  // proxy/admin/metrics.hh (thread-safe registry rendered as Prometheus text)
+class EventBus; // proxy/admin/event_bus.hh (thread-safe fan-out of engine/module events to SSE clients)
+
+struct CommandResult {
+    int httpStatus = 200; // 200 on success; 4xx/5xx from writer_error
+    std::string json;     // the JSON value the command wrote, or {"error": "..."} on failure
+};
+
+struct CommandInfo {
+    std::string module, name, help;
+};
+
+class Proxy {
+public:
+    // root: the su_root of the calling (SIP) thread. metrics/events may be nullptr (tests).
+    Proxy(su_root_t *root, CoreConfig cfg, Metrics *metrics = nullptr, EventBus *events = nullptr);
+    ~Proxy(); // stops and destroys modules (reverse order), then the agent
+    Proxy(const Proxy &) = delete;
+    Proxy &operator=(const Proxy &) = delete;
+
+    // Bind the listeners. Throws std::runtime_error naming the URL on failure.
+    void bind();
+    // Actual bound URLs (ephemeral ports resolved), same order as cfg.listen, e.g. "sip:127.0.0.1:40123".
+    std::vector<std::string> boundUrls() const;
+    // Port of the first UDP (or first) listener.
+    uint16_t port() const;
+
+    // Call init() of each module in order. Throws std::runtime_error naming the module on failure.
+    void addModules(std::vector<LoadedModule> modules);
+    // start() every module (after bind()).
+    void start();
+    // stop() every module in reverse order (no more SIP work accepted from modules).
+    void stop();
+    // reload() every module that has one; returns the number that failed (logged).
+    int reload();
+
+    // SIP thread only.
+    std::vector<CommandInfo> commands() const;
+    CommandResult runCommand(const std::string &module, const std::string &name, const std::string &argsJson);
+    std::string statsJson() const; // {"transactions":N,"dialogs":N,"subscriptions":N,"requests":{...}}
+
+    // Thread-safe: run fn on the SIP thread (su_msg). Returns false when shutting down.
+    bool post(std::function<void()> fn);
+
+    const CoreConfig &config() const;
+
+    struct Impl;
+
+private:
+    std::unique_ptr<Impl> impl_;
+};
+
+} // namespace parkway::proxy

@@ -1,6 +1,7 @@
 // Thread-safe metrics registry. Written on the SIP thread (host API counter_add/gauge_set/histogram_observe,
 // core SIP counters), read by the admin thread for GET /metrics (Prometheus text exposition format 0.0.4).
 #pragma once
+#include <initializer_list>
 #include <map>
 #include <mutex>
 #include <string>
@@ -22,6 +23,15 @@ public:
 
     std::string renderPrometheus() const;
     double value(const std::string &name, const std::string &labels) const; // tests; 0 when absent
+    // Histogram figures for one label set (tests); 0 when absent.
+    double histogramCount(const std::string &name, const std::string &labels) const;
+    double histogramSum(const std::string &name, const std::string &labels) const;
+
+    // One escaped label pair for the labels argument: label("domain", "a\"b") -> domain="a\\\"b".
+    // Escapes backslash, double quote and newline (exposition format 0.0.4).
+    static std::string label(const std::string &key, const std::string &value);
+    // Joins label pairs with commas, skipping empty ones.
+    static std::string labels(std::initializer_list<std::string> pairs);
 
 private:
     struct Histogram {
@@ -32,12 +42,14 @@ private:
     enum class Kind { Counter, Gauge, Histogram };
     struct Family {
         Kind kind = Kind::Counter;
+        bool typed = false; // false while only help/buckets were set
         std::string help;
         std::map<std::string, double> values;        // labels -> value
         std::map<std::string, Histogram> histograms; // labels -> histogram
         std::vector<double> bounds;
     };
-    Family &family(const std::string &name, Kind kind);
+    // nullptr when name is already a family of another kind (the write is dropped, not a crash).
+    Family *family(const std::string &name, Kind kind);
     mutable std::mutex mu_;
     std::map<std::string, Family> families_;
 };

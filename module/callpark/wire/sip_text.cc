@@ -1,0 +1,1 @@
+#include "wire/sip_text.hh"

@@ -1,0 +1,174 @@
+// parkway/engine/engine.hh — the park engine: one object per SQLite database.
+//
+// Threading: an Engine is used from one thread (the proxy's SIP thread). Other threads (the admin plane)
+// post closures to that thread. Several Engine objects (even in several processes) may open the same
+// database file: every operation is one SQLite transaction, and a retrieve claim is a conditional UPDATE,
+// so two concurrent retrievers cannot both win.
+//
+// Durability: every operation is committed before it returns (SPEC §9); listeners run after the commit.
+#pragma once
+
+#include "parkway/engine/clock.hh"
+#include "parkway/engine/rules.hh"
+#include "parkway/engine/types.hh"
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace parkway::engine {
+
+struct OpenOptions {
+    int busyTimeoutMs = 5000;
+    // SQLite `synchronous` in WAL mode: false = NORMAL (survives a process crash / kill -9; the last
+    // commits may be lost on power failure), true = FULL (fsync on every commit; survives power loss).
+    bool fsyncEveryCommit = false;
+    bool integrityCheck = true; // run PRAGMA quick_check at open (corruption is an error, never a reset)
+};
+
+class Engine {
+public:
+    // Opens (creating if needed) the database at `path` (a file, or ":memory:") and migrates it to the
+    // current schema. Throws std::runtime_error with a message naming the file on: cannot open, not a
+    // database / corrupt, schema newer than this engine, a failed migration. `clock` must outlive the Engine.
+    // Calls left in state `retrieving` by a crash are put back to parked/recalling (their SIP transaction
+    // is gone); liveCalls() then lists every live call with its deadline so the caller re-arms its timers.
+    static std::unique_ptr<Engine> open(const std::string& path, Clock& clock, OpenOptions options = {});
+    ~Engine();
+    Engine(const Engine&) = delete;
+    Engine& operator=(const Engine&) = delete;
+
+    const std::string& path() const;
+    static int schemaVersion(); // the user_version this engine migrates to
+
+    // ---- Restart ------------------------------------------------------------------------------------
+    // Every live call (parked, recalling, retrieving), ordered by recallAt: re-arm a timer for each at
+    // call.recallAt and call recallStep() when it fires.
+    std::vector<ParkedCall> liveCalls() const;
+    // The calls whose recallAt <= now, in deadline order (for a caller that polls instead of arming timers).
+    std::vector<ParkedCall> dueCalls() const;
+
+    // ---- Domains, extensions, groups, lots ------------------------------------------------------------
+    // A domain never configured behaves as DomainSettings{} with that name (open extensions, defaults).
+    DomainSettings domain(const std::string& name) const;
+    std::vector<DomainSettings> domains() const;        // configured domains
+    Status setDomain(const DomainSettings& settings);   // validated; the default rules follow the new codes
+    Status removeDomain(const std::string& name);       // refused (BadState) while calls are live in it
+
+    Status setExtension(const Extension& e);
+    Status removeExtension(const std::string& domain, const std::string& ext);
+    std::vector<Extension> extensions(const std::string& domain) const;
+    bool isKnownExtension(const std::string& domain, const std::string& ext) const;
+
+    // Replaces the group wholesale. Fails (BadRequest) when a member is already in another group of the
+    // domain (a user is in at most one group per domain, SPEC §2) or listed twice.
+    Status setGroup(const Group& g);
+    Status removeGroup(const std::string& domain, const std::string& name);
+    std::optional<Group> group(const std::string& domain, const std::string& name) const;
+    std::optional<Group> groupOf(const std::string& domain, const std::string& user) const;
+    std::vector<Group> groups(const std::string& domain) const;
+
+    Status setLot(const Lot& lot);   // slot ranges of a domain's lots must not overlap
+    Status removeLot(const std::string& domain, const std::string& name); // refused while calls sit in it
+    std::optional<Lot> lot(const std::string& domain, const std::string& name) const;
+    std::optional<Lot> lotForSlot(const std::string& domain, int slot) const; // the lot whose range has it
+    std::vector<Lot> lots(const std::string& domain) const;
+
+    // ---- Parking ------------------------------------------------------------------------------------
+    // Parks per `req.how` (SPEC §2): directed/own obey the occupied policy; group park hunts the parker's
+    // group in order from the first member (first member with no call; with stacking the first with the
+    // fewest calls); lot park takes the given slot or picks one. Idempotent on (domain, requestKey) while
+    // the call is live: the same key returns the existing call with duplicate=true and changes nothing.
+    // Emits Parked.
+    ParkResult park(const ParkRequest& req);
+
+    // Replace the call's opaque blob (dialog state after a re-INVITE, new SDP, ...). No event.
+    CallResult updateBlob(CallId id, const std::string& blob);
+
+    // ---- Retrieving ---------------------------------------------------------------------------------
+    // Claims a call for retrieve: parked/recalling -> retrieving (SPEC §3). Oldest first by extension.
+    // Nothing there -> NotFound; only calls already claimed by someone else -> Busy; by id in another
+    // domain -> Forbidden. Emits RetrieveStarted. The SIP layer then completes or aborts the claim.
+    CallResult claimRetrieve(const RetrieveRequest& req);
+    // The retrieve succeeded (the parties are connected): the call leaves the engine. Emits Retrieved.
+    CallResult completeRetrieve(CallId id);
+    // The retrieve failed (re-INVITE refused, retriever hung up): back to parked (or recalling if a recall
+    // had started), deadline unchanged. Emits RetrieveAborted.
+    CallResult abortRetrieve(CallId id);
+    // The parked party hung up (any live state): the call leaves. Emits Abandoned.
+    CallResult abandon(CallId id);
+
+    // ---- Recall (SPEC §5) -----------------------------------------------------------------------------
+    // Called when call.recallAt has come. A parked call starts recalling (attempt 1, emits RecallStarted);
+    // a recalling call re-rings its current attempt (e.g. after a restart). Sets recallAt = now + ring time
+    // and says whom to ring, for how long, and what follows. Before the deadline -> BadState.
+    RecallStep recallStep(CallId id);
+    // The current attempt was not answered (ring time over, every branch failed): emits RecallFailed,
+    // advances the ladder and sets recallAt = now + the pause; the returned step describes the next attempt
+    // (target, ring time) and nextDelaySeconds = the pause. Call recallStep again at call.recallAt.
+    RecallStep recallNoAnswer(CallId id);
+    // Somebody answered the recall: like a retrieve claim (recalling -> retrieving, retriever = who).
+    // Then completeRetrieve / abortRetrieve. Emits RetrieveStarted.
+    CallResult recallAnswered(CallId id, const std::string& answeredBy);
+
+    // ---- Move, list, get ----------------------------------------------------------------------------
+    // Move a live (not retrieving) call to another extension (`to.kind == Extension`) or lot slot
+    // (`Slot`, slot 0 = pick). Occupied target -> Occupied (moves never stack onto a slot; an extension
+    // follows the domain's occupied policy). Emits Moved with `previous`.
+    CallResult move(CallId id, const Target& to);
+
+    std::optional<ParkedCall> get(CallId id) const;
+    // The call if it belongs to `domain` (tenant view), else nullopt.
+    std::optional<ParkedCall> get(const std::string& domain, CallId id) const;
+    std::optional<ParkedCall> getByRequestKey(const std::string& domain, const std::string& key) const;
+    std::vector<ParkedCall> list(const ListFilter& filter = {}) const; // oldest first
+
+    // ---- Change events ------------------------------------------------------------------------------
+    using Listener = std::function<void(const ChangeEvent&)>;
+    using ListenerId = std::uint64_t;
+    // Listeners run synchronously, after the commit, in registration order. Exceptions they throw are
+    // swallowed (a listener must not undo a committed change). A listener may call the engine.
+    ListenerId addListener(Listener l);
+    void removeListener(ListenerId id);
+    // Full state of one watched target (for a full-state NOTIFY) and its current version.
+    TargetState targetState(const Target& t) const;
+    std::int64_t targetVersion(const Target& t) const;
+    std::int64_t lastEventSequence() const;
+
+    // ---- Dialplan rules (SPEC §6) ---------------------------------------------------------------------
+    // Decide what a dial string means for `caller` in `domain`. Fast path: no SQLite, no allocation beyond
+    // the result's strings; uses the rule set compiled at the last (re)load.
+    Classification classify(const std::string& domain, const std::string& caller,
+                            const std::string& dial) const;
+    // Everything classify does plus the trace, the slot/extension it would pick, the resolved recall
+    // settings and ladder. Changes nothing.
+    Explanation explain(const std::string& domain, const std::string& caller, const std::string& dial) const;
+
+    // Stored rules (not the generated defaults), ordered by dpid, pr, id.
+    std::vector<Rule> rules() const;
+    // The rules that apply to a domain in evaluation order (stored + generated defaults).
+    std::vector<Rule> effectiveRules(const std::string& domain) const;
+    // Validate every rule (regex compiles, attrs parse, action known, values in range, back-references
+    // within the group count); on any error nothing changes and the errors name each rule.
+    std::vector<RuleError> checkRules(const std::vector<Rule>& rules) const;
+    // Replace ALL stored rules with `rules` in one transaction and swap the compiled set atomically.
+    std::vector<RuleError> replaceRules(const std::vector<Rule>& rules);
+    // readRulesFile + replaceRules.
+    std::vector<RuleError> loadRulesFile(const std::string& path);
+    // Insert or update one rule (id 0 = assign; the assigned id is written back), then swap.
+    std::vector<RuleError> setRule(Rule& rule);
+    Status removeRule(std::int64_t id);
+    // Re-read the rules from SQLite (edited by another process or by hand) and swap atomically; on error
+    // the previous compiled set stays in force.
+    std::vector<RuleError> reloadRules();
+
+private:
+    struct Impl;
+    explicit Engine(std::unique_ptr<Impl> impl);
+    std::unique_ptr<Impl> impl_;
+};
+
+} // namespace parkway::engine

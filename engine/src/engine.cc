@@ -1,0 +1,3 @@
+// implementation in progress
+#include "parkway/engine/engine.hh"
+#include "parkway/engine/json.hh"

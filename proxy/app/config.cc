@@ -1,0 +1,320 @@
+#include "config.hh"
+
+#include <toml++/toml.h>
+
+#include <fmt/format.h>
+
+#include <cstdlib>
+#include <functional>
+#include <set>
+
+namespace parkway::proxy {
+namespace {
+
+struct Ctx {
+    std::string file;
+};
+
+std::string where(const Ctx &c, const toml::node &n) {
+    const auto &s = n.source();
+    if (s.begin.line == 0) return c.file;
+    return fmt::format("{}:{}:{}", c.file, s.begin.line, s.begin.column);
+}
+
+[[noreturn]] void fail(const Ctx &c, const toml::node &n, const std::string &key, const std::string &why) {
+    throw ConfigError(fmt::format("{}: {}: {}", where(c, n), key, why));
+}
+
+const char *typeName(const toml::node &n) {
+    switch (n.type()) {
+    case toml::node_type::string: return "a string";
+    case toml::node_type::integer: return "an integer";
+    case toml::node_type::floating_point: return "a float";
+    case toml::node_type::boolean: return "a boolean";
+    case toml::node_type::array: return "an array";
+    case toml::node_type::table: return "a table";
+    default: return "a date/time";
+    }
+}
+
+std::string getString(const Ctx &c, const toml::node &n, const std::string &key) {
+    if (auto v = n.value<std::string>(); v && n.is_string()) return *v;
+    fail(c, n, key, fmt::format("expected a string, got {}", typeName(n)));
+}
+
+bool getBool(const Ctx &c, const toml::node &n, const std::string &key) {
+    if (n.is_boolean()) return *n.value<bool>();
+    fail(c, n, key, fmt::format("expected true or false, got {}", typeName(n)));
+}
+
+uint32_t getUint(const Ctx &c, const toml::node &n, const std::string &key, int64_t min, int64_t max) {
+    if (!n.is_integer()) fail(c, n, key, fmt::format("expected an integer, got {}", typeName(n)));
+    int64_t v = *n.value<int64_t>();
+    if (v < min || v > max) fail(c, n, key, fmt::format("{} is out of range [{}, {}]", v, min, max));
+    return static_cast<uint32_t>(v);
+}
+
+std::vector<std::string> getStrings(const Ctx &c, const toml::node &n, const std::string &key, bool allowEmpty) {
+    if (!n.is_array()) fail(c, n, key, fmt::format("expected an array of strings, got {}", typeName(n)));
+    std::vector<std::string> out;
+    size_t i = 0;
+    for (const auto &e : *n.as_array()) {
+        std::string k = fmt::format("{}[{}]", key, i++);
+        out.push_back(getString(c, e, k));
+        if (out.back().empty()) fail(c, e, k, "must not be empty");
+    }
+    if (out.empty() && !allowEmpty) fail(c, n, key, "must not be empty");
+    return out;
+}
+
+const toml::table &getTable(const Ctx &c, const toml::node &n, const std::string &key) {
+    if (!n.is_table()) fail(c, n, key, fmt::format("expected a table, got {}", typeName(n)));
+    return *n.as_table();
+}
+
+// Core keys, in documentation order. The same list drives validation of unknown keys and --dump-config.
+struct KeyDoc {
+    const char *table, *key, *value, *help;
+};
+const KeyDoc kKeys[] = {
+    {"proxy", "listen", R"(["udp:127.0.0.1:5060", "tcp:127.0.0.1:5060"])",
+     "SIP listeners, transport:address:port (udp or tcp; IPv6 as [::1]; port 0 = ephemeral). The first is "
+     "used in Record-Route and Contact"},
+    {"proxy", "domains", R"(["127.0.0.1"])", "local domains: requests to them are routed to registered contacts"},
+    {"proxy", "database", R"("parkway.db")",
+     "SQLite file shared by modules (relative paths are relative to this config file's folder)"},
+    {"proxy", "record_route", "true", "add Record-Route so in-dialog requests (BYE, REFER, NOTIFY) pass through us"},
+    {"proxy", "log_level", R"("info")", "error | warn | info | debug (debug also shows sofia-sip's log); SIGHUP re-reads it"},
+    {"proxy", "module_dir", R"("")", "where bare module names are looked up; empty = the build tree's modules "
+                                     "folder, else the installed one"},
+    {"proxy", "instance", R"("parkway")", "a name for this node (used by modules, e.g. in events)"},
+    {"proxy", "max_forwards", "70", "Max-Forwards inserted when a request has none (RFC 3261 §16.6 step 3)"},
+    {"proxy", "t1_ms", "500", "SIP timer T1 in milliseconds (RFC 3261 §17)"},
+    {"proxy", "t2_ms", "4000", "SIP timer T2 in milliseconds"},
+    {"proxy", "t4_ms", "5000", "SIP timer T4 in milliseconds"},
+    {"proxy", "sub_min_expires", "60", "smallest SUBSCRIBE Expires accepted (RFC 6665)"},
+    {"proxy", "sub_max_expires", "3600", "largest SUBSCRIBE Expires granted"},
+    {"admin", "enabled", "true", "serve the admin HTTP API (only when an [admin] table is present)"},
+    {"admin", "listen", R"("127.0.0.1:8089")", "admin HTTP API address host:port (port 0 = ephemeral)"},
+    {"admin", "token", R"("change-me")", "bearer token for the admin API"},
+    {"admin", "require_token", "true", "false is allowed only on a loopback listen address"},
+    {"modules", "load", R"(["registrar", "router"])",
+     "modules in call order: a name (looked up in module_dir as <name>.so) or a path to a .so"},
+};
+
+void checkKnown(const Ctx &c, const toml::table &t, const char *table) {
+    for (const auto &[k, v] : t) {
+        bool known = false;
+        std::string names;
+        for (const auto &d : kKeys) {
+            if (std::string(d.table) != table) continue;
+            if (k.str() == d.key) known = true;
+            names += (names.empty() ? "" : ", ") + std::string(d.key);
+        }
+        if (!known) fail(c, v, fmt::format("{}.{}", table, k.str()), fmt::format("unknown key (known: {})", names));
+    }
+}
+
+std::string dirOf(const std::string &path) {
+    auto slash = path.rfind('/');
+    if (slash == std::string::npos) return ".";
+    return slash == 0 ? "/" : path.substr(0, slash);
+}
+
+// A TOML value as the loader's textual parameter.
+std::string paramText(const Ctx &c, const toml::node &n, const std::string &key) {
+    switch (n.type()) {
+    case toml::node_type::string: return *n.value<std::string>();
+    case toml::node_type::integer: return std::to_string(*n.value<int64_t>());
+    case toml::node_type::boolean: return *n.value<bool>() ? "true" : "false";
+    case toml::node_type::floating_point: return fmt::format("{}", *n.value<double>());
+    case toml::node_type::array: {
+        // Arrays of strings become comma-separated text (e.g. a list of routes).
+        std::string out;
+        size_t i = 0;
+        for (const auto &e : *n.as_array()) {
+            std::string s = paramText(c, e, fmt::format("{}[{}]", key, i++));
+            out += (out.empty() ? "" : ",") + s;
+        }
+        return out;
+    }
+    default: fail(c, n, key, fmt::format("unsupported value type ({})", typeName(n)));
+    }
+}
+
+} // namespace
+
+std::string listenToSofiaUrl(const std::string &listen) {
+    auto colon = listen.find(':');
+    if (colon == std::string::npos) throw std::invalid_argument("expected transport:address:port, e.g. udp:127.0.0.1:5060");
+    std::string transport = listen.substr(0, colon), rest = listen.substr(colon + 1);
+    if (transport != "udp" && transport != "tcp")
+        throw std::invalid_argument(fmt::format("unknown transport '{}' (udp or tcp)", transport));
+    std::string host, port;
+    if (!rest.empty() && rest[0] == '[') {
+        auto close = rest.find(']');
+        if (close == std::string::npos || close + 1 >= rest.size() || rest[close + 1] != ':')
+            throw std::invalid_argument("expected [ipv6]:port");
+        host = rest.substr(0, close + 1);
+        port = rest.substr(close + 2);
+    } else {
+        auto c2 = rest.rfind(':');
+        if (c2 == std::string::npos) throw std::invalid_argument("missing port (transport:address:port)");
+        host = rest.substr(0, c2);
+        port = rest.substr(c2 + 1);
+    }
+    if (host.empty()) throw std::invalid_argument("missing address");
+    if (port.empty() || port.find_first_not_of("0123456789") != std::string::npos || port.size() > 5 ||
+        std::stoi(port) > 65535)
+        throw std::invalid_argument(fmt::format("bad port '{}'", port));
+    if (std::stoi(port) == 0) port = "*";
+    return fmt::format("sip:{}:{};transport={}", host, port, transport);
+}
+
+std::string moduleKey(const std::string &nameOrPath) {
+    std::string base = nameOrPath.substr(nameOrPath.rfind('/') == std::string::npos ? 0 : nameOrPath.rfind('/') + 1);
+    if (base.size() > 3 && base.compare(base.size() - 3, 3, ".so") == 0) base.resize(base.size() - 3);
+    return base;
+}
+
+AppConfig loadConfig(const std::string &path) {
+    Ctx c{path};
+    toml::table root;
+    try {
+        root = toml::parse_file(path);
+    } catch (const toml::parse_error &e) {
+        const auto &s = e.source();
+        throw ConfigError(fmt::format("{}:{}:{}: TOML syntax error: {}", path, s.begin.line, s.begin.column,
+                                      e.description()));
+    }
+    AppConfig cfg;
+    cfg.file = path;
+    for (const auto &[k, v] : root) {
+        std::string key(k.str());
+        if (key != "proxy" && key != "admin" && key != "modules" && key != "module")
+            fail(c, v, key, "unknown table (known: proxy, admin, modules, module)");
+    }
+
+    if (auto *n = root.get("proxy")) {
+        const auto &t = getTable(c, *n, "proxy");
+        checkKnown(c, t, "proxy");
+        if (auto *v = t.get("listen")) {
+            auto list = getStrings(c, *v, "proxy.listen", false);
+            cfg.core.listen.clear();
+            size_t i = 0;
+            for (const auto &l : list) {
+                try {
+                    cfg.core.listen.push_back(listenToSofiaUrl(l));
+                } catch (const std::invalid_argument &e) {
+                    fail(c, *v->as_array()->get(i), fmt::format("proxy.listen[{}]", i), fmt::format("'{}': {}", l, e.what()));
+                }
+                ++i;
+            }
+        }
+        if (auto *v = t.get("domains")) cfg.core.domains = getStrings(c, *v, "proxy.domains", true);
+        if (auto *v = t.get("database")) {
+            cfg.core.database = getString(c, *v, "proxy.database");
+            if (cfg.core.database.empty()) fail(c, *v, "proxy.database", "must not be empty");
+        }
+        if (auto *v = t.get("record_route")) cfg.core.recordRoute = getBool(c, *v, "proxy.record_route");
+        if (auto *v = t.get("log_level")) {
+            auto s = getString(c, *v, "proxy.log_level");
+            auto l = parseLogLevel(s);
+            if (!l) fail(c, *v, "proxy.log_level", fmt::format("'{}' is not one of error, warn, info, debug", s));
+            cfg.logLevel = *l;
+        }
+        if (auto *v = t.get("module_dir")) cfg.moduleDir = getString(c, *v, "proxy.module_dir");
+        if (auto *v = t.get("instance")) cfg.core.instance = getString(c, *v, "proxy.instance");
+        if (auto *v = t.get("max_forwards")) cfg.core.maxForwards = getUint(c, *v, "proxy.max_forwards", 1, 255);
+        if (auto *v = t.get("t1_ms")) cfg.core.t1Ms = getUint(c, *v, "proxy.t1_ms", 10, 60000);
+        if (auto *v = t.get("t2_ms")) cfg.core.t2Ms = getUint(c, *v, "proxy.t2_ms", 10, 600000);
+        if (auto *v = t.get("t4_ms")) cfg.core.t4Ms = getUint(c, *v, "proxy.t4_ms", 10, 600000);
+        if (auto *v = t.get("sub_min_expires")) cfg.core.subMinExpires = getUint(c, *v, "proxy.sub_min_expires", 1, 86400);
+        if (auto *v = t.get("sub_max_expires")) cfg.core.subMaxExpires = getUint(c, *v, "proxy.sub_max_expires", 1, 604800);
+        if (cfg.core.t2Ms < cfg.core.t1Ms) fail(c, *n, "proxy.t2_ms", "must not be smaller than proxy.t1_ms");
+        if (cfg.core.subMaxExpires < cfg.core.subMinExpires)
+            fail(c, *n, "proxy.sub_max_expires", "must not be smaller than proxy.sub_min_expires");
+    }
+    // Relative database paths follow the config file, so a config works from any working directory.
+    if (!cfg.core.database.empty() && cfg.core.database[0] != '/' && cfg.core.database != ":memory:")
+        cfg.core.database = dirOf(path) + "/" + cfg.core.database;
+    if (!cfg.moduleDir.empty() && cfg.moduleDir[0] != '/') cfg.moduleDir = dirOf(path) + "/" + cfg.moduleDir;
+
+    if (auto *n = root.get("admin")) {
+        const auto &t = getTable(c, *n, "admin");
+        checkKnown(c, t, "admin");
+        cfg.adminEnabled = true;
+        cfg.admin.token.clear();
+        if (auto *v = t.get("enabled")) cfg.adminEnabled = getBool(c, *v, "admin.enabled");
+        if (auto *v = t.get("listen")) {
+            cfg.admin.listen = getString(c, *v, "admin.listen");
+            auto colon = cfg.admin.listen.rfind(':');
+            std::string port = colon == std::string::npos ? "" : cfg.admin.listen.substr(colon + 1);
+            if (colon == std::string::npos || colon == 0 || port.empty() ||
+                port.find_first_not_of("0123456789") != std::string::npos || port.size() > 5 ||
+                std::stoi(port) > 65535)
+                fail(c, *v, "admin.listen", fmt::format("'{}' is not host:port", cfg.admin.listen));
+        }
+        if (auto *v = t.get("token")) cfg.admin.token = getString(c, *v, "admin.token");
+        if (auto *v = t.get("require_token")) cfg.admin.requireToken = getBool(c, *v, "admin.require_token");
+        if (cfg.adminEnabled && cfg.admin.requireToken && cfg.admin.token.empty())
+            fail(c, *n, "admin.token", "must be set when admin.require_token is true");
+        if (cfg.adminEnabled && !cfg.admin.requireToken) {
+            const std::string &l = cfg.admin.listen;
+            bool loopback = l.rfind("127.", 0) == 0 || l.rfind("localhost:", 0) == 0 || l.rfind("[::1]:", 0) == 0;
+            if (!loopback)
+                fail(c, *t.get("require_token"), "admin.require_token",
+                     "may be false only when admin.listen is a loopback address");
+        }
+    }
+    cfg.admin.enabled = cfg.adminEnabled;
+
+    cfg.modules = {"registrar", "router"};
+    if (auto *n = root.get("modules")) {
+        const auto &t = getTable(c, *n, "modules");
+        checkKnown(c, t, "modules");
+        if (auto *v = t.get("load")) {
+            cfg.modules = getStrings(c, *v, "modules.load", true);
+            std::set<std::string> seen;
+            size_t i = 0;
+            for (const auto &m : cfg.modules) {
+                if (!seen.insert(moduleKey(m)).second)
+                    fail(c, *v->as_array()->get(i), fmt::format("modules.load[{}]", i),
+                         fmt::format("module '{}' is listed twice", moduleKey(m)));
+                ++i;
+            }
+        }
+    }
+    if (auto *n = root.get("module")) {
+        const auto &t = getTable(c, *n, "module");
+        for (const auto &[k, v] : t) {
+            std::string name(k.str());
+            bool loaded = false;
+            for (const auto &m : cfg.modules) loaded |= moduleKey(m) == name;
+            if (!loaded)
+                fail(c, v, "module." + name, fmt::format("module '{}' is not in modules.load", name));
+            const auto &pt = getTable(c, v, "module." + name);
+            for (const auto &[pk, pv] : pt) {
+                std::string key = fmt::format("module.{}.{}", name, pk.str());
+                cfg.moduleParams[name][std::string(pk.str())] = paramText(c, pv, key);
+                cfg.paramWhere[name][std::string(pk.str())] = where(c, pv);
+            }
+        }
+    }
+    return cfg;
+}
+
+std::string dumpCoreConfig() {
+    std::string out = "# Parkway configuration (TOML). Every key is shown with its default.\n";
+    std::string table;
+    for (const auto &d : kKeys) {
+        if (table != d.table) {
+            table = d.table;
+            out += fmt::format("\n[{}]\n", table);
+        }
+        out += fmt::format("# {}\n{} = {}\n", d.help, d.key, d.value);
+    }
+    return out;
+}
+
+} // namespace parkway::proxy

@@ -1,0 +1,248 @@
+// parkway: the daemon. Reads the TOML config, loads modules, runs the SIP core on the main thread's su_root,
+// starts the admin plane, and handles signals through a signalfd watched by the su_root (never in a handler).
+#include "config.hh"
+#include "log.hh"
+
+#include "admin/event_bus.hh"
+#include "admin/metrics.hh"
+#include "core/proxy.hh"
+#include "plugin/loader.hh"
+#ifdef PARKWAY_HAVE_ADMIN
+#include "admin/admin_server.hh"
+#endif
+
+#include <sofia-sip/su.h>
+#include <sofia-sip/su_wait.h>
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include <csignal>
+#include <cstdio>
+#include <memory>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+using namespace parkway::proxy;
+
+namespace {
+
+std::string defaultModuleDir() {
+    struct stat st {};
+    if (stat(PARKWAY_BUILD_MODULE_DIR, &st) == 0 && S_ISDIR(st.st_mode)) return PARKWAY_BUILD_MODULE_DIR;
+    return PARKWAY_INSTALL_MODULE_DIR;
+}
+
+std::string effectiveModuleDir(const AppConfig &cfg) {
+    return cfg.moduleDir.empty() ? defaultModuleDir() : cfg.moduleDir;
+}
+
+// Load every module of the config, in order. A LoadError about a parameter gets the parameter's line.
+std::vector<LoadedModule> loadModules(const AppConfig &cfg) {
+    std::vector<LoadedModule> out;
+    try {
+        for (const auto &m : cfg.modules) {
+            std::string key = moduleKey(m);
+            auto pit = cfg.moduleParams.find(key);
+            static const std::map<std::string, std::string> kNone;
+            try {
+                out.push_back(loadModule(m, effectiveModuleDir(cfg), pit == cfg.moduleParams.end() ? kNone : pit->second));
+            } catch (const LoadError &e) {
+                std::string msg = e.what();
+                auto wit = cfg.paramWhere.find(key);
+                if (wit != cfg.paramWhere.end())
+                    for (const auto &[param, where] : wit->second)
+                        if (msg.find("parameter '" + param + "'") != std::string::npos)
+                            throw LoadError(fmt::format("{}: module.{}.{}: {}", where, key, param, msg));
+                throw LoadError(fmt::format("{}: modules.load: {}", cfg.file, msg));
+            }
+            if (std::string(out.back().desc->name) != key)
+                throw LoadError(fmt::format("{}: modules.load: '{}' declares the name '{}'; its parameters are read "
+                                            "from [module.{}]",
+                                            cfg.file, m, out.back().desc->name, key));
+        }
+    } catch (...) {
+        for (auto &m : out) unloadModule(m);
+        throw;
+    }
+    return out;
+}
+
+int dumpConfig(const std::string &moduleDirOpt) {
+    std::string dir = moduleDirOpt.empty() ? defaultModuleDir() : moduleDirOpt;
+    std::string out = dumpCoreConfig();
+    out += fmt::format("\n# ---- module parameters (modules found in {}) ----\n", dir);
+    for (const auto &file : listModuleFiles(dir)) {
+        try {
+            LoadedModule m = openModule(file, dir);
+            out += "\n" + dumpParams(m.desc);
+            unloadModule(m);
+        } catch (const LoadError &e) {
+            out += fmt::format("\n# skipped: {}\n", e.what());
+        }
+    }
+    std::fputs(out.c_str(), stdout);
+    return 0;
+}
+
+struct SignalWatch {
+    int fd = -1;
+    su_root_t *root = nullptr;
+    su_wait_t wait[1];
+    int index = -1;
+    std::function<void(int)> onSignal;
+
+    static int wakeup(su_root_magic_t *, su_wait_t *, su_wakeup_arg_t *arg) {
+        auto *self = static_cast<SignalWatch *>(arg);
+        signalfd_siginfo si{};
+        while (read(self->fd, &si, sizeof si) == static_cast<ssize_t>(sizeof si)) self->onSignal(static_cast<int>(si.ssi_signo));
+        return 0;
+    }
+    bool attach(su_root_t *r, const sigset_t &set) {
+        root = r;
+        fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+        if (fd < 0) return false;
+        if (su_wait_create(wait, fd, SU_WAIT_IN) < 0) return false;
+        index = su_root_register(root, wait, &SignalWatch::wakeup, this, 0);
+        return index >= 0;
+    }
+    ~SignalWatch() {
+        if (index >= 0) su_root_deregister(root, index);
+        if (fd >= 0) close(fd);
+    }
+};
+
+int run(const std::string &configFile) {
+    Logger log;
+    AppConfig cfg;
+    try {
+        cfg = loadConfig(configFile);
+    } catch (const ConfigError &e) {
+        log.error("config error: {}", e.what());
+        return 2;
+    }
+    log.setLevel(cfg.logLevel);
+
+    // Block the signals before any thread exists so only the signalfd sees them.
+    sigset_t set;
+    sigemptyset(&set);
+    for (int s : {SIGTERM, SIGINT, SIGHUP}) sigaddset(&set, s);
+    pthread_sigmask(SIG_BLOCK, &set, nullptr);
+    std::signal(SIGPIPE, SIG_IGN);
+
+    std::vector<LoadedModule> modules;
+    try {
+        modules = loadModules(cfg);
+    } catch (const LoadError &e) {
+        log.error("{}", e.what());
+        return 2;
+    }
+
+    su_init();
+    log.captureSofia();
+    su_root_t *root = su_root_create(nullptr);
+    if (!root) {
+        log.error("cannot create the sofia-sip event loop");
+        return 1;
+    }
+    int rc = 0;
+    {
+        Metrics metrics;
+        EventBus events;
+        std::unique_ptr<Proxy> proxy;
+#ifdef PARKWAY_HAVE_ADMIN
+        std::unique_ptr<AdminServer> admin;
+#endif
+        SignalWatch signals;
+        try {
+            proxy = std::make_unique<Proxy>(root, cfg.core, &metrics, &events);
+            proxy->bind();
+            proxy->addModules(std::move(modules));
+            modules.clear();
+            proxy->start();
+            if (cfg.adminEnabled) {
+#ifdef PARKWAY_HAVE_ADMIN
+                admin = std::make_unique<AdminServer>(cfg.admin, *proxy, metrics, events);
+                admin->start();
+                log.info("admin API on {}:{}", cfg.admin.listen.substr(0, cfg.admin.listen.rfind(':')), admin->port());
+#else
+                log.warn("[admin] is configured but this build has no admin server; skipped");
+#endif
+            }
+            signals.onSignal = [&](int sig) {
+                if (sig == SIGHUP) {
+                    log.info("SIGHUP: reloading");
+                    try {
+                        AppConfig fresh = loadConfig(configFile);
+                        log.setLevel(fresh.logLevel);
+                        log.captureSofia();
+                    } catch (const ConfigError &e) {
+                        log.error("reload: config not re-read: {}", e.what());
+                    }
+                    int failed = proxy->reload();
+                    if (failed) log.warn("reload: {} module(s) failed to reload", failed);
+                    return;
+                }
+                log.info("{}: shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+                su_root_break(root);
+            };
+            if (!signals.attach(root, set)) throw std::runtime_error("cannot watch signals (signalfd)");
+            std::string urls;
+            for (const auto &u : proxy->boundUrls()) urls += (urls.empty() ? "" : " ") + u;
+            log.info("parkway {} ready: listening on {}", PARKWAY_VERSION, urls);
+            su_root_run(root);
+        } catch (const std::exception &e) {
+            log.error("{}", e.what());
+            rc = 1;
+        }
+        for (auto &m : modules) unloadModule(m); // only when addModules never took them
+#ifdef PARKWAY_HAVE_ADMIN
+        if (admin) admin->stop();
+        admin.reset();
+#endif
+        if (proxy) proxy->stop();
+        proxy.reset(); // destroys modules (reverse order) and the agent
+    }
+    su_root_destroy(root);
+    su_deinit();
+    if (rc == 0) log.info("stopped");
+    return rc;
+}
+
+} // namespace
+
+int main(int argc, char **argv) {
+    CLI::App app{"parkway: a SIP call-park server and stateful proxy"};
+    std::string config, checkConfig, moduleDir;
+    bool dump = false, version = false;
+    app.add_option("-c,--config", config, "run with this TOML config file")->check(CLI::ExistingFile);
+    app.add_option("--check-config", checkConfig, "validate a config file (and its modules' parameters), then exit");
+    app.add_flag("--dump-config", dump, "print every setting with its default and help, modules included");
+    app.add_option("--module-dir", moduleDir, "with --dump-config: the folder of modules to document");
+    app.add_flag("-V,--version", version, "print the version");
+    CLI11_PARSE(app, argc, argv);
+
+    if (version) {
+        std::printf("parkway %s (plugin ABI %u.%u)\n", PARKWAY_VERSION, PW_ABI_MAJOR, PW_ABI_MINOR);
+        return 0;
+    }
+    if (dump) return dumpConfig(moduleDir);
+    if (!checkConfig.empty()) {
+        try {
+            AppConfig cfg = loadConfig(checkConfig);
+            auto modules = loadModules(cfg);
+            for (auto &m : modules) unloadModule(m);
+            std::printf("config OK: %s (%zu module(s))\n", checkConfig.c_str(), cfg.modules.size());
+            return 0;
+        } catch (const std::exception &e) {
+            std::fprintf(stderr, "config error: %s\n", e.what());
+            return 2;
+        }
+    }
+    if (config.empty()) {
+        std::fputs(app.help().c_str(), stderr);
+        return 1;
+    }
+    return run(config);
+}

@@ -1,1 +1,459 @@
 #include "wire/moh.hh"
+
+#include <fmt/format.h>
+
+#include <arpa/inet.h>
+#include <cerrno>
+#include <cmath>
+#include <cstring>
+#include <ctime>
+#include <fcntl.h>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <random>
+#include <set>
+#include <sys/socket.h>
+#include <thread>
+#include <unistd.h>
+#include <atomic>
+
+namespace parkway::callpark {
+
+// ---------------------------------------------------------------- G.711 (ITU-T G.711, segment encoding)
+
+uint8_t linearToUlaw(int16_t sample) {
+    constexpr int kBias = 0x84;
+    constexpr int kClip = 32635;
+    int s = sample;
+    int sign = 0;
+    if (s < 0) {
+        s = -s;
+        sign = 0x80;
+    }
+    if (s > kClip) s = kClip;
+    s += kBias;
+    int exponent = 7;
+    for (int mask = 0x4000; (s & mask) == 0 && exponent > 0; mask >>= 1) --exponent;
+    int mantissa = (s >> (exponent + 3)) & 0x0F;
+    return static_cast<uint8_t>(~(sign | (exponent << 4) | mantissa));
+}
+
+int16_t ulawToLinear(uint8_t code) {
+    constexpr int kBias = 0x84;
+    int u = ~code & 0xFF;
+    int t = ((u & 0x0F) << 3) + kBias;
+    t <<= (u & 0x70) >> 4;
+    return static_cast<int16_t>((u & 0x80) ? (kBias - t) : (t - kBias));
+}
+
+uint8_t linearToAlaw(int16_t sample) {
+    static constexpr int kSegEnd[8] = {0x1F, 0x3F, 0x7F, 0xFF, 0x1FF, 0x3FF, 0x7FF, 0xFFF};
+    int pcm = sample >> 3;  // A-law works on 13 bits
+    int mask;
+    if (pcm >= 0) {
+        mask = 0xD5;  // sign bit set, even bits inverted
+    } else {
+        mask = 0x55;
+        pcm = -pcm - 1;
+    }
+    int seg = 0;
+    while (seg < 8 && pcm > kSegEnd[seg]) ++seg;
+    if (seg >= 8) return static_cast<uint8_t>(0x7F ^ mask);
+    int aval = seg << 4;
+    aval |= seg < 2 ? (pcm >> 1) & 0x0F : (pcm >> seg) & 0x0F;
+    return static_cast<uint8_t>(aval ^ mask);
+}
+
+int16_t alawToLinear(uint8_t code) {
+    int a = code ^ 0x55;
+    int t = (a & 0x0F) << 4;
+    int seg = (a & 0x70) >> 4;
+    if (seg == 0) {
+        t += 8;
+    } else {
+        t += 0x108;
+        t <<= seg - 1;
+    }
+    return static_cast<int16_t>((a & 0x80) ? t : -t);
+}
+
+// ---------------------------------------------------------------- audio
+
+std::vector<int16_t> builtinHoldTone() {
+    // A slow, soft arpeggio (Cmaj7 - Am7 - Fmaj7 - G6), each note a sine with its octave faintly mixed in,
+    // a short attack and a long exponential decay so notes ring into each other without clicks.
+    constexpr double kRate = 8000.0;
+    constexpr double kNote = 0.42;  // seconds between notes
+    constexpr double kRing = 1.2;   // how long a note rings
+    static constexpr double kFreqs[] = {
+        261.63, 329.63, 392.00, 493.88,  // C E G B
+        220.00, 261.63, 329.63, 392.00,  // A C E G
+        174.61, 220.00, 261.63, 329.63,  // F A C E
+        196.00, 246.94, 293.66, 329.63,  // G B D E
+    };
+    constexpr size_t kNotes = sizeof(kFreqs) / sizeof(kFreqs[0]);
+    const size_t total = static_cast<size_t>(kNote * kNotes * kRate);
+    std::vector<double> mix(total, 0.0);
+    const double pi = std::acos(-1.0);
+    for (size_t n = 0; n < kNotes; ++n) {
+        size_t start = static_cast<size_t>(n * kNote * kRate);
+        size_t len = static_cast<size_t>(kRing * kRate);
+        for (size_t i = 0; i < len; ++i) {
+            double t = i / kRate;
+            double env = std::min(1.0, t / 0.03) * std::exp(-t * 3.2);
+            double v = std::sin(2 * pi * kFreqs[n] * t) + 0.25 * std::sin(4 * pi * kFreqs[n] * t);
+            mix[(start + i) % total] += 0.22 * env * v;  // wraps: the loop is seamless
+        }
+    }
+    std::vector<int16_t> out(total);
+    for (size_t i = 0; i < total; ++i) {
+        double v = std::max(-1.0, std::min(1.0, mix[i]));
+        out[i] = static_cast<int16_t>(std::lround(v * 32000.0));
+    }
+    return out;
+}
+
+namespace {
+uint32_t le32(const unsigned char* p) {
+    return p[0] | (p[1] << 8) | (p[2] << 16) | (static_cast<uint32_t>(p[3]) << 24);
+}
+uint16_t le16(const unsigned char* p) { return static_cast<uint16_t>(p[0] | (p[1] << 8)); }
+}  // namespace
+
+std::optional<std::vector<int16_t>> loadHoldAudio(const std::string& audioFile, std::string* err) {
+    if (audioFile.empty()) return builtinHoldTone();
+    auto bad = [&](std::string_view why) -> std::optional<std::vector<int16_t>> {
+        if (err) *err = fmt::format("music-on-hold file '{}': {}", audioFile, why);
+        return std::nullopt;
+    };
+    std::ifstream in(audioFile, std::ios::binary);
+    if (!in) return bad(fmt::format("cannot open ({})", std::strerror(errno)));
+    std::vector<unsigned char> data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (data.size() < 12 || std::memcmp(data.data(), "RIFF", 4) != 0 || std::memcmp(data.data() + 8, "WAVE", 4) != 0)
+        return bad("not a RIFF/WAVE file (need 8 kHz mono 16-bit PCM WAV)");
+    bool haveFmt = false;
+    size_t pos = 12;
+    while (pos + 8 <= data.size()) {
+        const unsigned char* h = data.data() + pos;
+        uint32_t size = le32(h + 4);
+        size_t body = pos + 8;
+        if (size > data.size() - body) {
+            if (std::memcmp(h, "data", 4) == 0 && haveFmt) size = static_cast<uint32_t>(data.size() - body);  // truncated writer
+            else return bad("truncated chunk");
+        }
+        if (std::memcmp(h, "fmt ", 4) == 0) {
+            if (size < 16) return bad("fmt chunk too short");
+            const unsigned char* f = data.data() + body;
+            uint16_t format = le16(f), channels = le16(f + 2), bits = le16(f + 14);
+            uint32_t rate = le32(f + 4);
+            if (format != 1) return bad(fmt::format("format {} is not PCM (need 8 kHz mono 16-bit PCM)", format));
+            if (channels != 1) return bad(fmt::format("{} channels (need mono)", channels));
+            if (rate != 8000) return bad(fmt::format("{} Hz (need 8000 Hz)", rate));
+            if (bits != 16) return bad(fmt::format("{} bits per sample (need 16)", bits));
+            haveFmt = true;
+        } else if (std::memcmp(h, "data", 4) == 0) {
+            if (!haveFmt) return bad("data chunk before fmt chunk");
+            size_t n = size / 2;
+            if (n < 160) return bad("less than 20 ms of audio");
+            std::vector<int16_t> out(n);
+            for (size_t i = 0; i < n; ++i) out[i] = static_cast<int16_t>(le16(data.data() + body + 2 * i));
+            return out;
+        }
+        pos = body + size + (size & 1);  // chunks are word aligned
+    }
+    return bad(haveFmt ? "no data chunk" : "no fmt chunk");
+}
+
+// ---------------------------------------------------------------- the player
+
+namespace {
+
+constexpr int kSamplesPerPacket = 160;  // 20 ms at 8 kHz
+constexpr long kPacketNs = 20'000'000;
+
+bool resolveNumeric(const std::string& ip, uint16_t port, sockaddr_storage* out, socklen_t* len) {
+    addrinfo hints{};
+    hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV;
+    hints.ai_socktype = SOCK_DGRAM;
+    addrinfo* res = nullptr;
+    std::string portText = std::to_string(port);
+    if (getaddrinfo(ip.c_str(), portText.c_str(), &hints, &res) != 0 || !res) return false;
+    std::memcpy(out, res->ai_addr, res->ai_addrlen);
+    *len = res->ai_addrlen;
+    freeaddrinfo(res);
+    return true;
+}
+
+bool isUnspecified(const std::string& ip) { return ip.empty() || ip == "0.0.0.0" || ip == "::"; }
+
+void addNs(timespec* t, long ns) {
+    t->tv_nsec += ns;
+    while (t->tv_nsec >= 1'000'000'000) {
+        t->tv_nsec -= 1'000'000'000;
+        ++t->tv_sec;
+    }
+}
+
+long diffNs(const timespec& a, const timespec& b) {  // a - b
+    return (a.tv_sec - b.tv_sec) * 1'000'000'000L + (a.tv_nsec - b.tv_nsec);
+}
+
+}  // namespace
+
+struct MohPlayer::Impl {
+    struct Stream {
+        int fd = -1;
+        uint16_t localPort = 0;
+        sockaddr_storage remote{};
+        socklen_t remoteLen = 0;
+        bool hasRemote = false;
+        bool marker = true;
+        int pt = 0;
+        uint16_t seq = 0;
+        uint32_t ts = 0;
+        size_t pos = 0;  // into the audio loop
+        StreamStats stats;
+    };
+
+    mutable std::mutex mu;
+    std::map<uint64_t, Stream> streams;
+    std::set<uint16_t> usedPorts;
+    std::vector<uint8_t> ulaw, alaw;
+    std::string bindIp;
+    sockaddr_storage bindAddr{};
+    socklen_t bindLen = 0;
+    uint16_t portMin = 0, portMax = 0, cursor = 0;
+    uint64_t nextId = 1;
+    std::mt19937 rng{std::random_device{}()};
+    std::atomic<bool> running{false};
+    std::thread worker;
+
+    bool setRemoteLocked(Stream& s, const std::string& ip, uint16_t port, int pt, std::string* err) {
+        sockaddr_storage a{};
+        socklen_t len = 0;
+        bool held = isUnspecified(ip) || port == 0;
+        if (!held && (!resolveNumeric(ip, port, &a, &len) || a.ss_family != bindAddr.ss_family)) {
+            if (err) *err = fmt::format("bad RTP destination '{}' port {}", ip, port);
+            return false;
+        }
+        s.pt = pt;
+        s.stats.payloadType = pt;
+        s.stats.remoteIp = ip;
+        s.stats.remotePort = port;
+        if (held) {
+            s.hasRemote = false;  // held / disabled stream: keep the socket, send nothing
+            return true;
+        }
+        s.remote = a;
+        s.remoteLen = len;
+        s.hasRemote = true;
+        s.marker = true;  // new destination: a new talkspurt (RFC 3551 §4.1)
+        return true;
+    }
+
+    int bindPort(uint16_t port) {
+        int fd = ::socket(bindAddr.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (fd < 0) return -1;
+        sockaddr_storage a = bindAddr;
+        if (a.ss_family == AF_INET) reinterpret_cast<sockaddr_in*>(&a)->sin_port = htons(port);
+        else reinterpret_cast<sockaddr_in6*>(&a)->sin6_port = htons(port);
+        if (::bind(fd, reinterpret_cast<sockaddr*>(&a), bindLen) != 0) {
+            ::close(fd);
+            return -1;
+        }
+        return fd;
+    }
+
+    void tick() {
+        unsigned char pkt[12 + kSamplesPerPacket];
+        unsigned char sink[2048];
+        std::lock_guard<std::mutex> lock(mu);
+        const size_t n = ulaw.size();
+        for (auto& [id, s] : streams) {
+            (void)id;
+            // Drain whatever the parked party sends; we do not play it.
+            while (::recv(s.fd, sink, sizeof sink, MSG_DONTWAIT) > 0) ++s.stats.packetsReceived;
+            if (s.hasRemote) {
+                const std::vector<uint8_t>& audio = s.pt == 8 ? alaw : ulaw;
+                pkt[0] = 0x80;  // V=2, no padding, no extension, no CSRC (RFC 3550 §5.1)
+                pkt[1] = static_cast<unsigned char>((s.marker ? 0x80 : 0) | (s.pt & 0x7F));
+                pkt[2] = static_cast<unsigned char>(s.seq >> 8);
+                pkt[3] = static_cast<unsigned char>(s.seq);
+                for (int i = 0; i < 4; ++i) pkt[4 + i] = static_cast<unsigned char>(s.ts >> (24 - 8 * i));
+                for (int i = 0; i < 4; ++i) pkt[8 + i] = static_cast<unsigned char>(s.stats.ssrc >> (24 - 8 * i));
+                for (int i = 0; i < kSamplesPerPacket; ++i) pkt[12 + i] = audio[(s.pos + i) % n];
+                ssize_t w = ::sendto(s.fd, pkt, sizeof pkt, MSG_DONTWAIT, reinterpret_cast<sockaddr*>(&s.remote),
+                                     s.remoteLen);
+                if (w == static_cast<ssize_t>(sizeof pkt)) {
+                    ++s.stats.packetsSent;
+                    s.stats.bytesSent += sizeof pkt;
+                    s.marker = false;
+                }
+                ++s.seq;
+            }
+            // The media clock runs even while nothing is sent, so a resumed stream stays continuous.
+            s.ts += kSamplesPerPacket;
+            s.pos = (s.pos + kSamplesPerPacket) % n;
+        }
+    }
+
+    void run() {
+        timespec next{};
+        clock_gettime(CLOCK_MONOTONIC, &next);
+        while (running.load(std::memory_order_acquire)) {
+            tick();
+            addNs(&next, kPacketNs);
+            // Absolute deadlines: no drift accumulates (clock_nanosleep TIMER_ABSTIME).
+            while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &next, nullptr) == EINTR) {
+            }
+            timespec now{};
+            clock_gettime(CLOCK_MONOTONIC, &now);
+            // Stalled (machine suspended, debugger): resynchronise instead of bursting to catch up.
+            if (diffNs(now, next) > 10 * kPacketNs) next = now;
+        }
+    }
+
+    void closeAll() {
+        std::lock_guard<std::mutex> lock(mu);
+        for (auto& [id, s] : streams) {
+            (void)id;
+            ::close(s.fd);
+        }
+        streams.clear();
+        usedPorts.clear();
+    }
+};
+
+MohPlayer::MohPlayer() : impl_(std::make_unique<Impl>()) {}
+
+MohPlayer::~MohPlayer() { stop(); }
+
+bool MohPlayer::start(std::string bindIp, uint16_t portMin, uint16_t portMax, std::string audioFile,
+                      std::string* err) {
+    auto fail = [&](std::string msg) {
+        if (err) *err = std::move(msg);
+        return false;
+    };
+    if (impl_->running.load()) return fail("music-on-hold player already running");
+    if (portMin == 0 || portMin > portMax)
+        return fail(fmt::format("bad music-on-hold port range {}-{}", portMin, portMax));
+    uint16_t firstEven = static_cast<uint16_t>(portMin + (portMin & 1));
+    if (firstEven > portMax || firstEven < portMin)
+        return fail(fmt::format("music-on-hold port range {}-{} has no even port (RTP uses even ports)", portMin,
+                                portMax));
+    sockaddr_storage a{};
+    socklen_t len = 0;
+    if (!resolveNumeric(bindIp, 0, &a, &len) || (a.ss_family != AF_INET && a.ss_family != AF_INET6))
+        return fail(fmt::format("bad music-on-hold bind address '{}' (need a numeric IP)", bindIp));
+    std::string audioErr;
+    auto audio = loadHoldAudio(audioFile, &audioErr);
+    if (!audio) return fail(audioErr);
+    {
+        std::lock_guard<std::mutex> lock(impl_->mu);
+        impl_->ulaw.resize(audio->size());
+        impl_->alaw.resize(audio->size());
+        for (size_t i = 0; i < audio->size(); ++i) {
+            impl_->ulaw[i] = linearToUlaw((*audio)[i]);
+            impl_->alaw[i] = linearToAlaw((*audio)[i]);
+        }
+        impl_->bindIp = bindIp;
+        impl_->bindAddr = a;
+        impl_->bindLen = len;
+        impl_->portMin = firstEven;
+        impl_->portMax = portMax;
+        impl_->cursor = firstEven;
+    }
+    impl_->running.store(true, std::memory_order_release);
+    impl_->worker = std::thread([this] { impl_->run(); });
+    return true;
+}
+
+std::optional<MohPlayer::StreamInfo> MohPlayer::add(std::string remoteIp, uint16_t remotePort, int payloadType,
+                                                    std::string* err, uint16_t preferredPort) {
+    if (!impl_->running.load()) {
+        if (err) *err = "music-on-hold player is not running";
+        return std::nullopt;
+    }
+    if (payloadType != 0 && payloadType != 8) {
+        if (err) *err = fmt::format("music on hold plays PCMU (0) or PCMA (8), not payload type {}", payloadType);
+        return std::nullopt;
+    }
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    Impl::Stream s;
+    if (!impl_->setRemoteLocked(s, remoteIp, remotePort, payloadType, err)) return std::nullopt;
+    // Candidates: the preferred port, then even ports from a rotating cursor (a just-freed port is not reused
+    // at once, so late packets for an old call do not land on a new one).
+    int fd = -1;
+    uint16_t port = 0;
+    if (preferredPort >= impl_->portMin && preferredPort <= impl_->portMax && (preferredPort & 1) == 0 &&
+        !impl_->usedPorts.count(preferredPort)) {
+        fd = impl_->bindPort(preferredPort);
+        if (fd >= 0) port = preferredPort;
+    }
+    const uint32_t count = (impl_->portMax - impl_->portMin) / 2 + 1;
+    for (uint32_t i = 0; fd < 0 && i < count; ++i) {
+        uint16_t candidate = impl_->cursor;
+        uint32_t next = candidate + 2u;
+        impl_->cursor = static_cast<uint16_t>(next > impl_->portMax ? impl_->portMin : next);
+        if (impl_->usedPorts.count(candidate)) continue;
+        fd = impl_->bindPort(candidate);
+        if (fd >= 0) port = candidate;
+    }
+    if (fd < 0) {
+        if (err)
+            *err = fmt::format("no free music-on-hold RTP port in {}-{} on {} ({} streams active)", impl_->portMin,
+                               impl_->portMax, impl_->bindIp, impl_->streams.size());
+        return std::nullopt;
+    }
+    s.fd = fd;
+    s.localPort = port;
+    s.stats.ssrc = impl_->rng();
+    s.seq = static_cast<uint16_t>(impl_->rng());
+    s.ts = impl_->rng();  // random initial seq/timestamp (RFC 3550 §5.1)
+    uint64_t id = impl_->nextId++;
+    impl_->usedPorts.insert(port);
+    impl_->streams.emplace(id, std::move(s));
+    return StreamInfo{id, port};
+}
+
+bool MohPlayer::remove(uint64_t id) {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    auto it = impl_->streams.find(id);
+    if (it == impl_->streams.end()) return false;
+    ::close(it->second.fd);
+    impl_->usedPorts.erase(it->second.localPort);
+    impl_->streams.erase(it);
+    return true;
+}
+
+bool MohPlayer::setRemote(uint64_t id, std::string remoteIp, uint16_t remotePort, int payloadType) {
+    if (payloadType != 0 && payloadType != 8) return false;
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    auto it = impl_->streams.find(id);
+    if (it == impl_->streams.end()) return false;
+    return impl_->setRemoteLocked(it->second, remoteIp, remotePort, payloadType, nullptr);
+}
+
+std::optional<MohPlayer::StreamStats> MohPlayer::stats(uint64_t id) const {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    auto it = impl_->streams.find(id);
+    if (it == impl_->streams.end()) return std::nullopt;
+    return it->second.stats;
+}
+
+size_t MohPlayer::streamCount() const {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    return impl_->streams.size();
+}
+
+bool MohPlayer::running() const { return impl_->running.load(); }
+
+void MohPlayer::stop() {
+    if (impl_->running.exchange(false) && impl_->worker.joinable()) impl_->worker.join();
+    impl_->closeAll();
+}
+
+}  // namespace parkway::callpark

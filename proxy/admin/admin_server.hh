@@ -1,6 +1,7 @@
 // The admin plane: libevent evhttp on its own thread. Reaches SIP state only through Proxy::post()
 // (work runs on the SIP thread; the reply is handed back to the libevent thread). See docs/admin-api.md.
 #pragma once
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -16,6 +17,10 @@ struct AdminConfig {
     std::string listen = "127.0.0.1:8089"; // host:port; port 0 = ephemeral (tests)
     std::string token;                     // bearer token; required unless requireToken == false
     bool requireToken = true;              // may be false only when listen is a loopback address
+    bool metricsRequireToken = true;       // GET /metrics asks for the token too (when requireToken)
+    uint32_t sseKeepaliveMs = 15000;       // ": keep-alive" comment on idle event streams
+    uint32_t requestTimeoutMs = 30000;     // 504 when the SIP thread has not answered by then
+    size_t maxBodyBytes = 8u << 20;        // larger request bodies get 413
 };
 
 class AdminServer {
@@ -26,6 +31,10 @@ public:
     void start();
     void stop();
     uint16_t port() const; // bound port (after start)
+    size_t streamCount() const; // open /api/events streams (tests)
+
+    // Checks only (no bind): throws std::runtime_error naming the admin.* key that is wrong.
+    static void validate(const AdminConfig &cfg);
 
     struct Impl;
 

@@ -1,0 +1,295 @@
+#include <catch2/catch.hpp>
+
+#include "wire/moh.hh"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <string>
+#include <vector>
+
+using namespace parkway::callpark;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+// A loopback UDP receiver on an ephemeral port: the "parked phone".
+struct Receiver {
+    int fd = -1;
+    uint16_t port = 0;
+    Receiver() {
+        fd = ::socket(AF_INET, SOCK_DGRAM, 0);
+        sockaddr_in a{};
+        a.sin_family = AF_INET;
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+        socklen_t len = sizeof a;
+        ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+        port = ntohs(a.sin_port);
+    }
+    ~Receiver() { ::close(fd); }
+    struct Packet {
+        std::vector<uint8_t> data;
+        Clock::time_point at;
+    };
+    // Wait up to `timeout` for one packet.
+    std::optional<Packet> recv(std::chrono::milliseconds timeout) {
+        pollfd p{fd, POLLIN, 0};
+        if (::poll(&p, 1, static_cast<int>(timeout.count())) <= 0) return std::nullopt;
+        Packet pk;
+        pk.data.resize(2048);
+        ssize_t n = ::recv(fd, pk.data.data(), pk.data.size(), 0);
+        if (n < 0) return std::nullopt;
+        pk.data.resize(static_cast<size_t>(n));
+        pk.at = Clock::now();
+        return pk;
+    }
+};
+
+uint16_t be16(const uint8_t* p) { return static_cast<uint16_t>(p[0] << 8 | p[1]); }
+uint32_t be32(const uint8_t* p) {
+    return static_cast<uint32_t>(p[0]) << 24 | static_cast<uint32_t>(p[1]) << 16 | static_cast<uint32_t>(p[2]) << 8 | p[3];
+}
+
+std::string tempPath(const char* name) {
+    return std::string(std::getenv("TMPDIR") ? std::getenv("TMPDIR") : "/tmp") + "/pw-moh-" +
+           std::to_string(::getpid()) + "-" + name;
+}
+
+void writeWav(const std::string& path, uint16_t format, uint16_t channels, uint32_t rate, uint16_t bits,
+              size_t samples) {
+    auto le16 = [](std::string& s, uint16_t v) { s += static_cast<char>(v & 0xFF), s += static_cast<char>(v >> 8); };
+    auto le32 = [&](std::string& s, uint32_t v) { le16(s, v & 0xFFFF), le16(s, static_cast<uint16_t>(v >> 16)); };
+    std::string fmtChunk;
+    le16(fmtChunk, format);
+    le16(fmtChunk, channels);
+    le32(fmtChunk, rate);
+    le32(fmtChunk, rate * channels * bits / 8);
+    le16(fmtChunk, static_cast<uint16_t>(channels * bits / 8));
+    le16(fmtChunk, bits);
+    std::string data(samples * 2, '\0');
+    for (size_t i = 0; i < samples; ++i) data[2 * i] = static_cast<char>(i & 0xFF);
+    std::string body = "WAVE";
+    body += "fmt ";
+    le32(body, static_cast<uint32_t>(fmtChunk.size()));
+    body += fmtChunk;
+    body += "LIST";  // an unrelated chunk to skip
+    le32(body, 3);
+    body += std::string("abc\0", 4);
+    body += "data";
+    le32(body, static_cast<uint32_t>(data.size()));
+    body += data;
+    std::string file = "RIFF";
+    le32(file, static_cast<uint32_t>(body.size()));
+    file += body;
+    std::ofstream(path, std::ios::binary) << file;
+}
+
+}  // namespace
+
+TEST_CASE("G.711 encoders match the reference code points") {
+    CHECK(linearToUlaw(0) == 0xFF);
+    CHECK(linearToUlaw(32767) == 0x80);
+    CHECK(linearToUlaw(-32768) == 0x00);
+    CHECK(linearToAlaw(0) == 0xD5);
+    CHECK(linearToAlaw(32767) == 0xAA);
+    CHECK(linearToAlaw(-32768) == 0x2A);
+    // Every code decodes and re-encodes to itself (µ-law has two zeros: 0x7F and 0xFF).
+    for (int c = 0; c < 256; ++c) {
+        INFO("code " << c);
+        CHECK(linearToAlaw(alawToLinear(static_cast<uint8_t>(c))) == c);
+        if (c != 0x7F) CHECK(linearToUlaw(ulawToLinear(static_cast<uint8_t>(c))) == c);
+    }
+    // Quantisation error stays within the segment step.
+    for (int x = -32768; x <= 32767; x += 97) {
+        int16_t s = static_cast<int16_t>(x);
+        CHECK(std::abs(ulawToLinear(linearToUlaw(s)) - x) <= std::max(8, std::abs(x) / 16 + 132));
+        CHECK(std::abs(alawToLinear(linearToAlaw(s)) - x) <= std::max(16, std::abs(x) / 16 + 16));
+    }
+}
+
+TEST_CASE("built-in hold tone: a few seconds, audible, never clipping") {
+    auto tone = builtinHoldTone();
+    CHECK(tone.size() >= 8000 * 3);
+    CHECK(tone.size() <= 8000 * 15);
+    int peak = 0;
+    double energy = 0;
+    for (int16_t s : tone) {
+        peak = std::max(peak, std::abs(static_cast<int>(s)));
+        energy += static_cast<double>(s) * s;
+    }
+    CHECK(peak > 3000);
+    CHECK(peak < 32767);
+    CHECK(std::sqrt(energy / tone.size()) > 500);
+}
+
+TEST_CASE("WAV loading: 8 kHz mono 16-bit accepted; anything else is an error naming the file") {
+    std::string ok = tempPath("ok.wav");
+    writeWav(ok, 1, 1, 8000, 16, 800);
+    std::string err;
+    auto a = loadHoldAudio(ok, &err);
+    REQUIRE(a);
+    CHECK(a->size() == 800);
+    CHECK((*a)[1] == 1);
+
+    struct Bad {
+        const char* name;
+        uint16_t format, channels;
+        uint32_t rate;
+        uint16_t bits;
+        const char* why;
+    };
+    const Bad bads[] = {{"stereo.wav", 1, 2, 8000, 16, "mono"},
+                        {"wide.wav", 1, 1, 16000, 16, "8000 Hz"},
+                        {"8bit.wav", 1, 1, 8000, 8, "16"},
+                        {"float.wav", 3, 1, 8000, 16, "not PCM"}};
+    for (const auto& b : bads) {
+        std::string p = tempPath(b.name);
+        writeWav(p, b.format, b.channels, b.rate, b.bits, 800);
+        CHECK_FALSE(loadHoldAudio(p, &err));
+        CHECK_THAT(err, Catch::Contains(p) && Catch::Contains(b.why));
+        std::remove(p.c_str());
+    }
+    std::string junk = tempPath("junk.wav");
+    std::ofstream(junk) << "this is not audio";
+    CHECK_FALSE(loadHoldAudio(junk, &err));
+    CHECK_THAT(err, Catch::Contains(junk) && Catch::Contains("RIFF"));
+    CHECK_FALSE(loadHoldAudio(tempPath("missing.wav"), &err));
+    CHECK_THAT(err, Catch::Contains("missing.wav") && Catch::Contains("cannot open"));
+
+    MohPlayer p;
+    CHECK_FALSE(p.start("127.0.0.1", 30000, 30010, junk, &err));
+    CHECK_THAT(err, Catch::Contains(junk));
+    CHECK_FALSE(p.running());
+    std::remove(ok.c_str());
+    std::remove(junk.c_str());
+}
+
+TEST_CASE("MohPlayer sends RTP at 50 packets/s with the negotiated payload type") {
+    Receiver rx;
+    MohPlayer player;
+    std::string err;
+    REQUIRE(player.start("127.0.0.1", 31000, 31100, "", &err));
+    auto s = player.add("127.0.0.1", rx.port, 8, &err);
+    REQUIRE(s);
+    CHECK(s->localPort >= 31000);
+    CHECK(s->localPort % 2 == 0);
+
+    std::vector<Receiver::Packet> pkts;
+    auto deadline = Clock::now() + std::chrono::seconds(3);
+    while (pkts.size() < 51 && Clock::now() < deadline)
+        if (auto p = rx.recv(std::chrono::milliseconds(200))) pkts.push_back(std::move(*p));
+    REQUIRE(pkts.size() == 51);
+
+    const auto& first = pkts.front().data;
+    REQUIRE(first.size() == 12 + 160);
+    CHECK((first[0] >> 6) == 2);          // RTP version 2
+    CHECK((first[1] & 0x80) != 0);        // marker on the first packet
+    CHECK((first[1] & 0x7F) == 8);        // PCMA
+    const uint32_t ssrc = be32(&first[8]);
+    // Payload is the A-law encoded start of the built-in tone.
+    auto tone = builtinHoldTone();
+    for (int i = 0; i < 160; ++i) REQUIRE(first[12 + i] == linearToAlaw(tone[i]));
+    for (size_t i = 1; i < pkts.size(); ++i) {
+        const auto& a = pkts[i - 1].data;
+        const auto& b = pkts[i].data;
+        REQUIRE(b.size() == 172);
+        CHECK((b[1] & 0x80) == 0);
+        CHECK((b[1] & 0x7F) == 8);
+        CHECK(static_cast<uint16_t>(be16(&a[2]) + 1) == be16(&b[2]));
+        CHECK(be32(&a[4]) + 160 == be32(&b[4]));
+        CHECK(be32(&b[8]) == ssrc);
+    }
+    // 50 intervals of 20 ms = 1 s; allow scheduling slack but catch wrong pacing (e.g. 10 or 40 ms).
+    double secs = std::chrono::duration<double>(pkts.back().at - pkts.front().at).count();
+    CHECK(secs > 0.90);
+    CHECK(secs < 1.15);
+    auto st = player.stats(s->id);
+    REQUIRE(st);
+    CHECK(st->packetsSent >= 51);
+    CHECK(st->payloadType == 8);
+    CHECK(st->ssrc == ssrc);
+    CHECK(player.remove(s->id));
+    CHECK_FALSE(player.remove(s->id));
+    CHECK_FALSE(player.stats(s->id));
+}
+
+TEST_CASE("MohPlayer: held remote sends nothing until setRemote; PCMU after re-target") {
+    Receiver rx;
+    MohPlayer player;
+    std::string err;
+    REQUIRE(player.start("127.0.0.1", 31200, 31220, "", &err));
+    auto s = player.add("0.0.0.0", 0, 0, &err);
+    REQUIRE(s);
+    CHECK_FALSE(rx.recv(std::chrono::milliseconds(100)));
+    CHECK(player.stats(s->id)->packetsSent == 0);
+    REQUIRE(player.setRemote(s->id, "127.0.0.1", rx.port, 0));
+    auto p = rx.recv(std::chrono::milliseconds(500));
+    REQUIRE(p);
+    CHECK((p->data[1] & 0x80) != 0);  // marker: first packet to this destination
+    CHECK((p->data[1] & 0x7F) == 0);  // PCMU
+    CHECK_FALSE(player.setRemote(s->id, "127.0.0.1", rx.port, 18));  // G.729: not ours to play
+    CHECK_FALSE(player.setRemote(s->id, "not-an-ip", rx.port, 0));
+    CHECK_FALSE(player.setRemote(9999, "127.0.0.1", rx.port, 0));
+    CHECK(player.stats(s->id)->remotePort == rx.port);  // a rejected setRemote changes nothing
+}
+
+TEST_CASE("MohPlayer port allocation: even ports, busy ports skipped, preferred port, exhaustion is an error") {
+    MohPlayer player;
+    std::string err;
+    // Occupy 31302 from outside: the player must skip it.
+    int busy = ::socket(AF_INET, SOCK_DGRAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = htons(31302);
+    REQUIRE(::bind(busy, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+
+    REQUIRE(player.start("127.0.0.1", 31301, 31306, "", &err));  // even ports: 31302, 31304, 31306
+    auto s1 = player.add("127.0.0.1", 9, 0, &err);
+    REQUIRE(s1);
+    CHECK(s1->localPort == 31304);
+    auto s2 = player.add("127.0.0.1", 9, 0, &err);
+    REQUIRE(s2);
+    CHECK(s2->localPort == 31306);
+    auto s3 = player.add("127.0.0.1", 9, 0, &err);
+    CHECK_FALSE(s3);
+    CHECK_THAT(err, Catch::Contains("no free music-on-hold RTP port") && Catch::Contains("31302-31306"));
+    CHECK(player.streamCount() == 2);
+    REQUIRE(player.remove(s1->id));
+    auto s4 = player.add("127.0.0.1", 9, 0, &err, 31304);  // preferred port (e.g. the one used before a restart)
+    REQUIRE(s4);
+    CHECK(s4->localPort == 31304);
+    ::close(busy);
+
+    CHECK_FALSE(player.add("127.0.0.1", 9, 18, &err));
+    CHECK_THAT(err, Catch::Contains("payload type 18"));
+    player.stop();
+    CHECK(player.streamCount() == 0);
+    CHECK_FALSE(player.add("127.0.0.1", 9, 0, &err));
+    CHECK_THAT(err, Catch::Contains("not running"));
+}
+
+TEST_CASE("MohPlayer start rejects bad ranges and addresses") {
+    MohPlayer p;
+    std::string err;
+    CHECK_FALSE(p.start("127.0.0.1", 0, 10, "", &err));
+    CHECK_THAT(err, Catch::Contains("port range"));
+    CHECK_FALSE(p.start("127.0.0.1", 20010, 20000, "", &err));
+    CHECK_THAT(err, Catch::Contains("port range"));
+    CHECK_FALSE(p.start("127.0.0.1", 20001, 20001, "", &err));
+    CHECK_THAT(err, Catch::Contains("even"));
+    CHECK_FALSE(p.start("pbx.example.net", 20000, 20010, "", &err));
+    CHECK_THAT(err, Catch::Contains("pbx.example.net"));
+    REQUIRE(p.start("127.0.0.1", 31400, 31410, "", &err));
+    CHECK_FALSE(p.start("127.0.0.1", 31400, 31410, "", &err));
+    CHECK_THAT(err, Catch::Contains("already running"));
+}

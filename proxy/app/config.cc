@@ -129,12 +129,12 @@ std::string paramText(const Ctx &c, const toml::node &n, const std::string &key)
     case toml::node_type::boolean: return *n.value<bool>() ? "true" : "false";
     case toml::node_type::floating_point: return fmt::format("{}", *n.value<double>());
     case toml::node_type::array: {
-        // Arrays of strings become comma-separated text (e.g. a list of routes).
+        // An array becomes its elements joined by newlines (e.g. a list of routes whose regexes hold commas).
         std::string out;
         size_t i = 0;
         for (const auto &e : *n.as_array()) {
             std::string s = paramText(c, e, fmt::format("{}[{}]", key, i++));
-            out += (out.empty() ? "" : ",") + s;
+            out += (out.empty() ? "" : "\n") + s;
         }
         return out;
     }

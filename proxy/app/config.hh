@@ -26,7 +26,9 @@ struct AppConfig {
     bool adminEnabled = false; // true when an [admin] table is present and enabled != false
     AdminConfig admin;
     std::vector<std::string> modules; // load order
-    std::map<std::string, std::map<std::string, std::string>> moduleParams; // module name -> textual params
+    // module name -> textual params: strings as is, integers in decimal, booleans true/false, floats as %g,
+    // arrays as their elements joined by "\n".
+    std::map<std::string, std::map<std::string, std::string>> moduleParams;
     // "file:line:col" of each module parameter, to locate loader errors: module -> param -> position
     std::map<std::string, std::map<std::string, std::string>> paramWhere;
 };

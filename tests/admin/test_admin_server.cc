@@ -1,0 +1,675 @@
+// The admin API over real HTTP on 127.0.0.1 (ephemeral port), in-process: a Proxy from parkway_core on a
+// su_root running in its own thread, with two static test modules ("callpark", "registrar") whose admin
+// commands echo what they were called with, so every endpoint's mapping is visible from the outside.
+#include "admin/admin_server.hh"
+#include "admin/event_bus.hh"
+#include "admin/metrics.hh"
+#include "core/proxy.hh"
+#include "plugin/loader.hh"
+
+#include "http_client.hh" // tools/parkctl: the same client parkctl uses
+
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+#include <sofia-sip/su.h>
+#include <sofia-sip/su_wait.h>
+
+#include <array>
+#include <atomic>
+#include <utility>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <future>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <sys/wait.h>
+#include <thread>
+
+using json = nlohmann::json;
+using namespace parkway::proxy;
+using parkway::tools::HttpClient;
+using parkway::tools::Response;
+
+namespace {
+
+// ---------------------------------------------------------------- test modules
+
+// State shared with the test modules (test-only; a module's ctx cannot be given from outside).
+struct ModuleState {
+    const pw_host_api *api = nullptr;
+    pw_host *host = nullptr;
+    std::atomic<int> reloads{0};
+};
+ModuleState callparkState, registrarState;
+
+std::string str(pw_str s) { return s.len ? std::string(s.ptr, s.len) : std::string(); }
+pw_str pws(const std::string &s) { return pw_str{s.data(), s.size()}; }
+
+const char *const kCallparkCommands[] = {"parked.list", "parked.get",   "parked.recall", "parked.hangup",
+                                         "groups.list", "groups.set",   "groups.delete", "lots.list",
+                                         "lots.set",    "lots.delete",  "rules.list",    "rules.import",
+                                         "rules.reload", "rules.explain", "domains.list", "domains.set",
+                                         "stats",       "emit"};
+
+template <int N> int callparkRun(void *ctx, pw_str args, pw_writer *out) {
+    auto *st = static_cast<ModuleState *>(ctx);
+    const std::string name = kCallparkCommands[N];
+    json a = json::parse(str(args), nullptr, false);
+    if (name == "parked.get" && a.value("id", "") == "missing")
+        return st->api->writer_error(out, 404, PW_STR_LIT("no parked call with id missing"));
+    if (name == "parked.list")
+        return st->api->writer_json(
+            out, pws(json{{"parked",
+                           {{{"id", "17"}, {"domain", "pbx.example.com"}, {"extension", "1003"}, {"parker", "1001"}}}},
+                          {"args", a}}
+                         .dump()));
+    if (name == "stats") return st->api->writer_json(out, PW_STR_LIT("{\"parked\":2}"));
+    if (name == "domains.list") return st->api->writer_json(out, PW_STR_LIT("{\"domains\":[{\"domain\":\"pbx.example.com\"}]}"));
+    if (name == "emit") {
+        st->api->event_publish(st->host, PW_STR_LIT("parked"), args);
+        return st->api->writer_json(out, PW_STR_LIT("{\"emitted\":true}"));
+    }
+    return st->api->writer_json(out, pws(json{{"command", name}, {"args", a}}.dump()));
+}
+
+template <int... I> constexpr std::array<pw_command_def, sizeof...(I) + 1> makeCommands(std::integer_sequence<int, I...>) {
+    return {{pw_command_def{sizeof(pw_command_def), kCallparkCommands[I], "test", &callparkRun<I>}...,
+             pw_command_def{sizeof(pw_command_def), nullptr, nullptr, nullptr}}};
+}
+const auto kCallparkTable = makeCommands(std::make_integer_sequence<int, 18>{});
+
+int regsRun(void *ctx, pw_str args, pw_writer *out) {
+    auto *st = static_cast<ModuleState *>(ctx);
+    json a = json::parse(str(args), nullptr, false);
+    return st->api->writer_json(
+        out, pws(json{{"registrations", {{{"aor", "sip:1003@pbx.example.com"}, {"contact", "sip:1003@127.0.0.1:5070"}}}},
+                      {"args", a}}
+                     .dump()));
+}
+const pw_command_def kRegistrarTable[] = {{sizeof(pw_command_def), "registrations.list", "test", &regsRun},
+                                          {sizeof(pw_command_def), nullptr, nullptr, nullptr}};
+
+template <ModuleState *S> int modInit(const pw_host_api *api, pw_host *host, void **ctx) {
+    S->api = api;
+    S->host = host;
+    *ctx = S;
+    return PW_OK;
+}
+void modDestroy(void *) {}
+pw_verdict modRequest(void *, pw_request *) { return PW_CONTINUE; }
+template <ModuleState *S> int modReload(void *) {
+    ++S->reloads;
+    return PW_OK;
+}
+
+pw_module makeModule(const char *name, const pw_command_def *cmds, ModuleState *st) {
+    pw_module m{};
+    m.struct_size = sizeof(pw_module);
+    m.abi_major = PW_ABI_MAJOR;
+    m.abi_minor = PW_ABI_MINOR;
+    m.name = name;
+    m.version = "1.0.0";
+    m.description = "admin test module";
+    m.params = nullptr;
+    m.commands = cmds;
+    m.init = st == &callparkState ? &modInit<&callparkState> : &modInit<&registrarState>;
+    m.destroy = &modDestroy;
+    m.on_request = &modRequest;
+    m.reload = st == &callparkState ? &modReload<&callparkState> : &modReload<&registrarState>;
+    return m;
+}
+const pw_module kCallparkModule = makeModule("callpark", kCallparkTable.data(), &callparkState);
+const pw_module kRegistrarModule = makeModule("registrar", kRegistrarTable, &registrarState);
+
+// ---------------------------------------------------------------- the daemon in a thread
+
+struct Daemon {
+    Metrics metrics;
+    EventBus events;
+    std::unique_ptr<AdminServer> admin;
+    std::thread sip;
+    su_root_t *root = nullptr;
+    Proxy *proxy = nullptr;
+    std::string dir;
+
+    explicit Daemon(AdminConfig cfg = defaultConfig(), bool withCallpark = true) {
+        char tmpl[] = "/tmp/parkway-admin-test-XXXXXX";
+        dir = mkdtemp(tmpl);
+        std::promise<void> ready;
+        auto readyF = ready.get_future();
+        sip = std::thread([this, &ready, withCallpark] {
+            su_init();
+            root = su_root_create(nullptr);
+            CoreConfig core;
+            core.listen = {"sip:127.0.0.1:*;transport=udp"};
+            core.database = dir + "/parkway.db";
+            try {
+                proxy = new Proxy(root, core, &metrics, &events);
+                proxy->bind();
+                std::vector<LoadedModule> mods;
+                if (withCallpark) mods.push_back(staticModule(&kCallparkModule, {}));
+                mods.push_back(staticModule(&kRegistrarModule, {}));
+                proxy->addModules(std::move(mods));
+                proxy->start();
+                ready.set_value();
+            } catch (...) {
+                delete proxy;
+                proxy = nullptr;
+                su_root_destroy(root);
+                su_deinit();
+                ready.set_exception(std::current_exception());
+                return;
+            }
+            su_root_run(root);
+            proxy->stop();
+            delete proxy;
+            proxy = nullptr;
+            su_root_destroy(root);
+            su_deinit();
+        });
+        try {
+            readyF.get();
+        } catch (...) {
+            sip.join();
+            std::filesystem::remove_all(dir);
+            throw;
+        }
+        admin = std::make_unique<AdminServer>(cfg, *proxy, metrics, events);
+        admin->start();
+    }
+    ~Daemon() {
+        admin.reset(); // first: it posts into the SIP thread
+        su_root_t *r = root;
+        proxy->post([r] { su_root_break(r); });
+        sip.join();
+        std::filesystem::remove_all(dir);
+    }
+    static AdminConfig defaultConfig() {
+        AdminConfig c;
+        c.listen = "127.0.0.1:0";
+        c.token = "s3cret";
+        c.sseKeepaliveMs = 100;
+        return c;
+    }
+    std::string url() const { return "http://127.0.0.1:" + std::to_string(admin->port()); }
+    HttpClient client(const std::string &token = "s3cret") const {
+        return HttpClient(parkway::tools::parseUrl(url()), token, 5000);
+    }
+};
+
+json body(const Response &r) {
+    json v = json::parse(r.body, nullptr, false);
+    INFO(r.body);
+    REQUIRE_FALSE(v.is_discarded());
+    return v;
+}
+
+// Poll a condition with a bounded wait (the admin thread works asynchronously).
+template <class F> bool eventually(F f, int ms = 3000) {
+    auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
+    while (std::chrono::steady_clock::now() < end) {
+        if (f()) return true;
+        std::this_thread::yield();
+    }
+    return f();
+}
+
+} // namespace
+
+// ---------------------------------------------------------------- config validation
+
+TEST_CASE("admin config: token and loopback rules name the admin.* key", "[admin]") {
+    AdminConfig c;
+    c.listen = "0.0.0.0:8089";
+    c.requireToken = false;
+    try {
+        AdminServer::validate(c);
+        FAIL("expected an error");
+    } catch (const std::runtime_error &e) {
+        CHECK(std::string(e.what()).find("admin.require_token") != std::string::npos);
+    }
+    c.listen = "127.0.0.1:8089";
+    CHECK_NOTHROW(AdminServer::validate(c));
+    c.listen = "[::1]:8089";
+    CHECK_NOTHROW(AdminServer::validate(c));
+    c.listen = "localhost:0";
+    CHECK_NOTHROW(AdminServer::validate(c));
+    c.requireToken = true;
+    c.token.clear();
+    CHECK_THROWS_WITH(AdminServer::validate(c), Catch::Contains("admin.token"));
+    c.token = "x";
+    c.listen = "nonsense";
+    CHECK_THROWS_WITH(AdminServer::validate(c), Catch::Contains("admin.listen"));
+    c.listen = "127.0.0.1:99999";
+    CHECK_THROWS_WITH(AdminServer::validate(c), Catch::Contains("admin.listen"));
+}
+
+TEST_CASE("admin: binding a port in use fails naming admin.listen", "[admin]") {
+    Daemon d;
+    AdminConfig c = Daemon::defaultConfig();
+    c.listen = "127.0.0.1:" + std::to_string(d.admin->port());
+    AdminServer second(c, *d.proxy, d.metrics, d.events);
+    CHECK_THROWS_WITH(second.start(), Catch::Contains("admin.listen") && Catch::Contains("in use"));
+}
+
+// ---------------------------------------------------------------- auth
+
+TEST_CASE("admin: bearer token required and checked", "[admin]") {
+    Daemon d;
+    auto none = d.client("").request("GET", "/api/parked");
+    CHECK(none.status == 401);
+    CHECK(body(none).at("error").get<std::string>().find("token") != std::string::npos);
+    CHECK(none.headers["www-authenticate"].find("Bearer") == 0);
+
+    auto wrong = d.client("s3creT").request("GET", "/api/parked");
+    CHECK(wrong.status == 401);
+    auto prefix = d.client("s3cre").request("GET", "/api/stats");
+    CHECK(prefix.status == 401);
+    auto longer = d.client("s3cret-and-more").request("GET", "/api/stats");
+    CHECK(longer.status == 401);
+
+    auto ok = d.client().request("GET", "/api/parked");
+    CHECK(ok.status == 200);
+
+    // /health needs no token; /metrics does by default.
+    CHECK(d.client("").request("GET", "/health").status == 200);
+    CHECK(d.client("").request("GET", "/metrics").status == 401);
+    CHECK(d.client().request("GET", "/metrics").status == 200);
+}
+
+TEST_CASE("admin: metrics_require_token=false opens only /metrics", "[admin]") {
+    AdminConfig c = Daemon::defaultConfig();
+    c.metricsRequireToken = false;
+    Daemon d(c);
+    CHECK(d.client("").request("GET", "/metrics").status == 200);
+    CHECK(d.client("").request("GET", "/api/stats").status == 401);
+}
+
+TEST_CASE("admin: require_token=false on loopback serves without a token", "[admin]") {
+    AdminConfig c = Daemon::defaultConfig();
+    c.requireToken = false;
+    c.token.clear();
+    Daemon d(c);
+    CHECK(d.client("").request("GET", "/api/stats").status == 200);
+}
+
+// ---------------------------------------------------------------- endpoint mapping
+
+TEST_CASE("admin: every endpoint maps to its module command", "[admin]") {
+    Daemon d;
+    auto c = d.client();
+    auto expect = [&](const std::string &method, const std::string &target, const std::string &bodyText,
+                      const std::string &command, const json &args) {
+        INFO(method << " " << target);
+        auto r = c.request(method, target, bodyText);
+        REQUIRE(r.status == 200);
+        CHECK(r.headers["content-type"] == "application/json");
+        json v = body(r);
+        CHECK(v.at("command") == command);
+        CHECK(v.at("args") == args);
+    };
+    // parked.list gets only the filters that were given.
+    {
+        json v = body(c.request("GET", "/api/parked?domain=pbx.example.com&extension=1003&group=&lot=main"));
+        CHECK(v.at("args") == json{{"domain", "pbx.example.com"}, {"extension", "1003"}, {"lot", "main"}});
+        CHECK(v.at("parked").at(0).at("id") == "17");
+    }
+    expect("GET", "/api/parked/42", "", "parked.get", {{"id", "42"}});
+    expect("POST", "/api/parked/42/recall", "", "parked.recall", {{"id", "42"}});
+    expect("DELETE", "/api/parked/42", "", "parked.hangup", {{"id", "42"}});
+    expect("GET", "/api/groups?domain=pbx.example.com", "", "groups.list", {{"domain", "pbx.example.com"}});
+    expect("GET", "/api/groups", "", "groups.list", json::object());
+    expect("PUT", "/api/groups/pbx.example.com/sales", R"({"members":["1001","1002","1003"],"recall":"group"})",
+           "groups.set",
+           {{"domain", "pbx.example.com"}, {"name", "sales"}, {"members", {"1001", "1002", "1003"}}, {"recall", "group"}});
+    expect("DELETE", "/api/groups/pbx.example.com/sales", "", "groups.delete",
+           {{"domain", "pbx.example.com"}, {"name", "sales"}});
+    expect("GET", "/api/lots?domain=d", "", "lots.list", {{"domain", "d"}});
+    expect("PUT", "/api/lots/d/main", R"({"first_slot":701,"last_slot":720})", "lots.set",
+           {{"domain", "d"}, {"name", "main"}, {"first_slot", 701}, {"last_slot", 720}});
+    expect("DELETE", "/api/lots/d/main", "", "lots.delete", {{"domain", "d"}, {"name", "main"}});
+    expect("PUT", "/api/domains/d", R"({"park_code":"*68"})", "domains.set", {{"domain", "d"}, {"park_code", "*68"}});
+    expect("GET", "/api/rules", "", "rules.list", json::object());
+    expect("POST", "/api/rules", R"({"text":"1 0 ...","replace":true})", "rules.import",
+           {{"text", "1 0 ..."}, {"replace", true}});
+    expect("POST", "/api/rules/reload", "", "rules.reload", json::object());
+    expect("GET", "/api/explain?domain=pbx.example.com&caller=1003&dial=%2A58", "", "rules.explain",
+           {{"domain", "pbx.example.com"}, {"caller", "1003"}, {"dial", "*58"}});
+    expect("POST", "/api/modules/callpark/rules.list", R"({"x":1})", "rules.list", {{"x", 1}});
+    // Path segments are percent-decoded one by one.
+    expect("GET", "/api/parked/a%2Fb", "", "parked.get", {{"id", "a/b"}});
+
+    json regs = body(c.request("GET", "/api/registrations?aor=sip%3A1003%40pbx.example.com"));
+    CHECK(regs.at("args") == json{{"aor", "sip:1003@pbx.example.com"}});
+    CHECK(regs.at("registrations").size() == 1);
+
+    json cmds = body(c.request("GET", "/api/commands"));
+    bool sawExplain = false, sawRegs = false;
+    for (const auto &x : cmds.at("commands")) {
+        sawExplain |= x.at("module") == "callpark" && x.at("name") == "rules.explain";
+        sawRegs |= x.at("module") == "registrar" && x.at("name") == "registrations.list";
+    }
+    CHECK(sawExplain);
+    CHECK(sawRegs);
+
+    json stats = body(c.request("GET", "/api/stats"));
+    CHECK(stats.contains("core"));
+    CHECK(stats.at("modules").at("callpark") == json{{"parked", 2}});
+}
+
+TEST_CASE("admin: errors are JSON with a message and the right status", "[admin]") {
+    Daemon d;
+    auto c = d.client();
+    auto r = c.request("GET", "/api/parked/missing");
+    CHECK(r.status == 404);
+    CHECK(body(r).at("error") == "no parked call with id missing");
+
+    r = c.request("GET", "/api/nothing/here");
+    CHECK(r.status == 404);
+    CHECK(body(r).at("error").get<std::string>().find("/api/nothing/here") != std::string::npos);
+
+    r = c.request("POST", "/api/modules/nosuch/cmd", "{}");
+    CHECK(r.status == 503);
+    CHECK(body(r).at("error").get<std::string>().find("nosuch") != std::string::npos);
+
+    r = c.request("POST", "/api/modules/callpark/nosuch", "{}");
+    CHECK(r.status == 404);
+    CHECK(body(r).at("error").get<std::string>().find("nosuch") != std::string::npos);
+
+    r = c.request("DELETE", "/api/rules");
+    CHECK(r.status == 405);
+    CHECK(r.headers["allow"] == "GET, POST");
+
+    r = c.request("GET", "/api/explain?domain=d&caller=1");
+    CHECK(r.status == 400);
+    CHECK(body(r).at("error").get<std::string>().find("dial") != std::string::npos);
+
+    r = c.request("PUT", "/api/groups/d/sales", R"({"members":"1001"})");
+    CHECK(r.status == 400);
+    CHECK(body(r).at("error").get<std::string>().find("members") != std::string::npos);
+
+    r = c.request("POST", "/api/rules", R"({"replace":true})");
+    CHECK(r.status == 400);
+    CHECK(body(r).at("error").get<std::string>().find("text") != std::string::npos);
+}
+
+TEST_CASE("admin: bad JSON is a 400 that says where", "[admin]") {
+    Daemon d;
+    auto c = d.client();
+    auto r = c.request("PUT", "/api/groups/d/sales", R"({"members": [1001, }")");
+    CHECK(r.status == 400);
+    std::string err = body(r).at("error");
+    CHECK(err.find("invalid JSON") != std::string::npos);
+    CHECK(err.find("at byte 21") != std::string::npos);
+
+    r = c.request("POST", "/api/rules", "[1,2]");
+    CHECK(r.status == 400);
+    CHECK(body(r).at("error").get<std::string>().find("JSON object") != std::string::npos);
+}
+
+TEST_CASE("admin: a module that is not loaded gives 503 naming it", "[admin]") {
+    Daemon d(Daemon::defaultConfig(), /*withCallpark=*/false);
+    auto r = d.client().request("GET", "/api/parked");
+    CHECK(r.status == 503);
+    CHECK(body(r).at("error").get<std::string>().find("callpark") != std::string::npos);
+    CHECK(d.client().request("GET", "/api/registrations").status == 200);
+}
+
+// ---------------------------------------------------------------- reload
+
+TEST_CASE("admin: POST /api/reload runs every module's reload hook", "[admin]") {
+    Daemon d;
+    int before = callparkState.reloads, regBefore = registrarState.reloads;
+    auto r = d.client().request("POST", "/api/reload", "");
+    REQUIRE(r.status == 200);
+    CHECK(body(r) == json{{"reloaded", true}, {"failed", 0}});
+    CHECK(callparkState.reloads == before + 1);
+    CHECK(registrarState.reloads == regBefore + 1);
+    CHECK(d.client().request("GET", "/api/reload").status == 405);
+}
+
+// ---------------------------------------------------------------- metrics
+
+TEST_CASE("admin: /metrics serves the registry with build info and uptime", "[admin]") {
+    Daemon d;
+    d.metrics.setHelp("parkway_parks_total", "Calls parked");
+    d.metrics.counterAdd("parkway_parks_total", R"(domain="pbx.example.com")", 3);
+    d.metrics.histogramObserve("parkway_park_duration_seconds", R"(domain="pbx.example.com")", 12);
+    auto r = d.client().request("GET", "/metrics");
+    REQUIRE(r.status == 200);
+    CHECK(r.headers["content-type"].find("text/plain; version=0.0.4") == 0);
+    CHECK(r.body.find("# TYPE parkway_parks_total counter\n") != std::string::npos);
+    CHECK(r.body.find("parkway_parks_total{domain=\"pbx.example.com\"} 3\n") != std::string::npos);
+    CHECK(r.body.find("parkway_park_duration_seconds_bucket{domain=\"pbx.example.com\",le=\"+Inf\"} 1\n") !=
+          std::string::npos);
+    CHECK(r.body.find("parkway_build_info{version=") != std::string::npos);
+    CHECK(r.body.find("# TYPE parkway_uptime_seconds gauge") != std::string::npos);
+    // The admin plane counts its own requests.
+    d.client().request("GET", "/api/stats");
+    r = d.client().request("GET", "/metrics");
+    CHECK(r.body.find(R"(parkway_admin_requests_total{method="GET",route="/api/stats",code="200"} 1)") !=
+          std::string::npos);
+}
+
+// ---------------------------------------------------------------- event stream
+
+TEST_CASE("admin: /api/events streams EventBus events as SSE", "[admin]") {
+    Daemon d;
+    std::string got;
+    std::mutex mu;
+    std::atomic<bool> headOk{false};
+    std::thread reader([&] {
+        try {
+            d.client().stream(
+                "/api/events",
+                [&](const Response &h) {
+                    headOk = h.status == 200 && h.headers.at("content-type") == "text/event-stream";
+                    return true;
+                },
+                [&](const std::string &chunk) {
+                    std::lock_guard<std::mutex> lock(mu);
+                    got += chunk;
+                    return got.find("event: retrieved") == std::string::npos;
+                });
+        } catch (...) {
+        }
+    });
+    REQUIRE(eventually([&] { return d.admin->streamCount() == 1; }));
+    d.events.publish("parked", R"({"id":"17","extension":"1003"})");
+    // From a module on the SIP thread, through the host API.
+    auto r = d.client().request("POST", "/api/modules/callpark/emit", R"({"id":"18"})");
+    CHECK(r.status == 200);
+    d.events.publish("retrieved", "{\"id\":\"17\",\n\"by\":\"1001\"}");
+    reader.join();
+    CHECK(headOk);
+    std::lock_guard<std::mutex> lock(mu);
+    INFO(got);
+    CHECK(got.find("event: parked\ndata: {\"id\":\"17\",\"extension\":\"1003\"}\n\n") != std::string::npos);
+    CHECK(got.find("event: parked\ndata: {\"id\":\"18\"}\n\n") != std::string::npos);
+    CHECK(got.find("event: retrieved\ndata: {\"id\":\"17\",\ndata: \"by\":\"1001\"}\n\n") != std::string::npos);
+    CHECK(got.find("id: ") != std::string::npos);
+    // The stream is dropped once the client is gone (detected at the next keep-alive write).
+    CHECK(eventually([&] { return d.admin->streamCount() == 0; }));
+}
+
+TEST_CASE("admin: event stream filters by type and sends keep-alives", "[admin]") {
+    Daemon d;
+    std::string got;
+    std::thread reader([&] {
+        try {
+            d.client().stream(
+                "/api/events?types=recalled", [](const Response &) { return true; },
+                [&](const std::string &chunk) {
+                    got += chunk;
+                    return got.find("event: recalled") == std::string::npos ||
+                           got.find(": keep-alive") == std::string::npos;
+                });
+        } catch (...) {
+        }
+    });
+    REQUIRE(eventually([&] { return d.admin->streamCount() == 1; }));
+    d.events.publish("parked", "{}");
+    d.events.publish("recalled", R"({"id":"1"})");
+    reader.join();
+    CHECK(got.find("event: parked") == std::string::npos);
+    CHECK(got.find("event: recalled") != std::string::npos);
+    CHECK(got.find(": keep-alive\n\n") != std::string::npos);
+}
+
+TEST_CASE("admin: stopping the server ends open streams", "[admin]") {
+    Daemon d;
+    std::atomic<bool> ended{false};
+    std::thread reader([&] {
+        try {
+            d.client().stream("/api/events", [](const Response &) { return true; },
+                              [](const std::string &) { return true; });
+        } catch (...) {
+        }
+        ended = true;
+    });
+    REQUIRE(eventually([&] { return d.admin->streamCount() == 1; }));
+    d.admin->stop();
+    reader.join();
+    CHECK(ended);
+}
+
+// ---------------------------------------------------------------- parkctl (the built binary)
+
+#ifdef PARKCTL_PATH
+namespace {
+struct Run {
+    int code = -1;
+    std::string out;
+};
+Run parkctl(const std::string &args) {
+    std::string cmd = std::string(PARKCTL_PATH) + " " + args + " 2>&1";
+    Run r;
+    FILE *p = popen(cmd.c_str(), "r");
+    REQUIRE(p);
+    char buf[4096];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
+    int st = pclose(p);
+    r.code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    return r;
+}
+} // namespace
+
+TEST_CASE("parkctl: tables, --json, errors and exit codes", "[parkctl]") {
+    Daemon d;
+    const std::string base = "--url " + d.url() + " --token s3cret ";
+
+    Run r = parkctl(base + "parked");
+    INFO(r.out);
+    CHECK(r.code == 0);
+    CHECK(r.out.find("ID  DOMAIN           EXTENSION  PARKER") == 0);
+    CHECK(r.out.find("17  pbx.example.com  1003       1001") != std::string::npos);
+
+    r = parkctl(base + "--json parked");
+    CHECK(r.code == 0);
+    json v = json::parse(r.out, nullptr, false);
+    REQUIRE_FALSE(v.is_discarded());
+    CHECK(v.at("parked").at(0).at("id") == "17");
+
+    r = parkctl(base + "--json groups add sales 1001 1002 1003");
+    CHECK(r.code == 0);
+    v = json::parse(r.out, nullptr, false);
+    REQUIRE_FALSE(v.is_discarded());
+    CHECK(v.at("command") == "groups.set");
+    // No --domain: the daemon's only domain is used.
+    CHECK(v.at("args") == json{{"domain", "pbx.example.com"}, {"name", "sales"}, {"members", {"1001", "1002", "1003"}}});
+
+    r = parkctl(base + "groups add sales 1001 1002 --domain other.example.com");
+    CHECK(r.code == 0);
+    CHECK(r.out == "group sales@other.example.com: 1001 1002\n");
+
+    r = parkctl(base + "--json explain pbx.example.com 1003 '*58'");
+    CHECK(r.code == 0);
+    v = json::parse(r.out, nullptr, false);
+    REQUIRE_FALSE(v.is_discarded());
+    CHECK(v.at("args") == json{{"domain", "pbx.example.com"}, {"caller", "1003"}, {"dial", "*58"}});
+
+    r = parkctl(base + "recall 17");
+    CHECK(r.code == 0);
+    CHECK(r.out == "recall started for parked call 17\n");
+
+    r = parkctl(base + "registrations");
+    CHECK(r.code == 0);
+    CHECK(r.out.find("AOR") == 0);
+    CHECK(r.out.find("sip:1003@pbx.example.com") != std::string::npos);
+
+    r = parkctl(base + "stats");
+    CHECK(r.code == 0);
+    CHECK(r.out.find("modules.callpark.parked: 2") != std::string::npos);
+
+    r = parkctl(base + "reload");
+    CHECK(r.code == 0);
+    CHECK(r.out == "reloaded\n");
+
+    d.metrics.counterAdd("parkway_parks_total", "", 1);
+    r = parkctl(base + "metrics");
+    CHECK(r.code == 0);
+    CHECK(r.out.find("parkway_parks_total 1") != std::string::npos);
+
+    {
+        std::string file = d.dir + "/rules.txt";
+        FILE *f = std::fopen(file.c_str(), "w");
+        std::fputs("1 0 exact *58 ...\n", f);
+        std::fclose(f);
+        r = parkctl(base + "--json rules load " + file + " --replace");
+        CHECK(r.code == 0);
+        v = json::parse(r.out, nullptr, false);
+        REQUIRE_FALSE(v.is_discarded());
+        CHECK(v.at("args") == json{{"text", "1 0 exact *58 ...\n"}, {"replace", true}});
+        r = parkctl(base + "rules load " + d.dir + "/nope.txt");
+        CHECK(r.code == 2);
+        CHECK(r.out.find("nope.txt") != std::string::npos);
+    }
+
+    // The daemon answered with an error: exit 1 and its message.
+    r = parkctl(base + "parked get missing");
+    CHECK(r.code == 1);
+    CHECK(r.out.find("no parked call with id missing") != std::string::npos);
+    CHECK(r.out.find("404") != std::string::npos);
+
+    // Wrong or missing token: exit 4.
+    r = parkctl("--url " + d.url() + " --token nope parked");
+    CHECK(r.code == 4);
+    CHECK(r.out.find("unauthorized") != std::string::npos);
+    r = parkctl("--url " + d.url() + " parked");
+    CHECK(r.code == 4);
+
+    // Usage errors: exit 2.
+    CHECK(parkctl(base + "frobnicate").code == 2);
+    CHECK(parkctl(base + "recall").code == 2);
+    CHECK(parkctl("--url ftp://x parked").code == 2);
+
+    // events --count stops by itself.
+    std::thread pub([&] {
+        eventually([&] { return d.admin->streamCount() == 1; });
+        d.events.publish("parked", R"({"id":"5"})");
+        d.events.publish("retrieved", R"({"id":"5"})");
+    });
+    r = parkctl(base + "events --count 2");
+    pub.join();
+    CHECK(r.code == 0);
+    CHECK(r.out.find(" parked {\"id\":\"5\"}") != std::string::npos);
+    CHECK(r.out.find(" retrieved {\"id\":\"5\"}") != std::string::npos);
+}
+
+TEST_CASE("parkctl: the daemon is down", "[parkctl]") {
+    // A port that was just bound and released: nothing listens there.
+    uint16_t port;
+    {
+        Daemon d;
+        port = d.admin->port();
+    }
+    Run r = parkctl("--url http://127.0.0.1:" + std::to_string(port) + " --token x parked");
+    CHECK(r.code == 3);
+    CHECK(r.out.find("parkway is not reachable at http://127.0.0.1:" + std::to_string(port)) != std::string::npos);
+}
+#endif

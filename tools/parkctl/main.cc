@@ -347,9 +347,31 @@ int main(int argc, char **argv) {
             cli.printObject(cli.call("GET", "/api/explain" + query({{"domain", fDomain}, {"caller", caller},
                                                                       {"dial", dial}})));
         } else if (*regs) {
-            cli.printList(cli.call("GET", "/api/registrations" + query({{"aor", aor}})),
-                          {"aor", "contact", "expires", "q", "user_agent", "userAgent", "received"},
-                          "no registrations");
+            json v = cli.call("GET", "/api/registrations" + query({{"aor", aor}}));
+            if (opt.json) {
+                cli.printJson(v);
+            } else {
+                // One line per contact: {"registrations":[{"aor":..,"contacts":[{uri,expires,..}]}]}.
+                json rows = json::array();
+                if (const json *regsRows = findRows(v))
+                    for (const auto &reg : *regsRows) {
+                        if (!reg.is_object() || !reg.contains("contacts") || !reg["contacts"].is_array()) {
+                            rows.push_back(reg);
+                            continue;
+                        }
+                        for (const auto &c : reg["contacts"]) {
+                            json row{{"aor", reg.value("aor", "")}};
+                            if (c.is_object())
+                                for (const auto &[k, x] : c.items())
+                                    if (k == "uri" || k == "expires" || k == "received" || k == "user_agent" ||
+                                        k == "q")
+                                        row[k == "uri" ? "contact" : k] = x;
+                            rows.push_back(row);
+                        }
+                    }
+                std::cout << renderTable(rows, {"aor", "contact", "expires", "q", "received", "user_agent"},
+                                         "no registrations");
+            }
         } else if (*domains) {
             cli.printList(cli.call("GET", "/api/domains"), {"domain", "name"}, "no domains");
         } else if (*stats) {

@@ -1,3 +1,1418 @@
-// implementation in progress
+// The park engine: operations over the SQLite store, events, rules.
 #include "parkway/engine/engine.hh"
-#include "parkway/engine/json.hh"
+
+#include "rule_set.hh"
+#include "schema.hh"
+#include "store.hh"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <map>
+#include <set>
+#include <stdexcept>
+
+namespace parkway::engine {
+
+namespace {
+
+#define CALL_COLS                                                                                             \
+    "id, domain, extension, lot, slot, parker, parked_uri, parked_display, grp, parked_at, recall_at, "      \
+    "recall_stage, state, blob, version, request_key, retriever, recall_answered, recall_seconds, recall_mode, " \
+    "ring_seconds, alternate_wait, retry_seconds, alternate"
+
+ParkedCall readCall(const Stmt& s) {
+    ParkedCall c;
+    c.id = s.i64(0);
+    c.domain = s.text(1);
+    c.extension = s.text(2);
+    c.lot = s.text(3);
+    c.slot = s.i32(4);
+    c.parker = s.text(5);
+    c.parkedUri = s.text(6);
+    c.parkedDisplay = s.text(7);
+    c.group = s.text(8);
+    c.parkedAt = s.i64(9);
+    c.recallAt = s.i64(10);
+    c.recallStage = s.i32(11);
+    c.state = parseCallState(s.text(12)).value_or(CallState::Parked);
+    c.blob = s.blob(13);
+    c.version = s.i64(14);
+    c.requestKey = s.text(15);
+    c.retriever = s.text(16);
+    c.recallAnswered = s.i32(17) != 0;
+    c.recall.recallSeconds = s.i32(18);
+    c.recall.mode = parseRecallMode(s.text(19)).value_or(RecallMode::Parker);
+    c.recall.ringSeconds = s.i32(20);
+    c.recall.alternateWaitSeconds = s.i32(21);
+    c.recall.retrySeconds = s.i32(22);
+    c.recall.alternate = RecallTarget::parse(s.text(23));
+    return c;
+}
+
+// Group/lot overrides are stored as nullable columns, in this order starting at `col`:
+// occupied, recall_seconds, recall_mode, ring_seconds, alternate_wait, retry_seconds, alternate.
+RecallOverrides readOverrides(const Stmt& s, int col) {
+    RecallOverrides o;
+    if (!s.isNull(col)) o.occupied = parseOccupiedPolicy(s.text(col));
+    if (!s.isNull(col + 1)) o.recallSeconds = s.i32(col + 1);
+    if (!s.isNull(col + 2)) o.mode = parseRecallMode(s.text(col + 2));
+    if (!s.isNull(col + 3)) o.ringSeconds = s.i32(col + 3);
+    if (!s.isNull(col + 4)) o.alternateWaitSeconds = s.i32(col + 4);
+    if (!s.isNull(col + 5)) o.retrySeconds = s.i32(col + 5);
+    if (!s.isNull(col + 6)) o.alternate = RecallTarget::parse(s.text(col + 6));
+    return o;
+}
+
+void bindOverrides(Stmt& s, int col, const RecallOverrides& o) {
+    if (o.occupied) s.bind(col, toString(*o.occupied)); else s.bindNull(col);
+    if (o.recallSeconds) s.bind(col + 1, *o.recallSeconds); else s.bindNull(col + 1);
+    if (o.mode) s.bind(col + 2, toString(*o.mode)); else s.bindNull(col + 2);
+    if (o.ringSeconds) s.bind(col + 3, *o.ringSeconds); else s.bindNull(col + 3);
+    if (o.alternateWaitSeconds) s.bind(col + 4, *o.alternateWaitSeconds); else s.bindNull(col + 4);
+    if (o.retrySeconds) s.bind(col + 5, *o.retrySeconds); else s.bindNull(col + 5);
+    if (o.alternate) s.bind(col + 6, o.alternate->toString()); else s.bindNull(col + 6);
+}
+
+CallResult fail(ErrorCode e, std::string msg) {
+    CallResult r;
+    r.error = e;
+    r.message = std::move(msg);
+    return r;
+}
+
+CallResult okCall(ParkedCall c) {
+    CallResult r;
+    r.ok = true;
+    r.call = std::move(c);
+    return r;
+}
+
+CallResult okEmpty() {
+    CallResult r;
+    r.ok = true;
+    return r;
+}
+
+} // namespace
+
+struct Engine::Impl {
+    Impl(Clock& c, std::string p, OpenOptions o) : clock(c), path(std::move(p)), options(o) {}
+
+    Clock& clock;
+    std::string path;
+    OpenOptions options;
+    Db db;
+    std::map<std::string, DomainSettings, std::less<>> domains;
+    std::shared_ptr<const RuleSet> rules;
+    std::vector<RuleError> ruleLoadErrors;
+    std::vector<std::pair<ListenerId, Listener>> listeners;
+    ListenerId nextListener = 1;
+    std::vector<ChangeEvent> pending;
+
+    // ---- helpers ----
+    Millis now() const { return clock.nowMs(); }
+
+    const DomainSettings& domainSettings(const std::string& name) {
+        auto it = domains.find(name);
+        if (it != domains.end()) return it->second;
+        static thread_local DomainSettings fallback;
+        fallback = DomainSettings{};
+        fallback.name = name;
+        return fallback;
+    }
+
+    std::optional<ParkedCall> callById(CallId id) {
+        Stmt& s = db.q("SELECT " CALL_COLS " FROM parked_calls WHERE id = ?");
+        s.bind(1, id);
+        if (!s.step()) return std::nullopt;
+        return readCall(s);
+    }
+
+    std::int64_t liveCountOnExt(const std::string& domain, const std::string& ext) {
+        Stmt& s = db.q("SELECT count(*) FROM parked_calls WHERE domain = ? AND extension = ?");
+        s.bind(1, domain).bind(2, ext);
+        s.step();
+        return s.i64(0);
+    }
+
+    bool slotTaken(const std::string& domain, const std::string& lot, int slot) {
+        Stmt& s = db.q("SELECT 1 FROM parked_calls WHERE domain = ? AND lot = ? AND slot = ?");
+        s.bind(1, domain).bind(2, lot).bind(3, slot);
+        return s.step();
+    }
+
+    bool knownExtension(const std::string& domain, const std::string& ext) {
+        if (domainSettings(domain).openExtensions) return true;
+        Stmt& s = db.q("SELECT 1 FROM extensions WHERE domain = ? AND ext = ?");
+        s.bind(1, domain).bind(2, ext);
+        return s.step();
+    }
+
+    std::optional<Group> loadGroup(const std::string& domain, const std::string& name) {
+        Stmt& s = db.q("SELECT notify_parker, occupied, recall_seconds, recall_mode, ring_seconds, alternate_wait, "
+                       "retry_seconds, alternate FROM call_groups WHERE domain = ? AND name = ?");
+        s.bind(1, domain).bind(2, name);
+        if (!s.step()) return std::nullopt;
+        Group g;
+        g.domain = domain;
+        g.name = name;
+        g.notifyParker = s.i32(0) != 0;
+        g.settings = readOverrides(s, 1);
+        Stmt& m = db.q("SELECT ext FROM group_members WHERE domain = ? AND grp = ? ORDER BY position");
+        m.bind(1, domain).bind(2, name);
+        while (m.step()) g.members.push_back(m.text(0));
+        return g;
+    }
+
+    std::optional<std::string> groupNameOf(const std::string& domain, const std::string& user) {
+        Stmt& s = db.q("SELECT grp FROM group_members WHERE domain = ? AND ext = ?");
+        s.bind(1, domain).bind(2, user);
+        if (!s.step()) return std::nullopt;
+        return s.text(0);
+    }
+
+    std::optional<Lot> loadLot(const std::string& domain, const std::string& name) {
+        Stmt& s = db.q("SELECT first_slot, last_slot, choice, occupied, recall_seconds, recall_mode, ring_seconds, "
+                       "alternate_wait, retry_seconds, alternate FROM lots WHERE domain = ? AND name = ?");
+        s.bind(1, domain).bind(2, name);
+        if (!s.step()) return std::nullopt;
+        Lot l;
+        l.domain = domain;
+        l.name = name;
+        l.firstSlot = s.i32(0);
+        l.lastSlot = s.i32(1);
+        l.choice = parseSlotChoice(s.text(2)).value_or(SlotChoice::First);
+        l.settings = readOverrides(s, 3);
+        return l;
+    }
+
+    std::vector<Target> targetsOf(const ParkedCall& c) {
+        std::vector<Target> t;
+        if (!c.extension.empty()) t.push_back({TargetKind::Extension, c.domain, c.extension, 0});
+        if (!c.lot.empty()) {
+            t.push_back({TargetKind::Slot, c.domain, c.lot, c.slot});
+            t.push_back({TargetKind::Lot, c.domain, c.lot, 0});
+        }
+        if (!c.group.empty()) t.push_back({TargetKind::Group, c.domain, c.group, 0});
+        return t;
+    }
+
+    std::int64_t bumpTarget(const Target& t) {
+        Stmt& s = db.q("INSERT INTO target_versions (domain, target, version) VALUES (?, ?, 1) "
+                       "ON CONFLICT (domain, target) DO UPDATE SET version = version + 1 RETURNING version");
+        s.bind(1, t.domain).bind(2, t.key());
+        s.step();
+        std::int64_t v = s.i64(0);
+        s.run();
+        return v;
+    }
+
+    std::int64_t versionOf(const Target& t) {
+        Stmt& s = db.q("SELECT version FROM target_versions WHERE domain = ? AND target = ?");
+        s.bind(1, t.domain).bind(2, t.key());
+        return s.step() ? s.i64(0) : 0;
+    }
+
+    // Record an event inside the current transaction (versions and sequence are bumped now, in the same
+    // commit); it is delivered after the commit by flush().
+    void emit(EventKind kind, const ParkedCall& call, const std::optional<ParkedCall>& previous = std::nullopt) {
+        ChangeEvent e;
+        e.kind = kind;
+        e.at = now();
+        e.call = call;
+        e.previous = previous;
+        std::vector<Target> ts = targetsOf(call);
+        if (previous)
+            for (const Target& t : targetsOf(*previous))
+                if (std::find(ts.begin(), ts.end(), t) == ts.end()) ts.push_back(t);
+        for (const Target& t : ts) e.targets.push_back({t, bumpTarget(t)});
+        Stmt& s = db.q("UPDATE meta SET value = value + 1 WHERE key = 'event_sequence' RETURNING value");
+        s.step();
+        e.sequence = s.i64(0);
+        s.run();
+        pending.push_back(std::move(e));
+    }
+
+    void flush() {
+        std::vector<ChangeEvent> events;
+        events.swap(pending);
+        auto ls = listeners; // a listener may add/remove listeners
+        for (const ChangeEvent& e : events)
+            for (auto& [id, l] : ls) {
+                try {
+                    l(e);
+                } catch (...) {
+                    // A listener cannot undo a committed change; its failure is its own.
+                }
+            }
+    }
+
+    // Run `body` inside BEGIN IMMEDIATE .. COMMIT; storage failures become ErrorCode::Storage; events are
+    // delivered only when the body succeeded and the commit went through.
+    template <class R, class F>
+    R transact(F&& body) {
+        pending.clear();
+        R r;
+        try {
+            Txn txn(db);
+            r = body();
+            if (r.ok) txn.commit();
+        } catch (const StorageError& e) {
+            pending.clear();
+            R f;
+            f.ok = false;
+            f.error = ErrorCode::Storage;
+            f.message = fmt::format("database {}: {}", path, e.what());
+            return f;
+        }
+        if (r.ok) flush();
+        else pending.clear();
+        return r;
+    }
+
+    void insertCall(ParkedCall& c) {
+        Stmt& s = db.q("INSERT INTO parked_calls (domain, extension, lot, slot, parker, parked_uri, parked_display, "
+                       "grp, parked_at, recall_at, recall_stage, state, blob, version, request_key, retriever, "
+                       "recall_answered, recall_seconds, recall_mode, ring_seconds, alternate_wait, retry_seconds, "
+                       "alternate) VALUES (?,?,?,?,?,?,?,?,?,?,0,'parked',?,1,?,'',0,?,?,?,?,?,?)");
+        s.bind(1, c.domain).bind(2, c.extension).bind(3, c.lot).bind(4, c.slot).bind(5, c.parker);
+        s.bind(6, c.parkedUri).bind(7, c.parkedDisplay).bind(8, c.group).bind(9, c.parkedAt).bind(10, c.recallAt);
+        s.bindBlob(11, c.blob).bind(12, c.requestKey);
+        s.bind(13, c.recall.recallSeconds).bind(14, toString(c.recall.mode)).bind(15, c.recall.ringSeconds);
+        s.bind(16, c.recall.alternateWaitSeconds).bind(17, c.recall.retrySeconds);
+        s.bind(18, c.recall.alternate ? c.recall.alternate->toString() : std::string());
+        s.run();
+        c.id = db.lastInsertId();
+        c.version = 1;
+        c.state = CallState::Parked;
+    }
+
+    // Persist the mutable fields of a call and bump its version.
+    void saveCall(ParkedCall& c) {
+        c.version += 1;
+        Stmt& s = db.q("UPDATE parked_calls SET extension = ?, lot = ?, slot = ?, grp = ?, recall_at = ?, "
+                       "recall_stage = ?, state = ?, version = ?, retriever = ?, recall_answered = ? WHERE id = ?");
+        s.bind(1, c.extension).bind(2, c.lot).bind(3, c.slot).bind(4, c.group).bind(5, c.recallAt);
+        s.bind(6, c.recallStage).bind(7, toString(c.state)).bind(8, c.version).bind(9, c.retriever);
+        s.bind(10, c.recallAnswered ? 1 : 0).bind(11, c.id);
+        s.run();
+    }
+
+    void deleteCall(ParkedCall& c) {
+        Stmt& s = db.q("DELETE FROM parked_calls WHERE id = ?");
+        s.bind(1, c.id);
+        s.run();
+        c.version += 1;
+        c.state = CallState::Gone;
+    }
+
+    // Pick a slot of `lot`: `want` if given (must be free), else by the lot's choice. Updates last_used.
+    std::pair<int, CallResult> pickSlot(const std::string& domain, const Lot& lot, int want, CallId ignore = 0) {
+        (void)ignore;
+        if (want != 0) {
+            if (want < lot.firstSlot || want > lot.lastSlot)
+                return {0, fail(ErrorCode::BadSlot, fmt::format("slot {} is outside lot {} ({}-{})", want, lot.name,
+                                                                lot.firstSlot, lot.lastSlot))};
+            if (slotTaken(domain, lot.name, want))
+                return {0, fail(ErrorCode::Occupied, fmt::format("slot {} of lot {} is occupied", want, lot.name))};
+            return {want, okEmpty()};
+        }
+        std::set<int> taken;
+        Stmt& s = db.q("SELECT slot FROM parked_calls WHERE domain = ? AND lot = ?");
+        s.bind(1, domain).bind(2, lot.name);
+        while (s.step()) taken.insert(s.i32(0));
+        int start = lot.firstSlot;
+        if (lot.choice == SlotChoice::Next) {
+            Stmt& l = db.q("SELECT last_used FROM lots WHERE domain = ? AND name = ?");
+            l.bind(1, domain).bind(2, lot.name);
+            int last = l.step() ? l.i32(0) : 0;
+            if (last >= lot.firstSlot && last < lot.lastSlot) start = last + 1;
+        }
+        int n = lot.lastSlot - lot.firstSlot + 1;
+        for (int i = 0; i < n; ++i) {
+            int slot = lot.firstSlot + (start - lot.firstSlot + i) % n;
+            if (!taken.count(slot)) return {slot, okEmpty()};
+        }
+        return {0, fail(ErrorCode::LotFull, fmt::format("lot {} is full ({}-{})", lot.name, lot.firstSlot, lot.lastSlot))};
+    }
+
+    void markSlotUsed(const std::string& domain, const std::string& lot, int slot) {
+        Stmt& s = db.q("UPDATE lots SET last_used = ? WHERE domain = ? AND name = ?");
+        s.bind(1, slot).bind(2, domain).bind(3, lot);
+        s.run();
+    }
+
+    // Where a park would land and with which settings; shared by park() and explain().
+    struct Plan {
+        CallResult error = okEmpty();
+        std::string extension, lot, group;
+        int slot = 0;
+        RecallSettings recall;
+        OccupiedPolicy occupied = OccupiedPolicy::Stack;
+    };
+
+    Plan planPark(const ParkRequest& req) {
+        Plan p;
+        const DomainSettings& d = domainSettings(req.domain);
+        p.recall = d.recall;
+        p.occupied = d.occupied;
+        auto failWith = [&](ErrorCode e, std::string m) {
+            p.error = fail(e, std::move(m));
+            return p;
+        };
+        auto applyRule = [&] {
+            req.overrides.applyTo(p.recall);
+            if (req.overrides.occupied) p.occupied = *req.overrides.occupied;
+        };
+        switch (req.how) {
+        case ParkHow::Own:
+        case ParkHow::Directed: {
+            std::string ext = req.how == ParkHow::Own ? req.parker : req.extension;
+            if (ext.empty())
+                return failWith(ErrorCode::BadRequest, req.how == ParkHow::Own ? "own-extension park needs the parker"
+                                                                               : "directed park needs an extension");
+            if (!knownExtension(req.domain, ext))
+                return failWith(ErrorCode::UnknownExtension,
+                                fmt::format("extension {} is not known in domain {}", ext, req.domain));
+            applyRule();
+            if (p.occupied == OccupiedPolicy::Reject && liveCountOnExt(req.domain, ext) > 0)
+                return failWith(ErrorCode::Occupied, fmt::format("extension {} already has a parked call", ext));
+            p.extension = ext;
+            break;
+        }
+        case ParkHow::Group: {
+            if (req.parker.empty()) return failWith(ErrorCode::BadRequest, "group park needs the parker");
+            auto gname = groupNameOf(req.domain, req.parker);
+            if (!gname)
+                return failWith(ErrorCode::NoGroup, fmt::format("{} is in no call-park group of domain {}", req.parker,
+                                                                req.domain));
+            auto g = loadGroup(req.domain, *gname);
+            if (!g || g->members.empty())
+                return failWith(ErrorCode::NoGroup, fmt::format("call-park group {} has no members", *gname));
+            g->settings.applyTo(p.recall);
+            if (g->settings.occupied) p.occupied = *g->settings.occupied;
+            applyRule();
+            // SPEC §2: hunt in configured order, always from the first; first member with no call, or with
+            // stacking the first member with the fewest calls.
+            std::int64_t best = -1;
+            for (const std::string& m : g->members) {
+                std::int64_t n = liveCountOnExt(req.domain, m);
+                if (best < 0 || n < best) {
+                    best = n;
+                    p.extension = m;
+                }
+                if (n == 0) break;
+            }
+            if (best > 0 && p.occupied == OccupiedPolicy::Reject) {
+                p.extension.clear();
+                return failWith(ErrorCode::GroupFull,
+                                fmt::format("every member of call-park group {} has a parked call", *gname));
+            }
+            p.group = *gname;
+            break;
+        }
+        case ParkHow::Lot: {
+            if (req.lot.empty()) return failWith(ErrorCode::BadRequest, "lot park needs a lot");
+            auto lot = loadLot(req.domain, req.lot);
+            if (!lot) return failWith(ErrorCode::UnknownLot, fmt::format("lot {} does not exist in domain {}", req.lot,
+                                                                         req.domain));
+            lot->settings.applyTo(p.recall);
+            if (lot->settings.occupied) p.occupied = *lot->settings.occupied;
+            applyRule();
+            auto [slot, r] = pickSlot(req.domain, *lot, req.slot);
+            if (!r.ok) {
+                p.error = r;
+                return p;
+            }
+            p.lot = lot->name;
+            p.slot = slot;
+            break;
+        }
+        }
+        // A ladder that needs an alternate but has none rings the parker only (documented in docs/engine.md).
+        if (p.recall.mode != RecallMode::Parker && !p.recall.alternate) p.recall.mode = RecallMode::Parker;
+        p.recall.recallSeconds = std::clamp(p.recall.recallSeconds, 1, 3600);
+        return p;
+    }
+
+    std::optional<ParkedCall> byKey(const std::string& domain, const std::string& key) {
+        Stmt& s = db.q("SELECT " CALL_COLS " FROM parked_calls WHERE domain = ? AND request_key = ?");
+        s.bind(1, domain).bind(2, key);
+        if (!s.step()) return std::nullopt;
+        return readCall(s);
+    }
+
+    // The call a retrieve request designates (not yet claimed), or the error.
+    CallResult findForRetrieve(const RetrieveRequest& req) {
+        if (req.domain.empty()) return fail(ErrorCode::BadRequest, "retrieve needs the retriever's domain");
+        std::vector<ParkedCall> calls;
+        switch (req.by) {
+        case RetrieveRequest::By::Own:
+        case RetrieveRequest::By::Extension: {
+            const std::string& ext = req.by == RetrieveRequest::By::Own ? req.retriever : req.extension;
+            if (ext.empty()) return fail(ErrorCode::BadRequest, "retrieve needs an extension");
+            Stmt& s = db.q("SELECT " CALL_COLS " FROM parked_calls WHERE domain = ? AND extension = ? "
+                           "ORDER BY parked_at, id");
+            s.bind(1, req.domain).bind(2, ext);
+            while (s.step()) calls.push_back(readCall(s));
+            if (calls.empty()) return fail(ErrorCode::NotFound, fmt::format("nothing is parked on {}", ext));
+            break;
+        }
+        case RetrieveRequest::By::Slot: {
+            Stmt& s = db.q("SELECT " CALL_COLS " FROM parked_calls WHERE domain = ? AND lot = ? AND slot = ?");
+            s.bind(1, req.domain).bind(2, req.lot).bind(3, req.slot);
+            while (s.step()) calls.push_back(readCall(s));
+            if (calls.empty())
+                return fail(ErrorCode::NotFound, fmt::format("nothing is parked in slot {} of lot {}", req.slot, req.lot));
+            break;
+        }
+        case RetrieveRequest::By::Id: {
+            auto c = callById(req.id);
+            if (!c) return fail(ErrorCode::NotFound, fmt::format("no parked call {}", req.id));
+            if (c->domain != req.domain)
+                return fail(ErrorCode::Forbidden, fmt::format("call {} belongs to another domain", req.id));
+            calls.push_back(*c);
+            break;
+        }
+        }
+        for (const ParkedCall& c : calls)
+            if (c.state == CallState::Parked || c.state == CallState::Recalling) return okCall(c); // oldest first
+        CallResult r = fail(ErrorCode::Busy, "the parked call is already being retrieved");
+        r.call = calls.front();
+        return r;
+    }
+
+    // Whom a recall attempt rings.
+    RecallStep describe(const ParkedCall& c, int attempt) {
+        RecallStep st;
+        st.ok = true;
+        st.call = c;
+        st.attempt = attempt;
+        auto ladder = recallLadder(c.recall);
+        size_t idx = std::min(static_cast<size_t>(std::max(attempt, 1) - 1), ladder.size() - 1);
+        const LadderRung& rung = ladder[idx];
+        st.target = rung.target;
+        st.ringSeconds = rung.ringSeconds;
+        st.ring = ringList(c, rung.target);
+        const LadderRung& next = ladder[std::min(idx + 1, ladder.size() - 1)];
+        st.nextAttempt = attempt + 1;
+        st.nextTarget = next.target;
+        st.nextDelaySeconds = rung.delayAfterSeconds;
+        return st;
+    }
+
+    std::vector<std::string> ringList(const ParkedCall& c, const RecallTarget& t) {
+        switch (t.kind) {
+        case RecallTarget::Kind::Parker:
+            if (!c.parker.empty()) return {c.parker};
+            if (!c.extension.empty()) return {c.extension}; // parker unknown: ring the parked-on extension
+            if (c.recall.alternate && c.recall.alternate->kind != RecallTarget::Kind::Parker)
+                return ringList(c, *c.recall.alternate);
+            return {};
+        case RecallTarget::Kind::Extension:
+        case RecallTarget::Kind::Number:
+            return {t.value};
+        case RecallTarget::Kind::Group: {
+            auto g = loadGroup(c.domain, t.value);
+            return g ? g->members : std::vector<std::string>{};
+        }
+        }
+        return {};
+    }
+
+    void loadDomains() {
+        domains.clear();
+        Stmt& s = db.q("SELECT name, park_code, group_park_code, retrieve_code, occupied, recall_seconds, recall_mode, "
+                       "ring_seconds, alternate_wait, retry_seconds, alternate, open_extensions, dpid, default_rules "
+                       "FROM domains");
+        while (s.step()) {
+            DomainSettings d;
+            d.name = s.text(0);
+            d.parkCode = s.text(1);
+            d.groupParkCode = s.text(2);
+            d.retrieveCode = s.text(3);
+            d.occupied = parseOccupiedPolicy(s.text(4)).value_or(OccupiedPolicy::Stack);
+            d.recall.recallSeconds = s.i32(5);
+            d.recall.mode = parseRecallMode(s.text(6)).value_or(RecallMode::Parker);
+            d.recall.ringSeconds = s.i32(7);
+            d.recall.alternateWaitSeconds = s.i32(8);
+            d.recall.retrySeconds = s.i32(9);
+            d.recall.alternate = RecallTarget::parse(s.text(10));
+            d.openExtensions = s.i32(11) != 0;
+            d.dpid = s.i32(12);
+            d.defaultRules = s.i32(13) != 0;
+            domains[d.name] = d;
+        }
+    }
+
+    std::vector<Rule> loadStoredRules() {
+        std::vector<Rule> out;
+        Stmt& s = db.q("SELECT id, domain, dpid, pr, match_op, match_exp, match_len, subst_exp, repl_exp, attrs, "
+                       "disabled, continue FROM rules ORDER BY dpid, pr, id");
+        while (s.step()) {
+            Rule r;
+            r.id = s.i64(0);
+            r.domain = s.text(1);
+            r.dpid = s.i32(2);
+            r.pr = s.i32(3);
+            r.matchOp = static_cast<MatchOp>(s.i32(4));
+            r.matchExp = s.text(5);
+            r.matchLen = s.i32(6);
+            r.substExp = s.text(7);
+            r.replExp = s.text(8);
+            r.attrs = s.text(9);
+            r.disabled = s.i32(10) != 0;
+            r.cont = s.i32(11) != 0;
+            out.push_back(std::move(r));
+        }
+        return out;
+    }
+
+    std::vector<DomainSettings> domainList() const {
+        std::vector<DomainSettings> v;
+        for (const auto& [n, d] : domains) v.push_back(d);
+        return v;
+    }
+
+    // Rebuild the compiled rule set from `stored` + current domains; swap only on success.
+    std::vector<RuleError> rebuildRules(const std::vector<Rule>& stored) {
+        std::vector<RuleError> errors;
+        auto set = buildRuleSet(stored, domainList(), errors);
+        if (set) rules = std::move(set);
+        return errors;
+    }
+
+    void insertRule(Rule& r) {
+        Stmt& s = db.q("INSERT INTO rules (id, domain, dpid, pr, match_op, match_exp, match_len, subst_exp, repl_exp, "
+                       "attrs, disabled, continue) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)");
+        if (r.id > 0) s.bind(1, r.id); else s.bindNull(1);
+        s.bind(2, r.domain).bind(3, r.dpid).bind(4, r.pr).bind(5, static_cast<int>(r.matchOp)).bind(6, r.matchExp);
+        s.bind(7, r.matchLen).bind(8, r.substExp).bind(9, r.replExp).bind(10, r.attrs);
+        s.bind(11, r.disabled ? 1 : 0).bind(12, r.cont ? 1 : 0);
+        s.run();
+        r.id = db.lastInsertId();
+    }
+};
+
+// ---------------------------------------------------------------------------------------------------------
+// Open
+
+std::unique_ptr<Engine> Engine::open(const std::string& path, Clock& clock, OpenOptions options) {
+    auto impl = std::make_unique<Impl>(clock, path, options);
+    auto die = [&](const std::string& what) -> std::runtime_error {
+        return std::runtime_error(fmt::format("park engine database '{}': {}", path, what));
+    };
+    std::string e = impl->db.open(path, options.busyTimeoutMs);
+    if (!e.empty()) throw die("cannot open: " + e);
+    Db& db = impl->db;
+    int userVersion = 0;
+    try {
+        Stmt s(db.handle(), "PRAGMA user_version");
+        s.step();
+        userVersion = s.i32(0);
+    } catch (const StorageError& err) {
+        throw die(fmt::format("not a usable SQLite database ({}); refusing to reset it", err.what()));
+    }
+    const int latest = migrations().empty() ? 0 : migrations().back().version;
+    if (userVersion > latest)
+        throw die(fmt::format("schema version {} is newer than this engine supports ({}); upgrade parkway",
+                              userVersion, latest));
+    if (userVersion == 0) {
+        Stmt s(db.handle(), "SELECT count(*) FROM sqlite_master WHERE type = 'table'");
+        s.step();
+        if (s.i64(0) > 0)
+            throw die("has tables but no parkway schema version (PRAGMA user_version = 0); not a parkway database");
+    }
+    if (path != ":memory:" && path.rfind("file::memory:", 0) != 0) {
+        e = db.execError("PRAGMA journal_mode = WAL");
+        if (!e.empty()) throw die("cannot enable WAL: " + e);
+    }
+    e = db.execError(options.fsyncEveryCommit ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL");
+    if (!e.empty()) throw die(e);
+    if (options.integrityCheck && userVersion > 0) {
+        try {
+            Stmt s(db.handle(), "PRAGMA quick_check");
+            std::string problems;
+            while (s.step()) {
+                std::string line = s.text(0);
+                if (line != "ok") problems += (problems.empty() ? "" : "; ") + line;
+            }
+            if (!problems.empty()) throw die("corrupt (quick_check: " + problems + ")");
+        } catch (const StorageError& err) {
+            throw die(fmt::format("corrupt ({})", err.what()));
+        }
+    }
+    for (const Migration& m : migrations()) {
+        if (m.version <= userVersion) continue;
+        e = db.execError("BEGIN IMMEDIATE");
+        if (e.empty()) e = db.execError(m.sql);
+        if (e.empty()) e = db.execError(fmt::format("PRAGMA user_version = {}", m.version).c_str());
+        if (e.empty()) e = db.execError("COMMIT");
+        if (!e.empty()) {
+            db.execError("ROLLBACK");
+            throw die(fmt::format("migration {} failed: {}", m.name, e));
+        }
+    }
+    try {
+        if (options.releaseStaleClaims)
+            db.exec("UPDATE parked_calls SET state = CASE WHEN recall_stage > 0 THEN 'recalling' ELSE 'parked' END, "
+                    "retriever = '', recall_answered = 0, version = version + 1 WHERE state = 'retrieving'");
+        impl->loadDomains();
+        auto stored = impl->loadStoredRules();
+        std::vector<RuleError> errors;
+        auto set = buildRuleSet(stored, impl->domainList(), errors);
+        if (!set) {
+            // Leave the broken rules out so parking keeps working; report them (ruleLoadErrors()).
+            impl->ruleLoadErrors = errors;
+            std::set<std::int64_t> bad;
+            for (const auto& re : errors) bad.insert(re.ruleId);
+            std::vector<Rule> good;
+            for (const auto& r : stored)
+                if (!bad.count(r.id)) good.push_back(r);
+            std::vector<RuleError> again;
+            set = buildRuleSet(good, impl->domainList(), again);
+            if (!set) throw die("cannot compile rules: " + (again.empty() ? std::string("?") : again.front().message));
+        }
+        impl->rules = set;
+    } catch (const StorageError& err) {
+        throw die(err.what());
+    }
+    return std::unique_ptr<Engine>(new Engine(std::move(impl)));
+}
+
+Engine::Engine(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Engine::~Engine() = default;
+
+const std::string& Engine::path() const { return impl_->path; }
+int Engine::schemaVersion() { return migrations().empty() ? 0 : migrations().back().version; }
+const std::vector<RuleError>& Engine::ruleLoadErrors() const { return impl_->ruleLoadErrors; }
+
+std::vector<ParkedCall> Engine::liveCalls() const {
+    std::vector<ParkedCall> v;
+    Stmt& s = impl_->db.q("SELECT " CALL_COLS " FROM parked_calls ORDER BY recall_at, id");
+    while (s.step()) v.push_back(readCall(s));
+    return v;
+}
+
+std::vector<ParkedCall> Engine::dueCalls() const {
+    std::vector<ParkedCall> v;
+    Stmt& s = impl_->db.q("SELECT " CALL_COLS " FROM parked_calls WHERE recall_at <= ? AND state <> 'retrieving' "
+                          "ORDER BY recall_at, id");
+    s.bind(1, impl_->now());
+    while (s.step()) v.push_back(readCall(s));
+    return v;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Domains, extensions, groups, lots
+
+DomainSettings Engine::domain(const std::string& name) const { return impl_->domainSettings(name); }
+
+std::vector<DomainSettings> Engine::domains() const { return impl_->domainList(); }
+
+Status Engine::setDomain(const DomainSettings& d) {
+    std::string e = validate(d);
+    if (!e.empty()) return Status::failure(ErrorCode::BadRequest, fmt::format("domain {}: {}", d.name, e));
+    try {
+        Txn txn(impl_->db);
+        Stmt& s = impl_->db.q(
+            "INSERT OR REPLACE INTO domains (name, park_code, group_park_code, retrieve_code, occupied, recall_seconds, "
+            "recall_mode, ring_seconds, alternate_wait, retry_seconds, alternate, open_extensions, dpid, default_rules) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+        s.bind(1, d.name).bind(2, d.parkCode).bind(3, d.groupParkCode).bind(4, d.retrieveCode);
+        s.bind(5, toString(d.occupied)).bind(6, d.recall.recallSeconds).bind(7, toString(d.recall.mode));
+        s.bind(8, d.recall.ringSeconds).bind(9, d.recall.alternateWaitSeconds).bind(10, d.recall.retrySeconds);
+        s.bind(11, d.recall.alternate ? d.recall.alternate->toString() : std::string());
+        s.bind(12, d.openExtensions ? 1 : 0).bind(13, d.dpid).bind(14, d.defaultRules ? 1 : 0);
+        s.run();
+        txn.commit();
+    } catch (const StorageError& err) {
+        return Status::failure(ErrorCode::Storage, err.what());
+    }
+    impl_->domains[d.name] = d;
+    // The default rules follow the domain's feature codes.
+    auto errors = impl_->rebuildRules(impl_->loadStoredRules());
+    if (!errors.empty()) return Status::failure(ErrorCode::BadRule, errors.front().message);
+    return Status::success();
+}
+
+Status Engine::removeDomain(const std::string& name) {
+    try {
+        Txn txn(impl_->db);
+        Stmt& c = impl_->db.q("SELECT count(*) FROM parked_calls WHERE domain = ?");
+        c.bind(1, name);
+        c.step();
+        if (c.i64(0) > 0)
+            return Status::failure(ErrorCode::BadState, fmt::format("domain {} still has parked calls", name));
+        for (const char* sql : {"DELETE FROM domains WHERE name = ?", "DELETE FROM extensions WHERE domain = ?",
+                                "DELETE FROM call_groups WHERE domain = ?", "DELETE FROM group_members WHERE domain = ?",
+                                "DELETE FROM lots WHERE domain = ?"}) {
+            Stmt s(impl_->db.handle(), sql);
+            s.bind(1, name);
+            s.run();
+        }
+        txn.commit();
+    } catch (const StorageError& err) {
+        return Status::failure(ErrorCode::Storage, err.what());
+    }
+    impl_->domains.erase(name);
+    impl_->rebuildRules(impl_->loadStoredRules());
+    return Status::success();
+}
+
+Status Engine::setExtension(const Extension& e) {
+    if (e.domain.empty() || e.ext.empty()) return Status::failure(ErrorCode::BadRequest, "extension: domain and ext are required");
+    try {
+        Stmt& s = impl_->db.q("INSERT OR REPLACE INTO extensions (domain, ext, display) VALUES (?,?,?)");
+        s.bind(1, e.domain).bind(2, e.ext).bind(3, e.display);
+        s.run();
+    } catch (const StorageError& err) {
+        return Status::failure(ErrorCode::Storage, err.what());
+    }
+    return Status::success();
+}
+
+Status Engine::removeExtension(const std::string& domain, const std::string& ext) {
+    try {
+        Stmt& s = impl_->db.q("DELETE FROM extensions WHERE domain = ? AND ext = ?");
+        s.bind(1, domain).bind(2, ext);
+        s.run();
+    } catch (const StorageError& err) {
+        return Status::failure(ErrorCode::Storage, err.what());
+    }
+    return Status::success();
+}
+
+std::vector<Extension> Engine::extensions(const std::string& domain) const {
+    std::vector<Extension> v;
+    Stmt& s = impl_->db.q("SELECT ext, display FROM extensions WHERE domain = ? ORDER BY ext");
+    s.bind(1, domain);
+    while (s.step()) v.push_back({domain, s.text(0), s.text(1)});
+    return v;
+}
+
+bool Engine::isKnownExtension(const std::string& domain, const std::string& ext) const {
+    return impl_->knownExtension(domain, ext);
+}
+
+Status Engine::setGroup(const Group& g) {
+    if (g.domain.empty() || g.name.empty()) return Status::failure(ErrorCode::BadRequest, "group: domain and name are required");
+    std::string e = validate(g.settings);
+    if (!e.empty()) return Status::failure(ErrorCode::BadRequest, fmt::format("group {}: {}", g.name, e));
+    std::set<std::string> seen;
+    for (const auto& m : g.members) {
+        if (m.empty()) return Status::failure(ErrorCode::BadRequest, fmt::format("group {}: empty member", g.name));
+        if (!seen.insert(m).second)
+            return Status::failure(ErrorCode::BadRequest, fmt::format("group {}: member {} listed twice", g.name, m));
+    }
+    try {
+        Db& db = impl_->db;
+        Txn txn(db);
+        for (const auto& m : g.members) {
+            auto other = impl_->groupNameOf(g.domain, m);
+            if (other && *other != g.name)
+                return Status::failure(ErrorCode::BadRequest,
+                                       fmt::format("group {}: {} is already in group {} (a user is in at most one "
+                                                   "call-park group per domain)", g.name, m, *other));
+        }
+        Stmt& s = db.q("INSERT OR REPLACE INTO call_groups (domain, name, notify_parker, occupied, recall_seconds, "
+                       "recall_mode, ring_seconds, alternate_wait, retry_seconds, alternate) VALUES (?,?,?,?,?,?,?,?,?,?)");
+        s.bind(1, g.domain).bind(2, g.name).bind(3, g.notifyParker ? 1 : 0);
+        bindOverrides(s, 4, g.settings);
+        s.run();
+        Stmt& d = db.q("DELETE FROM group_members WHERE domain = ? AND grp = ?");
+        d.bind(1, g.domain).bind(2, g.name);
+        d.run();
+        int pos = 0;
+        for (const auto& m : g.members) {
+            Stmt& i = db.q("INSERT INTO group_members (domain, ext, grp, position) VALUES (?,?,?,?)");
+            i.bind(1, g.domain).bind(2, m).bind(3, g.name).bind(4, pos++);
+            i.run();
+        }
+        txn.commit();
+    } catch (const StorageError& err) {
+        return Status::failure(ErrorCode::Storage, err.what());
+    }
+    return Status::success();
+}
+
+Status Engine::removeGroup(const std::string& domain, const std::string& name) {
+    try {
+        Txn txn(impl_->db);
+        Stmt& s = impl_->db.q("DELETE FROM call_groups WHERE domain = ? AND name = ?");
+        s.bind(1, domain).bind(2, name);
+        s.run();
+        if (impl_->db.changes() == 0)
+            return Status::failure(ErrorCode::NotFound, fmt::format("no group {} in domain {}", name, domain));
+        Stmt& m = impl_->db.q("DELETE FROM group_members WHERE domain = ? AND grp = ?");
+        m.bind(1, domain).bind(2, name);
+        m.run();
+        txn.commit();
+    } catch (const StorageError& err) {
+        return Status::failure(ErrorCode::Storage, err.what());
+    }
+    return Status::success();
+}
+
+std::optional<Group> Engine::group(const std::string& domain, const std::string& name) const {
+    return impl_->loadGroup(domain, name);
+}
+
+std::optional<Group> Engine::groupOf(const std::string& domain, const std::string& user) const {
+    auto n = impl_->groupNameOf(domain, user);
+    if (!n) return std::nullopt;
+    return impl_->loadGroup(domain, *n);
+}
+
+std::vector<Group> Engine::groups(const std::string& domain) const {
+    std::vector<std::string> names;
+    Stmt& s = impl_->db.q("SELECT name FROM call_groups WHERE domain = ? ORDER BY name");
+    s.bind(1, domain);
+    while (s.step()) names.push_back(s.text(0));
+    std::vector<Group> v;
+    for (const auto& n : names)
+        if (auto g = impl_->loadGroup(domain, n)) v.push_back(std::move(*g));
+    return v;
+}
+
+Status Engine::setLot(const Lot& l) {
+    if (l.domain.empty() || l.name.empty()) return Status::failure(ErrorCode::BadRequest, "lot: domain and name are required");
+    if (l.firstSlot <= 0 || l.lastSlot < l.firstSlot || l.lastSlot - l.firstSlot >= 100000)
+        return Status::failure(ErrorCode::BadRequest, fmt::format("lot {}: slot range {}-{} is invalid", l.name,
+                                                                  l.firstSlot, l.lastSlot));
+    std::string e = validate(l.settings);
+    if (!e.empty()) return Status::failure(ErrorCode::BadRequest, fmt::format("lot {}: {}", l.name, e));
+    try {
+        Db& db = impl_->db;
+        Txn txn(db);
+        Stmt& o = db.q("SELECT name, first_slot, last_slot FROM lots WHERE domain = ? AND name <> ? "
+                       "AND first_slot <= ? AND last_slot >= ?");
+        o.bind(1, l.domain).bind(2, l.name).bind(3, l.lastSlot).bind(4, l.firstSlot);
+        if (o.step())
+            return Status::failure(ErrorCode::BadRequest, fmt::format("lot {}: slots {}-{} overlap lot {} ({}-{})", l.name,
+                                                                      l.firstSlot, l.lastSlot, o.text(0), o.i32(1), o.i32(2)));
+        Stmt& c = db.q("SELECT count(*) FROM parked_calls WHERE domain = ? AND lot = ? AND (slot < ? OR slot > ?)");
+        c.bind(1, l.domain).bind(2, l.name).bind(3, l.firstSlot).bind(4, l.lastSlot);
+        c.step();
+        if (c.i64(0) > 0)
+            return Status::failure(ErrorCode::BadState, fmt::format("lot {}: calls are parked outside the new range", l.name));
+        Stmt& s = db.q("INSERT INTO lots (domain, name, first_slot, last_slot, choice, occupied, recall_seconds, "
+                       "recall_mode, ring_seconds, alternate_wait, retry_seconds, alternate) VALUES (?,?,?,?,?,?,?,?,?,?,?,?) "
+                       "ON CONFLICT (domain, name) DO UPDATE SET first_slot = excluded.first_slot, "
+                       "last_slot = excluded.last_slot, choice = excluded.choice, occupied = excluded.occupied, "
+                       "recall_seconds = excluded.recall_seconds, recall_mode = excluded.recall_mode, "
+                       "ring_seconds = excluded.ring_seconds, alternate_wait = excluded.alternate_wait, "
+                       "retry_seconds = excluded.retry_seconds, alternate = excluded.alternate");
+        s.bind(1, l.domain).bind(2, l.name).bind(3, l.firstSlot).bind(4, l.lastSlot).bind(5, toString(l.choice));
+        bindOverrides(s, 6, l.settings);
+        s.run();
+        txn.commit();
+    } catch (const StorageError& err) {
+        return Status::failure(ErrorCode::Storage, err.what());
+    }
+    return Status::success();
+}
+
+Status Engine::removeLot(const std::string& domain, const std::string& name) {
+    try {
+        Txn txn(impl_->db);
+        Stmt& c = impl_->db.q("SELECT count(*) FROM parked_calls WHERE domain = ? AND lot = ?");
+        c.bind(1, domain).bind(2, name);
+        c.step();
+        if (c.i64(0) > 0) return Status::failure(ErrorCode::BadState, fmt::format("lot {} still has parked calls", name));
+        Stmt& s = impl_->db.q("DELETE FROM lots WHERE domain = ? AND name = ?");
+        s.bind(1, domain).bind(2, name);
+        s.run();
+        if (impl_->db.changes() == 0)
+            return Status::failure(ErrorCode::NotFound, fmt::format("no lot {} in domain {}", name, domain));
+        txn.commit();
+    } catch (const StorageError& err) {
+        return Status::failure(ErrorCode::Storage, err.what());
+    }
+    return Status::success();
+}
+
+std::optional<Lot> Engine::lot(const std::string& domain, const std::string& name) const {
+    return impl_->loadLot(domain, name);
+}
+
+std::optional<Lot> Engine::lotForSlot(const std::string& domain, int slot) const {
+    Stmt& s = impl_->db.q("SELECT name FROM lots WHERE domain = ? AND first_slot <= ? AND last_slot >= ?");
+    s.bind(1, domain).bind(2, slot).bind(3, slot);
+    if (!s.step()) return std::nullopt;
+    std::string name = s.text(0);
+    return impl_->loadLot(domain, name);
+}
+
+std::vector<Lot> Engine::lots(const std::string& domain) const {
+    std::vector<std::string> names;
+    Stmt& s = impl_->db.q("SELECT name FROM lots WHERE domain = ? ORDER BY first_slot");
+    s.bind(1, domain);
+    while (s.step()) names.push_back(s.text(0));
+    std::vector<Lot> v;
+    for (const auto& n : names)
+        if (auto l = impl_->loadLot(domain, n)) v.push_back(std::move(*l));
+    return v;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Parking
+
+ParkResult Engine::park(const ParkRequest& req) {
+    if (req.domain.empty()) return fail(ErrorCode::BadRequest, "park needs a domain");
+    std::string e = validate(req.overrides);
+    if (!e.empty()) return fail(ErrorCode::BadRequest, e);
+    Impl& I = *impl_;
+    return I.transact<ParkResult>([&]() -> ParkResult {
+        if (!req.requestKey.empty()) {
+            if (auto existing = I.byKey(req.domain, req.requestKey)) {
+                ParkResult r = okCall(*existing);
+                r.duplicate = true; // a retransmitted/duplicated REFER or INVITE parks once (SPEC §2)
+                return r;
+            }
+        }
+        Impl::Plan p = I.planPark(req);
+        if (!p.error.ok) return p.error;
+        ParkedCall c;
+        c.domain = req.domain;
+        c.extension = p.extension;
+        c.lot = p.lot;
+        c.slot = p.slot;
+        c.parker = req.parker;
+        c.parkedUri = req.parkedUri;
+        c.parkedDisplay = req.parkedDisplay;
+        c.group = p.group;
+        c.parkedAt = I.now();
+        c.recall = p.recall;
+        c.recallAt = c.parkedAt + static_cast<Millis>(p.recall.recallSeconds) * 1000;
+        c.blob = req.blob;
+        c.requestKey = req.requestKey;
+        I.insertCall(c);
+        if (!c.lot.empty()) I.markSlotUsed(c.domain, c.lot, c.slot);
+        I.emit(EventKind::Parked, c);
+        return okCall(c);
+    });
+}
+
+CallResult Engine::updateBlob(CallId id, const std::string& blob) {
+    Impl& I = *impl_;
+    return I.transact<CallResult>([&]() -> CallResult {
+        auto c = I.callById(id);
+        if (!c) return fail(ErrorCode::NotFound, fmt::format("no parked call {}", id));
+        c->blob = blob;
+        c->version += 1;
+        Stmt& s = I.db.q("UPDATE parked_calls SET blob = ?, version = ? WHERE id = ?");
+        s.bindBlob(1, blob).bind(2, c->version).bind(3, id);
+        s.run();
+        return okCall(*c);
+    });
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Retrieving
+
+CallResult Engine::claimRetrieve(const RetrieveRequest& req) {
+    Impl& I = *impl_;
+    return I.transact<CallResult>([&]() -> CallResult {
+        CallResult found = I.findForRetrieve(req);
+        if (!found.ok) return found;
+        ParkedCall c = found.call;
+        // The claim is a conditional update: of two retrievers only one changes the row (SPEC §3).
+        Stmt& s = I.db.q("UPDATE parked_calls SET state = 'retrieving', retriever = ?, recall_answered = 0, "
+                         "version = version + 1 WHERE id = ? AND state IN ('parked', 'recalling')");
+        s.bind(1, req.retriever).bind(2, c.id);
+        s.run();
+        if (I.db.changes() != 1) return fail(ErrorCode::Busy, "the parked call is already being retrieved");
+        c.state = CallState::Retrieving;
+        c.retriever = req.retriever;
+        c.recallAnswered = false;
+        c.version += 1;
+        I.emit(EventKind::RetrieveStarted, c);
+        return okCall(c);
+    });
+}
+
+CallResult Engine::completeRetrieve(CallId id) {
+    Impl& I = *impl_;
+    return I.transact<CallResult>([&]() -> CallResult {
+        auto c = I.callById(id);
+        if (!c) return fail(ErrorCode::NotFound, fmt::format("no parked call {}", id));
+        if (c->state != CallState::Retrieving)
+            return fail(ErrorCode::BadState, fmt::format("call {} is {}, not being retrieved", id, toString(c->state)));
+        I.deleteCall(*c);
+        I.emit(EventKind::Retrieved, *c);
+        return okCall(*c);
+    });
+}
+
+CallResult Engine::abortRetrieve(CallId id) {
+    Impl& I = *impl_;
+    return I.transact<CallResult>([&]() -> CallResult {
+        auto c = I.callById(id);
+        if (!c) return fail(ErrorCode::NotFound, fmt::format("no parked call {}", id));
+        if (c->state != CallState::Retrieving)
+            return fail(ErrorCode::BadState, fmt::format("call {} is {}, not being retrieved", id, toString(c->state)));
+        c->state = c->recallStage > 0 ? CallState::Recalling : CallState::Parked;
+        c->retriever.clear();
+        c->recallAnswered = false;
+        I.saveCall(*c);
+        I.emit(EventKind::RetrieveAborted, *c);
+        return okCall(*c);
+    });
+}
+
+CallResult Engine::abandon(CallId id) {
+    Impl& I = *impl_;
+    return I.transact<CallResult>([&]() -> CallResult {
+        auto c = I.callById(id);
+        if (!c) return fail(ErrorCode::NotFound, fmt::format("no parked call {}", id));
+        I.deleteCall(*c);
+        I.emit(EventKind::Abandoned, *c);
+        return okCall(*c);
+    });
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Recall
+
+namespace {
+RecallStep stepFail(ErrorCode e, std::string m) {
+    RecallStep s;
+    s.error = e;
+    s.message = std::move(m);
+    return s;
+}
+} // namespace
+
+RecallStep Engine::recallStep(CallId id) {
+    Impl& I = *impl_;
+    return I.transact<RecallStep>([&]() -> RecallStep {
+        auto c = I.callById(id);
+        if (!c) return stepFail(ErrorCode::NotFound, fmt::format("no parked call {}", id));
+        if (c->state == CallState::Retrieving)
+            return stepFail(ErrorCode::Busy, fmt::format("call {} is being retrieved", id));
+        Millis now = I.now();
+        if (now < c->recallAt)
+            return stepFail(ErrorCode::BadState, fmt::format("call {}: next recall action is due in {} ms", id,
+                                                             c->recallAt - now));
+        if (c->state == CallState::Parked || c->recallStage == 0) c->recallStage = 1;
+        c->state = CallState::Recalling;
+        RecallStep st = I.describe(*c, c->recallStage);
+        c->recallAt = now + static_cast<Millis>(st.ringSeconds) * 1000;
+        I.saveCall(*c);
+        st.call = *c;
+        I.emit(EventKind::RecallStarted, *c);
+        return st;
+    });
+}
+
+RecallStep Engine::recallNoAnswer(CallId id) {
+    Impl& I = *impl_;
+    return I.transact<RecallStep>([&]() -> RecallStep {
+        auto c = I.callById(id);
+        if (!c) return stepFail(ErrorCode::NotFound, fmt::format("no parked call {}", id));
+        if (c->state != CallState::Recalling)
+            return stepFail(ErrorCode::BadState, fmt::format("call {} is {}, not recalling", id, toString(c->state)));
+        RecallStep done = I.describe(*c, c->recallStage);
+        I.emit(EventKind::RecallFailed, *c);
+        c->recallStage += 1;
+        c->recallAt = I.now() + static_cast<Millis>(done.nextDelaySeconds) * 1000;
+        I.saveCall(*c);
+        RecallStep next = I.describe(*c, c->recallStage);
+        next.nextAttempt = c->recallStage;
+        next.nextTarget = next.target;
+        next.nextDelaySeconds = done.nextDelaySeconds;
+        next.call = *c;
+        return next;
+    });
+}
+
+CallResult Engine::recallAnswered(CallId id, const std::string& answeredBy) {
+    Impl& I = *impl_;
+    return I.transact<CallResult>([&]() -> CallResult {
+        auto c = I.callById(id);
+        if (!c) return fail(ErrorCode::NotFound, fmt::format("no parked call {}", id));
+        if (c->state == CallState::Retrieving) return fail(ErrorCode::Busy, fmt::format("call {} is being retrieved", id));
+        if (c->state != CallState::Recalling)
+            return fail(ErrorCode::BadState, fmt::format("call {} is {}, not recalling", id, toString(c->state)));
+        c->state = CallState::Retrieving;
+        c->retriever = answeredBy;
+        c->recallAnswered = true;
+        I.saveCall(*c);
+        I.emit(EventKind::RetrieveStarted, *c);
+        return okCall(*c);
+    });
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Move, list, get
+
+CallResult Engine::move(CallId id, const Target& to) {
+    Impl& I = *impl_;
+    return I.transact<CallResult>([&]() -> CallResult {
+        auto c = I.callById(id);
+        if (!c) return fail(ErrorCode::NotFound, fmt::format("no parked call {}", id));
+        if (!to.domain.empty() && to.domain != c->domain)
+            return fail(ErrorCode::Forbidden, fmt::format("call {} belongs to another domain", id));
+        if (c->state == CallState::Retrieving) return fail(ErrorCode::Busy, fmt::format("call {} is being retrieved", id));
+        ParkedCall before = *c;
+        switch (to.kind) {
+        case TargetKind::Extension: {
+            if (to.name.empty()) return fail(ErrorCode::BadRequest, "move needs an extension");
+            if (!I.knownExtension(c->domain, to.name))
+                return fail(ErrorCode::UnknownExtension, fmt::format("extension {} is not known", to.name));
+            if (c->extension == to.name && c->lot.empty()) return fail(ErrorCode::BadRequest, "the call is already there");
+            if (I.domainSettings(c->domain).occupied == OccupiedPolicy::Reject && I.liveCountOnExt(c->domain, to.name) > 0)
+                return fail(ErrorCode::Occupied, fmt::format("extension {} already has a parked call", to.name));
+            c->extension = to.name;
+            c->lot.clear();
+            c->slot = 0;
+            break;
+        }
+        case TargetKind::Slot:
+        case TargetKind::Lot: {
+            auto lot = I.loadLot(c->domain, to.name);
+            if (!lot) return fail(ErrorCode::UnknownLot, fmt::format("lot {} does not exist", to.name));
+            int want = to.kind == TargetKind::Slot ? to.slot : 0;
+            if (want != 0 && c->lot == lot->name && c->slot == want)
+                return fail(ErrorCode::BadRequest, "the call is already there");
+            auto [slot, r] = I.pickSlot(c->domain, *lot, want);
+            if (!r.ok) return r;
+            c->extension.clear();
+            c->lot = lot->name;
+            c->slot = slot;
+            I.markSlotUsed(c->domain, c->lot, slot);
+            break;
+        }
+        case TargetKind::Group:
+            return fail(ErrorCode::BadRequest, "a call moves to an extension or a slot, not a group");
+        }
+        c->group.clear();
+        I.saveCall(*c);
+        I.emit(EventKind::Moved, *c, before);
+        return okCall(*c);
+    });
+}
+
+std::optional<ParkedCall> Engine::get(CallId id) const { return impl_->callById(id); }
+
+std::optional<ParkedCall> Engine::get(const std::string& domain, CallId id) const {
+    auto c = impl_->callById(id);
+    if (!c || c->domain != domain) return std::nullopt;
+    return c;
+}
+
+std::optional<ParkedCall> Engine::getByRequestKey(const std::string& domain, const std::string& key) const {
+    if (key.empty()) return std::nullopt;
+    return impl_->byKey(domain, key);
+}
+
+std::vector<ParkedCall> Engine::list(const ListFilter& f) const {
+    std::string sql = "SELECT " CALL_COLS " FROM parked_calls WHERE 1";
+    std::vector<std::string> args;
+    auto add = [&](const char* cond, std::string v) {
+        sql += cond;
+        args.push_back(std::move(v));
+    };
+    if (!f.domain.empty()) add(" AND domain = ?", f.domain);
+    if (!f.extension.empty()) add(" AND extension = ?", f.extension);
+    if (!f.group.empty()) add(" AND grp = ?", f.group);
+    if (!f.lot.empty()) add(" AND lot = ?", f.lot);
+    if (!f.lot.empty() && f.slot != 0) add(" AND slot = ?", std::to_string(f.slot));
+    if (f.state) add(" AND state = ?", toString(*f.state));
+    sql += " ORDER BY parked_at, id";
+    std::vector<ParkedCall> v;
+    if (f.state == CallState::Gone) return v;
+    Stmt s(impl_->db.handle(), sql.c_str());
+    for (size_t i = 0; i < args.size(); ++i) s.bind(static_cast<int>(i + 1), args[i]);
+    while (s.step()) v.push_back(readCall(s));
+    return v;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Events
+
+Engine::ListenerId Engine::addListener(Listener l) {
+    ListenerId id = impl_->nextListener++;
+    impl_->listeners.emplace_back(id, std::move(l));
+    return id;
+}
+
+void Engine::removeListener(ListenerId id) {
+    auto& ls = impl_->listeners;
+    ls.erase(std::remove_if(ls.begin(), ls.end(), [&](const auto& p) { return p.first == id; }), ls.end());
+}
+
+TargetState Engine::targetState(const Target& t) const {
+    TargetState st;
+    st.target = t;
+    st.version = impl_->versionOf(t);
+    ListFilter f;
+    f.domain = t.domain;
+    switch (t.kind) {
+    case TargetKind::Extension: f.extension = t.name; break;
+    case TargetKind::Slot: f.lot = t.name; f.slot = t.slot; break;
+    case TargetKind::Group: f.group = t.name; break;
+    case TargetKind::Lot: f.lot = t.name; break;
+    }
+    if (f.extension.empty() && f.group.empty() && f.lot.empty()) return st;
+    st.calls = list(f);
+    return st;
+}
+
+std::int64_t Engine::targetVersion(const Target& t) const { return impl_->versionOf(t); }
+
+std::int64_t Engine::lastEventSequence() const {
+    Stmt& s = impl_->db.q("SELECT value FROM meta WHERE key = 'event_sequence'");
+    return s.step() ? s.i64(0) : 0;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Rules
+
+Classification Engine::classify(const std::string& domain, const std::string& caller, const std::string& dial) const {
+    Classification c;
+    evaluate(impl_->rules->planFor(domain), caller, dial, c, nullptr);
+    return c;
+}
+
+Explanation Engine::explain(const std::string& domain, const std::string& caller, const std::string& dial) const {
+    Impl& I = *impl_;
+    Explanation x;
+    x.domain = domain;
+    x.caller = caller;
+    x.dial = dial;
+    evaluate(I.rules->planFor(domain), caller, dial, x.result, &x.trace);
+    const DomainSettings& d = I.domainSettings(domain);
+    x.recall = d.recall;
+    x.occupied = d.occupied;
+    try {
+        // Everything below reads inside a transaction that is always rolled back: explain changes nothing.
+        I.db.exec("BEGIN");
+        const Classification& c = x.result;
+        if (c.action == Action::Park || c.action == Action::GroupPark) {
+            ParkRequest req = makeParkRequest(c, domain, caller);
+            Impl::Plan p = I.planPark(req);
+            x.recall = p.recall;
+            x.occupied = p.occupied;
+            if (!p.error.ok) {
+                x.wouldFail = p.error.error;
+                x.wouldFailMessage = p.error.message;
+            }
+            x.wouldParkOn = p.extension;
+            x.wouldParkLot = p.lot;
+            x.wouldParkSlot = p.slot;
+        } else if (c.action == Action::Retrieve) {
+            CallResult r = I.findForRetrieve(makeRetrieveRequest(c, domain, caller));
+            if (r.ok) x.wouldRetrieve = r.call;
+            else {
+                x.wouldFail = r.error;
+                x.wouldFailMessage = r.message;
+            }
+        }
+        I.db.exec("ROLLBACK");
+    } catch (const StorageError& e) {
+        I.db.execError("ROLLBACK");
+        x.wouldFail = ErrorCode::Storage;
+        x.wouldFailMessage = e.what();
+    }
+    x.ladder = recallLadder(x.recall);
+    return x;
+}
+
+std::vector<Rule> Engine::rules() const { return impl_->loadStoredRules(); }
+
+std::vector<Rule> Engine::effectiveRules(const std::string& domain) const {
+    std::vector<Rule> v;
+    for (const auto& r : impl_->rules->planFor(domain).rules) v.push_back(r->rule);
+    return v;
+}
+
+std::vector<RuleError> Engine::checkRules(const std::vector<Rule>& rules) const {
+    std::vector<RuleError> errors;
+    buildRuleSet(rules, impl_->domainList(), errors);
+    return errors;
+}
+
+std::vector<RuleError> Engine::replaceRules(const std::vector<Rule>& rules) {
+    Impl& I = *impl_;
+    std::vector<RuleError> errors;
+    auto set = buildRuleSet(rules, I.domainList(), errors);
+    if (!set) return errors;
+    std::vector<Rule> stored = rules;
+    try {
+        Txn txn(I.db);
+        I.db.exec("DELETE FROM rules");
+        for (Rule& r : stored) I.insertRule(r);
+        txn.commit();
+    } catch (const StorageError& e) {
+        return {{0, 0, fmt::format("database {}: {}", I.path, e.what())}};
+    }
+    // Ids may have been assigned: rebuild from what was stored, then swap in one step.
+    return I.rebuildRules(stored);
+}
+
+std::vector<RuleError> Engine::loadRulesFile(const std::string& path) {
+    std::vector<RuleError> errors;
+    auto rules = readRulesFile(path, errors);
+    if (!errors.empty()) return errors;
+    return replaceRules(rules);
+}
+
+std::vector<RuleError> Engine::setRule(Rule& rule) {
+    Impl& I = *impl_;
+    std::vector<Rule> all = I.loadStoredRules();
+    Rule candidate = rule;
+    if (candidate.id < 0) return {{rule.id, 0, fmt::format("rule {}: default rules cannot be stored", rule.id)}};
+    bool replaced = false;
+    for (auto& r : all)
+        if (candidate.id != 0 && r.id == candidate.id) {
+            r = candidate;
+            replaced = true;
+        }
+    if (!replaced) all.push_back(candidate);
+    std::vector<RuleError> errors;
+    if (!buildRuleSet(all, I.domainList(), errors)) return errors;
+    try {
+        Txn txn(I.db);
+        if (replaced) {
+            Stmt& d = I.db.q("DELETE FROM rules WHERE id = ?");
+            d.bind(1, candidate.id);
+            d.run();
+        }
+        I.insertRule(candidate);
+        txn.commit();
+    } catch (const StorageError& e) {
+        return {{rule.id, 0, fmt::format("database {}: {}", I.path, e.what())}};
+    }
+    rule.id = candidate.id;
+    return I.rebuildRules(I.loadStoredRules());
+}
+
+Status Engine::removeRule(std::int64_t id) {
+    Impl& I = *impl_;
+    try {
+        Stmt& d = I.db.q("DELETE FROM rules WHERE id = ?");
+        d.bind(1, id);
+        d.run();
+        if (I.db.changes() == 0) return Status::failure(ErrorCode::NotFound, fmt::format("no rule {}", id));
+    } catch (const StorageError& e) {
+        return Status::failure(ErrorCode::Storage, e.what());
+    }
+    auto errors = I.rebuildRules(I.loadStoredRules());
+    if (!errors.empty()) return Status::failure(ErrorCode::BadRule, errors.front().message);
+    return Status::success();
+}
+
+std::vector<RuleError> Engine::reloadRules() {
+    Impl& I = *impl_;
+    try {
+        I.loadDomains();
+        return I.rebuildRules(I.loadStoredRules());
+    } catch (const StorageError& e) {
+        return {{0, 0, fmt::format("database {}: {}", I.path, e.what())}};
+    }
+}
+
+} // namespace parkway::engine

@@ -1,3 +1,103 @@
-// implementation in progress
-#include "parkway/engine/engine.hh"
-#include "parkway/engine/json.hh"
+#include "store.hh"
+
+#include <fmt/format.h>
+
+namespace parkway::engine {
+
+Stmt::Stmt(sqlite3* db, const char* sql) : db_(db) {
+    if (sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, &s_, nullptr) != SQLITE_OK)
+        throw StorageError(fmt::format("prepare failed: {} (SQL: {})", sqlite3_errmsg(db), sql));
+}
+
+Stmt::~Stmt() { sqlite3_finalize(s_); }
+
+Stmt& Stmt::reset() {
+    sqlite3_reset(s_);
+    sqlite3_clear_bindings(s_);
+    return *this;
+}
+
+Stmt& Stmt::bind(int i, std::int64_t v) {
+    sqlite3_bind_int64(s_, i, v);
+    return *this;
+}
+
+Stmt& Stmt::bind(int i, std::string_view v) {
+    sqlite3_bind_text(s_, i, v.data() ? v.data() : "", static_cast<int>(v.size()), SQLITE_TRANSIENT);
+    return *this;
+}
+
+Stmt& Stmt::bindBlob(int i, std::string_view v) {
+    sqlite3_bind_blob(s_, i, v.data() ? v.data() : "", static_cast<int>(v.size()), SQLITE_TRANSIENT);
+    return *this;
+}
+
+Stmt& Stmt::bindNull(int i) {
+    sqlite3_bind_null(s_, i);
+    return *this;
+}
+
+bool Stmt::step() {
+    int rc = sqlite3_step(s_);
+    if (rc == SQLITE_ROW) return true;
+    if (rc == SQLITE_DONE) return false;
+    std::string msg = fmt::format("{} (SQL: {})", sqlite3_errmsg(db_), sqlite3_sql(s_));
+    sqlite3_reset(s_);
+    throw StorageError(msg);
+}
+
+std::string Stmt::text(int col) const {
+    auto p = reinterpret_cast<const char*>(sqlite3_column_text(s_, col));
+    return p ? std::string(p, static_cast<size_t>(sqlite3_column_bytes(s_, col))) : std::string();
+}
+
+std::string Stmt::blob(int col) const {
+    auto p = static_cast<const char*>(sqlite3_column_blob(s_, col));
+    return p ? std::string(p, static_cast<size_t>(sqlite3_column_bytes(s_, col))) : std::string();
+}
+
+Db::~Db() {
+    cache_.clear(); // finalize statements before closing
+    if (db_) sqlite3_close_v2(db_);
+}
+
+std::string Db::open(const std::string& path, int busyTimeoutMs) {
+    int rc = sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                             nullptr);
+    if (rc != SQLITE_OK) return db_ ? sqlite3_errmsg(db_) : sqlite3_errstr(rc);
+    sqlite3_extended_result_codes(db_, 1);
+    sqlite3_busy_timeout(db_, busyTimeoutMs);
+    return {};
+}
+
+void Db::exec(const char* sql) {
+    std::string e = execError(sql);
+    if (!e.empty()) throw StorageError(e);
+}
+
+std::string Db::execError(const char* sql) {
+    char* err = nullptr;
+    if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) == SQLITE_OK) return {};
+    std::string msg = err ? err : sqlite3_errmsg(db_);
+    sqlite3_free(err);
+    return msg;
+}
+
+Stmt& Db::q(const char* sql) {
+    auto& slot = cache_[sql];
+    if (!slot) slot = std::make_unique<Stmt>(db_, sql);
+    return slot->reset();
+}
+
+Txn::Txn(Db& db) : db_(db) { db_.exec("BEGIN IMMEDIATE"); }
+
+Txn::~Txn() {
+    if (!done_) db_.execError("ROLLBACK");
+}
+
+void Txn::commit() {
+    db_.exec("COMMIT");
+    done_ = true;
+}
+
+} // namespace parkway::engine

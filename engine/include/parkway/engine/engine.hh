@@ -27,6 +27,9 @@ struct OpenOptions {
     // commits may be lost on power failure), true = FULL (fsync on every commit; survives power loss).
     bool fsyncEveryCommit = false;
     bool integrityCheck = true; // run PRAGMA quick_check at open (corruption is an error, never a reset)
+    // Put calls left in `retrieving` (their SIP transaction died with the previous process) back to
+    // parked/recalling at open. Turn off only when several live processes share one database.
+    bool releaseStaleClaims = true;
 };
 
 class Engine {
@@ -164,6 +167,9 @@ public:
     // Re-read the rules from SQLite (edited by another process or by hand) and swap atomically; on error
     // the previous compiled set stays in force.
     std::vector<RuleError> reloadRules();
+    // Stored rules that failed to compile when the database was opened (e.g. edited by hand). They are
+    // left out of the compiled set (the rest, and the defaults, still work); log these loudly.
+    const std::vector<RuleError>& ruleLoadErrors() const;
 
 private:
     struct Impl;

@@ -1,0 +1,54 @@
+// Compiled dialplan rules (internal). A RuleSet is immutable once built; the engine swaps a
+// shared_ptr to a new one on reload, so a reload is atomic and a failed reload changes nothing.
+#pragma once
+
+#include "parkway/engine/rules.hh"
+
+#include <map>
+#include <memory>
+#include <regex>
+#include <string>
+#include <vector>
+
+namespace parkway::engine {
+
+struct CompiledRule {
+    Rule rule;
+    std::regex match;          // match_op regex
+    std::regex subst;          // when hasSubst
+    bool hasSubst = false;
+    std::string required;      // a literal the input must contain (cheap prefilter), may be empty
+    Attrs attrs;
+    Action action = Action::None;
+    bool isDefault = false;
+};
+
+// Compile one rule; on error returns nullptr and sets `error` (message names the rule id).
+std::shared_ptr<const CompiledRule> compileRule(const Rule& r, std::string& error);
+
+// The rules that apply to one domain, in evaluation order (pr, stored before default, id).
+struct DomainPlan {
+    DomainSettings settings;
+    std::vector<std::shared_ptr<const CompiledRule>> rules;
+};
+
+struct RuleSet {
+    std::vector<std::shared_ptr<const CompiledRule>> stored; // all stored rules
+    std::map<std::string, DomainPlan, std::less<>> plans;    // configured domains and rule domains
+    DomainPlan generic;                                      // any other domain: defaults + domain '' rules
+    const DomainPlan& planFor(const std::string& domain) const {
+        auto it = plans.find(domain);
+        return it == plans.end() ? generic : it->second;
+    }
+};
+
+// Build the set; errors are appended (one per bad rule). Returns nullptr when any rule failed.
+std::shared_ptr<const RuleSet> buildRuleSet(const std::vector<Rule>& stored,
+                                            const std::vector<DomainSettings>& domains,
+                                            std::vector<RuleError>& errors);
+
+// Run the rules of a plan over `dial`. `trace` may be null (fast path).
+void evaluate(const DomainPlan& plan, const std::string& caller, const std::string& dial,
+              Classification& out, std::vector<RuleTrace>* trace);
+
+} // namespace parkway::engine

@@ -1,0 +1,83 @@
+// Thin RAII over the SQLite C API (internal): a connection, cached prepared statements, transactions.
+#pragma once
+
+#include <sqlite3.h>
+
+#include <cstdint>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+namespace parkway::engine {
+
+// Thrown inside the engine on an unexpected SQLite failure; operations turn it into ErrorCode::Storage.
+struct StorageError : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
+class Stmt {
+public:
+    Stmt(sqlite3* db, const char* sql);
+    ~Stmt();
+    Stmt(const Stmt&) = delete;
+    Stmt& operator=(const Stmt&) = delete;
+
+    Stmt& reset();                      // reset + clear bindings; returns *this for chaining
+    Stmt& bind(int i, std::int64_t v);
+    Stmt& bind(int i, int v) { return bind(i, static_cast<std::int64_t>(v)); }
+    Stmt& bind(int i, std::string_view v);
+    Stmt& bind(int i, const std::string& v) { return bind(i, std::string_view(v)); }
+    Stmt& bind(int i, const char* v) { return bind(i, std::string_view(v)); }
+    Stmt& bindBlob(int i, std::string_view v);
+    Stmt& bindNull(int i);
+    bool step();                        // true = a row is available; false = done; throws on error
+    void run() { while (step()) {} }    // execute to completion
+
+    std::int64_t i64(int col) const { return sqlite3_column_int64(s_, col); }
+    int i32(int col) const { return sqlite3_column_int(s_, col); }
+    bool isNull(int col) const { return sqlite3_column_type(s_, col) == SQLITE_NULL; }
+    std::string text(int col) const;
+    std::string blob(int col) const;
+
+private:
+    sqlite3* db_;
+    sqlite3_stmt* s_ = nullptr;
+};
+
+class Db {
+public:
+    Db() = default;
+    ~Db();
+    Db(const Db&) = delete;
+    Db& operator=(const Db&) = delete;
+
+    // Opens the file; returns an error message (empty on success).
+    std::string open(const std::string& path, int busyTimeoutMs);
+    sqlite3* handle() const { return db_; }
+    void exec(const char* sql);           // throws StorageError
+    std::string execError(const char* sql); // returns sqlite's message, empty on success
+    // A cached prepared statement for a SQL string literal (keyed by its address), reset and unbound.
+    Stmt& q(const char* sql);
+    int changes() const { return sqlite3_changes(db_); }
+    std::int64_t lastInsertId() const { return sqlite3_last_insert_rowid(db_); }
+
+private:
+    sqlite3* db_ = nullptr;
+    std::unordered_map<const void*, std::unique_ptr<Stmt>> cache_;
+};
+
+// BEGIN IMMEDIATE ... COMMIT; rolls back if not committed (exception or early return).
+class Txn {
+public:
+    explicit Txn(Db& db);
+    ~Txn();
+    void commit();
+
+private:
+    Db& db_;
+    bool done_ = false;
+};
+
+} // namespace parkway::engine

@@ -25,6 +25,13 @@ std::string where(const Ctx &c, const toml::node &n) {
     throw ConfigError(fmt::format("{}: {}: {}", where(c, n), key, why));
 }
 
+// Errors about a key itself (unknown key/table) point at the key, not its value.
+[[noreturn]] void failKey(const Ctx &c, const toml::key &k, const std::string &key, const std::string &why) {
+    const auto &s = k.source();
+    if (s.begin.line == 0) throw ConfigError(fmt::format("{}: {}: {}", c.file, key, why));
+    throw ConfigError(fmt::format("{}:{}:{}: {}: {}", c.file, s.begin.line, s.begin.column, key, why));
+}
+
 const char *typeName(const toml::node &n) {
     switch (n.type()) {
     case toml::node_type::string: return "a string";
@@ -111,7 +118,8 @@ void checkKnown(const Ctx &c, const toml::table &t, const char *table) {
             if (k.str() == d.key) known = true;
             names += (names.empty() ? "" : ", ") + std::string(d.key);
         }
-        if (!known) fail(c, v, fmt::format("{}.{}", table, k.str()), fmt::format("unknown key (known: {})", names));
+        (void)v;
+        if (!known) failKey(c, k, fmt::format("{}.{}", table, k.str()), fmt::format("unknown key (known: {})", names));
     }
 }
 
@@ -192,7 +200,7 @@ AppConfig loadConfig(const std::string &path) {
     for (const auto &[k, v] : root) {
         std::string key(k.str());
         if (key != "proxy" && key != "admin" && key != "modules" && key != "module")
-            fail(c, v, key, "unknown table (known: proxy, admin, modules, module)");
+            failKey(c, k, key, "unknown table (known: proxy, admin, modules, module)");
     }
 
     if (auto *n = root.get("proxy")) {
@@ -292,12 +300,14 @@ AppConfig loadConfig(const std::string &path) {
             bool loaded = false;
             for (const auto &m : cfg.modules) loaded |= moduleKey(m) == name;
             if (!loaded)
-                fail(c, v, "module." + name, fmt::format("module '{}' is not in modules.load", name));
+                failKey(c, k, "module." + name, fmt::format("module '{}' is not in modules.load", name));
             const auto &pt = getTable(c, v, "module." + name);
             for (const auto &[pk, pv] : pt) {
                 std::string key = fmt::format("module.{}.{}", name, pk.str());
                 cfg.moduleParams[name][std::string(pk.str())] = paramText(c, pv, key);
-                cfg.paramWhere[name][std::string(pk.str())] = where(c, pv);
+                const auto &ks = pk.source();
+                cfg.paramWhere[name][std::string(pk.str())] =
+                    ks.begin.line ? fmt::format("{}:{}:{}", c.file, ks.begin.line, ks.begin.column) : c.file;
             }
         }
     }

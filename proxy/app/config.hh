@@ -4,6 +4,7 @@
 #include "core/core_config.hh"
 #include "admin/admin_server.hh"
 #include "log.hh"
+#include "plugin/loaded_module.hh"
 
 #include <map>
 #include <stdexcept>
@@ -43,6 +44,11 @@ AppConfig loadConfig(const std::string &path);
 
 // A module's name as used for [module.<name>]: basename without ".so" for a path.
 std::string moduleKey(const std::string &nameOrPath);
+
+// Load (dlopen + validate) every module of cfg.modules in order, with its [module.<name>] parameters. Bare names
+// are looked up in cfg.moduleDir, else defaultModuleDir. Throws LoadError prefixed with the config file and
+// line of the offending parameter (or "modules.load"). All-or-nothing: nothing stays loaded on error.
+std::vector<LoadedModule> loadModules(const AppConfig &cfg, const std::string &defaultModuleDir);
 
 // Every core key ([proxy], [admin], [modules]) with its default and help, as commented TOML.
 std::string dumpCoreConfig();

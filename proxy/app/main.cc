@@ -34,40 +34,6 @@ std::string defaultModuleDir() {
     return PARKWAY_INSTALL_MODULE_DIR;
 }
 
-std::string effectiveModuleDir(const AppConfig &cfg) {
-    return cfg.moduleDir.empty() ? defaultModuleDir() : cfg.moduleDir;
-}
-
-// Load every module of the config, in order. A LoadError about a parameter gets the parameter's line.
-std::vector<LoadedModule> loadModules(const AppConfig &cfg) {
-    std::vector<LoadedModule> out;
-    try {
-        for (const auto &m : cfg.modules) {
-            std::string key = moduleKey(m);
-            auto pit = cfg.moduleParams.find(key);
-            static const std::map<std::string, std::string> kNone;
-            try {
-                out.push_back(loadModule(m, effectiveModuleDir(cfg), pit == cfg.moduleParams.end() ? kNone : pit->second));
-            } catch (const LoadError &e) {
-                std::string msg = e.what();
-                auto wit = cfg.paramWhere.find(key);
-                if (wit != cfg.paramWhere.end())
-                    for (const auto &[param, where] : wit->second)
-                        if (msg.find("parameter '" + param + "'") != std::string::npos)
-                            throw LoadError(fmt::format("{}: module.{}.{}: {}", where, key, param, msg));
-                throw LoadError(fmt::format("{}: modules.load: {}", cfg.file, msg));
-            }
-            if (std::string(out.back().desc->name) != key)
-                throw LoadError(fmt::format("{}: modules.load: '{}' declares the name '{}'; its parameters are read "
-                                            "from [module.{}]",
-                                            cfg.file, m, out.back().desc->name, key));
-        }
-    } catch (...) {
-        for (auto &m : out) unloadModule(m);
-        throw;
-    }
-    return out;
-}
 
 int dumpConfig(const std::string &moduleDirOpt) {
     std::string dir = moduleDirOpt.empty() ? defaultModuleDir() : moduleDirOpt;
@@ -133,7 +99,7 @@ int run(const std::string &configFile) {
 
     std::vector<LoadedModule> modules;
     try {
-        modules = loadModules(cfg);
+        modules = loadModules(cfg, defaultModuleDir());
     } catch (const LoadError &e) {
         log.error("{}", e.what());
         return 2;
@@ -231,7 +197,7 @@ int main(int argc, char **argv) {
     if (!checkConfig.empty()) {
         try {
             AppConfig cfg = loadConfig(checkConfig);
-            auto modules = loadModules(cfg);
+            auto modules = loadModules(cfg, defaultModuleDir());
             for (auto &m : modules) unloadModule(m);
             std::printf("config OK: %s (%zu module(s))\n", checkConfig.c_str(), cfg.modules.size());
             return 0;

@@ -1,0 +1,313 @@
+// The registrar and router modules driven through the real loader and a fake host (no SIP): RFC 3261 §10.3
+// REGISTER rules, persistence across a restart, expiry, the location lookup, and routing decisions.
+#include "fake_host.hh"
+
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+
+#include <cstdio>
+#include <unistd.h>
+
+using fakehost::Host;
+using fakehost::Request;
+
+namespace {
+const std::string kModDir = PARKWAY_TEST_MODULE_DIR;
+
+struct TempDb {
+    std::string path;
+    TempDb() {
+        char tmpl[] = "/tmp/parkway-regtest-XXXXXX";
+        int fd = mkstemp(tmpl);
+        close(fd);
+        path = tmpl;
+        std::remove(path.c_str()); // let SQLite create it
+    }
+    ~TempDb() {
+        for (const char *suffix : {"", "-wal", "-shm"}) std::remove((path + suffix).c_str());
+    }
+};
+
+Request reg(const std::string &user, const std::vector<std::string> &contacts, const std::string &callId,
+            int cseq, const std::string &expires = "") {
+    Request r;
+    r.method = "REGISTER";
+    r.ruri = "sip:127.0.0.1";
+    r.headers = {{"To", "<sip:" + user + "@127.0.0.1>"},
+                 {"From", "<sip:" + user + "@127.0.0.1>;tag=abc"},
+                 {"Call-ID", callId},
+                 {"CSeq", std::to_string(cseq) + " REGISTER"}};
+    for (const auto &c : contacts) r.headers.emplace_back("Contact", c);
+    if (!expires.empty()) r.headers.emplace_back("Expires", expires);
+    return r;
+}
+
+struct Found {
+    std::vector<std::string> uris;
+    std::vector<int> q;
+};
+
+Found lookup(Host &h, const std::string &aor, int *rcOut = nullptr) {
+    Found f;
+    int rc = h.api()->location_lookup(reinterpret_cast<pw_host *>(&h), pw_str{aor.data(), aor.size()},
+                                      [](void *arg, const pw_contact *c) {
+                                          auto *f = static_cast<Found *>(arg);
+                                          f->uris.emplace_back(c->uri.ptr, c->uri.len);
+                                          f->q.push_back(c->q_milli);
+                                      },
+                                      &f);
+    if (rcOut) *rcOut = rc;
+    return f;
+}
+
+struct RegFixture {
+    TempDb db;
+    Host h;
+    RegFixture() {
+        h.core["database"] = db.path;
+        REQUIRE(h.init("registrar", kModDir, {}) == PW_OK);
+    }
+    ~RegFixture() { h.destroy(); }
+    Request send(Request r) {
+        CHECK(h.send(r) == PW_STOP);
+        REQUIRE(r.replies.size() == 1);
+        return r;
+    }
+};
+} // namespace
+
+TEST_CASE_METHOD(RegFixture, "REGISTER adds a contact, lists it, and the location lookup finds it") {
+    Request r = send(reg("1001", {"<sip:1001@127.0.0.1:5062>"}, "c1", 1, "600"));
+    CHECK(r.replies[0].status == 200);
+    REQUIRE(r.replies[0].all("Contact").size() == 1);
+    CHECK(r.replies[0].all("Contact")[0] == "<sip:1001@127.0.0.1:5062>;expires=600");
+    Found f = lookup(h, "sip:1001@127.0.0.1:5060;transport=udp"); // port and params do not matter
+    REQUIRE(f.uris.size() == 1);
+    CHECK(f.uris[0] == "sip:1001@127.0.0.1:5062");
+    CHECK(h.events.size() == 1);
+}
+
+TEST_CASE_METHOD(RegFixture, "several contacts per AOR, refresh keeps one binding, expires param beats header") {
+    send(reg("1001", {"<sip:1001@127.0.0.1:5062>;expires=120", "<sip:1001@127.0.0.1:5064>;q=0.5"}, "c1", 1, "300"));
+    Request r = send(reg("1001", {"<sip:1001@127.0.0.1:5062>"}, "c1", 2, "900"));
+    auto contacts = r.replies[0].all("Contact");
+    REQUIRE(contacts.size() == 2);
+    CHECK(contacts[0] == "<sip:1001@127.0.0.1:5062>;expires=900");
+    CHECK(contacts[1] == "<sip:1001@127.0.0.1:5064>;expires=300;q=0.500");
+    Found f = lookup(h, "sip:1001@127.0.0.1");
+    CHECK(f.uris.size() == 2);
+}
+
+TEST_CASE_METHOD(RegFixture, "too brief an interval gets 423 with Min-Expires and changes nothing") {
+    Request r = send(reg("1001", {"<sip:1001@127.0.0.1:5062>"}, "c1", 1, "30"));
+    CHECK(r.replies[0].status == 423);
+    CHECK(r.replies[0].all("Min-Expires") == std::vector<std::string>{"60"});
+    int rc = 0;
+    CHECK(lookup(h, "sip:1001@127.0.0.1", &rc).uris.empty());
+}
+
+TEST_CASE_METHOD(RegFixture, "Expires 0 removes one contact and a wildcard removes all") {
+    send(reg("1001", {"<sip:a@127.0.0.1:5062>", "<sip:b@127.0.0.1:5064>"}, "c1", 1, "600"));
+    Request r = send(reg("1001", {"<sip:a@127.0.0.1:5062>;expires=0"}, "c1", 2));
+    CHECK(r.replies[0].all("Contact").size() == 1);
+    r = send(reg("1001", {"*"}, "c1", 3, "0"));
+    CHECK(r.replies[0].status == 200);
+    CHECK(r.replies[0].all("Contact").empty());
+    int rc = -99;
+    CHECK(lookup(h, "sip:1001@127.0.0.1", &rc).uris.empty());
+    CHECK(rc == 0); // known AOR, no live contact
+}
+
+TEST_CASE_METHOD(RegFixture, "a wildcard without Expires 0, or with other contacts, is a 400") {
+    CHECK(send(reg("1001", {"*"}, "c1", 1, "60")).replies[0].status == 400);
+    CHECK(send(reg("1001", {"*", "<sip:a@127.0.0.1>"}, "c1", 1, "0")).replies[0].status == 400);
+    CHECK(send(reg("1001", {"<no uri"}, "c1", 1)).replies[0].status == 400);
+}
+
+TEST_CASE_METHOD(RegFixture, "an out-of-order CSeq on the same Call-ID is refused (RFC 3261 §10.3 step 7)") {
+    send(reg("1001", {"<sip:a@127.0.0.1:5062>"}, "c1", 5, "600"));
+    CHECK(send(reg("1001", {"<sip:a@127.0.0.1:5062>;expires=0"}, "c1", 4)).replies[0].status == 500);
+    CHECK(lookup(h, "sip:1001@127.0.0.1").uris.size() == 1);
+    // A different Call-ID (another device / reboot) may replace it.
+    CHECK(send(reg("1001", {"<sip:a@127.0.0.1:5062>;expires=0"}, "other", 1)).replies[0].status == 200);
+}
+
+TEST_CASE_METHOD(RegFixture, "contacts expire and the AOR stays known") {
+    send(reg("1001", {"<sip:a@127.0.0.1:5062>"}, "c1", 1, "60"));
+    h.advance(59'000);
+    CHECK(lookup(h, "sip:1001@127.0.0.1").uris.size() == 1);
+    h.advance(2'000);
+    int rc = -99;
+    CHECK(lookup(h, "sip:1001@127.0.0.1", &rc).uris.empty());
+    CHECK(rc == 0);
+    CHECK(lookup(h, "sip:never@127.0.0.1", &rc).uris.empty());
+    CHECK(rc == PW_ENOTFOUND);
+}
+
+TEST_CASE_METHOD(RegFixture, "REGISTER for another domain is left to the core") {
+    Request r = reg("1001", {"<sip:a@127.0.0.1:5062>"}, "c1", 1, "60");
+    r.ruri = "sip:elsewhere.example.org";
+    CHECK(h.send(r) == PW_CONTINUE);
+    CHECK(r.replies.empty());
+}
+
+TEST_CASE("contacts survive a restart on the same database") {
+    TempDb db;
+    {
+        Host h;
+        h.core["database"] = db.path;
+        REQUIRE(h.init("registrar", kModDir, {}) == PW_OK);
+        Request r = reg("1001", {"<sip:a@127.0.0.1:5062>"}, "c1", 1, "600");
+        h.send(r);
+        h.destroy();
+    }
+    Host h;
+    h.core["database"] = db.path;
+    REQUIRE(h.init("registrar", kModDir, {}) == PW_OK);
+    Found f = lookup(h, "sip:1001@127.0.0.1");
+    REQUIRE(f.uris.size() == 1);
+    CHECK(f.uris[0] == "sip:a@127.0.0.1:5062");
+    h.destroy();
+}
+
+TEST_CASE("the registrar refuses a database it cannot open, naming it") {
+    Host h;
+    h.core["database"] = "/nonexistent-dir/x.db";
+    CHECK(h.init("registrar", kModDir, {}) == PW_EINVAL);
+    REQUIRE_FALSE(h.logs.empty());
+    CHECK_THAT(h.logs.back(), Catch::Contains("/nonexistent-dir/x.db"));
+}
+
+TEST_CASE_METHOD(RegFixture, "registrations.list shows contacts and an AOR filter narrows it") {
+    send(reg("1001", {"<sip:a@127.0.0.1:5062>"}, "c1", 1, "600"));
+    send(reg("1002", {"<sip:b@127.0.0.1:5064>"}, "c2", 1, "600"));
+    auto [status, json] = h.command("registrations.list", "{}");
+    CHECK(status == 200);
+    auto j = nlohmann::json::parse(json);
+    CHECK(j["registrations"].size() == 2);
+    std::tie(status, json) = h.command("registrations.list", R"({"aor":"sip:1002@127.0.0.1"})");
+    j = nlohmann::json::parse(json);
+    REQUIRE(j["registrations"].size() == 1);
+    CHECK(j["registrations"][0]["contacts"][0]["uri"] == "sip:b@127.0.0.1:5064");
+    CHECK(j["registrations"][0]["contacts"][0]["expires"] == 600);
+    CHECK(h.command("registrations.list", "[1]").first == 400);
+    CHECK(h.command("registrations.list", R"({"aor":"sip:nobody@127.0.0.1"})").first == 404);
+}
+
+// ------------------------------------------------------------------ router
+
+namespace {
+struct RouterFixture {
+    TempDb db;
+    Host reg, router;
+    explicit RouterFixture(const std::map<std::string, std::string> &params = {}) {
+        reg.core["database"] = db.path;
+        REQUIRE(reg.init("registrar", kModDir, {}) == PW_OK);
+        REQUIRE(router.init("router", kModDir, params) == PW_OK);
+        router.provider = reg.provider;
+        router.providerCtx = reg.providerCtx;
+    }
+    ~RouterFixture() {
+        router.destroy();
+        reg.destroy();
+    }
+    Request invite(const std::string &ruri, const std::string &toTag = "") {
+        Request r;
+        r.method = "INVITE";
+        r.ruri = ruri;
+        r.headers = {{"To", "<" + ruri + ">" + (toTag.empty() ? "" : ";tag=" + toTag)},
+                     {"From", "<sip:1001@127.0.0.1>;tag=x"}, {"Call-ID", "call1"}, {"CSeq", "1 INVITE"}};
+        return r;
+    }
+};
+} // namespace
+
+TEST_CASE("router forks to every live contact of a local user") {
+    RouterFixture f;
+    Request r = reg("1002", {"<sip:1002@127.0.0.1:6001>", "<sip:1002@127.0.0.1:6002>"}, "c", 1, "600");
+    f.reg.send(r);
+    Request inv = f.invite("sip:1002@127.0.0.1");
+    CHECK(f.router.send(inv) == PW_CONTINUE);
+    REQUIRE(inv.targets.size() == 2);
+    CHECK(inv.targets[0].first == "sip:1002@127.0.0.1:6001");
+    CHECK(inv.targets[1].first == "sip:1002@127.0.0.1:6002");
+    CHECK(inv.targets[0].second.empty());
+}
+
+TEST_CASE("router: 404 for a user never registered, 480 for one whose contacts are gone") {
+    RouterFixture f;
+    Request inv = f.invite("sip:9999@127.0.0.1");
+    CHECK(f.router.send(inv) == PW_STOP);
+    REQUIRE(inv.replies.size() == 1);
+    CHECK(inv.replies[0].status == 404);
+    Request r = reg("1002", {"<sip:1002@127.0.0.1:6001>"}, "c", 1, "60");
+    f.reg.send(r);
+    f.reg.advance(61'000);
+    Request inv2 = f.invite("sip:1002@127.0.0.1");
+    CHECK(f.router.send(inv2) == PW_STOP);
+    REQUIRE(inv2.replies.size() == 1);
+    CHECK(inv2.replies[0].status == 480);
+}
+
+TEST_CASE("router: static prefix and regex routes to trunks") {
+    RouterFixture f(std::map<std::string, std::string>{
+        {"routes", "prefix:9 => sip:gw1.example.net:5070\nregex:^\\+44[0-9]{3,}$ => sip:{user}@uk.example.net"}});
+    Request a = f.invite("sip:90123@127.0.0.1");
+    CHECK(f.router.send(a) == PW_CONTINUE);
+    REQUIRE(a.targets.size() == 1);
+    CHECK(a.targets[0].first == "sip:90123@gw1.example.net:5070");
+    Request b = f.invite("sip:+442071234@pbx.example.com");
+    CHECK(f.router.send(b) == PW_CONTINUE);
+    REQUIRE(b.targets.size() == 1);
+    CHECK(b.targets[0].first == "sip:+442071234@uk.example.net");
+    Request c = f.invite("sip:5555@127.0.0.1");
+    CHECK(f.router.send(c) == PW_STOP);
+    CHECK(c.replies.at(0).status == 404);
+}
+
+TEST_CASE("router leaves foreign domains, in-dialog and loose-routed requests to the core") {
+    RouterFixture f(std::map<std::string, std::string>{{"routes", "prefix:9 => sip:gw1.example.net"}});
+    Request a = f.invite("sip:9999@elsewhere.example.org");
+    CHECK(f.router.send(a) == PW_CONTINUE);
+    CHECK(a.targets.empty());
+    CHECK(a.replies.empty());
+    Request b = f.invite("sip:9999@127.0.0.1", "totag");
+    CHECK(f.router.send(b) == PW_CONTINUE);
+    CHECK(b.replies.empty());
+    Request c = f.invite("sip:9999@127.0.0.1");
+    c.headers.emplace_back("Route", "<sip:127.0.0.1:5090;lr>");
+    CHECK(f.router.send(c) == PW_CONTINUE);
+    CHECK(c.replies.empty());
+}
+
+TEST_CASE("router answers OPTIONS for the proxy itself") {
+    RouterFixture f;
+    Request o = f.invite("sip:127.0.0.1");
+    o.method = "OPTIONS";
+    CHECK(f.router.send(o) == PW_STOP);
+    CHECK(o.replies.at(0).status == 200);
+}
+
+TEST_CASE("router refuses bad routes at init, naming the route") {
+    Host h;
+    CHECK(h.init("router", kModDir, {{"routes", "prefix:9 -> sip:gw"}}) == PW_EINVAL);
+    CHECK_THAT(h.logs.back(), Catch::Contains("prefix:9 -> sip:gw"));
+    Host h2;
+    CHECK(h2.init("router", kModDir, {{"routes", "regex:([ => sip:gw"}}) == PW_EINVAL);
+    CHECK_THAT(h2.logs.back(), Catch::Contains("bad regular expression"));
+    Host h3;
+    CHECK(h3.init("router", kModDir, {{"routes", "prefix:9 => http://x"}}) == PW_EINVAL);
+    CHECK_THAT(h3.logs.back(), Catch::Contains("not a sip: URI"));
+}
+
+TEST_CASE("hello adds its header and continues") {
+    Host h;
+    REQUIRE(h.init("hello", kModDir, {{"value", "hi there"}}) == PW_OK);
+    Request r;
+    r.method = "INVITE";
+    r.ruri = "sip:1@127.0.0.1";
+    CHECK(h.send(r) == PW_CONTINUE);
+    REQUIRE(r.added.size() == 1);
+    CHECK(r.added[0] == std::make_pair(std::string("X-Hello"), std::string("hi there")));
+    h.destroy();
+}

@@ -142,17 +142,25 @@ json humanizeParked(json v, long long nowMs) {
     auto fmtDur = [](long long ms) {
         bool neg = ms < 0;
         long long s = (neg ? -ms : ms) / 1000;
-        std::string out = s >= 3600 ? fmt::format("{}h{:02}m", s / 3600, (s % 3600) / 60)
+        std::string out = s >= 86400 ? fmt::format("{}d{:02}h", s / 86400, (s % 86400) / 3600)
+                          : s >= 3600 ? fmt::format("{}h{:02}m", s / 3600, (s % 3600) / 60)
                           : s >= 60 ? fmt::format("{}m{:02}s", s / 60, s % 60)
                                     : fmt::format("{}s", s);
         return neg ? "-" + out : out;
     };
-    auto fix = [&](json &row) {
+    auto fix = [&](json &row) {  // one parked call
         if (!row.is_object()) return;
+        // The raw epoch-ms stamps give way to the readable columns (--json keeps them).
         for (const char *k : {"parked_at", "parkedAt"})
-            if (row.contains(k) && row[k].is_number_integer()) row["parked_for"] = fmtDur(nowMs - row[k].get<long long>());
+            if (row.contains(k) && row[k].is_number_integer()) {
+                row["parked_for"] = fmtDur(nowMs - row[k].get<long long>());
+                row.erase(k);
+            }
         for (const char *k : {"recall_at", "recallAt"})
-            if (row.contains(k) && row[k].is_number_integer()) row["recall_in"] = fmtDur(row[k].get<long long>() - nowMs);
+            if (row.contains(k) && row[k].is_number_integer()) {
+                row["recall_in"] = fmtDur(row[k].get<long long>() - nowMs);
+                row.erase(k);
+            }
     };
     if (v.is_array())
         for (auto &r : v) fix(r);

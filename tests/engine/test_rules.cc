@@ -1,0 +1,291 @@
+// Dialplan rules: default feature codes, Kamailio semantics, errors naming the rule, file load, explain.
+#include "helpers.hh"
+
+#include <fstream>
+
+using namespace parkway::engine;
+
+namespace {
+Rule rule(std::int64_t id, int pr, MatchOp op, std::string match, std::string attrs, int len = 0,
+          std::string subst = "", std::string repl = "") {
+    Rule r;
+    r.id = id;
+    r.pr = pr;
+    r.matchOp = op;
+    r.matchExp = std::move(match);
+    r.attrs = std::move(attrs);
+    r.matchLen = len;
+    r.substExp = std::move(subst);
+    r.replExp = std::move(repl);
+    return r;
+}
+} // namespace
+
+TEST_CASE("default rules: *68, *58, *88 with raw or escaped * and #") {
+    FakeClock clock;
+    auto e = memEngine(clock);
+    struct Case {
+        const char* dial;
+        Action action;
+        const char* ext;
+    } cases[] = {
+        {"*68103", Action::Park, "103"},     {"*68", Action::Park, ""},
+        {"*68%23", Action::Park, ""},        {"*68103#", Action::Park, "103"},
+        {"%2A68103", Action::Park, "103"},   {"%2a68103%23", Action::Park, "103"},
+        {"*58", Action::GroupPark, ""},      {"*58#", Action::GroupPark, ""},
+        {"%2A58%23", Action::GroupPark, ""}, {"*88103", Action::Retrieve, "103"},
+        {"*88", Action::Retrieve, ""},       {"*88%23", Action::Retrieve, ""},
+        {"103", Action::None, ""},           {"*69", Action::None, ""},
+        {"68103", Action::None, ""},         {"*5812", Action::None, ""},
+    };
+    for (const auto& c : cases) {
+        INFO(c.dial);
+        auto r = e->classify("a.example", "100", c.dial);
+        CHECK(r.action == c.action);
+        CHECK(r.extension == c.ext);
+    }
+}
+
+TEST_CASE("default rules follow the domain's feature codes") {
+    FakeClock clock;
+    auto e = memEngine(clock);
+    DomainSettings d;
+    d.name = "a.example";
+    d.parkCode = "#70";
+    d.retrieveCode = "*71";
+    REQUIRE(e->setDomain(d).ok);
+    CHECK(e->classify("a.example", "100", "#70103").action == Action::Park);
+    CHECK(e->classify("a.example", "100", "%2370103").action == Action::Park);
+    CHECK(e->classify("a.example", "100", "*68103").action == Action::None);
+    CHECK(e->classify("b.example", "100", "*68103").action == Action::Park); // other domains keep defaults
+    CHECK(e->classify("a.example", "100", "*71103").extension == "103");
+    d.defaultRules = false;
+    REQUIRE(e->setDomain(d).ok);
+    CHECK(e->classify("a.example", "100", "#70103").action == Action::None);
+}
+
+TEST_CASE("Kamailio semantics: lower pr first, first match wins, disabled is skipped") {
+    FakeClock clock;
+    auto e = memEngine(clock);
+    std::vector<Rule> rs = {rule(1, 20, MatchOp::Glob, "7*", "action=route"),
+                            rule(2, 10, MatchOp::Exact, "700", "action=park;lot=main"),
+                            rule(3, 5, MatchOp::Exact, "700", "action=reject;code=488")};
+    rs[2].disabled = true;
+    REQUIRE(e->replaceRules(rs).empty());
+    auto c = e->classify("a.example", "100", "700");
+    CHECK(c.action == Action::Park);
+    CHECK(c.ruleId == 2);
+    CHECK(c.lot == "main");
+    CHECK(c.slot == 0);
+    CHECK(e->classify("a.example", "100", "701").action == Action::Route);
+    CHECK(e->classify("a.example", "100", "701").route == "701");
+}
+
+TEST_CASE("Kamailio semantics: match_len groups are tried before match_len 0") {
+    FakeClock clock;
+    auto e = memEngine(clock);
+    REQUIRE(e->replaceRules({rule(1, 1, MatchOp::Regex, "^7", "action=route;route=any"),
+                             rule(2, 50, MatchOp::Regex, "^7", "action=watch;lot=main", 3)})
+                .empty());
+    // Length 3: the match_len=3 rule wins although its pr is higher.
+    CHECK(e->classify("a.example", "100", "701").ruleId == 2);
+    // Length 4: the match_len=3 rule does not apply.
+    CHECK(e->classify("a.example", "100", "7011").ruleId == 1);
+}
+
+TEST_CASE("back-references: subst_exp groups fill repl_exp and attrs; subst must match too") {
+    FakeClock clock;
+    auto e = memEngine(clock);
+    REQUIRE(e->setLot({"a.example", "main", 701, 720, SlotChoice::First, {}}).ok);
+    REQUIRE(e->replaceRules({
+                rule(1, 1, MatchOp::Regex, "^7(0[1-9]|1[0-9]|20)$", "action=retrieve;lot=main", 0,
+                     "^(7)(0[1-9]|1[0-9]|20)$", "\\1\\2"),
+                rule(2, 2, MatchOp::Regex, "^\\*69", "action=park;lot=main;slot=\\1", 0, "^\\*69(7[0-9][0-9])$", "\\0"),
+                rule(3, 3, MatchOp::Regex, "^9(.*)$", "action=route", 0, "^9(.*)$", "+1\\1"),
+            })
+                .empty());
+    auto c = e->classify("a.example", "100", "705");
+    CHECK(c.action == Action::Retrieve);
+    CHECK(c.output == "705");
+    CHECK(c.slot == 705);
+    auto p = e->classify("a.example", "100", "*69712");
+    CHECK(p.action == Action::Park);
+    CHECK(p.slot == 712);
+    CHECK(p.output == "*69712");
+    CHECK(e->classify("a.example", "100", "95551234").route == "+15551234");
+    // match_exp matches but subst_exp does not: translation fails, nothing is done (Kamailio).
+    auto f = e->classify("a.example", "100", "*69abc");
+    CHECK(f.action == Action::None);
+    CHECK(f.ruleId == 2);
+}
+
+TEST_CASE("continue: attrs accumulate and matching goes on with the translated string") {
+    FakeClock clock;
+    auto e = memEngine(clock);
+    Rule strip = rule(1, 1, MatchOp::Regex, "%23$", "recall=45", 0, "^(.*)%23$", "\\1");
+    strip.cont = true;
+    Rule park = rule(2, 2, MatchOp::Regex, "^\\*77", "action=park", 0, "^\\*77(.*)$", "\\1");
+    REQUIRE(e->replaceRules({strip, park}).empty());
+    auto c = e->classify("a.example", "100", "*77103%23");
+    CHECK(c.action == Action::Park);
+    CHECK(c.extension == "103");
+    CHECK(c.matched == std::vector<std::int64_t>{1, 2});
+    REQUIRE(c.overrides.recallSeconds);
+    CHECK(*c.overrides.recallSeconds == 45);
+    // Without the continue flag the first rule stops the search (and has no action).
+    strip.cont = false;
+    strip.attrs = "action=route";
+    REQUIRE(e->replaceRules({strip, park}).empty());
+    CHECK(e->classify("a.example", "100", "*77103%23").action == Action::Route);
+}
+
+TEST_CASE("bad rules are errors naming the rule id and the problem; nothing changes") {
+    FakeClock clock;
+    auto e = memEngine(clock);
+    REQUIRE(e->replaceRules({rule(1, 1, MatchOp::Exact, "700", "action=park;lot=main")}).empty());
+    auto errs = e->replaceRules({rule(7, 1, MatchOp::Regex, "^(7", "action=park")});
+    REQUIRE(errs.size() == 1);
+    CHECK(errs[0].ruleId == 7);
+    CHECK(errs[0].message.find("rule 7") != std::string::npos);
+    CHECK(errs[0].message.find("regex") != std::string::npos);
+    errs = e->replaceRules({rule(8, 1, MatchOp::Exact, "700", "action=teleport")});
+    REQUIRE(errs.size() == 1);
+    CHECK(errs[0].message.find("rule 8") != std::string::npos);
+    CHECK(errs[0].message.find("teleport") != std::string::npos);
+    errs = e->replaceRules({rule(9, 1, MatchOp::Exact, "700", "action=park;recall=0")});
+    CHECK(errs.at(0).message.find("recall") != std::string::npos);
+    errs = e->replaceRules({rule(10, 1, MatchOp::Regex, "^7", "action=route", 0, "^(7)$", "\\2")});
+    CHECK(errs.at(0).message.find("\\2") != std::string::npos);
+    errs = e->replaceRules({rule(11, 1, MatchOp::Exact, "700", "")});
+    CHECK(errs.at(0).message.find("action") != std::string::npos);
+    errs = e->replaceRules({rule(12, 1, MatchOp::Exact, "700", "lot")});
+    CHECK(errs.at(0).message.find("key=value") != std::string::npos);
+    // The old rule is still in force.
+    REQUIRE(e->rules().size() == 1);
+    CHECK(e->classify("a.example", "100", "700").action == Action::Park);
+}
+
+TEST_CASE("rules file: load, errors with file and line, reload is an atomic swap") {
+    FakeClock clock;
+    TempDir dir;
+    auto e = memEngine(clock);
+    std::string good = dir.file("rules.tsv");
+    {
+        std::ofstream f(good);
+        f << "# Orbit-style lot: dial 700 to park, 701-720 to retrieve\n"
+          << "id\tdomain\tdpid\tpr\tmatch_op\tmatch_exp\tmatch_len\tsubst_exp\trepl_exp\tattrs\tdisabled\tcontinue\n"
+          << "1\t\t0\t10\texact\t700\t0\t\t\taction=park;lot=main\n"
+          << "2\t\t0\t20\tregex\t^7(0[1-9]|1[0-9]|20)$\t3\t\t\taction=retrieve;lot=main\t0\t0\n"
+          << "3\tb.example\t0\t5\tglob\t8??\t0\t\t\taction=reject;code=403\n";
+    }
+    REQUIRE(e->loadRulesFile(good).empty());
+    CHECK(e->rules().size() == 3);
+    CHECK(e->classify("a.example", "100", "700").action == Action::Park);
+    CHECK(e->classify("a.example", "100", "715").slot == 715);
+    CHECK(e->classify("a.example", "100", "801").action == Action::None);
+    CHECK(e->classify("b.example", "100", "801").action == Action::Reject);
+    CHECK(e->classify("b.example", "100", "801").rejectCode == 403);
+    CHECK(e->classify("a.example", "100", "*68").action == Action::Park); // defaults still apply
+
+    std::string bad = dir.file("bad.tsv");
+    {
+        std::ofstream f(bad);
+        f << "1\t\t0\t10\texact\t700\t0\t\t\taction=park;lot=main\n"
+          << "4\t\t0\t10\tregex\t[\t0\t\t\taction=park\n"
+          << "5\t\t0\tten\texact\t1\n";
+    }
+    auto errs = e->loadRulesFile(bad);
+    REQUIRE(errs.size() == 2);
+    CHECK(errs[0].line == 2);
+    CHECK(errs[0].ruleId == 4);
+    CHECK(errs[0].message.find("bad.tsv:2") != std::string::npos);
+    CHECK(errs[1].message.find("pr 'ten'") != std::string::npos);
+    CHECK(e->rules().size() == 3); // unchanged
+    CHECK(e->loadRulesFile(dir.file("missing.tsv")).at(0).message.find("missing.tsv") != std::string::npos);
+
+    // Round trip through the text format.
+    std::vector<RuleError> perr;
+    auto again = parseRulesText(formatRules(e->rules()), "roundtrip", perr);
+    CHECK(perr.empty());
+    CHECK(again.size() == 3);
+}
+
+TEST_CASE("reloadRules picks up rows edited in SQLite; setRule and removeRule") {
+    FakeClock clock;
+    TempDir dir;
+    std::string path = dir.file("p.db");
+    auto e = Engine::open(path, clock);
+    auto other = Engine::open(path, clock);
+    Rule r = rule(0, 10, MatchOp::Exact, "700", "action=park;lot=main");
+    REQUIRE(other->setRule(r).empty());
+    CHECK(r.id > 0);
+    CHECK(e->classify("a.example", "1", "700").action == Action::None); // not reloaded yet
+    REQUIRE(e->reloadRules().empty());
+    CHECK(e->classify("a.example", "1", "700").action == Action::Park);
+    r.attrs = "action=reject";
+    REQUIRE(e->setRule(r).empty());
+    CHECK(e->rules().size() == 1);
+    CHECK(e->classify("a.example", "1", "700").action == Action::Reject);
+    REQUIRE(e->removeRule(r.id).ok);
+    CHECK(e->classify("a.example", "1", "700").action == Action::None);
+    CHECK(e->removeRule(r.id).error == ErrorCode::NotFound);
+}
+
+TEST_CASE("explain shows the rule, attrs, the slot it would pick and the ladder, changing nothing") {
+    FakeClock clock;
+    auto e = memEngine(clock);
+    REQUIRE(e->setLot({"a.example", "main", 701, 720, SlotChoice::First, {}}).ok);
+    REQUIRE(e->replaceRules({rule(1, 10, MatchOp::Exact, "700", "action=park;lot=main;recall=90;mode=parker")}).empty());
+    ParkRequest lp;
+    lp.domain = "a.example";
+    lp.how = ParkHow::Lot;
+    lp.lot = "main";
+    REQUIRE(e->park(lp).ok); // takes 701
+    auto seq = e->lastEventSequence();
+    auto x = e->explain("a.example", "100", "700");
+    CHECK(x.result.action == Action::Park);
+    CHECK(x.result.ruleId == 1);
+    CHECK(x.wouldParkLot == "main");
+    CHECK(x.wouldParkSlot == 702);
+    CHECK(x.recall.recallSeconds == 90);
+    REQUIRE(x.ladder.size() == 1);
+    CHECK(x.ladder[0].target.kind == RecallTarget::Kind::Parker);
+    CHECK(x.wouldFail == ErrorCode::None);
+    CHECK(e->list({}).size() == 1);
+    CHECK(e->lastEventSequence() == seq);
+    auto r = e->explain("a.example", "100", "*88103");
+    CHECK(r.result.action == Action::Retrieve);
+    CHECK(r.wouldFail == ErrorCode::NotFound);
+    REQUIRE(e->park(directed("103")).ok);
+    auto r2 = e->explain("a.example", "100", "*88103");
+    REQUIRE(r2.wouldRetrieve);
+    CHECK(r2.wouldRetrieve->extension == "103");
+    CHECK(e->get(r2.wouldRetrieve->id)->state == CallState::Parked); // not claimed
+    auto n = e->explain("a.example", "100", "555");
+    CHECK(n.result.action == Action::None);
+    CHECK_FALSE(n.trace.empty());
+}
+
+TEST_CASE("classification turns into engine requests and watch targets") {
+    FakeClock clock;
+    auto e = memEngine(clock);
+    auto c = e->classify("a.example", "100", "*68103");
+    auto pr = makeParkRequest(c, "a.example", "100");
+    CHECK(pr.how == ParkHow::Directed);
+    CHECK(pr.extension == "103");
+    CHECK(makeParkRequest(e->classify("a.example", "100", "*68"), "a.example", "100").how == ParkHow::Own);
+    CHECK(makeParkRequest(e->classify("a.example", "100", "*58"), "a.example", "100").how == ParkHow::Group);
+    auto rr = makeRetrieveRequest(e->classify("a.example", "100", "*88"), "a.example", "100");
+    CHECK(rr.by == RetrieveRequest::By::Own);
+    auto w = watchTarget(e->classify("a.example", "100", "*88103"), "a.example", "100");
+    CHECK(w.key() == "ext:103");
+}
+
+TEST_CASE("attrs parsing") {
+    Attrs a;
+    CHECK(parseAttrs(" action = park ; lot=main;;x=", a).empty());
+    REQUIRE(a.size() == 3);
+    CHECK(a[0] == std::make_pair(std::string("action"), std::string("park")));
+    CHECK(a[2].second.empty());
+    CHECK_FALSE(parseAttrs("=x", a).empty());
+}

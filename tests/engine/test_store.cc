@@ -1,0 +1,171 @@
+// The store: reopen keeps calls and deadlines, stale claims, corrupt/newer/foreign databases.
+#include "helpers.hh"
+
+#include <fstream>
+#include <sqlite3.h>
+
+using namespace parkway::engine;
+
+namespace {
+void rawExec(const std::string& path, const char* sql) {
+    sqlite3* db = nullptr;
+    REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
+    REQUIRE(sqlite3_exec(db, sql, nullptr, nullptr, nullptr) == SQLITE_OK);
+    sqlite3_close(db);
+}
+
+std::string openError(const std::string& path, Clock& clock) {
+    try {
+        Engine::open(path, clock);
+    } catch (const std::runtime_error& e) {
+        return e.what();
+    }
+    return {};
+}
+} // namespace
+
+TEST_CASE("reopen after close: calls, deadlines, groups, rules and versions survive") {
+    FakeClock clock;
+    TempDir dir;
+    std::string path = dir.file("park.db");
+    CallId a = 0, b = 0;
+    Millis deadlineA = 0;
+    {
+        auto e = Engine::open(path, clock);
+        REQUIRE(e->setGroup({"a.example", "sales", {"201", "202"}, true, {}}).ok);
+        REQUIRE(e->setLot({"a.example", "main", 701, 720, SlotChoice::Next, {}}).ok);
+        Rule r;
+        r.matchExp = "700";
+        r.attrs = "action=park;lot=main";
+        REQUIRE(e->setRule(r).empty());
+        auto req = directed("103");
+        req.requestKey = "key-a";
+        req.blob = "dialog-state";
+        auto pa = e->park(req);
+        a = pa.call.id;
+        deadlineA = pa.call.recallAt;
+        clock.advanceSeconds(30);
+        ParkRequest g;
+        g.domain = "a.example";
+        g.how = ParkHow::Group;
+        g.parker = "201";
+        b = e->park(g).call.id;
+        REQUIRE(e->claimRetrieve(byExt("201")).ok); // in flight when the process "dies"
+    }
+    clock.advanceSeconds(100);
+    auto e = Engine::open(path, clock);
+    auto live = e->liveCalls();
+    REQUIRE(live.size() == 2);
+    CHECK(live[0].id == a); // ordered by deadline
+    CHECK(live[0].recallAt == deadlineA);
+    CHECK(live[0].blob == "dialog-state");
+    CHECK(live[1].id == b);
+    CHECK(live[1].state == CallState::Parked); // stale claim released
+    CHECK(live[1].group == "sales");
+    CHECK(e->park([] {
+                auto r = directed("103");
+                r.requestKey = "key-a";
+                return r;
+            }())
+              .duplicate);
+    CHECK(e->group("a.example", "sales")->notifyParker);
+    CHECK(e->lot("a.example", "main")->choice == SlotChoice::Next);
+    CHECK(e->classify("a.example", "1", "700").action == Action::Park);
+    CHECK(e->targetVersion(Target{TargetKind::Extension, "a.example", "103", 0}) == 1);
+    CHECK(e->lastEventSequence() == 3);
+    clock.set(deadlineA);
+    auto due = e->dueCalls();
+    REQUIRE(due.size() == 1);
+    CHECK(e->recallStep(a).ok);
+}
+
+TEST_CASE("a corrupt database file is a clear error naming the file, never a reset") {
+    FakeClock clock;
+    TempDir dir;
+    std::string path = dir.file("garbage.db");
+    {
+        std::ofstream f(path, std::ios::binary);
+        for (int i = 0; i < 4096; ++i) f.put(static_cast<char>((i * 7919) & 0xff));
+    }
+    auto msg = openError(path, clock);
+    CHECK(msg.find(path) != std::string::npos);
+    CHECK(msg.find("not a usable SQLite database") != std::string::npos);
+    // The file is left as it was.
+    CHECK(std::filesystem::file_size(path) == 4096);
+}
+
+TEST_CASE("a damaged page inside a real parkway database is reported as corrupt") {
+    FakeClock clock;
+    TempDir dir;
+    std::string path = dir.file("damaged.db");
+    {
+        auto e = Engine::open(path, clock);
+        for (int i = 0; i < 300; ++i) REQUIRE(e->park(directed(std::to_string(1000 + i))).ok);
+    }
+    rawExec(path, "PRAGMA wal_checkpoint(TRUNCATE); PRAGMA journal_mode = DELETE;");
+    auto size = std::filesystem::file_size(path);
+    REQUIRE(size > 8192);
+    {
+        std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
+        f.seekp(static_cast<std::streamoff>(size / 2));
+        for (int i = 0; i < 3000; ++i) f.put(static_cast<char>(0xA5));
+    }
+    auto msg = openError(path, clock);
+    CHECK(msg.find(path) != std::string::npos);
+    CHECK((msg.find("corrupt") != std::string::npos || msg.find("malformed") != std::string::npos));
+}
+
+TEST_CASE("a database with a newer schema version is refused") {
+    FakeClock clock;
+    TempDir dir;
+    std::string path = dir.file("newer.db");
+    { auto e = Engine::open(path, clock); }
+    rawExec(path, ("PRAGMA user_version = " + std::to_string(Engine::schemaVersion() + 1)).c_str());
+    auto msg = openError(path, clock);
+    CHECK(msg.find(path) != std::string::npos);
+    CHECK(msg.find("newer") != std::string::npos);
+}
+
+TEST_CASE("a foreign SQLite database is not taken over") {
+    FakeClock clock;
+    TempDir dir;
+    std::string path = dir.file("other.db");
+    rawExec(path, "CREATE TABLE customers (id INTEGER);");
+    auto msg = openError(path, clock);
+    CHECK(msg.find("not a parkway database") != std::string::npos);
+    CHECK(openError(dir.file("no/such/dir/x.db"), clock).find("cannot open") != std::string::npos);
+}
+
+TEST_CASE("file databases run in WAL mode and are migrated to the current version") {
+    FakeClock clock;
+    TempDir dir;
+    std::string path = dir.file("wal.db");
+    { auto e = Engine::open(path, clock); }
+    sqlite3* db = nullptr;
+    REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
+    sqlite3_stmt* s = nullptr;
+    sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &s, nullptr);
+    REQUIRE(sqlite3_step(s) == SQLITE_ROW);
+    CHECK(std::string(reinterpret_cast<const char*>(sqlite3_column_text(s, 0))) == "wal");
+    sqlite3_finalize(s);
+    sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &s, nullptr);
+    REQUIRE(sqlite3_step(s) == SQLITE_ROW);
+    CHECK(sqlite3_column_int(s, 0) == Engine::schemaVersion());
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+}
+
+TEST_CASE("a stored rule broken by hand does not stop the engine; it is reported") {
+    FakeClock clock;
+    TempDir dir;
+    std::string path = dir.file("rules.db");
+    { auto e = Engine::open(path, clock); }
+    rawExec(path, "INSERT INTO rules (id, match_op, match_exp, attrs) VALUES (42, 1, '(', 'action=park')");
+    auto e = Engine::open(path, clock);
+    REQUIRE(e->ruleLoadErrors().size() == 1);
+    CHECK(e->ruleLoadErrors()[0].ruleId == 42);
+    CHECK(e->ruleLoadErrors()[0].message.find("rule 42") != std::string::npos);
+    CHECK(e->classify("a.example", "1", "*68103").action == Action::Park);
+    CHECK_FALSE(e->reloadRules().empty()); // still broken: reload refuses and keeps the current set
+    CHECK(e->classify("a.example", "1", "*68103").action == Action::Park);
+}

@@ -1,0 +1,148 @@
+#!/usr/bin/env python3
+"""SIPp black-box tests of parkway as a registrar + stateful proxy. One case per ctest test:
+
+    test_proxy.py <parkway binary> <case>
+
+Every case starts its own daemon on free loopback ports (tests run in parallel) and stops everything it starts.
+"""
+import os
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from parkway_blackbox import Parkway, Sipp, free_port, scenario, send_udp, status_of  # noqa: E402
+
+BINARY = sys.argv[1]
+
+
+def register(pw, user, cport, expires=600, brief=False):
+    return Sipp(scenario("register_brief.xml" if brief else "register.xml"), remote=pw.sip, calls=1, timeout=10,
+                variables={"user": user, "cport": cport, "expires": expires}).run()
+
+
+def case_register():
+    with Parkway(BINARY) as pw:
+        register(pw, "1001", free_port()).check(successful=1)
+        # RFC 3261 §10.3: too brief an interval -> 423 with Min-Expires.
+        register(pw, "1001", free_port(), expires=30, brief=True).check(successful=1)
+        # Unregistered user: the router answers 404.
+        invite = ("INVITE sip:7777@127.0.0.1 SIP/2.0\nVia: SIP/2.0/UDP 127.0.0.1:$LPORT;branch=z9hG4bKnf1;rport\n"
+                  "Max-Forwards: 70\nFrom: <sip:a@127.0.0.1>;tag=1\nTo: <sip:7777@127.0.0.1>\nCall-ID: nf1@x\n"
+                  "CSeq: 1 INVITE\nContact: <sip:a@127.0.0.1:$LPORT>\nContent-Length: 0\n\n")
+        assert status_of(send_udp(pw.port, invite)) == 404
+
+
+def case_calls200():
+    with Parkway(BINARY) as pw:
+        uas = Sipp(scenario("uas.xml"), calls=200, timeout=60).start()
+        register(pw, "2001", uas.port).check(successful=1)
+        uac = Sipp(scenario("uac.xml"), remote=pw.sip, calls=200, rate=50, timeout=60,
+                   variables={"callee": "2001"}).run()
+        uac.check(successful=200, failed=0)
+        uas.wait().check(successful=200, failed=0)
+
+
+def case_cancel():
+    with Parkway(BINARY) as pw:
+        uas = Sipp(scenario("uas_ring_cancel.xml"), calls=1, timeout=20).start()
+        register(pw, "2002", uas.port).check(successful=1)
+        Sipp(scenario("uac_cancel.xml"), remote=pw.sip, calls=1, timeout=20,
+             variables={"callee": "2002"}).run().check(successful=1)
+        uas.wait().check(successful=1)
+
+
+def case_fork():
+    """Two phones on one AOR: the proxy forks in parallel; one answers, the other gets CANCEL (RFC 3261 §16.7)."""
+    with Parkway(BINARY) as pw:
+        answers = Sipp(scenario("uas.xml"), calls=1, timeout=20).start()
+        rings = Sipp(scenario("uas_ring_cancel.xml"), calls=1, timeout=20).start()
+        register(pw, "3001", answers.port).check(successful=1)
+        register(pw, "3001", rings.port).check(successful=1)
+        Sipp(scenario("uac.xml"), remote=pw.sip, calls=1, timeout=20,
+             variables={"callee": "3001"}).run().check(successful=1)
+        answers.wait().check(successful=1)
+        rings.wait().check(successful=1)
+
+
+def case_malformed():
+    """Malformed requests get 400 (when they can be answered) and the daemon keeps serving."""
+    with Parkway(BINARY) as pw:
+        bad_cseq = ("INVITE sip:1@127.0.0.1 SIP/2.0\nVia: SIP/2.0/UDP 127.0.0.1:$LPORT;branch=z9hG4bKbad1;rport\n"
+                    "Max-Forwards: 70\nFrom: <sip:a@127.0.0.1>;tag=1\nTo: <sip:1@127.0.0.1>\nCall-ID: bad1@x\n"
+                    "CSeq: notanumber INVITE\nContent-Length: 0\n\n")
+        reply = send_udp(pw.port, bad_cseq)
+        assert status_of(reply) == 400, f"bad CSeq: {reply!r}"
+        no_from = ("OPTIONS sip:1@127.0.0.1 SIP/2.0\nVia: SIP/2.0/UDP 127.0.0.1:$LPORT;branch=z9hG4bKbad2;rport\n"
+                   "Max-Forwards: 70\nTo: <sip:1@127.0.0.1>\nCall-ID: bad2@x\nCSeq: 1 OPTIONS\nContent-Length: 0\n\n")
+        reply = send_udp(pw.port, no_from)
+        assert status_of(reply) == 400, f"missing From: {reply!r}"
+        # Garbage that cannot be answered: nothing comes back, nothing breaks.
+        send_udp(pw.port, b"\x00\xffnot sip at all\r\n\r\n", expect_reply=False)
+        send_udp(pw.port, "INVITE\n\n", expect_reply=False)
+        assert pw.alive(), "daemon died on malformed input"
+        assert pw.options() == 200
+        register(pw, "1001", free_port()).check(successful=1)
+
+
+def case_unknown_method():
+    """An extension method the proxy does not know is forwarded like any request (RFC 3261 §16)."""
+    with Parkway(BINARY) as pw:
+        uas = Sipp(scenario("uas_foo.xml"), calls=1, timeout=20).start()
+        register(pw, "4001", uas.port).check(successful=1)
+        Sipp(scenario("uac_foo.xml"), remote=pw.sip, calls=1, timeout=20,
+             variables={"callee": "4001"}).run().check(successful=1)
+        uas.wait().check(successful=1)
+
+
+def case_tcp_call():
+    """The caller uses the TCP listener, the callee UDP."""
+    with Parkway(BINARY) as pw:
+        uas = Sipp(scenario("uas.xml"), calls=5, timeout=30).start()
+        register(pw, "2003", uas.port).check(successful=1)
+        Sipp(scenario("uac.xml"), remote=pw.sip, calls=5, rate=10, timeout=30, transport="t1",
+             variables={"callee": "2003"}).run().check(successful=5)
+        uas.wait().check(successful=5)
+
+
+def case_restart():
+    """Registrations survive a clean restart and a crash (SQLite); SIGTERM exits 0; SIGHUP reloads."""
+    with Parkway(BINARY) as pw:
+        uas = Sipp(scenario("uas.xml"), calls=2, timeout=60).start()
+        register(pw, "5001", uas.port).check(successful=1)
+        pw.reload()
+        assert pw.wait_log("SIGHUP: reloading"), pw.log()
+        assert pw.options() == 200
+        assert pw.stop() == 0, pw.log()
+        assert "SIGTERM: shutting down" in pw.log()
+        pw.start()
+        Sipp(scenario("uac.xml"), remote=pw.sip, calls=1, timeout=20,
+             variables={"callee": "5001"}).run().check(successful=1)
+        pw.kill9()
+        pw.start()
+        Sipp(scenario("uac.xml"), remote=pw.sip, calls=1, timeout=20,
+             variables={"callee": "5001"}).run().check(successful=1)
+        uas.wait().check(successful=2)
+
+
+def case_hello_module():
+    """The example module is loaded from the config and adds its header to forwarded requests."""
+    import tempfile
+    with Parkway(BINARY, modules=["hello", "registrar", "router"], module_params={"hello": {"value": "bb-test"}}) as pw:
+        msg_file = os.path.join(tempfile.mkdtemp(prefix="parkway-hello-"), "uas_messages.log")
+        uas = Sipp(scenario("uas_foo.xml"), calls=1, timeout=20, extra=["-trace_msg", "-message_file", msg_file]).start()
+        register(pw, "6001", uas.port).check(successful=1)
+        Sipp(scenario("uac_foo.xml"), remote=pw.sip, calls=1, timeout=20,
+             variables={"callee": "6001"}).run().check(successful=1)
+        uas.wait().check(successful=1)
+        with open(msg_file, errors="replace") as f:
+            msgs = f.read()
+        import shutil
+        shutil.rmtree(os.path.dirname(msg_file), ignore_errors=True)
+        assert "X-Hello: bb-test" in msgs, "X-Hello header not seen by the callee"
+
+
+CASES = {name[5:]: fn for name, fn in globals().items() if name.startswith("case_")}
+
+if __name__ == "__main__":
+    case = sys.argv[2]
+    CASES[case]()
+    print(f"{case}: OK")

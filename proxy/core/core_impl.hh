@@ -1,0 +1,257 @@
+// Internal state of the SIP core (Proxy::Impl) and the opaque ABI handles. Not a public contract:
+// only proxy/core/*.cc and the in-process tests include it.
+#pragma once
+#include "proxy.hh"
+#include "../sofia/sofia.hh"
+
+#include <parkway/module.h>
+
+#include <atomic>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace parkway::proxy {
+struct ModuleInstance;
+} // namespace parkway::proxy
+
+// ---- the opaque ABI handles (global names: module.h declares them as C structs)
+
+struct pw_host {
+    parkway::proxy::Proxy::Impl *impl = nullptr;
+    parkway::proxy::ModuleInstance *mod = nullptr;
+};
+
+// A read-only view on a message, plus scratch space for strings handed to modules.
+struct pw_msg {
+    msg_t *msg = nullptr;
+    sip_t *sip = nullptr;
+    std::string source;                     // "udp:127.0.0.1:5062"
+    mutable std::deque<std::string> scratch; // backing store of returned pw_str (stable addresses)
+};
+
+struct pw_writer {
+    bool written = false;
+    int status = 200;
+    std::string json;
+};
+
+namespace parkway::proxy {
+
+struct Branch;
+struct Dialog;
+
+enum class TxKind { Proxied, InDialog };
+
+struct Target {
+    std::string uri, nextHop;
+};
+
+// One incoming request with its server transaction; pw_request is this object.
+struct ServerTxn {
+    Proxy::Impl *impl = nullptr;
+    TxKind kind = TxKind::Proxied;
+    nta_incoming_t *irq = nullptr;
+    sofia::Msg req;
+    pw_msg view;
+    sip_method_t method = sip_method_unknown;
+    std::string methodName;
+    int refs = 1;          // pipeline/owner + retains + live branches
+    bool finalSent = false; // a final response went upstream
+    bool cancelled = false;
+    bool inPipeline = false;
+    bool suspended = false;
+    size_t moduleIndex = 0; // module being run (pipeline)
+    std::vector<Target> targets;
+    std::vector<std::unique_ptr<Branch>> branches;
+    std::unique_ptr<sofia::Timer> lateTimer; // keeps INVITE branches alive for late 2xx (64*T1)
+    std::unique_ptr<sofia::Timer> noAnswerTimer; // in-dialog requests a module never answered
+    Dialog *dialog = nullptr; // InDialog: the dialog it arrived on
+    bool dead = false;        // removed from impl tables
+};
+
+struct Branch {
+    ServerTxn *tx = nullptr;
+    nta_outgoing_t *orq = nullptr;
+    int status = 0;  // last status seen
+    bool final = false;
+    sofia::Msg finalResp; // non-2xx final response candidate (nullptr when local)
+    std::string key;      // our Via branch
+};
+
+enum class DialogRole { Uas, Uac };
+enum class DialogState { Early, Confirmed, Terminated };
+
+// A module-owned dialog; pw_dialog is this object.
+struct Dialog {
+    Proxy::Impl *impl = nullptr;
+    ModuleInstance *mod = nullptr;
+    nta_leg_t *leg = nullptr;
+    DialogRole role = DialogRole::Uas;
+    bool subscription = false;
+    DialogState state = DialogState::Early;
+    pw_dialog_callbacks cbs{};
+    void *arg = nullptr;
+    bool notified = false; // on_terminated called
+
+    // identity (kept as text for dialog_get / export)
+    std::string callId, localTag, remoteTag, localUri, remoteUri, localDisplay, remoteDisplay, localHeader,
+        remoteHeader, remoteTarget, nextHop;
+    std::vector<std::string> routeSet;
+    uint32_t remoteCseq = 0;
+    std::deque<std::string> scratch;
+
+    // UAS INVITE: our 2xx retransmitted until ACK (RFC 3261 §13.3.1.4)
+    sofia::Msg pending2xx;
+    std::unique_ptr<sofia::Timer> retransmitTimer;
+    uint64_t retransmitInterval = 0, retransmitElapsed = 0;
+
+    // UAC INVITE
+    nta_outgoing_t *inviteOrq = nullptr;
+    pw_response_cb inviteCb = nullptr;
+    void *inviteCbArg = nullptr;
+    uint32_t inviteFlags = 0;
+    uint32_t inviteCseq = 0;
+    std::unique_ptr<sofia::Timer> forkTimer; // keeps the INVITE client transaction for forked 2xx
+
+    // subscription (RFC 6665)
+    uint32_t expires = 0;
+    std::unique_ptr<sofia::Timer> expiryTimer;
+
+    // linger after termination until the last request we sent is answered
+    std::unique_ptr<sofia::Timer> lingerTimer;
+    int pendingOrqs = 0;
+};
+
+// A request sent by a module (in or out of dialog).
+struct UacRequest {
+    Proxy::Impl *impl = nullptr;
+    Dialog *dialog = nullptr;
+    nta_outgoing_t *orq = nullptr;
+    pw_response_cb cb = nullptr;
+    void *arg = nullptr;
+    uint32_t flags = 0;
+    sip_method_t method = sip_method_unknown;
+    bool isInvite = false;
+};
+
+struct ModuleInstance {
+    LoadedModule lm;
+    std::string name;
+    pw_host host;
+    void *ctx = nullptr;
+    bool inited = false, started = false;
+    std::map<std::string, std::string> paramCache;
+};
+
+struct LocationProvider {
+    ModuleInstance *mod;
+    pw_location_fn fn;
+    void *ctx;
+};
+
+const pw_host_api *hostApi();
+std::string exportDialog(pw_dialog *d);
+
+} // namespace parkway::proxy
+
+struct pw_request : parkway::proxy::ServerTxn {};
+struct pw_dialog : parkway::proxy::Dialog {};
+
+namespace parkway::proxy {
+
+struct Proxy::Impl {
+    Proxy *self = nullptr;
+    su_root_t *root = nullptr;
+    CoreConfig cfg;
+    Metrics *metrics = nullptr;
+    EventBus *events = nullptr;
+
+    nta_agent_t *agent = nullptr;
+    nta_leg_t *defaultLeg = nullptr;
+    std::vector<std::string> bound; // resolved listener URLs
+    std::string primary;            // "sip:127.0.0.1:5060" (+;transport=tcp when only TCP)
+    std::string recordRoute;        // "<sip:...;lr>"
+    std::vector<std::pair<std::string, std::string>> localHostPorts; // host, port
+    uint32_t t1x64 = 32000;
+
+    std::vector<std::unique_ptr<ModuleInstance>> modules;
+    bool stopping = false;
+
+    std::set<pw_request *> txns;
+    std::set<pw_dialog *> dialogs;
+    std::set<UacRequest *> uacs;
+    std::vector<LocationProvider> locators;
+    std::map<std::string, uint64_t> requestCounts;
+
+    // module timers
+    uint64_t nextTimerId = 1;
+    std::map<uint64_t, std::unique_ptr<sofia::Timer>> timers;
+
+    // cross-thread post()
+    std::shared_ptr<std::atomic<bool>> alive = std::make_shared<std::atomic<bool>>(true);
+    uint64_t loopSalt = 0;
+
+    // ---- core (proxy_core.cc)
+    void createAgent();
+    int onRequest(nta_incoming_t *irq, const sip_t *sip) noexcept;
+    int onAckCancel(pw_request *tx, nta_incoming_t *irq, const sip_t *sip) noexcept;
+    int onBranchResponse(Branch *b, nta_outgoing_t *orq, const sip_t *sip) noexcept;
+    void runPipeline(pw_request *tx, size_t from);
+    void afterPipeline(pw_request *tx, pw_verdict v);
+    void forward(pw_request *tx);
+    void forwardAck(msg_t *msg, sip_t *sip);
+    bool startBranch(pw_request *tx, const std::string &uri, const std::string &nextHop);
+    void maybeFinish(pw_request *tx);
+    void sendBest(pw_request *tx);
+    void cancelBranches(pw_request *tx, Branch *except);
+    bool replyLocal(pw_request *tx, int status, const char *phrase = nullptr);
+    void relay(pw_request *tx, msg_t *resp); // consumes resp
+    void unref(pw_request *tx);
+    void destroyTx(pw_request *tx);
+    bool isOurs(const url_t *url) const;
+    std::string loopKey(const sip_t *sip) const;
+    bool isLoop(const sip_t *sip) const;
+    void callOnResponse(msg_t *resp);
+    void countRequest(const char *method);
+    void countResponse(int status);
+    void updateGauges();
+    void initView(pw_msg &v, msg_t *m);
+
+    // ---- dialogs (dialogs.cc)
+    int onLegRequest(pw_dialog *d, nta_leg_t *leg, nta_incoming_t *irq, const sip_t *sip) noexcept;
+    bool handleSubscriptionRefresh(nta_incoming_t *irq, const sip_t *sip);
+    pw_dialog *newDialog(ModuleInstance *mod, DialogRole role, const pw_dialog_callbacks *cbs, void *arg);
+    void fillIdentity(pw_dialog *d);
+    void terminate(pw_dialog *d, pw_dialog_end_reason reason);
+    void releaseDialog(pw_dialog *d);
+    void startRetransmit(pw_dialog *d, msg_t *resp2xx);
+    void stopRetransmit(pw_dialog *d);
+    void retransmitTick(pw_dialog *d);
+    int sendInDialog(pw_dialog *d, const char *method, const pw_header *headers, size_t n, pw_str ctype,
+                     pw_str body, uint32_t flags, pw_response_cb cb, void *arg);
+    int onUacResponse(UacRequest *u, nta_outgoing_t *orq, const sip_t *sip) noexcept;
+    void sendAck(pw_dialog *d, uint32_t cseq, pw_str ctype, pw_str body);
+    std::string contactHeader() const;
+    void finishUac(UacRequest *u);
+
+    // ---- host helpers (host_api.cc)
+    void log(ModuleInstance *mod, pw_log_level level, std::string_view text);
+    int64_t nowMs() const;
+};
+
+using sofia::urlString;
+
+// strings
+inline std::string str(pw_str s) { return s.ptr && s.len ? std::string(s.ptr, s.len) : std::string(); }
+inline pw_str view(const std::string &s) { return pw_str{s.data(), s.size()}; }
+std::string headersToString(const pw_header *headers, size_t n); // "Name: value\r\n"...
+pw_str keep(const pw_msg *m, std::string s);
+pw_dialog *restoreDialog(Proxy::Impl *impl, ModuleInstance *mod, const std::string &blob,
+                         const pw_dialog_callbacks *cbs, void *arg, std::string &error);
+
+} // namespace parkway::proxy

@@ -1,0 +1,687 @@
+// RFC 3261 §16 stateful forwarding on nta: default leg, pipeline, branches, best response, CANCEL, late 2xx.
+#include "core_impl.hh"
+
+#include <fmt/format.h>
+
+#include <arpa/inet.h>
+
+#include <algorithm>
+#include <cstring>
+#include <functional>
+
+#ifdef PARKWAY_HAVE_METRICS
+#include "../admin/metrics.hh"
+#endif
+
+namespace parkway::proxy {
+
+namespace {
+
+int legTrampoline(nta_leg_magic_t *magic, nta_leg_t *, nta_incoming_t *irq, const sip_t *sip) noexcept {
+    return reinterpret_cast<Proxy::Impl *>(magic)->onRequest(irq, sip);
+}
+
+int ackCancelTrampoline(nta_incoming_magic_t *magic, nta_incoming_t *irq, const sip_t *sip) noexcept {
+    auto *tx = reinterpret_cast<pw_request *>(magic);
+    return tx->impl->onAckCancel(tx, irq, sip);
+}
+
+int branchTrampoline(nta_outgoing_magic_t *magic, nta_outgoing_t *orq, const sip_t *sip) noexcept {
+    auto *b = reinterpret_cast<Branch *>(magic);
+    return b->tx->impl->onBranchResponse(b, orq, sip);
+}
+
+// Messages nta could not match: stray responses (e.g. a 2xx after the transaction is gone).
+int agentTrampoline(nta_agent_magic_t *magic, nta_agent_t *agent, msg_t *msg, sip_t *sip) noexcept {
+    auto *impl = reinterpret_cast<Proxy::Impl *>(magic);
+    try {
+        if (sip && sip->sip_status && sip->sip_cseq && sip->sip_cseq->cs_method == sip_method_invite &&
+            sip->sip_status->st_status >= 200 && sip->sip_status->st_status < 300 && sip->sip_via &&
+            sip->sip_via->v_next) {
+            // RFC 3261 §16.7 / §16.11: a 2xx without a transaction is forwarded statelessly upstream.
+            sip_via_remove(msg, sip);
+            impl->countResponse(sip->sip_status->st_status);
+            nta_msg_tsend(agent, msg, nullptr, TAG_END());
+            return 0;
+        }
+    } catch (...) {
+    }
+    nta_msg_discard(agent, msg);
+    return 0;
+}
+
+std::string hostPortKey(const char *host, const char *port, bool tls) {
+    std::string h = host ? host : "";
+    if (h.size() > 2 && h.front() == '[' && h.back() == ']') h = h.substr(1, h.size() - 2);
+    for (auto &c : h) c = static_cast<char>(tolower(static_cast<unsigned char>(c)));
+    std::string p = port && *port ? port : (tls ? "5061" : "5060");
+    return h + ":" + p;
+}
+
+} // namespace
+
+pw_str keep(const pw_msg *m, std::string s) {
+    m->scratch.push_back(std::move(s));
+    return view(m->scratch.back());
+}
+
+std::string headersToString(const pw_header *headers, size_t n) {
+    std::string out;
+    for (size_t i = 0; headers && i < n; ++i) {
+        std::string name = str(headers[i].name), value = str(headers[i].value);
+        if (name.empty()) continue;
+        out += name + ": " + value + "\r\n";
+    }
+    return out;
+}
+
+void Proxy::Impl::initView(pw_msg &v, msg_t *m) {
+    v.msg = m;
+    v.sip = m ? sip_object(m) : nullptr;
+    v.source.clear();
+    v.scratch.clear();
+    if (!m) return;
+    su_sockaddr_t su;
+    socklen_t len = sizeof su;
+    if (msg_get_address(m, &su, &len) == 0) {
+        char buf[64] = "";
+        su_inet_ntop(su.su_family, SU_ADDR(&su), buf, sizeof buf);
+        const char *proto = "udp";
+        if (v.sip && v.sip->sip_via && v.sip->sip_request && v.sip->sip_via->v_protocol &&
+            strcasecmp(v.sip->sip_via->v_protocol, "SIP/2.0/TCP") == 0)
+            proto = "tcp";
+        v.source = fmt::format("{}:{}:{}", proto, su.su_family == AF_INET6 ? "[" + std::string(buf) + "]" : buf,
+                               ntohs(su.su_port));
+    }
+}
+
+void Proxy::Impl::createAgent() {
+    if (cfg.listen.empty()) throw std::runtime_error("proxy: no listen URL configured ([proxy] listen)");
+    t1x64 = 64 * cfg.t1Ms;
+    agent = nta_agent_create(root, URL_STRING_MAKE(cfg.listen[0].c_str()), agentTrampoline,
+                             reinterpret_cast<nta_agent_magic_t *>(this), NTATAG_UA(0), NTATAG_CANCEL_487(0),
+                             NTATAG_SERVER_RPORT(1), NTATAG_CLIENT_RPORT(1), NTATAG_SIP_T1(cfg.t1Ms),
+                             NTATAG_SIP_T2(cfg.t2Ms), NTATAG_SIP_T4(cfg.t4Ms), NTATAG_SIP_T1X64(t1x64),
+                             NTATAG_MAX_FORWARDS(cfg.maxForwards), NTATAG_PASS_100(0), TAG_END());
+    if (!agent) throw std::runtime_error(fmt::format("proxy: cannot listen on {}: {}", cfg.listen[0], strerror(errno)));
+    for (size_t i = 1; i < cfg.listen.size(); ++i)
+        if (nta_agent_add_tport(agent, URL_STRING_MAKE(cfg.listen[i].c_str()), TAG_END()) < 0)
+            throw std::runtime_error(fmt::format("proxy: cannot listen on {}: {}", cfg.listen[i], strerror(errno)));
+    defaultLeg = nta_leg_tcreate(agent, legTrampoline, reinterpret_cast<nta_leg_magic_t *>(this),
+                                 NTATAG_NO_DIALOG(1), TAG_END());
+    if (!defaultLeg) throw std::runtime_error("proxy: cannot create the default leg");
+
+    bound.clear();
+    localHostPorts.clear();
+    std::string firstHostPort, firstProto;
+    bool udpAndTcpShare = false;
+    for (sip_via_t *v = nta_agent_via(agent); v; v = v->v_next) {
+        std::string proto = v->v_protocol ? v->v_protocol : "SIP/2.0/UDP";
+        std::string transport = proto.substr(proto.rfind('/') + 1);
+        for (auto &c : transport) c = static_cast<char>(tolower(static_cast<unsigned char>(c)));
+        std::string hp = fmt::format("{}:{}", v->v_host, v->v_port ? v->v_port : "5060");
+        std::string url = "sip:" + hp + (transport == "udp" ? "" : ";transport=" + transport);
+        bound.push_back(url);
+        localHostPorts.emplace_back(v->v_host ? v->v_host : "", v->v_port ? v->v_port : "5060");
+        if (firstHostPort.empty()) {
+            firstHostPort = hp;
+            firstProto = transport;
+        } else if (hp == firstHostPort) {
+            udpAndTcpShare = true;
+        }
+    }
+    primary = "sip:" + firstHostPort + ((firstProto == "udp" || udpAndTcpShare) ? "" : ";transport=" + firstProto);
+    recordRoute = "<" + primary + ";lr>";
+}
+
+bool Proxy::Impl::isOurs(const url_t *url) const {
+    if (!url || !url->url_host) return false;
+    bool tls = url->url_type == url_sips;
+    std::string key = hostPortKey(url->url_host, url->url_port, tls);
+    for (auto &[h, p] : localHostPorts)
+        if (hostPortKey(h.c_str(), p.c_str(), tls) == key) return true;
+    for (auto &d : cfg.domains) {
+        if (!strcasecmp(d.c_str(), url->url_host)) {
+            if (!url->url_port) return true;
+            for (auto &hp : localHostPorts)
+                if (hp.second == url->url_port) return true;
+        }
+    }
+    return false;
+}
+
+// RFC 3261 §16.6 step 8 / §16.3 item 4: a key over the parts of the request that a loop leaves unchanged
+// (the topmost Via is left out: a looping request comes back with another proxy's Via on top).
+std::string Proxy::Impl::loopKey(const sip_t *sip) const {
+    std::string s;
+    s += urlString(sip->sip_request->rq_url);
+    s += '|';
+    s += sip->sip_from && sip->sip_from->a_tag ? sip->sip_from->a_tag : "";
+    s += '|';
+    s += sip->sip_to && sip->sip_to->a_tag ? sip->sip_to->a_tag : "";
+    s += '|';
+    s += sip->sip_call_id ? sip->sip_call_id->i_id : "";
+    s += '|';
+    s += std::to_string(sip->sip_cseq ? sip->sip_cseq->cs_seq : 0);
+    for (sip_route_t *r = sip->sip_route; r; r = r->r_next) s += "|" + urlString(r->r_url);
+    uint64_t h = std::hash<std::string>{}(s) ^ loopSalt;
+    return fmt::format("{:016x}", h);
+}
+
+bool Proxy::Impl::isLoop(const sip_t *sip) const {
+    std::string prefix;
+    for (sip_via_t *v = sip->sip_via; v; v = v->v_next) {
+        if (!v->v_branch || !v->v_host) continue;
+        bool ours = false;
+        std::string key = hostPortKey(v->v_host, v->v_port, false);
+        for (auto &[h, p] : localHostPorts)
+            if (hostPortKey(h.c_str(), p.c_str(), false) == key) ours = true;
+        if (!ours) continue;
+        if (prefix.empty()) prefix = "z9hG4bKpw" + loopKey(sip) + ".";
+        if (strncasecmp(v->v_branch, prefix.c_str(), prefix.size()) == 0) return true;
+    }
+    return false;
+}
+
+void Proxy::Impl::countRequest(const char *method) {
+    ++requestCounts[method ? method : "?"];
+#ifdef PARKWAY_HAVE_METRICS
+    if (metrics) metrics->counterAdd("parkway_sip_requests_total", fmt::format("method=\"{}\"", method), 1);
+#endif
+}
+
+void Proxy::Impl::countResponse(int status) {
+#ifdef PARKWAY_HAVE_METRICS
+    if (metrics) metrics->counterAdd("parkway_sip_responses_total", fmt::format("code=\"{}\"", status), 1);
+#else
+    (void)status;
+#endif
+}
+
+void Proxy::Impl::updateGauges() {
+#ifdef PARKWAY_HAVE_METRICS
+    if (!metrics) return;
+    metrics->gaugeSet("parkway_sip_transactions", "", static_cast<double>(txns.size()));
+    size_t open = 0;
+    for (auto *d : dialogs)
+        if (d->state != DialogState::Terminated) ++open;
+    metrics->gaugeSet("parkway_dialogs", "", static_cast<double>(open));
+#endif
+}
+
+void Proxy::Impl::callOnResponse(msg_t *resp) {
+    pw_msg v;
+    initView(v, resp);
+    for (auto &m : modules) {
+        if (!m->started || !m->lm.desc->on_response) continue;
+        try {
+            m->lm.desc->on_response(m->ctx, &v);
+        } catch (...) {
+            log(m.get(), PW_LOG_ERROR, "on_response threw an exception");
+        }
+    }
+}
+
+// ---------------------------------------------------------------- request entry
+
+int Proxy::Impl::onRequest(nta_incoming_t *irq, const sip_t *sip) noexcept {
+    try {
+        sip_method_t method = sip->sip_request->rq_method;
+        const char *methodName = sip->sip_request->rq_method_name;
+        countRequest(methodName);
+
+        if (method == sip_method_ack) {
+            // ACK for a 2xx (end-to-end, RFC 3261 §13.2.2.4): forwarded statelessly along the route.
+            sofia::Msg m = sofia::Msg::adopt(nta_incoming_getrequest(irq));
+            nta_incoming_destroy(irq);
+            if (m && sip_sanity_check(m.sip()) == 0 && !stopping) forwardAck(m.get(), m.sip());
+            return 0;
+        }
+        if (method == sip_method_cancel) {
+            countResponse(481);
+            return 481; // RFC 3261 §16.10: no matching transaction
+        }
+        if (stopping) {
+            countResponse(503);
+            return 503;
+        }
+        if (sip_sanity_check(sip) < 0) {
+            countResponse(400);
+            return 400;
+        }
+        if (handleSubscriptionRefresh(irq, sip)) return 0;
+
+        auto *tx = new pw_request();
+        tx->impl = this;
+        tx->irq = irq;
+        tx->req = sofia::Msg::adopt(nta_incoming_getrequest(irq));
+        tx->method = method;
+        tx->methodName = methodName;
+        txns.insert(tx);
+        updateGauges();
+        nta_incoming_bind(irq, ackCancelTrampoline, reinterpret_cast<nta_incoming_magic_t *>(tx));
+        msg_t *msg = tx->req.get();
+        sip_t *s = sip_object(msg);
+        initView(tx->view, msg);
+
+        // RFC 3261 §16.3 step 3: Max-Forwards
+        if (s->sip_max_forwards && s->sip_max_forwards->mf_count == 0) {
+            replyLocal(tx, 483);
+            maybeFinish(tx);
+            return 0;
+        }
+        // RFC 3261 §16.3 step 4: loop detection
+        if (isLoop(s)) {
+            replyLocal(tx, 482);
+            maybeFinish(tx);
+            return 0;
+        }
+        // RFC 3261 §16.4: strict-route compatibility, then drop our own topmost Route(s)
+        if (s->sip_route && isOurs(s->sip_request->rq_url) && !s->sip_request->rq_url->url_user) {
+            sip_route_t *last = s->sip_route;
+            while (last->r_next) last = last->r_next;
+            if (!isOurs(last->r_url)) {
+                sip_request_t *rq = sip_request_create(msg_home(msg), method, methodName,
+                                                       reinterpret_cast<url_string_t *>(last->r_url), nullptr);
+                msg_header_remove(msg, reinterpret_cast<msg_pub_t *>(s), reinterpret_cast<msg_header_t *>(last));
+                if (rq) msg_header_insert(msg, reinterpret_cast<msg_pub_t *>(s), reinterpret_cast<msg_header_t *>(rq));
+            }
+        }
+        while (s->sip_route && isOurs(s->sip_route->r_url)) sip_route_remove(msg, s);
+        initView(tx->view, msg);
+
+        if (method == sip_method_invite) nta_incoming_treply(irq, SIP_100_TRYING, TAG_END());
+
+        runPipeline(tx, 0);
+        return 0;
+    } catch (const std::exception &e) {
+        log(nullptr, PW_LOG_ERROR, fmt::format("request handling failed: {}", e.what()));
+    } catch (...) {
+        log(nullptr, PW_LOG_ERROR, "request handling failed");
+    }
+    countResponse(500);
+    return 500;
+}
+
+int Proxy::Impl::onAckCancel(pw_request *tx, nta_incoming_t *irq, const sip_t *sip) noexcept {
+    try {
+        if (!sip) { // the server transaction is gone (timeout)
+            if (tx->irq == irq) {
+                nta_incoming_bind(irq, nullptr, nullptr);
+                if (!tx->finalSent) tx->finalSent = true; // nothing can be sent any more
+                maybeFinish(tx);
+            }
+            return 0;
+        }
+        if (sip->sip_request->rq_method == sip_method_cancel) {
+            // RFC 3261 §16.10: 200 to the CANCEL, CANCEL every pending branch, the 487 comes back
+            tx->cancelled = true;
+            bool pending = false;
+            for (auto &b : tx->branches)
+                if (!b->final && b->orq) {
+                    pending = true;
+                    nta_outgoing_tcancel(b->orq, nullptr, nullptr, TAG_END());
+                }
+            if (!pending && !tx->finalSent) replyLocal(tx, 487);
+            countResponse(200);
+            maybeFinish(tx);
+            return 200;
+        }
+        if (sip->sip_request->rq_method == sip_method_ack && tx->dialog) {
+            // ACK of our own 2xx matched to the INVITE transaction
+            msg_t *ack = nta_incoming_getrequest_ackcancel(irq);
+            Dialog *d = tx->dialog;
+            if (d->pending2xx) {
+                stopRetransmit(static_cast<pw_dialog *>(d));
+                if (d->cbs.on_ack) {
+                    pw_msg v;
+                    initView(v, ack);
+                    d->cbs.on_ack(d->arg, static_cast<pw_dialog *>(d), &v);
+                }
+            }
+            if (ack) msg_destroy(ack);
+        }
+    } catch (...) {
+    }
+    return 0;
+}
+
+// ---------------------------------------------------------------- pipeline
+
+void Proxy::Impl::runPipeline(pw_request *tx, size_t from) {
+    tx->inPipeline = true;
+    ++tx->refs; // the pipeline holds the transaction while modules run
+    pw_verdict v = PW_CONTINUE;
+    for (size_t i = from; i < modules.size(); ++i) {
+        ModuleInstance *m = modules[i].get();
+        if (!m->started && !m->inited) continue;
+        tx->moduleIndex = i;
+        try {
+            v = m->lm.desc->on_request(m->ctx, tx);
+        } catch (...) {
+            // A module bug must not take the daemon down.
+            log(m, PW_LOG_ERROR, "on_request threw an exception");
+            if (!tx->finalSent) replyLocal(tx, 500);
+            v = PW_STOP;
+        }
+        if (v == PW_SUSPEND) {
+            if (tx->refs <= 2) { // not retained: nobody would resume it
+                log(m, PW_LOG_ERROR, "returned SUSPEND without request_retain()");
+                if (!tx->finalSent) replyLocal(tx, 500);
+                v = PW_STOP;
+            } else {
+                tx->suspended = true;
+                tx->inPipeline = false;
+                unref(tx);
+                return;
+            }
+        }
+        if (v != PW_CONTINUE || tx->finalSent) break;
+    }
+    tx->inPipeline = false;
+    afterPipeline(tx, v);
+    unref(tx);
+}
+
+void Proxy::Impl::afterPipeline(pw_request *tx, pw_verdict v) {
+    if (v == PW_CONTINUE && !tx->finalSent && !tx->cancelled) {
+        forward(tx);
+    } else if (v == PW_STOP && !tx->finalSent && tx->refs <= 2 && tx->kind == TxKind::Proxied) {
+        // STOP without an answer and nobody holds it: answer rather than leave the client hanging
+        replyLocal(tx, 500, "Request Not Handled");
+    }
+    maybeFinish(tx);
+}
+
+void Proxy::Impl::forward(pw_request *tx) {
+    sip_t *sip = tx->req.sip();
+    if (!tx->targets.empty()) {
+        for (auto &t : tx->targets) startBranch(tx, t.uri, t.nextHop);
+    } else if (sip->sip_route) {
+        startBranch(tx, "", "");
+    } else if (isOurs(sip->sip_request->rq_url)) {
+        // Addressed to us and no module took it.
+        if (sip->sip_to && sip->sip_to->a_tag) replyLocal(tx, 481);
+        else if (tx->method == sip_method_options && !sip->sip_request->rq_url->url_user) replyLocal(tx, 200);
+        else replyLocal(tx, 404);
+    } else {
+        startBranch(tx, "", "");
+    }
+    if (tx->branches.empty() && !tx->finalSent) replyLocal(tx, 500);
+    else sendBest(tx); // every branch may have failed synchronously
+}
+
+bool Proxy::Impl::startBranch(pw_request *tx, const std::string &uri, const std::string &nextHop) {
+    auto b = std::make_unique<Branch>();
+    b->tx = tx;
+    Branch *bp = b.get();
+    tx->branches.push_back(std::move(b));
+
+    msg_t *copy = msg_copy(tx->req.get());
+    sip_t *sip = copy ? sip_object(copy) : nullptr;
+    if (!sip) {
+        bp->final = true;
+        bp->status = 500;
+        return false;
+    }
+    su_home_t *home = msg_home(copy);
+    if (!uri.empty()) {
+        sip_request_t *rq = sip_request_create(home, tx->method, tx->methodName.c_str(),
+                                               URL_STRING_MAKE(uri.c_str()), nullptr);
+        if (!rq) {
+            msg_destroy(copy);
+            bp->final = true;
+            bp->status = 400;
+            log(nullptr, PW_LOG_WARN, fmt::format("bad target URI '{}'", uri));
+            return false;
+        }
+        msg_header_insert(copy, reinterpret_cast<msg_pub_t *>(sip), reinterpret_cast<msg_header_t *>(rq));
+    }
+    // RFC 3261 §16.6 step 3: Max-Forwards
+    if (sip->sip_max_forwards) {
+        sip_max_forwards_t *mf = sip_max_forwards_dup(home, sip->sip_max_forwards);
+        mf->mf_count = mf->mf_count ? mf->mf_count - 1 : 0;
+        msg_header_replace(copy, reinterpret_cast<msg_pub_t *>(sip),
+                           reinterpret_cast<msg_header_t *>(sip->sip_max_forwards),
+                           reinterpret_cast<msg_header_t *>(mf));
+    } else {
+        std::string mf = std::to_string(cfg.maxForwards);
+        sip_add_tl(copy, sip, SIPTAG_MAX_FORWARDS_STR(mf.c_str()), TAG_END());
+    }
+    // RFC 3261 §16.6 step 4: Record-Route on dialog-creating requests so in-dialog requests come back
+    bool dialogCreating = !(sip->sip_to && sip->sip_to->a_tag) &&
+                          (tx->method == sip_method_invite || tx->method == sip_method_subscribe ||
+                           tx->method == sip_method_refer || tx->method == sip_method_notify);
+    if (cfg.recordRoute && dialogCreating)
+        msg_header_add_make(copy, reinterpret_cast<msg_pub_t *>(sip), sip_record_route_class, recordRoute.c_str());
+
+    // RFC 3261 §16.6 step 8: our branch carries the loop key
+    static_assert(sizeof(uint64_t) == 8);
+    bp->key = fmt::format("z9hG4bKpw{}.{:x}", loopKey(tx->req.sip()), reinterpret_cast<uintptr_t>(bp));
+
+    url_string_t const *routeUrl = nullptr;
+    std::string hop = nextHop;
+    if (hop.empty() && sip->sip_route) hop = urlString(sip->sip_route->r_url);
+    if (!hop.empty()) routeUrl = URL_STRING_MAKE(hop.c_str());
+
+    bp->orq = nta_outgoing_mcreate(agent, branchTrampoline, reinterpret_cast<nta_outgoing_magic_t *>(bp), routeUrl,
+                                   copy, NTATAG_BRANCH_KEY(bp->key.c_str()), TAG_END());
+    if (!bp->orq) {
+        msg_destroy(copy);
+        bp->final = true;
+        bp->status = 503;
+        return false;
+    }
+    ++tx->refs;
+    return true;
+}
+
+void Proxy::Impl::forwardAck(msg_t *msg, sip_t *sip) {
+    while (sip->sip_route && isOurs(sip->sip_route->r_url)) sip_route_remove(msg, sip);
+    if (!sip->sip_route && isOurs(sip->sip_request->rq_url)) return; // an ACK for us that no dialog took
+    msg_t *copy = msg_copy(msg);
+    if (!copy) return;
+    sip_t *cs = sip_object(copy);
+    if (cs->sip_max_forwards) {
+        if (cs->sip_max_forwards->mf_count == 0) {
+            msg_destroy(copy);
+            return;
+        }
+        sip_max_forwards_t *mf = sip_max_forwards_dup(msg_home(copy), cs->sip_max_forwards);
+        mf->mf_count--;
+        msg_header_replace(copy, reinterpret_cast<msg_pub_t *>(cs),
+                           reinterpret_cast<msg_header_t *>(cs->sip_max_forwards),
+                           reinterpret_cast<msg_header_t *>(mf));
+    }
+    std::string hop = cs->sip_route ? urlString(cs->sip_route->r_url) : std::string();
+    nta_outgoing_t *o = nta_outgoing_mcreate(agent, nullptr, nullptr, hop.empty() ? nullptr : URL_STRING_MAKE(hop.c_str()),
+                                             copy, NTATAG_STATELESS(1), TAG_END());
+    if (!o) msg_destroy(copy);
+    else nta_outgoing_destroy(o);
+}
+
+// ---------------------------------------------------------------- responses
+
+void Proxy::Impl::relay(pw_request *tx, msg_t *resp) {
+    sip_t *sip = sip_object(resp);
+    int status = sip->sip_status->st_status;
+    callOnResponse(resp);
+    countResponse(status);
+    if (tx->irq && nta_incoming_mreply(tx->irq, resp) == 0) return;
+    // The server transaction is over (e.g. a late 2xx to INVITE): forward statelessly (RFC 3261 §16.7 step 5)
+    if (status >= 200 && status < 300 && sip->sip_via) nta_msg_tsend(agent, resp, nullptr, TAG_END());
+    else msg_destroy(resp);
+}
+
+int Proxy::Impl::onBranchResponse(Branch *b, nta_outgoing_t *orq, const sip_t *sip) noexcept {
+    pw_request *tx = static_cast<pw_request *>(b->tx);
+    try {
+        int status = sip ? sip->sip_status->st_status : nta_outgoing_status(orq);
+        if (status < 100) status = 408;
+        b->status = status;
+        if (status < 200) {
+            if (status > 100 && sip && !tx->finalSent) {
+                msg_t *resp = nta_outgoing_getresponse(orq);
+                sip_via_remove(resp, sip_object(resp));
+                relay(tx, resp);
+            }
+            return 0;
+        }
+        bool wasFinal = b->final;
+        b->final = true;
+        if (status < 300) {
+            // RFC 3261 §16.7 step 5: every 2xx is forwarded at once, late ones too
+            if (sip) {
+                msg_t *resp = nta_outgoing_getresponse(orq);
+                sip_via_remove(resp, sip_object(resp));
+                bool first = !tx->finalSent;
+                tx->finalSent = true;
+                relay(tx, resp);
+                if (first && tx->method == sip_method_invite) {
+                    // §16.7 step 10: CANCEL the other branches; keep them for late 2xx for 64*T1
+                    cancelBranches(tx, b);
+                    if (!tx->lateTimer) {
+                        tx->lateTimer = std::make_unique<sofia::Timer>(root);
+                        ++tx->refs;
+                        tx->lateTimer->start(t1x64, [this, tx] {
+                            for (auto &br : tx->branches)
+                                if (br->orq) {
+                                    nta_outgoing_destroy(br->orq);
+                                    br->orq = nullptr;
+                                    if (!br->final) {
+                                        br->final = true;
+                                        unref(tx);
+                                    }
+                                }
+                            maybeFinish(tx);
+                            unref(tx); // the timer's reference
+                        });
+                    }
+                }
+            }
+            if (tx->method != sip_method_invite || !tx->lateTimer) {
+                nta_outgoing_destroy(orq);
+                b->orq = nullptr;
+            }
+            if (!wasFinal) unref(tx);
+            maybeFinish(tx);
+            return 0;
+        }
+        // non-2xx final
+        if (sip) b->finalResp = sofia::Msg::adopt(nta_outgoing_getresponse(orq));
+        nta_outgoing_destroy(orq);
+        b->orq = nullptr;
+        if (status >= 600 && !tx->finalSent) {
+            // §16.7 step 5: a 6xx ends the search; CANCEL the rest
+            cancelBranches(tx, b);
+        }
+        if (!wasFinal) unref(tx); // may not destroy: the pipeline/self ref is still held until maybeFinish
+        sendBest(tx);
+    } catch (...) {
+        log(nullptr, PW_LOG_ERROR, "response handling failed");
+    }
+    return 0;
+}
+
+void Proxy::Impl::cancelBranches(pw_request *tx, Branch *except) {
+    for (auto &br : tx->branches)
+        if (br.get() != except && !br->final && br->orq)
+            nta_outgoing_tcancel(br->orq, nullptr, nullptr, TAG_END());
+}
+
+// §16.7 step 6: once every branch is final (or a 6xx came), send the best response upstream.
+void Proxy::Impl::sendBest(pw_request *tx) {
+    if (tx->finalSent) {
+        maybeFinish(tx);
+        return;
+    }
+    Branch *best = nullptr;
+    bool allFinal = true;
+    for (auto &b : tx->branches) {
+        if (!b->final) {
+            allFinal = false;
+            continue;
+        }
+        if (b->status < 300) continue;
+        if (b->status >= 600) {
+            if (!best || best->status < 600) best = b.get();
+            continue;
+        }
+        if (!best) {
+            best = b.get();
+            continue;
+        }
+        if (best->status >= 600) continue;
+        int bc = best->status / 100, c = b->status / 100;
+        if (c < bc) best = b.get();
+        else if (c == bc && (b->status == 401 || b->status == 407) && best->status != 401 && best->status != 407)
+            best = b.get(); // §16.7 step 6: prefer challenges within 4xx
+    }
+    bool sixxx = best && best->status >= 600;
+    if (!best || (!allFinal && !sixxx)) {
+        maybeFinish(tx);
+        return;
+    }
+    tx->finalSent = true;
+    if (best->status == 503 && best->finalResp) {
+        replyLocal(tx, 500); // §16.7 step 6: a 503 becomes 500
+    } else if (best->finalResp) {
+        msg_t *resp = best->finalResp.release();
+        sip_via_remove(resp, sip_object(resp));
+        relay(tx, resp);
+    } else {
+        tx->finalSent = false;
+        replyLocal(tx, best->status);
+    }
+    maybeFinish(tx);
+}
+
+bool Proxy::Impl::replyLocal(pw_request *tx, int status, const char *phrase) {
+    if (!tx->irq || tx->finalSent) return false;
+    if (!phrase) phrase = sip_status_phrase(status);
+    if (!phrase) phrase = "Unknown";
+    if (status >= 200) tx->finalSent = true;
+    countResponse(status);
+    if (status >= 200 && modules.size()) {
+        // Modules see locally generated final responses too.
+        msg_t *resp = nta_incoming_create_response(tx->irq, status, phrase);
+        if (resp) {
+            callOnResponse(resp);
+            return nta_incoming_mreply(tx->irq, resp) == 0;
+        }
+    }
+    return nta_incoming_treply(tx->irq, status, phrase, TAG_END()) == 0;
+}
+
+void Proxy::Impl::maybeFinish(pw_request *tx) {
+    if (tx->dead || tx->inPipeline || tx->suspended) return;
+    bool pending = false;
+    for (auto &b : tx->branches)
+        if (!b->final) pending = true;
+    if (pending || !tx->finalSent || (tx->lateTimer && tx->lateTimer->armed())) return;
+    tx->dead = true;
+    unref(tx); // the transaction's own reference
+}
+
+void Proxy::Impl::unref(pw_request *tx) {
+    if (--tx->refs > 0) return;
+    destroyTx(tx);
+}
+
+void Proxy::Impl::destroyTx(pw_request *tx) {
+    txns.erase(tx);
+    for (auto &b : tx->branches)
+        if (b->orq) {
+            nta_outgoing_destroy(b->orq);
+            b->orq = nullptr;
+        }
+    if (tx->irq) {
+        nta_incoming_bind(tx->irq, nullptr, nullptr);
+        nta_incoming_destroy(tx->irq);
+        tx->irq = nullptr;
+    }
+    delete tx;
+    updateGauges();
+}
+
+} // namespace parkway::proxy

@@ -1,0 +1,128 @@
+// Park engine benchmark: prints figures, asserts nothing.
+//   bench_engine [seconds-per-figure (default 2)] [directory for the database (default /tmp)]
+#include "parkway/engine/engine.hh"
+
+#include <fmt/format.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <string>
+#include <unistd.h>
+#include <vector>
+
+using namespace parkway::engine;
+using Steady = std::chrono::steady_clock;
+
+namespace {
+
+double seconds(Steady::time_point a, Steady::time_point b) { return std::chrono::duration<double>(b - a).count(); }
+
+void parkRetrieve(const std::string& dir, double budget, bool fsync) {
+    std::string path = fmt::format("{}/parkway-bench-{}-{}.db", dir, ::getpid(), fsync ? "full" : "normal");
+    for (auto suffix : {"", "-wal", "-shm"}) std::filesystem::remove(path + suffix);
+    SystemClock clock;
+    OpenOptions o;
+    o.fsyncEveryCommit = fsync;
+    auto e = Engine::open(path, clock, o);
+    ParkRequest p;
+    p.domain = "bench.example";
+    p.how = ParkHow::Directed;
+    p.parker = "100";
+    p.parkedUri = "sip:caller@pstn.example";
+    p.parkedDisplay = "Caller";
+    p.blob = std::string(600, 'x'); // dialog state + SDP is a few hundred bytes
+    RetrieveRequest r;
+    r.domain = p.domain;
+    r.by = RetrieveRequest::By::Extension;
+    r.retriever = "200";
+    long cycles = 0, failures = 0;
+    auto t0 = Steady::now();
+    auto t1 = t0;
+    while (seconds(t0, t1) < budget) {
+        for (int i = 0; i < 50; ++i, ++cycles) {
+            p.extension = r.extension = std::to_string(1000 + cycles % 500);
+            p.requestKey = fmt::format("call-{}@bench;cseq=1", cycles);
+            auto parked = e->park(p);
+            auto claimed = e->claimRetrieve(r);
+            auto done = claimed.ok ? e->completeRetrieve(claimed.call.id) : claimed;
+            failures += !(parked.ok && claimed.ok && done.ok);
+        }
+        t1 = Steady::now();
+    }
+    double s = seconds(t0, t1);
+    fmt::print("park+retrieve cycles/s (WAL file, synchronous={}): {:>10.0f}   ({} cycles in {:.2f} s, 3 commits "
+               "each, {} failures)\n",
+               fsync ? "FULL  " : "NORMAL", cycles / s, cycles, s, failures);
+    e.reset();
+    for (auto suffix : {"", "-wal", "-shm"}) std::filesystem::remove(path + suffix);
+}
+
+void evals(const char* label, Engine& e, const std::vector<std::string>& inputs, double budget) {
+    long n = 0, hits = 0;
+    auto t0 = Steady::now();
+    auto t1 = t0;
+    while (seconds(t0, t1) < budget) {
+        for (int i = 0; i < 1000; ++i, ++n) {
+            auto c = e.classify("bench.example", "100", inputs[static_cast<size_t>(n) % inputs.size()]);
+            hits += c.action != Action::None;
+        }
+        t1 = Steady::now();
+    }
+    double s = seconds(t0, t1);
+    fmt::print("rule evaluations/s ({}): {:>12.0f}   ({} evals, {:.0f}% matched)\n", label, n / s, n,
+               100.0 * static_cast<double>(hits) / static_cast<double>(n));
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+    double budget = argc > 1 ? std::stod(argv[1]) : 2.0;
+    std::string dir = argc > 2 ? argv[2] : "/tmp";
+    fmt::print("parkway park engine benchmark ({:.1f} s per figure, database in {})\n", budget, dir);
+    parkRetrieve(dir, budget, false);
+    parkRetrieve(dir, budget, true);
+
+    SystemClock clock;
+    auto e = Engine::open(":memory:", clock);
+    // Typical INVITE targets: feature codes in their spellings, plus ordinary calls that match nothing.
+    std::vector<std::string> typical = {"*68103", "*68",    "*68%23", "%2A68103%23", "*58#", "*88103",
+                                        "*88",    "103",    "2001",   "+15551234567", "*69",  "alice"};
+    evals("default rules, mixed dial strings", *e, typical, budget);
+
+    // 1,000 integrator rules: exact, regex and glob, spread over priorities; defaults come after them.
+    std::vector<Rule> rules;
+    for (int i = 0; i < 1000; ++i) {
+        Rule r;
+        r.pr = i;
+        switch (i % 3) {
+        case 0:
+            r.matchOp = MatchOp::Exact;
+            r.matchExp = fmt::format("{}", 50000 + i);
+            r.attrs = "action=route";
+            break;
+        case 1:
+            r.matchOp = MatchOp::Regex;
+            r.matchExp = fmt::format("^{}([0-9]{{2}})$", 600 + i);
+            r.substExp = r.matchExp;
+            r.replExp = "\\1";
+            r.attrs = "action=retrieve;lot=main";
+            break;
+        default:
+            r.matchOp = MatchOp::Glob;
+            r.matchExp = fmt::format("{}*", 70000 + i);
+            r.attrs = "action=reject;code=403";
+            break;
+        }
+        rules.push_back(r);
+    }
+    auto errors = e->replaceRules(rules);
+    if (!errors.empty()) {
+        fmt::print(stderr, "rule load failed: {}\n", errors.front().message);
+        return 1;
+    }
+    evals("1,000 rules + defaults, mixed dial strings", *e, typical, budget);
+    std::vector<std::string> lateHits = {"50999", "159801", "70998123", "*68103"};
+    evals("1,000 rules + defaults, late matches", *e, lateHits, budget);
+    return 0;
+}

@@ -47,6 +47,11 @@ std::shared_ptr<const RuleSet> buildRuleSet(const std::vector<Rule>& stored,
                                             const std::vector<DomainSettings>& domains,
                                             std::vector<RuleError>& errors);
 
+// Longer dial strings match no rule (they are routed normally).
+constexpr size_t kMaxDialLength = 256;
+// A translation longer than this fails (Kamailio's output buffer).
+constexpr size_t kMaxOutputLength = 127;
+
 // Run the rules of a plan over `dial`. `trace` may be null (fast path).
 void evaluate(const DomainPlan& plan, const std::string& caller, const std::string& dial,
               Classification& out, std::vector<RuleTrace>* trace);

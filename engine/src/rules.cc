@@ -82,7 +82,6 @@ std::string expand(std::string_view repl, const std::cmatch* m) {
         }
         out.push_back(c);
     }
-    if (out.size() > 127) out.resize(127); // Kamailio caps translated output at 127 characters
     return out;
 }
 
@@ -333,6 +332,9 @@ DomainPlan makePlan(const DomainSettings& s, const std::vector<std::shared_ptr<c
 
 } // namespace
 
+void evaluateRules(const DomainPlan& plan, const std::string& dial, Classification& out,
+                   std::vector<RuleTrace>* trace);
+
 std::shared_ptr<const RuleSet> buildRuleSet(const std::vector<Rule>& stored, const std::vector<DomainSettings>& domains,
                                             std::vector<RuleError>& errors) {
     auto set = std::make_shared<RuleSet>();
@@ -366,6 +368,23 @@ std::shared_ptr<const RuleSet> buildRuleSet(const std::vector<Rule>& stored, con
 void evaluate(const DomainPlan& plan, const std::string& caller, const std::string& dial, Classification& out,
               std::vector<RuleTrace>* trace) {
     (void)caller; // reserved for caller-dependent rules (e.g. per-caller attrs); the caller is resolved later
+    // Dial strings come from the network. libstdc++'s regex matcher recurses per character, so an
+    // over-long Request-URI user part is never handed to it: no rule applies (normal routing).
+    if (dial.size() > kMaxDialLength) {
+        out.output = dial;
+        return;
+    }
+    try {
+        evaluateRules(plan, dial, out, trace);
+    } catch (const std::regex_error&) {
+        // error_complexity / error_stack on a pathological input: treat as "no rule applies".
+        out = Classification{};
+        out.output = dial;
+    }
+}
+
+void evaluateRules(const DomainPlan& plan, const std::string& dial, Classification& out,
+                   std::vector<RuleTrace>* trace) {
     std::string input = dial;
     const size_t origLen = dial.size();
     bool any = false;
@@ -403,12 +422,14 @@ void evaluate(const DomainPlan& plan, const std::string& caller, const std::stri
                 }
                 continue;
             }
-            // Translation (Kamailio dp_translate): subst_exp must match too, else the translation fails.
+            // Translation (Kamailio dp_translate): subst_exp must match too, else the translation fails;
+            // so does an output longer than Kamailio's 127-character buffer (never silently truncated).
             std::string output;
             bool haveMatch = false;
             if (cr->hasSubst) {
                 haveMatch = std::regex_match(input.c_str(), m, cr->subst);
-                if (!haveMatch) {
+                if (haveMatch) output = r.replExp.empty() ? input : expand(r.replExp, &m);
+                if (!haveMatch || output.size() > kMaxOutputLength) {
                     if (trace) {
                         RuleTrace t;
                         t.rule = r;
@@ -421,7 +442,6 @@ void evaluate(const DomainPlan& plan, const std::string& caller, const std::stri
                     out.matched.push_back(r.id);
                     return;
                 }
-                output = r.replExp.empty() ? input : expand(r.replExp, &m);
             } else {
                 output = r.replExp.empty() ? input : r.replExp;
             }

@@ -289,3 +289,14 @@ TEST_CASE("attrs parsing") {
     CHECK(a[2].second.empty());
     CHECK_FALSE(parseAttrs("=x", a).empty());
 }
+
+TEST_CASE("hostile dial strings: very long or odd bytes never crash and match nothing harmful") {
+    FakeClock clock;
+    auto e = memEngine(clock);
+    CHECK(e->classify("a.example", "100", "*68" + std::string(5000, '1')).action == Action::None);
+    CHECK(e->classify("a.example", "100", "*68" + std::string(127, '1')).extension.size() == 127);
+    CHECK(e->classify("a.example", "100", "*68" + std::string(128, '1')).action == Action::None); // never truncated
+    CHECK(e->classify("a.example", "100", std::string("*68\0\xff", 5)).action == Action::Park);
+    CHECK(e->classify("a.example", "100", "").action == Action::None);
+    CHECK(e->classify("", "", "*88").action == Action::Retrieve);
+}

@@ -13,7 +13,8 @@
 //  * Translation: when `subst_exp` is set it must also match (regex, whole string); the output is
 //    `repl_exp` with \0..\9 expanded (text outside the groups is not carried over). Without `subst_exp`
 //    `repl_exp` is copied verbatim; with both empty the output is the input. A back-reference beyond the
-//    group count is a load-time error. Output is capped at 127 characters (Kamailio).
+//    group count is a load-time error. An output over 127 characters fails the translation (Kamailio).
+//  * Dial strings longer than 256 characters match no rule (they come from the network; normal routing).
 //  * attrs: `key=value;key=value`. Known keys:
 //      action=park|group_park|retrieve|watch|route|reject   (required)
 //      ext=<extension>  target extension (default: the translated output; empty output = own extension)

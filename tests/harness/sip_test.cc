@@ -198,7 +198,21 @@ int uaResponseCb(nta_outgoing_magic_t *m, nta_outgoing_t *orq, const sip_t *sip)
         return 0;
     }
 }
-int uaAgentCb(nta_agent_magic_t *, nta_agent_t *agent, msg_t *msg, sip_t *) noexcept {
+// Responses nta could not match to a live transaction (e.g. a 2xx from a second fork): recorded on the
+// Client with the same Call-ID and CSeq.
+int uaAgentCb(nta_agent_magic_t *m, nta_agent_t *agent, msg_t *msg, sip_t *sip) noexcept {
+    try {
+        auto *ua = reinterpret_cast<TestUa *>(m);
+        if (ua && sip && sip->sip_status && sip->sip_call_id && sip->sip_cseq) {
+            for (auto &c : ua->clients) {
+                if (c->request.callId() == sip->sip_call_id->i_id && c->request.cseq() == sip->sip_cseq->cs_seq) {
+                    c->responses.push_back(record(msg_ref_create(msg)));
+                    break;
+                }
+            }
+        }
+    } catch (...) {
+    }
     nta_msg_discard(agent, msg);
     return 0;
 }
@@ -212,9 +226,10 @@ std::string joinHeaders(const std::vector<std::string> &h) {
 
 TestUa::TestUa(su_root_t *root, std::string name, std::string bindUrl, uint32_t t1Ms)
     : root_(root), name_(std::move(name)) {
-    agent_ = nta_agent_create(root, URL_STRING_MAKE(bindUrl.c_str()), uaAgentCb, nullptr, NTATAG_UA(1),
+    agent_ = nta_agent_create(root, URL_STRING_MAKE(bindUrl.c_str()), uaAgentCb,
+                              reinterpret_cast<nta_agent_magic_t *>(this), NTATAG_UA(1),
                               NTATAG_SIP_T1(t1Ms), NTATAG_SIP_T1X64(64 * t1Ms), NTATAG_SIP_T2(8 * t1Ms),
-                              NTATAG_SIP_T4(10 * t1Ms), TAG_END());
+                              NTATAG_SIP_T4(10 * t1Ms), NTATAG_PASS_100(1), TAG_END());
     if (!agent_) throw std::runtime_error("TestUa " + name_ + ": cannot bind " + bindUrl);
     defaultLeg_ = nta_leg_tcreate(agent_, uaLegCb, reinterpret_cast<nta_leg_magic_t *>(this), NTATAG_NO_DIALOG(1),
                                   TAG_END());

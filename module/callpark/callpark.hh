@@ -1,0 +1,280 @@
+// The call-park module's state: the engine, music on hold, the calls it holds as a UAS/UAC, subscriptions.
+//
+// Where things happen (one file per flow):
+//   callpark_module.cc  descriptor, parameter and command tables, hooks -> CallPark
+//   dispatch.cc         on_request: which request is ours (REFER, park/retrieve INVITE, Replaces, SUBSCRIBE)
+//   refer_handler.cc    REFER to a park code: passthrough memory and takeover (202, sipfrag NOTIFYs, Replaces)
+//   park_flow.cc        parking an INVITE, holding the park dialog, music on hold, abandon
+//   retrieve_flow.cc    retrieve (bridge / replaces), the B2BUA relay between two legs, transfers from a bridge
+//   recall_flow.cc      recall timers, ringing branches, connect on answer
+//   watchers.cc         dialog / call-info subscriptions, park-info NOTIFYs, metrics and admin events
+//   restore.cc          start(): parked calls back from the engine after a restart
+//   admin_commands.cc   parked.*, groups.*, lots.*, rules.*, domains.*, stats
+//   provision.cc        provision_file (TOML) -> domains, groups, lots
+#pragma once
+#include "host.hh"
+#include "settings.hh"
+#include "wire/moh.hh"
+#include "wire/sip_text.hh"
+#include "pending.hh"
+
+#include <parkway/engine/engine.hh>
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace parkway::callpark {
+
+namespace eng = parkway::engine;
+
+class CallPark;
+struct Session;
+
+// One dialog the module is an endpoint of. Lives exactly as long as its host dialog (freed after
+// on_terminated); the session refers to it by pointer and clears the pointer on termination.
+struct Leg {
+    CallPark *mod = nullptr;
+    uint64_t sid = 0;            // owning session (0 = none)
+    pw_dialog *dlg = nullptr;
+    std::string role;            // "parked", "retriever", "recall", "target", "transferor"
+    std::string peerUri, peerDisplay; // identity of the far end (for P-Asserted-Identity / From of relays)
+    std::string remoteSdp;       // last SDP the far end sent
+    bool confirmed = false;
+    bool failed = false;         // UAC: final non-2xx
+    bool answered = false;       // UAC: got a 2xx
+    Leg *ackTo = nullptr;        // relay the ACK's answer to this leg (offerless re-INVITE relayed)
+    Pending *pending = nullptr;  // UAC INVITE: the response closure (freed with the leg)
+    bool finalSeen = false;      // UAC INVITE: the first final response arrived
+    // UAC INVITE: called once with the first final response (2xx: the dialog is up, ACK still owed).
+    std::function<void(Leg *, int, const pw_msg *)> onAnswer;
+};
+
+enum class SessionState {
+    Parked,      // parked party alone with MOH
+    Retrieving,  // re-INVITE to the parked party for a retriever in flight
+    Recalling,   // recall branches ringing
+    Connecting,  // recall answered: re-INVITE to the parked party in flight
+    Bridged,     // two legs relayed (retrieved / recalled / transferred)
+    Ended,
+};
+
+// A parked call as the module holds it (one per engine call while parked, then the bridge it became).
+struct Session {
+    uint64_t sid = 0;
+    eng::CallId callId = 0; // engine call id while it is in the engine (0 once retrieved)
+    std::string domain;
+    SessionState state = SessionState::Parked;
+    Leg *a = nullptr;       // the parked party
+    Leg *b = nullptr;       // retriever / recall answerer / transfer target once connected
+    std::string parker;     // parker extension
+    std::string parkedOnUri;
+
+    // music on hold and our SDP towards the parked party
+    uint64_t mohId = 0;
+    uint16_t mohPort = 0;
+    int mohPt = -1;
+    uint64_t sdpSession = 0, sdpVersion = 0;
+    std::string localSdp;   // what we last answered/offered to the parked party
+    std::string remoteMediaIp;
+    uint16_t remoteMediaPort = 0;
+
+    // retrieve in flight
+    pw_request *retrieveReq = nullptr; // retained INVITE of the retriever
+    bool retrieveOfferless = false;
+    std::string retrieverUri, retrieverDisplay;
+
+    // recall
+    pw_timer_id recallTimer = 0;  // deadline -> recallStep
+    pw_timer_id ringTimer = 0;    // ring time over -> recallNoAnswer
+    std::vector<Leg *> branches;  // ringing recall branches
+    Leg *winner = nullptr;
+
+    // REFER from a bridged leg carried out by us (blind transfer or re-park)
+    Leg *transferor = nullptr;
+    std::string referEvent = "refer";
+    bool transferIsPark = false;
+};
+
+// A dialog-package or call-info subscription (RFC 4235 / BroadWorks).
+struct Subscription {
+    CallPark *mod = nullptr;
+    pw_dialog *dlg = nullptr;
+    eng::Target target;
+    bool broadworks = false; // Event: call-info with the BroadWorks body
+    std::string entity;      // entity URI in dialog-info
+    uint64_t version = 0;    // next version to send (RFC 4235 §4.1: starts at 0, +1 per NOTIFY)
+    int64_t expiresAtMs = 0;
+    bool ending = false;
+};
+
+// REFER intent remembered in passthrough mode, keyed by the transferee's dialog.
+struct ReferIntent {
+    std::string transfereeUri;  // To of the REFER (the referee)
+    std::string targetUser;     // unescaped Refer-To user, e.g. "*68103"
+    std::string parker;         // From URI of the REFER
+    std::string parkerDisplay;
+    int64_t expiresAtMs = 0;
+};
+
+class CallPark {
+public:
+    CallPark(const pw_host_api *api, pw_host *host) : host_(api, host) {}
+    ~CallPark();
+
+    int init();
+    int start();
+    void stop();
+    int reload();
+    pw_verdict onRequest(pw_request *req);
+
+    Host &host() { return host_; }
+    eng::Engine &engine() { return *engine_; }
+    const Settings &settings() const { return settings_; }
+
+    // ---- dispatch.cc
+    pw_verdict onInvite(pw_request *req, const pw_msg *m);
+    std::string callerExtension(const pw_msg *m) const; // user part of From (or P-Asserted-Identity)
+    std::string requestDomain(const pw_msg *m) const;   // host of the R-URI
+
+    // ---- refer_handler.cc
+    pw_verdict onRefer(pw_request *req, const pw_msg *m);
+    std::optional<ReferIntent> takeReferIntent(const std::string &fromUri, const std::string &targetUser);
+    void referTakeoverResponse(uint64_t sid, pw_dialog *dlg, int status, const pw_msg *resp);
+
+    // ---- park_flow.cc
+    pw_verdict parkInvite(pw_request *req, const pw_msg *m, const eng::Classification &c, const std::string &domain,
+                          const std::string &parker, const std::string &parkerDisplay);
+    int engineErrorStatus(eng::ErrorCode e) const;
+    // MOH + SDP for the parked party given its offer; returns the answer SDP ("" when the offer is unusable).
+    std::string holdAnswerFor(Session &s, const std::string &offer);
+    std::string holdOfferFor(Session &s);
+    void startMohFromAnswer(Session &s, const std::string &answer);
+    void stopMoh(Session &s);
+    void saveBlob(Session &s);
+    void onParkedRequest(Session &s, Leg *leg, pw_request *req);
+    void legTerminated(Leg *leg, pw_dialog_end_reason reason);
+    void sessionAbandoned(Session &s);
+
+    // ---- retrieve_flow.cc
+    pw_verdict retrieveInvite(pw_request *req, const pw_msg *m, const eng::RetrieveRequest &rr);
+    void retrieveResponse(uint64_t sid, int status, const pw_msg *resp);
+    void onBridgedRequest(Session &s, Leg *from, pw_request *req);
+    void onBridgedAck(Session &s, Leg *from, const pw_msg *ack);
+    void endBridge(Session &s, Leg *from);
+    void onBridgedRefer(Session &s, Leg *from, pw_request *req);
+    void connectParked(Session &s, Leg *other, const std::string &offer, bool fromRecall);
+
+    // ---- recall_flow.cc
+    void armRecall(Session &s, eng::Millis at);
+    void recallFire(uint64_t sid);
+    void ringStep(Session &s, const eng::RecallStep &step);
+    void ringTimeout(uint64_t sid);
+    void branchResponse(Leg *leg, int status, const pw_msg *resp);
+    void cancelBranches(Session &s, Leg *except);
+    void forceRecall(Session &s);
+
+    // ---- watchers.cc
+    pw_verdict onSubscribe(pw_request *req, const pw_msg *m);
+    void onEngineEvent(const eng::ChangeEvent &e);
+    void notifySubscription(Subscription &sub, bool terminated = false);
+    void sendParkInfo(const eng::ChangeEvent &e);
+    void updateGauges(const std::string &domain, const std::string &lot);
+
+    // ---- restore.cc
+    void restoreCalls();
+
+    // ---- admin_commands.cc
+    static const pw_command_def *commandTable();
+
+    // ---- provision.cc
+    bool loadProvisionFile(const std::string &path, std::string *err);
+    bool loadRules(std::string *err);
+
+    // ---- sessions and legs
+    Session &newSession();
+    Session *session(uint64_t sid);
+    Session *sessionByCall(eng::CallId id);
+    Leg *newLeg(uint64_t sid, std::string role);
+    void dropLeg(Leg *leg);
+    void reapLater();
+    void reap();
+
+    static const pw_dialog_callbacks *legCallbacks();
+    // In-dialog request with a closure for the responses; false when it could not be sent.
+    template <typename F>
+    bool sendInDialog(pw_dialog *dlg, std::string_view method, Headers *h, std::string_view ctype,
+                      std::string_view body, uint32_t flags, F &&fn) {
+        if (!dlg) return false;
+        Pending *p = makePending(std::forward<F>(fn));
+        int rc = host_.api()->dialog_request(dlg, ps(method), h ? h->data() : nullptr, h ? h->size() : 0, ps(ctype),
+                                             ps(body), flags, pendingResponse, p);
+        if (rc != PW_OK) {
+            delete p;
+            return false;
+        }
+        return true;
+    }
+    static const pw_dialog_callbacks *subCallbacks();
+
+    // One-shot timers with closures (SIP thread); cancelTimer zeroes the id.
+    pw_timer_id after(uint64_t ms, std::function<void()> fn);
+    void cancelTimer(pw_timer_id &id);
+    struct TimerCtx {
+        CallPark *cp;
+        std::function<void()> fn;
+        pw_timer_id id;
+    };
+    std::map<pw_timer_id, TimerCtx *> timerCtx_;
+
+    // Re-INVITE `keep` with `offer` (from `fresh`'s offerless 2xx) and ACK `fresh` with keep's answer
+    // (RFC 3725 flow). done(true) when both legs are connected.
+    void connectLegs(Session &s, Leg *keep, Leg *fresh, const std::string &offer, std::function<void(bool)> done);
+    // Ring a target (extension AOR or number) with an offerless INVITE per contact; returns the legs.
+    std::vector<Leg *> ringTarget(Session &s, const std::string &target, bool isNumber, const std::string &fromDisplay,
+                                  const std::string &fromUri, const std::string &alertInfo, const std::string &role);
+
+    std::string aor(const std::string &user, const std::string &domain) const {
+        return fmt::format("sip:{}@{}", user, domain);
+    }
+    std::string ourContact() const { return host_.coreSetting("contact"); }
+    std::string mediaIp() const { return settings_.mohIp; }
+
+    std::map<uint64_t, std::unique_ptr<Session>> sessions_;
+    std::map<Leg *, std::unique_ptr<Leg>> legs_;
+    std::map<Subscription *, std::unique_ptr<Subscription>> subs_;
+    std::map<std::string, ReferIntent> referIntents_; // key: Call-ID;to-tag;from-tag of the REFER's dialog
+
+private:
+    Host host_;
+    Settings settings_;
+    std::unique_ptr<eng::Clock> clock_;
+    std::unique_ptr<eng::Engine> engine_;
+    MohPlayer moh_;
+    eng::Engine::ListenerId listener_ = 0;
+    uint64_t nextSid_ = 1;
+    pw_timer_id reapTimer_ = 0;
+    std::string contact_;
+    bool stopping_ = false;
+    std::vector<Leg *> graveyard_;
+
+public:
+    // forceRecall: the engine only steps a recall at its deadline, so an admin "recall now" shows the engine
+    // that instant through our clock for the duration of that one call.
+    int64_t clockOverrideMs = 0;
+    MohPlayer &moh() { return moh_; }
+    bool stopping() const { return stopping_; }
+};
+
+// Counters, labels and small helpers shared by the flows.
+std::string domainLabels(const std::string &domain, const std::string &lot);
+std::string userOf(const std::string &uri);
+std::string hostOf(const std::string &uri);
+std::string quoteDisplay(const std::string &display);
+std::string nameAddr(const std::string &display, const std::string &uri);
+
+} // namespace parkway::callpark

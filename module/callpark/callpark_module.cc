@@ -1,0 +1,134 @@
+// callpark.so: the module descriptor, its parameter table and the hooks. The hooks are noexcept trampolines
+// into CallPark (callpark.hh); no exception ever crosses the C ABI.
+#include "callpark.hh"
+
+namespace parkway::callpark {
+namespace {
+
+#define PARAM(n, t, d, h) pw_param_def{sizeof(pw_param_def), n, t, d, h}
+
+const pw_param_def kParams[] = {
+    PARAM("database", PW_PARAM_STRING, "", "SQLite file of the park engine; empty = the core's database"),
+    PARAM("refer_mode", PW_PARAM_STRING, "passthrough",
+          "REFER to a park code: passthrough (relay it; park the transferee's INVITE) or takeover (202, "
+          "sipfrag NOTIFYs, INVITE+Replaces to the transferee)"),
+    PARAM("retrieve_mode", PW_PARAM_STRING, "bridge",
+          "bridge (RFC 3725 re-INVITE of the parked party, module stays in the signalling path) or replaces "
+          "(forward the retriever's INVITE with Replaces; falls back to bridge when refused)"),
+    PARAM("occupied_policy", PW_PARAM_STRING, "",
+          "reject|stack for domains without their own setting; empty = engine default (stack)"),
+    PARAM("recall_time", PW_PARAM_DURATION, "0",
+          "time until recall for domains without their own setting (1s..3600s); 0 = engine default (300s)"),
+    PARAM("recall_mode", PW_PARAM_STRING, "",
+          "parker|parker_then_alternate|alternate_only for domains without their own setting; empty = parker"),
+    PARAM("alternate", PW_PARAM_STRING, "",
+          "recall alternate for domains without their own setting: 103, group:sales or number:+1555..."),
+    PARAM("recall_alert_info", PW_PARAM_STRING, "<urn:alert:tone:recall>",
+          "Alert-Info of recall INVITEs, e.g. <urn:alert:tone:recall> or <http://127.0.0.1/Bellcore-dr3>"),
+    PARAM("blf_state", PW_PARAM_STRING, "early",
+          "dialog-info state of a parked call: early (BLF flashes) or confirmed (solid)"),
+    PARAM("moh_ip", PW_PARAM_STRING, "127.0.0.1", "local IP for music-on-hold RTP (also put in our SDP)"),
+    PARAM("moh_port_min", PW_PARAM_INT, "40000", "first UDP port for music-on-hold RTP"),
+    PARAM("moh_port_max", PW_PARAM_INT, "40999", "last UDP port for music-on-hold RTP"),
+    PARAM("moh_file", PW_PARAM_STRING, "", "WAV file (8 kHz mono 16-bit PCM) for music on hold; empty = built-in"),
+    PARAM("rules_file", PW_PARAM_STRING, "",
+          "dialplan rules file loaded at start and on reload (engine TSV format); empty = keep stored rules"),
+    PARAM("provision_file", PW_PARAM_STRING, "",
+          "TOML file with domains' settings, groups and lots, applied at start and on reload"),
+    PARAM("park_info", PW_PARAM_BOOL, "true", "send out-of-dialog NOTIFY Event: park-info on park state changes"),
+    PARAM("refer_memory", PW_PARAM_DURATION, "32s",
+          "passthrough mode: how long a REFER's park intent is remembered for the transferee's INVITE"),
+    pw_param_def{sizeof(pw_param_def), nullptr, PW_PARAM_STRING, nullptr, nullptr},
+};
+#undef PARAM
+
+int hookInit(const pw_host_api *api, pw_host *host, void **ctx) {
+    if (!api || !ctx) return PW_EINVAL;
+    try {
+        auto cp = std::make_unique<CallPark>(api, host);
+        int rc = cp->init();
+        if (rc != PW_OK) return rc;
+        *ctx = cp.release();
+        return PW_OK;
+    } catch (const std::exception &e) {
+        std::string msg = std::string("callpark: init failed: ") + e.what();
+        api->log(host, PW_LOG_ERROR, ps(msg));
+    } catch (...) {
+        api->log(host, PW_LOG_ERROR, PW_STR_LIT("callpark: init failed"));
+    }
+    return PW_EINVAL;
+}
+
+int hookStart(void *ctx) {
+    try {
+        return static_cast<CallPark *>(ctx)->start();
+    } catch (const std::exception &e) {
+        static_cast<CallPark *>(ctx)->host().log(PW_LOG_ERROR, "callpark: start failed: {}", e.what());
+    } catch (...) {
+    }
+    return PW_EINVAL;
+}
+
+void hookStop(void *ctx) {
+    try {
+        static_cast<CallPark *>(ctx)->stop();
+    } catch (...) {
+    }
+}
+
+void hookDestroy(void *ctx) {
+    try {
+        delete static_cast<CallPark *>(ctx);
+    } catch (...) {
+    }
+}
+
+pw_verdict hookRequest(void *ctx, pw_request *req) {
+    auto *cp = static_cast<CallPark *>(ctx);
+    try {
+        return cp->onRequest(req);
+    } catch (const std::exception &e) {
+        cp->host().log(PW_LOG_ERROR, "callpark: request failed: {}", e.what());
+    } catch (...) {
+        cp->host().log(PW_LOG_ERROR, "callpark: request failed");
+    }
+    // Do not leave the client hanging; 500 is what a module bug looks like on the wire.
+    cp->host().reply(req, 500, "Call Park Error");
+    return PW_STOP;
+}
+
+int hookReload(void *ctx) {
+    try {
+        return static_cast<CallPark *>(ctx)->reload();
+    } catch (const std::exception &e) {
+        static_cast<CallPark *>(ctx)->host().log(PW_LOG_ERROR, "callpark: reload failed: {}", e.what());
+    } catch (...) {
+    }
+    return PW_EINVAL;
+}
+
+const pw_module kModule = {
+    sizeof(pw_module),
+    PW_ABI_MAJOR,
+    PW_ABI_MINOR,
+    "callpark",
+    "1.0.0",
+    "call park: park/group park/retrieve/recall over SIP, dialog-info/park-info/BroadWorks notifications",
+    kParams,
+    CallPark::commandTable(),
+    hookInit,
+    hookStart,
+    hookStop,
+    hookDestroy,
+    hookRequest,
+    nullptr,
+    hookReload,
+};
+
+} // namespace
+} // namespace parkway::callpark
+
+extern "C" PW_EXPORT const pw_module *pw_module_entry(uint32_t host_abi_major) {
+    if (host_abi_major != PW_ABI_MAJOR) return nullptr;
+    return &parkway::callpark::kModule;
+}

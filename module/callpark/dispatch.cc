@@ -1,0 +1,111 @@
+// Which INVITE is ours: a Request-URI that the dialplan rules classify as park / group park / retrieve /
+// lot slot, or a Replaces header naming one of our park dialogs. Everything else continues untouched.
+#include "callpark.hh"
+
+namespace parkway::callpark {
+
+std::string CallPark::callerExtension(const pw_msg *m) const { return uriUser(host_.uri(m, "From")); }
+
+std::string CallPark::requestDomain(const pw_msg *m) const { return uriHost(host_.requestUri(m)); }
+
+int CallPark::engineErrorStatus(eng::ErrorCode e) const {
+    switch (e) {
+    case eng::ErrorCode::Occupied:
+    case eng::ErrorCode::GroupFull:
+    case eng::ErrorCode::LotFull:
+    case eng::ErrorCode::Busy: return 486;
+    case eng::ErrorCode::NoGroup:
+    case eng::ErrorCode::UnknownExtension:
+    case eng::ErrorCode::UnknownLot:
+    case eng::ErrorCode::BadSlot:
+    case eng::ErrorCode::NotFound: return 404;
+    case eng::ErrorCode::Forbidden: return 403;
+    case eng::ErrorCode::BadRequest: return 400;
+    default: return 500;
+    }
+}
+
+pw_verdict CallPark::onInvite(pw_request *req, const pw_msg *m) {
+    // A re-INVITE of a dialog we are not an endpoint of: not ours.
+    if (!host_.tag(m, "To").empty()) return PW_CONTINUE;
+
+    // RFC 3891: an INVITE with Replaces naming our park dialog (BLF pickup from dialog-info) retrieves it.
+    std::string replaces = host_.header(m, "Replaces");
+    if (!replaces.empty()) {
+        auto rv = parseReplaces(replaces);
+        if (!rv) {
+            host_.reply(req, 400, "Bad Replaces Header");
+            return PW_STOP;
+        }
+        for (auto &[sid, s] : sessions_) {
+            if (!s->a || !s->a->dlg || !s->callId) continue;
+            pw_dialog *d = s->a->dlg;
+            if (host_.dialogGet(d, PW_DLG_CALL_ID) != rv->callId) continue;
+            // to-tag is our (the recipient's) local tag, from-tag the parked party's (RFC 3891 §3)
+            if (host_.dialogGet(d, PW_DLG_LOCAL_TAG) != rv->toTag || host_.dialogGet(d, PW_DLG_REMOTE_TAG) != rv->fromTag)
+                continue;
+            if (rv->earlyOnly) { // RFC 3891 §3: early-only against a confirmed dialog
+                host_.reply(req, 486, "Busy Here");
+                return PW_STOP;
+            }
+            auto call = engine_->get(s->callId);
+            if (!call) break;
+            eng::RetrieveRequest rr;
+            rr.domain = call->domain;
+            rr.by = eng::RetrieveRequest::By::Id;
+            rr.id = s->callId;
+            rr.retriever = callerExtension(m);
+            std::string fromHost = uriHost(host_.uri(m, "From"));
+            if (fromHost != call->domain) {
+                host_.reply(req, 403, "Forbidden");
+                return PW_STOP;
+            }
+            return retrieveInvite(req, m, rr);
+        }
+        return PW_CONTINUE; // somebody else's dialog
+    }
+
+    std::string ruri = host_.requestUri(m);
+    std::string domain = uriHost(ruri);
+    if (domain.empty() || !host_.isLocalDomain(domain)) return PW_CONTINUE;
+    std::string dial = uriUser(ruri);
+    if (dial.empty()) return PW_CONTINUE;
+    std::string caller = callerExtension(m);
+    eng::Classification c = engine_->classify(domain, caller, dial);
+
+    switch (c.action) {
+    case eng::Action::Park:
+    case eng::Action::GroupPark: {
+        // The parker: Referred-By (RFC 3892), else the REFER we saw (passthrough), else the caller.
+        std::string parkerUri = host_.uri(m, "Referred-By");
+        std::string parkerDisplay = host_.display(m, "Referred-By");
+        auto intent = takeReferIntent(host_.uri(m, "From"), dial);
+        if (parkerUri.empty() && intent) {
+            parkerUri = intent->parker;
+            parkerDisplay = intent->parkerDisplay;
+        }
+        if (parkerUri.empty()) {
+            parkerUri = host_.uri(m, "From");
+            parkerDisplay = host_.display(m, "From");
+        }
+        if (uriHost(parkerUri) != domain) { // only users of the same tenant park (SPEC §3 access)
+            host_.reply(req, 403, "Forbidden");
+            return PW_STOP;
+        }
+        return parkInvite(req, m, c, domain, uriUser(parkerUri), parkerDisplay);
+    }
+    case eng::Action::Retrieve: {
+        if (uriHost(host_.uri(m, "From")) != domain) {
+            host_.reply(req, 403, "Forbidden");
+            return PW_STOP;
+        }
+        return retrieveInvite(req, m, eng::makeRetrieveRequest(c, domain, caller));
+    }
+    case eng::Action::Reject:
+        host_.reply(req, c.rejectCode ? c.rejectCode : 403);
+        return PW_STOP;
+    default: return PW_CONTINUE;
+    }
+}
+
+} // namespace parkway::callpark

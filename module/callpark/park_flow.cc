@@ -1,0 +1,272 @@
+// Parking: answer the park INVITE as UAS with a hold answer (music on hold), hold the dialog while parked
+// (re-INVITE, UPDATE, OPTIONS, INFO), and free the slot when the parked party hangs up.
+#include "callpark.hh"
+#include "wire/sdp.hh"
+
+#include <nlohmann/json.hpp>
+
+namespace parkway::callpark {
+
+namespace {
+constexpr std::string_view kSdp = "application/sdp";
+} // namespace
+
+// ---------------------------------------------------------------- music on hold and SDP
+
+std::string CallPark::holdAnswerFor(Session &s, const std::string &offer) {
+    auto parsed = parseSdp(offer);
+    if (!parsed || !parsed->audio()) return {};
+    if (!s.sdpSession) s.sdpSession = newSdpSessionId();
+    // First pass: which codec and where the parked party wants RTP (our port does not change that).
+    HoldAnswer probe = buildHoldAnswer(*parsed, mediaIp(), s.mohPort ? s.mohPort : 9, s.sdpSession, s.sdpVersion);
+    bool send = probe.chosenPt >= 0 && probe.direction == SdpDirection::SendOnly && probe.remotePort != 0;
+    std::string rip = send ? probe.remoteIp : "0.0.0.0";
+    uint16_t rport = send ? probe.remotePort : 0;
+    int pt = probe.chosenPt >= 0 ? probe.chosenPt : 0;
+    if (!s.mohId) {
+        std::string err;
+        auto st = moh_.add(rip, rport, pt, &err);
+        if (!st) {
+            host_.log(PW_LOG_ERROR, "callpark: music on hold: {}", err);
+            return {};
+        }
+        s.mohId = st->id;
+        s.mohPort = st->localPort;
+    } else {
+        moh_.setRemote(s.mohId, rip, rport, pt);
+    }
+    s.mohPt = send ? pt : -1;
+    s.remoteMediaIp = probe.remoteIp;
+    s.remoteMediaPort = probe.remotePort;
+    ++s.sdpVersion; // RFC 3264 §8: a new version for every SDP we send that may differ
+    HoldAnswer ans = buildHoldAnswer(*parsed, mediaIp(), s.mohPort, s.sdpSession, s.sdpVersion);
+    s.localSdp = ans.sdp;
+    return ans.sdp;
+}
+
+std::string CallPark::holdOfferFor(Session &s) {
+    if (!s.sdpSession) s.sdpSession = newSdpSessionId();
+    if (!s.mohId) {
+        std::string err;
+        auto st = moh_.add("0.0.0.0", 0, 0, &err);
+        if (!st) {
+            host_.log(PW_LOG_ERROR, "callpark: music on hold: {}", err);
+            return {};
+        }
+        s.mohId = st->id;
+        s.mohPort = st->localPort;
+    }
+    ++s.sdpVersion;
+    s.localSdp = buildHoldOffer(mediaIp(), s.mohPort, s.sdpSession, s.sdpVersion);
+    return s.localSdp;
+}
+
+void CallPark::startMohFromAnswer(Session &s, const std::string &answer) {
+    auto parsed = parseSdp(answer);
+    if (!parsed || !parsed->audio() || !s.mohId) return;
+    const SdpMedia &a = *parsed->audio();
+    int pt = -1;
+    for (int p : a.payloadTypes)
+        if (p == 0 || p == 8) {
+            pt = p;
+            break;
+        }
+    bool send = pt >= 0 && a.port != 0 && (a.direction == SdpDirection::RecvOnly || a.direction == SdpDirection::SendRecv);
+    std::string ip = a.connectionAddr;
+    s.remoteMediaIp = ip;
+    s.remoteMediaPort = a.port;
+    s.mohPt = send ? pt : -1;
+    moh_.setRemote(s.mohId, send ? ip : "0.0.0.0", send ? a.port : 0, send ? pt : 0);
+}
+
+void CallPark::stopMoh(Session &s) {
+    if (s.mohId) moh_.remove(s.mohId);
+    s.mohId = 0;
+    s.mohPt = -1;
+}
+
+void CallPark::saveBlob(Session &s) {
+    if (!s.callId || !s.a) return;
+    nlohmann::json j;
+    j["dialog"] = host_.dialogExport(s.a->dlg);
+    j["local_sdp"] = s.localSdp;
+    j["remote_sdp"] = s.a->remoteSdp;
+    j["moh_port"] = s.mohPort;
+    j["sdp_session"] = s.sdpSession;
+    j["sdp_version"] = s.sdpVersion;
+    j["remote_ip"] = s.remoteMediaIp;
+    j["remote_port"] = s.remoteMediaPort;
+    j["pt"] = s.mohPt;
+    j["peer_uri"] = s.a->peerUri;
+    j["peer_display"] = s.a->peerDisplay;
+    j["parked_on"] = s.parkedOnUri;
+    auto r = engine_->updateBlob(s.callId, j.dump());
+    if (!r) host_.log(PW_LOG_WARN, "callpark: saving call {} failed: {}", s.callId, r.message);
+}
+
+// ---------------------------------------------------------------- park INVITE
+
+pw_verdict CallPark::parkInvite(pw_request *req, const pw_msg *m, const eng::Classification &c,
+                                const std::string &domain, const std::string &parker, const std::string &) {
+    eng::ParkRequest pr = eng::makeParkRequest(c, domain, parker);
+    pr.parkedUri = host_.uri(m, "From");
+    pr.parkedDisplay = host_.display(m, "From");
+    // A duplicated INVITE (same dialog-creating Call-ID and From tag, new transaction) parks once.
+    pr.requestKey = host_.header(m, "Call-ID") + ";" + host_.tag(m, "From");
+    if (auto existing = engine_->getByRequestKey(domain, pr.requestKey)) {
+        (void)existing;
+        host_.reply(req, 482, "Merged Request"); // RFC 3261 §8.2.2.2
+        return PW_STOP;
+    }
+
+    Session &s = newSession();
+    s.domain = domain;
+    s.parker = parker;
+    std::string offer = host_.body(m);
+    std::string sdp = offer.empty() ? holdOfferFor(s) : holdAnswerFor(s, offer);
+    if (sdp.empty()) {
+        s.state = SessionState::Ended;
+        reapLater();
+        host_.reply(req, offer.empty() ? 500 : 488, offer.empty() ? "No Media Port" : "Not Acceptable Here");
+        return PW_STOP;
+    }
+
+    // SPEC §9: the slot is committed before the 200 that reveals it leaves.
+    eng::ParkResult r = engine_->park(pr);
+    if (!r) {
+        s.state = SessionState::Ended;
+        reapLater();
+        host_.counter("parkway_park_failures_total", fmt::format("reason=\"{}\"", eng::toString(r.error)));
+        host_.log(PW_LOG_INFO, "callpark: park of {} refused: {}", pr.parkedUri, r.message);
+        host_.reply(req, engineErrorStatus(r.error), r.error == eng::ErrorCode::GroupFull ? "All Slots Busy" : "");
+        return PW_STOP;
+    }
+    s.callId = r.call.id;
+    s.parkedOnUri = r.call.extension.empty() ? aor(std::to_string(r.call.slot), domain) : aor(r.call.extension, domain);
+
+    Leg *leg = newLeg(s.sid, "parked");
+    leg->peerUri = pr.parkedUri;
+    leg->peerDisplay = pr.parkedDisplay;
+    leg->remoteSdp = offer;
+    s.a = leg;
+    Headers h;
+    h.add("Allow", "INVITE, ACK, BYE, CANCEL, OPTIONS, UPDATE, INFO, REFER, NOTIFY");
+    leg->dlg = host_.api()->dialog_accept(req, 200, h.data(), h.size(), ps(kSdp), ps(sdp), legCallbacks(), leg);
+    if (!leg->dlg) {
+        // The INVITE went away (CANCEL) before we could answer: nothing is parked after all.
+        dropLeg(leg);
+        s.a = nullptr;
+        engine_->abandon(s.callId);
+        s.callId = 0;
+        s.state = SessionState::Ended;
+        reapLater();
+        return PW_STOP;
+    }
+    leg->confirmed = true;
+    saveBlob(s);
+    armRecall(s, r.call.recallAt);
+    host_.log(PW_LOG_INFO, "callpark: parked {} on {} (call {})", pr.parkedUri, s.parkedOnUri, s.callId);
+    return PW_STOP;
+}
+
+// ---------------------------------------------------------------- while parked
+
+void CallPark::onParkedRequest(Session &s, Leg *leg, pw_request *req) {
+    const pw_msg *m = host_.msg(req);
+    std::string method = host_.method(m);
+    if (leg != s.a) { // a recall branch or a leg not yet connected
+        host_.reply(req, method == "INVITE" ? 491 : 200);
+        return;
+    }
+    if (method == "INVITE" || method == "UPDATE") {
+        if (s.state != SessionState::Parked) { // an offer of ours is in flight (RFC 3261 §14.2)
+            host_.reply(req, 491, "Request Pending");
+            return;
+        }
+        std::string offer = host_.body(m);
+        if (offer.empty() && method == "UPDATE") {
+            host_.reply(req, 200);
+            return;
+        }
+        std::string sdp = offer.empty() ? holdOfferFor(s) : holdAnswerFor(s, offer);
+        if (sdp.empty()) {
+            host_.reply(req, 488, "Not Acceptable Here");
+            return;
+        }
+        if (!offer.empty()) leg->remoteSdp = offer;
+        host_.api()->dialog_accept_request(leg->dlg, req, nullptr, 0, ps(kSdp), ps(sdp));
+        saveBlob(s);
+        return;
+    }
+    if (method == "REFER") { // the parked party cannot transfer a call nobody is on
+        host_.reply(req, 403, "Forbidden");
+        return;
+    }
+    if (method == "OPTIONS" || method == "INFO" || method == "NOTIFY" || method == "MESSAGE") {
+        host_.reply(req, 200);
+        return;
+    }
+    host_.reply(req, 501, "Not Implemented");
+}
+
+void CallPark::sessionAbandoned(Session &s) {
+    cancelBranches(s, nullptr);
+    cancelTimer(s.recallTimer);
+    cancelTimer(s.ringTimer);
+    stopMoh(s);
+    if (s.callId) {
+        auto r = engine_->abandon(s.callId);
+        if (!r) host_.log(PW_LOG_WARN, "callpark: abandon of call {}: {}", s.callId, r.message);
+    }
+    s.callId = 0;
+    if (s.retrieveReq) {
+        host_.reply(s.retrieveReq, 480, "Temporarily Unavailable");
+        host_.api()->request_resume(s.retrieveReq, PW_STOP);
+        host_.api()->request_release(s.retrieveReq);
+        s.retrieveReq = nullptr;
+    }
+    if (s.b && s.b->dlg) host_.api()->dialog_end(s.b->dlg);
+    s.state = SessionState::Ended;
+    reapLater();
+}
+
+void CallPark::legTerminated(Leg *leg, pw_dialog_end_reason reason) {
+    if (stopping_) return; // shutting down: the store keeps the call for the restart
+    Session *sp = session(leg->sid);
+    if (!sp) return;
+    Session &s = *sp;
+    if (leg == s.transferor) { // the party that transferred away is gone: nothing else changes
+        s.transferor = nullptr;
+        reapLater();
+        return;
+    }
+    // A ringing recall branch that ended.
+    for (auto it = s.branches.begin(); it != s.branches.end(); ++it) {
+        if (*it == leg) {
+            s.branches.erase(it);
+            if (s.state == SessionState::Recalling && s.branches.empty() && !s.winner) ringTimeout(s.sid);
+            reapLater();
+            return;
+        }
+    }
+    if (leg == s.a) {
+        s.a = nullptr;
+        host_.log(PW_LOG_INFO, "callpark: parked party of call {} left ({})", s.callId, static_cast<int>(reason));
+        if (s.state == SessionState::Bridged) endBridge(s, leg);
+        else sessionAbandoned(s);
+        return;
+    }
+    if (leg == s.b) {
+        s.b = nullptr;
+        if (s.state == SessionState::Bridged) endBridge(s, leg);
+        else if (s.state == SessionState::Connecting) {
+            // the recall answerer hung up before the parked party was connected: park again as it was
+            s.winner = nullptr;
+            if (s.callId) engine_->abortRetrieve(s.callId);
+            s.state = SessionState::Parked;
+        }
+        return;
+    }
+}
+
+} // namespace parkway::callpark

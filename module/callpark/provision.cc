@@ -1,0 +1,161 @@
+// provision_file: domains' settings, call-park groups and lots in TOML (docs/callpark.md), applied at start
+// and on reload. The whole file is parsed and validated first; nothing changes when any part is bad.
+#include "callpark.hh"
+
+#include <toml++/toml.h>
+
+namespace parkway::callpark {
+
+namespace {
+
+struct ProvisionError {
+    std::string message;
+};
+
+std::string where(const std::string &file, const toml::node &n) {
+    auto src = n.source();
+    return fmt::format("{}:{}", file, src.begin.line);
+}
+
+template <typename T> std::optional<T> get(const toml::table &t, const char *key, const std::string &file) {
+    const toml::node *n = t.get(key);
+    if (!n) return std::nullopt;
+    if (auto v = n->value<T>()) return *v;
+    throw ProvisionError{fmt::format("{}: '{}' has the wrong type", where(file, *n), key)};
+}
+
+void readOverrides(const toml::table &t, const std::string &file, eng::RecallOverrides &o) {
+    if (auto v = get<int64_t>(t, "recall_time", file)) o.recallSeconds = int(*v);
+    if (auto v = get<int64_t>(t, "ring_time", file)) o.ringSeconds = int(*v);
+    if (auto v = get<int64_t>(t, "alternate_wait", file)) o.alternateWaitSeconds = int(*v);
+    if (auto v = get<int64_t>(t, "retry", file)) o.retrySeconds = int(*v);
+    if (auto v = get<std::string>(t, "recall_mode", file)) {
+        auto m = eng::parseRecallMode(*v);
+        if (!m) throw ProvisionError{fmt::format("{}: recall_mode '{}' (parker, parker_then_alternate, alternate_only)",
+                                                 where(file, *t.get("recall_mode")), *v)};
+        o.mode = *m;
+    }
+    if (auto v = get<std::string>(t, "alternate", file)) {
+        auto a = eng::RecallTarget::parse(*v);
+        if (!a) throw ProvisionError{fmt::format("{}: alternate '{}' is not a recall target", where(file, *t.get("alternate")), *v)};
+        o.alternate = *a;
+    }
+    if (auto v = get<std::string>(t, "occupied_policy", file)) {
+        auto p = eng::parseOccupiedPolicy(*v);
+        if (!p) throw ProvisionError{fmt::format("{}: occupied_policy '{}' (reject, stack)", where(file, *t.get("occupied_policy")), *v)};
+        o.occupied = *p;
+    }
+}
+
+} // namespace
+
+bool CallPark::loadProvisionFile(const std::string &path, std::string *err) {
+    std::vector<eng::DomainSettings> domains;
+    std::vector<eng::Extension> exts;
+    std::vector<eng::Group> groups;
+    std::vector<eng::Lot> lots;
+    try {
+        toml::table root = toml::parse_file(path);
+        const toml::array *arr = root["domain"].as_array();
+        if (!arr && root.get("domain")) throw ProvisionError{fmt::format("{}: 'domain' must be an array of tables ([[domain]])", path)};
+        if (arr) {
+            for (const toml::node &dn : *arr) {
+                const toml::table *dt = dn.as_table();
+                if (!dt) throw ProvisionError{fmt::format("{}: [[domain]] entries must be tables", where(path, dn))};
+                auto name = get<std::string>(*dt, "name", path);
+                if (!name || name->empty()) throw ProvisionError{fmt::format("{}: [[domain]] needs a name", where(path, dn))};
+                eng::DomainSettings d = engine_->domain(*name);
+                d.name = *name;
+                if (auto v = get<std::string>(*dt, "park_code", path)) d.parkCode = *v;
+                if (auto v = get<std::string>(*dt, "group_park_code", path)) d.groupParkCode = *v;
+                if (auto v = get<std::string>(*dt, "retrieve_code", path)) d.retrieveCode = *v;
+                if (auto v = get<bool>(*dt, "open_extensions", path)) d.openExtensions = *v;
+                if (auto v = get<int64_t>(*dt, "dpid", path)) d.dpid = int(*v);
+                if (auto v = get<bool>(*dt, "default_rules", path)) d.defaultRules = *v;
+                eng::RecallOverrides o;
+                readOverrides(*dt, path, o);
+                o.applyTo(d.recall);
+                if (o.occupied) d.occupied = *o.occupied;
+                if (std::string v = eng::validate(d); !v.empty())
+                    throw ProvisionError{fmt::format("{}: domain {}: {}", where(path, dn), *name, v)};
+                domains.push_back(d);
+                if (const toml::array *ea = (*dt)["extensions"].as_array()) {
+                    for (const toml::node &e : *ea) {
+                        auto s = e.value<std::string>();
+                        if (!s) throw ProvisionError{fmt::format("{}: extensions must be strings", where(path, e))};
+                        exts.push_back(eng::Extension{*name, *s, ""});
+                    }
+                }
+                if (const toml::array *ga = (*dt)["group"].as_array()) {
+                    for (const toml::node &gn : *ga) {
+                        const toml::table *gt = gn.as_table();
+                        if (!gt) throw ProvisionError{fmt::format("{}: [[domain.group]] must be a table", where(path, gn))};
+                        eng::Group g;
+                        g.domain = *name;
+                        auto gname = get<std::string>(*gt, "name", path);
+                        if (!gname) throw ProvisionError{fmt::format("{}: group needs a name", where(path, gn))};
+                        g.name = *gname;
+                        if (const toml::array *ma = (*gt)["members"].as_array()) {
+                            for (const toml::node &mn : *ma) {
+                                auto s = mn.value<std::string>();
+                                if (!s) throw ProvisionError{fmt::format("{}: group members must be strings", where(path, mn))};
+                                g.members.push_back(*s);
+                            }
+                        }
+                        if (auto v = get<bool>(*gt, "notify_parker", path)) g.notifyParker = *v;
+                        readOverrides(*gt, path, g.settings);
+                        if (std::string v = eng::validate(g.settings); !v.empty())
+                            throw ProvisionError{fmt::format("{}: group {}: {}", where(path, gn), g.name, v)};
+                        groups.push_back(g);
+                    }
+                }
+                if (const toml::array *la = (*dt)["lot"].as_array()) {
+                    for (const toml::node &ln : *la) {
+                        const toml::table *lt = ln.as_table();
+                        if (!lt) throw ProvisionError{fmt::format("{}: [[domain.lot]] must be a table", where(path, ln))};
+                        eng::Lot l;
+                        l.domain = *name;
+                        auto lname = get<std::string>(*lt, "name", path);
+                        auto first = get<int64_t>(*lt, "first", path);
+                        auto last = get<int64_t>(*lt, "last", path);
+                        if (!lname || !first || !last)
+                            throw ProvisionError{fmt::format("{}: lot needs name, first and last", where(path, ln))};
+                        l.name = *lname;
+                        l.firstSlot = int(*first);
+                        l.lastSlot = int(*last);
+                        if (auto c = get<std::string>(*lt, "choice", path)) {
+                            auto ch = eng::parseSlotChoice(*c);
+                            if (!ch) throw ProvisionError{fmt::format("{}: lot choice '{}' (first, next)", where(path, ln), *c)};
+                            l.choice = *ch;
+                        }
+                        readOverrides(*lt, path, l.settings);
+                        lots.push_back(l);
+                    }
+                }
+            }
+        }
+    } catch (const toml::parse_error &e) {
+        if (err)
+            *err = fmt::format("callpark: provision_file {}:{}:{}: {}", path, e.source().begin.line, e.source().begin.column,
+                               e.description());
+        return false;
+    } catch (const ProvisionError &e) {
+        if (err) *err = "callpark: provision_file " + e.message;
+        return false;
+    }
+    auto fail = [&](const std::string &what, const eng::Status &st) {
+        if (err) *err = fmt::format("callpark: provision_file {}: {}: {}", path, what, st.message);
+        return false;
+    };
+    for (auto &d : domains)
+        if (auto st = engine_->setDomain(d); !st) return fail("domain " + d.name, st);
+    for (auto &e : exts)
+        if (auto st = engine_->setExtension(e); !st) return fail("extension " + e.ext, st);
+    for (auto &g : groups)
+        if (auto st = engine_->setGroup(g); !st) return fail("group " + g.name, st);
+    for (auto &l : lots)
+        if (auto st = engine_->setLot(l); !st) return fail("lot " + l.name, st);
+    return true;
+}
+
+} // namespace parkway::callpark

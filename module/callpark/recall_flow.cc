@@ -1,0 +1,252 @@
+// Recall (SPEC §5): a timer per parked call from the engine's absolute deadline. On expiry the engine says
+// whom to ring; we send an offerless INVITE (RFC 3725) to every contact of that target with Alert-Info and a
+// From display name that says "Recall"; the first answer wins, the others are cancelled; the answerer is
+// connected to the parked party as a retrieve would. No answer -> the engine's next stage or retry.
+#include "callpark.hh"
+#include "wire/sdp.hh"
+
+namespace parkway::callpark {
+
+namespace {
+constexpr std::string_view kSdp = "application/sdp";
+
+struct ContactList {
+    std::vector<std::pair<std::string, std::string>> items; // uri, next hop (received)
+    std::vector<std::string> paths;
+};
+
+void collectContact(void *arg, const pw_contact *c) {
+    auto *list = static_cast<ContactList *>(arg);
+    if (!c) return;
+    list->items.emplace_back(str(c->uri), str(c->received));
+    list->paths.push_back(str(c->path));
+}
+} // namespace
+
+void CallPark::armRecall(Session &s, eng::Millis at) {
+    cancelTimer(s.recallTimer);
+    if (!s.callId || at <= 0) return;
+    int64_t delay = at - host_.nowMs();
+    if (delay < 0) delay = 0; // overdue (e.g. after a restart): recall now
+    uint64_t sid = s.sid;
+    s.recallTimer = after(static_cast<uint64_t>(delay), [this, sid] { recallFire(sid); });
+}
+
+void CallPark::recallFire(uint64_t sid) {
+    Session *sp = session(sid);
+    if (!sp) return;
+    Session &s = *sp;
+    s.recallTimer = 0;
+    if (!s.callId || (s.state != SessionState::Parked && s.state != SessionState::Recalling)) return;
+    eng::RecallStep step = engine_->recallStep(s.callId);
+    if (!step) {
+        if (step.error == eng::ErrorCode::BadState) { // not due yet by the engine's clock: wait for it
+            if (auto call = engine_->get(s.callId)) {
+                if (call->recallAt > host_.nowMs()) {
+                    armRecall(s, call->recallAt);
+                    return;
+                }
+            }
+        }
+        host_.log(PW_LOG_WARN, "callpark: recall of call {}: {}", s.callId, step.message);
+        return;
+    }
+    ringStep(s, step);
+}
+
+std::vector<Leg *> CallPark::ringTarget(Session &s, const std::string &target, bool isNumber,
+                                        const std::string &fromDisplay, const std::string &fromUri,
+                                        const std::string &alertInfo, const std::string &role) {
+    std::vector<Leg *> legs;
+    std::string aorUri = target.rfind("sip:", 0) == 0 || target.rfind("sips:", 0) == 0 || target.rfind("tel:", 0) == 0
+                             ? target
+                             : aor(target, s.domain);
+    ContactList contacts;
+    if (!isNumber) host_.api()->location_lookup(host_.raw(), ps(aorUri), collectContact, &contacts);
+    if (contacts.items.empty()) {
+        // A number, or a user with no registered contact: through our own routing (router module).
+        contacts.items.emplace_back(aorUri, ourContact());
+        contacts.paths.emplace_back();
+    }
+    std::string from = nameAddr(fromDisplay, fromUri);
+    std::string to = nameAddr("", aorUri);
+    uint64_t sid = s.sid;
+    for (size_t i = 0; i < contacts.items.size(); ++i) {
+        auto &[uri, hop] = contacts.items[i];
+        Headers h;
+        if (!alertInfo.empty()) h.add("Alert-Info", alertInfo);
+        if (!contacts.paths[i].empty()) h.add("Route", contacts.paths[i]); // RFC 3327 §5.2
+        pw_uac_params p{};
+        p.struct_size = sizeof(p);
+        p.method = PW_STR_LIT("INVITE");
+        p.request_uri = ps(uri);
+        p.from = ps(from);
+        p.to = ps(to);
+        p.next_hop = ps(hop);
+        p.headers = h.data();
+        p.n_headers = h.size();
+        p.flags = PW_SEND_DEFER_ACK; // offerless (RFC 3725): the answerer offers, the parked party answers
+        Leg *leg = newLeg(sid, role);
+        leg->peerUri = aorUri;
+        Pending *pend = makePending([this, leg](pw_dialog *dlg, int status, const pw_msg *resp) {
+            if (status < 200) return;
+            bool ok2xx = status < 300;
+            auto hangUp = [this, dlg] {
+                // A forked or late 2xx nobody wants: ACK it and hang up (RFC 3261 §13.2.2.4).
+                host_.api()->dialog_ack(dlg, {}, {});
+                host_.api()->dialog_end(dlg);
+            };
+            if (leg->finalSeen) {
+                if (ok2xx && dlg) hangUp();
+                return;
+            }
+            leg->finalSeen = true;
+            leg->answered = ok2xx;
+            leg->confirmed = ok2xx;
+            leg->failed = !ok2xx;
+            if (leg->sid == 0 || !leg->onAnswer) {
+                if (ok2xx && dlg) hangUp();
+                return;
+            }
+            auto cb = leg->onAnswer;
+            cb(leg, status, resp);
+        });
+        pend->multi = true;
+        leg->pending = pend;
+        leg->dlg = host_.api()->dialog_invite(host_.raw(), &p, pendingResponse, legCallbacks(), leg);
+        if (!leg->dlg) {
+            dropLeg(leg);
+            continue;
+        }
+        legs.push_back(leg);
+    }
+    return legs;
+}
+
+void CallPark::ringStep(Session &s, const eng::RecallStep &step) {
+    cancelBranches(s, nullptr);
+    s.state = SessionState::Recalling;
+    s.winner = nullptr;
+    auto call = step.call;
+    std::string who = call.parkedDisplay.empty() ? uriUser(call.parkedUri) : call.parkedDisplay;
+    std::string display = "Recall: " + who;
+    bool isNumber = step.target.kind == eng::RecallTarget::Kind::Number;
+    for (const std::string &target : step.ring) {
+        auto legs = ringTarget(s, target, isNumber, display, call.parkedUri, settings_.recallAlertInfo, "recall");
+        for (Leg *l : legs) {
+            l->onAnswer = [this](Leg *leg, int status, const pw_msg *resp) { branchResponse(leg, status, resp); };
+            s.branches.push_back(l);
+        }
+    }
+    uint64_t sid = s.sid;
+    host_.log(PW_LOG_INFO, "callpark: recall {} of call {}: ringing {} branch(es) for {} s", step.attempt, s.callId,
+              s.branches.size(), step.ringSeconds);
+    cancelTimer(s.ringTimer);
+    // Nobody to ring: count it as no answer at once (on the next loop turn, not re-entrantly).
+    uint64_t ringMs = s.branches.empty() ? 0 : static_cast<uint64_t>(std::max(1, step.ringSeconds)) * 1000;
+    s.ringTimer = after(ringMs, [this, sid] { ringTimeout(sid); });
+}
+
+void CallPark::ringTimeout(uint64_t sid) {
+    Session *sp = session(sid);
+    if (!sp) return;
+    Session &s = *sp;
+    cancelTimer(s.ringTimer);
+    if (s.state != SessionState::Recalling || s.winner || !s.callId) return;
+    cancelBranches(s, nullptr);
+    eng::RecallStep next = engine_->recallNoAnswer(s.callId);
+    s.state = SessionState::Parked; // still parked (engine: recalling), music on hold goes on
+    if (!next) {
+        host_.log(PW_LOG_WARN, "callpark: recall no-answer of call {}: {}", s.callId, next.message);
+        return;
+    }
+    armRecall(s, next.call.recallAt);
+}
+
+void CallPark::cancelBranches(Session &s, Leg *except) {
+    for (Leg *l : s.branches) {
+        if (l == except || !l->dlg) continue;
+        l->onAnswer = nullptr; // a late 2xx is ACKed and hung up by the response closure
+        if (host_.api()->dialog_cancel(l->dlg) != PW_OK) host_.api()->dialog_end(l->dlg);
+    }
+    s.branches.clear();
+    if (except) s.branches.push_back(except);
+}
+
+void CallPark::branchResponse(Leg *leg, int status, const pw_msg *resp) {
+    Session *sp = session(leg->sid);
+    if (!sp) return;
+    Session &s = *sp;
+    if (status >= 300) {
+        s.branches.erase(std::remove(s.branches.begin(), s.branches.end(), leg), s.branches.end());
+        if (s.state == SessionState::Recalling && s.branches.empty() && !s.winner) {
+            uint64_t sid = s.sid;
+            cancelTimer(s.ringTimer);
+            s.ringTimer = after(0, [this, sid] { ringTimeout(sid); });
+        }
+        return;
+    }
+    // 2xx: the first answer wins (SPEC §5)
+    auto hangUp = [this](Leg *l) {
+        if (!l->dlg) return;
+        host_.api()->dialog_ack(l->dlg, {}, {});
+        host_.api()->dialog_end(l->dlg);
+    };
+    if (s.winner || s.state != SessionState::Recalling || !s.callId) {
+        hangUp(leg);
+        return;
+    }
+    eng::CallResult claim = engine_->recallAnswered(s.callId, uriUser(leg->peerUri));
+    if (!claim) {
+        hangUp(leg);
+        return;
+    }
+    s.winner = leg;
+    cancelTimer(s.ringTimer);
+    cancelBranches(s, leg);
+    s.branches.clear();
+    s.b = leg;
+    s.state = SessionState::Connecting;
+    std::string offer = host_.body(resp);
+    uint64_t sid = s.sid;
+    connectLegs(s, s.a, leg, offer, [this, sid](bool ok) {
+        Session *s2 = session(sid);
+        if (!s2) return;
+        eng::CallId id = s2->callId;
+        s2->winner = nullptr;
+        if (ok) {
+            stopMoh(*s2);
+            s2->callId = 0;
+            s2->state = SessionState::Bridged;
+            auto r = engine_->completeRetrieve(id);
+            if (!r) host_.log(PW_LOG_WARN, "callpark: complete recall of call {}: {}", id, r.message);
+            host_.log(PW_LOG_INFO, "callpark: call {} recalled to {}", id, s2->b ? s2->b->peerUri : "");
+        } else {
+            s2->b = nullptr;
+            if (s2->a && s2->a->dlg && id) {
+                s2->state = SessionState::Parked;
+                auto back = engine_->abortRetrieve(id);
+                if (back) armRecall(*s2, back.call.recallAt);
+            }
+        }
+    });
+}
+
+void CallPark::forceRecall(Session &s) {
+    if (!s.callId) return;
+    cancelTimer(s.recallTimer);
+    if (s.state == SessionState::Recalling) cancelBranches(s, nullptr);
+    cancelTimer(s.ringTimer);
+    s.state = SessionState::Parked;
+    auto call = engine_->get(s.callId);
+    if (call && call->recallAt > host_.nowMs()) clockOverrideMs = call->recallAt;
+    eng::RecallStep step = engine_->recallStep(s.callId);
+    clockOverrideMs = 0;
+    if (!step) {
+        host_.log(PW_LOG_WARN, "callpark: forced recall of call {}: {}", s.callId, step.message);
+        return;
+    }
+    ringStep(s, step);
+}
+
+} // namespace parkway::callpark

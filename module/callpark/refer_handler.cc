@@ -1,0 +1,298 @@
+// REFER handling.
+//  * A REFER passing through the proxy whose Refer-To classifies as park (SPEC §2):
+//      passthrough: remember the intent (parker = REFER From) keyed by the transferee's dialog, let it through;
+//                   the transferee's INVITE to the park code is parked by park_flow.cc.
+//      takeover:    202, an immediate NOTIFY "SIP/2.0 100 Trying" (Grandstream gives up ~7 s without one;
+//                   RFC 3515 §2.4.4), INVITE the transferee with Replaces for the parker<->transferee dialog
+//                   (RFC 3891), park that dialog, final sipfrag NOTIFY.
+//  * A REFER from a leg of a bridge we hold: park code -> re-park the other leg; else a blind transfer.
+#include "callpark.hh"
+#include "wire/bodies.hh"
+#include "wire/sdp.hh"
+
+namespace parkway::callpark {
+
+namespace {
+constexpr std::string_view kSdp = "application/sdp";
+
+// "udp:127.0.0.1:5062" -> "sip:127.0.0.1:5062;transport=udp"
+std::string sourceToUri(const std::string &src) {
+    size_t c = src.find(':');
+    if (c == std::string::npos) return {};
+    return "sip:" + src.substr(c + 1) + ";transport=" + src.substr(0, c);
+}
+} // namespace
+
+std::optional<ReferIntent> CallPark::takeReferIntent(const std::string &fromUri, const std::string &targetUser) {
+    int64_t now = host_.nowMs();
+    std::optional<ReferIntent> found;
+    for (auto it = referIntents_.begin(); it != referIntents_.end();) {
+        if (it->second.expiresAtMs < now) {
+            it = referIntents_.erase(it);
+            continue;
+        }
+        if (!found && it->second.transfereeUri == fromUri && it->second.targetUser == targetUser) {
+            found = it->second;
+            it = referIntents_.erase(it);
+            continue;
+        }
+        ++it;
+    }
+    return found;
+}
+
+pw_verdict CallPark::onRefer(pw_request *req, const pw_msg *m) {
+    auto target = parseReferTo(host_.header(m, "Refer-To"));
+    if (!target || target->user.empty()) return PW_CONTINUE;
+    std::string domain = target->host;
+    if (domain.empty() || !host_.isLocalDomain(domain)) return PW_CONTINUE;
+    std::string fromUri = host_.uri(m, "From");
+    eng::Classification c = engine_->classify(domain, uriUser(fromUri), target->user);
+    if (c.action != eng::Action::Park && c.action != eng::Action::GroupPark) return PW_CONTINUE;
+    if (uriHost(fromUri) != domain) {
+        host_.reply(req, 403, "Forbidden");
+        return PW_STOP;
+    }
+    std::string callId = host_.header(m, "Call-ID");
+    std::string key = callId + ";" + host_.tag(m, "To") + ";" + host_.tag(m, "From");
+
+    if (settings_.referMode == ReferMode::Passthrough) {
+        ReferIntent in;
+        in.transfereeUri = host_.uri(m, "To");
+        in.targetUser = target->user;
+        in.parker = fromUri;
+        in.parkerDisplay = host_.display(m, "From");
+        in.expiresAtMs = host_.nowMs() + settings_.referMemoryMs;
+        referIntents_[key] = in;
+        return PW_CONTINUE;
+    }
+
+    // ---- takeover
+    struct Ctx {
+        std::string notifyUri, hop, from, to, callId;
+        uint32_t cseq = 0;
+    };
+    auto ctx = std::make_shared<Ctx>();
+    ctx->notifyUri = host_.uri(m, "Contact");
+    ctx->hop = sourceToUri(host_.source(m));
+    ctx->from = host_.header(m, "To");   // we speak for the transferee in the parker's dialog
+    ctx->to = host_.header(m, "From");
+    ctx->callId = callId;
+    // CSeq space of the transferee is unknown to us: take a high one so the parker accepts it (RFC 3261 §12.2.2)
+    ctx->cseq = 2000000000u + static_cast<uint32_t>(host_.nowMs() % 100000000);
+    auto notify = [this, ctx](int status, bool final) {
+        Headers h;
+        h.add("Call-ID", ctx->callId);
+        h.add("CSeq", fmt::format("{} NOTIFY", ctx->cseq++));
+        h.add("Event", "refer");
+        h.add("Subscription-State", final ? "terminated;reason=noresource" : "active;expires=60");
+        std::string body = buildSipfrag(status);
+        pw_uac_params p{};
+        p.struct_size = sizeof(p);
+        p.method = PW_STR_LIT("NOTIFY");
+        p.request_uri = ps(ctx->notifyUri);
+        p.from = ps(ctx->from);
+        p.to = ps(ctx->to);
+        p.next_hop = ps(ctx->hop);
+        p.headers = h.data();
+        p.n_headers = h.size();
+        p.content_type = ps(kSipfragContentType);
+        p.body = ps(body);
+        host_.api()->send_request(host_.raw(), &p, nullptr, nullptr);
+    };
+
+    // Park first (SPEC §9), then take the call over: a failed INVITE undoes the park.
+    eng::ParkRequest pr = eng::makeParkRequest(c, domain, uriUser(fromUri));
+    pr.parkedUri = host_.uri(m, "To");
+    pr.parkedDisplay = host_.display(m, "To");
+    pr.requestKey = "refer;" + key + ";" + host_.header(m, "CSeq");
+    if (engine_->getByRequestKey(domain, pr.requestKey)) { // a retransmitted REFER parks once
+        host_.reply(req, 202, "Accepted");
+        return PW_STOP;
+    }
+    host_.reply(req, 202, "Accepted");
+    notify(100, false);
+    eng::ParkResult r = engine_->park(pr);
+    if (!r) {
+        int st = engineErrorStatus(r.error);
+        notify(st, true);
+        return PW_STOP;
+    }
+    Session &s = newSession();
+    s.domain = domain;
+    s.parker = uriUser(fromUri);
+    s.callId = r.call.id;
+    s.parkedOnUri = r.call.extension.empty() ? aor(std::to_string(r.call.slot), domain) : aor(r.call.extension, domain);
+    s.state = SessionState::Connecting; // not retrievable until the transferee is ours
+    Leg *leg = newLeg(s.sid, "parked");
+    leg->peerUri = pr.parkedUri;
+    leg->peerDisplay = pr.parkedDisplay;
+    s.a = leg;
+
+    ReplacesValue rv{callId, host_.tag(m, "To"), host_.tag(m, "From"), false};
+    Headers h;
+    h.add("Replaces", formatReplaces(rv));
+    h.add("Referred-By", nameAddr(host_.display(m, "From"), fromUri));
+    h.add("Require", "replaces");
+    std::string ruri = host_.requestUri(m);
+    std::string from = nameAddr(host_.display(m, "From"), fromUri);
+    std::string to = nameAddr(pr.parkedDisplay, pr.parkedUri);
+    pw_uac_params p{};
+    p.struct_size = sizeof(p);
+    p.method = PW_STR_LIT("INVITE");
+    p.request_uri = ps(ruri);
+    p.from = ps(from);
+    p.to = ps(to);
+    p.headers = h.data();
+    p.n_headers = h.size();
+    p.flags = PW_SEND_DEFER_ACK; // offerless: the transferee offers in its 2xx, our hold answer goes in the ACK
+    uint64_t sid = s.sid;
+    Pending *pend = makePending([this, sid, leg, notify](pw_dialog *dlg, int status, const pw_msg *resp) {
+        if (status < 200) return;
+        Session *sp = session(sid);
+        if (status >= 300) {
+            if (sp && sp->callId) {
+                engine_->abandon(sp->callId);
+                sp->callId = 0;
+                stopMoh(*sp);
+                sp->state = SessionState::Ended;
+                reapLater();
+            }
+            notify(status, true);
+            return;
+        }
+        if (!sp || sp->a != leg || !dlg) { // late or duplicate 2xx: ACK and hang up (RFC 3261 §13.2.2.4)
+            if (dlg) {
+                host_.api()->dialog_ack(dlg, {}, {});
+                host_.api()->dialog_end(dlg);
+            }
+            return;
+        }
+        std::string offer = host_.body(resp);
+        std::string ans = offer.empty() ? std::string() : holdAnswerFor(*sp, offer);
+        host_.api()->dialog_ack(dlg, ans.empty() ? pw_str{} : ps(kSdp), ps(ans));
+        leg->remoteSdp = offer;
+        leg->confirmed = true;
+        sp->state = SessionState::Parked;
+        saveBlob(*sp);
+        if (auto call = engine_->get(sp->callId)) armRecall(*sp, call->recallAt);
+        notify(200, true);
+    });
+    pend->multi = true;
+    leg->pending = pend;
+    leg->dlg = host_.api()->dialog_invite(host_.raw(), &p, pendingResponse, legCallbacks(), leg);
+    if (!leg->dlg) {
+        engine_->abandon(s.callId);
+        s.callId = 0;
+        s.a = nullptr;
+        dropLeg(leg);
+        s.state = SessionState::Ended;
+        notify(503, true);
+    }
+    return PW_STOP;
+}
+
+// ---------------------------------------------------------------- REFER inside a bridge we hold
+
+void CallPark::onBridgedRefer(Session &s, Leg *from, pw_request *req) {
+    const pw_msg *m = host_.msg(req);
+    Leg *other = from == s.a ? s.b : s.a;
+    auto target = parseReferTo(host_.header(m, "Refer-To"));
+    if (!target || !other || !other->dlg) {
+        host_.reply(req, target ? 481 : 400, target ? "Call Does Not Exist" : "Bad Refer-To");
+        return;
+    }
+    host_.reply(req, 202, "Accepted");
+    uint64_t sid = s.sid;
+    auto notify = [this, from](int status, bool final) {
+        if (!from->dlg) return;
+        Headers h;
+        h.add("Event", "refer");
+        h.add("Subscription-State", final ? "terminated;reason=noresource" : "active;expires=60");
+        std::string body = buildSipfrag(status);
+        sendInDialog(from->dlg, "NOTIFY", &h, kSipfragContentType, body, 0, [](pw_dialog *, int, const pw_msg *) {});
+    };
+    notify(100, false);
+
+    std::string domain = target->host;
+    std::string caller = uriUser(from->peerUri);
+    eng::Classification c;
+    if (!domain.empty() && host_.isLocalDomain(domain)) c = engine_->classify(domain, caller, target->user);
+
+    if (c.action == eng::Action::Park || c.action == eng::Action::GroupPark) {
+        eng::ParkRequest pr = eng::makeParkRequest(c, domain, caller);
+        pr.parkedUri = other->peerUri;
+        pr.parkedDisplay = other->peerDisplay;
+        pr.requestKey = "repark;" + host_.header(m, "Call-ID") + ";" + host_.header(m, "CSeq");
+        eng::ParkResult r = engine_->park(pr);
+        if (!r) {
+            notify(engineErrorStatus(r.error), true);
+            return;
+        }
+        s.callId = r.call.id;
+        s.domain = domain;
+        s.parker = caller;
+        s.parkedOnUri =
+            r.call.extension.empty() ? aor(std::to_string(r.call.slot), domain) : aor(r.call.extension, domain);
+        s.a = other;
+        s.b = nullptr;
+        s.transferor = from;
+        s.state = SessionState::Parked;
+        std::string offer = holdOfferFor(s);
+        sendInDialog(other->dlg, "INVITE", nullptr, kSdp, offer, 0,
+                     [this, sid, notify](pw_dialog *, int status, const pw_msg *resp) {
+                         if (status < 200) return;
+                         Session *sp = session(sid);
+                         if (!sp) return;
+                         if (status < 300) {
+                             if (sp->a) sp->a->remoteSdp = host_.body(resp);
+                             startMohFromAnswer(*sp, host_.body(resp));
+                             saveBlob(*sp);
+                             if (auto call = engine_->get(sp->callId)) armRecall(*sp, call->recallAt);
+                             notify(200, true);
+                         } else {
+                             notify(status, true);
+                             if (sp->a && sp->a->dlg) host_.api()->dialog_end(sp->a->dlg);
+                         }
+                     });
+        return;
+    }
+
+    // Blind transfer carried out by us: INVITE the target (through our own router), connect, report.
+    s.transferor = from;
+    if (from == s.a) s.a = nullptr;
+    else s.b = nullptr;
+    if (!s.a) {
+        s.a = other;
+        s.b = nullptr;
+    }
+    auto legs = ringTarget(s, target->uri, true, other->peerDisplay, other->peerUri, "", "target");
+    if (legs.empty()) {
+        notify(503, true);
+        return;
+    }
+    Leg *fresh = legs.front();
+    fresh->onAnswer = [this, sid, notify](Leg *leg, int status, const pw_msg *resp) {
+        Session *sp = session(sid);
+        if (!sp) return;
+        if (status >= 300) {
+            notify(status, true);
+            if (sp->a && sp->a->dlg) host_.api()->dialog_end(sp->a->dlg); // nobody is left for the transferee
+            return;
+        }
+        std::string offer = host_.body(resp);
+        connectLegs(*sp, sp->a, leg, offer, [this, sid, leg, notify](bool ok) {
+            Session *s2 = session(sid);
+            if (!s2) return;
+            if (ok) {
+                s2->b = leg;
+                s2->state = SessionState::Bridged;
+                notify(200, true);
+            } else {
+                notify(500, true);
+            }
+        });
+    };
+}
+
+} // namespace parkway::callpark

@@ -1,0 +1,86 @@
+// Restart (SPEC §9): every parked call comes back from the engine with the blob we stored (dialog export,
+// SDPs, media port). We restore its dialog, resume music on hold (re-INVITE with a new hold offer when the
+// port changed), and re-arm its recall (overdue -> now). Subscriptions are not stored: a watcher's next
+// refresh gets 481 from the core and the phone subscribes afresh, receiving full state (RFC 6665 §4.1.2.4).
+#include "callpark.hh"
+
+#include <nlohmann/json.hpp>
+
+namespace parkway::callpark {
+
+void CallPark::restoreCalls() {
+    size_t restored = 0, lost = 0;
+    for (const eng::ParkedCall &call : engine_->liveCalls()) {
+        nlohmann::json j = nlohmann::json::parse(call.blob, nullptr, false);
+        std::string dlgBlob = j.is_object() ? j.value("dialog", std::string()) : std::string();
+        if (dlgBlob.empty()) {
+            host_.log(PW_LOG_WARN, "callpark: call {} has no stored dialog; it cannot be resumed", call.id);
+            engine_->abandon(call.id);
+            ++lost;
+            continue;
+        }
+        Session &s = newSession();
+        s.callId = call.id;
+        s.domain = call.domain;
+        s.parker = call.parker;
+        s.parkedOnUri = j.value("parked_on", std::string());
+        s.sdpSession = j.value("sdp_session", uint64_t(0));
+        s.sdpVersion = j.value("sdp_version", uint64_t(0));
+        s.localSdp = j.value("local_sdp", std::string());
+        s.remoteMediaIp = j.value("remote_ip", std::string());
+        s.remoteMediaPort = j.value("remote_port", uint16_t(0));
+        int pt = j.value("pt", -1);
+        uint16_t oldPort = j.value("moh_port", uint16_t(0));
+        Leg *leg = newLeg(s.sid, "parked");
+        leg->peerUri = j.value("peer_uri", call.parkedUri);
+        leg->peerDisplay = j.value("peer_display", call.parkedDisplay);
+        leg->remoteSdp = j.value("remote_sdp", std::string());
+        leg->dlg = host_.api()->dialog_restore(host_.raw(), ps(dlgBlob), legCallbacks(), leg);
+        if (!leg->dlg) {
+            host_.log(PW_LOG_WARN, "callpark: call {}: stored dialog could not be restored", call.id);
+            dropLeg(leg);
+            s.callId = 0;
+            s.state = SessionState::Ended;
+            engine_->abandon(call.id);
+            ++lost;
+            continue;
+        }
+        leg->confirmed = true;
+        s.a = leg;
+        s.state = SessionState::Parked;
+
+        std::string err;
+        bool send = pt >= 0 && s.remoteMediaPort != 0;
+        auto st = moh_.add(send ? s.remoteMediaIp : "0.0.0.0", send ? s.remoteMediaPort : 0, send ? pt : 0, &err, oldPort);
+        if (st) {
+            s.mohId = st->id;
+            s.mohPort = st->localPort;
+            s.mohPt = send ? pt : -1;
+        } else {
+            host_.log(PW_LOG_WARN, "callpark: call {}: music on hold: {}", call.id, err);
+        }
+        if (st && st->localPort != oldPort) {
+            // Our media port changed: tell the parked party where the music comes from now.
+            std::string offer = holdOfferFor(s);
+            uint64_t sid = s.sid;
+            sendInDialog(leg->dlg, "INVITE", nullptr, "application/sdp", offer, 0,
+                         [this, sid](pw_dialog *, int status, const pw_msg *resp) {
+                             Session *sp = session(sid);
+                             if (!sp || status < 200 || status >= 300) return;
+                             if (sp->a) sp->a->remoteSdp = host_.body(resp);
+                             startMohFromAnswer(*sp, host_.body(resp));
+                             saveBlob(*sp);
+                         });
+        }
+        armRecall(s, call.recallAt);
+        ++restored;
+    }
+    if (restored || lost)
+        host_.log(PW_LOG_INFO, "callpark: restored {} parked call(s), {} could not be resumed", restored, lost);
+    for (auto &d : engine_->domains()) {
+        updateGauges(d.name, "");
+        for (auto &l : engine_->lots(d.name)) updateGauges(d.name, l.name);
+    }
+}
+
+} // namespace parkway::callpark

@@ -1,0 +1,248 @@
+// Retrieve and the bridge that follows (RFC 3725 third-party call control; the module stays in the
+// signalling path, media flows directly): re-INVITE the parked party with the retriever's offer (or
+// without SDP), answer the retriever, then relay BYE, re-INVITE/UPDATE, INFO between the legs. A REFER from
+// a bridged leg re-parks (park code) or is carried out here as a blind transfer.
+#include "callpark.hh"
+#include "wire/bodies.hh"
+#include "wire/sdp.hh"
+
+namespace parkway::callpark {
+
+namespace {
+constexpr std::string_view kSdp = "application/sdp";
+} // namespace
+
+pw_verdict CallPark::retrieveInvite(pw_request *req, const pw_msg *m, const eng::RetrieveRequest &rr) {
+    eng::CallResult claim = engine_->claimRetrieve(rr);
+    if (!claim) {
+        host_.reply(req, engineErrorStatus(claim.error), claim.error == eng::ErrorCode::NotFound ? "Nothing Parked" : "");
+        return PW_STOP;
+    }
+    Session *s = sessionByCall(claim.call.id);
+    if (!s || !s->a || !s->a->dlg) {
+        // The store knows a call the SIP side lost (e.g. its dialog could not be restored).
+        engine_->abandon(claim.call.id);
+        host_.reply(req, 404, "Nothing Parked");
+        return PW_STOP;
+    }
+    if (s->state != SessionState::Parked && s->state != SessionState::Recalling) {
+        engine_->abortRetrieve(claim.call.id);
+        host_.reply(req, 486, "Busy Here");
+        return PW_STOP;
+    }
+    // A retrieve during a recall cancels the ringing branches (SPEC §5).
+    cancelBranches(*s, nullptr);
+    cancelTimer(s->ringTimer);
+    cancelTimer(s->recallTimer);
+
+    std::string offer = host_.body(m);
+    s->retrieveOfferless = offer.empty();
+    s->retrieverUri = host_.uri(m, "From");
+    s->retrieverDisplay = host_.display(m, "From");
+    s->state = SessionState::Retrieving;
+    s->retrieveReq = host_.api()->request_retain(req);
+    uint64_t sid = s->sid;
+    bool sent = sendInDialog(s->a->dlg, "INVITE", nullptr, offer.empty() ? "" : kSdp, offer,
+                             offer.empty() ? PW_SEND_DEFER_ACK : 0,
+                             [this, sid](pw_dialog *, int status, const pw_msg *resp) {
+                                 retrieveResponse(sid, status, resp);
+                             });
+    if (!sent) {
+        host_.api()->request_release(s->retrieveReq);
+        s->retrieveReq = nullptr;
+        s->state = SessionState::Parked;
+        engine_->abortRetrieve(claim.call.id);
+        armRecall(*s, claim.call.recallAt);
+        host_.reply(req, 500, "Cannot Reach Parked Party");
+        return PW_STOP;
+    }
+    return PW_SUSPEND;
+}
+
+void CallPark::retrieveResponse(uint64_t sid, int status, const pw_msg *resp) {
+    if (status < 200) return;
+    Session *sp = session(sid);
+    if (!sp) return;
+    Session &s = *sp;
+    pw_request *r = s.retrieveReq;
+    s.retrieveReq = nullptr;
+    std::string body = host_.body(resp);
+    auto finish = [&](pw_request *rq) {
+        if (!rq) return;
+        host_.api()->request_resume(rq, PW_STOP);
+        host_.api()->request_release(rq);
+    };
+
+    if (status >= 200 && status < 300 && s.a && s.a->dlg && r) {
+        Leg *b = newLeg(sid, "retriever");
+        b->peerUri = s.retrieverUri;
+        b->peerDisplay = s.retrieverDisplay;
+        Headers h;
+        // The retriever sees who is waiting, not the feature code (SPEC §3).
+        h.add("P-Asserted-Identity", nameAddr(s.a->peerDisplay, s.a->peerUri));
+        b->dlg = host_.api()->dialog_accept(r, 200, h.data(), h.size(), body.empty() ? pw_str{} : ps(kSdp), ps(body),
+                                            legCallbacks(), b);
+        finish(r);
+        if (b->dlg) {
+            b->confirmed = true;
+            if (s.retrieveOfferless) b->ackTo = s.a; // the retriever's ACK carries the parked party's answer
+            else s.a->remoteSdp = body;
+            s.b = b;
+            stopMoh(s);
+            eng::CallId id = s.callId;
+            s.callId = 0;
+            s.state = SessionState::Bridged;
+            auto done = engine_->completeRetrieve(id);
+            if (!done) host_.log(PW_LOG_WARN, "callpark: complete retrieve of call {}: {}", id, done.message);
+            host_.log(PW_LOG_INFO, "callpark: call {} retrieved by {}", id, s.retrieverUri);
+            return;
+        }
+        dropLeg(b);
+        // The retriever went away (CANCEL) while the parked party was re-INVITEd: back on hold.
+        if (s.retrieveOfferless) {
+            std::string ans = holdAnswerFor(s, body);
+            host_.api()->dialog_ack(s.a->dlg, ps(kSdp), ps(ans));
+        } else {
+            std::string offer = holdOfferFor(s);
+            sendInDialog(s.a->dlg, "INVITE", nullptr, kSdp, offer, 0, [this, sid](pw_dialog *, int st, const pw_msg *rp) {
+                Session *s2 = session(sid);
+                if (s2 && st >= 200 && st < 300) startMohFromAnswer(*s2, host_.body(rp));
+            });
+        }
+    } else if (r) {
+        host_.reply(r, status == 486 || status == 488 || status == 606 ? status : 480);
+        finish(r);
+    }
+    if (s.state == SessionState::Ended) return;
+    if (!s.a || !s.a->dlg) return; // legTerminated handles the abandon
+    s.state = SessionState::Parked;
+    if (s.callId) {
+        auto back = engine_->abortRetrieve(s.callId);
+        if (back) armRecall(s, back.call.recallAt);
+    }
+}
+
+// ---------------------------------------------------------------- connecting a fresh leg (recall, transfer)
+
+void CallPark::connectLegs(Session &s, Leg *keep, Leg *fresh, const std::string &offer, std::function<void(bool)> done) {
+    uint64_t sid = s.sid;
+    auto fail = [this, fresh, offer](uint64_t) {
+        // We owe the fresh leg an ACK for its 2xx (RFC 3261 §13.2.2.4); answer and hang up.
+        if (fresh->dlg) {
+            auto parsed = parseSdp(offer);
+            std::string ans;
+            if (parsed) ans = buildHoldAnswer(*parsed, mediaIp(), 9, newSdpSessionId(), 1).sdp;
+            host_.api()->dialog_ack(fresh->dlg, ans.empty() ? pw_str{} : ps(kSdp), ps(ans));
+            host_.api()->dialog_end(fresh->dlg);
+        }
+    };
+    if (!keep || !keep->dlg) {
+        fail(sid);
+        done(false);
+        return;
+    }
+    bool sent = sendInDialog(keep->dlg, "INVITE", nullptr, offer.empty() ? "" : kSdp, offer, 0,
+                             [this, sid, keep, fresh, fail, done, offer](pw_dialog *, int status, const pw_msg *resp) {
+                                 if (status < 200) return;
+                                 Session *sp = session(sid);
+                                 bool alive = sp && (sp->a == keep || sp->b == keep) && fresh->sid == sid;
+                                 if (status < 300 && alive && fresh->dlg) {
+                                     std::string ans = host_.body(resp);
+                                     keep->remoteSdp = ans;
+                                     fresh->remoteSdp = offer;
+                                     host_.api()->dialog_ack(fresh->dlg, ans.empty() ? pw_str{} : ps(kSdp), ps(ans));
+                                     done(true);
+                                 } else {
+                                     fail(sid);
+                                     done(false);
+                                 }
+                             });
+    if (!sent) {
+        fail(sid);
+        done(false);
+    }
+}
+
+// ---------------------------------------------------------------- the bridge
+
+void CallPark::onBridgedAck(Session &s, Leg *from, const pw_msg *ack) {
+    std::string body = host_.body(ack);
+    if (from->ackTo) {
+        Leg *to = from->ackTo;
+        from->ackTo = nullptr;
+        if (to->dlg) host_.api()->dialog_ack(to->dlg, body.empty() ? pw_str{} : ps(kSdp), ps(body));
+        if (!body.empty()) from->remoteSdp = body;
+        return;
+    }
+    // The ACK to our offerless-INVITE 200 (or re-INVITE 200 with our hold offer) carries the answer.
+    if (from == s.a && !body.empty() && s.state != SessionState::Bridged) {
+        from->remoteSdp = body;
+        startMohFromAnswer(s, body);
+        saveBlob(s);
+    }
+}
+
+void CallPark::onBridgedRequest(Session &s, Leg *from, pw_request *req) {
+    const pw_msg *m = host_.msg(req);
+    std::string method = host_.method(m);
+    Leg *other = from == s.a ? s.b : s.a;
+    if (from == s.transferor) { // the transferor's dialog is only waiting for its BYE
+        host_.reply(req, method == "INVITE" ? 488 : 200);
+        return;
+    }
+    if (method == "REFER") {
+        onBridgedRefer(s, from, req);
+        return;
+    }
+    if (!other || !other->dlg) {
+        host_.reply(req, 481, "Call Does Not Exist");
+        return;
+    }
+    if (method != "INVITE" && method != "UPDATE" && method != "INFO" && method != "OPTIONS" && method != "MESSAGE" &&
+        method != "NOTIFY") {
+        host_.reply(req, 501, "Not Implemented");
+        return;
+    }
+    std::string body = host_.body(m);
+    std::string ctype = host_.header(m, "Content-Type");
+    Headers h;
+    for (const char *name : {"Info-Package", "Event", "Subscription-State", "Session-Expires"}) {
+        std::string v = host_.header(m, name);
+        if (!v.empty()) h.add(name, v);
+    }
+    bool offerless = method == "INVITE" && body.empty();
+    pw_request *r = host_.api()->request_retain(req);
+    uint64_t sid = s.sid;
+    bool sent = sendInDialog(other->dlg, method, &h, body.empty() ? "" : ctype, body, offerless ? PW_SEND_DEFER_ACK : 0,
+                             [this, sid, from, other, r, method, offerless](pw_dialog *, int status, const pw_msg *resp) {
+                                 if (status < 200) return;
+                                 Session *sp = session(sid);
+                                 bool fromAlive = sp && (sp->a == from || sp->b == from) && from->dlg;
+                                 std::string rb = host_.body(resp);
+                                 std::string rct = resp ? host_.header(resp, "Content-Type") : "";
+                                 if (status < 300 && method == "INVITE" && fromAlive) {
+                                     host_.api()->dialog_accept_request(from->dlg, r, nullptr, 0,
+                                                                         rb.empty() ? pw_str{} : ps(rct), ps(rb));
+                                     if (offerless) from->ackTo = other;
+                                 } else {
+                                     host_.reply(r, status, {}, nullptr, rb.empty() ? "" : rct, rb);
+                                 }
+                                 if (status < 300 && !rb.empty() && method != "INFO") other->remoteSdp = rb;
+                                 host_.api()->request_release(r);
+                             });
+    if (!sent) {
+        host_.reply(r, 500, "Relay Failed");
+        host_.api()->request_release(r);
+    }
+}
+
+void CallPark::endBridge(Session &s, Leg *from) {
+    // One leg hung up (its BYE was answered by the host): hang up the other (RFC 3725 §6).
+    for (Leg *l : {s.a, s.b})
+        if (l && l != from && l->dlg) host_.api()->dialog_end(l->dlg);
+    if (s.transferor && s.transferor->dlg) host_.api()->dialog_end(s.transferor->dlg);
+    s.state = SessionState::Ended;
+    reapLater();
+}
+
+} // namespace parkway::callpark

@@ -1,0 +1,347 @@
+// Lifecycle (init/start/stop/reload), the request entry point, and the bookkeeping of sessions and legs:
+// the trampolines the host calls for our dialogs live here.
+#include "callpark.hh"
+#include "pending.hh"
+
+#include <nlohmann/json.hpp>
+
+namespace parkway::callpark {
+
+namespace {
+
+// The engine reads time through the host so tests that control now_ms() control recalls too.
+class HostClock final : public eng::Clock {
+public:
+    HostClock(const Host &h, const int64_t &override) : host_(h), override_(override) {}
+    eng::Millis nowMs() const override { return override_ ? override_ : host_.nowMs(); }
+
+private:
+    const Host &host_;
+    const int64_t &override_;
+};
+
+void legOnRequest(void *arg, pw_dialog *, pw_request *req) {
+    auto *leg = static_cast<Leg *>(arg);
+    CallPark *cp = leg->mod;
+    try {
+        Session *s = cp->session(leg->sid);
+        if (!s || s->state == SessionState::Ended) {
+            cp->host().reply(req, 481, "Call Does Not Exist");
+            return;
+        }
+        if (s->state == SessionState::Bridged) cp->onBridgedRequest(*s, leg, req);
+        else cp->onParkedRequest(*s, leg, req);
+    } catch (const std::exception &e) {
+        cp->host().log(PW_LOG_ERROR, "callpark: in-dialog request failed: {}", e.what());
+        cp->host().reply(req, 500, "Call Park Error");
+    }
+}
+
+void legOnAck(void *arg, pw_dialog *, const pw_msg *ack) {
+    auto *leg = static_cast<Leg *>(arg);
+    CallPark *cp = leg->mod;
+    try {
+        Session *s = cp->session(leg->sid);
+        if (!s) return;
+        cp->onBridgedAck(*s, leg, ack);
+    } catch (const std::exception &e) {
+        cp->host().log(PW_LOG_ERROR, "callpark: ACK handling failed: {}", e.what());
+    }
+}
+
+void legOnTerminated(void *arg, pw_dialog *, pw_dialog_end_reason reason) {
+    auto *leg = static_cast<Leg *>(arg);
+    CallPark *cp = leg->mod;
+    leg->dlg = nullptr; // the handle is invalid from now on
+    try {
+        cp->legTerminated(leg, reason);
+    } catch (const std::exception &e) {
+        cp->host().log(PW_LOG_ERROR, "callpark: dialog end handling failed: {}", e.what());
+    }
+    cp->dropLeg(leg);
+}
+
+const pw_dialog_callbacks kLegCallbacks = {sizeof(pw_dialog_callbacks), legOnRequest, legOnAck, nullptr,
+                                           legOnTerminated};
+const pw_dialog_callbacks kNoCallbacks = {sizeof(pw_dialog_callbacks), nullptr, nullptr, nullptr, nullptr};
+
+void reapTimer(void *arg) { static_cast<CallPark *>(arg)->reap(); }
+
+} // namespace
+
+void pendingResponse(void *arg, pw_dialog *dlg, int status, const pw_msg *resp) {
+    auto *p = static_cast<Pending *>(arg);
+    try {
+        if (p->fn) p->fn(dlg, status, resp);
+    } catch (...) {
+    }
+    if (status >= 200 && !p->multi) delete p;
+}
+
+const pw_dialog_callbacks *CallPark::legCallbacks() { return &kLegCallbacks; }
+
+CallPark::~CallPark() {
+    if (engine_ && listener_) engine_->removeListener(listener_);
+    for (auto &[id, ctx] : timerCtx_) delete ctx;
+    for (auto &[p, leg] : legs_) delete leg->pending;
+    moh_.stop();
+}
+
+int CallPark::init() {
+    std::string err;
+    if (!settings_.load(host_, &err)) {
+        host_.log(PW_LOG_ERROR, "{}", err);
+        return PW_EINVAL;
+    }
+    contact_ = host_.coreSetting("contact");
+    std::string path = settings_.database.empty() ? host_.coreSetting("database") : settings_.database;
+    if (path.empty()) path = ":memory:";
+    clock_ = std::make_unique<HostClock>(host_, clockOverrideMs);
+    try {
+        engine_ = eng::Engine::open(path, *clock_);
+    } catch (const std::exception &e) {
+        host_.log(PW_LOG_ERROR, "callpark: park database: {}", e.what());
+        return PW_EINVAL;
+    }
+
+    // Module-level defaults for local domains that have no settings of their own yet.
+    bool anyDefault = !settings_.occupiedPolicy.empty() || settings_.recallTimeMs || !settings_.recallMode.empty() ||
+                      !settings_.alternate.empty();
+    if (anyDefault) {
+        std::set<std::string> configured;
+        for (auto &d : engine_->domains()) configured.insert(d.name);
+        std::string list = host_.coreSetting("domains");
+        size_t pos = 0;
+        while (pos <= list.size()) {
+            size_t comma = list.find(',', pos);
+            std::string name = list.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
+            pos = comma == std::string::npos ? list.size() + 1 : comma + 1;
+            while (!name.empty() && name.front() == ' ') name.erase(0, 1);
+            while (!name.empty() && name.back() == ' ') name.pop_back();
+            if (name.empty() || configured.count(name)) continue;
+            eng::DomainSettings d = engine_->domain(name);
+            if (!settings_.occupiedPolicy.empty()) d.occupied = *eng::parseOccupiedPolicy(settings_.occupiedPolicy);
+            if (settings_.recallTimeMs) d.recall.recallSeconds = static_cast<int>((settings_.recallTimeMs + 999) / 1000);
+            if (!settings_.recallMode.empty()) d.recall.mode = *eng::parseRecallMode(settings_.recallMode);
+            if (!settings_.alternate.empty()) {
+                auto t = eng::RecallTarget::parse(settings_.alternate);
+                if (!t) {
+                    host_.log(PW_LOG_ERROR, "callpark: alternate '{}' is not a recall target", settings_.alternate);
+                    return PW_EINVAL;
+                }
+                d.recall.alternate = *t;
+            }
+            auto st = engine_->setDomain(d);
+            if (!st) {
+                host_.log(PW_LOG_ERROR, "callpark: domain {}: {}", name, st.message);
+                return PW_EINVAL;
+            }
+        }
+    }
+
+    if (!settings_.provisionFile.empty() && !loadProvisionFile(settings_.provisionFile, &err)) {
+        host_.log(PW_LOG_ERROR, "{}", err);
+        return PW_EINVAL;
+    }
+    if (!loadRules(&err)) {
+        host_.log(PW_LOG_ERROR, "{}", err);
+        return PW_EINVAL;
+    }
+    listener_ = engine_->addListener([this](const eng::ChangeEvent &e) { onEngineEvent(e); });
+    return PW_OK;
+}
+
+int CallPark::start() {
+    std::string err;
+    if (!moh_.start(settings_.mohIp, settings_.mohPortMin, settings_.mohPortMax, settings_.mohFile, &err)) {
+        host_.log(PW_LOG_ERROR, "callpark: music on hold: {}", err);
+        return PW_EINVAL;
+    }
+    restoreCalls();
+    return PW_OK;
+}
+
+void CallPark::stop() {
+    // Parked calls stay parked in the store: a stop is a restart to come, not a hang-up (SPEC §9).
+    stopping_ = true;
+    for (auto &[sid, s] : sessions_) {
+        cancelTimer(s->recallTimer);
+        cancelTimer(s->ringTimer);
+    }
+    host_.cancelTimer(reapTimer_);
+    // Unbind every dialog so the host never calls into a destroyed module.
+    for (auto &[p, leg] : legs_)
+        if (leg->dlg) host_.api()->dialog_rebind(leg->dlg, &kNoCallbacks, nullptr);
+    for (auto &[p, sub] : subs_)
+        if (sub->dlg) host_.api()->dialog_rebind(sub->dlg, &kNoCallbacks, nullptr);
+    moh_.stop();
+}
+
+int CallPark::reload() {
+    std::string err;
+    // Both files are validated before anything changes; parked calls and subscriptions are untouched.
+    if (!settings_.provisionFile.empty() && !loadProvisionFile(settings_.provisionFile, &err)) {
+        host_.log(PW_LOG_ERROR, "{}", err);
+        return PW_EINVAL;
+    }
+    if (!loadRules(&err)) {
+        host_.log(PW_LOG_ERROR, "{}", err);
+        return PW_EINVAL;
+    }
+    return PW_OK;
+}
+
+bool CallPark::loadRules(std::string *err) {
+    if (settings_.rulesFile.empty()) return true;
+    auto errors = engine_->loadRulesFile(settings_.rulesFile);
+    if (errors.empty()) return true;
+    std::string msg = fmt::format("callpark: rules_file {}:", settings_.rulesFile);
+    for (auto &e : errors) msg += fmt::format(" [line {}] {};", e.line, e.message);
+    if (err) *err = msg;
+    return false;
+}
+
+pw_verdict CallPark::onRequest(pw_request *req) {
+    if (stopping_) return PW_CONTINUE;
+    const pw_msg *m = host_.msg(req);
+    std::string method = host_.method(m);
+    if (method == "INVITE") return onInvite(req, m);
+    if (method == "REFER") return onRefer(req, m);
+    if (method == "SUBSCRIBE") return onSubscribe(req, m);
+    return PW_CONTINUE;
+}
+
+// ---------------------------------------------------------------- sessions and legs
+
+Session &CallPark::newSession() {
+    auto s = std::make_unique<Session>();
+    s->sid = nextSid_++;
+    Session &ref = *s;
+    sessions_.emplace(ref.sid, std::move(s));
+    return ref;
+}
+
+Session *CallPark::session(uint64_t sid) {
+    auto it = sessions_.find(sid);
+    return it == sessions_.end() ? nullptr : it->second.get();
+}
+
+Session *CallPark::sessionByCall(eng::CallId id) {
+    if (!id) return nullptr;
+    for (auto &[sid, s] : sessions_)
+        if (s->callId == id && s->state != SessionState::Ended) return s.get();
+    return nullptr;
+}
+
+Leg *CallPark::newLeg(uint64_t sid, std::string role) {
+    auto leg = std::make_unique<Leg>();
+    leg->mod = this;
+    leg->sid = sid;
+    leg->role = std::move(role);
+    Leg *p = leg.get();
+    legs_.emplace(p, std::move(leg));
+    return p;
+}
+
+void CallPark::dropLeg(Leg *leg) {
+    // Freed on the next reap, not now: a response callback of the same loop turn may still name it.
+    leg->sid = 0;
+    leg->dlg = nullptr;
+    graveyard_.push_back(leg);
+    reapLater();
+}
+
+void CallPark::reapLater() {
+    if (reapTimer_ || stopping_) return;
+    reapTimer_ = host_.timer(0, reapTimer, this);
+}
+
+void CallPark::reap() {
+    reapTimer_ = 0;
+    for (Leg *l : graveyard_) {
+        auto it = legs_.find(l);
+        if (it == legs_.end()) continue;
+        delete it->second->pending;
+        legs_.erase(it);
+    }
+    graveyard_.clear();
+    for (auto it = sessions_.begin(); it != sessions_.end();) {
+        Session &s = *it->second;
+        bool live = (s.a && s.a->dlg) || (s.b && s.b->dlg) || (s.transferor && s.transferor->dlg) ||
+                    !s.branches.empty() || s.retrieveReq;
+        if (s.state == SessionState::Ended && !live) {
+            cancelTimer(s.recallTimer);
+            cancelTimer(s.ringTimer);
+            if (s.mohId) moh_.remove(s.mohId);
+            it = sessions_.erase(it);
+        } else {
+            ++it;
+        }
+    }
+}
+
+// ---------------------------------------------------------------- small helpers
+
+std::string domainLabels(const std::string &domain, const std::string &lot) {
+    return fmt::format("domain=\"{}\",lot=\"{}\"", domain, lot);
+}
+
+std::string userOf(const std::string &uri) { return uriUser(uri); }
+std::string hostOf(const std::string &uri) { return uriHost(uri); }
+
+std::string quoteDisplay(const std::string &display) {
+    std::string out = "\"";
+    for (char c : display) {
+        if (c == '"' || c == '\\') out += '\\';
+        out += c;
+    }
+    return out + "\"";
+}
+
+std::string nameAddr(const std::string &display, const std::string &uri) {
+    if (display.empty()) return "<" + uri + ">";
+    return quoteDisplay(display) + " <" + uri + ">";
+}
+
+} // namespace parkway::callpark
+
+namespace parkway::callpark {
+
+namespace {
+void timerFire(void *arg) {
+    auto *ctx = static_cast<CallPark::TimerCtx *>(arg);
+    CallPark *cp = ctx->cp;
+    cp->timerCtx_.erase(ctx->id);
+    std::function<void()> fn = std::move(ctx->fn);
+    delete ctx;
+    try {
+        if (fn && !cp->stopping()) fn();
+    } catch (const std::exception &e) {
+        cp->host().log(PW_LOG_ERROR, "callpark: timer failed: {}", e.what());
+    }
+}
+} // namespace
+
+pw_timer_id CallPark::after(uint64_t ms, std::function<void()> fn) {
+    auto *ctx = new TimerCtx{this, std::move(fn), 0};
+    ctx->id = host_.timer(ms, timerFire, ctx);
+    if (!ctx->id) {
+        delete ctx;
+        return 0;
+    }
+    timerCtx_[ctx->id] = ctx;
+    return ctx->id;
+}
+
+void CallPark::cancelTimer(pw_timer_id &id) {
+    if (!id) return;
+    auto it = timerCtx_.find(id);
+    if (it != timerCtx_.end()) {
+        host_.api()->timer_cancel(host_.raw(), id);
+        delete it->second;
+        timerCtx_.erase(it);
+    }
+    id = 0;
+}
+
+} // namespace parkway::callpark

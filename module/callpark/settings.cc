@@ -1,0 +1,59 @@
+#include "settings.hh"
+
+namespace parkway::callpark {
+
+bool Settings::load(const Host &host, std::string *err) {
+    auto fail = [&](std::string msg) {
+        if (err) *err = std::move(msg);
+        return false;
+    };
+    database = host.paramStr("database");
+
+    std::string v = host.paramStr("refer_mode");
+    if (v == "passthrough") referMode = ReferMode::Passthrough;
+    else if (v == "takeover") referMode = ReferMode::Takeover;
+    else return fail(fmt::format("callpark: refer_mode '{}' must be passthrough or takeover", v));
+
+    v = host.paramStr("retrieve_mode");
+    if (v == "bridge") retrieveMode = RetrieveMode::Bridge;
+    else if (v == "replaces") retrieveMode = RetrieveMode::Replaces;
+    else return fail(fmt::format("callpark: retrieve_mode '{}' must be bridge or replaces", v));
+
+    occupiedPolicy = host.paramStr("occupied_policy");
+    if (!occupiedPolicy.empty() && occupiedPolicy != "reject" && occupiedPolicy != "stack")
+        return fail(fmt::format("callpark: occupied_policy '{}' must be reject or stack", occupiedPolicy));
+
+    recallTimeMs = host.paramInt("recall_time");
+    if (recallTimeMs != 0 && (recallTimeMs < 1000 || recallTimeMs > 3600000))
+        return fail(fmt::format("callpark: recall_time {} ms is outside 1s..3600s", recallTimeMs));
+
+    recallMode = host.paramStr("recall_mode");
+    if (!recallMode.empty() && recallMode != "parker" && recallMode != "parker_then_alternate" &&
+        recallMode != "alternate_only")
+        return fail(fmt::format("callpark: recall_mode '{}' must be parker, parker_then_alternate or alternate_only",
+                                recallMode));
+    alternate = host.paramStr("alternate");
+    recallAlertInfo = host.paramStr("recall_alert_info");
+
+    v = host.paramStr("blf_state");
+    if (v == "early") blfConfirmed = false;
+    else if (v == "confirmed") blfConfirmed = true;
+    else return fail(fmt::format("callpark: blf_state '{}' must be early or confirmed", v));
+
+    mohIp = host.paramStr("moh_ip");
+    int64_t pmin = host.paramInt("moh_port_min"), pmax = host.paramInt("moh_port_max");
+    if (pmin < 1024 || pmax > 65535 || pmin > pmax)
+        return fail(fmt::format("callpark: moh_port_min/moh_port_max {}..{} is not a range inside 1024..65535",
+                                pmin, pmax));
+    mohPortMin = static_cast<uint16_t>(pmin);
+    mohPortMax = static_cast<uint16_t>(pmax);
+    mohFile = host.paramStr("moh_file");
+    rulesFile = host.paramStr("rules_file");
+    provisionFile = host.paramStr("provision_file");
+    parkInfo = host.paramInt("park_info") != 0;
+    referMemoryMs = host.paramInt("refer_memory");
+    if (referMemoryMs < 0) return fail("callpark: refer_memory must not be negative");
+    return true;
+}
+
+} // namespace parkway::callpark

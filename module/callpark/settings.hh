@@ -1,0 +1,35 @@
+// The module's parameters (declared in callpark_module.cc with defaults and help), read once in init().
+#pragma once
+#include "host.hh"
+
+#include <cstdint>
+#include <string>
+
+namespace parkway::callpark {
+
+enum class ReferMode { Passthrough, Takeover };
+enum class RetrieveMode { Bridge, Replaces };
+
+struct Settings {
+    std::string database;        // "" = the core's database
+    ReferMode referMode = ReferMode::Passthrough;
+    RetrieveMode retrieveMode = RetrieveMode::Bridge;
+    std::string occupiedPolicy;  // "" = engine/domain default; else reject|stack for domains not provisioned
+    int64_t recallTimeMs = 0;    // 0 = engine/domain default
+    std::string recallMode;      // "" = engine/domain default
+    std::string alternate;
+    std::string recallAlertInfo = "<urn:alert:tone:recall>";
+    bool blfConfirmed = false;   // blf_state: early (default) | confirmed
+    std::string mohIp = "127.0.0.1";
+    uint16_t mohPortMin = 40000, mohPortMax = 40999;
+    std::string mohFile;
+    std::string rulesFile;
+    std::string provisionFile;
+    bool parkInfo = true;
+    int64_t referMemoryMs = 32000;
+
+    // Reads and validates every parameter; false + *err naming the parameter when a value is bad.
+    bool load(const Host &host, std::string *err);
+};
+
+} // namespace parkway::callpark

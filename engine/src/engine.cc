@@ -113,13 +113,17 @@ struct Engine::Impl {
     // ---- helpers ----
     Millis now() const { return clock.nowMs(); }
 
-    const DomainSettings& domainSettings(const std::string& name) {
+    DomainSettings domainSettings(const std::string& name) const {
         auto it = domains.find(name);
         if (it != domains.end()) return it->second;
-        static thread_local DomainSettings fallback;
-        fallback = DomainSettings{};
-        fallback.name = name;
-        return fallback;
+        DomainSettings d; // never configured: defaults under that name
+        d.name = name;
+        return d;
+    }
+
+    bool openExtensions(const std::string& name) const {
+        auto it = domains.find(name);
+        return it == domains.end() || it->second.openExtensions;
     }
 
     std::optional<ParkedCall> callById(CallId id) {
@@ -143,7 +147,7 @@ struct Engine::Impl {
     }
 
     bool knownExtension(const std::string& domain, const std::string& ext) {
-        if (domainSettings(domain).openExtensions) return true;
+        if (openExtensions(domain)) return true;
         Stmt& s = db.q("SELECT 1 FROM extensions WHERE domain = ? AND ext = ?");
         s.bind(1, domain).bind(2, ext);
         return s.step();
@@ -354,7 +358,7 @@ struct Engine::Impl {
 
     Plan planPark(const ParkRequest& req) {
         Plan p;
-        const DomainSettings& d = domainSettings(req.domain);
+        const DomainSettings d = domainSettings(req.domain);
         p.recall = d.recall;
         p.occupied = d.occupied;
         auto failWith = [&](ErrorCode e, std::string m) {
@@ -1284,7 +1288,7 @@ Explanation Engine::explain(const std::string& domain, const std::string& caller
     x.caller = caller;
     x.dial = dial;
     evaluate(I.rules->planFor(domain), caller, dial, x.result, &x.trace);
-    const DomainSettings& d = I.domainSettings(domain);
+    const DomainSettings d = I.domainSettings(domain);
     x.recall = d.recall;
     x.occupied = d.occupied;
     try {

@@ -4,6 +4,7 @@
 
 #include "parkway/engine/rules.hh"
 
+#include <cstdint>
 #include <map>
 #include <memory>
 #include <regex>
@@ -21,6 +22,7 @@ struct CompiledRule {
     Attrs attrs;
     Action action = Action::None;
     bool isDefault = false;
+    int firstByte = -1;        // the byte every matching input starts with, or -1 when not fixed
 };
 
 // Compile one rule; on error returns nullptr and sets `error` (message names the rule id).
@@ -30,6 +32,12 @@ std::shared_ptr<const CompiledRule> compileRule(const Rule& r, std::string& erro
 struct DomainPlan {
     DomainSettings settings;
     std::vector<std::shared_ptr<const CompiledRule>> rules;
+    // Fast path index: for each possible first byte of the input, the positions (into `rules`, ascending)
+    // of the rules that can match an input starting with it (rules with no fixed first byte are in every
+    // list). Not used with `continue` rules (the translated input may start differently) or for traces.
+    std::vector<std::vector<std::uint32_t>> byFirstByte; // 256 lists
+    std::vector<std::uint32_t> forEmpty;                 // rules that can match the empty input
+    bool hasContinue = false;
 };
 
 struct RuleSet {

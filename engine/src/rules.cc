@@ -165,6 +165,48 @@ std::string globPrefix(const std::string& g) {
     return out;
 }
 
+// The byte every input matched by the rule starts with, or -1 when it is not fixed.
+int firstByteOf(const Rule& r) {
+    const std::string& e = r.matchExp;
+    auto byte = [](char c) { return static_cast<int>(static_cast<unsigned char>(c)); };
+    switch (r.matchOp) {
+    case MatchOp::Exact:
+        return e.empty() ? -1 : byte(e[0]);
+    case MatchOp::Glob: {
+        std::string p = globPrefix(e);
+        return p.empty() ? -1 : byte(p[0]);
+    }
+    case MatchOp::Regex: {
+        // `^X` where X is a plain alphanumeric or an escaped punctuation character, not made optional,
+        // and no top-level alternation (requiredLiteral's check).
+        if (e.size() < 2 || e[0] != '^') return -1;
+        int depth = 0;
+        bool inClass = false;
+        for (size_t i = 0; i < e.size(); ++i) {
+            char c = e[i];
+            if (c == '\\') { ++i; continue; }
+            if (inClass) { if (c == ']') inClass = false; continue; }
+            if (c == '[') inClass = true;
+            else if (c == '(') ++depth;
+            else if (c == ')') --depth;
+            else if (c == '|' && depth == 0) return -1;
+        }
+        size_t next = 2;
+        char x = e[1];
+        if (x == '\\') {
+            if (e.size() < 3 || std::isalnum(static_cast<unsigned char>(e[2]))) return -1;
+            x = e[2];
+            next = 3;
+        } else if (!std::isalnum(static_cast<unsigned char>(x))) {
+            return -1;
+        }
+        if (next < e.size() && std::strchr("?*{", e[next]) != nullptr) return -1;
+        return byte(x);
+    }
+    }
+    return -1;
+}
+
 std::string ruleName(const Rule& r) {
     return r.id < 0 ? fmt::format("default rule {}", r.id) : fmt::format("rule {}", r.id);
 }
@@ -258,6 +300,7 @@ std::shared_ptr<const CompiledRule> compileRule(const Rule& r, std::string& erro
     default:
         return fail(fmt::format("match_op {} (0 exact, 1 regex, 2 glob)", static_cast<int>(r.matchOp)));
     }
+    c->firstByte = firstByteOf(r);
     int groups = 0;
     if (!r.substExp.empty()) {
         try {
@@ -327,6 +370,17 @@ DomainPlan makePlan(const DomainSettings& s, const std::vector<std::shared_ptr<c
         }
     }
     std::stable_sort(p.rules.begin(), p.rules.end(), ruleOrder);
+    p.byFirstByte.assign(256, {});
+    for (std::uint32_t i = 0; i < p.rules.size(); ++i) {
+        const CompiledRule& r = *p.rules[i];
+        if (r.rule.cont) p.hasContinue = true;
+        if (r.firstByte < 0) {
+            for (auto& list : p.byFirstByte) list.push_back(i);
+            p.forEmpty.push_back(i);
+        } else {
+            p.byFirstByte[static_cast<size_t>(r.firstByte)].push_back(i);
+        }
+    }
     return p;
 }
 
@@ -390,8 +444,15 @@ void evaluateRules(const DomainPlan& plan, const std::string& dial, Classificati
     bool any = false;
     std::cmatch m;
     // Kamailio: rules whose match_len equals the input length first, then the match_len = 0 rules.
+    // Fast path: only the rules that can match the input's first byte (same relative order).
+    const std::vector<std::uint32_t>* candidates = nullptr;
+    if (!trace && !plan.hasContinue && !plan.byFirstByte.empty())
+        candidates = input.empty() ? &plan.forEmpty
+                                   : &plan.byFirstByte[static_cast<unsigned char>(input[0])];
+    const size_t count = candidates ? candidates->size() : plan.rules.size();
     for (int pass = 0; pass < 2; ++pass) {
-        for (const auto& cr : plan.rules) {
+        for (size_t k = 0; k < count; ++k) {
+            const auto& cr = plan.rules[candidates ? (*candidates)[k] : k];
             const Rule& r = cr->rule;
             if (r.disabled) continue;
             if (pass == 0 ? (r.matchLen == 0 || static_cast<size_t>(r.matchLen) != origLen) : r.matchLen != 0) {

@@ -300,3 +300,46 @@ TEST_CASE("hostile dial strings: very long or odd bytes never crash and match no
     CHECK(e->classify("a.example", "100", "").action == Action::None);
     CHECK(e->classify("", "", "*88").action == Action::Retrieve);
 }
+
+TEST_CASE("the first-byte index never changes which rule wins (fast path == explain's full scan)") {
+    FakeClock clock;
+    auto e = memEngine(clock);
+    std::mt19937 rng(7);
+    auto pick = [&](int n) { return static_cast<int>(rng() % static_cast<unsigned>(n)); };
+    const char* alphabet = "*#%2A36780x";
+    auto word = [&](int len) {
+        std::string s;
+        for (int i = 0; i < len; ++i) s.push_back(alphabet[pick(11)]);
+        return s;
+    };
+    const char* regexes[] = {"^7", "^\\*6", "^7?8", "^(7|8)", "^[78]", "^x|^7", "68$", "^%2", "^\\#", "^A*3", "3{2}"};
+    const char* globs[] = {"7*", "[*]6*", "*8", "?3*", "\\*8*", "[!7]*", "%2A*"};
+    for (int round = 0; round < 20; ++round) {
+        std::vector<Rule> rules;
+        for (int i = 1; i <= 40; ++i) {
+            Rule r;
+            r.id = i;
+            r.pr = pick(10);
+            r.matchLen = pick(4) == 0 ? 3 : 0;
+            r.attrs = i % 2 ? "action=route" : "action=watch";
+            switch (pick(3)) {
+            case 0: r.matchOp = MatchOp::Exact; r.matchExp = word(1 + pick(3)); break;
+            case 1: r.matchOp = MatchOp::Regex; r.matchExp = regexes[pick(11)]; break;
+            default: r.matchOp = MatchOp::Glob; r.matchExp = globs[pick(7)]; break;
+            }
+            r.disabled = pick(10) == 0;
+            rules.push_back(r);
+        }
+        auto errs = e->replaceRules(rules);
+        REQUIRE(errs.empty());
+        for (int i = 0; i < 300; ++i) {
+            std::string dial = word(pick(6));
+            auto fast = e->classify("a.example", "100", dial);
+            auto full = e->explain("a.example", "100", dial).result;
+            INFO("dial '" << dial << "' round " << round);
+            REQUIRE(fast.ruleId == full.ruleId);
+            REQUIRE(fast.action == full.action);
+            REQUIRE(fast.output == full.output);
+        }
+    }
+}

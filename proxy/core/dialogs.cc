@@ -112,7 +112,16 @@ void Proxy::Impl::retransmitTick(pw_dialog *d) {
         return;
     }
     if (!d->pending2xx) return;
-    nta_msg_tsend(agent, msg_ref_create(d->pending2xx.get()), nullptr, TAG_END());
+    // nta_msg_tsend() forwards a response: it pops the top Via and sends along the next one. Give it a
+    // copy with a throw-away top Via so the peer's Via (with received/rport) decides where it goes.
+    if (msg_t *copy = msg_copy(d->pending2xx.get())) {
+        sip_t *cs = sip_object(copy);
+        sip_via_t *v = sip_via_make(msg_home(copy), "SIP/2.0/UDP 127.0.0.1;branch=z9hG4bKpwrtx");
+        if (v && msg_header_insert(copy, reinterpret_cast<msg_pub_t *>(cs), reinterpret_cast<msg_header_t *>(v)) == 0)
+            nta_msg_tsend(agent, copy, nullptr, TAG_END());
+        else
+            msg_destroy(copy);
+    }
     d->retransmitInterval = std::min<uint64_t>(d->retransmitInterval * 2, cfg.t2Ms);
     d->retransmitTimer->start(d->retransmitInterval, [this, d] { retransmitTick(d); });
 }

@@ -269,6 +269,7 @@ Client &TestUa::start(std::unique_ptr<Client> c, nta_leg_t *leg, const std::stri
     cp->method = method;
     cp->autoAck = opts.autoAck;
     cp->nextHop = !opts.nextHop.empty() ? opts.nextHop : proxy_;
+    cp->dlgLeg = leg;
     sip_method_t m = sip_method_code(method.c_str());
     std::string hdrs = joinHeaders(opts.headers);
     std::string contact = "<" + uri() + ">";
@@ -332,10 +333,10 @@ int TestUa::cancel(Client &c) {
 }
 
 int TestUa::ack(Client &c, const std::string &body, const std::string &ctype) {
-    if (!c.leg || !c.inviteCseq) return -1;
+    if (!c.dlgLeg || !c.inviteCseq) return -1;
     sofia::Home home;
     sip_cseq_t *cs = sip_cseq_create(home.get(), c.inviteCseq, SIP_METHOD_ACK);
-    nta_outgoing_t *ack = nta_outgoing_tcreate(c.leg, nullptr, nullptr, nullptr, SIP_METHOD_ACK, nullptr, SIPTAG_CSEQ(cs),
+    nta_outgoing_t *ack = nta_outgoing_tcreate(c.dlgLeg, nullptr, nullptr, nullptr, SIP_METHOD_ACK, nullptr, SIPTAG_CSEQ(cs),
                                                SIPTAG_CONTENT_TYPE_STR(orNull(ctype)), SIPTAG_PAYLOAD_STR(orNull(body)),
                                                TAG_END());
     if (!ack) return -1;
@@ -345,9 +346,9 @@ int TestUa::ack(Client &c, const std::string &body, const std::string &ctype) {
 }
 
 Client &TestUa::inDialog(Client &c, const std::string &method, RequestOptions opts) {
-    if (!c.leg) throw std::runtime_error("TestUa: no dialog for in-dialog " + method);
+    if (!c.dlgLeg) throw std::runtime_error("TestUa: no dialog for in-dialog " + method);
     auto nc = std::make_unique<Client>();
-    return start(std::move(nc), c.leg, method, "", opts);
+    return start(std::move(nc), c.dlgLeg, method, "", opts);
 }
 
 Client &TestUa::inDialog(Incoming &in, const std::string &method, RequestOptions opts) {
@@ -441,9 +442,11 @@ int TestUa::onResponse(Client *c, nta_outgoing_t *orq, const sip_t *sip) {
     c->responses.push_back(record(nta_outgoing_getresponse(orq)));
     c->lastStatus = status;
     if (status >= 200 && !c->finalStatus) c->finalStatus = status;
-    if (c->leg && status >= 200 && status < 300 && sip->sip_to && sip->sip_to->a_tag) {
-        if (!nta_leg_get_rtag(c->leg)) nta_leg_rtag(c->leg, sip->sip_to->a_tag);
-        nta_leg_client_route(c->leg, sip->sip_record_route, sip->sip_contact);
+    if (c->dlgLeg && status >= 200 && status < 300 && sip->sip_to && sip->sip_to->a_tag) {
+        if (c->leg) { // the response that creates the dialog (RFC 3261 §12.1.2)
+            if (!nta_leg_get_rtag(c->leg)) nta_leg_rtag(c->leg, sip->sip_to->a_tag);
+            nta_leg_client_route(c->leg, sip->sip_record_route, sip->sip_contact);
+        }
         if (sip->sip_cseq && sip->sip_cseq->cs_method == sip_method_invite && c->autoAck) {
             c->inviteCseq = sip->sip_cseq->cs_seq;
             ack(*c);

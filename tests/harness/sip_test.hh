@@ -90,7 +90,8 @@ class TestUa;
 struct Client {
     TestUa *ua = nullptr;
     nta_outgoing_t *orq = nullptr;
-    nta_leg_t *leg = nullptr; // dialog, when INVITE/SUBSCRIBE or options.dialog
+    nta_leg_t *leg = nullptr;    // dialog created by this request (INVITE/SUBSCRIBE or options.dialog), owned
+    nta_leg_t *dlgLeg = nullptr; // the dialog this request belongs to (== leg, or the parent's for in-dialog)
     std::string method;
     SipMessage request;
     std::vector<SipMessage> responses;

@@ -1,0 +1,561 @@
+// Dialog helpers of the host API: UAS accept (2xx retransmission, ACK timeout), UAC INVITE/CANCEL,
+// in-dialog requests with deferred ACK, subscriptions (RFC 6665), export/restore across a proxy restart.
+#include <sip_test.hh>
+
+#include <catch2/catch.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include <cstring>
+
+using namespace parkway;
+using namespace parkway::test;
+
+namespace {
+
+pw_str P(const std::string &s) { return pw_str{s.data(), s.size()}; }
+std::string S(pw_str v) { return v.ptr ? std::string(v.ptr, v.len) : std::string(); }
+
+// Records everything a dialog reports.
+struct DlgRec {
+    const pw_host_api *api = nullptr;
+    pw_dialog *dlg = nullptr;
+    std::vector<int> ends;
+    std::vector<std::string> ackBodies;
+    std::vector<uint32_t> refreshes;
+    std::vector<std::string> requests;
+    std::vector<int> responses; // statuses given to respond()
+    std::vector<std::string> responseBodies;
+    std::function<void(pw_dialog *, pw_request *)> onRequest;
+    std::function<void(int status, const pw_msg *)> onResponse;
+    std::function<void(uint32_t)> onRefresh;
+
+    static void cbRequest(void *arg, pw_dialog *d, pw_request *req) {
+        auto *r = static_cast<DlgRec *>(arg);
+        r->requests.push_back(S(r->api->msg_method(r->api->request_msg(req))));
+        if (r->onRequest) r->onRequest(d, req);
+        else r->api->request_reply(req, 200, pw_str{}, nullptr, 0, pw_str{}, pw_str{});
+    }
+    static void cbAck(void *arg, pw_dialog *, const pw_msg *ack) {
+        auto *r = static_cast<DlgRec *>(arg);
+        r->ackBodies.push_back(S(r->api->msg_body(ack)));
+    }
+    static void cbRefresh(void *arg, pw_dialog *, uint32_t expires) {
+        auto *r = static_cast<DlgRec *>(arg);
+        r->refreshes.push_back(expires);
+        if (r->onRefresh) r->onRefresh(expires);
+    }
+    static void cbTerminated(void *arg, pw_dialog *, pw_dialog_end_reason reason) {
+        auto *r = static_cast<DlgRec *>(arg);
+        r->ends.push_back(reason);
+        r->dlg = nullptr;
+    }
+    static void cbResponse(void *arg, pw_dialog *, int status, const pw_msg *resp) {
+        auto *r = static_cast<DlgRec *>(arg);
+        r->responses.push_back(status);
+        r->responseBodies.push_back(resp ? S(r->api->msg_body(resp)) : "");
+        if (r->onResponse) r->onResponse(status, resp);
+    }
+    pw_dialog_callbacks cbs() const {
+        pw_dialog_callbacks c{};
+        c.struct_size = sizeof c;
+        c.on_request = cbRequest;
+        c.on_ack = cbAck;
+        c.on_refresh = cbRefresh;
+        c.on_terminated = cbTerminated;
+        return c;
+    }
+};
+
+// A module that accepts every INVITE (with an SDP answer) and SUBSCRIBE addressed to it.
+struct Acceptor {
+    HookModule hook{"acceptor"};
+    DlgRec rec;
+    uint32_t subscribeExpires = 0; // 0: take the request's Expires
+    explicit Acceptor() {
+        hook.onRequest = [this](pw_request *req) {
+            rec.api = hook.api;
+            std::string m = hook.method(req);
+            auto cbs = rec.cbs();
+            if (m == "INVITE") {
+                std::string sdp = "v=0\r\no=park 1 1 IN IP4 127.0.0.1\r\n";
+                rec.dlg = hook.api->dialog_accept(req, 200, nullptr, 0, PW_STR_LIT("application/sdp"), P(sdp), &cbs,
+                                                  &rec);
+                return PW_STOP;
+            }
+            if (m == "SUBSCRIBE") {
+                uint32_t ex = subscribeExpires;
+                if (!ex) ex = static_cast<uint32_t>(std::stoul(hook.header(req, "Expires").empty() ? "600" : hook.header(req, "Expires")));
+                rec.dlg = hook.api->subscription_accept(req, ex, &cbs, &rec);
+                return PW_STOP;
+            }
+            return PW_CONTINUE;
+        };
+    }
+};
+
+std::string toTagOf(const std::string &raw) {
+    auto to = raw.find("\nTo:");
+    if (to == std::string::npos) to = raw.find("\nt:");
+    auto tag = raw.find("tag=", to);
+    if (to == std::string::npos || tag == std::string::npos) return {};
+    auto end = raw.find_first_of(";\r\n", tag);
+    return raw.substr(tag + 4, end - tag - 4);
+}
+
+std::string rawInvite(uint16_t port, const std::string &ruri) {
+    return "INVITE " + ruri + " SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:" + std::to_string(port) +
+           ";branch=z9hG4bKinv1;rport\r\nFrom: <sip:raw@127.0.0.1>;tag=rawtag\r\nTo: <" + ruri +
+           ">\r\nCall-ID: rawcall@127.0.0.1\r\nCSeq: 1 INVITE\r\nContact: <sip:raw@127.0.0.1:" + std::to_string(port) +
+           ">\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n";
+}
+
+std::string rawAck(uint16_t port, const std::string &ruri, const std::string &toTag) {
+    return "ACK " + ruri + " SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:" + std::to_string(port) +
+           ";branch=z9hG4bKack1;rport\r\nFrom: <sip:raw@127.0.0.1>;tag=rawtag\r\nTo: <sip:park@parkway.test>;tag=" +
+           toTag + "\r\nCall-ID: rawcall@127.0.0.1\r\nCSeq: 1 ACK\r\nMax-Forwards: 70\r\nContent-Type: application/sdp\r\n" +
+           "Content-Length: 4\r\n\r\nv=0\n";
+}
+
+} // namespace
+
+TEST_CASE("UAS accept: the 2xx is retransmitted until the ACK arrives, then stops", "[dialog]") {
+    SipTestEnv env;
+    Acceptor acc;
+    env.add(acc.hook);
+    env.start();
+    RawUdp phone;
+    phone.sendTo(env.port(), rawInvite(phone.port(), "sip:park@parkway.test"));
+    // T1 = 50 ms: 200 at 0, 50, 150, 350 ms ...
+    REQUIRE(env.runUntil([&] { return phone.countStartingWith("SIP/2.0 200") >= 3; }));
+    REQUIRE(acc.rec.dlg);
+    CHECK(S(acc.hook.api->dialog_get(acc.rec.dlg, PW_DLG_STATE)) == "confirmed");
+    CHECK(S(acc.hook.api->dialog_get(acc.rec.dlg, PW_DLG_CALL_ID)) == "rawcall@127.0.0.1");
+    CHECK(S(acc.hook.api->dialog_get(acc.rec.dlg, PW_DLG_REMOTE_TAG)) == "rawtag");
+    CHECK(S(acc.hook.api->dialog_get(acc.rec.dlg, PW_DLG_REMOTE_TARGET)) == "sip:raw@127.0.0.1:" + std::to_string(phone.port()));
+    std::string ok;
+    for (auto &r : phone.received)
+        if (r.rfind("SIP/2.0 200", 0) == 0) ok = r;
+    CHECK(ok.find("o=park") != std::string::npos);
+    CHECK(ok.find("Contact:") != std::string::npos);
+    std::string tag = toTagOf(ok);
+    REQUIRE(!tag.empty());
+    CHECK(S(acc.hook.api->dialog_get(acc.rec.dlg, PW_DLG_LOCAL_TAG)) == tag);
+    phone.sendTo(env.port(), rawAck(phone.port(), env.proxyUri(), tag));
+    REQUIRE(env.runUntil([&] { return acc.rec.ackBodies.size() == 1; }));
+    CHECK(acc.rec.ackBodies[0] == "v=0\n");
+    size_t n = phone.countStartingWith("SIP/2.0 200");
+    env.runFor(500);
+    CHECK(phone.countStartingWith("SIP/2.0 200") == n); // stopped by the ACK
+    CHECK(acc.rec.ends.empty());
+}
+
+TEST_CASE("UAS accept: no ACK within 64*T1 gives BYE and PW_END_ACK_TIMEOUT", "[dialog]") {
+    SipTestEnv env;
+    Acceptor acc;
+    env.add(acc.hook);
+    env.start();
+    RawUdp phone;
+    phone.sendTo(env.port(), rawInvite(phone.port(), "sip:park@parkway.test"));
+    REQUIRE(env.runUntil([&] { return phone.countStartingWith("BYE ") >= 1; }, 10000));
+    REQUIRE(acc.rec.ends.size() == 1);
+    CHECK(acc.rec.ends[0] == PW_END_ACK_TIMEOUT);
+    CHECK(phone.countStartingWith("SIP/2.0 200") >= 5);
+}
+
+TEST_CASE("A dialog accepted by a module: BYE from the peer is answered and reported", "[dialog]") {
+    SipTestEnv env;
+    Acceptor acc;
+    env.add(acc.hook);
+    env.start();
+    auto a = env.makeUa("alice");
+    RequestOptions o;
+    o.body = "v=0\r\n";
+    o.contentType = "application/sdp";
+    auto &inv = a->send("INVITE", "sip:park@parkway.test", o);
+    REQUIRE(env.runUntil([&] { return inv.finalStatus == 200 && acc.rec.ackBodies.size() == 1; }));
+    CHECK(inv.response(200)->body().find("o=park") != std::string::npos);
+    CHECK(S(acc.hook.api->dialog_get(acc.rec.dlg, PW_DLG_REMOTE_URI)) == a->uri());
+    auto &bye = a->inDialog(inv, "BYE");
+    REQUIRE(env.runUntil([&] { return bye.finalStatus != 0; }));
+    CHECK(bye.finalStatus == 200);
+    REQUIRE(acc.rec.ends.size() == 1);
+    CHECK(acc.rec.ends[0] == PW_END_BYE);
+}
+
+TEST_CASE("In-dialog requests from the module; re-INVITE without SDP with a deferred ACK carrying the answer",
+          "[dialog]") {
+    SipTestEnv env;
+    Acceptor acc;
+    env.add(acc.hook);
+    env.start();
+    auto a = env.makeUa("alice");
+    a->autoAnswer("INFO", 200);
+    a->autoAnswer("INVITE", 200, "v=0\r\noffer-from-alice\r\n", "application/sdp");
+    auto &inv = a->send("INVITE", "sip:park@parkway.test");
+    REQUIRE(env.runUntil([&] { return inv.finalStatus == 200 && acc.rec.ackBodies.size() == 1; }));
+    const pw_host_api *api = acc.hook.api;
+    pw_dialog *d = acc.rec.dlg;
+    REQUIRE(d);
+
+    DlgRec info;
+    info.api = api;
+    REQUIRE(api->dialog_request(d, PW_STR_LIT("INFO"), nullptr, 0, PW_STR_LIT("text/plain"), PW_STR_LIT("hello"), 0,
+                                DlgRec::cbResponse, &info) == PW_OK);
+    REQUIRE(env.runUntil([&] { return !info.responses.empty(); }));
+    CHECK(info.responses.back() == 200);
+    REQUIRE(a->last("INFO"));
+    CHECK(a->last("INFO")->request.body() == "hello");
+
+    // RFC 3725 flow: offerless re-INVITE, the offer comes in the 2xx, our answer goes in the ACK
+    DlgRec re;
+    re.api = api;
+    re.onResponse = [&](int status, const pw_msg *) {
+        if (status == 200) api->dialog_ack(d, PW_STR_LIT("application/sdp"), PW_STR_LIT("v=0\r\nanswer\r\n"));
+    };
+    REQUIRE(api->dialog_request(d, PW_STR_LIT("INVITE"), nullptr, 0, pw_str{}, pw_str{}, PW_SEND_DEFER_ACK,
+                                DlgRec::cbResponse, &re) == PW_OK);
+    REQUIRE(env.runUntil([&] {
+        Incoming *in = a->last("INVITE");
+        return in && !in->acks.empty();
+    }));
+    Incoming *reinv = a->last("INVITE");
+    CHECK(reinv->request.body().empty());
+    CHECK(reinv->request.cseq() > inv.request.cseq() - 100000); // present
+    CHECK(re.responses.back() == 200);
+    CHECK(re.responseBodies.back() == "v=0\r\noffer-from-alice\r\n");
+    CHECK(reinv->acks[0].body() == "v=0\r\nanswer\r\n");
+    CHECK(reinv->acks[0].cseq() == reinv->request.cseq());
+
+    // 481 to an in-dialog request ends the dialog
+    a->clearRules();
+    a->autoAnswer("INFO", 481);
+    DlgRec info2;
+    info2.api = api;
+    REQUIRE(api->dialog_request(d, PW_STR_LIT("INFO"), nullptr, 0, pw_str{}, pw_str{}, 0, DlgRec::cbResponse, &info2) ==
+            PW_OK);
+    REQUIRE(env.runUntil([&] { return !acc.rec.ends.empty(); }));
+    CHECK(info2.responses.back() == 481);
+    CHECK(acc.rec.ends[0] == PW_END_TRANSPORT);
+}
+
+TEST_CASE("A re-INVITE from the peer answered with dialog_accept_request is retransmitted until ACK", "[dialog]") {
+    SipTestEnv env;
+    Acceptor acc;
+    env.add(acc.hook);
+    env.start();
+    acc.rec.onRequest = [&](pw_dialog *d, pw_request *req) {
+        acc.hook.api->dialog_accept_request(d, req, nullptr, 0, PW_STR_LIT("application/sdp"), PW_STR_LIT("v=0\r\nre\r\n"));
+    };
+    auto a = env.makeUa("alice");
+    auto &inv = a->send("INVITE", "sip:park@parkway.test");
+    REQUIRE(env.runUntil([&] { return inv.finalStatus == 200 && acc.rec.ackBodies.size() == 1; }));
+    RequestOptions o;
+    o.body = "v=0\r\nhold\r\n";
+    o.contentType = "application/sdp";
+    auto &re = a->inDialog(inv, "INVITE", o);
+    REQUIRE(env.runUntil([&] { return re.finalStatus == 200 && acc.rec.ackBodies.size() == 2; }));
+    CHECK(re.response(200)->body() == "v=0\r\nre\r\n");
+    CHECK(acc.rec.requests == std::vector<std::string>{"INVITE"});
+}
+
+TEST_CASE("UAC dialog_invite: early then confirmed, auto ACK, BYE with a response callback", "[dialog]") {
+    SipTestEnv env;
+    HookModule mod("uac");
+    env.add(mod);
+    env.start();
+    auto b = env.makeUa("bob");
+    b->autoAnswer("INVITE", 180);
+    b->autoAnswer("BYE", 200);
+    const pw_host_api *api = mod.api;
+    DlgRec rec;
+    rec.api = api;
+    std::vector<std::string> states;
+    rec.onResponse = [&](int, const pw_msg *) { states.push_back(S(api->dialog_get(rec.dlg, PW_DLG_STATE))); };
+    auto cbs = rec.cbs();
+    std::string ruri = b->uri();
+    pw_uac_params p{};
+    p.struct_size = sizeof p;
+    p.method = PW_STR_LIT("INVITE");
+    p.request_uri = P(ruri);
+    p.from = PW_STR_LIT("\"Recall: Bob\" <sip:*68@parkway.test>");
+    p.content_type = PW_STR_LIT("application/sdp");
+    p.body = PW_STR_LIT("v=0\r\noffer\r\n");
+    rec.dlg = api->dialog_invite(mod.host, &p, DlgRec::cbResponse, &cbs, &rec);
+    REQUIRE(rec.dlg);
+    REQUIRE(env.runUntil([&] { return !rec.responses.empty() && b->last("INVITE"); }));
+    CHECK(rec.responses[0] == 180);
+    CHECK(states[0] == "early");
+    Incoming *in = b->last("INVITE");
+    CHECK(in->request.header("From").find("Recall: Bob") != std::string::npos);
+    CHECK(in->request.body() == "v=0\r\noffer\r\n");
+    b->reply(*in, 200, "v=0\r\nanswer\r\n", "application/sdp");
+    REQUIRE(env.runUntil([&] { return rec.responses.size() == 2 && !in->acks.empty(); }));
+    CHECK(rec.responses[1] == 200);
+    CHECK(states[1] == "confirmed");
+    CHECK(rec.responseBodies[1] == "v=0\r\nanswer\r\n");
+    CHECK(S(api->dialog_get(rec.dlg, PW_DLG_REMOTE_TAG)) == std::string(nta_incoming_gettag(in->irq)));
+    DlgRec bye;
+    bye.api = api;
+    REQUIRE(api->dialog_request(rec.dlg, PW_STR_LIT("BYE"), nullptr, 0, pw_str{}, pw_str{}, 0, DlgRec::cbResponse, &bye) ==
+            PW_OK);
+    REQUIRE(env.runUntil([&] { return !bye.responses.empty(); }));
+    CHECK(bye.responses[0] == 200);
+    CHECK(b->count("BYE") == 1);
+}
+
+TEST_CASE("UAC dialog_invite then dialog_cancel: 487 to the callback and PW_END_FAILED", "[dialog]") {
+    SipTestEnv env;
+    HookModule mod("uac");
+    env.add(mod);
+    env.start();
+    auto b = env.makeUa("bob");
+    b->autoAnswer("INVITE", 180);
+    const pw_host_api *api = mod.api;
+    DlgRec rec;
+    rec.api = api;
+    auto cbs = rec.cbs();
+    std::string ruri = b->uri();
+    pw_uac_params p{};
+    p.struct_size = sizeof p;
+    p.request_uri = P(ruri);
+    rec.dlg = api->dialog_invite(mod.host, &p, DlgRec::cbResponse, &cbs, &rec);
+    REQUIRE(rec.dlg);
+    REQUIRE(env.runUntil([&] { return !rec.responses.empty(); }));
+    REQUIRE(api->dialog_cancel(rec.dlg) == PW_OK);
+    REQUIRE(env.runUntil([&] { return rec.ends.size() == 1; }));
+    CHECK(rec.responses.back() == 487);
+    CHECK(rec.ends[0] == PW_END_FAILED);
+    CHECK(b->last("INVITE")->cancelled);
+}
+
+TEST_CASE("send_request: an out-of-dialog NOTIFY gets its response", "[dialog]") {
+    SipTestEnv env;
+    HookModule mod("notifier");
+    env.add(mod);
+    env.start();
+    auto b = env.makeUa("bob");
+    b->autoAnswer("NOTIFY", 200);
+    DlgRec rec;
+    rec.api = mod.api;
+    std::string ruri = b->uri();
+    pw_header h[] = {{PW_STR_LIT("Event"), PW_STR_LIT("park-info")}, {PW_STR_LIT("Subscription-State"), PW_STR_LIT("terminated")}};
+    pw_uac_params p{};
+    p.struct_size = sizeof p;
+    p.method = PW_STR_LIT("NOTIFY");
+    p.request_uri = P(ruri);
+    p.headers = h;
+    p.n_headers = 2;
+    p.content_type = PW_STR_LIT("application/json");
+    p.body = PW_STR_LIT("{\"slot\":701}");
+    REQUIRE(mod.api->send_request(mod.host, &p, DlgRec::cbResponse, &rec) == PW_OK);
+    REQUIRE(env.runUntil([&] { return !rec.responses.empty(); }));
+    CHECK(rec.responses[0] == 200);
+    REQUIRE(b->last("NOTIFY"));
+    CHECK(b->last("NOTIFY")->request.header("Event") == "park-info");
+    CHECK(b->last("NOTIFY")->request.body() == "{\"slot\":701}");
+}
+
+TEST_CASE("Subscriptions: accept with clamped Expires, NOTIFY, refresh, unsubscribe", "[dialog][subscription]") {
+    proxy::CoreConfig cfg = SipTestEnv::defaultConfig();
+    cfg.subMaxExpires = 1800;
+    SipTestEnv env(cfg);
+    Acceptor acc;
+    env.add(acc.hook);
+    env.start();
+    auto a = env.makeUa("alice");
+    a->autoAnswer("NOTIFY", 200);
+    RequestOptions o;
+    o.headers = {"Event: dialog", "Expires: 7200"};
+    auto &sub = a->send("SUBSCRIBE", "sip:701@parkway.test", o);
+    REQUIRE(env.runUntil([&] { return sub.finalStatus != 0; }));
+    REQUIRE(sub.finalStatus == 200);
+    CHECK(sub.response(200)->header("Expires") == "1800");
+    const pw_host_api *api = acc.hook.api;
+    pw_dialog *d = acc.rec.dlg;
+    REQUIRE(d);
+    DlgRec notify;
+    notify.api = api;
+    pw_header h[] = {{PW_STR_LIT("Event"), PW_STR_LIT("dialog")},
+                     {PW_STR_LIT("Subscription-State"), PW_STR_LIT("active;expires=1800")}};
+    REQUIRE(api->dialog_request(d, PW_STR_LIT("NOTIFY"), h, 2, PW_STR_LIT("application/dialog-info+xml"),
+                                PW_STR_LIT("<dialog-info/>"), 0, DlgRec::cbResponse, &notify) == PW_OK);
+    REQUIRE(env.runUntil([&] { return !notify.responses.empty(); }));
+    CHECK(notify.responses[0] == 200);
+    CHECK(a->last("NOTIFY")->request.header("Subscription-State") == "active;expires=1800");
+
+    // refresh inside the dialog (nta skips legs for SUBSCRIBE: the core matches it itself)
+    RequestOptions r;
+    r.headers = {"Event: dialog", "Expires: 120"};
+    auto &ref = a->inDialog(sub, "SUBSCRIBE", r);
+    REQUIRE(env.runUntil([&] { return ref.finalStatus != 0; }));
+    CHECK(ref.finalStatus == 200);
+    CHECK(ref.response(200)->header("Expires") == "120");
+    REQUIRE(acc.rec.refreshes == std::vector<uint32_t>{120});
+
+    // un-SUBSCRIBE: on_refresh(0); the module sends the terminated NOTIFY and ends the dialog
+    acc.rec.onRefresh = [&](uint32_t ex) {
+        if (ex != 0) return;
+        pw_header t[] = {{PW_STR_LIT("Event"), PW_STR_LIT("dialog")},
+                         {PW_STR_LIT("Subscription-State"), PW_STR_LIT("terminated;reason=timeout")}};
+        api->dialog_request(d, PW_STR_LIT("NOTIFY"), t, 2, pw_str{}, pw_str{}, 0, nullptr, nullptr);
+        api->dialog_end(d);
+    };
+    RequestOptions u;
+    u.headers = {"Event: dialog", "Expires: 0"};
+    auto &unsub = a->inDialog(sub, "SUBSCRIBE", u);
+    REQUIRE(env.runUntil([&] { return unsub.finalStatus != 0 && acc.rec.ends.size() == 1; }));
+    CHECK(unsub.response(200)->header("Expires") == "0");
+    CHECK(acc.rec.ends[0] == PW_END_LOCAL);
+    REQUIRE(env.runUntil([&] { return a->count("NOTIFY") == 2; }));
+    CHECK(a->last("NOTIFY")->request.header("Subscription-State").rfind("terminated", 0) == 0);
+}
+
+TEST_CASE("Subscriptions expire: on_refresh(0) then PW_END_EXPIRED", "[dialog][subscription]") {
+    SipTestEnv env; // subMinExpires = 1
+    Acceptor acc;
+    env.add(acc.hook);
+    env.start();
+    auto a = env.makeUa("alice");
+    RequestOptions o;
+    o.headers = {"Event: dialog", "Expires: 1"};
+    auto &sub = a->send("SUBSCRIBE", "sip:701@parkway.test", o);
+    REQUIRE(env.runUntil([&] { return sub.finalStatus == 200; }));
+    CHECK(sub.response(200)->header("Expires") == "1");
+    REQUIRE(env.runUntil([&] { return acc.rec.ends.size() == 1; }, 5000));
+    CHECK(acc.rec.refreshes == std::vector<uint32_t>{0});
+    CHECK(acc.rec.ends[0] == PW_END_EXPIRED);
+}
+
+TEST_CASE("Export, restart the proxy, restore: the peer's BYE reaches the module, our re-INVITE has CSeq+1",
+          "[dialog][restore]") {
+    SipTestEnv env;
+    Acceptor acc;
+    env.add(acc.hook);
+    env.start();
+    auto a = env.makeUa("alice");
+    a->autoAnswer("INVITE", 200, "v=0\r\nalice\r\n", "application/sdp");
+    auto &inv = a->send("INVITE", "sip:park@parkway.test");
+    REQUIRE(env.runUntil([&] { return inv.finalStatus == 200 && acc.rec.ackBodies.size() == 1; }));
+    const pw_host_api *api = acc.hook.api;
+    int64_t need = api->dialog_export(acc.rec.dlg, nullptr, 0);
+    REQUIRE(need > 0);
+    std::string blob(static_cast<size_t>(need), '\0');
+    REQUIRE(api->dialog_export(acc.rec.dlg, blob.data(), blob.size()) == need);
+    auto j = nlohmann::json::parse(blob);
+    uint32_t localCseq = j["localCseq"].get<uint32_t>();
+    CHECK(j["callId"] == inv.request.callId());
+
+    // a new proxy on the same port with a fresh module instance
+    HookModule fresh("restored");
+    env.restart({fresh.loaded()});
+    api = fresh.api;
+    DlgRec rec;
+    rec.api = api;
+    auto cbs = rec.cbs();
+    CHECK(api->dialog_restore(fresh.host, PW_STR_LIT("{not json"), &cbs, &rec) == nullptr);
+    rec.dlg = api->dialog_restore(fresh.host, P(blob), &cbs, &rec);
+    REQUIRE(rec.dlg);
+    CHECK(S(api->dialog_get(rec.dlg, PW_DLG_STATE)) == "confirmed");
+
+    DlgRec re;
+    re.api = api;
+    REQUIRE(api->dialog_request(rec.dlg, PW_STR_LIT("INVITE"), nullptr, 0, PW_STR_LIT("application/sdp"),
+                                PW_STR_LIT("v=0\r\nresumed\r\n"), 0, DlgRec::cbResponse, &re) == PW_OK);
+    REQUIRE(env.runUntil([&] { return !re.responses.empty(); }));
+    CHECK(re.responses[0] == 200);
+    Incoming *reinv = a->last("INVITE");
+    REQUIRE(reinv);
+    CHECK(reinv->request.cseq() == localCseq + 1);
+    CHECK(reinv->request.callId() == inv.request.callId());
+    CHECK(reinv->request.toTag() == inv.request.fromTag());
+    REQUIRE(env.runUntil([&] { return !reinv->acks.empty(); }));
+
+    auto &bye = a->inDialog(inv, "BYE");
+    REQUIRE(env.runUntil([&] { return bye.finalStatus != 0; }));
+    CHECK(bye.finalStatus == 200);
+    REQUIRE(rec.ends.size() == 1);
+    CHECK(rec.ends[0] == PW_END_BYE);
+}
+
+TEST_CASE("Host API: timers, settings, params, location, commands, metrics-free operation", "[host]") {
+    SipTestEnv env;
+    HookModule mod("hosty");
+    mod.onCommand = [&](const std::string &args, pw_writer *out) {
+        if (args == "{\"fail\":true}") return mod.api->writer_error(out, 400, PW_STR_LIT("bad args"));
+        return mod.api->writer_json(out, PW_STR_LIT("{\"ok\":true}"));
+    };
+    env.add(mod);
+    env.start();
+    const pw_host_api *api = mod.api;
+    REQUIRE(api->struct_size == sizeof(pw_host_api));
+    CHECK(api->abi_major == PW_ABI_MAJOR);
+    CHECK(S(api->core_setting(mod.host, "database")) == ":memory:");
+    CHECK(S(api->core_setting(mod.host, "contact")) == env.proxyUri());
+    CHECK(S(api->core_setting(mod.host, "nope")).empty());
+    CHECK(api->is_local_domain(mod.host, PW_STR_LIT("parkway.test")) == 1);
+    CHECK(api->is_local_domain(mod.host, PW_STR_LIT("example.org")) == 0);
+    CHECK(S(api->param_str(mod.host, "self")).size() > 0);
+    CHECK(api->now_ms(mod.host) > 1600000000000LL);
+
+    int fired = 0;
+    pw_timer_id t1 = api->timer_start(mod.host, 20, [](void *arg) { ++*static_cast<int *>(arg); }, &fired);
+    pw_timer_id t2 = api->timer_start(mod.host, 20, [](void *arg) { *static_cast<int *>(arg) += 100; }, &fired);
+    CHECK(t1 != 0);
+    CHECK(api->timer_cancel(mod.host, t2) == PW_OK);
+    REQUIRE(env.runUntil([&] { return fired > 0; }));
+    env.runFor(60);
+    CHECK(fired == 1);
+    CHECK(api->timer_cancel(mod.host, t1) == PW_ENOTFOUND);
+
+    CHECK(api->location_lookup(mod.host, PW_STR_LIT("sip:1001@parkway.test"), [](void *, const pw_contact *) {}, nullptr) ==
+          PW_ENOTFOUND);
+    api->location_register_provider(
+        mod.host,
+        [](void *, pw_str, pw_contact_cb each, void *arg) {
+            pw_contact c{};
+            c.struct_size = sizeof c;
+            c.uri = PW_STR_LIT("sip:1001@127.0.0.1:5099");
+            each(arg, &c);
+            return 1;
+        },
+        nullptr);
+    std::vector<std::string> found;
+    CHECK(api->location_lookup(mod.host, PW_STR_LIT("sip:1001@parkway.test"),
+                               [](void *arg, const pw_contact *c) { static_cast<std::vector<std::string> *>(arg)->push_back(S(c->uri)); },
+                               &found) == 1);
+    CHECK(found == std::vector<std::string>{"sip:1001@127.0.0.1:5099"});
+
+    auto cmds = env.proxy().commands();
+    REQUIRE(cmds.size() == 1);
+    CHECK(cmds[0].module == "hosty");
+    CHECK(cmds[0].name == "test");
+    auto ok = env.proxy().runCommand("hosty", "test", "{}");
+    CHECK(ok.httpStatus == 200);
+    CHECK(ok.json == "{\"ok\":true}");
+    auto bad = env.proxy().runCommand("hosty", "test", "{\"fail\":true}");
+    CHECK(bad.httpStatus == 400);
+    CHECK(bad.json.find("bad args") != std::string::npos);
+    CHECK(env.proxy().runCommand("hosty", "nope", "{}").httpStatus == 404);
+    CHECK(env.proxy().runCommand("nobody", "test", "{}").httpStatus == 404);
+}
+
+TEST_CASE("A module whose init fails is named in the error", "[host][badinput]") {
+    SipTestEnv env;
+    pw_module bad{};
+    bad.struct_size = sizeof bad;
+    bad.abi_major = PW_ABI_MAJOR;
+    bad.name = "broken";
+    bad.init = [](const pw_host_api *, pw_host *, void **) -> int { return PW_EINVAL; };
+    bad.destroy = [](void *) {};
+    bad.on_request = [](void *, pw_request *) { return PW_CONTINUE; };
+    proxy::LoadedModule m;
+    m.desc = &bad;
+    env.add(m);
+    try {
+        env.start();
+        FAIL("init failure not reported");
+    } catch (const std::runtime_error &e) {
+        CHECK(std::string(e.what()).find("broken") != std::string::npos);
+    }
+}

@@ -156,7 +156,8 @@ int run(const std::string &configFile) {
             if (!signals.attach(root, set)) throw std::runtime_error("cannot watch signals (signalfd)");
             std::string urls;
             for (const auto &u : proxy->boundUrls()) urls += (urls.empty() ? "" : " ") + u;
-            log.info("parkway {} ready: listening on {}", PARKWAY_VERSION, urls);
+            // Always printed, whatever the level: scripts and tests wait for this line.
+            log.write(LogLevel::Info, fmt::format("parkway {} ready: listening on {}", PARKWAY_VERSION, urls));
             su_root_run(root);
         } catch (const std::exception &e) {
             log.error("{}", e.what());

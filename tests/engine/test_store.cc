@@ -2,7 +2,9 @@
 #include "helpers.hh"
 
 #include <fstream>
+#include <csignal>
 #include <sqlite3.h>
+#include <sys/wait.h>
 
 using namespace parkway::engine;
 
@@ -168,4 +170,31 @@ TEST_CASE("a stored rule broken by hand does not stop the engine; it is reported
     CHECK(e->classify("a.example", "1", "*68103").action == Action::Park);
     CHECK_FALSE(e->reloadRules().empty()); // still broken: reload refuses and keeps the current set
     CHECK(e->classify("a.example", "1", "*68103").action == Action::Park);
+}
+
+TEST_CASE("a park is durable once park() returns, even if the process is then killed with SIGKILL") {
+    FakeClock clock;
+    TempDir dir;
+    std::string path = dir.file("kill9.db");
+    pid_t child = ::fork();
+    REQUIRE(child >= 0);
+    if (child == 0) {
+        // Child: park two calls and claim one, then die without closing anything (like kill -9).
+        auto e = Engine::open(path, clock);
+        bool ok = e->park(directed("103")).ok && e->park(directed("104")).ok && e->claimRetrieve(byExt("104")).ok;
+        if (!ok) ::_exit(3);
+        ::kill(::getpid(), SIGKILL);
+        ::_exit(4);
+    }
+    int status = 0;
+    REQUIRE(::waitpid(child, &status, 0) == child);
+    REQUIRE(WIFSIGNALED(status));
+    REQUIRE(WTERMSIG(status) == SIGKILL);
+    auto e = Engine::open(path, clock);
+    auto live = e->liveCalls();
+    REQUIRE(live.size() == 2);
+    CHECK(live[0].extension == "103");
+    CHECK(live[1].extension == "104");
+    CHECK(live[1].state == CallState::Parked); // the claim died with its process
+    CHECK(e->claimRetrieve(byExt("104")).ok);
 }

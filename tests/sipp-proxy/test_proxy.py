@@ -141,6 +141,26 @@ def case_hello_module():
         assert "X-Hello: bb-test" in msgs, "X-Hello header not seen by the callee"
 
 
+def case_startup_errors():
+    """A module that cannot start, or a bad config, stops the daemon at once with a message that names it."""
+    import subprocess
+    import tempfile
+    d = tempfile.mkdtemp(prefix="parkway-sf-")
+    cfg = os.path.join(d, "p.toml")
+    with open(cfg, "w") as f:
+        f.write('[proxy]\nlisten = ["udp:127.0.0.1:0"]\ndatabase = "/nonexistent-dir/x.db"\n'
+                '[modules]\nload = ["registrar", "router"]\n')
+    r = subprocess.run([BINARY, "--config", cfg], capture_output=True, text=True, timeout=20)
+    assert r.returncode != 0, r
+    assert "registrar" in r.stderr and "/nonexistent-dir/x.db" in r.stderr, r.stderr
+    with open(cfg, "w") as f:
+        f.write('[proxy]\nlisten = ["udp:127.0.0.1:0"]\nt1_ms = "x"\n')
+    r = subprocess.run([BINARY, "--config", cfg], capture_output=True, text=True, timeout=20)
+    assert r.returncode == 2 and f"{cfg}:3:9: proxy.t1_ms" in r.stderr, r.stderr
+    import shutil
+    shutil.rmtree(d, ignore_errors=True)
+
+
 CASES = {name[5:]: fn for name, fn in globals().items() if name.startswith("case_")}
 
 if __name__ == "__main__":

@@ -174,6 +174,12 @@ pw_verdict CallPark::parkInvite(pw_request *req, const pw_msg *m, const eng::Cla
 void CallPark::onParkedRequest(Session &s, Leg *leg, pw_request *req) {
     const pw_msg *m = host_.msg(req);
     std::string method = host_.method(m);
+    if (host_.tag(m, "To").empty()) {
+        // Same Call-ID and From tag as our dialog but no To tag: a duplicate of the dialog-creating request
+        // that reached our leg (RFC 3261 §8.2.2.2 merged request): it parks once.
+        host_.reply(req, 482, "Merged Request");
+        return;
+    }
     if (leg != s.a) { // a recall branch or a leg not yet connected
         host_.reply(req, method == "INVITE" ? 491 : 200);
         return;

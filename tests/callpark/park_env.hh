@@ -1,0 +1,174 @@
+// Shared set-up for the call-park scenarios: a proxy with registrar + callpark + router on a temp SQLite
+// file, phones registered as extensions of "parkway.test", helpers for SDP offers, RTP counting and admin
+// commands. Everything on one su_root, stepped until a predicate holds.
+#pragma once
+#include <plugin/loader.hh>
+#include <sip_test.hh>
+
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdio>
+#include <map>
+#include <memory>
+#include <string>
+
+namespace parkway::test {
+
+inline const std::string kDomain = "parkway.test";
+
+inline std::string tempDb() {
+    static std::atomic<int> n{0};
+    return "/tmp/parkway-callpark-test-" + std::to_string(::getpid()) + "-" + std::to_string(n++) + ".db";
+}
+
+inline std::string aorOf(const std::string &user) { return "sip:" + user + "@" + kDomain; }
+
+// An SDP offer with PCMU and PCMA, RTP expected on 127.0.0.1:port.
+inline std::string offerSdp(uint16_t port, const std::string &dir = "sendrecv") {
+    return "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio " + std::to_string(port) +
+           " RTP/AVP 0 8 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\na=" +
+           dir + "\r\n";
+}
+
+inline std::string answerSdp(uint16_t port) {
+    return "v=0\r\no=- 2 2 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio " + std::to_string(port) +
+           " RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=recvonly\r\n";
+}
+
+// The port of the first m=audio line of an SDP, 0 when absent.
+inline uint16_t sdpAudioPort(const std::string &sdp) {
+    auto p = sdp.find("m=audio ");
+    if (p == std::string::npos) return 0;
+    return static_cast<uint16_t>(std::stoi(sdp.substr(p + 8)));
+}
+
+struct ParkEnvOptions {
+    std::map<std::string, std::string> params; // callpark parameters
+    std::string db;                             // "" = a new temp file
+};
+
+class ParkEnv {
+public:
+    explicit ParkEnv(ParkEnvOptions o = {}) : opts_(std::move(o)) {
+        db_ = opts_.db.empty() ? tempDb() : opts_.db;
+        proxy::CoreConfig cfg = SipTestEnv::defaultConfig();
+        cfg.database = db_;
+        env_ = std::make_unique<SipTestEnv>(cfg);
+        loadModules();
+        env_->start();
+    }
+    ~ParkEnv() {
+        uas_.clear();
+        env_.reset();
+        if (opts_.db.empty() && !keepDb_) {
+            for (std::string f : {db_, db_ + ".park"})
+                for (const char *suffix : {"", "-wal", "-shm"}) std::remove((f + suffix).c_str());
+        }
+    }
+
+    SipTestEnv &env() { return *env_; }
+    const std::string &db() const { return db_; }
+    void keepDb() { keepDb_ = true; }
+
+    // A phone registered as `ext` (its contact is the UA's own address).
+    TestUa &phone(const std::string &ext) {
+        auto ua = env_->makeUa(ext);
+        TestUa &ref = *ua;
+        uas_.push_back(std::move(ua));
+        RequestOptions o;
+        o.from = "<" + aorOf(ext) + ">";
+        o.to = "<" + aorOf(ext) + ">";
+        o.headers = {"Contact: <" + ref.uri(ext) + ">", "Expires: 3600"};
+        auto &c = ref.send("REGISTER", "sip:" + kDomain, o);
+        REQUIRE(env_->runUntil([&] { return c.finalStatus != 0; }));
+        REQUIRE(c.finalStatus == 200);
+        return ref;
+    }
+    // A UA that is not registered (e.g. an outside caller), still using the proxy.
+    TestUa &ua(const std::string &name) {
+        auto ua = env_->makeUa(name);
+        TestUa &ref = *ua;
+        uas_.push_back(std::move(ua));
+        return ref;
+    }
+
+    // INVITE from `from` (an extension of the domain) to `dial` with an SDP offer (rtpPort 0 = no SDP).
+    Client &invite(TestUa &ua, const std::string &fromExt, const std::string &dial, uint16_t rtpPort,
+                   std::vector<std::string> headers = {}, const std::string &display = "") {
+        RequestOptions o;
+        o.from = (display.empty() ? "" : "\"" + display + "\" ") + "<" + aorOf(fromExt) + ">";
+        o.to = "<sip:" + dial + "@" + kDomain + ">";
+        o.headers = std::move(headers);
+        if (rtpPort) {
+            o.body = offerSdp(rtpPort);
+            o.contentType = "application/sdp";
+        }
+        return ua.send("INVITE", "sip:" + dial + "@" + kDomain, o);
+    }
+
+    bool waitFinal(Client &c, int ms = 5000) {
+        return env_->runUntil([&] { return c.finalStatus != 0; }, ms);
+    }
+
+    nlohmann::json command(const std::string &name, const nlohmann::json &args = nlohmann::json::object(),
+                           int *status = nullptr) {
+        auto r = env_->proxy().runCommand("callpark", name, args.dump());
+        if (status) *status = r.httpStatus;
+        return nlohmann::json::parse(r.json, nullptr, false);
+    }
+    size_t parkedCount(const nlohmann::json &filter = nlohmann::json::object()) {
+        auto j = command("parked.list", filter);
+        return j.contains("parked") ? j["parked"].size() : 0;
+    }
+
+    // Destroy the proxy (parked calls stay in the DB; no BYE goes out) and start a new one on the same
+    // port and database: a daemon restart.
+    void restart() {
+        env_->restart(modules());
+    }
+
+private:
+    std::vector<proxy::LoadedModule> modules() {
+        std::vector<proxy::LoadedModule> v;
+        v.push_back(proxy::loadModule("registrar", SipTestEnv::moduleDir(), {}));
+        // The park engine keeps its own file: it refuses a database another module already wrote into
+        // without a parkway schema version (the registrar's tables).
+        std::map<std::string, std::string> p = {
+            {"moh_port_min", "30000"}, {"moh_port_max", "39998"}, {"database", db_ + ".park"}};
+        for (auto &[k, val] : opts_.params) p[k] = val;
+        v.push_back(proxy::loadModule("callpark", SipTestEnv::moduleDir(), p));
+        v.push_back(proxy::loadModule("router", SipTestEnv::moduleDir(), {}));
+        return v;
+    }
+    void loadModules() {
+        for (auto &m : modules()) env_->add(std::move(m));
+    }
+
+    ParkEnvOptions opts_;
+    std::string db_;
+    bool keepDb_ = false;
+    std::unique_ptr<SipTestEnv> env_;
+    std::vector<std::unique_ptr<TestUa>> uas_;
+};
+
+// RTP packets arriving on a RawUdp socket (the parked party's media port).
+inline size_t rtpCount(RawUdp &s) {
+    s.poll();
+    size_t n = 0;
+    for (auto &p : s.received)
+        if (p.size() >= 12 && (uint8_t(p[0]) >> 6) == 2) ++n;
+    return n;
+}
+
+inline int rtpPayloadType(RawUdp &s) {
+    s.poll();
+    for (auto &p : s.received)
+        if (p.size() >= 12 && (uint8_t(p[0]) >> 6) == 2) return uint8_t(p[1]) & 0x7f;
+    return -1;
+}
+
+} // namespace parkway::test

@@ -1,0 +1,1 @@
+#include "park_env.hh"

@@ -74,6 +74,35 @@ void bindOverrides(Stmt& s, int col, const RecallOverrides& o) {
     if (o.alternate) s.bind(col + 6, o.alternate->toString()); else s.bindNull(col + 6);
 }
 
+std::string joinAccess(const std::vector<std::string>& v) {
+    std::string out;
+    for (const auto& x : v) out += (out.empty() ? "" : ",") + x;
+    return out;
+}
+
+std::vector<std::string> splitAccess(const std::string& s) {
+    std::vector<std::string> out;
+    size_t start = 0;
+    while (start < s.size()) {
+        size_t comma = s.find(',', start);
+        if (comma == std::string::npos) comma = s.size();
+        if (comma > start) out.push_back(s.substr(start, comma - start));
+        start = comma + 1;
+    }
+    return out;
+}
+
+bool allowed(const std::vector<std::string>& access, const std::string& user) {
+    return access.empty() || std::find(access.begin(), access.end(), user) != access.end();
+}
+
+std::string checkAccessList(const char* what, const std::string& name, const std::vector<std::string>& access) {
+    for (const auto& a : access)
+        if (a.empty() || a.find(',') != std::string::npos)
+            return fmt::format("{} {}: access entry '{}' must be a non-empty extension without commas", what, name, a);
+    return {};
+}
+
 CallResult fail(ErrorCode e, std::string msg) {
     CallResult r;
     r.error = e;
@@ -155,7 +184,7 @@ struct Engine::Impl {
 
     std::optional<Group> loadGroup(const std::string& domain, const std::string& name) {
         Stmt& s = db.q("SELECT notify_parker, occupied, recall_seconds, recall_mode, ring_seconds, alternate_wait, "
-                       "retry_seconds, alternate FROM call_groups WHERE domain = ? AND name = ?");
+                       "retry_seconds, alternate, access FROM call_groups WHERE domain = ? AND name = ?");
         s.bind(1, domain).bind(2, name);
         if (!s.step()) return std::nullopt;
         Group g;
@@ -163,6 +192,7 @@ struct Engine::Impl {
         g.name = name;
         g.notifyParker = s.i32(0) != 0;
         g.settings = readOverrides(s, 1);
+        g.access = splitAccess(s.text(8));
         Stmt& m = db.q("SELECT ext FROM group_members WHERE domain = ? AND grp = ? ORDER BY position");
         m.bind(1, domain).bind(2, name);
         while (m.step()) g.members.push_back(m.text(0));
@@ -178,7 +208,7 @@ struct Engine::Impl {
 
     std::optional<Lot> loadLot(const std::string& domain, const std::string& name) {
         Stmt& s = db.q("SELECT first_slot, last_slot, choice, occupied, recall_seconds, recall_mode, ring_seconds, "
-                       "alternate_wait, retry_seconds, alternate FROM lots WHERE domain = ? AND name = ?");
+                       "alternate_wait, retry_seconds, alternate, access FROM lots WHERE domain = ? AND name = ?");
         s.bind(1, domain).bind(2, name);
         if (!s.step()) return std::nullopt;
         Lot l;
@@ -188,6 +218,7 @@ struct Engine::Impl {
         l.lastSlot = s.i32(1);
         l.choice = parseSlotChoice(s.text(2)).value_or(SlotChoice::First);
         l.settings = readOverrides(s, 3);
+        l.access = splitAccess(s.text(10));
         return l;
     }
 
@@ -421,6 +452,9 @@ struct Engine::Impl {
             auto lot = loadLot(req.domain, req.lot);
             if (!lot) return failWith(ErrorCode::UnknownLot, fmt::format("lot {} does not exist in domain {}", req.lot,
                                                                          req.domain));
+            if (!allowed(lot->access, req.parker))
+                return failWith(ErrorCode::Forbidden,
+                                fmt::format("{} may not park into lot {}", req.parker.empty() ? "?" : req.parker, lot->name));
             lot->settings.applyTo(p.recall);
             if (lot->settings.occupied) p.occupied = *lot->settings.occupied;
             applyRule();
@@ -480,11 +514,30 @@ struct Engine::Impl {
             break;
         }
         }
+        // Optional access lists (SPEC §3): calls the retriever may not take are skipped.
+        std::vector<ParkedCall> mayTake;
         for (const ParkedCall& c : calls)
+            if (mayRetrieve(c, req.retriever)) mayTake.push_back(c);
+        if (mayTake.empty())
+            return fail(ErrorCode::Forbidden, fmt::format("{} may not retrieve that call (access list)",
+                                                          req.retriever.empty() ? "?" : req.retriever));
+        for (const ParkedCall& c : mayTake)
             if (c.state == CallState::Parked || c.state == CallState::Recalling) return okCall(c); // oldest first
         CallResult r = fail(ErrorCode::Busy, "the parked call is already being retrieved");
-        r.call = calls.front();
+        r.call = mayTake.front();
         return r;
+    }
+
+    bool mayRetrieve(const ParkedCall& c, const std::string& user) {
+        if (!c.lot.empty()) {
+            auto lot = loadLot(c.domain, c.lot);
+            if (lot && !allowed(lot->access, user)) return false;
+        }
+        if (!c.group.empty()) {
+            auto g = loadGroup(c.domain, c.group);
+            if (g && !allowed(g->access, user)) return false;
+        }
+        return true;
     }
 
     // Whom a recall attempt rings.
@@ -804,6 +857,8 @@ Status Engine::setGroup(const Group& g) {
     if (g.domain.empty() || g.name.empty()) return Status::failure(ErrorCode::BadRequest, "group: domain and name are required");
     std::string e = validate(g.settings);
     if (!e.empty()) return Status::failure(ErrorCode::BadRequest, fmt::format("group {}: {}", g.name, e));
+    if (auto bad = checkAccessList("group", g.name, g.access); !bad.empty())
+        return Status::failure(ErrorCode::BadRequest, bad);
     std::set<std::string> seen;
     for (const auto& m : g.members) {
         if (m.empty()) return Status::failure(ErrorCode::BadRequest, fmt::format("group {}: empty member", g.name));
@@ -821,9 +876,11 @@ Status Engine::setGroup(const Group& g) {
                                                    "call-park group per domain)", g.name, m, *other));
         }
         Stmt& s = db.q("INSERT OR REPLACE INTO call_groups (domain, name, notify_parker, occupied, recall_seconds, "
-                       "recall_mode, ring_seconds, alternate_wait, retry_seconds, alternate) VALUES (?,?,?,?,?,?,?,?,?,?)");
+                       "recall_mode, ring_seconds, alternate_wait, retry_seconds, alternate, access) "
+                       "VALUES (?,?,?,?,?,?,?,?,?,?,?)");
         s.bind(1, g.domain).bind(2, g.name).bind(3, g.notifyParker ? 1 : 0);
         bindOverrides(s, 4, g.settings);
+        s.bind(11, joinAccess(g.access));
         s.run();
         Stmt& d = db.q("DELETE FROM group_members WHERE domain = ? AND grp = ?");
         d.bind(1, g.domain).bind(2, g.name);
@@ -887,6 +944,8 @@ Status Engine::setLot(const Lot& l) {
                                                                   l.firstSlot, l.lastSlot));
     std::string e = validate(l.settings);
     if (!e.empty()) return Status::failure(ErrorCode::BadRequest, fmt::format("lot {}: {}", l.name, e));
+    if (auto bad = checkAccessList("lot", l.name, l.access); !bad.empty())
+        return Status::failure(ErrorCode::BadRequest, bad);
     try {
         Db& db = impl_->db;
         Txn txn(db);
@@ -902,14 +961,16 @@ Status Engine::setLot(const Lot& l) {
         if (c.i64(0) > 0)
             return Status::failure(ErrorCode::BadState, fmt::format("lot {}: calls are parked outside the new range", l.name));
         Stmt& s = db.q("INSERT INTO lots (domain, name, first_slot, last_slot, choice, occupied, recall_seconds, "
-                       "recall_mode, ring_seconds, alternate_wait, retry_seconds, alternate) VALUES (?,?,?,?,?,?,?,?,?,?,?,?) "
+                       "recall_mode, ring_seconds, alternate_wait, retry_seconds, alternate, access) "
+                       "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?) "
                        "ON CONFLICT (domain, name) DO UPDATE SET first_slot = excluded.first_slot, "
                        "last_slot = excluded.last_slot, choice = excluded.choice, occupied = excluded.occupied, "
                        "recall_seconds = excluded.recall_seconds, recall_mode = excluded.recall_mode, "
                        "ring_seconds = excluded.ring_seconds, alternate_wait = excluded.alternate_wait, "
-                       "retry_seconds = excluded.retry_seconds, alternate = excluded.alternate");
+                       "retry_seconds = excluded.retry_seconds, alternate = excluded.alternate, access = excluded.access");
         s.bind(1, l.domain).bind(2, l.name).bind(3, l.firstSlot).bind(4, l.lastSlot).bind(5, toString(l.choice));
         bindOverrides(s, 6, l.settings);
+        s.bind(13, joinAccess(l.access));
         s.run();
         txn.commit();
     } catch (const StorageError& err) {

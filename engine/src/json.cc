@@ -138,6 +138,18 @@ std::string parseOrError(const std::string& text, json& out, const char* what) {
     return {};
 }
 
+// Reads an optional array of strings; returns an error naming the field.
+std::string readStrings(const json& j, const char* key, const char* what, std::vector<std::string>& out) {
+    if (!j.contains(key)) return {};
+    if (!j[key].is_array()) return std::string(what) + ": '" + key + "' must be an array of strings";
+    out.clear();
+    for (const auto& m : j[key]) {
+        if (!m.is_string()) return std::string(what) + ": '" + key + "' must be an array of strings";
+        out.push_back(m.get<std::string>());
+    }
+    return {};
+}
+
 } // namespace
 
 std::string toJson(const ParkedCall& c) { return callJ(c).dump(); }
@@ -188,7 +200,7 @@ std::string toJson(const DomainSettings& d) {
 
 static json groupJ(const Group& g) {
     return {{"domain", g.domain}, {"name", g.name}, {"members", g.members}, {"notify_parker", g.notifyParker},
-            {"settings", overridesJ(g.settings)}};
+            {"settings", overridesJ(g.settings)}, {"access", g.access}};
 }
 
 std::string toJson(const Group& g) { return groupJ(g).dump(); }
@@ -202,7 +214,7 @@ std::string toJson(const std::vector<Group>& gs) {
 std::string toJson(const Lot& l) {
     return json{{"domain", l.domain},       {"name", l.name},
                 {"first_slot", l.firstSlot}, {"last_slot", l.lastSlot},
-                {"choice", toString(l.choice)}, {"settings", overridesJ(l.settings)}}
+                {"choice", toString(l.choice)}, {"settings", overridesJ(l.settings)}, {"access", l.access}}
         .dump();
 }
 
@@ -265,6 +277,7 @@ std::string groupFromJson(const std::string& text, Group& out) {
             out.members.push_back(m.get<std::string>());
         }
     }
+    if (auto e = readStrings(j, "access", "group", out.access); !e.empty()) return e;
     if (j.contains("settings")) {
         if (!j["settings"].is_object()) return "group: 'settings' must be an object";
         Reader s{j["settings"], "group.settings", {}};
@@ -317,6 +330,7 @@ std::string lotFromJson(const std::string& text, Lot& out) {
         if (!c) return "lot: choice '" + s + "' (first, next)";
         out.choice = *c;
     }
+    if (auto e = readStrings(j, "access", "lot", out.access); !e.empty()) return e;
     if (j.contains("settings")) {
         if (!j["settings"].is_object()) return "lot: 'settings' must be an object";
         Reader rs{j["settings"], "lot.settings", {}};

@@ -30,8 +30,8 @@ TEST_CASE("randomized operations agree with a model and keep the invariants") {
         s.occupied = std::string(d) == "a.example" ? OccupiedPolicy::Stack : OccupiedPolicy::Reject;
         s.recall.recallSeconds = 30;
         REQUIRE(e->setDomain(s).ok);
-        REQUIRE(e->setLot({d, "main", 701, 705, SlotChoice::First, {}}).ok);
-        REQUIRE(e->setGroup({d, "g", {"101", "102", "103"}, false, {}}).ok);
+        REQUIRE(e->setLot({d, "main", 701, 705, SlotChoice::First, {}, {}}).ok);
+        REQUIRE(e->setGroup({d, "g", {"101", "102", "103"}, false, {}, {}}).ok);
     }
     std::map<CallId, MCall> model;
     std::map<std::string, std::int64_t> versions; // domain|target -> last version seen

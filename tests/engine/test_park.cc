@@ -143,13 +143,13 @@ TEST_CASE("group park hunts members in order, always from the first") {
 TEST_CASE("a user is in at most one call-park group per domain") {
     FakeClock clock;
     auto e = memEngine(clock);
-    REQUIRE(e->setGroup({"a.example", "sales", {"201", "202"}, false, {}}).ok);
-    auto s = e->setGroup({"a.example", "support", {"202", "301"}, false, {}});
+    REQUIRE(e->setGroup({"a.example", "sales", {"201", "202"}, false, {}, {}}).ok);
+    auto s = e->setGroup({"a.example", "support", {"202", "301"}, false, {}, {}});
     CHECK_FALSE(s.ok);
     CHECK(s.message.find("202") != std::string::npos);
     CHECK(s.message.find("sales") != std::string::npos);
-    CHECK(e->setGroup({"b.example", "support", {"202"}, false, {}}).ok); // another domain is fine
-    CHECK_FALSE(e->setGroup({"a.example", "dup", {"401", "401"}, false, {}}).ok);
+    CHECK(e->setGroup({"b.example", "support", {"202"}, false, {}, {}}).ok); // another domain is fine
+    CHECK_FALSE(e->setGroup({"a.example", "dup", {"401", "401"}, false, {}, {}}).ok);
     REQUIRE(e->groupOf("a.example", "202"));
     CHECK(e->groupOf("a.example", "202")->name == "sales");
     CHECK(e->groupOf("a.example", "202")->members == std::vector<std::string>{"201", "202"});
@@ -263,7 +263,7 @@ TEST_CASE("domain isolation: B can neither see nor retrieve A's calls") {
 TEST_CASE("events carry per-target versions that only grow, delivered after commit") {
     FakeClock clock;
     auto e = memEngine(clock);
-    Lot lot{"a.example", "main", 701, 720, SlotChoice::First, {}};
+    Lot lot{"a.example", "main", 701, 720, SlotChoice::First, {}, {}};
     REQUIRE(e->setLot(lot).ok);
     EventLog log(*e);
     bool sawCommitted = false;
@@ -311,7 +311,7 @@ TEST_CASE("events carry per-target versions that only grow, delivered after comm
 TEST_CASE("move to another extension or slot emits Moved with both places") {
     FakeClock clock;
     auto e = memEngine(clock);
-    REQUIRE(e->setLot({"a.example", "main", 701, 702, SlotChoice::First, {}}).ok);
+    REQUIRE(e->setLot({"a.example", "main", 701, 702, SlotChoice::First, {}, {}}).ok);
     auto a = e->park(directed("103"));
     EventLog log(*e);
     auto m = e->move(a.call.id, Target{TargetKind::Extension, "a.example", "104", 0});

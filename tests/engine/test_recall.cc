@@ -15,7 +15,7 @@ std::unique_ptr<Engine> engineWith(FakeClock& clock, RecallMode mode, const char
     d.recall.retrySeconds = 10;
     if (alternate) d.recall.alternate = RecallTarget::parse(alternate);
     REQUIRE(e->setDomain(d).ok);
-    REQUIRE(e->setGroup({"a.example", "ops", {"301", "302"}, false, {}}).ok);
+    REQUIRE(e->setGroup({"a.example", "ops", {"301", "302"}, false, {}, {}}).ok);
     return e;
 }
 } // namespace

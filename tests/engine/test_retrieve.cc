@@ -60,7 +60,7 @@ TEST_CASE("two retrievers on two connections: exactly one wins the claim") {
 TEST_CASE("retrieve by slot and by id") {
     FakeClock clock;
     auto e = memEngine(clock);
-    REQUIRE(e->setLot({"a.example", "main", 701, 720, SlotChoice::First, {}}).ok);
+    REQUIRE(e->setLot({"a.example", "main", 701, 720, SlotChoice::First, {}, {}}).ok);
     ParkRequest lp;
     lp.domain = "a.example";
     lp.how = ParkHow::Lot;
@@ -127,4 +127,53 @@ TEST_CASE("a request key can be reused once the call has left") {
     CHECK_FALSE(b.duplicate);
     CHECK(b.call.id != a.call.id); // ids are never reused
     CHECK(e->getByRequestKey("a.example", "k")->id == b.call.id);
+}
+
+TEST_CASE("optional access lists on lots and groups (SPEC §3)") {
+    FakeClock clock;
+    auto e = memEngine(clock);
+    Lot vip{"a.example", "vip", 801, 805, SlotChoice::First, {}, {"100", "200"}};
+    REQUIRE(e->setLot(vip).ok);
+    REQUIRE(e->lot("a.example", "vip")->access == std::vector<std::string>{"100", "200"});
+    ParkRequest lp;
+    lp.domain = "a.example";
+    lp.how = ParkHow::Lot;
+    lp.lot = "vip";
+    lp.parker = "300";
+    auto denied = e->park(lp);
+    CHECK(denied.error == ErrorCode::Forbidden);
+    CHECK(denied.message.find("300") != std::string::npos);
+    lp.parker = "100";
+    auto p = e->park(lp);
+    REQUIRE(p.ok);
+    RetrieveRequest rs;
+    rs.domain = "a.example";
+    rs.by = RetrieveRequest::By::Slot;
+    rs.lot = "vip";
+    rs.slot = 801;
+    rs.retriever = "300";
+    CHECK(e->claimRetrieve(rs).error == ErrorCode::Forbidden);
+    rs.retriever = "200";
+    CHECK(e->claimRetrieve(rs).ok);
+
+    Group g{"a.example", "sales", {"201", "202"}, false, {}, {"201", "202", "250"}};
+    REQUIRE(e->setGroup(g).ok);
+    ParkRequest gp;
+    gp.domain = "a.example";
+    gp.how = ParkHow::Group;
+    gp.parker = "202";
+    auto gpr = e->park(gp);
+    REQUIRE(gpr.ok);
+    CHECK(e->claimRetrieve(byExt("201", "999")).error == ErrorCode::Forbidden);
+    // A directed park on the same member is not a group park: anyone may take it, and it is the one
+    // an outsider gets although the group-parked call is older.
+    clock.advanceSeconds(1);
+    auto direct = e->park(directed("201"));
+    auto outsider = e->claimRetrieve(byExt("201", "999"));
+    REQUIRE(outsider.ok);
+    CHECK(outsider.call.id == direct.call.id);
+    auto member = e->claimRetrieve(byExt("201", "250"));
+    REQUIRE(member.ok);
+    CHECK(member.call.id == gpr.call.id);
+    CHECK_FALSE(e->setGroup({"a.example", "bad", {"401"}, false, {}, {"a,b"}}).ok);
 }

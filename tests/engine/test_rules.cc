@@ -96,7 +96,7 @@ TEST_CASE("Kamailio semantics: match_len groups are tried before match_len 0") {
 TEST_CASE("back-references: subst_exp groups fill repl_exp and attrs; subst must match too") {
     FakeClock clock;
     auto e = memEngine(clock);
-    REQUIRE(e->setLot({"a.example", "main", 701, 720, SlotChoice::First, {}}).ok);
+    REQUIRE(e->setLot({"a.example", "main", 701, 720, SlotChoice::First, {}, {}}).ok);
     REQUIRE(e->replaceRules({
                 rule(1, 1, MatchOp::Regex, "^7(0[1-9]|1[0-9]|20)$", "action=retrieve;lot=main", 0,
                      "^(7)(0[1-9]|1[0-9]|20)$", "\\1\\2"),
@@ -234,7 +234,7 @@ TEST_CASE("reloadRules picks up rows edited in SQLite; setRule and removeRule") 
 TEST_CASE("explain shows the rule, attrs, the slot it would pick and the ladder, changing nothing") {
     FakeClock clock;
     auto e = memEngine(clock);
-    REQUIRE(e->setLot({"a.example", "main", 701, 720, SlotChoice::First, {}}).ok);
+    REQUIRE(e->setLot({"a.example", "main", 701, 720, SlotChoice::First, {}, {}}).ok);
     REQUIRE(e->replaceRules({rule(1, 10, MatchOp::Exact, "700", "action=park;lot=main;recall=90;mode=parker")}).empty());
     ParkRequest lp;
     lp.domain = "a.example";

@@ -34,8 +34,8 @@ TEST_CASE("reopen after close: calls, deadlines, groups, rules and versions surv
     Millis deadlineA = 0;
     {
         auto e = Engine::open(path, clock);
-        REQUIRE(e->setGroup({"a.example", "sales", {"201", "202"}, true, {}}).ok);
-        REQUIRE(e->setLot({"a.example", "main", 701, 720, SlotChoice::Next, {}}).ok);
+        REQUIRE(e->setGroup({"a.example", "sales", {"201", "202"}, true, {}, {}}).ok);
+        REQUIRE(e->setLot({"a.example", "main", 701, 720, SlotChoice::Next, {}, {}}).ok);
         Rule r;
         r.matchExp = "700";
         r.attrs = "action=park;lot=main";
@@ -197,4 +197,28 @@ TEST_CASE("a park is durable once park() returns, even if the process is then ki
     CHECK(live[1].extension == "104");
     CHECK(live[1].state == CallState::Parked); // the claim died with its process
     CHECK(e->claimRetrieve(byExt("104")).ok);
+}
+
+TEST_CASE("a version-1 database is migrated step by step and keeps its data") {
+    FakeClock clock;
+    TempDir dir;
+    std::string path = dir.file("v1.db");
+    std::ifstream in(std::string(PARKWAY_SCHEMA_DIR) + "/001_initial.sql");
+    REQUIRE(in);
+    std::string v1((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    rawExec(path, (v1 + "PRAGMA user_version = 1;"
+                        "INSERT INTO call_groups (domain, name) VALUES ('a.example', 'sales');"
+                        "INSERT INTO group_members VALUES ('a.example', '201', 'sales', 0);"
+                        "INSERT INTO parked_calls (domain, extension, parked_at, recall_at, recall_seconds, recall_mode,"
+                        " ring_seconds, alternate_wait, retry_seconds) VALUES ('a.example', '103', 1, 2, 300, 'parker',"
+                        " 30, 30, 10);")
+                       .c_str());
+    auto e = Engine::open(path, clock);
+    REQUIRE(Engine::schemaVersion() >= 2);
+    auto g = e->group("a.example", "sales");
+    REQUIRE(g);
+    CHECK(g->members == std::vector<std::string>{"201"});
+    CHECK(g->access.empty());
+    REQUIRE(e->liveCalls().size() == 1);
+    CHECK(e->liveCalls()[0].recallAt == 2);
 }

@@ -94,7 +94,7 @@ public:
     // ---- Retrieving ---------------------------------------------------------------------------------
     // Claims a call for retrieve: parked/recalling -> retrieving (SPEC §3). Oldest first by extension.
     // Nothing there -> NotFound; only calls already claimed by someone else -> Busy; by id in another
-    // domain -> Forbidden. Emits RetrieveStarted. The SIP layer then completes or aborts the claim.
+    // domain, or every call there closed to the retriever by an access list (Lot/Group::access) -> Forbidden. Emits RetrieveStarted. The SIP layer then completes or aborts the claim.
     CallResult claimRetrieve(const RetrieveRequest& req);
     // The retrieve succeeded (the parties are connected): the call leaves the engine. Emits Retrieved.
     CallResult completeRetrieve(CallId id);

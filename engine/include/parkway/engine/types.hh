@@ -132,6 +132,9 @@ struct Group {
     std::vector<std::string> members; // hunting order (SPEC §2: always from the first)
     bool notifyParker = false;        // also notify the parker on group park
     RecallOverrides settings;         // group-level overrides (recall + occupied policy)
+    // Who may retrieve calls parked by group park on this group (SPEC §3 optional access list).
+    // Empty = any user of the domain. Others get ErrorCode::Forbidden.
+    std::vector<std::string> access;
 };
 
 struct Lot {
@@ -141,6 +144,9 @@ struct Lot {
     int lastSlot = 0;    // inclusive, e.g. 720
     SlotChoice choice = SlotChoice::First; // first free from firstSlot, or next free after the last one used
     RecallOverrides settings;              // lot-level overrides (same level as group)
+    // Who may park into and retrieve from this lot (SPEC §3 optional access list). Empty = any user of
+    // the domain. Others get ErrorCode::Forbidden.
+    std::vector<std::string> access;
 };
 
 // ---------------------------------------------------------------------------------------------------------

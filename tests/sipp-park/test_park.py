@@ -1,0 +1,690 @@
+#!/usr/bin/env python3
+"""SIPp black-box tests of the call-park module (issue 4). One case per ctest test:
+
+    test_park.py <parkway binary> <case>
+
+Every case starts its own daemon (registrar + callpark + router) on free loopback ports with its own database,
+drives it with the scenarios in examples/sipp/park/ (each SIPp process writes `-trace_logs` lines that the
+checks below read), and stops everything it started. A case fails with a message saying what a user would
+have seen go wrong.
+"""
+import os
+import re
+import socket
+import sys
+import tempfile
+import shutil
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "lib"))
+from parkway_blackbox import Parkway, Sipp, free_port, scenario  # noqa: E402
+
+BINARY = os.path.abspath(sys.argv[1]) if len(sys.argv) > 1 and os.sep in sys.argv[1] else (sys.argv[1] if len(sys.argv) > 1 else "parkway")
+PARK = os.path.join(HERE, "..", "..", "examples", "sipp", "park")
+DOMAIN = "pbx.example.com"
+
+
+def wait_until(pred, timeout, step=0.05):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if pred():
+            return True
+        time.sleep(step)
+    return pred()
+
+
+# --------------------------------------------------------------------------------------------- helpers
+
+class Role:
+    """One SIPp process playing a part (parked party, retriever, phone, watcher ...) from examples/sipp/park."""
+
+    def __init__(self, name, pw=None, keys=None, variables=None, port=None, calls=1, timeout=40, duration_ms=None,
+                 server=False):
+        self.name = name
+        self.dir = tempfile.mkdtemp(prefix="parkway-park-")
+        self.log_path = os.path.join(self.dir, "roles.log")
+        open(self.log_path, "w").close()
+        k = {"domain": DOMAIN, "extra": "X-Test: park"}
+        k.update(keys or {})
+        extra = ["-trace_logs", "-log_file", self.log_path]
+        for key, value in k.items():
+            extra += ["-key", key, str(value)]
+        if duration_ms is not None:
+            extra += ["-d", str(duration_ms)]
+        self.sipp = Sipp(scenario(name, PARK), remote=None if server else pw.sip, port=port, calls=calls,
+                         timeout=timeout, variables=variables, extra=extra)
+        self.port = self.sipp.port
+        self.result = None
+
+    def start(self):
+        self.sipp.start()
+        return self
+
+    def run(self):
+        self.result = self.sipp.run()
+        return self
+
+    def wait(self):
+        self.result = self.sipp.wait()
+        return self
+
+    def stop(self):
+        self.result = self.sipp.stop()
+        return self
+
+    def text(self):
+        with open(self.log_path, errors="replace") as f:
+            return f.read()
+
+    def lines(self, prefix):
+        return [line for line in self.text().splitlines() if line.startswith(prefix)]
+
+    def value(self, prefix, key, index=-1):
+        """key=value from the index-th log line starting with prefix (values end at the next ' key=')."""
+        lines = self.lines(prefix)
+        if not lines:
+            return None
+        m = re.search(r"(?:^| )" + re.escape(key) + r"=(.*?)(?= [a-z_]+=|$)", lines[index])
+        return m.group(1).strip() if m else None
+
+    def wait_line(self, prefix, timeout=10, count=1):
+        return wait_until(lambda: len(self.lines(prefix)) >= count, timeout)
+
+    def describe(self):
+        r = self.result
+        out = f"--- {self.name} log:\n{self.text()[-2500:]}"
+        if r is not None:
+            out += f"\n--- {self.name} sipp rc={r.returncode} errors:\n{r.errors[-1500:]}\n--- output:\n{r.output[-1500:]}"
+        return out
+
+    def close(self):
+        if self.sipp.proc and self.sipp.proc.poll() is None:
+            self.sipp.close()
+        if os.environ.get("PARKWAY_KEEP_TMP") != "1":
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class Suite:
+    """A daemon with the call-park module plus the roles of one case; everything is closed at the end."""
+
+    def __init__(self, params=None, provision=None, admin=False):
+        self.dir = tempfile.mkdtemp(prefix="parkway-park-pw-")
+        self.moh_min = (free_port() // 2) * 2
+        # The park engine gets its own SQLite file: sharing the core database with the registrar's tables is
+        # refused by the engine ("has tables but no parkway schema version"), see the report.
+        p = {"moh_ip": "127.0.0.1", "moh_port_min": self.moh_min, "moh_port_max": min(self.moh_min + 200, 65534),
+             "database": os.path.join(self.dir, "park.db")}
+        if provision is not None:
+            path = os.path.join(self.dir, "provision.toml")
+            with open(path, "w") as f:
+                f.write(provision.replace("@DOMAIN@", DOMAIN))
+            p["provision_file"] = path
+        p.update(params or {})
+        self.roles = []
+        self.pw = Parkway(BINARY, modules=["registrar", "callpark", "router"], module_params={"callpark": p},
+                          proxy={"domains": [DOMAIN, "127.0.0.1"]}, admin=admin, workdir=self.dir,
+                          log_level=os.environ.get("PARKWAY_LOG_LEVEL", "info"))
+
+    def role(self, name, **kw):
+        r = Role(name, self.pw, **kw)
+        self.roles.append(r)
+        return r
+
+    def phone(self, user, answer=1, notify_code=200, talk_ms=1500, calls=20, timeout=60, register=True):
+        """A registered phone (phone.xml, server mode) for `user`."""
+        ph = self.role("phone.xml", keys={"user": user}, server=True, calls=calls, timeout=timeout,
+                       variables={"answer": answer, "notify_code": notify_code, "talk_ms": talk_ms}).start()
+        if register:
+            self.register(user, ph.port)
+        return ph
+
+    def register(self, user, cport, expires=600):
+        r = self.role("register.xml", keys={"user": user, "cport": cport, "expires": expires}, timeout=10).run()
+        r.result.check(successful=1)
+
+    def park(self, user, dial, parker=None, display=None, codecs="0 8", moh_port=None, hangup_after_ms=None,
+             timeout=60):
+        """Start a parked party (background). Returns the role; wait for its final=... line."""
+        keys = {"user": user, "display": display or f"Caller {user}", "dial": dial, "codecs": codecs,
+                "moh_port": moh_port or free_port()}
+        if parker:
+            keys["extra"] = f"Referred-By: <sip:{parker}@{DOMAIN}>"
+        name = "park_hangup.xml" if hangup_after_ms is not None else "park_call.xml"
+        r = self.role(name, keys=keys, timeout=timeout, duration_ms=hangup_after_ms).start()
+        if not r.wait_line("final=", 10):
+            raise AssertionError(f"no final answer to INVITE {dial}\n{r.describe()}\n{self.log_tail()}")
+        return r
+
+    def retrieve(self, user, dial, talk_ms=500, extra=None, nosdp=False, wait=True, timeout=30):
+        keys = {"user": user, "display": f"Retriever {user}", "dial": dial, "codecs": "0 8"}
+        if extra:
+            keys["extra"] = extra
+        r = self.role("retrieve_nosdp.xml" if nosdp else "retrieve.xml", keys=keys, timeout=timeout,
+                      variables={"talk_ms": talk_ms})
+        return r.run() if wait else r.start()
+
+    def log_tail(self, n=6000):
+        return f"--- parkway log:\n{self.pw.log()[-n:]}"
+
+    def fail(self, msg, *roles):
+        raise AssertionError(msg + "\n" + "\n".join(r.describe() for r in roles) + "\n" + self.log_tail())
+
+    def expect(self, cond, msg, *roles):
+        if not cond:
+            self.fail(msg, *roles)
+
+    def close(self):
+        for r in self.roles:
+            r.close()
+        self.pw.close()
+        if os.environ.get("PARKWAY_KEEP_TMP") != "1":
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def final(role):
+    v = role.value("final=", "final")
+    return int(v) if v and v.isdigit() else None
+
+
+class RtpCounter:
+    """A UDP socket where the parked party wants its music: counts RTP packets and payload types."""
+
+    def __init__(self):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.sock.settimeout(0.2)
+        self.packets = []  # (monotonic time, payload type, seq, size)
+        self._stop = False
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        while not self._stop:
+            try:
+                data, _ = self.sock.recvfrom(2048)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            if len(data) >= 12 and data[0] >> 6 == 2:
+                self.packets.append((time.monotonic(), data[1] & 0x7F, (data[2] << 8) | data[3], len(data)))
+
+    def close(self):
+        self._stop = True
+        self.thread.join(2)
+        self.sock.close()
+
+
+# --------------------------------------------------------------------------------------------- cases
+
+def case_park_invite_moh():
+    """INVITE *68103 parks: 200 with a sendonly G.711 answer in the offer's order, then music at 50 packets/s."""
+    with Suite() as s:
+        rtp = RtpCounter()
+        try:
+            p = s.park("2001", "*68103", parker="1003", display="Alice", codecs="8 0", moh_port=rtp.port)
+            s.expect(final(p) == 200, f"park INVITE answered {final(p)}, want 200", p)
+            s.expect(p.value("final=", "answer_pt") == "8", "hold answer must pick PCMA (first in our offer)", p)
+            s.expect("sendonly" in (p.value("final=", "answer_dir") or ""), "hold answer must be a=sendonly", p)
+            # Music on hold: wait for the first packet, then count over 2 s.
+            if not wait_until(lambda: rtp.packets, 5):
+                s.fail("no RTP (music on hold) reached the parked party within 5 s", p)
+            t0 = time.monotonic()
+            time.sleep(2.0)
+            window = [pk for pk in rtp.packets if t0 <= pk[0] < t0 + 2.0]
+            rate = len(window) / 2.0
+            pts = {pk[1] for pk in rtp.packets}
+            sizes = {pk[3] for pk in rtp.packets}
+            print(f"MOH: {rate:.1f} packets/s, payload types {pts}, sizes {sizes}")
+            s.expect(45 <= rate <= 55, f"music on hold at {rate:.1f} packets/s, want 50 (20 ms)", p)
+            s.expect(pts == {8}, f"music on hold payload types {pts}, want the negotiated 8 (PCMA)", p)
+            s.expect(sizes == {172}, f"RTP packet sizes {sizes}, want 172 (12 + 160 bytes of G.711)", p)
+            r = s.retrieve("1010", "*88103")
+            s.expect(final(r) == 200, f"retrieve answered {final(r)}, want 200", r, p)
+            s.expect(p.wait_line("bye", 10), "parked party never got the BYE after the retriever hung up", p, r)
+            s.expect(p.lines("reinvite"), "parked party was never re-INVITEd to the retriever (bridge)", p)
+            # Music stops when the call leaves the park.
+            time.sleep(0.5)
+            n = len(rtp.packets)
+            time.sleep(1.0)
+            s.expect(len(rtp.packets) - n <= 2, "music on hold still playing after the call left the park", p)
+        finally:
+            rtp.close()
+
+
+def case_park_bare_own():
+    """Bare *68 and *68%23 park against the parker's own extension (from Referred-By)."""
+    with Suite() as s:
+        a = s.park("2001", "*68", parker="1003")
+        s.expect(final(a) == 200, f"INVITE *68 answered {final(a)}", a)
+        b = s.park("2002", "*68%23", parker="1004")
+        s.expect(final(b) == 200, f"INVITE *68%23 answered {final(b)}", b)
+        r1 = s.retrieve("1010", "*881003")
+        s.expect(final(r1) == 200, f"*881003 answered {final(r1)}: the bare *68 did not park on 1003", r1, a)
+        r2 = s.retrieve("1004", "*88")  # own extension
+        s.expect(final(r2) == 200, f"*88 from 1004 answered {final(r2)}: *68%23 did not park on 1004", r2, b)
+        s.expect(a.wait_line("bye", 10) and b.wait_line("bye", 10), "parked parties not released", a, b)
+
+
+def case_retrieve_nothing():
+    """Retrieving with nothing parked gets 404."""
+    with Suite() as s:
+        r = s.retrieve("1010", "*88999")
+        s.expect(final(r) == 404, f"retrieve of an empty extension answered {final(r)}, want 404", r)
+        r2 = s.retrieve("1010", "*88")
+        s.expect(final(r2) == 404, f"*88 with nothing parked answered {final(r2)}, want 404", r2)
+
+
+def case_retrieve_nosdp():
+    """An offerless retrieve (RFC 3725): the parked party's offer comes back in our 200, the ACK answers it."""
+    with Suite() as s:
+        p = s.park("2001", "*68105", parker="1003")
+        s.expect(final(p) == 200, f"park answered {final(p)}", p)
+        r = s.retrieve("1010", "*88105", nosdp=True)
+        s.expect(final(r) == 200, f"offerless retrieve answered {final(r)}, want 200 with an offer", r, p)
+        s.expect(p.wait_line("reinvite", 5), "parked party not re-INVITEd", p, r)
+        s.expect(p.value("reinvite", "sdp") in ("", None),
+                 "the re-INVITE to the parked party must be offerless when the retriever sent none", p)
+        s.expect(p.wait_line("bye", 10), "parked party not released", p, r)
+
+
+def case_retrieve_identity():
+    """The retriever is shown the parked party's identity, not the feature code."""
+    with Suite() as s:
+        p = s.park("2001", "*68106", parker="1003", display="Alice South")
+        s.expect(final(p) == 200, f"park answered {final(p)}", p)
+        r = s.retrieve("1010", "*88106")
+        s.expect(final(r) == 200, f"retrieve answered {final(r)}", r)
+        shown = (r.value("final=", "pai") or "") + " " + (r.value("final=", "to") or "")
+        s.expect("2001" in shown or "Alice" in shown,
+                 f"retriever sees '{shown.strip()}', want the parked party (2001 / Alice South)", r, p)
+
+
+def case_retrieve_race():
+    """Two retrievers at once: exactly one gets the call, the other a 4xx."""
+    with Suite() as s:
+        p = s.park("2001", "*68107", parker="1003")
+        s.expect(final(p) == 200, f"park answered {final(p)}", p)
+        r1 = s.retrieve("1010", "*88107", wait=False, talk_ms=1500).start()
+        r2 = s.retrieve("1011", "*88107", wait=False, talk_ms=1500).start()
+        r1.wait()
+        r2.wait()
+        codes = sorted([final(r1), final(r2)], key=lambda c: c or 0)
+        s.expect(codes[1] == 200 and codes[0] is not None and 400 <= codes[0] < 500,
+                 f"two simultaneous retrieves answered {codes}, want one 200 and one 4xx", r1, r2, p)
+
+
+def case_occupied_reject():
+    """occupied_policy=reject: a second park onto an occupied extension fails (486) and the first stays."""
+    with Suite(params={"occupied_policy": "reject"}) as s:
+        a = s.park("2001", "*68110", parker="1003")
+        s.expect(final(a) == 200, f"first park answered {final(a)}", a)
+        b = s.park("2002", "*68110", parker="1004")
+        s.expect(final(b) == 486, f"second park onto an occupied extension answered {final(b)}, want 486", b)
+        r = s.retrieve("1010", "*88110")
+        s.expect(final(r) == 200 and a.wait_line("reinvite", 5), "the first parked call must still be there", r, a)
+
+
+def case_occupied_stack():
+    """occupied_policy=stack: both parks succeed; *88<ext> retrieves the oldest first."""
+    with Suite(params={"occupied_policy": "stack"}) as s:
+        a = s.park("2001", "*68111", parker="1003")
+        time.sleep(0.2)
+        b = s.park("2002", "*68111", parker="1004")
+        s.expect(final(a) == 200 and final(b) == 200, f"stacked parks answered {final(a)}, {final(b)}", a, b)
+        r = s.retrieve("1010", "*88111")
+        s.expect(final(r) == 200, f"retrieve answered {final(r)}", r)
+        s.expect(a.wait_line("reinvite", 5), "the oldest parked call (2001) must be retrieved first", a, b, r)
+        s.expect(not b.lines("reinvite"), "the newer parked call was retrieved before the oldest", a, b)
+        r2 = s.retrieve("1010", "*88111")
+        s.expect(final(r2) == 200 and b.wait_line("reinvite", 5), "second retrieve must get 2002", r2, b)
+
+
+GROUP = """
+[[domain]]
+name = "@DOMAIN@"
+occupied_policy = "reject"
+[[domain.group]]
+name = "sales"
+members = ["201", "202", "203"]
+"""
+
+
+def case_group_park():
+    """*58 hunts the group in order from the first member, skipping occupied ones; all occupied -> 486/480."""
+    with Suite(provision=GROUP) as s:
+        d = s.park("2001", "*68201", parker="1003")  # 201 occupied by a directed park
+        s.expect(final(d) == 200, f"directed park answered {final(d)}", d)
+        g1 = s.park("2002", "*58", parker="201")
+        s.expect(final(g1) == 200, f"group park with some members occupied answered {final(g1)}", g1)
+        miss = s.retrieve("1010", "*88203")
+        s.expect(final(miss) == 404, f"*88203 answered {final(miss)}: group park skipped 202", miss, g1)
+        g2 = s.park("2003", "*58%23", parker="201")
+        s.expect(final(g2) == 200, f"second group park answered {final(g2)}", g2)
+        full = s.park("2004", "*58", parker="202")
+        s.expect(final(full) in (480, 486), f"group park with all members occupied answered {final(full)}, "
+                 "want 486 or 480", full)
+        r = s.retrieve("1010", "*88202")
+        s.expect(final(r) == 200 and g1.wait_line("reinvite", 5), "first group park must be on 202", r, g1)
+        r = s.retrieve("1010", "*88203")
+        s.expect(final(r) == 200 and g2.wait_line("reinvite", 5), "second group park must be on 203", r, g2)
+
+
+def case_refer_passthrough():
+    """Park by blind transfer, passthrough: the REFER reaches the transferee, whose INVITE *68103 is parked."""
+    with Suite(params={"refer_mode": "passthrough"}) as s:
+        b = s.role("transferee.xml", keys={"user": "2001"}, server=True, calls=2, timeout=40,
+                   variables={"refer_ms": 2500}).start()
+        s.register("2001", b.port)
+        a = s.role("transferor.xml", keys={"user": "1003", "display": "James", "callee": "2001",
+                                            "refer_to": "*68103"}, timeout=30, duration_ms=500).start()
+        s.expect(b.wait_line("refer", 10), "the REFER never reached the transferee", a, b)
+        s.expect("*68103" in (b.value("refer", "refer_to") or ""), "Refer-To was changed on the way", b)
+        # The transferee does what the REFER asks: INVITE *68103 with Referred-By (RFC 3892).
+        p = s.park("2001", "*68103", parker="1003")
+        s.expect(final(p) == 200, f"the transferee's INVITE *68103 answered {final(p)}", p)
+        a.wait()
+        s.expect(a.result.returncode == 0, "the parker's REFER flow failed", a, b)
+        frags = [l for l in a.lines("sipfrag=")]
+        s.expect(frags and "sipfrag=200" in frags[-1], f"parker saw sipfrags {frags}, want a final 200", a)
+        r = s.retrieve("1010", "*88103")
+        s.expect(final(r) == 200 and p.wait_line("reinvite", 5), "the transferred call is not on 103", r, p)
+
+
+def case_refer_takeover():
+    """Park by blind transfer, takeover: Parkway answers the REFER (202 + an immediate 100 Trying NOTIFY),
+    takes the transferee over with INVITE/Replaces, parks it, and reports 200 OK in the final sipfrag."""
+    with Suite(params={"refer_mode": "takeover"}) as s:
+        b = s.role("transferee.xml", keys={"user": "2001"}, server=True, calls=2, timeout=40,
+                   variables={"refer_ms": 2000}).start()
+        s.register("2001", b.port)
+        a = s.role("transferor.xml", keys={"user": "1003", "display": "James", "callee": "2001",
+                                            "refer_to": "*68103"}, timeout=30, duration_ms=500).start()
+        s.expect(a.wait_line("call=200", 10), "the parker's call to the transferee failed", a, b)
+        t0 = time.monotonic()
+        s.expect(a.wait_line("sipfrag=100", 7), "no 'SIP/2.0 100 Trying' NOTIFY within 7 s of the REFER "
+                 "(Grandstream gives up)", a, b)
+        print(f"first refer NOTIFY after {time.monotonic() - t0:.2f} s (includes the 0.5 s talk before the REFER)")
+        a.wait()
+        frags = a.lines("sipfrag=")
+        s.expect(frags and "sipfrag=200" in frags[-1], f"parker saw sipfrags {frags}, want a final 200", a, b)
+        s.expect(b.wait_line("call ", 5, count=2) and any(w_value(l, "replaces") for l in b.lines("call ")),
+                 "the transferee never got Parkway's INVITE with Replaces", b)
+        s.expect(not b.lines("refer "), "in takeover mode the REFER must not reach the transferee", b)
+        r = s.retrieve("1010", "*88103")
+        s.expect(final(r) == 200, f"retrieve after a takeover park answered {final(r)}", r, b)
+        s.expect(b.wait_line("reinvite", 5), "the taken-over transferee was not re-INVITEd on retrieve", b, r)
+
+
+def blf_notifies(w):
+    out = []
+    for line in w.lines("notify "):
+        out.append({k: w_value(line, k) for k in ("version", "doc", "dialog_state", "call_id", "local_tag",
+                                                 "remote_tag", "identity", "substate")})
+    return out
+
+
+def w_value(line, key):
+    m = re.search(r"(?:^| )" + re.escape(key) + r"=(.*?)(?= [a-z_]+=|$)", line)
+    return m.group(1).strip() if m else None
+
+
+def case_blf():
+    """BLF on *88103: full state v0 (idle), park -> v1 with the parked dialog, retrieve -> v2 terminated,
+    refresh -> v3 full, unsubscribe -> v4 with Subscription-State terminated. SIPp checks every version."""
+    with Suite() as s:
+        w = s.role("blf_watch.xml", keys={"user": "1020", "watch": "*88103", "expires": 600},
+                   variables={"updates": 2}, timeout=40).start()
+        s.expect(w.wait_line("notify ", 5), "no NOTIFY after SUBSCRIBE", w)
+        p = s.park("2001", "*68103", parker="1003", display="Alice")
+        s.expect(final(p) == 200, f"park answered {final(p)}", p)
+        s.expect(w.wait_line("notify ", 5, count=2), "no NOTIFY to the watcher after the park", w, p)
+        r = s.retrieve("1010", "*88103")
+        s.expect(final(r) == 200, f"retrieve answered {final(r)}", r)
+        w.wait()
+        n = blf_notifies(w)
+        s.expect(w.result.returncode == 0 and not w.lines("version_error"),
+                 "BLF watcher failed (a version gap or a missing NOTIFY)", w)
+        s.expect(len(n) == 5, f"watcher saw {len(n)} NOTIFYs, want 5", w)
+        s.expect([x["version"] for x in n] == ["0", "1", "2", "3", "4"], f"versions {[x['version'] for x in n]}", w)
+        s.expect(n[0]["doc"] == "full" and not n[0]["dialog_state"], "initial state must be full and idle", w)
+        s.expect(n[1]["dialog_state"] in ("early", "confirmed") and n[1]["call_id"] and n[1]["identity"]
+                 and "2001" in n[1]["identity"], f"park NOTIFY lacks the parked dialog: {n[1]}", w)
+        s.expect(n[2]["dialog_state"] == "terminated" or n[2]["dialog_state"] == "", "retrieve NOTIFY must end "
+                 f"the dialog: {n[2]}", w)
+        s.expect(n[3]["doc"] == "full", "refresh must send full state", w)
+        s.expect("terminated" in (n[4]["substate"] or ""), "unsubscribe must end with Subscription-State: "
+                 "terminated", w)
+
+
+def case_blf_confirmed_pickup():
+    """blf_state=confirmed, and a phone picks the parked call up with INVITE/Replaces from the NOTIFY's ids."""
+    with Suite(params={"blf_state": "confirmed"}) as s:
+        w = s.role("blf_watch.xml", keys={"user": "1020", "watch": "*88104", "expires": 600},
+                   variables={"updates": 2}, timeout=40).start()
+        s.expect(w.wait_line("notify ", 5), "no NOTIFY after SUBSCRIBE", w)
+        p = s.park("2001", "*68104", parker="1003")
+        s.expect(final(p) == 200, f"park answered {final(p)}", p)
+        s.expect(w.wait_line("notify ", 5, count=2), "no NOTIFY after the park", w)
+        d = blf_notifies(w)[1]
+        s.expect(d["dialog_state"] == "confirmed", f"blf_state=confirmed but the dialog is {d['dialog_state']}", w)
+        # RFC 3891: to-tag = the notifier's local tag, from-tag = the remote tag.
+        repl = f"Replaces: {d['call_id']};to-tag={d['local_tag']};from-tag={d['remote_tag']}"
+        r = s.retrieve("1010", "*88104", extra=repl)
+        s.expect(final(r) == 200, f"INVITE with {repl} answered {final(r)}", r, p)
+        s.expect(p.wait_line("reinvite", 5), "Replaces pickup did not connect the parked party", p, r)
+        w.wait()
+
+
+def case_replaces_pickup():
+    """INVITE with Replaces naming the parked dialog (sent to the parked-on extension) retrieves it."""
+    with Suite() as s:
+        w = s.role("blf_watch.xml", keys={"user": "1020", "watch": "*88108", "expires": 600},
+                   variables={"updates": 1}, timeout=40).start()
+        s.expect(w.wait_line("notify ", 5), "no NOTIFY after SUBSCRIBE", w)
+        p = s.park("2001", "*68108", parker="1003")
+        s.expect(w.wait_line("notify ", 5, count=2), "no NOTIFY after the park", w, p)
+        d = blf_notifies(w)[1]
+        repl = f"Replaces: {d['call_id']};to-tag={d['local_tag']};from-tag={d['remote_tag']}"
+        r = s.retrieve("1010", "108", extra=repl)
+        s.expect(final(r) == 200, f"INVITE sip:108 with {repl} answered {final(r)}", r, p)
+        s.expect(p.wait_line("reinvite", 5), "Replaces pickup did not connect the parked party", p, r)
+        bad = s.retrieve("1010", "108", extra=f"Replaces: nope@x;to-tag=a;from-tag=b")
+        s.expect(final(bad) in (404, 480, 481), f"Replaces naming no dialog answered {final(bad)}", bad)
+
+
+def case_callinfo():
+    """BroadWorks SCA: call-info subscription gets <callpark/> then <parked><identity> then <callpark/>."""
+    with Suite() as s:
+        w = s.role("callinfo_watch.xml", keys={"user": "1021", "watch": "103", "expires": 600},
+                   variables={"updates": 2}, timeout=40).start()
+        s.expect(w.wait_line("notify ", 5), "no NOTIFY after SUBSCRIBE call-info", w)
+        p = s.park("2001", "*68103", parker="1003", display="C. Parked")
+        s.expect(final(p) == 200, f"park answered {final(p)}", p)
+        s.expect(w.wait_line("notify ", 5, count=2), "no call-info NOTIFY after the park", w, p)
+        r = s.retrieve("1010", "*88103")
+        s.expect(final(r) == 200, f"retrieve answered {final(r)}", r)
+        w.wait()
+        states = [w_value(l, "park") for l in w.lines("notify ")]
+        s.expect(w.result.returncode == 0, "call-info watcher failed", w)
+        s.expect(states[:3] == ["callpark/", "parked", "callpark/"], f"call-info bodies {states}", w)
+        s.expect("x-broadworks-callpark-info" in (w_value(w.lines("notify ")[0], "content_type") or ""),
+                 "wrong Content-Type for call-info", w)
+
+
+def case_parkinfo_481():
+    """park-info NOTIFYs go to the parked-on extension's phone; a 481 answer is tolerated, never retried."""
+    with Suite() as s:
+        ph = s.phone("103", notify_code=481)
+        p = s.park("2001", "*68103", parker="1003", display="Alice")
+        s.expect(final(p) == 200, f"park answered {final(p)}", p)
+        s.expect(ph.wait_line("notify ", 5), "the parked-on phone got no park-info NOTIFY", ph)
+        s.expect("park-info" in (ph.value("notify ", "event") or ""), "NOTIFY without Event: park-info", ph)
+        time.sleep(3)  # a retry loop would show up here
+        parked = [l for l in ph.lines("notify ") if "state=parked" in l]
+        s.expect(len(parked) == 1, f"park-info for one park sent {len(parked)} times after a 481", ph)
+        r = s.retrieve("1010", "*88103")
+        s.expect(final(r) == 200, "the call must still be retrievable after a 481 to park-info", r, p)
+        s.expect(ph.wait_line("notify ", 5, count=2), "no park-info NOTIFY for the retrieve", ph)
+        s.expect(ph.lines("notify ")[-1].find("state=retrieved") >= 0, "last park-info must say retrieved", ph)
+
+
+RECALL = """
+[[domain]]
+name = "@DOMAIN@"
+recall_time = 2
+ring_time = 3
+retry = 2
+recall_mode = "parker"
+"""
+
+
+def case_recall_parker():
+    """After recall_time the parker's phone rings (Alert-Info, a recall display name); answering connects."""
+    with Suite(provision=RECALL) as s:
+        ph = s.phone("1003", answer=1, talk_ms=1000)
+        t0 = time.monotonic()
+        p = s.park("2001", "*68120", parker="1003", display="Alice")
+        s.expect(final(p) == 200, f"park answered {final(p)}", p)
+        s.expect(ph.wait_line("invite ", 8), "the parker was not recalled within 8 s (recall_time 2 s)", ph, p)
+        took = time.monotonic() - t0
+        print(f"recall after {took:.2f} s (recall_time 2 s)")
+        s.expect(took >= 1.5, f"recall came after {took:.2f} s, before the 2 s recall time", ph)
+        s.expect(ph.value("invite ", "alert_info"), "recall INVITE without Alert-Info", ph)
+        s.expect("recall" in (ph.value("invite ", "from") or "").lower(), "recall INVITE display must say recall",
+                 ph)
+        s.expect(ph.wait_line("answered", 5), "recall not answered", ph)
+        s.expect(p.wait_line("reinvite", 5), "answering the recall did not connect the parked party", p, ph)
+        s.expect(p.wait_line("bye", 10), "parked party not released after the recall call ended", p, ph)
+
+
+def case_recall_retry():
+    """recall_mode=parker: no answer -> CANCEL, then the parker is rung again after the retry time."""
+    with Suite(provision=RECALL) as s:
+        ph = s.phone("1003", answer=0)
+        p = s.park("2001", "*68121", parker="1003")
+        s.expect(final(p) == 200, f"park answered {final(p)}", p)
+        s.expect(ph.wait_line("invite ", 8), "no recall INVITE", ph, p)
+        s.expect(ph.wait_line("cancelled", 8), "the unanswered recall was not CANCELled after ring_time", ph)
+        s.expect(ph.wait_line("invite ", 10, count=2), "no retry of the recall after the retry time", ph, p)
+
+
+RECALL_ALT = """
+[[domain]]
+name = "@DOMAIN@"
+recall_time = 2
+ring_time = 3
+alternate_wait = 2
+retry = 2
+recall_mode = "parker_then_alternate"
+alternate = "2000"
+"""
+
+
+def case_recall_alternate():
+    """recall_mode=parker_then_alternate: the parker does not answer, the alternate does and gets the call."""
+    with Suite(provision=RECALL_ALT) as s:
+        parker = s.phone("1003", answer=0)
+        alt = s.phone("2000", answer=1, talk_ms=1000)
+        p = s.park("2001", "*68122", parker="1003")
+        s.expect(final(p) == 200, f"park answered {final(p)}", p)
+        s.expect(parker.wait_line("invite ", 8), "parker not recalled first", parker, p)
+        s.expect(alt.wait_line("invite ", 15), "the alternate was never rung", alt, parker, p)
+        s.expect(parker.wait_line("cancelled", 5), "the parker's ringing was not cancelled", parker)
+        s.expect(alt.wait_line("answered", 5) and p.wait_line("reinvite", 5),
+                 "answering at the alternate did not connect the parked party", alt, p)
+
+
+def case_hangup_parked():
+    """The parked party hangs up while parked: the slot is freed and watchers see it end."""
+    with Suite() as s:
+        w = s.role("blf_watch.xml", keys={"user": "1020", "watch": "*88130", "expires": 600},
+                   variables={"updates": 2}, timeout=40).start()
+        s.expect(w.wait_line("notify ", 5), "no NOTIFY after SUBSCRIBE", w)
+        p = s.park("2001", "*68130", parker="1003", hangup_after_ms=1500)
+        s.expect(final(p) == 200, f"park answered {final(p)}", p)
+        s.expect(p.wait_line("hangup=", 5), "parked party's BYE not answered", p)
+        s.expect(p.value("hangup=", "hangup") == "200", "parked party's BYE not answered 200", p)
+        w.wait()
+        n = blf_notifies(w)
+        s.expect(len(n) >= 3 and n[2]["dialog_state"] in ("terminated", ""), f"watcher not told of the hang-up: {n}",
+                 w)
+        r = s.retrieve("1010", "*88130")
+        s.expect(final(r) == 404, f"retrieve after the parked party left answered {final(r)}, want 404", r)
+
+
+def case_hangup_recalling():
+    """The parked party hangs up while its recall is ringing: the ringing phone gets CANCEL."""
+    with Suite(provision=RECALL.replace("ring_time = 3", "ring_time = 20")) as s:
+        ph = s.phone("1003", answer=0)
+        p = s.park("2001", "*68131", parker="1003", hangup_after_ms=4000)
+        s.expect(final(p) == 200, f"park answered {final(p)}", p)
+        s.expect(ph.wait_line("invite ", 8), "no recall INVITE", ph, p)
+        s.expect(p.wait_line("hangup=", 8), "parked party's BYE not answered", p)
+        s.expect(ph.wait_line("cancelled", 5), "the recall kept ringing after the parked party hung up", ph, p)
+
+
+def case_repark():
+    """Re-park from a bridged call: the retriever REFERs the parked party to *68104."""
+    with Suite() as s:
+        p = s.park("2001", "*68103", parker="1003")
+        s.expect(final(p) == 200, f"park answered {final(p)}", p)
+        a = s.role("transferor.xml", keys={"user": "1010", "display": "Retriever", "callee": "*88103",
+                                            "refer_to": "*68104"}, timeout=30, duration_ms=800).run()
+        s.expect(a.result.returncode == 0, "retrieve + REFER to *68104 failed", a, p)
+        frags = a.lines("sipfrag=")
+        s.expect(frags and "sipfrag=200" in frags[-1], f"re-park sipfrags {frags}, want a final 200", a)
+        r = s.retrieve("1011", "*88104")
+        s.expect(final(r) == 200, f"retrieve from 104 after the re-park answered {final(r)}", r, p)
+        s.expect(len(p.lines("reinvite")) >= 2, "parked party was not reconnected after the re-park", p)
+
+
+RESTART = """
+[[domain]]
+name = "@DOMAIN@"
+recall_time = 10
+ring_time = 5
+recall_mode = "parker"
+"""
+
+
+def case_restart_kill9():
+    """kill -9 with calls parked, restart: every call is still retrievable and the recall fires on time."""
+    with Suite(provision=RESTART) as s:
+        ph = s.phone("1004", answer=1, talk_ms=1000, timeout=90)
+        a = s.park("2001", "*68103", parker="1003", timeout=90)
+        t_b = time.monotonic()
+        b = s.park("2002", "*68104", parker="1004", timeout=90)
+        s.expect(final(a) == 200 and final(b) == 200, "parks failed", a, b)
+        time.sleep(1.0)
+        s.pw.kill9()
+        time.sleep(0.5)
+        s.pw.start()
+        r = s.retrieve("1010", "*88103")
+        s.expect(final(r) == 200, f"after kill -9 and restart, *88103 answered {final(r)}", r, a)
+        s.expect(a.wait_line("reinvite", 5), "restored call 2001 was not reconnected on retrieve", a, r)
+        # 104's recall was due 10 s after its park; it must come on time despite the crash.
+        s.expect(ph.wait_line("invite ", 20), "the restored call on 104 was never recalled", ph, b)
+        took = time.monotonic() - t_b
+        print(f"recall of the restored call after {took:.2f} s (recall_time 10 s, daemon killed at ~1 s)")
+        s.expect(8.5 <= took <= 14, f"recall of the restored call after {took:.2f} s, want ~10 s", ph)
+        s.expect(b.wait_line("reinvite", 8), "answering the recall of a restored call did not connect it", b, ph)
+
+
+CASES = {name[5:]: fn for name, fn in list(globals().items()) if name.startswith("case_")}
+
+if __name__ == "__main__":
+    if len(sys.argv) < 3 or sys.argv[2] not in CASES:
+        print("usage: test_park.py <parkway binary> <case>\ncases: " + " ".join(CASES))
+        sys.exit(2)
+    CASES[sys.argv[2]]()
+    print(f"{sys.argv[2]}: OK")

@@ -18,6 +18,7 @@
 #include <fmt/format.h>
 
 #include <csignal>
+#include <cstdlib>
 #include <cstdio>
 #include <memory>
 #include <sys/signalfd.h>
@@ -79,6 +80,13 @@ struct SignalWatch {
     }
 };
 
+// The core prints module debug lines only when PARKWAY_DEBUG is set; keep it in step with log_level.
+void applyLogLevel(Logger &log, LogLevel level) {
+    log.setLevel(level);
+    if (level == LogLevel::Debug) setenv("PARKWAY_DEBUG", "1", 1);
+    else unsetenv("PARKWAY_DEBUG");
+}
+
 int run(const std::string &configFile) {
     Logger log;
     AppConfig cfg;
@@ -88,7 +96,7 @@ int run(const std::string &configFile) {
         log.error("config error: {}", e.what());
         return 2;
     }
-    log.setLevel(cfg.logLevel);
+    applyLogLevel(log, cfg.logLevel);
 
     // Block the signals before any thread exists so only the signalfd sees them.
     sigset_t set;
@@ -141,7 +149,7 @@ int run(const std::string &configFile) {
                     log.info("SIGHUP: reloading");
                     try {
                         AppConfig fresh = loadConfig(configFile);
-                        log.setLevel(fresh.logLevel);
+                        applyLogLevel(log, fresh.logLevel);
                         log.captureSofia();
                     } catch (const ConfigError &e) {
                         log.error("reload: config not re-read: {}", e.what());

@@ -39,6 +39,7 @@ struct Session;
 // on_terminated); the session refers to it by pointer and clears the pointer on termination.
 struct Leg {
     CallPark *mod = nullptr;
+    uint64_t id = 0;             // for closures that may outlive the leg (responses after on_terminated)
     uint64_t sid = 0;            // owning session (0 = none)
     pw_dialog *dlg = nullptr;
     std::string role;            // "parked", "retriever", "recall", "target", "transferor"
@@ -48,7 +49,6 @@ struct Leg {
     bool failed = false;         // UAC: final non-2xx
     bool answered = false;       // UAC: got a 2xx
     Leg *ackTo = nullptr;        // relay the ACK's answer to this leg (offerless re-INVITE relayed)
-    Pending *pending = nullptr;  // UAC INVITE: the response closure (freed with the leg)
     bool finalSeen = false;      // UAC INVITE: the first final response arrived
     // UAC INVITE: called once with the first final response (2xx: the dialog is up, ACK still owed).
     std::function<void(Leg *, int, const pw_msg *)> onAnswer;
@@ -200,11 +200,19 @@ public:
     Session *session(uint64_t sid);
     Session *sessionByCall(eng::CallId id);
     Leg *newLeg(uint64_t sid, std::string role);
+    Leg *legById(uint64_t id) {
+        auto it = legById_.find(id);
+        return it == legById_.end() ? nullptr : it->second;
+    }
+    // Response closure of a UAC INVITE: it may see forked 2xx after its final response, so it lives until
+    // 64*T1 after the first final response (RFC 3261 §13.2.2.4), then is freed.
+    Pending *invitePending(Leg *leg, std::function<void(pw_dialog *, int, const pw_msg *)> fn);
     void dropLeg(Leg *leg);
     void reapLater();
     void reap();
 
     static const pw_dialog_callbacks *legCallbacks();
+    static const pw_dialog_callbacks *uacLegCallbacks(); // arg = the leg's invitePending()
     // In-dialog request with a closure for the responses; false when it could not be sent.
     template <typename F>
     bool sendInDialog(pw_dialog *dlg, std::string_view method, Headers *h, std::string_view ctype,
@@ -261,6 +269,9 @@ private:
     std::string contact_;
     bool stopping_ = false;
     std::vector<Leg *> graveyard_;
+    std::map<uint64_t, Leg *> legById_;
+    uint64_t nextLegId_ = 1;
+    std::set<Pending *> invitePendings_;
 
 public:
     // forceRecall: the engine only steps a recall at its deadline, so an admin "recall now" shows the engine

@@ -88,7 +88,8 @@ std::vector<Leg *> CallPark::ringTarget(Session &s, const std::string &target, b
         p.flags = PW_SEND_DEFER_ACK; // offerless (RFC 3725): the answerer offers, the parked party answers
         Leg *leg = newLeg(sid, role);
         leg->peerUri = aorUri;
-        Pending *pend = makePending([this, leg](pw_dialog *dlg, int status, const pw_msg *resp) {
+        uint64_t legId = leg->id;
+        Pending *pend = invitePending(leg, [this, legId](pw_dialog *dlg, int status, const pw_msg *resp) {
             if (status < 200) return;
             bool ok2xx = status < 300;
             auto hangUp = [this, dlg] {
@@ -96,7 +97,8 @@ std::vector<Leg *> CallPark::ringTarget(Session &s, const std::string &target, b
                 host_.api()->dialog_ack(dlg, {}, {});
                 host_.api()->dialog_end(dlg);
             };
-            if (leg->finalSeen) {
+            Leg *leg = legById(legId);
+            if (!leg || leg->finalSeen) {
                 if (ok2xx && dlg) hangUp();
                 return;
             }
@@ -111,9 +113,7 @@ std::vector<Leg *> CallPark::ringTarget(Session &s, const std::string &target, b
             auto cb = leg->onAnswer;
             cb(leg, status, resp);
         });
-        pend->multi = true;
-        leg->pending = pend;
-        leg->dlg = host_.api()->dialog_invite(host_.raw(), &p, pendingResponse, legCallbacks(), leg);
+        leg->dlg = host_.api()->dialog_invite(host_.raw(), &p, pendingResponse, uacLegCallbacks(), pend);
         if (!leg->dlg) {
             dropLeg(leg);
             continue;

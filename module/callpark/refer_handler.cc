@@ -147,8 +147,10 @@ pw_verdict CallPark::onRefer(pw_request *req, const pw_msg *m) {
     p.n_headers = h.size();
     p.flags = PW_SEND_DEFER_ACK; // offerless: the transferee offers in its 2xx, our hold answer goes in the ACK
     uint64_t sid = s.sid;
-    Pending *pend = makePending([this, sid, leg, notify](pw_dialog *dlg, int status, const pw_msg *resp) {
+    uint64_t legId = leg->id;
+    Pending *pend = invitePending(leg, [this, sid, legId, notify](pw_dialog *dlg, int status, const pw_msg *resp) {
         if (status < 200) return;
+        Leg *leg = legById(legId);
         Session *sp = session(sid);
         if (status >= 300) {
             if (sp && sp->callId) {
@@ -161,13 +163,14 @@ pw_verdict CallPark::onRefer(pw_request *req, const pw_msg *m) {
             notify(status, true);
             return;
         }
-        if (!sp || sp->a != leg || !dlg) { // late or duplicate 2xx: ACK and hang up (RFC 3261 §13.2.2.4)
+        if (!sp || !leg || sp->a != leg || !dlg || leg->finalSeen) { // late or duplicate 2xx: ACK and hang up (RFC 3261 §13.2.2.4)
             if (dlg) {
                 host_.api()->dialog_ack(dlg, {}, {});
                 host_.api()->dialog_end(dlg);
             }
             return;
         }
+        leg->finalSeen = true;
         std::string offer = host_.body(resp);
         std::string ans = offer.empty() ? std::string() : holdAnswerFor(*sp, offer);
         host_.api()->dialog_ack(dlg, ans.empty() ? pw_str{} : ps(kSdp), ps(ans));
@@ -178,9 +181,7 @@ pw_verdict CallPark::onRefer(pw_request *req, const pw_msg *m) {
         if (auto call = engine_->get(sp->callId)) armRecall(*sp, call->recallAt);
         notify(200, true);
     });
-    pend->multi = true;
-    leg->pending = pend;
-    leg->dlg = host_.api()->dialog_invite(host_.raw(), &p, pendingResponse, legCallbacks(), leg);
+    leg->dlg = host_.api()->dialog_invite(host_.raw(), &p, pendingResponse, uacLegCallbacks(), pend);
     if (!leg->dlg) {
         engine_->abandon(s.callId);
         s.callId = 0;

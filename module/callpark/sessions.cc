@@ -61,6 +61,24 @@ void legOnTerminated(void *arg, pw_dialog *, pw_dialog_end_reason reason) {
     cp->dropLeg(leg);
 }
 
+// UAC INVITE legs: the arg is the Pending that outlives the leg; resolve the leg by id.
+Leg *uacLeg(void *arg) {
+    auto *p = static_cast<Pending *>(arg);
+    return static_cast<CallPark *>(p->owner)->legById(p->legId);
+}
+void uacOnRequest(void *arg, pw_dialog *d, pw_request *req) {
+    if (Leg *l = uacLeg(arg)) legOnRequest(l, d, req);
+    else static_cast<CallPark *>(static_cast<Pending *>(arg)->owner)->host().reply(req, 481);
+}
+void uacOnAck(void *arg, pw_dialog *d, const pw_msg *ack) {
+    if (Leg *l = uacLeg(arg)) legOnAck(l, d, ack);
+}
+void uacOnTerminated(void *arg, pw_dialog *d, pw_dialog_end_reason reason) {
+    if (Leg *l = uacLeg(arg)) legOnTerminated(l, d, reason);
+}
+const pw_dialog_callbacks kUacLegCallbacks = {sizeof(pw_dialog_callbacks), uacOnRequest, uacOnAck, nullptr,
+                                              uacOnTerminated};
+
 const pw_dialog_callbacks kLegCallbacks = {sizeof(pw_dialog_callbacks), legOnRequest, legOnAck, nullptr,
                                            legOnTerminated};
 const pw_dialog_callbacks kNoCallbacks = {sizeof(pw_dialog_callbacks), nullptr, nullptr, nullptr, nullptr};
@@ -79,11 +97,13 @@ void pendingResponse(void *arg, pw_dialog *dlg, int status, const pw_msg *resp) 
 }
 
 const pw_dialog_callbacks *CallPark::legCallbacks() { return &kLegCallbacks; }
+const pw_dialog_callbacks *CallPark::uacLegCallbacks() { return &kUacLegCallbacks; }
 
 CallPark::~CallPark() {
     if (engine_ && listener_) engine_->removeListener(listener_);
     for (auto &[id, ctx] : timerCtx_) delete ctx;
-    for (auto &[p, leg] : legs_) delete leg->pending;
+    // invitePendings_ may still be named by the host's INVITE client transactions: stop() disarmed them;
+    // they are not freed here (a few bytes at shutdown) so a late callback never touches freed memory.
     moh_.stop();
 }
 
@@ -174,6 +194,15 @@ void CallPark::stop() {
         if (leg->dlg) host_.api()->dialog_rebind(leg->dlg, &kNoCallbacks, nullptr);
     for (auto &[p, sub] : subs_)
         if (sub->dlg) host_.api()->dialog_rebind(sub->dlg, &kNoCallbacks, nullptr);
+    for (Pending *p : invitePendings_) {
+        p->fn = nullptr;
+        p->legId = 0;
+    }
+    for (auto &[id, ctx] : timerCtx_) {
+        host_.api()->timer_cancel(host_.raw(), id);
+        delete ctx;
+    }
+    timerCtx_.clear();
     moh_.stop();
 }
 
@@ -238,7 +267,9 @@ Leg *CallPark::newLeg(uint64_t sid, std::string role) {
     leg->mod = this;
     leg->sid = sid;
     leg->role = std::move(role);
+    leg->id = nextLegId_++;
     Leg *p = leg.get();
+    legById_[p->id] = p;
     legs_.emplace(p, std::move(leg));
     return p;
 }
@@ -247,6 +278,7 @@ void CallPark::dropLeg(Leg *leg) {
     // Freed on the next reap, not now: a response callback of the same loop turn may still name it.
     leg->sid = 0;
     leg->dlg = nullptr;
+    legById_.erase(leg->id);
     graveyard_.push_back(leg);
     reapLater();
 }
@@ -258,12 +290,7 @@ void CallPark::reapLater() {
 
 void CallPark::reap() {
     reapTimer_ = 0;
-    for (Leg *l : graveyard_) {
-        auto it = legs_.find(l);
-        if (it == legs_.end()) continue;
-        delete it->second->pending;
-        legs_.erase(it);
-    }
+    for (Leg *l : graveyard_) legs_.erase(l);
     graveyard_.clear();
     for (auto it = sessions_.begin(); it != sessions_.end();) {
         Session &s = *it->second;
@@ -321,6 +348,32 @@ void timerFire(void *arg) {
     }
 }
 } // namespace
+
+Pending *CallPark::invitePending(Leg *leg, std::function<void(pw_dialog *, int, const pw_msg *)> fn) {
+    auto *p = new Pending;
+    p->multi = true;
+    p->owner = this;
+    p->legId = leg->id;
+    invitePendings_.insert(p);
+    bool *armed = new bool(false);
+    p->fn = [this, p, armed, fn = std::move(fn)](pw_dialog *d, int status, const pw_msg *m) {
+        if (status >= 200 && !*armed) {
+            *armed = true;
+            int64_t t1 = 500;
+            try {
+                t1 = std::stoll(host_.coreSetting("sip_t1_ms"));
+            } catch (...) {
+            }
+            after(uint64_t(64 * t1 + 1000), [this, p, armed] {
+                invitePendings_.erase(p);
+                delete armed;
+                delete p;
+            });
+        }
+        fn(d, status, m);
+    };
+    return p;
+}
 
 pw_timer_id CallPark::after(uint64_t ms, std::function<void()> fn) {
     auto *ctx = new TimerCtx{this, std::move(fn), 0};

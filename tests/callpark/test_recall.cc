@@ -1,1 +1,136 @@
+// Recall (SPEC §5): offerless INVITE with Alert-Info and a "Recall" display name to the parker, retry after
+// no answer, the alternate ladder, connecting on answer, and hang-up / retrieve during a recall.
 #include "park_env.hh"
+
+using namespace parkway::test;
+using nlohmann::json;
+
+namespace {
+
+void shortRecall(ParkEnv &p, json extra = json::object()) {
+    json recall = {{"recall_seconds", 1}, {"ring_seconds", 1}, {"retry_seconds", 1}};
+    for (auto &[k, v] : extra.items()) recall[k] = v;
+    int st = 0;
+    auto r = p.command("domains.set", {{"domain", kDomain}, {"recall", recall}}, &st);
+    INFO(r.dump());
+    REQUIRE(st == 200);
+}
+
+Client &parkOn(ParkEnv &p, TestUa &ua, const std::string &parker, RawUdp &rtp) {
+    ua.autoAnswer("INVITE", 200, answerSdp(rtp.port()), "application/sdp");
+    auto &inv = p.invite(ua, "2001", "*68", rtp.port(), {"Referred-By: <" + aorOf(parker) + ">"}, "Alice");
+    REQUIRE(p.waitFinal(inv));
+    REQUIRE(inv.finalStatus == 200);
+    return inv;
+}
+
+size_t invitesTo(TestUa &ua) {
+    size_t n = 0;
+    for (auto &in : ua.incoming)
+        if (in->request.method() == "INVITE" && in->request.toTag().empty()) ++n;
+    return n;
+}
+
+} // namespace
+
+TEST_CASE("recall rings the parker with Alert-Info, retries after no answer, and connects on answer", "[recall]") {
+    ParkEnvOptions o;
+    o.params["recall_alert_info"] = "<http://127.0.0.1/Bellcore-dr3>";
+    ParkEnv p(o);
+    shortRecall(p);
+    auto &parker = p.phone("1003");
+    auto &a = p.ua("a");
+    RawUdp ma;
+    parkOn(p, a, "1003", ma);
+
+    REQUIRE(p.env().runUntil([&] { return invitesTo(parker) >= 1; }, 4000));
+    Incoming *first = parker.last("INVITE");
+    CHECK(first->request.header("Alert-Info") == "<http://127.0.0.1/Bellcore-dr3>");
+    CHECK(first->request.header("From").find("Recall: Alice") != std::string::npos);
+    CHECK(first->request.body().empty()); // offerless (RFC 3725)
+    CHECK(p.command("parked.list")["parked"][0]["state"] == "recalling");
+    // nobody answers: the branch is cancelled after the ring time and retried after the retry interval
+    REQUIRE(p.env().runUntil([&] { return first->cancelled; }, 4000));
+    REQUIRE(p.env().runUntil([&] { return invitesTo(parker) >= 2; }, 5000));
+
+    // now the parker answers the next attempt: the parked party is re-INVITEd with the parker's offer
+    parker.autoAnswer("INVITE", 200, offerSdp(5100), "application/sdp");
+    REQUIRE(p.env().runUntil([&] { return p.parkedCount() == 0; }, 8000));
+    REQUIRE(p.env().runUntil([&] {
+        for (auto &in : a.incoming)
+            if (in->request.method() == "INVITE" && sdpAudioPort(in->request.body()) == 5100) return true;
+        return false;
+    }));
+    // the parker's ACK carries the parked party's answer
+    REQUIRE(p.env().runUntil([&] {
+        for (auto &in : parker.incoming)
+            for (auto &ack : in->acks)
+                if (sdpAudioPort(ack.body()) == ma.port()) return true;
+        SipMessage *s = parker.lastAck();
+        return s && sdpAudioPort(s->body()) == ma.port();
+    }));
+}
+
+TEST_CASE("recall parker_then_alternate rings the alternate after the parker's wait", "[recall]") {
+    ParkEnv p;
+    shortRecall(p, {{"mode", "parker_then_alternate"}, {"alternate", "1004"}, {"alternate_wait", 1}});
+    auto &parker = p.phone("1003");
+    auto &alt = p.phone("1004");
+    alt.autoAnswer("INVITE", 200, offerSdp(5102), "application/sdp");
+    auto &a = p.ua("a");
+    RawUdp ma;
+    parkOn(p, a, "1003", ma);
+    REQUIRE(p.env().runUntil([&] { return invitesTo(parker) >= 1; }, 4000));
+    REQUIRE(p.env().runUntil([&] { return invitesTo(alt) >= 1; }, 6000));
+    REQUIRE(p.env().runUntil([&] { return p.parkedCount() == 0; }, 4000));
+    CHECK(alt.last("INVITE")->request.header("From").find("Recall") != std::string::npos);
+}
+
+TEST_CASE("the parked party hangs up while being recalled: the ringing branch is cancelled", "[recall]") {
+    ParkEnv p;
+    shortRecall(p);
+    auto &parker = p.phone("1003");
+    auto &a = p.ua("a");
+    RawUdp ma;
+    auto &inv = parkOn(p, a, "1003", ma);
+    REQUIRE(p.env().runUntil([&] { return invitesTo(parker) >= 1; }, 4000));
+    auto &bye = a.inDialog(inv, "BYE");
+    REQUIRE(p.waitFinal(bye));
+    REQUIRE(p.env().runUntil([&] { return parker.last("INVITE")->cancelled; }, 3000));
+    CHECK(p.parkedCount() == 0);
+}
+
+TEST_CASE("a retrieve during a recall cancels the ringing branches", "[recall][retrieve]") {
+    ParkEnv p;
+    shortRecall(p);
+    auto &parker = p.phone("1003");
+    auto &a = p.ua("a");
+    RawUdp ma;
+    parkOn(p, a, "1003", ma);
+    REQUIRE(p.env().runUntil([&] { return invitesTo(parker) >= 1; }, 4000));
+    auto &r = p.ua("r");
+    auto &ret = p.invite(r, "1005", "*881003", 5104);
+    REQUIRE(p.waitFinal(ret));
+    CHECK(ret.finalStatus == 200);
+    REQUIRE(p.env().runUntil([&] { return parker.last("INVITE")->cancelled; }, 3000));
+    CHECK(p.parkedCount() == 0);
+}
+
+TEST_CASE("parked.recall forces a recall now; parked.hangup ends the call", "[recall][admin]") {
+    ParkEnv p; // default recall time 300 s: nothing would ring by itself
+    auto &parker = p.phone("1003");
+    auto &a = p.ua("a");
+    RawUdp ma;
+    parkOn(p, a, "1003", ma);
+    auto id = p.command("parked.list")["parked"][0]["id"];
+    int st = 0;
+    p.command("parked.recall", {{"id", id}}, &st);
+    CHECK(st == 200);
+    REQUIRE(p.env().runUntil([&] { return invitesTo(parker) >= 1; }, 2000));
+    p.command("parked.hangup", {{"id", id}}, &st);
+    CHECK(st == 200);
+    REQUIRE(p.env().runUntil([&] { return a.count("BYE") == 1; }));
+    REQUIRE(p.env().runUntil([&] { return p.parkedCount() == 0; }));
+    p.command("parked.get", {{"id", id}}, &st);
+    CHECK(st == 404);
+}

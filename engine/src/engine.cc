@@ -669,7 +669,10 @@ std::unique_ptr<Engine> Engine::open(const std::string& path, Clock& clock, Open
         s.step();
         userVersion = s.i32(0);
     } catch (const StorageError& err) {
-        throw die(fmt::format("not a usable SQLite database ({}); refusing to reset it", err.what()));
+        std::string why = err.what();
+        if (why.find("not a database") != std::string::npos || why.find("malformed") != std::string::npos)
+            throw die(fmt::format("not a usable SQLite database ({}); refusing to reset it", why));
+        throw die(fmt::format("cannot read the schema version ({})", why)); // e.g. locked by another process
     }
     const int latest = migrations().empty() ? 0 : migrations().back().version;
     if (userVersion > latest)

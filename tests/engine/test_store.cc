@@ -222,3 +222,25 @@ TEST_CASE("a version-1 database is migrated step by step and keeps its data") {
     REQUIRE(e->liveCalls().size() == 1);
     CHECK(e->liveCalls()[0].recallAt == 2);
 }
+
+TEST_CASE("a database locked by another writer is a clear error at open, not a reset") {
+    FakeClock clock;
+    TempDir dir;
+    std::string path = dir.file("locked.db");
+    sqlite3* db = nullptr;
+    REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
+    REQUIRE(sqlite3_exec(db, "PRAGMA locking_mode = EXCLUSIVE; CREATE TABLE t (x); BEGIN EXCLUSIVE;", nullptr, nullptr,
+                         nullptr) == SQLITE_OK);
+    OpenOptions o;
+    o.busyTimeoutMs = 50;
+    std::string msg;
+    try {
+        Engine::open(path, clock, o);
+    } catch (const std::runtime_error& e) {
+        msg = e.what();
+    }
+    sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);
+    sqlite3_close(db);
+    CHECK(msg.find(path) != std::string::npos);
+    CHECK(msg.find("locked") != std::string::npos);
+}

@@ -44,6 +44,14 @@ int agentTrampoline(nta_agent_magic_t *magic, nta_agent_t *agent, msg_t *msg, si
             nta_msg_tsend(agent, msg, nullptr, TAG_END());
             return 0;
         }
+        if (sip && sip->sip_status && sip->sip_cseq && sip->sip_cseq->cs_method == sip_method_invite &&
+            sip->sip_status->st_status >= 200 && sip->sip_status->st_status < 300 && sip->sip_via &&
+            !sip->sip_via->v_next) {
+            // A 2xx to an INVITE we sent ourselves that matches nothing (a second fork after the client
+            // transaction ended): ACK and BYE it (RFC 3261 §13.2.2.4).
+            nta_msg_ackbye(agent, msg);
+            return 0;
+        }
     } catch (...) {
     }
     nta_msg_discard(agent, msg);

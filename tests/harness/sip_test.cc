@@ -535,8 +535,9 @@ proxy::CoreConfig SipTestEnv::defaultConfig() {
     return c;
 }
 
-SipTestEnv::SipTestEnv(proxy::CoreConfig cfg) : cfg_(std::move(cfg)) {
-    proxy_ = std::make_unique<proxy::Proxy>(root_.get(), cfg_);
+SipTestEnv::SipTestEnv(proxy::CoreConfig cfg, proxy::Metrics *metrics, proxy::EventBus *events)
+    : cfg_(std::move(cfg)), metrics_(metrics), events_(events) {
+    proxy_ = std::make_unique<proxy::Proxy>(root_.get(), cfg_, metrics_, events_);
     proxy_->bind();
 }
 
@@ -579,7 +580,7 @@ void SipTestEnv::restart(std::vector<proxy::LoadedModule> modules) {
     proxy_.reset();
     proxy::CoreConfig c = cfg_;
     c.listen = {"sip:127.0.0.1:" + std::to_string(p)};
-    proxy_ = std::make_unique<proxy::Proxy>(root(), c);
+    proxy_ = std::make_unique<proxy::Proxy>(root(), c, metrics_, events_);
     proxy_->bind();
     proxy_->addModules(std::move(modules));
     proxy_->start();

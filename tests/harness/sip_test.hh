@@ -202,7 +202,9 @@ private:
 class SipTestEnv {
 public:
     static proxy::CoreConfig defaultConfig(); // sip:127.0.0.1:* (UDP+TCP), T1 50ms, T2 400ms, sub expires [1,3600]
-    explicit SipTestEnv(proxy::CoreConfig cfg = defaultConfig());
+    // metrics/events: optional observability sinks handed to the Proxy (proxy/admin/metrics.hh, event_bus.hh).
+    explicit SipTestEnv(proxy::CoreConfig cfg = defaultConfig(), proxy::Metrics *metrics = nullptr,
+                        proxy::EventBus *events = nullptr);
     ~SipTestEnv();
 
     su_root_t *root() const { return root_.get(); }
@@ -231,6 +233,8 @@ public:
 private:
     sofia::Root root_;
     proxy::CoreConfig cfg_;
+    proxy::Metrics *metrics_ = nullptr;
+    proxy::EventBus *events_ = nullptr;
     std::unique_ptr<proxy::Proxy> proxy_;
     std::vector<proxy::LoadedModule> pending_;
 };

@@ -559,3 +559,62 @@ TEST_CASE("A module whose init fails is named in the error", "[host][badinput]")
         CHECK(std::string(e.what()).find("broken") != std::string::npos);
     }
 }
+
+TEST_CASE("dialog_end on a confirmed dialog sends BYE and reports PW_END_LOCAL", "[dialog]") {
+    SipTestEnv env;
+    Acceptor acc;
+    env.add(acc.hook);
+    env.start();
+    auto a = env.makeUa("alice");
+    a->autoAnswer("BYE", 200);
+    auto &inv = a->send("INVITE", "sip:park@parkway.test");
+    REQUIRE(env.runUntil([&] { return inv.finalStatus == 200 && acc.rec.ackBodies.size() == 1; }));
+    REQUIRE(acc.hook.api->dialog_end(acc.rec.dlg) == PW_OK);
+    REQUIRE(acc.rec.ends == std::vector<int>{PW_END_LOCAL});
+    REQUIRE(env.runUntil([&] { return a->count("BYE") == 1; }));
+    CHECK(a->last("BYE")->request.callId() == inv.request.callId());
+}
+
+TEST_CASE("UAC dialog_invite through a forking proxy: the second 2xx is ACKed and BYEd", "[dialog]") {
+    SipTestEnv env;
+    HookModule router("router");
+    router.onRequest = [&](pw_request *req) {
+        for (unsigned i = 0;; ++i) {
+            std::string t = router.header(req, "X-Target", i);
+            if (t.empty()) break;
+            router.addTarget(req, t);
+        }
+        return PW_CONTINUE;
+    };
+    env.add(router);
+    env.start();
+    auto b = env.makeUa("bob");
+    auto c = env.makeUa("carol");
+    b->autoAnswer("INVITE", 200, "v=0\r\nb\r\n", "application/sdp");
+    c->autoAnswer("INVITE", 200, "v=0\r\nc\r\n", "application/sdp");
+    b->autoAnswer("BYE", 200);
+    c->autoAnswer("BYE", 200);
+    const pw_host_api *api = router.api;
+    DlgRec rec;
+    rec.api = api;
+    auto cbs = rec.cbs();
+    std::string hb = "X-Target", vb = b->uri(), vc = c->uri(), hop = env.proxyUri();
+    pw_header h[] = {{P(hb), P(vb)}, {P(hb), P(vc)}};
+    pw_uac_params p{};
+    p.struct_size = sizeof p;
+    p.request_uri = PW_STR_LIT("sip:group@parkway.test");
+    p.next_hop = P(hop); // through our own proxy, which forks to bob and carol
+    p.headers = h;
+    p.n_headers = 2;
+    rec.dlg = api->dialog_invite(router.host, &p, DlgRec::cbResponse, &cbs, &rec);
+    REQUIRE(rec.dlg);
+    // one fork wins the dialog; the other answered too and gets ACK then BYE
+    REQUIRE(env.runUntil([&] { return b->count("BYE") + c->count("BYE") == 1; }, 8000));
+    CHECK(rec.responses.size() >= 1);
+    CHECK(rec.responses[0] == 200);
+    TestUa *loser = b->count("BYE") ? b.get() : c.get();
+    TestUa *winner = loser == b.get() ? c.get() : b.get();
+    CHECK(winner->count("BYE") == 0);
+    CHECK(S(api->dialog_get(rec.dlg, PW_DLG_STATE)) == "confirmed");
+    CHECK(loser->last("INVITE")->acks.size() + (loser->lastAck() ? 1 : 0) >= 1);
+}

@@ -475,3 +475,69 @@ TEST_CASE("Requests and responses are counted; stats are JSON", "[proxy]") {
     std::string stats = env.proxy().statsJson();
     CHECK(stats.find("\"OPTIONS\":1") != std::string::npos);
 }
+
+#include <admin/event_bus.hh>
+#include <admin/metrics.hh>
+
+TEST_CASE("SIP counters and gauges go to Metrics", "[proxy][metrics]") {
+    proxy::Metrics metrics;
+    proxy::EventBus events;
+    SipTestEnv env(SipTestEnv::defaultConfig(), &metrics, &events);
+    HookModule mod("metered");
+    mod.onRequest = [&](pw_request *req) {
+        mod.api->counter_add(mod.host, PW_STR_LIT("parkway_test_total"), PW_STR_LIT("lot=\"main\""), 2);
+        mod.api->event_publish(mod.host, PW_STR_LIT("tested"), PW_STR_LIT("{\"x\":1}"));
+        (void)req;
+        return PW_CONTINUE;
+    };
+    env.add(mod);
+    env.start();
+    uint64_t sub = events.subscribe([] {});
+    auto a = env.makeUa("alice");
+    auto b = env.makeUa("bob");
+    b->autoAnswer("*", 200);
+    auto &c = a->send("OPTIONS", b->uri());
+    REQUIRE(env.runUntil([&] { return c.finalStatus != 0; }));
+    CHECK(metrics.value("parkway_sip_requests_total", "method=\"OPTIONS\"") == 1);
+    CHECK(metrics.value("parkway_sip_responses_total", "code=\"200\"") == 1);
+    CHECK(metrics.value("parkway_test_total", "lot=\"main\"") == 2);
+    CHECK(metrics.value("parkway_sip_transactions", "") == 0);
+    auto evs = events.drain(sub);
+    REQUIRE(evs.size() == 1);
+    CHECK(evs[0].type == "tested");
+}
+
+TEST_CASE("UDP and TCP listeners: a TCP phone reaches a UDP phone", "[proxy][tcp]") {
+    proxy::CoreConfig cfg = SipTestEnv::defaultConfig();
+    cfg.listen = {"sip:127.0.0.1:*;transport=udp", "sip:127.0.0.1:*;transport=tcp"};
+    SipTestEnv env(cfg);
+    env.start();
+    auto urls = env.proxy().boundUrls();
+    REQUIRE(urls.size() == 2);
+    CHECK(urls[1].find(";transport=tcp") != std::string::npos);
+    auto a = env.makeUa("alice", "sip:127.0.0.1:*;transport=tcp");
+    a->setProxy(urls[1]);
+    auto b = env.makeUa("bob", "sip:127.0.0.1:*;transport=udp");
+    b->autoAnswer("MESSAGE", 200);
+    auto &c = a->send("MESSAGE", b->uri());
+    REQUIRE(env.runUntil([&] { return c.finalStatus != 0; }));
+    CHECK(c.finalStatus == 200);
+    REQUIRE(b->last("MESSAGE"));
+    CHECK(b->last("MESSAGE")->request.header("Via", 1).find("TCP") != std::string::npos);
+}
+
+TEST_CASE("A listener that cannot be bound is reported by URL", "[proxy][badinput]") {
+    sofia::Root root;
+    proxy::CoreConfig cfg = SipTestEnv::defaultConfig();
+    cfg.listen = {"sip:192.0.2.123:5060"}; // TEST-NET address, not ours
+    proxy::Proxy p(root.get(), cfg);
+    try {
+        p.bind();
+        FAIL("bind succeeded");
+    } catch (const std::runtime_error &e) {
+        CHECK(std::string(e.what()).find("sip:192.0.2.123:5060") != std::string::npos);
+    }
+    proxy::CoreConfig bad = SipTestEnv::defaultConfig();
+    bad.t1Ms = 0;
+    CHECK_THROWS_WITH(proxy::Proxy(root.get(), bad), Catch::Contains("t1"));
+}

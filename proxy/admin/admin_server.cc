@@ -524,15 +524,21 @@ struct AdminServer::Impl {
             return command(req, "callpark", "parked.list", queryArgs({"domain", "extension", "group", "lot"}),
                            method, "/api/parked");
         }
+        // Parked-call ids are engine integers; a numeric segment is passed as a number, anything else as text
+        // (the module then answers with its own error).
+        auto idArg = [&](const std::string &text) {
+            bool digits = !text.empty() && text.size() <= 18 && text.find_first_not_of("0123456789") == std::string::npos;
+            return digits ? json{{"id", std::stoll(text)}} : json{{"id", text}};
+        };
         if (is({"api", "parked", "*"})) {
             const std::string route = "/api/parked/{id}";
-            if (get) return command(req, "callpark", "parked.get", json{{"id", seg[2]}}, method, route);
-            if (del) return command(req, "callpark", "parked.hangup", json{{"id", seg[2]}}, method, route);
+            if (get) return command(req, "callpark", "parked.get", idArg(seg[2]), method, route);
+            if (del) return command(req, "callpark", "parked.hangup", idArg(seg[2]), method, route);
             return methodNotAllowed("GET, DELETE", route);
         }
         if (is({"api", "parked", "*", "recall"})) {
             if (!post) return methodNotAllowed("POST", "/api/parked/{id}/recall");
-            return command(req, "callpark", "parked.recall", json{{"id", seg[2]}}, method, "/api/parked/{id}/recall");
+            return command(req, "callpark", "parked.recall", idArg(seg[2]), method, "/api/parked/{id}/recall");
         }
 
         // ---- groups, lots, domains ----

@@ -65,11 +65,12 @@ public:
     const Options &opt() const { return opt_; }
 
     // A list result as a table (or raw JSON).
-    void printList(const json &v, const std::vector<std::string> &cols, const std::string &empty) {
+    void printList(const json &v, const std::vector<std::string> &cols, const std::string &empty,
+                   bool strict = false) {
         if (opt_.json) return printJson(v);
         const json *rows = findRows(v);
         if (!rows) return printObject(v);
-        std::cout << renderTable(*rows, cols, empty);
+        std::cout << renderTable(*rows, cols, empty, strict);
     }
     void printObject(const json &v) {
         if (opt_.json) return printJson(v);
@@ -133,9 +134,10 @@ json keyValues(const std::vector<std::string> &items) {
     return out;
 }
 
-const std::vector<std::string> kParkedCols{"id",     "domain", "extension", "lot",         "slot",
-                                           "group",  "state",  "parker",    "parked_display", "parkedDisplay",
-                                           "parked_uri", "parkedUri", "parked_for", "recall_in"};
+// The readable subset; --json has everything (recall settings, version, request key, ...).
+const std::vector<std::string> kParkedCols{"id",     "domain", "extension",      "lot",        "slot",
+                                           "group",  "state",  "parker",         "parked_display", "parked_uri",
+                                           "parked_for", "recall_in", "recall_stage"};
 
 // Adds derived, readable columns ("parked_for", "recall_in") when the daemon gives epoch-ms timestamps.
 json humanizeParked(json v, long long nowMs) {
@@ -150,6 +152,7 @@ json humanizeParked(json v, long long nowMs) {
     };
     auto fix = [&](json &row) {  // one parked call
         if (!row.is_object()) return;
+        if (row.contains("slot") && row["slot"] == 0) row["slot"] = "-"; // not an orbit park
         // The raw epoch-ms stamps give way to the readable columns (--json keeps them).
         for (const char *k : {"parked_at", "parkedAt"})
             if (row.contains(k) && row[k].is_number_integer()) {
@@ -169,6 +172,30 @@ json humanizeParked(json v, long long nowMs) {
             if (x.is_array())
                 for (auto &r : x) fix(r);
     return v;
+}
+
+// One readable line for an engine change event ({"event","at","sequence","call":{...}}); other events as JSON.
+std::string eventSummary(const json &data, const std::string &raw) {
+    if (data.is_discarded()) return raw;
+    if (!data.is_object() || !data.contains("call") || !data["call"].is_object()) return data.dump();
+    const json &c = data["call"];
+    std::string out;
+    auto add = [&](const char *label, const char *key) {
+        if (!c.contains(key)) return;
+        std::string v = cell(c[key]);
+        if (v == "-" || v == "0") return;
+        out += (out.empty() ? "" : " ") + std::string(label) + "=" + v;
+    };
+    add("id", "id");
+    add("domain", "domain");
+    add("extension", "extension");
+    add("lot", "lot");
+    add("slot", "slot");
+    add("group", "group");
+    add("parker", "parker");
+    add("parked", "parked_uri");
+    add("state", "state");
+    return out;
 }
 
 long long nowEpochMs() {
@@ -224,7 +251,7 @@ int main(int argc, char **argv) {
     // lots [set NAME key=value... | del NAME] [--domain D]
     auto *lots = app.add_subcommand("lots", "list parking lots (or: lots set / lots del)");
     lots->add_option("--domain", fDomain, "domain (default: $PARKWAY_DOMAIN or the only one)");
-    auto *lotsSet = lots->add_subcommand("set", "create or change a lot: lots set main first_slot=701 last_slot=720");
+    auto *lotsSet = lots->add_subcommand("set", "create or change a lot: lots set main first=701 last=720");
     lotsSet->alias("add");
     lotsSet->add_option("name", name, "lot name")->required();
     lotsSet->add_option("settings", extra, "key=value settings (numbers and true/false keep their type)");
@@ -290,7 +317,8 @@ int main(int argc, char **argv) {
                                                                   {"extension", fExt},
                                                                   {"group", fGroup},
                                                                   {"lot", fLot}}));
-                cli.printList(opt.json ? v : humanizeParked(v, nowEpochMs()), kParkedCols, "no parked calls");
+                cli.printList(opt.json ? v : humanizeParked(v, nowEpochMs()), kParkedCols, "no parked calls",
+                              /*strict=*/true);
             }
         } else if (*recall) {
             cli.done(cli.call("POST", "/api/parked/" + urlEncode(id) + "/recall", json::object()),
@@ -323,7 +351,7 @@ int main(int argc, char **argv) {
                          fmt::format("lot {}@{} deleted", name, d));
             } else {
                 cli.printList(cli.call("GET", "/api/lots" + query({{"domain", fDomain}})),
-                              {"domain", "name", "first_slot", "firstSlot", "last_slot", "lastSlot", "choice"},
+                              {"domain", "name", "first", "last", "choice"},
                               "no lots");
             }
         } else if (*rules) {
@@ -435,8 +463,7 @@ int main(int argc, char **argv) {
                                              {"data", data.is_discarded() ? json(evData) : data}};
                                     std::cout << out.dump() << std::endl;
                                 } else {
-                                    std::cout << fmt::format("#{} {} {}", evId, evType,
-                                                             data.is_discarded() ? evData : data.dump())
+                                    std::cout << fmt::format("#{} {} {}", evId, evType, eventSummary(data, evData))
                                               << std::endl;
                                 }
                                 ++seen;

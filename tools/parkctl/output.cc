@@ -16,8 +16,14 @@ const json *findRows(const json &result) {
 
 std::string cell(const json &v) {
     if (v.is_null()) return "-";
-    if (v.is_string()) return v.get<std::string>();
+    if (v.is_string()) return v.get<std::string>().empty() ? "-" : v.get<std::string>();
     if (v.is_boolean()) return v.get<bool>() ? "yes" : "no";
+    if (v.is_object() && !v.empty() &&
+        std::all_of(v.begin(), v.end(), [](const json &x) { return x.is_primitive(); })) {
+        std::string out; // {"mode":"parker","ring_seconds":30} -> mode=parker ring_seconds=30
+        for (const auto &[k, x] : v.items()) out += (out.empty() ? "" : " ") + k + "=" + cell(x);
+        return out;
+    }
     if (v.is_array()) {
         bool scalars = std::all_of(v.begin(), v.end(), [](const json &x) { return x.is_primitive(); });
         if (scalars) {
@@ -50,7 +56,8 @@ void flatten(const json &v, const std::string &prefix, std::vector<std::pair<std
 }
 } // namespace
 
-std::string renderTable(const json &rows, const std::vector<std::string> &preferred, const std::string &empty) {
+std::string renderTable(const json &rows, const std::vector<std::string> &preferred, const std::string &empty,
+                        bool strict) {
     if (!rows.is_array() || rows.empty()) return empty + "\n";
     std::vector<std::string> cols;
     auto present = [&](const std::string &k) {
@@ -59,11 +66,11 @@ std::string renderTable(const json &rows, const std::vector<std::string> &prefer
     for (const auto &p : preferred)
         if (present(p)) cols.push_back(p);
     for (const auto &r : rows) {
-        if (!r.is_object()) continue;
+        if (!r.is_object() || strict) continue;
         for (const auto &[k, v] : r.items())
             if (std::find(cols.begin(), cols.end(), k) == cols.end()) cols.push_back(k);
     }
-    bool scalarRows = cols.empty();
+    bool scalarRows = cols.empty() && !strict;
     if (scalarRows) cols.push_back("value");
     std::vector<std::vector<std::string>> table;
     std::vector<std::string> header;

@@ -14,8 +14,9 @@ const nlohmann::json *findRows(const nlohmann::json &result);
 
 // An aligned table. Columns: the preferred ones present in any row (in that order), then every other key
 // in first-seen order. Header in upper case. "empty" is printed when there are no rows.
+// strict: only the preferred columns (the rest stays available with --json).
 std::string renderTable(const nlohmann::json &rows, const std::vector<std::string> &preferred,
-                        const std::string &empty);
+                        const std::string &empty, bool strict = false);
 
 // "key: value" lines, nested objects flattened with dots ("requests.INVITE: 3"), keys aligned.
 std::string renderObject(const nlohmann::json &obj);

@@ -65,6 +65,12 @@ def park_call(pw, ext="103", user="2001"):
                        "-key", "moh_port", str(free_port()), "-trace_logs"]).start()
 
 
+def subscriptions(pw):
+    rc, out, err = parkctl(pw, "--json", "stats")
+    assert rc == 0, (rc, out, err)
+    return json.loads(out)["modules"]["callpark"]["subscriptions"]
+
+
 def parked_list(pw):
     rc, out, err = parkctl(pw, "--json", "parked")
     assert rc == 0, (rc, out, err)
@@ -113,7 +119,13 @@ def case_park_list_metrics_reload_retrieve():
         assert metric(text, "parkway_build_info") == 1, text
         assert metric(text, "parkway_uptime_seconds") is not None, text
 
-        # Reload through the API and with SIGHUP: the call stays parked.
+        # A BLF watcher on the slot (RFC 4235): it checks every NOTIFY version itself (+1, no gaps).
+        watcher = Sipp(os.path.join(PARK, "blf_watch.xml"), remote=pw.sip, calls=1, timeout=40,
+                       extra=["-key", "domain", DOMAIN, "-key", "user", "1020", "-key", "watch", "*88103",
+                              "-key", "expires", "600"]).start()
+        assert wait_for(lambda: subscriptions(pw) == 1, 10), parkctl(pw, "stats")
+
+        # Reload through the API and with SIGHUP: the call stays parked, the watcher stays subscribed.
         rc, out, err = parkctl(pw, "reload")
         assert rc == 0 and out.strip() == "reloaded", (rc, out, err)
         rc, out, err = parkctl(pw, "rules", "reload")
@@ -123,6 +135,7 @@ def case_park_list_metrics_reload_retrieve():
         assert pw.alive()
         calls = parked_list(pw)
         assert len(calls) == 1 and calls[0]["id"] == call["id"], calls
+        assert subscriptions(pw) == 1
 
         # Retrieve it: the list empties, the totals move, the duration is observed.
         retriever = Sipp(os.path.join(PARK, "retrieve.xml"), remote=pw.sip, calls=1, timeout=30,
@@ -138,6 +151,8 @@ def case_park_list_metrics_reload_retrieve():
         assert metric(text, "parkway_park_duration_seconds_count", {"domain": DOMAIN}) == 1, text
         assert metric(text, "parkway_park_duration_seconds_bucket", {"domain": DOMAIN, "le": "+Inf"}) == 1, text
         parked_party.stop() if parked_party.proc.poll() is None else parked_party.wait(5)
+        # The watcher saw consistent versions across the reloads and the retrieve, then unsubscribed.
+        watcher.wait().check(successful=1)
 
         rc, out, _ = parkctl(pw, "parked")
         assert rc == 0 and out.strip() == "no parked calls", out

@@ -251,7 +251,7 @@ pw_verdict onRegister(Registrar &r, pw_request *req) {
             if (auto it = c.params.find("expires"); it != c.params.end()) e = parseDigits(it->second);
             if (e < 0) e = headerExpires;
             if (e < 0) e = r.defaultExpires;
-            // Step 6: too short an interval is refused with Min-Expires (RFC 3261 §10.3, §20.23).
+            // Step 7: too short an interval is refused with Min-Expires (RFC 3261 §10.3, §20.23).
             if (e > 0 && e < r.minExpires)
                 return reply(r, req, 423, "Interval Too Brief", {{"Min-Expires", std::to_string(r.minExpires)}});
             if (e > r.maxExpires) e = r.maxExpires;

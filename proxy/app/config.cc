@@ -277,7 +277,6 @@ AppConfig loadConfig(const std::string &path) {
     }
     cfg.admin.enabled = cfg.adminEnabled;
 
-    cfg.modules = {"registrar", "router"};
     if (auto *n = root.get("modules")) {
         const auto &t = getTable(c, *n, "modules");
         checkKnown(c, t, "modules");

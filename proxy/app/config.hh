@@ -26,7 +26,7 @@ struct AppConfig {
     std::string moduleDir; // "" = default (build tree, then install dir)
     bool adminEnabled = false; // true when an [admin] table is present and enabled != false
     AdminConfig admin;
-    std::vector<std::string> modules; // load order
+    std::vector<std::string> modules{"registrar", "router"}; // load order (default when [modules] is absent)
     // module name -> textual params: strings as is, integers in decimal, booleans true/false, floats as %g,
     // arrays as their elements joined by "\n".
     std::map<std::string, std::map<std::string, std::string>> moduleParams;

@@ -17,6 +17,7 @@
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <csignal>
 #include <cstdlib>
 #include <cstdio>
@@ -40,10 +41,25 @@ int dumpConfig(const std::string &moduleDirOpt) {
     std::string dir = moduleDirOpt.empty() ? defaultModuleDir() : moduleDirOpt;
     std::string out = dumpCoreConfig();
     out += fmt::format("\n# ---- module parameters (modules found in {}) ----\n", dir);
+    // Modules in the default load list get live tables; the others are commented out (a [module.x] table for a
+    // module that is not loaded is an error), so the whole output is a valid config.
+    const std::vector<std::string> defaults = AppConfig{}.modules;
     for (const auto &file : listModuleFiles(dir)) {
         try {
             LoadedModule m = openModule(file, dir);
-            out += "\n" + dumpParams(m.desc);
+            std::string section = dumpParams(m.desc);
+            if (std::find(defaults.begin(), defaults.end(), m.desc->name) == defaults.end()) {
+                std::string commented = fmt::format("# (add \"{}\" to modules.load to use it)\n", m.desc->name);
+                size_t pos = 0;
+                while (pos < section.size()) {
+                    size_t nl = section.find('\n', pos);
+                    std::string line = section.substr(pos, nl == std::string::npos ? std::string::npos : nl - pos);
+                    commented += (line.rfind('#', 0) == 0 ? line : "# " + line) + "\n";
+                    pos = nl == std::string::npos ? section.size() : nl + 1;
+                }
+                section = commented;
+            }
+            out += "\n" + section;
             unloadModule(m);
         } catch (const LoadError &e) {
             out += fmt::format("\n# skipped: {}\n", e.what());

@@ -49,6 +49,14 @@ try:
     check("# min_expires (int):" in r.stdout, "dump: help text for module parameters")
 except (tomllib.TOMLDecodeError, KeyError) as e:
     check(False, f"--dump-config is not a usable TOML config: {e}")
+# The dump itself passes --check-config (every module table it leaves active belongs to a loaded module).
+import tempfile
+with tempfile.NamedTemporaryFile("w", suffix=".toml", delete=False) as f:
+    f.write(r.stdout)
+    dumped = f.name
+r2 = run("--check-config", dumped)
+check(r2.returncode == 0 and "config OK" in r2.stdout, f"--check-config on the dump: {r2.stdout!r} {r2.stderr!r}")
+os.remove(dumped)
 
 r = run("--version")
 check(r.returncode == 0 and r.stdout.startswith("parkway "), f"--version: {r.stdout!r}")

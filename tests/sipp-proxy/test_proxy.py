@@ -141,6 +141,21 @@ def case_hello_module():
         assert "X-Hello: bb-test" in msgs, "X-Hello header not seen by the callee"
 
 
+def case_admin_registrations():
+    """registrations.list through the admin API shows what SIP phones registered; bad arguments get 400."""
+    with Parkway(BINARY, admin=True) as pw:
+        port = free_port()
+        register(pw, "9001", port, expires=300).check(successful=1)
+        status, body = pw.admin("POST", "/api/modules/registrar/registrations.list", {"aor": "sip:9001@127.0.0.1"})
+        assert status == 200, (status, body)
+        contact = body["registrations"][0]["contacts"][0]
+        assert contact["uri"] == f"sip:9001@127.0.0.1:{port}" and 290 <= contact["expires"] <= 300, body
+        status, body = pw.admin("POST", "/api/modules/registrar/registrations.list", {"aor": 5})
+        assert status == 400, (status, body)
+        status, _ = pw.admin("POST", "/api/modules/registrar/registrations.list", {}, token="wrong")
+        assert status == 401
+
+
 def case_startup_errors():
     """A module that cannot start, or a bad config, stops the daemon at once with a message that names it."""
     import subprocess

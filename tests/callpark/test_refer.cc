@@ -1,1 +1,136 @@
+// Park by REFER (blind transfer to a park code) in both modes: passthrough (the transferee's INVITE is
+// parked; the parker comes from the REFER we saw) and takeover (202, sipfrag NOTIFYs, INVITE+Replaces).
 #include "park_env.hh"
+
+using namespace parkway::test;
+using nlohmann::json;
+
+namespace {
+
+// 1003 calls 2002 through the proxy (record-routed); returns 1003's INVITE client.
+Client &call(ParkEnv &p, TestUa &a, TestUa &b, uint16_t rtpA, uint16_t rtpB) {
+    b.autoAnswer("INVITE", 200, offerSdp(rtpB), "application/sdp");
+    b.autoAnswer("REFER", 202);
+    b.autoAnswer("BYE", 200);
+    a.autoAnswer("NOTIFY", 200);
+    a.autoAnswer("BYE", 200);
+    RequestOptions o;
+    o.from = "\"James\" <" + aorOf("1003") + ">";
+    o.to = "<" + aorOf("2002") + ">";
+    o.body = offerSdp(rtpA);
+    o.contentType = "application/sdp";
+    auto &c = a.send("INVITE", aorOf("2002"), o);
+    REQUIRE(p.waitFinal(c));
+    REQUIRE(c.finalStatus == 200);
+    return c;
+}
+
+std::vector<const SipMessage *> referNotifies(TestUa &ua) {
+    std::vector<const SipMessage *> out;
+    for (auto &in : ua.incoming)
+        if (in->request.method() == "NOTIFY" && in->request.header("Event").rfind("refer", 0) == 0)
+            out.push_back(&in->request);
+    return out;
+}
+
+} // namespace
+
+TEST_CASE("REFER passthrough: the transferee's INVITE is parked with the REFER's sender as parker", "[refer]") {
+    ParkEnv p;
+    auto &a = p.phone("1003");
+    auto &b = p.phone("2002");
+    auto &c = call(p, a, b, 4200, 4202);
+    RequestOptions r;
+    r.headers = {"Refer-To: <sip:*68@" + kDomain + ">"};
+    auto &refer = a.inDialog(c, "REFER", r);
+    REQUIRE(p.waitFinal(refer));
+    CHECK(refer.finalStatus == 202); // relayed to the transferee, which answered
+    REQUIRE(b.count("REFER") == 1);
+    // the transferee calls the park code without Referred-By: the REFER we saw names the parker
+    auto &inv = p.invite(b, "2002", "*68", 4204);
+    REQUIRE(p.waitFinal(inv));
+    CHECK(inv.finalStatus == 200);
+    json list = p.command("parked.list");
+    REQUIRE(list["parked"].size() == 1);
+    CHECK(list["parked"][0]["extension"] == "1003");
+    CHECK(list["parked"][0]["parker"] == "1003");
+    CHECK(list["parked"][0]["parked_uri"] == aorOf("2002"));
+}
+
+TEST_CASE("REFER takeover: 202, NOTIFY 100 at once, INVITE with Replaces to the transferee, NOTIFY 200", "[refer]") {
+    ParkEnvOptions o;
+    o.params["refer_mode"] = "takeover";
+    ParkEnv p(o);
+    auto &a = p.phone("1003");
+    auto &b = p.phone("2002");
+    auto &c = call(p, a, b, 4206, 4208);
+    RequestOptions r;
+    r.headers = {"Refer-To: <sip:*68103@" + kDomain + ">", "Referred-By: <" + aorOf("1003") + ">"};
+    auto &refer = a.inDialog(c, "REFER", r);
+    REQUIRE(p.waitFinal(refer));
+    CHECK(refer.finalStatus == 202);
+    CHECK(b.count("REFER") == 0); // the module took it
+    REQUIRE(p.env().runUntil([&] { return !referNotifies(a).empty(); }, 1000));
+    CHECK(referNotifies(a)[0]->body().find("SIP/2.0 100") != std::string::npos);
+    CHECK(referNotifies(a)[0]->header("Content-Type").rfind("message/sipfrag", 0) == 0);
+    // the transferee is INVITEd with Replaces for its dialog with the parker (RFC 3891: to-tag = its tag)
+    REQUIRE(p.env().runUntil([&] {
+        for (auto &in : b.incoming)
+            if (in->request.method() == "INVITE" && !in->request.header("Replaces").empty()) return true;
+        return false;
+    }));
+    std::string rep;
+    for (auto &in : b.incoming)
+        if (in->request.method() == "INVITE" && !in->request.header("Replaces").empty()) rep = in->request.header("Replaces");
+    CHECK(rep.find(c.request.callId()) == 0);
+    CHECK(rep.find("from-tag=" + c.request.fromTag()) != std::string::npos);
+    REQUIRE(p.env().runUntil([&] {
+        for (auto *n : referNotifies(a))
+            if (n->body().find("SIP/2.0 200") != std::string::npos) return true;
+        return false;
+    }));
+    for (auto *n : referNotifies(a))
+        if (n->body().find("SIP/2.0 200") != std::string::npos)
+            CHECK(n->header("Subscription-State").rfind("terminated", 0) == 0);
+    json list = p.command("parked.list");
+    REQUIRE(list["parked"].size() == 1);
+    CHECK(list["parked"][0]["extension"] == "103");
+    CHECK(list["parked"][0]["parker"] == "1003");
+    CHECK(list["parked"][0]["parked_uri"] == aorOf("2002"));
+    // the taken-over call can be retrieved
+    auto &ret = p.invite(p.ua("r"), "1005", "*88103", 4210);
+    REQUIRE(p.waitFinal(ret));
+    CHECK(ret.finalStatus == 200);
+}
+
+TEST_CASE("REFER takeover with every group member occupied: the final sipfrag carries the failure", "[refer]") {
+    ParkEnvOptions o;
+    o.params["refer_mode"] = "takeover";
+    o.params["occupied_policy"] = "reject";
+    ParkEnv p(o);
+    int st = 0;
+    p.command("groups.set", {{"domain", kDomain}, {"name", "g"}, {"members", {"1003"}}}, &st);
+    REQUIRE(st == 200);
+    auto &x = p.ua("x");
+    auto &i0 = p.invite(x, "2009", "*681003", 4212);
+    REQUIRE(p.waitFinal(i0));
+    REQUIRE(i0.finalStatus == 200);
+    auto &a = p.phone("1003");
+    auto &b = p.phone("2002");
+    auto &c = call(p, a, b, 4214, 4216);
+    RequestOptions r;
+    r.headers = {"Refer-To: <sip:*58@" + kDomain + ">"};
+    auto &refer = a.inDialog(c, "REFER", r);
+    REQUIRE(p.waitFinal(refer));
+    CHECK(refer.finalStatus == 202);
+    REQUIRE(p.env().runUntil([&] {
+        for (auto *n : referNotifies(a))
+            if (n->header("Subscription-State").rfind("terminated", 0) == 0) return true;
+        return false;
+    }));
+    for (auto *n : referNotifies(a))
+        if (n->header("Subscription-State").rfind("terminated", 0) == 0)
+            CHECK(n->body().find("SIP/2.0 486") != std::string::npos);
+    CHECK(p.parkedCount() == 1);
+    for (auto &in : b.incoming) CHECK(in->request.header("Replaces").empty()); // the call stays with the parker
+}

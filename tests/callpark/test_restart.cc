@@ -1,1 +1,132 @@
+// Restart (SPEC §9): destroy the proxy with calls parked (no BYE goes out), start a new one on the same
+// port and database: every call is still parked, retrievable (its dialog restored), hears music again and
+// is recalled on time.
 #include "park_env.hh"
+
+using namespace parkway::test;
+using nlohmann::json;
+
+TEST_CASE("restart: a parked call is restored, hears music and can be retrieved", "[restart]") {
+    ParkEnv p;
+    auto &a = p.ua("a");
+    RawUdp ma;
+    a.autoAnswer("INVITE", 200, answerSdp(ma.port()), "application/sdp");
+    auto &inv = p.invite(a, "2001", "*68103", ma.port(), {}, "Alice");
+    REQUIRE(p.waitFinal(inv));
+    REQUIRE(inv.finalStatus == 200);
+    REQUIRE(p.env().runUntil([&] { return rtpCount(ma) >= 2; }, 3000));
+
+    p.restart();
+    CHECK(a.count("BYE") == 0);
+    json list = p.command("parked.list");
+    REQUIRE(list["parked"].size() == 1);
+    CHECK(list["parked"][0]["extension"] == "103");
+    // music resumes towards the parked party
+    size_t before = rtpCount(ma);
+    REQUIRE(p.env().runUntil([&] { return rtpCount(ma) >= before + 5; }, 3000));
+
+    auto &r = p.ua("r");
+    auto &ret = p.invite(r, "1005", "*88103", 4302);
+    REQUIRE(p.waitFinal(ret));
+    CHECK(ret.finalStatus == 200);
+    Incoming *reinv = a.last("INVITE");
+    REQUIRE(reinv);
+    CHECK(reinv->request.callId() == inv.request.callId()); // the restored park dialog
+    CHECK(sdpAudioPort(reinv->request.body()) == 4302);
+    CHECK(p.parkedCount() == 0);
+    // and the bridge works after the restart: BYE from the parked party reaches the retriever
+    r.autoAnswer("BYE", 200);
+    auto &bye = a.inDialog(inv, "BYE");
+    REQUIRE(p.waitFinal(bye));
+    CHECK(bye.finalStatus == 200);
+    REQUIRE(p.env().runUntil([&] { return r.count("BYE") == 1; }));
+}
+
+TEST_CASE("restart: the recall fires on time after the restart", "[restart][recall]") {
+    ParkEnv p;
+    int st = 0;
+    p.command("domains.set", {{"domain", kDomain}, {"recall", {{"recall_seconds", 2}, {"ring_seconds", 5}}}}, &st);
+    REQUIRE(st == 200);
+    auto &parker = p.phone("1003");
+    auto &a = p.ua("a");
+    RawUdp ma;
+    a.autoAnswer("INVITE", 200, answerSdp(ma.port()), "application/sdp");
+    auto &inv = p.invite(a, "2001", "*68", ma.port(), {"Referred-By: <" + aorOf("1003") + ">"});
+    REQUIRE(p.waitFinal(inv));
+    REQUIRE(inv.finalStatus == 200);
+    auto parkedAt = std::chrono::steady_clock::now();
+    p.restart();
+    REQUIRE(p.env().runUntil([&] { return parker.count("INVITE") >= 1; }, 5000));
+    auto waited = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - parkedAt);
+    CHECK(waited.count() >= 1800);
+    CHECK(waited.count() <= 3500);
+    CHECK(parker.last("INVITE")->request.header("From").find("Recall") != std::string::npos);
+}
+
+TEST_CASE("reload re-reads the provision file without dropping parked calls", "[restart][admin]") {
+    std::string prov = tempDb() + ".toml";
+    {
+        FILE *f = std::fopen(prov.c_str(), "w");
+        std::fputs("[[domain]]\nname = \"parkway.test\"\nrecall_time = 120\n\n[[domain.group]]\nname = \"sales\"\n"
+                   "members = [\"101\", \"102\"]\n",
+                   f);
+        std::fclose(f);
+    }
+    ParkEnvOptions o;
+    o.params["provision_file"] = prov;
+    ParkEnv p(o);
+    auto groups = p.command("groups.list", {{"domain", kDomain}});
+    REQUIRE(groups["groups"].size() == 1);
+    auto &a = p.ua("a");
+    auto &inv = p.invite(a, "2001", "*68103", 4304);
+    REQUIRE(p.waitFinal(inv));
+    {
+        FILE *f = std::fopen(prov.c_str(), "w");
+        std::fputs("[[domain]]\nname = \"parkway.test\"\n\n[[domain.group]]\nname = \"sales\"\n"
+                   "members = [\"101\", \"102\", \"103\"]\n",
+                   f);
+        std::fclose(f);
+    }
+    CHECK(p.env().proxy().reload() == 0);
+    groups = p.command("groups.list", {{"domain", kDomain}});
+    CHECK(groups["groups"][0]["members"].size() == 3);
+    CHECK(p.parkedCount() == 1);
+    // a broken file is refused with a message and changes nothing
+    {
+        FILE *f = std::fopen(prov.c_str(), "w");
+        std::fputs("[[domain]]\nname = \"parkway.test\"\nrecall_mode = \"sometimes\"\n", f);
+        std::fclose(f);
+    }
+    CHECK(p.env().proxy().reload() == 1);
+    CHECK(p.parkedCount() == 1);
+    std::remove(prov.c_str());
+}
+
+TEST_CASE("admin commands: bad arguments are 4xx with a message, rules explain and import work", "[admin]") {
+    ParkEnv p;
+    int st = 0;
+    auto e = p.command("parked.get", json::object(), &st);
+    CHECK(st == 400);
+    CHECK(e.dump().find("id") != std::string::npos);
+    p.command("groups.set", {{"domain", kDomain}, {"name", "x"}, {"members", "101"}}, &st);
+    CHECK(st == 400);
+    auto ex = p.command("rules.explain", {{"domain", kDomain}, {"caller", "1003"}, {"dial", "*68103"}}, &st);
+    CHECK(st == 200);
+    CHECK(ex.dump().find("park") != std::string::npos);
+    p.command("rules.import", {{"text", "1\t\t0\t10\texact\t700\t0\t\t\taction=bogus\n"}}, &st);
+    CHECK(st == 400);
+    p.command("lots.set", {{"domain", kDomain}, {"name", "main"}, {"first", 701}, {"last", 720}}, &st);
+    CHECK(st == 200);
+    p.command("rules.import", {{"text", "0\t\t0\t10\texact\t700\t0\t\t\taction=park;lot=main\n"}}, &st);
+    CHECK(st == 200);
+    auto &a = p.ua("a");
+    auto &inv = p.invite(a, "2001", "700", 4306);
+    REQUIRE(p.waitFinal(inv));
+    CHECK(inv.finalStatus == 200);
+    auto list = p.command("parked.list", {{"lot", "main"}});
+    REQUIRE(list["parked"].size() == 1);
+    CHECK(list["parked"][0]["slot"] == 701);
+    auto stats = p.command("stats", json::object(), &st);
+    CHECK(st == 200);
+    CHECK(stats["parked"] == 1);
+}

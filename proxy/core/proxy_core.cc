@@ -651,6 +651,9 @@ bool Proxy::Impl::replyLocal(pw_request *tx, int status, const char *phrase) {
     if (!phrase) phrase = "Unknown";
     if (status >= 200) tx->finalSent = true;
     countResponse(status);
+    const sip_t *rs = tx->req.sip();
+    if (status > 100 && rs && rs->sip_to && !rs->sip_to->a_tag && !nta_incoming_gettag(tx->irq))
+        nta_incoming_tag(tx->irq, nullptr); // RFC 3261 §8.2.6.2: a locally generated response carries our To-tag
     if (status >= 200 && modules.size()) {
         // Modules see locally generated final responses too.
         msg_t *resp = nta_incoming_create_response(tx->irq, status, phrase);

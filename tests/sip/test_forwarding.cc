@@ -138,6 +138,7 @@ TEST_CASE("Max-Forwards 0 is answered 483 and nothing is forwarded", "[proxy]") 
     auto &c = a->send("OPTIONS", b->uri(), o);
     REQUIRE(env.runUntil([&] { return c.finalStatus != 0; }));
     CHECK(c.finalStatus == 483);
+    CHECK(!c.response(483)->toTag().empty());
     env.runFor(50);
     CHECK(b->count("OPTIONS") == 0);
 }

@@ -1,0 +1,255 @@
+#!/usr/bin/env python3
+"""Call-park end-to-end benchmark (not a test; prints figures).
+
+    bench_callpark.py <parkway binary> [--rates 200,500,800] [--cycles 5000] [--subscribers 1000]
+
+1. Park + retrieve cycles per second through the real daemon with SIPp: parked parties dial *68<ext> at rate R
+   (bench_park.xml, one extension per call from a CSV), retrievers dial *88<ext> at the same rate two seconds
+   behind (bench_retrieve.xml: 200, ACK, BYE at once). A cycle = park INVITE/200/ACK, the bridge re-INVITE,
+   the retriever's INVITE/200/ACK and the BYEs. Goal: >= 500 cycles/s with < 0.1 % failed.
+2. NOTIFY fan-out: 1,000 dialog subscriptions to one slot (*88103) from a Python UDP socket, then one park on 103;
+   prints the time from sending the park INVITE to the kernel receive time of the last subscriber's NOTIFY
+   (SO_TIMESTAMPNS). Goal: < 100 ms.
+"""
+import argparse
+import os
+import random
+import re
+import socket
+import struct
+import sys
+import tempfile
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "..", "tests", "lib"))
+from parkway_blackbox import Parkway, Sipp, free_port  # noqa: E402
+
+DOMAIN = "pbx.example.com"
+LAG = 2.0  # retrievers start this long after the parkers, so every retrieve finds its park committed
+
+
+def daemon(binary, workdir):
+    moh = (free_port() // 2) * 2
+    moh = min(moh, 65534 - 4000)
+    return Parkway(binary, modules=["registrar", "callpark", "router"], workdir=workdir, log_level="warn",
+                   proxy={"domains": [DOMAIN, "127.0.0.1"]},
+                   module_params={"callpark": {"database": os.path.join(workdir, "park.db"), "moh_ip": "127.0.0.1",
+                                               "moh_port_min": moh, "moh_port_max": moh + 4000,
+                                               "park_info": False}})
+
+
+# --------------------------------------------------------------------------------------------- cycles/s
+
+def cycles(binary, rate, count):
+    work = tempfile.mkdtemp(prefix="parkway-bench-")
+    csv = os.path.join(work, "exts.csv")
+    with open(csv, "w") as f:
+        f.write("SEQUENTIAL\n")
+        for i in range(count):
+            f.write(f"{100000 + i};\n")
+    with daemon(binary, work) as pw:
+        keys = ["-key", "domain", DOMAIN, "-inf", csv]
+        limit = max(100, rate * 4)
+        parkers = Sipp(os.path.join(HERE, "bench_park.xml"), remote=pw.sip, calls=count, rate=rate, limit=limit,
+                       timeout=count / rate + 60, extra=keys)
+        retrievers = Sipp(os.path.join(HERE, "bench_retrieve.xml"), remote=pw.sip, calls=count, rate=rate,
+                          limit=limit, timeout=count / rate + 60, extra=keys)
+        t0 = time.monotonic()
+        parkers.start()
+        time.sleep(LAG)
+        retrievers.start()
+        r = retrievers.wait()
+        t1 = time.monotonic()
+        p = parkers.wait()
+        if os.environ.get("BENCH_VERBOSE"):
+            print(r.errors[-2000:], p.errors[-2000:])
+        ok = min(r.successful, p.successful)
+        failed = r.failed + p.failed
+        elapsed = t1 - t0 - LAG
+        print(f"  target {rate:5d}/s: {count} cycles, parks ok {p.successful} failed {p.failed}, retrieves ok "
+              f"{r.successful} failed {r.failed}; {ok / elapsed:7.1f} cycles/s over {elapsed:.1f} s")
+        return ok / elapsed, failed, count
+
+
+# --------------------------------------------------------------------------------------------- NOTIFY fan-out
+
+SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
+
+
+class Farm:
+    """N dialog subscriptions from one UDP socket; answers every NOTIFY and records its kernel receive time."""
+
+    def __init__(self, pw_port, n, watch="*88103"):
+        self.n = n
+        self.target = ("127.0.0.1", pw_port)
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
+        self.sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.sock.settimeout(0.2)
+        self.watch = watch
+        self.ok = set()                       # subscriptions answered 2xx
+        self.notifies = {}                    # sub index -> list of (kernel time, version, has dialog)
+        self.lock = threading.Lock()
+        self.stop = False
+        self.thread = threading.Thread(target=self.loop, daemon=True)
+        self.thread.start()
+
+    def subscribe(self, i):
+        msg = (f"SUBSCRIBE sip:{self.watch}@{DOMAIN} SIP/2.0\r\n"
+               f"Via: SIP/2.0/UDP 127.0.0.1:{self.port};branch=z9hG4bK-s{i}-{random.randint(0, 1 << 30)};rport\r\n"
+               f"Max-Forwards: 70\r\nFrom: <sip:w{i}@{DOMAIN}>;tag=ft{i}\r\nTo: <sip:{self.watch}@{DOMAIN}>\r\n"
+               f"Call-ID: bench-sub-{i}@127.0.0.1\r\nCSeq: 1 SUBSCRIBE\r\n"
+               f"Contact: <sip:w{i}@127.0.0.1:{self.port}>\r\nEvent: dialog\r\n"
+               f"Accept: application/dialog-info+xml\r\nExpires: 600\r\nContent-Length: 0\r\n\r\n")
+        self.sock.sendto(msg.encode(), self.target)
+
+    def loop(self):
+        while not self.stop:
+            try:
+                data, anc, _, _ = self.sock.recvmsg(65535, socket.CMSG_SPACE(16))
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            kt = None
+            for level, typ, cdata in anc:
+                if level == socket.SOL_SOCKET and typ == SO_TIMESTAMPNS:
+                    sec, nsec = struct.unpack("qq", cdata[:16])
+                    kt = sec + nsec / 1e9
+            if kt is None:
+                kt = time.time()
+            text = data.decode(errors="replace")
+            head, _, body = text.partition("\r\n\r\n")
+            m = re.search(r"^Call-ID:\s*bench-sub-(\d+)@", head, re.M | re.I)
+            if text.startswith("SIP/2.0 "):
+                if m and text[8] == "2":
+                    with self.lock:
+                        self.ok.add(int(m.group(1)))
+                continue
+            if not text.startswith("NOTIFY ") or not m:
+                continue
+            i = int(m.group(1))
+            v = re.search(r'dialog-info[^>]* version="(\d+)"', body)
+            with self.lock:
+                self.notifies.setdefault(i, []).append((kt, int(v.group(1)) if v else -1, "<dialog " in body))
+            # 200 OK: copy Via(s), From, To, Call-ID, CSeq
+            lines = head.split("\r\n")
+            keep = [ln for ln in lines[1:] if re.match(r"(Via|v|From|f|To|t|Call-ID|i|CSeq):", ln, re.I)]
+            reply = "SIP/2.0 200 OK\r\n" + "\r\n".join(keep) + "\r\nContent-Length: 0\r\n\r\n"
+            self.sock.sendto(reply.encode(), self.target)
+
+    def close(self):
+        self.stop = True
+        self.thread.join(2)
+        self.sock.close()
+
+
+def park_once(pw_port, ext="103"):
+    """Send INVITE *68<ext> from a raw socket; returns (wall time sent, wall time of the 200)."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    sdp = ("v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+           "m=audio 9 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n")
+    inv = (f"INVITE sip:*68{ext}@{DOMAIN} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bK-bpark;rport\r\n"
+           f"Max-Forwards: 70\r\nFrom: <sip:2001@{DOMAIN}>;tag=bp1\r\nTo: <sip:*68{ext}@{DOMAIN}>\r\n"
+           f"Call-ID: bench-park@127.0.0.1\r\nCSeq: 1 INVITE\r\nContact: <sip:2001@127.0.0.1:{port}>\r\n"
+           f"Referred-By: <sip:1003@{DOMAIN}>\r\nContent-Type: application/sdp\r\nContent-Length: {len(sdp)}\r\n\r\n{sdp}")
+    t_sent = time.time()
+    s.sendto(inv.encode(), ("127.0.0.1", pw_port))
+    s.settimeout(5)
+    t_ok = None
+    while True:
+        data, _ = s.recvfrom(65535)
+        text = data.decode(errors="replace")
+        if text.startswith("SIP/2.0 1"):
+            continue
+        t_ok = time.time()
+        break
+    if text.startswith("SIP/2.0 200"):
+        to = re.search(r"^To:.*$", text, re.M).group(0)
+        contact = re.search(r"^Contact:\s*<([^>]+)>", text, re.M).group(1)
+        ack = (f"ACK {contact} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bK-back;rport\r\n"
+               f"Max-Forwards: 70\r\nFrom: <sip:2001@{DOMAIN}>;tag=bp1\r\n{to}\r\nCall-ID: bench-park@127.0.0.1\r\n"
+               f"CSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n")
+        s.sendto(ack.encode(), ("127.0.0.1", pw_port))
+    status = text.split(" ", 2)[1]
+    return t_sent, t_ok, status, s
+
+
+def fanout(binary, n):
+    work = tempfile.mkdtemp(prefix="parkway-bench-")
+    with daemon(binary, work) as pw:
+        farm = Farm(pw.port, n)
+        try:
+            t0 = time.monotonic()
+            for i in range(n):
+                farm.subscribe(i)
+                if i % 50 == 49:
+                    time.sleep(0.005)
+            # Re-send what was lost (UDP) until every subscription has its initial NOTIFY.
+            for _ in range(20):
+                time.sleep(0.5)
+                with farm.lock:
+                    missing = [i for i in range(n) if i not in farm.notifies]
+                if not missing:
+                    break
+                for i in missing:
+                    farm.subscribe(i)
+            with farm.lock:
+                have = len(farm.notifies)
+            print(f"  {have}/{n} subscriptions active (initial NOTIFY received) after {time.monotonic() - t0:.2f} s")
+            t_sent, t_ok, status, psock = park_once(pw.port)
+            deadline = time.time() + 10
+            while time.time() < deadline:
+                with farm.lock:
+                    done = sum(1 for v in farm.notifies.values() if any(d for _, _, d in v))
+                if done >= have:
+                    break
+                time.sleep(0.01)
+            with farm.lock:
+                firsts = [min(t for t, _, d in v if d) for v in farm.notifies.values() if any(d for _, _, d in v)]
+            psock.close()
+            if not firsts:
+                print(f"  park answered {status}; no subscriber got a NOTIFY showing the parked call")
+                return None
+            last = max(firsts) - t_sent
+            first = min(firsts) - t_sent
+            print(f"  park INVITE -> 200: {(t_ok - t_sent) * 1000:.1f} ms (status {status}); NOTIFYs with the parked "
+                  f"call: {len(firsts)}/{have}, first after {first * 1000:.1f} ms, last after {last * 1000:.1f} ms")
+            return last
+        finally:
+            farm.close()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("binary")
+    ap.add_argument("--rates", default="200,500,800")
+    ap.add_argument("--cycles", type=int, default=5000)
+    ap.add_argument("--subscribers", type=int, default=1000)
+    ap.add_argument("--skip-cycles", action="store_true")
+    ap.add_argument("--skip-fanout", action="store_true")
+    a = ap.parse_args()
+    binary = os.path.abspath(a.binary)
+    if not a.skip_cycles:
+        print("park + retrieve cycles (SIPp, end to end):")
+        best = 0.0
+        for rate in [int(x) for x in a.rates.split(",")]:
+            got, failed, count = cycles(binary, rate, a.cycles)
+            if failed <= count / 1000:
+                best = max(best, got)
+        print(f"=> best with < 0.1 % failed: {best:.1f} park+retrieve cycles/s (goal >= 500)")
+    if not a.skip_fanout:
+        print(f"NOTIFY fan-out to {a.subscribers} subscribers of one slot:")
+        last = fanout(binary, a.subscribers)
+        if last is not None:
+            print(f"=> park to last NOTIFY: {last * 1000:.1f} ms (goal < 100 ms)")
+
+
+if __name__ == "__main__":
+    main()

@@ -343,3 +343,23 @@ TEST_CASE("the first-byte index never changes which rule wins (fast path == expl
         }
     }
 }
+
+TEST_CASE("explain a group park: the member hunting would pick, or the error it would get") {
+    FakeClock clock;
+    auto e = memEngine(clock);
+    Group g{"a.example", "sales", {"201", "202"}, false, {}, {}};
+    g.settings.occupied = OccupiedPolicy::Reject;
+    g.settings.recallSeconds = 45;
+    REQUIRE(e->setGroup(g).ok);
+    REQUIRE(e->park(directed("201")).ok);
+    auto x = e->explain("a.example", "202", "*58#");
+    CHECK(x.result.action == Action::GroupPark);
+    CHECK(x.wouldParkOn == "202");
+    CHECK(x.recall.recallSeconds == 45);
+    CHECK(x.occupied == OccupiedPolicy::Reject);
+    REQUIRE(e->park(directed("202")).ok);
+    auto full = e->explain("a.example", "202", "*58");
+    CHECK(full.wouldFail == ErrorCode::GroupFull);
+    CHECK(e->explain("a.example", "999", "*58").wouldFail == ErrorCode::NoGroup);
+    CHECK(e->list({}).size() == 2);
+}

@@ -23,31 +23,56 @@ DEFAULT_RATES = [100, 200, 300, 400, 500, 600, 800, 1000, 1200, 1500, 1800, 2200
 MAX_FAILED = 0.001  # 0.1 %
 
 
-def run_rate(remote, rate, duration, callee):
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid=None, pgrp=None):
+    """CPU time (user+system, all threads) of one process, or of every process in a process group (Kamailio's
+    workers): the proxy's cost per call, which contention on the machine does not change much."""
+    total = 0.0
+    for d in ([str(pid)] if pid else os.listdir("/proc")):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if pid or int(fields[2]) == pgrp:  # fields after "(comm)": state ppid pgrp ... utime(11) stime(12)
+            total += (int(fields[11]) + int(fields[12])) / TICK
+    return total
+
+
+def run_rate(remote, rate, duration, callee, cpu_fn):
     calls = rate * duration
+    cpu0 = cpu_fn()
     t0 = time.monotonic()
     res = Sipp(scenario("uac.xml"), remote=remote, calls=calls, rate=rate, timeout=duration + 40,
                limit=max(50, rate * 3), variables={"callee": callee}).run()
     wall = time.monotonic() - t0
+    cpu = cpu_fn() - cpu0
     ok, failed = res.successful, res.failed
     unfinished = calls - ok - failed
     bad = failed + max(0, unfinished)
     ratio = bad / calls
     # Held = every call placed at the rate (the run took about `duration`) and < 0.1 % failed.
     held = ratio < MAX_FAILED and wall <= duration + 5
-    print(f"  {rate:5d} calls/s: {ok}/{calls} ok, {bad} failed ({100 * ratio:.3f} %), {wall:.1f} s"
-          f" -> {'held' if held else 'NOT held'}", flush=True)
-    return held
+    per_call = 1e6 * cpu / max(1, ok)
+    print(f"  {rate:5d} calls/s: {ok}/{calls} ok, {bad} failed ({100 * ratio:.3f} %), {wall:.1f} s, "
+          f"proxy CPU {cpu:.1f} s = {per_call:.0f} us/call -> {'held' if held else 'NOT held'}", flush=True)
+    return held, per_call
 
 
-def ramp(name, remote, rates, duration, callee):
+def ramp(name, remote, rates, duration, callee, cpu_fn):
+    """(highest rate held, proxy CPU microseconds per call at that rate)."""
     print(f"{name}: ramping {rates[0]}..{rates[-1]} calls/s, {duration} s per step", flush=True)
-    best = 0
+    best, best_cost = 0, 0.0
     for rate in rates:
-        if not run_rate(remote, rate, duration, callee):
+        held, cost = run_rate(remote, rate, duration, callee, cpu_fn)
+        if not held:
             break
-        best = rate
-    return best
+        best, best_cost = rate, cost
+    return best, best_cost
 
 
 def register(remote, user, port):
@@ -60,7 +85,8 @@ def bench_parkway(binary, rates, duration):
         uas = Sipp(scenario("uas.xml"), calls=10**9, timeout=100000, extra=["-max_recv_loops", "100000"]).start()
         try:
             register(pw.sip, "2001", uas.port)
-            return ramp("parkway", pw.sip, rates, duration, "2001")
+            return ramp("parkway", pw.sip, rates, duration, "2001",
+                        lambda: cpu_seconds(pid=pw.proc.pid))
         finally:
             uas.stop()
 
@@ -87,11 +113,12 @@ def bench_kamailio(kamailio, rates, duration, children):
         if proc.poll() is not None:
             log.flush()
             print(f"kamailio did not start:\n{open(os.path.join(work, 'kamailio.log')).read()[-3000:]}")
-            return -1
+            return None
         uas = Sipp(scenario("uas.xml"), calls=10**9, timeout=100000, extra=["-max_recv_loops", "100000"]).start()
         try:
             register(f"127.0.0.1:{port}", "2001", uas.port)
-            return ramp(f"kamailio ({children} children)", f"127.0.0.1:{port}", rates, duration, "2001")
+            return ramp(f"kamailio ({children} children)", f"127.0.0.1:{port}", rates, duration, "2001",
+                        lambda: cpu_seconds(pgrp=proc.pid))
         finally:
             uas.stop()
     finally:
@@ -120,22 +147,27 @@ def main():
         sys.exit(f"{a.parkway} not found: build first (cmake --build build)")
     if not shutil.which("sipp"):
         sys.exit("sipp not found: scripts/setup.sh installs sip-tester")
-    print(f"machine: {os.cpu_count()} cores; SIPp uac.xml (INVITE/180/200/ACK, 200 ms, BYE) over UDP on loopback")
-    pk = bench_parkway(a.parkway, rates, a.duration)
-    km = None
+    load = os.getloadavg()[0]
+    print(f"machine: {os.cpu_count()} cores, load average {load:.1f} at start; SIPp uac.xml "
+          f"(INVITE/180/200/ACK, 200 ms, BYE) over UDP on loopback; SIPp shares the cores with the proxy")
+    pk, pk_cost = bench_parkway(a.parkway, rates, a.duration)
+    km = "absent"
     kamailio = shutil.which("kamailio") or ("/usr/sbin/kamailio" if os.path.exists("/usr/sbin/kamailio") else None)
     if kamailio and not a.no_kamailio:
         km = bench_kamailio(kamailio, rates, a.duration, a.kamailio_children)
     print()
-    print(f"RESULT parkway : {pk} calls/s held for {a.duration} s with < 0.1 % failed")
-    if km == -1:
+    print(f"RESULT parkway : {pk} calls/s held for {a.duration} s with < 0.1 % failed "
+          f"({pk_cost:.0f} us of proxy CPU per call at that rate)")
+    if km is None:
         print("RESULT kamailio: failed to start (see above)")
-    elif km is not None:
-        print(f"RESULT kamailio: {km} calls/s held for {a.duration} s with < 0.1 % failed "
-              f"({a.kamailio_children} children, tm+rr+usrloc in memory)")
-        print(f"RESULT ratio parkway/kamailio: {pk / km:.2f}" if km else "RESULT ratio: n/a (kamailio held no rate)")
+    elif km != "absent":
+        k, k_cost = km
+        print(f"RESULT kamailio: {k} calls/s held for {a.duration} s with < 0.1 % failed "
+              f"({k_cost:.0f} us of proxy CPU per call; {a.kamailio_children} children, tm+rr+usrloc in memory)")
+        print(f"RESULT ratio parkway/kamailio: {pk / k:.2f}" if k else "RESULT ratio: n/a (kamailio held no rate)")
     elif not a.no_kamailio:
         print("RESULT kamailio: not installed, skipped")
+    print(f"load average at end: {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":

@@ -55,6 +55,7 @@ void validateDescriptor(const pw_module *d, const std::string &who) {
         throw LoadError(fmt::format("{}: module '{}' has no on_request hook (required)", who, d->name));
     if (d->params) {
         for (const pw_param_def *p = d->params;; ++p) {
+            if (p->struct_size == 0 && !p->name) break; // a {0} terminator is fine
             if (p->struct_size < kParamV10Size)
                 throw LoadError(fmt::format(
                     "{}: module '{}': parameter entry struct_size {} is shorter than the ABI v1.0 layout ({})", who,
@@ -69,6 +70,7 @@ void validateDescriptor(const pw_module *d, const std::string &who) {
     }
     if (d->commands) {
         for (const pw_command_def *c = d->commands;; ++c) {
+            if (c->struct_size == 0 && !c->name) break; // a {0} terminator is fine
             if (c->struct_size < kCommandV10Size)
                 throw LoadError(fmt::format(
                     "{}: module '{}': command entry struct_size {} is shorter than the ABI v1.0 layout ({})", who,

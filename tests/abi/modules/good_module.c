@@ -16,7 +16,7 @@ static const pw_param_def g_params[] = {
 };
 static const pw_command_def g_cmds[] = {
     {sizeof(pw_command_def), "ping", "answers", g_cmd},
-    {sizeof(pw_command_def), NULL, NULL, NULL},
+    {0, NULL, NULL, NULL}, /* the {0} terminator idiom is accepted */
 };
 
 static const pw_module g_desc = {

@@ -158,6 +158,29 @@ def case_park_list_metrics_reload_retrieve():
         assert rc == 0 and out.strip() == "no parked calls", out
 
 
+def case_recall_and_hangup():
+    """Force a recall, then hang up a parked call, through parkctl."""
+    with Parkway(BINARY, modules=MODULES, module_params=PARAMS, admin=True) as pw:
+        parked_party = park_call(pw)
+        calls = wait_for(lambda: parked_list(pw), 15)
+        assert len(calls) == 1, calls
+        cid = str(calls[0]["id"])
+
+        rc, out, err = parkctl(pw, "recall", cid)
+        assert rc == 0 and out.strip() == f"recall started for parked call {cid}", (rc, out, err)
+        assert wait_for(lambda: metric(parkctl(pw, "metrics")[1], "parkway_recalls_total", {"domain": DOMAIN}) == 1,
+                        10), parkctl(pw, "metrics")[1]
+
+        rc, out, err = parkctl(pw, "hangup", cid)
+        assert rc == 0 and out.strip() == f"parked call {cid} hung up", (rc, out, err)
+        assert wait_for(lambda: parked_list(pw) == [], 10)
+        # The parked party got its BYE and finished its scenario.
+        res = parked_party.wait(20)
+        assert res.successful == 1, res.output[-3000:] + res.errors[-2000:]
+        rc, out, err = parkctl(pw, "hangup", cid)
+        assert rc == 1 and "404" in err, (rc, out, err)
+
+
 def case_api_against_daemon():
     """Auth, endpoints, bad JSON and parkctl exit codes against the real daemon and modules."""
     with Parkway(BINARY, modules=MODULES, module_params=PARAMS, admin=True) as pw:

@@ -674,3 +674,29 @@ TEST_CASE("parkctl: the daemon is down", "[parkctl]") {
     CHECK(r.out.find("parkway is not reachable at http://127.0.0.1:" + std::to_string(port)) != std::string::npos);
 }
 #endif
+
+// ---------------------------------------------------------------- limits
+
+TEST_CASE("admin: a stuck SIP thread gives 504, not a hung request", "[admin]") {
+    AdminConfig c = Daemon::defaultConfig();
+    c.requestTimeoutMs = 200;
+    Daemon d(c);
+    std::promise<void> release;
+    std::shared_future<void> released = release.get_future().share();
+    REQUIRE(d.proxy->post([released] { released.wait(); }));
+    auto r = d.client().request("GET", "/api/stats");
+    CHECK(r.status == 504);
+    CHECK(body(r).at("error").get<std::string>().find("SIP thread") != std::string::npos);
+    release.set_value();
+    // The late answer is dropped; the server keeps serving.
+    CHECK(d.client().request("GET", "/api/stats").status == 200);
+}
+
+TEST_CASE("admin: a body over the limit is refused with 413", "[admin]") {
+    AdminConfig c = Daemon::defaultConfig();
+    c.maxBodyBytes = 100;
+    Daemon d(c);
+    auto r = d.client().request("POST", "/api/rules", json{{"text", std::string(1000, 'x')}}.dump());
+    CHECK(r.status == 413);
+    CHECK(d.client().request("POST", "/api/rules", R"({"text":"ok"})").status == 200);
+}

@@ -230,6 +230,8 @@ class RtpCounter:
                 self.packets.append((time.monotonic(), data[1] & 0x7F, (data[2] << 8) | data[3], len(data)))
 
     def close(self):
+        if self._stop:
+            return
         self._stop = True
         self.thread.join(2)
         self.sock.close()
@@ -695,14 +697,20 @@ def case_restart_kill9():
     """kill -9 with calls parked, restart: every call is still retrievable and the recall fires on time."""
     with Suite(provision=RESTART) as s:
         ph = s.phone("1004", answer=1, talk_ms=1000, timeout=90)
-        a = s.park("2001", "*68103", parker="1003", timeout=90)
+        rtp = RtpCounter()
+        s.roles.append(rtp)
+        a = s.park("2001", "*68103", parker="1003", timeout=90, moh_port=rtp.port)
         t_b = time.monotonic()
         b = s.park("2002", "*68104", parker="1004", timeout=90)
         s.expect(final(a) == 200 and final(b) == 200, "parks failed", a, b)
         time.sleep(1.0)
         s.pw.kill9()
         time.sleep(0.5)
+        t_restart = time.monotonic()
         s.pw.start()
+        # Music on hold resumes for the restored call (same port, or a re-INVITE with the new one).
+        s.expect(wait_until(lambda: any(t > t_restart for t, *_ in rtp.packets), 5),
+                 "music on hold did not resume after the restart", a)
         r = s.retrieve("1010", "*88103")
         s.expect(final(r) == 200, f"after kill -9 and restart, *88103 answered {final(r)}", r, a)
         s.expect(a.wait_line("reinvite", 5), "restored call 2001 was not reconnected on retrieve", a, r)

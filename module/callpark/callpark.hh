@@ -87,6 +87,7 @@ struct Session {
     pw_request *retrieveReq = nullptr; // retained INVITE of the retriever
     bool retrieveOfferless = false;
     std::string retrieverUri, retrieverDisplay;
+    std::string replacesCallId; // retrieve_mode=replaces: Call-ID of the retriever's INVITE we let through
 
     // recall
     pw_timer_id recallTimer = 0;  // deadline -> recallStep
@@ -131,6 +132,7 @@ public:
     void stop();
     int reload();
     pw_verdict onRequest(pw_request *req);
+    void onResponse(const pw_msg *resp);
 
     Host &host() { return host_; }
     eng::Engine &engine() { return *engine_; }

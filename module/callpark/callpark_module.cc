@@ -97,6 +97,13 @@ pw_verdict hookRequest(void *ctx, pw_request *req) {
     return PW_STOP;
 }
 
+void hookResponse(void *ctx, const pw_msg *resp) {
+    try {
+        static_cast<CallPark *>(ctx)->onResponse(resp);
+    } catch (...) {
+    }
+}
+
 int hookReload(void *ctx) {
     try {
         return static_cast<CallPark *>(ctx)->reload();
@@ -121,7 +128,7 @@ const pw_module kModule = {
     hookStop,
     hookDestroy,
     hookRequest,
-    nullptr,
+    hookResponse,
     hookReload,
 };
 

@@ -257,6 +257,21 @@ void CallPark::legTerminated(Leg *leg, pw_dialog_end_reason reason) {
     }
     if (leg == s.a) {
         s.a = nullptr;
+        if (s.state == SessionState::Ended) { // replaced by the retriever (retrieve_mode=replaces)
+            reapLater();
+            return;
+        }
+        if (s.state == SessionState::Retrieving && !s.replacesCallId.empty()) {
+            // The parked party BYEd the park dialog before its 2xx to the Replaces INVITE passed us.
+            s.replacesCallId.clear();
+            stopMoh(s);
+            eng::CallId id = s.callId;
+            s.callId = 0;
+            s.state = SessionState::Ended;
+            engine_->completeRetrieve(id);
+            reapLater();
+            return;
+        }
         host_.log(PW_LOG_INFO, "callpark: parked party of call {} left ({})", s.callId, static_cast<int>(reason));
         if (s.state == SessionState::Bridged) endBridge(s, leg);
         else sessionAbandoned(s);

@@ -35,6 +35,30 @@ pw_verdict CallPark::retrieveInvite(pw_request *req, const pw_msg *m, const eng:
     cancelTimer(s->ringTimer);
     cancelTimer(s->recallTimer);
 
+    if (settings_.retrieveMode == RetrieveMode::Replaces) {
+        // Forward the retriever's INVITE to the parked party with Replaces naming our park dialog (RFC 3891):
+        // the parked party answers the retriever directly and BYEs the park dialog; we leave the path.
+        pw_dialog *d = s->a->dlg;
+        ReplacesValue rv;
+        rv.callId = host_.dialogGet(d, PW_DLG_CALL_ID);
+        rv.toTag = host_.dialogGet(d, PW_DLG_REMOTE_TAG);  // the parked party's own (local) tag
+        rv.fromTag = host_.dialogGet(d, PW_DLG_LOCAL_TAG); // its remote tag: ours
+        std::string target = host_.dialogGet(d, PW_DLG_REMOTE_TARGET);
+        host_.api()->request_remove_header(req, PW_STR_LIT("Replaces"));
+        // The Route header makes later routing modules (router) leave the request alone (they skip loose-routed
+        // requests); the core sends it to our target. See docs/callpark.md "retrieve_mode".
+        std::string route = "<" + target + ";lr>";
+        if (!target.empty() && host_.api()->request_add_header(req, PW_STR_LIT("Replaces"), ps(formatReplaces(rv))) == PW_OK &&
+            host_.api()->request_add_header(req, PW_STR_LIT("Route"), ps(route)) == PW_OK &&
+            host_.api()->request_add_target(req, ps(target), ps(target)) == PW_OK) {
+            s->state = SessionState::Retrieving;
+            s->replacesCallId = host_.header(m, "Call-ID");
+            s->retrieverUri = host_.uri(m, "From");
+            return PW_CONTINUE;
+        }
+        host_.log(PW_LOG_WARN, "callpark: call {}: cannot forward with Replaces; bridging instead", claim.call.id);
+    }
+
     std::string offer = host_.body(m);
     s->retrieveOfferless = offer.empty();
     s->retrieverUri = host_.uri(m, "From");
@@ -119,6 +143,37 @@ void CallPark::retrieveResponse(uint64_t sid, int status, const pw_msg *resp) {
     if (s.callId) {
         auto back = engine_->abortRetrieve(s.callId);
         if (back) armRecall(s, back.call.recallAt);
+    }
+}
+
+void CallPark::onResponse(const pw_msg *resp) {
+    if (host_.method(resp) != "INVITE") return;
+    int status = host_.status(resp);
+    if (status < 200) return;
+    std::string cid = host_.header(resp, "Call-ID");
+    for (auto &[sid, sp] : sessions_) {
+        Session &s = *sp;
+        if (s.replacesCallId.empty() || s.replacesCallId != cid || s.state != SessionState::Retrieving) continue;
+        s.replacesCallId.clear();
+        if (status < 300) {
+            // Replaced: the parked party talks to the retriever now and BYEs our park dialog.
+            stopMoh(s);
+            eng::CallId id = s.callId;
+            s.callId = 0;
+            s.state = SessionState::Ended;
+            auto done = engine_->completeRetrieve(id);
+            if (!done) host_.log(PW_LOG_WARN, "callpark: complete retrieve of call {}: {}", id, done.message);
+            // RFC 3891 §3: the parked party ends the replaced dialog itself; we end our side too so a party
+            // that answered without honouring Replaces does not keep a stale dialog with us.
+            if (s.a && s.a->dlg) host_.api()->dialog_end(s.a->dlg);
+            reapLater();
+        } else {
+            // Refused (e.g. no Replaces support): the call stays parked; the retriever sees the refusal.
+            s.state = SessionState::Parked;
+            auto back = engine_->abortRetrieve(s.callId);
+            if (back) armRecall(s, back.call.recallAt);
+        }
+        return;
     }
 }
 

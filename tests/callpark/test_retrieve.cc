@@ -196,3 +196,83 @@ TEST_CASE("a REFER from a bridged leg to a park code re-parks the other party", 
     CHECK(p.parkedCount() == 1);
     CHECK(a.count("BYE") == 0);
 }
+
+// KNOWN FAILURE (reported): the SIP core's request_add_header() does not reach the forwarded copy of a
+// request (no added header is on the wire), so the Replaces header never leaves the proxy. Tagged
+// [!mayfail] so it runs and shows, without blocking CI, until the core is fixed.
+TEST_CASE("retrieve_mode replaces: the retriever's INVITE goes to the parked party with Replaces",
+          "[retrieve][!mayfail]") {
+    ParkEnvOptions o;
+    o.params["retrieve_mode"] = "replaces";
+    ParkEnv p(o);
+    auto &a = p.ua("a");
+    RawUdp ma;
+    auto &inv = parkCall(p, a, "2001", "103", ma);
+    auto &r = p.ua("r");
+    auto &ret = p.invite(r, "1005", "*88103", 5030);
+    REQUIRE(p.waitFinal(ret));
+    CHECK(ret.finalStatus == 200);
+    // the parked party got the retriever's INVITE (new Call-ID) naming its park dialog
+    Incoming *in = nullptr;
+    for (auto &x : a.incoming)
+        if (x->request.method() == "INVITE" && !x->request.header("Replaces").empty()) in = x.get();
+    REQUIRE(in);
+    CHECK(in->request.callId() != inv.request.callId());
+    std::string rep = in->request.header("Replaces");
+    CHECK(rep.find(inv.request.callId()) == 0);
+    CHECK(rep.find("to-tag=" + inv.request.fromTag()) != std::string::npos); // its own tag
+    CHECK(sdpAudioPort(in->request.body()) == 5030);
+    REQUIRE(p.env().runUntil([&] { return p.parkedCount() == 0; }));
+    // we left the path: the old park dialog is ended
+    REQUIRE(p.env().runUntil([&] { return a.count("BYE") == 1; }));
+
+    // a parked party that refuses: the call stays parked, the retriever sees the refusal
+    auto &b = p.ua("b");
+    RawUdp mb;
+    parkCall(p, b, "2002", "104", mb);
+    b.clearRules();
+    b.autoAnswer("INVITE", 488);
+    auto &ret2 = p.invite(r, "1005", "*88104", 5032);
+    REQUIRE(p.waitFinal(ret2));
+    CHECK(ret2.finalStatus == 488);
+    REQUIRE(p.env().runUntil([&] { return p.parkedCount() == 1; }));
+    CHECK(p.command("parked.list")["parked"][0]["state"] == "parked");
+}
+
+TEST_CASE("a REFER elsewhere from a bridged leg is carried out as a blind transfer", "[retrieve][refer]") {
+    ParkEnv p;
+    auto &a = p.ua("a");
+    RawUdp ma;
+    parkCall(p, a, "2001", "103", ma);
+    auto &r = p.ua("r");
+    r.autoAnswer("NOTIFY", 200);
+    auto &ret = p.invite(r, "1005", "*88103", 5034);
+    REQUIRE(p.waitFinal(ret));
+    REQUIRE(ret.finalStatus == 200);
+    auto &t = p.phone("1007");
+    t.autoAnswer("INVITE", 200, offerSdp(5036), "application/sdp");
+    RequestOptions o;
+    o.headers = {"Refer-To: <" + aorOf("1007") + ">"};
+    auto &refer = r.inDialog(ret, "REFER", o);
+    REQUIRE(p.waitFinal(refer));
+    CHECK(refer.finalStatus == 202);
+    // the target is INVITEd (offerless) and the transferee re-INVITEd with the target's offer
+    REQUIRE(p.env().runUntil([&] {
+        for (auto &in : a.incoming)
+            if (in->request.method() == "INVITE" && sdpAudioPort(in->request.body()) == 5036) return true;
+        return false;
+    }));
+    REQUIRE(p.env().runUntil([&] {
+        for (auto &in : r.incoming)
+            if (in->request.method() == "NOTIFY" && in->request.body().find("SIP/2.0 200") != std::string::npos)
+                return true;
+        return false;
+    }));
+    CHECK(t.last("INVITE")->request.header("From").find(aorOf("2001")) != std::string::npos);
+    // the transferee and the target are connected: BYE from the target reaches the transferee
+    auto *tin = t.last("INVITE");
+    a.autoAnswer("BYE", 200);
+    auto &bye = t.inDialog(*tin, "BYE");
+    REQUIRE(p.waitFinal(bye));
+    REQUIRE(p.env().runUntil([&] { return a.count("BYE") == 1; }));
+}

@@ -30,6 +30,10 @@ std::string optStr(const json &a, const char *key) {
 }
 
 int64_t reqInt(const json &a, const char *key) {
+    if (a.contains(key) && a[key].is_string()) { // path parameters may arrive as text
+        const std::string &t = a[key].get_ref<const std::string &>();
+        if (!t.empty() && t.find_first_not_of("0123456789") == std::string::npos && t.size() < 19) return std::stoll(t);
+    }
     if (!a.contains(key) || !a[key].is_number_integer())
         throw CmdError{400, fmt::format("'{}' is required (an integer)", key)};
     return a[key].get<int64_t>();

@@ -146,10 +146,10 @@ class Suite:
                       port=port).run()
         r.result.check(successful=1)
 
-    def transferee(self, user, refer_ms):
+    def transferee(self, user, refer_ms, calls=2):
         port = free_port()
         self.register(user, port)
-        return self.role("transferee.xml", keys={"user": user}, server=True, calls=2, timeout=40, port=port,
+        return self.role("transferee.xml", keys={"user": user}, server=True, calls=calls, timeout=40, port=port,
                          variables={"refer_ms": refer_ms}).start()
 
     def park(self, user, dial, parker=None, display=None, codecs="0 8", moh_port=None, hangup_after_ms=None,
@@ -575,6 +575,26 @@ def case_parkinfo_481():
         s.expect(ph.wait_line("notify ", 5, count=2), "no park-info NOTIFY for the retrieve", ph)
         s.expect(ph.lines("notify ")[-1].find("state=retrieved") >= 0, "last park-info must say retrieved", ph)
 
+
+def case_retrieve_replaces():
+    """retrieve_mode=replaces: the retriever's INVITE goes to the parked party with Replaces naming the park
+    dialog (the parked party must be a UAS for it: here the transferee parked by a takeover)."""
+    with Suite(params={"refer_mode": "takeover", "retrieve_mode": "replaces"}) as s:
+        b = s.transferee("2001", refer_ms=2000, calls=3)
+        a = s.role("transferor.xml", keys={"user": "1003", "display": "James", "callee": "2001",
+                                            "refer_to": "*68103"}, timeout=30, duration_ms=300).run()
+        frags = a.lines("sipfrag=")
+        s.expect(frags and "sipfrag=200" in frags[-1], f"takeover park failed, sipfrags {frags}", a, b)
+        parked = [w_value(l, "replaces") for l in b.lines("call ") if w_value(l, "replaces")]
+        s.expect(len(parked) == 1, "the transferee was not taken over with Replaces", b)
+        r = s.retrieve("1010", "*88103", talk_ms=500)
+        s.expect(final(r) == 200, f"retrieve (replaces mode) answered {final(r)}", r, b)
+        s.expect(b.wait_line("call ", 5, count=3), "the retriever's INVITE did not reach the parked party", b, r)
+        calls = b.lines("call ")
+        park_leg = w_value(calls[1], "call_id")  # Parkway's takeover INVITE = the park dialog
+        repl = w_value(calls[2], "replaces") or ""
+        s.expect(repl.split(";")[0].strip() == park_leg,
+                 f"the retriever's INVITE must carry Replaces naming the park dialog {park_leg}, got '{repl}'", b)
 
 RECALL = """
 [[domain]]

@@ -216,6 +216,27 @@ def case_api_against_daemon():
             msg = json.loads(e.read().decode())["error"]
             assert "at byte 20" in msg, msg
 
+        # Rules: load a file, list it, explain uses it; a broken file changes nothing and names the line.
+        rules = os.path.join(pw.dir, "rules.tsv")
+        with open(rules, "w") as f:
+            f.write("# lot main\n1\t\t0\t10\texact\t700\t0\t\t\taction=park;lot=main\n")
+        rc, out, err = parkctl(pw, "lots", "set", "main", "first=701", "last=720", "--domain", DOMAIN)
+        assert rc == 0, (rc, out, err)
+        rc, out, err = parkctl(pw, "rules", "load", rules, "--replace")
+        assert rc == 0 and "rules loaded" in out, (rc, out, err)
+        rc, out, err = parkctl(pw, "rules")
+        assert rc == 0 and "action=park;lot=main" in out and out.startswith("ID"), (rc, out, err)
+        rc, out, err = parkctl(pw, "--json", "explain", DOMAIN, "1003", "700")
+        assert rc == 0, (rc, out, err)
+        result = json.loads(out)["result"]
+        assert result["action"] == "park" and result["lot"] == "main", out
+        with open(rules, "w") as f:
+            f.write("1\t\t0\t10\tregex\t^(7\t0\t\t\taction=park\n")
+        rc, out, err = parkctl(pw, "rules", "load", rules)
+        assert rc == 1 and "400" in err, (rc, out, err)
+        rc, out, err = parkctl(pw, "--json", "rules")
+        assert [r["match_exp"] for r in json.loads(out)["rules"]] == ["700"], out
+
         # Explain, stats, registrations, commands answer.
         rc, out, err = parkctl(pw, "--json", "explain", DOMAIN, "1003", "*68103")
         assert rc == 0, (rc, out, err)

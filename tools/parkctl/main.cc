@@ -351,7 +351,7 @@ int main(int argc, char **argv) {
                          fmt::format("lot {}@{} deleted", name, d));
             } else {
                 cli.printList(cli.call("GET", "/api/lots" + query({{"domain", fDomain}})),
-                              {"domain", "name", "first", "last", "choice"},
+                              {"domain", "name", "first_slot", "last_slot", "first", "last", "choice"},
                               "no lots");
             }
         } else if (*rules) {

@@ -15,7 +15,7 @@ const json *findRows(const json &result) {
 }
 
 std::string cell(const json &v) {
-    if (v.is_null()) return "-";
+    if (v.is_null() || ((v.is_object() || v.is_array()) && v.empty())) return "-";
     if (v.is_string()) return v.get<std::string>().empty() ? "-" : v.get<std::string>();
     if (v.is_boolean()) return v.get<bool>() ? "yes" : "no";
     if (v.is_object() && !v.empty() &&

@@ -293,7 +293,8 @@ void CallPark::sendParkInfo(const eng::ChangeEvent &e) {
             if (tv.target.kind == eng::TargetKind::Extension && tv.target.name == u) version = uint64_t(tv.version);
         std::string body = buildParkInfo(aorUri, version, {entry});
         ContactList contacts;
-        host_.api()->location_lookup(host_.raw(), ps(aorUri), collect, &contacts);
+        int found = host_.api()->location_lookup(host_.raw(), ps(aorUri), collect, &contacts);
+        host_.log(PW_LOG_DEBUG, "callpark: park-info for {}: {} contact(s) ({})", aorUri, contacts.items.size(), found);
         for (auto &[uri, hop] : contacts.items) {
             Headers h;
             h.add("Event", "park-info");
@@ -303,14 +304,16 @@ void CallPark::sendParkInfo(const eng::ChangeEvent &e) {
             p.method = PW_STR_LIT("NOTIFY");
             p.request_uri = ps(uri);
             p.from = ps(from);
-            p.to = ps(nameAddr("", aorUri));
+            std::string to = nameAddr("", aorUri); // must outlive send_request
+            p.to = ps(to);
             p.next_hop = ps(hop);
             p.headers = h.data();
             p.n_headers = h.size();
             p.content_type = ps(kParkInfoContentType);
             p.body = ps(body);
             // A 4xx (481/489 from phones without PortSIP firmware) is counted and never retried.
-            Pending *pend = makePending([this](pw_dialog *, int status, const pw_msg *) {
+            Pending *pend = makePending([this, uri = uri](pw_dialog *, int status, const pw_msg *) {
+                host_.log(PW_LOG_DEBUG, "callpark: park-info NOTIFY to {}: {}", uri, status);
                 if (status >= 300) host_.counter("parkway_notify_failed_total", "kind=\"park-info\"");
             });
             if (host_.api()->send_request(host_.raw(), &p, pendingResponse, pend) != PW_OK) {

@@ -173,6 +173,11 @@ TEST_CASE("group park notifies every member of the group", "[watchers]") {
     auto &inv = p.invite(a, "2001", "*58", 4112, {"Referred-By: <" + aorOf("102") + ">"});
     REQUIRE(p.waitFinal(inv));
     REQUIRE(inv.finalStatus == 200);
-    REQUIRE(p.env().runUntil([&] { return notifies(m1, "park-info").size() == 1 && notifies(m2, "park-info").size() == 1; }));
+    bool both = p.env().runUntil([&] { return notifies(m1, "park-info").size() >= 1 && notifies(m2, "park-info").size() >= 1; });
+    INFO("m1 " << notifies(m1, "park-info").size() << " m2 " << notifies(m2, "park-info").size());
+    REQUIRE(both);
+    p.env().runFor(200);
+    CHECK(notifies(m1, "park-info").size() == 1);
+    CHECK(notifies(m2, "park-info").size() == 1);
     CHECK(notifies(m2, "park-info")[0]->body().find("<group>sales</group>") != std::string::npos);
 }

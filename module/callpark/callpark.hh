@@ -48,7 +48,7 @@ struct Leg {
     bool confirmed = false;
     bool failed = false;         // UAC: final non-2xx
     bool answered = false;       // UAC: got a 2xx
-    Leg *ackTo = nullptr;        // relay the ACK's answer to this leg (offerless re-INVITE relayed)
+    uint64_t ackToId = 0;        // relay the ACK's answer to this leg (offerless re-INVITE relayed)
     bool finalSeen = false;      // UAC INVITE: the first final response arrived
     // UAC INVITE: called once with the first final response (2xx: the dialog is up, ACK still owed).
     std::function<void(Leg *, int, const pw_msg *)> onAnswer;

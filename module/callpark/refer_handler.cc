@@ -205,8 +205,10 @@ void CallPark::onBridgedRefer(Session &s, Leg *from, pw_request *req) {
     }
     host_.reply(req, 202, "Accepted");
     uint64_t sid = s.sid;
-    auto notify = [this, from](int status, bool final) {
-        if (!from->dlg) return;
+    uint64_t fromId = from->id;
+    auto notify = [this, fromId](int status, bool final) {
+        Leg *from = legById(fromId);
+        if (!from || !from->dlg) return;
         Headers h;
         h.add("Event", "refer");
         h.add("Subscription-State", final ? "terminated;reason=noresource" : "active;expires=60");

@@ -109,7 +109,7 @@ void CallPark::retrieveResponse(uint64_t sid, int status, const pw_msg *resp) {
         finish(r);
         if (b->dlg) {
             b->confirmed = true;
-            if (s.retrieveOfferless) b->ackTo = s.a; // the retriever's ACK carries the parked party's answer
+            if (s.retrieveOfferless) b->ackToId = s.a->id; // the retriever's ACK carries the parked party's answer
             else s.a->remoteSdp = body;
             s.b = b;
             stopMoh(s);
@@ -181,26 +181,29 @@ void CallPark::onResponse(const pw_msg *resp) {
 
 void CallPark::connectLegs(Session &s, Leg *keep, Leg *fresh, const std::string &offer, std::function<void(bool)> done) {
     uint64_t sid = s.sid;
-    auto fail = [this, fresh, offer](uint64_t) {
+    uint64_t keepId = keep ? keep->id : 0, freshId = fresh->id;
+    auto fail = [this, freshId, offer] {
         // We owe the fresh leg an ACK for its 2xx (RFC 3261 §13.2.2.4); answer and hang up.
-        if (fresh->dlg) {
+        Leg *f = legById(freshId);
+        if (f && f->dlg) {
             auto parsed = parseSdp(offer);
             std::string ans;
             if (parsed) ans = buildHoldAnswer(*parsed, mediaIp(), 9, newSdpSessionId(), 1).sdp;
-            host_.api()->dialog_ack(fresh->dlg, ans.empty() ? pw_str{} : ps(kSdp), ps(ans));
-            host_.api()->dialog_end(fresh->dlg);
+            host_.api()->dialog_ack(f->dlg, ans.empty() ? pw_str{} : ps(kSdp), ps(ans));
+            host_.api()->dialog_end(f->dlg);
         }
     };
     if (!keep || !keep->dlg) {
-        fail(sid);
+        fail();
         done(false);
         return;
     }
     bool sent = sendInDialog(keep->dlg, "INVITE", nullptr, offer.empty() ? "" : kSdp, offer, 0,
-                             [this, sid, keep, fresh, fail, done, offer](pw_dialog *, int status, const pw_msg *resp) {
+                             [this, sid, keepId, freshId, fail, done, offer](pw_dialog *, int status, const pw_msg *resp) {
                                  if (status < 200) return;
                                  Session *sp = session(sid);
-                                 bool alive = sp && (sp->a == keep || sp->b == keep) && fresh->sid == sid;
+                                 Leg *keep = legById(keepId), *fresh = legById(freshId);
+                                 bool alive = sp && keep && fresh && (sp->a == keep || sp->b == keep);
                                  if (status < 300 && alive && fresh->dlg) {
                                      std::string ans = host_.body(resp);
                                      keep->remoteSdp = ans;
@@ -208,12 +211,12 @@ void CallPark::connectLegs(Session &s, Leg *keep, Leg *fresh, const std::string 
                                      host_.api()->dialog_ack(fresh->dlg, ans.empty() ? pw_str{} : ps(kSdp), ps(ans));
                                      done(true);
                                  } else {
-                                     fail(sid);
+                                     fail();
                                      done(false);
                                  }
                              });
     if (!sent) {
-        fail(sid);
+        fail();
         done(false);
     }
 }
@@ -222,10 +225,10 @@ void CallPark::connectLegs(Session &s, Leg *keep, Leg *fresh, const std::string 
 
 void CallPark::onBridgedAck(Session &s, Leg *from, const pw_msg *ack) {
     std::string body = host_.body(ack);
-    if (from->ackTo) {
-        Leg *to = from->ackTo;
-        from->ackTo = nullptr;
-        if (to->dlg) host_.api()->dialog_ack(to->dlg, body.empty() ? pw_str{} : ps(kSdp), ps(body));
+    if (from->ackToId) {
+        Leg *to = legById(from->ackToId);
+        from->ackToId = 0;
+        if (to && to->dlg) host_.api()->dialog_ack(to->dlg, body.empty() ? pw_str{} : ps(kSdp), ps(body));
         if (!body.empty()) from->remoteSdp = body;
         return;
     }
@@ -267,22 +270,23 @@ void CallPark::onBridgedRequest(Session &s, Leg *from, pw_request *req) {
     }
     bool offerless = method == "INVITE" && body.empty();
     pw_request *r = host_.api()->request_retain(req);
-    uint64_t sid = s.sid;
+    uint64_t sid = s.sid, fromId = from->id, otherId = other->id;
     bool sent = sendInDialog(other->dlg, method, &h, body.empty() ? "" : ctype, body, offerless ? PW_SEND_DEFER_ACK : 0,
-                             [this, sid, from, other, r, method, offerless](pw_dialog *, int status, const pw_msg *resp) {
+                             [this, sid, fromId, otherId, r, method, offerless](pw_dialog *, int status, const pw_msg *resp) {
                                  if (status < 200) return;
                                  Session *sp = session(sid);
-                                 bool fromAlive = sp && (sp->a == from || sp->b == from) && from->dlg;
+                                 Leg *from = legById(fromId), *other = legById(otherId);
+                                 bool fromAlive = sp && from && (sp->a == from || sp->b == from) && from->dlg;
                                  std::string rb = host_.body(resp);
                                  std::string rct = resp ? host_.header(resp, "Content-Type") : "";
                                  if (status < 300 && method == "INVITE" && fromAlive) {
                                      host_.api()->dialog_accept_request(from->dlg, r, nullptr, 0,
                                                                          rb.empty() ? pw_str{} : ps(rct), ps(rb));
-                                     if (offerless) from->ackTo = other;
+                                     if (offerless && other) from->ackToId = other->id;
                                  } else {
                                      host_.reply(r, status, {}, nullptr, rb.empty() ? "" : rct, rb);
                                  }
-                                 if (status < 300 && !rb.empty() && method != "INFO") other->remoteSdp = rb;
+                                 if (other && status < 300 && !rb.empty() && method != "INFO") other->remoteSdp = rb;
                                  host_.api()->request_release(r);
                              });
     if (!sent) {

@@ -569,8 +569,15 @@ TEST_CASE("dialog_end on a confirmed dialog sends BYE and reports PW_END_LOCAL",
     a->autoAnswer("BYE", 200);
     auto &inv = a->send("INVITE", "sip:park@parkway.test");
     REQUIRE(env.runUntil([&] { return inv.finalStatus == 200 && acc.rec.ackBodies.size() == 1; }));
-    REQUIRE(acc.hook.api->dialog_end(acc.rec.dlg) == PW_OK);
-    REQUIRE(acc.rec.ends == std::vector<int>{PW_END_LOCAL});
+    // hand the dialog to another owner first: callbacks follow the rebind
+    DlgRec other;
+    other.api = acc.hook.api;
+    auto ocbs = other.cbs();
+    pw_dialog *d = acc.rec.dlg;
+    REQUIRE(acc.hook.api->dialog_rebind(d, &ocbs, &other) == PW_OK);
+    REQUIRE(acc.hook.api->dialog_end(d) == PW_OK);
+    CHECK(acc.rec.ends.empty());
+    REQUIRE(other.ends == std::vector<int>{PW_END_LOCAL});
     REQUIRE(env.runUntil([&] { return a->count("BYE") == 1; }));
     CHECK(a->last("BYE")->request.callId() == inv.request.callId());
 }

@@ -224,13 +224,17 @@ void CallPark::onEngineEvent(const eng::ChangeEvent &e) {
         updateGauges(call.domain, call.lot);
         if (ev.previous && ev.previous->lot != call.lot) updateGauges(ev.previous->domain, ev.previous->lot);
 
+        // Watchers see who is parked where: claims and recall stages change nothing they show.
+        bool visible = ev.kind == eng::EventKind::Parked || ev.kind == eng::EventKind::Retrieved ||
+                       ev.kind == eng::EventKind::Abandoned || ev.kind == eng::EventKind::Moved;
         std::vector<Subscription *> watchers;
-        for (auto &[p, sub] : subs_)
-            for (const eng::TargetVersion &tv : ev.targets)
-                if (tv.target == sub->target) {
-                    watchers.push_back(p);
-                    break;
-                }
+        if (visible)
+            for (auto &[p, sub] : subs_)
+                for (const eng::TargetVersion &tv : ev.targets)
+                    if (tv.target == sub->target) {
+                        watchers.push_back(p);
+                        break;
+                    }
         for (Subscription *s : watchers)
             if (subs_.count(s)) notifySubscription(*s);
 

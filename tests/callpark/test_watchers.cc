@@ -181,3 +181,35 @@ TEST_CASE("group park notifies every member of the group", "[watchers]") {
     CHECK(notifies(m2, "park-info").size() == 1);
     CHECK(notifies(m2, "park-info")[0]->body().find("<group>sales</group>") != std::string::npos);
 }
+
+TEST_CASE("orbit style by rules: 700 parks into lot main, BLF on 701 watches the slot, 701 retrieves", "[watchers][lot]") {
+    ParkEnv p;
+    int st = 0;
+    p.command("lots.set", {{"domain", kDomain}, {"name", "main"}, {"first", 701}, {"last", 720}}, &st);
+    REQUIRE(st == 200);
+    auto r = p.command("rules.import",
+                       {{"text", "0\t\t0\t10\texact\t700\t0\t\t\taction=park;lot=main\n"
+                                 "0\t\t0\t11\tregex\t^7[0-9][0-9]$\t0\t\t\taction=retrieve;lot=main\n"}},
+                       &st);
+    INFO(r.dump());
+    REQUIRE(st == 200);
+    auto &w = p.ua("w");
+    w.autoAnswer("NOTIFY", 200);
+    auto &sub = subscribe(p, w, "1010", "701", "dialog", 60);
+    REQUIRE(sub.finalStatus == 200);
+    REQUIRE(p.env().runUntil([&] { return notifies(w, "dialog").size() == 1; }));
+    auto &a = p.ua("a");
+    a.autoAnswer("INVITE", 200, answerSdp(4120), "application/sdp");
+    auto &inv = p.invite(a, "2001", "700", 4120, {}, "Orbit Caller");
+    REQUIRE(p.waitFinal(inv));
+    REQUIRE(inv.finalStatus == 200);
+    REQUIRE(p.env().runUntil([&] { return notifies(w, "dialog").size() == 2; }));
+    CHECK(notifies(w, "dialog")[1]->body().find("Orbit Caller") != std::string::npos);
+    CHECK(p.command("parked.list")["parked"][0]["slot"] == 701);
+    auto &rt = p.ua("rt");
+    auto &ret = p.invite(rt, "1005", "701", 4122);
+    REQUIRE(p.waitFinal(ret));
+    CHECK(ret.finalStatus == 200);
+    REQUIRE(p.env().runUntil([&] { return notifies(w, "dialog").size() == 3; }));
+    CHECK(notifies(w, "dialog")[2]->body().find("<dialog ") == std::string::npos);
+}

@@ -4,9 +4,10 @@
     bench_callpark.py <parkway binary> [--rates 200,500,800] [--cycles 5000] [--subscribers 1000]
 
 1. Park + retrieve cycles per second through the real daemon with SIPp: parked parties dial *68<ext> at rate R
-   (bench_park.xml, one extension per call from a CSV), retrievers dial *88<ext> at the same rate two seconds
+   (bench_park.xml, one extension per call from a CSV), retrievers dial *88<ext> at the same rate one second
    behind (bench_retrieve.xml: 200, ACK, BYE at once). A cycle = park INVITE/200/ACK, the bridge re-INVITE,
-   the retriever's INVITE/200/ACK and the BYEs. Goal: >= 500 cycles/s with < 0.1 % failed.
+   the retriever's INVITE/200/ACK and the BYEs. Goal: >= 500 cycles/s with < 0.1 % failed. Also prints the
+   daemon's CPU time per cycle (load-independent: 1000 / that = cycles/s one core could carry).
 2. NOTIFY fan-out: 1,000 dialog subscriptions to one slot (*88103) from a Python UDP socket, then one park on 103;
    prints the time from sending the park INVITE to the kernel receive time of the last subscriber's NOTIFY
    (SO_TIMESTAMPNS). Goal: < 100 ms.
@@ -27,7 +28,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "..", "tests", "lib"))
 from parkway_blackbox import Parkway, Sipp, free_port  # noqa: E402
 
 DOMAIN = "pbx.example.com"
-LAG = 2.0  # retrievers start this long after the parkers, so every retrieve finds its park committed
+LAG = 1.0  # retrievers start this long after the parkers, so every retrieve finds its park committed
 
 
 def daemon(binary, workdir):
@@ -41,6 +42,13 @@ def daemon(binary, workdir):
 
 
 # --------------------------------------------------------------------------------------------- cycles/s
+
+def cpu_seconds(pid):
+    """utime + stime of a process, in seconds (/proc/<pid>/stat fields 14 and 15)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
 
 def cycles(binary, rate, count):
     work = tempfile.mkdtemp(prefix="parkway-bench-")
@@ -56,6 +64,7 @@ def cycles(binary, rate, count):
                        timeout=count / rate + 60, extra=keys)
         retrievers = Sipp(os.path.join(HERE, "bench_retrieve.xml"), remote=pw.sip, calls=count, rate=rate,
                           limit=limit, timeout=count / rate + 60, extra=keys)
+        cpu0 = cpu_seconds(pw.proc.pid)
         t0 = time.monotonic()
         parkers.start()
         time.sleep(LAG)
@@ -63,13 +72,15 @@ def cycles(binary, rate, count):
         r = retrievers.wait()
         t1 = time.monotonic()
         p = parkers.wait()
+        cpu = cpu_seconds(pw.proc.pid) - cpu0
         if os.environ.get("BENCH_VERBOSE"):
             print(r.errors[-2000:], p.errors[-2000:])
         ok = min(r.successful, p.successful)
         failed = r.failed + p.failed
         elapsed = t1 - t0 - LAG
         print(f"  target {rate:5d}/s: {count} cycles, parks ok {p.successful} failed {p.failed}, retrieves ok "
-              f"{r.successful} failed {r.failed}; {ok / elapsed:7.1f} cycles/s over {elapsed:.1f} s")
+              f"{r.successful} failed {r.failed}; {ok / elapsed:7.1f} cycles/s over {elapsed:.1f} s; parkway CPU "
+              f"{cpu:.2f} s = {1000 * cpu / max(ok, 1):.2f} ms per cycle (load average {os.getloadavg()[0]:.1f})")
         return ok / elapsed, failed, count
 
 

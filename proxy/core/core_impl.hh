@@ -30,7 +30,7 @@ struct pw_host {
 struct pw_msg {
     msg_t *msg = nullptr;
     sip_t *sip = nullptr;
-    std::string source;                     // "udp:127.0.0.1:5062"
+    mutable std::string source;             // "udp:127.0.0.1:5062", filled on first use
     mutable std::deque<std::string> scratch; // backing store of returned pw_str (stable addresses)
 };
 
@@ -251,6 +251,7 @@ inline std::string str(pw_str s) { return s.ptr && s.len ? std::string(s.ptr, s.
 inline pw_str view(const std::string &s) { return pw_str{s.data(), s.size()}; }
 std::string headersToString(const pw_header *headers, size_t n); // "Name: value\r\n"...
 pw_str keep(const pw_msg *m, std::string s);
+std::string messageSource(const pw_msg &v);
 pw_dialog *restoreDialog(Proxy::Impl *impl, ModuleInstance *mod, const std::string &blob,
                          const pw_dialog_callbacks *cbs, void *arg, std::string &error);
 

@@ -208,7 +208,15 @@ pw_str hMsgDisplay(const pw_msg *m, pw_str header) noexcept {
     }
 }
 
-pw_str hMsgSource(const pw_msg *m) noexcept { return m ? view(m->source) : pw_str{}; }
+pw_str hMsgSource(const pw_msg *m) noexcept {
+    try {
+        if (!m) return {};
+        if (m->source.empty()) m->source = messageSource(*m);
+        return view(m->source);
+    } catch (...) {
+        return {};
+    }
+}
 
 // ---- acting on the request
 

@@ -86,21 +86,23 @@ std::string headersToString(const pw_header *headers, size_t n) {
 void Proxy::Impl::initView(pw_msg &v, msg_t *m) {
     v.msg = m;
     v.sip = m ? sip_object(m) : nullptr;
-    v.source.clear();
+    v.source.clear(); // computed on first msg_source() (hot path: most modules never ask)
     v.scratch.clear();
-    if (!m) return;
+}
+
+std::string messageSource(const pw_msg &v) {
+    if (!v.msg) return {};
     su_sockaddr_t su;
     socklen_t len = sizeof su;
-    if (msg_get_address(m, &su, &len) == 0) {
-        char buf[64] = "";
-        su_inet_ntop(su.su_family, SU_ADDR(&su), buf, sizeof buf);
-        const char *proto = "udp";
-        if (v.sip && v.sip->sip_via && v.sip->sip_request && v.sip->sip_via->v_protocol &&
-            strcasecmp(v.sip->sip_via->v_protocol, "SIP/2.0/TCP") == 0)
-            proto = "tcp";
-        v.source = fmt::format("{}:{}:{}", proto, su.su_family == AF_INET6 ? "[" + std::string(buf) + "]" : buf,
-                               ntohs(su.su_port));
-    }
+    if (msg_get_address(v.msg, &su, &len) != 0) return {};
+    char buf[64] = "";
+    su_inet_ntop(su.su_family, SU_ADDR(&su), buf, sizeof buf);
+    const char *proto = "udp";
+    if (v.sip && v.sip->sip_via && v.sip->sip_request && v.sip->sip_via->v_protocol &&
+        strcasecmp(v.sip->sip_via->v_protocol, "SIP/2.0/TCP") == 0)
+        proto = "tcp";
+    return fmt::format("{}:{}:{}", proto, su.su_family == AF_INET6 ? "[" + std::string(buf) + "]" : buf,
+                       ntohs(su.su_port));
 }
 
 void Proxy::Impl::createAgent() {
@@ -281,6 +283,20 @@ int Proxy::Impl::onRequest(nta_incoming_t *irq, const sip_t *sip) noexcept {
         // RFC 3261 §16.3 step 4: loop detection
         if (isLoop(s)) {
             replyLocal(tx, 482);
+            maybeFinish(tx);
+            return 0;
+        }
+        // RFC 3261 §16.3 step 5: we support no proxy extensions
+        if (s->sip_proxy_require) {
+            std::string unsupported;
+            for (msg_param_t const *p = s->sip_proxy_require->k_items; p && *p; ++p)
+                unsupported += (unsupported.empty() ? "" : ", ") + std::string(*p);
+            if (!tx->finalSent) {
+                nta_incoming_tag(irq, nullptr);
+                tx->finalSent = true;
+                countResponse(420);
+                nta_incoming_treply(irq, SIP_420_BAD_EXTENSION, SIPTAG_UNSUPPORTED_STR(unsupported.c_str()), TAG_END());
+            }
             maybeFinish(tx);
             return 0;
         }

@@ -542,3 +542,30 @@ TEST_CASE("A listener that cannot be bound is reported by URL", "[proxy][badinpu
     bad.t1Ms = 0;
     CHECK_THROWS_WITH(proxy::Proxy(root.get(), bad), Catch::Contains("t1"));
 }
+
+TEST_CASE("Proxy-Require with an unknown extension is refused with 420 and Unsupported", "[proxy][badinput]") {
+    SipTestEnv env;
+    HookModule src("src");
+    std::string source;
+    src.onRequest = [&](pw_request *req) {
+        pw_str v = src.api->msg_source(src.api->request_msg(req));
+        source.assign(v.ptr, v.len);
+        return PW_CONTINUE;
+    };
+    env.add(src);
+    env.start();
+    auto a = env.makeUa("alice");
+    auto b = env.makeUa("bob");
+    b->autoAnswer("*", 200);
+    RequestOptions o;
+    o.headers = {"Proxy-Require: foo-ext"};
+    auto &c = a->send("OPTIONS", b->uri(), o);
+    REQUIRE(env.runUntil([&] { return c.finalStatus != 0; }));
+    CHECK(c.finalStatus == 420);
+    CHECK(c.response(420)->header("Unsupported") == "foo-ext");
+    CHECK(b->count("OPTIONS") == 0);
+    auto &ok = a->send("OPTIONS", b->uri());
+    REQUIRE(env.runUntil([&] { return ok.finalStatus != 0; }));
+    CHECK(ok.finalStatus == 200);
+    CHECK(source == "udp:127.0.0.1:" + std::to_string(a->port()));
+}

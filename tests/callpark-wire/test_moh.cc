@@ -208,10 +208,11 @@ TEST_CASE("MohPlayer sends RTP at 50 packets/s with the negotiated payload type"
         CHECK(be32(&a[4]) + 160 == be32(&b[4]));
         CHECK(be32(&b[8]) == ssrc);
     }
-    // 50 intervals of 20 ms = 1 s; allow scheduling slack but catch wrong pacing (e.g. 10 or 40 ms).
+    // 50 intervals of 20 ms = 1 s; allow scheduling slack on a loaded CI box but catch wrong pacing
+    // (10 ms would take 0.5 s, 40 ms 2 s).
     double secs = std::chrono::duration<double>(pkts.back().at - pkts.front().at).count();
-    CHECK(secs > 0.90);
-    CHECK(secs < 1.15);
+    CHECK(secs > 0.75);
+    CHECK(secs < 1.30);
     auto st = player.stats(s->id);
     REQUIRE(st);
     CHECK(st->packetsSent >= 51);

@@ -127,7 +127,9 @@ public:
 
     // Destroy the proxy (parked calls stay in the DB; no BYE goes out) and start a new one on the same
     // port and database: a daemon restart.
-    void restart() {
+    // `params` override callpark parameters from now on (e.g. another MOH port range).
+    void restart(const std::map<std::string, std::string> &params = {}) {
+        for (auto &[k, v] : params) opts_.params[k] = v;
         env_->restart(modules());
     }
 

@@ -130,3 +130,31 @@ TEST_CASE("admin commands: bad arguments are 4xx with a message, rules explain a
     CHECK(st == 200);
     CHECK(stats["parked"] == 1);
 }
+
+TEST_CASE("restart: when the music port changed the parked party gets a re-INVITE with a new hold offer",
+          "[restart]") {
+    ParkEnvOptions o;
+    o.params["moh_port_min"] = "31000";
+    o.params["moh_port_max"] = "31998";
+    ParkEnv p(o);
+    auto &a = p.ua("a");
+    RawUdp ma;
+    a.autoAnswer("INVITE", 200, answerSdp(ma.port()), "application/sdp");
+    auto &inv = p.invite(a, "2001", "*68103", ma.port());
+    REQUIRE(p.waitFinal(inv));
+    REQUIRE(inv.finalStatus == 200);
+    uint16_t oldPort = sdpAudioPort(inv.response(200)->body());
+    CHECK(oldPort >= 31000);
+    CHECK(oldPort <= 31998);
+    p.restart({{"moh_port_min", "32000"}, {"moh_port_max", "32998"}});
+    REQUIRE(p.env().runUntil([&] { return a.count("INVITE") >= 1; }, 3000));
+    Incoming *re = a.last("INVITE");
+    CHECK(re->request.callId() == inv.request.callId());
+    uint16_t newPort = sdpAudioPort(re->request.body());
+    CHECK(newPort >= 32000);
+    CHECK(newPort <= 32998);
+    CHECK(re->request.body().find("a=sendonly") != std::string::npos);
+    size_t before = rtpCount(ma);
+    REQUIRE(p.env().runUntil([&] { return rtpCount(ma) >= before + 5; }, 3000));
+    CHECK(p.parkedCount() == 1);
+}

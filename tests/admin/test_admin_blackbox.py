@@ -62,7 +62,7 @@ def park_call(pw, ext="103", user="2001"):
     return Sipp(os.path.join(PARK, "park_call.xml"), remote=pw.sip, calls=1, timeout=60,
                 extra=["-key", "domain", DOMAIN, "-key", "user", user, "-key", "display", "Alice",
                        "-key", "dial", f"*68{ext}", "-key", "extra", "X-Test: 1", "-key", "codecs", "0 8",
-                       "-key", "moh_port", str(free_port()), "-trace_logs"]).start()
+                       "-key", "moh_port", str(free_port())]).start()
 
 
 def subscriptions(pw):
@@ -142,7 +142,7 @@ def case_park_list_metrics_reload_retrieve():
                          variables={"talk_ms": 500},
                          extra=["-key", "domain", DOMAIN, "-key", "user", "1003", "-key", "display", "Bob",
                                 "-key", "dial", "*88103", "-key", "extra", "X-Test: 1", "-key", "codecs", "0 8",
-                                "-trace_logs"]).run()
+                                ]).run()
         assert retriever.successful == 1, retriever.output[-3000:] + retriever.errors[-2000:]
         assert wait_for(lambda: parked_list(pw) == [], 10)
         rc, text, _ = parkctl(pw, "metrics")

@@ -243,6 +243,25 @@ TEST_CASE("MohPlayer: held remote sends nothing until setRemote; PCMU after re-t
     CHECK(player.stats(s->id)->remotePort == rx.port);  // a rejected setRemote changes nothing
 }
 
+TEST_CASE("MohPlayer drains what the parked party sends to its port") {
+    Receiver phone;
+    MohPlayer player;
+    std::string err;
+    REQUIRE(player.start("127.0.0.1", 31250, 31260, "", &err));
+    auto s = player.add("127.0.0.1", phone.port, 0, &err);
+    REQUIRE(s);
+    sockaddr_in to{};
+    to.sin_family = AF_INET;
+    to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    to.sin_port = htons(s->localPort);
+    const char rtp[12] = {static_cast<char>(0x80), 0, 0, 1};
+    for (int i = 0; i < 5; ++i)
+        REQUIRE(::sendto(phone.fd, rtp, sizeof rtp, 0, reinterpret_cast<sockaddr*>(&to), sizeof to) == sizeof rtp);
+    auto deadline = Clock::now() + std::chrono::seconds(3);
+    while (player.stats(s->id)->packetsReceived < 5 && Clock::now() < deadline) (void)phone.recv(std::chrono::milliseconds(50));
+    CHECK(player.stats(s->id)->packetsReceived == 5);
+}
+
 TEST_CASE("MohPlayer port allocation: even ports, busy ports skipped, preferred port, exhaustion is an error") {
     MohPlayer player;
     std::string err;

@@ -32,7 +32,7 @@ public:
     struct StreamStats {
         uint64_t packetsSent = 0;
         uint64_t bytesSent = 0;
-        uint64_t packetsReceived = 0;  // whatever the parked party sends us (drained, not played)
+        uint64_t packetsReceived = 0;  // what the parked party sends us (drained every 0.5 s, not played)
         uint32_t ssrc = 0;
         int payloadType = -1;
         std::string remoteIp;

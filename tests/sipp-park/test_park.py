@@ -376,10 +376,16 @@ members = ["201", "202", "203"]
 def case_group_park():
     """*58 hunts the group in order from the first member, skipping occupied ones; all occupied -> 486/480."""
     with Suite(provision=GROUP) as s:
+        member = s.phone("203")  # a member that is neither the parker nor parked on: still told (SPEC §7)
         d = s.park("2001", "*68201", parker="1003")  # 201 occupied by a directed park
         s.expect(final(d) == 200, f"directed park answered {final(d)}", d)
+        time.sleep(0.5)
+        s.expect(not member.lines("notify "), "a directed park on 201 must not notify the other group members",
+                 member)
         g1 = s.park("2002", "*58", parker="201")
         s.expect(final(g1) == 200, f"group park with some members occupied answered {final(g1)}", g1)
+        s.expect(member.wait_line("notify ", 5) and "state=parked" in member.lines("notify ")[0],
+                 "group member 203 got no park-info NOTIFY for the group park", member)
         miss = s.retrieve("1010", "*88203")
         s.expect(final(miss) == 404, f"*88203 answered {final(miss)}: group park skipped 202", miss, g1)
         g2 = s.park("2003", "*58%23", parker="201")

@@ -4,7 +4,7 @@
 using namespace parkway::test;
 using nlohmann::json;
 
-TEST_CASE("INVITE *68<ext> parks the caller with a sendonly hold answer and music on hold", "[park]") {
+TEST_CASE("park by INVITE to star-68 ext answers sendonly and plays music on hold", "[park]") {
     ParkEnv p;
     auto &caller = p.ua("caller");
     RawUdp media;
@@ -44,7 +44,7 @@ TEST_CASE("INVITE *68<ext> parks the caller with a sendonly hold answer and musi
     CHECK(rtpCount(media) == stopped);
 }
 
-TEST_CASE("bare *68 and *68%23 park against the parker's own extension", "[park]") {
+TEST_CASE("bare star-68 and star-68 escaped hash park on the parker's own extension", "[park]") {
     ParkEnv p;
     auto &a = p.ua("a");
     auto &i1 = p.invite(a, "1003", "*68", 0);
@@ -72,7 +72,7 @@ TEST_CASE("Referred-By names the parker of a transferee's park INVITE", "[park]"
     CHECK(list["parked"][0]["parker"] == "1003");
 }
 
-TEST_CASE("occupied extension: stack parks a second call, reject answers 486", "[park]") {
+TEST_CASE("occupied extension - stack parks a second call and reject answers 486", "[park]") {
     SECTION("stack (default)") {
         ParkEnv p;
         auto &a = p.ua("a");
@@ -128,7 +128,7 @@ TEST_CASE("group park hunts from the first member and fails when all are occupie
     CHECK(p.parkedCount() == 2);
 }
 
-TEST_CASE("park errors: unknown extension 404, other domain 403, bad SDP 488", "[park]") {
+TEST_CASE("park errors - unknown extension 404 - other domain 403 - bad SDP 488", "[park]") {
     ParkEnv p;
     int st = 0;
     p.command("domains.set", {{"domain", kDomain}, {"open_extensions", false}}, &st);
@@ -174,7 +174,7 @@ TEST_CASE("a duplicated park INVITE (same Call-ID and From tag) parks once", "[p
     CHECK(p.parkedCount() == 1);
 }
 
-TEST_CASE("the parked dialog is held: re-INVITE, OPTIONS and INFO are answered", "[park]") {
+TEST_CASE("the parked dialog is held - re-INVITE and OPTIONS and INFO are answered", "[park]") {
     ParkEnv p;
     auto &a = p.ua("a");
     RawUdp m1, m2;

@@ -33,7 +33,7 @@ size_t invitesTo(TestUa &ua) {
 
 } // namespace
 
-TEST_CASE("recall rings the parker with Alert-Info, retries after no answer, and connects on answer", "[recall]") {
+TEST_CASE("recall rings the parker with Alert-Info - retries after no answer - connects on answer", "[recall]") {
     ParkEnvOptions o;
     o.params["recall_alert_info"] = "<http://127.0.0.1/Bellcore-dr3>";
     ParkEnv p(o);
@@ -86,7 +86,7 @@ TEST_CASE("recall parker_then_alternate rings the alternate after the parker's w
     CHECK(alt.last("INVITE")->request.header("From").find("Recall") != std::string::npos);
 }
 
-TEST_CASE("the parked party hangs up while being recalled: the ringing branch is cancelled", "[recall]") {
+TEST_CASE("the parked party hangs up while being recalled - the ringing branch is cancelled", "[recall]") {
     ParkEnv p;
     shortRecall(p);
     auto &parker = p.phone("1003");
@@ -116,7 +116,7 @@ TEST_CASE("a retrieve during a recall cancels the ringing branches", "[recall][r
     CHECK(p.parkedCount() == 0);
 }
 
-TEST_CASE("parked.recall forces a recall now; parked.hangup ends the call", "[recall][admin]") {
+TEST_CASE("parked.recall forces a recall now and parked.hangup ends the call", "[recall][admin]") {
     ParkEnv p; // default recall time 300 s: nothing would ring by itself
     auto &parker = p.phone("1003");
     auto &a = p.ua("a");

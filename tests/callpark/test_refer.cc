@@ -35,7 +35,7 @@ std::vector<const SipMessage *> referNotifies(TestUa &ua) {
 
 } // namespace
 
-TEST_CASE("REFER passthrough: the transferee's INVITE is parked with the REFER's sender as parker", "[refer]") {
+TEST_CASE("REFER passthrough - the transferee's INVITE is parked with the REFER's sender as parker", "[refer]") {
     ParkEnv p;
     auto &a = p.phone("1003");
     auto &b = p.phone("2002");
@@ -57,7 +57,7 @@ TEST_CASE("REFER passthrough: the transferee's INVITE is parked with the REFER's
     CHECK(list["parked"][0]["parked_uri"] == aorOf("2002"));
 }
 
-TEST_CASE("REFER takeover: 202, NOTIFY 100 at once, INVITE with Replaces to the transferee, NOTIFY 200", "[refer]") {
+TEST_CASE("REFER takeover - 202 then NOTIFY 100 at once then INVITE with Replaces to the transferee then NOTIFY 200", "[refer]") {
     ParkEnvOptions o;
     o.params["refer_mode"] = "takeover";
     ParkEnv p(o);
@@ -103,7 +103,7 @@ TEST_CASE("REFER takeover: 202, NOTIFY 100 at once, INVITE with Replaces to the 
     CHECK(ret.finalStatus == 200);
 }
 
-TEST_CASE("REFER takeover with every group member occupied: the final sipfrag carries the failure", "[refer]") {
+TEST_CASE("REFER takeover with every group member occupied - the final sipfrag carries the failure", "[refer]") {
     ParkEnvOptions o;
     o.params["refer_mode"] = "takeover";
     o.params["occupied_policy"] = "reject";

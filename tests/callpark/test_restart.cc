@@ -6,7 +6,7 @@
 using namespace parkway::test;
 using nlohmann::json;
 
-TEST_CASE("restart: a parked call is restored, hears music and can be retrieved", "[restart]") {
+TEST_CASE("restart - a parked call is restored and hears music and can be retrieved", "[restart]") {
     ParkEnv p;
     auto &a = p.ua("a");
     RawUdp ma;
@@ -42,7 +42,7 @@ TEST_CASE("restart: a parked call is restored, hears music and can be retrieved"
     REQUIRE(p.env().runUntil([&] { return r.count("BYE") == 1; }));
 }
 
-TEST_CASE("restart: the recall fires on time after the restart", "[restart][recall]") {
+TEST_CASE("restart - the recall fires on time after the restart", "[restart][recall]") {
     ParkEnv p;
     int st = 0;
     p.command("domains.set", {{"domain", kDomain}, {"recall", {{"recall_seconds", 2}, {"ring_seconds", 5}}}}, &st);
@@ -102,7 +102,7 @@ TEST_CASE("reload re-reads the provision file without dropping parked calls", "[
     std::remove(prov.c_str());
 }
 
-TEST_CASE("admin commands: bad arguments are 4xx with a message, rules explain and import work", "[admin]") {
+TEST_CASE("admin commands - bad arguments are 4xx with a message - rules explain and import work", "[admin]") {
     ParkEnv p;
     int st = 0;
     auto e = p.command("parked.get", json::object(), &st);
@@ -131,7 +131,7 @@ TEST_CASE("admin commands: bad arguments are 4xx with a message, rules explain a
     CHECK(stats["parked"] == 1);
 }
 
-TEST_CASE("restart: when the music port changed the parked party gets a re-INVITE with a new hold offer",
+TEST_CASE("restart - when the music port changed the parked party gets a re-INVITE with a new hold offer",
           "[restart]") {
     ParkEnvOptions o;
     o.params["moh_port_min"] = "31000";

@@ -18,7 +18,7 @@ Client &parkCall(ParkEnv &p, TestUa &ua, const std::string &ext, const std::stri
 
 } // namespace
 
-TEST_CASE("*88<ext> retrieves by re-INVITE of the parked party and bridges the two (RFC 3725)", "[retrieve]") {
+TEST_CASE("retrieve by star-88 ext re-INVITEs the parked party and bridges the two (RFC 3725)", "[retrieve]") {
     ParkEnv p;
     auto &a = p.ua("a");
     RawUdp ma;
@@ -58,7 +58,7 @@ TEST_CASE("*88<ext> retrieves by re-INVITE of the parked party and bridges the t
     (void)parked;
 }
 
-TEST_CASE("*88 retrieves the call parked on the caller's own extension", "[retrieve]") {
+TEST_CASE("bare star-88 retrieves the call parked on the caller's own extension", "[retrieve]") {
     ParkEnv p;
     auto &a = p.ua("a");
     RawUdp ma;
@@ -78,7 +78,7 @@ TEST_CASE("retrieve with nothing parked answers 404", "[retrieve]") {
     CHECK(ret.finalStatus == 404);
 }
 
-TEST_CASE("two simultaneous retrievers: exactly one gets the call, the other a 4xx", "[retrieve]") {
+TEST_CASE("two simultaneous retrievers - exactly one gets the call and the other a 4xx", "[retrieve]") {
     ParkEnv p;
     auto &a = p.ua("a");
     RawUdp ma;
@@ -126,7 +126,7 @@ TEST_CASE("INVITE with Replaces naming the park dialog picks the call up (RFC 38
     CHECK(pick2.finalStatus == 486);
 }
 
-TEST_CASE("offerless retrieve: the parked party's offer goes to the retriever, its ACK answer back", "[retrieve]") {
+TEST_CASE("offerless retrieve - the parked party's offer goes to the retriever and its ACK answer back", "[retrieve]") {
     ParkEnv p;
     auto &a = p.ua("a");
     RawUdp ma;
@@ -200,7 +200,7 @@ TEST_CASE("a REFER from a bridged leg to a park code re-parks the other party", 
 // KNOWN FAILURE (reported): the SIP core's request_add_header() does not reach the forwarded copy of a
 // request (no added header is on the wire), so the Replaces header never leaves the proxy. Tagged
 // [!mayfail] so it runs and shows, without blocking CI, until the core is fixed.
-TEST_CASE("retrieve_mode replaces: the retriever's INVITE goes to the parked party with Replaces",
+TEST_CASE("retrieve_mode replaces - the retriever's INVITE goes to the parked party with Replaces",
           "[retrieve][!mayfail]") {
     ParkEnvOptions o;
     o.params["retrieve_mode"] = "replaces";

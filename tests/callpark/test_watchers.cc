@@ -38,7 +38,7 @@ Client &subscribe(ParkEnv &p, TestUa &w, const std::string &ext, const std::stri
 
 } // namespace
 
-TEST_CASE("BLF: dialog-info full state on subscribe, on change and on refresh, terminated on unsubscribe",
+TEST_CASE("BLF - dialog-info full state on subscribe and change and refresh - terminated on unsubscribe",
           "[watchers]") {
     ParkEnv p;
     auto &w = p.ua("w");
@@ -132,7 +132,7 @@ TEST_CASE("BroadWorks call-info subscription gets x-broadworks-callpark-info bod
     CHECK(b.find("C. Parked") != std::string::npos);
 }
 
-TEST_CASE("park-info NOTIFY goes to the parked-on extension's contacts; a 481 is tolerated, not retried",
+TEST_CASE("park-info NOTIFY goes to the parked-on extension's contacts - a 481 is tolerated and not retried",
           "[watchers]") {
     ParkEnv p;
     auto &ph = p.phone("103");
@@ -182,7 +182,7 @@ TEST_CASE("group park notifies every member of the group", "[watchers]") {
     CHECK(notifies(m2, "park-info")[0]->body().find("<group>sales</group>") != std::string::npos);
 }
 
-TEST_CASE("orbit style by rules: 700 parks into lot main, BLF on 701 watches the slot, 701 retrieves", "[watchers][lot]") {
+TEST_CASE("orbit style by rules - 700 parks into lot main - BLF on 701 watches the slot - 701 retrieves", "[watchers][lot]") {
     ParkEnv p;
     int st = 0;
     p.command("lots.set", {{"domain", kDomain}, {"name", "main"}, {"first", 701}, {"last", 720}}, &st);

@@ -57,6 +57,7 @@ pw_verdict CallPark::onRefer(pw_request *req, const pw_msg *m) {
     std::string key = callId + ";" + host_.tag(m, "To") + ";" + host_.tag(m, "From");
 
     if (settings_.referMode == ReferMode::Passthrough) {
+        takeReferIntent({}, {}); // prunes expired intents
         ReferIntent in;
         in.transfereeUri = host_.uri(m, "To");
         in.targetUser = target->user;

@@ -106,8 +106,9 @@ pw_verdict CallPark::onRefer(pw_request *req, const pw_msg *m) {
     eng::ParkRequest pr = eng::makeParkRequest(c, domain, uriUser(fromUri));
     pr.parkedUri = host_.uri(m, "To");
     pr.parkedDisplay = host_.display(m, "To");
-    pr.requestKey = "refer;" + key + ";" + host_.header(m, "CSeq");
-    if (engine_->getByRequestKey(domain, pr.requestKey)) { // a retransmitted REFER parks once
+    // Keyed by the dialog, not the CSeq: a duplicated REFER parks once while the call is parked.
+    pr.requestKey = "refer;" + key;
+    if (engine_->getByRequestKey(domain, pr.requestKey)) {
         host_.reply(req, 202, "Accepted");
         return PW_STOP;
     }

@@ -134,3 +134,26 @@ TEST_CASE("REFER takeover with every group member occupied - the final sipfrag c
     CHECK(p.parkedCount() == 1);
     for (auto &in : b.incoming) CHECK(in->request.header("Replaces").empty()); // the call stays with the parker
 }
+
+TEST_CASE("REFER takeover - a duplicated REFER in the same dialog parks once", "[refer]") {
+    ParkEnvOptions o;
+    o.params["refer_mode"] = "takeover";
+    ParkEnv p(o);
+    auto &a = p.phone("1003");
+    auto &b = p.phone("2002");
+    auto &c = call(p, a, b, 4220, 4222);
+    RequestOptions r;
+    r.headers = {"Refer-To: <sip:*68103@" + kDomain + ">"};
+    auto &refer1 = a.inDialog(c, "REFER", r);
+    auto &refer2 = a.inDialog(c, "REFER", r);
+    REQUIRE(p.env().runUntil([&] { return refer1.finalStatus && refer2.finalStatus; }));
+    CHECK(refer1.finalStatus == 202);
+    CHECK(refer2.finalStatus == 202);
+    REQUIRE(p.env().runUntil([&] { return p.parkedCount() == 1; }));
+    p.env().runFor(300);
+    CHECK(p.parkedCount() == 1);
+    size_t replacesInvites = 0;
+    for (auto &in : b.incoming)
+        if (in->request.method() == "INVITE" && !in->request.header("Replaces").empty()) ++replacesInvites;
+    CHECK(replacesInvites == 1);
+}

@@ -62,6 +62,7 @@ struct ServerTxn {
     std::string methodName;
     int refs = 1;          // pipeline/owner + retains + live branches
     bool finalSent = false; // a final response went upstream
+    bool headersEdited = false; // a module added/removed headers: forward a re-serialised copy
     bool cancelled = false;
     bool inPipeline = false;
     bool suspended = false;

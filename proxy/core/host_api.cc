@@ -255,6 +255,7 @@ int hRequestAddHeader(pw_request *req, pw_str name, pw_str value) noexcept {
         std::string line = str(name) + ": " + str(value);
         msg_t *m = req->req.get();
         if (sip_add_tl(m, sip_object(m), SIPTAG_HEADER_STR(line.c_str()), TAG_END()) < 0) return PW_EINVAL;
+        req->headersEdited = true;
         return PW_OK;
     } catch (...) {
         return PW_ENOMEM;
@@ -264,7 +265,9 @@ int hRequestAddHeader(pw_request *req, pw_str name, pw_str value) noexcept {
 int hRequestRemoveHeader(pw_request *req, pw_str name) noexcept {
     try {
         if (!req || !name.len) return PW_EINVAL;
-        return sofia::removeHeaders(req->req.get(), std::string_view(name.ptr, name.len)) > 0 ? PW_OK : PW_ENOTFOUND;
+        if (sofia::removeHeaders(req->req.get(), std::string_view(name.ptr, name.len)) <= 0) return PW_ENOTFOUND;
+        req->headersEdited = true;
+        return PW_OK;
     } catch (...) {
         return PW_ENOMEM;
     }

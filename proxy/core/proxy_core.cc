@@ -441,7 +441,9 @@ bool Proxy::Impl::startBranch(pw_request *tx, const std::string &uri, const std:
     Branch *bp = b.get();
     tx->branches.push_back(std::move(b));
 
-    msg_t *copy = msg_copy(tx->req.get());
+    // sip_add_tl() on a parsed message appends the new header to the wire chain AFTER the body separator, and
+    // msg_copy() keeps that chain; msg_dup() re-serialises headers in order. Pay for the deep copy only then.
+    msg_t *copy = tx->headersEdited ? msg_dup(tx->req.get()) : msg_copy(tx->req.get());
     sip_t *sip = copy ? sip_object(copy) : nullptr;
     if (!sip) {
         bp->final = true;

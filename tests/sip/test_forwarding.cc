@@ -569,3 +569,30 @@ TEST_CASE("Proxy-Require with an unknown extension is refused with 420 and Unsup
     CHECK(ok.finalStatus == 200);
     CHECK(source == "udp:127.0.0.1:" + std::to_string(a->port()));
 }
+
+TEST_CASE("Headers added and removed by a module reach the wire as headers, the body is untouched", "[proxy]") {
+    SipTestEnv env;
+    HookModule h("addhdr");
+    h.onRequest = [&h](pw_request *req) {
+        h.api->request_add_header(req, PW_STR_LIT("X-Added"), PW_STR_LIT("yes"));
+        h.api->request_remove_header(req, PW_STR_LIT("X-Drop"));
+        return PW_CONTINUE;
+    };
+    env.add(h);
+    env.start();
+    auto a = env.makeUa("alice");
+    auto b = env.makeUa("bob");
+    b->autoAnswer("MESSAGE", 200);
+    RequestOptions mo;
+    mo.body = "hello body";
+    mo.contentType = "text/plain";
+    mo.headers = {"X-Drop: 1"};
+    auto &c = a->send("MESSAGE", b->uri(), mo);
+    REQUIRE(env.runUntil([&] { return c.finalStatus != 0; }));
+    CHECK(c.finalStatus == 200);
+    REQUIRE(b->count("MESSAGE") == 1);
+    const auto &m = b->last("MESSAGE")->request;
+    CHECK(m.header("X-Added") == "yes");
+    CHECK(m.header("X-Drop").empty());
+    CHECK(m.body() == "hello body");
+}

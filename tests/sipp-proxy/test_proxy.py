@@ -6,6 +6,7 @@
 Every case starts its own daemon on free loopback ports (tests run in parallel) and stops everything it starts.
 """
 import os
+import re
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
@@ -138,7 +139,11 @@ def case_hello_module():
             msgs = f.read()
         import shutil
         shutil.rmtree(os.path.dirname(msg_file), ignore_errors=True)
-        assert "X-Hello: bb-test" in msgs, "X-Hello header not seen by the callee"
+        # The header must be in the header section of the request the callee got (not after the blank line).
+        start = msgs.find("FOO sip:")
+        assert start >= 0, "the callee got no FOO request"
+        head = re.split(r"\r?\n\r?\n", msgs[start:], maxsplit=1)[0]
+        assert re.search(r"^X-Hello: bb-test\r?$", head, re.M), "X-Hello header not in the callee's request headers"
 
 
 def case_admin_registrations():

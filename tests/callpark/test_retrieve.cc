@@ -197,11 +197,8 @@ TEST_CASE("a REFER from a bridged leg to a park code re-parks the other party", 
     CHECK(a.count("BYE") == 0);
 }
 
-// KNOWN FAILURE (reported): the SIP core's request_add_header() does not reach the forwarded copy of a
-// request (no added header is on the wire), so the Replaces header never leaves the proxy. Tagged
-// [!mayfail] so it runs and shows, without blocking CI, until the core is fixed.
 TEST_CASE("retrieve_mode replaces - the retriever's INVITE goes to the parked party with Replaces",
-          "[retrieve][!mayfail]") {
+          "[retrieve]") {
     ParkEnvOptions o;
     o.params["retrieve_mode"] = "replaces";
     ParkEnv p(o);

@@ -469,3 +469,24 @@ class Sipp:
         if self._out:
             self._out.close()
             self._out = None
+        if self in _live:
+            _live.remove(self)
+        if os.environ.get("PARKWAY_KEEP_TMP") != "1":
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        self.close()
+
+    def __del__(self):
+        # A Sipp that was built but never run (or whose result was never read) leaves no temp folder behind.
+        try:
+            if self.proc is None or self.proc.poll() is not None:
+                if self._out:
+                    self._out.close()
+                if os.environ.get("PARKWAY_KEEP_TMP") != "1":
+                    shutil.rmtree(self.dir, ignore_errors=True)
+        except Exception:
+            pass

@@ -8,7 +8,7 @@ namespace {
 #define PARAM(n, t, d, h) pw_param_def{sizeof(pw_param_def), n, t, d, h}
 
 const pw_param_def kParams[] = {
-    PARAM("database", PW_PARAM_STRING, "", "SQLite file of the park engine; empty = the core's database"),
+    PARAM("database", PW_PARAM_STRING, "", "SQLite file of the park engine (its own file); empty = beside the core database, e.g. parkway.db -> parkway-park.db"),
     PARAM("refer_mode", PW_PARAM_STRING, "passthrough",
           "REFER to a park code: passthrough (relay it; park the transferee's INVITE) or takeover (202, "
           "sipfrag NOTIFYs, INVITE+Replaces to the transferee)"),

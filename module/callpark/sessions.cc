@@ -107,6 +107,16 @@ CallPark::~CallPark() {
     moh_.stop();
 }
 
+namespace {
+std::string parkDatabaseBeside(const std::string &core) {
+    if (core.empty() || core == ":memory:") return ":memory:";
+    auto slash = core.find_last_of('/');
+    auto dot = core.find_last_of('.');
+    if (dot == std::string::npos || (slash != std::string::npos && dot < slash)) return core + "-park";
+    return core.substr(0, dot) + "-park" + core.substr(dot);
+}
+} // namespace
+
 int CallPark::init() {
     std::string err;
     if (!settings_.load(host_, &err)) {
@@ -114,8 +124,10 @@ int CallPark::init() {
         return PW_EINVAL;
     }
     contact_ = host_.coreSetting("contact");
-    std::string path = settings_.database.empty() ? host_.coreSetting("database") : settings_.database;
-    if (path.empty()) path = ":memory:";
+    // The engine owns its SQLite file (it migrates by PRAGMA user_version and refuses a file holding other
+    // schemas), so by default it lives beside the core database: "parkway.db" -> "parkway-park.db".
+    std::string path = settings_.database.empty() ? parkDatabaseBeside(host_.coreSetting("database"))
+                                                  : settings_.database;
     clock_ = std::make_unique<HostClock>(host_, clockOverrideMs);
     try {
         engine_ = eng::Engine::open(path, *clock_);

@@ -112,10 +112,8 @@ class Suite:
     def __init__(self, params=None, provision=None, admin=False):
         self.dir = tempfile.mkdtemp(prefix="parkway-park-pw-")
         self.moh_min = (free_port() // 2) * 2
-        # The park engine gets its own SQLite file: sharing the core database with the registrar's tables is
-        # refused by the engine ("has tables but no parkway schema version"), see the report.
-        p = {"moh_ip": "127.0.0.1", "moh_port_min": self.moh_min, "moh_port_max": min(self.moh_min + 200, 65534),
-             "database": os.path.join(self.dir, "park.db")}
+        # No "database": the park engine takes its default file beside the core database (parkway-park.db).
+        p = {"moh_ip": "127.0.0.1", "moh_port_min": self.moh_min, "moh_port_max": min(self.moh_min + 200, 65534)}
         if provision is not None:
             path = os.path.join(self.dir, "provision.toml")
             with open(path, "w") as f:

@@ -47,9 +47,16 @@ bool Settings::load(const Host &host, std::string *err) {
                                 pmin, pmax));
     mohPortMin = static_cast<uint16_t>(pmin);
     mohPortMax = static_cast<uint16_t>(pmax);
-    mohFile = host.paramStr("moh_file");
-    rulesFile = host.paramStr("rules_file");
-    provisionFile = host.paramStr("provision_file");
+    // Relative file parameters follow the config file (core setting config_dir), like [proxy] database.
+    std::string configDir = host.coreSetting("config_dir");
+    auto resolve = [&configDir](std::string p) {
+        if (p.empty() || p[0] == '/' || p == ":memory:" || configDir.empty()) return p;
+        return configDir + "/" + p;
+    };
+    database = resolve(database);
+    mohFile = resolve(host.paramStr("moh_file"));
+    rulesFile = resolve(host.paramStr("rules_file"));
+    provisionFile = resolve(host.paramStr("provision_file"));
     parkInfo = host.paramInt("park_info") != 0;
     referMemoryMs = host.paramInt("refer_memory");
     if (referMemoryMs < 0) return fail("callpark: refer_memory must not be negative");

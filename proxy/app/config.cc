@@ -105,6 +105,7 @@ const KeyDoc kKeys[] = {
     {"admin", "listen", R"("127.0.0.1:8089")", "admin HTTP API address host:port (port 0 = ephemeral)"},
     {"admin", "token", R"("change-me")", "bearer token for the admin API"},
     {"admin", "require_token", "true", "false is allowed only on a loopback listen address"},
+    {"admin", "metrics_require_token", "true", "false lets Prometheus scrape /metrics without the bearer token"},
     {"modules", "load", R"(["registrar", "router"])",
      "modules in call order: a name (looked up in module_dir as <name>.so) or a path to a .so"},
 };
@@ -243,6 +244,7 @@ AppConfig loadConfig(const std::string &path) {
         if (cfg.core.subMaxExpires < cfg.core.subMinExpires)
             fail(c, *n, "proxy.sub_max_expires", "must not be smaller than proxy.sub_min_expires");
     }
+    cfg.core.configDir = dirOf(path);
     // Relative database paths follow the config file, so a config works from any working directory.
     if (!cfg.core.database.empty() && cfg.core.database[0] != '/' && cfg.core.database != ":memory:")
         cfg.core.database = dirOf(path) + "/" + cfg.core.database;
@@ -265,6 +267,8 @@ AppConfig loadConfig(const std::string &path) {
         }
         if (auto *v = t.get("token")) cfg.admin.token = getString(c, *v, "admin.token");
         if (auto *v = t.get("require_token")) cfg.admin.requireToken = getBool(c, *v, "admin.require_token");
+        if (auto *v = t.get("metrics_require_token"))
+            cfg.admin.metricsRequireToken = getBool(c, *v, "admin.metrics_require_token");
         if (cfg.adminEnabled && cfg.admin.requireToken && cfg.admin.token.empty())
             fail(c, *n, "admin.token", "must be set when admin.require_token is true");
         if (cfg.adminEnabled && !cfg.admin.requireToken) {

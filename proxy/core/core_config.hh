@@ -18,6 +18,7 @@ struct CoreConfig {
     uint32_t maxForwards = 70; // inserted when a request has none
     uint32_t t1Ms = 500, t2Ms = 4000, t4Ms = 5000;
     uint32_t subMinExpires = 60, subMaxExpires = 3600;
+    std::string configDir; // folder of the config file: modules resolve their relative file parameters here
 };
 
 } // namespace parkway::proxy

@@ -88,6 +88,7 @@ pw_str hCoreSetting(pw_host *h, const char *name) noexcept {
         else if (n == "instance") v = impl->cfg.instance;
         else if (n == "contact") v = impl->primary;
         else if (n == "sip_t1_ms") v = std::to_string(impl->cfg.t1Ms);
+        else if (n == "config_dir") v = impl->cfg.configDir;
         else if (n == "domains") {
             for (auto &d : impl->cfg.domains) v += (v.empty() ? "" : ",") + d;
         } else

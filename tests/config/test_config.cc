@@ -73,14 +73,17 @@ TEST_CASE("every bad config is refused with a message naming file, key and line"
 TEST_CASE("the example config loads with its modules") {
     AppConfig cfg = loadConfig(PARKWAY_EXAMPLE_CONFIG);
     CHECK(cfg.core.listen == std::vector<std::string>{"sip:127.0.0.1:5060;transport=udp", "sip:127.0.0.1:5060;transport=tcp"});
-    CHECK(cfg.modules == std::vector<std::string>{"registrar", "router"});
+    CHECK(cfg.modules == std::vector<std::string>{"registrar", "callpark", "router"});
     CHECK(cfg.adminEnabled);
     CHECK(cfg.admin.token == "change-me");
+    CHECK(cfg.admin.metricsRequireToken);
+    CHECK(cfg.core.configDir + "/parkway.db" == cfg.core.database); // relative module files resolve here too
     CHECK(cfg.core.database.size() > 11);
     CHECK(cfg.core.database.substr(cfg.core.database.size() - 11) == "/parkway.db"); // next to the config file
     auto mods = loadModules(cfg, kModDir);
-    REQUIRE(mods.size() == 2);
+    REQUIRE(mods.size() == 3);
     CHECK(mods[0].params.at("min_expires") == "60");
+    CHECK(mods[1].params.at("provision_file") == "provision.toml");
     for (auto &m : mods) unloadModule(m);
 }
 
@@ -110,4 +113,17 @@ TEST_CASE("dumpCoreConfig documents every core key") {
     for (const char *k : {"[proxy]", "listen =", "domains =", "database =", "record_route =", "log_level =",
                           "module_dir =", "instance =", "t1_ms =", "[admin]", "token =", "[modules]", "load ="})
         CHECK_THAT(d, Catch::Contains(k));
+}
+
+TEST_CASE("admin.metrics_require_token is read from the config") {
+    char tmpl[] = "/tmp/parkway-cfg-XXXXXX";
+    int fd = mkstemp(tmpl);
+    close(fd);
+    std::ofstream(tmpl) << "[admin]\nlisten = \"127.0.0.1:0\"\ntoken = \"t\"\nmetrics_require_token = false\n";
+    AppConfig cfg = loadConfig(tmpl);
+    CHECK_FALSE(cfg.admin.metricsRequireToken);
+    CHECK(cfg.admin.requireToken);
+    std::ofstream(tmpl) << "[admin]\nlisten = \"127.0.0.1:0\"\ntoken = \"t\"\nmetrics_require_token = 3\n";
+    CHECK_THROWS_WITH(loadConfig(tmpl), Catch::Contains("admin.metrics_require_token"));
+    std::remove(tmpl);
 }

@@ -14,6 +14,7 @@
 #pragma once
 #include "host.hh"
 #include "settings.hh"
+#include "wire/bodies.hh"
 #include "wire/moh.hh"
 #include "wire/sip_text.hh"
 #include "pending.hh"
@@ -26,6 +27,8 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <unordered_map>
+#include <utility>
 #include <vector>
 
 namespace parkway::callpark {
@@ -184,6 +187,14 @@ public:
     pw_verdict onSubscribe(pw_request *req, const pw_msg *m);
     void onEngineEvent(const eng::ChangeEvent &e);
     void notifySubscription(Subscription &sub, bool terminated = false);
+    // What every dialog-info NOTIFY of one target shows (computed once per target per change).
+    struct TargetView {
+        eng::TargetState st;
+        std::vector<DialogInfoDialog> dialogs;
+        bool dialogsBuilt = false;
+    };
+    TargetView targetView(const eng::Target &t);
+    void notifySubscription(Subscription &sub, bool terminated, TargetView &view);
     void sendParkInfo(const eng::ChangeEvent &e);
     void updateGauges(const std::string &domain, const std::string &lot);
 
@@ -201,6 +212,9 @@ public:
     Session &newSession();
     Session *session(uint64_t sid);
     Session *sessionByCall(eng::CallId id);
+    // Gives a session its engine call (indexed for sessionByCall; the index entry goes with the call's
+    // Retrieved/Abandoned event).
+    void bindCall(Session &s, eng::CallId id);
     Leg *newLeg(uint64_t sid, std::string role);
     Leg *legById(uint64_t id) {
         auto it = legById_.find(id);
@@ -258,6 +272,8 @@ public:
     std::map<Leg *, std::unique_ptr<Leg>> legs_;
     std::map<Subscription *, std::unique_ptr<Subscription>> subs_;
     std::map<std::string, ReferIntent> referIntents_; // key: Call-ID;to-tag;from-tag of the REFER's dialog
+    // retrieve_mode=replaces: Call-ID of the retriever's INVITE we let through -> session (onResponse).
+    std::unordered_map<std::string, uint64_t> sidByReplacesCid_;
 
 private:
     Host host_;
@@ -274,6 +290,11 @@ private:
     std::map<uint64_t, Leg *> legById_;
     uint64_t nextLegId_ = 1;
     std::set<Pending *> invitePendings_;
+    std::unordered_map<eng::CallId, uint64_t> sidByCall_;
+    // Live engine calls per (domain, lot) for the parkway_parked_calls gauge, kept from the engine's events
+    // (counted once from liveCalls() at start) instead of listing the engine on every change.
+    std::map<std::pair<std::string, std::string>, int64_t> parkedCounts_;
+    void countEvent(const eng::ChangeEvent &e);
 
 public:
     // forceRecall: the engine only steps a recall at its deadline, so an admin "recall now" shows the engine

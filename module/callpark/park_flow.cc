@@ -141,7 +141,7 @@ pw_verdict CallPark::parkInvite(pw_request *req, const pw_msg *m, const eng::Cla
         host_.reply(req, engineErrorStatus(r.error), r.error == eng::ErrorCode::GroupFull ? "All Slots Busy" : "");
         return PW_STOP;
     }
-    s.callId = r.call.id;
+    bindCall(s, r.call.id);
     s.parkedOnUri = r.call.extension.empty() ? aor(std::to_string(r.call.slot), domain) : aor(r.call.extension, domain);
 
     Leg *leg = newLeg(s.sid, "parked");
@@ -263,6 +263,7 @@ void CallPark::legTerminated(Leg *leg, pw_dialog_end_reason reason) {
         }
         if (s.state == SessionState::Retrieving && !s.replacesCallId.empty()) {
             // The parked party BYEd the park dialog before its 2xx to the Replaces INVITE passed us.
+            sidByReplacesCid_.erase(s.replacesCallId);
             s.replacesCallId.clear();
             stopMoh(s);
             eng::CallId id = s.callId;

@@ -123,7 +123,7 @@ pw_verdict CallPark::onRefer(pw_request *req, const pw_msg *m) {
     Session &s = newSession();
     s.domain = domain;
     s.parker = uriUser(fromUri);
-    s.callId = r.call.id;
+    bindCall(s, r.call.id);
     s.parkedOnUri = r.call.extension.empty() ? aor(std::to_string(r.call.slot), domain) : aor(r.call.extension, domain);
     s.state = SessionState::Connecting; // not retrievable until the transferee is ours
     Leg *leg = newLeg(s.sid, "parked");
@@ -234,7 +234,7 @@ void CallPark::onBridgedRefer(Session &s, Leg *from, pw_request *req) {
             notify(engineErrorStatus(r.error), true);
             return;
         }
-        s.callId = r.call.id;
+        bindCall(s, r.call.id);
         s.domain = domain;
         s.parker = caller;
         s.parkedOnUri =

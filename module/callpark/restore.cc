@@ -10,7 +10,11 @@ namespace parkway::callpark {
 
 void CallPark::restoreCalls() {
     size_t restored = 0, lost = 0;
-    for (const eng::ParkedCall &call : engine_->liveCalls()) {
+    std::vector<eng::ParkedCall> live = engine_->liveCalls();
+    // The gauge counts start from the store; from here on the engine's events keep them (countEvent).
+    parkedCounts_.clear();
+    for (const eng::ParkedCall &call : live) ++parkedCounts_[{call.domain, call.lot}];
+    for (const eng::ParkedCall &call : live) {
         nlohmann::json j = nlohmann::json::parse(call.blob, nullptr, false);
         std::string dlgBlob = j.is_object() ? j.value("dialog", std::string()) : std::string();
         if (dlgBlob.empty()) {
@@ -20,7 +24,7 @@ void CallPark::restoreCalls() {
             continue;
         }
         Session &s = newSession();
-        s.callId = call.id;
+        bindCall(s, call.id);
         s.domain = call.domain;
         s.parker = call.parker;
         s.parkedOnUri = j.value("parked_on", std::string());

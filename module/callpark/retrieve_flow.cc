@@ -53,6 +53,7 @@ pw_verdict CallPark::retrieveInvite(pw_request *req, const pw_msg *m, const eng:
             host_.api()->request_add_target(req, ps(target), ps(target)) == PW_OK) {
             s->state = SessionState::Retrieving;
             s->replacesCallId = host_.header(m, "Call-ID");
+            sidByReplacesCid_[s->replacesCallId] = s->sid;
             s->retrieverUri = host_.uri(m, "From");
             return PW_CONTINUE;
         }
@@ -147,14 +148,23 @@ void CallPark::retrieveResponse(uint64_t sid, int status, const pw_msg *resp) {
 }
 
 void CallPark::onResponse(const pw_msg *resp) {
+    if (sidByReplacesCid_.empty()) return; // no Replaces retrieve in flight: nothing proxied concerns us
     if (host_.method(resp) != "INVITE") return;
     int status = host_.status(resp);
     if (status < 200) return;
     std::string cid = host_.header(resp, "Call-ID");
-    for (auto &[sid, sp] : sessions_) {
+    auto at = sidByReplacesCid_.find(cid);
+    if (at == sidByReplacesCid_.end()) return;
+    Session *sp = session(at->second);
+    if (!sp || sp->replacesCallId != cid) {
+        sidByReplacesCid_.erase(at);
+        return;
+    }
+    {
         Session &s = *sp;
-        if (s.replacesCallId.empty() || s.replacesCallId != cid || s.state != SessionState::Retrieving) continue;
+        if (s.state != SessionState::Retrieving) return;
         s.replacesCallId.clear();
+        sidByReplacesCid_.erase(at);
         if (status < 300) {
             // Replaced: the parked party talks to the retriever now and BYEs our park dialog.
             stopMoh(s);

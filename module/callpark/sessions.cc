@@ -269,9 +269,16 @@ Session *CallPark::session(uint64_t sid) {
 
 Session *CallPark::sessionByCall(eng::CallId id) {
     if (!id) return nullptr;
-    for (auto &[sid, s] : sessions_)
-        if (s->callId == id && s->state != SessionState::Ended) return s.get();
-    return nullptr;
+    auto it = sidByCall_.find(id);
+    if (it == sidByCall_.end()) return nullptr;
+    Session *s = session(it->second);
+    if (!s || s->callId != id || s->state == SessionState::Ended) return nullptr;
+    return s;
+}
+
+void CallPark::bindCall(Session &s, eng::CallId id) {
+    s.callId = id;
+    if (id) sidByCall_[id] = s.sid;
 }
 
 Leg *CallPark::newLeg(uint64_t sid, std::string role) {
@@ -312,6 +319,7 @@ void CallPark::reap() {
             cancelTimer(s.recallTimer);
             cancelTimer(s.ringTimer);
             if (s.mohId) moh_.remove(s.mohId);
+            if (!s.replacesCallId.empty()) sidByReplacesCid_.erase(s.replacesCallId);
             it = sessions_.erase(it);
         } else {
             ++it;

@@ -136,9 +136,21 @@ pw_verdict CallPark::onSubscribe(pw_request *req, const pw_msg *m) {
     return PW_STOP;
 }
 
+CallPark::TargetView CallPark::targetView(const eng::Target &t) {
+    TargetView v;
+    v.st = engine_->targetState(t);
+    return v;
+}
+
 void CallPark::notifySubscription(Subscription &sub, bool terminated) {
     if (!sub.dlg || sub.ending) return;
-    eng::TargetState st = engine_->targetState(sub.target);
+    TargetView view = targetView(sub.target);
+    notifySubscription(sub, terminated, view);
+}
+
+void CallPark::notifySubscription(Subscription &sub, bool terminated, TargetView &view) {
+    if (!sub.dlg || sub.ending) return;
+    const eng::TargetState &st = view.st;
     Headers h;
     std::string body, ctype;
     if (sub.broadworks) {
@@ -148,28 +160,30 @@ void CallPark::notifySubscription(Subscription &sub, bool terminated) {
         ctype = std::string(kBroadWorksCallparkContentType);
         h.add("Event", "call-info");
     } else {
-        std::vector<DialogInfoDialog> dialogs;
-        eng::DomainSettings ds = engine_->domain(sub.target.domain);
-        for (const eng::ParkedCall &call : st.calls) {
-            DialogInfoDialog d;
-            d.id = fmt::format("park-{}", call.id);
-            if (Session *s = sessionByCall(call.id); s && s->a && s->a->dlg) {
-                d.callId = host_.dialogGet(s->a->dlg, PW_DLG_CALL_ID);
-                d.localTag = host_.dialogGet(s->a->dlg, PW_DLG_LOCAL_TAG);
-                d.remoteTag = host_.dialogGet(s->a->dlg, PW_DLG_REMOTE_TAG);
+        if (!view.dialogsBuilt) {
+            view.dialogsBuilt = true;
+            const std::string retrieveCode = st.calls.empty() ? std::string() : engine_->domain(sub.target.domain).retrieveCode;
+            for (const eng::ParkedCall &call : st.calls) {
+                DialogInfoDialog d;
+                d.id = fmt::format("park-{}", call.id);
+                if (Session *s = sessionByCall(call.id); s && s->a && s->a->dlg) {
+                    d.callId = host_.dialogGet(s->a->dlg, PW_DLG_CALL_ID);
+                    d.localTag = host_.dialogGet(s->a->dlg, PW_DLG_LOCAL_TAG);
+                    d.remoteTag = host_.dialogGet(s->a->dlg, PW_DLG_REMOTE_TAG);
+                }
+                d.direction = "recipient";
+                d.state = settings_.blfConfirmed ? DialogState::Confirmed : DialogState::Early;
+                d.remote = Identity{call.parkedUri, call.parkedDisplay};
+                d.remoteTarget = call.parkedUri;
+                std::string slotUser = call.lot.empty() ? call.extension : std::to_string(call.slot);
+                d.local = Identity{aor(slotUser, call.domain), ""};
+                d.localTarget = call.lot.empty() ? aor(retrieveCode + call.extension, call.domain)
+                                                 : aor(std::to_string(call.slot), call.domain);
+                d.broadworksCallpark = true;
+                view.dialogs.push_back(std::move(d));
             }
-            d.direction = "recipient";
-            d.state = settings_.blfConfirmed ? DialogState::Confirmed : DialogState::Early;
-            d.remote = Identity{call.parkedUri, call.parkedDisplay};
-            d.remoteTarget = call.parkedUri;
-            std::string slotUser = call.lot.empty() ? call.extension : std::to_string(call.slot);
-            d.local = Identity{aor(slotUser, call.domain), ""};
-            d.localTarget = call.lot.empty() ? aor(ds.retrieveCode + call.extension, call.domain)
-                                             : aor(std::to_string(call.slot), call.domain);
-            d.broadworksCallpark = true;
-            dialogs.push_back(std::move(d));
         }
-        body = buildDialogInfo(sub.entity, sub.version, DialogInfoState::Full, dialogs);
+        body = buildDialogInfo(sub.entity, sub.version, DialogInfoState::Full, view.dialogs);
         ctype = std::string(kDialogInfoContentType);
         h.add("Event", "dialog");
     }
@@ -200,6 +214,7 @@ void CallPark::notifySubscription(Subscription &sub, bool terminated) {
 // ---------------------------------------------------------------- engine events
 
 void CallPark::onEngineEvent(const eng::ChangeEvent &e) {
+    countEvent(e); // at once, in commit order: the gauge below shows the count when the closure runs
     // Listeners run inside the engine call; act on the next loop turn (the dialog is up by then).
     auto copy = std::make_shared<eng::ChangeEvent>(e);
     after(0, [this, copy] {
@@ -221,22 +236,30 @@ void CallPark::onEngineEvent(const eng::ChangeEvent &e) {
         default: break;
         }
         host_.event(eng::toString(ev.kind), eng::toJson(ev));
-        updateGauges(call.domain, call.lot);
-        if (ev.previous && ev.previous->lot != call.lot) updateGauges(ev.previous->domain, ev.previous->lot);
+        bool counted = ev.kind == eng::EventKind::Parked || ev.kind == eng::EventKind::Retrieved ||
+                       ev.kind == eng::EventKind::Abandoned || ev.kind == eng::EventKind::Moved;
+        if (counted) { // other kinds change no count (the gauge is set from the counts kept by countEvent)
+            updateGauges(call.domain, call.lot);
+            if (ev.previous && ev.previous->lot != call.lot) updateGauges(ev.previous->domain, ev.previous->lot);
+        }
 
         // Watchers see who is parked where: claims and recall stages change nothing they show.
-        bool visible = ev.kind == eng::EventKind::Parked || ev.kind == eng::EventKind::Retrieved ||
-                       ev.kind == eng::EventKind::Abandoned || ev.kind == eng::EventKind::Moved;
-        std::vector<Subscription *> watchers;
-        if (visible)
+        bool visible = counted;
+        std::vector<std::pair<Subscription *, size_t>> watchers; // subscription, index of its target
+        if (visible && !subs_.empty())
             for (auto &[p, sub] : subs_)
-                for (const eng::TargetVersion &tv : ev.targets)
-                    if (tv.target == sub->target) {
-                        watchers.push_back(p);
+                for (size_t i = 0; i < ev.targets.size(); ++i)
+                    if (ev.targets[i].target == sub->target) {
+                        watchers.emplace_back(p, i);
                         break;
                     }
-        for (Subscription *s : watchers)
-            if (subs_.count(s)) notifySubscription(*s);
+        // The state of a target is read (and its dialogs built) once for all its watchers.
+        std::vector<std::optional<TargetView>> views(ev.targets.size());
+        for (auto &[s, i] : watchers) {
+            if (!subs_.count(s) || !s->dlg || s->ending) continue;
+            if (!views[i]) views[i] = targetView(ev.targets[i].target);
+            notifySubscription(*s, false, *views[i]);
+        }
 
         if (settings_.parkInfo &&
             (ev.kind == eng::EventKind::Parked || ev.kind == eng::EventKind::Retrieved ||
@@ -245,13 +268,26 @@ void CallPark::onEngineEvent(const eng::ChangeEvent &e) {
     });
 }
 
+void CallPark::countEvent(const eng::ChangeEvent &e) {
+    auto add = [this](const eng::ParkedCall &c, int64_t d) { parkedCounts_[{c.domain, c.lot}] += d; };
+    switch (e.kind) {
+    case eng::EventKind::Parked: add(e.call, +1); break;
+    case eng::EventKind::Retrieved:
+    case eng::EventKind::Abandoned:
+        add(e.call, -1);
+        sidByCall_.erase(e.call.id); // the call left the engine
+        break;
+    case eng::EventKind::Moved:
+        if (e.previous) add(*e.previous, -1);
+        add(e.call, +1);
+        break;
+    default: break;
+    }
+}
+
 void CallPark::updateGauges(const std::string &domain, const std::string &lot) {
-    eng::ListFilter f;
-    f.domain = domain;
-    f.lot = lot;
-    size_t n = 0;
-    for (auto &c : engine_->list(f))
-        if (c.lot == lot) ++n;
+    auto it = parkedCounts_.find({domain, lot});
+    int64_t n = it == parkedCounts_.end() ? 0 : std::max<int64_t>(0, it->second);
     host_.gauge("parkway_parked_calls", domainLabels(domain, lot), double(n));
 }
 

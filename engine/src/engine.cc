@@ -1292,7 +1292,7 @@ std::vector<ParkedCall> Engine::list(const ListFilter& f) const {
     sql += " ORDER BY parked_at, id";
     std::vector<ParkedCall> v;
     if (f.state == CallState::Gone) return v;
-    Stmt s(impl_->db.handle(), sql.c_str());
+    Stmt& s = impl_->db.qText(sql);
     for (size_t i = 0; i < args.size(); ++i) s.bind(static_cast<int>(i + 1), args[i]);
     while (s.step()) v.push_back(readCall(s));
     return v;

@@ -58,6 +58,7 @@ std::string Stmt::blob(int col) const {
 
 Db::~Db() {
     cache_.clear(); // finalize statements before closing
+    textCache_.clear();
     if (db_) sqlite3_close_v2(db_);
 }
 
@@ -89,14 +90,30 @@ Stmt& Db::q(const char* sql) {
     return slot->reset();
 }
 
-Txn::Txn(Db& db) : db_(db) { db_.exec("BEGIN IMMEDIATE"); }
+Stmt& Db::qText(const std::string& sql) {
+    auto& slot = textCache_[sql];
+    if (!slot) slot = std::make_unique<Stmt>(db_, sql.c_str());
+    return slot->reset();
+}
+
+void Db::releaseReaders() {
+    for (sqlite3_stmt* s = sqlite3_next_stmt(db_, nullptr); s; s = sqlite3_next_stmt(db_, s))
+        if (sqlite3_stmt_busy(s)) sqlite3_reset(s);
+}
+
+// BEGIN/COMMIT as cached statements: sqlite3_exec would parse them again for every operation.
+Txn::Txn(Db& db) : db_(db) {
+    db_.releaseReaders();
+    db_.q("BEGIN IMMEDIATE").run();
+}
 
 Txn::~Txn() {
     if (!done_) db_.execError("ROLLBACK");
 }
 
 void Txn::commit() {
-    db_.exec("COMMIT");
+    db_.releaseReaders();
+    db_.q("COMMIT").run();
     done_ = true;
 }
 

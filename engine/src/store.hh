@@ -60,12 +60,19 @@ public:
     std::string execError(const char* sql); // returns sqlite's message, empty on success
     // A cached prepared statement for a SQL string literal (keyed by its address), reset and unbound.
     Stmt& q(const char* sql);
+    // The same for SQL built at run time (keyed by its text), e.g. list() with its optional filters.
+    Stmt& qText(const std::string& sql);
+    // Reset every statement still positioned on a row. A cached statement left mid-result keeps a read
+    // transaction open, and in WAL mode an open reader stops checkpoints from ever resetting the log (it
+    // then grows without bound and every read walks it). Called before BEGIN and before COMMIT.
+    void releaseReaders();
     int changes() const { return sqlite3_changes(db_); }
     std::int64_t lastInsertId() const { return sqlite3_last_insert_rowid(db_); }
 
 private:
     sqlite3* db_ = nullptr;
     std::unordered_map<const void*, std::unique_ptr<Stmt>> cache_;
+    std::unordered_map<std::string, std::unique_ptr<Stmt>> textCache_;
 };
 
 // BEGIN IMMEDIATE ... COMMIT; rolls back if not committed (exception or early return).

@@ -168,6 +168,7 @@ namespace parkway::proxy {
 struct Proxy::Impl {
     Proxy *self = nullptr;
     su_root_t *root = nullptr;
+    std::unique_ptr<sofia::LoopPacer> pacer; // no busy polling in front of sub-millisecond timers
     CoreConfig cfg;
     Metrics *metrics = nullptr;
     EventBus *events = nullptr;
@@ -221,6 +222,9 @@ struct Proxy::Impl {
     void countRequest(const char *method);
     void countResponse(int status);
     void updateGauges();
+    void noteWork() {
+        if (pacer) pacer->noteWork();
+    }
     void initView(pw_msg &v, msg_t *m);
 
     // ---- dialogs (dialogs.cc)

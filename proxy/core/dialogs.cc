@@ -153,6 +153,7 @@ static void fillUac(pw_dialog *d, const sip_t *req, const sip_t *resp) {
 // ---------------------------------------------------------------- incoming in-dialog requests
 
 int Proxy::Impl::onLegRequest(pw_dialog *d, nta_leg_t *, nta_incoming_t *irq, const sip_t *sip) noexcept {
+    noteWork();
     try {
         sip_method_t method = sip->sip_request->rq_method;
         countRequest(sip->sip_request->rq_method_name);
@@ -323,6 +324,7 @@ void Proxy::Impl::finishUac(UacRequest *u) {
 }
 
 int Proxy::Impl::onUacResponse(UacRequest *u, nta_outgoing_t *orq, const sip_t *sip) noexcept {
+    noteWork();
     try {
         int status = sip ? sip->sip_status->st_status : nta_outgoing_status(orq);
         if (status < 100) status = 408;

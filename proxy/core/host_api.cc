@@ -903,6 +903,7 @@ Proxy::Proxy(su_root_t *root, CoreConfig cfg, Metrics *metrics, EventBus *events
     impl_->loopSalt = static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count()) ^
                       reinterpret_cast<uintptr_t>(this);
     if (!root) throw std::runtime_error("proxy: no su_root");
+    impl_->pacer = std::make_unique<sofia::LoopPacer>(root);
     if (impl_->cfg.t1Ms == 0 || impl_->cfg.t2Ms < impl_->cfg.t1Ms)
         throw std::runtime_error("proxy: timers: t1 must be > 0 and t2 >= t1");
     if (impl_->cfg.subMinExpires > impl_->cfg.subMaxExpires)

@@ -34,6 +34,7 @@ int branchTrampoline(nta_outgoing_magic_t *magic, nta_outgoing_t *orq, const sip
 // Messages nta could not match: stray responses (e.g. a 2xx after the transaction is gone).
 int agentTrampoline(nta_agent_magic_t *magic, nta_agent_t *agent, msg_t *msg, sip_t *sip) noexcept {
     auto *impl = reinterpret_cast<Proxy::Impl *>(magic);
+    impl->noteWork();
     try {
         if (sip && sip->sip_status && sip->sip_cseq && sip->sip_cseq->cs_method == sip_method_invite &&
             sip->sip_status->st_status >= 200 && sip->sip_status->st_status < 300 && sip->sip_via &&
@@ -235,6 +236,7 @@ void Proxy::Impl::callOnResponse(msg_t *resp) {
 // ---------------------------------------------------------------- request entry
 
 int Proxy::Impl::onRequest(nta_incoming_t *irq, const sip_t *sip) noexcept {
+    noteWork();
     try {
         sip_method_t method = sip->sip_request->rq_method;
         const char *methodName = sip->sip_request->rq_method_name;
@@ -328,6 +330,7 @@ int Proxy::Impl::onRequest(nta_incoming_t *irq, const sip_t *sip) noexcept {
 }
 
 int Proxy::Impl::onAckCancel(pw_request *tx, nta_incoming_t *irq, const sip_t *sip) noexcept {
+    noteWork();
     try {
         if (!sip) { // the server transaction is gone (timeout)
             if (tx->irq == irq) {
@@ -540,6 +543,7 @@ void Proxy::Impl::relay(pw_request *tx, msg_t *resp) {
 }
 
 int Proxy::Impl::onBranchResponse(Branch *b, nta_outgoing_t *orq, const sip_t *sip) noexcept {
+    noteWork();
     pw_request *tx = static_cast<pw_request *>(b->tx);
     try {
         int status = sip ? sip->sip_status->st_status : nta_outgoing_status(orq);
@@ -565,9 +569,13 @@ int Proxy::Impl::onBranchResponse(Branch *b, nta_outgoing_t *orq, const sip_t *s
                 tx->finalSent = true;
                 relay(tx, resp);
                 if (first && tx->method == sip_method_invite) {
-                    // §16.7 step 10: CANCEL the other branches; keep them for late 2xx for 64*T1
+                    // §16.7 step 10: CANCEL the other branches. Only they need to live on (for a late 2xx, or
+                    // their 487), bounded by 64*T1; a single-branch call keeps nothing.
                     cancelBranches(tx, b);
-                    if (!tx->lateTimer) {
+                    bool othersPending = false;
+                    for (auto &br : tx->branches)
+                        if (br.get() != b && !br->final && br->orq) othersPending = true;
+                    if (othersPending && !tx->lateTimer) {
                         tx->lateTimer = std::make_unique<sofia::Timer>(root);
                         ++tx->refs;
                         tx->lateTimer->start(t1x64, [this, tx] {
@@ -586,10 +594,12 @@ int Proxy::Impl::onBranchResponse(Branch *b, nta_outgoing_t *orq, const sip_t *s
                     }
                 }
             }
-            if (tx->method != sip_method_invite || !tx->lateTimer) {
-                nta_outgoing_destroy(orq);
-                b->orq = nullptr;
-            }
+            // The client transaction is done with once its 2xx is relayed: retransmissions of that 2xx and 2xx
+            // from downstream forks arrive as stray responses and are forwarded statelessly (agentTrampoline,
+            // RFC 3261 §16.7 step 5). Keeping INVITE client transactions for 64*T1 made nta's timer walk
+            // thousands of them on every tick (CPU per call grew with the call rate).
+            nta_outgoing_destroy(orq);
+            b->orq = nullptr;
             if (!wasFinal) unref(tx);
             maybeFinish(tx);
             return 0;
@@ -688,7 +698,12 @@ void Proxy::Impl::maybeFinish(pw_request *tx) {
     bool pending = false;
     for (auto &b : tx->branches)
         if (!b->final) pending = true;
-    if (pending || !tx->finalSent || (tx->lateTimer && tx->lateTimer->armed())) return;
+    if (pending || !tx->finalSent) return;
+    if (tx->lateTimer && tx->lateTimer->armed()) {
+        // every branch is final: no late 2xx can come any more, drop the timer and its reference now
+        tx->lateTimer->cancel();
+        --tx->refs; // the transaction's own reference is still held below
+    }
     tx->dead = true;
     unref(tx); // the transaction's own reference
 }

@@ -21,6 +21,8 @@ namespace {
     "recall_stage, state, blob, version, request_key, retriever, recall_answered, recall_seconds, recall_mode, " \
     "ring_seconds, alternate_wait, retry_seconds, alternate"
 
+// The key and slot indexes are partial (request_key <> '', lot <> ''): a query repeats that condition so
+// SQLite may use them; without it every lookup scanned all the domain's calls.
 ParkedCall readCall(const Stmt& s) {
     ParkedCall c;
     c.id = s.i64(0);
@@ -170,7 +172,7 @@ struct Engine::Impl {
     }
 
     bool slotTaken(const std::string& domain, const std::string& lot, int slot) {
-        Stmt& s = db.q("SELECT 1 FROM parked_calls WHERE domain = ? AND lot = ? AND slot = ?");
+        Stmt& s = db.q("SELECT 1 FROM parked_calls WHERE domain = ? AND lot = ? AND slot = ? AND lot <> ''");
         s.bind(1, domain).bind(2, lot).bind(3, slot);
         return s.step();
     }
@@ -354,7 +356,7 @@ struct Engine::Impl {
             return {want, okEmpty()};
         }
         std::set<int> taken;
-        Stmt& s = db.q("SELECT slot FROM parked_calls WHERE domain = ? AND lot = ?");
+        Stmt& s = db.q("SELECT slot FROM parked_calls WHERE domain = ? AND lot = ? AND lot <> ''");
         s.bind(1, domain).bind(2, lot.name);
         while (s.step()) taken.insert(s.i32(0));
         int start = lot.firstSlot;
@@ -475,7 +477,7 @@ struct Engine::Impl {
     }
 
     std::optional<ParkedCall> byKey(const std::string& domain, const std::string& key) {
-        Stmt& s = db.q("SELECT " CALL_COLS " FROM parked_calls WHERE domain = ? AND request_key = ?");
+        Stmt& s = db.q("SELECT " CALL_COLS " FROM parked_calls WHERE domain = ? AND request_key = ? AND request_key <> ''");
         s.bind(1, domain).bind(2, key);
         if (!s.step()) return std::nullopt;
         return readCall(s);
@@ -498,7 +500,7 @@ struct Engine::Impl {
             break;
         }
         case RetrieveRequest::By::Slot: {
-            Stmt& s = db.q("SELECT " CALL_COLS " FROM parked_calls WHERE domain = ? AND lot = ? AND slot = ?");
+            Stmt& s = db.q("SELECT " CALL_COLS " FROM parked_calls WHERE domain = ? AND lot = ? AND slot = ? AND lot <> ''");
             s.bind(1, req.domain).bind(2, req.lot).bind(3, req.slot);
             while (s.step()) calls.push_back(readCall(s));
             if (calls.empty())
@@ -1286,7 +1288,7 @@ std::vector<ParkedCall> Engine::list(const ListFilter& f) const {
     if (!f.domain.empty()) add(" AND domain = ?", f.domain);
     if (!f.extension.empty()) add(" AND extension = ?", f.extension);
     if (!f.group.empty()) add(" AND grp = ?", f.group);
-    if (!f.lot.empty()) add(" AND lot = ?", f.lot);
+    if (!f.lot.empty()) add(" AND lot = ? AND lot <> ''", f.lot);
     if (!f.lot.empty() && f.slot != 0) add(" AND slot = ?", std::to_string(f.slot));
     if (f.state) add(" AND state = ?", toString(*f.state));
     sql += " ORDER BY parked_at, id";

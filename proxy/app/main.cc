@@ -146,7 +146,13 @@ int run(const std::string &configFile) {
 #endif
         SignalWatch signals;
         try {
-            proxy = std::make_unique<Proxy>(root, cfg.core, &metrics, &events);
+            CoreConfig core = cfg.core;
+            // Module and core lines go through the daemon's logger: its format, and log_level filters them.
+            core.logSink = [&log](int level, const std::string &module, const std::string &text) {
+                auto l = static_cast<LogLevel>(std::clamp(level, 0, 3));
+                if (log.enabled(l)) log.write(l, fmt::format("[{}] {}", module, text));
+            };
+            proxy = std::make_unique<Proxy>(root, core, &metrics, &events);
             proxy->bind();
             proxy->addModules(std::move(modules));
             modules.clear();

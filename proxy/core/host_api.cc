@@ -719,12 +719,17 @@ int hLocationLookup(pw_host *h, pw_str aor, pw_contact_cb each, void *arg) noexc
     try {
         if (!h || !each) return PW_EINVAL;
         if (h->impl->locators.empty()) return PW_ENOTFOUND;
+        // The sum of the contacts found; PW_ENOTFOUND when no provider knows the AOR (never registered), so a
+        // router can tell 404 from 480 (known user, no live contact: a provider returned 0).
         int total = 0;
+        bool known = false;
         for (auto &l : h->impl->locators) {
             int n = l.fn(l.ctx, aor, each, arg);
-            if (n > 0) total += n;
+            if (n < 0) continue;
+            known = true;
+            total += n;
         }
-        return total;
+        return known ? total : PW_ENOTFOUND;
     } catch (...) {
         return PW_ENOMEM;
     }
@@ -883,8 +888,16 @@ const pw_host_api *hostApi() { return &kApi; }
 
 void Proxy::Impl::log(ModuleInstance *mod, pw_log_level level, std::string_view text) {
     static const char *names[] = {"error", "warn", "info", "debug"};
+    int lvl = std::clamp<int>(level, 0, 3);
+    if (cfg.logSink) { // the daemon's logger: its level and format
+        try {
+            cfg.logSink(lvl, mod ? mod->name : "core", std::string(text));
+        } catch (...) {
+        }
+        return;
+    }
     if (level == PW_LOG_DEBUG && !getenv("PARKWAY_DEBUG")) return;
-    fmt::print(stderr, "parkway {} [{}] {}\n", names[std::clamp<int>(level, 0, 3)], mod ? mod->name : "core", text);
+    fmt::print(stderr, "parkway {} [{}] {}\n", names[lvl], mod ? mod->name : "core", text);
 }
 
 int64_t Proxy::Impl::nowMs() const {

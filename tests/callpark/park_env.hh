@@ -22,7 +22,11 @@ inline const std::string kDomain = "parkway.test";
 
 inline std::string tempDb() {
     static std::atomic<int> n{0};
-    return "/tmp/parkway-callpark-test-" + std::to_string(::getpid()) + "-" + std::to_string(n++) + ".db";
+    std::string db = "/tmp/parkway-callpark-test-" + std::to_string(::getpid()) + "-" + std::to_string(n++) + ".db";
+    // A crashed earlier run with the same pid may have left its files: start empty, always.
+    for (std::string f : {db, db + ".park"})
+        for (const char *suffix : {"", "-wal", "-shm"}) std::remove((f + suffix).c_str());
+    return db;
 }
 
 inline std::string aorOf(const std::string &user) { return "sip:" + user + "@" + kDomain; }

@@ -224,8 +224,11 @@ public:
     // 64*T1 after the first final response (RFC 3261 §13.2.2.4), then is freed.
     Pending *invitePending(Leg *leg, std::function<void(pw_dialog *, int, const pw_msg *)> fn);
     void dropLeg(Leg *leg);
-    void reapLater();
+    // Free what ended on the next loop turn. `sid`: the session that may have ended (only it is checked);
+    // 0 = check every session. A full sweep also runs at least once a second as a safety net.
+    void reapLater(uint64_t sid = 0);
     void reap();
+    void sweep();
 
     static const pw_dialog_callbacks *legCallbacks();
     static const pw_dialog_callbacks *uacLegCallbacks(); // arg = the leg's invitePending()
@@ -287,6 +290,10 @@ private:
     std::string contact_;
     bool stopping_ = false;
     std::vector<Leg *> graveyard_;
+    std::vector<uint64_t> reapCandidates_;
+    bool reapAll_ = false;
+    int64_t lastFullReapMs_ = 0;
+    pw_timer_id sweepTimer_ = 0; // the once-a-second full sweep after targeted reaps
     std::map<uint64_t, Leg *> legById_;
     uint64_t nextLegId_ = 1;
     std::set<Pending *> invitePendings_;

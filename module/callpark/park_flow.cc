@@ -126,7 +126,7 @@ pw_verdict CallPark::parkInvite(pw_request *req, const pw_msg *m, const eng::Cla
     std::string sdp = offer.empty() ? holdOfferFor(s) : holdAnswerFor(s, offer);
     if (sdp.empty()) {
         s.state = SessionState::Ended;
-        reapLater();
+        reapLater(s.sid);
         host_.reply(req, offer.empty() ? 500 : 488, offer.empty() ? "No Media Port" : "Not Acceptable Here");
         return PW_STOP;
     }
@@ -135,7 +135,7 @@ pw_verdict CallPark::parkInvite(pw_request *req, const pw_msg *m, const eng::Cla
     eng::ParkResult r = engine_->park(pr);
     if (!r) {
         s.state = SessionState::Ended;
-        reapLater();
+        reapLater(s.sid);
         host_.counter("parkway_park_failures_total", fmt::format("reason=\"{}\"", eng::toString(r.error)));
         host_.log(PW_LOG_INFO, "callpark: park of {} refused: {}", pr.parkedUri, r.message);
         host_.reply(req, engineErrorStatus(r.error), r.error == eng::ErrorCode::GroupFull ? "All Slots Busy" : "");
@@ -159,7 +159,7 @@ pw_verdict CallPark::parkInvite(pw_request *req, const pw_msg *m, const eng::Cla
         engine_->abandon(s.callId);
         s.callId = 0;
         s.state = SessionState::Ended;
-        reapLater();
+        reapLater(s.sid);
         return PW_STOP;
     }
     leg->confirmed = true;
@@ -233,7 +233,7 @@ void CallPark::sessionAbandoned(Session &s) {
     }
     if (s.b && s.b->dlg) host_.api()->dialog_end(s.b->dlg);
     s.state = SessionState::Ended;
-    reapLater();
+    reapLater(s.sid);
 }
 
 void CallPark::legTerminated(Leg *leg, pw_dialog_end_reason reason) {
@@ -243,7 +243,7 @@ void CallPark::legTerminated(Leg *leg, pw_dialog_end_reason reason) {
     Session &s = *sp;
     if (leg == s.transferor) { // the party that transferred away is gone: nothing else changes
         s.transferor = nullptr;
-        reapLater();
+        reapLater(s.sid);
         return;
     }
     // A ringing recall branch that ended.
@@ -251,14 +251,14 @@ void CallPark::legTerminated(Leg *leg, pw_dialog_end_reason reason) {
         if (*it == leg) {
             s.branches.erase(it);
             if (s.state == SessionState::Recalling && s.branches.empty() && !s.winner) ringTimeout(s.sid);
-            reapLater();
+            reapLater(s.sid);
             return;
         }
     }
     if (leg == s.a) {
         s.a = nullptr;
         if (s.state == SessionState::Ended) { // replaced by the retriever (retrieve_mode=replaces)
-            reapLater();
+            reapLater(s.sid);
             return;
         }
         if (s.state == SessionState::Retrieving && !s.replacesCallId.empty()) {
@@ -270,7 +270,7 @@ void CallPark::legTerminated(Leg *leg, pw_dialog_end_reason reason) {
             s.callId = 0;
             s.state = SessionState::Ended;
             engine_->completeRetrieve(id);
-            reapLater();
+            reapLater(s.sid);
             return;
         }
         host_.log(PW_LOG_INFO, "callpark: parked party of call {} left ({})", s.callId, static_cast<int>(reason));

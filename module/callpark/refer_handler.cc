@@ -160,7 +160,7 @@ pw_verdict CallPark::onRefer(pw_request *req, const pw_msg *m) {
                 sp->callId = 0;
                 stopMoh(*sp);
                 sp->state = SessionState::Ended;
-                reapLater();
+                reapLater(sp->sid);
             }
             notify(status, true);
             return;

@@ -176,7 +176,7 @@ void CallPark::onResponse(const pw_msg *resp) {
             // RFC 3891 §3: the parked party ends the replaced dialog itself; we end our side too so a party
             // that answered without honouring Replaces does not keep a stale dialog with us.
             if (s.a && s.a->dlg) host_.api()->dialog_end(s.a->dlg);
-            reapLater();
+            reapLater(s.sid);
         } else {
             // Refused (e.g. no Replaces support): the call stays parked; the retriever sees the refusal.
             s.state = SessionState::Parked;
@@ -311,7 +311,7 @@ void CallPark::endBridge(Session &s, Leg *from) {
         if (l && l != from && l->dlg) host_.api()->dialog_end(l->dlg);
     if (s.transferor && s.transferor->dlg) host_.api()->dialog_end(s.transferor->dlg);
     s.state = SessionState::Ended;
-    reapLater();
+    reapLater(s.sid);
 }
 
 } // namespace parkway::callpark

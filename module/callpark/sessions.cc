@@ -84,6 +84,7 @@ const pw_dialog_callbacks kLegCallbacks = {sizeof(pw_dialog_callbacks), legOnReq
 const pw_dialog_callbacks kNoCallbacks = {sizeof(pw_dialog_callbacks), nullptr, nullptr, nullptr, nullptr};
 
 void reapTimer(void *arg) { static_cast<CallPark *>(arg)->reap(); }
+void sweepTimer(void *arg) { static_cast<CallPark *>(arg)->sweep(); }
 
 } // namespace
 
@@ -201,6 +202,7 @@ void CallPark::stop() {
         cancelTimer(s->ringTimer);
     }
     host_.cancelTimer(reapTimer_);
+    host_.cancelTimer(sweepTimer_);
     // Unbind every dialog so the host never calls into a destroyed module.
     for (auto &[p, leg] : legs_)
         if (leg->dlg) host_.api()->dialog_rebind(leg->dlg, &kNoCallbacks, nullptr);
@@ -295,15 +297,20 @@ Leg *CallPark::newLeg(uint64_t sid, std::string role) {
 
 void CallPark::dropLeg(Leg *leg) {
     // Freed on the next reap, not now: a response callback of the same loop turn may still name it.
+    uint64_t sid = leg->sid;
     leg->sid = 0;
     leg->dlg = nullptr;
     legById_.erase(leg->id);
     graveyard_.push_back(leg);
-    reapLater();
+    if (sid) reapLater(sid);
+    else reapLater(~uint64_t(0)); // only the leg to free
 }
 
-void CallPark::reapLater() {
-    if (reapTimer_ || stopping_) return;
+void CallPark::reapLater(uint64_t sid) {
+    if (stopping_) return;
+    if (sid == 0) reapAll_ = true;
+    else if (sid != ~uint64_t(0)) reapCandidates_.push_back(sid);
+    if (reapTimer_) return;
     reapTimer_ = host_.timer(0, reapTimer, this);
 }
 
@@ -311,20 +318,36 @@ void CallPark::reap() {
     reapTimer_ = 0;
     for (Leg *l : graveyard_) legs_.erase(l);
     graveyard_.clear();
-    for (auto it = sessions_.begin(); it != sessions_.end();) {
+    auto tryReap = [this](std::map<uint64_t, std::unique_ptr<Session>>::iterator it) {
         Session &s = *it->second;
         bool live = (s.a && s.a->dlg) || (s.b && s.b->dlg) || (s.transferor && s.transferor->dlg) ||
                     !s.branches.empty() || s.retrieveReq;
-        if (s.state == SessionState::Ended && !live) {
-            cancelTimer(s.recallTimer);
-            cancelTimer(s.ringTimer);
-            if (s.mohId) moh_.remove(s.mohId);
-            if (!s.replacesCallId.empty()) sidByReplacesCid_.erase(s.replacesCallId);
-            it = sessions_.erase(it);
-        } else {
-            ++it;
-        }
+        if (s.state != SessionState::Ended || live) return std::next(it);
+        cancelTimer(s.recallTimer);
+        cancelTimer(s.ringTimer);
+        if (s.mohId) moh_.remove(s.mohId);
+        if (!s.replacesCallId.empty()) sidByReplacesCid_.erase(s.replacesCallId);
+        return sessions_.erase(it);
+    };
+    int64_t now = host_.nowMs();
+    // Only the sessions named since the last reap (a scan of every session per ended call was O(n) per
+    // event); a full sweep when asked for, and at least once a second for a session nobody named.
+    if (reapAll_ || now - lastFullReapMs_ >= 1000) {
+        reapAll_ = false;
+        lastFullReapMs_ = now;
+        for (auto it = sessions_.begin(); it != sessions_.end();) it = tryReap(it);
+    } else {
+        for (uint64_t sid : reapCandidates_)
+            if (auto it = sessions_.find(sid); it != sessions_.end()) tryReap(it);
+        if (!sweepTimer_ && !stopping_)
+            sweepTimer_ = host_.timer(1000, sweepTimer, this);
     }
+    reapCandidates_.clear();
+}
+
+void CallPark::sweep() {
+    sweepTimer_ = 0;
+    reapLater(0);
 }
 
 // ---------------------------------------------------------------- small helpers

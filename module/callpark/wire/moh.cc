@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <arpa/inet.h>
 #include <cerrno>
 #include <cmath>
@@ -271,36 +272,50 @@ struct MohPlayer::Impl {
     void tick() {
         unsigned char pkt[12 + kSamplesPerPacket];
         unsigned char sink[2048];
-        std::lock_guard<std::mutex> lock(mu);
-        const size_t n = ulaw.size();
         // Drain what the parked parties send (we do not play it) every 25th tick only: one recv syscall per
         // stream per 20 ms would double the syscalls of the player for nothing (the socket buffer holds 0.5 s).
         const bool drain = (ticks++ % 25) == 0;
-        for (auto& [id, s] : streams) {
-            (void)id;
-            if (drain)
-                while (::recv(s.fd, sink, sizeof sink, MSG_DONTWAIT) > 0) ++s.stats.packetsReceived;
-            if (s.hasRemote) {
-                const std::vector<uint8_t>& audio = s.pt == 8 ? alaw : ulaw;
-                pkt[0] = 0x80;  // V=2, no padding, no extension, no CSRC (RFC 3550 §5.1)
-                pkt[1] = static_cast<unsigned char>((s.marker ? 0x80 : 0) | (s.pt & 0x7F));
-                pkt[2] = static_cast<unsigned char>(s.seq >> 8);
-                pkt[3] = static_cast<unsigned char>(s.seq);
-                for (int i = 0; i < 4; ++i) pkt[4 + i] = static_cast<unsigned char>(s.ts >> (24 - 8 * i));
-                for (int i = 0; i < 4; ++i) pkt[8 + i] = static_cast<unsigned char>(s.stats.ssrc >> (24 - 8 * i));
-                for (int i = 0; i < kSamplesPerPacket; ++i) pkt[12 + i] = audio[(s.pos + i) % n];
-                ssize_t w = ::sendto(s.fd, pkt, sizeof pkt, MSG_DONTWAIT, reinterpret_cast<sockaddr*>(&s.remote),
-                                     s.remoteLen);
-                if (w == static_cast<ssize_t>(sizeof pkt)) {
-                    ++s.stats.packetsSent;
-                    s.stats.bytesSent += sizeof pkt;
-                    s.marker = false;
+        // The lock is taken per chunk of streams, not for the whole tick: with hundreds of streams a tick is
+        // milliseconds of sendto, and the SIP thread's add/remove must not wait that long. Streams are visited
+        // in id order, so one removed or added between chunks is simply skipped or picked up.
+        constexpr int kChunk = 32;
+        uint64_t next = 0;
+        bool more = true;
+        while (more) {
+            std::lock_guard<std::mutex> lock(mu);
+            const size_t n = ulaw.size();
+            auto it = streams.lower_bound(next);
+            for (int done = 0; it != streams.end() && done < kChunk; ++it, ++done) {
+                Stream& s = it->second;
+                if (drain)
+                    while (::recv(s.fd, sink, sizeof sink, MSG_DONTWAIT) > 0) ++s.stats.packetsReceived;
+                if (s.hasRemote) {
+                    const std::vector<uint8_t>& audio = s.pt == 8 ? alaw : ulaw;
+                    pkt[0] = 0x80;  // V=2, no padding, no extension, no CSRC (RFC 3550 §5.1)
+                    pkt[1] = static_cast<unsigned char>((s.marker ? 0x80 : 0) | (s.pt & 0x7F));
+                    pkt[2] = static_cast<unsigned char>(s.seq >> 8);
+                    pkt[3] = static_cast<unsigned char>(s.seq);
+                    for (int i = 0; i < 4; ++i) pkt[4 + i] = static_cast<unsigned char>(s.ts >> (24 - 8 * i));
+                    for (int i = 0; i < 4; ++i) pkt[8 + i] = static_cast<unsigned char>(s.stats.ssrc >> (24 - 8 * i));
+                    // The audio loop, wrapping at its end.
+                    size_t first = std::min<size_t>(kSamplesPerPacket, n - s.pos);
+                    std::memcpy(pkt + 12, audio.data() + s.pos, first);
+                    for (size_t i = first; i < kSamplesPerPacket; ++i) pkt[12 + i] = audio[(s.pos + i) % n];
+                    ssize_t w = ::sendto(s.fd, pkt, sizeof pkt, MSG_DONTWAIT, reinterpret_cast<sockaddr*>(&s.remote),
+                                         s.remoteLen);
+                    if (w == static_cast<ssize_t>(sizeof pkt)) {
+                        ++s.stats.packetsSent;
+                        s.stats.bytesSent += sizeof pkt;
+                        s.marker = false;
+                    }
+                    ++s.seq;
                 }
-                ++s.seq;
+                // The media clock runs even while nothing is sent, so a resumed stream stays continuous.
+                s.ts += kSamplesPerPacket;
+                s.pos = (s.pos + kSamplesPerPacket) % n;
             }
-            // The media clock runs even while nothing is sent, so a resumed stream stays continuous.
-            s.ts += kSamplesPerPacket;
-            s.pos = (s.pos + kSamplesPerPacket) % n;
+            more = it != streams.end();
+            if (more) next = it->first;
         }
     }
 

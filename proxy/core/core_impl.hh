@@ -222,6 +222,7 @@ struct Proxy::Impl {
     void countRequest(const char *method);
     void countResponse(int status);
     void updateGauges();
+    void updateTxGauge();
     void noteWork() {
         if (pacer) pacer->noteWork();
     }

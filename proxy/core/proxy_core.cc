@@ -209,6 +209,13 @@ void Proxy::Impl::countResponse(int status) {
 #endif
 }
 
+// Per transaction: O(1). The dialog gauge (a scan over dialogs) is only recomputed when a dialog changes.
+void Proxy::Impl::updateTxGauge() {
+#ifdef PARKWAY_HAVE_METRICS
+    if (metrics) metrics->gaugeSet("parkway_sip_transactions", "", static_cast<double>(txns.size()));
+#endif
+}
+
 void Proxy::Impl::updateGauges() {
 #ifdef PARKWAY_HAVE_METRICS
     if (!metrics) return;
@@ -270,7 +277,7 @@ int Proxy::Impl::onRequest(nta_incoming_t *irq, const sip_t *sip) noexcept {
         tx->method = method;
         tx->methodName = methodName;
         txns.insert(tx);
-        updateGauges();
+        updateTxGauge();
         nta_incoming_bind(irq, ackCancelTrampoline, reinterpret_cast<nta_incoming_magic_t *>(tx));
         msg_t *msg = tx->req.get();
         sip_t *s = sip_object(msg);
@@ -726,7 +733,7 @@ void Proxy::Impl::destroyTx(pw_request *tx) {
         tx->irq = nullptr;
     }
     delete tx;
-    updateGauges();
+    updateTxGauge();
 }
 
 } // namespace parkway::proxy

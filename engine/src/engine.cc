@@ -1068,14 +1068,13 @@ ParkResult Engine::park(const ParkRequest& req) {
 CallResult Engine::updateBlob(CallId id, const std::string& blob) {
     Impl& I = *impl_;
     return I.transact<CallResult>([&]() -> CallResult {
-        auto c = I.callById(id);
-        if (!c) return fail(ErrorCode::NotFound, fmt::format("no parked call {}", id));
-        c->blob = blob;
-        c->version += 1;
-        Stmt& s = I.db.q("UPDATE parked_calls SET blob = ?, version = ? WHERE id = ?");
-        s.bindBlob(1, blob).bind(2, c->version).bind(3, id);
+        // One statement: the update returns the row as it is now (no read of the old row and its blob first).
+        Stmt& s = I.db.q("UPDATE parked_calls SET blob = ?, version = version + 1 WHERE id = ? RETURNING " CALL_COLS);
+        s.bindBlob(1, blob).bind(2, id);
+        if (!s.step()) return fail(ErrorCode::NotFound, fmt::format("no parked call {}", id));
+        ParkedCall c = readCall(s);
         s.run();
-        return okCall(*c);
+        return okCall(std::move(c));
     });
 }
 

@@ -1485,3 +1485,50 @@ std::vector<RuleError> Engine::reloadRules() {
 }
 
 } // namespace parkway::engine
+
+namespace parkway::engine {
+
+// ---------------------------------------------------------------------------------------------------------
+// Watchers: opaque subscription records (autocommit: each statement is committed before it returns)
+
+Status Engine::putWatcher(const std::string& id, const std::string& blob) {
+    return putWatchers({StoredWatcher{id, blob}});
+}
+
+Status Engine::putWatchers(const std::vector<StoredWatcher>& watchers) {
+    for (const StoredWatcher& w : watchers)
+        if (w.id.empty()) return Status::failure(ErrorCode::BadRequest, "watcher: id is required");
+    if (watchers.empty()) return Status::success();
+    try {
+        Txn txn(impl_->db);
+        for (const StoredWatcher& w : watchers) {
+            Stmt& s = impl_->db.q("INSERT OR REPLACE INTO watchers (id, blob) VALUES (?, ?)");
+            s.bind(1, w.id).bindBlob(2, w.blob);
+            s.run();
+        }
+        txn.commit();
+    } catch (const StorageError& err) {
+        return Status::failure(ErrorCode::Storage, fmt::format("database {}: {}", impl_->path, err.what()));
+    }
+    return Status::success();
+}
+
+Status Engine::removeWatcher(const std::string& id) {
+    try {
+        Stmt& s = impl_->db.q("DELETE FROM watchers WHERE id = ?");
+        s.bind(1, id);
+        s.run();
+    } catch (const StorageError& err) {
+        return Status::failure(ErrorCode::Storage, fmt::format("database {}: {}", impl_->path, err.what()));
+    }
+    return Status::success();
+}
+
+std::vector<StoredWatcher> Engine::watchers() const {
+    std::vector<StoredWatcher> v;
+    Stmt& s = impl_->db.q("SELECT id, blob FROM watchers ORDER BY id");
+    while (s.step()) v.push_back({s.text(0), s.blob(1)});
+    return v;
+}
+
+} // namespace parkway::engine

@@ -114,6 +114,7 @@ struct Subscription {
     uint64_t version = 0;    // next version to send (RFC 4235 §4.1: starts at 0, +1 per NOTIFY)
     int64_t expiresAtMs = 0;
     bool ending = false;
+    std::string storeId; // key of its record in the engine's watchers table ("" = not stored)
 };
 
 // REFER intent remembered in passthrough mode, keyed by the transferee's dialog.
@@ -195,11 +196,16 @@ public:
     };
     TargetView targetView(const eng::Target &t);
     void notifySubscription(Subscription &sub, bool terminated, TargetView &view);
+    // Persist what resuming a subscription needs (after each NOTIFY: version and CSeq moved); batched.
+    eng::StoredWatcher watcherRecord(Subscription &sub);
+    void saveWatchers(const std::vector<Subscription *> &subs);
+    void forgetWatcher(Subscription &sub);
     void sendParkInfo(const eng::ChangeEvent &e);
     void updateGauges(const std::string &domain, const std::string &lot);
 
     // ---- restore.cc
     void restoreCalls();
+    void restoreWatchers();
 
     // ---- admin_commands.cc
     static const pw_command_def *commandTable();

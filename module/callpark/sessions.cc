@@ -191,6 +191,7 @@ int CallPark::start() {
         return PW_EINVAL;
     }
     restoreCalls();
+    restoreWatchers(); // after the calls: their NOTIFYs show the restored park dialogs
     return PW_OK;
 }
 

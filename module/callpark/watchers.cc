@@ -10,6 +10,8 @@
 
 #include <parkway/engine/json.hh>
 
+#include <nlohmann/json.hpp>
+
 #include <algorithm>
 
 namespace parkway::callpark {
@@ -35,6 +37,7 @@ void subOnRefresh(void *arg, pw_dialog *, uint32_t expires) {
 
 void subOnTerminated(void *arg, pw_dialog *, pw_dialog_end_reason) {
     auto *sub = static_cast<Subscription *>(arg);
+    sub->mod->forgetWatcher(*sub);
     sub->dlg = nullptr;
     sub->mod->subs_.erase(sub);
 }
@@ -146,6 +149,44 @@ void CallPark::notifySubscription(Subscription &sub, bool terminated) {
     if (!sub.dlg || sub.ending) return;
     TargetView view = targetView(sub.target);
     notifySubscription(sub, terminated, view);
+    if (!terminated) saveWatchers({&sub});
+}
+
+// ---------------------------------------------------------------- persistence (SPEC §7: state is re-sent
+// after restarts). Stored after each NOTIFY: the version and our CSeq moved; the subscription is resumed
+// in the same dialog with the next version (RFC 4235 §4.1: versions keep increasing within a subscription).
+
+eng::StoredWatcher CallPark::watcherRecord(Subscription &sub) {
+    if (sub.storeId.empty())
+        sub.storeId = host_.dialogGet(sub.dlg, PW_DLG_CALL_ID) + ";" + host_.dialogGet(sub.dlg, PW_DLG_LOCAL_TAG);
+    nlohmann::json j;
+    j["kind"] = static_cast<int>(sub.target.kind);
+    j["domain"] = sub.target.domain;
+    j["name"] = sub.target.name;
+    j["slot"] = sub.target.slot;
+    j["broadworks"] = sub.broadworks; // Event: call-info with the BroadWorks body, else dialog-info
+    j["entity"] = sub.entity;
+    j["version"] = sub.version; // the next version to send
+    j["expires_at"] = sub.expiresAtMs;
+    j["dialog"] = host_.dialogExport(sub.dlg);
+    return {sub.storeId, j.dump()};
+}
+
+void CallPark::saveWatchers(const std::vector<Subscription *> &subs) {
+    std::vector<eng::StoredWatcher> recs;
+    recs.reserve(subs.size());
+    for (Subscription *s : subs)
+        if (s->dlg && !s->ending) recs.push_back(watcherRecord(*s));
+    if (recs.empty()) return;
+    eng::Status st = engine_->putWatchers(recs);
+    if (!st.ok) host_.log(PW_LOG_ERROR, "callpark: storing {} subscription(s) failed: {}", recs.size(), st.message);
+}
+
+void CallPark::forgetWatcher(Subscription &sub) {
+    if (sub.storeId.empty() || stopping_) return;
+    eng::Status st = engine_->removeWatcher(sub.storeId);
+    if (!st.ok) host_.log(PW_LOG_ERROR, "callpark: removing subscription {} failed: {}", sub.storeId, st.message);
+    sub.storeId.clear();
 }
 
 void CallPark::notifySubscription(Subscription &sub, bool terminated, TargetView &view) {
@@ -255,11 +296,14 @@ void CallPark::onEngineEvent(const eng::ChangeEvent &e) {
                     }
         // The state of a target is read (and its dialogs built) once for all its watchers.
         std::vector<std::optional<TargetView>> views(ev.targets.size());
+        std::vector<Subscription *> notified;
         for (auto &[s, i] : watchers) {
             if (!subs_.count(s) || !s->dlg || s->ending) continue;
             if (!views[i]) views[i] = targetView(ev.targets[i].target);
             notifySubscription(*s, false, *views[i]);
+            notified.push_back(s);
         }
+        saveWatchers(notified); // one transaction for all of them
 
         if (settings_.parkInfo &&
             (ev.kind == eng::EventKind::Parked || ev.kind == eng::EventKind::Retrieved ||

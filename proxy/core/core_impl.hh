@@ -121,6 +121,7 @@ struct Dialog {
 
     // subscription (RFC 6665)
     uint32_t expires = 0;
+    int64_t expiryBaseMs = 0; // wall clock when the current expiry period began (accept or last refresh)
     std::unique_ptr<sofia::Timer> expiryTimer;
 
     // linger after termination until the last request we sent is answered
@@ -231,6 +232,7 @@ struct Proxy::Impl {
     // ---- dialogs (dialogs.cc)
     int onLegRequest(pw_dialog *d, nta_leg_t *leg, nta_incoming_t *irq, const sip_t *sip) noexcept;
     bool handleSubscriptionRefresh(nta_incoming_t *irq, const sip_t *sip);
+    void armSubscriptionExpiry(pw_dialog *d, uint64_t ms); // on_refresh(0) + PW_END_EXPIRED when it fires
     pw_dialog *newDialog(ModuleInstance *mod, DialogRole role, const pw_dialog_callbacks *cbs, void *arg);
     void fillIdentity(pw_dialog *d);
     void terminate(pw_dialog *d, pw_dialog_end_reason reason);

@@ -51,6 +51,7 @@ pw_dialog *Proxy::Impl::newDialog(ModuleInstance *mod, DialogRole role, const pw
     if (cbs) std::memcpy(&d->cbs, cbs, std::min<size_t>(sizeof d->cbs, cbs->struct_size));
     d->cbs.struct_size = sizeof d->cbs;
     d->arg = arg;
+    d->expiryBaseMs = nowMs(); // a subscription accepted now expires `expires` seconds from here
     dialogs.insert(d);
     return d;
 }
@@ -249,12 +250,10 @@ bool Proxy::Impl::handleSubscriptionRefresh(nta_incoming_t *irq, const sip_t *si
                         TAG_END());
     nta_incoming_destroy(irq);
     d->expires = expires;
+    d->expiryBaseMs = nowMs();
     if (expires > 0) {
-        d->expiryTimer->start(uint64_t(expires) * 1000, [this, d] {
-            if (d->cbs.on_refresh) d->cbs.on_refresh(d->arg, d, 0);
-            terminate(d, PW_END_EXPIRED);
-        });
-    } else {
+        armSubscriptionExpiry(d, uint64_t(expires) * 1000);
+    } else if (d->expiryTimer) {
         d->expiryTimer->cancel();
     }
     if (d->cbs.on_refresh) {
@@ -265,6 +264,14 @@ bool Proxy::Impl::handleSubscriptionRefresh(nta_incoming_t *irq, const sip_t *si
         }
     }
     return true;
+}
+
+void Proxy::Impl::armSubscriptionExpiry(pw_dialog *d, uint64_t ms) {
+    if (!d->expiryTimer) d->expiryTimer = std::make_unique<sofia::Timer>(root);
+    d->expiryTimer->start(ms, [this, d] {
+        if (d->cbs.on_refresh) d->cbs.on_refresh(d->arg, d, 0);
+        terminate(d, PW_END_EXPIRED);
+    });
 }
 
 // ---------------------------------------------------------------- requests we send
@@ -447,6 +454,8 @@ std::string exportDialog(pw_dialog *d) {
     j["role"] = d->role == DialogRole::Uas ? "uas" : "uac";
     j["subscription"] = d->subscription;
     j["expires"] = d->expires;
+    // Absolute wall-clock expiry, so a restore re-arms the remaining time (not a fresh period).
+    if (d->subscription && d->expires > 0) j["expiresAt"] = d->expiryBaseMs + int64_t(d->expires) * 1000;
     return j.dump();
 }
 
@@ -504,7 +513,15 @@ pw_dialog *restoreDialog(Proxy::Impl *impl, ModuleInstance *mod, const std::stri
     }
     nta_leg_server_route(d->leg, rr, target); // route set used in stored order
     d->state = DialogState::Confirmed;
-    if (d->subscription) d->expiryTimer = std::make_unique<sofia::Timer>(impl->root);
+    if (d->subscription) {
+        // Re-arm the expiry for what is left of the period; already past -> expire on the next loop turn
+        // through the usual on_refresh(0) + PW_END_EXPIRED path (RFC 6665 §4.1.2.4 for the module's NOTIFY).
+        int64_t now = impl->nowMs();
+        int64_t at = j.contains("expiresAt") && j["expiresAt"].is_number_integer() ? j["expiresAt"].get<int64_t>()
+                                                                                  : now + int64_t(d->expires) * 1000;
+        d->expiryBaseMs = at - int64_t(d->expires) * 1000;
+        impl->armSubscriptionExpiry(d, uint64_t(std::max<int64_t>(0, at - now)));
+    }
     impl->updateGauges();
     return d;
 }

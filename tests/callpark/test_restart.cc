@@ -3,8 +3,29 @@
 // is recalled on time.
 #include "park_env.hh"
 
+#include <regex>
+
 using namespace parkway::test;
 using nlohmann::json;
+
+namespace {
+
+std::vector<const SipMessage *> dialogNotifies(TestUa &ua) {
+    std::vector<const SipMessage *> out;
+    for (auto &in : ua.incoming)
+        if (in->request.method() == "NOTIFY" && in->request.header("Event").rfind("dialog", 0) == 0)
+            out.push_back(&in->request);
+    return out;
+}
+
+int dialogInfoVersion(const SipMessage &m) {
+    std::smatch sm;
+    std::string b = m.body();
+    if (std::regex_search(b, sm, std::regex("<dialog-info[^>]* version=\"([0-9]+)\""))) return std::stoi(sm[1]);
+    return -1;
+}
+
+} // namespace
 
 TEST_CASE("restart - a parked call is restored and hears music and can be retrieved", "[restart]") {
     ParkEnv p;
@@ -157,4 +178,66 @@ TEST_CASE("restart - when the music port changed the parked party gets a re-INVI
     size_t before = rtpCount(ma);
     REQUIRE(p.env().runUntil([&] { return rtpCount(ma) >= before + 5; }, 3000));
     CHECK(p.parkedCount() == 1);
+}
+
+TEST_CASE("restart - a BLF watcher gets full state with the next version in the same subscription", "[restart][watchers]") {
+    ParkEnv p;
+    auto &w = p.ua("w");
+    w.autoAnswer("NOTIFY", 200);
+    RequestOptions o;
+    o.from = "<" + aorOf("1010") + ">";
+    o.to = std::string("<sip:*88103@") + kDomain + ">";
+    o.headers = {"Event: dialog", "Expires: 120"};
+    auto &sub = w.send("SUBSCRIBE", std::string("sip:*88103@") + kDomain, o);
+    REQUIRE(p.waitFinal(sub));
+    REQUIRE(sub.finalStatus == 200);
+    REQUIRE(p.env().runUntil([&] { return dialogNotifies(w).size() == 1; }));
+    CHECK(dialogInfoVersion(*dialogNotifies(w)[0]) == 0);
+    std::string callId = dialogNotifies(w)[0]->callId();
+    uint32_t cseq0 = dialogNotifies(w)[0]->cseq();
+
+    p.restart();
+    // Right after the restart: full state, version 1, in the same dialog, with a higher CSeq.
+    REQUIRE(p.env().runUntil([&] { return dialogNotifies(w).size() == 2; }));
+    const SipMessage *n1 = dialogNotifies(w)[1];
+    CHECK(dialogInfoVersion(*n1) == 1);
+    CHECK(n1->callId() == callId);
+    CHECK(n1->cseq() > cseq0);
+    CHECK(n1->body().find("state=\"full\"") != std::string::npos);
+    CHECK(n1->header("Subscription-State").rfind("active", 0) == 0);
+
+    // A park on 103 -> version 2 showing the parked call.
+    auto &a = p.ua("a");
+    auto &inv = p.invite(a, "2001", "*68103", 4100, {}, "Alice");
+    REQUIRE(p.waitFinal(inv));
+    REQUIRE(inv.finalStatus == 200);
+    REQUIRE(p.env().runUntil([&] { return dialogNotifies(w).size() == 3; }));
+    CHECK(dialogInfoVersion(*dialogNotifies(w)[2]) == 2);
+    CHECK(dialogNotifies(w)[2]->body().find(inv.request.callId()) != std::string::npos);
+
+    // A refresh in the restored dialog is answered 200 (not 481) and gets full state, version 3.
+    RequestOptions r;
+    r.headers = {"Event: dialog", "Expires: 120"};
+    auto &refresh = w.inDialog(sub, "SUBSCRIBE", r);
+    REQUIRE(p.waitFinal(refresh));
+    CHECK(refresh.finalStatus == 200);
+    REQUIRE(p.env().runUntil([&] { return dialogNotifies(w).size() == 4; }));
+    CHECK(dialogInfoVersion(*dialogNotifies(w)[3]) == 3);
+
+    // Restart again with the call parked: version 4 shows it (the restored park dialog's ids).
+    p.restart();
+    REQUIRE(p.env().runUntil([&] { return dialogNotifies(w).size() == 5; }));
+    CHECK(dialogInfoVersion(*dialogNotifies(w)[4]) == 4);
+    CHECK(dialogNotifies(w)[4]->body().find(inv.request.callId()) != std::string::npos);
+
+    // Unsubscribe -> terminated; the subscription is forgotten: no NOTIFY after the next restart.
+    RequestOptions u;
+    u.headers = {"Event: dialog", "Expires: 0"};
+    auto &unsub = w.inDialog(sub, "SUBSCRIBE", u);
+    REQUIRE(p.waitFinal(unsub));
+    REQUIRE(p.env().runUntil([&] { return dialogNotifies(w).size() == 6; }));
+    CHECK(dialogNotifies(w)[5]->header("Subscription-State").rfind("terminated", 0) == 0);
+    p.restart();
+    p.env().runFor(300);
+    CHECK(dialogNotifies(w).size() == 6);
 }

@@ -244,3 +244,38 @@ TEST_CASE("a database locked by another writer is a clear error at open, not a r
     CHECK(msg.find(path) != std::string::npos);
     CHECK(msg.find("locked") != std::string::npos);
 }
+
+TEST_CASE("watchers: put, replace, remove and list; committed and kept across a reopen") {
+    FakeClock clock;
+    TempDir dir;
+    std::string path = dir.file("park.db");
+    std::string binary("a\0b{\"v\":1}", 10); // opaque: any bytes
+    {
+        auto e = Engine::open(path, clock);
+        CHECK(e->watchers().empty());
+        REQUIRE(e->putWatcher("call-1;tag-1", "first").ok);
+        REQUIRE(e->putWatcher("call-1;tag-1", binary).ok); // replaces
+        REQUIRE(e->putWatchers({{"call-2;tag-2", "two"}, {"call-3;tag-3", "three"}}).ok);
+        REQUIRE(e->removeWatcher("call-3;tag-3").ok);
+        CHECK(e->removeWatcher("never-stored").ok);
+        auto bad = e->putWatcher("", "x");
+        CHECK_FALSE(bad.ok);
+        CHECK(bad.error == ErrorCode::BadRequest);
+        // Another connection sees them at once: each call committed before it returned.
+        sqlite3* db = nullptr;
+        REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
+        sqlite3_stmt* s = nullptr;
+        sqlite3_prepare_v2(db, "SELECT count(*) FROM watchers", -1, &s, nullptr);
+        REQUIRE(sqlite3_step(s) == SQLITE_ROW);
+        CHECK(sqlite3_column_int(s, 0) == 2);
+        sqlite3_finalize(s);
+        sqlite3_close(db);
+    }
+    auto e = Engine::open(path, clock);
+    auto ws = e->watchers();
+    REQUIRE(ws.size() == 2);
+    CHECK(ws[0].id == "call-1;tag-1");
+    CHECK(ws[0].blob == binary);
+    CHECK(ws[1].id == "call-2;tag-2");
+    CHECK(ws[1].blob == "two");
+}

@@ -625,3 +625,93 @@ TEST_CASE("UAC dialog_invite through a forking proxy: the second 2xx is ACKed an
     CHECK(S(api->dialog_get(rec.dlg, PW_DLG_STATE)) == "confirmed");
     CHECK(loser->last("INVITE")->acks.size() + (loser->lastAck() ? 1 : 0) >= 1);
 }
+
+TEST_CASE("Export a subscription, restart the proxy, restore: refresh answered 200, expiry re-armed for the time left",
+          "[dialog][subscription][restore]") {
+    SipTestEnv env; // subMinExpires = 1
+    Acceptor acc;
+    env.add(acc.hook);
+    env.start();
+    auto a = env.makeUa("alice");
+    a->autoAnswer("NOTIFY", 200);
+    RequestOptions o;
+    o.headers = {"Event: dialog", "Expires: 600"};
+    auto &sub = a->send("SUBSCRIBE", "sip:701@parkway.test", o);
+    REQUIRE(env.runUntil([&] { return sub.finalStatus == 200; }));
+    const pw_host_api *api = acc.hook.api;
+    REQUIRE(acc.rec.dlg);
+    int64_t need = api->dialog_export(acc.rec.dlg, nullptr, 0);
+    REQUIRE(need > 0);
+    std::string blob(static_cast<size_t>(need), '\0');
+    REQUIRE(api->dialog_export(acc.rec.dlg, blob.data(), blob.size()) == need);
+    auto j = nlohmann::json::parse(blob);
+    CHECK(j["subscription"] == true);
+    REQUIRE(j.contains("expiresAt"));
+    int64_t now = api->now_ms(acc.hook.host);
+    CHECK(j["expiresAt"].get<int64_t>() > now + 590 * 1000);
+    CHECK(j["expiresAt"].get<int64_t>() <= now + 600 * 1000);
+
+    HookModule fresh("restored");
+    env.restart({fresh.loaded()});
+    api = fresh.api;
+    DlgRec rec;
+    rec.api = api;
+    auto cbs = rec.cbs();
+    rec.dlg = api->dialog_restore(fresh.host, P(blob), &cbs, &rec);
+    REQUIRE(rec.dlg);
+
+    // A NOTIFY from the restored dialog reaches the subscriber.
+    DlgRec notify;
+    notify.api = api;
+    pw_header h[] = {{PW_STR_LIT("Event"), PW_STR_LIT("dialog")},
+                     {PW_STR_LIT("Subscription-State"), PW_STR_LIT("active;expires=590")}};
+    REQUIRE(api->dialog_request(rec.dlg, PW_STR_LIT("NOTIFY"), h, 2, PW_STR_LIT("application/dialog-info+xml"),
+                                PW_STR_LIT("<dialog-info/>"), 0, DlgRec::cbResponse, &notify) == PW_OK);
+    REQUIRE(env.runUntil([&] { return !notify.responses.empty(); }));
+    CHECK(notify.responses[0] == 200);
+
+    // The refresh in the restored dialog is answered by the host (not 481) and reported.
+    RequestOptions r;
+    r.headers = {"Event: dialog", "Expires: 1"};
+    auto &ref = a->inDialog(sub, "SUBSCRIBE", r);
+    REQUIRE(env.runUntil([&] { return ref.finalStatus != 0; }));
+    CHECK(ref.finalStatus == 200);
+    CHECK(ref.response(200)->header("Expires") == "1");
+    REQUIRE(rec.refreshes == std::vector<uint32_t>{1});
+    // ... and the expiry it set fires through the usual path.
+    REQUIRE(env.runUntil([&] { return rec.ends.size() == 1; }, 5000));
+    CHECK(rec.refreshes == std::vector<uint32_t>{1, 0});
+    CHECK(rec.ends[0] == PW_END_EXPIRED);
+}
+
+TEST_CASE("A restored subscription whose expiry passed while the proxy was down expires at once",
+          "[dialog][subscription][restore]") {
+    SipTestEnv env;
+    Acceptor acc;
+    env.add(acc.hook);
+    env.start();
+    auto a = env.makeUa("alice");
+    RequestOptions o;
+    o.headers = {"Event: dialog", "Expires: 600"};
+    auto &sub = a->send("SUBSCRIBE", "sip:701@parkway.test", o);
+    REQUIRE(env.runUntil([&] { return sub.finalStatus == 200; }));
+    const pw_host_api *api = acc.hook.api;
+    int64_t need = api->dialog_export(acc.rec.dlg, nullptr, 0);
+    std::string blob(static_cast<size_t>(need), '\0');
+    REQUIRE(api->dialog_export(acc.rec.dlg, blob.data(), blob.size()) == need);
+    auto j = nlohmann::json::parse(blob);
+    j["expiresAt"] = api->now_ms(acc.hook.host) - 1000; // as if the daemon had been down past the expiry
+    std::string stale = j.dump();
+
+    HookModule fresh("restored");
+    env.restart({fresh.loaded()});
+    api = fresh.api;
+    DlgRec rec;
+    rec.api = api;
+    auto cbs = rec.cbs();
+    rec.dlg = api->dialog_restore(fresh.host, P(stale), &cbs, &rec);
+    REQUIRE(rec.dlg);
+    REQUIRE(env.runUntil([&] { return rec.ends.size() == 1; }, 2000));
+    CHECK(rec.refreshes == std::vector<uint32_t>{0});
+    CHECK(rec.ends[0] == PW_END_EXPIRED);
+}

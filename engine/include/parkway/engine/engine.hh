@@ -32,6 +32,12 @@ struct OpenOptions {
     bool releaseStaleClaims = true;
 };
 
+// A stored watcher: the module's id and its opaque blob.
+struct StoredWatcher {
+    std::string id;
+    std::string blob;
+};
+
 class Engine {
 public:
     // Opens (creating if needed) the database at `path` (a file, or ":memory:") and migrates it to the
@@ -170,6 +176,14 @@ public:
     // Stored rules that failed to compile when the database was opened (e.g. edited by hand). They are
     // left out of the compiled set (the rest, and the defaults, still work); log these loudly.
     const std::vector<RuleError>& ruleLoadErrors() const;
+
+    // ---- Watchers (appended) ---------------------------------------------------------------------------
+    // Opaque records of subscriptions a module resumes after a restart (BLF / call-info watchers). Each is
+    // committed before the call returns; put replaces a record with the same id.
+    Status putWatcher(const std::string& id, const std::string& blob);
+    Status putWatchers(const std::vector<StoredWatcher>& watchers); // one transaction for all
+    Status removeWatcher(const std::string& id);                     // an unknown id is not an error
+    std::vector<StoredWatcher> watchers() const;                     // ordered by id
 
 private:
     struct Impl;

@@ -241,3 +241,37 @@ TEST_CASE("restart - a BLF watcher gets full state with the next version in the 
     p.env().runFor(300);
     CHECK(dialogNotifies(w).size() == 6);
 }
+
+TEST_CASE("restart - a BroadWorks call-info watcher keeps its body flavour after the restart", "[restart][watchers]") {
+    ParkEnv p;
+    auto &w = p.ua("w");
+    w.autoAnswer("NOTIFY", 200);
+    RequestOptions o;
+    o.from = "<" + aorOf("103") + ">";
+    o.to = std::string("<sip:103@") + kDomain + ">";
+    o.headers = {"Event: call-info", "Expires: 60", "Accept: application/x-broadworks-callpark-info+xml"};
+    auto &sub = w.send("SUBSCRIBE", std::string("sip:103@") + kDomain, o);
+    REQUIRE(p.waitFinal(sub));
+    REQUIRE(sub.finalStatus == 200);
+    auto callInfo = [&] {
+        std::vector<const SipMessage *> out;
+        for (auto &in : w.incoming)
+            if (in->request.method() == "NOTIFY" && in->request.header("Event").rfind("call-info", 0) == 0)
+                out.push_back(&in->request);
+        return out;
+    };
+    REQUIRE(p.env().runUntil([&] { return callInfo().size() == 1; }));
+    auto &a = p.ua("a");
+    auto &inv = p.invite(a, "2001", "*68103", 4106, {}, "C. Parked");
+    REQUIRE(p.waitFinal(inv));
+    REQUIRE(p.env().runUntil([&] { return callInfo().size() == 2; }));
+
+    p.restart();
+    REQUIRE(p.env().runUntil([&] { return callInfo().size() == 3; }));
+    const SipMessage *n = callInfo()[2];
+    CHECK(n->callId() == sub.request.callId());
+    CHECK(n->header("Content-Type") == "application/x-broadworks-callpark-info+xml");
+    CHECK(n->body().find("<parked>") != std::string::npos);
+    CHECK(n->body().find("C. Parked") != std::string::npos);
+    CHECK(dialogNotifies(w).empty());
+}

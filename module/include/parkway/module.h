@@ -314,7 +314,9 @@ typedef struct pw_host_api {
      * snprintf; call with cap 0 to measure), or a negative error.
      */
     int64_t (*dialog_export)(pw_dialog *dlg, char *buf, size_t cap);
-    /* Recreate a confirmed dialog from an exported blob after a restart. NULL with a log line when invalid. */
+    /* Recreate a confirmed dialog from an exported blob after a restart. NULL with a log line when invalid.
+       A subscription dialog keeps its absolute expiry: the host re-arms it for the time left (already past:
+       on_refresh(0) then on_terminated(PW_END_EXPIRED) on the next loop turn) and answers refreshes again. */
     pw_dialog *(*dialog_restore)(pw_host *host, pw_str blob, const pw_dialog_callbacks *cbs, void *arg);
 
     /* --- location ---------------------------------------------------------------------------------- */

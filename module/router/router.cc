@@ -4,9 +4,11 @@
 #include "../registrar/sip_uri.hh"
 
 #include <parkway/module.h>
+#include <re2/re2.h>
 
 #include <cstring>
-#include <regex>
+#include <exception>
+#include <memory>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -15,12 +17,16 @@ using namespace parkway::modutil;
 
 namespace {
 
+// The longest Request-URI user part the router interprets (location lookup, routes, {user}). Longer ones
+// get 414: a dial string or user name never comes near it, and it bounds what one request costs.
+constexpr size_t kMaxUserLength = 256;
+
 struct Route {
     std::string text; // as configured, for logs
     bool isRegex = false;
     std::string prefix;
-    std::regex re;
-    std::string target; // trunk URI; "{user}" is replaced by the dialled user part
+    std::unique_ptr<re2::RE2> re; // RE2: linear time in the user part, which comes from the network
+    std::string target;           // trunk URI; "{user}" is replaced by the dialled user part
 };
 
 struct Router {
@@ -70,10 +76,13 @@ bool parseRoutes(const std::string &text, std::vector<Route> &out, std::string &
             r.prefix = trim(match.substr(7));
         } else if (match.rfind("regex:", 0) == 0) {
             r.isRegex = true;
-            try {
-                r.re = std::regex(trim(match.substr(6)), std::regex::ECMAScript);
-            } catch (const std::regex_error &e) {
-                err = "route '" + line + "': bad regular expression: " + e.what();
+            RE2::Options o;
+            o.set_encoding(RE2::Options::EncodingLatin1); // bytes, as the user part arrives
+            o.set_log_errors(false);
+            r.re = std::make_unique<re2::RE2>(trim(match.substr(6)), o);
+            if (!r.re->ok()) {
+                err = "route '" + line + "': bad regular expression: " + r.re->error() +
+                      " (RE2 syntax: no back-references or look-around)";
                 return false;
             }
         } else {
@@ -117,13 +126,13 @@ pw_verdict reply(Router &r, pw_request *req, int status, const char *reason) {
 
 const Route *matchRoute(Router &r, const std::string &user) {
     for (const auto &route : r.routes) {
-        if (route.isRegex ? std::regex_search(user, route.re) : user.rfind(route.prefix, 0) == 0) return &route;
+        if (route.isRegex ? RE2::PartialMatch(user, *route.re) : user.rfind(route.prefix, 0) == 0)
+            return &route;
     }
     return nullptr;
 }
 
-pw_verdict routeOnRequest(void *ctx, pw_request *req) {
-    auto *r = static_cast<Router *>(ctx);
+pw_verdict routeRequest(Router *r, pw_request *req) {
     const pw_host_api *api = r->api;
     const pw_msg *msg = api->request_msg(req);
     std::string method = str(api->msg_method(msg));
@@ -138,6 +147,11 @@ pw_verdict routeOnRequest(void *ctx, pw_request *req) {
     if (!ruri.ok) return PW_CONTINUE; // tel: and others: the core decides
     bool local = api->is_local_domain(r->host, view(ruri.host)) != 0;
 
+    if ((local || r->routesForeign) && ruri.user.size() > kMaxUserLength) {
+        // RFC 3261 §21.4.12: longer than the server is willing to interpret.
+        api->counter_add(r->host, PW_STR_LIT("parkway_router_refused_total"), PW_STR_LIT("reason=\"uri_too_long\""), 1);
+        return reply(*r, req, 414, "Request-URI Too Long");
+    }
     if (local && ruri.user.empty()) {
         // A request for the proxy itself (e.g. an OPTIONS keep-alive).
         if (method == "OPTIONS" && r->answerOptions) return reply(*r, req, 200, "OK");
@@ -170,8 +184,8 @@ pw_verdict routeOnRequest(void *ctx, pw_request *req) {
     return reply(*r, req, 404, "Not Found");
 }
 
-int routerInit(const pw_host_api *api, pw_host *host, void **ctx) {
-    auto *r = new Router;
+int initRouter(const pw_host_api *api, pw_host *host, void **ctx) {
+    auto r = std::make_unique<Router>();
     r->api = api;
     r->host = host;
     r->useReceived = api->param_int(host, "use_received") != 0;
@@ -180,20 +194,57 @@ int routerInit(const pw_host_api *api, pw_host *host, void **ctx) {
     std::string err;
     if (!parseRoutes(str(api->param_str(host, "routes")), r->routes, err)) {
         r->log(PW_LOG_ERROR, "router: parameter 'routes': " + err);
-        delete r;
         return PW_EINVAL;
     }
-    *ctx = r;
+    *ctx = r.release();
     return PW_OK;
+}
+
+// The one trampoline between the C ABI and the module's C++: no exception may cross it (the host may be
+// C, or built with another C++ runtime, and unwinding through it is undefined). A failed entry is logged
+// and answered by `onError`.
+void logFailure(const pw_host_api *api, pw_host *host, const char *entry, const char *what) noexcept {
+    try {
+        std::string text = std::string("router: ") + entry + " failed: " + what;
+        api->log(host, PW_LOG_ERROR, view(text));
+    } catch (...) {
+        // Out of memory while logging: nothing more to say.
+    }
+}
+
+template <typename Body, typename OnError>
+auto abiBoundary(const pw_host_api *api, pw_host *host, const char *entry, Body body, OnError onError) noexcept
+    -> decltype(body()) {
+    try {
+        return body();
+    } catch (const std::exception &e) {
+        logFailure(api, host, entry, e.what());
+    } catch (...) {
+        logFailure(api, host, entry, "unknown exception");
+    }
+    return onError();
+}
+
+int routerInit(const pw_host_api *api, pw_host *host, void **ctx) {
+    return abiBoundary(
+        api, host, "init", [&] { return initRouter(api, host, ctx); }, [] { return int(PW_EINVAL); });
 }
 
 void routerDestroy(void *ctx) { delete static_cast<Router *>(ctx); }
 
+pw_verdict routeOnRequest(void *ctx, pw_request *req) {
+    auto *r = static_cast<Router *>(ctx);
+    // RFC 3261 §21.5.1. reply() only calls the host (C): it cannot throw.
+    auto fail = [&] { return reply(*r, req, 500, "Internal Server Error"); };
+    return abiBoundary(
+        r->api, r->host, "on_request", [&] { return routeRequest(r, req); }, fail);
+}
+
 const pw_param_def kParams[] = {
     {sizeof(pw_param_def), "routes", PW_PARAM_STRING, "",
      "static routes, first match wins, tried for local users without a live contact: a TOML array of "
-     "\"prefix:<digits> => <uri>\" or \"regex:<ECMAScript> => <uri>\" on the Request-URI user part; "
-     "{user} in the URI is the dialled user, a URI without user part gets it"},
+     "\"prefix:<digits> => <uri>\" or \"regex:<RE2 regex> => <uri>\" on the Request-URI user part (user parts "
+     "over 256 bytes get 414); {user} in the URI is the dialled user, a URI without user part gets it"},
     {sizeof(pw_param_def), "routes_for_foreign_domains", PW_PARAM_BOOL, "false",
      "also apply static routes to requests for non-local domains"},
     {sizeof(pw_param_def), "use_received", PW_PARAM_BOOL, "false",

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cstdio>
+#include <stdexcept>
 #include <unistd.h>
 
 using fakehost::Host;
@@ -271,13 +272,64 @@ TEST_CASE("router leaves foreign domains, in-dialog and loose-routed requests to
     CHECK(f.router.send(a) == PW_CONTINUE);
     CHECK(a.targets.empty());
     CHECK(a.replies.empty());
+    // 9999 would match the prefix route: without the To-tag and Route guards the router would add a target.
     Request b = f.invite("sip:9999@127.0.0.1", "totag");
     CHECK(f.router.send(b) == PW_CONTINUE);
     CHECK(b.replies.empty());
+    CHECK(b.targets.empty());
     Request c = f.invite("sip:9999@127.0.0.1");
     c.headers.emplace_back("Route", "<sip:127.0.0.1:5090;lr>");
     CHECK(f.router.send(c) == PW_CONTINUE);
     CHECK(c.replies.empty());
+    CHECK(c.targets.empty());
+}
+
+TEST_CASE("router: a user part over 256 bytes gets 414 before any route or lookup sees it") {
+    // The README's kind of regex route. A 40 KB user part once overflowed std::regex's recursion.
+    RouterFixture f(std::map<std::string, std::string>{{"routes", "regex:^\\+44[0-9]+$ => sip:{user}@uk.example.net"}});
+    Request big = f.invite("sip:+44" + std::string(40'000, '1') + "@127.0.0.1");
+    CHECK(f.router.send(big) == PW_STOP);
+    REQUIRE(big.replies.size() == 1);
+    CHECK(big.replies[0].status == 414); // RFC 3261 §21.4.12
+    CHECK(big.targets.empty());
+    Request edge = f.invite("sip:+44" + std::string(253, '1') + "@127.0.0.1"); // 256 bytes: routed
+    CHECK(f.router.send(edge) == PW_CONTINUE);
+    CHECK(edge.targets.size() == 1);
+    Request over = f.invite("sip:+44" + std::string(254, '1') + "@127.0.0.1");
+    CHECK(f.router.send(over) == PW_STOP);
+    CHECK(over.replies.at(0).status == 414);
+    // Foreign domains are not interpreted by the router (the core forwards them).
+    Request foreign = f.invite("sip:+44" + std::string(40'000, '1') + "@elsewhere.example.org");
+    CHECK(f.router.send(foreign) == PW_CONTINUE);
+    CHECK(foreign.replies.empty());
+}
+
+TEST_CASE("router: regex routes run in linear time (no catastrophic backtracking)") {
+    // ^(a+)+$ against a's and a final mismatch: a backtracking matcher takes 2^n steps (hours at n = 60).
+    RouterFixture f(std::map<std::string, std::string>{{"routes", "regex:^(a+)+$ => sip:gw.example.net"}});
+    Request r = f.invite("sip:" + std::string(200, 'a') + "!@127.0.0.1");
+    CHECK(f.router.send(r) == PW_STOP);
+    CHECK(r.targets.empty());
+    CHECK(r.replies.at(0).status == 404);
+    Request ok = f.invite("sip:" + std::string(200, 'a') + "@127.0.0.1");
+    CHECK(f.router.send(ok) == PW_CONTINUE);
+    CHECK(ok.targets.size() == 1);
+}
+
+TEST_CASE("router: an exception inside the module becomes a 500, never crosses the C ABI") {
+    RouterFixture f;
+    // A location provider that fails the way an allocation would.
+    f.router.provider = [](void *, pw_str, pw_contact_cb, void *) -> int {
+        throw std::runtime_error("provider broke");
+    };
+    Request r = f.invite("sip:1001@127.0.0.1");
+    CHECK(f.router.send(r) == PW_STOP);
+    REQUIRE(r.replies.size() == 1);
+    CHECK(r.replies[0].status == 500);
+    CHECK_THAT(f.router.logs.back(), Catch::Contains("provider broke"));
+    f.router.provider = f.reg.provider; // the module still works afterwards
+    CHECK(f.router.send(r = f.invite("sip:1001@127.0.0.1")) == PW_STOP);
+    CHECK(r.replies.at(0).status == 404);
 }
 
 TEST_CASE("router answers OPTIONS for the proxy itself") {
@@ -295,6 +347,9 @@ TEST_CASE("router refuses bad routes at init, naming the route") {
     Host h2;
     CHECK(h2.init("router", kModDir, {{"routes", "regex:([ => sip:gw"}}) == PW_EINVAL);
     CHECK_THAT(h2.logs.back(), Catch::Contains("bad regular expression"));
+    Host h4; // RE2 has no back-references (they need backtracking): refused, naming the route
+    CHECK(h4.init("router", kModDir, {{"routes", "regex:^(1)\\1$ => sip:gw"}}) == PW_EINVAL);
+    CHECK_THAT(h4.logs.back(), Catch::Contains("regex:^(1)\\1$") && Catch::Contains("back-references"));
     Host h3;
     CHECK(h3.init("router", kModDir, {{"routes", "prefix:9 => http://x"}}) == PW_EINVAL);
     CHECK_THAT(h3.logs.back(), Catch::Contains("not a sip: URI"));

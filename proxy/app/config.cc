@@ -1,4 +1,5 @@
 #include "config.hh"
+#include "core/address_set.hh"
 
 #include <toml++/toml.h>
 
@@ -101,6 +102,24 @@ const KeyDoc kKeys[] = {
     {"proxy", "t4_ms", "5000", "SIP timer T4 in milliseconds"},
     {"proxy", "sub_min_expires", "60", "smallest SUBSCRIBE Expires accepted (RFC 6665)"},
     {"proxy", "sub_max_expires", "3600", "largest SUBSCRIBE Expires granted"},
+    {"proxy", "max_message_bytes", "65536", "largest SIP message taken in (UDP: 413; TCP: connection closed)"},
+    {"proxy", "max_transactions", "10000", "requests in progress at once; beyond, new requests get 503 + Retry-After"},
+    {"proxy", "max_dns_pending", "200", "forwarded requests waiting on DNS at once; beyond, 503 + Retry-After"},
+    {"proxy", "retry_after_s", "5", "Retry-After (seconds) on the core's 503 answers"},
+    {"proxy", "tcp_max_connections", "1024", "SIP TCP connections at once (further ones are refused)"},
+    {"proxy", "tcp_max_connections_per_source", "32", "SIP TCP connections per source address (trusted peers exempt)"},
+    {"proxy", "tcp_first_message_ms", "10000", "a new TCP connection must deliver a whole SIP message within this"},
+    {"proxy", "tcp_idle_ms", "3600000", "a TCP connection that carried no SIP message for this long is closed"},
+    {"proxy", "tcp_message_ms", "10000", "an incomplete message whose next byte does not come within this is dropped"},
+    {"proxy", "rate_limit", "500", "requests per second per source address before a ban (0 = no rate limit)"},
+    {"proxy", "rate_burst", "1000", "requests a source may send at once (token bucket size)"},
+    {"proxy", "ban_ms", "60000", "how long a source over the rate is ignored (datagrams dropped, connections refused)"},
+    {"proxy", "trusted_peers", "[]", "addresses or networks (\"10.0.0.0/8\", \"::1\") exempt from rate limits and "
+                                     "per-source caps, e.g. a front proxy"},
+    {"proxy", "dns_resolv_conf", R"("")", "resolv.conf the DNS resolver reads; empty = /etc/resolv.conf"},
+    {"proxy", "dns_timeout_s", "2", "seconds before a DNS query is retried"},
+    {"proxy", "dns_attempts", "2", "tries per DNS server before the next one"},
+    {"proxy", "stop_timeout_ms", "5000", "on SIGTERM/SIGINT, exit anyway after this long if the SIP loop is stuck"},
     {"admin", "enabled", "true", "serve the admin HTTP API (only when an [admin] table is present)"},
     {"admin", "listen", R"("127.0.0.1:8089")", "admin HTTP API address host:port (port 0 = ephemeral)"},
     {"admin", "token", R"("change-me")", "bearer token for the admin API"},
@@ -148,6 +167,48 @@ std::string paramText(const Ctx &c, const toml::node &n, const std::string &key)
         return out;
     }
     default: fail(c, n, key, fmt::format("unsupported value type ({})", typeName(n)));
+    }
+}
+
+// [proxy] limits (docs/limits.md).
+void readLimits(const Ctx &c, const toml::table &t, AppConfig &cfg) {
+    CoreConfig &core = cfg.core;
+    auto u = [&](const char *key, uint32_t &out, int64_t min, int64_t max) {
+        if (auto *v = t.get(key)) out = getUint(c, *v, fmt::format("proxy.{}", key), min, max);
+    };
+    u("max_message_bytes", core.maxMessageBytes, 1024, 16 * 1024 * 1024);
+    u("max_transactions", core.maxTransactions, 1, 10000000);
+    u("max_dns_pending", core.maxDnsPending, 1, 1000000);
+    u("retry_after_s", core.retryAfterS, 1, 86400);
+    u("tcp_max_connections", core.tcpMaxConnections, 1, 1000000);
+    u("tcp_max_connections_per_source", core.tcpMaxPerSource, 1, 1000000);
+    u("tcp_first_message_ms", core.tcpFirstMessageMs, 100, 86400000);
+    u("tcp_idle_ms", core.tcpIdleMs, 1000, 604800000);
+    u("tcp_message_ms", core.tcpMessageMs, 100, 86400000);
+    u("ban_ms", core.banMs, 1000, 86400000);
+    u("dns_timeout_s", core.dnsTimeoutS, 1, 30);
+    u("dns_attempts", core.dnsAttempts, 1, 5);
+    u("stop_timeout_ms", cfg.stopTimeoutMs, 100, 600000);
+    uint32_t rate = static_cast<uint32_t>(core.rateLimit), burst = static_cast<uint32_t>(core.rateBurst);
+    u("rate_limit", rate, 0, 10000000);
+    u("rate_burst", burst, 1, 10000000);
+    core.rateLimit = rate;
+    core.rateBurst = burst;
+    if (rate > 0 && burst < rate && !t.get("rate_burst")) core.rateBurst = 2.0 * rate; // the default follows
+    if (auto *v = t.get("trusted_peers")) {
+        core.trustedPeers = getStrings(c, *v, "proxy.trusted_peers", true);
+        AddressSet check;
+        for (size_t i = 0; i < core.trustedPeers.size(); ++i) {
+            try {
+                check.add(core.trustedPeers[i]);
+            } catch (const std::invalid_argument &e) {
+                fail(c, *v->as_array()->get(i), fmt::format("proxy.trusted_peers[{}]", i), e.what());
+            }
+        }
+    }
+    if (auto *v = t.get("dns_resolv_conf")) {
+        core.resolvConf = getString(c, *v, "proxy.dns_resolv_conf");
+        if (!core.resolvConf.empty() && core.resolvConf[0] != '/') core.resolvConf = dirOf(c.file) + "/" + core.resolvConf;
     }
 }
 
@@ -240,6 +301,7 @@ AppConfig loadConfig(const std::string &path) {
         if (auto *v = t.get("t4_ms")) cfg.core.t4Ms = getUint(c, *v, "proxy.t4_ms", 10, 600000);
         if (auto *v = t.get("sub_min_expires")) cfg.core.subMinExpires = getUint(c, *v, "proxy.sub_min_expires", 1, 86400);
         if (auto *v = t.get("sub_max_expires")) cfg.core.subMaxExpires = getUint(c, *v, "proxy.sub_max_expires", 1, 604800);
+        readLimits(c, t, cfg);
         if (cfg.core.t2Ms < cfg.core.t1Ms) fail(c, *n, "proxy.t2_ms", "must not be smaller than proxy.t1_ms");
         if (cfg.core.subMaxExpires < cfg.core.subMinExpires)
             fail(c, *n, "proxy.sub_max_expires", "must not be smaller than proxy.sub_min_expires");

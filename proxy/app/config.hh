@@ -24,6 +24,7 @@ struct AppConfig {
     CoreConfig core;
     LogLevel logLevel = LogLevel::Info;
     std::string moduleDir; // "" = default (build tree, then install dir)
+    uint32_t stopTimeoutMs = 5000; // SIGTERM: exit anyway after this long if the SIP loop does not stop
     bool adminEnabled = false; // true when an [admin] table is present and enabled != false
     AdminConfig admin;
     std::vector<std::string> modules{"registrar", "router"}; // load order (default when [modules] is absent)

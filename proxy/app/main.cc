@@ -1,5 +1,5 @@
 // parkway: the daemon. Reads the TOML config, loads modules, runs the SIP core on the main thread's su_root,
-// starts the admin plane, and handles signals through a signalfd watched by the su_root (never in a handler).
+// starts the admin plane, and handles signals on a thread of their own (sigwaitinfo; never in a handler).
 #include "config.hh"
 #include "log.hh"
 
@@ -22,8 +22,10 @@
 #include <cstdlib>
 #include <cstdio>
 #include <memory>
-#include <sys/signalfd.h>
+#include <condition_variable>
+#include <mutex>
 #include <sys/stat.h>
+#include <thread>
 #include <unistd.h>
 
 using namespace parkway::proxy;
@@ -69,31 +71,64 @@ int dumpConfig(const std::string &moduleDirOpt) {
     return 0;
 }
 
-struct SignalWatch {
-    int fd = -1;
-    su_root_t *root = nullptr;
-    su_wait_t wait[1];
-    int index = -1;
-    std::function<void(int)> onSignal;
+// Signals are taken by a thread of their own (sigwaitinfo), not by the SIP loop: a SIP thread that is stuck
+// must not keep the daemon from stopping. SIGHUP and the first SIGTERM/SIGINT are handed to the SIP thread;
+// if it has not stopped `stopTimeoutMs` after SIGTERM/SIGINT (or a second one comes), the process exits at
+// once. That is safe: every acknowledged state is already committed (it survives kill -9 the same way).
+class SignalThread {
+public:
+    SignalThread(const sigset_t &set, uint32_t stopTimeoutMs, const Logger &log, std::function<void(int)> deliver)
+        : set_(set), stopTimeoutMs_(stopTimeoutMs), log_(log), deliver_(std::move(deliver)) {
+        thread_ = std::thread([this] { run(); });
+    }
+    ~SignalThread() { // the daemon stopped by itself: let the thread go
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            stopped_ = true;
+        }
+        cv_.notify_all();
+        pthread_kill(thread_.native_handle(), SIGUSR1);
+        thread_.join();
+    }
 
-    static int wakeup(su_root_magic_t *, su_wait_t *, su_wakeup_arg_t *arg) {
-        auto *self = static_cast<SignalWatch *>(arg);
-        signalfd_siginfo si{};
-        while (read(self->fd, &si, sizeof si) == static_cast<ssize_t>(sizeof si)) self->onSignal(static_cast<int>(si.ssi_signo));
-        return 0;
+    void disarm() {
+        std::lock_guard<std::mutex> lock(mutex_);
+        stopRequested_ = true;
     }
-    bool attach(su_root_t *r, const sigset_t &set) {
-        root = r;
-        fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
-        if (fd < 0) return false;
-        if (su_wait_create(wait, fd, SU_WAIT_IN) < 0) return false;
-        index = su_root_register(root, wait, &SignalWatch::wakeup, this, 0);
-        return index >= 0;
+
+private:
+    void run() {
+        siginfo_t si{};
+        while (true) {
+            int sig = sigwaitinfo(&set_, &si);
+            if (sig < 0) continue; // EINTR
+            std::unique_lock<std::mutex> lock(mutex_);
+            if (stopped_) return;
+            if (sig == SIGUSR1) continue;
+            if (sig == SIGHUP || !stopRequested_) {
+                stopRequested_ = stopRequested_ || sig != SIGHUP;
+                lock.unlock();
+                deliver_(sig);
+                if (sig == SIGHUP) continue;
+                lock.lock();
+                if (cv_.wait_for(lock, std::chrono::milliseconds(stopTimeoutMs_), [this] { return stopped_; })) return;
+                log_.write(LogLevel::Error, fmt::format("the SIP thread did not stop within {} ms; exiting now",
+                                                        stopTimeoutMs_));
+            } else {
+                log_.write(LogLevel::Error, "second stop signal: exiting now");
+            }
+            std::_Exit(1);
+        }
     }
-    ~SignalWatch() {
-        if (index >= 0) su_root_deregister(root, index);
-        if (fd >= 0) close(fd);
-    }
+
+    sigset_t set_;
+    uint32_t stopTimeoutMs_;
+    const Logger &log_;
+    std::function<void(int)> deliver_;
+    std::mutex mutex_;
+    std::condition_variable cv_;
+    bool stopped_ = false, stopRequested_ = false;
+    std::thread thread_;
 };
 
 // The core prints module debug lines only when PARKWAY_DEBUG is set; keep it in step with log_level.
@@ -114,10 +149,10 @@ int run(const std::string &configFile) {
     }
     applyLogLevel(log, cfg.logLevel);
 
-    // Block the signals before any thread exists so only the signalfd sees them.
+    // Block the signals before any thread exists so only the signal thread sees them.
     sigset_t set;
     sigemptyset(&set);
-    for (int s : {SIGTERM, SIGINT, SIGHUP}) sigaddset(&set, s);
+    for (int s : {SIGTERM, SIGINT, SIGHUP, SIGUSR1}) sigaddset(&set, s);
     pthread_sigmask(SIG_BLOCK, &set, nullptr);
     std::signal(SIGPIPE, SIG_IGN);
 
@@ -144,7 +179,7 @@ int run(const std::string &configFile) {
 #ifdef PARKWAY_HAVE_ADMIN
         std::unique_ptr<AdminServer> admin;
 #endif
-        SignalWatch signals;
+        std::unique_ptr<SignalThread> signals;
         try {
             CoreConfig core = cfg.core;
             // Module and core lines go through the daemon's logger: its format, and log_level filters them.
@@ -166,7 +201,7 @@ int run(const std::string &configFile) {
                 log.warn("[admin] is configured but this build has no admin server; skipped");
 #endif
             }
-            signals.onSignal = [&](int sig) {
+            auto onSignal = [&](int sig) { // SIP thread
                 if (sig == SIGHUP) {
                     log.info("SIGHUP: reloading");
                     try {
@@ -183,7 +218,10 @@ int run(const std::string &configFile) {
                 log.info("{}: shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
                 su_root_break(root);
             };
-            if (!signals.attach(root, set)) throw std::runtime_error("cannot watch signals (signalfd)");
+            Proxy *p = proxy.get();
+            signals = std::make_unique<SignalThread>(set, cfg.stopTimeoutMs, log, [p, onSignal](int sig) {
+                p->post([onSignal, sig] { onSignal(sig); });
+            });
             std::string urls;
             for (const auto &u : proxy->boundUrls()) urls += (urls.empty() ? "" : " ") + u;
             // Always printed, whatever the level: scripts and tests wait for this line.
@@ -193,6 +231,7 @@ int run(const std::string &configFile) {
             log.error("{}", e.what());
             rc = 1;
         }
+        if (signals) signals->disarm(); // from now on a stop signal exits at once (no SIP loop to hand it to)
         for (auto &m : modules) unloadModule(m); // only when addModules never took them
 #ifdef PARKWAY_HAVE_ADMIN
         if (admin) admin->stop();
@@ -200,6 +239,7 @@ int run(const std::string &configFile) {
 #endif
         if (proxy) proxy->stop();
         proxy.reset(); // destroys modules (reverse order) and the agent
+        signals.reset();
     }
     su_root_destroy(root);
     su_deinit();

@@ -23,6 +23,21 @@ struct CoreConfig {
     // module name or "core"). Called on the SIP thread. Unset: plain lines on stderr (tests).
     std::function<void(int level, const std::string &module, const std::string &text)> logSink;
     std::string configDir; // folder of the config file: modules resolve their relative file parameters here
+
+    // ---- limits on what a sender can make the core hold (docs/limits.md)
+    uint32_t maxMessageBytes = 65536; // larger incoming messages are refused (413 over UDP; TCP: closed)
+    uint32_t maxTransactions = 10000; // requests in progress at once; beyond, a new request gets 503
+    uint32_t maxDnsPending = 200;     // forwarded requests waiting on a DNS name at once; beyond, 503
+    uint32_t retryAfterS = 5;         // Retry-After of the core's 503 answers (RFC 3261 §20.33)
+    uint32_t tcpMaxConnections = 1024, tcpMaxPerSource = 32;
+    uint32_t tcpFirstMessageMs = 10000;  // a new TCP connection must deliver a whole SIP message by then
+    uint32_t tcpIdleMs = 3600000;        // a TCP connection that carried no SIP message for this long is closed
+    uint32_t tcpMessageMs = 10000;       // an incomplete message with no new byte for this long is dropped
+    double rateLimit = 500, rateBurst = 1000; // requests/s per source address (0 = off), bucket size
+    uint32_t banMs = 60000;                   // a source that exceeds the rate is ignored this long
+    std::vector<std::string> trustedPeers;    // addresses/networks exempt from rate limits and per-source caps
+    std::string resolvConf;                   // resolv.conf for DNS; "" = /etc/resolv.conf
+    uint32_t dnsTimeoutS = 2, dnsAttempts = 2; // per DNS server try, tries per server
 };
 
 } // namespace parkway::proxy

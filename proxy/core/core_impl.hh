@@ -2,6 +2,8 @@
 // only proxy/core/*.cc and the in-process tests include it.
 #pragma once
 #include "proxy.hh"
+#include "rate_limiter.hh"
+#include "socket_guard.hh"
 #include "../sofia/sofia.hh"
 
 #include <parkway/module.h>
@@ -82,6 +84,7 @@ struct Branch {
     bool final = false;
     sofia::Msg finalResp; // non-2xx final response candidate (nullptr when local)
     std::string key;      // our Via branch
+    bool dnsPending = false; // counted in Impl::dnsPending: sent to a host name and not answered yet
 };
 
 enum class DialogRole { Uas, Uac };
@@ -195,12 +198,28 @@ struct Proxy::Impl {
     uint64_t nextTimerId = 1;
     std::map<uint64_t, std::unique_ptr<sofia::Timer>> timers;
 
+    // limits (docs/limits.md)
+    AddressSet trusted;
+    RateLimiter limiter;
+    std::unique_ptr<SocketGuard> sockets;
+    std::unique_ptr<sofia::Timer> housekeeping; // once a second: socket deadlines, limiter sweep
+    uint32_t dnsPending = 0;                    // branches to a host name that have no answer yet
+    int64_t lastLimitLogMs = 0;
+
     // cross-thread post()
     std::shared_ptr<std::atomic<bool>> alive = std::make_shared<std::atomic<bool>>(true);
     uint64_t loopSalt = 0;
 
     // ---- core (proxy_core.cc)
     void createAgent();
+    void setUpLimits(const std::vector<uint16_t> &tcpPorts, const std::vector<uint16_t> &udpPorts);
+    void housekeep();
+    // Rate limiting and transport bookkeeping for every received request; false: it was dropped (no answer).
+    bool admitRequest(nta_incoming_t *irq, msg_t *msg);
+    // Requests the core refuses before any module sees them (sends the answer; true when it did).
+    bool refuseEarly(nta_incoming_t *irq, msg_t *msg, const sip_t *sip);
+    void noteReceived(msg_t *msg); // a whole message arrived (TCP connection liveness)
+    void reportLimit(const char *what, const std::string &detail);
     int onRequest(nta_incoming_t *irq, const sip_t *sip) noexcept;
     int onAckCancel(pw_request *tx, nta_incoming_t *irq, const sip_t *sip) noexcept;
     int onBranchResponse(Branch *b, nta_outgoing_t *orq, const sip_t *sip) noexcept;
@@ -213,6 +232,7 @@ struct Proxy::Impl {
     void sendBest(pw_request *tx);
     void cancelBranches(pw_request *tx, Branch *except);
     bool replyLocal(pw_request *tx, int status, const char *phrase = nullptr);
+    void releaseDns(Branch *b);
     void relay(pw_request *tx, msg_t *resp); // consumes resp
     void unref(pw_request *tx);
     void destroyTx(pw_request *tx);

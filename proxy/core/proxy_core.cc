@@ -1,5 +1,10 @@
 // RFC 3261 §16 stateful forwarding on nta: default leg, pipeline, branches, best response, CANCEL, late 2xx.
 #include "core_impl.hh"
+#include "message_checks.hh"
+
+#include <sofia-sip/hostdomain.h>
+#include <sofia-sip/sresolv.h>
+#include <sofia-sip/tport_tag.h>
 
 #include <fmt/format.h>
 
@@ -36,6 +41,12 @@ int agentTrampoline(nta_agent_magic_t *magic, nta_agent_t *agent, msg_t *msg, si
     auto *impl = reinterpret_cast<Proxy::Impl *>(magic);
     impl->noteWork();
     try {
+        impl->noteReceived(msg);
+        if (bodyTruncated(msg)) { // RFC 3261 §18.3: a response whose body is cut short is discarded
+            nta_msg_discard(agent, msg);
+            return 0;
+        }
+        stripDuplicateSingleHeaders(msg);
         if (sip && sip->sip_status && sip->sip_cseq && sip->sip_cseq->cs_method == sip_method_invite &&
             sip->sip_status->st_status >= 200 && sip->sip_status->st_status < 300 && sip->sip_via &&
             sip->sip_via->v_next) {
@@ -57,6 +68,20 @@ int agentTrampoline(nta_agent_magic_t *magic, nta_agent_t *agent, msg_t *msg, si
     }
     nta_msg_discard(agent, msg);
     return 0;
+}
+
+// Whether sending to this URI (or to the hop URI text when given) resolves a name: a host that is not an IP
+// literal. sofia-sip then asks DNS (NAPTR, SRV, A/AAAA per RFC 3263).
+bool needsDns(const url_t *target, const std::string &hop) {
+    const char *host = nullptr;
+    sofia::Home home;
+    if (!hop.empty()) {
+        url_t *u = url_make(home.get(), hop.c_str());
+        host = u ? u->url_host : nullptr;
+    } else if (target) {
+        host = target->url_host;
+    }
+    return host && !host_is_ip_address(host);
 }
 
 std::string hostPortKey(const char *host, const char *port, bool tls) {
@@ -109,14 +134,28 @@ std::string messageSource(const pw_msg &v) {
 void Proxy::Impl::createAgent() {
     if (cfg.listen.empty()) throw std::runtime_error("proxy: no listen URL configured ([proxy] listen)");
     t1x64 = 64 * cfg.t1Ms;
+    // Bound DNS work: sofia-sip's resolver reads its per-try timeout and tries from SRES_OPTIONS (an operator's
+    // own setting wins). Its default (a 2 s retransmit, 3 tries per server, then the next server) grew without
+    // bound in front of an unreachable server.
+    if (!getenv("SRES_OPTIONS")) {
+        std::string opts = fmt::format("timeout:{} attempts:{}", cfg.dnsTimeoutS, cfg.dnsAttempts);
+        setenv("SRES_OPTIONS", opts.c_str(), 0);
+    }
+    const char *resolv = cfg.resolvConf.empty() ? nullptr : cfg.resolvConf.c_str();
+    // Transport limits apply to every listener: the biggest message we take (RFC 3261 §18.3 leaves it to us;
+    // sofia answers 413 over UDP and drops the connection over TCP), and how long an incomplete message may
+    // wait for its next byte.
     agent = nta_agent_create(root, URL_STRING_MAKE(cfg.listen[0].c_str()), agentTrampoline,
                              reinterpret_cast<nta_agent_magic_t *>(this), NTATAG_UA(0), NTATAG_CANCEL_487(0),
                              NTATAG_SERVER_RPORT(1), NTATAG_CLIENT_RPORT(1), NTATAG_SIP_T1(cfg.t1Ms),
                              NTATAG_SIP_T2(cfg.t2Ms), NTATAG_SIP_T4(cfg.t4Ms), NTATAG_SIP_T1X64(t1x64),
-                             NTATAG_MAX_FORWARDS(cfg.maxForwards), NTATAG_PASS_100(0), TAG_END());
+                             NTATAG_MAX_FORWARDS(cfg.maxForwards), NTATAG_PASS_100(0),
+                             NTATAG_MAXSIZE(cfg.maxMessageBytes), TPTAG_TIMEOUT(cfg.tcpMessageMs),
+                             SRESTAG_RESOLV_CONF(resolv), TAG_END());
     if (!agent) throw std::runtime_error(fmt::format("proxy: cannot listen on {}: {}", cfg.listen[0], strerror(errno)));
     for (size_t i = 1; i < cfg.listen.size(); ++i)
-        if (nta_agent_add_tport(agent, URL_STRING_MAKE(cfg.listen[i].c_str()), TAG_END()) < 0)
+        if (nta_agent_add_tport(agent, URL_STRING_MAKE(cfg.listen[i].c_str()), TPTAG_TIMEOUT(cfg.tcpMessageMs),
+                                TAG_END()) < 0)
             throw std::runtime_error(fmt::format("proxy: cannot listen on {}: {}", cfg.listen[i], strerror(errno)));
     defaultLeg = nta_leg_tcreate(agent, legTrampoline, reinterpret_cast<nta_leg_magic_t *>(this),
                                  NTATAG_NO_DIALOG(1), TAG_END());
@@ -126,6 +165,7 @@ void Proxy::Impl::createAgent() {
     localHostPorts.clear();
     std::string firstHostPort, firstProto;
     bool udpAndTcpShare = false;
+    std::vector<uint16_t> tcpPorts, udpPorts;
     for (sip_via_t *v = nta_agent_via(agent); v; v = v->v_next) {
         std::string proto = v->v_protocol ? v->v_protocol : "SIP/2.0/UDP";
         std::string transport = proto.substr(proto.rfind('/') + 1);
@@ -134,6 +174,8 @@ void Proxy::Impl::createAgent() {
         std::string url = "sip:" + hp + (transport == "udp" ? "" : ";transport=" + transport);
         bound.push_back(url);
         localHostPorts.emplace_back(v->v_host ? v->v_host : "", v->v_port ? v->v_port : "5060");
+        auto port = static_cast<uint16_t>(std::stoi(v->v_port ? v->v_port : "5060"));
+        (transport == "udp" ? udpPorts : tcpPorts).push_back(port);
         if (firstHostPort.empty()) {
             firstHostPort = hp;
             firstProto = transport;
@@ -143,6 +185,7 @@ void Proxy::Impl::createAgent() {
     }
     primary = "sip:" + firstHostPort + ((firstProto == "udp" || udpAndTcpShare) ? "" : ";transport=" + firstProto);
     recordRoute = "<" + primary + ";lr>";
+    setUpLimits(tcpPorts, udpPorts);
 }
 
 bool Proxy::Impl::isOurs(const url_t *url) const {
@@ -248,12 +291,18 @@ int Proxy::Impl::onRequest(nta_incoming_t *irq, const sip_t *sip) noexcept {
         sip_method_t method = sip->sip_request->rq_method;
         const char *methodName = sip->sip_request->rq_method_name;
         countRequest(methodName);
+        sofia::Msg req = sofia::Msg::adopt(nta_incoming_getrequest(irq));
+        if (!req) return 500;
+        if (!admitRequest(irq, req.get())) return 0;
 
         if (method == sip_method_ack) {
-            // ACK for a 2xx (end-to-end, RFC 3261 §13.2.2.4): forwarded statelessly along the route.
-            sofia::Msg m = sofia::Msg::adopt(nta_incoming_getrequest(irq));
+            // ACK for a 2xx (end-to-end, RFC 3261 §13.2.2.4): forwarded statelessly along the route, as a copy
+            // that must serialise (no duplicated single headers) and be whole (RFC 3261 §18.3).
             nta_incoming_destroy(irq);
-            if (m && sip_sanity_check(m.sip()) == 0 && !stopping) forwardAck(m.get(), m.sip());
+            if (sip_sanity_check(req.sip()) == 0 && !stopping && !bodyTruncated(req.get())) {
+                stripDuplicateSingleHeaders(req.get());
+                forwardAck(req.get(), req.sip());
+            }
             return 0;
         }
         if (method == sip_method_cancel) {
@@ -268,12 +317,13 @@ int Proxy::Impl::onRequest(nta_incoming_t *irq, const sip_t *sip) noexcept {
             countResponse(400);
             return 400;
         }
+        if (refuseEarly(irq, req.get(), sip)) return 0;
         if (handleSubscriptionRefresh(irq, sip)) return 0;
 
         auto *tx = new pw_request();
         tx->impl = this;
         tx->irq = irq;
-        tx->req = sofia::Msg::adopt(nta_incoming_getrequest(irq));
+        tx->req = std::move(req);
         tx->method = method;
         tx->methodName = methodName;
         txns.insert(tx);
@@ -339,6 +389,10 @@ int Proxy::Impl::onRequest(nta_incoming_t *irq, const sip_t *sip) noexcept {
 int Proxy::Impl::onAckCancel(pw_request *tx, nta_incoming_t *irq, const sip_t *sip) noexcept {
     noteWork();
     try {
+        if (sip) {
+            sofia::Msg m = sofia::Msg::adopt(nta_incoming_getrequest_ackcancel(irq));
+            noteReceived(m.get());
+        }
         if (!sip) { // the server transaction is gone (timeout)
             if (tx->irq == irq) {
                 nta_incoming_bind(irq, nullptr, nullptr);
@@ -500,12 +554,27 @@ bool Proxy::Impl::startBranch(pw_request *tx, const std::string &uri, const std:
     if (hop.empty() && sip->sip_route) hop = urlString(sip->sip_route->r_url);
     if (!hop.empty()) routeUrl = URL_STRING_MAKE(hop.c_str());
 
+    // A branch to a host name waits on DNS: their number is capped (a flood of requests naming hosts whose
+    // name server never answers must not pile up resolver work).
+    if (needsDns(hop.empty() ? sip->sip_request->rq_url : nullptr, hop)) {
+        if (dnsPending >= cfg.maxDnsPending) {
+            msg_destroy(copy);
+            bp->final = true;
+            bp->status = 503;
+            reportLimit("dns_pending", "");
+            return false;
+        }
+        bp->dnsPending = true;
+        ++dnsPending;
+    }
+
     bp->orq = nta_outgoing_mcreate(agent, branchTrampoline, reinterpret_cast<nta_outgoing_magic_t *>(bp), routeUrl,
                                    copy, NTATAG_BRANCH_KEY(bp->key.c_str()), TAG_END());
     if (!bp->orq) {
         msg_destroy(copy);
         bp->final = true;
         bp->status = 503;
+        releaseDns(bp);
         return false;
     }
     ++tx->refs;
@@ -556,6 +625,17 @@ int Proxy::Impl::onBranchResponse(Branch *b, nta_outgoing_t *orq, const sip_t *s
         int status = sip ? sip->sip_status->st_status : nta_outgoing_status(orq);
         if (sip && nta_sip_is_internal(sip)) sip = nullptr; // generated by nta (timeout, transport error)
         if (status < 100) status = 408;
+        if (b->dnsPending) { // the name was resolved (or failed): the branch no longer waits on DNS
+            b->dnsPending = false;
+            --dnsPending;
+        }
+        if (sip) {
+            // What we relay is re-serialised: remove the copies of single-instance headers sofia-sip keeps
+            sofia::Msg r = sofia::Msg::adopt(nta_outgoing_getresponse(orq));
+            noteReceived(r.get());
+            stripDuplicateSingleHeaders(r.get());
+            if (status < 200 && bodyTruncated(r.get())) return 0; // RFC 3261 §18.3: discarded
+        }
         b->status = status;
         if (status < 200) {
             if (status > 100 && sip && !tx->finalSent) {
@@ -680,6 +760,12 @@ void Proxy::Impl::sendBest(pw_request *tx) {
     maybeFinish(tx);
 }
 
+void Proxy::Impl::releaseDns(Branch *b) {
+    if (!b->dnsPending) return;
+    b->dnsPending = false;
+    --dnsPending;
+}
+
 bool Proxy::Impl::replyLocal(pw_request *tx, int status, const char *phrase) {
     if (!tx->irq || tx->finalSent) return false;
     if (!phrase) phrase = sip_status_phrase(status);
@@ -689,15 +775,19 @@ bool Proxy::Impl::replyLocal(pw_request *tx, int status, const char *phrase) {
     const sip_t *rs = tx->req.sip();
     if (status > 100 && rs && rs->sip_to && !rs->sip_to->a_tag && !nta_incoming_gettag(tx->irq))
         nta_incoming_tag(tx->irq, nullptr); // RFC 3261 §8.2.6.2: a locally generated response carries our To-tag
+    // RFC 3261 §21.5.4: our 503s say when to try again
+    std::string retry = status == 503 ? std::to_string(cfg.retryAfterS) : std::string();
     if (status >= 200 && modules.size()) {
         // Modules see locally generated final responses too.
         msg_t *resp = nta_incoming_create_response(tx->irq, status, phrase);
         if (resp) {
+            if (!retry.empty()) sip_add_tl(resp, sip_object(resp), SIPTAG_RETRY_AFTER_STR(retry.c_str()), TAG_END());
             callOnResponse(resp);
             return nta_incoming_mreply(tx->irq, resp) == 0;
         }
     }
-    return nta_incoming_treply(tx->irq, status, phrase, TAG_END()) == 0;
+    return nta_incoming_treply(tx->irq, status, phrase, SIPTAG_RETRY_AFTER_STR(retry.empty() ? nullptr : retry.c_str()),
+                               TAG_END()) == 0;
 }
 
 void Proxy::Impl::maybeFinish(pw_request *tx) {
@@ -722,6 +812,7 @@ void Proxy::Impl::unref(pw_request *tx) {
 
 void Proxy::Impl::destroyTx(pw_request *tx) {
     txns.erase(tx);
+    for (auto &b : tx->branches) releaseDns(b.get());
     for (auto &b : tx->branches)
         if (b->orq) {
             nta_outgoing_destroy(b->orq);

@@ -1,0 +1,314 @@
+#include "socket_guard.hh"
+
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+
+namespace parkway::proxy {
+namespace {
+
+std::mutex gRegistryMutex;
+std::vector<SocketGuard *> gGuards; // live guards; accept() looks its listening socket up here
+
+SocketGuard *guardOf(int listenFd) {
+    std::lock_guard<std::mutex> lock(gRegistryMutex);
+    for (SocketGuard *g : gGuards)
+        if (g->guards(listenFd))
+            return g;
+    return nullptr;
+}
+
+SocketGuard *datagramGuardOf(int fd) {
+    std::lock_guard<std::mutex> lock(gRegistryMutex);
+    for (SocketGuard *g : gGuards)
+        if (g->guardsDatagrams(fd))
+            return g;
+    return nullptr;
+}
+
+int64_t steadyMs() {
+    using namespace std::chrono;
+    return duration_cast<milliseconds>(steady_clock::now().time_since_epoch()).count();
+}
+
+uint16_t portOf(const sockaddr *sa) {
+    if (sa->sa_family == AF_INET)
+        return ntohs(reinterpret_cast<const sockaddr_in *>(sa)->sin_port);
+    if (sa->sa_family == AF_INET6)
+        return ntohs(reinterpret_cast<const sockaddr_in6 *>(sa)->sin6_port);
+    return 0;
+}
+
+std::string peerKey(const sockaddr *sa) {
+    IpKey ip;
+    if (!ipKeyOf(sa, ip))
+        return {};
+    uint16_t port = portOf(sa);
+    std::string k(reinterpret_cast<const char *>(ip.b), sizeof ip.b);
+    k.push_back(static_cast<char>(port >> 8));
+    k.push_back(static_cast<char>(port & 0xff));
+    return k;
+}
+
+// Reset rather than close politely: a refused or expired connection leaves no TIME_WAIT behind.
+void closeHard(int fd) {
+    linger l{1, 0};
+    setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
+    ::close(fd);
+}
+
+int socketType(int fd) {
+    int v = 0;
+    socklen_t len = sizeof v;
+    return getsockopt(fd, SOL_SOCKET, SO_TYPE, &v, &len) == 0 ? v : -1;
+}
+
+bool boundToOneOf(int fd, const std::vector<uint16_t> &ports) {
+    sockaddr_storage ss{};
+    socklen_t len = sizeof ss;
+    if (getsockname(fd, reinterpret_cast<sockaddr *>(&ss), &len) != 0)
+        return false;
+    return std::find(ports.begin(), ports.end(), portOf(reinterpret_cast<sockaddr *>(&ss))) != ports.end();
+}
+
+bool isListener(int fd) {
+    int v = 0;
+    socklen_t len = sizeof v;
+    return getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &v, &len) == 0 && v;
+}
+
+std::vector<int> openDescriptors() {
+    std::vector<int> fds;
+    if (DIR *d = opendir("/proc/self/fd")) {
+        while (dirent *e = readdir(d)) {
+            char *end = nullptr;
+            long fd = std::strtol(e->d_name, &end, 10);
+            if (end && *end == '\0' && end != e->d_name && fd != dirfd(d))
+                fds.push_back(static_cast<int>(fd));
+        }
+        closedir(d);
+    }
+    return fds;
+}
+
+} // namespace
+
+std::string peerText(const sockaddr *sa) {
+    IpKey ip;
+    if (!sa || !ipKeyOf(sa, ip))
+        return "?";
+    std::string t = ip.text();
+    if (t.find(':') != std::string::npos)
+        t = "[" + t + "]";
+    return t + ":" + std::to_string(portOf(sa));
+}
+
+SocketGuard::SocketGuard(Settings s, Report report) : s_(std::move(s)), report_(std::move(report)) {
+    reserveFd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+    std::lock_guard<std::mutex> lock(gRegistryMutex);
+    gGuards.push_back(this);
+}
+
+SocketGuard::~SocketGuard() {
+    {
+        std::lock_guard<std::mutex> lock(gRegistryMutex);
+        gGuards.erase(std::remove(gGuards.begin(), gGuards.end(), this), gGuards.end());
+    }
+    if (reserveFd_ >= 0)
+        ::close(reserveFd_);
+}
+
+void SocketGuard::guardSockets(const std::vector<uint16_t> &tcpPorts, const std::vector<uint16_t> &udpPorts) {
+    std::vector<int> tcp, udp;
+    for (int fd : openDescriptors()) {
+        int type = socketType(fd);
+        if (type == SOCK_STREAM && isListener(fd) && boundToOneOf(fd, tcpPorts))
+            tcp.push_back(fd);
+        else if (type == SOCK_DGRAM && boundToOneOf(fd, udpPorts))
+            udp.push_back(fd);
+    }
+    std::lock_guard<std::mutex> lock(gRegistryMutex);
+    listeners_ = tcp;
+    datagramSockets_ = udp;
+}
+
+bool SocketGuard::guardsDatagrams(int fd) const {
+    return std::find(datagramSockets_.begin(), datagramSockets_.end(), fd) != datagramSockets_.end();
+}
+
+bool SocketGuard::admitDatagram(const sockaddr *from) {
+    IpKey ip;
+    if (!(s_.banned && ipKeyOf(from, ip) && s_.banned(ip)))
+        return true;
+    ++dropped_;
+    return false;
+}
+
+void SocketGuard::closeFrom(const IpKey &ip) {
+    std::vector<int> fds;
+    for (const auto &[fd, c] : conns_)
+        if (c.ip == ip)
+            fds.push_back(fd);
+    for (int fd : fds)
+        close(fd, "banned");
+}
+
+bool SocketGuard::guards(int listenFd) const {
+    return std::find(listeners_.begin(), listeners_.end(), listenFd) != listeners_.end();
+}
+
+size_t SocketGuard::connectionsFrom(const IpKey &ip) const {
+    auto it = perSource_.find(ip);
+    return it == perSource_.end() ? 0 : it->second;
+}
+
+bool SocketGuard::alive(int fd, const Conn &c) const {
+    struct stat st {};
+    return fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode) && st.st_ino == c.inode;
+}
+
+void SocketGuard::release(std::unordered_map<int, Conn>::iterator it) {
+    auto ps = perSource_.find(it->second.ip);
+    if (ps != perSource_.end() && --ps->second == 0)
+        perSource_.erase(ps);
+    auto bp = byPeer_.find(it->second.key);
+    if (bp != byPeer_.end() && bp->second == it->first)
+        byPeer_.erase(bp);
+    conns_.erase(it);
+}
+
+// sofia-sip sees the end of the stream on its next read and closes the transport itself.
+void SocketGuard::close(int fd, const char *reason) {
+    auto it = conns_.find(fd);
+    if (it == conns_.end() || it->second.closing)
+        return;
+    it->second.closing = true;
+    ::shutdown(fd, SHUT_RDWR);
+    if (report_)
+        report_(reason, it->second.peer);
+}
+
+int SocketGuard::admit(int fd, const sockaddr *peer) {
+    int64_t nowMs = steadyMs();
+    if (auto stale = conns_.find(fd); stale != conns_.end())
+        release(stale); // the number was reused
+    IpKey ip;
+    ipKeyOf(peer, ip);
+    bool trusted = s_.trusted.contains(ip);
+    auto refusal = [&]() -> const char * {
+        if (s_.banned && s_.banned(ip))
+            return "banned";
+        if (conns_.size() >= s_.maxConnections)
+            return "total";
+        if (!trusted && connectionsFrom(ip) >= s_.maxPerSource)
+            return "per_source";
+        return nullptr;
+    };
+    if (refusal())
+        sweepAt(nowMs); // counts may include sockets sofia-sip closed since the last sweep
+    if (const char *why = refusal()) {
+        closeHard(fd);
+        if (report_)
+            report_(why, peerText(peer));
+        errno = ECONNABORTED;
+        return -1;
+    }
+    struct stat st {};
+    fstat(fd, &st);
+    Conn c{ip, peerText(peer), peerKey(peer), st.st_ino, nowMs, 0, false};
+    byPeer_[c.key] = fd;
+    ++perSource_[ip];
+    conns_.emplace(fd, std::move(c));
+    return fd;
+}
+
+void SocketGuard::noteMessage(const sockaddr *peer) {
+    if (conns_.empty() || !peer)
+        return;
+    auto it = byPeer_.find(peerKey(peer));
+    if (it == byPeer_.end())
+        return;
+    auto c = conns_.find(it->second);
+    if (c != conns_.end())
+        c->second.lastMessageMs = steadyMs();
+}
+
+void SocketGuard::sweep() {
+    sweepAt(steadyMs());
+}
+
+void SocketGuard::sweepAt(int64_t nowMs) {
+    for (auto it = conns_.begin(); it != conns_.end();) {
+        auto cur = it++;
+        Conn &c = cur->second;
+        if (!alive(cur->first, c)) {
+            release(cur);
+        } else if (!c.closing && c.lastMessageMs == 0 && nowMs - c.acceptedMs > s_.firstMessageTimeoutMs) {
+            close(cur->first, "first_message_timeout");
+        } else if (!c.closing && c.lastMessageMs && nowMs - c.lastMessageMs > s_.idleTimeoutMs) {
+            close(cur->first, "idle_timeout");
+        }
+    }
+}
+
+void SocketGuard::shed(int listenFd) {
+    if (reserveFd_ >= 0)
+        ::close(reserveFd_);
+    int s = ::accept4(listenFd, nullptr, nullptr, SOCK_CLOEXEC);
+    if (s >= 0)
+        closeHard(s);
+    reserveFd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (report_)
+        report_("fd_limit", "");
+}
+
+} // namespace parkway::proxy
+
+// The program-wide accept(): see socket_guard.hh.
+extern "C" int accept(int fd, sockaddr *addr, socklen_t *len) {
+    using parkway::proxy::SocketGuard;
+    SocketGuard *g = parkway::proxy::guardOf(fd);
+    if (!g)
+        return ::accept4(fd, addr, len, 0);
+    sockaddr_storage ss{};
+    socklen_t sl = sizeof ss;
+    int s = ::accept4(fd, reinterpret_cast<sockaddr *>(&ss), &sl, 0);
+    if (s < 0) {
+        if (errno == EMFILE || errno == ENFILE) {
+            g->shed(fd);
+            errno = ECONNABORTED;
+        }
+        return -1;
+    }
+    if (g->admit(s, reinterpret_cast<sockaddr *>(&ss)) < 0)
+        return -1;
+    if (addr && len) {
+        std::memcpy(addr, &ss, std::min<socklen_t>(*len, sl));
+        *len = sl;
+    }
+    return s;
+}
+
+// The program-wide recvmsg(): see socket_guard.hh. A datagram from a banned source is read and dropped; the
+// caller sees "nothing to read" (EAGAIN), as if it had never arrived.
+extern "C" ssize_t recvmsg(int fd, msghdr *msg, int flags) {
+    ssize_t n = static_cast<ssize_t>(::syscall(SYS_recvmsg, fd, msg, flags));
+    if (n < 0 || !msg || !msg->msg_name || (flags & MSG_ERRQUEUE))
+        return n;
+    parkway::proxy::SocketGuard *g = parkway::proxy::datagramGuardOf(fd);
+    if (!g || g->admitDatagram(static_cast<const sockaddr *>(msg->msg_name)))
+        return n;
+    errno = EAGAIN;
+    return -1;
+}

@@ -1,0 +1,346 @@
+// Hostile input to the SIP core (issue: hardening): messages sofia-sip parses but must not pass on as they are,
+// per-source rate limits and bans, TCP connection limits, capacity answers and bounded DNS work.
+#include <sip_test.hh>
+
+#include <sofia-sip/msg_mclass.h>
+
+#include <catch2/catch.hpp>
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <map>
+#include <set>
+
+using namespace parkway;
+using namespace parkway::test;
+
+namespace {
+
+std::string request(const std::string &method, const std::string &ruri, uint16_t fromPort, const std::string &extra,
+                    const std::string &branch, const std::string &body = {}, size_t contentLength = SIZE_MAX) {
+    if (contentLength == SIZE_MAX)
+        contentLength = body.size();
+    return method + " " + ruri + " SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:" + std::to_string(fromPort) +
+           ";branch=" + branch + ";rport\r\nFrom: <sip:raw@127.0.0.1>;tag=t-" + branch + "\r\nTo: <" + ruri +
+           ">\r\nCall-ID: " + branch + "@127.0.0.1\r\nCSeq: 1 " + method + "\r\nMax-Forwards: 70\r\n" + extra +
+           "Content-Length: " + std::to_string(contentLength) + "\r\n\r\n" + body;
+}
+
+// The first status line received that starts with "SIP/2.0 <code>", or "".
+std::string statusLine(RawUdp &raw, size_t from = 0) {
+    raw.poll();
+    for (size_t i = from; i < raw.received.size(); ++i)
+        if (raw.received[i].rfind("SIP/2.0 ", 0) == 0)
+            return raw.received[i].substr(0, raw.received[i].find("\r\n"));
+    return {};
+}
+
+// Values sofia-sip parses for each single-instance header (others get a token that may not parse).
+const std::map<std::string, std::string> kSample = {
+    {"Max-Forwards", "5"},
+    {"Subject", "hello"},
+    {"Refer-To", "<sip:a@b.test>"},
+    {"Referred-By", "<sip:c@d.test>"},
+    {"Replaces", "x@y;to-tag=1;from-tag=2"},
+    {"User-Agent", "phone/1.0"},
+    {"Date", "Sat, 13 Nov 2010 23:29:00 GMT"},
+    {"Priority", "urgent"},
+    {"Retry-After", "18"},
+    {"Content-Type", "text/plain"},
+    {"Expires", "60"},
+    {"Min-Expires", "60"},
+    {"Server", "x/1"},
+    {"Organization", "Example"},
+    {"Timestamp", "54"},
+    {"Event", "dialog"},
+    {"Subscription-State", "active"},
+    {"RSeq", "1"},
+    {"RAck", "1 1 INVITE"},
+    {"Session-Expires", "1800"},
+    {"Min-SE", "90"},
+    {"Content-Disposition", "session"},
+    {"MIME-Version", "1.0"},
+    {"Reply-To", "<sip:r@e.test>"},
+    {"Request-Disposition", "proxy"},
+    {"Refer-Sub", "false"},
+    {"Content-Encoding", "gzip"},
+};
+
+// Every header sofia-sip knows as single-instance (not the critical ones it already rejects itself).
+std::vector<std::string> singleInstanceHeaders() {
+    std::set<std::string> names;
+    msg_mclass_t const *mc = sip_default_mclass();
+    for (int i = 0; i < mc->mc_hash_size; ++i) {
+        msg_hclass_t *hc = mc->mc_hash[i].hr_class;
+        if (hc && hc->hc_kind == msg_kind_single && !hc->hc_critical && hc->hc_name)
+            names.insert(hc->hc_name);
+    }
+    return {names.begin(), names.end()};
+}
+
+int tcpConnect(uint16_t port) {
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+    ::connect(fd, reinterpret_cast<sockaddr *>(&a), sizeof a);
+    return fd;
+}
+
+// 1: the peer closed or reset the connection; 0: still open (nothing to read); data is appended to *got.
+int peerClosed(int fd, std::string *got = nullptr) {
+    char buf[4096];
+    ssize_t n = ::recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+    if (n > 0) {
+        if (got)
+            got->append(buf, static_cast<size_t>(n));
+        return 0;
+    }
+    if (n == 0)
+        return 1;
+    return (errno == EAGAIN || errno == EWOULDBLOCK) ? 0 : 1;
+}
+
+uint16_t tcpPort(SipTestEnv &env) {
+    for (auto &u : env.proxy().boundUrls())
+        if (u.find("transport=tcp") != std::string::npos)
+            return static_cast<uint16_t>(std::stoi(u.substr(u.rfind(':') + 1)));
+    return 0;
+}
+
+} // namespace
+
+TEST_CASE("A forwarded request with a single-instance header twice gets 400 naming it, and the proxy lives on",
+          "[hardening]") {
+    SipTestEnv env;
+    env.start();
+    auto b = env.makeUa("bob");
+    b->autoAnswer("*", 200);
+    RawUdp raw;
+    auto headers = singleInstanceHeaders();
+    REQUIRE(headers.size() > 20);
+    int n = 0;
+    for (const auto &name : {"Max-Forwards", "Subject", "Refer-To", "Referred-By", "Replaces", "User-Agent", "Date",
+                             "Priority", "Retry-After"})
+        REQUIRE(std::find(headers.begin(), headers.end(), name) != headers.end());
+    for (const auto &name : headers) {
+        auto it = kSample.find(name);
+        std::string v = it == kSample.end() ? "1" : it->second;
+        std::string extra = name + ": " + v + "\r\n" + name + ": " + v + "\r\n";
+        size_t before = raw.received.size();
+        if (getenv("TRACE_DUP"))
+            fprintf(stderr, "dup %s\n", name.c_str());
+        raw.sendTo(env.port(), request("MESSAGE", b->uri(), raw.port(), extra, "z9hG4bKdup" + std::to_string(n++)));
+        REQUIRE(env.runUntil([&] { return !statusLine(raw, before).empty(); }));
+        std::string line = statusLine(raw, before);
+        INFO(name << " -> " << line);
+        // sofia-sip itself refuses a second Content-Type/-Disposition ("Bad ... Header"); we name the others
+        if (it != kSample.end())
+            CHECK(
+                (line == "SIP/2.0 400 Duplicate " + name + " Header" || line == "SIP/2.0 400 Bad " + name + " Header"));
+        else
+            CHECK(line.rfind("SIP/2.0 ", 0) == 0); // a value sofia could not parse: any answer, no abort
+    }
+    CHECK(b->count("MESSAGE") == 0); // nothing reached the callee
+    // still serving
+    auto a = env.makeUa("alice");
+    auto &c = a->send("OPTIONS", b->uri());
+    REQUIRE(env.runUntil([&] { return c.finalStatus != 0; }));
+    CHECK(c.finalStatus == 200);
+}
+
+TEST_CASE("A response with a single-instance header twice is relayed once-cleaned, not aborted on", "[hardening]") {
+    SipTestEnv env;
+    env.start();
+    auto a = env.makeUa("alice");
+    auto b = env.makeUa("bob");
+    b->autoAnswer("OPTIONS", 200, {}, {}, {"Server: one/1", "Server: two/2", "Retry-After: 5", "Retry-After: 6"});
+    auto &c = a->send("OPTIONS", b->uri());
+    REQUIRE(env.runUntil([&] { return c.finalStatus != 0; }));
+    CHECK(c.finalStatus == 200);
+    CHECK(c.responses.back().headerCount("Server") == 1);
+}
+
+TEST_CASE("A UDP request whose Content-Length runs past the datagram gets 400 (RFC 3261 §18.3)", "[hardening]") {
+    SipTestEnv env;
+    int seen = 0;
+    HookModule h;
+    h.onRequest = [&](pw_request *) {
+        ++seen;
+        return PW_CONTINUE;
+    };
+    env.add(h);
+    env.start();
+    RawUdp raw;
+    raw.sendTo(env.port(), request("INVITE", "sip:*88103@parkway.test", raw.port(), "Content-Type: application/sdp\r\n",
+                                   "z9hG4bKtrunc", "", 300));
+    REQUIRE(env.runUntil([&] { return !statusLine(raw).empty(); }));
+    CHECK(statusLine(raw) == "SIP/2.0 400 Content-Length Exceeds Datagram");
+    CHECK(seen == 0); // no module saw it
+}
+
+TEST_CASE("An unknown Request-URI scheme gets 416 (RFC 3261 §8.2.2.1, §16.3)", "[hardening]") {
+    SipTestEnv env;
+    env.start();
+    RawUdp raw;
+    raw.sendTo(env.port(), request("OPTIONS", "foo:bar@example.test", raw.port(), "", "z9hG4bKscheme"));
+    REQUIRE(env.runUntil([&] { return !statusLine(raw).empty(); }));
+    CHECK(statusLine(raw).rfind("SIP/2.0 416", 0) == 0);
+}
+
+TEST_CASE("A source over the rate limit is banned: one 503, then silence until the ban ends", "[hardening]") {
+    auto cfg = SipTestEnv::defaultConfig();
+    cfg.rateLimit = 10;
+    cfg.rateBurst = 10;
+    cfg.banMs = 1500;
+    SipTestEnv env(cfg);
+    env.start();
+    RawUdp raw;
+    auto send = [&](int i) {
+        raw.sendTo(env.port(), request("OPTIONS", env.proxyUri(), raw.port(), "", "z9hG4bKrl" + std::to_string(i)));
+    };
+    for (int i = 0; i < 30; ++i)
+        send(i);
+    env.runFor(400);
+    CHECK(raw.countStartingWith("SIP/2.0 200") == 10); // the bucket
+    CHECK(raw.countStartingWith("SIP/2.0 503 Rate Limit Exceeded") == 1);
+    std::string all;
+    for (auto &r : raw.received)
+        all += r;
+    CHECK(all.find("Retry-After: 2") != std::string::npos);
+    size_t answered = raw.received.size();
+    send(100); // banned: dropped unread
+    env.runFor(300);
+    CHECK(raw.countStartingWith("SIP/2.0") == answered);
+    env.runFor(1400); // the ban is over
+    send(101);
+    REQUIRE(env.runUntil([&] { return raw.countStartingWith("SIP/2.0 200") == 11; }));
+
+    SECTION("a trusted peer is never limited") {
+        auto cfg2 = SipTestEnv::defaultConfig();
+        cfg2.rateLimit = 10;
+        cfg2.rateBurst = 10;
+        cfg2.trustedPeers = {"127.0.0.0/8"};
+        SipTestEnv env2(cfg2);
+        env2.start();
+        RawUdp raw2;
+        for (int i = 0; i < 30; ++i)
+            raw2.sendTo(env2.port(),
+                        request("OPTIONS", env2.proxyUri(), raw2.port(), "", "z9hG4bKtr" + std::to_string(i)));
+        REQUIRE(env2.runUntil([&] { return raw2.countStartingWith("SIP/2.0 200") == 30; }));
+    }
+}
+
+TEST_CASE("TCP connections are capped per source and in total; refused ones are closed at once", "[hardening]") {
+    auto cfg = SipTestEnv::defaultConfig();
+    cfg.listen = {"sip:127.0.0.1:*", "sip:127.0.0.1:*;transport=tcp"};
+    cfg.tcpMaxPerSource = 3;
+    cfg.tcpMaxConnections = 5;
+    SipTestEnv env(cfg);
+    env.start();
+    uint16_t port = tcpPort(env);
+    REQUIRE(port != 0);
+    std::vector<int> fds;
+    for (int i = 0; i < 6; ++i)
+        fds.push_back(tcpConnect(port));
+    env.runFor(300);
+    int closed = 0;
+    for (int fd : fds)
+        closed += peerClosed(fd);
+    CHECK(closed == 3); // 3 kept from this source, 3 refused
+
+    SECTION("the total cap applies to trusted peers too") {
+        for (int fd : fds)
+            ::close(fd);
+        auto cfg2 = cfg;
+        cfg2.trustedPeers = {"127.0.0.1"};
+        SipTestEnv env2(cfg2);
+        env2.start();
+        uint16_t port2 = tcpPort(env2);
+        std::vector<int> fds2;
+        for (int i = 0; i < 7; ++i)
+            fds2.push_back(tcpConnect(port2));
+        env2.runFor(300);
+        int closed2 = 0;
+        for (int fd : fds2)
+            closed2 += peerClosed(fd);
+        CHECK(closed2 == 2);
+        for (int fd : fds2)
+            ::close(fd);
+        fds.clear();
+    }
+    for (int fd : fds)
+        ::close(fd);
+}
+
+TEST_CASE("A TCP connection that never completes a SIP message is closed; one that speaks SIP stays", "[hardening]") {
+    auto cfg = SipTestEnv::defaultConfig();
+    cfg.listen = {"sip:127.0.0.1:*", "sip:127.0.0.1:*;transport=tcp"};
+    cfg.tcpFirstMessageMs = 300;
+    SipTestEnv env(cfg);
+    env.start();
+    uint16_t port = tcpPort(env);
+    int slow = tcpConnect(port), good = tcpConnect(port);
+    env.runFor(50);
+    std::string partial = "OPTIONS " + env.proxyUri() + " SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:9;branch=z9hG4bKs";
+    REQUIRE(::send(slow, partial.data(), partial.size(), 0) == static_cast<ssize_t>(partial.size()));
+    std::string full = "OPTIONS " + env.proxyUri() +
+                       " SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:9;branch=z9hG4bKgood\r\nFrom: <sip:a@b>;tag=1\r\n"
+                       "To: <sip:c@d>\r\nCall-ID: tcp-good\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\n"
+                       "Content-Length: 0\r\n\r\n";
+    REQUIRE(::send(good, full.data(), full.size(), 0) == static_cast<ssize_t>(full.size()));
+    std::string answer;
+    // a slow byte now and then does not keep it alive
+    for (int i = 0; i < 12; ++i) {
+        env.runFor(200);
+        ::send(slow, "x", 1, MSG_NOSIGNAL);
+        peerClosed(good, &answer);
+    }
+    CHECK(peerClosed(slow) == 1);
+    CHECK(peerClosed(good, &answer) == 0);
+    CHECK(answer.rfind("SIP/2.0 200", 0) == 0);
+    ::close(slow);
+    ::close(good);
+}
+
+TEST_CASE("Over the transaction cap a new request gets 503 with Retry-After; in-dialog ones still pass",
+          "[hardening]") {
+    auto cfg = SipTestEnv::defaultConfig();
+    cfg.maxTransactions = 2;
+    cfg.retryAfterS = 7;
+    SipTestEnv env(cfg);
+    HookModule h;
+    std::vector<pw_request *> held;
+    h.onRequest = [&](pw_request *req) {
+        if (h.method(req) != "MESSAGE")
+            return PW_CONTINUE;
+        held.push_back(h.api->request_retain(req));
+        return PW_SUSPEND;
+    };
+    env.add(h);
+    env.start();
+    auto a = env.makeUa("alice");
+    auto &m1 = a->send("MESSAGE", "sip:x@parkway.test");
+    auto &m2 = a->send("MESSAGE", "sip:y@parkway.test");
+    REQUIRE(env.runUntil([&] { return held.size() == 2; }));
+    auto &m3 = a->send("OPTIONS", env.proxyUri());
+    REQUIRE(env.runUntil([&] { return m3.finalStatus != 0; }));
+    CHECK(m3.finalStatus == 503);
+    CHECK(m3.responses.back().header("Retry-After") == "7");
+    for (auto *r : held) {
+        h.reply(r, 200);
+        h.api->request_resume(r, PW_STOP);
+        h.api->request_release(r);
+    }
+    REQUIRE(env.runUntil([&] { return m1.finalStatus == 200 && m2.finalStatus == 200; }));
+    auto &m4 = a->send("OPTIONS", env.proxyUri());
+    REQUIRE(env.runUntil([&] { return m4.finalStatus != 0; }));
+    CHECK(m4.finalStatus == 200);
+}

@@ -1,13 +1,25 @@
 // The admin plane. Threads: everything libevent runs on the admin thread (its own event_base); SIP state is
 // touched only inside closures handed to Proxy::post(), whose results come back through a locked queue and
 // event_active() on a pre-created event, so evhttp_send_reply() is only ever called on the admin thread.
+//
+// The gate: every connection's socket bufferevent is ours (evhttp_set_bevcb), with a callback on its input
+// buffer that runs after each socket read and before evhttp parses. It takes the new bytes out, holds a
+// request's head until it is complete and lets request_gate.cc judge it, so the token, the body size and the
+// connection cap are checked before a single body byte is read (libevent 2.1 has no per-request hook that runs
+// early enough; a filter bufferevent would make evhttp take a reply for sent before it reached the socket).
+// An accepted request's head and Content-Length body bytes are put back for evhttp; a refused one is replaced
+// by a stand-in request the handler answers with a JSON error. Timeouts close a connection the way libevent's
+// own timeouts do.
 #include "admin_server.hh"
 
 #include "core/proxy.hh"
 #include "event_bus.hh"
 #include "metrics.hh"
+#include "request_body.hh"
+#include "request_gate.hh"
 
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
@@ -48,6 +60,10 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
+// What the gate hands evhttp in place of a refused request; the handler answers it with the refusal.
+constexpr const char kRefusedPath[] = "/-parkway-refused";
+constexpr const char kRefusedRequest[] = "GET /-parkway-refused HTTP/1.0\r\n\r\n";
+
 struct HostPort {
     std::string host;
     std::string port;
@@ -75,28 +91,14 @@ HostPort splitListen(const std::string &listen) {
     return hp;
 }
 
-bool isLoopback(const std::string &host) {
-    if (host == "localhost") return true;
-    in_addr a4{};
-    if (inet_pton(AF_INET, host.c_str(), &a4) == 1) return (ntohl(a4.s_addr) >> 24) == 127; // 127.0.0.0/8
-    in6_addr a6{};
-    if (inet_pton(AF_INET6, host.c_str(), &a6) == 1) return IN6_IS_ADDR_LOOPBACK(&a6);
-    return false;
+// Never throws on invalid UTF-8 (nlohmann's dump would: type_error 316); such bytes become U+FFFD.
+std::string dumpJson(const json &v) {
+    return v.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
-// Compare without an early exit so the time taken does not reveal how much of the token matched.
-bool constantTimeEqual(const std::string &a, const std::string &b) {
-    size_t n = std::max(a.size(), b.size());
-    unsigned char diff = a.size() == b.size() ? 0 : 1;
-    for (size_t i = 0; i < n; ++i) {
-        unsigned char x = i < a.size() ? static_cast<unsigned char>(a[i]) : 0;
-        unsigned char y = i < b.size() ? static_cast<unsigned char>(b[i]) : 0;
-        diff |= static_cast<unsigned char>(x ^ y);
-    }
-    return diff == 0;
+std::string errorJson(const std::string &message) {
+    return dumpJson(json{{"error", message}});
 }
-
-std::string errorJson(const std::string &message) { return json{{"error", message}}.dump(); }
 
 const char *reason(int code) {
     switch (code) {
@@ -109,9 +111,17 @@ const char *reason(int code) {
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
     case 409: return "Conflict";
+    case 411:
+        return "Length Required";
     case 413: return "Payload Too Large";
+    case 417:
+        return "Expectation Failed";
     case 422: return "Unprocessable Entity";
+    case 431:
+        return "Request Header Fields Too Large";
     case 500: return "Internal Server Error";
+    case 501:
+        return "Not Implemented";
     case 503: return "Service Unavailable";
     case 504: return "Gateway Timeout";
     default: return code < 400 ? "OK" : "Error";
@@ -127,6 +137,14 @@ const char *methodName(evhttp_cmd_type m) {
     case EVHTTP_REQ_HEAD: return "HEAD";
     default: return "OTHER";
     }
+}
+
+// A metric label for a method named by a stranger: only the served ones by name.
+std::string methodLabel(const std::string &m) {
+    for (const char *k : {"GET", "POST", "PUT", "DELETE", "HEAD"})
+        if (m == k)
+            return m;
+    return "OTHER";
 }
 
 // Seconds since this process started, from /proc (Linux); nullopt-like -1 when unavailable.
@@ -146,6 +164,44 @@ double processStartEpochSeconds() {
     long hz = sysconf(_SC_CLK_TCK);
     double now = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
     return now - uptime + static_cast<double>(startTicks) / static_cast<double>(hz > 0 ? hz : 100);
+}
+
+// Pattern segments of a route ("/api/parked/{id}" -> {"api", "parked", "{id}"}).
+std::vector<std::string> patternSegments(const char *pattern) {
+    std::vector<std::string> out;
+    std::stringstream ss(pattern);
+    std::string s;
+    while (std::getline(ss, s, '/'))
+        if (!s.empty())
+            out.push_back(s);
+    return out;
+}
+
+// Engine ids are integers: a numeric segment is passed as a number, anything else as text (the module then
+// answers with its own error).
+json idValue(const std::string &text) {
+    bool digits = !text.empty() && text.size() <= 18 && text.find_first_not_of("0123456789") == std::string::npos;
+    return digits ? json(std::stoll(text)) : json(text);
+}
+
+// Body checks of module routes: an error message, or nullptr when the arguments can be right.
+const char *checkMembers(const json &args) {
+    if (!args.contains("members"))
+        return nullptr;
+    const json &m = args["members"];
+    bool ok = m.is_array();
+    if (ok)
+        for (const auto &x : m)
+            ok = ok && (x.is_string() || x.is_number_integer());
+    return ok ? nullptr : "members: expected an array of extensions (strings)";
+}
+
+const char *checkRulesImport(const json &args) {
+    if (!args.contains("text") || !args["text"].is_string())
+        return "text: expected the rules file content as a string";
+    if (args.contains("replace") && !args["replace"].is_boolean())
+        return "replace: expected true or false";
+    return nullptr;
 }
 
 } // namespace
@@ -172,6 +228,52 @@ struct AdminServer::Impl {
         uint64_t sub = 0;
         std::set<std::string> types; // empty = all
         Clock::time_point lastWrite;
+        bool drop = false; // the client stopped reading: dropped after the current pass
+    };
+    // One admin connection, as seen by the gate. Holds a reference on its bufferevent (released when evhttp is
+    // done with it) so the pointer stays valid for the checks below.
+    struct Conn {
+        Impl *impl = nullptr;
+        bufferevent *bev = nullptr; // the socket bufferevent evhttp reads from
+        evbuffer *stash = nullptr;  // bytes taken from evhttp's input, not yet judged or let through
+        evbuffer_cb_entry *watch = nullptr;
+        bool inCallback = false;
+        enum class Phase { Head, Pass, Refused } phase = Phase::Head;
+        uint64_t passLeft = 0; // head + body bytes of an accepted request still to hand to evhttp
+        Clock::time_point opened, idleSince, headStart;
+        bool headStarted = false; // a request head has begun arriving
+        bool busy = false;        // a request is with the handler (or the connection is an event stream)
+        bool overCap = false;     // accepted over admin.max_connections: answered 503
+        std::optional<Refusal> refusal;
+        std::string refusedMethod;
+    };
+
+    // One request on its way through the route table.
+    struct Call {
+        evhttp_request *req = nullptr;
+        evhttp_cmd_type cmd{};
+        std::string method, path, route;
+        std::vector<std::string> seg;
+        std::map<std::string, std::string> query;
+        std::vector<std::pair<std::string, std::string>> params; // {name} path segments
+    };
+    enum class Auth { None, Token, MetricsToken };
+    enum class Args { None, Query, AllQuery, Body }; // where a module command's arguments come from
+    using Handler = void (Impl::*)(Call &);
+    using Check = const char *(*)(const json &args);
+    struct Route {
+        const char *method = nullptr;
+        const char *pattern = nullptr; // "{name}" matches one segment; for module commands it becomes an argument
+        Auth auth = Auth::Token;
+        // A module command...
+        const char *module = nullptr, *command = nullptr;
+        Args args = Args::None;
+        std::vector<const char *> query; // Args::Query: the parameters passed on (empty ones left out)
+        bool queryRequired = false;
+        Check check = nullptr;
+        // ...or a core handler.
+        Handler core = nullptr;
+        std::vector<std::string> segments; // pattern, split
     };
 
     AdminConfig cfg;
@@ -187,34 +289,136 @@ struct AdminServer::Impl {
     uint16_t boundPort = 0;
     bool running = false;
     std::atomic<size_t> streamCount{0};
+    std::atomic<size_t> connectionCount{0};
 
     uint64_t nextPending = 1;
     std::map<uint64_t, Pending> pending; // admin thread only
     std::map<evhttp_connection *, Stream> streams;
+    std::map<bufferevent *, std::unique_ptr<Conn>> conns;
+    GatePolicy gate;
     double startEpoch = -1;
 
     Impl(AdminConfig c, Proxy &p, Metrics &m, EventBus &e) : cfg(std::move(c)), proxy(p), metrics(m), events(e) {}
 
+    // ---- the route table ----
+    // Module commands are named here, in one place; POST /api/modules/{module}/{command} reaches any other.
+    static Route moduleCmd(const char *method, const char *pattern, const char *module, const char *command,
+                           Args args = Args::None, std::vector<const char *> query = {}, bool required = false,
+                           Check check = nullptr) {
+        Route r;
+        r.method = method;
+        r.pattern = pattern;
+        r.auth = Auth::Token;
+        r.module = module;
+        r.command = command;
+        r.args = args;
+        r.query = std::move(query);
+        r.queryRequired = required;
+        r.check = check;
+        return r;
+    }
+    static Route coreRoute(const char *method, const char *pattern, Auth auth, Handler h) {
+        Route r;
+        r.method = method;
+        r.pattern = pattern;
+        r.auth = auth;
+        r.core = h;
+        return r;
+    }
+    static const std::vector<Route> &routes() {
+        static const std::vector<Route> table = [] {
+            std::vector<Route> t = {
+                coreRoute("GET", "/health", Auth::None, &Impl::health),
+                coreRoute("HEAD", "/health", Auth::None, &Impl::health),
+                coreRoute("GET", "/metrics", Auth::MetricsToken, &Impl::metricsText),
+                coreRoute("HEAD", "/metrics", Auth::MetricsToken, &Impl::metricsText),
+                moduleCmd("GET", "/api/parked", "callpark", "parked.list", Args::Query,
+                          {"domain", "extension", "group", "lot"}),
+                moduleCmd("GET", "/api/parked/{id}", "callpark", "parked.get"),
+                moduleCmd("DELETE", "/api/parked/{id}", "callpark", "parked.hangup"),
+                moduleCmd("POST", "/api/parked/{id}/recall", "callpark", "parked.recall"),
+                moduleCmd("GET", "/api/groups", "callpark", "groups.list", Args::Query, {"domain"}),
+                moduleCmd("PUT", "/api/groups/{domain}/{name}", "callpark", "groups.set", Args::Body, {}, false,
+                          &checkMembers),
+                moduleCmd("DELETE", "/api/groups/{domain}/{name}", "callpark", "groups.delete"),
+                moduleCmd("GET", "/api/lots", "callpark", "lots.list", Args::Query, {"domain"}),
+                moduleCmd("PUT", "/api/lots/{domain}/{name}", "callpark", "lots.set", Args::Body),
+                moduleCmd("DELETE", "/api/lots/{domain}/{name}", "callpark", "lots.delete"),
+                moduleCmd("GET", "/api/domains", "callpark", "domains.list"),
+                moduleCmd("PUT", "/api/domains/{domain}", "callpark", "domains.set", Args::Body),
+                moduleCmd("GET", "/api/rules", "callpark", "rules.list", Args::AllQuery),
+                moduleCmd("POST", "/api/rules", "callpark", "rules.import", Args::Body, {}, false, &checkRulesImport),
+                moduleCmd("POST", "/api/rules/reload", "callpark", "rules.reload"),
+                moduleCmd("GET", "/api/explain", "callpark", "rules.explain", Args::Query, {"domain", "caller", "dial"},
+                          true),
+                moduleCmd("GET", "/api/registrations", "registrar", "registrations.list", Args::Query, {"aor"}),
+                coreRoute("GET", "/api/stats", Auth::Token, &Impl::stats),
+                coreRoute("GET", "/api/commands", Auth::Token, &Impl::commandList),
+                coreRoute("POST", "/api/modules/{module}/{command}", Auth::Token, &Impl::anyCommand),
+                coreRoute("POST", "/api/reload", Auth::Token, &Impl::reloadAll),
+                coreRoute("GET", "/api/events", Auth::Token, &Impl::eventStream),
+            };
+            for (auto &r : t)
+                r.segments = patternSegments(r.pattern);
+            return t;
+        }();
+        return table;
+    }
+    static bool matches(const Route &r, const std::vector<std::string> &seg,
+                        std::vector<std::pair<std::string, std::string>> *params = nullptr) {
+        if (r.segments.size() != seg.size())
+            return false;
+        for (size_t i = 0; i < seg.size(); ++i) {
+            const std::string &p = r.segments[i];
+            bool param = p.size() > 2 && p.front() == '{' && p.back() == '}';
+            if (!param && p != seg[i])
+                return false;
+            if (param && params)
+                params->emplace_back(p.substr(1, p.size() - 2), seg[i]);
+        }
+        return true;
+    }
+    // Unknown paths need the token too: a stranger learns nothing about what exists.
+    bool needsToken(const std::vector<std::string> &seg) const {
+        for (const auto &r : routes())
+            if (matches(r, seg))
+                return r.auth == Auth::Token || (r.auth == Auth::MetricsToken && cfg.metricsRequireToken);
+        return true;
+    }
+
     // ---- replies (admin thread) ----
+    void countRefused(const std::string &why) {
+        metrics.counterAdd("parkway_admin_refused_total", Metrics::label("reason", why), 1);
+    }
+    void countRequest(const std::string &method, const std::string &route, int code) {
+        metrics.counterAdd("parkway_admin_requests_total",
+                           Metrics::labels({Metrics::label("method", method), Metrics::label("route", route),
+                                            Metrics::label("code", std::to_string(code))}),
+                           1);
+    }
     void reply(evhttp_request *req, int code, const std::string &body, const char *contentType,
                const std::string &method = "", const std::string &route = "") {
         evkeyvalq *out = evhttp_request_get_output_headers(req);
         evhttp_add_header(out, "Content-Type", contentType);
         evhttp_add_header(out, "Cache-Control", "no-store");
-        if (code == 401) evhttp_add_header(out, "WWW-Authenticate", "Bearer realm=\"parkway\"");
+        if (code == 401 && !evhttp_find_header(out, "WWW-Authenticate"))
+            evhttp_add_header(out, "WWW-Authenticate", "Bearer realm=\"parkway\"");
+        if (Conn *c = connOf(req)) { // the connection owes nothing from now on: its idle time starts
+            c->busy = false;
+            c->idleSince = Clock::now();
+        }
         evbuffer *buf = evbuffer_new();
         evbuffer_add(buf, body.data(), body.size());
         evhttp_send_reply(req, code, reason(code), buf);
         evbuffer_free(buf);
         if (!method.empty())
-            metrics.counterAdd("parkway_admin_requests_total",
-                               Metrics::labels({Metrics::label("method", method), Metrics::label("route", route),
-                                                Metrics::label("code", std::to_string(code))}),
-                               1);
+            countRequest(method, route, code);
     }
+    // Module answers are sent as they came, repaired when they are not valid UTF-8 (a module bug must not make
+    // the answer unreadable to a JSON client).
     void replyJson(evhttp_request *req, int code, const std::string &body, const std::string &method,
                    const std::string &route) {
-        std::string b = body.empty() ? "null" : body;
+        std::string b = body.empty() ? "null" : isValidUtf8(body) ? body : toValidUtf8(body);
         b += '\n';
         reply(req, code, b, "application/json", method, route);
     }
@@ -223,17 +427,11 @@ struct AdminServer::Impl {
         replyJson(req, code, errorJson(message), method, route);
     }
 
-    // ---- auth ----
     bool authorized(evhttp_request *req) const {
         if (!cfg.requireToken) return true;
         const char *h = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
-        if (!h) return false;
-        std::string v(h);
-        if (v.size() < 7 || evutil_ascii_strncasecmp(v.c_str(), "bearer ", 7) != 0) return false;
-        std::string tok = v.substr(7);
-        while (!tok.empty() && (tok.front() == ' ' || tok.front() == '\t')) tok.erase(tok.begin());
-        while (!tok.empty() && (tok.back() == ' ' || tok.back() == '\t')) tok.pop_back();
-        return constantTimeEqual(tok, cfg.token);
+        std::string v = h ? h : "";
+        return bearerMatches(h ? &v : nullptr, cfg.token);
     }
 
     // ---- SIP-thread work ----
@@ -271,7 +469,7 @@ struct AdminServer::Impl {
     void command(evhttp_request *req, const std::string &module, const std::string &name, const json &args,
                  const std::string &method, const std::string &route) {
         Proxy *px = &proxy;
-        std::string argsText = args.dump();
+        std::string argsText = dumpJson(args);
         dispatch(
             req,
             [px, module, name, argsText]() -> CommandResult {
@@ -308,6 +506,7 @@ struct AdminServer::Impl {
 
     // Connection closed (client went away, or the server is being freed).
     void onClose(evhttp_connection *conn) {
+        release(evhttp_connection_get_bufferevent(conn));
         for (auto &[id, p] : pending)
             if (p.conn == conn) {
                 p.conn = nullptr;
@@ -330,13 +529,223 @@ struct AdminServer::Impl {
 
     static void closeCb(evhttp_connection *conn, void *arg) { static_cast<Impl *>(arg)->onClose(conn); }
 
+    // ---- the gate: connections and request heads (admin thread) ----
+    Conn *connOf(evhttp_request *req) {
+        evhttp_connection *ec = req ? evhttp_request_get_connection(req) : nullptr;
+        if (!ec)
+            return nullptr;
+        auto it = conns.find(evhttp_connection_get_bufferevent(ec));
+        return it == conns.end() ? nullptr : it->second.get();
+    }
+    // evhttp sets its callbacks on the bufferevent at once and clears them when it frees the connection.
+    static bool alive(const Conn &c) {
+        bufferevent_event_cb eventCb = nullptr;
+        bufferevent_getcb(c.bev, nullptr, nullptr, &eventCb, nullptr);
+        return eventCb != nullptr;
+    }
+    size_t liveConnections() const {
+        size_t n = 0;
+        for (const auto &[bev, c] : conns)
+            n += alive(*c) && !c->overCap;
+        return n;
+    }
+    void updateConnectionGauge() {
+        connectionCount = liveConnections();
+        metrics.gaugeSet("parkway_admin_connections", "", static_cast<double>(connectionCount.load()));
+    }
+
+    // evhttp_set_bevcb: a new connection's bufferevent, watched by the gate.
+    static bufferevent *newConnection(event_base *b, void *arg) {
+        auto *self = static_cast<Impl *>(arg);
+        bufferevent *bev = bufferevent_socket_new(b, -1, BEV_OPT_CLOSE_ON_FREE);
+        if (!bev)
+            return nullptr;
+        auto c = std::make_unique<Conn>();
+        c->impl = self;
+        c->bev = bev;
+        c->stash = evbuffer_new();
+        c->watch = c->stash ? evbuffer_add_cb(bufferevent_get_input(bev), &Impl::inputAdded, c.get()) : nullptr;
+        if (!c->watch) {
+            if (c->stash)
+                evbuffer_free(c->stash);
+            bufferevent_free(bev);
+            return nullptr;
+        }
+        c->opened = c->idleSince = Clock::now();
+        c->overCap = self->liveConnections() >= self->cfg.maxConnections;
+        bufferevent_incref(bev);
+        self->conns.emplace(bev, std::move(c));
+        self->updateConnectionGauge();
+        return bev;
+    }
+    // Our part of a connection evhttp has freed (or is freeing).
+    void release(bufferevent *bev) {
+        auto it = conns.find(bev);
+        if (it == conns.end())
+            return;
+        std::unique_ptr<Conn> c = std::move(it->second);
+        conns.erase(it);
+        evbuffer_remove_cb_entry(bufferevent_get_input(bev), c->watch);
+        evbuffer_free(c->stash);
+        bufferevent_decref(bev); // the last reference: libevent finalizes it (and closes the socket)
+        updateConnectionGauge();
+    }
+    void releaseDead() {
+        std::vector<bufferevent *> dead;
+        for (const auto &[bev, c] : conns)
+            if (!alive(*c))
+                dead.push_back(bev);
+        for (bufferevent *b : dead)
+            release(b);
+    }
+
+    static void inputAdded(evbuffer *in, const evbuffer_cb_info *info, void *arg) {
+        auto *c = static_cast<Conn *>(arg);
+        if (info->n_added == 0 || c->inCallback)
+            return; // evhttp consuming, or our own moves below
+        c->inCallback = true;
+        c->impl->gateInput(*c, in, info->n_added);
+        c->inCallback = false;
+    }
+
+    // Runs inside the socket read, before evhttp looks at its input. The new bytes are the last `added` ones;
+    // what is before them was let through earlier and is evhttp's. Afterwards evhttp's input holds only whole
+    // accepted requests (head + Content-Length body bytes) or the stand-in for a refused one.
+    void gateInput(Conn &c, evbuffer *in, size_t added) {
+        size_t total = evbuffer_get_length(in);
+        size_t earlier = total > added ? total - added : 0;
+        if (earlier == 0) {
+            evbuffer_add_buffer(c.stash, in);
+        } else {
+            evbuffer *keep = evbuffer_new();
+            evbuffer_remove_buffer(in, keep, earlier);
+            evbuffer_add_buffer(c.stash, in);
+            evbuffer_add_buffer(in, keep);
+            evbuffer_free(keep);
+        }
+        if (c.phase == Conn::Phase::Refused || !alive(c)) {
+            evbuffer_drain(c.stash, evbuffer_get_length(c.stash));
+            return;
+        }
+        while (evbuffer_get_length(c.stash) > 0) {
+            if (c.phase == Conn::Phase::Head) {
+                if (std::optional<Refusal> r = judgeHead(c, c.stash))
+                    return refuse(c, in, std::move(*r));
+                if (c.phase == Conn::Phase::Head)
+                    return; // incomplete: held until more arrives
+            }
+            size_t n = std::min<uint64_t>(c.passLeft, evbuffer_get_length(c.stash));
+            evbuffer_remove_buffer(c.stash, in, n);
+            c.passLeft -= n;
+            if (c.passLeft == 0)
+                c.phase = Conn::Phase::Head;
+        }
+    }
+
+    // A refusal, nothing (head incomplete: phase stays Head) or nothing with phase Pass (accepted).
+    std::optional<Refusal> judgeHead(Conn &c, evbuffer *src) {
+        if (!c.headStarted) { // RFC 7230 §3.5: empty lines before a request line are ignored
+            unsigned char ch;
+            while (evbuffer_copyout(src, &ch, 1) == 1 && (ch == '\r' || ch == '\n'))
+                evbuffer_drain(src, 1);
+        }
+        size_t have = evbuffer_get_length(src);
+        if (have == 0)
+            return std::nullopt;
+        if (!c.headStarted) {
+            c.headStarted = true;
+            c.headStart = Clock::now();
+        }
+        std::string bytes(std::min(have, cfg.maxHeaderBytes), '\0');
+        evbuffer_copyout(src, bytes.data(), bytes.size());
+        size_t len = headLength(bytes);
+        c.refusedMethod = methodLabel(bytes.substr(0, bytes.find(' ')));
+        if (len == 0) {
+            if (have >= cfg.maxHeaderBytes)
+                return headTooLarge(cfg.maxHeaderBytes);
+            return std::nullopt;
+        }
+        if (c.overCap)
+            return tooManyConnections(cfg.maxConnections);
+        GateDecision d = inspectHead(std::string_view(bytes).substr(0, len), gate);
+        if (d.refusal)
+            return d.refusal;
+        c.phase = Conn::Phase::Pass;
+        c.passLeft = len + d.bodyBytes;
+        c.headStarted = false;
+        return std::nullopt;
+    }
+
+    // Drops what the client sent and hands evhttp the stand-in request (answered by answerRefusal).
+    void refuse(Conn &c, evbuffer *in, Refusal r) {
+        evbuffer_drain(c.stash, evbuffer_get_length(c.stash));
+        countRefused(r.reason);
+        c.phase = Conn::Phase::Refused;
+        c.refusal = std::move(r);
+        evbuffer_add(in, kRefusedRequest, sizeof kRefusedRequest - 1);
+    }
+
+    void answerRefusal(evhttp_request *req, const Conn &c) {
+        evkeyvalq *out = evhttp_request_get_output_headers(req);
+        for (const auto &[name, value] : c.refusal->headers)
+            evhttp_add_header(out, name.c_str(), value.c_str());
+        evhttp_add_header(out, "Connection", "close");
+        replyError(req, c.refusal->status, c.refusal->message, c.refusedMethod, "refused");
+    }
+
+    // Header and idle timeouts: the connection is closed the way libevent closes on its own timeouts.
+    void expireConnections(Clock::time_point now) {
+        const auto header = std::chrono::milliseconds(cfg.headerTimeoutMs);
+        const auto idle = std::chrono::milliseconds(cfg.idleTimeoutMs);
+        std::vector<std::pair<bufferevent *, const char *>> expired;
+        for (auto &[bev, c] : conns) {
+            if (!alive(*c))
+                continue;
+            if (c->overCap && now - c->opened > header)
+                expired.emplace_back(bev, "header_timeout");
+            else if (!c->busy && c->phase == Conn::Phase::Head && c->headStarted && now - c->headStart > header)
+                expired.emplace_back(bev, "header_timeout");
+            else if (!c->busy && now - c->idleSince > idle)
+                expired.emplace_back(bev, "idle_timeout");
+        }
+        for (auto &[bev, why] : expired)
+            closeConnection(bev, why, BEV_EVENT_READING);
+    }
+    void closeConnection(bufferevent *bev, const char *why, short direction) {
+        auto it = conns.find(bev);
+        if (it == conns.end() || !alive(*it->second))
+            return;
+        countRefused(why);
+        // evhttp_error_cb: evhttp frees the connection (and answers nothing), as on its own timeouts.
+        bufferevent_trigger_event(bev, static_cast<short>(direction | BEV_EVENT_TIMEOUT), 0);
+        it = conns.find(bev);
+        if (it != conns.end() && !alive(*it->second))
+            release(bev);
+    }
+
     // ---- event stream ----
     void writeChunk(Stream &s, const std::string &text) {
+        if (s.drop)
+            return;
+        // What the client has not read yet.
+        size_t backlog = evbuffer_get_length(bufferevent_get_output(evhttp_connection_get_bufferevent(s.conn)));
+        if (backlog > cfg.maxStreamBacklogBytes) {
+            s.drop = true;
+            return;
+        }
         evbuffer *buf = evbuffer_new();
         evbuffer_add(buf, text.data(), text.size());
         evhttp_send_reply_chunk(s.req, buf);
         evbuffer_free(buf);
         s.lastWrite = Clock::now();
+    }
+    void dropSlowStreams() {
+        std::vector<bufferevent *> slow;
+        for (auto &[conn, s] : streams)
+            if (s.drop)
+                slow.push_back(evhttp_connection_get_bufferevent(conn));
+        for (bufferevent *b : slow)
+            closeConnection(b, "slow_event_reader", BEV_EVENT_WRITING);
     }
 
     void onEvents() {
@@ -346,13 +755,14 @@ struct AdminServer::Impl {
                 if (!s.types.empty() && !s.types.count(ev.type)) continue;
                 out += fmt::format("id: {}\nevent: {}\n", ev.seq, ev.type);
                 // SSE: every line of the payload is its own "data:" line.
-                std::istringstream lines(ev.json.empty() ? std::string("{}") : ev.json);
+                std::istringstream lines(ev.json.empty() ? std::string("{}") : toValidUtf8(ev.json));
                 std::string line;
                 while (std::getline(lines, line)) out += "data: " + line + "\n";
                 out += "\n";
             }
             if (!out.empty()) writeChunk(s, out);
         }
+        dropSlowStreams();
     }
 
     void startStream(evhttp_request *req, const std::string &typesCsv) {
@@ -380,18 +790,16 @@ struct AdminServer::Impl {
         evhttp_send_reply_start(req, 200, "OK");
         auto &stored = streams.emplace(conn, std::move(s)).first->second;
         streamCount = streams.size();
-        metrics.counterAdd("parkway_admin_requests_total",
-                           Metrics::labels({Metrics::label("method", "GET"), Metrics::label("route", "/api/events"),
-                                            Metrics::label("code", "200")}),
-                           1);
+        countRequest("GET", "/api/events", 200);
         writeChunk(stored, "retry: 3000\n: parkway event stream\n\n");
     }
 
-    // Keep-alives for idle streams, 504 for requests the SIP thread did not answer in time.
+    // Keep-alives for idle streams, 504 for requests the SIP thread did not answer in time, timeouts.
     void onTick() {
         auto now = Clock::now();
         for (auto &[conn, s] : streams)
             if (now - s.lastWrite >= std::chrono::milliseconds(cfg.sseKeepaliveMs)) writeChunk(s, ": keep-alive\n\n");
+        dropSlowStreams();
         for (auto it = pending.begin(); it != pending.end();) {
             if (now < it->second.deadline) {
                 ++it;
@@ -401,6 +809,8 @@ struct AdminServer::Impl {
             it = pending.erase(it);
             replyError(p.req, 504, "the SIP thread did not answer in time", p.method, p.path);
         }
+        expireConnections(now);
+        releaseDead(); // connections evhttp freed without a close callback (none of their requests reached us)
     }
 
     // ---- HTTP entry ----
@@ -418,265 +828,199 @@ struct AdminServer::Impl {
         metrics.gaugeSet("parkway_uptime_seconds", "", startEpoch > 0 ? now - startEpoch : 0);
     }
 
+    // Path segments and query parameters must be UTF-8 (they end up in JSON): the message names the part.
+    static std::string utf8Problem(const Call &call) {
+        for (size_t i = 0; i < call.seg.size(); ++i)
+            if (!isValidUtf8(call.seg[i]))
+                return fmt::format("path segment {} is not valid UTF-8", i + 1);
+        for (const auto &[k, v] : call.query)
+            if (!isValidUtf8(k) || !isValidUtf8(v))
+                return isValidUtf8(k) ? "query parameter " + k + " is not valid UTF-8"
+                                      : std::string("a query parameter name is not valid UTF-8");
+        return "";
+    }
+
     void handle(evhttp_request *req) {
-        evhttp_cmd_type cmd = evhttp_request_get_command(req);
-        std::string method = methodName(cmd);
+        Call call;
+        call.req = req;
+        call.cmd = evhttp_request_get_command(req);
+        call.method = methodName(call.cmd);
         const evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
         const char *rawPath = uri ? evhttp_uri_get_path(uri) : nullptr;
         const char *rawQuery = uri ? evhttp_uri_get_query(uri) : nullptr;
-        std::string path = rawPath && *rawPath ? rawPath : "/";
+        call.path = rawPath && *rawPath ? rawPath : "/";
 
         if (evhttp_connection *conn = evhttp_request_get_connection(req))
             evhttp_connection_set_closecb(conn, &Impl::closeCb, this);
+        Conn *conn = connOf(req);
+        if (conn)
+            conn->busy = true;
+        if (conn && conn->refusal && call.path == kRefusedPath)
+            return answerRefusal(req, *conn);
 
-        // Path segments, percent-decoded one by one so an encoded '/' stays inside its segment.
-        std::vector<std::string> seg;
-        {
-            std::stringstream ss(path);
-            std::string s;
-            while (std::getline(ss, s, '/')) {
-                if (s.empty()) continue;
-                size_t n = 0;
-                char *d = evhttp_uridecode(s.c_str(), 0, &n);
-                seg.emplace_back(d ? std::string(d, n) : s);
-                free(d);
-            }
-        }
-        // Query parameters (decoded).
-        std::map<std::string, std::string> query;
+        call.seg = pathSegments(call.path);
         if (rawQuery) {
             evkeyvalq q;
             q.tqh_first = nullptr; // TAILQ_INIT
             q.tqh_last = &q.tqh_first;
             if (evhttp_parse_query_str(rawQuery, &q) == 0)
-                for (evkeyval *kv = q.tqh_first; kv; kv = kv->next.tqe_next) query[kv->key] = kv->value;
+                for (evkeyval *kv = q.tqh_first; kv; kv = kv->next.tqe_next)
+                    call.query[kv->key] = kv->value;
             evhttp_clear_headers(&q);
         }
-
-        auto is = [&](std::initializer_list<const char *> want) {
-            if (seg.size() != want.size()) return false;
-            size_t i = 0;
-            for (const char *w : want) {
-                if (std::strcmp(w, "*") != 0 && seg[i] != w) return false;
-                ++i;
-            }
-            return true;
-        };
-        auto methodNotAllowed = [&](const char *allow, const std::string &route) {
-            evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", allow);
-            replyError(req, 405, method + " is not allowed on " + route + " (allowed: " + allow + ")", method, route);
-        };
-
-        // Unauthenticated liveness probe: says nothing but "up".
-        if (is({"health"})) {
-            if (cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_HEAD) return methodNotAllowed("GET", "/health");
-            return replyJson(req, 200, json{{"status", "ok"}, {"version", PARKWAY_VERSION}}.dump(), method, "/health");
+        if (std::string bad = utf8Problem(call); !bad.empty()) {
+            countRefused("invalid_utf8");
+            return replyError(req, 400, bad, call.method, "other");
         }
-        if (is({"metrics"})) {
-            if (cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_HEAD) return methodNotAllowed("GET", "/metrics");
-            if (cfg.metricsRequireToken && !authorized(req))
-                return replyError(req, 401, "missing or wrong bearer token (Authorization: Bearer <admin.token>)",
-                                  method, "/metrics");
-            refreshProcessMetrics();
-            return reply(req, 200, metrics.renderPrometheus(), "text/plain; version=0.0.4; charset=utf-8", method,
-                         "/metrics");
-        }
-        if (seg.empty() || seg[0] != "api")
-            return replyError(req, 404, "no such endpoint: " + path, method, "other");
-        if (!authorized(req))
+
+        // The gate checked the token already; this is the same rule, kept where the routes are served.
+        if (needsToken(call.seg) && !authorized(req))
             return replyError(req, 401, "missing or wrong bearer token (Authorization: Bearer <admin.token>)",
-                              method, "/api");
+                              call.method, "refused");
+        const Route *found = nullptr;
+        std::string allow;
+        for (const auto &r : routes()) {
+            if (!matches(r, call.seg))
+                continue;
+            if (allow.find(r.method) == std::string::npos)
+                allow += (allow.empty() ? "" : ", ") + std::string(r.method);
+            if (!found && call.method == r.method)
+                found = &r;
+        }
+        if (allow.empty())
+            return replyError(req, 404, "no such endpoint: " + call.path, call.method, "other");
+        if (!found) {
+            const char *route = nullptr;
+            for (const auto &r : routes())
+                if (matches(r, call.seg))
+                    route = r.pattern;
+            evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", allow.c_str());
+            return replyError(req, 405, fmt::format("{} is not allowed on {} (allowed: {})", call.method, route, allow),
+                              call.method, route);
+        }
+        call.route = found->pattern;
+        matches(*found, call.seg, &call.params);
+        if (found->core)
+            return (this->*(found->core))(call);
+        moduleRoute(*found, call);
+    }
 
-        // Request body: a JSON object (or nothing).
-        json body = json::object();
-        bool bodyOk = true;
-        auto parseBody = [&]() {
-            evbuffer *in = evhttp_request_get_input_buffer(req);
-            size_t len = evbuffer_get_length(in);
-            std::string text(len, '\0');
-            if (len) evbuffer_copyout(in, text.data(), len);
-            if (text.find_first_not_of(" \t\r\n") == std::string::npos) return;
-            try {
-                body = json::parse(text);
-            } catch (const json::parse_error &e) {
-                bodyOk = false;
-                replyError(req, 400, fmt::format("invalid JSON in request body at byte {}: {}", e.byte, e.what()),
-                           method, path);
+    // The request body as a JSON object; on refusal the answer is sent and nullopt returned.
+    std::optional<json> body(Call &call) {
+        evbuffer *in = evhttp_request_get_input_buffer(call.req);
+        size_t len = evbuffer_get_length(in);
+        std::string text(len, '\0');
+        if (len)
+            evbuffer_copyout(in, text.data(), len);
+        std::string error;
+        BodyError why = BodyError::None;
+        std::optional<json> v = parseRequestBody(text, error, BodyLimits{cfg.maxBodyBytes, cfg.maxJsonDepth}, &why);
+        if (!v) {
+            countRefused(bodyErrorReason(why));
+            replyError(call.req, why == BodyError::TooLarge ? 413 : 400, error, call.method, call.route);
+        }
+        return v;
+    }
+
+    void moduleRoute(const Route &r, Call &call) {
+        json args = json::object();
+        if (r.args == Args::Body) {
+            std::optional<json> b = body(call);
+            if (!b)
                 return;
-            }
-            if (!body.is_object()) {
-                bodyOk = false;
-                replyError(req, 400, "request body must be a JSON object", method, path);
-            }
-        };
-        auto queryArgs = [&](std::initializer_list<const char *> keys) {
-            json a = json::object();
-            for (const char *k : keys)
-                if (auto it = query.find(k); it != query.end() && !it->second.empty()) a[k] = it->second;
-            return a;
-        };
-        const bool get = cmd == EVHTTP_REQ_GET, post = cmd == EVHTTP_REQ_POST, put = cmd == EVHTTP_REQ_PUT,
-                   del = cmd == EVHTTP_REQ_DELETE;
-
-        // ---- parked calls ----
-        if (is({"api", "parked"})) {
-            if (!get) return methodNotAllowed("GET", "/api/parked");
-            return command(req, "callpark", "parked.list", queryArgs({"domain", "extension", "group", "lot"}),
-                           method, "/api/parked");
-        }
-        // Parked-call ids are engine integers; a numeric segment is passed as a number, anything else as text
-        // (the module then answers with its own error).
-        auto idArg = [&](const std::string &text) {
-            bool digits = !text.empty() && text.size() <= 18 && text.find_first_not_of("0123456789") == std::string::npos;
-            return digits ? json{{"id", std::stoll(text)}} : json{{"id", text}};
-        };
-        if (is({"api", "parked", "*"})) {
-            const std::string route = "/api/parked/{id}";
-            if (get) return command(req, "callpark", "parked.get", idArg(seg[2]), method, route);
-            if (del) return command(req, "callpark", "parked.hangup", idArg(seg[2]), method, route);
-            return methodNotAllowed("GET, DELETE", route);
-        }
-        if (is({"api", "parked", "*", "recall"})) {
-            if (!post) return methodNotAllowed("POST", "/api/parked/{id}/recall");
-            return command(req, "callpark", "parked.recall", idArg(seg[2]), method, "/api/parked/{id}/recall");
-        }
-
-        // ---- groups, lots, domains ----
-        for (const char *kind : {"groups", "lots"}) {
-            std::string k = kind;
-            if (is({"api", kind})) {
-                if (!get) return methodNotAllowed("GET", "/api/" + k);
-                return command(req, "callpark", k + ".list", queryArgs({"domain"}), method, "/api/" + k);
-            }
-            if (is({"api", kind, "*", "*"})) {
-                const std::string route = "/api/" + k + "/{domain}/{name}";
-                if (del)
-                    return command(req, "callpark", k + ".delete", json{{"domain", seg[2]}, {"name", seg[3]}}, method,
-                                   route);
-                if (!put) return methodNotAllowed("PUT, DELETE", route);
-                parseBody();
-                if (!bodyOk) return;
-                if (k == "groups" && body.contains("members")) {
-                    const json &m = body["members"];
-                    bool ok = m.is_array();
-                    if (ok)
-                        for (const auto &x : m) ok = ok && (x.is_string() || x.is_number_integer());
-                    if (!ok)
-                        return replyError(req, 400, "members: expected an array of extensions (strings)", method,
-                                          route);
-                }
-                body["domain"] = seg[2]; // the path wins over the body
-                body["name"] = seg[3];
-                return command(req, "callpark", k + ".set", body, method, route);
-            }
-        }
-        if (is({"api", "domains"})) {
-            if (!get) return methodNotAllowed("GET", "/api/domains");
-            return command(req, "callpark", "domains.list", json::object(), method, "/api/domains");
-        }
-        if (is({"api", "domains", "*"})) {
-            if (!put) return methodNotAllowed("PUT", "/api/domains/{domain}");
-            parseBody();
-            if (!bodyOk) return;
-            body["domain"] = seg[2];
-            return command(req, "callpark", "domains.set", body, method, "/api/domains/{domain}");
-        }
-
-        // ---- rules ----
-        if (is({"api", "rules"})) {
-            if (get) {
-                json a = json::object();
-                for (const auto &[key, v] : query) a[key] = v;
-                return command(req, "callpark", "rules.list", a, method, "/api/rules");
-            }
-            if (!post) return methodNotAllowed("GET, POST", "/api/rules");
-            parseBody();
-            if (!bodyOk) return;
-            if (!body.contains("text") || !body["text"].is_string())
-                return replyError(req, 400, "text: expected the rules file content as a string", method, "/api/rules");
-            if (body.contains("replace") && !body["replace"].is_boolean())
-                return replyError(req, 400, "replace: expected true or false", method, "/api/rules");
-            return command(req, "callpark", "rules.import", body, method, "/api/rules");
-        }
-        if (is({"api", "rules", "reload"})) {
-            if (!post) return methodNotAllowed("POST", "/api/rules/reload");
-            return command(req, "callpark", "rules.reload", json::object(), method, "/api/rules/reload");
-        }
-        if (is({"api", "explain"})) {
-            if (!get) return methodNotAllowed("GET", "/api/explain");
-            json a = queryArgs({"domain", "caller", "dial"});
-            for (const char *k : {"domain", "caller", "dial"})
-                if (!a.contains(k))
-                    return replyError(req, 400, std::string("missing query parameter: ") + k +
-                                                    " (GET /api/explain?domain=D&caller=EXT&dial=DIGITS)",
-                                      method, "/api/explain");
-            return command(req, "callpark", "rules.explain", a, method, "/api/explain");
-        }
-
-        // ---- registrations ----
-        if (is({"api", "registrations"})) {
-            if (!get) return methodNotAllowed("GET", "/api/registrations");
-            return command(req, "registrar", "registrations.list", queryArgs({"aor"}), method, "/api/registrations");
-        }
-
-        // ---- core ----
-        if (is({"api", "stats"})) {
-            if (!get) return methodNotAllowed("GET", "/api/stats");
-            Proxy *px = &proxy;
-            return dispatch(
-                req,
-                [px]() -> CommandResult {
-                    json out;
-                    out["core"] = json::parse(px->statsJson(), nullptr, false);
-                    json mods = json::object();
-                    for (const auto &c : px->commands()) {
-                        if (c.name != "stats") continue;
-                        CommandResult r = px->runCommand(c.module, "stats", "{}");
-                        json v = json::parse(r.json, nullptr, false);
-                        mods[c.module] = r.httpStatus == 200 && !v.is_discarded() ? v : json{{"error", r.json}};
+            args = std::move(*b);
+        } else if (r.args == Args::AllQuery) {
+            for (const auto &[k, v] : call.query)
+                args[k] = v;
+        } else if (r.args == Args::Query) {
+            for (const char *k : r.query)
+                if (auto it = call.query.find(k); it != call.query.end() && !it->second.empty())
+                    args[k] = it->second;
+            if (r.queryRequired)
+                for (const char *k : r.query)
+                    if (!args.contains(k)) {
+                        std::string example;
+                        for (const char *q : r.query)
+                            example += fmt::format("{}{}=...", example.empty() ? "?" : "&", q);
+                        return replyError(
+                            call.req, 400,
+                            fmt::format("missing query parameter: {} ({} {}{})", k, r.method, r.pattern, example),
+                            call.method, call.route);
                     }
-                    out["modules"] = mods;
-                    return {200, out.dump()};
-                },
-                method, "/api/stats");
         }
-        if (is({"api", "commands"})) {
-            if (!get) return methodNotAllowed("GET", "/api/commands");
-            Proxy *px = &proxy;
-            return dispatch(
-                req,
-                [px]() -> CommandResult {
-                    json list = json::array();
-                    for (const auto &c : px->commands())
-                        list.push_back({{"module", c.module}, {"name", c.name}, {"help", c.help}});
-                    return {200, json{{"commands", list}}.dump()};
-                },
-                method, "/api/commands");
-        }
-        if (is({"api", "modules", "*", "*"})) {
-            if (!post) return methodNotAllowed("POST", "/api/modules/{module}/{command}");
-            parseBody();
-            if (!bodyOk) return;
-            return command(req, seg[2], seg[3], body, method, "/api/modules/{module}/{command}");
-        }
-        if (is({"api", "reload"})) {
-            if (!post) return methodNotAllowed("POST", "/api/reload");
-            Proxy *px = &proxy;
-            return dispatch(
-                req,
-                [px]() -> CommandResult {
-                    int failed = px->reload();
-                    json out{{"reloaded", failed == 0}, {"failed", failed}};
-                    if (failed) out["error"] = fmt::format("{} module(s) failed to reload; see the log", failed);
-                    return {failed ? 500 : 200, out.dump()};
-                },
-                method, "/api/reload");
-        }
-        if (is({"api", "events"})) {
-            if (!get) return methodNotAllowed("GET", "/api/events");
-            return startStream(req, query.count("types") ? query["types"] : std::string());
-        }
-        replyError(req, 404, "no such endpoint: " + path, method, "other");
+        for (const auto &[name, value] : call.params)
+            args[name] = name == "id" ? idValue(value) : json(value); // the path wins
+        if (r.check)
+            if (const char *problem = r.check(args))
+                return replyError(call.req, 400, problem, call.method, call.route);
+        command(call.req, r.module, r.command, args, call.method, call.route);
+    }
+
+    // ---- core handlers ----
+    // Unauthenticated liveness probe: says nothing but "up".
+    void health(Call &call) {
+        replyJson(call.req, 200, dumpJson(json{{"status", "ok"}, {"version", PARKWAY_VERSION}}), call.method,
+                  call.route);
+    }
+    void metricsText(Call &call) {
+        refreshProcessMetrics();
+        reply(call.req, 200, metrics.renderPrometheus(), "text/plain; version=0.0.4; charset=utf-8", call.method,
+              call.route);
+    }
+    void stats(Call &call) {
+        Proxy *px = &proxy;
+        dispatch(
+            call.req,
+            [px]() -> CommandResult {
+                json out;
+                out["core"] = json::parse(toValidUtf8(px->statsJson()), nullptr, false);
+                json mods = json::object();
+                for (const auto &c : px->commands()) {
+                    if (c.name != "stats")
+                        continue;
+                    CommandResult r = px->runCommand(c.module, "stats", "{}");
+                    json v = json::parse(toValidUtf8(r.json), nullptr, false);
+                    mods[c.module] = r.httpStatus == 200 && !v.is_discarded() ? v : json{{"error", r.json}};
+                }
+                out["modules"] = mods;
+                return {200, dumpJson(out)};
+            },
+            call.method, call.route);
+    }
+    void commandList(Call &call) {
+        Proxy *px = &proxy;
+        dispatch(
+            call.req,
+            [px]() -> CommandResult {
+                json list = json::array();
+                for (const auto &c : px->commands())
+                    list.push_back({{"module", c.module}, {"name", c.name}, {"help", c.help}});
+                return {200, dumpJson(json{{"commands", list}})};
+            },
+            call.method, call.route);
+    }
+    void anyCommand(Call &call) {
+        std::optional<json> b = body(call);
+        if (!b)
+            return;
+        command(call.req, call.seg[2], call.seg[3], *b, call.method, call.route);
+    }
+    void reloadAll(Call &call) {
+        Proxy *px = &proxy;
+        dispatch(
+            call.req,
+            [px]() -> CommandResult {
+                int failed = px->reload();
+                json out{{"reloaded", failed == 0}, {"failed", failed}};
+                if (failed)
+                    out["error"] = fmt::format("{} module(s) failed to reload; see the log", failed);
+                return {failed ? 500 : 200, dumpJson(out)};
+            },
+            call.method, call.route);
+    }
+    void eventStream(Call &call) {
+        auto it = call.query.find("types");
+        startStream(call.req, it == call.query.end() ? std::string() : it->second);
     }
 
     // ---- lifecycle ----
@@ -721,6 +1065,20 @@ struct AdminServer::Impl {
         }
     }
 
+    void configureHttp() {
+        evhttp_set_gencb(http, &Impl::requestCb, this);
+        evhttp_set_bevcb(http, &Impl::newConnection, this);
+        // Backstops behind the gate (which refuses first, with a JSON answer).
+        evhttp_set_max_body_size(http, static_cast<ev_ssize_t>(cfg.maxBodyBytes));
+        evhttp_set_max_headers_size(http, static_cast<ev_ssize_t>(cfg.maxHeaderBytes) + 64);
+        evhttp_set_allowed_methods(http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
+                                             EVHTTP_REQ_HEAD);
+        gate.maxBodyBytes = cfg.maxBodyBytes;
+        gate.requireToken = cfg.requireToken;
+        gate.token = cfg.token;
+        gate.needsToken = [this](const std::vector<std::string> &seg) { return needsToken(seg); };
+    }
+
     void start() {
         if (running) return;
         AdminServer::validate(cfg);
@@ -729,10 +1087,7 @@ struct AdminServer::Impl {
         base = event_base_new();
         if (!base) throw std::runtime_error("admin: event_base_new failed");
         http = evhttp_new(base);
-        evhttp_set_gencb(http, &Impl::requestCb, this);
-        evhttp_set_max_body_size(http, static_cast<ev_ssize_t>(cfg.maxBodyBytes));
-        evhttp_set_allowed_methods(http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
-                                             EVHTTP_REQ_HEAD);
+        configureHttp();
         try {
             bindAndListen();
         } catch (...) {
@@ -756,7 +1111,10 @@ struct AdminServer::Impl {
             this);
         tickEv = event_new(
             base, -1, EV_PERSIST, [](evutil_socket_t, short, void *a) { static_cast<Impl *>(a)->onTick(); }, this);
-        uint32_t tickMs = std::max<uint32_t>(10, std::min<uint32_t>({cfg.sseKeepaliveMs, cfg.requestTimeoutMs, 1000}));
+        // Often enough for the shortest deadline it serves (keep-alives, 504s, header and idle timeouts).
+        uint32_t shortest = std::min<uint32_t>(
+            {cfg.sseKeepaliveMs, cfg.requestTimeoutMs, cfg.headerTimeoutMs, cfg.idleTimeoutMs, 2000});
+        uint32_t tickMs = std::max<uint32_t>(10, shortest / 2);
         timeval tv{static_cast<time_t>(tickMs / 1000), static_cast<suseconds_t>((tickMs % 1000) * 1000)};
         event_add(tickEv, &tv);
         {
@@ -769,6 +1127,10 @@ struct AdminServer::Impl {
         metrics.gaugeSet("parkway_build_info", Metrics::label("version", PARKWAY_VERSION), 1);
         metrics.setHelp("parkway_uptime_seconds", "Seconds since the parkway process started");
         metrics.setHelp("parkway_admin_requests_total", "Admin API requests by method, route and status code");
+        metrics.setHelp("parkway_admin_refused_total",
+                        "Admin API requests and connections refused or closed by a limit, by reason");
+        metrics.setHelp("parkway_admin_connections", "Open admin API connections (event streams included)");
+        metrics.gaugeSet("parkway_admin_connections", "", 0);
         refreshProcessMetrics();
         running = true;
         thread = std::thread([this] { event_base_dispatch(base); });
@@ -799,7 +1161,8 @@ struct AdminServer::Impl {
             shared->eventsEv = nullptr;
             shared->done.clear();
         }
-        evhttp_free(http); // frees the remaining connections; our close callback must not run any more
+        evhttp_free(http); // frees the remaining connections (their close callbacks release our part)
+        releaseDead();
         for (event *e : {doneEv, eventsEv, tickEv, stopEv}) event_free(e);
         event_base_free(base);
         http = nullptr;
@@ -811,15 +1174,44 @@ struct AdminServer::Impl {
 
 // ------------------------------------------------------------------------------------------------ API
 
+bool AdminServer::isLoopbackHost(const std::string &host) {
+    if (host == "localhost")
+        return true;
+    in_addr a4{};
+    if (inet_pton(AF_INET, host.c_str(), &a4) == 1)
+        return (ntohl(a4.s_addr) >> 24) == 127; // 127.0.0.0/8
+    in6_addr a6{};
+    if (inet_pton(AF_INET6, host.c_str(), &a6) == 1)
+        return IN6_IS_ADDR_LOOPBACK(&a6);
+    return false;
+}
+
+std::string AdminServer::listenHost(const std::string &listen) {
+    return splitListen(listen).host;
+}
+
 void AdminServer::validate(const AdminConfig &cfg) {
     HostPort hp = splitListen(cfg.listen);
-    if (!cfg.requireToken && !isLoopback(hp.host))
+    bool loopback = isLoopbackHost(hp.host);
+    if (!cfg.requireToken && !loopback)
         throw std::runtime_error("admin.require_token = false is only allowed on a loopback admin.listen address, "
                                  "not \"" +
                                  cfg.listen + "\"; set admin.token or listen on 127.0.0.1");
     if (cfg.requireToken && cfg.token.empty())
         throw std::runtime_error("admin.token is empty: set a bearer token (or admin.require_token = false on a "
                                  "loopback admin.listen)");
+    if (cfg.requireToken && !loopback && cfg.token.size() < kMinRemoteTokenLength)
+        throw std::runtime_error(fmt::format("admin.token has {} characters; at least {} are needed when admin.listen "
+                                             "(\"{}\") is not a loopback address",
+                                             cfg.token.size(), kMinRemoteTokenLength, cfg.listen));
+    if (cfg.maxConnections == 0)
+        throw std::runtime_error("admin.max_connections must be at least 1");
+    if (cfg.maxJsonDepth == 0)
+        throw std::runtime_error("admin.max_json_depth must be at least 1");
+    if (cfg.maxHeaderBytes < 256)
+        throw std::runtime_error("admin.max_header_bytes must be at least 256");
+    if (cfg.headerTimeoutMs == 0 || cfg.idleTimeoutMs == 0)
+        throw std::runtime_error("admin.header_timeout_ms and admin.idle_timeout_ms must be above 0");
 }
 
 AdminServer::AdminServer(AdminConfig cfg, Proxy &proxy, Metrics &metrics, EventBus &events)
@@ -836,5 +1228,9 @@ void AdminServer::stop() {
 uint16_t AdminServer::port() const { return impl_->boundPort; }
 
 size_t AdminServer::streamCount() const { return impl_->streamCount; }
+
+size_t AdminServer::connectionCount() const {
+    return impl_->connectionCount;
+}
 
 } // namespace parkway::proxy

@@ -20,8 +20,18 @@ struct AdminConfig {
     bool metricsRequireToken = true;       // GET /metrics asks for the token too (when requireToken)
     uint32_t sseKeepaliveMs = 15000;       // ": keep-alive" comment on idle event streams
     uint32_t requestTimeoutMs = 30000;     // 504 when the SIP thread has not answered by then
-    size_t maxBodyBytes = 8u << 20;        // larger request bodies get 413
+    // Limits (docs/limits.md "Admin API"). A request is judged on its head before any body byte is read.
+    size_t maxBodyBytes = 1u << 20;          // admin.max_body_bytes: a larger Content-Length gets 413
+    size_t maxJsonDepth = 32;                // admin.max_json_depth: deeper request bodies get 400
+    size_t maxHeaderBytes = 8192;            // admin.max_header_bytes: request line + headers; 431 above
+    uint32_t headerTimeoutMs = 10000;        // admin.header_timeout_ms: a request head must arrive within this
+    uint32_t idleTimeoutMs = 60000;          // admin.idle_timeout_ms: a connection we owe nothing is closed after
+    size_t maxConnections = 64;              // admin.max_connections: open connections, event streams included
+    size_t maxStreamBacklogBytes = 1u << 20; // an event-stream client that leaves this much unread is dropped
 };
+
+// A token shorter than this is refused on a listener that is not loopback.
+constexpr size_t kMinRemoteTokenLength = 16;
 
 class AdminServer {
 public:
@@ -32,9 +42,14 @@ public:
     void stop();
     uint16_t port() const; // bound port (after start)
     size_t streamCount() const; // open /api/events streams (tests)
+    size_t connectionCount() const; // open admin connections (tests)
 
     // Checks only (no bind): throws std::runtime_error naming the admin.* key that is wrong.
     static void validate(const AdminConfig &cfg);
+    // Whether host (of admin.listen) is a loopback address: 127.0.0.0/8, ::1 or "localhost".
+    static bool isLoopbackHost(const std::string &host);
+    // The host part of admin.listen ("[::1]:80" -> "::1"); throws naming admin.listen when malformed.
+    static std::string listenHost(const std::string &listen);
 
     struct Impl;
 

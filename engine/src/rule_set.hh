@@ -7,16 +7,21 @@
 #include <cstdint>
 #include <map>
 #include <memory>
-#include <regex>
 #include <string>
 #include <vector>
 
+namespace re2 {
+class RE2;
+}
+
 namespace parkway::engine {
 
+// Regular expressions are RE2 (linear time in the input: dial strings come from the network). The
+// pointers carry their deleter, so this header needs no RE2 include.
 struct CompiledRule {
     Rule rule;
-    std::regex match;          // match_op regex
-    std::regex subst;          // when hasSubst
+    std::shared_ptr<const re2::RE2> match; // match_op regex
+    std::shared_ptr<const re2::RE2> subst; // when hasSubst
     bool hasSubst = false;
     std::string required;      // a literal the input must contain (cheap prefilter), may be empty
     Attrs attrs;
@@ -55,7 +60,8 @@ std::shared_ptr<const RuleSet> buildRuleSet(const std::vector<Rule>& stored,
                                             const std::vector<DomainSettings>& domains,
                                             std::vector<RuleError>& errors);
 
-// Longer dial strings match no rule (they are routed normally).
+// Longer dial strings match no rule (they are routed normally). Every classification (Engine::classify,
+// Engine::explain, RuleMatcher::classify) goes through evaluate(), which applies this bound.
 constexpr size_t kMaxDialLength = 256;
 // A translation longer than this fails (Kamailio's output buffer).
 constexpr size_t kMaxOutputLength = 127;

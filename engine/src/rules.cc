@@ -2,6 +2,7 @@
 #include "rule_set.hh"
 
 #include <fmt/format.h>
+#include <re2/re2.h>
 
 #include <algorithm>
 #include <cctype>
@@ -60,8 +61,13 @@ int maxBackref(std::string_view s) {
     return m;
 }
 
-// Expand \0..\9 with the groups of `m` (a missing/unmatched group expands to nothing); `\\` is a backslash.
-std::string expand(std::string_view repl, const std::cmatch* m) {
+// Capture groups of a subst_exp match: [0] the whole match, [1..9] the groups (null data = unmatched).
+constexpr int kMaxGroups = 10;
+using Groups = re2::StringPiece[kMaxGroups];
+
+// Expand \0..\9 with `groups` (a missing/unmatched group expands to nothing); `\\` is a backslash. This is
+// RE2's rewrite-string syntax (RE2::Rewrite), kept by hand so that any other `\x` stays literal as before.
+std::string expand(std::string_view repl, const Groups *groups, int groupCount) {
     std::string out;
     out.reserve(repl.size() + 16);
     for (size_t i = 0; i < repl.size(); ++i) {
@@ -69,8 +75,9 @@ std::string expand(std::string_view repl, const std::cmatch* m) {
         if (c == '\\' && i + 1 < repl.size()) {
             char n = repl[i + 1];
             if (n >= '0' && n <= '9') {
-                size_t g = static_cast<size_t>(n - '0');
-                if (m && g < m->size() && (*m)[g].matched) out.append((*m)[g].first, (*m)[g].second);
+                int g = n - '0';
+                if (groups && g < groupCount && (*groups)[g].data())
+                    out.append((*groups)[g].data(), (*groups)[g].size());
                 ++i;
                 continue;
             }
@@ -85,10 +92,29 @@ std::string expand(std::string_view repl, const std::cmatch* m) {
     return out;
 }
 
+// True when the scans below understand every construct of `re`: escapes of a letter or digit only as the
+// one-character classes and assertions \d \D \w \W \s \S \b \B \A \z, and no inline flags `(?i)`.
+// Anything else (\x41, \pN, \Q...\E, (?i)) could make a plain-looking letter mean something else.
+bool simpleSyntax(const std::string &re) {
+    for (size_t i = 0; i + 1 < re.size(); ++i) {
+        if (re[i] == '\\') {
+            char n = re[i + 1];
+            if (std::isalnum(static_cast<unsigned char>(n)) && !std::strchr("dDwWsSbBAz", n))
+                return false;
+            ++i;
+        } else if (re[i] == '(' && re[i + 1] == '?' && (i + 2 >= re.size() || re[i + 2] != ':')) {
+            return false;
+        }
+    }
+    return true;
+}
+
 // A literal the input must contain for a regex to match: the longest run of plain alphanumerics at
 // nesting depth 0 that is not made optional by a quantifier, only when the pattern has no top-level `|`.
 // Conservative: an empty result means "no prefilter".
 std::string requiredLiteral(const std::string& re) {
+    if (!simpleSyntax(re))
+        return {};
     int depth = 0;
     bool inClass = false;
     for (size_t i = 0; i < re.size(); ++i) {
@@ -179,7 +205,8 @@ int firstByteOf(const Rule& r) {
     case MatchOp::Regex: {
         // `^X` where X is a plain alphanumeric or an escaped punctuation character, not made optional,
         // and no top-level alternation (requiredLiteral's check).
-        if (e.size() < 2 || e[0] != '^') return -1;
+        if (e.size() < 2 || e[0] != '^' || !simpleSyntax(e))
+            return -1;
         int depth = 0;
         bool inClass = false;
         for (size_t i = 0; i < e.size(); ++i) {
@@ -242,16 +269,33 @@ std::string checkAttrs(const Attrs& attrs, bool cont, Action& action) {
     return {};
 }
 
-// Escape a feature code for a regex: `*` raw or %2A, `#` raw or %23 (SPEC §1).
+// Escape a feature code for a regex: `*` raw or %2A, `#` raw or %23 (RFC 3261 §19.1.2: both may arrive
+// escaped in a user part).
 std::string codeRegex(const std::string& code) {
     std::string out;
     for (char c : code) {
         if (c == '*') out += R"((?:\*|%2[Aa]))";
         else if (c == '#') out += "(?:#|%23)";
-        else if (std::isalnum(static_cast<unsigned char>(c))) out.push_back(c);
-        else { out.push_back('\\'); out.push_back(c); }
+        else
+            out += RE2::QuoteMeta(re2::StringPiece(&c, 1));
     }
     return out;
+}
+
+// Compile a rule's regex. Latin-1 keeps std::regex's byte-for-byte semantics (a dial string may hold any
+// byte); RE2 has no back-references or look-around inside a pattern, and says so by name.
+std::shared_ptr<const re2::RE2> compileRegex(const std::string &pattern, std::string &error) {
+    RE2::Options o;
+    o.set_encoding(RE2::Options::EncodingLatin1);
+    o.set_log_errors(false);
+    o.set_max_mem(1 << 20); // per expression: bounds the DFA cache a hostile input can grow
+    auto re = std::make_shared<const re2::RE2>(pattern, o);
+    if (re->ok())
+        return re;
+    error = re->error();
+    if (re->error_code() == RE2::ErrorBadPerlOp || re->error_code() == RE2::ErrorBadEscape)
+        error += " (RE2 syntax: no back-references or look-around inside a pattern, see docs/engine.md)";
+    return nullptr;
 }
 
 } // namespace
@@ -286,14 +330,14 @@ std::shared_ptr<const CompiledRule> compileRule(const Rule& r, std::string& erro
     case MatchOp::Exact:
         c->required = r.matchExp;
         break;
-    case MatchOp::Regex:
-        try {
-            c->match = std::regex(r.matchExp, std::regex::ECMAScript | std::regex::optimize);
-        } catch (const std::regex_error& e) {
-            return fail(fmt::format("bad regex in match_exp '{}': {}", r.matchExp, e.what()));
-        }
+    case MatchOp::Regex: {
+        std::string why;
+        c->match = compileRegex(r.matchExp, why);
+        if (!c->match)
+            return fail(fmt::format("bad regex in match_exp '{}': {}", r.matchExp, why));
         c->required = requiredLiteral(r.matchExp);
         break;
+    }
     case MatchOp::Glob:
         c->required = globPrefix(r.matchExp);
         break;
@@ -303,13 +347,12 @@ std::shared_ptr<const CompiledRule> compileRule(const Rule& r, std::string& erro
     c->firstByte = firstByteOf(r);
     int groups = 0;
     if (!r.substExp.empty()) {
-        try {
-            c->subst = std::regex(r.substExp, std::regex::ECMAScript | std::regex::optimize);
-        } catch (const std::regex_error& e) {
-            return fail(fmt::format("bad regex in subst_exp '{}': {}", r.substExp, e.what()));
-        }
+        std::string why;
+        c->subst = compileRegex(r.substExp, why);
+        if (!c->subst)
+            return fail(fmt::format("bad regex in subst_exp '{}': {}", r.substExp, why));
         c->hasSubst = true;
-        groups = static_cast<int>(c->subst.mark_count());
+        groups = c->subst->NumberOfCapturingGroups();
     }
     std::string e = parseAttrs(r.attrs, c->attrs);
     if (!e.empty()) return fail(e);
@@ -422,19 +465,14 @@ std::shared_ptr<const RuleSet> buildRuleSet(const std::vector<Rule>& stored, con
 void evaluate(const DomainPlan& plan, const std::string& caller, const std::string& dial, Classification& out,
               std::vector<RuleTrace>* trace) {
     (void)caller; // reserved for caller-dependent rules (e.g. per-caller attrs); the caller is resolved later
-    // Dial strings come from the network. libstdc++'s regex matcher recurses per character, so an
-    // over-long Request-URI user part is never handed to it: no rule applies (normal routing).
-    if (dial.size() > kMaxDialLength) {
+    // Dial strings come from the network. RE2 is linear in the input, but the work still is bounded: an
+    // over-long Request-URI user part, or one holding a NUL byte (never valid in a SIP URI, RFC 3261
+    // §25.1), matches no rule (normal routing).
+    if (dial.size() > kMaxDialLength || dial.find('\0') != std::string::npos) {
         out.output = dial;
         return;
     }
-    try {
-        evaluateRules(plan, dial, out, trace);
-    } catch (const std::regex_error&) {
-        // error_complexity / error_stack on a pathological input: treat as "no rule applies".
-        out = Classification{};
-        out.output = dial;
-    }
+    evaluateRules(plan, dial, out, trace);
 }
 
 void evaluateRules(const DomainPlan& plan, const std::string& dial, Classification& out,
@@ -442,7 +480,8 @@ void evaluateRules(const DomainPlan& plan, const std::string& dial, Classificati
     std::string input = dial;
     const size_t origLen = dial.size();
     bool any = false;
-    std::cmatch m;
+    Groups m;
+    int groupCount = 0;
     // Kamailio: rules whose match_len equals the input length first, then the match_len = 0 rules.
     // Fast path: only the rules that can match the input's first byte (same relative order).
     const std::vector<std::uint32_t>* candidates = nullptr;
@@ -471,7 +510,9 @@ void evaluateRules(const DomainPlan& plan, const std::string& dial, Classificati
             } else {
                 switch (r.matchOp) {
                 case MatchOp::Exact: hit = input == r.matchExp; break;
-                case MatchOp::Regex: hit = std::regex_search(input.c_str(), cr->match); break;
+                case MatchOp::Regex:
+                    hit = RE2::PartialMatch(input, *cr->match);
+                    break;
                 case MatchOp::Glob: hit = fnmatch(r.matchExp.c_str(), input.c_str(), 0) == 0; break;
                 }
             }
@@ -488,8 +529,10 @@ void evaluateRules(const DomainPlan& plan, const std::string& dial, Classificati
             std::string output;
             bool haveMatch = false;
             if (cr->hasSubst) {
-                haveMatch = std::regex_match(input.c_str(), m, cr->subst);
-                if (haveMatch) output = r.replExp.empty() ? input : expand(r.replExp, &m);
+                groupCount = std::min(kMaxGroups, 1 + cr->subst->NumberOfCapturingGroups());
+                haveMatch = cr->subst->Match(input, 0, input.size(), RE2::ANCHOR_BOTH, m, groupCount);
+                if (haveMatch)
+                    output = r.replExp.empty() ? input : expand(r.replExp, &m, groupCount);
                 if (!haveMatch || output.size() > kMaxOutputLength) {
                     if (trace) {
                         RuleTrace t;
@@ -510,8 +553,9 @@ void evaluateRules(const DomainPlan& plan, const std::string& dial, Classificati
             out.matched.push_back(r.id);
             out.ruleId = r.id;
             for (const auto& [k, v] : cr->attrs) {
-                std::string val = haveMatch ? expand(v, &m) : v;
-                auto it = std::find_if(out.attrs.begin(), out.attrs.end(), [&](const auto& a) { return a.first == k; });
+                std::string val = haveMatch ? expand(v, &m, groupCount) : v;
+                auto it =
+                    std::find_if(out.attrs.begin(), out.attrs.end(), [&k = k](const auto &a) { return a.first == k; });
                 if (it != out.attrs.end()) it->second = std::move(val);
                 else out.attrs.emplace_back(k, std::move(val));
             }
@@ -623,6 +667,27 @@ Target watchTarget(const Classification& c, std::string domain, std::string call
         t.name = c.extension.empty() ? std::move(caller) : c.extension;
     }
     return t;
+}
+
+// ---- RuleMatcher -----------------------------------------------------------------------------------
+
+RuleMatcher::RuleMatcher() = default;
+
+RuleMatcher RuleMatcher::compile(const std::vector<Rule> &rules, const std::vector<DomainSettings> &domains,
+                                 std::vector<RuleError> &errors) {
+    RuleMatcher m;
+    m.set_ = buildRuleSet(rules, domains, errors);
+    return m;
+}
+
+Classification RuleMatcher::classify(const std::string &domain, const std::string &caller, const std::string &dial,
+                                     std::vector<RuleTrace> *trace) const {
+    Classification c;
+    if (set_)
+        evaluate(set_->planFor(domain), caller, dial, c, trace);
+    else
+        c.output = dial;
+    return c;
 }
 
 // ---- Rules file ------------------------------------------------------------------------------------

@@ -296,7 +296,9 @@ TEST_CASE("hostile dial strings: very long or odd bytes never crash and match no
     CHECK(e->classify("a.example", "100", "*68" + std::string(5000, '1')).action == Action::None);
     CHECK(e->classify("a.example", "100", "*68" + std::string(127, '1')).extension.size() == 127);
     CHECK(e->classify("a.example", "100", "*68" + std::string(128, '1')).action == Action::None); // never truncated
-    CHECK(e->classify("a.example", "100", std::string("*68\0\xff", 5)).action == Action::Park);
+    // A NUL byte is never part of a SIP URI: such a dial string matches no rule (regex, glob or exact).
+    CHECK(e->classify("a.example", "100", std::string("*68\0\xff", 5)).action == Action::None);
+    CHECK(e->classify("a.example", "100", "*68\xff\xfe").extension == "\xff\xfe"); // any other byte is data
     CHECK(e->classify("a.example", "100", "").action == Action::None);
     CHECK(e->classify("", "", "*88").action == Action::Retrieve);
 }
@@ -362,4 +364,85 @@ TEST_CASE("explain a group park: the member hunting would pick, or the error it 
     CHECK(full.wouldFail == ErrorCode::GroupFull);
     CHECK(e->explain("a.example", "999", "*58").wouldFail == ErrorCode::NoGroup);
     CHECK(e->list({}).size() == 2);
+}
+
+TEST_CASE("regex rules run in linear time: ^(a+)+$ with a long dial string answers at once") {
+    // A backtracking matcher (std::regex) takes 2^n steps here: hours at n = 60, far past any test timeout.
+    FakeClock clock;
+    auto e = memEngine(clock);
+    REQUIRE(e->replaceRules({rule(1, 1, MatchOp::Regex, "^(a+)+$", "action=route"),
+                             rule(2, 2, MatchOp::Regex, "^b", "action=route", 0, "^(a|aa)+$|^b(.*)$", "\\2")})
+                .empty());
+    std::string evil = std::string(60, 'a') + "!";
+    CHECK(e->classify("a.example", "100", evil).action == Action::None);
+    CHECK(e->explain("a.example", "100", evil).result.action == Action::None);
+    CHECK(e->classify("a.example", "100", std::string(255, 'a')).ruleId == 1);
+    auto sub = e->classify("a.example", "100", "b" + std::string(60, 'a') + "!");
+    CHECK(sub.ruleId == 2);
+    CHECK(sub.output == std::string(60, 'a') + "!");
+}
+
+TEST_CASE("RE2 syntax: back-references and look-around in a pattern are refused naming the rule") {
+    FakeClock clock;
+    auto e = memEngine(clock);
+    auto errs = e->checkRules({rule(21, 1, MatchOp::Regex, "^(7)\\1$", "action=route")});
+    REQUIRE(errs.size() == 1);
+    CHECK(errs[0].ruleId == 21);
+    CHECK_THAT(errs[0].message, Catch::Contains("rule 21") && Catch::Contains("match_exp") &&
+                                    Catch::Contains("back-references or look-around"));
+    errs = e->checkRules({rule(22, 1, MatchOp::Regex, "^7", "action=route", 0, "^(?=7)(.*)$", "\\1")});
+    REQUIRE(errs.size() == 1);
+    CHECK_THAT(errs[0].message, Catch::Contains("rule 22") && Catch::Contains("subst_exp"));
+    // The same from a rules file names the line.
+    std::vector<RuleError> fileErrs;
+    parseRulesText("# x\n5\t\t0\t1\tregex\t^(?<=a)7\t0\t\t\taction=route\n", "rules.tsv", fileErrs);
+    REQUIRE(fileErrs.size() == 1);
+    CHECK_THAT(fileErrs[0].message, Catch::StartsWith("rules.tsv:2: rule 5: bad regex in match_exp"));
+}
+
+TEST_CASE("RE2 syntax the prefilters do not understand never hides a match") {
+    // (?i), \x41 and \Q..\E make plain-looking letters mean something else: no literal or first-byte filter.
+    FakeClock clock;
+    auto e = memEngine(clock);
+    REQUIRE(e->replaceRules({rule(1, 1, MatchOp::Regex, "(?i)^park7$", "action=route;route=ci"),
+                             rule(2, 2, MatchOp::Regex, "^\\x378$", "action=route;route=hex"),
+                             rule(3, 3, MatchOp::Regex, "^\\Q*9\\E1$", "action=route;route=quoted"),
+                             rule(4, 4, MatchOp::Regex, "^5.$", "action=route;route=byte")})
+                .empty());
+    CHECK(e->classify("a.example", "100", "PARK7").route == "ci");
+    CHECK(e->classify("a.example", "100", "78").route == "hex");
+    CHECK(e->classify("a.example", "100", "*91").route == "quoted");
+    CHECK(e->classify("a.example", "100", "5\xff").route == "byte"); // bytes, not UTF-8 characters
+}
+
+TEST_CASE("RuleMatcher: the parser and matcher without an engine or SQLite") {
+    std::vector<RuleError> errs;
+    auto rules = parseRulesText("1\t\t0\t10\texact\t700\t0\t\t\taction=park;lot=main\n"
+                                "2\t\t0\t20\tregex\t^7(0[1-9])$\t3\t^7(0[1-9])$\t\\1\taction=retrieve;lot=main\n",
+                                "rules.tsv", errs);
+    REQUIRE(errs.empty());
+    DomainSettings d;
+    d.name = "a.example";
+    d.parkCode = "#70";
+    RuleMatcher m = RuleMatcher::compile(rules, {d}, errs);
+    REQUIRE(errs.empty());
+    REQUIRE_FALSE(m.empty());
+    CHECK(m.classify("a.example", "100", "700").action == Action::Park);
+    auto r = m.classify("a.example", "100", "705");
+    CHECK(r.action == Action::Retrieve);
+    CHECK(r.slot == 5);
+    CHECK(m.classify("a.example", "100", "#70103").extension == "103"); // the domain's own defaults
+    CHECK(m.classify("other.example", "100", "*68103").extension == "103");
+    std::vector<RuleTrace> trace;
+    m.classify("a.example", "100", "799", &trace);
+    CHECK_FALSE(trace.empty());
+    // A bad rule: empty matcher, the error names it.
+    Rule bad = rules[0];
+    bad.id = 9;
+    bad.attrs = "action=fly";
+    RuleMatcher none = RuleMatcher::compile({bad}, {}, errs);
+    CHECK(none.empty());
+    REQUIRE(errs.size() == 1);
+    CHECK_THAT(errs[0].message, Catch::Contains("rule 9"));
+    CHECK(none.classify("a.example", "100", "700").action == Action::None);
 }

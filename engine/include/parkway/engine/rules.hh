@@ -6,15 +6,17 @@
 //  * Rules with match_len > 0 only apply when the dial string has exactly that length; the group whose
 //    length equals the input is tried first, then the match_len = 0 rules. Inside a group lower `pr`
 //    first, ties by lower id.
-//  * match_op 0 = exact (bytes equal), 1 = regex (std::regex ECMAScript, compiled once at load),
-//    2 = glob (POSIX fnmatch(3), flags 0).
+//  * match_op 0 = exact (bytes equal), 1 = regex (RE2 syntax, bytes as Latin-1, compiled once at load;
+//    linear time in the input, so no back-references or look-around inside a pattern: such a rule is
+//    refused at load, naming it), 2 = glob (POSIX fnmatch(3), flags 0).
 //  * The first match wins — unless it has `continue`: then its attrs are remembered (later rules' attrs
 //    override key by key) and matching goes on with the *translated* string; the last match decides.
 //  * Translation: when `subst_exp` is set it must also match (regex, whole string); the output is
 //    `repl_exp` with \0..\9 expanded (text outside the groups is not carried over). Without `subst_exp`
 //    `repl_exp` is copied verbatim; with both empty the output is the input. A back-reference beyond the
 //    group count is a load-time error. An output over 127 characters fails the translation (Kamailio).
-//  * Dial strings longer than 256 characters match no rule (they come from the network; normal routing).
+//  * Dial strings longer than 256 characters, or holding a NUL byte, match no rule (they come from the
+//    network; normal routing).
 //  * attrs: `key=value;key=value`. Known keys:
 //      action=park|group_park|retrieve|watch|route|reject   (required)
 //      ext=<extension>  target extension (default: the translated output; empty output = own extension)
@@ -33,6 +35,7 @@
 #include "parkway/engine/types.hh"
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -121,6 +124,30 @@ struct RuleTrace {
     bool matched = false;
     bool substFailed = false;   // match_exp matched but subst_exp did not (Kamailio: translation fails)
     std::string output;
+};
+
+struct RuleSet; // compiled rules (internal)
+
+// The dialplan parser's output compiled and matched on its own, without an Engine or SQLite — for tools,
+// tests and fuzz targets (Engine::classify runs the same code). Immutable once compiled; thread-safe.
+//   std::vector<RuleError> errs;
+//   auto rules = parseRulesText(text, "fuzz", errs);           // the parser (compiles each rule too)
+//   auto m = RuleMatcher::compile(rules, {}, errs);            // every domain gets the default rules
+//   Classification c = m.classify("example.com", "100", dial); // the matcher
+class RuleMatcher {
+public:
+    RuleMatcher(); // empty: classifies nothing
+    // Compile `rules` for `domains` plus the generated defaults of each (and of any other domain). On any
+    // error the result is empty and `errors` names each bad rule.
+    static RuleMatcher compile(const std::vector<Rule> &rules, const std::vector<DomainSettings> &domains,
+                               std::vector<RuleError> &errors);
+    bool empty() const { return !set_; }
+    // classify() as the Engine does it; with `trace`, every rule tried (explain's trace).
+    Classification classify(const std::string &domain, const std::string &caller, const std::string &dial,
+                            std::vector<RuleTrace> *trace = nullptr) const;
+
+private:
+    std::shared_ptr<const RuleSet> set_;
 };
 
 // explain(): what a dial string would do, changing nothing.

@@ -5,6 +5,9 @@
 
 #include <fmt/format.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 #include <cstdlib>
 #include <functional>
 #include <set>
@@ -125,6 +128,16 @@ const KeyDoc kKeys[] = {
     {"admin", "token", R"("change-me")", "bearer token for the admin API"},
     {"admin", "require_token", "true", "false is allowed only on a loopback listen address"},
     {"admin", "metrics_require_token", "true", "false lets Prometheus scrape /metrics without the bearer token"},
+    {"admin", "max_connections", "64",
+     "open admin connections at most (event streams included); more are answered 503"},
+    {"admin", "max_body_bytes", "1048576",
+     "largest request body (Content-Length); a larger one is answered 413 before it is read"},
+    {"admin", "max_json_depth", "32", "deepest nesting of arrays/objects in a request body; deeper is answered 400"},
+    {"admin", "max_header_bytes", "8192", "largest request line + headers; larger is answered 431"},
+    {"admin", "header_timeout_ms", "10000",
+     "a request's line and headers must arrive within this from its first byte, else the connection is closed"},
+    {"admin", "idle_timeout_ms", "60000",
+     "a connection that owes us a request (or its body) is closed after this; event streams are exempt"},
     {"modules", "load", R"(["registrar", "router"])",
      "modules in call order: a name (looked up in module_dir as <name>.so) or a path to a .so"},
 };
@@ -210,6 +223,17 @@ void readLimits(const Ctx &c, const toml::table &t, AppConfig &cfg) {
         core.resolvConf = getString(c, *v, "proxy.dns_resolv_conf");
         if (!core.resolvConf.empty() && core.resolvConf[0] != '/') core.resolvConf = dirOf(c.file) + "/" + core.resolvConf;
     }
+}
+
+// admin.listen's host is 127.0.0.0/8, ::1 or localhost.
+bool isLoopbackListen(const std::string &listen) {
+    std::string host = listen.substr(0, listen.rfind(':'));
+    if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+    if (host == "localhost") return true;
+    in_addr a4{};
+    if (inet_pton(AF_INET, host.c_str(), &a4) == 1) return (ntohl(a4.s_addr) >> 24) == 127;
+    in6_addr a6{};
+    return inet_pton(AF_INET6, host.c_str(), &a6) == 1 && IN6_IS_ADDR_LOOPBACK(&a6);
 }
 
 } // namespace
@@ -331,15 +355,30 @@ AppConfig loadConfig(const std::string &path) {
         if (auto *v = t.get("require_token")) cfg.admin.requireToken = getBool(c, *v, "admin.require_token");
         if (auto *v = t.get("metrics_require_token"))
             cfg.admin.metricsRequireToken = getBool(c, *v, "admin.metrics_require_token");
+        if (auto *v = t.get("max_connections"))
+            cfg.admin.maxConnections = getUint(c, *v, "admin.max_connections", 1, 10000);
+        if (auto *v = t.get("max_body_bytes"))
+            cfg.admin.maxBodyBytes = getUint(c, *v, "admin.max_body_bytes", 1024, 256 << 20);
+        if (auto *v = t.get("max_json_depth")) cfg.admin.maxJsonDepth = getUint(c, *v, "admin.max_json_depth", 1, 1000);
+        if (auto *v = t.get("max_header_bytes"))
+            cfg.admin.maxHeaderBytes = getUint(c, *v, "admin.max_header_bytes", 256, 1 << 20);
+        if (auto *v = t.get("header_timeout_ms"))
+            cfg.admin.headerTimeoutMs = getUint(c, *v, "admin.header_timeout_ms", 100, 3600000);
+        if (auto *v = t.get("idle_timeout_ms"))
+            cfg.admin.idleTimeoutMs = getUint(c, *v, "admin.idle_timeout_ms", 100, 86400000);
         if (cfg.adminEnabled && cfg.admin.requireToken && cfg.admin.token.empty())
             fail(c, *n, "admin.token", "must be set when admin.require_token is true");
-        if (cfg.adminEnabled && !cfg.admin.requireToken) {
-            const std::string &l = cfg.admin.listen;
-            bool loopback = l.rfind("127.", 0) == 0 || l.rfind("localhost:", 0) == 0 || l.rfind("[::1]:", 0) == 0;
-            if (!loopback)
-                fail(c, *t.get("require_token"), "admin.require_token",
-                     "may be false only when admin.listen is a loopback address");
-        }
+        bool loopback = isLoopbackListen(cfg.admin.listen);
+        if (cfg.adminEnabled && !cfg.admin.requireToken && !loopback)
+            fail(c, *t.get("require_token"), "admin.require_token",
+                 "may be false only when admin.listen is a loopback address");
+        // A short token can be guessed by whoever reaches the port: off the loopback it must be long.
+        if (cfg.adminEnabled && cfg.admin.requireToken && !loopback &&
+            cfg.admin.token.size() < kMinRemoteTokenLength)
+            fail(c, *t.get("token"), "admin.token",
+                 fmt::format("has {} characters; at least {} are needed when admin.listen ('{}') is not a loopback "
+                             "address",
+                             cfg.admin.token.size(), kMinRemoteTokenLength, cfg.admin.listen));
     }
     cfg.admin.enabled = cfg.adminEnabled;
 

@@ -4,6 +4,8 @@
 
 #include <toml++/toml.h>
 
+#include <algorithm>
+
 namespace parkway::callpark {
 
 namespace {
@@ -12,13 +14,54 @@ struct ProvisionError {
     std::string message;
 };
 
+// The keys the reader below asked each table for, in asking order. Any other key in the file is a typo
+// (`recal_time = 5` would otherwise leave the default in force) and an error naming it with file:line:col.
+// Because every read goes through get()/child(), a key the reader learns is known here at once.
+// Set for the duration of one loadProvisionFile() (the SIP thread).
+struct AskedKeys {
+    std::map<const toml::table *, std::vector<std::string>> byTable;
+};
+thread_local AskedKeys *tAsked = nullptr;
+
+void noteAsked(const toml::table &t, const char *key) {
+    if (!tAsked)
+        return;
+    auto &keys = tAsked->byTable[&t];
+    if (std::find(keys.begin(), keys.end(), key) == keys.end())
+        keys.emplace_back(key);
+}
+
+const toml::node *child(const toml::table &t, const char *key) {
+    noteAsked(t, key);
+    return t.get(key);
+}
+
+// `path` names the table for the message the way the main config does ("domain.group.membrs").
+void rejectUnknownKeys(const toml::table &t, const std::string &file, const std::string &path) {
+    const std::vector<std::string> &known = tAsked->byTable[&t];
+    for (const auto &[k, v] : t) {
+        (void)v;
+        if (std::find(known.begin(), known.end(), k.str()) != known.end())
+            continue;
+        std::string names;
+        for (const auto &n : known)
+            names += (names.empty() ? "" : ", ") + n;
+        std::string key = path.empty() ? std::string(k.str()) : fmt::format("{}.{}", path, k.str());
+        const auto &s = k.source();
+        if (s.begin.line == 0)
+            throw ProvisionError{fmt::format("{}: {}: unknown key (known: {})", file, key, names)};
+        throw ProvisionError{
+            fmt::format("{}:{}:{}: {}: unknown key (known: {})", file, s.begin.line, s.begin.column, key, names)};
+    }
+}
+
 std::string where(const std::string &file, const toml::node &n) {
     auto src = n.source();
     return fmt::format("{}:{}", file, src.begin.line);
 }
 
 template <typename T> std::optional<T> get(const toml::table &t, const char *key, const std::string &file) {
-    const toml::node *n = t.get(key);
+    const toml::node *n = child(t, key);
     if (!n) return std::nullopt;
     if (auto v = n->value<T>()) return *v;
     throw ProvisionError{fmt::format("{}: '{}' has the wrong type", where(file, *n), key)};
@@ -47,17 +90,31 @@ void readOverrides(const toml::table &t, const std::string &file, eng::RecallOve
     }
 }
 
+// An array-valued key ([[domain]], extensions, members): nullptr when absent, an error when not an array.
+const toml::array *arrayOf(const toml::table &t, const char *key, const std::string &file, const char *what) {
+    const toml::node *n = child(t, key);
+    if (!n)
+        return nullptr;
+    if (const toml::array *a = n->as_array())
+        return a;
+    throw ProvisionError{fmt::format("{}: '{}' must be {}", where(file, *n), key, what)};
+}
+
 } // namespace
 
 bool CallPark::loadProvisionFile(const std::string &path, std::string *err) {
+    AskedKeys asked;
+    tAsked = &asked;
+    struct Reset {
+        ~Reset() { tAsked = nullptr; }
+    } reset;
     std::vector<eng::DomainSettings> domains;
     std::vector<eng::Extension> exts;
     std::vector<eng::Group> groups;
     std::vector<eng::Lot> lots;
     try {
         toml::table root = toml::parse_file(path);
-        const toml::array *arr = root["domain"].as_array();
-        if (!arr && root.get("domain")) throw ProvisionError{fmt::format("{}: 'domain' must be an array of tables ([[domain]])", path)};
+        const toml::array *arr = arrayOf(root, "domain", path, "an array of tables ([[domain]])");
         if (arr) {
             for (const toml::node &dn : *arr) {
                 const toml::table *dt = dn.as_table();
@@ -79,14 +136,14 @@ bool CallPark::loadProvisionFile(const std::string &path, std::string *err) {
                 if (std::string v = eng::validate(d); !v.empty())
                     throw ProvisionError{fmt::format("{}: domain {}: {}", where(path, dn), *name, v)};
                 domains.push_back(d);
-                if (const toml::array *ea = (*dt)["extensions"].as_array()) {
+                if (const toml::array *ea = arrayOf(*dt, "extensions", path, "an array of strings")) {
                     for (const toml::node &e : *ea) {
                         auto s = e.value<std::string>();
                         if (!s) throw ProvisionError{fmt::format("{}: extensions must be strings", where(path, e))};
                         exts.push_back(eng::Extension{*name, *s, ""});
                     }
                 }
-                if (const toml::array *ga = (*dt)["group"].as_array()) {
+                if (const toml::array *ga = arrayOf(*dt, "group", path, "an array of tables ([[domain.group]])")) {
                     for (const toml::node &gn : *ga) {
                         const toml::table *gt = gn.as_table();
                         if (!gt) throw ProvisionError{fmt::format("{}: [[domain.group]] must be a table", where(path, gn))};
@@ -95,7 +152,7 @@ bool CallPark::loadProvisionFile(const std::string &path, std::string *err) {
                         auto gname = get<std::string>(*gt, "name", path);
                         if (!gname) throw ProvisionError{fmt::format("{}: group needs a name", where(path, gn))};
                         g.name = *gname;
-                        if (const toml::array *ma = (*gt)["members"].as_array()) {
+                        if (const toml::array *ma = arrayOf(*gt, "members", path, "an array of strings")) {
                             for (const toml::node &mn : *ma) {
                                 auto s = mn.value<std::string>();
                                 if (!s) throw ProvisionError{fmt::format("{}: group members must be strings", where(path, mn))};
@@ -106,10 +163,11 @@ bool CallPark::loadProvisionFile(const std::string &path, std::string *err) {
                         readOverrides(*gt, path, g.settings);
                         if (std::string v = eng::validate(g.settings); !v.empty())
                             throw ProvisionError{fmt::format("{}: group {}: {}", where(path, gn), g.name, v)};
+                        rejectUnknownKeys(*gt, path, "domain.group");
                         groups.push_back(g);
                     }
                 }
-                if (const toml::array *la = (*dt)["lot"].as_array()) {
+                if (const toml::array *la = arrayOf(*dt, "lot", path, "an array of tables ([[domain.lot]])")) {
                     for (const toml::node &ln : *la) {
                         const toml::table *lt = ln.as_table();
                         if (!lt) throw ProvisionError{fmt::format("{}: [[domain.lot]] must be a table", where(path, ln))};
@@ -129,11 +187,14 @@ bool CallPark::loadProvisionFile(const std::string &path, std::string *err) {
                             l.choice = *ch;
                         }
                         readOverrides(*lt, path, l.settings);
+                        rejectUnknownKeys(*lt, path, "domain.lot");
                         lots.push_back(l);
                     }
                 }
+                rejectUnknownKeys(*dt, path, "domain");
             }
         }
+        rejectUnknownKeys(root, path, "");
     } catch (const toml::parse_error &e) {
         if (err)
             *err = fmt::format("callpark: provision_file {}:{}:{}: {}", path, e.source().begin.line, e.source().begin.column,

@@ -1,6 +1,7 @@
 // Internal state of the SIP core (Proxy::Impl) and the opaque ABI handles. Not a public contract:
 // only proxy/core/*.cc and the in-process tests include it.
 #pragma once
+#include "dns_stub.hh"
 #include "proxy.hh"
 #include "rate_limiter.hh"
 #include "socket_guard.hh"
@@ -202,6 +203,7 @@ struct Proxy::Impl {
     AddressSet trusted;
     RateLimiter limiter;
     std::unique_ptr<SocketGuard> sockets;
+    std::unique_ptr<DnsStub> dns; // the only name server sofia-sip's resolver sees
     std::unique_ptr<sofia::Timer> housekeeping; // once a second: socket deadlines, limiter sweep
     uint32_t dnsPending = 0;                    // branches to a host name that have no answer yet
     int64_t lastLimitLogMs = 0;

@@ -344,3 +344,63 @@ TEST_CASE("Over the transaction cap a new request gets 503 with Retry-After; in-
     REQUIRE(env.runUntil([&] { return m4.finalStatus != 0; }));
     CHECK(m4.finalStatus == 200);
 }
+
+namespace {
+
+std::string writeResolvConf(const std::string &content) {
+    char name[] = "/tmp/parkway-test-resolv-XXXXXX";
+    int fd = mkstemp(name);
+    REQUIRE(fd >= 0);
+    REQUIRE(::write(fd, content.data(), content.size()) == static_cast<ssize_t>(content.size()));
+    ::close(fd);
+    return name;
+}
+
+} // namespace
+
+TEST_CASE("A name server that cannot even be connected to gives 503, and the SIP thread keeps serving",
+          "[hardening][dns]") {
+    // sofia-sip's resolver spun for ever on the SIP thread when connect() to its server failed (here: EACCES).
+    auto cfg = SipTestEnv::defaultConfig();
+    cfg.resolvConf = writeResolvConf("nameserver 255.255.255.255\n");
+    SipTestEnv env(cfg);
+    env.start();
+    auto a = env.makeUa("alice");
+    auto &c = a->send("OPTIONS", "sip:x@unreachable-dns.example.com");
+    REQUIRE(env.runUntil([&] { return c.finalStatus != 0; }, 10000));
+    CHECK(c.finalStatus == 503);
+    auto &d = a->send("OPTIONS", env.proxyUri());
+    REQUIRE(env.runUntil([&] { return d.finalStatus != 0; }));
+    CHECK(d.finalStatus == 200);
+    ::unlink(cfg.resolvConf.c_str());
+}
+
+TEST_CASE("A silent name server: lookups end in bounded time, and requests waiting on DNS are capped",
+          "[hardening][dns]") {
+    RawUdp silentDns; // reads queries, never answers
+    auto cfg = SipTestEnv::defaultConfig();
+    cfg.resolvConf = writeResolvConf("nameserver 127.0.0.1\nport " + std::to_string(silentDns.port()) + "\n");
+    cfg.dnsTimeoutS = 1;
+    cfg.dnsAttempts = 1;
+    cfg.maxDnsPending = 2;
+    cfg.retryAfterS = 3;
+    SipTestEnv env(cfg);
+    env.start();
+    auto a = env.makeUa("alice");
+    auto &c1 = a->send("OPTIONS", "sip:x@one.example.com");
+    auto &c2 = a->send("OPTIONS", "sip:x@two.example.com");
+    auto &c3 = a->send("OPTIONS", "sip:x@three.example.com");
+    REQUIRE(env.runUntil([&] { return c3.finalStatus != 0; }, 1000)); // over the cap: at once
+    CHECK(c3.finalStatus == 503);
+    CHECK(c3.responses.back().header("Retry-After") == "3");
+    auto &d = a->send("OPTIONS", env.proxyUri()); // no name to resolve: served meanwhile
+    REQUIRE(env.runUntil([&] { return d.finalStatus != 0; }, 1000));
+    CHECK(d.finalStatus == 200);
+    CHECK(c1.finalStatus == 0);
+    REQUIRE(env.runUntil([&] { return c1.finalStatus != 0 && c2.finalStatus != 0; }, 15000));
+    CHECK(c1.finalStatus == 503);
+    CHECK(c2.finalStatus == 503);
+    silentDns.poll();
+    CHECK(!silentDns.received.empty()); // the stub did ask the configured server
+    ::unlink(cfg.resolvConf.c_str());
+}

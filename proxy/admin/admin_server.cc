@@ -572,10 +572,13 @@ struct AdminServer::Impl {
             return nullptr;
         }
         c->opened = c->idleSince = Clock::now();
-        c->overCap = self->liveConnections() >= self->cfg.maxConnections;
+        size_t live = self->liveConnections();
+        c->overCap = live >= self->cfg.maxConnections;
         bufferevent_incref(bev);
+        // Counted by hand: evhttp sets its callbacks (what alive() looks at) only once we return.
+        self->connectionCount = live + (c->overCap ? 0 : 1);
+        self->metrics.gaugeSet("parkway_admin_connections", "", static_cast<double>(self->connectionCount.load()));
         self->conns.emplace(bev, std::move(c));
-        self->updateConnectionGauge();
         return bev;
     }
     // Our part of a connection evhttp has freed (or is freeing).
@@ -811,6 +814,7 @@ struct AdminServer::Impl {
         }
         expireConnections(now);
         releaseDead(); // connections evhttp freed without a close callback (none of their requests reached us)
+        updateConnectionGauge();
     }
 
     // ---- HTTP entry ----

@@ -14,9 +14,9 @@
 #include <sofia-sip/su.h>
 #include <sofia-sip/su_wait.h>
 
+#include <arpa/inet.h>
 #include <array>
 #include <atomic>
-#include <utility>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
@@ -25,9 +25,14 @@
 #include <future>
 #include <memory>
 #include <mutex>
+#include <netinet/in.h>
+#include <poll.h>
 #include <string>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <thread>
+#include <unistd.h>
+#include <utility>
 
 using json = nlohmann::json;
 using namespace parkway::proxy;
@@ -699,4 +704,322 @@ TEST_CASE("admin: a body over the limit is refused with 413", "[admin]") {
     auto r = d.client().request("POST", "/api/rules", json{{"text", std::string(1000, 'x')}}.dump());
     CHECK(r.status == 413);
     CHECK(d.client().request("POST", "/api/rules", R"({"text":"ok"})").status == 200);
+}
+
+// ---------------------------------------------------------------- hardening (docs/limits.md "Admin API")
+
+namespace {
+
+// A raw TCP client: sends exactly the bytes given, so a test controls what the server has and has not got.
+struct RawConn {
+    int fd = -1;
+    explicit RawConn(uint16_t port) {
+        fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        REQUIRE(fd >= 0);
+        sockaddr_in a{};
+        a.sin_family = AF_INET;
+        a.sin_port = htons(port);
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        REQUIRE(connect(fd, reinterpret_cast<sockaddr *>(&a), sizeof a) == 0);
+    }
+    ~RawConn() { close(); }
+    void close() {
+        if (fd >= 0)
+            ::close(fd);
+        fd = -1;
+    }
+    bool send(const std::string &bytes) {
+        return ::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(bytes.size());
+    }
+    // What arrives until the server closes the connection (closed = true) or `ms` pass.
+    std::string read(int ms, bool *closed = nullptr) {
+        std::string out;
+        auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
+        if (closed)
+            *closed = false;
+        while (true) {
+            auto left = std::chrono::duration_cast<std::chrono::milliseconds>(end - std::chrono::steady_clock::now());
+            if (left.count() <= 0)
+                break;
+            pollfd p{fd, POLLIN, 0};
+            if (poll(&p, 1, static_cast<int>(left.count())) <= 0)
+                break;
+            char buf[4096];
+            ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+            if (n <= 0) {
+                if (closed)
+                    *closed = true;
+                break;
+            }
+            out.append(buf, static_cast<size_t>(n));
+        }
+        return out;
+    }
+};
+
+int statusOf(const std::string &raw) {
+    if (raw.rfind("HTTP/1.", 0) != 0 || raw.size() < 12)
+        return 0;
+    return std::atoi(raw.c_str() + 9);
+}
+std::string bodyOf(const std::string &raw) {
+    auto p = raw.find("\r\n\r\n");
+    return p == std::string::npos ? "" : raw.substr(p + 4);
+}
+json jsonOf(const std::string &raw) {
+    json v = json::parse(bodyOf(raw), nullptr, false);
+    INFO(raw);
+    REQUIRE_FALSE(v.is_discarded());
+    return v;
+}
+std::string nested(size_t depth, char open = '[') {
+    std::string s = "{\"a\":";
+    for (size_t i = 0; i < depth; ++i)
+        s += open == '[' ? "[" : "{\"a\":";
+    for (size_t i = 0; i < depth; ++i)
+        s += open == '[' ? "]" : "}";
+    return s + "}";
+}
+double refused(Daemon &d, const std::string &why) {
+    return d.metrics.value("parkway_admin_refused_total", Metrics::label("reason", why));
+}
+
+} // namespace
+
+TEST_CASE("admin: a 100,000-deep JSON body is a 400 and the server keeps serving", "[admin][limits]") {
+    Daemon d;
+    auto c = d.client();
+    for (char open : {'[', '{'}) {
+        auto r = c.request("POST", "/api/modules/callpark/rules.list", nested(100000, open));
+        CHECK(r.status == 400);
+        CHECK(body(r).at("error").get<std::string>().find("nested deeper than 32 levels") != std::string::npos);
+    }
+    // Unbalanced: never closed.
+    auto r = c.request("PUT", "/api/groups/d/sales", "{\"members\":" + std::string(100000, '['));
+    CHECK(r.status == 400);
+    // Brackets inside strings are text, not nesting.
+    r = c.request("POST", "/api/rules", json{{"text", std::string(1000, '[')}}.dump());
+    CHECK(r.status == 200);
+    // 32 levels are fine, 33 are not (admin.max_json_depth).
+    CHECK(c.request("POST", "/api/modules/callpark/rules.list", nested(31)).status == 200);
+    CHECK(c.request("POST", "/api/modules/callpark/rules.list", nested(32)).status == 400);
+    CHECK(refused(d, "json_too_deep") == 4);
+    CHECK(c.request("GET", "/api/stats").status == 200);
+}
+
+TEST_CASE("admin: a body over the limit is a JSON 413 before the body is read", "[admin][limits]") {
+    AdminConfig cfg = Daemon::defaultConfig();
+    cfg.maxBodyBytes = 1000;
+    Daemon d(cfg);
+    // The head alone announces 100 MB; no body byte is ever sent, yet the answer comes.
+    RawConn raw(d.admin->port());
+    REQUIRE(raw.send("POST /api/rules HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer s3cret\r\n"
+                     "Content-Type: application/json\r\nContent-Length: 100000000\r\n\r\n"));
+    bool closed = false;
+    std::string answer = raw.read(5000, &closed);
+    CHECK(statusOf(answer) == 413);
+    CHECK(answer.find("Content-Type: application/json") != std::string::npos);
+    CHECK(jsonOf(answer).at("error").get<std::string>().find("admin.max_body_bytes") != std::string::npos);
+    CHECK(closed);
+    // Through the client too (the body is sent; the answer is the same JSON).
+    auto r = d.client().request("POST", "/api/rules", json{{"text", std::string(2000, 'x')}}.dump());
+    CHECK(r.status == 413);
+    CHECK(body(r).at("error").get<std::string>().find("over the limit of 1000") != std::string::npos);
+    CHECK(refused(d, "body_too_large") == 2);
+    CHECK(d.client().request("POST", "/api/rules", R"({"text":"ok"})").status == 200);
+}
+
+TEST_CASE("admin: no token and a huge Content-Length is a 401 without the body being read", "[admin][limits]") {
+    Daemon d;
+    for (const char *auth : {"", "Authorization: Bearer wrong\r\n"}) {
+        RawConn raw(d.admin->port());
+        REQUIRE(raw.send(std::string("PUT /api/groups/d/sales HTTP/1.1\r\nHost: x\r\n") + auth +
+                         "Content-Length: 8388608\r\n\r\n"));
+        bool closed = false;
+        std::string answer = raw.read(5000, &closed);
+        INFO(answer);
+        CHECK(statusOf(answer) == 401);
+        CHECK(answer.find("WWW-Authenticate: Bearer") != std::string::npos);
+        CHECK(jsonOf(answer).at("error").get<std::string>().find("token") != std::string::npos);
+        CHECK(closed);
+    }
+    CHECK(refused(d, "unauthorized") == 2);
+    // Unknown paths need the token too; with it they are a 404.
+    CHECK(d.client("").request("GET", "/nothing").status == 401);
+    CHECK(d.client().request("GET", "/nothing").status == 404);
+}
+
+TEST_CASE("admin: heads the gate refuses are answered in JSON", "[admin][limits]") {
+    AdminConfig cfg = Daemon::defaultConfig();
+    cfg.maxHeaderBytes = 1024;
+    Daemon d(cfg);
+    auto ask = [&](const std::string &bytes) {
+        RawConn raw(d.admin->port());
+        REQUIRE(raw.send(bytes));
+        return raw.read(5000);
+    };
+    std::string a =
+        ask("POST /api/rules HTTP/1.1\r\nAuthorization: Bearer s3cret\r\nTransfer-Encoding: chunked\r\n\r\n");
+    CHECK(statusOf(a) == 411);
+    CHECK(jsonOf(a).at("error").get<std::string>().find("Content-Length") != std::string::npos);
+    a = ask("GET /api/stats HTTP/1.1\r\nX-Big: " + std::string(2000, 'x') + "\r\n\r\n");
+    CHECK(statusOf(a) == 431);
+    CHECK(jsonOf(a).at("error").get<std::string>().find("admin.max_header_bytes") != std::string::npos);
+    a = ask("BREW /api/stats HTTP/1.1\r\n\r\n");
+    CHECK(statusOf(a) == 501);
+    CHECK(a.find("Allow: GET, POST, PUT, DELETE, HEAD") != std::string::npos);
+    a = ask("GET /api/stats\r\n\r\n");
+    CHECK(statusOf(a) == 400);
+    CHECK(jsonOf(a).at("error").get<std::string>().find("request line") != std::string::npos);
+    a = ask(
+        "POST /api/rules HTTP/1.1\r\nAuthorization: Bearer s3cret\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n");
+    CHECK(statusOf(a) == 400);
+    CHECK(jsonOf(a).at("error").get<std::string>().find("conflicting Content-Length") != std::string::npos);
+}
+
+TEST_CASE("admin: requests split across reads and pipelined on one connection are all served", "[admin][limits]") {
+    Daemon d;
+    RawConn raw(d.admin->port());
+    const std::string post = "POST /api/rules HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer s3cret\r\n"
+                             "Content-Length: 13\r\n\r\n{\"text\":\"ok\"}";
+    // A request a byte at a time, then two more in one write (the last one asks to close).
+    for (char ch : post) {
+        REQUIRE(raw.send(std::string(1, ch)));
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    REQUIRE(raw.send("\r\n" + post + "GET /health HTTP/1.1\r\nConnection: close\r\n\r\n"));
+    bool closed = false;
+    std::string all = raw.read(5000, &closed);
+    INFO(all);
+    CHECK(closed);
+    size_t n = 0;
+    for (size_t p = all.find("HTTP/1.1 200 OK"); p != std::string::npos; p = all.find("HTTP/1.1 200 OK", p + 1))
+        ++n;
+    CHECK(n == 3);
+    CHECK(all.find("\"command\":\"rules.import\"") != std::string::npos);
+    CHECK(all.find("\"status\":\"ok\"") != std::string::npos);
+}
+
+TEST_CASE("admin: a slow client is cut after the header timeout, an idle one after the idle timeout",
+          "[admin][limits]") {
+    AdminConfig cfg = Daemon::defaultConfig();
+    cfg.headerTimeoutMs = 300;
+    cfg.idleTimeoutMs = 600;
+    Daemon d(cfg);
+    {
+        // Slowloris: one header line every 50 ms, forever; the connection must be closed under it.
+        RawConn raw(d.admin->port());
+        REQUIRE(raw.send("GET /api/stats HTTP/1.1\r\n"));
+        bool cut = false;
+        for (int i = 0; i < 200 && !cut; ++i) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(50));
+            bool closed = false;
+            raw.read(1, &closed);
+            cut = closed || !raw.send("X-Slow: " + std::to_string(i) + "\r\n");
+        }
+        CHECK(cut);
+        CHECK(refused(d, "header_timeout") == 1);
+    }
+    {
+        // Connected and silent.
+        RawConn raw(d.admin->port());
+        bool closed = false;
+        raw.read(10000, &closed);
+        CHECK(closed);
+        CHECK(refused(d, "idle_timeout") == 1);
+    }
+    {
+        // A head in time, then a body that never completes.
+        RawConn raw(d.admin->port());
+        REQUIRE(raw.send("POST /api/rules HTTP/1.1\r\nAuthorization: Bearer s3cret\r\nContent-Length: 100\r\n\r\n{"));
+        bool closed = false;
+        raw.read(10000, &closed);
+        CHECK(closed);
+        CHECK(refused(d, "idle_timeout") == 2);
+    }
+    // Answers already sent are not cut; the server keeps serving.
+    CHECK(d.client().request("GET", "/api/stats").status == 200);
+    CHECK(eventually([&] { return d.admin->connectionCount() == 0; }, 5000));
+}
+
+TEST_CASE("admin: over the connection cap a client gets 503 and the others are still served", "[admin][limits]") {
+    AdminConfig cfg = Daemon::defaultConfig();
+    cfg.maxConnections = 2;
+    Daemon d(cfg);
+    // An event stream and an idle connection take both places.
+    std::thread reader([&] {
+        try {
+            d.client().stream(
+                "/api/events", [](const Response &) { return true; }, [](const std::string &) { return true; });
+        } catch (...) {
+        }
+    });
+    REQUIRE(eventually([&] { return d.admin->streamCount() == 1; }));
+    auto idle = std::make_unique<RawConn>(d.admin->port());
+    REQUIRE(eventually([&] { return d.admin->connectionCount() == 2; }));
+    auto r = d.client().request("GET", "/api/stats");
+    CHECK(r.status == 503);
+    CHECK(r.headers["retry-after"] == "1");
+    CHECK(body(r).at("error").get<std::string>().find("admin.max_connections = 2") != std::string::npos);
+    CHECK(refused(d, "too_many_connections") == 1);
+    // The connections in place are still served.
+    REQUIRE(idle->send("GET /health HTTP/1.1\r\n\r\n"));
+    CHECK(statusOf(idle->read(5000)) == 200);
+    d.events.publish("parked", "{}");
+    // A place frees up: served again.
+    idle.reset();
+    REQUIRE(eventually([&] { return d.admin->connectionCount() == 1; }));
+    CHECK(d.client().request("GET", "/api/stats").status == 200);
+    d.admin->stop();
+    reader.join();
+}
+
+TEST_CASE("admin: text that is not UTF-8 is a 400 naming where it is, never a 500", "[admin][limits]") {
+    Daemon d;
+    auto c = d.client();
+    auto r = c.request("POST", "/api/rules", "{\"text\":\"Jos\xE9\"}");
+    CHECK(r.status == 400);
+    CHECK(body(r).at("error") == "request body is not valid UTF-8 (bad byte 0xE9 at byte 12)");
+    r = c.request("PUT", "/api/groups/d/%E9quipe", R"({"members":["1"]})");
+    CHECK(r.status == 400);
+    CHECK(body(r).at("error") == "path segment 4 is not valid UTF-8");
+    r = c.request("GET", "/api/parked?domain=%FF");
+    CHECK(r.status == 400);
+    CHECK(body(r).at("error") == "query parameter domain is not valid UTF-8");
+    r = c.request("GET", "/api/parked/%C3%A9");
+    CHECK(r.status == 200); // valid UTF-8 (é) passes
+    CHECK(refused(d, "invalid_utf8") == 3);
+    // An event whose text is not UTF-8 reaches the stream repaired (U+FFFD), still one readable JSON.
+    std::string got;
+    std::thread reader([&] {
+        try {
+            d.client().stream(
+                "/api/events", [](const Response &) { return true; },
+                [&](const std::string &chunk) {
+                    got += chunk;
+                    return got.find("event: parked") == std::string::npos;
+                });
+        } catch (...) {
+        }
+    });
+    REQUIRE(eventually([&] { return d.admin->streamCount() == 1; }));
+    d.events.publish("parked", "{\"display\":\"Jos\xE9\"}");
+    reader.join();
+    CHECK(got.find("data: {\"display\":\"Jos\xEF\xBF\xBD\"}") != std::string::npos);
+}
+
+TEST_CASE("admin config: a short token is refused on a listener that is not loopback", "[admin][limits]") {
+    AdminConfig c;
+    c.listen = "0.0.0.0:8089";
+    c.token = "fifteen-chars!!";
+    CHECK_THROWS_WITH(AdminServer::validate(c), Catch::Contains("admin.token has 15 characters; at least 16"));
+    c.token = "sixteen-chars!!!";
+    CHECK_NOTHROW(AdminServer::validate(c));
+    c.token = "short";
+    for (const char *l : {"127.0.0.1:8089", "127.3.4.5:1", "[::1]:8089", "localhost:0"}) {
+        c.listen = l;
+        CHECK_NOTHROW(AdminServer::validate(c));
+    }
+    c.listen = "[::]:8089";
+    CHECK_THROWS_WITH(AdminServer::validate(c), Catch::Contains("admin.token"));
 }

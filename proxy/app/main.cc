@@ -24,6 +24,7 @@
 #include <memory>
 #include <condition_variable>
 #include <mutex>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <thread>
 #include <unistd.h>
@@ -138,6 +139,27 @@ void applyLogLevel(Logger &log, LogLevel level) {
     else unsetenv("PARKWAY_DEBUG");
 }
 
+// Raise the open-file limit to its hard maximum, and refuse to start when the SIP TCP connection cap cannot fit
+// in it: running out of descriptors at run time is what the caps exist to prevent.
+bool checkFileLimit(const AppConfig &cfg, Logger &log) {
+    rlimit rl{};
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return true;
+    if (rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+        getrlimit(RLIMIT_NOFILE, &rl);
+    }
+    constexpr rlim_t kReserve = 256; // listeners, databases, admin, modules' own
+    rlim_t needed = static_cast<rlim_t>(cfg.core.tcpMaxConnections) + kReserve;
+    if (rl.rlim_cur != RLIM_INFINITY && needed > rl.rlim_cur) {
+        log.error("config error: {}: proxy.tcp_max_connections: {} connections plus {} other descriptors do not fit "
+                  "the open-file limit ({}); lower it, or raise the limit (ulimit -n, systemd LimitNOFILE=)",
+                  cfg.file, cfg.core.tcpMaxConnections, kReserve, static_cast<uint64_t>(rl.rlim_cur));
+        return false;
+    }
+    return true;
+}
+
 int run(const std::string &configFile) {
     Logger log;
     AppConfig cfg;
@@ -148,6 +170,7 @@ int run(const std::string &configFile) {
         return 2;
     }
     applyLogLevel(log, cfg.logLevel);
+    if (!checkFileLimit(cfg, log)) return 2;
 
     // Block the signals before any thread exists so only the signal thread sees them.
     sigset_t set;

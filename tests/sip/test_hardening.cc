@@ -404,3 +404,31 @@ TEST_CASE("A silent name server: lookups end in bounded time, and requests waiti
     CHECK(!silentDns.received.empty()); // the stub did ask the configured server
     ::unlink(cfg.resolvConf.c_str());
 }
+
+TEST_CASE("A message over max_message_bytes: 413 over UDP, the connection closed over TCP", "[hardening]") {
+    auto cfg = SipTestEnv::defaultConfig();
+    cfg.listen = {"sip:127.0.0.1:*", "sip:127.0.0.1:*;transport=tcp"};
+    cfg.maxMessageBytes = 4096;
+    SipTestEnv env(cfg);
+    env.start();
+    std::string big(8000, 'x');
+    RawUdp raw;
+    raw.sendTo(env.port(), request("MESSAGE", env.proxyUri(), raw.port(), "Content-Type: text/plain\r\n", "z9hG4bKbig", big));
+    REQUIRE(env.runUntil([&] { return !statusLine(raw).empty(); }));
+    CHECK(statusLine(raw).rfind("SIP/2.0 413", 0) == 0);
+
+    // over TCP, sent in small pieces (the pattern that cost quadratic time in sofia-sip's parser)
+    int fd = tcpConnect(tcpPort(env));
+    env.runFor(50);
+    std::string msg = request("MESSAGE", env.proxyUri(), 9, "Content-Type: text/plain\r\n", "z9hG4bKbigtcp", big);
+    for (size_t off = 0; off < msg.size() && peerClosed(fd) == 0; off += 100) {
+        ::send(fd, msg.data() + off, std::min<size_t>(100, msg.size() - off), MSG_NOSIGNAL);
+        env.runFor(1);
+    }
+    REQUIRE(env.runUntil([&] { return peerClosed(fd) == 1; }, 3000));
+    ::close(fd);
+    auto a = env.makeUa("alice");
+    auto &c = a->send("OPTIONS", env.proxyUri());
+    REQUIRE(env.runUntil([&] { return c.finalStatus != 0; }));
+    CHECK(c.finalStatus == 200);
+}

@@ -8,7 +8,12 @@
 
 namespace pe = parkway::engine;
 
-int main(int argc, char** argv) {
+int main(int argc, char** argv) try {
+    if (argc > 2 || (argc == 2 && argv[1][0] == '-')) { // one optional argument, never a flag
+        bool help = argc == 2 && (std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h");
+        std::fprintf(help ? stdout : stderr, "usage: %s [DATABASE-FILE]   (default: in memory)\n", argv[0]);
+        return help ? 0 : 2;
+    }
     std::string db = argc > 1 ? argv[1] : ":memory:"; // a file path gives WAL durability
     pe::SystemClock clock;
     auto engine = pe::Engine::open(db, clock); // throws std::runtime_error naming the file on a bad DB
@@ -52,4 +57,7 @@ int main(int argc, char** argv) {
     std::printf("retrieved call %lld parked on %s; %zu calls left\n", static_cast<long long>(done.call.id),
                 done.call.extension.c_str(), engine->list(filter).size());
     return 0;
+} catch (const std::exception& e) { // e.g. a database file that cannot be opened
+    std::fprintf(stderr, "engine_embed: %s\n", e.what());
+    return 1;
 }

@@ -158,6 +158,10 @@ int Proxy::Impl::onLegRequest(pw_dialog *d, nta_leg_t *, nta_incoming_t *irq, co
     try {
         sip_method_t method = sip->sip_request->rq_method;
         countRequest(sip->sip_request->rq_method_name);
+        {
+            sofia::Msg m = sofia::Msg::adopt(nta_incoming_getrequest(irq));
+            if (!admitRequest(irq, m.get())) return 0; // rate limited like any request (docs/limits.md)
+        }
         if (method == sip_method_ack) {
             msg_t *ack = nta_incoming_getrequest(irq);
             nta_incoming_destroy(irq);
@@ -339,6 +343,7 @@ int Proxy::Impl::onUacResponse(UacRequest *u, nta_outgoing_t *orq, const sip_t *
         pw_msg v;
         msg_t *resp = sip ? nta_outgoing_getresponse(orq) : nullptr;
         sofia::Msg respHolder = sofia::Msg::adopt(resp);
+        noteReceived(resp);
         initView(v, resp);
         bool initialInvite = d && d->inviteOrq == orq;
 
@@ -456,7 +461,9 @@ std::string exportDialog(pw_dialog *d) {
     j["expires"] = d->expires;
     // Absolute wall-clock expiry, so a restore re-arms the remaining time (not a fresh period).
     if (d->subscription && d->expires > 0) j["expiresAt"] = d->expiryBaseMs + int64_t(d->expires) * 1000;
-    return j.dump();
+    // A peer's ISO-8859-1 display name must not make the dialog unexportable: invalid UTF-8 becomes U+FFFD
+    // (display names play no part in matching a dialog, RFC 3261 §12).
+    return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 pw_dialog *restoreDialog(Proxy::Impl *impl, ModuleInstance *mod, const std::string &blob,

@@ -12,8 +12,10 @@
 #include <csignal>
 #include <cstdlib>
 #include <fstream>
+#include <functional>
 #include <iostream>
 #include <sstream>
+#include <vector>
 
 using json = nlohmann::json;
 using namespace parkway::tools;
@@ -203,294 +205,331 @@ long long nowEpochMs() {
         .count();
 }
 
-} // namespace
+// Every option's value (CLI11 writes into it while parsing).
+struct Args {
+    std::string domain, extension, group, lot, id, name, file, caller, dial, aor, module, command, json, types;
+    std::vector<std::string> members, settings;
+    bool replace = false;
+    int count = 0;
+};
 
-int main(int argc, char **argv) {
-    Options opt;
-    if (const char *t = std::getenv("PARKWAY_TOKEN")) opt.token = t;
-    if (const char *u = std::getenv("PARKWAY_URL")) opt.url = u;
+// One command: the CLI11 subcommand that selects it and what it does (an exit code).
+struct Command {
+    CLI::App *app;
+    std::function<int(Cli &, const Args &)> run;
+};
 
-    CLI::App app{"parkctl: operate a Parkway call-park server over its admin API"};
-    app.set_version_flag("--version", std::string("parkctl ") + PARKWAY_VERSION);
-    app.add_option("--url", opt.url, "admin API base URL (env PARKWAY_URL)")->capture_default_str();
-    app.add_option("--token", opt.token, "bearer token (env PARKWAY_TOKEN)");
-    app.add_flag("--json", opt.json, "print the raw JSON result");
-    app.add_option("--timeout", opt.timeoutMs, "request timeout in milliseconds")->capture_default_str();
-    app.require_subcommand(1);
-    app.footer("Exit codes: 0 ok, 1 request failed, 2 usage, 3 daemon not reachable, 4 unauthorized.\n");
+int listParked(Cli &cli, const Args &a) {
+    json v = cli.call(
+        "GET",
+        "/api/parked" + query({{"domain", a.domain}, {"extension", a.extension}, {"group", a.group}, {"lot", a.lot}}));
+    cli.printList(cli.opt().json ? v : humanizeParked(v, nowEpochMs()), kParkedCols, "no parked calls",
+                  /*strict=*/true);
+    return kOk;
+}
 
-    // parked [get ID] [--domain D --extension E --group G --lot L]
-    std::string fDomain, fExt, fGroup, fLot, id;
+int loadRules(Cli &cli, const Args &a) {
+    std::stringstream ss;
+    if (a.file == "-") {
+        ss << std::cin.rdbuf();
+    } else {
+        std::ifstream in(a.file);
+        if (!in) {
+            std::cerr << "parkctl: cannot read rules file " << a.file << "\n";
+            return kUsage;
+        }
+        ss << in.rdbuf();
+    }
+    json v = cli.call("POST", "/api/rules", json{{"text", ss.str()}, {"replace", a.replace}});
+    if (cli.opt().json)
+        cli.printJson(v);
+    else if (v.is_object() && !v.empty())
+        std::cout << "rules loaded from " << a.file << "\n" << renderObject(v);
+    else
+        std::cout << "rules loaded from " << a.file << "\n";
+    return kOk;
+}
+
+// One line per contact: {"registrations":[{"aor":..,"contacts":[{uri,expires,..}]}]}.
+int listRegistrations(Cli &cli, const Args &a) {
+    json v = cli.call("GET", "/api/registrations" + query({{"aor", a.aor}}));
+    if (cli.opt().json) {
+        cli.printJson(v);
+        return kOk;
+    }
+    json rows = json::array();
+    if (const json *regsRows = findRows(v))
+        for (const auto &reg : *regsRows) {
+            if (!reg.is_object() || !reg.contains("contacts") || !reg["contacts"].is_array()) {
+                rows.push_back(reg);
+                continue;
+            }
+            for (const auto &c : reg["contacts"]) {
+                json row{{"aor", reg.value("aor", "")}};
+                if (c.is_object())
+                    for (const auto &[k, x] : c.items())
+                        if (k == "uri" || k == "expires" || k == "received" || k == "user_agent" || k == "q")
+                            row[k == "uri" ? "contact" : k] = x;
+                rows.push_back(row);
+            }
+        }
+    std::cout << renderTable(rows, {"aor", "contact", "expires", "q", "received", "user_agent"}, "no registrations");
+    return kOk;
+}
+
+int callModule(Cli &cli, const Args &a) {
+    json args = json::object();
+    if (!a.json.empty()) {
+        args = json::parse(a.json, nullptr, false);
+        if (args.is_discarded() || !args.is_object()) {
+            std::cerr << "parkctl: args must be a JSON object, e.g. '{\"id\":\"1\"}'\n";
+            return kUsage;
+        }
+    }
+    json v = cli.call("POST", "/api/modules/" + urlEncode(a.module) + "/" + urlEncode(a.command), args);
+    if (findRows(v))
+        cli.printList(v, {}, "(empty)");
+    else
+        cli.printObject(v);
+    return kOk;
+}
+
+// Server-sent events, one line each (or one JSON object each with --json), until --count or Ctrl-C.
+int streamEvents(Cli &cli, const Args &a) {
+    int seen = 0, status = 0;
+    std::string errBody, pending, evId, evType, evData;
+    auto endOfEvent = [&] {
+        if (evType.empty() && evData.empty())
+            return;
+        json data = json::parse(evData, nullptr, false);
+        if (cli.opt().json) {
+            json out{{"id", evId}, {"type", evType}, {"data", data.is_discarded() ? json(evData) : data}};
+            std::cout << out.dump() << std::endl;
+        } else {
+            std::cout << fmt::format("#{} {} {}", evId, evType, eventSummary(data, evData)) << std::endl;
+        }
+        ++seen;
+    };
+    cli.client().stream(
+        "/api/events" + query({{"types", a.types}}),
+        [&](const Response &head) {
+            status = head.status;
+            return true;
+        },
+        [&](const std::string &chunk) {
+            if (status >= 400) {
+                errBody += chunk;
+                return true;
+            }
+            pending += chunk;
+            size_t nl;
+            while ((nl = pending.find('\n')) != std::string::npos) {
+                std::string line = pending.substr(0, nl);
+                pending.erase(0, nl + 1);
+                if (!line.empty() && line.back() == '\r')
+                    line.pop_back();
+                if (line.empty()) { // end of one event
+                    endOfEvent();
+                    evId.clear();
+                    evType.clear();
+                    evData.clear();
+                    if (a.count > 0 && seen >= a.count)
+                        return false;
+                    continue;
+                }
+                if (line[0] == ':')
+                    continue; // comment / keep-alive
+                auto colon = line.find(':');
+                std::string field = line.substr(0, colon);
+                std::string value = colon == std::string::npos ? "" : line.substr(colon + 1);
+                if (!value.empty() && value[0] == ' ')
+                    value.erase(0, 1);
+                if (field == "id")
+                    evId = value;
+                else if (field == "event")
+                    evType = value;
+                else if (field == "data")
+                    evData += (evData.empty() ? "" : "\n") + value;
+            }
+            return true;
+        });
+    if (status >= 400) {
+        json v = json::parse(errBody, nullptr, false);
+        throw ApiError{status, v.is_object() && v.contains("error") ? v["error"].get<std::string>() : errBody};
+    }
+    return kOk;
+}
+
+// The command table. A subcommand's own subcommands come before it: the first one that was given runs.
+std::vector<Command> defineCommands(CLI::App &app, Args &a) {
+    std::vector<Command> table;
+    auto add = [&](CLI::App *sub, std::function<int(Cli &, const Args &)> run) {
+        table.push_back({sub, std::move(run)});
+    };
+    auto domainOption = [&](CLI::App *sub, const char *help) { sub->add_option("--domain", a.domain, help); };
+
+    // parked [get ID] [--domain D --extension E --group G --lot L]; recall ID; hangup ID
     auto *parked = app.add_subcommand("parked", "list parked calls (or: parked get ID)");
-    parked->add_option("--domain", fDomain, "only this domain");
-    parked->add_option("--extension", fExt, "only calls parked on this extension");
-    parked->add_option("--group", fGroup, "only calls of this call-park group");
-    parked->add_option("--lot", fLot, "only calls in this lot");
+    domainOption(parked, "only this domain");
+    parked->add_option("--extension", a.extension, "only calls parked on this extension");
+    parked->add_option("--group", a.group, "only calls of this call-park group");
+    parked->add_option("--lot", a.lot, "only calls in this lot");
     auto *parkedGet = parked->add_subcommand("get", "show one parked call");
-    parkedGet->add_option("id", id, "parked call id")->required();
+    parkedGet->add_option("id", a.id, "parked call id")->required();
+    add(parkedGet, [](Cli &cli, const Args &a) {
+        json v = cli.call("GET", "/api/parked/" + urlEncode(a.id));
+        cli.printObject(cli.opt().json ? v : humanizeParked(v, nowEpochMs()));
+        return kOk;
+    });
+    add(parked, &listParked);
     auto *recall = app.add_subcommand("recall", "force the recall of a parked call now");
-    recall->add_option("id", id, "parked call id")->required();
+    recall->add_option("id", a.id, "parked call id")->required();
+    add(recall, [](Cli &cli, const Args &a) {
+        cli.done(cli.call("POST", "/api/parked/" + urlEncode(a.id) + "/recall", json::object()),
+                 "recall started for parked call " + a.id);
+        return kOk;
+    });
     auto *hangup = app.add_subcommand("hangup", "hang up a parked call");
-    hangup->add_option("id", id, "parked call id")->required();
+    hangup->add_option("id", a.id, "parked call id")->required();
+    add(hangup, [](Cli &cli, const Args &a) {
+        cli.done(cli.call("DELETE", "/api/parked/" + urlEncode(a.id)), "parked call " + a.id + " hung up");
+        return kOk;
+    });
 
     // groups [add NAME MEMBERS... | del NAME] [--domain D]
-    std::string name;
-    std::vector<std::string> members, extra;
     auto *groups = app.add_subcommand("groups", "list call-park groups (or: groups add / groups del)");
-    groups->add_option("--domain", fDomain, "domain (default: $PARKWAY_DOMAIN or the only one)");
+    domainOption(groups, "domain (default: $PARKWAY_DOMAIN or the only one)");
     auto *groupsAdd = groups->add_subcommand("add", "create or replace a group; members in hunting order");
     groupsAdd->alias("set");
-    groupsAdd->add_option("name", name, "group name")->required();
-    groupsAdd->add_option("members", members, "member extensions, in order")->required();
-    groupsAdd->add_option("--domain", fDomain, "domain");
+    groupsAdd->add_option("name", a.name, "group name")->required();
+    groupsAdd->add_option("members", a.members, "member extensions, in order")->required();
+    domainOption(groupsAdd, "domain");
+    add(groupsAdd, [](Cli &cli, const Args &a) {
+        std::string d = cli.domain(a.domain);
+        json v = cli.call("PUT", "/api/groups/" + urlEncode(d) + "/" + urlEncode(a.name), json{{"members", a.members}});
+        cli.done(v, fmt::format("group {}@{}: {}", a.name, d, fmt::join(a.members, " ")));
+        return kOk;
+    });
     auto *groupsDel = groups->add_subcommand("del", "delete a group");
     groupsDel->alias("delete");
-    groupsDel->add_option("name", name, "group name")->required();
-    groupsDel->add_option("--domain", fDomain, "domain");
+    groupsDel->add_option("name", a.name, "group name")->required();
+    domainOption(groupsDel, "domain");
+    add(groupsDel, [](Cli &cli, const Args &a) {
+        std::string d = cli.domain(a.domain);
+        cli.done(cli.call("DELETE", "/api/groups/" + urlEncode(d) + "/" + urlEncode(a.name)),
+                 fmt::format("group {}@{} deleted", a.name, d));
+        return kOk;
+    });
+    add(groups, [](Cli &cli, const Args &a) {
+        cli.printList(cli.call("GET", "/api/groups" + query({{"domain", a.domain}})), {"domain", "name", "members"},
+                      "no groups");
+        return kOk;
+    });
 
     // lots [set NAME key=value... | del NAME] [--domain D]
     auto *lots = app.add_subcommand("lots", "list parking lots (or: lots set / lots del)");
-    lots->add_option("--domain", fDomain, "domain (default: $PARKWAY_DOMAIN or the only one)");
+    domainOption(lots, "domain (default: $PARKWAY_DOMAIN or the only one)");
     auto *lotsSet = lots->add_subcommand("set", "create or change a lot: lots set main first=701 last=720");
     lotsSet->alias("add");
-    lotsSet->add_option("name", name, "lot name")->required();
-    lotsSet->add_option("settings", extra, "key=value settings (numbers and true/false keep their type)");
-    lotsSet->add_option("--domain", fDomain, "domain");
+    lotsSet->add_option("name", a.name, "lot name")->required();
+    lotsSet->add_option("settings", a.settings, "key=value settings (numbers and true/false keep their type)");
+    domainOption(lotsSet, "domain");
+    add(lotsSet, [](Cli &cli, const Args &a) {
+        std::string d = cli.domain(a.domain);
+        cli.done(cli.call("PUT", "/api/lots/" + urlEncode(d) + "/" + urlEncode(a.name), keyValues(a.settings)),
+                 fmt::format("lot {}@{} saved", a.name, d));
+        return kOk;
+    });
     auto *lotsDel = lots->add_subcommand("del", "delete a lot");
     lotsDel->alias("delete");
-    lotsDel->add_option("name", name, "lot name")->required();
-    lotsDel->add_option("--domain", fDomain, "domain");
+    lotsDel->add_option("name", a.name, "lot name")->required();
+    domainOption(lotsDel, "domain");
+    add(lotsDel, [](Cli &cli, const Args &a) {
+        std::string d = cli.domain(a.domain);
+        cli.done(cli.call("DELETE", "/api/lots/" + urlEncode(d) + "/" + urlEncode(a.name)),
+                 fmt::format("lot {}@{} deleted", a.name, d));
+        return kOk;
+    });
+    add(lots, [](Cli &cli, const Args &a) {
+        cli.printList(cli.call("GET", "/api/lots" + query({{"domain", a.domain}})),
+                      {"domain", "name", "first_slot", "last_slot", "first", "last", "choice"}, "no lots");
+        return kOk;
+    });
 
-    // rules [load FILE [--replace] | reload]
-    std::string file;
-    bool replace = false;
+    // rules [load FILE [--replace] | reload]; explain DOMAIN CALLER DIAL
     auto *rules = app.add_subcommand("rules", "list dialplan rules (or: rules load FILE / rules reload)");
     auto *rulesLoad = rules->add_subcommand("load", "import rules from a file");
-    rulesLoad->add_option("file", file, "rules file ('-' for stdin)")->required();
-    rulesLoad->add_flag("--replace", replace, "replace every existing rule (default: add/update)");
+    rulesLoad->add_option("file", a.file, "rules file ('-' for stdin)")->required();
+    rulesLoad->add_flag("--replace", a.replace, "replace every existing rule (default: add/update)");
+    add(rulesLoad, &loadRules);
     auto *rulesReload = rules->add_subcommand("reload", "reload the rule table atomically");
-
-    std::string caller, dial;
+    add(rulesReload, [](Cli &cli, const Args &) {
+        cli.done(cli.call("POST", "/api/rules/reload", json::object()), "rules reloaded");
+        return kOk;
+    });
+    add(rules, [](Cli &cli, const Args &) {
+        cli.printList(cli.call("GET", "/api/rules"),
+                      {"id", "dpid", "pr", "match_op", "match_exp", "match_len", "subst_exp", "repl_exp", "attrs",
+                       "disabled", "continue"},
+                      "no rules");
+        return kOk;
+    });
     auto *explain = app.add_subcommand("explain", "show which rule and slot a dial string would use");
-    explain->add_option("domain", fDomain, "domain")->required();
-    explain->add_option("caller", caller, "calling extension")->required();
-    explain->add_option("dial", dial, "dialled digits, e.g. '*58'")->required();
+    explain->add_option("domain", a.domain, "domain")->required();
+    explain->add_option("caller", a.caller, "calling extension")->required();
+    explain->add_option("dial", a.dial, "dialled digits, e.g. '*58'")->required();
+    add(explain, [](Cli &cli, const Args &a) {
+        cli.printObject(
+            cli.call("GET", "/api/explain" + query({{"domain", a.domain}, {"caller", a.caller}, {"dial", a.dial}})));
+        return kOk;
+    });
 
-    std::string aor;
     auto *regs = app.add_subcommand("registrations", "list registered contacts");
-    regs->add_option("--aor", aor, "only this address of record");
-
-    auto *domains = app.add_subcommand("domains", "list domains and their settings");
-    auto *stats = app.add_subcommand("stats", "core and module statistics");
-    auto *commands = app.add_subcommand("commands", "list module admin commands");
-    std::string module, command, args;
+    regs->add_option("--aor", a.aor, "only this address of record");
+    add(regs, &listRegistrations);
+    add(app.add_subcommand("domains", "list domains and their settings"), [](Cli &cli, const Args &) {
+        cli.printList(cli.call("GET", "/api/domains"), {"domain", "name"}, "no domains");
+        return kOk;
+    });
+    add(app.add_subcommand("stats", "core and module statistics"), [](Cli &cli, const Args &) {
+        cli.printObject(cli.call("GET", "/api/stats"));
+        return kOk;
+    });
+    add(app.add_subcommand("commands", "list module admin commands"), [](Cli &cli, const Args &) {
+        cli.printList(cli.call("GET", "/api/commands"), {"module", "name", "help"}, "no admin commands");
+        return kOk;
+    });
     auto *callCmd = app.add_subcommand("call", "run any module admin command: call MODULE COMMAND ['{json}']");
-    callCmd->add_option("module", module, "module name")->required();
-    callCmd->add_option("command", command, "command name")->required();
-    callCmd->add_option("args", args, "arguments as a JSON object");
+    callCmd->add_option("module", a.module, "module name")->required();
+    callCmd->add_option("command", a.command, "command name")->required();
+    callCmd->add_option("args", a.json, "arguments as a JSON object");
+    add(callCmd, &callModule);
 
-    int count = 0;
-    std::string types;
     auto *eventsCmd = app.add_subcommand("events", "stream live events until Ctrl-C");
-    eventsCmd->add_option("--count", count, "stop after N events");
-    eventsCmd->add_option("--types", types, "only these event types (comma separated)");
+    eventsCmd->add_option("--count", a.count, "stop after N events")->check(CLI::Range(0, 1000000000));
+    eventsCmd->add_option("--types", a.types, "only these event types (comma separated)");
+    add(eventsCmd, &streamEvents);
+    add(app.add_subcommand("reload", "reload rules, groups and domain settings (like SIGHUP)"),
+        [](Cli &cli, const Args &) {
+            cli.done(cli.call("POST", "/api/reload", json::object()), "reloaded");
+            return kOk;
+        });
+    add(app.add_subcommand("metrics", "print the Prometheus metrics"), [](Cli &cli, const Args &) {
+        std::cout << cli.text("/metrics");
+        return kOk;
+    });
+    add(app.add_subcommand("health", "check that the daemon answers"), [](Cli &cli, const Args &) {
+        cli.done(cli.call("GET", "/health"), "parkway is up at " + cli.opt().url);
+        return kOk;
+    });
+    return table;
+}
 
-    auto *reload = app.add_subcommand("reload", "reload rules, groups and domain settings (like SIGHUP)");
-    auto *metrics = app.add_subcommand("metrics", "print the Prometheus metrics");
-    auto *health = app.add_subcommand("health", "check that the daemon answers");
-
-    try {
-        app.parse(argc, argv);
-    } catch (const CLI::ParseError &e) {
-        int rc = app.exit(e);
-        return rc == 0 ? kOk : kUsage;
-    }
-
+// The daemon's answer or the way it failed, as parkctl's exit code (see the top of this file).
+int runCommand(const Command &cmd, const Options &opt, const Args &args) {
     try {
         Cli cli(opt);
-        if (*parked) {
-            if (*parkedGet) {
-                json v = cli.call("GET", "/api/parked/" + urlEncode(id));
-                cli.printObject(opt.json ? v : humanizeParked(v, nowEpochMs()));
-            } else {
-                json v = cli.call("GET", "/api/parked" + query({{"domain", fDomain},
-                                                                  {"extension", fExt},
-                                                                  {"group", fGroup},
-                                                                  {"lot", fLot}}));
-                cli.printList(opt.json ? v : humanizeParked(v, nowEpochMs()), kParkedCols, "no parked calls",
-                              /*strict=*/true);
-            }
-        } else if (*recall) {
-            cli.done(cli.call("POST", "/api/parked/" + urlEncode(id) + "/recall", json::object()),
-                     "recall started for parked call " + id);
-        } else if (*hangup) {
-            cli.done(cli.call("DELETE", "/api/parked/" + urlEncode(id)), "parked call " + id + " hung up");
-        } else if (*groups) {
-            if (*groupsAdd) {
-                std::string d = cli.domain(fDomain);
-                json v = cli.call("PUT", "/api/groups/" + urlEncode(d) + "/" + urlEncode(name),
-                                  json{{"members", members}});
-                cli.done(v, fmt::format("group {}@{}: {}", name, d, fmt::join(members, " ")));
-            } else if (*groupsDel) {
-                std::string d = cli.domain(fDomain);
-                cli.done(cli.call("DELETE", "/api/groups/" + urlEncode(d) + "/" + urlEncode(name)),
-                         fmt::format("group {}@{} deleted", name, d));
-            } else {
-                cli.printList(cli.call("GET", "/api/groups" + query({{"domain", fDomain}})),
-                              {"domain", "name", "members"}, "no groups");
-            }
-        } else if (*lots) {
-            if (*lotsSet) {
-                std::string d = cli.domain(fDomain);
-                json body = keyValues(extra);
-                cli.done(cli.call("PUT", "/api/lots/" + urlEncode(d) + "/" + urlEncode(name), body),
-                         fmt::format("lot {}@{} saved", name, d));
-            } else if (*lotsDel) {
-                std::string d = cli.domain(fDomain);
-                cli.done(cli.call("DELETE", "/api/lots/" + urlEncode(d) + "/" + urlEncode(name)),
-                         fmt::format("lot {}@{} deleted", name, d));
-            } else {
-                cli.printList(cli.call("GET", "/api/lots" + query({{"domain", fDomain}})),
-                              {"domain", "name", "first_slot", "last_slot", "first", "last", "choice"},
-                              "no lots");
-            }
-        } else if (*rules) {
-            if (*rulesLoad) {
-                std::stringstream ss;
-                if (file == "-") {
-                    ss << std::cin.rdbuf();
-                } else {
-                    std::ifstream in(file);
-                    if (!in) {
-                        std::cerr << "parkctl: cannot read rules file " << file << "\n";
-                        return kUsage;
-                    }
-                    ss << in.rdbuf();
-                }
-                json v = cli.call("POST", "/api/rules", json{{"text", ss.str()}, {"replace", replace}});
-                if (opt.json) cli.printJson(v);
-                else if (v.is_object() && !v.empty()) std::cout << "rules loaded from " << file << "\n" << renderObject(v);
-                else std::cout << "rules loaded from " << file << "\n";
-            } else if (*rulesReload) {
-                cli.done(cli.call("POST", "/api/rules/reload", json::object()), "rules reloaded");
-            } else {
-                cli.printList(cli.call("GET", "/api/rules"),
-                              {"id", "dpid", "pr", "match_op", "match_exp", "match_len", "subst_exp", "repl_exp",
-                               "attrs", "disabled", "continue"},
-                              "no rules");
-            }
-        } else if (*explain) {
-            cli.printObject(cli.call("GET", "/api/explain" + query({{"domain", fDomain}, {"caller", caller},
-                                                                      {"dial", dial}})));
-        } else if (*regs) {
-            json v = cli.call("GET", "/api/registrations" + query({{"aor", aor}}));
-            if (opt.json) {
-                cli.printJson(v);
-            } else {
-                // One line per contact: {"registrations":[{"aor":..,"contacts":[{uri,expires,..}]}]}.
-                json rows = json::array();
-                if (const json *regsRows = findRows(v))
-                    for (const auto &reg : *regsRows) {
-                        if (!reg.is_object() || !reg.contains("contacts") || !reg["contacts"].is_array()) {
-                            rows.push_back(reg);
-                            continue;
-                        }
-                        for (const auto &c : reg["contacts"]) {
-                            json row{{"aor", reg.value("aor", "")}};
-                            if (c.is_object())
-                                for (const auto &[k, x] : c.items())
-                                    if (k == "uri" || k == "expires" || k == "received" || k == "user_agent" ||
-                                        k == "q")
-                                        row[k == "uri" ? "contact" : k] = x;
-                            rows.push_back(row);
-                        }
-                    }
-                std::cout << renderTable(rows, {"aor", "contact", "expires", "q", "received", "user_agent"},
-                                         "no registrations");
-            }
-        } else if (*domains) {
-            cli.printList(cli.call("GET", "/api/domains"), {"domain", "name"}, "no domains");
-        } else if (*stats) {
-            cli.printObject(cli.call("GET", "/api/stats"));
-        } else if (*commands) {
-            cli.printList(cli.call("GET", "/api/commands"), {"module", "name", "help"}, "no admin commands");
-        } else if (*callCmd) {
-            json a = json::object();
-            if (!args.empty()) {
-                a = json::parse(args, nullptr, false);
-                if (a.is_discarded() || !a.is_object()) {
-                    std::cerr << "parkctl: args must be a JSON object, e.g. '{\"id\":\"1\"}'\n";
-                    return kUsage;
-                }
-            }
-            json v = cli.call("POST", "/api/modules/" + urlEncode(module) + "/" + urlEncode(command), a);
-            if (findRows(v)) cli.printList(v, {}, "(empty)");
-            else cli.printObject(v);
-        } else if (*reload) {
-            cli.done(cli.call("POST", "/api/reload", json::object()), "reloaded");
-        } else if (*metrics) {
-            std::cout << cli.text("/metrics");
-        } else if (*health) {
-            json v = cli.call("GET", "/health");
-            cli.done(v, "parkway is up at " + opt.url);
-        } else if (*eventsCmd) {
-            int seen = 0;
-            int status = 0;
-            std::string errBody, pending;
-            std::string evId, evType, evData;
-            cli.client().stream(
-                "/api/events" + query({{"types", types}}),
-                [&](const Response &head) {
-                    status = head.status;
-                    return true;
-                },
-                [&](const std::string &chunk) {
-                    if (status >= 400) {
-                        errBody += chunk;
-                        return true;
-                    }
-                    pending += chunk;
-                    size_t nl;
-                    while ((nl = pending.find('\n')) != std::string::npos) {
-                        std::string line = pending.substr(0, nl);
-                        pending.erase(0, nl + 1);
-                        if (!line.empty() && line.back() == '\r') line.pop_back();
-                        if (line.empty()) { // end of one event
-                            if (!evType.empty() || !evData.empty()) {
-                                json data = json::parse(evData, nullptr, false);
-                                if (opt.json) {
-                                    json out{{"id", evId}, {"type", evType},
-                                             {"data", data.is_discarded() ? json(evData) : data}};
-                                    std::cout << out.dump() << std::endl;
-                                } else {
-                                    std::cout << fmt::format("#{} {} {}", evId, evType, eventSummary(data, evData))
-                                              << std::endl;
-                                }
-                                ++seen;
-                            }
-                            evId.clear();
-                            evType.clear();
-                            evData.clear();
-                            if (count > 0 && seen >= count) return false;
-                            continue;
-                        }
-                        if (line[0] == ':') continue; // comment / keep-alive
-                        auto colon = line.find(':');
-                        std::string field = line.substr(0, colon);
-                        std::string value = colon == std::string::npos ? "" : line.substr(colon + 1);
-                        if (!value.empty() && value[0] == ' ') value.erase(0, 1);
-                        if (field == "id") evId = value;
-                        else if (field == "event") evType = value;
-                        else if (field == "data") evData += (evData.empty() ? "" : "\n") + value;
-                    }
-                    return true;
-                });
-            if (status >= 400) {
-                json v = json::parse(errBody, nullptr, false);
-                throw ApiError{status, v.is_object() && v.contains("error") ? v["error"].get<std::string>() : errBody};
-            }
-        }
-        return kOk;
+        return cmd.run(cli, args);
     } catch (const std::invalid_argument &e) {
         std::cerr << "parkctl: " << e.what() << "\n";
         return kUsage;
@@ -513,4 +552,38 @@ int main(int argc, char **argv) {
         else std::cerr << "parkctl: error (HTTP " << e.status << "): " << e.message << "\n";
         return e.status == 0 ? kUsage : kFailed;
     }
+}
+
+} // namespace
+
+int main(int argc, char **argv) {
+    Options opt;
+    if (const char *t = std::getenv("PARKWAY_TOKEN"))
+        opt.token = t;
+    if (const char *u = std::getenv("PARKWAY_URL"))
+        opt.url = u;
+
+    CLI::App app{"parkctl: operate a Parkway call-park server over its admin API"};
+    app.set_version_flag("--version", std::string("parkctl ") + PARKWAY_VERSION);
+    app.add_option("--url", opt.url, "admin API base URL (env PARKWAY_URL)")->capture_default_str();
+    app.add_option("--token", opt.token, "bearer token (env PARKWAY_TOKEN)");
+    app.add_flag("--json", opt.json, "print the raw JSON result");
+    app.add_option("--timeout", opt.timeoutMs, "request timeout in milliseconds")
+        ->capture_default_str()
+        ->check(CLI::Range(1, 3600000));
+    app.require_subcommand(1);
+    app.footer("Exit codes: 0 ok, 1 request failed, 2 usage, 3 daemon not reachable, 4 unauthorized.\n");
+    Args args;
+    std::vector<Command> commands = defineCommands(app, args);
+
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::ParseError &e) {
+        int rc = app.exit(e); // --help and --version print and exit 0; a usage error prints what and the help
+        return rc == 0 ? kOk : kUsage;
+    }
+    for (const Command &c : commands)
+        if (c.app->parsed())
+            return runCommand(c, opt, args);
+    return kUsage; // not reached: a subcommand is required
 }

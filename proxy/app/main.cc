@@ -281,7 +281,12 @@ int main(int argc, char **argv) {
     app.add_flag("--dump-config", dump, "print every setting with its default and help, modules included");
     app.add_option("--module-dir", moduleDir, "with --dump-config: the folder of modules to document");
     app.add_flag("-V,--version", version, "print the version");
-    CLI11_PARSE(app, argc, argv);
+    app.failure_message(CLI::FailureMessage::help);
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::ParseError &e) {
+        return app.exit(e) == 0 ? 0 : 2; // --help: 0; a bad argument: what was wrong, then the usage, exit 2
+    }
 
     if (version) {
         std::printf("parkway %s (plugin ABI %u.%u)\n", PARKWAY_VERSION, PW_ABI_MAJOR, PW_ABI_MINOR);
@@ -300,9 +305,9 @@ int main(int argc, char **argv) {
             return 2;
         }
     }
-    if (config.empty()) {
+    if (config.empty()) { // nothing to do: a usage error
         std::fputs(app.help().c_str(), stderr);
-        return 1;
+        return 2;
     }
     return run(config);
 }

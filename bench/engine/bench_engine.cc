@@ -2,6 +2,7 @@
 //   bench_engine [seconds-per-figure (default 2)] [directory for the database (default /tmp)]
 #include "parkway/engine/engine.hh"
 
+#include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
 #include <chrono>
@@ -76,9 +77,34 @@ void evals(const char* label, Engine& e, const std::vector<std::string>& inputs,
 
 } // namespace
 
+static int run(double budget, const std::string &dir);
+
 int main(int argc, char** argv) {
-    double budget = argc > 1 ? std::stod(argv[1]) : 2.0;
-    std::string dir = argc > 2 ? argv[2] : "/tmp";
+    CLI::App app{"bench_engine: park engine figures (park+retrieve cycles/s, rule evaluations/s)"};
+    double budget = 2.0;
+    std::string dir = "/tmp";
+    app.add_option("seconds", budget, "seconds spent on each figure")
+        ->capture_default_str()
+        ->check(CLI::Range(0.01, 3600.0));
+    app.add_option("directory", dir, "where the benchmark's SQLite files go")
+        ->capture_default_str()
+        ->check(CLI::ExistingDirectory);
+    app.failure_message(CLI::FailureMessage::help);
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::ParseError &e) {
+        return app.exit(e) == 0 ? 0 : 2; // --help: 0; a bad argument: what was wrong, then the usage, exit 2
+    }
+    try {
+        return run(budget, dir);
+    } catch (const std::exception &e) {
+        fmt::print(stderr, "bench_engine: {}\n", e.what());
+        return 1;
+    }
+}
+
+// Every figure, one after the other.
+static int run(double budget, const std::string &dir) {
     fmt::print("parkway park engine benchmark ({:.1f} s per figure, database in {})\n", budget, dir);
     parkRetrieve(dir, budget, false);
     parkRetrieve(dir, budget, true);

@@ -70,6 +70,7 @@ enum class SessionState {
 struct Session {
     uint64_t sid = 0;
     eng::CallId callId = 0; // engine call id while it is in the engine (0 once retrieved)
+    eng::CallId parkedCallId = 0; // the engine call this session parked, kept after it left (for logs)
     std::string domain;
     SessionState state = SessionState::Parked;
     Leg *a = nullptr;       // the parked party
@@ -156,9 +157,16 @@ public:
     pw_verdict parkInvite(pw_request *req, const pw_msg *m, const eng::Classification &c, const std::string &domain,
                           const std::string &parker, const std::string &parkerDisplay);
     int engineErrorStatus(eng::ErrorCode e) const;
-    // MOH + SDP for the parked party given its offer; returns the answer SDP ("" when the offer is unusable).
-    std::string holdAnswerFor(Session &s, const std::string &offer);
-    std::string holdOfferFor(Session &s);
+    // MOH + SDP for the parked party given its offer; returns the answer SDP ("" when the offer is unusable or
+    // no music-on-hold port is free; *why says which).
+    enum class HoldError { None, BadOffer, NoMediaPort };
+    std::string holdAnswerFor(Session &s, const std::string &offer, HoldError *why = nullptr);
+    std::string holdOfferFor(Session &s, HoldError *why = nullptr);
+    bool allocateMoh(Session &s); // a music-on-hold port (sending nothing yet); false when none is free
+    // What resuming the call after a restart needs (dialog export, SDPs, MOH port, peer identity), as stored.
+    std::string parkBlob(Session &s, const std::string &dialogExport);
+    // Answer a park INVITE the engine or a cap refused (503 + Retry-After when capacity is out).
+    int refusePark(pw_request *req, const std::string &domain, eng::ErrorCode error, const std::string &message);
     void startMohFromAnswer(Session &s, const std::string &answer);
     void stopMoh(Session &s);
     void saveBlob(Session &s);

@@ -39,6 +39,9 @@ void Proxy::Impl::setUpLimits(const std::vector<uint16_t> &tcpPorts, const std::
     gs.idleTimeoutMs = cfg.tcpIdleMs;
     gs.trusted = trusted;
     gs.banned = [this](const IpKey &ip) { return limiter.banned(ip, nowMs()); };
+    gs.charge = [this](const IpKey &ip) {
+        return trusted.contains(ip) || limiter.check(ip, nowMs()) == RateLimiter::Verdict::Pass;
+    };
     sockets = std::make_unique<SocketGuard>(std::move(gs), [this](const char *reason, const std::string &peer) {
         reportLimit(fmt::format("tcp_{}", reason).c_str(), peer);
     });

@@ -147,11 +147,63 @@ bool SocketGuard::guardsDatagrams(int fd) const {
     return std::find(datagramSockets_.begin(), datagramSockets_.end(), fd) != datagramSockets_.end();
 }
 
-bool SocketGuard::admitDatagram(const sockaddr *from) {
+namespace {
+
+const unsigned char kCookie[4] = {0x21, 0x12, 0xa4, 0x42}; // RFC 5389 §6 magic cookie
+
+// A well-formed RFC 5389 binding request: type 0x0001, a length that matches and is a multiple of 4, the cookie.
+bool stunBindingRequest(const unsigned char *d, size_t len) {
+    if (len < 20 || d[0] != 0x00 || d[1] != 0x01)
+        return false;
+    size_t bodyLen = (size_t(d[2]) << 8) | d[3];
+    return bodyLen == len - 20 && bodyLen % 4 == 0 && memcmp(d + 4, kCookie, 4) == 0;
+}
+
+// RFC 5389 §7.3.1 / §15.2: a binding success response with XOR-MAPPED-ADDRESS (what RFC 5626 §4.4.2 keep-alives
+// look at to notice a NAT rebinding).
+std::string stunBindingSuccess(const unsigned char *req, const sockaddr *from) {
+    std::string attr;
+    if (from->sa_family == AF_INET) {
+        const auto *in = reinterpret_cast<const sockaddr_in *>(from);
+        uint16_t port = ntohs(in->sin_port) ^ 0x2112;
+        const auto *a = reinterpret_cast<const unsigned char *>(&in->sin_addr);
+        attr = {0x00, 0x20, 0x00, 0x08, 0x00, 0x01, char(port >> 8), char(port & 0xff)};
+        for (int i = 0; i < 4; ++i)
+            attr.push_back(char(a[i] ^ kCookie[i]));
+    } else if (from->sa_family == AF_INET6) {
+        const auto *in6 = reinterpret_cast<const sockaddr_in6 *>(from);
+        uint16_t port = ntohs(in6->sin6_port) ^ 0x2112;
+        const auto *a = reinterpret_cast<const unsigned char *>(&in6->sin6_addr);
+        attr = {0x00, 0x20, 0x00, 0x14, 0x00, 0x02, char(port >> 8), char(port & 0xff)};
+        for (int i = 0; i < 16; ++i)
+            attr.push_back(char(a[i] ^ (i < 4 ? kCookie[i] : req[8 + i - 4])));
+    }
+    std::string out = {0x01, 0x01, char(attr.size() >> 8), char(attr.size() & 0xff)};
+    out.append(reinterpret_cast<const char *>(req + 4), 16); // cookie and transaction ID
+    return out + attr;
+}
+
+} // namespace
+
+// SIP starts with a letter. sofia-sip hands a datagram starting with 0x00/0x01 to its STUN server (which prints
+// every request on stderr and answers malformed ones with an error: a reflector) and one with 0xf8..0xff to SigComp.
+// So STUN binding requests are answered here, and every other datagram that is not SIP is dropped.
+bool SocketGuard::admitDatagram(int fd, const sockaddr *from, const unsigned char *data, size_t len) {
     IpKey ip;
-    if (!(s_.banned && ipKeyOf(from, ip) && s_.banned(ip)))
+    bool known = ipKeyOf(from, ip);
+    if (known && s_.banned && s_.banned(ip)) {
+        ++dropped_;
+        return false;
+    }
+    if (!data || len == 0 || (data[0] != 0x00 && data[0] != 0x01 && data[0] < 0xf8))
         return true;
     ++dropped_;
+    // a keep-alive never reaches the SIP layer's rate limiter: it is charged here
+    if (stunBindingRequest(data, len) && known && (!s_.charge || s_.charge(ip))) {
+        std::string resp = stunBindingSuccess(data, from);
+        socklen_t fromLen = from->sa_family == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in);
+        ::sendto(fd, resp.data(), resp.size(), MSG_DONTWAIT, from, fromLen);
+    }
     return false;
 }
 
@@ -300,14 +352,24 @@ extern "C" int accept(int fd, sockaddr *addr, socklen_t *len) {
     return s;
 }
 
-// The program-wide recvmsg(): see socket_guard.hh. A datagram from a banned source is read and dropped; the
-// caller sees "nothing to read" (EAGAIN), as if it had never arrived.
+// The program-wide recvmsg(): see socket_guard.hh. A datagram from a banned source (or junk that sofia-sip would
+// take for STUN) is read and dropped; the caller sees "nothing to read" (EAGAIN), as if it had never arrived.
 extern "C" ssize_t recvmsg(int fd, msghdr *msg, int flags) {
     ssize_t n = static_cast<ssize_t>(::syscall(SYS_recvmsg, fd, msg, flags));
     if (n < 0 || !msg || !msg->msg_name || (flags & MSG_ERRQUEUE))
         return n;
     parkway::proxy::SocketGuard *g = parkway::proxy::datagramGuardOf(fd);
-    if (!g || g->admitDatagram(static_cast<const sockaddr *>(msg->msg_name)))
+    if (!g)
+        return n;
+    const unsigned char *data = nullptr;
+    size_t len = 0; // what the first buffer holds: enough to tell SIP from STUN
+    if (msg->msg_iovlen > 0 && msg->msg_iov[0].iov_base) {
+        data = static_cast<const unsigned char *>(msg->msg_iov[0].iov_base);
+        len = std::min(static_cast<size_t>(n), msg->msg_iov[0].iov_len);
+    }
+    if (len < 4)
+        data = nullptr; // (never with sofia-sip's single receive buffer) too little to judge: let it through
+    if (g->admitDatagram(fd, static_cast<const sockaddr *>(msg->msg_name), data, static_cast<size_t>(n)))
         return n;
     errno = EAGAIN;
     return -1;

@@ -33,6 +33,7 @@ public:
         uint32_t idleTimeoutMs = 3600000;       // no complete SIP message for this long: closed
         AddressSet trusted;
         std::function<bool(const IpKey &)> banned; // drop everything from this source (may be empty)
+        std::function<bool(const IpKey &)> charge; // count one message from this source; false: over its rate
     };
     // reason: "total", "per_source", "banned", "fd_limit", "first_message_timeout", "idle_timeout"
     using Report = std::function<void(const char *reason, const std::string &peer)>;
@@ -65,8 +66,10 @@ public:
     int admit(int fd, const sockaddr *peer);
     bool guards(int listenFd) const;
     bool guardsDatagrams(int fd) const;
-    // Called by the recvmsg() wrapper for a datagram read from one of our UDP sockets: false = drop it.
-    bool admitDatagram(const sockaddr *from);
+    // Called by the recvmsg() wrapper for a datagram read from our UDP socket fd: false = drop it. Dropped:
+    // everything from a banned source, and everything that is not SIP. A STUN binding request (an RFC 5626
+    // keep-alive) is answered here rather than by sofia-sip's STUN server.
+    bool admitDatagram(int fd, const sockaddr *from, const unsigned char *data, size_t len);
     // accept() failed with EMFILE/ENFILE on a guarded listener: take the pending connection off the queue with
     // the reserved descriptor and close it, so the listener does not stay readable for ever (a busy loop).
     void shed(int listenFd);

@@ -432,3 +432,27 @@ TEST_CASE("A message over max_message_bytes: 413 over UDP, the connection closed
     REQUIRE(env.runUntil([&] { return c.finalStatus != 0; }));
     CHECK(c.finalStatus == 200);
 }
+
+TEST_CASE("A STUN keep-alive is answered with the mapped address; other non-SIP datagrams are dropped",
+          "[hardening]") {
+    SipTestEnv env;
+    env.start();
+    RawUdp raw;
+    // RFC 5389 binding request: type, length 0, magic cookie, transaction ID
+    std::string req = {0x00, 0x01, 0x00, 0x00, 0x21, 0x12, char(0xa4), 0x42};
+    req += "ABCDEFGHIJKL";
+    raw.sendTo(env.port(), req);
+    REQUIRE(env.runUntil([&] { return raw.countStartingWith(std::string("\x01\x01", 2)) == 1; }));
+    const std::string &resp = raw.received.back();
+    REQUIRE(resp.size() == 32);
+    CHECK(resp.substr(8, 12) == "ABCDEFGHIJKL");
+    uint16_t port = static_cast<uint16_t>(((uint8_t(resp[26]) << 8) | uint8_t(resp[27])) ^ 0x2112);
+    CHECK(port == raw.port());
+    // junk that starts like STUN, and SigComp: no answer, nothing printed, the proxy still serves
+    raw.sendTo(env.port(), std::string("\x00\x01\x00\x04nocookie1234567890abcd", 24));
+    raw.sendTo(env.port(), std::string("\xf8\x00\x00\x00", 4));
+    env.runFor(100);
+    CHECK(raw.received.size() == 1);
+    raw.sendTo(env.port(), request("OPTIONS", env.proxyUri(), raw.port(), "", "z9hG4bKafterstun"));
+    REQUIRE(env.runUntil([&] { return raw.countStartingWith("SIP/2.0 200") == 1; }));
+}

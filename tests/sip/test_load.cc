@@ -59,8 +59,8 @@ TEST_CASE("Finished calls leave no transaction, branch or timer behind", "[proxy
     // Within a few hundred ms (far less than 64*T1 = 3.2 s): every proxy transaction is gone, with its
     // client transactions (branches) and timers.
     auto t0 = std::chrono::steady_clock::now();
-    REQUIRE(env.runUntil([&] { return liveTransactions(env.proxy()) == 0; }, 1000));
-    CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::milliseconds(1000));
+    REQUIRE(env.runUntil([&] { return liveTransactions(env.proxy()) == 0; }, 5000));
+    CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::milliseconds(1000)); // (it would take 64*T1 = 3.2 s)
     proxy::Proxy::Impl *impl = router.host->impl; // the core behind the module's host handle
     CHECK(impl->txns.empty());
     CHECK(impl->timers.empty());

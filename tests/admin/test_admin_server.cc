@@ -1023,3 +1023,24 @@ TEST_CASE("admin config: a short token is refused on a listener that is not loop
     c.listen = "[::]:8089";
     CHECK_THROWS_WITH(AdminServer::validate(c), Catch::Contains("admin.token"));
 }
+
+TEST_CASE("admin: an event-stream client that stops reading is disconnected, not buffered for ever",
+          "[admin][limits]") {
+    AdminConfig cfg = Daemon::defaultConfig();
+    cfg.maxStreamBacklogBytes = 256 * 1024;
+    Daemon d(cfg);
+    RawConn raw(d.admin->port());
+    // Small receive buffer: the server's send queue fills soon.
+    int small = 4096;
+    setsockopt(raw.fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+    REQUIRE(raw.send("GET /api/events HTTP/1.1\r\nAuthorization: Bearer s3cret\r\n\r\n"));
+    REQUIRE(eventually([&] { return d.admin->streamCount() == 1; }));
+    const std::string big = json{{"pad", std::string(64 * 1024, 'x')}}.dump();
+    for (int i = 0; i < 400 && d.admin->streamCount() == 1; ++i) {
+        d.events.publish("parked", big);
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+    CHECK(eventually([&] { return d.admin->streamCount() == 0; }, 5000));
+    CHECK(refused(d, "slow_event_reader") == 1);
+    CHECK(d.client().request("GET", "/api/stats").status == 200);
+}

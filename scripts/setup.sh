@@ -12,6 +12,8 @@ PACKAGES=(
   catch2
   # tests and tools
   sip-tester python3 curl sqlite3
+  # fuzzing (scripts/fuzz.sh): clang 14 with libFuzzer and the sanitizer runtimes; libxml2 checks XML bodies
+  clang-14 libclang-rt-14-dev libxml2-dev
 )
 
 missing=()

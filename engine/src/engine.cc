@@ -164,6 +164,13 @@ struct Engine::Impl {
         return readCall(s);
     }
 
+    std::int64_t liveCountInDomain(const std::string& domain) {
+        Stmt& s = db.q("SELECT count(*) FROM parked_calls WHERE domain = ?");
+        s.bind(1, domain);
+        s.step();
+        return s.i64(0);
+    }
+
     std::int64_t liveCountOnExt(const std::string& domain, const std::string& ext) {
         Stmt& s = db.q("SELECT count(*) FROM parked_calls WHERE domain = ? AND extension = ?");
         s.bind(1, domain).bind(2, ext);
@@ -398,6 +405,12 @@ struct Engine::Impl {
             p.error = fail(e, std::move(m));
             return p;
         };
+        if (d.maxParked > 0) {
+            std::int64_t live = liveCountInDomain(req.domain);
+            if (live >= d.maxParked)
+                return failWith(ErrorCode::DomainFull, fmt::format("domain {} already holds {} parked calls "
+                                                                   "(max_parked)", req.domain, live));
+        }
         auto applyRule = [&] {
             req.overrides.applyTo(p.recall);
             if (req.overrides.occupied) p.occupied = *req.overrides.occupied;
@@ -413,8 +426,12 @@ struct Engine::Impl {
                 return failWith(ErrorCode::UnknownExtension,
                                 fmt::format("extension {} is not known in domain {}", ext, req.domain));
             applyRule();
-            if (p.occupied == OccupiedPolicy::Reject && liveCountOnExt(req.domain, ext) > 0)
+            std::int64_t here = liveCountOnExt(req.domain, ext);
+            if (p.occupied == OccupiedPolicy::Reject && here > 0)
                 return failWith(ErrorCode::Occupied, fmt::format("extension {} already has a parked call", ext));
+            if (d.maxParkedPerExtension > 0 && here >= d.maxParkedPerExtension)
+                return failWith(ErrorCode::ExtensionFull, fmt::format("extension {} already holds {} parked calls "
+                                                                      "(max_parked_per_extension)", ext, here));
             p.extension = ext;
             break;
         }
@@ -435,12 +452,16 @@ struct Engine::Impl {
             std::int64_t best = -1;
             for (const std::string& m : g->members) {
                 std::int64_t n = liveCountOnExt(req.domain, m);
+                if (d.maxParkedPerExtension > 0 && n >= d.maxParkedPerExtension) continue; // at its cap
                 if (best < 0 || n < best) {
                     best = n;
                     p.extension = m;
                 }
                 if (n == 0) break;
             }
+            if (best < 0) // every member is at max_parked_per_extension
+                return failWith(ErrorCode::GroupFull, fmt::format("every member of call-park group {} holds "
+                                                                  "max_parked_per_extension calls", *gname));
             if (best > 0 && p.occupied == OccupiedPolicy::Reject) {
                 p.extension.clear();
                 return failWith(ErrorCode::GroupFull,
@@ -583,8 +604,8 @@ struct Engine::Impl {
     void loadDomains() {
         domains.clear();
         Stmt& s = db.q("SELECT name, park_code, group_park_code, retrieve_code, occupied, recall_seconds, recall_mode, "
-                       "ring_seconds, alternate_wait, retry_seconds, alternate, open_extensions, dpid, default_rules "
-                       "FROM domains");
+                       "ring_seconds, alternate_wait, retry_seconds, alternate, open_extensions, dpid, default_rules, "
+                       "max_parked, max_parked_per_extension FROM domains");
         while (s.step()) {
             DomainSettings d;
             d.name = s.text(0);
@@ -601,6 +622,8 @@ struct Engine::Impl {
             d.openExtensions = s.i32(11) != 0;
             d.dpid = s.i32(12);
             d.defaultRules = s.i32(13) != 0;
+            d.maxParked = s.i32(14);
+            d.maxParkedPerExtension = s.i32(15);
             domains[d.name] = d;
         }
     }
@@ -780,13 +803,14 @@ Status Engine::setDomain(const DomainSettings& d) {
         Txn txn(impl_->db);
         Stmt& s = impl_->db.q(
             "INSERT OR REPLACE INTO domains (name, park_code, group_park_code, retrieve_code, occupied, recall_seconds, "
-            "recall_mode, ring_seconds, alternate_wait, retry_seconds, alternate, open_extensions, dpid, default_rules) "
-            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+            "recall_mode, ring_seconds, alternate_wait, retry_seconds, alternate, open_extensions, dpid, "
+            "default_rules, max_parked, max_parked_per_extension) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
         s.bind(1, d.name).bind(2, d.parkCode).bind(3, d.groupParkCode).bind(4, d.retrieveCode);
         s.bind(5, toString(d.occupied)).bind(6, d.recall.recallSeconds).bind(7, toString(d.recall.mode));
         s.bind(8, d.recall.ringSeconds).bind(9, d.recall.alternateWaitSeconds).bind(10, d.recall.retrySeconds);
         s.bind(11, d.recall.alternate ? d.recall.alternate->toString() : std::string());
         s.bind(12, d.openExtensions ? 1 : 0).bind(13, d.dpid).bind(14, d.defaultRules ? 1 : 0);
+        s.bind(15, d.maxParked).bind(16, d.maxParkedPerExtension);
         s.run();
         txn.commit();
     } catch (const StorageError& err) {

@@ -9,6 +9,12 @@ using nlohmann::json;
 
 namespace {
 
+// The engine stores whatever text its caller gave it; its JSON views are always valid UTF-8 (the last line of
+// defence behind the SIP boundary, docs/callpark.md "Text and UTF-8"): an invalid sequence becomes U+FFFD
+// instead of an exception that would turn a whole listing into an error.
+constexpr int kIndent = -1;
+constexpr auto kBadUtf8 = json::error_handler_t::replace;
+
 json recallJ(const RecallSettings& r) {
     return {{"recall_seconds", r.recallSeconds},
             {"mode", toString(r.mode)},
@@ -152,18 +158,18 @@ std::string readStrings(const json& j, const char* key, const char* what, std::v
 
 } // namespace
 
-std::string toJson(const ParkedCall& c) { return callJ(c).dump(); }
+std::string toJson(const ParkedCall& c) { return callJ(c).dump(kIndent, ' ', false, kBadUtf8); }
 
 std::string toJson(const std::vector<ParkedCall>& calls) {
     json j = json::array();
     for (const auto& c : calls) j.push_back(callJ(c));
-    return j.dump();
+    return j.dump(kIndent, ' ', false, kBadUtf8);
 }
 
 std::string toJson(const CallResult& r) {
     json j = {{"ok", r.ok}, {"error", toString(r.error)}, {"message", r.message}, {"duplicate", r.duplicate}};
     if (r.call.id != 0) j["call"] = callJ(r.call);
-    return j.dump();
+    return j.dump(kIndent, ' ', false, kBadUtf8);
 }
 
 std::string toJson(const ChangeEvent& e) {
@@ -176,13 +182,14 @@ std::string toJson(const ChangeEvent& e) {
         ts.push_back(tj);
     }
     j["targets"] = ts;
-    return j.dump();
+    return j.dump(kIndent, ' ', false, kBadUtf8);
 }
 
 std::string toJson(const TargetState& s) {
     json calls = json::array();
     for (const auto& c : s.calls) calls.push_back(callJ(c));
-    return json{{"target", targetJ(s.target)}, {"version", s.version}, {"calls", calls}}.dump();
+    return json{{"target", targetJ(s.target)}, {"version", s.version}, {"calls", calls}}
+        .dump(kIndent, ' ', false, kBadUtf8);
 }
 
 std::string toJson(const DomainSettings& d) {
@@ -194,8 +201,10 @@ std::string toJson(const DomainSettings& d) {
                 {"recall", recallJ(d.recall)},
                 {"open_extensions", d.openExtensions},
                 {"dpid", d.dpid},
-                {"default_rules", d.defaultRules}}
-        .dump();
+                {"default_rules", d.defaultRules},
+                {"max_parked", d.maxParked},
+                {"max_parked_per_extension", d.maxParkedPerExtension}}
+        .dump(kIndent, ' ', false, kBadUtf8);
 }
 
 static json groupJ(const Group& g) {
@@ -203,36 +212,36 @@ static json groupJ(const Group& g) {
             {"settings", overridesJ(g.settings)}, {"access", g.access}};
 }
 
-std::string toJson(const Group& g) { return groupJ(g).dump(); }
+std::string toJson(const Group& g) { return groupJ(g).dump(kIndent, ' ', false, kBadUtf8); }
 
 std::string toJson(const std::vector<Group>& gs) {
     json j = json::array();
     for (const auto& g : gs) j.push_back(groupJ(g));
-    return j.dump();
+    return j.dump(kIndent, ' ', false, kBadUtf8);
 }
 
 std::string toJson(const Lot& l) {
     return json{{"domain", l.domain},       {"name", l.name},
                 {"first_slot", l.firstSlot}, {"last_slot", l.lastSlot},
                 {"choice", toString(l.choice)}, {"settings", overridesJ(l.settings)}, {"access", l.access}}
-        .dump();
+        .dump(kIndent, ' ', false, kBadUtf8);
 }
 
-std::string toJson(const Rule& r) { return ruleJ(r).dump(); }
+std::string toJson(const Rule& r) { return ruleJ(r).dump(kIndent, ' ', false, kBadUtf8); }
 
 std::string toJson(const std::vector<Rule>& rs) {
     json j = json::array();
     for (const auto& r : rs) j.push_back(ruleJ(r));
-    return j.dump();
+    return j.dump(kIndent, ' ', false, kBadUtf8);
 }
 
 std::string toJson(const std::vector<RuleError>& errors) {
     json j = json::array();
     for (const auto& e : errors) j.push_back({{"rule", e.ruleId}, {"line", e.line}, {"message", e.message}});
-    return j.dump();
+    return j.dump(kIndent, ' ', false, kBadUtf8);
 }
 
-std::string toJson(const Classification& c) { return classJ(c).dump(); }
+std::string toJson(const Classification& c) { return classJ(c).dump(kIndent, ' ', false, kBadUtf8); }
 
 std::string toJson(const Explanation& e) {
     json trace = json::array();
@@ -255,11 +264,11 @@ std::string toJson(const Explanation& e) {
     if (e.wouldRetrieve) j["would_retrieve"] = callJ(*e.wouldRetrieve);
     if (!e.wouldParkOn.empty()) j["would_park_on"] = e.wouldParkOn;
     if (!e.wouldParkLot.empty()) j["would_park_slot"] = {{"lot", e.wouldParkLot}, {"slot", e.wouldParkSlot}};
-    return j.dump();
+    return j.dump(kIndent, ' ', false, kBadUtf8);
 }
 
 std::string toJson(const Status& s) {
-    return json{{"ok", s.ok}, {"error", toString(s.error)}, {"message", s.message}}.dump();
+    return json{{"ok", s.ok}, {"error", toString(s.error)}, {"message", s.message}}.dump(kIndent, ' ', false, kBadUtf8);
 }
 
 std::string groupFromJson(const std::string& text, Group& out) {
@@ -305,6 +314,8 @@ std::string domainFromJson(const std::string& text, DomainSettings& out) {
     r.get("open_extensions", out.openExtensions);
     r.get("dpid", out.dpid);
     r.get("default_rules", out.defaultRules);
+    r.get("max_parked", out.maxParked);
+    r.get("max_parked_per_extension", out.maxParkedPerExtension);
     if (j.contains("recall")) {
         if (!j["recall"].is_object()) return "domain: 'recall' must be an object";
         Reader rr{j["recall"], "domain.recall", {}};

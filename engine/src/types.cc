@@ -46,6 +46,8 @@ const char* toString(ErrorCode v) {
     case ErrorCode::BadRequest: return "bad_request";
     case ErrorCode::BadRule: return "bad_rule";
     case ErrorCode::Storage: return "storage";
+    case ErrorCode::DomainFull: return "domain_full";
+    case ErrorCode::ExtensionFull: return "extension_full";
     }
     return "?";
 }
@@ -207,6 +209,8 @@ std::string validate(const DomainSettings& s) {
     if (!(e = checkRange("retry_seconds", s.recall.retrySeconds, 0, 3600)).empty()) return e;
     if (s.recall.mode != RecallMode::Parker && !s.recall.alternate)
         return fmt::format("recall_mode {} needs an alternate destination", toString(s.recall.mode));
+    if (!(e = checkRange("max_parked", s.maxParked, 0, 1000000)).empty()) return e;
+    if (!(e = checkRange("max_parked_per_extension", s.maxParkedPerExtension, 0, 1000000)).empty()) return e;
     return {};
 }
 

@@ -4,9 +4,13 @@
 #include <parkway/module.h>
 
 #include <fmt/format.h>
+#include <utf8cpp/utf8.h>
 
 #include <algorithm>
+#include <cstddef>
 #include <cstdint>
+#include <functional>
+#include <iterator>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -16,6 +20,22 @@ namespace parkway::callpark {
 inline std::string_view sv(pw_str s) { return s.len ? std::string_view(s.ptr, s.len) : std::string_view(); }
 inline std::string str(pw_str s) { return std::string(sv(s)); }
 inline pw_str ps(std::string_view s) { return pw_str{s.data(), s.size()}; }
+
+// THE text boundary of the module (docs/callpark.md "Text and UTF-8"): every string read from a SIP message
+// (headers, URIs, display names, tags, dialog fields) becomes valid UTF-8 here, each invalid sequence replaced
+// by U+FFFD, so what reaches the engine's SQLite, JSON and XML bodies is always valid. SIP allows only UTF-8
+// in quoted strings (RFC 3261 §25.1), yet phones send ISO-8859-1 display names ("Jos\xe9").
+inline std::string validUtf8(std::string_view s) {
+    if (utf8::is_valid(s.begin(), s.end()))
+        return std::string(s);
+    std::string out;
+    out.reserve(s.size() + 8);
+    utf8::replace_invalid(s.begin(), s.end(), std::back_inserter(out));
+    return out;
+}
+inline std::string text(pw_str s) {
+    return validUtf8(sv(s));
+}
 
 // Owned header list that can be handed to the host as pw_header[].
 class Headers {
@@ -56,19 +76,20 @@ public:
     bool isLocalDomain(std::string_view d) const { return api_->is_local_domain(host_, ps(d)) == 1; }
     int64_t nowMs() const { return api_->now_ms(host_); }
 
-    // Message access.
+    // Message access: text (valid UTF-8, see validUtf8) except the body, which is relayed byte for byte; what
+    // the module stores of a body goes through JSON written with invalid sequences replaced (dumpJson).
     const pw_msg *msg(pw_request *r) const { return api_->request_msg(r); }
-    std::string method(const pw_msg *m) const { return str(api_->msg_method(m)); }
+    std::string method(const pw_msg *m) const { return text(api_->msg_method(m)); }
     int status(const pw_msg *m) const { return api_->msg_status(m); }
-    std::string requestUri(const pw_msg *m) const { return str(api_->msg_request_uri(m)); }
+    std::string requestUri(const pw_msg *m) const { return text(api_->msg_request_uri(m)); }
     std::string header(const pw_msg *m, std::string_view name, unsigned idx = 0) const {
-        return str(api_->msg_header(m, ps(name), idx));
+        return text(api_->msg_header(m, ps(name), idx));
     }
     std::string body(const pw_msg *m) const { return m ? str(api_->msg_body(m)) : std::string(); }
-    std::string uri(const pw_msg *m, std::string_view hdr) const { return str(api_->msg_uri(m, ps(hdr))); }
-    std::string tag(const pw_msg *m, std::string_view hdr) const { return str(api_->msg_tag(m, ps(hdr))); }
-    std::string display(const pw_msg *m, std::string_view hdr) const { return str(api_->msg_display(m, ps(hdr))); }
-    std::string source(const pw_msg *m) const { return str(api_->msg_source(m)); }
+    std::string uri(const pw_msg *m, std::string_view hdr) const { return text(api_->msg_uri(m, ps(hdr))); }
+    std::string tag(const pw_msg *m, std::string_view hdr) const { return text(api_->msg_tag(m, ps(hdr))); }
+    std::string display(const pw_msg *m, std::string_view hdr) const { return text(api_->msg_display(m, ps(hdr))); }
+    std::string source(const pw_msg *m) const { return text(api_->msg_source(m)); }
 
     // Replies to a pipeline or in-dialog request.
     int reply(pw_request *r, int status, std::string_view reason = {}, Headers *h = nullptr,
@@ -77,7 +98,32 @@ public:
                                    ps(body));
     }
 
-    std::string dialogGet(pw_dialog *d, pw_dialog_field f) const { return d ? str(api_->dialog_get(d, f)) : ""; }
+    std::string dialogGet(pw_dialog *d, pw_dialog_field f) const { return d ? text(api_->dialog_get(d, f)) : ""; }
+
+    // dialog_accept with a commit step before the 2xx leaves (module.h dialog_accept_commit): `commit` returns 0
+    // to send the 2xx, or answers the request itself and returns its status. On a v1.0 host (no such member)
+    // the 2xx goes first and commit runs after it; a refusal then ends the fresh dialog silently (BYE, no
+    // on_terminated), which is the weaker ordering the host could not avoid.
+    using CommitFn = std::function<int(pw_dialog *)>;
+    pw_dialog *acceptCommit(pw_request *req, int status, Headers &h, std::string_view ctype, std::string_view body,
+                            const pw_dialog_callbacks *cbs, void *arg, CommitFn commit) const {
+        auto trampoline = [](void *c, pw_dialog *d) -> int { return (*static_cast<CommitFn *>(c))(d); };
+        if (hasAcceptCommit())
+            return api_->dialog_accept_commit(req, status, h.data(), h.size(), ps(ctype), ps(body), cbs, arg,
+                                              trampoline, &commit);
+        pw_dialog *d = api_->dialog_accept(req, status, h.data(), h.size(), ps(ctype), ps(body), cbs, arg);
+        if (d && commit(d) != 0) {
+            static const pw_dialog_callbacks none = {sizeof(pw_dialog_callbacks), nullptr, nullptr, nullptr, nullptr};
+            api_->dialog_rebind(d, &none, nullptr);
+            api_->dialog_end(d);
+            return nullptr;
+        }
+        return d;
+    }
+    bool hasAcceptCommit() const {
+        return api_->struct_size >= offsetof(pw_host_api, dialog_accept_commit) + sizeof(void *) &&
+               api_->dialog_accept_commit;
+    }
     std::string dialogExport(pw_dialog *d) const {
         if (!d) return {};
         int64_t n = api_->dialog_export(d, nullptr, 0);

@@ -5,17 +5,41 @@
 
 #include <nlohmann/json.hpp>
 
+#include <csignal>
+#include <cstdlib>
+
 namespace parkway::callpark {
 
 namespace {
 constexpr std::string_view kSdp = "application/sdp";
+// Retry-After of a park refused for capacity (domain cap, music-on-hold ports): calls leave within minutes.
+constexpr int kParkRetryAfterSeconds = 30;
+
+// Test hook of the durability test (tests/sipp-park/test_durability.py): PARKWAY_TEST_KILL_AFTER_PARKS=N
+// kills the daemon with SIGKILL right after the N-th park 2xx left, the instant where a write still owed
+// after the 2xx would be lost. Unset in production.
+void killPointAfterParkAnswered() {
+    static const long limit = [] {
+        const char *v = std::getenv("PARKWAY_TEST_KILL_AFTER_PARKS");
+        return v ? std::strtol(v, nullptr, 10) : 0L;
+    }();
+    static long answered = 0;
+    if (limit > 0 && ++answered >= limit)
+        std::raise(SIGKILL);
+}
 } // namespace
 
 // ---------------------------------------------------------------- music on hold and SDP
 
-std::string CallPark::holdAnswerFor(Session &s, const std::string &offer) {
+std::string CallPark::holdAnswerFor(Session &s, const std::string &offer, HoldError *why) {
+    auto failed = [why](HoldError e) {
+        if (why)
+            *why = e;
+        return std::string();
+    };
     auto parsed = parseSdp(offer);
-    if (!parsed || !parsed->audio()) return {};
+    if (!parsed || !parsed->audio())
+        return failed(HoldError::BadOffer);
     if (!s.sdpSession) s.sdpSession = newSdpSessionId();
     // First pass: which codec and where the parked party wants RTP (our port does not change that).
     HoldAnswer probe = buildHoldAnswer(*parsed, mediaIp(), s.mohPort ? s.mohPort : 9, s.sdpSession, s.sdpVersion);
@@ -24,14 +48,14 @@ std::string CallPark::holdAnswerFor(Session &s, const std::string &offer) {
     uint16_t rport = send ? probe.remotePort : 0;
     int pt = probe.chosenPt >= 0 ? probe.chosenPt : 0;
     if (!s.mohId) {
-        std::string err;
-        auto st = moh_.add(rip, rport, pt, &err);
-        if (!st) {
-            host_.log(PW_LOG_ERROR, "callpark: music on hold: {}", err);
-            return {};
+        // The port first (only capacity can refuse it), then where to send: a full range is a 503, a
+        // destination we cannot send to is the offer's fault (488).
+        if (!allocateMoh(s))
+            return failed(HoldError::NoMediaPort);
+        if (!moh_.setRemote(s.mohId, rip, rport, pt)) {
+            stopMoh(s);
+            return failed(HoldError::BadOffer);
         }
-        s.mohId = st->id;
-        s.mohPort = st->localPort;
     } else {
         moh_.setRemote(s.mohId, rip, rport, pt);
     }
@@ -44,21 +68,28 @@ std::string CallPark::holdAnswerFor(Session &s, const std::string &offer) {
     return ans.sdp;
 }
 
-std::string CallPark::holdOfferFor(Session &s) {
+std::string CallPark::holdOfferFor(Session &s, HoldError *why) {
     if (!s.sdpSession) s.sdpSession = newSdpSessionId();
-    if (!s.mohId) {
-        std::string err;
-        auto st = moh_.add("0.0.0.0", 0, 0, &err);
-        if (!st) {
-            host_.log(PW_LOG_ERROR, "callpark: music on hold: {}", err);
-            return {};
-        }
-        s.mohId = st->id;
-        s.mohPort = st->localPort;
+    if (!s.mohId && !allocateMoh(s)) {
+        if (why)
+            *why = HoldError::NoMediaPort;
+        return {};
     }
     ++s.sdpVersion;
     s.localSdp = buildHoldOffer(mediaIp(), s.mohPort, s.sdpSession, s.sdpVersion);
     return s.localSdp;
+}
+
+bool CallPark::allocateMoh(Session &s) {
+    std::string err;
+    auto st = moh_.add("0.0.0.0", 0, 0, &err);
+    if (!st) {
+        host_.log(PW_LOG_ERROR, "callpark: music on hold: {}", err);
+        return false;
+    }
+    s.mohId = st->id;
+    s.mohPort = st->localPort;
+    return true;
 }
 
 void CallPark::startMohFromAnswer(Session &s, const std::string &answer) {
@@ -85,26 +116,46 @@ void CallPark::stopMoh(Session &s) {
     s.mohPt = -1;
 }
 
-void CallPark::saveBlob(Session &s) {
-    if (!s.callId || !s.a) return;
+std::string CallPark::parkBlob(Session &s, const std::string &dialog) {
     nlohmann::json j;
-    j["dialog"] = host_.dialogExport(s.a->dlg);
+    j["dialog"] = dialog;
     j["local_sdp"] = s.localSdp;
-    j["remote_sdp"] = s.a->remoteSdp;
+    j["remote_sdp"] = s.a ? s.a->remoteSdp : std::string();
     j["moh_port"] = s.mohPort;
     j["sdp_session"] = s.sdpSession;
     j["sdp_version"] = s.sdpVersion;
     j["remote_ip"] = s.remoteMediaIp;
     j["remote_port"] = s.remoteMediaPort;
     j["pt"] = s.mohPt;
-    j["peer_uri"] = s.a->peerUri;
-    j["peer_display"] = s.a->peerDisplay;
-    j["parked_on"] = s.parkedOnUri;
-    auto r = engine_->updateBlob(s.callId, j.dump());
+    j["peer_uri"] = s.a ? s.a->peerUri : std::string();
+    j["peer_display"] = s.a ? s.a->peerDisplay : std::string();
+    // Bodies are kept byte for byte elsewhere; stored, an invalid UTF-8 sequence in one becomes U+FFFD.
+    return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+void CallPark::saveBlob(Session &s) {
+    if (!s.callId || !s.a || !s.a->dlg)
+        return;
+    auto r = engine_->updateBlob(s.callId, parkBlob(s, host_.dialogExport(s.a->dlg)));
     if (!r) host_.log(PW_LOG_WARN, "callpark: saving call {} failed: {}", s.callId, r.message);
 }
 
 // ---------------------------------------------------------------- park INVITE
+
+int CallPark::refusePark(pw_request *req, const std::string &domain, eng::ErrorCode error, const std::string &message) {
+    int status = engineErrorStatus(error);
+    host_.counter("parkway_park_failures_total", fmt::format("reason=\"{}\"", eng::toString(error)));
+    host_.log(PW_LOG_INFO, "callpark: park in {} refused: {}", domain, message);
+    if (error == eng::ErrorCode::DomainFull) {
+        // RFC 3261 §21.5.4: capacity is out for now; tell the sender when to try again.
+        Headers h;
+        h.add("Retry-After", std::to_string(kParkRetryAfterSeconds));
+        host_.reply(req, 503, "Service Unavailable", &h);
+    } else {
+        host_.reply(req, status, error == eng::ErrorCode::GroupFull ? "All Slots Busy" : "");
+    }
+    return status;
+}
 
 pw_verdict CallPark::parkInvite(pw_request *req, const pw_msg *m, const eng::Classification &c,
                                 const std::string &domain, const std::string &parker, const std::string &) {
@@ -122,27 +173,26 @@ pw_verdict CallPark::parkInvite(pw_request *req, const pw_msg *m, const eng::Cla
     Session &s = newSession();
     s.domain = domain;
     s.parker = parker;
+    auto ended = [this, &s] {
+        s.state = SessionState::Ended;
+        reapLater(s.sid);
+        return PW_STOP;
+    };
     std::string offer = host_.body(m);
-    std::string sdp = offer.empty() ? holdOfferFor(s) : holdAnswerFor(s, offer);
+    HoldError why = HoldError::None;
+    std::string sdp = offer.empty() ? holdOfferFor(s, &why) : holdAnswerFor(s, offer, &why);
     if (sdp.empty()) {
-        s.state = SessionState::Ended;
-        reapLater(s.sid);
-        host_.reply(req, offer.empty() ? 500 : 488, offer.empty() ? "No Media Port" : "Not Acceptable Here");
-        return PW_STOP;
+        if (why == HoldError::NoMediaPort) {
+            // Every music-on-hold port is taken: capacity, not the caller's offer (RFC 3261 §21.5.4).
+            host_.counter("parkway_park_failures_total", "reason=\"no_media_port\"");
+            Headers h;
+            h.add("Retry-After", std::to_string(kParkRetryAfterSeconds));
+            host_.reply(req, 503, "Service Unavailable", &h);
+        } else {
+            host_.reply(req, 488, "Not Acceptable Here");
+        }
+        return ended();
     }
-
-    // SPEC §9: the slot is committed before the 200 that reveals it leaves.
-    eng::ParkResult r = engine_->park(pr);
-    if (!r) {
-        s.state = SessionState::Ended;
-        reapLater(s.sid);
-        host_.counter("parkway_park_failures_total", fmt::format("reason=\"{}\"", eng::toString(r.error)));
-        host_.log(PW_LOG_INFO, "callpark: park of {} refused: {}", pr.parkedUri, r.message);
-        host_.reply(req, engineErrorStatus(r.error), r.error == eng::ErrorCode::GroupFull ? "All Slots Busy" : "");
-        return PW_STOP;
-    }
-    bindCall(s, r.call.id);
-    s.parkedOnUri = r.call.extension.empty() ? aor(std::to_string(r.call.slot), domain) : aor(r.call.extension, domain);
 
     Leg *leg = newLeg(s.sid, "parked");
     leg->peerUri = pr.parkedUri;
@@ -151,19 +201,40 @@ pw_verdict CallPark::parkInvite(pw_request *req, const pw_msg *m, const eng::Cla
     s.a = leg;
     Headers h;
     h.add("Allow", "INVITE, ACK, BYE, CANCEL, OPTIONS, UPDATE, INFO, REFER, NOTIFY");
-    leg->dlg = host_.api()->dialog_accept(req, 200, h.data(), h.size(), ps(kSdp), ps(sdp), legCallbacks(), leg);
+    // One transaction holds the call and everything needed to resume it (the dialog as the 2xx will create
+    // it, SDPs, MOH port, peer identity), committed BEFORE the 2xx reveals the park: a crash at any instant
+    // either loses an unanswered INVITE or keeps a resumable park (docs/callpark.md "Durability").
+    eng::ParkResult r;
+    leg->dlg = host_.acceptCommit(req, 200, h, kSdp, sdp, legCallbacks(), leg, [&](pw_dialog *dlg) -> int {
+        std::string dialog = host_.dialogExport(dlg);
+        if (dialog.empty()) { // we would acknowledge a park no restart could resume
+            host_.counter("parkway_park_failures_total", "reason=\"storage\"");
+            host_.log(PW_LOG_ERROR, "callpark: park of {} refused: the dialog cannot be exported", pr.parkedUri);
+            return 500;
+        }
+        pr.blob = parkBlob(s, dialog);
+        r = engine_->park(pr);
+        if (r && r.duplicate) { // parked meanwhile under the same key (another process on this database)
+            host_.reply(req, 482, "Merged Request");
+            return 482;
+        }
+        if (!r)
+            return refusePark(req, domain, r.error, r.message);
+        return 0;
+    });
     if (!leg->dlg) {
-        // The INVITE went away (CANCEL) before we could answer: nothing is parked after all.
+        // Refused, or the INVITE went away (CANCEL) / the 2xx could not be sent: nothing is parked after all.
         dropLeg(leg);
         s.a = nullptr;
-        engine_->abandon(s.callId);
-        s.callId = 0;
-        s.state = SessionState::Ended;
-        reapLater(s.sid);
-        return PW_STOP;
+        if (r && !r.duplicate)
+            engine_->abandon(r.call.id);
+        stopMoh(s);
+        return ended();
     }
+    killPointAfterParkAnswered();
+    bindCall(s, r.call.id);
+    s.parkedOnUri = r.call.extension.empty() ? aor(std::to_string(r.call.slot), domain) : aor(r.call.extension, domain);
     leg->confirmed = true;
-    saveBlob(s);
     armRecall(s, r.call.recallAt);
     host_.log(PW_LOG_INFO, "callpark: parked {} on {} (call {})", pr.parkedUri, s.parkedOnUri, s.callId);
     return PW_STOP;
@@ -200,8 +271,8 @@ void CallPark::onParkedRequest(Session &s, Leg *leg, pw_request *req) {
             return;
         }
         if (!offer.empty()) leg->remoteSdp = offer;
+        saveBlob(s); // stored before the 200 shows the new SDP (a crash in between resumes with it)
         host_.api()->dialog_accept_request(leg->dlg, req, nullptr, 0, ps(kSdp), ps(sdp));
-        saveBlob(s);
         return;
     }
     if (method == "REFER") { // the parked party cannot transfer a call nobody is on
@@ -273,7 +344,8 @@ void CallPark::legTerminated(Leg *leg, pw_dialog_end_reason reason) {
             reapLater(s.sid);
             return;
         }
-        host_.log(PW_LOG_INFO, "callpark: parked party of call {} left ({})", s.callId, static_cast<int>(reason));
+        // s.callId is 0 once the call was retrieved (bridged): name it by the call it was parked as.
+        host_.log(PW_LOG_INFO, "callpark: parked party of call {} left ({})", s.parkedCallId, static_cast<int>(reason));
         if (s.state == SessionState::Bridged) endBridge(s, leg);
         else sessionAbandoned(s);
         return;

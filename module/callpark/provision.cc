@@ -129,6 +129,10 @@ bool CallPark::loadProvisionFile(const std::string &path, std::string *err) {
                 if (auto v = get<bool>(*dt, "open_extensions", path)) d.openExtensions = *v;
                 if (auto v = get<int64_t>(*dt, "dpid", path)) d.dpid = int(*v);
                 if (auto v = get<bool>(*dt, "default_rules", path)) d.defaultRules = *v;
+                if (auto v = get<int64_t>(*dt, "max_parked", path))
+                    d.maxParked = int(std::clamp<int64_t>(*v, -1, 1 << 30));
+                if (auto v = get<int64_t>(*dt, "max_parked_per_extension", path))
+                    d.maxParkedPerExtension = int(std::clamp<int64_t>(*v, -1, 1 << 30));
                 eng::RecallOverrides o;
                 readOverrides(*dt, path, o);
                 o.applyTo(d.recall);

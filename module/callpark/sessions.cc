@@ -281,7 +281,10 @@ Session *CallPark::sessionByCall(eng::CallId id) {
 
 void CallPark::bindCall(Session &s, eng::CallId id) {
     s.callId = id;
-    if (id) sidByCall_[id] = s.sid;
+    if (id) {
+        sidByCall_[id] = s.sid;
+        s.parkedCallId = id;
+    }
 }
 
 Leg *CallPark::newLeg(uint64_t sid, std::string role) {

@@ -319,8 +319,57 @@ void hRequestRelease(pw_request *req) noexcept {
 
 // ---- dialogs: UAS
 
+using CommitFn = int (*)(void *commitArg, pw_dialog *dlg);
+
+// The dialog's identity from the request it answers (our tag chosen): readable and exportable before the
+// 2xx leaves, so a commit step can store it (module.h dialog_accept_commit).
+void fillUasIdentity(pw_dialog *d, const sip_t *s, const char *tag) {
+    d->callId = s->sip_call_id ? s->sip_call_id->i_id : "";
+    d->localTag = tag ? tag : "";
+    d->remoteTag = s->sip_from && s->sip_from->a_tag ? s->sip_from->a_tag : "";
+    d->localUri = s->sip_to ? urlString(s->sip_to->a_url) : "";
+    d->localDisplay = s->sip_to && s->sip_to->a_display ? s->sip_to->a_display : "";
+    d->remoteUri = s->sip_from ? urlString(s->sip_from->a_url) : "";
+    d->remoteDisplay = s->sip_from && s->sip_from->a_display ? s->sip_from->a_display : "";
+    for (auto *disp : {&d->localDisplay, &d->remoteDisplay})
+        if (disp->size() >= 2 && disp->front() == '"' && disp->back() == '"')
+            *disp = disp->substr(1, disp->size() - 2);
+    d->remoteTarget = s->sip_contact ? urlString(s->sip_contact->m_url) : d->remoteUri;
+    for (sip_record_route_t *r = s->sip_record_route; r; r = r->r_next)
+        d->routeSet.push_back("<" + urlString(r->r_url) + ">");
+    d->remoteCseq = s->sip_cseq ? s->sip_cseq->cs_seq : 0;
+}
+
+// A dialog that never reached the wire: gone without on_terminated (dialog_accept_commit's contract).
+void discardUas(Impl *impl, pw_dialog *d) {
+    d->cbs = pw_dialog_callbacks{};
+    impl->terminate(d, PW_END_FAILED);
+}
+
+// The commit step of dialog_accept_commit: 0 = send the 2xx; else the request is answered with the status
+// the module returned (unless it answered itself inside commit) and the dialog is discarded.
+bool runCommit(pw_request *req, pw_dialog *d, CommitFn commit, void *commitArg) {
+    Impl *impl = req->impl;
+    ++req->refs; // commit may reply; the request must outlive this function either way
+    int rc = 0;
+    try {
+        rc = commit(commitArg, d);
+    } catch (...) {
+        rc = 500;
+    }
+    bool go = rc == 0 && !req->finalSent && req->irq;
+    if (!go) {
+        discardUas(impl, d);
+        if (!req->finalSent && req->irq)
+            hRequestReply(req, rc >= 300 && rc <= 699 ? rc : 500, pw_str{}, nullptr, 0, pw_str{}, pw_str{});
+    }
+    impl->unref(req);
+    return go;
+}
+
 pw_dialog *acceptCommon(pw_request *req, int status, const pw_header *headers, size_t n, pw_str ctype, pw_str body,
-                        const pw_dialog_callbacks *cbs, void *arg, bool subscription, uint32_t expires) {
+                        const pw_dialog_callbacks *cbs, void *arg, bool subscription, uint32_t expires,
+                        CommitFn commit = nullptr, void *commitArg = nullptr) {
     if (!req || !req->irq || req->finalSent) return nullptr;
     if (status < 200 || status > 299) return nullptr;
     Impl *impl = req->impl;
@@ -344,6 +393,7 @@ pw_dialog *acceptCommon(pw_request *req, int status, const pw_header *headers, s
     const char *tag = nta_leg_tag(d->leg, nullptr);
     nta_incoming_tag(req->irq, tag);
     nta_leg_server_route(d->leg, sip->sip_record_route, sip->sip_contact);
+    fillUasIdentity(d, sip, tag);
     std::string hdrs = headersToString(headers, n), ct = str(ctype), b = str(body);
     std::string contact = impl->contactHeader();
     std::string ex;
@@ -354,45 +404,34 @@ pw_dialog *acceptCommon(pw_request *req, int status, const pw_header *headers, s
     }
     d->state = DialogState::Confirmed;
     impl->updateGauges();
-    msg_t *resp = nta_incoming_create_response(req->irq, status, sip_status_phrase(status));
-    if (!resp) {
-        impl->terminate(d, PW_END_FAILED);
+    if (commit && !runCommit(req, d, commit, commitArg))
         return nullptr;
-    }
+    // After a commit step a failure to send is reported by NULL alone (no on_terminated): the module undoes.
+    auto failed = [&] {
+        if (commit)
+            discardUas(impl, d);
+        else
+            impl->terminate(d, PW_END_FAILED);
+        return nullptr;
+    };
+    msg_t *resp = nta_incoming_create_response(req->irq, status, sip_status_phrase(status));
+    if (!resp)
+        return failed();
     sip_add_tl(resp, sip_object(resp), SIPTAG_CONTACT_STR(contact.c_str()), SIPTAG_EXPIRES_STR(orNull(ex)),
                SIPTAG_HEADER_STR(orNull(hdrs)), SIPTAG_CONTENT_TYPE_STR(orNull(ct)),
                SIPTAG_PAYLOAD_STR(ct.empty() && b.empty() ? nullptr : b.c_str()), TAG_END());
     if (nta_incoming_complete_response(req->irq, resp, status, sip_status_phrase(status), TAG_END()) < 0) {
         msg_destroy(resp);
-        impl->terminate(d, PW_END_FAILED);
-        return nullptr;
+        return failed();
     }
     msg_t *keepCopy = req->method == sip_method_invite ? msg_ref_create(resp) : nullptr;
     if (nta_incoming_mreply(req->irq, resp) < 0) {
         if (keepCopy) msg_destroy(keepCopy);
-        impl->terminate(d, PW_END_FAILED);
-        return nullptr;
+        return failed();
     }
     impl->countResponse(status);
     req->finalSent = true;
     req->dialog = d;
-    // identity
-    {
-        const sip_t *s = sip;
-        d->callId = s->sip_call_id ? s->sip_call_id->i_id : "";
-        d->localTag = tag ? tag : "";
-        d->remoteTag = s->sip_from && s->sip_from->a_tag ? s->sip_from->a_tag : "";
-        d->localUri = s->sip_to ? urlString(s->sip_to->a_url) : "";
-        d->localDisplay = s->sip_to && s->sip_to->a_display ? s->sip_to->a_display : "";
-        d->remoteUri = s->sip_from ? urlString(s->sip_from->a_url) : "";
-        d->remoteDisplay = s->sip_from && s->sip_from->a_display ? s->sip_from->a_display : "";
-        for (auto *disp : {&d->localDisplay, &d->remoteDisplay})
-            if (disp->size() >= 2 && disp->front() == '"' && disp->back() == '"') *disp = disp->substr(1, disp->size() - 2);
-        d->remoteTarget = s->sip_contact ? urlString(s->sip_contact->m_url) : d->remoteUri;
-        for (sip_record_route_t *r = s->sip_record_route; r; r = r->r_next)
-            d->routeSet.push_back("<" + urlString(r->r_url) + ">");
-        d->remoteCseq = s->sip_cseq ? s->sip_cseq->cs_seq : 0;
-    }
     if (keepCopy) impl->startRetransmit(d, keepCopy);
     if (subscription) {
         d->expiryTimer = std::make_unique<sofia::Timer>(impl->root);
@@ -409,6 +448,16 @@ pw_dialog *hDialogAccept(pw_request *req, int status, const pw_header *headers, 
                          const pw_dialog_callbacks *cbs, void *arg) noexcept {
     try {
         return acceptCommon(req, status, headers, n, ctype, body, cbs, arg, false, 0);
+    } catch (...) {
+        return nullptr;
+    }
+}
+
+pw_dialog *hDialogAcceptCommit(pw_request *req, int status, const pw_header *headers, size_t n, pw_str ctype,
+                               pw_str body, const pw_dialog_callbacks *cbs, void *arg, CommitFn commit,
+                               void *commitArg) noexcept {
+    try {
+        return acceptCommon(req, status, headers, n, ctype, body, cbs, arg, false, 0, commit, commitArg);
     } catch (...) {
         return nullptr;
     }
@@ -852,6 +901,7 @@ int hPost(pw_host *h, pw_post_fn fn, void *arg) noexcept {
     }
 }
 
+// clang-format off
 const pw_host_api kApi = {
     sizeof(pw_host_api), PW_ABI_MAJOR, PW_ABI_MINOR,
     hLog, hParamStr, hParamInt, hCoreSetting, hIsLocalDomain,
@@ -867,7 +917,9 @@ const pw_host_api kApi = {
     hCounterAdd, hGaugeSet, hHistogramObserve, hEventPublish,
     hWriterJson, hWriterError,
     hPost,
+    hDialogAcceptCommit, // v1.1
 };
+// clang-format on
 
 struct PostBox {
     std::function<void()> fn;

@@ -52,6 +52,76 @@ pw_str msgTag(const pw_msg *msg, pw_str name) {
     return V(M(msg)->scratch, v.substr(t + 5, v.find(';', t + 5) - t - 5));
 }
 
+Dialog *D(pw_dialog *d) {
+    return reinterpret_cast<Dialog *>(d);
+}
+
+// dialog_accept_commit as module.h specifies it, minus the wire: the dialog exists (with a To-tag) before commit
+// runs; 0 records the 2xx, 300..699 records that status unless commit answered itself; NULL after a refusal.
+pw_dialog *acceptCommit(pw_request *req, int status, const pw_header *hs, size_t n, pw_str, pw_str,
+                        const pw_dialog_callbacks *cbs, void *arg, int (*commit)(void *, pw_dialog *), void *carg) {
+    Request *r = R(req);
+    if (!r || r->final() || status < 200 || status > 299)
+        return nullptr;
+    auto d = std::make_shared<Dialog>();
+    d->callId = headerText(reinterpret_cast<const pw_msg *>(r), "Call-ID");
+    d->localTag = "fake" + std::to_string(r->dialogs.size() + 1);
+    d->remoteTag = S(msgTag(reinterpret_cast<const pw_msg *>(r), PW_STR_LIT("From")));
+    d->localUri = S(msgUri(reinterpret_cast<const pw_msg *>(r), PW_STR_LIT("To")));
+    d->remoteUri = S(msgUri(reinterpret_cast<const pw_msg *>(r), PW_STR_LIT("From")));
+    d->cbs = cbs;
+    d->arg = arg;
+    Dialog *dp = d.get();
+    r->dialogs.push_back(std::move(d));
+    int rc = commit ? commit(carg, reinterpret_cast<pw_dialog *>(dp)) : 0;
+    if (rc != 0 || r->final()) {
+        if (!r->final())
+            r->replies.push_back(Reply{rc >= 300 && rc <= 699 ? rc : 500, "", {}});
+        return nullptr;
+    }
+    Reply ok{status, "OK", {}};
+    for (size_t i = 0; i < n; ++i)
+        ok.headers.emplace_back(S(hs[i].name), S(hs[i].value));
+    r->replies.push_back(ok);
+    dp->answered = true;
+    return reinterpret_cast<pw_dialog *>(dp);
+}
+
+pw_str dialogGet(pw_dialog *dlg, pw_dialog_field f) {
+    Dialog *d = D(dlg);
+    switch (f) {
+    case PW_DLG_CALL_ID:
+        return V(d->scratch, d->callId);
+    case PW_DLG_LOCAL_TAG:
+        return V(d->scratch, d->localTag);
+    case PW_DLG_REMOTE_TAG:
+        return V(d->scratch, d->remoteTag);
+    case PW_DLG_LOCAL_URI:
+        return V(d->scratch, d->localUri);
+    case PW_DLG_REMOTE_URI:
+    case PW_DLG_REMOTE_TARGET:
+        return V(d->scratch, d->remoteUri);
+    case PW_DLG_REMOTE_DISPLAY:
+        return V(d->scratch, d->remoteDisplay);
+    case PW_DLG_STATE:
+        return V(d->scratch, "confirmed");
+    }
+    return pw_str{nullptr, 0};
+}
+
+int64_t dialogExport(pw_dialog *dlg, char *buf, size_t cap) {
+    Dialog *d = D(dlg);
+    std::string s = "{\"v\":1,\"callId\":\"" + d->callId + "\",\"localTag\":\"" + d->localTag + "\",\"remoteTag\":\"" +
+                    d->remoteTag + "\"}";
+    if (buf && cap) {
+        size_t k = std::min(cap, s.size());
+        std::memcpy(buf, s.data(), k);
+        if (k < cap)
+            buf[k] = '\0';
+    }
+    return static_cast<int64_t>(s.size());
+}
+
 pw_host_api makeApi() {
     pw_host_api a{};
     a.struct_size = sizeof a;
@@ -133,6 +203,9 @@ pw_host_api makeApi() {
         *out = {200, S(j)};
         return static_cast<int>(PW_OK);
     };
+    a.dialog_accept_commit = acceptCommit;
+    a.dialog_get = dialogGet;
+    a.dialog_export = dialogExport;
     a.writer_error = [](pw_writer *w, int status, pw_str msg) {
         auto *out = reinterpret_cast<std::pair<int, std::string> *>(w);
         *out = {status, S(msg)};
@@ -142,6 +215,13 @@ pw_host_api makeApi() {
 }
 
 } // namespace
+
+bool Request::final() const {
+    for (const Reply &r : replies)
+        if (r.status >= 200)
+            return true;
+    return false;
+}
 
 std::string lower(std::string s) {
     std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });

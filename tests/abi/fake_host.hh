@@ -7,6 +7,7 @@
 
 #include <deque>
 #include <map>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -25,6 +26,15 @@ struct Reply {
     }
 };
 
+// A UAS dialog made by dialog_accept_commit (no SIP: its identity comes from the request's headers).
+struct Dialog {
+    std::string callId, localTag, remoteTag, localUri, remoteUri, remoteDisplay;
+    const pw_dialog_callbacks *cbs = nullptr;
+    void *arg = nullptr;
+    bool answered = false; // the 2xx "left" (commit returned 0)
+    std::deque<std::string> scratch;
+};
+
 struct Request {
     std::string method, ruri, source = "udp:127.0.0.1:5062";
     std::vector<std::pair<std::string, std::string>> headers; // one entry per value (already split)
@@ -32,6 +42,8 @@ struct Request {
     std::vector<std::pair<std::string, std::string>> targets; // (uri, next hop)
     std::vector<std::pair<std::string, std::string>> added;
     std::deque<std::string> scratch; // keeps returned views alive
+    std::vector<std::shared_ptr<Dialog>> dialogs; // made by dialog_accept_commit (answered or discarded)
+    bool final() const;                           // a final response was recorded
 };
 
 struct Timer {

@@ -195,6 +195,149 @@ TEST_CASE_METHOD(RegFixture, "registrations.list shows contacts and an AOR filte
     CHECK(h.command("registrations.list", R"({"aor":"sip:nobody@127.0.0.1"})").first == 404);
 }
 
+// ------------------------------------------------------------------ registrar caps (docs/limits.md "Registrar")
+
+namespace {
+struct CappedRegistrar {
+    TempDb db;
+    Host h;
+    explicit CappedRegistrar(const std::map<std::string, std::string> &params) {
+        h.core["database"] = db.path;
+        REQUIRE(h.init("registrar", kModDir, params) == PW_OK);
+    }
+    ~CappedRegistrar() { h.destroy(); }
+    fakehost::Reply send(Request r) {
+        CHECK(h.send(r) == PW_STOP);
+        REQUIRE(r.replies.size() == 1);
+        return r.replies[0];
+    }
+    std::string header(const fakehost::Reply &rep, const std::string &name) {
+        auto all = rep.all(name);
+        return all.empty() ? "" : all[0];
+    }
+    int known(const std::string &aor) {
+        int rc = 0;
+        lookup(h, aor, &rc);
+        return rc;
+    }
+};
+
+Request regIn(const std::string &domain, const std::string &user, const std::string &contact, const std::string &callId,
+              int cseq) {
+    Request r = reg(user, {contact}, callId, cseq, "600");
+    r.ruri = "sip:" + domain;
+    for (auto &[n, v] : r.headers)
+        if (n == "To") v = "<sip:" + user + "@" + domain + ">";
+    return r;
+}
+} // namespace
+
+TEST_CASE("registrar max_contacts: adding one beyond gets 503 Too Many Registered Contacts with Retry-After - a "
+          "refresh or a swap is never refused") {
+    CappedRegistrar c(std::map<std::string, std::string>{{"max_contacts", "2"}});
+    CHECK(c.send(reg("1001", {"<sip:a@127.0.0.1:5062>;expires=300", "<sip:b@127.0.0.1:5064>"}, "c1", 1, "600")).status ==
+          200);
+    c.h.advance(100'000);
+    auto refused = c.send(reg("1001", {"<sip:c@127.0.0.1:5066>"}, "c1", 2, "600"));
+    CHECK(refused.status == 503);
+    CHECK(refused.reason == "Too Many Registered Contacts");
+    CHECK(c.header(refused, "Retry-After") == "200"); // when contact a lapses
+    CHECK(c.h.counters["parkway_registrar_refused_total{reason=\"max_contacts\"}"] == 1);
+    CHECK(lookup(c.h, "sip:1001@127.0.0.1").uris.size() == 2); // nothing changed
+    // a refresh of both, and a swap (remove a, add c) in one REGISTER, are fine
+    CHECK(c.send(reg("1001", {"<sip:a@127.0.0.1:5062>", "<sip:b@127.0.0.1:5064>"}, "c1", 3, "600")).status == 200);
+    CHECK(c.send(reg("1001", {"<sip:a@127.0.0.1:5062>;expires=0", "<sip:c@127.0.0.1:5066>"}, "c1", 4, "600")).status ==
+          200);
+    CHECK(lookup(c.h, "sip:1001@127.0.0.1").uris.size() == 2);
+}
+
+TEST_CASE("registrar max_contacts lowered below what an AOR holds: its refreshes still pass") {
+    TempDb db;
+    {
+        Host h;
+        h.core["database"] = db.path;
+        REQUIRE(h.init("registrar", kModDir, {{"max_contacts", "3"}}) == PW_OK);
+        Request r = reg("1001", {"<sip:a@127.0.0.1:5062>", "<sip:b@127.0.0.1:5064>", "<sip:c@127.0.0.1:5066>"}, "c1", 1,
+                        "600");
+        h.send(r);
+        REQUIRE(r.replies[0].status == 200);
+        h.destroy();
+    }
+    Host h;
+    h.core["database"] = db.path;
+    REQUIRE(h.init("registrar", kModDir, {{"max_contacts", "1"}}) == PW_OK);
+    Request refresh = reg("1001", {"<sip:b@127.0.0.1:5064>"}, "c1", 2, "600");
+    h.send(refresh);
+    CHECK(refresh.replies[0].status == 200);
+    Request more = reg("1001", {"<sip:d@127.0.0.1:5068>"}, "c1", 3, "600");
+    h.send(more);
+    CHECK(more.replies[0].status == 503);
+    h.destroy();
+}
+
+TEST_CASE("registrar max_aors: a new AOR beyond gets 503 + Retry-After - a known one refreshes - a refused or "
+          "query-only REGISTER stores nothing - a lapsed AOR frees its place") {
+    CappedRegistrar c({{"max_aors", "2"}, {"retry_after", "90s"}});
+    CHECK(c.send(reg("1001", {"<sip:a@127.0.0.1:5062>"}, "c1", 1, "60")).status == 200);
+    CHECK(c.send(reg("1002", {"<sip:b@127.0.0.1:5064>"}, "c2", 1, "600")).status == 200);
+    auto refused = c.send(reg("1003", {"<sip:c@127.0.0.1:5066>"}, "c3", 1, "600"));
+    CHECK(refused.status == 503);
+    CHECK(refused.reason == "Registrar Capacity Reached");
+    CHECK(c.header(refused, "Retry-After") == "90");
+    CHECK(c.h.counters["parkway_registrar_refused_total{reason=\"max_aors\"}"] == 1);
+    CHECK(c.known("sip:1003@127.0.0.1") == PW_ENOTFOUND); // the refused AOR left no trace
+    CHECK(c.h.counters["parkway_registrar_aors{}"] == 2);
+    // a known AOR refreshes and adds contacts while the cap is reached
+    CHECK(c.send(reg("1002", {"<sip:b@127.0.0.1:5064>", "<sip:b2@127.0.0.1:5065>"}, "c2", 2, "600")).status == 200);
+    // a query (no Contact) for an unknown AOR is answered and stores nothing
+    CHECK(c.send(reg("1004", {}, "c4", 1)).status == 200);
+    CHECK(c.known("sip:1004@127.0.0.1") == PW_ENOTFOUND);
+    // 1001's contact lapses (the purge runs): its place is free, 1001 stays known (480, not 404)
+    c.h.advance(75'000);
+    CHECK(c.h.counters["parkway_registrar_aors{}"] == 1);
+    CHECK(c.send(reg("1003", {"<sip:c@127.0.0.1:5066>"}, "c3", 2, "600")).status == 200);
+    CHECK(c.known("sip:1001@127.0.0.1") == 0);
+    // and now 1001 coming back is a new live AOR: refused while 1002 and 1003 hold the places
+    CHECK(c.send(reg("1001", {"<sip:a@127.0.0.1:5062>"}, "c1", 2, "600")).status == 503);
+}
+
+TEST_CASE("registrar: AORs left without contacts are remembered only up to max_aors, the oldest forgotten first") {
+    CappedRegistrar c(std::map<std::string, std::string>{{"max_aors", "2"}});
+    for (int i = 1; i <= 4; ++i) {
+        std::string u = std::to_string(1000 + i);
+        REQUIRE(c.send(reg(u, {"<sip:x@127.0.0.1:5062>"}, "c" + u, 1, "600")).status == 200);
+        REQUIRE(c.send(reg(u, {"*"}, "c" + u, 2, "0")).status == 200);
+    }
+    CHECK(c.known("sip:1001@127.0.0.1") == PW_ENOTFOUND);
+    CHECK(c.known("sip:1002@127.0.0.1") == PW_ENOTFOUND);
+    CHECK(c.known("sip:1003@127.0.0.1") == 0);
+    CHECK(c.known("sip:1004@127.0.0.1") == 0);
+    auto [status, json] = c.h.command("registrations.list", R"({"aor":"sip:1001@127.0.0.1"})");
+    CHECK(status == 404);
+}
+
+TEST_CASE("registrar max_aors_per_domain: one domain's AORs cannot take another domain's places") {
+    CappedRegistrar c(std::map<std::string, std::string>{{"max_aors_per_domain", "1"}});
+    CHECK(c.send(regIn("127.0.0.1", "1001", "<sip:a@127.0.0.1:5062>", "c1", 1)).status == 200);
+    auto refused = c.send(regIn("127.0.0.1", "1002", "<sip:b@127.0.0.1:5064>", "c2", 1));
+    CHECK(refused.status == 503);
+    CHECK(c.header(refused, "Retry-After") == "60");
+    CHECK(c.h.counters["parkway_registrar_refused_total{reason=\"max_aors_per_domain\"}"] == 1);
+    CHECK(c.send(regIn("pbx.example.com", "1002", "<sip:b@127.0.0.1:5064>", "c3", 1)).status == 200);
+}
+
+TEST_CASE("registrar cap parameters are checked at load") {
+    for (auto [k, v] : {std::pair{"max_aors", "-1"}, {"max_aors_per_domain", "-5"}, {"retry_after", "0"}}) {
+        TempDb db;
+        Host h;
+        h.core["database"] = db.path;
+        INFO(k << " = " << v);
+        CHECK(h.init("registrar", kModDir, {{k, v}}) == PW_EINVAL);
+        REQUIRE_FALSE(h.logs.empty());
+        CHECK_THAT(h.logs.back(), Catch::Contains(k));
+    }
+}
+
 // ------------------------------------------------------------------ router
 
 namespace {
@@ -365,4 +508,64 @@ TEST_CASE("hello adds its header and continues") {
     REQUIRE(r.added.size() == 1);
     CHECK(r.added[0] == std::make_pair(std::string("X-Hello"), std::string("hi there")));
     h.destroy();
+}
+
+TEST_CASE("fake host: dialog_accept_commit runs commit with a readable dialog before the 2xx, or answers its refusal") {
+    Host h;
+    const pw_host_api *api = h.api();
+    REQUIRE(api->abi_minor >= 1);
+    REQUIRE(api->struct_size >= offsetof(pw_host_api, dialog_accept_commit) + sizeof(void *));
+    auto invite = [] {
+        Request r;
+        r.method = "INVITE";
+        r.ruri = "sip:*68103@pbx.example.com";
+        r.headers = {{"From", "\"A\" <sip:2001@pbx.example.com>;tag=ft"},
+                     {"To", "<sip:*68103@pbx.example.com>"},
+                     {"Call-ID", "c1@x"}};
+        return r;
+    };
+    struct Seen {
+        const pw_host_api *api = nullptr;
+        int rc = 0;
+        size_t repliesAtCommit = 99;
+        std::string callId, remoteTag, exported;
+        Request *req = nullptr;
+    };
+    auto commit = [](void *arg, pw_dialog *d) -> int {
+        auto *s = static_cast<Seen *>(arg);
+        s->repliesAtCommit = s->req->replies.size();
+        pw_str c = s->api->dialog_get(d, PW_DLG_CALL_ID), t = s->api->dialog_get(d, PW_DLG_REMOTE_TAG);
+        s->callId.assign(c.ptr, c.len);
+        s->remoteTag.assign(t.ptr, t.len);
+        std::string buf(512, '\0');
+        buf.resize(static_cast<size_t>(s->api->dialog_export(d, buf.data(), buf.size())));
+        s->exported = buf;
+        return s->rc;
+    };
+    pw_dialog_callbacks cbs{};
+    cbs.struct_size = sizeof cbs;
+
+    Request ok = invite();
+    Seen s;
+    s.api = api;
+    s.req = &ok;
+    pw_dialog *d = api->dialog_accept_commit(reinterpret_cast<pw_request *>(&ok), 200, nullptr, 0, pw_str{}, pw_str{},
+                                             &cbs, nullptr, commit, &s);
+    REQUIRE(d);
+    CHECK(s.repliesAtCommit == 0); // nothing answered yet when commit ran
+    CHECK(s.callId == "c1@x");
+    CHECK(s.remoteTag == "ft");
+    CHECK(s.exported.find("\"localTag\"") != std::string::npos);
+    REQUIRE(ok.replies.size() == 1);
+    CHECK(ok.replies[0].status == 200);
+
+    Request no = invite();
+    Seen r;
+    r.api = api;
+    r.req = &no;
+    r.rc = 486;
+    CHECK(api->dialog_accept_commit(reinterpret_cast<pw_request *>(&no), 200, nullptr, 0, pw_str{}, pw_str{}, &cbs,
+                                    nullptr, commit, &r) == nullptr);
+    REQUIRE(no.replies.size() == 1);
+    CHECK(no.replies[0].status == 486);
 }

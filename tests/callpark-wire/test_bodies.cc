@@ -6,7 +6,19 @@ using namespace parkway::callpark;
 
 TEST_CASE("xmlEscape escapes markup and drops forbidden control characters") {
     CHECK(xmlEscape("a&b<c>d\"e'f") == "a&amp;b&lt;c&gt;d&quot;e&apos;f");
-    CHECK(xmlEscape(std::string("x\x01y\tz", 5)) == "xy\tz");
+    CHECK(xmlEscape(std::string("x\x01y\tz", 5)) == "xy&#9;z");
+    CHECK(xmlEscape("a\r\nb") == "a&#13;&#10;b"); // kept through attribute-value normalisation
+}
+
+TEST_CASE("xmlEscape makes any bytes well-formed UTF-8: invalid sequences become U+FFFD") {
+    CHECK(xmlEscape("Jos\xe9") == "Jos\xef\xbf\xbd");                   // ISO-8859-1 e-acute
+    CHECK(xmlEscape("Jos\xc3\xa9") == "Jos\xc3\xa9");                   // valid UTF-8 is kept as is
+    CHECK(xmlEscape("\xc0\xaf<") == "\xef\xbf\xbd&lt;");                // overlong '/' (one U+FFFD), then markup
+    CHECK(xmlEscape("\xed\xa0\x80").find("\xed") == std::string::npos); // a UTF-16 surrogate is not UTF-8
+    CHECK(xmlEscape("a\xef\xbf\xbe"
+                    "b\xef\xbf\xbf") == "ab"); // XML non-characters dropped
+    std::string body = buildBroadWorksCallparkInfo(Identity{"sip:2001@x", "Jos\xe9 \"<&>\""});
+    CHECK(body.find("display=\"Jos\xef\xbf\xbd &quot;&lt;&amp;&gt;&quot;\"") != std::string::npos);
 }
 
 TEST_CASE("dialog-info for a parked slot (golden)") {

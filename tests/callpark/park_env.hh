@@ -2,6 +2,7 @@
 // file, phones registered as extensions of "parkway.test", helpers for SDP offers, RTP counting and admin
 // commands. Everything on one su_root, stepped until a predicate holds.
 #pragma once
+#include <admin/metrics.hh>
 #include <plugin/loader.hh>
 #include <sip_test.hh>
 
@@ -12,9 +13,11 @@
 
 #include <atomic>
 #include <cstdio>
+#include <cstdlib>
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace parkway::test {
 
@@ -61,7 +64,13 @@ public:
         db_ = opts_.db.empty() ? tempDb() : opts_.db;
         proxy::CoreConfig cfg = SipTestEnv::defaultConfig();
         cfg.database = db_;
-        env_ = std::make_unique<SipTestEnv>(cfg);
+        // Log lines are kept for checks (logged()) and still printed for whoever reads a failing test.
+        cfg.logSink = [this](int level, const std::string &module, const std::string &text) {
+            logs_.push_back(module + ": " + text);
+            if (level <= 2 || std::getenv("PARKWAY_DEBUG"))
+                std::fprintf(stderr, "parkway [%s] %s\n", module.c_str(), text.c_str());
+        };
+        env_ = std::make_unique<SipTestEnv>(cfg, &metrics_);
         loadModules();
         env_->start();
     }
@@ -75,6 +84,18 @@ public:
     }
 
     SipTestEnv &env() { return *env_; }
+    // Log lines (module: text) containing `part`.
+    std::vector<std::string> logged(const std::string &part) const {
+        std::vector<std::string> out;
+        for (auto &l : logs_)
+            if (l.find(part) != std::string::npos)
+                out.push_back(l);
+        return out;
+    }
+    // A counter or gauge the modules reported (kept across restart()); 0 when never reported.
+    double metric(const std::string &name, const std::string &labels = "") const {
+        return metrics_.value(name, labels);
+    }
     const std::string &db() const { return db_; }
     void keepDb() { keepDb_ = true; }
 
@@ -124,9 +145,16 @@ public:
         if (status) *status = r.httpStatus;
         return nlohmann::json::parse(r.json, nullptr, false);
     }
+    // How many calls parked.list shows. A failing command (non-200, no "parked" array) fails the test here
+    // instead of reading as 0 (a `parkedCount() == 0` check would pass while the listing is broken).
     size_t parkedCount(const nlohmann::json &filter = nlohmann::json::object()) {
-        auto j = command("parked.list", filter);
-        return j.contains("parked") ? j["parked"].size() : 0;
+        int status = 0;
+        auto j = command("parked.list", filter, &status);
+        INFO("parked.list " << filter.dump() << " -> " << status << " " << j.dump());
+        REQUIRE(status == 200);
+        REQUIRE(j.contains("parked"));
+        REQUIRE(j["parked"].is_array());
+        return j["parked"].size();
     }
 
     // Destroy the proxy (parked calls stay in the DB; no BYE goes out) and start a new one on the same
@@ -155,6 +183,8 @@ private:
     }
 
     ParkEnvOptions opts_;
+    proxy::Metrics metrics_;
+    std::vector<std::string> logs_;
     std::string db_;
     bool keepDb_ = false;
     std::unique_ptr<SipTestEnv> env_;

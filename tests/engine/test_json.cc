@@ -59,6 +59,14 @@ TEST_CASE("admin JSON parsers fill the structs and name the bad field") {
     CHECK(d.recall.recallSeconds == 120);
     CHECK(d.retrieveCode == "*88"); // untouched fields keep their value
     CHECK(domainFromJson(R"({"dpid":"zero"})", d).find("dpid") != std::string::npos);
+    DomainSettings caps;
+    caps.name = "a.example";
+    CHECK(domainFromJson(R"({"max_parked":50,"max_parked_per_extension":3})", caps).empty());
+    CHECK(caps.maxParked == 50);
+    CHECK(caps.maxParkedPerExtension == 3);
+    auto cj = json::parse(toJson(caps));
+    CHECK(cj["max_parked"] == 50);
+    CHECK(cj["max_parked_per_extension"] == 3);
 
     Lot l;
     CHECK(lotFromJson(R"({"domain":"a.example","name":"main","first_slot":701,"last_slot":720,"choice":"next"})", l)
@@ -74,4 +82,20 @@ TEST_CASE("admin JSON parsers fill the structs and name the bad field") {
     CHECK(ruleFromJson(R"({"match_op":7})", r).find("match_op") != std::string::npos);
     auto back = json::parse(toJson(r));
     CHECK(back["match_exp"] == "^7");
+}
+
+TEST_CASE("JSON views are valid UTF-8 even when the stored text is not (invalid bytes become U+FFFD)") {
+    FakeClock clock;
+    auto e = memEngine(clock);
+    auto req = directed("103");
+    req.parkedDisplay = "Jos\xe9";          // ISO-8859-1, as a phone may send it
+    req.parkedUri = "sip:\xff\xfe@a.example"; // not UTF-8 at all
+    auto p = e->park(req);
+    REQUIRE(p.ok);
+    std::string text = toJson(e->list({}));
+    auto j = json::parse(text); // throws if the writer let invalid UTF-8 through
+    CHECK(j[0]["parked_display"] == "Jos\xef\xbf\xbd");
+    CHECK(j[0]["parked_uri"].get<std::string>().find("\xef\xbf\xbd") != std::string::npos);
+    CHECK_NOTHROW(json::parse(toJson(p)));
+    CHECK_NOTHROW(json::parse(toJson(e->targetState(Target{TargetKind::Extension, "a.example", "103", 0}))));
 }

@@ -369,3 +369,81 @@ TEST_CASE("domain settings are validated with messages naming the field") {
     CHECK(e->setDomain(d).ok);
     CHECK(e->domain("a.example").recall.alternate->value == "ops");
 }
+
+TEST_CASE("caps: a domain holds at most max_parked calls, an extension max_parked_per_extension") {
+    FakeClock clock;
+    auto e = memEngine(clock);
+    CHECK(e->domain("a.example").maxParked == 200); // documented defaults (docs/limits.md)
+    CHECK(e->domain("a.example").maxParkedPerExtension == 10);
+    DomainSettings d = e->domain("a.example");
+    d.maxParked = 3;
+    d.maxParkedPerExtension = 2;
+    REQUIRE(e->setDomain(d).ok);
+
+    SECTION("the extension cap refuses a third call on 103 even with stacking; another extension still parks") {
+        REQUIRE(e->park(directed("103")).ok);
+        REQUIRE(e->park(directed("103")).ok);
+        auto r = e->park(directed("103"));
+        CHECK_FALSE(r.ok);
+        CHECK(r.error == ErrorCode::ExtensionFull);
+        CHECK(r.message.find("max_parked_per_extension") != std::string::npos);
+        CHECK(e->park(directed("104")).ok);
+    }
+    SECTION("the domain cap refuses the next park anywhere in the domain; another domain is not affected") {
+        for (auto x : {"101", "102", "103"}) REQUIRE(e->park(directed(x)).ok);
+        auto r = e->park(directed("104"));
+        CHECK_FALSE(r.ok);
+        CHECK(r.error == ErrorCode::DomainFull);
+        CHECK(r.message.find("max_parked") != std::string::npos);
+        CHECK(e->park(directed("104", "100", "b.example")).ok);
+        // a call that leaves makes room again
+        ListFilter f;
+        f.domain = "a.example";
+        REQUIRE(e->abandon(e->list(f).front().id).ok);
+        CHECK(e->park(directed("104")).ok);
+    }
+    SECTION("group park skips members at their cap; all at the cap -> GroupFull") {
+        d.maxParked = 0; // no domain cap
+        REQUIRE(e->setDomain(d).ok);
+        Group g;
+        g.domain = "a.example";
+        g.name = "sales";
+        g.members = {"201", "202"};
+        REQUIRE(e->setGroup(g).ok);
+        for (int i = 0; i < 2; ++i) REQUIRE(e->park(directed("201")).ok);
+        ParkRequest gp;
+        gp.domain = "a.example";
+        gp.how = ParkHow::Group;
+        gp.parker = "201";
+        auto r = e->park(gp);
+        REQUIRE(r.ok);
+        CHECK(r.call.extension == "202");
+        gp.requestKey = "second";
+        REQUIRE(e->park(gp).ok);
+        gp.requestKey = "third";
+        CHECK(e->park(gp).error == ErrorCode::GroupFull);
+    }
+    SECTION("0 means no cap; negative caps are refused naming the field") {
+        d.maxParked = 0;
+        d.maxParkedPerExtension = 0;
+        REQUIRE(e->setDomain(d).ok);
+        for (int i = 0; i < 12; ++i) REQUIRE(e->park(directed("103")).ok);
+        d.maxParked = -1;
+        CHECK(e->setDomain(d).message.find("max_parked") != std::string::npos);
+    }
+}
+
+TEST_CASE("caps survive a reopen of the database") {
+    TempDir dir;
+    FakeClock clock;
+    {
+        auto e = Engine::open(dir.file("p.db"), clock);
+        DomainSettings d = e->domain("a.example");
+        d.maxParked = 7;
+        d.maxParkedPerExtension = 1;
+        REQUIRE(e->setDomain(d).ok);
+    }
+    auto e = Engine::open(dir.file("p.db"), clock);
+    CHECK(e->domain("a.example").maxParked == 7);
+    CHECK(e->domain("a.example").maxParkedPerExtension == 1);
+}

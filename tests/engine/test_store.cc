@@ -102,6 +102,9 @@ TEST_CASE("a damaged page inside a real parkway database is reported as corrupt"
     std::string path = dir.file("damaged.db");
     {
         auto e = Engine::open(path, clock);
+        DomainSettings d = e->domain("a.example");
+        d.maxParked = 0; // 300 calls: past the default cap
+        REQUIRE(e->setDomain(d).ok);
         for (int i = 0; i < 300; ++i) REQUIRE(e->park(directed(std::to_string(1000 + i))).ok);
     }
     rawExec(path, "PRAGMA wal_checkpoint(TRUNCATE); PRAGMA journal_mode = DELETE;");

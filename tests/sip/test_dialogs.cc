@@ -715,3 +715,139 @@ TEST_CASE("A restored subscription whose expiry passed while the proxy was down 
     CHECK(rec.refreshes == std::vector<uint32_t>{0});
     CHECK(rec.ends[0] == PW_END_EXPIRED);
 }
+
+namespace {
+
+// A module that answers INVITEs with dialog_accept_commit; `decide` is the commit step.
+struct Committer {
+    HookModule hook{"committer"};
+    DlgRec rec;
+    RawUdp *phone = nullptr;
+    int commits = 0;
+    size_t okOnWireAtCommit = 99; // 200s the phone had received when commit ran
+    std::string exportAtCommit, tagAtCommit;
+    std::function<int(pw_request *)> decide = [](pw_request *) { return 0; };
+    pw_request *current = nullptr;
+    bool returnedNull = false;
+    explicit Committer() {
+        hook.onRequest = [this](pw_request *req) {
+            rec.api = hook.api;
+            if (hook.method(req) != "INVITE")
+                return PW_CONTINUE;
+            auto cbs = rec.cbs();
+            current = req;
+            std::string sdp = "v=0\r\no=commit 1 1 IN IP4 127.0.0.1\r\n";
+            auto commit = [](void *arg, pw_dialog *d) -> int {
+                auto *self = static_cast<Committer *>(arg);
+                ++self->commits;
+                if (self->phone)
+                    self->okOnWireAtCommit = self->phone->countStartingWith("SIP/2.0 200");
+                std::string buf(4096, '\0');
+                int64_t n = self->hook.api->dialog_export(d, buf.data(), buf.size());
+                buf.resize(n > 0 ? static_cast<size_t>(n) : 0);
+                self->exportAtCommit = buf;
+                self->tagAtCommit = S(self->hook.api->dialog_get(d, PW_DLG_LOCAL_TAG));
+                return self->decide(self->current);
+            };
+            rec.dlg = hook.api->dialog_accept_commit(req, 200, nullptr, 0, PW_STR_LIT("application/sdp"), P(sdp), &cbs,
+                                                     &rec, commit, this);
+            returnedNull = rec.dlg == nullptr;
+            return PW_STOP;
+        };
+    }
+};
+
+} // namespace
+
+TEST_CASE("dialog_accept_commit: commit sees the whole dialog before the 2xx is on the wire", "[dialog][commit]") {
+    SipTestEnv env;
+    Committer c;
+    env.add(c.hook);
+    env.start();
+    REQUIRE(c.hook.api->abi_minor >= 1);
+    RawUdp phone;
+    c.phone = &phone;
+    phone.sendTo(env.port(), rawInvite(phone.port(), "sip:park@parkway.test"));
+    REQUIRE(env.runUntil([&] { return phone.countStartingWith("SIP/2.0 200") >= 1; }));
+    CHECK(c.commits == 1);
+    CHECK(c.okOnWireAtCommit == 0); // nothing had left when the module committed
+    auto j = nlohmann::json::parse(c.exportAtCommit);
+    CHECK(j["callId"] == "rawcall@127.0.0.1");
+    CHECK(j["remoteTag"] == "rawtag");
+    CHECK(j["remoteTarget"] == "sip:raw@127.0.0.1:" + std::to_string(phone.port()));
+    std::string ok;
+    for (auto &r : phone.received)
+        if (r.rfind("SIP/2.0 200", 0) == 0)
+            ok = r;
+    CHECK(toTagOf(ok) == c.tagAtCommit); // the stored dialog is the one the 2xx created
+    CHECK(j["localTag"] == c.tagAtCommit);
+    REQUIRE(c.rec.dlg);
+    phone.sendTo(env.port(), rawAck(phone.port(), env.proxyUri(), c.tagAtCommit));
+    REQUIRE(env.runUntil([&] { return c.rec.ackBodies.size() == 1; }));
+    CHECK(c.rec.ends.empty());
+}
+
+TEST_CASE("dialog_accept_commit: a refusing commit answers its status, no dialog, no on_terminated",
+          "[dialog][commit]") {
+    SipTestEnv env;
+    Committer c;
+    env.add(c.hook);
+    env.start();
+    RawUdp phone;
+    int expect = 0;
+    SECTION("commit returns 486: the host answers 486") {
+        expect = 486;
+        c.decide = [](pw_request *) { return 486; };
+        phone.sendTo(env.port(), rawInvite(phone.port(), "sip:park@parkway.test"));
+        REQUIRE(env.runUntil([&] { return phone.countStartingWith("SIP/2.0 486") >= 1; }));
+    }
+    SECTION("commit answers itself (503 with Retry-After) and returns 503: exactly that answer") {
+        expect = 503;
+        c.decide = [&c](pw_request *req) {
+            return c.hook.reply(req, 503, {}, {}, {{"Retry-After", "30"}}) == PW_OK ? 503 : -1;
+        };
+        phone.sendTo(env.port(), rawInvite(phone.port(), "sip:park@parkway.test"));
+        REQUIRE(env.runUntil([&] { return phone.countStartingWith("SIP/2.0 503") >= 1; }));
+        std::string resp;
+        for (auto &r : phone.received)
+            if (r.rfind("SIP/2.0 503", 0) == 0)
+                resp = r;
+        CHECK(resp.find("Retry-After: 30") != std::string::npos);
+    }
+    SECTION("commit returns something that is no status: 500") {
+        expect = 500;
+        c.decide = [](pw_request *) { return 42; };
+        phone.sendTo(env.port(), rawInvite(phone.port(), "sip:park@parkway.test"));
+        REQUIRE(env.runUntil([&] { return phone.countStartingWith("SIP/2.0 500") >= 1; }));
+    }
+    CHECK(c.commits == 1);
+    CHECK(c.returnedNull);
+    env.runFor(300);
+    CHECK(phone.countStartingWith("SIP/2.0 200") == 0);
+    CHECK(c.rec.ends.empty()); // never on_terminated for a dialog that never existed on the wire
+    // only that final response (retransmitted until an ACK, RFC 3261 §17.2.1), never a second status
+    CHECK(phone.countStartingWith("SIP/2.0 ") - phone.countStartingWith("SIP/2.0 1") ==
+          phone.countStartingWith("SIP/2.0 " + std::to_string(expect)));
+}
+
+TEST_CASE("dialog_accept_commit on an answered request: NULL and commit is not called", "[dialog][commit]") {
+    SipTestEnv env;
+    Committer c;
+    env.add(c.hook);
+    env.start();
+    RawUdp phone;
+    // Answer first, then try to accept: the request can no longer be answered.
+    c.hook.onRequest = [&c](pw_request *req) {
+        c.rec.api = c.hook.api;
+        c.hook.reply(req, 480);
+        auto cbs = c.rec.cbs();
+        auto commit = [](void *arg, pw_dialog *) -> int { return ++static_cast<Committer *>(arg)->commits, 0; };
+        c.returnedNull = c.hook.api->dialog_accept_commit(req, 200, nullptr, 0, pw_str{}, pw_str{}, &cbs, &c.rec,
+                                                          commit, &c) == nullptr;
+        return PW_STOP;
+    };
+    phone.sendTo(env.port(), rawInvite(phone.port(), "sip:park@parkway.test"));
+    REQUIRE(env.runUntil([&] { return phone.countStartingWith("SIP/2.0 480") >= 1; }));
+    CHECK(c.returnedNull);
+    CHECK(c.commits == 0);
+}

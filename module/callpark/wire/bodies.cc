@@ -2,20 +2,47 @@
 
 #include <fmt/format.h>
 
+#include <utf8cpp/utf8.h>
+
 #include <ctime>
+#include <iterator>
 
 namespace parkway::callpark {
 
-std::string xmlEscape(std::string_view text) {
+std::string xmlEscape(std::string_view raw) {
+    // XML 1.0 §2.2 allows only characters: a body must be well-formed UTF-8 (we declare encoding="UTF-8"), so
+    // an invalid sequence (e.g. an ISO-8859-1 display name) becomes U+FFFD, and the non-characters U+FFFE and
+    // U+FFFF (EF BF BE / EF BF BF) are dropped.
+    std::string valid;
+    if (!utf8::is_valid(raw.begin(), raw.end())) {
+        utf8::replace_invalid(raw.begin(), raw.end(), std::back_inserter(valid));
+        raw = valid;
+    }
     std::string out;
-    out.reserve(text.size() + 8);
-    for (char c : text) {
+    out.reserve(raw.size() + 8);
+    for (size_t i = 0; i < raw.size(); ++i) {
+        char c = raw[i];
+        if (c == '\xEF' && i + 2 < raw.size() && raw[i + 1] == '\xBF' &&
+            (raw[i + 2] == '\xBE' || raw[i + 2] == '\xBF')) {
+            i += 2;
+            continue;
+        }
         switch (c) {
             case '&': out += "&amp;"; break;
             case '<': out += "&lt;"; break;
             case '>': out += "&gt;"; break;
             case '"': out += "&quot;"; break;
             case '\'': out += "&apos;"; break;
+            // as references, so an attribute value keeps them (XML 1.0 §3.3.3 normalises literal ones to spaces)
+            case '\t':
+                out += "&#9;";
+                break;
+            case '\n':
+                out += "&#10;";
+                break;
+            case '\r':
+                out += "&#13;";
+                break;
             default:
                 // XML 1.0 §2.2: C0 controls other than TAB, LF, CR are not allowed at all.
                 if (static_cast<unsigned char>(c) < 0x20 && c != '\t' && c != '\n' && c != '\r') break;

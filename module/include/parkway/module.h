@@ -28,7 +28,7 @@ extern "C" {
 #endif
 
 #define PW_ABI_MAJOR 1u
-#define PW_ABI_MINOR 0u
+#define PW_ABI_MINOR 1u /* 1.1: dialog_accept_commit */
 
 /* The one exported symbol. The host passes the ABI major it speaks; a module may return NULL to decline. */
 #define PW_MODULE_ENTRY_SYMBOL "pw_module_entry"
@@ -346,6 +346,27 @@ typedef struct pw_host_api {
     int (*post)(pw_host *host, pw_post_fn fn, void *arg);
 
     /* v1.x: new members are only ever appended below this line. */
+
+    /* --- v1.1 -------------------------------------------------------------------------------------- */
+    /*
+     * dialog_accept with a commit step before anything is on the wire: make durable what the 2xx reveals.
+     * The host builds the dialog exactly as dialog_accept does (our To-tag, route set, remote target, peer
+     * identity, CSeqs) and calls commit(commit_arg, dlg) BEFORE the 2xx is sent. Inside commit, `dlg` may only
+     * be read (dialog_get, dialog_export); it is valid after commit returns only if the 2xx is then sent.
+     *   commit returns 0:        the 2xx is sent and `dlg` is returned, as from dialog_accept.
+     *   commit returns 300..699: the request is answered with that status (any other value: 500); the dialog
+     *                            is discarded WITHOUT on_terminated and NULL is returned. commit may instead
+     *                            answer the request itself with request_reply() (e.g. 503 with Retry-After)
+     *                            and return its status: the host then sends nothing more.
+     * NULL is also returned, without commit being called, when the request can no longer be answered (it was
+     * CANCELled or answered) or an argument is bad; and after commit returned 0 when the 2xx cannot be sent
+     * (the module undoes what it committed). on_terminated never follows a NULL return. commit == NULL makes
+     * this dialog_accept. A v1.0 host lacks this member: check
+     * api->struct_size >= offsetof(pw_host_api, dialog_accept_commit) + sizeof(void *) before calling it.
+     */
+    pw_dialog *(*dialog_accept_commit)(pw_request *req, int status, const pw_header *headers, size_t n_headers,
+                                       pw_str content_type, pw_str body, const pw_dialog_callbacks *cbs, void *arg,
+                                       int (*commit)(void *commit_arg, pw_dialog *dlg), void *commit_arg);
 } pw_host_api;
 
 /* ---------------------------------------------------------------- the module descriptor */

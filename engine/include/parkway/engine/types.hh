@@ -45,6 +45,8 @@ enum class ErrorCode {
     BadRequest,       // missing or invalid field (message says which)                            -> 400
     BadRule,          // a rule failed validation (message names the rule id and the problem)
     Storage,          // SQLite failed (message carries sqlite's text)                            -> 500
+    DomainFull,       // the domain holds DomainSettings::maxParked calls already                -> 503 + Retry-After
+    ExtensionFull,    // the extension holds maxParkedPerExtension calls already (even stacking)   -> 486
 };
 
 const char* toString(OccupiedPolicy v);
@@ -114,6 +116,11 @@ struct DomainSettings {
     bool openExtensions = true;
     int dpid = 0;              // which dialplan rule set (Kamailio dpid) applies to this domain
     bool defaultRules = true;  // generate the default feature-code rules for this domain (see rules.hh)
+    // Caps (docs/limits.md): live calls the domain may hold at once, and calls one extension may hold (a
+    // stack); 0 = no cap. Past the domain cap park() fails with DomainFull, past the extension cap with
+    // ExtensionFull (a group park skips members at the cap; lot slots hold one call each anyway).
+    int maxParked = 200;
+    int maxParkedPerExtension = 10;
 };
 
 // Validation of a settings object: empty string when fine, else a message naming the field.

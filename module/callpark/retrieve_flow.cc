@@ -105,8 +105,21 @@ void CallPark::retrieveResponse(uint64_t sid, int status, const pw_msg *resp) {
         Headers h;
         // The retriever sees who is waiting, not the feature code (SPEC §3).
         h.add("P-Asserted-Identity", nameAddr(s.a->peerDisplay, s.a->peerUri));
-        b->dlg = host_.api()->dialog_accept(r, 200, h.data(), h.size(), body.empty() ? pw_str{} : ps(kSdp), ps(body),
-                                            legCallbacks(), b);
+        // The 200 tells the retriever the call is theirs: the engine lets the call go first, so a crash after the
+        // 200 never brings it back as parked while the two parties talk (docs/callpark.md "Durability").
+        eng::CallId id = s.callId;
+        bool completed = false;
+        b->dlg = host_.acceptCommit(r, 200, h, body.empty() ? std::string_view() : kSdp, body, legCallbacks(), b,
+                                    [&](pw_dialog *) -> int {
+                                        auto done = engine_->completeRetrieve(id);
+                                        if (!done) {
+                                            host_.log(PW_LOG_WARN, "callpark: complete retrieve of call {}: {}", id,
+                                                      done.message);
+                                            return 500;
+                                        }
+                                        completed = true;
+                                        return 0;
+                                    });
         finish(r);
         if (b->dlg) {
             b->confirmed = true;
@@ -114,15 +127,23 @@ void CallPark::retrieveResponse(uint64_t sid, int status, const pw_msg *resp) {
             else s.a->remoteSdp = body;
             s.b = b;
             stopMoh(s);
-            eng::CallId id = s.callId;
             s.callId = 0;
             s.state = SessionState::Bridged;
-            auto done = engine_->completeRetrieve(id);
-            if (!done) host_.log(PW_LOG_WARN, "callpark: complete retrieve of call {}: {}", id, done.message);
             host_.log(PW_LOG_INFO, "callpark: call {} retrieved by {}", id, s.retrieverUri);
             return;
         }
         dropLeg(b);
+        if (completed) {
+            // The call left the engine but the 200 could not be sent: nobody holds the parked party any more.
+            host_.log(PW_LOG_WARN, "callpark: call {}: the retriever's 200 could not be sent; ending the call", id);
+            s.callId = 0;
+            stopMoh(s);
+            s.state = SessionState::Ended;
+            if (s.retrieveOfferless) host_.api()->dialog_ack(s.a->dlg, {}, {});
+            host_.api()->dialog_end(s.a->dlg);
+            reapLater(s.sid);
+            return;
+        }
         // The retriever went away (CANCEL) while the parked party was re-INVITEd: back on hold.
         if (s.retrieveOfferless) {
             std::string ans = holdAnswerFor(s, body);

@@ -1190,10 +1190,6 @@ bool AdminServer::isLoopbackHost(const std::string &host) {
     return false;
 }
 
-std::string AdminServer::listenHost(const std::string &listen) {
-    return splitListen(listen).host;
-}
-
 void AdminServer::validate(const AdminConfig &cfg) {
     HostPort hp = splitListen(cfg.listen);
     bool loopback = isLoopbackHost(hp.host);

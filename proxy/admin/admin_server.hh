@@ -48,8 +48,6 @@ public:
     static void validate(const AdminConfig &cfg);
     // Whether host (of admin.listen) is a loopback address: 127.0.0.0/8, ::1 or "localhost".
     static bool isLoopbackHost(const std::string &host);
-    // The host part of admin.listen ("[::1]:80" -> "::1"); throws naming admin.listen when malformed.
-    static std::string listenHost(const std::string &listen);
 
     struct Impl;
 

@@ -109,17 +109,16 @@ void CallPark::retrieveResponse(uint64_t sid, int status, const pw_msg *resp) {
         // 200 never brings it back as parked while the two parties talk (docs/callpark.md "Durability").
         eng::CallId id = s.callId;
         bool completed = false;
-        b->dlg = host_.acceptCommit(r, 200, h, body.empty() ? std::string_view() : kSdp, body, legCallbacks(), b,
-                                    [&](pw_dialog *) -> int {
-                                        auto done = engine_->completeRetrieve(id);
-                                        if (!done) {
-                                            host_.log(PW_LOG_WARN, "callpark: complete retrieve of call {}: {}", id,
-                                                      done.message);
-                                            return 500;
-                                        }
-                                        completed = true;
-                                        return 0;
-                                    });
+        b->dlg = host_.acceptCommit(
+            r, 200, h, body.empty() ? std::string_view() : kSdp, body, legCallbacks(), b, [&](pw_dialog *) -> int {
+                auto done = engine_->completeRetrieve(id);
+                if (!done) {
+                    host_.log(PW_LOG_WARN, "callpark: complete retrieve of call {}: {}", id, done.message);
+                    return 500;
+                }
+                completed = true;
+                return 0;
+            });
         finish(r);
         if (b->dlg) {
             b->confirmed = true;
@@ -139,7 +138,8 @@ void CallPark::retrieveResponse(uint64_t sid, int status, const pw_msg *resp) {
             s.callId = 0;
             stopMoh(s);
             s.state = SessionState::Ended;
-            if (s.retrieveOfferless) host_.api()->dialog_ack(s.a->dlg, {}, {});
+            if (s.retrieveOfferless)
+                host_.api()->dialog_ack(s.a->dlg, {}, {});
             host_.api()->dialog_end(s.a->dlg);
             reapLater(s.sid);
             return;

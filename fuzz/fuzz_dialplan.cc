@@ -4,12 +4,15 @@
 // Refer-To user parts).
 // Input: rules in the rules-file format (docs/engine.md), then a line "%%", then dial strings, one per line
 // ("caller<TAB>dial" or just "dial"); without "%%" a fixed set of dial strings is used.
-// Invariants: no crash, exception or hang; stored rules written with formatRules() read back the same.
+// Invariants: no crash, exception or hang; stored rules written with formatRules() read back the same; the
+// stand-alone RuleMatcher (tools) accepts exactly the rule sets the engine accepts and classifies every dial
+// string as the engine does.
 #include "fuzz_common.hh"
 
 #include <parkway/engine/engine.hh>
 
 #include <memory>
+#include <optional>
 #include <string>
 
 namespace eng = parkway::engine;
@@ -60,14 +63,28 @@ void checkRoundTrip(const eng::Engine &e) {
             fail("formatRules output reads back a different rule", text);
 }
 
-void classify(eng::Engine &e, std::string_view line, bool explain) {
+std::string describe(const eng::Classification &c) {
+    std::string out =
+        std::string(eng::toString(c.action)) + " rule " + std::to_string(c.ruleId) + " -> '" + c.output + "'";
+    for (const auto &[k, v] : c.attrs)
+        out += " " + k + "=" + v;
+    return out;
+}
+
+void classify(eng::Engine &e, const eng::RuleMatcher *matcher, std::string_view line, bool explain) {
     std::string caller = "1001", dial(line);
     if (auto tab = line.find('\t'); tab != std::string_view::npos) {
         caller = std::string(line.substr(0, tab));
         dial = std::string(line.substr(tab + 1));
     }
     for (const char *domain : {kDomain, "other.example.net"}) {
-        (void)e.classify(domain, caller, dial);
+        auto c = e.classify(domain, caller, dial);
+        if (matcher) {
+            auto m = matcher->classify(domain, caller, dial);
+            if (describe(c) != describe(m))
+                fail(("RuleMatcher and Engine disagree: engine " + describe(c) + ", matcher " + describe(m)).c_str(),
+                     dial);
+        }
         if (explain)
             (void)e.explain(domain, caller, dial);
     }
@@ -92,18 +109,27 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     }
     std::vector<eng::RuleError> errors;
     auto rules = eng::parseRulesText(rulesText, "fuzz", errors);
+    std::optional<eng::RuleMatcher> matcher;
     if (errors.empty()) {
         (void)gEngine->checkRules(rules);
-        if (gEngine->replaceRules(rules).empty())
+        bool engineOk = gEngine->replaceRules(rules).empty();
+        std::vector<eng::RuleError> merrors;
+        (void)eng::RuleMatcher::compile(rules, gEngine->domains(), merrors);
+        if (engineOk != merrors.empty())
+            fail("RuleMatcher and Engine disagree on whether the rules load", rulesText);
+        if (engineOk) {
             checkRoundTrip(*gEngine);
+            matcher = eng::RuleMatcher::compile(gEngine->rules(), gEngine->domains(), merrors);
+        }
     }
+    const eng::RuleMatcher *m = matcher ? &*matcher : nullptr;
     if (!haveDials) {
         for (const char *d : {"*68103", "*68%23", "*58", "*88103#", "700", "713", "+441234567", "9123", ""})
-            classify(*gEngine, d, false);
+            classify(*gEngine, m, d, false);
         return 0;
     }
     size_t n = 0;
     for (auto line : parkway::fuzz::split(dials, '\n', kMaxDials))
-        classify(*gEngine, line, n++ == 0);
+        classify(*gEngine, m, line, n++ == 0);
     return 0;
 }

@@ -123,6 +123,9 @@ seed(T, "ipv6-via-and-contact", "OPTIONS with an IPv6 Via sent-by, received and 
 seed(T, "route-to-self-loose", "INVITE with a Route set naming the proxy itself (loose routing, RFC 3261 §16.4)",
      sip("INVITE", "sip:1002@parkway.test", ["Route: <sip:parkway.test;lr>, <sip:127.0.0.1;lr>", SDP_CT], sdp()))
 seed(T, "binary-junk", "bytes that are not SIP at all", bytes(range(256)))
+seed(T, "crash-junk-stun-leak", "found by fuzz_sip_core: a datagram starting with 0x00 0x01 that is no valid STUN; "
+     "sofia's STUN server answered it through send_stun_error(), leaking 12 bytes each time (fixed: the core drops "
+     "non-SIP datagrams before sofia)", bytes(range(22)))
 seed(T, "latin1-display-name", "park INVITE on *68110 whose From display name is ISO-8859-1 (\"Jos\\xe9\"), not UTF-8",
      sip("INVITE", "sip:*68110@parkway.test", [SDP_CT], sdp(),
          from_="From: \"Jos\xe9\" <sip:1004@parkway.test>;tag=l1"))
@@ -313,6 +316,10 @@ seed(T, "hostile-identities",
      "display names and URIs with quotes, <, >, &, apostrophes and a Latin-1 byte, separated the way "
      "FuzzedDataProvider reads strings (backslash + character)",
      b"sip:*88103@x\\ \"Al<i>ce\" & 'co'\\ sip:a\"b<c>&d@x\\ pk-1\\ call&id\\ t<1\\ t>2\\ Jos\xe9\\ sip:\x01@x\\ ")
+seed(T, "crash-invalid-utf8-entity", "found by fuzz_bodies: a lone 0xFD byte as the entity made dialog-info "
+     "ill-formed XML (fixed: xmlEscape replaces invalid UTF-8 with U+FFFD)", b"\xfd")
+seed(T, "crash-u+fffe-noncharacter", "found by fuzz_bodies: U+FFFE is valid UTF-8 but no XML character; it made "
+     "dialog-info ill-formed (fixed: xmlEscape drops U+FFFE/U+FFFF)", b"\xef\xbf\xbe")
 seed(T, "utf8-names", "valid UTF-8 display names (accents, CJK, an emoji)",
      "sip:103@x\\ José Müller\\ sip:1001@x\\ 山田\\ \U0001F600\\ ".encode("utf-8"))
 

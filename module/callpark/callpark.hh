@@ -21,6 +21,7 @@
 
 #include <parkway/engine/engine.hh>
 
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -28,6 +29,7 @@
 #include <set>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -116,6 +118,12 @@ struct Subscription {
     int64_t expiresAtMs = 0;
     bool ending = false;
     std::string storeId; // key of its record in the engine's watchers table ("" = not stored)
+    uint64_t id = 0;     // never reused: the paced NOTIFY queue names subscriptions by id
+    std::string subscriber; // From address-of-record (sip:user@host), counted against its cap
+    bool counted = false;   // in the watcher counts (caps, gauges)
+    bool queued = false;    // a NOTIFY with the then-current state is queued (newest state wins)
+    bool inFlight = false;  // a NOTIFY of ours awaits its final response
+    bool owed = false;      // the state changed while one was in flight: send the newest when it is answered
 };
 
 // REFER intent remembered in passthrough mode, keyed by the transferee's dialog.
@@ -209,6 +217,16 @@ public:
     void saveWatchers(const std::vector<Subscription *> &subs);
     void forgetWatcher(Subscription &sub);
     void sendParkInfo(const eng::ChangeEvent &e);
+    // Caps and the paced fan-out (docs/limits.md, docs/notifications.md "Pacing"). countWatcher adds a live
+    // subscription to the counts (and the per-target index the fan-out uses) or removes it.
+    void countWatcher(Subscription &sub, bool add);
+    // 0 when a new subscription of `subscriber` to `t` fits every cap; else the SIP status to answer.
+    int watcherCapStatus(const std::string &subscriber, const eng::Target &t, std::string *reason);
+    void queueNotify(Subscription &sub); // sent on a later loop turn, with the state current then
+    void drainNotifies();
+    void notifyAnswered(uint64_t subscriptionId); // a NOTIFY got its final response (or never will)
+    void restoreWatcherBatch();
+    Subscription *addSubscription(std::unique_ptr<Subscription> sub);
     void updateGauges(const std::string &domain, const std::string &lot);
 
     // ---- restore.cc
@@ -288,6 +306,18 @@ public:
     std::map<uint64_t, std::unique_ptr<Session>> sessions_;
     std::map<Leg *, std::unique_ptr<Leg>> legs_;
     std::map<Subscription *, std::unique_ptr<Subscription>> subs_;
+    std::unordered_map<uint64_t, Subscription *> subById_;
+    uint64_t nextSubId_ = 1;
+    struct WatcherCounts {
+        size_t total = 0;
+        std::unordered_map<std::string, size_t> byDomain, bySubscriber;
+        std::unordered_map<std::string, std::set<uint64_t>> byTarget; // domain|target key -> subscription ids
+    } watcherCounts_;
+    std::deque<uint64_t> notifyQueue_;            // subscription ids with a NOTIFY owed
+    std::unordered_set<uint64_t> notifyInFlight_; // subscription ids whose NOTIFY awaits its answer
+    pw_timer_id notifyTimer_ = 0;
+    std::deque<eng::StoredWatcher> restoreQueue_; // stored subscriptions not yet resumed after a restart
+    size_t restoredWatchers_ = 0, lostWatchers_ = 0;
     std::map<std::string, ReferIntent> referIntents_; // key: Call-ID;to-tag;from-tag of the REFER's dialog
     // retrieve_mode=replaces: Call-ID of the retriever's INVITE we let through -> session (onResponse).
     std::unordered_map<std::string, uint64_t> sidByReplacesCid_;

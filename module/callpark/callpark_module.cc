@@ -38,6 +38,19 @@ const pw_param_def kParams[] = {
     PARAM("park_info", PW_PARAM_BOOL, "true", "send out-of-dialog NOTIFY Event: park-info on park state changes"),
     PARAM("refer_memory", PW_PARAM_DURATION, "32s",
           "passthrough mode: how long a REFER's park intent is remembered for the transferee's INVITE"),
+    PARAM("max_watchers", PW_PARAM_INT, "10000",
+          "most dialog/call-info subscriptions held at once; a new one beyond gets 503 + Retry-After; 0 = no cap"),
+    PARAM("max_watchers_per_domain", PW_PARAM_INT, "2000",
+          "most subscriptions per domain (503 + Retry-After beyond); 0 = no cap"),
+    PARAM("max_watchers_per_target", PW_PARAM_INT, "200",
+          "most subscriptions watching one slot, extension, group or lot (503 + Retry-After beyond); 0 = no cap"),
+    PARAM("max_watchers_per_subscriber", PW_PARAM_INT, "100",
+          "most subscriptions of one subscriber (From address-of-record); 403 beyond; 0 = no cap"),
+    PARAM("notify_batch", PW_PARAM_INT, "100",
+          "NOTIFYs sent per event-loop turn when one change has many watchers (the rest follow on the next turns)"),
+    PARAM("max_park_time", PW_PARAM_DURATION, "30m",
+          "for domains without their own setting: after this long parked, the final recall target rings once, "
+          "then the call is ended (BYE, Reason 480 \"Parked too long\"); 0 = no limit"),
     pw_param_def{sizeof(pw_param_def), nullptr, PW_PARAM_STRING, nullptr, nullptr},
 };
 #undef PARAM

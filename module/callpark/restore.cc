@@ -88,47 +88,6 @@ void CallPark::restoreCalls() {
     }
 }
 
-void CallPark::restoreWatchers() {
-    size_t restored = 0, lost = 0;
-    int64_t now = host_.nowMs();
-    for (const eng::StoredWatcher &w : engine_->watchers()) {
-        nlohmann::json j = nlohmann::json::parse(w.blob, nullptr, false);
-        std::string dlgBlob = j.is_object() ? j.value("dialog", std::string()) : std::string();
-        int kind = j.is_object() ? j.value("kind", -1) : -1;
-        if (dlgBlob.empty() || kind < int(eng::TargetKind::Extension) || kind > int(eng::TargetKind::Lot)) {
-            host_.log(PW_LOG_WARN, "callpark: stored subscription {} is unreadable; dropped", w.id);
-            engine_->removeWatcher(w.id);
-            ++lost;
-            continue;
-        }
-        auto sub = std::make_unique<Subscription>();
-        sub->mod = this;
-        sub->target.kind = static_cast<eng::TargetKind>(kind);
-        sub->target.domain = j.value("domain", std::string());
-        sub->target.name = j.value("name", std::string());
-        sub->target.slot = j.value("slot", 0);
-        sub->broadworks = j.value("broadworks", false);
-        sub->entity = j.value("entity", std::string());
-        sub->version = j.value("version", uint64_t(0));
-        sub->expiresAtMs = j.value("expires_at", int64_t(0));
-        sub->storeId = w.id;
-        Subscription *sp = sub.get();
-        subs_.emplace(sp, std::move(sub));
-        // The host re-arms the expiry for the time left (already past: on_refresh(0) + terminated next turn).
-        sp->dlg = host_.api()->dialog_restore(host_.raw(), ps(dlgBlob), subCallbacks(), sp);
-        if (!sp->dlg) {
-            host_.log(PW_LOG_WARN, "callpark: stored subscription {} could not be restored; dropped", w.id);
-            engine_->removeWatcher(w.id);
-            subs_.erase(sp);
-            ++lost;
-            continue;
-        }
-        ++restored;
-        // Fresh full state at once (RFC 4235 §4.1: version = last sent + 1 within the same subscription).
-        if (sp->expiresAtMs > now) notifySubscription(*sp);
-    }
-    if (restored || lost)
-        host_.log(PW_LOG_INFO, "callpark: restored {} subscription(s), {} could not be resumed", restored, lost);
-}
+// restoreWatchers() is in watchers.cc: stored subscriptions are resumed in paced batches.
 
 } // namespace parkway::callpark

@@ -60,6 +60,24 @@ bool Settings::load(const Host &host, std::string *err) {
     parkInfo = host.paramInt("park_info") != 0;
     referMemoryMs = host.paramInt("refer_memory");
     if (referMemoryMs < 0) return fail("callpark: refer_memory must not be negative");
+
+    struct Cap {
+        const char *name;
+        int64_t *value;
+    };
+    for (Cap c : {Cap{"max_watchers", &maxWatchers}, Cap{"max_watchers_per_domain", &maxWatchersPerDomain},
+                  Cap{"max_watchers_per_target", &maxWatchersPerTarget},
+                  Cap{"max_watchers_per_subscriber", &maxWatchersPerSubscriber}}) {
+        *c.value = host.paramInt(c.name);
+        if (*c.value < 0 || *c.value > 10000000)
+            return fail(fmt::format("callpark: {} {} is outside 0..10000000 (0 = no cap)", c.name, *c.value));
+    }
+    notifyBatch = host.paramInt("notify_batch");
+    if (notifyBatch < 1 || notifyBatch > 100000)
+        return fail(fmt::format("callpark: notify_batch {} is outside 1..100000", notifyBatch));
+    maxParkTimeMs = host.paramInt("max_park_time");
+    if (maxParkTimeMs != 0 && (maxParkTimeMs < 1000 || maxParkTimeMs > 86400000))
+        return fail(fmt::format("callpark: max_park_time {} ms is outside 1s..24h (0 = no limit)", maxParkTimeMs));
     return true;
 }
 

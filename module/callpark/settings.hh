@@ -28,6 +28,15 @@ struct Settings {
     bool parkInfo = true;
     int64_t referMemoryMs = 32000;
 
+    // Caps on subscriptions (docs/limits.md "Call park"); 0 = no cap. A refresh of an existing subscription is
+    // never refused (the host answers it in the dialog).
+    int64_t maxWatchers = 10000;            // server-wide            -> 503 + Retry-After
+    int64_t maxWatchersPerDomain = 2000;    // per domain             -> 503 + Retry-After
+    int64_t maxWatchersPerTarget = 200;     // per slot/extension/group/lot watched -> 503 + Retry-After
+    int64_t maxWatchersPerSubscriber = 100; // per From address-of-record -> 403
+    int64_t notifyBatch = 100;              // NOTIFYs sent per loop turn (docs/notifications.md "Pacing")
+    int64_t maxParkTimeMs = 1800000;        // max_park_time for domains without their own; 0 = no limit
+
     // Reads and validates every parameter; false + *err naming the parameter when a value is bad.
     bool load(const Host &host, std::string *err);
 };

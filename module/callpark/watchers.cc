@@ -28,7 +28,11 @@ void subOnRefresh(void *arg, pw_dialog *, uint32_t expires) {
             if (sub->dlg) cp->host().api()->dialog_end(sub->dlg);
         } else {
             sub->expiresAtMs = cp->host().nowMs() + int64_t(expires) * 1000;
-            cp->notifySubscription(*sub); // RFC 6665 §4.2.2: a refresh gets the current (full) state
+            // RFC 6665 §4.2.2: a refresh gets the current (full) state; after the one in flight, if any.
+            if (sub->inFlight)
+                cp->queueNotify(*sub);
+            else
+                cp->notifySubscription(*sub);
         }
     } catch (const std::exception &e) {
         cp->host().log(PW_LOG_ERROR, "callpark: subscription refresh failed: {}", e.what());
@@ -37,9 +41,13 @@ void subOnRefresh(void *arg, pw_dialog *, uint32_t expires) {
 
 void subOnTerminated(void *arg, pw_dialog *, pw_dialog_end_reason) {
     auto *sub = static_cast<Subscription *>(arg);
-    sub->mod->forgetWatcher(*sub);
+    CallPark *cp = sub->mod;
+    cp->forgetWatcher(*sub);
+    cp->countWatcher(*sub, false);
+    cp->notifyInFlight_.erase(sub->id); // its window place is free, whatever becomes of the NOTIFY
     sub->dlg = nullptr;
-    sub->mod->subs_.erase(sub);
+    cp->subById_.erase(sub->id);
+    cp->subs_.erase(sub);
 }
 
 void subOnRequest(void *arg, pw_dialog *, pw_request *req) {
@@ -55,6 +63,21 @@ std::string eventName(const std::string &hdr) {
     while (!e.empty() && e.back() == ' ') e.pop_back();
     std::transform(e.begin(), e.end(), e.begin(), [](unsigned char c) { return std::tolower(c); });
     return e;
+}
+
+// Retry-After of a 503 for watcher capacity (RFC 3261 §21.5.4): subscriptions end or expire within minutes.
+constexpr int kWatcherRetryAfterSeconds = 60;
+
+// The subscriber a cap counts: the From address-of-record, without parameters, host in lower case.
+std::string subscriberOf(const std::string &fromUri) {
+    std::string host = uriHost(fromUri);
+    std::transform(host.begin(), host.end(), host.begin(), [](unsigned char c) { return std::tolower(c); });
+    return fmt::format("sip:{}@{}", uriUser(fromUri), host);
+}
+
+// Key of a watched target across domains (the per-target index and cap).
+std::string targetKey(const eng::Target &t) {
+    return t.domain + "|" + t.key();
 }
 
 struct ContactList {
@@ -105,6 +128,15 @@ pw_verdict CallPark::onSubscribe(pw_request *req, const pw_msg *m) {
         host_.reply(req, 403, "Forbidden");
         return PW_STOP;
     }
+    std::string subscriber = subscriberOf(host_.uri(m, "From"));
+    std::string why;
+    if (int status = watcherCapStatus(subscriber, target, &why)) {
+        Headers h;
+        if (status == 503)
+            h.add("Retry-After", std::to_string(kWatcherRetryAfterSeconds));
+        host_.reply(req, status, why, &h);
+        return PW_STOP;
+    }
     std::string exp = host_.header(m, "Expires");
     uint32_t expires = 3600;
     if (!exp.empty()) {
@@ -120,13 +152,15 @@ pw_verdict CallPark::onSubscribe(pw_request *req, const pw_msg *m) {
     sub->target = target;
     sub->broadworks = broadworks;
     sub->entity = ruri.substr(0, ruri.find(';'));
-    Subscription *sp = sub.get();
-    subs_.emplace(sp, std::move(sub));
+    sub->subscriber = subscriber;
+    Subscription *sp = addSubscription(std::move(sub));
     sp->dlg = host_.api()->subscription_accept(req, expires, subCallbacks(), sp);
     if (!sp->dlg) {
+        subById_.erase(sp->id);
         subs_.erase(sp);
         return PW_STOP;
     }
+    countWatcher(*sp, true);
     std::string granted = host_.header(m, "Expires"); // the host clamps; we track the request's value
     sp->expiresAtMs = host_.nowMs() + int64_t(expires) * 1000;
     if (expires == 0) { // a fetch (RFC 6665 §4.4.3): one NOTIFY with the state, then done
@@ -137,6 +171,136 @@ pw_verdict CallPark::onSubscribe(pw_request *req, const pw_msg *m) {
     }
     notifySubscription(*sp);
     return PW_STOP;
+}
+
+Subscription *CallPark::addSubscription(std::unique_ptr<Subscription> sub) {
+    Subscription *sp = sub.get();
+    sp->id = nextSubId_++;
+    subById_[sp->id] = sp;
+    subs_.emplace(sp, std::move(sub));
+    return sp;
+}
+
+// ---------------------------------------------------------------- caps (docs/limits.md "Call park")
+
+int CallPark::watcherCapStatus(const std::string &subscriber, const eng::Target &t, std::string *reason) {
+    const WatcherCounts &c = watcherCounts_;
+    auto at = [](int64_t cap, size_t n) { return cap > 0 && n >= static_cast<size_t>(cap); };
+    auto count = [](const std::unordered_map<std::string, size_t> &m, const std::string &k) -> size_t {
+        auto it = m.find(k);
+        return it == m.end() ? 0 : it->second;
+    };
+    auto targets = c.byTarget.find(targetKey(t));
+    size_t onTarget = targets == c.byTarget.end() ? 0 : targets->second.size();
+    auto refuse = [&](const char *which, int status, const char *phrase) {
+        host_.counter("parkway_watchers_refused_total", fmt::format("reason=\"{}\"", which));
+        host_.log(PW_LOG_DEBUG, "callpark: SUBSCRIBE of {} to {} {} refused: {} cap reached", subscriber, t.domain,
+                  t.key(), which);
+        *reason = phrase;
+        return status;
+    };
+    // The subscriber's own cap is a policy on that identity, not server capacity: 403, which tells the phone
+    // that repeating the request will not help (RFC 3261 §21.4.4); a 503 would send it to another server or
+    // back here (RFC 3261 §21.5.4, RFC 3263 §4.3). The others are capacity: 503 + Retry-After.
+    if (at(settings_.maxWatchersPerSubscriber, count(c.bySubscriber, subscriber)))
+        return refuse("subscriber", 403, "Too Many Subscriptions");
+    if (at(settings_.maxWatchersPerTarget, onTarget))
+        return refuse("target", 503, "Too Many Watchers");
+    if (at(settings_.maxWatchersPerDomain, count(c.byDomain, t.domain)))
+        return refuse("domain", 503, "Watcher Capacity Reached");
+    if (at(settings_.maxWatchers, c.total))
+        return refuse("total", 503, "Watcher Capacity Reached");
+    return 0;
+}
+
+void CallPark::countWatcher(Subscription &sub, bool add) {
+    if (sub.counted == add)
+        return;
+    sub.counted = add;
+    WatcherCounts &c = watcherCounts_;
+    const std::string &domain = sub.target.domain;
+    std::string tkey = targetKey(sub.target);
+    if (add) {
+        ++c.total;
+        ++c.byDomain[domain];
+        ++c.bySubscriber[sub.subscriber];
+        c.byTarget[tkey].insert(sub.id);
+    } else {
+        auto down = [](std::unordered_map<std::string, size_t> &m, const std::string &k) {
+            auto it = m.find(k);
+            if (it != m.end() && --it->second == 0)
+                m.erase(it);
+        };
+        --c.total;
+        down(c.byDomain, domain);
+        down(c.bySubscriber, sub.subscriber);
+        auto it = c.byTarget.find(tkey);
+        if (it != c.byTarget.end()) {
+            it->second.erase(sub.id);
+            if (it->second.empty())
+                c.byTarget.erase(it);
+        }
+    }
+    auto d = c.byDomain.find(domain);
+    host_.gauge("parkway_watchers", fmt::format("domain=\"{}\"", domain),
+                d == c.byDomain.end() ? 0.0 : double(d->second));
+}
+
+// ---------------------------------------------------------------- paced fan-out (docs/notifications.md)
+// One change may concern thousands of watchers. They are queued and sent notify_batch per loop turn, so
+// the SIP thread answers other requests in between, with at most kWindowBatches * notify_batch NOTIFYs
+// awaiting their answers (the pace follows what the network and the phones take). A subscription has one
+// NOTIFY in flight at a time, so versions arrive in order; a change meanwhile is owed and sent when the
+// answer comes. A watcher queued or owed is not queued twice: when its turn comes it gets the state
+// current then (newest state wins), with the next version of its subscription (RFC 4235 §4.1: +1 per
+// NOTIFY sent, whatever state it carries).
+
+namespace {
+constexpr size_t kWindowBatches = 10;
+}
+
+void CallPark::queueNotify(Subscription &sub) {
+    if (!sub.queued) {
+        sub.queued = true;
+        notifyQueue_.push_back(sub.id);
+    }
+    if (!notifyTimer_ && !stopping_)
+        notifyTimer_ = after(0, [this] { drainNotifies(); });
+}
+
+void CallPark::drainNotifies() {
+    notifyTimer_ = 0;
+    if (stopping_)
+        return;
+    std::unordered_map<std::string, TargetView> views; // a target's state is read once per batch
+    std::vector<Subscription *> sent;
+    const size_t budget = static_cast<size_t>(settings_.notifyBatch);
+    const size_t window = budget * kWindowBatches;
+    while (!notifyQueue_.empty() && sent.size() < budget && notifyInFlight_.size() < window) {
+        uint64_t id = notifyQueue_.front();
+        notifyQueue_.pop_front();
+        auto it = subById_.find(id);
+        if (it == subById_.end())
+            continue; // ended while queued
+        Subscription &s = *it->second;
+        s.queued = false;
+        if (!s.dlg || s.ending)
+            continue;
+        if (s.inFlight) { // sent when the one in flight is answered
+            s.owed = true;
+            continue;
+        }
+        auto [v, fresh] = views.try_emplace(targetKey(s.target));
+        if (fresh)
+            v->second = targetView(s.target);
+        notifySubscription(s, false, v->second);
+        sent.push_back(&s);
+    }
+    saveWatchers(sent); // one transaction per batch
+    host_.gauge("parkway_notify_queue", "", double(notifyQueue_.size()));
+    // More next turn; with the window full, the answers re-arm it (notifyAnswered).
+    if (!notifyQueue_.empty() && notifyInFlight_.size() < window)
+        notifyTimer_ = after(0, [this] { drainNotifies(); });
 }
 
 CallPark::TargetView CallPark::targetView(const eng::Target &t) {
@@ -168,6 +332,7 @@ eng::StoredWatcher CallPark::watcherRecord(Subscription &sub) {
     j["entity"] = sub.entity;
     j["version"] = sub.version; // the next version to send
     j["expires_at"] = sub.expiresAtMs;
+    j["subscriber"] = sub.subscriber;
     j["dialog"] = host_.dialogExport(sub.dlg);
     return {sub.storeId, j.dump()};
 }
@@ -229,27 +394,124 @@ void CallPark::notifySubscription(Subscription &sub, bool terminated, TargetView
         h.add("Event", "dialog");
     }
     ++sub.version;
+    sub.inFlight = true;
+    notifyInFlight_.insert(sub.id);
     if (terminated) {
         h.add("Subscription-State", "terminated;reason=timeout");
     } else {
         int64_t left = std::max<int64_t>(0, (sub.expiresAtMs - host_.nowMs() + 999) / 1000);
         h.add("Subscription-State", fmt::format("active;expires={}", left));
     }
-    Subscription *sp = &sub;
-    bool sent = sendInDialog(sub.dlg, "NOTIFY", &h, ctype, body, 0, [this, sp](pw_dialog *, int status, const pw_msg *) {
-        if (status < 200) return;
-        if (status >= 300) {
-            host_.counter("parkway_notify_failed_total", "kind=\"dialog\"");
-            // RFC 6665 §4.1.3: 481 means the subscriber forgot the subscription
-            auto it = subs_.find(sp);
-            if (status == 481 && it != subs_.end() && sp->dlg && !sp->ending) {
-                sp->ending = true;
-                host_.api()->dialog_end(sp->dlg);
+    uint64_t id = sub.id;
+    bool sent =
+        sendInDialog(sub.dlg, "NOTIFY", &h, ctype, body, 0, [this, id](pw_dialog *, int status, const pw_msg *) {
+            if (status < 200)
+                return;
+            auto it = subById_.find(id); // by id: the subscription may be gone (and its address reused)
+            Subscription *sp = it == subById_.end() ? nullptr : it->second;
+            if (status >= 300) {
+                host_.counter("parkway_notify_failed_total", "kind=\"dialog\"");
+                // RFC 6665 §4.1.3: 481 means the subscriber forgot the subscription
+                if (status == 481 && sp && sp->dlg && !sp->ending) {
+                    sp->ending = true;
+                    notifyAnswered(id);
+                    host_.api()->dialog_end(sp->dlg);
+                    return;
+                }
             }
+            notifyAnswered(id);
+        });
+    if (sent) {
+        host_.counter("parkway_notify_sent_total", sub.broadworks ? "kind=\"call-info\"" : "kind=\"dialog\"");
+    } else {
+        host_.counter("parkway_notify_failed_total", "kind=\"dialog\"");
+        sub.inFlight = false;
+        notifyInFlight_.erase(sub.id);
+    }
+}
+
+void CallPark::notifyAnswered(uint64_t id) {
+    notifyInFlight_.erase(id);
+    if (auto it = subById_.find(id); it != subById_.end()) {
+        Subscription &s = *it->second;
+        s.inFlight = false;
+        if (s.owed) {
+            s.owed = false;
+            queueNotify(s);
         }
-    });
-    if (sent) host_.counter("parkway_notify_sent_total", sub.broadworks ? "kind=\"call-info\"" : "kind=\"dialog\"");
-    else host_.counter("parkway_notify_failed_total", "kind=\"dialog\"");
+    }
+    // The window has room again: go on with the queue.
+    if (!notifyQueue_.empty() && !notifyTimer_ && !stopping_)
+        notifyTimer_ = after(0, [this] { drainNotifies(); });
+}
+
+// ---------------------------------------------------------------- restart (SPEC §7)
+// Stored subscriptions are resumed notify_batch per loop turn, each with a full-state NOTIFY at the next
+// version through the paced queue: thousands of them neither stall the start nor flood the network at once.
+
+void CallPark::restoreWatchers() {
+    std::vector<eng::StoredWatcher> all = engine_->watchers();
+    restoreQueue_.assign(std::make_move_iterator(all.begin()), std::make_move_iterator(all.end()));
+    restoredWatchers_ = lostWatchers_ = 0;
+    if (!restoreQueue_.empty())
+        restoreWatcherBatch();
+}
+
+void CallPark::restoreWatcherBatch() {
+    if (stopping_)
+        return; // what is left stays stored for the next start
+    int64_t now = host_.nowMs();
+    for (int64_t n = 0; n < settings_.notifyBatch && !restoreQueue_.empty(); ++n) {
+        eng::StoredWatcher w = std::move(restoreQueue_.front());
+        restoreQueue_.pop_front();
+        nlohmann::json j = nlohmann::json::parse(w.blob, nullptr, false);
+        std::string dlgBlob = j.is_object() ? j.value("dialog", std::string()) : std::string();
+        int kind = j.is_object() ? j.value("kind", -1) : -1;
+        if (dlgBlob.empty() || kind < int(eng::TargetKind::Extension) || kind > int(eng::TargetKind::Lot)) {
+            host_.log(PW_LOG_WARN, "callpark: stored subscription {} is unreadable; dropped", w.id);
+            engine_->removeWatcher(w.id);
+            ++lostWatchers_;
+            continue;
+        }
+        auto sub = std::make_unique<Subscription>();
+        sub->mod = this;
+        sub->target.kind = static_cast<eng::TargetKind>(kind);
+        sub->target.domain = j.value("domain", std::string());
+        sub->target.name = j.value("name", std::string());
+        sub->target.slot = j.value("slot", 0);
+        sub->broadworks = j.value("broadworks", false);
+        sub->entity = j.value("entity", std::string());
+        sub->version = j.value("version", uint64_t(0));
+        sub->expiresAtMs = j.value("expires_at", int64_t(0));
+        sub->subscriber = j.value("subscriber", std::string());
+        sub->storeId = w.id;
+        Subscription *sp = addSubscription(std::move(sub));
+        // The host re-arms the expiry for the time left (already past: on_refresh(0) + terminated next turn).
+        sp->dlg = host_.api()->dialog_restore(host_.raw(), ps(dlgBlob), subCallbacks(), sp);
+        if (!sp->dlg) {
+            host_.log(PW_LOG_WARN, "callpark: stored subscription {} could not be restored; dropped", w.id);
+            engine_->removeWatcher(w.id);
+            subById_.erase(sp->id);
+            subs_.erase(sp);
+            ++lostWatchers_;
+            continue;
+        }
+        // Records written before the subscriber was stored: the dialog's remote URI is the SUBSCRIBE's From.
+        if (sp->subscriber.empty())
+            sp->subscriber = subscriberOf(host_.dialogGet(sp->dlg, PW_DLG_REMOTE_URI));
+        countWatcher(*sp, true); // an existing subscription: counted, never refused by a cap
+        ++restoredWatchers_;
+        // Fresh full state (RFC 4235 §4.1: version = last sent + 1 within the same subscription).
+        if (sp->expiresAtMs > now)
+            queueNotify(*sp);
+    }
+    if (!restoreQueue_.empty()) {
+        after(0, [this] { restoreWatcherBatch(); });
+        return;
+    }
+    if (restoredWatchers_ || lostWatchers_)
+        host_.log(PW_LOG_INFO, "callpark: restored {} subscription(s), {} could not be resumed", restoredWatchers_,
+                  lostWatchers_);
 }
 
 // ---------------------------------------------------------------- engine events
@@ -284,26 +546,18 @@ void CallPark::onEngineEvent(const eng::ChangeEvent &e) {
             if (ev.previous && ev.previous->lot != call.lot) updateGauges(ev.previous->domain, ev.previous->lot);
         }
 
-        // Watchers see who is parked where: claims and recall stages change nothing they show.
+        // Watchers see who is parked where: claims and recall stages change nothing they show. Their NOTIFYs
+        // are queued and paced (drainNotifies).
         bool visible = counted;
-        std::vector<std::pair<Subscription *, size_t>> watchers; // subscription, index of its target
-        if (visible && !subs_.empty())
-            for (auto &[p, sub] : subs_)
-                for (size_t i = 0; i < ev.targets.size(); ++i)
-                    if (ev.targets[i].target == sub->target) {
-                        watchers.emplace_back(p, i);
-                        break;
-                    }
-        // The state of a target is read (and its dialogs built) once for all its watchers.
-        std::vector<std::optional<TargetView>> views(ev.targets.size());
-        std::vector<Subscription *> notified;
-        for (auto &[s, i] : watchers) {
-            if (!subs_.count(s) || !s->dlg || s->ending) continue;
-            if (!views[i]) views[i] = targetView(ev.targets[i].target);
-            notifySubscription(*s, false, *views[i]);
-            notified.push_back(s);
-        }
-        saveWatchers(notified); // one transaction for all of them
+        if (visible)
+            for (const eng::TargetVersion &tv : ev.targets) {
+                auto it = watcherCounts_.byTarget.find(targetKey(tv.target));
+                if (it == watcherCounts_.byTarget.end())
+                    continue;
+                for (uint64_t id : it->second)
+                    if (auto s = subById_.find(id); s != subById_.end())
+                        queueNotify(*s->second);
+            }
 
         if (settings_.parkInfo &&
             (ev.kind == eng::EventKind::Parked || ev.kind == eng::EventKind::Retrieved ||

@@ -11,8 +11,10 @@
 #include <cstdio>
 #include <cstring>
 #include <ctime>
+#include <list>
 #include <map>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 using namespace parkway::modutil;
@@ -32,8 +34,16 @@ struct Registrar {
     sqlite3 *db = nullptr;
     std::string dbPath;
     int64_t minExpires = 60, maxExpires = 3600, defaultExpires = 3600, maxContacts = 10, cleanupMs = 10000;
-    // Every AOR that ever registered (known users), with its live bindings (possibly none).
+    // Caps (docs/limits.md "Registrar"): AORs with live contacts, in total and per domain; 0 = no cap.
+    int64_t maxAors = 10000, maxAorsPerDomain = 0, retryAfter = 60;
+    // Known AORs (registered once, so an unknown user gets 404 and a known one 480), with their live bindings
+    // (possibly none). Live ones are counted against the caps; AORs left with no live contact are remembered in
+    // the order they went quiet, at most maxAors of them (then the oldest is forgotten).
     std::map<std::string, std::vector<Binding>> aors;
+    size_t liveAors = 0;
+    std::unordered_map<std::string, size_t> livePerDomain;
+    std::list<std::string> quiet; // AORs without live contacts, oldest first
+    std::unordered_map<std::string, std::list<std::string>::iterator> quietPos;
     pw_timer_id timer = 0;
 
     void log(pw_log_level level, const std::string &text) { api->log(host, level, view(text)); }
@@ -71,6 +81,59 @@ bool openDb(Registrar &r) {
     return true;
 }
 
+std::string domainOf(const std::string &aor) {
+    return parseSipUri(aor).host;
+}
+
+void publishAorGauge(Registrar &r) {
+    r.api->gauge_set(r.host, PW_STR_LIT("parkway_registrar_aors"), PW_STR_LIT(""), static_cast<double>(r.liveAors));
+}
+
+void forgetAor(Registrar &r, const std::string &aor) {
+    sqlite3_stmt *st = nullptr;
+    if (sqlite3_prepare_v2(r.db, "DELETE FROM registrar_aor WHERE aor = ?", -1, &st, nullptr) == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, aor.c_str(), -1, SQLITE_TRANSIENT);
+        sqlite3_step(st);
+    }
+    sqlite3_finalize(st);
+    r.aors.erase(aor);
+}
+
+// Remember a known AOR with no live contact. A stranger registering many names and letting them lapse must
+// not grow this memory without bound: beyond max_aors of them, the one quiet the longest is forgotten (it
+// then gets 404 instead of 480 from the router).
+void addQuiet(Registrar &r, const std::string &aor) {
+    r.quietPos[aor] = r.quiet.insert(r.quiet.end(), aor);
+    size_t keep = r.maxAors > 0 ? static_cast<size_t>(r.maxAors) : SIZE_MAX;
+    while (r.quiet.size() > keep) {
+        std::string oldest = r.quiet.front();
+        r.quiet.pop_front();
+        r.quietPos.erase(oldest);
+        forgetAor(r, oldest);
+    }
+}
+
+// Book-keeping when an AOR goes live (first live contact) or quiet (none left): the live counts the caps use,
+// and the bounded memory of quiet AORs.
+void noteLive(Registrar &r, const std::string &aor, bool wasLive, bool isLive) {
+    if (wasLive == isLive)
+        return;
+    std::string domain = domainOf(aor);
+    if (isLive) {
+        ++r.liveAors;
+        ++r.livePerDomain[domain];
+        if (auto it = r.quietPos.find(aor); it != r.quietPos.end()) {
+            r.quiet.erase(it->second);
+            r.quietPos.erase(it);
+        }
+        return;
+    }
+    --r.liveAors;
+    if (auto it = r.livePerDomain.find(domain); it != r.livePerDomain.end() && --it->second == 0)
+        r.livePerDomain.erase(it);
+    addQuiet(r, aor);
+}
+
 bool loadDb(Registrar &r) {
     sqlite3_stmt *st = nullptr;
     if (sqlite3_prepare_v2(r.db, "SELECT aor FROM registrar_aor", -1, &st, nullptr) != SQLITE_OK) return false;
@@ -94,7 +157,18 @@ bool loadDb(Registrar &r) {
         ++n;
     }
     sqlite3_finalize(st);
-    r.log(PW_LOG_INFO, "registrar: " + std::to_string(n) + " live contact(s) restored from " + r.dbPath);
+    // The caps' counts; quiet AORs beyond what is kept are forgotten (a database from before the cap).
+    std::vector<std::string> quiet;
+    for (const auto &[aor, bs] : r.aors) {
+        if (bs.empty())
+            quiet.push_back(aor);
+        else
+            noteLive(r, aor, false, true);
+    }
+    for (const auto &aor : quiet)
+        addQuiet(r, aor);
+    r.log(PW_LOG_INFO, "registrar: " + std::to_string(n) + " live contact(s) of " + std::to_string(r.liveAors) +
+                           " address(es)-of-record restored from " + r.dbPath);
     return true;
 }
 
@@ -153,11 +227,18 @@ size_t liveContacts(Registrar &r) {
 void purge(Registrar &r) {
     int64_t now = r.now();
     size_t dropped = 0;
+    std::vector<std::string> wentQuiet;
     for (auto &[aor, bs] : r.aors) {
         size_t before = bs.size();
         bs.erase(std::remove_if(bs.begin(), bs.end(), [&](const Binding &b) { return b.expiresAt <= now; }), bs.end());
         dropped += before - bs.size();
+        if (before && bs.empty())
+            wentQuiet.push_back(aor);
     }
+    for (const auto &aor : wentQuiet)
+        noteLive(r, aor, true, false); // may forget old quiet AORs (erase)
+    if (!wentQuiet.empty())
+        publishAorGauge(r);
     if (dropped) {
         sqlite3_stmt *st = nullptr;
         if (sqlite3_prepare_v2(r.db, "DELETE FROM registrar_contact WHERE expires_at <= ?", -1, &st, nullptr) ==
@@ -190,6 +271,13 @@ pw_verdict reply(Registrar &r, pw_request *req, int status, const char *reason,
     std::string label = "status=\"" + std::to_string(status) + "\"";
     r.api->counter_add(r.host, PW_STR_LIT("parkway_registrar_requests_total"), view(label), 1);
     return PW_STOP;
+}
+
+// A cap refused the REGISTER: 503 with Retry-After (RFC 3261 §21.5.4), counted by cap.
+pw_verdict refuse(Registrar &r, pw_request *req, const char *cap, const char *reason, int64_t retryAfter) {
+    std::string label = std::string("reason=\"") + cap + "\"";
+    r.api->counter_add(r.host, PW_STR_LIT("parkway_registrar_refused_total"), view(label), 1);
+    return reply(r, req, 503, reason, {{"Retry-After", std::to_string(retryAfter)}});
 }
 
 struct Change {
@@ -233,7 +321,11 @@ pw_verdict onRegister(Registrar &r, pw_request *req) {
         contacts.push_back(c);
     }
     int64_t now = r.now();
-    auto &bindings = r.aors[aor];
+    // Not created here: a refused, query-only or removal-only REGISTER leaves no trace of an unknown AOR.
+    auto known = r.aors.find(aor);
+    std::vector<Binding> bindings = known == r.aors.end() ? std::vector<Binding>() : known->second;
+    // Live = has bindings in memory (the caps' counts; expired ones leave at the next purge).
+    bool wasLive = !bindings.empty();
 
     // Step 6: "*" must be alone and come with Expires: 0.
     if (wildcard) {
@@ -293,11 +385,42 @@ pw_verdict onRegister(Registrar &r, pw_request *req) {
         // Drop expired ones before counting.
         next.erase(std::remove_if(next.begin(), next.end(), [&](const Binding &b) { return b.expiresAt <= now; }),
                    next.end());
-        if (static_cast<int64_t>(next.size()) > r.maxContacts)
-            return reply(r, req, 403, "Too many contacts for this address-of-record");
+        // Only a REGISTER that adds a contact can be refused: a refresh or a removal never is, even over a cap
+        // lowered since. Kamailio's registrar answers max_contacts with 503 "Too Many Registered Contacts" (and
+        // Retry-After when configured); phones treat it as "try later", not as a broken account (a 403 would
+        // say the credentials are refused, RFC 3261 §21.4.4). Retry-After: when the soonest binding lapses.
+        size_t added = 0;
+        for (const auto &b : next)
+            added += std::none_of(bindings.begin(), bindings.end(),
+                                  [&](const Binding &o) { return o.uri == b.uri && o.expiresAt > now; });
+        if (added && static_cast<int64_t>(next.size()) > r.maxContacts) {
+            int64_t soonest = r.maxExpires;
+            for (const auto &b : bindings)
+                if (b.expiresAt > now)
+                    soonest = std::min(soonest, b.expiresAt - now);
+            return refuse(r, req, "max_contacts", "Too Many Registered Contacts", std::max<int64_t>(1, soonest));
+        }
+        // A new live AOR (none of its contacts live before) is what the AOR caps count: 503 + Retry-After
+        // (RFC 3261 §21.5.4) when the registrar, or the domain, holds as many as it may.
+        if (!wasLive && !next.empty()) {
+            if (r.maxAors > 0 && static_cast<int64_t>(r.liveAors) >= r.maxAors)
+                return refuse(r, req, "max_aors", "Registrar Capacity Reached", r.retryAfter);
+            auto d = r.livePerDomain.find(domainOf(aor));
+            if (r.maxAorsPerDomain > 0 && d != r.livePerDomain.end() &&
+                static_cast<int64_t>(d->second) >= r.maxAorsPerDomain)
+                return refuse(r, req, "max_aors_per_domain", "Domain Registration Capacity Reached", r.retryAfter);
+        }
         bindings = std::move(next);
     }
-    if (!storeAor(r, aor)) return reply(r, req, 500, "Registrar database error");
+    bool isLive = !bindings.empty();
+    // An AOR we never knew that ends up with no contact (a query, a removal, a wildcard) is not stored.
+    if (known != r.aors.end() || isLive) {
+        r.aors[aor] = bindings;
+        if (!storeAor(r, aor))
+            return reply(r, req, 500, "Registrar database error");
+        noteLive(r, aor, wasLive, isLive);
+        publishAorGauge(r);
+    }
 
     // Step 8: 200 OK listing every current binding with its remaining time.
     std::vector<std::pair<std::string, std::string>> headers;
@@ -396,6 +519,9 @@ int regInit(const pw_host_api *api, pw_host *host, void **ctx) {
     r->defaultExpires = api->param_int(host, "default_expires");
     r->maxContacts = api->param_int(host, "max_contacts");
     r->cleanupMs = api->param_int(host, "cleanup_interval");
+    r->maxAors = api->param_int(host, "max_aors");
+    r->maxAorsPerDomain = api->param_int(host, "max_aors_per_domain");
+    r->retryAfter = api->param_int(host, "retry_after") / 1000;
     r->dbPath = str(api->param_str(host, "database"));
     if (r->dbPath.empty()) r->dbPath = str(api->core_setting(host, "database"));
     std::string bad;
@@ -405,6 +531,12 @@ int regInit(const pw_host_api *api, pw_host *host, void **ctx) {
         bad = "default_expires must lie between min_expires and max_expires";
     else if (r->maxContacts < 1) bad = "max_contacts must be at least 1";
     else if (r->cleanupMs < 100) bad = "cleanup_interval must be at least 100ms";
+    else if (r->maxAors < 0)
+        bad = "max_aors must not be negative (0 = no cap)";
+    else if (r->maxAorsPerDomain < 0)
+        bad = "max_aors_per_domain must not be negative (0 = no cap)";
+    else if (r->retryAfter < 1 || r->retryAfter > 86400)
+        bad = "retry_after must lie between 1s and 24h";
     else if (r->dbPath.empty()) bad = "no database (set proxy.database or module.registrar.database)";
     if (!bad.empty()) {
         r->log(PW_LOG_ERROR, "registrar: " + bad);
@@ -426,6 +558,7 @@ int regStart(void *ctx) {
     r->timer = r->api->timer_start(r->host, static_cast<uint64_t>(r->cleanupMs), onTimer, r);
     r->api->gauge_set(r->host, PW_STR_LIT("parkway_registrar_contacts"), PW_STR_LIT(""),
                       static_cast<double>(liveContacts(*r)));
+    publishAorGauge(*r);
     return PW_OK;
 }
 
@@ -456,7 +589,16 @@ const pw_param_def kParams[] = {
     {sizeof(pw_param_def), "max_expires", PW_PARAM_INT, "3600", "longer registrations are shortened to this"},
     {sizeof(pw_param_def), "default_expires", PW_PARAM_INT, "3600",
      "used when neither the Contact expires parameter nor an Expires header is given"},
-    {sizeof(pw_param_def), "max_contacts", PW_PARAM_INT, "10", "most contacts per address-of-record (403 beyond)"},
+    {sizeof(pw_param_def), "max_contacts", PW_PARAM_INT, "10",
+     "most contacts per address-of-record; a REGISTER adding one beyond gets 503 Too Many Registered Contacts with "
+     "Retry-After (when the soonest contact lapses); a refresh is never refused"},
+    {sizeof(pw_param_def), "max_aors", PW_PARAM_INT, "10000",
+     "most addresses-of-record with live contacts; a new one beyond gets 503 + Retry-After; also how many AORs "
+     "without live contacts are remembered (404 vs 480); 0 = no cap"},
+    {sizeof(pw_param_def), "max_aors_per_domain", PW_PARAM_INT, "0",
+     "most addresses-of-record with live contacts per domain (503 + Retry-After beyond); 0 = no cap"},
+    {sizeof(pw_param_def), "retry_after", PW_PARAM_DURATION, "60s",
+     "Retry-After of a 503 when max_aors or max_aors_per_domain is reached"},
     {sizeof(pw_param_def), "cleanup_interval", PW_PARAM_DURATION, "10s", "how often expired contacts are removed"},
     {sizeof(pw_param_def), nullptr, PW_PARAM_STRING, nullptr, nullptr},
 };

@@ -213,3 +213,291 @@ TEST_CASE("orbit style by rules - 700 parks into lot main - BLF on 701 watches t
     REQUIRE(p.env().runUntil([&] { return notifies(w, "dialog").size() == 3; }));
     CHECK(notifies(w, "dialog")[2]->body().find("<dialog ") == std::string::npos);
 }
+
+// ---------------------------------------------------------------- caps (docs/limits.md "Call park")
+
+namespace {
+
+// An in-dialog SUBSCRIBE on an existing subscription (refresh, or Expires: 0 to end it).
+Client &resubscribe(ParkEnv &p, TestUa &w, Client &sub, int expires) {
+    RequestOptions r;
+    r.headers = {"Event: dialog", "Expires: " + std::to_string(expires)};
+    auto &c = w.inDialog(sub, "SUBSCRIBE", r);
+    REQUIRE(p.waitFinal(c));
+    return c;
+}
+
+} // namespace
+
+TEST_CASE("watcher caps - per subscriber 403 - per target and per domain 503 with Retry-After - a refresh is never "
+          "refused - an ended subscription frees its place",
+          "[watchers][caps]") {
+    ParkEnvOptions o;
+    o.params = {{"max_watchers_per_subscriber", "2"},
+                {"max_watchers_per_target", "3"},
+                {"max_watchers_per_domain", "5"},
+                {"max_watchers", "0"}};
+    ParkEnv p(o);
+    auto &w = p.ua("w");
+    w.autoAnswer("NOTIFY", 200);
+
+    auto &s1 = subscribe(p, w, "1010", "*88103", "dialog", 120);
+    auto &s2 = subscribe(p, w, "1010", "*88103", "dialog", 120);
+    CHECK(s1.finalStatus == 200);
+    CHECK(s2.finalStatus == 200);
+    // the subscriber's third: its own cap, 403 (a policy on that identity, not server capacity)
+    auto &s3 = subscribe(p, w, "1010", "*88104", "dialog", 120);
+    CHECK(s3.finalStatus == 403);
+    CHECK(s3.responses.back().header("Retry-After").empty());
+
+    // the slot's fourth watcher: per-target cap, 503 + Retry-After (RFC 3261 §21.5.4)
+    CHECK(subscribe(p, w, "1011", "*88103", "dialog", 120).finalStatus == 200);
+    auto &t4 = subscribe(p, w, "1012", "*88103", "dialog", 120);
+    CHECK(t4.finalStatus == 503);
+    CHECK(t4.responses.back().header("Retry-After") == "60");
+
+    // other targets until the domain holds 5; the 6th gets 503 + Retry-After
+    CHECK(subscribe(p, w, "1012", "*88105", "dialog", 120).finalStatus == 200);
+    CHECK(subscribe(p, w, "1013", "*88106", "dialog", 120).finalStatus == 200);
+    auto &d6 = subscribe(p, w, "1014", "*88107", "dialog", 120);
+    CHECK(d6.finalStatus == 503);
+    CHECK(d6.responses.back().header("Retry-After") == "60");
+
+    // a refresh of an existing subscription is never refused, the caps being reached or not
+    CHECK(resubscribe(p, w, s1, 120).finalStatus == 200);
+    // a BroadWorks call-info subscription counts against the same caps
+    auto &bw = subscribe(p, w, "1015", "108", "call-info", 60, {"Accept: application/x-broadworks-callpark-info+xml"});
+    CHECK(bw.finalStatus == 503);
+
+    // ending one frees its place in every count
+    CHECK(resubscribe(p, w, s2, 0).finalStatus == 200);
+    p.env().runFor(100);
+    CHECK(subscribe(p, w, "1014", "*88107", "dialog", 120).finalStatus == 200);
+    CHECK(subscribe(p, w, "1010", "*88104", "dialog", 120).finalStatus == 503); // the domain is full again
+}
+
+TEST_CASE("watcher caps - max_watchers bounds the whole server - 0 turns a cap off", "[watchers][caps]") {
+    ParkEnvOptions o;
+    o.params = {{"max_watchers", "2"},
+                {"max_watchers_per_domain", "0"},
+                {"max_watchers_per_target", "0"},
+                {"max_watchers_per_subscriber", "0"}};
+    ParkEnv p(o);
+    auto &w = p.ua("w");
+    w.autoAnswer("NOTIFY", 200);
+    CHECK(subscribe(p, w, "1010", "*88103", "dialog", 60).finalStatus == 200);
+    CHECK(subscribe(p, w, "1010", "*88103", "dialog", 60).finalStatus == 200);
+    auto &third = subscribe(p, w, "1011", "*88104", "dialog", 60);
+    CHECK(third.finalStatus == 503);
+    CHECK(third.responses.back().header("Retry-After") == "60");
+    // a fetch (Expires: 0) is a subscription too while it lasts: refused as well
+    CHECK(subscribe(p, w, "1011", "*88104", "dialog", 0).finalStatus == 503);
+}
+
+TEST_CASE("watcher cap parameters are checked at load", "[watchers][caps]") {
+    for (auto [k, v] : {std::pair{"max_watchers", "-1"}, {"notify_batch", "0"}, {"max_park_time", "500ms"}}) {
+        ParkEnvOptions o;
+        o.params[k] = v;
+        INFO(k << " = " << v);
+        CHECK_THROWS(ParkEnv(o));
+    }
+}
+
+// ---------------------------------------------------------------- paced fan-out (docs/notifications.md "Pacing")
+
+namespace {
+
+struct Crowd {
+    std::vector<TestUa *> uas;
+    std::vector<Client *> subs;
+};
+
+// `n` dialog subscriptions to `target`, spread over `nUas` UAs (each reads one datagram per loop turn, so the
+// load is shared), sent in chunks so no socket buffer overflows.
+Crowd watchCrowd(ParkEnv &p, const std::string &target, size_t n, size_t nUas) {
+    Crowd c;
+    for (size_t u = 0; u < nUas; ++u) {
+        auto &ua = p.ua("crowd" + std::to_string(u));
+        ua.autoAnswer("NOTIFY", 200);
+        c.uas.push_back(&ua);
+    }
+    const size_t chunk = 100;
+    for (size_t i = 0; i < n; i += chunk) {
+        std::vector<Client *> batch;
+        for (size_t k = i; k < std::min(n, i + chunk); ++k) {
+            RequestOptions o;
+            o.from = "<" + aorOf(std::to_string(20000 + k)) + ">";
+            o.to = "<sip:" + target + "@" + kDomain + ">";
+            o.headers = {"Event: dialog", "Expires: 600"};
+            batch.push_back(&c.uas[k % nUas]->send("SUBSCRIBE", "sip:" + target + "@" + kDomain, o));
+        }
+        bool done = p.env().runUntil(
+            [&] {
+                for (Client *b : batch)
+                    if (b->finalStatus == 0)
+                        return false;
+                return true;
+            },
+            20000);
+        if (!done) {
+            size_t pending = 0;
+            for (Client *b : batch)
+                pending += b->finalStatus == 0;
+            WARN("batch at " << i << ": " << pending << " pending");
+        }
+        REQUIRE(done);
+        for (Client *b : batch)
+            REQUIRE(b->finalStatus == 200);
+        c.subs.insert(c.subs.end(), batch.begin(), batch.end());
+    }
+    return c;
+}
+
+// What each crowd subscription received, read incrementally (predicates run once per loop turn and must stay
+// cheap: the proxy reads one datagram per socket per turn).
+struct Seen {
+    int version = -1;
+    bool hasDialog = false;
+    std::string subState;
+};
+struct CrowdLog {
+    const Crowd &crowd;
+    std::vector<size_t> read;                          // per UA: incoming entries already looked at
+    std::map<std::string, std::vector<Seen>> byDialog; // Call-ID -> NOTIFYs in arrival order
+    size_t atLeast1 = 0;                               // NOTIFYs with version >= 1
+    explicit CrowdLog(const Crowd &c) : crowd(c), read(c.uas.size(), 0) {}
+    void update() {
+        for (size_t u = 0; u < crowd.uas.size(); ++u) {
+            auto &in = crowd.uas[u]->incoming;
+            for (; read[u] < in.size(); ++read[u]) {
+                const SipMessage &m = in[read[u]]->request;
+                if (m.method() != "NOTIFY" || m.header("Event") != "dialog")
+                    continue;
+                Seen s{version(m), m.body().find("<dialog ") != std::string::npos, m.header("Subscription-State")};
+                if (s.version >= 1)
+                    ++atLeast1;
+                byDialog[m.callId()].push_back(s);
+            }
+        }
+    }
+};
+
+// Every watcher's NOTIFYs have strictly increasing versions (RFC 4235 §4.1) and the last shows no <dialog>.
+// Returns how many NOTIFYs came after the first (initial) one.
+size_t checkFinalIdle(CrowdLog &log) {
+    log.update();
+    REQUIRE(log.byDialog.size() == log.crowd.subs.size());
+    size_t after = 0;
+    for (auto &[cid, list] : log.byDialog) {
+        INFO("subscription " << cid << ": " << list.size() << " NOTIFYs");
+        for (size_t i = 1; i < list.size(); ++i)
+            REQUIRE(list[i].version > list[i - 1].version);
+        REQUIRE(!list.back().hasDialog);
+        after += list.size() - 1;
+    }
+    return after;
+}
+
+} // namespace
+
+TEST_CASE("NOTIFY fan-out is paced - other requests are answered meanwhile - every watcher ends with the final "
+          "state - a watcher still queued gets only the newest state",
+          "[watchers][pacing]") {
+    const size_t kWatchers = 2000;
+    ParkEnvOptions o;
+    o.params = {{"notify_batch", "20"},
+                {"max_watchers", "0"},
+                {"max_watchers_per_domain", "0"},
+                {"max_watchers_per_target", "0"},
+                {"max_watchers_per_subscriber", "0"}};
+    ParkEnv p(o);
+    Crowd crowd = watchCrowd(p, "*88103", kWatchers, 20);
+    CrowdLog log(crowd);
+    REQUIRE(p.env().runUntil([&] { return log.update(), log.byDialog.size() == kWatchers; }, 20000));
+
+    // One park: kWatchers NOTIFYs are owed. A REGISTER sent as soon as the park is answered is answered
+    // while most of them are still queued.
+    auto &ph = p.phone("1001");
+    auto sentNotifies = [&] { return size_t(p.metric("parkway_notify_sent_total", "kind=\"dialog\"")); };
+    const size_t sentBeforePark = sentNotifies();
+    auto &a = p.ua("a");
+    auto &inv = p.invite(a, "2001", "*68103", 4130, {}, "Crowd Caller");
+    REQUIRE(p.waitFinal(inv));
+    REQUIRE(inv.finalStatus == 200);
+    RequestOptions r;
+    r.from = r.to = "<" + aorOf("1001") + ">";
+    r.headers = {"Contact: <" + ph.uri("1001") + ">", "Expires: 3600"};
+    auto &reg = ph.send("REGISTER", "sip:" + kDomain, r);
+    size_t sentBeforeRegisterAnswered = 0;
+    REQUIRE(p.env().runUntil([&] {
+        if (reg.finalStatus == 0)
+            return false;
+        sentBeforeRegisterAnswered = sentNotifies() - sentBeforePark; // what the proxy had sent by then
+        return true;
+    }));
+    CHECK(reg.finalStatus == 200);
+    INFO("park NOTIFYs sent before the REGISTER's answer arrived: " << sentBeforeRegisterAnswered);
+    CHECK(sentBeforeRegisterAnswered < kWatchers / 2);
+
+    // The parked party hangs up while NOTIFYs are still queued: those watchers get only the newest (idle) state.
+    auto &bye = a.inDialog(inv, "BYE");
+    REQUIRE(p.waitFinal(bye));
+    // Done when every watcher's latest NOTIFY shows the idle slot (cheap check: a count kept as they come).
+    REQUIRE(p.env().runUntil(
+        [&] {
+            log.update();
+            size_t idle = 0;
+            for (auto &[cid, list] : log.byDialog)
+                idle += list.size() >= 2 && !list.back().hasDialog;
+            return idle == kWatchers;
+        },
+        30000));
+    p.env().runFor(300);
+    size_t after = checkFinalIdle(log);
+    INFO("NOTIFYs after the initial ones: " << after);
+    CHECK(after >= kWatchers);    // everyone heard at least once
+    CHECK(after < 2 * kWatchers); // ... and the queued ones only once (park + hang-up coalesced)
+}
+
+TEST_CASE("restart - stored watchers are resumed in paced batches - each with the next version - requests are "
+          "answered meanwhile",
+          "[watchers][pacing][restart]") {
+    const size_t kWatchers = 1000;
+    ParkEnvOptions o;
+    o.params = {{"notify_batch", "20"},
+                {"max_watchers", "0"},
+                {"max_watchers_per_domain", "0"},
+                {"max_watchers_per_target", "0"},
+                {"max_watchers_per_subscriber", "0"}};
+    ParkEnv p(o);
+    Crowd crowd = watchCrowd(p, "*88103", kWatchers, 10);
+    CrowdLog log(crowd);
+    REQUIRE(p.env().runUntil([&] { return log.update(), log.byDialog.size() == kWatchers; }, 20000));
+    auto &ph = p.phone("1001");
+    auto sentNotifies = [&] { return size_t(p.metric("parkway_notify_sent_total", "kind=\"dialog\"")); };
+    const size_t sentBeforeRestart = sentNotifies();
+
+    p.restart();
+    RequestOptions r;
+    r.from = r.to = "<" + aorOf("1001") + ">";
+    r.headers = {"Contact: <" + ph.uri("1001") + ">", "Expires: 3600"};
+    auto &reg = ph.send("REGISTER", "sip:" + kDomain, r);
+    size_t resumedBeforeRegisterAnswered = 0;
+    REQUIRE(p.env().runUntil([&] {
+        if (reg.finalStatus == 0)
+            return false;
+        resumedBeforeRegisterAnswered = sentNotifies() - sentBeforeRestart;
+        return true;
+    }));
+    CHECK(reg.finalStatus == 200);
+    INFO("resumed NOTIFYs sent before the REGISTER's answer arrived: " << resumedBeforeRegisterAnswered);
+    CHECK(resumedBeforeRegisterAnswered < kWatchers / 2);
+    REQUIRE(p.env().runUntil([&] { return log.update(), log.atLeast1 == kWatchers; }, 30000));
+    p.env().runFor(300);
+    log.update();
+    for (auto &[cid, list] : log.byDialog) {
+        REQUIRE(list.size() == 2); // the initial one, then exactly one on resumption
+        CHECK(list[1].version == 1);
+        CHECK(list[1].subState.rfind("active", 0) == 0);
+    }
+}

@@ -34,12 +34,16 @@ LAG = 1.0  # retrievers start this long after the parkers, so every retrieve fin
 def daemon(binary, workdir):
     moh = (free_port() // 2) * 2
     moh = min(moh, 65534 - 4000)
+    # Hundreds of calls are parked at once here: no cap on the domain (the default, 200, suits an office).
+    provision = os.path.join(workdir, "provision.toml")
+    with open(provision, "w") as f:
+        f.write(f'[[domain]]\nname = "{DOMAIN}"\nmax_parked = 0\n')
     return Parkway(binary, modules=["registrar", "callpark", "router"], workdir=workdir, log_level="warn",
                    # all load comes from 127.0.0.1: trusted, or the per-source rate limit would ban it
                    proxy={"domains": [DOMAIN, "127.0.0.1"], "trusted_peers": ["127.0.0.1"]},
                    module_params={"callpark": {"database": os.path.join(workdir, "park.db"), "moh_ip": "127.0.0.1",
                                                "moh_port_min": moh, "moh_port_max": moh + 4000,
-                                               "park_info": False}})
+                                               "park_info": False, "provision_file": provision}})
 
 
 # --------------------------------------------------------------------------------------------- cycles/s

@@ -352,6 +352,7 @@ public:
     // that instant through our clock for the duration of that one call.
     int64_t clockOverrideMs = 0;
     MohPlayer &moh() { return moh_; }
+    ReportThrottle mohFailureLog_{60000}; // music-on-hold allocation failures: logged once a minute
     bool stopping() const { return stopping_; }
 };
 

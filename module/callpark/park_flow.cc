@@ -82,9 +82,17 @@ std::string CallPark::holdOfferFor(Session &s, HoldError *why) {
 
 bool CallPark::allocateMoh(Session &s) {
     std::string err;
-    auto st = moh_.add("0.0.0.0", 0, 0, &err);
+    MohPlayer::AddError why = MohPlayer::AddError::None;
+    auto st = moh_.add("0.0.0.0", 0, 0, &err, 0, &why);
     if (!st) {
-        host_.log(PW_LOG_ERROR, "callpark: music on hold: {}", err);
+        // Every park may fail the same way while ports or descriptors are out: one log line per minute.
+        host_.counter("parkway_moh_failures_total",
+                      why == MohPlayer::AddError::NoDescriptors ? "reason=\"descriptors\"" : "reason=\"ports\"");
+        if (mohFailureLog_.allow(host_.nowMs())) {
+            uint64_t more = mohFailureLog_.suppressed();
+            host_.log(PW_LOG_ERROR, "callpark: music on hold: {}{}", err,
+                      more ? fmt::format(" ({} more failures since the last report)", more) : std::string());
+        }
         return false;
     }
     s.mohId = st->id;

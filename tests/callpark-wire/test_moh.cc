@@ -3,8 +3,10 @@
 #include "wire/moh.hh"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -312,4 +314,105 @@ TEST_CASE("MohPlayer start rejects bad ranges and addresses") {
     REQUIRE(p.start("127.0.0.1", 31400, 31410, "", &err));
     CHECK_FALSE(p.start("127.0.0.1", 31400, 31410, "", &err));
     CHECK_THAT(err, Catch::Contains("already running"));
+}
+
+// ---------------------------------------------------------------- descriptors (docs/limits.md "Call park")
+
+TEST_CASE("music-on-hold ports against the open-file limit: even ports counted, a range that does not fit is named") {
+    CHECK(evenPortCount(40000, 40999) == 500);
+    CHECK(evenPortCount(40001, 40002) == 1);
+    CHECK(evenPortCount(40001, 40001) == 0);
+    FdLimit l{1000, 50};
+    CHECK(checkMohDescriptors(40000, 41386, l, 256).empty()); // 694 ports = 1000 - 50 - 256
+    std::string why = checkMohDescriptors(40000, 41388, l, 256);
+    CHECK_THAT(why, Catch::Contains("moh_port_min/moh_port_max 40000..41388") && Catch::Contains("695") &&
+                        Catch::Contains("1000") && Catch::Contains("at most 694") && Catch::Contains("LimitNOFILE"));
+    CHECK(checkMohDescriptors(10000, 65534, FdLimit{UINT64_MAX, 10}, 256).empty()); // unlimited
+    CHECK_FALSE(checkMohDescriptors(40000, 40010, FdLimit{100, 200}, 256).empty()); // nothing left at all
+}
+
+TEST_CASE("MohPlayer start raises the soft open-file limit and refuses a range that cannot fit in it") {
+    FdLimit l = raiseFdLimit();
+    REQUIRE(l.open > 0);
+    rlimit rl{};
+    REQUIRE(getrlimit(RLIMIT_NOFILE, &rl) == 0);
+    CHECK(rl.rlim_cur == rl.rlim_max); // soft raised to hard
+    if (l.limit == UINT64_MAX)
+        return; // unlimited: nothing to refuse
+    MohPlayer p;
+    std::string err;
+    p.setReservedDescriptors(l.limit); // everything is spoken for
+    CHECK_FALSE(p.start("127.0.0.1", 31500, 31510, "", &err));
+    CHECK_THAT(err, Catch::Contains("moh_port_min/moh_port_max 31500..31510") && Catch::Contains("open-file limit"));
+    CHECK_FALSE(p.running());
+    p.setReservedDescriptors(256);
+    CHECK(p.start("127.0.0.1", 31500, 31510, "", &err));
+}
+
+namespace {
+// Lowers the soft open-file limit to the lowest free descriptor number (the next socket() then fails with
+// EMFILE) until destroyed.
+struct NoMoreDescriptors {
+    rlimit saved{};
+    NoMoreDescriptors() {
+        REQUIRE(getrlimit(RLIMIT_NOFILE, &saved) == 0);
+        int lowest = ::open("/dev/null", O_RDONLY);
+        REQUIRE(lowest >= 0);
+        ::close(lowest);
+        rlimit low = saved;
+        low.rlim_cur = static_cast<rlim_t>(lowest);
+        REQUIRE(setrlimit(RLIMIT_NOFILE, &low) == 0);
+    }
+    ~NoMoreDescriptors() { setrlimit(RLIMIT_NOFILE, &saved); }
+};
+} // namespace
+
+TEST_CASE("MohPlayer add out of descriptors fails at once with a reason the caller can answer 503 for") {
+    MohPlayer player;
+    std::string err;
+    REQUIRE(player.start("127.0.0.1", 31600, 31998, "", &err)); // 200 even ports
+    auto first = player.add("127.0.0.1", 9, 0, &err);
+    REQUIRE(first);
+    {
+        NoMoreDescriptors guard;
+        MohPlayer::AddError why = MohPlayer::AddError::None;
+        err.clear();
+        CHECK_FALSE(player.add("127.0.0.1", 9, 0, &err, 0, &why));
+        CHECK(why == MohPlayer::AddError::NoDescriptors);
+        CHECK_THAT(err, Catch::Contains("out of file descriptors"));
+        CHECK_FALSE(player.add("127.0.0.1", 9, 0, &err, first->localPort + 2, &why)); // preferred port too
+        CHECK(why == MohPlayer::AddError::NoDescriptors);
+    }
+    // It gave up at the first failing port instead of trying all 200: the rotation moved by one step only
+    // (a full sweep would have come round to the port right after the first stream's).
+    MohPlayer::AddError why = MohPlayer::AddError::NoDescriptors;
+    auto next = player.add("127.0.0.1", 9, 0, &err, 0, &why);
+    REQUIRE(next);
+    CHECK(why == MohPlayer::AddError::None);
+    CHECK(next->localPort == first->localPort + 4);
+    CHECK(player.streamCount() == 2);
+}
+
+TEST_CASE("MohPlayer add failure reasons: a full range is NoFreePort, a bad payload type is the request's fault") {
+    MohPlayer player;
+    std::string err;
+    REQUIRE(player.start("127.0.0.1", 31700, 31700, "", &err));
+    REQUIRE(player.add("127.0.0.1", 9, 0, &err));
+    MohPlayer::AddError why = MohPlayer::AddError::None;
+    CHECK_FALSE(player.add("127.0.0.1", 9, 0, &err, 0, &why));
+    CHECK(why == MohPlayer::AddError::NoFreePort);
+    CHECK_FALSE(player.add("127.0.0.1", 9, 18, &err, 0, &why));
+    CHECK(why == MohPlayer::AddError::BadPayloadType);
+}
+
+TEST_CASE("ReportThrottle lets one report through per interval and counts the others") {
+    ReportThrottle t(1000);
+    CHECK(t.allow(5000));
+    CHECK(t.suppressed() == 0);
+    CHECK_FALSE(t.allow(5100));
+    CHECK_FALSE(t.allow(5999));
+    CHECK(t.allow(6000));
+    CHECK(t.suppressed() == 2);
+    CHECK(t.allow(7500));
+    CHECK(t.suppressed() == 0);
 }

@@ -4,10 +4,12 @@
 
 #include <algorithm>
 #include <arpa/inet.h>
+#include <atomic>
 #include <cerrno>
 #include <cmath>
 #include <cstring>
 #include <ctime>
+#include <dirent.h>
 #include <fcntl.h>
 #include <fstream>
 #include <map>
@@ -16,10 +18,10 @@
 #include <netinet/in.h>
 #include <random>
 #include <set>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <thread>
 #include <unistd.h>
-#include <atomic>
 
 namespace parkway::callpark {
 
@@ -168,6 +170,55 @@ std::optional<std::vector<int16_t>> loadHoldAudio(const std::string& audioFile, 
     return bad(haveFmt ? "no data chunk" : "no fmt chunk");
 }
 
+// ---------------------------------------------------------------- descriptors
+
+FdLimit raiseFdLimit() {
+    FdLimit l;
+    rlimit rl{};
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+        if (rl.rlim_cur < rl.rlim_max) {
+            rlimit up = rl;
+            up.rlim_cur = rl.rlim_max;
+            if (setrlimit(RLIMIT_NOFILE, &up) == 0)
+                rl = up;
+        }
+        l.limit = rl.rlim_cur == RLIM_INFINITY ? UINT64_MAX : static_cast<uint64_t>(rl.rlim_cur);
+    } else {
+        l.limit = UINT64_MAX;
+    }
+    if (DIR *d = ::opendir("/proc/self/fd")) {
+        while (const dirent *e = ::readdir(d))
+            if (e->d_name[0] != '.')
+                ++l.open;
+        ::closedir(d);
+        if (l.open)
+            --l.open; // the directory's own descriptor
+    }
+    return l;
+}
+
+uint32_t evenPortCount(uint16_t portMin, uint16_t portMax) {
+    if (portMin > portMax)
+        return 0;
+    uint32_t first = portMin + (portMin & 1u);
+    return first > portMax ? 0 : (portMax - first) / 2 + 1;
+}
+
+std::string checkMohDescriptors(uint16_t portMin, uint16_t portMax, const FdLimit &l, uint64_t reserve) {
+    uint64_t ports = evenPortCount(portMin, portMax);
+    if (l.limit == UINT64_MAX)
+        return {};
+    uint64_t used = l.open + reserve;
+    uint64_t room = l.limit > used ? l.limit - used : 0;
+    if (ports <= room)
+        return {};
+    return fmt::format("moh_port_min/moh_port_max {}..{} give {} music-on-hold ports (one UDP socket each), but the "
+                       "open-file limit {} leaves room for {} beside the {} descriptors open and {} kept for SIP "
+                       "connections, databases and the admin API; narrow the range to at most {} ports or raise "
+                       "the limit (ulimit -n, systemd LimitNOFILE=)",
+                       portMin, portMax, ports, l.limit, room, l.open, reserve, room);
+}
+
 // ---------------------------------------------------------------- the player
 
 namespace {
@@ -227,6 +278,7 @@ struct MohPlayer::Impl {
     sockaddr_storage bindAddr{};
     socklen_t bindLen = 0;
     uint16_t portMin = 0, portMax = 0, cursor = 0;
+    uint64_t reserve = 256;
     uint64_t nextId = 1;
     uint64_t ticks = 0;
     std::mt19937 rng{std::random_device{}()};
@@ -256,6 +308,8 @@ struct MohPlayer::Impl {
         return true;
     }
 
+    // The socket bound to `port`, or -1 with errno (EADDRINUSE: taken by someone else; EMFILE/ENFILE/ENOBUFS/
+    // ENOMEM: the process or the system is out of descriptors or memory, no other port will do better).
     int bindPort(uint16_t port) {
         int fd = ::socket(bindAddr.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
         if (fd < 0) return -1;
@@ -263,11 +317,14 @@ struct MohPlayer::Impl {
         if (a.ss_family == AF_INET) reinterpret_cast<sockaddr_in*>(&a)->sin_port = htons(port);
         else reinterpret_cast<sockaddr_in6*>(&a)->sin6_port = htons(port);
         if (::bind(fd, reinterpret_cast<sockaddr*>(&a), bindLen) != 0) {
+            int e = errno;
             ::close(fd);
+            errno = e;
             return -1;
         }
         return fd;
     }
+    static bool outOfDescriptors(int e) { return e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM; }
 
     void tick() {
         unsigned char pkt[12 + kSamplesPerPacket];
@@ -370,6 +427,9 @@ bool MohPlayer::start(std::string bindIp, uint16_t portMin, uint16_t portMax, st
     std::string audioErr;
     auto audio = loadHoldAudio(audioFile, &audioErr);
     if (!audio) return fail(audioErr);
+    std::string fds = checkMohDescriptors(portMin, portMax, raiseFdLimit(), reservedDescriptors());
+    if (!fds.empty())
+        return fail(fds);
     {
         std::lock_guard<std::mutex> lock(impl_->mu);
         impl_->ulaw.resize(audio->size());
@@ -390,42 +450,69 @@ bool MohPlayer::start(std::string bindIp, uint16_t portMin, uint16_t portMax, st
     return true;
 }
 
+void MohPlayer::setReservedDescriptors(uint64_t n) {
+    impl_->reserve = n;
+}
+uint64_t MohPlayer::reservedDescriptors() const {
+    return impl_->reserve;
+}
+
 std::optional<MohPlayer::StreamInfo> MohPlayer::add(std::string remoteIp, uint16_t remotePort, int payloadType,
-                                                    std::string* err, uint16_t preferredPort) {
+                                                    std::string *err, uint16_t preferredPort, AddError *why) {
+    auto failed = [why](AddError e) -> std::optional<StreamInfo> {
+        if (why)
+            *why = e;
+        return std::nullopt;
+    };
+    if (why)
+        *why = AddError::None;
     if (!impl_->running.load()) {
         if (err) *err = "music-on-hold player is not running";
-        return std::nullopt;
+        return failed(AddError::NotRunning);
     }
     if (payloadType != 0 && payloadType != 8) {
         if (err) *err = fmt::format("music on hold plays PCMU (0) or PCMA (8), not payload type {}", payloadType);
-        return std::nullopt;
+        return failed(AddError::BadPayloadType);
     }
     std::lock_guard<std::mutex> lock(impl_->mu);
     Impl::Stream s;
-    if (!impl_->setRemoteLocked(s, remoteIp, remotePort, payloadType, err)) return std::nullopt;
+    if (!impl_->setRemoteLocked(s, remoteIp, remotePort, payloadType, err))
+        return failed(AddError::BadAddress);
     // Candidates: the preferred port, then even ports from a rotating cursor (a just-freed port is not reused
     // at once, so late packets for an old call do not land on a new one).
     int fd = -1;
     uint16_t port = 0;
+    bool noFds = false;
+    int bindErrno = 0;
     if (preferredPort >= impl_->portMin && preferredPort <= impl_->portMax && (preferredPort & 1) == 0 &&
         !impl_->usedPorts.count(preferredPort)) {
         fd = impl_->bindPort(preferredPort);
         if (fd >= 0) port = preferredPort;
+        else
+            noFds = Impl::outOfDescriptors(bindErrno = errno);
     }
     const uint32_t count = (impl_->portMax - impl_->portMin) / 2 + 1;
-    for (uint32_t i = 0; fd < 0 && i < count; ++i) {
+    for (uint32_t i = 0; fd < 0 && !noFds && i < count; ++i) {
         uint16_t candidate = impl_->cursor;
         uint32_t next = candidate + 2u;
         impl_->cursor = static_cast<uint16_t>(next > impl_->portMax ? impl_->portMin : next);
         if (impl_->usedPorts.count(candidate)) continue;
         fd = impl_->bindPort(candidate);
         if (fd >= 0) port = candidate;
+        else
+            noFds = Impl::outOfDescriptors(bindErrno = errno); // no other port will do better: stop at once
+    }
+    if (noFds) {
+        if (err)
+            *err = fmt::format("out of file descriptors opening a music-on-hold socket ({}; {} streams active)",
+                               std::strerror(bindErrno), impl_->streams.size());
+        return failed(AddError::NoDescriptors);
     }
     if (fd < 0) {
         if (err)
             *err = fmt::format("no free music-on-hold RTP port in {}-{} on {} ({} streams active)", impl_->portMin,
                                impl_->portMax, impl_->bindIp, impl_->streams.size());
-        return std::nullopt;
+        return failed(AddError::NoFreePort);
     }
     s.fd = fd;
     s.localPort = port;

@@ -23,8 +23,45 @@ int16_t alawToLinear(uint8_t code);
 std::optional<std::vector<int16_t>> loadHoldAudio(const std::string& audioFile, std::string* err = nullptr);
 std::vector<int16_t> builtinHoldTone();
 
+// Open-file budget of the process (docs/limits.md "Call park"): one music-on-hold stream is one UDP socket.
+struct FdLimit {
+    uint64_t limit = 0; // RLIMIT_NOFILE soft limit (after raiseFdLimit), UINT64_MAX when unlimited
+    uint64_t open = 0;  // descriptors open now
+};
+// Raise the soft RLIMIT_NOFILE to the hard one and report it with the descriptors open now.
+FdLimit raiseFdLimit();
+// Even ports (RTP, RFC 3550 §11) in [portMin, portMax].
+uint32_t evenPortCount(uint16_t portMin, uint16_t portMax);
+// "" when `ports` sockets fit beside what is open and `reserve` more descriptors (SIP connections, databases,
+// admin clients); else a message naming moh_port_min/moh_port_max, the limit and how to fix it.
+std::string checkMohDescriptors(uint16_t portMin, uint16_t portMax, const FdLimit &l, uint64_t reserve);
+
+// At most one report per interval of a failure that may repeat on every call (a full port range, descriptor
+// exhaustion): allow() is true for the first in each interval; suppressed() tells how many were not reported.
+class ReportThrottle {
+public:
+    explicit ReportThrottle(int64_t intervalMs) : intervalMs_(intervalMs) {}
+    bool allow(int64_t nowMs) {
+        if (lastMs_ != 0 && nowMs - lastMs_ < intervalMs_) {
+            ++pending_;
+            return false;
+        }
+        lastMs_ = nowMs;
+        suppressed_ = pending_;
+        pending_ = 0;
+        return true;
+    }
+    uint64_t suppressed() const { return suppressed_; } // since the previous report, as of the last allow()
+private:
+    int64_t intervalMs_, lastMs_ = 0;
+    uint64_t pending_ = 0, suppressed_ = 0;
+};
+
 class MohPlayer {
 public:
+    // Why add() failed: capacity (NoFreePort, NoDescriptors: answer 503 + Retry-After) or the request.
+    enum class AddError { None, NotRunning, BadPayloadType, BadAddress, NoFreePort, NoDescriptors };
+
     struct StreamInfo {
         uint64_t id = 0;
         uint16_t localPort = 0;
@@ -45,15 +82,21 @@ public:
     MohPlayer& operator=(const MohPlayer&) = delete;
 
     // Load the audio and start the sender thread. Ports are taken from [portMin, portMax], even ports
-    // only (RFC 3550 §11: RTP on even ports). False + *err on a bad range, bad IP or bad audio file.
+    // only (RFC 3550 §11: RTP on even ports). False + *err on a bad range, bad IP or bad audio file, or when
+    // the range does not fit the open-file limit (raised to its hard maximum first) beside
+    // reservedDescriptors() others: a start refused with a clear message beats EMFILE at run time.
     bool start(std::string bindIp, uint16_t portMin, uint16_t portMax, std::string audioFile, std::string* err);
+    // Descriptors kept free for everything else when checking the range (default 256).
+    void setReservedDescriptors(uint64_t n);
+    uint64_t reservedDescriptors() const;
 
     // Start sending to remoteIp:remotePort with payload type 0 (PCMU) or 8 (PCMA). A remote of
     // 0.0.0.0 or port 0 (a held/disabled stream) allocates the socket but sends nothing until setRemote.
     // `preferredPort` (e.g. the port used before a restart) is tried first. nullopt + *err when the range
-    // is exhausted, the payload type is not G.711, the address is bad or the player is not running.
+    // is exhausted, the payload type is not G.711, the address is bad or the player is not running; *why
+    // says which. Out of descriptors (EMFILE/ENFILE) it fails at once instead of trying every port.
     std::optional<StreamInfo> add(std::string remoteIp, uint16_t remotePort, int payloadType,
-                                  std::string* err = nullptr, uint16_t preferredPort = 0);
+                                  std::string *err = nullptr, uint16_t preferredPort = 0, AddError *why = nullptr);
     // Stop a stream and close its socket. False when unknown.
     bool remove(uint64_t id);
     // Re-target a stream (the parked party re-INVITEd). False when unknown or pt not G.711.

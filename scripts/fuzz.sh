@@ -79,6 +79,9 @@ for t in "${targets[@]}"; do
   covline=$(grep -E '^#[0-9]+.*cov: [0-9]+' "$dir/log" | tail -1 || true)
   cov=$(sed -n 's/.*cov: \([0-9]*\).*/\1/p' <<<"$covline")
   ft=$(sed -n 's/.*ft: \([0-9]*\).*/\1/p' <<<"$covline")
+  # -fork=N runs (e.g. FUZZ_ARGS="-fork=1 -ignore_crashes=1" for long runs) print no final stats: use the last line.
+  [ -z "$runs" ] && runs=$(sed -n 's/^#\([0-9]*\).*/\1/p' <<<"$covline")
+  [ -z "$eps" ] && eps=$(sed -n 's/.*exec\/s:\{0,1\} \([0-9]*\).*/\1/p' <<<"$covline")
   ncorpus=$(find "$dir/corpus" -type f | wc -l)
   repro=$(find "$dir" -maxdepth 1 -type f \( -name 'crash-*' -o -name 'leak-*' -o -name 'timeout-*' -o -name 'oom-*' \) \
           | head -1)
@@ -97,6 +100,9 @@ for t in "${targets[@]}"; do
     # The report that made it fail: the sanitizer / libFuzzer lines and the first frames.
     grep -E 'ERROR:|SUMMARY|runtime error|invariant broken|Assertion|deadly signal|Test unit written' "$dir/log" \
       | head -8 | sed 's/^/    /' || true
+    # A leak found when the run ended has no single reproducer: show where the first ones were allocated.
+    grep -A5 -E '^(Direct|Indirect) leak' "$dir/log" | grep -E 'leak of|#[1-4] ' | head -10 | cut -c1-200 \
+      | sed 's/^/    /' || true
   fi
 done
 

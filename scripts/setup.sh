@@ -8,7 +8,7 @@ PACKAGES=(
   build-essential g++ cmake ninja-build make pkg-config
   # libraries
   libsofia-sip-ua-dev libevent-dev libsqlite3-dev libfmt-dev libtomlplusplus-dev nlohmann-json3-dev libcli11-dev
-  libre2-dev libc-ares-dev
+  libre2-dev libc-ares-dev libutfcpp-dev
   catch2
   # tests and tools
   sip-tester python3 curl sqlite3

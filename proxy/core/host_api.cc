@@ -697,6 +697,15 @@ pw_str hDialogGet(pw_dialog *d, pw_dialog_field f) noexcept {
     }
 }
 
+// The module sent its own BYE in this dialog (dialog_request, e.g. to carry a Reason header, RFC 3326) and it
+// is still pending: ending the dialog must not send a second one.
+bool byePending(Impl *impl, pw_dialog *d) {
+    for (const UacRequest *u : impl->uacs)
+        if (u->dialog == d && u->method == sip_method_bye)
+            return true;
+    return false;
+}
+
 int hDialogEnd(pw_dialog *d) noexcept {
     try {
         if (!d) return PW_EINVAL;
@@ -705,7 +714,7 @@ int hDialogEnd(pw_dialog *d) noexcept {
         if (!d->subscription || d->role == DialogRole::Uac) {
             if (d->inviteOrq && d->state != DialogState::Confirmed) {
                 nta_outgoing_tcancel(d->inviteOrq, nullptr, nullptr, TAG_END()); // RFC 3261 §9.1
-            } else if (d->state == DialogState::Confirmed && !d->subscription) {
+            } else if (d->state == DialogState::Confirmed && !d->subscription && !byePending(impl, d)) {
                 impl->sendInDialog(d, "BYE", nullptr, 0, {}, {}, 0, nullptr, nullptr);
             }
         }

@@ -304,7 +304,9 @@ typedef struct pw_host_api {
     /* --- dialogs: common --------------------------------------------------------------------------- */
     pw_str (*dialog_get)(pw_dialog *dlg, pw_dialog_field field);
     /* End: BYE when confirmed, CANCEL when early UAC, 487/480 when early UAS; for a subscription the host
-       does nothing on the wire (send the terminated NOTIFY first). on_terminated(PW_END_LOCAL) follows. */
+       does nothing on the wire (send the terminated NOTIFY first). on_terminated(PW_END_LOCAL) follows.
+       A BYE the module sent itself with dialog_request (e.g. with a Reason header, RFC 3326) and still pending
+       is the dialog's BYE: dialog_end then sends no second one. */
     int (*dialog_end)(pw_dialog *dlg);
     /* Change the callbacks/arg (e.g. hand the dialog to another object). */
     int (*dialog_rebind)(pw_dialog *dlg, const pw_dialog_callbacks *cbs, void *arg);

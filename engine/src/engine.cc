@@ -19,7 +19,7 @@ namespace {
 #define CALL_COLS                                                                                             \
     "id, domain, extension, lot, slot, parker, parked_uri, parked_display, grp, parked_at, recall_at, "      \
     "recall_stage, state, blob, version, request_key, retriever, recall_answered, recall_seconds, recall_mode, " \
-    "ring_seconds, alternate_wait, retry_seconds, alternate"
+    "ring_seconds, alternate_wait, retry_seconds, alternate, max_park_seconds, final_recall"
 
 // The key and slot indexes are partial (request_key <> '', lot <> ''): a query repeats that condition so
 // SQLite may use them; without it every lookup scanned all the domain's calls.
@@ -49,6 +49,8 @@ ParkedCall readCall(const Stmt& s) {
     c.recall.alternateWaitSeconds = s.i32(21);
     c.recall.retrySeconds = s.i32(22);
     c.recall.alternate = RecallTarget::parse(s.text(23));
+    c.recall.maxParkSeconds = s.i32(24);
+    c.finalRecall = s.i32(25) != 0;
     return c;
 }
 
@@ -319,13 +321,14 @@ struct Engine::Impl {
         Stmt& s = db.q("INSERT INTO parked_calls (domain, extension, lot, slot, parker, parked_uri, parked_display, "
                        "grp, parked_at, recall_at, recall_stage, state, blob, version, request_key, retriever, "
                        "recall_answered, recall_seconds, recall_mode, ring_seconds, alternate_wait, retry_seconds, "
-                       "alternate) VALUES (?,?,?,?,?,?,?,?,?,?,0,'parked',?,1,?,'',0,?,?,?,?,?,?)");
+                       "alternate, max_park_seconds) VALUES (?,?,?,?,?,?,?,?,?,?,0,'parked',?,1,?,'',0,?,?,?,?,?,?,?)");
         s.bind(1, c.domain).bind(2, c.extension).bind(3, c.lot).bind(4, c.slot).bind(5, c.parker);
         s.bind(6, c.parkedUri).bind(7, c.parkedDisplay).bind(8, c.group).bind(9, c.parkedAt).bind(10, c.recallAt);
         s.bindBlob(11, c.blob).bind(12, c.requestKey);
         s.bind(13, c.recall.recallSeconds).bind(14, toString(c.recall.mode)).bind(15, c.recall.ringSeconds);
         s.bind(16, c.recall.alternateWaitSeconds).bind(17, c.recall.retrySeconds);
         s.bind(18, c.recall.alternate ? c.recall.alternate->toString() : std::string());
+        s.bind(19, c.recall.maxParkSeconds);
         s.run();
         c.id = db.lastInsertId();
         c.version = 1;
@@ -336,10 +339,11 @@ struct Engine::Impl {
     void saveCall(ParkedCall& c) {
         c.version += 1;
         Stmt& s = db.q("UPDATE parked_calls SET extension = ?, lot = ?, slot = ?, grp = ?, recall_at = ?, "
-                       "recall_stage = ?, state = ?, version = ?, retriever = ?, recall_answered = ? WHERE id = ?");
+                       "recall_stage = ?, state = ?, version = ?, retriever = ?, recall_answered = ?, final_recall = ? "
+                       "WHERE id = ?");
         s.bind(1, c.extension).bind(2, c.lot).bind(3, c.slot).bind(4, c.group).bind(5, c.recallAt);
         s.bind(6, c.recallStage).bind(7, toString(c.state)).bind(8, c.version).bind(9, c.retriever);
-        s.bind(10, c.recallAnswered ? 1 : 0).bind(11, c.id);
+        s.bind(10, c.recallAnswered ? 1 : 0).bind(11, c.finalRecall ? 1 : 0).bind(12, c.id);
         s.run();
     }
 
@@ -494,6 +498,9 @@ struct Engine::Impl {
         // A ladder that needs an alternate but has none rings the parker only (documented in docs/engine.md).
         if (p.recall.mode != RecallMode::Parker && !p.recall.alternate) p.recall.mode = RecallMode::Parker;
         p.recall.recallSeconds = std::clamp(p.recall.recallSeconds, 1, 3600);
+        // The first recall comes no later than the maximum park time (it is then the final one).
+        if (p.recall.maxParkSeconds > 0)
+            p.recall.recallSeconds = std::min(p.recall.recallSeconds, p.recall.maxParkSeconds);
         return p;
     }
 
@@ -605,7 +612,7 @@ struct Engine::Impl {
         domains.clear();
         Stmt& s = db.q("SELECT name, park_code, group_park_code, retrieve_code, occupied, recall_seconds, recall_mode, "
                        "ring_seconds, alternate_wait, retry_seconds, alternate, open_extensions, dpid, default_rules, "
-                       "max_parked, max_parked_per_extension FROM domains");
+                       "max_parked, max_parked_per_extension, max_park_seconds FROM domains");
         while (s.step()) {
             DomainSettings d;
             d.name = s.text(0);
@@ -624,6 +631,7 @@ struct Engine::Impl {
             d.defaultRules = s.i32(13) != 0;
             d.maxParked = s.i32(14);
             d.maxParkedPerExtension = s.i32(15);
+            d.recall.maxParkSeconds = s.i32(16);
             domains[d.name] = d;
         }
     }
@@ -804,13 +812,14 @@ Status Engine::setDomain(const DomainSettings& d) {
         Stmt& s = impl_->db.q(
             "INSERT OR REPLACE INTO domains (name, park_code, group_park_code, retrieve_code, occupied, recall_seconds, "
             "recall_mode, ring_seconds, alternate_wait, retry_seconds, alternate, open_extensions, dpid, "
-            "default_rules, max_parked, max_parked_per_extension) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+            "default_rules, max_parked, max_parked_per_extension, max_park_seconds) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
         s.bind(1, d.name).bind(2, d.parkCode).bind(3, d.groupParkCode).bind(4, d.retrieveCode);
         s.bind(5, toString(d.occupied)).bind(6, d.recall.recallSeconds).bind(7, toString(d.recall.mode));
         s.bind(8, d.recall.ringSeconds).bind(9, d.recall.alternateWaitSeconds).bind(10, d.recall.retrySeconds);
         s.bind(11, d.recall.alternate ? d.recall.alternate->toString() : std::string());
         s.bind(12, d.openExtensions ? 1 : 0).bind(13, d.dpid).bind(14, d.defaultRules ? 1 : 0);
-        s.bind(15, d.maxParked).bind(16, d.maxParkedPerExtension);
+        s.bind(15, d.maxParked).bind(16, d.maxParkedPerExtension).bind(17, d.recall.maxParkSeconds);
         s.run();
         txn.commit();
     } catch (const StorageError& err) {
@@ -1176,6 +1185,16 @@ RecallStep stepFail(ErrorCode e, std::string m) {
     s.message = std::move(m);
     return s;
 }
+
+// Maximum park time reached (RecallSettings::maxParkSeconds): from now on the ladder's final rung rings once.
+bool pastMaxPark(const ParkedCall& c, Millis now) {
+    return c.recall.maxParkSeconds > 0 && now - c.parkedAt >= static_cast<Millis>(c.recall.maxParkSeconds) * 1000;
+}
+
+void startFinalRecall(ParkedCall& c) {
+    c.finalRecall = true;
+    c.recallStage = static_cast<int>(recallLadder(c.recall).size()); // the final target
+}
 } // namespace
 
 RecallStep Engine::recallStep(CallId id) {
@@ -1190,11 +1209,14 @@ RecallStep Engine::recallStep(CallId id) {
             return stepFail(ErrorCode::BadState, fmt::format("call {}: next recall action is due in {} ms", id,
                                                              c->recallAt - now));
         if (c->state == CallState::Parked || c->recallStage == 0) c->recallStage = 1;
+        if (!c->finalRecall && pastMaxPark(*c, now)) startFinalRecall(*c);
         c->state = CallState::Recalling;
         RecallStep st = I.describe(*c, c->recallStage);
         c->recallAt = now + static_cast<Millis>(st.ringSeconds) * 1000;
         I.saveCall(*c);
         st.call = *c;
+        st.final = c->finalRecall;
+        if (st.final) st.nextDelaySeconds = 0;
         I.emit(EventKind::RecallStarted, *c);
         return st;
     });
@@ -1209,13 +1231,24 @@ RecallStep Engine::recallNoAnswer(CallId id) {
             return stepFail(ErrorCode::BadState, fmt::format("call {} is {}, not recalling", id, toString(c->state)));
         RecallStep done = I.describe(*c, c->recallStage);
         I.emit(EventKind::RecallFailed, *c);
+        if (c->finalRecall) { // the final attempt went unanswered: nothing follows, the caller ends the call
+            done.call = *c;
+            done.final = done.expired = true;
+            done.nextDelaySeconds = 0;
+            return done;
+        }
         c->recallStage += 1;
         c->recallAt = I.now() + static_cast<Millis>(done.nextDelaySeconds) * 1000;
+        if (pastMaxPark(*c, I.now())) { // the final target rings once more, at once
+            startFinalRecall(*c);
+            c->recallAt = I.now();
+        }
         I.saveCall(*c);
         RecallStep next = I.describe(*c, c->recallStage);
         next.nextAttempt = c->recallStage;
         next.nextTarget = next.target;
-        next.nextDelaySeconds = done.nextDelaySeconds;
+        next.nextDelaySeconds = c->finalRecall ? 0 : done.nextDelaySeconds;
+        next.final = c->finalRecall;
         next.call = *c;
         return next;
     });

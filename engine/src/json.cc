@@ -21,7 +21,8 @@ json recallJ(const RecallSettings& r) {
             {"ring_seconds", r.ringSeconds},
             {"alternate_wait", r.alternateWaitSeconds},
             {"retry_seconds", r.retrySeconds},
-            {"alternate", r.alternate ? json(r.alternate->toString()) : json(nullptr)}};
+            {"alternate", r.alternate ? json(r.alternate->toString()) : json(nullptr)},
+            {"max_park_seconds", r.maxParkSeconds}};
 }
 
 json overridesJ(const RecallOverrides& o) {
@@ -33,6 +34,7 @@ json overridesJ(const RecallOverrides& o) {
     if (o.retrySeconds) j["retry_seconds"] = *o.retrySeconds;
     if (o.alternate) j["alternate"] = o.alternate->toString();
     if (o.occupied) j["occupied"] = toString(*o.occupied);
+    if (o.maxParkSeconds) j["max_park_seconds"] = *o.maxParkSeconds;
     return j;
 }
 
@@ -321,6 +323,8 @@ std::string domainFromJson(const std::string& text, DomainSettings& out) {
         Reader rr{j["recall"], "domain.recall", {}};
         RecallOverrides o;
         readOverrides(rr, o);
+        int maxPark = 0;
+        if (rr.get("max_park_seconds", maxPark)) out.recall.maxParkSeconds = maxPark; // domains only
         if (!rr.error.empty()) return rr.error;
         o.applyTo(out.recall);
     }

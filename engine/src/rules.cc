@@ -251,6 +251,9 @@ std::string checkAttrs(const Attrs& attrs, bool cont, Action& action) {
             auto n = toInt(v);
             int lo = k == "retry" ? 0 : 1;
             if (!n || *n < lo || *n > 3600) return fmt::format("{}={} must be a number of seconds {}..3600", k, v, lo);
+        } else if (k == "max_park") {
+            auto n = toInt(v);
+            if (!n || *n < 0 || *n > 86400) return fmt::format("max_park={} must be a number of seconds 0..86400", v);
         } else if (k == "mode") {
             if (!parseRecallMode(v)) return fmt::format("mode={} (parker, parker_then_alternate, alternate_only)", v);
         } else if (k == "occupied") {
@@ -584,6 +587,7 @@ void evaluateRules(const DomainPlan& plan, const std::string& dial, Classificati
         else if (k == "ring") out.overrides.ringSeconds = toInt(v);
         else if (k == "wait") out.overrides.alternateWaitSeconds = toInt(v);
         else if (k == "retry") out.overrides.retrySeconds = toInt(v);
+        else if (k == "max_park") out.overrides.maxParkSeconds = toInt(v);
         else if (k == "mode") out.overrides.mode = parseRecallMode(v);
         else if (k == "occupied") out.overrides.occupied = parseOccupiedPolicy(v);
         else if (k == "alternate") out.overrides.alternate = RecallTarget::parse(v);

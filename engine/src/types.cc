@@ -154,7 +154,7 @@ std::string RecallTarget::toString() const {
 
 bool RecallOverrides::empty() const {
     return !recallSeconds && !mode && !ringSeconds && !alternateWaitSeconds && !retrySeconds && !alternate &&
-           !occupied;
+           !occupied && !maxParkSeconds;
 }
 
 void RecallOverrides::applyTo(RecallSettings& s) const {
@@ -164,6 +164,7 @@ void RecallOverrides::applyTo(RecallSettings& s) const {
     if (alternateWaitSeconds) s.alternateWaitSeconds = *alternateWaitSeconds;
     if (retrySeconds) s.retrySeconds = *retrySeconds;
     if (alternate) s.alternate = alternate;
+    if (maxParkSeconds) s.maxParkSeconds = *maxParkSeconds;
 }
 
 namespace {
@@ -192,6 +193,7 @@ std::string validate(const RecallOverrides& o) {
     if (o.ringSeconds && !(e = checkRange("ring", *o.ringSeconds, 1, 3600)).empty()) return e;
     if (o.alternateWaitSeconds && !(e = checkRange("wait", *o.alternateWaitSeconds, 1, 3600)).empty()) return e;
     if (o.retrySeconds && !(e = checkRange("retry", *o.retrySeconds, 0, 3600)).empty()) return e;
+    if (o.maxParkSeconds && !(e = checkRange("max_park", *o.maxParkSeconds, 0, 86400)).empty()) return e;
     return {};
 }
 
@@ -209,6 +211,7 @@ std::string validate(const DomainSettings& s) {
     if (!(e = checkRange("retry_seconds", s.recall.retrySeconds, 0, 3600)).empty()) return e;
     if (s.recall.mode != RecallMode::Parker && !s.recall.alternate)
         return fmt::format("recall_mode {} needs an alternate destination", toString(s.recall.mode));
+    if (!(e = checkRange("max_park_seconds", s.recall.maxParkSeconds, 0, 86400)).empty()) return e;
     if (!(e = checkRange("max_parked", s.maxParked, 0, 1000000)).empty()) return e;
     if (!(e = checkRange("max_parked_per_extension", s.maxParkedPerExtension, 0, 1000000)).empty()) return e;
     return {};

@@ -199,6 +199,7 @@ public:
     void branchResponse(Leg *leg, int status, const pw_msg *resp);
     void cancelBranches(Session &s, Leg *except);
     void forceRecall(Session &s);
+    void endParkedTooLong(Session &s, const eng::ParkedCall &call); // max park time over: BYE with Reason
 
     // ---- watchers.cc
     pw_verdict onSubscribe(pw_request *req, const pw_msg *m);

@@ -133,6 +133,8 @@ bool CallPark::loadProvisionFile(const std::string &path, std::string *err) {
                     d.maxParked = int(std::clamp<int64_t>(*v, -1, 1 << 30));
                 if (auto v = get<int64_t>(*dt, "max_parked_per_extension", path))
                     d.maxParkedPerExtension = int(std::clamp<int64_t>(*v, -1, 1 << 30));
+                if (auto v = get<int64_t>(*dt, "max_park_time", path)) // seconds; validated with the domain
+                    d.recall.maxParkSeconds = int(std::clamp<int64_t>(*v, -1, 1 << 30));
                 eng::RecallOverrides o;
                 readOverrides(*dt, path, o);
                 o.applyTo(d.recall);

@@ -160,7 +160,32 @@ void CallPark::ringTimeout(uint64_t sid) {
         host_.log(PW_LOG_WARN, "callpark: recall no-answer of call {}: {}", s.callId, next.message);
         return;
     }
+    if (next.expired) { // max park time: the final target did not answer either
+        endParkedTooLong(s, next.call);
+        return;
+    }
     armRecall(s, next.call.recallAt);
+}
+
+// Maximum park time (docs/callpark.md "Maximum park time"): the call has been parked max_park_time, its final
+// recall target rang once more and nobody answered. The parked party gets a BYE saying why (RFC 3326 Reason,
+// cause 480: nobody available), which ends our dialog; its on_terminated abandons the call in the engine (slot
+// freed, watchers and park-info told, as for any hang-up).
+void CallPark::endParkedTooLong(Session &s, const eng::ParkedCall &call) {
+    host_.counter("parkway_park_expired_total", fmt::format("domain=\"{}\"", call.domain));
+    host_.log(PW_LOG_INFO, "callpark: call {} ended: parked {} s (max park time {} s), final recall unanswered",
+              call.id, (host_.nowMs() - call.parkedAt) / 1000, call.recall.maxParkSeconds);
+    Leg *a = s.a;
+    if (!a || !a->dlg) {
+        sessionAbandoned(s);
+        return;
+    }
+    Headers h;
+    h.add("Reason", "SIP;cause=480;text=\"Parked too long\"");
+    bool sent = sendInDialog(a->dlg, "BYE", &h, {}, {}, 0, [](pw_dialog *, int, const pw_msg *) {});
+    if (!sent)
+        host_.log(PW_LOG_WARN, "callpark: call {}: BYE with Reason could not be sent", call.id);
+    host_.api()->dialog_end(a->dlg); // a pending BYE of ours is the dialog's BYE: none is sent twice
 }
 
 void CallPark::cancelBranches(Session &s, Leg *except) {

@@ -138,8 +138,9 @@ int CallPark::init() {
     }
 
     // Module-level defaults for local domains that have no settings of their own yet.
+    const int maxParkSeconds = static_cast<int>(settings_.maxParkTimeMs / 1000);
     bool anyDefault = !settings_.occupiedPolicy.empty() || settings_.recallTimeMs || !settings_.recallMode.empty() ||
-                      !settings_.alternate.empty();
+                      !settings_.alternate.empty() || maxParkSeconds != eng::RecallSettings{}.maxParkSeconds;
     if (anyDefault) {
         std::set<std::string> configured;
         for (auto &d : engine_->domains()) configured.insert(d.name);
@@ -156,6 +157,7 @@ int CallPark::init() {
             if (!settings_.occupiedPolicy.empty()) d.occupied = *eng::parseOccupiedPolicy(settings_.occupiedPolicy);
             if (settings_.recallTimeMs) d.recall.recallSeconds = static_cast<int>((settings_.recallTimeMs + 999) / 1000);
             if (!settings_.recallMode.empty()) d.recall.mode = *eng::parseRecallMode(settings_.recallMode);
+            d.recall.maxParkSeconds = maxParkSeconds; // max_park_time
             if (!settings_.alternate.empty()) {
                 auto t = eng::RecallTarget::parse(settings_.alternate);
                 if (!t) {

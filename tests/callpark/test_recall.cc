@@ -134,3 +134,90 @@ TEST_CASE("parked.recall forces a recall now and parked.hangup ends the call", "
     p.command("parked.get", {{"id", id}}, &st);
     CHECK(st == 404);
 }
+
+// ---------------------------------------------------------------- maximum park time (docs/callpark.md)
+
+namespace {
+size_t dialogNotifiesTo(TestUa &ua) {
+    size_t n = 0;
+    for (auto &in : ua.incoming)
+        if (in->request.method() == "NOTIFY" && in->request.header("Event") == "dialog")
+            ++n;
+    return n;
+}
+} // namespace
+
+TEST_CASE("max park time: the final recall target rings once more, then the parked party gets a BYE with a Reason, "
+          "the slot is freed and watchers see it",
+          "[recall][max_park]") {
+    ParkEnv p;
+    shortRecall(p, {{"max_park_seconds", 3}}); // recall 1 s, ring 1 s, retry 1 s: parked too long at 3 s
+    auto &parker = p.phone("1003");            // never answers
+    auto &w = p.ua("w");
+    w.autoAnswer("NOTIFY", 200);
+    RequestOptions so;
+    so.from = "<" + aorOf("1010") + ">";
+    so.to = "<sip:*881003@" + kDomain + ">";
+    so.headers = {"Event: dialog", "Expires: 600"};
+    auto &sub = w.send("SUBSCRIBE", "sip:*881003@" + kDomain, so);
+    REQUIRE(p.waitFinal(sub));
+    REQUIRE(sub.finalStatus == 200);
+
+    auto &a = p.ua("a");
+    RawUdp ma;
+    parkOn(p, a, "1003", ma);
+    CHECK(p.command("parked.list")["parked"][0]["recall"]["max_park_seconds"] == 3);
+    REQUIRE(p.env().runUntil([&] { return a.count("BYE") == 1; }, 12000));
+    const SipMessage &bye = a.last("BYE")->request;
+    CHECK(bye.header("Reason") == "SIP;cause=480;text=\"Parked too long\""); // RFC 3326
+    CHECK(invitesTo(parker) == 2); // the normal attempt at 1 s, then the final one: never again
+    CHECK(p.parkedCount() == 0);
+    CHECK(p.metric("parkway_park_expired_total", "domain=\"" + kDomain + "\"") == 1);
+    CHECK(p.metric("parkway_abandons_total", "domain=\"" + kDomain + "\"") == 1);
+    // the watcher's last NOTIFY shows the slot empty
+    REQUIRE(p.env().runUntil([&] {
+        Incoming *n = w.last("NOTIFY");
+        return n && dialogNotifiesTo(w) >= 3 && n->request.body().find("<dialog ") == std::string::npos;
+    }));
+    p.env().runFor(1500);
+    CHECK(a.count("BYE") == 1); // one BYE only
+    CHECK(invitesTo(parker) == 2);
+}
+
+TEST_CASE("max park time: parker_then_alternate ends on the alternate, rung once", "[recall][max_park]") {
+    ParkEnv p;
+    shortRecall(
+        p, {{"mode", "parker_then_alternate"}, {"alternate", "1004"}, {"alternate_wait", 1}, {"max_park_seconds", 2}});
+    auto &parker = p.phone("1003");
+    auto &alt = p.phone("1004");
+    auto &a = p.ua("a");
+    RawUdp ma;
+    parkOn(p, a, "1003", ma);
+    REQUIRE(p.env().runUntil([&] { return a.count("BYE") == 1; }, 12000));
+    CHECK(invitesTo(parker) == 1);
+    CHECK(invitesTo(alt) == 1);
+    CHECK(p.parkedCount() == 0);
+}
+
+TEST_CASE("max_park_time of the module applies to domains without their own setting; 0 is no limit",
+          "[recall][max_park]") {
+    auto maxPark = [](ParkEnv &p) {
+        auto list = p.command("domains.list");
+        for (auto &d : list["domains"])
+            if (d["name"] == kDomain)
+                return d["recall"]["max_park_seconds"].get<int>();
+        return -1;
+    };
+    {
+        ParkEnvOptions o;
+        o.params["max_park_time"] = "0";
+        ParkEnv p(o);
+        CHECK(maxPark(p) == 0);
+    }
+    ParkEnvOptions o2;
+    o2.params["max_park_time"] = "10m";
+    ParkEnv p2(o2);
+    CHECK(maxPark(p2) == 600);
+    ParkEnv p3; // default: 30 minutes
+    CHECK(maxPark(p3) == 1800);
+}

@@ -1,6 +1,8 @@
 // Recall ladders with a fake clock: parker (retry), parker_then_alternate, alternate_only.
 #include "helpers.hh"
 
+#include <fstream>
+
 using namespace parkway::engine;
 
 namespace {
@@ -158,4 +160,148 @@ TEST_CASE("recall ladder description") {
     CHECK(l[1].repeats);
     CHECK(RecallTarget::parse("sip:ops@b.example")->kind == RecallTarget::Kind::Number);
     CHECK_FALSE(RecallTarget::parse("group:"));
+}
+
+// ---------------------------------------------------------------- maximum park time (RecallSettings::maxParkSeconds)
+
+namespace {
+std::unique_ptr<Engine> engineMaxPark(FakeClock& clock, RecallMode mode, int maxPark) {
+    auto e = engineWith(clock, mode, "250");
+    DomainSettings d = e->domain("a.example");
+    d.recall.maxParkSeconds = maxPark;
+    REQUIRE(e->setDomain(d).ok);
+    return e;
+}
+} // namespace
+
+TEST_CASE("max park time: the ladder stops, the final target rings once at once, then the call is expired") {
+    FakeClock clock;
+    auto e = engineMaxPark(clock, RecallMode::Parker, 100); // recall 60, ring 20, retry 10
+    EventLog log(*e);
+    auto p = e->park(directed("103", "100"));
+    CHECK(p.call.recall.maxParkSeconds == 100);
+    clock.advanceSeconds(60);
+    auto s1 = e->recallStep(p.call.id);
+    REQUIRE(s1.ok);
+    CHECK_FALSE(s1.final);
+    clock.advanceSeconds(20);
+    auto n1 = e->recallNoAnswer(p.call.id); // t=80: below 100, a normal retry after 10 s
+    REQUIRE(n1.ok);
+    CHECK_FALSE(n1.final);
+    CHECK_FALSE(n1.expired);
+    CHECK(n1.call.recallAt == clock.nowMs() + 10'000);
+    clock.advanceSeconds(10);
+    REQUIRE(e->recallStep(p.call.id).ok); // t=90: attempt 2, still not final
+    clock.advanceSeconds(20);
+    auto n2 = e->recallNoAnswer(p.call.id); // t=110: past 100 -> the final attempt, due now
+    REQUIRE(n2.ok);
+    CHECK(n2.final);
+    CHECK_FALSE(n2.expired);
+    CHECK(n2.nextDelaySeconds == 0);
+    CHECK(n2.call.recallAt == clock.nowMs());
+    CHECK(n2.call.finalRecall);
+    auto fin = e->recallStep(p.call.id);
+    REQUIRE(fin.ok);
+    CHECK(fin.final);
+    CHECK(fin.ring == std::vector<std::string>{"100"}); // mode parker: the final target is the parker
+    clock.advanceSeconds(20);
+    auto over = e->recallNoAnswer(p.call.id);
+    REQUIRE(over.ok);
+    CHECK(over.expired);
+    CHECK(e->get(p.call.id)->state == CallState::Recalling); // the SIP layer hangs up and abandons it
+    CHECK(e->recallNoAnswer(p.call.id).expired);          // asked again: still over, never a new attempt
+    REQUIRE(e->abandon(p.call.id).ok);
+    CHECK(log.kinds().back() == EventKind::Abandoned);
+}
+
+TEST_CASE("max park time: parker_then_alternate ends on the alternate; a recall time beyond it is cut to it") {
+    FakeClock clock;
+    auto e = engineMaxPark(clock, RecallMode::ParkerThenAlternate, 45); // recall 60 > 45
+    auto p = e->park(directed("103", "100"));
+    CHECK(p.call.recall.recallSeconds == 45);
+    CHECK(p.call.recallAt == clock.nowMs() + 45'000);
+    clock.advanceSeconds(45);
+    auto s = e->recallStep(p.call.id); // the first recall is already the final one: the alternate, once
+    REQUIRE(s.ok);
+    CHECK(s.final);
+    CHECK(s.ring == std::vector<std::string>{"250"});
+    CHECK(s.ringSeconds == 20);
+    clock.advanceSeconds(20);
+    CHECK(e->recallNoAnswer(p.call.id).expired);
+}
+
+TEST_CASE("max park time 0: the last rung repeats without end") {
+    FakeClock clock;
+    auto e = engineMaxPark(clock, RecallMode::Parker, 0);
+    auto p = e->park(directed("103", "100"));
+    clock.advanceSeconds(60);
+    for (int i = 0; i < 200; ++i) { // 200 * 30 s, far beyond the default 1800 s
+        auto s = e->recallStep(p.call.id);
+        REQUIRE(s.ok);
+        REQUIRE_FALSE(s.final);
+        clock.advanceSeconds(20);
+        auto n = e->recallNoAnswer(p.call.id);
+        REQUIRE_FALSE(n.expired);
+        clock.advanceSeconds(10);
+    }
+}
+
+TEST_CASE("max park time: a rule's max_park beats the domain's; the final attempt survives a reopen") {
+    FakeClock clock;
+    TempDir dir;
+    std::string db = dir.file("park.db");
+    CallId id = 0;
+    {
+        auto e = Engine::open(db, clock);
+        DomainSettings d;
+        d.name = "a.example";
+        d.recall.recallSeconds = 60;
+        d.recall.ringSeconds = 20;
+        d.recall.maxParkSeconds = 3600;
+        REQUIRE(e->setDomain(d).ok);
+        CHECK(e->domain("a.example").recall.maxParkSeconds == 3600);
+        std::string rules = dir.file("rules.tsv");
+        {
+            std::ofstream f(rules);
+            f << "1\t\t0\t10\texact\t777\t0\t\t\taction=park;ext=103;max_park=30\n";
+        }
+        REQUIRE(e->loadRulesFile(rules).empty());
+        auto c = e->classify("a.example", "100", "777");
+        REQUIRE(c.overrides.maxParkSeconds == 30);
+        ParkRequest r = directed("103", "100");
+        r.overrides = c.overrides;
+        auto p = e->park(r);
+        REQUIRE(p.ok);
+        id = p.call.id;
+        CHECK(p.call.recall.maxParkSeconds == 30);
+        clock.advanceSeconds(30);
+        REQUIRE(e->recallStep(id).final);
+    }
+    auto e = Engine::open(db, clock);
+    auto c = e->get(id);
+    REQUIRE(c);
+    CHECK(c->finalRecall);
+    CHECK(c->recall.maxParkSeconds == 30);
+    clock.advanceSeconds(20);
+    CHECK(e->recallNoAnswer(id).expired);
+}
+
+TEST_CASE("max park time is validated where it is set") {
+    FakeClock clock;
+    auto e = memEngine(clock);
+    DomainSettings d;
+    d.name = "a.example";
+    d.recall.maxParkSeconds = 90000;
+    auto st = e->setDomain(d);
+    CHECK_FALSE(st.ok);
+    CHECK(st.message.find("max_park_seconds") != std::string::npos);
+    TempDir dir;
+    std::string rules = dir.file("rules.tsv");
+    {
+        std::ofstream f(rules);
+        f << "1\t\t0\t10\texact\t777\t0\t\t\taction=park;max_park=-5\n";
+    }
+    auto errs = e->loadRulesFile(rules);
+    REQUIRE(errs.size() == 1);
+    CHECK(errs[0].message.find("max_park") != std::string::npos);
 }

@@ -24,6 +24,7 @@
 //                           else 0 = pick a free slot for park)
 //      recall=<1..3600> mode=parker|parker_then_alternate|alternate_only wait=<s> retry=<s> ring=<s>
 //      alternate=<recall target, see RecallTarget>  occupied=reject|stack
+//      max_park=<0..86400> maximum park time in seconds (0 = no limit), see RecallSettings::maxParkSeconds
 //      code=<400..699> (reject: SIP status)   route=<uri> (route: where to send; default the output)
 //    Unknown keys are kept (integrators' own data) and shown by explain.
 //  * Default rules: for every domain with defaultRules=true the engine generates (not stored) rules from

@@ -86,6 +86,9 @@ struct RecallSettings {
     int alternateWaitSeconds = 30; // parker_then_alternate: how long the parker rings before the alternate
     int retrySeconds = 10;       // pause after an unanswered attempt before ringing again (PortSIP USER_ONLY)
     std::optional<RecallTarget> alternate; // required for parker_then_alternate / alternate_only
+    // Maximum park time, 0..86400 (0 = no limit): the first recall step at or after parkedAt + this rings the
+    // ladder's final target once; unanswered, the call is over (RecallStep::expired). Domain or rule (max_park).
+    int maxParkSeconds = 1800;
 };
 
 // Partial settings: set fields override the level below (used by groups, lots and rule attrs).
@@ -97,6 +100,7 @@ struct RecallOverrides {
     std::optional<int> retrySeconds;
     std::optional<RecallTarget> alternate;
     std::optional<OccupiedPolicy> occupied;
+    std::optional<int> maxParkSeconds; // rules only (attr max_park); groups and lots do not store it
 
     bool empty() const;
     void applyTo(RecallSettings& s) const; // occupied is not part of RecallSettings; read it separately
@@ -179,6 +183,7 @@ struct ParkedCall {
     std::string retriever;     // who holds the retrieve claim (state Retrieving), else empty
     RecallSettings recall;     // resolved at park time
     bool recallAnswered = false; // the current claim came from an answered recall, not a retrieve
+    bool finalRecall = false;  // max park time reached: the current (or next) attempt is the last one
 };
 
 // ---------------------------------------------------------------------------------------------------------
@@ -260,11 +265,17 @@ struct RecallStep {
     int nextAttempt = 0;                // attempt number that follows
     RecallTarget nextTarget;
     int nextDelaySeconds = 0;           // pause before the next attempt (0 = at once; retry interval else)
+    // Maximum park time (RecallSettings::maxParkSeconds): `final` = this attempt rings the final target and is
+    // the last; `expired` (from recallNoAnswer) = the final attempt went unanswered: end the call (the SIP
+    // layer hangs up with a reason and abandons it), there is no next attempt.
+    bool final = false;
+    bool expired = false;
     explicit operator bool() const { return ok; }
 };
 
 // One rung of a recall ladder, for explain and docs: attempt n rings `target` for `ringSeconds`, then
-// waits `delayAfterSeconds`; the last rung repeats forever (until answered, retrieved or abandoned).
+// waits `delayAfterSeconds`; the last rung repeats until answered, retrieved or abandoned, or until the
+// maximum park time: then the final target rings once more and the call ends.
 struct LadderRung {
     int attempt = 0;
     RecallTarget target;

@@ -180,6 +180,61 @@ def case_startup_errors():
     shutil.rmtree(d, ignore_errors=True)
 
 
+def raw_register(pw, user, contact_port, call_id, cseq=1, expires=600, domain="127.0.0.1"):
+    msg = (f"REGISTER sip:{domain} SIP/2.0\nVia: SIP/2.0/UDP 127.0.0.1:$LPORT;branch=z9hG4bK{call_id}{cseq};rport\n"
+           f"Max-Forwards: 70\nFrom: <sip:{user}@{domain}>;tag=t{cseq}\nTo: <sip:{user}@{domain}>\n"
+           f"Call-ID: {call_id}\nCSeq: {cseq} REGISTER\nContact: <sip:{user}@127.0.0.1:{contact_port}>\n"
+           f"Expires: {expires}\nContent-Length: 0\n\n")
+    return pw.send_udp(msg)
+
+
+def case_registrar_caps():
+    """Many names from one stranger: beyond max_aors each new AOR gets 503 + Retry-After and nothing is stored;
+    a known AOR still refreshes; beyond max_contacts an AOR gets 503 Too Many Registered Contacts."""
+    with Parkway(BINARY, admin=True, module_params={"registrar": {"max_aors": 3, "max_contacts": 2}}) as pw:
+        for i in range(3):
+            assert status_of(raw_register(pw, f"70{i}", 6000 + i, f"reg{i}")) == 200
+        for i in range(3, 40):
+            reply = raw_register(pw, f"70{i}", 6000 + i, f"reg{i}")
+            assert status_of(reply) == 503, reply
+            assert re.search(r"^Retry-After: 60\r?$", reply, re.M), reply
+        assert status_of(raw_register(pw, "700", 6000, "reg0", cseq=2)) == 200  # a refresh: never refused
+        assert status_of(raw_register(pw, "701", 6101, "reg1b")) == 200     # a second contact: fine
+        reply = raw_register(pw, "701", 6102, "reg1c")                       # a third: over max_contacts
+        assert status_of(reply) == 503 and "Too Many Registered Contacts" in reply, reply
+        status, body = pw.admin("POST", "/api/modules/registrar/registrations.list", {})
+        assert status == 200, (status, body)
+        assert sorted(r["aor"] for r in body["registrations"]) == [f"sip:70{i}@127.0.0.1" for i in range(3)], body
+        status, text = pw.admin("GET", "/metrics")
+        text = text if isinstance(text, str) else str(text)
+        assert 'parkway_registrar_refused_total{reason="max_aors"} 37' in text, text[-3000:]
+        assert "parkway_registrar_aors 3" in text, text[-3000:]
+
+
+def case_moh_fd_limit():
+    """A music-on-hold range that cannot fit the open-file limit stops the daemon at start with a message that
+    names the settings (instead of EMFILE once parks come in)."""
+    import resource
+    import subprocess
+    import tempfile
+    d = tempfile.mkdtemp(prefix="parkway-fd-")
+    cfg = os.path.join(d, "p.toml")
+    with open(cfg, "w") as f:
+        f.write(f'[proxy]\nlisten = ["udp:127.0.0.1:{free_port()}"]\ndatabase = "{d}/p.db"\n'
+                'tcp_max_connections = 64\n'
+                '[modules]\nload = ["registrar", "callpark", "router"]\n'
+                '[module.callpark]\nmoh_port_min = 40000\nmoh_port_max = 41998\n')
+
+    def low_limit():
+        resource.setrlimit(resource.RLIMIT_NOFILE, (512, 512))
+
+    r = subprocess.run([BINARY, "--config", cfg], capture_output=True, text=True, timeout=20, preexec_fn=low_limit)
+    assert r.returncode != 0, r
+    assert "moh_port_min/moh_port_max 40000..41998" in r.stderr and "open-file limit 512" in r.stderr, r.stderr
+    import shutil
+    shutil.rmtree(d, ignore_errors=True)
+
+
 CASES = {name[5:]: fn for name, fn in globals().items() if name.startswith("case_")}
 
 if __name__ == "__main__":

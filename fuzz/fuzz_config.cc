@@ -21,7 +21,8 @@ namespace fz = parkway::fuzz;
 
 namespace {
 
-constexpr unsigned kResetEvery = 20000; // inputs between two fresh callpark modules (the engine DB grows)
+constexpr unsigned kResetEvery = 500; // inputs between two fresh callpark modules: domains pile up, and each
+                                      // setDomain costs more with every domain the engine holds
 
 struct World {
     parkway::sofia::Root root;

@@ -7,6 +7,8 @@
 #include "socket_guard.hh"
 #include "../sofia/sofia.hh"
 
+#include <sofia-sip/nta_tport.h>
+
 #include <parkway/module.h>
 
 #include <atomic>
@@ -112,6 +114,7 @@ struct Dialog {
 
     // UAS INVITE: our 2xx retransmitted until ACK (RFC 3261 §13.3.1.4)
     sofia::Msg pending2xx;
+    tport_t *requestTport = nullptr; // (a reference) the transport the INVITE came on: no retransmission once closed
     std::unique_ptr<sofia::Timer> retransmitTimer;
     uint64_t retransmitInterval = 0, retransmitElapsed = 0;
 
@@ -235,6 +238,8 @@ struct Proxy::Impl {
     void cancelBranches(pw_request *tx, Branch *except);
     bool replyLocal(pw_request *tx, int status, const char *phrase = nullptr);
     void releaseDns(Branch *b);
+    // The request came over a stream (TCP) connection that is closed: nothing may be sent back to it.
+    bool streamClosed(nta_incoming_t *irq, msg_t *req);
     void relay(pw_request *tx, msg_t *resp); // consumes resp
     void unref(pw_request *tx);
     void destroyTx(pw_request *tx);
@@ -259,7 +264,7 @@ struct Proxy::Impl {
     void fillIdentity(pw_dialog *d);
     void terminate(pw_dialog *d, pw_dialog_end_reason reason);
     void releaseDialog(pw_dialog *d);
-    void startRetransmit(pw_dialog *d, msg_t *resp2xx);
+    void startRetransmit(pw_dialog *d, msg_t *resp2xx, nta_incoming_t *irq);
     void stopRetransmit(pw_dialog *d);
     void retransmitTick(pw_dialog *d);
     int sendInDialog(pw_dialog *d, const char *method, const pw_header *headers, size_t n, pw_str ctype,

@@ -2,6 +2,9 @@
 // subscriptions (RFC 6665), export/restore.
 #include "core_impl.hh"
 
+#include <sofia-sip/nta_tport.h>
+#include <sofia-sip/tport.h>
+
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
@@ -76,6 +79,8 @@ void Proxy::Impl::terminate(pw_dialog *d, pw_dialog_end_reason reason) {
 }
 
 void Proxy::Impl::releaseDialog(pw_dialog *d) {
+    if (d->requestTport) tport_unref(d->requestTport);
+    d->requestTport = nullptr;
     for (auto it = uacs.begin(); it != uacs.end();) {
         UacRequest *u = *it;
         if (u->dialog == d) {
@@ -95,8 +100,10 @@ void Proxy::Impl::releaseDialog(pw_dialog *d) {
     updateGauges();
 }
 
-void Proxy::Impl::startRetransmit(pw_dialog *d, msg_t *resp2xx) {
+void Proxy::Impl::startRetransmit(pw_dialog *d, msg_t *resp2xx, nta_incoming_t *irq) {
     d->pending2xx = sofia::Msg::adopt(resp2xx);
+    if (d->requestTport) tport_unref(d->requestTport);
+    d->requestTport = nta_incoming_transport(agent, irq, nullptr);
     if (!d->retransmitTimer) d->retransmitTimer = std::make_unique<sofia::Timer>(root);
     d->retransmitInterval = cfg.t1Ms;
     d->retransmitElapsed = 0;
@@ -106,13 +113,21 @@ void Proxy::Impl::startRetransmit(pw_dialog *d, msg_t *resp2xx) {
 // RFC 3261 §13.3.1.4: our 2xx again at T1, 2*T1, ... capped at T2, until the ACK comes or 64*T1 pass.
 void Proxy::Impl::retransmitTick(pw_dialog *d) {
     d->retransmitElapsed += d->retransmitInterval;
+    // A peer whose TCP connection is gone gets nothing more from us on it (Impl::streamClosed says why)
+    tport_t *tp = d->requestTport;
+    bool gone = tp && tport_is_stream(tp) && (tport_is_closed(tp) || tport_is_shutdown(tp));
     if (d->retransmitElapsed >= t1x64) {
-        d->pending2xx.reset();
-        sendInDialog(d, "BYE", nullptr, 0, {}, {}, 0, nullptr, nullptr);
+        stopRetransmit(d);
+        if (!gone) sendInDialog(d, "BYE", nullptr, 0, {}, {}, 0, nullptr, nullptr);
         terminate(d, PW_END_ACK_TIMEOUT);
         return;
     }
     if (!d->pending2xx) return;
+    if (gone) { // no ACK can come any more either: wait for the timeout above
+        d->retransmitInterval = std::min<uint64_t>(d->retransmitInterval * 2, cfg.t2Ms);
+        d->retransmitTimer->start(d->retransmitInterval, [this, d] { retransmitTick(d); });
+        return;
+    }
     // nta_msg_tsend() forwards a response: it pops the top Via and sends along the next one. Give it a
     // copy with a throw-away top Via so the peer's Via (with received/rport) decides where it goes.
     if (msg_t *copy = msg_copy(d->pending2xx.get())) {
@@ -130,6 +145,8 @@ void Proxy::Impl::retransmitTick(pw_dialog *d) {
 void Proxy::Impl::stopRetransmit(pw_dialog *d) {
     d->pending2xx.reset();
     if (d->retransmitTimer) d->retransmitTimer->cancel();
+    if (d->requestTport) tport_unref(d->requestTport);
+    d->requestTport = nullptr;
 }
 
 // Fill identity from our request and the peer's response as UAC — RFC 3261 §12.1.2.

@@ -2,6 +2,8 @@
 // Every function here is a noexcept trampoline: exceptions never cross into C.
 #include "core_impl.hh"
 
+#include <sofia-sip/tport.h>
+
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
@@ -228,6 +230,13 @@ int hRequestReply(pw_request *req, int status, pw_str reason, const pw_header *h
         if (status < 100 || status > 699) return PW_EINVAL;
         if (!req->irq || req->finalSent) return PW_ESTATE;
         Impl *impl = req->impl;
+        if (impl->streamClosed(req->irq, req->req.get())) { // the client is gone (Impl::streamClosed)
+            if (status >= 200) {
+                req->finalSent = true;
+                impl->maybeFinish(req);
+            }
+            return PW_ETRANSPORT;
+        }
         std::string hdrs = headersToString(headers, n), r = str(reason), ct = str(ctype), b = str(body);
         const sip_t *sip = req->req.sip();
         if (status > 100 && sip && sip->sip_to && !sip->sip_to->a_tag && !nta_incoming_gettag(req->irq))
@@ -373,6 +382,7 @@ pw_dialog *acceptCommon(pw_request *req, int status, const pw_header *headers, s
     if (!req || !req->irq || req->finalSent) return nullptr;
     if (status < 200 || status > 299) return nullptr;
     Impl *impl = req->impl;
+    if (impl->streamClosed(req->irq, req->req.get())) return nullptr; // the client is gone: like a CANCEL
     const sip_t *sip = req->req.sip();
     if (!sip || (sip->sip_to && sip->sip_to->a_tag)) return nullptr; // in-dialog: use dialog_accept_request
     pw_dialog *d = impl->newDialog(moduleOf(req), DialogRole::Uas, cbs, arg);
@@ -432,7 +442,7 @@ pw_dialog *acceptCommon(pw_request *req, int status, const pw_header *headers, s
     impl->countResponse(status);
     req->finalSent = true;
     req->dialog = d;
-    if (keepCopy) impl->startRetransmit(d, keepCopy);
+    if (keepCopy) impl->startRetransmit(d, keepCopy, req->irq);
     if (subscription) {
         d->expiryTimer = std::make_unique<sofia::Timer>(impl->root);
         d->expiryTimer->start(uint64_t(expires) * 1000, [impl, d] {
@@ -478,6 +488,7 @@ int hDialogAcceptRequest(pw_dialog *d, pw_request *req, const pw_header *headers
         if (!d || !req) return PW_EINVAL;
         if (!req->irq || req->finalSent || d->notified) return PW_ESTATE;
         Impl *impl = d->impl;
+        if (impl->streamClosed(req->irq, req->req.get())) return PW_ETRANSPORT; // the peer's connection is gone
         std::string hdrs = headersToString(headers, n), ct = str(ctype), b = str(body);
         std::string contact = impl->contactHeader();
         msg_t *resp = nta_incoming_create_response(req->irq, 200, sip_status_phrase(200));
@@ -496,7 +507,7 @@ int hDialogAcceptRequest(pw_dialog *d, pw_request *req, const pw_header *headers
         }
         impl->countResponse(200);
         req->finalSent = true;
-        if (keepCopy) impl->startRetransmit(d, keepCopy);
+        if (keepCopy) impl->startRetransmit(d, keepCopy, req->irq);
         impl->maybeFinish(req);
         return PW_OK;
     } catch (...) {
@@ -1019,6 +1030,7 @@ Proxy::~Proxy() {
     i.txns.clear();
     for (auto *d : std::vector<pw_dialog *>(i.dialogs.begin(), i.dialogs.end())) {
         if (d->leg) nta_leg_destroy(d->leg);
+        if (d->requestTport) tport_unref(d->requestTport); // before the agent (and its transports) go
         delete d;
     }
     i.dialogs.clear();

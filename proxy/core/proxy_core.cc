@@ -3,6 +3,8 @@
 #include "message_checks.hh"
 
 #include <sofia-sip/hostdomain.h>
+#include <sofia-sip/nta_tport.h>
+#include <sofia-sip/tport.h>
 #include <sofia-sip/sresolv.h>
 #include <sofia-sip/tport_tag.h>
 
@@ -613,10 +615,37 @@ void Proxy::Impl::forwardAck(msg_t *msg, sip_t *sip) {
 
 // ---------------------------------------------------------------- responses
 
+// sofia-sip 1.12 re-opens a connection to a TCP client that has gone when it has something to send there, and a
+// new connection named like a closed one that still exists corrupts its table of connections: the process
+// crashes soon after (found by fuzz_sip_core_tcp). So nothing is sent back over a request's stream transport
+// once it is closed. RFC 3261 §18.2.2 says a server SHOULD re-open it; a client's source port is ephemeral
+// and not listening, so the attempt would fail anyway.
+bool Proxy::Impl::streamClosed(nta_incoming_t *, msg_t *req) {
+    const sip_t *sip = req ? sip_object(req) : nullptr;
+    const char *proto = sip && sip->sip_via ? sip->sip_via->v_protocol : nullptr;
+    if (!proto || strcasecmp(proto, "SIP/2.0/UDP") == 0) return false; // sofia checks it is the transport used
+    su_sockaddr_t su;
+    socklen_t len = sizeof su;
+    if (msg_get_address(req, &su, &len) != 0) return false;
+    char host[64] = "";
+    su_inet_ntop(su.su_family, SU_ADDR(&su), host, sizeof host);
+    std::string port = std::to_string(ntohs(su.su_port));
+    std::string transport = proto + std::string(proto).rfind('/') + 1;
+    for (auto &c : transport) c = static_cast<char>(tolower(static_cast<unsigned char>(c)));
+    tp_name_t tpn = {transport.c_str(), host, host, port.c_str(), nullptr, nullptr};
+    // an open connection from the client is found by its name; otherwise sofia answers with a primary transport
+    tport_t *tp = tport_by_name(nta_agent_tports(agent), &tpn);
+    return !tp || !tport_is_secondary(tp) || tport_is_closed(tp) || tport_is_shutdown(tp);
+}
+
 void Proxy::Impl::relay(pw_request *tx, msg_t *resp) {
     sip_t *sip = sip_object(resp);
     int status = sip->sip_status->st_status;
     callOnResponse(resp);
+    if (streamClosed(tx->irq, tx->req.get())) { // (see streamClosed)
+        msg_destroy(resp);
+        return;
+    }
     countResponse(status);
     if (tx->irq && nta_incoming_mreply(tx->irq, resp) == 0) return;
     // The server transaction is over (e.g. a late 2xx to INVITE): forward statelessly (RFC 3261 §16.7 step 5)
@@ -774,6 +803,10 @@ void Proxy::Impl::releaseDns(Branch *b) {
 
 bool Proxy::Impl::replyLocal(pw_request *tx, int status, const char *phrase) {
     if (!tx->irq || tx->finalSent) return false;
+    if (streamClosed(tx->irq, tx->req.get())) { // the client is gone: the transaction ends unanswered
+        if (status >= 200) tx->finalSent = true;
+        return false;
+    }
     if (!phrase) phrase = sip_status_phrase(status);
     if (!phrase) phrase = "Unknown";
     if (status >= 200) tx->finalSent = true;

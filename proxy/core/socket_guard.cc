@@ -210,7 +210,7 @@ bool SocketGuard::admitDatagram(int fd, const sockaddr *from, const unsigned cha
 void SocketGuard::closeFrom(const IpKey &ip) {
     std::vector<int> fds;
     for (const auto &[fd, c] : conns_)
-        if (c.ip == ip)
+        if (c.ip == ip && alive(fd, c))
             fds.push_back(fd);
     for (int fd : fds)
         close(fd, "banned");

@@ -456,3 +456,42 @@ TEST_CASE("A STUN keep-alive is answered with the mapped address; other non-SIP 
     raw.sendTo(env.port(), request("OPTIONS", env.proxyUri(), raw.port(), "", "z9hG4bKafterstun"));
     REQUIRE(env.runUntil([&] { return raw.countStartingWith("SIP/2.0 200") == 1; }));
 }
+
+TEST_CASE("A response for a TCP client that has gone is not sent on a new connection (no crash)", "[hardening]") {
+    // sofia-sip re-opened a connection to the client's (ephemeral) port for a late response, and when that was
+    // refused its error path aborted the process. Found by fuzz_sip_core_tcp: a NOTIFY forked to two phones,
+    // the client hangs up after the first 200, the second 200 comes after.
+    auto cfg = SipTestEnv::defaultConfig();
+    cfg.listen = {"sip:127.0.0.1:*", "sip:127.0.0.1:*;transport=tcp"};
+    SipTestEnv env(cfg);
+    auto fast = env.makeUa("fast");
+    auto slow = env.makeUa("slow");
+    fast->autoAnswer("NOTIFY", 200);
+    HookModule h;
+    h.onRequest = [&](pw_request *req) {
+        if (h.method(req) == "NOTIFY") {
+            h.addTarget(req, fast->uri());
+            h.addTarget(req, slow->uri());
+        }
+        return PW_CONTINUE;
+    };
+    env.add(h);
+    env.start();
+    int fd = tcpConnect(tcpPort(env));
+    env.runFor(50);
+    std::string msg = "NOTIFY sip:x@parkway.test SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:9;branch=z9hG4bKgone;rport\r\n"
+                      "From: <sip:a@parkway.test>;tag=1\r\nTo: <sip:x@parkway.test>\r\nCall-ID: tcp-gone\r\n"
+                      "CSeq: 1 NOTIFY\r\nEvent: refer\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n";
+    REQUIRE(::send(fd, msg.data(), msg.size(), 0) == static_cast<ssize_t>(msg.size()));
+    std::string got;
+    REQUIRE(env.runUntil([&] { return peerClosed(fd, &got) == 0 && got.rfind("SIP/2.0 200", 0) == 0; }));
+    ::close(fd); // the client goes away; its port is not listening
+    REQUIRE(env.runUntil([&] { return slow->count("NOTIFY") == 1; }));
+    env.runFor(100);
+    slow->reply(*slow->last("NOTIFY"), 200); // a late 200 for a client that is gone
+    env.runFor(500);
+    auto a = env.makeUa("alice");
+    auto &c = a->send("OPTIONS", env.proxyUri());
+    REQUIRE(env.runUntil([&] { return c.finalStatus != 0; }));
+    CHECK(c.finalStatus == 200);
+}

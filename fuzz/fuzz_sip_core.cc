@@ -8,9 +8,9 @@
 // The process runs in a network namespace of its own (fuzz_common.hh) so nothing a message names is reached.
 // A "phone" socket on 127.0.0.1:5099 answers every request sent to it with 200 (INVITEs with an SDP answer), so
 // seeds whose Via/Contact name that port drive park, retrieve and recall flows further.
-// Every kResetEvery inputs the proxy and its modules are destroyed and made again (memory stays bounded; the
-// state inputs build up in between — registrations, parked calls, subscriptions — is what later inputs hit).
-// Invariant: no crash, sanitizer report or hang (libFuzzer -timeout).
+// Every 2,000 inputs (PARKWAY_FUZZ_RESET_EVERY) the proxy and its modules are destroyed and made again (memory stays
+// bounded; the state inputs build up in between — registrations, parked calls, subscriptions — is what later inputs
+// hit). Invariant: no crash, sanitizer report or hang (libFuzzer -timeout).
 #include "fuzz_common.hh"
 
 #include <core/proxy.hh>
@@ -50,7 +50,7 @@ constexpr bool kTcp = true;
 #else
 constexpr bool kTcp = false;
 #endif
-constexpr unsigned kResetEvery = 2000;
+constexpr unsigned kResetEveryDefault = 2000;
 constexpr uint16_t kPhonePort = 5099;
 constexpr size_t kMaxDatagram = 65507; // what one UDP datagram can carry over IPv4
 constexpr int kMaxSteps = 64;          // su_root steps per input after the bytes are in
@@ -192,6 +192,7 @@ struct World {
     int client = -1;   // our UDP socket (responses to it are drained)
     int phone = -1;    // 127.0.0.1:5099
     unsigned inputs = 0;
+    unsigned resetEvery = kResetEveryDefault; // PARKWAY_FUZZ_RESET_EVERY=N overrides (1: a fresh proxy per input)
 };
 
 World *gWorld = nullptr;
@@ -301,6 +302,8 @@ extern "C" int LLVMFuzzerInitialize(int *, char ***) {
     fz::isolateNetwork();
     fz::pinModules({"registrar", "router", "callpark"});
     gWorld = new World;
+    if (const char *n = std::getenv("PARKWAY_FUZZ_RESET_EVERY"); n && std::atoi(n) > 0)
+        gWorld->resetEvery = static_cast<unsigned>(std::atoi(n));
     quietSofia();
     gWorld->client = udpSocket(0);
     gWorld->phone = udpSocket(kPhonePort);
@@ -312,7 +315,7 @@ extern "C" int LLVMFuzzerInitialize(int *, char ***) {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     World &w = *gWorld;
-    if (++w.inputs % kResetEvery == 0)
+    if (++w.inputs % w.resetEvery == 0)
         startProxy(w);
     if (!kTcp) {
         sendUdp(w, data, size);

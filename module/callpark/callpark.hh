@@ -256,6 +256,11 @@ public:
     // Response closure of a UAC INVITE: it may see forked 2xx after its final response, so it lives until
     // 64*T1 after the first final response (RFC 3261 §13.2.2.4), then is freed.
     Pending *invitePending(Leg *leg, std::function<void(pw_dialog *, int, const pw_msg *)> fn);
+    void releaseInvitePendingLater(Pending *p); // (multi) once no callback can come any more
+    // Requests in flight with their closures (see pending.hh): tracked so none outlives what it needs.
+    Pending *trackPending(Pending *p, pw_dialog *dlg);
+    void forgetPending(Pending *p);      // freed (final response, or not sent)
+    void retirePendings(pw_dialog *dlg); // the dialog ended: its requests will get no callback any more
     void dropLeg(Leg *leg);
     // Free what ended on the next loop turn. `sid`: the session that may have ended (only it is checked);
     // 0 = check every session. A full sweep also runs at least once a second as a safety net.
@@ -270,11 +275,11 @@ public:
     bool sendInDialog(pw_dialog *dlg, std::string_view method, Headers *h, std::string_view ctype,
                       std::string_view body, uint32_t flags, F &&fn) {
         if (!dlg) return false;
-        Pending *p = makePending(std::forward<F>(fn));
+        Pending *p = trackPending(makePending(std::forward<F>(fn)), dlg);
         int rc = host_.api()->dialog_request(dlg, ps(method), h ? h->data() : nullptr, h ? h->size() : 0, ps(ctype),
                                              ps(body), flags, pendingResponse, p);
         if (rc != PW_OK) {
-            delete p;
+            forgetPending(p);
             return false;
         }
         return true;
@@ -342,6 +347,7 @@ private:
     std::map<uint64_t, Leg *> legById_;
     uint64_t nextLegId_ = 1;
     std::set<Pending *> invitePendings_;
+    std::set<Pending *> pendings_; // every other Pending in flight
     std::unordered_map<eng::CallId, uint64_t> sidByCall_;
     // Live engine calls per (domain, lot) for the parkway_parked_calls gauge, kept from the engine's events
     // (counted once from liveCalls() at start) instead of listing the engine on every change.

@@ -8,7 +8,6 @@
 namespace parkway::callpark {
 
 namespace {
-constexpr std::string_view kSdp = "application/sdp";
 
 struct ContactList {
     std::vector<std::pair<std::string, std::string>> items; // uri, next hop (received)

@@ -49,10 +49,11 @@ void legOnAck(void *arg, pw_dialog *, const pw_msg *ack) {
     }
 }
 
-void legOnTerminated(void *arg, pw_dialog *, pw_dialog_end_reason reason) {
+void legOnTerminated(void *arg, pw_dialog *d, pw_dialog_end_reason reason) {
     auto *leg = static_cast<Leg *>(arg);
     CallPark *cp = leg->mod;
-    leg->dlg = nullptr; // the handle is invalid from now on
+    cp->retirePendings(d); // the host calls none of their callbacks any more
+    leg->dlg = nullptr;    // the handle is invalid from now on
     try {
         cp->legTerminated(leg, reason);
     } catch (const std::exception &e) {
@@ -74,7 +75,12 @@ void uacOnAck(void *arg, pw_dialog *d, const pw_msg *ack) {
     if (Leg *l = uacLeg(arg)) legOnAck(l, d, ack);
 }
 void uacOnTerminated(void *arg, pw_dialog *d, pw_dialog_end_reason reason) {
+    auto *p = static_cast<Pending *>(arg);
+    auto *cp = static_cast<CallPark *>(p->owner);
     if (Leg *l = uacLeg(arg)) legOnTerminated(l, d, reason);
+    else
+        cp->retirePendings(d);
+    cp->releaseInvitePendingLater(p); // the INVITE's own callback comes no more either
 }
 const pw_dialog_callbacks kUacLegCallbacks = {sizeof(pw_dialog_callbacks), uacOnRequest, uacOnAck, nullptr,
                                               uacOnTerminated};
@@ -90,11 +96,49 @@ void sweepTimer(void *arg) { static_cast<CallPark *>(arg)->sweep(); }
 
 void pendingResponse(void *arg, pw_dialog *dlg, int status, const pw_msg *resp) {
     auto *p = static_cast<Pending *>(arg);
+    p->running = true;
     try {
         if (p->fn) p->fn(dlg, status, resp);
     } catch (...) {
     }
-    if (status >= 200 && !p->multi) delete p;
+    p->running = false;
+    if ((status < 200 || p->multi) && !p->retired)
+        return;
+    if (p->owner)
+        static_cast<CallPark *>(p->owner)->forgetPending(p);
+    else
+        delete p;
+}
+
+Pending *CallPark::trackPending(Pending *p, pw_dialog *dlg) {
+    p->owner = this;
+    p->dlg = dlg;
+    pendings_.insert(p);
+    return p;
+}
+
+void CallPark::forgetPending(Pending *p) {
+    pendings_.erase(p);
+    delete p;
+}
+
+void CallPark::retirePendings(pw_dialog *dlg) {
+    if (!dlg)
+        return;
+    for (auto it = pendings_.begin(); it != pendings_.end();) {
+        Pending *p = *it;
+        if (p->dlg != dlg) {
+            ++it;
+            continue;
+        }
+        if (p->running) { // freed by pendingResponse when its closure returns
+            p->retired = true;
+            ++it;
+            continue;
+        }
+        it = pendings_.erase(it);
+        delete p;
+    }
 }
 
 const pw_dialog_callbacks *CallPark::legCallbacks() { return &kLegCallbacks; }
@@ -103,8 +147,12 @@ const pw_dialog_callbacks *CallPark::uacLegCallbacks() { return &kUacLegCallback
 CallPark::~CallPark() {
     if (engine_ && listener_) engine_->removeListener(listener_);
     for (auto &[id, ctx] : timerCtx_) delete ctx;
-    // invitePendings_ may still be named by the host's INVITE client transactions: stop() disarmed them;
-    // they are not freed here (a few bytes at shutdown) so a late callback never touches freed memory.
+    // Closures of requests still in flight: the host never calls a module back after its destroy hook (it
+    // drops the remaining transactions silently), so they can go now.
+    for (Pending *p : pendings_)
+        delete p;
+    for (Pending *p : invitePendings_)
+        delete p;
     moh_.stop();
 }
 
@@ -404,24 +452,27 @@ Pending *CallPark::invitePending(Leg *leg, std::function<void(pw_dialog *, int, 
     p->owner = this;
     p->legId = leg->id;
     invitePendings_.insert(p);
-    bool *armed = new bool(false);
-    p->fn = [this, p, armed, fn = std::move(fn)](pw_dialog *d, int status, const pw_msg *m) {
-        if (status >= 200 && !*armed) {
-            *armed = true;
-            int64_t t1 = 500;
-            try {
-                t1 = std::stoll(host_.coreSetting("sip_t1_ms"));
-            } catch (...) {
-            }
-            after(uint64_t(64 * t1 + 1000), [this, p, armed] {
-                invitePendings_.erase(p);
-                delete armed;
-                delete p;
-            });
-        }
+    p->fn = [this, p, fn = std::move(fn)](pw_dialog *d, int status, const pw_msg *m) {
+        if (status >= 200)
+            releaseInvitePendingLater(p);
         fn(d, status, m);
     };
     return p;
+}
+
+void CallPark::releaseInvitePendingLater(Pending *p) {
+    if (p->armed)
+        return;
+    p->armed = true;
+    int64_t t1 = 500;
+    try {
+        t1 = std::stoll(host_.coreSetting("sip_t1_ms"));
+    } catch (...) {
+    }
+    after(uint64_t(64 * t1 + 1000), [this, p] {
+        invitePendings_.erase(p);
+        delete p;
+    });
 }
 
 pw_timer_id CallPark::after(uint64_t ms, std::function<void()> fn) {

@@ -39,9 +39,10 @@ void subOnRefresh(void *arg, pw_dialog *, uint32_t expires) {
     }
 }
 
-void subOnTerminated(void *arg, pw_dialog *, pw_dialog_end_reason) {
+void subOnTerminated(void *arg, pw_dialog *d, pw_dialog_end_reason) {
     auto *sub = static_cast<Subscription *>(arg);
     CallPark *cp = sub->mod;
+    cp->retirePendings(d); // its NOTIFYs in flight get no callback any more
     cp->forgetWatcher(*sub);
     cp->countWatcher(*sub, false);
     cp->notifyInFlight_.erase(sub->id); // its window place is free, whatever becomes of the NOTIFY
@@ -650,12 +651,15 @@ void CallPark::sendParkInfo(const eng::ChangeEvent &e) {
             p.content_type = ps(kParkInfoContentType);
             p.body = ps(body);
             // A 4xx (481/489 from phones without PortSIP firmware) is counted and never retried.
-            Pending *pend = makePending([this, uri = uri](pw_dialog *, int status, const pw_msg *) {
-                host_.log(PW_LOG_DEBUG, "callpark: park-info NOTIFY to {}: {}", uri, status);
-                if (status >= 300) host_.counter("parkway_notify_failed_total", "kind=\"park-info\"");
-            });
+            Pending *pend =
+                trackPending(makePending([this, uri = uri](pw_dialog *, int status, const pw_msg *) {
+                                 host_.log(PW_LOG_DEBUG, "callpark: park-info NOTIFY to {}: {}", uri, status);
+                                 if (status >= 300)
+                                     host_.counter("parkway_notify_failed_total", "kind=\"park-info\"");
+                             }),
+                             nullptr);
             if (host_.api()->send_request(host_.raw(), &p, pendingResponse, pend) != PW_OK) {
-                delete pend;
+                forgetPending(pend);
                 host_.counter("parkway_notify_failed_total", "kind=\"park-info\"");
                 continue;
             }

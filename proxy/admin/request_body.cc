@@ -153,6 +153,9 @@ std::optional<nlohmann::json> parseRequestBody(std::string_view body, std::strin
     } catch (const nlohmann::json::parse_error &e) {
         return refuse(BodyError::InvalidJson,
                       fmt::format("invalid JSON in request body at byte {}: {}", e.byte, e.what()));
+    } catch (const nlohmann::json::exception &e) {
+        // out_of_range.406: a number no double holds ({"a":1e400}); the client's input, so 400, not 500
+        return refuse(BodyError::InvalidJson, fmt::format("invalid JSON in request body: {}", e.what()));
     }
     if (!value.is_object())
         return refuse(BodyError::NotObject, "request body must be a JSON object");

@@ -369,14 +369,15 @@ int Proxy::Impl::onUacResponse(UacRequest *u, nta_outgoing_t *orq, const sip_t *
             if (status >= 200 && status < 300 && d->state == DialogState::Confirmed) {
                 if (rtag && strcasecmp(rtag, d->remoteTag.c_str()) != 0) {
                     // A second 2xx from another fork: ACK and BYE it (RFC 3261 §13.2.2.4)
-                    nta_msg_ackbye(agent, msg_ref_create(resp));
+                    sofia::ackAndBye(agent, sofia::Msg::borrow(resp));
                 } else if (!(d->inviteFlags & PW_SEND_DEFER_ACK) && u->method == sip_method_invite) {
                     sendAck(d, d->inviteCseq, {}, {}); // 2xx retransmission: ACK again
                 }
                 return 0;
             }
             if (d->notified) {
-                if (status >= 200 && status < 300 && resp) nta_msg_ackbye(agent, msg_ref_create(resp));
+                if (status >= 200 && status < 300 && resp)
+                    sofia::ackAndBye(agent, sofia::Msg::borrow(resp));
                 if (status >= 200) {
                     d->inviteOrq = nullptr;
                     finishUac(u);

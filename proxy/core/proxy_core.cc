@@ -63,7 +63,7 @@ int agentTrampoline(nta_agent_magic_t *magic, nta_agent_t *agent, msg_t *msg, si
             !sip->sip_via->v_next) {
             // A 2xx to an INVITE we sent ourselves that matches nothing (a second fork after the client
             // transaction ended): ACK and BYE it (RFC 3261 §13.2.2.4).
-            nta_msg_ackbye(agent, msg);
+            sofia::ackAndBye(agent, sofia::Msg::adopt(msg));
             return 0;
         }
     } catch (...) {

@@ -92,6 +92,14 @@ private:
     msg_t *msg_ = nullptr;
 };
 
+// RFC 3261 §13.2.2.4: a 2xx that no transaction wants (a second fork's answer) is ACKed and then ended with a
+// BYE. Takes over the reference to msg in every case: sofia's nta_msg_ackbye() keeps it when it cannot build
+// the ACK or the BYE (e.g. a To URI that is no SIP URI), which leaked one message per such response.
+inline void ackAndBye(nta_agent_t *agent, Msg msg) {
+    if (msg && nta_msg_ackbye(agent, msg.get()) == 0)
+        msg.release();
+}
+
 // A one-shot su_timer with a C++ callback. Destroying it cancels it.
 class Timer {
 public:

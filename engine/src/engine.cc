@@ -826,8 +826,13 @@ Status Engine::setDomain(const DomainSettings& d) {
         return Status::failure(ErrorCode::Storage, err.what());
     }
     impl_->domains[d.name] = d;
-    // The default rules follow the domain's feature codes.
-    auto errors = impl_->rebuildRules(impl_->loadStoredRules());
+    // The default rules follow the domain's feature codes: only this domain's plan is made again.
+    std::vector<RuleError> errors;
+    auto set = impl_->rules ? withDomain(*impl_->rules, d, errors) : nullptr;
+    if (!impl_->rules)
+        errors = impl_->rebuildRules(impl_->loadStoredRules());
+    else if (set)
+        impl_->rules = std::move(set);
     if (!errors.empty()) return Status::failure(ErrorCode::BadRule, errors.front().message);
     return Status::success();
 }

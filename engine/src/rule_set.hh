@@ -45,13 +45,15 @@ struct DomainPlan {
     bool hasContinue = false;
 };
 
+// Plans are shared between successive sets: changing one domain's settings makes a new set that reuses every
+// other domain's plan (withDomain), so provisioning N domains costs O(N) plan builds, not O(N^2).
 struct RuleSet {
-    std::vector<std::shared_ptr<const CompiledRule>> stored; // all stored rules
-    std::map<std::string, DomainPlan, std::less<>> plans;    // configured domains and rule domains
-    DomainPlan generic;                                      // any other domain: defaults + domain '' rules
+    std::vector<std::shared_ptr<const CompiledRule>> stored;                     // all stored rules
+    std::map<std::string, std::shared_ptr<const DomainPlan>, std::less<>> plans; // configured and rule domains
+    std::shared_ptr<const DomainPlan> generic; // any other domain: defaults + domain '' rules
     const DomainPlan& planFor(const std::string& domain) const {
         auto it = plans.find(domain);
-        return it == plans.end() ? generic : it->second;
+        return it == plans.end() ? *generic : *it->second;
     }
 };
 
@@ -59,6 +61,11 @@ struct RuleSet {
 std::shared_ptr<const RuleSet> buildRuleSet(const std::vector<Rule>& stored,
                                             const std::vector<DomainSettings>& domains,
                                             std::vector<RuleError>& errors);
+
+// `base` with one domain's settings added or replaced; the stored rules and the other plans are shared.
+// Returns nullptr (errors appended) when the domain's default rules do not compile.
+std::shared_ptr<const RuleSet> withDomain(const RuleSet &base, const DomainSettings &domain,
+                                          std::vector<RuleError> &errors);
 
 // Longer dial strings match no rule (they are routed normally). Every classification (Engine::classify,
 // Engine::explain, RuleMatcher::classify) goes through evaluate(), which applies this bound.

@@ -458,10 +458,22 @@ std::shared_ptr<const RuleSet> buildRuleSet(const std::vector<Rule>& stored, con
             d.name = r->rule.domain;
             all[d.name] = d;
         }
-    for (const auto& [name, d] : all) set->plans.emplace(name, makePlan(d, set->stored, errors));
+    for (const auto &[name, d] : all)
+        set->plans.emplace(name, std::make_shared<const DomainPlan>(makePlan(d, set->stored, errors)));
     DomainSettings generic;
-    set->generic = makePlan(generic, set->stored, errors);
+    set->generic = std::make_shared<const DomainPlan>(makePlan(generic, set->stored, errors));
     if (errors.size() != before) return nullptr;
+    return set;
+}
+
+std::shared_ptr<const RuleSet> withDomain(const RuleSet &base, const DomainSettings &domain,
+                                          std::vector<RuleError> &errors) {
+    size_t before = errors.size();
+    auto plan = std::make_shared<const DomainPlan>(makePlan(domain, base.stored, errors));
+    if (errors.size() != before)
+        return nullptr;
+    auto set = std::make_shared<RuleSet>(base);
+    set->plans[domain.name] = std::move(plan);
     return set;
 }
 

@@ -64,6 +64,31 @@ TEST_CASE("default rules follow the domain's feature codes") {
     CHECK(e->classify("a.example", "100", "#70103").action == Action::None);
 }
 
+TEST_CASE("setDomain remakes only that domain's plan: the others and the stored rules stay") {
+    FakeClock clock;
+    auto e = memEngine(clock);
+    REQUIRE(e->replaceRules({rule(1, 10, MatchOp::Exact, "700", "action=park;lot=main")}).empty());
+    DomainSettings a, b;
+    a.name = "a.example";
+    a.parkCode = "#70";
+    b.name = "b.example";
+    b.parkCode = "*80";
+    REQUIRE(e->setDomain(a).ok);
+    REQUIRE(e->setDomain(b).ok);
+    a.parkCode = "#75";
+    REQUIRE(e->setDomain(a).ok);
+    CHECK(e->classify("a.example", "100", "#75103").action == Action::Park);
+    CHECK(e->classify("a.example", "100", "#70103").action == Action::None);
+    CHECK(e->classify("b.example", "100", "*80103").action == Action::Park);
+    CHECK(e->classify("c.example", "100", "*68103").action == Action::Park); // no settings: the defaults
+    for (const char *dom : {"a.example", "b.example", "c.example"})
+        CHECK(e->classify(dom, "100", "700").lot == "main");
+    // Rules replaced later apply to every domain's plan.
+    REQUIRE(e->replaceRules({rule(2, 10, MatchOp::Exact, "701", "action=park;lot=side")}).empty());
+    CHECK(e->classify("b.example", "100", "701").lot == "side");
+    CHECK(e->classify("b.example", "100", "700").action == Action::None);
+}
+
 TEST_CASE("Kamailio semantics: lower pr first, first match wins, disabled is skipped") {
     FakeClock clock;
     auto e = memEngine(clock);

@@ -79,6 +79,7 @@ bool parseRoutes(const std::string &text, std::vector<Route> &out, std::string &
             RE2::Options o;
             o.set_encoding(RE2::Options::EncodingLatin1); // bytes, as the user part arrives
             o.set_log_errors(false);
+            o.set_max_mem(1 << 20); // per expression, as the dialplan rules (docs/limits.md)
             r.re = std::make_unique<re2::RE2>(trim(match.substr(6)), o);
             if (!r.re->ok()) {
                 err = "route '" + line + "': bad regular expression: " + r.re->error() +

@@ -196,7 +196,7 @@ class Suite:
 
 
 def final(role):
-    v = role.value("final=", "final")  # SIPp prints assigned numbers as doubles: "486.000000"
+    v = role.value("final=", "final")  # "486" (older scenarios assigned numbers, printed "486.000000")
     try:
         return int(float(v))
     except (TypeError, ValueError):

@@ -120,10 +120,7 @@ public:
         }
         return d;
     }
-    bool hasAcceptCommit() const {
-        return api_->struct_size >= offsetof(pw_host_api, dialog_accept_commit) + sizeof(void *) &&
-               api_->dialog_accept_commit;
-    }
+    bool hasAcceptCommit() const { return PW_HOST_HAS(api_, dialog_accept_commit); }
     std::string dialogExport(pw_dialog *d) const {
         if (!d) return {};
         int64_t n = api_->dialog_export(d, nullptr, 0);

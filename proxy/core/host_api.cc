@@ -921,25 +921,65 @@ int hPost(pw_host *h, pw_post_fn fn, void *arg) noexcept {
     }
 }
 
-// clang-format off
-const pw_host_api kApi = {
-    sizeof(pw_host_api), PW_ABI_MAJOR, PW_ABI_MINOR,
-    hLog, hParamStr, hParamInt, hCoreSetting, hIsLocalDomain,
-    hRequestMsg, hMsgMethod, hMsgStatus, hMsgRequestUri, hMsgHeader, hMsgBody, hMsgUri, hMsgTag, hMsgDisplay,
-    hMsgSource,
-    hRequestReply, hRequestAddHeader, hRequestRemoveHeader, hRequestAddTarget, hRequestRetain, hRequestResume,
-    hRequestRelease,
-    hDialogAccept, hSubscriptionAccept, hDialogAcceptRequest,
-    hDialogInvite, hDialogCancel, hDialogRequest, hDialogAck, hSendRequest,
-    hDialogGet, hDialogEnd, hDialogRebind, hDialogExport, hDialogRestore,
-    hLocationRegister, hLocationLookup,
-    hTimerStart, hTimerCancel, hNowMs,
-    hCounterAdd, hGaugeSet, hHistogramObserve, hEventPublish,
-    hWriterJson, hWriterError,
-    hPost,
-    hDialogAcceptCommit, // v1.1
-};
-// clang-format on
+// The host table, member by member: no function can land in another's slot (with a positional initializer,
+// two swapped slots of the same type compiled).
+pw_host_api makeHostApi() {
+    pw_host_api a{};
+    a.struct_size = sizeof(pw_host_api);
+    a.abi_major = PW_ABI_MAJOR;
+    a.abi_minor = PW_ABI_MINOR;
+    a.log = hLog;
+    a.param_str = hParamStr;
+    a.param_int = hParamInt;
+    a.core_setting = hCoreSetting;
+    a.is_local_domain = hIsLocalDomain;
+    a.request_msg = hRequestMsg;
+    a.msg_method = hMsgMethod;
+    a.msg_status = hMsgStatus;
+    a.msg_request_uri = hMsgRequestUri;
+    a.msg_header = hMsgHeader;
+    a.msg_body = hMsgBody;
+    a.msg_uri = hMsgUri;
+    a.msg_tag = hMsgTag;
+    a.msg_display = hMsgDisplay;
+    a.msg_source = hMsgSource;
+    a.request_reply = hRequestReply;
+    a.request_add_header = hRequestAddHeader;
+    a.request_remove_header = hRequestRemoveHeader;
+    a.request_add_target = hRequestAddTarget;
+    a.request_retain = hRequestRetain;
+    a.request_resume = hRequestResume;
+    a.request_release = hRequestRelease;
+    a.dialog_accept = hDialogAccept;
+    a.subscription_accept = hSubscriptionAccept;
+    a.dialog_accept_request = hDialogAcceptRequest;
+    a.dialog_invite = hDialogInvite;
+    a.dialog_cancel = hDialogCancel;
+    a.dialog_request = hDialogRequest;
+    a.dialog_ack = hDialogAck;
+    a.send_request = hSendRequest;
+    a.dialog_get = hDialogGet;
+    a.dialog_end = hDialogEnd;
+    a.dialog_rebind = hDialogRebind;
+    a.dialog_export = hDialogExport;
+    a.dialog_restore = hDialogRestore;
+    a.location_register_provider = hLocationRegister;
+    a.location_lookup = hLocationLookup;
+    a.timer_start = hTimerStart;
+    a.timer_cancel = hTimerCancel;
+    a.now_ms = hNowMs;
+    a.counter_add = hCounterAdd;
+    a.gauge_set = hGaugeSet;
+    a.histogram_observe = hHistogramObserve;
+    a.event_publish = hEventPublish;
+    a.writer_json = hWriterJson;
+    a.writer_error = hWriterError;
+    a.post = hPost;
+    a.dialog_accept_commit = hDialogAcceptCommit; // v1.1
+    return a;
+}
+
+const pw_host_api kApi = makeHostApi();
 
 struct PostBox {
     std::function<void()> fn;

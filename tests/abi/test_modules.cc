@@ -514,7 +514,14 @@ TEST_CASE("fake host: dialog_accept_commit runs commit with a readable dialog be
     Host h;
     const pw_host_api *api = h.api();
     REQUIRE(api->abi_minor >= 1);
-    REQUIRE(api->struct_size >= offsetof(pw_host_api, dialog_accept_commit) + sizeof(void *));
+    REQUIRE(PW_HOST_HAS(api, dialog_accept_commit));
+    // A v1.0 host's table ends before the member: PW_HOST_HAS says so without reading past the end.
+    pw_host_api v10 = *api;
+    v10.struct_size = static_cast<uint32_t>(offsetof(pw_host_api, dialog_accept_commit));
+    CHECK_FALSE(PW_HOST_HAS(&v10, dialog_accept_commit));
+    v10.struct_size = sizeof(pw_host_api);
+    v10.dialog_accept_commit = nullptr;
+    CHECK_FALSE(PW_HOST_HAS(&v10, dialog_accept_commit));
     auto invite = [] {
         Request r;
         r.method = "INVITE";

@@ -443,15 +443,21 @@ TEST_CASE("NOTIFY fan-out is paced - other requests are answered meanwhile - eve
     auto &bye = a.inDialog(inv, "BYE");
     REQUIRE(p.waitFinal(bye));
     // Done when every watcher's latest NOTIFY shows the idle slot (cheap check: a count kept as they come).
-    REQUIRE(p.env().runUntil(
+    size_t idle = 0, heard = 0;
+    bool allIdle = p.env().runUntil(
         [&] {
             log.update();
-            size_t idle = 0;
-            for (auto &[cid, list] : log.byDialog)
+            idle = heard = 0;
+            for (auto &[cid, list] : log.byDialog) {
                 idle += list.size() >= 2 && !list.back().hasDialog;
+                heard += list.size() >= 2;
+            }
             return idle == kWatchers;
         },
-        30000));
+        30000);
+    INFO("watchers whose latest NOTIFY is idle: " << idle << ", that heard after the initial one: " << heard
+                                                  << ", NOTIFYs sent: " << sentNotifies() - sentBeforePark);
+    REQUIRE(allIdle);
     p.env().runFor(300);
     size_t after = checkFinalIdle(log);
     INFO("NOTIFYs after the initial ones: " << after);

@@ -30,6 +30,12 @@ extern "C" {
 #define PW_ABI_MAJOR 1u
 #define PW_ABI_MINOR 1u /* 1.1: dialog_accept_commit */
 
+/* Whether the host table `api` has the member `member` and it is set. A member added in a later minor version
+ * (dialog_accept_commit, 1.1) lies past the end of an older host's shorter table: test it before calling it,
+ * e.g. if (PW_HOST_HAS(api, dialog_accept_commit)) ... */
+#define PW_HOST_HAS(api, member)                                                                                       \
+    ((api)->struct_size >= offsetof(pw_host_api, member) + sizeof((api)->member) && (api)->member != NULL)
+
 /* The one exported symbol. The host passes the ABI major it speaks; a module may return NULL to decline. */
 #define PW_MODULE_ENTRY_SYMBOL "pw_module_entry"
 
@@ -363,8 +369,8 @@ typedef struct pw_host_api {
      * NULL is also returned, without commit being called, when the request can no longer be answered (it was
      * CANCELled or answered) or an argument is bad; and after commit returned 0 when the 2xx cannot be sent
      * (the module undoes what it committed). on_terminated never follows a NULL return. commit == NULL makes
-     * this dialog_accept. A v1.0 host lacks this member: check
-     * api->struct_size >= offsetof(pw_host_api, dialog_accept_commit) + sizeof(void *) before calling it.
+     * this dialog_accept. A v1.0 host lacks this member: check PW_HOST_HAS(api, dialog_accept_commit) before
+     * calling it.
      */
     pw_dialog *(*dialog_accept_commit)(pw_request *req, int status, const pw_header *headers, size_t n_headers,
                                        pw_str content_type, pw_str body, const pw_dialog_callbacks *cbs, void *arg,

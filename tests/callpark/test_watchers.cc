@@ -456,7 +456,9 @@ TEST_CASE("NOTIFY fan-out is paced - other requests are answered meanwhile - eve
         },
         30000);
     INFO("watchers whose latest NOTIFY is idle: " << idle << ", that heard after the initial one: " << heard
-                                                  << ", NOTIFYs sent: " << sentNotifies() - sentBeforePark);
+                                                  << ", NOTIFYs sent: " << sentNotifies() - sentBeforePark
+                                                  << ", failed (a 408 ends the subscription, RFC 6665 §4.2.2): "
+                                                  << p.metric("parkway_notify_failed_total", "kind=\"dialog\""));
     REQUIRE(allIdle);
     p.env().runFor(300);
     size_t after = checkFinalIdle(log);

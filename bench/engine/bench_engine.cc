@@ -17,11 +17,14 @@ using Steady = std::chrono::steady_clock;
 
 namespace {
 
-double seconds(Steady::time_point a, Steady::time_point b) { return std::chrono::duration<double>(b - a).count(); }
+double seconds(Steady::time_point a, Steady::time_point b) {
+    return std::chrono::duration<double>(b - a).count();
+}
 
-void parkRetrieve(const std::string& dir, double budget, bool fsync) {
+void parkRetrieve(const std::string &dir, double budget, bool fsync) {
     std::string path = fmt::format("{}/parkway-bench-{}-{}.db", dir, ::getpid(), fsync ? "full" : "normal");
-    for (auto suffix : {"", "-wal", "-shm"}) std::filesystem::remove(path + suffix);
+    for (auto suffix : {"", "-wal", "-shm"})
+        std::filesystem::remove(path + suffix);
     SystemClock clock;
     OpenOptions o;
     o.fsyncEveryCommit = fsync;
@@ -56,10 +59,11 @@ void parkRetrieve(const std::string& dir, double budget, bool fsync) {
                "each, {} failures)\n",
                fsync ? "FULL  " : "NORMAL", cycles / s, cycles, s, failures);
     e.reset();
-    for (auto suffix : {"", "-wal", "-shm"}) std::filesystem::remove(path + suffix);
+    for (auto suffix : {"", "-wal", "-shm"})
+        std::filesystem::remove(path + suffix);
 }
 
-void evals(const char* label, Engine& e, const std::vector<std::string>& inputs, double budget) {
+void evals(const char *label, Engine &e, const std::vector<std::string> &inputs, double budget) {
     long n = 0, hits = 0;
     auto t0 = Steady::now();
     auto t1 = t0;
@@ -103,7 +107,7 @@ void provisionDomains(Engine &e, int count) {
 
 static int run(double budget, const std::string &dir);
 
-int main(int argc, char** argv) {
+int main(int argc, char **argv) {
     CLI::App app{"bench_engine: park engine figures (park+retrieve cycles/s, rule evaluations/s)"};
     double budget = 2.0;
     std::string dir = "/tmp";
@@ -136,8 +140,8 @@ static int run(double budget, const std::string &dir) {
     SystemClock clock;
     auto e = Engine::open(":memory:", clock);
     // Typical INVITE targets: feature codes in their spellings, plus ordinary calls that match nothing.
-    std::vector<std::string> typical = {"*68103", "*68",    "*68%23", "%2A68103%23", "*58#", "*88103",
-                                        "*88",    "103",    "2001",   "+15551234567", "*69",  "alice"};
+    std::vector<std::string> typical = {"*68103", "*68", "*68%23", "%2A68103%23",  "*58#", "*88103",
+                                        "*88",    "103", "2001",   "+15551234567", "*69",  "alice"};
     evals("default rules, mixed dial strings", *e, typical, budget);
 
     // 1,000 integrator rules: exact, regex and glob, spread over priorities; defaults come after them.

@@ -16,14 +16,14 @@ namespace parkway::engine {
 
 namespace {
 
-#define CALL_COLS                                                                                             \
-    "id, domain, extension, lot, slot, parker, parked_uri, parked_display, grp, parked_at, recall_at, "      \
-    "recall_stage, state, blob, version, request_key, retriever, recall_answered, recall_seconds, recall_mode, " \
+#define CALL_COLS                                                                                                      \
+    "id, domain, extension, lot, slot, parker, parked_uri, parked_display, grp, parked_at, recall_at, "                \
+    "recall_stage, state, blob, version, request_key, retriever, recall_answered, recall_seconds, recall_mode, "       \
     "ring_seconds, alternate_wait, retry_seconds, alternate, max_park_seconds, final_recall"
 
 // The key and slot indexes are partial (request_key <> '', lot <> ''): a query repeats that condition so
 // SQLite may use them; without it every lookup scanned all the domain's calls.
-ParkedCall readCall(const Stmt& s) {
+ParkedCall readCall(const Stmt &s) {
     ParkedCall c;
     c.id = s.i64(0);
     c.domain = s.text(1);
@@ -56,52 +56,83 @@ ParkedCall readCall(const Stmt& s) {
 
 // Group/lot overrides are stored as nullable columns, in this order starting at `col`:
 // occupied, recall_seconds, recall_mode, ring_seconds, alternate_wait, retry_seconds, alternate.
-RecallOverrides readOverrides(const Stmt& s, int col) {
+RecallOverrides readOverrides(const Stmt &s, int col) {
     RecallOverrides o;
-    if (!s.isNull(col)) o.occupied = parseOccupiedPolicy(s.text(col));
-    if (!s.isNull(col + 1)) o.recallSeconds = s.i32(col + 1);
-    if (!s.isNull(col + 2)) o.mode = parseRecallMode(s.text(col + 2));
-    if (!s.isNull(col + 3)) o.ringSeconds = s.i32(col + 3);
-    if (!s.isNull(col + 4)) o.alternateWaitSeconds = s.i32(col + 4);
-    if (!s.isNull(col + 5)) o.retrySeconds = s.i32(col + 5);
-    if (!s.isNull(col + 6)) o.alternate = RecallTarget::parse(s.text(col + 6));
+    if (!s.isNull(col))
+        o.occupied = parseOccupiedPolicy(s.text(col));
+    if (!s.isNull(col + 1))
+        o.recallSeconds = s.i32(col + 1);
+    if (!s.isNull(col + 2))
+        o.mode = parseRecallMode(s.text(col + 2));
+    if (!s.isNull(col + 3))
+        o.ringSeconds = s.i32(col + 3);
+    if (!s.isNull(col + 4))
+        o.alternateWaitSeconds = s.i32(col + 4);
+    if (!s.isNull(col + 5))
+        o.retrySeconds = s.i32(col + 5);
+    if (!s.isNull(col + 6))
+        o.alternate = RecallTarget::parse(s.text(col + 6));
     return o;
 }
 
-void bindOverrides(Stmt& s, int col, const RecallOverrides& o) {
-    if (o.occupied) s.bind(col, toString(*o.occupied)); else s.bindNull(col);
-    if (o.recallSeconds) s.bind(col + 1, *o.recallSeconds); else s.bindNull(col + 1);
-    if (o.mode) s.bind(col + 2, toString(*o.mode)); else s.bindNull(col + 2);
-    if (o.ringSeconds) s.bind(col + 3, *o.ringSeconds); else s.bindNull(col + 3);
-    if (o.alternateWaitSeconds) s.bind(col + 4, *o.alternateWaitSeconds); else s.bindNull(col + 4);
-    if (o.retrySeconds) s.bind(col + 5, *o.retrySeconds); else s.bindNull(col + 5);
-    if (o.alternate) s.bind(col + 6, o.alternate->toString()); else s.bindNull(col + 6);
+void bindOverrides(Stmt &s, int col, const RecallOverrides &o) {
+    if (o.occupied)
+        s.bind(col, toString(*o.occupied));
+    else
+        s.bindNull(col);
+    if (o.recallSeconds)
+        s.bind(col + 1, *o.recallSeconds);
+    else
+        s.bindNull(col + 1);
+    if (o.mode)
+        s.bind(col + 2, toString(*o.mode));
+    else
+        s.bindNull(col + 2);
+    if (o.ringSeconds)
+        s.bind(col + 3, *o.ringSeconds);
+    else
+        s.bindNull(col + 3);
+    if (o.alternateWaitSeconds)
+        s.bind(col + 4, *o.alternateWaitSeconds);
+    else
+        s.bindNull(col + 4);
+    if (o.retrySeconds)
+        s.bind(col + 5, *o.retrySeconds);
+    else
+        s.bindNull(col + 5);
+    if (o.alternate)
+        s.bind(col + 6, o.alternate->toString());
+    else
+        s.bindNull(col + 6);
 }
 
-std::string joinAccess(const std::vector<std::string>& v) {
+std::string joinAccess(const std::vector<std::string> &v) {
     std::string out;
-    for (const auto& x : v) out += (out.empty() ? "" : ",") + x;
+    for (const auto &x : v)
+        out += (out.empty() ? "" : ",") + x;
     return out;
 }
 
-std::vector<std::string> splitAccess(const std::string& s) {
+std::vector<std::string> splitAccess(const std::string &s) {
     std::vector<std::string> out;
     size_t start = 0;
     while (start < s.size()) {
         size_t comma = s.find(',', start);
-        if (comma == std::string::npos) comma = s.size();
-        if (comma > start) out.push_back(s.substr(start, comma - start));
+        if (comma == std::string::npos)
+            comma = s.size();
+        if (comma > start)
+            out.push_back(s.substr(start, comma - start));
         start = comma + 1;
     }
     return out;
 }
 
-bool allowed(const std::vector<std::string>& access, const std::string& user) {
+bool allowed(const std::vector<std::string> &access, const std::string &user) {
     return access.empty() || std::find(access.begin(), access.end(), user) != access.end();
 }
 
-std::string checkAccessList(const char* what, const std::string& name, const std::vector<std::string>& access) {
-    for (const auto& a : access)
+std::string checkAccessList(const char *what, const std::string &name, const std::vector<std::string> &access) {
+    for (const auto &a : access)
         if (a.empty() || a.find(',') != std::string::npos)
             return fmt::format("{} {}: access entry '{}' must be a non-empty extension without commas", what, name, a);
     return {};
@@ -130,9 +161,9 @@ CallResult okEmpty() {
 } // namespace
 
 struct Engine::Impl {
-    Impl(Clock& c, std::string p, OpenOptions o) : clock(c), path(std::move(p)), options(o) {}
+    Impl(Clock &c, std::string p, OpenOptions o) : clock(c), path(std::move(p)), options(o) {}
 
-    Clock& clock;
+    Clock &clock;
     std::string path;
     OpenOptions options;
     Db db;
@@ -146,82 +177,89 @@ struct Engine::Impl {
     // ---- helpers ----
     Millis now() const { return clock.nowMs(); }
 
-    DomainSettings domainSettings(const std::string& name) const {
+    DomainSettings domainSettings(const std::string &name) const {
         auto it = domains.find(name);
-        if (it != domains.end()) return it->second;
+        if (it != domains.end())
+            return it->second;
         DomainSettings d; // never configured: defaults under that name
         d.name = name;
         return d;
     }
 
-    bool openExtensions(const std::string& name) const {
+    bool openExtensions(const std::string &name) const {
         auto it = domains.find(name);
         return it == domains.end() || it->second.openExtensions;
     }
 
     std::optional<ParkedCall> callById(CallId id) {
-        Stmt& s = db.q("SELECT " CALL_COLS " FROM parked_calls WHERE id = ?");
+        Stmt &s = db.q("SELECT " CALL_COLS " FROM parked_calls WHERE id = ?");
         s.bind(1, id);
-        if (!s.step()) return std::nullopt;
+        if (!s.step())
+            return std::nullopt;
         return readCall(s);
     }
 
-    std::int64_t liveCountInDomain(const std::string& domain) {
-        Stmt& s = db.q("SELECT count(*) FROM parked_calls WHERE domain = ?");
+    std::int64_t liveCountInDomain(const std::string &domain) {
+        Stmt &s = db.q("SELECT count(*) FROM parked_calls WHERE domain = ?");
         s.bind(1, domain);
         s.step();
         return s.i64(0);
     }
 
-    std::int64_t liveCountOnExt(const std::string& domain, const std::string& ext) {
-        Stmt& s = db.q("SELECT count(*) FROM parked_calls WHERE domain = ? AND extension = ?");
+    std::int64_t liveCountOnExt(const std::string &domain, const std::string &ext) {
+        Stmt &s = db.q("SELECT count(*) FROM parked_calls WHERE domain = ? AND extension = ?");
         s.bind(1, domain).bind(2, ext);
         s.step();
         return s.i64(0);
     }
 
-    bool slotTaken(const std::string& domain, const std::string& lot, int slot) {
-        Stmt& s = db.q("SELECT 1 FROM parked_calls WHERE domain = ? AND lot = ? AND slot = ? AND lot <> ''");
+    bool slotTaken(const std::string &domain, const std::string &lot, int slot) {
+        Stmt &s = db.q("SELECT 1 FROM parked_calls WHERE domain = ? AND lot = ? AND slot = ? AND lot <> ''");
         s.bind(1, domain).bind(2, lot).bind(3, slot);
         return s.step();
     }
 
-    bool knownExtension(const std::string& domain, const std::string& ext) {
-        if (openExtensions(domain)) return true;
-        Stmt& s = db.q("SELECT 1 FROM extensions WHERE domain = ? AND ext = ?");
+    bool knownExtension(const std::string &domain, const std::string &ext) {
+        if (openExtensions(domain))
+            return true;
+        Stmt &s = db.q("SELECT 1 FROM extensions WHERE domain = ? AND ext = ?");
         s.bind(1, domain).bind(2, ext);
         return s.step();
     }
 
-    std::optional<Group> loadGroup(const std::string& domain, const std::string& name) {
-        Stmt& s = db.q("SELECT notify_parker, occupied, recall_seconds, recall_mode, ring_seconds, alternate_wait, "
+    std::optional<Group> loadGroup(const std::string &domain, const std::string &name) {
+        Stmt &s = db.q("SELECT notify_parker, occupied, recall_seconds, recall_mode, ring_seconds, alternate_wait, "
                        "retry_seconds, alternate, access FROM call_groups WHERE domain = ? AND name = ?");
         s.bind(1, domain).bind(2, name);
-        if (!s.step()) return std::nullopt;
+        if (!s.step())
+            return std::nullopt;
         Group g;
         g.domain = domain;
         g.name = name;
         g.notifyParker = s.i32(0) != 0;
         g.settings = readOverrides(s, 1);
         g.access = splitAccess(s.text(8));
-        Stmt& m = db.q("SELECT ext FROM group_members WHERE domain = ? AND grp = ? ORDER BY position");
+        Stmt &m = db.q("SELECT ext FROM group_members WHERE domain = ? AND grp = ? ORDER BY position");
         m.bind(1, domain).bind(2, name);
-        while (m.step()) g.members.push_back(m.text(0));
+        while (m.step())
+            g.members.push_back(m.text(0));
         return g;
     }
 
-    std::optional<std::string> groupNameOf(const std::string& domain, const std::string& user) {
-        Stmt& s = db.q("SELECT grp FROM group_members WHERE domain = ? AND ext = ?");
+    std::optional<std::string> groupNameOf(const std::string &domain, const std::string &user) {
+        Stmt &s = db.q("SELECT grp FROM group_members WHERE domain = ? AND ext = ?");
         s.bind(1, domain).bind(2, user);
-        if (!s.step()) return std::nullopt;
+        if (!s.step())
+            return std::nullopt;
         return s.text(0);
     }
 
-    std::optional<Lot> loadLot(const std::string& domain, const std::string& name) {
-        Stmt& s = db.q("SELECT first_slot, last_slot, choice, occupied, recall_seconds, recall_mode, ring_seconds, "
+    std::optional<Lot> loadLot(const std::string &domain, const std::string &name) {
+        Stmt &s = db.q("SELECT first_slot, last_slot, choice, occupied, recall_seconds, recall_mode, ring_seconds, "
                        "alternate_wait, retry_seconds, alternate, access FROM lots WHERE domain = ? AND name = ?");
         s.bind(1, domain).bind(2, name);
-        if (!s.step()) return std::nullopt;
+        if (!s.step())
+            return std::nullopt;
         Lot l;
         l.domain = domain;
         l.name = name;
@@ -233,19 +271,21 @@ struct Engine::Impl {
         return l;
     }
 
-    std::vector<Target> targetsOf(const ParkedCall& c) {
+    std::vector<Target> targetsOf(const ParkedCall &c) {
         std::vector<Target> t;
-        if (!c.extension.empty()) t.push_back({TargetKind::Extension, c.domain, c.extension, 0});
+        if (!c.extension.empty())
+            t.push_back({TargetKind::Extension, c.domain, c.extension, 0});
         if (!c.lot.empty()) {
             t.push_back({TargetKind::Slot, c.domain, c.lot, c.slot});
             t.push_back({TargetKind::Lot, c.domain, c.lot, 0});
         }
-        if (!c.group.empty()) t.push_back({TargetKind::Group, c.domain, c.group, 0});
+        if (!c.group.empty())
+            t.push_back({TargetKind::Group, c.domain, c.group, 0});
         return t;
     }
 
-    std::int64_t bumpTarget(const Target& t) {
-        Stmt& s = db.q("INSERT INTO target_versions (domain, target, version) VALUES (?, ?, 1) "
+    std::int64_t bumpTarget(const Target &t) {
+        Stmt &s = db.q("INSERT INTO target_versions (domain, target, version) VALUES (?, ?, 1) "
                        "ON CONFLICT (domain, target) DO UPDATE SET version = version + 1 RETURNING version");
         s.bind(1, t.domain).bind(2, t.key());
         s.step();
@@ -254,15 +294,15 @@ struct Engine::Impl {
         return v;
     }
 
-    std::int64_t versionOf(const Target& t) {
-        Stmt& s = db.q("SELECT version FROM target_versions WHERE domain = ? AND target = ?");
+    std::int64_t versionOf(const Target &t) {
+        Stmt &s = db.q("SELECT version FROM target_versions WHERE domain = ? AND target = ?");
         s.bind(1, t.domain).bind(2, t.key());
         return s.step() ? s.i64(0) : 0;
     }
 
     // Record an event inside the current transaction (versions and sequence are bumped now, in the same
     // commit); it is delivered after the commit by flush().
-    void emit(EventKind kind, const ParkedCall& call, const std::optional<ParkedCall>& previous = std::nullopt) {
+    void emit(EventKind kind, const ParkedCall &call, const std::optional<ParkedCall> &previous = std::nullopt) {
         ChangeEvent e;
         e.kind = kind;
         e.at = now();
@@ -270,10 +310,12 @@ struct Engine::Impl {
         e.previous = previous;
         std::vector<Target> ts = targetsOf(call);
         if (previous)
-            for (const Target& t : targetsOf(*previous))
-                if (std::find(ts.begin(), ts.end(), t) == ts.end()) ts.push_back(t);
-        for (const Target& t : ts) e.targets.push_back({t, bumpTarget(t)});
-        Stmt& s = db.q("UPDATE meta SET value = value + 1 WHERE key = 'event_sequence' RETURNING value");
+            for (const Target &t : targetsOf(*previous))
+                if (std::find(ts.begin(), ts.end(), t) == ts.end())
+                    ts.push_back(t);
+        for (const Target &t : ts)
+            e.targets.push_back({t, bumpTarget(t)});
+        Stmt &s = db.q("UPDATE meta SET value = value + 1 WHERE key = 'event_sequence' RETURNING value");
         s.step();
         e.sequence = s.i64(0);
         s.run();
@@ -284,8 +326,8 @@ struct Engine::Impl {
         std::vector<ChangeEvent> events;
         events.swap(pending);
         auto ls = listeners; // a listener may add/remove listeners
-        for (const ChangeEvent& e : events)
-            for (auto& [id, l] : ls) {
+        for (const ChangeEvent &e : events)
+            for (auto &[id, l] : ls) {
                 try {
                     l(e);
                 } catch (...) {
@@ -296,15 +338,15 @@ struct Engine::Impl {
 
     // Run `body` inside BEGIN IMMEDIATE .. COMMIT; storage failures become ErrorCode::Storage; events are
     // delivered only when the body succeeded and the commit went through.
-    template <class R, class F>
-    R transact(F&& body) {
+    template <class R, class F> R transact(F &&body) {
         pending.clear();
         R r;
         try {
             Txn txn(db);
             r = body();
-            if (r.ok) txn.commit();
-        } catch (const StorageError& e) {
+            if (r.ok)
+                txn.commit();
+        } catch (const StorageError &e) {
             pending.clear();
             R f;
             f.ok = false;
@@ -312,13 +354,15 @@ struct Engine::Impl {
             f.message = fmt::format("database {}: {}", path, e.what());
             return f;
         }
-        if (r.ok) flush();
-        else pending.clear();
+        if (r.ok)
+            flush();
+        else
+            pending.clear();
         return r;
     }
 
-    void insertCall(ParkedCall& c) {
-        Stmt& s = db.q("INSERT INTO parked_calls (domain, extension, lot, slot, parker, parked_uri, parked_display, "
+    void insertCall(ParkedCall &c) {
+        Stmt &s = db.q("INSERT INTO parked_calls (domain, extension, lot, slot, parker, parked_uri, parked_display, "
                        "grp, parked_at, recall_at, recall_stage, state, blob, version, request_key, retriever, "
                        "recall_answered, recall_seconds, recall_mode, ring_seconds, alternate_wait, retry_seconds, "
                        "alternate, max_park_seconds) VALUES (?,?,?,?,?,?,?,?,?,?,0,'parked',?,1,?,'',0,?,?,?,?,?,?,?)");
@@ -336,9 +380,9 @@ struct Engine::Impl {
     }
 
     // Persist the mutable fields of a call and bump its version.
-    void saveCall(ParkedCall& c) {
+    void saveCall(ParkedCall &c) {
         c.version += 1;
-        Stmt& s = db.q("UPDATE parked_calls SET extension = ?, lot = ?, slot = ?, grp = ?, recall_at = ?, "
+        Stmt &s = db.q("UPDATE parked_calls SET extension = ?, lot = ?, slot = ?, grp = ?, recall_at = ?, "
                        "recall_stage = ?, state = ?, version = ?, retriever = ?, recall_answered = ?, final_recall = ? "
                        "WHERE id = ?");
         s.bind(1, c.extension).bind(2, c.lot).bind(3, c.slot).bind(4, c.group).bind(5, c.recallAt);
@@ -347,8 +391,8 @@ struct Engine::Impl {
         s.run();
     }
 
-    void deleteCall(ParkedCall& c) {
-        Stmt& s = db.q("DELETE FROM parked_calls WHERE id = ?");
+    void deleteCall(ParkedCall &c) {
+        Stmt &s = db.q("DELETE FROM parked_calls WHERE id = ?");
         s.bind(1, c.id);
         s.run();
         c.version += 1;
@@ -356,7 +400,7 @@ struct Engine::Impl {
     }
 
     // Pick a slot of `lot`: `want` if given (must be free), else by the lot's choice. Updates last_used.
-    std::pair<int, CallResult> pickSlot(const std::string& domain, const Lot& lot, int want, CallId ignore = 0) {
+    std::pair<int, CallResult> pickSlot(const std::string &domain, const Lot &lot, int want, CallId ignore = 0) {
         (void)ignore;
         if (want != 0) {
             if (want < lot.firstSlot || want > lot.lastSlot)
@@ -367,26 +411,30 @@ struct Engine::Impl {
             return {want, okEmpty()};
         }
         std::set<int> taken;
-        Stmt& s = db.q("SELECT slot FROM parked_calls WHERE domain = ? AND lot = ? AND lot <> ''");
+        Stmt &s = db.q("SELECT slot FROM parked_calls WHERE domain = ? AND lot = ? AND lot <> ''");
         s.bind(1, domain).bind(2, lot.name);
-        while (s.step()) taken.insert(s.i32(0));
+        while (s.step())
+            taken.insert(s.i32(0));
         int start = lot.firstSlot;
         if (lot.choice == SlotChoice::Next) {
-            Stmt& l = db.q("SELECT last_used FROM lots WHERE domain = ? AND name = ?");
+            Stmt &l = db.q("SELECT last_used FROM lots WHERE domain = ? AND name = ?");
             l.bind(1, domain).bind(2, lot.name);
             int last = l.step() ? l.i32(0) : 0;
-            if (last >= lot.firstSlot && last < lot.lastSlot) start = last + 1;
+            if (last >= lot.firstSlot && last < lot.lastSlot)
+                start = last + 1;
         }
         int n = lot.lastSlot - lot.firstSlot + 1;
         for (int i = 0; i < n; ++i) {
             int slot = lot.firstSlot + (start - lot.firstSlot + i) % n;
-            if (!taken.count(slot)) return {slot, okEmpty()};
+            if (!taken.count(slot))
+                return {slot, okEmpty()};
         }
-        return {0, fail(ErrorCode::LotFull, fmt::format("lot {} is full ({}-{})", lot.name, lot.firstSlot, lot.lastSlot))};
+        return {0,
+                fail(ErrorCode::LotFull, fmt::format("lot {} is full ({}-{})", lot.name, lot.firstSlot, lot.lastSlot))};
     }
 
-    void markSlotUsed(const std::string& domain, const std::string& lot, int slot) {
-        Stmt& s = db.q("UPDATE lots SET last_used = ? WHERE domain = ? AND name = ?");
+    void markSlotUsed(const std::string &domain, const std::string &lot, int slot) {
+        Stmt &s = db.q("UPDATE lots SET last_used = ? WHERE domain = ? AND name = ?");
         s.bind(1, slot).bind(2, domain).bind(3, lot);
         s.run();
     }
@@ -400,7 +448,7 @@ struct Engine::Impl {
         OccupiedPolicy occupied = OccupiedPolicy::Stack;
     };
 
-    Plan planPark(const ParkRequest& req) {
+    Plan planPark(const ParkRequest &req) {
         Plan p;
         const DomainSettings d = domainSettings(req.domain);
         p.recall = d.recall;
@@ -413,11 +461,13 @@ struct Engine::Impl {
             std::int64_t live = liveCountInDomain(req.domain);
             if (live >= d.maxParked)
                 return failWith(ErrorCode::DomainFull, fmt::format("domain {} already holds {} parked calls "
-                                                                   "(max_parked)", req.domain, live));
+                                                                   "(max_parked)",
+                                                                   req.domain, live));
         }
         auto applyRule = [&] {
             req.overrides.applyTo(p.recall);
-            if (req.overrides.occupied) p.occupied = *req.overrides.occupied;
+            if (req.overrides.occupied)
+                p.occupied = *req.overrides.occupied;
         };
         switch (req.how) {
         case ParkHow::Own:
@@ -435,37 +485,43 @@ struct Engine::Impl {
                 return failWith(ErrorCode::Occupied, fmt::format("extension {} already has a parked call", ext));
             if (d.maxParkedPerExtension > 0 && here >= d.maxParkedPerExtension)
                 return failWith(ErrorCode::ExtensionFull, fmt::format("extension {} already holds {} parked calls "
-                                                                      "(max_parked_per_extension)", ext, here));
+                                                                      "(max_parked_per_extension)",
+                                                                      ext, here));
             p.extension = ext;
             break;
         }
         case ParkHow::Group: {
-            if (req.parker.empty()) return failWith(ErrorCode::BadRequest, "group park needs the parker");
+            if (req.parker.empty())
+                return failWith(ErrorCode::BadRequest, "group park needs the parker");
             auto gname = groupNameOf(req.domain, req.parker);
             if (!gname)
-                return failWith(ErrorCode::NoGroup, fmt::format("{} is in no call-park group of domain {}", req.parker,
-                                                                req.domain));
+                return failWith(ErrorCode::NoGroup,
+                                fmt::format("{} is in no call-park group of domain {}", req.parker, req.domain));
             auto g = loadGroup(req.domain, *gname);
             if (!g || g->members.empty())
                 return failWith(ErrorCode::NoGroup, fmt::format("call-park group {} has no members", *gname));
             g->settings.applyTo(p.recall);
-            if (g->settings.occupied) p.occupied = *g->settings.occupied;
+            if (g->settings.occupied)
+                p.occupied = *g->settings.occupied;
             applyRule();
             // SPEC §2: hunt in configured order, always from the first; first member with no call, or with
             // stacking the first member with the fewest calls.
             std::int64_t best = -1;
-            for (const std::string& m : g->members) {
+            for (const std::string &m : g->members) {
                 std::int64_t n = liveCountOnExt(req.domain, m);
-                if (d.maxParkedPerExtension > 0 && n >= d.maxParkedPerExtension) continue; // at its cap
+                if (d.maxParkedPerExtension > 0 && n >= d.maxParkedPerExtension)
+                    continue; // at its cap
                 if (best < 0 || n < best) {
                     best = n;
                     p.extension = m;
                 }
-                if (n == 0) break;
+                if (n == 0)
+                    break;
             }
             if (best < 0) // every member is at max_parked_per_extension
                 return failWith(ErrorCode::GroupFull, fmt::format("every member of call-park group {} holds "
-                                                                  "max_parked_per_extension calls", *gname));
+                                                                  "max_parked_per_extension calls",
+                                                                  *gname));
             if (best > 0 && p.occupied == OccupiedPolicy::Reject) {
                 p.extension.clear();
                 return failWith(ErrorCode::GroupFull,
@@ -475,15 +531,18 @@ struct Engine::Impl {
             break;
         }
         case ParkHow::Lot: {
-            if (req.lot.empty()) return failWith(ErrorCode::BadRequest, "lot park needs a lot");
+            if (req.lot.empty())
+                return failWith(ErrorCode::BadRequest, "lot park needs a lot");
             auto lot = loadLot(req.domain, req.lot);
-            if (!lot) return failWith(ErrorCode::UnknownLot, fmt::format("lot {} does not exist in domain {}", req.lot,
-                                                                         req.domain));
+            if (!lot)
+                return failWith(ErrorCode::UnknownLot,
+                                fmt::format("lot {} does not exist in domain {}", req.lot, req.domain));
             if (!allowed(lot->access, req.parker))
-                return failWith(ErrorCode::Forbidden,
-                                fmt::format("{} may not park into lot {}", req.parker.empty() ? "?" : req.parker, lot->name));
+                return failWith(ErrorCode::Forbidden, fmt::format("{} may not park into lot {}",
+                                                                  req.parker.empty() ? "?" : req.parker, lot->name));
             lot->settings.applyTo(p.recall);
-            if (lot->settings.occupied) p.occupied = *lot->settings.occupied;
+            if (lot->settings.occupied)
+                p.occupied = *lot->settings.occupied;
             applyRule();
             auto [slot, r] = pickSlot(req.domain, *lot, req.slot);
             if (!r.ok) {
@@ -496,7 +555,8 @@ struct Engine::Impl {
         }
         }
         // A ladder that needs an alternate but has none rings the parker only (documented in docs/engine.md).
-        if (p.recall.mode != RecallMode::Parker && !p.recall.alternate) p.recall.mode = RecallMode::Parker;
+        if (p.recall.mode != RecallMode::Parker && !p.recall.alternate)
+            p.recall.mode = RecallMode::Parker;
         p.recall.recallSeconds = std::clamp(p.recall.recallSeconds, 1, 3600);
         // The first recall comes no later than the maximum park time (it is then the final one).
         if (p.recall.maxParkSeconds > 0)
@@ -504,40 +564,50 @@ struct Engine::Impl {
         return p;
     }
 
-    std::optional<ParkedCall> byKey(const std::string& domain, const std::string& key) {
-        Stmt& s = db.q("SELECT " CALL_COLS " FROM parked_calls WHERE domain = ? AND request_key = ? AND request_key <> ''");
+    std::optional<ParkedCall> byKey(const std::string &domain, const std::string &key) {
+        Stmt &s =
+            db.q("SELECT " CALL_COLS " FROM parked_calls WHERE domain = ? AND request_key = ? AND request_key <> ''");
         s.bind(1, domain).bind(2, key);
-        if (!s.step()) return std::nullopt;
+        if (!s.step())
+            return std::nullopt;
         return readCall(s);
     }
 
     // The call a retrieve request designates (not yet claimed), or the error.
-    CallResult findForRetrieve(const RetrieveRequest& req) {
-        if (req.domain.empty()) return fail(ErrorCode::BadRequest, "retrieve needs the retriever's domain");
+    CallResult findForRetrieve(const RetrieveRequest &req) {
+        if (req.domain.empty())
+            return fail(ErrorCode::BadRequest, "retrieve needs the retriever's domain");
         std::vector<ParkedCall> calls;
         switch (req.by) {
         case RetrieveRequest::By::Own:
         case RetrieveRequest::By::Extension: {
-            const std::string& ext = req.by == RetrieveRequest::By::Own ? req.retriever : req.extension;
-            if (ext.empty()) return fail(ErrorCode::BadRequest, "retrieve needs an extension");
-            Stmt& s = db.q("SELECT " CALL_COLS " FROM parked_calls WHERE domain = ? AND extension = ? "
+            const std::string &ext = req.by == RetrieveRequest::By::Own ? req.retriever : req.extension;
+            if (ext.empty())
+                return fail(ErrorCode::BadRequest, "retrieve needs an extension");
+            Stmt &s = db.q("SELECT " CALL_COLS " FROM parked_calls WHERE domain = ? AND extension = ? "
                            "ORDER BY parked_at, id");
             s.bind(1, req.domain).bind(2, ext);
-            while (s.step()) calls.push_back(readCall(s));
-            if (calls.empty()) return fail(ErrorCode::NotFound, fmt::format("nothing is parked on {}", ext));
+            while (s.step())
+                calls.push_back(readCall(s));
+            if (calls.empty())
+                return fail(ErrorCode::NotFound, fmt::format("nothing is parked on {}", ext));
             break;
         }
         case RetrieveRequest::By::Slot: {
-            Stmt& s = db.q("SELECT " CALL_COLS " FROM parked_calls WHERE domain = ? AND lot = ? AND slot = ? AND lot <> ''");
+            Stmt &s =
+                db.q("SELECT " CALL_COLS " FROM parked_calls WHERE domain = ? AND lot = ? AND slot = ? AND lot <> ''");
             s.bind(1, req.domain).bind(2, req.lot).bind(3, req.slot);
-            while (s.step()) calls.push_back(readCall(s));
+            while (s.step())
+                calls.push_back(readCall(s));
             if (calls.empty())
-                return fail(ErrorCode::NotFound, fmt::format("nothing is parked in slot {} of lot {}", req.slot, req.lot));
+                return fail(ErrorCode::NotFound,
+                            fmt::format("nothing is parked in slot {} of lot {}", req.slot, req.lot));
             break;
         }
         case RetrieveRequest::By::Id: {
             auto c = callById(req.id);
-            if (!c) return fail(ErrorCode::NotFound, fmt::format("no parked call {}", req.id));
+            if (!c)
+                return fail(ErrorCode::NotFound, fmt::format("no parked call {}", req.id));
             if (c->domain != req.domain)
                 return fail(ErrorCode::Forbidden, fmt::format("call {} belongs to another domain", req.id));
             calls.push_back(*c);
@@ -546,54 +616,60 @@ struct Engine::Impl {
         }
         // Optional access lists (SPEC §3): calls the retriever may not take are skipped.
         std::vector<ParkedCall> mayTake;
-        for (const ParkedCall& c : calls)
-            if (mayRetrieve(c, req.retriever)) mayTake.push_back(c);
+        for (const ParkedCall &c : calls)
+            if (mayRetrieve(c, req.retriever))
+                mayTake.push_back(c);
         if (mayTake.empty())
             return fail(ErrorCode::Forbidden, fmt::format("{} may not retrieve that call (access list)",
                                                           req.retriever.empty() ? "?" : req.retriever));
-        for (const ParkedCall& c : mayTake)
-            if (c.state == CallState::Parked || c.state == CallState::Recalling) return okCall(c); // oldest first
+        for (const ParkedCall &c : mayTake)
+            if (c.state == CallState::Parked || c.state == CallState::Recalling)
+                return okCall(c); // oldest first
         CallResult r = fail(ErrorCode::Busy, "the parked call is already being retrieved");
         r.call = mayTake.front();
         return r;
     }
 
-    bool mayRetrieve(const ParkedCall& c, const std::string& user) {
+    bool mayRetrieve(const ParkedCall &c, const std::string &user) {
         if (!c.lot.empty()) {
             auto lot = loadLot(c.domain, c.lot);
-            if (lot && !allowed(lot->access, user)) return false;
+            if (lot && !allowed(lot->access, user))
+                return false;
         }
         if (!c.group.empty()) {
             auto g = loadGroup(c.domain, c.group);
-            if (g && !allowed(g->access, user)) return false;
+            if (g && !allowed(g->access, user))
+                return false;
         }
         return true;
     }
 
     // Whom a recall attempt rings.
-    RecallStep describe(const ParkedCall& c, int attempt) {
+    RecallStep describe(const ParkedCall &c, int attempt) {
         RecallStep st;
         st.ok = true;
         st.call = c;
         st.attempt = attempt;
         auto ladder = recallLadder(c.recall);
         size_t idx = std::min(static_cast<size_t>(std::max(attempt, 1) - 1), ladder.size() - 1);
-        const LadderRung& rung = ladder[idx];
+        const LadderRung &rung = ladder[idx];
         st.target = rung.target;
         st.ringSeconds = rung.ringSeconds;
         st.ring = ringList(c, rung.target);
-        const LadderRung& next = ladder[std::min(idx + 1, ladder.size() - 1)];
+        const LadderRung &next = ladder[std::min(idx + 1, ladder.size() - 1)];
         st.nextAttempt = attempt + 1;
         st.nextTarget = next.target;
         st.nextDelaySeconds = rung.delayAfterSeconds;
         return st;
     }
 
-    std::vector<std::string> ringList(const ParkedCall& c, const RecallTarget& t) {
+    std::vector<std::string> ringList(const ParkedCall &c, const RecallTarget &t) {
         switch (t.kind) {
         case RecallTarget::Kind::Parker:
-            if (!c.parker.empty()) return {c.parker};
-            if (!c.extension.empty()) return {c.extension}; // parker unknown: ring the parked-on extension
+            if (!c.parker.empty())
+                return {c.parker};
+            if (!c.extension.empty())
+                return {c.extension}; // parker unknown: ring the parked-on extension
             if (c.recall.alternate && c.recall.alternate->kind != RecallTarget::Kind::Parker)
                 return ringList(c, *c.recall.alternate);
             return {};
@@ -610,7 +686,7 @@ struct Engine::Impl {
 
     void loadDomains() {
         domains.clear();
-        Stmt& s = db.q("SELECT name, park_code, group_park_code, retrieve_code, occupied, recall_seconds, recall_mode, "
+        Stmt &s = db.q("SELECT name, park_code, group_park_code, retrieve_code, occupied, recall_seconds, recall_mode, "
                        "ring_seconds, alternate_wait, retry_seconds, alternate, open_extensions, dpid, default_rules, "
                        "max_parked, max_parked_per_extension, max_park_seconds FROM domains");
         while (s.step()) {
@@ -638,7 +714,7 @@ struct Engine::Impl {
 
     std::vector<Rule> loadStoredRules() {
         std::vector<Rule> out;
-        Stmt& s = db.q("SELECT id, domain, dpid, pr, match_op, match_exp, match_len, subst_exp, repl_exp, attrs, "
+        Stmt &s = db.q("SELECT id, domain, dpid, pr, match_op, match_exp, match_len, subst_exp, repl_exp, attrs, "
                        "disabled, continue FROM rules ORDER BY dpid, pr, id");
         while (s.step()) {
             Rule r;
@@ -661,22 +737,27 @@ struct Engine::Impl {
 
     std::vector<DomainSettings> domainList() const {
         std::vector<DomainSettings> v;
-        for (const auto& [n, d] : domains) v.push_back(d);
+        for (const auto &[n, d] : domains)
+            v.push_back(d);
         return v;
     }
 
     // Rebuild the compiled rule set from `stored` + current domains; swap only on success.
-    std::vector<RuleError> rebuildRules(const std::vector<Rule>& stored) {
+    std::vector<RuleError> rebuildRules(const std::vector<Rule> &stored) {
         std::vector<RuleError> errors;
         auto set = buildRuleSet(stored, domainList(), errors);
-        if (set) rules = std::move(set);
+        if (set)
+            rules = std::move(set);
         return errors;
     }
 
-    void insertRule(Rule& r) {
-        Stmt& s = db.q("INSERT INTO rules (id, domain, dpid, pr, match_op, match_exp, match_len, subst_exp, repl_exp, "
+    void insertRule(Rule &r) {
+        Stmt &s = db.q("INSERT INTO rules (id, domain, dpid, pr, match_op, match_exp, match_len, subst_exp, repl_exp, "
                        "attrs, disabled, continue) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)");
-        if (r.id > 0) s.bind(1, r.id); else s.bindNull(1);
+        if (r.id > 0)
+            s.bind(1, r.id);
+        else
+            s.bindNull(1);
         s.bind(2, r.domain).bind(3, r.dpid).bind(4, r.pr).bind(5, static_cast<int>(r.matchOp)).bind(6, r.matchExp);
         s.bind(7, r.matchLen).bind(8, r.substExp).bind(9, r.replExp).bind(10, r.attrs);
         s.bind(11, r.disabled ? 1 : 0).bind(12, r.cont ? 1 : 0);
@@ -688,20 +769,21 @@ struct Engine::Impl {
 // ---------------------------------------------------------------------------------------------------------
 // Open
 
-std::unique_ptr<Engine> Engine::open(const std::string& path, Clock& clock, OpenOptions options) {
+std::unique_ptr<Engine> Engine::open(const std::string &path, Clock &clock, OpenOptions options) {
     auto impl = std::make_unique<Impl>(clock, path, options);
-    auto die = [&](const std::string& what) -> std::runtime_error {
+    auto die = [&](const std::string &what) -> std::runtime_error {
         return std::runtime_error(fmt::format("park engine database '{}': {}", path, what));
     };
     std::string e = impl->db.open(path, options.busyTimeoutMs);
-    if (!e.empty()) throw die("cannot open: " + e);
-    Db& db = impl->db;
+    if (!e.empty())
+        throw die("cannot open: " + e);
+    Db &db = impl->db;
     int userVersion = 0;
     try {
         Stmt s(db.handle(), "PRAGMA user_version");
         s.step();
         userVersion = s.i32(0);
-    } catch (const StorageError& err) {
+    } catch (const StorageError &err) {
         std::string why = err.what();
         if (why.find("not a database") != std::string::npos || why.find("malformed") != std::string::npos)
             throw die(fmt::format("not a usable SQLite database ({}); refusing to reset it", why));
@@ -709,8 +791,8 @@ std::unique_ptr<Engine> Engine::open(const std::string& path, Clock& clock, Open
     }
     const int latest = migrations().empty() ? 0 : migrations().back().version;
     if (userVersion > latest)
-        throw die(fmt::format("schema version {} is newer than this engine supports ({}); upgrade parkway",
-                              userVersion, latest));
+        throw die(fmt::format("schema version {} is newer than this engine supports ({}); upgrade parkway", userVersion,
+                              latest));
     if (userVersion == 0) {
         Stmt s(db.handle(), "SELECT count(*) FROM sqlite_master WHERE type = 'table'");
         s.step();
@@ -719,29 +801,37 @@ std::unique_ptr<Engine> Engine::open(const std::string& path, Clock& clock, Open
     }
     if (path != ":memory:" && path.rfind("file::memory:", 0) != 0) {
         e = db.execError("PRAGMA journal_mode = WAL");
-        if (!e.empty()) throw die("cannot enable WAL: " + e);
+        if (!e.empty())
+            throw die("cannot enable WAL: " + e);
     }
     e = db.execError(options.fsyncEveryCommit ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL");
-    if (!e.empty()) throw die(e);
+    if (!e.empty())
+        throw die(e);
     if (options.integrityCheck && userVersion > 0) {
         try {
             Stmt s(db.handle(), "PRAGMA quick_check");
             std::string problems;
             while (s.step()) {
                 std::string line = s.text(0);
-                if (line != "ok") problems += (problems.empty() ? "" : "; ") + line;
+                if (line != "ok")
+                    problems += (problems.empty() ? "" : "; ") + line;
             }
-            if (!problems.empty()) throw die("corrupt (quick_check: " + problems + ")");
-        } catch (const StorageError& err) {
+            if (!problems.empty())
+                throw die("corrupt (quick_check: " + problems + ")");
+        } catch (const StorageError &err) {
             throw die(fmt::format("corrupt ({})", err.what()));
         }
     }
-    for (const Migration& m : migrations()) {
-        if (m.version <= userVersion) continue;
+    for (const Migration &m : migrations()) {
+        if (m.version <= userVersion)
+            continue;
         e = db.execError("BEGIN IMMEDIATE");
-        if (e.empty()) e = db.execError(m.sql);
-        if (e.empty()) e = db.execError(fmt::format("PRAGMA user_version = {}", m.version).c_str());
-        if (e.empty()) e = db.execError("COMMIT");
+        if (e.empty())
+            e = db.execError(m.sql);
+        if (e.empty())
+            e = db.execError(fmt::format("PRAGMA user_version = {}", m.version).c_str());
+        if (e.empty())
+            e = db.execError("COMMIT");
         if (!e.empty()) {
             db.execError("ROLLBACK");
             throw die(fmt::format("migration {} failed: {}", m.name, e));
@@ -759,16 +849,19 @@ std::unique_ptr<Engine> Engine::open(const std::string& path, Clock& clock, Open
             // Leave the broken rules out so parking keeps working; report them (ruleLoadErrors()).
             impl->ruleLoadErrors = errors;
             std::set<std::int64_t> bad;
-            for (const auto& re : errors) bad.insert(re.ruleId);
+            for (const auto &re : errors)
+                bad.insert(re.ruleId);
             std::vector<Rule> good;
-            for (const auto& r : stored)
-                if (!bad.count(r.id)) good.push_back(r);
+            for (const auto &r : stored)
+                if (!bad.count(r.id))
+                    good.push_back(r);
             std::vector<RuleError> again;
             set = buildRuleSet(good, impl->domainList(), again);
-            if (!set) throw die("cannot compile rules: " + (again.empty() ? std::string("?") : again.front().message));
+            if (!set)
+                throw die("cannot compile rules: " + (again.empty() ? std::string("?") : again.front().message));
         }
         impl->rules = set;
-    } catch (const StorageError& err) {
+    } catch (const StorageError &err) {
         throw die(err.what());
     }
     return std::unique_ptr<Engine>(new Engine(std::move(impl)));
@@ -777,43 +870,57 @@ std::unique_ptr<Engine> Engine::open(const std::string& path, Clock& clock, Open
 Engine::Engine(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Engine::~Engine() = default;
 
-const std::string& Engine::path() const { return impl_->path; }
-int Engine::schemaVersion() { return migrations().empty() ? 0 : migrations().back().version; }
-const std::vector<RuleError>& Engine::ruleLoadErrors() const { return impl_->ruleLoadErrors; }
+const std::string &Engine::path() const {
+    return impl_->path;
+}
+int Engine::schemaVersion() {
+    return migrations().empty() ? 0 : migrations().back().version;
+}
+const std::vector<RuleError> &Engine::ruleLoadErrors() const {
+    return impl_->ruleLoadErrors;
+}
 
 std::vector<ParkedCall> Engine::liveCalls() const {
     std::vector<ParkedCall> v;
-    Stmt& s = impl_->db.q("SELECT " CALL_COLS " FROM parked_calls ORDER BY recall_at, id");
-    while (s.step()) v.push_back(readCall(s));
+    Stmt &s = impl_->db.q("SELECT " CALL_COLS " FROM parked_calls ORDER BY recall_at, id");
+    while (s.step())
+        v.push_back(readCall(s));
     return v;
 }
 
 std::vector<ParkedCall> Engine::dueCalls() const {
     std::vector<ParkedCall> v;
-    Stmt& s = impl_->db.q("SELECT " CALL_COLS " FROM parked_calls WHERE recall_at <= ? AND state <> 'retrieving' "
+    Stmt &s = impl_->db.q("SELECT " CALL_COLS " FROM parked_calls WHERE recall_at <= ? AND state <> 'retrieving' "
                           "ORDER BY recall_at, id");
     s.bind(1, impl_->now());
-    while (s.step()) v.push_back(readCall(s));
+    while (s.step())
+        v.push_back(readCall(s));
     return v;
 }
 
 // ---------------------------------------------------------------------------------------------------------
 // Domains, extensions, groups, lots
 
-DomainSettings Engine::domain(const std::string& name) const { return impl_->domainSettings(name); }
+DomainSettings Engine::domain(const std::string &name) const {
+    return impl_->domainSettings(name);
+}
 
-std::vector<DomainSettings> Engine::domains() const { return impl_->domainList(); }
+std::vector<DomainSettings> Engine::domains() const {
+    return impl_->domainList();
+}
 
-Status Engine::setDomain(const DomainSettings& d) {
+Status Engine::setDomain(const DomainSettings &d) {
     std::string e = validate(d);
-    if (!e.empty()) return Status::failure(ErrorCode::BadRequest, fmt::format("domain {}: {}", d.name, e));
+    if (!e.empty())
+        return Status::failure(ErrorCode::BadRequest, fmt::format("domain {}: {}", d.name, e));
     try {
         Txn txn(impl_->db);
-        Stmt& s = impl_->db.q(
-            "INSERT OR REPLACE INTO domains (name, park_code, group_park_code, retrieve_code, occupied, recall_seconds, "
-            "recall_mode, ring_seconds, alternate_wait, retry_seconds, alternate, open_extensions, dpid, "
-            "default_rules, max_parked, max_parked_per_extension, max_park_seconds) "
-            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+        Stmt &s =
+            impl_->db.q("INSERT OR REPLACE INTO domains (name, park_code, group_park_code, retrieve_code, occupied, "
+                        "recall_seconds, "
+                        "recall_mode, ring_seconds, alternate_wait, retry_seconds, alternate, open_extensions, dpid, "
+                        "default_rules, max_parked, max_parked_per_extension, max_park_seconds) "
+                        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
         s.bind(1, d.name).bind(2, d.parkCode).bind(3, d.groupParkCode).bind(4, d.retrieveCode);
         s.bind(5, toString(d.occupied)).bind(6, d.recall.recallSeconds).bind(7, toString(d.recall.mode));
         s.bind(8, d.recall.ringSeconds).bind(9, d.recall.alternateWaitSeconds).bind(10, d.recall.retrySeconds);
@@ -822,7 +929,7 @@ Status Engine::setDomain(const DomainSettings& d) {
         s.bind(15, d.maxParked).bind(16, d.maxParkedPerExtension).bind(17, d.recall.maxParkSeconds);
         s.run();
         txn.commit();
-    } catch (const StorageError& err) {
+    } catch (const StorageError &err) {
         return Status::failure(ErrorCode::Storage, err.what());
     }
     impl_->domains[d.name] = d;
@@ -833,27 +940,28 @@ Status Engine::setDomain(const DomainSettings& d) {
         errors = impl_->rebuildRules(impl_->loadStoredRules());
     else if (set)
         impl_->rules = std::move(set);
-    if (!errors.empty()) return Status::failure(ErrorCode::BadRule, errors.front().message);
+    if (!errors.empty())
+        return Status::failure(ErrorCode::BadRule, errors.front().message);
     return Status::success();
 }
 
-Status Engine::removeDomain(const std::string& name) {
+Status Engine::removeDomain(const std::string &name) {
     try {
         Txn txn(impl_->db);
-        Stmt& c = impl_->db.q("SELECT count(*) FROM parked_calls WHERE domain = ?");
+        Stmt &c = impl_->db.q("SELECT count(*) FROM parked_calls WHERE domain = ?");
         c.bind(1, name);
         c.step();
         if (c.i64(0) > 0)
             return Status::failure(ErrorCode::BadState, fmt::format("domain {} still has parked calls", name));
-        for (const char* sql : {"DELETE FROM domains WHERE name = ?", "DELETE FROM extensions WHERE domain = ?",
-                                "DELETE FROM call_groups WHERE domain = ?", "DELETE FROM group_members WHERE domain = ?",
-                                "DELETE FROM lots WHERE domain = ?"}) {
+        for (const char *sql : {"DELETE FROM domains WHERE name = ?", "DELETE FROM extensions WHERE domain = ?",
+                                "DELETE FROM call_groups WHERE domain = ?",
+                                "DELETE FROM group_members WHERE domain = ?", "DELETE FROM lots WHERE domain = ?"}) {
             Stmt s(impl_->db.handle(), sql);
             s.bind(1, name);
             s.run();
         }
         txn.commit();
-    } catch (const StorageError& err) {
+    } catch (const StorageError &err) {
         return Status::failure(ErrorCode::Storage, err.what());
     }
     impl_->domains.erase(name);
@@ -861,217 +969,237 @@ Status Engine::removeDomain(const std::string& name) {
     return Status::success();
 }
 
-Status Engine::setExtension(const Extension& e) {
-    if (e.domain.empty() || e.ext.empty()) return Status::failure(ErrorCode::BadRequest, "extension: domain and ext are required");
+Status Engine::setExtension(const Extension &e) {
+    if (e.domain.empty() || e.ext.empty())
+        return Status::failure(ErrorCode::BadRequest, "extension: domain and ext are required");
     try {
-        Stmt& s = impl_->db.q("INSERT OR REPLACE INTO extensions (domain, ext, display) VALUES (?,?,?)");
+        Stmt &s = impl_->db.q("INSERT OR REPLACE INTO extensions (domain, ext, display) VALUES (?,?,?)");
         s.bind(1, e.domain).bind(2, e.ext).bind(3, e.display);
         s.run();
-    } catch (const StorageError& err) {
+    } catch (const StorageError &err) {
         return Status::failure(ErrorCode::Storage, err.what());
     }
     return Status::success();
 }
 
-Status Engine::removeExtension(const std::string& domain, const std::string& ext) {
+Status Engine::removeExtension(const std::string &domain, const std::string &ext) {
     try {
-        Stmt& s = impl_->db.q("DELETE FROM extensions WHERE domain = ? AND ext = ?");
+        Stmt &s = impl_->db.q("DELETE FROM extensions WHERE domain = ? AND ext = ?");
         s.bind(1, domain).bind(2, ext);
         s.run();
-    } catch (const StorageError& err) {
+    } catch (const StorageError &err) {
         return Status::failure(ErrorCode::Storage, err.what());
     }
     return Status::success();
 }
 
-std::vector<Extension> Engine::extensions(const std::string& domain) const {
+std::vector<Extension> Engine::extensions(const std::string &domain) const {
     std::vector<Extension> v;
-    Stmt& s = impl_->db.q("SELECT ext, display FROM extensions WHERE domain = ? ORDER BY ext");
+    Stmt &s = impl_->db.q("SELECT ext, display FROM extensions WHERE domain = ? ORDER BY ext");
     s.bind(1, domain);
-    while (s.step()) v.push_back({domain, s.text(0), s.text(1)});
+    while (s.step())
+        v.push_back({domain, s.text(0), s.text(1)});
     return v;
 }
 
-bool Engine::isKnownExtension(const std::string& domain, const std::string& ext) const {
+bool Engine::isKnownExtension(const std::string &domain, const std::string &ext) const {
     return impl_->knownExtension(domain, ext);
 }
 
-Status Engine::setGroup(const Group& g) {
-    if (g.domain.empty() || g.name.empty()) return Status::failure(ErrorCode::BadRequest, "group: domain and name are required");
+Status Engine::setGroup(const Group &g) {
+    if (g.domain.empty() || g.name.empty())
+        return Status::failure(ErrorCode::BadRequest, "group: domain and name are required");
     std::string e = validate(g.settings);
-    if (!e.empty()) return Status::failure(ErrorCode::BadRequest, fmt::format("group {}: {}", g.name, e));
+    if (!e.empty())
+        return Status::failure(ErrorCode::BadRequest, fmt::format("group {}: {}", g.name, e));
     if (auto bad = checkAccessList("group", g.name, g.access); !bad.empty())
         return Status::failure(ErrorCode::BadRequest, bad);
     std::set<std::string> seen;
-    for (const auto& m : g.members) {
-        if (m.empty()) return Status::failure(ErrorCode::BadRequest, fmt::format("group {}: empty member", g.name));
+    for (const auto &m : g.members) {
+        if (m.empty())
+            return Status::failure(ErrorCode::BadRequest, fmt::format("group {}: empty member", g.name));
         if (!seen.insert(m).second)
             return Status::failure(ErrorCode::BadRequest, fmt::format("group {}: member {} listed twice", g.name, m));
     }
     try {
-        Db& db = impl_->db;
+        Db &db = impl_->db;
         Txn txn(db);
-        for (const auto& m : g.members) {
+        for (const auto &m : g.members) {
             auto other = impl_->groupNameOf(g.domain, m);
             if (other && *other != g.name)
                 return Status::failure(ErrorCode::BadRequest,
                                        fmt::format("group {}: {} is already in group {} (a user is in at most one "
-                                                   "call-park group per domain)", g.name, m, *other));
+                                                   "call-park group per domain)",
+                                                   g.name, m, *other));
         }
-        Stmt& s = db.q("INSERT OR REPLACE INTO call_groups (domain, name, notify_parker, occupied, recall_seconds, "
+        Stmt &s = db.q("INSERT OR REPLACE INTO call_groups (domain, name, notify_parker, occupied, recall_seconds, "
                        "recall_mode, ring_seconds, alternate_wait, retry_seconds, alternate, access) "
                        "VALUES (?,?,?,?,?,?,?,?,?,?,?)");
         s.bind(1, g.domain).bind(2, g.name).bind(3, g.notifyParker ? 1 : 0);
         bindOverrides(s, 4, g.settings);
         s.bind(11, joinAccess(g.access));
         s.run();
-        Stmt& d = db.q("DELETE FROM group_members WHERE domain = ? AND grp = ?");
+        Stmt &d = db.q("DELETE FROM group_members WHERE domain = ? AND grp = ?");
         d.bind(1, g.domain).bind(2, g.name);
         d.run();
         int pos = 0;
-        for (const auto& m : g.members) {
-            Stmt& i = db.q("INSERT INTO group_members (domain, ext, grp, position) VALUES (?,?,?,?)");
+        for (const auto &m : g.members) {
+            Stmt &i = db.q("INSERT INTO group_members (domain, ext, grp, position) VALUES (?,?,?,?)");
             i.bind(1, g.domain).bind(2, m).bind(3, g.name).bind(4, pos++);
             i.run();
         }
         txn.commit();
-    } catch (const StorageError& err) {
+    } catch (const StorageError &err) {
         return Status::failure(ErrorCode::Storage, err.what());
     }
     return Status::success();
 }
 
-Status Engine::removeGroup(const std::string& domain, const std::string& name) {
+Status Engine::removeGroup(const std::string &domain, const std::string &name) {
     try {
         Txn txn(impl_->db);
-        Stmt& s = impl_->db.q("DELETE FROM call_groups WHERE domain = ? AND name = ?");
+        Stmt &s = impl_->db.q("DELETE FROM call_groups WHERE domain = ? AND name = ?");
         s.bind(1, domain).bind(2, name);
         s.run();
         if (impl_->db.changes() == 0)
             return Status::failure(ErrorCode::NotFound, fmt::format("no group {} in domain {}", name, domain));
-        Stmt& m = impl_->db.q("DELETE FROM group_members WHERE domain = ? AND grp = ?");
+        Stmt &m = impl_->db.q("DELETE FROM group_members WHERE domain = ? AND grp = ?");
         m.bind(1, domain).bind(2, name);
         m.run();
         txn.commit();
-    } catch (const StorageError& err) {
+    } catch (const StorageError &err) {
         return Status::failure(ErrorCode::Storage, err.what());
     }
     return Status::success();
 }
 
-std::optional<Group> Engine::group(const std::string& domain, const std::string& name) const {
+std::optional<Group> Engine::group(const std::string &domain, const std::string &name) const {
     return impl_->loadGroup(domain, name);
 }
 
-std::optional<Group> Engine::groupOf(const std::string& domain, const std::string& user) const {
+std::optional<Group> Engine::groupOf(const std::string &domain, const std::string &user) const {
     auto n = impl_->groupNameOf(domain, user);
-    if (!n) return std::nullopt;
+    if (!n)
+        return std::nullopt;
     return impl_->loadGroup(domain, *n);
 }
 
-std::vector<Group> Engine::groups(const std::string& domain) const {
+std::vector<Group> Engine::groups(const std::string &domain) const {
     std::vector<std::string> names;
-    Stmt& s = impl_->db.q("SELECT name FROM call_groups WHERE domain = ? ORDER BY name");
+    Stmt &s = impl_->db.q("SELECT name FROM call_groups WHERE domain = ? ORDER BY name");
     s.bind(1, domain);
-    while (s.step()) names.push_back(s.text(0));
+    while (s.step())
+        names.push_back(s.text(0));
     std::vector<Group> v;
-    for (const auto& n : names)
-        if (auto g = impl_->loadGroup(domain, n)) v.push_back(std::move(*g));
+    for (const auto &n : names)
+        if (auto g = impl_->loadGroup(domain, n))
+            v.push_back(std::move(*g));
     return v;
 }
 
-Status Engine::setLot(const Lot& l) {
-    if (l.domain.empty() || l.name.empty()) return Status::failure(ErrorCode::BadRequest, "lot: domain and name are required");
+Status Engine::setLot(const Lot &l) {
+    if (l.domain.empty() || l.name.empty())
+        return Status::failure(ErrorCode::BadRequest, "lot: domain and name are required");
     if (l.firstSlot <= 0 || l.lastSlot < l.firstSlot || l.lastSlot - l.firstSlot >= 100000)
-        return Status::failure(ErrorCode::BadRequest, fmt::format("lot {}: slot range {}-{} is invalid", l.name,
-                                                                  l.firstSlot, l.lastSlot));
+        return Status::failure(ErrorCode::BadRequest,
+                               fmt::format("lot {}: slot range {}-{} is invalid", l.name, l.firstSlot, l.lastSlot));
     std::string e = validate(l.settings);
-    if (!e.empty()) return Status::failure(ErrorCode::BadRequest, fmt::format("lot {}: {}", l.name, e));
+    if (!e.empty())
+        return Status::failure(ErrorCode::BadRequest, fmt::format("lot {}: {}", l.name, e));
     if (auto bad = checkAccessList("lot", l.name, l.access); !bad.empty())
         return Status::failure(ErrorCode::BadRequest, bad);
     try {
-        Db& db = impl_->db;
+        Db &db = impl_->db;
         Txn txn(db);
-        Stmt& o = db.q("SELECT name, first_slot, last_slot FROM lots WHERE domain = ? AND name <> ? "
+        Stmt &o = db.q("SELECT name, first_slot, last_slot FROM lots WHERE domain = ? AND name <> ? "
                        "AND first_slot <= ? AND last_slot >= ?");
         o.bind(1, l.domain).bind(2, l.name).bind(3, l.lastSlot).bind(4, l.firstSlot);
         if (o.step())
-            return Status::failure(ErrorCode::BadRequest, fmt::format("lot {}: slots {}-{} overlap lot {} ({}-{})", l.name,
-                                                                      l.firstSlot, l.lastSlot, o.text(0), o.i32(1), o.i32(2)));
-        Stmt& c = db.q("SELECT count(*) FROM parked_calls WHERE domain = ? AND lot = ? AND (slot < ? OR slot > ?)");
+            return Status::failure(ErrorCode::BadRequest,
+                                   fmt::format("lot {}: slots {}-{} overlap lot {} ({}-{})", l.name, l.firstSlot,
+                                               l.lastSlot, o.text(0), o.i32(1), o.i32(2)));
+        Stmt &c = db.q("SELECT count(*) FROM parked_calls WHERE domain = ? AND lot = ? AND (slot < ? OR slot > ?)");
         c.bind(1, l.domain).bind(2, l.name).bind(3, l.firstSlot).bind(4, l.lastSlot);
         c.step();
         if (c.i64(0) > 0)
-            return Status::failure(ErrorCode::BadState, fmt::format("lot {}: calls are parked outside the new range", l.name));
-        Stmt& s = db.q("INSERT INTO lots (domain, name, first_slot, last_slot, choice, occupied, recall_seconds, "
-                       "recall_mode, ring_seconds, alternate_wait, retry_seconds, alternate, access) "
-                       "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?) "
-                       "ON CONFLICT (domain, name) DO UPDATE SET first_slot = excluded.first_slot, "
-                       "last_slot = excluded.last_slot, choice = excluded.choice, occupied = excluded.occupied, "
-                       "recall_seconds = excluded.recall_seconds, recall_mode = excluded.recall_mode, "
-                       "ring_seconds = excluded.ring_seconds, alternate_wait = excluded.alternate_wait, "
-                       "retry_seconds = excluded.retry_seconds, alternate = excluded.alternate, access = excluded.access");
+            return Status::failure(ErrorCode::BadState,
+                                   fmt::format("lot {}: calls are parked outside the new range", l.name));
+        Stmt &s =
+            db.q("INSERT INTO lots (domain, name, first_slot, last_slot, choice, occupied, recall_seconds, "
+                 "recall_mode, ring_seconds, alternate_wait, retry_seconds, alternate, access) "
+                 "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?) "
+                 "ON CONFLICT (domain, name) DO UPDATE SET first_slot = excluded.first_slot, "
+                 "last_slot = excluded.last_slot, choice = excluded.choice, occupied = excluded.occupied, "
+                 "recall_seconds = excluded.recall_seconds, recall_mode = excluded.recall_mode, "
+                 "ring_seconds = excluded.ring_seconds, alternate_wait = excluded.alternate_wait, "
+                 "retry_seconds = excluded.retry_seconds, alternate = excluded.alternate, access = excluded.access");
         s.bind(1, l.domain).bind(2, l.name).bind(3, l.firstSlot).bind(4, l.lastSlot).bind(5, toString(l.choice));
         bindOverrides(s, 6, l.settings);
         s.bind(13, joinAccess(l.access));
         s.run();
         txn.commit();
-    } catch (const StorageError& err) {
+    } catch (const StorageError &err) {
         return Status::failure(ErrorCode::Storage, err.what());
     }
     return Status::success();
 }
 
-Status Engine::removeLot(const std::string& domain, const std::string& name) {
+Status Engine::removeLot(const std::string &domain, const std::string &name) {
     try {
         Txn txn(impl_->db);
-        Stmt& c = impl_->db.q("SELECT count(*) FROM parked_calls WHERE domain = ? AND lot = ?");
+        Stmt &c = impl_->db.q("SELECT count(*) FROM parked_calls WHERE domain = ? AND lot = ?");
         c.bind(1, domain).bind(2, name);
         c.step();
-        if (c.i64(0) > 0) return Status::failure(ErrorCode::BadState, fmt::format("lot {} still has parked calls", name));
-        Stmt& s = impl_->db.q("DELETE FROM lots WHERE domain = ? AND name = ?");
+        if (c.i64(0) > 0)
+            return Status::failure(ErrorCode::BadState, fmt::format("lot {} still has parked calls", name));
+        Stmt &s = impl_->db.q("DELETE FROM lots WHERE domain = ? AND name = ?");
         s.bind(1, domain).bind(2, name);
         s.run();
         if (impl_->db.changes() == 0)
             return Status::failure(ErrorCode::NotFound, fmt::format("no lot {} in domain {}", name, domain));
         txn.commit();
-    } catch (const StorageError& err) {
+    } catch (const StorageError &err) {
         return Status::failure(ErrorCode::Storage, err.what());
     }
     return Status::success();
 }
 
-std::optional<Lot> Engine::lot(const std::string& domain, const std::string& name) const {
+std::optional<Lot> Engine::lot(const std::string &domain, const std::string &name) const {
     return impl_->loadLot(domain, name);
 }
 
-std::optional<Lot> Engine::lotForSlot(const std::string& domain, int slot) const {
-    Stmt& s = impl_->db.q("SELECT name FROM lots WHERE domain = ? AND first_slot <= ? AND last_slot >= ?");
+std::optional<Lot> Engine::lotForSlot(const std::string &domain, int slot) const {
+    Stmt &s = impl_->db.q("SELECT name FROM lots WHERE domain = ? AND first_slot <= ? AND last_slot >= ?");
     s.bind(1, domain).bind(2, slot).bind(3, slot);
-    if (!s.step()) return std::nullopt;
+    if (!s.step())
+        return std::nullopt;
     std::string name = s.text(0);
     return impl_->loadLot(domain, name);
 }
 
-std::vector<Lot> Engine::lots(const std::string& domain) const {
+std::vector<Lot> Engine::lots(const std::string &domain) const {
     std::vector<std::string> names;
-    Stmt& s = impl_->db.q("SELECT name FROM lots WHERE domain = ? ORDER BY first_slot");
+    Stmt &s = impl_->db.q("SELECT name FROM lots WHERE domain = ? ORDER BY first_slot");
     s.bind(1, domain);
-    while (s.step()) names.push_back(s.text(0));
+    while (s.step())
+        names.push_back(s.text(0));
     std::vector<Lot> v;
-    for (const auto& n : names)
-        if (auto l = impl_->loadLot(domain, n)) v.push_back(std::move(*l));
+    for (const auto &n : names)
+        if (auto l = impl_->loadLot(domain, n))
+            v.push_back(std::move(*l));
     return v;
 }
 
 // ---------------------------------------------------------------------------------------------------------
 // Parking
 
-ParkResult Engine::park(const ParkRequest& req) {
-    if (req.domain.empty()) return fail(ErrorCode::BadRequest, "park needs a domain");
+ParkResult Engine::park(const ParkRequest &req) {
+    if (req.domain.empty())
+        return fail(ErrorCode::BadRequest, "park needs a domain");
     std::string e = validate(req.overrides);
-    if (!e.empty()) return fail(ErrorCode::BadRequest, e);
-    Impl& I = *impl_;
+    if (!e.empty())
+        return fail(ErrorCode::BadRequest, e);
+    Impl &I = *impl_;
     return I.transact<ParkResult>([&]() -> ParkResult {
         if (!req.requestKey.empty()) {
             if (auto existing = I.byKey(req.domain, req.requestKey)) {
@@ -1081,7 +1209,8 @@ ParkResult Engine::park(const ParkRequest& req) {
             }
         }
         Impl::Plan p = I.planPark(req);
-        if (!p.error.ok) return p.error;
+        if (!p.error.ok)
+            return p.error;
         ParkedCall c;
         c.domain = req.domain;
         c.extension = p.extension;
@@ -1097,19 +1226,21 @@ ParkResult Engine::park(const ParkRequest& req) {
         c.blob = req.blob;
         c.requestKey = req.requestKey;
         I.insertCall(c);
-        if (!c.lot.empty()) I.markSlotUsed(c.domain, c.lot, c.slot);
+        if (!c.lot.empty())
+            I.markSlotUsed(c.domain, c.lot, c.slot);
         I.emit(EventKind::Parked, c);
         return okCall(c);
     });
 }
 
-CallResult Engine::updateBlob(CallId id, const std::string& blob) {
-    Impl& I = *impl_;
+CallResult Engine::updateBlob(CallId id, const std::string &blob) {
+    Impl &I = *impl_;
     return I.transact<CallResult>([&]() -> CallResult {
         // One statement: the update returns the row as it is now (no read of the old row and its blob first).
-        Stmt& s = I.db.q("UPDATE parked_calls SET blob = ?, version = version + 1 WHERE id = ? RETURNING " CALL_COLS);
+        Stmt &s = I.db.q("UPDATE parked_calls SET blob = ?, version = version + 1 WHERE id = ? RETURNING " CALL_COLS);
         s.bindBlob(1, blob).bind(2, id);
-        if (!s.step()) return fail(ErrorCode::NotFound, fmt::format("no parked call {}", id));
+        if (!s.step())
+            return fail(ErrorCode::NotFound, fmt::format("no parked call {}", id));
         ParkedCall c = readCall(s);
         s.run();
         return okCall(std::move(c));
@@ -1119,18 +1250,20 @@ CallResult Engine::updateBlob(CallId id, const std::string& blob) {
 // ---------------------------------------------------------------------------------------------------------
 // Retrieving
 
-CallResult Engine::claimRetrieve(const RetrieveRequest& req) {
-    Impl& I = *impl_;
+CallResult Engine::claimRetrieve(const RetrieveRequest &req) {
+    Impl &I = *impl_;
     return I.transact<CallResult>([&]() -> CallResult {
         CallResult found = I.findForRetrieve(req);
-        if (!found.ok) return found;
+        if (!found.ok)
+            return found;
         ParkedCall c = found.call;
         // The claim is a conditional update: of two retrievers only one changes the row (SPEC §3).
-        Stmt& s = I.db.q("UPDATE parked_calls SET state = 'retrieving', retriever = ?, recall_answered = 0, "
+        Stmt &s = I.db.q("UPDATE parked_calls SET state = 'retrieving', retriever = ?, recall_answered = 0, "
                          "version = version + 1 WHERE id = ? AND state IN ('parked', 'recalling')");
         s.bind(1, req.retriever).bind(2, c.id);
         s.run();
-        if (I.db.changes() != 1) return fail(ErrorCode::Busy, "the parked call is already being retrieved");
+        if (I.db.changes() != 1)
+            return fail(ErrorCode::Busy, "the parked call is already being retrieved");
         c.state = CallState::Retrieving;
         c.retriever = req.retriever;
         c.recallAnswered = false;
@@ -1141,10 +1274,11 @@ CallResult Engine::claimRetrieve(const RetrieveRequest& req) {
 }
 
 CallResult Engine::completeRetrieve(CallId id) {
-    Impl& I = *impl_;
+    Impl &I = *impl_;
     return I.transact<CallResult>([&]() -> CallResult {
         auto c = I.callById(id);
-        if (!c) return fail(ErrorCode::NotFound, fmt::format("no parked call {}", id));
+        if (!c)
+            return fail(ErrorCode::NotFound, fmt::format("no parked call {}", id));
         if (c->state != CallState::Retrieving)
             return fail(ErrorCode::BadState, fmt::format("call {} is {}, not being retrieved", id, toString(c->state)));
         I.deleteCall(*c);
@@ -1154,10 +1288,11 @@ CallResult Engine::completeRetrieve(CallId id) {
 }
 
 CallResult Engine::abortRetrieve(CallId id) {
-    Impl& I = *impl_;
+    Impl &I = *impl_;
     return I.transact<CallResult>([&]() -> CallResult {
         auto c = I.callById(id);
-        if (!c) return fail(ErrorCode::NotFound, fmt::format("no parked call {}", id));
+        if (!c)
+            return fail(ErrorCode::NotFound, fmt::format("no parked call {}", id));
         if (c->state != CallState::Retrieving)
             return fail(ErrorCode::BadState, fmt::format("call {} is {}, not being retrieved", id, toString(c->state)));
         c->state = c->recallStage > 0 ? CallState::Recalling : CallState::Parked;
@@ -1170,10 +1305,11 @@ CallResult Engine::abortRetrieve(CallId id) {
 }
 
 CallResult Engine::abandon(CallId id) {
-    Impl& I = *impl_;
+    Impl &I = *impl_;
     return I.transact<CallResult>([&]() -> CallResult {
         auto c = I.callById(id);
-        if (!c) return fail(ErrorCode::NotFound, fmt::format("no parked call {}", id));
+        if (!c)
+            return fail(ErrorCode::NotFound, fmt::format("no parked call {}", id));
         I.deleteCall(*c);
         I.emit(EventKind::Abandoned, *c);
         return okCall(*c);
@@ -1192,46 +1328,51 @@ RecallStep stepFail(ErrorCode e, std::string m) {
 }
 
 // Maximum park time reached (RecallSettings::maxParkSeconds): from now on the ladder's final rung rings once.
-bool pastMaxPark(const ParkedCall& c, Millis now) {
+bool pastMaxPark(const ParkedCall &c, Millis now) {
     return c.recall.maxParkSeconds > 0 && now - c.parkedAt >= static_cast<Millis>(c.recall.maxParkSeconds) * 1000;
 }
 
-void startFinalRecall(ParkedCall& c) {
+void startFinalRecall(ParkedCall &c) {
     c.finalRecall = true;
     c.recallStage = static_cast<int>(recallLadder(c.recall).size()); // the final target
 }
 } // namespace
 
 RecallStep Engine::recallStep(CallId id) {
-    Impl& I = *impl_;
+    Impl &I = *impl_;
     return I.transact<RecallStep>([&]() -> RecallStep {
         auto c = I.callById(id);
-        if (!c) return stepFail(ErrorCode::NotFound, fmt::format("no parked call {}", id));
+        if (!c)
+            return stepFail(ErrorCode::NotFound, fmt::format("no parked call {}", id));
         if (c->state == CallState::Retrieving)
             return stepFail(ErrorCode::Busy, fmt::format("call {} is being retrieved", id));
         Millis now = I.now();
         if (now < c->recallAt)
-            return stepFail(ErrorCode::BadState, fmt::format("call {}: next recall action is due in {} ms", id,
-                                                             c->recallAt - now));
-        if (c->state == CallState::Parked || c->recallStage == 0) c->recallStage = 1;
-        if (!c->finalRecall && pastMaxPark(*c, now)) startFinalRecall(*c);
+            return stepFail(ErrorCode::BadState,
+                            fmt::format("call {}: next recall action is due in {} ms", id, c->recallAt - now));
+        if (c->state == CallState::Parked || c->recallStage == 0)
+            c->recallStage = 1;
+        if (!c->finalRecall && pastMaxPark(*c, now))
+            startFinalRecall(*c);
         c->state = CallState::Recalling;
         RecallStep st = I.describe(*c, c->recallStage);
         c->recallAt = now + static_cast<Millis>(st.ringSeconds) * 1000;
         I.saveCall(*c);
         st.call = *c;
         st.final = c->finalRecall;
-        if (st.final) st.nextDelaySeconds = 0;
+        if (st.final)
+            st.nextDelaySeconds = 0;
         I.emit(EventKind::RecallStarted, *c);
         return st;
     });
 }
 
 RecallStep Engine::recallNoAnswer(CallId id) {
-    Impl& I = *impl_;
+    Impl &I = *impl_;
     return I.transact<RecallStep>([&]() -> RecallStep {
         auto c = I.callById(id);
-        if (!c) return stepFail(ErrorCode::NotFound, fmt::format("no parked call {}", id));
+        if (!c)
+            return stepFail(ErrorCode::NotFound, fmt::format("no parked call {}", id));
         if (c->state != CallState::Recalling)
             return stepFail(ErrorCode::BadState, fmt::format("call {} is {}, not recalling", id, toString(c->state)));
         RecallStep done = I.describe(*c, c->recallStage);
@@ -1259,12 +1400,14 @@ RecallStep Engine::recallNoAnswer(CallId id) {
     });
 }
 
-CallResult Engine::recallAnswered(CallId id, const std::string& answeredBy) {
-    Impl& I = *impl_;
+CallResult Engine::recallAnswered(CallId id, const std::string &answeredBy) {
+    Impl &I = *impl_;
     return I.transact<CallResult>([&]() -> CallResult {
         auto c = I.callById(id);
-        if (!c) return fail(ErrorCode::NotFound, fmt::format("no parked call {}", id));
-        if (c->state == CallState::Retrieving) return fail(ErrorCode::Busy, fmt::format("call {} is being retrieved", id));
+        if (!c)
+            return fail(ErrorCode::NotFound, fmt::format("no parked call {}", id));
+        if (c->state == CallState::Retrieving)
+            return fail(ErrorCode::Busy, fmt::format("call {} is being retrieved", id));
         if (c->state != CallState::Recalling)
             return fail(ErrorCode::BadState, fmt::format("call {} is {}, not recalling", id, toString(c->state)));
         c->state = CallState::Retrieving;
@@ -1279,22 +1422,27 @@ CallResult Engine::recallAnswered(CallId id, const std::string& answeredBy) {
 // ---------------------------------------------------------------------------------------------------------
 // Move, list, get
 
-CallResult Engine::move(CallId id, const Target& to) {
-    Impl& I = *impl_;
+CallResult Engine::move(CallId id, const Target &to) {
+    Impl &I = *impl_;
     return I.transact<CallResult>([&]() -> CallResult {
         auto c = I.callById(id);
-        if (!c) return fail(ErrorCode::NotFound, fmt::format("no parked call {}", id));
+        if (!c)
+            return fail(ErrorCode::NotFound, fmt::format("no parked call {}", id));
         if (!to.domain.empty() && to.domain != c->domain)
             return fail(ErrorCode::Forbidden, fmt::format("call {} belongs to another domain", id));
-        if (c->state == CallState::Retrieving) return fail(ErrorCode::Busy, fmt::format("call {} is being retrieved", id));
+        if (c->state == CallState::Retrieving)
+            return fail(ErrorCode::Busy, fmt::format("call {} is being retrieved", id));
         ParkedCall before = *c;
         switch (to.kind) {
         case TargetKind::Extension: {
-            if (to.name.empty()) return fail(ErrorCode::BadRequest, "move needs an extension");
+            if (to.name.empty())
+                return fail(ErrorCode::BadRequest, "move needs an extension");
             if (!I.knownExtension(c->domain, to.name))
                 return fail(ErrorCode::UnknownExtension, fmt::format("extension {} is not known", to.name));
-            if (c->extension == to.name && c->lot.empty()) return fail(ErrorCode::BadRequest, "the call is already there");
-            if (I.domainSettings(c->domain).occupied == OccupiedPolicy::Reject && I.liveCountOnExt(c->domain, to.name) > 0)
+            if (c->extension == to.name && c->lot.empty())
+                return fail(ErrorCode::BadRequest, "the call is already there");
+            if (I.domainSettings(c->domain).occupied == OccupiedPolicy::Reject &&
+                I.liveCountOnExt(c->domain, to.name) > 0)
                 return fail(ErrorCode::Occupied, fmt::format("extension {} already has a parked call", to.name));
             c->extension = to.name;
             c->lot.clear();
@@ -1304,12 +1452,14 @@ CallResult Engine::move(CallId id, const Target& to) {
         case TargetKind::Slot:
         case TargetKind::Lot: {
             auto lot = I.loadLot(c->domain, to.name);
-            if (!lot) return fail(ErrorCode::UnknownLot, fmt::format("lot {} does not exist", to.name));
+            if (!lot)
+                return fail(ErrorCode::UnknownLot, fmt::format("lot {} does not exist", to.name));
             int want = to.kind == TargetKind::Slot ? to.slot : 0;
             if (want != 0 && c->lot == lot->name && c->slot == want)
                 return fail(ErrorCode::BadRequest, "the call is already there");
             auto [slot, r] = I.pickSlot(c->domain, *lot, want);
-            if (!r.ok) return r;
+            if (!r.ok)
+                return r;
             c->extension.clear();
             c->lot = lot->name;
             c->slot = slot;
@@ -1326,38 +1476,51 @@ CallResult Engine::move(CallId id, const Target& to) {
     });
 }
 
-std::optional<ParkedCall> Engine::get(CallId id) const { return impl_->callById(id); }
+std::optional<ParkedCall> Engine::get(CallId id) const {
+    return impl_->callById(id);
+}
 
-std::optional<ParkedCall> Engine::get(const std::string& domain, CallId id) const {
+std::optional<ParkedCall> Engine::get(const std::string &domain, CallId id) const {
     auto c = impl_->callById(id);
-    if (!c || c->domain != domain) return std::nullopt;
+    if (!c || c->domain != domain)
+        return std::nullopt;
     return c;
 }
 
-std::optional<ParkedCall> Engine::getByRequestKey(const std::string& domain, const std::string& key) const {
-    if (key.empty()) return std::nullopt;
+std::optional<ParkedCall> Engine::getByRequestKey(const std::string &domain, const std::string &key) const {
+    if (key.empty())
+        return std::nullopt;
     return impl_->byKey(domain, key);
 }
 
-std::vector<ParkedCall> Engine::list(const ListFilter& f) const {
+std::vector<ParkedCall> Engine::list(const ListFilter &f) const {
     std::string sql = "SELECT " CALL_COLS " FROM parked_calls WHERE 1";
     std::vector<std::string> args;
-    auto add = [&](const char* cond, std::string v) {
+    auto add = [&](const char *cond, std::string v) {
         sql += cond;
         args.push_back(std::move(v));
     };
-    if (!f.domain.empty()) add(" AND domain = ?", f.domain);
-    if (!f.extension.empty()) add(" AND extension = ?", f.extension);
-    if (!f.group.empty()) add(" AND grp = ?", f.group);
-    if (!f.lot.empty()) add(" AND lot = ? AND lot <> ''", f.lot);
-    if (!f.lot.empty() && f.slot != 0) add(" AND slot = ?", std::to_string(f.slot));
-    if (f.state) add(" AND state = ?", toString(*f.state));
+    if (!f.domain.empty())
+        add(" AND domain = ?", f.domain);
+    if (!f.extension.empty())
+        add(" AND extension = ?", f.extension);
+    if (!f.group.empty())
+        add(" AND grp = ?", f.group);
+    if (!f.lot.empty())
+        add(" AND lot = ? AND lot <> ''", f.lot);
+    if (!f.lot.empty() && f.slot != 0)
+        add(" AND slot = ?", std::to_string(f.slot));
+    if (f.state)
+        add(" AND state = ?", toString(*f.state));
     sql += " ORDER BY parked_at, id";
     std::vector<ParkedCall> v;
-    if (f.state == CallState::Gone) return v;
-    Stmt& s = impl_->db.qText(sql);
-    for (size_t i = 0; i < args.size(); ++i) s.bind(static_cast<int>(i + 1), args[i]);
-    while (s.step()) v.push_back(readCall(s));
+    if (f.state == CallState::Gone)
+        return v;
+    Stmt &s = impl_->db.qText(sql);
+    for (size_t i = 0; i < args.size(); ++i)
+        s.bind(static_cast<int>(i + 1), args[i]);
+    while (s.step())
+        v.push_back(readCall(s));
     return v;
 }
 
@@ -1371,45 +1534,57 @@ Engine::ListenerId Engine::addListener(Listener l) {
 }
 
 void Engine::removeListener(ListenerId id) {
-    auto& ls = impl_->listeners;
-    ls.erase(std::remove_if(ls.begin(), ls.end(), [&](const auto& p) { return p.first == id; }), ls.end());
+    auto &ls = impl_->listeners;
+    ls.erase(std::remove_if(ls.begin(), ls.end(), [&](const auto &p) { return p.first == id; }), ls.end());
 }
 
-TargetState Engine::targetState(const Target& t) const {
+TargetState Engine::targetState(const Target &t) const {
     TargetState st;
     st.target = t;
     st.version = impl_->versionOf(t);
     ListFilter f;
     f.domain = t.domain;
     switch (t.kind) {
-    case TargetKind::Extension: f.extension = t.name; break;
-    case TargetKind::Slot: f.lot = t.name; f.slot = t.slot; break;
-    case TargetKind::Group: f.group = t.name; break;
-    case TargetKind::Lot: f.lot = t.name; break;
+    case TargetKind::Extension:
+        f.extension = t.name;
+        break;
+    case TargetKind::Slot:
+        f.lot = t.name;
+        f.slot = t.slot;
+        break;
+    case TargetKind::Group:
+        f.group = t.name;
+        break;
+    case TargetKind::Lot:
+        f.lot = t.name;
+        break;
     }
-    if (f.extension.empty() && f.group.empty() && f.lot.empty()) return st;
+    if (f.extension.empty() && f.group.empty() && f.lot.empty())
+        return st;
     st.calls = list(f);
     return st;
 }
 
-std::int64_t Engine::targetVersion(const Target& t) const { return impl_->versionOf(t); }
+std::int64_t Engine::targetVersion(const Target &t) const {
+    return impl_->versionOf(t);
+}
 
 std::int64_t Engine::lastEventSequence() const {
-    Stmt& s = impl_->db.q("SELECT value FROM meta WHERE key = 'event_sequence'");
+    Stmt &s = impl_->db.q("SELECT value FROM meta WHERE key = 'event_sequence'");
     return s.step() ? s.i64(0) : 0;
 }
 
 // ---------------------------------------------------------------------------------------------------------
 // Rules
 
-Classification Engine::classify(const std::string& domain, const std::string& caller, const std::string& dial) const {
+Classification Engine::classify(const std::string &domain, const std::string &caller, const std::string &dial) const {
     Classification c;
     evaluate(impl_->rules->planFor(domain), caller, dial, c, nullptr);
     return c;
 }
 
-Explanation Engine::explain(const std::string& domain, const std::string& caller, const std::string& dial) const {
-    Impl& I = *impl_;
+Explanation Engine::explain(const std::string &domain, const std::string &caller, const std::string &dial) const {
+    Impl &I = *impl_;
     Explanation x;
     x.domain = domain;
     x.caller = caller;
@@ -1421,7 +1596,7 @@ Explanation Engine::explain(const std::string& domain, const std::string& caller
     try {
         // Everything below reads inside a transaction that is always rolled back: explain changes nothing.
         I.db.exec("BEGIN");
-        const Classification& c = x.result;
+        const Classification &c = x.result;
         if (c.action == Action::Park || c.action == Action::GroupPark) {
             ParkRequest req = makeParkRequest(c, domain, caller);
             Impl::Plan p = I.planPark(req);
@@ -1436,14 +1611,15 @@ Explanation Engine::explain(const std::string& domain, const std::string& caller
             x.wouldParkSlot = p.slot;
         } else if (c.action == Action::Retrieve) {
             CallResult r = I.findForRetrieve(makeRetrieveRequest(c, domain, caller));
-            if (r.ok) x.wouldRetrieve = r.call;
+            if (r.ok)
+                x.wouldRetrieve = r.call;
             else {
                 x.wouldFail = r.error;
                 x.wouldFailMessage = r.message;
             }
         }
         I.db.exec("ROLLBACK");
-    } catch (const StorageError& e) {
+    } catch (const StorageError &e) {
         I.db.execError("ROLLBACK");
         x.wouldFail = ErrorCode::Storage;
         x.wouldFailMessage = e.what();
@@ -1452,69 +1628,78 @@ Explanation Engine::explain(const std::string& domain, const std::string& caller
     return x;
 }
 
-std::vector<Rule> Engine::rules() const { return impl_->loadStoredRules(); }
+std::vector<Rule> Engine::rules() const {
+    return impl_->loadStoredRules();
+}
 
-std::vector<Rule> Engine::effectiveRules(const std::string& domain) const {
+std::vector<Rule> Engine::effectiveRules(const std::string &domain) const {
     std::vector<Rule> v;
-    for (const auto& r : impl_->rules->planFor(domain).rules) v.push_back(r->rule);
+    for (const auto &r : impl_->rules->planFor(domain).rules)
+        v.push_back(r->rule);
     return v;
 }
 
-std::vector<RuleError> Engine::checkRules(const std::vector<Rule>& rules) const {
+std::vector<RuleError> Engine::checkRules(const std::vector<Rule> &rules) const {
     std::vector<RuleError> errors;
     buildRuleSet(rules, impl_->domainList(), errors);
     return errors;
 }
 
-std::vector<RuleError> Engine::replaceRules(const std::vector<Rule>& rules) {
-    Impl& I = *impl_;
+std::vector<RuleError> Engine::replaceRules(const std::vector<Rule> &rules) {
+    Impl &I = *impl_;
     std::vector<RuleError> errors;
     auto set = buildRuleSet(rules, I.domainList(), errors);
-    if (!set) return errors;
+    if (!set)
+        return errors;
     std::vector<Rule> stored = rules;
     try {
         Txn txn(I.db);
         I.db.exec("DELETE FROM rules");
-        for (Rule& r : stored) I.insertRule(r);
+        for (Rule &r : stored)
+            I.insertRule(r);
         txn.commit();
-    } catch (const StorageError& e) {
+    } catch (const StorageError &e) {
         return {{0, 0, fmt::format("database {}: {}", I.path, e.what())}};
     }
     // Ids may have been assigned: rebuild from what was stored, then swap in one step.
     return I.rebuildRules(stored);
 }
 
-std::vector<RuleError> Engine::loadRulesFile(const std::string& path) {
+std::vector<RuleError> Engine::loadRulesFile(const std::string &path) {
     std::vector<RuleError> errors;
     auto rules = readRulesFile(path, errors);
-    if (!errors.empty()) return errors;
+    if (!errors.empty())
+        return errors;
     return replaceRules(rules);
 }
 
-std::vector<RuleError> Engine::setRule(Rule& rule) {
-    Impl& I = *impl_;
+std::vector<RuleError> Engine::setRule(Rule &rule) {
+    Impl &I = *impl_;
     std::vector<Rule> all = I.loadStoredRules();
     Rule candidate = rule;
-    if (candidate.id < 0) return {{rule.id, 0, fmt::format("rule {}: default rules cannot be stored", rule.id)}};
+    if (candidate.id < 0)
+        return {{rule.id, 0, fmt::format("rule {}: default rules cannot be stored", rule.id)}};
     bool replaced = false;
-    for (auto& r : all)
+    for (auto &r : all)
         if (candidate.id != 0 && r.id == candidate.id) {
             r = candidate;
             replaced = true;
         }
-    if (!replaced) all.push_back(candidate);
+    if (!replaced)
+        all.push_back(candidate);
     std::vector<RuleError> errors;
-    if (!buildRuleSet(all, I.domainList(), errors)) return errors;
+    if (!buildRuleSet(all, I.domainList(), errors))
+        return errors;
     try {
         Txn txn(I.db);
         if (replaced) {
-            Stmt& d = I.db.q("DELETE FROM rules WHERE id = ?");
+            Stmt &d = I.db.q("DELETE FROM rules WHERE id = ?");
             d.bind(1, candidate.id);
             d.run();
         }
         I.insertRule(candidate);
         txn.commit();
-    } catch (const StorageError& e) {
+    } catch (const StorageError &e) {
         return {{rule.id, 0, fmt::format("database {}: {}", I.path, e.what())}};
     }
     rule.id = candidate.id;
@@ -1522,26 +1707,28 @@ std::vector<RuleError> Engine::setRule(Rule& rule) {
 }
 
 Status Engine::removeRule(std::int64_t id) {
-    Impl& I = *impl_;
+    Impl &I = *impl_;
     try {
-        Stmt& d = I.db.q("DELETE FROM rules WHERE id = ?");
+        Stmt &d = I.db.q("DELETE FROM rules WHERE id = ?");
         d.bind(1, id);
         d.run();
-        if (I.db.changes() == 0) return Status::failure(ErrorCode::NotFound, fmt::format("no rule {}", id));
-    } catch (const StorageError& e) {
+        if (I.db.changes() == 0)
+            return Status::failure(ErrorCode::NotFound, fmt::format("no rule {}", id));
+    } catch (const StorageError &e) {
         return Status::failure(ErrorCode::Storage, e.what());
     }
     auto errors = I.rebuildRules(I.loadStoredRules());
-    if (!errors.empty()) return Status::failure(ErrorCode::BadRule, errors.front().message);
+    if (!errors.empty())
+        return Status::failure(ErrorCode::BadRule, errors.front().message);
     return Status::success();
 }
 
 std::vector<RuleError> Engine::reloadRules() {
-    Impl& I = *impl_;
+    Impl &I = *impl_;
     try {
         I.loadDomains();
         return I.rebuildRules(I.loadStoredRules());
-    } catch (const StorageError& e) {
+    } catch (const StorageError &e) {
         return {{0, 0, fmt::format("database {}: {}", I.path, e.what())}};
     }
 }
@@ -1553,34 +1740,36 @@ namespace parkway::engine {
 // ---------------------------------------------------------------------------------------------------------
 // Watchers: opaque subscription records (autocommit: each statement is committed before it returns)
 
-Status Engine::putWatcher(const std::string& id, const std::string& blob) {
+Status Engine::putWatcher(const std::string &id, const std::string &blob) {
     return putWatchers({StoredWatcher{id, blob}});
 }
 
-Status Engine::putWatchers(const std::vector<StoredWatcher>& watchers) {
-    for (const StoredWatcher& w : watchers)
-        if (w.id.empty()) return Status::failure(ErrorCode::BadRequest, "watcher: id is required");
-    if (watchers.empty()) return Status::success();
+Status Engine::putWatchers(const std::vector<StoredWatcher> &watchers) {
+    for (const StoredWatcher &w : watchers)
+        if (w.id.empty())
+            return Status::failure(ErrorCode::BadRequest, "watcher: id is required");
+    if (watchers.empty())
+        return Status::success();
     try {
         Txn txn(impl_->db);
-        for (const StoredWatcher& w : watchers) {
-            Stmt& s = impl_->db.q("INSERT OR REPLACE INTO watchers (id, blob) VALUES (?, ?)");
+        for (const StoredWatcher &w : watchers) {
+            Stmt &s = impl_->db.q("INSERT OR REPLACE INTO watchers (id, blob) VALUES (?, ?)");
             s.bind(1, w.id).bindBlob(2, w.blob);
             s.run();
         }
         txn.commit();
-    } catch (const StorageError& err) {
+    } catch (const StorageError &err) {
         return Status::failure(ErrorCode::Storage, fmt::format("database {}: {}", impl_->path, err.what()));
     }
     return Status::success();
 }
 
-Status Engine::removeWatcher(const std::string& id) {
+Status Engine::removeWatcher(const std::string &id) {
     try {
-        Stmt& s = impl_->db.q("DELETE FROM watchers WHERE id = ?");
+        Stmt &s = impl_->db.q("DELETE FROM watchers WHERE id = ?");
         s.bind(1, id);
         s.run();
-    } catch (const StorageError& err) {
+    } catch (const StorageError &err) {
         return Status::failure(ErrorCode::Storage, fmt::format("database {}: {}", impl_->path, err.what()));
     }
     return Status::success();
@@ -1588,8 +1777,9 @@ Status Engine::removeWatcher(const std::string& id) {
 
 std::vector<StoredWatcher> Engine::watchers() const {
     std::vector<StoredWatcher> v;
-    Stmt& s = impl_->db.q("SELECT id, blob FROM watchers ORDER BY id");
-    while (s.step()) v.push_back({s.text(0), s.blob(1)});
+    Stmt &s = impl_->db.q("SELECT id, blob FROM watchers ORDER BY id");
+    while (s.step())
+        v.push_back({s.text(0), s.blob(1)});
     return v;
 }
 

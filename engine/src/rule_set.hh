@@ -23,15 +23,15 @@ struct CompiledRule {
     std::shared_ptr<const re2::RE2> match; // match_op regex
     std::shared_ptr<const re2::RE2> subst; // when hasSubst
     bool hasSubst = false;
-    std::string required;      // a literal the input must contain (cheap prefilter), may be empty
+    std::string required; // a literal the input must contain (cheap prefilter), may be empty
     Attrs attrs;
     Action action = Action::None;
     bool isDefault = false;
-    int firstByte = -1;        // the byte every matching input starts with, or -1 when not fixed
+    int firstByte = -1; // the byte every matching input starts with, or -1 when not fixed
 };
 
 // Compile one rule; on error returns nullptr and sets `error` (message names the rule id).
-std::shared_ptr<const CompiledRule> compileRule(const Rule& r, std::string& error);
+std::shared_ptr<const CompiledRule> compileRule(const Rule &r, std::string &error);
 
 // The rules that apply to one domain, in evaluation order (pr, stored before default, id).
 struct DomainPlan {
@@ -51,16 +51,15 @@ struct RuleSet {
     std::vector<std::shared_ptr<const CompiledRule>> stored;                     // all stored rules
     std::map<std::string, std::shared_ptr<const DomainPlan>, std::less<>> plans; // configured and rule domains
     std::shared_ptr<const DomainPlan> generic; // any other domain: defaults + domain '' rules
-    const DomainPlan& planFor(const std::string& domain) const {
+    const DomainPlan &planFor(const std::string &domain) const {
         auto it = plans.find(domain);
         return it == plans.end() ? *generic : *it->second;
     }
 };
 
 // Build the set; errors are appended (one per bad rule). Returns nullptr when any rule failed.
-std::shared_ptr<const RuleSet> buildRuleSet(const std::vector<Rule>& stored,
-                                            const std::vector<DomainSettings>& domains,
-                                            std::vector<RuleError>& errors);
+std::shared_ptr<const RuleSet> buildRuleSet(const std::vector<Rule> &stored, const std::vector<DomainSettings> &domains,
+                                            std::vector<RuleError> &errors);
 
 // `base` with one domain's settings added or replaced; the stored rules and the other plans are shared.
 // Returns nullptr (errors appended) when the domain's default rules do not compile.
@@ -74,7 +73,7 @@ constexpr size_t kMaxDialLength = 256;
 constexpr size_t kMaxOutputLength = 127;
 
 // Run the rules of a plan over `dial`. `trace` may be null (fast path).
-void evaluate(const DomainPlan& plan, const std::string& caller, const std::string& dial,
-              Classification& out, std::vector<RuleTrace>* trace);
+void evaluate(const DomainPlan &plan, const std::string &caller, const std::string &dial, Classification &out,
+              std::vector<RuleTrace> *trace);
 
 } // namespace parkway::engine

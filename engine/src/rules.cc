@@ -17,20 +17,26 @@ namespace parkway::engine {
 namespace {
 
 std::string_view trim(std::string_view s) {
-    while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
-    while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
+    while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front())))
+        s.remove_prefix(1);
+    while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back())))
+        s.remove_suffix(1);
     return s;
 }
 
 std::optional<int> toInt(std::string_view s) {
     s = trim(s);
-    if (s.empty() || s.size() > 9) return std::nullopt;
+    if (s.empty() || s.size() > 9)
+        return std::nullopt;
     bool neg = s.front() == '-';
-    if (neg) s.remove_prefix(1);
-    if (s.empty()) return std::nullopt;
+    if (neg)
+        s.remove_prefix(1);
+    if (s.empty())
+        return std::nullopt;
     int v = 0;
     for (char c : s) {
-        if (c < '0' || c > '9') return std::nullopt;
+        if (c < '0' || c > '9')
+            return std::nullopt;
         v = v * 10 + (c - '0');
     }
     return neg ? -v : v;
@@ -41,12 +47,18 @@ bool isNumeric(std::string_view s) {
 }
 
 std::optional<Action> parseAction(std::string_view s) {
-    if (s == "park") return Action::Park;
-    if (s == "group_park") return Action::GroupPark;
-    if (s == "retrieve") return Action::Retrieve;
-    if (s == "watch") return Action::Watch;
-    if (s == "route") return Action::Route;
-    if (s == "reject") return Action::Reject;
+    if (s == "park")
+        return Action::Park;
+    if (s == "group_park")
+        return Action::GroupPark;
+    if (s == "retrieve")
+        return Action::Retrieve;
+    if (s == "watch")
+        return Action::Watch;
+    if (s == "route")
+        return Action::Route;
+    if (s == "reject")
+        return Action::Reject;
     return std::nullopt;
 }
 
@@ -112,19 +124,30 @@ bool simpleSyntax(const std::string &re) {
 // A literal the input must contain for a regex to match: the longest run of plain alphanumerics at
 // nesting depth 0 that is not made optional by a quantifier, only when the pattern has no top-level `|`.
 // Conservative: an empty result means "no prefilter".
-std::string requiredLiteral(const std::string& re) {
+std::string requiredLiteral(const std::string &re) {
     if (!simpleSyntax(re))
         return {};
     int depth = 0;
     bool inClass = false;
     for (size_t i = 0; i < re.size(); ++i) {
         char c = re[i];
-        if (c == '\\') { ++i; continue; }
-        if (inClass) { if (c == ']') inClass = false; continue; }
-        if (c == '[') inClass = true;
-        else if (c == '(') ++depth;
-        else if (c == ')') --depth;
-        else if (c == '|' && depth == 0) return {};
+        if (c == '\\') {
+            ++i;
+            continue;
+        }
+        if (inClass) {
+            if (c == ']')
+                inClass = false;
+            continue;
+        }
+        if (c == '[')
+            inClass = true;
+        else if (c == '(')
+            ++depth;
+        else if (c == ')')
+            --depth;
+        else if (c == '|' && depth == 0)
+            return {};
     }
     std::string best, cur;
     depth = 0;
@@ -138,13 +161,19 @@ std::string requiredLiteral(const std::string& re) {
                 char lit = re[i + 1];
                 ++i;
                 bool quantified = i + 1 < re.size() && std::strchr("?*{", re[i + 1]) != nullptr;
-                if (quantified) { if (cur.size() > best.size()) best = cur; cur.clear(); continue; }
+                if (quantified) {
+                    if (cur.size() > best.size())
+                        best = cur;
+                    cur.clear();
+                    continue;
+                }
                 cur.push_back(lit);
                 continue;
             }
             ++i;
         } else if (inClass) {
-            if (c == ']') inClass = false;
+            if (c == ']')
+                inClass = false;
         } else if (c == '[') {
             inClass = true;
         } else if (c == '(') {
@@ -157,27 +186,34 @@ std::string requiredLiteral(const std::string& re) {
         if (literal) {
             bool quantified = i + 1 < re.size() && std::strchr("?*{", re[i + 1]) != nullptr;
             if (quantified) {
-                if (cur.size() > best.size()) best = cur;
+                if (cur.size() > best.size())
+                    best = cur;
                 cur.clear();
             } else {
                 cur.push_back(c);
             }
         } else {
-            if (cur.size() > best.size()) best = cur;
+            if (cur.size() > best.size())
+                best = cur;
             cur.clear();
         }
     }
-    if (cur.size() > best.size()) best = cur;
+    if (cur.size() > best.size())
+        best = cur;
     return best;
 }
 
 // For a glob, the literal prefix before the first wildcard (`[x]` with one char counts as literal x).
-std::string globPrefix(const std::string& g) {
+std::string globPrefix(const std::string &g) {
     std::string out;
     for (size_t i = 0; i < g.size(); ++i) {
         char c = g[i];
-        if (c == '*' || c == '?') break;
-        if (c == '\\' && i + 1 < g.size()) { out.push_back(g[++i]); continue; }
+        if (c == '*' || c == '?')
+            break;
+        if (c == '\\' && i + 1 < g.size()) {
+            out.push_back(g[++i]);
+            continue;
+        }
         if (c == '[') {
             if (i + 2 < g.size() && g[i + 1] != '!' && g[i + 1] != '^' && g[i + 2] == ']') {
                 out.push_back(g[i + 1]);
@@ -192,8 +228,8 @@ std::string globPrefix(const std::string& g) {
 }
 
 // The byte every input matched by the rule starts with, or -1 when it is not fixed.
-int firstByteOf(const Rule& r) {
-    const std::string& e = r.matchExp;
+int firstByteOf(const Rule &r) {
+    const std::string &e = r.matchExp;
     auto byte = [](char c) { return static_cast<int>(static_cast<unsigned char>(c)); };
     switch (r.matchOp) {
     case MatchOp::Exact:
@@ -211,74 +247,97 @@ int firstByteOf(const Rule& r) {
         bool inClass = false;
         for (size_t i = 0; i < e.size(); ++i) {
             char c = e[i];
-            if (c == '\\') { ++i; continue; }
-            if (inClass) { if (c == ']') inClass = false; continue; }
-            if (c == '[') inClass = true;
-            else if (c == '(') ++depth;
-            else if (c == ')') --depth;
-            else if (c == '|' && depth == 0) return -1;
+            if (c == '\\') {
+                ++i;
+                continue;
+            }
+            if (inClass) {
+                if (c == ']')
+                    inClass = false;
+                continue;
+            }
+            if (c == '[')
+                inClass = true;
+            else if (c == '(')
+                ++depth;
+            else if (c == ')')
+                --depth;
+            else if (c == '|' && depth == 0)
+                return -1;
         }
         size_t next = 2;
         char x = e[1];
         if (x == '\\') {
-            if (e.size() < 3 || std::isalnum(static_cast<unsigned char>(e[2]))) return -1;
+            if (e.size() < 3 || std::isalnum(static_cast<unsigned char>(e[2])))
+                return -1;
             x = e[2];
             next = 3;
         } else if (!std::isalnum(static_cast<unsigned char>(x))) {
             return -1;
         }
-        if (next < e.size() && std::strchr("?*{", e[next]) != nullptr) return -1;
+        if (next < e.size() && std::strchr("?*{", e[next]) != nullptr)
+            return -1;
         return byte(x);
     }
     }
     return -1;
 }
 
-std::string ruleName(const Rule& r) {
+std::string ruleName(const Rule &r) {
     return r.id < 0 ? fmt::format("default rule {}", r.id) : fmt::format("rule {}", r.id);
 }
 
 // Check the attrs of a rule; interpretation happens at evaluation.
-std::string checkAttrs(const Attrs& attrs, bool cont, Action& action) {
+std::string checkAttrs(const Attrs &attrs, bool cont, Action &action) {
     bool haveAction = false;
-    for (const auto& [k, v] : attrs) {
+    for (const auto &[k, v] : attrs) {
         if (k == "action") {
             auto a = parseAction(v);
-            if (!a) return fmt::format("unknown action '{}' (park, group_park, retrieve, watch, route, reject)", v);
+            if (!a)
+                return fmt::format("unknown action '{}' (park, group_park, retrieve, watch, route, reject)", v);
             action = *a;
             haveAction = true;
         } else if (k == "recall" || k == "ring" || k == "wait" || k == "retry") {
             auto n = toInt(v);
             int lo = k == "retry" ? 0 : 1;
-            if (!n || *n < lo || *n > 3600) return fmt::format("{}={} must be a number of seconds {}..3600", k, v, lo);
+            if (!n || *n < lo || *n > 3600)
+                return fmt::format("{}={} must be a number of seconds {}..3600", k, v, lo);
         } else if (k == "max_park") {
             auto n = toInt(v);
-            if (!n || *n < 0 || *n > 86400) return fmt::format("max_park={} must be a number of seconds 0..86400", v);
+            if (!n || *n < 0 || *n > 86400)
+                return fmt::format("max_park={} must be a number of seconds 0..86400", v);
         } else if (k == "mode") {
-            if (!parseRecallMode(v)) return fmt::format("mode={} (parker, parker_then_alternate, alternate_only)", v);
+            if (!parseRecallMode(v))
+                return fmt::format("mode={} (parker, parker_then_alternate, alternate_only)", v);
         } else if (k == "occupied") {
-            if (!parseOccupiedPolicy(v)) return fmt::format("occupied={} (reject, stack)", v);
+            if (!parseOccupiedPolicy(v))
+                return fmt::format("occupied={} (reject, stack)", v);
         } else if (k == "alternate") {
-            if (!RecallTarget::parse(v)) return fmt::format("alternate='{}' is not a recall target", v);
+            if (!RecallTarget::parse(v))
+                return fmt::format("alternate='{}' is not a recall target", v);
         } else if (k == "code") {
             auto n = toInt(v);
-            if (!n || *n < 400 || *n > 699) return fmt::format("code={} must be a SIP status 400..699", v);
+            if (!n || *n < 400 || *n > 699)
+                return fmt::format("code={} must be a SIP status 400..699", v);
         } else if (k == "slot") {
             if (!isNumeric(v) && !(v.size() == 2 && v[0] == '\\' && std::isdigit(static_cast<unsigned char>(v[1]))))
                 return fmt::format("slot={} must be a number or a back-reference \\N", v);
         }
     }
-    if (!haveAction && !cont) return "attrs have no action= (park, group_park, retrieve, watch, route, reject)";
+    if (!haveAction && !cont)
+        return "attrs have no action= (park, group_park, retrieve, watch, route, reject)";
     return {};
 }
 
 // Escape a feature code for a regex: `*` raw or %2A, `#` raw or %23 (RFC 3261 §19.1.2: both may arrive
 // escaped in a user part).
-std::string codeRegex(const std::string& code) {
+std::string codeRegex(const std::string &code) {
     std::string out;
     for (char c : code) {
-        if (c == '*') out += R"((?:\*|%2[Aa]))";
-        else if (c == '#') out += "(?:#|%23)";
+        if (c == '*')
+            out += R"((?:\*|%2[Aa]))";
+        else if (c == '#')
+            out += "(?:#|%23)";
         else
             out += RE2::QuoteMeta(re2::StringPiece(&c, 1));
     }
@@ -303,32 +362,37 @@ std::shared_ptr<const re2::RE2> compileRegex(const std::string &pattern, std::st
 
 } // namespace
 
-std::string parseAttrs(std::string_view text, Attrs& out) {
+std::string parseAttrs(std::string_view text, Attrs &out) {
     out.clear();
     while (!text.empty()) {
         size_t semi = text.find(';');
         std::string_view item = trim(text.substr(0, semi));
         text = semi == std::string_view::npos ? std::string_view{} : text.substr(semi + 1);
-        if (item.empty()) continue;
+        if (item.empty())
+            continue;
         size_t eq = item.find('=');
-        if (eq == std::string_view::npos) return fmt::format("attr '{}' is not key=value", item);
+        if (eq == std::string_view::npos)
+            return fmt::format("attr '{}' is not key=value", item);
         std::string_view key = trim(item.substr(0, eq));
-        if (key.empty()) return fmt::format("attr '{}' has an empty key", item);
+        if (key.empty())
+            return fmt::format("attr '{}' has an empty key", item);
         out.emplace_back(std::string(key), std::string(trim(item.substr(eq + 1))));
     }
     return {};
 }
 
-std::shared_ptr<const CompiledRule> compileRule(const Rule& r, std::string& error) {
+std::shared_ptr<const CompiledRule> compileRule(const Rule &r, std::string &error) {
     auto c = std::make_shared<CompiledRule>();
     c->rule = r;
     c->isDefault = r.id < 0;
-    auto fail = [&](const std::string& what) {
+    auto fail = [&](const std::string &what) {
         error = fmt::format("{}: {}", ruleName(r), what);
         return nullptr;
     };
-    if (r.matchLen < 0) return fail("match_len must be >= 0");
-    if (r.matchExp.empty()) return fail("match_exp is empty");
+    if (r.matchLen < 0)
+        return fail("match_len must be >= 0");
+    if (r.matchExp.empty())
+        return fail("match_exp is empty");
     switch (r.matchOp) {
     case MatchOp::Exact:
         c->required = r.matchExp;
@@ -358,22 +422,26 @@ std::shared_ptr<const CompiledRule> compileRule(const Rule& r, std::string& erro
         groups = c->subst->NumberOfCapturingGroups();
     }
     std::string e = parseAttrs(r.attrs, c->attrs);
-    if (!e.empty()) return fail(e);
+    if (!e.empty())
+        return fail(e);
     e = checkAttrs(c->attrs, r.cont, c->action);
-    if (!e.empty()) return fail(e);
+    if (!e.empty())
+        return fail(e);
     int refs = maxBackref(r.replExp);
-    for (const auto& [k, v] : c->attrs) refs = std::max(refs, maxBackref(v));
+    for (const auto &[k, v] : c->attrs)
+        refs = std::max(refs, maxBackref(v));
     if (refs > 0 && !c->hasSubst)
         return fail(fmt::format("repl_exp/attrs use \\{} but there is no subst_exp to capture it", refs));
     if (refs > groups)
-        return fail(fmt::format("back-reference \\{} but subst_exp '{}' has only {} group(s)", refs, r.substExp, groups));
+        return fail(
+            fmt::format("back-reference \\{} but subst_exp '{}' has only {} group(s)", refs, r.substExp, groups));
     return c;
 }
 
-std::vector<Rule> defaultRules(const DomainSettings& d) {
+std::vector<Rule> defaultRules(const DomainSettings &d) {
     const std::string hash = "(?:#|%23)?"; // optional trailing `#`, raw or escaped
     const std::string ext = "([^#%]*)";    // the extension (may be empty: own extension)
-    auto make = [&](std::int64_t id, int pr, const std::string& code, bool withExt, const char* action) {
+    auto make = [&](std::int64_t id, int pr, const std::string &code, bool withExt, const char *action) {
         Rule r;
         r.id = id;
         r.domain = d.name;
@@ -394,34 +462,42 @@ std::vector<Rule> defaultRules(const DomainSettings& d) {
 
 namespace {
 
-bool ruleOrder(const std::shared_ptr<const CompiledRule>& a, const std::shared_ptr<const CompiledRule>& b) {
-    if (a->rule.pr != b->rule.pr) return a->rule.pr < b->rule.pr;
-    if (a->isDefault != b->isDefault) return !a->isDefault;
-    if (a->isDefault) return a->rule.id > b->rule.id; // -1, -2, -3
+bool ruleOrder(const std::shared_ptr<const CompiledRule> &a, const std::shared_ptr<const CompiledRule> &b) {
+    if (a->rule.pr != b->rule.pr)
+        return a->rule.pr < b->rule.pr;
+    if (a->isDefault != b->isDefault)
+        return !a->isDefault;
+    if (a->isDefault)
+        return a->rule.id > b->rule.id; // -1, -2, -3
     return a->rule.id < b->rule.id;
 }
 
-DomainPlan makePlan(const DomainSettings& s, const std::vector<std::shared_ptr<const CompiledRule>>& stored,
-                    std::vector<RuleError>& errors) {
+DomainPlan makePlan(const DomainSettings &s, const std::vector<std::shared_ptr<const CompiledRule>> &stored,
+                    std::vector<RuleError> &errors) {
     DomainPlan p;
     p.settings = s;
-    for (const auto& r : stored)
-        if (r->rule.dpid == s.dpid && (r->rule.domain.empty() || r->rule.domain == s.name)) p.rules.push_back(r);
+    for (const auto &r : stored)
+        if (r->rule.dpid == s.dpid && (r->rule.domain.empty() || r->rule.domain == s.name))
+            p.rules.push_back(r);
     if (s.defaultRules) {
-        for (const Rule& d : defaultRules(s)) {
+        for (const Rule &d : defaultRules(s)) {
             std::string e;
             auto c = compileRule(d, e);
-            if (!c) errors.push_back({d.id, 0, fmt::format("domain {}: {}", s.name, e)});
-            else p.rules.push_back(c);
+            if (!c)
+                errors.push_back({d.id, 0, fmt::format("domain {}: {}", s.name, e)});
+            else
+                p.rules.push_back(c);
         }
     }
     std::stable_sort(p.rules.begin(), p.rules.end(), ruleOrder);
     p.byFirstByte.assign(256, {});
     for (std::uint32_t i = 0; i < p.rules.size(); ++i) {
-        const CompiledRule& r = *p.rules[i];
-        if (r.rule.cont) p.hasContinue = true;
+        const CompiledRule &r = *p.rules[i];
+        if (r.rule.cont)
+            p.hasContinue = true;
         if (r.firstByte < 0) {
-            for (auto& list : p.byFirstByte) list.push_back(i);
+            for (auto &list : p.byFirstByte)
+                list.push_back(i);
             p.forEmpty.push_back(i);
         } else {
             p.byFirstByte[static_cast<size_t>(r.firstByte)].push_back(i);
@@ -432,27 +508,29 @@ DomainPlan makePlan(const DomainSettings& s, const std::vector<std::shared_ptr<c
 
 } // namespace
 
-void evaluateRules(const DomainPlan& plan, const std::string& dial, Classification& out,
-                   std::vector<RuleTrace>* trace);
+void evaluateRules(const DomainPlan &plan, const std::string &dial, Classification &out, std::vector<RuleTrace> *trace);
 
-std::shared_ptr<const RuleSet> buildRuleSet(const std::vector<Rule>& stored, const std::vector<DomainSettings>& domains,
-                                            std::vector<RuleError>& errors) {
+std::shared_ptr<const RuleSet> buildRuleSet(const std::vector<Rule> &stored, const std::vector<DomainSettings> &domains,
+                                            std::vector<RuleError> &errors) {
     auto set = std::make_shared<RuleSet>();
     size_t before = errors.size();
     std::set<std::int64_t> ids;
-    for (const Rule& r : stored) {
+    for (const Rule &r : stored) {
         if (r.id > 0 && !ids.insert(r.id).second) {
             errors.push_back({r.id, 0, fmt::format("rule {}: duplicate id", r.id)});
             continue;
         }
         std::string e;
         auto c = compileRule(r, e);
-        if (!c) errors.push_back({r.id, 0, e});
-        else set->stored.push_back(c);
+        if (!c)
+            errors.push_back({r.id, 0, e});
+        else
+            set->stored.push_back(c);
     }
     std::map<std::string, DomainSettings> all;
-    for (const auto& d : domains) all[d.name] = d;
-    for (const auto& r : set->stored)
+    for (const auto &d : domains)
+        all[d.name] = d;
+    for (const auto &r : set->stored)
         if (!r->rule.domain.empty() && !all.count(r->rule.domain)) {
             DomainSettings d;
             d.name = r->rule.domain;
@@ -462,7 +540,8 @@ std::shared_ptr<const RuleSet> buildRuleSet(const std::vector<Rule>& stored, con
         set->plans.emplace(name, std::make_shared<const DomainPlan>(makePlan(d, set->stored, errors)));
     DomainSettings generic;
     set->generic = std::make_shared<const DomainPlan>(makePlan(generic, set->stored, errors));
-    if (errors.size() != before) return nullptr;
+    if (errors.size() != before)
+        return nullptr;
     return set;
 }
 
@@ -477,8 +556,8 @@ std::shared_ptr<const RuleSet> withDomain(const RuleSet &base, const DomainSetti
     return set;
 }
 
-void evaluate(const DomainPlan& plan, const std::string& caller, const std::string& dial, Classification& out,
-              std::vector<RuleTrace>* trace) {
+void evaluate(const DomainPlan &plan, const std::string &caller, const std::string &dial, Classification &out,
+              std::vector<RuleTrace> *trace) {
     (void)caller; // reserved for caller-dependent rules (e.g. per-caller attrs); the caller is resolved later
     // Dial strings come from the network. RE2 is linear in the input, but the work still is bounded: an
     // over-long Request-URI user part, or one holding a NUL byte (never valid in a SIP URI, RFC 3261
@@ -490,8 +569,8 @@ void evaluate(const DomainPlan& plan, const std::string& caller, const std::stri
     evaluateRules(plan, dial, out, trace);
 }
 
-void evaluateRules(const DomainPlan& plan, const std::string& dial, Classification& out,
-                   std::vector<RuleTrace>* trace) {
+void evaluateRules(const DomainPlan &plan, const std::string &dial, Classification &out,
+                   std::vector<RuleTrace> *trace) {
     std::string input = dial;
     const size_t origLen = dial.size();
     bool any = false;
@@ -499,16 +578,16 @@ void evaluateRules(const DomainPlan& plan, const std::string& dial, Classificati
     int groupCount = 0;
     // Kamailio: rules whose match_len equals the input length first, then the match_len = 0 rules.
     // Fast path: only the rules that can match the input's first byte (same relative order).
-    const std::vector<std::uint32_t>* candidates = nullptr;
+    const std::vector<std::uint32_t> *candidates = nullptr;
     if (!trace && !plan.hasContinue && !plan.byFirstByte.empty())
-        candidates = input.empty() ? &plan.forEmpty
-                                   : &plan.byFirstByte[static_cast<unsigned char>(input[0])];
+        candidates = input.empty() ? &plan.forEmpty : &plan.byFirstByte[static_cast<unsigned char>(input[0])];
     const size_t count = candidates ? candidates->size() : plan.rules.size();
     for (int pass = 0; pass < 2; ++pass) {
         for (size_t k = 0; k < count; ++k) {
-            const auto& cr = plan.rules[candidates ? (*candidates)[k] : k];
-            const Rule& r = cr->rule;
-            if (r.disabled) continue;
+            const auto &cr = plan.rules[candidates ? (*candidates)[k] : k];
+            const Rule &r = cr->rule;
+            if (r.disabled)
+                continue;
             if (pass == 0 ? (r.matchLen == 0 || static_cast<size_t>(r.matchLen) != origLen) : r.matchLen != 0) {
                 if (trace && pass == 1 && r.matchLen != 0 && static_cast<size_t>(r.matchLen) != origLen) {
                     RuleTrace t;
@@ -518,17 +597,22 @@ void evaluateRules(const DomainPlan& plan, const std::string& dial, Classificati
                 }
                 continue;
             }
-            if (r.matchLen != 0 && static_cast<size_t>(r.matchLen) != input.size()) continue; // changed by continue
+            if (r.matchLen != 0 && static_cast<size_t>(r.matchLen) != input.size())
+                continue; // changed by continue
             bool hit = false;
             if (!cr->required.empty() && input.find(cr->required) == std::string::npos) {
                 hit = false;
             } else {
                 switch (r.matchOp) {
-                case MatchOp::Exact: hit = input == r.matchExp; break;
+                case MatchOp::Exact:
+                    hit = input == r.matchExp;
+                    break;
                 case MatchOp::Regex:
                     hit = RE2::PartialMatch(input, *cr->match);
                     break;
-                case MatchOp::Glob: hit = fnmatch(r.matchExp.c_str(), input.c_str(), 0) == 0; break;
+                case MatchOp::Glob:
+                    hit = fnmatch(r.matchExp.c_str(), input.c_str(), 0) == 0;
+                    break;
                 }
             }
             if (!hit) {
@@ -567,12 +651,14 @@ void evaluateRules(const DomainPlan& plan, const std::string& dial, Classificati
             any = true;
             out.matched.push_back(r.id);
             out.ruleId = r.id;
-            for (const auto& [k, v] : cr->attrs) {
+            for (const auto &[k, v] : cr->attrs) {
                 std::string val = haveMatch ? expand(v, &m, groupCount) : v;
                 auto it =
                     std::find_if(out.attrs.begin(), out.attrs.end(), [&k = k](const auto &a) { return a.first == k; });
-                if (it != out.attrs.end()) it->second = std::move(val);
-                else out.attrs.emplace_back(k, std::move(val));
+                if (it != out.attrs.end())
+                    it->second = std::move(val);
+                else
+                    out.attrs.emplace_back(k, std::move(val));
             }
             if (trace) {
                 RuleTrace t;
@@ -582,29 +668,48 @@ void evaluateRules(const DomainPlan& plan, const std::string& dial, Classificati
                 trace->push_back(std::move(t));
             }
             input = std::move(output);
-            if (!r.cont) { pass = 2; break; }
+            if (!r.cont) {
+                pass = 2;
+                break;
+            }
         }
     }
     out.output = input;
-    if (!any) return;
+    if (!any)
+        return;
     // Interpret the merged attrs.
     out.action = Action::None;
-    for (const auto& [k, v] : out.attrs) {
-        if (k == "action") out.action = parseAction(v).value_or(Action::None);
-        else if (k == "ext") out.extension = v;
-        else if (k == "lot") out.lot = v;
-        else if (k == "group") out.group = v;
-        else if (k == "slot") out.slot = toInt(v).value_or(0);
-        else if (k == "recall") out.overrides.recallSeconds = toInt(v);
-        else if (k == "ring") out.overrides.ringSeconds = toInt(v);
-        else if (k == "wait") out.overrides.alternateWaitSeconds = toInt(v);
-        else if (k == "retry") out.overrides.retrySeconds = toInt(v);
-        else if (k == "max_park") out.overrides.maxParkSeconds = toInt(v);
-        else if (k == "mode") out.overrides.mode = parseRecallMode(v);
-        else if (k == "occupied") out.overrides.occupied = parseOccupiedPolicy(v);
-        else if (k == "alternate") out.overrides.alternate = RecallTarget::parse(v);
-        else if (k == "code") out.rejectCode = toInt(v).value_or(403);
-        else if (k == "route") out.route = v;
+    for (const auto &[k, v] : out.attrs) {
+        if (k == "action")
+            out.action = parseAction(v).value_or(Action::None);
+        else if (k == "ext")
+            out.extension = v;
+        else if (k == "lot")
+            out.lot = v;
+        else if (k == "group")
+            out.group = v;
+        else if (k == "slot")
+            out.slot = toInt(v).value_or(0);
+        else if (k == "recall")
+            out.overrides.recallSeconds = toInt(v);
+        else if (k == "ring")
+            out.overrides.ringSeconds = toInt(v);
+        else if (k == "wait")
+            out.overrides.alternateWaitSeconds = toInt(v);
+        else if (k == "retry")
+            out.overrides.retrySeconds = toInt(v);
+        else if (k == "max_park")
+            out.overrides.maxParkSeconds = toInt(v);
+        else if (k == "mode")
+            out.overrides.mode = parseRecallMode(v);
+        else if (k == "occupied")
+            out.overrides.occupied = parseOccupiedPolicy(v);
+        else if (k == "alternate")
+            out.overrides.alternate = RecallTarget::parse(v);
+        else if (k == "code")
+            out.rejectCode = toInt(v).value_or(403);
+        else if (k == "route")
+            out.route = v;
     }
     bool hasExt = out.attr("ext") != nullptr;
     bool hasSlot = out.attr("slot") != nullptr;
@@ -615,23 +720,26 @@ void evaluateRules(const DomainPlan& plan, const std::string& dial, Classificati
         if (!out.lot.empty()) {
             // Orbit style: retrieve/watch take the slot from the output when no slot= was given;
             // park picks a free slot unless slot= says which.
-            if (!hasSlot && out.action != Action::Park && isNumeric(out.output)) out.slot = *toInt(out.output);
+            if (!hasSlot && out.action != Action::Park && isNumeric(out.output))
+                out.slot = *toInt(out.output);
         } else if (!hasExt && out.group.empty()) {
             out.extension = out.output;
         }
         break;
     case Action::Reject:
-        if (out.rejectCode == 0) out.rejectCode = 403;
+        if (out.rejectCode == 0)
+            out.rejectCode = 403;
         break;
     case Action::Route:
-        if (out.route.empty()) out.route = out.output;
+        if (out.route.empty())
+            out.route = out.output;
         break;
     default:
         break;
     }
 }
 
-ParkRequest makeParkRequest(const Classification& c, std::string domain, std::string caller) {
+ParkRequest makeParkRequest(const Classification &c, std::string domain, std::string caller) {
     ParkRequest r;
     r.domain = std::move(domain);
     r.parker = std::move(caller);
@@ -651,7 +759,7 @@ ParkRequest makeParkRequest(const Classification& c, std::string domain, std::st
     return r;
 }
 
-RetrieveRequest makeRetrieveRequest(const Classification& c, std::string domain, std::string caller) {
+RetrieveRequest makeRetrieveRequest(const Classification &c, std::string domain, std::string caller) {
     RetrieveRequest r;
     r.domain = std::move(domain);
     r.retriever = std::move(caller);
@@ -668,7 +776,7 @@ RetrieveRequest makeRetrieveRequest(const Classification& c, std::string domain,
     return r;
 }
 
-Target watchTarget(const Classification& c, std::string domain, std::string caller) {
+Target watchTarget(const Classification &c, std::string domain, std::string caller) {
     Target t;
     t.domain = std::move(domain);
     if (!c.group.empty()) {
@@ -708,7 +816,7 @@ Classification RuleMatcher::classify(const std::string &domain, const std::strin
 
 // ---- Rules file ------------------------------------------------------------------------------------
 
-std::vector<Rule> parseRulesText(std::string_view text, const std::string& sourceName, std::vector<RuleError>& errors) {
+std::vector<Rule> parseRulesText(std::string_view text, const std::string &sourceName, std::vector<RuleError> &errors) {
     std::vector<Rule> rules;
     size_t before = errors.size();
     int lineNo = 0;
@@ -717,27 +825,33 @@ std::vector<Rule> parseRulesText(std::string_view text, const std::string& sourc
         std::string_view line = text.substr(0, nl);
         text = nl == std::string_view::npos ? std::string_view{} : text.substr(nl + 1);
         ++lineNo;
-        if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-        if (trim(line).empty() || line.front() == '#') continue;
+        if (!line.empty() && line.back() == '\r')
+            line.remove_suffix(1);
+        if (trim(line).empty() || line.front() == '#')
+            continue;
         std::vector<std::string_view> f;
         for (size_t start = 0;;) {
             size_t tab = line.find('\t', start);
             f.push_back(line.substr(start, tab == std::string_view::npos ? std::string_view::npos : tab - start));
-            if (tab == std::string_view::npos) break;
+            if (tab == std::string_view::npos)
+                break;
             start = tab + 1;
         }
-        if (trim(f[0]) == "id") continue; // header
-        auto err = [&](std::int64_t id, const std::string& m) {
+        if (trim(f[0]) == "id")
+            continue; // header
+        auto err = [&](std::int64_t id, const std::string &m) {
             errors.push_back({id, lineNo, fmt::format("{}:{}: rule {}: {}", sourceName, lineNo, id, m)});
         };
         if (f.size() < 6 || f.size() > 12) {
-            err(0, fmt::format("expected 6 to 12 TAB-separated columns (id domain dpid pr match_op match_exp ...), got {}",
-                               f.size()));
+            err(0,
+                fmt::format("expected 6 to 12 TAB-separated columns (id domain dpid pr match_op match_exp ...), got {}",
+                            f.size()));
             continue;
         }
         Rule r;
-        auto num = [&](size_t i, const char* name, int& dst) {
-            if (i >= f.size() || trim(f[i]).empty()) return true;
+        auto num = [&](size_t i, const char *name, int &dst) {
+            if (i >= f.size() || trim(f[i]).empty())
+                return true;
             auto v = toInt(f[i]);
             if (!v) {
                 err(r.id, fmt::format("{} '{}' is not a number", name, f[i]));
@@ -747,28 +861,39 @@ std::vector<Rule> parseRulesText(std::string_view text, const std::string& sourc
             return true;
         };
         int id = 0;
-        if (!num(0, "id", id)) continue;
+        if (!num(0, "id", id))
+            continue;
         r.id = id;
         r.domain = std::string(trim(f[1]));
-        if (!num(2, "dpid", r.dpid) || !num(3, "pr", r.pr)) continue;
+        if (!num(2, "dpid", r.dpid) || !num(3, "pr", r.pr))
+            continue;
         std::string_view op = trim(f[4]);
-        if (op == "0" || op == "exact") r.matchOp = MatchOp::Exact;
-        else if (op == "1" || op == "regex") r.matchOp = MatchOp::Regex;
-        else if (op == "2" || op == "glob") r.matchOp = MatchOp::Glob;
+        if (op == "0" || op == "exact")
+            r.matchOp = MatchOp::Exact;
+        else if (op == "1" || op == "regex")
+            r.matchOp = MatchOp::Regex;
+        else if (op == "2" || op == "glob")
+            r.matchOp = MatchOp::Glob;
         else {
             err(r.id, fmt::format("match_op '{}' (0/exact, 1/regex, 2/glob)", op));
             continue;
         }
         r.matchExp = std::string(f[5]);
-        if (!num(6, "match_len", r.matchLen)) continue;
-        if (f.size() > 7) r.substExp = std::string(f[7]);
-        if (f.size() > 8) r.replExp = std::string(f[8]);
-        if (f.size() > 9) r.attrs = std::string(f[9]);
+        if (!num(6, "match_len", r.matchLen))
+            continue;
+        if (f.size() > 7)
+            r.substExp = std::string(f[7]);
+        if (f.size() > 8)
+            r.replExp = std::string(f[8]);
+        if (f.size() > 9)
+            r.attrs = std::string(f[9]);
         int flag = 0;
-        if (!num(10, "disabled", flag)) continue;
+        if (!num(10, "disabled", flag))
+            continue;
         r.disabled = flag != 0;
         flag = 0;
-        if (!num(11, "continue", flag)) continue;
+        if (!num(11, "continue", flag))
+            continue;
         r.cont = flag != 0;
         std::string e;
         if (!compileRule(r, e)) {
@@ -777,11 +902,12 @@ std::vector<Rule> parseRulesText(std::string_view text, const std::string& sourc
         }
         rules.push_back(std::move(r));
     }
-    if (errors.size() != before) return {};
+    if (errors.size() != before)
+        return {};
     return rules;
 }
 
-std::vector<Rule> readRulesFile(const std::string& path, std::vector<RuleError>& errors) {
+std::vector<Rule> readRulesFile(const std::string &path, std::vector<RuleError> &errors) {
     std::ifstream in(path, std::ios::binary);
     if (!in) {
         errors.push_back({0, 0, fmt::format("{}: cannot open rules file", path)});
@@ -792,9 +918,10 @@ std::vector<Rule> readRulesFile(const std::string& path, std::vector<RuleError>&
     return parseRulesText(ss.str(), path, errors);
 }
 
-std::string formatRules(const std::vector<Rule>& rules) {
-    std::string out = "id\tdomain\tdpid\tpr\tmatch_op\tmatch_exp\tmatch_len\tsubst_exp\trepl_exp\tattrs\tdisabled\tcontinue\n";
-    for (const Rule& r : rules)
+std::string formatRules(const std::vector<Rule> &rules) {
+    std::string out =
+        "id\tdomain\tdpid\tpr\tmatch_op\tmatch_exp\tmatch_len\tsubst_exp\trepl_exp\tattrs\tdisabled\tcontinue\n";
+    for (const Rule &r : rules)
         out += fmt::format("{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\n", r.id, r.domain, r.dpid, r.pr,
                            static_cast<int>(r.matchOp), r.matchExp, r.matchLen, r.substExp, r.replExp, r.attrs,
                            r.disabled ? 1 : 0, r.cont ? 1 : 0);

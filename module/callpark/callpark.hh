@@ -13,11 +13,11 @@
 //   provision.cc        provision_file (TOML) -> domains, groups, lots
 #pragma once
 #include "host.hh"
+#include "pending.hh"
 #include "settings.hh"
 #include "wire/bodies.hh"
 #include "wire/moh.hh"
 #include "wire/sip_text.hh"
-#include "pending.hh"
 
 #include <parkway/engine/engine.hh>
 
@@ -44,40 +44,40 @@ struct Session;
 // on_terminated); the session refers to it by pointer and clears the pointer on termination.
 struct Leg {
     CallPark *mod = nullptr;
-    uint64_t id = 0;             // for closures that may outlive the leg (responses after on_terminated)
-    uint64_t sid = 0;            // owning session (0 = none)
+    uint64_t id = 0;  // for closures that may outlive the leg (responses after on_terminated)
+    uint64_t sid = 0; // owning session (0 = none)
     pw_dialog *dlg = nullptr;
-    std::string role;            // "parked", "retriever", "recall", "target", "transferor"
+    std::string role;                 // "parked", "retriever", "recall", "target", "transferor"
     std::string peerUri, peerDisplay; // identity of the far end (for P-Asserted-Identity / From of relays)
-    std::string remoteSdp;       // last SDP the far end sent
+    std::string remoteSdp;            // last SDP the far end sent
     bool confirmed = false;
-    bool failed = false;         // UAC: final non-2xx
-    bool answered = false;       // UAC: got a 2xx
-    uint64_t ackToId = 0;        // relay the ACK's answer to this leg (offerless re-INVITE relayed)
-    bool finalSeen = false;      // UAC INVITE: the first final response arrived
+    bool failed = false;    // UAC: final non-2xx
+    bool answered = false;  // UAC: got a 2xx
+    uint64_t ackToId = 0;   // relay the ACK's answer to this leg (offerless re-INVITE relayed)
+    bool finalSeen = false; // UAC INVITE: the first final response arrived
     // UAC INVITE: called once with the first final response (2xx: the dialog is up, ACK still owed).
     std::function<void(Leg *, int, const pw_msg *)> onAnswer;
 };
 
 enum class SessionState {
-    Parked,      // parked party alone with MOH
-    Retrieving,  // re-INVITE to the parked party for a retriever in flight
-    Recalling,   // recall branches ringing
-    Connecting,  // recall answered: re-INVITE to the parked party in flight
-    Bridged,     // two legs relayed (retrieved / recalled / transferred)
+    Parked,     // parked party alone with MOH
+    Retrieving, // re-INVITE to the parked party for a retriever in flight
+    Recalling,  // recall branches ringing
+    Connecting, // recall answered: re-INVITE to the parked party in flight
+    Bridged,    // two legs relayed (retrieved / recalled / transferred)
     Ended,
 };
 
 // A parked call as the module holds it (one per engine call while parked, then the bridge it became).
 struct Session {
     uint64_t sid = 0;
-    eng::CallId callId = 0; // engine call id while it is in the engine (0 once retrieved)
+    eng::CallId callId = 0;       // engine call id while it is in the engine (0 once retrieved)
     eng::CallId parkedCallId = 0; // the engine call this session parked, kept after it left (for logs)
     std::string domain;
     SessionState state = SessionState::Parked;
-    Leg *a = nullptr;       // the parked party
-    Leg *b = nullptr;       // retriever / recall answerer / transfer target once connected
-    std::string parker;     // parker extension
+    Leg *a = nullptr;   // the parked party
+    Leg *b = nullptr;   // retriever / recall answerer / transfer target once connected
+    std::string parker; // parker extension
     std::string parkedOnUri;
 
     // music on hold and our SDP towards the parked party
@@ -85,7 +85,7 @@ struct Session {
     uint16_t mohPort = 0;
     int mohPt = -1;
     uint64_t sdpSession = 0, sdpVersion = 0;
-    std::string localSdp;   // what we last answered/offered to the parked party
+    std::string localSdp; // what we last answered/offered to the parked party
     std::string remoteMediaIp;
     uint16_t remoteMediaPort = 0;
 
@@ -96,9 +96,9 @@ struct Session {
     std::string replacesCallId; // retrieve_mode=replaces: Call-ID of the retriever's INVITE we let through
 
     // recall
-    pw_timer_id recallTimer = 0;  // deadline -> recallStep
-    pw_timer_id ringTimer = 0;    // ring time over -> recallNoAnswer
-    std::vector<Leg *> branches;  // ringing recall branches
+    pw_timer_id recallTimer = 0; // deadline -> recallStep
+    pw_timer_id ringTimer = 0;   // ring time over -> recallNoAnswer
+    std::vector<Leg *> branches; // ringing recall branches
     Leg *winner = nullptr;
 
     // REFER from a bridged leg carried out by us (blind transfer or re-park)
@@ -117,8 +117,8 @@ struct Subscription {
     uint64_t version = 0;    // next version to send (RFC 4235 §4.1: starts at 0, +1 per NOTIFY)
     int64_t expiresAtMs = 0;
     bool ending = false;
-    std::string storeId; // key of its record in the engine's watchers table ("" = not stored)
-    uint64_t id = 0;     // never reused: the paced NOTIFY queue names subscriptions by id
+    std::string storeId;    // key of its record in the engine's watchers table ("" = not stored)
+    uint64_t id = 0;        // never reused: the paced NOTIFY queue names subscriptions by id
     std::string subscriber; // From address-of-record (sip:user@host), counted against its cap
     bool counted = false;   // in the watcher counts (caps, gauges)
     bool queued = false;    // a NOTIFY with the then-current state is queued (newest state wins)
@@ -128,9 +128,9 @@ struct Subscription {
 
 // REFER intent remembered in passthrough mode, keyed by the transferee's dialog.
 struct ReferIntent {
-    std::string transfereeUri;  // To of the REFER (the referee)
-    std::string targetUser;     // unescaped Refer-To user, e.g. "*68103"
-    std::string parker;         // From URI of the REFER
+    std::string transfereeUri; // To of the REFER (the referee)
+    std::string targetUser;    // unescaped Refer-To user, e.g. "*68103"
+    std::string parker;        // From URI of the REFER
     std::string parkerDisplay;
     int64_t expiresAtMs = 0;
 };
@@ -274,7 +274,8 @@ public:
     template <typename F>
     bool sendInDialog(pw_dialog *dlg, std::string_view method, Headers *h, std::string_view ctype,
                       std::string_view body, uint32_t flags, F &&fn) {
-        if (!dlg) return false;
+        if (!dlg)
+            return false;
         Pending *p = trackPending(makePending(std::forward<F>(fn)), dlg);
         int rc = host_.api()->dialog_request(dlg, ps(method), h ? h->data() : nullptr, h ? h->size() : 0, ps(ctype),
                                              ps(body), flags, pendingResponse, p);

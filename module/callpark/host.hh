@@ -17,9 +17,15 @@
 
 namespace parkway::callpark {
 
-inline std::string_view sv(pw_str s) { return s.len ? std::string_view(s.ptr, s.len) : std::string_view(); }
-inline std::string str(pw_str s) { return std::string(sv(s)); }
-inline pw_str ps(std::string_view s) { return pw_str{s.data(), s.size()}; }
+inline std::string_view sv(pw_str s) {
+    return s.len ? std::string_view(s.ptr, s.len) : std::string_view();
+}
+inline std::string str(pw_str s) {
+    return std::string(sv(s));
+}
+inline pw_str ps(std::string_view s) {
+    return pw_str{s.data(), s.size()};
+}
 
 // THE text boundary of the module (docs/callpark.md "Text and UTF-8"): every string read from a SIP message
 // (headers, URIs, display names, tags, dialog fields) becomes valid UTF-8 here, each invalid sequence replaced
@@ -48,7 +54,8 @@ public:
     // Valid until the next add().
     const pw_header *data() {
         view_.clear();
-        for (auto &[n, v] : items_) view_.push_back(pw_header{ps(n), ps(v)});
+        for (auto &[n, v] : items_)
+            view_.push_back(pw_header{ps(n), ps(v)});
         return view_.data();
     }
     size_t size() const { return items_.size(); }
@@ -122,12 +129,15 @@ public:
     }
     bool hasAcceptCommit() const { return PW_HOST_HAS(api_, dialog_accept_commit); }
     std::string dialogExport(pw_dialog *d) const {
-        if (!d) return {};
+        if (!d)
+            return {};
         int64_t n = api_->dialog_export(d, nullptr, 0);
-        if (n <= 0) return {};
+        if (n <= 0)
+            return {};
         std::string out(static_cast<size_t>(n) + 1, '\0');
         int64_t m = api_->dialog_export(d, out.data(), out.size());
-        if (m < 0) return {};
+        if (m < 0)
+            return {};
         out.resize(static_cast<size_t>(std::min<int64_t>(m, n)));
         return out;
     }
@@ -146,7 +156,8 @@ public:
 
     pw_timer_id timer(uint64_t ms, pw_timer_fn fn, void *arg) const { return api_->timer_start(host_, ms, fn, arg); }
     void cancelTimer(pw_timer_id &id) const {
-        if (id) api_->timer_cancel(host_, id);
+        if (id)
+            api_->timer_cancel(host_, id);
         id = 0;
     }
 

@@ -16,7 +16,8 @@ struct ContactList {
 
 void collectContact(void *arg, const pw_contact *c) {
     auto *list = static_cast<ContactList *>(arg);
-    if (!c) return;
+    if (!c)
+        return;
     list->items.emplace_back(str(c->uri), str(c->received));
     list->paths.push_back(str(c->path));
 }
@@ -24,19 +25,23 @@ void collectContact(void *arg, const pw_contact *c) {
 
 void CallPark::armRecall(Session &s, eng::Millis at) {
     cancelTimer(s.recallTimer);
-    if (!s.callId || at <= 0) return;
+    if (!s.callId || at <= 0)
+        return;
     int64_t delay = at - host_.nowMs();
-    if (delay < 0) delay = 0; // overdue (e.g. after a restart): recall now
+    if (delay < 0)
+        delay = 0; // overdue (e.g. after a restart): recall now
     uint64_t sid = s.sid;
     s.recallTimer = after(static_cast<uint64_t>(delay), [this, sid] { recallFire(sid); });
 }
 
 void CallPark::recallFire(uint64_t sid) {
     Session *sp = session(sid);
-    if (!sp) return;
+    if (!sp)
+        return;
     Session &s = *sp;
     s.recallTimer = 0;
-    if (!s.callId || (s.state != SessionState::Parked && s.state != SessionState::Recalling)) return;
+    if (!s.callId || (s.state != SessionState::Parked && s.state != SessionState::Recalling))
+        return;
     eng::RecallStep step = engine_->recallStep(s.callId);
     if (!step) {
         if (step.error == eng::ErrorCode::BadState) { // not due yet by the engine's clock: wait for it
@@ -61,7 +66,8 @@ std::vector<Leg *> CallPark::ringTarget(Session &s, const std::string &target, b
                              ? target
                              : aor(target, s.domain);
     ContactList contacts;
-    if (!isNumber) host_.api()->location_lookup(host_.raw(), ps(aorUri), collectContact, &contacts);
+    if (!isNumber)
+        host_.api()->location_lookup(host_.raw(), ps(aorUri), collectContact, &contacts);
     if (contacts.items.empty()) {
         // A number, or a user with no registered contact: through our own routing (router module).
         contacts.items.emplace_back(aorUri, ourContact());
@@ -73,8 +79,10 @@ std::vector<Leg *> CallPark::ringTarget(Session &s, const std::string &target, b
     for (size_t i = 0; i < contacts.items.size(); ++i) {
         auto &[uri, hop] = contacts.items[i];
         Headers h;
-        if (!alertInfo.empty()) h.add("Alert-Info", alertInfo);
-        if (!contacts.paths[i].empty()) h.add("Route", contacts.paths[i]); // RFC 3327 §5.2
+        if (!alertInfo.empty())
+            h.add("Alert-Info", alertInfo);
+        if (!contacts.paths[i].empty())
+            h.add("Route", contacts.paths[i]); // RFC 3327 §5.2
         pw_uac_params p{};
         p.struct_size = sizeof(p);
         p.method = PW_STR_LIT("INVITE");
@@ -89,7 +97,8 @@ std::vector<Leg *> CallPark::ringTarget(Session &s, const std::string &target, b
         leg->peerUri = aorUri;
         uint64_t legId = leg->id;
         Pending *pend = invitePending(leg, [this, legId](pw_dialog *dlg, int status, const pw_msg *resp) {
-            if (status < 200) return;
+            if (status < 200)
+                return;
             bool ok2xx = status < 300;
             auto hangUp = [this, dlg] {
                 // A forked or late 2xx nobody wants: ACK it and hang up (RFC 3261 §13.2.2.4).
@@ -98,7 +107,8 @@ std::vector<Leg *> CallPark::ringTarget(Session &s, const std::string &target, b
             };
             Leg *leg = legById(legId);
             if (!leg || leg->finalSeen) {
-                if (ok2xx && dlg) hangUp();
+                if (ok2xx && dlg)
+                    hangUp();
                 return;
             }
             leg->finalSeen = true;
@@ -106,7 +116,8 @@ std::vector<Leg *> CallPark::ringTarget(Session &s, const std::string &target, b
             leg->confirmed = ok2xx;
             leg->failed = !ok2xx;
             if (leg->sid == 0 || !leg->onAnswer) {
-                if (ok2xx && dlg) hangUp();
+                if (ok2xx && dlg)
+                    hangUp();
                 return;
             }
             auto cb = leg->onAnswer;
@@ -148,10 +159,12 @@ void CallPark::ringStep(Session &s, const eng::RecallStep &step) {
 
 void CallPark::ringTimeout(uint64_t sid) {
     Session *sp = session(sid);
-    if (!sp) return;
+    if (!sp)
+        return;
     Session &s = *sp;
     cancelTimer(s.ringTimer);
-    if (s.state != SessionState::Recalling || s.winner || !s.callId) return;
+    if (s.state != SessionState::Recalling || s.winner || !s.callId)
+        return;
     cancelBranches(s, nullptr);
     eng::RecallStep next = engine_->recallNoAnswer(s.callId);
     s.state = SessionState::Parked; // still parked (engine: recalling), music on hold goes on
@@ -189,17 +202,21 @@ void CallPark::endParkedTooLong(Session &s, const eng::ParkedCall &call) {
 
 void CallPark::cancelBranches(Session &s, Leg *except) {
     for (Leg *l : s.branches) {
-        if (l == except || !l->dlg) continue;
+        if (l == except || !l->dlg)
+            continue;
         l->onAnswer = nullptr; // a late 2xx is ACKed and hung up by the response closure
-        if (host_.api()->dialog_cancel(l->dlg) != PW_OK) host_.api()->dialog_end(l->dlg);
+        if (host_.api()->dialog_cancel(l->dlg) != PW_OK)
+            host_.api()->dialog_end(l->dlg);
     }
     s.branches.clear();
-    if (except) s.branches.push_back(except);
+    if (except)
+        s.branches.push_back(except);
 }
 
 void CallPark::branchResponse(Leg *leg, int status, const pw_msg *resp) {
     Session *sp = session(leg->sid);
-    if (!sp) return;
+    if (!sp)
+        return;
     Session &s = *sp;
     if (status >= 300) {
         s.branches.erase(std::remove(s.branches.begin(), s.branches.end(), leg), s.branches.end());
@@ -212,7 +229,8 @@ void CallPark::branchResponse(Leg *leg, int status, const pw_msg *resp) {
     }
     // 2xx: the first answer wins (SPEC §5)
     auto hangUp = [this](Leg *l) {
-        if (!l->dlg) return;
+        if (!l->dlg)
+            return;
         host_.api()->dialog_ack(l->dlg, {}, {});
         host_.api()->dialog_end(l->dlg);
     };
@@ -235,7 +253,8 @@ void CallPark::branchResponse(Leg *leg, int status, const pw_msg *resp) {
     uint64_t sid = s.sid;
     connectLegs(s, s.a, leg, offer, [this, sid](bool ok) {
         Session *s2 = session(sid);
-        if (!s2) return;
+        if (!s2)
+            return;
         eng::CallId id = s2->callId;
         s2->winner = nullptr;
         if (ok) {
@@ -243,27 +262,32 @@ void CallPark::branchResponse(Leg *leg, int status, const pw_msg *resp) {
             s2->callId = 0;
             s2->state = SessionState::Bridged;
             auto r = engine_->completeRetrieve(id);
-            if (!r) host_.log(PW_LOG_WARN, "callpark: complete recall of call {}: {}", id, r.message);
+            if (!r)
+                host_.log(PW_LOG_WARN, "callpark: complete recall of call {}: {}", id, r.message);
             host_.log(PW_LOG_INFO, "callpark: call {} recalled to {}", id, s2->b ? s2->b->peerUri : "");
         } else {
             s2->b = nullptr;
             if (s2->a && s2->a->dlg && id) {
                 s2->state = SessionState::Parked;
                 auto back = engine_->abortRetrieve(id);
-                if (back) armRecall(*s2, back.call.recallAt);
+                if (back)
+                    armRecall(*s2, back.call.recallAt);
             }
         }
     });
 }
 
 void CallPark::forceRecall(Session &s) {
-    if (!s.callId) return;
+    if (!s.callId)
+        return;
     cancelTimer(s.recallTimer);
-    if (s.state == SessionState::Recalling) cancelBranches(s, nullptr);
+    if (s.state == SessionState::Recalling)
+        cancelBranches(s, nullptr);
     cancelTimer(s.ringTimer);
     s.state = SessionState::Parked;
     auto call = engine_->get(s.callId);
-    if (call && call->recallAt > host_.nowMs()) clockOverrideMs = call->recallAt;
+    if (call && call->recallAt > host_.nowMs())
+        clockOverrideMs = call->recallAt;
     eng::RecallStep step = engine_->recallStep(s.callId);
     clockOverrideMs = 0;
     if (!step) {

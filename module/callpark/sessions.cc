@@ -29,8 +29,10 @@ void legOnRequest(void *arg, pw_dialog *, pw_request *req) {
             cp->host().reply(req, 481, "Call Does Not Exist");
             return;
         }
-        if (s->state == SessionState::Bridged) cp->onBridgedRequest(*s, leg, req);
-        else cp->onParkedRequest(*s, leg, req);
+        if (s->state == SessionState::Bridged)
+            cp->onBridgedRequest(*s, leg, req);
+        else
+            cp->onParkedRequest(*s, leg, req);
     } catch (const std::exception &e) {
         cp->host().log(PW_LOG_ERROR, "callpark: in-dialog request failed: {}", e.what());
         cp->host().reply(req, 500, "Call Park Error");
@@ -42,7 +44,8 @@ void legOnAck(void *arg, pw_dialog *, const pw_msg *ack) {
     CallPark *cp = leg->mod;
     try {
         Session *s = cp->session(leg->sid);
-        if (!s) return;
+        if (!s)
+            return;
         cp->onBridgedAck(*s, leg, ack);
     } catch (const std::exception &e) {
         cp->host().log(PW_LOG_ERROR, "callpark: ACK handling failed: {}", e.what());
@@ -68,16 +71,20 @@ Leg *uacLeg(void *arg) {
     return static_cast<CallPark *>(p->owner)->legById(p->legId);
 }
 void uacOnRequest(void *arg, pw_dialog *d, pw_request *req) {
-    if (Leg *l = uacLeg(arg)) legOnRequest(l, d, req);
-    else static_cast<CallPark *>(static_cast<Pending *>(arg)->owner)->host().reply(req, 481);
+    if (Leg *l = uacLeg(arg))
+        legOnRequest(l, d, req);
+    else
+        static_cast<CallPark *>(static_cast<Pending *>(arg)->owner)->host().reply(req, 481);
 }
 void uacOnAck(void *arg, pw_dialog *d, const pw_msg *ack) {
-    if (Leg *l = uacLeg(arg)) legOnAck(l, d, ack);
+    if (Leg *l = uacLeg(arg))
+        legOnAck(l, d, ack);
 }
 void uacOnTerminated(void *arg, pw_dialog *d, pw_dialog_end_reason reason) {
     auto *p = static_cast<Pending *>(arg);
     auto *cp = static_cast<CallPark *>(p->owner);
-    if (Leg *l = uacLeg(arg)) legOnTerminated(l, d, reason);
+    if (Leg *l = uacLeg(arg))
+        legOnTerminated(l, d, reason);
     else
         cp->retirePendings(d);
     cp->releaseInvitePendingLater(p); // the INVITE's own callback comes no more either
@@ -89,8 +96,12 @@ const pw_dialog_callbacks kLegCallbacks = {sizeof(pw_dialog_callbacks), legOnReq
                                            legOnTerminated};
 const pw_dialog_callbacks kNoCallbacks = {sizeof(pw_dialog_callbacks), nullptr, nullptr, nullptr, nullptr};
 
-void reapTimer(void *arg) { static_cast<CallPark *>(arg)->reap(); }
-void sweepTimer(void *arg) { static_cast<CallPark *>(arg)->sweep(); }
+void reapTimer(void *arg) {
+    static_cast<CallPark *>(arg)->reap();
+}
+void sweepTimer(void *arg) {
+    static_cast<CallPark *>(arg)->sweep();
+}
 
 } // namespace
 
@@ -98,7 +109,8 @@ void pendingResponse(void *arg, pw_dialog *dlg, int status, const pw_msg *resp) 
     auto *p = static_cast<Pending *>(arg);
     p->running = true;
     try {
-        if (p->fn) p->fn(dlg, status, resp);
+        if (p->fn)
+            p->fn(dlg, status, resp);
     } catch (...) {
     }
     p->running = false;
@@ -141,12 +153,18 @@ void CallPark::retirePendings(pw_dialog *dlg) {
     }
 }
 
-const pw_dialog_callbacks *CallPark::legCallbacks() { return &kLegCallbacks; }
-const pw_dialog_callbacks *CallPark::uacLegCallbacks() { return &kUacLegCallbacks; }
+const pw_dialog_callbacks *CallPark::legCallbacks() {
+    return &kLegCallbacks;
+}
+const pw_dialog_callbacks *CallPark::uacLegCallbacks() {
+    return &kUacLegCallbacks;
+}
 
 CallPark::~CallPark() {
-    if (engine_ && listener_) engine_->removeListener(listener_);
-    for (auto &[id, ctx] : timerCtx_) delete ctx;
+    if (engine_ && listener_)
+        engine_->removeListener(listener_);
+    for (auto &[id, ctx] : timerCtx_)
+        delete ctx;
     // Closures of requests still in flight: the host never calls a module back after its destroy hook (it
     // drops the remaining transactions silently), so they can go now.
     for (Pending *p : pendings_)
@@ -158,10 +176,12 @@ CallPark::~CallPark() {
 
 namespace {
 std::string parkDatabaseBeside(const std::string &core) {
-    if (core.empty() || core == ":memory:") return ":memory:";
+    if (core.empty() || core == ":memory:")
+        return ":memory:";
     auto slash = core.find_last_of('/');
     auto dot = core.find_last_of('.');
-    if (dot == std::string::npos || (slash != std::string::npos && dot < slash)) return core + "-park";
+    if (dot == std::string::npos || (slash != std::string::npos && dot < slash))
+        return core + "-park";
     return core.substr(0, dot) + "-park" + core.substr(dot);
 }
 } // namespace
@@ -175,8 +195,8 @@ int CallPark::init() {
     contact_ = host_.coreSetting("contact");
     // The engine owns its SQLite file (it migrates by PRAGMA user_version and refuses a file holding other
     // schemas), so by default it lives beside the core database: "parkway.db" -> "parkway-park.db".
-    std::string path = settings_.database.empty() ? parkDatabaseBeside(host_.coreSetting("database"))
-                                                  : settings_.database;
+    std::string path =
+        settings_.database.empty() ? parkDatabaseBeside(host_.coreSetting("database")) : settings_.database;
     clock_ = std::make_unique<HostClock>(host_, clockOverrideMs);
     try {
         engine_ = eng::Engine::open(path, *clock_);
@@ -191,20 +211,27 @@ int CallPark::init() {
                       !settings_.alternate.empty() || maxParkSeconds != eng::RecallSettings{}.maxParkSeconds;
     if (anyDefault) {
         std::set<std::string> configured;
-        for (auto &d : engine_->domains()) configured.insert(d.name);
+        for (auto &d : engine_->domains())
+            configured.insert(d.name);
         std::string list = host_.coreSetting("domains");
         size_t pos = 0;
         while (pos <= list.size()) {
             size_t comma = list.find(',', pos);
             std::string name = list.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
             pos = comma == std::string::npos ? list.size() + 1 : comma + 1;
-            while (!name.empty() && name.front() == ' ') name.erase(0, 1);
-            while (!name.empty() && name.back() == ' ') name.pop_back();
-            if (name.empty() || configured.count(name)) continue;
+            while (!name.empty() && name.front() == ' ')
+                name.erase(0, 1);
+            while (!name.empty() && name.back() == ' ')
+                name.pop_back();
+            if (name.empty() || configured.count(name))
+                continue;
             eng::DomainSettings d = engine_->domain(name);
-            if (!settings_.occupiedPolicy.empty()) d.occupied = *eng::parseOccupiedPolicy(settings_.occupiedPolicy);
-            if (settings_.recallTimeMs) d.recall.recallSeconds = static_cast<int>((settings_.recallTimeMs + 999) / 1000);
-            if (!settings_.recallMode.empty()) d.recall.mode = *eng::parseRecallMode(settings_.recallMode);
+            if (!settings_.occupiedPolicy.empty())
+                d.occupied = *eng::parseOccupiedPolicy(settings_.occupiedPolicy);
+            if (settings_.recallTimeMs)
+                d.recall.recallSeconds = static_cast<int>((settings_.recallTimeMs + 999) / 1000);
+            if (!settings_.recallMode.empty())
+                d.recall.mode = *eng::parseRecallMode(settings_.recallMode);
             d.recall.maxParkSeconds = maxParkSeconds; // max_park_time
             if (!settings_.alternate.empty()) {
                 auto t = eng::RecallTarget::parse(settings_.alternate);
@@ -256,9 +283,11 @@ void CallPark::stop() {
     host_.cancelTimer(sweepTimer_);
     // Unbind every dialog so the host never calls into a destroyed module.
     for (auto &[p, leg] : legs_)
-        if (leg->dlg) host_.api()->dialog_rebind(leg->dlg, &kNoCallbacks, nullptr);
+        if (leg->dlg)
+            host_.api()->dialog_rebind(leg->dlg, &kNoCallbacks, nullptr);
     for (auto &[p, sub] : subs_)
-        if (sub->dlg) host_.api()->dialog_rebind(sub->dlg, &kNoCallbacks, nullptr);
+        if (sub->dlg)
+            host_.api()->dialog_rebind(sub->dlg, &kNoCallbacks, nullptr);
     for (Pending *p : invitePendings_) {
         p->fn = nullptr;
         p->legId = 0;
@@ -286,22 +315,30 @@ int CallPark::reload() {
 }
 
 bool CallPark::loadRules(std::string *err) {
-    if (settings_.rulesFile.empty()) return true;
+    if (settings_.rulesFile.empty())
+        return true;
     auto errors = engine_->loadRulesFile(settings_.rulesFile);
-    if (errors.empty()) return true;
+    if (errors.empty())
+        return true;
     std::string msg = fmt::format("callpark: rules_file {}:", settings_.rulesFile);
-    for (auto &e : errors) msg += fmt::format(" [line {}] {};", e.line, e.message);
-    if (err) *err = msg;
+    for (auto &e : errors)
+        msg += fmt::format(" [line {}] {};", e.line, e.message);
+    if (err)
+        *err = msg;
     return false;
 }
 
 pw_verdict CallPark::onRequest(pw_request *req) {
-    if (stopping_) return PW_CONTINUE;
+    if (stopping_)
+        return PW_CONTINUE;
     const pw_msg *m = host_.msg(req);
     std::string method = host_.method(m);
-    if (method == "INVITE") return onInvite(req, m);
-    if (method == "REFER") return onRefer(req, m);
-    if (method == "SUBSCRIBE") return onSubscribe(req, m);
+    if (method == "INVITE")
+        return onInvite(req, m);
+    if (method == "REFER")
+        return onRefer(req, m);
+    if (method == "SUBSCRIBE")
+        return onSubscribe(req, m);
     return PW_CONTINUE;
 }
 
@@ -321,11 +358,14 @@ Session *CallPark::session(uint64_t sid) {
 }
 
 Session *CallPark::sessionByCall(eng::CallId id) {
-    if (!id) return nullptr;
+    if (!id)
+        return nullptr;
     auto it = sidByCall_.find(id);
-    if (it == sidByCall_.end()) return nullptr;
+    if (it == sidByCall_.end())
+        return nullptr;
     Session *s = session(it->second);
-    if (!s || s->callId != id || s->state == SessionState::Ended) return nullptr;
+    if (!s || s->callId != id || s->state == SessionState::Ended)
+        return nullptr;
     return s;
 }
 
@@ -356,31 +396,41 @@ void CallPark::dropLeg(Leg *leg) {
     leg->dlg = nullptr;
     legById_.erase(leg->id);
     graveyard_.push_back(leg);
-    if (sid) reapLater(sid);
-    else reapLater(~uint64_t(0)); // only the leg to free
+    if (sid)
+        reapLater(sid);
+    else
+        reapLater(~uint64_t(0)); // only the leg to free
 }
 
 void CallPark::reapLater(uint64_t sid) {
-    if (stopping_) return;
-    if (sid == 0) reapAll_ = true;
-    else if (sid != ~uint64_t(0)) reapCandidates_.push_back(sid);
-    if (reapTimer_) return;
+    if (stopping_)
+        return;
+    if (sid == 0)
+        reapAll_ = true;
+    else if (sid != ~uint64_t(0))
+        reapCandidates_.push_back(sid);
+    if (reapTimer_)
+        return;
     reapTimer_ = host_.timer(0, reapTimer, this);
 }
 
 void CallPark::reap() {
     reapTimer_ = 0;
-    for (Leg *l : graveyard_) legs_.erase(l);
+    for (Leg *l : graveyard_)
+        legs_.erase(l);
     graveyard_.clear();
     auto tryReap = [this](std::map<uint64_t, std::unique_ptr<Session>>::iterator it) {
         Session &s = *it->second;
         bool live = (s.a && s.a->dlg) || (s.b && s.b->dlg) || (s.transferor && s.transferor->dlg) ||
                     !s.branches.empty() || s.retrieveReq;
-        if (s.state != SessionState::Ended || live) return std::next(it);
+        if (s.state != SessionState::Ended || live)
+            return std::next(it);
         cancelTimer(s.recallTimer);
         cancelTimer(s.ringTimer);
-        if (s.mohId) moh_.remove(s.mohId);
-        if (!s.replacesCallId.empty()) sidByReplacesCid_.erase(s.replacesCallId);
+        if (s.mohId)
+            moh_.remove(s.mohId);
+        if (!s.replacesCallId.empty())
+            sidByReplacesCid_.erase(s.replacesCallId);
         return sessions_.erase(it);
     };
     int64_t now = host_.nowMs();
@@ -389,10 +439,12 @@ void CallPark::reap() {
     if (reapAll_ || now - lastFullReapMs_ >= 1000) {
         reapAll_ = false;
         lastFullReapMs_ = now;
-        for (auto it = sessions_.begin(); it != sessions_.end();) it = tryReap(it);
+        for (auto it = sessions_.begin(); it != sessions_.end();)
+            it = tryReap(it);
     } else {
         for (uint64_t sid : reapCandidates_)
-            if (auto it = sessions_.find(sid); it != sessions_.end()) tryReap(it);
+            if (auto it = sessions_.find(sid); it != sessions_.end())
+                tryReap(it);
         if (!sweepTimer_ && !stopping_)
             sweepTimer_ = host_.timer(1000, sweepTimer, this);
     }
@@ -410,20 +462,26 @@ std::string domainLabels(const std::string &domain, const std::string &lot) {
     return fmt::format("domain=\"{}\",lot=\"{}\"", domain, lot);
 }
 
-std::string userOf(const std::string &uri) { return uriUser(uri); }
-std::string hostOf(const std::string &uri) { return uriHost(uri); }
+std::string userOf(const std::string &uri) {
+    return uriUser(uri);
+}
+std::string hostOf(const std::string &uri) {
+    return uriHost(uri);
+}
 
 std::string quoteDisplay(const std::string &display) {
     std::string out = "\"";
     for (char c : display) {
-        if (c == '"' || c == '\\') out += '\\';
+        if (c == '"' || c == '\\')
+            out += '\\';
         out += c;
     }
     return out + "\"";
 }
 
 std::string nameAddr(const std::string &display, const std::string &uri) {
-    if (display.empty()) return "<" + uri + ">";
+    if (display.empty())
+        return "<" + uri + ">";
     return quoteDisplay(display) + " <" + uri + ">";
 }
 
@@ -439,7 +497,8 @@ void timerFire(void *arg) {
     std::function<void()> fn = std::move(ctx->fn);
     delete ctx;
     try {
-        if (fn && !cp->stopping()) fn();
+        if (fn && !cp->stopping())
+            fn();
     } catch (const std::exception &e) {
         cp->host().log(PW_LOG_ERROR, "callpark: timer failed: {}", e.what());
     }
@@ -487,7 +546,8 @@ pw_timer_id CallPark::after(uint64_t ms, std::function<void()> fn) {
 }
 
 void CallPark::cancelTimer(pw_timer_id &id) {
-    if (!id) return;
+    if (!id)
+        return;
     auto it = timerCtx_.find(id);
     if (it != timerCtx_.end()) {
         host_.api()->timer_cancel(host_.raw(), id);

@@ -935,10 +935,9 @@ Status Engine::setDomain(const DomainSettings &d) {
     impl_->domains[d.name] = d;
     // The default rules follow the domain's feature codes: only this domain's plan is made again.
     std::vector<RuleError> errors;
-    auto set = impl_->rules ? withDomain(*impl_->rules, d, errors) : nullptr;
     if (!impl_->rules)
         errors = impl_->rebuildRules(impl_->loadStoredRules());
-    else if (set)
+    else if (auto set = withDomain(*impl_->rules, d, errors))
         impl_->rules = std::move(set);
     if (!errors.empty())
         return Status::failure(ErrorCode::BadRule, errors.front().message);

@@ -78,6 +78,9 @@ struct ServerTxn {
     std::unique_ptr<sofia::Timer> noAnswerTimer; // in-dialog requests a module never answered
     Dialog *dialog = nullptr; // InDialog: the dialog it arrived on
     bool dead = false;        // removed from impl tables
+    // Who sent it (request_identity, docs/auth.md): an addr-spec and a pw_identity_source.
+    std::string identity;
+    int identitySource = PW_IDENTITY_NONE;
 };
 
 struct Branch {
@@ -219,6 +222,9 @@ struct Proxy::Impl {
     void createAgent();
     void setUpLimits(const std::vector<uint16_t> &tcpPorts, const std::vector<uint16_t> &udpPorts);
     void housekeep();
+    // ---- identity (auth.cc, docs/auth.md)
+    // Answer 401/407 with fresh challenges when the request's sender can authenticate here; false otherwise.
+    bool challenge(pw_request *tx);
     // Rate limiting and transport bookkeeping for every received request; false: it was dropped (no answer).
     bool admitRequest(nta_incoming_t *irq, msg_t *msg);
     // Requests the core refuses before any module sees them (sends the answer; true when it did).

@@ -57,6 +57,15 @@ public:
     CommandResult runCommand(const std::string &module, const std::string &name, const std::string &argsJson);
     std::string statsJson() const; // {"transactions":N,"dialogs":N,"subscriptions":N,"requests":{...}}
 
+    // SIP credentials (docs/auth.md), SIP thread only. The password is hashed at once (HA1 per algorithm) and
+    // never stored. register_for: other users of the same domain this user may register contacts for.
+    // 200 {"domain":..,"user":..,"created":bool}; 400 bad domain/user/password; 404 domain not local.
+    CommandResult setUser(const std::string &domain, const std::string &user, const std::string &password,
+                          const std::vector<std::string> &registerFor);
+    CommandResult deleteUser(const std::string &domain, const std::string &user); // 200, or 404 when unknown
+    // 200 [{"user":..,"algorithms":["SHA-256","MD5"],"register_for":[..]}] (never a hash), 404 domain not local
+    CommandResult listUsers(const std::string &domain);
+
     // Thread-safe: run fn on the SIP thread (su_msg). Returns false when shutting down.
     bool post(std::function<void()> fn);
 

@@ -28,7 +28,7 @@ extern "C" {
 #endif
 
 #define PW_ABI_MAJOR 1u
-#define PW_ABI_MINOR 1u /* 1.1: dialog_accept_commit */
+#define PW_ABI_MINOR 2u /* 1.1: dialog_accept_commit; 1.2: request_identity, request_challenge */
 
 /* Whether the host table `api` has the member `member` and it is set. A member added in a later minor version
  * (dialog_accept_commit, 1.1) lies past the end of an older host's shorter table: test it before calling it,
@@ -129,6 +129,16 @@ typedef struct pw_command_def {
 } pw_command_def;
 
 /* ---------------------------------------------------------------- callbacks */
+
+/* How the host established the identity of a request's sender (request_identity, v1.2). */
+typedef enum pw_identity_source {
+    PW_IDENTITY_NONE = 0,            /* nobody: a stranger, or a user of a foreign domain */
+    PW_IDENTITY_DIGEST = 1,          /* valid digest credentials of a local user (RFC 3261 §22, RFC 7616) */
+    PW_IDENTITY_ASSERTED = 2,        /* P-Asserted-Identity from a trusted peer (RFC 3325 §9.1) */
+    PW_IDENTITY_TRUSTED_PEER = 3,    /* a trusted peer sent it without P-Asserted-Identity: its From */
+    PW_IDENTITY_UNAUTHENTICATED = 4, /* From, in a local domain configured to run without authentication */
+    PW_IDENTITY_DIALOG = 5           /* an in-dialog request on a host-owned dialog from that dialog's peer */
+} pw_identity_source;
 
 /* Which part of a dialog a module wants to read with dialog_get(). */
 typedef enum pw_dialog_field {
@@ -375,6 +385,22 @@ typedef struct pw_host_api {
     pw_dialog *(*dialog_accept_commit)(pw_request *req, int status, const pw_header *headers, size_t n_headers,
                                        pw_str content_type, pw_str body, const pw_dialog_callbacks *cbs, void *arg,
                                        int (*commit)(void *commit_arg, pw_dialog *dlg), void *commit_arg);
+
+    /* --- v1.2 -------------------------------------------------------------------------------------- */
+    /*
+     * Who sent the request, as the host established it (docs/auth.md). Returns the identity as an addr-spec
+     * ("sip:1001@pbx.example.com"), empty when nobody is established, and stores how it was established in
+     * *source when source is not NULL (a pw_identity_source). Modules decide who parks, retrieves and watches
+     * from this, never from From: From is whatever the sender wrote.
+     */
+    pw_str (*request_identity)(pw_request *req, int *source);
+    /*
+     * Ask the sender to authenticate: the host answers the request 401 (REGISTER) or 407 (anything else) with
+     * fresh digest challenges (RFC 3261 §22.1; RFC 7616). PW_OK when the challenge was sent (the request is
+     * answered: return PW_STOP); PW_EUNSUPPORTED when this request cannot be challenged (its From is not a
+     * user of a local domain that authenticates, or it came from a trusted peer): refuse it instead (403).
+     */
+    int (*request_challenge)(pw_request *req);
 } pw_host_api;
 
 /* ---------------------------------------------------------------- the module descriptor */

@@ -8,10 +8,10 @@ PACKAGES=(
   build-essential g++ cmake ninja-build make pkg-config
   # libraries
   libsofia-sip-ua-dev libevent-dev libsqlite3-dev libfmt-dev libtomlplusplus-dev nlohmann-json3-dev libcli11-dev
-  libre2-dev libc-ares-dev libutfcpp-dev
+  libre2-dev libc-ares-dev libutfcpp-dev libssl-dev libcurl4-openssl-dev
   catch2
   # tests and tools
-  sip-tester python3 curl sqlite3
+  sip-tester python3 curl sqlite3 openssl sipvicious
   # fuzzing (scripts/fuzz.sh): clang 14 with libFuzzer and the sanitizer runtimes; libxml2 checks XML bodies
   clang-14 libclang-rt-14-dev libxml2-dev
 )

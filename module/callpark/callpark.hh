@@ -153,7 +153,12 @@ public:
 
     // ---- dispatch.cc
     pw_verdict onInvite(pw_request *req, const pw_msg *m);
-    std::string callerExtension(const pw_msg *m) const; // user part of From (or P-Asserted-Identity)
+    // The sender's established identity (docs/auth.md): parker, retriever and watcher are who authenticated,
+    // never what From says. Empty uri: a stranger.
+    Host::Who who(pw_request *req) const { return host_.identity(req); }
+    // A request that needs a known local user and came from nobody we know: ask it to authenticate when the
+    // host can, else 403. Always PW_STOP.
+    pw_verdict refuseStranger(pw_request *req);
     std::string requestDomain(const pw_msg *m) const;   // host of the R-URI
 
     // ---- refer_handler.cc

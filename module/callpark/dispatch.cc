@@ -4,7 +4,21 @@
 
 namespace parkway::callpark {
 
-std::string CallPark::callerExtension(const pw_msg *m) const { return uriUser(host_.uri(m, "From")); }
+pw_verdict CallPark::refuseStranger(pw_request *req) {
+    if (!host_.challenge(req)) host_.reply(req, 403, "Forbidden");
+    return PW_STOP;
+}
+
+namespace {
+
+// Sources whose headers the operator chose to believe: a trusted peer (RFC 3325 trust domain) or a domain run
+// without authentication. A digest-authenticated user proves who it is, not whom its Referred-By names.
+bool headersBelieved(int source) {
+    return source == PW_IDENTITY_ASSERTED || source == PW_IDENTITY_TRUSTED_PEER ||
+           source == PW_IDENTITY_UNAUTHENTICATED;
+}
+
+} // namespace
 
 std::string CallPark::requestDomain(const pw_msg *m) const { return uriHost(host_.requestUri(m)); }
 
@@ -58,9 +72,10 @@ pw_verdict CallPark::onInvite(pw_request *req, const pw_msg *m) {
             rr.domain = call->domain;
             rr.by = eng::RetrieveRequest::By::Id;
             rr.id = s->callId;
-            rr.retriever = callerExtension(m);
-            std::string fromHost = uriHost(host_.uri(m, "From"));
-            if (fromHost != call->domain) {
+            Host::Who retriever = who(req);
+            if (retriever.uri.empty()) return refuseStranger(req);
+            rr.retriever = uriUser(retriever.uri);
+            if (uriHost(retriever.uri) != call->domain) {
                 host_.reply(req, 403, "Forbidden");
                 return PW_STOP;
             }
@@ -74,22 +89,26 @@ pw_verdict CallPark::onInvite(pw_request *req, const pw_msg *m) {
     if (domain.empty() || !host_.isLocalDomain(domain)) return PW_CONTINUE;
     std::string dial = uriUser(ruri);
     if (dial.empty()) return PW_CONTINUE;
-    std::string caller = callerExtension(m);
+    Host::Who sender = who(req);
+    std::string caller = uriUser(sender.uri);
     eng::Classification c = engine_->classify(domain, caller, dial);
 
     switch (c.action) {
     case eng::Action::Park:
     case eng::Action::GroupPark: {
-        // The parker: Referred-By (RFC 3892), else the REFER we saw (passthrough), else the caller.
-        std::string parkerUri = host_.uri(m, "Referred-By");
-        std::string parkerDisplay = host_.display(m, "Referred-By");
+        // The parker (docs/auth.md): the authenticated REFER we saw (passthrough), else Referred-By (RFC 3892)
+        // when the sender's headers are believed, else whoever sent this INVITE (it parks itself).
+        std::string parkerUri, parkerDisplay;
         auto intent = takeReferIntent(host_.uri(m, "From"), dial);
-        if (parkerUri.empty() && intent) {
+        if (intent) {
             parkerUri = intent->parker;
             parkerDisplay = intent->parkerDisplay;
-        }
-        if (parkerUri.empty()) {
-            parkerUri = host_.uri(m, "From");
+        } else if (headersBelieved(sender.source) && !host_.uri(m, "Referred-By").empty()) {
+            parkerUri = host_.uri(m, "Referred-By");
+            parkerDisplay = host_.display(m, "Referred-By");
+        } else {
+            if (sender.uri.empty()) return refuseStranger(req);
+            parkerUri = sender.uri;
             parkerDisplay = host_.display(m, "From");
         }
         if (uriHost(parkerUri) != domain) { // only users of the same tenant park (SPEC §3 access)
@@ -99,7 +118,8 @@ pw_verdict CallPark::onInvite(pw_request *req, const pw_msg *m) {
         return parkInvite(req, m, c, domain, uriUser(parkerUri), parkerDisplay);
     }
     case eng::Action::Retrieve: {
-        if (uriHost(host_.uri(m, "From")) != domain) {
+        if (sender.uri.empty()) return refuseStranger(req);
+        if (uriHost(sender.uri) != domain) {
             host_.reply(req, 403, "Forbidden");
             return PW_STOP;
         }

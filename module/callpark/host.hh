@@ -107,6 +107,23 @@ public:
 
     std::string dialogGet(pw_dialog *d, pw_dialog_field f) const { return d ? text(api_->dialog_get(d, f)) : ""; }
 
+    // Who sent the request, as the host established it (module.h request_identity, v1.2). A v1.0/1.1 host knows
+    // no identity: From is all there is, as before authentication existed.
+    struct Who {
+        std::string uri;
+        int source = PW_IDENTITY_NONE;
+    };
+    Who identity(pw_request *r) const {
+        if (!PW_HOST_HAS(api_, request_identity)) return {uri(msg(r), "From"), PW_IDENTITY_UNAUTHENTICATED};
+        Who w;
+        w.uri = text(api_->request_identity(r, &w.source));
+        return w;
+    }
+    // Ask the sender to authenticate (401/407); false when it cannot be asked (the caller refuses with 403).
+    bool challenge(pw_request *r) const {
+        return PW_HOST_HAS(api_, request_challenge) && api_->request_challenge(r) == PW_OK;
+    }
+
     // dialog_accept with a commit step before the 2xx leaves (module.h dialog_accept_commit): `commit` returns 0
     // to send the 2xx, or answers the request itself and returns its status. On a v1.0 host (no such member)
     // the 2xx goes first and commit runs after it; a refusal then ends the fresh dialog silently (BYE, no

@@ -46,9 +46,12 @@ pw_verdict CallPark::onRefer(pw_request *req, const pw_msg *m) {
     if (!target || target->user.empty()) return PW_CONTINUE;
     std::string domain = target->host;
     if (domain.empty() || !host_.isLocalDomain(domain)) return PW_CONTINUE;
-    std::string fromUri = host_.uri(m, "From");
+    // The parker is who sent the REFER (docs/auth.md): an in-dialog REFER carries no credentials until asked.
+    Host::Who sender = who(req);
+    std::string fromUri = sender.uri;
     eng::Classification c = engine_->classify(domain, uriUser(fromUri), target->user);
     if (c.action != eng::Action::Park && c.action != eng::Action::GroupPark) return PW_CONTINUE;
+    if (fromUri.empty()) return refuseStranger(req);
     if (uriHost(fromUri) != domain) {
         host_.reply(req, 403, "Forbidden");
         return PW_STOP;

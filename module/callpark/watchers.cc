@@ -101,7 +101,8 @@ pw_verdict CallPark::onSubscribe(pw_request *req, const pw_msg *m) {
     if (domain.empty() || !host_.isLocalDomain(domain)) return PW_CONTINUE;
     std::string dial = uriUser(ruri);
     if (dial.empty()) return PW_CONTINUE;
-    std::string caller = callerExtension(m);
+    Host::Who watcher = who(req);
+    std::string caller = uriUser(watcher.uri);
     bool broadworks = false;
     if (event == "call-info") {
         bool accepts = false;
@@ -125,11 +126,14 @@ pw_verdict CallPark::onSubscribe(pw_request *req, const pw_msg *m) {
     } else {
         return PW_CONTINUE;
     }
-    if (uriHost(host_.uri(m, "From")) != domain) { // tenant isolation: watchers see call-ids and tags
+    // Watchers see call-ids and tags (enough for a Replaces pickup): only an identified user of the same
+    // tenant may watch (docs/auth.md; RFC 4235 §5 leaves the policy to us).
+    if (watcher.uri.empty()) return refuseStranger(req);
+    if (uriHost(watcher.uri) != domain) {
         host_.reply(req, 403, "Forbidden");
         return PW_STOP;
     }
-    std::string subscriber = subscriberOf(host_.uri(m, "From"));
+    std::string subscriber = subscriberOf(watcher.uri);
     std::string why;
     if (int status = watcherCapStatus(subscriber, target, &why)) {
         Headers h;

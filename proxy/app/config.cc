@@ -1,5 +1,7 @@
 #include "config.hh"
 #include "core/address_set.hh"
+#include "core/digest.hh"
+#include "core/tls.hh"
 
 #include <toml++/toml.h>
 
@@ -11,6 +13,7 @@
 #include <cstdlib>
 #include <functional>
 #include <set>
+#include <strings.h>
 
 namespace parkway::proxy {
 namespace {
@@ -89,8 +92,9 @@ struct KeyDoc {
 };
 const KeyDoc kKeys[] = {
     {"proxy", "listen", R"(["udp:127.0.0.1:5060", "tcp:127.0.0.1:5060"])",
-     "SIP listeners, transport:address:port (udp or tcp; IPv6 as [::1]; port 0 = ephemeral). The first is "
-     "used in Record-Route and Contact"},
+     "SIP listeners, transport:address:port (udp, tcp or tls; IPv6 as [::1]; port 0 = ephemeral). The first "
+     "udp/tcp one is used in Record-Route and Contact; requests over TLS get the first tls one (\"tls:0.0.0.0:5061\" "
+     "needs tls_certificate and tls_private_key)"},
     {"proxy", "domains", R"(["127.0.0.1"])", "local domains: requests to them are routed to registered contacts"},
     {"proxy", "database", R"("parkway.db")",
      "SQLite file shared by modules (relative paths are relative to this config file's folder)"},
@@ -123,6 +127,17 @@ const KeyDoc kKeys[] = {
     {"proxy", "dns_timeout_s", "2", "seconds before a DNS query is retried"},
     {"proxy", "dns_attempts", "2", "tries per DNS server before the next one"},
     {"proxy", "stop_timeout_ms", "5000", "on SIGTERM/SIGINT, exit anyway after this long if the SIP loop is stuck"},
+    {"proxy", "tls_certificate", R"("")",
+     "PEM certificate of the tls: listeners (relative to this config file); intermediates go in tls_ca_file"},
+    {"proxy", "tls_private_key", R"("")", "PEM private key of tls_certificate (unencrypted, keep it mode 0600)"},
+    {"proxy", "tls_ca_file", R"("")",
+     "PEM CAs that TLS peers are verified against; empty = the system's CA bundle (outgoing only)"},
+    {"proxy", "tls_verify_client", R"("none")",
+     "none | require: require = a TLS client must present a certificate signed by tls_ca_file, else the "
+     "handshake fails (sofia-sip has no optional mode)"},
+    {"proxy", "tls_verify_server", "true",
+     "outgoing TLS: the server's certificate must chain to tls_ca_file (or the system CAs) and name the host "
+     "(subjectAltName DNS or CN)"},
     {"admin", "enabled", "true", "serve the admin HTTP API (only when an [admin] table is present)"},
     {"admin", "listen", R"("127.0.0.1:8089")", "admin HTTP API address host:port (port 0 = ephemeral)"},
     {"admin", "token", R"("change-me")", "bearer token for the admin API"},
@@ -138,6 +153,30 @@ const KeyDoc kKeys[] = {
      "a request's line and headers must arrive within this from its first byte, else the connection is closed"},
     {"admin", "idle_timeout_ms", "60000",
      "a connection that owes us a request (or its body) is closed after this; event streams are exempt"},
+    {"admin", "tls_certificate", R"("")",
+     "PEM certificate chain: with tls_private_key the admin API is served over HTTPS only (TLS 1.2 or later; "
+     "relative to this config file)"},
+    {"admin", "tls_private_key", R"("")", "PEM private key of admin.tls_certificate (unencrypted, keep it mode 0600)"},
+    {"admin", "tls_ca_file", R"("")",
+     "PEM CAs: when set, an admin client must present a certificate they signed (mutual TLS)"},
+    {"admin", "allow_plaintext", "false",
+     "true lets the admin API speak plain HTTP on a listen address that is not loopback (token in the clear)"},
+    {"auth", "users_file", R"("")",
+     "TOML file of SIP users ([[user]] domain, name, password or ha1_sha256/ha1_md5, register_for), applied at "
+     "start; more with parkctl users set (docs/auth.md)"},
+    {"auth", "secret", R"("")",
+     "key of the digest nonces (HMAC-SHA-256); empty = a random one kept in the database. Give every node of a "
+     "cluster the same one"},
+    {"auth", "nonce_ttl_s", "300", "a nonce older than this is answered with a new challenge and stale=true"},
+    {"auth", "unauthenticated_domains", "[]",
+     "local domains whose users are NOT challenged (their From is believed): only with loopback listeners, or "
+     "with allow_unauthenticated"},
+    {"auth", "allow_unauthenticated", "false",
+     "true permits unauthenticated_domains with a listener that is not a loopback address"},
+    {"auth", "md5_off_domains", "[]", "local domains that offer and accept SHA-256 digest only (RFC 8760)"},
+    {"auth", "max_failures", "10",
+     "failed authentications from one address within failure_window_s that ban it for proxy.ban_ms (0 = never)"},
+    {"auth", "failure_window_s", "60", "window of auth.max_failures, in seconds"},
     {"modules", "load", R"(["registrar", "router"])",
      "modules in call order: a name (looked up in module_dir as <name>.so) or a path to a .so"},
 };
@@ -225,6 +264,175 @@ void readLimits(const Ctx &c, const toml::table &t, AppConfig &cfg) {
     }
 }
 
+// [proxy] tls_* (RFC 3261 §26.2): files are checked now, so a bad certificate is a config error, not a start failure.
+void readTls(const Ctx &c, const toml::table &t, AppConfig &cfg) {
+    CoreConfig &core = cfg.core;
+    auto file = [&](const char *key, std::string &out) {
+        if (auto *v = t.get(key)) {
+            out = getString(c, *v, fmt::format("proxy.{}", key));
+            if (!out.empty() && out[0] != '/')
+                out = dirOf(c.file) + "/" + out;
+        }
+    };
+    file("tls_certificate", core.tlsCertificate);
+    file("tls_private_key", core.tlsPrivateKey);
+    file("tls_ca_file", core.tlsCaFile);
+    if (auto *v = t.get("tls_verify_client")) {
+        auto s = getString(c, *v, "proxy.tls_verify_client");
+        if (s != "none" && s != "require")
+            fail(c, *v, "proxy.tls_verify_client",
+                 fmt::format("'{}' is not one of none, require (sofia-sip cannot ask for an optional client "
+                             "certificate)",
+                             s));
+        core.tlsVerifyClient = s == "require";
+    }
+    if (auto *v = t.get("tls_verify_server"))
+        core.tlsVerifyServer = getBool(c, *v, "proxy.tls_verify_server");
+    bool tlsListener = false;
+    for (const auto &l : core.listen)
+        tlsListener |= isTlsListenUrl(l);
+    const toml::node &here = t.get("listen") ? *t.get("listen") : static_cast<const toml::node &>(t);
+    auto at = [&](const char *key) -> const toml::node & { return t.get(key) ? *t.get(key) : here; };
+    if (tlsListener && core.tlsCertificate.empty())
+        fail(c, here, "proxy.tls_certificate", "must be set when proxy.listen has a tls: listener");
+    if (tlsListener && core.tlsPrivateKey.empty())
+        fail(c, here, "proxy.tls_private_key", "must be set when proxy.listen has a tls: listener");
+    if (!core.tlsCertificate.empty() && core.tlsPrivateKey.empty())
+        fail(c, at("tls_certificate"), "proxy.tls_private_key", "must be set with proxy.tls_certificate");
+    if (core.tlsCertificate.empty() && !core.tlsPrivateKey.empty())
+        fail(c, at("tls_private_key"), "proxy.tls_certificate", "must be set with proxy.tls_private_key");
+    if (core.tlsVerifyClient && core.tlsCaFile.empty())
+        fail(c, at("tls_verify_client"), "proxy.tls_ca_file",
+             "must be set when proxy.tls_verify_client = \"require\" (the CAs that sign client certificates)");
+    std::string err = checkTlsFiles(core.tlsCertificate, core.tlsPrivateKey, core.tlsCaFile);
+    if (!err.empty()) {
+        std::string key = err.substr(0, err.find(':'));
+        fail(c, at(key.c_str()), "proxy." + key, err.substr(key.size() + 2));
+    }
+}
+
+// ---- [auth] (docs/auth.md)
+
+bool localDomain(const CoreConfig &core, const std::string &d) {
+    for (const auto &x : core.domains)
+        if (!strcasecmp(x.c_str(), d.c_str())) return true;
+    return false;
+}
+
+// Host of a sofia listen URL ("sip:127.0.0.1:5060;transport=udp", "sips:[::1]:5061").
+std::string listenHost(const std::string &url) {
+    std::string rest = url.substr(url.find(':') + 1);
+    if (!rest.empty() && rest[0] == '[') return rest.substr(1, rest.find(']') - 1);
+    return rest.substr(0, rest.find(':'));
+}
+
+bool loopbackHost(const std::string &host) {
+    in_addr a4{};
+    if (inet_pton(AF_INET, host.c_str(), &a4) == 1) return (ntohl(a4.s_addr) >> 24) == 127;
+    in6_addr a6{};
+    return inet_pton(AF_INET6, host.c_str(), &a6) == 1 && IN6_IS_ADDR_LOOPBACK(&a6);
+}
+
+std::vector<std::string> localDomains(const Ctx &c, const toml::table &t, const CoreConfig &core, const char *key) {
+    std::vector<std::string> out;
+    if (auto *v = t.get(key)) {
+        out = getStrings(c, *v, fmt::format("auth.{}", key), true);
+        for (size_t i = 0; i < out.size(); ++i)
+            if (!localDomain(core, out[i]))
+                fail(c, *v->as_array()->get(i), fmt::format("auth.{}[{}]", key, i),
+                     fmt::format("'{}' is not in proxy.domains", out[i]));
+    }
+    return out;
+}
+
+UserEntry readUser(const Ctx &c, const toml::table &u, const CoreConfig &core, size_t i) {
+    std::string at = fmt::format("user[{}]", i);
+    for (const auto &[k, v] : u) {
+        std::string key(k.str());
+        if (key != "domain" && key != "name" && key != "password" && key != "ha1_sha256" && key != "ha1_md5" &&
+            key != "register_for")
+            failKey(c, k, at + "." + key, "unknown key (known: domain, name, password, ha1_sha256, ha1_md5, register_for)");
+    }
+    auto need = [&](const char *key) -> const toml::node & {
+        if (!u.get(key)) fail(c, u, at + "." + key, "is required");
+        return *u.get(key);
+    };
+    UserEntry e;
+    e.domain = getString(c, need("domain"), at + ".domain");
+    if (!localDomain(core, e.domain)) fail(c, need("domain"), at + ".domain", fmt::format("'{}' is not in proxy.domains", e.domain));
+    for (auto &ch : e.domain) ch = static_cast<char>(tolower(static_cast<unsigned char>(ch)));
+    e.user = getString(c, need("name"), at + ".name");
+    if (e.user.empty() || e.user.find_first_of(" \t\"@:<>") != std::string::npos)
+        fail(c, need("name"), at + ".name", "must be a SIP user part");
+    if (auto *v = u.get("password")) {
+        std::string pw = getString(c, *v, at + ".password");
+        if (pw.size() < 8) fail(c, *v, at + ".password", "must have at least 8 characters");
+        e.ha1Sha256 = digest::ha1(digest::Algorithm::Sha256, e.user, e.domain, pw);
+        e.ha1Md5 = digest::ha1(digest::Algorithm::Md5, e.user, e.domain, pw);
+    }
+    if (auto *v = u.get("ha1_sha256")) e.ha1Sha256 = getString(c, *v, at + ".ha1_sha256");
+    if (auto *v = u.get("ha1_md5")) e.ha1Md5 = getString(c, *v, at + ".ha1_md5");
+    if (!e.ha1Sha256.empty() && !digest::validHa1(digest::Algorithm::Sha256, e.ha1Sha256))
+        fail(c, u, at + ".ha1_sha256", "must be 64 hex digits");
+    if (!e.ha1Md5.empty() && !digest::validHa1(digest::Algorithm::Md5, e.ha1Md5))
+        fail(c, u, at + ".ha1_md5", "must be 32 hex digits");
+    if (e.ha1Sha256.empty() && e.ha1Md5.empty()) fail(c, u, at + ".password", "password, ha1_sha256 or ha1_md5 is required");
+    if (auto *v = u.get("register_for")) e.registerFor = getStrings(c, *v, at + ".register_for", true);
+    return e;
+}
+
+std::vector<UserEntry> readUsersFile(const std::string &path, const CoreConfig &core) {
+    Ctx c{path};
+    toml::table root;
+    try {
+        root = toml::parse_file(path);
+    } catch (const toml::parse_error &e) {
+        const auto &s = e.source();
+        throw ConfigError(fmt::format("{}:{}:{}: {}", path, s.begin.line, s.begin.column, e.description()));
+    }
+    std::vector<UserEntry> out;
+    for (const auto &[k, v] : root)
+        if (k.str() != "user") failKey(c, k, std::string(k.str()), "unknown key (a users file holds [[user]] tables)");
+    if (auto *n = root.get("user")) {
+        if (!n->is_array_of_tables()) fail(c, *n, "user", "expected [[user]] tables");
+        size_t i = 0;
+        for (const auto &u : *n->as_array()) out.push_back(readUser(c, *u.as_table(), core, i++));
+    }
+    return out;
+}
+
+void readAuth(const Ctx &c, const toml::table &root, AppConfig &cfg) {
+    AuthConfig &a = cfg.core.auth;
+    bool allow = false;
+    const toml::node *unauth = nullptr;
+    if (auto *n = root.get("auth")) {
+        const auto &t = getTable(c, *n, "auth");
+        checkKnown(c, t, "auth");
+        if (auto *v = t.get("secret")) a.secret = getString(c, *v, "auth.secret");
+        if (!a.secret.empty() && a.secret.size() < 16)
+            fail(c, *t.get("secret"), "auth.secret", "must have at least 16 characters");
+        if (auto *v = t.get("nonce_ttl_s")) a.nonceTtlS = getUint(c, *v, "auth.nonce_ttl_s", 10, 86400);
+        if (auto *v = t.get("max_failures")) a.maxFailures = getUint(c, *v, "auth.max_failures", 0, 1000000);
+        if (auto *v = t.get("failure_window_s")) a.failureWindowS = getUint(c, *v, "auth.failure_window_s", 1, 86400);
+        if (auto *v = t.get("allow_unauthenticated")) allow = getBool(c, *v, "auth.allow_unauthenticated");
+        a.unauthenticatedDomains = localDomains(c, t, cfg.core, "unauthenticated_domains");
+        unauth = t.get("unauthenticated_domains");
+        a.md5OffDomains = localDomains(c, t, cfg.core, "md5_off_domains");
+        if (auto *v = t.get("users_file")) {
+            std::string f = getString(c, *v, "auth.users_file");
+            if (!f.empty() && f[0] != '/') f = dirOf(c.file) + "/" + f;
+            if (!f.empty()) a.users = readUsersFile(f, cfg.core);
+        }
+    }
+    if (a.unauthenticatedDomains.empty() || allow) return;
+    for (const auto &l : cfg.core.listen)
+        if (!loopbackHost(listenHost(l)))
+            fail(c, *unauth, "auth.unauthenticated_domains",
+                 fmt::format("domains without authentication need loopback listeners (proxy.listen has '{}'); set "
+                             "auth.allow_unauthenticated = true to run them anyway",
+                             l));
+}
+
 // admin.listen's host is 127.0.0.0/8, ::1 or localhost.
 bool isLoopbackListen(const std::string &listen) {
     std::string host = listen.substr(0, listen.rfind(':'));
@@ -242,8 +450,8 @@ std::string listenToSofiaUrl(const std::string &listen) {
     auto colon = listen.find(':');
     if (colon == std::string::npos) throw std::invalid_argument("expected transport:address:port, e.g. udp:127.0.0.1:5060");
     std::string transport = listen.substr(0, colon), rest = listen.substr(colon + 1);
-    if (transport != "udp" && transport != "tcp")
-        throw std::invalid_argument(fmt::format("unknown transport '{}' (udp or tcp)", transport));
+    if (transport != "udp" && transport != "tcp" && transport != "tls")
+        throw std::invalid_argument(fmt::format("unknown transport '{}' (udp, tcp or tls)", transport));
     std::string host, port;
     if (!rest.empty() && rest[0] == '[') {
         auto close = rest.find(']');
@@ -262,6 +470,9 @@ std::string listenToSofiaUrl(const std::string &listen) {
         std::stoi(port) > 65535)
         throw std::invalid_argument(fmt::format("bad port '{}'", port));
     if (std::stoi(port) == 0) port = "*";
+    // sofia-sip binds only its TLS transport for a sips: URL (nta.c: tports_sips; RFC 3261 §26.2.2)
+    if (transport == "tls")
+        return fmt::format("sips:{}:{}", host, port);
     return fmt::format("sip:{}:{};transport={}", host, port, transport);
 }
 
@@ -285,8 +496,8 @@ AppConfig loadConfig(const std::string &path) {
     cfg.file = path;
     for (const auto &[k, v] : root) {
         std::string key(k.str());
-        if (key != "proxy" && key != "admin" && key != "modules" && key != "module")
-            failKey(c, k, key, "unknown table (known: proxy, admin, modules, module)");
+        if (key != "proxy" && key != "admin" && key != "auth" && key != "modules" && key != "module")
+            failKey(c, k, key, "unknown table (known: proxy, admin, auth, modules, module)");
     }
 
     if (auto *n = root.get("proxy")) {
@@ -326,10 +537,12 @@ AppConfig loadConfig(const std::string &path) {
         if (auto *v = t.get("sub_min_expires")) cfg.core.subMinExpires = getUint(c, *v, "proxy.sub_min_expires", 1, 86400);
         if (auto *v = t.get("sub_max_expires")) cfg.core.subMaxExpires = getUint(c, *v, "proxy.sub_max_expires", 1, 604800);
         readLimits(c, t, cfg);
+        readTls(c, t, cfg);
         if (cfg.core.t2Ms < cfg.core.t1Ms) fail(c, *n, "proxy.t2_ms", "must not be smaller than proxy.t1_ms");
         if (cfg.core.subMaxExpires < cfg.core.subMinExpires)
             fail(c, *n, "proxy.sub_max_expires", "must not be smaller than proxy.sub_min_expires");
     }
+    readAuth(c, root, cfg);
     cfg.core.configDir = dirOf(path);
     // Relative database paths follow the config file, so a config works from any working directory.
     if (!cfg.core.database.empty() && cfg.core.database[0] != '/' && cfg.core.database != ":memory:")
@@ -366,6 +579,16 @@ AppConfig loadConfig(const std::string &path) {
             cfg.admin.headerTimeoutMs = getUint(c, *v, "admin.header_timeout_ms", 100, 3600000);
         if (auto *v = t.get("idle_timeout_ms"))
             cfg.admin.idleTimeoutMs = getUint(c, *v, "admin.idle_timeout_ms", 100, 86400000);
+        auto adminFile = [&](const char *key, std::string &out) {
+            if (auto *v = t.get(key)) {
+                out = getString(c, *v, fmt::format("admin.{}", key));
+                if (!out.empty() && out[0] != '/') out = dirOf(c.file) + "/" + out;
+            }
+        };
+        adminFile("tls_certificate", cfg.admin.tlsCertificate);
+        adminFile("tls_private_key", cfg.admin.tlsPrivateKey);
+        adminFile("tls_ca_file", cfg.admin.tlsCaFile);
+        if (auto *v = t.get("allow_plaintext")) cfg.admin.allowPlaintext = getBool(c, *v, "admin.allow_plaintext");
         if (cfg.adminEnabled && cfg.admin.requireToken && cfg.admin.token.empty())
             fail(c, *n, "admin.token", "must be set when admin.require_token is true");
         bool loopback = isLoopbackListen(cfg.admin.listen);
@@ -379,6 +602,28 @@ AppConfig loadConfig(const std::string &path) {
                  fmt::format("has {} characters; at least {} are needed when admin.listen ('{}') is not a loopback "
                              "address",
                              cfg.admin.token.size(), kMinRemoteTokenLength, cfg.admin.listen));
+        if (cfg.adminEnabled) {
+            auto at = [&](const char *key) -> const toml::node & { return t.get(key) ? *t.get(key) : *n; };
+            const AdminConfig &a = cfg.admin;
+            if (!a.tlsCertificate.empty() && a.tlsPrivateKey.empty())
+                fail(c, at("tls_certificate"), "admin.tls_private_key", "must be set with admin.tls_certificate");
+            if (a.tlsCertificate.empty() && !a.tlsPrivateKey.empty())
+                fail(c, at("tls_private_key"), "admin.tls_certificate", "must be set with admin.tls_private_key");
+            if (!a.tlsCaFile.empty() && !a.tls())
+                fail(c, at("tls_ca_file"), "admin.tls_certificate",
+                     "must be set (with admin.tls_private_key) when admin.tls_ca_file is");
+            if (std::string err = checkTlsFiles(a.tlsCertificate, a.tlsPrivateKey, a.tlsCaFile); !err.empty()) {
+                std::string key = err.substr(0, err.find(':'));
+                fail(c, at(key.c_str()), "admin." + key, err.substr(key.size() + 2));
+            }
+            // The bearer token (and SIP passwords sent to /api/users) would cross the network in the clear.
+            if (false && !loopback && !a.tls() && !a.allowPlaintext)
+                fail(c, at("listen"), "admin.listen",
+                     fmt::format("'{}' is not a loopback address: serve the admin API over TLS there "
+                                 "(admin.tls_certificate and admin.tls_private_key) or set admin.allow_plaintext = "
+                                 "true",
+                                 a.listen));
+        }
     }
     cfg.admin.enabled = cfg.adminEnabled;
 

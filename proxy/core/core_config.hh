@@ -8,6 +8,26 @@
 
 namespace parkway::proxy {
 
+// A user given in the [auth] users_file (docs/auth.md): credentials as HA1 per algorithm (the config loader
+// hashes a plain password at once and forgets it).
+struct UserEntry {
+    std::string domain, user, ha1Sha256, ha1Md5;
+    std::vector<std::string> registerFor;
+};
+
+// Who may send what (docs/auth.md): digest authentication of local users (RFC 3261 §22, RFC 7616, RFC 8760).
+struct AuthConfig {
+    std::string secret;       // HMAC key of the nonces; empty: a random one kept in the database
+    uint32_t nonceTtlS = 300; // a nonce older than this is answered with stale=true
+    // Local domains whose users are not challenged: their From is taken as their identity. "*" = every domain
+    // (tests only; the config loader takes names).
+    std::vector<std::string> unauthenticatedDomains;
+    std::vector<std::string> md5OffDomains; // domains that offer and accept SHA-256 only
+    uint32_t maxFailures = 10;              // failed authentications from one source within failureWindowS ...
+    uint32_t failureWindowS = 60;           // ... start its ban (ban_ms)
+    std::vector<UserEntry> users;           // applied to the users table at start
+};
+
 struct CoreConfig {
     // sofia URLs, e.g. "sip:127.0.0.1:5060;transport=udp", "sip:127.0.0.1:5060;transport=tcp",
     // "sip:127.0.0.1:*" (ephemeral, tests). The first is the primary (Record-Route, Contact).
@@ -38,6 +58,13 @@ struct CoreConfig {
     std::vector<std::string> trustedPeers;    // addresses/networks exempt from rate limits and per-source caps
     std::string resolvConf;                   // resolv.conf for DNS; "" = /etc/resolv.conf
     uint32_t dnsTimeoutS = 2, dnsAttempts = 2; // per DNS server try, tries per server
+
+    // ---- TLS (RFC 3261 §26.2, RFC 5630; proxy/core/tls.hh): for "sips:host:port" listeners (config "tls:")
+    std::string tlsCertificate, tlsPrivateKey; // PEM files: our certificate and its (unencrypted) key
+    std::string tlsCaFile;                     // PEM CAs peers are verified against; "" = the system's bundle
+    bool tlsVerifyClient = false;              // a TLS client must present a certificate signed by tlsCaFile
+    bool tlsVerifyServer = true;               // outgoing TLS: the server's certificate must verify and name it
+    AuthConfig auth;
 };
 
 } // namespace parkway::proxy

@@ -81,6 +81,7 @@ struct ServerTxn {
     // Who sent it (request_identity, docs/auth.md): an addr-spec and a pw_identity_source.
     std::string identity;
     int identitySource = PW_IDENTITY_NONE;
+    bool viaOurRoute = false; // it carried a Route naming us (a dialog we record-routed)
 };
 
 struct Branch {
@@ -114,6 +115,12 @@ struct Dialog {
     std::vector<std::string> routeSet;
     uint32_t remoteCseq = 0;
     std::deque<std::string> scratch;
+
+    // The peer (RFC 3261 §26.1.4): the IP addresses (not ports) its in-dialog requests may come from, learnt
+    // from the message that made the dialog and kept in the export blob. Anyone else gets 403 (dialogs.cc
+    // fromPeer, docs/limits.md "In-dialog requests").
+    std::vector<IpKey> peerIps;
+    bool learnOnFirst = false; // restored from an older blob with no learnt address and no IP to go by
 
     // UAS INVITE: our 2xx retransmitted until ACK (RFC 3261 §13.3.1.4)
     sofia::Msg pending2xx;
@@ -190,6 +197,7 @@ struct Proxy::Impl {
     std::string primary;            // "sip:127.0.0.1:5060" (+;transport=tcp when only TCP)
     std::string recordRoute;        // "<sip:...;lr>"
     std::vector<std::pair<std::string, std::string>> localHostPorts; // host, port
+    std::string tlsHostPort; // "127.0.0.1:5061": the first TLS listener ("" = none); RFC 5630
     uint32_t t1x64 = 32000;
 
     std::vector<std::unique_ptr<ModuleInstance>> modules;
@@ -213,6 +221,7 @@ struct Proxy::Impl {
     std::unique_ptr<sofia::Timer> housekeeping; // once a second: socket deadlines, limiter sweep
     uint32_t dnsPending = 0;                    // branches to a host name that have no answer yet
     int64_t lastLimitLogMs = 0;
+    uint64_t housekeepTurns = 0;
 
     // cross-thread post()
     std::shared_ptr<std::atomic<bool>> alive = std::make_shared<std::atomic<bool>>(true);
@@ -225,6 +234,15 @@ struct Proxy::Impl {
     // ---- identity (auth.cc, docs/auth.md)
     // Answer 401/407 with fresh challenges when the request's sender can authenticate here; false otherwise.
     bool challenge(pw_request *tx);
+    std::shared_ptr<struct AuthState> auth; // users, nonces, replay and failure tables
+    void setUpAuth();                       // at bind: open the users table, apply the configured users
+    // Before the modules: who sent this request (trusted peer, digest, or nobody). false: it was answered
+    // (challenge or refusal) and must not go further.
+    bool establishIdentity(pw_request *tx);
+    // RFC 3261 §16 without an open relay: whether the core may forward this request to where it is going.
+    bool mayRelay(pw_request *tx) const;
+    bool isLocalDomain(const std::string &host) const;
+    void authHousekeep(int64_t nowS);
     // Rate limiting and transport bookkeeping for every received request; false: it was dropped (no answer).
     bool admitRequest(nta_incoming_t *irq, msg_t *msg);
     // Requests the core refuses before any module sees them (sends the answer; true when it did).
@@ -242,7 +260,8 @@ struct Proxy::Impl {
     void maybeFinish(pw_request *tx);
     void sendBest(pw_request *tx);
     void cancelBranches(pw_request *tx, Branch *except);
-    bool replyLocal(pw_request *tx, int status, const char *phrase = nullptr);
+    // extraHeaders: whole header lines ("Name: value\r\n..."), e.g. the digest challenges
+    bool replyLocal(pw_request *tx, int status, const char *phrase = nullptr, const std::string &extraHeaders = {});
     void releaseDns(Branch *b);
     // The request came over a stream (TCP) connection that is closed: nothing may be sent back to it.
     bool streamClosed(nta_incoming_t *irq, msg_t *req);
@@ -264,6 +283,9 @@ struct Proxy::Impl {
 
     // ---- dialogs (dialogs.cc)
     int onLegRequest(pw_dialog *d, nta_leg_t *leg, nta_incoming_t *irq, const sip_t *sip) noexcept;
+    void learnPeer(pw_dialog *d, msg_t *from); // the dialog's peer sent `from` (its creating request or response)
+    // The request came from the dialog's peer or a trusted peer; otherwise it is counted and logged (false).
+    bool fromPeer(pw_dialog *d, msg_t *req, sip_method_t method);
     bool handleSubscriptionRefresh(nta_incoming_t *irq, const sip_t *sip);
     void armSubscriptionExpiry(pw_dialog *d, uint64_t ms); // on_refresh(0) + PW_END_EXPIRED when it fires
     pw_dialog *newDialog(ModuleInstance *mod, DialogRole role, const pw_dialog_callbacks *cbs, void *arg);
@@ -278,6 +300,16 @@ struct Proxy::Impl {
     int onUacResponse(UacRequest *u, nta_outgoing_t *orq, const sip_t *sip) noexcept;
     void sendAck(pw_dialog *d, uint32_t cseq, pw_str ctype, pw_str body);
     std::string contactHeader() const;
+    // Over TLS (RFC 3261 §26.2, RFC 5630): our URI on the TLS listener, sips: when the dialog is a sips one,
+    // else sip:...;transport=tls.
+    std::string tlsUri(bool sips) const;
+    // Contact of a dialog we answer (req: the request it starts) or start (to the target ruri / next hop): our
+    // TLS URI when that side speaks TLS, else contactHeader().
+    std::string contactForRequest(const sip_t *req) const;
+    std::string contactForTarget(const std::string &ruri, const std::string &hop) const;
+    // RFC 3261 §16.6 step 4 with RFC 5658 (double Record-Route): the Record-Route value(s) for a forwarded
+    // request (in: the request as received, out: the copy being sent, hop: its next hop or "").
+    std::string recordRouteFor(const sip_t *in, const sip_t *out, const std::string &hop) const;
     void finishUac(UacRequest *u);
 
     // ---- host helpers (host_api.cc)

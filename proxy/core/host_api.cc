@@ -404,8 +404,9 @@ pw_dialog *acceptCommon(pw_request *req, int status, const pw_header *headers, s
     nta_incoming_tag(req->irq, tag);
     nta_leg_server_route(d->leg, sip->sip_record_route, sip->sip_contact);
     fillUasIdentity(d, sip, tag);
+    impl->learnPeer(d, req->req.get()); // its peer: the source of the request that makes it (dialogs.cc)
     std::string hdrs = headersToString(headers, n), ct = str(ctype), b = str(body);
-    std::string contact = impl->contactHeader();
+    std::string contact = impl->contactForRequest(sip);
     std::string ex;
     if (subscription) {
         expires = std::clamp(expires, impl->cfg.subMinExpires, impl->cfg.subMaxExpires);
@@ -490,7 +491,7 @@ int hDialogAcceptRequest(pw_dialog *d, pw_request *req, const pw_header *headers
         Impl *impl = d->impl;
         if (impl->streamClosed(req->irq, req->req.get())) return PW_ETRANSPORT; // the peer's connection is gone
         std::string hdrs = headersToString(headers, n), ct = str(ctype), b = str(body);
-        std::string contact = impl->contactHeader();
+        std::string contact = impl->contactForRequest(req->req.sip());
         msg_t *resp = nta_incoming_create_response(req->irq, 200, sip_status_phrase(200));
         if (!resp) return PW_ENOMEM;
         sip_add_tl(resp, sip_object(resp), SIPTAG_CONTACT_STR(contact.c_str()), SIPTAG_HEADER_STR(orNull(hdrs)),
@@ -557,7 +558,7 @@ pw_dialog *hDialogInvite(pw_host *h, const pw_uac_params *p, pw_response_cb cb, 
         }
         nta_leg_tag(d->leg, nullptr);
         std::string hdrs = headersToString(p->headers, p->n_headers), ct = str(p->content_type), b = str(p->body);
-        std::string contact = impl->contactHeader();
+        std::string contact = impl->contactForTarget(ruri, hop);
         auto *u = new UacRequest();
         u->impl = impl;
         u->dialog = d;
@@ -655,7 +656,7 @@ int hSendRequest(pw_host *h, const pw_uac_params *p, pw_response_cb cb, void *ar
         u->arg = arg;
         u->flags = p->flags;
         u->method = m;
-        std::string contact = impl->contactHeader();
+        std::string contact = impl->contactForTarget(ruri, hop);
         bool needsContact = m == sip_method_invite || m == sip_method_subscribe || m == sip_method_refer ||
                             m == sip_method_notify;
         u->orq = nta_outgoing_tcreate(
@@ -1101,6 +1102,7 @@ Proxy::~Proxy() {
 void Proxy::bind() {
     if (impl_->agent) return;
     impl_->createAgent();
+    impl_->setUpAuth();
 }
 
 std::vector<std::string> Proxy::boundUrls() const { return impl_->bound; }

@@ -1,6 +1,7 @@
 // RFC 3261 §16 stateful forwarding on nta: default leg, pipeline, branches, best response, CANCEL, late 2xx.
 #include "core_impl.hh"
 #include "message_checks.hh"
+#include "tls.hh"
 
 #include <sofia-sip/hostdomain.h>
 #include <sofia-sip/nta_tport.h>
@@ -150,27 +151,45 @@ void Proxy::Impl::createAgent() {
         setenv("SRES_OPTIONS", opts.c_str(), 0);
     }
     const char *resolv = dns->sofiaResolvConf().c_str();
+    // TLS listeners (RFC 3261 §26.2): sofia-sip reads its certificate folder while the transports are created;
+    // it is removed once they are. TLS 1.1 and older are refused process-wide (tls.hh, RFC 8996).
+    std::unique_ptr<TlsMaterial> tls;
+    for (const auto &l : cfg.listen)
+        if (isTlsListenUrl(l) && !tls) {
+            enforceTlsFloor();
+            tls = std::make_unique<TlsMaterial>(cfg);
+        }
+    const char *tlsDir = tls ? tls->dir().c_str() : nullptr;
+    unsigned tlsPolicy = tls ? tls->verifyPolicy() : 0;
     // Transport limits apply to every listener: the biggest message we take (RFC 3261 §18.3 leaves it to us;
     // sofia answers 413 over UDP and drops the connection over TCP), and how long an incomplete message may
     // wait for its next byte.
-    agent = nta_agent_create(root, URL_STRING_MAKE(cfg.listen[0].c_str()), agentTrampoline,
-                             reinterpret_cast<nta_agent_magic_t *>(this), NTATAG_UA(0), NTATAG_CANCEL_487(0),
-                             NTATAG_SERVER_RPORT(1), NTATAG_CLIENT_RPORT(1), NTATAG_SIP_T1(cfg.t1Ms),
-                             NTATAG_SIP_T2(cfg.t2Ms), NTATAG_SIP_T4(cfg.t4Ms), NTATAG_SIP_T1X64(t1x64),
-                             NTATAG_MAX_FORWARDS(cfg.maxForwards), NTATAG_PASS_100(0),
-                             NTATAG_MAXSIZE(cfg.maxMessageBytes), TPTAG_TIMEOUT(cfg.tcpMessageMs),
-                             SRESTAG_RESOLV_CONF(resolv), TAG_END());
+    agent = nta_agent_create(
+        root, URL_STRING_MAKE(cfg.listen[0].c_str()), agentTrampoline, reinterpret_cast<nta_agent_magic_t *>(this),
+        NTATAG_UA(0), NTATAG_CANCEL_487(0), NTATAG_SERVER_RPORT(1), NTATAG_CLIENT_RPORT(1), NTATAG_SIP_T1(cfg.t1Ms),
+        NTATAG_SIP_T2(cfg.t2Ms), NTATAG_SIP_T4(cfg.t4Ms), NTATAG_SIP_T1X64(t1x64), NTATAG_MAX_FORWARDS(cfg.maxForwards),
+        NTATAG_PASS_100(0), NTATAG_MAXSIZE(cfg.maxMessageBytes), TPTAG_TIMEOUT(cfg.tcpMessageMs),
+        SRESTAG_RESOLV_CONF(resolv), TAG_IF(tls, TPTAG_CERTIFICATE(tlsDir)),
+        TAG_IF(tls, TPTAG_TLS_VERIFY_POLICY(tlsPolicy)), TAG_END());
     if (!agent) throw std::runtime_error(fmt::format("proxy: cannot listen on {}: {}", cfg.listen[0], strerror(errno)));
     for (size_t i = 1; i < cfg.listen.size(); ++i)
         if (nta_agent_add_tport(agent, URL_STRING_MAKE(cfg.listen[i].c_str()), TPTAG_TIMEOUT(cfg.tcpMessageMs),
+                                TAG_IF(tls, TPTAG_CERTIFICATE(tlsDir)), TAG_IF(tls, TPTAG_TLS_VERIFY_POLICY(tlsPolicy)),
                                 TAG_END()) < 0)
             throw std::runtime_error(fmt::format("proxy: cannot listen on {}: {}", cfg.listen[i], strerror(errno)));
+    if (tls)
+        tls->remove();
     defaultLeg = nta_leg_tcreate(agent, legTrampoline, reinterpret_cast<nta_leg_magic_t *>(this),
                                  NTATAG_NO_DIALOG(1), TAG_END());
     if (!defaultLeg) throw std::runtime_error("proxy: cannot create the default leg");
 
     bound.clear();
     localHostPorts.clear();
+    tlsHostPort.clear();
+    bool onlyTls = true;
+    for (sip_via_t *v = nta_agent_via(agent); v; v = v->v_next)
+        if (!v->v_protocol || strcasecmp(v->v_protocol, "SIP/2.0/TLS") != 0)
+            onlyTls = false;
     std::string firstHostPort, firstProto;
     bool udpAndTcpShare = false;
     std::vector<uint16_t> tcpPorts, udpPorts;
@@ -184,6 +203,10 @@ void Proxy::Impl::createAgent() {
         localHostPorts.emplace_back(v->v_host ? v->v_host : "", v->v_port ? v->v_port : "5060");
         auto port = static_cast<uint16_t>(std::stoi(v->v_port ? v->v_port : "5060"));
         (transport == "udp" ? udpPorts : tcpPorts).push_back(port);
+        if (transport == "tls" && tlsHostPort.empty())
+            tlsHostPort = hp;
+        if (transport == "tls" && !onlyTls)
+            continue; // Record-Route/Contact over UDP/TCP stay on those
         if (firstHostPort.empty()) {
             firstHostPort = hp;
             firstProto = transport;
@@ -198,7 +221,10 @@ void Proxy::Impl::createAgent() {
 
 bool Proxy::Impl::isOurs(const url_t *url) const {
     if (!url || !url->url_host) return false;
-    bool tls = url->url_type == url_sips;
+    char tp[8] = ""; // RFC 3263 §4.2: sips: and transport=tls default to port 5061
+    bool tls =
+        url->url_type == url_sips ||
+        (url->url_params && url_param(url->url_params, "transport", tp, sizeof tp) > 0 && strcasecmp(tp, "tls") == 0);
     std::string key = hostPortKey(url->url_host, url->url_port, tls);
     for (auto &[h, p] : localHostPorts)
         if (hostPortKey(h.c_str(), p.c_str(), tls) == key) return true;
@@ -378,7 +404,14 @@ int Proxy::Impl::onRequest(nta_incoming_t *irq, const sip_t *sip) noexcept {
                 if (rq) msg_header_insert(msg, reinterpret_cast<msg_pub_t *>(s), reinterpret_cast<msg_header_t *>(rq));
             }
         }
-        while (s->sip_route && isOurs(s->sip_route->r_url)) sip_route_remove(msg, s);
+        while (s->sip_route && isOurs(s->sip_route->r_url)) {
+            sip_route_remove(msg, s);
+            tx->viaOurRoute = true;
+        }
+        if (!establishIdentity(tx)) { // challenged or refused (docs/auth.md)
+            maybeFinish(tx);
+            return 0;
+        }
         initView(tx->view, msg);
 
         if (method == sip_method_invite) nta_incoming_treply(irq, SIP_100_TRYING, TAG_END());
@@ -491,6 +524,10 @@ void Proxy::Impl::afterPipeline(pw_request *tx, pw_verdict v) {
 
 void Proxy::Impl::forward(pw_request *tx) {
     sip_t *sip = tx->req.sip();
+    if (!mayRelay(tx)) { // no open relay: strangers reach local users only (docs/auth.md)
+        replyLocal(tx, 403, "Relaying Denied");
+        return;
+    }
     if (!tx->targets.empty()) {
         for (auto &t : tx->targets) startBranch(tx, t.uri, t.nextHop);
     } else if (sip->sip_route) {
@@ -550,8 +587,11 @@ bool Proxy::Impl::startBranch(pw_request *tx, const std::string &uri, const std:
     bool dialogCreating = !(sip->sip_to && sip->sip_to->a_tag) &&
                           (tx->method == sip_method_invite || tx->method == sip_method_subscribe ||
                            tx->method == sip_method_refer || tx->method == sip_method_notify);
-    if (cfg.recordRoute && dialogCreating)
-        msg_header_add_make(copy, reinterpret_cast<msg_pub_t *>(sip), sip_record_route_class, recordRoute.c_str());
+    if (cfg.recordRoute && dialogCreating) {
+        std::string rrHop = nextHop.empty() && sip->sip_route ? urlString(sip->sip_route->r_url) : nextHop;
+        std::string rr = recordRouteFor(tx->req.sip(), sip, rrHop);
+        msg_header_add_make(copy, reinterpret_cast<msg_pub_t *>(sip), sip_record_route_class, rr.c_str());
+    }
 
     // RFC 3261 §16.6 step 8: our branch carries the loop key
     static_assert(sizeof(uint64_t) == 8);
@@ -801,7 +841,7 @@ void Proxy::Impl::releaseDns(Branch *b) {
     --dnsPending;
 }
 
-bool Proxy::Impl::replyLocal(pw_request *tx, int status, const char *phrase) {
+bool Proxy::Impl::replyLocal(pw_request *tx, int status, const char *phrase, const std::string &extraHeaders) {
     if (!tx->irq || tx->finalSent) return false;
     if (streamClosed(tx->irq, tx->req.get())) { // the client is gone: the transaction ends unanswered
         if (status >= 200) tx->finalSent = true;
@@ -821,11 +861,14 @@ bool Proxy::Impl::replyLocal(pw_request *tx, int status, const char *phrase) {
         msg_t *resp = nta_incoming_create_response(tx->irq, status, phrase);
         if (resp) {
             if (!retry.empty()) sip_add_tl(resp, sip_object(resp), SIPTAG_RETRY_AFTER_STR(retry.c_str()), TAG_END());
+            if (!extraHeaders.empty())
+                sip_add_tl(resp, sip_object(resp), SIPTAG_HEADER_STR(extraHeaders.c_str()), TAG_END());
             callOnResponse(resp);
             return nta_incoming_mreply(tx->irq, resp) == 0;
         }
     }
     return nta_incoming_treply(tx->irq, status, phrase, SIPTAG_RETRY_AFTER_STR(retry.empty() ? nullptr : retry.c_str()),
+                               SIPTAG_HEADER_STR(extraHeaders.empty() ? nullptr : extraHeaders.c_str()),
                                TAG_END()) == 0;
 }
 

@@ -51,6 +51,11 @@ RateLimiter::Verdict RateLimiter::penalize(const IpKey &ip, double cost, int64_t
     return src ? take(*src, cost, nowMs) : Verdict::Pass;
 }
 
+void RateLimiter::ban(const IpKey &ip, int64_t nowMs) {
+    if (Source *src = find(ip, nowMs))
+        src->banUntilMs = nowMs + s_.banMs;
+}
+
 bool RateLimiter::banned(const IpKey &ip, int64_t nowMs) const {
     auto it = sources_.find(ip);
     return it != sources_.end() && it->second.banUntilMs > nowMs;

@@ -30,6 +30,8 @@ public:
     // Charge `cost` extra requests to ip (e.g. a failed authentication), which may start a ban.
     Verdict penalize(const IpKey &ip, double cost, int64_t nowMs);
     bool banned(const IpKey &ip, int64_t nowMs) const;
+    // Ban ip now for banMs (e.g. too many failed authentications), also when the limiter is off.
+    void ban(const IpKey &ip, int64_t nowMs);
     // Forget sources whose bucket is full again and that are not banned. Call every few seconds.
     void sweep(int64_t nowMs);
     size_t tracked() const { return sources_.size(); }

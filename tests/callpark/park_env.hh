@@ -14,6 +14,7 @@
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -56,6 +57,7 @@ inline uint16_t sdpAudioPort(const std::string &sdp) {
 struct ParkEnvOptions {
     std::map<std::string, std::string> params; // callpark parameters
     std::string db;                             // "" = a new temp file
+    std::function<void(proxy::CoreConfig &)> core; // adjust the core's settings (e.g. turn digest auth on)
 };
 
 class ParkEnv {
@@ -64,6 +66,7 @@ public:
         db_ = opts_.db.empty() ? tempDb() : opts_.db;
         proxy::CoreConfig cfg = SipTestEnv::defaultConfig();
         cfg.database = db_;
+        if (opts_.core) opts_.core(cfg);
         // Log lines are kept for checks (logged()) and still printed for whoever reads a failing test.
         cfg.logSink = [this](int level, const std::string &module, const std::string &text) {
             logs_.push_back(module + ": " + text);

@@ -3,6 +3,7 @@
 #ifdef PARKWAY_HAVE_LOADER
 #include <plugin/loader.hh>
 #endif
+#include <sofia-sip/tport_tag.h>
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -13,6 +14,7 @@
 #include <chrono>
 #include <cstring>
 #include <stdexcept>
+#include <strings.h>
 
 namespace parkway::test {
 
@@ -224,12 +226,13 @@ std::string joinHeaders(const std::vector<std::string> &h) {
 }
 } // namespace
 
-TestUa::TestUa(su_root_t *root, std::string name, std::string bindUrl, uint32_t t1Ms)
+TestUa::TestUa(su_root_t *root, std::string name, std::string bindUrl, uint32_t t1Ms, const std::string &tlsDir)
     : root_(root), name_(std::move(name)) {
     agent_ = nta_agent_create(root, URL_STRING_MAKE(bindUrl.c_str()), uaAgentCb,
-                              reinterpret_cast<nta_agent_magic_t *>(this), NTATAG_UA(1),
-                              NTATAG_SIP_T1(t1Ms), NTATAG_SIP_T1X64(64 * t1Ms), NTATAG_SIP_T2(8 * t1Ms),
-                              NTATAG_SIP_T4(10 * t1Ms), NTATAG_PASS_100(1), TAG_END());
+                              reinterpret_cast<nta_agent_magic_t *>(this), NTATAG_UA(1), NTATAG_SIP_T1(t1Ms),
+                              NTATAG_SIP_T1X64(64 * t1Ms), NTATAG_SIP_T2(8 * t1Ms), NTATAG_SIP_T4(10 * t1Ms),
+                              NTATAG_PASS_100(1), TAG_IF(!tlsDir.empty(), TPTAG_CERTIFICATE(tlsDir.c_str())),
+                              TAG_IF(!tlsDir.empty(), TPTAG_TLS_VERIFY_POLICY(TPTLS_VERIFY_NONE)), TAG_END());
     if (!agent_) throw std::runtime_error("TestUa " + name_ + ": cannot bind " + bindUrl);
     defaultLeg_ = nta_leg_tcreate(agent_, uaLegCb, reinterpret_cast<nta_leg_magic_t *>(this), NTATAG_NO_DIALOG(1),
                                   TAG_END());
@@ -237,6 +240,7 @@ TestUa::TestUa(su_root_t *root, std::string name, std::string bindUrl, uint32_t 
     if (v) {
         host_ = v->v_host;
         port_ = static_cast<uint16_t>(std::stoi(v->v_port ? v->v_port : "5060"));
+        tls_ = v->v_protocol && strcasecmp(v->v_protocol, "SIP/2.0/TLS") == 0;
     }
 }
 
@@ -258,7 +262,7 @@ TestUa::~TestUa() {
 
 std::string TestUa::hostPort() const { return host_ + ":" + std::to_string(port_); }
 std::string TestUa::uri(const std::string &user) const {
-    return "sip:" + (user.empty() ? name_ : user) + "@" + hostPort();
+    return "sip:" + (user.empty() ? name_ : user) + "@" + hostPort() + (tls_ ? ";transport=tls" : "");
 }
 
 Client &TestUa::start(std::unique_ptr<Client> c, nta_leg_t *leg, const std::string &method, const std::string &ruri,
@@ -533,6 +537,7 @@ proxy::CoreConfig SipTestEnv::defaultConfig() {
     c.subMinExpires = 1;
     c.subMaxExpires = 3600;
     c.rateLimit = 0; // in-process tests send fast from one address; the hardening tests turn it on
+    c.auth.unauthenticatedDomains = {"*"}; // phones identify by From; the identity tests turn digest on
     return c;
 }
 

@@ -118,8 +118,10 @@ struct Incoming {
 
 class TestUa {
 public:
-    // bindUrl: "sip:127.0.0.1:*" (UDP+TCP ephemeral) or with ";transport=tcp".
-    TestUa(su_root_t *root, std::string name = "ua", std::string bindUrl = "sip:127.0.0.1:*", uint32_t t1Ms = 50);
+    // bindUrl: "sip:127.0.0.1:*" (UDP+TCP ephemeral) or with ";transport=tcp", or "sips:127.0.0.1:*" (TLS only:
+    // tlsDir is then a sofia-sip certificate folder with agent.pem and cafile.pem; the phone verifies nobody).
+    TestUa(su_root_t *root, std::string name = "ua", std::string bindUrl = "sip:127.0.0.1:*", uint32_t t1Ms = 50,
+           const std::string &tlsDir = {});
     ~TestUa();
     TestUa(const TestUa &) = delete;
     TestUa &operator=(const TestUa &) = delete;
@@ -127,7 +129,8 @@ public:
     const std::string &name() const { return name_; }
     uint16_t port() const { return port_; }
     std::string hostPort() const; // "127.0.0.1:40123"
-    std::string uri(const std::string &user = {}) const; // "sip:user@127.0.0.1:40123" (user defaults to name)
+    std::string uri(const std::string &user = {}) const;    // "sip:user@127.0.0.1:40123" (user defaults to name)
+                                                            // (+ ";transport=tls" for a TLS phone)
     void setProxy(const std::string &uri) { proxy_ = uri; } // outbound proxy for requests
 
     // ---- UAC
@@ -172,6 +175,7 @@ private:
                   const RequestOptions &opts);
     su_root_t *root_;
     std::string name_, host_ = "127.0.0.1", proxy_;
+    bool tls_ = false;
     uint16_t port_ = 0;
     nta_agent_t *agent_ = nullptr;
     nta_leg_t *defaultLeg_ = nullptr;

@@ -104,8 +104,11 @@ class Parkway:
     def __init__(self, binary: str, modules=("registrar", "router"), module_params: dict | None = None,
                  proxy: dict | None = None, admin: bool = False, log_level: str = "info", workdir: str | None = None,
                  module_dir: str | None = None, tcp: bool = True, config_text: str | None = None,
-                 start: bool = True, ready_timeout: float = 15.0):
+                 start: bool = True, ready_timeout: float = 15.0, auth: dict | None = None):
         self.binary = binary
+        # SIPp 3.6 answers MD5 challenges only and takes the first one offered (ours is SHA-256): the black-box
+        # phones speak for domains run without authentication, which loopback listeners permit (docs/auth.md).
+        self.auth = auth if auth is not None else {"unauthenticated_domains": ["127.0.0.1", "pbx.example.com"]}
         self.modules = list(modules)
         self.module_params = module_params or {}
         self.proxy_extra = proxy or {}
@@ -148,6 +151,8 @@ class Parkway:
         if self.admin_enabled:
             out += ["", "[admin]", f'listen = "127.0.0.1:{self.admin_port}"', f"token = {_toml(self.admin_token)}",
                     "require_token = true"]
+        if self.auth:
+            out += ["", "[auth]"] + [f"{k} = {_toml(v)}" for k, v in self.auth.items()]
         out += ["", "[modules]", f"load = {_toml(self.modules)}"]
         for mod, params in self.module_params.items():
             out += ["", f"[module.{mod}]"] + [f"{k} = {_toml(v)}" for k, v in params.items()]

@@ -10,6 +10,11 @@
 // An accepted request's head and Content-Length body bytes are put back for evhttp; a refused one is replaced
 // by a stand-in request the handler answers with a JSON error. Timeouts close a connection the way libevent's
 // own timeouts do.
+//
+// TLS (admin.tls_certificate + admin.tls_private_key): the bufferevent handed to evhttp is an OpenSSL one
+// (bufferevent_openssl, accepting); its input buffer holds the decrypted bytes, so the gate, the limits and the
+// event streams work on it unchanged. A handshake that has not finished within admin.header_timeout_ms is cut.
+// The process must ignore SIGPIPE (the daemon does): OpenSSL writes to the socket with write().
 #include "admin_server.hh"
 
 #include "core/proxy.hh"
@@ -20,6 +25,7 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
@@ -28,6 +34,10 @@
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
+#include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
 
 #include <arpa/inet.h>
 #include <netdb.h>
@@ -204,6 +214,56 @@ const char *checkRulesImport(const json &args) {
     return nullptr;
 }
 
+// The last OpenSSL error as text (and the queue cleared).
+std::string sslError() {
+    unsigned long e = ERR_peek_last_error();
+    char buf[256] = "unknown error";
+    if (e)
+        ERR_error_string_n(e, buf, sizeof buf);
+    ERR_clear_error();
+    return buf;
+}
+
+// The server side of admin TLS: TLS 1.2 at least, the certificate chain and key from PEM files, client
+// certificates required when a CA file is given. Throws naming the admin.tls_* key whose file is wrong.
+SSL_CTX *makeTlsContext(const AdminConfig &cfg) {
+    if (cfg.tlsCertificate.empty() || cfg.tlsPrivateKey.empty())
+        throw std::runtime_error(cfg.tlsCertificate.empty() ? "admin.tls_certificate is empty: it is needed with "
+                                                              "admin.tls_private_key"
+                                                            : "admin.tls_private_key is empty: it is needed with "
+                                                              "admin.tls_certificate");
+    ERR_clear_error();
+    std::unique_ptr<SSL_CTX, decltype(&SSL_CTX_free)> ctx(SSL_CTX_new(TLS_server_method()), &SSL_CTX_free);
+    if (!ctx)
+        throw std::runtime_error("admin: cannot create a TLS context: " + sslError());
+    SSL_CTX_set_min_proto_version(ctx.get(), TLS1_2_VERSION);
+    SSL_CTX_set_options(ctx.get(), SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_COMPRESSION);
+    // An encrypted key fails here instead of prompting on the daemon's terminal.
+    SSL_CTX_set_default_passwd_cb(ctx.get(), [](char *, int, int, void *) { return 0; });
+    if (SSL_CTX_use_certificate_chain_file(ctx.get(), cfg.tlsCertificate.c_str()) != 1)
+        throw std::runtime_error("admin.tls_certificate \"" + cfg.tlsCertificate +
+                                 "\": cannot load a PEM certificate chain: " + sslError());
+    if (SSL_CTX_use_PrivateKey_file(ctx.get(), cfg.tlsPrivateKey.c_str(), SSL_FILETYPE_PEM) != 1) {
+        bool mismatch = ERR_GET_REASON(ERR_peek_last_error()) == X509_R_KEY_VALUES_MISMATCH;
+        throw std::runtime_error(
+            "admin.tls_private_key \"" + cfg.tlsPrivateKey + "\": " +
+            (mismatch ? "does not match admin.tls_certificate: " : "cannot load an unencrypted PEM private key: ") +
+            sslError());
+    }
+    if (SSL_CTX_check_private_key(ctx.get()) != 1)
+        throw std::runtime_error("admin.tls_private_key \"" + cfg.tlsPrivateKey +
+                                 "\" does not match admin.tls_certificate: " + sslError());
+    if (!cfg.tlsCaFile.empty()) {
+        if (SSL_CTX_load_verify_locations(ctx.get(), cfg.tlsCaFile.c_str(), nullptr) != 1)
+            throw std::runtime_error("admin.tls_ca_file \"" + cfg.tlsCaFile +
+                                     "\": cannot load PEM CA certificates: " + sslError());
+        if (STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(cfg.tlsCaFile.c_str()))
+            SSL_CTX_set_client_CA_list(ctx.get(), names);
+        SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, nullptr);
+    }
+    return ctx.release();
+}
+
 } // namespace
 
 // ------------------------------------------------------------------------------------------------ Impl
@@ -244,6 +304,9 @@ struct AdminServer::Impl {
         bool headStarted = false; // a request head has begun arriving
         bool busy = false;        // a request is with the handler (or the connection is an event stream)
         bool overCap = false;     // accepted over admin.max_connections: answered 503
+        bool tls = false;         // an OpenSSL bufferevent
+        bool broken = false;      // its TLS state could not be made: closed at the next tick, nothing served
+        bool cut = false;         // closed by a limit (counted under that reason)
         std::optional<Refusal> refusal;
         std::string refusedMethod;
     };
@@ -284,6 +347,7 @@ struct AdminServer::Impl {
 
     event_base *base = nullptr;
     evhttp *http = nullptr;
+    SSL_CTX *sslCtx = nullptr; // admin TLS: made by start(), freed with the Impl
     event *doneEv = nullptr, *eventsEv = nullptr, *tickEv = nullptr, *stopEv = nullptr;
     std::thread thread;
     uint16_t boundPort = 0;
@@ -299,6 +363,10 @@ struct AdminServer::Impl {
     double startEpoch = -1;
 
     Impl(AdminConfig c, Proxy &p, Metrics &m, EventBus &e) : cfg(std::move(c)), proxy(p), metrics(m), events(e) {}
+    ~Impl() {
+        if (sslCtx)
+            SSL_CTX_free(sslCtx);
+    }
 
     // ---- the route table ----
     // Module commands are named here, in one place; POST /api/modules/{module}/{command} reaches any other.
@@ -357,6 +425,9 @@ struct AdminServer::Impl {
                 coreRoute("POST", "/api/modules/{module}/{command}", Auth::Token, &Impl::anyCommand),
                 coreRoute("POST", "/api/reload", Auth::Token, &Impl::reloadAll),
                 coreRoute("GET", "/api/events", Auth::Token, &Impl::eventStream),
+                coreRoute("PUT", "/api/users/{domain}/{user}", Auth::Token, &Impl::userSet),
+                coreRoute("DELETE", "/api/users/{domain}/{user}", Auth::Token, &Impl::userDelete),
+                coreRoute("GET", "/api/users/{domain}", Auth::Token, &Impl::userList),
             };
             for (auto &r : t)
                 r.segments = patternSegments(r.pattern);
@@ -537,6 +608,10 @@ struct AdminServer::Impl {
         auto it = conns.find(evhttp_connection_get_bufferevent(ec));
         return it == conns.end() ? nullptr : it->second.get();
     }
+    static bool handshakeDone(const Conn &c) {
+        SSL *ssl = c.tls ? bufferevent_openssl_get_ssl(c.bev) : nullptr;
+        return !ssl || SSL_is_init_finished(ssl);
+    }
     // evhttp sets its callbacks on the bufferevent at once and clears them when it frees the connection.
     static bool alive(const Conn &c) {
         bufferevent_event_cb eventCb = nullptr;
@@ -555,19 +630,40 @@ struct AdminServer::Impl {
     }
 
     // evhttp_set_bevcb: a new connection's bufferevent, watched by the gate.
+    // With TLS, what is returned is never a plain socket bufferevent that serves: evhttp would make one itself
+    // from a nullptr (plain HTTP on the TLS port), so a failed TLS setup gives a socket bufferevent marked broken.
     static bufferevent *newConnection(event_base *b, void *arg) {
         auto *self = static_cast<Impl *>(arg);
-        bufferevent *bev = bufferevent_socket_new(b, -1, BEV_OPT_CLOSE_ON_FREE);
+        bufferevent *bev = nullptr;
+        bool broken = false;
+        if (self->sslCtx) {
+            if (SSL *ssl = SSL_new(self->sslCtx)) {
+                bev = bufferevent_openssl_socket_new(b, -1, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+                if (bev)
+                    bufferevent_openssl_set_allow_dirty_shutdown(bev, 1); // a client may close without close_notify
+                else
+                    SSL_free(ssl);
+            }
+            broken = !bev;
+        }
+        if (!bev)
+            bev = bufferevent_socket_new(b, -1, BEV_OPT_CLOSE_ON_FREE);
         if (!bev)
             return nullptr;
         auto c = std::make_unique<Conn>();
         c->impl = self;
         c->bev = bev;
+        c->tls = self->sslCtx && !broken;
+        c->broken = broken;
+        if (broken)
+            c->phase = Conn::Phase::Refused; // its bytes are dropped
         c->stash = evbuffer_new();
         c->watch = c->stash ? evbuffer_add_cb(bufferevent_get_input(bev), &Impl::inputAdded, c.get()) : nullptr;
-        if (!c->watch) {
+        if (!c->watch) { // out of memory: served unwatched (the handler still checks the token), never plain on TLS
             if (c->stash)
                 evbuffer_free(c->stash);
+            if (c->tls)
+                return bev;
             bufferevent_free(bev);
             return nullptr;
         }
@@ -588,6 +684,10 @@ struct AdminServer::Impl {
             return;
         std::unique_ptr<Conn> c = std::move(it->second);
         conns.erase(it);
+        // A TLS connection that ends before its handshake did, not cut by a limit: plain HTTP on the TLS port,
+        // a client that does not trust our certificate, no common protocol version.
+        if (c->tls && !c->cut && !handshakeDone(*c))
+            countRefused("tls_handshake_failed");
         evbuffer_remove_cb_entry(bufferevent_get_input(bev), c->watch);
         evbuffer_free(c->stash);
         bufferevent_decref(bev); // the last reference: libevent finalizes it (and closes the socket)
@@ -704,7 +804,11 @@ struct AdminServer::Impl {
         for (auto &[bev, c] : conns) {
             if (!alive(*c))
                 continue;
-            if (c->overCap && now - c->opened > header)
+            if (c->broken)
+                expired.emplace_back(bev, "tls_setup_failed");
+            else if (c->tls && now - c->opened > header && !handshakeDone(*c))
+                expired.emplace_back(bev, "tls_handshake_timeout");
+            else if (c->overCap && now - c->opened > header)
                 expired.emplace_back(bev, "header_timeout");
             else if (!c->busy && c->phase == Conn::Phase::Head && c->headStarted && now - c->headStart > header)
                 expired.emplace_back(bev, "header_timeout");
@@ -719,6 +823,7 @@ struct AdminServer::Impl {
         if (it == conns.end() || !alive(*it->second))
             return;
         countRefused(why);
+        it->second->cut = true;
         // evhttp_error_cb: evhttp frees the connection (and answers nothing), as on its own timeouts.
         bufferevent_trigger_event(bev, static_cast<short>(direction | BEV_EVENT_TIMEOUT), 0);
         it = conns.find(bev);
@@ -909,8 +1014,9 @@ struct AdminServer::Impl {
         moduleRoute(*found, call);
     }
 
-    // The request body as a JSON object; on refusal the answer is sent and nullopt returned.
-    std::optional<json> body(Call &call) {
+    // The request body as a JSON object; on refusal the answer is sent and nullopt returned. A secret body (it
+    // holds a password) is wiped from memory once parsed, and a refusal says where but quotes none of it.
+    std::optional<json> body(Call &call, bool secret = false) {
         evbuffer *in = evhttp_request_get_input_buffer(call.req);
         size_t len = evbuffer_get_length(in);
         std::string text(len, '\0');
@@ -919,6 +1025,16 @@ struct AdminServer::Impl {
         std::string error;
         BodyError why = BodyError::None;
         std::optional<json> v = parseRequestBody(text, error, BodyLimits{cfg.maxBodyBytes, cfg.maxJsonDepth}, &why);
+        if (secret) {
+            OPENSSL_cleanse(text.data(), text.size());
+            if (len)
+                if (unsigned char *raw = evbuffer_pullup(in, -1))
+                    OPENSSL_cleanse(raw, len);
+            if (why == BodyError::InvalidJson)
+                error = error.substr(0, error.find(": ")); // "invalid JSON in request body at byte N"
+            else if (why == BodyError::InvalidUtf8)
+                error = "request body is not valid UTF-8";
+        }
         if (!v) {
             countRefused(bodyErrorReason(why));
             replyError(call.req, why == BodyError::TooLarge ? 413 : 400, error, call.method, call.route);
@@ -1022,6 +1138,71 @@ struct AdminServer::Impl {
             },
             call.method, call.route);
     }
+    // SIP credentials: Proxy::setUser/deleteUser/listUsers on the SIP thread. The password is never logged,
+    // echoed or kept: our copies are wiped once the core has hashed it.
+    static std::string param(const Call &call, const char *name) {
+        for (const auto &[k, v] : call.params)
+            if (k == name)
+                return v;
+        return "";
+    }
+    void userSet(Call &call) {
+        std::optional<json> b = body(call, /*secret=*/true);
+        if (!b)
+            return;
+        struct Wiped { // the password, wiped when the last closure holding it is gone
+            std::string text;
+            ~Wiped() { OPENSSL_cleanse(text.data(), text.size()); }
+        };
+        auto password = std::make_shared<Wiped>();
+        std::vector<std::string> registerFor;
+        const char *problem = nullptr;
+        for (auto &[k, v] : b->items()) {
+            if (k == "password") {
+                if (v.is_string() && !v.get_ref<const std::string &>().empty())
+                    password->text.swap(v.get_ref<std::string &>());
+                else
+                    problem = "password: expected a non-empty string";
+            } else if (k == "register_for") {
+                bool ok = v.is_array();
+                for (const auto &x : ok ? v : json::array()) {
+                    ok = ok && x.is_string() && !x.get_ref<const std::string &>().empty();
+                    if (ok)
+                        registerFor.push_back(x.get<std::string>());
+                }
+                if (!ok)
+                    problem = "register_for: expected an array of user names (strings)";
+            } else {
+                problem = "unknown member in the request body (expected password and register_for)";
+            }
+            if (problem)
+                break;
+        }
+        if (!problem && password->text.empty())
+            problem = "password: missing (the body is {\"password\":\"...\",\"register_for\":[...]})";
+        if (problem)
+            return replyError(call.req, 400, problem, call.method, call.route);
+        Proxy *px = &proxy;
+        dispatch(
+            call.req,
+            [px, domain = param(call, "domain"), user = param(call, "user"), password, registerFor]() {
+                return px->setUser(domain, user, password->text, registerFor);
+            },
+            call.method, call.route);
+    }
+    void userDelete(Call &call) {
+        Proxy *px = &proxy;
+        dispatch(
+            call.req,
+            [px, domain = param(call, "domain"), user = param(call, "user")]() { return px->deleteUser(domain, user); },
+            call.method, call.route);
+    }
+    void userList(Call &call) {
+        Proxy *px = &proxy;
+        dispatch(
+            call.req, [px, domain = param(call, "domain")]() { return px->listUsers(domain); }, call.method,
+            call.route);
+    }
     void eventStream(Call &call) {
         auto it = call.query.find("types");
         startStream(call.req, it == call.query.end() ? std::string() : it->second);
@@ -1086,6 +1267,8 @@ struct AdminServer::Impl {
     void start() {
         if (running) return;
         AdminServer::validate(cfg);
+        if (cfg.tls() && !sslCtx)
+            sslCtx = makeTlsContext(cfg);  // before binding: a bad file is an error naming its key
         static std::once_flag threadsOnce; // libevent's locking setup is process-wide by design
         std::call_once(threadsOnce, [] { evthread_use_pthreads(); });
         base = event_base_new();
@@ -1212,6 +1395,17 @@ void AdminServer::validate(const AdminConfig &cfg) {
         throw std::runtime_error("admin.max_header_bytes must be at least 256");
     if (cfg.headerTimeoutMs == 0 || cfg.idleTimeoutMs == 0)
         throw std::runtime_error("admin.header_timeout_ms and admin.idle_timeout_ms must be above 0");
+    if (cfg.tlsCertificate.empty() != cfg.tlsPrivateKey.empty())
+        throw std::runtime_error(cfg.tlsCertificate.empty()
+                                     ? "admin.tls_certificate is not set: admin.tls_private_key needs it"
+                                     : "admin.tls_private_key is not set: admin.tls_certificate needs it");
+    if (!cfg.tlsCaFile.empty() && !cfg.tls())
+        throw std::runtime_error("admin.tls_ca_file needs admin.tls_certificate and admin.tls_private_key");
+    // The token (and SIP passwords) would cross the network in the clear.
+    if (!loopback && !cfg.tls() && !cfg.allowPlaintext)
+        throw std::runtime_error("admin.listen \"" + cfg.listen +
+                                 "\" is not a loopback address: serve it over TLS (admin.tls_certificate and "
+                                 "admin.tls_private_key) or set admin.allow_plaintext = true");
 }
 
 AdminServer::AdminServer(AdminConfig cfg, Proxy &proxy, Metrics &metrics, EventBus &events)

@@ -28,6 +28,12 @@ struct AdminConfig {
     uint32_t idleTimeoutMs = 60000;          // admin.idle_timeout_ms: a connection we owe nothing is closed after
     size_t maxConnections = 64;              // admin.max_connections: open connections, event streams included
     size_t maxStreamBacklogBytes = 1u << 20; // an event-stream client that leaves this much unread is dropped
+    // TLS (docs/admin-api.md "TLS"). Both PEM files set = HTTPS only (TLS 1.2 at least) on admin.listen.
+    std::string tlsCertificate;  // admin.tls_certificate: the server's certificate chain (PEM)
+    std::string tlsPrivateKey;   // admin.tls_private_key: its private key (PEM, unencrypted)
+    std::string tlsCaFile;       // admin.tls_ca_file: when set, clients must present a certificate this CA signed
+    bool allowPlaintext = false; // admin.allow_plaintext: plain HTTP on a listener that is not loopback
+    bool tls() const { return !tlsCertificate.empty() || !tlsPrivateKey.empty(); }
 };
 
 // A token shorter than this is refused on a listener that is not loopback.
@@ -44,7 +50,8 @@ public:
     size_t streamCount() const; // open /api/events streams (tests)
     size_t connectionCount() const; // open admin connections (tests)
 
-    // Checks only (no bind): throws std::runtime_error naming the admin.* key that is wrong.
+    // Checks only (no bind): throws std::runtime_error naming the admin.* key that is wrong. A listener that is
+    // not loopback needs TLS (or admin.allow_plaintext = true).
     static void validate(const AdminConfig &cfg);
     // Whether host (of admin.listen) is a loopback address: 127.0.0.0/8, ::1 or "localhost".
     static bool isLoopbackHost(const std::string &host);

@@ -617,7 +617,7 @@ AppConfig loadConfig(const std::string &path) {
                 fail(c, at(key.c_str()), "admin." + key, err.substr(key.size() + 2));
             }
             // The bearer token (and SIP passwords sent to /api/users) would cross the network in the clear.
-            if (false && !loopback && !a.tls() && !a.allowPlaintext)
+            if (!loopback && !a.tls() && !a.allowPlaintext)
                 fail(c, at("listen"), "admin.listen",
                      fmt::format("'{}' is not a loopback address: serve the admin API over TLS there "
                                  "(admin.tls_certificate and admin.tls_private_key) or set admin.allow_plaintext = "

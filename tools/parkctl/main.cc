@@ -1,7 +1,8 @@
 // parkctl: the Parkway operator CLI over the admin HTTP API (docs/admin-api.md).
 //
 // Exit codes: 0 ok, 1 the request failed (the daemon answered with an error), 2 usage error,
-// 3 the daemon is not reachable, 4 unauthorized (missing or wrong token).
+// 3 the daemon is not reachable, 4 unauthorized (missing or wrong token), 5 TLS failed (certificate not
+// verified, no handshake).
 #include "http_client.hh"
 #include "output.hh"
 
@@ -9,8 +10,13 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include <termios.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <csignal>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <functional>
 #include <iostream>
@@ -22,13 +28,14 @@ using namespace parkway::tools;
 
 namespace {
 
-enum Exit { kOk = 0, kFailed = 1, kUsage = 2, kUnreachable = 3, kUnauthorized = 4 };
+enum Exit { kOk = 0, kFailed = 1, kUsage = 2, kUnreachable = 3, kUnauthorized = 4, kTls = 5 };
 
 struct Options {
     std::string url = "http://127.0.0.1:8089";
     std::string token;
     bool json = false;
     int timeoutMs = 30000;
+    TlsOptions tls; // --cacert / $PARKWAY_CACERT, --insecure
 };
 
 // The daemon answered with an error status.
@@ -39,10 +46,14 @@ struct ApiError {
 
 class Cli {
 public:
-    explicit Cli(const Options &o) : opt_(o), client_(parseUrl(o.url), o.token, o.timeoutMs) {}
+    explicit Cli(const Options &o) : opt_(o), client_(parseUrl(o.url), o.token, o.timeoutMs, o.tls) {}
 
     json call(const std::string &method, const std::string &target, const json &body = json()) {
-        Response r = client_.request(method, target, body.is_null() ? "" : body.dump());
+        return callText(method, target, body.is_null() ? "" : body.dump());
+    }
+    // The body as JSON text already (a body holding a secret is built and wiped by the caller).
+    json callText(const std::string &method, const std::string &target, const std::string &bodyText) {
+        Response r = client_.request(method, target, bodyText);
         json v = json::parse(r.body, nullptr, false);
         if (r.status >= 400) {
             std::string msg = v.is_object() && v.contains("error") && v["error"].is_string()
@@ -205,10 +216,52 @@ long long nowEpochMs() {
         .count();
 }
 
+// SIP credentials: users set reads the password from stdin, one line; without echo when stdin is a terminal.
+struct termios gSavedTerm;
+volatile sig_atomic_t gTermChanged = 0;
+
+void restoreTermAndDie(int sig) {
+    if (gTermChanged)
+        tcsetattr(STDIN_FILENO, TCSANOW, &gSavedTerm);
+    std::signal(sig, SIG_DFL);
+    std::raise(sig);
+}
+
+// The password, or "" (refused by the caller) when stdin gave nothing.
+std::string readPassword(const std::string &prompt) {
+    bool tty = isatty(STDIN_FILENO) && tcgetattr(STDIN_FILENO, &gSavedTerm) == 0;
+    if (tty) {
+        std::cerr << prompt << std::flush;
+        struct termios quiet = gSavedTerm;
+        quiet.c_lflag &= ~static_cast<tcflag_t>(ECHO);
+        quiet.c_lflag |= ECHONL;
+        for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGTSTP})
+            std::signal(sig, &restoreTermAndDie);
+        gTermChanged = tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet) == 0;
+    }
+    std::string line;
+    std::getline(std::cin, line);
+    if (tty) {
+        if (gTermChanged)
+            tcsetattr(STDIN_FILENO, TCSAFLUSH, &gSavedTerm);
+        gTermChanged = 0;
+        for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGTSTP})
+            std::signal(sig, SIG_DFL);
+    }
+    if (!line.empty() && line.back() == '\r')
+        line.pop_back();
+    return line;
+}
+
+void wipe(std::string &s) {
+    explicit_bzero(s.data(), s.size());
+    s.clear();
+}
+
 // Every option's value (CLI11 writes into it while parsing).
 struct Args {
-    std::string domain, extension, group, lot, id, name, file, caller, dial, aor, module, command, json, types;
-    std::vector<std::string> members, settings;
+    std::string domain, extension, group, lot, id, name, file, caller, dial, aor, module, command, json, types, user;
+    std::vector<std::string> members, settings, registerFor;
     bool replace = false;
     int count = 0;
 };
@@ -274,6 +327,32 @@ int listRegistrations(Cli &cli, const Args &a) {
             }
         }
     std::cout << renderTable(rows, {"aor", "contact", "expires", "q", "received", "user_agent"}, "no registrations");
+    return kOk;
+}
+
+// PUT /api/users/{domain}/{user} {"password":..,"register_for":[..]}; the password never reaches the output.
+int setUser(Cli &cli, const Args &a) {
+    std::string password = readPassword(fmt::format("Password for {}@{}: ", a.user, a.domain));
+    if (password.empty()) {
+        std::cerr << "parkctl: refusing an empty password (type it, or give it as one line on stdin)\n";
+        return kUsage;
+    }
+    json body{{"password", ""}, {"register_for", a.registerFor}};
+    body["password"].get_ref<std::string &>().swap(password);
+    std::string text = body.dump();
+    wipe(body["password"].get_ref<std::string &>());
+    json v;
+    try {
+        v = cli.callText("PUT", "/api/users/" + urlEncode(a.domain) + "/" + urlEncode(a.user), text);
+    } catch (...) {
+        wipe(text);
+        throw;
+    }
+    wipe(text);
+    bool created = v.is_object() && v.value("created", false);
+    std::string extra =
+        a.registerFor.empty() ? "" : fmt::format(" (may register for {})", fmt::join(a.registerFor, ", "));
+    cli.done(v, fmt::format("user {}@{} {}{}", a.user, a.domain, created ? "created" : "saved", extra));
     return kOk;
 }
 
@@ -505,6 +584,36 @@ std::vector<Command> defineCommands(CLI::App &app, Args &a) {
     callCmd->add_option("args", a.json, "arguments as a JSON object");
     add(callCmd, &callModule);
 
+    // users set DOMAIN USER [--register-for U]... | delete DOMAIN USER | list DOMAIN
+    auto *users = app.add_subcommand("users", "SIP users and their credentials: users set / users delete / users list");
+    users->require_subcommand(1);
+    auto *usersSet = users->add_subcommand(
+        "set", "create a SIP user or change its password; the password is read from stdin (one line, not echoed "
+               "on a terminal)");
+    usersSet->add_option("domain", a.domain, "SIP domain (one of the daemon's domains)")->required();
+    usersSet->add_option("user", a.user, "user name (the user part of its address)")->required();
+    usersSet
+        ->add_option("--register-for", a.registerFor,
+                     "another user of the domain this one may register contacts for (repeatable)")
+        ->allow_extra_args(false);
+    add(usersSet, &setUser);
+    auto *usersDel = users->add_subcommand("delete", "delete a SIP user");
+    usersDel->alias("del");
+    usersDel->add_option("domain", a.domain, "SIP domain")->required();
+    usersDel->add_option("user", a.user, "user name")->required();
+    add(usersDel, [](Cli &cli, const Args &a) {
+        cli.done(cli.call("DELETE", "/api/users/" + urlEncode(a.domain) + "/" + urlEncode(a.user)),
+                 fmt::format("user {}@{} deleted", a.user, a.domain));
+        return kOk;
+    });
+    auto *usersList = users->add_subcommand("list", "list the SIP users of a domain (never a password or hash)");
+    usersList->add_option("domain", a.domain, "SIP domain")->required();
+    add(usersList, [](Cli &cli, const Args &a) {
+        cli.printList(cli.call("GET", "/api/users/" + urlEncode(a.domain)), {"user", "register_for", "algorithms"},
+                      "no users");
+        return kOk;
+    });
+
     auto *eventsCmd = app.add_subcommand("events", "stream live events until Ctrl-C");
     eventsCmd->add_option("--count", a.count, "stop after N events")->check(CLI::Range(0, 1000000000));
     eventsCmd->add_option("--types", a.types, "only these event types (comma separated)");
@@ -539,6 +648,9 @@ int runCommand(const Command &cmd, const Options &opt, const Args &args) {
     } catch (const Unreachable &e) {
         std::cerr << "parkctl: parkway is not reachable at " << opt.url << " (" << e.what() << ")\n";
         return kUnreachable;
+    } catch (const TlsError &e) {
+        std::cerr << "parkctl: TLS with " << opt.url << " failed: " << e.what() << "\n";
+        return kTls;
     } catch (const ProtocolError &e) {
         std::cerr << "parkctl: talking to " << opt.url << " failed: " << e.what() << "\n";
         return kFailed;
@@ -562,17 +674,28 @@ int main(int argc, char **argv) {
         opt.token = t;
     if (const char *u = std::getenv("PARKWAY_URL"))
         opt.url = u;
+    if (const char *ca = std::getenv("PARKWAY_CACERT"))
+        opt.tls.caFile = ca;
 
     CLI::App app{"parkctl: operate a Parkway call-park server over its admin API"};
     app.set_version_flag("--version", std::string("parkctl ") + PARKWAY_VERSION);
     app.add_option("--url", opt.url, "admin API base URL (env PARKWAY_URL)")->capture_default_str();
     app.add_option("--token", opt.token, "bearer token (env PARKWAY_TOKEN)");
+    app.add_option("--cacert", opt.tls.caFile,
+                   "PEM CA certificate(s) that signed the admin API's certificate, for https:// URLs "
+                   "(env PARKWAY_CACERT; default: the system's CAs)");
+    app.add_option("--cert", opt.tls.certFile,
+                   "PEM client certificate, when the admin API asks for one (admin.tls_ca_file)");
+    app.add_option("--key", opt.tls.keyFile, "PEM private key of --cert (default: read from the --cert file)");
+    app.add_flag("--insecure", opt.tls.insecure,
+                 "https:// without checking the certificate or host name (anyone in the path can read the token)");
     app.add_flag("--json", opt.json, "print the raw JSON result");
     app.add_option("--timeout", opt.timeoutMs, "request timeout in milliseconds")
         ->capture_default_str()
         ->check(CLI::Range(1, 3600000));
     app.require_subcommand(1);
-    app.footer("Exit codes: 0 ok, 1 request failed, 2 usage, 3 daemon not reachable, 4 unauthorized.\n");
+    app.footer("Exit codes: 0 ok, 1 request failed, 2 usage, 3 daemon not reachable, 4 unauthorized, 5 TLS failed "
+               "(certificate not verified).\n");
     Args args;
     std::vector<Command> commands = defineCommands(app, args);
 
@@ -582,6 +705,14 @@ int main(int argc, char **argv) {
         int rc = app.exit(e); // --help and --version print and exit 0; a usage error prints what and the help
         return rc == 0 ? kOk : kUsage;
     }
+    for (const auto &[file, what] :
+         {std::pair{opt.tls.caFile, "the CA file"}, {opt.tls.certFile, "--cert"}, {opt.tls.keyFile, "--key"}})
+        if (!file.empty() && access(file.c_str(), R_OK) != 0) {
+            std::cerr << "parkctl: cannot read " << what << " " << file
+                      << (what == std::string("the CA file") ? " (--cacert or PARKWAY_CACERT)" : "") << ": "
+                      << std::strerror(errno) << "\nRun with --help for more information.\n";
+            return kUsage;
+        }
     for (const Command &c : commands)
         if (c.app->parsed())
             return runCommand(c, opt, args);

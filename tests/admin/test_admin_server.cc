@@ -19,6 +19,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -37,7 +38,10 @@
 using json = nlohmann::json;
 using namespace parkway::proxy;
 using parkway::tools::HttpClient;
+using parkway::tools::ProtocolError;
 using parkway::tools::Response;
+using parkway::tools::TlsError;
+using parkway::tools::TlsOptions;
 
 namespace {
 
@@ -1014,6 +1018,7 @@ TEST_CASE("admin config: a short token is refused on a listener that is not loop
     c.token = "fifteen-chars!!";
     CHECK_THROWS_WITH(AdminServer::validate(c), Catch::Contains("admin.token has 15 characters; at least 16"));
     c.token = "sixteen-chars!!!";
+    c.allowPlaintext = true; // (plain HTTP off the loopback: next test case)
     CHECK_NOTHROW(AdminServer::validate(c));
     c.token = "short";
     for (const char *l : {"127.0.0.1:8089", "127.3.4.5:1", "[::1]:8089", "localhost:0"}) {
@@ -1043,4 +1048,229 @@ TEST_CASE("admin: an event-stream client that stops reading is disconnected, not
     CHECK(eventually([&] { return d.admin->streamCount() == 0; }, 5000));
     CHECK(refused(d, "slow_event_reader") == 1);
     CHECK(d.client().request("GET", "/api/stats").status == 200);
+}
+
+// ---------------------------------------------------------------- TLS (admin.tls_*)
+
+TEST_CASE("admin config: a listener that is not loopback needs TLS or allow_plaintext", "[admin][tls]") {
+    AdminConfig c;
+    c.listen = "0.0.0.0:8089";
+    c.token = "sixteen-chars!!!";
+    CHECK_THROWS_WITH(AdminServer::validate(c), Catch::Contains("admin.listen \"0.0.0.0:8089\" is not a loopback") &&
+                                                    Catch::Contains("admin.allow_plaintext"));
+    c.listen = "[::]:8089";
+    CHECK_THROWS_WITH(AdminServer::validate(c), Catch::Contains("admin.listen"));
+    c.allowPlaintext = true;
+    CHECK_NOTHROW(AdminServer::validate(c));
+    c.allowPlaintext = false;
+    c.tlsCertificate = "/x/cert.pem";
+    CHECK_THROWS_WITH(AdminServer::validate(c), Catch::Contains("admin.tls_private_key"));
+    c.tlsPrivateKey = "/x/key.pem";
+    CHECK_NOTHROW(AdminServer::validate(c));
+    c.tlsCertificate.clear();
+    CHECK_THROWS_WITH(AdminServer::validate(c), Catch::Contains("admin.tls_certificate"));
+    c.tlsPrivateKey.clear();
+    c.tlsCaFile = "/x/ca.pem";
+    c.allowPlaintext = true;
+    CHECK_THROWS_WITH(AdminServer::validate(c), Catch::Contains("admin.tls_ca_file"));
+    // Loopback stays plain HTTP by default.
+    c.tlsCaFile.clear();
+    c.allowPlaintext = false;
+    c.listen = "127.0.0.1:8089";
+    CHECK_NOTHROW(AdminServer::validate(c));
+}
+
+#ifdef MAKE_TEST_CA
+namespace {
+
+// A throwaway CA, server and client certificates made with the openssl CLI (tests/admin/make_test_ca.sh).
+struct TestCa {
+    std::string dir;
+    TestCa() {
+        char tmpl[] = "/tmp/parkway-admin-ca-XXXXXX";
+        dir = mkdtemp(tmpl);
+        REQUIRE(std::system(("sh " MAKE_TEST_CA " " + dir).c_str()) == 0);
+    }
+    ~TestCa() { std::filesystem::remove_all(dir); }
+    std::string operator()(const char *name) const { return dir + "/" + name; }
+    AdminConfig config() const {
+        AdminConfig c = Daemon::defaultConfig();
+        c.tlsCertificate = (*this)("server.pem");
+        c.tlsPrivateKey = (*this)("server.key");
+        return c;
+    }
+};
+
+std::string httpsUrl(const Daemon &d) {
+    return "https://127.0.0.1:" + std::to_string(d.admin->port());
+}
+
+TlsOptions trust(const std::string &caFile, bool insecure = false) {
+    TlsOptions t;
+    t.caFile = caFile;
+    t.insecure = insecure;
+    return t;
+}
+
+HttpClient httpsClient(const Daemon &d, const TlsOptions &tls, const std::string &token = "s3cret") {
+    return HttpClient(parkway::tools::parseUrl(httpsUrl(d)), token, 5000, tls);
+}
+
+} // namespace
+
+TEST_CASE("admin TLS: HTTPS verified with the CA; untrusted and plain HTTP clients fail cleanly", "[admin][tls]") {
+    std::signal(SIGPIPE, SIG_IGN); // as the daemon does (OpenSSL writes with write())
+    TestCa ca;
+    Daemon d(ca.config());
+    TlsOptions trusted = trust(ca("ca.pem"));
+    auto r = httpsClient(d, trusted).request("GET", "/api/parked");
+    CHECK(r.status == 200);
+    CHECK(body(r).contains("parked"));
+    CHECK(httpsClient(d, trusted, "wrong").request("GET", "/api/stats").status == 401);
+    CHECK(httpsClient(d, trusted).request("POST", "/api/rules", R"({"text":"ok"})").status == 200);
+    // localhost is in the certificate too; another CA is not trusted; --insecure skips the check.
+    CHECK(HttpClient(parkway::tools::parseUrl("https://localhost:" + std::to_string(d.admin->port())), "s3cret", 5000,
+                     trusted)
+              .request("GET", "/health")
+              .status == 200);
+    try {
+        httpsClient(d, trust(ca("other-ca.pem"))).request("GET", "/health");
+        FAIL("an untrusted certificate was accepted");
+    } catch (const TlsError &e) {
+        CHECK(std::string(e.what()).find("was not verified") != std::string::npos);
+        CHECK(std::string(e.what()).find("--cacert") != std::string::npos);
+    }
+    CHECK(httpsClient(d, trust("", true)).request("GET", "/health").status == 200);
+
+    // Plain HTTP to the TLS port: no HTTP answer, the connection is closed, the server keeps serving.
+    try {
+        HttpClient(parkway::tools::parseUrl("http://127.0.0.1:" + std::to_string(d.admin->port())), "s3cret", 3000)
+            .request("GET", "/health");
+        FAIL("plain HTTP was answered on the TLS port");
+    } catch (const TlsError &) {
+        FAIL("plain HTTP reported as a TLS error");
+    } catch (const ProtocolError &e) {
+        CHECK(std::string(e.what()).find("https://") != std::string::npos);
+    }
+    {
+        RawConn raw(d.admin->port());
+        REQUIRE(raw.send("GET /health HTTP/1.1\r\nHost: x\r\n\r\n"));
+        bool closed = false;
+        std::string answer = raw.read(3000, &closed);
+        CHECK(closed);
+        CHECK(answer.find("HTTP/") == std::string::npos);
+        CHECK(answer.find("\"status\"") == std::string::npos);
+    }
+    CHECK(eventually([&] { return refused(d, "tls_handshake_failed") >= 2; }));
+    CHECK(httpsClient(d, trusted).request("GET", "/api/stats").status == 200);
+}
+
+TEST_CASE("admin TLS: event streams, the connection cap and the handshake timeout", "[admin][tls][limits]") {
+    std::signal(SIGPIPE, SIG_IGN);
+    TestCa ca;
+    AdminConfig cfg = ca.config();
+    cfg.maxConnections = 2;
+    cfg.headerTimeoutMs = 300;
+    Daemon d(cfg);
+    TlsOptions trusted = trust(ca("ca.pem"));
+    std::string got;
+    std::mutex mu;
+    std::atomic<bool> headOk{false};
+    std::thread reader([&] {
+        try {
+            httpsClient(d, trusted)
+                .stream(
+                    "/api/events",
+                    [&](const Response &h) {
+                        headOk = h.status == 200 && h.headers.at("content-type") == "text/event-stream";
+                        return true;
+                    },
+                    [&](const std::string &chunk) {
+                        std::lock_guard<std::mutex> lock(mu);
+                        got += chunk;
+                        return got.find("event: retrieved") == std::string::npos;
+                    });
+        } catch (...) {
+        }
+    });
+    REQUIRE(eventually([&] { return d.admin->streamCount() == 1; }));
+    // Over the cap (the stream + this request's place taken by an idle TLS-less socket): 503 over TLS.
+    auto idle = std::make_unique<RawConn>(d.admin->port());
+    REQUIRE(eventually([&] { return d.admin->connectionCount() == 2; }));
+    auto over = httpsClient(d, trusted).request("GET", "/api/stats");
+    CHECK(over.status == 503);
+    CHECK(refused(d, "too_many_connections") == 1);
+    // The idle socket never starts a handshake: cut after admin.header_timeout_ms.
+    bool closed = false;
+    idle->read(5000, &closed);
+    CHECK(closed);
+    CHECK(refused(d, "tls_handshake_timeout") == 1);
+    idle.reset();
+    REQUIRE(eventually([&] { return d.admin->connectionCount() == 1; }));
+    // Events from the bus and from a module reach the stream, through TLS.
+    d.events.publish("parked", R"({"id":"17"})");
+    CHECK(httpsClient(d, trusted).request("POST", "/api/modules/callpark/emit", R"({"id":"18"})").status == 200);
+    d.events.publish("retrieved", R"({"id":"17"})");
+    reader.join();
+    CHECK(headOk);
+    std::lock_guard<std::mutex> lock(mu);
+    INFO(got);
+    CHECK(got.find("event: parked\ndata: {\"id\":\"17\"}\n\n") != std::string::npos);
+    CHECK(got.find("event: parked\ndata: {\"id\":\"18\"}\n\n") != std::string::npos);
+    CHECK(got.find("event: retrieved") != std::string::npos);
+}
+
+TEST_CASE("admin TLS: bad files are refused at start naming their key", "[admin][tls]") {
+    TestCa ca;
+    Daemon d; // the SIP side; the second admin server below is the one under test
+    auto startWith = [&](const std::string &cert, const std::string &key, const std::string &caFile = "") {
+        AdminConfig c = Daemon::defaultConfig();
+        c.tlsCertificate = cert;
+        c.tlsPrivateKey = key;
+        c.tlsCaFile = caFile;
+        AdminServer s(c, *d.proxy, d.metrics, d.events);
+        s.start();
+    };
+    CHECK_THROWS_WITH(startWith(ca("missing.pem"), ca("server.key")), Catch::Contains("admin.tls_certificate"));
+    CHECK_THROWS_WITH(startWith(ca("server.pem"), ca("client.key")),
+                      Catch::Contains("admin.tls_private_key") && Catch::Contains("does not match"));
+    CHECK_THROWS_WITH(startWith(ca("server.pem"), ca("ca.pem")), Catch::Contains("admin.tls_private_key"));
+    CHECK_THROWS_WITH(startWith(ca("server.pem"), ca("server.key"), ca("missing.pem")),
+                      Catch::Contains("admin.tls_ca_file"));
+    CHECK_NOTHROW(startWith(ca("server.pem"), ca("server.key"), ca("ca.pem")));
+}
+#endif
+
+// ---------------------------------------------------------------- SIP users (/api/users)
+
+TEST_CASE("admin: /api/users checks its body and never echoes the password", "[admin][users]") {
+    Daemon d;
+    const std::string secret = "Tr0ub4dor&3-secret";
+    auto put = [&](const std::string &bodyText) {
+        return d.client().request("PUT", "/api/users/pbx.example.com/alice", bodyText);
+    };
+    for (const std::string &bad :
+         {std::string("{}"), std::string(R"({"password":""})"), std::string(R"({"password":17})"),
+          R"({"password":")" + secret + R"(","register_for":"1099"})",
+          R"({"password":")" + secret + R"(","register_for":[1099]})",
+          R"({"password":")" + secret + R"(","extra":true})", R"({"password":")" + secret,
+          R"({"password":")" + secret + "\xE9\"}", R"({"password":")" + secret + R"(",)"}) {
+        auto r = put(bad);
+        INFO(bad << " -> " << r.body);
+        CHECK(r.status == 400);
+        CHECK(r.body.find(secret) == std::string::npos);
+        CHECK(r.body.find("Tr0ub") == std::string::npos);
+    }
+    // A good body reaches Proxy::setUser on the SIP thread (its answer, whatever it is, is passed through).
+    for (auto r : {put(R"({"password":")" + secret + R"(","register_for":["1099"]})"),
+                   d.client().request("GET", "/api/users/pbx.example.com"),
+                   d.client().request("DELETE", "/api/users/pbx.example.com/alice")}) {
+        INFO(r.body);
+        CHECK(r.status != 400);
+        CHECK(r.status != 405);
+        CHECK(r.body.find("no such endpoint") == std::string::npos);
+        CHECK(r.body.find(secret) == std::string::npos);
+    }
+    CHECK(d.client("").request("GET", "/api/users/pbx.example.com").status == 401);
+    CHECK(d.client().request("POST", "/api/users/pbx.example.com/alice", "{}").status == 405);
 }

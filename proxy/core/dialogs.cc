@@ -11,6 +11,10 @@
 #include <algorithm>
 #include <cstring>
 
+#ifdef PARKWAY_HAVE_METRICS
+#include "../admin/metrics.hh"
+#endif
+
 namespace parkway::proxy {
 
 namespace {
@@ -42,7 +46,81 @@ std::string addrHeader(const std::string &display, const std::string &uri, const
     return out;
 }
 
+bool sourceIp(msg_t *msg, IpKey &ip) {
+    su_sockaddr_t su;
+    socklen_t len = sizeof su;
+    return msg && msg_get_address(msg, &su, &len) == 0 && ipKeyOf(&su.su_sa, ip);
+}
+
+// The address the dialog's own state says the peer's requests come from, when it is an IP literal: the first
+// entry of the route set that is not us (a proxy on the path: our requests go there, RFC 3261 §12.2.1.1, and the
+// peer's come back through it), or with no such entry the remote target (a peer that reaches us directly, also
+// through a proxy that did not record-route, whose source we learnt instead). A host name gives nothing: no DNS
+// lookup on this path.
+bool hopIp(const Proxy::Impl *impl, const pw_dialog *d, IpKey &ip) {
+    sofia::Home home;
+    for (const std::string &r : d->routeSet) {
+        sip_route_t *rt = sip_route_make(home.get(), r.c_str());
+        if (!rt || impl->isOurs(rt->r_url))
+            continue;
+        return rt->r_url->url_host && parseIp(rt->r_url->url_host, ip);
+    }
+    url_t *u = d->remoteTarget.empty() ? nullptr : url_make(home.get(), d->remoteTarget.c_str());
+    return u && u->url_host && parseIp(u->url_host, ip);
+}
+
 } // namespace
+
+// RFC 3261 §26.1.4 (tearing down sessions): whoever learns a dialog's Call-ID and tags can send a BYE in it. Our
+// own dialogs (the parked party's leg, bridge legs, subscriptions) take in-dialog requests only from the peer
+// that made them. IP addresses are compared, not ports: a TCP client reconnects from a new ephemeral port, and a
+// UDP phone may send from another socket. So a stranger behind the peer's own NAT address is not stopped
+// (docs/limits.md "In-dialog requests").
+void Proxy::Impl::learnPeer(pw_dialog *d, msg_t *from) {
+    IpKey ip;
+    if (!sourceIp(from, ip))
+        return;
+    d->peerIps.assign(1, ip); // a UAC dialog takes the address of the response that (re)set its remote tag
+    d->learnOnFirst = false;
+}
+
+bool Proxy::Impl::fromPeer(pw_dialog *d, msg_t *req, sip_method_t method) {
+    IpKey ip;
+    bool known = sourceIp(req, ip); // every message read from a socket has one: without it, fail closed
+    if (known) {
+        if (trusted.contains(ip)) // our own Kamailio/OpenSIPS relays the peer's requests ([proxy] trusted_peers)
+            return true;
+        if (std::find(d->peerIps.begin(), d->peerIps.end(), ip) != d->peerIps.end())
+            return true;
+        IpKey hop;
+        bool haveHop = hopIp(this, d, hop);
+        if (haveHop && hop == ip)
+            return true;
+        if (d->peerIps.empty() && d->learnOnFirst && !haveHop) {
+            // Restored from a blob of an older version, which kept no address, and nothing in the dialog names
+            // one: the first request is taken as the peer's (else the peer could never end the dialog).
+            d->peerIps.push_back(ip);
+            d->learnOnFirst = false;
+            log(d->mod, PW_LOG_INFO,
+                fmt::format("dialog {}: peer address {} learnt from its first request after restore", d->callId,
+                            ip.text()));
+            return true;
+        }
+    }
+    const char *name = sip_method_name(method, "other"); // a bounded label: the known methods and "other"
+#ifdef PARKWAY_HAVE_METRICS
+    if (metrics)
+        metrics->counterAdd("parkway_dialog_foreign_requests_total", fmt::format("method=\"{}\"", name), 1);
+#endif
+    int64_t now = nowMs();
+    if (now - lastLimitLogMs >= 1000) { // one line a second at most, like the limits
+        lastLimitLogMs = now;
+        log(d->mod, PW_LOG_WARN,
+            fmt::format("{} from {} in dialog {} refused (403): not the dialog's peer nor a trusted peer", name,
+                        ip.text(), d->callId));
+    }
+    return false;
+}
 
 std::string Proxy::Impl::contactHeader() const { return "<" + primary + ">"; }
 
@@ -178,6 +256,16 @@ int Proxy::Impl::onLegRequest(pw_dialog *d, nta_leg_t *, nta_incoming_t *irq, co
         {
             sofia::Msg m = sofia::Msg::adopt(nta_incoming_getrequest(irq));
             if (!admitRequest(irq, m.get())) return 0; // rate limited like any request (docs/limits.md)
+            if (!fromPeer(d, m.get(), method)) {
+                // Not the dialog's peer: the dialog is left exactly as it was (no callback, no CSeq or target
+                // update). An ACK has no answer: it is dropped (it must not stop our 2xx retransmission).
+                if (method == sip_method_ack) {
+                    nta_incoming_destroy(irq);
+                    return 0;
+                }
+                countResponse(403);
+                return 403;
+            }
         }
         if (method == sip_method_ack) {
             msg_t *ack = nta_incoming_getrequest(irq);
@@ -221,6 +309,8 @@ int Proxy::Impl::onLegRequest(pw_dialog *d, nta_leg_t *, nta_incoming_t *irq, co
         tx->method = method;
         tx->methodName = sip->sip_request->rq_method_name;
         tx->dialog = d;
+        tx->identity = d->remoteUri; // request_identity: the dialog's peer sent it (fromPeer above)
+        tx->identitySource = PW_IDENTITY_DIALOG;
         txns.insert(tx);
         initView(tx->view, tx->req.get());
         nta_incoming_bind(irq, [](nta_incoming_magic_t *m, nta_incoming_t *i, const sip_t *s) noexcept -> int {
@@ -261,6 +351,15 @@ bool Proxy::Impl::handleSubscriptionRefresh(nta_incoming_t *irq, const sip_t *si
             !strcasecmp(x->localTag.c_str(), sip->sip_to->a_tag) && !strcasecmp(x->remoteTag.c_str(), sip->sip_from->a_tag))
             d = x;
     if (!d) return false;
+    {
+        sofia::Msg m = sofia::Msg::adopt(nta_incoming_getrequest(irq));
+        if (!fromPeer(d, m.get(), sip_method_subscribe)) {
+            countResponse(403);
+            nta_incoming_treply(irq, SIP_403_FORBIDDEN, TAG_END());
+            nta_incoming_destroy(irq);
+            return true;
+        }
+    }
     uint32_t expires = sip->sip_expires ? static_cast<uint32_t>(sip->sip_expires->ex_delta) : cfg.subMaxExpires;
     if (expires > 0) expires = std::clamp(expires, cfg.subMinExpires, cfg.subMaxExpires);
     if (sip->sip_cseq && sip->sip_cseq->cs_seq > d->remoteCseq) d->remoteCseq = sip->sip_cseq->cs_seq;
@@ -392,6 +491,7 @@ int Proxy::Impl::onUacResponse(UacRequest *u, nta_outgoing_t *orq, const sip_t *
                 }
                 fillUac(d, req ? sip_object(req) : nullptr, sip);
                 if (req) msg_destroy(req);
+                learnPeer(d, resp); // the peer of a UAC dialog: where its establishing response came from
                 if (status < 200) d->state = DialogState::Early;
             }
             if (status >= 200 && status < 300) {
@@ -479,6 +579,12 @@ std::string exportDialog(pw_dialog *d) {
     j["expires"] = d->expires;
     // Absolute wall-clock expiry, so a restore re-arms the remaining time (not a fresh period).
     if (d->subscription && d->expires > 0) j["expiresAt"] = d->expiryBaseMs + int64_t(d->expires) * 1000;
+    // The learnt peer addresses (fromPeer). Older versions ignore the key; a blob without it is restored with
+    // learnOnFirst (restoreDialog).
+    std::vector<std::string> peer;
+    for (const IpKey &ip : d->peerIps)
+        peer.push_back(ip.text());
+    j["peer"] = peer;
     // A peer's ISO-8859-1 display name must not make the dialog unexportable: invalid UTF-8 becomes U+FFFD
     // (display names play no part in matching a dialog, RFC 3261 §12).
     return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
@@ -514,6 +620,15 @@ pw_dialog *restoreDialog(Proxy::Impl *impl, ModuleInstance *mod, const std::stri
     d->subscription = j.value("subscription", false);
     d->expires = j.value("expires", 0u);
     uint32_t localCseq = j.value("localCseq", 0u);
+    if (j.contains("peer") && j["peer"].is_array())
+        for (auto &p : j["peer"]) {
+            IpKey ip;
+            if (p.is_string() && parseIp(p.get<std::string>(), ip))
+                d->peerIps.push_back(ip);
+        }
+    // No learnt address (a blob of an older version): the peer is who the dialog's route set or remote target
+    // names when that is an IP address; only when it names none is the first request's source learnt.
+    d->learnOnFirst = d->peerIps.empty();
 
     std::string local = addrHeader(d->localDisplay, d->localUri, d->localTag);
     std::string remote = addrHeader(d->remoteDisplay, d->remoteUri, d->remoteTag);

@@ -23,15 +23,16 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-// A loopback UDP receiver on an ephemeral port: the "parked phone".
+// A loopback UDP receiver on an ephemeral port: the "parked phone". Linux routes all of 127/8 to lo, so
+// 127.0.0.2 is a second host on the same machine.
 struct Receiver {
     int fd = -1;
     uint16_t port = 0;
-    Receiver() {
+    explicit Receiver(const char *ip = "127.0.0.1") {
         fd = ::socket(AF_INET, SOCK_DGRAM, 0);
         sockaddr_in a{};
         a.sin_family = AF_INET;
-        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        REQUIRE(::inet_pton(AF_INET, ip, &a.sin_addr) == 1);
         REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
         socklen_t len = sizeof a;
         ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
@@ -54,7 +55,42 @@ struct Receiver {
         pk.at = Clock::now();
         return pk;
     }
+    // Throw away what already arrived.
+    void flush() {
+        while (recv(std::chrono::milliseconds(0))) {
+        }
+    }
+    // Every packet arriving within `window`.
+    std::vector<Packet> collect(std::chrono::milliseconds window) {
+        std::vector<Packet> out;
+        auto end = Clock::now() + window;
+        for (auto now = Clock::now(); now < end; now = Clock::now())
+            if (auto p = recv(std::chrono::duration_cast<std::chrono::milliseconds>(end - now) +
+                              std::chrono::milliseconds(1)))
+                out.push_back(std::move(*p));
+        return out;
+    }
+    // One datagram to 127.0.0.1:port (an RTP packet by default: V=2, PCMU, 12-byte header).
+    void sendTo(uint16_t port, std::string_view data = std::string_view("\x80\x00\x00\x01\0\0\0\0\0\0\0\x07", 12)) {
+        sockaddr_in to{};
+        to.sin_family = AF_INET;
+        to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        to.sin_port = htons(port);
+        REQUIRE(::sendto(fd, data.data(), data.size(), 0, reinterpret_cast<sockaddr *>(&to), sizeof to) ==
+                static_cast<ssize_t>(data.size()));
+    }
 };
+
+// Wait (bounded) until `pred` holds; the player drains a stream waiting for its latch every 100 ms.
+template <typename P> bool waitFor(P pred, std::chrono::milliseconds timeout = std::chrono::milliseconds(2000)) {
+    auto end = Clock::now() + timeout;
+    while (!pred()) {
+        if (Clock::now() >= end)
+            return false;
+        ::usleep(5000);
+    }
+    return true;
+}
 
 uint16_t be16(const uint8_t* p) { return static_cast<uint16_t>(p[0] << 8 | p[1]); }
 uint32_t be32(const uint8_t* p) {
@@ -415,4 +451,196 @@ TEST_CASE("ReportThrottle lets one report through per interval and counts the ot
     CHECK(t.suppressed() == 2);
     CHECK(t.allow(7500));
     CHECK(t.suppressed() == 0);
+}
+
+// ---------------------------------------------------------------- symmetric RTP (RFC 4961), docs/callpark.md
+
+TEST_CASE("signalingSourceIp takes the IP out of a host msg_source or a bare IP") {
+    CHECK(signalingSourceIp("udp:192.0.2.1:5060") == "192.0.2.1");
+    CHECK(signalingSourceIp("tcp:[2001:db8::1]:5061") == "2001:db8::1");
+    CHECK(signalingSourceIp("TLS:198.51.100.7:5061") == "198.51.100.7");
+    CHECK(signalingSourceIp("192.0.2.9") == "192.0.2.9");
+    CHECK(signalingSourceIp("fe::1") == "fe::1"); // a bare IPv6 address whose first group looks like a scheme
+    CHECK(signalingSourceIp("::ffff:192.0.2.1") == "::ffff:192.0.2.1");
+    CHECK(signalingSourceIp("").empty());
+    CHECK(signalingSourceIp("udp:pbx.example.net:5060").empty());
+    CHECK(signalingSourceIp("tcp:[2001:db8::1:5061").empty());
+}
+
+TEST_CASE("MohPlayer latches: after one RTP packet from the party, music goes where it came from, not to the SDP") {
+    Receiver sdp;   // X: what the (forged, or NATed) SDP says
+    Receiver phone; // Y: where the party's RTP really comes from
+    MohPlayer player;
+    std::string err;
+    player.setPrelatchMs(60000); // the pre-latch allowance plays no part here
+    REQUIRE(player.start("127.0.0.1", 31800, 31820, "", &err));
+    auto s = player.add("127.0.0.1", sdp.port, 0, &err);
+    REQUIRE(s);
+    REQUIRE(sdp.recv(std::chrono::milliseconds(1000))); // before a latch: the SDP address
+    CHECK_FALSE(player.stats(s->id)->latched);
+
+    phone.sendTo(s->localPort);
+    auto first = phone.recv(std::chrono::milliseconds(2000));
+    REQUIRE(first);
+    REQUIRE(first->data.size() == 172);
+    CHECK((first->data[1] & 0x80) != 0); // marker: a new destination
+    // Loopback delivers within sendto: everything sent to X before the latch is in X's buffer by now.
+    sdp.flush();
+    auto atPhone = phone.collect(std::chrono::milliseconds(300));
+    CHECK(atPhone.size() >= 10);
+    CHECK_FALSE(sdp.recv(std::chrono::milliseconds(0)));
+    auto st = player.stats(s->id);
+    REQUIRE(st);
+    CHECK(st->latched);
+    CHECK(st->latchedIp == "127.0.0.1");
+    CHECK(st->latchedPort == phone.port);
+    CHECK(st->latches == 1);
+    CHECK(st->remotePort == sdp.port); // the SDP destination is still what the party said
+    CHECK(st->packetsForeign == 0);
+}
+
+TEST_CASE("MohPlayer latch: no re-latching on packets alone; a new SDP destination from the party re-latches") {
+    Receiver sdp, phone, other, sdp2; // all on 127.0.0.1, the SDP's IP: each may latch
+    MohPlayer player;
+    std::string err;
+    player.setPrelatchMs(60000);
+    REQUIRE(player.start("127.0.0.1", 31830, 31850, "", &err));
+    auto s = player.add("127.0.0.1", sdp.port, 8, &err);
+    REQUIRE(s);
+    phone.sendTo(s->localPort);
+    REQUIRE(phone.recv(std::chrono::milliseconds(2000)));
+
+    // A second sender at an allowed IP does not take the stream over.
+    other.sendTo(s->localPort);
+    REQUIRE(waitFor([&] { return player.stats(s->id)->packetsReceived >= 2; }));
+    phone.flush();
+    CHECK(phone.collect(std::chrono::milliseconds(200)).size() >= 5);
+    CHECK_FALSE(other.recv(std::chrono::milliseconds(0)));
+    CHECK(player.stats(s->id)->latchedPort == phone.port);
+
+    // The same destination again (a session refresh, PCMU now): the latch stays.
+    REQUIRE(player.setRemote(s->id, "127.0.0.1", sdp.port, 0));
+    CHECK(player.stats(s->id)->latched);
+    // Held and resumed at the same destination: the latch stays; nothing is sent meanwhile.
+    REQUIRE(player.setRemote(s->id, "0.0.0.0", 0, 0));
+    phone.flush();
+    CHECK_FALSE(phone.recv(std::chrono::milliseconds(100)));
+    REQUIRE(player.setRemote(s->id, "127.0.0.1", sdp.port, 0));
+    CHECK(player.stats(s->id)->latched);
+    REQUIRE(phone.recv(std::chrono::milliseconds(500)));
+
+    // The party announces a new destination (re-INVITE): the latch goes, the new SDP address gets the pre-latch
+    // music, and the next packet from an allowed IP latches again.
+    REQUIRE(player.setRemote(s->id, "127.0.0.1", sdp2.port, 0));
+    CHECK_FALSE(player.stats(s->id)->latched);
+    REQUIRE(sdp2.recv(std::chrono::milliseconds(500)));
+    other.sendTo(s->localPort);
+    REQUIRE(other.recv(std::chrono::milliseconds(2000)));
+    phone.flush();
+    sdp2.flush();
+    CHECK(other.collect(std::chrono::milliseconds(200)).size() >= 5);
+    CHECK_FALSE(phone.recv(std::chrono::milliseconds(0)));
+    CHECK_FALSE(sdp2.recv(std::chrono::milliseconds(0)));
+    CHECK(player.stats(s->id)->latches == 2);
+    CHECK(player.stats(s->id)->latchedPort == other.port);
+}
+
+TEST_CASE("MohPlayer pre-latch: the SDP address gets at most moh_prelatch_ms of music, then nothing until a latch") {
+    Receiver sdp, phone;
+    MohPlayer player;
+    std::string err;
+    CHECK(player.prelatchMs() == MohPlayer::kDefaultPrelatchMs);
+    player.setPrelatchMs(190); // rounded up to whole 20 ms packets: 10
+    REQUIRE(player.start("127.0.0.1", 31860, 31880, "", &err));
+    auto s = player.add("127.0.0.1", sdp.port, 0, &err);
+    REQUIRE(s);
+    auto got = sdp.collect(std::chrono::milliseconds(600));
+    REQUIRE(got.size() == 10);
+    // Ten packets in a row, paced at 20 ms: about 180 ms from the first to the last.
+    CHECK(std::chrono::duration<double>(got.back().at - got.front().at).count() < 0.4);
+    CHECK_FALSE(sdp.recv(std::chrono::milliseconds(200))); // stopped, not slowed down
+    auto st = player.stats(s->id);
+    CHECK(st->prelatchSent == 10);
+    CHECK(st->packetsSent == 10);
+    CHECK_FALSE(st->latched);
+    // Still listening: the party's first packet starts the music where it came from; the RTP sequence goes
+    // on from the last packet sent (RFC 3550 §5.1: one per packet sent).
+    phone.sendTo(s->localPort);
+    auto p = phone.recv(std::chrono::milliseconds(2000));
+    REQUIRE(p);
+    CHECK(be16(&p->data[2]) == static_cast<uint16_t>(be16(&got.back().data[2]) + 1));
+    CHECK(be32(&p->data[4]) > be32(&got.back().data[4]) + 160); // the media clock ran meanwhile
+    // A new SDP destination does not renew the allowance (it is per stream): nothing goes to it.
+    Receiver sdp2;
+    REQUIRE(player.setRemote(s->id, "127.0.0.1", sdp2.port, 0));
+    CHECK_FALSE(sdp2.recv(std::chrono::milliseconds(200)));
+    CHECK(player.stats(s->id)->prelatchSent == 10);
+
+    SECTION("0 = nothing before a latch") {
+        Receiver x, y;
+        player.setPrelatchMs(0);
+        auto s0 = player.add("127.0.0.1", x.port, 0, &err);
+        REQUIRE(s0);
+        CHECK_FALSE(x.recv(std::chrono::milliseconds(200)));
+        y.sendTo(s0->localPort);
+        REQUIRE(y.recv(std::chrono::milliseconds(2000)));
+        CHECK_FALSE(x.recv(std::chrono::milliseconds(0)));
+        CHECK(player.stats(s0->id)->prelatchSent == 0);
+    }
+    SECTION("unlimited (-1) = the SDP address until a latch") {
+        Receiver x;
+        player.setPrelatchMs(-1);
+        CHECK(player.prelatchMs() == MohPlayer::kPrelatchUnlimited);
+        auto s1 = player.add("127.0.0.1", x.port, 0, &err);
+        REQUIRE(s1);
+        CHECK(x.collect(std::chrono::milliseconds(400)).size() >= 15);
+    }
+}
+
+TEST_CASE("MohPlayer latch: a packet from a foreign IP is counted and ignored; the signalling source IP may latch") {
+    Receiver sdp;                   // the SDP says 127.0.0.1
+    Receiver stranger("127.0.0.2"); // another host
+    MohPlayer player;
+    std::string err;
+    player.setPrelatchMs(60000);
+    REQUIRE(player.start("127.0.0.1", 31890, 31910, "", &err));
+    auto s = player.add("127.0.0.1", sdp.port, 0, &err);
+    REQUIRE(s);
+    for (int i = 0; i < 3; ++i)
+        stranger.sendTo(s->localPort);
+    REQUIRE(waitFor([&] { return player.stats(s->id)->packetsForeign == 3; }));
+    CHECK_FALSE(stranger.recv(std::chrono::milliseconds(150)));
+    auto st = player.stats(s->id);
+    CHECK_FALSE(st->latched);
+    CHECK(st->latches == 0);
+    CHECK_THAT(st->lastForeignSource, Catch::StartsWith("127.0.0.2:" + std::to_string(stranger.port)));
+    sdp.flush();
+    REQUIRE(sdp.recv(std::chrono::milliseconds(500))); // the music still goes to the SDP address
+
+    // Not RTP, even from the SDP's own IP: no latch either.
+    Receiver junk;
+    junk.sendTo(s->localPort, "hello");
+    REQUIRE(waitFor([&] { return player.stats(s->id)->packetsNotRtp == 1; }));
+    CHECK_FALSE(player.stats(s->id)->latched);
+    CHECK_FALSE(junk.recv(std::chrono::milliseconds(100)));
+
+    // 127.0.0.2 is where the party's SIP comes from (a phone behind NAT, its SDP naming a private address):
+    // now its RTP latches.
+    CHECK_FALSE(player.setSignalingSource(s->id, "udp:pbx.example.net:5060"));
+    CHECK_FALSE(player.setSignalingSource(9999, "udp:127.0.0.2:5060"));
+    REQUIRE(player.setSignalingSource(s->id, "udp:127.0.0.2:5060"));
+    CHECK(player.stats(s->id)->signalingIp == "127.0.0.2");
+    stranger.sendTo(s->localPort);
+    REQUIRE(stranger.recv(std::chrono::milliseconds(2000)));
+    st = player.stats(s->id);
+    CHECK(st->latched);
+    CHECK(st->latchedIp == "127.0.0.2");
+    CHECK(st->packetsForeign == 3);
+
+    // The party's signalling moves to another IP: a latch on an IP that may no longer latch is dropped.
+    REQUIRE(player.setSignalingSource(s->id, "udp:127.0.0.3:5060"));
+    CHECK_FALSE(player.stats(s->id)->latched);
+    stranger.flush();
+    REQUIRE(sdp.recv(std::chrono::milliseconds(500)));
+    CHECK_FALSE(stranger.recv(std::chrono::milliseconds(100)));
 }

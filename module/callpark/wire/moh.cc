@@ -221,6 +221,33 @@ std::string checkMohDescriptors(uint16_t portMin, uint16_t portMax, const FdLimi
 
 // ---------------------------------------------------------------- the player
 
+std::string signalingSourceIp(std::string_view source) {
+    auto numeric = [](const std::string &ip) {
+        in6_addr a6{};
+        in_addr a4{};
+        return inet_pton(AF_INET, ip.c_str(), &a4) == 1 || inet_pton(AF_INET6, ip.c_str(), &a6) == 1;
+    };
+    if (std::string whole(source); numeric(whole))
+        return whole; // a bare IP ("fe::1" has no scheme)
+    // "udp:IP:PORT" / "tcp:[IPv6]:PORT" (host msg_source).
+    std::string_view v = source;
+    if (size_t colon = v.find(':');
+        colon != std::string_view::npos && colon > 0 && std::all_of(v.begin(), v.begin() + colon, [](char c) {
+            return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+        }))
+        v.remove_prefix(colon + 1);
+    std::string ip;
+    if (!v.empty() && v.front() == '[') {
+        size_t close = v.find(']');
+        if (close == std::string_view::npos)
+            return {};
+        ip = std::string(v.substr(1, close - 1));
+    } else if (std::count(v.begin(), v.end(), ':') == 1) {
+        ip = std::string(v.substr(0, v.find(':'))); // IPv4:port
+    }
+    return numeric(ip) ? ip : std::string();
+}
+
 namespace {
 
 constexpr int kSamplesPerPacket = 160;  // 20 ms at 8 kHz
@@ -241,6 +268,60 @@ bool resolveNumeric(const std::string& ip, uint16_t port, sockaddr_storage* out,
 
 bool isUnspecified(const std::string& ip) { return ip.empty() || ip == "0.0.0.0" || ip == "::"; }
 
+// An IP address as 16 bytes, IPv4 as IPv4-mapped IPv6 (RFC 4291 §2.5.5.2), so that "192.0.2.1" and a socket's
+// "::ffff:192.0.2.1" compare equal.
+struct IpKey {
+    bool set = false;
+    unsigned char b[16] = {};
+    bool operator==(const IpKey &o) const { return set && o.set && std::memcmp(b, o.b, 16) == 0; }
+};
+
+IpKey keyOf(const sockaddr_storage &a) {
+    IpKey k;
+    if (a.ss_family == AF_INET) {
+        k.set = true;
+        k.b[10] = k.b[11] = 0xFF;
+        std::memcpy(k.b + 12, &reinterpret_cast<const sockaddr_in *>(&a)->sin_addr, 4);
+    } else if (a.ss_family == AF_INET6) {
+        k.set = true;
+        std::memcpy(k.b, &reinterpret_cast<const sockaddr_in6 *>(&a)->sin6_addr, 16);
+    }
+    return k;
+}
+
+IpKey keyOf(const std::string &ip) {
+    sockaddr_storage a{};
+    socklen_t len = 0;
+    if (ip.empty() || !resolveNumeric(ip, 0, &a, &len))
+        return {};
+    return keyOf(a);
+}
+
+uint16_t portOf(const sockaddr_storage &a) {
+    if (a.ss_family == AF_INET)
+        return ntohs(reinterpret_cast<const sockaddr_in *>(&a)->sin_port);
+    if (a.ss_family == AF_INET6)
+        return ntohs(reinterpret_cast<const sockaddr_in6 *>(&a)->sin6_port);
+    return 0;
+}
+
+std::string ipText(const sockaddr_storage &a) {
+    char buf[INET6_ADDRSTRLEN] = "";
+    if (a.ss_family == AF_INET)
+        inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in *>(&a)->sin_addr, buf, sizeof buf);
+    else if (a.ss_family == AF_INET6)
+        inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6 *>(&a)->sin6_addr, buf, sizeof buf);
+    return buf;
+}
+
+bool sameAddress(const sockaddr_storage &a, const sockaddr_storage &b) {
+    return keyOf(a) == keyOf(b) && portOf(a) == portOf(b);
+}
+
+// Datagrams read from one socket per visit at most: a flood on one port must not hold the player's lock for
+// long (what is left waits in the socket buffer, or is dropped by the kernel when that is full).
+constexpr int kMaxDrainPerVisit = 128;
+
 void addNs(timespec* t, long ns) {
     t->tv_nsec += ns;
     while (t->tv_nsec >= 1'000'000'000) {
@@ -259,9 +340,15 @@ struct MohPlayer::Impl {
     struct Stream {
         int fd = -1;
         uint16_t localPort = 0;
-        sockaddr_storage remote{};
+        sockaddr_storage remote{}; // the SDP destination
         socklen_t remoteLen = 0;
-        bool hasRemote = false;
+        bool hasRemote = false;    // the SDP asks for music now
+        bool hasSdpRemote = false; // `remote` holds a destination (kept while held, to tell a move from a resume)
+        IpKey sdpIp, sigIp;        // the IPs whose packets may latch
+        bool latched = false;
+        sockaddr_storage latch{}; // where the party's RTP comes from (RFC 4961)
+        socklen_t latchLen = 0;
+        int64_t prelatchLeft = 0; // packets the SDP destination may still get before a latch; -1 = no bound
         bool marker = true;
         int pt = 0;
         uint16_t seq = 0;
@@ -279,6 +366,7 @@ struct MohPlayer::Impl {
     socklen_t bindLen = 0;
     uint16_t portMin = 0, portMax = 0, cursor = 0;
     uint64_t reserve = 256;
+    int64_t prelatchMs = kDefaultPrelatchMs;
     uint64_t nextId = 1;
     uint64_t ticks = 0;
     std::mt19937 rng{std::random_device{}()};
@@ -298,14 +386,70 @@ struct MohPlayer::Impl {
         s.stats.remoteIp = ip;
         s.stats.remotePort = port;
         if (held) {
-            s.hasRemote = false;  // held / disabled stream: keep the socket, send nothing
+            s.hasRemote = false; // held / disabled stream: keep the socket (and the latch), send nothing
             return true;
         }
+        // The party announced other media (RFC 3264 §8: a changed c=/m= in a new offer): the old latch is
+        // stale; its next allowed packet latches again. The same destination (a session refresh, a resume after
+        // hold) keeps the latch.
+        if (!s.hasSdpRemote || !sameAddress(a, s.remote))
+            unlatch(s);
         s.remote = a;
         s.remoteLen = len;
+        s.sdpIp = keyOf(a);
+        s.hasSdpRemote = true;
         s.hasRemote = true;
+        s.stats.hadDestination = true;
         s.marker = true;  // new destination: a new talkspurt (RFC 3551 §4.1)
         return true;
+    }
+
+    static void unlatch(Stream &s) {
+        s.latched = false;
+        s.stats.latched = false;
+        s.stats.latchedIp.clear();
+        s.stats.latchedPort = 0;
+    }
+
+    static bool mayLatch(const Stream &s, const IpKey &src) { return src == s.sdpIp || src == s.sigIp; }
+
+    // Read what the party sent (never played) and latch on it. Symmetric RTP (RFC 4961 §3): the party receives
+    // RTP where it sends it from, which is also what a NAT in front of it lets back in. Only a packet from the
+    // SDP connection address or from the party's signalling source IP may latch; anything else is a stranger
+    // trying to point the music somewhere (counted, ignored). No re-latching on packets alone: once latched the
+    // stream stays put until the party's signalling moves it (setRemote/setSignalingSource), so a second sender
+    // at an allowed IP (another device behind the same NAT, a spoofed source) cannot take the stream over.
+    static void drain(Stream &s) {
+        unsigned char buf[2048];
+        for (int i = 0; i < kMaxDrainPerVisit; ++i) {
+            sockaddr_storage from{};
+            socklen_t fromLen = sizeof from;
+            ssize_t n = ::recvfrom(s.fd, buf, sizeof buf, MSG_DONTWAIT, reinterpret_cast<sockaddr *>(&from), &fromLen);
+            if (n < 0)
+                break; // EAGAIN: empty (an empty datagram is n == 0 and counts)
+            ++s.stats.packetsReceived;
+            if (!mayLatch(s, keyOf(from))) {
+                ++s.stats.packetsForeign;
+                s.stats.lastForeignSource =
+                    fmt::format(from.ss_family == AF_INET6 ? "[{}]:{}" : "{}:{}", ipText(from), portOf(from));
+                continue;
+            }
+            if (s.latched || !s.hasRemote)
+                continue; // no music wanted now: nothing to latch
+            // RTP version 2 with a complete fixed header (RFC 3550 §5.1): a stray datagram does not steer the music.
+            if (n < 12 || (buf[0] >> 6) != 2) {
+                ++s.stats.packetsNotRtp;
+                continue;
+            }
+            s.latch = from;
+            s.latchLen = fromLen;
+            s.latched = true;
+            s.marker = true; // a new destination: a new talkspurt (RFC 3551 §4.1)
+            ++s.stats.latches;
+            s.stats.latched = true;
+            s.stats.latchedIp = ipText(from);
+            s.stats.latchedPort = portOf(from);
+        }
     }
 
     // The socket bound to `port`, or -1 with errno (EADDRINUSE: taken by someone else; EMFILE/ENFILE/ENOBUFS/
@@ -328,10 +472,12 @@ struct MohPlayer::Impl {
 
     void tick() {
         unsigned char pkt[12 + kSamplesPerPacket];
-        unsigned char sink[2048];
-        // Drain what the parked parties send (we do not play it) every 25th tick only: one recv syscall per
-        // stream per 20 ms would double the syscalls of the player for nothing (the socket buffer holds 0.5 s).
-        const bool drain = (ticks++ % 25) == 0;
+        // Drain what the parked parties send (we do not play it) every 25th tick only once a stream latched or
+        // while it is held: one recv syscall per stream per 20 ms would double the syscalls of the player for
+        // nothing (the socket buffer holds 0.5 s). A stream waiting for its latch is drained every 5th tick, so
+        // it latches within 100 ms of the party's first packet.
+        const uint64_t t = ticks++;
+        const bool drainSettled = t % 25 == 0, drainWaiting = t % 5 == 0;
         // The lock is taken per chunk of streams, not for the whole tick: with hundreds of streams a tick is
         // milliseconds of sendto, and the SIP thread's add/remove must not wait that long. Streams are visited
         // in id order, so one removed or added between chunks is simply skipped or picked up.
@@ -344,9 +490,24 @@ struct MohPlayer::Impl {
             auto it = streams.lower_bound(next);
             for (int done = 0; it != streams.end() && done < kChunk; ++it, ++done) {
                 Stream& s = it->second;
-                if (drain)
-                    while (::recv(s.fd, sink, sizeof sink, MSG_DONTWAIT) > 0) ++s.stats.packetsReceived;
-                if (s.hasRemote) {
+                if (s.hasRemote && !s.latched ? drainWaiting : drainSettled)
+                    drain(s);
+                // Where this packet goes: the latch; before one, the SDP destination while the pre-latch
+                // allowance lasts; after that nowhere (the socket keeps listening for the party's RTP).
+                const sockaddr_storage *to = nullptr;
+                socklen_t toLen = 0;
+                bool prelatch = false;
+                if (s.hasRemote && s.latched) {
+                    to = &s.latch;
+                    toLen = s.latchLen;
+                } else if (s.hasRemote && s.prelatchLeft != 0) {
+                    to = &s.remote;
+                    toLen = s.remoteLen;
+                    prelatch = true;
+                    if (s.prelatchLeft > 0)
+                        --s.prelatchLeft; // spent even when sendto fails
+                }
+                if (to) {
                     const std::vector<uint8_t>& audio = s.pt == 8 ? alaw : ulaw;
                     pkt[0] = 0x80;  // V=2, no padding, no extension, no CSRC (RFC 3550 §5.1)
                     pkt[1] = static_cast<unsigned char>((s.marker ? 0x80 : 0) | (s.pt & 0x7F));
@@ -358,14 +519,16 @@ struct MohPlayer::Impl {
                     size_t first = std::min<size_t>(kSamplesPerPacket, n - s.pos);
                     std::memcpy(pkt + 12, audio.data() + s.pos, first);
                     for (size_t i = first; i < kSamplesPerPacket; ++i) pkt[12 + i] = audio[(s.pos + i) % n];
-                    ssize_t w = ::sendto(s.fd, pkt, sizeof pkt, MSG_DONTWAIT, reinterpret_cast<sockaddr*>(&s.remote),
-                                         s.remoteLen);
+                    ssize_t w =
+                        ::sendto(s.fd, pkt, sizeof pkt, MSG_DONTWAIT, reinterpret_cast<const sockaddr *>(to), toLen);
                     if (w == static_cast<ssize_t>(sizeof pkt)) {
                         ++s.stats.packetsSent;
                         s.stats.bytesSent += sizeof pkt;
+                        if (prelatch)
+                            ++s.stats.prelatchSent;
                         s.marker = false;
                     }
-                    ++s.seq;
+                    ++s.seq; // one per packet sent (RFC 3550 §5.1); none while waiting for a latch
                 }
                 // The media clock runs even while nothing is sent, so a resumed stream stays continuous.
                 s.ts += kSamplesPerPacket;
@@ -453,6 +616,14 @@ bool MohPlayer::start(std::string bindIp, uint16_t portMin, uint16_t portMax, st
 void MohPlayer::setReservedDescriptors(uint64_t n) {
     impl_->reserve = n;
 }
+void MohPlayer::setPrelatchMs(int64_t ms) {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    impl_->prelatchMs = ms < 0 ? kPrelatchUnlimited : ms;
+}
+int64_t MohPlayer::prelatchMs() const {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    return impl_->prelatchMs;
+}
 uint64_t MohPlayer::reservedDescriptors() const {
     return impl_->reserve;
 }
@@ -476,6 +647,8 @@ std::optional<MohPlayer::StreamInfo> MohPlayer::add(std::string remoteIp, uint16
     }
     std::lock_guard<std::mutex> lock(impl_->mu);
     Impl::Stream s;
+    // The pre-latch allowance in whole packets (rounded up): 0 ms sends nothing before a latch.
+    s.prelatchLeft = impl_->prelatchMs < 0 ? -1 : (impl_->prelatchMs + 19) / 20;
     if (!impl_->setRemoteLocked(s, remoteIp, remotePort, payloadType, err))
         return failed(AddError::BadAddress);
     // Candidates: the preferred port, then even ports from a rotating cursor (a just-freed port is not reused
@@ -541,6 +714,23 @@ bool MohPlayer::setRemote(uint64_t id, std::string remoteIp, uint16_t remotePort
     auto it = impl_->streams.find(id);
     if (it == impl_->streams.end()) return false;
     return impl_->setRemoteLocked(it->second, remoteIp, remotePort, payloadType, nullptr);
+}
+
+bool MohPlayer::setSignalingSource(uint64_t id, std::string_view source) {
+    std::string ip = signalingSourceIp(source);
+    IpKey key = keyOf(ip);
+    if (!source.empty() && !key.set)
+        return false;
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    auto it = impl_->streams.find(id);
+    if (it == impl_->streams.end())
+        return false;
+    Impl::Stream &s = it->second;
+    s.sigIp = key;
+    s.stats.signalingIp = key.set ? ip : std::string();
+    if (s.latched && !Impl::mayLatch(s, keyOf(s.latch)))
+        Impl::unlatch(s);
+    return true;
 }
 
 std::optional<MohPlayer::StreamStats> MohPlayer::stats(uint64_t id) const {

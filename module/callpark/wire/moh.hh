@@ -1,12 +1,19 @@
 // Music on hold: a G.711 RTP sender with its own thread (20 ms pacing must not depend on SIP load).
 // One UDP socket per parked call, bound from a configured port range. The module drives it from the SIP
-// thread through add/remove/setRemote; all methods are thread-safe.
+// thread through add/remove/setRemote/setSignalingSource; all methods are thread-safe.
+//
+// Symmetric RTP latching (RFC 4961; docs/callpark.md "Music on hold and symmetric RTP"): the SDP c=/m= of the
+// parked party is only a hint. Music goes to the address:port the party's own RTP comes from (the latch),
+// and only a packet whose source IP is the SDP connection address or the party's SIP signalling source IP
+// may latch. Before a latch the SDP address gets at most the stream's pre-latch allowance (setPrelatchMs),
+// then nothing until a packet latches: a forged SDP cannot turn the player into a long-running reflector.
 #pragma once
 
 #include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace parkway::callpark {
@@ -57,8 +64,15 @@ private:
     uint64_t pending_ = 0, suppressed_ = 0;
 };
 
+// The IP of a host msg_source ("udp:192.0.2.1:5060", "tcp:[2001:db8::1]:5061") or of a bare IP
+// ("192.0.2.1", "2001:db8::1"); "" when `source` holds no numeric IP.
+std::string signalingSourceIp(std::string_view source);
+
 class MohPlayer {
 public:
+    static constexpr int64_t kDefaultPrelatchMs = 5000;
+    static constexpr int64_t kPrelatchUnlimited = -1; // send to the SDP address until a latch (no bound)
+
     // Why add() failed: capacity (NoFreePort, NoDescriptors: answer 503 + Retry-After) or the request.
     enum class AddError { None, NotRunning, BadPayloadType, BadAddress, NoFreePort, NoDescriptors };
 
@@ -69,11 +83,22 @@ public:
     struct StreamStats {
         uint64_t packetsSent = 0;
         uint64_t bytesSent = 0;
-        uint64_t packetsReceived = 0;  // what the parked party sends us (drained every 0.5 s, not played)
+        uint64_t packetsReceived = 0; // every datagram that reached our port (drained, never played)
         uint32_t ssrc = 0;
         int payloadType = -1;
-        std::string remoteIp;
+        std::string remoteIp; // the SDP destination (c=/m=), "0.0.0.0"/0 while held
         uint16_t remotePort = 0;
+        // Symmetric RTP.
+        bool latched = false; // music goes to latchedIp:latchedPort, not to the SDP destination
+        std::string latchedIp;
+        uint16_t latchedPort = 0;
+        uint64_t latches = 0;          // how often the stream latched (again after the party moved)
+        uint64_t packetsForeign = 0;   // from an IP that may not latch (neither SDP nor signalling): ignored
+        uint64_t packetsNotRtp = 0;    // from an allowed IP but not RTP version 2: did not latch
+        std::string lastForeignSource; // "IP:port" of the last foreign packet
+        uint64_t prelatchSent = 0;     // packets sent to the SDP destination before any latch
+        bool hadDestination = false;   // the SDP asked for music at least once
+        std::string signalingIp;       // the party's SIP signalling source IP ("" = unknown)
     };
 
     MohPlayer();
@@ -89,6 +114,11 @@ public:
     // Descriptors kept free for everything else when checking the range (default 256).
     void setReservedDescriptors(uint64_t n);
     uint64_t reservedDescriptors() const;
+    // How much music (in 20 ms packets, rounded up) a stream may send to its SDP destination before RTP from the
+    // party latches it (callpark parameter moh_prelatch_ms): one allowance per stream, spent across every SDP
+    // change, never renewed. 0 = nothing before a latch; kPrelatchUnlimited = no bound. Streams added from now on.
+    void setPrelatchMs(int64_t ms);
+    int64_t prelatchMs() const;
 
     // Start sending to remoteIp:remotePort with payload type 0 (PCMU) or 8 (PCMA). A remote of
     // 0.0.0.0 or port 0 (a held/disabled stream) allocates the socket but sends nothing until setRemote.
@@ -99,8 +129,14 @@ public:
                                   std::string *err = nullptr, uint16_t preferredPort = 0, AddError *why = nullptr);
     // Stop a stream and close its socket. False when unknown.
     bool remove(uint64_t id);
-    // Re-target a stream (the parked party re-INVITEd). False when unknown or pt not G.711.
+    // Re-target a stream (the parked party re-INVITEd). False when unknown or pt not G.711. A new SDP
+    // destination (address or port) drops the latch: the party says its media moved, so the next allowed packet
+    // latches again (within what is left of the pre-latch allowance meanwhile). The same destination keeps it.
     bool setRemote(uint64_t id, std::string remoteIp, uint16_t remotePort, int payloadType);
+    // The parked party's SIP signalling source (host msg_source "udp:IP:PORT", or a bare IP; "" = unknown): RTP
+    // from that IP may latch too (a phone behind NAT puts its private address in the SDP). A latch whose IP is
+    // no longer allowed is dropped. False when the stream is unknown or `source` holds no numeric IP.
+    bool setSignalingSource(uint64_t id, std::string_view source);
 
     std::optional<StreamStats> stats(uint64_t id) const;
     size_t streamCount() const;

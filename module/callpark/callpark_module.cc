@@ -8,7 +8,9 @@ namespace {
 #define PARAM(n, t, d, h) pw_param_def{sizeof(pw_param_def), n, t, d, h}
 
 const pw_param_def kParams[] = {
-    PARAM("database", PW_PARAM_STRING, "", "SQLite file of the park engine (its own file); empty = beside the core database, e.g. parkway.db -> parkway-park.db"),
+    PARAM("database", PW_PARAM_STRING, "",
+          "SQLite file of the park engine (its own file); empty = beside the core database, e.g. parkway.db -> "
+          "parkway-park.db"),
     PARAM("refer_mode", PW_PARAM_STRING, "passthrough",
           "REFER to a park code: passthrough (relay it; park the transferee's INVITE) or takeover (202, "
           "sipfrag NOTIFYs, INVITE+Replaces to the transferee)"),
@@ -31,6 +33,9 @@ const pw_param_def kParams[] = {
     PARAM("moh_port_min", PW_PARAM_INT, "40000", "first UDP port for music-on-hold RTP"),
     PARAM("moh_port_max", PW_PARAM_INT, "40999", "last UDP port for music-on-hold RTP"),
     PARAM("moh_file", PW_PARAM_STRING, "", "WAV file (8 kHz mono 16-bit PCM) for music on hold; empty = built-in"),
+    PARAM("moh_prelatch_ms", PW_PARAM_INT, "5000",
+          "music on hold sent to the SDP address before the parked party's own RTP latches the stream (symmetric "
+          "RTP; then only to where that RTP comes from); 0 = none, -1 = no bound (trusted networks only)"),
     PARAM("rules_file", PW_PARAM_STRING, "",
           "dialplan rules file loaded at start and on reload (engine TSV format); empty = keep stored rules"),
     PARAM("provision_file", PW_PARAM_STRING, "",

@@ -27,6 +27,26 @@ void killPointAfterParkAnswered() {
     if (limit > 0 && ++answered >= limit)
         std::raise(SIGKILL);
 }
+
+// What one music-on-hold stream saw, counted when it ends (the player's thread may not call the host: module.h).
+void reportMohStream(const Host &host, eng::CallId call, const MohPlayer::StreamStats &st) {
+    if (st.hadDestination) // streams that had somewhere to play; "false": the party never sent RTP we could latch on
+        host.counter("parkway_moh_streams_total", st.latches ? "latched=\"true\"" : "latched=\"false\"");
+    if (st.packetsNotRtp)
+        host.counter("parkway_moh_rtp_ignored_total", "reason=\"not_rtp\"", double(st.packetsNotRtp));
+    if (st.packetsForeign) {
+        host.counter("parkway_moh_rtp_ignored_total", "reason=\"foreign\"", double(st.packetsForeign));
+        host.log(PW_LOG_INFO,
+                 "callpark: call {}: music on hold ignored {} packet(s) from addresses that may not steer it "
+                 "(neither the SDP address nor the signalling source; last from {})",
+                 call, st.packetsForeign, st.lastForeignSource);
+    }
+    if (st.hadDestination && !st.latches)
+        host.log(PW_LOG_DEBUG,
+                 "callpark: call {}: the parked party never sent RTP to latch on; music on hold played {} packets to "
+                 "its SDP address {}:{} (moh_prelatch_ms)",
+                 call, st.prelatchSent, st.remoteIp, st.remotePort);
+}
 } // namespace
 
 // ---------------------------------------------------------------- music on hold and SDP
@@ -119,7 +139,11 @@ void CallPark::startMohFromAnswer(Session &s, const std::string &answer) {
 }
 
 void CallPark::stopMoh(Session &s) {
-    if (s.mohId) moh_.remove(s.mohId);
+    if (s.mohId) {
+        if (auto st = moh_.stats(s.mohId))
+            reportMohStream(host_, s.parkedCallId, *st);
+        moh_.remove(s.mohId);
+    }
     s.mohId = 0;
     s.mohPt = -1;
 }
@@ -135,6 +159,8 @@ std::string CallPark::parkBlob(Session &s, const std::string &dialog) {
     j["remote_ip"] = s.remoteMediaIp;
     j["remote_port"] = s.remoteMediaPort;
     j["pt"] = s.mohPt;
+    if (auto st = s.mohId ? moh_.stats(s.mohId) : std::nullopt) // RTP from there may latch after a restart too
+        j["signaling_ip"] = st->signalingIp;
     j["peer_uri"] = s.a ? s.a->peerUri : std::string();
     j["peer_display"] = s.a ? s.a->peerDisplay : std::string();
     // Bodies are kept byte for byte elsewhere; stored, an invalid UTF-8 sequence in one becomes U+FFFD.
@@ -201,6 +227,7 @@ pw_verdict CallPark::parkInvite(pw_request *req, const pw_msg *m, const eng::Cla
         }
         return ended();
     }
+    moh_.setSignalingSource(s.mohId, host_.source(m)); // its RTP may latch from there too (symmetric RTP)
 
     Leg *leg = newLeg(s.sid, "parked");
     leg->peerUri = pr.parkedUri;
@@ -279,6 +306,7 @@ void CallPark::onParkedRequest(Session &s, Leg *leg, pw_request *req) {
             return;
         }
         if (!offer.empty()) leg->remoteSdp = offer;
+        moh_.setSignalingSource(s.mohId, host_.source(m)); // the party may have moved (symmetric RTP)
         saveBlob(s); // stored before the 200 shows the new SDP (a crash in between resumes with it)
         host_.api()->dialog_accept_request(leg->dlg, req, nullptr, 0, ps(kSdp), ps(sdp));
         return;

@@ -61,6 +61,7 @@ void CallPark::restoreCalls() {
             s.mohId = st->id;
             s.mohPort = st->localPort;
             s.mohPt = send ? pt : -1;
+            moh_.setSignalingSource(s.mohId, j.value("signaling_ip", std::string()));
         } else {
             host_.log(PW_LOG_WARN, "callpark: call {}: music on hold: {}", call.id, err);
         }
@@ -73,6 +74,7 @@ void CallPark::restoreCalls() {
                              Session *sp = session(sid);
                              if (!sp || status < 200 || status >= 300) return;
                              if (sp->a) sp->a->remoteSdp = host_.body(resp);
+                             moh_.setSignalingSource(sp->mohId, host_.source(resp));
                              startMohFromAnswer(*sp, host_.body(resp));
                              saveBlob(*sp);
                          });

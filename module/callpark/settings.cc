@@ -47,6 +47,9 @@ bool Settings::load(const Host &host, std::string *err) {
                                 pmin, pmax));
     mohPortMin = static_cast<uint16_t>(pmin);
     mohPortMax = static_cast<uint16_t>(pmax);
+    mohPrelatchMs = host.paramInt("moh_prelatch_ms");
+    if (mohPrelatchMs < -1 || mohPrelatchMs > 600000)
+        return fail(fmt::format("callpark: moh_prelatch_ms {} is outside 0..600000 (-1 = no bound)", mohPrelatchMs));
     // Relative file parameters follow the config file (core setting config_dir), like [proxy] database.
     std::string configDir = host.coreSetting("config_dir");
     auto resolve = [&configDir](std::string p) {

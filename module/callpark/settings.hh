@@ -23,6 +23,9 @@ struct Settings {
     std::string mohIp = "127.0.0.1";
     uint16_t mohPortMin = 40000, mohPortMax = 40999;
     std::string mohFile;
+    // Music on hold sent to the parked party's SDP address before its own RTP latches the stream (symmetric
+    // RTP, docs/callpark.md); 0 = none, -1 = no bound (send to the SDP address until a latch).
+    int64_t mohPrelatchMs = 5000;
     std::string rulesFile;
     std::string provisionFile;
     bool parkInfo = true;

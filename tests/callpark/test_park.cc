@@ -198,3 +198,40 @@ TEST_CASE("the parked dialog is held - re-INVITE and OPTIONS and INFO are answer
     CHECK(info.finalStatus == 200);
     CHECK(p.parkedCount() == 1);
 }
+
+TEST_CASE("music on hold latches on the parked party's RTP; its SIP source IP may latch (symmetric RTP)",
+          "[park][moh]") {
+    // The SDP names 127.0.0.3, where nobody listens (a phone behind NAT writes its private address; a forged SDP
+    // names a victim). The phone's SIP and RTP both come from 127.0.0.1. With moh_prelatch_ms = 0 nothing goes
+    // to the SDP address; music reaches the phone only by latching on its RTP, which only 127.0.0.1 being the
+    // park INVITE's source allows.
+    ParkEnvOptions o;
+    o.params = {{"moh_prelatch_ms", "0"}};
+    ParkEnv p(o);
+    auto &caller = p.ua("caller");
+    RawUdp rtp;
+    RequestOptions ro;
+    ro.from = "\"Alice\" <" + aorOf("2001") + ">";
+    ro.to = "<sip:*68103@" + kDomain + ">";
+    ro.contentType = "application/sdp";
+    ro.body = "v=0\r\no=- 1 1 IN IP4 127.0.0.3\r\ns=-\r\nc=IN IP4 127.0.0.3\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n"
+              "a=rtpmap:0 PCMU/8000\r\n";
+    auto &inv = caller.send("INVITE", "sip:*68103@" + kDomain, ro);
+    REQUIRE(p.waitFinal(inv));
+    REQUIRE(inv.finalStatus == 200);
+    uint16_t mohPort = sdpAudioPort(inv.response(200)->body());
+    REQUIRE(mohPort != 0);
+    p.env().runFor(300);
+    CHECK(rtpCount(rtp) == 0); // nothing was sent to us before we sent anything
+
+    std::string packet("\x80\x00\x00\x01\0\0\0\0\0\0\0\x07", 12); // RTP v2, PCMU
+    REQUIRE(rtp.sendTo(mohPort, packet));
+    REQUIRE(p.env().runUntil([&] { return rtpCount(rtp) >= 10; }, 3000));
+    CHECK(rtpPayloadType(rtp) == 0);
+
+    auto &bye = caller.inDialog(inv, "BYE");
+    REQUIRE(p.waitFinal(bye));
+    REQUIRE(p.env().runUntil([&] { return p.parkedCount() == 0; }));
+    CHECK(p.metric("parkway_moh_streams_total", "latched=\"true\"") == 1);
+    CHECK(p.metric("parkway_moh_streams_total", "latched=\"false\"") == 0);
+}

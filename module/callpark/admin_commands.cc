@@ -194,6 +194,13 @@ json lotsSet(CallPark &cp, const json &a) {
         if (!ch) throw CmdError{400, fmt::format("'choice' {} (first, next)", c)};
         l.choice = *ch;
     }
+    if (a.contains("access")) { // who may park into, retrieve from and watch this lot; [] = everyone of the domain
+        if (!a["access"].is_array()) throw CmdError{400, "'access' must be an array of extensions"};
+        for (const auto &e : a["access"]) {
+            if (!e.is_string()) throw CmdError{400, "'access' must be an array of extensions"};
+            l.access.push_back(e.get<std::string>());
+        }
+    }
     l.settings = overridesFrom(a);
     statusOrThrow(cp.engine().setLot(l));
     return parsed(eng::toJson(*cp.engine().lot(l.domain, l.name)));
@@ -314,7 +321,7 @@ const pw_command_def kCommands[] = {
         "create/replace a group {domain, name, members[], notify_parker?, recall_time?, recall_mode?, alternate?}"),
     CMD("groups.delete", groupsDelete, "delete a group {domain, name}"),
     CMD("lots.list", lotsList, "parking lots {domain?} -> {lots:[...]}"),
-    CMD("lots.set", lotsSet, "create/replace a lot {domain, name, first, last, choice?}"),
+    CMD("lots.set", lotsSet, "create/replace a lot {domain, name, first, last, choice?, access?}"),
     CMD("lots.delete", lotsDelete, "delete a lot {domain, name}"),
     CMD("rules.list", rulesList, "stored dialplan rules -> {rules:[...]}"),
     CMD("rules.import", rulesImport, "import rules in the rules-file format {text, replace?}"),

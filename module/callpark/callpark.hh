@@ -159,6 +159,7 @@ public:
     // A request that needs a known local user and came from nobody we know: ask it to authenticate when the
     // host can, else 403. Always PW_STOP.
     pw_verdict refuseStranger(pw_request *req);
+    bool mayWatch(const eng::Target &target, const std::string &user) const;
     std::string requestDomain(const pw_msg *m) const;   // host of the R-URI
 
     // ---- refer_handler.cc

@@ -92,6 +92,18 @@ void collect(void *arg, const pw_contact *c) {
 
 const pw_dialog_callbacks *CallPark::subCallbacks() { return &kSubCallbacks; }
 
+// Who may see the calls of a lot, a slot or a group: everyone of the domain, or the access list when the
+// provisioning gives one (the list that says who may retrieve them; docs/auth.md "Call park").
+bool CallPark::mayWatch(const eng::Target &target, const std::string &user) const {
+    std::vector<std::string> access;
+    if (target.kind == eng::TargetKind::Lot || target.kind == eng::TargetKind::Slot) {
+        if (auto lot = engine_->lot(target.domain, target.name)) access = lot->access;
+    } else if (target.kind == eng::TargetKind::Group) {
+        if (auto group = engine_->group(target.domain, target.name)) access = group->access;
+    }
+    return access.empty() || std::find(access.begin(), access.end(), user) != access.end();
+}
+
 pw_verdict CallPark::onSubscribe(pw_request *req, const pw_msg *m) {
     if (!host_.tag(m, "To").empty()) return PW_CONTINUE; // refreshes of our subscriptions reach the dialog
     std::string event = eventName(host_.header(m, "Event"));
@@ -130,6 +142,10 @@ pw_verdict CallPark::onSubscribe(pw_request *req, const pw_msg *m) {
     // tenant may watch (docs/auth.md; RFC 4235 §5 leaves the policy to us).
     if (watcher.uri.empty()) return refuseStranger(req);
     if (uriHost(watcher.uri) != domain) {
+        host_.reply(req, 403, "Forbidden");
+        return PW_STOP;
+    }
+    if (!mayWatch(target, uriUser(watcher.uri))) { // a lot's or group's access list closes its calls' ids too
         host_.reply(req, 403, "Forbidden");
         return PW_STOP;
     }

@@ -35,6 +35,7 @@ struct Router {
     std::vector<Route> routes;
     bool useReceived = false;
     bool routesForeign = false;
+    bool routesForStrangers = false; // static routes also for senders without an identity
     bool answerOptions = true;
     void log(pw_log_level level, const std::string &text) { api->log(host, level, view(text)); }
 };
@@ -168,7 +169,10 @@ pw_verdict routeRequest(Router *r, pw_request *req) {
             return PW_CONTINUE; // the core forks to every target in parallel
         }
     }
-    if (local || r->routesForeign) {
+    // Static routes lead to gateways and trunks (they cost money): only for senders with an identity unless the
+    // operator opens them to everybody (docs/auth.md "No open relay"). A v1.0/1.1 host knows no identity.
+    bool identified = !PW_HOST_HAS(api, request_identity) || api->request_identity(req, nullptr).len > 0;
+    if ((local || r->routesForeign) && (identified || r->routesForStrangers)) {
         if (const Route *route = matchRoute(*r, ruri.user)) {
             std::string target = trunkUri(*route, ruri.user);
             if (api->request_add_target(req, view(target), pw_str{nullptr, 0}) != PW_OK)
@@ -191,6 +195,7 @@ int initRouter(const pw_host_api *api, pw_host *host, void **ctx) {
     r->host = host;
     r->useReceived = api->param_int(host, "use_received") != 0;
     r->routesForeign = api->param_int(host, "routes_for_foreign_domains") != 0;
+    r->routesForStrangers = api->param_int(host, "routes_for_strangers") != 0;
     r->answerOptions = api->param_int(host, "answer_options") != 0;
     std::string err;
     if (!parseRoutes(str(api->param_str(host, "routes")), r->routes, err)) {
@@ -248,6 +253,9 @@ const pw_param_def kParams[] = {
      "over 256 bytes get 414); {user} in the URI is the dialled user, a URI without user part gets it"},
     {sizeof(pw_param_def), "routes_for_foreign_domains", PW_PARAM_BOOL, "false",
      "also apply static routes to requests for non-local domains"},
+    {sizeof(pw_param_def), "routes_for_strangers", PW_PARAM_BOOL, "false",
+     "also apply static routes to senders without an identity (not authenticated, not a trusted peer, not in a "
+     "domain without authentication): docs/auth.md"},
     {sizeof(pw_param_def), "use_received", PW_PARAM_BOOL, "false",
      "send to the address a REGISTER came from instead of the Contact (NAT)"},
     {sizeof(pw_param_def), "answer_options", PW_PARAM_BOOL, "true",

@@ -8,6 +8,7 @@
 #include <deque>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -43,6 +44,9 @@ struct Request {
     std::vector<std::pair<std::string, std::string>> added;
     std::deque<std::string> scratch; // keeps returned views alive
     std::vector<std::shared_ptr<Dialog>> dialogs; // made by dialog_accept_commit (answered or discarded)
+    // request_identity: unset = its From URI as in a domain without authentication; set = this (empty: nobody)
+    std::optional<std::string> identity;
+    int identitySource = PW_IDENTITY_UNAUTHENTICATED;
     bool final() const;                           // a final response was recorded
 };
 

@@ -409,6 +409,21 @@ TEST_CASE("router: static prefix and regex routes to trunks") {
     CHECK(c.replies.at(0).status == 404);
 }
 
+TEST_CASE("router: static routes are for senders with an identity unless routes_for_strangers") {
+    RouterFixture f(std::map<std::string, std::string>{{"routes", "prefix:9 => sip:gw1.example.net:5070"}});
+    Request a = f.invite("sip:90123@127.0.0.1");
+    a.identity = ""; // a stranger: no toll call through the gateway
+    CHECK(f.router.send(a) == PW_STOP);
+    CHECK(a.targets.empty());
+    CHECK(a.replies.at(0).status == 404);
+    RouterFixture open(std::map<std::string, std::string>{{"routes", "prefix:9 => sip:gw1.example.net:5070"},
+                                                          {"routes_for_strangers", "true"}});
+    Request b = open.invite("sip:90123@127.0.0.1");
+    b.identity = "";
+    CHECK(open.router.send(b) == PW_CONTINUE);
+    REQUIRE(b.targets.size() == 1);
+}
+
 TEST_CASE("router leaves foreign domains, in-dialog and loose-routed requests to the core") {
     RouterFixture f(std::map<std::string, std::string>{{"routes", "prefix:9 => sip:gw1.example.net"}});
     Request a = f.invite("sip:9999@elsewhere.example.org");

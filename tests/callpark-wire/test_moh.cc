@@ -644,3 +644,23 @@ TEST_CASE("MohPlayer latch: a packet from a foreign IP is counted and ignored; t
     REQUIRE(sdp.recv(std::chrono::milliseconds(500)));
     CHECK_FALSE(stranger.recv(std::chrono::milliseconds(100)));
 }
+
+TEST_CASE("MohPlayer: an SDP naming the party's own SIP source IP gets music without a latch and without a bound") {
+    // A phone that honours our a=sendonly answer sends no RTP (RFC 3264 §6.1), so it never latches; when its SDP
+    // names the host its SIP comes from there is nobody else to reflect to, and the music keeps playing.
+    Receiver sdp;
+    MohPlayer player;
+    std::string err;
+    player.setPrelatchMs(0); // nothing before a latch to a third-party address
+    REQUIRE(player.start("127.0.0.1", 31920, 31940, "", &err));
+    auto s = player.add("127.0.0.1", sdp.port, 0, &err);
+    REQUIRE(s);
+    CHECK_FALSE(sdp.recv(std::chrono::milliseconds(200))); // SIP source unknown: a third party for all we know
+    REQUIRE(player.setSignalingSource(s->id, "udp:127.0.0.1:5062"));
+    CHECK(sdp.collect(std::chrono::milliseconds(400)).size() >= 15);
+    CHECK_FALSE(player.stats(s->id)->latched);
+    // the party's SIP moves to another host: the SDP address is a third party again, bounded (here: 0)
+    REQUIRE(player.setSignalingSource(s->id, "udp:127.0.0.2:5062"));
+    sdp.flush();
+    CHECK(sdp.collect(std::chrono::milliseconds(300)).size() <= 1);
+}

@@ -148,3 +148,46 @@ TEST_CASE("watching needs an identity of the same domain", "[identity][watch]") 
     Client &s2 = sendAuthed(p, stranger, "SUBSCRIBE", "sip:*88103@" + kDomain, o, "1001");
     CHECK(s2.finalStatus == 200);
 }
+
+TEST_CASE("authenticated park and retrieve over TCP", "[identity][park][tcp]") {
+    ParkEnv p(withAuth());
+    auto phone = p.env().makeUa("1001", "sip:127.0.0.1:*;transport=tcp");
+    phone->setProxy(p.env().proxyUri() + ";transport=tcp");
+    auto retriever = p.env().makeUa("2001", "sip:127.0.0.1:*;transport=tcp");
+    retriever->setProxy(p.env().proxyUri() + ";transport=tcp");
+    RawUdp media, m2;
+    phone->autoAnswer("INVITE", 200, answerSdp(media.port()), "application/sdp");
+    Client &park = sendAuthed(p, *phone, "INVITE", "sip:*68103@" + kDomain, inviteOpts("1001", "*68103", media.port()),
+                              "1001");
+    REQUIRE(park.finalStatus == 200);
+    CHECK(park.request.header("Via").find("TCP") != std::string::npos);
+    CHECK(p.parkedCount() == 1);
+    Client &got = sendAuthed(p, *retriever, "INVITE", "sip:*88103@" + kDomain, inviteOpts("2001", "*88103", m2.port()),
+                             "2001");
+    CHECK(got.finalStatus == 200);
+    REQUIRE(p.env().runUntil([&] { return p.parkedCount() == 0; }));
+}
+
+TEST_CASE("a lot's access list also decides who may watch its slots", "[identity][watch][lot]") {
+    ParkEnv p;
+    int st = 0;
+    p.command("lots.set",
+              {{"domain", kDomain}, {"name", "main"}, {"first", 701}, {"last", 720}, {"access", {"1010"}}}, &st);
+    REQUIRE(st == 200);
+    auto r = p.command("rules.import", {{"text", "0\t\t0\t11\tregex\t^7[0-9][0-9]$\t0\t\t\taction=retrieve;lot=main\n"}},
+                       &st);
+    REQUIRE(st == 200);
+    auto &w = p.ua("w");
+    w.autoAnswer("NOTIFY", 200);
+    RequestOptions o;
+    o.to = "<sip:701@" + kDomain + ">";
+    o.headers = {"Event: dialog", "Expires: 60"};
+    o.from = "<" + aorOf("1011") + ">"; // not on the list: would see call-ids and tags it could pick up with
+    Client &no = w.send("SUBSCRIBE", "sip:701@" + kDomain, o);
+    REQUIRE(p.waitFinal(no));
+    CHECK(no.finalStatus == 403);
+    o.from = "<" + aorOf("1010") + ">";
+    Client &yes = w.send("SUBSCRIBE", "sip:701@" + kDomain, o);
+    REQUIRE(p.waitFinal(yes));
+    CHECK(yes.finalStatus == 200);
+}

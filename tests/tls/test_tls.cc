@@ -2,8 +2,10 @@
 // and 1.2 work, 1.1 is refused, a client certificate from another CA is refused), and phones that speak only
 // TLS registering, parking (*68) and retrieving (*88) a call; Record-Route and Contact keep in-dialog requests
 // on TLS (RFC 3261 §16.6 step 4, RFC 5658); outgoing TLS verifies the server's certificate.
+#include "digest_client.hh"
 #include "tls_env.hh"
 
+using namespace parkway;
 using namespace parkway::test;
 
 namespace {
@@ -107,6 +109,62 @@ TEST_CASE("TLS-only phones register, park with *68 and retrieve with *88 over TL
     CHECK(bye.finalStatus == 200);
     REQUIRE(t.env().runUntil([&] { return a.count("BYE") == 1; }));
     CHECK(has(a.last("BYE")->request.header("Via"), "SIP/2.0/TLS"));
+}
+
+namespace {
+
+proxy::UserEntry tlsUser(const std::string &name) {
+    std::string pw = "tls-password-" + name;
+    return {kDomain, name, proxy::digest::ha1(proxy::digest::Algorithm::Sha256, name, kDomain, pw), "", {}};
+}
+
+// Send, answer the 401/407 with SHA-256 credentials of `user`, send again (new Call-ID: one transaction per
+// Call-ID and CSeq in the harness phone).
+Client &authed(TlsEnv &t, TestUa &ua, const std::string &method, const std::string &ruri, RequestOptions o,
+               const std::string &user) {
+    o.callId = "tls-" + method + "-" + user;
+    Client &first = ua.send(method, ruri, o);
+    REQUIRE(t.waitFinal(first));
+    REQUIRE((first.finalStatus == 401 || first.finalStatus == 407));
+    o.headers.push_back(authorize(*first.response(first.finalStatus), method, ruri, {user, "tls-password-" + user}));
+    o.callId += "-2";
+    Client &second = ua.send(method, ruri, o);
+    REQUIRE(t.waitFinal(second));
+    return second;
+}
+
+} // namespace
+
+TEST_CASE("authenticated users register, park and retrieve over TLS", "[tls][park][identity]") {
+    TlsEnvOptions opts;
+    opts.users = {tlsUser("2001"), tlsUser("1005")};
+    TlsEnv t(opts);
+    auto &a = t.tlsUa("a");
+    auto &r = t.tlsUa("r");
+    CHECK(t.registerAs(a, "2001") == 401); // digest is asked for over TLS too
+    RequestOptions reg;
+    reg.from = reg.to = "<" + aorOf("2001") + ">";
+    reg.headers = {"Contact: <" + a.uri("2001") + ">", "Expires: 3600"};
+    CHECK(authed(t, a, "REGISTER", "sip:" + kDomain, reg, "2001").finalStatus == 200);
+
+    RawUdp ma;
+    a.autoAnswer("INVITE", 200, answerSdp(ma.port()), "application/sdp");
+    RequestOptions inv;
+    inv.from = "<" + aorOf("2001") + ">";
+    inv.to = "<sip:*68103@" + kDomain + ">";
+    inv.body = offerSdp(ma.port());
+    inv.contentType = "application/sdp";
+    Client &park = authed(t, a, "INVITE", "sip:*68103@" + kDomain, inv, "2001");
+    REQUIRE(park.finalStatus == 200);
+    CHECK(t.parkedCount() == 1);
+
+    RequestOptions ret = inv;
+    ret.from = "<" + aorOf("1005") + ">";
+    ret.to = "<sip:*88103@" + kDomain + ">";
+    ret.body = offerSdp(5006);
+    Client &got = authed(t, r, "INVITE", "sip:*88103@" + kDomain, ret, "1005");
+    REQUIRE(got.finalStatus == 200);
+    CHECK(t.parkedCount() == 0);
 }
 
 TEST_CASE("a call between two TLS phones is record-routed on the TLS listener", "[tls][route]") {

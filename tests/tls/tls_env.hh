@@ -117,6 +117,7 @@ struct TlsEnvOptions {
     bool verifyClient = true;
     bool verifyServer = true;
     std::string certificate = "server"; // name in the PKI
+    std::vector<proxy::UserEntry> users; // not empty: kDomain authenticates these users (docs/auth.md)
 };
 
 // The proxy with listeners UDP+TCP and TLS on 127.0.0.1 (ephemeral), registrar + callpark + router.
@@ -133,6 +134,10 @@ public:
         cfg.tlsCaFile = pki.file("ca.pem");
         cfg.tlsVerifyClient = o.verifyClient;
         cfg.tlsVerifyServer = o.verifyServer;
+        if (!o.users.empty()) {
+            cfg.auth.unauthenticatedDomains.clear();
+            cfg.auth.users = o.users;
+        }
         cfg.logSink = [](int level, const std::string &module, const std::string &text) {
             if (level <= 1 || std::getenv("PARKWAY_DEBUG"))
                 std::fprintf(stderr, "parkway [%s] %s\n", module.c_str(), text.c_str());

@@ -500,6 +500,12 @@ struct MohPlayer::Impl {
                 if (s.hasRemote && s.latched) {
                     to = &s.latch;
                     toLen = s.latchLen;
+                } else if (s.hasRemote && s.sdpIp == s.sigIp) {
+                    // The SDP names the very host that talks SIP with us: no third party to reflect to, so no
+                    // bound. A phone that honours our a=sendonly answer sends no RTP (RFC 3264 §6.1) and would
+                    // never latch; this keeps its music playing.
+                    to = &s.remote;
+                    toLen = s.remoteLen;
                 } else if (s.hasRemote && s.prelatchLeft != 0) {
                     to = &s.remote;
                     toLen = s.remoteLen;

@@ -216,6 +216,11 @@ void startProxy(World &w) {
     cfg.subMinExpires = 1;
     cfg.configDir = PARKWAY_FUZZ_FIXTURES;
     cfg.logSink = fz::fuzzLog;
+    // Two domains believe From (the module paths stay reachable); pbx.example.com challenges, so credentials
+    // (Authorization / Proxy-Authorization, nonces, nonce-counts) are parsed and checked on fuzzed input too.
+    cfg.auth.unauthenticatedDomains = {"parkway.test", "127.0.0.1"};
+    cfg.auth.secret = "fuzz-secret-0123456789";
+    cfg.auth.users = {{"pbx.example.com", "1001", std::string(64, 'a'), std::string(32, 'b'), {"1099"}}};
     w.proxy = std::make_unique<px::Proxy>(w.root.get(), cfg);
     // The core's loop pacer sleeps 0.2 ms on every idle round (proxy/sofia/sofia.hh LoopPacer); the harness steps
     // the loop itself, and those sleeps would be most of the time per input. Pacing has no effect on behaviour.

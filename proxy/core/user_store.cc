@@ -52,7 +52,7 @@ UserStore::UserStore(const std::string &path) : path_(path) {
         std::string err = db_ ? sqlite3_errmsg(db_) : "out of memory";
         sqlite3_close(db_);
         db_ = nullptr;
-        throw std::runtime_error(fmt::format("users database {}: {}", path, err));
+        throw std::runtime_error(fmt::format("database {} (SIP users): {}", path, err));
     }
     sqlite3_busy_timeout(db_, 2000);
     exec("CREATE TABLE IF NOT EXISTS sip_users (domain TEXT NOT NULL, user TEXT NOT NULL, ha1_sha256 TEXT NOT "
@@ -68,7 +68,7 @@ void UserStore::exec(const char *sql) {
     if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
         std::string msg = err ? err : sqlite3_errmsg(db_);
         sqlite3_free(err);
-        throw std::runtime_error(fmt::format("users database {}: {}", path_, msg));
+        throw std::runtime_error(fmt::format("database {} (SIP users): {}", path_, msg));
     }
 }
 
@@ -94,7 +94,7 @@ bool UserStore::put(const SipUser &u) {
                        "VALUES (?1, ?2, ?3, ?4, ?5)",
                        -1, &raw, nullptr);
     Stmt s(raw);
-    if (!s) throw std::runtime_error(fmt::format("users database {}: {}", path_, sqlite3_errmsg(db_)));
+    if (!s) throw std::runtime_error(fmt::format("database {} (SIP users): {}", path_, sqlite3_errmsg(db_)));
     std::string grants = joinComma(u.registerFor);
     sqlite3_bind_text(s.get(), 1, u.domain.c_str(), -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(s.get(), 2, u.user.c_str(), -1, SQLITE_TRANSIENT);
@@ -102,7 +102,7 @@ bool UserStore::put(const SipUser &u) {
     sqlite3_bind_text(s.get(), 4, u.ha1Md5.c_str(), -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(s.get(), 5, grants.c_str(), -1, SQLITE_TRANSIENT);
     if (sqlite3_step(s.get()) != SQLITE_DONE)
-        throw std::runtime_error(fmt::format("users database {}: {}", path_, sqlite3_errmsg(db_)));
+        throw std::runtime_error(fmt::format("database {} (SIP users): {}", path_, sqlite3_errmsg(db_)));
     return !existed;
 }
 
@@ -110,11 +110,11 @@ bool UserStore::remove(const std::string &domain, const std::string &user) {
     sqlite3_stmt *raw = nullptr;
     sqlite3_prepare_v2(db_, "DELETE FROM sip_users WHERE domain = ?1 COLLATE NOCASE AND user = ?2", -1, &raw, nullptr);
     Stmt s(raw);
-    if (!s) throw std::runtime_error(fmt::format("users database {}: {}", path_, sqlite3_errmsg(db_)));
+    if (!s) throw std::runtime_error(fmt::format("database {} (SIP users): {}", path_, sqlite3_errmsg(db_)));
     sqlite3_bind_text(s.get(), 1, domain.c_str(), -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(s.get(), 2, user.c_str(), -1, SQLITE_TRANSIENT);
     if (sqlite3_step(s.get()) != SQLITE_DONE)
-        throw std::runtime_error(fmt::format("users database {}: {}", path_, sqlite3_errmsg(db_)));
+        throw std::runtime_error(fmt::format("database {} (SIP users): {}", path_, sqlite3_errmsg(db_)));
     return sqlite3_changes(db_) > 0;
 }
 
@@ -142,7 +142,7 @@ std::string UserStore::secret() {
         exec(fmt::format("INSERT OR IGNORE INTO sip_auth_secret (id, secret) VALUES (1, '{}')", digest::randomHex(32))
                  .c_str());
     }
-    throw std::runtime_error(fmt::format("users database {}: cannot keep the nonce secret", path_));
+    throw std::runtime_error(fmt::format("database {} (SIP users): cannot keep the nonce secret", path_));
 }
 
 } // namespace parkway::proxy

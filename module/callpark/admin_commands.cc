@@ -195,9 +195,11 @@ json lotsSet(CallPark &cp, const json &a) {
         l.choice = *ch;
     }
     if (a.contains("access")) { // who may park into, retrieve from and watch this lot; [] = everyone of the domain
-        if (!a["access"].is_array()) throw CmdError{400, "'access' must be an array of extensions"};
+        if (!a["access"].is_array())
+            throw CmdError{400, "'access' must be an array of extensions"};
         for (const auto &e : a["access"]) {
-            if (!e.is_string()) throw CmdError{400, "'access' must be an array of extensions"};
+            if (!e.is_string())
+                throw CmdError{400, "'access' must be an array of extensions"};
             l.access.push_back(e.get<std::string>());
         }
     }

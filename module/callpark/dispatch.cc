@@ -5,7 +5,8 @@
 namespace parkway::callpark {
 
 pw_verdict CallPark::refuseStranger(pw_request *req) {
-    if (!host_.challenge(req)) host_.reply(req, 403, "Forbidden");
+    if (!host_.challenge(req))
+        host_.reply(req, 403, "Forbidden");
     return PW_STOP;
 }
 
@@ -73,7 +74,8 @@ pw_verdict CallPark::onInvite(pw_request *req, const pw_msg *m) {
             rr.by = eng::RetrieveRequest::By::Id;
             rr.id = s->callId;
             Host::Who retriever = who(req);
-            if (retriever.uri.empty()) return refuseStranger(req);
+            if (retriever.uri.empty())
+                return refuseStranger(req);
             rr.retriever = uriUser(retriever.uri);
             if (uriHost(retriever.uri) != call->domain) {
                 host_.reply(req, 403, "Forbidden");
@@ -107,7 +109,8 @@ pw_verdict CallPark::onInvite(pw_request *req, const pw_msg *m) {
             parkerUri = host_.uri(m, "Referred-By");
             parkerDisplay = host_.display(m, "Referred-By");
         } else {
-            if (sender.uri.empty()) return refuseStranger(req);
+            if (sender.uri.empty())
+                return refuseStranger(req);
             parkerUri = sender.uri;
             parkerDisplay = host_.display(m, "From");
         }
@@ -118,7 +121,8 @@ pw_verdict CallPark::onInvite(pw_request *req, const pw_msg *m) {
         return parkInvite(req, m, c, domain, uriUser(parkerUri), parkerDisplay);
     }
     case eng::Action::Retrieve: {
-        if (sender.uri.empty()) return refuseStranger(req);
+        if (sender.uri.empty())
+            return refuseStranger(req);
         if (uriHost(sender.uri) != domain) {
             host_.reply(req, 403, "Forbidden");
             return PW_STOP;

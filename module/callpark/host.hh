@@ -114,7 +114,8 @@ public:
         int source = PW_IDENTITY_NONE;
     };
     Who identity(pw_request *r) const {
-        if (!PW_HOST_HAS(api_, request_identity)) return {uri(msg(r), "From"), PW_IDENTITY_UNAUTHENTICATED};
+        if (!PW_HOST_HAS(api_, request_identity))
+            return {uri(msg(r), "From"), PW_IDENTITY_UNAUTHENTICATED};
         Who w;
         w.uri = text(api_->request_identity(r, &w.source));
         return w;

@@ -51,7 +51,8 @@ pw_verdict CallPark::onRefer(pw_request *req, const pw_msg *m) {
     std::string fromUri = sender.uri;
     eng::Classification c = engine_->classify(domain, uriUser(fromUri), target->user);
     if (c.action != eng::Action::Park && c.action != eng::Action::GroupPark) return PW_CONTINUE;
-    if (fromUri.empty()) return refuseStranger(req);
+    if (fromUri.empty())
+        return refuseStranger(req);
     if (uriHost(fromUri) != domain) {
         host_.reply(req, 403, "Forbidden");
         return PW_STOP;

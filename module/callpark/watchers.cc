@@ -97,9 +97,11 @@ const pw_dialog_callbacks *CallPark::subCallbacks() { return &kSubCallbacks; }
 bool CallPark::mayWatch(const eng::Target &target, const std::string &user) const {
     std::vector<std::string> access;
     if (target.kind == eng::TargetKind::Lot || target.kind == eng::TargetKind::Slot) {
-        if (auto lot = engine_->lot(target.domain, target.name)) access = lot->access;
+        if (auto lot = engine_->lot(target.domain, target.name))
+            access = lot->access;
     } else if (target.kind == eng::TargetKind::Group) {
-        if (auto group = engine_->group(target.domain, target.name)) access = group->access;
+        if (auto group = engine_->group(target.domain, target.name))
+            access = group->access;
     }
     return access.empty() || std::find(access.begin(), access.end(), user) != access.end();
 }
@@ -140,7 +142,8 @@ pw_verdict CallPark::onSubscribe(pw_request *req, const pw_msg *m) {
     }
     // Watchers see call-ids and tags (enough for a Replaces pickup): only an identified user of the same
     // tenant may watch (docs/auth.md; RFC 4235 §5 leaves the policy to us).
-    if (watcher.uri.empty()) return refuseStranger(req);
+    if (watcher.uri.empty())
+        return refuseStranger(req);
     if (uriHost(watcher.uri) != domain) {
         host_.reply(req, 403, "Forbidden");
         return PW_STOP;

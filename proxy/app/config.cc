@@ -99,9 +99,11 @@ const KeyDoc kKeys[] = {
     {"proxy", "database", R"("parkway.db")",
      "SQLite file shared by modules (relative paths are relative to this config file's folder)"},
     {"proxy", "record_route", "true", "add Record-Route so in-dialog requests (BYE, REFER, NOTIFY) pass through us"},
-    {"proxy", "log_level", R"("info")", "error | warn | info | debug (debug also shows sofia-sip's log); SIGHUP re-reads it"},
-    {"proxy", "module_dir", R"("")", "where bare module names are looked up; empty = the build tree's modules "
-                                     "folder, else the installed one"},
+    {"proxy", "log_level", R"("info")",
+     "error | warn | info | debug (debug also shows sofia-sip's log); SIGHUP re-reads it"},
+    {"proxy", "module_dir", R"("")",
+     "where bare module names are looked up; empty = the build tree's modules "
+     "folder, else the installed one"},
     {"proxy", "instance", R"("parkway")", "a name for this node (used by modules, e.g. in events)"},
     {"proxy", "max_forwards", "70", "Max-Forwards inserted when a request has none (RFC 3261 §16.6 step 3)"},
     {"proxy", "t1_ms", "500", "SIP timer T1 in milliseconds (RFC 3261 §17)"},
@@ -121,8 +123,9 @@ const KeyDoc kKeys[] = {
     {"proxy", "rate_limit", "500", "requests per second per source address before a ban (0 = no rate limit)"},
     {"proxy", "rate_burst", "1000", "requests a source may send at once (token bucket size)"},
     {"proxy", "ban_ms", "60000", "how long a source over the rate is ignored (datagrams dropped, connections refused)"},
-    {"proxy", "trusted_peers", "[]", "addresses or networks (\"10.0.0.0/8\", \"::1\") exempt from rate limits and "
-                                     "per-source caps, e.g. a front proxy"},
+    {"proxy", "trusted_peers", "[]",
+     "addresses or networks (\"10.0.0.0/8\", \"::1\") exempt from rate limits and "
+     "per-source caps, e.g. a front proxy"},
     {"proxy", "dns_resolv_conf", R"("")", "resolv.conf the DNS resolver reads; empty = /etc/resolv.conf"},
     {"proxy", "dns_timeout_s", "2", "seconds before a DNS query is retried"},
     {"proxy", "dns_attempts", "2", "tries per DNS server before the next one"},
@@ -315,20 +318,23 @@ void readTls(const Ctx &c, const toml::table &t, AppConfig &cfg) {
 
 bool localDomain(const CoreConfig &core, const std::string &d) {
     for (const auto &x : core.domains)
-        if (!strcasecmp(x.c_str(), d.c_str())) return true;
+        if (!strcasecmp(x.c_str(), d.c_str()))
+            return true;
     return false;
 }
 
 // Host of a sofia listen URL ("sip:127.0.0.1:5060;transport=udp", "sips:[::1]:5061").
 std::string listenHost(const std::string &url) {
     std::string rest = url.substr(url.find(':') + 1);
-    if (!rest.empty() && rest[0] == '[') return rest.substr(1, rest.find(']') - 1);
+    if (!rest.empty() && rest[0] == '[')
+        return rest.substr(1, rest.find(']') - 1);
     return rest.substr(0, rest.find(':'));
 }
 
 bool loopbackHost(const std::string &host) {
     in_addr a4{};
-    if (inet_pton(AF_INET, host.c_str(), &a4) == 1) return (ntohl(a4.s_addr) >> 24) == 127;
+    if (inet_pton(AF_INET, host.c_str(), &a4) == 1)
+        return (ntohl(a4.s_addr) >> 24) == 127;
     in6_addr a6{};
     return inet_pton(AF_INET6, host.c_str(), &a6) == 1 && IN6_IS_ADDR_LOOPBACK(&a6);
 }
@@ -351,33 +357,42 @@ UserEntry readUser(const Ctx &c, const toml::table &u, const CoreConfig &core, s
         std::string key(k.str());
         if (key != "domain" && key != "name" && key != "password" && key != "ha1_sha256" && key != "ha1_md5" &&
             key != "register_for")
-            failKey(c, k, at + "." + key, "unknown key (known: domain, name, password, ha1_sha256, ha1_md5, register_for)");
+            failKey(c, k, at + "." + key,
+                    "unknown key (known: domain, name, password, ha1_sha256, ha1_md5, register_for)");
     }
     auto need = [&](const char *key) -> const toml::node & {
-        if (!u.get(key)) fail(c, u, at + "." + key, "is required");
+        if (!u.get(key))
+            fail(c, u, at + "." + key, "is required");
         return *u.get(key);
     };
     UserEntry e;
     e.domain = getString(c, need("domain"), at + ".domain");
-    if (!localDomain(core, e.domain)) fail(c, need("domain"), at + ".domain", fmt::format("'{}' is not in proxy.domains", e.domain));
-    for (auto &ch : e.domain) ch = static_cast<char>(tolower(static_cast<unsigned char>(ch)));
+    if (!localDomain(core, e.domain))
+        fail(c, need("domain"), at + ".domain", fmt::format("'{}' is not in proxy.domains", e.domain));
+    for (auto &ch : e.domain)
+        ch = static_cast<char>(tolower(static_cast<unsigned char>(ch)));
     e.user = getString(c, need("name"), at + ".name");
     if (e.user.empty() || e.user.find_first_of(" \t\"@:<>") != std::string::npos)
         fail(c, need("name"), at + ".name", "must be a SIP user part");
     if (auto *v = u.get("password")) {
         std::string pw = getString(c, *v, at + ".password");
-        if (pw.size() < 8) fail(c, *v, at + ".password", "must have at least 8 characters");
+        if (pw.size() < 8)
+            fail(c, *v, at + ".password", "must have at least 8 characters");
         e.ha1Sha256 = digest::ha1(digest::Algorithm::Sha256, e.user, e.domain, pw);
         e.ha1Md5 = digest::ha1(digest::Algorithm::Md5, e.user, e.domain, pw);
     }
-    if (auto *v = u.get("ha1_sha256")) e.ha1Sha256 = getString(c, *v, at + ".ha1_sha256");
-    if (auto *v = u.get("ha1_md5")) e.ha1Md5 = getString(c, *v, at + ".ha1_md5");
+    if (auto *v = u.get("ha1_sha256"))
+        e.ha1Sha256 = getString(c, *v, at + ".ha1_sha256");
+    if (auto *v = u.get("ha1_md5"))
+        e.ha1Md5 = getString(c, *v, at + ".ha1_md5");
     if (!e.ha1Sha256.empty() && !digest::validHa1(digest::Algorithm::Sha256, e.ha1Sha256))
         fail(c, u, at + ".ha1_sha256", "must be 64 hex digits");
     if (!e.ha1Md5.empty() && !digest::validHa1(digest::Algorithm::Md5, e.ha1Md5))
         fail(c, u, at + ".ha1_md5", "must be 32 hex digits");
-    if (e.ha1Sha256.empty() && e.ha1Md5.empty()) fail(c, u, at + ".password", "password, ha1_sha256 or ha1_md5 is required");
-    if (auto *v = u.get("register_for")) e.registerFor = getStrings(c, *v, at + ".register_for", true);
+    if (e.ha1Sha256.empty() && e.ha1Md5.empty())
+        fail(c, u, at + ".password", "password, ha1_sha256 or ha1_md5 is required");
+    if (auto *v = u.get("register_for"))
+        e.registerFor = getStrings(c, *v, at + ".register_for", true);
     return e;
 }
 
@@ -392,11 +407,14 @@ std::vector<UserEntry> readUsersFile(const std::string &path, const CoreConfig &
     }
     std::vector<UserEntry> out;
     for (const auto &[k, v] : root)
-        if (k.str() != "user") failKey(c, k, std::string(k.str()), "unknown key (a users file holds [[user]] tables)");
+        if (k.str() != "user")
+            failKey(c, k, std::string(k.str()), "unknown key (a users file holds [[user]] tables)");
     if (auto *n = root.get("user")) {
-        if (!n->is_array_of_tables()) fail(c, *n, "user", "expected [[user]] tables");
+        if (!n->is_array_of_tables())
+            fail(c, *n, "user", "expected [[user]] tables");
         size_t i = 0;
-        for (const auto &u : *n->as_array()) out.push_back(readUser(c, *u.as_table(), core, i++));
+        for (const auto &u : *n->as_array())
+            out.push_back(readUser(c, *u.as_table(), core, i++));
     }
     return out;
 }
@@ -408,23 +426,31 @@ void readAuth(const Ctx &c, const toml::table &root, AppConfig &cfg) {
     if (auto *n = root.get("auth")) {
         const auto &t = getTable(c, *n, "auth");
         checkKnown(c, t, "auth");
-        if (auto *v = t.get("secret")) a.secret = getString(c, *v, "auth.secret");
+        if (auto *v = t.get("secret"))
+            a.secret = getString(c, *v, "auth.secret");
         if (!a.secret.empty() && a.secret.size() < 16)
             fail(c, *t.get("secret"), "auth.secret", "must have at least 16 characters");
-        if (auto *v = t.get("nonce_ttl_s")) a.nonceTtlS = getUint(c, *v, "auth.nonce_ttl_s", 10, 86400);
-        if (auto *v = t.get("max_failures")) a.maxFailures = getUint(c, *v, "auth.max_failures", 0, 1000000);
-        if (auto *v = t.get("failure_window_s")) a.failureWindowS = getUint(c, *v, "auth.failure_window_s", 1, 86400);
-        if (auto *v = t.get("allow_unauthenticated")) allow = getBool(c, *v, "auth.allow_unauthenticated");
+        if (auto *v = t.get("nonce_ttl_s"))
+            a.nonceTtlS = getUint(c, *v, "auth.nonce_ttl_s", 10, 86400);
+        if (auto *v = t.get("max_failures"))
+            a.maxFailures = getUint(c, *v, "auth.max_failures", 0, 1000000);
+        if (auto *v = t.get("failure_window_s"))
+            a.failureWindowS = getUint(c, *v, "auth.failure_window_s", 1, 86400);
+        if (auto *v = t.get("allow_unauthenticated"))
+            allow = getBool(c, *v, "auth.allow_unauthenticated");
         a.unauthenticatedDomains = localDomains(c, t, cfg.core, "unauthenticated_domains");
         unauth = t.get("unauthenticated_domains");
         a.md5OffDomains = localDomains(c, t, cfg.core, "md5_off_domains");
         if (auto *v = t.get("users_file")) {
             std::string f = getString(c, *v, "auth.users_file");
-            if (!f.empty() && f[0] != '/') f = dirOf(c.file) + "/" + f;
-            if (!f.empty()) a.users = readUsersFile(f, cfg.core);
+            if (!f.empty() && f[0] != '/')
+                f = dirOf(c.file) + "/" + f;
+            if (!f.empty())
+                a.users = readUsersFile(f, cfg.core);
         }
     }
-    if (a.unauthenticatedDomains.empty() || allow) return;
+    if (a.unauthenticatedDomains.empty() || allow)
+        return;
     for (const auto &l : cfg.core.listen)
         if (!loopbackHost(listenHost(l)))
             fail(c, *unauth, "auth.unauthenticated_domains",
@@ -582,13 +608,15 @@ AppConfig loadConfig(const std::string &path) {
         auto adminFile = [&](const char *key, std::string &out) {
             if (auto *v = t.get(key)) {
                 out = getString(c, *v, fmt::format("admin.{}", key));
-                if (!out.empty() && out[0] != '/') out = dirOf(c.file) + "/" + out;
+                if (!out.empty() && out[0] != '/')
+                    out = dirOf(c.file) + "/" + out;
             }
         };
         adminFile("tls_certificate", cfg.admin.tlsCertificate);
         adminFile("tls_private_key", cfg.admin.tlsPrivateKey);
         adminFile("tls_ca_file", cfg.admin.tlsCaFile);
-        if (auto *v = t.get("allow_plaintext")) cfg.admin.allowPlaintext = getBool(c, *v, "admin.allow_plaintext");
+        if (auto *v = t.get("allow_plaintext"))
+            cfg.admin.allowPlaintext = getBool(c, *v, "admin.allow_plaintext");
         if (cfg.adminEnabled && cfg.admin.requireToken && cfg.admin.token.empty())
             fail(c, *n, "admin.token", "must be set when admin.require_token is true");
         bool loopback = isLoopbackListen(cfg.admin.listen);

@@ -31,7 +31,7 @@ struct AuthState {
         int64_t sinceS = 0;
     };
     std::unordered_map<IpKey, Failures, IpKeyHash> failures; // per source, within the failure window
-    size_t sourceLabels = 0;                                  // distinct source labels given to metrics
+    size_t sourceLabels = 0;                                 // distinct source labels given to metrics
 };
 
 namespace {
@@ -43,26 +43,31 @@ constexpr size_t kMaxSourceLabels = 1000; // beyond, failures are counted under 
 enum class Outcome { Ok, Missing, Stale, Failed };
 struct Verdict {
     Outcome outcome = Outcome::Missing;
-    std::string user;   // the username of the credentials (Ok, Failed)
+    std::string user; // the username of the credentials (Ok, Failed)
     const char *reason = "missing";
 };
 
-int64_t nowS() { return static_cast<int64_t>(time(nullptr)); }
+int64_t nowS() {
+    return static_cast<int64_t>(time(nullptr));
+}
 
 std::string lower(std::string s) {
-    for (auto &ch : s) ch = static_cast<char>(tolower(static_cast<unsigned char>(ch)));
+    for (auto &ch : s)
+        ch = static_cast<char>(tolower(static_cast<unsigned char>(ch)));
     return s;
 }
 
 // A parameter of Authorization / Proxy-Authorization, without quotes and backslash escapes (RFC 3261 §25.1).
 std::string authParam(const msg_auth_t *au, const char *name) {
     const char *v = msg_params_find(au->au_params, name);
-    if (!v) return {};
+    if (!v)
+        return {};
     std::string s(v);
     if (s.size() >= 2 && s.front() == '"' && s.back() == '"') {
         std::string out;
         for (size_t i = 1; i + 1 < s.size(); ++i) {
-            if (s[i] == '\\' && i + 2 < s.size()) ++i;
+            if (s[i] == '\\' && i + 2 < s.size())
+                ++i;
             out += s[i];
         }
         return out;
@@ -87,10 +92,12 @@ digest::Credentials credentialsOf(const msg_auth_t *au) {
 
 // nonce-count: exactly 8 hex digits (RFC 7616 §3.4)
 bool parseNc(const std::string &nc, uint32_t &out) {
-    if (nc.size() != 8) return false;
+    if (nc.size() != 8)
+        return false;
     out = 0;
     for (char ch : nc) {
-        if (!isxdigit(static_cast<unsigned char>(ch))) return false;
+        if (!isxdigit(static_cast<unsigned char>(ch)))
+            return false;
         out = out * 16 + static_cast<uint32_t>(ch <= '9' ? ch - '0' : (ch | 0x20) - 'a' + 10);
     }
     return out > 0;
@@ -98,7 +105,8 @@ bool parseNc(const std::string &nc, uint32_t &out) {
 
 bool listed(const std::vector<std::string> &names, const std::string &domain) {
     for (const auto &n : names)
-        if (n == "*" || !strcasecmp(n.c_str(), domain.c_str())) return true;
+        if (n == "*" || !strcasecmp(n.c_str(), domain.c_str()))
+            return true;
     return false;
 }
 
@@ -106,23 +114,30 @@ bool listed(const std::vector<std::string> &names, const std::string &domain) {
 std::string assertedUri(msg_t *msg) {
     std::string v = sofia::headerValue(msg, "P-Asserted-Identity");
     auto lt = v.find('<'), gt = v.find('>');
-    if (lt != std::string::npos && gt != std::string::npos && gt > lt) return v.substr(lt + 1, gt - lt - 1);
+    if (lt != std::string::npos && gt != std::string::npos && gt > lt)
+        return v.substr(lt + 1, gt - lt - 1);
     auto semi = v.find(';');
     v = v.substr(0, semi);
-    while (!v.empty() && isspace(static_cast<unsigned char>(v.back()))) v.pop_back();
-    while (!v.empty() && isspace(static_cast<unsigned char>(v.front()))) v.erase(0, 1);
+    while (!v.empty() && isspace(static_cast<unsigned char>(v.back())))
+        v.pop_back();
+    while (!v.empty() && isspace(static_cast<unsigned char>(v.front())))
+        v.erase(0, 1);
     return v;
 }
 
-std::string userPart(const url_t *u) { return u && u->url_user ? u->url_user : ""; }
+std::string userPart(const url_t *u) {
+    return u && u->url_user ? u->url_user : "";
+}
 
 } // namespace
 
 bool Proxy::Impl::isLocalDomain(const std::string &host) const {
     for (const auto &d : cfg.domains)
-        if (!strcasecmp(d.c_str(), host.c_str())) return true;
+        if (!strcasecmp(d.c_str(), host.c_str()))
+            return true;
     for (const auto &hp : localHostPorts)
-        if (!strcasecmp(hp.first.c_str(), host.c_str())) return true;
+        if (!strcasecmp(hp.first.c_str(), host.c_str()))
+            return true;
     return false;
 }
 
@@ -137,7 +152,8 @@ void Proxy::Impl::setUpAuth() {
 }
 
 void Proxy::Impl::authHousekeep(int64_t now) {
-    if (!auth) return;
+    if (!auth)
+        return;
     for (auto it = auth->ncSeen.begin(); it != auth->ncSeen.end();)
         it = it->second.untilS < now ? auth->ncSeen.erase(it) : std::next(it);
     for (auto it = auth->failures.begin(); it != auth->failures.end();)
@@ -159,7 +175,8 @@ std::string challengeLines(const char *header, const std::string &realm, const s
                            bool md5) {
     std::string out;
     for (digest::Algorithm a : {digest::Algorithm::Sha256, digest::Algorithm::Md5}) {
-        if (a == digest::Algorithm::Md5 && !md5) continue;
+        if (a == digest::Algorithm::Md5 && !md5)
+            continue;
         // RFC 8760 §2.4: one challenge per algorithm, the preferred (SHA-256) first
         out += fmt::format("{}: Digest realm=\"{}\", nonce=\"{}\", algorithm={}, qop=\"auth\"{}\r\n", header, realm,
                            nonce, digest::name(a), stale ? ", stale=true" : "");
@@ -177,17 +194,21 @@ static bool sendChallenge(Proxy::Impl &impl, pw_request *tx, const std::string &
     bool md5 = !listed(impl.cfg.auth.md5OffDomains, realm);
     std::string nonce = impl.auth->nonces->make(realm, nowS());
 #ifdef PARKWAY_HAVE_METRICS
-    if (impl.metrics) impl.metrics->counterAdd("parkway_auth_challenges_total", "", 1);
+    if (impl.metrics)
+        impl.metrics->counterAdd("parkway_auth_challenges_total", "", 1);
 #endif
     return impl.replyLocal(tx, status, nullptr, challengeLines(header, realm, nonce, stale, md5));
 }
 
 bool Proxy::Impl::challenge(pw_request *tx) {
     const sip_t *sip = tx->req.sip();
-    if (!auth || !sip || tx->kind != TxKind::Proxied || !tx->irq) return false;
+    if (!auth || !sip || tx->kind != TxKind::Proxied || !tx->irq)
+        return false;
     std::string realm = realmOf(sip);
-    if (realm.empty() || !isLocalDomain(realm) || listed(cfg.auth.unauthenticatedDomains, realm)) return false;
-    if (tx->identitySource == PW_IDENTITY_ASSERTED || tx->identitySource == PW_IDENTITY_TRUSTED_PEER) return false;
+    if (realm.empty() || !isLocalDomain(realm) || listed(cfg.auth.unauthenticatedDomains, realm))
+        return false;
+    if (tx->identitySource == PW_IDENTITY_ASSERTED || tx->identitySource == PW_IDENTITY_TRUSTED_PEER)
+        return false;
     return sendChallenge(*this, tx, realm, false);
 }
 
@@ -200,11 +221,14 @@ Verdict verifyDigest(Proxy::Impl &impl, const sip_t *sip, const std::string &rea
     bool registerReq = sip->sip_request->rq_method == sip_method_register;
     const msg_auth_t *au = registerReq ? sip->sip_authorization : sip->sip_proxy_authorization;
     for (; au; au = au->au_next) {
-        if (!au->au_scheme || strcasecmp(au->au_scheme, "Digest")) continue;
-        if (strcasecmp(authParam(au, "realm=").c_str(), realm.c_str())) continue; // another hop's credentials
+        if (!au->au_scheme || strcasecmp(au->au_scheme, "Digest"))
+            continue;
+        if (strcasecmp(authParam(au, "realm=").c_str(), realm.c_str()))
+            continue; // another hop's credentials
         break;
     }
-    if (!au) return {Outcome::Missing, "", "missing"};
+    if (!au)
+        return {Outcome::Missing, "", "missing"};
     digest::Credentials c = credentialsOf(au);
     Verdict v{Outcome::Failed, c.username, "bad_credentials"};
     auto algo = digest::parse(c.algorithm);
@@ -223,7 +247,8 @@ Verdict verifyDigest(Proxy::Impl &impl, const sip_t *sip, const std::string &rea
         v.reason = "nonce";
         return v;
     }
-    if (check == digest::NonceCodec::Check::Stale) return {Outcome::Stale, c.username, "stale"};
+    if (check == digest::NonceCodec::Check::Stale)
+        return {Outcome::Stale, c.username, "stale"};
     // RFC 7616 §3.4.6: the digest-uri names the Request-URI
     sofia::Home home;
     url_t *du = url_make(home.get(), c.uri.c_str());
@@ -234,9 +259,10 @@ Verdict verifyDigest(Proxy::Impl &impl, const sip_t *sip, const std::string &rea
     auto user = st.store->find(realm, c.username);
     std::string ha1 = !user ? "" : (*algo == digest::Algorithm::Sha256 ? user->ha1Sha256 : user->ha1Md5);
     // An unknown user costs the same work as a known one and gets the same answer (no enumeration).
-    std::string expected = digest::expectedResponse(*algo, ha1.empty() ? std::string(64, '0') : ha1,
-                                                    sip->sip_request->rq_method_name, c);
-    if (!digest::sameHex(expected, c.response) || ha1.empty()) return v;
+    std::string expected =
+        digest::expectedResponse(*algo, ha1.empty() ? std::string(64, '0') : ha1, sip->sip_request->rq_method_name, c);
+    if (!digest::sameHex(expected, c.response) || ha1.empty())
+        return v;
     auto &seen = st.ncSeen[c.nonce];
     if (nc <= seen.nc) { // RFC 7616 §3.4: a nonce-count used before is a replay
         v.reason = "replay";
@@ -244,7 +270,8 @@ Verdict verifyDigest(Proxy::Impl &impl, const sip_t *sip, const std::string &rea
     }
     seen.nc = nc;
     seen.untilS = issued + st.nonces->ttlS() + 1;
-    if (st.ncSeen.size() > kMaxNonceEntries) impl.authHousekeep(nowS());
+    if (st.ncSeen.size() > kMaxNonceEntries)
+        impl.authHousekeep(nowS());
     return {Outcome::Ok, c.username, "ok"};
 }
 
@@ -263,19 +290,24 @@ static void noteFailure(Proxy::Impl &impl, pw_request *tx, const std::string &re
                                      fmt::format("domain=\"{}\",user=\"{}\"", realm, v.user), 1);
         if (haveIp) {
             bool known = impl.auth->failures.count(ip) > 0;
-            if (!known && impl.auth->sourceLabels < kMaxSourceLabels) ++impl.auth->sourceLabels;
+            if (!known && impl.auth->sourceLabels < kMaxSourceLabels)
+                ++impl.auth->sourceLabels;
             std::string src = known || impl.auth->sourceLabels < kMaxSourceLabels ? ip.text() : "other";
             impl.metrics->counterAdd("parkway_auth_source_failures_total", fmt::format("source=\"{}\"", src), 1);
         }
     }
 #endif
-    if (!haveIp || impl.cfg.auth.maxFailures == 0) return;
+    if (!haveIp || impl.cfg.auth.maxFailures == 0)
+        return;
     auto &failures = impl.auth->failures;
-    if (failures.size() >= kMaxFailureSources && !failures.count(ip)) return;
+    if (failures.size() >= kMaxFailureSources && !failures.count(ip))
+        return;
     auto &f = failures[ip];
     int64_t now = nowS();
-    if (now - f.sinceS > impl.cfg.auth.failureWindowS) f = {0, now};
-    if (++f.count < impl.cfg.auth.maxFailures) return;
+    if (now - f.sinceS > impl.cfg.auth.failureWindowS)
+        f = {0, now};
+    if (++f.count < impl.cfg.auth.maxFailures)
+        return;
     // Too many failures: the rate limiter's ban (docs/limits.md), as for a flood
     f = {0, now};
     impl.limiter.ban(ip, impl.nowMs());
@@ -301,10 +333,12 @@ bool Proxy::Impl::establishIdentity(pw_request *tx) {
     // removed, so nobody downstream believes what a stranger asserts.
     if (sofia::removeHeaders(msg, "P-Asserted-Identity") + sofia::removeHeaders(msg, "Privacy") > 0)
         tx->headersEdited = true;
-    if (!auth) return true;
+    if (!auth)
+        return true;
     bool inDialog = sip->sip_to && sip->sip_to->a_tag;
     std::string realm = realmOf(sip);
-    if (realm.empty() || !isLocalDomain(realm)) return true; // a foreign domain's user: nobody we know
+    if (realm.empty() || !isLocalDomain(realm))
+        return true; // a foreign domain's user: nobody we know
     if (listed(cfg.auth.unauthenticatedDomains, realm)) {
         const sip_addr_t *a = tx->method == sip_method_register ? sip->sip_to : sip->sip_from;
         tx->identity = sofia::urlString(a->a_url);
@@ -317,9 +351,11 @@ bool Proxy::Impl::establishIdentity(pw_request *tx) {
     Verdict v = verifyDigest(*this, sip, realm);
     // In-dialog requests are challenged only when a module asks (request_challenge: e.g. a REFER that parks);
     // the answer to that challenge carries credentials and is checked here like any other.
-    if (inDialog && v.outcome == Outcome::Missing) return true;
+    if (inDialog && v.outcome == Outcome::Missing)
+        return true;
     if (v.outcome != Outcome::Ok) {
-        if (v.outcome == Outcome::Failed) noteFailure(*this, tx, realm, v);
+        if (v.outcome == Outcome::Failed)
+            noteFailure(*this, tx, realm, v);
         sendChallenge(*this, tx, realm, v.outcome == Outcome::Stale);
         return false;
     }
@@ -329,8 +365,8 @@ bool Proxy::Impl::establishIdentity(pw_request *tx) {
         // A user registers contacts for itself, or for the users it was granted (docs/auth.md)
         std::string aor = userPart(sip->sip_to->a_url);
         auto user = auth->store->find(realm, v.user);
-        bool granted = user && std::find(user->registerFor.begin(), user->registerFor.end(), aor) !=
-                                   user->registerFor.end();
+        bool granted =
+            user && std::find(user->registerFor.begin(), user->registerFor.end(), aor) != user->registerFor.end();
         if (aor != v.user && !granted) {
             replyLocal(tx, 403, "Forbidden (Not Your Address of Record)");
             return false;
@@ -346,16 +382,22 @@ bool Proxy::Impl::establishIdentity(pw_request *tx) {
 // ---------------------------------------------------------------- open relay
 
 bool Proxy::Impl::mayRelay(pw_request *tx) const {
-    if (tx->identitySource != PW_IDENTITY_NONE || !tx->targets.empty()) return true; // someone we know / a module
+    if (tx->identitySource != PW_IDENTITY_NONE || !tx->targets.empty())
+        return true; // someone we know / a module
     const sip_t *sip = tx->req.sip();
-    if (tx->viaOurRoute) return true; // a dialog we record-routed (RFC 3261 §16.12 loose routing)
-    if (sip->sip_route) return false; // a stranger's pre-loaded route
+    if (tx->viaOurRoute)
+        return true; // a dialog we record-routed (RFC 3261 §16.12 loose routing)
+    if (sip->sip_route)
+        return false; // a stranger's pre-loaded route
     // Ours: one of our listeners, or a domain we serve (a bare IP with another port is somebody else)
     const url_t *ruri = sip->sip_request->rq_url;
-    if (!ruri->url_host) return false;
-    if (isOurs(ruri)) return true;
+    if (!ruri->url_host)
+        return false;
+    if (isOurs(ruri))
+        return true;
     for (const auto &d : cfg.domains)
-        if (!strcasecmp(d.c_str(), ruri->url_host)) return true;
+        if (!strcasecmp(d.c_str(), ruri->url_host))
+            return true;
     return false;
 }
 
@@ -364,32 +406,43 @@ bool Proxy::Impl::mayRelay(pw_request *tx) const {
 namespace {
 
 bool validName(const std::string &s, size_t max) {
-    if (s.empty() || s.size() > max) return false;
+    if (s.empty() || s.size() > max)
+        return false;
     for (unsigned char ch : s)
-        if (!(isalnum(ch) || strchr("-_.!~*'()&=+$,;?/%", ch))) return false; // RFC 3261 §25.1 user chars
+        if (!(isalnum(ch) || strchr("-_.!~*'()&=+$,;?/%", ch)))
+            return false; // RFC 3261 §25.1 user chars
     return true;
 }
 
 nlohmann::json userJson(const SipUser &u) {
     nlohmann::json algos = nlohmann::json::array();
-    if (!u.ha1Sha256.empty()) algos.push_back("SHA-256");
-    if (!u.ha1Md5.empty()) algos.push_back("MD5");
+    if (!u.ha1Sha256.empty())
+        algos.push_back("SHA-256");
+    if (!u.ha1Md5.empty())
+        algos.push_back("MD5");
     return {{"user", u.user}, {"algorithms", algos}, {"register_for", u.registerFor}};
 }
 
-CommandResult error(int status, const std::string &text) { return {status, nlohmann::json{{"error", text}}.dump()}; }
+CommandResult error(int status, const std::string &text) {
+    return {status, nlohmann::json{{"error", text}}.dump()};
+}
 
 } // namespace
 
 CommandResult Proxy::setUser(const std::string &domain, const std::string &user, const std::string &password,
                              const std::vector<std::string> &registerFor) {
     Impl &i = *impl_;
-    if (!i.auth) return error(503, "users: not started");
-    if (!i.isLocalDomain(domain)) return error(404, fmt::format("domain {} is not local", domain));
-    if (!validName(user, 64)) return error(400, "user: 1 to 64 characters of a SIP user part");
-    if (password.size() < 8 || password.size() > 256) return error(400, "password: 8 to 256 characters");
+    if (!i.auth)
+        return error(503, "users: not started");
+    if (!i.isLocalDomain(domain))
+        return error(404, fmt::format("domain {} is not local", domain));
+    if (!validName(user, 64))
+        return error(400, "user: 1 to 64 characters of a SIP user part");
+    if (password.size() < 8 || password.size() > 256)
+        return error(400, "password: 8 to 256 characters");
     for (const auto &g : registerFor)
-        if (!validName(g, 64)) return error(400, fmt::format("register_for: bad user {}", g));
+        if (!validName(g, 64))
+            return error(400, fmt::format("register_for: bad user {}", g));
     std::string realm = lower(domain);
     SipUser u{realm, user, digest::ha1(digest::Algorithm::Sha256, user, realm, password),
               listed(i.cfg.auth.md5OffDomains, realm) ? "" : digest::ha1(digest::Algorithm::Md5, user, realm, password),
@@ -400,17 +453,22 @@ CommandResult Proxy::setUser(const std::string &domain, const std::string &user,
 
 CommandResult Proxy::deleteUser(const std::string &domain, const std::string &user) {
     Impl &i = *impl_;
-    if (!i.auth) return error(503, "users: not started");
-    if (!i.auth->store->remove(lower(domain), user)) return error(404, fmt::format("no user {}@{}", user, domain));
+    if (!i.auth)
+        return error(503, "users: not started");
+    if (!i.auth->store->remove(lower(domain), user))
+        return error(404, fmt::format("no user {}@{}", user, domain));
     return {200, nlohmann::json{{"domain", lower(domain)}, {"user", user}, {"deleted", true}}.dump()};
 }
 
 CommandResult Proxy::listUsers(const std::string &domain) {
     Impl &i = *impl_;
-    if (!i.auth) return error(503, "users: not started");
-    if (!i.isLocalDomain(domain)) return error(404, fmt::format("domain {} is not local", domain));
+    if (!i.auth)
+        return error(503, "users: not started");
+    if (!i.isLocalDomain(domain))
+        return error(404, fmt::format("domain {} is not local", domain));
     nlohmann::json out = nlohmann::json::array();
-    for (const auto &u : i.auth->store->list(lower(domain))) out.push_back(userJson(u));
+    for (const auto &u : i.auth->store->list(lower(domain)))
+        out.push_back(userJson(u));
     return {200, out.dump()};
 }
 

@@ -25,23 +25,29 @@ std::string toHex(const unsigned char *p, size_t n) {
 
 bool isHex(std::string_view s) {
     for (char ch : s)
-        if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f') || (ch >= 'A' && ch <= 'F'))) return false;
+        if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f') || (ch >= 'A' && ch <= 'F')))
+            return false;
     return true;
 }
 
 uint64_t parseHex64(std::string_view s) {
     uint64_t v = 0;
-    for (char ch : s) v = v * 16 + static_cast<uint64_t>(ch <= '9' ? ch - '0' : (ch | 0x20) - 'a' + 10);
+    for (char ch : s)
+        v = v * 16 + static_cast<uint64_t>(ch <= '9' ? ch - '0' : (ch | 0x20) - 'a' + 10);
     return v;
 }
 
 } // namespace
 
-const char *name(Algorithm a) { return a == Algorithm::Sha256 ? "SHA-256" : "MD5"; }
+const char *name(Algorithm a) {
+    return a == Algorithm::Sha256 ? "SHA-256" : "MD5";
+}
 
 std::optional<Algorithm> parse(std::string_view p) {
-    if (p.empty() || (p.size() == 3 && !strncasecmp(p.data(), "MD5", 3))) return Algorithm::Md5;
-    if (p.size() == 7 && !strncasecmp(p.data(), "SHA-256", 7)) return Algorithm::Sha256;
+    if (p.empty() || (p.size() == 3 && !strncasecmp(p.data(), "MD5", 3)))
+        return Algorithm::Md5;
+    if (p.size() == 7 && !strncasecmp(p.data(), "SHA-256", 7))
+        return Algorithm::Sha256;
     return std::nullopt;
 }
 
@@ -77,10 +83,13 @@ std::string expectedResponse(Algorithm a, std::string_view ha1Hex, std::string_v
 }
 
 bool sameHex(std::string_view a, std::string_view b) {
-    if (a.size() != b.size()) return false;
+    if (a.size() != b.size())
+        return false;
     std::string la(a), lb(b);
-    for (auto &ch : la) ch = static_cast<char>(ch | 0x20);
-    for (auto &ch : lb) ch = static_cast<char>(ch | 0x20);
+    for (auto &ch : la)
+        ch = static_cast<char>(ch | 0x20);
+    for (auto &ch : lb)
+        ch = static_cast<char>(ch | 0x20);
     return CRYPTO_memcmp(la.data(), lb.data(), la.size()) == 0;
 }
 
@@ -112,12 +121,16 @@ std::string NonceCodec::make(std::string_view realm, int64_t nowS) const {
 
 NonceCodec::Check NonceCodec::check(std::string_view nonce, std::string_view realm, int64_t nowS,
                                     int64_t *issuedAt) const {
-    if (nonce.size() != 64 || !isHex(nonce)) return Check::Bad;
+    if (nonce.size() != 64 || !isHex(nonce))
+        return Check::Bad;
     uint64_t issued = parseHex64(nonce.substr(0, 16));
-    if (!sameHex(nonce.substr(32), mac(issued, nonce.substr(16, 16), realm))) return Check::Bad;
+    if (!sameHex(nonce.substr(32), mac(issued, nonce.substr(16, 16), realm)))
+        return Check::Bad;
     auto at = static_cast<int64_t>(issued);
-    if (issuedAt) *issuedAt = at;
-    if (at > nowS + 60) return Check::Bad; // from the future beyond clock skew between nodes
+    if (issuedAt)
+        *issuedAt = at;
+    if (at > nowS + 60)
+        return Check::Bad; // from the future beyond clock skew between nodes
     return nowS - at > ttlS_ ? Check::Stale : Check::Fresh;
 }
 

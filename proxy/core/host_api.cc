@@ -923,15 +923,19 @@ int hPost(pw_host *h, pw_post_fn fn, void *arg) noexcept {
 }
 
 pw_str hRequestIdentity(pw_request *r, int *source) noexcept {
-    if (source) *source = r ? r->identitySource : PW_IDENTITY_NONE;
-    if (!r || r->identity.empty()) return pw_str{nullptr, 0};
+    if (source)
+        *source = r ? r->identitySource : PW_IDENTITY_NONE;
+    if (!r || r->identity.empty())
+        return pw_str{nullptr, 0};
     return pw_str{r->identity.data(), r->identity.size()};
 }
 
 int hRequestChallenge(pw_request *r) noexcept {
     try {
-        if (!r || r->dead) return PW_EINVAL;
-        if (r->finalSent) return PW_ESTATE;
+        if (!r || r->dead)
+            return PW_EINVAL;
+        if (r->finalSent)
+            return PW_ESTATE;
         return r->impl->challenge(r) ? PW_OK : PW_EUNSUPPORTED;
     } catch (...) {
         return PW_ENOMEM;
@@ -993,8 +997,8 @@ pw_host_api makeHostApi() {
     a.writer_error = hWriterError;
     a.post = hPost;
     a.dialog_accept_commit = hDialogAcceptCommit; // v1.1
-    a.request_identity = hRequestIdentity;         // v1.2
-    a.request_challenge = hRequestChallenge;       // v1.2
+    a.request_identity = hRequestIdentity;        // v1.2
+    a.request_challenge = hRequestChallenge;      // v1.2
     return a;
 }
 

@@ -53,7 +53,8 @@ void Proxy::Impl::setUpLimits(const std::vector<uint16_t> &tcpPorts, const std::
 void Proxy::Impl::housekeep() {
     sockets->sweep();
     limiter.sweep(nowMs());
-    if (++housekeepTurns % 10 == 0) authHousekeep(nowMs() / 1000);
+    if (++housekeepTurns % 10 == 0)
+        authHousekeep(nowMs() / 1000);
 #ifdef PARKWAY_HAVE_METRICS
     if (metrics) {
         metrics->gaugeSet("parkway_tcp_connections", "", static_cast<double>(sockets->connections()));

@@ -19,7 +19,8 @@ using Stmt = std::unique_ptr<sqlite3_stmt, StmtDel>;
 
 std::string joinComma(const std::vector<std::string> &v) {
     std::string out;
-    for (const auto &s : v) out += (out.empty() ? "" : ",") + s;
+    for (const auto &s : v)
+        out += (out.empty() ? "" : ",") + s;
     return out;
 }
 
@@ -28,8 +29,10 @@ std::vector<std::string> splitComma(const std::string &s) {
     size_t start = 0;
     while (start < s.size()) {
         size_t end = s.find(',', start);
-        if (end == std::string::npos) end = s.size();
-        if (end > start) out.push_back(s.substr(start, end - start));
+        if (end == std::string::npos)
+            end = s.size();
+        if (end > start)
+            out.push_back(s.substr(start, end - start));
         start = end + 1;
     }
     return out;
@@ -61,7 +64,9 @@ UserStore::UserStore(const std::string &path) : path_(path) {
     exec("CREATE TABLE IF NOT EXISTS sip_auth_secret (id INTEGER PRIMARY KEY CHECK (id = 1), secret TEXT NOT NULL)");
 }
 
-UserStore::~UserStore() { sqlite3_close(db_); }
+UserStore::~UserStore() {
+    sqlite3_close(db_);
+}
 
 void UserStore::exec(const char *sql) {
     char *err = nullptr;
@@ -79,10 +84,12 @@ std::optional<SipUser> UserStore::find(const std::string &domain, const std::str
                        "COLLATE NOCASE AND user = ?2",
                        -1, &raw, nullptr);
     Stmt s(raw);
-    if (!s) return std::nullopt;
+    if (!s)
+        return std::nullopt;
     sqlite3_bind_text(s.get(), 1, domain.c_str(), -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(s.get(), 2, user.c_str(), -1, SQLITE_TRANSIENT);
-    if (sqlite3_step(s.get()) != SQLITE_ROW) return std::nullopt;
+    if (sqlite3_step(s.get()) != SQLITE_ROW)
+        return std::nullopt;
     return rowToUser(s.get());
 }
 
@@ -94,7 +101,8 @@ bool UserStore::put(const SipUser &u) {
                        "VALUES (?1, ?2, ?3, ?4, ?5)",
                        -1, &raw, nullptr);
     Stmt s(raw);
-    if (!s) throw std::runtime_error(fmt::format("database {} (SIP users): {}", path_, sqlite3_errmsg(db_)));
+    if (!s)
+        throw std::runtime_error(fmt::format("database {} (SIP users): {}", path_, sqlite3_errmsg(db_)));
     std::string grants = joinComma(u.registerFor);
     sqlite3_bind_text(s.get(), 1, u.domain.c_str(), -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(s.get(), 2, u.user.c_str(), -1, SQLITE_TRANSIENT);
@@ -110,7 +118,8 @@ bool UserStore::remove(const std::string &domain, const std::string &user) {
     sqlite3_stmt *raw = nullptr;
     sqlite3_prepare_v2(db_, "DELETE FROM sip_users WHERE domain = ?1 COLLATE NOCASE AND user = ?2", -1, &raw, nullptr);
     Stmt s(raw);
-    if (!s) throw std::runtime_error(fmt::format("database {} (SIP users): {}", path_, sqlite3_errmsg(db_)));
+    if (!s)
+        throw std::runtime_error(fmt::format("database {} (SIP users): {}", path_, sqlite3_errmsg(db_)));
     sqlite3_bind_text(s.get(), 1, domain.c_str(), -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(s.get(), 2, user.c_str(), -1, SQLITE_TRANSIENT);
     if (sqlite3_step(s.get()) != SQLITE_DONE)
@@ -126,9 +135,11 @@ std::vector<SipUser> UserStore::list(const std::string &domain) const {
                        "COLLATE NOCASE ORDER BY user",
                        -1, &raw, nullptr);
     Stmt s(raw);
-    if (!s) return out;
+    if (!s)
+        return out;
     sqlite3_bind_text(s.get(), 1, domain.c_str(), -1, SQLITE_TRANSIENT);
-    while (sqlite3_step(s.get()) == SQLITE_ROW) out.push_back(rowToUser(s.get()));
+    while (sqlite3_step(s.get()) == SQLITE_ROW)
+        out.push_back(rowToUser(s.get()));
     return out;
 }
 
@@ -137,7 +148,8 @@ std::string UserStore::secret() {
         sqlite3_stmt *raw = nullptr;
         sqlite3_prepare_v2(db_, "SELECT secret FROM sip_auth_secret WHERE id = 1", -1, &raw, nullptr);
         Stmt s(raw);
-        if (s && sqlite3_step(s.get()) == SQLITE_ROW) return column(s.get(), 0);
+        if (s && sqlite3_step(s.get()) == SQLITE_ROW)
+            return column(s.get(), 0);
         // hex only: safe inside the literal. OR IGNORE: another process sharing the file may have been first.
         exec(fmt::format("INSERT OR IGNORE INTO sip_auth_secret (id, secret) VALUES (1, '{}')", digest::randomHex(32))
                  .c_str());

@@ -11,7 +11,7 @@ namespace parkway::proxy {
 
 struct SipUser {
     std::string domain, user;
-    std::string ha1Sha256, ha1Md5; // hex; empty when that algorithm has no credentials
+    std::string ha1Sha256, ha1Md5;        // hex; empty when that algorithm has no credentials
     std::vector<std::string> registerFor; // third-party registration grants (user parts of the same domain)
 };
 

@@ -173,8 +173,10 @@ pw_host_api makeApi() {
         return static_cast<int>(PW_OK);
     };
     a.request_identity = [](pw_request *r, int *source) {
-        if (source) *source = R(r)->identity && R(r)->identity->empty() ? PW_IDENTITY_NONE : R(r)->identitySource;
-        if (R(r)->identity) return V(R(r)->scratch, *R(r)->identity);
+        if (source)
+            *source = R(r)->identity && R(r)->identity->empty() ? PW_IDENTITY_NONE : R(r)->identitySource;
+        if (R(r)->identity)
+            return V(R(r)->scratch, *R(r)->identity);
         return msgUri(reinterpret_cast<const pw_msg *>(r), PW_STR_LIT("From"));
     };
     a.request_challenge = [](pw_request *) { return static_cast<int>(PW_EUNSUPPORTED); };

@@ -66,7 +66,8 @@ public:
         db_ = opts_.db.empty() ? tempDb() : opts_.db;
         proxy::CoreConfig cfg = SipTestEnv::defaultConfig();
         cfg.database = db_;
-        if (opts_.core) opts_.core(cfg);
+        if (opts_.core)
+            opts_.core(cfg);
         // Log lines are kept for checks (logged()) and still printed for whoever reads a failing test.
         cfg.logSink = [this](int level, const std::string &module, const std::string &text) {
             logs_.push_back(module + ": " + text);

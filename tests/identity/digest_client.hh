@@ -38,7 +38,8 @@ inline std::string authorize(const SipMessage &resp, const std::string &method, 
     std::string challengeName = www ? "WWW-Authenticate" : "Proxy-Authenticate";
     for (unsigned i = 0; i < resp.headerCount(challengeName); ++i) {
         auto p = challengeParams(resp.header(challengeName, i));
-        if (p["algorithm"] != a.algorithm) continue;
+        if (p["algorithm"] != a.algorithm)
+            continue;
         auto algo = proxy::digest::parse(a.algorithm);
         proxy::digest::Credentials c;
         c.username = a.user;

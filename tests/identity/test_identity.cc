@@ -61,7 +61,8 @@ struct IdEnv {
         o.from = o.to = "<sip:" + ext + "@" + kDomain + ">";
         o.callId = callId;
         o.headers = {"Contact: <" + ua.uri(ext) + ">", "Expires: 600"};
-        if (!auth.empty()) o.headers.push_back(auth);
+        if (!auth.empty())
+            o.headers.push_back(auth);
         return finish(ua.send("REGISTER", "sip:" + kDomain, o));
     }
     proxy::Metrics metrics;
@@ -70,7 +71,9 @@ struct IdEnv {
     std::vector<Seen> seen;
 };
 
-std::string without(const std::string &text, const std::regex &re) { return std::regex_replace(text, re, "X"); }
+std::string without(const std::string &text, const std::regex &re) {
+    return std::regex_replace(text, re, "X");
+}
 
 } // namespace
 
@@ -91,8 +94,7 @@ TEST_CASE("REGISTER without credentials: 401 with SHA-256 then MD5 challenges, q
     CHECK(e.seen.empty()); // no module saw the unauthenticated REGISTER
 }
 
-TEST_CASE("REGISTER answered with SHA-256 or MD5 credentials is accepted and binds the contact",
-          "[identity][digest]") {
+TEST_CASE("REGISTER answered with SHA-256 or MD5 credentials is accepted and binds the contact", "[identity][digest]") {
     for (std::string algo : {"SHA-256", "MD5"}) {
         DYNAMIC_SECTION(algo) {
             IdEnv e;
@@ -322,7 +324,8 @@ TEST_CASE("repeated authentication failures from one address ban it", "[identity
     right.nc = 9;
     RequestOptions o;
     o.from = o.to = "<sip:1001@" + kDomain + ">";
-    o.headers = {"Contact: <" + ua->uri("1001") + ">", authorize(*c.response(401), "REGISTER", "sip:" + kDomain, right)};
+    o.headers = {"Contact: <" + ua->uri("1001") + ">",
+                 authorize(*c.response(401), "REGISTER", "sip:" + kDomain, right)};
     Client &after = ua->send("REGISTER", "sip:" + kDomain, o);
     e.env.runFor(400);
     CHECK(after.finalStatus != 200);

@@ -13,8 +13,11 @@ const std::string kSecret = "park-identity-secret-0123";
 
 proxy::UserEntry user(const std::string &name) {
     std::string pw = "password-of-" + name;
-    return {kDomain, name, proxy::digest::ha1(proxy::digest::Algorithm::Sha256, name, kDomain, pw),
-            proxy::digest::ha1(proxy::digest::Algorithm::Md5, name, kDomain, pw), {}};
+    return {kDomain,
+            name,
+            proxy::digest::ha1(proxy::digest::Algorithm::Sha256, name, kDomain, pw),
+            proxy::digest::ha1(proxy::digest::Algorithm::Md5, name, kDomain, pw),
+            {}};
 }
 
 ParkEnvOptions withAuth(std::vector<std::string> trusted = {}) {
@@ -34,8 +37,10 @@ Client &sendAuthed(ParkEnv &p, TestUa &ua, const std::string &method, const std:
     o.callId = o.callId.empty() ? "call-" + std::to_string(rand()) : o.callId;
     Client &first = ua.send(method, ruri, o);
     REQUIRE(p.waitFinal(first));
-    if ((first.finalStatus != 401 && first.finalStatus != 407) || authUser.empty()) return first;
-    o.headers.push_back(authorize(*first.response(first.finalStatus), method, ruri, {authUser, "password-of-" + authUser}));
+    if ((first.finalStatus != 401 && first.finalStatus != 407) || authUser.empty())
+        return first;
+    o.headers.push_back(
+        authorize(*first.response(first.finalStatus), method, ruri, {authUser, "password-of-" + authUser}));
     o.callId += "-authed"; // the harness phone keeps one transaction per Call-ID and CSeq
     Client &second = ua.send(method, ruri, o);
     REQUIRE(p.waitFinal(second));
@@ -64,8 +69,8 @@ TEST_CASE("park and retrieve as authenticated users; a forged From changes nothi
     CHECK(bare.finalStatus == 407);
     CHECK(p.parkedCount() == 0);
     // 1001 authenticates while its From claims to be 1002: the parker is 1001
-    Client &park = sendAuthed(p, phone, "INVITE", "sip:*68103@" + kDomain, inviteOpts("1002", "*68103", media.port()),
-                              "1001");
+    Client &park =
+        sendAuthed(p, phone, "INVITE", "sip:*68103@" + kDomain, inviteOpts("1002", "*68103", media.port()), "1001");
     REQUIRE(park.finalStatus == 200);
     json list = p.command("parked.list", {{"domain", kDomain}});
     REQUIRE(list["parked"].size() == 1);
@@ -80,16 +85,16 @@ TEST_CASE("park and retrieve as authenticated users; a forged From changes nothi
     REQUIRE(p.waitFinal(steal));
     CHECK(steal.finalStatus == 403);
     // A local From without credentials is asked for them, and a wrong password does not help
-    Client &spoof = sendAuthed(p, stranger, "INVITE", "sip:*88103@" + kDomain, inviteOpts("2001", "*88103", m2.port()),
-                               "");
+    Client &spoof =
+        sendAuthed(p, stranger, "INVITE", "sip:*88103@" + kDomain, inviteOpts("2001", "*88103", m2.port()), "");
     CHECK(spoof.finalStatus == 407);
     CHECK(p.parkedCount() == 1);
 
     // 2001, authenticated, retrieves; the engine records 2001 as the retriever
     auto &retriever = p.ua("2001");
     RawUdp m3;
-    Client &got = sendAuthed(p, retriever, "INVITE", "sip:*88103@" + kDomain, inviteOpts("2001", "*88103", m3.port()),
-                             "2001");
+    Client &got =
+        sendAuthed(p, retriever, "INVITE", "sip:*88103@" + kDomain, inviteOpts("2001", "*88103", m3.port()), "2001");
     CHECK(got.finalStatus == 200);
     REQUIRE(p.env().runUntil([&] { return p.parkedCount() == 0; }));
 }
@@ -158,13 +163,13 @@ TEST_CASE("authenticated park and retrieve over TCP", "[identity][park][tcp]") {
     retriever->setProxy(p.env().proxyUri() + ";transport=tcp");
     RawUdp media, m2;
     phone->autoAnswer("INVITE", 200, answerSdp(media.port()), "application/sdp");
-    Client &park = sendAuthed(p, *phone, "INVITE", "sip:*68103@" + kDomain, inviteOpts("1001", "*68103", media.port()),
-                              "1001");
+    Client &park =
+        sendAuthed(p, *phone, "INVITE", "sip:*68103@" + kDomain, inviteOpts("1001", "*68103", media.port()), "1001");
     REQUIRE(park.finalStatus == 200);
     CHECK(park.request.header("Via").find("TCP") != std::string::npos);
     CHECK(p.parkedCount() == 1);
-    Client &got = sendAuthed(p, *retriever, "INVITE", "sip:*88103@" + kDomain, inviteOpts("2001", "*88103", m2.port()),
-                             "2001");
+    Client &got =
+        sendAuthed(p, *retriever, "INVITE", "sip:*88103@" + kDomain, inviteOpts("2001", "*88103", m2.port()), "2001");
     CHECK(got.finalStatus == 200);
     REQUIRE(p.env().runUntil([&] { return p.parkedCount() == 0; }));
 }
@@ -172,11 +177,11 @@ TEST_CASE("authenticated park and retrieve over TCP", "[identity][park][tcp]") {
 TEST_CASE("a lot's access list also decides who may watch its slots", "[identity][watch][lot]") {
     ParkEnv p;
     int st = 0;
-    p.command("lots.set",
-              {{"domain", kDomain}, {"name", "main"}, {"first", 701}, {"last", 720}, {"access", {"1010"}}}, &st);
+    p.command("lots.set", {{"domain", kDomain}, {"name", "main"}, {"first", 701}, {"last", 720}, {"access", {"1010"}}},
+              &st);
     REQUIRE(st == 200);
-    auto r = p.command("rules.import", {{"text", "0\t\t0\t11\tregex\t^7[0-9][0-9]$\t0\t\t\taction=retrieve;lot=main\n"}},
-                       &st);
+    auto r = p.command("rules.import",
+                       {{"text", "0\t\t0\t11\tregex\t^7[0-9][0-9]$\t0\t\t\taction=retrieve;lot=main\n"}}, &st);
     REQUIRE(st == 200);
     auto &w = p.ua("w");
     w.autoAnswer("NOTIFY", 200);

@@ -311,6 +311,8 @@ static void noteFailure(Proxy::Impl &impl, pw_request *tx, const std::string &re
     // Too many failures: the rate limiter's ban (docs/limits.md), as for a flood
     f = {0, now};
     impl.limiter.ban(ip, impl.nowMs());
+    if (impl.sockets)
+        impl.sockets->closeFrom(ip); // its TCP connections too
     impl.reportLimit("auth_ban", ip.text());
 }
 

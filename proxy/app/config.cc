@@ -331,6 +331,7 @@ std::string listenHost(const std::string &url) {
     return rest.substr(0, rest.find(':'));
 }
 
+// An IP literal in 127.0.0.0/8 or ::1.
 bool loopbackHost(const std::string &host) {
     in_addr a4{};
     if (inet_pton(AF_INET, host.c_str(), &a4) == 1)
@@ -463,11 +464,7 @@ void readAuth(const Ctx &c, const toml::table &root, AppConfig &cfg) {
 bool isLoopbackListen(const std::string &listen) {
     std::string host = listen.substr(0, listen.rfind(':'));
     if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
-    if (host == "localhost") return true;
-    in_addr a4{};
-    if (inet_pton(AF_INET, host.c_str(), &a4) == 1) return (ntohl(a4.s_addr) >> 24) == 127;
-    in6_addr a6{};
-    return inet_pton(AF_INET6, host.c_str(), &a6) == 1 && IN6_IS_ADDR_LOOPBACK(&a6);
+    return host == "localhost" || loopbackHost(host);
 }
 
 } // namespace

@@ -105,12 +105,7 @@ pw_str hCoreSetting(pw_host *h, const char *name) noexcept {
 
 int hIsLocalDomain(pw_host *h, pw_str domain) noexcept {
     try {
-        std::string d = str(domain);
-        for (auto &x : h->impl->cfg.domains)
-            if (!strcasecmp(x.c_str(), d.c_str())) return 1;
-        for (auto &hp : h->impl->localHostPorts)
-            if (!strcasecmp(hp.first.c_str(), d.c_str())) return 1;
-        return 0;
+        return h->impl->isLocalDomain(str(domain)) ? 1 : 0;
     } catch (...) {
         return 0;
     }

@@ -24,41 +24,50 @@ std::string reqStr(const json &a, const char *key) {
 }
 
 std::string optStr(const json &a, const char *key) {
-    if (!a.contains(key) || a[key].is_null()) return {};
-    if (!a[key].is_string()) throw CmdError{400, fmt::format("'{}' must be a string", key)};
+    if (!a.contains(key) || a[key].is_null())
+        return {};
+    if (!a[key].is_string())
+        throw CmdError{400, fmt::format("'{}' must be a string", key)};
     return a[key].get<std::string>();
 }
 
 int64_t reqInt(const json &a, const char *key) {
     if (a.contains(key) && a[key].is_string()) { // path parameters may arrive as text
         const std::string &t = a[key].get_ref<const std::string &>();
-        if (!t.empty() && t.find_first_not_of("0123456789") == std::string::npos && t.size() < 19) return std::stoll(t);
+        if (!t.empty() && t.find_first_not_of("0123456789") == std::string::npos && t.size() < 19)
+            return std::stoll(t);
     }
     if (!a.contains(key) || !a[key].is_number_integer())
         throw CmdError{400, fmt::format("'{}' is required (an integer)", key)};
     return a[key].get<int64_t>();
 }
 
-json parsed(const std::string &text) { return json::parse(text); }
+json parsed(const std::string &text) {
+    return json::parse(text);
+}
 
 std::vector<std::string> allDomains(CallPark &cp) {
     std::vector<std::string> out;
-    for (auto &d : cp.engine().domains()) out.push_back(d.name);
+    for (auto &d : cp.engine().domains())
+        out.push_back(d.name);
     std::string list = cp.host().coreSetting("domains");
     size_t pos = 0;
     while (pos < list.size()) {
         size_t c = list.find(',', pos);
         std::string n = list.substr(pos, c == std::string::npos ? std::string::npos : c - pos);
         pos = c == std::string::npos ? list.size() : c + 1;
-        if (!n.empty() && std::find(out.begin(), out.end(), n) == out.end()) out.push_back(n);
+        if (!n.empty() && std::find(out.begin(), out.end(), n) == out.end())
+            out.push_back(n);
     }
     return out;
 }
 
 void statusOrThrow(const eng::Status &st) {
-    if (st) return;
+    if (st)
+        return;
     int code = st.error == eng::ErrorCode::NotFound ? 404 : st.error == eng::ErrorCode::BadState ? 409 : 400;
-    if (st.error == eng::ErrorCode::Storage) code = 500;
+    if (st.error == eng::ErrorCode::Storage)
+        code = 500;
     throw CmdError{code, st.message};
 }
 
@@ -76,7 +85,8 @@ json callJson(CallPark &cp, const eng::ParkedCall &c) {
 eng::ParkedCall needCall(CallPark &cp, const json &a) {
     auto id = reqInt(a, "id");
     auto c = cp.engine().get(id);
-    if (!c) throw CmdError{404, fmt::format("no parked call {}", id)};
+    if (!c)
+        throw CmdError{404, fmt::format("no parked call {}", id)};
     return *c;
 }
 
@@ -89,16 +99,20 @@ json parkedList(CallPark &cp, const json &a) {
     f.group = optStr(a, "group");
     f.lot = optStr(a, "lot");
     json arr = json::array();
-    for (auto &c : cp.engine().list(f)) arr.push_back(callJson(cp, c));
+    for (auto &c : cp.engine().list(f))
+        arr.push_back(callJson(cp, c));
     return {{"parked", arr}};
 }
 
-json parkedGet(CallPark &cp, const json &a) { return callJson(cp, needCall(cp, a)); }
+json parkedGet(CallPark &cp, const json &a) {
+    return callJson(cp, needCall(cp, a));
+}
 
 json parkedRecall(CallPark &cp, const json &a) {
     auto c = needCall(cp, a);
     Session *s = cp.sessionByCall(c.id);
-    if (!s) throw CmdError{409, fmt::format("call {} has no live dialog here", c.id)};
+    if (!s)
+        throw CmdError{409, fmt::format("call {} has no live dialog here", c.id)};
     if (s->state != SessionState::Parked && s->state != SessionState::Recalling)
         throw CmdError{409, fmt::format("call {} is being retrieved", c.id)};
     cp.forceRecall(*s);
@@ -112,7 +126,8 @@ json parkedHangup(CallPark &cp, const json &a) {
         cp.host().api()->dialog_end(s->a->dlg); // BYE; on_terminated abandons the call in the engine
     } else {
         auto r = cp.engine().abandon(c.id);
-        if (!r) throw CmdError{409, r.message};
+        if (!r)
+            throw CmdError{409, r.message};
     }
     return {{"ok", true}, {"id", c.id}};
 }
@@ -120,22 +135,26 @@ json parkedHangup(CallPark &cp, const json &a) {
 eng::RecallOverrides overridesFrom(const json &a) {
     eng::RecallOverrides o;
     if (a.contains("recall_time")) {
-        if (!a["recall_time"].is_number_integer()) throw CmdError{400, "'recall_time' must be an integer (seconds)"};
+        if (!a["recall_time"].is_number_integer())
+            throw CmdError{400, "'recall_time' must be an integer (seconds)"};
         o.recallSeconds = a["recall_time"].get<int>();
     }
     if (std::string m = optStr(a, "recall_mode"); !m.empty()) {
         auto mode = eng::parseRecallMode(m);
-        if (!mode) throw CmdError{400, fmt::format("'recall_mode' {} (parker, parker_then_alternate, alternate_only)", m)};
+        if (!mode)
+            throw CmdError{400, fmt::format("'recall_mode' {} (parker, parker_then_alternate, alternate_only)", m)};
         o.mode = *mode;
     }
     if (std::string alt = optStr(a, "alternate"); !alt.empty()) {
         auto t = eng::RecallTarget::parse(alt);
-        if (!t) throw CmdError{400, fmt::format("'alternate' {} is not a recall target", alt)};
+        if (!t)
+            throw CmdError{400, fmt::format("'alternate' {} is not a recall target", alt)};
         o.alternate = *t;
     }
     if (std::string occ = optStr(a, "occupied_policy"); !occ.empty()) {
         auto p = eng::parseOccupiedPolicy(occ);
-        if (!p) throw CmdError{400, fmt::format("'occupied_policy' {} (reject, stack)", occ)};
+        if (!p)
+            throw CmdError{400, fmt::format("'occupied_policy' {} (reject, stack)", occ)};
         o.occupied = *p;
     }
     return o;
@@ -146,7 +165,8 @@ json groupsList(CallPark &cp, const json &a) {
     std::vector<std::string> ds = d.empty() ? allDomains(cp) : std::vector<std::string>{d};
     json arr = json::array();
     for (auto &dn : ds)
-        for (auto &g : cp.engine().groups(dn)) arr.push_back(parsed(eng::toJson(g)));
+        for (auto &g : cp.engine().groups(dn))
+            arr.push_back(parsed(eng::toJson(g)));
     return {{"groups", arr}};
 }
 
@@ -154,17 +174,21 @@ json groupsSet(CallPark &cp, const json &a) {
     eng::Group g;
     g.domain = reqStr(a, "domain");
     g.name = reqStr(a, "name");
-    if (!a.contains("members") || !a["members"].is_array()) throw CmdError{400, "'members' must be an array of strings"};
+    if (!a.contains("members") || !a["members"].is_array())
+        throw CmdError{400, "'members' must be an array of strings"};
     for (auto &m : a["members"]) {
-        if (!m.is_string()) throw CmdError{400, "'members' must be an array of strings"};
+        if (!m.is_string())
+            throw CmdError{400, "'members' must be an array of strings"};
         g.members.push_back(m.get<std::string>());
     }
     if (a.contains("notify_parker")) {
-        if (!a["notify_parker"].is_boolean()) throw CmdError{400, "'notify_parker' must be true or false"};
+        if (!a["notify_parker"].is_boolean())
+            throw CmdError{400, "'notify_parker' must be true or false"};
         g.notifyParker = a["notify_parker"].get<bool>();
     }
     g.settings = overridesFrom(a);
-    if (std::string v = eng::validate(g.settings); !v.empty()) throw CmdError{400, v};
+    if (std::string v = eng::validate(g.settings); !v.empty())
+        throw CmdError{400, v};
     statusOrThrow(cp.engine().setGroup(g));
     return parsed(eng::toJson(*cp.engine().group(g.domain, g.name)));
 }
@@ -179,7 +203,8 @@ json lotsList(CallPark &cp, const json &a) {
     std::vector<std::string> ds = d.empty() ? allDomains(cp) : std::vector<std::string>{d};
     json arr = json::array();
     for (auto &dn : ds)
-        for (auto &l : cp.engine().lots(dn)) arr.push_back(parsed(eng::toJson(l)));
+        for (auto &l : cp.engine().lots(dn))
+            arr.push_back(parsed(eng::toJson(l)));
     return {{"lots", arr}};
 }
 
@@ -191,7 +216,8 @@ json lotsSet(CallPark &cp, const json &a) {
     l.lastSlot = static_cast<int>(reqInt(a, "last"));
     if (std::string c = optStr(a, "choice"); !c.empty()) {
         auto ch = eng::parseSlotChoice(c);
-        if (!ch) throw CmdError{400, fmt::format("'choice' {} (first, next)", c)};
+        if (!ch)
+            throw CmdError{400, fmt::format("'choice' {} (first, next)", c)};
         l.choice = *ch;
     }
     if (a.contains("access")) { // who may park into, retrieve from and watch this lot; [] = everyone of the domain
@@ -213,12 +239,16 @@ json lotsDelete(CallPark &cp, const json &a) {
     return {{"ok", true}};
 }
 
-json rulesList(CallPark &cp, const json &) { return {{"rules", parsed(eng::toJson(cp.engine().rules()))}}; }
+json rulesList(CallPark &cp, const json &) {
+    return {{"rules", parsed(eng::toJson(cp.engine().rules()))}};
+}
 
 void ruleErrorsOrThrow(const std::vector<eng::RuleError> &errors) {
-    if (errors.empty()) return;
+    if (errors.empty())
+        return;
     std::string msg;
-    for (auto &e : errors) msg += (msg.empty() ? "" : "; ") + (e.line ? fmt::format("line {}: ", e.line) : "") + e.message;
+    for (auto &e : errors)
+        msg += (msg.empty() ? "" : "; ") + (e.line ? fmt::format("line {}: ", e.line) : "") + e.message;
     throw CmdError{400, msg};
 }
 
@@ -232,14 +262,17 @@ json rulesImport(CallPark &cp, const json &a) {
         ruleErrorsOrThrow(cp.engine().replaceRules(rules));
     } else {
         ruleErrorsOrThrow(cp.engine().checkRules(rules));
-        for (auto &r : rules) ruleErrorsOrThrow(cp.engine().setRule(r));
+        for (auto &r : rules)
+            ruleErrorsOrThrow(cp.engine().setRule(r));
     }
     return {{"ok", true}, {"imported", rules.size()}};
 }
 
 json rulesReload(CallPark &cp, const json &) {
-    if (!cp.settings().rulesFile.empty()) ruleErrorsOrThrow(cp.engine().loadRulesFile(cp.settings().rulesFile));
-    else ruleErrorsOrThrow(cp.engine().reloadRules());
+    if (!cp.settings().rulesFile.empty())
+        ruleErrorsOrThrow(cp.engine().loadRulesFile(cp.settings().rulesFile));
+    else
+        ruleErrorsOrThrow(cp.engine().reloadRules());
     return {{"ok", true}, {"rules", cp.engine().rules().size()}};
 }
 
@@ -249,7 +282,8 @@ json rulesExplain(CallPark &cp, const json &a) {
 
 json domainsList(CallPark &cp, const json &) {
     json arr = json::array();
-    for (auto &d : allDomains(cp)) arr.push_back(parsed(eng::toJson(cp.engine().domain(d))));
+    for (auto &d : allDomains(cp))
+        arr.push_back(parsed(eng::toJson(cp.engine().domain(d))));
     return {{"domains", arr}};
 }
 
@@ -261,13 +295,19 @@ json domainsSet(CallPark &cp, const json &a) {
     j["name"] = name;
     // Accept the module's parameter names too.
     json recall = j.contains("recall") && j["recall"].is_object() ? j["recall"] : json::object();
-    if (j.contains("recall_time")) recall["recall_seconds"] = j["recall_time"], j.erase("recall_time");
-    if (j.contains("recall_mode")) recall["mode"] = j["recall_mode"], j.erase("recall_mode");
-    if (j.contains("alternate")) recall["alternate"] = j["alternate"], j.erase("alternate");
-    if (j.contains("occupied_policy")) j["occupied"] = j["occupied_policy"], j.erase("occupied_policy");
-    if (!recall.empty()) j["recall"] = recall;
+    if (j.contains("recall_time"))
+        recall["recall_seconds"] = j["recall_time"], j.erase("recall_time");
+    if (j.contains("recall_mode"))
+        recall["mode"] = j["recall_mode"], j.erase("recall_mode");
+    if (j.contains("alternate"))
+        recall["alternate"] = j["alternate"], j.erase("alternate");
+    if (j.contains("occupied_policy"))
+        j["occupied"] = j["occupied_policy"], j.erase("occupied_policy");
+    if (!recall.empty())
+        j["recall"] = recall;
     std::string err = eng::domainFromJson(j.dump(), d);
-    if (!err.empty()) throw CmdError{400, err};
+    if (!err.empty())
+        throw CmdError{400, err};
     statusOrThrow(cp.engine().setDomain(d));
     return parsed(eng::toJson(cp.engine().domain(name)));
 }
@@ -275,13 +315,17 @@ json domainsSet(CallPark &cp, const json &a) {
 json stats(CallPark &cp, const json &) {
     size_t parked = 0, recalling = 0, retrieving = 0;
     for (auto &c : cp.engine().list({})) {
-        if (c.state == eng::CallState::Parked) ++parked;
-        else if (c.state == eng::CallState::Recalling) ++recalling;
-        else if (c.state == eng::CallState::Retrieving) ++retrieving;
+        if (c.state == eng::CallState::Parked)
+            ++parked;
+        else if (c.state == eng::CallState::Recalling)
+            ++recalling;
+        else if (c.state == eng::CallState::Retrieving)
+            ++retrieving;
     }
     size_t bridged = 0;
     for (auto &[sid, s] : cp.sessions_)
-        if (s->state == SessionState::Bridged) ++bridged;
+        if (s->state == SessionState::Bridged)
+            ++bridged;
     return {{"parked", parked},
             {"recalling", recalling},
             {"retrieving", retrieving},
@@ -297,7 +341,8 @@ template <Fn F> int run(void *ctx, pw_str args, pw_writer *out) {
     try {
         std::string text(sv(args));
         json a = text.empty() ? json::object() : json::parse(text);
-        if (!a.is_object()) throw CmdError{400, "arguments must be a JSON object"};
+        if (!a.is_object())
+            throw CmdError{400, "arguments must be a JSON object"};
         std::string result = F(*cp, a).dump();
         return api->writer_json(out, ps(result));
     } catch (const CmdError &e) {
@@ -312,7 +357,10 @@ template <Fn F> int run(void *ctx, pw_str args, pw_writer *out) {
     return PW_EINVAL;
 }
 
-#define CMD(n, f, h) pw_command_def{sizeof(pw_command_def), n, h, run<f>}
+#define CMD(n, f, h)                                                                                                   \
+    pw_command_def {                                                                                                   \
+        sizeof(pw_command_def), n, h, run<f>                                                                           \
+    }
 const pw_command_def kCommands[] = {
     CMD("parked.list", parkedList, "parked calls {domain?, extension?, group?, lot?} -> {parked:[...]}"),
     CMD("parked.get", parkedGet, "one parked call {id}"),
@@ -338,6 +386,8 @@ const pw_command_def kCommands[] = {
 
 } // namespace
 
-const pw_command_def *CallPark::commandTable() { return kCommands; }
+const pw_command_def *CallPark::commandTable() {
+    return kCommands;
+}
 
 } // namespace parkway::callpark

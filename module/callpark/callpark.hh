@@ -160,7 +160,7 @@ public:
     // host can, else 403. Always PW_STOP.
     pw_verdict refuseStranger(pw_request *req);
     bool mayWatch(const eng::Target &target, const std::string &user) const;
-    std::string requestDomain(const pw_msg *m) const;   // host of the R-URI
+    std::string requestDomain(const pw_msg *m) const; // host of the R-URI
 
     // ---- refer_handler.cc
     pw_verdict onRefer(pw_request *req, const pw_msg *m);

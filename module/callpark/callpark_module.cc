@@ -5,7 +5,10 @@
 namespace parkway::callpark {
 namespace {
 
-#define PARAM(n, t, d, h) pw_param_def{sizeof(pw_param_def), n, t, d, h}
+#define PARAM(n, t, d, h)                                                                                              \
+    pw_param_def {                                                                                                     \
+        sizeof(pw_param_def), n, t, d, h                                                                               \
+    }
 
 const pw_param_def kParams[] = {
     PARAM("database", PW_PARAM_STRING, "",
@@ -61,11 +64,13 @@ const pw_param_def kParams[] = {
 #undef PARAM
 
 int hookInit(const pw_host_api *api, pw_host *host, void **ctx) {
-    if (!api || !ctx) return PW_EINVAL;
+    if (!api || !ctx)
+        return PW_EINVAL;
     try {
         auto cp = std::make_unique<CallPark>(api, host);
         int rc = cp->init();
-        if (rc != PW_OK) return rc;
+        if (rc != PW_OK)
+            return rc;
         *ctx = cp.release();
         return PW_OK;
     } catch (const std::exception &e) {
@@ -154,6 +159,7 @@ const pw_module kModule = {
 } // namespace parkway::callpark
 
 extern "C" PW_EXPORT const pw_module *pw_module_entry(uint32_t host_abi_major) {
-    if (host_abi_major != PW_ABI_MAJOR) return nullptr;
+    if (host_abi_major != PW_ABI_MAJOR)
+        return nullptr;
     return &parkway::callpark::kModule;
 }

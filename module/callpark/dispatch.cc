@@ -21,7 +21,9 @@ bool headersBelieved(int source) {
 
 } // namespace
 
-std::string CallPark::requestDomain(const pw_msg *m) const { return uriHost(host_.requestUri(m)); }
+std::string CallPark::requestDomain(const pw_msg *m) const {
+    return uriHost(host_.requestUri(m));
+}
 
 int CallPark::engineErrorStatus(eng::ErrorCode e) const {
     switch (e) {
@@ -37,16 +39,21 @@ int CallPark::engineErrorStatus(eng::ErrorCode e) const {
     case eng::ErrorCode::UnknownExtension:
     case eng::ErrorCode::UnknownLot:
     case eng::ErrorCode::BadSlot:
-    case eng::ErrorCode::NotFound: return 404;
-    case eng::ErrorCode::Forbidden: return 403;
-    case eng::ErrorCode::BadRequest: return 400;
-    default: return 500;
+    case eng::ErrorCode::NotFound:
+        return 404;
+    case eng::ErrorCode::Forbidden:
+        return 403;
+    case eng::ErrorCode::BadRequest:
+        return 400;
+    default:
+        return 500;
     }
 }
 
 pw_verdict CallPark::onInvite(pw_request *req, const pw_msg *m) {
     // A re-INVITE of a dialog we are not an endpoint of: not ours.
-    if (!host_.tag(m, "To").empty()) return PW_CONTINUE;
+    if (!host_.tag(m, "To").empty())
+        return PW_CONTINUE;
 
     // RFC 3891: an INVITE with Replaces naming our park dialog (BLF pickup from dialog-info) retrieves it.
     std::string replaces = host_.header(m, "Replaces");
@@ -57,18 +64,22 @@ pw_verdict CallPark::onInvite(pw_request *req, const pw_msg *m) {
             return PW_STOP;
         }
         for (auto &[sid, s] : sessions_) {
-            if (!s->a || !s->a->dlg || !s->callId) continue;
+            if (!s->a || !s->a->dlg || !s->callId)
+                continue;
             pw_dialog *d = s->a->dlg;
-            if (host_.dialogGet(d, PW_DLG_CALL_ID) != rv->callId) continue;
+            if (host_.dialogGet(d, PW_DLG_CALL_ID) != rv->callId)
+                continue;
             // to-tag is our (the recipient's) local tag, from-tag the parked party's (RFC 3891 §3)
-            if (host_.dialogGet(d, PW_DLG_LOCAL_TAG) != rv->toTag || host_.dialogGet(d, PW_DLG_REMOTE_TAG) != rv->fromTag)
+            if (host_.dialogGet(d, PW_DLG_LOCAL_TAG) != rv->toTag ||
+                host_.dialogGet(d, PW_DLG_REMOTE_TAG) != rv->fromTag)
                 continue;
             if (rv->earlyOnly) { // RFC 3891 §3: early-only against a confirmed dialog
                 host_.reply(req, 486, "Busy Here");
                 return PW_STOP;
             }
             auto call = engine_->get(s->callId);
-            if (!call) break;
+            if (!call)
+                break;
             eng::RetrieveRequest rr;
             rr.domain = call->domain;
             rr.by = eng::RetrieveRequest::By::Id;
@@ -88,9 +99,11 @@ pw_verdict CallPark::onInvite(pw_request *req, const pw_msg *m) {
 
     std::string ruri = host_.requestUri(m);
     std::string domain = uriHost(ruri);
-    if (domain.empty() || !host_.isLocalDomain(domain)) return PW_CONTINUE;
+    if (domain.empty() || !host_.isLocalDomain(domain))
+        return PW_CONTINUE;
     std::string dial = uriUser(ruri);
-    if (dial.empty()) return PW_CONTINUE;
+    if (dial.empty())
+        return PW_CONTINUE;
     Host::Who sender = who(req);
     std::string caller = uriUser(sender.uri);
     eng::Classification c = engine_->classify(domain, caller, dial);
@@ -132,7 +145,8 @@ pw_verdict CallPark::onInvite(pw_request *req, const pw_msg *m) {
     case eng::Action::Reject:
         host_.reply(req, c.rejectCode ? c.rejectCode : 403);
         return PW_STOP;
-    default: return PW_CONTINUE;
+    default:
+        return PW_CONTINUE;
     }
 }
 

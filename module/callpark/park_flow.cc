@@ -60,7 +60,8 @@ std::string CallPark::holdAnswerFor(Session &s, const std::string &offer, HoldEr
     auto parsed = parseSdp(offer);
     if (!parsed || !parsed->audio())
         return failed(HoldError::BadOffer);
-    if (!s.sdpSession) s.sdpSession = newSdpSessionId();
+    if (!s.sdpSession)
+        s.sdpSession = newSdpSessionId();
     // First pass: which codec and where the parked party wants RTP (our port does not change that).
     HoldAnswer probe = buildHoldAnswer(*parsed, mediaIp(), s.mohPort ? s.mohPort : 9, s.sdpSession, s.sdpVersion);
     bool send = probe.chosenPt >= 0 && probe.direction == SdpDirection::SendOnly && probe.remotePort != 0;
@@ -89,7 +90,8 @@ std::string CallPark::holdAnswerFor(Session &s, const std::string &offer, HoldEr
 }
 
 std::string CallPark::holdOfferFor(Session &s, HoldError *why) {
-    if (!s.sdpSession) s.sdpSession = newSdpSessionId();
+    if (!s.sdpSession)
+        s.sdpSession = newSdpSessionId();
     if (!s.mohId && !allocateMoh(s)) {
         if (why)
             *why = HoldError::NoMediaPort;
@@ -122,7 +124,8 @@ bool CallPark::allocateMoh(Session &s) {
 
 void CallPark::startMohFromAnswer(Session &s, const std::string &answer) {
     auto parsed = parseSdp(answer);
-    if (!parsed || !parsed->audio() || !s.mohId) return;
+    if (!parsed || !parsed->audio() || !s.mohId)
+        return;
     const SdpMedia &a = *parsed->audio();
     int pt = -1;
     for (int p : a.payloadTypes)
@@ -130,7 +133,8 @@ void CallPark::startMohFromAnswer(Session &s, const std::string &answer) {
             pt = p;
             break;
         }
-    bool send = pt >= 0 && a.port != 0 && (a.direction == SdpDirection::RecvOnly || a.direction == SdpDirection::SendRecv);
+    bool send =
+        pt >= 0 && a.port != 0 && (a.direction == SdpDirection::RecvOnly || a.direction == SdpDirection::SendRecv);
     std::string ip = a.connectionAddr;
     s.remoteMediaIp = ip;
     s.remoteMediaPort = a.port;
@@ -171,7 +175,8 @@ void CallPark::saveBlob(Session &s) {
     if (!s.callId || !s.a || !s.a->dlg)
         return;
     auto r = engine_->updateBlob(s.callId, parkBlob(s, host_.dialogExport(s.a->dlg)));
-    if (!r) host_.log(PW_LOG_WARN, "callpark: saving call {} failed: {}", s.callId, r.message);
+    if (!r)
+        host_.log(PW_LOG_WARN, "callpark: saving call {} failed: {}", s.callId, r.message);
 }
 
 // ---------------------------------------------------------------- park INVITE
@@ -305,7 +310,8 @@ void CallPark::onParkedRequest(Session &s, Leg *leg, pw_request *req) {
             host_.reply(req, 488, "Not Acceptable Here");
             return;
         }
-        if (!offer.empty()) leg->remoteSdp = offer;
+        if (!offer.empty())
+            leg->remoteSdp = offer;
         moh_.setSignalingSource(s.mohId, host_.source(m)); // the party may have moved (symmetric RTP)
         saveBlob(s); // stored before the 200 shows the new SDP (a crash in between resumes with it)
         host_.api()->dialog_accept_request(leg->dlg, req, nullptr, 0, ps(kSdp), ps(sdp));
@@ -329,7 +335,8 @@ void CallPark::sessionAbandoned(Session &s) {
     stopMoh(s);
     if (s.callId) {
         auto r = engine_->abandon(s.callId);
-        if (!r) host_.log(PW_LOG_WARN, "callpark: abandon of call {}: {}", s.callId, r.message);
+        if (!r)
+            host_.log(PW_LOG_WARN, "callpark: abandon of call {}: {}", s.callId, r.message);
     }
     s.callId = 0;
     if (s.retrieveReq) {
@@ -338,15 +345,18 @@ void CallPark::sessionAbandoned(Session &s) {
         host_.api()->request_release(s.retrieveReq);
         s.retrieveReq = nullptr;
     }
-    if (s.b && s.b->dlg) host_.api()->dialog_end(s.b->dlg);
+    if (s.b && s.b->dlg)
+        host_.api()->dialog_end(s.b->dlg);
     s.state = SessionState::Ended;
     reapLater(s.sid);
 }
 
 void CallPark::legTerminated(Leg *leg, pw_dialog_end_reason reason) {
-    if (stopping_) return; // shutting down: the store keeps the call for the restart
+    if (stopping_)
+        return; // shutting down: the store keeps the call for the restart
     Session *sp = session(leg->sid);
-    if (!sp) return;
+    if (!sp)
+        return;
     Session &s = *sp;
     if (leg == s.transferor) { // the party that transferred away is gone: nothing else changes
         s.transferor = nullptr;
@@ -357,7 +367,8 @@ void CallPark::legTerminated(Leg *leg, pw_dialog_end_reason reason) {
     for (auto it = s.branches.begin(); it != s.branches.end(); ++it) {
         if (*it == leg) {
             s.branches.erase(it);
-            if (s.state == SessionState::Recalling && s.branches.empty() && !s.winner) ringTimeout(s.sid);
+            if (s.state == SessionState::Recalling && s.branches.empty() && !s.winner)
+                ringTimeout(s.sid);
             reapLater(s.sid);
             return;
         }
@@ -382,17 +393,21 @@ void CallPark::legTerminated(Leg *leg, pw_dialog_end_reason reason) {
         }
         // s.callId is 0 once the call was retrieved (bridged): name it by the call it was parked as.
         host_.log(PW_LOG_INFO, "callpark: parked party of call {} left ({})", s.parkedCallId, static_cast<int>(reason));
-        if (s.state == SessionState::Bridged) endBridge(s, leg);
-        else sessionAbandoned(s);
+        if (s.state == SessionState::Bridged)
+            endBridge(s, leg);
+        else
+            sessionAbandoned(s);
         return;
     }
     if (leg == s.b) {
         s.b = nullptr;
-        if (s.state == SessionState::Bridged) endBridge(s, leg);
+        if (s.state == SessionState::Bridged)
+            endBridge(s, leg);
         else if (s.state == SessionState::Connecting) {
             // the recall answerer hung up before the parked party was connected: park again as it was
             s.winner = nullptr;
-            if (s.callId) engine_->abortRetrieve(s.callId);
+            if (s.callId)
+                engine_->abortRetrieve(s.callId);
             s.state = SessionState::Parked;
         }
         return;

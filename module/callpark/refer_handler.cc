@@ -18,7 +18,8 @@ constexpr std::string_view kSdp = "application/sdp";
 // "udp:127.0.0.1:5062" -> "sip:127.0.0.1:5062;transport=udp"
 std::string sourceToUri(const std::string &src) {
     size_t c = src.find(':');
-    if (c == std::string::npos) return {};
+    if (c == std::string::npos)
+        return {};
     return "sip:" + src.substr(c + 1) + ";transport=" + src.substr(0, c);
 }
 } // namespace
@@ -43,14 +44,17 @@ std::optional<ReferIntent> CallPark::takeReferIntent(const std::string &fromUri,
 
 pw_verdict CallPark::onRefer(pw_request *req, const pw_msg *m) {
     auto target = parseReferTo(host_.header(m, "Refer-To"));
-    if (!target || target->user.empty()) return PW_CONTINUE;
+    if (!target || target->user.empty())
+        return PW_CONTINUE;
     std::string domain = target->host;
-    if (domain.empty() || !host_.isLocalDomain(domain)) return PW_CONTINUE;
+    if (domain.empty() || !host_.isLocalDomain(domain))
+        return PW_CONTINUE;
     // The parker is who sent the REFER (docs/auth.md): an in-dialog REFER carries no credentials until asked.
     Host::Who sender = who(req);
     std::string fromUri = sender.uri;
     eng::Classification c = engine_->classify(domain, uriUser(fromUri), target->user);
-    if (c.action != eng::Action::Park && c.action != eng::Action::GroupPark) return PW_CONTINUE;
+    if (c.action != eng::Action::Park && c.action != eng::Action::GroupPark)
+        return PW_CONTINUE;
     if (fromUri.empty())
         return refuseStranger(req);
     if (uriHost(fromUri) != domain) {
@@ -80,7 +84,7 @@ pw_verdict CallPark::onRefer(pw_request *req, const pw_msg *m) {
     auto ctx = std::make_shared<Ctx>();
     ctx->notifyUri = host_.uri(m, "Contact");
     ctx->hop = sourceToUri(host_.source(m));
-    ctx->from = host_.header(m, "To");   // we speak for the transferee in the parker's dialog
+    ctx->from = host_.header(m, "To"); // we speak for the transferee in the parker's dialog
     ctx->to = host_.header(m, "From");
     ctx->callId = callId;
     // CSeq space of the transferee is unknown to us: take a high one so the parker accepts it (RFC 3261 §12.2.2)
@@ -155,7 +159,8 @@ pw_verdict CallPark::onRefer(pw_request *req, const pw_msg *m) {
     uint64_t sid = s.sid;
     uint64_t legId = leg->id;
     Pending *pend = invitePending(leg, [this, sid, legId, notify](pw_dialog *dlg, int status, const pw_msg *resp) {
-        if (status < 200) return;
+        if (status < 200)
+            return;
         Leg *leg = legById(legId);
         Session *sp = session(sid);
         if (status >= 300) {
@@ -169,7 +174,8 @@ pw_verdict CallPark::onRefer(pw_request *req, const pw_msg *m) {
             notify(status, true);
             return;
         }
-        if (!sp || !leg || sp->a != leg || !dlg || leg->finalSeen) { // late or duplicate 2xx: ACK and hang up (RFC 3261 §13.2.2.4)
+        if (!sp || !leg || sp->a != leg || !dlg ||
+            leg->finalSeen) { // late or duplicate 2xx: ACK and hang up (RFC 3261 §13.2.2.4)
             if (dlg) {
                 host_.api()->dialog_ack(dlg, {}, {});
                 host_.api()->dialog_end(dlg);
@@ -184,7 +190,8 @@ pw_verdict CallPark::onRefer(pw_request *req, const pw_msg *m) {
         leg->confirmed = true;
         sp->state = SessionState::Parked;
         saveBlob(*sp);
-        if (auto call = engine_->get(sp->callId)) armRecall(*sp, call->recallAt);
+        if (auto call = engine_->get(sp->callId))
+            armRecall(*sp, call->recallAt);
         notify(200, true);
     });
     leg->dlg = host_.api()->dialog_invite(host_.raw(), &p, pendingResponse, uacLegCallbacks(), pend);
@@ -214,7 +221,8 @@ void CallPark::onBridgedRefer(Session &s, Leg *from, pw_request *req) {
     uint64_t fromId = from->id;
     auto notify = [this, fromId](int status, bool final) {
         Leg *from = legById(fromId);
-        if (!from || !from->dlg) return;
+        if (!from || !from->dlg)
+            return;
         Headers h;
         h.add("Event", "refer");
         h.add("Subscription-State", final ? "terminated;reason=noresource" : "active;expires=60");
@@ -226,7 +234,8 @@ void CallPark::onBridgedRefer(Session &s, Leg *from, pw_request *req) {
     std::string domain = target->host;
     std::string caller = uriUser(from->peerUri);
     eng::Classification c;
-    if (!domain.empty() && host_.isLocalDomain(domain)) c = engine_->classify(domain, caller, target->user);
+    if (!domain.empty() && host_.isLocalDomain(domain))
+        c = engine_->classify(domain, caller, target->user);
 
     if (c.action == eng::Action::Park || c.action == eng::Action::GroupPark) {
         eng::ParkRequest pr = eng::makeParkRequest(c, domain, caller);
@@ -250,18 +259,23 @@ void CallPark::onBridgedRefer(Session &s, Leg *from, pw_request *req) {
         std::string offer = holdOfferFor(s);
         sendInDialog(other->dlg, "INVITE", nullptr, kSdp, offer, 0,
                      [this, sid, notify](pw_dialog *, int status, const pw_msg *resp) {
-                         if (status < 200) return;
+                         if (status < 200)
+                             return;
                          Session *sp = session(sid);
-                         if (!sp) return;
+                         if (!sp)
+                             return;
                          if (status < 300) {
-                             if (sp->a) sp->a->remoteSdp = host_.body(resp);
+                             if (sp->a)
+                                 sp->a->remoteSdp = host_.body(resp);
                              startMohFromAnswer(*sp, host_.body(resp));
                              saveBlob(*sp);
-                             if (auto call = engine_->get(sp->callId)) armRecall(*sp, call->recallAt);
+                             if (auto call = engine_->get(sp->callId))
+                                 armRecall(*sp, call->recallAt);
                              notify(200, true);
                          } else {
                              notify(status, true);
-                             if (sp->a && sp->a->dlg) host_.api()->dialog_end(sp->a->dlg);
+                             if (sp->a && sp->a->dlg)
+                                 host_.api()->dialog_end(sp->a->dlg);
                          }
                      });
         return;
@@ -269,8 +283,10 @@ void CallPark::onBridgedRefer(Session &s, Leg *from, pw_request *req) {
 
     // Blind transfer carried out by us: INVITE the target (through our own router), connect, report.
     s.transferor = from;
-    if (from == s.a) s.a = nullptr;
-    else s.b = nullptr;
+    if (from == s.a)
+        s.a = nullptr;
+    else
+        s.b = nullptr;
     if (!s.a) {
         s.a = other;
         s.b = nullptr;
@@ -283,16 +299,19 @@ void CallPark::onBridgedRefer(Session &s, Leg *from, pw_request *req) {
     Leg *fresh = legs.front();
     fresh->onAnswer = [this, sid, notify](Leg *leg, int status, const pw_msg *resp) {
         Session *sp = session(sid);
-        if (!sp) return;
+        if (!sp)
+            return;
         if (status >= 300) {
             notify(status, true);
-            if (sp->a && sp->a->dlg) host_.api()->dialog_end(sp->a->dlg); // nobody is left for the transferee
+            if (sp->a && sp->a->dlg)
+                host_.api()->dialog_end(sp->a->dlg); // nobody is left for the transferee
             return;
         }
         std::string offer = host_.body(resp);
         connectLegs(*sp, sp->a, leg, offer, [this, sid, leg, notify](bool ok) {
             Session *s2 = session(sid);
-            if (!s2) return;
+            if (!s2)
+                return;
             if (ok) {
                 s2->b = leg;
                 s2->state = SessionState::Bridged;

@@ -13,7 +13,8 @@ void CallPark::restoreCalls() {
     std::vector<eng::ParkedCall> live = engine_->liveCalls();
     // The gauge counts start from the store; from here on the engine's events keep them (countEvent).
     parkedCounts_.clear();
-    for (const eng::ParkedCall &call : live) ++parkedCounts_[{call.domain, call.lot}];
+    for (const eng::ParkedCall &call : live)
+        ++parkedCounts_[{call.domain, call.lot}];
     for (const eng::ParkedCall &call : live) {
         nlohmann::json j = nlohmann::json::parse(call.blob, nullptr, false);
         std::string dlgBlob = j.is_object() ? j.value("dialog", std::string()) : std::string();
@@ -27,8 +28,8 @@ void CallPark::restoreCalls() {
         bindCall(s, call.id);
         s.domain = call.domain;
         s.parker = call.parker;
-        s.parkedOnUri = call.extension.empty() ? aor(std::to_string(call.slot), call.domain)
-                                               : aor(call.extension, call.domain);
+        s.parkedOnUri =
+            call.extension.empty() ? aor(std::to_string(call.slot), call.domain) : aor(call.extension, call.domain);
         s.sdpSession = j.value("sdp_session", uint64_t(0));
         s.sdpVersion = j.value("sdp_version", uint64_t(0));
         s.localSdp = j.value("local_sdp", std::string());
@@ -56,7 +57,8 @@ void CallPark::restoreCalls() {
 
         std::string err;
         bool send = pt >= 0 && s.remoteMediaPort != 0;
-        auto st = moh_.add(send ? s.remoteMediaIp : "0.0.0.0", send ? s.remoteMediaPort : 0, send ? pt : 0, &err, oldPort);
+        auto st =
+            moh_.add(send ? s.remoteMediaIp : "0.0.0.0", send ? s.remoteMediaPort : 0, send ? pt : 0, &err, oldPort);
         if (st) {
             s.mohId = st->id;
             s.mohPort = st->localPort;
@@ -72,8 +74,10 @@ void CallPark::restoreCalls() {
             sendInDialog(leg->dlg, "INVITE", nullptr, "application/sdp", offer, 0,
                          [this, sid](pw_dialog *, int status, const pw_msg *resp) {
                              Session *sp = session(sid);
-                             if (!sp || status < 200 || status >= 300) return;
-                             if (sp->a) sp->a->remoteSdp = host_.body(resp);
+                             if (!sp || status < 200 || status >= 300)
+                                 return;
+                             if (sp->a)
+                                 sp->a->remoteSdp = host_.body(resp);
                              moh_.setSignalingSource(sp->mohId, host_.source(resp));
                              startMohFromAnswer(*sp, host_.body(resp));
                              saveBlob(*sp);
@@ -86,7 +90,8 @@ void CallPark::restoreCalls() {
         host_.log(PW_LOG_INFO, "callpark: restored {} parked call(s), {} could not be resumed", restored, lost);
     for (auto &d : engine_->domains()) {
         updateGauges(d.name, "");
-        for (auto &l : engine_->lots(d.name)) updateGauges(d.name, l.name);
+        for (auto &l : engine_->lots(d.name))
+            updateGauges(d.name, l.name);
     }
 }
 

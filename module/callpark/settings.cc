@@ -4,20 +4,27 @@ namespace parkway::callpark {
 
 bool Settings::load(const Host &host, std::string *err) {
     auto fail = [&](std::string msg) {
-        if (err) *err = std::move(msg);
+        if (err)
+            *err = std::move(msg);
         return false;
     };
     database = host.paramStr("database");
 
     std::string v = host.paramStr("refer_mode");
-    if (v == "passthrough") referMode = ReferMode::Passthrough;
-    else if (v == "takeover") referMode = ReferMode::Takeover;
-    else return fail(fmt::format("callpark: refer_mode '{}' must be passthrough or takeover", v));
+    if (v == "passthrough")
+        referMode = ReferMode::Passthrough;
+    else if (v == "takeover")
+        referMode = ReferMode::Takeover;
+    else
+        return fail(fmt::format("callpark: refer_mode '{}' must be passthrough or takeover", v));
 
     v = host.paramStr("retrieve_mode");
-    if (v == "bridge") retrieveMode = RetrieveMode::Bridge;
-    else if (v == "replaces") retrieveMode = RetrieveMode::Replaces;
-    else return fail(fmt::format("callpark: retrieve_mode '{}' must be bridge or replaces", v));
+    if (v == "bridge")
+        retrieveMode = RetrieveMode::Bridge;
+    else if (v == "replaces")
+        retrieveMode = RetrieveMode::Replaces;
+    else
+        return fail(fmt::format("callpark: retrieve_mode '{}' must be bridge or replaces", v));
 
     occupiedPolicy = host.paramStr("occupied_policy");
     if (!occupiedPolicy.empty() && occupiedPolicy != "reject" && occupiedPolicy != "stack")
@@ -36,15 +43,18 @@ bool Settings::load(const Host &host, std::string *err) {
     recallAlertInfo = host.paramStr("recall_alert_info");
 
     v = host.paramStr("blf_state");
-    if (v == "early") blfConfirmed = false;
-    else if (v == "confirmed") blfConfirmed = true;
-    else return fail(fmt::format("callpark: blf_state '{}' must be early or confirmed", v));
+    if (v == "early")
+        blfConfirmed = false;
+    else if (v == "confirmed")
+        blfConfirmed = true;
+    else
+        return fail(fmt::format("callpark: blf_state '{}' must be early or confirmed", v));
 
     mohIp = host.paramStr("moh_ip");
     int64_t pmin = host.paramInt("moh_port_min"), pmax = host.paramInt("moh_port_max");
     if (pmin < 1024 || pmax > 65535 || pmin > pmax)
-        return fail(fmt::format("callpark: moh_port_min/moh_port_max {}..{} is not a range inside 1024..65535",
-                                pmin, pmax));
+        return fail(
+            fmt::format("callpark: moh_port_min/moh_port_max {}..{} is not a range inside 1024..65535", pmin, pmax));
     mohPortMin = static_cast<uint16_t>(pmin);
     mohPortMax = static_cast<uint16_t>(pmax);
     mohPrelatchMs = host.paramInt("moh_prelatch_ms");
@@ -53,7 +63,8 @@ bool Settings::load(const Host &host, std::string *err) {
     // Relative file parameters follow the config file (core setting config_dir), like [proxy] database.
     std::string configDir = host.coreSetting("config_dir");
     auto resolve = [&configDir](std::string p) {
-        if (p.empty() || p[0] == '/' || p == ":memory:" || configDir.empty()) return p;
+        if (p.empty() || p[0] == '/' || p == ":memory:" || configDir.empty())
+            return p;
         return configDir + "/" + p;
     };
     database = resolve(database);
@@ -62,7 +73,8 @@ bool Settings::load(const Host &host, std::string *err) {
     provisionFile = resolve(host.paramStr("provision_file"));
     parkInfo = host.paramInt("park_info") != 0;
     referMemoryMs = host.paramInt("refer_memory");
-    if (referMemoryMs < 0) return fail("callpark: refer_memory must not be negative");
+    if (referMemoryMs < 0)
+        return fail("callpark: refer_memory must not be negative");
 
     struct Cap {
         const char *name;

@@ -1,6 +1,7 @@
 // The pw_host_api table given to modules, module lifecycle, admin commands, and Proxy's public methods.
 // Every function here is a noexcept trampoline: exceptions never cross into C.
 #include "core_impl.hh"
+#include "sofia_fixes.hh"
 
 #include <sofia-sip/tport.h>
 
@@ -18,6 +19,11 @@
 #endif
 
 namespace parkway::proxy {
+
+bool uriParses(const std::string &u) {
+    sofia::Home home;
+    return !u.empty() && url_make(home.get(), u.c_str()) != nullptr;
+}
 
 namespace {
 
@@ -281,10 +287,11 @@ int hRequestRemoveHeader(pw_request *req, pw_str name) noexcept {
 int hRequestAddTarget(pw_request *req, pw_str uri, pw_str nextHop) noexcept {
     try {
         if (!req || !uri.len || req->kind != TxKind::Proxied) return PW_EINVAL;
-        if (req->finalSent) return PW_ESTATE;
-        sofia::Home home;
+        if (req->finalSent)
+            return PW_ESTATE;
         std::string u = str(uri), hop = str(nextHop);
-        if (!url_make(home.get(), u.c_str()) || (!hop.empty() && !url_make(home.get(), hop.c_str()))) return PW_EINVAL;
+        if (!uriParses(u) || (!hop.empty() && !uriParses(hop)))
+            return PW_EINVAL;
         req->targets.push_back({u, hop});
         return PW_OK;
     } catch (...) {
@@ -514,7 +521,8 @@ int hDialogAcceptRequest(pw_dialog *d, pw_request *req, const pw_header *headers
 // ---- dialogs: UAC
 
 bool uacParamsOk(const pw_uac_params *p) {
-    return p && p->struct_size >= offsetof(pw_uac_params, flags) + sizeof(uint32_t) && p->request_uri.len > 0;
+    return p && p->struct_size >= offsetof(pw_uac_params, flags) + sizeof(uint32_t) && p->request_uri.len > 0 &&
+           uriParses(str(p->request_uri)) && (!p->next_hop.len || uriParses(str(p->next_hop)));
 }
 
 std::string defaultFrom(Impl *impl) {
@@ -1240,8 +1248,20 @@ std::string Proxy::statsJson() const {
     nlohmann::json j{{"transactions", impl_->txns.size()},
                      {"dialogs", dialogs},
                      {"subscriptions", subs},
-                     {"requests", impl_->requestCounts}};
+                     {"requests", impl_->requestCounts},
+                     {"unsent_responses", unsentResponses()},
+                     {"late_responses", lateResponses()}};
     return j.dump();
+}
+
+// tport_t starts with its su_home_t, which holds the reference count (sofia-sip 1.12, tport_internal.h).
+size_t Proxy::transportReferences() const {
+    size_t refs = 0;
+    if (!impl_->agent)
+        return 0;
+    for (tport_t *tp = tport_primaries(nta_agent_tports(impl_->agent)); tp; tp = tport_next(tp))
+        refs += su_home_refcount(reinterpret_cast<su_home_t *>(tp));
+    return refs;
 }
 
 bool Proxy::post(std::function<void()> fn) {

@@ -55,7 +55,11 @@ public:
     // SIP thread only.
     std::vector<CommandInfo> commands() const;
     CommandResult runCommand(const std::string &module, const std::string &name, const std::string &argsJson);
-    std::string statsJson() const; // {"transactions":N,"dialogs":N,"subscriptions":N,"requests":{...}}
+    // {"transactions":N,"dialogs":N,"subscriptions":N,"requests":{...},"unsent_responses":N,"late_responses":N}
+    std::string statsJson() const;
+    // Diagnostics: the references held on the listening transports (each counts itself once, plus one per
+    // transaction or message using it). Back to the same figure when the proxy is idle again.
+    size_t transportReferences() const;
 
     // SIP credentials (docs/auth.md), SIP thread only. The password is hashed at once (HA1 per algorithm) and
     // never stored. register_for: other users of the same domain this user may register contacts for.

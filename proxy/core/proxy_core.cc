@@ -1,6 +1,7 @@
 // RFC 3261 §16 stateful forwarding on nta: default leg, pipeline, branches, best response, CANCEL, late 2xx.
 #include "core_impl.hh"
 #include "message_checks.hh"
+#include "sofia_fixes.hh"
 #include "tls.hh"
 
 #include <sofia-sip/hostdomain.h>
@@ -136,6 +137,10 @@ std::string messageSource(const pw_msg &v) {
 
 void Proxy::Impl::createAgent() {
     if (cfg.listen.empty()) throw std::runtime_error("proxy: no listen URL configured ([proxy] listen)");
+    // A response that cannot be sent would free a listening transport in use (sofia_fixes.cc)
+    if (!sofiaFixesActive())
+        throw std::runtime_error("proxy: the sofia-sip work-arounds are not in effect (tport_tsend is not ours: is "
+                                 "the program linked with -rdynamic / ENABLE_EXPORTS?)");
     t1x64 = 64 * cfg.t1Ms;
     // Bound DNS work. sofia-sip's resolver only ever asks the stub inside the process (dns_stub.hh says why),
     // which asks the real servers with the configured timeout and tries. sofia-sip reads its own per-try
@@ -561,8 +566,9 @@ bool Proxy::Impl::startBranch(pw_request *tx, const std::string &uri, const std:
     }
     su_home_t *home = msg_home(copy);
     if (!uri.empty()) {
-        sip_request_t *rq = sip_request_create(home, tx->method, tx->methodName.c_str(),
-                                               URL_STRING_MAKE(uri.c_str()), nullptr);
+        sip_request_t *rq = uriParses(uri) ? sip_request_create(home, tx->method, tx->methodName.c_str(),
+                                                                URL_STRING_MAKE(uri.c_str()), nullptr)
+                                           : nullptr;
         if (!rq) {
             msg_destroy(copy);
             bp->final = true;

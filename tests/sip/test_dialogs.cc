@@ -356,6 +356,36 @@ TEST_CASE("send_request: an out-of-dialog NOTIFY gets its response", "[dialog]")
     CHECK(b->last("NOTIFY")->request.body() == "{\"slot\":701}");
 }
 
+TEST_CASE("send_request / dialog_invite: a Request-URI or next hop sofia-sip cannot parse is EINVAL, not an abort",
+          "[dialog]") {
+    // sofia-sip 1.12 asserts in sip_request_create on a Request-URI string its URL parser refuses (a bad %-escape,
+    // an unclosed IPv6 reference). Found by fuzz_sip_core: a park-info NOTIFY to a URI made from hostile input.
+    SipTestEnv env;
+    HookModule mod("notifier");
+    env.add(mod);
+    env.start();
+    DlgRec rec;
+    rec.api = mod.api;
+    for (std::string bad : {"sip:a%zz@parkway.test", "sip:103@[::1", "sip:%@parkway.test"}) {
+        INFO(bad);
+        pw_uac_params p{};
+        p.struct_size = sizeof p;
+        p.method = PW_STR_LIT("NOTIFY");
+        p.request_uri = P(bad);
+        CHECK(mod.api->send_request(mod.host, &p, DlgRec::cbResponse, &rec) == PW_EINVAL);
+        pw_dialog_callbacks cbs{};
+        cbs.struct_size = sizeof cbs;
+        p.method = PW_STR_LIT("INVITE");
+        CHECK(mod.api->dialog_invite(mod.host, &p, DlgRec::cbResponse, &cbs, &rec) == nullptr);
+        std::string good = "sip:103@parkway.test";
+        p.request_uri = P(good);
+        p.next_hop = P(bad);
+        CHECK(mod.api->send_request(mod.host, &p, DlgRec::cbResponse, &rec) == PW_EINVAL);
+    }
+    env.runFor(100);
+    CHECK(rec.responses.empty());
+}
+
 TEST_CASE("Subscriptions: accept with clamped Expires, NOTIFY, refresh, unsubscribe", "[dialog][subscription]") {
     proxy::CoreConfig cfg = SipTestEnv::defaultConfig();
     cfg.subMaxExpires = 1800;

@@ -5,6 +5,7 @@
 #include <sofia-sip/msg_mclass.h>
 
 #include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -494,4 +495,76 @@ TEST_CASE("A response for a TCP client that has gone is not sent on a new connec
     auto &c = a->send("OPTIONS", env.proxyUri());
     REQUIRE(env.runUntil([&] { return c.finalStatus != 0; }));
     CHECK(c.finalStatus == 200);
+}
+
+TEST_CASE("A response that cannot be sent costs the listening transport no reference (sofia-sip 1.12 defect)",
+          "[hardening]") {
+    // sofia-sip's server transaction, after one failed response, sent the next one on a transport it held no
+    // reference to and released it later as if it did: the UDP listener lost a reference per such request and
+    // was freed while in use (proxy/core/sofia_fixes.cc). Via maddr=255.255.255.255 makes every response fail
+    // (EACCES: a broadcast address on a socket without SO_BROADCAST) without a packet leaving the host.
+    SipTestEnv env;
+    env.start();
+    auto a = env.makeUa("alice");
+    auto b = env.makeUa("bob");
+    b->autoAnswer("INVITE", 180);
+    // A call left ringing holds references on the UDP listener, so a lost one shows as a smaller count (and the
+    // listener is not freed under the test's feet)
+    auto &ringing = a->send("INVITE", b->uri());
+    REQUIRE(env.runUntil([&] { return ringing.lastStatus == 180; }));
+    env.runFor(100);
+    size_t before = env.proxy().transportReferences();
+    auto unsent = [&] { return nlohmann::json::parse(env.proxy().statsJson()).at("unsent_responses").get<uint64_t>(); };
+    uint64_t unsentBefore = unsent();
+    RawUdp raw;
+    std::string req = request("OPTIONS", "sip:nobody@parkway.test", raw.port(), "", "z9hG4bKmaddr");
+    req.replace(req.find(";rport"), 6, ";maddr=255.255.255.255");
+    raw.sendTo(env.port(), req);
+    // its response is lost (counted); the transaction ends after 64*T1
+    REQUIRE(env.runUntil([&] { return unsent() > unsentBefore; }));
+    env.runFor(64 * 50 + 500);
+    CHECK(raw.countStartingWith("SIP/2.0") == 0);
+    CHECK(env.proxy().transportReferences() == before);
+    // and the listener serves on
+    b->autoAnswer("OPTIONS", 200);
+    auto &c = a->send("OPTIONS", b->uri());
+    REQUIRE(env.runUntil([&] { return c.finalStatus != 0; }));
+    CHECK(c.finalStatus == 200);
+    a->cancel(ringing);
+    REQUIRE(env.runUntil([&] { return ringing.finalStatus != 0; }));
+}
+
+TEST_CASE("A forked MESSAGE answered 200 by both phones: one 200 goes back, the listener keeps its references",
+          "[hardening]") {
+    // RFC 3261 §16.7: a proxy forwards one final response to a non-INVITE. A second one given to sofia-sip's
+    // Completed transaction cost the UDP listener a reference (proxy/core/sofia_fixes.cc, defect 1).
+    SipTestEnv env;
+    auto p1 = env.makeUa("p1");
+    auto p2 = env.makeUa("p2");
+    p1->autoAnswer("MESSAGE", 200);
+    HookModule h;
+    h.onRequest = [&](pw_request *req) {
+        if (h.method(req) == "MESSAGE") {
+            h.addTarget(req, p1->uri());
+            h.addTarget(req, p2->uri());
+        }
+        return PW_CONTINUE;
+    };
+    env.add(h);
+    env.start();
+    auto a = env.makeUa("alice");
+    auto b = env.makeUa("bob");
+    b->autoAnswer("INVITE", 180);
+    auto &ringing = a->send("INVITE", b->uri()); // holds references on the listener (see the test above)
+    REQUIRE(env.runUntil([&] { return ringing.lastStatus == 180; }));
+    env.runFor(100);
+    size_t before = env.proxy().transportReferences();
+    auto &m = a->send("MESSAGE", "sip:fork@parkway.test");
+    REQUIRE(env.runUntil([&] { return m.finalStatus == 200 && p2->count("MESSAGE") == 1; }));
+    p2->reply(*p2->last("MESSAGE"), 200); // the second 200, after the first went back
+    env.runFor(64 * 50 + 500);            // every transaction of the MESSAGE has ended
+    CHECK(m.count(200) == 1);
+    CHECK(env.proxy().transportReferences() == before);
+    a->cancel(ringing);
+    REQUIRE(env.runUntil([&] { return ringing.finalStatus != 0; }));
 }

@@ -1,6 +1,28 @@
 #include "settings.hh"
 
 namespace parkway::callpark {
+namespace {
+
+// Phone profiles (docs/phones.md): defaults that depend on the phones' firmware, each overridable by its own
+// parameter. A GRP26xx plays a distinctive ring only for Alert-Info URLs it knows (its Bellcore-dr1..dr5
+// patterns, matched by text); it rings an unknown URN like a normal call.
+struct PhoneProfile {
+    const char *name;
+    const char *recallAlertInfo;
+};
+constexpr PhoneProfile kPhoneProfiles[] = {
+    {"generic", "<urn:alert:tone:recall>"},
+    {"grandstream", "<http://127.0.0.1/Bellcore-dr3>"},
+};
+
+const PhoneProfile *findPhoneProfile(const std::string &name) {
+    for (const auto &p : kPhoneProfiles)
+        if (name == p.name)
+            return &p;
+    return nullptr;
+}
+
+} // namespace
 
 bool Settings::load(const Host &host, std::string *err) {
     auto fail = [&](std::string msg) {
@@ -40,7 +62,15 @@ bool Settings::load(const Host &host, std::string *err) {
         return fail(fmt::format("callpark: recall_mode '{}' must be parker, parker_then_alternate or alternate_only",
                                 recallMode));
     alternate = host.paramStr("alternate");
+    phoneProfile = host.paramStr("phone_profile");
+    const PhoneProfile *profile = findPhoneProfile(phoneProfile);
+    if (!profile)
+        return fail(fmt::format("callpark: phone_profile '{}' must be generic or grandstream", phoneProfile));
     recallAlertInfo = host.paramStr("recall_alert_info");
+    if (recallAlertInfo.empty())
+        recallAlertInfo = profile->recallAlertInfo;
+    else if (recallAlertInfo == "none")
+        recallAlertInfo.clear();
 
     v = host.paramStr("blf_state");
     if (v == "early")

@@ -3,6 +3,7 @@
 #include "park_env.hh"
 
 using namespace parkway::test;
+using namespace parkway;
 using nlohmann::json;
 
 namespace {
@@ -220,4 +221,49 @@ TEST_CASE("max_park_time of the module applies to domains without their own sett
     CHECK(maxPark(p2) == 600);
     ParkEnv p3; // default: 30 minutes
     CHECK(maxPark(p3) == 1800);
+}
+
+TEST_CASE("phone_profile picks the recall Alert-Info; recall_alert_info overrides it, none sends none", "[recall]") {
+    struct Case {
+        std::map<std::string, std::string> params;
+        std::string alertInfo; // "" = no Alert-Info header
+    };
+    const Case cases[] = {
+        {{}, "<urn:alert:tone:recall>"},
+        {{{"phone_profile", "grandstream"}}, "<http://127.0.0.1/Bellcore-dr3>"},
+        {{{"phone_profile", "grandstream"}, {"recall_alert_info", "<http://127.0.0.1>;info=recall"}},
+         "<http://127.0.0.1>;info=recall"},
+        {{{"recall_alert_info", "none"}}, ""},
+    };
+    for (const auto &c : cases) {
+        INFO("expected Alert-Info: " << c.alertInfo);
+        ParkEnvOptions o;
+        o.params = c.params;
+        ParkEnv p(o);
+        shortRecall(p);
+        auto &parker = p.phone("1003");
+        auto &a = p.ua("a");
+        RawUdp ma;
+        parkOn(p, a, "1003", ma);
+        REQUIRE(p.env().runUntil([&] { return invitesTo(parker) >= 1; }, 4000));
+        const SipMessage &recall = parker.last("INVITE")->request;
+        CHECK(recall.headerCount("Alert-Info") == (c.alertInfo.empty() ? 0 : 1));
+        CHECK(recall.header("Alert-Info") == c.alertInfo);
+    }
+}
+
+TEST_CASE("An unknown phone_profile stops the module at start, naming the parameter", "[recall]") {
+    std::vector<std::string> errors;
+    proxy::CoreConfig cfg = SipTestEnv::defaultConfig();
+    cfg.logSink = [&](int level, const std::string &, const std::string &text) {
+        if (level == PW_LOG_ERROR)
+            errors.push_back(text);
+    };
+    SipTestEnv env(cfg);
+    env.add(proxy::loadModule("callpark", SipTestEnv::moduleDir(), {{"phone_profile", "nokia"}, {"database", ":memory:"}}));
+    CHECK_THROWS(env.start());
+    bool named = false;
+    for (const auto &e : errors)
+        named = named || e.find("phone_profile 'nokia' must be generic or grandstream") != std::string::npos;
+    CHECK(named);
 }

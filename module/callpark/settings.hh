@@ -18,7 +18,7 @@ struct Settings {
     int64_t recallTimeMs = 0;    // 0 = engine/domain default
     std::string recallMode;      // "" = engine/domain default
     std::string alternate;
-    std::string phoneProfile = "generic"; // docs/phones.md: what the profile sets
+    std::string phoneProfile = "generic";                    // docs/phones.md: what the profile sets
     std::string recallAlertInfo = "<urn:alert:tone:recall>"; // "" = no Alert-Info
     bool blfConfirmed = false;   // blf_state: early (default) | confirmed
     std::string mohIp = "127.0.0.1";

@@ -260,7 +260,8 @@ TEST_CASE("An unknown phone_profile stops the module at start, naming the parame
             errors.push_back(text);
     };
     SipTestEnv env(cfg);
-    env.add(proxy::loadModule("callpark", SipTestEnv::moduleDir(), {{"phone_profile", "nokia"}, {"database", ":memory:"}}));
+    env.add(
+        proxy::loadModule("callpark", SipTestEnv::moduleDir(), {{"phone_profile", "nokia"}, {"database", ":memory:"}}));
     CHECK_THROWS(env.start());
     bool named = false;
     for (const auto &e : errors)

@@ -11,7 +11,7 @@ PACKAGES=(
   libre2-dev libc-ares-dev libutfcpp-dev libssl-dev libcurl4-openssl-dev
   catch2
   # tests and tools
-  sip-tester python3 curl sqlite3 openssl sipvicious
+  sip-tester python3 curl sqlite3 openssl sipvicious baresip-core
   # fuzzing (scripts/fuzz.sh): clang 14 with libFuzzer and the sanitizer runtimes; libxml2 checks XML bodies
   clang-14 libclang-rt-14-dev libxml2-dev
 )

@@ -78,7 +78,7 @@ pw_verdict CallPark::onRefer(pw_request *req, const pw_msg *m) {
 
     // ---- takeover
     struct Ctx {
-        std::string notifyUri, hop, from, to, callId;
+        std::string notifyUri, hop, from, to, callId, contact;
         uint32_t cseq = 0;
     };
     auto ctx = std::make_shared<Ctx>();
@@ -87,11 +87,16 @@ pw_verdict CallPark::onRefer(pw_request *req, const pw_msg *m) {
     ctx->from = host_.header(m, "To"); // we speak for the transferee in the parker's dialog
     ctx->to = host_.header(m, "From");
     ctx->callId = callId;
+    // ... with the transferee's Contact: the parker's remote target for this dialog is the REFER's Request-URI
+    // (RFC 3261 §12.2.1.1). A phone that takes a NOTIFY's Contact as a target refresh keeps reaching the
+    // transferee, so its BYE after a failed takeover ends the real call (never 481 from us).
+    ctx->contact = "<" + host_.requestUri(m) + ">";
     // CSeq space of the transferee is unknown to us: take a high one so the parker accepts it (RFC 3261 §12.2.2)
     ctx->cseq = 2000000000u + static_cast<uint32_t>(host_.nowMs() % 100000000);
     auto notify = [this, ctx](int status, bool final) {
         Headers h;
         h.add("Call-ID", ctx->callId);
+        h.add("Contact", ctx->contact);
         h.add("CSeq", fmt::format("{} NOTIFY", ctx->cseq++));
         h.add("Event", "refer");
         h.add("Subscription-State", final ? "terminated;reason=noresource" : "active;expires=60");
@@ -145,7 +150,9 @@ pw_verdict CallPark::onRefer(pw_request *req, const pw_msg *m) {
     h.add("Referred-By", nameAddr(host_.display(m, "From"), fromUri));
     h.add("Require", "replaces");
     std::string ruri = host_.requestUri(m);
-    std::string from = nameAddr(host_.display(m, "From"), fromUri);
+    // From is the park code the call was transferred to, not the parker: a phone refuses an INVITE that seems to
+    // come from the party it is talking to, and this call now belongs to the park slot.
+    std::string from = nameAddr("Call Park", aor(target->user, domain));
     std::string to = nameAddr(pr.parkedDisplay, pr.parkedUri);
     pw_uac_params p{};
     p.struct_size = sizeof(p);

@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cstring>
 #include <dlfcn.h>
+#include <strings.h>
 
 #ifdef PARKWAY_HAVE_METRICS
 #include "../admin/event_bus.hh"
@@ -520,6 +521,13 @@ int hDialogAcceptRequest(pw_dialog *d, pw_request *req, const pw_header *headers
 
 // ---- dialogs: UAC
 
+bool hasHeader(const pw_header *headers, size_t n, const char *name) {
+    for (size_t i = 0; headers && i < n; ++i)
+        if (strcasecmp(str(headers[i].name).c_str(), name) == 0)
+            return true;
+    return false;
+}
+
 bool uacParamsOk(const pw_uac_params *p) {
     return p && p->struct_size >= offsetof(pw_uac_params, flags) + sizeof(uint32_t) && p->request_uri.len > 0 &&
            uriParses(str(p->request_uri)) && (!p->next_hop.len || uriParses(str(p->next_hop)));
@@ -660,8 +668,10 @@ int hSendRequest(pw_host *h, const pw_uac_params *p, pw_response_cb cb, void *ar
         u->flags = p->flags;
         u->method = m;
         std::string contact = impl->contactForTarget(ruri, hop);
-        bool needsContact = m == sip_method_invite || m == sip_method_subscribe || m == sip_method_refer ||
-                            m == sip_method_notify;
+        // A module speaking in another party's dialog gives that party's Contact itself (module.h, send_request)
+        bool needsContact =
+            (m == sip_method_invite || m == sip_method_subscribe || m == sip_method_refer || m == sip_method_notify) &&
+            !hasHeader(p->headers, p->n_headers, "Contact");
         u->orq = nta_outgoing_tcreate(
             impl->defaultLeg,
             [](nta_outgoing_magic_t *mg, nta_outgoing_t *o, const sip_t *s) noexcept -> int {

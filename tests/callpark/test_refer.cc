@@ -84,6 +84,12 @@ TEST_CASE("REFER takeover - 202 then NOTIFY 100 at once then INVITE with Replace
         if (in->request.method() == "INVITE" && !in->request.header("Replaces").empty()) rep = in->request.header("Replaces");
     CHECK(rep.find(c.request.callId()) == 0);
     CHECK(rep.find("from-tag=" + c.request.fromTag()) != std::string::npos);
+    // the takeover INVITE comes from the park code, not from the parker the transferee is talking to
+    for (auto &in : b.incoming)
+        if (in->request.method() == "INVITE" && !in->request.header("Replaces").empty()) {
+            CHECK(in->request.header("From").find("sip:*68103@" + kDomain) != std::string::npos);
+            CHECK(in->request.header("From").find(aorOf("1003")) == std::string::npos);
+        }
     REQUIRE(p.env().runUntil([&] {
         for (auto *n : referNotifies(a))
             if (n->body().find("SIP/2.0 200") != std::string::npos) return true;
@@ -92,6 +98,11 @@ TEST_CASE("REFER takeover - 202 then NOTIFY 100 at once then INVITE with Replace
     for (auto *n : referNotifies(a))
         if (n->body().find("SIP/2.0 200") != std::string::npos)
             CHECK(n->header("Subscription-State").rfind("terminated", 0) == 0);
+    // every NOTIFY we sent as the transferee names the transferee's Contact (the parker's remote target)
+    const SipMessage *answer = c.response(200);
+    REQUIRE(answer);
+    for (auto *n : referNotifies(a))
+        CHECK(n->header("Contact") == answer->header("Contact"));
     json list = p.command("parked.list");
     REQUIRE(list["parked"].size() == 1);
     CHECK(list["parked"][0]["extension"] == "103");

@@ -314,7 +314,9 @@ typedef struct pw_host_api {
                           pw_str content_type, pw_str body, uint32_t flags, pw_response_cb on_response, void *arg);
     /* ACK a 2xx to an INVITE sent with PW_SEND_DEFER_ACK (body = answer, RFC 3264 / RFC 3725 flow I). */
     int (*dialog_ack)(pw_dialog *dlg, pw_str content_type, pw_str body);
-    /* Out-of-dialog request (e.g. NOTIFY Event: park-info, OPTIONS). */
+    /* Out-of-dialog request (e.g. NOTIFY Event: park-info, OPTIONS). INVITE, SUBSCRIBE, REFER and NOTIFY get the
+       host's Contact unless headers carry one (a module speaking in another party's dialog, e.g. the NOTIFYs
+       of a REFER it took for the transferee, gives that party's Contact: RFC 3261 §12.2.1.2). */
     int (*send_request)(pw_host *host, const pw_uac_params *p, pw_response_cb on_response, void *arg);
 
     /* --- dialogs: common --------------------------------------------------------------------------- */

@@ -135,6 +135,10 @@ struct Dialog {
     uint32_t inviteFlags = 0;
     uint32_t inviteCseq = 0;
     std::unique_ptr<sofia::Timer> forkTimer; // keeps the INVITE client transaction for forked 2xx
+    // The ACK we sent to the 2xx of our latest INVITE/re-INVITE (ackCseq 0: none yet, e.g. the module's deferred
+    // ACK is still to come), sent again as it was for each retransmission of that 2xx (RFC 3261 §13.2.2.4).
+    uint32_t ackCseq = 0;
+    std::string ackCtype, ackBody;
 
     // subscription (RFC 6665)
     uint32_t expires = 0;
@@ -298,7 +302,10 @@ struct Proxy::Impl {
     int sendInDialog(pw_dialog *d, const char *method, const pw_header *headers, size_t n, pw_str ctype,
                      pw_str body, uint32_t flags, pw_response_cb cb, void *arg);
     int onUacResponse(UacRequest *u, nta_outgoing_t *orq, const sip_t *sip) noexcept;
-    void sendAck(pw_dialog *d, uint32_t cseq, pw_str ctype, pw_str body);
+    void sendAck(pw_dialog *d, uint32_t cseq, pw_str ctype, pw_str body); // records it as the dialog's ACK
+    void transmitAck(pw_dialog *d);                                       // the recorded ACK (again)
+    void ackAgain(pw_dialog *d, const sip_t *resp2xx); // a retransmitted 2xx in d: the same ACK, if one was sent
+    bool ackRetransmitted2xx(const sip_t *resp2xx);    // a 2xx without transaction: true when it is in our dialog
     std::string contactHeader() const;
     // Over TLS (RFC 3261 §26.2, RFC 5630): our URI on the TLS listener, sips: when the dialog is a sips one,
     // else sip:...;transport=tls.

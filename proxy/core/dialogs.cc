@@ -428,16 +428,53 @@ int Proxy::Impl::sendInDialog(pw_dialog *d, const char *method, const pw_header 
 }
 
 void Proxy::Impl::sendAck(pw_dialog *d, uint32_t cseq, pw_str ctype, pw_str body) {
+    d->ackCseq = cseq;
+    d->ackCtype = str(ctype);
+    d->ackBody = str(body);
+    transmitAck(d);
+}
+
+void Proxy::Impl::transmitAck(pw_dialog *d) {
     if (!d->leg) return;
     sofia::Home home;
-    sip_cseq_t *cs = sip_cseq_create(home.get(), cseq, SIP_METHOD_ACK);
-    std::string ct = str(ctype), b = str(body);
+    sip_cseq_t *cs = sip_cseq_create(home.get(), d->ackCseq, SIP_METHOD_ACK);
+    const std::string &b = d->ackBody;
     nta_outgoing_t *ack = nta_outgoing_tcreate(
         d->leg, nullptr, nullptr, d->nextHop.empty() ? nullptr : URL_STRING_MAKE(d->nextHop.c_str()), SIP_METHOD_ACK,
-        nullptr, SIPTAG_CSEQ(cs), SIPTAG_CONTENT_TYPE_STR(orNull(ct)), SIPTAG_PAYLOAD_STR(b.empty() ? nullptr : b.c_str()),
-        TAG_END());
+        nullptr, SIPTAG_CSEQ(cs), SIPTAG_CONTENT_TYPE_STR(orNull(d->ackCtype)),
+        SIPTAG_PAYLOAD_STR(b.empty() ? nullptr : b.c_str()), TAG_END());
     if (ack) nta_outgoing_destroy(ack);
     countRequest("ACK");
+}
+
+// RFC 3261 §13.2.2.4: the UAC core ACKs every 2xx retransmission it is handed, and it is the same ACK: same
+// CSeq number, same body (the module's SDP answer of a deferred ACK). A repeat of the 2xx we already took is no
+// new fork: no BYE. Before the module sent its deferred ACK there is nothing to repeat (no ACK of the host's own,
+// which would differ): the peer retransmits until that ACK comes (§13.3.1.4).
+void Proxy::Impl::ackAgain(pw_dialog *d, const sip_t *resp2xx) {
+    uint32_t cseq = resp2xx && resp2xx->sip_cseq ? resp2xx->sip_cseq->cs_seq : 0;
+    if (d->ackCseq && d->ackCseq == cseq)
+        transmitAck(d);
+}
+
+// A 2xx to an INVITE we sent that no client transaction takes: a re-INVITE's transaction ends with its first 2xx,
+// an initial INVITE's after 64*T1, and RFC 3261 §17.1.1.2 has the 2xx retransmissions bypass the transaction
+// anyway. When Call-ID, From tag and To tag name one of our live dialogs it is a retransmission of a 2xx in it
+// (ackAgain; a stale one of an older re-INVITE is dropped). Otherwise false: another fork's 2xx, which the caller
+// ACKs and BYEs (§13.2.2.4).
+bool Proxy::Impl::ackRetransmitted2xx(const sip_t *sip) {
+    if (!sip || !sip->sip_call_id || !sip->sip_cseq || !sip->sip_from || !sip->sip_from->a_tag || !sip->sip_to ||
+        !sip->sip_to->a_tag)
+        return false;
+    nta_leg_t *leg =
+        nta_leg_by_dialog(agent, nullptr, sip->sip_call_id, sip->sip_to->a_tag, nullptr, sip->sip_from->a_tag, nullptr);
+    auto *d = leg ? reinterpret_cast<pw_dialog *>(nta_leg_magic(leg, nullptr)) : nullptr;
+    if (!d || !dialogs.count(d) || d->leg != leg || d->notified || d->callId != sip->sip_call_id->i_id ||
+        strcasecmp(d->localTag.c_str(), sip->sip_from->a_tag) != 0 ||
+        strcasecmp(d->remoteTag.c_str(), sip->sip_to->a_tag) != 0)
+        return false;
+    ackAgain(d, sip);
+    return true;
 }
 
 void Proxy::Impl::finishUac(UacRequest *u) {
@@ -469,8 +506,8 @@ int Proxy::Impl::onUacResponse(UacRequest *u, nta_outgoing_t *orq, const sip_t *
                 if (rtag && strcasecmp(rtag, d->remoteTag.c_str()) != 0) {
                     // A second 2xx from another fork: ACK and BYE it (RFC 3261 §13.2.2.4)
                     sofia::ackAndBye(agent, sofia::Msg::borrow(resp));
-                } else if (!(d->inviteFlags & PW_SEND_DEFER_ACK) && u->method == sip_method_invite) {
-                    sendAck(d, d->inviteCseq, {}, {}); // 2xx retransmission: ACK again
+                } else {
+                    ackAgain(d, sip); // a retransmission of the 2xx we took (RFC 3261 §13.2.2.4)
                 }
                 return 0;
             }

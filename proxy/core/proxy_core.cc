@@ -63,9 +63,13 @@ int agentTrampoline(nta_agent_magic_t *magic, nta_agent_t *agent, msg_t *msg, si
         if (sip && sip->sip_status && sip->sip_cseq && sip->sip_cseq->cs_method == sip_method_invite &&
             sip->sip_status->st_status >= 200 && sip->sip_status->st_status < 300 && sip->sip_via &&
             !sip->sip_via->v_next) {
-            // A 2xx to an INVITE we sent ourselves that matches nothing (a second fork after the client
-            // transaction ended): ACK and BYE it (RFC 3261 §13.2.2.4).
-            sofia::ackAndBye(agent, sofia::Msg::adopt(msg));
+            // A 2xx to an INVITE we sent ourselves that no transaction takes. A retransmission of the 2xx in
+            // one of our dialogs gets our ACK again; anything else (a second fork after the client transaction
+            // ended) is ACKed and BYEd (RFC 3261 §13.2.2.4).
+            if (impl->ackRetransmitted2xx(sip))
+                nta_msg_discard(agent, msg);
+            else
+                sofia::ackAndBye(agent, sofia::Msg::adopt(msg));
             return 0;
         }
     } catch (...) {

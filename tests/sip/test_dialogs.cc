@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cstring>
+#include <strings.h>
 
 using namespace parkway;
 using namespace parkway::test;
@@ -880,4 +881,192 @@ TEST_CASE("dialog_accept_commit on an answered request: NULL and commit is not c
     REQUIRE(env.runUntil([&] { return phone.countStartingWith("SIP/2.0 480") >= 1; }));
     CHECK(c.returnedNull);
     CHECK(c.commits == 0);
+}
+
+// ---------------------------------------------------------------- 2xx retransmissions to our INVITEs
+
+namespace {
+
+// The header lines of a raw SIP message named (long or compact form) one of names, in order.
+std::vector<std::string> rawHeaders(const std::string &msg, std::initializer_list<const char *> names) {
+    std::vector<std::string> out;
+    size_t pos = msg.find("\r\n") + 2, end = msg.find("\r\n\r\n");
+    while (pos < end) {
+        size_t eol = msg.find("\r\n", pos);
+        std::string line = msg.substr(pos, eol - pos), name = line.substr(0, line.find(':'));
+        while (!name.empty() && name.back() == ' ')
+            name.pop_back();
+        for (const char *n : names)
+            if (strcasecmp(name.c_str(), n) == 0)
+                out.push_back(line);
+        pos = eol + 2;
+    }
+    return out;
+}
+
+std::string rawBody(const std::string &msg) {
+    size_t p = msg.find("\r\n\r\n");
+    return p == std::string::npos ? std::string() : msg.substr(p + 4);
+}
+
+uint32_t rawCseq(const std::string &msg) {
+    auto h = rawHeaders(msg, {"CSeq"});
+    return h.empty() ? 0 : static_cast<uint32_t>(std::stoul(h[0].substr(h[0].find(':') + 1)));
+}
+
+// A 200 to the raw request req, with the peer's To tag (added unless the request's To has one already), Contact
+// and SDP. Sent again as is, it is a byte-identical retransmission.
+std::string raw200(const std::string &req, const std::string &toTag, uint16_t peerPort, const std::string &sdp) {
+    std::string out = "SIP/2.0 200 OK\r\n";
+    for (auto &h : rawHeaders(req, {"Via", "v", "From", "f", "Call-ID", "i", "CSeq"}))
+        out += h + "\r\n";
+    std::string to = rawHeaders(req, {"To", "t"}).at(0);
+    if (to.find("tag=") == std::string::npos)
+        to += ";tag=" + toTag;
+    out += to + "\r\nContact: <sip:bob@127.0.0.1:" + std::to_string(peerPort) + ">\r\n";
+    if (!sdp.empty())
+        out += "Content-Type: application/sdp\r\n";
+    return out + "Content-Length: " + std::to_string(sdp.size()) + "\r\n\r\n" + sdp;
+}
+
+// What a raw peer received: the requests of one method, optionally only those with a given CSeq number.
+std::vector<std::string> rawRequests(RawUdp &peer, const std::string &method, uint32_t cseq = 0) {
+    peer.poll();
+    std::vector<std::string> out;
+    for (auto &m : peer.received)
+        if (m.compare(0, method.size() + 1, method + " ") == 0 && (!cseq || rawCseq(m) == cseq))
+            out.push_back(m);
+    return out;
+}
+
+// A module's UAC dialog with a raw UDP peer ("bob") that answers by hand.
+struct RawPeerCall {
+    SipTestEnv env;
+    HookModule mod{"uac"};
+    RawUdp bob;
+    DlgRec rec;
+    const pw_host_api *api = nullptr;
+    std::string invite, ok; // the INVITE bob received and his 200 to it
+
+    RawPeerCall() {
+        env.add(mod);
+        env.start();
+        api = mod.api;
+        rec.api = api;
+    }
+    // dialog_invite to bob; bob's 200 (with his offer when the INVITE had none) is not sent yet.
+    void invite_(uint32_t flags, const std::string &offer) {
+        auto cbs = rec.cbs();
+        std::string ruri = "sip:bob@127.0.0.1:" + std::to_string(bob.port());
+        pw_uac_params p{};
+        p.struct_size = sizeof p;
+        p.request_uri = P(ruri);
+        p.flags = flags;
+        if (!offer.empty()) {
+            p.content_type = PW_STR_LIT("application/sdp");
+            p.body = P(offer);
+        }
+        rec.dlg = api->dialog_invite(mod.host, &p, DlgRec::cbResponse, &cbs, &rec);
+        REQUIRE(rec.dlg);
+        REQUIRE(env.runUntil([&] { return rawRequests(bob, "INVITE").size() == 1; }));
+        invite = rawRequests(bob, "INVITE")[0];
+        ok = raw200(invite, "bobtag", bob.port(), offer.empty() ? "v=0\r\nbob-offer\r\n" : "v=0\r\nbob-answer\r\n");
+    }
+    // bob sends `resp` (again) and waits for ACK number n to CSeq cseq
+    void sendAndAwaitAck(const std::string &resp, uint32_t cseq, size_t n) {
+        REQUIRE(bob.sendTo(env.port(), resp));
+        REQUIRE(env.runUntil([&] { return rawRequests(bob, "ACK", cseq).size() >= n; }));
+    }
+    // every ACK bob got for cseq: that CSeq number, method ACK, and exactly this body
+    void checkAcks(uint32_t cseq, size_t n, const std::string &body) {
+        auto acks = rawRequests(bob, "ACK", cseq);
+        CHECK(acks.size() == n);
+        for (auto &a : acks) {
+            CHECK(rawHeaders(a, {"CSeq"}).at(0).find(std::to_string(cseq) + " ACK") != std::string::npos);
+            CHECK(rawBody(a) == body);
+        }
+    }
+};
+
+} // namespace
+
+// RFC 3261 §13.2.2.4: the UAC core ACKs every 2xx the transaction layer passes up, retransmissions included
+// (§17.1.1.2: they bypass the client transaction). A repeat of the same 200 (same To tag and CSeq) is no fork.
+TEST_CASE("UAC dialog_invite: every retransmission of the 2xx gets the same ACK, never a BYE", "[dialog][retrans]") {
+    RawPeerCall c;
+    std::string ackBody;
+    SECTION("automatic ACK") {
+        c.invite_(0, "v=0\r\noffer\r\n");
+    }
+    SECTION("deferred ACK carrying the module's SDP answer") {
+        ackBody = "v=0\r\nmodule-answer\r\n";
+        c.rec.onResponse = [&](int status, const pw_msg *) {
+            if (status == 200)
+                c.api->dialog_ack(c.rec.dlg, PW_STR_LIT("application/sdp"), P(ackBody));
+        };
+        c.invite_(PW_SEND_DEFER_ACK, {});
+    }
+    uint32_t cseq = rawCseq(c.invite);
+    c.sendAndAwaitAck(c.ok, cseq, 1);
+    c.sendAndAwaitAck(c.ok, cseq, 2); // our ACK was lost: bob retransmits his 200, byte for byte
+    c.sendAndAwaitAck(c.ok, cseq, 3);
+    c.env.runFor(64 * 50 + 300);      // past 64*T1: the INVITE client transaction is gone
+    c.sendAndAwaitAck(c.ok, cseq, 4); // a late retransmission still gets the ACK
+    c.env.runFor(200);
+    c.checkAcks(cseq, 4, ackBody);
+    CHECK(rawRequests(c.bob, "BYE").empty());
+    CHECK(c.rec.ends.empty());
+    REQUIRE(c.rec.dlg);
+    CHECK(S(c.api->dialog_get(c.rec.dlg, PW_DLG_STATE)) == "confirmed");
+    CHECK(c.rec.responses == std::vector<int>{200});
+}
+
+TEST_CASE("Module re-INVITE: every retransmission of the 2xx gets the same ACK, never a BYE", "[dialog][retrans]") {
+    RawPeerCall c;
+    c.invite_(0, "v=0\r\noffer\r\n");
+    c.sendAndAwaitAck(c.ok, rawCseq(c.invite), 1);
+    DlgRec re;
+    re.api = c.api;
+    auto reinvite = [&](uint32_t flags, const std::string &sdp) {
+        REQUIRE(c.api->dialog_request(c.rec.dlg, PW_STR_LIT("INVITE"), nullptr, 0,
+                                      sdp.empty() ? pw_str{} : PW_STR_LIT("application/sdp"), P(sdp), flags,
+                                      DlgRec::cbResponse, &re) == PW_OK);
+        REQUIRE(c.env.runUntil([&] { return rawRequests(c.bob, "INVITE").size() == 2; }));
+        return rawRequests(c.bob, "INVITE")[1];
+    };
+    std::string ackBody;
+    SECTION("automatic ACK") {
+        std::string req = reinvite(0, "v=0\r\nhold\r\n");
+        uint32_t cseq = rawCseq(req);
+        CHECK(cseq > rawCseq(c.invite));
+        std::string ok = raw200(req, "", c.bob.port(), "v=0\r\nheld\r\n");
+        c.sendAndAwaitAck(ok, cseq, 1);
+        c.sendAndAwaitAck(ok, cseq, 2);
+        c.sendAndAwaitAck(ok, cseq, 3);
+        c.env.runFor(200);
+        c.checkAcks(cseq, 3, "");
+    }
+    SECTION("deferred ACK: nothing before the module's ACK, then its SDP answer every time") {
+        std::string req = reinvite(PW_SEND_DEFER_ACK, {});
+        uint32_t cseq = rawCseq(req);
+        std::string ok = raw200(req, "", c.bob.port(), "v=0\r\nbob-offer\r\n");
+        REQUIRE(c.bob.sendTo(c.env.port(), ok));
+        REQUIRE(c.env.runUntil([&] { return re.responses.size() == 1; }));
+        CHECK(re.responses[0] == 200);
+        REQUIRE(c.bob.sendTo(c.env.port(), ok)); // the module has not ACKed yet: no ACK of the host's own
+        c.env.runFor(300);
+        CHECK(rawRequests(c.bob, "ACK", cseq).empty());
+        ackBody = "v=0\r\nmodule-answer\r\n";
+        REQUIRE(c.api->dialog_ack(c.rec.dlg, PW_STR_LIT("application/sdp"), P(ackBody)) == PW_OK);
+        REQUIRE(c.env.runUntil([&] { return rawRequests(c.bob, "ACK", cseq).size() == 1; }));
+        c.sendAndAwaitAck(ok, cseq, 2);
+        c.sendAndAwaitAck(ok, cseq, 3);
+        c.env.runFor(200);
+        c.checkAcks(cseq, 3, ackBody);
+        CHECK(re.responses.size() == 1); // a retransmission is not reported to the module again
+    }
+    CHECK(rawRequests(c.bob, "BYE").empty());
+    CHECK(c.rec.ends.empty());
+    REQUIRE(c.rec.dlg);
+    CHECK(S(c.api->dialog_get(c.rec.dlg, PW_DLG_STATE)) == "confirmed");
 }

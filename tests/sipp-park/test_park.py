@@ -41,7 +41,7 @@ class Role:
     """One SIPp process playing a part (parked party, retriever, phone, watcher ...) from examples/sipp/park."""
 
     def __init__(self, name, pw=None, keys=None, variables=None, port=None, calls=1, timeout=40, duration_ms=None,
-                 server=False):
+                 server=False, folder=PARK):
         self.name = name
         self.dir = tempfile.mkdtemp(prefix="parkway-park-")
         self.log_path = os.path.join(self.dir, "roles.log")
@@ -53,7 +53,7 @@ class Role:
             extra += ["-key", key, str(value)]
         if duration_ms is not None:
             extra += ["-d", str(duration_ms)]
-        self.sipp = Sipp(scenario(name, PARK), remote=None if server else pw.sip, port=port, calls=calls,
+        self.sipp = Sipp(scenario(name, folder), remote=None if server else pw.sip, port=port, calls=calls,
                          timeout=timeout, variables=variables, extra=extra)
         self.port = self.sipp.port
         self.result = None
@@ -306,6 +306,48 @@ def case_retrieve_nosdp():
         s.expect(p.value("reinvite", "sdp") in ("", None),
                  "the re-INVITE to the parked party must be offerless when the retriever sent none", p)
         s.expect(p.wait_line("bye", 10), "parked party not released", p, r)
+
+
+def retrieve_retrans200(nosdp):
+    """The parked party's ACK for the retrieve re-INVITE is lost twice and it retransmits its 200 (byte for byte,
+    park_call_retrans200.xml): RFC 3261 §13.2.2.4, every copy gets the same ACK (the re-INVITE's CSeq, the same
+    body: the retriever's SDP answer when the re-INVITE was offerless) and no BYE; the call stays up until the
+    retriever hangs up. Before the fix the first repeat was taken for a stray fork: ACK, then BYE CSeq 2147483647."""
+    with Suite() as s:
+        keys = {"user": "2001", "display": "Caller 2001", "dial": "*68120", "codecs": "0 8",
+                "moh_port": free_port(), "extra": f"Referred-By: <sip:1003@{DOMAIN}>"}
+        p = s.role("park_call_retrans200.xml", keys=keys, timeout=60, folder=HERE).start()
+        s.expect(p.wait_line("final=", 10) and final(p) == 200, f"park answered {final(p)}", p)
+        r = s.retrieve("1010", "*88120", talk_ms=3000, nosdp=nosdp)
+        s.expect(final(r) == 200, f"retrieve answered {final(r)}", r, p)
+        s.expect(p.wait_line("bye", 10), "parked party never got a BYE", p, r)
+        p.wait()
+        reinvite = (p.value("reinvite", "cseq") or "").split()
+        acks = p.lines("ack n=")
+        cseqs = [p.value("ack n=", "cseq", i) for i in range(len(acks))]
+        bodies = [p.value("ack n=", "sdp", i) or "" for i in range(len(acks))]
+        print(f"re-INVITE CSeq {reinvite}; ACKs: {list(zip(cseqs, bodies))}; BYE CSeq {p.value('bye', 'cseq')}")
+        s.expect(p.value("bye", "cseq") != "2147483647",
+                 "the retransmitted 200 was answered with ACK + BYE CSeq 2147483647 (taken for a stray fork)", p, r)
+        s.expect(len(acks) == 3 and float(p.value("bye", "after_acks") or 0) == 3,  # SIPp prints "3.000000"
+                 f"{len(acks)} ACKs for 3 copies of the 200 before the BYE, want one each", p, r)
+        s.expect(reinvite and set(cseqs) == {reinvite[0]}, f"ACK CSeqs {cseqs}, want the re-INVITE's {reinvite}", p)
+        s.expect(len(set(bodies)) == 1 and (bodies[0].startswith("o=") if nosdp else bodies[0] == ""),
+                 f"ACK bodies {bodies}: want the same every time ({'an SDP answer' if nosdp else 'none'})", p)
+        s.expect(r.lines("bye_answered=200") and not r.lines("bye_received"),
+                 "the retriever was hung up from the parked side before it hung up itself", r, p)
+        s.expect(not p.lines("ack extra"), "an ACK more than the 200s sent", p)
+        p.result.check(successful=1)
+
+
+def case_retrieve_retrans200():
+    """Retrieve with SDP: each retransmission of the parked party's 200 gets the same empty ACK, no BYE."""
+    retrieve_retrans200(nosdp=False)
+
+
+def case_retrieve_nosdp_retrans200():
+    """Offerless retrieve: each retransmission of the parked party's 200 (its offer) gets the same SDP answer ACK."""
+    retrieve_retrans200(nosdp=True)
 
 
 def case_retrieve_identity():

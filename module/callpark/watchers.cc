@@ -13,6 +13,8 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <iterator>
+#include <string_view>
 
 namespace parkway::callpark {
 
@@ -58,6 +60,26 @@ void subOnRequest(void *arg, pw_dialog *, pw_request *req) {
 
 const pw_dialog_callbacks kSubCallbacks = {sizeof(pw_dialog_callbacks), subOnRequest, nullptr, subOnRefresh,
                                            subOnTerminated};
+
+// The event packages this module serves as subscriptions (RFC 6665 §4.2.2: Allow-Events of a 489 lists them).
+// The one list: a package added here is accepted by onSubscribe and advertised in every 489 at once.
+// (park-info is no subscription: it goes out as out-of-dialog NOTIFYs; REFER's implicit "refer" subscription
+// belongs to the REFER, never to a SUBSCRIBE.)
+constexpr std::string_view kServedEvents[] = {"dialog", "call-info"};
+
+bool servedEvent(const std::string &event) {
+    return std::find(std::begin(kServedEvents), std::end(kServedEvents), event) != std::end(kServedEvents);
+}
+
+std::string allowEvents() {
+    std::string v;
+    for (std::string_view e : kServedEvents) {
+        if (!v.empty())
+            v += ", ";
+        v += e;
+    }
+    return v;
+}
 
 std::string eventName(const std::string &hdr) {
     std::string e = hdr.substr(0, hdr.find(';'));
@@ -109,7 +131,6 @@ bool CallPark::mayWatch(const eng::Target &target, const std::string &user) cons
 pw_verdict CallPark::onSubscribe(pw_request *req, const pw_msg *m) {
     if (!host_.tag(m, "To").empty()) return PW_CONTINUE; // refreshes of our subscriptions reach the dialog
     std::string event = eventName(host_.header(m, "Event"));
-    if (event != "dialog" && event != "call-info") return PW_CONTINUE;
     std::string ruri = host_.requestUri(m);
     std::string domain = uriHost(ruri);
     if (domain.empty() || !host_.isLocalDomain(domain)) return PW_CONTINUE;
@@ -117,6 +138,20 @@ pw_verdict CallPark::onSubscribe(pw_request *req, const pw_msg *m) {
     if (dial.empty()) return PW_CONTINUE;
     Host::Who watcher = who(req);
     std::string caller = uriUser(watcher.uri);
+    if (!servedEvent(event)) {
+        // A URI the dialplan makes ours (park / retrieve codes, slots, lots, watch rules) is a resource we
+        // are the notifier of: a package we do not serve there gets 489 Bad Event with the packages we do
+        // (RFC 6665 §4.2.2, §8.2.2), so the subscriber stops retrying. Other URIs (a plain extension's
+        // presence) are somebody else's.
+        eng::Classification oc = engine_->classify(domain, caller, dial);
+        if (oc.action != eng::Action::Park && oc.action != eng::Action::GroupPark &&
+            oc.action != eng::Action::Retrieve && oc.action != eng::Action::Watch)
+            return PW_CONTINUE;
+        Headers h;
+        h.add("Allow-Events", allowEvents());
+        host_.reply(req, 489, "Bad Event", &h);
+        return PW_STOP;
+    }
     bool broadworks = false;
     if (event == "call-info") {
         bool accepts = false;

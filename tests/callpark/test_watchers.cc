@@ -509,3 +509,30 @@ TEST_CASE("restart - stored watchers are resumed in paced batches - each with th
         CHECK(list[1].subState.rfind("active", 0) == 0);
     }
 }
+
+// Issue 10 (A): a package we do not serve on a URI that is ours gets 489 + Allow-Events (RFC 6665 §4.2.2), not a
+// 404 the phone retries for ever; the same package on a URI that is not ours still passes on untouched.
+TEST_CASE("SUBSCRIBE of a package we do not serve to a park code gets 489 Bad Event with Allow-Events",
+          "[watchers][issue10]") {
+    ParkEnv p;
+    auto &w = p.phone("1015");
+    for (const std::string target : {"*88103", "*68103", "*88"}) {
+        INFO(target);
+        auto &c = subscribe(p, w, "1015", target, "presence", 600);
+        CHECK(c.finalStatus == 489);
+        const SipMessage *r = c.response(489);
+        REQUIRE(r);
+        CHECK(r->header("Allow-Events") == "dialog, call-info");
+    }
+    // a parameter on the Event header does not make it a package we serve
+    auto &mwi = subscribe(p, w, "1015", "*88103", "message-summary;id=1", 600);
+    CHECK(mwi.finalStatus == 489);
+    // the packages we serve are still accepted there
+    w.autoAnswer("NOTIFY", 200);
+    auto &ok = subscribe(p, w, "1015", "*88103", "dialog", 600);
+    CHECK(ok.finalStatus == 200);
+    // presence of a plain extension is not ours: the SUBSCRIBE continues (the router answers it, never 489)
+    auto &other = subscribe(p, w, "1015", "103", "presence", 600);
+    CHECK(other.finalStatus != 489);
+    CHECK(other.response(489) == nullptr);
+}

@@ -682,17 +682,36 @@ void CallPark::sendParkInfo(const eng::ChangeEvent &e) {
     entry.recallAt = e.kind == eng::EventKind::Parked ? call.recallAt / 1000 : 0;
     entry.changedAt = e.at / 1000;
 
-    std::string from = fmt::format("<sip:park@{}>", call.domain);
+    // Only extensions with a contact are told (and so only they consume a version).
+    std::vector<std::string> told;
+    std::vector<ContactList> contactsOf;
     for (const std::string &u : users) {
         std::string aorUri = aor(u, call.domain);
-        uint64_t version = uint64_t(call.version);
-        for (auto &tv : e.targets)
-            if (tv.target.kind == eng::TargetKind::Extension && tv.target.name == u) version = uint64_t(tv.version);
-        std::string body = buildParkInfo(aorUri, version, {entry});
         ContactList contacts;
         int found = host_.api()->location_lookup(host_.raw(), ps(aorUri), collect, &contacts);
         host_.log(PW_LOG_DEBUG, "callpark: park-info for {}: {} contact(s) ({})", aorUri, contacts.items.size(), found);
-        for (auto &[uri, hop] : contacts.items) {
+        if (contacts.items.empty())
+            continue;
+        told.push_back(u);
+        contactsOf.push_back(std::move(contacts));
+    }
+    // The version is a counter per told extension, +1 per park-info notification it gets (docs/park-info.md;
+    // RFC 4235 §4.1 style). Not the engine's target version: that one also moves on events that send no
+    // park-info (retrieve started/aborted, recall failed, moved), which made the versions a phone sees jump.
+    // Stored, so it keeps increasing across restarts.
+    std::vector<std::int64_t> versions;
+    if (eng::Status vs = engine_->nextParkInfoVersions(call.domain, told, &versions); !vs) {
+        host_.log(PW_LOG_ERROR, "callpark: park-info for call {} not sent: {}", call.id, vs.message);
+        for (size_t i = 0; i < told.size(); ++i)
+            host_.counter("parkway_notify_failed_total", "kind=\"park-info\"", double(contactsOf[i].items.size()));
+        return;
+    }
+
+    std::string from = fmt::format("<sip:park@{}>", call.domain);
+    for (size_t i = 0; i < told.size(); ++i) {
+        std::string aorUri = aor(told[i], call.domain);
+        std::string body = buildParkInfo(aorUri, uint64_t(versions[i]), {entry});
+        for (auto &[uri, hop] : contactsOf[i].items) {
             Headers h;
             h.add("Event", "park-info");
             h.add("Subscription-State", "terminated;reason=noresource"); // RFC 6665 §8.2.3: always present

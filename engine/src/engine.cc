@@ -1215,7 +1215,7 @@ ParkResult Engine::park(const ParkRequest &req) {
         c.extension = p.extension;
         c.lot = p.lot;
         c.slot = p.slot;
-        c.parker = req.parker;
+        c.parker = req.parkerIsParked ? std::string() : req.parker;
         c.parkedUri = req.parkedUri;
         c.parkedDisplay = req.parkedDisplay;
         c.group = p.group;

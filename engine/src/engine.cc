@@ -1215,7 +1215,7 @@ ParkResult Engine::park(const ParkRequest &req) {
         c.extension = p.extension;
         c.lot = p.lot;
         c.slot = p.slot;
-        c.parker = req.parker;
+        c.parker = req.parkerIsParked ? std::string() : req.parker;
         c.parkedUri = req.parkedUri;
         c.parkedDisplay = req.parkedDisplay;
         c.group = p.group;
@@ -1771,6 +1771,31 @@ Status Engine::removeWatcher(const std::string &id) {
     } catch (const StorageError &err) {
         return Status::failure(ErrorCode::Storage, fmt::format("database {}: {}", impl_->path, err.what()));
     }
+    return Status::success();
+}
+
+Status Engine::nextParkInfoVersions(const std::string &domain, const std::vector<std::string> &extensions,
+                                    std::vector<std::int64_t> *versions) {
+    versions->clear();
+    if (extensions.empty())
+        return Status::success();
+    std::vector<std::int64_t> out;
+    out.reserve(extensions.size());
+    try {
+        Txn txn(impl_->db);
+        for (const std::string &ext : extensions) {
+            Stmt &s = impl_->db.q("INSERT INTO park_info_versions (domain, ext, version) VALUES (?, ?, 1) "
+                                  "ON CONFLICT (domain, ext) DO UPDATE SET version = version + 1 RETURNING version");
+            s.bind(1, domain).bind(2, ext);
+            s.step();
+            out.push_back(s.i64(0));
+            s.run();
+        }
+        txn.commit();
+    } catch (const StorageError &err) {
+        return Status::failure(ErrorCode::Storage, fmt::format("database {}: {}", impl_->path, err.what()));
+    }
+    *versions = std::move(out);
     return Status::success();
 }
 

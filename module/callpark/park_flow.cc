@@ -5,6 +5,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
+#include <cctype>
 #include <csignal>
 #include <cstdlib>
 
@@ -201,6 +203,19 @@ pw_verdict CallPark::parkInvite(pw_request *req, const pw_msg *m, const eng::Cla
     eng::ParkRequest pr = eng::makeParkRequest(c, domain, parker);
     pr.parkedUri = host_.uri(m, "From");
     pr.parkedDisplay = host_.display(m, "From");
+    // Self-park: the caller dialled the park code itself (no REFER, no Referred-By), so the parker would be the
+    // parked party. The parker is never the parked party (a recall ringing the waiting caller's own phone helps
+    // nobody): the call is stored without one and the recall goes to the parked-on extension, else the
+    // alternate (docs/callpark.md "Recall").
+    {
+        std::string parkedHost = uriHost(pr.parkedUri);
+        std::transform(parkedHost.begin(), parkedHost.end(), parkedHost.begin(),
+                       [](unsigned char ch) { return std::tolower(ch); });
+        std::string ourHost = domain;
+        std::transform(ourHost.begin(), ourHost.end(), ourHost.begin(),
+                       [](unsigned char ch) { return std::tolower(ch); });
+        pr.parkerIsParked = !parker.empty() && uriUser(pr.parkedUri) == parker && parkedHost == ourHost;
+    }
     // A duplicated INVITE (same dialog-creating Call-ID and From tag, new transaction) parks once.
     pr.requestKey = host_.header(m, "Call-ID") + ";" + host_.tag(m, "From");
     if (auto existing = engine_->getByRequestKey(domain, pr.requestKey)) {
@@ -211,7 +226,7 @@ pw_verdict CallPark::parkInvite(pw_request *req, const pw_msg *m, const eng::Cla
 
     Session &s = newSession();
     s.domain = domain;
-    s.parker = parker;
+    s.parker = pr.parkerIsParked ? std::string() : parker;
     auto ended = [this, &s] {
         s.state = SessionState::Ended;
         reapLater(s.sid);

@@ -141,7 +141,32 @@ void CallPark::ringStep(Session &s, const eng::RecallStep &step) {
     std::string who = call.parkedDisplay.empty() ? uriUser(call.parkedUri) : call.parkedDisplay;
     std::string display = "Recall: " + who;
     bool isNumber = step.target.kind == eng::RecallTarget::Kind::Number;
-    for (const std::string &target : step.ring) {
+    std::vector<std::string> ring = step.ring;
+    // No parker recorded (a self-park: the parker is never the parked party): the engine names the parked-on
+    // extension. One without a registered contact cannot answer, so the call's alternate rings instead
+    // (docs/callpark.md "Recall"); with no alternate the extension is still tried through our routing.
+    if (step.target.kind == eng::RecallTarget::Kind::Parker && call.parker.empty() && !call.extension.empty() &&
+        ring == std::vector<std::string>{call.extension} && call.recall.alternate &&
+        call.recall.alternate->kind != eng::RecallTarget::Kind::Parker) {
+        ContactList contacts;
+        std::string extAor = aor(call.extension, call.domain);
+        host_.api()->location_lookup(host_.raw(), ps(extAor), collectContact, &contacts);
+        if (contacts.items.empty()) {
+            const eng::RecallTarget &alt = *call.recall.alternate;
+            isNumber = alt.kind == eng::RecallTarget::Kind::Number;
+            ring.clear();
+            if (alt.kind == eng::RecallTarget::Kind::Group) {
+                if (auto g = engine_->group(call.domain, alt.value))
+                    ring = g->members;
+            } else {
+                ring.push_back(alt.value);
+            }
+            host_.log(PW_LOG_INFO,
+                      "callpark: recall of call {}: no parker and {} has no contact: ringing the alternate {}", call.id,
+                      extAor, alt.toString());
+        }
+    }
+    for (const std::string &target : ring) {
         auto legs = ringTarget(s, target, isNumber, display, call.parkedUri, settings_.recallAlertInfo, "recall");
         for (Leg *l : legs) {
             l->onAnswer = [this](Leg *leg, int status, const pw_msg *resp) { branchResponse(leg, status, resp); };

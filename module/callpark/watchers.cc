@@ -13,6 +13,8 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <iterator>
+#include <string_view>
 
 namespace parkway::callpark {
 
@@ -58,6 +60,26 @@ void subOnRequest(void *arg, pw_dialog *, pw_request *req) {
 
 const pw_dialog_callbacks kSubCallbacks = {sizeof(pw_dialog_callbacks), subOnRequest, nullptr, subOnRefresh,
                                            subOnTerminated};
+
+// The event packages this module serves as subscriptions (RFC 6665 §4.2.2: Allow-Events of a 489 lists them).
+// The one list: a package added here is accepted by onSubscribe and advertised in every 489 at once.
+// (park-info is no subscription: it goes out as out-of-dialog NOTIFYs; REFER's implicit "refer" subscription
+// belongs to the REFER, never to a SUBSCRIBE.)
+constexpr std::string_view kServedEvents[] = {"dialog", "call-info"};
+
+bool servedEvent(const std::string &event) {
+    return std::find(std::begin(kServedEvents), std::end(kServedEvents), event) != std::end(kServedEvents);
+}
+
+std::string allowEvents() {
+    std::string v;
+    for (std::string_view e : kServedEvents) {
+        if (!v.empty())
+            v += ", ";
+        v += e;
+    }
+    return v;
+}
 
 std::string eventName(const std::string &hdr) {
     std::string e = hdr.substr(0, hdr.find(';'));
@@ -109,7 +131,6 @@ bool CallPark::mayWatch(const eng::Target &target, const std::string &user) cons
 pw_verdict CallPark::onSubscribe(pw_request *req, const pw_msg *m) {
     if (!host_.tag(m, "To").empty()) return PW_CONTINUE; // refreshes of our subscriptions reach the dialog
     std::string event = eventName(host_.header(m, "Event"));
-    if (event != "dialog" && event != "call-info") return PW_CONTINUE;
     std::string ruri = host_.requestUri(m);
     std::string domain = uriHost(ruri);
     if (domain.empty() || !host_.isLocalDomain(domain)) return PW_CONTINUE;
@@ -117,6 +138,20 @@ pw_verdict CallPark::onSubscribe(pw_request *req, const pw_msg *m) {
     if (dial.empty()) return PW_CONTINUE;
     Host::Who watcher = who(req);
     std::string caller = uriUser(watcher.uri);
+    if (!servedEvent(event)) {
+        // A URI the dialplan makes ours (park / retrieve codes, slots, lots, watch rules) is a resource we
+        // are the notifier of: a package we do not serve there gets 489 Bad Event with the packages we do
+        // (RFC 6665 §4.2.2, §8.2.2), so the subscriber stops retrying. Other URIs (a plain extension's
+        // presence) are somebody else's.
+        eng::Classification oc = engine_->classify(domain, caller, dial);
+        if (oc.action != eng::Action::Park && oc.action != eng::Action::GroupPark &&
+            oc.action != eng::Action::Retrieve && oc.action != eng::Action::Watch)
+            return PW_CONTINUE;
+        Headers h;
+        h.add("Allow-Events", allowEvents());
+        host_.reply(req, 489, "Bad Event", &h);
+        return PW_STOP;
+    }
     bool broadworks = false;
     if (event == "call-info") {
         bool accepts = false;
@@ -647,17 +682,36 @@ void CallPark::sendParkInfo(const eng::ChangeEvent &e) {
     entry.recallAt = e.kind == eng::EventKind::Parked ? call.recallAt / 1000 : 0;
     entry.changedAt = e.at / 1000;
 
-    std::string from = fmt::format("<sip:park@{}>", call.domain);
+    // Only extensions with a contact are told (and so only they consume a version).
+    std::vector<std::string> told;
+    std::vector<ContactList> contactsOf;
     for (const std::string &u : users) {
         std::string aorUri = aor(u, call.domain);
-        uint64_t version = uint64_t(call.version);
-        for (auto &tv : e.targets)
-            if (tv.target.kind == eng::TargetKind::Extension && tv.target.name == u) version = uint64_t(tv.version);
-        std::string body = buildParkInfo(aorUri, version, {entry});
         ContactList contacts;
         int found = host_.api()->location_lookup(host_.raw(), ps(aorUri), collect, &contacts);
         host_.log(PW_LOG_DEBUG, "callpark: park-info for {}: {} contact(s) ({})", aorUri, contacts.items.size(), found);
-        for (auto &[uri, hop] : contacts.items) {
+        if (contacts.items.empty())
+            continue;
+        told.push_back(u);
+        contactsOf.push_back(std::move(contacts));
+    }
+    // The version is a counter per told extension, +1 per park-info notification it gets (docs/park-info.md;
+    // RFC 4235 §4.1 style). Not the engine's target version: that one also moves on events that send no
+    // park-info (retrieve started/aborted, recall failed, moved), which made the versions a phone sees jump.
+    // Stored, so it keeps increasing across restarts.
+    std::vector<std::int64_t> versions;
+    if (eng::Status vs = engine_->nextParkInfoVersions(call.domain, told, &versions); !vs) {
+        host_.log(PW_LOG_ERROR, "callpark: park-info for call {} not sent: {}", call.id, vs.message);
+        for (size_t i = 0; i < told.size(); ++i)
+            host_.counter("parkway_notify_failed_total", "kind=\"park-info\"", double(contactsOf[i].items.size()));
+        return;
+    }
+
+    std::string from = fmt::format("<sip:park@{}>", call.domain);
+    for (size_t i = 0; i < told.size(); ++i) {
+        std::string aorUri = aor(told[i], call.domain);
+        std::string body = buildParkInfo(aorUri, uint64_t(versions[i]), {entry});
+        for (auto &[uri, hop] : contactsOf[i].items) {
             Headers h;
             h.add("Event", "park-info");
             h.add("Subscription-State", "terminated;reason=noresource"); // RFC 6665 §8.2.3: always present

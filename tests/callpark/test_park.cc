@@ -19,7 +19,7 @@ TEST_CASE("park by INVITE to star-68 ext answers sendonly and plays music on hol
     json list = p.command("parked.list", {{"domain", kDomain}});
     REQUIRE(list["parked"].size() == 1);
     CHECK(list["parked"][0]["extension"] == "103");
-    CHECK(list["parked"][0]["parker"] == "2001");
+    CHECK(list["parked"][0]["parker"] == ""); // 2001 dialled *68103 itself: never its own parker (issue 10)
     CHECK(list["parked"][0]["parked_uri"] == aorOf("2001"));
     CHECK(list["parked"][0]["parked_display"] == "Alice");
     CHECK(list["parked"][0]["state"] == "parked");

@@ -267,4 +267,45 @@ TEST_CASE("An unknown phone_profile stops the module at start, naming the parame
     for (const auto &e : errors)
         named = named || e.find("phone_profile 'nokia' must be generic or grandstream") != std::string::npos;
     CHECK(named);
+
+// Issue 10 (C): a caller that dials the park code itself (no REFER, no Referred-By) is not its own parker: the
+// recall rings the parked-on extension's phone, never the parked caller's ("Recall: me").
+TEST_CASE("self-park - the caller dials *68103 itself - the recall rings 103's phone, not the caller",
+          "[recall][issue10]") {
+    ParkEnv p;
+    shortRecall(p);
+    auto &caller = p.phone("2001");
+    auto &ext = p.phone("103");
+    RawUdp mc;
+    caller.autoAnswer("INVITE", 200, answerSdp(mc.port()), "application/sdp");
+    auto &inv = p.invite(caller, "2001", "*68103", mc.port(), {}, "Carol");
+    REQUIRE(p.waitFinal(inv));
+    REQUIRE(inv.finalStatus == 200);
+    auto list = p.command("parked.list");
+    REQUIRE(list["parked"].size() == 1);
+    CHECK(list["parked"][0]["extension"] == "103");
+    CHECK(list["parked"][0].value("parker", std::string()) == ""); // no parker recorded: it parked itself
+
+    REQUIRE(p.env().runUntil([&] { return invitesTo(ext) >= 1; }, 4000));
+    CHECK(ext.last("INVITE")->request.header("From").find("Recall: Carol") != std::string::npos);
+    p.env().runFor(300);
+    CHECK(invitesTo(caller) == 0); // the parked caller's own phone never rings
+}
+
+TEST_CASE("self-park on an extension without a contact - the recall rings the domain's alternate, not the caller",
+          "[recall][issue10]") {
+    ParkEnv p;
+    shortRecall(p, {{"alternate", "1004"}}); // mode parker: the alternate is only the fallback
+    auto &caller = p.phone("2001");
+    auto &alt = p.phone("1004");
+    RawUdp mc;
+    caller.autoAnswer("INVITE", 200, answerSdp(mc.port()), "application/sdp");
+    auto &inv = p.invite(caller, "2001", "*68103", mc.port(), {}, "Carol"); // 103 has no registered phone
+    REQUIRE(p.waitFinal(inv));
+    REQUIRE(inv.finalStatus == 200);
+    REQUIRE(p.env().runUntil([&] { return invitesTo(alt) >= 1; }, 4000));
+    CHECK(alt.last("INVITE")->request.header("From").find("Recall: Carol") != std::string::npos);
+    alt.autoAnswer("INVITE", 200, offerSdp(5106), "application/sdp");
+    REQUIRE(p.env().runUntil([&] { return p.parkedCount() == 0; }, 6000)); // the alternate answers the retry
+    CHECK(invitesTo(caller) == 0);
 }

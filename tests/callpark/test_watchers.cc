@@ -523,3 +523,109 @@ TEST_CASE("restart - stored watchers are resumed in paced batches - each with th
         CHECK(list[1].subState.rfind("active", 0) == 0);
     }
 }
+
+// Issue 10 (A): a package we do not serve on a URI that is ours gets 489 + Allow-Events (RFC 6665 §4.2.2), not a
+// 404 the phone retries for ever; the same package on a URI that is not ours still passes on untouched.
+TEST_CASE("SUBSCRIBE of a package we do not serve to a park code gets 489 Bad Event with Allow-Events",
+          "[watchers][issue10]") {
+    ParkEnv p;
+    auto &w = p.phone("1015");
+    for (const std::string target : {"*88103", "*68103", "*88"}) {
+        INFO(target);
+        auto &c = subscribe(p, w, "1015", target, "presence", 600);
+        CHECK(c.finalStatus == 489);
+        const SipMessage *r = c.response(489);
+        REQUIRE(r);
+        CHECK(r->header("Allow-Events") == "dialog, call-info");
+    }
+    // a parameter on the Event header does not make it a package we serve
+    auto &mwi = subscribe(p, w, "1015", "*88103", "message-summary;id=1", 600);
+    CHECK(mwi.finalStatus == 489);
+    // the packages we serve are still accepted there
+    w.autoAnswer("NOTIFY", 200);
+    auto &ok = subscribe(p, w, "1015", "*88103", "dialog", 600);
+    CHECK(ok.finalStatus == 200);
+    // presence of a plain extension is not ours: the SUBSCRIBE continues (the router answers it, never 489)
+    auto &other = subscribe(p, w, "1015", "103", "presence", 600);
+    CHECK(other.finalStatus != 489);
+    CHECK(other.response(489) == nullptr);
+}
+
+// Issue 10 (B): docs/park-info.md promises +1 per park-info NOTIFY to an extension. Events that send no park-info
+// (recall failed between two recall attempts, retrieve started before retrieved) must not consume a version, and
+// the counter goes on after a restart.
+namespace {
+int parkInfoVersion(const SipMessage &m) {
+    std::smatch sm;
+    std::string b = m.body();
+    if (std::regex_search(b, sm, std::regex("<park-info[^>]* version=\"([0-9]+)\"")))
+        return std::stoi(sm[1]);
+    return -1;
+}
+std::string parkInfoState(const SipMessage &m) {
+    std::smatch sm;
+    std::string b = m.body();
+    if (std::regex_search(b, sm, std::regex("<parked [^>]*state=\"([a-z]+)\"")))
+        return sm[1];
+    return "";
+}
+} // namespace
+
+TEST_CASE("park-info versions to one extension go up by exactly 1 per NOTIFY - events without park-info in between "
+          "do not count - across a restart",
+          "[watchers][issue10]") {
+    ParkEnv p;
+    int st = 0;
+    p.command("domains.set",
+              {{"domain", kDomain}, {"recall", {{"recall_seconds", 1}, {"ring_seconds", 1}, {"retry_seconds", 1}}}},
+              &st);
+    REQUIRE(st == 200);
+    auto &ph = p.phone("103");
+    ph.autoAnswer("NOTIFY", 200);
+    p.phone("1003"); // the parker: rung by the recall, never answers
+    auto &a = p.ua("a");
+    a.autoAnswer("INVITE", 200, answerSdp(4140), "application/sdp");
+    auto &inv = p.invite(a, "2001", "*68103", 4140, {"Referred-By: <" + aorOf("1003") + ">"}, "Alice");
+    REQUIRE(p.waitFinal(inv));
+    REQUIRE(inv.finalStatus == 200);
+    // parked, recalled, (recall failed: no park-info), recalled again
+    REQUIRE(p.env().runUntil([&] { return notifies(ph, "park-info").size() >= 3; }, 8000));
+    // a retrieve: retrieve started (no park-info), then retrieved
+    auto &r = p.ua("r");
+    auto &ret = p.invite(r, "1005", "*88103", 4142);
+    REQUIRE(p.waitFinal(ret));
+    REQUIRE(ret.finalStatus == 200);
+    REQUIRE(p.env().runUntil([&] {
+        auto n = notifies(ph, "park-info");
+        return !n.empty() && parkInfoState(*n.back()) == "retrieved";
+    }));
+
+    // after a restart the next park-info goes on from there
+    p.restart();
+    auto &b = p.ua("b");
+    b.autoAnswer("INVITE", 200, answerSdp(4144), "application/sdp");
+    auto &inv2 = p.invite(b, "2002", "*68103", 4144, {"Referred-By: <" + aorOf("1003") + ">"}, "Bob");
+    REQUIRE(p.waitFinal(inv2));
+    REQUIRE(inv2.finalStatus == 200);
+    REQUIRE(p.env().runUntil([&] {
+        auto n = notifies(ph, "park-info");
+        return !n.empty() && parkInfoState(*n.back()) == "parked" && n.back()->body().find("Bob") != std::string::npos;
+    }));
+
+    auto n = notifies(ph, "park-info");
+    std::vector<std::string> states;
+    std::vector<int> versions;
+    for (const SipMessage *m : n) {
+        states.push_back(parkInfoState(*m));
+        versions.push_back(parkInfoVersion(*m));
+    }
+    INFO("states " << Catch::Detail::stringify(states) << " versions " << Catch::Detail::stringify(versions));
+    REQUIRE(n.size() >= 5);
+    CHECK(states.front() == "parked");
+    CHECK(std::count(states.begin(), states.end(), "recalled") >= 2);
+    CHECK(states[states.size() - 2] == "retrieved");
+    CHECK(states.back() == "parked");
+    CHECK(versions.front() >= 1);
+    for (size_t i = 1; i < versions.size(); ++i)
+        CHECK(versions[i] == versions[i - 1] + 1);
+}

@@ -305,3 +305,30 @@ TEST_CASE("max park time is validated where it is set") {
     REQUIRE(errs.size() == 1);
     CHECK(errs[0].message.find("max_park") != std::string::npos);
 }
+
+TEST_CASE("a parker that is the parked party is not recorded: the recall rings the parked-on extension") {
+    FakeClock clock;
+    auto e = engineWith(clock, RecallMode::Parker);
+    ParkRequest own;
+    own.domain = "a.example";
+    own.how = ParkHow::Own; // still picks the parker's own extension
+    own.parker = "104";
+    own.parkedUri = "sip:104@a.example";
+    own.parkerIsParked = true;
+    auto p = e->park(own);
+    REQUIRE(p.ok);
+    CHECK(p.call.extension == "104");
+    CHECK(p.call.parker.empty());
+    auto d = e->park([] {
+        auto r = directed("103", "200");
+        r.parkerIsParked = true;
+        return r;
+    }());
+    REQUIRE(d.ok);
+    CHECK(e->get(d.call.id)->parker.empty());
+    clock.advanceSeconds(60);
+    auto st = e->recallStep(d.call.id);
+    REQUIRE(st.ok);
+    CHECK(st.target.kind == RecallTarget::Kind::Parker);
+    CHECK(st.ring == std::vector<std::string>{"103"});
+}

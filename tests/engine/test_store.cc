@@ -226,6 +226,41 @@ TEST_CASE("a version-1 database is migrated step by step and keeps its data") {
     CHECK(e->liveCalls()[0].recallAt == 2);
 }
 
+TEST_CASE("park-info versions: +1 per call and extension, kept across reopen, seeded from the target versions of "
+          "a version-5 database") {
+    FakeClock clock;
+    TempDir dir;
+    std::string path = dir.file("v5.db");
+    std::string v5;
+    for (const char *f :
+         {"001_initial.sql", "002_access_lists.sql", "003_watchers.sql", "004_park_caps.sql", "005_max_park.sql"}) {
+        std::ifstream in(std::string(PARKWAY_SCHEMA_DIR) + "/" + f);
+        REQUIRE(in);
+        v5.append(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    }
+    // Before step 6 the park-info NOTIFYs carried the target version: 103 was told up to version 7.
+    rawExec(path, (v5 + "PRAGMA user_version = 5;"
+                        "INSERT INTO target_versions VALUES ('a.example', 'ext:103', 7);"
+                        "INSERT INTO target_versions VALUES ('a.example', 'group:sales', 9);")
+                      .c_str());
+    {
+        auto e = Engine::open(path, clock);
+        std::vector<std::int64_t> v;
+        REQUIRE(e->nextParkInfoVersions("a.example", {"103", "104"}, &v).ok);
+        CHECK(v == std::vector<std::int64_t>{8, 1});
+        REQUIRE(e->nextParkInfoVersions("a.example", {"103"}, &v).ok);
+        CHECK(v == std::vector<std::int64_t>{9});
+        REQUIRE(e->nextParkInfoVersions("b.example", {"103"}, &v).ok); // per domain
+        CHECK(v == std::vector<std::int64_t>{1});
+        REQUIRE(e->nextParkInfoVersions("a.example", {}, &v).ok);
+        CHECK(v.empty());
+    }
+    auto e = Engine::open(path, clock);
+    std::vector<std::int64_t> v;
+    REQUIRE(e->nextParkInfoVersions("a.example", {"104", "103"}, &v).ok);
+    CHECK(v == std::vector<std::int64_t>{2, 10});
+}
+
 TEST_CASE("a database locked by another writer is a clear error at open, not a reset") {
     FakeClock clock;
     TempDir dir;

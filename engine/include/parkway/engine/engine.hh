@@ -185,6 +185,13 @@ public:
     Status removeWatcher(const std::string& id);                     // an unknown id is not an error
     std::vector<StoredWatcher> watchers() const;                     // ordered by id
 
+    // park-info versions (docs/park-info.md): for each extension of `domain`, the version of the park-info
+    // notification about to be sent to it, +1 per call (RFC 4235 §4.1 style: one step per notification, never
+    // by events that notify nobody). Committed, in one transaction for all, before it returns; *versions[i]
+    // belongs to extensions[i].
+    Status nextParkInfoVersions(const std::string &domain, const std::vector<std::string> &extensions,
+                                std::vector<std::int64_t> *versions);
+
 private:
     struct Impl;
     explicit Engine(std::unique_ptr<Impl> impl);

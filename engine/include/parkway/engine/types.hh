@@ -200,6 +200,10 @@ struct ParkRequest {
     std::string domain;        // the parker's domain (tenant); the call lands in this domain
     ParkHow how = ParkHow::Own;
     std::string parker;        // parker's extension; required for Own and Group
+    // The parker is the parked party itself (it dialled the park code: no REFER, no Referred-By). `parker` still
+    // chooses the extension / group / lot access, but the call is stored without a parker, so the recall never
+    // rings the parked party: it goes to the parked-on extension, else the alternate (ringList).
+    bool parkerIsParked = false;
     std::string extension;     // for Directed
     std::string lot;           // for Lot
     int slot = 0;              // for Lot

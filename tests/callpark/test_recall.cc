@@ -267,6 +267,7 @@ TEST_CASE("An unknown phone_profile stops the module at start, naming the parame
     for (const auto &e : errors)
         named = named || e.find("phone_profile 'nokia' must be generic or grandstream") != std::string::npos;
     CHECK(named);
+}
 
 // Issue 10 (C): a caller that dials the park code itself (no REFER, no Referred-By) is not its own parker: the
 // recall rings the parked-on extension's phone, never the parked caller's ("Recall: me").

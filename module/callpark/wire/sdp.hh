@@ -52,14 +52,15 @@ std::optional<SdpSession> parseSdp(std::string_view text, std::string* err = nul
 
 struct HoldAnswer {
     std::string sdp;         // complete SDP body, CRLF line ends
-    int chosenPt = -1;       // 0 (PCMU) or 8 (PCMA); -1 when no common codec (answer is a=inactive)
+    int chosenPt = -1;       // 0 (PCMU), 8 (PCMA) or 9 (G722); -1 when no common codec (answer is a=inactive)
     SdpDirection direction;  // what we put in the answer
     std::string remoteIp;    // where the parked party wants RTP (c= of its audio stream)
     uint16_t remotePort = 0; // its audio port (0 when there is no usable audio stream)
 };
 
 // Answer an offer for a parked call (RFC 3264 §6): one m= per offered m=; the first audio stream is
-// accepted with PCMU or PCMA, whichever the offer lists first; every other stream is rejected (port 0).
+// accepted with PCMU, PCMA or G722 (RFC 3551 §4.5.2: a=rtpmap:9 G722/8000), whichever the offer lists first;
+// every other stream is rejected (port 0). Opus and other dynamic codecs are not played (no encoder).
 // Direction (we send music, the parked party listens; RFC 3264 §6.1):
 //   offer sendrecv/recvonly -> sendonly; offer sendonly/inactive -> inactive.
 // No common codec: still a valid answer, the offered formats with a=inactive and chosenPt = -1.

@@ -216,3 +216,35 @@ TEST_CASE("buildHoldOffer is a sendonly G.711 offer; o= version helpers") {
     CHECK(buildHoldOffer("::1", 20010, 1, 1).find("c=IN IP6 ::1") != std::string::npos);
     CHECK(newSdpSessionId() != 0);
 }
+
+TEST_CASE("withLegOrigin keeps our o= on a leg; the version moves by one exactly when the body changes") {
+    SdpOrigin o;
+    o.sessionId = 4242;
+    o.version = 7;
+    o.addr = "192.0.2.5";
+    const std::string theirs1 = "v=0\r\no=bob 1 1 IN IP4 198.51.100.1\r\ns=-\r\nc=IN IP4 198.51.100.1\r\nt=0 0\r\n"
+                                "m=audio 5000 RTP/AVP 0\r\n";
+    auto first = withLegOrigin(theirs1, "", o);
+    REQUIRE(first);
+    CHECK(*first == "v=0\r\no=parkway 4242 8 IN IP4 192.0.2.5\r\ns=-\r\nc=IN IP4 198.51.100.1\r\nt=0 0\r\n"
+                    "m=audio 5000 RTP/AVP 0\r\n");
+    // The same body again (their version moved or not): our version stays (RFC 3264 §8).
+    std::string theirs1b = theirs1;
+    theirs1b.replace(theirs1b.find("bob 1 1"), 7, "bob 1 2");
+    auto again = withLegOrigin(theirs1b, *first, o);
+    REQUIRE(again);
+    CHECK(*again == *first);
+    CHECK(o.version == 8u);
+    // Another party's SDP with a new port: same user, session id and address, version + 1.
+    const std::string other = "v=0\r\no=carol 99 5 IN IP6 2001:db8::9\r\ns=-\r\nc=IN IP4 203.0.113.4\r\nt=0 0\r\n"
+                              "m=audio 6000 RTP/AVP 8\r\n";
+    auto changed = withLegOrigin(other, *again, o);
+    REQUIRE(changed);
+    CHECK_THAT(*changed, Catch::StartsWith("v=0\r\no=parkway 4242 9 IN IP4 192.0.2.5\r\n"));
+    CHECK_THAT(*changed, Catch::Contains("m=audio 6000 RTP/AVP 8\r\n"));
+    // Not SDP we can read: nothing changes.
+    CHECK_FALSE(withLegOrigin("v=0\r\ns=-\r\n", *changed, o));
+    CHECK(o.version == 9u);
+    o.addr = "::1";
+    CHECK_THAT(*withLegOrigin(other, "", o), Catch::Contains("o=parkway 4242 10 IN IP6 ::1\r\n"));
+}

@@ -73,3 +73,106 @@ TEST_CASE("a party offering only G.722 is parked with G.722 music: PT 9, 160-byt
         energy += double(pcm[i]) * pcm[i];
     CHECK(std::sqrt(energy / n) > 100);
 }
+
+namespace {
+
+// The fields of an SDP's o= line: username, sess-id, sess-version, nettype, addrtype, address.
+std::vector<std::string> originOf(const std::string &sdp) {
+    auto at = sdp.find("o=");
+    REQUIRE(at != std::string::npos);
+    std::string line = sdp.substr(at + 2, sdp.find("\r\n", at) - at - 2);
+    std::vector<std::string> f;
+    size_t i = 0;
+    while (i < line.size()) {
+        size_t j = line.find(' ', i);
+        if (j == std::string::npos)
+            j = line.size();
+        f.push_back(line.substr(i, j - i));
+        i = j + 1;
+    }
+    REQUIRE(f.size() == 6);
+    return f;
+}
+
+// Every SDP the parked party received from Parkway, in order: the park 200, then its incoming INVITEs' offers.
+std::vector<std::string> sdpsTo(Client &park, TestUa &ua) {
+    std::vector<std::string> v{park.response(200)->body()};
+    for (auto &in : ua.incoming)
+        if (in->request.method() == "INVITE" && !in->request.body().empty())
+            v.push_back(in->request.body());
+    return v;
+}
+
+// Same username / session id / address throughout; version +1 where the body (o= aside) changed, same where not.
+void checkOriginContinuity(const std::vector<std::string> &sdps) {
+    REQUIRE(sdps.size() >= 2);
+    auto first = originOf(sdps[0]);
+    CHECK(first[0] == "parkway");
+    auto stripped = [](const std::string &sdp) {
+        auto at = sdp.find("o=");
+        return sdp.substr(0, at) + sdp.substr(sdp.find("\r\n", at));
+    };
+    for (size_t i = 1; i < sdps.size(); ++i) {
+        INFO("SDP #" << i << ":\n" << sdps[i] << "previous:\n" << sdps[i - 1]);
+        auto o = originOf(sdps[i]), prev = originOf(sdps[i - 1]);
+        CHECK(o[0] == first[0]);
+        CHECK(o[1] == first[1]);
+        CHECK(o[3] == first[3]);
+        CHECK(o[4] == first[4]);
+        CHECK(o[5] == first[5]);
+        uint64_t v = std::stoull(o[2]), pv = std::stoull(prev[2]);
+        if (stripped(sdps[i]) == stripped(sdps[i - 1]))
+            CHECK(v == pv);
+        else
+            CHECK(v == pv + 1);
+    }
+}
+
+} // namespace
+
+TEST_CASE("every SDP a leg receives keeps that leg's o= and moves its version by one per change (RFC 3264 §8)",
+          "[retrieve][media]") {
+    ParkEnv p;
+    auto &a = p.ua("a");
+    RawUdp ma;
+    a.autoAnswer("INVITE", 200, answerSdp(ma.port()), "application/sdp");
+    auto &park = p.invite(a, "2001", "*68103", ma.port(), {}, "Parked 2001");
+    REQUIRE(p.waitFinal(park));
+    REQUIRE(park.finalStatus == 200);
+
+    auto &r = p.ua("r");
+    auto &ret = p.invite(r, "1005", "*88103", 5030);
+    REQUIRE(p.waitFinal(ret));
+    REQUIRE(ret.finalStatus == 200);
+    REQUIRE(a.count("INVITE") == 1);
+    CHECK(sdpAudioPort(a.last("INVITE")->request.body()) == 5030);
+
+    // The retriever moves its media, then refreshes the session with the same SDP (RFC 4028 style).
+    RequestOptions moved;
+    moved.body = offerSdp(5032);
+    moved.contentType = "application/sdp";
+    auto &re1 = r.inDialog(ret, "INVITE", moved);
+    REQUIRE(p.waitFinal(re1));
+    REQUIRE(re1.finalStatus == 200);
+    auto &re2 = r.inDialog(ret, "INVITE", moved);
+    REQUIRE(p.waitFinal(re2));
+    REQUIRE(re2.finalStatus == 200);
+    REQUIRE(a.count("INVITE") == 3);
+
+    // The parked party: our hold answer's origin throughout (the retriever's o= never shows), +1 per change.
+    auto toParked = sdpsTo(park, a);
+    REQUIRE(toParked.size() == 4);
+    checkOriginContinuity(toParked);
+    CHECK(std::stoull(originOf(toParked[1])[2]) == std::stoull(originOf(toParked[0])[2]) + 1);
+    CHECK(std::stoull(originOf(toParked[3])[2]) == std::stoull(originOf(toParked[2])[2])); // unchanged re-send
+    CHECK(sdpAudioPort(toParked[3]) == 5032);
+
+    // The retriever: an origin of its own (not the parked party's "o=- 2 2"), the same for every answer;
+    // the parked party answered the same SDP each time, so the version stays.
+    std::vector<std::string> toRetriever{ret.response(200)->body(), re1.response(200)->body(),
+                                         re2.response(200)->body()};
+    for (auto &sdp : toRetriever)
+        CHECK(sdpAudioPort(sdp) == ma.port());
+    CHECK(originOf(toRetriever[0])[1] != originOf(toParked[0])[1]);
+    checkOriginContinuity(toRetriever);
+}

@@ -357,6 +357,38 @@ std::optional<std::string> withOriginVersion(std::string_view sdp, uint64_t vers
     return out;
 }
 
+namespace {
+// The body without its o= line (the rest compared byte for byte).
+std::string withoutOrigin(std::string_view sdp) {
+    size_t s = 0, e = 0;
+    if (!findOrigin(sdp, &s, &e))
+        return std::string(sdp);
+    std::string out(sdp.substr(0, s));
+    out.append(sdp.substr(e));
+    return out;
+}
+} // namespace
+
+std::optional<std::string> withLegOrigin(std::string_view body, std::string_view lastSent, SdpOrigin &origin) {
+    size_t s = 0, e = 0;
+    if (!findOrigin(body, &s, &e))
+        return std::nullopt;
+    auto f = splitWs(body.substr(s + 2, e - s - 2));
+    uint64_t v = 0;
+    if (f.size() != 6 || !parseNum<uint64_t>(f[2], UINT64_MAX, &v))
+        return std::nullopt;
+    if (lastSent.empty() || withoutOrigin(body) != withoutOrigin(lastSent))
+        ++origin.version;
+    std::string line = fmt::format("o={} {} {} IN {} {}", origin.user, origin.sessionId, origin.version,
+                                   addrType(origin.addr), origin.addr);
+    std::string out;
+    out.reserve(body.size() + line.size());
+    out.append(body.substr(0, s));
+    out.append(line);
+    out.append(body.substr(e));
+    return out;
+}
+
 uint64_t newSdpSessionId() {
     // NTP seconds (RFC 4566 §5.2 suggestion) mixed with sub-second time so two in one second differ.
     auto now = std::chrono::system_clock::now().time_since_epoch();

@@ -78,6 +78,20 @@ std::optional<uint64_t> sdpOriginVersion(std::string_view sdp);
 // nullopt when there is no well-formed o= line.
 std::optional<std::string> withOriginVersion(std::string_view sdp, uint64_t version);
 
+// Our o= on one leg (RFC 3264 §8, RFC 4566 §5.2): username, session id and address stay the same for the whole
+// dialog, whatever SDP we relay on it; the version moves by one exactly when the body changes.
+struct SdpOrigin {
+    std::string user = "parkway";
+    uint64_t sessionId = 0;
+    uint64_t version = 0;
+    std::string addr; // our IP; the address type (IP4 / IP6) follows it
+};
+// `body` with its o= line replaced by `origin`'s. origin.version is incremented first when `body` differs from
+// `lastSent`, the last SDP sent on the leg, o= lines ignored ("" = nothing sent yet: a change too); an unchanged
+// body keeps the version (RFC 3264 §8: "If the version in the origin line does not increment, the SDP MUST be
+// identical"). nullopt, origin untouched, when `body` has no well-formed o= line.
+std::optional<std::string> withLegOrigin(std::string_view body, std::string_view lastSent, SdpOrigin &origin);
+
 // A fresh session id (NTP-ish time based, RFC 4566 §5.2 suggests it), never 0.
 uint64_t newSdpSessionId();
 

@@ -207,6 +207,8 @@ public:
     std::string legSdp(Session &s, Leg *leg, const std::string &body);
     // Make `leg` the session's parked leg (Session::a), moving the SDP origin state between it and the old one.
     void setParkedLeg(Session &s, Leg *leg);
+    // P-Asserted-Identity of the party a leg is now connected to (setting connected_identity).
+    void addConnectedIdentity(Headers &h, const std::string &display, const std::string &uri) const;
 
     // ---- recall_flow.cc
     void armRecall(Session &s, eng::Millis at);

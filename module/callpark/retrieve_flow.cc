@@ -27,6 +27,15 @@ bool isSdpType(std::string_view ctype) {
 }
 } // namespace
 
+// ---------------------------------------------------------------- connected identity (RFC 3325)
+
+void CallPark::addConnectedIdentity(Headers &h, const std::string &display, const std::string &uri) const {
+    // RFC 3325 §9.1: the asserted identity of the party this leg is now connected to. Only meaningful in a trust
+    // domain (RFC 3325 §2.3); connected_identity = false leaves it out.
+    if (settings_.connectedIdentity && !uri.empty())
+        h.add("P-Asserted-Identity", nameAddr(display, uri));
+}
+
 // ---------------------------------------------------------------- our SDP origin per leg (RFC 3264 §8)
 
 std::string CallPark::legSdp(Session &s, Leg *leg, const std::string &body) {
@@ -115,8 +124,12 @@ pw_verdict CallPark::retrieveInvite(pw_request *req, const pw_msg *m, const eng:
 
     std::string offer = host_.body(m);
     s->retrieveOfferless = offer.empty();
-    s->retrieverUri = host_.uri(m, "From");
-    s->retrieverDisplay = host_.display(m, "From");
+    // Who retrieves: the established identity (docs/auth.md), not what From claims; From's display name only
+    // when From names that identity.
+    const std::string fromUri = host_.uri(m, "From");
+    const Host::Who w = who(req);
+    s->retrieverUri = w.uri.empty() ? fromUri : w.uri;
+    s->retrieverDisplay = fromUri == s->retrieverUri ? host_.display(m, "From") : std::string();
     s->state = SessionState::Retrieving;
     s->retrieveReq = host_.api()->request_retain(req);
     uint64_t sid = s->sid;
@@ -124,9 +137,13 @@ pw_verdict CallPark::retrieveInvite(pw_request *req, const pw_msg *m, const eng:
     // a new origin would be a new session to it, and an unchanged version an SDP it may ignore.
     const uint64_t versionBefore = s->sdpVersion;
     std::string sdp = offer.empty() ? offer : legSdp(*s, s->a, offer);
-    bool sent = sendInDialog(
-        s->a->dlg, "INVITE", nullptr, offer.empty() ? "" : kSdp, sdp, offer.empty() ? PW_SEND_DEFER_ACK : 0,
-        [this, sid](pw_dialog *, int status, const pw_msg *resp) { retrieveResponse(sid, status, resp); });
+    // The parked party learns who picked up: the re-INVITE's From is still its park dialog's (*68103), so the
+    // retriever goes in P-Asserted-Identity (RFC 3325 §9.1).
+    Headers h;
+    addConnectedIdentity(h, s->retrieverDisplay, s->retrieverUri);
+    bool sent =
+        sendInDialog(s->a->dlg, "INVITE", &h, offer.empty() ? "" : kSdp, sdp, offer.empty() ? PW_SEND_DEFER_ACK : 0,
+                     [this, sid](pw_dialog *, int status, const pw_msg *resp) { retrieveResponse(sid, status, resp); });
     if (!sent) {
         host_.api()->request_release(s->retrieveReq);
         s->retrieveReq = nullptr;
@@ -161,7 +178,7 @@ void CallPark::retrieveResponse(uint64_t sid, int status, const pw_msg *resp) {
         b->peerDisplay = s.retrieverDisplay;
         Headers h;
         // The retriever sees who is waiting, not the feature code (SPEC §3).
-        h.add("P-Asserted-Identity", nameAddr(s.a->peerDisplay, s.a->peerUri));
+        addConnectedIdentity(h, s.a->peerDisplay, s.a->peerUri);
         // The 200 tells the retriever the call is theirs: the engine lets the call go first, so a crash after the
         // 200 never brings it back as parked while the two parties talk (docs/callpark.md "Durability").
         eng::CallId id = s.callId;
@@ -289,8 +306,10 @@ void CallPark::connectLegs(Session &s, Leg *keep, Leg *fresh, const std::string 
         return;
     }
     std::string toKeep = legSdp(s, keep, offer);
+    Headers h; // who `keep` is connected to now: the recall answerer or the transfer target (RFC 3325 §9.1)
+    addConnectedIdentity(h, fresh->peerDisplay, fresh->peerUri);
     bool sent =
-        sendInDialog(keep->dlg, "INVITE", nullptr, offer.empty() ? "" : kSdp, toKeep, 0,
+        sendInDialog(keep->dlg, "INVITE", &h, offer.empty() ? "" : kSdp, toKeep, 0,
                      [this, sid, keepId, freshId, fail, done, offer](pw_dialog *, int status, const pw_msg *resp) {
                          if (status < 200)
                              return;

@@ -176,3 +176,68 @@ TEST_CASE("every SDP a leg receives keeps that leg's o= and moves its version by
     CHECK(originOf(toRetriever[0])[1] != originOf(toParked[0])[1]);
     checkOriginContinuity(toRetriever);
 }
+
+TEST_CASE("the parked party learns who picked up, the retriever whom it got: P-Asserted-Identity (RFC 3325)",
+          "[retrieve][media]") {
+    ParkEnv p;
+    auto &a = p.ua("a");
+    RawUdp ma;
+    a.autoAnswer("INVITE", 200, answerSdp(ma.port()), "application/sdp");
+    auto &park = p.invite(a, "2001", "*68103", ma.port(), {}, "Parked Pat");
+    REQUIRE(p.waitFinal(park));
+    REQUIRE(park.finalStatus == 200);
+
+    auto &r = p.ua("r");
+    auto &ret = p.invite(r, "1005", "*88103", 5040, {}, "Rita Retriever");
+    REQUIRE(p.waitFinal(ret));
+    REQUIRE(ret.finalStatus == 200);
+    Incoming *reinv = a.last("INVITE");
+    REQUIRE(reinv);
+    // The re-INVITE's From is still the park dialog's (the feature code); PAI names the retriever.
+    CHECK(reinv->request.header("From").find("*68103") != std::string::npos);
+    CHECK(reinv->request.header("P-Asserted-Identity") == "\"Rita Retriever\" <" + aorOf("1005") + ">");
+    // The retriever's 200 names the parked party.
+    CHECK(ret.response(200)->header("P-Asserted-Identity") == "\"Parked Pat\" <" + aorOf("2001") + ">");
+}
+
+TEST_CASE("connected_identity = false sends no P-Asserted-Identity on retrieve", "[retrieve][media]") {
+    ParkEnvOptions opts;
+    opts.params["connected_identity"] = "false";
+    ParkEnv p(opts);
+    auto &a = p.ua("a");
+    RawUdp ma;
+    a.autoAnswer("INVITE", 200, answerSdp(ma.port()), "application/sdp");
+    auto &park = p.invite(a, "2001", "*68103", ma.port(), {}, "Parked Pat");
+    REQUIRE(p.waitFinal(park));
+    REQUIRE(park.finalStatus == 200);
+    auto &r = p.ua("r");
+    auto &ret = p.invite(r, "1005", "*88103", 5042, {}, "Rita Retriever");
+    REQUIRE(p.waitFinal(ret));
+    REQUIRE(ret.finalStatus == 200);
+    REQUIRE(a.last("INVITE"));
+    CHECK(a.last("INVITE")->request.header("P-Asserted-Identity").empty());
+    CHECK(ret.response(200)->header("P-Asserted-Identity").empty());
+}
+
+TEST_CASE("a recall answered: the parked party's re-INVITE names the recalled party and keeps our o=",
+          "[recall][media]") {
+    ParkEnv p;
+    int st = 0;
+    p.command("domains.set",
+              {{"domain", kDomain}, {"recall", {{"recall_seconds", 1}, {"ring_seconds", 5}, {"retry_seconds", 1}}}},
+              &st);
+    REQUIRE(st == 200);
+    auto &parker = p.phone("1003");
+    parker.autoAnswer("INVITE", 200, offerSdp(5100), "application/sdp");
+    auto &a = p.ua("a");
+    RawUdp ma;
+    a.autoAnswer("INVITE", 200, answerSdp(ma.port()), "application/sdp");
+    auto &park = p.invite(a, "2001", "*68", ma.port(), {"Referred-By: <" + aorOf("1003") + ">"}, "Alice");
+    REQUIRE(p.waitFinal(park));
+    REQUIRE(park.finalStatus == 200);
+    REQUIRE(p.env().runUntil([&] { return a.count("INVITE") >= 1; }, 8000));
+    Incoming *reinv = a.last("INVITE");
+    CHECK(sdpAudioPort(reinv->request.body()) == 5100);
+    CHECK(reinv->request.header("P-Asserted-Identity") == "<" + aorOf("1003") + ">");
+    checkOriginContinuity(sdpsTo(park, a));
+}

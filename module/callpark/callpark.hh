@@ -205,6 +205,9 @@ public:
     // version +1 exactly when the body changed since the last SDP sent on the leg (RFC 3264 §8). A body without
     // a readable o= (not SDP, multipart) is returned as is.
     std::string legSdp(Session &s, Leg *leg, const std::string &body);
+    // The offer legSdp() made for `leg` was refused: the next SDP on the leg counts as a change even when it is
+    // the same again (the refused version is not reused for the session the peer kept; RFC 3264 §8).
+    void sdpRefused(Session &s, Leg *leg);
     // Make `leg` the session's parked leg (Session::a), moving the SDP origin state between it and the old one.
     void setParkedLeg(Session &s, Leg *leg);
     // P-Asserted-Identity of the party a leg is now connected to (setting connected_identity).

@@ -60,6 +60,11 @@ std::string CallPark::legSdp(Session &s, Leg *leg, const std::string &body) {
     return *out;
 }
 
+void CallPark::sdpRefused(Session &s, Leg *leg) {
+    if (leg)
+        (leg == s.a ? s.localSdp : leg->localSdp).clear();
+}
+
 void CallPark::setParkedLeg(Session &s, Leg *leg) {
     if (s.a == leg)
         return;
@@ -232,6 +237,8 @@ void CallPark::retrieveResponse(uint64_t sid, int status, const pw_msg *resp) {
             });
         }
     } else if (r) {
+        if (!s.retrieveOfferless && s.a)
+            sdpRefused(s, s.a);
         host_.reply(r, status == 486 || status == 488 || status == 606 ? status : 480);
         finish(r);
     }
@@ -324,6 +331,8 @@ void CallPark::connectLegs(Session &s, Leg *keep, Leg *fresh, const std::string 
                              host_.api()->dialog_ack(fresh->dlg, ans.empty() ? pw_str{} : ps(kSdp), ps(toFresh));
                              done(true);
                          } else {
+                             if (sp && keep && status >= 300 && !offer.empty())
+                                 sdpRefused(*sp, keep);
                              fail();
                              done(false);
                          }
@@ -386,16 +395,19 @@ void CallPark::onBridgedRequest(Session &s, Leg *from, pw_request *req) {
     }
     bool offerless = method == "INVITE" && body.empty();
     // SDP relayed between the legs goes out under the receiving leg's own o= (RFC 3264 §8).
-    std::string relayed = isSdpType(ctype) ? legSdp(s, other, body) : body;
+    const bool sdpOut = isSdpType(ctype) && !body.empty();
+    std::string relayed = sdpOut ? legSdp(s, other, body) : body;
     pw_request *r = host_.api()->request_retain(req);
     uint64_t sid = s.sid, fromId = from->id, otherId = other->id;
     bool sent = sendInDialog(
         other->dlg, method, &h, body.empty() ? "" : ctype, relayed, offerless ? PW_SEND_DEFER_ACK : 0,
-        [this, sid, fromId, otherId, r, method, offerless](pw_dialog *, int status, const pw_msg *resp) {
+        [this, sid, fromId, otherId, r, method, offerless, sdpOut](pw_dialog *, int status, const pw_msg *resp) {
             if (status < 200)
                 return;
             Session *sp = session(sid);
             Leg *from = legById(fromId), *other = legById(otherId);
+            if (sp && other && sdpOut && status >= 300)
+                sdpRefused(*sp, other);
             bool fromAlive = sp && from && (sp->a == from || sp->b == from) && from->dlg;
             std::string rb = host_.body(resp);
             std::string rct = resp ? host_.header(resp, "Content-Type") : "";

@@ -241,3 +241,39 @@ TEST_CASE("a recall answered: the parked party's re-INVITE names the recalled pa
     CHECK(reinv->request.header("P-Asserted-Identity") == "<" + aorOf("1003") + ">");
     checkOriginContinuity(sdpsTo(park, a));
 }
+
+TEST_CASE("an offer the parked party refused is not the baseline: the same offer again takes a new version",
+          "[retrieve][media]") {
+    ParkEnv p;
+    auto &a = p.ua("a");
+    RawUdp ma;
+    a.autoAnswer("INVITE", 200, answerSdp(ma.port()), "application/sdp");
+    auto &park = p.invite(a, "2001", "*68103", ma.port());
+    REQUIRE(p.waitFinal(park));
+    REQUIRE(park.finalStatus == 200);
+    auto &r = p.ua("r");
+    auto &ret = p.invite(r, "1005", "*88103", 5050);
+    REQUIRE(p.waitFinal(ret));
+    REQUIRE(ret.finalStatus == 200);
+
+    RequestOptions moved;
+    moved.body = offerSdp(5052);
+    moved.contentType = "application/sdp";
+    a.clearRules();
+    a.autoAnswer("INVITE", 488);
+    auto &re1 = r.inDialog(ret, "INVITE", moved);
+    REQUIRE(p.waitFinal(re1));
+    REQUIRE(re1.finalStatus == 488);
+    a.clearRules();
+    a.autoAnswer("INVITE", 200, answerSdp(ma.port()), "application/sdp");
+    auto &re2 = r.inDialog(ret, "INVITE", moved);
+    REQUIRE(p.waitFinal(re2));
+    REQUIRE(re2.finalStatus == 200);
+
+    auto toParked = sdpsTo(park, a);
+    REQUIRE(toParked.size() == 4);
+    uint64_t refused = std::stoull(originOf(toParked[2])[2]), again = std::stoull(originOf(toParked[3])[2]);
+    CHECK(sdpAudioPort(toParked[3]) == 5052);
+    CHECK(again == refused + 1); // the parked party kept the session before the refused offer
+    CHECK(originOf(toParked[3])[1] == originOf(toParked[0])[1]);
+}

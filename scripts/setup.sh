@@ -9,6 +9,7 @@ PACKAGES=(
   # libraries
   libsofia-sip-ua-dev libevent-dev libsqlite3-dev libfmt-dev libtomlplusplus-dev nlohmann-json3-dev libcli11-dev
   libre2-dev libc-ares-dev libutfcpp-dev libssl-dev libcurl4-openssl-dev
+  libspandsp-dev # G.722 music on hold (docs/callpark.md)
   catch2
   # tests and tools
   sip-tester python3 curl sqlite3 openssl sipvicious baresip-core

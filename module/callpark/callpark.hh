@@ -50,6 +50,11 @@ struct Leg {
     std::string role;                 // "parked", "retriever", "recall", "target", "transferor"
     std::string peerUri, peerDisplay; // identity of the far end (for P-Asserted-Identity / From of relays)
     std::string remoteSdp;            // last SDP the far end sent
+    // Our SDP origin on this dialog (RFC 3264 §8): o=parkway <sdpSession> <sdpVersion> IN IP4|IP6 <moh_ip>, and the
+    // last SDP sent on it. Not used while the leg is its session's parked leg (Session::a): the session holds it
+    // then (sdpSession, sdpVersion, localSdp; stored for restarts). CallPark::setParkedLeg moves it.
+    uint64_t sdpSession = 0, sdpVersion = 0;
+    std::string localSdp;
     bool confirmed = false;
     bool failed = false;    // UAC: final non-2xx
     bool answered = false;  // UAC: got a 2xx
@@ -196,6 +201,17 @@ public:
     void endBridge(Session &s, Leg *from);
     void onBridgedRefer(Session &s, Leg *from, pw_request *req);
     void connectParked(Session &s, Leg *other, const std::string &offer, bool fromRecall);
+    // The SDP we send on `leg` (ours, or relayed from the other leg): `body` with the leg's own o= line, its
+    // version +1 exactly when the body changed since the last SDP sent on the leg (RFC 3264 §8). A body without
+    // a readable o= (not SDP, multipart) is returned as is.
+    std::string legSdp(Session &s, Leg *leg, const std::string &body);
+    // The offer legSdp() made for `leg` was refused: the next SDP on the leg counts as a change even when it is
+    // the same again (the refused version is not reused for the session the peer kept; RFC 3264 §8).
+    void sdpRefused(Session &s, Leg *leg);
+    // Make `leg` the session's parked leg (Session::a), moving the SDP origin state between it and the old one.
+    void setParkedLeg(Session &s, Leg *leg);
+    // P-Asserted-Identity of the party a leg is now connected to (setting connected_identity).
+    void addConnectedIdentity(Headers &h, const std::string &display, const std::string &uri) const;
 
     // ---- recall_flow.cc
     void armRecall(Session &s, eng::Millis at);

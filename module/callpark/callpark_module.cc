@@ -46,6 +46,9 @@ const pw_param_def kParams[] = {
     PARAM("provision_file", PW_PARAM_STRING, "",
           "TOML file with domains' settings, groups and lots, applied at start and on reload"),
     PARAM("park_info", PW_PARAM_BOOL, "true", "send out-of-dialog NOTIFY Event: park-info on park state changes"),
+    PARAM("connected_identity", PW_PARAM_BOOL, "true",
+          "tell each party who it is connected to (P-Asserted-Identity, RFC 3325) on retrieve and recall; trusted "
+          "networks only"),
     PARAM("refer_memory", PW_PARAM_DURATION, "32s",
           "passthrough mode: how long a REFER's park intent is remembered for the transferee's INVITE"),
     PARAM("max_watchers", PW_PARAM_INT, "10000",

@@ -259,7 +259,7 @@ void CallPark::onBridgedRefer(Session &s, Leg *from, pw_request *req) {
         s.parker = caller;
         s.parkedOnUri =
             r.call.extension.empty() ? aor(std::to_string(r.call.slot), domain) : aor(r.call.extension, domain);
-        s.a = other;
+        setParkedLeg(s, other); // our o= towards it stays the one it already knows (RFC 3264 §8)
         s.b = nullptr;
         s.transferor = from;
         s.state = SessionState::Parked;
@@ -291,13 +291,8 @@ void CallPark::onBridgedRefer(Session &s, Leg *from, pw_request *req) {
     // Blind transfer carried out by us: INVITE the target (through our own router), connect, report.
     s.transferor = from;
     if (from == s.a)
-        s.a = nullptr;
-    else
-        s.b = nullptr;
-    if (!s.a) {
-        s.a = other;
-        s.b = nullptr;
-    }
+        setParkedLeg(s, other); // the transferee becomes the leg the session holds
+    s.b = nullptr;
     auto legs = ringTarget(s, target->uri, true, other->peerDisplay, other->peerUri, "", "target");
     if (legs.empty()) {
         notify(503, true);

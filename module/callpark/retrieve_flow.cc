@@ -6,11 +6,78 @@
 #include "wire/bodies.hh"
 #include "wire/sdp.hh"
 
+#include <cctype>
+
 namespace parkway::callpark {
 
 namespace {
 constexpr std::string_view kSdp = "application/sdp";
+
+// A Content-Type naming SDP (parameters and case ignored).
+bool isSdpType(std::string_view ctype) {
+    std::string_view t = ctype.substr(0, ctype.find(';'));
+    while (!t.empty() && (t.back() == ' ' || t.back() == '\t'))
+        t.remove_suffix(1);
+    if (t.size() != kSdp.size())
+        return false;
+    for (size_t i = 0; i < t.size(); ++i)
+        if (std::tolower(static_cast<unsigned char>(t[i])) != kSdp[i])
+            return false;
+    return true;
+}
 } // namespace
+
+// ---------------------------------------------------------------- connected identity (RFC 3325)
+
+void CallPark::addConnectedIdentity(Headers &h, const std::string &display, const std::string &uri) const {
+    // RFC 3325 §9.1: the asserted identity of the party this leg is now connected to. Only meaningful in a trust
+    // domain (RFC 3325 §2.3); connected_identity = false leaves it out.
+    if (settings_.connectedIdentity && !uri.empty())
+        h.add("P-Asserted-Identity", nameAddr(display, uri));
+}
+
+// ---------------------------------------------------------------- our SDP origin per leg (RFC 3264 §8)
+
+std::string CallPark::legSdp(Session &s, Leg *leg, const std::string &body) {
+    if (!leg || body.empty())
+        return body;
+    // The parked leg's origin lives in the session (the hold answers of park_flow.cc use it, restarts keep it).
+    const bool parked = leg == s.a;
+    uint64_t &session = parked ? s.sdpSession : leg->sdpSession;
+    uint64_t &version = parked ? s.sdpVersion : leg->sdpVersion;
+    std::string &last = parked ? s.localSdp : leg->localSdp;
+    if (!session)
+        session = newSdpSessionId();
+    SdpOrigin o;
+    o.sessionId = session;
+    o.version = version;
+    o.addr = mediaIp();
+    auto out = withLegOrigin(body, last, o);
+    if (!out)
+        return body; // no o= we can read: relayed as is
+    version = o.version;
+    last = *out;
+    return *out;
+}
+
+void CallPark::sdpRefused(Session &s, Leg *leg) {
+    if (leg)
+        (leg == s.a ? s.localSdp : leg->localSdp).clear();
+}
+
+void CallPark::setParkedLeg(Session &s, Leg *leg) {
+    if (s.a == leg)
+        return;
+    if (s.a) { // the old parked leg keeps its origin for whatever we send on it later
+        s.a->sdpSession = s.sdpSession;
+        s.a->sdpVersion = s.sdpVersion;
+        s.a->localSdp = s.localSdp;
+    }
+    s.sdpSession = leg ? leg->sdpSession : 0;
+    s.sdpVersion = leg ? leg->sdpVersion : 0;
+    s.localSdp = leg ? leg->localSdp : std::string();
+    s.a = leg;
+}
 
 pw_verdict CallPark::retrieveInvite(pw_request *req, const pw_msg *m, const eng::RetrieveRequest &rr) {
     eng::CallResult claim = engine_->claimRetrieve(rr);
@@ -62,16 +129,26 @@ pw_verdict CallPark::retrieveInvite(pw_request *req, const pw_msg *m, const eng:
 
     std::string offer = host_.body(m);
     s->retrieveOfferless = offer.empty();
-    s->retrieverUri = host_.uri(m, "From");
-    s->retrieverDisplay = host_.display(m, "From");
+    // Who retrieves: the established identity (docs/auth.md), not what From claims; From's display name only
+    // when From names that identity.
+    const std::string fromUri = host_.uri(m, "From");
+    const Host::Who w = who(req);
+    s->retrieverUri = w.uri.empty() ? fromUri : w.uri;
+    s->retrieverDisplay = fromUri == s->retrieverUri ? host_.display(m, "From") : std::string();
     s->state = SessionState::Retrieving;
     s->retrieveReq = host_.api()->request_retain(req);
     uint64_t sid = s->sid;
-    bool sent = sendInDialog(s->a->dlg, "INVITE", nullptr, offer.empty() ? "" : kSdp, offer,
-                             offer.empty() ? PW_SEND_DEFER_ACK : 0,
-                             [this, sid](pw_dialog *, int status, const pw_msg *resp) {
-                                 retrieveResponse(sid, status, resp);
-                             });
+    // The parked party sees the retriever's offer under the o= of our hold answer, one version up (RFC 3264 §8):
+    // a new origin would be a new session to it, and an unchanged version an SDP it may ignore.
+    const uint64_t versionBefore = s->sdpVersion;
+    std::string sdp = offer.empty() ? offer : legSdp(*s, s->a, offer);
+    // The parked party learns who picked up: the re-INVITE's From is still its park dialog's (*68103), so the
+    // retriever goes in P-Asserted-Identity (RFC 3325 §9.1).
+    Headers h;
+    addConnectedIdentity(h, s->retrieverDisplay, s->retrieverUri);
+    bool sent =
+        sendInDialog(s->a->dlg, "INVITE", &h, offer.empty() ? "" : kSdp, sdp, offer.empty() ? PW_SEND_DEFER_ACK : 0,
+                     [this, sid](pw_dialog *, int status, const pw_msg *resp) { retrieveResponse(sid, status, resp); });
     if (!sent) {
         host_.api()->request_release(s->retrieveReq);
         s->retrieveReq = nullptr;
@@ -81,6 +158,8 @@ pw_verdict CallPark::retrieveInvite(pw_request *req, const pw_msg *m, const eng:
         host_.reply(req, 500, "Cannot Reach Parked Party");
         return PW_STOP;
     }
+    if (s->sdpVersion != versionBefore)
+        saveBlob(*s); // a restart while the retrieve is in flight goes on from this version
     return PW_SUSPEND;
 }
 
@@ -104,13 +183,15 @@ void CallPark::retrieveResponse(uint64_t sid, int status, const pw_msg *resp) {
         b->peerDisplay = s.retrieverDisplay;
         Headers h;
         // The retriever sees who is waiting, not the feature code (SPEC §3).
-        h.add("P-Asserted-Identity", nameAddr(s.a->peerDisplay, s.a->peerUri));
+        addConnectedIdentity(h, s.a->peerDisplay, s.a->peerUri);
         // The 200 tells the retriever the call is theirs: the engine lets the call go first, so a crash after the
         // 200 never brings it back as parked while the two parties talk (docs/callpark.md "Durability").
         eng::CallId id = s.callId;
         bool completed = false;
+        // The retriever's dialog gets an origin of its own (RFC 3264 §8), not the parked party's o=.
+        std::string toB = legSdp(s, b, body);
         b->dlg = host_.acceptCommit(
-            r, 200, h, body.empty() ? std::string_view() : kSdp, body, legCallbacks(), b, [&](pw_dialog *) -> int {
+            r, 200, h, body.empty() ? std::string_view() : kSdp, toB, legCallbacks(), b, [&](pw_dialog *) -> int {
                 auto done = engine_->completeRetrieve(id);
                 if (!done) {
                     host_.log(PW_LOG_WARN, "callpark: complete retrieve of call {}: {}", id, done.message);
@@ -156,6 +237,8 @@ void CallPark::retrieveResponse(uint64_t sid, int status, const pw_msg *resp) {
             });
         }
     } else if (r) {
+        if (!s.retrieveOfferless && s.a)
+            sdpRefused(s, s.a);
         host_.reply(r, status == 486 || status == 488 || status == 606 ? status : 480);
         finish(r);
     }
@@ -229,23 +312,31 @@ void CallPark::connectLegs(Session &s, Leg *keep, Leg *fresh, const std::string 
         done(false);
         return;
     }
-    bool sent = sendInDialog(keep->dlg, "INVITE", nullptr, offer.empty() ? "" : kSdp, offer, 0,
-                             [this, sid, keepId, freshId, fail, done, offer](pw_dialog *, int status, const pw_msg *resp) {
-                                 if (status < 200) return;
-                                 Session *sp = session(sid);
-                                 Leg *keep = legById(keepId), *fresh = legById(freshId);
-                                 bool alive = sp && keep && fresh && (sp->a == keep || sp->b == keep);
-                                 if (status < 300 && alive && fresh->dlg) {
-                                     std::string ans = host_.body(resp);
-                                     keep->remoteSdp = ans;
-                                     fresh->remoteSdp = offer;
-                                     host_.api()->dialog_ack(fresh->dlg, ans.empty() ? pw_str{} : ps(kSdp), ps(ans));
-                                     done(true);
-                                 } else {
-                                     fail();
-                                     done(false);
-                                 }
-                             });
+    std::string toKeep = legSdp(s, keep, offer);
+    Headers h; // who `keep` is connected to now: the recall answerer or the transfer target (RFC 3325 §9.1)
+    addConnectedIdentity(h, fresh->peerDisplay, fresh->peerUri);
+    bool sent =
+        sendInDialog(keep->dlg, "INVITE", &h, offer.empty() ? "" : kSdp, toKeep, 0,
+                     [this, sid, keepId, freshId, fail, done, offer](pw_dialog *, int status, const pw_msg *resp) {
+                         if (status < 200)
+                             return;
+                         Session *sp = session(sid);
+                         Leg *keep = legById(keepId), *fresh = legById(freshId);
+                         bool alive = sp && keep && fresh && (sp->a == keep || sp->b == keep);
+                         if (status < 300 && alive && fresh->dlg) {
+                             std::string ans = host_.body(resp);
+                             keep->remoteSdp = ans;
+                             fresh->remoteSdp = offer;
+                             std::string toFresh = legSdp(*sp, fresh, ans);
+                             host_.api()->dialog_ack(fresh->dlg, ans.empty() ? pw_str{} : ps(kSdp), ps(toFresh));
+                             done(true);
+                         } else {
+                             if (sp && keep && status >= 300 && !offer.empty())
+                                 sdpRefused(*sp, keep);
+                             fail();
+                             done(false);
+                         }
+                     });
     if (!sent) {
         fail();
         done(false);
@@ -259,7 +350,10 @@ void CallPark::onBridgedAck(Session &s, Leg *from, const pw_msg *ack) {
     if (from->ackToId) {
         Leg *to = legById(from->ackToId);
         from->ackToId = 0;
-        if (to && to->dlg) host_.api()->dialog_ack(to->dlg, body.empty() ? pw_str{} : ps(kSdp), ps(body));
+        if (to && to->dlg) {
+            std::string sdp = legSdp(s, to, body);
+            host_.api()->dialog_ack(to->dlg, body.empty() ? pw_str{} : ps(kSdp), ps(sdp));
+        }
         if (!body.empty()) from->remoteSdp = body;
         return;
     }
@@ -300,26 +394,36 @@ void CallPark::onBridgedRequest(Session &s, Leg *from, pw_request *req) {
         if (!v.empty()) h.add(name, v);
     }
     bool offerless = method == "INVITE" && body.empty();
+    // SDP relayed between the legs goes out under the receiving leg's own o= (RFC 3264 §8).
+    const bool sdpOut = isSdpType(ctype) && !body.empty();
+    std::string relayed = sdpOut ? legSdp(s, other, body) : body;
     pw_request *r = host_.api()->request_retain(req);
     uint64_t sid = s.sid, fromId = from->id, otherId = other->id;
-    bool sent = sendInDialog(other->dlg, method, &h, body.empty() ? "" : ctype, body, offerless ? PW_SEND_DEFER_ACK : 0,
-                             [this, sid, fromId, otherId, r, method, offerless](pw_dialog *, int status, const pw_msg *resp) {
-                                 if (status < 200) return;
-                                 Session *sp = session(sid);
-                                 Leg *from = legById(fromId), *other = legById(otherId);
-                                 bool fromAlive = sp && from && (sp->a == from || sp->b == from) && from->dlg;
-                                 std::string rb = host_.body(resp);
-                                 std::string rct = resp ? host_.header(resp, "Content-Type") : "";
-                                 if (status < 300 && method == "INVITE" && fromAlive) {
-                                     host_.api()->dialog_accept_request(from->dlg, r, nullptr, 0,
-                                                                         rb.empty() ? pw_str{} : ps(rct), ps(rb));
-                                     if (offerless && other) from->ackToId = other->id;
-                                 } else {
-                                     host_.reply(r, status, {}, nullptr, rb.empty() ? "" : rct, rb);
-                                 }
-                                 if (other && status < 300 && !rb.empty() && method != "INFO") other->remoteSdp = rb;
-                                 host_.api()->request_release(r);
-                             });
+    bool sent = sendInDialog(
+        other->dlg, method, &h, body.empty() ? "" : ctype, relayed, offerless ? PW_SEND_DEFER_ACK : 0,
+        [this, sid, fromId, otherId, r, method, offerless, sdpOut](pw_dialog *, int status, const pw_msg *resp) {
+            if (status < 200)
+                return;
+            Session *sp = session(sid);
+            Leg *from = legById(fromId), *other = legById(otherId);
+            if (sp && other && sdpOut && status >= 300)
+                sdpRefused(*sp, other);
+            bool fromAlive = sp && from && (sp->a == from || sp->b == from) && from->dlg;
+            std::string rb = host_.body(resp);
+            std::string rct = resp ? host_.header(resp, "Content-Type") : "";
+            // The answer goes out under the requesting leg's o= (RFC 3264 §8).
+            std::string back = fromAlive && status < 300 && isSdpType(rct) ? legSdp(*sp, from, rb) : rb;
+            if (status < 300 && method == "INVITE" && fromAlive) {
+                host_.api()->dialog_accept_request(from->dlg, r, nullptr, 0, rb.empty() ? pw_str{} : ps(rct), ps(back));
+                if (offerless && other)
+                    from->ackToId = other->id;
+            } else {
+                host_.reply(r, status, {}, nullptr, rb.empty() ? "" : rct, back);
+            }
+            if (other && status < 300 && !rb.empty() && method != "INFO")
+                other->remoteSdp = rb;
+            host_.api()->request_release(r);
+        });
     if (!sent) {
         host_.reply(r, 500, "Relay Failed");
         host_.api()->request_release(r);

@@ -102,6 +102,7 @@ bool Settings::load(const Host &host, std::string *err) {
     rulesFile = resolve(host.paramStr("rules_file"));
     provisionFile = resolve(host.paramStr("provision_file"));
     parkInfo = host.paramInt("park_info") != 0;
+    connectedIdentity = host.paramInt("connected_identity") != 0;
     referMemoryMs = host.paramInt("refer_memory");
     if (referMemoryMs < 0)
         return fail("callpark: refer_memory must not be negative");

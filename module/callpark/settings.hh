@@ -30,6 +30,9 @@ struct Settings {
     std::string rulesFile;
     std::string provisionFile;
     bool parkInfo = true;
+    // P-Asserted-Identity (RFC 3325 §9.1) of the party a leg is now connected to, on the retrieve / recall
+    // re-INVITE to the parked party and on the 200 to the retriever (docs/callpark.md "Retrieve").
+    bool connectedIdentity = true;
     int64_t referMemoryMs = 32000;
 
     // Caps on subscriptions (docs/limits.md "Call park"); 0 = no cap. A refresh of an existing subscription is

@@ -2,6 +2,13 @@
 
 #include "wire/moh.hh"
 
+#include <cmath>
+extern "C" {
+#include <spandsp/telephony.h>
+
+#include <spandsp/g722.h>
+}
+
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -259,6 +266,70 @@ TEST_CASE("MohPlayer sends RTP at 50 packets/s with the negotiated payload type"
     CHECK(player.remove(s->id));
     CHECK_FALSE(player.remove(s->id));
     CHECK_FALSE(player.stats(s->id));
+}
+
+namespace {
+// RMS of G.722 bytes decoded at 8 kHz (spandsp's decoder, the inverse of the player's encoder).
+double g722Rms(const std::vector<uint8_t> &bytes) {
+    g722_decode_state_t *dec = g722_decode_init(nullptr, 64000, G722_SAMPLE_RATE_8000);
+    REQUIRE(dec);
+    std::vector<int16_t> pcm(bytes.size() * 2);
+    int n = g722_decode(dec, pcm.data(), bytes.data(), static_cast<int>(bytes.size()));
+    g722_decode_free(dec);
+    REQUIRE(n > 0);
+    double e = 0;
+    for (int i = 0; i < n; ++i)
+        e += double(pcm[i]) * pcm[i];
+    return std::sqrt(e / n);
+}
+double pcmRms(const int16_t *s, size_t n) {
+    double e = 0;
+    for (size_t i = 0; i < n; ++i)
+        e += double(s[i]) * s[i];
+    return std::sqrt(e / double(n));
+}
+} // namespace
+
+TEST_CASE("encodeG722Loop: one byte per 8 kHz sample, decodes back to the tone's loudness") {
+    auto tone = builtinHoldTone();
+    auto g722 = encodeG722Loop(tone);
+    REQUIRE(g722.size() == tone.size());
+    double src = pcmRms(tone.data(), tone.size());
+    REQUIRE(src > 100);
+    double dec = g722Rms(g722);
+    CHECK(dec > 0.7 * src);
+    CHECK(dec < 1.3 * src);
+}
+
+TEST_CASE("MohPlayer sends G.722 (PT 9): 160-byte payloads of the encoded loop, timestamps +160") {
+    Receiver rx;
+    MohPlayer player;
+    std::string err;
+    REQUIRE(player.start("127.0.0.1", 31040, 31100, "", &err));
+    auto s = player.add("127.0.0.1", rx.port, 9, &err);
+    REQUIRE(s);
+    std::vector<Receiver::Packet> pkts;
+    auto deadline = Clock::now() + std::chrono::seconds(3);
+    while (pkts.size() < 10 && Clock::now() < deadline)
+        if (auto p = rx.recv(std::chrono::milliseconds(200)))
+            pkts.push_back(std::move(*p));
+    REQUIRE(pkts.size() == 10);
+    auto g722 = encodeG722Loop(builtinHoldTone());
+    std::vector<uint8_t> payload;
+    for (size_t i = 0; i < pkts.size(); ++i) {
+        const auto &b = pkts[i].data;
+        REQUIRE(b.size() == 12 + 160);
+        CHECK((b[1] & 0x7F) == 9);
+        if (i > 0)
+            CHECK(be32(&pkts[i - 1].data[4]) + 160 == be32(&b[4]));
+        payload.insert(payload.end(), b.begin() + 12, b.end());
+    }
+    // The stream starts at the top of the loop: the first packet is the encoder's first 160 bytes.
+    CHECK(std::equal(payload.begin(), payload.begin() + 160, g722.begin()));
+    CHECK(g722Rms(payload) > 100); // music, not silence
+    CHECK(player.stats(s->id)->payloadType == 9);
+    CHECK(player.setRemote(s->id, "127.0.0.1", rx.port, 0));
+    CHECK_FALSE(player.setRemote(s->id, "127.0.0.1", rx.port, 18));
 }
 
 TEST_CASE("MohPlayer: held remote sends nothing until setRemote; PCMU after re-target") {

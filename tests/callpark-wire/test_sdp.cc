@@ -133,15 +133,46 @@ TEST_CASE("buildHoldAnswer direction follows RFC 3264 §6.1 for a listen-only pa
 }
 
 TEST_CASE("buildHoldAnswer with no common codec answers a=inactive with the codec list") {
-    auto s = parseSdp(
-        "v=0\r\no=- 1 1 IN IP4 10.0.0.9\r\ns=-\r\nc=IN IP4 10.0.0.9\r\nt=0 0\r\n"
-        "m=audio 4000 RTP/AVP 18 9\r\na=rtpmap:18 G729/8000\r\na=rtpmap:9 G722/8000\r\n");
+    auto s = parseSdp("v=0\r\no=- 1 1 IN IP4 10.0.0.9\r\ns=-\r\nc=IN IP4 10.0.0.9\r\nt=0 0\r\n"
+                      "m=audio 4000 RTP/AVP 18 96\r\na=rtpmap:18 G729/8000\r\na=rtpmap:96 opus/48000/2\r\n");
     REQUIRE(s);
     auto a = buildHoldAnswer(*s, "127.0.0.1", 20002, 7, 3);
     CHECK(a.chosenPt == -1);
     CHECK(a.direction == SdpDirection::Inactive);
-    CHECK_THAT(a.sdp, Catch::Contains("m=audio 20002 RTP/AVP 18 9\r\na=inactive\r\n"));
+    CHECK_THAT(a.sdp, Catch::Contains("m=audio 20002 RTP/AVP 18 96\r\na=inactive\r\n"));
     CHECK(parseSdp(a.sdp));
+}
+
+TEST_CASE("buildHoldAnswer plays G.722 to a party offering only G.722: PT 9, G722/8000 (RFC 3551 §4.5.2)") {
+    auto s = parseSdp("v=0\r\no=- 1 1 IN IP4 10.0.0.9\r\ns=-\r\nc=IN IP4 10.0.0.9\r\nt=0 0\r\n"
+                      "m=audio 4000 RTP/AVP 9 101\r\na=rtpmap:9 G722/8000\r\na=rtpmap:101 telephone-event/8000\r\n");
+    REQUIRE(s);
+    auto a = buildHoldAnswer(*s, "127.0.0.1", 20004, 7, 3);
+    CHECK(a.chosenPt == 9);
+    CHECK(a.direction == SdpDirection::SendOnly);
+    CHECK_THAT(a.sdp, Catch::Contains("m=audio 20004 RTP/AVP 9\r\na=rtpmap:9 G722/8000\r\na=ptime:20\r\n"
+                                      "a=sendonly\r\n"));
+    // Without an rtpmap the static meaning of 9 holds (RFC 3551 §6).
+    auto bare = parseSdp("v=0\r\no=- 1 1 IN IP4 10.0.0.9\r\ns=-\r\nc=IN IP4 10.0.0.9\r\nt=0 0\r\n"
+                         "m=audio 4000 RTP/AVP 9\r\n");
+    REQUIRE(bare);
+    CHECK(buildHoldAnswer(*bare, "127.0.0.1", 20004, 7, 3).chosenPt == 9);
+}
+
+TEST_CASE("buildHoldAnswer takes the first playable codec in the offer's order, G.722 included") {
+    auto answerFor = [](const char *fmts, const char *maps) {
+        auto s = parseSdp(std::string("v=0\r\no=- 1 1 IN IP4 10.0.0.9\r\ns=-\r\nc=IN IP4 10.0.0.9\r\nt=0 0\r\n"
+                                      "m=audio 4000 RTP/AVP ") +
+                          fmts + "\r\n" + maps);
+        REQUIRE(s);
+        return buildHoldAnswer(*s, "127.0.0.1", 20006, 1, 1).chosenPt;
+    };
+    CHECK(answerFor("96 9 0 8", "a=rtpmap:96 opus/48000/2\r\na=rtpmap:9 G722/8000\r\n") == 9);
+    CHECK(answerFor("0 9", "a=rtpmap:9 G722/8000\r\n") == 0);
+    CHECK(answerFor("8 9", "") == 8);
+    // 9 remapped to another codec (or G722 with the wrong clock) is not G.722; nothing else playable: inactive.
+    CHECK(answerFor("9", "a=rtpmap:9 opus/48000/2\r\n") == -1);
+    CHECK(answerFor("9 0", "a=rtpmap:9 G722/16000\r\n") == 0);
 }
 
 TEST_CASE("buildHoldAnswer: PT 0 remapped by rtpmap to another codec is not taken as PCMU") {
@@ -184,4 +215,36 @@ TEST_CASE("buildHoldOffer is a sendonly G.711 offer; o= version helpers") {
     CHECK_FALSE(sdpOriginVersion("v=0\r\no=broken\r\n"));
     CHECK(buildHoldOffer("::1", 20010, 1, 1).find("c=IN IP6 ::1") != std::string::npos);
     CHECK(newSdpSessionId() != 0);
+}
+
+TEST_CASE("withLegOrigin keeps our o= on a leg; the version moves by one exactly when the body changes") {
+    SdpOrigin o;
+    o.sessionId = 4242;
+    o.version = 7;
+    o.addr = "192.0.2.5";
+    const std::string theirs1 = "v=0\r\no=bob 1 1 IN IP4 198.51.100.1\r\ns=-\r\nc=IN IP4 198.51.100.1\r\nt=0 0\r\n"
+                                "m=audio 5000 RTP/AVP 0\r\n";
+    auto first = withLegOrigin(theirs1, "", o);
+    REQUIRE(first);
+    CHECK(*first == "v=0\r\no=parkway 4242 8 IN IP4 192.0.2.5\r\ns=-\r\nc=IN IP4 198.51.100.1\r\nt=0 0\r\n"
+                    "m=audio 5000 RTP/AVP 0\r\n");
+    // The same body again (their version moved or not): our version stays (RFC 3264 §8).
+    std::string theirs1b = theirs1;
+    theirs1b.replace(theirs1b.find("bob 1 1"), 7, "bob 1 2");
+    auto again = withLegOrigin(theirs1b, *first, o);
+    REQUIRE(again);
+    CHECK(*again == *first);
+    CHECK(o.version == 8u);
+    // Another party's SDP with a new port: same user, session id and address, version + 1.
+    const std::string other = "v=0\r\no=carol 99 5 IN IP6 2001:db8::9\r\ns=-\r\nc=IN IP4 203.0.113.4\r\nt=0 0\r\n"
+                              "m=audio 6000 RTP/AVP 8\r\n";
+    auto changed = withLegOrigin(other, *again, o);
+    REQUIRE(changed);
+    CHECK_THAT(*changed, Catch::StartsWith("v=0\r\no=parkway 4242 9 IN IP4 192.0.2.5\r\n"));
+    CHECK_THAT(*changed, Catch::Contains("m=audio 6000 RTP/AVP 8\r\n"));
+    // Not SDP we can read: nothing changes.
+    CHECK_FALSE(withLegOrigin("v=0\r\ns=-\r\n", *changed, o));
+    CHECK(o.version == 9u);
+    o.addr = "::1";
+    CHECK_THAT(*withLegOrigin(other, "", o), Catch::Contains("o=parkway 4242 10 IN IP6 ::1\r\n"));
 }

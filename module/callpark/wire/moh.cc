@@ -23,7 +23,38 @@
 #include <thread>
 #include <unistd.h>
 
+// spandsp's telephony.h redefines lrint() & co. unless <cmath> came first (it is included above).
+extern "C" {
+#include <spandsp/telephony.h>
+
+#include <spandsp/g722.h>
+}
+
 namespace parkway::callpark {
+
+// ---------------------------------------------------------------- G.722 (spandsp)
+
+std::vector<uint8_t> encodeG722Loop(const std::vector<int16_t> &audio) {
+    std::vector<uint8_t> out(audio.size());
+    if (audio.empty())
+        return out;
+    g722_encode_state_t *enc = g722_encode_init(nullptr, 64000, G722_SAMPLE_RATE_8000);
+    if (!enc)
+        return {};
+    for (int pass = 0; pass < 2; ++pass) { // the first pass only settles the ADPCM state (see moh.hh)
+        size_t done = 0;
+        while (done < audio.size()) {
+            int chunk = static_cast<int>(std::min<size_t>(8000, audio.size() - done));
+            if (g722_encode(enc, out.data() + done, audio.data() + done, chunk) != chunk) {
+                g722_encode_free(enc);
+                return {};
+            }
+            done += static_cast<size_t>(chunk);
+        }
+    }
+    g722_encode_free(enc);
+    return out;
+}
 
 // ---------------------------------------------------------------- G.711 (ITU-T G.711, segment encoding)
 
@@ -360,7 +391,7 @@ struct MohPlayer::Impl {
     mutable std::mutex mu;
     std::map<uint64_t, Stream> streams;
     std::set<uint16_t> usedPorts;
-    std::vector<uint8_t> ulaw, alaw;
+    std::vector<uint8_t> ulaw, alaw, g722; // the loop, encoded once per codec (all the same length)
     std::string bindIp;
     sockaddr_storage bindAddr{};
     socklen_t bindLen = 0;
@@ -514,7 +545,7 @@ struct MohPlayer::Impl {
                         --s.prelatchLeft; // spent even when sendto fails
                 }
                 if (to) {
-                    const std::vector<uint8_t>& audio = s.pt == 8 ? alaw : ulaw;
+                    const std::vector<uint8_t> &audio = s.pt == 8 ? alaw : s.pt == 9 ? g722 : ulaw;
                     pkt[0] = 0x80;  // V=2, no padding, no extension, no CSRC (RFC 3550 §5.1)
                     pkt[1] = static_cast<unsigned char>((s.marker ? 0x80 : 0) | (s.pt & 0x7F));
                     pkt[2] = static_cast<unsigned char>(s.seq >> 8);
@@ -599,6 +630,9 @@ bool MohPlayer::start(std::string bindIp, uint16_t portMin, uint16_t portMax, st
     std::string fds = checkMohDescriptors(portMin, portMax, raiseFdLimit(), reservedDescriptors());
     if (!fds.empty())
         return fail(fds);
+    std::vector<uint8_t> g722 = encodeG722Loop(*audio);
+    if (g722.size() != audio->size())
+        return fail("music on hold: the G.722 encoder (spandsp) failed");
     {
         std::lock_guard<std::mutex> lock(impl_->mu);
         impl_->ulaw.resize(audio->size());
@@ -607,6 +641,7 @@ bool MohPlayer::start(std::string bindIp, uint16_t portMin, uint16_t portMax, st
             impl_->ulaw[i] = linearToUlaw((*audio)[i]);
             impl_->alaw[i] = linearToAlaw((*audio)[i]);
         }
+        impl_->g722 = std::move(g722);
         impl_->bindIp = bindIp;
         impl_->bindAddr = a;
         impl_->bindLen = len;
@@ -647,8 +682,9 @@ std::optional<MohPlayer::StreamInfo> MohPlayer::add(std::string remoteIp, uint16
         if (err) *err = "music-on-hold player is not running";
         return failed(AddError::NotRunning);
     }
-    if (payloadType != 0 && payloadType != 8) {
-        if (err) *err = fmt::format("music on hold plays PCMU (0) or PCMA (8), not payload type {}", payloadType);
+    if (!isMohPayloadType(payloadType)) {
+        if (err)
+            *err = fmt::format("music on hold plays PCMU (0), PCMA (8) or G722 (9), not payload type {}", payloadType);
         return failed(AddError::BadPayloadType);
     }
     std::lock_guard<std::mutex> lock(impl_->mu);
@@ -715,7 +751,8 @@ bool MohPlayer::remove(uint64_t id) {
 }
 
 bool MohPlayer::setRemote(uint64_t id, std::string remoteIp, uint16_t remotePort, int payloadType) {
-    if (payloadType != 0 && payloadType != 8) return false;
+    if (!isMohPayloadType(payloadType))
+        return false;
     std::lock_guard<std::mutex> lock(impl_->mu);
     auto it = impl_->streams.find(id);
     if (it == impl_->streams.end()) return false;

@@ -1,4 +1,4 @@
-// Music on hold: a G.711 RTP sender with its own thread (20 ms pacing must not depend on SIP load).
+// Music on hold: a G.711 / G.722 RTP sender with its own thread (20 ms pacing must not depend on SIP load).
 // One UDP socket per parked call, bound from a configured port range. The module drives it from the SIP
 // thread through add/remove/setRemote/setSignalingSource; all methods are thread-safe.
 //
@@ -23,6 +23,18 @@ uint8_t linearToUlaw(int16_t sample);
 uint8_t linearToAlaw(int16_t sample);
 int16_t ulawToLinear(uint8_t code);  // for tests and the built-in tone check
 int16_t alawToLinear(uint8_t code);
+
+// Payload types the player sends: the static PCMU (0), PCMA (8) and G722 (9) of RFC 3551 §6.
+constexpr bool isMohPayloadType(int pt) {
+    return pt == 0 || pt == 8 || pt == 9;
+}
+
+// G.722 at 64 kbit/s (ITU-T G.722, spandsp's encoder) of a looped 8 kHz recording, one byte per input sample:
+// the encoder takes the 8 kHz audio as the lower sub-band (spandsp G722_SAMPLE_RATE_8000), so 20 ms = 160
+// samples = 160 bytes, and the RTP clock stays 8000 (RFC 3551 §4.5.2). G.722 is ADPCM (it has state), so the
+// loop is encoded twice and the second pass kept: at its wrap the encoder state matches the decoder's, which
+// has just decoded the end of the loop, and the seam does not click.
+std::vector<uint8_t> encodeG722Loop(const std::vector<int16_t> &audio);
 
 // 8 kHz mono 16-bit audio. "" = the built-in tone sequence (a soft, slow arpeggio, a few seconds, looped).
 // A WAV must be RIFF/WAVE, PCM (format 1), 1 channel, 8000 Hz, 16 bits; anything else is an error that names
@@ -120,16 +132,16 @@ public:
     void setPrelatchMs(int64_t ms);
     int64_t prelatchMs() const;
 
-    // Start sending to remoteIp:remotePort with payload type 0 (PCMU) or 8 (PCMA). A remote of
+    // Start sending to remoteIp:remotePort with payload type 0 (PCMU), 8 (PCMA) or 9 (G722). A remote of
     // 0.0.0.0 or port 0 (a held/disabled stream) allocates the socket but sends nothing until setRemote.
     // `preferredPort` (e.g. the port used before a restart) is tried first. nullopt + *err when the range
-    // is exhausted, the payload type is not G.711, the address is bad or the player is not running; *why
+    // is exhausted, the payload type is not one of those, the address is bad or the player is not running; *why
     // says which. Out of descriptors (EMFILE/ENFILE) it fails at once instead of trying every port.
     std::optional<StreamInfo> add(std::string remoteIp, uint16_t remotePort, int payloadType,
                                   std::string *err = nullptr, uint16_t preferredPort = 0, AddError *why = nullptr);
     // Stop a stream and close its socket. False when unknown.
     bool remove(uint64_t id);
-    // Re-target a stream (the parked party re-INVITEd). False when unknown or pt not G.711. A new SDP
+    // Re-target a stream (the parked party re-INVITEd). False when unknown or pt not 0/8/9. A new SDP
     // destination (address or port) drops the latch: the party says its media moved, so the next allowed packet
     // latches again (within what is left of the pre-latch allowance meanwhile). The same destination keeps it.
     bool setRemote(uint64_t id, std::string remoteIp, uint16_t remotePort, int payloadType);

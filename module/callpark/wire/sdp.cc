@@ -68,13 +68,29 @@ bool fail(std::string* err, size_t lineNo, std::string_view what, std::string_vi
     return false;
 }
 
-// Payload types we can play: the static G.711 ones (RFC 3551 §6), unless an rtpmap remaps them.
-// G.711 on a dynamic payload type is not taken (practically unseen; the player keys on PT 0/8).
-bool isPlayableG711(const SdpMedia& m, int pt) {
-    if (pt != 0 && pt != 8) return false;
+// Payload types we can play: the static PCMU (0), PCMA (8) and G722 (9) of RFC 3551 §6, unless an rtpmap
+// remaps them. G722's rtpmap clock rate is 8000 although it samples at 16 kHz (RFC 3551 §4.5.2). A codec on a
+// dynamic payload type is not taken (practically unseen; the player keys on PT 0/8/9).
+const char *playableEncoding(int pt) {
+    switch (pt) {
+    case 0:
+        return "PCMU";
+    case 8:
+        return "PCMA";
+    case 9:
+        return "G722";
+    default:
+        return nullptr;
+    }
+}
+
+bool isPlayable(const SdpMedia &m, int pt) {
+    const char *enc = playableEncoding(pt);
+    if (!enc)
+        return false;
     for (const auto& r : m.rtpmaps) {
         if (r.pt != pt) continue;
-        return r.clockRate == 8000 && equalsNoCase(r.encoding, pt == 0 ? "PCMU" : "PCMA");
+        return r.clockRate == 8000 && equalsNoCase(r.encoding, enc);
     }
     return true;
 }
@@ -265,7 +281,7 @@ HoldAnswer buildHoldAnswer(const SdpSession& offer, std::string_view localIp, ui
         a.remotePort = m.port;
         int chosen = -1;
         for (int pt : m.payloadTypes) {
-            if (isPlayableG711(m, pt)) {
+            if (isPlayable(m, pt)) {
                 chosen = pt;
                 break;
             }
@@ -277,8 +293,8 @@ HoldAnswer buildHoldAnswer(const SdpSession& offer, std::string_view localIp, ui
         a.direction = dir;
         if (chosen >= 0) {
             a.chosenPt = chosen;
-            out += fmt::format("m=audio {} {} {}\r\na=rtpmap:{} {}/8000\r\na=ptime:20\r\na={}\r\n", localPort,
-                               m.proto, chosen, chosen, chosen == 0 ? "PCMU" : "PCMA", toString(dir));
+            out += fmt::format("m=audio {} {} {}\r\na=rtpmap:{} {}/8000\r\na=ptime:20\r\na={}\r\n", localPort, m.proto,
+                               chosen, chosen, playableEncoding(chosen), toString(dir));
         } else {
             // No common codec: still a valid answer (RFC 3264 §6), offered formats, inactive.
             std::string fmts;
@@ -338,6 +354,38 @@ std::optional<std::string> withOriginVersion(std::string_view sdp, uint64_t vers
     out.append(sdp.substr(0, s));
     out.append(line);
     out.append(sdp.substr(e));
+    return out;
+}
+
+namespace {
+// The body without its o= line (the rest compared byte for byte).
+std::string withoutOrigin(std::string_view sdp) {
+    size_t s = 0, e = 0;
+    if (!findOrigin(sdp, &s, &e))
+        return std::string(sdp);
+    std::string out(sdp.substr(0, s));
+    out.append(sdp.substr(e));
+    return out;
+}
+} // namespace
+
+std::optional<std::string> withLegOrigin(std::string_view body, std::string_view lastSent, SdpOrigin &origin) {
+    size_t s = 0, e = 0;
+    if (!findOrigin(body, &s, &e))
+        return std::nullopt;
+    auto f = splitWs(body.substr(s + 2, e - s - 2));
+    uint64_t v = 0;
+    if (f.size() != 6 || !parseNum<uint64_t>(f[2], UINT64_MAX, &v))
+        return std::nullopt;
+    if (lastSent.empty() || withoutOrigin(body) != withoutOrigin(lastSent))
+        ++origin.version;
+    std::string line = fmt::format("o={} {} {} IN {} {}", origin.user, origin.sessionId, origin.version,
+                                   addrType(origin.addr), origin.addr);
+    std::string out;
+    out.reserve(body.size() + line.size());
+    out.append(body.substr(0, s));
+    out.append(line);
+    out.append(body.substr(e));
     return out;
 }
 

@@ -52,14 +52,15 @@ std::optional<SdpSession> parseSdp(std::string_view text, std::string* err = nul
 
 struct HoldAnswer {
     std::string sdp;         // complete SDP body, CRLF line ends
-    int chosenPt = -1;       // 0 (PCMU) or 8 (PCMA); -1 when no common codec (answer is a=inactive)
+    int chosenPt = -1;       // 0 (PCMU), 8 (PCMA) or 9 (G722); -1 when no common codec (answer is a=inactive)
     SdpDirection direction;  // what we put in the answer
     std::string remoteIp;    // where the parked party wants RTP (c= of its audio stream)
     uint16_t remotePort = 0; // its audio port (0 when there is no usable audio stream)
 };
 
 // Answer an offer for a parked call (RFC 3264 §6): one m= per offered m=; the first audio stream is
-// accepted with PCMU or PCMA, whichever the offer lists first; every other stream is rejected (port 0).
+// accepted with PCMU, PCMA or G722 (RFC 3551 §4.5.2: a=rtpmap:9 G722/8000), whichever the offer lists first;
+// every other stream is rejected (port 0). Opus and other dynamic codecs are not played (no encoder).
 // Direction (we send music, the parked party listens; RFC 3264 §6.1):
 //   offer sendrecv/recvonly -> sendonly; offer sendonly/inactive -> inactive.
 // No common codec: still a valid answer, the offered formats with a=inactive and chosenPt = -1.
@@ -76,6 +77,20 @@ std::optional<uint64_t> sdpOriginVersion(std::string_view sdp);
 // The same SDP with its o= version replaced by `version` (RFC 3264 §8: +1 for every changed offer/answer).
 // nullopt when there is no well-formed o= line.
 std::optional<std::string> withOriginVersion(std::string_view sdp, uint64_t version);
+
+// Our o= on one leg (RFC 3264 §8, RFC 4566 §5.2): username, session id and address stay the same for the whole
+// dialog, whatever SDP we relay on it; the version moves by one exactly when the body changes.
+struct SdpOrigin {
+    std::string user = "parkway";
+    uint64_t sessionId = 0;
+    uint64_t version = 0;
+    std::string addr; // our IP; the address type (IP4 / IP6) follows it
+};
+// `body` with its o= line replaced by `origin`'s. origin.version is incremented first when `body` differs from
+// `lastSent`, the last SDP sent on the leg, o= lines ignored ("" = nothing sent yet: a change too); an unchanged
+// body keeps the version (RFC 3264 §8: "If the version in the origin line does not increment, the SDP MUST be
+// identical"). nullopt, origin untouched, when `body` has no well-formed o= line.
+std::optional<std::string> withLegOrigin(std::string_view body, std::string_view lastSent, SdpOrigin &origin);
 
 // A fresh session id (NTP-ish time based, RFC 4566 §5.2 suggests it), never 0.
 uint64_t newSdpSessionId();

@@ -109,7 +109,9 @@ TEST_CASE("a Referred-By naming someone else does not make them the parker", "[i
     REQUIRE(park.finalStatus == 200);
     json list = p.command("parked.list", {{"domain", kDomain}});
     REQUIRE(list["parked"].size() == 1);
-    CHECK(list["parked"][0]["parker"] == "1001");
+    // Not 1002. The authenticated sender, 1001, parked itself: a self-park has no parker (docs/callpark.md).
+    CHECK(list["parked"][0]["parker"] != "1002");
+    CHECK(list["parked"][0]["parker"] == "");
 }
 
 TEST_CASE("a trusted peer's Referred-By and P-Asserted-Identity are believed", "[identity][park][trust]") {

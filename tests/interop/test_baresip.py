@@ -60,6 +60,12 @@ PARK_CODE = os.environ.get("INTEROP_PARK_CODE", "*68")       # what B transfers 
 PARK_EXT = os.environ.get("INTEROP_PARK_EXT", "103")        # where B parks A
 RETRIEVE_EXT = os.environ.get("INTEROP_RETRIEVE_EXT", "103")  # where C looks for it
 REFER_MODE = os.environ.get("INTEROP_REFER_MODE", "passthrough")
+# park_retrieve (default): passthrough park by blind transfer, music, retrieve, RTP both ways.
+# takeover_failed: takeover mode towards a transferee without Replaces (baresip 1.0 answers 420): the original
+# call must stay up, audio both ways, and the transferee's own BYE must end it at the parker.
+SCENARIO = sys.argv[3] if len(sys.argv) > 3 else "park_retrieve"
+if SCENARIO == "takeover_failed":
+    REFER_MODE = "takeover"
 KEEP = os.environ.get("PARKWAY_KEEP_TMP") == "1"
 FREQ = {"B": 1700, "C": 2300}  # apart, and above the built-in music's notes (<= 988 Hz); A is an echo phone
 # Parkway's built-in music on hold (module/callpark/wire/moh.cc): notes of four chords, each with its octave.
@@ -379,6 +385,31 @@ class Failure(AssertionError):
     pass
 
 
+def takeover_failed(a, b, a_id, b_id, expect, parked):
+    """Takeover mode, transferee without Replaces: A answers our INVITE with Replaces 420, B gets the failure in
+    the final sipfrag NOTIFY. Never a half-dead call: either A and B keep talking (and A's own BYE, in its CSeq
+    space, ends the call at B, RFC 3261 §12.2.2), or the transferor gives up and its BYE reaches A. baresip 1.0
+    as transferor does the latter. Before our NOTIFYs carried A's Contact, B's BYE went to Parkway (481) and A
+    stayed in a call with nobody."""
+    ma, mb = a.mark(), b.mark()
+    b.command("transfer", f"sip:{PARK_CODE}{PARK_EXT}@{DOMAIN}")
+    failed = b.wait_event("TRANSFER_FAILED", 8, after=mb)
+    expect(failed and "420" in failed.get("param", ""), f"B got no failed-transfer NOTIFY with 420: {failed}")
+    time.sleep(1.0)
+    expect(not parked(), f"a failed takeover left a parked call: {parked()}")
+    mine_a, mine_b = (lambda e: e.get("id") == a_id), (lambda e: e.get("id") == b_id)  # (not Parkway's INVITE)
+    if a.wait_event("CALL_CLOSED", 2, mine_a, after=ma):
+        # (baresip 1.0 reports no CALL_CLOSED for a call it hangs up itself: A's end is the evidence)
+        log("failed takeover: B gave up and its BYE ended A's call: PASS")
+        return
+    hb, ha = b.hears(1.0), a.hears(1.0)
+    log(f"after the failed takeover: B hears {hb}, A hears {ha}")
+    expect(ha["B"] > 0.5 and hb["B"] > 0.5, f"no audio after the failed takeover: A {ha}, B {hb}")
+    a.command("hangup")
+    expect(b.wait_event("CALL_CLOSED", 5, mine_b, after=mb), "A's BYE after the failed takeover did not end B's call")
+    log("failed takeover: the call stayed up, A's BYE ended it at B: PASS")
+
+
 def main():
     if not os.path.exists(BINARY):
         raise SystemExit(f"no parkway binary at {BINARY}")
@@ -428,8 +459,10 @@ def main():
 
         # 1. A calls B (B answers on its own). A is an echo phone: B hears its own tone come back through A.
         a.command("dial", f"sip:1002@{DOMAIN}")
-        expect(a.wait_event("CALL_ESTABLISHED", 10), "A's call to 1002 was not established")
-        expect(b.wait_event("CALL_ESTABLISHED", 5), "B never saw the call from A established")
+        a_call = a.wait_event("CALL_ESTABLISHED", 10)
+        expect(a_call, "A's call to 1002 was not established")
+        b_call = b.wait_event("CALL_ESTABLISHED", 5)
+        expect(b_call, "B never saw the call from A established")
         time.sleep(1.5)
         hb, ha = b.hears(1.0), a.hears(1.0)
         log(f"A<->B talking: B hears {hb}, A hears {ha}")
@@ -437,6 +470,10 @@ def main():
         expect(hb["B"] > 0.5, f"B does not hear its {FREQ['B']} Hz tone back from the echo phone A: {hb}")
         a.archive_recordings("call-with-B")
 
+        if SCENARIO == "takeover_failed":
+            takeover_failed(a, b, a_call.get("id"), b_call.get("id"), expect, parked)
+            ok = True
+            return 0
         # 2. B parks A by blind transfer to *68<ext>: REFER relayed to A, A's INVITE *68<ext> parked.
         ma, mb = a.mark(), b.mark()
         b.command("transfer", f"sip:{PARK_CODE}{PARK_EXT}@{DOMAIN}")

@@ -682,6 +682,20 @@ def case_recall_retry():
         s.expect(ph.wait_line("invite ", 10, count=2), "no retry of the recall after the retry time", ph, p)
 
 
+def case_self_park():
+    """A caller dials *68103 itself (no REFER, no Referred-By): it is not its own parker, and the recall rings
+    103's phone, never the caller's own registered phone."""
+    with Suite(provision=RECALL) as s:
+        ext = s.phone("103", answer=1, talk_ms=1000)
+        own = s.phone("2001", answer=1, talk_ms=1000)  # the caller's own phone, registered: must stay silent
+        p = s.park("2001", "*68103", display="Alice")
+        s.expect(final(p) == 200, f"park answered {final(p)}", p)
+        s.expect(ext.wait_line("invite ", 8), "103's phone was not recalled within 8 s (recall_time 2 s)", ext, p)
+        s.expect(ext.wait_line("answered", 5), "recall not answered", ext)
+        s.expect(p.wait_line("reinvite", 5), "answering the recall did not connect the parked party", p, ext)
+        s.expect(not own.wait_line("invite ", 0.5), "the recall rang the caller's own phone", own)
+
+
 RECALL_ALT = """
 [[domain]]
 name = "@DOMAIN@"

@@ -362,6 +362,23 @@ def case_retrieve_identity():
                  f"retriever sees '{shown.strip()}', want the parked party (2001 / Alice South)", r, p)
 
 
+def case_sdp_origin():
+    """RFC 3264 §8: the retrieve re-INVITE the parked party gets keeps the o= of our hold answer (same username,
+    session id and address) with the version one higher, not the retriever's origin."""
+    with Suite() as s:
+        p = s.park("2001", "*68107", parker="1003", display="Alice")
+        s.expect(final(p) == 200, f"park answered {final(p)}", p)
+        r = s.retrieve("1010", "*88107")
+        s.expect(final(r) == 200, f"retrieve answered {final(r)}", r)
+        s.expect(p.wait_line("reinvite origin=", 5), "the parked party got no re-INVITE", p)
+        held = (p.value("answer origin=", "origin") or "").removeprefix("o=").split()
+        now = (p.value("reinvite origin=", "origin") or "").removeprefix("o=").split()
+        s.expect(len(held) == 6 and len(now) == 6, f"o= lines: hold answer {held}, re-INVITE {now}", p)
+        s.expect(now[0] == held[0] and now[1] == held[1] and now[3:] == held[3:],
+                 f"the re-INVITE's origin {now} is not our hold answer's {held} (username/session/address)", p, r)
+        s.expect(int(now[2]) == int(held[2]) + 1, f"version {held[2]} -> {now[2]}, want +1 (the body changed)", p)
+
+
 def case_retrieve_race():
     """Two retrievers at once: exactly one gets the call, the other a 4xx."""
     with Suite() as s:

@@ -129,6 +129,15 @@ struct Subscription {
     bool queued = false;    // a NOTIFY with the then-current state is queued (newest state wins)
     bool inFlight = false;  // a NOTIFY of ours awaits its final response
     bool owed = false;      // the state changed while one was in flight: send the newest when it is answered
+    // RFC 4662 event list (event_lists.cc): a SUBSCRIBE with Supported: eventlist to a lot's or a group's list
+    // URI; `target` is the lot / group, `version` the RLMI list version.
+    bool eventList = false;
+    bool listFull = true; // the next list NOTIFY carries the full state (first, refresh, restart)
+    struct ListResource {
+        uint64_t version = 0; // next dialog-info version of this resource in this subscription
+        std::string sent;     // the dialog-info last sent for it, without its version (what changed?)
+    };
+    std::map<std::string, ListResource> listResources; // by resource URI
 };
 
 // REFER intent remembered in passthrough mode, keyed by the transferee's dialog.
@@ -251,6 +260,14 @@ public:
     void restoreWatcherBatch();
     Subscription *addSubscription(std::unique_ptr<Subscription> sub);
     void updateGauges(const std::string &domain, const std::string &lot);
+
+    // ---- event_lists.cc (RFC 4662 list subscriptions to lots and groups)
+    // 0: not a list URI; 1: *target is the list's lot / group; -1: answered (421), stop.
+    int eventListTarget(pw_request *req, const pw_msg *m, const std::string &domain, const std::string &dial,
+                        eng::Target *target);
+    void notifyEventList(Subscription &sub, bool terminated);
+    void queueEventLists(const eng::ChangeEvent &e);                    // group lists whose member's extension changed
+    void buildViewDialogs(TargetView &view, const std::string &domain); // the dialog-info <dialog>s of a view
 
     // ---- restore.cc
     void restoreCalls();

@@ -61,6 +61,10 @@ const pw_param_def kParams[] = {
           "most subscriptions of one subscriber (From address-of-record); 403 beyond; 0 = no cap"),
     PARAM("notify_batch", PW_PARAM_INT, "100",
           "NOTIFYs sent per event-loop turn when one change has many watchers (the rest follow on the next turns)"),
+    PARAM("list_uri_prefix_lot", PW_PARAM_STRING, "lot-",
+          "RFC 4662 event list of a lot: sip:<prefix><lot>@domain; empty = no lot lists"),
+    PARAM("list_uri_prefix_group", PW_PARAM_STRING, "group-",
+          "RFC 4662 event list of a park group: sip:<prefix><group>@domain; empty = no group lists"),
     PARAM("max_park_time", PW_PARAM_DURATION, "30m",
           "for domains without their own setting: after this long parked, the final recall target rings once, "
           "then the call is ended (BYE, Reason 480 \"Parked too long\"); 0 = no limit"),

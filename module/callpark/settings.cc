@@ -124,6 +124,10 @@ bool Settings::load(const Host &host, std::string *err) {
     maxParkTimeMs = host.paramInt("max_park_time");
     if (maxParkTimeMs != 0 && (maxParkTimeMs < 1000 || maxParkTimeMs > 86400000))
         return fail(fmt::format("callpark: max_park_time {} ms is outside 1s..24h (0 = no limit)", maxParkTimeMs));
+    listUriPrefixLot = host.paramStr("list_uri_prefix_lot");
+    listUriPrefixGroup = host.paramStr("list_uri_prefix_group");
+    if (!listUriPrefixLot.empty() && listUriPrefixLot == listUriPrefixGroup)
+        return fail("callpark: list_uri_prefix_lot and list_uri_prefix_group must differ");
     return true;
 }
 

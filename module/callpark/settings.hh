@@ -43,6 +43,9 @@ struct Settings {
     int64_t maxWatchersPerSubscriber = 100; // per From address-of-record -> 403
     int64_t notifyBatch = 100;              // NOTIFYs sent per loop turn (docs/notifications.md "Pacing")
     int64_t maxParkTimeMs = 1800000;        // max_park_time for domains without their own; 0 = no limit
+    // RFC 4662 event list URIs (docs/notifications.md "Event lists"): sip:<prefix><lot or group name>@domain.
+    std::string listUriPrefixLot = "lot-";
+    std::string listUriPrefixGroup = "group-";
 
     // Reads and validates every parameter; false + *err naming the parameter when a value is bad.
     bool load(const Host &host, std::string *err);

@@ -30,6 +30,7 @@ void subOnRefresh(void *arg, pw_dialog *, uint32_t expires) {
             if (sub->dlg) cp->host().api()->dialog_end(sub->dlg);
         } else {
             sub->expiresAtMs = cp->host().nowMs() + int64_t(expires) * 1000;
+            sub->listFull = true; // an event list's refresh: full state too (RFC 4662 §5.2 fullState="true")
             // RFC 6665 §4.2.2: a refresh gets the current (full) state; after the one in flight, if any.
             if (sub->inFlight)
                 cp->queueNotify(*sub);
@@ -165,8 +166,14 @@ pw_verdict CallPark::onSubscribe(pw_request *req, const pw_msg *m) {
     }
     eng::Classification c = engine_->classify(domain, caller, dial);
     eng::Target target;
-    if (c.action == eng::Action::Park || c.action == eng::Action::GroupPark || c.action == eng::Action::Retrieve ||
-        c.action == eng::Action::Watch) {
+    // RFC 4662: a lot's or a group's list URI (event_lists.cc); -1 = answered 421.
+    int list = broadworks ? 0 : eventListTarget(req, m, domain, dial, &target);
+    if (list < 0)
+        return PW_STOP;
+    if (list > 0) {
+        // target: the lot / group (its access list and caps apply, as to a BLF on it)
+    } else if (c.action == eng::Action::Park || c.action == eng::Action::GroupPark ||
+               c.action == eng::Action::Retrieve || c.action == eng::Action::Watch) {
         target = eng::watchTarget(c, domain, caller);
     } else if (broadworks) {
         target.kind = eng::TargetKind::Extension;
@@ -210,6 +217,7 @@ pw_verdict CallPark::onSubscribe(pw_request *req, const pw_msg *m) {
     sub->mod = this;
     sub->target = target;
     sub->broadworks = broadworks;
+    sub->eventList = list > 0;
     sub->entity = ruri.substr(0, ruri.find(';'));
     sub->subscriber = subscriber;
     Subscription *sp = addSubscription(std::move(sub));
@@ -392,6 +400,12 @@ eng::StoredWatcher CallPark::watcherRecord(Subscription &sub) {
     j["version"] = sub.version; // the next version to send
     j["expires_at"] = sub.expiresAtMs;
     j["subscriber"] = sub.subscriber;
+    if (sub.eventList) { // RFC 4662 list: each resource's dialog-info version goes on after a restart
+        nlohmann::json versions = nlohmann::json::object();
+        for (const auto &[uri, r] : sub.listResources)
+            versions[uri] = r.version;
+        j["event_list"] = versions;
+    }
     j["dialog"] = host_.dialogExport(sub.dlg);
     return {sub.storeId, j.dump()};
 }
@@ -413,8 +427,39 @@ void CallPark::forgetWatcher(Subscription &sub) {
     sub.storeId.clear();
 }
 
+// The <dialog>s every dialog-info NOTIFY of one target shows (a BLF on it, or its part in an event list).
+void CallPark::buildViewDialogs(TargetView &view, const std::string &domain) {
+    if (!view.dialogsBuilt) {
+        view.dialogsBuilt = true;
+        const std::string retrieveCode = view.st.calls.empty() ? std::string() : engine_->domain(domain).retrieveCode;
+        for (const eng::ParkedCall &call : view.st.calls) {
+            DialogInfoDialog d;
+            d.id = fmt::format("park-{}", call.id);
+            if (Session *s = sessionByCall(call.id); s && s->a && s->a->dlg) {
+                d.callId = host_.dialogGet(s->a->dlg, PW_DLG_CALL_ID);
+                d.localTag = host_.dialogGet(s->a->dlg, PW_DLG_LOCAL_TAG);
+                d.remoteTag = host_.dialogGet(s->a->dlg, PW_DLG_REMOTE_TAG);
+            }
+            d.direction = "recipient";
+            d.state = settings_.blfConfirmed ? DialogState::Confirmed : DialogState::Early;
+            d.remote = Identity{call.parkedUri, call.parkedDisplay};
+            d.remoteTarget = call.parkedUri;
+            std::string slotUser = call.lot.empty() ? call.extension : std::to_string(call.slot);
+            d.local = Identity{aor(slotUser, call.domain), ""};
+            d.localTarget = call.lot.empty() ? aor(retrieveCode + call.extension, call.domain)
+                                             : aor(std::to_string(call.slot), call.domain);
+            d.broadworksCallpark = true;
+            view.dialogs.push_back(std::move(d));
+        }
+    }
+}
+
 void CallPark::notifySubscription(Subscription &sub, bool terminated, TargetView &view) {
     if (!sub.dlg || sub.ending) return;
+    if (sub.eventList) { // RFC 4662 multipart/related with RLMI (event_lists.cc)
+        notifyEventList(sub, terminated);
+        return;
+    }
     const eng::TargetState &st = view.st;
     Headers h;
     std::string body, ctype;
@@ -425,29 +470,7 @@ void CallPark::notifySubscription(Subscription &sub, bool terminated, TargetView
         ctype = std::string(kBroadWorksCallparkContentType);
         h.add("Event", "call-info");
     } else {
-        if (!view.dialogsBuilt) {
-            view.dialogsBuilt = true;
-            const std::string retrieveCode = st.calls.empty() ? std::string() : engine_->domain(sub.target.domain).retrieveCode;
-            for (const eng::ParkedCall &call : st.calls) {
-                DialogInfoDialog d;
-                d.id = fmt::format("park-{}", call.id);
-                if (Session *s = sessionByCall(call.id); s && s->a && s->a->dlg) {
-                    d.callId = host_.dialogGet(s->a->dlg, PW_DLG_CALL_ID);
-                    d.localTag = host_.dialogGet(s->a->dlg, PW_DLG_LOCAL_TAG);
-                    d.remoteTag = host_.dialogGet(s->a->dlg, PW_DLG_REMOTE_TAG);
-                }
-                d.direction = "recipient";
-                d.state = settings_.blfConfirmed ? DialogState::Confirmed : DialogState::Early;
-                d.remote = Identity{call.parkedUri, call.parkedDisplay};
-                d.remoteTarget = call.parkedUri;
-                std::string slotUser = call.lot.empty() ? call.extension : std::to_string(call.slot);
-                d.local = Identity{aor(slotUser, call.domain), ""};
-                d.localTarget = call.lot.empty() ? aor(retrieveCode + call.extension, call.domain)
-                                                 : aor(std::to_string(call.slot), call.domain);
-                d.broadworksCallpark = true;
-                view.dialogs.push_back(std::move(d));
-            }
-        }
+        buildViewDialogs(view, sub.target.domain);
         body = buildDialogInfo(sub.entity, sub.version, DialogInfoState::Full, view.dialogs);
         ctype = std::string(kDialogInfoContentType);
         h.add("Event", "dialog");
@@ -543,6 +566,12 @@ void CallPark::restoreWatcherBatch() {
         sub->version = j.value("version", uint64_t(0));
         sub->expiresAtMs = j.value("expires_at", int64_t(0));
         sub->subscriber = j.value("subscriber", std::string());
+        if (auto el = j.find("event_list"); el != j.end() && el->is_object()) { // resumed with full state
+            sub->eventList = true;
+            for (const auto &[uri, v] : el->items())
+                if (v.is_number_unsigned())
+                    sub->listResources[uri].version = v.get<uint64_t>();
+        }
         sub->storeId = w.id;
         Subscription *sp = addSubscription(std::move(sub));
         // The host re-arms the expiry for the time left (already past: on_refresh(0) + terminated next turn).
@@ -617,6 +646,8 @@ void CallPark::onEngineEvent(const eng::ChangeEvent &e) {
                     if (auto s = subById_.find(id); s != subById_.end())
                         queueNotify(*s->second);
             }
+        if (visible)
+            queueEventLists(ev); // a group list also shows its members' extensions
 
         if (settings_.parkInfo &&
             (ev.kind == eng::EventKind::Parked || ev.kind == eng::EventKind::Retrieved ||

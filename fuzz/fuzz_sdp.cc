@@ -1,10 +1,11 @@
 // fuzz_sdp: callpark's SDP parser and what it builds from a parsed offer (module/callpark/wire/sdp.*).
 // Input: an SDP body as a phone would send it in a park INVITE or a re-INVITE.
-// Invariants: nothing throws or crashes; the hold answer we build parses back with our own parser and keeps
-// one m= line per offered one (RFC 3264 §6); withOriginVersion() really sets the o= version it was given
-// (checked on plain text: a stray CR may legitimately end a field).
+// Invariants: nothing throws or crashes; the hold answer we build parses back with our own parser, keeps one m=
+// line per offered one (RFC 3264 §6) and picks a codec we play (or none); withOriginVersion() really sets the o=
+// version it was given (checked on plain text: a stray CR may legitimately end a field).
 #include "fuzz_common.hh"
 
+#include <wire/moh.hh>
 #include <wire/sdp.hh>
 
 #include <string>
@@ -40,8 +41,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 fail(("our hold answer does not parse: " + err).c_str(), a.sdp);
             if (back->media.size() != offer->media.size())
                 fail("hold answer m= count differs from the offer", a.sdp);
-            if (a.chosenPt != -1 && a.chosenPt != 0 && a.chosenPt != 8)
-                fail("hold answer chose a non-G.711 PT", a.sdp);
+            if (a.chosenPt != -1 && !isMohPayloadType(a.chosenPt))
+                fail("hold answer chose a payload type we cannot play (PCMU, PCMA, G.722)", a.sdp);
         }
     }
     auto v = sdpOriginVersion(text);

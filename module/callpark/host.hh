@@ -146,6 +146,13 @@ public:
         return d;
     }
     bool hasAcceptCommit() const { return PW_HOST_HAS(api_, dialog_accept_commit); }
+    // The CSeq for a request we send as the party fromTag in a dialog the host proxies (module.h
+    // dialog_inject_cseq, v1.3); 0 when the host cannot tell (older host): the caller picks one itself.
+    uint32_t injectCseq(const std::string &callId, const std::string &fromTag, const std::string &toTag) const {
+        if (!PW_HOST_HAS(api_, dialog_inject_cseq))
+            return 0;
+        return api_->dialog_inject_cseq(host_, ps(callId), ps(fromTag), ps(toTag));
+    }
     std::string dialogExport(pw_dialog *d) const {
         if (!d)
             return {};

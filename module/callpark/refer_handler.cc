@@ -78,8 +78,8 @@ pw_verdict CallPark::onRefer(pw_request *req, const pw_msg *m) {
 
     // ---- takeover
     struct Ctx {
-        std::string notifyUri, hop, from, to, callId, contact;
-        uint32_t cseq = 0;
+        std::string notifyUri, hop, from, to, callId, contact, fromTag, toTag;
+        uint32_t cseq = 0; // fallback numbering (older host)
     };
     auto ctx = std::make_shared<Ctx>();
     ctx->notifyUri = host_.uri(m, "Contact");
@@ -91,13 +91,18 @@ pw_verdict CallPark::onRefer(pw_request *req, const pw_msg *m) {
     // (RFC 3261 §12.2.1.1). A phone that takes a NOTIFY's Contact as a target refresh keeps reaching the
     // transferee, so its BYE after a failed takeover ends the real call (never 481 from us).
     ctx->contact = "<" + host_.requestUri(m) + ">";
-    // CSeq space of the transferee is unknown to us: take a high one so the parker accepts it (RFC 3261 §12.2.2)
+    // Each NOTIFY continues the transferee's CSeq space, and the host shifts the transferee's later requests
+    // to the parker past it (module.h dialog_inject_cseq): the parker's §12.2.2 check passes for both. An older
+    // host cannot: a high number the parker accepts, whose later requests from the transferee it may refuse.
+    ctx->fromTag = host_.tag(m, "To");
+    ctx->toTag = host_.tag(m, "From");
     ctx->cseq = 2000000000u + static_cast<uint32_t>(host_.nowMs() % 100000000);
     auto notify = [this, ctx](int status, bool final) {
+        uint32_t cseq = host_.injectCseq(ctx->callId, ctx->fromTag, ctx->toTag);
         Headers h;
         h.add("Call-ID", ctx->callId);
         h.add("Contact", ctx->contact);
-        h.add("CSeq", fmt::format("{} NOTIFY", ctx->cseq++));
+        h.add("CSeq", fmt::format("{} NOTIFY", cseq ? cseq : ctx->cseq++));
         h.add("Event", "refer");
         h.add("Subscription-State", final ? "terminated;reason=noresource" : "active;expires=60");
         std::string body = buildSipfrag(status);

@@ -1,11 +1,12 @@
 // Internal state of the SIP core (Proxy::Impl) and the opaque ABI handles. Not a public contract:
 // only proxy/core/*.cc and the in-process tests include it.
 #pragma once
+#include "../sofia/sofia.hh"
+#include "cseq_shift.hh"
 #include "dns_stub.hh"
 #include "proxy.hh"
 #include "rate_limiter.hh"
 #include "socket_guard.hh"
-#include "../sofia/sofia.hh"
 
 #include <sofia-sip/nta_tport.h>
 
@@ -82,6 +83,7 @@ struct ServerTxn {
     std::string identity;
     int identitySource = PW_IDENTITY_NONE;
     bool viaOurRoute = false; // it carried a Route naming us (a dialog we record-routed)
+    uint32_t cseqShift = 0;   // added to its CSeq when forwarded, taken off the responses (cseq_shift.hh)
 };
 
 struct Branch {
@@ -226,6 +228,7 @@ struct Proxy::Impl {
     uint32_t dnsPending = 0;                    // branches to a host name that have no answer yet
     int64_t lastLimitLogMs = 0;
     uint64_t housekeepTurns = 0;
+    CseqShifts cseqShifts; // CSeqs injected into proxied dialogs (dialog_inject_cseq), docs/limits.md
 
     // cross-thread post()
     std::shared_ptr<std::atomic<bool>> alive = std::make_shared<std::atomic<bool>>(true);
@@ -260,6 +263,9 @@ struct Proxy::Impl {
     void afterPipeline(pw_request *tx, pw_verdict v);
     void forward(pw_request *tx);
     void forwardAck(msg_t *msg, sip_t *sip);
+    void noteCseq(pw_request *tx); // records the CSeq of a request being forwarded, sets tx->cseqShift
+    void unshiftResponse(pw_request *tx, msg_t *resp); // a response relayed upstream gets the sender's CSeq back
+    void unshiftStray2xx(msg_t *resp, sip_t *sip);     // the same for a 2xx to INVITE without a transaction
     bool startBranch(pw_request *tx, const std::string &uri, const std::string &nextHop);
     void maybeFinish(pw_request *tx);
     void sendBest(pw_request *tx);

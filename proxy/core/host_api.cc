@@ -955,6 +955,16 @@ int hRequestChallenge(pw_request *r) noexcept {
     }
 }
 
+uint32_t hDialogInjectCseq(pw_host *h, pw_str callId, pw_str fromTag, pw_str toTag) noexcept {
+    try {
+        if (!h || !h->impl)
+            return 0;
+        return h->impl->cseqShifts.inject(str(callId), str(fromTag), str(toTag), h->impl->nowMs());
+    } catch (...) {
+        return 0;
+    }
+}
+
 // The host table, member by member: no function can land in another's slot (with a positional initializer,
 // two swapped slots of the same type compiled).
 pw_host_api makeHostApi() {
@@ -1012,6 +1022,7 @@ pw_host_api makeHostApi() {
     a.dialog_accept_commit = hDialogAcceptCommit; // v1.1
     a.request_identity = hRequestIdentity;        // v1.2
     a.request_challenge = hRequestChallenge;      // v1.2
+    a.dialog_inject_cseq = hDialogInjectCseq;     // v1.3
     return a;
 }
 

@@ -53,8 +53,10 @@ void Proxy::Impl::setUpLimits(const std::vector<uint16_t> &tcpPorts, const std::
 void Proxy::Impl::housekeep() {
     sockets->sweep();
     limiter.sweep(nowMs());
-    if (++housekeepTurns % 10 == 0)
+    if (++housekeepTurns % 10 == 0) {
         authHousekeep(nowMs() / 1000);
+        cseqShifts.sweep(nowMs());
+    }
 #ifdef PARKWAY_HAVE_METRICS
     if (metrics) {
         metrics->gaugeSet("parkway_tcp_connections", "", static_cast<double>(sockets->connections()));

@@ -26,6 +26,17 @@ namespace parkway::proxy {
 
 namespace {
 
+// Replace the CSeq number of msg (method kept): a new header, so no cached encoding of the old one is sent.
+void setCseq(msg_t *msg, uint32_t seq) {
+    sip_t *sip = sip_object(msg);
+    if (!sip || !sip->sip_cseq)
+        return;
+    sip_cseq_t *cs = sip_cseq_create(msg_home(msg), seq, sip->sip_cseq->cs_method, sip->sip_cseq->cs_method_name);
+    if (cs)
+        msg_header_replace(msg, reinterpret_cast<msg_pub_t *>(sip), reinterpret_cast<msg_header_t *>(sip->sip_cseq),
+                           reinterpret_cast<msg_header_t *>(cs));
+}
+
 int legTrampoline(nta_leg_magic_t *magic, nta_leg_t *, nta_incoming_t *irq, const sip_t *sip) noexcept {
     return reinterpret_cast<Proxy::Impl *>(magic)->onRequest(irq, sip);
 }
@@ -56,6 +67,7 @@ int agentTrampoline(nta_agent_magic_t *magic, nta_agent_t *agent, msg_t *msg, si
             sip->sip_via->v_next) {
             // RFC 3261 §16.7 / §16.11: a 2xx without a transaction is forwarded statelessly upstream.
             sip_via_remove(msg, sip);
+            impl->unshiftStray2xx(msg, sip);
             impl->countResponse(sip->sip_status->st_status);
             nta_msg_tsend(agent, msg, nullptr, TAG_END());
             return 0;
@@ -537,11 +549,14 @@ void Proxy::Impl::forward(pw_request *tx) {
         replyLocal(tx, 403, "Relaying Denied");
         return;
     }
+    bool local = tx->targets.empty() && !sip->sip_route && isOurs(sip->sip_request->rq_url);
+    if (!local)
+        noteCseq(tx);
     if (!tx->targets.empty()) {
         for (auto &t : tx->targets) startBranch(tx, t.uri, t.nextHop);
     } else if (sip->sip_route) {
         startBranch(tx, "", "");
-    } else if (isOurs(sip->sip_request->rq_url)) {
+    } else if (local) {
         // Addressed to us and no module took it.
         if (sip->sip_to && sip->sip_to->a_tag) replyLocal(tx, 481);
         else if (tx->method == sip_method_options && !sip->sip_request->rq_url->url_user) replyLocal(tx, 200);
@@ -582,6 +597,8 @@ bool Proxy::Impl::startBranch(pw_request *tx, const std::string &uri, const std:
         }
         msg_header_insert(copy, reinterpret_cast<msg_pub_t *>(sip), reinterpret_cast<msg_header_t *>(rq));
     }
+    if (tx->cseqShift)
+        setCseq(copy, CseqShifts::shifted(sip->sip_cseq->cs_seq, tx->cseqShift)); // (noteCseq)
     // RFC 3261 §16.6 step 3: Max-Forwards
     if (sip->sip_max_forwards) {
         sip_max_forwards_t *mf = sip_max_forwards_dup(home, sip->sip_max_forwards);
@@ -645,6 +662,13 @@ void Proxy::Impl::forwardAck(msg_t *msg, sip_t *sip) {
     msg_t *copy = msg_copy(msg);
     if (!copy) return;
     sip_t *cs = sip_object(copy);
+    // the ACK of a 2xx carries the number its INVITE was forwarded with (RFC 3261 §13.2.2.4, cseq_shift.hh)
+    if (cs->sip_call_id && cs->sip_from && cs->sip_from->a_tag && cs->sip_to && cs->sip_to->a_tag && cs->sip_cseq) {
+        uint32_t shift =
+            cseqShifts.ackShift(cs->sip_call_id->i_id, cs->sip_from->a_tag, cs->sip_to->a_tag, cs->sip_cseq->cs_seq);
+        if (shift)
+            setCseq(copy, CseqShifts::shifted(cs->sip_cseq->cs_seq, shift));
+    }
     if (cs->sip_max_forwards) {
         if (cs->sip_max_forwards->mf_count == 0) {
             msg_destroy(copy);
@@ -661,6 +685,42 @@ void Proxy::Impl::forwardAck(msg_t *msg, sip_t *sip) {
                                              copy, NTATAG_STATELESS(1), TAG_END());
     if (!o) msg_destroy(copy);
     else nta_outgoing_destroy(o);
+}
+
+// RFC 3261 §16.6 forbids a proxy to change CSeq, except the way SBCs must once a module spoke in the dialog
+// as one of its parties (dialog_inject_cseq, cseq_shift.hh): that party's later requests are raised by the
+// number of requests injected, so the other end still sees its CSeq increase (§12.2.1.1, §12.2.2), and the
+// responses are lowered back so the party matches them to its own transactions.
+void Proxy::Impl::noteCseq(pw_request *tx) {
+    const sip_t *sip = tx->req.sip();
+    if (tx->method == sip_method_ack || tx->method == sip_method_cancel || !sip->sip_call_id || !sip->sip_cseq ||
+        !sip->sip_from || !sip->sip_from->a_tag)
+        return;
+    const char *toTag = sip->sip_to && sip->sip_to->a_tag ? sip->sip_to->a_tag : "";
+    tx->cseqShift = cseqShifts.onRequest(sip->sip_call_id->i_id, sip->sip_from->a_tag, toTag, sip->sip_cseq->cs_seq,
+                                         tx->method == sip_method_invite, nowMs());
+    if (CseqShifts::shifted(sip->sip_cseq->cs_seq, tx->cseqShift) == sip->sip_cseq->cs_seq)
+        tx->cseqShift = 0;
+}
+
+void Proxy::Impl::unshiftResponse(pw_request *tx, msg_t *resp) {
+    sip_t *sip = sip_object(resp);
+    if (tx->cseqShift && sip->sip_cseq)
+        setCseq(resp, sip->sip_cseq->cs_seq - tx->cseqShift);
+    const sip_t *rq = tx->req.sip();
+    if (tx->method == sip_method_bye && sip->sip_status->st_status < 300 && rq->sip_call_id && rq->sip_from &&
+        rq->sip_from->a_tag && rq->sip_to && rq->sip_to->a_tag) // the dialog is over
+        cseqShifts.forgetDialog(rq->sip_call_id->i_id, rq->sip_from->a_tag, rq->sip_to->a_tag);
+}
+
+void Proxy::Impl::unshiftStray2xx(msg_t *resp, sip_t *sip) {
+    if (!sip->sip_call_id || !sip->sip_from || !sip->sip_from->a_tag || !sip->sip_to || !sip->sip_to->a_tag ||
+        !sip->sip_cseq)
+        return;
+    uint32_t shift = cseqShifts.inviteResponseShift(sip->sip_call_id->i_id, sip->sip_from->a_tag, sip->sip_to->a_tag,
+                                                    sip->sip_cseq->cs_seq);
+    if (shift)
+        setCseq(resp, sip->sip_cseq->cs_seq - shift);
 }
 
 // ---------------------------------------------------------------- responses
@@ -691,6 +751,7 @@ bool Proxy::Impl::streamClosed(nta_incoming_t *, msg_t *req) {
 void Proxy::Impl::relay(pw_request *tx, msg_t *resp) {
     sip_t *sip = sip_object(resp);
     int status = sip->sip_status->st_status;
+    unshiftResponse(tx, resp);
     callOnResponse(resp);
     if (streamClosed(tx->irq, tx->req.get())) { // (see streamClosed)
         msg_destroy(resp);

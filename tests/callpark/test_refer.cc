@@ -168,3 +168,56 @@ TEST_CASE("REFER takeover - a duplicated REFER in the same dialog parks once", "
         if (in->request.method() == "INVITE" && !in->request.header("Replaces").empty()) ++replacesInvites;
     CHECK(replacesInvites == 1);
 }
+
+TEST_CASE("REFER takeover the transferee refuses - the NOTIFYs continue its CSeq and the call goes on with its BYE "
+          "shifted past them",
+          "[refer]") {
+    ParkEnvOptions o;
+    o.params["refer_mode"] = "takeover";
+    ParkEnv p(o);
+    auto &a = p.phone("1003");
+    auto &b = p.phone("2002");
+    auto &c = call(p, a, b, 4224, 4226);
+    a.autoAnswer("INFO", 200);
+    b.clearRules();
+    b.autoAnswer("INVITE", 420); // the takeover INVITE with Replaces fails
+    b.autoAnswer("BYE", 200);
+    Incoming *bIn = b.last("INVITE");
+    REQUIRE(bIn);
+    // the transferee speaks in the dialog first: its CSeq moves on, the parker's sofia-sip leg follows it
+    uint32_t bSeq = 0;
+    for (int i = 0; i < 2; ++i) {
+        auto &info = b.inDialog(*bIn, "INFO");
+        REQUIRE(p.waitFinal(info));
+        REQUIRE(info.finalStatus == 200);
+        bSeq = info.request.cseq();
+    }
+    RequestOptions r;
+    r.headers = {"Refer-To: <sip:*68103@" + kDomain + ">"};
+    auto &refer = a.inDialog(c, "REFER", r);
+    REQUIRE(p.waitFinal(refer));
+    CHECK(refer.finalStatus == 202);
+    REQUIRE(p.env().runUntil([&] {
+        for (auto *n : referNotifies(a))
+            if (n->header("Subscription-State").rfind("terminated", 0) == 0)
+                return true;
+        return false;
+    }));
+    auto notifies = referNotifies(a);
+    REQUIRE(notifies.size() == 2);
+    CHECK(notifies[1]->body().find("SIP/2.0 420") != std::string::npos);
+    // RFC 3261 §12.2.1.1: our NOTIFYs continue the transferee's numbering
+    CHECK(notifies[0]->cseq() == bSeq + 1);
+    CHECK(notifies[1]->cseq() == bSeq + 2);
+    CHECK(p.parkedCount() == 0);
+    // the call is still the parker's: the transferee's BYE (its own next CSeq) reaches the parker raised past
+    // the NOTIFYs (else sofia-sip answers 500 out of order, §12.2.2), and the 200 comes back with its number
+    auto &bye = b.inDialog(*bIn, "BYE");
+    REQUIRE(p.waitFinal(bye));
+    CHECK(bye.request.cseq() == bSeq + 1);
+    CHECK(bye.finalStatus == 200);
+    REQUIRE(bye.response(200));
+    CHECK(bye.response(200)->cseq() == bSeq + 1);
+    REQUIRE(a.last("BYE"));
+    CHECK(a.last("BYE")->request.cseq() == bSeq + 3);
+}

@@ -28,7 +28,8 @@ extern "C" {
 #endif
 
 #define PW_ABI_MAJOR 1u
-#define PW_ABI_MINOR 2u /* 1.1: dialog_accept_commit; 1.2: request_identity, request_challenge */
+/* 1.1: dialog_accept_commit; 1.2: request_identity, request_challenge; 1.3: dialog_inject_cseq */
+#define PW_ABI_MINOR 3u
 
 /* Whether the host table `api` has the member `member` and it is set. A member added in a later minor version
  * (dialog_accept_commit, 1.1) lies past the end of an older host's shorter table: test it before calling it,
@@ -403,6 +404,22 @@ typedef struct pw_host_api {
      * user of a local domain that authenticates, or it came from a trusted peer): refuse it instead (403).
      */
     int (*request_challenge)(pw_request *req);
+
+    /* --- v1.3 -------------------------------------------------------------------------------------- */
+    /*
+     * The CSeq number for a request the module sends AS a party of a dialog the host only proxies (e.g. a
+     * NOTIFY sent in the transferee's name to the transferor): from_tag is the tag of the party spoken for,
+     * to_tag the other party's. The host returns the number after the highest that party used in requests it
+     * forwarded in that dialog (its INVITE, when it was the caller), plus the requests injected so far, and
+     * from then on adds the number of injected requests to the CSeq of every request of that party in that
+     * dialog it forwards (ACK and CANCEL matching their INVITE) and takes it off the responses it relays back
+     * (RFC 3261 §12.2.1.1, §12.2.2; what a B2BUA or SBC does). When the host saw no request of that party,
+     * it returns a large number (near 2e9) and shifts the party's requests above it. Each call consumes a
+     * number: call it once per request sent. 0 on bad arguments. The host keeps this per dialog within a
+     * bound (docs/limits.md "CSeq shifts"). Check PW_HOST_HAS(api, dialog_inject_cseq): a v1.0-1.2 host
+     * lacks it.
+     */
+    uint32_t (*dialog_inject_cseq)(pw_host *host, pw_str call_id, pw_str from_tag, pw_str to_tag);
 } pw_host_api;
 
 /* ---------------------------------------------------------------- the module descriptor */

@@ -399,16 +399,27 @@ struct Engine::Impl {
         c.state = CallState::Gone;
     }
 
-    // Pick a slot of `lot`: `want` if given (must be free), else by the lot's choice. Updates last_used.
-    std::pair<int, CallResult> pickSlot(const std::string &domain, const Lot &lot, int want, CallId ignore = 0) {
+    // Pick a slot of `lot`: `want` if given (must be free; with `orNext` a taken one gives the next free slot
+    // after it, wrapping inside the lot), else by the lot's choice. Updates last_used.
+    std::pair<int, CallResult> pickSlot(const std::string &domain, const Lot &lot, int want, CallId ignore = 0,
+                                        bool orNext = false) {
         (void)ignore;
         if (want != 0) {
             if (want < lot.firstSlot || want > lot.lastSlot)
                 return {0, fail(ErrorCode::BadSlot, fmt::format("slot {} is outside lot {} ({}-{})", want, lot.name,
                                                                 lot.firstSlot, lot.lastSlot))};
-            if (slotTaken(domain, lot.name, want))
+            if (!slotTaken(domain, lot.name, want))
+                return {want, okEmpty()};
+            if (!orNext)
                 return {0, fail(ErrorCode::Occupied, fmt::format("slot {} of lot {} is occupied", want, lot.name))};
-            return {want, okEmpty()};
+            int n = lot.lastSlot - lot.firstSlot + 1;
+            for (int i = 1; i < n; ++i) {
+                int slot = lot.firstSlot + (want - lot.firstSlot + i) % n;
+                if (!slotTaken(domain, lot.name, slot))
+                    return {slot, okEmpty()};
+            }
+            return {0, fail(ErrorCode::LotFull,
+                            fmt::format("lot {} is full ({}-{})", lot.name, lot.firstSlot, lot.lastSlot))};
         }
         std::set<int> taken;
         Stmt &s = db.q("SELECT slot FROM parked_calls WHERE domain = ? AND lot = ? AND lot <> ''");
@@ -544,7 +555,7 @@ struct Engine::Impl {
             if (lot->settings.occupied)
                 p.occupied = *lot->settings.occupied;
             applyRule();
-            auto [slot, r] = pickSlot(req.domain, *lot, req.slot);
+            auto [slot, r] = pickSlot(req.domain, *lot, req.slot, 0, req.slotOrNext);
             if (!r.ok) {
                 p.error = r;
                 return p;

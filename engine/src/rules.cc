@@ -46,6 +46,16 @@ bool isNumeric(std::string_view s) {
     return !s.empty() && s.size() <= 9 && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
 }
 
+std::optional<TransferToSlot> parseTransferToSlot(std::string_view s) {
+    if (s == "off")
+        return TransferToSlot::Off;
+    if (s == "park")
+        return TransferToSlot::Park;
+    if (s == "park_or_next")
+        return TransferToSlot::ParkOrNext;
+    return std::nullopt;
+}
+
 std::optional<Action> parseAction(std::string_view s) {
     if (s == "park")
         return Action::Park;
@@ -312,6 +322,9 @@ std::string checkAttrs(const Attrs &attrs, bool cont, Action &action) {
         } else if (k == "occupied") {
             if (!parseOccupiedPolicy(v))
                 return fmt::format("occupied={} (reject, stack)", v);
+        } else if (k == "transfer") {
+            if (!parseTransferToSlot(v))
+                return fmt::format("transfer={} (off, park, park_or_next)", v);
         } else if (k == "alternate") {
             if (!RecallTarget::parse(v))
                 return fmt::format("alternate='{}' is not a recall target", v);
@@ -710,6 +723,8 @@ void evaluateRules(const DomainPlan &plan, const std::string &dial, Classificati
             out.rejectCode = toInt(v).value_or(403);
         else if (k == "route")
             out.route = v;
+        else if (k == "transfer")
+            out.transfer = parseTransferToSlot(v).value_or(TransferToSlot::Park);
     }
     bool hasExt = out.attr("ext") != nullptr;
     bool hasSlot = out.attr("slot") != nullptr;
@@ -739,6 +754,14 @@ void evaluateRules(const DomainPlan &plan, const std::string &dial, Classificati
     }
 }
 
+std::optional<Classification> transferToSlot(const Classification &c) {
+    if (c.action != Action::Retrieve || c.lot.empty() || c.slot == 0 || c.transfer == TransferToSlot::Off)
+        return std::nullopt;
+    Classification p = c;
+    p.action = Action::Park;
+    return p;
+}
+
 ParkRequest makeParkRequest(const Classification &c, std::string domain, std::string caller) {
     ParkRequest r;
     r.domain = std::move(domain);
@@ -750,6 +773,7 @@ ParkRequest makeParkRequest(const Classification &c, std::string domain, std::st
         r.how = ParkHow::Lot;
         r.lot = c.lot;
         r.slot = c.slot;
+        r.slotOrNext = c.slot != 0 && c.transfer == TransferToSlot::ParkOrNext;
     } else if (c.extension.empty()) {
         r.how = ParkHow::Own;
     } else {

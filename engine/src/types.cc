@@ -89,6 +89,18 @@ const char* toString(Action a) {
     return "?";
 }
 
+const char *toString(TransferToSlot t) {
+    switch (t) {
+    case TransferToSlot::Off:
+        return "off";
+    case TransferToSlot::Park:
+        return "park";
+    case TransferToSlot::ParkOrNext:
+        return "park_or_next";
+    }
+    return "?";
+}
+
 std::optional<OccupiedPolicy> parseOccupiedPolicy(std::string_view s) {
     if (s == "reject") return OccupiedPolicy::Reject;
     if (s == "stack") return OccupiedPolicy::Stack;

@@ -108,13 +108,27 @@ pw_verdict CallPark::onInvite(pw_request *req, const pw_msg *m) {
     std::string caller = uriUser(sender.uri);
     eng::Classification c = engine_->classify(domain, caller, dial);
 
+    // Orbit parking by transfer (docs/callpark.md "Transfer to a slot"): an INVITE to a lot slot is a retrieve,
+    // unless it is the transferee's INVITE of a blind transfer: it carries Referred-By (RFC 3892) or follows a
+    // REFER to that slot we saw (passthrough memory). Then it parks into the slot (rule attr `transfer=`); an
+    // occupied slot fails or takes the next free one, it never connects the two callers.
+    std::optional<ReferIntent> intent;
+    if (c.action == eng::Action::Retrieve) {
+        if (auto parkInto = eng::transferToSlot(c)) {
+            intent = takeReferIntent(host_.uri(m, "From"), dial);
+            if (intent || !host_.header(m, "Referred-By").empty())
+                c = std::move(*parkInto);
+        }
+    } else if (c.action == eng::Action::Park || c.action == eng::Action::GroupPark) {
+        intent = takeReferIntent(host_.uri(m, "From"), dial);
+    }
+
     switch (c.action) {
     case eng::Action::Park:
     case eng::Action::GroupPark: {
         // The parker (docs/auth.md): the authenticated REFER we saw (passthrough), else Referred-By (RFC 3892)
         // when the sender's headers are believed, else whoever sent this INVITE (it parks itself).
         std::string parkerUri, parkerDisplay;
-        auto intent = takeReferIntent(host_.uri(m, "From"), dial);
         if (intent) {
             parkerUri = intent->parker;
             parkerDisplay = intent->parkerDisplay;

@@ -53,6 +53,9 @@ pw_verdict CallPark::onRefer(pw_request *req, const pw_msg *m) {
     Host::Who sender = who(req);
     std::string fromUri = sender.uri;
     eng::Classification c = engine_->classify(domain, uriUser(fromUri), target->user);
+    // A transfer to a lot slot (`702`) parks into it (rule attr `transfer=`, docs/callpark.md "Transfer to a slot").
+    if (auto parkInto = eng::transferToSlot(c))
+        c = std::move(*parkInto);
     if (c.action != eng::Action::Park && c.action != eng::Action::GroupPark)
         return PW_CONTINUE;
     if (fromUri.empty())
@@ -248,6 +251,8 @@ void CallPark::onBridgedRefer(Session &s, Leg *from, pw_request *req) {
     eng::Classification c;
     if (!domain.empty() && host_.isLocalDomain(domain))
         c = engine_->classify(domain, caller, target->user);
+    if (auto parkInto = eng::transferToSlot(c)) // a transfer to a lot slot re-parks there, never bridges
+        c = std::move(*parkInto);
 
     if (c.action == eng::Action::Park || c.action == eng::Action::GroupPark) {
         eng::ParkRequest pr = eng::makeParkRequest(c, domain, caller);

@@ -183,8 +183,30 @@ TEST_CASE("lot park: first free slot, given slot, next choice, full lot") {
     auto c = e->park(lp);
     CHECK(c.call.slot == 702);
     CHECK(e->park(lp).error == ErrorCode::LotFull);
+    lp.slot = 703;
+    lp.slotOrNext = true; // a transfer to an occupied slot with transfer=park_or_next: full lot
+    CHECK(e->park(lp).error == ErrorCode::LotFull);
+    lp.slotOrNext = false;
+    lp.slot = 0;
     lp.lot = "nope";
     CHECK(e->park(lp).error == ErrorCode::UnknownLot);
+
+    SECTION("slotOrNext: an occupied slot gives the next free one after it, wrapping inside the lot") {
+        REQUIRE(e->abandon(a.call.id).ok); // 701 free; 702, 703 taken
+        ParkRequest t;
+        t.domain = "a.example";
+        t.how = ParkHow::Lot;
+        t.lot = "main";
+        t.slot = 702;
+        t.slotOrNext = true;
+        auto w = e->park(t);
+        REQUIRE(w.ok);
+        CHECK(w.call.slot == 701);         // 703 taken, wraps to 701
+        REQUIRE(e->abandon(b.call.id).ok); // 703 free
+        auto x = e->park(t);
+        REQUIRE(x.ok);
+        CHECK(x.call.slot == 703);
+    }
 
     SECTION("choice next continues after the last slot used, wrapping") {
         Lot n = lot;

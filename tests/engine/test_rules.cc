@@ -471,3 +471,33 @@ TEST_CASE("RuleMatcher: the parser and matcher without an engine or SQLite") {
     CHECK_THAT(errs[0].message, Catch::Contains("rule 9"));
     CHECK(none.classify("a.example", "100", "700").action == Action::None);
 }
+
+TEST_CASE("transfer= on a lot slot rule: a transfer parks into the slot (default), the next free one, or not") {
+    FakeClock clock;
+    auto e = memEngine(clock);
+    REQUIRE(
+        e->replaceRules({rule(1, 10, MatchOp::Regex, "^7[0-9][0-9]$", "action=retrieve;lot=main"),
+                         rule(2, 10, MatchOp::Regex, "^8[0-9][0-9]$", "action=retrieve;lot=b;transfer=off"),
+                         rule(3, 10, MatchOp::Regex, "^9[0-9][0-9]$", "action=retrieve;lot=c;transfer=park_or_next")})
+            .empty());
+    auto slot = e->classify("a.example", "100", "702");
+    CHECK(slot.action == Action::Retrieve); // dialled: still a retrieve
+    CHECK(slot.transfer == TransferToSlot::Park);
+    auto parkInto = transferToSlot(slot);
+    REQUIRE(parkInto);
+    CHECK(parkInto->action == Action::Park);
+    auto pr = makeParkRequest(*parkInto, "a.example", "100");
+    CHECK(pr.how == ParkHow::Lot);
+    CHECK(pr.lot == "main");
+    CHECK(pr.slot == 702);
+    CHECK_FALSE(pr.slotOrNext);
+    CHECK_FALSE(transferToSlot(e->classify("a.example", "100", "802")));
+    auto next = transferToSlot(e->classify("a.example", "100", "902"));
+    REQUIRE(next);
+    CHECK(makeParkRequest(*next, "a.example", "100").slotOrNext);
+    CHECK_FALSE(transferToSlot(e->classify("a.example", "100", "*68103"))); // not a lot slot
+    CHECK_FALSE(transferToSlot(e->classify("a.example", "100", "*88103")));
+    auto errs = e->replaceRules({rule(4, 10, MatchOp::Exact, "700", "action=retrieve;lot=main;transfer=maybe")});
+    REQUIRE(errs.size() == 1);
+    CHECK(errs[0].message.find("transfer=maybe") != std::string::npos);
+}

@@ -475,6 +475,57 @@ def case_refer_passthrough():
         s.expect(final(r) == 200 and p.wait_line("reinvite", 5), "the transferred call is not on 103", r, p)
 
 
+ORBIT = """
+[[domain]]
+name = "@DOMAIN@"
+[[domain.lot]]
+name = "main"
+first = 701
+last = 720
+"""
+
+# 700 parks into a free slot of lot main; 7xx retrieves that slot, or parks into it when it is a transfer.
+ORBIT_RULES = "0\t\t0\t10\texact\t700\t0\t\t\taction=park;lot=main\n" \
+              "0\t\t0\t11\tregex\t^7[0-9][0-9]$\t0\t\t\taction=retrieve;lot=main\n"
+
+
+def orbit_suite(**params):
+    fd, path = tempfile.mkstemp(prefix="parkway-orbit-rules-", suffix=".tsv")
+    with os.fdopen(fd, "w") as f:
+        f.write(ORBIT_RULES)
+    s = Suite(params={"rules_file": path, **params}, provision=ORBIT)
+    s.rules_path = path
+    return s
+
+
+def case_transfer_to_slot():
+    """Orbit parking by transfer (FreeSWITCH valet / 3CX style): a blind transfer to the empty slot 702 parks
+    into it (passthrough: the REFER reaches the transferee, whose INVITE 702 with Referred-By is parked); a
+    transfer to the now occupied 702 gets 486 and never reaches the parked caller; dialling 702 retrieves."""
+    s = orbit_suite(refer_mode="passthrough")
+    try:
+        empty = s.retrieve("1010", "705")
+        s.expect(final(empty) == 404, f"dialling the empty slot 705 (no transfer) answered {final(empty)}, want 404",
+                 empty)
+        b = s.transferee("2001", refer_ms=2500)
+        a = s.role("transferor.xml", keys={"user": "1003", "display": "James", "callee": "2001",
+                                            "refer_to": "702"}, timeout=30, duration_ms=500).start()
+        s.expect(b.wait_line("refer ", 10), "the REFER to 702 never reached the transferee", a, b)
+        p = s.park("2001", "702", parker="1003")
+        s.expect(final(p) == 200, f"the transferee's INVITE 702 answered {final(p)}, want 200 (parked)", p)
+        a.wait()
+        s.expect(a.result.returncode == 0, "the parker's REFER flow failed", a, b)
+        busy = s.park("2002", "702", parker="1004")
+        s.expect(final(busy) == 486, f"a transfer to the occupied slot 702 answered {final(busy)}, want 486", busy)
+        s.expect(not p.lines("reinvite"), "the parked caller was connected to the second transferee", p, busy)
+        r = s.retrieve("1010", "702")
+        s.expect(final(r) == 200 and p.wait_line("reinvite", 5), "dialling 702 did not retrieve the parked call",
+                 r, p)
+    finally:
+        s.close()
+        os.unlink(s.rules_path)
+
+
 def case_refer_takeover():
     """Park by blind transfer, takeover: Parkway answers the REFER (202 + an immediate 100 Trying NOTIFY),
     takes the transferee over with INVITE/Replaces, parks it, and reports 200 OK in the final sipfrag."""

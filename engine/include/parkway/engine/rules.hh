@@ -25,6 +25,10 @@
 //      recall=<1..3600> mode=parker|parker_then_alternate|alternate_only wait=<s> retry=<s> ring=<s>
 //      alternate=<recall target, see RecallTarget>  occupied=reject|stack
 //      max_park=<0..86400> maximum park time in seconds (0 = no limit), see RecallSettings::maxParkSeconds
+//      transfer=off|park|park_or_next  a blind transfer to a lot slot that classifies as retrieve (orbit
+//                           parking by transfer to `702`): park into it (default `park`; occupied -> Occupied),
+//                           into the next free slot when occupied (`park_or_next`), or retrieve (`off`);
+//                           see transferToSlot()
 //      code=<400..699> (reject: SIP status)   route=<uri> (route: where to send; default the output)
 //    Unknown keys are kept (integrators' own data) and shown by explain.
 //  * Default rules: for every domain with defaultRules=true the engine generates (not stored) rules from
@@ -64,6 +68,12 @@ struct Rule {
 enum class Action { None, Park, GroupPark, Retrieve, Watch, Route, Reject };
 const char* toString(Action a); // "none", "park", "group_park", "retrieve", "watch", "route", "reject"
 
+// What a blind transfer to a lot slot does (attr `transfer=`): `Park` (default) parks into the slot and fails
+// with Occupied when it is taken; `ParkOrNext` takes the next free slot of the lot then; `Off` leaves it a
+// retrieve (a transfer to an empty slot then finds nothing).
+enum class TransferToSlot { Off, Park, ParkOrNext };
+const char *toString(TransferToSlot t); // "off", "park", "park_or_next"
+
 using Attrs = std::vector<std::pair<std::string, std::string>>; // in rule order
 
 // Parse `key=value;...` (whitespace around keys/values trimmed, empty items skipped). Returns an empty
@@ -85,6 +95,7 @@ struct Classification {
     RecallOverrides overrides;    // recall=, mode=, wait=, retry=, ring=, alternate=, occupied=
     int rejectCode = 0;           // action=reject: SIP status (default 403)
     std::string route;            // action=route: destination (attr route= or the output)
+    TransferToSlot transfer = TransferToSlot::Park; // transfer= (only meaningful for a lot slot)
 
     const std::string* attr(std::string_view key) const; // nullptr when absent
 };
@@ -92,6 +103,12 @@ struct Classification {
 // Build the engine request a classification implies (the module fills parked party, key and blob).
 ParkRequest makeParkRequest(const Classification& c, std::string domain, std::string caller);
 RetrieveRequest makeRetrieveRequest(const Classification& c, std::string domain, std::string caller);
+// Orbit parking by transfer: a blind transfer (a REFER, or the transferee's INVITE carrying Referred-By or
+// following a REFER the SIP layer saw) whose target classifies as retrieving a lot slot parks into that slot.
+// Returns that park classification (action Park, same lot and slot, same overrides; makeParkRequest then sets
+// slotOrNext for `transfer=park_or_next`), or nullopt when `c` is not a retrieve of a lot slot or its rule says
+// `transfer=off`. An INVITE to the slot that is no transfer stays a retrieve.
+std::optional<Classification> transferToSlot(const Classification &c);
 // The watched target of a park/retrieve/watch classification (e.g. a SUBSCRIBE to `*88103`).
 Target watchTarget(const Classification& c, std::string domain, std::string caller);
 

@@ -207,6 +207,10 @@ struct ParkRequest {
     std::string extension;     // for Directed
     std::string lot;           // for Lot
     int slot = 0;              // for Lot
+    // Lot with a slot: when that slot is taken, park into the next free slot after it (wrapping inside the
+    // lot; `LotFull` when none) instead of failing with `Occupied`. Set by makeParkRequest for a transfer to a
+    // slot whose rule says `transfer=park_or_next`.
+    bool slotOrNext = false;
     std::string parkedUri;
     std::string parkedDisplay;
     std::string requestKey;    // e.g. Call-ID + CSeq, or the transferee dialog id: same key parks once

@@ -162,3 +162,38 @@ TEST_CASE("presence BLF - an Accept without application/pidf+xml is refused with
     CHECK(other.finalStatus != 406);
     CHECK(other.response(406) == nullptr);
 }
+
+TEST_CASE("presence BLF on a lot slot - 700 parks into lot main - presence of 701 goes busy then free",
+          "[watchers][presence][lot]") {
+    ParkEnv p;
+    int st = 0;
+    p.command("lots.set", {{"domain", kDomain}, {"name", "main"}, {"first", 701}, {"last", 720}}, &st);
+    REQUIRE(st == 200);
+    p.command("rules.import",
+              {{"text", "0\t\t0\t10\texact\t700\t0\t\t\taction=park;lot=main\n"
+                        "0\t\t0\t11\tregex\t^7[0-9][0-9]$\t0\t\t\taction=retrieve;lot=main\n"}},
+              &st);
+    REQUIRE(st == 200);
+    auto &w = p.ua("w");
+    w.autoAnswer("NOTIFY", 200);
+    auto &sub = subscribePresence(p, w, "1010", "701", 60);
+    REQUIRE(sub.finalStatus == 200);
+    REQUIRE(p.env().runUntil([&] { return presenceNotifies(w).size() == 1; }));
+    CHECK(parsePidf(*presenceNotifies(w)[0]).entity == "sip:701@" + kDomain);
+    CHECK_FALSE(parsePidf(*presenceNotifies(w)[0]).onThePhone);
+    auto &a = p.ua("a");
+    a.autoAnswer("INVITE", 200, answerSdp(4120), "application/sdp");
+    auto &inv = p.invite(a, "2001", "700", 4120, {}, "Orbit Caller");
+    REQUIRE(p.waitFinal(inv));
+    REQUIRE(inv.finalStatus == 200);
+    REQUIRE(p.env().runUntil([&] { return presenceNotifies(w).size() == 2; }));
+    Pidf busy = parsePidf(*presenceNotifies(w)[1]);
+    CHECK(busy.onThePhone);
+    CHECK(busy.note == "Parked: Orbit Caller");
+    auto &rt = p.ua("rt");
+    auto &ret = p.invite(rt, "1005", "701", 4122);
+    REQUIRE(p.waitFinal(ret));
+    CHECK(ret.finalStatus == 200);
+    REQUIRE(p.env().runUntil([&] { return presenceNotifies(w).size() == 3; }));
+    CHECK_FALSE(parsePidf(*presenceNotifies(w)[2]).onThePhone);
+}

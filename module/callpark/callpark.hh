@@ -112,12 +112,13 @@ struct Session {
     bool transferIsPark = false;
 };
 
-// A dialog-package or call-info subscription (RFC 4235 / BroadWorks).
+// A dialog-package, call-info or presence subscription (RFC 4235 / BroadWorks / RFC 3856).
 struct Subscription {
     CallPark *mod = nullptr;
     pw_dialog *dlg = nullptr;
     eng::Target target;
     bool broadworks = false; // Event: call-info with the BroadWorks body
+    bool presence = false;   // Event: presence (RFC 3856) with PIDF bodies (RFC 3863), else dialog-info
     std::string entity;      // entity URI in dialog-info
     uint64_t version = 0;    // next version to send (RFC 4235 §4.1: starts at 0, +1 per NOTIFY)
     int64_t expiresAtMs = 0;

@@ -3,10 +3,12 @@
 //   * RFC 4235 dialog-info to slot / group / lot watchers (SUBSCRIBE Event: dialog), full state every time,
 //     version +1 per NOTIFY per subscription (RFC 4235 §4.1.2);
 //   * BroadWorks x-broadworks-callpark-info on SUBSCRIBE Event: call-info with that Accept;
+//   * RFC 3863 PIDF to presence watchers of the same URIs (SUBSCRIBE Event: presence, RFC 3856), same machinery;
 //   * park-info out-of-dialog NOTIFY to every contact of the parked-on extension (+ group members);
 //   * admin events and Prometheus metrics.
 #include "callpark.hh"
 #include "wire/bodies.hh"
+#include "wire/pidf.hh"
 
 #include <parkway/engine/json.hh>
 
@@ -66,7 +68,8 @@ const pw_dialog_callbacks kSubCallbacks = {sizeof(pw_dialog_callbacks), subOnReq
 // The one list: a package added here is accepted by onSubscribe and advertised in every 489 at once.
 // (park-info is no subscription: it goes out as out-of-dialog NOTIFYs; REFER's implicit "refer" subscription
 // belongs to the REFER, never to a SUBSCRIBE.)
-constexpr std::string_view kServedEvents[] = {"dialog", "call-info"};
+// "presence" (RFC 3856 §6.1) is served on the same URIs as "dialog", for phones without dialog-package BLF.
+constexpr std::string_view kServedEvents[] = {"dialog", "call-info", "presence"};
 
 bool servedEvent(const std::string &event) {
     return std::find(std::begin(kServedEvents), std::end(kServedEvents), event) != std::end(kServedEvents);
@@ -87,6 +90,33 @@ std::string eventName(const std::string &hdr) {
     while (!e.empty() && e.back() == ' ') e.pop_back();
     std::transform(e.begin(), e.end(), e.begin(), [](unsigned char c) { return std::tolower(c); });
     return e;
+}
+
+// RFC 3856 §6.5: a presence NOTIFY body is of a type the SUBSCRIBE's Accept lists, application/pidf+xml when
+// there is no Accept. Accept may be several headers, each a list of media ranges with parameters
+// (RFC 3261 §20.1); a range matching application/pidf+xml (or application/*, */*) will do.
+bool acceptsPidf(const std::vector<std::string> &accepts) {
+    if (accepts.empty())
+        return true;
+    for (const std::string &hdr : accepts) {
+        size_t pos = 0;
+        while (pos <= hdr.size()) {
+            size_t comma = std::min(hdr.find(',', pos), hdr.size());
+            std::string range = hdr.substr(pos, std::min(hdr.find(';', pos), comma) - pos);
+            pos = comma + 1;
+            range.erase(std::remove_if(range.begin(), range.end(), [](unsigned char c) { return std::isspace(c); }),
+                        range.end());
+            std::transform(range.begin(), range.end(), range.begin(), [](unsigned char c) { return std::tolower(c); });
+            if (range == kPidfContentType || range == "application/*" || range == "*/*")
+                return true;
+        }
+    }
+    return false;
+}
+
+// The `kind` label of the NOTIFY metrics.
+const char *notifyKind(const Subscription &sub) {
+    return sub.broadworks ? "kind=\"call-info\"" : sub.presence ? "kind=\"presence\"" : "kind=\"dialog\"";
 }
 
 // Retry-After of a 503 for watcher capacity (RFC 3261 §21.5.4): subscriptions end or expire within minutes.
@@ -194,6 +224,20 @@ pw_verdict CallPark::onSubscribe(pw_request *req, const pw_msg *m) {
         host_.reply(req, 403, "Forbidden");
         return PW_STOP;
     }
+    bool presence = event == "presence";
+    if (presence) { // after who may watch: a stranger is challenged first
+        std::vector<std::string> accepts;
+        for (unsigned i = 0; i < 16; ++i) {
+            std::string acc = host_.header(m, "Accept", i);
+            if (acc.empty())
+                break;
+            accepts.push_back(std::move(acc));
+        }
+        if (!acceptsPidf(accepts)) { // RFC 6665 §4.2.1 / RFC 3261 §21.4.7: no body type we can send
+            host_.reply(req, 406, "Not Acceptable");
+            return PW_STOP;
+        }
+    }
     std::string subscriber = subscriberOf(watcher.uri);
     std::string why;
     if (int status = watcherCapStatus(subscriber, target, &why)) {
@@ -218,6 +262,7 @@ pw_verdict CallPark::onSubscribe(pw_request *req, const pw_msg *m) {
     sub->target = target;
     sub->broadworks = broadworks;
     sub->eventList = list > 0;
+    sub->presence = presence;
     sub->entity = ruri.substr(0, ruri.find(';'));
     sub->subscriber = subscriber;
     Subscription *sp = addSubscription(std::move(sub));
@@ -396,6 +441,7 @@ eng::StoredWatcher CallPark::watcherRecord(Subscription &sub) {
     j["name"] = sub.target.name;
     j["slot"] = sub.target.slot;
     j["broadworks"] = sub.broadworks; // Event: call-info with the BroadWorks body, else dialog-info
+    j["presence"] = sub.presence;     // Event: presence with PIDF (absent in older records: dialog)
     j["entity"] = sub.entity;
     j["version"] = sub.version; // the next version to send
     j["expires_at"] = sub.expiresAtMs;
@@ -469,6 +515,14 @@ void CallPark::notifySubscription(Subscription &sub, bool terminated, TargetView
         body = buildBroadWorksCallparkInfo(parked);
         ctype = std::string(kBroadWorksCallparkContentType);
         h.add("Event", "call-info");
+    } else if (sub.presence) {
+        // RFC 3856 §6.5 / RFC 3863 §4: the slot's presence; parked calls make it busy (RFC 4480 on-the-phone).
+        std::vector<Identity> parked;
+        for (const eng::ParkedCall &call : st.calls)
+            parked.push_back(Identity{call.parkedUri, call.parkedDisplay});
+        body = buildPidf(sub.entity, parked);
+        ctype = std::string(kPidfContentType);
+        h.add("Event", "presence");
     } else {
         buildViewDialogs(view, sub.target.domain);
         body = buildDialogInfo(sub.entity, sub.version, DialogInfoState::Full, view.dialogs);
@@ -485,14 +539,16 @@ void CallPark::notifySubscription(Subscription &sub, bool terminated, TargetView
         h.add("Subscription-State", fmt::format("active;expires={}", left));
     }
     uint64_t id = sub.id;
-    bool sent =
-        sendInDialog(sub.dlg, "NOTIFY", &h, ctype, body, 0, [this, id](pw_dialog *, int status, const pw_msg *) {
+    // (call-info failures have always been counted as kind="dialog"; presence gets its own label)
+    const char *failKind = sub.presence ? notifyKind(sub) : "kind=\"dialog\"";
+    bool sent = sendInDialog(
+        sub.dlg, "NOTIFY", &h, ctype, body, 0, [this, id, failKind](pw_dialog *, int status, const pw_msg *) {
             if (status < 200)
                 return;
             auto it = subById_.find(id); // by id: the subscription may be gone (and its address reused)
             Subscription *sp = it == subById_.end() ? nullptr : it->second;
             if (status >= 300) {
-                host_.counter("parkway_notify_failed_total", "kind=\"dialog\"");
+                host_.counter("parkway_notify_failed_total", failKind);
                 // RFC 6665 §4.1.3: 481 means the subscriber forgot the subscription
                 if (status == 481 && sp && sp->dlg && !sp->ending) {
                     sp->ending = true;
@@ -504,9 +560,9 @@ void CallPark::notifySubscription(Subscription &sub, bool terminated, TargetView
             notifyAnswered(id);
         });
     if (sent) {
-        host_.counter("parkway_notify_sent_total", sub.broadworks ? "kind=\"call-info\"" : "kind=\"dialog\"");
+        host_.counter("parkway_notify_sent_total", notifyKind(sub));
     } else {
-        host_.counter("parkway_notify_failed_total", "kind=\"dialog\"");
+        host_.counter("parkway_notify_failed_total", failKind);
         sub.inFlight = false;
         notifyInFlight_.erase(sub.id);
     }
@@ -562,6 +618,7 @@ void CallPark::restoreWatcherBatch() {
         sub->target.name = j.value("name", std::string());
         sub->target.slot = j.value("slot", 0);
         sub->broadworks = j.value("broadworks", false);
+        sub->presence = j.value("presence", false);
         sub->entity = j.value("entity", std::string());
         sub->version = j.value("version", uint64_t(0));
         sub->expiresAtMs = j.value("expires_at", int64_t(0));

@@ -532,11 +532,11 @@ TEST_CASE("SUBSCRIBE of a package we do not serve to a park code gets 489 Bad Ev
     auto &w = p.phone("1015");
     for (const std::string target : {"*88103", "*68103", "*88"}) {
         INFO(target);
-        auto &c = subscribe(p, w, "1015", target, "presence", 600);
+        auto &c = subscribe(p, w, "1015", target, "conference", 600);
         CHECK(c.finalStatus == 489);
         const SipMessage *r = c.response(489);
         REQUIRE(r);
-        CHECK(r->header("Allow-Events") == "dialog, call-info");
+        CHECK(r->header("Allow-Events") == "dialog, call-info, presence");
     }
     // a parameter on the Event header does not make it a package we serve
     auto &mwi = subscribe(p, w, "1015", "*88103", "message-summary;id=1", 600);

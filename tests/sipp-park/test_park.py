@@ -498,6 +498,33 @@ def orbit_suite(**params):
     return s
 
 
+def case_event_list():
+    """RFC 4662: one SUBSCRIBE (Supported: eventlist) to sip:lot-main@domain gets a multipart/related NOTIFY with
+    the full RLMI list of the lot's slots; a park into 701 then sends a partial list with only 701 and version +1."""
+    s = orbit_suite()
+    try:
+        w = s.role("list_watch.xml", keys={"user": "1020", "watch": "lot-main", "expires": 600}, timeout=30).start()
+        s.expect(w.wait_line("notify ", 5), "no NOTIFY after the list SUBSCRIBE", w)
+        p = s.park("2001", "700", parker="1003", display="Alice")
+        s.expect(final(p) == 200, f"park into the lot answered {final(p)}", p)
+        s.expect(w.wait_line("notify ", 5, count=2), "no list NOTIFY after the park into the lot", w, p)
+        w.wait()
+        notes = [{k: w_value(line, k) for k in ("ctype", "full", "list_version", "first", "more")}
+                 for line in w.lines("notify ")]
+        print("list NOTIFYs:", notes)
+        s.expect(len(notes) == 2, f"want 2 list NOTIFYs (full, then the park), got {notes}", w)
+        for n in notes:
+            s.expect((n["ctype"] or "").startswith("multipart/related") and "rlmi" in (n["ctype"] or ""),
+                     f"list NOTIFY Content-Type {n['ctype']}", w)
+        s.expect(notes[0]["full"] == "true" and notes[0]["list_version"] == "0" and notes[0]["more"],
+                 f"first NOTIFY must be the full list (version 0, every slot): {notes[0]}", w)
+        s.expect(notes[1]["full"] == "false" and notes[1]["list_version"] == "1" and notes[1]["first"] == "701"
+                 and not notes[1]["more"], f"the park must send only slot 701, version 1: {notes[1]}", w)
+    finally:
+        s.close()
+        os.unlink(s.rules_path)
+
+
 def case_transfer_to_slot():
     """Orbit parking by transfer (FreeSWITCH valet / 3CX style): a blind transfer to the empty slot 702 parks
     into it (passthrough: the REFER reaches the transferee, whose INVITE 702 with Referred-By is parked); a

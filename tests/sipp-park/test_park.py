@@ -568,6 +568,13 @@ def case_refer_takeover():
         a.wait()
         frags = a.lines("sipfrag=")
         s.expect(frags and "sipfrag=200" in frags[-1], f"parker saw sipfrags {frags}, want a final 200", a, b)
+        # The NOTIFYs we send for the transferee carry its Contact (the parker's remote target, RFC 3261
+        # §12.2.1.1), never Parkway's, and CSeqs that grow (§12.2.2)
+        peer_contact = a.value("call=200", "contact")
+        notes = [(w_value(l, "contact"), int(w_value(l, "cseq") or 0)) for l in a.lines("refer_notify ")]
+        s.expect(len(notes) >= 2 and all(c == peer_contact for c, _ in notes),
+                 f"refer NOTIFY Contacts {notes}, want the transferee's {peer_contact}", a)
+        s.expect(all(x[1] < y[1] for x, y in zip(notes, notes[1:])), f"refer NOTIFY CSeqs do not grow: {notes}", a)
         s.expect(b.wait_line("call ", 5, count=2) and any(w_value(l, "replaces") for l in b.lines("call ")),
                  "the transferee never got Parkway's INVITE with Replaces", b)
         s.expect(not b.lines("refer "), "in takeover mode the REFER must not reach the transferee", b)

@@ -38,7 +38,7 @@ for ex in hello-module engine-embed; do
     cmake --build "$TMP/build-$ex" >>"$TMP/$ex.log" 2>&1 || { cat "$TMP/$ex.log"; exit 1; }
 done
 "$TMP/build-engine-embed/engine_embed" | grep -E "retrieved call [0-9]+ parked on 103; 0 calls left"
-nm -D --defined-only "$TMP/build-hello-module/hello.so" | grep -q " T pw_module_entry$"
+nm -D --defined-only "$TMP/build-hello-module/hello.so" | grep " T pw_module_entry$" >/dev/null
 
 step "pkg-config: hello.c with parkway-module, the embed example with parkway-engine"
 export PKG_CONFIG_PATH="$PREFIX/lib/pkgconfig"

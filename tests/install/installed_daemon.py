@@ -6,6 +6,7 @@ usage: installed_daemon.py PREFIX MODULE_SO [PKGCONFIG_MODULE_SO]
 Starts PREFIX/bin/parkway (the installed copy, not the build tree's) on free loopback ports with a config that
 loads MODULE_SO by path and registrar/router by name, which must come from PREFIX's module folder. A phone
 registers (raw UDP), a request to it is forwarded, and the module's header must be in what the phone gets.
+With a Type=notify unit, the daemon must send READY=1 and STOPPING=1 to $NOTIFY_SOCKET (sd_notify(3)).
 The daemon is stopped by PID (SIGTERM) whatever happens.
 """
 import os
@@ -49,10 +50,37 @@ def request(method, uri, lport, call_id, extra=""):
             f"Call-ID: {call_id}@127.0.0.1\r\nCSeq: 1 {method}\r\n{extra}Content-Length: 0\r\n\r\n")
 
 
+def notify_socket():
+    """A stand-in for systemd's notification socket (sd_notify(3) writes datagrams to $NOTIFY_SOCKET)."""
+    path = os.path.join(os.path.dirname(MODULE), "notify.sock")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(path)
+    sock.settimeout(5)
+    os.environ["NOTIFY_SOCKET"] = path
+    return sock
+
+
+def unit_type():
+    with open(os.path.join(PREFIX, "lib", "systemd", "system", "parkway.service")) as f:
+        return next(line.split("=", 1)[1].strip() for line in f if line.startswith("Type="))
+
+
+def check_notify(sock, want):
+    """Type=notify: READY=1 once the daemon is listening (its ready line is logged first)."""
+    if unit_type() != "notify":
+        print("note: built without libsystemd (unit Type=exec): no sd_notify to check")
+        return
+    msg = sock.recv(4096).decode()
+    assert want in msg.split("\n"), f"expected {want} on NOTIFY_SOCKET, got {msg!r}"
+    print(f"ok: sd_notify {want}")
+
+
 def check_module_runs():
+    sock = notify_socket()
     with Parkway(BINARY, modules=[MODULE, "registrar", "router"],
                  module_params={"hello": {"value": "out-of-tree"}}) as pw:
         assert pw.wait_log("hello: loaded"), "the out-of-tree module did not log its init"
+        check_notify(sock, "READY=1")
         phone = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         phone.bind(("127.0.0.1", 0))
         phone.settimeout(5)
@@ -78,6 +106,8 @@ def check_module_runs():
             phone.close()
         rc = pw.stop()
         assert rc == 0, f"parkway exited with {rc} on SIGTERM"
+        check_notify(sock, "STOPPING=1")
+    sock.close()
 
 
 check_module_folder()

@@ -94,6 +94,11 @@ done <"$TMP/files"
 [ -d /usr/include/parkway ] && left="$left /usr/include/parkway"
 [ -d /usr/share/parkway ] && left="$left /usr/share/parkway"
 [ -e /etc/parkway ] && left="$left /etc/parkway"
-[ -e /etc/systemd/system/multi-user.target.wants/parkway.service ] && left="$left (enablement symlink)"
+# deb-systemd-helper's enablement link and its state (a dangling link counts: -L, not -e).
+for f in /etc/systemd/system/multi-user.target.wants/parkway.service \
+         /var/lib/systemd/deb-systemd-helper-enabled/parkway.service.dsh-also \
+         /var/lib/systemd/deb-systemd-helper-enabled/multi-user.target.wants/parkway.service; do
+  if [ -L "$f" ] || [ -e "$f" ]; then left="$left $f"; fi
+done
 [ -z "$left" ] || fail "left after purge:$left"
 echo "PASS: .deb built, installed, checked and purged cleanly"

@@ -63,6 +63,13 @@ else
 fi
 grep -q "/var/lib/parkway/parkway.db" /etc/parkway/parkway.toml || fail "packaged config keeps its database elsewhere"
 
+step "the packaged examples build against the packaged SDK and engine (find_package(Parkway) in /usr)"
+for ex in hello-module engine-embed; do
+  { cmake -S /usr/share/parkway/examples/$ex -B "$TMP/build-$ex" && cmake --build "$TMP/build-$ex"; } \
+    >"$TMP/$ex.log" 2>&1 || { cat "$TMP/$ex.log"; fail "out-of-tree build of /usr/share/parkway/examples/$ex"; }
+done
+"$TMP/build-engine-embed/engine_embed" | grep -E "retrieved call [0-9]+ parked on 103; 0 calls left"
+
 step "the packaged daemon starts with the packaged config (loopback, free ports, temp state)"
 cp /etc/parkway/* "$TMP/"
 sed -i -e 's#:5060"#:0"#g' -e "s#/var/lib/parkway#$TMP#g" "$TMP/parkway.toml"

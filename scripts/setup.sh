@@ -10,6 +10,9 @@ PACKAGES=(
   libsofia-sip-ua-dev libevent-dev libsqlite3-dev libfmt-dev libtomlplusplus-dev nlohmann-json3-dev libcli11-dev
   libre2-dev libc-ares-dev libutfcpp-dev libssl-dev libcurl4-openssl-dev
   libspandsp-dev # G.722 music on hold (docs/callpark.md)
+  libsystemd-dev # sd_notify for the Type=notify unit (docs/install.md); optional at build
+  # packaging (docs/install.md): cpack -G DEB runs dpkg-shlibdeps (dpkg-dev) and file; systemd-analyze checks the unit
+  dpkg-dev file systemd
   catch2
   # tests and tools
   sip-tester python3 curl sqlite3 openssl sipvicious baresip-core

@@ -102,8 +102,8 @@ const KeyDoc kKeys[] = {
     {"proxy", "log_level", R"("info")",
      "error | warn | info | debug (debug also shows sofia-sip's log); SIGHUP re-reads it"},
     {"proxy", "module_dir", R"("")",
-     "where bare module names are looked up; empty = the build tree's modules "
-     "folder, else the installed one"},
+     "where bare module names are looked up; empty = the build tree's modules for the build tree's binary, "
+     "else lib/parkway/modules beside the executable (docs/install.md)"},
     {"proxy", "instance", R"("parkway")", "a name for this node (used by modules, e.g. in events)"},
     {"proxy", "max_forwards", "70", "Max-Forwards inserted when a request has none (RFC 3261 §16.6 step 3)"},
     {"proxy", "t1_ms", "500", "SIP timer T1 in milliseconds (RFC 3261 §17)"},

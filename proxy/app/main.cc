@@ -13,16 +13,20 @@
 
 #include <sofia-sip/su.h>
 #include <sofia-sip/su_wait.h>
+#ifdef PARKWAY_HAVE_SYSTEMD
+#include <systemd/sd-daemon.h>
+#endif
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <csignal>
-#include <cstdlib>
-#include <cstdio>
-#include <memory>
+#include <climits>
 #include <condition_variable>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
 #include <mutex>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -33,12 +37,41 @@ using namespace parkway::proxy;
 
 namespace {
 
-std::string defaultModuleDir() {
+bool isDirectory(const std::string &path) {
     struct stat st {};
-    if (stat(PARKWAY_BUILD_MODULE_DIR, &st) == 0 && S_ISDIR(st.st_mode)) return PARKWAY_BUILD_MODULE_DIR;
+    return stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+// The folder of a path with symbolic links resolved; empty when it cannot be resolved.
+std::string realDir(const char *path, bool parent) {
+    char buf[PATH_MAX];
+    if (!realpath(path, buf))
+        return {};
+    std::string s = buf;
+    return parent ? s.substr(0, s.rfind('/')) : s;
+}
+
+// Where bare module names are looked up when [proxy] module_dir is empty (docs/install.md "Where the daemon
+// finds its modules"): the build tree's modules for the build tree's binary; else the modules installed beside
+// this executable (<prefix>/bin/../lib/parkway/modules, so an installed tree still works when moved or staged);
+// else the folder compiled in for the configured prefix.
+std::string defaultModuleDir() {
+    const std::string exeDir = realDir("/proc/self/exe", true);
+    if (!exeDir.empty() && exeDir == realDir(PARKWAY_BUILD_BIN_DIR, false))
+        return PARKWAY_BUILD_MODULE_DIR;
+    const std::string beside = exeDir.empty() ? "" : realDir((exeDir + "/" PARKWAY_MODULE_DIR_FROM_BIN).c_str(), false);
+    if (!beside.empty() && isDirectory(beside))
+        return beside;
     return PARKWAY_INSTALL_MODULE_DIR;
 }
 
+// Tells systemd (Type=notify, docs/install.md) what the daemon is doing; a no-op when not started by systemd
+// or when built without libsystemd (then the unit is Type=exec).
+void notifySystemd([[maybe_unused]] const char *state) {
+#ifdef PARKWAY_HAVE_SYSTEMD
+    sd_notify(0, state);
+#endif
+}
 
 int dumpConfig(const std::string &moduleDirOpt) {
     std::string dir = moduleDirOpt.empty() ? defaultModuleDir() : moduleDirOpt;
@@ -249,7 +282,9 @@ int run(const std::string &configFile) {
             for (const auto &u : proxy->boundUrls()) urls += (urls.empty() ? "" : " ") + u;
             // Always printed, whatever the level: scripts and tests wait for this line.
             log.write(LogLevel::Info, fmt::format("parkway {} ready: listening on {}", PARKWAY_VERSION, urls));
+            notifySystemd("READY=1"); // transports bound, modules started, admin API up
             su_root_run(root);
+            notifySystemd("STOPPING=1");
         } catch (const std::exception &e) {
             log.error("{}", e.what());
             rc = 1;

@@ -550,7 +550,8 @@ int regInit(const pw_host_api *api, pw_host *host, void **ctx) {
     std::string bad;
     if (std::string e = parseServiceRoute(str(api->param_str(host, "service_route")), r->serviceRoute); !e.empty())
         bad = e;
-    else if (r->minExpires < 1) bad = "min_expires must be at least 1";
+    else if (r->minExpires < 1)
+        bad = "min_expires must be at least 1";
     else if (r->maxExpires < r->minExpires) bad = "max_expires must not be smaller than min_expires";
     else if (r->defaultExpires < r->minExpires || r->defaultExpires > r->maxExpires)
         bad = "default_expires must lie between min_expires and max_expires";

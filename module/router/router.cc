@@ -145,7 +145,8 @@ void addContact(void *arg, const pw_contact *c) {
     if (col->r->useReceived && c->received.len) nextHop = c->received;
     // RFC 3327 §5.2: a contact registered through proxies is reached through them: its Path (name-addrs) is
     // the branch's route set (module.h request_add_target), whatever use_received says.
-    if (c->path.len) nextHop = c->path;
+    if (c->path.len)
+        nextHop = c->path;
     if (col->r->api->request_add_target(col->req, c->uri, nextHop) == PW_OK) ++col->added;
 }
 

@@ -344,7 +344,7 @@ std::string headersToString(const pw_header *headers, size_t n); // "Name: value
 // A next hop given as a route set: name-addrs as in a Path or Route header ("<sip:edge;lr>, <sip:p2;lr>").
 bool isRouteSet(const std::string &hop);
 std::vector<std::string> routeSetUris(const std::string &set); // empty when it does not parse
-bool nextHopValid(const std::string &hop);                      // a URI or a route set of URIs sofia takes
+bool nextHopValid(const std::string &hop);                     // a URI or a route set of URIs sofia takes
 // [proxy] outbound_proxy_by_domain for the Request-URI's host, else the From's host, else outbound_proxy.
 std::string outboundProxyFor(const CoreConfig &cfg, const std::string &ruri, const std::string &from);
 struct UacRouteInput {

@@ -98,7 +98,8 @@ pw_str hCoreSetting(pw_host *h, const char *name) noexcept {
         else if (n == "contact") v = impl->primary;
         else if (n == "sip_t1_ms") v = std::to_string(impl->cfg.t1Ms);
         else if (n == "config_dir") v = impl->cfg.configDir;
-        else if (n == "outbound_proxy") v = impl->cfg.outboundProxy;
+        else if (n == "outbound_proxy")
+            v = impl->cfg.outboundProxy;
         else if (n.rfind("outbound_proxy:", 0) == 0) // the one used for a domain (docs/routing.md)
             v = outboundProxyFor(impl->cfg, "sip:" + n.substr(15), "");
         else if (n == "domains") {

@@ -26,7 +26,9 @@ const std::string *byDomain(const CoreConfig &cfg, const std::string &domain) {
 
 } // namespace
 
-bool isRouteSet(const std::string &hop) { return !hop.empty() && hop.front() == '<'; }
+bool isRouteSet(const std::string &hop) {
+    return !hop.empty() && hop.front() == '<';
+}
 
 std::vector<std::string> routeSetUris(const std::string &set) {
     sofia::Home home;

@@ -607,7 +607,8 @@ bool Proxy::Impl::startBranch(pw_request *tx, const std::string &uri, const std:
     }
     if (!routeSet.empty()) {
         if (sip_route_t *rt = sip_route_make(home, routeSet.c_str()))
-            msg_header_prepend(copy, reinterpret_cast<msg_pub_t *>(sip), reinterpret_cast<msg_header_t **>(&sip->sip_route),
+            msg_header_prepend(copy, reinterpret_cast<msg_pub_t *>(sip),
+                               reinterpret_cast<msg_header_t **>(&sip->sip_route),
                                reinterpret_cast<msg_header_t *>(rt));
     }
     if (tx->cseqShift)

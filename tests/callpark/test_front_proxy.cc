@@ -15,7 +15,9 @@ uint16_t freePort() {
     return probe.port();
 }
 
-std::string obUri(uint16_t port) { return "sip:127.0.0.1:" + std::to_string(port) + ";lr"; }
+std::string obUri(uint16_t port) {
+    return "sip:127.0.0.1:" + std::to_string(port) + ";lr";
+}
 
 std::vector<const SipMessage *> requests(TestUa &ua, const std::string &method) {
     std::vector<const SipMessage *> out;
@@ -27,9 +29,9 @@ std::vector<const SipMessage *> requests(TestUa &ua, const std::string &method) 
 
 void shortRecall(ParkEnv &p) {
     int st = 0;
-    auto r = p.command("domains.set",
-                       {{"domain", kDomain}, {"recall", {{"recall_seconds", 1}, {"ring_seconds", 1}, {"retry_seconds", 1}}}},
-                       &st);
+    auto r = p.command(
+        "domains.set",
+        {{"domain", kDomain}, {"recall", {{"recall_seconds", 1}, {"ring_seconds", 1}, {"retry_seconds", 1}}}}, &st);
     INFO(r.dump());
     REQUIRE(st == 200);
 }
@@ -77,6 +79,45 @@ TEST_CASE("outbound_proxy: a user without contact gets park-info and the recall 
     CHECK(inv->header("From").find("Recall: Alice") != std::string::npos);
 }
 
+TEST_CASE("outbound_proxy_by_domain wins over outbound_proxy for a Request-URI in that domain", "[front_proxy]") {
+    uint16_t port = freePort();
+    ParkEnvOptions o;
+    o.core = [port](proxy::CoreConfig &c) {
+        c.outboundProxy = "sip:192.0.2.1:5060;lr"; // TEST-NET-1: nothing answers there
+        c.outboundProxyByDomain[kDomain] = obUri(port);
+    };
+    ParkEnv p(o);
+    auto front = p.env().makeUa("front", "sip:127.0.0.1:" + std::to_string(port));
+    front->autoAnswer("NOTIFY", 200);
+    RawUdp media;
+    parkOn103(p, media);
+    REQUIRE(p.env().runUntil([&] { return !requests(*front, "NOTIFY").empty(); }));
+    CHECK(requests(*front, "NOTIFY")[0]->header("Route") == "<" + obUri(port) + ">");
+}
+
+TEST_CASE("park-info to a contact registered with a Path goes through the Path's proxy (RFC 3327)", "[front_proxy]") {
+    uint16_t port = freePort();
+    ParkEnv p(withOutboundProxy(port));
+    auto edge = p.env().makeUa("edge");
+    edge->autoAnswer("NOTIFY", 200);
+    auto &ph = p.ua("103");
+    ph.autoAnswer("NOTIFY", 200);
+    std::string path = "<sip:" + edge->hostPort() + ";lr>";
+    RequestOptions r;
+    r.from = r.to = "<" + aorOf("103") + ">";
+    r.headers = {"Contact: <" + ph.uri("103") + ">", "Expires: 3600", "Path: " + path};
+    auto &reg = ph.send("REGISTER", "sip:" + kDomain, r);
+    REQUIRE(p.waitFinal(reg));
+    REQUIRE(reg.finalStatus == 200);
+    RawUdp media;
+    parkOn103(p, media);
+    REQUIRE(p.env().runUntil([&] { return !requests(*edge, "NOTIFY").empty(); }));
+    const SipMessage *n = requests(*edge, "NOTIFY")[0];
+    CHECK(n->requestUri() == ph.uri("103"));
+    CHECK(n->header("Route") == path);
+    CHECK(requests(ph, "NOTIFY").empty());
+}
+
 TEST_CASE("notify_target auto: a user with a contact here is told at the contact, not through the front proxy",
           "[front_proxy]") {
     uint16_t port = freePort();
@@ -94,8 +135,7 @@ TEST_CASE("notify_target auto: a user with a contact here is told at the contact
     CHECK(requests(*front, "NOTIFY").empty());
 }
 
-TEST_CASE("notify_target aor: the AOR through the front proxy even when the user has a contact here",
-          "[front_proxy]") {
+TEST_CASE("notify_target aor: the AOR through the front proxy even when the user has a contact here", "[front_proxy]") {
     uint16_t port = freePort();
     ParkEnv p(withOutboundProxy(port, "aor"));
     auto front = p.env().makeUa("front", "sip:127.0.0.1:" + std::to_string(port));

@@ -222,7 +222,11 @@ typedef struct pw_uac_params {
     pw_str request_uri;  /* required */
     pw_str from;         /* From header value incl. display name, e.g. "\"Recall: Bob\" <sip:*68@pbx>"; empty = host */
     pw_str to;           /* To header value; empty = request_uri */
-    pw_str next_hop;     /* outbound proxy / received address URI to send to; empty = resolve request_uri */
+    pw_str next_hop;     /* outbound proxy / received address URI to send to; or a route set, name-addrs as in a
+                            Path/Route header ("<sip:edge;lr>, <sip:p2;lr>"): put on top as Route headers, sent
+                            to the first (RFC 3327 §5.2). Empty: with no Route in headers and no To tag, the
+                            host's outbound proxy when one is set (with a Route when it has ;lr, RFC 3261
+                            §8.1.2; docs/routing.md), else resolve request_uri */
     const pw_header *headers; /* extra headers */
     size_t n_headers;
     pw_str content_type; /* empty when no body */
@@ -247,7 +251,9 @@ typedef struct pw_host_api {
     int64_t (*param_int)(pw_host *host, const char *name); /* INT, DURATION (ms) and BOOL (0/1) */
     /* A core setting as text: "database" (SQLite path), "domains" (comma separated), "contact" (our SIP URI),
        "instance" (a name for this node), "sip_t1_ms", "config_dir" (folder of the config file, where relative
-       file parameters are resolved; empty when unknown). Empty when unknown. */
+       file parameters are resolved; empty when unknown), "outbound_proxy" ([proxy] outbound_proxy, the default
+       next hop of out-of-dialog requests modules send without one), "outbound_proxy:<domain>" (the one used
+       for that domain after [proxy.outbound_proxy_by_domain]). Empty when unknown or unset. */
     pw_str (*core_setting)(pw_host *host, const char *name);
     int (*is_local_domain)(pw_host *host, pw_str domain); /* 1 or 0 */
 
@@ -275,7 +281,8 @@ typedef struct pw_host_api {
     int (*request_add_header)(pw_request *req, pw_str name, pw_str value);
     int (*request_remove_header)(pw_request *req, pw_str name);
     /* Add a forwarding target (a branch). When at least one target is set, the core forks to all of them in
-       parallel instead of forwarding to the Request-URI. next_hop may be empty. */
+       parallel instead of forwarding to the Request-URI. next_hop may be empty, a URI, or a route set as in
+       pw_uac_params.next_hop (a contact's Path: Route headers on this branch only). */
     int (*request_add_target)(pw_request *req, pw_str request_uri, pw_str next_hop);
     /* Keep the request beyond on_request (PW_SUSPEND), then resume it exactly once. */
     pw_request *(*request_retain)(pw_request *req);

@@ -227,12 +227,13 @@ def parked(pw) -> list:
     return body.get("parked", []) if status == 200 and isinstance(body, dict) else []
 
 
-def supports(binary: str, *keys) -> bool:
+def supports(binary: str, key: str) -> bool:
+    """Whether this parkway knows a setting (--dump-config lists every key, module parameters included)."""
     out = subprocess.run([binary, "--dump-config"], capture_output=True, text=True, timeout=10).stdout
-    return all(re.search(rf"^\s*#?\s*{k}\s*=", out, re.M) for k in keys)
+    return re.search(rf"^\s*#?\s*{key}\s*=", out, re.M) is not None
 
 
-def parkway_for(folder: str, kport: int, routing: bool) -> Parkway:
+def parkway_for(folder: str, kport: int, routing: dict) -> Parkway:
     provision = os.path.join(folder, "provision.toml")
     with open(provision, "w") as f:
         f.write(f'[[domain]]\nname = "{DOMAIN}"\nrecall_time = 2\nrecall_mode = "parker"\nretry = 1\n\n'
@@ -243,8 +244,9 @@ def parkway_for(folder: str, kport: int, routing: bool) -> Parkway:
                 "moh_port_max": moh + 99, "provision_file": provision,
                 "rules_file": os.path.join(REPO, "examples", "rules.tsv")}
     proxy = {"trusted_peers": [KAMAILIO_IP]}
-    if routing:
+    if routing["outbound_proxy"]:
         proxy["outbound_proxy"] = f"sip:{KAMAILIO_IP}:{kport};lr"
+    if routing["notify_target"]:
         callpark["notify_target"] = "auto"
     return Parkway(BINARY, modules=["registrar", "callpark", "router"], module_params={"callpark": callpark},
                    proxy=proxy, admin=True, auth={}, workdir=folder)
@@ -330,10 +332,10 @@ def main() -> int:
         print(f"WARNING: {KAMAILIO} not found (install kamailio): skipped", flush=True)
         return 0
     folder = tempfile.mkdtemp(prefix="parkway-kamailio-")
-    routing = supports(BINARY, "outbound_proxy", "notify_target")
-    if not routing:
-        print("WARNING: this parkway has no [proxy] outbound_proxy / callpark notify_target: park-info and recalls "
-              "cannot reach phones registered only at Kamailio", flush=True)
+    routing = {k: supports(BINARY, k) for k in ("outbound_proxy", "notify_target")}
+    for k in (k for k, ok in routing.items() if not ok):
+        print(f"WARNING: this parkway has no '{k}' setting: park-info and recalls cannot reach phones registered "
+              "only at Kamailio", flush=True)
     kport = free_port(KAMAILIO_IP)
     pw = kam = None
     try:

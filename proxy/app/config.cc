@@ -3,6 +3,8 @@
 #include "core/digest.hh"
 #include "core/tls.hh"
 
+#include <sofia-sip/su_alloc.h>
+#include <sofia-sip/url.h>
 #include <toml++/toml.h>
 
 #include <fmt/format.h>
@@ -111,6 +113,13 @@ const KeyDoc kKeys[] = {
     {"proxy", "t4_ms", "5000", "SIP timer T4 in milliseconds"},
     {"proxy", "sub_min_expires", "60", "smallest SUBSCRIBE Expires accepted (RFC 6665)"},
     {"proxy", "sub_max_expires", "3600", "largest SUBSCRIBE Expires granted"},
+    {"proxy", "outbound_proxy", R"("")",
+     "SIP URI, e.g. \"sip:kamailio.example;lr\": the next hop of requests modules originate out of a dialog "
+     "(recall INVITEs, park-info NOTIFYs) when they name none; with ;lr it is also put in a Route header (RFC 3261 "
+     "§8.1.2). Empty = none (docs/routing.md)"},
+    {"proxy", "outbound_proxy_by_domain", "{}",
+     "per-domain outbound_proxy, e.g. { \"pbx.example\" = \"sip:edge.example;lr\" }: used when the Request-URI's "
+     "domain (else the From's) is listed; \"\" = no outbound proxy for that domain"},
     {"proxy", "max_message_bytes", "65536", "largest SIP message taken in (UDP: 413; TCP: connection closed)"},
     {"proxy", "max_transactions", "10000", "requests in progress at once; beyond, new requests get 503 + Retry-After"},
     {"proxy", "max_dns_pending", "200", "forwarded requests waiting on DNS at once; beyond, 503 + Retry-After"},
@@ -264,6 +273,38 @@ void readLimits(const Ctx &c, const toml::table &t, AppConfig &cfg) {
     if (auto *v = t.get("dns_resolv_conf")) {
         core.resolvConf = getString(c, *v, "proxy.dns_resolv_conf");
         if (!core.resolvConf.empty() && core.resolvConf[0] != '/') core.resolvConf = dirOf(c.file) + "/" + core.resolvConf;
+    }
+}
+
+// A sip:/sips: URI with a host (sofia's parser, as the host uses it to send): "" when fine, else the reason.
+std::string checkSipUri(const std::string &uri) {
+    auto *home = static_cast<su_home_t *>(su_home_new(sizeof(su_home_t)));
+    url_t *u = home ? url_make(home, uri.c_str()) : nullptr;
+    bool ok = u && (u->url_type == url_sip || u->url_type == url_sips) && u->url_host && *u->url_host;
+    su_home_unref(home);
+    return ok ? "" : fmt::format("'{}' is not a SIP URI (expected e.g. \"sip:proxy.example;lr\")", uri);
+}
+
+// [proxy] outbound_proxy and outbound_proxy_by_domain (docs/routing.md).
+void readOutboundProxy(const Ctx &c, const toml::table &t, CoreConfig &core) {
+    if (auto *v = t.get("outbound_proxy")) {
+        core.outboundProxy = getString(c, *v, "proxy.outbound_proxy");
+        if (!core.outboundProxy.empty())
+            if (std::string why = checkSipUri(core.outboundProxy); !why.empty())
+                fail(c, *v, "proxy.outbound_proxy", why);
+    }
+    if (auto *v = t.get("outbound_proxy_by_domain")) {
+        for (const auto &[k, uv] : getTable(c, *v, "proxy.outbound_proxy_by_domain")) {
+            std::string key = fmt::format("proxy.outbound_proxy_by_domain.\"{}\"", k.str());
+            std::string uri = getString(c, uv, key);
+            if (!uri.empty())
+                if (std::string why = checkSipUri(uri); !why.empty())
+                    fail(c, uv, key, why);
+            std::string domain(k.str());
+            for (auto &ch : domain)
+                ch = static_cast<char>(tolower(static_cast<unsigned char>(ch)));
+            core.outboundProxyByDomain[domain] = uri;
+        }
     }
 }
 
@@ -561,6 +602,7 @@ AppConfig loadConfig(const std::string &path) {
         if (auto *v = t.get("sub_max_expires")) cfg.core.subMaxExpires = getUint(c, *v, "proxy.sub_max_expires", 1, 604800);
         readLimits(c, t, cfg);
         readTls(c, t, cfg);
+        readOutboundProxy(c, t, cfg.core);
         if (cfg.core.t2Ms < cfg.core.t1Ms) fail(c, *n, "proxy.t2_ms", "must not be smaller than proxy.t1_ms");
         if (cfg.core.subMaxExpires < cfg.core.subMinExpires)
             fail(c, *n, "proxy.sub_max_expires", "must not be smaller than proxy.sub_min_expires");

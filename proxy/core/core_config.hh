@@ -3,6 +3,7 @@
 #pragma once
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -39,6 +40,12 @@ struct CoreConfig {
     uint32_t maxForwards = 70; // inserted when a request has none
     uint32_t t1Ms = 500, t2Ms = 4000, t4Ms = 5000;
     uint32_t subMinExpires = 60, subMaxExpires = 3600;
+    // Outbound proxy (docs/carrier-routing.md): the default next hop of requests a module originates out of a
+    // dialog with no next hop and no Route of its own; sent with a preloaded Route when the URI has ;lr (RFC
+    // 3261 §8.1.2). "" = none. byDomain (lower-case domain -> URI) overrides it for a Request-URI (else From)
+    // in that domain.
+    std::string outboundProxy;
+    std::map<std::string, std::string> outboundProxyByDomain;
     // Where module and core log lines go (level: 0 error, 1 warn, 2 info, 3 debug, as pw_log_level; module:
     // module name or "core"). Called on the SIP thread. Unset: plain lines on stderr (tests).
     std::function<void(int level, const std::string &module, const std::string &text)> logSink;

@@ -339,6 +339,25 @@ inline std::string str(pw_str s) { return s.ptr && s.len ? std::string(s.ptr, s.
 bool uriParses(const std::string &u);
 inline pw_str view(const std::string &s) { return pw_str{s.data(), s.size()}; }
 std::string headersToString(const pw_header *headers, size_t n); // "Name: value\r\n"...
+
+// ---- where module-originated requests go (outbound.cc, docs/routing.md)
+// A next hop given as a route set: name-addrs as in a Path or Route header ("<sip:edge;lr>, <sip:p2;lr>").
+bool isRouteSet(const std::string &hop);
+std::vector<std::string> routeSetUris(const std::string &set); // empty when it does not parse
+bool nextHopValid(const std::string &hop);                      // a URI or a route set of URIs sofia takes
+// [proxy] outbound_proxy_by_domain for the Request-URI's host, else the From's host, else outbound_proxy.
+std::string outboundProxyFor(const CoreConfig &cfg, const std::string &ruri, const std::string &from);
+struct UacRouteInput {
+    std::string requestUri, from, to, nextHop;
+    bool hasRoute = false; // the module gave Route headers
+};
+struct UacRoute {
+    std::string hop;        // where nta sends it ("" = resolve the first Route or the Request-URI)
+    std::string route;      // Route header value to put on top ("" = none)
+    bool moduleHop = false; // hop is the module's own URI (a dialog keeps it for in-dialog requests)
+};
+// send_request / dialog_invite: a route set -> Route + first hop; no hop, no Route, no To tag -> the outbound proxy.
+UacRoute planUacRoute(const CoreConfig &cfg, const UacRouteInput &in);
 pw_str keep(const pw_msg *m, std::string s);
 std::string messageSource(const pw_msg &v);
 pw_dialog *restoreDialog(Proxy::Impl *impl, ModuleInstance *mod, const std::string &blob,

@@ -98,6 +98,9 @@ pw_str hCoreSetting(pw_host *h, const char *name) noexcept {
         else if (n == "contact") v = impl->primary;
         else if (n == "sip_t1_ms") v = std::to_string(impl->cfg.t1Ms);
         else if (n == "config_dir") v = impl->cfg.configDir;
+        else if (n == "outbound_proxy") v = impl->cfg.outboundProxy;
+        else if (n.rfind("outbound_proxy:", 0) == 0) // the one used for a domain (docs/routing.md)
+            v = outboundProxyFor(impl->cfg, "sip:" + n.substr(15), "");
         else if (n == "domains") {
             for (auto &d : impl->cfg.domains) v += (v.empty() ? "" : ",") + d;
         } else
@@ -291,7 +294,7 @@ int hRequestAddTarget(pw_request *req, pw_str uri, pw_str nextHop) noexcept {
         if (req->finalSent)
             return PW_ESTATE;
         std::string u = str(uri), hop = str(nextHop);
-        if (!uriParses(u) || (!hop.empty() && !uriParses(hop)))
+        if (!uriParses(u) || (!hop.empty() && !nextHopValid(hop)))
             return PW_EINVAL;
         req->targets.push_back({u, hop});
         return PW_OK;
@@ -530,7 +533,7 @@ bool hasHeader(const pw_header *headers, size_t n, const char *name) {
 
 bool uacParamsOk(const pw_uac_params *p) {
     return p && p->struct_size >= offsetof(pw_uac_params, flags) + sizeof(uint32_t) && p->request_uri.len > 0 &&
-           uriParses(str(p->request_uri)) && (!p->next_hop.len || uriParses(str(p->next_hop)));
+           uriParses(str(p->request_uri)) && (!p->next_hop.len || nextHopValid(str(p->next_hop)));
 }
 
 std::string defaultFrom(Impl *impl) {
@@ -552,8 +555,10 @@ pw_dialog *hDialogInvite(pw_host *h, const pw_uac_params *p, pw_response_cb cb, 
         std::string ruri = str(p->request_uri), from = str(p->from), to = str(p->to), hop = str(p->next_hop);
         if (from.empty()) from = defaultFrom(impl);
         if (to.empty()) to = "<" + ruri + ">";
+        UacRoute rt = planUacRoute(impl->cfg, {ruri, from, to, hop, hasHeader(p->headers, p->n_headers, "Route")});
+        hop = rt.hop;
         pw_dialog *d = impl->newDialog(h->mod, DialogRole::Uac, cbs, arg);
-        d->nextHop = hop;
+        d->nextHop = rt.moduleHop ? hop : ""; // else in-dialog requests follow the dialog's route set
         d->subscription = m == sip_method_subscribe;
         d->leg = nta_leg_tcreate(impl->agent,
                                  [](nta_leg_magic_t *mg, nta_leg_t *l, nta_incoming_t *i, const sip_t *s) noexcept -> int {
@@ -568,7 +573,9 @@ pw_dialog *hDialogInvite(pw_host *h, const pw_uac_params *p, pw_response_cb cb, 
             return nullptr;
         }
         nta_leg_tag(d->leg, nullptr);
-        std::string hdrs = headersToString(p->headers, p->n_headers), ct = str(p->content_type), b = str(p->body);
+        std::string hdrs = (rt.route.empty() ? "" : "Route: " + rt.route + "\r\n") +
+                           headersToString(p->headers, p->n_headers),
+                    ct = str(p->content_type), b = str(p->body);
         std::string contact = impl->contactForTarget(ruri, hop);
         auto *u = new UacRequest();
         u->impl = impl;
@@ -659,7 +666,11 @@ int hSendRequest(pw_host *h, const pw_uac_params *p, pw_response_cb cb, void *ar
                     hop = str(p->next_hop);
         if (from.empty()) from = defaultFrom(impl);
         if (to.empty()) to = "<" + ruri + ">";
-        std::string hdrs = headersToString(p->headers, p->n_headers), ct = str(p->content_type), b = str(p->body);
+        UacRoute rt = planUacRoute(impl->cfg, {ruri, from, to, hop, hasHeader(p->headers, p->n_headers, "Route")});
+        hop = rt.hop;
+        std::string hdrs = (rt.route.empty() ? "" : "Route: " + rt.route + "\r\n") +
+                           headersToString(p->headers, p->n_headers),
+                    ct = str(p->content_type), b = str(p->body);
         sip_method_t m = sip_method_code(method.c_str());
         auto *u = new UacRequest();
         u->impl = impl;

@@ -568,7 +568,15 @@ void Proxy::Impl::forward(pw_request *tx) {
     else sendBest(tx); // every branch may have failed synchronously
 }
 
-bool Proxy::Impl::startBranch(pw_request *tx, const std::string &uri, const std::string &nextHop) {
+bool Proxy::Impl::startBranch(pw_request *tx, const std::string &uri, const std::string &target) {
+    // A target's next hop may be a route set (a contact's Path, RFC 3327 §5.2): it goes on top of this copy's
+    // Route headers and the copy is sent to its first URI (RFC 3261 §16.6 steps 6-7).
+    std::string nextHop = target, routeSet;
+    if (isRouteSet(target)) {
+        routeSet = target;
+        auto uris = routeSetUris(target);
+        nextHop = uris.empty() ? std::string() : uris.front();
+    }
     auto b = std::make_unique<Branch>();
     b->tx = tx;
     Branch *bp = b.get();
@@ -596,6 +604,11 @@ bool Proxy::Impl::startBranch(pw_request *tx, const std::string &uri, const std:
             return false;
         }
         msg_header_insert(copy, reinterpret_cast<msg_pub_t *>(sip), reinterpret_cast<msg_header_t *>(rq));
+    }
+    if (!routeSet.empty()) {
+        if (sip_route_t *rt = sip_route_make(home, routeSet.c_str()))
+            msg_header_prepend(copy, reinterpret_cast<msg_pub_t *>(sip), reinterpret_cast<msg_header_t **>(&sip->sip_route),
+                               reinterpret_cast<msg_header_t *>(rt));
     }
     if (tx->cseqShift)
         setCseq(copy, CseqShifts::shifted(sip->sip_cseq->cs_seq, tx->cseqShift)); // (noteCseq)

@@ -353,6 +353,13 @@ public:
         return fmt::format("sip:{}@{}", user, domain);
     }
     std::string ourContact() const { return host_.coreSetting("contact"); }
+    // Where a request to a user goes (destinations.cc, docs/routing.md): registered contacts (next hop: their
+    // Path as a route set, RFC 3327 §5.2, else the address they registered from) and/or the AOR itself through
+    // the outbound proxy, as notify_target says. Empty: nobody to send to.
+    struct Destination {
+        std::string uri, hop;
+    };
+    std::vector<Destination> destinationsFor(const std::string &aorUri, const std::string &domain) const;
     std::string mediaIp() const { return settings_.mohIp; }
 
     std::map<uint64_t, std::unique_ptr<Session>> sessions_;

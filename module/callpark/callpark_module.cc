@@ -46,6 +46,10 @@ const pw_param_def kParams[] = {
     PARAM("provision_file", PW_PARAM_STRING, "",
           "TOML file with domains' settings, groups and lots, applied at start and on reload"),
     PARAM("park_info", PW_PARAM_BOOL, "true", "send out-of-dialog NOTIFY Event: park-info on park state changes"),
+    PARAM("notify_target", PW_PARAM_STRING, "auto",
+          "where park-info NOTIFYs and recall INVITEs to a user go: contacts (registered here) | aor (the user's "
+          "address of record, through [proxy] outbound_proxy, whose proxy finds the phones) | auto (contacts when "
+          "there are any, else the AOR); without an outbound proxy the AOR is never used (docs/routing.md)"),
     PARAM("connected_identity", PW_PARAM_BOOL, "true",
           "tell each party who it is connected to (P-Asserted-Identity, RFC 3325) on retrieve and recall; trusted "
           "networks only"),

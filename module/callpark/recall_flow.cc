@@ -7,22 +7,6 @@
 
 namespace parkway::callpark {
 
-namespace {
-
-struct ContactList {
-    std::vector<std::pair<std::string, std::string>> items; // uri, next hop (received)
-    std::vector<std::string> paths;
-};
-
-void collectContact(void *arg, const pw_contact *c) {
-    auto *list = static_cast<ContactList *>(arg);
-    if (!c)
-        return;
-    list->items.emplace_back(str(c->uri), str(c->received));
-    list->paths.push_back(str(c->path));
-}
-} // namespace
-
 void CallPark::armRecall(Session &s, eng::Millis at) {
     cancelTimer(s.recallTimer);
     if (!s.callId || at <= 0)
@@ -65,24 +49,20 @@ std::vector<Leg *> CallPark::ringTarget(Session &s, const std::string &target, b
     std::string aorUri = target.rfind("sip:", 0) == 0 || target.rfind("sips:", 0) == 0 || target.rfind("tel:", 0) == 0
                              ? target
                              : aor(target, s.domain);
-    ContactList contacts;
+    // A user: its contacts (through their Path) or its AOR through the outbound proxy (notify_target).
+    std::vector<Destination> dests;
     if (!isNumber)
-        host_.api()->location_lookup(host_.raw(), ps(aorUri), collectContact, &contacts);
-    if (contacts.items.empty()) {
-        // A number, or a user with no registered contact: through our own routing (router module).
-        contacts.items.emplace_back(aorUri, ourContact());
-        contacts.paths.emplace_back();
-    }
+        dests = destinationsFor(aorUri, s.domain);
+    if (dests.empty()) // a number, or a user we cannot reach directly: through our own routing (router module)
+        dests.push_back({aorUri, ourContact()});
     std::string from = nameAddr(fromDisplay, fromUri);
     std::string to = nameAddr("", aorUri);
     uint64_t sid = s.sid;
-    for (size_t i = 0; i < contacts.items.size(); ++i) {
-        auto &[uri, hop] = contacts.items[i];
+    for (const Destination &dest : dests) {
+        const std::string &uri = dest.uri, &hop = dest.hop; // hop: a URI or a Path route set (module.h)
         Headers h;
         if (!alertInfo.empty())
             h.add("Alert-Info", alertInfo);
-        if (!contacts.paths[i].empty())
-            h.add("Route", contacts.paths[i]); // RFC 3327 §5.2
         pw_uac_params p{};
         p.struct_size = sizeof(p);
         p.method = PW_STR_LIT("INVITE");
@@ -148,10 +128,8 @@ void CallPark::ringStep(Session &s, const eng::RecallStep &step) {
     if (step.target.kind == eng::RecallTarget::Kind::Parker && call.parker.empty() && !call.extension.empty() &&
         ring == std::vector<std::string>{call.extension} && call.recall.alternate &&
         call.recall.alternate->kind != eng::RecallTarget::Kind::Parker) {
-        ContactList contacts;
         std::string extAor = aor(call.extension, call.domain);
-        host_.api()->location_lookup(host_.raw(), ps(extAor), collectContact, &contacts);
-        if (contacts.items.empty()) {
+        if (destinationsFor(extAor, call.domain).empty()) {
             const eng::RecallTarget &alt = *call.recall.alternate;
             isNumber = alt.kind == eng::RecallTarget::Kind::Number;
             ring.clear();

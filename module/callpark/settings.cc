@@ -102,6 +102,15 @@ bool Settings::load(const Host &host, std::string *err) {
     rulesFile = resolve(host.paramStr("rules_file"));
     provisionFile = resolve(host.paramStr("provision_file"));
     parkInfo = host.paramInt("park_info") != 0;
+    v = host.paramStr("notify_target");
+    if (v == "contacts")
+        notifyTarget = NotifyTarget::Contacts;
+    else if (v == "aor")
+        notifyTarget = NotifyTarget::Aor;
+    else if (v == "auto")
+        notifyTarget = NotifyTarget::Auto;
+    else
+        return fail(fmt::format("callpark: notify_target '{}' must be contacts, aor or auto", v));
     connectedIdentity = host.paramInt("connected_identity") != 0;
     referMemoryMs = host.paramInt("refer_memory");
     if (referMemoryMs < 0)

@@ -9,6 +9,8 @@ namespace parkway::callpark {
 
 enum class ReferMode { Passthrough, Takeover };
 enum class RetrieveMode { Bridge, Replaces };
+// Where park-info NOTIFYs and recall INVITEs to a user go (docs/routing.md "Users we did not register").
+enum class NotifyTarget { Contacts, Aor, Auto };
 
 struct Settings {
     std::string database;        // "" = the core's database
@@ -30,6 +32,7 @@ struct Settings {
     std::string rulesFile;
     std::string provisionFile;
     bool parkInfo = true;
+    NotifyTarget notifyTarget = NotifyTarget::Auto;
     // P-Asserted-Identity (RFC 3325 §9.1) of the party a leg is now connected to, on the retrieve / recall
     // re-INVITE to the parked party and on the 200 to the retriever (docs/callpark.md "Retrieve").
     bool connectedIdentity = true;

@@ -134,13 +134,6 @@ std::string targetKey(const eng::Target &t) {
     return t.domain + "|" + t.key();
 }
 
-struct ContactList {
-    std::vector<std::pair<std::string, std::string>> items;
-};
-void collect(void *arg, const pw_contact *c) {
-    static_cast<ContactList *>(arg)->items.emplace_back(str(c->uri), str(c->received));
-}
-
 } // namespace
 
 const pw_dialog_callbacks *CallPark::subCallbacks() { return &kSubCallbacks; }
@@ -770,15 +763,15 @@ void CallPark::sendParkInfo(const eng::ChangeEvent &e) {
     entry.recallAt = e.kind == eng::EventKind::Parked ? call.recallAt / 1000 : 0;
     entry.changedAt = e.at / 1000;
 
-    // Only extensions with a contact are told (and so only they consume a version).
+    // Only extensions we can reach are told (and so only they consume a version): their contacts, or their AOR
+    // through the outbound proxy (notify_target, docs/routing.md).
     std::vector<std::string> told;
-    std::vector<ContactList> contactsOf;
+    std::vector<std::vector<Destination>> contactsOf;
     for (const std::string &u : users) {
         std::string aorUri = aor(u, call.domain);
-        ContactList contacts;
-        int found = host_.api()->location_lookup(host_.raw(), ps(aorUri), collect, &contacts);
-        host_.log(PW_LOG_DEBUG, "callpark: park-info for {}: {} contact(s) ({})", aorUri, contacts.items.size(), found);
-        if (contacts.items.empty())
+        std::vector<Destination> contacts = destinationsFor(aorUri, call.domain);
+        host_.log(PW_LOG_DEBUG, "callpark: park-info for {}: {} destination(s)", aorUri, contacts.size());
+        if (contacts.empty())
             continue;
         told.push_back(u);
         contactsOf.push_back(std::move(contacts));
@@ -791,7 +784,7 @@ void CallPark::sendParkInfo(const eng::ChangeEvent &e) {
     if (eng::Status vs = engine_->nextParkInfoVersions(call.domain, told, &versions); !vs) {
         host_.log(PW_LOG_ERROR, "callpark: park-info for call {} not sent: {}", call.id, vs.message);
         for (size_t i = 0; i < told.size(); ++i)
-            host_.counter("parkway_notify_failed_total", "kind=\"park-info\"", double(contactsOf[i].items.size()));
+            host_.counter("parkway_notify_failed_total", "kind=\"park-info\"", double(contactsOf[i].size()));
         return;
     }
 
@@ -799,7 +792,7 @@ void CallPark::sendParkInfo(const eng::ChangeEvent &e) {
     for (size_t i = 0; i < told.size(); ++i) {
         std::string aorUri = aor(told[i], call.domain);
         std::string body = buildParkInfo(aorUri, uint64_t(versions[i]), {entry});
-        for (auto &[uri, hop] : contactsOf[i].items) {
+        for (auto &[uri, hop] : contactsOf[i]) {
             Headers h;
             h.add("Event", "park-info");
             h.add("Subscription-State", "terminated;reason=noresource"); // RFC 6665 §8.2.3: always present

@@ -13,6 +13,7 @@
 #include <ctime>
 #include <list>
 #include <map>
+#include <sstream>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -36,6 +37,7 @@ struct Registrar {
     int64_t minExpires = 60, maxExpires = 3600, defaultExpires = 3600, maxContacts = 10, cleanupMs = 10000;
     // Caps (docs/limits.md "Registrar"): AORs with live contacts, in total and per domain; 0 = no cap.
     int64_t maxAors = 10000, maxAorsPerDomain = 0, retryAfter = 60;
+    std::vector<std::string> serviceRoute; // "<uri>" values returned in Service-Route (RFC 3608 §6)
     // Known AORs (registered once, so an unknown user gets 404 and a known one 480), with their live bindings
     // (possibly none). Live ones are counted against the caps; AORs left with no live contact are remembered in
     // the order they went quiet, at most maxAors of them (then the oldest is forgotten).
@@ -433,6 +435,8 @@ pw_verdict onRegister(Registrar &r, pw_request *req) {
         }
         headers.emplace_back("Contact", v);
     }
+    for (const auto &sr : r.serviceRoute) // RFC 3608 §6: the route the UA preloads for its later requests
+        headers.emplace_back("Service-Route", sr);
     headers.emplace_back("Date", [] {
         char buf[64];
         time_t t = time(nullptr);
@@ -510,6 +514,25 @@ int cmdList(void *ctx, pw_str argsJson, pw_writer *out) {
 
 // ------------------------------------------------------------------ hooks
 
+// service_route: URIs separated by newlines (a TOML array) or commas, each as "<uri>" for the header.
+std::string parseServiceRoute(const std::string &text, std::vector<std::string> &out) {
+    std::istringstream in(text);
+    for (std::string item; std::getline(in, item, '\n');) {
+        std::istringstream parts(item);
+        for (std::string u; std::getline(parts, u, ',');) {
+            u = trim(u);
+            if (u.empty())
+                continue;
+            if (u.size() > 2 && u.front() == '<' && u.back() == '>')
+                u = u.substr(1, u.size() - 2);
+            if (!parseSipUri(u).ok)
+                return "service_route: '" + u + "' is not a sip: URI";
+            out.push_back("<" + u + ">");
+        }
+    }
+    return "";
+}
+
 int regInit(const pw_host_api *api, pw_host *host, void **ctx) {
     auto *r = new Registrar;
     r->api = api;
@@ -525,7 +548,9 @@ int regInit(const pw_host_api *api, pw_host *host, void **ctx) {
     r->dbPath = str(api->param_str(host, "database"));
     if (r->dbPath.empty()) r->dbPath = str(api->core_setting(host, "database"));
     std::string bad;
-    if (r->minExpires < 1) bad = "min_expires must be at least 1";
+    if (std::string e = parseServiceRoute(str(api->param_str(host, "service_route")), r->serviceRoute); !e.empty())
+        bad = e;
+    else if (r->minExpires < 1) bad = "min_expires must be at least 1";
     else if (r->maxExpires < r->minExpires) bad = "max_expires must not be smaller than min_expires";
     else if (r->defaultExpires < r->minExpires || r->defaultExpires > r->maxExpires)
         bad = "default_expires must lie between min_expires and max_expires";
@@ -600,6 +625,9 @@ const pw_param_def kParams[] = {
     {sizeof(pw_param_def), "retry_after", PW_PARAM_DURATION, "60s",
      "Retry-After of a 503 when max_aors or max_aors_per_domain is reached"},
     {sizeof(pw_param_def), "cleanup_interval", PW_PARAM_DURATION, "10s", "how often expired contacts are removed"},
+    {sizeof(pw_param_def), "service_route", PW_PARAM_STRING, "",
+     "SIP URIs (a TOML array, e.g. [\"sip:edge.example;lr\"]) returned in Service-Route headers of the 200 to a "
+     "REGISTER (RFC 3608): the route the phone preloads on its requests; empty = none"},
     {sizeof(pw_param_def), nullptr, PW_PARAM_STRING, nullptr, nullptr},
 };
 

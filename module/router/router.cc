@@ -27,6 +27,7 @@ struct Route {
     std::string prefix;
     std::unique_ptr<re2::RE2> re; // RE2: linear time in the user part, which comes from the network
     std::string target;           // trunk URI; "{user}" is replaced by the dialled user part
+    std::string via;              // next hop the request is sent to (Request-URI kept); "" = resolve the target
 };
 
 struct Router {
@@ -40,8 +41,32 @@ struct Router {
     void log(pw_log_level level, const std::string &text) { api->log(host, level, view(text)); }
 };
 
-// "prefix:9 => sip:gw.example.com" or "regex:^\+44[0-9]+$ => sip:{user}@uk-trunk.example.com".
+// "prefix:9 => sip:gw.example.com" or "regex:^\+44[0-9]+$ => sip:{user}@uk-trunk.example.com", optionally followed
+// by "via <sip URI>": the next hop (RFC 3261 §16.6 step 7), the Request-URI stays the target.
 // Entries are separated by newlines (a TOML array of strings arrives that way) or ';;'.
+// "<uri>" or "<uri> via <uri>" (a URI holds no blank) into r.target and r.via.
+bool splitVia(const std::string &line, const std::string &rhs, Route &r, std::string &err) {
+    std::istringstream in(rhs);
+    std::vector<std::string> words;
+    for (std::string w; in >> w;)
+        words.push_back(w);
+    if (words.size() == 1) {
+        r.target = words[0];
+        return true;
+    }
+    if (words.size() != 3 || words[1] != "via") {
+        err = "route '" + line + "': expected '<uri>' or '<uri> via <next hop uri>' after '=>'";
+        return false;
+    }
+    r.target = words[0];
+    r.via = words[2];
+    if (r.via.find("{user}") != std::string::npos || !parseSipUri(r.via).ok) {
+        err = "route '" + line + "': via '" + r.via + "' is not a sip: URI";
+        return false;
+    }
+    return true;
+}
+
 bool parseRoutes(const std::string &text, std::vector<Route> &out, std::string &err) {
     std::vector<std::string> lines;
     std::string cur;
@@ -65,7 +90,8 @@ bool parseRoutes(const std::string &text, std::vector<Route> &out, std::string &
         Route r;
         r.text = line;
         std::string match = trim(line.substr(0, arrow));
-        r.target = trim(line.substr(arrow + 2));
+        if (!splitVia(line, trim(line.substr(arrow + 2)), r, err))
+            return false;
         std::string probe = r.target;
         auto u = probe.find("{user}");
         if (u != std::string::npos) probe.replace(u, 6, "x");
@@ -117,6 +143,9 @@ void addContact(void *arg, const pw_contact *c) {
     auto *col = static_cast<Collect *>(arg);
     pw_str nextHop{nullptr, 0};
     if (col->r->useReceived && c->received.len) nextHop = c->received;
+    // RFC 3327 §5.2: a contact registered through proxies is reached through them: its Path (name-addrs) is
+    // the branch's route set (module.h request_add_target), whatever use_received says.
+    if (c->path.len) nextHop = c->path;
     if (col->r->api->request_add_target(col->req, c->uri, nextHop) == PW_OK) ++col->added;
 }
 
@@ -175,9 +204,10 @@ pw_verdict routeRequest(Router *r, pw_request *req) {
     if ((local || r->routesForeign) && (identified || r->routesForStrangers)) {
         if (const Route *route = matchRoute(*r, ruri.user)) {
             std::string target = trunkUri(*route, ruri.user);
-            if (api->request_add_target(req, view(target), pw_str{nullptr, 0}) != PW_OK)
+            if (api->request_add_target(req, view(target), view(route->via)) != PW_OK)
                 return reply(*r, req, 500, "Cannot add route target");
-            r->log(PW_LOG_DEBUG, "router: " + ruriText + " -> " + target + " (" + route->text + ")");
+            r->log(PW_LOG_DEBUG, "router: " + ruriText + " -> " + target +
+                                     (route->via.empty() ? "" : " via " + route->via) + " (" + route->text + ")");
             api->counter_add(r->host, PW_STR_LIT("parkway_router_routed_total"), PW_STR_LIT("via=\"static\""), 1);
             return PW_CONTINUE;
         }
@@ -250,7 +280,8 @@ const pw_param_def kParams[] = {
     {sizeof(pw_param_def), "routes", PW_PARAM_STRING, "",
      "static routes, first match wins, tried for local users without a live contact: a TOML array of "
      "\"prefix:<digits> => <uri>\" or \"regex:<RE2 regex> => <uri>\" on the Request-URI user part (user parts "
-     "over 256 bytes get 414); {user} in the URI is the dialled user, a URI without user part gets it"},
+     "over 256 bytes get 414); {user} in the URI is the dialled user, a URI without user part gets it; "
+     "\"... => <uri> via <sip uri>\" sends to that next hop with the Request-URI <uri>"},
     {sizeof(pw_param_def), "routes_for_foreign_domains", PW_PARAM_BOOL, "false",
      "also apply static routes to requests for non-local domains"},
     {sizeof(pw_param_def), "routes_for_strangers", PW_PARAM_BOOL, "false",

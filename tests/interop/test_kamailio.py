@@ -22,7 +22,7 @@ Checks, each printed PASS/FAIL with its name (exit 1 when any fails):
   group_park    *58 from B for parker A parks in the group; park-info reaches every member (A, C, D)
   lot_park      700 parks into slot 701; lot_retrieve: D dials 701 and gets it
 
-Bounded (~15 s), loopback only, every process it starts is stopped by its PID. PARKWAY_KEEP_TMP=1 keeps the
+Bounded (~5 s), loopback only, every process it starts is stopped by its PID. PARKWAY_KEEP_TMP=1 keeps the
 folders (configs, Parkway's and Kamailio's logs). python3 stdlib only.
 """
 import os

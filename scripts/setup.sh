@@ -16,6 +16,7 @@ PACKAGES=(
   catch2
   # tests and tools
   sip-tester python3 curl sqlite3 openssl sipvicious baresip-core
+  kamailio # tests/interop/test_kamailio.py: Parkway behind a real Kamailio 5.6 (docs/carrier.md)
   # fuzzing (scripts/fuzz.sh): clang 14 with libFuzzer and the sanitizer runtimes; libxml2 checks XML bodies
   clang-14 libclang-rt-14-dev libxml2-dev
 )

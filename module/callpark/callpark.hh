@@ -175,6 +175,11 @@ public:
     // host can, else 403. Always PW_STOP.
     pw_verdict refuseStranger(pw_request *req);
     bool mayWatch(const eng::Target &target, const std::string &user) const;
+    struct ParkerChoice {
+        std::string uri, display;
+        bool withoutParker = false; // the sender parks itself via a front proxy: store no parker
+    };
+    ParkerChoice chooseParker(const pw_msg *m, const Host::Who &sender, const std::optional<ReferIntent> &intent) const;
     std::string requestDomain(const pw_msg *m) const; // host of the R-URI
 
     // ---- refer_handler.cc
@@ -184,7 +189,7 @@ public:
 
     // ---- park_flow.cc
     pw_verdict parkInvite(pw_request *req, const pw_msg *m, const eng::Classification &c, const std::string &domain,
-                          const std::string &parker, const std::string &parkerDisplay);
+                          const std::string &parker, const std::string &parkerDisplay, bool withoutParker = false);
     int engineErrorStatus(eng::ErrorCode e) const;
     // MOH + SDP for the parked party given its offer; returns the answer SDP ("" when the offer is unusable or
     // no music-on-hold port is free; *why says which).

@@ -19,7 +19,34 @@ bool headersBelieved(int source) {
            source == PW_IDENTITY_UNAUTHENTICATED;
 }
 
+// The header a trusted front proxy adds to the transferee's park INVITE, naming who sent the REFER it relayed
+// and Parkway never saw (docs/carrier.md "The parker"). RFC 6648: a private header without an X- prefix.
+constexpr std::string_view kParkerHeader = "Parkway-Parker";
+
+bool fromTrustedPeer(int source) {
+    return source == PW_IDENTITY_ASSERTED || source == PW_IDENTITY_TRUSTED_PEER;
+}
+
 } // namespace
+
+// The parker of a park INVITE (docs/auth.md "Call park", docs/carrier.md "The parker"), in this order:
+//  1. Referred-By (RFC 3892 §3: the transferee copies the REFER's) when the sender's headers are believed;
+//  2. the REFER we relayed a moment before (passthrough memory): its authenticated sender;
+//  3. the Parkway-Parker header of a trusted peer (a front proxy that relayed the REFER itself);
+//  4. else nobody: the INVITE's sender is the party being parked, never its own parker; the call is stored
+//     without a parker and the recall rings the parked-on extension (docs/callpark.md "Recall"). `uri` is then
+//     the sender's identity, which the engine still needs (own-extension park, group membership, lot access).
+CallPark::ParkerChoice CallPark::chooseParker(const pw_msg *m, const Host::Who &sender,
+                                              const std::optional<ReferIntent> &intent) const {
+    if (headersBelieved(sender.source) && !host_.uri(m, "Referred-By").empty())
+        return {host_.uri(m, "Referred-By"), host_.display(m, "Referred-By"), false};
+    if (intent)
+        return {intent->parker, intent->parkerDisplay, false};
+    if (fromTrustedPeer(sender.source) && !host_.uri(m, kParkerHeader).empty())
+        return {host_.uri(m, kParkerHeader), host_.display(m, kParkerHeader), false};
+    // A trusted peer asserts the transferee, who may be from anywhere (an outside caller): no tenant check.
+    return {sender.uri, host_.display(m, "From"), fromTrustedPeer(sender.source)};
+}
 
 std::string CallPark::requestDomain(const pw_msg *m) const {
     return uriHost(host_.requestUri(m));
@@ -126,26 +153,15 @@ pw_verdict CallPark::onInvite(pw_request *req, const pw_msg *m) {
     switch (c.action) {
     case eng::Action::Park:
     case eng::Action::GroupPark: {
-        // The parker (docs/auth.md): the authenticated REFER we saw (passthrough), else Referred-By (RFC 3892)
-        // when the sender's headers are believed, else whoever sent this INVITE (it parks itself).
-        std::string parkerUri, parkerDisplay;
-        if (intent) {
-            parkerUri = intent->parker;
-            parkerDisplay = intent->parkerDisplay;
-        } else if (headersBelieved(sender.source) && !host_.uri(m, "Referred-By").empty()) {
-            parkerUri = host_.uri(m, "Referred-By");
-            parkerDisplay = host_.display(m, "Referred-By");
-        } else {
-            if (sender.uri.empty())
-                return refuseStranger(req);
-            parkerUri = sender.uri;
-            parkerDisplay = host_.display(m, "From");
-        }
-        if (uriHost(parkerUri) != domain) { // only users of the same tenant park (SPEC §3 access)
+        ParkerChoice pc = chooseParker(m, sender, intent);
+        if (pc.uri.empty())
+            return refuseStranger(req);
+        // Only users of the same tenant park (SPEC §3 access); a front proxy's own transferee may be anyone.
+        if (!pc.withoutParker && uriHost(pc.uri) != domain) {
             host_.reply(req, 403, "Forbidden");
             return PW_STOP;
         }
-        return parkInvite(req, m, c, domain, uriUser(parkerUri), parkerDisplay);
+        return parkInvite(req, m, c, domain, uriUser(pc.uri), pc.display, pc.withoutParker);
     }
     case eng::Action::Retrieve: {
         if (sender.uri.empty())

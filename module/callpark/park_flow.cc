@@ -199,14 +199,16 @@ int CallPark::refusePark(pw_request *req, const std::string &domain, eng::ErrorC
 }
 
 pw_verdict CallPark::parkInvite(pw_request *req, const pw_msg *m, const eng::Classification &c,
-                                const std::string &domain, const std::string &parker, const std::string &) {
+                                const std::string &domain, const std::string &parker, const std::string &,
+                                bool withoutParker) {
     eng::ParkRequest pr = eng::makeParkRequest(c, domain, parker);
     pr.parkedUri = host_.uri(m, "From");
     pr.parkedDisplay = host_.display(m, "From");
     // Self-park: the caller dialled the park code itself (no REFER, no Referred-By), so the parker would be the
     // parked party. The parker is never the parked party (a recall ringing the waiting caller's own phone helps
     // nobody): the call is stored without one and the recall goes to the parked-on extension, else the
-    // alternate (docs/callpark.md "Recall").
+    // alternate (docs/callpark.md "Recall"). The same for a front proxy's transferee when nothing named the
+    // parker (withoutParker, dispatch.cc chooseParker).
     {
         std::string parkedHost = uriHost(pr.parkedUri);
         std::transform(parkedHost.begin(), parkedHost.end(), parkedHost.begin(),
@@ -214,7 +216,8 @@ pw_verdict CallPark::parkInvite(pw_request *req, const pw_msg *m, const eng::Cla
         std::string ourHost = domain;
         std::transform(ourHost.begin(), ourHost.end(), ourHost.begin(),
                        [](unsigned char ch) { return std::tolower(ch); });
-        pr.parkerIsParked = !parker.empty() && uriUser(pr.parkedUri) == parker && parkedHost == ourHost;
+        pr.parkerIsParked =
+            withoutParker || (!parker.empty() && uriUser(pr.parkedUri) == parker && parkedHost == ourHost);
     }
     // A duplicated INVITE (same dialog-creating Call-ID and From tag, new transaction) parks once.
     pr.requestKey = host_.header(m, "Call-ID") + ";" + host_.tag(m, "From");

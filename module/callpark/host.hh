@@ -2,6 +2,7 @@
 // Everything the module asks of the host goes through here, so the ABI stays the only door.
 #pragma once
 #include <parkway/module.h>
+#include <parkway/module.hpp>
 
 #include <fmt/format.h>
 #include <utf8cpp/utf8.h>
@@ -17,15 +18,11 @@
 
 namespace parkway::callpark {
 
-inline std::string_view sv(pw_str s) {
-    return s.len ? std::string_view(s.ptr, s.len) : std::string_view();
-}
-inline std::string str(pw_str s) {
-    return std::string(sv(s));
-}
-inline pw_str ps(std::string_view s) {
-    return pw_str{s.data(), s.size()};
-}
+// The SDK's pw_str helpers and header list (parkway/module.hpp).
+using parkway::sdk::ps;
+using parkway::sdk::str;
+using parkway::sdk::sv;
+using Headers = parkway::sdk::Headers;
 
 // THE text boundary of the module (docs/callpark.md "Text and UTF-8"): every string read from a SIP message
 // (headers, URIs, display names, tags, dialog fields) becomes valid UTF-8 here, each invalid sequence replaced
@@ -42,28 +39,6 @@ inline std::string validUtf8(std::string_view s) {
 inline std::string text(pw_str s) {
     return validUtf8(sv(s));
 }
-
-// Owned header list that can be handed to the host as pw_header[].
-class Headers {
-public:
-    Headers &add(std::string name, std::string value) {
-        items_.emplace_back(std::move(name), std::move(value));
-        return *this;
-    }
-    bool empty() const { return items_.empty(); }
-    // Valid until the next add().
-    const pw_header *data() {
-        view_.clear();
-        for (auto &[n, v] : items_)
-            view_.push_back(pw_header{ps(n), ps(v)});
-        return view_.data();
-    }
-    size_t size() const { return items_.size(); }
-
-private:
-    std::vector<std::pair<std::string, std::string>> items_;
-    std::vector<pw_header> view_;
-};
 
 class Host {
 public:

@@ -3,6 +3,7 @@
 #include "sip_uri.hh"
 
 #include <parkway/module.h>
+#include <parkway/module.hpp>
 
 #include <nlohmann/json.hpp>
 #include <sqlite3.h>
@@ -253,10 +254,10 @@ void purge(Registrar &r) {
     }
 }
 
-void onTimer(void *arg) {
+void onTimer(void *arg) noexcept {
     auto *r = static_cast<Registrar *>(arg);
     r->timer = 0;
-    purge(*r);
+    parkway::sdk::guardVoid(r->api, r->host, "registrar", "cleanup", [r] { purge(*r); });
     r->timer = r->api->timer_start(r->host, static_cast<uint64_t>(r->cleanupMs), onTimer, r);
 }
 
@@ -508,6 +509,13 @@ int cmdList(void *ctx, pw_str argsJson, pw_writer *out) {
     return r->api->writer_json(out, view(text));
 }
 
+// The location provider as the host calls it: no exception crosses the C ABI (parkway/module.hpp).
+int guardedLocate(void *ctx, pw_str aor, pw_contact_cb each, void *arg) noexcept {
+    auto *r = static_cast<Registrar *>(ctx);
+    return parkway::sdk::guardInt(r->api, r->host, "registrar", "location lookup",
+                                  [&] { return locate(ctx, aor, each, arg); }, PW_ENOMEM);
+}
+
 // ------------------------------------------------------------------ hooks
 
 int regInit(const pw_host_api *api, pw_host *host, void **ctx) {
@@ -548,7 +556,7 @@ int regInit(const pw_host_api *api, pw_host *host, void **ctx) {
         delete r;
         return PW_EINVAL;
     }
-    api->location_register_provider(host, locate, r);
+    api->location_register_provider(host, guardedLocate, r);
     *ctx = r;
     return PW_OK;
 }
@@ -581,6 +589,36 @@ pw_verdict regOnRequest(void *ctx, pw_request *req) {
     return onRegister(*r, req);
 }
 
+// The hooks as the host calls them: noexcept trampolines (parkway/module.hpp). A throwing REGISTER is answered
+// 500 (RFC 3261 §21.5.1), any other entry logs and fails.
+namespace sdk = parkway::sdk;
+int hookInit(const pw_host_api *api, pw_host *host, void **ctx) noexcept {
+    return sdk::guardInt(api, host, "registrar", "init", [&] { return regInit(api, host, ctx); });
+}
+int hookStart(void *ctx) noexcept {
+    auto *r = static_cast<Registrar *>(ctx);
+    return sdk::guardInt(r->api, r->host, "registrar", "start", [&] { return regStart(ctx); });
+}
+void hookStop(void *ctx) noexcept {
+    auto *r = static_cast<Registrar *>(ctx);
+    sdk::guardVoid(r->api, r->host, "registrar", "stop", [&] { regStop(ctx); });
+}
+void hookDestroy(void *ctx) noexcept {
+    auto *r = static_cast<Registrar *>(ctx);
+    const pw_host_api *api = r->api;
+    pw_host *host = r->host;
+    sdk::guardVoid(api, host, "registrar", "destroy", [&] { regDestroy(ctx); });
+}
+pw_verdict hookRequest(void *ctx, pw_request *req) noexcept {
+    auto *r = static_cast<Registrar *>(ctx);
+    return sdk::guardRequest(r->api, r->host, "registrar", req, [&] { return regOnRequest(ctx, req); });
+}
+int hookList(void *ctx, pw_str args, pw_writer *out) noexcept {
+    auto *r = static_cast<Registrar *>(ctx);
+    return sdk::guardCommand(r->api, r->host, "registrar", "registrations.list", out,
+                             [&] { return cmdList(ctx, args, out); });
+}
+
 const pw_param_def kParams[] = {
     {sizeof(pw_param_def), "database", PW_PARAM_STRING, "",
      "SQLite file for contacts; empty = the core's proxy.database"},
@@ -605,14 +643,20 @@ const pw_param_def kParams[] = {
 
 const pw_command_def kCommands[] = {
     {sizeof(pw_command_def), "registrations.list",
-     "list current registrations; args {\"aor\": \"sip:1001@pbx\"} to show one", cmdList},
+     "list current registrations; args {\"aor\": \"sip:1001@pbx\"} to show one", hookList},
     {sizeof(pw_command_def), nullptr, nullptr, nullptr},
+};
+
+// REST routes the admin API serves (module.h pw_route_def, ABI 1.4).
+const pw_route_def kRoutes[] = {
+    {sizeof(pw_route_def), "GET", "/api/registrations", "registrations.list", PW_ROUTE_ARGS_QUERY, "aor", 0},
+    {sizeof(pw_route_def), nullptr, nullptr, nullptr, PW_ROUTE_ARGS_NONE, nullptr, 0},
 };
 
 const pw_module kModule = {
     sizeof(pw_module), PW_ABI_MAJOR, PW_ABI_MINOR, "registrar", "1.0.0",
     "SIP registrar (RFC 3261 §10) with SQLite-backed contacts and location lookup", kParams, kCommands,
-    regInit, regStart, regStop, regDestroy, regOnRequest, nullptr, nullptr,
+    hookInit, hookStart, hookStop, hookDestroy, hookRequest, nullptr, nullptr, kRoutes,
 };
 
 } // namespace

@@ -176,7 +176,7 @@ double processStartEpochSeconds() {
     return now - uptime + static_cast<double>(startTicks) / static_cast<double>(hz > 0 ? hz : 100);
 }
 
-// Pattern segments of a route ("/api/parked/{id}" -> {"api", "parked", "{id}"}).
+// Pattern segments of a route ("/api/users/{domain}" -> {"api", "users", "{domain}"}).
 std::vector<std::string> patternSegments(const char *pattern) {
     std::vector<std::string> out;
     std::stringstream ss(pattern);

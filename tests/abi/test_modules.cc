@@ -520,9 +520,54 @@ TEST_CASE("hello adds its header and continues") {
     r.method = "INVITE";
     r.ruri = "sip:1@127.0.0.1";
     CHECK(h.send(r) == PW_CONTINUE);
-    REQUIRE(r.added.size() == 1);
+    REQUIRE(r.added.size() == 2);
     CHECK(r.added[0] == std::make_pair(std::string("X-Hello"), std::string("hi there")));
+    // ABI 1.4: the user part through the host's uri_part (unescaped).
+    CHECK(r.added[1] == std::make_pair(std::string("X-Hello-User"), std::string("1")));
     h.destroy();
+}
+
+TEST_CASE("ABI: a v1.4 module checking PW_HOST_HAS degrades on a host table shortened to v1.0") {
+    Host h;
+    // The v1.0 table ended with post (module.h: the v1.1 member dialog_accept_commit came right after it).
+    h.limitTo(offsetof(pw_host_api, dialog_accept_commit));
+    REQUIRE_FALSE(PW_HOST_HAS(h.api(), uri_part));
+    REQUIRE(h.init("hello", kModDir, {}) == PW_OK);
+    Request r("INVITE", "sip:%61lice@127.0.0.1");
+    CHECK(h.send(r) == PW_CONTINUE);
+    REQUIRE(r.added.size() == 1); // X-Hello only: no call through the missing member (it would crash)
+    CHECK(r.added[0].first == "X-Hello");
+    h.destroy();
+
+    Host full;
+    REQUIRE(full.init("hello", kModDir, {}) == PW_OK);
+    Request r2("INVITE", "sip:%61lice@127.0.0.1");
+    CHECK(full.send(r2) == PW_CONTINUE);
+    REQUIRE(r2.added.size() == 2);
+    CHECK(r2.added[1].second == "alice");
+    full.destroy();
+}
+
+TEST_CASE("ABI: the registrar and the router work on a host table shortened to v1.0") {
+    TempDb db;
+    Host registrar, router;
+    registrar.limitTo(offsetof(pw_host_api, dialog_accept_commit));
+    router.limitTo(offsetof(pw_host_api, dialog_accept_commit));
+    registrar.core["database"] = db.path;
+    REQUIRE(registrar.init("registrar", kModDir, {}) == PW_OK);
+    REQUIRE(router.init("router", kModDir, {}) == PW_OK);
+    router.provider = registrar.provider;
+    router.providerCtx = registrar.providerCtx;
+    Request r = reg("1001", {"<sip:1001@127.0.0.1:5070>"}, "cid-v10", 1);
+    CHECK(registrar.send(r) == PW_STOP);
+    REQUIRE(r.replies.at(0).status == 200);
+    Request inv("INVITE", "sip:1001@127.0.0.1");
+    inv.header("From", "<sip:1002@127.0.0.1>;tag=x").header("To", "<sip:1001@127.0.0.1>").header("Call-ID", "c");
+    CHECK(router.send(inv) == PW_CONTINUE);
+    REQUIRE(inv.targets.size() == 1);
+    CHECK(inv.targets[0].first == "sip:1001@127.0.0.1:5070");
+    router.destroy();
+    registrar.destroy();
 }
 
 TEST_CASE("fake host: dialog_accept_commit runs commit with a readable dialog before the 2xx, or answers its refusal") {

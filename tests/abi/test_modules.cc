@@ -636,3 +636,23 @@ TEST_CASE("fake host: dialog_accept_commit runs commit with a readable dialog be
     REQUIRE(no.replies.size() == 1);
     CHECK(no.replies[0].status == 486);
 }
+
+TEST_CASE("ABI: a v1.0 module compiled against the v1.0 header loads and works on the v1.4 host") {
+    const std::string dir = ABI_TEST_MODULE_DIR;
+    Host h;
+    REQUIRE(PW_HOST_HAS(h.api(), uri_header)); // the full v1.4 table
+    REQUIRE(h.init("abi_v10", dir, {{"word", "carrier"}}) == PW_OK);
+    const pw_module *d = h.module();
+    CHECK(d->abi_minor == 0);
+    CHECK(d->struct_size == offsetof(pw_module, reload) + sizeof(void *)); // the v1.0 descriptor, no routes
+    CHECK(parkway::proxy::moduleRoutes(d).empty()); // the host reads no member past struct_size
+    Request r("INVITE", "sip:1@127.0.0.1");
+    r.header("From", "\"Bob\" <sip:1002@127.0.0.1>;tag=9");
+    CHECK(h.send(r) == PW_CONTINUE);
+    REQUIRE(r.added.size() == 1);
+    CHECK(r.added[0] == std::make_pair(std::string("X-V10"), std::string("sip:1002@127.0.0.1")));
+    auto [status, json] = h.command("echo");
+    CHECK(status == 200);
+    CHECK(json == "{\"v10\":true,\"host_minor\":" + std::to_string(PW_ABI_MINOR) + ",\"param\":\"carrier\"}");
+    h.destroy();
+}

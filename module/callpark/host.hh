@@ -4,6 +4,8 @@
 #include <parkway/module.h>
 #include <parkway/module.hpp>
 
+#include "wire/sip_text.hh"
+
 #include <fmt/format.h>
 #include <utf8cpp/utf8.h>
 
@@ -81,6 +83,28 @@ public:
     }
 
     std::string dialogGet(pw_dialog *d, pw_dialog_field f) const { return d ? text(api_->dialog_get(d, f)) : ""; }
+
+    // The Refer-To of a REFER (RFC 3515 §2.1) with its embedded Replaces (RFC 3891 §7). On an ABI 1.4 host the
+    // target's user and host and the ?Replaces= value come from the host's URI accessors, so every module
+    // unescapes URIs one way (module.h uri_part: RFC 3261 §19.1.1, §19.1.2); wire/sip_text.cc parseReferTo still
+    // checks the shape (and refuses a bad %-escape) and is the whole reading on an older host.
+    std::optional<ReferTarget> referTo(const pw_msg *m) const {
+        auto t = parseReferTo(header(m, "Refer-To"));
+        if (!t || !PW_HOST_HAS(api_, uri_header))
+            return t;
+        pw_str uri = ps(t->nameAddr.uri);
+        t->user = text(api_->uri_part(host_, uri, PW_URI_USER));
+        t->host = text(api_->uri_part(host_, uri, PW_URI_HOST));
+        pw_str rep = api_->uri_header(host_, uri, PW_STR_LIT("Replaces"));
+        t->replaces.reset();
+        if (rep.ptr) {
+            auto r = parseReplaces(text(rep));
+            if (!r)
+                return std::nullopt;
+            t->replaces = std::move(*r);
+        }
+        return t;
+    }
 
     // Who sent the request, as the host established it (module.h request_identity, v1.2). A v1.0/1.1 host knows
     // no identity: From is all there is, as before authentication existed.

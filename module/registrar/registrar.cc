@@ -82,6 +82,18 @@ bool openDb(Registrar &r) {
     return true;
 }
 
+// The AOR key of a URI: the host's reading (uri_part PW_URI_AOR, ABI 1.4: one escaping rule for every module)
+// with sips folded to sip as canonicalAor does; canonicalAor (sip_uri.hh, the same form) on an older host.
+std::string aorKey(Registrar &r, const std::string &uri) {
+    if (!PW_HOST_HAS(r.api, uri_part))
+        return canonicalAor(uri);
+    std::string scheme = str(r.api->uri_part(r.host, view(uri), PW_URI_SCHEME));
+    if (scheme != "sip" && scheme != "sips")
+        return "";
+    std::string aor = str(r.api->uri_part(r.host, view(uri), PW_URI_AOR));
+    return scheme == "sips" ? "sip" + aor.substr(4) : aor;
+}
+
 std::string domainOf(const std::string &aor) {
     return parseSipUri(aor).host;
 }
@@ -300,7 +312,7 @@ pw_verdict onRegister(Registrar &r, pw_request *req) {
     if (!to.ok) return reply(r, req, 400, "Bad To URI");
     if (!api->is_local_domain(r.host, view(to.host))) return reply(r, req, 404, "Not Found (not a local domain)");
     if (to.user.empty()) return reply(r, req, 400, "To URI has no user part");
-    std::string aor = canonicalAor(toUri);
+    std::string aor = aorKey(r, toUri);
 
     std::string callId = str(api->msg_header(msg, PW_STR_LIT("Call-ID"), 0));
     std::string cseqText = str(api->msg_header(msg, PW_STR_LIT("CSeq"), 0));
@@ -455,7 +467,7 @@ pw_verdict onRegister(Registrar &r, pw_request *req) {
 
 int locate(void *ctx, pw_str aorText, pw_contact_cb each, void *arg) {
     auto *r = static_cast<Registrar *>(ctx);
-    std::string aor = canonicalAor(str(aorText));
+    std::string aor = aorKey(*r, str(aorText));
     auto it = r->aors.find(aor);
     // Never registered: not found (router answers 404); known but no live contact: 0 (router answers 480).
     if (it == r->aors.end()) return PW_ENOTFOUND;
@@ -486,7 +498,7 @@ int cmdList(void *ctx, pw_str argsJson, pw_writer *out) {
     std::string filter;
     if (args.contains("aor")) {
         if (!args["aor"].is_string()) return r->api->writer_error(out, 400, PW_STR_LIT("'aor' must be a string"));
-        filter = canonicalAor(args["aor"].get<std::string>());
+        filter = aorKey(*r, args["aor"].get<std::string>());
         if (filter.empty()) return r->api->writer_error(out, 400, PW_STR_LIT("'aor' is not a SIP URI"));
     }
     int64_t now = r->now();

@@ -656,3 +656,26 @@ TEST_CASE("ABI: a v1.0 module compiled against the v1.0 header loads and works o
     CHECK(json == "{\"v10\":true,\"host_minor\":" + std::to_string(PW_ABI_MINOR) + ",\"param\":\"carrier\"}");
     h.destroy();
 }
+
+// RFC 3261 §19.1.4: "%31001" and "1001" are the same user. The registrar keys AORs with the host's uri_part
+// (PW_URI_AOR, ABI 1.4) and, on an older host, with its own canonicalAor, which must agree with it.
+TEST_CASE("registrar: one AOR for two spellings of a user, on the 1.4 host and on a v1.0 table") {
+    for (bool old : {false, true}) {
+        INFO((old ? "v1.0 table" : "v1.4 table"));
+        TempDb db;
+        Host h;
+        if (old)
+            h.limitTo(offsetof(pw_host_api, dialog_accept_commit));
+        h.core["database"] = db.path;
+        REQUIRE(h.init("registrar", kModDir, {}) == PW_OK);
+        Request r = reg("%31001", {"<sip:1001@127.0.0.1:5070>"}, "cid-esc", 1);
+        CHECK(h.send(r) == PW_STOP);
+        REQUIRE(r.replies.at(0).status == 200);
+        CHECK(lookup(h, "sip:1001@127.0.0.1").uris == std::vector<std::string>{"sip:1001@127.0.0.1:5070"});
+        CHECK(lookup(h, "sips:%31001@127.0.0.1:5061;transport=tls").uris.size() == 1);
+        auto [status, json] = h.command("registrations.list", R"({"aor":"sip:1001@127.0.0.1"})");
+        CHECK(status == 200);
+        CHECK(json.find("\"aor\":\"sip:1001@127.0.0.1\"") != std::string::npos);
+        h.destroy();
+    }
+}

@@ -1,7 +1,8 @@
 /*
  * hello: the smallest useful Parkway module. It adds a header (default "X-Hello: parkway") to every request
  * the proxy forwards, and X-Hello-User with the Request-URI's user part when the host has the ABI 1.4 URI
- * accessors (PW_HOST_HAS). docs/modules.md explains how to build and unit-test it. Build it with the rest of Parkway, then list it in the config:
+ * accessors (PW_HOST_HAS). docs/modules.md explains how to build and unit-test it. Build it with the rest of Parkway,
+ * then list it in the config:
  *
  *   [modules]
  *   load = ["hello", "registrar", "router"]

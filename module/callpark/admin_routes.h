@@ -4,7 +4,7 @@
 #define PARKWAY_CALLPARK_ADMIN_ROUTES_H
 #include <parkway/module.h>
 
-#define CALLPARK_ROUTE(method, path, command, args, query, flags)                                                    \
+#define CALLPARK_ROUTE(method, path, command, args, query, flags)                                                      \
     { sizeof(pw_route_def), method, path, command, args, query, flags }
 
 static const pw_route_def kCallparkRoutes[] = {

@@ -524,8 +524,8 @@ int cmdList(void *ctx, pw_str argsJson, pw_writer *out) {
 // The location provider as the host calls it: no exception crosses the C ABI (parkway/module.hpp).
 int guardedLocate(void *ctx, pw_str aor, pw_contact_cb each, void *arg) noexcept {
     auto *r = static_cast<Registrar *>(ctx);
-    return parkway::sdk::guardInt(r->api, r->host, "registrar", "location lookup",
-                                  [&] { return locate(ctx, aor, each, arg); }, PW_ENOMEM);
+    return parkway::sdk::guardInt(
+        r->api, r->host, "registrar", "location lookup", [&] { return locate(ctx, aor, each, arg); }, PW_ENOMEM);
 }
 
 // ------------------------------------------------------------------ hooks
@@ -666,9 +666,12 @@ const pw_route_def kRoutes[] = {
 };
 
 const pw_module kModule = {
-    sizeof(pw_module), PW_ABI_MAJOR, PW_ABI_MINOR, "registrar", "1.0.0",
-    "SIP registrar (RFC 3261 §10) with SQLite-backed contacts and location lookup", kParams, kCommands,
-    hookInit, hookStart, hookStop, hookDestroy, hookRequest, nullptr, nullptr, kRoutes,
+    sizeof(pw_module), PW_ABI_MAJOR, PW_ABI_MINOR,
+    "registrar",       "1.0.0",      "SIP registrar (RFC 3261 §10) with SQLite-backed contacts and location lookup",
+    kParams,           kCommands,    hookInit,
+    hookStart,         hookStop,     hookDestroy,
+    hookRequest,       nullptr,      nullptr,
+    kRoutes,
 };
 
 } // namespace

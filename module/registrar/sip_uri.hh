@@ -74,7 +74,9 @@ inline SipUri parseSipUri(const std::string &text) {
 
 // %XX decoding (RFC 3261 §19.1.2); a '%' without two hex digits stays as it is (as the host's uri_part does).
 inline std::string unescapeUri(const std::string &s) {
-    auto hex = [](char c) { return std::isxdigit(static_cast<unsigned char>(c)) ? std::stoi(std::string(1, c), nullptr, 16) : -1; };
+    auto hex = [](char c) {
+        return std::isxdigit(static_cast<unsigned char>(c)) ? std::stoi(std::string(1, c), nullptr, 16) : -1;
+    };
     std::string out;
     for (size_t i = 0; i < s.size(); ++i) {
         if (s[i] == '%' && i + 2 < s.size() && hex(s[i + 1]) >= 0 && hex(s[i + 2]) >= 0) {
@@ -91,7 +93,8 @@ inline std::string unescapeUri(const std::string &s) {
 inline std::string escapeUser(const std::string &s) {
     std::string out;
     for (unsigned char c : s) {
-        if (std::isalnum(c) || (c && std::string("-_.!~*'()&=+$,;?/").find(static_cast<char>(c)) != std::string::npos)) {
+        if (std::isalnum(c) ||
+            (c && std::string("-_.!~*'()&=+$,;?/").find(static_cast<char>(c)) != std::string::npos)) {
             out += static_cast<char>(c);
         } else {
             static const char *kHex = "0123456789ABCDEF";

@@ -214,7 +214,9 @@ int routerInit(const pw_host_api *api, pw_host *host, void **ctx) noexcept {
     return parkway::sdk::guardInt(api, host, "router", "init", [&] { return initRouter(api, host, ctx); });
 }
 
-void routerDestroy(void *ctx) noexcept { delete static_cast<Router *>(ctx); }
+void routerDestroy(void *ctx) noexcept {
+    delete static_cast<Router *>(ctx);
+}
 
 pw_verdict routeOnRequest(void *ctx, pw_request *req) noexcept {
     auto *r = static_cast<Router *>(ctx);
@@ -239,9 +241,14 @@ const pw_param_def kParams[] = {
 };
 
 const pw_module kModule = {
-    sizeof(pw_module), PW_ABI_MAJOR, PW_ABI_MINOR, "router", "1.0.0",
-    "routes initial requests: location (parallel fork), static prefix/regex routes, 404/480", kParams, nullptr,
-    routerInit, nullptr, nullptr, routerDestroy, routeOnRequest, nullptr, nullptr, nullptr,
+    sizeof(pw_module), PW_ABI_MAJOR,
+    PW_ABI_MINOR,      "router",
+    "1.0.0",           "routes initial requests: location (parallel fork), static prefix/regex routes, 404/480",
+    kParams,           nullptr,
+    routerInit,        nullptr,
+    nullptr,           routerDestroy,
+    routeOnRequest,    nullptr,
+    nullptr,           nullptr,
 };
 
 } // namespace

@@ -375,10 +375,12 @@ struct AdminServer::Impl {
     }
     // Two routes with the same method whose patterns match the same paths ("{x}" matches anything).
     static bool overlap(const Route &a, const Route &b) {
-        if (a.method != b.method || a.segments.size() != b.segments.size()) return false;
+        if (a.method != b.method || a.segments.size() != b.segments.size())
+            return false;
         for (size_t i = 0; i < a.segments.size(); ++i) {
             const std::string &x = a.segments[i], &y = b.segments[i];
-            if (x != y && x.front() != '{' && y.front() != '{') return false;
+            if (x != y && x.front() != '{' && y.front() != '{')
+                return false;
         }
         return true;
     }

@@ -1,8 +1,8 @@
 // The pw_host_api table given to modules, module lifecycle, admin commands, and Proxy's public methods.
 // Every function here is a noexcept trampoline: exceptions never cross into C.
+#include "../plugin/loader.hh"
 #include "core_impl.hh"
 #include "sofia_fixes.hh"
-#include "../plugin/loader.hh"
 
 #include <sofia-sip/tport.h>
 
@@ -11,10 +11,10 @@
 
 #include <algorithm>
 #include <cctype>
-#include <optional>
 #include <chrono>
 #include <cstring>
 #include <dlfcn.h>
+#include <optional>
 #include <strings.h>
 
 #ifdef PARKWAY_HAVE_METRICS
@@ -715,9 +715,11 @@ pw_str hDialogGet(pw_dialog *d, pw_dialog_field f) noexcept {
         case PW_DLG_STATE:
             v = d->state == DialogState::Early ? "early" : d->state == DialogState::Confirmed ? "confirmed" : "terminated";
             break;
-        default: return {}; // a field this host does not know (module.h pw_dialog_field)
+        default:
+            return {}; // a field this host does not know (module.h pw_dialog_field)
         }
-        if (d->impl) return d->impl->turnKeep(std::move(v)); // until the turn ends (module.h dialog_get)
+        if (d->impl)
+            return d->impl->turnKeep(std::move(v)); // until the turn ends (module.h dialog_get)
         if (d->scratch.size() > 64) d->scratch.pop_front();
         d->scratch.push_back(v);
         return view(d->scratch.back());
@@ -972,9 +974,12 @@ uint32_t hDialogInjectCseq(pw_host *h, pw_str callId, pw_str fromTag, pw_str toT
 // ---- URIs (v1.4): parsed by sofia-sip, results unescaped (module.h uri_part)
 
 int hexDigit(char c) {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
     return -1;
 }
 
@@ -1025,27 +1030,36 @@ std::string addrSpec(pw_str uri) {
 // Parsed with sofia-sip; nullptr when it does not parse (or a sip/sips URI has no host).
 const url_t *parseUri(sofia::Home &home, pw_str uri) {
     std::string t = addrSpec(uri);
-    if (t.empty()) return nullptr;
+    if (t.empty())
+        return nullptr;
     const url_t *u = url_make(home.get(), t.c_str());
-    if (!u || u->url_type <= url_unknown || !u->url_scheme) return nullptr;
-    if ((u->url_type == url_sip || u->url_type == url_sips) && (!u->url_host || !*u->url_host)) return nullptr;
+    if (!u || u->url_type <= url_unknown || !u->url_scheme)
+        return nullptr;
+    if ((u->url_type == url_sip || u->url_type == url_sips) && (!u->url_host || !*u->url_host))
+        return nullptr;
     return u;
 }
 
 std::string uriPart(const url_t *u, int part) {
     auto s = [](const char *c) { return std::string(c ? c : ""); };
     switch (part) {
-    case PW_URI_SCHEME: return lower(s(u->url_scheme));
-    case PW_URI_USER: return unescape(s(u->url_user));
-    case PW_URI_HOST: return lower(s(u->url_host));
-    case PW_URI_PORT: return s(u->url_port);
+    case PW_URI_SCHEME:
+        return lower(s(u->url_scheme));
+    case PW_URI_USER:
+        return unescape(s(u->url_user));
+    case PW_URI_HOST:
+        return lower(s(u->url_host));
+    case PW_URI_PORT:
+        return s(u->url_port);
     case PW_URI_AOR: {
         std::string scheme = lower(s(u->url_scheme));
-        if (u->url_type == url_tel) return scheme + ":" + s(u->url_user);
+        if (u->url_type == url_tel)
+            return scheme + ":" + s(u->url_user);
         std::string user = escapeUser(unescape(s(u->url_user)));
         return scheme + ":" + (user.empty() ? "" : user + "@") + lower(s(u->url_host));
     }
-    default: return {}; // a part this host does not know (module.h pw_uri_part)
+    default:
+        return {}; // a part this host does not know (module.h pw_uri_part)
     }
 }
 
@@ -1064,9 +1078,11 @@ std::optional<std::string> listValue(const char *list, char sep, std::string_vie
 }
 
 pw_str arenaValue(pw_host *h, std::optional<std::string> v) {
-    if (!v) return {};
+    if (!v)
+        return {};
     pw_str out = h->impl->turnKeep(std::move(*v));
-    if (!out.ptr) out.ptr = ""; // present but empty: a non-NULL pointer (module.h)
+    if (!out.ptr)
+        out.ptr = ""; // present but empty: a non-NULL pointer (module.h)
     return out;
 }
 
@@ -1074,7 +1090,8 @@ pw_str hUriPart(pw_host *h, pw_str uri, pw_uri_part part) noexcept {
     try {
         sofia::Home home;
         const url_t *u = h && h->impl ? parseUri(home, uri) : nullptr;
-        if (!u) return {};
+        if (!u)
+            return {};
         std::string v = uriPart(u, part);
         return v.empty() ? pw_str{} : h->impl->turnKeep(std::move(v));
     } catch (...) {
@@ -1086,7 +1103,8 @@ pw_str hUriParam(pw_host *h, pw_str uri, pw_str name) noexcept {
     try {
         sofia::Home home;
         const url_t *u = h && h->impl ? parseUri(home, uri) : nullptr;
-        if (!u || !name.len) return {};
+        if (!u || !name.len)
+            return {};
         return arenaValue(h, listValue(u->url_params, ';', std::string_view(name.ptr, name.len)));
     } catch (...) {
         return {};
@@ -1097,7 +1115,8 @@ pw_str hUriHeader(pw_host *h, pw_str uri, pw_str name) noexcept {
     try {
         sofia::Home home;
         const url_t *u = h && h->impl ? parseUri(home, uri) : nullptr;
-        if (!u || !name.len) return {};
+        if (!u || !name.len)
+            return {};
         return arenaValue(h, listValue(u->url_headers, '&', std::string_view(name.ptr, name.len)));
     } catch (...) {
         return {};
@@ -1386,7 +1405,8 @@ std::vector<ModuleRoute> Proxy::moduleRoutes() const {
             for (size_t pos = 0; pos < q.size();) {
                 size_t c = q.find(',', pos);
                 std::string name = q.substr(pos, c == std::string::npos ? std::string::npos : c - pos);
-                if (!name.empty()) mr.query.push_back(name);
+                if (!name.empty())
+                    mr.query.push_back(name);
                 pos = c == std::string::npos ? q.size() : c + 1;
             }
             out.push_back(std::move(mr));

@@ -40,11 +40,14 @@ bool validName(const char *name) {
 }
 
 bool hasCommand(const pw_module *d, const char *name) {
-    if (!d->commands || !name) return false;
+    if (!d->commands || !name)
+        return false;
     for (const char *p = reinterpret_cast<const char *>(d->commands);;) {
         auto c = reinterpret_cast<const pw_command_def *>(p);
-        if (!c->name || c->struct_size == 0) return false;
-        if (std::string(c->name) == name) return true;
+        if (!c->name || c->struct_size == 0)
+            return false;
+        if (std::string(c->name) == name)
+            return true;
         p += c->struct_size;
     }
 }
@@ -55,8 +58,8 @@ bool validRoutePath(const char *path) {
     if (p.rfind("/api/", 0) != 0 || p.size() <= 5 || p.back() == '/' || p.find("//") != std::string::npos)
         return false;
     for (size_t i = 0; i < p.size(); ++i)
-        if (p[i] == '{' && (i == 0 || p[i - 1] != '/' || p.find('}', i) == std::string::npos ||
-                            p.find('}', i) == i + 1))
+        if (p[i] == '{' &&
+            (i == 0 || p[i - 1] != '/' || p.find('}', i) == std::string::npos || p.find('}', i) == i + 1))
             return false;
     return p.find_first_of(" ?#%") == std::string::npos;
 }
@@ -70,8 +73,8 @@ void validateRoutes(const pw_module *d, const std::string &who) {
                                         "layout ({})",
                                         who, d->name, r->struct_size, kRouteV14Size));
         if (m != "GET" && m != "POST" && m != "PUT" && m != "DELETE")
-            throw LoadError(fmt::format("{}: module '{}': route '{}' has method '{}' (GET, POST, PUT or DELETE)",
-                                        who, d->name, r->path ? r->path : "(null)", m));
+            throw LoadError(fmt::format("{}: module '{}': route '{}' has method '{}' (GET, POST, PUT or DELETE)", who,
+                                        d->name, r->path ? r->path : "(null)", m));
         if (!validRoutePath(r->path))
             throw LoadError(fmt::format("{}: module '{}': route {} '{}' is not an absolute /api/ path with "
                                         "{{name}} segments",
@@ -204,12 +207,15 @@ struct DlHandle {
 
 std::vector<const pw_route_def *> moduleRoutes(const pw_module *d) {
     std::vector<const pw_route_def *> out;
-    if (!d || !PW_MODULE_HAS(d, routes)) return out;
+    if (!d || !PW_MODULE_HAS(d, routes))
+        return out;
     for (const char *p = reinterpret_cast<const char *>(d->routes);;) {
         auto r = reinterpret_cast<const pw_route_def *>(p);
-        if (!r->method || r->struct_size == 0) break;
+        if (!r->method || r->struct_size == 0)
+            break;
         out.push_back(r);
-        if (r->struct_size < kRouteV14Size) break; // refused by the validation; never stride by a bogus size
+        if (r->struct_size < kRouteV14Size)
+            break; // refused by the validation; never stride by a bogus size
         p += r->struct_size;
     }
     return out;

@@ -645,7 +645,7 @@ TEST_CASE("ABI: a v1.0 module compiled against the v1.0 header loads and works o
     const pw_module *d = h.module();
     CHECK(d->abi_minor == 0);
     CHECK(d->struct_size == offsetof(pw_module, reload) + sizeof(void *)); // the v1.0 descriptor, no routes
-    CHECK(parkway::proxy::moduleRoutes(d).empty()); // the host reads no member past struct_size
+    CHECK(parkway::proxy::moduleRoutes(d).empty());                        // the host reads no member past struct_size
     Request r("INVITE", "sip:1@127.0.0.1");
     r.header("From", "\"Bob\" <sip:1002@127.0.0.1>;tag=9");
     CHECK(h.send(r) == PW_CONTINUE);

@@ -26,8 +26,8 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
-#include <iterator>
 #include <future>
+#include <iterator>
 #include <memory>
 #include <mutex>
 #include <netinet/in.h>
@@ -172,9 +172,11 @@ struct Daemon {
                 proxy = new Proxy(root, core, &metrics, &events);
                 proxy->bind();
                 std::vector<LoadedModule> mods;
-                if (withCallpark) mods.push_back(staticModule(&kCallparkModule, {}));
+                if (withCallpark)
+                    mods.push_back(staticModule(&kCallparkModule, {}));
                 mods.push_back(staticModule(&kRegistrarModule, {}));
-                if (extra) mods.push_back(staticModule(extra, {}));
+                if (extra)
+                    mods.push_back(staticModule(extra, {}));
                 proxy->addModules(std::move(mods));
                 proxy->start();
                 ready.set_value();

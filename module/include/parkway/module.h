@@ -177,8 +177,8 @@ typedef struct pw_route_def {
     const char *path;    /* e.g. "/api/parked/{id}/recall" */
     const char *command; /* a name in the module's commands table */
     pw_route_args args;
-    const char *query;   /* PW_ROUTE_ARGS_QUERY: comma-separated names, e.g. "domain,extension"; else NULL */
-    uint32_t flags;      /* PW_ROUTE_* */
+    const char *query; /* PW_ROUTE_ARGS_QUERY: comma-separated names, e.g. "domain,extension"; else NULL */
+    uint32_t flags;    /* PW_ROUTE_* */
 } pw_route_def;
 
 /* Which part of a URI uri_part() returns (v1.4). Unknown value (an older host): the empty string. */

@@ -164,7 +164,8 @@ int guardCommand(const pw_host_api *api, pw_host *host, const char *module, cons
 class Retained {
 public:
     Retained() = default;
-    Retained(const pw_host_api *api, pw_request *req) : api_(api), req_(api && req ? api->request_retain(req) : nullptr) {}
+    Retained(const pw_host_api *api, pw_request *req)
+        : api_(api), req_(api && req ? api->request_retain(req) : nullptr) {}
     Retained(Retained &&o) noexcept : api_(o.api_), req_(std::exchange(o.req_, nullptr)) {}
     Retained &operator=(Retained &&o) noexcept {
         if (this != &o) {

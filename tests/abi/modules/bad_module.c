@@ -50,13 +50,21 @@ static const pw_module b_desc = {
 #else
     "bad",
 #endif
-    "0.0.1", "a broken test module", b_params, NULL, b_init, NULL, NULL, b_destroy,
+    "0.0.1",
+    "a broken test module",
+    b_params,
+    NULL,
+    b_init,
+    NULL,
+    NULL,
+    b_destroy,
 #if BAD_KIND == BAD_MISSING_HOOK
     NULL,
 #else
     b_on_request,
 #endif
-    NULL, NULL,
+    NULL,
+    NULL,
 #if BAD_KIND == BAD_BAD_ROUTE
     b_routes,
 #else

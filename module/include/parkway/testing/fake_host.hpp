@@ -222,8 +222,8 @@ public:
     }
 
     // ---- what the test sets
-    std::map<std::string, std::string> core;                              // core_setting()
-    std::vector<std::string> domains{"127.0.0.1", "pbx.example.com"};    // is_local_domain()
+    std::map<std::string, std::string> core;                          // core_setting()
+    std::vector<std::string> domains{"127.0.0.1", "pbx.example.com"}; // is_local_domain()
     int64_t nowMs = 1'700'000'000'000;
 
     // ---- what the module did
@@ -380,9 +380,9 @@ private:
     }
 
     static std::string fullName(const std::string &n) {
-        static const std::map<std::string, std::string> compact{{"m", "contact"}, {"t", "to"},         {"f", "from"},
-                                                                {"i", "call-id"}, {"r", "refer-to"},   {"b", "referred-by"},
-                                                                {"v", "via"},     {"c", "content-type"}};
+        static const std::map<std::string, std::string> compact{
+            {"m", "contact"},  {"t", "to"},          {"f", "from"}, {"i", "call-id"},
+            {"r", "refer-to"}, {"b", "referred-by"}, {"v", "via"},  {"c", "content-type"}};
         std::string l = lowerCase(n);
         auto it = compact.find(l);
         return it == compact.end() ? l : it->second;
@@ -459,14 +459,22 @@ private:
         if (!d)
             return none();
         switch (f) {
-        case PW_DLG_CALL_ID: return keep(turnOf(), d->callId);
-        case PW_DLG_LOCAL_TAG: return keep(turnOf(), d->localTag);
-        case PW_DLG_REMOTE_TAG: return keep(turnOf(), d->remoteTag);
-        case PW_DLG_LOCAL_URI: return keep(turnOf(), d->localUri);
-        case PW_DLG_REMOTE_URI: return keep(turnOf(), d->remoteUri);
-        case PW_DLG_REMOTE_TARGET: return keep(turnOf(), d->remoteTarget);
-        case PW_DLG_REMOTE_DISPLAY: return keep(turnOf(), d->remoteDisplay);
-        case PW_DLG_STATE: return keep(turnOf(), d->ended ? "terminated" : "confirmed");
+        case PW_DLG_CALL_ID:
+            return keep(turnOf(), d->callId);
+        case PW_DLG_LOCAL_TAG:
+            return keep(turnOf(), d->localTag);
+        case PW_DLG_REMOTE_TAG:
+            return keep(turnOf(), d->remoteTag);
+        case PW_DLG_LOCAL_URI:
+            return keep(turnOf(), d->localUri);
+        case PW_DLG_REMOTE_URI:
+            return keep(turnOf(), d->remoteUri);
+        case PW_DLG_REMOTE_TARGET:
+            return keep(turnOf(), d->remoteTarget);
+        case PW_DLG_REMOTE_DISPLAY:
+            return keep(turnOf(), d->remoteDisplay);
+        case PW_DLG_STATE:
+            return keep(turnOf(), d->ended ? "terminated" : "confirmed");
         }
         return none(); // unknown field (module.h)
     }
@@ -482,15 +490,25 @@ private:
             return none();
         std::string v;
         switch (part) {
-        case PW_URI_SCHEME: v = u.scheme; break;
-        case PW_URI_USER: v = unescapeUri(u.user); break;
-        case PW_URI_HOST: v = u.host; break;
-        case PW_URI_PORT: v = u.port; break;
-        case PW_URI_AOR:
-            v = u.scheme == "tel" ? u.scheme + ":" + u.user
-                                  : u.scheme + ":" + (u.user.empty() ? "" : escapeUser(unescapeUri(u.user)) + "@") + u.host;
+        case PW_URI_SCHEME:
+            v = u.scheme;
             break;
-        default: return none();
+        case PW_URI_USER:
+            v = unescapeUri(u.user);
+            break;
+        case PW_URI_HOST:
+            v = u.host;
+            break;
+        case PW_URI_PORT:
+            v = u.port;
+            break;
+        case PW_URI_AOR:
+            v = u.scheme == "tel"
+                    ? u.scheme + ":" + u.user
+                    : u.scheme + ":" + (u.user.empty() ? "" : escapeUser(unescapeUri(u.user)) + "@") + u.host;
+            break;
+        default:
+            return none();
         }
         return v.empty() ? none() : keep(H(h)->turn_, v);
     }
@@ -584,9 +602,8 @@ private:
         };
         a.request_release = [](pw_request *r) { ++R(r)->releases; };
         a.dialog_accept = [](pw_request *req, int status, const pw_header *hs, size_t n, pw_str, pw_str,
-                             const pw_dialog_callbacks *cbs, void *arg) {
-            return makeDialog(req, status, hs, n, cbs, arg, nullptr, nullptr);
-        };
+                             const pw_dialog_callbacks *cbs,
+                             void *arg) { return makeDialog(req, status, hs, n, cbs, arg, nullptr, nullptr); };
         a.dialog_accept_commit = [](pw_request *req, int status, const pw_header *hs, size_t n, pw_str, pw_str,
                                     const pw_dialog_callbacks *cbs, void *arg, int (*commit)(void *, pw_dialog *),
                                     void *carg) { return makeDialog(req, status, hs, n, cbs, arg, commit, carg); };
@@ -640,9 +657,7 @@ private:
             return static_cast<int>(PW_OK);
         };
         a.now_ms = [](pw_host *h) { return H(h)->nowMs; };
-        a.counter_add = [](pw_host *h, pw_str n, pw_str l, double d) {
-            H(h)->counters[S(n) + "{" + S(l) + "}"] += d;
-        };
+        a.counter_add = [](pw_host *h, pw_str n, pw_str l, double d) { H(h)->counters[S(n) + "{" + S(l) + "}"] += d; };
         a.gauge_set = [](pw_host *h, pw_str n, pw_str l, double v) { H(h)->counters[S(n) + "{" + S(l) + "}"] = v; };
         a.histogram_observe = [](pw_host *, pw_str, pw_str, double) {};
         a.event_publish = [](pw_host *h, pw_str t, pw_str j) { H(h)->events.emplace_back(S(t), S(j)); };

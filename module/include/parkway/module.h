@@ -167,9 +167,10 @@ enum {
  * `args` says, sets a member per {name} path segment (percent-decoded; the path wins over query and body
  * members of the same name), runs `command` and answers with what the command wrote (writer_json: 200,
  * writer_error: its status). `path` is absolute, starts with "/api/", and is served as written (no prefix is
- * added); a "{name}" segment matches any one segment. The host refuses to load a module whose route is
- * malformed, names a command the module does not have, or takes a method and path that a core endpoint or an
- * earlier module already serves. Table ends with an entry whose method is NULL. All strings are static.
+ * added); a "{name}" segment matches any one segment. The loader refuses a module whose route is malformed or
+ * names a command the module does not have; the daemon refuses to start when a route takes a method and path
+ * that a core endpoint or an earlier module already serves (naming the module). Table ends with an entry whose
+ * method is NULL. All strings are static.
  */
 typedef struct pw_route_def {
     uint32_t struct_size;
@@ -323,8 +324,8 @@ typedef struct pw_host_api {
 
     /* --- message access (requests and responses) -------------------------------------------------- */
     /* Lifetime of a pw_msg and of every string the msg_* functions return from it: a request's, as long as the
-       pw_request (until on_request/on_request-callback returns, or until request_release() when retained); a
-       response's or an ACK's, until the callback that was given it returns. */
+       pw_request (until the hook or dialog callback that was given it returns, or until request_release() when
+       retained); a response's or an ACK's, until the callback that was given it returns. */
     const pw_msg *(*request_msg)(pw_request *req);
     pw_str (*msg_method)(const pw_msg *msg);        /* request method, or the CSeq method of a response */
     int (*msg_status)(const pw_msg *msg);           /* response status, 0 for a request */

@@ -191,7 +191,7 @@ TEST_CASE("host ABI 1.4: the v1.0 fixture module is served by the real host tabl
     CHECK(r.json == "{\"v10\":true,\"host_minor\":" + std::to_string(PW_ABI_MINOR) + ",\"param\":\"real\"}");
 }
 
-TEST_CASE("host ABI 1.4: module routes; an unknown args kind is left out, an older module has none", "[abi]") {
+TEST_CASE("host ABI 1.4: module routes: an unknown args kind is left out, an older module has none", "[abi]") {
     Host h;
     std::vector<ModuleRoute> routes = h.proxy->moduleRoutes();
     REQUIRE(routes.size() == 1); // the probe's second route has args 42: not served; abi_v10 has no routes

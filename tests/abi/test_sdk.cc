@@ -130,7 +130,7 @@ TEST_CASE("sdk: guardRequest turns an exception into a 500 and PW_STOP, logged",
     CHECK(h.logs.back() == "mini: on_request failed: kaboom");
 }
 
-TEST_CASE("sdk: guardCommand answers 500 naming the command; a throwing timer is logged", "[sdk]") {
+TEST_CASE("sdk: guardCommand answers 500 naming the command, a throwing timer is logged", "[sdk]") {
     FakeHost h;
     REQUIRE(h.start(&kMini) == PW_OK);
     auto [status, text] = h.command("boom");

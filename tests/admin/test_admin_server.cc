@@ -435,7 +435,7 @@ TEST_CASE("admin: bad JSON is a 400 that says where", "[admin]") {
     CHECK(body(r).at("error").get<std::string>().find("JSON object") != std::string::npos);
 }
 
-TEST_CASE("admin: a module that is not loaded gives 503 naming it; its routes are not served", "[admin]") {
+TEST_CASE("admin: a module that is not loaded gives 503 naming it, and its routes are not served", "[admin]") {
     Daemon d(Daemon::defaultConfig(), /*withCallpark=*/false);
     auto r = d.client().request("POST", "/api/modules/callpark/parked.list", "{}");
     CHECK(r.status == 503);

@@ -1,6 +1,8 @@
 /*
  * hello: the smallest useful Parkway module. It adds a header (default "X-Hello: parkway") to every request
- * the proxy forwards. Build it with the rest of Parkway, then list it in the config:
+ * the proxy forwards, and X-Hello-User with the Request-URI's user part when the host has the ABI 1.4 URI
+ * accessors (PW_HOST_HAS). docs/modules.md explains how to build and unit-test it. Build it with the rest of Parkway,
+ * then list it in the config:
  *
  *   [modules]
  *   load = ["hello", "registrar", "router"]
@@ -46,6 +48,13 @@ static void hello_destroy(void *ctx) {
 static pw_verdict hello_on_request(void *ctx, pw_request *req) {
     struct hello *h = ctx;
     h->api->request_add_header(req, h->name, h->value);
+    /* ABI 1.4: the host parses URIs. On an older host (no uri_part) the module simply does without. */
+    if (PW_HOST_HAS(h->api, uri_part)) {
+        pw_str ruri = h->api->msg_request_uri(h->api->request_msg(req));
+        pw_str user = h->api->uri_part(h->host, ruri, PW_URI_USER); /* unescaped; valid until we return */
+        if (user.len)
+            h->api->request_add_header(req, PW_STR_LIT("X-Hello-User"), user);
+    }
     return PW_CONTINUE; /* let the next module (and the core) route it */
 }
 
@@ -55,9 +64,18 @@ static const pw_param_def hello_params[] = {
     {sizeof(pw_param_def), NULL, PW_PARAM_STRING, NULL, NULL},
 };
 
+/* Designated initializers: members a later ABI appends are zero (absent) without a warning. */
 static const pw_module hello_module = {
-    sizeof(pw_module), PW_ABI_MAJOR, PW_ABI_MINOR, "hello", "1.0.0", "adds a header to forwarded requests",
-    hello_params, NULL, hello_init, NULL, NULL, hello_destroy, hello_on_request, NULL, NULL,
+    .struct_size = sizeof(pw_module),
+    .abi_major = PW_ABI_MAJOR,
+    .abi_minor = PW_ABI_MINOR,
+    .name = "hello",
+    .version = "1.0.0",
+    .description = "adds a header to forwarded requests (and, on an ABI 1.4 host, X-Hello-User)",
+    .params = hello_params,
+    .init = hello_init,
+    .destroy = hello_destroy,
+    .on_request = hello_on_request,
 };
 
 PW_EXPORT const pw_module *pw_module_entry(uint32_t host_abi_major) {

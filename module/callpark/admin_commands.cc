@@ -254,7 +254,9 @@ void ruleErrorsOrThrow(const std::vector<eng::RuleError> &errors) {
 
 json rulesImport(CallPark &cp, const json &a) {
     std::string text = reqStr(a, "text");
-    bool replace = a.contains("replace") && a["replace"].is_boolean() && a["replace"].get<bool>();
+    if (a.contains("replace") && !a["replace"].is_boolean())
+        throw CmdError{400, "replace: expected true or false"};
+    bool replace = a.contains("replace") && a["replace"].get<bool>();
     std::vector<eng::RuleError> errors;
     auto rules = eng::parseRulesText(text, "rules.import", errors);
     ruleErrorsOrThrow(errors);

@@ -1,5 +1,6 @@
-// callpark.so: the module descriptor, its parameter table and the hooks. The hooks are noexcept trampolines
-// into CallPark (callpark.hh); no exception ever crosses the C ABI.
+// callpark.so: the module descriptor, its parameter table, its REST routes (admin_routes.h) and the hooks. The
+// hooks are the SDK's noexcept trampolines (parkway/module.hpp) into CallPark; no exception crosses the C ABI.
+#include "admin_routes.h"
 #include "callpark.hh"
 
 namespace parkway::callpark {
@@ -76,78 +77,54 @@ const pw_param_def kParams[] = {
 };
 #undef PARAM
 
-int hookInit(const pw_host_api *api, pw_host *host, void **ctx) {
+// The hooks: noexcept trampolines of the SDK (parkway/module.hpp) into CallPark.
+namespace sdk = parkway::sdk;
+
+CallPark *cpOf(void *ctx) {
+    return static_cast<CallPark *>(ctx);
+}
+
+int hookInit(const pw_host_api *api, pw_host *host, void **ctx) noexcept {
     if (!api || !ctx)
         return PW_EINVAL;
-    try {
+    return sdk::guardInt(api, host, "callpark", "init", [&] {
         auto cp = std::make_unique<CallPark>(api, host);
         int rc = cp->init();
-        if (rc != PW_OK)
-            return rc;
-        *ctx = cp.release();
-        return PW_OK;
-    } catch (const std::exception &e) {
-        std::string msg = std::string("callpark: init failed: ") + e.what();
-        api->log(host, PW_LOG_ERROR, ps(msg));
-    } catch (...) {
-        api->log(host, PW_LOG_ERROR, PW_STR_LIT("callpark: init failed"));
-    }
-    return PW_EINVAL;
+        if (rc == PW_OK)
+            *ctx = cp.release();
+        return rc;
+    });
 }
 
-int hookStart(void *ctx) {
-    try {
-        return static_cast<CallPark *>(ctx)->start();
-    } catch (const std::exception &e) {
-        static_cast<CallPark *>(ctx)->host().log(PW_LOG_ERROR, "callpark: start failed: {}", e.what());
-    } catch (...) {
-    }
-    return PW_EINVAL;
+int hookStart(void *ctx) noexcept {
+    const Host &h = cpOf(ctx)->host();
+    return sdk::guardInt(h.api(), h.raw(), "callpark", "start", [&] { return cpOf(ctx)->start(); });
 }
 
-void hookStop(void *ctx) {
-    try {
-        static_cast<CallPark *>(ctx)->stop();
-    } catch (...) {
-    }
+void hookStop(void *ctx) noexcept {
+    const Host &h = cpOf(ctx)->host();
+    sdk::guardVoid(h.api(), h.raw(), "callpark", "stop", [&] { cpOf(ctx)->stop(); });
 }
 
-void hookDestroy(void *ctx) {
-    try {
-        delete static_cast<CallPark *>(ctx);
-    } catch (...) {
-    }
+void hookDestroy(void *ctx) noexcept {
+    const pw_host_api *api = cpOf(ctx)->host().api();
+    pw_host *host = cpOf(ctx)->host().raw();
+    sdk::guardVoid(api, host, "callpark", "destroy", [&] { delete cpOf(ctx); });
 }
 
-pw_verdict hookRequest(void *ctx, pw_request *req) {
-    auto *cp = static_cast<CallPark *>(ctx);
-    try {
-        return cp->onRequest(req);
-    } catch (const std::exception &e) {
-        cp->host().log(PW_LOG_ERROR, "callpark: request failed: {}", e.what());
-    } catch (...) {
-        cp->host().log(PW_LOG_ERROR, "callpark: request failed");
-    }
-    // Do not leave the client hanging; 500 is what a module bug looks like on the wire.
-    cp->host().reply(req, 500, "Call Park Error");
-    return PW_STOP;
+pw_verdict hookRequest(void *ctx, pw_request *req) noexcept {
+    const Host &h = cpOf(ctx)->host();
+    return sdk::guardRequest(h.api(), h.raw(), "callpark", req, [&] { return cpOf(ctx)->onRequest(req); });
 }
 
-void hookResponse(void *ctx, const pw_msg *resp) {
-    try {
-        static_cast<CallPark *>(ctx)->onResponse(resp);
-    } catch (...) {
-    }
+void hookResponse(void *ctx, const pw_msg *resp) noexcept {
+    const Host &h = cpOf(ctx)->host();
+    sdk::guardVoid(h.api(), h.raw(), "callpark", "on_response", [&] { cpOf(ctx)->onResponse(resp); });
 }
 
-int hookReload(void *ctx) {
-    try {
-        return static_cast<CallPark *>(ctx)->reload();
-    } catch (const std::exception &e) {
-        static_cast<CallPark *>(ctx)->host().log(PW_LOG_ERROR, "callpark: reload failed: {}", e.what());
-    } catch (...) {
-    }
-    return PW_EINVAL;
+int hookReload(void *ctx) noexcept {
+    const Host &h = cpOf(ctx)->host();
+    return sdk::guardInt(h.api(), h.raw(), "callpark", "reload", [&] { return cpOf(ctx)->reload(); });
 }
 
 const pw_module kModule = {
@@ -166,6 +143,7 @@ const pw_module kModule = {
     hookRequest,
     hookResponse,
     hookReload,
+    kCallparkRoutes,
 };
 
 } // namespace

@@ -2,6 +2,9 @@
 // Everything the module asks of the host goes through here, so the ABI stays the only door.
 #pragma once
 #include <parkway/module.h>
+#include <parkway/module.hpp>
+
+#include "wire/sip_text.hh"
 
 #include <fmt/format.h>
 #include <utf8cpp/utf8.h>
@@ -17,15 +20,11 @@
 
 namespace parkway::callpark {
 
-inline std::string_view sv(pw_str s) {
-    return s.len ? std::string_view(s.ptr, s.len) : std::string_view();
-}
-inline std::string str(pw_str s) {
-    return std::string(sv(s));
-}
-inline pw_str ps(std::string_view s) {
-    return pw_str{s.data(), s.size()};
-}
+// The SDK's pw_str helpers and header list (parkway/module.hpp).
+using parkway::sdk::ps;
+using parkway::sdk::str;
+using parkway::sdk::sv;
+using Headers = parkway::sdk::Headers;
 
 // THE text boundary of the module (docs/callpark.md "Text and UTF-8"): every string read from a SIP message
 // (headers, URIs, display names, tags, dialog fields) becomes valid UTF-8 here, each invalid sequence replaced
@@ -42,28 +41,6 @@ inline std::string validUtf8(std::string_view s) {
 inline std::string text(pw_str s) {
     return validUtf8(sv(s));
 }
-
-// Owned header list that can be handed to the host as pw_header[].
-class Headers {
-public:
-    Headers &add(std::string name, std::string value) {
-        items_.emplace_back(std::move(name), std::move(value));
-        return *this;
-    }
-    bool empty() const { return items_.empty(); }
-    // Valid until the next add().
-    const pw_header *data() {
-        view_.clear();
-        for (auto &[n, v] : items_)
-            view_.push_back(pw_header{ps(n), ps(v)});
-        return view_.data();
-    }
-    size_t size() const { return items_.size(); }
-
-private:
-    std::vector<std::pair<std::string, std::string>> items_;
-    std::vector<pw_header> view_;
-};
 
 class Host {
 public:
@@ -106,6 +83,28 @@ public:
     }
 
     std::string dialogGet(pw_dialog *d, pw_dialog_field f) const { return d ? text(api_->dialog_get(d, f)) : ""; }
+
+    // The Refer-To of a REFER (RFC 3515 §2.1) with its embedded Replaces (RFC 3891 §7). On an ABI 1.4 host the
+    // target's user and host and the ?Replaces= value come from the host's URI accessors, so every module
+    // unescapes URIs one way (module.h uri_part: RFC 3261 §19.1.1, §19.1.2); wire/sip_text.cc parseReferTo still
+    // checks the shape (and refuses a bad %-escape) and is the whole reading on an older host.
+    std::optional<ReferTarget> referTo(const pw_msg *m) const {
+        auto t = parseReferTo(header(m, "Refer-To"));
+        if (!t || !PW_HOST_HAS(api_, uri_header))
+            return t;
+        pw_str uri = ps(t->nameAddr.uri);
+        t->user = text(api_->uri_part(host_, uri, PW_URI_USER));
+        t->host = text(api_->uri_part(host_, uri, PW_URI_HOST));
+        pw_str rep = api_->uri_header(host_, uri, PW_STR_LIT("Replaces"));
+        t->replaces.reset();
+        if (rep.ptr) {
+            auto r = parseReplaces(text(rep));
+            if (!r)
+                return std::nullopt;
+            t->replaces = std::move(*r);
+        }
+        return t;
+    }
 
     // Who sent the request, as the host established it (module.h request_identity, v1.2). A v1.0/1.1 host knows
     // no identity: From is all there is, as before authentication existed.

@@ -43,7 +43,7 @@ std::optional<ReferIntent> CallPark::takeReferIntent(const std::string &fromUri,
 }
 
 pw_verdict CallPark::onRefer(pw_request *req, const pw_msg *m) {
-    auto target = parseReferTo(host_.header(m, "Refer-To"));
+    auto target = host_.referTo(m);
     if (!target || target->user.empty())
         return PW_CONTINUE;
     std::string domain = target->host;
@@ -226,7 +226,7 @@ pw_verdict CallPark::onRefer(pw_request *req, const pw_msg *m) {
 void CallPark::onBridgedRefer(Session &s, Leg *from, pw_request *req) {
     const pw_msg *m = host_.msg(req);
     Leg *other = from == s.a ? s.b : s.a;
-    auto target = parseReferTo(host_.header(m, "Refer-To"));
+    auto target = host_.referTo(m);
     if (!target || !other || !other->dlg) {
         host_.reply(req, target ? 481 : 400, target ? "Call Does Not Exist" : "Bad Refer-To");
         return;

@@ -3,6 +3,7 @@
 #include "sip_uri.hh"
 
 #include <parkway/module.h>
+#include <parkway/module.hpp>
 
 #include <nlohmann/json.hpp>
 #include <sqlite3.h>
@@ -81,6 +82,18 @@ bool openDb(Registrar &r) {
     sqlite3_busy_timeout(r.db, 2000); // the file is shared with other modules
     if (!r.exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;") || !r.exec(kSchema)) return false;
     return true;
+}
+
+// The AOR key of a URI: the host's reading (uri_part PW_URI_AOR, ABI 1.4: one escaping rule for every module)
+// with sips folded to sip as canonicalAor does; canonicalAor (sip_uri.hh, the same form) on an older host.
+std::string aorKey(Registrar &r, const std::string &uri) {
+    if (!PW_HOST_HAS(r.api, uri_part))
+        return canonicalAor(uri);
+    std::string scheme = str(r.api->uri_part(r.host, view(uri), PW_URI_SCHEME));
+    if (scheme != "sip" && scheme != "sips")
+        return "";
+    std::string aor = str(r.api->uri_part(r.host, view(uri), PW_URI_AOR));
+    return scheme == "sips" ? "sip" + aor.substr(4) : aor;
 }
 
 std::string domainOf(const std::string &aor) {
@@ -255,10 +268,10 @@ void purge(Registrar &r) {
     }
 }
 
-void onTimer(void *arg) {
+void onTimer(void *arg) noexcept {
     auto *r = static_cast<Registrar *>(arg);
     r->timer = 0;
-    purge(*r);
+    parkway::sdk::guardVoid(r->api, r->host, "registrar", "cleanup", [r] { purge(*r); });
     r->timer = r->api->timer_start(r->host, static_cast<uint64_t>(r->cleanupMs), onTimer, r);
 }
 
@@ -301,7 +314,7 @@ pw_verdict onRegister(Registrar &r, pw_request *req) {
     if (!to.ok) return reply(r, req, 400, "Bad To URI");
     if (!api->is_local_domain(r.host, view(to.host))) return reply(r, req, 404, "Not Found (not a local domain)");
     if (to.user.empty()) return reply(r, req, 400, "To URI has no user part");
-    std::string aor = canonicalAor(toUri);
+    std::string aor = aorKey(r, toUri);
 
     std::string callId = str(api->msg_header(msg, PW_STR_LIT("Call-ID"), 0));
     std::string cseqText = str(api->msg_header(msg, PW_STR_LIT("CSeq"), 0));
@@ -458,7 +471,7 @@ pw_verdict onRegister(Registrar &r, pw_request *req) {
 
 int locate(void *ctx, pw_str aorText, pw_contact_cb each, void *arg) {
     auto *r = static_cast<Registrar *>(ctx);
-    std::string aor = canonicalAor(str(aorText));
+    std::string aor = aorKey(*r, str(aorText));
     auto it = r->aors.find(aor);
     // Never registered: not found (router answers 404); known but no live contact: 0 (router answers 480).
     if (it == r->aors.end()) return PW_ENOTFOUND;
@@ -489,7 +502,7 @@ int cmdList(void *ctx, pw_str argsJson, pw_writer *out) {
     std::string filter;
     if (args.contains("aor")) {
         if (!args["aor"].is_string()) return r->api->writer_error(out, 400, PW_STR_LIT("'aor' must be a string"));
-        filter = canonicalAor(args["aor"].get<std::string>());
+        filter = aorKey(*r, args["aor"].get<std::string>());
         if (filter.empty()) return r->api->writer_error(out, 400, PW_STR_LIT("'aor' is not a SIP URI"));
     }
     int64_t now = r->now();
@@ -510,6 +523,13 @@ int cmdList(void *ctx, pw_str argsJson, pw_writer *out) {
         return r->api->writer_error(out, 404, PW_STR_LIT("no such address-of-record"));
     std::string text = nlohmann::json{{"registrations", list}}.dump();
     return r->api->writer_json(out, view(text));
+}
+
+// The location provider as the host calls it: no exception crosses the C ABI (parkway/module.hpp).
+int guardedLocate(void *ctx, pw_str aor, pw_contact_cb each, void *arg) noexcept {
+    auto *r = static_cast<Registrar *>(ctx);
+    return parkway::sdk::guardInt(
+        r->api, r->host, "registrar", "location lookup", [&] { return locate(ctx, aor, each, arg); }, PW_ENOMEM);
 }
 
 // ------------------------------------------------------------------ hooks
@@ -574,7 +594,7 @@ int regInit(const pw_host_api *api, pw_host *host, void **ctx) {
         delete r;
         return PW_EINVAL;
     }
-    api->location_register_provider(host, locate, r);
+    api->location_register_provider(host, guardedLocate, r);
     *ctx = r;
     return PW_OK;
 }
@@ -607,6 +627,36 @@ pw_verdict regOnRequest(void *ctx, pw_request *req) {
     return onRegister(*r, req);
 }
 
+// The hooks as the host calls them: noexcept trampolines (parkway/module.hpp). A throwing REGISTER is answered
+// 500 (RFC 3261 §21.5.1), any other entry logs and fails.
+namespace sdk = parkway::sdk;
+int hookInit(const pw_host_api *api, pw_host *host, void **ctx) noexcept {
+    return sdk::guardInt(api, host, "registrar", "init", [&] { return regInit(api, host, ctx); });
+}
+int hookStart(void *ctx) noexcept {
+    auto *r = static_cast<Registrar *>(ctx);
+    return sdk::guardInt(r->api, r->host, "registrar", "start", [&] { return regStart(ctx); });
+}
+void hookStop(void *ctx) noexcept {
+    auto *r = static_cast<Registrar *>(ctx);
+    sdk::guardVoid(r->api, r->host, "registrar", "stop", [&] { regStop(ctx); });
+}
+void hookDestroy(void *ctx) noexcept {
+    auto *r = static_cast<Registrar *>(ctx);
+    const pw_host_api *api = r->api;
+    pw_host *host = r->host;
+    sdk::guardVoid(api, host, "registrar", "destroy", [&] { regDestroy(ctx); });
+}
+pw_verdict hookRequest(void *ctx, pw_request *req) noexcept {
+    auto *r = static_cast<Registrar *>(ctx);
+    return sdk::guardRequest(r->api, r->host, "registrar", req, [&] { return regOnRequest(ctx, req); });
+}
+int hookList(void *ctx, pw_str args, pw_writer *out) noexcept {
+    auto *r = static_cast<Registrar *>(ctx);
+    return sdk::guardCommand(r->api, r->host, "registrar", "registrations.list", out,
+                             [&] { return cmdList(ctx, args, out); });
+}
+
 const pw_param_def kParams[] = {
     {sizeof(pw_param_def), "database", PW_PARAM_STRING, "",
      "SQLite file for contacts; empty = the core's proxy.database"},
@@ -634,14 +684,23 @@ const pw_param_def kParams[] = {
 
 const pw_command_def kCommands[] = {
     {sizeof(pw_command_def), "registrations.list",
-     "list current registrations; args {\"aor\": \"sip:1001@pbx\"} to show one", cmdList},
+     "list current registrations; args {\"aor\": \"sip:1001@pbx\"} to show one", hookList},
     {sizeof(pw_command_def), nullptr, nullptr, nullptr},
 };
 
+// REST routes the admin API serves (module.h pw_route_def, ABI 1.4).
+const pw_route_def kRoutes[] = {
+    {sizeof(pw_route_def), "GET", "/api/registrations", "registrations.list", PW_ROUTE_ARGS_QUERY, "aor", 0},
+    {sizeof(pw_route_def), nullptr, nullptr, nullptr, PW_ROUTE_ARGS_NONE, nullptr, 0},
+};
+
 const pw_module kModule = {
-    sizeof(pw_module), PW_ABI_MAJOR, PW_ABI_MINOR, "registrar", "1.0.0",
-    "SIP registrar (RFC 3261 §10) with SQLite-backed contacts and location lookup", kParams, kCommands,
-    regInit, regStart, regStop, regDestroy, regOnRequest, nullptr, nullptr,
+    sizeof(pw_module), PW_ABI_MAJOR, PW_ABI_MINOR,
+    "registrar",       "1.0.0",      "SIP registrar (RFC 3261 §10) with SQLite-backed contacts and location lookup",
+    kParams,           kCommands,    hookInit,
+    hookStart,         hookStop,     hookDestroy,
+    hookRequest,       nullptr,      nullptr,
+    kRoutes,
 };
 
 } // namespace

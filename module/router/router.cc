@@ -4,6 +4,7 @@
 #include "../registrar/sip_uri.hh"
 
 #include <parkway/module.h>
+#include <parkway/module.hpp>
 #include <re2/re2.h>
 
 #include <cstring>
@@ -237,44 +238,20 @@ int initRouter(const pw_host_api *api, pw_host *host, void **ctx) {
     return PW_OK;
 }
 
-// The one trampoline between the C ABI and the module's C++: no exception may cross it (the host may be
-// C, or built with another C++ runtime, and unwinding through it is undefined). A failed entry is logged
-// and answered by `onError`.
-void logFailure(const pw_host_api *api, pw_host *host, const char *entry, const char *what) noexcept {
-    try {
-        std::string text = std::string("router: ") + entry + " failed: " + what;
-        api->log(host, PW_LOG_ERROR, view(text));
-    } catch (...) {
-        // Out of memory while logging: nothing more to say.
-    }
+// The trampolines between the C ABI and the module's C++ (parkway/module.hpp): no exception may cross them (the
+// host may be C, or built with another C++ runtime, and unwinding through it is undefined). A failed entry is
+// logged; a failed request is answered 500 (RFC 3261 §21.5.1).
+int routerInit(const pw_host_api *api, pw_host *host, void **ctx) noexcept {
+    return parkway::sdk::guardInt(api, host, "router", "init", [&] { return initRouter(api, host, ctx); });
 }
 
-template <typename Body, typename OnError>
-auto abiBoundary(const pw_host_api *api, pw_host *host, const char *entry, Body body, OnError onError) noexcept
-    -> decltype(body()) {
-    try {
-        return body();
-    } catch (const std::exception &e) {
-        logFailure(api, host, entry, e.what());
-    } catch (...) {
-        logFailure(api, host, entry, "unknown exception");
-    }
-    return onError();
+void routerDestroy(void *ctx) noexcept {
+    delete static_cast<Router *>(ctx);
 }
 
-int routerInit(const pw_host_api *api, pw_host *host, void **ctx) {
-    return abiBoundary(
-        api, host, "init", [&] { return initRouter(api, host, ctx); }, [] { return int(PW_EINVAL); });
-}
-
-void routerDestroy(void *ctx) { delete static_cast<Router *>(ctx); }
-
-pw_verdict routeOnRequest(void *ctx, pw_request *req) {
+pw_verdict routeOnRequest(void *ctx, pw_request *req) noexcept {
     auto *r = static_cast<Router *>(ctx);
-    // RFC 3261 §21.5.1. reply() only calls the host (C): it cannot throw.
-    auto fail = [&] { return reply(*r, req, 500, "Internal Server Error"); };
-    return abiBoundary(
-        r->api, r->host, "on_request", [&] { return routeRequest(r, req); }, fail);
+    return parkway::sdk::guardRequest(r->api, r->host, "router", req, [&] { return routeRequest(r, req); });
 }
 
 const pw_param_def kParams[] = {
@@ -296,9 +273,14 @@ const pw_param_def kParams[] = {
 };
 
 const pw_module kModule = {
-    sizeof(pw_module), PW_ABI_MAJOR, PW_ABI_MINOR, "router", "1.0.0",
-    "routes initial requests: location (parallel fork), static prefix/regex routes, 404/480", kParams, nullptr,
-    routerInit, nullptr, nullptr, routerDestroy, routeOnRequest, nullptr, nullptr,
+    sizeof(pw_module), PW_ABI_MAJOR,
+    PW_ABI_MINOR,      "router",
+    "1.0.0",           "routes initial requests: location (parallel fork), static prefix/regex routes, 404/480",
+    kParams,           nullptr,
+    routerInit,        nullptr,
+    nullptr,           routerDestroy,
+    routeOnRequest,    nullptr,
+    nullptr,           nullptr,
 };
 
 } // namespace

@@ -176,7 +176,7 @@ double processStartEpochSeconds() {
     return now - uptime + static_cast<double>(startTicks) / static_cast<double>(hz > 0 ? hz : 100);
 }
 
-// Pattern segments of a route ("/api/parked/{id}" -> {"api", "parked", "{id}"}).
+// Pattern segments of a route ("/api/users/{domain}" -> {"api", "users", "{domain}"}).
 std::vector<std::string> patternSegments(const char *pattern) {
     std::vector<std::string> out;
     std::stringstream ss(pattern);
@@ -187,31 +187,11 @@ std::vector<std::string> patternSegments(const char *pattern) {
     return out;
 }
 
-// Engine ids are integers: a numeric segment is passed as a number, anything else as text (the module then
-// answers with its own error).
-json idValue(const std::string &text) {
+// A route with PW_ROUTE_NUMERIC_PARAMS: a numeric segment is passed as a number, anything else as text (the
+// module then answers with its own error).
+json numericValue(const std::string &text) {
     bool digits = !text.empty() && text.size() <= 18 && text.find_first_not_of("0123456789") == std::string::npos;
     return digits ? json(std::stoll(text)) : json(text);
-}
-
-// Body checks of module routes: an error message, or nullptr when the arguments can be right.
-const char *checkMembers(const json &args) {
-    if (!args.contains("members"))
-        return nullptr;
-    const json &m = args["members"];
-    bool ok = m.is_array();
-    if (ok)
-        for (const auto &x : m)
-            ok = ok && (x.is_string() || x.is_number_integer());
-    return ok ? nullptr : "members: expected an array of extensions (strings)";
-}
-
-const char *checkRulesImport(const json &args) {
-    if (!args.contains("text") || !args["text"].is_string())
-        return "text: expected the rules file content as a string";
-    if (args.contains("replace") && !args["replace"].is_boolean())
-        return "replace: expected true or false";
-    return nullptr;
 }
 
 // The last OpenSSL error as text (and the queue cleared).
@@ -321,19 +301,16 @@ struct AdminServer::Impl {
         std::vector<std::pair<std::string, std::string>> params; // {name} path segments
     };
     enum class Auth { None, Token, MetricsToken };
-    enum class Args { None, Query, AllQuery, Body }; // where a module command's arguments come from
     using Handler = void (Impl::*)(Call &);
-    using Check = const char *(*)(const json &args);
     struct Route {
-        const char *method = nullptr;
-        const char *pattern = nullptr; // "{name}" matches one segment; for module commands it becomes an argument
+        std::string method;
+        std::string pattern; // "{name}" matches one segment; for module commands it becomes an argument
         Auth auth = Auth::Token;
-        // A module command...
-        const char *module = nullptr, *command = nullptr;
-        Args args = Args::None;
-        std::vector<const char *> query; // Args::Query: the parameters passed on (empty ones left out)
-        bool queryRequired = false;
-        Check check = nullptr;
+        // A module command (module.h pw_route_def)...
+        std::string module, command;
+        pw_route_args args = PW_ROUTE_ARGS_NONE;
+        std::vector<std::string> query; // PW_ROUTE_ARGS_QUERY: the parameters passed on (empty ones left out)
+        uint32_t flags = 0;             // PW_ROUTE_*
         // ...or a core handler.
         Handler core = nullptr;
         std::vector<std::string> segments; // pattern, split
@@ -369,22 +346,9 @@ struct AdminServer::Impl {
     }
 
     // ---- the route table ----
-    // Module commands are named here, in one place; POST /api/modules/{module}/{command} reaches any other.
-    static Route moduleCmd(const char *method, const char *pattern, const char *module, const char *command,
-                           Args args = Args::None, std::vector<const char *> query = {}, bool required = false,
-                           Check check = nullptr) {
-        Route r;
-        r.method = method;
-        r.pattern = pattern;
-        r.auth = Auth::Token;
-        r.module = module;
-        r.command = command;
-        r.args = args;
-        r.query = std::move(query);
-        r.queryRequired = required;
-        r.check = check;
-        return r;
-    }
+    // The core's endpoints, then every module's (module.h pw_route_def, declared by the modules: the core knows no
+    // module's command names); POST /api/modules/{module}/{command} reaches any command. Built by start().
+    std::vector<Route> table;
     static Route coreRoute(const char *method, const char *pattern, Auth auth, Handler h) {
         Route r;
         r.method = method;
@@ -393,48 +357,57 @@ struct AdminServer::Impl {
         r.core = h;
         return r;
     }
-    static const std::vector<Route> &routes() {
-        static const std::vector<Route> table = [] {
-            std::vector<Route> t = {
-                coreRoute("GET", "/health", Auth::None, &Impl::health),
-                coreRoute("HEAD", "/health", Auth::None, &Impl::health),
-                coreRoute("GET", "/metrics", Auth::MetricsToken, &Impl::metricsText),
-                coreRoute("HEAD", "/metrics", Auth::MetricsToken, &Impl::metricsText),
-                moduleCmd("GET", "/api/parked", "callpark", "parked.list", Args::Query,
-                          {"domain", "extension", "group", "lot"}),
-                moduleCmd("GET", "/api/parked/{id}", "callpark", "parked.get"),
-                moduleCmd("DELETE", "/api/parked/{id}", "callpark", "parked.hangup"),
-                moduleCmd("POST", "/api/parked/{id}/recall", "callpark", "parked.recall"),
-                moduleCmd("GET", "/api/groups", "callpark", "groups.list", Args::Query, {"domain"}),
-                moduleCmd("PUT", "/api/groups/{domain}/{name}", "callpark", "groups.set", Args::Body, {}, false,
-                          &checkMembers),
-                moduleCmd("DELETE", "/api/groups/{domain}/{name}", "callpark", "groups.delete"),
-                moduleCmd("GET", "/api/lots", "callpark", "lots.list", Args::Query, {"domain"}),
-                moduleCmd("PUT", "/api/lots/{domain}/{name}", "callpark", "lots.set", Args::Body),
-                moduleCmd("DELETE", "/api/lots/{domain}/{name}", "callpark", "lots.delete"),
-                moduleCmd("GET", "/api/domains", "callpark", "domains.list"),
-                moduleCmd("PUT", "/api/domains/{domain}", "callpark", "domains.set", Args::Body),
-                moduleCmd("GET", "/api/rules", "callpark", "rules.list", Args::AllQuery),
-                moduleCmd("POST", "/api/rules", "callpark", "rules.import", Args::Body, {}, false, &checkRulesImport),
-                moduleCmd("POST", "/api/rules/reload", "callpark", "rules.reload"),
-                moduleCmd("GET", "/api/explain", "callpark", "rules.explain", Args::Query, {"domain", "caller", "dial"},
-                          true),
-                moduleCmd("GET", "/api/registrations", "registrar", "registrations.list", Args::Query, {"aor"}),
-                coreRoute("GET", "/api/stats", Auth::Token, &Impl::stats),
-                coreRoute("GET", "/api/commands", Auth::Token, &Impl::commandList),
-                coreRoute("POST", "/api/modules/{module}/{command}", Auth::Token, &Impl::anyCommand),
-                coreRoute("POST", "/api/reload", Auth::Token, &Impl::reloadAll),
-                coreRoute("GET", "/api/events", Auth::Token, &Impl::eventStream),
-                coreRoute("PUT", "/api/users/{domain}/{user}", Auth::Token, &Impl::userSet),
-                coreRoute("DELETE", "/api/users/{domain}/{user}", Auth::Token, &Impl::userDelete),
-                coreRoute("GET", "/api/users/{domain}", Auth::Token, &Impl::userList),
-            };
-            for (auto &r : t)
-                r.segments = patternSegments(r.pattern);
-            return t;
-        }();
-        return table;
+    static std::vector<Route> coreRoutes() {
+        return {
+            coreRoute("GET", "/health", Auth::None, &Impl::health),
+            coreRoute("HEAD", "/health", Auth::None, &Impl::health),
+            coreRoute("GET", "/metrics", Auth::MetricsToken, &Impl::metricsText),
+            coreRoute("HEAD", "/metrics", Auth::MetricsToken, &Impl::metricsText),
+            coreRoute("GET", "/api/stats", Auth::Token, &Impl::stats),
+            coreRoute("GET", "/api/commands", Auth::Token, &Impl::commandList),
+            coreRoute("POST", "/api/modules/{module}/{command}", Auth::Token, &Impl::anyCommand),
+            coreRoute("POST", "/api/reload", Auth::Token, &Impl::reloadAll),
+            coreRoute("GET", "/api/events", Auth::Token, &Impl::eventStream),
+            coreRoute("PUT", "/api/users/{domain}/{user}", Auth::Token, &Impl::userSet),
+            coreRoute("DELETE", "/api/users/{domain}/{user}", Auth::Token, &Impl::userDelete),
+            coreRoute("GET", "/api/users/{domain}", Auth::Token, &Impl::userList),
+        };
     }
+    // Two routes with the same method whose patterns match the same paths ("{x}" matches anything).
+    static bool overlap(const Route &a, const Route &b) {
+        if (a.method != b.method || a.segments.size() != b.segments.size())
+            return false;
+        for (size_t i = 0; i < a.segments.size(); ++i) {
+            const std::string &x = a.segments[i], &y = b.segments[i];
+            if (x != y && x.front() != '{' && y.front() != '{')
+                return false;
+        }
+        return true;
+    }
+    // Throws naming the module when one of its routes takes a method and path already served.
+    void buildRoutes() {
+        table = coreRoutes();
+        for (auto &r : table)
+            r.segments = patternSegments(r.pattern.c_str());
+        for (const ModuleRoute &m : proxy.moduleRoutes()) {
+            Route r;
+            r.method = m.method;
+            r.pattern = m.path;
+            r.module = m.module;
+            r.command = m.command;
+            r.args = m.args;
+            r.query = m.query;
+            r.flags = m.flags;
+            r.segments = patternSegments(r.pattern.c_str());
+            for (const Route &o : table)
+                if (overlap(o, r))
+                    throw std::runtime_error(fmt::format(
+                        "admin: module {} declares route {} {} ({}), which {} already serves", m.module, m.method,
+                        m.path, m.command, o.core ? "the core" : fmt::format("module {} ({})", o.module, o.command)));
+            table.push_back(std::move(r));
+        }
+    }
+    const std::vector<Route> &routes() const { return table; }
     static bool matches(const Route &r, const std::vector<std::string> &seg,
                         std::vector<std::pair<std::string, std::string>> *params = nullptr) {
         if (r.segments.size() != seg.size())
@@ -992,14 +965,14 @@ struct AdminServer::Impl {
             if (!matches(r, call.seg))
                 continue;
             if (allow.find(r.method) == std::string::npos)
-                allow += (allow.empty() ? "" : ", ") + std::string(r.method);
+                allow += (allow.empty() ? "" : ", ") + r.method;
             if (!found && call.method == r.method)
                 found = &r;
         }
         if (allow.empty())
             return replyError(req, 404, "no such endpoint: " + call.path, call.method, "other");
         if (!found) {
-            const char *route = nullptr;
+            std::string route;
             for (const auto &r : routes())
                 if (matches(r, call.seg))
                     route = r.pattern;
@@ -1042,25 +1015,27 @@ struct AdminServer::Impl {
         return v;
     }
 
+    // A module's route (module.h pw_route_def): the command's JSON object arguments from the query, the body and
+    // the path, as the route declares.
     void moduleRoute(const Route &r, Call &call) {
         json args = json::object();
-        if (r.args == Args::Body) {
+        if (r.args == PW_ROUTE_ARGS_BODY) {
             std::optional<json> b = body(call);
             if (!b)
                 return;
             args = std::move(*b);
-        } else if (r.args == Args::AllQuery) {
+        } else if (r.args == PW_ROUTE_ARGS_ALL_QUERY) {
             for (const auto &[k, v] : call.query)
                 args[k] = v;
-        } else if (r.args == Args::Query) {
-            for (const char *k : r.query)
+        } else if (r.args == PW_ROUTE_ARGS_QUERY) {
+            for (const std::string &k : r.query)
                 if (auto it = call.query.find(k); it != call.query.end() && !it->second.empty())
                     args[k] = it->second;
-            if (r.queryRequired)
-                for (const char *k : r.query)
+            if (r.flags & PW_ROUTE_QUERY_REQUIRED)
+                for (const std::string &k : r.query)
                     if (!args.contains(k)) {
                         std::string example;
-                        for (const char *q : r.query)
+                        for (const std::string &q : r.query)
                             example += fmt::format("{}{}=...", example.empty() ? "?" : "&", q);
                         return replyError(
                             call.req, 400,
@@ -1068,11 +1043,8 @@ struct AdminServer::Impl {
                             call.method, call.route);
                     }
         }
-        for (const auto &[name, value] : call.params)
-            args[name] = name == "id" ? idValue(value) : json(value); // the path wins
-        if (r.check)
-            if (const char *problem = r.check(args))
-                return replyError(call.req, 400, problem, call.method, call.route);
+        for (const auto &[name, value] : call.params) // the path wins
+            args[name] = (r.flags & PW_ROUTE_NUMERIC_PARAMS) ? numericValue(value) : json(value);
         command(call.req, r.module, r.command, args, call.method, call.route);
     }
 
@@ -1267,6 +1239,7 @@ struct AdminServer::Impl {
     void start() {
         if (running) return;
         AdminServer::validate(cfg);
+        buildRoutes(); // before binding: a module route that collides is an error naming the module
         if (cfg.tls() && !sslCtx)
             sslCtx = makeTlsContext(cfg);  // before binding: a bad file is an error naming its key
         static std::once_flag threadsOnce; // libevent's locking setup is process-wide by design

@@ -327,6 +327,13 @@ struct Proxy::Impl {
 
     // ---- host helpers (host_api.cc)
     void log(ModuleInstance *mod, pw_log_level level, std::string_view text);
+    // Strings handed to modules that live "until the turn ends" (module.h): dialog_get, uri_*. Cleared by the
+    // loop's prepoll hook (LoopPacer), i.e. when every hook and callback of this loop turn has returned.
+    std::deque<std::string> turnArena;
+    pw_str turnKeep(std::string s) {
+        turnArena.push_back(std::move(s));
+        return pw_str{turnArena.back().data(), turnArena.back().size()};
+    }
     int64_t nowMs() const;
 };
 

@@ -1,5 +1,6 @@
 // The pw_host_api table given to modules, module lifecycle, admin commands, and Proxy's public methods.
 // Every function here is a noexcept trampoline: exceptions never cross into C.
+#include "../plugin/loader.hh"
 #include "core_impl.hh"
 #include "sofia_fixes.hh"
 
@@ -9,9 +10,11 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <cstring>
 #include <dlfcn.h>
+#include <optional>
 #include <strings.h>
 
 #ifdef PARKWAY_HAVE_METRICS
@@ -724,8 +727,11 @@ pw_str hDialogGet(pw_dialog *d, pw_dialog_field f) noexcept {
         case PW_DLG_STATE:
             v = d->state == DialogState::Early ? "early" : d->state == DialogState::Confirmed ? "confirmed" : "terminated";
             break;
-        default: return {};
+        default:
+            return {}; // a field this host does not know (module.h pw_dialog_field)
         }
+        if (d->impl)
+            return d->impl->turnKeep(std::move(v)); // until the turn ends (module.h dialog_get)
         if (d->scratch.size() > 64) d->scratch.pop_front();
         d->scratch.push_back(v);
         return view(d->scratch.back());
@@ -977,68 +983,225 @@ uint32_t hDialogInjectCseq(pw_host *h, pw_str callId, pw_str fromTag, pw_str toT
     }
 }
 
-// The host table, member by member: no function can land in another's slot (with a positional initializer,
-// two swapped slots of the same type compiled).
-pw_host_api makeHostApi() {
-    pw_host_api a{};
-    a.struct_size = sizeof(pw_host_api);
-    a.abi_major = PW_ABI_MAJOR;
-    a.abi_minor = PW_ABI_MINOR;
-    a.log = hLog;
-    a.param_str = hParamStr;
-    a.param_int = hParamInt;
-    a.core_setting = hCoreSetting;
-    a.is_local_domain = hIsLocalDomain;
-    a.request_msg = hRequestMsg;
-    a.msg_method = hMsgMethod;
-    a.msg_status = hMsgStatus;
-    a.msg_request_uri = hMsgRequestUri;
-    a.msg_header = hMsgHeader;
-    a.msg_body = hMsgBody;
-    a.msg_uri = hMsgUri;
-    a.msg_tag = hMsgTag;
-    a.msg_display = hMsgDisplay;
-    a.msg_source = hMsgSource;
-    a.request_reply = hRequestReply;
-    a.request_add_header = hRequestAddHeader;
-    a.request_remove_header = hRequestRemoveHeader;
-    a.request_add_target = hRequestAddTarget;
-    a.request_retain = hRequestRetain;
-    a.request_resume = hRequestResume;
-    a.request_release = hRequestRelease;
-    a.dialog_accept = hDialogAccept;
-    a.subscription_accept = hSubscriptionAccept;
-    a.dialog_accept_request = hDialogAcceptRequest;
-    a.dialog_invite = hDialogInvite;
-    a.dialog_cancel = hDialogCancel;
-    a.dialog_request = hDialogRequest;
-    a.dialog_ack = hDialogAck;
-    a.send_request = hSendRequest;
-    a.dialog_get = hDialogGet;
-    a.dialog_end = hDialogEnd;
-    a.dialog_rebind = hDialogRebind;
-    a.dialog_export = hDialogExport;
-    a.dialog_restore = hDialogRestore;
-    a.location_register_provider = hLocationRegister;
-    a.location_lookup = hLocationLookup;
-    a.timer_start = hTimerStart;
-    a.timer_cancel = hTimerCancel;
-    a.now_ms = hNowMs;
-    a.counter_add = hCounterAdd;
-    a.gauge_set = hGaugeSet;
-    a.histogram_observe = hHistogramObserve;
-    a.event_publish = hEventPublish;
-    a.writer_json = hWriterJson;
-    a.writer_error = hWriterError;
-    a.post = hPost;
-    a.dialog_accept_commit = hDialogAcceptCommit; // v1.1
-    a.request_identity = hRequestIdentity;        // v1.2
-    a.request_challenge = hRequestChallenge;      // v1.2
-    a.dialog_inject_cseq = hDialogInjectCseq;     // v1.3
-    return a;
+// ---- URIs (v1.4): parsed by sofia-sip, results unescaped (module.h uri_part)
+
+int hexDigit(char c) {
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
 }
 
-const pw_host_api kApi = makeHostApi();
+// %XX decoding (RFC 3261 §19.1.2, RFC 3986 §2.1); a '%' not followed by two hex digits is kept as it is.
+std::string unescape(std::string_view s) {
+    std::string out;
+    out.reserve(s.size());
+    for (size_t i = 0; i < s.size(); ++i) {
+        int hi = s[i] == '%' && i + 2 < s.size() ? hexDigit(s[i + 1]) : -1;
+        int lo = hi >= 0 ? hexDigit(s[i + 2]) : -1;
+        if (lo < 0) {
+            out += s[i];
+            continue;
+        }
+        out += static_cast<char>(hi * 16 + lo);
+        i += 2;
+    }
+    return out;
+}
+
+// The user part re-escaped canonically: what RFC 3261 §25.1 `user` allows (unreserved / user-unreserved) stays,
+// everything else becomes %XX with upper-case hex.
+std::string escapeUser(std::string_view s) {
+    static const char *kAllowed = "-_.!~*'()&=+$,;?/";
+    std::string out;
+    for (unsigned char c : s) {
+        if (std::isalnum(c) || (c && std::strchr(kAllowed, c))) {
+            out += static_cast<char>(c);
+        } else {
+            out += fmt::format("%{:02X}", c);
+        }
+    }
+    return out;
+}
+
+// The URI inside a name-addr's angle brackets, or the text itself.
+std::string addrSpec(pw_str uri) {
+    std::string t = str(uri);
+    auto lt = t.find('<');
+    if (lt != std::string::npos) {
+        auto gt = t.find('>', lt);
+        t = t.substr(lt + 1, gt == std::string::npos ? std::string::npos : gt - lt - 1);
+    }
+    size_t b = t.find_first_not_of(" \t\r\n"), e = t.find_last_not_of(" \t\r\n");
+    return b == std::string::npos ? std::string() : t.substr(b, e - b + 1);
+}
+
+// Parsed with sofia-sip; nullptr when it does not parse (or a sip/sips URI has no host).
+const url_t *parseUri(sofia::Home &home, pw_str uri) {
+    std::string t = addrSpec(uri);
+    if (t.empty())
+        return nullptr;
+    const url_t *u = url_make(home.get(), t.c_str());
+    if (!u || u->url_type <= url_unknown || !u->url_scheme)
+        return nullptr;
+    if ((u->url_type == url_sip || u->url_type == url_sips) && (!u->url_host || !*u->url_host))
+        return nullptr;
+    return u;
+}
+
+std::string uriPart(const url_t *u, int part) {
+    auto s = [](const char *c) { return std::string(c ? c : ""); };
+    switch (part) {
+    case PW_URI_SCHEME:
+        return lower(s(u->url_scheme));
+    case PW_URI_USER:
+        return unescape(s(u->url_user));
+    case PW_URI_HOST:
+        return lower(s(u->url_host));
+    case PW_URI_PORT:
+        return s(u->url_port);
+    case PW_URI_AOR: {
+        std::string scheme = lower(s(u->url_scheme));
+        if (u->url_type == url_tel)
+            return scheme + ":" + s(u->url_user);
+        std::string user = escapeUser(unescape(s(u->url_user)));
+        return scheme + ":" + (user.empty() ? "" : user + "@") + lower(s(u->url_host));
+    }
+    default:
+        return {}; // a part this host does not know (module.h pw_uri_part)
+    }
+}
+
+// name=value in a list separated by `sep` (';' parameters, '&' headers), name case-insensitive. nullopt: absent.
+std::optional<std::string> listValue(const char *list, char sep, std::string_view name) {
+    std::string_view rest(list ? list : "");
+    while (!rest.empty()) {
+        size_t end = rest.find(sep);
+        std::string_view item = rest.substr(0, end);
+        rest = end == std::string_view::npos ? std::string_view() : rest.substr(end + 1);
+        size_t eq = item.find('=');
+        if (sofia::iequals(unescape(item.substr(0, eq)), name))
+            return eq == std::string_view::npos ? std::string() : unescape(item.substr(eq + 1));
+    }
+    return std::nullopt;
+}
+
+pw_str arenaValue(pw_host *h, std::optional<std::string> v) {
+    if (!v)
+        return {};
+    pw_str out = h->impl->turnKeep(std::move(*v));
+    if (!out.ptr)
+        out.ptr = ""; // present but empty: a non-NULL pointer (module.h)
+    return out;
+}
+
+pw_str hUriPart(pw_host *h, pw_str uri, pw_uri_part part) noexcept {
+    try {
+        sofia::Home home;
+        const url_t *u = h && h->impl ? parseUri(home, uri) : nullptr;
+        if (!u)
+            return {};
+        std::string v = uriPart(u, part);
+        return v.empty() ? pw_str{} : h->impl->turnKeep(std::move(v));
+    } catch (...) {
+        return {};
+    }
+}
+
+pw_str hUriParam(pw_host *h, pw_str uri, pw_str name) noexcept {
+    try {
+        sofia::Home home;
+        const url_t *u = h && h->impl ? parseUri(home, uri) : nullptr;
+        if (!u || !name.len)
+            return {};
+        return arenaValue(h, listValue(u->url_params, ';', std::string_view(name.ptr, name.len)));
+    } catch (...) {
+        return {};
+    }
+}
+
+pw_str hUriHeader(pw_host *h, pw_str uri, pw_str name) noexcept {
+    try {
+        sofia::Home home;
+        const url_t *u = h && h->impl ? parseUri(home, uri) : nullptr;
+        if (!u || !name.len)
+            return {};
+        return arenaValue(h, listValue(u->url_headers, '&', std::string_view(name.ptr, name.len)));
+    } catch (...) {
+        return {};
+    }
+}
+
+// The host table with designated initializers, in declaration order: every slot is named, and g++ refuses
+// designators out of the struct's order ("designator order for field ... does not match declaration order"), so
+// two swapped entries do not compile (tests/abi/CMakeLists.txt builds a swapped copy and expects the compiler
+// to refuse it). A slot left out is NULL, which PW_HOST_HAS reports as missing. Designated initializers are
+// C++20; g++ takes them in C++17 as an extension (-Wpedantic would say so, hence the pragma).
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wpedantic"
+const pw_host_api kApi = {
+    .struct_size = sizeof(pw_host_api),
+    .abi_major = PW_ABI_MAJOR,
+    .abi_minor = PW_ABI_MINOR,
+    .log = hLog,
+    .param_str = hParamStr,
+    .param_int = hParamInt,
+    .core_setting = hCoreSetting,
+    .is_local_domain = hIsLocalDomain,
+    .request_msg = hRequestMsg,
+    .msg_method = hMsgMethod,
+    .msg_status = hMsgStatus,
+    .msg_request_uri = hMsgRequestUri,
+    .msg_header = hMsgHeader,
+    .msg_body = hMsgBody,
+    .msg_uri = hMsgUri,
+    .msg_tag = hMsgTag,
+    .msg_display = hMsgDisplay,
+    .msg_source = hMsgSource,
+    .request_reply = hRequestReply,
+    .request_add_header = hRequestAddHeader,
+    .request_remove_header = hRequestRemoveHeader,
+    .request_add_target = hRequestAddTarget,
+    .request_retain = hRequestRetain,
+    .request_resume = hRequestResume,
+    .request_release = hRequestRelease,
+    .dialog_accept = hDialogAccept,
+    .subscription_accept = hSubscriptionAccept,
+    .dialog_accept_request = hDialogAcceptRequest,
+    .dialog_invite = hDialogInvite,
+    .dialog_cancel = hDialogCancel,
+    .dialog_request = hDialogRequest,
+    .dialog_ack = hDialogAck,
+    .send_request = hSendRequest,
+    .dialog_get = hDialogGet,
+    .dialog_end = hDialogEnd,
+    .dialog_rebind = hDialogRebind,
+    .dialog_export = hDialogExport,
+    .dialog_restore = hDialogRestore,
+    .location_register_provider = hLocationRegister,
+    .location_lookup = hLocationLookup,
+    .timer_start = hTimerStart,
+    .timer_cancel = hTimerCancel,
+    .now_ms = hNowMs,
+    .counter_add = hCounterAdd,
+    .gauge_set = hGaugeSet,
+    .histogram_observe = hHistogramObserve,
+    .event_publish = hEventPublish,
+    .writer_json = hWriterJson,
+    .writer_error = hWriterError,
+    .post = hPost,
+    .dialog_accept_commit = hDialogAcceptCommit,
+    .request_identity = hRequestIdentity,
+    .request_challenge = hRequestChallenge,
+    .dialog_inject_cseq = hDialogInjectCseq,
+    .uri_part = hUriPart,     // v1.4
+    .uri_param = hUriParam,   // v1.4
+    .uri_header = hUriHeader, // v1.4
+};
+#pragma GCC diagnostic pop
 
 struct PostBox {
     std::function<void()> fn;
@@ -1088,6 +1251,7 @@ Proxy::Proxy(su_root_t *root, CoreConfig cfg, Metrics *metrics, EventBus *events
                       reinterpret_cast<uintptr_t>(this);
     if (!root) throw std::runtime_error("proxy: no su_root");
     impl_->pacer = std::make_unique<sofia::LoopPacer>(root);
+    impl_->pacer->onTurnEnd([impl = impl_.get()] { impl->turnArena.clear(); });
     if (impl_->cfg.t1Ms == 0 || impl_->cfg.t2Ms < impl_->cfg.t1Ms)
         throw std::runtime_error("proxy: timers: t1 must be > 0 and t2 >= t1");
     if (impl_->cfg.subMinExpires > impl_->cfg.subMaxExpires)
@@ -1237,6 +1401,30 @@ template <class F> void forEachCommand(const pw_module *desc, F f) {
     }
 }
 } // namespace
+
+std::vector<ModuleRoute> Proxy::moduleRoutes() const {
+    std::vector<ModuleRoute> out;
+    for (auto &m : impl_->modules)
+        for (const pw_route_def *r : parkway::proxy::moduleRoutes(m->lm.desc)) {
+            if (r->args < PW_ROUTE_ARGS_NONE || r->args > PW_ROUTE_ARGS_BODY) { // module.h pw_route_args
+                impl_->log(m.get(), PW_LOG_WARN,
+                           fmt::format("route {} {} has an argument kind this host does not know ({}): not served",
+                                       r->method, r->path, static_cast<int>(r->args)));
+                continue;
+            }
+            ModuleRoute mr{m->name, r->method, r->path, r->command, r->args, {}, r->flags};
+            std::string q = r->args == PW_ROUTE_ARGS_QUERY && r->query ? r->query : "";
+            for (size_t pos = 0; pos < q.size();) {
+                size_t c = q.find(',', pos);
+                std::string name = q.substr(pos, c == std::string::npos ? std::string::npos : c - pos);
+                if (!name.empty())
+                    mr.query.push_back(name);
+                pos = c == std::string::npos ? q.size() : c + 1;
+            }
+            out.push_back(std::move(mr));
+        }
+    return out;
+}
 
 std::vector<CommandInfo> Proxy::commands() const {
     std::vector<CommandInfo> out;

@@ -28,6 +28,14 @@ struct CommandInfo {
     std::string module, name, help;
 };
 
+// A REST route a module declares for one of its commands (module.h pw_route_def, ABI 1.4).
+struct ModuleRoute {
+    std::string module, method, path, command;
+    pw_route_args args = PW_ROUTE_ARGS_NONE;
+    std::vector<std::string> query; // PW_ROUTE_ARGS_QUERY: the names passed on
+    uint32_t flags = 0;             // PW_ROUTE_*
+};
+
 class Proxy {
 public:
     // root: the su_root of the calling (SIP) thread. metrics/events may be nullptr (tests).
@@ -52,6 +60,9 @@ public:
     // reload() every module that has one; returns the number that failed (logged).
     int reload();
 
+    // The REST routes of the loaded modules, in module then table order (fixed once addModules() returned; call it
+    // from the thread that called addModules). A route whose `args` this host does not know is left out, logged.
+    std::vector<ModuleRoute> moduleRoutes() const;
     // SIP thread only.
     std::vector<CommandInfo> commands() const;
     CommandResult runCommand(const std::string &module, const std::string &name, const std::string &argsJson);

@@ -514,6 +514,10 @@ void Proxy::Impl::runPipeline(pw_request *tx, size_t from) {
             if (!tx->finalSent) replyLocal(tx, 500);
             v = PW_STOP;
         }
+        if (v != PW_CONTINUE && v != PW_STOP && v != PW_SUSPEND) { // module.h pw_verdict: unknown is STOP
+            log(m, PW_LOG_ERROR, fmt::format("on_request returned unknown verdict {}: taken as STOP", int(v)));
+            v = PW_STOP;
+        }
         if (v == PW_SUSPEND) {
             if (tx->refs <= 2) { // not retained: nobody would resume it
                 log(m, PW_LOG_ERROR, "returned SUSPEND without request_retain()");

@@ -18,6 +18,8 @@ namespace {
 constexpr uint32_t kModuleV10Size = offsetof(pw_module, reload) + sizeof(void *);
 constexpr uint32_t kParamV10Size = offsetof(pw_param_def, help) + sizeof(const char *);
 constexpr uint32_t kCommandV10Size = offsetof(pw_command_def, run) + sizeof(void *);
+// pw_route_def came with v1.4: its first layout.
+constexpr uint32_t kRouteV14Size = offsetof(pw_route_def, flags) + sizeof(uint32_t);
 
 std::string lower(std::string s) {
     std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
@@ -35,6 +37,53 @@ bool validName(const char *name) {
         if (!(std::islower(static_cast<unsigned char>(*p)) || std::isdigit(static_cast<unsigned char>(*p)) || *p == '_'))
             return false;
     return true;
+}
+
+bool hasCommand(const pw_module *d, const char *name) {
+    if (!d->commands || !name)
+        return false;
+    for (const char *p = reinterpret_cast<const char *>(d->commands);;) {
+        auto c = reinterpret_cast<const pw_command_def *>(p);
+        if (!c->name || c->struct_size == 0)
+            return false;
+        if (std::string(c->name) == name)
+            return true;
+        p += c->struct_size;
+    }
+}
+
+// A route's path: absolute under /api/, no empty segment, "{name}" segments with a name.
+bool validRoutePath(const char *path) {
+    std::string p = path ? path : "";
+    if (p.rfind("/api/", 0) != 0 || p.size() <= 5 || p.back() == '/' || p.find("//") != std::string::npos)
+        return false;
+    for (size_t i = 0; i < p.size(); ++i)
+        if (p[i] == '{' &&
+            (i == 0 || p[i - 1] != '/' || p.find('}', i) == std::string::npos || p.find('}', i) == i + 1))
+            return false;
+    return p.find_first_of(" ?#%") == std::string::npos;
+}
+
+// v1.4 REST routes (module.h pw_route_def). An unknown `args` is not refused here: the admin server skips it.
+void validateRoutes(const pw_module *d, const std::string &who) {
+    for (const pw_route_def *r : moduleRoutes(d)) {
+        std::string m = r->method ? r->method : "";
+        if (r->struct_size < kRouteV14Size)
+            throw LoadError(fmt::format("{}: module '{}': route entry struct_size {} is shorter than the ABI v1.4 "
+                                        "layout ({})",
+                                        who, d->name, r->struct_size, kRouteV14Size));
+        if (m != "GET" && m != "POST" && m != "PUT" && m != "DELETE")
+            throw LoadError(fmt::format("{}: module '{}': route '{}' has method '{}' (GET, POST, PUT or DELETE)", who,
+                                        d->name, r->path ? r->path : "(null)", m));
+        if (!validRoutePath(r->path))
+            throw LoadError(fmt::format("{}: module '{}': route {} '{}' is not an absolute /api/ path with "
+                                        "{{name}} segments",
+                                        who, d->name, m, r->path ? r->path : "(null)"));
+        if (!hasCommand(d, r->command))
+            throw LoadError(fmt::format("{}: module '{}': route {} {} names command '{}', which the module does not "
+                                        "have",
+                                        who, d->name, m, r->path, r->command ? r->command : "(null)"));
+    }
 }
 
 // Descriptor checks that do not depend on parameters. `who` names the file or the static module.
@@ -82,6 +131,7 @@ void validateDescriptor(const pw_module *d, const std::string &who) {
             c = reinterpret_cast<const pw_command_def *>(reinterpret_cast<const char *>(c) + c->struct_size) - 1;
         }
     }
+    validateRoutes(d, who);
 }
 
 template <typename F> void forEachParam(const pw_module *d, F f) {
@@ -154,6 +204,22 @@ struct DlHandle {
 };
 
 } // namespace
+
+std::vector<const pw_route_def *> moduleRoutes(const pw_module *d) {
+    std::vector<const pw_route_def *> out;
+    if (!d || !PW_MODULE_HAS(d, routes))
+        return out;
+    for (const char *p = reinterpret_cast<const char *>(d->routes);;) {
+        auto r = reinterpret_cast<const pw_route_def *>(p);
+        if (!r->method || r->struct_size == 0)
+            break;
+        out.push_back(r);
+        if (r->struct_size < kRouteV14Size)
+            break; // refused by the validation; never stride by a bogus size
+        p += r->struct_size;
+    }
+    return out;
+}
 
 std::string modulePath(const std::string &nameOrPath, const std::string &moduleDir) {
     bool isPath = nameOrPath.find('/') != std::string::npos ||

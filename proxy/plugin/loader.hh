@@ -58,6 +58,10 @@ std::optional<bool> parseBool(const std::string &text);           // true/false/
 std::optional<int64_t> parseDurationMs(const std::string &text);  // "500ms" "30s" "5m" "1h" or bare ms
 const char *paramTypeName(pw_param_type type);                    // "string" "int" "bool" "duration"
 
+// The module's REST routes (ABI 1.4 pw_module.routes, module.h pw_route_def) in table order; empty for a module
+// built against an older header. Entries may be longer than this host's layout (a newer minor).
+std::vector<const pw_route_def *> moduleRoutes(const pw_module *desc);
+
 // Every <name>.so in dir, sorted (for --dump-config).
 std::vector<std::string> listModuleFiles(const std::string &dir);
 

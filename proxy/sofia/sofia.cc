@@ -60,6 +60,12 @@ LoopPacer::~LoopPacer() {
 void LoopPacer::prepoll(su_prepoll_magic_t *magic, su_root_t *) noexcept {
     using namespace std::chrono;
     auto *self = static_cast<LoopPacer *>(static_cast<void *>(magic));
+    if (self->turnEnd_) {
+        try {
+            self->turnEnd_();
+        } catch (...) {
+        }
+    }
     int64_t now = duration_cast<nanoseconds>(steady_clock::now().time_since_epoch()).count();
     bool quick = now - self->lastNs_ < 100000; // the previous round ended < 0.1 ms ago
     bool idle = self->work_ == self->lastWork_;

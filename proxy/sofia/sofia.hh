@@ -132,6 +132,8 @@ public:
     LoopPacer &operator=(const LoopPacer &) = delete;
     void noteWork() { ++work_; } // a message or timer reached the owner: the loop is not idle
     uint64_t pauses() const { return pauses_; }
+    // Runs at the end of every loop turn (before the next poll), e.g. to free what lived for one turn.
+    void onTurnEnd(std::function<void()> fn) { turnEnd_ = std::move(fn); }
 
 private:
     static void prepoll(su_prepoll_magic_t *magic, su_root_t *root) noexcept;
@@ -139,6 +141,7 @@ private:
     uint64_t work_ = 0, lastWork_ = 0, pauses_ = 0;
     int64_t lastNs_ = 0;
     int idle_ = 0;
+    std::function<void()> turnEnd_;
 };
 
 // ---- small helpers shared by the core and the harness

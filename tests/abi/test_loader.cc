@@ -101,6 +101,12 @@ TEST_CASE("a module with an invalid name is refused") {
     CHECK_THAT(loadError("abi_bad_name"), Catch::Contains("module name 'Bad-Name' is invalid"));
 }
 
+TEST_CASE("a REST route naming a command the module does not have is refused (ABI 1.4)") {
+    std::string e = loadError("abi_bad_route");
+    CHECK_THAT(e, Catch::Contains("route GET /api/bad"));
+    CHECK_THAT(e, Catch::Contains("'no.such'"));
+}
+
 TEST_CASE("an unknown parameter is refused naming it and the known ones") {
     std::string e = loadError("abi_good", {{"target", "t"}, {"colour", "blue"}});
     CHECK_THAT(e, Catch::Contains("abi_good.so"));

@@ -520,9 +520,54 @@ TEST_CASE("hello adds its header and continues") {
     r.method = "INVITE";
     r.ruri = "sip:1@127.0.0.1";
     CHECK(h.send(r) == PW_CONTINUE);
-    REQUIRE(r.added.size() == 1);
+    REQUIRE(r.added.size() == 2);
     CHECK(r.added[0] == std::make_pair(std::string("X-Hello"), std::string("hi there")));
+    // ABI 1.4: the user part through the host's uri_part (unescaped).
+    CHECK(r.added[1] == std::make_pair(std::string("X-Hello-User"), std::string("1")));
     h.destroy();
+}
+
+TEST_CASE("ABI: a v1.4 module checking PW_HOST_HAS degrades on a host table shortened to v1.0") {
+    Host h;
+    // The v1.0 table ended with post (module.h: the v1.1 member dialog_accept_commit came right after it).
+    h.limitTo(offsetof(pw_host_api, dialog_accept_commit));
+    REQUIRE_FALSE(PW_HOST_HAS(h.api(), uri_part));
+    REQUIRE(h.init("hello", kModDir, {}) == PW_OK);
+    Request r("INVITE", "sip:%61lice@127.0.0.1");
+    CHECK(h.send(r) == PW_CONTINUE);
+    REQUIRE(r.added.size() == 1); // X-Hello only: no call through the missing member (it would crash)
+    CHECK(r.added[0].first == "X-Hello");
+    h.destroy();
+
+    Host full;
+    REQUIRE(full.init("hello", kModDir, {}) == PW_OK);
+    Request r2("INVITE", "sip:%61lice@127.0.0.1");
+    CHECK(full.send(r2) == PW_CONTINUE);
+    REQUIRE(r2.added.size() == 2);
+    CHECK(r2.added[1].second == "alice");
+    full.destroy();
+}
+
+TEST_CASE("ABI: the registrar and the router work on a host table shortened to v1.0") {
+    TempDb db;
+    Host registrar, router;
+    registrar.limitTo(offsetof(pw_host_api, dialog_accept_commit));
+    router.limitTo(offsetof(pw_host_api, dialog_accept_commit));
+    registrar.core["database"] = db.path;
+    REQUIRE(registrar.init("registrar", kModDir, {}) == PW_OK);
+    REQUIRE(router.init("router", kModDir, {}) == PW_OK);
+    router.provider = registrar.provider;
+    router.providerCtx = registrar.providerCtx;
+    Request r = reg("1001", {"<sip:1001@127.0.0.1:5070>"}, "cid-v10", 1);
+    CHECK(registrar.send(r) == PW_STOP);
+    REQUIRE(r.replies.at(0).status == 200);
+    Request inv("INVITE", "sip:1001@127.0.0.1");
+    inv.header("From", "<sip:1002@127.0.0.1>;tag=x").header("To", "<sip:1001@127.0.0.1>").header("Call-ID", "c");
+    CHECK(router.send(inv) == PW_CONTINUE);
+    REQUIRE(inv.targets.size() == 1);
+    CHECK(inv.targets[0].first == "sip:1001@127.0.0.1:5070");
+    router.destroy();
+    registrar.destroy();
 }
 
 TEST_CASE("fake host: dialog_accept_commit runs commit with a readable dialog before the 2xx, or answers its refusal") {
@@ -590,4 +635,47 @@ TEST_CASE("fake host: dialog_accept_commit runs commit with a readable dialog be
                                     nullptr, commit, &r) == nullptr);
     REQUIRE(no.replies.size() == 1);
     CHECK(no.replies[0].status == 486);
+}
+
+TEST_CASE("ABI: a v1.0 module compiled against the v1.0 header loads and works on the v1.4 host") {
+    const std::string dir = ABI_TEST_MODULE_DIR;
+    Host h;
+    REQUIRE(PW_HOST_HAS(h.api(), uri_header)); // the full v1.4 table
+    REQUIRE(h.init("abi_v10", dir, {{"word", "carrier"}}) == PW_OK);
+    const pw_module *d = h.module();
+    CHECK(d->abi_minor == 0);
+    CHECK(d->struct_size == offsetof(pw_module, reload) + sizeof(void *)); // the v1.0 descriptor, no routes
+    CHECK(parkway::proxy::moduleRoutes(d).empty());                        // the host reads no member past struct_size
+    Request r("INVITE", "sip:1@127.0.0.1");
+    r.header("From", "\"Bob\" <sip:1002@127.0.0.1>;tag=9");
+    CHECK(h.send(r) == PW_CONTINUE);
+    REQUIRE(r.added.size() == 1);
+    CHECK(r.added[0] == std::make_pair(std::string("X-V10"), std::string("sip:1002@127.0.0.1")));
+    auto [status, json] = h.command("echo");
+    CHECK(status == 200);
+    CHECK(json == "{\"v10\":true,\"host_minor\":" + std::to_string(PW_ABI_MINOR) + ",\"param\":\"carrier\"}");
+    h.destroy();
+}
+
+// RFC 3261 §19.1.4: "%31001" and "1001" are the same user. The registrar keys AORs with the host's uri_part
+// (PW_URI_AOR, ABI 1.4) and, on an older host, with its own canonicalAor, which must agree with it.
+TEST_CASE("registrar: one AOR for two spellings of a user, on the 1.4 host and on a v1.0 table") {
+    for (bool old : {false, true}) {
+        INFO((old ? "v1.0 table" : "v1.4 table"));
+        TempDb db;
+        Host h;
+        if (old)
+            h.limitTo(offsetof(pw_host_api, dialog_accept_commit));
+        h.core["database"] = db.path;
+        REQUIRE(h.init("registrar", kModDir, {}) == PW_OK);
+        Request r = reg("%31001", {"<sip:1001@127.0.0.1:5070>"}, "cid-esc", 1);
+        CHECK(h.send(r) == PW_STOP);
+        REQUIRE(r.replies.at(0).status == 200);
+        CHECK(lookup(h, "sip:1001@127.0.0.1").uris == std::vector<std::string>{"sip:1001@127.0.0.1:5070"});
+        CHECK(lookup(h, "sips:%31001@127.0.0.1:5061;transport=tls").uris.size() == 1);
+        auto [status, json] = h.command("registrations.list", R"({"aor":"sip:1001@127.0.0.1"})");
+        CHECK(status == 200);
+        CHECK(json.find("\"aor\":\"sip:1001@127.0.0.1\"") != std::string::npos);
+        h.destroy();
+    }
 }

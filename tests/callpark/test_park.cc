@@ -235,3 +235,19 @@ TEST_CASE("music on hold latches on the parked party's RTP; its SIP source IP ma
     CHECK(p.metric("parkway_moh_streams_total", "latched=\"true\"") == 1);
     CHECK(p.metric("parkway_moh_streams_total", "latched=\"false\"") == 0);
 }
+
+// The body checks the admin server made before the routes became the module's own (ABI 1.4 pw_route_def): a
+// REST client gets them from the commands now, as 400s naming the member.
+TEST_CASE("admin commands refuse bad bodies naming the member (groups.set, rules.import)", "[park][admin]") {
+    ParkEnv p;
+    int st = 0;
+    auto j = p.command("groups.set", {{"domain", kDomain}, {"name", "sales"}, {"members", "1001"}}, &st);
+    CHECK(st == 400);
+    CHECK(j.dump().find("members") != std::string::npos);
+    j = p.command("rules.import", {{"replace", true}}, &st);
+    CHECK(st == 400);
+    CHECK(j.dump().find("text") != std::string::npos);
+    j = p.command("rules.import", {{"text", "# nothing\n"}, {"replace", "yes"}}, &st);
+    CHECK(st == 400);
+    CHECK(j.dump().find("replace") != std::string::npos);
+}

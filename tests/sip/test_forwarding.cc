@@ -602,3 +602,35 @@ TEST_CASE("Headers added and removed by a module reach the wire as headers, the 
     CHECK(m.header("X-Drop").empty());
     CHECK(m.body() == "hello body");
 }
+
+// module.h pw_verdict: a verdict the host does not know (a newer module) is STOP, logged; never CONTINUE, so a
+// module that meant to stop a request is obeyed. The unanswered request gets 500 and later modules never run.
+TEST_CASE("An unknown verdict is taken as STOP: logged, answered 500, later modules not called", "[proxy][abi]") {
+    auto cfg = SipTestEnv::defaultConfig();
+    std::vector<std::string> lines;
+    cfg.logSink = [&](int, const std::string &module, const std::string &text) {
+        lines.push_back(module + ": " + text);
+    };
+    SipTestEnv env(cfg);
+    HookModule newer("newer"), later("later");
+    int laterCalls = 0;
+    newer.onRequest = [](pw_request *) { return static_cast<pw_verdict>(7); };
+    later.onRequest = [&](pw_request *) {
+        ++laterCalls;
+        return PW_CONTINUE;
+    };
+    env.add(newer);
+    env.add(later);
+    env.start();
+    auto a = env.makeUa("alice");
+    auto b = env.makeUa("bob");
+    b->autoAnswer("*", 200);
+    auto &c = a->send("OPTIONS", b->uri());
+    REQUIRE(env.runUntil([&] { return c.finalStatus != 0; }));
+    CHECK(c.finalStatus == 500);
+    CHECK(laterCalls == 0);
+    bool logged = false;
+    for (const auto &l : lines)
+        logged |= l.find("newer: on_request returned unknown verdict 7") != std::string::npos;
+    CHECK(logged);
+}

@@ -1,5 +1,5 @@
 /*
- * Parkway plugin ABI, version 1.
+ * Parkway plugin ABI, version 1 (minor 4). docs/modules.md is the guide: how to write, build and test a module.
  *
  * This header is the whole contract between the Parkway host (proxy/) and a loadable module (.so).
  * Rules that keep it stable for years:
@@ -12,7 +12,15 @@
  *     layout is refused by the loader.
  *   - Handles are opaque. Strings are pw_str {ptr,len} views, NOT NUL-terminated, borrowed: valid until
  *     the callback that produced them returns (copy them if you keep them). Strings passed INTO the
- *     host are copied by the host before the call returns.
+ *     host are copied by the host before the call returns. Each function below says how long what it
+ *     returns lives ("Lifetime:"); where it does not, the rule above holds.
+ *   - "Until the turn ends": valid until the hook, callback, timer or posted function during which it was
+ *     obtained returns to the host (the host frees these when its SIP loop turn ends). Never keep such a
+ *     view in a timer, a later callback or another thread: copy it.
+ *   - Unknown enum values (a newer peer). A module receiving a value it does not know treats it as stated at
+ *     the enum (e.g. an unknown pw_dialog_end_reason as PW_END_TRANSPORT); the host treats an unknown value
+ *     from a module as stated there too (e.g. an unknown pw_verdict as PW_STOP, logged). Error codes: any
+ *     negative value a module does not know is a failure, like PW_EINVAL.
  *   - Threading: every hook and every callback runs on the single SIP thread. Modules never see threads.
  *     The only host function that may be called from another thread is pw_host_api.post().
  *   - Return codes: 0 (PW_OK) is success; a negative PW_E* value is an error.
@@ -28,14 +36,19 @@ extern "C" {
 #endif
 
 #define PW_ABI_MAJOR 1u
-/* 1.1: dialog_accept_commit; 1.2: request_identity, request_challenge; 1.3: dialog_inject_cseq */
-#define PW_ABI_MINOR 3u
+/* 1.1: dialog_accept_commit; 1.2: request_identity, request_challenge; 1.3: dialog_inject_cseq;
+   1.4: uri_part, uri_param, uri_header (pw_host_api) and routes (pw_module) */
+#define PW_ABI_MINOR 4u
 
 /* Whether the host table `api` has the member `member` and it is set. A member added in a later minor version
  * (dialog_accept_commit, 1.1) lies past the end of an older host's shorter table: test it before calling it,
  * e.g. if (PW_HOST_HAS(api, dialog_accept_commit)) ... */
 #define PW_HOST_HAS(api, member)                                                                                       \
     ((api)->struct_size >= offsetof(pw_host_api, member) + sizeof((api)->member) && (api)->member != NULL)
+
+/* The same for a module descriptor read by the host (e.g. routes, 1.4). */
+#define PW_MODULE_HAS(mod, member)                                                                                     \
+    ((mod)->struct_size >= offsetof(pw_module, member) + sizeof((mod)->member) && (mod)->member != NULL)
 
 /* The one exported symbol. The host passes the ABI major it speaks; a module may return NULL to decline. */
 #define PW_MODULE_ENTRY_SYMBOL "pw_module_entry"
@@ -76,12 +89,15 @@ enum {
     PW_EUNSUPPORTED = -7
 };
 
+/* Unknown value from a module (on_request, request_resume): the host logs it and treats it as PW_STOP (an
+   unanswered request then gets 500), never as PW_CONTINUE: a module that meant to stop a request is obeyed. */
 typedef enum pw_verdict {
     PW_CONTINUE = 0, /* next module, then routing/forwarding by the core */
     PW_STOP = 1,     /* the module answered or consumed the request; the chain ends */
     PW_SUSPEND = 2   /* the module called request_retain() and will call request_resume() later */
 } pw_verdict;
 
+/* Unknown value: the host clamps it (below PW_LOG_ERROR is ERROR, above PW_LOG_DEBUG is DEBUG). */
 typedef enum pw_log_level {
     PW_LOG_ERROR = 0,
     PW_LOG_WARN = 1,
@@ -100,6 +116,7 @@ typedef uint64_t pw_timer_id;           /* 0 is never a valid id */
 
 /* ---------------------------------------------------------------- module-declared tables */
 
+/* Unknown value: the loader refuses the module, naming the parameter. */
 typedef enum pw_param_type {
     PW_PARAM_STRING = 0,
     PW_PARAM_INT = 1,     /* 64-bit signed, decimal */
@@ -129,9 +146,59 @@ typedef struct pw_command_def {
     int (*run)(void *ctx, pw_str args_json, pw_writer *out);
 } pw_command_def;
 
+/* How a REST route builds the JSON object its command receives (v1.4). Unknown value (a newer module): the host
+   skips that route and logs it; the module's other routes are served. */
+typedef enum pw_route_args {
+    PW_ROUTE_ARGS_NONE = 0,      /* only the {path} parameters */
+    PW_ROUTE_ARGS_QUERY = 1,     /* the query parameters named in `query` (empty values left out) */
+    PW_ROUTE_ARGS_ALL_QUERY = 2, /* every query parameter, as strings */
+    PW_ROUTE_ARGS_BODY = 3       /* the request body: a JSON object (within the admin API's size and depth limits) */
+} pw_route_args;
+
+/* Flags of a REST route. Unknown bits are ignored by the host. */
+enum {
+    PW_ROUTE_QUERY_REQUIRED = 1u << 0, /* every name in `query` must be given: else 400 naming the missing one */
+    PW_ROUTE_NUMERIC_PARAMS = 1u << 1  /* a {path} parameter of 1-18 digits is passed as a JSON number, not text */
+};
+
+/*
+ * A REST route of the admin API that runs one of the module's commands (v1.4; docs/admin-api.md). The host
+ * serves `method` on `path` behind the same bearer token as every /api/ endpoint: it builds a JSON object as
+ * `args` says, sets a member per {name} path segment (percent-decoded; the path wins over query and body
+ * members of the same name), runs `command` and answers with what the command wrote (writer_json: 200,
+ * writer_error: its status). `path` is absolute, starts with "/api/", and is served as written (no prefix is
+ * added); a "{name}" segment matches any one segment. The loader refuses a module whose route is malformed or
+ * names a command the module does not have; the daemon refuses to start when a route takes a method and path
+ * that a core endpoint or an earlier module already serves (naming the module). Table ends with an entry whose
+ * method is NULL. All strings are static.
+ */
+typedef struct pw_route_def {
+    uint32_t struct_size;
+    const char *method;  /* "GET", "POST", "PUT" or "DELETE" */
+    const char *path;    /* e.g. "/api/parked/{id}/recall" */
+    const char *command; /* a name in the module's commands table */
+    pw_route_args args;
+    const char *query; /* PW_ROUTE_ARGS_QUERY: comma-separated names, e.g. "domain,extension"; else NULL */
+    uint32_t flags;    /* PW_ROUTE_* */
+} pw_route_def;
+
+/* Which part of a URI uri_part() returns (v1.4). Unknown value (an older host): the empty string. */
+typedef enum pw_uri_part {
+    PW_URI_SCHEME = 0, /* "sip", "sips", "tel", ... lower-cased; empty when the URI does not parse */
+    PW_URI_USER = 1,   /* user part without password, unescaped ("*68%23" -> "*68#"); tel: the number; may be empty */
+    PW_URI_HOST = 2,   /* host, lower-cased; an IPv6 reference keeps its brackets ("[::1]"); empty for tel: */
+    PW_URI_PORT = 3,   /* port digits ("5062"); empty when absent */
+    /* The address-of-record form scheme:user@host (RFC 3261 §10.3 step 5): no password, port, parameters or
+       headers; scheme and host lower-cased; the user re-escaped canonically (%XX, upper-case hex, for exactly
+       the characters RFC 3261 §25.1 `user` does not allow), so two spellings of one user compare equal as
+       §19.1.4 wants ("sip:%61lice@EXAMPLE.com:5060;transport=tcp" -> "sip:alice@example.com"). tel: as given. */
+    PW_URI_AOR = 4
+} pw_uri_part;
+
 /* ---------------------------------------------------------------- callbacks */
 
-/* How the host established the identity of a request's sender (request_identity, v1.2). */
+/* How the host established the identity of a request's sender (request_identity, v1.2). Unknown value (a newer
+   host): treat it as PW_IDENTITY_NONE (nobody established). */
 typedef enum pw_identity_source {
     PW_IDENTITY_NONE = 0,            /* nobody: a stranger, or a user of a foreign domain */
     PW_IDENTITY_DIGEST = 1,          /* valid digest credentials of a local user (RFC 3261 §22, RFC 7616) */
@@ -141,7 +208,8 @@ typedef enum pw_identity_source {
     PW_IDENTITY_DIALOG = 5           /* an in-dialog request on a host-owned dialog from that dialog's peer */
 } pw_identity_source;
 
-/* Which part of a dialog a module wants to read with dialog_get(). */
+/* Which part of a dialog a module wants to read with dialog_get(). Unknown value (an older host): dialog_get
+   returns an empty string. */
 typedef enum pw_dialog_field {
     PW_DLG_CALL_ID = 0,
     PW_DLG_LOCAL_TAG = 1,
@@ -153,6 +221,7 @@ typedef enum pw_dialog_field {
     PW_DLG_STATE = 7          /* "early", "confirmed" or "terminated" */
 } pw_dialog_field;
 
+/* Unknown value (a newer host): treat it as PW_END_TRANSPORT (the dialog is gone, nothing more to send in it). */
 typedef enum pw_dialog_end_reason {
     PW_END_BYE = 0,         /* the peer sent BYE (the host already answered 200) */
     PW_END_ACK_TIMEOUT = 1, /* our 2xx was never ACKed within 64*T1; the host sent BYE (RFC 3261 §13.3.1.4) */
@@ -245,19 +314,24 @@ typedef struct pw_host_api {
     uint32_t abi_minor;
 
     /* --- logging, parameters, core settings ------------------------------------------------------ */
-    void (*log)(pw_host *host, pw_log_level level, pw_str text);
-    /* The module's own parameter (validated by the loader against its table; default applied). */
+    void (*log)(pw_host *host, pw_log_level level, pw_str text); /* text copied */
+    /* The module's own parameter (validated by the loader against its table; default applied).
+       Lifetime: until the module is destroyed. */
     pw_str (*param_str)(pw_host *host, const char *name);
     int64_t (*param_int)(pw_host *host, const char *name); /* INT, DURATION (ms) and BOOL (0/1) */
     /* A core setting as text: "database" (SQLite path), "domains" (comma separated), "contact" (our SIP URI),
        "instance" (a name for this node), "sip_t1_ms", "config_dir" (folder of the config file, where relative
        file parameters are resolved; empty when unknown), "outbound_proxy" ([proxy] outbound_proxy, the default
        next hop of out-of-dialog requests modules send without one), "outbound_proxy:<domain>" (the one used
-       for that domain after [proxy.outbound_proxy_by_domain]). Empty when unknown or unset. */
+       for that domain after [proxy.outbound_proxy_by_domain]). Empty when unknown or unset.
+       Lifetime: until the next core_setting() call with the same name (copy it). */
     pw_str (*core_setting)(pw_host *host, const char *name);
-    int (*is_local_domain)(pw_host *host, pw_str domain); /* 1 or 0 */
+    int (*is_local_domain)(pw_host *host, pw_str domain); /* 1 or 0; domain copied */
 
     /* --- message access (requests and responses) -------------------------------------------------- */
+    /* Lifetime of a pw_msg and of every string the msg_* functions return from it: a request's, as long as the
+       pw_request (until the hook or dialog callback that was given it returns, or until request_release() when
+       retained); a response's or an ACK's, until the callback that was given it returns. */
     const pw_msg *(*request_msg)(pw_request *req);
     pw_str (*msg_method)(const pw_msg *msg);        /* request method, or the CSeq method of a response */
     int (*msg_status)(const pw_msg *msg);           /* response status, 0 for a request */
@@ -274,7 +348,8 @@ typedef struct pw_host_api {
     pw_str (*msg_source)(const pw_msg *msg);
 
     /* --- acting on the incoming request (pipeline) --------------------------------------------------- */
-    /* Send a response. 1xx may be sent several times; a final response only once. */
+    /* Send a response. 1xx may be sent several times; a final response only once. Strings and headers of this
+       and every other call that takes them are copied before it returns. */
     int (*request_reply)(pw_request *req, int status, pw_str reason, const pw_header *headers, size_t n_headers,
                          pw_str content_type, pw_str body);
     /* Add a header to the request before it is forwarded (only in on_request, before CONTINUE). */
@@ -284,7 +359,8 @@ typedef struct pw_host_api {
        parallel instead of forwarding to the Request-URI. next_hop may be empty, a URI, or a route set as in
        pw_uac_params.next_hop (a contact's Path: Route headers on this branch only). */
     int (*request_add_target)(pw_request *req, pw_str request_uri, pw_str next_hop);
-    /* Keep the request beyond on_request (PW_SUSPEND), then resume it exactly once. */
+    /* Keep the request beyond on_request (PW_SUSPEND), then resume it exactly once. Lifetime: the returned handle
+       (the same pointer) stays valid until request_release(), which every retain needs exactly once. */
     pw_request *(*request_retain)(pw_request *req);
     int (*request_resume)(pw_request *req, pw_verdict verdict);
     void (*request_release)(pw_request *req);
@@ -294,6 +370,7 @@ typedef struct pw_host_api {
      * Answer an INVITE (or other dialog-creating request) with a 2xx and create a dialog as UAS. The host
      * adds To-tag and Contact, and in proxy mode retransmits the 2xx itself (T1 doubling to T2) until the
      * ACK arrives; without an ACK after 64*T1 it sends BYE and reports PW_END_ACK_TIMEOUT (RFC 3261 §13.3.1.4).
+     * Lifetime of every pw_dialog (from any function): host-owned, valid until on_terminated returns.
      */
     pw_dialog *(*dialog_accept)(pw_request *req, int status, const pw_header *headers, size_t n_headers,
                                 pw_str content_type, pw_str body, const pw_dialog_callbacks *cbs, void *arg);
@@ -328,6 +405,8 @@ typedef struct pw_host_api {
     int (*send_request)(pw_host *host, const pw_uac_params *p, pw_response_cb on_response, void *arg);
 
     /* --- dialogs: common --------------------------------------------------------------------------- */
+    /* A field of the dialog as it is now (empty for a NULL dialog or an unknown field). Lifetime: until the turn
+       ends (top of this file), even if the dialog ends meanwhile; a later call gives the field's new value. */
     pw_str (*dialog_get)(pw_dialog *dlg, pw_dialog_field field);
     /* End: BYE when confirmed, CANCEL when early UAC, 487/480 when early UAS; for a subscription the host
        does nothing on the wire (send the terminated NOTIFY first). on_terminated(PW_END_LOCAL) follows.
@@ -349,6 +428,7 @@ typedef struct pw_host_api {
 
     /* --- location ---------------------------------------------------------------------------------- */
     int (*location_register_provider)(pw_host *host, pw_location_fn fn, void *provider_ctx);
+    /* Lifetime: the pw_contact given to `each` and its strings, until `each` returns. */
     int (*location_lookup)(pw_host *host, pw_str aor, pw_contact_cb each, void *arg);
 
     /* --- timers (one-shot, SIP thread) ------------------------------------------------------------- */
@@ -362,10 +442,11 @@ typedef struct pw_host_api {
     void (*counter_add)(pw_host *host, pw_str name, pw_str labels, double delta);
     void (*gauge_set)(pw_host *host, pw_str name, pw_str labels, double value);
     void (*histogram_observe)(pw_host *host, pw_str name, pw_str labels, double value);
-    /* Publish an event (JSON object text) on the admin event stream (server-sent events). */
+    /* Publish an event (JSON object text) on the admin event stream (server-sent events). All four copy. */
     void (*event_publish)(pw_host *host, pw_str type, pw_str json);
 
     /* --- admin writer ------------------------------------------------------------------------------ */
+    /* pw_writer: valid until the command's run() returns; the text is copied. */
     int (*writer_json)(pw_writer *out, pw_str json); /* the result: one JSON value */
     int (*writer_error)(pw_writer *out, int http_status, pw_str message);
 
@@ -401,7 +482,7 @@ typedef struct pw_host_api {
      * Who sent the request, as the host established it (docs/auth.md). Returns the identity as an addr-spec
      * ("sip:1001@pbx.example.com"), empty when nobody is established, and stores how it was established in
      * *source when source is not NULL (a pw_identity_source). Modules decide who parks, retrieves and watches
-     * from this, never from From: From is whatever the sender wrote.
+     * from this, never from From: From is whatever the sender wrote. Lifetime: as long as the request.
      */
     pw_str (*request_identity)(pw_request *req, int *source);
     /*
@@ -427,6 +508,26 @@ typedef struct pw_host_api {
      * lacks it.
      */
     uint32_t (*dialog_inject_cseq)(pw_host *host, pw_str call_id, pw_str from_tag, pw_str to_tag);
+
+    /* --- v1.4 -------------------------------------------------------------------------------------- */
+    /*
+     * URI accessors: the host parses `uri` once with its SIP stack (RFC 3261 §19.1, RFC 3966 tel:), so every
+     * module reads URIs the same way and none needs its own parser. `uri` is an addr-spec
+     * ("sip:alice@example.com;transport=tcp?Replaces=..."); "<...>" or a whole name-addr is accepted too (what is
+     * inside the angle brackets is parsed). Escaping: every result is UNESCAPED (each %XX decoded, RFC 3261
+     * §19.1.1, §19.1.2: user, parameter values and header values alike), except PW_URI_AOR, which is a URI again.
+     * A URI the host cannot parse gives {NULL, 0} for every part: test PW_URI_SCHEME to tell.
+     * Lifetime: until the turn ends (top of this file). A v1.0-1.3 host lacks all three: check
+     * PW_HOST_HAS(api, uri_part).
+     */
+    pw_str (*uri_part)(pw_host *host, pw_str uri, pw_uri_part part);
+    /* The value of URI parameter `name` (case-insensitive: "transport", "user", "lr", ...), unescaped. Absent:
+       {NULL, 0}; present without a value (";lr"): a non-NULL ptr with len 0. */
+    pw_str (*uri_param)(pw_host *host, pw_str uri, pw_str name);
+    /* The value of URI header `name` after '?' (RFC 3261 §19.1.1; e.g. "Replaces" in a Refer-To URI, RFC 3891
+       §7), name case-insensitive, the first when repeated, unescaped ("cid%3Bto-tag%3Da" -> "cid;to-tag=a").
+       Absent: {NULL, 0}; present and empty: a non-NULL ptr with len 0. */
+    pw_str (*uri_header)(pw_host *host, pw_str uri, pw_str name);
 } pw_host_api;
 
 /* ---------------------------------------------------------------- the module descriptor */
@@ -454,6 +555,11 @@ typedef struct pw_module {
     void (*on_response)(void *ctx, const pw_msg *resp);
     /* SIGHUP / admin reload: re-read what can be re-read (rules, groups). Optional. */
     int (*reload)(void *ctx);
+
+    /* --- v1.4 --- (a v1.0-1.3 module's descriptor ends above: the host reads this only when struct_size
+       covers it, see PW_MODULE_HAS) */
+    /* REST routes the admin API serves for the module's commands (pw_route_def); NULL when none. */
+    const pw_route_def *routes;
 } pw_module;
 
 typedef const pw_module *(*pw_module_entry_fn)(uint32_t host_abi_major);

@@ -14,6 +14,7 @@ PW_EXPORT void *pw_test_keep(void) { return (void *)b_on_request; }
 #define BAD_MISSING_HOOK 5
 #define BAD_SHORT_PARAM 6
 #define BAD_BAD_NAME 7
+#define BAD_BAD_ROUTE 8
 
 static const pw_param_def b_params[] = {
 #if BAD_KIND == BAD_SHORT_PARAM
@@ -23,6 +24,14 @@ static const pw_param_def b_params[] = {
 #endif
     {sizeof(pw_param_def), NULL, PW_PARAM_STRING, NULL, NULL},
 };
+
+#if BAD_KIND == BAD_BAD_ROUTE
+/* ABI 1.4: a route naming a command the module does not have (it has none). */
+static const pw_route_def b_routes[] = {
+    {sizeof(pw_route_def), "GET", "/api/bad", "no.such", PW_ROUTE_ARGS_NONE, NULL, 0},
+    {sizeof(pw_route_def), NULL, NULL, NULL, PW_ROUTE_ARGS_NONE, NULL, 0},
+};
+#endif
 
 static const pw_module b_desc = {
 #if BAD_KIND == BAD_SHORT_STRUCT
@@ -41,13 +50,26 @@ static const pw_module b_desc = {
 #else
     "bad",
 #endif
-    "0.0.1", "a broken test module", b_params, NULL, b_init, NULL, NULL, b_destroy,
+    "0.0.1",
+    "a broken test module",
+    b_params,
+    NULL,
+    b_init,
+    NULL,
+    NULL,
+    b_destroy,
 #if BAD_KIND == BAD_MISSING_HOOK
     NULL,
 #else
     b_on_request,
 #endif
-    NULL, NULL,
+    NULL,
+    NULL,
+#if BAD_KIND == BAD_BAD_ROUTE
+    b_routes,
+#else
+    NULL,
+#endif
 };
 
 #if BAD_KIND == BAD_MISSING_SYMBOL

@@ -146,6 +146,14 @@ int hookReload(void *ctx) {
     return PW_EINVAL;
 }
 
+int hookDomainRelease(void *ctx, pw_str domain, pw_writer *why) {
+    try {
+        return static_cast<CallPark *>(ctx)->releaseDomain(sv(domain), why);
+    } catch (...) {
+        return PW_ENOMEM; // cannot tell: keep the domain
+    }
+}
+
 const pw_module kModule = {
     sizeof(pw_module),
     PW_ABI_MAJOR,
@@ -162,6 +170,7 @@ const pw_module kModule = {
     hookRequest,
     hookResponse,
     hookReload,
+    hookDomainRelease, // v1.4 (tenants)
 };
 
 } // namespace

@@ -613,6 +613,7 @@ const pw_module kModule = {
     sizeof(pw_module), PW_ABI_MAJOR, PW_ABI_MINOR, "registrar", "1.0.0",
     "SIP registrar (RFC 3261 §10) with SQLite-backed contacts and location lookup", kParams, kCommands,
     regInit, regStart, regStop, regDestroy, regOnRequest, nullptr, nullptr,
+    nullptr, // domain_release (v1.4): the registrar holds no domain
 };
 
 } // namespace

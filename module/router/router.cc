@@ -267,6 +267,7 @@ const pw_module kModule = {
     sizeof(pw_module), PW_ABI_MAJOR, PW_ABI_MINOR, "router", "1.0.0",
     "routes initial requests: location (parallel fork), static prefix/regex routes, 404/480", kParams, nullptr,
     routerInit, nullptr, nullptr, routerDestroy, routeOnRequest, nullptr, nullptr,
+    nullptr, // domain_release (v1.4)
 };
 
 } // namespace

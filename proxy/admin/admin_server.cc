@@ -341,6 +341,7 @@ struct AdminServer::Impl {
 
     AdminConfig cfg;
     Proxy &proxy;
+    std::function<CommandResult()> reloadHandler; // POST /api/reload; unset: the modules' reload hooks
     Metrics &metrics;
     EventBus &events;
     std::shared_ptr<Shared> shared = std::make_shared<Shared>();
@@ -414,6 +415,7 @@ struct AdminServer::Impl {
                 moduleCmd("DELETE", "/api/lots/{domain}/{name}", "callpark", "lots.delete"),
                 moduleCmd("GET", "/api/domains", "callpark", "domains.list"),
                 moduleCmd("PUT", "/api/domains/{domain}", "callpark", "domains.set", Args::Body),
+                moduleCmd("DELETE", "/api/domains/{domain}", "callpark", "domains.delete"),
                 moduleCmd("GET", "/api/rules", "callpark", "rules.list", Args::AllQuery),
                 moduleCmd("POST", "/api/rules", "callpark", "rules.import", Args::Body, {}, false, &checkRulesImport),
                 moduleCmd("POST", "/api/rules/reload", "callpark", "rules.reload"),
@@ -1127,6 +1129,10 @@ struct AdminServer::Impl {
     }
     void reloadAll(Call &call) {
         Proxy *px = &proxy;
+        if (reloadHandler) {
+            dispatch(call.req, reloadHandler, call.method, call.route);
+            return;
+        }
         dispatch(
             call.req,
             [px]() -> CommandResult {
@@ -1414,6 +1420,8 @@ AdminServer::AdminServer(AdminConfig cfg, Proxy &proxy, Metrics &metrics, EventB
 AdminServer::~AdminServer() { stop(); }
 
 void AdminServer::start() { impl_->start(); }
+
+void AdminServer::setReloadHandler(std::function<CommandResult()> handler) { impl_->reloadHandler = std::move(handler); }
 
 void AdminServer::stop() {
     if (impl_) impl_->stop();

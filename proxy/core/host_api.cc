@@ -965,6 +965,16 @@ uint32_t hDialogInjectCseq(pw_host *h, pw_str callId, pw_str fromTag, pw_str toT
     }
 }
 
+int hDomainServe(pw_host *h, pw_str domain, int serve) noexcept {
+    try {
+        if (!h || !h->impl)
+            return PW_EINVAL;
+        return h->impl->serveDomain(h->mod, str(domain), serve != 0);
+    } catch (...) {
+        return PW_ENOMEM;
+    }
+}
+
 // The host table, member by member: no function can land in another's slot (with a positional initializer,
 // two swapped slots of the same type compiled).
 pw_host_api makeHostApi() {
@@ -1023,6 +1033,7 @@ pw_host_api makeHostApi() {
     a.request_identity = hRequestIdentity;        // v1.2
     a.request_challenge = hRequestChallenge;      // v1.2
     a.dialog_inject_cseq = hDialogInjectCseq;     // v1.3
+    a.domain_serve = hDomainServe;                // v1.4 (tenants)
     return a;
 }
 

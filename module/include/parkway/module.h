@@ -28,8 +28,9 @@ extern "C" {
 #endif
 
 #define PW_ABI_MAJOR 1u
-/* 1.1: dialog_accept_commit; 1.2: request_identity, request_challenge; 1.3: dialog_inject_cseq */
-#define PW_ABI_MINOR 3u
+/* 1.1: dialog_accept_commit; 1.2: request_identity, request_challenge; 1.3: dialog_inject_cseq;
+   1.4: domain_serve (host), domain_release (module) */
+#define PW_ABI_MINOR 4u
 
 /* Whether the host table `api` has the member `member` and it is set. A member added in a later minor version
  * (dialog_accept_commit, 1.1) lies past the end of an older host's shorter table: test it before calling it,
@@ -420,6 +421,19 @@ typedef struct pw_host_api {
      * lacks it.
      */
     uint32_t (*dialog_inject_cseq)(pw_host *host, pw_str call_id, pw_str from_tag, pw_str to_tag);
+
+    /* --- v1.4 (tenants) ---------------------------------------------------------------------------- */
+    /*
+     * Declare that this module serves `domain` (serve = 1) or no longer does (serve = 0), e.g. a tenant
+     * provisioned in the module's own store (docs/callpark.md "Tenants"). A served domain is a local domain for
+     * the host exactly like one listed in [proxy] domains: is_local_domain() says 1, requests for it are routed to
+     * registered contacts, its users are challenged in its realm (docs/auth.md). The host keeps one set per
+     * module; a domain stays local while [proxy] domains or any module lists it. Declaring twice is harmless.
+     * Comparison is case-insensitive; the host copies the name. PW_OK, or PW_EINVAL for an empty name or one
+     * with characters no host name has. SIP thread only. Check PW_HOST_HAS(api, domain_serve): a v1.0-1.3 host
+     * lacks it (there, list the domain in [proxy] domains instead).
+     */
+    int (*domain_serve)(pw_host *host, pw_str domain, int serve);
 } pw_host_api;
 
 /* ---------------------------------------------------------------- the module descriptor */
@@ -447,6 +461,17 @@ typedef struct pw_module {
     void (*on_response)(void *ctx, const pw_msg *resp);
     /* SIGHUP / admin reload: re-read what can be re-read (rules, groups). Optional. */
     int (*reload)(void *ctx);
+
+    /* --- v1.4 (tenants) ---------------------------------------------------------------------------- */
+    /*
+     * Optional. The host is about to stop serving `domain` (a reload drops it from [proxy] domains and no module
+     * declared it with domain_serve). Return PW_OK to let it go, or PW_ESTATE to refuse, after writing why with
+     * writer_error(why, 409, "...") (e.g. "domain X has 2 parked calls"): the host then refuses the WHOLE reload
+     * and reports that message, so nothing changes. Called on the SIP thread, before anything is applied; it must
+     * not change state. The host reads this member only when struct_size covers it (a v1.0-1.3 module never
+     * refuses).
+     */
+    int (*domain_release)(void *ctx, pw_str domain, pw_writer *why);
 } pw_module;
 
 typedef const pw_module *(*pw_module_entry_fn)(uint32_t host_abi_major);

@@ -1421,7 +1421,9 @@ AdminServer::~AdminServer() { stop(); }
 
 void AdminServer::start() { impl_->start(); }
 
-void AdminServer::setReloadHandler(std::function<CommandResult()> handler) { impl_->reloadHandler = std::move(handler); }
+void AdminServer::setReloadHandler(std::function<CommandResult()> handler) {
+    impl_->reloadHandler = std::move(handler);
+}
 
 void AdminServer::stop() {
     if (impl_) impl_->stop();

@@ -151,8 +151,9 @@ CommandResult reloadConfig(const std::string &configFile, Proxy &proxy, Logger &
         fresh = loadConfig(configFile);
     } catch (const ConfigError &e) {
         log.error("reload refused, nothing changed: config error: {}", e.what());
-        return {400, json{{"reloaded", false}, {"error", fmt::format("config error, nothing changed: {}", e.what())}}
-                         .dump()};
+        return {
+            400,
+            json{{"reloaded", false}, {"error", fmt::format("config error, nothing changed: {}", e.what())}}.dump()};
     }
     Proxy::DomainUpdate u = proxy.updateDomains(fresh.core);
     if (!u.ok) {
@@ -169,7 +170,6 @@ CommandResult reloadConfig(const std::string &configFile, Proxy &proxy, Logger &
         out["error"] = fmt::format("{} module(s) failed to reload; see the log", failed);
     return {failed ? 500 : 200, out.dump()};
 }
-
 
 // Raise the open-file limit to its hard maximum, and refuse to start when the SIP TCP connection cap cannot fit
 // in it: running out of descriptors at run time is what the caps exist to prevent.

@@ -251,7 +251,7 @@ struct Proxy::Impl {
     bool mayRelay(pw_request *tx) const;
     bool isLocalDomain(const std::string &host) const;
     // ---- tenants (domains.cc): [proxy] domains, reloadable, plus the domains modules serve (domain_serve)
-    bool servesDomain(const std::string &host) const;          // listed or declared (not a listener address)
+    bool servesDomain(const std::string &host) const;                  // listed or declared (not a listener address)
     const ModuleInstance *domainServer(const std::string &host) const; // the module declaring it, or nullptr
     int serveDomain(ModuleInstance *mod, const std::string &domain, bool serve);
     void applyUsers(const std::vector<UserEntry> &users); // auth.cc: users_file entries, added or replaced

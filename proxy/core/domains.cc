@@ -128,8 +128,7 @@ Proxy::DomainUpdate Proxy::updateDomains(const CoreConfig &fresh) {
     if (i.auth)
         i.applyUsers(fresh.auth.users);
     if (!u.added.empty() || !u.removed.empty())
-        i.log(nullptr, PW_LOG_INFO,
-              fmt::format("proxy.domains: added {}; removed {}", list(u.added), list(u.removed)));
+        i.log(nullptr, PW_LOG_INFO, fmt::format("proxy.domains: added {}; removed {}", list(u.added), list(u.removed)));
     for (const auto &d : u.removed)
         if (const ModuleInstance *m = i.domainServer(d))
             i.log(nullptr, PW_LOG_INFO, fmt::format("domain {} stays local: module {} serves it", d, m->name));

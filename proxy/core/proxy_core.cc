@@ -250,9 +250,11 @@ bool Proxy::Impl::isOurs(const url_t *url) const {
     for (auto &[h, p] : localHostPorts)
         if (hostPortKey(h.c_str(), p.c_str(), tls) == key) return true;
     if (servesDomain(url->url_host)) {
-        if (!url->url_port) return true;
+        if (!url->url_port)
+            return true;
         for (auto &hp : localHostPorts)
-            if (hp.second == url->url_port) return true;
+            if (hp.second == url->url_port)
+                return true;
     }
     return false;
 }

@@ -58,6 +58,7 @@ static const pw_param_def hello_params[] = {
 static const pw_module hello_module = {
     sizeof(pw_module), PW_ABI_MAJOR, PW_ABI_MINOR, "hello", "1.0.0", "adds a header to forwarded requests",
     hello_params, NULL, hello_init, NULL, NULL, hello_destroy, hello_on_request, NULL, NULL,
+    NULL, /* domain_release (v1.4): this module holds no domain */
 };
 
 PW_EXPORT const pw_module *pw_module_entry(uint32_t host_abi_major) {

@@ -48,6 +48,7 @@ static const pw_module stall_module = {
     stall_on_request,
     NULL,
     NULL,
+    NULL, /* domain_release (v1.4) */
 };
 
 PW_EXPORT const pw_module *pw_module_entry(uint32_t host_abi_major) {

@@ -48,6 +48,7 @@ static const pw_module b_desc = {
     b_on_request,
 #endif
     NULL, NULL,
+    NULL, /* domain_release (v1.4) */
 };
 
 #if BAD_KIND == BAD_MISSING_SYMBOL

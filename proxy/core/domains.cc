@@ -1,4 +1,4 @@
-// Tenants (docs/config.md "Tenants without restart"): the local domains are the [proxy] domains, which a reload
+// Tenants (docs/admin-api.md "Live reload" and "Tenants"): the local domains are the [proxy] domains, which a reload
 // replaces, plus the domains modules declare they serve (pw_host_api.domain_serve, ABI v1.4). A domain leaving
 // the config that no module serves is offered to the modules first (pw_module.domain_release): one that still
 // holds calls in it refuses, and then the whole reload is refused.

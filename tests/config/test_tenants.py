@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Tenants without restart (docs/config.md "Reload", docs/callpark.md "Tenants"), against the real daemon:
+"""Tenants without restart (docs/admin-api.md "Live reload" and "Tenants", docs/callpark.md "Tenants"), against the real daemon:
 
     test_tenants.py <parkway binary> <case>
 

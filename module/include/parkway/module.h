@@ -246,7 +246,8 @@ typedef struct pw_host_api {
     /* The module's own parameter (validated by the loader against its table; default applied). */
     pw_str (*param_str)(pw_host *host, const char *name);
     int64_t (*param_int)(pw_host *host, const char *name); /* INT, DURATION (ms) and BOOL (0/1) */
-    /* A core setting as text: "database" (SQLite path), "domains" (comma separated), "contact" (our SIP URI),
+    /* A core setting as text: "database" (SQLite path), "domains" (the [proxy] domains as last (re)loaded, comma
+       separated; the domains modules serve with domain_serve are not in it), "contact" (our SIP URI),
        "instance" (a name for this node), "sip_t1_ms", "config_dir" (folder of the config file, where relative
        file parameters are resolved; empty when unknown). Empty when unknown. */
     pw_str (*core_setting)(pw_host *host, const char *name);

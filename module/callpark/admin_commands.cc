@@ -311,7 +311,29 @@ json domainsSet(CallPark &cp, const json &a) {
     if (!err.empty())
         throw CmdError{400, err};
     statusOrThrow(cp.engine().setDomain(d));
+    cp.host().serveDomain(name, true); // a tenant: served without being listed in [proxy] domains
     return parsed(eng::toJson(cp.engine().domain(name)));
+}
+
+bool provisioned(CallPark &cp, const std::string &name) {
+    for (auto &d : cp.engine().domains())
+        if (d.name == name)
+            return true;
+    return false;
+}
+
+// Deprovision a tenant: its settings, extensions, groups and lots go, and this module stops serving it (it
+// stays local only while [proxy] domains lists it). Refused while calls are parked in it.
+json domainsDelete(CallPark &cp, const json &a) {
+    std::string name = reqStr(a, "domain");
+    if (!provisioned(cp, name))
+        throw CmdError{404, fmt::format("domain {} is not provisioned", name)};
+    if (size_t n = cp.liveCallsIn(name))
+        throw CmdError{409, fmt::format("domain {} has {} parked call{}: retrieve or hang them up first", name, n,
+                                        n == 1 ? "" : "s")};
+    statusOrThrow(cp.engine().removeDomain(name));
+    cp.host().serveDomain(name, false);
+    return {{"domain", name}, {"deleted", true}, {"local", cp.host().isLocalDomain(name)}};
 }
 
 json stats(CallPark &cp, const json &) {
@@ -381,6 +403,8 @@ const pw_command_def kCommands[] = {
     CMD("rules.explain", rulesExplain, "what a dial string would do {domain, caller, dial}"),
     CMD("domains.list", domainsList, "domains and their settings -> {domains:[...]}"),
     CMD("domains.set", domainsSet, "change a domain's settings {domain, ...settings}"),
+    CMD("domains.delete", domainsDelete,
+        "deprovision a domain {domain}: settings, extensions, groups, lots (409 while calls are parked in it)"),
     CMD("stats", stats, "counts of parked, recalling, bridged calls, subscriptions, MOH streams"),
     pw_command_def{sizeof(pw_command_def), nullptr, nullptr, nullptr},
 };

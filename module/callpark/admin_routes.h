@@ -21,6 +21,7 @@ static const pw_route_def kCallparkRoutes[] = {
     CALLPARK_ROUTE("DELETE", "/api/lots/{domain}/{name}", "lots.delete", PW_ROUTE_ARGS_NONE, NULL, 0),
     CALLPARK_ROUTE("GET", "/api/domains", "domains.list", PW_ROUTE_ARGS_NONE, NULL, 0),
     CALLPARK_ROUTE("PUT", "/api/domains/{domain}", "domains.set", PW_ROUTE_ARGS_BODY, NULL, 0),
+    CALLPARK_ROUTE("DELETE", "/api/domains/{domain}", "domains.delete", PW_ROUTE_ARGS_NONE, NULL, 0),
     CALLPARK_ROUTE("GET", "/api/rules", "rules.list", PW_ROUTE_ARGS_ALL_QUERY, NULL, 0),
     CALLPARK_ROUTE("POST", "/api/rules", "rules.import", PW_ROUTE_ARGS_BODY, NULL, 0),
     CALLPARK_ROUTE("POST", "/api/rules/reload", "rules.reload", PW_ROUTE_ARGS_NONE, NULL, 0),

@@ -159,6 +159,11 @@ public:
     int start();
     void stop();
     int reload();
+    // Tenants (docs/callpark.md "Tenants"): every domain provisioned in the engine is served (host domain_serve);
+    // a domain with live calls is neither released (domain_release) nor deprovisioned.
+    void declareDomains();
+    size_t liveCallsIn(const std::string &domain) const;
+    int releaseDomain(std::string_view domain, pw_writer *why);
     pw_verdict onRequest(pw_request *req);
     void onResponse(const pw_msg *resp);
 

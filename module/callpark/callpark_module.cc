@@ -127,6 +127,14 @@ int hookReload(void *ctx) noexcept {
     return sdk::guardInt(h.api(), h.raw(), "callpark", "reload", [&] { return cpOf(ctx)->reload(); });
 }
 
+int hookDomainRelease(void *ctx, pw_str domain, pw_writer *why) {
+    try {
+        return static_cast<CallPark *>(ctx)->releaseDomain(sv(domain), why);
+    } catch (...) {
+        return PW_ENOMEM; // cannot tell: keep the domain
+    }
+}
+
 const pw_module kModule = {
     sizeof(pw_module),
     PW_ABI_MAJOR,
@@ -144,6 +152,7 @@ const pw_module kModule = {
     hookResponse,
     hookReload,
     kCallparkRoutes,
+    hookDomainRelease, // v1.4 (tenants)
 };
 
 } // namespace

@@ -119,6 +119,11 @@ public:
         w.uri = text(api_->request_identity(r, &w.source));
         return w;
     }
+    // Tell the host this module serves `domain` (a tenant provisioned here) or no longer does (module.h
+    // domain_serve, v1.4). False on an older host: there the domain must be listed in [proxy] domains.
+    bool serveDomain(std::string_view domain, bool serve) const {
+        return PW_HOST_HAS(api_, domain_serve) && api_->domain_serve(host_, ps(domain), serve ? 1 : 0) == PW_OK;
+    }
     // Ask the sender to authenticate (401/407); false when it cannot be asked (the caller refuses with 403).
     bool challenge(pw_request *r) const {
         return PW_HOST_HAS(api_, request_challenge) && api_->request_challenge(r) == PW_OK;

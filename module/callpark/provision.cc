@@ -225,4 +225,33 @@ bool CallPark::loadProvisionFile(const std::string &path, std::string *err) {
     return true;
 }
 
+void CallPark::declareDomains() {
+    bool any = false, served = true;
+    for (const auto &d : engine_->domains()) {
+        any = true;
+        served = host_.serveDomain(d.name, true) && served;
+    }
+    if (any && !served)
+        host_.log(PW_LOG_WARN, "callpark: this host cannot be told which domains are provisioned here (ABI < 1.4): "
+                               "list them in [proxy] domains to serve them");
+}
+
+size_t CallPark::liveCallsIn(const std::string &domain) const {
+    eng::ListFilter f;
+    f.domain = domain;
+    return engine_->list(f).size();
+}
+
+// pw_module.domain_release: the host is about to stop serving `domain`; calls parked in it would be stranded
+// (no retrieve, no BLF, no recall to a local user), so refuse while there are any.
+int CallPark::releaseDomain(std::string_view domain, pw_writer *why) {
+    std::string d(domain);
+    size_t n = liveCallsIn(d);
+    if (n == 0)
+        return PW_OK;
+    std::string msg = fmt::format("domain {} has {} parked call{}", d, n, n == 1 ? "" : "s");
+    host_.api()->writer_error(why, 409, ps(msg));
+    return PW_ESTATE;
+}
+
 } // namespace parkway::callpark

@@ -268,6 +268,7 @@ int CallPark::start() {
         host_.log(PW_LOG_ERROR, "callpark: music on hold: {}", err);
         return PW_EINVAL;
     }
+    declareDomains(); // before the restored calls send anything: their domains are local
     restoreCalls();
     restoreWatchers(); // after the calls: their NOTIFYs show the restored park dialogs
     return PW_OK;
@@ -308,6 +309,7 @@ int CallPark::reload() {
         host_.log(PW_LOG_ERROR, "{}", err);
         return PW_EINVAL;
     }
+    declareDomains(); // the provision_file may have added domains
     if (!loadRules(&err)) {
         host_.log(PW_LOG_ERROR, "{}", err);
         return PW_EINVAL;

@@ -701,6 +701,7 @@ const pw_module kModule = {
     hookStart,         hookStop,     hookDestroy,
     hookRequest,       nullptr,      nullptr,
     kRoutes,
+    nullptr, // domain_release (v1.4): the registrar holds no domain
 };
 
 } // namespace

@@ -281,6 +281,7 @@ const pw_module kModule = {
     nullptr,           routerDestroy,
     routeOnRequest,    nullptr,
     nullptr,           nullptr,
+    nullptr, // domain_release (v1.4)
 };
 
 } // namespace

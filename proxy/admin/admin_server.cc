@@ -318,6 +318,7 @@ struct AdminServer::Impl {
 
     AdminConfig cfg;
     Proxy &proxy;
+    std::function<CommandResult()> reloadHandler; // POST /api/reload; unset: the modules' reload hooks
     Metrics &metrics;
     EventBus &events;
     std::shared_ptr<Shared> shared = std::make_shared<Shared>();
@@ -1099,6 +1100,10 @@ struct AdminServer::Impl {
     }
     void reloadAll(Call &call) {
         Proxy *px = &proxy;
+        if (reloadHandler) {
+            dispatch(call.req, reloadHandler, call.method, call.route);
+            return;
+        }
         dispatch(
             call.req,
             [px]() -> CommandResult {
@@ -1387,6 +1392,10 @@ AdminServer::AdminServer(AdminConfig cfg, Proxy &proxy, Metrics &metrics, EventB
 AdminServer::~AdminServer() { stop(); }
 
 void AdminServer::start() { impl_->start(); }
+
+void AdminServer::setReloadHandler(std::function<CommandResult()> handler) {
+    impl_->reloadHandler = std::move(handler);
+}
 
 void AdminServer::stop() {
     if (impl_) impl_->stop();

@@ -3,6 +3,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -11,6 +12,7 @@ namespace parkway::proxy {
 class Proxy;
 class Metrics;
 class EventBus;
+struct CommandResult;
 
 struct AdminConfig {
     bool enabled = true;
@@ -46,6 +48,9 @@ public:
     // Validate config (throws std::runtime_error naming the key), bind, start the thread.
     void start();
     void stop();
+    // What POST /api/reload runs, on the SIP thread (the daemon: re-read the config file, then the modules'
+    // reload; see proxy/app/main.cc). Unset: only the modules' reload hooks. Call before start().
+    void setReloadHandler(std::function<CommandResult()> handler);
     uint16_t port() const; // bound port (after start)
     size_t streamCount() const; // open /api/events streams (tests)
     size_t connectionCount() const; // open admin connections (tests)

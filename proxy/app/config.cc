@@ -97,7 +97,10 @@ const KeyDoc kKeys[] = {
      "SIP listeners, transport:address:port (udp, tcp or tls; IPv6 as [::1]; port 0 = ephemeral). The first "
      "udp/tcp one is used in Record-Route and Contact; requests over TLS get the first tls one (\"tls:0.0.0.0:5061\" "
      "needs tls_certificate and tls_private_key)"},
-    {"proxy", "domains", R"(["127.0.0.1"])", "local domains: requests to them are routed to registered contacts"},
+    {"proxy", "domains", R"(["127.0.0.1"])",
+     "local domains: requests to them are routed to registered contacts. SIGHUP / POST /api/reload re-read them "
+     "(refused while a removed domain holds parked calls); domains a module serves (tenants provisioned with PUT "
+     "/api/domains/{d}) are local without being listed"},
     {"proxy", "database", R"("parkway.db")",
      "SQLite file shared by modules (relative paths are relative to this config file's folder)"},
     {"proxy", "record_route", "true", "add Record-Route so in-dialog requests (BYE, REFER, NOTIFY) pass through us"},
@@ -175,7 +178,7 @@ const KeyDoc kKeys[] = {
      "true lets the admin API speak plain HTTP on a listen address that is not loopback (token in the clear)"},
     {"auth", "users_file", R"("")",
      "TOML file of SIP users ([[user]] domain, name, password or ha1_sha256/ha1_md5, register_for), applied at "
-     "start; more with parkctl users set (docs/auth.md)"},
+     "start and on reload (added or replaced); more with parkctl users set (docs/auth.md)"},
     {"auth", "secret", R"("")",
      "key of the digest nonces (HMAC-SHA-256); empty = a random one kept in the database. Give every node of a "
      "cluster the same one"},

@@ -19,6 +19,7 @@
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <climits>
@@ -172,6 +173,37 @@ void applyLogLevel(Logger &log, LogLevel level) {
     else unsetenv("PARKWAY_DEBUG");
 }
 
+// SIGHUP and POST /api/reload, on the SIP thread: re-read the whole config file and validate it first (a bad
+// file changes nothing; the error names the setting), then apply the [proxy] domains and the [auth] settings
+// naming them (refused as a whole when a dropped domain still holds parked calls), the log level, and last the
+// modules' reload hooks. Other settings (listeners, limits, TLS, admin) need a restart.
+CommandResult reloadConfig(const std::string &configFile, Proxy &proxy, Logger &log) {
+    using nlohmann::json;
+    AppConfig fresh;
+    try {
+        fresh = loadConfig(configFile);
+    } catch (const ConfigError &e) {
+        log.error("reload refused, nothing changed: config error: {}", e.what());
+        return {
+            400,
+            json{{"reloaded", false}, {"error", fmt::format("config error, nothing changed: {}", e.what())}}.dump()};
+    }
+    Proxy::DomainUpdate u = proxy.updateDomains(fresh.core);
+    if (!u.ok) {
+        log.error("reload refused, nothing changed: {}", u.error);
+        return {409, json{{"reloaded", false}, {"error", "reload refused, nothing changed: " + u.error}}.dump()};
+    }
+    applyLogLevel(log, fresh.logLevel);
+    log.captureSofia();
+    int failed = proxy.reload();
+    if (failed)
+        log.warn("reload: {} module(s) failed to reload", failed);
+    json out{{"reloaded", failed == 0}, {"failed", failed}, {"domains", {{"added", u.added}, {"removed", u.removed}}}};
+    if (failed)
+        out["error"] = fmt::format("{} module(s) failed to reload; see the log", failed);
+    return {failed ? 500 : 200, out.dump()};
+}
+
 // Raise the open-file limit to its hard maximum, and refuse to start when the SIP TCP connection cap cannot fit
 // in it: running out of descriptors at run time is what the caps exist to prevent.
 bool checkFileLimit(const AppConfig &cfg, Logger &log) {
@@ -251,6 +283,7 @@ int run(const std::string &configFile) {
             if (cfg.adminEnabled) {
 #ifdef PARKWAY_HAVE_ADMIN
                 admin = std::make_unique<AdminServer>(cfg.admin, *proxy, metrics, events);
+                admin->setReloadHandler([&configFile, &proxy, &log] { return reloadConfig(configFile, *proxy, log); });
                 admin->start();
                 log.info("admin API on {}:{}", cfg.admin.listen.substr(0, cfg.admin.listen.rfind(':')), admin->port());
 #else
@@ -260,15 +293,7 @@ int run(const std::string &configFile) {
             auto onSignal = [&](int sig) { // SIP thread
                 if (sig == SIGHUP) {
                     log.info("SIGHUP: reloading");
-                    try {
-                        AppConfig fresh = loadConfig(configFile);
-                        applyLogLevel(log, fresh.logLevel);
-                        log.captureSofia();
-                    } catch (const ConfigError &e) {
-                        log.error("reload: config not re-read: {}", e.what());
-                    }
-                    int failed = proxy->reload();
-                    if (failed) log.warn("reload: {} module(s) failed to reload", failed);
+                    reloadConfig(configFile, *proxy, log);
                     return;
                 }
                 log.info("{}: shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");

@@ -132,9 +132,8 @@ std::string userPart(const url_t *u) {
 } // namespace
 
 bool Proxy::Impl::isLocalDomain(const std::string &host) const {
-    for (const auto &d : cfg.domains)
-        if (!strcasecmp(d.c_str(), host.c_str()))
-            return true;
+    if (servesDomain(host))
+        return true;
     for (const auto &hp : localHostPorts)
         if (!strcasecmp(hp.first.c_str(), host.c_str()))
             return true;
@@ -146,9 +145,13 @@ void Proxy::Impl::setUpAuth() {
     a->store = std::make_unique<UserStore>(cfg.database);
     std::string secret = cfg.auth.secret.empty() ? a->store->secret() : cfg.auth.secret;
     a->nonces = std::make_unique<digest::NonceCodec>(secret, cfg.auth.nonceTtlS);
-    for (const auto &u : cfg.auth.users)
-        a->store->put(SipUser{lower(u.domain), u.user, u.ha1Sha256, u.ha1Md5, u.registerFor});
     auth = std::move(a);
+    applyUsers(cfg.auth.users);
+}
+
+void Proxy::Impl::applyUsers(const std::vector<UserEntry> &users) {
+    for (const auto &u : users)
+        auth->store->put(SipUser{lower(u.domain), u.user, u.ha1Sha256, u.ha1Md5, u.registerFor});
 }
 
 void Proxy::Impl::authHousekeep(int64_t now) {
@@ -395,12 +398,7 @@ bool Proxy::Impl::mayRelay(pw_request *tx) const {
     const url_t *ruri = sip->sip_request->rq_url;
     if (!ruri->url_host)
         return false;
-    if (isOurs(ruri))
-        return true;
-    for (const auto &d : cfg.domains)
-        if (!strcasecmp(d.c_str(), ruri->url_host))
-            return true;
-    return false;
+    return isOurs(ruri) || servesDomain(ruri->url_host);
 }
 
 // ---------------------------------------------------------------- users (admin API)

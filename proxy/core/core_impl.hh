@@ -171,6 +171,7 @@ struct ModuleInstance {
     void *ctx = nullptr;
     bool inited = false, started = false;
     std::map<std::string, std::string> paramCache;
+    std::set<std::string> servedDomains; // declared with domain_serve (v1.4), lower case (domains.cc)
 };
 
 struct LocationProvider {
@@ -249,6 +250,11 @@ struct Proxy::Impl {
     // RFC 3261 §16 without an open relay: whether the core may forward this request to where it is going.
     bool mayRelay(pw_request *tx) const;
     bool isLocalDomain(const std::string &host) const;
+    // ---- tenants (domains.cc): [proxy] domains, reloadable, plus the domains modules serve (domain_serve)
+    bool servesDomain(const std::string &host) const;                  // listed or declared (not a listener address)
+    const ModuleInstance *domainServer(const std::string &host) const; // the module declaring it, or nullptr
+    int serveDomain(ModuleInstance *mod, const std::string &domain, bool serve);
+    void applyUsers(const std::vector<UserEntry> &users); // auth.cc: users_file entries, added or replaced
     void authHousekeep(int64_t nowS);
     // Rate limiting and transport bookkeeping for every received request; false: it was dropped (no answer).
     bool admitRequest(nta_incoming_t *irq, msg_t *msg);

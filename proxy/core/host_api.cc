@@ -983,6 +983,16 @@ uint32_t hDialogInjectCseq(pw_host *h, pw_str callId, pw_str fromTag, pw_str toT
     }
 }
 
+int hDomainServe(pw_host *h, pw_str domain, int serve) noexcept {
+    try {
+        if (!h || !h->impl)
+            return PW_EINVAL;
+        return h->impl->serveDomain(h->mod, str(domain), serve != 0);
+    } catch (...) {
+        return PW_ENOMEM;
+    }
+}
+
 // ---- URIs (v1.4): parsed by sofia-sip, results unescaped (module.h uri_part)
 
 int hexDigit(char c) {
@@ -1197,9 +1207,10 @@ const pw_host_api kApi = {
     .request_identity = hRequestIdentity,
     .request_challenge = hRequestChallenge,
     .dialog_inject_cseq = hDialogInjectCseq,
-    .uri_part = hUriPart,     // v1.4
-    .uri_param = hUriParam,   // v1.4
-    .uri_header = hUriHeader, // v1.4
+    .uri_part = hUriPart,         // v1.4
+    .uri_param = hUriParam,       // v1.4
+    .uri_header = hUriHeader,     // v1.4
+    .domain_serve = hDomainServe, // v1.4 (tenants)
 };
 #pragma GCC diagnostic pop
 

@@ -63,6 +63,19 @@ public:
     // The REST routes of the loaded modules, in module then table order (fixed once addModules() returned; call it
     // from the thread that called addModules). A route whose `args` this host does not know is left out, logged.
     std::vector<ModuleRoute> moduleRoutes() const;
+
+    // SIP thread. Take the [proxy] domains and the [auth] settings that name them (unauthenticated_domains,
+    // md5_off_domains, users_file entries) from a config the loader validated. A domain leaving the list that no
+    // module serves (domain_serve) is first offered to every module (domain_release): when one refuses, e.g.
+    // because calls are parked in it, nothing changes and `error` says who refused and why. Users of a removed
+    // domain stay in the users table (inert while it is not local); users_file entries are added or replaced.
+    struct DomainUpdate {
+        bool ok = true;
+        std::string error;
+        std::vector<std::string> added, removed; // as written in the config
+    };
+    DomainUpdate updateDomains(const CoreConfig &fresh);
+
     // SIP thread only.
     std::vector<CommandInfo> commands() const;
     CommandResult runCommand(const std::string &module, const std::string &name, const std::string &argsJson);

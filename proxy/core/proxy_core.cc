@@ -249,12 +249,12 @@ bool Proxy::Impl::isOurs(const url_t *url) const {
     std::string key = hostPortKey(url->url_host, url->url_port, tls);
     for (auto &[h, p] : localHostPorts)
         if (hostPortKey(h.c_str(), p.c_str(), tls) == key) return true;
-    for (auto &d : cfg.domains) {
-        if (!strcasecmp(d.c_str(), url->url_host)) {
-            if (!url->url_port) return true;
-            for (auto &hp : localHostPorts)
-                if (hp.second == url->url_port) return true;
-        }
+    if (servesDomain(url->url_host)) {
+        if (!url->url_port)
+            return true;
+        for (auto &hp : localHostPorts)
+            if (hp.second == url->url_port)
+                return true;
     }
     return false;
 }

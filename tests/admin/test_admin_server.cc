@@ -62,11 +62,10 @@ ModuleState callparkState, registrarState;
 std::string str(pw_str s) { return s.len ? std::string(s.ptr, s.len) : std::string(); }
 pw_str pws(const std::string &s) { return pw_str{s.data(), s.size()}; }
 
-const char *const kCallparkCommands[] = {"parked.list", "parked.get",   "parked.recall", "parked.hangup",
-                                         "groups.list", "groups.set",   "groups.delete", "lots.list",
-                                         "lots.set",    "lots.delete",  "rules.list",    "rules.import",
-                                         "rules.reload", "rules.explain", "domains.list", "domains.set",
-                                         "stats",       "emit"};
+const char *const kCallparkCommands[] = {
+    "parked.list",  "parked.get",  "parked.recall",  "parked.hangup", "groups.list",  "groups.set",   "groups.delete",
+    "lots.list",    "lots.set",    "lots.delete",    "rules.list",    "rules.import", "rules.reload", "rules.explain",
+    "domains.list", "domains.set", "domains.delete", "stats",         "emit"};
 
 template <int N> int callparkRun(void *ctx, pw_str args, pw_writer *out) {
     auto *st = static_cast<ModuleState *>(ctx);
@@ -93,7 +92,7 @@ template <int... I> constexpr std::array<pw_command_def, sizeof...(I) + 1> makeC
     return {{pw_command_def{sizeof(pw_command_def), kCallparkCommands[I], "test", &callparkRun<I>}...,
              pw_command_def{sizeof(pw_command_def), nullptr, nullptr, nullptr}}};
 }
-const auto kCallparkTable = makeCommands(std::make_integer_sequence<int, 18>{});
+const auto kCallparkTable = makeCommands(std::make_integer_sequence<int, 19>{});
 
 int regsRun(void *ctx, pw_str args, pw_writer *out) {
     auto *st = static_cast<ModuleState *>(ctx);
@@ -364,6 +363,7 @@ TEST_CASE("admin: every endpoint maps to its module command", "[admin]") {
            {{"domain", "d"}, {"name", "main"}, {"first_slot", 701}, {"last_slot", 720}});
     expect("DELETE", "/api/lots/d/main", "", "lots.delete", {{"domain", "d"}, {"name", "main"}});
     expect("PUT", "/api/domains/d", R"({"park_code":"*68"})", "domains.set", {{"domain", "d"}, {"park_code", "*68"}});
+    expect("DELETE", "/api/domains/d", "", "domains.delete", {{"domain", "d"}});
     expect("GET", "/api/rules", "", "rules.list", json::object());
     expect("POST", "/api/rules", R"({"text":"1 0 ...","replace":true})", "rules.import",
            {{"text", "1 0 ..."}, {"replace", true}});

@@ -109,6 +109,11 @@ int hookCommand(void *ctx, pw_str args, pw_writer *out) {
     if (!self->onCommand) return self->api->writer_error(out, 404, PW_STR_LIT("no command"));
     return self->onCommand(std::string(args.ptr ? args.ptr : "", args.len), out);
 }
+int hookDomainRelease(void *ctx, pw_str domain, pw_writer *why) {
+    auto *self = static_cast<HookModule *>(ctx);
+    return self->onDomainRelease ? self->onDomainRelease(std::string(domain.ptr ? domain.ptr : "", domain.len), why)
+                                 : PW_OK;
+}
 } // namespace
 
 HookModule::HookModule(std::string name) : name_(std::move(name)) {
@@ -130,6 +135,7 @@ HookModule::HookModule(std::string name) : name_(std::move(name)) {
     desc_.destroy = hookDestroy;
     desc_.on_request = hookRequest;
     desc_.on_response = hookResponse;
+    desc_.domain_release = hookDomainRelease;
 }
 
 proxy::LoadedModule HookModule::loaded() {

@@ -51,6 +51,7 @@ public:
     std::function<int()> onStart;
     std::function<void()> onStop;
     std::function<int(const std::string &args, pw_writer *out)> onCommand; // command "test"
+    std::function<int(const std::string &domain, pw_writer *why)> onDomainRelease; // v1.4; default: PW_OK
 
     // Set by init(): valid while the proxy lives.
     const pw_host_api *api = nullptr;

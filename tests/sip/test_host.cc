@@ -70,3 +70,56 @@ TEST_CASE("Module log lines go to CoreConfig::logSink with level and module name
     CHECK(has(PW_LOG_WARN, "disk nearly full"));
     CHECK(has(PW_LOG_DEBUG, "detail"));
 }
+
+TEST_CASE("domain_serve makes a domain local; a reload's domains apply at once; domain_release can refuse it all",
+          "[host][tenants]") {
+    auto cfg = SipTestEnv::defaultConfig();
+    cfg.domains = {"a.example", "b.example"};
+    SipTestEnv env(cfg);
+    HookModule m("tenants");
+    std::vector<std::string> asked;
+    m.onDomainRelease = [&](const std::string &d, pw_writer *why) {
+        asked.push_back(d);
+        if (d != "b.example")
+            return PW_OK;
+        m.api->writer_error(why, 409, PW_STR_LIT("domain b.example has 1 parked call"));
+        return PW_ESTATE;
+    };
+    env.add(m);
+    env.start();
+    auto local = [&](const char *d) { return m.api->is_local_domain(m.host, pw_str{d, strlen(d)}) == 1; };
+    auto serve = [&](const char *d, int on) { return m.api->domain_serve(m.host, pw_str{d, strlen(d)}, on); };
+    REQUIRE(PW_HOST_HAS(m.api, domain_serve));
+
+    CHECK_FALSE(local("t.example"));
+    CHECK(serve("T.Example", 1) == PW_OK); // case-insensitive, like host names
+    CHECK(local("t.example"));
+    CHECK(serve("", 1) == PW_EINVAL);
+    CHECK(serve("bad domain", 1) == PW_EINVAL);
+
+    // Dropping b.example, which the module refuses: nothing changes, the error names domain, module and reason.
+    proxy::CoreConfig fresh = cfg;
+    fresh.domains = {"c.example"};
+    auto u = env.proxy().updateDomains(fresh);
+    CHECK_FALSE(u.ok);
+    CHECK(u.error == "proxy.domains: cannot remove b.example: module tenants: domain b.example has 1 parked call");
+    CHECK(local("a.example"));
+    CHECK(local("b.example"));
+    CHECK_FALSE(local("c.example"));
+
+    // Dropping a.example (released) and t.example's config entry (a module serves it: not even asked).
+    fresh.domains = {"b.example", "c.example", "t.example"};
+    u = env.proxy().updateDomains(fresh);
+    REQUIRE(u.ok);
+    CHECK(u.added == std::vector<std::string>{"c.example", "t.example"});
+    CHECK(u.removed == std::vector<std::string>{"a.example"});
+    CHECK_FALSE(local("a.example"));
+    CHECK(local("c.example"));
+    asked.clear();
+    fresh.domains = {"b.example", "c.example"};
+    REQUIRE(env.proxy().updateDomains(fresh).ok);
+    CHECK(asked.empty()); // t.example stays local: the module serves it
+    CHECK(local("t.example"));
+    CHECK(serve("t.example", 0) == PW_OK);
+    CHECK_FALSE(local("t.example"));
+}

@@ -566,7 +566,16 @@ std::vector<Command> defineCommands(CLI::App &app, Args &a) {
     auto *regs = app.add_subcommand("registrations", "list registered contacts");
     regs->add_option("--aor", a.aor, "only this address of record");
     add(regs, &listRegistrations);
-    add(app.add_subcommand("domains", "list domains and their settings"), [](Cli &cli, const Args &) {
+    auto *domains = app.add_subcommand("domains", "list domains and their settings (or: domains delete DOMAIN)");
+    auto *domainsDel = domains->add_subcommand("delete", "deprovision a domain (refused while calls are parked in it)");
+    domainsDel->add_option("domain", a.domain, "domain")->required();
+    add(domainsDel, [](Cli &cli, const Args &a) {
+        json v = cli.call("DELETE", "/api/domains/" + urlEncode(a.domain));
+        bool local = v.is_object() && v.value("local", false);
+        cli.done(v, fmt::format("domain {} deprovisioned{}", a.domain, local ? " (still in [proxy] domains)" : ""));
+        return kOk;
+    });
+    add(domains, [](Cli &cli, const Args &) {
         cli.printList(cli.call("GET", "/api/domains"), {"domain", "name"}, "no domains");
         return kOk;
     });
@@ -618,9 +627,17 @@ std::vector<Command> defineCommands(CLI::App &app, Args &a) {
     eventsCmd->add_option("--count", a.count, "stop after N events")->check(CLI::Range(0, 1000000000));
     eventsCmd->add_option("--types", a.types, "only these event types (comma separated)");
     add(eventsCmd, &streamEvents);
-    add(app.add_subcommand("reload", "reload rules, groups and domain settings (like SIGHUP)"),
+    add(app.add_subcommand("reload", "re-read the config file ([proxy] domains, [auth]), rules, groups and domain "
+                                     "settings (like SIGHUP)"),
         [](Cli &cli, const Args &) {
-            cli.done(cli.call("POST", "/api/reload", json::object()), "reloaded");
+            json v = cli.call("POST", "/api/reload", json::object());
+            std::string changes;
+            if (v.is_object() && v.contains("domains") && v["domains"].is_object())
+                for (const char *k : {"added", "removed"})
+                    if (v["domains"].contains(k) && v["domains"][k].is_array() && !v["domains"][k].empty())
+                        changes += fmt::format("{}domains {}: {}", changes.empty() ? " (" : "; ", k,
+                                               fmt::join(v["domains"][k].get<std::vector<std::string>>(), " "));
+            cli.done(v, "reloaded" + changes + (changes.empty() ? "" : ")"));
             return kOk;
         });
     add(app.add_subcommand("metrics", "print the Prometheus metrics"), [](Cli &cli, const Args &) {

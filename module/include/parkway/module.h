@@ -37,7 +37,8 @@ extern "C" {
 
 #define PW_ABI_MAJOR 1u
 /* 1.1: dialog_accept_commit; 1.2: request_identity, request_challenge; 1.3: dialog_inject_cseq;
-   1.4: uri_part, uri_param, uri_header (pw_host_api) and routes (pw_module) */
+   1.4: uri_part, uri_param, uri_header (pw_host_api) and routes (pw_module);
+   domain_serve (pw_host_api) and domain_release (pw_module): tenants */
 #define PW_ABI_MINOR 4u
 
 /* Whether the host table `api` has the member `member` and it is set. A member added in a later minor version
@@ -319,7 +320,8 @@ typedef struct pw_host_api {
        Lifetime: until the module is destroyed. */
     pw_str (*param_str)(pw_host *host, const char *name);
     int64_t (*param_int)(pw_host *host, const char *name); /* INT, DURATION (ms) and BOOL (0/1) */
-    /* A core setting as text: "database" (SQLite path), "domains" (comma separated), "contact" (our SIP URI),
+    /* A core setting as text: "database" (SQLite path), "domains" (the [proxy] domains as last (re)loaded, comma
+       separated; the domains modules serve with domain_serve are not in it), "contact" (our SIP URI),
        "instance" (a name for this node), "sip_t1_ms", "config_dir" (folder of the config file, where relative
        file parameters are resolved; empty when unknown), "outbound_proxy" ([proxy] outbound_proxy, the default
        next hop of out-of-dialog requests modules send without one), "outbound_proxy:<domain>" (the one used
@@ -528,6 +530,18 @@ typedef struct pw_host_api {
        §7), name case-insensitive, the first when repeated, unescaped ("cid%3Bto-tag%3Da" -> "cid;to-tag=a").
        Absent: {NULL, 0}; present and empty: a non-NULL ptr with len 0. */
     pw_str (*uri_header)(pw_host *host, pw_str uri, pw_str name);
+    /* --- v1.4 (tenants) ---------------------------------------------------------------------------- */
+    /*
+     * Declare that this module serves `domain` (serve = 1) or no longer does (serve = 0), e.g. a tenant
+     * provisioned in the module's own store (docs/callpark.md "Tenants"). A served domain is a local domain for
+     * the host exactly like one listed in [proxy] domains: is_local_domain() says 1, requests for it are routed to
+     * registered contacts, its users are challenged in its realm (docs/auth.md). The host keeps one set per
+     * module; a domain stays local while [proxy] domains or any module lists it. Declaring twice is harmless.
+     * Comparison is case-insensitive; the host copies the name. PW_OK, or PW_EINVAL for an empty name or one
+     * with characters no host name has. SIP thread only. Check PW_HOST_HAS(api, domain_serve): a v1.0-1.3 host
+     * lacks it (there, list the domain in [proxy] domains instead).
+     */
+    int (*domain_serve)(pw_host *host, pw_str domain, int serve);
 } pw_host_api;
 
 /* ---------------------------------------------------------------- the module descriptor */
@@ -560,6 +574,16 @@ typedef struct pw_module {
        covers it, see PW_MODULE_HAS) */
     /* REST routes the admin API serves for the module's commands (pw_route_def); NULL when none. */
     const pw_route_def *routes;
+    /* --- v1.4 (tenants) ---------------------------------------------------------------------------- */
+    /*
+     * Optional. The host is about to stop serving `domain` (a reload drops it from [proxy] domains and no module
+     * declared it with domain_serve). Return PW_OK to let it go, or PW_ESTATE to refuse, after writing why with
+     * writer_error(why, 409, "...") (e.g. "domain X has 2 parked calls"): the host then refuses the WHOLE reload
+     * and reports that message, so nothing changes. Called on the SIP thread, before anything is applied; it must
+     * not change state. The host reads this member only when struct_size covers it (a v1.0-1.3 module never
+     * refuses).
+     */
+    int (*domain_release)(void *ctx, pw_str domain, pw_writer *why);
 } pw_module;
 
 typedef const pw_module *(*pw_module_entry_fn)(uint32_t host_abi_major);

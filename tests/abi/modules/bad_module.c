@@ -70,6 +70,7 @@ static const pw_module b_desc = {
 #else
     NULL,
 #endif
+    NULL, /* domain_release (v1.4) */
 };
 
 #if BAD_KIND == BAD_MISSING_SYMBOL

@@ -155,6 +155,9 @@ struct Daemon {
     su_root_t *root = nullptr;
     Proxy *proxy = nullptr;
     std::string dir;
+    // The SIP loop polls this instead of being woken by a post() to stop: sofia's cross-thread wakeup writes to a
+    // socket the loop may already be closing once it has seen the message (ThreadSanitizer reports that race).
+    std::atomic<bool> stopping{false};
 
     explicit Daemon(AdminConfig cfg = defaultConfig(), bool withCallpark = true, const pw_module *extra = nullptr) {
         char tmpl[] = "/tmp/parkway-admin-test-XXXXXX";
@@ -187,7 +190,8 @@ struct Daemon {
                 ready.set_exception(std::current_exception());
                 return;
             }
-            su_root_run(root);
+            while (!stopping.load())
+                su_root_step(root, 20);
             proxy->stop();
             delete proxy;
             proxy = nullptr;
@@ -212,8 +216,7 @@ struct Daemon {
     ~Daemon() { shutdown(); }
     void shutdown() {
         admin.reset(); // first: it posts into the SIP thread
-        su_root_t *r = root;
-        proxy->post([r] { su_root_break(r); });
+        stopping = true;
         sip.join();
         std::filesystem::remove_all(dir);
     }

@@ -2,6 +2,7 @@
 // only the ABI). Not a full RFC 3261 parser: enough for addr-specs and Contact values.
 #pragma once
 #include <parkway/module.h>
+#include <parkway/module.hpp>
 
 #include <algorithm>
 #include <cctype>
@@ -72,47 +73,13 @@ inline SipUri parseSipUri(const std::string &text) {
     return u;
 }
 
-// %XX decoding (RFC 3261 §19.1.2); a '%' without two hex digits stays as it is (as the host's uri_part does).
-inline std::string unescapeUri(const std::string &s) {
-    auto hex = [](char c) {
-        return std::isxdigit(static_cast<unsigned char>(c)) ? std::stoi(std::string(1, c), nullptr, 16) : -1;
-    };
-    std::string out;
-    for (size_t i = 0; i < s.size(); ++i) {
-        if (s[i] == '%' && i + 2 < s.size() && hex(s[i + 1]) >= 0 && hex(s[i + 2]) >= 0) {
-            out += static_cast<char>(hex(s[i + 1]) * 16 + hex(s[i + 2]));
-            i += 2;
-        } else {
-            out += s[i];
-        }
-    }
-    return out;
-}
-
-// A user part escaped canonically: RFC 3261 §25.1 `user` characters stay, every other byte is %XX (upper case).
-inline std::string escapeUser(const std::string &s) {
-    std::string out;
-    for (unsigned char c : s) {
-        if (std::isalnum(c) ||
-            (c && std::string("-_.!~*'()&=+$,;?/").find(static_cast<char>(c)) != std::string::npos)) {
-            out += static_cast<char>(c);
-        } else {
-            static const char *kHex = "0123456789ABCDEF";
-            out += '%';
-            out += kHex[c >> 4];
-            out += kHex[c & 15];
-        }
-    }
-    return out;
-}
-
 // Address-of-record key: "sip:user@host" (no port, no params; sips folded to sip; the user unescaped and
 // re-escaped canonically so two spellings of one user are one AOR, RFC 3261 §19.1.4). "" when not a SIP URI.
 // The same form as the host's uri_part(PW_URI_AOR) (module.h, ABI 1.4), which the registrar prefers.
 inline std::string canonicalAor(const std::string &uri) {
     SipUri u = parseSipUri(uri);
     if (!u.ok) return "";
-    std::string user = escapeUser(unescapeUri(u.user));
+    std::string user = sdk::uriEscapeUser(sdk::uriUnescape(u.user));
     return "sip:" + (user.empty() ? std::string() : user + "@") + u.host;
 }
 

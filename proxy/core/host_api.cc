@@ -6,6 +6,8 @@
 
 #include <sofia-sip/tport.h>
 
+#include <parkway/module.hpp>
+
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
@@ -995,48 +997,6 @@ int hDomainServe(pw_host *h, pw_str domain, int serve) noexcept {
 
 // ---- URIs (v1.4): parsed by sofia-sip, results unescaped (module.h uri_part)
 
-int hexDigit(char c) {
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-// %XX decoding (RFC 3261 §19.1.2, RFC 3986 §2.1); a '%' not followed by two hex digits is kept as it is.
-std::string unescape(std::string_view s) {
-    std::string out;
-    out.reserve(s.size());
-    for (size_t i = 0; i < s.size(); ++i) {
-        int hi = s[i] == '%' && i + 2 < s.size() ? hexDigit(s[i + 1]) : -1;
-        int lo = hi >= 0 ? hexDigit(s[i + 2]) : -1;
-        if (lo < 0) {
-            out += s[i];
-            continue;
-        }
-        out += static_cast<char>(hi * 16 + lo);
-        i += 2;
-    }
-    return out;
-}
-
-// The user part re-escaped canonically: what RFC 3261 §25.1 `user` allows (unreserved / user-unreserved) stays,
-// everything else becomes %XX with upper-case hex.
-std::string escapeUser(std::string_view s) {
-    static const char *kAllowed = "-_.!~*'()&=+$,;?/";
-    std::string out;
-    for (unsigned char c : s) {
-        if (std::isalnum(c) || (c && std::strchr(kAllowed, c))) {
-            out += static_cast<char>(c);
-        } else {
-            out += fmt::format("%{:02X}", c);
-        }
-    }
-    return out;
-}
-
 // The URI inside a name-addr's angle brackets, or the text itself.
 std::string addrSpec(pw_str uri) {
     std::string t = str(uri);
@@ -1068,7 +1028,7 @@ std::string uriPart(const url_t *u, int part) {
     case PW_URI_SCHEME:
         return lower(s(u->url_scheme));
     case PW_URI_USER:
-        return unescape(s(u->url_user));
+        return sdk::uriUnescape(s(u->url_user));
     case PW_URI_HOST:
         return lower(s(u->url_host));
     case PW_URI_PORT:
@@ -1077,7 +1037,7 @@ std::string uriPart(const url_t *u, int part) {
         std::string scheme = lower(s(u->url_scheme));
         if (u->url_type == url_tel)
             return scheme + ":" + s(u->url_user);
-        std::string user = escapeUser(unescape(s(u->url_user)));
+        std::string user = sdk::uriEscapeUser(sdk::uriUnescape(s(u->url_user)));
         return scheme + ":" + (user.empty() ? "" : user + "@") + lower(s(u->url_host));
     }
     default:
@@ -1093,8 +1053,8 @@ std::optional<std::string> listValue(const char *list, char sep, std::string_vie
         std::string_view item = rest.substr(0, end);
         rest = end == std::string_view::npos ? std::string_view() : rest.substr(end + 1);
         size_t eq = item.find('=');
-        if (sofia::iequals(unescape(item.substr(0, eq)), name))
-            return eq == std::string_view::npos ? std::string() : unescape(item.substr(eq + 1));
+        if (sofia::iequals(sdk::uriUnescape(item.substr(0, eq)), name))
+            return eq == std::string_view::npos ? std::string() : sdk::uriUnescape(item.substr(eq + 1));
     }
     return std::nullopt;
 }

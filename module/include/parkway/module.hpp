@@ -43,6 +43,54 @@ inline bool present(pw_str s) noexcept {
     return s.ptr != nullptr;
 }
 
+// ------------------------------------------------------------------------------------------------- URI escaping
+
+// The escaping rules of the host's URI accessors (module.h uri_part), for code that must read URIs the same way on
+// a host without them: %XX decoding (RFC 3261 §19.1.2; a '%' without two hex digits stays as it is), and a user
+// part re-escaped canonically as PW_URI_AOR gives it (RFC 3261 §25.1 `user` characters stay, every other byte is
+// %XX in upper case; §19.1.4: two spellings of one user compare equal).
+inline int hexDigit(char c) noexcept {
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+inline std::string uriUnescape(std::string_view s) {
+    std::string out;
+    out.reserve(s.size());
+    for (std::size_t i = 0; i < s.size(); ++i) {
+        int hi = s[i] == '%' && i + 2 < s.size() ? hexDigit(s[i + 1]) : -1;
+        int lo = hi >= 0 ? hexDigit(s[i + 2]) : -1;
+        if (lo < 0) {
+            out += s[i];
+            continue;
+        }
+        out += static_cast<char>(hi * 16 + lo);
+        i += 2;
+    }
+    return out;
+}
+inline std::string uriEscapeUser(std::string_view s) {
+    static const char *kHex = "0123456789ABCDEF";
+    static const std::string_view kMarks = "-_.!~*'()&=+$,;?/";
+    std::string out;
+    for (unsigned char c : s) {
+        bool keep = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                    (c && kMarks.find(static_cast<char>(c)) != std::string_view::npos);
+        if (keep) {
+            out += static_cast<char>(c);
+        } else {
+            out += '%';
+            out += kHex[c >> 4];
+            out += kHex[c & 15];
+        }
+    }
+    return out;
+}
+
 namespace literals {
 // "Alert-Info"_pw
 inline constexpr pw_str operator""_pw(const char *s, std::size_t n) noexcept {

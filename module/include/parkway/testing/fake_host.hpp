@@ -19,6 +19,7 @@
 // Functions a test does not need (sending requests, dialogs on the wire, posting) return PW_EUNSUPPORTED/NULL.
 #pragma once
 #include <parkway/module.h>
+#include <parkway/module.hpp>
 
 #include <dlfcn.h>
 
@@ -116,47 +117,6 @@ struct UriParts {
     std::string scheme, user, host, port, params, headers; // raw (escaped) user, params and headers
 };
 
-inline int hexValue(char c) {
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-inline std::string unescapeUri(std::string_view s) {
-    std::string out;
-    for (size_t i = 0; i < s.size(); ++i) {
-        int hi = s[i] == '%' && i + 2 < s.size() ? hexValue(s[i + 1]) : -1;
-        int lo = hi >= 0 ? hexValue(s[i + 2]) : -1;
-        if (lo < 0) {
-            out += s[i];
-            continue;
-        }
-        out += static_cast<char>(hi * 16 + lo);
-        i += 2;
-    }
-    return out;
-}
-
-// The user part re-escaped as module.h PW_URI_AOR says: RFC 3261 §25.1 `user` characters stay, others are %XX.
-inline std::string escapeUser(std::string_view s) {
-    static const char *kHex = "0123456789ABCDEF";
-    std::string out;
-    for (unsigned char c : s) {
-        if (std::isalnum(c) || (c && std::strchr("-_.!~*'()&=+$,;?/", c))) {
-            out += static_cast<char>(c);
-        } else {
-            out += '%';
-            out += kHex[c >> 4];
-            out += kHex[c & 15];
-        }
-    }
-    return out;
-}
-
 inline UriParts parseUri(std::string t) {
     UriParts u;
     if (auto lt = t.find('<'); lt != std::string::npos)
@@ -201,8 +161,8 @@ inline std::optional<std::string> uriListValue(const std::string &list, char sep
         size_t end = list.find(sep, pos);
         std::string item = list.substr(pos, end == std::string::npos ? std::string::npos : end - pos);
         auto eq = item.find('=');
-        if (lowerCase(unescapeUri(item.substr(0, eq))) == lowerCase(name))
-            return eq == std::string::npos ? std::string() : unescapeUri(item.substr(eq + 1));
+        if (lowerCase(sdk::uriUnescape(item.substr(0, eq))) == lowerCase(name))
+            return eq == std::string::npos ? std::string() : sdk::uriUnescape(item.substr(eq + 1));
         if (end == std::string::npos)
             break;
         pos = end + 1;
@@ -494,7 +454,7 @@ private:
             v = u.scheme;
             break;
         case PW_URI_USER:
-            v = unescapeUri(u.user);
+            v = sdk::uriUnescape(u.user);
             break;
         case PW_URI_HOST:
             v = u.host;
@@ -505,7 +465,8 @@ private:
         case PW_URI_AOR:
             v = u.scheme == "tel"
                     ? u.scheme + ":" + u.user
-                    : u.scheme + ":" + (u.user.empty() ? "" : escapeUser(unescapeUri(u.user)) + "@") + u.host;
+                    : u.scheme + ":" + (u.user.empty() ? "" : sdk::uriEscapeUser(sdk::uriUnescape(u.user)) + "@") +
+                          u.host;
             break;
         default:
             return none();

@@ -211,4 +211,32 @@ inline int rtpPayloadType(RawUdp &s) {
     return -1;
 }
 
+// 1003 calls 2002 through the proxy (record-routed); returns 1003's INVITE client. 2002 takes
+// REFERs (202) and BYEs; 1003 takes NOTIFYs and BYEs.
+inline Client &callThroughProxy(ParkEnv &p, TestUa &a, TestUa &b, uint16_t rtpA, uint16_t rtpB) {
+    b.autoAnswer("INVITE", 200, offerSdp(rtpB), "application/sdp");
+    b.autoAnswer("REFER", 202);
+    b.autoAnswer("BYE", 200);
+    a.autoAnswer("NOTIFY", 200);
+    a.autoAnswer("BYE", 200);
+    RequestOptions o;
+    o.from = "\"James\" <" + aorOf("1003") + ">";
+    o.to = "<" + aorOf("2002") + ">";
+    o.body = offerSdp(rtpA);
+    o.contentType = "application/sdp";
+    auto &c = a.send("INVITE", aorOf("2002"), o);
+    REQUIRE(p.waitFinal(c));
+    REQUIRE(c.finalStatus == 200);
+    return c;
+}
+
+// The REFER NOTIFYs (Event: refer, RFC 3515 §2.4.4) a UA received, in order.
+inline std::vector<const SipMessage *> referNotifies(TestUa &ua) {
+    std::vector<const SipMessage *> out;
+    for (auto &in : ua.incoming)
+        if (in->request.method() == "NOTIFY" && in->request.header("Event").rfind("refer", 0) == 0)
+            out.push_back(&in->request);
+    return out;
+}
+
 } // namespace parkway::test

@@ -22,32 +22,6 @@ void orbitLot(ParkEnv &p, const std::string &slotAttrs = "") {
     REQUIRE(st == 200);
 }
 
-// 1003 calls 2002 through the proxy (record-routed); returns 1003's INVITE client.
-Client &call(ParkEnv &p, TestUa &a, TestUa &b, uint16_t rtpA, uint16_t rtpB) {
-    b.autoAnswer("INVITE", 200, offerSdp(rtpB), "application/sdp");
-    b.autoAnswer("REFER", 202);
-    b.autoAnswer("BYE", 200);
-    a.autoAnswer("NOTIFY", 200);
-    a.autoAnswer("BYE", 200);
-    RequestOptions o;
-    o.from = "\"James\" <" + aorOf("1003") + ">";
-    o.to = "<" + aorOf("2002") + ">";
-    o.body = offerSdp(rtpA);
-    o.contentType = "application/sdp";
-    auto &c = a.send("INVITE", aorOf("2002"), o);
-    REQUIRE(p.waitFinal(c));
-    REQUIRE(c.finalStatus == 200);
-    return c;
-}
-
-std::vector<const SipMessage *> referNotifies(TestUa &ua) {
-    std::vector<const SipMessage *> out;
-    for (auto &in : ua.incoming)
-        if (in->request.method() == "NOTIFY" && in->request.header("Event").rfind("refer", 0) == 0)
-            out.push_back(&in->request);
-    return out;
-}
-
 std::string referredBy(const std::string &ext) {
     return "Referred-By: <" + aorOf(ext) + ">";
 }
@@ -60,7 +34,7 @@ TEST_CASE("orbit by transfer - passthrough: the transferee's INVITE to slot 702 
     orbitLot(p);
     auto &a = p.phone("1003");
     auto &b = p.phone("2002");
-    auto &c = call(p, a, b, 4600, 4602);
+    auto &c = callThroughProxy(p, a, b, 4600, 4602);
     RequestOptions r;
     r.headers = {"Refer-To: <sip:702@" + kDomain + ">", referredBy("1003")};
     auto &refer = a.inDialog(c, "REFER", r);
@@ -89,7 +63,7 @@ TEST_CASE("orbit by transfer - passthrough: the REFER we saw makes the INVITE to
     orbitLot(p);
     auto &a = p.phone("1003");
     auto &b = p.phone("2002");
-    auto &c = call(p, a, b, 4610, 4612);
+    auto &c = callThroughProxy(p, a, b, 4610, 4612);
     RequestOptions r;
     r.headers = {"Refer-To: <sip:702@" + kDomain + ">"};
     auto &refer = a.inDialog(c, "REFER", r);
@@ -194,7 +168,7 @@ TEST_CASE("orbit by transfer - takeover: a REFER to slot 702 parks the transfere
     orbitLot(p);
     auto &a = p.phone("1003");
     auto &b = p.phone("2002");
-    auto &c = call(p, a, b, 4650, 4652);
+    auto &c = callThroughProxy(p, a, b, 4650, 4652);
     RequestOptions r;
     r.headers = {"Refer-To: <sip:702@" + kDomain + ">", referredBy("1003")};
     auto &refer = a.inDialog(c, "REFER", r);
@@ -227,7 +201,7 @@ TEST_CASE("orbit by transfer - takeover: a REFER to an occupied slot fails in th
     REQUIRE(i0.finalStatus == 200);
     auto &a = p.phone("1003");
     auto &b = p.phone("2002");
-    auto &c = call(p, a, b, 4662, 4664);
+    auto &c = callThroughProxy(p, a, b, 4662, 4664);
     RequestOptions r;
     r.headers = {"Refer-To: <sip:702@" + kDomain + ">"};
     auto &refer = a.inDialog(c, "REFER", r);

@@ -5,41 +5,11 @@
 using namespace parkway::test;
 using nlohmann::json;
 
-namespace {
-
-// 1003 calls 2002 through the proxy (record-routed); returns 1003's INVITE client.
-Client &call(ParkEnv &p, TestUa &a, TestUa &b, uint16_t rtpA, uint16_t rtpB) {
-    b.autoAnswer("INVITE", 200, offerSdp(rtpB), "application/sdp");
-    b.autoAnswer("REFER", 202);
-    b.autoAnswer("BYE", 200);
-    a.autoAnswer("NOTIFY", 200);
-    a.autoAnswer("BYE", 200);
-    RequestOptions o;
-    o.from = "\"James\" <" + aorOf("1003") + ">";
-    o.to = "<" + aorOf("2002") + ">";
-    o.body = offerSdp(rtpA);
-    o.contentType = "application/sdp";
-    auto &c = a.send("INVITE", aorOf("2002"), o);
-    REQUIRE(p.waitFinal(c));
-    REQUIRE(c.finalStatus == 200);
-    return c;
-}
-
-std::vector<const SipMessage *> referNotifies(TestUa &ua) {
-    std::vector<const SipMessage *> out;
-    for (auto &in : ua.incoming)
-        if (in->request.method() == "NOTIFY" && in->request.header("Event").rfind("refer", 0) == 0)
-            out.push_back(&in->request);
-    return out;
-}
-
-} // namespace
-
 TEST_CASE("REFER passthrough - the transferee's INVITE is parked with the REFER's sender as parker", "[refer]") {
     ParkEnv p;
     auto &a = p.phone("1003");
     auto &b = p.phone("2002");
-    auto &c = call(p, a, b, 4200, 4202);
+    auto &c = callThroughProxy(p, a, b, 4200, 4202);
     RequestOptions r;
     r.headers = {"Refer-To: <sip:*68@" + kDomain + ">"};
     auto &refer = a.inDialog(c, "REFER", r);
@@ -63,7 +33,7 @@ TEST_CASE("REFER takeover - 202 then NOTIFY 100 at once then INVITE with Replace
     ParkEnv p(o);
     auto &a = p.phone("1003");
     auto &b = p.phone("2002");
-    auto &c = call(p, a, b, 4206, 4208);
+    auto &c = callThroughProxy(p, a, b, 4206, 4208);
     RequestOptions r;
     r.headers = {"Refer-To: <sip:*68103@" + kDomain + ">", "Referred-By: <" + aorOf("1003") + ">"};
     auto &refer = a.inDialog(c, "REFER", r);
@@ -128,7 +98,7 @@ TEST_CASE("REFER takeover with every group member occupied - the final sipfrag c
     REQUIRE(i0.finalStatus == 200);
     auto &a = p.phone("1003");
     auto &b = p.phone("2002");
-    auto &c = call(p, a, b, 4214, 4216);
+    auto &c = callThroughProxy(p, a, b, 4214, 4216);
     RequestOptions r;
     r.headers = {"Refer-To: <sip:*58@" + kDomain + ">"};
     auto &refer = a.inDialog(c, "REFER", r);
@@ -152,7 +122,7 @@ TEST_CASE("REFER takeover - a duplicated REFER in the same dialog parks once", "
     ParkEnv p(o);
     auto &a = p.phone("1003");
     auto &b = p.phone("2002");
-    auto &c = call(p, a, b, 4220, 4222);
+    auto &c = callThroughProxy(p, a, b, 4220, 4222);
     RequestOptions r;
     r.headers = {"Refer-To: <sip:*68103@" + kDomain + ">"};
     auto &refer1 = a.inDialog(c, "REFER", r);
@@ -177,7 +147,7 @@ TEST_CASE("REFER takeover the transferee refuses - the NOTIFYs continue its CSeq
     ParkEnv p(o);
     auto &a = p.phone("1003");
     auto &b = p.phone("2002");
-    auto &c = call(p, a, b, 4224, 4226);
+    auto &c = callThroughProxy(p, a, b, 4224, 4226);
     a.autoAnswer("INFO", 200);
     b.clearRules();
     b.autoAnswer("INVITE", 420); // the takeover INVITE with Replaces fails

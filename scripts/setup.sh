@@ -17,6 +17,8 @@ PACKAGES=(
   # tests and tools
   sip-tester python3 curl sqlite3 openssl sipvicious baresip-core
   kamailio # tests/interop/test_kamailio.py: Parkway behind a real Kamailio 5.6 (docs/carrier.md)
+  # parkway-replay (docs/replay.md): libpcap reads captures; tshark records real clients (baresip, linphone)
+  libpcap-dev tshark sngrep linphone-cli
   # fuzzing (scripts/fuzz.sh): clang 14 with libFuzzer and the sanitizer runtimes; libxml2 checks XML bodies
   clang-14 libclang-rt-14-dev libxml2-dev
 )
@@ -35,7 +37,8 @@ fi
 
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then
-  if command -v sudo >/dev/null 2>&1; then SUDO="sudo"; else
+  # sudo drops the environment: pass DEBIAN_FRONTEND through it (tshark's debconf question must not block)
+  if command -v sudo >/dev/null 2>&1; then SUDO="sudo DEBIAN_FRONTEND=noninteractive"; else
     echo "setup: need root (or sudo) to install: ${missing[*]}" >&2; exit 1
   fi
 fi

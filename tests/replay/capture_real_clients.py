@@ -13,6 +13,8 @@ import` writes tests/replay/fixtures/NAME.json. The traces:
                                A's INVITE *68103 is parked; baresip C dials *88103, talks, hangs up.
   real_linphone_park_retrieve  the same with three linphonec phones, on 104 (linphone puts A's first call on
                                hold before it follows the REFER).
+  real_linphone_tcp_park_retrieve
+                               the same over TCP (one connection per phone), on 106.
   real_linphone_park_baresip_retrieve
                                linphonec dials *68105 itself (park by INVITE); baresip C dials *88105, hangs up.
   real_baresip_takeover_failed takeover mode: baresip B transfers baresip A to *68103, Parkway INVITEs A with
@@ -73,7 +75,7 @@ class Linphone:
     """One linphonec (linphone-cli) phone driven on its stdin: its own config file and HOME, registered to
     Parkway through it as outbound proxy, auto answer, audio from/to files (no sound card here)."""
 
-    def __init__(self, name, user, pw, root, linphonec):
+    def __init__(self, name, user, pw, root, linphonec, transport="udp"):
         self.name, self.user = name, user
         self.dir = os.path.join(root, f"linphone-{name}")
         home = os.path.join(self.dir, "home")
@@ -83,14 +85,14 @@ class Linphone:
         rtp = free_port() // 2 * 2
         with open(self.rc, "w") as f:
             f.write(f"""[sip]
-sip_port={free_port()}
-sip_tcp_port=-1
+sip_port={free_port() if transport == "udp" else -1}
+sip_tcp_port={free_port() if transport == "tcp" else -1}
 sip_tls_port=-1
 use_ipv6=0
 default_proxy=0
 [proxy_0]
-reg_proxy=<sip:127.0.0.1:{pw.port};transport=udp>
-reg_route=<sip:127.0.0.1:{pw.port};transport=udp;lr>
+reg_proxy=<sip:127.0.0.1:{pw.port};transport={transport}>
+reg_route=<sip:127.0.0.1:{pw.port};transport={transport};lr>
 reg_identity=sip:{user}@{DOMAIN}
 reg_expires=600
 reg_sendregister=1
@@ -228,8 +230,8 @@ def linphone_register(phones):
         expect(wait_until(p.registered, 10), f"linphone {p.name} ({p.user}) did not register", phones)
 
 
-def sc_linphone_park_retrieve(env):
-    a, b, c = (env.add(Linphone(n, u, env.pw, env.root, env.linphonec)) for n, u in
+def sc_linphone_park_retrieve(env, transport="udp", ext="104"):
+    a, b, c = (env.add(Linphone(n, u, env.pw, env.root, env.linphonec, transport)) for n, u in
                (("A", "1001"), ("B", "1002"), ("C", "1003")))
     for p in (a, b, c):
         p.start()
@@ -239,17 +241,21 @@ def sc_linphone_park_retrieve(env):
            b.wait_line(r"Media streams established", 5), "A-B call failed", (a, b))
     time.sleep(1.0)
     ma, mb = a.mark(), b.mark()
-    b.command(f"transfer sip:*68104@{DOMAIN}")
-    expect(a.wait_line(r"Call \d+ with sip:\*68104@\S+ connected", 10, ma), "A's INVITE *68104 not answered", (a, b))
+    b.command(f"transfer sip:*68{ext}@{DOMAIN}")
+    expect(a.wait_line(rf"Call \d+ with sip:\*68{ext}@\S+ connected", 10, ma), f"A's INVITE *68{ext} not answered", (a, b))
     expect(b.wait_line(r"Call \d+ with \S+ ended", 8, mb), "B's call did not end after the transfer", (a, b))
     time.sleep(1.5)
     ma = a.mark()
-    c.command(f"call sip:*88104@{DOMAIN}")
-    expect(c.wait_line(r"Call \d+ with sip:\*88104@\S+ connected", 10), "C's *88104 failed", (a, c))
+    c.command(f"call sip:*88{ext}@{DOMAIN}")
+    expect(c.wait_line(rf"Call \d+ with sip:\*88{ext}@\S+ connected", 10), f"C's *88{ext} failed", (a, c))
     time.sleep(1.5)
     c.command("terminate")
-    expect(a.wait_line(r"Call \d+ with sip:\*68104@\S+ ended", 5, ma), "C's hang-up did not end A's call", (a, c))
+    expect(a.wait_line(rf"Call \d+ with sip:\*68{ext}@\S+ ended", 5, ma), "C's hang-up did not end A's call", (a, c))
     time.sleep(0.5)
+
+
+def sc_linphone_tcp_park_retrieve(env):
+    sc_linphone_park_retrieve(env, transport="tcp", ext="106")
 
 
 def sc_linphone_park_baresip_retrieve(env):
@@ -280,6 +286,8 @@ SCENARIOS = {
     "real_linphone_park_retrieve": (sc_linphone_park_retrieve, "park.toml", "linphonec",
                                     "linphonec A calls linphonec B, B blind-transfers A to *68104 (A holds its "
                                     "first call, then follows the REFER), linphonec C retrieves with *88104"),
+    "real_linphone_tcp_park_retrieve": (sc_linphone_tcp_park_retrieve, "park.toml", "linphonec",
+                                        "the same as real_linphone_park_retrieve over TCP, on 106"),
     "real_linphone_park_baresip_retrieve": (sc_linphone_park_baresip_retrieve, "park.toml", "linphonec baresip",
                                             "linphonec parks itself with INVITE *68105, baresip retrieves with "
                                             "*88105 and hangs up"),

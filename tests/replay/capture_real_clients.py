@@ -297,6 +297,15 @@ SCENARIOS = {
 }
 
 
+# Captured and imported, but not replayed by ctest: why (the manifest says it as "not_in_suite").
+NOT_IN_SUITE = {
+    "real_linphone_tcp_park_retrieve":
+        "linphone sends its in-dialog requests over UDP from another port (Parkway's Record-Route has no "
+        "transport=tcp, RFC 3261 §16.6 step 4), so the importer sees two participants for one phone and the "
+        "runner cannot send an ACK for an INVITE another participant sent",
+}
+
+
 class Env:
     def __init__(self, args, pw, root):
         self.pw, self.root, self.linphonec = pw, root, args.linphonec
@@ -340,7 +349,9 @@ def capture(name, args):
         if os.path.exists(trace):
             os.unlink(trace)
         return False
-    replay_lib.record_entry(name, trace, f"127.0.0.1:{pw.port}", config, about, clients=versions(args, _clients))
+    extra = {"not_in_suite": NOT_IN_SUITE[name]} if name in NOT_IN_SUITE else {}
+    replay_lib.record_entry(name, trace, f"127.0.0.1:{pw.port}", config, about, clients=versions(args, _clients),
+                            **extra)
     log(f"{name}: {os.path.getsize(trace)} bytes in {os.path.relpath(trace, replay_lib.REPO)}")
     return True
 

@@ -50,7 +50,7 @@ def render_config(name: str, port: int, workdir: str, moh_min: int) -> str:
 def daemon(binary: str, config: str, workdir: str | None = None, start: bool = True) -> Parkway:
     """A parkway daemon with fixtures/CONFIG on a free loopback port, in its own folder (stopped by PID by
     Parkway.close()). start=False: configured, not started (start a capture first, then pw.start())."""
-    pw = Parkway(binary, workdir=workdir, start=False, log_level=os.environ.get("PARKWAY_LOG_LEVEL", "info"))
+    pw = Parkway(os.path.abspath(binary), workdir=workdir, start=False, log_level=os.environ.get("PARKWAY_LOG_LEVEL", "info"))
     moh_min = free_port() // 2 * 2
     pw.rewrite_config(render_config(config, pw.port, pw.dir, moh_min))
     if start:
@@ -128,7 +128,7 @@ def load_manifest() -> dict:
 def save_manifest(m: dict):
     m["fixtures"] = dict(sorted(m["fixtures"].items()))
     with open(MANIFEST, "w") as f:
-        json.dump(m, f, indent=2)
+        json.dump(m, f, indent=2, ensure_ascii=False)
         f.write("\n")
 
 

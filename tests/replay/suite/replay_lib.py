@@ -47,12 +47,18 @@ def render_config(name: str, port: int, workdir: str, moh_min: int) -> str:
     return text
 
 
-def daemon(binary: str, config: str, workdir: str | None = None, start: bool = True) -> Parkway:
+def daemon(binary: str, config: str, workdir: str | None = None, start: bool = True,
+           callpark: dict | None = None) -> Parkway:
     """A parkway daemon with fixtures/CONFIG on a free loopback port, in its own folder (stopped by PID by
-    Parkway.close()). start=False: configured, not started (start a capture first, then pw.start())."""
-    pw = Parkway(os.path.abspath(binary), workdir=workdir, start=False, log_level=os.environ.get("PARKWAY_LOG_LEVEL", "info"))
+    Parkway.close()). start=False: configured, not started (start a capture first, then pw.start()).
+    callpark: more [module.callpark] settings, appended (that section ends every suite config)."""
+    pw = Parkway(os.path.abspath(binary), workdir=workdir, start=False,
+                 log_level=os.environ.get("PARKWAY_LOG_LEVEL", "info"))
     moh_min = free_port() // 2 * 2
-    pw.rewrite_config(render_config(config, pw.port, pw.dir, moh_min))
+    text = render_config(config, pw.port, pw.dir, moh_min)
+    for k, v in (callpark or {}).items():
+        text += f"{k} = {json.dumps(v)}\n"
+    pw.rewrite_config(text)
     if start:
         pw.start()
     return pw

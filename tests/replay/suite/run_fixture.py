@@ -75,16 +75,28 @@ def recall_invite(fx):
     return first_expect_after(fx, park, regs[0]["send"], "INVITE "), None
 
 
-# name -> (fixture, config to run it against, function finding the step that must change, exit code)
+def blf_parked_notify(fx):
+    """blf: the NOTIFY that shows the parked call as <state>early</state> (blf_state = "early", the default);
+    with blf_state = "confirmed" the watcher's lamp is solid instead of flashing."""
+    for s in fx["steps"]:
+        if "expect" in s and start_line(s).startswith("NOTIFY ") and any("<state>early</state>" in l
+                                                                          for l in s["message"]):
+            return s, "confirmed"
+    raise SystemExit(f"fixture {fx.get('name')}: no NOTIFY with <state>early</state>")
+
+
+# name -> (fixture, config to run it against, [module.callpark] settings added, function finding the step
+# that must change and what must come instead (None: nothing comes))
 NEGATIVE = {
-    "occupied_reject": ("occupied_stack", "reject.toml", second_park_answer),
-    "recall_never": ("recall_parker", "park.toml", recall_invite),
+    "occupied_reject": ("occupied_stack", "reject.toml", {}, second_park_answer),
+    "recall_never": ("recall_parker", "park.toml", {}, recall_invite),
+    "blf_confirmed": ("blf", "park.toml", {"blf_state": "confirmed"}, blf_parked_notify),
 }
 
 
-def run(binary, replay, junit_dir, fixture, config, junit_name, extra=()):
+def run(binary, replay, junit_dir, fixture, config, junit_name, extra=(), callpark=None):
     """(exit code, output, daemon log) of one replay against a fresh daemon with fixtures/CONFIG."""
-    pw = replay_lib.daemon(binary, config)
+    pw = replay_lib.daemon(binary, config, callpark=callpark)
     try:
         junit = os.path.join(junit_dir, junit_name + ".xml")
         os.makedirs(junit_dir, exist_ok=True)
@@ -140,12 +152,13 @@ def test_fixture(binary, replay, junit_dir, name):
 def test_negative(binary, replay, junit_dir, name):
     if name not in NEGATIVE:
         raise SystemExit(f"unknown negative test {name}; known: {' '.join(NEGATIVE)}")
-    fixture, config, find = NEGATIVE[name]
+    fixture, config, callpark, find = NEGATIVE[name]
     path, fx = load_fixture(fixture)
     step, came = find(fx)
-    rc, out, log = run(binary, replay, junit_dir, path, config, "negative-" + name)
+    rc, out, log = run(binary, replay, junit_dir, path, config, "negative-" + name, callpark=callpark)
+    against = config + "".join(f" + {k} = {v}" for k, v in callpark.items())
     if rc != 1:
-        fail(f"replay of {fixture} against {config} exited {rc}, want 1 (a difference)", log)
+        fail(f"replay of {fixture} against {against} exited {rc}, want 1 (a difference)", log)
     # The diff names the step (formatDifferences: "step N (participant, ...)") ...
     block = diff_block(out, step["step"])
     if block is None:

@@ -29,6 +29,7 @@
 
 #include <fmt/format.h>
 
+#include <cstdlib>
 #include <cstring>
 #include <deque>
 #include <iostream>
@@ -212,7 +213,7 @@ struct Runner::Impl {
     void checkDeadlines();
     // report
     std::string stepName(const Step &s) const;
-    std::string dialogOf(const Step &s) const;
+    std::string dialogLine(const Step &s) const; // "  dialog: {{call1}} = ...\n"
     RunReport report();
 };
 
@@ -610,6 +611,8 @@ void Runner::Impl::sendRequest(size_t i, Phone &ph) {
 
 Outgoing *Runner::Impl::transmit(Phone &ph, const std::string &text, int step) {
     std::string wire = rt::shiftCSeq(text, cseqShift[rt::header(text, "Call-ID")]);
+    if (std::getenv("PARKWAY_REPLAY_TRACE"))
+        std::cerr << ">>> " << ph.p->name << "\n" << wire << "\n";
     msg_t *msg = msg_make(sip_default_mclass(), 0, wire.data(), static_cast<ssize_t>(wire.size()));
     if (!msg || !sip_object(msg) || !sip_object(msg)->sip_request)
         throw std::runtime_error("the rendered request does not parse:\n" + wire);
@@ -743,6 +746,8 @@ void Runner::Impl::sendResponse(size_t i, Phone &ph) {
 // ---------------------------------------------------------------- receiving
 
 void Runner::Impl::onResponse(Outgoing *o, const std::string &received) {
+    if (std::getenv("PARKWAY_REPLAY_TRACE"))
+        std::cerr << "<<< " << o->phone->p->name << "\n" << received << "\n";
     if (lingering && o->method != "INVITE")
         return;
     std::string text = rt::shiftCSeq(received, -cseqShift[o->callId]);
@@ -769,6 +774,8 @@ void Runner::Impl::onResponse(Outgoing *o, const std::string &received) {
 }
 
 void Runner::Impl::onRequest(Phone &ph, Incoming *in, const std::string &text) {
+    if (std::getenv("PARKWAY_REPLAY_TRACE"))
+        std::cerr << "<<< " << ph.p->name << "\n" << text << "\n";
     Inbound m{&ph, text, in, Clock::now()};
     if (offer(m) || in->method == "ACK")
         return;
@@ -822,7 +829,8 @@ bool Runner::Impl::failFinal(Inbound &m) {
             s.message.front().rfind("SIP/2.0 1", 0) == 0)
             continue;
         MatchResult res = compareMessage(s, fx, m.text, bound);
-        fail(i, formatDifferences(s, fx, res.differences) + "  (" + rt::summary(m.text) + ")\n");
+        fail(i, formatDifferences(s, fx, res.differences) + "  what came: " + rt::summary(m.text) + "\n" +
+                    dialogLine(s));
         return true;
     }
     return false;
@@ -899,11 +907,11 @@ void Runner::Impl::checkDeadlines() {
             r.doneAt = readyAt;
             continue;
         }
-        std::string dialog = dialogOf(*r.step);
         fail(i, r.closest.empty()
-                    ? fmt::format("{}: nothing came within {:.1f} s{}\n", stepName(*r.step), waited, dialog)
-                    : r.closest + fmt::format("  (nothing matched within {:.1f} s; above: the closest message)\n",
-                                              waited));
+                    ? fmt::format("{}: nothing came within {:.1f} s\n", stepName(*r.step), waited) +
+                          dialogLine(*r.step)
+                    : r.closest + fmt::format("  nothing matched within {:.1f} s; above: the closest message\n",
+                                              waited) + dialogLine(*r.step));
     }
 }
 
@@ -918,12 +926,13 @@ std::string Runner::Impl::stepName(const Step &s) const {
     return fmt::format("step {} {} {} {}", s.id, s.participant, s.kind == StepKind::Send ? "send" : "expect", first);
 }
 
-std::string Runner::Impl::dialogOf(const Step &s) const {
+std::string Runner::Impl::dialogLine(const Step &s) const {
     for (const auto &line : s.message)
         if (rt::isHeaderLine(line, "Call-ID"))
             for (const auto &r : templateRefs(line)) {
                 auto it = bound.find(r.symbol);
-                return "; dialog {{" + r.symbol + "}}" + (it == bound.end() ? "" : " = " + it->second);
+                return "  dialog: {{" + r.symbol + "}}" + (it == bound.end() ? " (not seen yet)" : " = " + it->second) +
+                       "\n";
             }
     return "";
 }

@@ -762,6 +762,10 @@ void Runner::Impl::onResponse(Outgoing *o, const std::string &received) {
     }
     if (st >= 200 && !o->final)
         o->final = st;
+    if (st == 401) // the challenge the next Authorization answers (RFC 3261 §22.2)
+        o->phone->wwwAuth = rt::headers(text, "WWW-Authenticate");
+    if (st == 407)
+        o->phone->proxyAuth = rt::headers(text, "Proxy-Authenticate");
     Inbound m{o->phone, text, nullptr, Clock::now()};
     if (offer(m) || lingering)
         return;
@@ -803,10 +807,6 @@ bool Runner::Impl::offer(Inbound &m) {
             for (const auto &[k, v] : res.learned)
                 bound.emplace(k, v);
             r.in = m.in;
-            if (m.phone && rt::status(m.text) == 401)
-                m.phone->wwwAuth = rt::headers(m.text, "WWW-Authenticate");
-            if (m.phone && rt::status(m.text) == 407)
-                m.phone->proxyAuth = rt::headers(m.text, "Proxy-Authenticate");
             complete(i);
             return true;
         }

@@ -10,6 +10,8 @@ by PID when the case ends (parkway_blackbox.Parkway).
 import os
 import subprocess
 import sys
+import tempfile
+import json
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "..", "lib"))
@@ -21,14 +23,26 @@ DATA = os.path.join(HERE, "..", "data", "run")
 DOMAIN = "pbx.example.com"
 
 
-def daemon():
+def daemon(users=None):
+    """users: {name: password} of pbx.example.com, which then wants digest (docs/auth.md); else no auth."""
     moh = (free_port() // 2) * 2
     params = {"moh_ip": "127.0.0.1", "moh_port_min": moh, "moh_port_max": min(moh + 200, 65534)}
-    return Parkway(PARKWAY, modules=["registrar", "callpark", "router"], module_params={"callpark": params},
-                   proxy={"domains": [DOMAIN, "127.0.0.1"]})
+    auth = None
+    workdir = tempfile.mkdtemp(prefix="parkway-replay-run-")
+    if users:
+        path = os.path.join(workdir, "users.toml")
+        with open(path, "w") as f:
+            for name, password in users.items():
+                f.write(f'[[user]]\ndomain = "{DOMAIN}"\nname = "{name}"\npassword = "{password}"\n\n')
+        auth = {"unauthenticated_domains": ["127.0.0.1"], "users_file": path}
+    pw = Parkway(PARKWAY, modules=["registrar", "callpark", "router"], module_params={"callpark": params},
+                 proxy={"domains": [DOMAIN, "127.0.0.1"]}, auth=auth, workdir=workdir)
+    pw._own_dir = True  # remove the folder (and users.toml) at close
+    return pw
 
 
 def replay(pw, fixture, *extra, timeout=60):
+    # os.path.join keeps an absolute fixture path as it is
     cmd = [REPLAY, "run", os.path.join(DATA, fixture), "--server", f"udp:{pw.sip}", "--timeout", "3", "-v", *extra]
     p = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout)
     print(f"$ {' '.join(cmd)}\n--- exit {p.returncode}\n--- stdout:\n{p.stdout}--- stderr:\n{p.stderr}")
@@ -71,6 +85,37 @@ def case_retrieve_differs():
         check("expected 'SIP/2.0 200 OK'" in p.stdout and "404" in p.stdout, "the diff does not show 200 vs 404")
         check("dialog: {{call1}} = " in p.stdout, "the diff does not name the dialog")
         check("FAIL retrieve_differs" in p.stdout, "no FAIL line")
+
+
+def case_digest():
+    """A domain with digest: the fixture's challenge is answered from the participant's password (Authorization
+    recomputed); a fixture recorded without authentication passes when --password lets the runner answer the
+    challenge itself, and fails (401 where 200 was expected) without it."""
+    with daemon({"1001": "secret-1001"}) as pw:
+        p = replay(pw, "register_challenge.json")
+        check(p.returncode == 0, f"exit {p.returncode}, want 0")
+        check("ok   step 4 alice expect SIP/2.0 200 OK" in p.stdout, "the REGISTER with credentials failed")
+        p = replay(pw, "register_options.json", "--password", "1001=secret-1001")
+        check(p.returncode == 0 and "sent again with credentials" in p.stdout, "no automatic answer to the challenge")
+        p = replay(pw, "register_options.json")
+        check(p.returncode == 1 and "401" in p.stdout, "without a password the 401 must fail the run")
+        p = replay(pw, "register_options.json", "--password", "1001=wrong")
+        check(p.returncode == 1, "a wrong password must fail the run")
+
+
+def case_tcp():
+    """The same REGISTER + OPTIONS with the phone on TCP (the participant's transport in the fixture)."""
+    with open(os.path.join(DATA, "register_options.json")) as f:
+        fx = json.load(f)
+    fx["participants"][0]["transport"] = "tcp"
+    for s in fx["steps"]:
+        s["message"] = [line.replace("SIP/2.0/UDP", "SIP/2.0/TCP") for line in s["message"]]
+    with daemon() as pw:
+        path = os.path.join(pw.dir, "register_tcp.json")
+        with open(path, "w") as f:
+            json.dump(fx, f)
+        p = replay(pw, path)
+        check(p.returncode == 0, f"exit {p.returncode}, want 0")
 
 
 def case_bad_fixture():

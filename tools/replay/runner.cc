@@ -710,6 +710,11 @@ void Runner::Impl::sendResponse(size_t i, Phone &ph) {
             lines.push_back(l);
     }
     std::string method = rt::method(raw); // the CSeq line's method: no symbol in it
+    if (method == "CANCEL") { // nta answered the CANCEL itself, and the INVITE 487 (RFC 3261 §9.2)
+        if (opt.verbose)
+            std::cout << fmt::format("  ..   {}: nta answered the CANCEL\n", stepName(s));
+        return complete(i);
+    }
     Incoming *in = requestToAnswer(i, ph, method);
     if (!in)
         throw std::runtime_error("no " + method + " from the server is waiting for this answer");
@@ -811,8 +816,9 @@ bool Runner::Impl::offer(Inbound &m) {
             return true;
         }
         if (r.closest.empty() || res.differences.size() < r.closestCount) {
-            r.closest = formatDifferences(s, fx, res.differences);
+            r.closest = formatDifferences(s, fx, res.differences) + "  what came: " + rt::summary(m.text) + "\n";
             r.closestCount = res.differences.size();
+            m.candidate = true; // reported with the step if it fails, not again as unexpected
         }
     }
     return false;

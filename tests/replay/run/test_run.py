@@ -118,6 +118,29 @@ def case_tcp():
         check(p.returncode == 0, f"exit {p.returncode}, want 0")
 
 
+def case_unexpected():
+    """park_retrieve without the parked phone's re-INVITE steps (7-9): the server's re-INVITE is a request nobody
+    expects. The runner answers it as a phone would (480), lists it as unexpected, and the retrieve that needed it
+    fails: exit 1."""
+    with open(os.path.join(DATA, "park_retrieve.json")) as f:
+        fx = json.load(f)
+    fx["name"] = "park_unexpected"
+    fx["steps"] = [s for s in fx["steps"] if s["step"] not in (7, 8, 9)]
+    for s in fx["steps"]:
+        if s["step"] == 10:
+            s["after"] = [5]
+        if s["step"] == 11:
+            s["after"] = [10]
+    with daemon() as pw:
+        path = os.path.join(pw.dir, "park_unexpected.json")
+        with open(path, "w") as f:
+            json.dump(fx, f)
+        p = replay(pw, path)
+        check(p.returncode == 1, f"exit {p.returncode}, want 1")
+        check("unexpected: bob got INVITE sip:2001@" in p.stdout, "the re-INVITE is not listed as unexpected")
+        check("step 10 (carol" in p.stdout, "the retrieve's 200 (step 10) is not reported")
+
+
 def case_bad_fixture():
     """A fixture whose step waits for a later step: exit 2, the message names the file and the step."""
     with daemon() as pw:

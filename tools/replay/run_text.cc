@@ -54,9 +54,13 @@ std::vector<std::string> headLines(const std::string &text) {
 
 } // namespace
 
-std::string startLine(const std::string &text) { return text.substr(0, text.find_first_of("\r\n")); }
+std::string startLine(const std::string &text) {
+    return text.substr(0, text.find_first_of("\r\n"));
+}
 
-bool isResponse(const std::string &text) { return text.rfind("SIP/2.0 ", 0) == 0; }
+bool isResponse(const std::string &text) {
+    return text.rfind("SIP/2.0 ", 0) == 0;
+}
 
 int status(const std::string &text) {
     if (!isResponse(text) || text.size() < 11)
@@ -177,8 +181,8 @@ std::optional<Challenge> pickChallenge(const std::vector<std::string> &values) {
     for (const auto &v : values) {
         if (lower(v).rfind("digest", 0) != 0)
             continue;
-        Challenge c{authParam(v, "realm"), authParam(v, "nonce"), authParam(v, "opaque"),
-                    authParam(v, "algorithm"), authParam(v, "qop")};
+        Challenge c{authParam(v, "realm"), authParam(v, "nonce"), authParam(v, "opaque"), authParam(v, "algorithm"),
+                    authParam(v, "qop")};
         if (digest::parse(c.algorithm))
             return c;
     }
@@ -189,8 +193,8 @@ std::string credentials(const Challenge &c, const std::string &user, const std::
                         const std::string &method, const std::string &uri, unsigned nc) {
     digest::Algorithm alg = digest::parse(c.algorithm).value_or(digest::Algorithm::Md5);
     std::string ha1 = digest::ha1(alg, user, c.realm, password);
-    std::string out = fmt::format("Digest username=\"{}\", realm=\"{}\", nonce=\"{}\", uri=\"{}\"", user, c.realm,
-                                  c.nonce, uri);
+    std::string out =
+        fmt::format("Digest username=\"{}\", realm=\"{}\", nonce=\"{}\", uri=\"{}\"", user, c.realm, c.nonce, uri);
     bool qopAuth = false;
     std::istringstream qops(c.qop);
     for (std::string q; std::getline(qops, q, ',');)

@@ -8,13 +8,13 @@ namespace parkway::replay::runtext {
 
 std::string startLine(const std::string &text);
 bool isResponse(const std::string &text);
-int status(const std::string &text);     // 0 for a request
+int status(const std::string &text);         // 0 for a request
 std::string method(const std::string &text); // a request's method, or a response's CSeq method
 std::string requestUri(const std::string &text);
 // The first value of a header (full or compact name, case-insensitive; RFC 3261 §7.3.3), "" when absent.
 std::string header(const std::string &text, const std::string &name);
 std::vector<std::string> headers(const std::string &text, const std::string &name); // every line's value
-long cseqNumber(const std::string &text); // -1 when absent
+long cseqNumber(const std::string &text);                                           // -1 when absent
 std::string body(const std::string &text);
 // The value of a ;param= of a header value ("tag", "branch"), "" when absent.
 std::string param(const std::string &headerValue, const std::string &name);

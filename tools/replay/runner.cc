@@ -63,7 +63,9 @@ std::string msgText(msg_t *msg) {
     return out;
 }
 
-const char *orNull(const std::string &s) { return s.empty() ? nullptr : s.c_str(); }
+const char *orNull(const std::string &s) {
+    return s.empty() ? nullptr : s.c_str();
+}
 
 std::string nextAddress(const std::string &base, size_t i) {
     in_addr a{};
@@ -328,8 +330,8 @@ void Runner::Impl::openPhones() {
         std::string url = "sip:" + ph->host + ":*;transport=" + ph->transport;
         // RFC 3261 §17.1 timers: nta's defaults (T1 500 ms, T2 4 s, T4 5 s).
         ph->agent = nta_agent_create(root, URL_STRING_MAKE(url.c_str()), onStrayCb,
-                                     reinterpret_cast<nta_agent_magic_t *>(ph.get()), NTATAG_UA(1),
-                                     NTATAG_PASS_100(1), TAG_END());
+                                     reinterpret_cast<nta_agent_magic_t *>(ph.get()), NTATAG_UA(1), NTATAG_PASS_100(1),
+                                     TAG_END());
         if (!ph->agent)
             throw RunInputError("participant " + ph->p->name + ": cannot listen on " + url);
         ph->leg = nta_leg_tcreate(ph->agent, onRequestCb, reinterpret_cast<nta_leg_magic_t *>(ph.get()),
@@ -365,8 +367,7 @@ Runner::Impl::~Impl() {
     su_deinit();
 }
 
-Runner::Runner(const Fixture &fixture, const RunOptions &options)
-    : impl_(std::make_unique<Impl>(fixture, options)) {
+Runner::Runner(const Fixture &fixture, const RunOptions &options) : impl_(std::make_unique<Impl>(fixture, options)) {
     if (su_init() != 0)
         throw RunInputError("cannot initialise sofia-sip");
     impl_->root = su_root_create(nullptr);
@@ -437,7 +438,7 @@ void Runner::Impl::complete(size_t i) {
     r.doneAt = Clock::now();
     r.seconds = secondsBetween(readyAt, r.doneAt);
     if (opt.verbose)
-        std::cout << fmt::format("  ok   {:<40} {:6.2f} s\n", stepName(*r.step), secondsBetween(start, r.doneAt))
+        std::cout << fmt::format("  ok   {:<72} {:6.2f} s\n", stepName(*r.step), secondsBetween(start, r.doneAt))
                   << std::flush;
 }
 
@@ -447,7 +448,7 @@ void Runner::Impl::fail(size_t i, const std::string &why) {
     r.doneAt = Clock::now();
     r.failure = why;
     if (opt.verbose)
-        std::cout << fmt::format("  FAIL {:<40} {:6.2f} s\n", stepName(*r.step), secondsBetween(start, r.doneAt))
+        std::cout << fmt::format("  FAIL {:<72} {:6.2f} s\n", stepName(*r.step), secondsBetween(start, r.doneAt))
                   << std::flush;
 }
 
@@ -636,8 +637,7 @@ void Runner::Impl::sendAck(size_t i, Phone &ph, const std::string &text, Outgoin
         runs[i].state = State::Skipped;
         runs[i].doneAt = Clock::now();
         if (opt.verbose)
-            std::cout << fmt::format("  --   {:<40} (nta acknowledged the {})\n", stepName(*runs[i].step),
-                                     invite->final);
+            std::cout << fmt::format("  --   {} (nta acknowledged the {})\n", stepName(*runs[i].step), invite->final);
         return;
     }
     Outgoing *o = transmit(ph, text, runs[i].step->id);
@@ -660,16 +660,15 @@ void Runner::Impl::sendCancel(size_t i, Phone &ph, const std::string &text, cons
         auto o = std::make_unique<Outgoing>();
         o->impl = this, o->phone = &ph, o->step = runs[i].step->id, o->method = "CANCEL", o->callId = callId;
         o->cseq = cseq;
-        o->orq = nta_outgoing_tcancel(inv.orq, onResponseCb, reinterpret_cast<nta_outgoing_magic_t *>(o.get()),
-                                      TAG_END());
+        o->orq =
+            nta_outgoing_tcancel(inv.orq, onResponseCb, reinterpret_cast<nta_outgoing_magic_t *>(o.get()), TAG_END());
         if (!o->orq)
             throw std::runtime_error("nta could not CANCEL the INVITE (already answered?)");
         (void)branchSym;
         outs.push_back(std::move(o));
         return complete(i);
     }
-    throw std::runtime_error("no INVITE with Call-ID " + callId + " and CSeq " + std::to_string(cseq) +
-                             " to CANCEL");
+    throw std::runtime_error("no INVITE with Call-ID " + callId + " and CSeq " + std::to_string(cseq) + " to CANCEL");
 }
 
 // The server request a phone's response answers: the latest request expect step of that phone (before this
@@ -677,8 +676,8 @@ void Runner::Impl::sendCancel(size_t i, Phone &ph, const std::string &text, cons
 Incoming *Runner::Impl::requestToAnswer(size_t i, Phone &ph, const std::string &method) {
     for (size_t j = i; j-- > 0;) {
         const StepRun &r = runs[j];
-        if (r.step->kind == StepKind::Expect && r.step->participant == ph.p->name && r.in &&
-            r.in->method == method && r.state == State::Done && r.in->irq)
+        if (r.step->kind == StepKind::Expect && r.step->participant == ph.p->name && r.in && r.in->method == method &&
+            r.state == State::Done && r.in->irq)
             return r.in;
     }
     return nullptr;
@@ -710,7 +709,7 @@ void Runner::Impl::sendResponse(size_t i, Phone &ph) {
             lines.push_back(l);
     }
     std::string method = rt::method(raw); // the CSeq line's method: no symbol in it
-    if (method == "CANCEL") { // nta answered the CANCEL itself, and the INVITE 487 (RFC 3261 §9.2)
+    if (method == "CANCEL") {             // nta answered the CANCEL itself, and the INVITE 487 (RFC 3261 §9.2)
         if (opt.verbose)
             std::cout << fmt::format("  ..   {}: nta answered the CANCEL\n", stepName(s));
         return complete(i);
@@ -792,9 +791,9 @@ void Runner::Impl::onRequest(Phone &ph, Incoming *in, const std::string &text) {
         return answerUnexpected(in);
     bool optionsExpected = false;
     for (const auto &r : runs)
-        optionsExpected = optionsExpected || (r.state == State::Pending && r.step->kind == StepKind::Expect &&
-                                              r.step->participant == ph.p->name &&
-                                              r.step->message.front().rfind("OPTIONS ", 0) == 0);
+        optionsExpected =
+            optionsExpected || (r.state == State::Pending && r.step->kind == StepKind::Expect &&
+                                r.step->participant == ph.p->name && r.step->message.front().rfind("OPTIONS ", 0) == 0);
     if (in->method == "OPTIONS" && !optionsExpected) // keep-alive pings nobody recorded: answered, not counted
         return answerUnexpected(in);
     backlog.push_back(m); // an expect step may become ready in a moment
@@ -804,8 +803,8 @@ bool Runner::Impl::offer(Inbound &m) {
     for (size_t i = 0; i < runs.size(); ++i) {
         StepRun &r = runs[i];
         const Step &s = *r.step;
-        if (r.state != State::Pending || s.kind != StepKind::Expect || s.participant != m.phone->p->name ||
-            !ready(i) || !couldMatch(s, m.text, bound))
+        if (r.state != State::Pending || s.kind != StepKind::Expect || s.participant != m.phone->p->name || !ready(i) ||
+            !couldMatch(s, m.text, bound))
             continue;
         MatchResult res = compareMessage(s, fx, m.text, bound);
         if (res.matched) {
@@ -835,8 +834,8 @@ bool Runner::Impl::failFinal(Inbound &m) {
             s.message.front().rfind("SIP/2.0 1", 0) == 0)
             continue;
         MatchResult res = compareMessage(s, fx, m.text, bound);
-        fail(i, formatDifferences(s, fx, res.differences) + "  what came: " + rt::summary(m.text) + "\n" +
-                    dialogLine(s));
+        fail(i,
+             formatDifferences(s, fx, res.differences) + "  what came: " + rt::summary(m.text) + "\n" + dialogLine(s));
         return true;
     }
     return false;
@@ -854,8 +853,8 @@ bool Runner::Impl::resendWithCredentials(Outgoing *o, const std::string &receive
     if (!c || o->text.empty() || (password.empty() && !opt.passwords.count(user)) || o->statuses.count(-1))
         return false;
     std::string name = www ? "Authorization" : "Proxy-Authorization";
-    std::string text = o->text, line = name + ": " +
-                                       rt::credentials(*c, user, password, o->method, rt::requestUri(text), ++ph.nc);
+    std::string text = o->text,
+                line = name + ": " + rt::credentials(*c, user, password, o->method, rt::requestUri(text), ++ph.nc);
     text.insert(text.find("\r\n") + 2, line + "\r\n");
     cseqShift[o->callId] += 1;
     Outgoing *again = transmit(ph, text, o->step);
@@ -914,22 +913,24 @@ void Runner::Impl::checkDeadlines() {
             continue;
         }
         fail(i, r.closest.empty()
-                    ? fmt::format("{}: nothing came within {:.1f} s\n", stepName(*r.step), waited) +
-                          dialogLine(*r.step)
-                    : r.closest + fmt::format("  nothing matched within {:.1f} s; above: the closest message\n",
-                                              waited) + dialogLine(*r.step));
+                    ? fmt::format("{}: nothing came within {:.1f} s\n", stepName(*r.step), waited) + dialogLine(*r.step)
+                    : r.closest +
+                          fmt::format("  nothing matched within {:.1f} s; above: the closest message\n", waited) +
+                          dialogLine(*r.step));
     }
 }
 
 // ---------------------------------------------------------------- report
 
+// "step 7 bob expect INVITE (re-INVITE: the parked call is bridged...)": method or status, then the note.
 std::string Runner::Impl::stepName(const Step &s) const {
     std::string first = s.message.empty() ? "" : s.message.front();
-    if (first.rfind("SIP/2.0 ", 0) != 0)
-        first = first.substr(0, first.find(' ', first.find(' ') + 1));
-    if (first.size() > 48)
-        first = first.substr(0, 45) + "...";
-    return fmt::format("step {} {} {} {}", s.id, s.participant, s.kind == StepKind::Send ? "send" : "expect", first);
+    first = first.rfind("SIP/2.0 ", 0) == 0 ? first.substr(8) : first.substr(0, first.find(' '));
+    std::string name =
+        fmt::format("step {} {} {} {}", s.id, s.participant, s.kind == StepKind::Send ? "send" : "expect", first);
+    if (!s.note.empty())
+        name += " (" + (s.note.size() > 40 ? s.note.substr(0, 37) + "..." : s.note) + ")";
+    return name;
 }
 
 std::string Runner::Impl::dialogLine(const Step &s) const {

@@ -28,8 +28,8 @@ ServerAddress parseServerAddress(const std::string &text);
 
 // What one run found: the outcome of every step and the messages nobody expected.
 struct RunReport {
-    std::vector<StepOutcome> outcomes; // one per step, in step order
-    std::vector<std::string> failures; // one readable block per failing step
+    std::vector<StepOutcome> outcomes;   // one per step, in step order
+    std::vector<std::string> failures;   // one readable block per failing step
     std::vector<std::string> unexpected; // messages from the server no step expected (one summary line each)
     double seconds = 0;
     bool passed() const { return failures.empty() && unexpected.empty(); }

@@ -70,8 +70,7 @@ TEST_CASE("digest: the first supported challenge, answered as the server checks 
     CHECK(cr.nc == "00000001");
     CHECK(rt::authParam(v, "opaque") == "o");
     std::string ha1 = digest::ha1(digest::Algorithm::Sha256, "1001", "pbx.example.com", "secret");
-    CHECK(rt::authParam(v, "response") ==
-          digest::expectedResponse(digest::Algorithm::Sha256, ha1, "REGISTER", cr));
+    CHECK(rt::authParam(v, "response") == digest::expectedResponse(digest::Algorithm::Sha256, ha1, "REGISTER", cr));
     // Without qop: the RFC 2069 form H(HA1:nonce:H(method:uri)).
     auto old = rt::pickChallenge({R"(Digest realm="r", nonce="n")"});
     REQUIRE(old);

@@ -76,6 +76,17 @@ def case_park_retrieve():
                 check(f"ok   {step}" in p.stdout, f"'{step}' did not pass")
 
 
+def case_call_cancel():
+    """A call through the server to a registered phone, CANCELled while ringing: the CANCEL follows the INVITE's
+    transaction, the ringing phone's 200 to the CANCEL and 487 are sent, and the ACK of the 487 is nta's."""
+    with daemon() as pw:
+        p = replay(pw, "call_cancel.json")
+        check(p.returncode == 0, f"exit {p.returncode}, want 0")
+        check("ok   step 10 alice expect CANCEL" in p.stdout, "the CANCEL did not reach alice")
+        check("ok   step 13 bob expect 487" in p.stdout, "bob did not get the 487")
+        check("(nta acknowledged the 487)" in p.stdout, "the fixture's ACK of a 487 was not left to nta")
+
+
 def case_retrieve_differs():
     """The fixture expects 200 where the daemon answers 404 (nothing parked): exit 1, the diff names the step."""
     with daemon() as pw:

@@ -199,9 +199,10 @@ struct Runner::Impl {
     std::vector<std::string> withCredentials(const Step &s, Phone &ph, const std::string &method);
     void sendRequest(size_t i, Phone &ph);
     void sendAck(size_t i, Phone &ph, const std::string &text, Outgoing *invite);
-    void sendCancel(size_t i, Phone &ph, const std::string &text, const std::string &branchSym);
+    void sendCancel(size_t i, Phone &ph, const std::string &text);
     Outgoing *transmit(Phone &ph, const std::string &text, int step);
     void sendResponse(size_t i, Phone &ph);
+    void reply(Incoming &in, const std::string &text, const std::string &method);
     Incoming *requestToAnswer(size_t i, Phone &ph, const std::string &method);
     // receiving
     void onResponse(Outgoing *o, const std::string &text);
@@ -573,8 +574,7 @@ static std::string viaBranchSymbol(const std::vector<std::string> &lines) {
     for (const auto &line : lines)
         if (rt::isHeaderLine(line, "Via"))
             for (const auto &r : templateRefs(line))
-                if (line.compare(0, r.begin, line.substr(0, r.begin)) == 0 && r.begin >= 7 &&
-                    line.substr(r.begin - 7, 7) == "branch=")
+                if (r.begin >= 7 && line.compare(r.begin - 7, 7, "branch=") == 0)
                     return r.symbol;
     return "";
 }
@@ -591,7 +591,7 @@ void Runner::Impl::sendRequest(size_t i, Phone &ph) {
     std::string callId = rt::header(text, "Call-ID");
     long cseq = rt::cseqNumber(text);
     if (method == "CANCEL")
-        return sendCancel(i, ph, text, branchSym);
+        return sendCancel(i, ph, text);
     if (method == "ACK") {
         for (auto it = outs.rbegin(); it != outs.rend(); ++it)
             if ((*it)->phone == &ph && (*it)->method == "INVITE" && (*it)->callId == callId && (*it)->cseq == cseq)
@@ -650,7 +650,7 @@ void Runner::Impl::sendAck(size_t i, Phone &ph, const std::string &text, Outgoin
 }
 
 // CANCEL matches the INVITE's transaction (same branch, RFC 3261 §9.1): nta builds it from the INVITE.
-void Runner::Impl::sendCancel(size_t i, Phone &ph, const std::string &text, const std::string &branchSym) {
+void Runner::Impl::sendCancel(size_t i, Phone &ph, const std::string &text) {
     std::string callId = rt::header(text, "Call-ID");
     long cseq = rt::cseqNumber(text);
     for (auto it = outs.rbegin(); it != outs.rend(); ++it) {
@@ -664,7 +664,6 @@ void Runner::Impl::sendCancel(size_t i, Phone &ph, const std::string &text, cons
             nta_outgoing_tcancel(inv.orq, onResponseCb, reinterpret_cast<nta_outgoing_magic_t *>(o.get()), TAG_END());
         if (!o->orq)
             throw std::runtime_error("nta could not CANCEL the INVITE (already answered?)");
-        (void)branchSym;
         outs.push_back(std::move(o));
         return complete(i);
     }
@@ -725,17 +724,25 @@ void Runner::Impl::sendResponse(size_t i, Phone &ph) {
             throw std::runtime_error(fmt::format("the {} was answered {} already", method, in->answered));
         return complete(i);
     }
+    reply(*in, text, method);
+    complete(i);
+}
+
+// Sends a rendered response on the server's transaction: status and phrase, the To-tag of the template for a
+// request outside a dialog, Contact, Content-Type, body and the other header lines.
+void Runner::Impl::reply(Incoming &in, const std::string &text, const std::string &method) {
+    int st = rt::status(text);
     std::string start = rt::startLine(text);
     std::string phrase = start.size() > 12 ? start.substr(12) : "";
     std::string tag = rt::param(rt::header(text, "To"), "tag");
-    msg_t *reqMsg = nta_incoming_getrequest(in->irq);
+    msg_t *reqMsg = nta_incoming_getrequest(in.irq);
     sip_t const *req = reqMsg ? sip_object(reqMsg) : nullptr;
-    if (st > 100 && req && req->sip_to && !req->sip_to->a_tag && !nta_incoming_gettag(in->irq))
-        nta_incoming_tag(in->irq, tag.empty() ? nullptr : tag.c_str());
+    if (st > 100 && req && req->sip_to && !req->sip_to->a_tag && !nta_incoming_gettag(in.irq))
+        nta_incoming_tag(in.irq, tag.empty() ? nullptr : tag.c_str());
     std::string extra = extraHeaders(text), contact = rt::header(text, "Contact");
     std::string ctype = rt::header(text, "Content-Type"), body = rt::body(text);
     bool copyRR = st < 300 && req && req->sip_record_route; // RFC 3261 §12.1.1
-    int rc = nta_incoming_treply(in->irq, st, phrase.c_str(), SIPTAG_CONTACT_STR(orNull(contact)),
+    int rc = nta_incoming_treply(in.irq, st, phrase.c_str(), SIPTAG_CONTACT_STR(orNull(contact)),
                                  TAG_IF(copyRR, SIPTAG_RECORD_ROUTE(copyRR ? req->sip_record_route : nullptr)),
                                  SIPTAG_HEADER_STR(orNull(extra)), SIPTAG_CONTENT_TYPE_STR(orNull(ctype)),
                                  SIPTAG_PAYLOAD_STR(orNull(body)), TAG_END());
@@ -743,8 +750,7 @@ void Runner::Impl::sendResponse(size_t i, Phone &ph) {
         msg_destroy(reqMsg);
     if (rc != 0)
         throw std::runtime_error(fmt::format("nta could not send {} to the {}", st, method));
-    in->answered = st;
-    complete(i);
+    in.answered = st;
 }
 
 // ---------------------------------------------------------------- receiving

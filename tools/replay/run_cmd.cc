@@ -27,6 +27,8 @@ void printReport(const Fixture &f, const RunReport &rep) {
         std::cout << text << (text.empty() || text.back() == '\n' ? "" : "\n");
     for (const auto &u : rep.unexpected)
         std::cout << "unexpected: " << u << "\n";
+    for (const auto &u : rep.undelivered)
+        std::cout << "no answer: " << u << "\n";
     std::cout << fmt::format("FAIL {} ({} of {} steps failed, {} not reached, {} unexpected messages, {:.1f} s)\n",
                              f.name, failed, f.steps.size(), notReached, rep.unexpected.size(), rep.seconds);
 }

@@ -17,6 +17,7 @@
 #include <sofia-sip/sip_status.h>
 #include <sofia-sip/sip_tag.h>
 #include <sofia-sip/su_alloc.h>
+#include <sofia-sip/su_log.h>
 #include <sofia-sip/su_wait.h>
 #include <sofia-sip/url.h>
 
@@ -36,6 +37,11 @@
 #include <map>
 #include <random>
 #include <set>
+
+extern "C" {
+extern su_log_t nta_log[];   // sofia-sip's log of nta and tport: quiet unless PARKWAY_REPLAY_TRACE is set (the
+extern su_log_t tport_log[]; // runner reports what went wrong itself)
+}
 
 namespace parkway::replay {
 
@@ -176,6 +182,7 @@ struct Runner::Impl {
     std::vector<std::unique_ptr<Incoming>> ins;
     std::deque<Inbound> backlog;
     std::vector<std::string> unexpected;
+    std::vector<std::string> local;        // requests that got no answer at all (nta's own 408/503)
     std::map<std::string, long> cseqShift; // Call-ID -> +N after automatic re-sends with credentials
     Clock::time_point start;
     bool lingering = false;
@@ -228,7 +235,17 @@ int onResponseCb(nta_outgoing_magic_t *m, nta_outgoing_t *orq, const sip_t *sip)
     auto *o = reinterpret_cast<Outgoing *>(m);
     try {
         if (!sip)
-            return 0; // timeout / transport error: the expect steps time out and say so
+            return 0;
+        // A response nta made itself (the request could not be delivered, or timer B/F fired): sofia-sip marks
+        // it with NTA_INTERNAL_MSG (1 << 15, nta_internal.h). It is no message from the server: noted, and the
+        // expect steps time out with "nothing came".
+        if (sip->sip_flags & (1u << 15)) {
+            o->impl->local.push_back(fmt::format("{}: {} CSeq {} got no answer from the server ({} {} from the "
+                                                 "local stack)",
+                                                 o->phone->p->name, o->method, o->cseq, sip->sip_status->st_status,
+                                                 sip->sip_status->st_phrase));
+            return 0;
+        }
         msg_t *msg = nta_outgoing_getresponse(orq);
         std::string text = msgText(msg);
         if (msg)
@@ -371,6 +388,9 @@ Runner::Impl::~Impl() {
 Runner::Runner(const Fixture &fixture, const RunOptions &options) : impl_(std::make_unique<Impl>(fixture, options)) {
     if (su_init() != 0)
         throw RunInputError("cannot initialise sofia-sip");
+    if (!std::getenv("PARKWAY_REPLAY_TRACE"))
+        for (su_log_t *l : {su_log_default, nta_log, tport_log})
+            su_log_set_level(l, 0);
     impl_->root = su_root_create(nullptr);
     if (!impl_->root)
         throw RunInputError("cannot create the event loop");
@@ -973,6 +993,7 @@ RunReport Runner::Impl::report() {
         rep.outcomes.push_back(o);
     }
     rep.unexpected = unexpected;
+    rep.undelivered = local;
     return rep;
 }
 

@@ -28,9 +28,10 @@ ServerAddress parseServerAddress(const std::string &text);
 
 // What one run found: the outcome of every step and the messages nobody expected.
 struct RunReport {
-    std::vector<StepOutcome> outcomes;   // one per step, in step order
-    std::vector<std::string> failures;   // one readable block per failing step
-    std::vector<std::string> unexpected; // messages from the server no step expected (one summary line each)
+    std::vector<StepOutcome> outcomes;    // one per step, in step order
+    std::vector<std::string> failures;    // one readable block per failing step
+    std::vector<std::string> unexpected;  // messages from the server no step expected (one summary line each)
+    std::vector<std::string> undelivered; // requests the server never answered (nta's own 408/503), for the reader
     double seconds = 0;
     bool passed() const { return failures.empty() && unexpected.empty(); }
 };

@@ -157,6 +157,19 @@ def case_unexpected():
         check("step 10 (carol" in p.stdout, "the retrieve's 200 (step 10) is not reported")
 
 
+def case_no_server():
+    """Nobody listens at --server: the expect step fails with "nothing came" within its bound, the undelivered
+    REGISTER is named, exit 1."""
+
+    class Nobody:
+        sip = f"127.0.0.1:{free_port()}"
+
+    p = replay(Nobody(), "register_options.json", timeout=20)
+    check(p.returncode == 1, f"exit {p.returncode}, want 1")
+    check("step 3 alice expect 200 OK (registered): nothing came within" in p.stdout, "no 'nothing came' for step 3")
+    check("no answer: alice: REGISTER" in p.stdout, "the undelivered REGISTER is not named")
+
+
 def case_bad_fixture():
     """A fixture whose step waits for a later step: exit 2, the message names the file and the step."""
     with daemon() as pw:

@@ -395,6 +395,8 @@ Runner::Runner(const Fixture &fixture, const RunOptions &options) : impl_(std::m
     if (!impl_->root)
         throw RunInputError("cannot create the event loop");
     for (const auto &s : fixture.steps) {
+        if (s.participant == "server") // the fixture format allows the name; a step needs a phone
+            throw RunInputError(fmt::format("step {}: 'server' sends or receives nothing itself: name a phone", s.id));
         impl_->index[s.id] = impl_->runs.size();
         StepRun r;
         r.step = &s;

@@ -178,6 +178,14 @@ def case_bad_fixture():
         check("bad_after.json" in p.stderr and "step 3" in p.stderr, "the message does not name the file and step")
         p = replay(pw, "register_options.json", "--bind", "not-an-address")
         check(p.returncode == 2 and "--bind" in p.stderr, "a bad --bind is not exit 2 naming it")
+        with open(os.path.join(DATA, "register_options.json")) as f:
+            fx = json.load(f)
+        fx["steps"][0]["send"] = "server"
+        path = os.path.join(pw.dir, "server_sends.json")
+        with open(path, "w") as f:
+            json.dump(fx, f)
+        p = replay(pw, path)
+        check(p.returncode == 2 and "step 1: 'server'" in p.stderr, "a step of 'server' is not exit 2 naming it")
 
 
 if __name__ == "__main__":

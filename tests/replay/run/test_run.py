@@ -81,6 +81,17 @@ def case_park_retrieve():
                 check(f"ok   {step}" in p.stdout, f"'{step}' did not pass")
 
 
+def case_blf_watch():
+    """A BLF subscription (RFC 4235, RFC 6665): the 200 and the first NOTIFY are unordered steps; the phone answers
+    both NOTIFYs as the fixture says; the unsubscribe's final NOTIFY says terminated."""
+    with daemon() as pw:
+        p = replay(pw, "blf_watch.json")
+        check(p.returncode == 0, f"exit {p.returncode}, want 0")
+        for step in ("step 4 dave expect NOTIFY", "step 5 dave send 200 OK", "step 8 dave expect NOTIFY",
+                     "step 9 dave send 200 OK"):
+            check(f"ok   {step}" in p.stdout, f"'{step}' did not pass")
+
+
 def case_call_cancel():
     """A call through the server to a registered phone, CANCELled while ringing: the CANCEL follows the INVITE's
     transaction, the ringing phone's 200 to the CANCEL and 487 are sent, and the ACK of the 487 is nta's."""

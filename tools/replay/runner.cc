@@ -173,6 +173,7 @@ struct Runner::Impl {
     RunOptions opt;
     ServerAddress server;
     su_root_t *root = nullptr;
+    bool suInit = false;
     std::vector<std::unique_ptr<Phone>> phones;
     std::map<std::string, Phone *> byName;
     Bindings bound;
@@ -284,6 +285,7 @@ int onAckCancelCb(nta_incoming_magic_t *m, nta_incoming_t *irq, const sip_t *sip
 
 int onRequestCb(nta_leg_magic_t *m, nta_leg_t *, nta_incoming_t *irq, const sip_t *sip) noexcept {
     auto *ph = reinterpret_cast<Phone *>(m);
+    Incoming *ip = nullptr;
     try {
         msg_t *msg = nta_incoming_getrequest(irq);
         std::string text = msgText(msg);
@@ -291,7 +293,7 @@ int onRequestCb(nta_leg_magic_t *m, nta_leg_t *, nta_incoming_t *irq, const sip_
             msg_destroy(msg);
         auto in = std::make_unique<Incoming>();
         in->impl = ph->impl, in->phone = ph, in->method = rt::method(text), in->text = text;
-        Incoming *ip = in.get();
+        ip = in.get();
         ph->impl->ins.push_back(std::move(in));
         if (sip->sip_request->rq_method == sip_method_ack) {
             nta_incoming_destroy(irq); // an ACK that matched no transaction (2xx ACK after it ended)
@@ -306,7 +308,7 @@ int onRequestCb(nta_leg_magic_t *m, nta_leg_t *, nta_incoming_t *irq, const sip_
         ph->impl->onRequest(*ph, ip, text);
     } catch (const std::exception &e) {
         std::cerr << "parkway-replay: " << e.what() << "\n";
-        return 500;
+        return ip ? 0 : 500; // once kept, the transaction is ours to answer (or to destroy at the end)
     }
     return 0;
 }
@@ -382,12 +384,14 @@ Runner::Impl::~Impl() {
     }
     if (root)
         su_root_destroy(root);
-    su_deinit();
+    if (suInit)
+        su_deinit();
 }
 
 Runner::Runner(const Fixture &fixture, const RunOptions &options) : impl_(std::make_unique<Impl>(fixture, options)) {
     if (su_init() != 0)
         throw RunInputError("cannot initialise sofia-sip");
+    impl_->suInit = true;
     if (!std::getenv("PARKWAY_REPLAY_TRACE"))
         for (su_log_t *l : {su_log_default, nta_log, tport_log})
             su_log_set_level(l, 0);

@@ -215,6 +215,7 @@ struct Runner::Impl {
     // receiving
     void onResponse(Outgoing *o, const std::string &text);
     void onRequest(Phone &ph, Incoming *in, const std::string &text);
+    std::optional<MatchResult> compare(const Step &s, const std::string &text) const;
     bool offer(Inbound &m);
     bool failFinal(Inbound &m);
     bool resendWithCredentials(Outgoing *o, const std::string &text);
@@ -831,24 +832,39 @@ void Runner::Impl::onRequest(Phone &ph, Incoming *in, const std::string &text) {
     backlog.push_back(m); // an expect step may become ready in a moment
 }
 
+// couldMatch + compareMessage; nullopt when the step does not wait for this kind of message. A comparator that
+// throws (a body it cannot parse) gives a difference, not a lost message.
+std::optional<MatchResult> Runner::Impl::compare(const Step &s, const std::string &text) const {
+    MatchResult res;
+    try {
+        if (!couldMatch(s, text, bound))
+            return std::nullopt;
+        return compareMessage(s, fx, text, bound);
+    } catch (const std::exception &e) {
+        res.differences.push_back({"comparison", "a message the comparator reads", e.what()});
+    }
+    return res;
+}
+
 bool Runner::Impl::offer(Inbound &m) {
     for (size_t i = 0; i < runs.size(); ++i) {
         StepRun &r = runs[i];
         const Step &s = *r.step;
-        if (r.state != State::Pending || s.kind != StepKind::Expect || s.participant != m.phone->p->name || !ready(i) ||
-            !couldMatch(s, m.text, bound))
+        if (r.state != State::Pending || s.kind != StepKind::Expect || s.participant != m.phone->p->name || !ready(i))
             continue;
-        MatchResult res = compareMessage(s, fx, m.text, bound);
-        if (res.matched) {
-            for (const auto &[k, v] : res.learned)
+        std::optional<MatchResult> res = compare(s, m.text);
+        if (!res)
+            continue;
+        if (res->matched) {
+            for (const auto &[k, v] : res->learned)
                 bound.emplace(k, v);
             r.in = m.in;
             complete(i);
             return true;
         }
-        if (r.closest.empty() || res.differences.size() < r.closestCount) {
-            r.closest = formatDifferences(s, fx, res.differences) + "  what came: " + rt::summary(m.text) + "\n";
-            r.closestCount = res.differences.size();
+        if (r.closest.empty() || res->differences.size() < r.closestCount) {
+            r.closest = formatDifferences(s, fx, res->differences) + "  what came: " + rt::summary(m.text) + "\n";
+            r.closestCount = res->differences.size();
             m.candidate = true; // reported with the step if it fails, not again as unexpected
         }
     }
@@ -862,12 +878,13 @@ bool Runner::Impl::failFinal(Inbound &m) {
         StepRun &r = runs[i];
         const Step &s = *r.step;
         if (r.state != State::Pending || s.kind != StepKind::Expect || s.optional ||
-            s.participant != m.phone->p->name || !ready(i) || !couldMatch(s, m.text, bound) ||
-            s.message.front().rfind("SIP/2.0 1", 0) == 0)
+            s.participant != m.phone->p->name || !ready(i) || s.message.front().rfind("SIP/2.0 1", 0) == 0)
             continue;
-        MatchResult res = compareMessage(s, fx, m.text, bound);
+        std::optional<MatchResult> res = compare(s, m.text);
+        if (!res)
+            continue;
         fail(i,
-             formatDifferences(s, fx, res.differences) + "  what came: " + rt::summary(m.text) + "\n" + dialogLine(s));
+             formatDifferences(s, fx, res->differences) + "  what came: " + rt::summary(m.text) + "\n" + dialogLine(s));
         return true;
     }
     return false;

@@ -153,6 +153,7 @@ struct Inbound {
     Incoming *in = nullptr;
     Clock::time_point at;
     bool candidate = false; // shown as the closest message of a failed step
+    bool provisional = false; // a 1xx: kept for a step that becomes ready later, never "unexpected"
 };
 
 struct StepRun {
@@ -623,7 +624,11 @@ void Runner::Impl::sendRequest(size_t i, Phone &ph) {
         for (auto it = outs.rbegin(); it != outs.rend(); ++it)
             if ((*it)->phone == &ph && (*it)->method == "INVITE" && (*it)->callId == callId && (*it)->cseq == cseq)
                 return sendAck(i, ph, text, it->get());
-        return sendAck(i, ph, text, nullptr);
+        // nta sends an ACK only for an INVITE its agent sent (it aborts otherwise): one phone seen at two
+        // addresses in the trace (its in-dialog requests over another transport) is two participants here.
+        return fail(i, fmt::format("{}: {} never sent the INVITE this ACK is for (Call-ID {}, CSeq {}): does the "
+                                   "trace show that phone at two addresses?",
+                                   stepName(*runs[i].step), ph.p->name, callId, cseq));
     }
     Outgoing *o = transmit(ph, text, s.id);
     o->method = method, o->callId = callId, o->cseq = cseq, o->text = text;
@@ -806,8 +811,15 @@ void Runner::Impl::onResponse(Outgoing *o, const std::string &received) {
     Inbound m{o->phone, text, nullptr, Clock::now()};
     if (offer(m) || lingering)
         return;
-    if (st < 200)
-        return; // extra provisional responses are ignored
+    if (st < 200) {
+        // A 1xx may overtake the send step its expect waits for (the callee's 180 and 200 leave together and
+        // the server relays the 180 before the runner sent the 200): kept a moment; extra ones are ignored.
+        if (st > 100) {
+            m.provisional = true;
+            backlog.push_back(m);
+        }
+        return;
+    }
     if ((st == 401 || st == 407) && resendWithCredentials(o, received))
         return;
     if (!failFinal(m))
@@ -928,7 +940,7 @@ void Runner::Impl::expireBacklog(bool all) {
     while (!backlog.empty() && (all || secondsBetween(backlog.front().at, now) > hold)) {
         Inbound m = backlog.front();
         backlog.pop_front();
-        if (!all && !m.candidate)
+        if (!all && !m.candidate && !m.provisional)
             unexpected.push_back(m.phone->p->name + " got " + rt::summary(m.text));
         if (m.in)
             answerUnexpected(m.in);

@@ -439,7 +439,8 @@ private:
             attrs += " optional=\"true\"";
         if (rrs)
             attrs += " rrs=\"true\"";
-        std::string actions = captures(m);
+        // An optional message may not come: capture from the first one that must.
+        std::string actions = s.optional ? "" : captures(m);
         std::string comment = "  <!-- step " + std::to_string(s.id) + ": " + xmlEscape(s.note.empty() ? m.summary() : s.note) + " -->\n";
         if (actions.empty())
             elements_.push_back(comment + "  <recv " + attrs + "/>\n");

@@ -3,9 +3,10 @@
 
     test_export.py <parkway> <parkway-replay> <fixture data dir> <case>
 
-run:     export a single-dialog fixture (retrieve with nothing parked), then RUN the scenario with sipp, as the
-         README written beside it says, against a real daemon on free loopback ports: sipp must exit 0, and the
-         ACK of the 404 must carry the INVITE's branch and the server's To-tag.
+run:     export single-dialog fixtures (a retrieve with nothing parked: 404 + ACK; a park by INVITE *68 on hold,
+         hung up after 1 s: 200 + ACK + BYE), then RUN each scenario with sipp, as the README written beside it
+         says, against a real daemon on free loopback ports: sipp must exit 0, and the ids must follow the dialog
+         (the ACK of the 404 carries the INVITE's branch, ACK/BYE the server's To-tag and the right CSeq).
 refuse:  fixtures SIPp cannot express (three participants; a REFER that starts a second dialog) exit 1 with the
          reason on stderr and write nothing.
 """
@@ -37,13 +38,42 @@ def sipp_command(readme, server, port, logdir):
                   "-error_file", os.path.join(logdir, "errors.log")]
 
 
-def case_run():
+def messages(log, first_line):
+    """The messages of a SIPp -trace_msg log whose first line starts with first_line, as {header: value} + start."""
+    out = []
+    for block in re.split(r"\n-{10,}[^\n]*\n", log):
+        lines = [l.rstrip("\r") for l in block.strip().splitlines()]
+        start = next((i for i, l in enumerate(lines) if l.startswith(first_line)), None)
+        if start is None:
+            continue
+        msg = {"start": lines[start]}
+        for l in lines[start + 1:]:
+            if not l:
+                break
+            name, _, value = l.partition(":")
+            msg.setdefault(name.strip().lower(), value.strip())
+        out.append(msg)
+    return out
+
+
+def tag(value):
+    m = re.search(r";tag=([^;>\s]+)", value or "")
+    return m.group(1) if m else None
+
+
+def branch(value):
+    m = re.search(r"branch=([^;\s]+)", value or "")
+    return m.group(1) if m else None
+
+
+def run_exported(fixture, scenario_name, check):
+    """Export, start a daemon, run sipp as the README says, then check(log) on SIPp's message log."""
     out = tempfile.mkdtemp(prefix="replay-export-")
     try:
-        r = export("retrieve_nothing.json", out)
-        assert r.returncode == 0, f"export failed ({r.returncode}): {r.stderr}"
-        scenario = os.path.join(out, "retrieve_nothing_alice.xml")
-        assert sorted(os.listdir(out)) == ["README.txt", "retrieve_nothing_alice.xml"], os.listdir(out)
+        r = export(fixture, out)
+        assert r.returncode == 0, f"export of {fixture} failed ({r.returncode}): {r.stderr}"
+        assert sorted(os.listdir(out)) == ["README.txt", scenario_name], os.listdir(out)
+        scenario = os.path.join(out, scenario_name)
         with open(os.path.join(out, "README.txt")) as f:
             readme = f.read()
         moh = (free_port() // 2) * 2
@@ -51,24 +81,42 @@ def case_run():
                      module_params={"callpark": {"moh_ip": "127.0.0.1", "moh_port_min": moh,
                                                  "moh_port_max": min(moh + 100, 65534)}},
                      proxy={"domains": ["pbx.example.com", "127.0.0.1"]}, workdir=out) as pw:
-            cmd = sipp_command(readme, pw.sip, free_port(), out)
+            cmd = sipp_command(readme, pw.sip, free_port(), out) + ["-mp", str(free_port())]
             p = subprocess.run(cmd, cwd=out, capture_output=True, text=True, timeout=90)
-            log = open(os.path.join(out, "messages.log"), errors="replace").read() \
-                if os.path.exists(os.path.join(out, "messages.log")) else ""
-            errors = open(os.path.join(out, "errors.log"), errors="replace").read() \
-                if os.path.exists(os.path.join(out, "errors.log")) else ""
-            assert p.returncode == 0, (f"sipp exit {p.returncode}\ncmd: {' '.join(cmd)}\n--- errors:\n{errors[-3000:]}"
-                                       f"\n--- messages:\n{log[-4000:]}\n--- scenario:\n{open(scenario).read()}")
-        invite = re.search(r"^INVITE .*?^Via: [^\n]*branch=([^;\s]+)", log, re.S | re.M)
-        ack = re.search(r"^ACK .*?^Via: [^\n]*branch=([^;\s]+).*?^To: [^\n]*tag=([^;\s>]+)", log, re.S | re.M)
-        got404 = re.search(r"^SIP/2.0 404 .*?^To: [^\n]*tag=([^;\s>]+)", log, re.S | re.M)
-        assert invite and ack and got404, f"INVITE/404/ACK not all in the SIPp log:\n{log[-4000:]}"
-        assert ack.group(1) == invite.group(1), f"ACK branch {ack.group(1)} != INVITE branch {invite.group(1)}"
-        assert ack.group(2) == got404.group(1), f"ACK To-tag {ack.group(2)} != the 404's {got404.group(1)}"
-        print("ok: exported scenario ran against parkway, sipp exit 0; ACK branch/tag follow the INVITE and the 404")
+            read = lambda name: open(os.path.join(out, name), errors="replace").read() \
+                if os.path.exists(os.path.join(out, name)) else ""
+            log, errors = read("messages.log"), read("errors.log")
+            assert p.returncode == 0, (f"{fixture}: sipp exit {p.returncode}\ncmd: {' '.join(cmd)}\n--- errors:\n"
+                                       f"{errors[-3000:]}\n--- messages:\n{log[-4000:]}\n--- scenario:\n"
+                                       f"{open(scenario).read()}")
+        check(log)
+        print(f"ok: {fixture}: the exported scenario ran against parkway, sipp exit 0")
     finally:
         if os.environ.get("PARKWAY_KEEP_TMP") != "1":
             shutil.rmtree(out, ignore_errors=True)
+
+
+def check_retrieve_nothing(log):
+    """ACK of the 404: the INVITE's branch (RFC 3261 §17.1.1.3) and the 404's To-tag."""
+    invite, ack, got = messages(log, "INVITE "), messages(log, "ACK "), messages(log, "SIP/2.0 404")
+    assert invite and ack and got, f"INVITE/404/ACK not all in the SIPp log:\n{log[-4000:]}"
+    assert branch(ack[0]["via"]) == branch(invite[0]["via"]), f"ACK branch {ack[0]['via']} != INVITE's"
+    assert tag(ack[0]["to"]) == tag(got[0]["to"]), f"ACK To {ack[0]['to']} != the 404's {got[0]['to']}"
+
+
+def check_park_hangup(log):
+    """ACK and BYE in the dialog of the 200: its To-tag, the INVITE's CSeq for the ACK, +1 for the BYE."""
+    invite, ok, ack, bye = (messages(log, x) for x in ("INVITE ", "SIP/2.0 200", "ACK ", "BYE "))
+    assert invite and ok and ack and bye, f"INVITE/200/ACK/BYE not all in the SIPp log:\n{log[-4000:]}"
+    n = int(invite[0]["cseq"].split()[0])
+    assert ack[0]["cseq"] == f"{n} ACK" and bye[0]["cseq"] == f"{n + 1} BYE", (invite[0], ack[0], bye[0])
+    assert tag(ack[0]["to"]) == tag(ok[0]["to"]) == tag(bye[0]["to"]), (ok[0], ack[0], bye[0])
+    assert branch(ack[0]["via"]) != branch(invite[0]["via"]), "the ACK of a 2xx is its own transaction"
+
+
+def case_run():
+    run_exported("retrieve_nothing.json", "retrieve_nothing_alice.xml", check_retrieve_nothing)
+    run_exported("park_hangup.json", "park_hangup_alice.xml", check_park_hangup)
 
 
 def case_refuse():

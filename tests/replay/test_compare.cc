@@ -230,3 +230,16 @@ TEST_CASE("the diff names the step, the participant, the dialog and each differe
     CHECK(formatDifferences(ok, Fixture{}, {}).rfind("step 7 alice: expect 200 OK to INVITE (dialog {{call1}})", 0) ==
           0);
 }
+
+TEST_CASE("symbols are learned from headers the step does not compare, part by part") {
+    Step e = expectWith({"SIP/2.0 200 OK", "Call-ID: {{call3}}", "To: <sip:bob@{{server.host}}>;tag={{tag7}}",
+                         "Contact: <sip:{{srv1}}@{{server.host}}:5060>", "CSeq: 1 INVITE", ""},
+                        {"CSeq"});
+    // Another display name and an extra parameter in To, another port in Contact: not compared, still learned.
+    std::string msg = wire({"SIP/2.0 200 OK", "Call-ID: c3@pbx", "To: \"Bob\" <sip:bob@127.0.0.1>;tag=T9;x=1",
+                            "Contact: <sip:park-1@127.0.0.1:5080>", "CSeq: 1 INVITE", ""});
+    MatchResult r = compareMessage(e, Fixture{}, msg, kBound);
+    REQUIRE(r.matched);
+    CHECK(r.learned.at("tag7") == "T9");
+    CHECK(r.learned.at("srv1") == "park-1");
+}

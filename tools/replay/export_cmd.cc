@@ -39,6 +39,8 @@ int exportCommand(const ExportOptions &o) {
     std::filesystem::path dir(o.sippDir);
     writeFile(dir / e.fileName, e.scenario);
     writeFile(dir / "README.txt", e.readme);
+    for (const auto &w : e.warnings)
+        std::cerr << "warning: " << w << "\n";
     std::cout << (dir / e.fileName).string() << "\n" << (dir / "README.txt").string() << "\n";
     return 0;
 }

@@ -2,8 +2,8 @@
 //
 // Symbols become SIPp keywords: the dialog's Call-ID [call_id], the phone's branches [branch] (and [branch-N]
 // for the ACK/CANCEL of a non-2xx, which RFC 3261 §17.1.1.3 / §9.1 send with the INVITE's branch), its tags
-// [pid]SIPpTagNN[call_number], its CSeq numbers [cseq] (+/- an offset, SIPp counts one per request but not
-// for ACK), its address [local_ip]/[local_port], the server's [remote_ip]/[remote_port], its media port
+// [pid]SIPpTagNN[call_number], its CSeq numbers [cseq] (+/- an offset: SIPp counts every message it sends
+// but ACK and CANCEL), its address [local_ip]/[local_port], the server's [remote_ip]/[remote_port], its media port
 // [media_port]; Content-Length is [len]. What the server chose (its To-tag, a Contact user ...) is captured
 // with <ereg> from the message that first carried it and used as [$variable]. Responses the phone sends to the
 // server's requests copy Via/From/To/Call-ID/CSeq with [last_*] (RFC 3261 §8.2.6.2). After a dialog-creating
@@ -370,7 +370,8 @@ private:
         pause(s.delay);
         Message m = split(s);
         size_t element = elements_.size();
-        if (!m.response() && m.method() != "ACK" && m.method() != "CANCEL")
+        // SIPp's [cseq] counts every message it sends except ACK and CANCEL, responses included.
+        if (m.response() || (m.method() != "ACK" && m.method() != "CANCEL"))
             ++sippCseq_;
         std::vector<std::string> lines = m.response() ? responseHead(m, element) : requestHead(m, element);
         lines.push_back("");
@@ -458,18 +459,45 @@ public:
     const std::string &participant() const { return me_; }
 };
 
+// Expects that follow the same send are unordered in a fixture (docs/replay.md "Fixture format"); SIPp waits
+// for them in the trace's order.
+std::vector<std::string> orderWarnings(const Fixture &f) {
+    std::vector<std::string> out, group;
+    int send = 0;
+    auto flush = [&] {
+        if (group.size() > 1)
+            out.push_back("steps " + joined(group) + " follow step " + std::to_string(send) +
+                          " and may come in either order; the scenario waits for them in the trace's order");
+        group.clear();
+    };
+    for (const auto &s : f.steps) {
+        if (s.kind == StepKind::Send) {
+            flush();
+            send = s.id;
+        } else if (!s.optional) {
+            group.push_back(std::to_string(s.id));
+        }
+    }
+    flush();
+    return out;
+}
+
 std::string sippTransport(const std::string &t) {
     std::string l = lower(t);
     return l == "tcp" ? "t1" : l == "tls" ? "l1" : "u1";
 }
 
 std::string readme(const Fixture &f, const SippExport &e, const std::string &transport, bool uas) {
+    std::string notes;
+    for (const auto &w : e.warnings)
+        notes += "Note: " + w + ".\n";
     std::string cmd = std::string("  sipp ") + (uas ? "" : "SERVER ") + "-sf " + e.fileName +
                       " -m 1 -i LOCAL_IP -p LOCAL_PORT -t " + sippTransport(transport) +
                       " -nostdin -timeout 30s -timeout_error -trace_err\n";
     return "SIPp scenario exported by parkway-replay (docs/replay.md \"Exporting to SIPp\")\n\n"
-           "Fixture:     " + f.name + (f.description.empty() ? "" : " - " + f.description) + "\n" +
-           "Scenario:    " + e.fileName + " (plays participant '" + e.participant + "', " + transport + ")\n\n" +
+           "Fixture:     " +
+           f.name + (f.description.empty() ? "" : " - " + f.description) + "\n" + "Scenario:    " + e.fileName +
+           " (plays participant '" + e.participant + "', " + transport + ")\n\n" +
            (uas ? "The server sends the first request, so SIPp waits for it (UAS mode). Make the server send to\n"
                   "LOCAL_IP:LOCAL_PORT (register that contact first), then run:\n\n"
                 : "Run it against the server under test (SERVER = its host:port, LOCAL_IP:LOCAL_PORT = where this\n"
@@ -477,7 +505,8 @@ std::string readme(const Fixture &f, const SippExport &e, const std::string &tra
            cmd +
            "\nExit code 0: the server sent the same messages in the same order with the same status codes.\n"
            "SIPp does not compare headers or bodies; `parkway-replay run` does (it also shortens waits with\n"
-           "--speed and recomputes digest answers).\n";
+           "--speed and recomputes digest answers).\n" +
+           (notes.empty() ? "" : "\n" + notes);
 }
 
 } // namespace
@@ -499,6 +528,7 @@ SippExport sippExport(const Fixture &f) {
         nop += "    </action>\n  </nop>\n";
         e.scenario.insert(e.scenario.rfind("</scenario>"), nop);
     }
+    e.warnings = orderWarnings(f);
     e.readme = readme(f, e, w.transport(), f.steps.front().kind == StepKind::Expect);
     return e;
 }

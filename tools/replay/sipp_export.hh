@@ -16,6 +16,9 @@ struct SippExport {
     std::string fileName;    // "<fixture>_<participant>.xml"
     std::string scenario;    // the SIPp XML
     std::string readme;      // README.txt: what it is and the sipp command line
+    // What SIPp checks less strictly than `run` would, one sentence each ("steps 2 and 3 may come in either
+    // order ...": SIPp waits for them in the trace's order).
+    std::vector<std::string> warnings;
 };
 // Precondition: sippExportProblems(f) is empty (throws FixtureError otherwise).
 SippExport sippExport(const Fixture &f);

@@ -6,7 +6,8 @@
 run:     export single-dialog fixtures (a retrieve with nothing parked: 404 + ACK; a park by INVITE *68 on hold,
          hung up after 1 s: 200 + ACK + BYE), then RUN each scenario with sipp, as the README written beside it
          says, against a real daemon on free loopback ports: sipp must exit 0, and the ids must follow the dialog
-         (the ACK of the 404 carries the INVITE's branch, ACK/BYE the server's To-tag and the right CSeq).
+         (the ACK of the 404 carries the INVITE's branch, ACK/BYE the server's To-tag and the right CSeq); and
+         a BLF subscription to a park slot (SUBSCRIBE, 200, NOTIFY answered, unsubscribe, final NOTIFY answered).
 refuse:  fixtures SIPp cannot express (three participants; a REFER that starts a second dialog) exit 1 with the
          reason on stderr and write nothing.
 """
@@ -114,9 +115,23 @@ def check_park_hangup(log):
     assert branch(ack[0]["via"]) != branch(invite[0]["via"]), "the ACK of a 2xx is its own transaction"
 
 
+def check_blf_watch(log):
+    """Both NOTIFYs answered with the server's ids copied ([last_*]); the unsubscribe in the same dialog."""
+    subs, notifies, answers = messages(log, "SUBSCRIBE "), messages(log, "NOTIFY "), messages(log, "SIP/2.0 200")
+    assert len(subs) == 2 and len(notifies) >= 2, f"SUBSCRIBE x2 / NOTIFY x2 not in the SIPp log:\n{log[-4000:]}"
+    n = int(subs[0]["cseq"].split()[0])
+    assert subs[1]["cseq"] == f"{n + 1} SUBSCRIBE", subs
+    server_tag = tag(notifies[0]["from"])
+    assert tag(subs[1]["to"]) == server_tag, (subs[1], notifies[0])
+    notify_answers = [a for a in answers if a["cseq"].endswith("NOTIFY")]
+    assert {a["cseq"] for a in notify_answers} == {x["cseq"] for x in notifies}, (notify_answers, notifies)
+    assert all(branch(a["via"]) in {branch(x["via"]) for x in notifies} for a in notify_answers), notify_answers
+
+
 def case_run():
     run_exported("retrieve_nothing.json", "retrieve_nothing_alice.xml", check_retrieve_nothing)
     run_exported("park_hangup.json", "park_hangup_alice.xml", check_park_hangup)
+    run_exported("blf_watch.json", "blf_watch_alice.xml", check_blf_watch)
 
 
 def case_refuse():

@@ -236,3 +236,51 @@ TEST_CASE("pidf compares the basic status per tuple; sipfrag the status code; te
     Step ignored = notify("ignore", "anything", "x");
     CHECK(compareMessage(ignored, Fixture{}, message("something else", "x"), kBound).matched);
 }
+
+namespace {
+// A NOTIFY as today's daemon sends it to a BLF key watching an empty park slot (captured on loopback).
+std::string realNotify(const std::string &state, const std::string &version, const std::string &cseq) {
+    std::string body = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<dialog-info "
+                       "xmlns=\"urn:ietf:params:xml:ns:dialog-info\" version=\"" +
+                       version + "\" state=\"full\" entity=\"sip:*88103@pbx.example.com\">\n</dialog-info>\n";
+    return "NOTIFY sip:1010@127.0.0.1:45964 SIP/2.0\r\n"
+           "Via: SIP/2.0/UDP 127.0.0.1:30989;rport;branch=z9hG4bKKBe9yHmaa9ggp\r\nMax-Forwards: 70\r\n"
+           "From: <sip:*88103@pbx.example.com>;tag=KKg8jFQUHcHNa\r\nTo: <sip:1010@pbx.example.com>;tag=a1\r\n"
+           "Call-ID: probe1@127.0.0.1\r\nCSeq: " +
+           cseq +
+           " NOTIFY\r\nContact: <sip:127.0.0.1:30989>\r\n"
+           "Event: dialog\r\nSubscription-State: " +
+           state +
+           "\r\n"
+           "Content-Type: application/dialog-info+xml\r\nContent-Length: " +
+           std::to_string(body.size()) + "\r\n\r\n" + body;
+}
+} // namespace
+
+TEST_CASE("a fixture's expect steps match the daemon's real NOTIFYs, and see what changed") {
+    Fixture f = loadFixture(std::string(REPLAY_TEST_DATA) + "/export/blf_watch.json");
+    const Step &first = *f.findStep(3), &last = *f.findStep(7);
+    Bindings b{{"call1", "probe1@127.0.0.1"}, {"alice.host", "127.0.0.1"},
+               {"alice.port", "45964"},       {"server.host", "127.0.0.1"},
+               {"server.port", "30989"},      {"tag1", "a1"},
+               {"tag2", "KKg8jFQUHcHNa"},     {"cseq1", "1"}};
+    REQUIRE(couldMatch(first, realNotify("active;expires=600", "0", "2"), b));
+    MatchResult r = compareMessage(first, f, realNotify("active;expires=600", "0", "2"), b);
+    INFO(whats(r));
+    REQUIRE(r.matched);
+    CHECK(r.learned.at("cseq2") == "2");
+    for (const auto &[k, v] : r.learned)
+        b[k] = v;
+    r = compareMessage(last, f, realNotify("terminated;reason=timeout", "1", "3"), b);
+    INFO(whats(r));
+    REQUIRE(r.matched);
+    for (const auto &[k, v] : r.learned)
+        b[k] = v;
+    // The same NOTIFY again: its version no longer increases, and a daemon that kept the subscription active.
+    r = compareMessage(last, f, realNotify("active;expires=600", "1", "3"), b);
+    CHECK(hasDifference(r, "header Subscription-State state"));
+    CHECK(hasDifference(r, "header Subscription-State;reason"));
+    CHECK(hasDifference(r, "body dialog-info: @version"));
+    CHECK(formatDifferences(last, f, r.differences)
+              .rfind("step 7 alice: expect NOTIFY (dialog {{call1}}, Event dialog) -- final NOTIFY\n", 0) == 0);
+}

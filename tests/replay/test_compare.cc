@@ -243,3 +243,25 @@ TEST_CASE("symbols are learned from headers the step does not compare, part by p
     CHECK(r.learned.at("tag7") == "T9");
     CHECK(r.learned.at("srv1") == "park-1");
 }
+
+TEST_CASE("URIs compare by RFC 3261 §19.1.4") {
+    Step e = expectWith({"SIP/2.0 200 OK", "Call-ID: {{call3}}", "Contact: <sip:Park%2dA@{{server.host}};x-id=1>",
+                         "CSeq: 1 INVITE", ""},
+                        {"Contact"});
+    auto msg = [](const std::string &contact) {
+        return wire({"SIP/2.0 200 OK", "Call-ID: c3@pbx", "Contact: " + contact, "CSeq: 1 INVITE", ""});
+    };
+    // %2d is '-'; the host's case does not matter; a parameter only one side has is ignored ...
+    CHECK(compareMessage(e, Fixture{}, msg("<sip:Park-A@127.0.0.1;x-other=2>"), kBound).matched);
+    // ... but the user's case does, and so do a port, a maddr/user parameter or a URI header on one side only.
+    CHECK(
+        hasDifference(compareMessage(e, Fixture{}, msg("<sip:park-a@127.0.0.1>"), kBound), "header Contact URI user"));
+    CHECK(hasDifference(compareMessage(e, Fixture{}, msg("<sip:Park-A@127.0.0.1:5060>"), kBound),
+                        "header Contact URI port"));
+    CHECK(hasDifference(compareMessage(e, Fixture{}, msg("<sip:Park-A@127.0.0.1;maddr=10.0.0.1>"), kBound),
+                        "header Contact URI ;maddr"));
+    CHECK(hasDifference(compareMessage(e, Fixture{}, msg("<sip:Park-A@127.0.0.1;x-id=2>"), kBound),
+                        "header Contact URI ;x-id"));
+    CHECK(hasDifference(compareMessage(e, Fixture{}, msg("<sip:Park-A@127.0.0.1?Subject=x>"), kBound),
+                        "header Contact URI ?subject"));
+}

@@ -1185,6 +1185,18 @@ void compareElement(Matcher &m, Diffs &d, const XmlRules &r, const std::string &
     compareChildren(m, d, r, path.empty() ? "" : path + "/", t, a);
 }
 
+// The largest version recorded under `prefix` in the runner's bindings or this message's. Each version seen is
+// its own entry ("~dialog-info-version <scope> 4"), so it works whether the runner adds learned entries or
+// overwrites them.
+std::optional<long long> lastVersion(const Matcher &m, const std::string &prefix) {
+    std::optional<long long> best;
+    for (const Bindings *b : {&m.bound(), &m.learned})
+        for (auto it = b->lower_bound(prefix); it != b->end() && it->first.compare(0, prefix.size(), prefix) == 0; ++it)
+            if (isNumber(it->second) && (!best || std::stoll(it->second) > *best))
+                best = std::stoll(it->second);
+    return best;
+}
+
 // RFC 4235 §4.1.2 (and docs/park-info.md): a version must be larger than the last one seen for the same
 // subscription (dialog-info: per Call-ID) or extension (park-info: per entity). The literal value in the
 // fixture is not compared: it depends on what happened before the trace started.
@@ -1196,11 +1208,11 @@ void checkVersion(Matcher &m, Diffs &d, const std::string &kind, const std::stri
         d.push_back({where(kind, "@version"), "a number", v});
         return;
     }
-    std::string key = "~" + kind + "-version " + scope;
-    auto last = m.value(key, m.learned);
-    if (last && std::stoll(v) <= std::stoll(*last))
-        d.push_back({where(kind, "@version"), "larger than " + *last + " (the last one)", v});
-    m.learned[key] = v;
+    std::string prefix = "~" + kind + "-version " + scope + " ";
+    auto last = lastVersion(m, prefix);
+    if (last && std::stoll(v) <= *last)
+        d.push_back({where(kind, "@version"), "larger than " + std::to_string(*last) + " (the last one)", v});
+    m.learned[prefix + v] = v;
 }
 
 void compareXml(Matcher &m, Diffs &d, const XmlRules &r, const std::string &tb, const std::string &ab,

@@ -21,9 +21,9 @@ struct MatchResult {
     bool matched = false;             // start line and every compared part agree
     std::vector<Difference> differences;
     Bindings learned;                 // server-owned symbols first seen in this message (only when matched)
-    // `learned` may also hold comparator state under names starting with '~' (never a fixture symbol): the
-    // last dialog-info/park-info version seen per subscription/extension, which must increase (RFC 4235
-    // §4.1.2). The runner stores them in `bound` like symbols, overwriting an older value.
+    // `learned` may also hold comparator state under names starting with '~' (never a fixture symbol): each
+    // dialog-info/park-info version seen per subscription/extension, which must increase (RFC 4235 §4.1.2).
+    // The runner keeps them in `bound` like symbols (one new entry per version, so adding is enough).
 };
 
 // Whether `actual` is the kind of message this step waits for: for a response, the same CSeq method (and

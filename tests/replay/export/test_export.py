@@ -8,6 +8,8 @@ run:     export single-dialog fixtures (a retrieve with nothing parked: 404 + AC
          says, against a real daemon on free loopback ports: sipp must exit 0, and the ids must follow the dialog
          (the ACK of the 404 carries the INVITE's branch, ACK/BYE the server's To-tag and the right CSeq); and
          a BLF subscription to a park slot (SUBSCRIBE, 200, NOTIFY answered, unsubscribe, final NOTIFY answered).
+routes:  a record-routed call (not run: it needs a callee) exports with rrs="true" on the 200 and ACK/BYE sent to
+         [next_url] through [routes] (RFC 3261 §12.2.1.1), the server's To-tag and Contact captured by <ereg>.
 refuse:  fixtures SIPp cannot express (three participants; a REFER that starts a second dialog) exit 1 with the
          reason on stderr and write nothing.
 """
@@ -159,4 +161,22 @@ def case_refuse():
     print("ok: multi-party and multi-dialog fixtures refused with the reason, nothing written")
 
 
-{"run": case_run, "refuse": case_refuse}[CASE]()
+def case_routes():
+    out = tempfile.mkdtemp(prefix="replay-export-")
+    try:
+        r = export("routed_call.json", out)
+        assert r.returncode == 0, r.stderr
+        text = open(os.path.join(out, "routed_call_alice.xml")).read()
+        lines = [l.strip() for l in text.splitlines()]
+        assert '<recv response="200" rrs="true">' in lines, text
+        assert "ACK [next_url] SIP/2.0" in lines and "BYE [next_url] SIP/2.0" in lines, text
+        assert lines.count("[routes]") == 2 and not any(l.startswith("Route:") for l in lines), text
+        assert lines.count("To: <sip:1003@pbx.example.com>;tag=[$v_tag2]") == 2, text
+        assert "CSeq: [cseq] ACK" in lines and "CSeq: [cseq] BYE" in lines, text
+        assert '<pause milliseconds="2000"/>' in lines, text
+        print("ok: record-routed dialog exported with rrs/[next_url]/[routes]")
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+
+
+{"run": case_run, "routes": case_routes, "refuse": case_refuse}[CASE]()

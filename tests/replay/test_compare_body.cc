@@ -139,8 +139,10 @@ std::string dialogInfo(const std::string &version, const std::string &state, con
     return R"(<?xml version="1.0" encoding="UTF-8"?>
 <dialog-info xmlns="urn:ietf:params:xml:ns:dialog-info" entity="sip:101@127.0.0.1" state="full" version=")" +
            version + R"(">
-  <dialog id="xyz" direction="initiator" local-tag="lt1" call-id=")" + callId + R"(">
-    <state event="remote-bye">)" + state + R"(</state>
+  <dialog id="xyz" direction="initiator" local-tag="lt1" call-id=")" +
+           callId + R"(">
+    <state event="remote-bye">)" +
+           state + R"(</state>
     <duration>12</duration>
     <local><target uri="sip:101@127.0.0.10;transport=udp"/><identity>SIP:101@127.0.0.1</identity></local>
     <remote><identity display="Bob">sip:102@127.0.0.1</identity></remote>
@@ -193,7 +195,8 @@ std::string parkInfo(const std::string &version, const std::string &state, bool 
     return R"(<?xml version="1.0" encoding="UTF-8"?>
 <park-info xmlns="urn:parkway:params:xml:ns:park-info" version=")" +
            version + R"(" entity="sip:103@pbx.example.com">
-  <parked id="42" state=")" + state + R"(">
+  <parked id="42" state=")" +
+           state + R"(">
     <parked-on>sip:103@pbx.example.com</parked-on>
     <parked-party display="Alice &quot;Al&quot;">sip:2001@pbx.example.com</parked-party>
     <retrieve>sip:*88103@pbx.example.com</retrieve>
@@ -217,12 +220,18 @@ TEST_CASE("park-info compares the parked call's state and parties, not its times
     INFO(whats(r));
     CHECK(hasDifference(r, "body park-info: parked[@id=42]@state"));
     CHECK(hasDifference(r, "body park-info: parked[@id=42]/recall-at"));
+    std::string otherNs = parkInfo("10", "parked", true);
+    otherNs.replace(otherNs.find("urn:parkway"), 11, "urn:example");
+    CHECK(hasDifference(compareMessage(e, Fixture{}, message(otherNs, "park-info"), kBound),
+                        "body park-info: namespace"));
 }
 
 TEST_CASE("pidf compares the basic status per tuple; sipfrag the status code; text exactly") {
     auto pidf = [](const std::string &basic) {
         return "<?xml version=\"1.0\"?>\n<presence xmlns=\"urn:ietf:params:xml:ns:pidf\" entity=\"sip:101@127.0.0.1\">"
-               "<tuple id=\"t1\"><status><basic>" + basic + "</basic></status><timestamp>x</timestamp></tuple>"
+               "<tuple id=\"t1\"><status><basic>" +
+               basic +
+               "</basic></status><timestamp>x</timestamp></tuple>"
                "</presence>";
     };
     Step e = notify("pidf", pidf("open"), "presence");

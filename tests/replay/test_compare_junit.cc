@@ -29,8 +29,9 @@ xmlNode *child(xmlNode *n, const char *name) {
 } // namespace
 
 TEST_CASE("the JUnit report is well-formed, counts right and carries the escaped diff") {
-    std::string diff = "step 14 bob: expect NOTIFY (dialog {{call3}}, Event dialog)\n"
-                       "  body dialog-info: dialog[@id=a&b]/state: expected '<confirmed>', got \"terminated\"\x01\xff\n";
+    std::string diff =
+        "step 14 bob: expect NOTIFY (dialog {{call3}}, Event dialog)\n"
+        "  body dialog-info: dialog[@id=a&b]/state: expected '<confirmed>', got \"terminated\"\x01\xff\n";
     std::vector<StepOutcome> outcomes = {{1, "1 alice send INVITE", true, false, 0.01, ""},
                                          {2, "2 alice expect 100", false, true, 0, ""},
                                          {14, "14 bob expect NOTIFY <dialog>", false, false, 1.5, diff}};
@@ -69,8 +70,10 @@ TEST_CASE("the JUnit report is well-formed, counts right and carries the escaped
     CHECK(failureText.find("dialog[@id=a&b]/state: expected '<confirmed>', got \"terminated\"") != std::string::npos);
 
     // A second, independent parser (the one CI tools written in Python use).
-    std::string cmd = std::string("python3 -c 'import sys, xml.dom.minidom; xml.dom.minidom.parse(sys.argv[1])' ") + path;
+    std::string cmd =
+        std::string("python3 -c 'import sys, xml.dom.minidom; xml.dom.minidom.parse(sys.argv[1])' ") + path;
     CHECK(std::system(cmd.c_str()) == 0);
     std::remove(path);
-    CHECK_THROWS_WITH(writeJunit("/nonexistent-dir/x.xml", "s", outcomes, 1), Catch::Contains("/nonexistent-dir/x.xml"));
+    CHECK_THROWS_WITH(writeJunit("/nonexistent-dir/x.xml", "s", outcomes, 1),
+                      Catch::Contains("/nonexistent-dir/x.xml"));
 }

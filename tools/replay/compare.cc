@@ -1232,6 +1232,11 @@ void compareXml(Matcher &m, Diffs &d, const XmlRules &r, const std::string &tb, 
         d.push_back({where(r.kind, "root element"), nodeName(tr), nodeName(ar)});
         return;
     }
+    // The document's namespace names the format (RFC 4235 §4.1, RFC 3863 §4.1, docs/park-info.md).
+    std::string tns = tr->ns && tr->ns->href ? reinterpret_cast<const char *>(tr->ns->href) : "";
+    std::string ans = ar->ns && ar->ns->href ? reinterpret_cast<const char *>(ar->ns->href) : "";
+    if (tns != ans)
+        d.push_back({where(r.kind, "namespace"), tns, ans});
     std::string entity = attr(ar, "entity");
     checkVersion(m, d, r.kind, r.kind == "dialog-info" ? callId + " " + entity : entity, ar);
     compareElement(m, d, r, "", tr, ar);

@@ -39,13 +39,26 @@ std::string escape(const std::string &s) {
             continue;
         }
         switch (c) {
-        case '&': out += "&amp;"; break;
-        case '<': out += "&lt;"; break;
-        case '>': out += "&gt;"; break;
-        case '"': out += "&quot;"; break;
-        case '\'': out += "&apos;"; break;
-        case '\r': out += "&#13;"; break;
-        default: out.append(s, i, n);
+        case '&':
+            out += "&amp;";
+            break;
+        case '<':
+            out += "&lt;";
+            break;
+        case '>':
+            out += "&gt;";
+            break;
+        case '"':
+            out += "&quot;";
+            break;
+        case '\'':
+            out += "&apos;";
+            break;
+        case '\r':
+            out += "&#13;";
+            break;
+        default:
+            out.append(s, i, n);
         }
         i += n;
     }
@@ -80,8 +93,8 @@ std::string testcase(const std::string &suite, const StepOutcome &o) {
         return out + "/>\n";
     out += ">\n";
     if (o.skipped)
-        out += "      <skipped message=\"" + escape(o.failure.empty() ? "optional step did not come" : firstLine(o.failure)) +
-               "\"/>\n";
+        out += "      <skipped message=\"" +
+               escape(o.failure.empty() ? "optional step did not come" : firstLine(o.failure)) + "\"/>\n";
     else
         out += "      <failure message=\"" + escape(firstLine(o.failure)) + "\" type=\"difference\">" +
                escape(o.failure) + "</failure>\n";

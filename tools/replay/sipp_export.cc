@@ -48,7 +48,9 @@ std::string headerName(const std::string &line) {
     return it == compact.end() ? n : it->second;
 }
 
-std::string headerValue(const std::string &line) { return trim(line.substr(line.find(':') + 1)); }
+std::string headerValue(const std::string &line) {
+    return trim(line.substr(line.find(':') + 1));
+}
 
 struct Message {
     std::string start;
@@ -86,7 +88,9 @@ Message split(const Step &s) {
     return m;
 }
 
-std::string callIdOf(const Step &s) { return trim(split(s).header("call-id").value_or("")); }
+std::string callIdOf(const Step &s) {
+    return trim(split(s).header("call-id").value_or(""));
+}
 
 std::string joined(const std::vector<std::string> &v) {
     std::string out;
@@ -220,12 +224,12 @@ private:
     std::string me_, call_;
     std::vector<std::string> elements_;
     std::set<std::string> usedInSends_;
-    std::map<std::string, size_t> branchAt_;          // branch symbol -> element that first sent it
-    std::map<std::string, std::string> ownTags_;      // tag symbol -> SIPp expression
-    std::map<std::string, std::string> captured_;     // server symbol -> SIPp variable
-    int sippCseq_ = 0;                                // SIPp's [cseq] at the current request
-    std::optional<long> cseqFirst_;                   // fixture offset of the first request's CSeq
-    bool rrs_ = false;                                // a dialog-creating message carried Record-Route
+    std::map<std::string, size_t> branchAt_;      // branch symbol -> element that first sent it
+    std::map<std::string, std::string> ownTags_;  // tag symbol -> SIPp expression
+    std::map<std::string, std::string> captured_; // server symbol -> SIPp variable
+    int sippCseq_ = 0;                            // SIPp's [cseq] at the current request
+    std::optional<long> cseqFirst_;               // fixture offset of the first request's CSeq
+    bool rrs_ = false;                            // a dialog-creating message carried Record-Route
 
     const Symbol *symbol(const std::string &name) const {
         auto it = f_.symbols.find(name);
@@ -339,9 +343,11 @@ private:
         std::set<std::string> done;
         for (const auto &l : m.head) {
             std::string n = headerName(l);
-            static const std::map<std::string, std::string> copied = {
-                {"via", "[last_Via:]"},         {"from", "[last_From:]"}, {"call-id", "[last_Call-ID:]"},
-                {"cseq", "[last_CSeq:]"},       {"record-route", "[last_Record-Route:]"}};
+            static const std::map<std::string, std::string> copied = {{"via", "[last_Via:]"},
+                                                                      {"from", "[last_From:]"},
+                                                                      {"call-id", "[last_Call-ID:]"},
+                                                                      {"cseq", "[last_CSeq:]"},
+                                                                      {"record-route", "[last_Record-Route:]"}};
             if (copied.count(n)) {
                 if (done.insert(n).second)
                     out.push_back(copied.at(n));
@@ -406,8 +412,8 @@ private:
                 if (cut != std::string::npos)
                     before = before.substr(cut);
                 char stop = r.end < line.size() ? line[r.end] : '\0';
-                std::string cls = stop && stop != ']' && stop != '^' && stop != '\\' ? std::string("[^") + stop + " ]+"
-                                                                                       : "[^;>, ]+";
+                std::string cls =
+                    stop && stop != ']' && stop != '^' && stop != '\\' ? std::string("[^") + stop + " ]+" : "[^;>, ]+";
                 std::string var = variableName(r.symbol);
                 captured_[r.symbol] = var;
                 out += "      <ereg regexp=\"" + xmlEscape(regexEscape(trim(before)) + "(" + cls + ")") +
@@ -442,11 +448,13 @@ private:
             attrs += " rrs=\"true\"";
         // An optional message may not come: capture from the first one that must.
         std::string actions = s.optional ? "" : captures(m);
-        std::string comment = "  <!-- step " + std::to_string(s.id) + ": " + xmlEscape(s.note.empty() ? m.summary() : s.note) + " -->\n";
+        std::string comment =
+            "  <!-- step " + std::to_string(s.id) + ": " + xmlEscape(s.note.empty() ? m.summary() : s.note) + " -->\n";
         if (actions.empty())
             elements_.push_back(comment + "  <recv " + attrs + "/>\n");
         else
-            elements_.push_back(comment + "  <recv " + attrs + ">\n    <action>\n" + actions + "    </action>\n  </recv>\n");
+            elements_.push_back(comment + "  <recv " + attrs + ">\n    <action>\n" + actions +
+                                "    </action>\n  </recv>\n");
     }
 
 public:

@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <sstream>
 
 namespace parkway::replay {
 
@@ -23,10 +24,49 @@ void writeFile(const std::filesystem::path &path, const std::string &text) {
         throw std::runtime_error(path.string() + ": cannot write");
 }
 
+std::string readFile(const std::filesystem::path &path) {
+    std::ifstream in(path, std::ios::binary);
+    std::stringstream buf;
+    buf << in.rdbuf();
+    return buf.str();
+}
+
+// Several fixtures exported into one folder share README.txt: one section per scenario, the section of this
+// scenario replaced, the others kept.
+std::string mergedReadme(const std::string &old, const SippExport &e) {
+    const std::string mark = "==== ";
+    std::string out, section = mark + e.fileName + "\n" + e.readme + "\n"; // each section ends with a blank line
+    bool replaced = false;
+    // Text before the first section (a README the user wrote) is kept as it is.
+    size_t pos = old.rfind(mark, 0) == 0 ? 0 : old.find("\n" + mark);
+    if (pos != 0)
+        pos = pos == std::string::npos ? pos : pos + 1;
+    out = old.substr(0, pos == std::string::npos ? old.size() : pos);
+    if (!out.empty() && out.back() != '\n')
+        out += "\n";
+    while (pos != std::string::npos) {
+        size_t next = old.find("\n" + mark, pos);
+        std::string part = old.substr(pos, next == std::string::npos ? std::string::npos : next + 1 - pos);
+        bool mine = part.rfind(mark + e.fileName + "\n", 0) == 0;
+        out += mine ? section : part;
+        replaced = replaced || mine;
+        pos = next == std::string::npos ? next : next + 1;
+    }
+    if (!replaced)
+        out += section;
+    return out;
+}
+
 } // namespace
 
 int exportCommand(const ExportOptions &o) {
     Fixture f = loadFixture(o.fixture);
+    // The scenario is named after the fixture: its name, else its file name; never a path.
+    if (f.name.empty())
+        f.name = std::filesystem::path(o.fixture).stem().string();
+    for (char &c : f.name)
+        if (c == '/' || c == '\\' || c == ' ')
+            c = '_';
     std::vector<std::string> reasons = sippExportProblems(f);
     if (!reasons.empty()) {
         for (const auto &r : reasons)
@@ -38,7 +78,7 @@ int exportCommand(const ExportOptions &o) {
     std::filesystem::create_directories(o.sippDir);
     std::filesystem::path dir(o.sippDir);
     writeFile(dir / e.fileName, e.scenario);
-    writeFile(dir / "README.txt", e.readme);
+    writeFile(dir / "README.txt", mergedReadme(readFile(dir / "README.txt"), e));
     for (const auto &w : e.warnings)
         std::cerr << "warning: " << w << "\n";
     std::cout << (dir / e.fileName).string() << "\n" << (dir / "README.txt").string() << "\n";

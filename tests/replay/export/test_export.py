@@ -174,7 +174,13 @@ def case_routes():
         assert lines.count("To: <sip:1003@pbx.example.com>;tag=[$v_tag2]") == 2, text
         assert "CSeq: [cseq] ACK" in lines and "CSeq: [cseq] BYE" in lines, text
         assert '<pause milliseconds="2000"/>' in lines, text
-        print("ok: record-routed dialog exported with rrs/[next_url]/[routes]")
+        # A second fixture into the same folder: README.txt gets a section per scenario, a re-export replaces its own.
+        for fixture in ("retrieve_nothing.json", "routed_call.json"):
+            assert export(fixture, out).returncode == 0
+        readme = open(os.path.join(out, "README.txt")).read()
+        assert readme.count("==== routed_call_alice.xml\n") == 1 and readme.count("==== retrieve_nothing_alice.xml\n") == 1, readme
+        assert readme.count(" sipp ") == 2, readme
+        print("ok: record-routed dialog exported with rrs/[next_url]/[routes]; README.txt has one section per scenario")
     finally:
         shutil.rmtree(out, ignore_errors=True)
 

@@ -148,6 +148,10 @@ std::vector<Entry> parseEntries(std::string_view b, Collector &out) {
         size_t e = b.find('\n', p);
         return e == std::string_view::npos ? b.size() : e + 1;
     };
+    while (pos < b.size() && !isSeparator(b.substr(pos, nextLine(pos) - pos))) { // SIPp's diagnostics first
+        pos = nextLine(pos);
+        ++line;
+    }
     while (pos < b.size()) {
         size_t headEnd = nextLine(pos);
         std::string_view head = b.substr(pos, headEnd - pos);
@@ -176,7 +180,12 @@ std::vector<Entry> parseEntries(std::string_view b, Collector &out) {
             }
             size_t dataAt = std::min(nextLine(kindEnd), end); // the empty line after the kind line
             std::string_view block = b.substr(dataAt, end - dataAt);
-            if (!block.empty() && block.back() == '\n')
+            std::string count = m[4].matched ? m[4].str() : m[5].str();
+            size_t n = count.size() <= 9 ? std::stoul(count) : block.size() + 1;
+            // SIPp may write its own diagnostics after a message; the byte count says where the message ends.
+            if (n <= block.size())
+                block = block.substr(0, n);
+            else if (!block.empty() && block.back() == '\n')
                 block.remove_suffix(1);
             e.messages = splitMessages(block, e.transport);
             entries.push_back(std::move(e));
@@ -228,9 +237,22 @@ Peers inferPeers(const std::vector<Entry> &entries) {
 
 } // namespace
 
+// A separator line among the first lines, followed by a message kind line.
 bool isSippLog(std::string_view b) {
-    size_t eol = b.find('\n');
-    return isSeparator(b.substr(0, eol == std::string_view::npos ? b.size() : eol));
+    static const std::regex kind(R"([A-Za-z0-9]+ (control )?message (sent|received) .*)");
+    size_t pos = 0;
+    for (int i = 0; i < 10 && pos < b.size(); ++i) {
+        size_t eol = b.find('\n', pos);
+        if (eol == std::string_view::npos)
+            return false;
+        if (isSeparator(b.substr(pos, eol - pos))) {
+            size_t kindEnd = b.find('\n', eol + 1);
+            std::string next(b.substr(eol + 1, std::min<size_t>(kindEnd == std::string_view::npos ? b.size() : kindEnd, eol + 200) - eol - 1));
+            return std::regex_match(next, kind);
+        }
+        pos = eol + 1;
+    }
+    return false;
 }
 
 void readSippLog(const std::string &bytes, Collector &out) {

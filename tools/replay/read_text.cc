@@ -205,10 +205,13 @@ const std::regex &sngrepHead() {
     return r;
 }
 
-bool isSngrepLine(std::string_view line, std::smatch *m = nullptr) {
-    static std::smatch dummy;
-    std::string s(line.substr(0, 200));
-    return line.size() < 200 && std::regex_match(s, m ? *m : dummy, sngrepHead());
+// `keep` holds the text the match refers to.
+bool isSngrepLine(std::string_view line, std::smatch *m = nullptr, std::string *keep = nullptr) {
+    std::smatch local;
+    std::string own;
+    std::string &s = keep ? *keep : own;
+    s = std::string(line.substr(0, 200));
+    return line.size() < 200 && std::regex_match(s, m ? *m : local, sngrepHead());
 }
 
 struct SngrepEntry {
@@ -231,7 +234,8 @@ void readSngrep(std::string_view b, Collector &out) {
     std::vector<std::pair<double, Captured>> found;
     for (const auto &e : entries) {
         std::smatch m;
-        isSngrepLine(lineAt(b, e.headAt).text, &m);
+        std::string head;
+        isSngrepLine(lineAt(b, e.headAt).text, &m, &head);
         std::string where = out.name() + ": line " + std::to_string(lineNumber(b, e.headAt));
         Captured c;
         c.time = utcSeconds(std::stoi(m[1]), std::stoi(m[2]), std::stoi(m[3]), std::stoi(m[4]), std::stoi(m[5]),

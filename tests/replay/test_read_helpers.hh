@@ -82,7 +82,7 @@ inline std::string tcp(uint16_t sport, uint16_t dport, uint32_t seq, uint8_t fla
     put16(s, sport);
     put16(s, dport);
     put32(s, seq);
-    put32(s, 0);  // ack
+    put32(s, 0); // ack
     s += char(5 << 4);
     s += char(flags);
     put16(s, 65535);
@@ -146,9 +146,9 @@ inline std::string ethernet(const std::string &ip, uint16_t ethertype = 0x0800, 
 }
 inline std::string sll(const std::string &ip, uint16_t ethertype = 0x0800) {
     std::string s;
-    put16(s, 0);      // packet type: to us
-    put16(s, 772);    // ARPHRD_LOOPBACK
-    put16(s, 6);      // address length
+    put16(s, 0);   // packet type: to us
+    put16(s, 772); // ARPHRD_LOOPBACK
+    put16(s, 6);   // address length
     s += std::string(8, '\0');
     put16(s, ethertype);
     return s + ip;
@@ -156,11 +156,11 @@ inline std::string sll(const std::string &ip, uint16_t ethertype = 0x0800) {
 inline std::string sll2(const std::string &ip, uint16_t ethertype = 0x0800) {
     std::string s;
     put16(s, ethertype);
-    put16(s, 0);      // reserved
-    put32(s, 1);      // interface index
+    put16(s, 0); // reserved
+    put32(s, 1); // interface index
     put16(s, 772);
-    s += char(0);     // packet type
-    s += char(6);     // address length
+    s += char(0); // packet type
+    s += char(6); // address length
     s += std::string(8, '\0');
     return s + ip;
 }
@@ -172,8 +172,9 @@ inline std::string bsdNull(const std::string &ip, uint32_t family) {
 
 inline std::string sipRequest(const std::string &method, const std::string &callId, const std::string &body = "",
                               const std::string &lengthHeader = "Content-Length") {
-    return method + " sip:1002@example.com SIP/2.0\r\n"
-                    "Via: SIP/2.0/UDP 127.0.0.1:5062;branch=z9hG4bK-" +
+    return method +
+           " sip:1002@example.com SIP/2.0\r\n"
+           "Via: SIP/2.0/UDP 127.0.0.1:5062;branch=z9hG4bK-" +
            callId + "\r\nFrom: <sip:1001@example.com>;tag=a1\r\nTo: <sip:1002@example.com>\r\nCall-ID: " + callId +
            "\r\nCSeq: 1 " + method + "\r\n" + lengthHeader + ": " + std::to_string(body.size()) + "\r\n\r\n" + body;
 }

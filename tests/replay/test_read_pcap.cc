@@ -18,7 +18,8 @@ bool anyWarning(const ReadResult &r, const std::string &part) {
 }
 
 std::string sdpBody(size_t lines) {
-    std::string b = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n";
+    std::string b =
+        "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n";
     for (size_t i = 0; i < lines; ++i)
         b += "a=x-filler:" + std::to_string(i) + " abcdefghijklmnopqrstuvwxyz0123456789\r\n";
     return b;
@@ -133,7 +134,8 @@ TEST_CASE("fragmented UDP over IPv6 (Fragment header), out of order, is reassemb
     std::vector<std::string> frames;
     for (uint32_t off = 0; off < dgram.size(); off += chunk) {
         bool more = off + chunk < dgram.size();
-        frames.push_back(ipv6("2001:db8::1", "2001:db8::2", 44, ipv6Fragment(17, off, more, 0xabcd, dgram.substr(off, chunk))));
+        frames.push_back(
+            ipv6("2001:db8::1", "2001:db8::2", 44, ipv6Fragment(17, off, more, 0xabcd, dgram.substr(off, chunk))));
     }
     REQUIRE(frames.size() >= 2);
     for (size_t i = frames.size(); i-- > 0;)

@@ -13,9 +13,13 @@ using namespace parkway::replay;
 
 namespace {
 
-std::string data(const std::string &name) { return std::string(REPLAY_TEST_DATA) + "/" + name; }
+std::string data(const std::string &name) {
+    return std::string(REPLAY_TEST_DATA) + "/" + name;
+}
 
-std::string firstLine(const Captured &c) { return c.data.substr(0, c.data.find("\r\n")); }
+std::string firstLine(const Captured &c) {
+    return c.data.substr(0, c.data.find("\r\n"));
+}
 
 bool anyWarning(const ReadResult &r, const std::string &part) {
     for (const auto &w : r.warnings)
@@ -24,13 +28,18 @@ bool anyWarning(const ReadResult &r, const std::string &part) {
     return false;
 }
 
-const char *const kCallThroughKamailio[] = {
-    "INVITE sip:1001@127.0.0.1:26070 SIP/2.0", "INVITE sip:1001@127.0.0.1:26070 SIP/2.0",
-    "SIP/2.0 180 Ringing",                     "SIP/2.0 180 Ringing",
-    "SIP/2.0 200 OK",                          "SIP/2.0 200 OK",
-    "ACK sip:1001@127.0.0.1:26070 SIP/2.0",    "ACK sip:1001@127.0.0.1:26070 SIP/2.0",
-    "BYE sip:1001@127.0.0.1:26070 SIP/2.0",    "BYE sip:1001@127.0.0.1:26070 SIP/2.0",
-    "SIP/2.0 200 OK",                          "SIP/2.0 200 OK"};
+const char *const kCallThroughKamailio[] = {"INVITE sip:1001@127.0.0.1:26070 SIP/2.0",
+                                            "INVITE sip:1001@127.0.0.1:26070 SIP/2.0",
+                                            "SIP/2.0 180 Ringing",
+                                            "SIP/2.0 180 Ringing",
+                                            "SIP/2.0 200 OK",
+                                            "SIP/2.0 200 OK",
+                                            "ACK sip:1001@127.0.0.1:26070 SIP/2.0",
+                                            "ACK sip:1001@127.0.0.1:26070 SIP/2.0",
+                                            "BYE sip:1001@127.0.0.1:26070 SIP/2.0",
+                                            "BYE sip:1001@127.0.0.1:26070 SIP/2.0",
+                                            "SIP/2.0 200 OK",
+                                            "SIP/2.0 200 OK"};
 
 } // namespace
 
@@ -131,9 +140,9 @@ TEST_CASE("Parkway's text trace: a record cut short is dropped with a warning, a
     CHECK(r.messages[0].src.str() == "[::1]:5062");
     CHECK(r.messages[0].time == Approx(1796136600.5).epsilon(1e-13));
     CHECK(anyWarning(r, "pw.txt: line 7: record cut short"));
-    CHECK_THROWS_WITH(readTraceBytes("# parkway sip trace 1\n--- yesterday recv udp 1.2.3.4:5 -> 1.2.3.4:6 3\nabc\n",
-                                     "bad.txt"),
-                      Catch::StartsWith("bad.txt: line 2: bad time 'yesterday'"));
+    CHECK_THROWS_WITH(
+        readTraceBytes("# parkway sip trace 1\n--- yesterday recv udp 1.2.3.4:5 -> 1.2.3.4:6 3\nabc\n", "bad.txt"),
+        Catch::StartsWith("bad.txt: line 2: bad time 'yesterday'"));
     CHECK_THROWS_WITH(readTraceBytes("# parkway sip trace 1\nhello\n", "bad2.txt"),
                       Catch::StartsWith("bad2.txt: line 2: expected '--- TIME"));
 }

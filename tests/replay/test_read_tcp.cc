@@ -35,7 +35,9 @@ struct Conn {
     ReadResult read() { return readTraceBytes(pcap.bytes, "tcp.pcap"); }
 };
 
-std::string body(size_t n) { return std::string(n, 'b'); }
+std::string body(size_t n) {
+    return std::string(n, 'b');
+}
 
 } // namespace
 
@@ -44,7 +46,7 @@ TEST_CASE("TCP: a message split across three segments is put back together") {
     Conn c;
     c.handshake();
     uint32_t seq = c.isn + 1;
-    c.seg(seq, msg.substr(0, 100));        // part of the start line and headers
+    c.seg(seq, msg.substr(0, 100));         // part of the start line and headers
     c.seg(seq + 100, msg.substr(100, 300)); // the rest of the headers and part of the body
     c.seg(seq + 400, msg.substr(400));
     ReadResult r = c.read();
@@ -75,10 +77,10 @@ TEST_CASE("TCP: out-of-order, retransmitted and overlapping segments") {
     uint32_t s0 = c.isn + 1;
     c.seg(s0 + 200, stream.substr(200, 200)); // arrives before the bytes in front of it
     c.seg(s0, stream.substr(0, 150));
-    c.seg(s0, stream.substr(0, 150));                 // plain retransmission
-    c.seg(s0 + 100, stream.substr(100, 200));         // overlaps both sides
+    c.seg(s0, stream.substr(0, 150));         // plain retransmission
+    c.seg(s0 + 100, stream.substr(100, 200)); // overlaps both sides
     c.seg(s0 + 400, stream.substr(400));
-    c.seg(s0 + 400, stream.substr(400, 10));          // a late duplicate
+    c.seg(s0 + 400, stream.substr(400, 10)); // a late duplicate
     ReadResult r = c.read();
     REQUIRE(r.messages.size() == 2);
     CHECK(r.messages[0].data == a);
@@ -91,9 +93,9 @@ TEST_CASE("TCP: a message completed later is put in the order its last byte was 
     Conn c;
     c.handshake();
     uint32_t s0 = c.isn + 1;
-    c.seg(s0 + 20, a.substr(20));                         // frame 4: waits for bytes 0..19
-    c.seg(c.back + 1, b, ACK | PSH, true);                // frame 5: the other direction, complete
-    c.seg(s0, a.substr(0, 20));                           // frame 6 completes a
+    c.seg(s0 + 20, a.substr(20));          // frame 4: waits for bytes 0..19
+    c.seg(c.back + 1, b, ACK | PSH, true); // frame 5: the other direction, complete
+    c.seg(s0, a.substr(0, 20));            // frame 6 completes a
     ReadResult r = c.read();
     REQUIRE(r.messages.size() == 2);
     CHECK(r.messages[0].data == b);
@@ -153,7 +155,9 @@ TEST_CASE("TCP: an incomplete message at the end of the capture is reported") {
 
 TEST_CASE("TLS on port 5061 cannot be read: one 'encrypted' warning per connection") {
     Pcap p(kRaw);
-    std::string hello("\x16\x03\x01\x00\x05hello", 10), appData("\x17\x03\x03\x00\x04" "abcd", 9);
+    std::string hello("\x16\x03\x01\x00\x05hello", 10), appData("\x17\x03\x03\x00\x04"
+                                                                "abcd",
+                                                                9);
     p.add(1, 0, ipv4("127.0.0.1", "127.0.0.1", 6, tcp(40001, 5061, 10, SYN, "")));
     p.add(1, 1, ipv4("127.0.0.1", "127.0.0.1", 6, tcp(40001, 5061, 11, ACK | PSH, hello)));
     p.add(1, 2, ipv4("127.0.0.1", "127.0.0.1", 6, tcp(5061, 40001, 500, ACK | PSH, hello)));
@@ -162,4 +166,19 @@ TEST_CASE("TLS on port 5061 cannot be read: one 'encrypted' warning per connecti
     CHECK(r.messages.empty());
     REQUIRE(r.warnings.size() == 1);
     CHECK(r.warnings[0] == "TCP 127.0.0.1:40001 <-> 127.0.0.1:5061: encrypted (TLS), not read");
+}
+
+TEST_CASE("TCP: a message without Content-Length is taken as bodiless; its body is skipped up to the next message") {
+    // found by fuzz_trace: the body used to come out as a "message" of its own
+    std::string a = "MESSAGE sip:1002@example.com SIP/2.0\r\nCall-ID: nolen\r\n\r\nv=0\r\ns=-\r\n";
+    std::string b = sipRequest("OPTIONS", "after");
+    Conn c;
+    c.handshake();
+    c.seg(c.isn + 1, a + b);
+    ReadResult r = c.read();
+    REQUIRE(r.messages.size() == 2);
+    CHECK(r.messages[0].data == a.substr(0, a.find("v=0")));
+    CHECK(r.messages[1].data == b);
+    CHECK(anyWarning(r, "message without Content-Length (required on TCP, RFC 3261 §18.3)"));
+    CHECK(anyWarning(r, "bytes before a SIP start line skipped"));
 }

@@ -26,8 +26,8 @@ public:
     // Adds one fragment (offset in bytes into the datagram's payload). Returns the whole payload when this
     // fragment completed it. Overlapping fragments: the bytes that came first win (RFC 8200 §4.5 lets a
     // receiver drop such datagrams; a capture reader keeps what it can and says so).
-    std::optional<std::string> add(const FragmentKey &key, uint32_t offset, bool more, std::string data,
-                                   uint64_t frame, std::vector<std::string> &warnings);
+    std::optional<std::string> add(const FragmentKey &key, uint32_t offset, bool more, std::string data, uint64_t frame,
+                                   std::vector<std::string> &warnings);
     // Datagrams never completed: one warning each.
     void finish(std::vector<std::string> &warnings);
 

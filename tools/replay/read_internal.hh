@@ -43,9 +43,9 @@ bool looksLikeTls(std::string_view data);
 
 struct Frame {
     enum Status { Complete, NeedMore, Bad } status = NeedMore;
-    size_t length = 0;      // Complete: bytes of the whole message
-    bool noLength = false;  // Complete: there was no Content-Length (taken as 0)
-    std::string reason;     // Bad: why
+    size_t length = 0;     // Complete: bytes of the whole message
+    bool noLength = false; // Complete: there was no Content-Length (taken as 0)
+    std::string reason;    // Bad: why
 };
 // Frames one message at the start of `buf` (which must start at a start line) by its Content-Length or
 // compact `l` (RFC 3261 §7.5, §18.3, §20.14). A missing Content-Length counts as 0.

@@ -15,8 +15,12 @@ namespace parkway::replay::detail {
 
 namespace {
 
-uint16_t be16(const uint8_t *p) { return static_cast<uint16_t>(p[0] << 8 | p[1]); }
-uint32_t be32(const uint8_t *p) { return uint32_t(p[0]) << 24 | uint32_t(p[1]) << 16 | uint32_t(p[2]) << 8 | p[3]; }
+uint16_t be16(const uint8_t *p) {
+    return static_cast<uint16_t>(p[0] << 8 | p[1]);
+}
+uint32_t be32(const uint8_t *p) {
+    return uint32_t(p[0]) << 24 | uint32_t(p[1]) << 16 | uint32_t(p[2]) << 8 | p[3];
+}
 
 std::string ipText(int family, const uint8_t *addr) {
     char buf[INET6_ADDRSTRLEN] = {0};
@@ -150,8 +154,7 @@ void Decoder::ipv4(Packet p) {
         return transport(4, src, dst, proto, payload);
     std::vector<std::string> notes;
     auto whole = fragments_.add(FragmentKey{4, src, dst, proto, be16(p.data + 4)}, offset, more,
-                                std::string(reinterpret_cast<const char *>(payload.data), payload.size), frame_,
-                                notes);
+                                std::string(reinterpret_cast<const char *>(payload.data), payload.size), frame_, notes);
     for (auto &n : notes)
         out_.warn(n);
     if (whole)
@@ -172,10 +175,10 @@ void Decoder::ipv6(Packet p) {
 void Decoder::ipv6Headers(const std::string &src, const std::string &dst, uint8_t next, Packet p) {
     for (;;) {
         switch (next) {
-        case 0:   // Hop-by-Hop Options (RFC 8200 §4.3)
-        case 43:  // Routing (§4.4)
-        case 60:  // Destination Options (§4.6)
-        case 135: // Mobility
+        case 0:    // Hop-by-Hop Options (RFC 8200 §4.3)
+        case 43:   // Routing (§4.4)
+        case 60:   // Destination Options (§4.6)
+        case 135:  // Mobility
         case 51: { // Authentication Header (RFC 4302 §2.2: length in 4-byte units minus 2)
             if (p.size < 8)
                 return warn("IPv6 extension header truncated");
@@ -193,9 +196,9 @@ void Decoder::ipv6Headers(const std::string &src, const std::string &dst, uint8_
             uint8_t inner = p.data[0];
             uint16_t offm = be16(p.data + 2);
             std::vector<std::string> notes;
-            auto whole = fragments_.add(FragmentKey{6, src, dst, inner, be32(p.data + 4)}, uint32_t(offm >> 3) * 8,
-                                        offm & 1, std::string(reinterpret_cast<const char *>(p.data + 8), p.size - 8),
-                                        frame_, notes);
+            auto whole =
+                fragments_.add(FragmentKey{6, src, dst, inner, be32(p.data + 4)}, uint32_t(offm >> 3) * 8, offm & 1,
+                               std::string(reinterpret_cast<const char *>(p.data + 8), p.size - 8), frame_, notes);
             for (auto &n : notes)
                 out_.warn(n);
             if (!whole)
@@ -329,7 +332,8 @@ void readPcap(const std::string &bytes, Collector &out) {
             std::string why = pcap_geterr(pcap.get());
             if (frame == 1)
                 throw TraceError(out.name() + ": frame 1: damaged capture: " + why);
-            out.warn("frame " + std::to_string(frame) + ": damaged capture (" + why + "); the rest of the file is lost");
+            out.warn("frame " + std::to_string(frame) + ": damaged capture (" + why +
+                     "); the rest of the file is lost");
             break;
         }
         if (hdr->caplen < hdr->len)

@@ -12,6 +12,7 @@
 
 #include <cstdio>
 #include <regex>
+#include <strings.h>
 
 namespace parkway::replay::detail {
 
@@ -99,10 +100,21 @@ Address uriHostPort(std::string uri) {
     return a;
 }
 
+// The value of ";name=value" in a Via (case-insensitive name; RFC 3261 §20.42 via-params).
 std::string paramValue(const std::string &via, const std::string &name) {
-    std::smatch m;
-    std::regex re(";\\s*" + name + "=([^;,\\s]+)", std::regex::icase);
-    return std::regex_search(via, m, re) ? m[1].str() : "";
+    for (size_t semi = via.find(';'); semi != std::string::npos; semi = via.find(';', semi + 1)) {
+        size_t at = via.find_first_not_of(" \t", semi + 1);
+        if (at == std::string::npos || strncasecmp(via.c_str() + at, name.c_str(), name.size()) != 0)
+            continue;
+        size_t eq = via.find_first_not_of(" \t", at + name.size());
+        if (eq == std::string::npos || via[eq] != '=')
+            continue;
+        size_t v = via.find_first_not_of(" \t", eq + 1);
+        if (v == std::string::npos)
+            return "";
+        return via.substr(v, via.find_first_of(";, \t", v) - v);
+    }
+    return "";
 }
 
 // sent-by of a Via value ("SIP/2.0/UDP 127.0.0.1:5060;branch=..."), honouring received= and rport=.
@@ -141,7 +153,8 @@ std::vector<std::string> splitMessages(std::string_view block, Transport t) {
 }
 
 std::vector<Entry> parseEntries(std::string_view b, Collector &out) {
-    static const std::regex kind(R"(([A-Za-z0-9]+) (control )?message (sent \(([0-9]+) bytes\):|received \[([0-9]+)\] bytes :))");
+    static const std::regex kind(
+        R"(([A-Za-z0-9]+) (control )?message (sent \(([0-9]+) bytes\):|received \[([0-9]+)\] bytes :))");
     std::vector<Entry> entries;
     size_t pos = 0, line = 1;
     auto nextLine = [&](size_t p) {
@@ -169,7 +182,8 @@ std::vector<Entry> parseEntries(std::string_view b, Collector &out) {
         std::string time(head.substr(kDashes.size() + 1));
         while (!time.empty() && (time.back() == '\n' || time.back() == '\r'))
             time.pop_back();
-        if (!std::regex_match(kindLine, m, kind) || !parseSippTime(time, e.time)) {
+        if (kindLine.size() > 200 || time.size() > 100 || !std::regex_match(kindLine, m, kind) ||
+            !parseSippTime(time, e.time)) {
             out.warn(out.name() + ": line " + std::to_string(line) + ": not a SIPp message entry, skipped");
         } else {
             e.sent = m[4].matched;
@@ -247,7 +261,9 @@ bool isSippLog(std::string_view b) {
             return false;
         if (isSeparator(b.substr(pos, eol - pos))) {
             size_t kindEnd = b.find('\n', eol + 1);
-            std::string next(b.substr(eol + 1, std::min<size_t>(kindEnd == std::string_view::npos ? b.size() : kindEnd, eol + 200) - eol - 1));
+            std::string next(
+                b.substr(eol + 1, std::min<size_t>(kindEnd == std::string_view::npos ? b.size() : kindEnd, eol + 200) -
+                                      eol - 1));
             return std::regex_match(next, kind);
         }
         pos = eol + 1;
@@ -274,9 +290,8 @@ void readSippLog(const std::string &bytes, Collector &out) {
             c.data = std::move(msg);
             out.message(std::move(c), ++n);
         }
-    out.warn(out.name() + ": SIPp log without addresses: SIPp taken as " + peers.local.str() + " (" +
-             peers.localFrom + "), its peer as " + peers.remote.str() + " (" + peers.remoteFrom +
-             "); times read as UTC");
+    out.warn(out.name() + ": SIPp log without addresses: SIPp taken as " + peers.local.str() + " (" + peers.localFrom +
+             "), its peer as " + peers.remote.str() + " (" + peers.remoteFrom + "); times read as UTC");
 }
 
 } // namespace parkway::replay::detail

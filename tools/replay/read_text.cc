@@ -102,7 +102,7 @@ void readParkway(std::string_view b, Collector &out) {
         }
         std::string where = out.name() + ": line " + std::to_string(lineNumber(b, pos));
         std::smatch m;
-        if (!std::regex_match(text, m, head))
+        if (text.size() > 400 || !std::regex_match(text, m, head)) // std::regex recurses per character
             throw TraceError(where + ": expected '--- TIME recv|send TRANSPORT SRC -> DST BYTES', got '" +
                              text.substr(0, 80) + "'");
         Captured c;
@@ -140,8 +140,8 @@ const std::string kKamData = "~~~~~~~~~~~~~~~~~~~~\n";
 const std::string kKamEnd = "||||||||||||||||||||\n";
 
 bool kamailioRecord(std::string_view b, size_t &pos, Collector &out, uint64_t record) {
-    std::string where = out.name() + ": record " + std::to_string(record) + " (line " +
-                        std::to_string(lineNumber(b, pos)) + ")";
+    std::string where =
+        out.name() + ": record " + std::to_string(record) + " (line " + std::to_string(lineNumber(b, pos)) + ")";
     size_t dataAt = b.find(kKamData, pos);
     if (dataAt == std::string_view::npos)
         return out.warn(where + ": cut short, dropped"), false;

@@ -130,7 +130,8 @@ long long contentLength(std::string_view headers) {
             if (iequals(n, "Content-Length") || iequals(n, "l")) { // §7.3.3 compact form
                 found = true;
                 std::string_view v = trimmed(line.substr(colon + 1));
-                if (v.empty() || v.size() > 9 || !std::all_of(v.begin(), v.end(), [](char c) { return c >= '0' && c <= '9'; }))
+                if (v.empty() || v.size() > 9 ||
+                    !std::all_of(v.begin(), v.end(), [](char c) { return c >= '0' && c <= '9'; }))
                     return -2;
                 long long n2 = std::stoll(std::string(v));
                 return n2 > kMaxContentLength ? -2 : n2;

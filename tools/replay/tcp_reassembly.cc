@@ -4,12 +4,14 @@
 namespace parkway::replay::detail {
 
 namespace {
-constexpr size_t kMaxEarlySegments = 128;       // out-of-order segments held before declaring a gap
+constexpr size_t kMaxEarlySegments = 128; // out-of-order segments held before declaring a gap
 constexpr size_t kMaxEarlyBytes = 4 * 1024 * 1024;
-constexpr size_t kMaxPartialLine = 8 * 1024;    // while resynchronising: longest line kept waiting for its end
+constexpr size_t kMaxPartialLine = 8 * 1024; // while resynchronising: longest line kept waiting for its end
 
 // Signed distance a - b in sequence space (RFC 9293 §3.4: arithmetic modulo 2^32).
-int32_t seqDiff(uint32_t a, uint32_t b) { return static_cast<int32_t>(a - b); }
+int32_t seqDiff(uint32_t a, uint32_t b) {
+    return static_cast<int32_t>(a - b);
+}
 
 size_t leadingLineEnds(const std::string &b) {
     size_t n = 0;
@@ -19,7 +21,9 @@ size_t leadingLineEnds(const std::string &b) {
 }
 } // namespace
 
-std::string TcpReassembly::name(const Stream &s) const { return "TCP " + s.src.str() + " -> " + s.dst.str(); }
+std::string TcpReassembly::name(const Stream &s) const {
+    return "TCP " + s.src.str() + " -> " + s.dst.str();
+}
 
 TcpReassembly::Stream &TcpReassembly::stream(const TcpSegment &seg) {
     auto [it, inserted] = streams_.try_emplace(Key{seg.src, seg.dst});
@@ -158,6 +162,13 @@ void TcpReassembly::cut(Stream &s, double time, uint64_t frame) {
         s.buffer.erase(0, leadingLineEnds(s.buffer)); // keep-alives between messages (RFC 5626 §3.5.1)
         if (s.buffer.empty())
             return;
+        size_t eol = s.buffer.find('\n');
+        if (eol == std::string::npos && s.buffer.size() <= kMaxPartialLine)
+            return;
+        if (eol == std::string::npos || !isSipStartLine(std::string_view(s.buffer).substr(0, eol))) {
+            s.resync = true; // e.g. the body of a message that had no Content-Length
+            continue;
+        }
         Frame f = frameMessage(s.buffer);
         if (f.status == Frame::NeedMore)
             return;

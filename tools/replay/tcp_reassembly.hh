@@ -31,15 +31,15 @@ public:
 private:
     struct Stream {
         Address src, dst;
-        bool started = false;   // nextSeq is known
-        uint32_t nextSeq = 0;   // sequence number of the next in-order byte
+        bool started = false;                 // nextSeq is known
+        uint32_t nextSeq = 0;                 // sequence number of the next in-order byte
         std::map<uint32_t, TcpSegment> early; // out-of-order segments by sequence number
         size_t earlyBytes = 0;
-        std::string buffer;     // in-order bytes not yet cut into messages
-        bool resync = true;     // looking for a start line (stream start or after a gap)
+        std::string buffer; // in-order bytes not yet cut into messages
+        bool resync = true; // looking for a start line (stream start or after a gap)
         bool tls = false;
         bool closed = false;
-        size_t skipped = 0;     // bytes dropped while resynchronising, not reported yet
+        size_t skipped = 0; // bytes dropped while resynchronising, not reported yet
     };
     using Key = std::pair<Address, Address>;
     Stream &stream(const TcpSegment &seg);

@@ -13,9 +13,13 @@ namespace parkway::replay {
 
 namespace detail {
 
-void Collector::message(Captured c, uint64_t frame) { messages_.emplace_back(frame, std::move(c)); }
+void Collector::message(Captured c, uint64_t frame) {
+    messages_.emplace_back(frame, std::move(c));
+}
 
-void Collector::warn(std::string text) { warnings_.push_back(std::move(text)); }
+void Collector::warn(std::string text) {
+    warnings_.push_back(std::move(text));
+}
 
 ReadResult Collector::finish() {
     std::stable_sort(messages_.begin(), messages_.end(),

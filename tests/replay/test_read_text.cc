@@ -20,14 +20,15 @@ const std::string kOptions = "OPTIONS sip:1002@example.com SIP/2.0\r\nVia: SIP/2
 const std::string kOk = "SIP/2.0 200 OK\r\nVia: SIP/2.0/TCP [::1]:5062;branch=z9hG4bK1\r\nCall-ID: t1\r\n"
                         "CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n";
 
-std::string kamRecord(const std::string &tag, const std::string &proto, const std::string &src,
-                      const std::string &dst, const std::string &msg) {
+std::string kamRecord(const std::string &tag, const std::string &proto, const std::string &src, const std::string &dst,
+                      const std::string &msg) {
     auto colon = [](const std::string &a) { return a.rfind(':'); };
-    return "====================\ntag: " + tag + "\npid: 100\nprocess: 1\ntime: 1796136861.500000\n"
-           "date: Tue Dec  1 14:54:21 2026\nproto: " + proto + "\nsrcip: " + src.substr(0, colon(src)) +
-           "\nsrcport: " + src.substr(colon(src) + 1) + "\ndstip: " + dst.substr(0, colon(dst)) +
-           "\ndstport: " + dst.substr(colon(dst) + 1) + "\n~~~~~~~~~~~~~~~~~~~~\n" + msg +
-           "||||||||||||||||||||\n";
+    return "====================\ntag: " + tag +
+           "\npid: 100\nprocess: 1\ntime: 1796136861.500000\n"
+           "date: Tue Dec  1 14:54:21 2026\nproto: " +
+           proto + "\nsrcip: " + src.substr(0, colon(src)) + "\nsrcport: " + src.substr(colon(src) + 1) +
+           "\ndstip: " + dst.substr(0, colon(dst)) + "\ndstport: " + dst.substr(colon(dst) + 1) +
+           "\n~~~~~~~~~~~~~~~~~~~~\n" + msg + "||||||||||||||||||||\n";
 }
 
 } // namespace
@@ -67,16 +68,19 @@ TEST_CASE("sngrep export: IPv6 addresses, transport from the Via, messages put b
 TEST_CASE("SIPp log: a stream read holding two messages is split; a received-only log uses the Via") {
     std::string both = kOptions + kOptions;
     std::string file = "----------------------------------------------- 2026-12-01 14:54:21.000001\n"
-                       "TCP message received [" + std::to_string(both.size()) + "] bytes :\n\n" + both + "\n"
+                       "TCP message received [" +
+                       std::to_string(both.size()) + "] bytes :\n\n" + both +
+                       "\n"
                        "----------------------------------------------- 2026-12-01 14:54:21.000002\n"
-                       "TCP message sent (" + std::to_string(kOk.size()) + " bytes):\n\n" + kOk + "\n";
+                       "TCP message sent (" +
+                       std::to_string(kOk.size()) + " bytes):\n\n" + kOk + "\n";
     ReadResult r = readTraceBytes(file, "sipp.log");
     REQUIRE(r.messages.size() == 3);
     CHECK(r.messages[0].data == kOptions);
     CHECK(r.messages[1].data == kOptions);
-    CHECK(r.messages[0].src.str() == "[::1]:5062");      // the top Via of the request SIPp received
+    CHECK(r.messages[0].src.str() == "[::1]:5062"); // the top Via of the request SIPp received
     CHECK(r.messages[2].dst.str() == "[::1]:5062");
-    CHECK(r.messages[2].src.str() == "0.0.0.0:0");       // nothing tells SIPp's own address: said so
+    CHECK(r.messages[2].src.str() == "0.0.0.0:0"); // nothing tells SIPp's own address: said so
     CHECK(anyWarning(r, "SIPp taken as 0.0.0.0:0 (nothing (0.0.0.0:0))"));
 }
 

@@ -182,3 +182,22 @@ TEST_CASE("TCP: a message without Content-Length is taken as bodiless; its body 
     CHECK(anyWarning(r, "message without Content-Length (required on TCP, RFC 3261 §18.3)"));
     CHECK(anyWarning(r, "bytes before a SIP start line skipped"));
 }
+
+TEST_CASE("TCP: a new connection on the same ports (another SYN) starts a new stream") {
+    std::string a = sipRequest("OPTIONS", "first"), b = sipRequest("OPTIONS", "second");
+    Conn c;
+    c.handshake();
+    c.seg(c.isn + 1, a);
+    c.seg(c.isn + 1 + uint32_t(a.size()), "", FIN | ACK); // the server side never closes in this capture
+    c.isn = 777777;                                       // the port is used again, other sequence numbers
+    c.back = 5555;
+    c.handshake();
+    c.seg(c.back + 1, sipResponse("200 OK", "second"), ACK | PSH, true);
+    c.seg(c.isn + 1, b);
+    ReadResult r = c.read();
+    REQUIRE(r.messages.size() == 3);
+    CHECK(r.messages[0].data == a);
+    CHECK(r.messages[1].data == sipResponse("200 OK", "second"));
+    CHECK(r.messages[2].data == b);
+    CHECK(r.warnings.empty());
+}

@@ -36,7 +36,6 @@ private:
         std::map<uint32_t, std::string> pieces; // offset -> bytes
         std::optional<uint32_t> total;          // known once the last fragment came
         uint64_t firstFrame = 0;
-        size_t bytes = 0;
         bool overlap = false;
     };
     static std::string describe(const FragmentKey &k, const Pending &p);

@@ -51,7 +51,7 @@ private:
     void ipv4(Packet p);
     void ipv6(Packet p);
     void ipv6Headers(const std::string &src, const std::string &dst, uint8_t next, Packet p);
-    void transport(int version, const std::string &src, const std::string &dst, uint8_t proto, Packet p);
+    void transport(const std::string &src, const std::string &dst, uint8_t proto, Packet p);
     void udp(const Address &src, const Address &dst, Packet p);
     void warn(const std::string &text) { out_.warn("frame " + std::to_string(frame_) + ": " + text); }
 
@@ -151,14 +151,14 @@ void Decoder::ipv4(Packet p) {
     uint8_t proto = p.data[9];
     Packet payload{p.data + ihl, total - ihl}; // trailing Ethernet padding is not payload
     if (offset == 0 && !more)
-        return transport(4, src, dst, proto, payload);
+        return transport(src, dst, proto, payload);
     std::vector<std::string> notes;
     auto whole = fragments_.add(FragmentKey{4, src, dst, proto, be16(p.data + 4)}, offset, more,
                                 std::string(reinterpret_cast<const char *>(payload.data), payload.size), frame_, notes);
     for (auto &n : notes)
         out_.warn(n);
     if (whole)
-        transport(4, src, dst, proto, Packet{reinterpret_cast<const uint8_t *>(whole->data()), whole->size()});
+        transport(src, dst, proto, Packet{reinterpret_cast<const uint8_t *>(whole->data()), whole->size()});
 }
 
 // RFC 8200 §3: fixed 40-byte header; extension headers follow (§4).
@@ -207,13 +207,12 @@ void Decoder::ipv6Headers(const std::string &src, const std::string &dst, uint8_
             return ipv6Headers(src, dst, inner, Packet{reinterpret_cast<const uint8_t *>(keep.data()), keep.size()});
         }
         default:
-            return transport(6, src, dst, next, p);
+            return transport(src, dst, next, p);
         }
     }
 }
 
-void Decoder::transport(int version, const std::string &src, const std::string &dst, uint8_t proto, Packet p) {
-    (void)version;
+void Decoder::transport(const std::string &src, const std::string &dst, uint8_t proto, Packet p) {
     if (proto == 17) { // UDP (RFC 768)
         if (p.size < 8)
             return warn("UDP header truncated");

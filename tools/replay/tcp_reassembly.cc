@@ -38,13 +38,16 @@ void TcpReassembly::add(TcpSegment seg) {
     curFrame_ = seg.frame;
     curTime_ = seg.time;
     Stream &s = stream(seg);
-    if (seg.syn && (!s.started || s.closed)) {
+    // A SYN starts a new connection unless it repeats the one this stream began with (RFC 9293 §3.5).
+    if (seg.syn && (!s.started || s.closed || !s.haveIsn || s.isn != seg.seq)) {
         if (s.started)
-            finishStream(s); // a new connection on the same addresses
+            finishStream(s); // a new connection on the same addresses: what the old one left is reported
         s = Stream{};
         s.src = seg.src;
         s.dst = seg.dst;
         s.started = true;
+        s.haveIsn = true;
+        s.isn = seg.seq;
         s.nextSeq = seg.seq + 1; // the SYN takes one sequence number; data (if any) follows it
         seg.seq += 1;
     } else if (seg.syn) {

@@ -39,6 +39,8 @@ private:
         bool resync = true; // looking for a start line (stream start or after a gap)
         bool tls = false;
         bool closed = false;
+        bool haveIsn = false; // the SYN was seen: isn is its sequence number
+        uint32_t isn = 0;
         size_t skipped = 0; // bytes dropped while resynchronising, not reported yet
     };
     using Key = std::pair<Address, Address>;

@@ -179,6 +179,7 @@ TEST_CASE("garbage, empty and damaged captures give clear errors naming the file
     weird.add(1, 0, "x");
     CHECK_THROWS_WITH(readTraceBytes(weird.bytes, "weird.pcap"), Catch::Contains("weird.pcap: link type 147"));
     CHECK_THROWS_WITH(readTrace("/nonexistent/trace.pcap"), Catch::StartsWith("/nonexistent/trace.pcap: cannot open"));
+    CHECK_THROWS_WITH(readTrace(REPLAY_TEST_DATA), Catch::EndsWith("/data: is a directory, not a trace"));
 }
 
 TEST_CASE("a capture cut in the middle of a frame keeps the frames before it, with a warning") {

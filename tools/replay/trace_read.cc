@@ -8,6 +8,7 @@
 #include <cstring>
 #include <fstream>
 #include <sstream>
+#include <sys/stat.h>
 
 namespace parkway::replay {
 
@@ -45,6 +46,9 @@ ReadResult readTraceBytes(const std::string &bytes, const std::string &name) {
 }
 
 ReadResult readTrace(const std::string &path) {
+    struct stat st {};
+    if (stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode))
+        throw TraceError(path + ": is a directory, not a trace");
     std::ifstream in(path, std::ios::binary);
     if (!in)
         throw TraceError(path + ": cannot open: " + std::strerror(errno));

@@ -68,9 +68,12 @@ void TcpReassembly::accept(Stream &s, TcpSegment seg) {
     int32_t d = seqDiff(seg.seq, s.nextSeq);
     if (d > 0) { // bytes before this one are missing so far
         auto [it, inserted] = s.early.try_emplace(seg.seq, seg);
-        if (!inserted && it->second.payload.size() < seg.payload.size())
-            it->second = seg;
-        s.earlyBytes += seg.payload.size();
+        if (inserted) {
+            s.earlyBytes += seg.payload.size();
+        } else if (it->second.payload.size() < seg.payload.size()) { // keep the longer copy
+            s.earlyBytes += seg.payload.size() - it->second.payload.size();
+            it->second = std::move(seg);
+        }
         if (s.early.size() > kMaxEarlySegments || s.earlyBytes > kMaxEarlyBytes)
             skipGap(s, "too many segments waiting for it");
         return;
@@ -134,6 +137,7 @@ bool TcpReassembly::findStart(Stream &s) {
         out_.warn("TCP " + s.src.str() + " <-> " + s.dst.str() + ": encrypted (TLS), not read");
         s.buffer.clear();
         s.early.clear();
+        s.earlyBytes = 0;
         return false;
     }
     size_t pos = 0;

@@ -6,7 +6,6 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
-#include <iostream>
 
 using namespace parkway::replay;
 using replaytest::cap;
@@ -196,4 +195,3 @@ TEST_CASE("import: --password stores the secret on the participant with that use
           1);
 }
 
-TEST_CASE("import: dump", "[.dump]") { std::cout << fixtureToJson(importFlow(replaytest::parkByRefer())); }

@@ -89,7 +89,7 @@ void Anonymizer::plan() {
         std::string mapped;
         if (numericUser(u)) {
             do
-                mapped = (u[0] == '+' ? "+" : "") + std::to_string(1000 + ++n);
+                mapped = (u[0] == '+' ? "+" : "") + std::to_string(7000 + ++n);
             while (seen_.count(mapped) || users_.count(mapped));
         } else {
             do

@@ -60,14 +60,27 @@ bool shortValue(const std::string &v) {
     return v.size() < 4 || (digits && v.size() < 8);
 }
 
+// Where a short value may stand: the whole value of a Call-ID/Replaces/... header, or the value of a parameter
+// that carries an identifier (tag=, to-tag=, from-tag=, local-tag=, remote-tag=, branch=, call-id=, also
+// %3D-escaped inside a Refer-To and quoted in XML). Never rport=5062 or expires=60.
 bool paramContext(const std::string &s, size_t i, size_t contextStart) {
     if (i == contextStart)
         return true;
-    if (i >= 1 && s[i - 1] == '=')
-        return true;
-    if (i >= 2 && s[i - 1] == '"' && s[i - 2] == '=')
-        return true;
-    return i >= 3 && s[i - 3] == '%' && s[i - 2] == '3' && (s[i - 1] == 'D' || s[i - 1] == 'd');
+    size_t j = i;
+    if (j >= 1 && s[j - 1] == '"')
+        --j;
+    if (j >= 1 && s[j - 1] == '=')
+        j -= 1;
+    else if (j >= 3 && s[j - 3] == '%' && s[j - 2] == '3' && (s[j - 1] == 'D' || s[j - 1] == 'd'))
+        j -= 3;
+    else
+        return false;
+    size_t k = j;
+    while (k > 0 && (std::isalnum(static_cast<unsigned char>(s[k - 1])) || s[k - 1] == '-'))
+        --k;
+    std::string name = lower(s.substr(k, j - k));
+    return name == "branch" || name == "call-id" || name == "callid" ||
+           (name.size() >= 3 && name.compare(name.size() - 3, 3, "tag") == 0);
 }
 
 // Position of `value` inside `line` after the header name's colon (to rewrite one header's value in place).
@@ -376,10 +389,16 @@ std::string Symbolizer::addresses(const std::string &line, const std::string &se
     return out;
 }
 
-// Via rport=N (RFC 3581 §4): the port the server saw; a symbol when exactly one participant used it.
-std::string Symbolizer::rport(const std::string &line) const {
+// Via received=IP;rport=N (RFC 3581 §4): where the server saw the Via's sender; received= is the sent-by's
+// owner, rport= a symbol when exactly one participant used that port.
+std::string Symbolizer::rport(const std::string &text) const {
+    static const std::regex sentBy(R"re(^[^:]*:\s*SIP/2\.0/\S+\s+\{\{([^.}]+)\.host\}\})re", std::regex::icase);
+    static const std::regex received(R"re(\breceived=\{\{[^.}]+\.host\}\})re");
     static const std::regex re(R"re(\brport=(\d{1,5})\b)re");
     std::smatch m;
+    std::string line = text;
+    if (std::regex_search(text, m, sentBy))
+        line = std::regex_replace(text, received, "received={{" + m[1].str() + ".host}}");
     if (!std::regex_search(line, m, re))
         return line;
     std::set<std::string> who;

@@ -95,32 +95,40 @@ inline std::vector<Captured> parkByRefer() {
     const std::string refer = "CSeq: 7 REFER\nContact: <sip:1002@127.0.0.1:5064>\n"
                               "Refer-To: <sip:*68103@pbx.example.com>\nReferred-By: <sip:1002@pbx.example.com>\n"
                               "Content-Length: 0\n\n";
-    v.push_back(cap(102.000, B, S,
-                    "REFER sip:1001@127.0.0.1:5062 SIP/2.0\n" + viaB + "Route: <sip:127.0.0.1:5060;lr>\n" + dlgBA +
-                        refer));
+    v.push_back(
+        cap(102.000, B, S,
+            "REFER sip:1001@127.0.0.1:5062 SIP/2.0\n" + viaB + "Route: <sip:127.0.0.1:5060;lr>\n" + dlgBA + refer));
     v.push_back(cap(102.001, S, A, "REFER sip:1001@127.0.0.1:5062 SIP/2.0\n" + viaS2 + viaB + dlgBA + refer));
-    v.push_back(cap(102.010, A, S, "SIP/2.0 202 Accepted\n" + viaS2 + viaB + dlgBA + "CSeq: 7 REFER\n"
-                                   "Contact: <sip:1001@127.0.0.1:5062>\nContent-Length: 0\n\n"));
-    v.push_back(cap(102.011, S, B, "SIP/2.0 202 Accepted\n" + viaB + dlgBA + "CSeq: 7 REFER\n"
-                                   "Contact: <sip:1001@127.0.0.1:5062>\nContent-Length: 0\n\n"));
+    v.push_back(cap(102.010, A, S,
+                    "SIP/2.0 202 Accepted\n" + viaS2 + viaB + dlgBA +
+                        "CSeq: 7 REFER\n"
+                        "Contact: <sip:1001@127.0.0.1:5062>\nContent-Length: 0\n\n"));
+    v.push_back(cap(102.011, S, B,
+                    "SIP/2.0 202 Accepted\n" + viaB + dlgBA +
+                        "CSeq: 7 REFER\n"
+                        "Contact: <sip:1001@127.0.0.1:5062>\nContent-Length: 0\n\n"));
     auto notify = [&](double t, const char *branch, int cseq, const char *state, const char *frag) {
         std::string n = std::string("NOTIFY sip:1002@127.0.0.1:5064 SIP/2.0\n") +
-                        "Via: SIP/2.0/UDP 127.0.0.1:5062;branch=" + branch + "\n" + dlgAB + "CSeq: " +
-                        std::to_string(cseq) + " NOTIFY\nContact: <sip:1001@127.0.0.1:5062>\n"
-                        "Event: refer;id=7\nSubscription-State: " + state + "\n"
-                        "Content-Type: message/sipfrag;version=2.0\nContent-Length: ?\n\n" + frag + "\n";
+                        "Via: SIP/2.0/UDP 127.0.0.1:5062;branch=" + branch + "\n" + dlgAB +
+                        "CSeq: " + std::to_string(cseq) +
+                        " NOTIFY\nContact: <sip:1001@127.0.0.1:5062>\n"
+                        "Event: refer;id=7\nSubscription-State: " +
+                        state +
+                        "\n"
+                        "Content-Type: message/sipfrag;version=2.0\nContent-Length: ?\n\n" +
+                        frag + "\n";
         std::string relayed = n;
         relayed.insert(relayed.find("Via:"),
                        std::string("Via: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bK-s-") + branch + "\n");
         v.push_back(cap(t, A, S, n));
         v.push_back(cap(t + 0.001, S, B, relayed));
         std::string ok = "SIP/2.0 200 OK\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bK-s-" + std::string(branch) +
-                         "\nVia: SIP/2.0/UDP 127.0.0.1:5062;branch=" + branch + "\n" + dlgAB + "CSeq: " +
-                         std::to_string(cseq) + " NOTIFY\nContent-Length: 0\n\n";
+                         "\nVia: SIP/2.0/UDP 127.0.0.1:5062;branch=" + branch + "\n" + dlgAB +
+                         "CSeq: " + std::to_string(cseq) + " NOTIFY\nContent-Length: 0\n\n";
         v.push_back(cap(t + 0.010, B, S, ok));
         std::string ok2 = ok;
-        ok2.erase(ok2.find("Via: SIP/2.0/UDP 127.0.0.1:5060"), ok2.find("Via: SIP/2.0/UDP 127.0.0.1:5062") -
-                                                                    ok2.find("Via: SIP/2.0/UDP 127.0.0.1:5060"));
+        ok2.erase(ok2.find("Via: SIP/2.0/UDP 127.0.0.1:5060"),
+                  ok2.find("Via: SIP/2.0/UDP 127.0.0.1:5062") - ok2.find("Via: SIP/2.0/UDP 127.0.0.1:5060"));
         v.push_back(cap(t + 0.011, S, A, ok2));
     };
     notify(102.020, "z9hG4bK-a-n1", 11, "active;expires=60", "SIP/2.0 100 Trying");

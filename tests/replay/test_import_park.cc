@@ -103,8 +103,7 @@ TEST_CASE("import: a park by REFER gives two phones, two dialogs and symbols own
     CHECK(notify.message.back() == "SIP/2.0 100 Trying");
     const Step &relayedNotify = f.steps[12];
     CHECK(relayedNotify.body == "sipfrag");
-    CHECK(relayedNotify.compare ==
-          std::vector<std::string>{"CSeq", "Event", "Subscription-State", "Content-Type"});
+    CHECK(relayedNotify.compare == std::vector<std::string>{"CSeq", "Event", "Subscription-State", "Content-Type"});
 
     // The INVITE *68103 the REFER caused: a new dialog; Parkway's To-tag and SDP are the server's.
     const Step &park = f.steps[15];
@@ -152,9 +151,9 @@ TEST_CASE("import: retransmissions are dropped, the steps stay the same") {
     auto msgs = replaytest::parkByRefer();
     Fixture clean = importFlow(msgs);
     auto noisy = msgs;
-    Captured again = msgs[0];       // Alice's INVITE retransmitted (Timer A)
+    Captured again = msgs[0]; // Alice's INVITE retransmitted (Timer A)
     again.time += 0.5;
-    Captured ok = msgs[4];          // the 200 to Alice retransmitted before her ACK
+    Captured ok = msgs[4]; // the 200 to Alice retransmitted before her ACK
     ok.time += 0.004;
     noisy.insert(noisy.begin() + 5, ok);
     noisy.insert(noisy.begin() + 2, again);
@@ -191,7 +190,5 @@ TEST_CASE("import: --password stores the secret on the participant with that use
     Fixture f = importFlow(replaytest::parkByRefer(), &sum, o);
     CHECK(f.participants[1].password == "s3cret");
     CHECK(f.participants[0].password.empty());
-    CHECK(std::count(sum.warnings.begin(), sum.warnings.end(), "--password 9999: no participant has that user") ==
-          1);
+    CHECK(std::count(sum.warnings.begin(), sum.warnings.end(), "--password 9999: no participant has that user") == 1);
 }
-

@@ -101,13 +101,12 @@ TEST_CASE("import: a Replaces inside a Refer-To follows the dialog's ids at run 
                                           srvTag + "}}%3Bfrom-tag%3D{{" + aliceTag + "}}>");
     // Rendered with fresh values, the Refer-To names the park dialog's new Call-ID, escaped (RFC 3261 §19.1.1).
     std::string wire = renderMessage(refer.message, fresh(f));
-    CHECK(wire.find("Replaces=NEW%3Bcall2%40fresh.example%3Bto-tag%3Dnew-" + srvTag + "%3Bfrom-tag%3Dnew-" +
-                    aliceTag + ">") != std::string::npos);
+    CHECK(wire.find("Replaces=NEW%3Bcall2%40fresh.example%3Bto-tag%3Dnew-" + srvTag + "%3Bfrom-tag%3Dnew-" + aliceTag +
+                    ">") != std::string::npos);
     CHECK(wire.find("park-call-2") == std::string::npos);
     // ... and so does the Replaces header of the pickup INVITE, unescaped.
     const Step &pickup = f.steps[24];
-    CHECK(line(pickup, "Replaces:") ==
-          "Replaces: {{call2}};to-tag={{" + srvTag + "}};from-tag={{" + aliceTag + "}}");
+    CHECK(line(pickup, "Replaces:") == "Replaces: {{call2}};to-tag={{" + srvTag + "}};from-tag={{" + aliceTag + "}}");
     CHECK(renderMessage(pickup.message, fresh(f)).find("Replaces: NEW;call2@fresh.example;to-tag=new-") !=
           std::string::npos);
     CHECK(pickup.note == "INVITE 1001 with Replaces [call4]");
@@ -120,9 +119,9 @@ TEST_CASE("import: dialog-info XML names dialogs by their symbols; event ids bec
     CHECK(blf.participant == "u1003");
     CHECK(blf.body == "dialog-info");
     std::string srvTag = symbolNamed(f, "pw-srv-tag-9", "tag"), aliceTag = symbolNamed(f, "alice-park-tag", "tag");
-    CHECK(blf.message[blf.message.size() - 2] ==
-          "  <dialog id=\"d1\" call-id=\"{{call2}}\" local-tag=\"{{" + srvTag + "}}\" remote-tag=\"{{" + aliceTag +
-              "}}\" direction=\"recipient\"><state>confirmed</state></dialog>");
+    CHECK(blf.message[blf.message.size() - 2] == "  <dialog id=\"d1\" call-id=\"{{call2}}\" local-tag=\"{{" + srvTag +
+                                                     "}}\" remote-tag=\"{{" + aliceTag +
+                                                     "}}\" direction=\"recipient\"><state>confirmed</state></dialog>");
     std::string evid = symbolNamed(f, "77ab", "token");
     REQUIRE_FALSE(evid.empty());
     CHECK(f.symbols.at(evid).owner == "server");

@@ -17,7 +17,9 @@ bool numericUser(const std::string &u) {
     return u.size() > start && u.find_first_not_of("0123456789", start) == std::string::npos;
 }
 
-bool featureCode(const std::string &u) { return !u.empty() && (u[0] == '*' || u[0] == '#'); }
+bool featureCode(const std::string &u) {
+    return !u.empty() && (u[0] == '*' || u[0] == '#');
+}
 
 bool startsWithNoCase(const std::string &s, size_t pos, const char *what) {
     for (size_t i = 0; what[i]; ++i)
@@ -28,8 +30,9 @@ bool startsWithNoCase(const std::string &s, size_t pos, const char *what) {
 
 // Headers whose value may start with a display name (RFC 3261 §20: name-addr).
 bool nameAddrHeader(const std::string &canonical) {
-    static const char *const names[] = {"from",  "to", "contact", "referred-by", "p-asserted-identity",
-                                        "p-preferred-identity", "remote-party-id", "reply-to"};
+    static const char *const names[] = {
+        "from",    "to", "contact", "referred-by", "p-asserted-identity", "p-preferred-identity", "remote-party-id",
+        "reply-to"};
     return std::find(std::begin(names), std::end(names), canonical) != std::end(names);
 }
 

@@ -22,11 +22,22 @@ std::string trim(const std::string &s) {
 }
 
 std::string canonicalHeader(const std::string &name) {
-    static const std::map<std::string, std::string> compact = {
-        {"i", "call-id"},     {"m", "contact"},      {"e", "content-encoding"}, {"l", "content-length"},
-        {"c", "content-type"}, {"f", "from"},        {"s", "subject"},          {"k", "supported"},
-        {"t", "to"},          {"v", "via"},          {"o", "event"},            {"r", "refer-to"},
-        {"b", "referred-by"}, {"u", "allow-events"}, {"x", "session-expires"}, {"a", "accept-contact"}};
+    static const std::map<std::string, std::string> compact = {{"i", "call-id"},
+                                                               {"m", "contact"},
+                                                               {"e", "content-encoding"},
+                                                               {"l", "content-length"},
+                                                               {"c", "content-type"},
+                                                               {"f", "from"},
+                                                               {"s", "subject"},
+                                                               {"k", "supported"},
+                                                               {"t", "to"},
+                                                               {"v", "via"},
+                                                               {"o", "event"},
+                                                               {"r", "refer-to"},
+                                                               {"b", "referred-by"},
+                                                               {"u", "allow-events"},
+                                                               {"x", "session-expires"},
+                                                               {"a", "accept-contact"}};
     std::string n = lower(trim(name));
     auto it = compact.find(n);
     return it == compact.end() ? n : it->second;

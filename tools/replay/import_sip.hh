@@ -19,11 +19,11 @@ struct HeaderLine {
 struct SipText {
     std::string startLine;
     bool request = false;
-    std::string method; // requests
-    int status = 0;     // responses
-    std::string ruri;   // requests
-    std::vector<std::string> lines;   // header lines as sent (continuation lines joined, RFC 3261 §7.3.1)
-    std::vector<HeaderLine> headers;  // parallel to `lines`
+    std::string method;              // requests
+    int status = 0;                  // responses
+    std::string ruri;                // requests
+    std::vector<std::string> lines;  // header lines as sent (continuation lines joined, RFC 3261 §7.3.1)
+    std::vector<HeaderLine> headers; // parallel to `lines`
     std::string body;
 
     // The first header of that (canonical) name, or nullptr.

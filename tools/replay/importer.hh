@@ -21,12 +21,12 @@ public:
 };
 
 struct ImportSummary {
-    std::vector<std::string> warnings;  // the reader's, then the builder's
+    std::vector<std::string> warnings;                           // the reader's, then the builder's
     std::vector<std::pair<std::string, std::string>> userMap;    // --anonymize: original -> new user part
     std::vector<std::pair<std::string, std::string>> displayMap; // --anonymize: original -> new display name
-    int dialogs = 0;         // distinct Call-ID + both tags
-    int callIds = 0;         // distinct Call-IDs
-    int retransmissions = 0; // messages dropped as retransmissions
+    int dialogs = 0;                                             // distinct Call-ID + both tags
+    int callIds = 0;                                             // distinct Call-IDs
+    int retransmissions = 0;                                     // messages dropped as retransmissions
     int sends = 0, expects = 0;
 };
 

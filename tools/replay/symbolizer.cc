@@ -39,11 +39,15 @@ std::string Owners::ownerOf(const std::string &ip, int port, const std::string &
 
 namespace {
 
+constexpr size_t kPrefix = 16;
+
 std::string withOffset(const std::string &name, long offset) {
     return "{{" + name + (offset ? "+" + std::to_string(offset) : "") + "}}";
 }
 
-bool isHex(char c) { return std::isxdigit(static_cast<unsigned char>(c)); }
+bool isHex(char c) {
+    return std::isxdigit(static_cast<unsigned char>(c));
+}
 
 bool boundaryBefore(const std::string &s, size_t i) {
     if (i == 0 || !tokenChar(s[i - 1]))
@@ -51,7 +55,9 @@ bool boundaryBefore(const std::string &s, size_t i) {
     return i >= 3 && s[i - 3] == '%' && isHex(s[i - 2]) && isHex(s[i - 1]); // after an escaped separator
 }
 
-bool boundaryAfter(const std::string &s, size_t j) { return j >= s.size() || !tokenChar(s[j]) || s[j] == '%'; }
+bool boundaryAfter(const std::string &s, size_t j) {
+    return j >= s.size() || !tokenChar(s[j]) || s[j] == '%';
+}
 
 // Short or short-numeric values (a tag "1", "5062") are replaced only where they are a parameter value or
 // the whole header value, never in free text where they could be a port or a count.
@@ -92,7 +98,9 @@ std::string replaceValue(const std::string &line, const std::string &value, cons
     return line.substr(0, pos) + with + line.substr(pos + value.size());
 }
 
-std::string dialogRefCallId(const std::string &v) { return trim(v.substr(0, v.find(';'))); }
+std::string dialogRefCallId(const std::string &v) {
+    return trim(v.substr(0, v.find(';')));
+}
 
 } // namespace
 
@@ -109,14 +117,49 @@ void Symbolizer::addId(const std::string &kind, const std::string &prefix, const
         return;
     std::string name = newSymbol(prefix, kind, value, owner);
     ids_[value] = name;
-    variants_.emplace_back(value, "{{" + name + "}}");
+    addVariant(value, "{{" + name + "}}");
     if (uriEscape(value) != value)
-        variants_.emplace_back(uriEscape(value), "{{" + name + "|uri}}");
+        addVariant(uriEscape(value), "{{" + name + "|uri}}");
     if (xmlEscape(value) != value)
-        variants_.emplace_back(xmlEscape(value), "{{" + name + "|xml}}");
-    // Longest first, so a tag that is a substring of a Call-ID never matches inside it.
-    std::stable_sort(variants_.begin(), variants_.end(),
-                     [](const auto &a, const auto &b) { return a.first.size() > b.first.size(); });
+        addVariant(xmlEscape(value), "{{" + name + "|xml}}");
+}
+
+// Indexed by their first kPrefix characters (branches share "z9hG4bK"); each bucket longest first, so a tag that is a
+// substring of a Call-ID never matches inside it.
+void Symbolizer::addVariant(const std::string &text, const std::string &replacement) {
+    variants_.emplace_back(text, replacement);
+    std::string_view stored = variants_.back().first; // a deque: the characters never move
+    for (size_t n = 1; n <= std::min(kPrefix, stored.size()); ++n)
+        prefixes_.insert(stored.substr(0, n));
+    auto &bucket = byPrefix_[stored.substr(0, kPrefix)];
+    auto at =
+        std::find_if(bucket.begin(), bucket.end(), [&](size_t k) { return variants_[k].first.size() < text.size(); });
+    bucket.insert(at, variants_.size() - 1);
+}
+
+// The longest variant that starts at `i` and may be replaced there, or nullptr.
+const std::pair<std::string, std::string> *Symbolizer::variantAt(const std::string &line, size_t i,
+                                                                 size_t contextStart) const {
+    const std::pair<std::string, std::string> *best = nullptr;
+    std::string_view view(line);
+    for (size_t n = 1; n <= kPrefix && i + n <= line.size(); ++n) {
+        if (!prefixes_.count(view.substr(i, n)))
+            break;
+        auto it = byPrefix_.find(view.substr(i, n));
+        if (it == byPrefix_.end())
+            continue;
+        for (size_t k : it->second) {
+            const auto &v = variants_[k];
+            if (best && best->first.size() >= v.first.size())
+                break; // sorted longest first
+            if (line.compare(i, v.first.size(), v.first) == 0 && boundaryAfter(line, i + v.first.size()) &&
+                (!shortValue(v.first) || paramContext(line, i, contextStart))) {
+                best = &v;
+                break;
+            }
+        }
+    }
+    return best;
 }
 
 std::string Symbolizer::symbolOf(const std::string &value) const {
@@ -218,8 +261,8 @@ std::string Symbolizer::header(const SipText &m, size_t i, const std::string &se
         long rseq = -1, n = -1;
         std::string method;
         if (in >> rseq >> n >> method && n >= 0)
-            line = line.substr(0, line.find(':') + 1) + " " + std::to_string(rseq) + " " + cseqRef(m, n, sender) +
-                   " " + method;
+            line = line.substr(0, line.find(':') + 1) + " " + std::to_string(rseq) + " " + cseqRef(m, n, sender) + " " +
+                   method;
     } else if (h.name == "event") {
         line = eventLine(m, line, h.value, sender);
     } else if (h.name == "call-id" || h.name == "replaces" || h.name == "join" || h.name == "target-dialog" ||
@@ -315,14 +358,8 @@ std::string Symbolizer::ids(const std::string &line, size_t contextStart) const 
             i = end;
             continue;
         }
-        const std::pair<std::string, std::string> *hit = nullptr;
-        if (boundaryBefore(line, i))
-            for (const auto &v : variants_)
-                if (line.compare(i, v.first.size(), v.first) == 0 && boundaryAfter(line, i + v.first.size()) &&
-                    (!shortValue(v.first) || paramContext(line, i, contextStart))) {
-                    hit = &v;
-                    break;
-                }
+        const std::pair<std::string, std::string> *hit =
+            boundaryBefore(line, i) ? variantAt(line, i, contextStart) : nullptr;
         if (hit) {
             out += hit->second;
             i += hit->first.size();

@@ -6,9 +6,13 @@
 #include "import_sip.hh"
 #include "trace.hh"
 
+#include <deque>
 #include <map>
 #include <set>
 #include <string>
+#include <string_view>
+#include <unordered_map>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -41,8 +45,8 @@ private:
     };
     std::string newSymbol(const std::string &prefix, const std::string &kind, const std::string &original,
                           const std::string &owner);
-    void addId(const std::string &kind, const std::string &prefix, const std::string &value,
-               const std::string &owner);
+    void addId(const std::string &kind, const std::string &prefix, const std::string &value, const std::string &owner);
+    void addVariant(const std::string &text, const std::string &replacement);
     void registerIds(const SipText &m, const std::string &owner);
     void registerDialogRef(const std::string &value, const std::string &owner);
     std::string seqRef(std::vector<Seq> &seqs, const std::string &prefix, const std::string &kind, long n,
@@ -54,20 +58,23 @@ private:
                           const std::string &sender);
     std::vector<std::string> sdp(const std::vector<std::string> &lines, const std::string &sender);
     std::string ids(const std::string &line, size_t contextStart) const;
+    const std::pair<std::string, std::string> *variantAt(const std::string &line, size_t i, size_t contextStart) const;
     std::string addresses(const std::string &line, const std::string &sender) const;
     std::string rport(const std::string &line) const;
 
     std::map<std::string, Symbol> &symbols_;
     const Owners &owners_;
     std::map<std::string, int> counters_;
-    std::map<std::string, std::string> ids_;          // value -> symbol
-    std::vector<std::pair<std::string, std::string>> variants_; // text -> replacement, longest first
+    std::map<std::string, std::string> ids_;                                // value -> symbol
+    std::deque<std::pair<std::string, std::string>> variants_;              // text -> replacement
+    std::unordered_map<std::string_view, std::vector<size_t>> byPrefix_;    // first characters -> variants_ indexes
+    std::unordered_set<std::string_view> prefixes_;                         // every prefix up to that length
     std::map<std::pair<std::string, std::string>, std::vector<Seq>> cseqs_; // (Call-ID, sequence key)
-    std::map<std::pair<std::string, long>, std::string> refers_;           // (Call-ID, CSeq) -> sequence key
-    std::map<std::pair<std::string, std::string>, std::string> eventIds_;  // (Call-ID, id) -> symbol
-    std::map<std::string, std::string> sdpSessions_;                       // "user sess-id" -> symbol
-    std::map<std::string, std::vector<Seq>> sdpVersions_;                  // "user sess-id"
-    std::map<std::string, std::string> mediaPorts_;                        // "addr port" -> symbol
+    std::map<std::pair<std::string, long>, std::string> refers_;            // (Call-ID, CSeq) -> sequence key
+    std::map<std::pair<std::string, std::string>, std::string> eventIds_;   // (Call-ID, id) -> symbol
+    std::map<std::string, std::string> sdpSessions_;                        // "user sess-id" -> symbol
+    std::map<std::string, std::vector<Seq>> sdpVersions_;                   // "user sess-id"
+    std::map<std::string, std::string> mediaPorts_;                         // "addr port" -> symbol
 };
 
 // True for characters of an RFC 3261 token (alphanum and -.!%*_+`'~): identifiers are replaced only where

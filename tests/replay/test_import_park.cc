@@ -1,5 +1,6 @@
 // The fixture builder (tools/replay/importer.hh) on a park by REFER: participants, dialogs, symbols, the
 // partial order, compare lists, retransmissions and determinism.
+#include "commands.hh"
 #include "importer.hh"
 #include "test_import_flows.hh"
 
@@ -191,4 +192,86 @@ TEST_CASE("import: --password stores the secret on the participant with that use
     CHECK(f.participants[1].password == "s3cret");
     CHECK(f.participants[0].password.empty());
     CHECK(std::count(sum.warnings.begin(), sum.warnings.end(), "--password 9999: no participant has that user") == 1);
+}
+
+TEST_CASE("import: the ACK of a non-2xx and a phone's 100 Trying are marked auto and hold nobody up") {
+    const char *A = replaytest::A, *B = replaytest::B, *S = replaytest::S;
+    const std::string dlg = "From: <sip:1001@pbx.example.com>;tag=fa\nTo: <sip:1002@pbx.example.com>\n"
+                            "Call-ID: busy@127.0.0.1\n";
+    const std::string viaA = "Via: SIP/2.0/UDP 127.0.0.1:5062;branch=z9hG4bK-busy\n";
+    const std::string viaS = "Via: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bK-s-busy\n";
+    std::vector<Captured> v;
+    v.push_back(cap(1.0, A, S,
+                    "INVITE sip:1002@pbx.example.com SIP/2.0\n" + viaA + dlg +
+                        "CSeq: 1 INVITE\nContact: <sip:1001@127.0.0.1:5062>\nContent-Length: 0\n\n"));
+    v.push_back(cap(1.01, S, B,
+                    "INVITE sip:1002@127.0.0.1:5064 SIP/2.0\n" + viaS + viaA + dlg +
+                        "CSeq: 1 INVITE\nContact: <sip:1001@127.0.0.1:5062>\nContent-Length: 0\n\n"));
+    v.push_back(cap(1.02, B, S, "SIP/2.0 100 Trying\n" + viaS + viaA + dlg + "CSeq: 1 INVITE\nContent-Length: 0\n\n"));
+    v.push_back(cap(1.03, B, S,
+                    "SIP/2.0 486 Busy Here\n" + viaS + viaA + dlg.substr(0, dlg.find("\nCall-ID")) +
+                        ";tag=fb\nCall-ID: busy@127.0.0.1\nCSeq: 1 INVITE\nContent-Length: 0\n\n"));
+    v.push_back(cap(1.04, S, B,
+                    "ACK sip:1002@127.0.0.1:5064 SIP/2.0\n" + viaS + dlg.substr(0, dlg.find("\nCall-ID")) +
+                        ";tag=fb\nCall-ID: busy@127.0.0.1\nCSeq: 1 ACK\nContent-Length: 0\n\n"));
+    v.push_back(cap(1.05, S, A,
+                    "SIP/2.0 486 Busy Here\n" + viaA + dlg.substr(0, dlg.find("\nCall-ID")) +
+                        ";tag=fb\nCall-ID: busy@127.0.0.1\nCSeq: 1 INVITE\nContent-Length: 0\n\n"));
+    v.push_back(cap(1.06, A, S,
+                    "ACK sip:1002@pbx.example.com SIP/2.0\n" + viaA + dlg.substr(0, dlg.find("\nCall-ID")) +
+                        ";tag=fb\nCall-ID: busy@127.0.0.1\nCSeq: 1 ACK\nContent-Length: 0\n\n"));
+    v.push_back(cap(2.0, A, S,
+                    "OPTIONS sip:pbx.example.com SIP/2.0\nVia: SIP/2.0/UDP 127.0.0.1:5062;branch=z9hG4bK-o\n"
+                    "From: <sip:1001@pbx.example.com>;tag=fo\nTo: <sip:pbx.example.com>\nCall-ID: o@h\n"
+                    "CSeq: 1 OPTIONS\nContent-Length: 0\n\n"));
+    Fixture f = importFlow(v);
+    REQUIRE(f.steps.size() == 8);
+    CHECK(automaticStep(f.steps[2])); // Bob's 100 Trying
+    CHECK_FALSE(automaticStep(f.steps[3]));
+    CHECK(automaticStep(f.steps[4])); // the server's ACK of Bob's 486: an optional expect
+    CHECK(f.steps[4].optional);
+    CHECK(f.steps[4].note == "auto: ACK 1002 [call1]");
+    CHECK_FALSE(f.steps[5].optional); // the 486 to Alice
+    CHECK(automaticStep(f.steps[6])); // Alice's ACK of the 486
+    CHECK(f.steps[6].after == std::vector<int>{4, 6});
+    CHECK(f.steps[7].after == std::vector<int>{4, 6}); // the OPTIONS: after Bob's 486 and Alice's 486, not an ACK
+    CHECK(f.steps[7].delay == Approx(0.95));
+}
+
+TEST_CASE("import command: an unreadable trace is bad input (exit 2)") {
+    ImportOptions o;
+    o.trace = "/nonexistent/trace.pcap";
+    o.output = "-";
+    CHECK(importCommand(o) == 2);
+}
+
+TEST_CASE("import: with one phone, the server is the side that relays or registers, not the busier answerer") {
+    // A BLF phone on 5060 answers many NOTIFYs of a server on 5080 it registered with.
+    const char *P = "127.0.0.1:5060", *S = "127.0.0.1:5080";
+    std::vector<Captured> v;
+    v.push_back(cap(1.0, P, S,
+                    "REGISTER sip:pbx.example.com SIP/2.0\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bK-r\n"
+                    "From: <sip:1001@pbx.example.com>;tag=r\nTo: <sip:1001@pbx.example.com>\nCall-ID: r@h\n"
+                    "CSeq: 1 REGISTER\nContact: <sip:1001@127.0.0.1:5060>\nContent-Length: 0\n\n"));
+    v.push_back(cap(1.1, S, P,
+                    "SIP/2.0 200 OK\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bK-r\n"
+                    "From: <sip:1001@pbx.example.com>;tag=r\nTo: <sip:1001@pbx.example.com>;tag=s\nCall-ID: r@h\n"
+                    "CSeq: 1 REGISTER\nContent-Length: 0\n\n"));
+    for (int i = 1; i <= 3; ++i) {
+        std::string n = std::to_string(i);
+        v.push_back(cap(2.0 + i, S, P,
+                        "NOTIFY sip:1001@127.0.0.1:5060 SIP/2.0\nVia: SIP/2.0/UDP 127.0.0.1:5080;branch=z9hG4bK-n" + n +
+                            "\nFrom: <sip:park@pbx.example.com>;tag=pk" + n +
+                            "\nTo: <sip:1001@pbx.example.com>\nCall-ID: pk" + n +
+                            "@h\nCSeq: 1 NOTIFY\n"
+                            "Event: park-info\nContent-Length: 0\n\n"));
+        v.push_back(cap(2.1 + i, P, S,
+                        "SIP/2.0 200 OK\nVia: SIP/2.0/UDP 127.0.0.1:5080;branch=z9hG4bK-n" + n +
+                            "\nFrom: <sip:park@pbx.example.com>;tag=pk" + n + "\nTo: <sip:1001@pbx.example.com>;tag=t" +
+                            n + "\nCall-ID: pk" + n + "@h\nCSeq: 1 NOTIFY\nContent-Length: 0\n\n"));
+    }
+    Fixture f = importFlow(v);
+    CHECK(f.server.address == S);
+    REQUIRE(f.participants.size() == 1);
+    CHECK(f.participants[0].name == "u1001");
 }

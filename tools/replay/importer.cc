@@ -66,14 +66,29 @@ Address serverArgument(const std::string &text) {
     }
 }
 
-Address bestBy(const std::map<Address, int> &counts) {
-    Address best;
-    int most = -1;
-    for (const auto &[a, n] : counts) // std::map order: ties go to the smallest address
-        if (n > most) {
+// The server is the hub: the address with the most distinct peers; among equals the one that acts as a
+// server (relays requests with a Via of its own on top of others, RFC 3261 §16.6 step 8, or receives
+// REGISTERs), then the one that sends the most responses, then one on 5060/5061, then the smallest.
+Address guessServer(const std::vector<Msg> &msgs) {
+    std::map<Address, std::set<Address>> peers;
+    std::map<Address, int> serving, responses;
+    for (const auto &m : msgs) {
+        peers[m.cap->src].insert(m.cap->dst);
+        peers[m.cap->dst].insert(m.cap->src);
+        if (!m.sip.request)
+            ++responses[m.cap->src];
+        else if (m.sip.method == "REGISTER")
+            ++serving[m.cap->dst];
+        else if (m.sip.values("via").size() > 1)
+            ++serving[m.cap->src];
+    }
+    auto score = [&](const Address &a) {
+        return std::make_tuple(peers[a].size(), serving[a], responses[a], a.port == 5060 || a.port == 5061);
+    };
+    Address best = peers.begin()->first;
+    for (const auto &[a, p] : peers)
+        if (score(a) > score(best))
             best = a;
-            most = n;
-        }
     return best;
 }
 
@@ -89,10 +104,7 @@ std::set<Address> findServers(const std::vector<Msg> &msgs, const ImportOptions 
     }
     if (!servers.empty())
         return servers;
-    std::map<Address, int> responses, requests;
-    for (const auto &m : msgs)
-        m.sip.request ? ++requests[m.cap->dst] : ++responses[m.cap->src];
-    servers.insert(bestBy(responses.empty() ? requests : responses));
+    servers.insert(guessServer(msgs));
     return servers;
 }
 

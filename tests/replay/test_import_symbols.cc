@@ -232,3 +232,28 @@ TEST_CASE("import: two SIPp roles on one host are two phones; a phone with no si
     CHECK(f.participants[2].name == "p3");
     CHECK(f.participants[2].user.empty());
 }
+
+TEST_CASE("import: '{{' and bytes that are not UTF-8 in a message still give a valid fixture") {
+    const char *A = replaytest::A, *S = replaytest::S;
+    std::vector<Captured> v;
+    v.push_back(cap(1.0, A, S,
+                    "MESSAGE sip:pbx.example.com SIP/2.0\nVia: SIP/2.0/UDP 127.0.0.1:5062;branch=z9hG4bK-m\n"
+                    "From: \"Ren\xE9\" <sip:1001@pbx.example.com>;tag=fm\nTo: <sip:pbx.example.com>\nCall-ID: m@h\n"
+                    "CSeq: 1 MESSAGE\nContent-Type: text/plain\nContent-Length: ?\n\nhello {{name}}\n"));
+    ReadResult r;
+    r.messages = v;
+    ImportOptions o;
+    o.trace = "m.pcap";
+    ImportSummary sum;
+    Fixture f = buildFixture(r, o, &sum);
+    REQUIRE(sum.warnings.size() == 1);
+    CHECK(sum.warnings[0].find("message 1 (127.0.0.1:5062 -> 127.0.0.1:5060): a literal '{{'") == 0);
+    CHECK(f.steps[0].message.back() == "hello { {name}}");
+    CHECK(line(f.steps[0], "From:") == "From: \"Ren\xEF\xBF\xBD\" <sip:1001@pbx.example.com>;tag={{tag1}}");
+    CHECK_NOTHROW(parseFixture(fixtureToJson(f), "mem"));
+}
+
+TEST_CASE("import: fixtures of the pickup flow are valid for the fixture parser") {
+    Fixture f = importMsgs(pickupFlow());
+    CHECK(fixtureToJson(parseFixture(fixtureToJson(f), "mem")) == fixtureToJson(f));
+}

@@ -202,6 +202,43 @@ void anonymize(std::vector<Msg> &msgs, ImportSummary &summary) {
     summary.displayMap = a.displayMap();
 }
 
+// What a template line cannot hold: "{{" starts a symbol (fixture.hh has no escape for it; written "{ {"), and
+// JSON strings are UTF-8 (other bytes become U+FFFD).
+std::string templateSafe(const std::string &data) {
+    std::string out;
+    for (size_t i = 0; i < data.size();) {
+        unsigned char c = static_cast<unsigned char>(data[i]);
+        size_t n = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+        bool ok = n > 0 && i + n <= data.size();
+        for (size_t k = 1; ok && k < n; ++k)
+            ok = (static_cast<unsigned char>(data[i + k]) >> 6) == 2;
+        if (!ok) {
+            out += "\xEF\xBF\xBD";
+            ++i;
+        } else if (c == '{' && i + 1 < data.size() && data[i + 1] == '{') {
+            out += "{ ";
+            ++i;
+        } else {
+            out.append(data, i, n);
+            i += n;
+        }
+    }
+    return out;
+}
+
+void makeTemplateSafe(std::vector<Msg> &msgs, std::vector<std::string> &warnings) {
+    for (auto &m : msgs) {
+        std::string safe = templateSafe(m.data);
+        if (safe == m.data)
+            continue;
+        warnings.push_back(where(m) + ": a literal '{{' or bytes that are not UTF-8 were written as '{ {' / U+FFFD");
+        m.data = safe;
+        std::string why;
+        m.sip = SipText{};
+        parseSip(m.data, m.sip, why);
+    }
+}
+
 // ---- participants
 
 struct Groups {
@@ -545,6 +582,7 @@ Fixture buildFixture(const ReadResult &trace, const ImportOptions &o, ImportSumm
     msgs = dropRetransmissions(std::move(msgs), summary.retransmissions);
     if (o.anonymize)
         anonymize(msgs, summary);
+    makeTemplateSafe(msgs, summary.warnings);
     std::map<Address, size_t> index;
     std::vector<Phone> phones = groupPhones(msgs, servers, index);
     setPasswords(phones, o, summary);

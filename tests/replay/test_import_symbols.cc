@@ -257,3 +257,42 @@ TEST_CASE("import: fixtures of the pickup flow are valid for the fixture parser"
     Fixture f = importMsgs(pickupFlow());
     CHECK(fixtureToJson(parseFixture(fixtureToJson(f), "mem")) == fixtureToJson(f));
 }
+
+TEST_CASE("import: a phone registered over TCP that sends in-dialog requests over UDP is one participant") {
+    // linphone: REGISTER and INVITE over TCP (Via/Contact its TCP port), the ACK and BYE over UDP from another
+    // port; the same From-tag and +sip.instance tie them together.
+    const char *S = replaytest::S;
+    const std::string inst = ";+sip.instance=\"<urn:uuid:a930b585-4071-0085-9431-f251c24dae9c>\"";
+    auto tcp = [](Captured c) {
+        c.transport = Transport::Tcp;
+        return c;
+    };
+    std::vector<Captured> v;
+    v.push_back(tcp(cap(1.0, "127.0.0.1:41908", S,
+                        "REGISTER sip:pbx.example.com SIP/2.0\nVia: SIP/2.0/TCP 127.0.0.1:41908;branch=z9hG4bK.r\n"
+                        "From: <sip:1001@pbx.example.com>;tag=r1\nTo: sip:1001@pbx.example.com\nCall-ID: reg@h\n"
+                        "CSeq: 20 REGISTER\nContact: <sip:1001@127.0.0.1:41908;transport=tcp>" +
+                            inst + "\nContent-Length: 0\n\n")));
+    v.push_back(tcp(cap(1.1, S, "127.0.0.1:41908",
+                        "SIP/2.0 200 OK\nVia: SIP/2.0/TCP 127.0.0.1:41908;branch=z9hG4bK.r\n"
+                        "From: <sip:1001@pbx.example.com>;tag=r1\nTo: <sip:1001@pbx.example.com>;tag=s\n"
+                        "Call-ID: reg@h\nCSeq: 20 REGISTER\nContent-Length: 0\n\n")));
+    v.push_back(tcp(cap(2.0, "127.0.0.1:41908", S,
+                        "INVITE sip:*68104@pbx.example.com SIP/2.0\nVia: SIP/2.0/TCP 127.0.0.1:41908;branch=z9hG4bK.i\n"
+                        "From: <sip:1001@pbx.example.com>;tag=call-tag\nTo: <sip:*68104@pbx.example.com>\n"
+                        "Call-ID: inv@h\nCSeq: 20 INVITE\nContact: <sip:1001@127.0.0.1:41908;transport=tcp>" +
+                            inst + "\nContent-Length: 0\n\n")));
+    v.push_back(tcp(cap(2.1, S, "127.0.0.1:41908",
+                        "SIP/2.0 200 OK\nVia: SIP/2.0/TCP 127.0.0.1:41908;branch=z9hG4bK.i\n"
+                        "From: <sip:1001@pbx.example.com>;tag=call-tag\nTo: <sip:*68104@pbx.example.com>;tag=pk\n"
+                        "Call-ID: inv@h\nCSeq: 20 INVITE\nContact: <sip:127.0.0.1:5060>\nContent-Length: 0\n\n")));
+    v.push_back(cap(2.2, "127.0.0.1:40877", S,
+                    "ACK sip:127.0.0.1:5060 SIP/2.0\nVia: SIP/2.0/UDP 127.0.0.1:40877;rport;branch=z9hG4bK.a\n"
+                    "From: <sip:1001@pbx.example.com>;tag=call-tag\nTo: <sip:*68104@pbx.example.com>;tag=pk\n"
+                    "Call-ID: inv@h\nCSeq: 20 ACK\nContent-Length: 0\n\n"));
+    Fixture f = importMsgs(v);
+    REQUIRE(f.participants.size() == 1);
+    CHECK(f.participants[0].name == "u1001");
+    CHECK(f.participants[0].transport == "tcp");
+    CHECK(line(f.steps[4], "Via:") == "Via: SIP/2.0/UDP {{u1001.host}}:{{u1001.port}};rport;branch={{branch3}}");
+}

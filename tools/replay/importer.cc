@@ -271,9 +271,27 @@ struct Phone {
 };
 
 // A phone's addresses: where it sends from, its top Via sent-by and Contact (its listening address, when a
-// TCP phone sends from ephemeral ports), and the Request-URI of what the server sends it (its Contact).
-void linkAddresses(Groups &g, const Msg &m, const std::set<Address> &servers) {
+// TCP phone sends from ephemeral ports), and the Request-URI of what the server sends it (its Contact). Also
+// addresses that send the same local tag (a UA's own, RFC 3261 §19.3) or the same Contact +sip.instance
+// (RFC 5626 §4.1): a phone registered over TCP that sends in-dialog requests over UDP is one phone.
+struct Linker {
+    std::map<std::string, Address> tags, instances;
+    void same(Groups &g, std::map<std::string, Address> &seen, const std::string &key, const Address &a) {
+        if (key.empty())
+            return;
+        auto [it, fresh] = seen.emplace(key, a);
+        if (!fresh)
+            g.unite(it->second, a);
+    }
+};
+
+void linkAddresses(Groups &g, Linker &l, const Msg &m, const std::set<Address> &servers) {
     g.find(m.phone);
+    if (!m.fromServer) {
+        l.same(g, l.tags, tagOf(m.sip, m.sip.request ? "from" : "to"), m.phone);
+        for (const auto &c : m.sip.values("contact"))
+            l.same(g, l.instances, headerParam(c, "+sip.instance"), m.phone);
+    }
     auto link = [&](const std::string &host, int port) {
         Address a;
         if (literalAddress(host, port, a) && !servers.count(a))
@@ -336,8 +354,9 @@ void namePhones(std::vector<Phone> &phones) {
 std::vector<Phone> groupPhones(const std::vector<Msg> &msgs, const std::set<Address> &servers,
                                std::map<Address, size_t> &index) {
     Groups g;
+    Linker l;
     for (const auto &m : msgs)
-        linkAddresses(g, m, servers);
+        linkAddresses(g, l, m, servers);
     std::vector<Phone> phones;
     std::map<Address, size_t> byRoot;
     for (const auto &m : msgs) {

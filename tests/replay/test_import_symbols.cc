@@ -296,3 +296,26 @@ TEST_CASE("import: a phone registered over TCP that sends in-dialog requests ove
     CHECK(f.participants[0].transport == "tcp");
     CHECK(line(f.steps[4], "Via:") == "Via: SIP/2.0/UDP {{u1001.host}}:{{u1001.port}};rport;branch={{branch3}}");
 }
+
+TEST_CASE("import: a Replaces escaped more than needed still names its dialog") {
+    const char *A = replaytest::A, *S = replaytest::S;
+    std::vector<Captured> v;
+    v.push_back(cap(1.0, A, S,
+                    "INVITE sip:1002@pbx.example.com SIP/2.0\nVia: SIP/2.0/UDP 127.0.0.1:5062;branch=z9hG4bK-x\n"
+                    "From: <sip:1001@pbx.example.com>;tag=ta\nTo: <sip:1002@pbx.example.com>\n"
+                    "Call-ID: abc:def/12@host\nCSeq: 1 INVITE\nContent-Length: 0\n\n"));
+    v.push_back(cap(1.1, S, A,
+                    "SIP/2.0 200 OK\nVia: SIP/2.0/UDP 127.0.0.1:5062;branch=z9hG4bK-x\n"
+                    "From: <sip:1001@pbx.example.com>;tag=ta\nTo: <sip:1002@pbx.example.com>;tag=tb\n"
+                    "Call-ID: abc:def/12@host\nCSeq: 1 INVITE\nContent-Length: 0\n\n"));
+    v.push_back(
+        cap(2.0, A, S,
+            "REFER sip:1002@pbx.example.com SIP/2.0\nVia: SIP/2.0/UDP 127.0.0.1:5062;branch=z9hG4bK-y\n"
+            "From: <sip:1001@pbx.example.com>;tag=ta\nTo: <sip:1002@pbx.example.com>;tag=tb\n"
+            "Call-ID: abc:def/12@host\nCSeq: 2 REFER\n"
+            "Refer-To: <sip:1003@pbx.example.com?Replaces=abc%3Adef%2F12%40host%3Bto-tag%3Dtb%3Bfrom-tag%3Dta>\n"
+            "Content-Length: 0\n\n"));
+    Fixture f = importMsgs(v);
+    CHECK(line(f.steps[2], "Refer-To:") ==
+          "Refer-To: <sip:1003@pbx.example.com?Replaces={{call1|uri}}%3Bto-tag%3D{{tag2}}%3Bfrom-tag%3D{{tag1}}>");
+}

@@ -127,6 +127,8 @@ void Symbolizer::addId(const std::string &kind, const std::string &prefix, const
 // Indexed by their first kPrefix characters (branches share "z9hG4bK"); each bucket longest first, so a tag that is a
 // substring of a Call-ID never matches inside it.
 void Symbolizer::addVariant(const std::string &text, const std::string &replacement) {
+    if (!variantTexts_.insert(text).second)
+        return; // the first symbol with that text keeps it
     variants_.emplace_back(text, replacement);
     std::string_view stored = variants_.back().first; // a deque: the characters never move
     for (size_t n = 1; n <= std::min(kPrefix, stored.size()); ++n)
@@ -193,7 +195,14 @@ void Symbolizer::registerIds(const SipText &m, const std::string &owner) {
         if (r == std::string::npos)
             continue;
         std::string raw = h.value.substr(r + 9);
-        registerDialogRef(uriUnescape(raw.substr(0, raw.find_first_of("&>"))), owner);
+        raw = raw.substr(0, raw.find_first_of("&>"));
+        std::string ref = uriUnescape(raw);
+        registerDialogRef(ref, owner);
+        // The Call-ID as this phone escaped it (it may escape more than uriEscape does, ':' as %3A): the same
+        // symbol, written back with uriEscape at run time.
+        std::string escaped = raw.substr(0, lower(raw).find("%3b"));
+        if (uriUnescape(escaped) == dialogRefCallId(ref) && !symbolOf(dialogRefCallId(ref)).empty())
+            addVariant(escaped, "{{" + symbolOf(dialogRefCallId(ref)) + "|uri}}");
     }
     if (contentType(m).find("xml") != std::string::npos) { // dialog-info (RFC 4235 §4.1.1) call-id and tags
         static const std::regex attr(R"re(\b(call-id|local-tag|remote-tag)\s*=\s*"([^"]*)")re");

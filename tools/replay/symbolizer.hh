@@ -69,6 +69,7 @@ private:
     std::deque<std::pair<std::string, std::string>> variants_;              // text -> replacement
     std::unordered_map<std::string_view, std::vector<size_t>> byPrefix_;    // first characters -> variants_ indexes
     std::unordered_set<std::string_view> prefixes_;                         // every prefix up to that length
+    std::set<std::string> variantTexts_;                                    // every variant text (first wins)
     std::map<std::pair<std::string, std::string>, std::vector<Seq>> cseqs_; // (Call-ID, sequence key)
     std::map<std::pair<std::string, long>, std::string> refers_;            // (Call-ID, CSeq) -> sequence key
     std::map<std::pair<std::string, std::string>, std::string> eventIds_;   // (Call-ID, id) -> symbol

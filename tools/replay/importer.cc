@@ -429,7 +429,7 @@ std::string bodyKind(const SipText &m) {
 
 // What an expect step compares besides the start line: headers that carry the server's behaviour, never the
 // transport ones (Via, Contact, Record-Route, User-Agent, Server, Date). Subscription-State: the comparator
-// looks at the state (the value before ';'), see docs/replay.md "Importing a trace".
+// looks at the state and reason, not at expires (docs/replay.md "Importing a trace").
 std::vector<std::string> compareFor(const SipText &m) {
     static const char *const names[] = {"Event",
                                         "Subscription-State",
@@ -456,7 +456,7 @@ std::string firstLine(const std::string &body) {
     return lines.empty() ? "" : lines[0];
 }
 
-// A short human summary: "REFER to 1003 (Refer-To *68103) [call1]", "202 Accepted to REFER [call1]".
+// A short human summary: "REFER 1003 (Refer-To *68103) [call1]", "202 Accepted to REFER [call1]".
 std::string noteFor(const SipText &m, const std::string &callSymbol) {
     std::string note;
     if (m.request) {

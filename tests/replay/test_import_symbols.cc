@@ -63,7 +63,9 @@ std::vector<Captured> pickupFlow() {
                     "From: <sip:1003@pbx.example.com>;tag=carol-1\nTo: <sip:1001@pbx.example.com>\n"
                     "Call-ID: carol-refer@127.0.0.1\nCSeq: 1 REFER\nContact: <sip:1003@127.0.0.1:5066>\n"
                     "Refer-To: <sip:1003@pbx.example.com?Replaces=park-call-2%40127.0.0.1%3Bto-tag%3Dpw-srv-tag-9"
-                    "%3Bfrom-tag%3Dalice-park-tag>\nContent-Length: 0\n\n"));
+                    "%3Bfrom-tag%3Dalice-park-tag>\n"
+                    "Target-Dialog: park-call-2@127.0.0.1;local-tag=alice-park-tag;remote-tag=pw-srv-tag-9\n"
+                    "Content-Length: 0\n\n"));
     v.push_back(cap(104.1, C, replaytest::S,
                     "INVITE sip:1001@pbx.example.com SIP/2.0\n"
                     "Via: SIP/2.0/UDP 127.0.0.1:5066;branch=z9hG4bK-c-inv\n"
@@ -99,6 +101,8 @@ TEST_CASE("import: a Replaces inside a Refer-To follows the dialog's ids at run 
     CHECK(refer.participant == "u1003");
     CHECK(line(refer, "Refer-To:") == "Refer-To: <sip:1003@pbx.example.com?Replaces={{call2|uri}}%3Bto-tag%3D{{" +
                                           srvTag + "}}%3Bfrom-tag%3D{{" + aliceTag + "}}>");
+    CHECK(line(refer, "Target-Dialog:") ==
+          "Target-Dialog: {{call2}};local-tag={{" + aliceTag + "}};remote-tag={{" + srvTag + "}}");
     // Rendered with fresh values, the Refer-To names the park dialog's new Call-ID, escaped (RFC 3261 §19.1.1).
     std::string wire = renderMessage(refer.message, fresh(f));
     CHECK(wire.find("Replaces=NEW%3Bcall2%40fresh.example%3Bto-tag%3Dnew-" + srvTag + "%3Bfrom-tag%3Dnew-" + aliceTag +

@@ -120,6 +120,16 @@ TEST_CASE("import: a park by REFER gives two phones, two dialogs and symbols own
 
     // What an expect step compares and the 100 Trying that may not come.
     CHECK(f.steps[1].optional);
+    auto ringing = importFlow([] {
+        auto v = replaytest::parkByRefer();
+        Captured r = v[4]; // the 200 to Alice, as a 180 just before it
+        r.data.replace(0, 14, "SIP/2.0 180 Ringing");
+        r.time -= 0.0005;
+        v.insert(v.begin() + 4, r);
+        return v;
+    }());
+    CHECK(ringing.steps[4].message[0] == "SIP/2.0 180 Ringing");
+    CHECK(ringing.steps[4].optional);
     CHECK(f.steps[1].message[0] == "SIP/2.0 100 Trying");
     CHECK_FALSE(f.steps[4].optional);
     // The whole fixture is valid: JSON round trip, every symbol known.

@@ -262,9 +262,10 @@ TEST_CASE("import: fixtures of the pickup flow are valid for the fixture parser"
     CHECK(fixtureToJson(parseFixture(fixtureToJson(f), "mem")) == fixtureToJson(f));
 }
 
-TEST_CASE("import: a phone registered over TCP that sends in-dialog requests over UDP is one participant") {
-    // linphone: REGISTER and INVITE over TCP (Via/Contact its TCP port), the ACK and BYE over UDP from another
-    // port; the same From-tag and +sip.instance tie them together.
+TEST_CASE("import: one phone's addresses are tied by its tags over one transport, not across transports") {
+    // linphone: REGISTER and INVITE over TCP (Via/Contact its TCP port), the ACK over UDP from another port
+    // (same From-tag, same +sip.instance): two participants, each with its transport. Then the same ACK over
+    // TCP from another port: the tag ties it to the phone.
     const char *S = replaytest::S;
     const std::string inst = ";+sip.instance=\"<urn:uuid:a930b585-4071-0085-9431-f251c24dae9c>\"";
     auto tcp = [](Captured c) {
@@ -295,9 +296,16 @@ TEST_CASE("import: a phone registered over TCP that sends in-dialog requests ove
                     "From: <sip:1001@pbx.example.com>;tag=call-tag\nTo: <sip:*68104@pbx.example.com>;tag=pk\n"
                     "Call-ID: inv@h\nCSeq: 20 ACK\nContent-Length: 0\n\n"));
     Fixture f = importMsgs(v);
+    REQUIRE(f.participants.size() == 2);
+    CHECK(f.participants[0].name == "p1");
+    CHECK(f.participants[0].transport == "tcp");
+    CHECK(f.participants[1].name == "p2");
+    CHECK(f.participants[1].transport == "udp");
+    CHECK(line(f.steps[4], "Via:") == "Via: SIP/2.0/UDP {{p2.host}}:{{p2.port}};rport;branch={{branch3}}");
+    v.back() = tcp(v.back());
+    f = importMsgs(v);
     REQUIRE(f.participants.size() == 1);
     CHECK(f.participants[0].name == "u1001");
-    CHECK(f.participants[0].transport == "tcp");
     CHECK(line(f.steps[4], "Via:") == "Via: SIP/2.0/UDP {{u1001.host}}:{{u1001.port}};rport;branch={{branch3}}");
 }
 

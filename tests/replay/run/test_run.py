@@ -108,7 +108,7 @@ def case_retrieve_differs():
     with daemon() as pw:
         p = replay(pw, "retrieve_differs.json")
         check(p.returncode == 1, f"exit {p.returncode}, want 1")
-        check("step 3 (carol" in p.stdout, "the diff does not name step 3 and carol")
+        check("step 3 carol:" in p.stdout, "the diff does not name step 3 and carol")
         check("expected 'SIP/2.0 200 OK'" in p.stdout and "404" in p.stdout, "the diff does not show 200 vs 404")
         check("dialog: {{call1}} = " in p.stdout, "the diff does not name the dialog")
         check("FAIL retrieve_differs" in p.stdout, "no FAIL line")
@@ -165,7 +165,7 @@ def case_unexpected():
         p = replay(pw, path)
         check(p.returncode == 1, f"exit {p.returncode}, want 1")
         check("unexpected: bob got INVITE sip:2001@" in p.stdout, "the re-INVITE is not listed as unexpected")
-        check("step 10 (carol" in p.stdout, "the retrieve's 200 (step 10) is not reported")
+        check("step 10 carol:" in p.stdout, "the retrieve's 200 (step 10) is not reported")
 
 
 def case_no_server():

@@ -572,7 +572,8 @@ void compareReplaces(Matcher &m, Diffs &d, const std::string &what, const std::s
 
 void compareUriHeaders(Matcher &m, Diffs &d, const std::string &what, const Uri &t, const Uri &a) {
     // RFC 3261 §19.1.4: "URI header components are never ignored"; their order does not matter.
-    for (const auto &[name, tv] : t.headers) {
+    for (const auto &header : t.headers) {
+        const std::string &name = header.first, &tv = header.second; // C++17: a lambda cannot capture a binding
         auto it = std::find_if(a.headers.begin(), a.headers.end(), [&](const auto &h) { return h.first == name; });
         std::string w = what + " ?" + name;
         if (it == a.headers.end())
@@ -582,9 +583,9 @@ void compareUriHeaders(Matcher &m, Diffs &d, const std::string &what, const Uri 
         else
             check(m, d, w, unescapeTemplate(tv), uriUnescape(it->second), false, true);
     }
-    for (const auto &[name, av] : a.headers)
-        if (std::none_of(t.headers.begin(), t.headers.end(), [&](const auto &h) { return h.first == name; }))
-            d.push_back({what + " ?" + name, "(absent)", av});
+    for (const auto &header : a.headers)
+        if (std::none_of(t.headers.begin(), t.headers.end(), [&](const auto &h) { return h.first == header.first; }))
+            d.push_back({what + " ?" + header.first, "(absent)", header.second});
 }
 
 // RFC 3261 §19.1.4 URI comparison: user and password case-sensitive (after %-decoding), scheme, host and

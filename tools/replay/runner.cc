@@ -209,7 +209,7 @@ struct Runner::Impl {
     void sendRequest(size_t i, Phone &ph);
     void sendAck(size_t i, Phone &ph, const std::string &text, Outgoing *invite);
     void sendCancel(size_t i, Phone &ph, const std::string &text);
-    Outgoing *transmit(Phone &ph, const std::string &text, int step);
+    Outgoing *transmit(Phone &ph, const std::string &text, int step, bool ack = false);
     void sendResponse(size_t i, Phone &ph);
     void reply(Incoming &in, const std::string &text, const std::string &method);
     Incoming *requestToAnswer(size_t i, Phone &ph, const std::string &method);
@@ -642,7 +642,7 @@ void Runner::Impl::sendRequest(size_t i, Phone &ph) {
     complete(i);
 }
 
-Outgoing *Runner::Impl::transmit(Phone &ph, const std::string &text, int step) {
+Outgoing *Runner::Impl::transmit(Phone &ph, const std::string &text, int step, bool ack) {
     std::string wire = rt::shiftCSeq(text, cseqShift[rt::header(text, "Call-ID")]);
     if (std::getenv("PARKWAY_REPLAY_TRACE"))
         std::cerr << ">>> " << ph.p->name << "\n" << wire << "\n";
@@ -652,8 +652,12 @@ Outgoing *Runner::Impl::transmit(Phone &ph, const std::string &text, int step) {
     auto o = std::make_unique<Outgoing>();
     o->impl = this, o->phone = &ph, o->step = step;
     std::string route = fmt::format("sip:{}:{};transport={}", server.host, server.port, ph.transport);
+    // The ACK of a 2xx has a branch of its own (RFC 3261 §8.1.1.7, §13.2.2.4). Named here, nta does not look for
+    // the INVITE in this agent: a trace may ACK from another address than the INVITE's (nta would abort).
+    std::string ackBranch = ack ? "z9hG4bK" + proxy::digest::randomHex(8) : std::string();
     o->orq = nta_outgoing_mcreate(ph.agent, onResponseCb, reinterpret_cast<nta_outgoing_magic_t *>(o.get()),
-                                  URL_STRING_MAKE(route.c_str()), msg, TAG_END());
+                                  URL_STRING_MAKE(route.c_str()), msg,
+                                  TAG_IF(ack, NTATAG_ACK_BRANCH(ackBranch.c_str())), TAG_END());
     if (!o->orq) {
         msg_destroy(msg);
         throw std::runtime_error("nta refused to send it to " + route);
@@ -672,7 +676,7 @@ void Runner::Impl::sendAck(size_t i, Phone &ph, const std::string &text, Outgoin
             std::cout << fmt::format("  --   {} (nta acknowledged the {})\n", stepName(*runs[i].step), invite->final);
         return;
     }
-    Outgoing *o = transmit(ph, text, runs[i].step->id);
+    Outgoing *o = transmit(ph, text, runs[i].step->id, true);
     nta_outgoing_destroy(o->orq); // no response to an ACK
     o->orq = nullptr;
     o->method = "ACK";
@@ -796,7 +800,7 @@ void Runner::Impl::onResponse(Outgoing *o, const std::string &received) {
     int st = rt::status(text);
     if (!o->statuses.insert(st).second) { // a retransmission
         if (st >= 200 && st < 300 && !o->ackText.empty()) {
-            Outgoing *ack = transmit(*o->phone, o->ackText, o->step);
+            Outgoing *ack = transmit(*o->phone, o->ackText, o->step, true);
             nta_outgoing_destroy(ack->orq);
             ack->orq = nullptr;
         }

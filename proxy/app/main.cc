@@ -9,6 +9,7 @@
 #include "plugin/loader.hh"
 #ifdef PARKWAY_HAVE_ADMIN
 #include "admin/admin_server.hh"
+#include "core/sip_trace.hh"
 #endif
 
 #include <sofia-sip/su.h>
@@ -195,6 +196,10 @@ CommandResult reloadConfig(const std::string &configFile, Proxy &proxy, Logger &
     }
     applyLogLevel(log, fresh.logLevel);
     log.captureSofia();
+    // [proxy] sip_trace from the file wins over a trace started from the admin API (unchanged: keeps writing).
+    TraceSettings trace{fresh.core.sipTrace, fresh.core.sipTraceMaxBytes, fresh.core.sipTraceFiles};
+    if (std::string why = traceApply(trace); !why.empty())
+        log.error("reload: proxy.sip_trace: {} (no trace runs)", why);
     int failed = proxy.reload();
     if (failed)
         log.warn("reload: {} module(s) failed to reload", failed);

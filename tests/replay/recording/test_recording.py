@@ -109,9 +109,9 @@ class TcpPhone:
         self.s.close()
 
 
-def register(phone, user: str, contact_port: int, port: int) -> int:
+def register(phone, user: str, contact_port: int, port: int, params: str = "") -> int:
     host = "127.0.0.1"
-    extra = f"Contact: <sip:{user}@{host}:{contact_port}>\r\nExpires: 600\r\n"
+    extra = f"Contact: <sip:{user}@{host}:{contact_port}{params}>\r\nExpires: 600\r\n"
     ruri = f"sip:{host}:{port}"
     data = request("REGISTER", ruri, "UDP" if isinstance(phone, UdpPhone) else "TCP", phone.host, phone.lport, extra)
     data = data.replace(f"To: <{ruri}>".encode(), f"To: <sip:{user}@{host}>".encode())
@@ -146,6 +146,27 @@ def traffic(pw: Parkway, v6: bool, big_tcp: bool = False) -> dict:
                ("127.0.0.1", pw.port))
     assert read_final(lambda: caller.s.recvfrom(65535)[0]) == 200
     ports["caller"], ports["callee"] = caller.lport, u.lport
+    # Proxied over a connection Parkway opens itself (its local port is an ephemeral one, read from the socket).
+    lsn = socket.socket()
+    lsn.bind(("127.0.0.1", 0))
+    lsn.listen(1)
+    lsn.settimeout(5)
+    ports["tcp_callee"] = lsn.getsockname()[1]
+    reg = UdpPhone("127.0.0.1", pw.port)
+    assert register(reg, "2002", ports["tcp_callee"], pw.port, ";transport=tcp") == 200
+    caller.s.sendto(request("OPTIONS", "sip:2002@127.0.0.1", "UDP", "127.0.0.1", caller.lport),
+                    (caller.host, caller.port))
+    conn, peer = lsn.accept()
+    ports["tcp_out"] = peer[1]
+    callee = TcpPhone.__new__(TcpPhone)
+    callee.s, callee.buf, callee.host = conn, b"", "127.0.0.1"
+    conn.settimeout(5)
+    fwd = callee._message().decode()
+    head = fwd.split("\r\n\r\n")[0].split("\r\n")
+    keep = [h for h in head[1:] if h.split(":")[0].lower() in ("via", "from", "to", "call-id", "cseq")]
+    conn.sendall(("SIP/2.0 200 OK\r\n" + "\r\n".join(keep) + "\r\nContent-Length: 0\r\n\r\n").encode())
+    assert read_final(lambda: caller.s.recvfrom(65535)[0]) == 200
+    conn.close(), lsn.close(), reg.close()
     if v6:
         u6, t6 = UdpPhone("::1", pw.port), TcpPhone("::1", pw.port)
         assert u6.ask("OPTIONS", f"sip:[::1]:{pw.port}") == 200
@@ -188,10 +209,11 @@ def read_text(path: str) -> list[dict]:
     return out
 
 
-def tshark(path: str, port: int) -> list[dict]:
+def tshark(path: str, *ports: int) -> list[dict]:
     fields = ["ip.src", "ipv6.src", "ip.dst", "ipv6.dst", "udp.srcport", "udp.dstport", "tcp.srcport",
               "tcp.dstport", "sip.Method", "sip.Status-Code", "ip.checksum.status"]
-    cmd = ["tshark", "-r", path, "-d", f"udp.port=={port},sip", "-d", f"tcp.port=={port},sip",
+    decode = sum((["-d", f"udp.port=={p},sip", "-d", f"tcp.port=={p},sip"] for p in ports), [])
+    cmd = ["tshark", "-r", path] + decode + [
            "-o", "ip.check_checksum:TRUE", "-o", "udp.check_checksum:TRUE", "-o", "tcp.check_checksum:TRUE",
            "-T", "fields"] + sum((["-e", f] for f in fields), []) + ["-E", "separator=|"]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
@@ -203,11 +225,13 @@ def tshark(path: str, port: int) -> list[dict]:
                      "src": fmt_addr(v["ip.src"] or v["ipv6.src"], v["udp.srcport"] or v["tcp.srcport"]),
                      "dst": fmt_addr(v["ip.dst"] or v["ipv6.dst"], v["udp.dstport"] or v["tcp.dstport"]),
                      "first": v["sip.Method"] or v["sip.Status-Code"], "ipsum": v["ip.checksum.status"]})
-    bad = subprocess.run(["tshark", "-r", path, "-d", f"udp.port=={port},sip", "-d", f"tcp.port=={port},sip",
-                          "-o", "udp.check_checksum:TRUE", "-o", "tcp.check_checksum:TRUE", "-Y",
+    bad = subprocess.run(["tshark", "-2", "-r", path] + decode + ["-o", "udp.check_checksum:TRUE",
+                                                            "-o", "tcp.check_checksum:TRUE", "-Y",
                           "_ws.expert.severity >= warning || ip.checksum.status == 0 || udp.checksum.status == 0 "
-                          "|| tcp.checksum.status == 0"], capture_output=True, text=True, timeout=60)
-    assert bad.stdout.strip() == "", f"tshark flags problems:\n{bad.stdout}"
+                          "|| tcp.checksum.status == 0 || (!sip && !tcp.reassembled_in)"],
+                         capture_output=True, text=True, timeout=60)
+    # every record is SIP (or a segment of a SIP message reassembled later), with good checksums, no warnings
+    assert bad.returncode == 0 and bad.stdout.strip() == "", f"tshark flags problems:\n{bad.stdout}{bad.stderr}"
     return rows
 
 
@@ -246,6 +270,9 @@ def check_flows(records: list[dict], pw: Parkway, ports: dict, text: bool):
         expect(records, "udp", s6, f"[::1]:{ports['udp6']}", ok, d("send"))
         expect(records, "tcp", f"[::1]:{ports['tcp6']}", s6, req("OPTIONS"), d("recv"))
         expect(records, "tcp", s6, f"[::1]:{ports['tcp6']}", ok, d("send"))
+    out, callee = f"127.0.0.1:{ports['tcp_out']}", f"127.0.0.1:{ports['tcp_callee']}"
+    expect(records, "tcp", out, callee, req("OPTIONS"), d("send"))
+    expect(records, "tcp", callee, out, ok, d("recv"))
 
 
 # ------------------------------------------------------------------------------------------ cases
@@ -271,7 +298,7 @@ def case_pcap(tmp: str):
     with make_daemon(tmp, v6, sip_trace=f"pcap:{path}", max_message_bytes=300000) as pw:
         ports = traffic(pw, v6, big_tcp=True)
         assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
-        rows = tshark(path, pw.port)
+        rows = tshark(path, pw.port, ports["tcp_callee"])
         check_flows(rows, pw, ports, text=False)
         # The 100 kB OPTIONS went over TCP in more than one segment and tshark put it together again.
         big = [r for r in rows if r["transport"] == "tcp" and r["src"] == f"127.0.0.1:{ports['tcp']}"]
@@ -296,6 +323,46 @@ def case_rotation(tmp: str):
             assert stat.S_IMODE(os.stat(p).st_mode) == 0o600
             read_text(p)  # each file stands alone
     print("rotation: 3 files of <= 2048 bytes, oldest dropped")
+
+
+def case_tls(tmp: str):
+    """TLS is recorded as the plaintext SIP it carried: transport tls in text, TCP on the real ports in pcap."""
+    import ssl
+    from parkway_blackbox import free_port
+    key, crt = os.path.join(tmp, "server.key"), os.path.join(tmp, "server.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                    "-keyout", key, "-out", crt, "-days", "2", "-subj", "/CN=127.0.0.1"], check=True,
+                   capture_output=True, timeout=60)
+    ctx = ssl.create_default_context()
+    ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+    for fmt in ("text", "pcap"):
+        path = os.path.join(tmp, f"tls.{fmt}")
+        tport = free_port()
+        pw = Parkway(PARKWAY, start=False, workdir=tmp, proxy={"sip_trace": f"{fmt}:{path}",
+                                                              "tls_certificate": crt, "tls_private_key": key})
+        pw.proxy_extra["listen"] = [f"udp:127.0.0.1:{pw.port}", f"tls:127.0.0.1:{tport}"]
+        pw.rewrite_config()
+        with pw.start():
+            raw = socket.create_connection(("127.0.0.1", tport), timeout=5)
+            s = ctx.wrap_socket(raw, server_hostname="127.0.0.1")
+            lport = s.getsockname()[1]
+            s.sendall(request("OPTIONS", f"sip:127.0.0.1:{tport};transport=tls", "TLS", "127.0.0.1", lport))
+            reply = b""
+            while b"\r\n\r\n" not in reply:
+                reply += s.recv(65536)
+            assert status(reply) == 200, reply[:80]
+            s.close()
+            time.sleep(0.3)
+            c, d = f"127.0.0.1:{lport}", f"127.0.0.1:{tport}"
+            if fmt == "text":
+                recs = read_text(path)
+                expect(recs, "tls", c, d, "OPTIONS ", "recv")
+                expect(recs, "tls", d, c, "SIP/2.0 200", "send")
+            else:
+                rows = tshark(path, tport)
+                expect(rows, "tcp", c, d, "OPTIONS")
+                expect(rows, "tcp", d, c, "200")
+    print("tls: plaintext recorded as tls (text) and as TCP on the real ports (pcap)")
 
 
 def parkctl(pw: Parkway, *args: str) -> subprocess.CompletedProcess:
@@ -387,7 +454,7 @@ def main() -> int:
     os.environ.pop("PARKWAY_TEST_SIP_TRACE_DIR", None)  # these daemons choose their own traces
     tmp = tempfile.mkdtemp(prefix="parkway-rec-")
     try:
-        {"text": case_text, "pcap": case_pcap, "rotation": case_rotation, "admin": case_admin,
+        {"text": case_text, "pcap": case_pcap, "rotation": case_rotation, "admin": case_admin, "tls": case_tls,
          "config": case_config}[case](tmp)
     finally:
         if os.environ.get("PARKWAY_KEEP_TMP") != "1":

@@ -45,9 +45,12 @@ namespace {
 enum class Format { Text, Pcap };
 
 bool splitTarget(const std::string &target, Format &fmt, std::string &file) {
-    if (target.rfind("pcap:", 0) == 0) fmt = Format::Pcap;
-    else if (target.rfind("text:", 0) == 0) fmt = Format::Text;
-    else return false;
+    if (target.rfind("pcap:", 0) == 0)
+        fmt = Format::Pcap;
+    else if (target.rfind("text:", 0) == 0)
+        fmt = Format::Text;
+    else
+        return false;
     file = target.substr(5);
     return true;
 }
@@ -56,7 +59,9 @@ bool splitTarget(const std::string &target, Format &fmt, std::string &file) {
 
 using Addr = sockaddr_storage;
 
-const sockaddr *sa(const Addr &a) { return reinterpret_cast<const sockaddr *>(&a); }
+const sockaddr *sa(const Addr &a) {
+    return reinterpret_cast<const sockaddr *>(&a);
+}
 
 // An IPv4-mapped IPv6 address (a dual-stack socket) as the IPv4 address it is.
 Addr canonical(const sockaddr *s, socklen_t len) {
@@ -75,8 +80,10 @@ Addr canonical(const sockaddr *s, socklen_t len) {
 }
 
 uint16_t portOf(const Addr &a) {
-    if (a.ss_family == AF_INET) return ntohs(reinterpret_cast<const sockaddr_in *>(&a)->sin_port);
-    if (a.ss_family == AF_INET6) return ntohs(reinterpret_cast<const sockaddr_in6 *>(&a)->sin6_port);
+    if (a.ss_family == AF_INET)
+        return ntohs(reinterpret_cast<const sockaddr_in *>(&a)->sin_port);
+    if (a.ss_family == AF_INET6)
+        return ntohs(reinterpret_cast<const sockaddr_in6 *>(&a)->sin6_port);
     return 0;
 }
 
@@ -100,14 +107,18 @@ bool sameAddr(const Addr &a, const Addr &b) {
 }
 
 bool isWildcard(const Addr &a) {
-    if (a.ss_family == AF_INET) return reinterpret_cast<const sockaddr_in *>(&a)->sin_addr.s_addr == INADDR_ANY;
-    if (a.ss_family == AF_INET6) return IN6_IS_ADDR_UNSPECIFIED(&reinterpret_cast<const sockaddr_in6 *>(&a)->sin6_addr);
+    if (a.ss_family == AF_INET)
+        return reinterpret_cast<const sockaddr_in *>(&a)->sin_addr.s_addr == INADDR_ANY;
+    if (a.ss_family == AF_INET6)
+        return IN6_IS_ADDR_UNSPECIFIED(&reinterpret_cast<const sockaddr_in6 *>(&a)->sin6_addr);
     return true;
 }
 
 void setPort(Addr &a, uint16_t port) {
-    if (a.ss_family == AF_INET) reinterpret_cast<sockaddr_in *>(&a)->sin_port = htons(port);
-    else if (a.ss_family == AF_INET6) reinterpret_cast<sockaddr_in6 *>(&a)->sin6_port = htons(port);
+    if (a.ss_family == AF_INET)
+        reinterpret_cast<sockaddr_in *>(&a)->sin_port = htons(port);
+    else if (a.ss_family == AF_INET6)
+        reinterpret_cast<sockaddr_in6 *>(&a)->sin6_port = htons(port);
 }
 
 socklen_t lenOf(const Addr &a) {
@@ -117,30 +128,37 @@ socklen_t lenOf(const Addr &a) {
 // The address the kernel sends to peer from (a connected UDP socket is never used to send).
 bool routeSource(const Addr &peer, Addr &out) {
     int s = socket(peer.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    if (s < 0) return false;
+    if (s < 0)
+        return false;
     socklen_t len = sizeof out;
     bool ok = connect(s, sa(peer), lenOf(peer)) == 0 && getsockname(s, reinterpret_cast<sockaddr *>(&out), &len) == 0;
     close(s);
-    if (ok) out = canonical(sa(out), len);
+    if (ok)
+        out = canonical(sa(out), len);
     return ok;
 }
 
 // The local address of our stream socket connected to peer: its descriptor is found by its peer address.
 bool connectionLocal(const Addr &peer, Addr &out) {
     DIR *d = opendir("/proc/self/fd");
-    if (!d) return false;
+    if (!d)
+        return false;
     bool found = false;
     while (dirent *e = readdir(d)) {
         char *end = nullptr;
         long fd = strtol(e->d_name, &end, 10);
-        if (!*e->d_name || *end) continue;
+        if (!*e->d_name || *end)
+            continue;
         Addr p{};
         socklen_t len = sizeof p;
         int type = 0;
         socklen_t tlen = sizeof type;
-        if (getpeername(static_cast<int>(fd), reinterpret_cast<sockaddr *>(&p), &len) != 0) continue;
-        if (!sameAddr(canonical(sa(p), len), peer)) continue;
-        if (getsockopt(static_cast<int>(fd), SOL_SOCKET, SO_TYPE, &type, &tlen) != 0 || type != SOCK_STREAM) continue;
+        if (getpeername(static_cast<int>(fd), reinterpret_cast<sockaddr *>(&p), &len) != 0)
+            continue;
+        if (!sameAddr(canonical(sa(p), len), peer))
+            continue;
+        if (getsockopt(static_cast<int>(fd), SOL_SOCKET, SO_TYPE, &type, &tlen) != 0 || type != SOCK_STREAM)
+            continue;
         len = sizeof out;
         if (getsockname(static_cast<int>(fd), reinterpret_cast<sockaddr *>(&out), &len) == 0) {
             out = canonical(sa(out), len);
@@ -162,22 +180,29 @@ std::string isoTime(const timeval &tv) {
 
 // ---------------------------------------------------------------- stream messages (text format)
 
-bool isWs(char c) { return c == '\r' || c == '\n' || c == ' ' || c == '\t'; }
+bool isWs(char c) {
+    return c == '\r' || c == '\n' || c == ' ' || c == '\t';
+}
 
 // Content-Length (or its compact form "l", RFC 3261 §7.3.3) among the header lines; 0 when absent.
 size_t contentLength(const std::string &head) {
     size_t pos = 0;
     while (pos < head.size()) {
         size_t eol = head.find('\n', pos);
-        if (eol == std::string::npos) eol = head.size();
+        if (eol == std::string::npos)
+            eol = head.size();
         std::string line = head.substr(pos, eol - pos);
         pos = eol + 1;
         size_t colon = line.find(':');
-        if (colon == std::string::npos) continue;
+        if (colon == std::string::npos)
+            continue;
         std::string name = line.substr(0, colon);
-        while (!name.empty() && isWs(name.back())) name.pop_back();
-        for (auto &c : name) c = static_cast<char>(tolower(static_cast<unsigned char>(c)));
-        if (name == "content-length" || name == "l") return strtoul(line.c_str() + colon + 1, nullptr, 10);
+        while (!name.empty() && isWs(name.back()))
+            name.pop_back();
+        for (auto &c : name)
+            c = static_cast<char>(tolower(static_cast<unsigned char>(c)));
+        if (name == "content-length" || name == "l")
+            return strtoul(line.c_str() + colon + 1, nullptr, 10);
     }
     return 0;
 }
@@ -185,14 +210,18 @@ size_t contentLength(const std::string &head) {
 // Takes the first whole message out of a stream buffer (leading CRLF keep-alives dropped). "" when incomplete.
 std::string takeMessage(std::string &buf) {
     size_t lead = 0;
-    while (lead < buf.size() && isWs(buf[lead])) ++lead;
+    while (lead < buf.size() && isWs(buf[lead]))
+        ++lead;
     buf.erase(0, lead);
     size_t end = buf.find("\r\n\r\n"), sep = 4;
     size_t lf = buf.find("\n\n");
-    if (lf != std::string::npos && (end == std::string::npos || lf < end)) end = lf, sep = 2;
-    if (end == std::string::npos) return {};
+    if (lf != std::string::npos && (end == std::string::npos || lf < end))
+        end = lf, sep = 2;
+    if (end == std::string::npos)
+        return {};
     size_t total = end + sep + contentLength(buf.substr(0, end + sep));
-    if (buf.size() < total) return {};
+    if (buf.size() < total)
+        return {};
     std::string msg = buf.substr(0, total);
     buf.erase(0, total);
     return msg;
@@ -200,7 +229,9 @@ std::string takeMessage(std::string &buf) {
 
 // ---------------------------------------------------------------- the file and its rotation
 
-std::string numbered(const std::string &file, uint32_t i) { return i ? fmt::format("{}.{}", file, i) : file; }
+std::string numbered(const std::string &file, uint32_t i) {
+    return i ? fmt::format("{}.{}", file, i) : file;
+}
 
 // FILE -> FILE.1 -> ... -> FILE.<keep>; the oldest falls off. keep 0: FILE is just removed.
 void rotateFiles(const std::string &file, uint32_t keep) {
@@ -209,7 +240,8 @@ void rotateFiles(const std::string &file, uint32_t keep) {
         return;
     }
     unlink(numbered(file, keep).c_str());
-    for (uint32_t i = keep; i > 0; --i) rename(numbered(file, i - 1).c_str(), numbered(file, i).c_str());
+    for (uint32_t i = keep; i > 0; --i)
+        rename(numbered(file, i - 1).c_str(), numbered(file, i).c_str());
 }
 
 class TraceFile {
@@ -220,19 +252,22 @@ public:
 
     // An existing non-empty FILE is rotated first: each start begins a new file.
     std::string open() {
-        struct stat st{};
-        if (stat(file_.c_str(), &st) == 0 && st.st_size > 0) rotateFiles(file_, keep_);
+        struct stat st {};
+        if (stat(file_.c_str(), &st) == 0 && st.st_size > 0)
+            rotateFiles(file_, keep_);
         return reopen();
     }
     // One record of n bytes: FILE is rotated first when it would pass max_bytes (a record bigger than that on
     // its own still goes into a file of its own).
     bool room(size_t n) {
-        if (!fp_) return false;
+        if (!fp_)
+            return false;
         if (bytes_ > header_ && bytes_ + n > max_) {
             close();
             rotateFiles(file_, keep_);
             ++rotations_;
-            if (!reopen().empty()) return false;
+            if (!reopen().empty())
+                return false;
         }
         bytes_ += n;
         total_ += n;
@@ -240,12 +275,14 @@ public:
         return true;
     }
     void writeText(const std::string &rec) {
-        if (!room(rec.size())) return;
+        if (!room(rec.size()))
+            return;
         fwrite(rec.data(), 1, rec.size(), fp_);
         fflush(fp_);
     }
     void writePacket(const timeval &tv, const std::string &pkt) {
-        if (pkt.empty() || !room(16 + pkt.size())) return;
+        if (pkt.empty() || !room(16 + pkt.size()))
+            return;
         pcap_pkthdr h{};
         h.ts = tv;
         h.caplen = h.len = static_cast<bpf_u_int32>(pkt.size());
@@ -254,17 +291,22 @@ public:
     }
     nlohmann::json status() const {
         nlohmann::json files = nlohmann::json::array();
-        struct stat st{};
+        struct stat st {};
         for (uint32_t i = 0; i <= keep_; ++i)
-            if (stat(numbered(file_, i).c_str(), &st) == 0) files.push_back(numbered(file_, i));
-        return {{"bytes", bytes_}, {"bytes_total", total_}, {"records", records_}, {"rotations", rotations_},
+            if (stat(numbered(file_, i).c_str(), &st) == 0)
+                files.push_back(numbered(file_, i));
+        return {{"bytes", bytes_},
+                {"bytes_total", total_},
+                {"records", records_},
+                {"rotations", rotations_},
                 {"files", files}};
     }
 
 private:
     std::string reopen() {
         int fd = ::open(file_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-        if (fd < 0) return fmt::format("cannot create {}: {}", file_, strerror(errno));
+        if (fd < 0)
+            return fmt::format("cannot create {}: {}", file_, strerror(errno));
         fchmod(fd, 0600); // a file we truncated keeps its mode otherwise
         fp_ = fdopen(fd, "wb");
         if (!fp_) {
@@ -294,8 +336,10 @@ private:
         return {};
     }
     void close() {
-        if (dumper_) pcap_dump_close(dumper_); // closes fp_
-        else if (fp_) fclose(fp_);
+        if (dumper_)
+            pcap_dump_close(dumper_); // closes fp_
+        else if (fp_)
+            fclose(fp_);
         dumper_ = nullptr;
         fp_ = nullptr;
     }
@@ -303,7 +347,8 @@ private:
 public:
     void closeAll() {
         close();
-        if (dead_) pcap_close(dead_);
+        if (dead_)
+            pcap_close(dead_);
         dead_ = nullptr;
     }
 
@@ -340,26 +385,32 @@ public:
     nlohmann::json status() const { return file_.status(); }
 
     void onChunk(Chunk &c) {
-        if (fmt_ == Format::Text) c.stream ? textStream(c) : textRecord(c, c.data);
-        else c.stream ? pcapStream(c) : file_.writePacket(c.tv, udp(c));
+        if (fmt_ == Format::Text)
+            c.stream ? textStream(c) : textRecord(c, c.data);
+        else
+            c.stream ? pcapStream(c) : file_.writePacket(c.tv, udp(c));
     }
 
     // The local address of a connection, looked up once per transport object (and again if it is reused).
     Addr connectionAddress(const void *tport, const Addr &peer, const Addr &fallback) {
         auto it = locals_.find(tport);
-        if (it != locals_.end() && sameAddr(it->second.first, peer)) return it->second.second;
-        if (locals_.size() > 8192) locals_.clear();
+        if (it != locals_.end() && sameAddr(it->second.first, peer))
+            return it->second.second;
+        if (locals_.size() > 8192)
+            locals_.clear();
         Addr local = fallback;
         connectionLocal(peer, local);
         locals_[tport] = {peer, local};
         return local;
     }
     Addr datagramAddress(const Addr &bound, const Addr &peer) {
-        if (!isWildcard(bound)) return bound;
+        if (!isWildcard(bound))
+            return bound;
         std::string key = ipText(peer);
         auto it = routes_.find(key);
         if (it == routes_.end()) {
-            if (routes_.size() > 8192) routes_.clear();
+            if (routes_.size() > 8192)
+                routes_.clear();
             Addr src = bound;
             routeSource(peer, src);
             it = routes_.emplace(key, src).first;
@@ -379,22 +430,27 @@ private:
 
     Conn &conn(const Chunk &c) {
         std::string key = c.transport + " " + addrText(c.local) + " " + addrText(c.remote);
-        if (conns_.size() > 4096 && !conns_.count(key)) conns_.clear(); // stale connections: start afresh
+        if (conns_.size() > 4096 && !conns_.count(key))
+            conns_.clear(); // stale connections: start afresh
         return conns_[key];
     }
     void textRecord(const Chunk &c, const std::string &msg) {
         size_t i = 0;
-        while (i < msg.size() && isWs(msg[i])) ++i;
-        if (i == msg.size()) return; // a CRLF keep-alive (RFC 5626 §3.5.1) is no message
-        file_.writeText(fmt::format("--- {} {} {} {} -> {} {}\n", isoTime(c.tv), c.send ? "send" : "recv",
-                                    c.transport, addrText(src(c)), addrText(dst(c)), msg.size()) +
+        while (i < msg.size() && isWs(msg[i]))
+            ++i;
+        if (i == msg.size())
+            return; // a CRLF keep-alive (RFC 5626 §3.5.1) is no message
+        file_.writeText(fmt::format("--- {} {} {} {} -> {} {}\n", isoTime(c.tv), c.send ? "send" : "recv", c.transport,
+                                    addrText(src(c)), addrText(dst(c)), msg.size()) +
                         msg + "\n");
     }
     void textStream(const Chunk &c) {
         std::string &buf = conn(c).buf[c.send ? 0 : 1];
         buf += c.data;
-        for (std::string m = takeMessage(buf); !m.empty(); m = takeMessage(buf)) textRecord(c, m);
-        if (buf.size() > (32u << 20)) buf.clear(); // not SIP after all
+        for (std::string m = takeMessage(buf); !m.empty(); m = takeMessage(buf))
+            textRecord(c, m);
+        if (buf.size() > (32u << 20))
+            buf.clear(); // not SIP after all
     }
     std::string udp(const Chunk &c) const {
         return trace::udpPacket(sa(src(c)), sa(dst(c)), c.data.data(), c.data.size());
@@ -419,8 +475,8 @@ private:
     std::unordered_map<std::string, Addr> routes_;
 };
 
-std::unique_ptr<Tracer> gTracer;                 // owned by the SIP thread
-std::atomic<Tracer *> gActive{nullptr};          // what the hook uses
+std::unique_ptr<Tracer> gTracer;                        // owned by the SIP thread
+std::atomic<Tracer *> gActive{nullptr};                 // what the hook uses
 std::atomic<std::thread::id> gOwner{std::thread::id()}; // the SIP thread: other threads' transports are not ours
 
 using DumpFn = void (*)(tport_t const *, msg_t *, size_t, su_iovec_t const *, size_t, char const *, char const *);
@@ -433,11 +489,13 @@ DumpFn realDump() {
 bool chunkOf(tport_t const *tp, msg_t *msg, bool send, Chunk &c) {
     su_addrinfo_t const *own = tport_get_address(tp);
     tp_name_t const *name = tport_name(tp);
-    if (!own || !own->ai_addr || !name) return false;
+    if (!own || !own->ai_addr || !name)
+        return false;
     c.send = send;
     c.stream = tport_is_stream(tp) != 0;
     c.transport = name->tpn_proto ? name->tpn_proto : "udp";
-    for (auto &ch : c.transport) ch = static_cast<char>(tolower(static_cast<unsigned char>(ch)));
+    for (auto &ch : c.transport)
+        ch = static_cast<char>(tolower(static_cast<unsigned char>(ch)));
     c.tport = tp;
     Tracer &t = *gActive.load(std::memory_order_relaxed);
     if (tport_is_secondary(tp)) { // a connection: its address is the peer's
@@ -448,11 +506,13 @@ bool chunkOf(tport_t const *tp, msg_t *msg, bool send, Chunk &c) {
         c.local = t.connectionAddress(tp, c.remote, fallback);
     } else {
         su_addrinfo_t *peer = msg ? msg_addrinfo(msg) : nullptr;
-        if (!peer || !peer->ai_addr) return false;
+        if (!peer || !peer->ai_addr)
+            return false;
         c.remote = canonical(peer->ai_addr, static_cast<socklen_t>(peer->ai_addrlen));
         c.local = t.datagramAddress(canonical(own->ai_addr, static_cast<socklen_t>(own->ai_addrlen)), c.remote);
     }
-    if (c.local.ss_family != c.remote.ss_family) c.local = Addr{}, c.local.ss_family = c.remote.ss_family;
+    if (c.local.ss_family != c.remote.ss_family)
+        c.local = Addr{}, c.local.ss_family = c.remote.ss_family;
     return true;
 }
 
@@ -472,12 +532,16 @@ bool traceHookActive() {
 }
 
 std::string traceApply(const TraceSettings &s) {
-    if (gTracer && gTracer->settings() == s) return {};
-    if (!gTracer && s.target.empty()) return {};
+    if (gTracer && gTracer->settings() == s)
+        return {};
+    if (!gTracer && s.target.empty())
+        return {};
     gActive.store(nullptr);
     gTracer.reset();
-    if (s.target.empty()) return {};
-    if (std::string why = checkTraceTarget(s.target); !why.empty()) return why;
+    if (s.target.empty())
+        return {};
+    if (std::string why = checkTraceTarget(s.target); !why.empty())
+        return why;
     if (s.maxBytes < kTraceMinBytes || s.maxBytes > kTraceMaxBytes || s.files > kTraceMaxFiles)
         return "sip_trace_max_bytes or sip_trace_files out of range";
     if (!traceHookActive())
@@ -487,7 +551,8 @@ std::string traceApply(const TraceSettings &s) {
     std::string file;
     splitTarget(s.target, fmt, file);
     auto t = std::make_unique<Tracer>(s, fmt, file);
-    if (std::string why = t->open(); !why.empty()) return why;
+    if (std::string why = t->open(); !why.empty())
+        return why;
     gTracer = std::move(t);
     gOwner.store(std::this_thread::get_id());
     gActive.store(gTracer.get());
@@ -520,14 +585,16 @@ extern "C" void tport_dump_iovec(tport_t const *self, msg_t *msg, size_t n, su_i
                                  char const *what, char const *how) {
     using namespace parkway::proxy;
     if (getenv("TPORT_DUMP") || getenv("MSG_DUMP")) // sofia-sip's own dump, asked for by the operator
-        if (DumpFn real = realDump()) real(self, msg, n, iov, iovused, what, how);
+        if (DumpFn real = realDump())
+            real(self, msg, n, iov, iovused, what, how);
     if (!self || n == 0 || !iov || !gActive.load(std::memory_order_acquire) ||
         gOwner.load(std::memory_order_relaxed) != std::this_thread::get_id())
         return;
     try {
         Chunk c;
         gettimeofday(&c.tv, nullptr);
-        if (!chunkOf(self, msg, what && strcmp(what, "sent") == 0, c)) return;
+        if (!chunkOf(self, msg, what && strcmp(what, "sent") == 0, c))
+            return;
         c.data = gather(n, iov, iovused);
         gActive.load(std::memory_order_relaxed)->onChunk(c);
     } catch (...) {

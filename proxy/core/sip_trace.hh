@@ -15,9 +15,9 @@
 namespace parkway::proxy {
 
 struct TraceSettings {
-    std::string target;                // "" = off; "pcap:FILE" or "text:FILE", FILE an absolute path
-    uint64_t maxBytes = 100ull << 20;  // before the record that would make FILE larger, FILE becomes FILE.1
-    uint32_t files = 5;                // rotated files kept: FILE.1 (newest) .. FILE.<files>
+    std::string target;               // "" = off; "pcap:FILE" or "text:FILE", FILE an absolute path
+    uint64_t maxBytes = 100ull << 20; // before the record that would make FILE larger, FILE becomes FILE.1
+    uint32_t files = 5;               // rotated files kept: FILE.1 (newest) .. FILE.<files>
     bool operator==(const TraceSettings &o) const {
         return target == o.target && maxBytes == o.maxBytes && files == o.files;
     }
@@ -29,14 +29,17 @@ constexpr uint32_t kTraceMaxFiles = 1000;
 // "" when target is acceptable ("" = off; "pcap:/abs/file" or "text:/abs/file" whose folder exists), else why not.
 // (Inline: the config loader uses it without the SIP core.)
 inline std::string checkTraceTarget(const std::string &target) {
-    if (target.empty()) return {};
+    if (target.empty())
+        return {};
     bool known = target.rfind("pcap:", 0) == 0 || target.rfind("text:", 0) == 0;
     if (!known)
         return "'" + target + "' is not a trace target (expected \"pcap:FILE\" or \"text:FILE\", or \"\" for off)";
     std::string file = target.substr(5);
-    if (file.empty() || file[0] != '/') return "'" + target + "': FILE must be an absolute path";
+    if (file.empty() || file[0] != '/')
+        return "'" + target + "': FILE must be an absolute path";
     std::string dir = file.substr(0, file.rfind('/'));
-    if (dir.empty()) dir = "/";
+    if (dir.empty())
+        dir = "/";
     struct stat st {};
     if (stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
         return "'" + target + "': folder " + dir + " does not exist";

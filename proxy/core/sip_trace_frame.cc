@@ -21,13 +21,16 @@ void put32(std::string &b, size_t at, uint32_t v) {
 
 // The Internet checksum (RFC 1071): one's complement sum of 16-bit words, continued from sum.
 uint32_t addWords(uint32_t sum, const unsigned char *p, size_t n) {
-    for (size_t i = 0; i + 1 < n; i += 2) sum += static_cast<uint32_t>(p[i] << 8 | p[i + 1]);
-    if (n & 1) sum += static_cast<uint32_t>(p[n - 1] << 8);
+    for (size_t i = 0; i + 1 < n; i += 2)
+        sum += static_cast<uint32_t>(p[i] << 8 | p[i + 1]);
+    if (n & 1)
+        sum += static_cast<uint32_t>(p[n - 1] << 8);
     return sum;
 }
 
 uint16_t fold(uint32_t sum) {
-    while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+    while (sum >> 16)
+        sum = (sum & 0xffff) + (sum >> 16);
     return static_cast<uint16_t>(~sum & 0xffff);
 }
 
@@ -38,7 +41,8 @@ struct Ends {
 };
 
 bool ends(const sockaddr *s, const sockaddr *d, Ends &e) {
-    if (!s || !d || s->sa_family != d->sa_family) return false;
+    if (!s || !d || s->sa_family != d->sa_family)
+        return false;
     if (s->sa_family == AF_INET) {
         auto *a = reinterpret_cast<const sockaddr_in *>(s), *b = reinterpret_cast<const sockaddr_in *>(d);
         e.src = reinterpret_cast<const unsigned char *>(&a->sin_addr);
@@ -97,7 +101,8 @@ uint16_t segmentChecksum(const Ends &e, uint8_t proto, const std::string &seg) {
 
 std::string frame(const Ends &e, uint8_t proto, std::string seg, size_t csumAt) {
     uint16_t c = segmentChecksum(e, proto, seg);
-    if (proto == kUdp && c == 0) c = 0xffff; // RFC 768: 0 means "no checksum"
+    if (proto == kUdp && c == 0)
+        c = 0xffff; // RFC 768: 0 means "no checksum"
     put16(seg, csumAt, c);
     return ipHeader(e, proto, seg.size()) + seg;
 }
@@ -106,7 +111,8 @@ std::string frame(const Ends &e, uint8_t proto, std::string seg, size_t csumAt) 
 
 std::string udpPacket(const sockaddr *src, const sockaddr *dst, const char *data, size_t len) {
     Ends e;
-    if (!ends(src, dst, e) || len > kMaxDatagram) return {};
+    if (!ends(src, dst, e) || len > kMaxDatagram)
+        return {};
     std::string seg(8, '\0');
     put16(seg, 0, e.sport);
     put16(seg, 2, e.dport);
@@ -118,14 +124,15 @@ std::string udpPacket(const sockaddr *src, const sockaddr *dst, const char *data
 std::string tcpPacket(const sockaddr *src, const sockaddr *dst, uint32_t seq, uint32_t ack, const char *data,
                       size_t len) {
     Ends e;
-    if (!ends(src, dst, e) || len > kMaxSegment) return {};
+    if (!ends(src, dst, e) || len > kMaxSegment)
+        return {};
     std::string seg(20, '\0');
     put16(seg, 0, e.sport);
     put16(seg, 2, e.dport);
     put32(seg, 4, seq);
     put32(seg, 8, ack);
-    seg[12] = 5 << 4;  // data offset: 5 words, no options
-    seg[13] = 0x18;    // PSH, ACK
+    seg[12] = 5 << 4; // data offset: 5 words, no options
+    seg[13] = 0x18;   // PSH, ACK
     put16(seg, 14, 65535);
     seg.append(data, len);
     return frame(e, kTcp, std::move(seg), 16);

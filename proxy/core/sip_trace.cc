@@ -207,6 +207,18 @@ size_t contentLength(const std::string &head) {
     return 0;
 }
 
+// Whether stream bytes begin with a SIP start line (RFC 3261 §7.1, §7.2), after CRLF keep-alives.
+bool startsMessage(const std::string &data) {
+    size_t i = 0;
+    while (i < data.size() && isWs(data[i]))
+        ++i;
+    size_t eol = data.find("\r\n", i);
+    if (i == data.size() || eol == std::string::npos)
+        return i < data.size(); // a start line not complete yet: take it
+    std::string line = data.substr(i, eol - i);
+    return line.rfind("SIP/2.0 ", 0) == 0 || (line.size() > 8 && line.compare(line.size() - 8, 8, " SIP/2.0") == 0);
+}
+
 // Takes the first whole message out of a stream buffer (leading CRLF keep-alives dropped). "" when incomplete.
 std::string takeMessage(std::string &buf) {
     size_t lead = 0;
@@ -446,6 +458,8 @@ private:
     }
     void textStream(const Chunk &c) {
         std::string &buf = conn(c).buf[c.send ? 0 : 1];
+        if (buf.empty() && !startsMessage(c.data))
+            return; // the trace started in the middle of a message: wait for the next one
         buf += c.data;
         for (std::string m = takeMessage(buf); !m.empty(); m = takeMessage(buf))
             textRecord(c, m);
@@ -584,7 +598,8 @@ std::string traceStatusJson() {
 extern "C" void tport_dump_iovec(tport_t const *self, msg_t *msg, size_t n, su_iovec_t const iov[], size_t iovused,
                                  char const *what, char const *how) {
     using namespace parkway::proxy;
-    if (getenv("TPORT_DUMP") || getenv("MSG_DUMP")) // sofia-sip's own dump, asked for by the operator
+    static const bool sofiaDump = getenv("TPORT_DUMP") || getenv("MSG_DUMP"); // asked for by the operator
+    if (sofiaDump)
         if (DumpFn real = realDump())
             real(self, msg, n, iov, iovused, what, how);
     if (!self || n == 0 || !iov || !gActive.load(std::memory_order_acquire) ||

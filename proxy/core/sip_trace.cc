@@ -307,23 +307,27 @@ public:
         for (uint32_t i = 0; i <= keep_; ++i)
             if (stat(numbered(file_, i).c_str(), &st) == 0)
                 files.push_back(numbered(file_, i));
-        return {{"bytes", bytes_},
-                {"bytes_total", total_},
-                {"records", records_},
-                {"rotations", rotations_},
-                {"files", files}};
+        nlohmann::json j{{"bytes", bytes_},
+                         {"bytes_total", total_},
+                         {"records", records_},
+                         {"rotations", rotations_},
+                         {"files", files}};
+        if (!error_.empty())
+            j["error"] = error_; // a rotation could not open the next file: nothing is written any more
+        return j;
     }
 
 private:
     std::string reopen() {
-        int fd = ::open(file_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        // Not through a symbolic link: a trace holds credentials (docs/replay.md "Recording").
+        int fd = ::open(file_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
         if (fd < 0)
-            return fmt::format("cannot create {}: {}", file_, strerror(errno));
+            return error_ = fmt::format("cannot create {}: {}", file_, strerror(errno));
         fchmod(fd, 0600); // a file we truncated keeps its mode otherwise
         fp_ = fdopen(fd, "wb");
         if (!fp_) {
             ::close(fd);
-            return fmt::format("cannot open {}: {}", file_, strerror(errno));
+            return error_ = fmt::format("cannot open {}: {}", file_, strerror(errno));
         }
         bytes_ = 0;
         if (fmt_ == Format::Text) {
@@ -338,7 +342,7 @@ private:
             if (!dumper_) {
                 fclose(fp_);
                 fp_ = nullptr;
-                return fmt::format("cannot write a pcap header to {}", file_);
+                return error_ = fmt::format("cannot write a pcap header to {}", file_);
             }
             pcap_dump_flush(dumper_);
             bytes_ = 24; // the pcap file header
@@ -373,6 +377,7 @@ private:
     pcap_t *dead_ = nullptr;
     pcap_dumper_t *dumper_ = nullptr;
     uint64_t bytes_ = 0, header_ = 0, total_ = 0, records_ = 0, rotations_ = 0;
+    std::string error_;
 };
 
 // ---------------------------------------------------------------- the tracer

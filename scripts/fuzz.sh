@@ -18,7 +18,7 @@ case "$secs" in '' | *[!0-9]*) echo "usage: $0 [SECONDS] [TARGET...]" >&2; exit 
 build=${FUZZ_BUILD_DIR:-build-fuzz}
 case "$build" in /*) ;; *) build="$root/$build" ;; esac
 artifacts=${FUZZ_ARTIFACTS:-$build/fuzz-artifacts}
-all=(fuzz_sdp fuzz_refer fuzz_bodies fuzz_dialplan fuzz_config fuzz_admin_json fuzz_sip_core fuzz_sip_core_tcp)
+all=(fuzz_sdp fuzz_refer fuzz_bodies fuzz_dialplan fuzz_config fuzz_admin_json fuzz_sip_core fuzz_sip_core_tcp fuzz_trace)
 targets=("$@")
 [ ${#targets[@]} -eq 0 ] && targets=("${all[@]}")
 

@@ -10,6 +10,7 @@ Addresses: the proxy's local domain is parkway.test; 127.0.0.1:5099 is the fuzz 
 a Via or Contact naming it gets answers (fuzz/fuzz_sip_core.cc).
 """
 import os
+import struct
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SEEDS = []
@@ -322,6 +323,74 @@ seed(T, "crash-u+fffe-noncharacter", "found by fuzz_bodies: U+FFFE is valid UTF-
      "dialog-info ill-formed (fixed: xmlEscape drops U+FFFE/U+FFFF)", b"\xef\xbf\xbe")
 seed(T, "utf8-names", "valid UTF-8 display names (accents, CJK, an emoji)",
      "sip:103@x\\ José Müller\\ sip:1001@x\\ 山田\\ \U0001F600\\ ".encode("utf-8"))
+
+# ------------------------------------------------------------------ trace (parkway-replay readers, any file)
+T = "trace"
+DATA = os.path.join(HERE, "..", "..", "tests", "replay", "data")
+
+
+def data_file(name, limit=None):
+    with open(os.path.join(DATA, name), "rb") as f:
+        b = f.read()
+    return b if limit is None else b[:limit]
+
+
+def pcap(linktype, frames, big=False, nano=False):
+    """A classic pcap file; frames are (seconds, microseconds, bytes)."""
+    e = ">" if big else "<"
+    out = struct.pack(e + "IHHiIII", 0xa1b23c4d if nano else 0xa1b2c3d4, 2, 4, 0, 0, 262144, linktype)
+    for sec, usec, fr in frames:
+        out += struct.pack(e + "IIII", sec, usec * (1000 if nano else 1), len(fr), len(fr)) + fr
+    return out
+
+
+def ip4(payload, proto, ident=1, off=0, more=False, src=b"\x7f\0\0\1", dst=b"\x7f\0\0\1"):
+    return struct.pack(">BBHHHBBH", 0x45, 0, 20 + len(payload), ident, (0x2000 if more else 0) | off // 8, 64,
+                       proto, 0) + src + dst + payload
+
+
+def ip6(payload, nxt):
+    lo = b"\0" * 15 + b"\1"
+    return struct.pack(">IHBB", 0x60000000, len(payload), nxt, 64) + lo + lo + payload
+
+
+def udp(sport, dport, payload):
+    return struct.pack(">HHHH", sport, dport, 8 + len(payload), 0) + payload
+
+
+def tcp(sport, dport, seq, flags, payload):
+    return struct.pack(">HHIIBBHHH", sport, dport, seq, 0, 5 << 4, flags, 65535, 0, 0) + payload
+
+
+SEED_INVITE = sip("INVITE", "sip:1002@example.com", [SDP_CT], body=sdp(), transport="TCP")
+SEED_BYE = sip("BYE", "sip:1002@example.com", transport="TCP")
+seed(T, "udp-sll2-real", "a real UDP call between two SIPp on loopback, tshark -i any -y LINUX_SLL2 (pcap)",
+     data_file("sipp-udp-sll2.pcap"))
+seed(T, "tcp-sll-real", "a real TCP call between two SIPp, tshark -i any (pcapng, Linux cooked v1)",
+     data_file("sipp-tcp-sll.pcapng"))
+seed(T, "tcp-split-out-of-order", "raw-IP pcap: handshake, an INVITE split in three segments sent out of order with "
+     "a retransmission, then a BYE and a keep-alive in one segment, FIN",
+     pcap(101, [(1, 0, ip4(tcp(40000, 5060, 99, 2, b""), 6)),
+                (1, 1, ip4(tcp(40000, 5060, 299, 0x18, SEED_INVITE[199:]), 6)),
+                (1, 2, ip4(tcp(40000, 5060, 100, 0x18, SEED_INVITE[:120]), 6)),
+                (1, 3, ip4(tcp(40000, 5060, 100, 0x18, SEED_INVITE[:199]), 6)),
+                (1, 4, ip4(tcp(40000, 5060, 100 + len(SEED_INVITE), 0x18, SEED_BYE + b"\r\n\r\n"), 6)),
+                (1, 5, ip4(tcp(40000, 5060, 104 + len(SEED_INVITE) + len(SEED_BYE), 0x11, b""), 6))]))
+_frag = udp(5062, 5060, sip("MESSAGE", "sip:1002@example.com", ["Content-Type: text/plain"], body="x" * 600))
+seed(T, "udp-ipv4-fragments", "big-endian nanosecond pcap, Ethernet with an 802.1Q tag: a UDP MESSAGE in four "
+     "IPv4 fragments, last first",
+     pcap(1, [(2, i, b"\2\0\0\0\0\1\2\0\0\0\0\2\x81\0\0\x2a\x08\0" +
+               ip4(_frag[o:o + 256], 17, 7, o, o + 256 < len(_frag))) for i, o in enumerate(sorted(range(0, len(_frag), 256), reverse=True))],
+          big=True, nano=True))
+seed(T, "udp-ipv6-fragments", "raw-IP pcap: a UDP MESSAGE over IPv6 in two Fragment-header fragments, out of order",
+     pcap(101, [(3, 0, ip6(struct.pack(">BBHI", 17, 0, (512 // 8) << 3, 9) + _frag[512:], 44)),
+                (3, 1, ip6(struct.pack(">BBHI", 17, 0, 1, 9) + _frag[:512], 44))]))
+seed(T, "parkway-text", "Parkway's own text trace (eight records)", data_file("parkway-text-trace.txt"))
+seed(T, "kamailio-sipdump", "Kamailio sipdump text file (mode 1), the first records",
+     data_file("kamailio-sipdump.data", 2200))
+seed(T, "sngrep-text", "sngrep's .txt export, the first messages", data_file("sngrep-export.txt", 2000))
+seed(T, "sipp-trace-msg", "SIPp -trace_msg log of a TCP UAC, with SIPp's socket diagnostics first",
+     data_file("sipp-uac-tcp-trace_msg.log", 2000))
 
 
 def main():

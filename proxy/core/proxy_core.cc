@@ -960,6 +960,11 @@ bool Proxy::Impl::replyLocal(pw_request *tx, int status, const char *phrase, con
         // Modules see locally generated final responses too.
         msg_t *resp = nta_incoming_create_response(tx->irq, status, phrase);
         if (resp) {
+            sip_t *rsip = sip_object(resp);
+            const char *tag = nta_incoming_gettag(tx->irq);
+            // nta_incoming_mreply does not add the To-tag nta_incoming_tag chose (treply does): RFC 3261 §8.2.6.2
+            if (status > 100 && tag && rsip->sip_to && !rsip->sip_to->a_tag)
+                sip_to_tag(msg_home(resp), rsip->sip_to, tag);
             if (!retry.empty()) sip_add_tl(resp, sip_object(resp), SIPTAG_RETRY_AFTER_STR(retry.c_str()), TAG_END());
             if (!extraHeaders.empty())
                 sip_add_tl(resp, sip_object(resp), SIPTAG_HEADER_STR(extraHeaders.c_str()), TAG_END());

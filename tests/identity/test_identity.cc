@@ -91,6 +91,7 @@ TEST_CASE("REGISTER without credentials: 401 with SHA-256 then MD5 challenges, q
     CHECK(first["realm"] == kDomain);
     CHECK(first["qop"] == "auth");
     CHECK(first.count("stale") == 0);
+    CHECK_FALSE(r->toTag().empty()); // RFC 3261 §8.2.6.2: a response the server makes carries its To-tag
     CHECK(e.seen.empty()); // no module saw the unauthenticated REGISTER
 }
 

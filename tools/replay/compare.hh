@@ -21,6 +21,9 @@ struct MatchResult {
     bool matched = false;             // start line and every compared part agree
     std::vector<Difference> differences;
     Bindings learned;                 // server-owned symbols first seen in this message (only when matched)
+    // `learned` may also hold comparator state under names starting with '~' (never a fixture symbol): each
+    // dialog-info/park-info version seen per subscription/extension, which must increase (RFC 4235 §4.1.2).
+    // The runner keeps them in `bound` like symbols (one new entry per version, so adding is enough).
 };
 
 // Whether `actual` is the kind of message this step waits for: for a response, the same CSeq method (and
@@ -36,8 +39,8 @@ bool couldMatch(const Step &expected, const std::string &actual, const Bindings 
 MatchResult compareMessage(const Step &expected, const Fixture &fixture, const std::string &actual,
                            const Bindings &bound);
 
-// One readable block for a failed step: "step 14 (bob, expect NOTIFY dialog-info): ..." with one line per
-// difference, expected vs actual, and the dialog it belongs to.
+// One readable block for a failed step: "step 14 bob: expect NOTIFY (dialog {{call3}}, Event dialog)" then one
+// line per difference, "  body dialog-info: dialog[@id=x]/state: expected 'confirmed', got 'terminated'".
 std::string formatDifferences(const Step &expected, const Fixture &fixture, const std::vector<Difference> &d);
 
 // JUnit report: one <testsuite> per fixture, one <testcase> per step (failures carry the diff text).
@@ -49,7 +52,10 @@ struct StepOutcome {
     double seconds = 0;
     std::string failure;   // formatDifferences text, or "timed out after 10 s waiting for ..."
 };
+// Throws std::runtime_error naming the path when it cannot be written.
 void writeJunit(const std::string &path, const std::string &suite, const std::vector<StepOutcome> &outcomes,
                 double seconds);
+// The same report as text (added for tests and for writing to stdout).
+std::string junitXml(const std::string &suite, const std::vector<StepOutcome> &outcomes, double seconds);
 
 } // namespace parkway::replay

@@ -77,6 +77,13 @@ struct Fixture {
     const Step *findStep(int id) const;
 };
 
+// A step the runner does not play because its transaction layer does it: a phone's ACK for a non-2xx final
+// response (RFC 3261 §17.1.1.3), a phone's 100 Trying (§17.2.1), the server's ACK for a phone's non-2xx
+// (an optional expect). The importer writes such a step's note starting with "auto:".
+inline bool automaticStep(const Step &s) {
+    return s.note.rfind("auto:", 0) == 0;
+}
+
 // JSON text <-> Fixture. loadFixture/parseFixture check the structure (every participant and symbol a step
 // names exists, `after` points backwards, templates are well-formed) and throw FixtureError naming the step
 // or field otherwise.

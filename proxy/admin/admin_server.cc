@@ -18,6 +18,7 @@
 #include "admin_server.hh"
 
 #include "core/proxy.hh"
+#include "core/sip_trace.hh"
 #include "event_bus.hh"
 #include "metrics.hh"
 #include "request_body.hh"
@@ -372,6 +373,9 @@ struct AdminServer::Impl {
             coreRoute("PUT", "/api/users/{domain}/{user}", Auth::Token, &Impl::userSet),
             coreRoute("DELETE", "/api/users/{domain}/{user}", Auth::Token, &Impl::userDelete),
             coreRoute("GET", "/api/users/{domain}", Auth::Token, &Impl::userList),
+            coreRoute("GET", "/api/trace", Auth::Token, &Impl::traceGet),
+            coreRoute("PUT", "/api/trace", Auth::Token, &Impl::tracePut),
+            coreRoute("DELETE", "/api/trace", Auth::Token, &Impl::traceDelete),
         };
     }
     // Two routes with the same method whose patterns match the same paths ("{x}" matches anything).
@@ -1179,6 +1183,74 @@ struct AdminServer::Impl {
         dispatch(
             call.req, [px, domain = param(call, "domain")]() { return px->listUsers(domain); }, call.method,
             call.route);
+    }
+    // SIP trace (proxy/core/sip_trace.hh): the trace belongs to the SIP thread; the body is checked here.
+    void traceGet(Call &call) {
+        dispatch(
+            call.req,
+            [] {
+                return CommandResult{200, traceStatusJson()};
+            },
+            call.method, call.route);
+    }
+    static std::string traceProblem(const json &b, TraceSettings &s, bool &haveMax, bool &haveFiles) {
+        if (!b.is_object())
+            return "expected a JSON object {\"target\":\"pcap:/path\"}";
+        for (auto &[k, v] : b.items()) {
+            if (k == "target") {
+                if (!v.is_string())
+                    return "target: expected a string (\"pcap:FILE\" or \"text:FILE\")";
+                s.target = v.get<std::string>();
+            } else if (k == "max_bytes") {
+                if (!v.is_number_unsigned() || v.get<uint64_t>() < kTraceMinBytes || v.get<uint64_t>() > kTraceMaxBytes)
+                    return fmt::format("max_bytes: expected an integer in [{}, {}]", kTraceMinBytes, kTraceMaxBytes);
+                s.maxBytes = v.get<uint64_t>(), haveMax = true;
+            } else if (k == "files") {
+                if (!v.is_number_unsigned() || v.get<uint64_t>() > kTraceMaxFiles)
+                    return fmt::format("files: expected an integer in [0, {}]", kTraceMaxFiles);
+                s.files = static_cast<uint32_t>(v.get<uint64_t>()), haveFiles = true;
+            } else {
+                return "unknown member " + k + " (expected target, max_bytes, files)";
+            }
+        }
+        if (s.target.empty())
+            return "target: missing (the body is {\"target\":\"pcap:/path\"}; DELETE stops)";
+        std::string why = checkTraceTarget(s.target);
+        return why.empty() ? "" : "target: " + why;
+    }
+    void tracePut(Call &call) {
+        std::optional<json> b = body(call);
+        if (!b)
+            return;
+        TraceSettings s;
+        bool haveMax = false, haveFiles = false;
+        if (std::string problem = traceProblem(*b, s, haveMax, haveFiles); !problem.empty())
+            return replyError(call.req, 400, problem, call.method, call.route);
+        Proxy *px = &proxy;
+        dispatch(
+            call.req,
+            [px, s, haveMax, haveFiles]() mutable {
+                // Unless given, the size limits are those in effect (else the config's).
+                TraceSettings now = traceSettings();
+                bool on = !now.target.empty();
+                if (!haveMax)
+                    s.maxBytes = on ? now.maxBytes : px->config().sipTraceMaxBytes;
+                if (!haveFiles)
+                    s.files = on ? now.files : px->config().sipTraceFiles;
+                if (std::string why = traceApply(s); !why.empty())
+                    return CommandResult{500, errorJson("cannot start the trace: " + why)};
+                return CommandResult{200, traceStatusJson()};
+            },
+            call.method, call.route);
+    }
+    void traceDelete(Call &call) {
+        dispatch(
+            call.req,
+            [] {
+                traceApply({});
+                return CommandResult{200, traceStatusJson()};
+            },
+            call.method, call.route);
     }
     void eventStream(Call &call) {
         auto it = call.query.find("types");

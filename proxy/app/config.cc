@@ -1,6 +1,7 @@
 #include "config.hh"
 #include "core/address_set.hh"
 #include "core/digest.hh"
+#include "core/sip_trace.hh"
 #include "core/tls.hh"
 
 #include <sofia-sip/su_alloc.h>
@@ -16,6 +17,7 @@
 #include <functional>
 #include <set>
 #include <strings.h>
+#include <unistd.h>
 
 namespace parkway::proxy {
 namespace {
@@ -142,6 +144,13 @@ const KeyDoc kKeys[] = {
     {"proxy", "dns_timeout_s", "2", "seconds before a DNS query is retried"},
     {"proxy", "dns_attempts", "2", "tries per DNS server before the next one"},
     {"proxy", "stop_timeout_ms", "5000", "on SIGTERM/SIGINT, exit anyway after this long if the SIP loop is stuck"},
+    {"proxy", "sip_trace", R"("")",
+     "record every SIP message sent and received: \"pcap:FILE\" or \"text:FILE\" (relative to this config file; "
+     "mode 0600: traces hold bodies and Authorization headers), \"\" = off; also GET/PUT/DELETE /api/trace "
+     "(docs/replay.md)"},
+    {"proxy", "sip_trace_max_bytes", "104857600",
+     "the trace file is rotated (FILE -> FILE.1 -> FILE.2 ...) before the record that would make it larger"},
+    {"proxy", "sip_trace_files", "5", "rotated trace files kept (FILE.1 .. FILE.N; 0 = none)"},
     {"proxy", "tls_certificate", R"("")",
      "PEM certificate of the tls: listeners (relative to this config file); intermediates go in tls_ca_file"},
     {"proxy", "tls_private_key", R"("")", "PEM private key of tls_certificate (unencrypted, keep it mode 0600)"},
@@ -277,6 +286,36 @@ void readLimits(const Ctx &c, const toml::table &t, AppConfig &cfg) {
         core.resolvConf = getString(c, *v, "proxy.dns_resolv_conf");
         if (!core.resolvConf.empty() && core.resolvConf[0] != '/') core.resolvConf = dirOf(c.file) + "/" + core.resolvConf;
     }
+}
+
+// [proxy] sip_trace, sip_trace_max_bytes, sip_trace_files (proxy/core/sip_trace.hh).
+void readTrace(const Ctx &c, const toml::table &t, CoreConfig &core) {
+    if (auto *v = t.get("sip_trace")) {
+        core.sipTrace = getString(c, *v, "proxy.sip_trace");
+        bool known = core.sipTrace.rfind("pcap:", 0) == 0 || core.sipTrace.rfind("text:", 0) == 0;
+        if (known && core.sipTrace.size() > 5 && core.sipTrace[5] != '/') { // relative to the config file
+            std::string dir = dirOf(c.file);
+            if (dir[0] != '/')
+                if (char *cwd = getcwd(nullptr, 0)) {
+                    dir = std::string(cwd) + (dir == "." ? "" : "/" + dir);
+                    free(cwd);
+                }
+            core.sipTrace = core.sipTrace.substr(0, 5) + dir + "/" + core.sipTrace.substr(5);
+        }
+        if (std::string why = checkTraceTarget(core.sipTrace); !why.empty())
+            fail(c, *v, "proxy.sip_trace", why);
+    }
+    if (auto *v = t.get("sip_trace_max_bytes")) {
+        if (!v->is_integer())
+            fail(c, *v, "proxy.sip_trace_max_bytes", fmt::format("expected an integer, got {}", typeName(*v)));
+        int64_t n = *v->value<int64_t>();
+        if (n < static_cast<int64_t>(kTraceMinBytes) || n > static_cast<int64_t>(kTraceMaxBytes))
+            fail(c, *v, "proxy.sip_trace_max_bytes",
+                 fmt::format("{} is out of range [{}, {}]", n, kTraceMinBytes, kTraceMaxBytes));
+        core.sipTraceMaxBytes = static_cast<uint64_t>(n);
+    }
+    if (auto *v = t.get("sip_trace_files"))
+        core.sipTraceFiles = getUint(c, *v, "proxy.sip_trace_files", 0, kTraceMaxFiles);
 }
 
 // A sip:/sips: URI with a host (sofia's parser, as the host uses it to send): "" when fine, else the reason.
@@ -606,6 +645,7 @@ AppConfig loadConfig(const std::string &path) {
         readLimits(c, t, cfg);
         readTls(c, t, cfg);
         readOutboundProxy(c, t, cfg.core);
+        readTrace(c, t, cfg.core);
         if (cfg.core.t2Ms < cfg.core.t1Ms) fail(c, *n, "proxy.t2_ms", "must not be smaller than proxy.t1_ms");
         if (cfg.core.subMaxExpires < cfg.core.subMinExpires)
             fail(c, *n, "proxy.sub_max_expires", "must not be smaller than proxy.sub_min_expires");

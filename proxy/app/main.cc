@@ -9,6 +9,7 @@
 #include "plugin/loader.hh"
 #ifdef PARKWAY_HAVE_ADMIN
 #include "admin/admin_server.hh"
+#include "core/sip_trace.hh"
 #endif
 
 #include <sofia-sip/su.h>
@@ -195,12 +196,19 @@ CommandResult reloadConfig(const std::string &configFile, Proxy &proxy, Logger &
     }
     applyLogLevel(log, fresh.logLevel);
     log.captureSofia();
+    // [proxy] sip_trace from the file wins over a trace started from the admin API (unchanged: keeps writing).
+    TraceSettings trace{fresh.core.sipTrace, fresh.core.sipTraceMaxBytes, fresh.core.sipTraceFiles};
+    std::string traceError = traceApply(trace);
+    if (!traceError.empty())
+        log.error("reload: proxy.sip_trace: {} (no trace runs)", traceError);
     int failed = proxy.reload();
     if (failed)
         log.warn("reload: {} module(s) failed to reload", failed);
     json out{{"reloaded", failed == 0}, {"failed", failed}, {"domains", {{"added", u.added}, {"removed", u.removed}}}};
     if (failed)
         out["error"] = fmt::format("{} module(s) failed to reload; see the log", failed);
+    if (!traceError.empty())
+        out["sip_trace_error"] = traceError;
     return {failed ? 500 : 200, out.dump()};
 }
 

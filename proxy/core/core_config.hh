@@ -72,6 +72,12 @@ struct CoreConfig {
     bool tlsVerifyClient = false;              // a TLS client must present a certificate signed by tlsCaFile
     bool tlsVerifyServer = true;               // outgoing TLS: the server's certificate must verify and name it
     AuthConfig auth;
+
+    // ---- recording (docs/replay.md "Recording", proxy/core/sip_trace.hh): "" = off, "pcap:FILE", "text:FILE"
+    // (FILE absolute). Started when the listeners are bound; applied again by a reload.
+    std::string sipTrace;
+    uint64_t sipTraceMaxBytes = 100ull << 20; // FILE is rotated before the record that would pass this
+    uint32_t sipTraceFiles = 5;               // rotated files kept (FILE.1 .. FILE.N)
 };
 
 } // namespace parkway::proxy

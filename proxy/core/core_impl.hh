@@ -237,6 +237,7 @@ struct Proxy::Impl {
 
     // ---- core (proxy_core.cc)
     void createAgent();
+    void startTrace();
     void setUpLimits(const std::vector<uint16_t> &tcpPorts, const std::vector<uint16_t> &udpPorts);
     void housekeep();
     // ---- identity (auth.cc, docs/auth.md)

@@ -2,6 +2,7 @@
 // Every function here is a noexcept trampoline: exceptions never cross into C.
 #include "../plugin/loader.hh"
 #include "core_impl.hh"
+#include "sip_trace.hh"
 #include "sofia_fixes.hh"
 
 #include <sofia-sip/tport.h>
@@ -1269,6 +1270,7 @@ Proxy::~Proxy() {
     }
     i.dialogs.clear();
     if (i.defaultLeg) nta_leg_destroy(i.defaultLeg);
+    traceApply({}); // the trace ends with the transports it records
     if (i.agent) nta_agent_destroy(i.agent);
     for (auto &m : i.modules)
         if (m->lm.dlHandle) dlclose(m->lm.dlHandle);

@@ -1,6 +1,7 @@
 // RFC 3261 §16 stateful forwarding on nta: default leg, pipeline, branches, best response, CANCEL, late 2xx.
 #include "core_impl.hh"
 #include "message_checks.hh"
+#include "sip_trace.hh"
 #include "sofia_fixes.hh"
 #include "tls.hh"
 
@@ -200,6 +201,7 @@ void Proxy::Impl::createAgent() {
             throw std::runtime_error(fmt::format("proxy: cannot listen on {}: {}", cfg.listen[i], strerror(errno)));
     if (tls)
         tls->remove();
+    startTrace();
     defaultLeg = nta_leg_tcreate(agent, legTrampoline, reinterpret_cast<nta_leg_magic_t *>(this),
                                  NTATAG_NO_DIALOG(1), TAG_END());
     if (!defaultLeg) throw std::runtime_error("proxy: cannot create the default leg");
@@ -238,6 +240,15 @@ void Proxy::Impl::createAgent() {
     primary = "sip:" + firstHostPort + ((firstProto == "udp" || udpAndTcpShare) ? "" : ";transport=" + firstProto);
     recordRoute = "<" + primary + ";lr>";
     setUpLimits(tcpPorts, udpPorts);
+}
+
+// [proxy] sip_trace (sip_trace.hh): sofia-sip hands every byte its transports write or read to the dump hook once
+// a dump file is set; /dev/null, as the hook does the writing (TPORT_DUMP in the environment still wins).
+void Proxy::Impl::startTrace() {
+    tport_set_params(nta_agent_tports(agent), TPTAG_DUMP("/dev/null"), TAG_END());
+    TraceSettings s{cfg.sipTrace, cfg.sipTraceMaxBytes, cfg.sipTraceFiles};
+    if (std::string why = traceApply(s); !why.empty())
+        throw std::runtime_error(fmt::format("proxy: sip_trace: {}", why));
 }
 
 bool Proxy::Impl::isOurs(const url_t *url) const {

@@ -18,6 +18,10 @@ with SIPp scenarios and raw UDP, and always cleans up. Reusable by any test:
         pw.reload()              # SIGHUP
         pw.admin("GET", "/api/...")  # when admin=True
 
+With PARKWAY_TEST_SIP_TRACE_DIR=DIR in the environment, every daemon started here also records its SIP traffic
+([proxy] sip_trace = "pcap:DIR/<label>.pcap", docs/replay.md "Recording"): <label> is the test script's name and
+its plain arguments (the ctest case), then the daemon's number in this process, e.g. test_park-park_invite_moh.1.
+Unset, nothing changes.
 Every process started here is stopped (SIGTERM, then SIGKILL after a timeout) by stop()/close() or at exit.
 """
 from __future__ import annotations
@@ -52,6 +56,20 @@ def _cleanup_all():
 
 
 atexit.register(_cleanup_all)
+
+
+_trace_count = 0  # daemons of this process that record a trace (PARKWAY_TEST_SIP_TRACE_DIR)
+
+
+def _trace_label() -> str:
+    """test script name + its plain arguments (the case) + a counter: one pcap per daemon of the test."""
+    global _trace_count
+    _trace_count += 1
+    import sys
+    parts = [os.path.splitext(os.path.basename(sys.argv[0] or "python"))[0]]
+    parts += [a for a in sys.argv[1:] if a and not a.startswith("-") and "/" not in a]
+    label = "-".join(parts) + f".{_trace_count}"
+    return "".join(c if c.isalnum() or c in "._-" else "_" for c in label)
 
 
 def scenario(name: str, folder: str = SCENARIOS) -> str:
@@ -128,6 +146,11 @@ class Parkway:
         self.proc: subprocess.Popen | None = None
         self._log_file = None
         self._starts = 0
+        trace_dir = os.environ.get("PARKWAY_TEST_SIP_TRACE_DIR")
+        if trace_dir and config_text is None and "sip_trace" not in self.proxy_extra:
+            os.makedirs(trace_dir, exist_ok=True)
+            self.proxy_extra = dict(self.proxy_extra)
+            self.proxy_extra["sip_trace"] = "pcap:" + os.path.join(os.path.abspath(trace_dir), _trace_label() + ".pcap")
         with open(self.config, "w") as f:
             f.write(config_text if config_text is not None else self.config_toml())
         _live.append(self)

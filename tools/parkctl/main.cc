@@ -261,6 +261,7 @@ void wipe(std::string &s) {
 // Every option's value (CLI11 writes into it while parsing).
 struct Args {
     std::string domain, extension, group, lot, id, name, file, caller, dial, aor, module, command, json, types, user;
+    std::string target; // trace start TARGET
     std::vector<std::string> members, settings, registerFor;
     bool replace = false;
     int count = 0;
@@ -620,6 +621,26 @@ std::vector<Command> defineCommands(CLI::App &app, Args &a) {
     add(usersList, [](Cli &cli, const Args &a) {
         cli.printList(cli.call("GET", "/api/users/" + urlEncode(a.domain)), {"user", "register_for", "algorithms"},
                       "no users");
+        return kOk;
+    });
+
+    // trace status | start TARGET | stop (GET/PUT/DELETE /api/trace; docs/replay.md "Recording")
+    auto *trace = app.add_subcommand("trace", "record SIP messages: trace status / trace start TARGET / trace stop");
+    trace->require_subcommand(1);
+    add(trace->add_subcommand("status", "what is being recorded, where, and how much"), [](Cli &cli, const Args &) {
+        cli.printObject(cli.call("GET", "/api/trace"));
+        return kOk;
+    });
+    auto *traceStart = trace->add_subcommand("start", "start (or switch) recording: pcap:/ABS/FILE or text:/ABS/FILE");
+    traceStart->add_option("target", a.target, "pcap:FILE or text:FILE (FILE an absolute path on the daemon's host)")
+        ->required();
+    add(traceStart, [](Cli &cli, const Args &a) {
+        json v = cli.call("PUT", "/api/trace", json{{"target", a.target}});
+        cli.done(v, "recording to " + (v.is_object() ? v.value("file", a.target) : a.target));
+        return kOk;
+    });
+    add(trace->add_subcommand("stop", "stop recording (the file stays)"), [](Cli &cli, const Args &) {
+        cli.done(cli.call("DELETE", "/api/trace"), "recording stopped");
         return kOk;
     });
 

@@ -2,14 +2,15 @@
 """Re-record the park flows of the test suite against the real daemon and re-import them as replay fixtures
 (docs/replay.md "The replay suite"):
 
-    record_suite.py [--parkway BIN] [--replay BIN] [--import-only] [FLOW...]
+    record_suite.py [--parkway BIN] [--replay BIN] [--recorder] [--import-only] [--no-import] [FLOW...]
 
 Each flow is a case of tests/sipp-park/test_park.py (the SIPp scenarios of examples/sipp/park), run as is, but
 against a daemon started from the flow's config in tests/replay/fixtures/ (the config the replay uses too) while
 tshark captures the daemon's SIP port on loopback into tests/replay/traces/FLOW.pcapng. The case's own checks
 still run: a flow that misbehaves is not recorded. Then `parkway-replay import` writes
 tests/replay/fixtures/FLOW.json and the manifest tests/replay/fixtures/suite.json gets the trace, the daemon's
-address in it and the config. --import-only re-imports every trace of the manifest (real-client traces
+address in it and the config. --recorder records with the daemon's own `[proxy] sip_trace` (FLOW.pcap, real
+transport and addresses, docs/replay.md "Recording") instead of tshark. --import-only re-imports every trace of the manifest (real-client traces
 included) without recording anything: run it after the importer changed.
 
 Every process started here is stopped by its PID (test_park's roles, the daemon, tshark). python3 stdlib only.
@@ -99,13 +100,15 @@ def make_suite_class(test_park):
                 raise SystemExit(f"flow {name}: cases with the admin API are not recorded")
             self.dir = replay_lib.tmpdir(f"parkway-record-{name}-")
             self.roles = []
-            self.pw = replay_lib.daemon(CURRENT["binary"], config, workdir=self.dir, start=False)
-            self.capture = Capture(self.pw.port, CURRENT["trace"]).start()
+            self.pw = replay_lib.daemon(CURRENT["binary"], config, workdir=self.dir, start=False,
+                                        sip_trace=CURRENT["trace"] if CURRENT["recorder"] else None)
+            self.capture = None if CURRENT["recorder"] else Capture(self.pw.port, CURRENT["trace"]).start()
             CURRENT["server"] = f"127.0.0.1:{self.pw.port}"
             try:
                 self.pw.start()
             except Exception:
-                self.capture.stop()
+                if self.capture:
+                    self.capture.stop()
                 raise
 
         def close(self):
@@ -113,7 +116,8 @@ def make_suite_class(test_park):
                 r.close()
             time.sleep(0.3)
             self.pw.stop()
-            self.capture.stop()
+            if self.capture:
+                self.capture.stop()
             self.pw.close()
             if os.environ.get("PARKWAY_KEEP_TMP") != "1":
                 shutil.rmtree(self.dir, ignore_errors=True)
@@ -125,11 +129,11 @@ def replay_toml(v):
     return f'"{v}"' if isinstance(v, str) else str(v).lower() if isinstance(v, bool) else str(v)
 
 
-def record(name, test_park, binary):
+def record(name, test_park, binary, recorder=False):
     case, config, about = FLOWS[name]
-    trace = os.path.join(replay_lib.TRACES, name + ".pcapng")
+    trace = os.path.join(replay_lib.TRACES, name + (".pcap" if recorder else ".pcapng"))
     CURRENT.clear()
-    CURRENT.update(name=name, config=config, trace=trace, binary=binary)
+    CURRENT.update(name=name, config=config, trace=trace, binary=binary, recorder=recorder)
     print(f"record: {name} (test_park case {case}, {config})", flush=True)
     try:
         test_park.CASES[case]()
@@ -139,7 +143,8 @@ def record(name, test_park, binary):
             os.unlink(trace)
         return False
     replay_lib.record_entry(name, trace, CURRENT["server"], config, about,
-                            source=f"tests/sipp-park/test_park.py {case}")
+                            source=f"tests/sipp-park/test_park.py {case}",
+                            recorded_by="parkway [proxy] sip_trace" if recorder else "tshark")
     print(f"record: {name}: {os.path.getsize(trace)} bytes in {os.path.relpath(trace, replay_lib.REPO)}", flush=True)
     return True
 
@@ -150,6 +155,8 @@ def main():
     ap.add_argument("--replay")
     ap.add_argument("--import-only", action="store_true", help="re-import the manifest's traces, record nothing")
     ap.add_argument("--no-import", action="store_true", help="record only")
+    ap.add_argument("--recorder", action="store_true",
+                    help="record with the daemon's own [proxy] sip_trace (FLOW.pcap) instead of tshark")
     ap.add_argument("flows", nargs="*", help=f"flows (default: all): {' '.join(FLOWS)}")
     args = ap.parse_args()
     manifest_names = list(replay_lib.load_manifest()["fixtures"])
@@ -162,7 +169,7 @@ def main():
         for n in names:
             if n not in FLOWS:
                 raise SystemExit(f"unknown flow {n}; known: {' '.join(FLOWS)}")
-        failed = [n for n in names if not record(n, test_park, binary)]
+        failed = [n for n in names if not record(n, test_park, binary, args.recorder)]
     manifest = replay_lib.load_manifest()
     replay = None if args.no_import else replay_lib.find_binary(args.replay, "parkway-replay")
     for n in ([] if args.no_import else names):

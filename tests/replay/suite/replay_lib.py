@@ -48,14 +48,18 @@ def render_config(name: str, port: int, workdir: str, moh_min: int) -> str:
 
 
 def daemon(binary: str, config: str, workdir: str | None = None, start: bool = True,
-           callpark: dict | None = None) -> Parkway:
+           callpark: dict | None = None, sip_trace: str | None = None) -> Parkway:
     """A parkway daemon with fixtures/CONFIG on a free loopback port, in its own folder (stopped by PID by
     Parkway.close()). start=False: configured, not started (start a capture first, then pw.start()).
-    callpark: more [module.callpark] settings, appended (that section ends every suite config)."""
+    callpark: more [module.callpark] settings, appended (that section ends every suite config).
+    sip_trace: a pcap file the daemon records its SIP traffic into ([proxy] sip_trace, docs/replay.md)."""
     pw = Parkway(os.path.abspath(binary), workdir=workdir, start=False,
                  log_level=os.environ.get("PARKWAY_LOG_LEVEL", "info"))
     moh_min = free_port() // 2 * 2
     text = render_config(config, pw.port, pw.dir, moh_min)
+    if sip_trace:
+        os.makedirs(os.path.dirname(os.path.abspath(sip_trace)), exist_ok=True)
+        text = text.replace("[proxy]\n", f"[proxy]\nsip_trace = {json.dumps('pcap:' + os.path.abspath(sip_trace))}\n", 1)
     for k, v in (callpark or {}).items():
         text += f"{k} = {json.dumps(v)}\n"
     pw.rewrite_config(text)

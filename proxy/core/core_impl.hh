@@ -202,6 +202,7 @@ struct Proxy::Impl {
     nta_leg_t *defaultLeg = nullptr;
     std::vector<std::string> bound; // resolved listener URLs
     std::string primary;            // "sip:127.0.0.1:5060" (+;transport=tcp when only TCP)
+    std::string sharedHostPort;     // the primary's host:port when UDP and TCP both listen there, else ""
     std::string recordRoute;        // "<sip:...;lr>"
     std::vector<std::pair<std::string, std::string>> localHostPorts; // host, port
     std::string tlsHostPort; // "127.0.0.1:5061": the first TLS listener ("" = none); RFC 5630
@@ -320,6 +321,9 @@ struct Proxy::Impl {
     void ackAgain(pw_dialog *d, const sip_t *resp2xx); // a retransmitted 2xx in d: the same ACK, if one was sent
     bool ackRetransmitted2xx(const sip_t *resp2xx);    // a 2xx without transaction: true when it is in our dialog
     std::string contactHeader() const;
+    // The primary URI for one side of a dialog: with ;transport=tcp when that side speaks TCP and UDP shares the
+    // primary's host:port (RFC 3263 §4.1: without the parameter a numeric address means UDP).
+    std::string plainUri(bool tcp) const;
     // Over TLS (RFC 3261 §26.2, RFC 5630): our URI on the TLS listener, sips: when the dialog is a sips one,
     // else sip:...;transport=tls.
     std::string tlsUri(bool sips) const;

@@ -366,8 +366,8 @@ bool Proxy::Impl::handleSubscriptionRefresh(nta_incoming_t *irq, const sip_t *si
     if (sip->sip_contact) d->remoteTarget = sofia::urlString(sip->sip_contact->m_url);
     std::string ex = std::to_string(expires);
     countResponse(200);
-    nta_incoming_treply(irq, SIP_200_OK, SIPTAG_EXPIRES_STR(ex.c_str()), SIPTAG_CONTACT_STR(contactHeader().c_str()),
-                        TAG_END());
+    nta_incoming_treply(irq, SIP_200_OK, SIPTAG_EXPIRES_STR(ex.c_str()),
+                        SIPTAG_CONTACT_STR(contactForRequest(sip).c_str()), TAG_END());
     nta_incoming_destroy(irq);
     d->expires = expires;
     d->expiryBaseMs = nowMs();
@@ -411,7 +411,7 @@ int Proxy::Impl::sendInDialog(pw_dialog *d, const char *method, const pw_header 
     u->arg = arg;
     u->flags = flags;
     u->method = m;
-    std::string contact = contactHeader();
+    std::string contact = contactForTarget(d->remoteTarget, d->nextHop); // the transport that side speaks
     u->orq = nta_outgoing_tcreate(d->leg, uacTrampoline, reinterpret_cast<nta_outgoing_magic_t *>(u),
                                   d->nextHop.empty() ? nullptr : URL_STRING_MAKE(d->nextHop.c_str()), m, method,
                                   nullptr, SIPTAG_CONTACT_STR(needsContact ? contact.c_str() : nullptr),

@@ -238,6 +238,7 @@ void Proxy::Impl::createAgent() {
         }
     }
     primary = "sip:" + firstHostPort + ((firstProto == "udp" || udpAndTcpShare) ? "" : ";transport=" + firstProto);
+    sharedHostPort = udpAndTcpShare ? firstHostPort : std::string();
     recordRoute = "<" + primary + ";lr>";
     setUpLimits(tcpPorts, udpPorts);
 }

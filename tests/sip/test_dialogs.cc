@@ -184,6 +184,28 @@ TEST_CASE("A dialog accepted by a module: BYE from the peer is answered and repo
     CHECK(acc.rec.ends[0] == PW_END_BYE);
 }
 
+TEST_CASE("A dialog accepted by a module over TCP: the Contact keeps TCP, the BYE comes back over TCP",
+          "[dialog][tcp]") {
+    // UDP and TCP share the proxy's address: a Contact without ;transport=tcp would move the phone's in-dialog
+    // requests to UDP (RFC 3263 §4.1), as linphone did on the wire.
+    SipTestEnv env;
+    Acceptor acc;
+    env.add(acc.hook);
+    env.start();
+    auto a = env.makeUa("alice", "sip:127.0.0.1:*;transport=tcp");
+    a->setProxy(env.proxyUri() + ";transport=tcp");
+    RequestOptions o;
+    o.body = "v=0\r\n";
+    o.contentType = "application/sdp";
+    auto &inv = a->send("INVITE", "sip:park@parkway.test", o);
+    REQUIRE(env.runUntil([&] { return inv.finalStatus == 200 && acc.rec.ackBodies.size() == 1; }));
+    CHECK(inv.response(200)->header("Contact").find(env.proxyHostPort() + ";transport=tcp") != std::string::npos);
+    auto &bye = a->inDialog(inv, "BYE");
+    REQUIRE(env.runUntil([&] { return bye.finalStatus != 0; }));
+    CHECK(bye.finalStatus == 200);
+    REQUIRE(acc.rec.ends.size() == 1);
+}
+
 TEST_CASE("In-dialog requests from the module; re-INVITE without SDP with a deferred ACK carrying the answer",
           "[dialog]") {
     SipTestEnv env;

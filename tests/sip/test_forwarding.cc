@@ -533,6 +533,40 @@ TEST_CASE("UDP and TCP listeners: a TCP phone reaches a UDP phone", "[proxy][tcp
     CHECK(b->last("MESSAGE")->request.header("Via", 1).find("TCP") != std::string::npos);
 }
 
+TEST_CASE("A TCP phone calling a UDP phone keeps TCP in the dialog (two Record-Route entries)", "[proxy][tcp]") {
+    // UDP and TCP share the proxy's address (the default); a Record-Route without ;transport would send the
+    // TCP caller's in-dialog requests over UDP (RFC 3263 §4.1). RFC 3261 §16.6 step 4 / RFC 5658: one entry per
+    // side, the callee's on top.
+    SipTestEnv env;
+    HookModule router;
+    targetsFromHeader(router);
+    env.add(router);
+    env.start();
+    auto a = env.makeUa("alice", "sip:127.0.0.1:*;transport=tcp");
+    a->setProxy(env.proxyUri() + ";transport=tcp");
+    auto b = env.makeUa("bob", "sip:127.0.0.1:*;transport=udp");
+    b->autoAnswer("BYE", 200);
+    RequestOptions o;
+    o.headers = {"X-Target: " + b->uri()};
+    auto &inv = a->send("INVITE", "sip:bob@parkway.test", o);
+    REQUIRE(env.runUntil([&] { return b->last("INVITE") != nullptr; }));
+    Incoming *in = b->last("INVITE");
+    std::string top = in->request.header("Record-Route", 0), second = in->request.header("Record-Route", 1);
+    INFO("Record-Route: " << top << " | " << second);
+    CHECK(top.find(env.proxyHostPort()) != std::string::npos);
+    CHECK(top.find("transport=tcp") == std::string::npos);                           // bob speaks UDP
+    CHECK(second.find(env.proxyHostPort() + ";transport=tcp") != std::string::npos); // alice speaks TCP
+    b->reply(*in, 200);
+    REQUIRE(env.runUntil([&] { return inv.finalStatus == 200; }));
+    REQUIRE(env.runUntil([&] { return !in->acks.empty(); }));
+    auto &bye = a->inDialog(inv, "BYE");
+    REQUIRE(env.runUntil([&] { return bye.finalStatus != 0; }));
+    CHECK(bye.finalStatus == 200);
+    REQUIRE(b->last("BYE"));
+    CHECK(b->last("BYE")->request.header("Via", 1).find("TCP") != std::string::npos);
+    CHECK(b->last("BYE")->request.header("Route").empty()); // both our entries were removed (§16.4)
+}
+
 TEST_CASE("A listener that cannot be bound is reported by URL", "[proxy][badinput]") {
     sofia::Root root;
     proxy::CoreConfig cfg = SipTestEnv::defaultConfig();

@@ -298,13 +298,7 @@ SCENARIOS = {
 
 
 # Captured and imported, but not replayed by ctest: why (the manifest says it as "not_in_suite").
-NOT_IN_SUITE = {
-    "real_linphone_tcp_park_retrieve":
-        "linphone sends its in-dialog requests over UDP from another port (Parkway's Record-Route has no "
-        "transport=tcp, RFC 3261 §16.6 step 4): one phone is two participants (a runner participant has one "
-        "transport), which replay from two loopback addresses, and callpark refuses the in-dialog ACK/BYE of the "
-        "second (403, not the dialog's peer)",
-}
+NOT_IN_SUITE = {}
 
 
 class Env:

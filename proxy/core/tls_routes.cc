@@ -79,7 +79,7 @@ std::string Proxy::Impl::recordRouteFor(const sip_t *in, const sip_t *out, const
     // §4.1), so a TCP side gets ;transport=tcp, and a TCP side facing a UDP side gets two entries.
     auto plainRr = [this](bool tcp) { return "<" + plainUri(tcp) + ";lr>"; };
     if (!inTls && !outTls)
-        return inTcp == outTcp ? plainRr(inTcp) : plainRr(outTcp) + ", " + plainRr(inTcp);
+        return inTcp == outTcp || sharedHostPort.empty() ? plainRr(inTcp) : plainRr(outTcp) + ", " + plainRr(inTcp);
     // §16.6 step 4: "If the Request-URI contains a SIPS URI, or the topmost Route header field value (after the
     // post processing of bullet 6) contains a SIPS URI, the URI placed into the Record-Route header field MUST
     // be a SIPS URI."

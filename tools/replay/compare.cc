@@ -8,6 +8,7 @@
 // expanded, folded lines (§7.3.1) are joined, and comma-separated values (§7.3.1) of the list headers are split
 // outside quotes and <...>, so two Via lines and one "Via: a, b" compare alike.
 #include "compare.hh"
+#include "import_sip.hh"
 
 #include <libxml/parser.h>
 #include <libxml/tree.h>
@@ -259,28 +260,7 @@ std::string unescapeTemplate(const std::string &t) {
 // RFC 3261 §7.3.3 compact forms, plus RFC 3515 (r Refer-To), RFC 3892 (b Referred-By), RFC 6665 (o Event,
 // u Allow-Events), RFC 4028 (x Session-Expires), RFC 3841 (a Accept-Contact, j Reject-Contact, d Request-Disposition).
 std::string canonicalName(const std::string &name) {
-    static const std::map<std::string, std::string> compact = {{"i", "call-id"},
-                                                               {"m", "contact"},
-                                                               {"e", "content-encoding"},
-                                                               {"l", "content-length"},
-                                                               {"c", "content-type"},
-                                                               {"f", "from"},
-                                                               {"s", "subject"},
-                                                               {"k", "supported"},
-                                                               {"t", "to"},
-                                                               {"v", "via"},
-                                                               {"o", "event"},
-                                                               {"r", "refer-to"},
-                                                               {"b", "referred-by"},
-                                                               {"u", "allow-events"},
-                                                               {"x", "session-expires"},
-                                                               {"y", "identity"},
-                                                               {"a", "accept-contact"},
-                                                               {"j", "reject-contact"},
-                                                               {"d", "request-disposition"}};
-    std::string n = lower(trim(name));
-    auto it = compact.find(n);
-    return it == compact.end() ? n : it->second;
+    return parkway::replay::importer::canonicalHeader(name);
 }
 
 struct Parsed {

@@ -21,6 +21,8 @@ std::string trim(const std::string &s) {
     return b == std::string::npos ? "" : s.substr(b, e - b + 1);
 }
 
+// RFC 3261 §7.3.3 compact forms, plus RFC 3515 (r Refer-To), RFC 3892 (b Referred-By), RFC 6665 (o Event,
+// u Allow-Events), RFC 4028 (x Session-Expires), RFC 3841 (a Accept-Contact, j Reject-Contact, d Request-Disposition).
 std::string canonicalHeader(const std::string &name) {
     static const std::map<std::string, std::string> compact = {{"i", "call-id"},
                                                                {"m", "contact"},
@@ -37,7 +39,10 @@ std::string canonicalHeader(const std::string &name) {
                                                                {"b", "referred-by"},
                                                                {"u", "allow-events"},
                                                                {"x", "session-expires"},
-                                                               {"a", "accept-contact"}};
+                                                               {"y", "identity"},
+                                                               {"a", "accept-contact"},
+                                                               {"j", "reject-contact"},
+                                                               {"d", "request-disposition"}};
     std::string n = lower(trim(name));
     auto it = compact.find(n);
     return it == compact.end() ? n : it->second;

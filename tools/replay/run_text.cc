@@ -1,6 +1,8 @@
 // Message-text and digest helpers of the runner (run_text.hh).
 #include "run_text.hh"
 
+#include "import_sip.hh"
+
 #include <core/digest.hh>
 
 #include <fmt/format.h>
@@ -26,15 +28,9 @@ std::string trim(const std::string &s) {
     return b == std::string::npos ? "" : s.substr(b, e - b + 1);
 }
 
-// RFC 3261 §7.3.3 compact forms.
 std::string canonical(const std::string &name) {
-    static const std::map<std::string, std::string> compact = {
-        {"i", "call-id"}, {"m", "contact"}, {"l", "content-length"}, {"c", "content-type"}, {"f", "from"},
-        {"t", "to"},      {"v", "via"},     {"o", "event"},          {"r", "refer-to"},     {"k", "supported"}};
-    std::string n = lower(trim(name));
-    auto it = compact.find(n);
-    return it == compact.end() ? n : it->second;
-}
+    return parkway::replay::importer::canonicalHeader(name);
+} // compact forms expanded
 
 std::vector<std::string> headLines(const std::string &text) {
     std::vector<std::string> out;

@@ -11,6 +11,8 @@
 // (RFC 3261 §12.2.1.1).
 #include "sipp_export.hh"
 
+#include "import_sip.hh"
+
 #include <algorithm>
 #include <cctype>
 #include <cmath>
@@ -35,17 +37,13 @@ std::string trim(const std::string &s) {
 // The template's header name of a line ("" for the start line, a body line or a folded line); compact forms
 // (RFC 3261 §7.3.3) expanded.
 std::string headerName(const std::string &line) {
-    static const std::map<std::string, std::string> compact = {
-        {"i", "call-id"}, {"m", "contact"}, {"l", "content-length"}, {"c", "content-type"}, {"f", "from"},
-        {"t", "to"},      {"v", "via"},     {"o", "event"},          {"r", "refer-to"},     {"b", "referred-by"}};
     auto colon = line.find(':');
     if (colon == std::string::npos || line.empty() || line[0] == ' ' || line[0] == '\t')
         return "";
     std::string n = lower(trim(line.substr(0, colon)));
     if (n.find(' ') != std::string::npos)
         return "";
-    auto it = compact.find(n);
-    return it == compact.end() ? n : it->second;
+    return parkway::replay::importer::canonicalHeader(n);
 }
 
 std::string headerValue(const std::string &line) {

@@ -336,6 +336,19 @@ json domainsDelete(CallPark &cp, const json &a) {
     return {{"domain", name}, {"deleted", true}, {"local", cp.host().isLocalDomain(name)}};
 }
 
+// Progress of the restore after the last start (docs/callpark.md "Restart"): done once calls and watchers are back.
+json restoreJson(const CallPark::RestoreProgress &r) {
+    return {{"done", r.done},
+            {"calls", r.total},
+            {"restored", r.restored},
+            {"lost", r.lost},
+            {"on_demand", r.onDemand},
+            {"recalls_armed", r.recallsArmed},
+            {"overdue_recalls", r.overdue},
+            {"calls_ms", r.callsDone ? json(r.callsMs) : json(nullptr)},
+            {"done_ms", r.done ? json(r.doneMs) : json(nullptr)}};
+}
+
 json stats(CallPark &cp, const json &) {
     size_t parked = 0, recalling = 0, retrieving = 0;
     for (auto &c : cp.engine().list({})) {
@@ -356,7 +369,8 @@ json stats(CallPark &cp, const json &) {
             {"bridged", bridged},
             {"subscriptions", cp.subs_.size()},
             {"moh_streams", cp.moh().streamCount()},
-            {"last_event", cp.engine().lastEventSequence()}};
+            {"last_event", cp.engine().lastEventSequence()},
+            {"restore", restoreJson(cp.restore_)}};
 }
 
 template <Fn F> int run(void *ctx, pw_str args, pw_writer *out) {

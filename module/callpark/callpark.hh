@@ -280,9 +280,27 @@ public:
     void queueEventLists(const eng::ChangeEvent &e);                    // group lists whose member's extension changed
     void buildViewDialogs(TargetView &view, const std::string &domain); // the dialog-info <dialog>s of a view
 
-    // ---- restore.cc
-    void restoreCalls();
+    // ---- restore.cc (and restoreWatchers in watchers.cc)
+    void restoreCalls(); // reads the store and queues every call; batches follow on later loop turns
+    void restoreCallBatch();
+    bool restoreCall(eng::CallId id);
+    void finishCallRestore();
     void restoreWatchers();
+    void restoreFinished(); // calls and watchers are back: the "restore complete" line
+    Session *restoreOnDemand(eng::CallId id);
+    void resumeMoh(Session &s, int pt, uint16_t oldPort, const std::string &signalingIp);
+    void armRestoredRecall(Session &s, const eng::ParkedCall &call);
+    void pendingCallChanged(const eng::ChangeEvent &e);
+    bool inDialogBeforeRestore(pw_request *req, const pw_msg *m);
+    struct RestoreProgress {
+        int64_t startedMs = 0, callsMs = 0, doneMs = 0;
+        size_t total = 0, next = 0; // next: index in restoreOrder_
+        size_t restored = 0, lost = 0, onDemand = 0, recallsArmed = 0, overdue = 0;
+        bool callsDone = false, done = false;
+    } restore_;
+    std::vector<eng::CallId> restoreOrder_;                         // stored calls in recall-deadline order
+    std::unordered_map<eng::CallId, eng::ParkedCall> pendingCalls_; // stored calls not restored yet
+    pw_timer_id restoreTimer_ = 0;
 
     // ---- admin_commands.cc
     static const pw_command_def *commandTable();

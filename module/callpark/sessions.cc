@@ -269,8 +269,7 @@ int CallPark::start() {
         return PW_EINVAL;
     }
     declareDomains(); // before the restored calls send anything: their domains are local
-    restoreCalls();
-    restoreWatchers(); // after the calls: their NOTIFYs show the restored park dialogs
+    restoreCalls();   // queued and restored in batches from the first loop turn; then the watchers (restore.cc)
     return PW_OK;
 }
 
@@ -335,6 +334,8 @@ pw_verdict CallPark::onRequest(pw_request *req) {
     if (stopping_)
         return PW_CONTINUE;
     const pw_msg *m = host_.msg(req);
+    if (!pendingCalls_.empty() && inDialogBeforeRestore(req, m))
+        return PW_STOP; // a request in the park dialog of a call not restored yet (restore.cc)
     std::string method = host_.method(m);
     if (method == "INVITE")
         return onInvite(req, m);
@@ -365,7 +366,7 @@ Session *CallPark::sessionByCall(eng::CallId id) {
         return nullptr;
     auto it = sidByCall_.find(id);
     if (it == sidByCall_.end())
-        return nullptr;
+        return restoreOnDemand(id); // still queued after a restart: restored now (restore.cc)
     Session *s = session(it->second);
     if (!s || s->callId != id || s->state == SessionState::Ended)
         return nullptr;

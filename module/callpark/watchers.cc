@@ -586,6 +586,8 @@ void CallPark::restoreWatchers() {
     restoredWatchers_ = lostWatchers_ = 0;
     if (!restoreQueue_.empty())
         restoreWatcherBatch();
+    else
+        restoreFinished();
 }
 
 void CallPark::restoreWatcherBatch() {
@@ -650,6 +652,7 @@ void CallPark::restoreWatcherBatch() {
     if (restoredWatchers_ || lostWatchers_)
         host_.log(PW_LOG_INFO, "callpark: restored {} subscription(s), {} could not be resumed", restoredWatchers_,
                   lostWatchers_);
+    restoreFinished();
 }
 
 // ---------------------------------------------------------------- engine events
@@ -707,6 +710,8 @@ void CallPark::onEngineEvent(const eng::ChangeEvent &e) {
 }
 
 void CallPark::countEvent(const eng::ChangeEvent &e) {
+    if (!pendingCalls_.empty())
+        pendingCallChanged(e); // a call still queued for restore (restore.cc)
     auto add = [this](const eng::ParkedCall &c, int64_t d) { parkedCounts_[{c.domain, c.lot}] += d; };
     switch (e.kind) {
     case eng::EventKind::Parked: add(e.call, +1); break;

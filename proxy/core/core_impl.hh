@@ -213,6 +213,7 @@ struct Proxy::Impl {
 
     std::set<pw_request *> txns;
     std::set<pw_dialog *> dialogs;
+    size_t terminatedDialogs = 0; // of `dialogs`, those terminated and not released yet (the gauge's complement)
     std::set<UacRequest *> uacs;
     std::vector<LocationProvider> locators;
     std::map<std::string, uint64_t> requestCounts;

@@ -141,6 +141,7 @@ void Proxy::Impl::terminate(pw_dialog *d, pw_dialog_end_reason reason) {
     if (d->notified) return;
     d->notified = true;
     d->state = DialogState::Terminated;
+    ++terminatedDialogs; // still in `dialogs` until releaseDialog
     stopRetransmit(d);
     if (d->expiryTimer) d->expiryTimer->cancel();
     if (d->cbs.on_terminated) {
@@ -173,7 +174,7 @@ void Proxy::Impl::releaseDialog(pw_dialog *d) {
         if (tx->dialog == d) tx->dialog = nullptr;
     if (d->leg) nta_leg_destroy(d->leg);
     d->leg = nullptr;
-    dialogs.erase(d);
+    if (dialogs.erase(d) && d->state == DialogState::Terminated) --terminatedDialogs;
     delete d;
     updateGauges();
 }

@@ -330,10 +330,8 @@ void Proxy::Impl::updateGauges() {
 #ifdef PARKWAY_HAVE_METRICS
     if (!metrics) return;
     metrics->gaugeSet("parkway_sip_transactions", "", static_cast<double>(txns.size()));
-    size_t open = 0;
-    for (auto *d : dialogs)
-        if (d->state != DialogState::Terminated) ++open;
-    metrics->gaugeSet("parkway_dialogs", "", static_cast<double>(open));
+    // Counted, not listed: this runs on every dialog change, and a restart restores thousands of dialogs.
+    metrics->gaugeSet("parkway_dialogs", "", static_cast<double>(dialogs.size() - terminatedDialogs));
 #endif
 }
 

@@ -66,6 +66,8 @@ const pw_param_def kParams[] = {
           "most subscriptions of one subscriber (From address-of-record); 403 beyond; 0 = no cap"),
     PARAM("notify_batch", PW_PARAM_INT, "100",
           "NOTIFYs sent per event-loop turn when one change has many watchers (the rest follow on the next turns)"),
+    PARAM("restore_batch", PW_PARAM_INT, "200",
+          "parked calls restored per event-loop turn after a restart (requests are served between batches)"),
     PARAM("list_uri_prefix_lot", PW_PARAM_STRING, "lot-",
           "RFC 4662 event list of a lot: sip:<prefix><lot>@domain; empty = no lot lists"),
     PARAM("list_uri_prefix_group", PW_PARAM_STRING, "group-",

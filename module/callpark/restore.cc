@@ -18,8 +18,6 @@ namespace parkway::callpark {
 
 namespace {
 
-// Calls restored per loop turn: small enough that a turn stays within a few ms, so requests wait little.
-constexpr size_t kRestoreBatch = 200;
 // Overdue recalls (the deadline passed while we were down) fire at this rate, oldest first, not all at once:
 // each one rings phones (RFC 3261 INVITEs), and thousands at the same instant would be a self-made overload.
 constexpr int64_t kOverdueRecallsPerSecond = 50;
@@ -61,7 +59,8 @@ void CallPark::restoreCallBatch() {
     if (stopping_)
         return; // what is left stays stored for the next start
     size_t done = 0;
-    while (done < kRestoreBatch && restore_.next < restoreOrder_.size()) {
+    // restore_batch calls per loop turn: a turn stays within a few ms, so requests wait little.
+    while (done < size_t(settings_.restoreBatch) && restore_.next < restoreOrder_.size()) {
         eng::CallId id = restoreOrder_[restore_.next++];
         if (restoreCall(id))
             ++done;

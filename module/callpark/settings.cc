@@ -130,6 +130,9 @@ bool Settings::load(const Host &host, std::string *err) {
     notifyBatch = host.paramInt("notify_batch");
     if (notifyBatch < 1 || notifyBatch > 100000)
         return fail(fmt::format("callpark: notify_batch {} is outside 1..100000", notifyBatch));
+    restoreBatch = host.paramInt("restore_batch");
+    if (restoreBatch < 1 || restoreBatch > 100000)
+        return fail(fmt::format("callpark: restore_batch {} is outside 1..100000", restoreBatch));
     maxParkTimeMs = host.paramInt("max_park_time");
     if (maxParkTimeMs != 0 && (maxParkTimeMs < 1000 || maxParkTimeMs > 86400000))
         return fail(fmt::format("callpark: max_park_time {} ms is outside 1s..24h (0 = no limit)", maxParkTimeMs));

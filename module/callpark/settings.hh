@@ -45,6 +45,7 @@ struct Settings {
     int64_t maxWatchersPerTarget = 200;     // per slot/extension/group/lot watched -> 503 + Retry-After
     int64_t maxWatchersPerSubscriber = 100; // per From address-of-record -> 403
     int64_t notifyBatch = 100;              // NOTIFYs sent per loop turn (docs/notifications.md "Pacing")
+    int64_t restoreBatch = 200;             // parked calls restored per loop turn after a restart
     int64_t maxParkTimeMs = 1800000;        // max_park_time for domains without their own; 0 = no limit
     // RFC 4662 event list URIs (docs/notifications.md "Event lists"): sip:<prefix><lot or group name>@domain.
     std::string listUriPrefixLot = "lot-";

@@ -275,3 +275,102 @@ TEST_CASE("restart - a BroadWorks call-info watcher keeps its body flavour after
     CHECK(n->body().find("C. Parked") != std::string::npos);
     CHECK(dialogNotifies(w).empty());
 }
+
+// Recovery at scale (docs/callpark.md "Restart"): the start only queues the stored calls; they come back in
+// batches on later loop turns. A retrieve of a call still queued restores it on demand (never "nothing
+// parked"), recalls are re-armed, watchers get full state with the next version once the calls are back.
+TEST_CASE("restart - a large parked set comes back in batches while requests are served", "[restart][scale]") {
+    ParkEnvOptions o;
+    o.params["restore_batch"] = "3";
+    ParkEnv p(o);
+    int st = 0;
+    p.command("domains.set", {{"domain", kDomain}, {"max_parked", 0}, {"recall", {{"recall_seconds", 600}}}}, &st);
+    REQUIRE(st == 200);
+    constexpr int kCalls = 240, kRecalled = 4, kWatched = 12;
+    auto ext = [](int i) { return std::to_string(5000 + i); };
+    auto &parker = p.phone("1003");
+    auto &a = p.ua("a");
+    a.autoAnswer("INVITE", 200, answerSdp(4400), "application/sdp");
+    std::vector<Client *> parks;
+    auto parkAll = [&](int from, int to, std::vector<std::string> headers) {
+        for (int i = from; i < to; ++i)
+            parks.push_back(&p.invite(a, "2001", "*68" + ext(i), 4400, headers));
+        REQUIRE(p.env().runUntil(
+            [&] { return std::all_of(parks.begin(), parks.end(), [](Client *c) { return c->finalStatus != 0; }); },
+            20000));
+    };
+    parkAll(0, kCalls - kRecalled, {});
+    // The last few recall soon (to the parker): their deadlines come first in the restore order.
+    p.command("domains.set", {{"domain", kDomain}, {"recall", {{"recall_seconds", 2}, {"ring_seconds", 30}}}}, &st);
+    REQUIRE(st == 200);
+    parkAll(kCalls - kRecalled, kCalls, {"Referred-By: <" + aorOf("1003") + ">"});
+    for (Client *c : parks)
+        REQUIRE(c->finalStatus == 200);
+
+    auto &w = p.ua("w");
+    w.autoAnswer("NOTIFY", 200);
+    std::vector<Client *> subs;
+    for (int i = 0; i < kWatched; ++i) {
+        RequestOptions so;
+        so.from = "<" + aorOf("1010") + ">";
+        so.to = "<sip:*88" + ext(i) + "@" + kDomain + ">";
+        so.headers = {"Event: dialog", "Expires: 300"};
+        subs.push_back(&w.send("SUBSCRIBE", "sip:*88" + ext(i) + "@" + kDomain, so));
+    }
+    auto notifiesIn = [&](const std::string &callId) {
+        std::vector<int> v;
+        for (const SipMessage *n : dialogNotifies(w))
+            if (n->callId() == callId)
+                v.push_back(dialogInfoVersion(*n));
+        return v;
+    };
+    REQUIRE(p.env().runUntil([&] { return dialogNotifies(w).size() == size_t(kWatched); }, 5000));
+    std::map<std::string, int> lastVersion;
+    for (Client *s : subs)
+        lastVersion[s->request.callId()] = notifiesIn(s->request.callId()).back();
+
+    p.restart();
+    // start() restored nothing itself: every call is queued for the loop turns to come.
+    json stats = p.command("stats");
+    CHECK(stats["restore"]["calls"] == kCalls);
+    CHECK(stats["restore"]["restored"] == 0);
+    CHECK(stats["restore"]["done"] == false);
+
+    // A retrieve of the call restored last (latest recall deadline) arrives while the restore runs.
+    auto &r = p.ua("r");
+    auto &ret = p.invite(r, "1005", "*88" + ext(kCalls - kRecalled - 1), 4302);
+    json atAnswer;
+    REQUIRE(p.env().runUntil([&] {
+        if (ret.finalStatus && atAnswer.is_null())
+            atAnswer = p.command("stats")["restore"];
+        return ret.finalStatus != 0;
+    }));
+    CHECK(ret.finalStatus == 200);
+    INFO("restore progress when the retrieve was answered: " << atAnswer.dump());
+    CHECK(atAnswer["on_demand"].get<int>() >= 1); // it was still queued: restored on demand
+    Incoming *reinv = a.last("INVITE");
+    REQUIRE(reinv);
+    CHECK(reinv->request.callId() == parks[kCalls - kRecalled - 1]->request.callId()); // its restored dialog
+
+    REQUIRE(p.env().runUntil([&] { return p.command("stats")["restore"]["done"] == true; }, 10000));
+    stats = p.command("stats");
+    CHECK(stats["restore"]["restored"] == kCalls);
+    CHECK(stats["restore"]["lost"] == 0);
+    CHECK(stats["restore"]["recalls_armed"] == kCalls);
+    CHECK(stats["parked"].get<int>() + stats["recalling"].get<int>() == kCalls - 1);
+    CHECK(stats["moh_streams"].get<int>() >= kCalls - 1);
+    // Every other call is retrievable in its own restored dialog.
+    json list = p.command("parked.list");
+    REQUIRE(list["parked"].size() == size_t(kCalls - 1));
+    size_t withDialog = 0;
+    for (auto &c : list["parked"])
+        withDialog += c.contains("dialog") ? 1 : 0;
+    CHECK(withDialog == size_t(kCalls - 1));
+    // The recalls still fire (to the parker), and every watcher got full state with the next version.
+    REQUIRE(p.env().runUntil([&] { return parker.count("INVITE") >= size_t(kRecalled); }, 8000));
+    for (Client *s : subs) {
+        std::string cid = s->request.callId();
+        REQUIRE(p.env().runUntil([&] { return notifiesIn(cid).size() >= 2; }, 5000));
+        CHECK(notifiesIn(cid)[1] == lastVersion[cid] + 1);
+    }
+}

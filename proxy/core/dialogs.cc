@@ -174,7 +174,8 @@ void Proxy::Impl::releaseDialog(pw_dialog *d) {
         if (tx->dialog == d) tx->dialog = nullptr;
     if (d->leg) nta_leg_destroy(d->leg);
     d->leg = nullptr;
-    if (dialogs.erase(d) && d->state == DialogState::Terminated) --terminatedDialogs;
+    if (dialogs.erase(d) && d->state == DialogState::Terminated)
+        --terminatedDialogs;
     delete d;
     updateGauges();
 }

@@ -336,6 +336,10 @@ TEST_CASE("restart - a large parked set comes back in batches while requests are
     CHECK(stats["restore"]["restored"] == 0);
     CHECK(stats["restore"]["done"] == false);
 
+    // The parked party of a call still queued hangs up: its BYE reaches us before its dialog is restored; it is
+    // answered 200 and the call leaves the park (restore.cc inDialogBeforeRestore).
+    a.autoAnswer("BYE", 200);
+    auto &bye = a.inDialog(*parks[kCalls - kRecalled - 2], "BYE");
     // A retrieve of the call restored last (latest recall deadline) arrives while the restore runs.
     auto &r = p.ua("r");
     auto &ret = p.invite(r, "1005", "*88" + ext(kCalls - kRecalled - 1), 4302);
@@ -346,6 +350,8 @@ TEST_CASE("restart - a large parked set comes back in batches while requests are
         return ret.finalStatus != 0;
     }));
     CHECK(ret.finalStatus == 200);
+    REQUIRE(p.waitFinal(bye));
+    CHECK(bye.finalStatus == 200);
     INFO("restore progress when the retrieve was answered: " << atAnswer.dump());
     CHECK(atAnswer["on_demand"].get<int>() >= 1); // it was still queued: restored on demand
     Incoming *reinv = a.last("INVITE");
@@ -357,15 +363,15 @@ TEST_CASE("restart - a large parked set comes back in batches while requests are
     CHECK(stats["restore"]["restored"] == kCalls);
     CHECK(stats["restore"]["lost"] == 0);
     CHECK(stats["restore"]["recalls_armed"] == kCalls);
-    CHECK(stats["parked"].get<int>() + stats["recalling"].get<int>() == kCalls - 1);
-    CHECK(stats["moh_streams"].get<int>() >= kCalls - 1);
+    CHECK(stats["parked"].get<int>() + stats["recalling"].get<int>() == kCalls - 2); // one retrieved, one left
+    CHECK(stats["moh_streams"].get<int>() >= kCalls - 2);
     // Every other call is retrievable in its own restored dialog.
     json list = p.command("parked.list");
-    REQUIRE(list["parked"].size() == size_t(kCalls - 1));
+    REQUIRE(list["parked"].size() == size_t(kCalls - 2));
     size_t withDialog = 0;
     for (auto &c : list["parked"])
         withDialog += c.contains("dialog") ? 1 : 0;
-    CHECK(withDialog == size_t(kCalls - 1));
+    CHECK(withDialog == size_t(kCalls - 2));
     // The recalls still fire (to the parker), and every watcher got full state with the next version.
     REQUIRE(p.env().runUntil([&] { return parker.count("INVITE") >= size_t(kRecalled); }, 8000));
     for (Client *s : subs) {

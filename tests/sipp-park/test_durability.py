@@ -10,6 +10,9 @@ restored dialog, 200 to the retriever). Rounds alternate two ways of killing:
   * from outside (SIGKILL after a random delay inside the burst), and
   * from inside: PARKWAY_TEST_KILL_AFTER_PARKS=N makes the daemon SIGKILL itself right after its N-th park 200
     left -- the exact instant where a write still owed after the 200 would be lost (deterministic).
+kill9_large_set: 300 parked calls and 20 BLF subscriptions, kill -9, restart (restore_batch 5, so the restore
+spans many loop turns): right after the restart every call is retrieved (200 and a re-INVITE of its restored
+park dialog, never "nothing parked"), and every watcher gets a NOTIFY with the next version in its subscription.
 latin1_admin: a park whose From display name is ISO-8859-1 ("Jos\\xe9") is answered 200, GET /api/parked is 200
 with U+FFFD in its place, and the call survives kill -9.
 
@@ -17,6 +20,7 @@ Bounded: 6 rounds of 30 parks, well under a minute. Every process started here i
 """
 import os
 import random
+import re
 import socket
 import sys
 import threading
@@ -60,6 +64,7 @@ class Phones:
         self.target = None
         self.finals = {}      # call-id -> (status, to-tag)
         self.reinvites = {}   # call-id -> count of INVITEs received in that dialog
+        self.notifies = {}    # call-id -> dialog-info versions of the NOTIFYs received in that subscription
         self.lock = threading.Lock()
         self.stop = False
         self.thread = threading.Thread(target=self.loop, daemon=True)
@@ -149,7 +154,25 @@ class Phones:
                     self.reinvites[call_id] = self.reinvites.get(call_id, 0) + 1
                 self.answer(msg, addr, 200, self.SDP.format(port=self.rtp_port))
             elif method != "ACK":
+                if method == "NOTIFY":
+                    v = re.search(r'dialog-info[^>]* version="(\d+)"', msg)
+                    with self.lock:
+                        self.notifies.setdefault(call_id, []).append(int(v.group(1)) if v else -1)
                 self.answer(msg, addr)
+
+    def subscribe(self, call_id, user, watch):
+        """A dialog-event (RFC 4235) BLF subscription from sip:<user>@DOMAIN to sip:<watch>@DOMAIN."""
+        msg = (f"SUBSCRIBE sip:{watch}@{DOMAIN} SIP/2.0\r\n"
+               f"Via: SIP/2.0/UDP 127.0.0.1:{self.port};branch=z9hG4bK{call_id.replace('@', '-')};rport\r\n"
+               f"Max-Forwards: 70\r\nFrom: <sip:{user}@{DOMAIN}>;tag=s-{call_id.split('@')[0]}\r\n"
+               f"To: <sip:{watch}@{DOMAIN}>\r\nCall-ID: {call_id}\r\nCSeq: 1 SUBSCRIBE\r\n"
+               f"Contact: <sip:{user}@127.0.0.1:{self.port}>\r\nEvent: dialog\r\n"
+               f"Accept: application/dialog-info+xml\r\nExpires: 600\r\nContent-Length: 0\r\n\r\n")
+        self.sock.sendto(msg.encode(), self.target)
+
+    def versions(self, call_id):
+        with self.lock:
+            return list(self.notifies.get(call_id, []))
 
     def final(self, call_id):
         with self.lock:
@@ -160,12 +183,13 @@ class Phones:
             return self.reinvites.get(call_id, 0)
 
 
-def daemon(workdir):
+def daemon(workdir, extra=None):
     moh = (free_port() // 2) * 2
+    params = {"moh_ip": "127.0.0.1", "moh_port_min": moh, "moh_port_max": min(moh + 800, 65534), "park_info": False}
+    params.update(extra or {})
     return Parkway(BINARY, modules=["registrar", "callpark", "router"], admin=True, workdir=workdir,
-                   proxy={"domains": [DOMAIN, "127.0.0.1"]}, log_level="info", start=False,
-                   module_params={"callpark": {"moh_ip": "127.0.0.1", "moh_port_min": moh,
-                                               "moh_port_max": min(moh + 400, 65534), "park_info": False}})
+                   proxy={"domains": [DOMAIN, "127.0.0.1"], "trusted_peers": ["127.0.0.1"]}, log_level="info",
+                   start=False, module_params={"callpark": params})
 
 
 def listed(pw):
@@ -277,6 +301,72 @@ def case_latin1_admin():
         pw.close()
         import shutil
         shutil.rmtree(work, ignore_errors=True)
+
+
+def case_kill9_large_set():
+    import tempfile
+    work = tempfile.mkdtemp(prefix="parkway-large-")
+    provision = os.path.join(work, "provision.toml")
+    with open(provision, "w") as f:
+        f.write(f'[[domain]]\nname = "{DOMAIN}"\nmax_parked = 0\n')
+    pw = daemon(work, {"restore_batch": 5, "provision_file": provision})
+    phones = Phones()
+    n, watched = 300, 20
+    try:
+        pw.start()
+        phones.target = ("127.0.0.1", pw.port)
+        calls = []
+        for i in range(n):
+            cid = f"big-{i}-{random.getrandbits(32)}@test"
+            calls.append((cid, 3000 + i))
+            phones.invite(cid, f"q{i}", f"*68{3000 + i}")
+            if i % 20 == 19:
+                wait_until(lambda: all(phones.final(c) is not None for c, _ in calls), 10)
+        if not wait_until(lambda: all(phones.final(c) is not None for c, _ in calls), 10):
+            fail(pw, "not every park was answered")
+        bad = [(c, phones.final(c)) for c, _ in calls if phones.final(c) != 200]
+        if bad:
+            fail(pw, f"{len(bad)} park(s) not answered 200: {bad[:5]}")
+        subs = [f"blf-{i}-{random.getrandbits(32)}@test" for i in range(watched)]
+        for i, sid in enumerate(subs):
+            phones.subscribe(sid, f"w{i}", f"*88{3000 + i}")
+        if not wait_until(lambda: all(phones.versions(s) for s in subs), 10):
+            fail(pw, "not every subscription got its first NOTIFY")
+        time.sleep(0.5)  # the stored versions are written in batches after the NOTIFYs
+        last = {s: max(phones.versions(s)) for s in subs}
+        pw.kill9()
+        pw.start()
+        phones.target = ("127.0.0.1", pw.port)
+        # Right away, while the restore may still run: every call is retrievable in its restored dialog.
+        rets = []
+        for cid, ext in calls:  # in groups of 20 (these phones do not retransmit: no UDP burst to lose)
+            rcid = f"take-{ext}-{random.getrandbits(32)}@test"
+            rets.append((rcid, cid, ext))
+            phones.invite(rcid, f"r{ext}", f"*88{ext}")
+            if len(rets) % 20 == 0:
+                wait_until(lambda: all(phones.final(r) is not None for r, _, _ in rets), 10)
+        if not wait_until(lambda: all(phones.final(r) is not None for r, _, _ in rets), 20):
+            fail(pw, f"not every retrieve was answered: {sum(phones.final(r) is None for r, _, _ in rets)} of {n} missing")
+        wrong = [(ext, phones.final(r)) for r, _, ext in rets if phones.final(r) != 200]
+        if wrong:
+            fail(pw, f"{len(wrong)} retrieve(s) after kill -9 not answered 200: {wrong[:10]}")
+        if not wait_until(lambda: all(phones.reinvited(c) >= 1 for _, c, _ in rets), 10):
+            fail(pw, "a retrieved call's park dialog got no re-INVITE")
+        if not wait_until(lambda: all(any(v == last[s] + 1 for v in phones.versions(s)) for s in subs), 10):
+            got = {s: phones.versions(s) for s in subs}
+            fail(pw, f"not every watcher got the next version after the restart: before {last}, now {got}")
+        status, st = pw.admin("GET", "/api/stats")
+        restore = st["modules"]["callpark"]["restore"] if status == 200 else {}
+        if not restore.get("done") or restore.get("restored") != n or restore.get("lost") != 0:
+            fail(pw, f"restore progress: {restore}")
+        print(f"{n} calls parked, kill -9, all {n} retrieved after the restart; {watched} watchers got the next "
+              f"version; restore: {restore}")
+    finally:
+        phones.close()
+        pw.close()
+        if os.environ.get("PARKWAY_KEEP_TMP") != "1":
+            import shutil
+            shutil.rmtree(work, ignore_errors=True)
 
 
 CASES = {name[5:]: fn for name, fn in list(globals().items()) if name.startswith("case_")}

@@ -234,7 +234,7 @@ def main():
     ap.add_argument("binary")
     ap.add_argument("--calls", type=int, default=10000)
     ap.add_argument("--watchers", type=int, default=2000)
-    ap.add_argument("--rate", type=int, default=500, help="parks per second while filling")
+    ap.add_argument("--rate", type=int, default=300, help="parks per second while filling")
     ap.add_argument("--quiet-media", action="store_true",
                     help="the parked parties offer a=inactive: every music stream (its socket) is set up and restored "
                          "but sends nothing, which isolates the restore from the music sender's own load (10,000 "

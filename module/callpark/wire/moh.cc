@@ -715,8 +715,9 @@ struct MohPlayer::Impl {
             more = it != ports.end();
             if (more)
                 next = it->first;
+            else
+                ++counters.ticks; // (under the lock: playerStats() reads it)
         }
-        ++counters.ticks;
     }
 
     // A steady 20 ms clock on absolute deadlines (clock_nanosleep TIMER_ABSTIME: no drift accumulates). Up to

@@ -192,7 +192,7 @@ def run(binary, receiver_bin, calls, per_port, window, sockets):
               f"(idle {idle:.1f} % subtracted) = {10000 * cpu / max(r['packets_per_s'], 1):.2f} us per packet, "
               f"{fds} descriptors; receiver CPU {r['receiver_cpu_pct']:.1f} %; "
               f"load average {la[0]:.1f} {la[1]:.1f} {la[2]:.1f}")
-        return cpu, r
+        return cpu, r, 10000 * cpu / max(r["packets_per_s"], 1)
     finally:
         pw.stop(20)
         rx.close()
@@ -222,13 +222,23 @@ def main():
         baseline = fits
     print(f"music on hold: {a.calls} parked calls, {a.window:.0f} s window, {os.cpu_count()} CPUs "
           f"(load average {os.getloadavg()[0]:.1f})")
-    cpu, r = run(a.binary, receiver_bin, a.calls, a.streams_per_port, a.window, a.sockets)
-    ok = cpu <= 50.0 and r["jitter_p99_ms"] <= 5.0
-    print(f"  goal (<= 50 % of one core, p99 jitter <= 5 ms at {a.calls}): {'met' if ok else 'NOT met'}")
+    cpu, r, us = run(a.binary, receiver_bin, a.calls, a.streams_per_port, a.window, a.sockets)
+    ok = cpu <= 50.0 and r["jitter_p99_ms"] <= 5.0 and r["packets_per_s"] >= 0.99 * 50 * a.calls
+    print(f"  goal (all {a.calls} playing, <= 50 % of one core, p99 jitter <= 5 ms): {'met' if ok else 'NOT met'}")
     if baseline and a.streams_per_port != 1:
-        cpu1, r1 = run(a.binary, receiver_bin, a.calls, 1, a.window, a.sockets)
-        print(f"  ratio: parkway CPU per port-per-call / shared ports = {cpu1 / max(cpu, 0.1):.2f}x; "
-              f"p99 jitter {r1['jitter_p99_ms']:.2f} -> {r['jitter_p99_ms']:.2f} ms")
+        n = a.calls
+        while True:  # one socket per call needs n consecutive free even ports: fewer calls when they are not free
+            try:
+                cpu1, r1, us1 = run(a.binary, receiver_bin, n, 1, a.window, a.sockets)
+                break
+            except RuntimeError as e:
+                if n <= 500 or "free even UDP ports" not in str(e):
+                    raise
+                n //= 2
+                print(f"  ({e}: baseline with {n} calls)")
+        print(f"  ratio: parkway CPU per packet, one port per call ({n} calls) / shared ports ({a.calls} calls) = "
+              f"{us1:.2f} / {us:.2f} us = {us1 / max(us, 0.01):.2f}x; p99 jitter {r1['jitter_p99_ms']:.2f} -> "
+              f"{r['jitter_p99_ms']:.2f} ms (load average {os.getloadavg()[0]:.1f})")
     elif baseline is False and not fits:
         print(f"  (no streams_per_port 1 baseline: the open-file hard limit {hard} is below {a.calls} sockets)")
 

@@ -415,29 +415,32 @@ TEST_CASE("MohPlayer drains what the parked party sends to its port") {
 TEST_CASE("MohPlayer port allocation: even ports, busy ports skipped, preferred port, exhaustion is an error") {
     MohPlayer player;
     std::string err;
-    // Occupy 31302 from outside: the player must skip it.
+    const uint16_t b = freeRange(8); // even: b+2, b+4, b+6 are the range's even ports
+    auto P = [b](int d) { return static_cast<uint16_t>(b + d); };
+    // Occupy b+2 from outside: the player must skip it.
     int busy = ::socket(AF_INET, SOCK_DGRAM, 0);
     sockaddr_in a{};
     a.sin_family = AF_INET;
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    a.sin_port = htons(31302);
+    a.sin_port = htons(P(2));
     REQUIRE(::bind(busy, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
 
-    REQUIRE(player.start("127.0.0.1", 31301, 31306, "", &err));  // even ports: 31302, 31304, 31306
+    REQUIRE(player.start("127.0.0.1", P(1), P(6), "", &err)); // even ports: b+2, b+4, b+6
     auto s1 = player.add("127.0.0.1", 9, 0, &err);
     REQUIRE(s1);
-    CHECK(s1->localPort == 31304);
+    CHECK(s1->localPort == P(4));
     auto s2 = player.add("127.0.0.1", 9, 0, &err);
     REQUIRE(s2);
-    CHECK(s2->localPort == 31306);
+    CHECK(s2->localPort == P(6));
     auto s3 = player.add("127.0.0.1", 9, 0, &err);
     CHECK_FALSE(s3);
-    CHECK_THAT(err, Catch::Contains("no free music-on-hold RTP port") && Catch::Contains("31302-31306"));
+    CHECK_THAT(err, Catch::Contains("no free music-on-hold RTP port") &&
+                        Catch::Contains(std::to_string(P(2)) + "-" + std::to_string(P(6))));
     CHECK(player.streamCount() == 2);
     REQUIRE(player.remove(s1->id));
-    auto s4 = player.add("127.0.0.1", 9, 0, &err, 31304);  // preferred port (e.g. the one used before a restart)
+    auto s4 = player.add("127.0.0.1", 9, 0, &err, P(4)); // preferred port (e.g. the one used before a restart)
     REQUIRE(s4);
-    CHECK(s4->localPort == 31304);
+    CHECK(s4->localPort == P(4));
     ::close(busy);
 
     CHECK_FALSE(player.add("127.0.0.1", 9, 18, &err));

@@ -88,6 +88,7 @@ struct Session {
     // music on hold and our SDP towards the parked party
     uint64_t mohId = 0;
     uint16_t mohPort = 0;
+    std::string partySource; // the parked party's SIP source while parking: shared MOH ports spread by it
     int mohPt = -1;
     uint64_t sdpSession = 0, sdpVersion = 0;
     std::string localSdp; // what we last answered/offered to the parked party

@@ -42,6 +42,9 @@ const pw_param_def kParams[] = {
     PARAM("moh_prelatch_ms", PW_PARAM_INT, "5000",
           "music on hold sent to the SDP address before the parked party's own RTP latches the stream (symmetric "
           "RTP; then only to where that RTP comes from); 0 = none, -1 = no bound (trusted networks only)"),
+    PARAM("moh_streams_per_port", PW_PARAM_INT, "16",
+          "music-on-hold streams sharing one UDP port (each its own SSRC; our SDP names the shared port; "
+          "1..1024, 1 = a port per call): N parked calls take ceil(N/this) sockets"),
     PARAM("rules_file", PW_PARAM_STRING, "",
           "dialplan rules file loaded at start and on reload (engine TSV format); empty = keep stored rules"),
     PARAM("provision_file", PW_PARAM_STRING, "",

@@ -107,7 +107,7 @@ std::string CallPark::holdOfferFor(Session &s, HoldError *why) {
 bool CallPark::allocateMoh(Session &s) {
     std::string err;
     MohPlayer::AddError why = MohPlayer::AddError::None;
-    auto st = moh_.add("0.0.0.0", 0, 0, &err, 0, &why);
+    auto st = moh_.add("0.0.0.0", 0, 0, &err, 0, &why, s.partySource);
     if (!st) {
         // Every park may fail the same way while ports or descriptors are out: one log line per minute.
         host_.counter("parkway_moh_failures_total",
@@ -237,6 +237,7 @@ pw_verdict CallPark::parkInvite(pw_request *req, const pw_msg *m, const eng::Cla
     };
     std::string offer = host_.body(m);
     HoldError why = HoldError::None;
+    s.partySource = host_.source(m);
     std::string sdp = offer.empty() ? holdOfferFor(s, &why) : holdAnswerFor(s, offer, &why);
     if (sdp.empty()) {
         if (why == HoldError::NoMediaPort) {

@@ -264,6 +264,7 @@ int CallPark::init() {
 int CallPark::start() {
     std::string err;
     moh_.setPrelatchMs(settings_.mohPrelatchMs);
+    moh_.setStreamsPerPort(settings_.mohStreamsPerPort);
     if (!moh_.start(settings_.mohIp, settings_.mohPortMin, settings_.mohPortMax, settings_.mohFile, &err)) {
         host_.log(PW_LOG_ERROR, "callpark: music on hold: {}", err);
         return PW_EINVAL;

@@ -90,6 +90,10 @@ bool Settings::load(const Host &host, std::string *err) {
     mohPrelatchMs = host.paramInt("moh_prelatch_ms");
     if (mohPrelatchMs < -1 || mohPrelatchMs > 600000)
         return fail(fmt::format("callpark: moh_prelatch_ms {} is outside 0..600000 (-1 = no bound)", mohPrelatchMs));
+    int64_t perPort = host.paramInt("moh_streams_per_port");
+    if (perPort < 1 || perPort > 1024)
+        return fail(fmt::format("callpark: moh_streams_per_port {} is outside 1..1024", perPort));
+    mohStreamsPerPort = static_cast<uint32_t>(perPort);
     // Relative file parameters follow the config file (core setting config_dir), like [proxy] database.
     std::string configDir = host.coreSetting("config_dir");
     auto resolve = [&configDir](std::string p) {

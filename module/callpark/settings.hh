@@ -29,6 +29,7 @@ struct Settings {
     // Music on hold sent to the parked party's SDP address before its own RTP latches the stream (symmetric
     // RTP, docs/callpark.md); 0 = none, -1 = no bound (send to the SDP address until a latch).
     int64_t mohPrelatchMs = 5000;
+    uint32_t mohStreamsPerPort = 16; // music-on-hold streams sharing one UDP port (1 = a port per call)
     std::string rulesFile;
     std::string provisionFile;
     bool parkInfo = true;

@@ -22,6 +22,8 @@ extern "C" {
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <random>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -107,6 +109,37 @@ uint32_t be32(const uint8_t* p) {
 std::string tempPath(const char* name) {
     return std::string(std::getenv("TMPDIR") ? std::getenv("TMPDIR") : "/tmp") + "/pw-moh-" +
            std::to_string(::getpid()) + "-" + name;
+}
+
+// `count` consecutive ports on 127.0.0.1 free right now (other tests and daemons run beside us): the first is
+// even.
+uint16_t freeRange(int count) {
+    static std::mt19937 rng{std::random_device{}()};
+    for (int attempt = 0; attempt < 1000; ++attempt) {
+        uint16_t base = static_cast<uint16_t>(10000 + 2 * (rng() % 25000));
+        std::vector<int> held;
+        bool ok = true;
+        for (int i = 0; ok && i < count; ++i) {
+            int fd = ::socket(AF_INET, SOCK_DGRAM, 0);
+            sockaddr_in a{};
+            a.sin_family = AF_INET;
+            a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+            a.sin_port = htons(static_cast<uint16_t>(base + i));
+            ok = ::bind(fd, reinterpret_cast<sockaddr *>(&a), sizeof a) == 0;
+            held.push_back(fd);
+        }
+        for (int fd : held)
+            ::close(fd);
+        if (ok)
+            return base;
+    }
+    FAIL("no free port range");
+    return 0;
+}
+
+// No tick was skipped (a timing check of a loaded machine means nothing otherwise; the RTP clock checks still do).
+bool calm(const MohPlayer &p) {
+    return p.playerStats().ticksSkipped == 0;
 }
 
 void writeWav(const std::string& path, uint16_t format, uint16_t channels, uint32_t rate, uint16_t bits,
@@ -222,10 +255,11 @@ TEST_CASE("MohPlayer sends RTP at 50 packets/s with the negotiated payload type"
     Receiver rx;
     MohPlayer player;
     std::string err;
-    REQUIRE(player.start("127.0.0.1", 31000, 31100, "", &err));
+    const uint16_t base = freeRange(101);
+    REQUIRE(player.start("127.0.0.1", base, static_cast<uint16_t>(base + 100), "", &err));
     auto s = player.add("127.0.0.1", rx.port, 8, &err);
     REQUIRE(s);
-    CHECK(s->localPort >= 31000);
+    CHECK(s->localPort >= base);
     CHECK(s->localPort % 2 == 0);
 
     std::vector<Receiver::Packet> pkts;
@@ -250,14 +284,18 @@ TEST_CASE("MohPlayer sends RTP at 50 packets/s with the negotiated payload type"
         CHECK((b[1] & 0x80) == 0);
         CHECK((b[1] & 0x7F) == 8);
         CHECK(static_cast<uint16_t>(be16(&a[2]) + 1) == be16(&b[2]));
-        CHECK(be32(&a[4]) + 160 == be32(&b[4]));
+        // +160 per packet; a tick skipped after a stall of this (loaded) machine advances it by 160 more.
+        if (player.playerStats().ticksSkipped == 0)
+            CHECK(be32(&a[4]) + 160 == be32(&b[4]));
+        else
+            CHECK((be32(&b[4]) - be32(&a[4])) % 160 == 0);
         CHECK(be32(&b[8]) == ssrc);
     }
     // 50 intervals of 20 ms = 1 s; allow scheduling slack on a loaded CI box but catch wrong pacing
     // (10 ms would take 0.5 s, 40 ms 2 s).
     double secs = std::chrono::duration<double>(pkts.back().at - pkts.front().at).count();
     CHECK(secs > 0.75);
-    CHECK(secs < 1.30);
+    CHECK((secs < 1.30 || !calm(player))); // (ticks skipped after a stall of this loaded machine take longer)
     auto st = player.stats(s->id);
     REQUIRE(st);
     CHECK(st->packetsSent >= 51);
@@ -305,7 +343,8 @@ TEST_CASE("MohPlayer sends G.722 (PT 9): 160-byte payloads of the encoded loop, 
     Receiver rx;
     MohPlayer player;
     std::string err;
-    REQUIRE(player.start("127.0.0.1", 31040, 31100, "", &err));
+    const uint16_t base = freeRange(61);
+    REQUIRE(player.start("127.0.0.1", base, static_cast<uint16_t>(base + 60), "", &err));
     auto s = player.add("127.0.0.1", rx.port, 9, &err);
     REQUIRE(s);
     std::vector<Receiver::Packet> pkts;
@@ -320,7 +359,7 @@ TEST_CASE("MohPlayer sends G.722 (PT 9): 160-byte payloads of the encoded loop, 
         const auto &b = pkts[i].data;
         REQUIRE(b.size() == 12 + 160);
         CHECK((b[1] & 0x7F) == 9);
-        if (i > 0)
+        if (i > 0 && player.playerStats().ticksSkipped == 0) // (a stall of this machine skips ticks)
             CHECK(be32(&pkts[i - 1].data[4]) + 160 == be32(&b[4]));
         payload.insert(payload.end(), b.begin() + 12, b.end());
     }
@@ -336,7 +375,8 @@ TEST_CASE("MohPlayer: held remote sends nothing until setRemote; PCMU after re-t
     Receiver rx;
     MohPlayer player;
     std::string err;
-    REQUIRE(player.start("127.0.0.1", 31200, 31220, "", &err));
+    const uint16_t base = freeRange(21);
+    REQUIRE(player.start("127.0.0.1", base, static_cast<uint16_t>(base + 20), "", &err));
     auto s = player.add("0.0.0.0", 0, 0, &err);
     REQUIRE(s);
     CHECK_FALSE(rx.recv(std::chrono::milliseconds(100)));
@@ -356,7 +396,8 @@ TEST_CASE("MohPlayer drains what the parked party sends to its port") {
     Receiver phone;
     MohPlayer player;
     std::string err;
-    REQUIRE(player.start("127.0.0.1", 31250, 31260, "", &err));
+    const uint16_t base = freeRange(11);
+    REQUIRE(player.start("127.0.0.1", base, static_cast<uint16_t>(base + 10), "", &err));
     auto s = player.add("127.0.0.1", phone.port, 0, &err);
     REQUIRE(s);
     sockaddr_in to{};
@@ -374,29 +415,32 @@ TEST_CASE("MohPlayer drains what the parked party sends to its port") {
 TEST_CASE("MohPlayer port allocation: even ports, busy ports skipped, preferred port, exhaustion is an error") {
     MohPlayer player;
     std::string err;
-    // Occupy 31302 from outside: the player must skip it.
+    const uint16_t b = freeRange(8); // even: b+2, b+4, b+6 are the range's even ports
+    auto P = [b](int d) { return static_cast<uint16_t>(b + d); };
+    // Occupy b+2 from outside: the player must skip it.
     int busy = ::socket(AF_INET, SOCK_DGRAM, 0);
     sockaddr_in a{};
     a.sin_family = AF_INET;
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    a.sin_port = htons(31302);
+    a.sin_port = htons(P(2));
     REQUIRE(::bind(busy, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
 
-    REQUIRE(player.start("127.0.0.1", 31301, 31306, "", &err));  // even ports: 31302, 31304, 31306
+    REQUIRE(player.start("127.0.0.1", P(1), P(6), "", &err)); // even ports: b+2, b+4, b+6
     auto s1 = player.add("127.0.0.1", 9, 0, &err);
     REQUIRE(s1);
-    CHECK(s1->localPort == 31304);
+    CHECK(s1->localPort == P(4));
     auto s2 = player.add("127.0.0.1", 9, 0, &err);
     REQUIRE(s2);
-    CHECK(s2->localPort == 31306);
+    CHECK(s2->localPort == P(6));
     auto s3 = player.add("127.0.0.1", 9, 0, &err);
     CHECK_FALSE(s3);
-    CHECK_THAT(err, Catch::Contains("no free music-on-hold RTP port") && Catch::Contains("31302-31306"));
+    CHECK_THAT(err, Catch::Contains("no free music-on-hold RTP port") &&
+                        Catch::Contains(std::to_string(P(2)) + "-" + std::to_string(P(6))));
     CHECK(player.streamCount() == 2);
     REQUIRE(player.remove(s1->id));
-    auto s4 = player.add("127.0.0.1", 9, 0, &err, 31304);  // preferred port (e.g. the one used before a restart)
+    auto s4 = player.add("127.0.0.1", 9, 0, &err, P(4)); // preferred port (e.g. the one used before a restart)
     REQUIRE(s4);
-    CHECK(s4->localPort == 31304);
+    CHECK(s4->localPort == P(4));
     ::close(busy);
 
     CHECK_FALSE(player.add("127.0.0.1", 9, 18, &err));
@@ -477,7 +521,8 @@ struct NoMoreDescriptors {
 TEST_CASE("MohPlayer add out of descriptors fails at once with a reason the caller can answer 503 for") {
     MohPlayer player;
     std::string err;
-    REQUIRE(player.start("127.0.0.1", 31600, 31998, "", &err)); // 200 even ports
+    const uint16_t base = freeRange(399);
+    REQUIRE(player.start("127.0.0.1", base, static_cast<uint16_t>(base + 398), "", &err)); // 200 even ports
     auto first = player.add("127.0.0.1", 9, 0, &err);
     REQUIRE(first);
     {
@@ -503,7 +548,8 @@ TEST_CASE("MohPlayer add out of descriptors fails at once with a reason the call
 TEST_CASE("MohPlayer add failure reasons: a full range is NoFreePort, a bad payload type is the request's fault") {
     MohPlayer player;
     std::string err;
-    REQUIRE(player.start("127.0.0.1", 31700, 31700, "", &err));
+    const uint16_t base = freeRange(1);
+    REQUIRE(player.start("127.0.0.1", base, static_cast<uint16_t>(base + 0), "", &err));
     REQUIRE(player.add("127.0.0.1", 9, 0, &err));
     MohPlayer::AddError why = MohPlayer::AddError::None;
     CHECK_FALSE(player.add("127.0.0.1", 9, 0, &err, 0, &why));
@@ -544,7 +590,8 @@ TEST_CASE("MohPlayer latches: after one RTP packet from the party, music goes wh
     MohPlayer player;
     std::string err;
     player.setPrelatchMs(60000); // the pre-latch allowance plays no part here
-    REQUIRE(player.start("127.0.0.1", 31800, 31820, "", &err));
+    const uint16_t base = freeRange(21);
+    REQUIRE(player.start("127.0.0.1", base, static_cast<uint16_t>(base + 20), "", &err));
     auto s = player.add("127.0.0.1", sdp.port, 0, &err);
     REQUIRE(s);
     REQUIRE(sdp.recv(std::chrono::milliseconds(1000))); // before a latch: the SDP address
@@ -558,7 +605,8 @@ TEST_CASE("MohPlayer latches: after one RTP packet from the party, music goes wh
     // Loopback delivers within sendto: everything sent to X before the latch is in X's buffer by now.
     sdp.flush();
     auto atPhone = phone.collect(std::chrono::milliseconds(300));
-    CHECK(atPhone.size() >= 10);
+    CHECK((atPhone.size() >= 10 || !calm(player)));
+    CHECK(!atPhone.empty());
     CHECK_FALSE(sdp.recv(std::chrono::milliseconds(0)));
     auto st = player.stats(s->id);
     REQUIRE(st);
@@ -575,7 +623,8 @@ TEST_CASE("MohPlayer latch: no re-latching on packets alone; a new SDP destinati
     MohPlayer player;
     std::string err;
     player.setPrelatchMs(60000);
-    REQUIRE(player.start("127.0.0.1", 31830, 31850, "", &err));
+    const uint16_t base = freeRange(21);
+    REQUIRE(player.start("127.0.0.1", base, static_cast<uint16_t>(base + 20), "", &err));
     auto s = player.add("127.0.0.1", sdp.port, 8, &err);
     REQUIRE(s);
     phone.sendTo(s->localPort);
@@ -609,7 +658,8 @@ TEST_CASE("MohPlayer latch: no re-latching on packets alone; a new SDP destinati
     REQUIRE(other.recv(std::chrono::milliseconds(2000)));
     phone.flush();
     sdp2.flush();
-    CHECK(other.collect(std::chrono::milliseconds(200)).size() >= 5);
+    auto atOther = other.collect(std::chrono::milliseconds(200));
+    CHECK((atOther.size() >= 5 || !calm(player)));
     CHECK_FALSE(phone.recv(std::chrono::milliseconds(0)));
     CHECK_FALSE(sdp2.recv(std::chrono::milliseconds(0)));
     CHECK(player.stats(s->id)->latches == 2);
@@ -622,13 +672,14 @@ TEST_CASE("MohPlayer pre-latch: the SDP address gets at most moh_prelatch_ms of 
     std::string err;
     CHECK(player.prelatchMs() == MohPlayer::kDefaultPrelatchMs);
     player.setPrelatchMs(190); // rounded up to whole 20 ms packets: 10
-    REQUIRE(player.start("127.0.0.1", 31860, 31880, "", &err));
+    const uint16_t base = freeRange(21);
+    REQUIRE(player.start("127.0.0.1", base, static_cast<uint16_t>(base + 20), "", &err));
     auto s = player.add("127.0.0.1", sdp.port, 0, &err);
     REQUIRE(s);
     auto got = sdp.collect(std::chrono::milliseconds(600));
     REQUIRE(got.size() == 10);
     // Ten packets in a row, paced at 20 ms: about 180 ms from the first to the last.
-    CHECK(std::chrono::duration<double>(got.back().at - got.front().at).count() < 0.4);
+    CHECK((std::chrono::duration<double>(got.back().at - got.front().at).count() < 0.4 || !calm(player)));
     CHECK_FALSE(sdp.recv(std::chrono::milliseconds(200))); // stopped, not slowed down
     auto st = player.stats(s->id);
     CHECK(st->prelatchSent == 10);
@@ -674,7 +725,8 @@ TEST_CASE("MohPlayer latch: a packet from a foreign IP is counted and ignored; t
     MohPlayer player;
     std::string err;
     player.setPrelatchMs(60000);
-    REQUIRE(player.start("127.0.0.1", 31890, 31910, "", &err));
+    const uint16_t base = freeRange(21);
+    REQUIRE(player.start("127.0.0.1", base, static_cast<uint16_t>(base + 20), "", &err));
     auto s = player.add("127.0.0.1", sdp.port, 0, &err);
     REQUIRE(s);
     for (int i = 0; i < 3; ++i)
@@ -723,7 +775,8 @@ TEST_CASE("MohPlayer: an SDP naming the party's own SIP source IP gets music wit
     MohPlayer player;
     std::string err;
     player.setPrelatchMs(0); // nothing before a latch to a third-party address
-    REQUIRE(player.start("127.0.0.1", 31920, 31940, "", &err));
+    const uint16_t base = freeRange(21);
+    REQUIRE(player.start("127.0.0.1", base, static_cast<uint16_t>(base + 20), "", &err));
     auto s = player.add("127.0.0.1", sdp.port, 0, &err);
     REQUIRE(s);
     CHECK_FALSE(sdp.recv(std::chrono::milliseconds(200))); // SIP source unknown: a third party for all we know
@@ -734,4 +787,270 @@ TEST_CASE("MohPlayer: an SDP naming the party's own SIP source IP gets music wit
     REQUIRE(player.setSignalingSource(s->id, "udp:127.0.0.2:5062"));
     sdp.flush();
     CHECK(sdp.collect(std::chrono::milliseconds(300)).size() <= 1);
+}
+
+// ---------------------------------------------------------------- at scale: shared ports, batched sends
+
+namespace {
+struct Rtp {
+    uint16_t seq;
+    uint32_t ts, ssrc;
+    int pt;
+};
+Rtp rtpOf(const std::vector<uint8_t> &d) {
+    REQUIRE(d.size() >= 12);
+    return {be16(&d[2]), be32(&d[4]), be32(&d[8]), d[1] & 0x7F};
+}
+// What arrives at each receiver within `window`, timed as it arrives.
+std::vector<std::vector<Receiver::Packet>> collectAll(std::vector<Receiver *> rx, std::chrono::milliseconds window) {
+    std::vector<std::vector<Receiver::Packet>> out(rx.size());
+    std::vector<pollfd> fds;
+    for (auto *r : rx)
+        fds.push_back({r->fd, POLLIN, 0});
+    for (auto end = Clock::now() + window; Clock::now() < end;) {
+        if (::poll(fds.data(), fds.size(), 5) <= 0)
+            continue;
+        for (size_t i = 0; i < rx.size(); ++i)
+            if (fds[i].revents & POLLIN)
+                if (auto p = rx[i]->recv(std::chrono::milliseconds(0)))
+                    out[i].push_back(std::move(*p));
+    }
+    return out;
+}
+} // namespace
+
+TEST_CASE("MohPlayer streams per port: N streams take ceil(N/K) sockets, each stream its own SSRC") {
+    MohPlayer player;
+    std::string err;
+    CHECK(player.streamsPerPort() == 1); // the player's default: a port per stream
+    CHECK_FALSE(player.setStreamsPerPort(0));
+    CHECK_FALSE(player.setStreamsPerPort(MohPlayer::kMaxStreamsPerPort + 1));
+    REQUIRE(player.setStreamsPerPort(8));
+    const uint16_t base = freeRange(201);
+    REQUIRE(player.start("127.0.0.1", base, static_cast<uint16_t>(base + 200), "", &err));
+    CHECK_FALSE(player.setStreamsPerPort(4)); // not while running
+    std::vector<uint64_t> ids;
+    std::set<uint16_t> ports;
+    std::set<uint32_t> ssrcs;
+    for (int i = 0; i < 20; ++i) {
+        auto s = player.add("127.0.0.1", static_cast<uint16_t>(9000 + 2 * i), i % 2 ? 8 : 0, &err);
+        INFO(err);
+        REQUIRE(s);
+        CHECK(s->localPort % 2 == 0);
+        ids.push_back(s->id);
+        ports.insert(s->localPort);
+        ssrcs.insert(player.stats(s->id)->ssrc);
+    }
+    CHECK(ports.size() == 3); // ceil(20 / 8)
+    CHECK(player.playerStats().sockets == 3);
+    CHECK(player.playerStats().streams == 20);
+    CHECK(ssrcs.size() == 20);
+    // The last stream of a port closes its socket; a freed place on a port is taken before a new port opens.
+    for (int i = 0; i < 8; ++i)
+        REQUIRE(player.remove(ids[i]));
+    CHECK(player.playerStats().sockets == 2);
+    auto again = player.add("127.0.0.1", 9100, 0, &err);
+    REQUIRE(again);
+    CHECK(player.playerStats().sockets == 2);
+    // A restored stream gets its old port back when it has room (no re-INVITE needed).
+    auto back = player.add("127.0.0.1", 9102, 0, &err, *ports.begin());
+    REQUIRE(back);
+    CHECK(back->localPort == *ports.begin());
+    player.stop();
+    CHECK(player.playerStats().sockets == 0);
+}
+
+TEST_CASE("MohPlayer streams per port: a party's SIP source IP spreads its streams over ports while it can") {
+    MohPlayer player;
+    std::string err;
+    REQUIRE(player.setStreamsPerPort(4));
+    const uint16_t base = freeRange(5);
+    REQUIRE(player.start("127.0.0.1", base, static_cast<uint16_t>(base + 4), "", &err)); // 3 ports
+    auto a = player.add("0.0.0.0", 0, 0, &err, 0, nullptr, "udp:127.0.0.7:5060");
+    REQUIRE(a);
+    REQUIRE(player.setSignalingSource(a->id, "udp:127.0.0.7:5060"));
+    auto other = player.add("0.0.0.0", 0, 0, &err, 0, nullptr, "udp:127.0.0.8:5060");
+    REQUIRE(other);
+    CHECK(other->localPort == a->localPort); // another party: fill the port
+    auto b = player.add("0.0.0.0", 0, 0, &err, 0, nullptr, "udp:127.0.0.7:5061");
+    REQUIRE(b);
+    CHECK(b->localPort != a->localPort); // the same NAT: another port
+}
+
+TEST_CASE("MohPlayer shared port: every stream paced at 20 ms, seq +1, timestamp +160, its own loop audio") {
+    // A loop of 1000 samples (6.25 packets): payloads wrap inside a packet.
+    std::string wav = tempPath("shared.wav");
+    writeWav(wav, 1, 1, 8000, 16, 1000);
+    auto audio = loadHoldAudio(wav);
+    REQUIRE(audio);
+    Receiver ru, ra, rg;
+    MohPlayer player;
+    std::string err;
+    REQUIRE(player.setStreamsPerPort(16));
+    const uint16_t base = freeRange(21);
+    REQUIRE(player.start("127.0.0.1", base, static_cast<uint16_t>(base + 20), wav, &err));
+    auto su = player.add("127.0.0.1", ru.port, 0, &err);
+    auto sa = player.add("127.0.0.1", ra.port, 8, &err);
+    auto sg = player.add("127.0.0.1", rg.port, 9, &err);
+    REQUIRE((su && sa && sg));
+    CHECK((su->localPort == sa->localPort && sa->localPort == sg->localPort));
+    CHECK(player.playerStats().sockets == 1);
+    auto all = collectAll({&ru, &ra, &rg}, std::chrono::milliseconds(1100));
+    auto &pu = all[0], &pa = all[1], &pg = all[2];
+    const bool skipped = player.playerStats().ticksSkipped > 0; // a stall of this (shared) machine
+    INFO("ticks skipped: " << player.playerStats().ticksSkipped);
+    for (auto *pk : {&pu, &pa, &pg}) {
+        REQUIRE(pk->size() >= 10);
+        CHECK(pk->size() <= 62); // 20 ms pacing: ~55 in 1.1 s (10 ms would be ~110)
+        if (!skipped)
+            CHECK(pk->size() >= 45); // (40 ms would be ~28)
+        // The RTP clock (8000 Hz, +160 a packet) keeps up with the wall clock: packets every 20 ms on average,
+        // whatever the load (a skipped tick advances the timestamp; a 10 or 40 ms pacing would not keep up).
+        double secs = std::chrono::duration<double>(pk->back().at - pk->front().at).count();
+        double rtpSecs = (rtpOf(pk->back().data).ts - rtpOf(pk->front().data).ts) / 8000.0;
+        CHECK(std::abs(secs - rtpSecs) < 0.1);
+        CHECK(secs > 0.7);
+        for (size_t i = 1; i < pk->size(); ++i) {
+            Rtp a = rtpOf((*pk)[i - 1].data), b = rtpOf((*pk)[i].data);
+            CHECK(static_cast<uint16_t>(a.seq + 1) == b.seq);
+            CHECK(a.ssrc == b.ssrc);
+            if (!skipped)
+                CHECK(a.ts + 160 == b.ts);
+        }
+    }
+    CHECK(rtpOf(pu[0].data).ssrc != rtpOf(pa[0].data).ssrc);
+    // The payloads are the loop, encoded per codec, continuing across packets and the loop's end.
+    const size_t n = audio->size();
+    auto g722 = encodeG722Loop(*audio);
+    for (auto [pk, pt] : {std::pair{&pu, 0}, std::pair{&pa, 8}, std::pair{&pg, 9}}) {
+        size_t pos = 0; // every stream starts at the top of the loop
+        uint32_t ts0 = rtpOf((*pk)[0].data).ts;
+        for (auto &p : *pk) {
+            REQUIRE(p.data.size() == 172);
+            CHECK(rtpOf(p.data).pt == pt);
+            pos = (rtpOf(p.data).ts - ts0) % n; // the audio follows the timestamp
+            for (size_t i = 0; i < 160; ++i) {
+                size_t at = (pos + i) % n;
+                uint8_t want = pt == 0 ? linearToUlaw((*audio)[at]) : pt == 8 ? linearToAlaw((*audio)[at]) : g722[at];
+                if (p.data[12 + i] != want)
+                    FAIL("payload type " << pt << " byte " << i << " at loop position " << at);
+            }
+        }
+    }
+    // PCMU decodes back to the loop audio (G.711 is lossy only in the low bits).
+    const size_t pos1 = (rtpOf(pu[1].data).ts - rtpOf(pu[0].data).ts) % n;
+    CHECK(std::abs(ulawToLinear(pu[1].data[12]) - (*audio)[pos1]) <= 8);
+    std::remove(wav.c_str());
+}
+
+TEST_CASE("MohPlayer shared port: remove() stops that stream at once, the others play on") {
+    Receiver r1, r2;
+    MohPlayer player;
+    std::string err;
+    REQUIRE(player.setStreamsPerPort(4));
+    const uint16_t base = freeRange(11);
+    REQUIRE(player.start("127.0.0.1", base, static_cast<uint16_t>(base + 10), "", &err));
+    auto s1 = player.add("127.0.0.1", r1.port, 0, &err);
+    auto s2 = player.add("127.0.0.1", r2.port, 0, &err);
+    REQUIRE((s1 && s2));
+    REQUIRE(s1->localPort == s2->localPort);
+    REQUIRE(r1.recv(std::chrono::milliseconds(500)));
+    REQUIRE(player.remove(s1->id));
+    r1.flush(); // what left before remove() returned
+    CHECK(r1.collect(std::chrono::milliseconds(200)).empty());
+    r2.flush();
+    CHECK(r2.collect(std::chrono::milliseconds(400)).size() >= 5);
+    CHECK(player.playerStats().sockets == 1);
+}
+
+TEST_CASE("MohPlayer shared port latching: each source latches its own stream; an ambiguous one latches nothing") {
+    Receiver phoneA("127.0.0.2"), phoneB("127.0.0.3"), natX("127.0.0.4"), natY("127.0.0.4"), stranger("127.0.0.9");
+    MohPlayer player;
+    std::string err;
+    player.setPrelatchMs(0); // the SDP addresses (127.0.0.5, nobody) get nothing: only a latch brings music
+    REQUIRE(player.setStreamsPerPort(8));
+    const uint16_t base = freeRange(11);
+    REQUIRE(player.start("127.0.0.1", base, static_cast<uint16_t>(base + 10), "", &err));
+    auto a = player.add("127.0.0.5", 4000, 0, &err);
+    REQUIRE(a);
+    const uint16_t port = a->localPort;
+    auto add = [&](uint16_t sdpPort, int pt, const char *sig) {
+        auto s = player.add("127.0.0.5", sdpPort, pt, &err, port);
+        REQUIRE(s);
+        REQUIRE(s->localPort == port);
+        REQUIRE(player.setSignalingSource(s->id, sig));
+        return s->id;
+    };
+    REQUIRE(player.setSignalingSource(a->id, "udp:127.0.0.2:5060"));
+    uint64_t b = add(4002, 0, "udp:127.0.0.3:5060");
+    uint64_t c = add(4004, 0, "udp:127.0.0.4:5060"); // c and d: two phones behind one NAT, both PCMU
+    uint64_t d = add(4006, 0, "udp:127.0.0.4:5060");
+    // Two sources, two streams on one port: each latches to its own.
+    phoneB.sendTo(port);
+    phoneA.sendTo(port);
+    REQUIRE(waitFor([&] { return player.stats(a->id)->latched && player.stats(b)->latched; }));
+    CHECK(player.stats(a->id)->latchedPort == phoneA.port);
+    CHECK(player.stats(b)->latchedPort == phoneB.port);
+    auto pa = phoneA.recv(std::chrono::milliseconds(500));
+    auto pb = phoneB.recv(std::chrono::milliseconds(500));
+    REQUIRE((pa && pb));
+    CHECK(rtpOf(pa->data).ssrc == player.stats(a->id)->ssrc);
+    CHECK(rtpOf(pb->data).ssrc == player.stats(b)->ssrc);
+    // More packets from a latched source stay with its stream.
+    phoneA.sendTo(port);
+    REQUIRE(waitFor([&] { return player.stats(a->id)->packetsReceived == 2; }));
+
+    // 127.0.0.4 may latch c and d alike, same payload type: nothing latches; the packet is counted.
+    natX.sendTo(port);
+    REQUIRE(waitFor([&] { return player.playerStats().packetsAmbiguous == 1; }));
+    CHECK_FALSE(player.stats(c)->latched);
+    CHECK_FALSE(player.stats(d)->latched);
+    CHECK_FALSE(natX.recv(std::chrono::milliseconds(150)));
+    // A stranger latches nothing either (counted as foreign on the shared port).
+    stranger.sendTo(port);
+    REQUIRE(waitFor([&] { return player.playerStats().packetsForeign == 1; }));
+    // The payload type tells them apart once d moves to PCMA (its SDP changed).
+    REQUIRE(player.setRemote(d, "127.0.0.5", 4006, 8));
+    natY.sendTo(port, std::string_view("\x80\x08\x00\x01\0\0\0\0\0\0\0\x07", 12));
+    REQUIRE(waitFor([&] { return player.stats(d)->latched; }));
+    CHECK(player.stats(d)->latchedPort == natY.port);
+    CHECK_FALSE(player.stats(c)->latched);
+    // Now c is the only one 127.0.0.4 may still latch.
+    natX.sendTo(port);
+    REQUIRE(waitFor([&] { return player.stats(c)->latched; }));
+    CHECK(player.stats(c)->latchedPort == natX.port);
+    // An exact SDP address:port beats the IP rule: e's SDP names natZ's very socket.
+    Receiver natZ("127.0.0.4");
+    auto e = player.add("127.0.0.4", natZ.port, 0, &err, port);
+    REQUIRE(e);
+    uint64_t f = add(4010, 0, "udp:127.0.0.4:5060");
+    natZ.sendTo(port);
+    REQUIRE(waitFor([&] { return player.stats(e->id)->latched; }));
+    CHECK_FALSE(player.stats(f)->latched);
+}
+
+TEST_CASE("MohPlayer after a stall: missed ticks are skipped, no burst; timestamps follow real time") {
+    Receiver rx;
+    MohPlayer player;
+    std::string err;
+    const uint16_t base = freeRange(11);
+    REQUIRE(player.start("127.0.0.1", base, static_cast<uint16_t>(base + 10), "", &err));
+    auto s = player.add("127.0.0.1", rx.port, 0, &err);
+    REQUIRE(s);
+    auto before = rx.recv(std::chrono::milliseconds(500));
+    REQUIRE(before);
+    // Stall the sender for 400 ms (as an overloaded machine or a long sendmmsg would): 20 ticks missed.
+    const uint64_t skippedBefore = player.playerStats().ticksSkipped;
+    player.stallForTest(400);
+    auto pk = rx.collect(std::chrono::milliseconds(300));
+    REQUIRE(pk.size() >= 3);
+    CHECK(player.playerStats().ticksSkipped >= skippedBefore + 15);
+    // No burst: ~15 packets in 300 ms (plus what was in flight), not the 20 missed ones on top.
+    CHECK(pk.size() <= 15 + 5);
+    // The timestamp of the last packet is where the wall clock is (not 20 ticks behind).
+    double wall = std::chrono::duration<double>(pk.back().at - before->at).count();
+    double rtp = (rtpOf(pk.back().data).ts - rtpOf(before->data).ts) / 8000.0;
+    CHECK(std::abs(wall - rtp) < 0.1);
+    // The sequence number counts packets sent: +1 each, no gap where the ticks were skipped.
+    CHECK(static_cast<uint16_t>(rtpOf(pk.back().data).seq - rtpOf(before->data).seq) == pk.size());
 }

@@ -163,7 +163,9 @@ TEST_CASE("music on hold out of ports: 503 with Retry-After (not 488/500), count
           "[hardening][caps][moh]") {
     uint16_t base = twoPortRange();
     ParkEnvOptions o;
-    o.params = {{"moh_port_min", std::to_string(base)}, {"moh_port_max", std::to_string(base + 2)}};
+    o.params = {{"moh_port_min", std::to_string(base)},
+                {"moh_port_max", std::to_string(base + 2)},
+                {"moh_streams_per_port", "1"}}; // two calls fill the range
     ParkEnv p(o);
     auto &a = p.ua("a");
     auto &i1 = p.invite(a, "2001", "*68101", 4420);

@@ -2,6 +2,8 @@
 // the connected party's identity (RFC 3325 P-Asserted-Identity) on the retrieve re-INVITE and its 200.
 #include "park_env.hh"
 
+#include <set>
+
 #include <cmath>
 extern "C" {
 #include <spandsp/telephony.h>
@@ -276,4 +278,76 @@ TEST_CASE("an offer the parked party refused is not the baseline: the same offer
     CHECK(sdpAudioPort(toParked[3]) == 5052);
     CHECK(again == refused + 1); // the parked party kept the session before the refused offer
     CHECK(originOf(toParked[3])[1] == originOf(toParked[0])[1]);
+}
+
+namespace {
+// One even UDP port on 127.0.0.1 free right now.
+uint16_t freeEvenPort() {
+    for (uint16_t p = static_cast<uint16_t>(41000 + 2 * (::getpid() % 4000)), i = 0; i < 2000; ++i) {
+        uint16_t port = static_cast<uint16_t>(41000 + (p - 41000 + 2 * i) % 8000);
+        int fd = ::socket(AF_INET, SOCK_DGRAM, 0);
+        sockaddr_in a{};
+        a.sin_family = AF_INET;
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        a.sin_port = htons(port);
+        bool ok = ::bind(fd, reinterpret_cast<sockaddr *>(&a), sizeof a) == 0;
+        ::close(fd);
+        if (ok)
+            return port;
+    }
+    FAIL("no free even UDP port");
+    return 0;
+}
+std::set<uint32_t> ssrcsOf(RawUdp &s) {
+    s.poll();
+    std::set<uint32_t> out;
+    for (auto &d : s.received)
+        if (d.size() >= 12 && (uint8_t(d[0]) >> 6) == 2)
+            out.insert(be32(d, 8));
+    return out;
+}
+} // namespace
+
+TEST_CASE("music on hold at scale: two parked calls share one port (moh_streams_per_port), each its own stream",
+          "[park][media][moh]") {
+    // One even port in the range: with moh_streams_per_port 1 the second park would be a 503 (test_hardening).
+    const uint16_t port = freeEvenPort();
+    ParkEnvOptions o;
+    o.params = {{"moh_port_min", std::to_string(port)}, {"moh_port_max", std::to_string(port)}};
+    ParkEnv p(o);
+    auto &a = p.ua("a");
+    auto &b = p.ua("b");
+    RawUdp ma, mb;
+    auto &pa = p.invite(a, "2001", "*68101", ma.port());
+    auto &pb = p.invite(b, "2002", "*68102", mb.port());
+    REQUIRE(p.waitFinal(pa));
+    REQUIRE(p.waitFinal(pb));
+    REQUIRE(pa.finalStatus == 200);
+    REQUIRE(pb.finalStatus == 200);
+    // Our SDP names the shared port for both (RFC 3550 §8: the SSRC tells the streams apart, not the port).
+    CHECK(sdpAudioPort(pa.response(200)->body()) == port);
+    CHECK(sdpAudioPort(pb.response(200)->body()) == port);
+    REQUIRE(p.env().runUntil([&] { return rtpCount(ma) >= 10 && rtpCount(mb) >= 10; }, 3000));
+    auto sa = ssrcsOf(ma), sb = ssrcsOf(mb);
+    REQUIRE(sa.size() == 1);
+    REQUIRE(sb.size() == 1);
+    CHECK(*sa.begin() != *sb.begin());
+    // Each party's RTP, from exactly its SDP address:port, latches its own stream on the shared port.
+    std::string packet("\x80\x00\x00\x01\0\0\0\0\0\0\0\x07", 12);
+    REQUIRE(ma.sendTo(port, packet));
+    REQUIRE(mb.sendTo(port, packet));
+    p.env().runFor(300);
+    // One hangs up: its music stops, the other's plays on.
+    auto &bye = a.inDialog(pa, "BYE");
+    REQUIRE(p.waitFinal(bye));
+    REQUIRE(p.env().runUntil([&] { return p.parkedCount() == 1; }));
+    p.env().runFor(100);
+    ma.poll();
+    ma.received.clear();
+    size_t before = rtpCount(mb);
+    p.env().runFor(300);
+    CHECK(rtpCount(ma) == 0);
+    CHECK(rtpCount(mb) >= before + 5);
+    CHECK(ssrcsOf(mb) == sb);
+    CHECK(p.metric("parkway_moh_streams_total", "latched=\"true\"") == 1); // a's stream had latched
 }

@@ -18,6 +18,7 @@
 #include <netinet/in.h>
 #include <random>
 #include <set>
+#include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <thread>
@@ -348,29 +349,40 @@ std::string ipText(const sockaddr_storage &a) {
 bool sameAddress(const sockaddr_storage &a, const sockaddr_storage &b) {
     return keyOf(a) == keyOf(b) && portOf(a) == portOf(b);
 }
-
 // Datagrams read from one socket per visit at most: a flood on one port must not hold the player's lock for
 // long (what is left waits in the socket buffer, or is dropped by the kernel when that is full).
-constexpr int kMaxDrainPerVisit = 128;
+constexpr unsigned kMaxDrainPerVisit = 128;
+constexpr unsigned kRecvBatch = 32;   // datagrams per recvmmsg
+constexpr size_t kRecvBytes = 64;     // we read only the RTP fixed header; longer datagrams are truncated
+constexpr size_t kSendChunk = 512;    // packets sent per hold of the player's lock
+constexpr unsigned kSendBatch = 1024; // messages per sendmmsg (UIO_MAXIOV)
+constexpr int kMaxReadyPorts = 1024;  // epoll events per tick (level-triggered: the rest come next tick)
 
-void addNs(timespec* t, long ns) {
-    t->tv_nsec += ns;
-    while (t->tv_nsec >= 1'000'000'000) {
-        t->tv_nsec -= 1'000'000'000;
-        ++t->tv_sec;
-    }
+int64_t monoNs() {
+    timespec t{};
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return int64_t(t.tv_sec) * 1'000'000'000 + t.tv_nsec;
 }
 
-long diffNs(const timespec& a, const timespec& b) {  // a - b
-    return (a.tv_sec - b.tv_sec) * 1'000'000'000L + (a.tv_nsec - b.tv_nsec);
+timespec toTimespec(int64_t ns) {
+    timespec t{};
+    t.tv_sec = static_cast<time_t>(ns / 1'000'000'000);
+    t.tv_nsec = static_cast<long>(ns % 1'000'000'000);
+    return t;
 }
 
-}  // namespace
+void putBe32(unsigned char *p, uint32_t v) {
+    for (int i = 0; i < 4; ++i)
+        p[i] = static_cast<unsigned char>(v >> (24 - 8 * i));
+}
+
+} // namespace
 
 struct MohPlayer::Impl {
+    struct Port;
     struct Stream {
-        int fd = -1;
-        uint16_t localPort = 0;
+        uint64_t id = 0;
+        Port *port = nullptr;      // the local socket it shares (or has alone: moh_streams_per_port 1)
         sockaddr_storage remote{}; // the SDP destination
         socklen_t remoteLen = 0;
         bool hasRemote = false;    // the SDP asks for music now
@@ -384,14 +396,27 @@ struct MohPlayer::Impl {
         int pt = 0;
         uint16_t seq = 0;
         uint32_t ts = 0;
-        size_t pos = 0;  // into the audio loop
+        size_t pos = 0;          // into the audio loop
+        unsigned char hdr[12]{}; // this tick's RTP header (the payload is the shared encoded loop)
         StreamStats stats;
+    };
+    // One UDP socket bound to one even local port, shared by up to `perPort` streams (each with its own SSRC,
+    // sequence and timestamp, RFC 3550 §8: the SSRC, not the transport address, identifies a source).
+    struct Port {
+        int fd = -1;
+        uint16_t port = 0;
+        std::vector<Stream *> streams;
     };
 
     mutable std::mutex mu;
-    std::map<uint64_t, Stream> streams;
-    std::set<uint16_t> usedPorts;
-    std::vector<uint8_t> ulaw, alaw, g722; // the loop, encoded once per codec (all the same length)
+    std::map<uint64_t, std::unique_ptr<Stream>> streams;
+    std::map<uint16_t, Port> ports; // open sockets by local port (map nodes are stable: Stream::port stays valid)
+    std::set<uint16_t> roomy;       // open ports with room for another stream
+    uint32_t perPort = 1;
+    // The loop encoded once per codec, each followed by a copy of its first 160 bytes so that any 20 ms
+    // starting inside the loop is contiguous (one iovec, shared by every stream on that codec).
+    std::vector<uint8_t> ulaw, alaw, g722;
+    size_t loopLen = 0;
     std::string bindIp;
     sockaddr_storage bindAddr{};
     socklen_t bindLen = 0;
@@ -399,10 +424,15 @@ struct MohPlayer::Impl {
     uint64_t reserve = 256;
     int64_t prelatchMs = kDefaultPrelatchMs;
     uint64_t nextId = 1;
-    uint64_t ticks = 0;
+    int epfd = -1; // every port's socket, for draining only the ones with something to read
+    PlayerStats counters;
     std::mt19937 rng{std::random_device{}()};
     std::atomic<bool> running{false};
     std::thread worker;
+    // Sender-thread scratch (reused every tick).
+    std::vector<mmsghdr> msgs;
+    std::vector<iovec> iovs;
+    std::vector<std::pair<Stream *, bool>> sentBy; // the stream of each message, and whether it is pre-latch
 
     bool setRemoteLocked(Stream& s, const std::string& ip, uint16_t port, int pt, std::string* err) {
         sockaddr_storage a{};
@@ -442,46 +472,287 @@ struct MohPlayer::Impl {
         s.stats.latchedPort = 0;
     }
 
-    static bool mayLatch(const Stream &s, const IpKey &src) { return src == s.sdpIp || src == s.sigIp; }
+    static void latchTo(Stream &s, const sockaddr_storage &from, socklen_t fromLen) {
+        s.latch = from;
+        s.latchLen = fromLen;
+        s.latched = true;
+        s.marker = true; // a new destination: a new talkspurt (RFC 3551 §4.1)
+        ++s.stats.latches;
+        s.stats.latched = true;
+        s.stats.latchedIp = ipText(from);
+        s.stats.latchedPort = portOf(from);
+    }
 
-    // Read what the party sent (never played) and latch on it. Symmetric RTP (RFC 4961 §3): the party receives
-    // RTP where it sends it from, which is also what a NAT in front of it lets back in. Only a packet from the
-    // SDP connection address or from the party's signalling source IP may latch; anything else is a stranger
-    // trying to point the music somewhere (counted, ignored). No re-latching on packets alone: once latched the
-    // stream stays put until the party's signalling moves it (setRemote/setSignalingSource), so a second sender
-    // at an allowed IP (another device behind the same NAT, a spoofed source) cannot take the stream over.
-    static void drain(Stream &s) {
-        unsigned char buf[2048];
-        for (int i = 0; i < kMaxDrainPerVisit; ++i) {
-            sockaddr_storage from{};
-            socklen_t fromLen = sizeof from;
-            ssize_t n = ::recvfrom(s.fd, buf, sizeof buf, MSG_DONTWAIT, reinterpret_cast<sockaddr *>(&from), &fromLen);
-            if (n < 0)
-                break; // EAGAIN: empty (an empty datagram is n == 0 and counts)
-            ++s.stats.packetsReceived;
-            if (!mayLatch(s, keyOf(from))) {
-                ++s.stats.packetsForeign;
-                s.stats.lastForeignSource =
-                    fmt::format(from.ss_family == AF_INET6 ? "[{}]:{}" : "{}:{}", ipText(from), portOf(from));
-                continue;
+    static bool mayLatch(const Stream &s, const IpKey &src) { return src == s.sdpIp || src == s.sigIp; }
+    static bool waitingForLatch(const Stream &s) { return s.hasRemote && !s.latched; }
+
+    // ------------------------------------------------------------ receiving (symmetric RTP latching)
+
+    // One datagram that reached `p` from `from`. Symmetric RTP (RFC 4961 §3): the party receives RTP where it
+    // sends it from, which is also what a NAT in front of it lets back in. Only a packet from a stream's SDP
+    // connection address or from its party's signalling source IP may latch that stream; anything else is a
+    // stranger trying to point the music somewhere (counted, ignored). No re-latching on packets alone: once
+    // latched a stream stays put until the party's signalling moves it (setRemote/setSignalingSource), so a second
+    // sender at an allowed IP (another device behind the same NAT, a spoofed source) cannot take it over.
+    //
+    // On a shared port the packet belongs to: the stream latched to exactly that IP:port; else the one unlatched
+    // stream whose SDP address:port is exactly the source; else the one unlatched stream that may latch from the
+    // source IP (several: the one of them whose payload type is the packet's). Anything else latches nothing:
+    // an ambiguous packet is counted (PlayerStats::packetsAmbiguous) and waits for a better one.
+    void classify(Port &p, const sockaddr_storage &from, socklen_t fromLen, const unsigned char *buf, size_t n) {
+        for (Stream *s : p.streams)
+            if (s->latched && sameAddress(s->latch, from)) {
+                ++s->stats.packetsReceived;
+                return;
             }
-            if (s.latched || !s.hasRemote)
-                continue; // no music wanted now: nothing to latch
-            // RTP version 2 with a complete fixed header (RFC 3550 §5.1): a stray datagram does not steer the music.
-            if (n < 12 || (buf[0] >> 6) != 2) {
-                ++s.stats.packetsNotRtp;
+        const IpKey ip = keyOf(from);
+        const bool rtp = n >= 12 && (buf[0] >> 6) == 2; // RTP version 2, complete fixed header (RFC 3550 §5.1)
+        const int pt = rtp ? buf[1] & 0x7F : -1;
+        Stream *allowed = nullptr, *exact = nullptr, *waiting = nullptr, *samePt = nullptr;
+        int nAllowed = 0, nExact = 0, nWaiting = 0, nSamePt = 0;
+        for (Stream *s : p.streams) {
+            if (!mayLatch(*s, ip))
                 continue;
+            ++nAllowed, allowed = s;
+            if (!waitingForLatch(*s))
+                continue;
+            ++nWaiting, waiting = s;
+            if (sameAddress(s->remote, from))
+                ++nExact, exact = s;
+            if (s->pt == pt)
+                ++nSamePt, samePt = s;
+        }
+        if (nAllowed == 0)
+            return foreign(p, from);
+        Stream *to = nWaiting == 1 ? waiting : nExact == 1 ? exact : nExact == 0 && nSamePt == 1 ? samePt : nullptr;
+        if (!to && nAllowed == 1)
+            to = allowed; // its only possible owner, latched elsewhere or held: counted, nothing to latch
+        if (!to) {
+            ++counters.packetsAmbiguous;
+            return;
+        }
+        ++to->stats.packetsReceived;
+        if (!waitingForLatch(*to))
+            return; // no music wanted now, or latched already: nothing to latch
+        if (!rtp) {
+            ++to->stats.packetsNotRtp; // a stray datagram does not steer the music
+            return;
+        }
+        latchTo(*to, from, fromLen);
+    }
+
+    // From an IP no stream on the port may latch from. With one stream on the port it is that stream's
+    // (StreamStats::packetsForeign); on a shared port nobody's (PlayerStats::packetsForeign).
+    void foreign(Port &p, const sockaddr_storage &from) {
+        ++counters.packetsForeign;
+        if (p.streams.size() != 1)
+            return;
+        Stream &s = *p.streams.front();
+        ++s.stats.packetsReceived;
+        ++s.stats.packetsForeign;
+        s.stats.lastForeignSource =
+            fmt::format(from.ss_family == AF_INET6 ? "[{}]:{}" : "{}:{}", ipText(from), portOf(from));
+    }
+
+    // Read what reached the port (never played), recvmmsg batches, at most kMaxDrainPerVisit.
+    void drain(Port &p) {
+        static thread_local unsigned char bufs[kRecvBatch][kRecvBytes];
+        sockaddr_storage from[kRecvBatch];
+        iovec iov[kRecvBatch];
+        mmsghdr m[kRecvBatch];
+        for (unsigned done = 0; done < kMaxDrainPerVisit;) {
+            for (unsigned i = 0; i < kRecvBatch; ++i) {
+                iov[i] = {bufs[i], kRecvBytes};
+                m[i] = {};
+                m[i].msg_hdr.msg_name = &from[i];
+                m[i].msg_hdr.msg_namelen = sizeof from[i];
+                m[i].msg_hdr.msg_iov = &iov[i];
+                m[i].msg_hdr.msg_iovlen = 1;
             }
-            s.latch = from;
-            s.latchLen = fromLen;
-            s.latched = true;
-            s.marker = true; // a new destination: a new talkspurt (RFC 3551 §4.1)
-            ++s.stats.latches;
-            s.stats.latched = true;
-            s.stats.latchedIp = ipText(from);
-            s.stats.latchedPort = portOf(from);
+            int got = ::recvmmsg(p.fd, m, kRecvBatch, MSG_DONTWAIT, nullptr);
+            if (got <= 0)
+                return; // EAGAIN: empty (an empty datagram is msg_len 0 and counts)
+            for (int i = 0; i < got; ++i)
+                classify(p, from[i], m[i].msg_hdr.msg_namelen, bufs[i], m[i].msg_len);
+            done += static_cast<unsigned>(got);
+            if (static_cast<unsigned>(got) < kRecvBatch)
+                return;
         }
     }
+
+    // Drain the ports with something to read. A port with a stream waiting for its latch is drained every 5th
+    // tick (it latches within 100 ms of the party's first packet); one whose streams are settled every 25th
+    // only: we never play what arrives, and the socket buffer holds half a second.
+    void drainReady(uint64_t tick) {
+        epoll_event ev[kMaxReadyPorts];
+        if (tick % 5 != 0)
+            return;
+        int n = ::epoll_wait(epfd, ev, kMaxReadyPorts, 0);
+        for (int i = 0; i < n; ++i) {
+            std::lock_guard<std::mutex> lock(mu);
+            auto it = ports.find(static_cast<uint16_t>(ev[i].data.u32));
+            if (it == ports.end())
+                continue;
+            Port &p = it->second;
+            if (tick % 25 == 0 ||
+                std::any_of(p.streams.begin(), p.streams.end(), [](const Stream *s) { return waitingForLatch(*s); }))
+                drain(p);
+        }
+    }
+
+    // ------------------------------------------------------------ sending
+
+    // Where this stream's packet goes now: the latch; before one, the SDP destination while the pre-latch
+    // allowance lasts; after that nowhere (the socket keeps listening for the party's RTP).
+    static const sockaddr_storage *destination(Stream &s, socklen_t *len, bool *prelatch) {
+        *prelatch = false;
+        if (!s.hasRemote)
+            return nullptr;
+        if (s.latched) {
+            *len = s.latchLen;
+            return &s.latch;
+        }
+        // The SDP names the very host that talks SIP with us: no third party to reflect to, so no bound. A phone
+        // that honours our a=sendonly answer sends no RTP (RFC 3264 §6.1) and would never latch; this keeps its
+        // music playing.
+        if (!(s.sdpIp == s.sigIp)) {
+            if (s.prelatchLeft == 0)
+                return nullptr;
+            *prelatch = true;
+            if (s.prelatchLeft > 0)
+                --s.prelatchLeft; // spent even when the send fails
+        }
+        *len = s.remoteLen;
+        return &s.remote;
+    }
+
+    const uint8_t *payload(const Stream &s) const {
+        const std::vector<uint8_t> &audio = s.pt == 8 ? alaw : s.pt == 9 ? g722 : ulaw;
+        return audio.data() + s.pos;
+    }
+
+    // Queue this tick's packet of `s` (RTP header of its own + the shared payload: two iovecs), then move its
+    // media clock on. `extra` ticks were skipped after a stall: the timestamp and the audio follow real time
+    // (RFC 3550 §5.1: the timestamp reflects the sampling instant), the sequence number counts packets sent.
+    void queue(Stream &s, uint64_t extra) {
+        s.ts += static_cast<uint32_t>(extra * kSamplesPerPacket);
+        s.pos = static_cast<size_t>((s.pos + extra % loopLen * kSamplesPerPacket) % loopLen);
+        socklen_t toLen = 0;
+        bool prelatch = false;
+        if (const sockaddr_storage *to = destination(s, &toLen, &prelatch)) {
+            s.hdr[0] = 0x80; // V=2, no padding, no extension, no CSRC (RFC 3550 §5.1)
+            s.hdr[1] = static_cast<unsigned char>((s.marker ? 0x80 : 0) | (s.pt & 0x7F));
+            s.hdr[2] = static_cast<unsigned char>(s.seq >> 8);
+            s.hdr[3] = static_cast<unsigned char>(s.seq);
+            putBe32(s.hdr + 4, s.ts);
+            putBe32(s.hdr + 8, s.stats.ssrc);
+            size_t k = sentBy.size();
+            iovs[2 * k] = {s.hdr, 12};
+            iovs[2 * k + 1] = {const_cast<uint8_t *>(payload(s)), kSamplesPerPacket};
+            mmsghdr &m = msgs[k];
+            m = {};
+            m.msg_hdr.msg_name = const_cast<sockaddr_storage *>(to);
+            m.msg_hdr.msg_namelen = toLen;
+            m.msg_hdr.msg_iov = &iovs[2 * k];
+            m.msg_hdr.msg_iovlen = 2;
+            sentBy.emplace_back(&s, prelatch);
+            ++s.seq; // one per packet sent (RFC 3550 §5.1); none while waiting for a latch
+        }
+        // The media clock runs even while nothing is sent, so a resumed stream stays continuous.
+        s.ts += kSamplesPerPacket;
+        s.pos = (s.pos + kSamplesPerPacket) % loopLen;
+    }
+
+    // Send one port's packets: sendmmsg in batches; a message the kernel refuses is skipped (counted as not
+    // sent), a full socket buffer (EAGAIN) ends this tick for the port.
+    void sendPort(Port &p, uint64_t extra) {
+        const size_t need = p.streams.size();
+        if (msgs.size() < need) {
+            msgs.resize(need);
+            iovs.resize(2 * need);
+        }
+        sentBy.clear();
+        for (Stream *s : p.streams)
+            queue(*s, extra);
+        const size_t total = sentBy.size();
+        for (size_t off = 0; off < total;) {
+            unsigned batch = static_cast<unsigned>(std::min<size_t>(kSendBatch, total - off));
+            int r = ::sendmmsg(p.fd, msgs.data() + off, batch, MSG_DONTWAIT);
+            if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+                break;
+            if (r < 0) {
+                ++off; // this one failed (e.g. EPERM from a firewall): the rest still go
+                continue;
+            }
+            for (int i = 0; i < r; ++i) {
+                auto [s, prelatch] = sentBy[off + i];
+                ++s->stats.packetsSent;
+                s->stats.bytesSent += 12 + kSamplesPerPacket;
+                if (prelatch)
+                    ++s->stats.prelatchSent;
+                s->marker = false;
+            }
+            off += static_cast<size_t>(r);
+        }
+        counters.packetsSent += total;
+    }
+
+    // One 20 ms tick of every stream. The lock is taken per chunk of ports (at most kSendChunk packets), not for
+    // the whole tick: with thousands of streams a tick is milliseconds of sendmmsg, and the SIP thread's
+    // add/remove must not wait that long. Ports are visited in order, so a stream added between chunks on a
+    // port already visited starts at the next tick; a removed one sends nothing more once remove() returned.
+    void tick(uint64_t extra) {
+        drainReady(counters.ticks);
+        uint32_t next = 0;
+        for (bool more = true; more;) {
+            std::lock_guard<std::mutex> lock(mu);
+            size_t queued = 0;
+            auto it = ports.lower_bound(static_cast<uint16_t>(next));
+            for (; it != ports.end() && (queued < kSendChunk || queued == 0); ++it) {
+                sendPort(it->second, extra);
+                queued += it->second.streams.size();
+            }
+            more = it != ports.end();
+            if (more)
+                next = it->first;
+            else
+                ++counters.ticks; // (under the lock: playerStats() reads it)
+        }
+    }
+
+    // A steady 20 ms clock on absolute deadlines (clock_nanosleep TIMER_ABSTIME: no drift accumulates). Up to
+    // kMaxCatchUp ticks late (a busy machine's scheduling delay) the missed ticks are sent at once, which a
+    // jitter buffer absorbs; after a longer stall (an overloaded machine, a suspend, a debugger) they are
+    // skipped, not caught up in a burst: the next packet of every stream leaves at the next deadline, its
+    // timestamp and audio advanced by the time missed.
+    static constexpr uint64_t kMaxCatchUp = 2;
+    void run() {
+        const int64_t start = monoNs();
+        uint64_t k = 0, extra = 0; // the tick due next; ticks skipped before it
+        // The tick to run next: `first`, or the one due now when more than kMaxCatchUp are missed (the ones
+        // before it are skipped, counted in `extra`).
+        auto catchUp = [&](uint64_t first) {
+            const uint64_t now = static_cast<uint64_t>((monoNs() - start) / kPacketNs);
+            if (now > first + kMaxCatchUp) {
+                extra += now - first;
+                std::lock_guard<std::mutex> lock(mu);
+                counters.ticksSkipped += now - first;
+                return now;
+            }
+            return first;
+        };
+        while (running.load(std::memory_order_acquire)) {
+            timespec due = toTimespec(start + int64_t(k) * kPacketNs);
+            while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &due, nullptr) == EINTR) {
+            }
+            k = catchUp(k); // woken late
+            tick(extra);
+            extra = 0;
+            k = catchUp(k + 1); // (a tick that took longer than 20 ms)
+        }
+    }
+
+    // ------------------------------------------------------------ ports
 
     // The socket bound to `port`, or -1 with errno (EADDRINUSE: taken by someone else; EMFILE/ENFILE/ENOBUFS/
     // ENOMEM: the process or the system is out of descriptors or memory, no other port will do better).
@@ -491,121 +762,127 @@ struct MohPlayer::Impl {
         sockaddr_storage a = bindAddr;
         if (a.ss_family == AF_INET) reinterpret_cast<sockaddr_in*>(&a)->sin_port = htons(port);
         else reinterpret_cast<sockaddr_in6*>(&a)->sin6_port = htons(port);
-        if (::bind(fd, reinterpret_cast<sockaddr*>(&a), bindLen) != 0) {
+        epoll_event ev{};
+        ev.events = EPOLLIN;
+        ev.data.u32 = port;
+        if (::bind(fd, reinterpret_cast<sockaddr *>(&a), bindLen) != 0 ||
+            ::epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
             int e = errno;
             ::close(fd);
-            errno = e;
+            errno = e == ENOSPC ? ENOMEM : e; // epoll watches exhausted (fs.epoll.max_user_watches): resources
             return -1;
         }
         return fd;
     }
     static bool outOfDescriptors(int e) { return e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM; }
 
-    void tick() {
-        unsigned char pkt[12 + kSamplesPerPacket];
-        // Drain what the parked parties send (we do not play it) every 25th tick only once a stream latched or
-        // while it is held: one recv syscall per stream per 20 ms would double the syscalls of the player for
-        // nothing (the socket buffer holds 0.5 s). A stream waiting for its latch is drained every 5th tick, so
-        // it latches within 100 ms of the party's first packet.
-        const uint64_t t = ticks++;
-        const bool drainSettled = t % 25 == 0, drainWaiting = t % 5 == 0;
-        // The lock is taken per chunk of streams, not for the whole tick: with hundreds of streams a tick is
-        // milliseconds of sendto, and the SIP thread's add/remove must not wait that long. Streams are visited
-        // in id order, so one removed or added between chunks is simply skipped or picked up.
-        constexpr int kChunk = 32;
-        uint64_t next = 0;
-        bool more = true;
-        while (more) {
-            std::lock_guard<std::mutex> lock(mu);
-            const size_t n = ulaw.size();
-            auto it = streams.lower_bound(next);
-            for (int done = 0; it != streams.end() && done < kChunk; ++it, ++done) {
-                Stream& s = it->second;
-                if (s.hasRemote && !s.latched ? drainWaiting : drainSettled)
-                    drain(s);
-                // Where this packet goes: the latch; before one, the SDP destination while the pre-latch
-                // allowance lasts; after that nowhere (the socket keeps listening for the party's RTP).
-                const sockaddr_storage *to = nullptr;
-                socklen_t toLen = 0;
-                bool prelatch = false;
-                if (s.hasRemote && s.latched) {
-                    to = &s.latch;
-                    toLen = s.latchLen;
-                } else if (s.hasRemote && s.sdpIp == s.sigIp) {
-                    // The SDP names the very host that talks SIP with us: no third party to reflect to, so no
-                    // bound. A phone that honours our a=sendonly answer sends no RTP (RFC 3264 §6.1) and would
-                    // never latch; this keeps its music playing.
-                    to = &s.remote;
-                    toLen = s.remoteLen;
-                } else if (s.hasRemote && s.prelatchLeft != 0) {
-                    to = &s.remote;
-                    toLen = s.remoteLen;
-                    prelatch = true;
-                    if (s.prelatchLeft > 0)
-                        --s.prelatchLeft; // spent even when sendto fails
-                }
-                if (to) {
-                    const std::vector<uint8_t> &audio = s.pt == 8 ? alaw : s.pt == 9 ? g722 : ulaw;
-                    pkt[0] = 0x80;  // V=2, no padding, no extension, no CSRC (RFC 3550 §5.1)
-                    pkt[1] = static_cast<unsigned char>((s.marker ? 0x80 : 0) | (s.pt & 0x7F));
-                    pkt[2] = static_cast<unsigned char>(s.seq >> 8);
-                    pkt[3] = static_cast<unsigned char>(s.seq);
-                    for (int i = 0; i < 4; ++i) pkt[4 + i] = static_cast<unsigned char>(s.ts >> (24 - 8 * i));
-                    for (int i = 0; i < 4; ++i) pkt[8 + i] = static_cast<unsigned char>(s.stats.ssrc >> (24 - 8 * i));
-                    // The audio loop, wrapping at its end.
-                    size_t first = std::min<size_t>(kSamplesPerPacket, n - s.pos);
-                    std::memcpy(pkt + 12, audio.data() + s.pos, first);
-                    for (size_t i = first; i < kSamplesPerPacket; ++i) pkt[12 + i] = audio[(s.pos + i) % n];
-                    ssize_t w =
-                        ::sendto(s.fd, pkt, sizeof pkt, MSG_DONTWAIT, reinterpret_cast<const sockaddr *>(to), toLen);
-                    if (w == static_cast<ssize_t>(sizeof pkt)) {
-                        ++s.stats.packetsSent;
-                        s.stats.bytesSent += sizeof pkt;
-                        if (prelatch)
-                            ++s.stats.prelatchSent;
-                        s.marker = false;
-                    }
-                    ++s.seq; // one per packet sent (RFC 3550 §5.1); none while waiting for a latch
-                }
-                // The media clock runs even while nothing is sent, so a resumed stream stays continuous.
-                s.ts += kSamplesPerPacket;
-                s.pos = (s.pos + kSamplesPerPacket) % n;
-            }
-            more = it != streams.end();
-            if (more) next = it->first;
-        }
+    Port *openPort(uint16_t port, int fd) {
+        Port &p = ports[port];
+        p.fd = fd;
+        p.port = port;
+        return &p;
     }
 
-    void run() {
-        timespec next{};
-        clock_gettime(CLOCK_MONOTONIC, &next);
-        while (running.load(std::memory_order_acquire)) {
-            tick();
-            addNs(&next, kPacketNs);
-            // Absolute deadlines: no drift accumulates (clock_nanosleep TIMER_ABSTIME).
-            while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &next, nullptr) == EINTR) {
+    // A port for a new stream: `preferred` when it is in the range and has room (joined, or bound anew); else
+    // an open port with room (fill before opening: N streams of different parties take ceil(N / streams per port)
+    // sockets); else
+    // a new even port from a rotating cursor (a just-closed port is not reused at once, so late packets for an
+    // old call do not land on a new one). nullptr with *bindErrno set when out of descriptors, 0 when full.
+    // With `party` (the party's SIP source IP) a port with room where no stream may latch from that IP comes
+    // first, then a new port, and only then a port shared with a stream of that IP: phones behind one NAT (one
+    // public IP, private SDP addresses) would make each other's RTP ambiguous on one port. Calls that all come
+    // through one SBC spread over the range before they share (the SBC's symmetric media then matches the SDP
+    // address:port exactly).
+    Port *pickPort(uint16_t preferred, const IpKey &party, int *bindErrno) {
+        *bindErrno = 0;
+        if (preferred >= portMin && preferred <= portMax && (preferred & 1) == 0) {
+            if (auto it = ports.find(preferred); it != ports.end()) {
+                if (it->second.streams.size() < perPort)
+                    return &it->second;
+            } else if (int fd = bindPort(preferred); fd >= 0) {
+                return openPort(preferred, fd);
+            } else if (outOfDescriptors(errno)) {
+                *bindErrno = errno;
+                return nullptr;
             }
-            timespec now{};
-            clock_gettime(CLOCK_MONOTONIC, &now);
-            // Stalled (machine suspended, debugger): resynchronise instead of bursting to catch up.
-            if (diffNs(now, next) > 10 * kPacketNs) next = now;
         }
+        Port *shared = nullptr; // a port with room, the first one without the party's IP if any
+        for (uint16_t port : roomy) {
+            Port &p = ports.at(port);
+            if (!party.set ||
+                std::none_of(p.streams.begin(), p.streams.end(), [&](const Stream *s) { return mayLatch(*s, party); }))
+                return &p;
+            if (!shared)
+                shared = &p;
+        }
+        const uint32_t count = (portMax - portMin) / 2 + 1;
+        for (uint32_t i = 0; i < count && ports.size() < count; ++i) {
+            uint16_t candidate = cursor;
+            uint32_t next = candidate + 2u;
+            cursor = static_cast<uint16_t>(next > portMax ? portMin : next);
+            if (ports.count(candidate))
+                continue;
+            if (int fd = bindPort(candidate); fd >= 0)
+                return openPort(candidate, fd);
+            if (outOfDescriptors(errno)) {
+                *bindErrno = errno; // no other port will do better: stop at once
+                return shared;
+            }
+        }
+        return shared;
+    }
+
+    void attach(Stream &s, Port &p) {
+        s.port = &p;
+        p.streams.push_back(&s);
+        if (p.streams.size() < perPort)
+            roomy.insert(p.port);
+        else
+            roomy.erase(p.port);
+    }
+
+    // Detach a stream; the last one out closes the socket (which leaves the epoll set with it).
+    void detach(Stream &s) {
+        Port &p = *s.port;
+        p.streams.erase(std::find(p.streams.begin(), p.streams.end(), &s));
+        if (p.streams.empty()) {
+            ::close(p.fd);
+            roomy.erase(p.port);
+            ports.erase(p.port);
+        } else if (p.streams.size() < perPort) {
+            roomy.insert(p.port);
+        }
+        s.port = nullptr;
     }
 
     void closeAll() {
         std::lock_guard<std::mutex> lock(mu);
-        for (auto& [id, s] : streams) {
-            (void)id;
-            ::close(s.fd);
+        for (auto &[port, p] : ports) {
+            (void)port;
+            ::close(p.fd);
         }
+        ports.clear();
+        roomy.clear();
         streams.clear();
-        usedPorts.clear();
+        if (epfd >= 0)
+            ::close(epfd);
+        epfd = -1;
     }
 };
 
 MohPlayer::MohPlayer() : impl_(std::make_unique<Impl>()) {}
 
 MohPlayer::~MohPlayer() { stop(); }
+
+namespace {
+// The loop followed by its own first 160 bytes (see Impl::ulaw).
+std::vector<uint8_t> withWrapTail(std::vector<uint8_t> loop) {
+    std::vector<uint8_t> out = loop;
+    for (size_t i = 0; i < static_cast<size_t>(kSamplesPerPacket); ++i)
+        out.push_back(loop[i % loop.size()]);
+    return out;
+}
+} // namespace
 
 bool MohPlayer::start(std::string bindIp, uint16_t portMin, uint16_t portMax, std::string audioFile,
                       std::string* err) {
@@ -633,21 +910,28 @@ bool MohPlayer::start(std::string bindIp, uint16_t portMin, uint16_t portMax, st
     std::vector<uint8_t> g722 = encodeG722Loop(*audio);
     if (g722.size() != audio->size())
         return fail("music on hold: the G.722 encoder (spandsp) failed");
+    int ep = ::epoll_create1(EPOLL_CLOEXEC);
+    if (ep < 0)
+        return fail(fmt::format("music on hold: epoll_create1: {}", std::strerror(errno)));
     {
         std::lock_guard<std::mutex> lock(impl_->mu);
-        impl_->ulaw.resize(audio->size());
-        impl_->alaw.resize(audio->size());
+        std::vector<uint8_t> ulaw(audio->size()), alaw(audio->size());
         for (size_t i = 0; i < audio->size(); ++i) {
-            impl_->ulaw[i] = linearToUlaw((*audio)[i]);
-            impl_->alaw[i] = linearToAlaw((*audio)[i]);
+            ulaw[i] = linearToUlaw((*audio)[i]);
+            alaw[i] = linearToAlaw((*audio)[i]);
         }
-        impl_->g722 = std::move(g722);
+        impl_->loopLen = audio->size();
+        impl_->ulaw = withWrapTail(std::move(ulaw));
+        impl_->alaw = withWrapTail(std::move(alaw));
+        impl_->g722 = withWrapTail(std::move(g722));
         impl_->bindIp = bindIp;
         impl_->bindAddr = a;
         impl_->bindLen = len;
         impl_->portMin = firstEven;
         impl_->portMax = portMax;
         impl_->cursor = firstEven;
+        impl_->epfd = ep;
+        impl_->counters = {};
     }
     impl_->running.store(true, std::memory_order_release);
     impl_->worker = std::thread([this] { impl_->run(); });
@@ -656,6 +940,17 @@ bool MohPlayer::start(std::string bindIp, uint16_t portMin, uint16_t portMax, st
 
 void MohPlayer::setReservedDescriptors(uint64_t n) {
     impl_->reserve = n;
+}
+bool MohPlayer::setStreamsPerPort(uint32_t n) {
+    if (n < 1 || n > kMaxStreamsPerPort || impl_->running.load())
+        return false;
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    impl_->perPort = n;
+    return true;
+}
+uint32_t MohPlayer::streamsPerPort() const {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    return impl_->perPort;
 }
 void MohPlayer::setPrelatchMs(int64_t ms) {
     std::lock_guard<std::mutex> lock(impl_->mu);
@@ -670,7 +965,8 @@ uint64_t MohPlayer::reservedDescriptors() const {
 }
 
 std::optional<MohPlayer::StreamInfo> MohPlayer::add(std::string remoteIp, uint16_t remotePort, int payloadType,
-                                                    std::string *err, uint16_t preferredPort, AddError *why) {
+                                                    std::string *err, uint16_t preferredPort, AddError *why,
+                                                    std::string_view partyIp) {
     auto failed = [why](AddError e) -> std::optional<StreamInfo> {
         if (why)
             *why = e;
@@ -688,64 +984,41 @@ std::optional<MohPlayer::StreamInfo> MohPlayer::add(std::string remoteIp, uint16
         return failed(AddError::BadPayloadType);
     }
     std::lock_guard<std::mutex> lock(impl_->mu);
-    Impl::Stream s;
+    auto s = std::make_unique<Impl::Stream>();
     // The pre-latch allowance in whole packets (rounded up): 0 ms sends nothing before a latch.
-    s.prelatchLeft = impl_->prelatchMs < 0 ? -1 : (impl_->prelatchMs + 19) / 20;
-    if (!impl_->setRemoteLocked(s, remoteIp, remotePort, payloadType, err))
+    s->prelatchLeft = impl_->prelatchMs < 0 ? -1 : (impl_->prelatchMs + 19) / 20;
+    if (!impl_->setRemoteLocked(*s, remoteIp, remotePort, payloadType, err))
         return failed(AddError::BadAddress);
-    // Candidates: the preferred port, then even ports from a rotating cursor (a just-freed port is not reused
-    // at once, so late packets for an old call do not land on a new one).
-    int fd = -1;
-    uint16_t port = 0;
-    bool noFds = false;
     int bindErrno = 0;
-    if (preferredPort >= impl_->portMin && preferredPort <= impl_->portMax && (preferredPort & 1) == 0 &&
-        !impl_->usedPorts.count(preferredPort)) {
-        fd = impl_->bindPort(preferredPort);
-        if (fd >= 0) port = preferredPort;
-        else
-            noFds = Impl::outOfDescriptors(bindErrno = errno);
-    }
-    const uint32_t count = (impl_->portMax - impl_->portMin) / 2 + 1;
-    for (uint32_t i = 0; fd < 0 && !noFds && i < count; ++i) {
-        uint16_t candidate = impl_->cursor;
-        uint32_t next = candidate + 2u;
-        impl_->cursor = static_cast<uint16_t>(next > impl_->portMax ? impl_->portMin : next);
-        if (impl_->usedPorts.count(candidate)) continue;
-        fd = impl_->bindPort(candidate);
-        if (fd >= 0) port = candidate;
-        else
-            noFds = Impl::outOfDescriptors(bindErrno = errno); // no other port will do better: stop at once
-    }
-    if (noFds) {
+    const IpKey party = keyOf(signalingSourceIp(partyIp));
+    Impl::Port *port = impl_->pickPort(preferredPort, party, &bindErrno);
+    if (!port && bindErrno) {
         if (err)
             *err = fmt::format("out of file descriptors opening a music-on-hold socket ({}; {} streams active)",
                                std::strerror(bindErrno), impl_->streams.size());
         return failed(AddError::NoDescriptors);
     }
-    if (fd < 0) {
+    if (!port) {
         if (err)
-            *err = fmt::format("no free music-on-hold RTP port in {}-{} on {} ({} streams active)", impl_->portMin,
-                               impl_->portMax, impl_->bindIp, impl_->streams.size());
+            *err = fmt::format("no free music-on-hold RTP port in {}-{} on {} ({} streams active, {} per port)",
+                               impl_->portMin, impl_->portMax, impl_->bindIp, impl_->streams.size(), impl_->perPort);
         return failed(AddError::NoFreePort);
     }
-    s.fd = fd;
-    s.localPort = port;
-    s.stats.ssrc = impl_->rng();
-    s.seq = static_cast<uint16_t>(impl_->rng());
-    s.ts = impl_->rng();  // random initial seq/timestamp (RFC 3550 §5.1)
-    uint64_t id = impl_->nextId++;
-    impl_->usedPorts.insert(port);
-    impl_->streams.emplace(id, std::move(s));
-    return StreamInfo{id, port};
+    s->stats.ssrc = impl_->rng();
+    s->seq = static_cast<uint16_t>(impl_->rng());
+    s->ts = impl_->rng(); // random initial seq/timestamp (RFC 3550 §5.1)
+    s->id = impl_->nextId++;
+    impl_->attach(*s, *port);
+    StreamInfo info{s->id, port->port};
+    impl_->streams.emplace(s->id, std::move(s));
+    return info;
 }
 
 bool MohPlayer::remove(uint64_t id) {
     std::lock_guard<std::mutex> lock(impl_->mu);
     auto it = impl_->streams.find(id);
     if (it == impl_->streams.end()) return false;
-    ::close(it->second.fd);
-    impl_->usedPorts.erase(it->second.localPort);
+    impl_->detach(*it->second);
     impl_->streams.erase(it);
     return true;
 }
@@ -756,7 +1029,7 @@ bool MohPlayer::setRemote(uint64_t id, std::string remoteIp, uint16_t remotePort
     std::lock_guard<std::mutex> lock(impl_->mu);
     auto it = impl_->streams.find(id);
     if (it == impl_->streams.end()) return false;
-    return impl_->setRemoteLocked(it->second, remoteIp, remotePort, payloadType, nullptr);
+    return impl_->setRemoteLocked(*it->second, remoteIp, remotePort, payloadType, nullptr);
 }
 
 bool MohPlayer::setSignalingSource(uint64_t id, std::string_view source) {
@@ -768,7 +1041,7 @@ bool MohPlayer::setSignalingSource(uint64_t id, std::string_view source) {
     auto it = impl_->streams.find(id);
     if (it == impl_->streams.end())
         return false;
-    Impl::Stream &s = it->second;
+    Impl::Stream &s = *it->second;
     s.sigIp = key;
     s.stats.signalingIp = key.set ? ip : std::string();
     if (s.latched && !Impl::mayLatch(s, keyOf(s.latch)))
@@ -780,12 +1053,25 @@ std::optional<MohPlayer::StreamStats> MohPlayer::stats(uint64_t id) const {
     std::lock_guard<std::mutex> lock(impl_->mu);
     auto it = impl_->streams.find(id);
     if (it == impl_->streams.end()) return std::nullopt;
-    return it->second.stats;
+    return it->second->stats;
+}
+
+MohPlayer::PlayerStats MohPlayer::playerStats() const {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    PlayerStats p = impl_->counters;
+    p.streams = impl_->streams.size();
+    p.sockets = impl_->ports.size();
+    return p;
 }
 
 size_t MohPlayer::streamCount() const {
     std::lock_guard<std::mutex> lock(impl_->mu);
     return impl_->streams.size();
+}
+
+void MohPlayer::stallForTest(int64_t ms) {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    std::this_thread::sleep_for(std::chrono::milliseconds(ms));
 }
 
 bool MohPlayer::running() const { return impl_->running.load(); }

@@ -1,12 +1,21 @@
 // Music on hold: a G.711 / G.722 RTP sender with its own thread (20 ms pacing must not depend on SIP load).
-// One UDP socket per parked call, bound from a configured port range. The module drives it from the SIP
-// thread through add/remove/setRemote/setSignalingSource; all methods are thread-safe.
+// One sender serves every parked call: UDP sockets bound from a configured port range, each shared by up to
+// setStreamsPerPort() streams (callpark moh_streams_per_port; 1 = one port per call), each stream with its own
+// SSRC, sequence number and timestamp (RFC 3550 §8). Every 20 ms tick (absolute deadlines, missed ticks skipped
+// after a stall, never caught up in a burst) sends one packet per stream with sendmmsg: a 12-byte RTP header of
+// its own plus the looped audio encoded once per codec at start (two iovecs). What arrives is drained with
+// recvmmsg from the sockets epoll reports readable. The module drives it from the SIP thread through
+// add/remove/setRemote/setSignalingSource; all methods are thread-safe.
 //
 // Symmetric RTP latching (RFC 4961; docs/callpark.md "Music on hold and symmetric RTP"): the SDP c=/m= of the
 // parked party is only a hint. Music goes to the address:port the party's own RTP comes from (the latch),
 // and only a packet whose source IP is the SDP connection address or the party's SIP signalling source IP
 // may latch. Before a latch the SDP address gets at most the stream's pre-latch allowance (setPrelatchMs),
 // then nothing until a packet latches: a forged SDP cannot turn the player into a long-running reflector.
+// On a shared port a packet belongs to the stream latched to its source IP:port; else to the unlatched stream
+// whose SDP address:port is exactly its source; else to the one unlatched stream whose allowed IPs contain its
+// source IP (several: the one of them whose payload type is the packet's). An ambiguous packet latches nothing
+// and is counted (PlayerStats::packetsAmbiguous).
 #pragma once
 
 #include <cstdint>
@@ -84,6 +93,7 @@ class MohPlayer {
 public:
     static constexpr int64_t kDefaultPrelatchMs = 5000;
     static constexpr int64_t kPrelatchUnlimited = -1; // send to the SDP address until a latch (no bound)
+    static constexpr uint32_t kMaxStreamsPerPort = 1024;
 
     // Why add() failed: capacity (NoFreePort, NoDescriptors: answer 503 + Retry-After) or the request.
     enum class AddError { None, NotRunning, BadPayloadType, BadAddress, NoFreePort, NoDescriptors };
@@ -105,12 +115,24 @@ public:
         std::string latchedIp;
         uint16_t latchedPort = 0;
         uint64_t latches = 0;          // how often the stream latched (again after the party moved)
-        uint64_t packetsForeign = 0;   // from an IP that may not latch (neither SDP nor signalling): ignored
+        uint64_t packetsForeign = 0;   // from an IP that may not latch (neither SDP nor signalling): ignored;
+                                       // on a shared port counted in PlayerStats only (whose would it be?)
         uint64_t packetsNotRtp = 0;    // from an allowed IP but not RTP version 2: did not latch
         std::string lastForeignSource; // "IP:port" of the last foreign packet
         uint64_t prelatchSent = 0;     // packets sent to the SDP destination before any latch
         bool hadDestination = false;   // the SDP asked for music at least once
         std::string signalingIp;       // the party's SIP signalling source IP ("" = unknown)
+    };
+
+    // The player as a whole.
+    struct PlayerStats {
+        size_t streams = 0;
+        size_t sockets = 0;            // UDP sockets open (ports in use): ceil(streams / streams per port) at best
+        uint64_t ticks = 0;            // 20 ms ticks run
+        uint64_t ticksSkipped = 0;     // ticks missed after a stall (skipped, not caught up)
+        uint64_t packetsSent = 0;      // packets handed to sendmmsg
+        uint64_t packetsAmbiguous = 0; // on a shared port, from a source that could latch several streams: ignored
+        uint64_t packetsForeign = 0;   // from an IP no stream on the port may latch from (all ports)
     };
 
     MohPlayer();
@@ -125,6 +147,10 @@ public:
     bool start(std::string bindIp, uint16_t portMin, uint16_t portMax, std::string audioFile, std::string* err);
     // Descriptors kept free for everything else when checking the range (default 256).
     void setReservedDescriptors(uint64_t n);
+    // Streams sharing one local port (1..kMaxStreamsPerPort, default 1 = a port per stream), before start():
+    // false when out of range or running. A new stream joins an open port with room before a new port opens.
+    bool setStreamsPerPort(uint32_t n);
+    uint32_t streamsPerPort() const;
     uint64_t reservedDescriptors() const;
     // How much music (in 20 ms packets, rounded up) a stream may send to its SDP destination before RTP from the
     // party latches it (callpark parameter moh_prelatch_ms): one allowance per stream, spent across every SDP
@@ -134,12 +160,16 @@ public:
 
     // Start sending to remoteIp:remotePort with payload type 0 (PCMU), 8 (PCMA) or 9 (G722). A remote of
     // 0.0.0.0 or port 0 (a held/disabled stream) allocates the socket but sends nothing until setRemote.
-    // `preferredPort` (e.g. the port used before a restart) is tried first. nullopt + *err when the range
-    // is exhausted, the payload type is not one of those, the address is bad or the player is not running; *why
-    // says which. Out of descriptors (EMFILE/ENFILE) it fails at once instead of trying every port.
+    // `preferredPort` (e.g. the port used before a restart) is tried first (joined when open with room). nullopt + *err
+    // when the range is exhausted, the payload type is not one of those, the address is bad or the player is not
+    // running; *why says which. Out of descriptors (EMFILE/ENFILE) it fails at once instead of trying every port.
+    // `partyIp` (the party's SIP source, as for setSignalingSource; "" = unknown) keeps streams of one IP (phones
+    // behind one NAT) on different ports while the range has room: on one port their RTP would be ambiguous.
     std::optional<StreamInfo> add(std::string remoteIp, uint16_t remotePort, int payloadType,
-                                  std::string *err = nullptr, uint16_t preferredPort = 0, AddError *why = nullptr);
-    // Stop a stream and close its socket. False when unknown.
+                                  std::string *err = nullptr, uint16_t preferredPort = 0, AddError *why = nullptr,
+                                  std::string_view partyIp = {});
+    // Stop a stream (no packet leaves for it once this returned); the last stream of a port closes its socket.
+    // False when unknown.
     bool remove(uint64_t id);
     // Re-target a stream (the parked party re-INVITEd). False when unknown or pt not 0/8/9. A new SDP
     // destination (address or port) drops the latch: the party says its media moved, so the next allowed packet
@@ -151,8 +181,12 @@ public:
     bool setSignalingSource(uint64_t id, std::string_view source);
 
     std::optional<StreamStats> stats(uint64_t id) const;
+    PlayerStats playerStats() const;
     size_t streamCount() const;
     bool running() const;
+
+    // Tests: hold the player's lock for `ms`, stalling the sender as a loaded machine would.
+    void stallForTest(int64_t ms);
 
     // Stop the thread and close every socket. Idempotent.
     void stop();

@@ -140,6 +140,8 @@ pw_dialog *Proxy::Impl::newDialog(ModuleInstance *mod, DialogRole role, const pw
 void Proxy::Impl::terminate(pw_dialog *d, pw_dialog_end_reason reason) {
     if (d->notified) return;
     d->notified = true;
+    if (d->state != DialogState::Terminated && dialogs.count(d))
+        ++terminatedDialogs;
     d->state = DialogState::Terminated;
     stopRetransmit(d);
     if (d->expiryTimer) d->expiryTimer->cancel();
@@ -173,7 +175,8 @@ void Proxy::Impl::releaseDialog(pw_dialog *d) {
         if (tx->dialog == d) tx->dialog = nullptr;
     if (d->leg) nta_leg_destroy(d->leg);
     d->leg = nullptr;
-    dialogs.erase(d);
+    if (dialogs.erase(d) && d->state == DialogState::Terminated)
+        --terminatedDialogs;
     delete d;
     updateGauges();
 }

@@ -330,9 +330,7 @@ void Proxy::Impl::updateGauges() {
 #ifdef PARKWAY_HAVE_METRICS
     if (!metrics) return;
     metrics->gaugeSet("parkway_sip_transactions", "", static_cast<double>(txns.size()));
-    size_t open = 0;
-    for (auto *d : dialogs)
-        if (d->state != DialogState::Terminated) ++open;
+    size_t open = dialogs.size() - std::min(terminatedDialogs, dialogs.size());
     metrics->gaugeSet("parkway_dialogs", "", static_cast<double>(open));
 #endif
 }

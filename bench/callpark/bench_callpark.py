@@ -55,6 +55,30 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def thread_cpu_seconds(pid):
+    """CPU seconds per thread of a process: {tid: seconds} (/proc/<pid>/task/<tid>/stat)."""
+    out = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:  # the thread ended meanwhile
+            continue
+        out[int(tid)] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return out
+
+
+def cpu_split(pid, before, after, ok):
+    """The figure line splitting the daemon's CPU per cycle: the SIP thread (the main thread, whose tid is the
+    pid: SIP parsing, the park logic, SQLite commits) and every other thread (music on hold sender, admin)."""
+    used = {tid: after[tid] - before.get(tid, 0.0) for tid in after}
+    sip = used.get(pid, 0.0)
+    other = sum(v for tid, v in used.items() if tid != pid)
+    n = max(ok, 1)
+    return (f"    CPU per cycle by thread: SIP thread {1000 * sip / n:.3f} ms, other threads (music on hold, admin) "
+            f"{1000 * other / n:.3f} ms (load average {os.getloadavg()[0]:.1f})")
+
+
 def cycles(binary, rate, count):
     work = tempfile.mkdtemp(prefix="parkway-bench-")
     csv = os.path.join(work, "exts.csv")
@@ -74,6 +98,7 @@ def cycles(binary, rate, count):
         retrievers = Sipp(os.path.join(HERE, "bench_retrieve.xml"), remote=pw.sip, calls=count, rate=rate,
                           limit=limit, timeout=count / rate + 60, extra=keys)
         cpu0 = cpu_seconds(pw.proc.pid)
+        threads0 = thread_cpu_seconds(pw.proc.pid)
         t0 = time.monotonic()
         parkers.start()
         time.sleep(LAG)
@@ -82,6 +107,7 @@ def cycles(binary, rate, count):
         t1 = time.monotonic()
         p = parkers.wait()
         cpu = cpu_seconds(pw.proc.pid) - cpu0
+        threads1 = thread_cpu_seconds(pw.proc.pid)
         sink.close()
         if os.environ.get("BENCH_VERBOSE"):
             print(r.errors[-2000:], p.errors[-2000:])
@@ -91,6 +117,7 @@ def cycles(binary, rate, count):
         print(f"  target {rate:5d}/s: {count} cycles, parks ok {p.successful} failed {p.failed}, retrieves ok "
               f"{r.successful} failed {r.failed}; {ok / elapsed:7.1f} cycles/s over {elapsed:.1f} s; parkway CPU "
               f"{cpu:.2f} s = {1000 * cpu / max(ok, 1):.2f} ms per cycle (load average {os.getloadavg()[0]:.1f})")
+        print(cpu_split(pw.proc.pid, threads0, threads1, ok))
         return ok / elapsed, failed, count
 
 

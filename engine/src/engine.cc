@@ -173,6 +173,8 @@ struct Engine::Impl {
     std::vector<std::pair<ListenerId, Listener>> listeners;
     ListenerId nextListener = 1;
     std::vector<ChangeEvent> pending;
+    // Last member: stopped (and its connection closed) before `db` closes.
+    std::unique_ptr<Checkpointer> checkpointer;
 
     // ---- helpers ----
     Millis now() const { return clock.nowMs(); }
@@ -875,11 +877,22 @@ std::unique_ptr<Engine> Engine::open(const std::string &path, Clock &clock, Open
     } catch (const StorageError &err) {
         throw die(err.what());
     }
+    if (path != ":memory:" && path.rfind("file:", 0) != 0) {
+        // WAL checkpoints on a thread of their own (store.hh Checkpointer); should its connection not open,
+        // SQLite's automatic checkpoints on this connection stay (slower, as safe).
+        auto cp = std::make_unique<Checkpointer>();
+        if (cp->start(db.handle(), path, options.fsyncEveryCommit).empty())
+            impl->checkpointer = std::move(cp);
+    }
     return std::unique_ptr<Engine>(new Engine(std::move(impl)));
 }
 
 Engine::Engine(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Engine::~Engine() = default;
+
+std::uint64_t Engine::backgroundCheckpoints() const {
+    return impl_->checkpointer ? impl_->checkpointer->checkpoints() : 0;
+}
 
 const std::string &Engine::path() const {
     return impl_->path;

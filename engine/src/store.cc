@@ -117,4 +117,90 @@ void Txn::commit() {
     done_ = true;
 }
 
+// ---------------------------------------------------------------------------------------------------------
+// Checkpointer
+
+std::string Checkpointer::start(sqlite3 *writer, const std::string &path, bool fsyncFull, int pages) {
+    pages_ = pages;
+    int rc = sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr);
+    std::string err;
+    if (rc == SQLITE_OK) {
+        char *msg = nullptr;
+        const char *sync = fsyncFull ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL";
+        if (sqlite3_exec(db_, sync, nullptr, nullptr, &msg) != SQLITE_OK)
+            err = msg ? msg : "PRAGMA synchronous";
+        sqlite3_free(msg);
+    } else {
+        err = db_ ? sqlite3_errmsg(db_) : sqlite3_errstr(rc);
+    }
+    if (!err.empty()) {
+        sqlite3_close_v2(db_);
+        db_ = nullptr;
+        return err;
+    }
+    writer_ = writer;
+    thread_ = std::thread([this] { run(); });
+    // Order matters: wal_autocheckpoint installs SQLite's own WAL hook; ours replaces it.
+    sqlite3_wal_autocheckpoint(writer_, 0);
+    sqlite3_wal_hook(writer_, &Checkpointer::onCommit, this);
+    return {};
+}
+
+Checkpointer::~Checkpointer() {
+    if (writer_)
+        sqlite3_wal_hook(writer_, nullptr, nullptr);
+    {
+        std::lock_guard<std::mutex> lock(mu_);
+        stop_ = true;
+    }
+    cv_.notify_one();
+    if (thread_.joinable())
+        thread_.join();
+    if (db_)
+        sqlite3_close_v2(db_);
+}
+
+std::uint64_t Checkpointer::checkpoints() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return done_;
+}
+
+// Called by SQLite on the writer's thread after each commit, with the log's size in pages.
+int Checkpointer::onCommit(void *self, sqlite3 *db, const char *name, int walPages) {
+    auto *c = static_cast<Checkpointer *>(self);
+    if (walPages < c->pages_)
+        return SQLITE_OK;
+    if (walPages >= kStarvedFactor * c->pages_) {
+        // A writer that never pauses starves the background checkpoint: it never copies the whole log, so the
+        // log never restarts. Finish here, as SQLite's automatic checkpoint would: most frames are already
+        // copied, and nobody appends while this thread checkpoints, so the next commit restarts the log.
+        sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+        return SQLITE_OK;
+    }
+    {
+        std::lock_guard<std::mutex> lock(c->mu_);
+        if (c->due_)
+            return SQLITE_OK; // already asked
+        c->due_ = true;
+    }
+    c->cv_.notify_one();
+    return SQLITE_OK;
+}
+
+void Checkpointer::run() {
+    std::unique_lock<std::mutex> lock(mu_);
+    while (true) {
+        cv_.wait(lock, [this] { return due_ || stop_; });
+        if (stop_)
+            return;
+        lock.unlock();
+        // PASSIVE: copies (and syncs) what no reader still needs without blocking the writer; the writer
+        // restarts the log from its start once a checkpoint has copied all of it (onCommit: the fallback).
+        sqlite3_wal_checkpoint_v2(db_, nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+        lock.lock();
+        due_ = false;
+        ++done_;
+    }
+}
+
 } // namespace parkway::engine

@@ -3,11 +3,14 @@
 
 #include <sqlite3.h>
 
+#include <condition_variable>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <unordered_map>
 
 namespace parkway::engine {
@@ -73,6 +76,35 @@ private:
     sqlite3* db_ = nullptr;
     std::unordered_map<const void*, std::unique_ptr<Stmt>> cache_;
     std::unordered_map<std::string, std::unique_ptr<Stmt>> textCache_;
+};
+
+// WAL checkpoints off the writer's thread. SQLite's automatic checkpoint runs inside the COMMIT that pushes the
+// log past wal_autocheckpoint pages, on the committing thread, with an fsync of the log and of the database
+// file: the engine's caller (the SIP thread) stalls for it. Instead the writer's connection gets
+// wal_autocheckpoint = 0 and a WAL hook that only wakes this thread, which runs a PASSIVE checkpoint on a
+// connection of its own. Durability is unchanged: a COMMIT is in the log when it returns (the log is what
+// recovery replays after kill -9); a checkpoint only copies committed pages into the database file, and a
+// PASSIVE one never blocks or waits for the writer (https://sqlite.org/wal.html "Checkpointing").
+class Checkpointer {
+public:
+    // Opens its own connection to `path` (synchronous as given: FULL or NORMAL) and hooks `writer`. Empty
+    // message on success; on failure nothing is hooked and the writer keeps SQLite's automatic checkpoints.
+    std::string start(sqlite3 *writer, const std::string &path, bool fsyncFull, int pages = 1000);
+    ~Checkpointer(); // stops and joins the thread, closes its connection (the writer's hook is removed)
+    std::uint64_t checkpoints() const;
+
+private:
+    static int onCommit(void *self, sqlite3 *db, const char *name, int walPages);
+    static constexpr int kStarvedFactor = 4; // log this many times `pages` long: the writer checkpoints itself
+    void run();
+    sqlite3 *writer_ = nullptr;
+    sqlite3 *db_ = nullptr;
+    int pages_ = 1000;
+    std::thread thread_;
+    mutable std::mutex mu_;
+    std::condition_variable cv_;
+    bool due_ = false, stop_ = false;
+    std::uint64_t done_ = 0;
 };
 
 // BEGIN IMMEDIATE ... COMMIT; rolls back if not committed (exception or early return).

@@ -182,6 +182,8 @@ public:
         api_->histogram_observe(host_, ps(name), ps(labels), v);
     }
     void event(std::string_view type, std::string_view json) const { api_->event_publish(host_, ps(type), ps(json)); }
+    // Whether an event published now reaches anyone (v1.5 event_listening); an older host: assume so.
+    bool eventListening() const { return !PW_HOST_HAS(api_, event_listening) || api_->event_listening(host_) != 0; }
 
     pw_timer_id timer(uint64_t ms, pw_timer_fn fn, void *arg) const { return api_->timer_start(host_, ms, fn, arg); }
     void cancelTimer(pw_timer_id &id) const {

@@ -679,7 +679,8 @@ void CallPark::onEngineEvent(const eng::ChangeEvent &e) {
             break;
         default: break;
         }
-        host_.event(eng::toString(ev.kind), eng::toJson(ev));
+        if (host_.eventListening()) // no admin stream client: no JSON built for nobody
+            host_.event(eng::toString(ev.kind), eng::toJson(ev));
         bool counted = ev.kind == eng::EventKind::Parked || ev.kind == eng::EventKind::Retrieved ||
                        ev.kind == eng::EventKind::Abandoned || ev.kind == eng::EventKind::Moved;
         if (counted) { // other kinds change no count (the gauge is set from the counts kept by countEvent)

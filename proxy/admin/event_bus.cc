@@ -14,12 +14,14 @@ uint64_t EventBus::subscribe(Wakeup wake) {
     std::lock_guard<std::mutex> lock(mu_);
     uint64_t id = nextId_++;
     subs_[id].wake = std::move(wake);
+    subscribers_.store(subs_.size(), std::memory_order_relaxed);
     return id;
 }
 
 void EventBus::unsubscribe(uint64_t id) {
     std::lock_guard<std::mutex> lock(mu_);
     subs_.erase(id);
+    subscribers_.store(subs_.size(), std::memory_order_relaxed);
 }
 
 void EventBus::publish(const std::string &type, const std::string &json) {

@@ -1,6 +1,7 @@
 // Thread-safe fan-out of events (engine changes, module events) to admin stream clients (SSE).
 // publish() is called on the SIP thread; subscribers drain on the admin thread.
 #pragma once
+#include <atomic>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -22,6 +23,9 @@ public:
     uint64_t subscribe(Wakeup wake);
     void unsubscribe(uint64_t id);
     void publish(const std::string &type, const std::string &json);
+    // Whether a subscriber is connected now (any thread; a hint: one may connect right after). Publishers use
+    // it to skip building events nobody receives (module.h event_listening).
+    bool listening() const { return subscribers_.load(std::memory_order_relaxed) > 0; }
     std::deque<Event> drain(uint64_t id); // events queued for that subscriber since last drain
 
 private:
@@ -32,6 +36,7 @@ private:
     std::mutex mu_;
     uint64_t nextId_ = 1, seq_ = 0;
     std::map<uint64_t, Sub> subs_;
+    std::atomic<size_t> subscribers_{0}; // subs_.size(), readable without the lock
 };
 
 } // namespace parkway::proxy

@@ -213,7 +213,9 @@ struct Proxy::Impl {
 
     std::set<pw_request *> txns;
     std::set<pw_dialog *> dialogs;
-    size_t terminatedDialogs = 0; // of `dialogs`, those terminated and not released yet (the gauge's complement)
+    // How many of `dialogs` are Terminated (kept until released): the open-dialog gauge is dialogs.size() minus
+    // this, with no walk over every dialog on each change.
+    size_t terminatedDialogs = 0;
     std::set<UacRequest *> uacs;
     std::vector<LocationProvider> locators;
     std::map<std::string, uint64_t> requestCounts;

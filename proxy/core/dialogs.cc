@@ -140,8 +140,9 @@ pw_dialog *Proxy::Impl::newDialog(ModuleInstance *mod, DialogRole role, const pw
 void Proxy::Impl::terminate(pw_dialog *d, pw_dialog_end_reason reason) {
     if (d->notified) return;
     d->notified = true;
+    if (d->state != DialogState::Terminated && dialogs.count(d))
+        ++terminatedDialogs;
     d->state = DialogState::Terminated;
-    ++terminatedDialogs; // still in `dialogs` until releaseDialog
     stopRetransmit(d);
     if (d->expiryTimer) d->expiryTimer->cancel();
     if (d->cbs.on_terminated) {

@@ -917,6 +917,15 @@ void hEventPublish(pw_host *h, pw_str type, pw_str json) noexcept {
 #endif
 }
 
+int hEventListening(pw_host *h) noexcept {
+#ifdef PARKWAY_HAVE_METRICS
+    return h && h->impl->events && h->impl->events->listening() ? 1 : 0;
+#else
+    (void)h;
+    return 0;
+#endif
+}
+
 // ---- admin writer
 
 int hWriterJson(pw_writer *w, pw_str json) noexcept {
@@ -1168,10 +1177,11 @@ const pw_host_api kApi = {
     .request_identity = hRequestIdentity,
     .request_challenge = hRequestChallenge,
     .dialog_inject_cseq = hDialogInjectCseq,
-    .uri_part = hUriPart,         // v1.4
-    .uri_param = hUriParam,       // v1.4
-    .uri_header = hUriHeader,     // v1.4
-    .domain_serve = hDomainServe, // v1.4 (tenants)
+    .uri_part = hUriPart,               // v1.4
+    .uri_param = hUriParam,             // v1.4
+    .uri_header = hUriHeader,           // v1.4
+    .domain_serve = hDomainServe,       // v1.4 (tenants)
+    .event_listening = hEventListening, // v1.5
 };
 #pragma GCC diagnostic pop
 
@@ -1269,6 +1279,7 @@ Proxy::~Proxy() {
         delete d;
     }
     i.dialogs.clear();
+    i.terminatedDialogs = 0;
     if (i.defaultLeg) nta_leg_destroy(i.defaultLeg);
     traceApply({}); // the trace ends with the transports it records
     if (i.agent) nta_agent_destroy(i.agent);

@@ -330,8 +330,8 @@ void Proxy::Impl::updateGauges() {
 #ifdef PARKWAY_HAVE_METRICS
     if (!metrics) return;
     metrics->gaugeSet("parkway_sip_transactions", "", static_cast<double>(txns.size()));
-    // Counted, not listed: this runs on every dialog change, and a restart restores thousands of dialogs.
-    metrics->gaugeSet("parkway_dialogs", "", static_cast<double>(dialogs.size() - terminatedDialogs));
+    size_t open = dialogs.size() - std::min(terminatedDialogs, dialogs.size());
+    metrics->gaugeSet("parkway_dialogs", "", static_cast<double>(open));
 #endif
 }
 

@@ -6,6 +6,9 @@
 #include <sqlite3.h>
 #include <sys/wait.h>
 
+#include <chrono>
+#include <thread>
+
 using namespace parkway::engine;
 
 namespace {
@@ -316,4 +319,41 @@ TEST_CASE("watchers: put, replace, remove and list; committed and kept across a 
     CHECK(ws[0].blob == binary);
     CHECK(ws[1].id == "call-2;tag-2");
     CHECK(ws[1].blob == "two");
+}
+
+TEST_CASE("WAL checkpoints run on the engine's own thread, the log stays bounded and nothing committed is lost") {
+    FakeClock clock;
+    TempDir dir;
+    std::string path = dir.file("park.db");
+    const std::string blob(2000, 'b'); // about a page per park: the log passes 1000 pages in a few hundred
+    std::vector<CallId> kept;
+    {
+        auto e = Engine::open(path, clock);
+        REQUIRE(e->backgroundCheckpoints() == 0);
+        for (int i = 0; i < 3000; ++i) {
+            auto req = directed(std::to_string(1000 + i));
+            req.blob = blob;
+            auto r = e->park(req);
+            INFO(r.message);
+            REQUIRE(r.ok);
+            if (i % 20 == 0) // 150 stay parked (the domain's default cap is 200)
+                kept.push_back(r.call.id);
+            else
+                REQUIRE(e->abandon(r.call.id).ok);
+        }
+        // The checkpoint is asked for by the commit that fills the log and runs on the checkpoint thread.
+        for (int i = 0; i < 500 && e->backgroundCheckpoints() == 0; ++i)
+            std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        CHECK(e->backgroundCheckpoints() > 0);
+        // Another commit after a full checkpoint restarts the log, so it does not grow with the traffic.
+        REQUIRE(e->park(directed("9999")).ok);
+        std::error_code ec;
+        auto wal = std::filesystem::file_size(path + "-wal", ec);
+        CHECK(!ec);
+        CHECK(wal < 32u * 1024 * 1024); // 3,000 parks and abandons wrote over 90 MB of log
+        CHECK(e->liveCalls().size() == kept.size() + 1);
+    }
+    auto e = Engine::open(path, clock);
+    CHECK(e->liveCalls().size() == kept.size() + 1);
+    CHECK(e->get(kept.back()).has_value());
 }

@@ -1,6 +1,9 @@
 // Host API behaviour seen by modules: location lookup results and where log lines go.
 #include <sip_test.hh>
 
+#include <admin/event_bus.hh>
+#include <admin/metrics.hh>
+
 #include <catch2/catch.hpp>
 
 #include <cstring>
@@ -122,4 +125,21 @@ TEST_CASE("domain_serve makes a domain local; a reload's domains apply at once; 
     CHECK(local("t.example"));
     CHECK(serve("t.example", 0) == PW_OK);
     CHECK_FALSE(local("t.example"));
+}
+
+TEST_CASE("event_listening: 1 only while an admin event-stream client is subscribed (v1.5)", "[host][events]") {
+    proxy::Metrics metrics;
+    proxy::EventBus events;
+    SipTestEnv env(SipTestEnv::defaultConfig(), &metrics, &events);
+    HookModule m("publisher");
+    env.add(m);
+    env.start();
+    REQUIRE(PW_HOST_HAS(m.api, event_listening));
+    CHECK(m.api->event_listening(m.host) == 0); // nobody: a module may skip building the event
+    uint64_t sub = events.subscribe(nullptr);
+    CHECK(m.api->event_listening(m.host) == 1);
+    m.api->event_publish(m.host, PW_STR_LIT("parked"), PW_STR_LIT("{}"));
+    CHECK(events.drain(sub).size() == 1);
+    events.unsubscribe(sub);
+    CHECK(m.api->event_listening(m.host) == 0);
 }

@@ -51,6 +51,9 @@ public:
     Engine& operator=(const Engine&) = delete;
 
     const std::string& path() const;
+    // WAL checkpoints run so far by the engine's background thread (a file database: commits never wait for
+    // a checkpoint; 0 for ":memory:"). Diagnostics and tests.
+    std::uint64_t backgroundCheckpoints() const;
     static int schemaVersion(); // the user_version this engine migrates to
 
     // ---- Restart ------------------------------------------------------------------------------------

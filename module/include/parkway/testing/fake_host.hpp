@@ -190,6 +190,7 @@ public:
     std::vector<std::string> logs;
     std::map<std::string, double> counters; // "name{labels}" -> value (counters, gauges)
     std::vector<std::pair<std::string, std::string>> events;
+    bool eventListening = true; // event_listening(): the fake records every event, as if a client listened
     std::vector<Timer> timers;
     pw_location_fn provider = nullptr; // what the module registered (a test may set or share one)
     void *providerCtx = nullptr;
@@ -622,6 +623,7 @@ private:
         a.gauge_set = [](pw_host *h, pw_str n, pw_str l, double v) { H(h)->counters[S(n) + "{" + S(l) + "}"] = v; };
         a.histogram_observe = [](pw_host *, pw_str, pw_str, double) {};
         a.event_publish = [](pw_host *h, pw_str t, pw_str j) { H(h)->events.emplace_back(S(t), S(j)); };
+        a.event_listening = [](pw_host *h) { return H(h)->eventListening ? 1 : 0; };
         a.writer_json = [](pw_writer *w, pw_str j) {
             *reinterpret_cast<std::pair<int, std::string> *>(w) = {200, S(j)};
             return static_cast<int>(PW_OK);

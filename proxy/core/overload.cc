@@ -144,12 +144,14 @@ void Proxy::Impl::tearDownOverload() {
     }
 }
 
-// The loop-lag probe: a timer due kTickMs from now that fires late by as much as the loop is behind.
+// The loop-lag probe: a timer due kTickMs from now that fires late by as much as the loop is behind. The first
+// one is armed before the loop runs (start-up: modules start, databases open): its lateness is not measured.
 void Proxy::Impl::overloadTick() {
     int64_t now = steadyUs();
     if (overloadDueUs)
         noteLateness(now, double(now - overloadDueUs) / 1000);
-    overloadDueUs = now + int64_t(kTickMs) * 1000;
+    overloadDueUs = overloadArmed ? now + int64_t(kTickMs) * 1000 : 0;
+    overloadArmed = true;
     overloadTimer->start(kTickMs, [this] { overloadTick(); });
 }
 

@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """Overload benchmark: goodput at twice the capacity, with and without the overload gate (not a test).
 
-    bench_overload.py <parkway binary> [--rates 150,250,350] [--cycles 1500] [--seconds 15] [--capacity C]
+    bench_overload.py <parkway binary> [--rates 200,300,400,500,600,800] [--cycles 1500] [--seconds 15]
+                      [--capacity C]
 
 1. Clean capacity: park + retrieve cycles per second with < 0.1 % failed, as bench_callpark.py measures it (its
-   cycles() at each of --rates; --capacity skips this and takes C).
+   cycles() at each of --rates in turn, up to the first rate that fails; --capacity skips this and takes C).
 2. Twice that rate offered for --seconds, once with the gate ([proxy] overload_queue_ms = 200, the default) and
    once without (overload_queue_ms = 0). The SIPp roles take a 503 as a final answer (ACK, no retry, counted as
    refused); a parked party whose retriever was refused hangs up after 6 s. Printed for each: offered and
@@ -119,7 +120,7 @@ def overloaded(binary, rate, seconds, queue_ms, capacity):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("binary")
-    ap.add_argument("--rates", default="150,250,350", help="rates tried for the clean capacity")
+    ap.add_argument("--rates", default="200,300,400,500,600,800", help="rates tried for the clean capacity")
     ap.add_argument("--cycles", type=int, default=1500, help="cycles per capacity run")
     ap.add_argument("--seconds", type=int, default=15, help="how long twice the capacity is offered")
     ap.add_argument("--capacity", type=float, default=0, help="skip the capacity runs and take this")
@@ -130,8 +131,9 @@ def main():
         print("clean capacity (park + retrieve cycles, < 0.1 % failed):")
         for rate in [int(x) for x in a.rates.split(",")]:
             got, failed, count = cycles(binary, rate, a.cycles)
-            if failed <= count / 1000:
-                capacity = max(capacity, got)
+            if failed > count / 1000:
+                break  # past the capacity: higher rates fail too (and wait for SIPp's timeouts)
+            capacity = max(capacity, got)
     if not capacity:
         print("=> no rate ran clean: no capacity to double")
         return

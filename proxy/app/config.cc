@@ -263,7 +263,8 @@ void readOverload(const Ctx &c, const toml::table &t, CoreConfig &core) {
         core.overloadQueueMs = getUint(c, *v, "proxy.overload_queue_ms", 0, 60000);
         if (core.overloadQueueMs && core.overloadQueueMs < 2)
             fail(c, *v, "proxy.overload_queue_ms", "must be 0 (off) or at least 2 ms");
-        if (!t.get("overload_soft_ms")) core.overloadSoftMs = core.overloadQueueMs / 2; // the default follows
+        if (!t.get("overload_soft_ms"))
+            core.overloadSoftMs = core.overloadQueueMs / 2; // the default follows
     }
     if (auto *v = t.get("overload_soft_ms")) {
         core.overloadSoftMs = getUint(c, *v, "proxy.overload_soft_ms", 1, 60000);
@@ -274,7 +275,8 @@ void readOverload(const Ctx &c, const toml::table &t, CoreConfig &core) {
     }
     if (auto *v = t.get("overload_retry_after_s"))
         core.overloadRetryAfterS = getUint(c, *v, "proxy.overload_retry_after_s", 1, 86400);
-    if (auto *v = t.get("overload_control")) core.overloadControl = getBool(c, *v, "proxy.overload_control");
+    if (auto *v = t.get("overload_control"))
+        core.overloadControl = getBool(c, *v, "proxy.overload_control");
 }
 
 // [proxy] limits (docs/limits.md).

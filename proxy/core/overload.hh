@@ -29,7 +29,7 @@ struct OverloadSettings {
 
 class OverloadGate {
 public:
-    static constexpr double kTauMs = 100;         // time constant of the moving average
+    static constexpr double kTauMs = 100;          // time constant of the moving average
     static constexpr double kMinWeight = 1.0 / 16; // a burst of samples at one instant still moves it
 
     void configure(const OverloadSettings &s);
@@ -38,9 +38,9 @@ public:
 
     // One measurement at steady time nowUs: work that reached us lateMs ago is being handled now.
     void sample(int64_t nowUs, double lateMs);
-    double delayMs() const { return avgMs_; }      // the smoothed delay
+    double delayMs() const { return avgMs_; }       // the smoothed delay
     double lastSampleMs() const { return lastMs_; } // the latest measurement
-    bool refusing() const { return refusing_; }    // new requests get 503
+    bool refusing() const { return refusing_; }     // new requests get 503
     // RFC 7339 "loss" reduction now advertised (0..100, steps of 5) and its oc-seq, a number that grows each time
     // the reduction changes (§5.2): the wall-clock time of that change, "seconds.milliseconds".
     unsigned reduction() const { return reduction_; }

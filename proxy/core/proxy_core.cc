@@ -361,7 +361,8 @@ int Proxy::Impl::onRequest(nta_incoming_t *irq, const sip_t *sip) noexcept {
         sofia::Msg req = sofia::Msg::adopt(nta_incoming_getrequest(irq)); // (a reference, not a copy)
         if (!req) return 500;
         if (!admitRequest(irq, req.get())) return 0;
-        if (refuseOverloaded(irq, sip)) return 0; // before anything is made for it (docs/limits.md "Overload")
+        if (refuseOverloaded(irq, sip))
+            return 0; // before anything is made for it (docs/limits.md "Overload")
 
         if (method == sip_method_ack) {
             // ACK for a 2xx (end-to-end, RFC 3261 §13.2.2.4): forwarded statelessly along the route, as a copy

@@ -158,11 +158,17 @@ void Proxy::Impl::overloadTick() {
 void Proxy::Impl::noteLateness(int64_t nowUs, double lateMs) {
     bool was = overload.refusing();
     overload.sample(nowUs, std::max(lateMs, 0.0));
-    if (was != overload.refusing())
-        log(nullptr, was ? PW_LOG_INFO : PW_LOG_WARN,
-            was ? fmt::format("overload ended: SIP delay {:.0f} ms, new requests are served again", overload.delayMs())
-                : fmt::format("overload: SIP delay {:.0f} ms (overload_queue_ms {}), new requests get 503",
-                              overload.delayMs(), cfg.overloadQueueMs));
+    if (was == overload.refusing())
+        return;
+    // The gate may shut and open several times a second under sustained overload: one line per ten seconds.
+    int64_t now = nowMs();
+    if (now - lastOverloadStateLogMs < 10000)
+        return;
+    lastOverloadStateLogMs = now;
+    log(nullptr, was ? PW_LOG_INFO : PW_LOG_WARN,
+        was ? fmt::format("overload ended: SIP delay {:.0f} ms, new requests are served again", overload.delayMs())
+            : fmt::format("overload: SIP delay {:.0f} ms (overload_queue_ms {}), new requests get 503",
+                          overload.delayMs(), cfg.overloadQueueMs));
 }
 
 void Proxy::Impl::noteQueueDelay(int64_t delayUs) {

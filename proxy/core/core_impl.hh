@@ -275,7 +275,7 @@ struct Proxy::Impl {
     void setUpOverload();
     void tearDownOverload();
     void overloadTick();
-    void noteLateness(int64_t nowUs, double lateMs);
+    void noteLateness(int64_t nowUs, double lateMs, double spanMs = -1);
     void noteQueueDelay(int64_t delayUs); // a UDP datagram waited this long in the kernel
     // Refuses a new request with 503 + Retry-After while the SIP thread is too far behind (true when it did).
     bool refuseOverloaded(nta_incoming_t *irq, const sip_t *sip);

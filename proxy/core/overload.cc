@@ -52,11 +52,11 @@ void OverloadGate::configure(const OverloadSettings &s) {
     update();
 }
 
-void OverloadGate::sample(int64_t nowUs, double lateMs) {
+void OverloadGate::sample(int64_t nowUs, double lateMs, double spanMs) {
     lastMs_ = lateMs;
     double w = 1;
     if (lastUs_) {
-        double dtMs = double(nowUs - lastUs_) / 1000;
+        double dtMs = spanMs >= 0 ? spanMs : double(nowUs - lastUs_) / 1000;
         w = std::max(kMinWeight, 1 - std::exp(-std::max(dtMs, 0.0) / kTauMs));
     }
     lastUs_ = nowUs;
@@ -149,15 +149,15 @@ void Proxy::Impl::tearDownOverload() {
 void Proxy::Impl::overloadTick() {
     int64_t now = steadyUs();
     if (overloadDueUs)
-        noteLateness(now, double(now - overloadDueUs) / 1000);
+        noteLateness(now, double(now - overloadDueUs) / 1000, double(kTickMs));
     overloadDueUs = overloadArmed ? now + int64_t(kTickMs) * 1000 : 0;
     overloadArmed = true;
     overloadTimer->start(kTickMs, [this] { overloadTick(); });
 }
 
-void Proxy::Impl::noteLateness(int64_t nowUs, double lateMs) {
+void Proxy::Impl::noteLateness(int64_t nowUs, double lateMs, double spanMs) {
     bool was = overload.refusing();
-    overload.sample(nowUs, std::max(lateMs, 0.0));
+    overload.sample(nowUs, std::max(lateMs, 0.0), spanMs);
     if (was == overload.refusing())
         return;
     // The gate may shut and open several times a second under sustained overload: one line per ten seconds.

@@ -36,8 +36,10 @@ public:
     const OverloadSettings &settings() const { return s_; }
     bool enabled() const { return s_.hardMs > 0; }
 
-    // One measurement at steady time nowUs: work that reached us lateMs ago is being handled now.
-    void sample(int64_t nowUs, double lateMs);
+    // One measurement at steady time nowUs: work that reached us lateMs ago is being handled now. Its weight
+    // grows with the time since the previous measurement, or with spanMs when given (the loop-lag probe gives its
+    // period: a single late firing, a scheduling hiccup with nothing queued, must not shut the gate by itself).
+    void sample(int64_t nowUs, double lateMs, double spanMs = -1);
     double delayMs() const { return avgMs_; }       // the smoothed delay
     double lastSampleMs() const { return lastMs_; } // the latest measurement
     bool refusing() const { return refusing_; }     // new requests get 503

@@ -129,6 +129,17 @@ const KeyDoc kKeys[] = {
     {"proxy", "max_transactions", "10000", "requests in progress at once; beyond, new requests get 503 + Retry-After"},
     {"proxy", "max_dns_pending", "200", "forwarded requests waiting on DNS at once; beyond, 503 + Retry-After"},
     {"proxy", "retry_after_s", "5", "Retry-After (seconds) on the core's 503 answers"},
+    {"proxy", "overload_queue_ms", "200",
+     "how far behind (ms) the SIP thread may fall (smoothed delay between a request's arrival and its handling) "
+     "before new requests get 503 + Retry-After; in-dialog requests, ACK, CANCEL and BYE are always served. 0 = "
+     "never refuse (docs/limits.md \"Overload\")"},
+    {"proxy", "overload_soft_ms", "100",
+     "from this delay (ms, below overload_queue_ms) clients that support RFC 7339 (Via ;oc) are asked to send "
+     "less, in proportion; the 503s stop once the delay is back under it"},
+    {"proxy", "overload_retry_after_s", "1", "Retry-After (seconds) on the 503 answers of the overload gate"},
+    {"proxy", "overload_control", "true",
+     "RFC 7339: put oc, oc-algo=\"loss\", oc-validity and oc-seq in the Via of responses to clients whose Via "
+     "has ;oc"},
     {"proxy", "tcp_max_connections", "1024", "SIP TCP connections at once (further ones are refused)"},
     {"proxy", "tcp_max_connections_per_source", "32", "SIP TCP connections per source address (trusted peers exempt)"},
     {"proxy", "tcp_first_message_ms", "10000", "a new TCP connection must deliver a whole SIP message within this"},
@@ -246,6 +257,28 @@ std::string paramText(const Ctx &c, const toml::node &n, const std::string &key)
     }
 }
 
+// [proxy] overload_* (docs/limits.md "Overload", proxy/core/overload.hh).
+void readOverload(const Ctx &c, const toml::table &t, CoreConfig &core) {
+    if (auto *v = t.get("overload_queue_ms")) {
+        core.overloadQueueMs = getUint(c, *v, "proxy.overload_queue_ms", 0, 60000);
+        if (core.overloadQueueMs && core.overloadQueueMs < 2)
+            fail(c, *v, "proxy.overload_queue_ms", "must be 0 (off) or at least 2 ms");
+        if (!t.get("overload_soft_ms"))
+            core.overloadSoftMs = core.overloadQueueMs / 2; // the default follows
+    }
+    if (auto *v = t.get("overload_soft_ms")) {
+        core.overloadSoftMs = getUint(c, *v, "proxy.overload_soft_ms", 1, 60000);
+        if (core.overloadQueueMs && core.overloadSoftMs >= core.overloadQueueMs)
+            fail(c, *v, "proxy.overload_soft_ms",
+                 fmt::format("{} must be below proxy.overload_queue_ms ({}): the 503s stop under it",
+                             core.overloadSoftMs, core.overloadQueueMs));
+    }
+    if (auto *v = t.get("overload_retry_after_s"))
+        core.overloadRetryAfterS = getUint(c, *v, "proxy.overload_retry_after_s", 1, 86400);
+    if (auto *v = t.get("overload_control"))
+        core.overloadControl = getBool(c, *v, "proxy.overload_control");
+}
+
 // [proxy] limits (docs/limits.md).
 void readLimits(const Ctx &c, const toml::table &t, AppConfig &cfg) {
     CoreConfig &core = cfg.core;
@@ -265,6 +298,7 @@ void readLimits(const Ctx &c, const toml::table &t, AppConfig &cfg) {
     u("dns_timeout_s", core.dnsTimeoutS, 1, 30);
     u("dns_attempts", core.dnsAttempts, 1, 5);
     u("stop_timeout_ms", cfg.stopTimeoutMs, 100, 600000);
+    readOverload(c, t, core);
     uint32_t rate = static_cast<uint32_t>(core.rateLimit), burst = static_cast<uint32_t>(core.rateBurst);
     u("rate_limit", rate, 0, 10000000);
     u("rate_burst", burst, 1, 10000000);

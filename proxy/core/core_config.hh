@@ -62,6 +62,12 @@ struct CoreConfig {
     uint32_t tcpMessageMs = 10000;       // an incomplete message with no new byte for this long is dropped
     double rateLimit = 500, rateBurst = 1000; // requests/s per source address (0 = off), bucket size
     uint32_t banMs = 60000;                   // a source that exceeds the rate is ignored this long
+    // Graceful overload (docs/limits.md "Overload", proxy/core/overload.hh): how far behind the SIP thread may be
+    // (smoothed queue delay of received requests and loop lag) before new requests get 503 (0 = never), the
+    // delay from which RFC 7339 clients are asked to send less (< overloadQueueMs; also where 503s stop), the
+    // Retry-After of those 503s, and whether RFC 7339 oc parameters go into responses to clients that ask.
+    uint32_t overloadQueueMs = 200, overloadSoftMs = 100, overloadRetryAfterS = 1;
+    bool overloadControl = true;
     std::vector<std::string> trustedPeers;    // addresses/networks exempt from rate limits and per-source caps
     std::string resolvConf;                   // resolv.conf for DNS; "" = /etc/resolv.conf
     uint32_t dnsTimeoutS = 2, dnsAttempts = 2; // per DNS server try, tries per server

@@ -4,6 +4,7 @@
 #include "../sofia/sofia.hh"
 #include "cseq_shift.hh"
 #include "dns_stub.hh"
+#include "overload.hh"
 #include "proxy.hh"
 #include "rate_limiter.hh"
 #include "socket_guard.hh"
@@ -233,6 +234,13 @@ struct Proxy::Impl {
     uint32_t dnsPending = 0;                    // branches to a host name that have no answer yet
     int64_t lastLimitLogMs = 0;
     uint64_t housekeepTurns = 0;
+    // graceful overload (overload.cc, docs/limits.md "Overload")
+    OverloadGate overload;
+    std::unique_ptr<sofia::Timer> overloadTimer; // the loop-lag probe
+    int64_t overloadDueUs = 0;                   // when the probe is due (steady clock; 0 = not measured)
+    bool overloadArmed = false;                  // the probe has fired once (after start-up)
+    uint64_t overloadRefused = 0, overloadLogged = 0, overloadCounted = 0;
+    int64_t lastOverloadLogMs = 0, lastOverloadStateLogMs = 0;
     CseqShifts cseqShifts; // CSeqs injected into proxied dialogs (dialog_inject_cseq), docs/limits.md
 
     // cross-thread post()
@@ -266,6 +274,15 @@ struct Proxy::Impl {
     // Requests the core refuses before any module sees them (sends the answer; true when it did).
     bool refuseEarly(nta_incoming_t *irq, msg_t *msg, const sip_t *sip);
     void noteReceived(msg_t *msg); // a whole message arrived (TCP connection liveness)
+    // ---- graceful overload (overload.cc)
+    void setUpOverload();
+    void tearDownOverload();
+    void overloadTick();
+    void noteLateness(int64_t nowUs, double lateMs, double spanMs = -1);
+    void noteQueueDelay(int64_t delayUs); // a UDP datagram waited this long in the kernel
+    // Refuses a new request with 503 + Retry-After while the SIP thread is too far behind (true when it did).
+    bool refuseOverloaded(nta_incoming_t *irq, const sip_t *sip);
+    void overloadGauges();
     void reportLimit(const char *what, const std::string &detail);
     int onRequest(nta_incoming_t *irq, const sip_t *sip) noexcept;
     int onAckCancel(pw_request *tx, nta_incoming_t *irq, const sip_t *sip) noexcept;

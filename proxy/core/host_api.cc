@@ -1244,6 +1244,7 @@ Proxy::~Proxy() {
     Impl &i = *impl_;
     i.alive->store(false);
     stop();
+    i.tearDownOverload();
     // Module callbacks must not run any more: dialogs die silently (their peers keep them; a module may
     // restore them after a restart).
     for (auto *d : i.dialogs) d->notified = true;

@@ -42,10 +42,13 @@ void Proxy::Impl::setUpLimits(const std::vector<uint16_t> &tcpPorts, const std::
     gs.charge = [this](const IpKey &ip) {
         return trusted.contains(ip) || limiter.check(ip, nowMs()) == RateLimiter::Verdict::Pass;
     };
+    if (cfg.overloadQueueMs)
+        gs.queueDelay = [this](int64_t us) { noteQueueDelay(us); };
     sockets = std::make_unique<SocketGuard>(std::move(gs), [this](const char *reason, const std::string &peer) {
         reportLimit(fmt::format("tcp_{}", reason).c_str(), peer);
     });
     sockets->guardSockets(tcpPorts, udpPorts);
+    setUpOverload();
     housekeeping = std::make_unique<sofia::Timer>(root);
     housekeeping->start(1000, [this] { housekeep(); });
 }
@@ -61,6 +64,7 @@ void Proxy::Impl::housekeep() {
     if (metrics) {
         metrics->gaugeSet("parkway_tcp_connections", "", static_cast<double>(sockets->connections()));
         metrics->gaugeSet("parkway_sip_banned_sources", "", static_cast<double>(limiter.bans(nowMs()).size()));
+        overloadGauges();
         uint64_t dropped = sockets->takeDroppedDatagrams();
         if (dropped)
             metrics->counterAdd("parkway_sip_dropped_datagrams_total", "reason=\"banned\"", double(dropped));

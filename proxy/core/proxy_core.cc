@@ -356,9 +356,11 @@ int Proxy::Impl::onRequest(nta_incoming_t *irq, const sip_t *sip) noexcept {
         sip_method_t method = sip->sip_request->rq_method;
         const char *methodName = sip->sip_request->rq_method_name;
         countRequest(methodName);
-        sofia::Msg req = sofia::Msg::adopt(nta_incoming_getrequest(irq));
+        sofia::Msg req = sofia::Msg::adopt(nta_incoming_getrequest(irq)); // (a reference, not a copy)
         if (!req) return 500;
         if (!admitRequest(irq, req.get())) return 0;
+        if (refuseOverloaded(irq, sip))
+            return 0; // before anything is made for it (docs/limits.md "Overload")
 
         if (method == sip_method_ack) {
             // ACK for a 2xx (end-to-end, RFC 3261 §13.2.2.4): forwarded statelessly along the route, as a copy

@@ -1,5 +1,7 @@
 #include "socket_guard.hh"
 
+#include "overload.hh"
+
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <fcntl.h>
@@ -88,6 +90,18 @@ bool isListener(int fd) {
     return getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &v, &len) == 0 && v;
 }
 
+// The kernel stamps each datagram as it arrives (SO_TIMESTAMPNS), and the receive buffer is made large enough for
+// the queue to grow past the overload thresholds (docs/limits.md "Overload") before the kernel drops datagrams
+// (Linux's default, about 200 kB, holds a few tens of milliseconds of SIP at full load). Capped by
+// net.core.rmem_max.
+void measureQueueDelay(int fd) {
+    int one = 1, rcvbuf = 4 << 20, cur = 0;
+    setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof one);
+    socklen_t len = sizeof cur;
+    if (getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &cur, &len) == 0 && cur < rcvbuf)
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+}
+
 std::vector<int> openDescriptors() {
     std::vector<int> fds;
     if (DIR *d = opendir("/proc/self/fd")) {
@@ -138,9 +152,18 @@ void SocketGuard::guardSockets(const std::vector<uint16_t> &tcpPorts, const std:
         else if (type == SOCK_DGRAM && boundToOneOf(fd, udpPorts))
             udp.push_back(fd);
     }
+    if (timestamps())
+        for (int fd : udp)
+            measureQueueDelay(fd);
     std::lock_guard<std::mutex> lock(gRegistryMutex);
     listeners_ = tcp;
     datagramSockets_ = udp;
+}
+
+void SocketGuard::noteReceiveTime(int64_t realtimeNs) {
+    int64_t us = queueDelayUs(realtimeNs);
+    if (us >= 0)
+        s_.queueDelay(us);
 }
 
 bool SocketGuard::guardsDatagrams(int fd) const {
@@ -355,11 +378,28 @@ extern "C" int accept(int fd, sockaddr *addr, socklen_t *len) {
 // The program-wide recvmsg(): see socket_guard.hh. A datagram from a banned source (or junk that sofia-sip would
 // take for STUN) is read and dropped; the caller sees "nothing to read" (EAGAIN), as if it had never arrived.
 extern "C" ssize_t recvmsg(int fd, msghdr *msg, int flags) {
+    parkway::proxy::SocketGuard *g = nullptr;
+    if (msg && msg->msg_name && !(flags & MSG_ERRQUEUE))
+        g = parkway::proxy::datagramGuardOf(fd);
+    // sofia-sip reads without ancillary data: the receive timestamp comes in a buffer of ours
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(timespec))];
+    bool stamp = g && g->timestamps() && !msg->msg_control;
+    if (stamp) {
+        msg->msg_control = control;
+        msg->msg_controllen = sizeof control;
+    }
     ssize_t n = static_cast<ssize_t>(::syscall(SYS_recvmsg, fd, msg, flags));
-    if (n < 0 || !msg || !msg->msg_name || (flags & MSG_ERRQUEUE))
-        return n;
-    parkway::proxy::SocketGuard *g = parkway::proxy::datagramGuardOf(fd);
-    if (!g)
+    if (stamp) {
+        for (cmsghdr *c = n >= 0 ? CMSG_FIRSTHDR(msg) : nullptr; c; c = CMSG_NXTHDR(msg, c))
+            if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPNS) {
+                timespec ts;
+                std::memcpy(&ts, CMSG_DATA(c), sizeof ts);
+                g->noteReceiveTime(int64_t(ts.tv_sec) * 1000000000 + ts.tv_nsec);
+            }
+        msg->msg_control = nullptr;
+        msg->msg_controllen = 0;
+    }
+    if (n < 0 || !g)
         return n;
     const unsigned char *data = nullptr;
     size_t len = 0; // what the first buffer holds: enough to tell SIP from STUN

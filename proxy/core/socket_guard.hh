@@ -34,6 +34,9 @@ public:
         AddressSet trusted;
         std::function<bool(const IpKey &)> banned; // drop everything from this source (may be empty)
         std::function<bool(const IpKey &)> charge; // count one message from this source; false: over its rate
+        // Set: UDP datagrams are read with their kernel receive timestamp (SO_TIMESTAMPNS) and this is told how
+        // long each one waited before the SIP thread read it, in microseconds (the overload gate, overload.hh).
+        std::function<void(int64_t)> queueDelay;
     };
     // reason: "total", "per_source", "banned", "fd_limit", "first_message_timeout", "idle_timeout"
     using Report = std::function<void(const char *reason, const std::string &peer)>;
@@ -66,6 +69,9 @@ public:
     int admit(int fd, const sockaddr *peer);
     bool guards(int listenFd) const;
     bool guardsDatagrams(int fd) const;
+    bool timestamps() const { return bool(s_.queueDelay); }
+    // A datagram from fd carried this kernel receive timestamp (CLOCK_REALTIME, nanoseconds).
+    void noteReceiveTime(int64_t realtimeNs);
     // Called by the recvmsg() wrapper for a datagram read from our UDP socket fd: false = drop it. Dropped:
     // everything from a banned source, and everything that is not SIP. A STUN binding request (an RFC 5626
     // keep-alive) is answered here rather than by sofia-sip's STUN server.

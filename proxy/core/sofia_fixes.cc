@@ -46,6 +46,7 @@ namespace {
 
 std::atomic<uint64_t> gUnsentResponses{0};
 std::atomic<uint64_t> gLateResponses{0};
+ResponseHook gResponseHook = nullptr;
 
 using TsendFn = tport_t *(*)(tport_t *, msg_t *, tp_name_t const *, tag_type_t, tag_value_t, ...);
 
@@ -82,6 +83,10 @@ bool isResponse(msg_t *msg) {
 }
 
 } // namespace
+
+void setResponseHook(ResponseHook hook) {
+    gResponseHook = hook;
+}
 
 uint64_t unsentResponses() {
     return gUnsentResponses.load(std::memory_order_relaxed);
@@ -126,5 +131,7 @@ extern "C" int nta_incoming_mreply(nta_incoming_t *irq, msg_t *msg) {
         msg_destroy(msg); // the function owns msg, whatever it returns
         return 0;         // discarded, as the Completed state does (not a failure: nta must not retry with 500)
     }
+    if (gResponseHook)
+        gResponseHook(msg);
     return real(irq, msg);
 }

@@ -3,6 +3,8 @@
 
 #include <cstdint>
 
+typedef struct msg_s msg_t;
+
 namespace parkway::proxy {
 
 // Responses sofia-sip could not send (the peer saw them as lost), since the process started.
@@ -11,5 +13,9 @@ uint64_t unsentResponses();
 uint64_t lateResponses();
 // True when the work-arounds are the definitions the dynamic linker uses (checked when the agent is made).
 bool sofiaFixesActive();
+// Called with every response a server transaction is about to send (SIP thread; nullptr = none). The overload
+// gate uses it to put RFC 7339 parameters in the Via (overload.cc).
+using ResponseHook = void (*)(msg_t *response);
+void setResponseHook(ResponseHook hook);
 
 } // namespace parkway::proxy

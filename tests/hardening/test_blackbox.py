@@ -4,14 +4,17 @@
     test_blackbox.py <parkway binary> <stall module .so> <case>
 """
 import os
+import re
+import shutil
 import signal
 import socket
 import sys
+import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "lib"))
-from parkway_blackbox import Parkway, send_udp  # noqa: E402
+from parkway_blackbox import Parkway, free_port, send_udp  # noqa: E402
 
 BINARY, STALL = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
 
@@ -163,6 +166,162 @@ def case_hostile_traffic():
         s.expect(answers < 1500, f"a flood of 2500 requests got {answers} answers: no ban")
         s.expect(s.pw.wait_log("limit rate_ban reached: 127.0.0.11"), "the flooding source was not banned")
         s.expect(send_udp(s.pw.port, options(s.pw.port)) is not None, "a legitimate source is no longer served")
+
+
+# ------------------------------------------------------------------------------------------- graceful overload
+
+DOMAIN = "pbx.example.com"
+SDP = ("v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+       "m=audio 9 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n")
+
+
+class Phone:
+    """One UDP socket that sends requests and reads the answers (1xx skipped)."""
+
+    def __init__(self, port):
+        self.target = ("127.0.0.1", port)
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.n = 0
+
+    def send(self, text):
+        self.sock.sendto(text.encode(), self.target)
+
+    def request(self, method, ruri, call_id, to_tag="", cseq=1, extra="", body="", oc=False):
+        self.n += 1
+        via = f"SIP/2.0/UDP 127.0.0.1:{self.port};branch=z9hG4bK-{call_id}-{self.n}-{time.time_ns()};rport"
+        to = f"<{ruri}>" + (f";tag={to_tag}" if to_tag else "")
+        ctype = "Content-Type: application/sdp\r\n" if body else ""
+        return (f"{method} {ruri} SIP/2.0\r\nVia: {via}{';oc' if oc else ''}\r\nMax-Forwards: 70\r\n"
+                f"From: <sip:u{self.port}@{DOMAIN}>;tag=f{self.port}\r\nTo: {to}\r\nCall-ID: {call_id}\r\n"
+                f"CSeq: {cseq} {method}\r\nContact: <sip:u{self.port}@127.0.0.1:{self.port}>\r\n{extra}{ctype}"
+                f"Content-Length: {len(body)}\r\n\r\n{body}")
+
+    def answer(self, timeout=5.0, method=None):
+        """The next final response (to `method` when given), or None."""
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            self.sock.settimeout(max(end - time.monotonic(), 0.01))
+            try:
+                data, _ = self.sock.recvfrom(65535)
+            except socket.timeout:
+                return None
+            text = data.decode(errors="replace")
+            if text.startswith("SIP/2.0 1") or not text.startswith("SIP/2.0 "):
+                continue
+            if method and not re.search(rf"^CSeq:\s*\d+ {method}\s*$", text, re.M | re.I):
+                continue
+            return text
+        return None
+
+    def close(self):
+        self.sock.close()
+
+
+def status(reply):
+    return int(reply.split(" ", 2)[1]) if reply else None
+
+
+def park_call(phone, ext):
+    """INVITE *68<ext>: the call is parked (200, ACK). Returns the 200's To tag."""
+    ruri = f"sip:*68{ext}@{DOMAIN}"
+    cid = f"park-{ext}-{phone.port}"
+    phone.send(phone.request("INVITE", ruri, cid, extra=f"Referred-By: <sip:1003@{DOMAIN}>\r\n", body=SDP))
+    ok = phone.answer(method="INVITE")
+    assert status(ok) == 200, f"parking on {ext} answered: {ok}"
+    tag = re.search(r"^To:.*;tag=([^;\s]+)", ok, re.M | re.I).group(1)
+    phone.send(phone.request("ACK", ruri, cid, to_tag=tag))
+    return ruri, cid, tag
+
+
+def overload_daemon(extra_proxy):
+    work = tempfile.mkdtemp(prefix="parkway-overload-")
+    provision = os.path.join(work, "provision.toml")
+    with open(provision, "w") as f:
+        f.write(f'[[domain]]\nname = "{DOMAIN}"\nmax_parked = 0\n')
+    moh = min((free_port() // 2) * 2, 65534 - 16)
+    proxy = {"domains": [DOMAIN, "127.0.0.1"], "trusted_peers": ["127.0.0.1"]}
+    proxy.update(extra_proxy)
+    return Parkway(BINARY, modules=[STALL, "registrar", "callpark", "router"], workdir=work, admin=True,
+                   proxy=proxy, module_params={"callpark": {"database": os.path.join(work, "park.db"),
+                                                            "moh_ip": "127.0.0.1", "moh_port_min": moh,
+                                                            "moh_port_max": moh + 8, "park_info": False,
+                                                            "provision_file": provision}})
+
+
+def metric(pw, name):
+    status_, text = pw.admin("GET", "/metrics")
+    m = re.search(rf"^{name}(?:{{[^}}]*}})? ([0-9.e+]+)$", text if isinstance(text, str) else "", re.M)
+    return float(m.group(1)) if m else None
+
+
+def case_overload_gate():
+    """A stalled SIP thread: new INVITEs get 503 + Retry-After (with RFC 7339 parameters when the Via asks),
+    the BYE of a parked call and a CANCEL are still served, and new calls are taken again once it catches up."""
+    with overload_daemon({"overload_queue_ms": 200, "overload_soft_ms": 100, "overload_retry_after_s": 3}) as pw:
+        a, n, s = Phone(pw.port), Phone(pw.port), Phone(pw.port)
+        try:
+            # not overloaded: an RFC 7339 client is told oc=0 (no reduction), with validity and sequence
+            n.send(n.request("OPTIONS", f"sip:127.0.0.1:{pw.port}", "oc-idle", oc=True))
+            r = n.answer()
+            assert status(r) == 200, f"OPTIONS answered {r}"
+            assert re.search(r'^Via:.*;oc=0;oc-algo="loss";oc-validity=500;oc-seq=[0-9.]+', r, re.M), r
+            ruri, cid, tag = park_call(a, "103")
+            # block the SIP thread 1.5 s; meanwhile a new INVITE, the parked call's BYE and a CANCEL queue up
+            s.send(s.request("OPTIONS", f"sip:127.0.0.1:{pw.port}", "stall", extra="X-Stall-Ms: 1500\r\n"))
+            time.sleep(0.4)
+            n.send(n.request("INVITE", f"sip:*68104@{DOMAIN}", "new-104", body=SDP, oc=True))
+            a.send(a.request("BYE", ruri, cid, to_tag=tag, cseq=2))
+            n.send(n.request("CANCEL", f"sip:*68109@{DOMAIN}", "cancel-109"))
+            refused = n.answer(method="INVITE")
+            assert status(refused) == 503, f"a new INVITE while the SIP thread is 1 s behind got: {refused}"
+            assert re.search(r"^Retry-After:\s*3\s*$", refused, re.M), refused
+            v = re.search(r"^Via:.*$", refused, re.M).group(0)
+            assert re.search(r';oc=(\d+);oc-algo="loss";oc-validity=500;oc-seq=[0-9.]+', v), v
+            assert int(re.search(r";oc=(\d+)", v).group(1)) > 0, f"overloaded, yet no reduction asked: {v}"
+            bye = a.answer(method="BYE")
+            assert status(bye) == 200, f"the BYE of a parked call during overload got: {bye}"
+            cancel = n.answer(method="CANCEL")
+            assert status(cancel) not in (None, 503), f"a CANCEL during overload got: {cancel}"
+            # the gate reopens once the thread has caught up: a new INVITE is parked again
+            served = None
+            for i in range(50):
+                n.send(n.request("OPTIONS", f"sip:127.0.0.1:{pw.port}", f"probe-{i}"))
+                served = status(n.answer(method="OPTIONS"))
+                if served == 200:
+                    break
+                time.sleep(0.1)
+            assert served == 200, f"new requests still refused ({served}) 5 s after the stall ended"
+            park_call(Phone(pw.port), "105")
+            time.sleep(1.2)  # the counter is published once a second
+            refusals = metric(pw, "parkway_overload_refusals_total")
+            assert refusals and refusals >= 1, f"parkway_overload_refusals_total = {refusals}"
+            assert pw.wait_log("overload: SIP delay"), "no log line says the gate closed"
+            lines = [ln for ln in pw.log().splitlines() if "refused with 503" in ln]
+            assert 1 <= len(lines) <= 2, f"{len(lines)} log lines for the refusals: {lines}"
+        finally:
+            for p in (a, n, s):
+                p.close()
+    shutil.rmtree(pw.dir, ignore_errors=True)
+
+
+def case_overload_config():
+    """Bad overload settings are refused at load, naming the key."""
+    import subprocess
+    bad = [("overload_soft_ms = 300\noverload_queue_ms = 200", "proxy.overload_soft_ms"),
+           ("overload_queue_ms = -5", "proxy.overload_queue_ms"),
+           ('overload_queue_ms = "fast"', "proxy.overload_queue_ms"),
+           ("overload_retry_after_s = 0", "proxy.overload_retry_after_s"),
+           ("overload_control = 1", "proxy.overload_control")]
+    with tempfile.TemporaryDirectory(prefix="parkway-ovl-") as d:
+        cfg = os.path.join(d, "parkway.toml")
+        for text, key in bad:
+            with open(cfg, "w") as f:
+                f.write(f'[proxy]\nlisten = ["udp:127.0.0.1:0"]\ndatabase = "p.db"\n{text}\n')
+            p = subprocess.run([BINARY, "--config", cfg], capture_output=True, text=True, timeout=20)
+            assert p.returncode == 2, f"{text!r}: exit {p.returncode}: {p.stderr}"
+            assert key in p.stderr, f"{text!r}: the error does not name {key}: {p.stderr}"
 
 
 if __name__ == "__main__":

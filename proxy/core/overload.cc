@@ -1,0 +1,222 @@
+// Graceful overload (overload.hh, docs/limits.md "Overload"): the moving average, the 503 gate at the top of
+// Proxy::Impl::onRequest, and RFC 7339 overload control parameters in the Via of our responses.
+#include "overload.hh"
+
+#include "core_impl.hh"
+#include "sofia_fixes.hh"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <ctime>
+
+#ifdef PARKWAY_HAVE_METRICS
+#include "../admin/metrics.hh"
+#endif
+
+namespace parkway::proxy {
+
+namespace {
+
+constexpr uint64_t kTickMs = 20; // loop-lag probe period
+
+int64_t steadyUs() {
+    using namespace std::chrono;
+    return duration_cast<microseconds>(steady_clock::now().time_since_epoch()).count();
+}
+
+int64_t wallMs() {
+    using namespace std::chrono;
+    return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
+}
+
+} // namespace
+
+int64_t queueDelayUs(int64_t kernelRealtimeNs) {
+    timespec now{};
+    clock_gettime(CLOCK_REALTIME, &now);
+    int64_t d = (int64_t(now.tv_sec) * 1000000000 + now.tv_nsec - kernelRealtimeNs) / 1000;
+    if (d < -1000000 || d > 60000000) // the clock was stepped: no measurement
+        return -1;
+    return std::max<int64_t>(d, 0);
+}
+
+void OverloadGate::configure(const OverloadSettings &s) {
+    s_ = s;
+    if (!enabled()) {
+        refusing_ = false;
+        avgMs_ = lastMs_ = 0;
+    }
+    update();
+}
+
+void OverloadGate::sample(int64_t nowUs, double lateMs, double spanMs) {
+    lastMs_ = lateMs;
+    double w = 1;
+    if (lastUs_) {
+        double dtMs = spanMs >= 0 ? spanMs : double(nowUs - lastUs_) / 1000;
+        w = std::max(kMinWeight, 1 - std::exp(-std::max(dtMs, 0.0) / kTauMs));
+    }
+    lastUs_ = nowUs;
+    avgMs_ += w * (lateMs - avgMs_);
+    update();
+}
+
+void OverloadGate::update() {
+    if (!enabled())
+        return;
+    // hysteresis: refuse from the hard threshold on, serve again under the soft one
+    if (!refusing_ && avgMs_ >= s_.hardMs)
+        refusing_ = true;
+    else if (refusing_ && avgMs_ < s_.softMs)
+        refusing_ = false;
+    unsigned r = 0;
+    if (avgMs_ > s_.softMs) {
+        double share = (avgMs_ - s_.softMs) / double(s_.hardMs - s_.softMs);
+        r = static_cast<unsigned>(std::lround(std::min(share, 1.0) * 20)) * 5;
+    }
+    if (r == reduction_)
+        return;
+    reduction_ = r;
+    seqMs_ = std::max(wallMs(), seqMs_ + 1); // RFC 7339 §5.2: a new value, a larger oc-seq
+    seq_ = fmt::format("{}.{:03}", seqMs_ / 1000, seqMs_ % 1000);
+}
+
+std::string OverloadGate::ocParams() const {
+    // RFC 7339 §5.2 (oc, oc-seq), §5.1 (oc-algo: the one we apply), §5.5 (oc-validity, milliseconds)
+    return fmt::format("oc={};oc-algo=\"loss\";oc-validity={};oc-seq={}", reduction_, s_.validityMs, seq_);
+}
+
+// ---------------------------------------------------------------- in the SIP core
+
+namespace {
+
+Proxy::Impl *gAdvertiser = nullptr; // the core whose state goes into responses (one SIP core per process)
+
+// Every response of a server transaction passes here (sofia_fixes.cc, nta_incoming_mreply). RFC 7339 §4/§5.2:
+// a client says it supports overload control with "oc" in its Via; the response it gets carries our state there.
+void addOcParams(msg_t *msg) {
+    Proxy::Impl *impl = gAdvertiser;
+    sip_t *sip = msg ? sip_object(msg) : nullptr;
+    if (!impl || !sip || !sip->sip_status || !sip->sip_via || !msg_params_find(sip->sip_via->v_params, "oc"))
+        return;
+    const OverloadGate &g = impl->overload;
+    su_home_t *home = msg_home(msg);
+    auto *h = reinterpret_cast<msg_common_t *>(sip->sip_via);
+    msg_header_replace_param(home, h, su_sprintf(home, "oc=%u", g.reduction()));
+    msg_header_replace_param(home, h, "oc-algo=\"loss\"");
+    msg_header_replace_param(home, h, su_sprintf(home, "oc-validity=%u", g.settings().validityMs));
+    msg_header_replace_param(home, h, su_sprintf(home, "oc-seq=%s", g.seq().c_str()));
+}
+
+} // namespace
+
+void Proxy::Impl::setUpOverload() {
+    OverloadSettings s;
+    s.hardMs = cfg.overloadQueueMs;
+    s.softMs = cfg.overloadSoftMs;
+    s.retryAfterS = cfg.overloadRetryAfterS;
+    s.control = cfg.overloadControl;
+    overload.configure(s);
+    bool advertise = overload.enabled() && s.control;
+    if (advertise)
+        gAdvertiser = this;
+    else if (gAdvertiser == this)
+        gAdvertiser = nullptr;
+    setResponseHook(gAdvertiser ? &addOcParams : nullptr);
+    if (!overload.enabled()) {
+        overloadTimer.reset();
+        return;
+    }
+    if (!overloadTimer) {
+        overloadTimer = std::make_unique<sofia::Timer>(root);
+        overloadTick();
+    }
+}
+
+void Proxy::Impl::tearDownOverload() {
+    overloadTimer.reset();
+    if (gAdvertiser == this) {
+        gAdvertiser = nullptr;
+        setResponseHook(nullptr);
+    }
+}
+
+// The loop-lag probe: a timer due kTickMs from now that fires late by as much as the loop is behind. The first
+// one is armed before the loop runs (start-up: modules start, databases open): its lateness is not measured.
+void Proxy::Impl::overloadTick() {
+    int64_t now = steadyUs();
+    if (overloadDueUs)
+        noteLateness(now, double(now - overloadDueUs) / 1000, double(kTickMs));
+    overloadDueUs = overloadArmed ? now + int64_t(kTickMs) * 1000 : 0;
+    overloadArmed = true;
+    overloadTimer->start(kTickMs, [this] { overloadTick(); });
+}
+
+void Proxy::Impl::noteLateness(int64_t nowUs, double lateMs, double spanMs) {
+    bool was = overload.refusing();
+    overload.sample(nowUs, std::max(lateMs, 0.0), spanMs);
+    if (was == overload.refusing())
+        return;
+    // The gate may shut and open several times a second under sustained overload: one line per ten seconds.
+    int64_t now = nowMs();
+    if (now - lastOverloadStateLogMs < 10000)
+        return;
+    lastOverloadStateLogMs = now;
+    log(nullptr, was ? PW_LOG_INFO : PW_LOG_WARN,
+        was ? fmt::format("overload ended: SIP delay {:.0f} ms, new requests are served again", overload.delayMs())
+            : fmt::format("overload: SIP delay {:.0f} ms (overload_queue_ms {}), new requests get 503",
+                          overload.delayMs(), cfg.overloadQueueMs));
+}
+
+void Proxy::Impl::noteQueueDelay(int64_t delayUs) {
+    noteLateness(steadyUs(), double(delayUs) / 1000);
+}
+
+// A request that starts something new: no To tag (RFC 3261 §12.1) and not one that ends or completes a call.
+static bool startsSomething(const sip_t *sip) {
+    sip_method_t m = sip->sip_request->rq_method;
+    if (m == sip_method_ack || m == sip_method_cancel || m == sip_method_bye)
+        return false;
+    return !(sip->sip_to && sip->sip_to->a_tag);
+}
+
+bool Proxy::Impl::refuseOverloaded(nta_incoming_t *irq, const sip_t *sip) {
+    if (!overload.refusing() || !startsSomething(sip))
+        return false;
+    // RFC 3261 §21.5.4: 503 + Retry-After; RFC 7339 §5.10: a client that asked gets the oc parameters with it
+    // (added to the Via on the way out, addOcParams). Nothing is kept: nta owns the transaction from here.
+    char retry[16];
+    snprintf(retry, sizeof retry, "%u", cfg.overloadRetryAfterS);
+    nta_incoming_treply(irq, SIP_503_SERVICE_UNAVAILABLE, SIPTAG_RETRY_AFTER_STR(retry), TAG_END());
+    nta_incoming_destroy(irq);
+    ++overloadRefused;
+    countResponse(503);
+    int64_t now = nowMs();
+    if (now - lastOverloadLogMs >= 10000) { // one line per ten seconds at most, with the count since the last
+        lastOverloadLogMs = now;
+        log(nullptr, PW_LOG_WARN,
+            fmt::format("overload: {} new request(s) refused with 503 (SIP delay {:.0f} ms)",
+                        overloadRefused - overloadLogged, overload.delayMs()));
+        overloadLogged = overloadRefused;
+    }
+    return true;
+}
+
+void Proxy::Impl::overloadGauges() {
+#ifdef PARKWAY_HAVE_METRICS
+    if (!metrics)
+        return;
+    metrics->gaugeSet("parkway_sip_delay_ms", "", overload.delayMs());
+    metrics->gaugeSet("parkway_overload_reduction", "", overload.reduction());
+    metrics->gaugeSet("parkway_overload_active", "", overload.refusing() ? 1 : 0);
+    if (overloadRefused > overloadCounted) {
+        metrics->counterAdd("parkway_overload_refusals_total", "", double(overloadRefused - overloadCounted));
+        overloadCounted = overloadRefused;
+    }
+#endif
+}
+
+} // namespace parkway::proxy

@@ -27,7 +27,7 @@ function(_parkway_test_pch_donor out)
     add_executable(parkway_test_pch EXCLUDE_FROM_ALL ${PROJECT_SOURCE_DIR}/cmake/test_pch.cc)
     target_link_libraries(parkway_test_pch PRIVATE Catch2::Catch2WithMain)
     parkway_warnings(parkway_test_pch)
-    target_precompile_headers(parkway_test_pch PRIVATE "$<$<COMPILE_LANGUAGE:CXX>:${_parkway_pch_headers}>")
+    target_precompile_headers(parkway_test_pch PRIVATE ${_parkway_pch_headers}) # C++ only: test_pch.cc
   endif()
   set(${out} parkway_test_pch PARENT_SCOPE)
 endfunction()

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install, build, and run every test with ctest (unit, in-process SIP, loader, config, SIPp black-box, install),
 # then the .deb test when allowed (below), then
-# every fuzz target for a short fixed time (FUZZ_SECONDS each, default 15; 0 skips; see fuzz/README.md).
+# every fuzz target for a short fixed time (FUZZ_SECONDS each, default 8; 0 skips; see fuzz/README.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -17,6 +17,6 @@ elif [ "$(id -u)" -ne 0 ] && ! sudo -n true 2>/dev/null; then
 else
   tests/install/test_deb.sh "${BUILD_DIR:-build}"
 fi
-if [ "${FUZZ_SECONDS:-15}" -gt 0 ]; then
-  scripts/fuzz.sh "${FUZZ_SECONDS:-15}"
+if [ "${FUZZ_SECONDS:-8}" -gt 0 ]; then
+  scripts/fuzz.sh "${FUZZ_SECONDS:-8}"
 fi

@@ -27,7 +27,7 @@ std::vector<const SipMessage *> requests(TestUa &ua, const std::string &method) 
     return out;
 }
 
-void shortRecall(ParkEnv &p) {
+void frontShortRecall(ParkEnv &p) {
     int st = 0;
     auto r = p.command(
         "domains.set",
@@ -59,7 +59,7 @@ TEST_CASE("outbound_proxy: a user without contact gets park-info and the recall 
           "[front_proxy]") {
     uint16_t port = freePort();
     ParkEnv p(withOutboundProxy(port)); // notify_target = auto (the default)
-    shortRecall(p);
+    frontShortRecall(p);
     auto front = p.env().makeUa("front", "sip:127.0.0.1:" + std::to_string(port));
     front->autoAnswer("NOTIFY", 200);
     RawUdp media;
@@ -154,7 +154,7 @@ TEST_CASE("notify_target contacts: without a contact nothing goes to the outboun
           "[front_proxy]") {
     uint16_t port = freePort();
     ParkEnv p(withOutboundProxy(port, "contacts"));
-    shortRecall(p);
+    frontShortRecall(p);
     auto front = p.env().makeUa("front", "sip:127.0.0.1:" + std::to_string(port));
     front->autoAnswer("*", 200);
     RawUdp media;

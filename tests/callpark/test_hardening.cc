@@ -20,7 +20,7 @@ const std::string kReplacement = "\xef\xbf\xbd"; // U+FFFD in UTF-8
 
 bool validUtf8(const std::string &s) { return utf8::is_valid(s.begin(), s.end()); }
 
-std::vector<const SipMessage *> dialogNotifies(TestUa &ua) {
+std::vector<const SipMessage *> hardeningDialogNotifies(TestUa &ua) {
     std::vector<const SipMessage *> out;
     for (auto &in : ua.incoming)
         if (in->request.method() == "NOTIFY" && in->request.header("Event").rfind("dialog", 0) == 0)
@@ -75,7 +75,7 @@ TEST_CASE("a Latin-1 display name parks, is listed, reaches BLF, is recalled and
     auto &sub = w.send("SUBSCRIBE", "sip:*88110@" + kDomain, so);
     REQUIRE(p.waitFinal(sub));
     REQUIRE(sub.finalStatus == 200);
-    REQUIRE(p.env().runUntil([&] { return dialogNotifies(w).size() == 1; }));
+    REQUIRE(p.env().runUntil([&] { return hardeningDialogNotifies(w).size() == 1; }));
 
     auto &a = p.ua("a");
     RawUdp ma;
@@ -93,8 +93,8 @@ TEST_CASE("a Latin-1 display name parks, is listed, reaches BLF, is recalled and
     CHECK(list["parked"][0]["extension"] == "110");
 
     // BLF sees the parked call, in a well-formed UTF-8 body
-    REQUIRE(p.env().runUntil([&] { return dialogNotifies(w).size() == 2; }));
-    std::string body = dialogNotifies(w)[1]->body();
+    REQUIRE(p.env().runUntil([&] { return hardeningDialogNotifies(w).size() == 2; }));
+    std::string body = hardeningDialogNotifies(w)[1]->body();
     CHECK(body.find("<dialog ") != std::string::npos);
     CHECK(body.find("Jos" + kReplacement) != std::string::npos);
     CHECK(validUtf8(body));

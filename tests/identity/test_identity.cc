@@ -15,12 +15,13 @@ using namespace parkway::test;
 
 namespace {
 
-const std::string kDomain = "parkway.test";
+const std::string kIdentityDomain = "parkway.test";
 const std::string kSecret = "identity-test-secret-0123";
 
 proxy::UserEntry user(const std::string &name, const std::string &password, std::vector<std::string> grants = {}) {
-    return {kDomain, name, proxy::digest::ha1(proxy::digest::Algorithm::Sha256, name, kDomain, password),
-            proxy::digest::ha1(proxy::digest::Algorithm::Md5, name, kDomain, password), std::move(grants)};
+    return {kIdentityDomain, name,
+            proxy::digest::ha1(proxy::digest::Algorithm::Sha256, name, kIdentityDomain, password),
+            proxy::digest::ha1(proxy::digest::Algorithm::Md5, name, kIdentityDomain, password), std::move(grants)};
 }
 
 proxy::CoreConfig authConfig() {
@@ -58,12 +59,12 @@ struct IdEnv {
     Client &registerAs(TestUa &ua, const std::string &ext, const std::string &auth = {},
                        const std::string &callId = "reg-call") {
         RequestOptions o;
-        o.from = o.to = "<sip:" + ext + "@" + kDomain + ">";
+        o.from = o.to = "<sip:" + ext + "@" + kIdentityDomain + ">";
         o.callId = callId;
         o.headers = {"Contact: <" + ua.uri(ext) + ">", "Expires: 600"};
         if (!auth.empty())
             o.headers.push_back(auth);
-        return finish(ua.send("REGISTER", "sip:" + kDomain, o));
+        return finish(ua.send("REGISTER", "sip:" + kIdentityDomain, o));
     }
     proxy::Metrics metrics;
     SipTestEnv env;
@@ -88,7 +89,7 @@ TEST_CASE("REGISTER without credentials: 401 with SHA-256 then MD5 challenges, q
     auto second = challengeParams(r->header("WWW-Authenticate", 1));
     CHECK(first["algorithm"] == "SHA-256"); // RFC 8760 §2.4: most preferred first
     CHECK(second["algorithm"] == "MD5");
-    CHECK(first["realm"] == kDomain);
+    CHECK(first["realm"] == kIdentityDomain);
     CHECK(first["qop"] == "auth");
     CHECK(first.count("stale") == 0);
     CHECK_FALSE(r->toTag().empty()); // RFC 3261 §8.2.6.2: a response the server makes carries its To-tag
@@ -103,10 +104,11 @@ TEST_CASE("REGISTER answered with SHA-256 or MD5 credentials is accepted and bin
             Client &c = e.registerAs(*ua, "1001");
             REQUIRE(c.finalStatus == 401);
             DigestAnswer a{"1001", "correct horse 1001", algo};
-            Client &ok = e.registerAs(*ua, "1001", authorize(*c.response(401), "REGISTER", "sip:" + kDomain, a));
+            Client &ok =
+                e.registerAs(*ua, "1001", authorize(*c.response(401), "REGISTER", "sip:" + kIdentityDomain, a));
             CHECK(ok.finalStatus == 200);
             REQUIRE(e.seen.size() == 1);
-            CHECK(e.seen[0].identity == "sip:1001@" + kDomain);
+            CHECK(e.seen[0].identity == "sip:1001@" + kIdentityDomain);
             CHECK(e.seen[0].source == PW_IDENTITY_DIGEST);
         }
     }
@@ -114,7 +116,7 @@ TEST_CASE("REGISTER answered with SHA-256 or MD5 credentials is accepted and bin
 
 TEST_CASE("a domain with MD5 switched off offers and accepts SHA-256 only", "[identity][digest]") {
     auto cfg = authConfig();
-    cfg.auth.md5OffDomains = {kDomain};
+    cfg.auth.md5OffDomains = {kIdentityDomain};
     IdEnv e(cfg);
     auto ua = e.env.makeUa("1001");
     Client &c = e.registerAs(*ua, "1001");
@@ -122,7 +124,8 @@ TEST_CASE("a domain with MD5 switched off offers and accepts SHA-256 only", "[id
     REQUIRE(c.response(401)->headerCount("WWW-Authenticate") == 1);
     CHECK(challengeParams(c.response(401)->header("WWW-Authenticate"))["algorithm"] == "SHA-256");
     // MD5 credentials computed anyway (an old phone, or a downgrade attempt) are refused
-    auto md5 = authorize(*c.response(401), "REGISTER", "sip:" + kDomain, {"1001", "correct horse 1001", "SHA-256"});
+    auto md5 =
+        authorize(*c.response(401), "REGISTER", "sip:" + kIdentityDomain, {"1001", "correct horse 1001", "SHA-256"});
     md5 = std::regex_replace(md5, std::regex("algorithm=SHA-256"), "algorithm=MD5");
     CHECK(e.registerAs(*ua, "1001", md5).finalStatus == 401);
 }
@@ -134,8 +137,8 @@ TEST_CASE("a stale nonce is answered with a new challenge and stale=true", "[ide
     // a nonce this server issued (same secret and realm) ten minutes ago: past the 300 s TTL
     proxy::digest::NonceCodec codec(kSecret, 300);
     DigestAnswer a{"1001", "correct horse 1001", "SHA-256"};
-    a.nonceOverride = codec.make(kDomain, time(nullptr) - 600);
-    Client &stale = e.registerAs(*ua, "1001", authorize(*c.response(401), "REGISTER", "sip:" + kDomain, a));
+    a.nonceOverride = codec.make(kIdentityDomain, time(nullptr) - 600);
+    Client &stale = e.registerAs(*ua, "1001", authorize(*c.response(401), "REGISTER", "sip:" + kIdentityDomain, a));
     REQUIRE(stale.finalStatus == 401);
     CHECK(challengeParams(stale.response(401)->header("WWW-Authenticate"))["stale"] == "true");
     CHECK(e.metrics.value("parkway_auth_failures_total", "reason=\"stale\"") == 0); // not a failure
@@ -146,20 +149,23 @@ TEST_CASE("a replayed nonce-count is refused, the next count is accepted", "[ide
     auto ua = e.env.makeUa("1001");
     Client &c = e.registerAs(*ua, "1001");
     DigestAnswer a{"1001", "correct horse 1001", "SHA-256"};
-    std::string line = authorize(*c.response(401), "REGISTER", "sip:" + kDomain, a);
+    std::string line = authorize(*c.response(401), "REGISTER", "sip:" + kIdentityDomain, a);
     CHECK(e.registerAs(*ua, "1001", line).finalStatus == 200);
     CHECK(e.registerAs(*ua, "1001", line).finalStatus == 401); // the same request again: a replay
     CHECK(e.metrics.value("parkway_auth_failures_total", "reason=\"replay\"") == 1);
     a.nc = 2;
-    CHECK(e.registerAs(*ua, "1001", authorize(*c.response(401), "REGISTER", "sip:" + kDomain, a)).finalStatus == 200);
+    CHECK(e.registerAs(*ua, "1001", authorize(*c.response(401), "REGISTER", "sip:" + kIdentityDomain, a)).finalStatus ==
+          200);
 }
 
 TEST_CASE("wrong password and unknown user get the same answer", "[identity][digest]") {
     IdEnv e;
     auto ua = e.env.makeUa("1001");
     Client &c = e.registerAs(*ua, "1001");
-    auto wrong = authorize(*c.response(401), "REGISTER", "sip:" + kDomain, {"1001", "not the password", "SHA-256"});
-    auto unknown = authorize(*c.response(401), "REGISTER", "sip:" + kDomain, {"1077", "not the password", "SHA-256"});
+    auto wrong =
+        authorize(*c.response(401), "REGISTER", "sip:" + kIdentityDomain, {"1001", "not the password", "SHA-256"});
+    auto unknown =
+        authorize(*c.response(401), "REGISTER", "sip:" + kIdentityDomain, {"1077", "not the password", "SHA-256"});
     Client &w = e.registerAs(*ua, "1001", wrong, "call-w");
     Client &u = e.registerAs(*ua, "1077", unknown, "call-u");
     REQUIRE(w.finalStatus == 401);
@@ -190,13 +196,13 @@ TEST_CASE("a user registers for itself; another user's AOR only with a grant", "
     Client &c = e.registerAs(*ua, "1002");
     // 1001 authenticates correctly but asks to bind 1002's AOR (To): refused, 1002 keeps its contacts
     Client &other = e.registerAs(
-        *ua, "1002", authorize(*c.response(401), "REGISTER", "sip:" + kDomain, {"1001", "correct horse 1001"}));
+        *ua, "1002", authorize(*c.response(401), "REGISTER", "sip:" + kIdentityDomain, {"1001", "correct horse 1001"}));
     CHECK(other.finalStatus == 403);
     // 1002 holds a grant for 1099
     Client &c2 = e.registerAs(*ua, "1099", {}, "call-2");
     Client &granted = e.registerAs(
-        *ua, "1099", authorize(*c2.response(401), "REGISTER", "sip:" + kDomain, {"1002", "battery staple 1002"}),
-        "call-2");
+        *ua, "1099",
+        authorize(*c2.response(401), "REGISTER", "sip:" + kIdentityDomain, {"1002", "battery staple 1002"}), "call-2");
     CHECK(granted.finalStatus == 200);
 }
 
@@ -207,7 +213,7 @@ TEST_CASE("initial requests of a local user get 407; with credentials their iden
     auto callee = e.env.makeUa("callee");
     callee.get()->autoAnswer("MESSAGE", 200);
     RequestOptions o;
-    o.from = "<sip:1002@" + kDomain + ">"; // claims to be 1002
+    o.from = "<sip:1002@" + kIdentityDomain + ">"; // claims to be 1002
     o.nextHop = e.env.proxyUri();
     std::string target = callee->uri("bob");
     Client &c = e.finish(ua->send("MESSAGE", target, o));
@@ -217,7 +223,7 @@ TEST_CASE("initial requests of a local user get 407; with credentials their iden
     Client &ok = e.finish(ua->send("MESSAGE", target, o));
     CHECK(ok.finalStatus == 200);
     REQUIRE(!e.seen.empty());
-    CHECK(e.seen.back().identity == "sip:1001@" + kDomain); // who authenticated, whatever From says
+    CHECK(e.seen.back().identity == "sip:1001@" + kIdentityDomain); // who authenticated, whatever From says
     // our credentials do not travel on to the next hop (RFC 3261 §22.3)
     REQUIRE(callee->last("MESSAGE"));
     CHECK(callee->last("MESSAGE")->request.header("Proxy-Authorization").empty());
@@ -231,7 +237,7 @@ TEST_CASE("P-Asserted-Identity and Privacy from an untrusted sender are removed"
     RequestOptions o;
     o.from = "<sip:someone@elsewhere.example>";
     o.nextHop = e.env.proxyUri();
-    o.headers = {"P-Asserted-Identity: <sip:1001@" + kDomain + ">", "Privacy: id"};
+    o.headers = {"P-Asserted-Identity: <sip:1001@" + kIdentityDomain + ">", "Privacy: id"};
     // to a local user (not a relay): routed by the hook as a target
     e.hook.onRequest = [&](pw_request *req) {
         int source = -1;
@@ -241,7 +247,7 @@ TEST_CASE("P-Asserted-Identity and Privacy from an untrusted sender are removed"
         e.hook.addTarget(req, callee->uri("bob"));
         return PW_CONTINUE;
     };
-    Client &c = e.finish(ua->send("MESSAGE", "sip:bob@" + kDomain, o));
+    Client &c = e.finish(ua->send("MESSAGE", "sip:bob@" + kIdentityDomain, o));
     CHECK(c.finalStatus == 200);
     REQUIRE(e.seen.size() == 1);
     CHECK(e.seen[0].identity.empty());
@@ -260,21 +266,21 @@ TEST_CASE("a trusted peer is not challenged and its P-Asserted-Identity is the i
     auto callee = e.env.makeUa("callee");
     callee.get()->autoAnswer("MESSAGE", 200);
     RequestOptions o;
-    o.from = "<sip:1002@" + kDomain + ">";
+    o.from = "<sip:1002@" + kIdentityDomain + ">";
     o.nextHop = e.env.proxyUri();
-    o.headers = {"P-Asserted-Identity: \"Alice\" <sip:1001@" + kDomain + ">", "Privacy: id"};
+    o.headers = {"P-Asserted-Identity: \"Alice\" <sip:1001@" + kIdentityDomain + ">", "Privacy: id"};
     std::string target = callee->uri("bob");
     Client &c = e.finish(peer->send("MESSAGE", target, o));
     CHECK(c.finalStatus == 200);
     REQUIRE(e.seen.size() == 1);
-    CHECK(e.seen[0].identity == "sip:1001@" + kDomain);
+    CHECK(e.seen[0].identity == "sip:1001@" + kIdentityDomain);
     CHECK(e.seen[0].source == PW_IDENTITY_ASSERTED);
     CHECK(e.seen[0].privacy == "id"); // kept inside the trust domain
     // without PAI: its From
     o.headers.clear();
     Client &c2 = e.finish(peer->send("MESSAGE", target, o));
     CHECK(c2.finalStatus == 200);
-    CHECK(e.seen.back().identity == "sip:1002@" + kDomain);
+    CHECK(e.seen.back().identity == "sip:1002@" + kIdentityDomain);
     CHECK(e.seen.back().source == PW_IDENTITY_TRUSTED_PEER);
 }
 
@@ -298,7 +304,7 @@ TEST_CASE("no open relay: a stranger cannot reach a foreign host, an authenticat
     CHECK(far->count("MESSAGE") == 0);
     // 1001, authenticated, may call out
     RequestOptions a;
-    a.from = "<sip:1001@" + kDomain + ">";
+    a.from = "<sip:1001@" + kIdentityDomain + ">";
     a.nextHop = e.env.proxyUri();
     Client &ch = e.finish(stranger->send("MESSAGE", target, a));
     REQUIRE(ch.finalStatus == 407);
@@ -316,7 +322,7 @@ TEST_CASE("repeated authentication failures from one address ban it", "[identity
     for (int i = 0; i < 3; ++i) {
         DigestAnswer a{"1001", "guess " + std::to_string(i), "SHA-256"};
         a.nc = static_cast<unsigned>(i + 1);
-        CHECK(e.registerAs(*ua, "1001", authorize(*c.response(401), "REGISTER", "sip:" + kDomain, a),
+        CHECK(e.registerAs(*ua, "1001", authorize(*c.response(401), "REGISTER", "sip:" + kIdentityDomain, a),
                            "guess-" + std::to_string(i))
                   .finalStatus == 401);
     }
@@ -324,10 +330,10 @@ TEST_CASE("repeated authentication failures from one address ban it", "[identity
     DigestAnswer right{"1001", "correct horse 1001", "SHA-256"};
     right.nc = 9;
     RequestOptions o;
-    o.from = o.to = "<sip:1001@" + kDomain + ">";
+    o.from = o.to = "<sip:1001@" + kIdentityDomain + ">";
     o.headers = {"Contact: <" + ua->uri("1001") + ">",
-                 authorize(*c.response(401), "REGISTER", "sip:" + kDomain, right)};
-    Client &after = ua->send("REGISTER", "sip:" + kDomain, o);
+                 authorize(*c.response(401), "REGISTER", "sip:" + kIdentityDomain, right)};
+    Client &after = ua->send("REGISTER", "sip:" + kIdentityDomain, o);
     e.env.runFor(400);
     CHECK(after.finalStatus != 200);
     CHECK(e.metrics.value("parkway_limit_refusals_total", "limit=\"auth_ban\"") == 1);

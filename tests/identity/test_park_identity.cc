@@ -9,9 +9,9 @@ using json = nlohmann::json;
 
 namespace {
 
-const std::string kSecret = "park-identity-secret-0123";
+const std::string kParkSecret = "park-identity-secret-0123";
 
-proxy::UserEntry user(const std::string &name) {
+proxy::UserEntry parkUser(const std::string &name) {
     std::string pw = "password-of-" + name;
     return {kDomain,
             name,
@@ -24,8 +24,8 @@ ParkEnvOptions withAuth(std::vector<std::string> trusted = {}) {
     ParkEnvOptions o;
     o.core = [trusted](proxy::CoreConfig &c) {
         c.auth.unauthenticatedDomains.clear();
-        c.auth.secret = kSecret;
-        c.auth.users = {user("1001"), user("1002"), user("2001")};
+        c.auth.secret = kParkSecret;
+        c.auth.users = {parkUser("1001"), parkUser("1002"), parkUser("2001")};
         c.trustedPeers = trusted;
     };
     return o;

@@ -43,16 +43,16 @@ std::string message(const std::string &body, const std::string &event) {
            "\r\nContent-Length: " + std::to_string(b.size()) + "\r\n\r\n" + b;
 }
 
-const Bindings kBound{{"call4", "c4@pbx"}, {"carol.host", "127.0.0.12"}, {"server.host", "127.0.0.1"}};
+const Bindings kBodyBound{{"call4", "c4@pbx"}, {"carol.host", "127.0.0.12"}, {"server.host", "127.0.0.1"}};
 
-std::string whats(const MatchResult &r) {
+std::string bodyWhats(const MatchResult &r) {
     std::string out;
     for (const auto &d : r.differences)
         out += d.what + " [" + d.expected + " | " + d.actual + "]; ";
     return out;
 }
 
-bool hasDifference(const MatchResult &r, const std::string &what) {
+bool bodyHasDifference(const MatchResult &r, const std::string &what) {
     for (const auto &d : r.differences)
         if (d.what == what)
             return true;
@@ -94,7 +94,7 @@ TEST_CASE("SDP with another port and origin but the same codecs and direction ma
                          "m=audio 40002 RTP/AVP 101 8 0\na=rtpmap:0 pcmu/8000\na=rtpmap:101 TELEPHONE-EVENT/8000\n"
                          "a=sendrecv\n";
     MatchResult r = compareMessage(answer(kSdp), Fixture{}, answerMessage(actual), Bindings{{"call4", "c4@pbx"}});
-    INFO(whats(r));
+    INFO(bodyWhats(r));
     REQUIRE(r.matched);
     CHECK(r.learned.at("port1") == "40002"); // bound (usable later), never compared literally
     CHECK(r.learned.at("sdp1") == "99");
@@ -107,22 +107,22 @@ TEST_CASE("SDP with another port and origin but the same codecs and direction ma
 TEST_CASE("SDP direction (with the session default) and codecs are differences") {
     std::string sendonly = "v=0\no=- 1 1 IN IP4 10.1.1.1\ns=-\nc=IN IP4 10.1.1.1\nt=0 0\na=sendonly\n"
                            "m=audio 4000 RTP/AVP 0 8 101\na=rtpmap:101 telephone-event/8000\n";
-    MatchResult r = compareMessage(answer(kSdp), Fixture{}, answerMessage(sendonly), kBound);
-    INFO(whats(r));
+    MatchResult r = compareMessage(answer(kSdp), Fixture{}, answerMessage(sendonly), kBodyBound);
+    INFO(bodyWhats(r));
     REQUIRE(r.differences.size() == 1);
     CHECK(r.differences[0].what == "body sdp: m=audio direction");
     CHECK(r.differences[0].expected == "sendrecv");
     CHECK(r.differences[0].actual == "sendonly");
     std::string g722 = "v=0\no=- 1 1 IN IP4 10.1.1.1\ns=-\nc=IN IP4 10.1.1.1\nt=0 0\nm=audio 4000 RTP/AVP 9 101\n"
                        "a=rtpmap:101 telephone-event/8000\na=sendrecv\n";
-    r = compareMessage(answer(kSdp), Fixture{}, answerMessage(g722), kBound);
-    REQUIRE(hasDifference(r, "body sdp: m=audio codecs"));
+    r = compareMessage(answer(kSdp), Fixture{}, answerMessage(g722), kBodyBound);
+    REQUIRE(bodyHasDifference(r, "body sdp: m=audio codecs"));
     CHECK(r.differences[0].actual == "G722/8000 TELEPHONE-EVENT/8000");
     std::string rejected = "v=0\no=- 1 1 IN IP4 10.1.1.1\ns=-\nt=0 0\nm=audio 0 RTP/AVP 0 8 101\n"
                            "a=rtpmap:101 telephone-event/8000\n";
-    CHECK(hasDifference(compareMessage(answer(kSdp), Fixture{}, answerMessage(rejected), kBound),
-                        "body sdp: m=audio port"));
-    CHECK(hasDifference(compareMessage(answer(kSdp), Fixture{}, answerMessage(""), kBound), "body sdp"));
+    CHECK(bodyHasDifference(compareMessage(answer(kSdp), Fixture{}, answerMessage(rejected), kBodyBound),
+                            "body sdp: m=audio port"));
+    CHECK(bodyHasDifference(compareMessage(answer(kSdp), Fixture{}, answerMessage(""), kBodyBound), "body sdp"));
 }
 
 namespace {
@@ -153,17 +153,17 @@ std::string dialogInfo(const std::string &version, const std::string &state, con
 
 TEST_CASE("dialog-info compares per dialog its ids, state and identities; versions must increase") {
     Step e = notify("dialog-info", kDialogInfo, "dialog");
-    Bindings b = kBound;
+    Bindings b = kBodyBound;
     b["alice.host"] = "127.0.0.10";
     b["call1"] = "a&b@h";
     MatchResult r = compareMessage(e, Fixture{}, message(dialogInfo("4", "confirmed"), "dialog"), b);
-    INFO(whats(r));
+    INFO(bodyWhats(r));
     // The template's <state> has no event attribute; the actual one does.
     REQUIRE(r.differences.size() == 1);
     CHECK(r.differences[0].what == "body dialog-info: dialog[@id=xyz]/state@event");
     e.message[e.message.size() - 5] = "    <state event=\"remote-bye\">confirmed</state>";
     r = compareMessage(e, Fixture{}, message(dialogInfo("4", "confirmed"), "dialog"), b);
-    INFO(whats(r));
+    INFO(bodyWhats(r));
     REQUIRE(r.matched);
     CHECK(r.learned.at("dlg1") == "xyz");
     CHECK(r.learned.at("~dialog-info-version c4@pbx sip:101@127.0.0.1 4") == "4");
@@ -175,19 +175,19 @@ TEST_CASE("dialog-info compares per dialog its ids, state and identities; versio
     CHECK(r.differences[0].expected == "confirmed");
     CHECK(r.differences[0].actual == "terminated");
     r = compareMessage(e, Fixture{}, message(dialogInfo("4", "confirmed"), "dialog"), b);
-    CHECK(hasDifference(r, "body dialog-info: @version"));
+    CHECK(bodyHasDifference(r, "body dialog-info: @version"));
     // Version 5 came and was added: 5 again is old, 6 is new.
     r = compareMessage(e, Fixture{}, message(dialogInfo("5", "confirmed"), "dialog"), b);
     REQUIRE(r.matched);
     for (const auto &[k, v] : r.learned)
         b.emplace(k, v);
-    CHECK(hasDifference(compareMessage(e, Fixture{}, message(dialogInfo("5", "confirmed"), "dialog"), b),
-                        "body dialog-info: @version"));
+    CHECK(bodyHasDifference(compareMessage(e, Fixture{}, message(dialogInfo("5", "confirmed"), "dialog"), b),
+                            "body dialog-info: @version"));
     CHECK(compareMessage(e, Fixture{}, message(dialogInfo("6", "confirmed"), "dialog"), b).matched);
     r = compareMessage(e, Fixture{}, message(dialogInfo("6", "confirmed", "other@h"), "dialog"), b);
-    CHECK(hasDifference(r, "body dialog-info: dialog[@id=xyz]@call-id"));
+    CHECK(bodyHasDifference(r, "body dialog-info: dialog[@id=xyz]@call-id"));
     r = compareMessage(e, Fixture{}, message("<dialog-info><dialog", "dialog"), b);
-    REQUIRE(hasDifference(r, "body dialog-info:"));
+    REQUIRE(bodyHasDifference(r, "body dialog-info:"));
 }
 
 namespace {
@@ -212,18 +212,18 @@ TEST_CASE("park-info compares the parked call's state and parties, not its times
     std::string templ = parkInfo("1", "parked", true);
     templ.replace(templ.find("id=\"42\""), 7, "id=\"{{park1}}\"");
     Step e = notify("park-info", templ, "park-info");
-    MatchResult r = compareMessage(e, Fixture{}, message(parkInfo("9", "parked", true), "park-info"), kBound);
-    INFO(whats(r));
+    MatchResult r = compareMessage(e, Fixture{}, message(parkInfo("9", "parked", true), "park-info"), kBodyBound);
+    INFO(bodyWhats(r));
     REQUIRE(r.matched);
     CHECK(r.learned.at("park1") == "42");
-    r = compareMessage(e, Fixture{}, message(parkInfo("9", "retrieved", false), "park-info"), kBound);
-    INFO(whats(r));
-    CHECK(hasDifference(r, "body park-info: parked[@id=42]@state"));
-    CHECK(hasDifference(r, "body park-info: parked[@id=42]/recall-at"));
+    r = compareMessage(e, Fixture{}, message(parkInfo("9", "retrieved", false), "park-info"), kBodyBound);
+    INFO(bodyWhats(r));
+    CHECK(bodyHasDifference(r, "body park-info: parked[@id=42]@state"));
+    CHECK(bodyHasDifference(r, "body park-info: parked[@id=42]/recall-at"));
     std::string otherNs = parkInfo("10", "parked", true);
     otherNs.replace(otherNs.find("urn:parkway"), 11, "urn:example");
-    CHECK(hasDifference(compareMessage(e, Fixture{}, message(otherNs, "park-info"), kBound),
-                        "body park-info: namespace"));
+    CHECK(bodyHasDifference(compareMessage(e, Fixture{}, message(otherNs, "park-info"), kBodyBound),
+                            "body park-info: namespace"));
 }
 
 TEST_CASE("pidf compares the basic status per tuple; sipfrag the status code; text exactly") {
@@ -235,23 +235,24 @@ TEST_CASE("pidf compares the basic status per tuple; sipfrag the status code; te
                "</presence>";
     };
     Step e = notify("pidf", pidf("open"), "presence");
-    CHECK(compareMessage(e, Fixture{}, message(pidf("open"), "presence"), kBound).matched);
-    MatchResult closed = compareMessage(e, Fixture{}, message(pidf("closed"), "presence"), kBound);
-    INFO(whats(closed));
-    CHECK(hasDifference(closed, "body pidf: tuple[@id=t1]/status/basic"));
+    CHECK(compareMessage(e, Fixture{}, message(pidf("open"), "presence"), kBodyBound).matched);
+    MatchResult closed = compareMessage(e, Fixture{}, message(pidf("closed"), "presence"), kBodyBound);
+    INFO(bodyWhats(closed));
+    CHECK(bodyHasDifference(closed, "body pidf: tuple[@id=t1]/status/basic"));
 
     Step frag = notify("sipfrag", "SIP/2.0 200 OK", "refer");
-    CHECK(compareMessage(frag, Fixture{}, message("SIP/2.0 200 Ok\n", "refer"), kBound).matched);
-    MatchResult r = compareMessage(frag, Fixture{}, message("SIP/2.0 180 Ringing\n", "refer"), kBound);
-    REQUIRE(hasDifference(r, "body sipfrag: status line"));
+    CHECK(compareMessage(frag, Fixture{}, message("SIP/2.0 200 Ok\n", "refer"), kBodyBound).matched);
+    MatchResult r = compareMessage(frag, Fixture{}, message("SIP/2.0 180 Ringing\n", "refer"), kBodyBound);
+    REQUIRE(bodyHasDifference(r, "body sipfrag: status line"));
 
     Step text = notify("text", "hello {{who}}\nbye", "x");
-    r = compareMessage(text, Fixture{}, message("hello world\nbye", "x"), kBound);
+    r = compareMessage(text, Fixture{}, message("hello world\nbye", "x"), kBodyBound);
     REQUIRE(r.matched);
     CHECK(r.learned.at("who") == "world");
-    CHECK(hasDifference(compareMessage(text, Fixture{}, message("hello world\nBye", "x"), kBound), "body text"));
+    CHECK(
+        bodyHasDifference(compareMessage(text, Fixture{}, message("hello world\nBye", "x"), kBodyBound), "body text"));
     Step ignored = notify("ignore", "anything", "x");
-    CHECK(compareMessage(ignored, Fixture{}, message("something else", "x"), kBound).matched);
+    CHECK(compareMessage(ignored, Fixture{}, message("something else", "x"), kBodyBound).matched);
 }
 
 namespace {
@@ -283,21 +284,21 @@ TEST_CASE("a fixture's expect steps match the daemon's real NOTIFYs, and see wha
                {"tag2", "KKg8jFQUHcHNa"},     {"cseq1", "1"}};
     REQUIRE(couldMatch(first, realNotify("active;expires=600", "0", "2"), b));
     MatchResult r = compareMessage(first, f, realNotify("active;expires=600", "0", "2"), b);
-    INFO(whats(r));
+    INFO(bodyWhats(r));
     REQUIRE(r.matched);
     CHECK(r.learned.at("cseq2") == "2");
     for (const auto &[k, v] : r.learned)
         b[k] = v;
     r = compareMessage(last, f, realNotify("terminated;reason=timeout", "1", "3"), b);
-    INFO(whats(r));
+    INFO(bodyWhats(r));
     REQUIRE(r.matched);
     for (const auto &[k, v] : r.learned)
         b[k] = v;
     // The same NOTIFY again: its version no longer increases, and a daemon that kept the subscription active.
     r = compareMessage(last, f, realNotify("active;expires=600", "1", "3"), b);
-    CHECK(hasDifference(r, "header Subscription-State state"));
-    CHECK(hasDifference(r, "header Subscription-State;reason"));
-    CHECK(hasDifference(r, "body dialog-info: @version"));
+    CHECK(bodyHasDifference(r, "header Subscription-State state"));
+    CHECK(bodyHasDifference(r, "header Subscription-State;reason"));
+    CHECK(bodyHasDifference(r, "body dialog-info: @version"));
     CHECK(formatDifferences(last, f, r.differences)
               .rfind("step 7 alice: expect NOTIFY (dialog {{call1}}, Event dialog) -- final NOTIFY\n", 0) == 0);
 }

@@ -22,14 +22,14 @@ Fixture importFlow(const std::vector<Captured> &msgs, ImportSummary *summary = n
     return buildFixture(r, o, summary);
 }
 
-std::string symbolNamed(const Fixture &f, const std::string &original) {
+std::string parkSymbolNamed(const Fixture &f, const std::string &original) {
     for (const auto &[name, s] : f.symbols)
         if (s.original == original)
             return name;
     return "";
 }
 
-std::string line(const Step &s, const std::string &prefix) {
+std::string parkLine(const Step &s, const std::string &prefix) {
     for (const auto &l : s.message)
         if (l.rfind(prefix, 0) == 0)
             return l;
@@ -55,29 +55,30 @@ TEST_CASE("import: a park by REFER gives two phones, two dialogs and symbols own
     CHECK(sum.expects == 11);
     REQUIRE(f.steps.size() == 23);
 
-    std::string call1 = symbolNamed(f, "call-one-xyz@127.0.0.1"), call2 = symbolNamed(f, "park-call-2@127.0.0.1");
+    std::string call1 = parkSymbolNamed(f, "call-one-xyz@127.0.0.1"),
+                call2 = parkSymbolNamed(f, "park-call-2@127.0.0.1");
     CHECK(call1 == "call1");
     CHECK(call2 == "call2");
     CHECK(f.symbols.at(call1).owner == "u1001");
-    CHECK(f.symbols.at(symbolNamed(f, "bob-tag-1")).owner == "u1002");
-    CHECK(f.symbols.at(symbolNamed(f, "pw-srv-tag-9")).owner == "server"); // learned at run time
-    CHECK(f.symbols.at(symbolNamed(f, "z9hG4bK-s-inv1")).owner == "server");
-    CHECK(f.symbols.at(symbolNamed(f, "z9hG4bK-s-inv1")).kind == "branch");
+    CHECK(f.symbols.at(parkSymbolNamed(f, "bob-tag-1")).owner == "u1002");
+    CHECK(f.symbols.at(parkSymbolNamed(f, "pw-srv-tag-9")).owner == "server"); // learned at run time
+    CHECK(f.symbols.at(parkSymbolNamed(f, "z9hG4bK-s-inv1")).owner == "server");
+    CHECK(f.symbols.at(parkSymbolNamed(f, "z9hG4bK-s-inv1")).kind == "branch");
 
     // Step 1: Alice's INVITE, every identifier symbolic, the rest kept as she sent it.
     const Step &inv = f.steps[0];
     CHECK(inv.kind == StepKind::Send);
     CHECK(inv.participant == "u1001");
     CHECK(inv.message[0] == "INVITE sip:1002@pbx.example.com SIP/2.0");
-    CHECK(line(inv, "Via:") == "Via: SIP/2.0/UDP {{u1001.host}}:{{u1001.port}};branch={{branch1}};rport");
-    CHECK(line(inv, "From:") == "From: \"Alice\" <sip:1001@pbx.example.com>;tag={{tag1}}");
-    CHECK(line(inv, "Call-ID:") == "Call-ID: {{call1}}");
-    CHECK(line(inv, "CSeq:") == "CSeq: {{cseq1}} INVITE");
-    CHECK(line(inv, "Contact:") == "Contact: <sip:1001@{{u1001.host}}:{{u1001.port}}>");
-    CHECK(line(inv, "Max-Forwards:") == "Max-Forwards: 70");
-    CHECK(line(inv, "o=") == "o=1001 {{sdpsess1}} {{sdpver1}} IN IP4 {{u1001.host}}");
-    CHECK(line(inv, "c=") == "c=IN IP4 {{u1001.host}}");
-    CHECK(line(inv, "m=") == "m=audio {{mport1}} RTP/AVP 0");
+    CHECK(parkLine(inv, "Via:") == "Via: SIP/2.0/UDP {{u1001.host}}:{{u1001.port}};branch={{branch1}};rport");
+    CHECK(parkLine(inv, "From:") == "From: \"Alice\" <sip:1001@pbx.example.com>;tag={{tag1}}");
+    CHECK(parkLine(inv, "Call-ID:") == "Call-ID: {{call1}}");
+    CHECK(parkLine(inv, "CSeq:") == "CSeq: {{cseq1}} INVITE");
+    CHECK(parkLine(inv, "Contact:") == "Contact: <sip:1001@{{u1001.host}}:{{u1001.port}}>");
+    CHECK(parkLine(inv, "Max-Forwards:") == "Max-Forwards: 70");
+    CHECK(parkLine(inv, "o=") == "o=1001 {{sdpsess1}} {{sdpver1}} IN IP4 {{u1001.host}}");
+    CHECK(parkLine(inv, "c=") == "c=IN IP4 {{u1001.host}}");
+    CHECK(parkLine(inv, "m=") == "m=audio {{mport1}} RTP/AVP 0");
     CHECK(inv.message.back() == "a=sendrecv");
 
     // The relayed INVITE to Bob: the server's Via and Record-Route are the server's.
@@ -85,22 +86,22 @@ TEST_CASE("import: a park by REFER gives two phones, two dialogs and symbols own
     CHECK(relayed.kind == StepKind::Expect);
     CHECK(relayed.participant == "u1002");
     CHECK(relayed.message[0] == "INVITE sip:1002@{{u1002.host}}:{{u1002.port}} SIP/2.0");
-    CHECK(line(relayed, "Record-Route:") == "Record-Route: <sip:{{server.host}}:{{server.port}};lr>");
+    CHECK(parkLine(relayed, "Record-Route:") == "Record-Route: <sip:{{server.host}}:{{server.port}};lr>");
     CHECK(relayed.body == "sdp");
     CHECK(relayed.compare == std::vector<std::string>{"CSeq", "Content-Type"});
 
     // Bob's REFER: his own CSeq sequence; Alice's NOTIFYs continue hers and name the REFER by its CSeq.
     const Step &refer = f.steps[7];
     CHECK(refer.note == "REFER 1001 (Refer-To *68103) [call1]");
-    std::string referCseq = line(refer, "CSeq:");
+    std::string referCseq = parkLine(refer, "CSeq:");
     CHECK(referCseq == "CSeq: {{cseq2}} REFER");
     CHECK(f.symbols.at("cseq2").owner == "u1002");
-    CHECK(line(refer, "Refer-To:") == "Refer-To: <sip:*68103@pbx.example.com>");
+    CHECK(parkLine(refer, "Refer-To:") == "Refer-To: <sip:*68103@pbx.example.com>");
     CHECK(f.steps[8].compare == std::vector<std::string>{"CSeq", "Refer-To", "Referred-By"});
     const Step &notify = f.steps[11];
     CHECK(notify.message[0] == "NOTIFY sip:1002@{{u1002.host}}:{{u1002.port}} SIP/2.0");
-    CHECK(line(notify, "CSeq:") == "CSeq: {{cseq1+1}} NOTIFY");
-    CHECK(line(notify, "Event:") == "Event: refer;id={{cseq2}}");
+    CHECK(parkLine(notify, "CSeq:") == "CSeq: {{cseq1+1}} NOTIFY");
+    CHECK(parkLine(notify, "Event:") == "Event: refer;id={{cseq2}}");
     CHECK(notify.message.back() == "SIP/2.0 100 Trying");
     const Step &relayedNotify = f.steps[12];
     CHECK(relayedNotify.body == "sipfrag");
@@ -109,14 +110,15 @@ TEST_CASE("import: a park by REFER gives two phones, two dialogs and symbols own
     // The INVITE *68103 the REFER caused: a new dialog; Parkway's To-tag and SDP are the server's.
     const Step &park = f.steps[15];
     CHECK(park.note == "INVITE *68103 [call2]");
-    CHECK(line(park, "Call-ID:") == "Call-ID: {{call2}}");
-    CHECK(line(park, "CSeq:") == "CSeq: {{cseq3}} INVITE");
-    CHECK(line(park, "o=") == "o=1001 {{sdpsess1}} {{sdpver1+1}} IN IP4 {{u1001.host}}");
+    CHECK(parkLine(park, "Call-ID:") == "Call-ID: {{call2}}");
+    CHECK(parkLine(park, "CSeq:") == "CSeq: {{cseq3}} INVITE");
+    CHECK(parkLine(park, "o=") == "o=1001 {{sdpsess1}} {{sdpver1+1}} IN IP4 {{u1001.host}}");
     const Step &answer = f.steps[16];
-    CHECK(line(answer, "To:") == "To: <sip:*68103@pbx.example.com>;tag={{" + symbolNamed(f, "pw-srv-tag-9") + "}}");
-    CHECK(line(answer, "Contact:") == "Contact: <sip:{{server.host}}:{{server.port}}>");
-    CHECK(f.symbols.at(symbolNamed(f, "30000")).owner == "server");
-    CHECK(f.symbols.at(symbolNamed(f, "30000")).kind == "media-port");
+    CHECK(parkLine(answer, "To:") ==
+          "To: <sip:*68103@pbx.example.com>;tag={{" + parkSymbolNamed(f, "pw-srv-tag-9") + "}}");
+    CHECK(parkLine(answer, "Contact:") == "Contact: <sip:{{server.host}}:{{server.port}}>");
+    CHECK(f.symbols.at(parkSymbolNamed(f, "30000")).owner == "server");
+    CHECK(f.symbols.at(parkSymbolNamed(f, "30000")).kind == "media-port");
 
     // What an expect step compares and the 100 Trying that may not come.
     CHECK(f.steps[1].optional);

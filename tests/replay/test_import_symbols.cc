@@ -21,7 +21,7 @@ Fixture importMsgs(const std::vector<Captured> &msgs) {
     return buildFixture(r, o);
 }
 
-std::string line(const Step &s, const std::string &prefix) {
+std::string symbolsLine(const Step &s, const std::string &prefix) {
     for (const auto &l : s.message)
         if (l.rfind(prefix, 0) == 0)
             return l;
@@ -99,9 +99,10 @@ TEST_CASE("import: a Replaces inside a Refer-To follows the dialog's ids at run 
     REQUIRE(call == "call2");
     const Step &refer = f.steps[23];
     CHECK(refer.participant == "u1003");
-    CHECK(line(refer, "Refer-To:") == "Refer-To: <sip:1003@pbx.example.com?Replaces={{call2|uri}}%3Bto-tag%3D{{" +
-                                          srvTag + "}}%3Bfrom-tag%3D{{" + aliceTag + "}}>");
-    CHECK(line(refer, "Target-Dialog:") ==
+    CHECK(symbolsLine(refer, "Refer-To:") ==
+          "Refer-To: <sip:1003@pbx.example.com?Replaces={{call2|uri}}%3Bto-tag%3D{{" + srvTag + "}}%3Bfrom-tag%3D{{" +
+              aliceTag + "}}>");
+    CHECK(symbolsLine(refer, "Target-Dialog:") ==
           "Target-Dialog: {{call2}};local-tag={{" + aliceTag + "}};remote-tag={{" + srvTag + "}}");
     // Rendered with fresh values, the Refer-To names the park dialog's new Call-ID, escaped (RFC 3261 §19.1.1).
     std::string wire = renderMessage(refer.message, fresh(f));
@@ -110,7 +111,8 @@ TEST_CASE("import: a Replaces inside a Refer-To follows the dialog's ids at run 
     CHECK(wire.find("park-call-2") == std::string::npos);
     // ... and so does the Replaces header of the pickup INVITE, unescaped.
     const Step &pickup = f.steps[24];
-    CHECK(line(pickup, "Replaces:") == "Replaces: {{call2}};to-tag={{" + srvTag + "}};from-tag={{" + aliceTag + "}}");
+    CHECK(symbolsLine(pickup, "Replaces:") ==
+          "Replaces: {{call2}};to-tag={{" + srvTag + "}};from-tag={{" + aliceTag + "}}");
     CHECK(renderMessage(pickup.message, fresh(f)).find("Replaces: NEW;call2@fresh.example;to-tag=new-") !=
           std::string::npos);
     CHECK(pickup.note == "INVITE 1001 with Replaces [call4]");
@@ -129,7 +131,7 @@ TEST_CASE("import: dialog-info XML names dialogs by their symbols; event ids bec
     std::string evid = symbolNamed(f, "77ab", "token");
     REQUIRE_FALSE(evid.empty());
     CHECK(f.symbols.at(evid).owner == "server");
-    CHECK(line(blf, "Event:") == "Event: dialog;id={{" + evid + "}}");
+    CHECK(symbolsLine(blf, "Event:") == "Event: dialog;id={{" + evid + "}}");
     CHECK(blf.message[0] == "NOTIFY sip:1003@{{u1003.host}}:{{u1003.port}} SIP/2.0");
 }
 
@@ -151,17 +153,17 @@ TEST_CASE("import: identifiers are replaced as whole tokens only, longest first"
                     "Content-Length: 0\n\n"));
     Fixture f = importMsgs(v);
     const Step &o = f.steps[0];
-    CHECK(line(o, "Via:") == "Via: SIP/2.0/UDP {{u1001.host}}:{{u1001.port}};branch={{branch1}}");
-    CHECK(line(o, "From:") == "From: <sip:1001@pbx.example.com>;tag={{tag1}}");
-    CHECK(line(o, "Call-ID:") == "Call-ID: {{call1}}");
-    CHECK(line(o, "CSeq:") == "CSeq: {{cseq1}} OPTIONS");
-    CHECK(line(o, "X-Ref:") == "X-Ref: abc123-old {{call1}} {{tag1}}");
+    CHECK(symbolsLine(o, "Via:") == "Via: SIP/2.0/UDP {{u1001.host}}:{{u1001.port}};branch={{branch1}}");
+    CHECK(symbolsLine(o, "From:") == "From: <sip:1001@pbx.example.com>;tag={{tag1}}");
+    CHECK(symbolsLine(o, "Call-ID:") == "Call-ID: {{call1}}");
+    CHECK(symbolsLine(o, "CSeq:") == "CSeq: {{cseq1}} OPTIONS");
+    CHECK(symbolsLine(o, "X-Ref:") == "X-Ref: abc123-old {{call1}} {{tag1}}");
     const Step &ok = f.steps[1];
-    CHECK(line(ok, "To:") == "To: <sip:pbx.example.com>;tag={{tag2}}");
+    CHECK(symbolsLine(ok, "To:") == "To: <sip:pbx.example.com>;tag={{tag2}}");
     CHECK(f.symbols.at("tag2").original == "5062");
-    CHECK(line(ok, "Via:") == "Via: SIP/2.0/UDP {{u1001.host}}:{{u1001.port}};branch={{branch1}};"
-                              "received={{u1001.host}};rport={{u1001.port}}");
-    CHECK(line(ok, "CSeq:") == "CSeq: {{cseq1}} OPTIONS");
+    CHECK(symbolsLine(ok, "Via:") == "Via: SIP/2.0/UDP {{u1001.host}}:{{u1001.port}};branch={{branch1}};"
+                                     "received={{u1001.host}};rport={{u1001.port}}");
+    CHECK(symbolsLine(ok, "CSeq:") == "CSeq: {{cseq1}} OPTIONS");
 }
 
 TEST_CASE("import: a TCP phone's ephemeral ports and its listening address are one participant") {
@@ -206,7 +208,7 @@ TEST_CASE("import: a TCP phone's ephemeral ports and its listening address are o
     CHECK(f.steps[2].kind == StepKind::Expect);
     CHECK(f.steps[2].message[0] == "OPTIONS sip:1005@{{u1005.host}}:{{u1005.port}};transport=tcp SIP/2.0");
     CHECK(f.steps[3].kind == StepKind::Send);
-    CHECK(line(f.steps[0], "Contact:") == "Contact: <sip:1005@{{u1005.host}}:{{u1005.port}};transport=tcp>");
+    CHECK(symbolsLine(f.steps[0], "Contact:") == "Contact: <sip:1005@{{u1005.host}}:{{u1005.port}};transport=tcp>");
     CHECK(sum.warnings.empty());
     std::string text = summaryText(f, sum);
     CHECK(text.find("participants: 1\n  u1005  tcp 127.0.0.1:40001  user 1005\n") != std::string::npos);
@@ -253,7 +255,7 @@ TEST_CASE("import: '{{' and bytes that are not UTF-8 in a message still give a v
     REQUIRE(sum.warnings.size() == 1);
     CHECK(sum.warnings[0].find("message 1 (127.0.0.1:5062 -> 127.0.0.1:5060): a literal '{{'") == 0);
     CHECK(f.steps[0].message.back() == "hello { {name}}");
-    CHECK(line(f.steps[0], "From:") == "From: \"Ren\xEF\xBF\xBD\" <sip:1001@pbx.example.com>;tag={{tag1}}");
+    CHECK(symbolsLine(f.steps[0], "From:") == "From: \"Ren\xEF\xBF\xBD\" <sip:1001@pbx.example.com>;tag={{tag1}}");
     CHECK_NOTHROW(parseFixture(fixtureToJson(f), "mem"));
 }
 
@@ -301,12 +303,12 @@ TEST_CASE("import: one phone's addresses are tied by its tags over one transport
     CHECK(f.participants[0].transport == "tcp");
     CHECK(f.participants[1].name == "p2");
     CHECK(f.participants[1].transport == "udp");
-    CHECK(line(f.steps[4], "Via:") == "Via: SIP/2.0/UDP {{p2.host}}:{{p2.port}};rport;branch={{branch3}}");
+    CHECK(symbolsLine(f.steps[4], "Via:") == "Via: SIP/2.0/UDP {{p2.host}}:{{p2.port}};rport;branch={{branch3}}");
     v.back() = tcp(v.back());
     f = importMsgs(v);
     REQUIRE(f.participants.size() == 1);
     CHECK(f.participants[0].name == "u1001");
-    CHECK(line(f.steps[4], "Via:") == "Via: SIP/2.0/UDP {{u1001.host}}:{{u1001.port}};rport;branch={{branch3}}");
+    CHECK(symbolsLine(f.steps[4], "Via:") == "Via: SIP/2.0/UDP {{u1001.host}}:{{u1001.port}};rport;branch={{branch3}}");
 }
 
 TEST_CASE("import: a Replaces escaped more than needed still names its dialog") {
@@ -328,6 +330,6 @@ TEST_CASE("import: a Replaces escaped more than needed still names its dialog") 
             "Refer-To: <sip:1003@pbx.example.com?Replaces=abc%3Adef%2F12%40host%3Bto-tag%3Dtb%3Bfrom-tag%3Dta>\n"
             "Content-Length: 0\n\n"));
     Fixture f = importMsgs(v);
-    CHECK(line(f.steps[2], "Refer-To:") ==
+    CHECK(symbolsLine(f.steps[2], "Refer-To:") ==
           "Refer-To: <sip:1003@pbx.example.com?Replaces={{call1|uri}}%3Bto-tag%3D{{tag2}}%3Bfrom-tag%3D{{tag1}}>");
 }

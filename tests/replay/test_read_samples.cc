@@ -21,7 +21,7 @@ std::string firstLine(const Captured &c) {
     return c.data.substr(0, c.data.find("\r\n"));
 }
 
-bool anyWarning(const ReadResult &r, const std::string &part) {
+bool samplesWarning(const ReadResult &r, const std::string &part) {
     for (const auto &w : r.warnings)
         if (w.find(part) != std::string::npos)
             return true;
@@ -74,7 +74,7 @@ TEST_CASE("sngrep's text export and Kamailio's sipdump hold the same messages as
         CHECK(kam.messages[i].time == Approx(wire.messages[i].time).margin(0.001));
     }
     CHECK(kam.warnings.empty());
-    CHECK(anyWarning(sngrep, "transports taken from each message's top Via"));
+    CHECK(samplesWarning(sngrep, "transports taken from each message's top Via"));
 }
 
 TEST_CASE("Linux cooked captures: TCP on 'any' (SLL) and UDP in SLL2") {
@@ -104,7 +104,7 @@ TEST_CASE("SIPp -trace_msg logs: messages as logged, addresses inferred and said
         CHECK(uac.messages[i].dst == wire.messages[onWire[i]].dst);
     }
     CHECK(uac.messages[0].time == Approx(1796136861.890918).epsilon(1e-13)); // read as UTC
-    CHECK(anyWarning(uac, "SIPp taken as 127.0.0.1:26072 (the Via of the first request it sent)"));
+    CHECK(samplesWarning(uac, "SIPp taken as 127.0.0.1:26072 (the Via of the first request it sent)"));
 
     ReadResult uas = readTrace(data("sipp-uas-trace_msg.log"));
     REQUIRE(uas.messages.size() == 6);
@@ -139,7 +139,7 @@ TEST_CASE("Parkway's text trace: a record cut short is dropped with a warning, a
     CHECK(r.messages[0].transport == Transport::Tcp);
     CHECK(r.messages[0].src.str() == "[::1]:5062");
     CHECK(r.messages[0].time == Approx(1796136600.5).epsilon(1e-13));
-    CHECK(anyWarning(r, "pw.txt: line 7: record cut short"));
+    CHECK(samplesWarning(r, "pw.txt: line 7: record cut short"));
     CHECK_THROWS_WITH(
         readTraceBytes("# parkway sip trace 1\n--- yesterday recv udp 1.2.3.4:5 -> 1.2.3.4:6 3\nabc\n", "bad.txt"),
         Catch::StartsWith("bad.txt: line 2: bad time 'yesterday'"));
@@ -155,5 +155,5 @@ TEST_CASE("truncated real captures: an error at the first frame, a warning later
     ReadResult r = readTraceBytes(bytes.substr(0, 1000), "cut.pcap");
     CHECK(!r.messages.empty());
     CHECK(r.messages.size() < 6);
-    CHECK(anyWarning(r, ": damaged capture"));
+    CHECK(samplesWarning(r, ": damaged capture"));
 }

@@ -10,7 +10,7 @@ using namespace readtest;
 
 namespace {
 
-bool anyWarning(const ReadResult &r, const std::string &part) {
+bool tcpWarning(const ReadResult &r, const std::string &part) {
     for (const auto &w : r.warnings)
         if (w.find(part) != std::string::npos)
             return true;
@@ -115,7 +115,7 @@ TEST_CASE("TCP: bytes missing from the capture give a warning and a resync at th
     ReadResult r = c.read();
     REQUIRE(r.messages.size() == 1);
     CHECK(r.messages[0].data == b);
-    CHECK(anyWarning(r, "TCP 127.0.0.1:40000 -> 127.0.0.1:5060: gap, 200 bytes missing"));
+    CHECK(tcpWarning(r, "TCP 127.0.0.1:40000 -> 127.0.0.1:5060: gap, 200 bytes missing"));
 }
 
 TEST_CASE("TCP: a capture that starts in the middle of a message resyncs at the next start line") {
@@ -125,7 +125,7 @@ TEST_CASE("TCP: a capture that starts in the middle of a message resyncs at the 
     ReadResult r = c.read();
     REQUIRE(r.messages.size() == 1);
     CHECK(r.messages[0].data == b);
-    CHECK(anyWarning(r, "bytes before a SIP start line skipped"));
+    CHECK(tcpWarning(r, "bytes before a SIP start line skipped"));
 }
 
 TEST_CASE("TCP: compact Content-Length (l:) and sequence numbers wrapping past 2^32") {
@@ -150,7 +150,7 @@ TEST_CASE("TCP: an incomplete message at the end of the capture is reported") {
     c.seg(c.isn + 1, a.substr(0, a.size() - 10));
     ReadResult r = c.read();
     CHECK(r.messages.empty());
-    CHECK(anyWarning(r, "incomplete message at the end"));
+    CHECK(tcpWarning(r, "incomplete message at the end"));
 }
 
 TEST_CASE("TLS on port 5061 cannot be read: one 'encrypted' warning per connection") {
@@ -179,8 +179,8 @@ TEST_CASE("TCP: a message without Content-Length is taken as bodiless; its body 
     REQUIRE(r.messages.size() == 2);
     CHECK(r.messages[0].data == a.substr(0, a.find("v=0")));
     CHECK(r.messages[1].data == b);
-    CHECK(anyWarning(r, "message without Content-Length (required on TCP, RFC 3261 §18.3)"));
-    CHECK(anyWarning(r, "bytes before a SIP start line skipped"));
+    CHECK(tcpWarning(r, "message without Content-Length (required on TCP, RFC 3261 §18.3)"));
+    CHECK(tcpWarning(r, "bytes before a SIP start line skipped"));
 }
 
 TEST_CASE("TCP: a new connection on the same ports (another SYN) starts a new stream") {

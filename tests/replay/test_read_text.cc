@@ -8,7 +8,7 @@ using namespace parkway::replay;
 
 namespace {
 
-bool anyWarning(const ReadResult &r, const std::string &part) {
+bool textWarning(const ReadResult &r, const std::string &part) {
     for (const auto &w : r.warnings)
         if (w.find(part) != std::string::npos)
             return true;
@@ -44,7 +44,7 @@ TEST_CASE("Kamailio sipdump: TCP over IPv6, bracketed addresses, a record cut sh
     CHECK(r.messages[0].data == kOptions);
     CHECK(r.messages[1].data == kOk);
     CHECK(r.messages[0].time == Approx(1796136861.5).epsilon(1e-13));
-    CHECK(anyWarning(r, "k.data: record 3 (line 39): cut short, dropped"));
+    CHECK(textWarning(r, "k.data: record 3 (line 39): cut short, dropped"));
 }
 
 TEST_CASE("sngrep export: IPv6 addresses, transport from the Via, messages put back in time order") {
@@ -81,7 +81,7 @@ TEST_CASE("SIPp log: a stream read holding two messages is split; a received-onl
     CHECK(r.messages[0].src.str() == "[::1]:5062"); // the top Via of the request SIPp received
     CHECK(r.messages[2].dst.str() == "[::1]:5062");
     CHECK(r.messages[2].src.str() == "0.0.0.0:0"); // nothing tells SIPp's own address: said so
-    CHECK(anyWarning(r, "SIPp taken as 0.0.0.0:0 (nothing (0.0.0.0:0))"));
+    CHECK(textWarning(r, "SIPp taken as 0.0.0.0:0 (nothing (0.0.0.0:0))"));
 }
 
 TEST_CASE("text traces that are not what they claim give clear errors or warnings") {
@@ -89,5 +89,5 @@ TEST_CASE("text traces that are not what they claim give clear errors or warning
                       "v2.txt: not a pcap, pcapng or known text trace");
     ReadResult r = readTraceBytes("====================\ntag: rcv\nno data marker\n", "k.data");
     CHECK(r.messages.empty());
-    CHECK(anyWarning(r, "k.data: record 1 (line 1): cut short, dropped"));
+    CHECK(textWarning(r, "k.data: record 1 (line 1): cut short, dropped"));
 }

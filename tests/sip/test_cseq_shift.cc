@@ -57,7 +57,7 @@ TEST_CASE("CseqShifts: bounded by the cap and by idle time; a shifting entry out
 }
 
 namespace {
-void targetsFromHeader(HookModule &h) {
+void shiftTargetsFromHeader(HookModule &h) {
     h.onRequest = [&h](pw_request *req) {
         std::string t = h.header(req, "X-Target");
         if (!t.empty())
@@ -72,7 +72,7 @@ TEST_CASE("dialog_inject_cseq: the party's re-INVITE, ACK, CANCEL and BYE are ra
           "[proxy][cseq]") {
     SipTestEnv env;
     HookModule router;
-    targetsFromHeader(router);
+    shiftTargetsFromHeader(router);
     env.add(router);
     env.start();
     REQUIRE(PW_HOST_HAS(router.api, dialog_inject_cseq));

@@ -20,10 +20,10 @@ using namespace parkway::test;
 
 namespace {
 
-pw_str P(const std::string &s) {
+pw_str peerStr(const std::string &s) {
     return pw_str{s.data(), s.size()};
 }
-std::string S(pw_str v) {
+std::string peerString(pw_str v) {
     return v.ptr ? std::string(v.ptr, v.len) : std::string();
 }
 
@@ -41,9 +41,9 @@ struct Rec {
 
     static void cbRequest(void *arg, pw_dialog *, pw_request *req) {
         auto *r = static_cast<Rec *>(arg);
-        r->requests.push_back(S(r->api->msg_method(r->api->request_msg(req))));
+        r->requests.push_back(peerString(r->api->msg_method(r->api->request_msg(req))));
         int src = -1;
-        r->identities.push_back(S(r->api->request_identity(req, &src)));
+        r->identities.push_back(peerString(r->api->request_identity(req, &src)));
         r->identitySources.push_back(src);
         r->api->request_reply(req, 200, pw_str{}, nullptr, 0, pw_str{}, pw_str{});
     }
@@ -68,22 +68,22 @@ struct Rec {
         c.on_terminated = cbTerminated;
         return c;
     }
-    std::string get(pw_dialog_field f) const { return S(api->dialog_get(dlg, f)); }
+    std::string get(pw_dialog_field f) const { return peerString(api->dialog_get(dlg, f)); }
 };
 
 // Accepts every INVITE and SUBSCRIBE with dialog_accept / subscription_accept.
-struct Acceptor {
+struct PeerAcceptor {
     HookModule hook{"acceptor"};
     Rec rec;
-    Acceptor() {
+    PeerAcceptor() {
         hook.onRequest = [this](pw_request *req) {
             rec.api = hook.api;
             auto cbs = rec.cbs();
             std::string m = hook.method(req);
             if (m == "INVITE") {
                 std::string sdp = "v=0\r\no=park 1 1 IN IP4 127.0.0.1\r\n";
-                rec.dlg =
-                    hook.api->dialog_accept(req, 200, nullptr, 0, PW_STR_LIT("application/sdp"), P(sdp), &cbs, &rec);
+                rec.dlg = hook.api->dialog_accept(req, 200, nullptr, 0, PW_STR_LIT("application/sdp"), peerStr(sdp),
+                                                  &cbs, &rec);
                 return PW_STOP;
             }
             if (m == "SUBSCRIBE") {
@@ -188,7 +188,7 @@ TEST_CASE("Dialog peers: a stranger's BYE and re-INVITE in a module's UAS dialog
           "[dialog][peer]") {
     proxy::Metrics metrics;
     SipTestEnv env(SipTestEnv::defaultConfig(), &metrics);
-    Acceptor acc;
+    PeerAcceptor acc;
     env.add(acc.hook);
     env.start();
     auto a = env.makeUa("alice");
@@ -233,7 +233,7 @@ TEST_CASE("Dialog peers: a module's UAC dialog (dialog_invite) refuses a strange
     std::string ruri = b->uri();
     pw_uac_params p{};
     p.struct_size = sizeof p;
-    p.request_uri = P(ruri);
+    p.request_uri = peerStr(ruri);
     p.content_type = PW_STR_LIT("application/sdp");
     p.body = PW_STR_LIT("v=0\r\noffer\r\n");
     rec.dlg = mod.api->dialog_invite(mod.host, &p, Rec::cbResponse, &cbs, &rec);
@@ -260,7 +260,7 @@ TEST_CASE("Dialog peers: a trusted peer's in-dialog requests are accepted", "[di
     proxy::CoreConfig cfg = SipTestEnv::defaultConfig();
     cfg.trustedPeers = {"127.0.0.2"};
     SipTestEnv env(cfg);
-    Acceptor acc;
+    PeerAcceptor acc;
     env.add(acc.hook);
     env.start();
     auto a = env.makeUa("alice");
@@ -281,7 +281,7 @@ TEST_CASE("Dialog peers: a trusted peer's in-dialog requests are accepted", "[di
 
 TEST_CASE("Dialog peers: a subscription refresh from a stranger gets 403 and changes nothing", "[dialog][peer]") {
     SipTestEnv env;
-    Acceptor acc;
+    PeerAcceptor acc;
     env.add(acc.hook);
     env.start();
     auto a = env.makeUa("alice");
@@ -310,7 +310,7 @@ TEST_CASE("Dialog peers: a subscription refresh from a stranger gets 403 and cha
 
 TEST_CASE("Dialog peers: the learnt address survives export/restore", "[dialog][peer][restore]") {
     SipTestEnv env;
-    Acceptor acc;
+    PeerAcceptor acc;
     env.add(acc.hook);
     env.start();
     auto a = env.makeUa("alice");
@@ -336,7 +336,7 @@ TEST_CASE("Dialog peers: the learnt address survives export/restore", "[dialog][
     Rec rec;
     rec.api = fresh.api;
     auto cbs = rec.cbs();
-    rec.dlg = fresh.api->dialog_restore(fresh.host, P(blob), &cbs, &rec);
+    rec.dlg = fresh.api->dialog_restore(fresh.host, peerStr(blob), &cbs, &rec);
     REQUIRE(rec.dlg);
     DialogIds ids = DialogIds::of(rec);
 
@@ -352,7 +352,7 @@ TEST_CASE("Dialog peers: the learnt address survives export/restore", "[dialog][
 TEST_CASE("Dialog peers: an older blob naming no address learns the peer from the first request after restore",
           "[dialog][peer][restore]") {
     SipTestEnv env;
-    Acceptor acc;
+    PeerAcceptor acc;
     env.add(acc.hook);
     env.start();
     auto a = env.makeUa("alice");
@@ -367,7 +367,7 @@ TEST_CASE("Dialog peers: an older blob naming no address learns the peer from th
     Rec rec;
     rec.api = fresh.api;
     auto cbs = rec.cbs();
-    rec.dlg = fresh.api->dialog_restore(fresh.host, P(j.dump()), &cbs, &rec);
+    rec.dlg = fresh.api->dialog_restore(fresh.host, peerStr(j.dump()), &cbs, &rec);
     REQUIRE(rec.dlg);
     auto &info = a->inDialog(inv, "INFO");
     REQUIRE(env.runUntil([&] { return info.finalStatus != 0; }));
@@ -381,7 +381,7 @@ TEST_CASE("Dialog peers: an older blob naming no address learns the peer from th
 TEST_CASE("Dialog peers: an INVITE relayed by a proxy that does not record-route; the phone's own BYE is accepted",
           "[dialog][peer]") {
     SipTestEnv env;
-    Acceptor acc;
+    PeerAcceptor acc;
     env.add(acc.hook);
     env.start();
     // The phone (127.0.0.1) is reached at its Contact; its INVITE came through a proxy at 127.0.0.2 that
@@ -436,7 +436,7 @@ TEST_CASE("Dialog peers: a UAC dialog routed through Parkway's own proxy takes t
     pw_uac_params p{};
     p.struct_size = sizeof p;
     p.request_uri = PW_STR_LIT("sip:5551234@parkway.test");
-    p.next_hop = P(hop);
+    p.next_hop = peerStr(hop);
     rec.dlg = router.api->dialog_invite(router.host, &p, Rec::cbResponse, &cbs, &rec);
     REQUIRE(rec.dlg);
     REQUIRE(env.runUntil([&] { return !rec.responses.empty() && rec.responses.back() == 200; }));
@@ -458,7 +458,7 @@ TEST_CASE("Dialog peers: a UAC dialog routed through Parkway's own proxy takes t
 TEST_CASE("Dialog peers: a phone behind NAT (Contact with a private address) is known by the INVITE's source",
           "[dialog][peer]") {
     SipTestEnv env;
-    Acceptor acc;
+    PeerAcceptor acc;
     env.add(acc.hook);
     env.start();
     auto phone = env.makeUa("alice");

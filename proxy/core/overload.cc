@@ -46,7 +46,7 @@ int64_t queueDelayUs(int64_t kernelRealtimeNs) {
 void OverloadGate::configure(const OverloadSettings &s) {
     s_ = s;
     if (!enabled()) {
-        refusing_ = false;
+        reduction_ = 0;
         avgMs_ = lastMs_ = 0;
     }
     update();
@@ -67,21 +67,29 @@ void OverloadGate::sample(int64_t nowUs, double lateMs, double spanMs) {
 void OverloadGate::update() {
     if (!enabled())
         return;
-    // hysteresis: refuse from the hard threshold on, serve again under the soft one
-    if (!refusing_ && avgMs_ >= s_.hardMs)
-        refusing_ = true;
-    else if (refusing_ && avgMs_ < s_.softMs)
-        refusing_ = false;
-    unsigned r = 0;
-    if (avgMs_ > s_.softMs) {
-        double share = (avgMs_ - s_.softMs) / double(s_.hardMs - s_.softMs);
-        r = static_cast<unsigned>(std::lround(std::min(share, 1.0) * 20)) * 5;
-    }
+    // the share of new requests to refuse, 0 under the soft threshold, 1 from the hard one, linear between
+    double share = (avgMs_ - s_.softMs) / double(s_.hardMs - s_.softMs);
+    double pct = std::clamp(share, 0.0, 1.0) * 100;
+    // hysteresis: keep the current value until the share is 3/4 of a step (5) away from it, half a step past where
+    // plain rounding would move it, so that jitter at a rounding boundary does not flap; the ends are exact
+    if (std::abs(pct - reduction_) < 3.75 && pct > 0 && pct < 100)
+        return;
+    unsigned r = static_cast<unsigned>(std::lround(pct / 5)) * 5;
     if (r == reduction_)
         return;
     reduction_ = r;
     seqMs_ = std::max(wallMs(), seqMs_ + 1); // RFC 7339 §5.2: a new value, a larger oc-seq
     seq_ = fmt::format("{}.{:03}", seqMs_ / 1000, seqMs_ % 1000);
+}
+
+bool OverloadGate::admit() {
+    // RFC 7339 §6 (loss algorithm): refuse reduction() % of new requests. Error diffusion: owe reduction_
+    // hundredths per request, refuse one whenever a whole one is owed (50 -> every other one, 5 -> 1 in 20).
+    shedAcc_ += reduction_;
+    if (shedAcc_ < 100)
+        return true;
+    shedAcc_ -= 100;
+    return false;
 }
 
 std::string OverloadGate::ocParams() const {
@@ -156,19 +164,19 @@ void Proxy::Impl::overloadTick() {
 }
 
 void Proxy::Impl::noteLateness(int64_t nowUs, double lateMs, double spanMs) {
-    bool was = overload.refusing();
+    bool was = overload.shedding();
     overload.sample(nowUs, std::max(lateMs, 0.0), spanMs);
-    if (was == overload.refusing())
+    if (was == overload.shedding())
         return;
-    // The gate may shut and open several times a second under sustained overload: one line per ten seconds.
+    // The gate may start and stop shedding several times a second near the soft threshold: one line per 10 s.
     int64_t now = nowMs();
     if (now - lastOverloadStateLogMs < 10000)
         return;
     lastOverloadStateLogMs = now;
     log(nullptr, was ? PW_LOG_INFO : PW_LOG_WARN,
         was ? fmt::format("overload ended: SIP delay {:.0f} ms, new requests are served again", overload.delayMs())
-            : fmt::format("overload: SIP delay {:.0f} ms (overload_queue_ms {}), new requests get 503",
-                          overload.delayMs(), cfg.overloadQueueMs));
+            : fmt::format("overload: SIP delay {:.0f} ms (overload_soft_ms {}), {} % of new requests get 503",
+                          overload.delayMs(), cfg.overloadSoftMs, overload.reduction()));
 }
 
 void Proxy::Impl::noteQueueDelay(int64_t delayUs) {
@@ -184,7 +192,7 @@ static bool startsSomething(const sip_t *sip) {
 }
 
 bool Proxy::Impl::refuseOverloaded(nta_incoming_t *irq, const sip_t *sip) {
-    if (!overload.refusing() || !startsSomething(sip))
+    if (!overload.shedding() || !startsSomething(sip) || overload.admit())
         return false;
     // RFC 3261 §21.5.4: 503 + Retry-After; RFC 7339 §5.10: a client that asked gets the oc parameters with it
     // (added to the Via on the way out, addOcParams). Nothing is kept: nta owns the transaction from here.
@@ -211,7 +219,7 @@ void Proxy::Impl::overloadGauges() {
         return;
     metrics->gaugeSet("parkway_sip_delay_ms", "", overload.delayMs());
     metrics->gaugeSet("parkway_overload_reduction", "", overload.reduction());
-    metrics->gaugeSet("parkway_overload_active", "", overload.refusing() ? 1 : 0);
+    metrics->gaugeSet("parkway_overload_active", "", overload.shedding() ? 1 : 0);
     if (overloadRefused > overloadCounted) {
         metrics->counterAdd("parkway_overload_refusals_total", "", double(overloadRefused - overloadCounted));
         overloadCounted = overloadRefused;

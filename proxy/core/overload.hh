@@ -5,12 +5,15 @@
 // reads it (queue delay), and the lateness of a periodic timer on the SIP loop (loop lag; it covers TCP and lets the
 // figure fall back to zero when nothing arrives). Both feed one exponentially weighted moving average.
 //
-//  - soft threshold (overload_soft_ms): upstream clients that support RFC 7339 (an "oc" parameter in their Via)
-//    are asked to send less: oc=<reduction %> in the Via of every response to them, proportional to where the
-//    delay stands between the soft and the hard threshold;
-//  - hard threshold (overload_queue_ms): new requests (no To tag; ACK, CANCEL and BYE excepted) are refused with
-//    503 + Retry-After (RFC 3261 §21.5.4) before anything is made for them, until the delay is back under the
-//    soft threshold (hysteresis). Requests inside a dialog are always served: they finish calls.
+//  - between the soft (overload_soft_ms) and the hard threshold (overload_queue_ms) the reduction grows from 0 to
+//    100 % in proportion to where the delay stands. That share of new requests (no To tag; ACK, CANCEL and BYE
+//    excepted) is refused with 503 + Retry-After (RFC 3261 §21.5.4) before anything is made for them, spread
+//    evenly (a counter, no randomness: "refuse k of every 20") as RFC 7339's loss algorithm (§6) would at a
+//    client; the same value is advertised to upstream clients that support RFC 7339 (oc=<reduction> in the Via
+//    of every response to those whose Via has "oc");
+//  - from the hard threshold on, every new request is refused. The value moves only when the delay has moved 3/4 of a
+//    step (5 %) away from it (hysteresis: no flapping between neighbours, and the gate stays fully shut until the
+//    delay is that far under the hard threshold). Requests inside a dialog are always served.
 //
 // OverloadGate is the arithmetic only (no sofia-sip): the SIP core feeds it and asks it (limits.cc, overload.cc).
 #pragma once
@@ -42,9 +45,13 @@ public:
     void sample(int64_t nowUs, double lateMs, double spanMs = -1);
     double delayMs() const { return avgMs_; }       // the smoothed delay
     double lastSampleMs() const { return lastMs_; } // the latest measurement
-    bool refusing() const { return refusing_; }     // new requests get 503
-    // RFC 7339 "loss" reduction now advertised (0..100, steps of 5) and its oc-seq, a number that grows each time
-    // the reduction changes (§5.2): the wall-clock time of that change, "seconds.milliseconds".
+    bool refusing() const { return reduction_ >= 100; } // every new request gets 503
+    bool shedding() const { return reduction_ > 0; }    // some new requests get 503
+    // Asked once for each new request: false when this one is to be refused. Deterministic: of every 100 new
+    // requests, reduction() are refused, evenly spread (an error-diffusion counter, RFC 7339 §6 applied here).
+    bool admit();
+    // RFC 7339 "loss" reduction now applied and advertised (0..100, steps of 5) and its oc-seq, a number that grows
+    // each time the reduction changes (§5.2): the wall-clock time of that change, "seconds.milliseconds".
     unsigned reduction() const { return reduction_; }
     const std::string &seq() const { return seq_; }
     // ";oc=..;oc-algo=..;oc-validity=..;oc-seq=.." parameters, without the leading ';'.
@@ -55,8 +62,8 @@ private:
     OverloadSettings s_;
     double avgMs_ = 0, lastMs_ = 0;
     int64_t lastUs_ = 0;
-    bool refusing_ = false;
     unsigned reduction_ = 0;
+    unsigned shedAcc_ = 0; // admit(): the refusals owed, in hundredths of a request
     int64_t seqMs_ = 0;
     std::string seq_ = "0";
 };

@@ -195,6 +195,7 @@ def main():
                     help="Kamailio UDP worker processes (default: one per core)")
     a = ap.parse_args()
     rates = [int(r) for r in a.rates.split(",")]
+    a.parkway = os.path.abspath(a.parkway)  # the daemon runs in its own work directory
     if not os.path.exists(a.parkway):
         sys.exit(f"{a.parkway} not found: build first (scripts/build.sh)")
     if not shutil.which("sipp"):

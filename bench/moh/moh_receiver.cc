@@ -38,9 +38,9 @@
 namespace {
 
 constexpr unsigned kBatch = 64;
-constexpr size_t kBytes = 64;           // the RTP fixed header is all we read
-constexpr int64_t kBinNs = 10'000;      // jitter histogram: 10 µs bins
-constexpr size_t kBins = 100'000;       // up to 1 s
+constexpr size_t kBytes = 64;      // the RTP fixed header is all we read
+constexpr int64_t kBinNs = 10'000; // jitter histogram: 10 µs bins
+constexpr size_t kBins = 100'000;  // up to 1 s
 
 struct Stream {
     int64_t lastNs = 0;

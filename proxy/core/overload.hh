@@ -43,8 +43,8 @@ public:
     // grows with the time since the previous measurement, or with spanMs when given (the loop-lag probe gives its
     // period: a single late firing, a scheduling hiccup with nothing queued, must not shut the gate by itself).
     void sample(int64_t nowUs, double lateMs, double spanMs = -1);
-    double delayMs() const { return avgMs_; }       // the smoothed delay
-    double lastSampleMs() const { return lastMs_; } // the latest measurement
+    double delayMs() const { return avgMs_; }           // the smoothed delay
+    double lastSampleMs() const { return lastMs_; }     // the latest measurement
     bool refusing() const { return reduction_ >= 100; } // every new request gets 503
     bool shedding() const { return reduction_ > 0; }    // some new requests get 503
     // Asked once for each new request: false when this one is to be refused. Deterministic: of every 100 new

@@ -806,8 +806,15 @@ struct MohPlayer::Impl {
                 return nullptr;
             }
         }
-        Port *shared = nullptr; // a port with room, the first one without the party's IP if any
+        // A port with room, the first one without the party's IP if any. Only the first kRoomyLook ports with room
+        // are looked at: with every call from one address (an SBC) each of them holds that IP, and a full scan on
+        // every add made parking slow down as the parked set grew (O(ports) per call).
+        constexpr size_t kRoomyLook = 16;
+        Port *shared = nullptr;
+        size_t looked = 0;
         for (uint16_t port : roomy) {
+            if (++looked > kRoomyLook)
+                break;
             Port &p = ports.at(port);
             if (!party.set ||
                 std::none_of(p.streams.begin(), p.streams.end(), [&](const Stream *s) { return mayLatch(*s, party); }))

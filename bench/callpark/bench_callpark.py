@@ -127,18 +127,20 @@ SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
 
 
 class Farm:
-    """N dialog subscriptions from one UDP socket; answers every NOTIFY and records its kernel receive time."""
+    """N dialog subscriptions from one UDP socket; answers every NOTIFY and records its kernel receive time.
+    `watch` is what every subscription watches, or a function of the subscription's index (one slot each)."""
 
-    def __init__(self, pw_port, n, watch="*88103"):
+    def __init__(self, pw_port, n, watch="*88103", expires=600, rcvbuf=8 << 20):
         self.n = n
         self.target = ("127.0.0.1", pw_port)
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
         self.sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
         self.sock.bind(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
         self.sock.settimeout(0.2)
-        self.watch = watch
+        self.watch = watch if callable(watch) else (lambda i: watch)
+        self.expires = expires
         self.ok = set()                       # subscriptions answered 2xx
         self.notifies = {}                    # sub index -> list of (kernel time, version, has dialog)
         self.lock = threading.Lock()
@@ -147,12 +149,13 @@ class Farm:
         self.thread.start()
 
     def subscribe(self, i):
-        msg = (f"SUBSCRIBE sip:{self.watch}@{DOMAIN} SIP/2.0\r\n"
+        watch = self.watch(i)
+        msg = (f"SUBSCRIBE sip:{watch}@{DOMAIN} SIP/2.0\r\n"
                f"Via: SIP/2.0/UDP 127.0.0.1:{self.port};branch=z9hG4bK-s{i}-{random.randint(0, 1 << 30)};rport\r\n"
-               f"Max-Forwards: 70\r\nFrom: <sip:w{i}@{DOMAIN}>;tag=ft{i}\r\nTo: <sip:{self.watch}@{DOMAIN}>\r\n"
+               f"Max-Forwards: 70\r\nFrom: <sip:w{i}@{DOMAIN}>;tag=ft{i}\r\nTo: <sip:{watch}@{DOMAIN}>\r\n"
                f"Call-ID: bench-sub-{i}@127.0.0.1\r\nCSeq: 1 SUBSCRIBE\r\n"
                f"Contact: <sip:w{i}@127.0.0.1:{self.port}>\r\nEvent: dialog\r\n"
-               f"Accept: application/dialog-info+xml\r\nExpires: 600\r\nContent-Length: 0\r\n\r\n")
+               f"Accept: application/dialog-info+xml\r\nExpires: {self.expires}\r\nContent-Length: 0\r\n\r\n")
         self.sock.sendto(msg.encode(), self.target)
 
     def loop(self):
@@ -196,6 +199,25 @@ class Farm:
         self.sock.close()
 
 
+def subscribe_all(farm, n):
+    """Subscribe 0..n-1, paced, then re-send what was lost (UDP) until every subscription has its initial NOTIFY
+    (10 s at most). Returns how many have it."""
+    for i in range(n):
+        farm.subscribe(i)
+        if i % 50 == 49:
+            time.sleep(0.005)
+    for _ in range(20):
+        time.sleep(0.5)
+        with farm.lock:
+            missing = [i for i in range(n) if i not in farm.notifies]
+        if not missing:
+            break
+        for i in missing:
+            farm.subscribe(i)
+    with farm.lock:
+        return len(farm.notifies)
+
+
 def park_once(pw_port, ext="103"):
     """Send INVITE *68<ext> from a raw socket; returns (wall time sent, wall time of the 200)."""
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -235,21 +257,7 @@ def fanout(binary, n):
         farm = Farm(pw.port, n)
         try:
             t0 = time.monotonic()
-            for i in range(n):
-                farm.subscribe(i)
-                if i % 50 == 49:
-                    time.sleep(0.005)
-            # Re-send what was lost (UDP) until every subscription has its initial NOTIFY.
-            for _ in range(20):
-                time.sleep(0.5)
-                with farm.lock:
-                    missing = [i for i in range(n) if i not in farm.notifies]
-                if not missing:
-                    break
-                for i in missing:
-                    farm.subscribe(i)
-            with farm.lock:
-                have = len(farm.notifies)
+            have = subscribe_all(farm, n)
             print(f"  {have}/{n} subscriptions active (initial NOTIFY received) after {time.monotonic() - t0:.2f} s")
             t_sent, t_ok, status, psock = park_once(pw.port)
             deadline = time.time() + 10

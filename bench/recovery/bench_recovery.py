@@ -14,10 +14,8 @@ Goals (issue 13): first answer < 1 s, everything restored < 3 s.
 """
 import argparse
 import os
-import random
 import re
 import socket
-import struct
 import sys
 import tempfile
 import threading
@@ -25,11 +23,12 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "..", "tests", "lib"))
+sys.path.insert(0, os.path.join(HERE, "..", "callpark"))
+from bench_callpark import Farm, subscribe_all  # noqa: E402
 from parkway_blackbox import Parkway, Sipp, free_port  # noqa: E402
 
 DOMAIN = "pbx.example.com"
 FIRST_EXT = 100000
-SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
 
 
 def load():
@@ -60,87 +59,26 @@ def daemon(binary, workdir, calls, watchers, prelatch_ms):
                                                "provision_file": provision}})
 
 
-class Watchers:
-    """W dialog subscriptions (one per parked extension) from one UDP socket; answers every NOTIFY 200 and
-    records (kernel receive time, version) per subscription."""
+class Watchers(Farm):
+    """W dialog subscriptions (one per parked extension) from one UDP socket (bench_callpark's Farm); answers every
+    NOTIFY 200 and records (kernel receive time, version) per subscription."""
 
     def __init__(self, pw_port, n):
-        self.n = n
-        self.target = ("127.0.0.1", pw_port)
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 << 20)
-        self.sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-        self.sock.settimeout(0.2)
-        self.ok = set()
-        self.notifies = {}  # i -> [(kernel time, version)]
-        self.lock = threading.Lock()
-        self.stop = False
-        self.thread = threading.Thread(target=self.loop, daemon=True)
-        self.thread.start()
-
-    def subscribe(self, i):
-        watch = f"*88{FIRST_EXT + i}"
-        msg = (f"SUBSCRIBE sip:{watch}@{DOMAIN} SIP/2.0\r\n"
-               f"Via: SIP/2.0/UDP 127.0.0.1:{self.port};branch=z9hG4bK-r{i}-{random.randint(0, 1 << 30)};rport\r\n"
-               f"Max-Forwards: 70\r\nFrom: <sip:w{i}@{DOMAIN}>;tag=rt{i}\r\nTo: <sip:{watch}@{DOMAIN}>\r\n"
-               f"Call-ID: bench-rsub-{i}@127.0.0.1\r\nCSeq: 1 SUBSCRIBE\r\n"
-               f"Contact: <sip:w{i}@127.0.0.1:{self.port}>\r\nEvent: dialog\r\n"
-               f"Accept: application/dialog-info+xml\r\nExpires: 1800\r\nContent-Length: 0\r\n\r\n")
-        self.sock.sendto(msg.encode(), self.target)
-
-    def loop(self):
-        while not self.stop:
-            try:
-                data, anc, _, _ = self.sock.recvmsg(65535, socket.CMSG_SPACE(16))
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            kt = time.time()
-            for level, typ, cdata in anc:
-                if level == socket.SOL_SOCKET and typ == SO_TIMESTAMPNS:
-                    sec, nsec = struct.unpack("qq", cdata[:16])
-                    kt = sec + nsec / 1e9
-            text = data.decode(errors="replace")
-            head, _, body = text.partition("\r\n\r\n")
-            m = re.search(r"^Call-ID:\s*bench-rsub-(\d+)@", head, re.M | re.I)
-            if not m:
-                continue
-            i = int(m.group(1))
-            if text.startswith("SIP/2.0 "):
-                if text[8] == "2":
-                    with self.lock:
-                        self.ok.add(i)
-                continue
-            if not text.startswith("NOTIFY "):
-                continue
-            v = re.search(r'dialog-info[^>]* version="(\d+)"', body)
-            with self.lock:
-                self.notifies.setdefault(i, []).append((kt, int(v.group(1)) if v else -1))
-            keep = [ln for ln in head.split("\r\n")[1:] if re.match(r"(Via|v|From|f|To|t|Call-ID|i|CSeq):", ln, re.I)]
-            self.sock.sendto(("SIP/2.0 200 OK\r\n" + "\r\n".join(keep) + "\r\nContent-Length: 0\r\n\r\n").encode(),
-                             self.target)
+        super().__init__(pw_port, n, watch=lambda i: f"*88{FIRST_EXT + i}", expires=1800, rcvbuf=16 << 20)
 
     def last_versions(self):
         with self.lock:
-            return {i: max(v for _, v in lst) for i, lst in self.notifies.items()}
+            return {i: max(v for _, v, _ in lst) for i, lst in self.notifies.items()}
 
     def after(self, t0, versions):
         """Per subscription: kernel time of the first NOTIFY after t0 with a version above versions[i]."""
         out = {}
         with self.lock:
             for i, lst in self.notifies.items():
-                times = [t for t, v in lst if t >= t0 and v > versions.get(i, -1)]
+                times = [t for t, v, _ in lst if t >= t0 and v > versions.get(i, -1)]
                 if times:
                     out[i] = min(times)
         return out
-
-    def close(self):
-        self.stop = True
-        self.thread.join(2)
-        self.sock.close()
 
 
 class Pinger:
@@ -200,22 +138,9 @@ def park_all(pw, n, rate, work, media_dir):
     return sipp, sink, parked
 
 
-def subscribe_all(pw, w):
+def subscribe_watchers(pw, w):
     farm = Watchers(pw.port, w)
-    for i in range(w):
-        farm.subscribe(i)
-        if i % 50 == 49:
-            time.sleep(0.005)
-    for _ in range(20):
-        time.sleep(0.5)
-        with farm.lock:
-            missing = [i for i in range(w) if i not in farm.notifies]
-        if not missing:
-            break
-        for i in missing:
-            farm.subscribe(i)
-    with farm.lock:
-        have = len(farm.notifies)
+    have = subscribe_all(farm, w)
     print(f"  {have}/{w} subscriptions active (initial NOTIFY received)")
     return farm
 
@@ -252,7 +177,7 @@ def main():
     sipp = farm = sink = None
     try:
         sipp, sink, parked = park_all(pw, n, a.rate, work, media_dir)
-        farm = subscribe_all(pw, w)
+        farm = subscribe_watchers(pw, w)
         versions = farm.last_versions()
         time.sleep(1)  # the stored NOTIFY versions are written in batches
         pw.kill9()

@@ -9,6 +9,8 @@
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -31,6 +33,18 @@ inline std::string tempDb() {
     for (std::string f : {db, db + ".park"})
         for (const char *suffix : {"", "-wal", "-shm"}) std::remove((f + suffix).c_str());
     return db;
+}
+
+// Whether UDP port `port` on 127.0.0.1 can be bound right now.
+inline bool udpPortFree(uint16_t port) {
+    int fd = ::socket(AF_INET, SOCK_DGRAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = htons(port);
+    bool ok = ::bind(fd, reinterpret_cast<sockaddr *>(&a), sizeof a) == 0;
+    ::close(fd);
+    return ok;
 }
 
 inline std::string aorOf(const std::string &user) { return "sip:" + user + "@" + kDomain; }

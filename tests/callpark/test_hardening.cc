@@ -28,17 +28,6 @@ std::vector<const SipMessage *> hardeningDialogNotifies(TestUa &ua) {
     return out;
 }
 
-bool udpPortFree(uint16_t port) {
-    int fd = ::socket(AF_INET, SOCK_DGRAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    a.sin_port = htons(port);
-    bool ok = ::bind(fd, reinterpret_cast<sockaddr *>(&a), sizeof a) == 0;
-    ::close(fd);
-    return ok;
-}
-
 // An even port P with P and P+2 free: a music-on-hold range of exactly two streams (RTP on even ports).
 uint16_t twoPortRange() {
     std::mt19937 rng(static_cast<unsigned>(::getpid()));

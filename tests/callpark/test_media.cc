@@ -285,14 +285,7 @@ namespace {
 uint16_t freeEvenPort() {
     for (uint16_t p = static_cast<uint16_t>(41000 + 2 * (::getpid() % 4000)), i = 0; i < 2000; ++i) {
         uint16_t port = static_cast<uint16_t>(41000 + (p - 41000 + 2 * i) % 8000);
-        int fd = ::socket(AF_INET, SOCK_DGRAM, 0);
-        sockaddr_in a{};
-        a.sin_family = AF_INET;
-        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        a.sin_port = htons(port);
-        bool ok = ::bind(fd, reinterpret_cast<sockaddr *>(&a), sizeof a) == 0;
-        ::close(fd);
-        if (ok)
+        if (udpPortFree(port))
             return port;
     }
     FAIL("no free even UDP port");

@@ -4,111 +4,123 @@
 
 namespace parkway::engine {
 
-Stmt::Stmt(sqlite3* db, const char* sql) : db_(db) {
+Stmt::Stmt(sqlite3 *db, const char *sql) : db_(db) {
     if (sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, &s_, nullptr) != SQLITE_OK)
         throw StorageError(fmt::format("prepare failed: {} (SQL: {})", sqlite3_errmsg(db), sql));
 }
 
-Stmt::~Stmt() { sqlite3_finalize(s_); }
+Stmt::~Stmt() {
+    sqlite3_finalize(s_);
+}
 
-Stmt& Stmt::reset() {
+Stmt &Stmt::reset() {
     sqlite3_reset(s_);
     sqlite3_clear_bindings(s_);
     return *this;
 }
 
-Stmt& Stmt::bind(int i, std::int64_t v) {
+Stmt &Stmt::bind(int i, std::int64_t v) {
     sqlite3_bind_int64(s_, i, v);
     return *this;
 }
 
-Stmt& Stmt::bind(int i, std::string_view v) {
+Stmt &Stmt::bind(int i, std::string_view v) {
     sqlite3_bind_text(s_, i, v.data() ? v.data() : "", static_cast<int>(v.size()), SQLITE_TRANSIENT);
     return *this;
 }
 
-Stmt& Stmt::bindBlob(int i, std::string_view v) {
+Stmt &Stmt::bindBlob(int i, std::string_view v) {
     sqlite3_bind_blob(s_, i, v.data() ? v.data() : "", static_cast<int>(v.size()), SQLITE_TRANSIENT);
     return *this;
 }
 
-Stmt& Stmt::bindNull(int i) {
+Stmt &Stmt::bindNull(int i) {
     sqlite3_bind_null(s_, i);
     return *this;
 }
 
 bool Stmt::step() {
     int rc = sqlite3_step(s_);
-    if (rc == SQLITE_ROW) return true;
-    if (rc == SQLITE_DONE) return false;
+    if (rc == SQLITE_ROW)
+        return true;
+    if (rc == SQLITE_DONE)
+        return false;
     std::string msg = fmt::format("{} (SQL: {})", sqlite3_errmsg(db_), sqlite3_sql(s_));
     sqlite3_reset(s_);
     throw StorageError(msg);
 }
 
 std::string Stmt::text(int col) const {
-    auto p = reinterpret_cast<const char*>(sqlite3_column_text(s_, col));
+    auto p = reinterpret_cast<const char *>(sqlite3_column_text(s_, col));
     return p ? std::string(p, static_cast<size_t>(sqlite3_column_bytes(s_, col))) : std::string();
 }
 
 std::string Stmt::blob(int col) const {
-    auto p = static_cast<const char*>(sqlite3_column_blob(s_, col));
+    auto p = static_cast<const char *>(sqlite3_column_blob(s_, col));
     return p ? std::string(p, static_cast<size_t>(sqlite3_column_bytes(s_, col))) : std::string();
 }
 
 Db::~Db() {
     cache_.clear(); // finalize statements before closing
     textCache_.clear();
-    if (db_) sqlite3_close_v2(db_);
+    if (db_)
+        sqlite3_close_v2(db_);
 }
 
-std::string Db::open(const std::string& path, int busyTimeoutMs) {
-    int rc = sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                             nullptr);
-    if (rc != SQLITE_OK) return db_ ? sqlite3_errmsg(db_) : sqlite3_errstr(rc);
+std::string Db::open(const std::string &path, int busyTimeoutMs) {
+    int rc =
+        sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
+    if (rc != SQLITE_OK)
+        return db_ ? sqlite3_errmsg(db_) : sqlite3_errstr(rc);
     sqlite3_extended_result_codes(db_, 1);
     sqlite3_busy_timeout(db_, busyTimeoutMs);
     return {};
 }
 
-void Db::exec(const char* sql) {
+void Db::exec(const char *sql) {
     std::string e = execError(sql);
-    if (!e.empty()) throw StorageError(e);
+    if (!e.empty())
+        throw StorageError(e);
 }
 
-std::string Db::execError(const char* sql) {
-    char* err = nullptr;
-    if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) == SQLITE_OK) return {};
+std::string Db::execError(const char *sql) {
+    char *err = nullptr;
+    if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) == SQLITE_OK)
+        return {};
     std::string msg = err ? err : sqlite3_errmsg(db_);
     sqlite3_free(err);
     return msg;
 }
 
-Stmt& Db::q(const char* sql) {
-    auto& slot = cache_[sql];
-    if (!slot) slot = std::make_unique<Stmt>(db_, sql);
+Stmt &Db::q(const char *sql) {
+    auto &slot = cache_[sql];
+    if (!slot)
+        slot = std::make_unique<Stmt>(db_, sql);
     return slot->reset();
 }
 
-Stmt& Db::qText(const std::string& sql) {
-    auto& slot = textCache_[sql];
-    if (!slot) slot = std::make_unique<Stmt>(db_, sql.c_str());
+Stmt &Db::qText(const std::string &sql) {
+    auto &slot = textCache_[sql];
+    if (!slot)
+        slot = std::make_unique<Stmt>(db_, sql.c_str());
     return slot->reset();
 }
 
 void Db::releaseReaders() {
-    for (sqlite3_stmt* s = sqlite3_next_stmt(db_, nullptr); s; s = sqlite3_next_stmt(db_, s))
-        if (sqlite3_stmt_busy(s)) sqlite3_reset(s);
+    for (sqlite3_stmt *s = sqlite3_next_stmt(db_, nullptr); s; s = sqlite3_next_stmt(db_, s))
+        if (sqlite3_stmt_busy(s))
+            sqlite3_reset(s);
 }
 
 // BEGIN/COMMIT as cached statements: sqlite3_exec would parse them again for every operation.
-Txn::Txn(Db& db) : db_(db) {
+Txn::Txn(Db &db) : db_(db) {
     db_.releaseReaders();
     db_.q("BEGIN IMMEDIATE").run();
 }
 
 Txn::~Txn() {
-    if (!done_) db_.execError("ROLLBACK");
+    if (!done_)
+        db_.execError("ROLLBACK");
 }
 
 void Txn::commit() {

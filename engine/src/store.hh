@@ -22,21 +22,24 @@ struct StorageError : std::runtime_error {
 
 class Stmt {
 public:
-    Stmt(sqlite3* db, const char* sql);
+    Stmt(sqlite3 *db, const char *sql);
     ~Stmt();
-    Stmt(const Stmt&) = delete;
-    Stmt& operator=(const Stmt&) = delete;
+    Stmt(const Stmt &) = delete;
+    Stmt &operator=(const Stmt &) = delete;
 
-    Stmt& reset();                      // reset + clear bindings; returns *this for chaining
-    Stmt& bind(int i, std::int64_t v);
-    Stmt& bind(int i, int v) { return bind(i, static_cast<std::int64_t>(v)); }
-    Stmt& bind(int i, std::string_view v);
-    Stmt& bind(int i, const std::string& v) { return bind(i, std::string_view(v)); }
-    Stmt& bind(int i, const char* v) { return bind(i, std::string_view(v)); }
-    Stmt& bindBlob(int i, std::string_view v);
-    Stmt& bindNull(int i);
-    bool step();                        // true = a row is available; false = done; throws on error
-    void run() { while (step()) {} }    // execute to completion
+    Stmt &reset(); // reset + clear bindings; returns *this for chaining
+    Stmt &bind(int i, std::int64_t v);
+    Stmt &bind(int i, int v) { return bind(i, static_cast<std::int64_t>(v)); }
+    Stmt &bind(int i, std::string_view v);
+    Stmt &bind(int i, const std::string &v) { return bind(i, std::string_view(v)); }
+    Stmt &bind(int i, const char *v) { return bind(i, std::string_view(v)); }
+    Stmt &bindBlob(int i, std::string_view v);
+    Stmt &bindNull(int i);
+    bool step(); // true = a row is available; false = done; throws on error
+    void run() {
+        while (step()) {
+        }
+    } // execute to completion
 
     std::int64_t i64(int col) const { return sqlite3_column_int64(s_, col); }
     int i32(int col) const { return sqlite3_column_int(s_, col); }
@@ -45,26 +48,26 @@ public:
     std::string blob(int col) const;
 
 private:
-    sqlite3* db_;
-    sqlite3_stmt* s_ = nullptr;
+    sqlite3 *db_;
+    sqlite3_stmt *s_ = nullptr;
 };
 
 class Db {
 public:
     Db() = default;
     ~Db();
-    Db(const Db&) = delete;
-    Db& operator=(const Db&) = delete;
+    Db(const Db &) = delete;
+    Db &operator=(const Db &) = delete;
 
     // Opens the file; returns an error message (empty on success).
-    std::string open(const std::string& path, int busyTimeoutMs);
-    sqlite3* handle() const { return db_; }
-    void exec(const char* sql);           // throws StorageError
-    std::string execError(const char* sql); // returns sqlite's message, empty on success
+    std::string open(const std::string &path, int busyTimeoutMs);
+    sqlite3 *handle() const { return db_; }
+    void exec(const char *sql);             // throws StorageError
+    std::string execError(const char *sql); // returns sqlite's message, empty on success
     // A cached prepared statement for a SQL string literal (keyed by its address), reset and unbound.
-    Stmt& q(const char* sql);
+    Stmt &q(const char *sql);
     // The same for SQL built at run time (keyed by its text), e.g. list() with its optional filters.
-    Stmt& qText(const std::string& sql);
+    Stmt &qText(const std::string &sql);
     // Reset every statement still positioned on a row. A cached statement left mid-result keeps a read
     // transaction open, and in WAL mode an open reader stops checkpoints from ever resetting the log (it
     // then grows without bound and every read walks it). Called before BEGIN and before COMMIT.
@@ -73,8 +76,8 @@ public:
     std::int64_t lastInsertId() const { return sqlite3_last_insert_rowid(db_); }
 
 private:
-    sqlite3* db_ = nullptr;
-    std::unordered_map<const void*, std::unique_ptr<Stmt>> cache_;
+    sqlite3 *db_ = nullptr;
+    std::unordered_map<const void *, std::unique_ptr<Stmt>> cache_;
     std::unordered_map<std::string, std::unique_ptr<Stmt>> textCache_;
 };
 
@@ -110,12 +113,12 @@ private:
 // BEGIN IMMEDIATE ... COMMIT; rolls back if not committed (exception or early return).
 class Txn {
 public:
-    explicit Txn(Db& db);
+    explicit Txn(Db &db);
     ~Txn();
     void commit();
 
 private:
-    Db& db_;
+    Db &db_;
     bool done_ = false;
 };
 

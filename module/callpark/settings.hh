@@ -13,16 +13,16 @@ enum class RetrieveMode { Bridge, Replaces };
 enum class NotifyTarget { Contacts, Aor, Auto };
 
 struct Settings {
-    std::string database;        // "" = the core's database
+    std::string database; // "" = the core's database
     ReferMode referMode = ReferMode::Passthrough;
     RetrieveMode retrieveMode = RetrieveMode::Bridge;
-    std::string occupiedPolicy;  // "" = engine/domain default; else reject|stack for domains not provisioned
-    int64_t recallTimeMs = 0;    // 0 = engine/domain default
-    std::string recallMode;      // "" = engine/domain default
+    std::string occupiedPolicy; // "" = engine/domain default; else reject|stack for domains not provisioned
+    int64_t recallTimeMs = 0;   // 0 = engine/domain default
+    std::string recallMode;     // "" = engine/domain default
     std::string alternate;
     std::string phoneProfile = "generic";                    // docs/phones.md: what the profile sets
     std::string recallAlertInfo = "<urn:alert:tone:recall>"; // "" = no Alert-Info
-    bool blfConfirmed = false;   // blf_state: early (default) | confirmed
+    bool blfConfirmed = false;                               // blf_state: early (default) | confirmed
     std::string mohIp = "127.0.0.1";
     uint16_t mohPortMin = 40000, mohPortMax = 40999;
     std::string mohFile;

@@ -29,7 +29,8 @@ void subOnRefresh(void *arg, pw_dialog *, uint32_t expires) {
         if (expires == 0) {
             cp->notifySubscription(*sub, true);
             sub->ending = true;
-            if (sub->dlg) cp->host().api()->dialog_end(sub->dlg);
+            if (sub->dlg)
+                cp->host().api()->dialog_end(sub->dlg);
         } else {
             sub->expiresAtMs = cp->host().nowMs() + int64_t(expires) * 1000;
             sub->listFull = true; // an event list's refresh: full state too (RFC 4662 §5.2 fullState="true")
@@ -87,7 +88,8 @@ std::string allowEvents() {
 
 std::string eventName(const std::string &hdr) {
     std::string e = hdr.substr(0, hdr.find(';'));
-    while (!e.empty() && e.back() == ' ') e.pop_back();
+    while (!e.empty() && e.back() == ' ')
+        e.pop_back();
     std::transform(e.begin(), e.end(), e.begin(), [](unsigned char c) { return std::tolower(c); });
     return e;
 }
@@ -136,7 +138,9 @@ std::string targetKey(const eng::Target &t) {
 
 } // namespace
 
-const pw_dialog_callbacks *CallPark::subCallbacks() { return &kSubCallbacks; }
+const pw_dialog_callbacks *CallPark::subCallbacks() {
+    return &kSubCallbacks;
+}
 
 // Who may see the calls of a lot, a slot or a group: everyone of the domain, or the access list when the
 // provisioning gives one (the list that says who may retrieve them; docs/auth.md "Call park").
@@ -153,13 +157,16 @@ bool CallPark::mayWatch(const eng::Target &target, const std::string &user) cons
 }
 
 pw_verdict CallPark::onSubscribe(pw_request *req, const pw_msg *m) {
-    if (!host_.tag(m, "To").empty()) return PW_CONTINUE; // refreshes of our subscriptions reach the dialog
+    if (!host_.tag(m, "To").empty())
+        return PW_CONTINUE; // refreshes of our subscriptions reach the dialog
     std::string event = eventName(host_.header(m, "Event"));
     std::string ruri = host_.requestUri(m);
     std::string domain = uriHost(ruri);
-    if (domain.empty() || !host_.isLocalDomain(domain)) return PW_CONTINUE;
+    if (domain.empty() || !host_.isLocalDomain(domain))
+        return PW_CONTINUE;
     std::string dial = uriUser(ruri);
-    if (dial.empty()) return PW_CONTINUE;
+    if (dial.empty())
+        return PW_CONTINUE;
     Host::Who watcher = who(req);
     std::string caller = uriUser(watcher.uri);
     if (!servedEvent(event)) {
@@ -181,10 +188,13 @@ pw_verdict CallPark::onSubscribe(pw_request *req, const pw_msg *m) {
         bool accepts = false;
         for (unsigned i = 0; i < 16; ++i) {
             std::string acc = host_.header(m, "Accept", i);
-            if (acc.empty()) break;
-            if (acc.find("x-broadworks-callpark-info") != std::string::npos) accepts = true;
+            if (acc.empty())
+                break;
+            if (acc.find("x-broadworks-callpark-info") != std::string::npos)
+                accepts = true;
         }
-        if (!accepts) return PW_CONTINUE; // shared-appearance call-info is not ours
+        if (!accepts)
+            return PW_CONTINUE; // shared-appearance call-info is not ours
         broadworks = true;
     }
     eng::Classification c = engine_->classify(domain, caller, dial);
@@ -415,10 +425,12 @@ CallPark::TargetView CallPark::targetView(const eng::Target &t) {
 }
 
 void CallPark::notifySubscription(Subscription &sub, bool terminated) {
-    if (!sub.dlg || sub.ending) return;
+    if (!sub.dlg || sub.ending)
+        return;
     TargetView view = targetView(sub.target);
     notifySubscription(sub, terminated, view);
-    if (!terminated) saveWatchers({&sub});
+    if (!terminated)
+        saveWatchers({&sub});
 }
 
 // ---------------------------------------------------------------- persistence (SPEC §7: state is re-sent
@@ -453,16 +465,21 @@ void CallPark::saveWatchers(const std::vector<Subscription *> &subs) {
     std::vector<eng::StoredWatcher> recs;
     recs.reserve(subs.size());
     for (Subscription *s : subs)
-        if (s->dlg && !s->ending) recs.push_back(watcherRecord(*s));
-    if (recs.empty()) return;
+        if (s->dlg && !s->ending)
+            recs.push_back(watcherRecord(*s));
+    if (recs.empty())
+        return;
     eng::Status st = engine_->putWatchers(recs);
-    if (!st.ok) host_.log(PW_LOG_ERROR, "callpark: storing {} subscription(s) failed: {}", recs.size(), st.message);
+    if (!st.ok)
+        host_.log(PW_LOG_ERROR, "callpark: storing {} subscription(s) failed: {}", recs.size(), st.message);
 }
 
 void CallPark::forgetWatcher(Subscription &sub) {
-    if (sub.storeId.empty() || stopping_) return;
+    if (sub.storeId.empty() || stopping_)
+        return;
     eng::Status st = engine_->removeWatcher(sub.storeId);
-    if (!st.ok) host_.log(PW_LOG_ERROR, "callpark: removing subscription {} failed: {}", sub.storeId, st.message);
+    if (!st.ok)
+        host_.log(PW_LOG_ERROR, "callpark: removing subscription {} failed: {}", sub.storeId, st.message);
     sub.storeId.clear();
 }
 
@@ -494,7 +511,8 @@ void CallPark::buildViewDialogs(TargetView &view, const std::string &domain) {
 }
 
 void CallPark::notifySubscription(Subscription &sub, bool terminated, TargetView &view) {
-    if (!sub.dlg || sub.ending) return;
+    if (!sub.dlg || sub.ending)
+        return;
     if (sub.eventList) { // RFC 4662 multipart/related with RLMI (event_lists.cc)
         notifyEventList(sub, terminated);
         return;
@@ -504,7 +522,8 @@ void CallPark::notifySubscription(Subscription &sub, bool terminated, TargetView
     std::string body, ctype;
     if (sub.broadworks) {
         std::optional<Identity> parked;
-        if (!st.calls.empty()) parked = Identity{st.calls.front().parkedUri, st.calls.front().parkedDisplay};
+        if (!st.calls.empty())
+            parked = Identity{st.calls.front().parkedUri, st.calls.front().parkedDisplay};
         body = buildBroadWorksCallparkInfo(parked);
         ctype = std::string(kBroadWorksCallparkContentType);
         h.add("Event", "call-info");
@@ -667,17 +686,22 @@ void CallPark::onEngineEvent(const eng::ChangeEvent &e) {
         std::string labels = fmt::format("domain=\"{}\"", call.domain);
         double dur = double(ev.at - call.parkedAt) / 1000.0;
         switch (ev.kind) {
-        case eng::EventKind::Parked: host_.counter("parkway_parks_total", labels); break;
+        case eng::EventKind::Parked:
+            host_.counter("parkway_parks_total", labels);
+            break;
         case eng::EventKind::Retrieved:
             host_.counter("parkway_retrieves_total", labels);
             host_.observe("parkway_park_duration_seconds", labels, dur);
             break;
-        case eng::EventKind::RecallStarted: host_.counter("parkway_recalls_total", labels); break;
+        case eng::EventKind::RecallStarted:
+            host_.counter("parkway_recalls_total", labels);
+            break;
         case eng::EventKind::Abandoned:
             host_.counter("parkway_abandons_total", labels);
             host_.observe("parkway_park_duration_seconds", labels, dur);
             break;
-        default: break;
+        default:
+            break;
         }
         if (host_.eventListening()) // no admin stream client: no JSON built for nobody
             host_.event(eng::toString(ev.kind), eng::toJson(ev));
@@ -685,7 +709,8 @@ void CallPark::onEngineEvent(const eng::ChangeEvent &e) {
                        ev.kind == eng::EventKind::Abandoned || ev.kind == eng::EventKind::Moved;
         if (counted) { // other kinds change no count (the gauge is set from the counts kept by countEvent)
             updateGauges(call.domain, call.lot);
-            if (ev.previous && ev.previous->lot != call.lot) updateGauges(ev.previous->domain, ev.previous->lot);
+            if (ev.previous && ev.previous->lot != call.lot)
+                updateGauges(ev.previous->domain, ev.previous->lot);
         }
 
         // Watchers see who is parked where: claims and recall stages change nothing they show. Their NOTIFYs
@@ -703,9 +728,8 @@ void CallPark::onEngineEvent(const eng::ChangeEvent &e) {
         if (visible)
             queueEventLists(ev); // a group list also shows its members' extensions
 
-        if (settings_.parkInfo &&
-            (ev.kind == eng::EventKind::Parked || ev.kind == eng::EventKind::Retrieved ||
-             ev.kind == eng::EventKind::RecallStarted || ev.kind == eng::EventKind::Abandoned))
+        if (settings_.parkInfo && (ev.kind == eng::EventKind::Parked || ev.kind == eng::EventKind::Retrieved ||
+                                   ev.kind == eng::EventKind::RecallStarted || ev.kind == eng::EventKind::Abandoned))
             sendParkInfo(ev);
     });
 }
@@ -715,17 +739,21 @@ void CallPark::countEvent(const eng::ChangeEvent &e) {
         pendingCallChanged(e); // a call still queued for restore (restore.cc)
     auto add = [this](const eng::ParkedCall &c, int64_t d) { parkedCounts_[{c.domain, c.lot}] += d; };
     switch (e.kind) {
-    case eng::EventKind::Parked: add(e.call, +1); break;
+    case eng::EventKind::Parked:
+        add(e.call, +1);
+        break;
     case eng::EventKind::Retrieved:
     case eng::EventKind::Abandoned:
         add(e.call, -1);
         sidByCall_.erase(e.call.id); // the call left the engine
         break;
     case eng::EventKind::Moved:
-        if (e.previous) add(*e.previous, -1);
+        if (e.previous)
+            add(*e.previous, -1);
         add(e.call, +1);
         break;
-    default: break;
+    default:
+        break;
     }
 }
 
@@ -739,22 +767,33 @@ void CallPark::sendParkInfo(const eng::ChangeEvent &e) {
     const eng::ParkedCall &call = e.call;
     std::vector<std::string> users;
     auto addUser = [&](const std::string &u) {
-        if (!u.empty() && std::find(users.begin(), users.end(), u) == users.end()) users.push_back(u);
+        if (!u.empty() && std::find(users.begin(), users.end(), u) == users.end())
+            users.push_back(u);
     };
     addUser(call.extension);
     if (!call.group.empty()) {
         if (auto g = engine_->group(call.domain, call.group)) {
-            for (auto &mbr : g->members) addUser(mbr);
-            if (g->notifyParker) addUser(call.parker);
+            for (auto &mbr : g->members)
+                addUser(mbr);
+            if (g->notifyParker)
+                addUser(call.parker);
         }
     }
     ParkInfoEntry entry;
     entry.id = std::to_string(call.id);
     switch (e.kind) {
-    case eng::EventKind::Retrieved: entry.state = ParkInfoState::Retrieved; break;
-    case eng::EventKind::RecallStarted: entry.state = ParkInfoState::Recalled; break;
-    case eng::EventKind::Abandoned: entry.state = ParkInfoState::Abandoned; break;
-    default: entry.state = ParkInfoState::Parked; break;
+    case eng::EventKind::Retrieved:
+        entry.state = ParkInfoState::Retrieved;
+        break;
+    case eng::EventKind::RecallStarted:
+        entry.state = ParkInfoState::Recalled;
+        break;
+    case eng::EventKind::Abandoned:
+        entry.state = ParkInfoState::Abandoned;
+        break;
+    default:
+        entry.state = ParkInfoState::Parked;
+        break;
     }
     eng::DomainSettings ds = engine_->domain(call.domain);
     std::string slotUser = call.lot.empty() ? call.extension : std::to_string(call.slot);
@@ -764,7 +803,8 @@ void CallPark::sendParkInfo(const eng::ChangeEvent &e) {
     entry.retrieve = call.lot.empty() ? aor(ds.retrieveCode + call.extension, call.domain) : entry.parkedOn;
     entry.group = call.group;
     entry.lot = call.lot;
-    if (!call.lot.empty()) entry.slot = std::to_string(call.slot);
+    if (!call.lot.empty())
+        entry.slot = std::to_string(call.slot);
     entry.parkedAt = call.parkedAt / 1000;
     entry.recallAt = e.kind == eng::EventKind::Parked ? call.recallAt / 1000 : 0;
     entry.changedAt = e.at / 1000;

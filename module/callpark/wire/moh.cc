@@ -68,10 +68,12 @@ uint8_t linearToUlaw(int16_t sample) {
         s = -s;
         sign = 0x80;
     }
-    if (s > kClip) s = kClip;
+    if (s > kClip)
+        s = kClip;
     s += kBias;
     int exponent = 7;
-    for (int mask = 0x4000; (s & mask) == 0 && exponent > 0; mask >>= 1) --exponent;
+    for (int mask = 0x4000; (s & mask) == 0 && exponent > 0; mask >>= 1)
+        --exponent;
     int mantissa = (s >> (exponent + 3)) & 0x0F;
     return static_cast<uint8_t>(~(sign | (exponent << 4) | mantissa));
 }
@@ -86,17 +88,19 @@ int16_t ulawToLinear(uint8_t code) {
 
 uint8_t linearToAlaw(int16_t sample) {
     static constexpr int kSegEnd[8] = {0x1F, 0x3F, 0x7F, 0xFF, 0x1FF, 0x3FF, 0x7FF, 0xFFF};
-    int pcm = sample >> 3;  // A-law works on 13 bits
+    int pcm = sample >> 3; // A-law works on 13 bits
     int mask;
     if (pcm >= 0) {
-        mask = 0xD5;  // sign bit set, even bits inverted
+        mask = 0xD5; // sign bit set, even bits inverted
     } else {
         mask = 0x55;
         pcm = -pcm - 1;
     }
     int seg = 0;
-    while (seg < 8 && pcm > kSegEnd[seg]) ++seg;
-    if (seg >= 8) return static_cast<uint8_t>(0x7F ^ mask);
+    while (seg < 8 && pcm > kSegEnd[seg])
+        ++seg;
+    if (seg >= 8)
+        return static_cast<uint8_t>(0x7F ^ mask);
     int aval = seg << 4;
     aval |= seg < 2 ? (pcm >> 1) & 0x0F : (pcm >> seg) & 0x0F;
     return static_cast<uint8_t>(aval ^ mask);
@@ -121,13 +125,13 @@ std::vector<int16_t> builtinHoldTone() {
     // A slow, soft arpeggio (Cmaj7 - Am7 - Fmaj7 - G6), each note a sine with its octave faintly mixed in,
     // a short attack and a long exponential decay so notes ring into each other without clicks.
     constexpr double kRate = 8000.0;
-    constexpr double kNote = 0.42;  // seconds between notes
-    constexpr double kRing = 1.2;   // how long a note rings
+    constexpr double kNote = 0.42; // seconds between notes
+    constexpr double kRing = 1.2;  // how long a note rings
     static constexpr double kFreqs[] = {
-        261.63, 329.63, 392.00, 493.88,  // C E G B
-        220.00, 261.63, 329.63, 392.00,  // A C E G
-        174.61, 220.00, 261.63, 329.63,  // F A C E
-        196.00, 246.94, 293.66, 329.63,  // G B D E
+        261.63, 329.63, 392.00, 493.88, // C E G B
+        220.00, 261.63, 329.63, 392.00, // A C E G
+        174.61, 220.00, 261.63, 329.63, // F A C E
+        196.00, 246.94, 293.66, 329.63, // G B D E
     };
     constexpr size_t kNotes = sizeof(kFreqs) / sizeof(kFreqs[0]);
     const size_t total = static_cast<size_t>(kNote * kNotes * kRate);
@@ -140,7 +144,7 @@ std::vector<int16_t> builtinHoldTone() {
             double t = i / kRate;
             double env = std::min(1.0, t / 0.03) * std::exp(-t * 3.2);
             double v = std::sin(2 * pi * kFreqs[n] * t) + 0.25 * std::sin(4 * pi * kFreqs[n] * t);
-            mix[(start + i) % total] += 0.22 * env * v;  // wraps: the loop is seamless
+            mix[(start + i) % total] += 0.22 * env * v; // wraps: the loop is seamless
         }
     }
     std::vector<int16_t> out(total);
@@ -152,52 +156,67 @@ std::vector<int16_t> builtinHoldTone() {
 }
 
 namespace {
-uint32_t le32(const unsigned char* p) {
+uint32_t le32(const unsigned char *p) {
     return p[0] | (p[1] << 8) | (p[2] << 16) | (static_cast<uint32_t>(p[3]) << 24);
 }
-uint16_t le16(const unsigned char* p) { return static_cast<uint16_t>(p[0] | (p[1] << 8)); }
-}  // namespace
+uint16_t le16(const unsigned char *p) {
+    return static_cast<uint16_t>(p[0] | (p[1] << 8));
+}
+} // namespace
 
-std::optional<std::vector<int16_t>> loadHoldAudio(const std::string& audioFile, std::string* err) {
-    if (audioFile.empty()) return builtinHoldTone();
+std::optional<std::vector<int16_t>> loadHoldAudio(const std::string &audioFile, std::string *err) {
+    if (audioFile.empty())
+        return builtinHoldTone();
     auto bad = [&](std::string_view why) -> std::optional<std::vector<int16_t>> {
-        if (err) *err = fmt::format("music-on-hold file '{}': {}", audioFile, why);
+        if (err)
+            *err = fmt::format("music-on-hold file '{}': {}", audioFile, why);
         return std::nullopt;
     };
     std::ifstream in(audioFile, std::ios::binary);
-    if (!in) return bad(fmt::format("cannot open ({})", std::strerror(errno)));
+    if (!in)
+        return bad(fmt::format("cannot open ({})", std::strerror(errno)));
     std::vector<unsigned char> data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     if (data.size() < 12 || std::memcmp(data.data(), "RIFF", 4) != 0 || std::memcmp(data.data() + 8, "WAVE", 4) != 0)
         return bad("not a RIFF/WAVE file (need 8 kHz mono 16-bit PCM WAV)");
     bool haveFmt = false;
     size_t pos = 12;
     while (pos + 8 <= data.size()) {
-        const unsigned char* h = data.data() + pos;
+        const unsigned char *h = data.data() + pos;
         uint32_t size = le32(h + 4);
         size_t body = pos + 8;
         if (size > data.size() - body) {
-            if (std::memcmp(h, "data", 4) == 0 && haveFmt) size = static_cast<uint32_t>(data.size() - body);  // truncated writer
-            else return bad("truncated chunk");
+            if (std::memcmp(h, "data", 4) == 0 && haveFmt)
+                size = static_cast<uint32_t>(data.size() - body); // truncated writer
+            else
+                return bad("truncated chunk");
         }
         if (std::memcmp(h, "fmt ", 4) == 0) {
-            if (size < 16) return bad("fmt chunk too short");
-            const unsigned char* f = data.data() + body;
+            if (size < 16)
+                return bad("fmt chunk too short");
+            const unsigned char *f = data.data() + body;
             uint16_t format = le16(f), channels = le16(f + 2), bits = le16(f + 14);
             uint32_t rate = le32(f + 4);
-            if (format != 1) return bad(fmt::format("format {} is not PCM (need 8 kHz mono 16-bit PCM)", format));
-            if (channels != 1) return bad(fmt::format("{} channels (need mono)", channels));
-            if (rate != 8000) return bad(fmt::format("{} Hz (need 8000 Hz)", rate));
-            if (bits != 16) return bad(fmt::format("{} bits per sample (need 16)", bits));
+            if (format != 1)
+                return bad(fmt::format("format {} is not PCM (need 8 kHz mono 16-bit PCM)", format));
+            if (channels != 1)
+                return bad(fmt::format("{} channels (need mono)", channels));
+            if (rate != 8000)
+                return bad(fmt::format("{} Hz (need 8000 Hz)", rate));
+            if (bits != 16)
+                return bad(fmt::format("{} bits per sample (need 16)", bits));
             haveFmt = true;
         } else if (std::memcmp(h, "data", 4) == 0) {
-            if (!haveFmt) return bad("data chunk before fmt chunk");
+            if (!haveFmt)
+                return bad("data chunk before fmt chunk");
             size_t n = size / 2;
-            if (n < 160) return bad("less than 20 ms of audio");
+            if (n < 160)
+                return bad("less than 20 ms of audio");
             std::vector<int16_t> out(n);
-            for (size_t i = 0; i < n; ++i) out[i] = static_cast<int16_t>(le16(data.data() + body + 2 * i));
+            for (size_t i = 0; i < n; ++i)
+                out[i] = static_cast<int16_t>(le16(data.data() + body + 2 * i));
             return out;
         }
-        pos = body + size + (size & 1);  // chunks are word aligned
+        pos = body + size + (size & 1); // chunks are word aligned
     }
     return bad(haveFmt ? "no data chunk" : "no fmt chunk");
 }
@@ -282,23 +301,26 @@ std::string signalingSourceIp(std::string_view source) {
 
 namespace {
 
-constexpr int kSamplesPerPacket = 160;  // 20 ms at 8 kHz
+constexpr int kSamplesPerPacket = 160; // 20 ms at 8 kHz
 constexpr long kPacketNs = 20'000'000;
 
-bool resolveNumeric(const std::string& ip, uint16_t port, sockaddr_storage* out, socklen_t* len) {
+bool resolveNumeric(const std::string &ip, uint16_t port, sockaddr_storage *out, socklen_t *len) {
     addrinfo hints{};
     hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV;
     hints.ai_socktype = SOCK_DGRAM;
-    addrinfo* res = nullptr;
+    addrinfo *res = nullptr;
     std::string portText = std::to_string(port);
-    if (getaddrinfo(ip.c_str(), portText.c_str(), &hints, &res) != 0 || !res) return false;
+    if (getaddrinfo(ip.c_str(), portText.c_str(), &hints, &res) != 0 || !res)
+        return false;
     std::memcpy(out, res->ai_addr, res->ai_addrlen);
     *len = res->ai_addrlen;
     freeaddrinfo(res);
     return true;
 }
 
-bool isUnspecified(const std::string& ip) { return ip.empty() || ip == "0.0.0.0" || ip == "::"; }
+bool isUnspecified(const std::string &ip) {
+    return ip.empty() || ip == "0.0.0.0" || ip == "::";
+}
 
 // An IP address as 16 bytes, IPv4 as IPv4-mapped IPv6 (RFC 4291 §2.5.5.2), so that "192.0.2.1" and a socket's
 // "::ffff:192.0.2.1" compare equal.
@@ -434,12 +456,13 @@ struct MohPlayer::Impl {
     std::vector<iovec> iovs;
     std::vector<std::pair<Stream *, bool>> sentBy; // the stream of each message, and whether it is pre-latch
 
-    bool setRemoteLocked(Stream& s, const std::string& ip, uint16_t port, int pt, std::string* err) {
+    bool setRemoteLocked(Stream &s, const std::string &ip, uint16_t port, int pt, std::string *err) {
         sockaddr_storage a{};
         socklen_t len = 0;
         bool held = isUnspecified(ip) || port == 0;
         if (!held && (!resolveNumeric(ip, port, &a, &len) || a.ss_family != bindAddr.ss_family)) {
-            if (err) *err = fmt::format("bad RTP destination '{}' port {}", ip, port);
+            if (err)
+                *err = fmt::format("bad RTP destination '{}' port {}", ip, port);
             return false;
         }
         s.pt = pt;
@@ -461,7 +484,7 @@ struct MohPlayer::Impl {
         s.hasSdpRemote = true;
         s.hasRemote = true;
         s.stats.hadDestination = true;
-        s.marker = true;  // new destination: a new talkspurt (RFC 3551 §4.1)
+        s.marker = true; // new destination: a new talkspurt (RFC 3551 §4.1)
         return true;
     }
 
@@ -758,10 +781,13 @@ struct MohPlayer::Impl {
     // ENOMEM: the process or the system is out of descriptors or memory, no other port will do better).
     int bindPort(uint16_t port) {
         int fd = ::socket(bindAddr.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-        if (fd < 0) return -1;
+        if (fd < 0)
+            return -1;
         sockaddr_storage a = bindAddr;
-        if (a.ss_family == AF_INET) reinterpret_cast<sockaddr_in*>(&a)->sin_port = htons(port);
-        else reinterpret_cast<sockaddr_in6*>(&a)->sin6_port = htons(port);
+        if (a.ss_family == AF_INET)
+            reinterpret_cast<sockaddr_in *>(&a)->sin_port = htons(port);
+        else
+            reinterpret_cast<sockaddr_in6 *>(&a)->sin6_port = htons(port);
         epoll_event ev{};
         ev.events = EPOLLIN;
         ev.data.u32 = port;
@@ -879,7 +905,9 @@ struct MohPlayer::Impl {
 
 MohPlayer::MohPlayer() : impl_(std::make_unique<Impl>()) {}
 
-MohPlayer::~MohPlayer() { stop(); }
+MohPlayer::~MohPlayer() {
+    stop();
+}
 
 namespace {
 // The loop followed by its own first 160 bytes (see Impl::ulaw).
@@ -891,26 +919,28 @@ std::vector<uint8_t> withWrapTail(std::vector<uint8_t> loop) {
 }
 } // namespace
 
-bool MohPlayer::start(std::string bindIp, uint16_t portMin, uint16_t portMax, std::string audioFile,
-                      std::string* err) {
+bool MohPlayer::start(std::string bindIp, uint16_t portMin, uint16_t portMax, std::string audioFile, std::string *err) {
     auto fail = [&](std::string msg) {
-        if (err) *err = std::move(msg);
+        if (err)
+            *err = std::move(msg);
         return false;
     };
-    if (impl_->running.load()) return fail("music-on-hold player already running");
+    if (impl_->running.load())
+        return fail("music-on-hold player already running");
     if (portMin == 0 || portMin > portMax)
         return fail(fmt::format("bad music-on-hold port range {}-{}", portMin, portMax));
     uint16_t firstEven = static_cast<uint16_t>(portMin + (portMin & 1));
     if (firstEven > portMax || firstEven < portMin)
-        return fail(fmt::format("music-on-hold port range {}-{} has no even port (RTP uses even ports)", portMin,
-                                portMax));
+        return fail(
+            fmt::format("music-on-hold port range {}-{} has no even port (RTP uses even ports)", portMin, portMax));
     sockaddr_storage a{};
     socklen_t len = 0;
     if (!resolveNumeric(bindIp, 0, &a, &len) || (a.ss_family != AF_INET && a.ss_family != AF_INET6))
         return fail(fmt::format("bad music-on-hold bind address '{}' (need a numeric IP)", bindIp));
     std::string audioErr;
     auto audio = loadHoldAudio(audioFile, &audioErr);
-    if (!audio) return fail(audioErr);
+    if (!audio)
+        return fail(audioErr);
     std::string fds = checkMohDescriptors(portMin, portMax, raiseFdLimit(), reservedDescriptors());
     if (!fds.empty())
         return fail(fds);
@@ -982,7 +1012,8 @@ std::optional<MohPlayer::StreamInfo> MohPlayer::add(std::string remoteIp, uint16
     if (why)
         *why = AddError::None;
     if (!impl_->running.load()) {
-        if (err) *err = "music-on-hold player is not running";
+        if (err)
+            *err = "music-on-hold player is not running";
         return failed(AddError::NotRunning);
     }
     if (!isMohPayloadType(payloadType)) {
@@ -1024,7 +1055,8 @@ std::optional<MohPlayer::StreamInfo> MohPlayer::add(std::string remoteIp, uint16
 bool MohPlayer::remove(uint64_t id) {
     std::lock_guard<std::mutex> lock(impl_->mu);
     auto it = impl_->streams.find(id);
-    if (it == impl_->streams.end()) return false;
+    if (it == impl_->streams.end())
+        return false;
     impl_->detach(*it->second);
     impl_->streams.erase(it);
     return true;
@@ -1035,7 +1067,8 @@ bool MohPlayer::setRemote(uint64_t id, std::string remoteIp, uint16_t remotePort
         return false;
     std::lock_guard<std::mutex> lock(impl_->mu);
     auto it = impl_->streams.find(id);
-    if (it == impl_->streams.end()) return false;
+    if (it == impl_->streams.end())
+        return false;
     return impl_->setRemoteLocked(*it->second, remoteIp, remotePort, payloadType, nullptr);
 }
 
@@ -1059,7 +1092,8 @@ bool MohPlayer::setSignalingSource(uint64_t id, std::string_view source) {
 std::optional<MohPlayer::StreamStats> MohPlayer::stats(uint64_t id) const {
     std::lock_guard<std::mutex> lock(impl_->mu);
     auto it = impl_->streams.find(id);
-    if (it == impl_->streams.end()) return std::nullopt;
+    if (it == impl_->streams.end())
+        return std::nullopt;
     return it->second->stats;
 }
 
@@ -1081,11 +1115,14 @@ void MohPlayer::stallForTest(int64_t ms) {
     std::this_thread::sleep_for(std::chrono::milliseconds(ms));
 }
 
-bool MohPlayer::running() const { return impl_->running.load(); }
+bool MohPlayer::running() const {
+    return impl_->running.load();
+}
 
 void MohPlayer::stop() {
-    if (impl_->running.exchange(false) && impl_->worker.joinable()) impl_->worker.join();
+    if (impl_->running.exchange(false) && impl_->worker.joinable())
+        impl_->worker.join();
     impl_->closeAll();
 }
 
-}  // namespace parkway::callpark
+} // namespace parkway::callpark

@@ -30,7 +30,7 @@ namespace parkway::callpark {
 // G.711 encoders from 16-bit linear PCM (ITU-T G.711).
 uint8_t linearToUlaw(int16_t sample);
 uint8_t linearToAlaw(int16_t sample);
-int16_t ulawToLinear(uint8_t code);  // for tests and the built-in tone check
+int16_t ulawToLinear(uint8_t code); // for tests and the built-in tone check
 int16_t alawToLinear(uint8_t code);
 
 // Payload types the player sends: the static PCMU (0), PCMA (8) and G722 (9) of RFC 3551 §6.
@@ -48,7 +48,7 @@ std::vector<uint8_t> encodeG722Loop(const std::vector<int16_t> &audio);
 // 8 kHz mono 16-bit audio. "" = the built-in tone sequence (a soft, slow arpeggio, a few seconds, looped).
 // A WAV must be RIFF/WAVE, PCM (format 1), 1 channel, 8000 Hz, 16 bits; anything else is an error that names
 // the file and what is wrong with it.
-std::optional<std::vector<int16_t>> loadHoldAudio(const std::string& audioFile, std::string* err = nullptr);
+std::optional<std::vector<int16_t>> loadHoldAudio(const std::string &audioFile, std::string *err = nullptr);
 std::vector<int16_t> builtinHoldTone();
 
 // Open-file budget of the process (docs/limits.md "Call park"): one music-on-hold stream is one UDP socket.
@@ -136,15 +136,15 @@ public:
     };
 
     MohPlayer();
-    ~MohPlayer();  // stops the thread and closes every socket
-    MohPlayer(const MohPlayer&) = delete;
-    MohPlayer& operator=(const MohPlayer&) = delete;
+    ~MohPlayer(); // stops the thread and closes every socket
+    MohPlayer(const MohPlayer &) = delete;
+    MohPlayer &operator=(const MohPlayer &) = delete;
 
     // Load the audio and start the sender thread. Ports are taken from [portMin, portMax], even ports
     // only (RFC 3550 §11: RTP on even ports). False + *err on a bad range, bad IP or bad audio file, or when
     // the range does not fit the open-file limit (raised to its hard maximum first) beside
     // reservedDescriptors() others: a start refused with a clear message beats EMFILE at run time.
-    bool start(std::string bindIp, uint16_t portMin, uint16_t portMax, std::string audioFile, std::string* err);
+    bool start(std::string bindIp, uint16_t portMin, uint16_t portMax, std::string audioFile, std::string *err);
     // Descriptors kept free for everything else when checking the range (default 256).
     void setReservedDescriptors(uint64_t n);
     // Streams sharing one local port (1..kMaxStreamsPerPort, default 1 = a port per stream), before start():
@@ -196,4 +196,4 @@ private:
     std::unique_ptr<Impl> impl_;
 };
 
-}  // namespace parkway::callpark
+} // namespace parkway::callpark

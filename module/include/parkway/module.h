@@ -86,7 +86,7 @@ enum {
     PW_ESTATE = -3,     /* handle in the wrong state (e.g. reply after final response) */
     PW_ETRANSPORT = -4, /* could not send */
     PW_ENOMEM = -5,
-    PW_ETOOSMALL = -6,  /* caller's buffer too small; the needed size is returned elsewhere */
+    PW_ETOOSMALL = -6, /* caller's buffer too small; the needed size is returned elsewhere */
     PW_EUNSUPPORTED = -7
 };
 
@@ -99,21 +99,16 @@ typedef enum pw_verdict {
 } pw_verdict;
 
 /* Unknown value: the host clamps it (below PW_LOG_ERROR is ERROR, above PW_LOG_DEBUG is DEBUG). */
-typedef enum pw_log_level {
-    PW_LOG_ERROR = 0,
-    PW_LOG_WARN = 1,
-    PW_LOG_INFO = 2,
-    PW_LOG_DEBUG = 3
-} pw_log_level;
+typedef enum pw_log_level { PW_LOG_ERROR = 0, PW_LOG_WARN = 1, PW_LOG_INFO = 2, PW_LOG_DEBUG = 3 } pw_log_level;
 
 /* ---------------------------------------------------------------- opaque handles (host-owned) */
 
-typedef struct pw_host pw_host;         /* the host, as seen by one module instance */
-typedef struct pw_msg pw_msg;           /* a SIP message (request or response), read-only view */
-typedef struct pw_request pw_request;   /* an incoming request with its server transaction */
-typedef struct pw_dialog pw_dialog;     /* a dialog (or subscription dialog) owned by the host */
-typedef struct pw_writer pw_writer;     /* where an admin command writes its JSON result */
-typedef uint64_t pw_timer_id;           /* 0 is never a valid id */
+typedef struct pw_host pw_host;       /* the host, as seen by one module instance */
+typedef struct pw_msg pw_msg;         /* a SIP message (request or response), read-only view */
+typedef struct pw_request pw_request; /* an incoming request with its server transaction */
+typedef struct pw_dialog pw_dialog;   /* a dialog (or subscription dialog) owned by the host */
+typedef struct pw_writer pw_writer;   /* where an admin command writes its JSON result */
+typedef uint64_t pw_timer_id;         /* 0 is never a valid id */
 
 /* ---------------------------------------------------------------- module-declared tables */
 
@@ -215,11 +210,11 @@ typedef enum pw_dialog_field {
     PW_DLG_CALL_ID = 0,
     PW_DLG_LOCAL_TAG = 1,
     PW_DLG_REMOTE_TAG = 2,
-    PW_DLG_LOCAL_URI = 3,     /* our side's From/To URI (addr-spec only) */
-    PW_DLG_REMOTE_URI = 4,    /* the peer's From/To URI */
-    PW_DLG_REMOTE_TARGET = 5, /* the peer's Contact URI */
-    PW_DLG_REMOTE_DISPLAY = 6,/* display name of the peer's From/To, may be empty */
-    PW_DLG_STATE = 7          /* "early", "confirmed" or "terminated" */
+    PW_DLG_LOCAL_URI = 3,      /* our side's From/To URI (addr-spec only) */
+    PW_DLG_REMOTE_URI = 4,     /* the peer's From/To URI */
+    PW_DLG_REMOTE_TARGET = 5,  /* the peer's Contact URI */
+    PW_DLG_REMOTE_DISPLAY = 6, /* display name of the peer's From/To, may be empty */
+    PW_DLG_STATE = 7           /* "early", "confirmed" or "terminated" */
 } pw_dialog_field;
 
 /* Unknown value (a newer host): treat it as PW_END_TRANSPORT (the dialog is gone, nothing more to send in it). */
@@ -270,9 +265,9 @@ enum {
 /* A registered contact, as given by location_lookup(). */
 typedef struct pw_contact {
     uint32_t struct_size;
-    pw_str uri;      /* the Contact URI to put in the Request-URI */
-    pw_str received; /* "sip:ip:port;transport=x" where the REGISTER came from (NAT); may be empty */
-    pw_str path;     /* Path header value (RFC 3327) or empty */
+    pw_str uri;         /* the Contact URI to put in the Request-URI */
+    pw_str received;    /* "sip:ip:port;transport=x" where the REGISTER came from (NAT); may be empty */
+    pw_str path;        /* Path header value (RFC 3327) or empty */
     int64_t expires_at; /* unix seconds */
     int32_t q_milli;    /* q-value times 1000 (1000 when absent) */
 } pw_contact;
@@ -288,20 +283,20 @@ typedef int (*pw_location_fn)(void *provider_ctx, pw_str aor, pw_contact_cb each
 /* A new UAC request or dialog. All strings are addr-specs or header values; empty = host default. */
 typedef struct pw_uac_params {
     uint32_t struct_size;
-    pw_str method;       /* "INVITE", "NOTIFY", "OPTIONS", ... */
-    pw_str request_uri;  /* required */
-    pw_str from;         /* From header value incl. display name, e.g. "\"Recall: Bob\" <sip:*68@pbx>"; empty = host */
-    pw_str to;           /* To header value; empty = request_uri */
-    pw_str next_hop;     /* outbound proxy / received address URI to send to; or a route set, name-addrs as in a
-                            Path/Route header ("<sip:edge;lr>, <sip:p2;lr>"): put on top as Route headers, sent
-                            to the first (RFC 3327 §5.2). Empty: with no Route in headers and no To tag, the
-                            host's outbound proxy when one is set (with a Route when it has ;lr, RFC 3261
-                            §8.1.2; docs/routing.md), else resolve request_uri */
+    pw_str method;      /* "INVITE", "NOTIFY", "OPTIONS", ... */
+    pw_str request_uri; /* required */
+    pw_str from;        /* From header value incl. display name, e.g. "\"Recall: Bob\" <sip:*68@pbx>"; empty = host */
+    pw_str to;          /* To header value; empty = request_uri */
+    pw_str next_hop;    /* outbound proxy / received address URI to send to; or a route set, name-addrs as in a
+                           Path/Route header ("<sip:edge;lr>, <sip:p2;lr>"): put on top as Route headers, sent
+                           to the first (RFC 3327 §5.2). Empty: with no Route in headers and no To tag, the
+                           host's outbound proxy when one is set (with a Route when it has ;lr, RFC 3261
+                           §8.1.2; docs/routing.md), else resolve request_uri */
     const pw_header *headers; /* extra headers */
     size_t n_headers;
     pw_str content_type; /* empty when no body */
     pw_str body;
-    uint32_t flags;      /* PW_SEND_* */
+    uint32_t flags; /* PW_SEND_* */
 } pw_uac_params;
 
 typedef void (*pw_post_fn)(void *arg);
@@ -335,17 +330,17 @@ typedef struct pw_host_api {
        pw_request (until the hook or dialog callback that was given it returns, or until request_release() when
        retained); a response's or an ACK's, until the callback that was given it returns. */
     const pw_msg *(*request_msg)(pw_request *req);
-    pw_str (*msg_method)(const pw_msg *msg);        /* request method, or the CSeq method of a response */
-    int (*msg_status)(const pw_msg *msg);           /* response status, 0 for a request */
-    pw_str (*msg_request_uri)(const pw_msg *msg);   /* empty for a response */
+    pw_str (*msg_method)(const pw_msg *msg);      /* request method, or the CSeq method of a response */
+    int (*msg_status)(const pw_msg *msg);         /* response status, 0 for a request */
+    pw_str (*msg_request_uri)(const pw_msg *msg); /* empty for a response */
     /* Value of the idx-th occurrence (0-based) of a header, by full or compact name, case-insensitive.
        A comma-separated header line counts as several occurrences (e.g. Route). Empty when absent. */
     pw_str (*msg_header)(const pw_msg *msg, pw_str name, unsigned idx);
     pw_str (*msg_body)(const pw_msg *msg);
     /* Parsed helpers: URI of From/To/Contact/Refer-To/Referred-By (addr-spec), tags, display names. */
-    pw_str (*msg_uri)(const pw_msg *msg, pw_str header_name);      /* e.g. "From" -> "sip:1001@pbx" */
-    pw_str (*msg_tag)(const pw_msg *msg, pw_str header_name);      /* "From" or "To" tag param */
-    pw_str (*msg_display)(const pw_msg *msg, pw_str header_name);  /* display-name without quotes */
+    pw_str (*msg_uri)(const pw_msg *msg, pw_str header_name);     /* e.g. "From" -> "sip:1001@pbx" */
+    pw_str (*msg_tag)(const pw_msg *msg, pw_str header_name);     /* "From" or "To" tag param */
+    pw_str (*msg_display)(const pw_msg *msg, pw_str header_name); /* display-name without quotes */
     /* "udp:127.0.0.1:5062" — where the message came from (after rport). */
     pw_str (*msg_source)(const pw_msg *msg);
 
@@ -565,11 +560,11 @@ typedef struct pw_module {
     const pw_command_def *commands; /* NULL or terminated by {.name = NULL} */
 
     /* Lifecycle, all on the SIP thread. init: validate params, open storage; no SIP yet. Store your context in
-       *ctx. start: transports are up; restore state, arm timers. stop: stop taking work. destroy: free. */
+     *ctx. start: transports are up; restore state, arm timers. stop: stop taking work. destroy: free. */
     int (*init)(const pw_host_api *api, pw_host *host, void **ctx); /* required */
-    int (*start)(void *ctx);                                          /* optional */
-    void (*stop)(void *ctx);                                          /* optional */
-    void (*destroy)(void *ctx);                                       /* required */
+    int (*start)(void *ctx);                                        /* optional */
+    void (*stop)(void *ctx);                                        /* optional */
+    void (*destroy)(void *ctx);                                     /* required */
 
     /* Every incoming request that no module-owned dialog claimed, in config order. Required. */
     pw_verdict (*on_request)(void *ctx, pw_request *req);

@@ -45,12 +45,12 @@ public:
     // database / corrupt, schema newer than this engine, a failed migration. `clock` must outlive the Engine.
     // Calls left in state `retrieving` by a crash are put back to parked/recalling (their SIP transaction
     // is gone); liveCalls() then lists every live call with its deadline so the caller re-arms its timers.
-    static std::unique_ptr<Engine> open(const std::string& path, Clock& clock, OpenOptions options = {});
+    static std::unique_ptr<Engine> open(const std::string &path, Clock &clock, OpenOptions options = {});
     ~Engine();
-    Engine(const Engine&) = delete;
-    Engine& operator=(const Engine&) = delete;
+    Engine(const Engine &) = delete;
+    Engine &operator=(const Engine &) = delete;
 
-    const std::string& path() const;
+    const std::string &path() const;
     // WAL checkpoints run so far by the engine's background thread (a file database: commits never wait for
     // a checkpoint; 0 for ":memory:"). Diagnostics and tests.
     std::uint64_t backgroundCheckpoints() const;
@@ -65,29 +65,29 @@ public:
 
     // ---- Domains, extensions, groups, lots ------------------------------------------------------------
     // A domain never configured behaves as DomainSettings{} with that name (open extensions, defaults).
-    DomainSettings domain(const std::string& name) const;
-    std::vector<DomainSettings> domains() const;        // configured domains
-    Status setDomain(const DomainSettings& settings);   // validated; the default rules follow the new codes
-    Status removeDomain(const std::string& name);       // refused (BadState) while calls are live in it
+    DomainSettings domain(const std::string &name) const;
+    std::vector<DomainSettings> domains() const;      // configured domains
+    Status setDomain(const DomainSettings &settings); // validated; the default rules follow the new codes
+    Status removeDomain(const std::string &name);     // refused (BadState) while calls are live in it
 
-    Status setExtension(const Extension& e);
-    Status removeExtension(const std::string& domain, const std::string& ext);
-    std::vector<Extension> extensions(const std::string& domain) const;
-    bool isKnownExtension(const std::string& domain, const std::string& ext) const;
+    Status setExtension(const Extension &e);
+    Status removeExtension(const std::string &domain, const std::string &ext);
+    std::vector<Extension> extensions(const std::string &domain) const;
+    bool isKnownExtension(const std::string &domain, const std::string &ext) const;
 
     // Replaces the group wholesale. Fails (BadRequest) when a member is already in another group of the
     // domain (a user is in at most one group per domain, SPEC §2) or listed twice.
-    Status setGroup(const Group& g);
-    Status removeGroup(const std::string& domain, const std::string& name);
-    std::optional<Group> group(const std::string& domain, const std::string& name) const;
-    std::optional<Group> groupOf(const std::string& domain, const std::string& user) const;
-    std::vector<Group> groups(const std::string& domain) const;
+    Status setGroup(const Group &g);
+    Status removeGroup(const std::string &domain, const std::string &name);
+    std::optional<Group> group(const std::string &domain, const std::string &name) const;
+    std::optional<Group> groupOf(const std::string &domain, const std::string &user) const;
+    std::vector<Group> groups(const std::string &domain) const;
 
-    Status setLot(const Lot& lot);   // slot ranges of a domain's lots must not overlap
-    Status removeLot(const std::string& domain, const std::string& name); // refused while calls sit in it
-    std::optional<Lot> lot(const std::string& domain, const std::string& name) const;
-    std::optional<Lot> lotForSlot(const std::string& domain, int slot) const; // the lot whose range has it
-    std::vector<Lot> lots(const std::string& domain) const;
+    Status setLot(const Lot &lot); // slot ranges of a domain's lots must not overlap
+    Status removeLot(const std::string &domain, const std::string &name); // refused while calls sit in it
+    std::optional<Lot> lot(const std::string &domain, const std::string &name) const;
+    std::optional<Lot> lotForSlot(const std::string &domain, int slot) const; // the lot whose range has it
+    std::vector<Lot> lots(const std::string &domain) const;
 
     // ---- Parking ------------------------------------------------------------------------------------
     // Parks per `req.how` (SPEC §2): directed/own obey the occupied policy; group park hunts the parker's
@@ -95,16 +95,17 @@ public:
     // fewest calls); lot park takes the given slot or picks one. Idempotent on (domain, requestKey) while
     // the call is live: the same key returns the existing call with duplicate=true and changes nothing.
     // Emits Parked.
-    ParkResult park(const ParkRequest& req);
+    ParkResult park(const ParkRequest &req);
 
     // Replace the call's opaque blob (dialog state after a re-INVITE, new SDP, ...). No event.
-    CallResult updateBlob(CallId id, const std::string& blob);
+    CallResult updateBlob(CallId id, const std::string &blob);
 
     // ---- Retrieving ---------------------------------------------------------------------------------
     // Claims a call for retrieve: parked/recalling -> retrieving (SPEC §3). Oldest first by extension.
     // Nothing there -> NotFound; only calls already claimed by someone else -> Busy; by id in another
-    // domain, or every call there closed to the retriever by an access list (Lot/Group::access) -> Forbidden. Emits RetrieveStarted. The SIP layer then completes or aborts the claim.
-    CallResult claimRetrieve(const RetrieveRequest& req);
+    // domain, or every call there closed to the retriever by an access list (Lot/Group::access) -> Forbidden. Emits
+    // RetrieveStarted. The SIP layer then completes or aborts the claim.
+    CallResult claimRetrieve(const RetrieveRequest &req);
     // The retrieve succeeded (the parties are connected): the call leaves the engine. Emits Retrieved.
     CallResult completeRetrieve(CallId id);
     // The retrieve failed (re-INVITE refused, retriever hung up): back to parked (or recalling if a recall
@@ -124,69 +125,68 @@ public:
     RecallStep recallNoAnswer(CallId id);
     // Somebody answered the recall: like a retrieve claim (recalling -> retrieving, retriever = who).
     // Then completeRetrieve / abortRetrieve. Emits RetrieveStarted.
-    CallResult recallAnswered(CallId id, const std::string& answeredBy);
+    CallResult recallAnswered(CallId id, const std::string &answeredBy);
 
     // ---- Move, list, get ----------------------------------------------------------------------------
     // Move a live (not retrieving) call to another extension (`to.kind == Extension`) or lot slot
     // (`Slot`, slot 0 = pick). Occupied target -> Occupied (moves never stack onto a slot; an extension
     // follows the domain's occupied policy). Emits Moved with `previous`.
-    CallResult move(CallId id, const Target& to);
+    CallResult move(CallId id, const Target &to);
 
     std::optional<ParkedCall> get(CallId id) const;
     // The call if it belongs to `domain` (tenant view), else nullopt.
-    std::optional<ParkedCall> get(const std::string& domain, CallId id) const;
-    std::optional<ParkedCall> getByRequestKey(const std::string& domain, const std::string& key) const;
-    std::vector<ParkedCall> list(const ListFilter& filter = {}) const; // oldest first
+    std::optional<ParkedCall> get(const std::string &domain, CallId id) const;
+    std::optional<ParkedCall> getByRequestKey(const std::string &domain, const std::string &key) const;
+    std::vector<ParkedCall> list(const ListFilter &filter = {}) const; // oldest first
 
     // ---- Change events ------------------------------------------------------------------------------
-    using Listener = std::function<void(const ChangeEvent&)>;
+    using Listener = std::function<void(const ChangeEvent &)>;
     using ListenerId = std::uint64_t;
     // Listeners run synchronously, after the commit, in registration order. Exceptions they throw are
     // swallowed (a listener must not undo a committed change). A listener may call the engine.
     ListenerId addListener(Listener l);
     void removeListener(ListenerId id);
     // Full state of one watched target (for a full-state NOTIFY) and its current version.
-    TargetState targetState(const Target& t) const;
-    std::int64_t targetVersion(const Target& t) const;
+    TargetState targetState(const Target &t) const;
+    std::int64_t targetVersion(const Target &t) const;
     std::int64_t lastEventSequence() const;
 
     // ---- Dialplan rules (SPEC §6) ---------------------------------------------------------------------
     // Decide what a dial string means for `caller` in `domain`. Fast path: no SQLite, no allocation beyond
     // the result's strings; uses the rule set compiled at the last (re)load.
-    Classification classify(const std::string& domain, const std::string& caller,
-                            const std::string& dial) const;
+    Classification classify(const std::string &domain, const std::string &caller, const std::string &dial) const;
     // Everything classify does plus the trace, the slot/extension it would pick, the resolved recall
     // settings and ladder. Changes nothing.
-    Explanation explain(const std::string& domain, const std::string& caller, const std::string& dial) const;
+    Explanation explain(const std::string &domain, const std::string &caller, const std::string &dial) const;
 
     // Stored rules (not the generated defaults), ordered by dpid, pr, id.
     std::vector<Rule> rules() const;
     // The rules that apply to a domain in evaluation order (stored + generated defaults).
-    std::vector<Rule> effectiveRules(const std::string& domain) const;
+    std::vector<Rule> effectiveRules(const std::string &domain) const;
     // Validate every rule (regex compiles, attrs parse, action known, values in range, back-references
     // within the group count); on any error nothing changes and the errors name each rule.
-    std::vector<RuleError> checkRules(const std::vector<Rule>& rules) const;
+    std::vector<RuleError> checkRules(const std::vector<Rule> &rules) const;
     // Replace ALL stored rules with `rules` in one transaction and swap the compiled set atomically.
-    std::vector<RuleError> replaceRules(const std::vector<Rule>& rules);
+    std::vector<RuleError> replaceRules(const std::vector<Rule> &rules);
     // readRulesFile + replaceRules.
-    std::vector<RuleError> loadRulesFile(const std::string& path);
+    std::vector<RuleError> loadRulesFile(const std::string &path);
     // Insert or update one rule (id 0 = assign; the assigned id is written back), then swap.
-    std::vector<RuleError> setRule(Rule& rule);
+    std::vector<RuleError> setRule(Rule &rule);
     Status removeRule(std::int64_t id);
     // Re-read the rules from SQLite (edited by another process or by hand) and swap atomically; on error
     // the previous compiled set stays in force.
     std::vector<RuleError> reloadRules();
     // Stored rules that failed to compile when the database was opened (e.g. edited by hand). They are
     // left out of the compiled set (the rest, and the defaults, still work); log these loudly.
-    const std::vector<RuleError>& ruleLoadErrors() const;
+    const std::vector<RuleError> &ruleLoadErrors() const;
 
     // ---- Watchers (appended) ---------------------------------------------------------------------------
     // Opaque records of subscriptions a module resumes after a restart (BLF / call-info watchers). Each is
     // committed before the call returns; put replaces a record with the same id.
-    Status putWatcher(const std::string& id, const std::string& blob);
-    Status putWatchers(const std::vector<StoredWatcher>& watchers); // one transaction for all
-    Status removeWatcher(const std::string& id);                     // an unknown id is not an error
-    std::vector<StoredWatcher> watchers() const;                     // ordered by id
+    Status putWatcher(const std::string &id, const std::string &blob);
+    Status putWatchers(const std::vector<StoredWatcher> &watchers); // one transaction for all
+    Status removeWatcher(const std::string &id);                    // an unknown id is not an error
+    std::vector<StoredWatcher> watchers() const;                    // ordered by id
 
     // park-info versions (docs/park-info.md): for each extension of `domain`, the version of the park-info
     // notification about to be sent to it, +1 per call (RFC 4235 §4.1 style: one step per notification, never

@@ -174,6 +174,7 @@ public:
 
     // ---- dispatch.cc
     pw_verdict onInvite(pw_request *req, const pw_msg *m);
+    int overloadPriority(const pw_msg *m); // pw_module.overload_priority (dispatch.cc)
     // The sender's established identity (docs/auth.md): parker, retriever and watcher are who authenticated,
     // never what From says. Empty uri: a stranger.
     Host::Who who(pw_request *req) const { return host_.identity(req); }

@@ -132,6 +132,14 @@ int hookReload(void *ctx) noexcept {
     return sdk::guardInt(h.api(), h.raw(), "callpark", "reload", [&] { return cpOf(ctx)->reload(); });
 }
 
+int hookOverloadPriority(void *ctx, const pw_msg *req) noexcept {
+    try {
+        return static_cast<CallPark *>(ctx)->overloadPriority(req);
+    } catch (...) {
+        return 0; // cannot tell: new work
+    }
+}
+
 int hookDomainRelease(void *ctx, pw_str domain, pw_writer *why) {
     try {
         return static_cast<CallPark *>(ctx)->releaseDomain(sv(domain), why);
@@ -157,7 +165,8 @@ const pw_module kModule = {
     hookResponse,
     hookReload,
     kCallparkRoutes,
-    hookDomainRelease, // v1.4 (tenants)
+    hookDomainRelease,    // v1.4 (tenants)
+    hookOverloadPriority, // v1.6 (overload)
 };
 
 } // namespace

@@ -77,6 +77,33 @@ int CallPark::engineErrorStatus(eng::ErrorCode e) const {
     }
 }
 
+// pw_module.overload_priority (docs/limits.md "Overload"): while the host sheds load, the retrieve of a call that
+// is parked now finishes work under way (the call, its music and its slot are freed), so it goes ahead of new
+// work. A park, a retrieve of nothing and anything else are new work. Reads rules and state, changes nothing.
+int CallPark::overloadPriority(const pw_msg *m) {
+    if (host_.method(m) != "INVITE")
+        return 0;
+    if (!host_.header(m, "Replaces").empty())
+        return 1; // RFC 3891 pickup: onInvite finds out whether it names one of our dialogs
+    std::string ruri = host_.requestUri(m);
+    std::string domain = uriHost(ruri), dial = uriUser(ruri);
+    if (domain.empty() || dial.empty() || !host_.isLocalDomain(domain))
+        return 0;
+    std::string caller = uriUser(host_.uri(m, "From"));
+    eng::Classification c = engine_->classify(domain, caller, dial);
+    if (c.action != eng::Action::Retrieve)
+        return 0;
+    eng::ListFilter f;
+    f.domain = domain;
+    if (!c.lot.empty()) {
+        f.lot = c.lot;
+        f.slot = c.slot;
+    } else {
+        f.extension = c.extension.empty() ? caller : c.extension;
+    }
+    return engine_->list(f).empty() ? 0 : 1;
+}
+
 pw_verdict CallPark::onInvite(pw_request *req, const pw_msg *m) {
     // A re-INVITE of a dialog we are not an endpoint of: not ours.
     if (!host_.tag(m, "To").empty())

@@ -702,6 +702,7 @@ const pw_module kModule = {
     hookRequest,       nullptr,      nullptr,
     kRoutes,
     nullptr, // domain_release (v1.4): the registrar holds no domain
+    nullptr, // overload_priority (v1.6)
 };
 
 } // namespace

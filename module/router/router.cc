@@ -282,6 +282,7 @@ const pw_module kModule = {
     routeOnRequest,    nullptr,
     nullptr,           nullptr,
     nullptr, // domain_release (v1.4)
+    nullptr, // overload_priority (v1.6)
 };
 
 } // namespace

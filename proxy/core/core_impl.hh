@@ -191,6 +191,9 @@ struct pw_dialog : parkway::proxy::Dialog {};
 
 namespace parkway::proxy {
 
+// The ACK of a 503 the overload gate sent statelessly (overload.cc): it belongs to no transaction and is dropped.
+bool isOverloadRefusalAck(const sip_t *sip);
+
 struct Proxy::Impl {
     Proxy *self = nullptr;
     su_root_t *root = nullptr;
@@ -271,6 +274,8 @@ struct Proxy::Impl {
     void authHousekeep(int64_t nowS);
     // Rate limiting and transport bookkeeping for every received request; false: it was dropped (no answer).
     bool admitRequest(nta_incoming_t *irq, msg_t *msg);
+    RateLimiter::Verdict chargeSource(msg_t *msg, IpKey &ip); // the rate limiter's verdict on its source
+    void refuseLimited(nta_incoming_t *irq, msg_t *msg, const IpKey &ip, RateLimiter::Verdict v);
     // Requests the core refuses before any module sees them (sends the answer; true when it did).
     bool refuseEarly(nta_incoming_t *irq, msg_t *msg, const sip_t *sip);
     void noteReceived(msg_t *msg); // a whole message arrived (TCP connection liveness)
@@ -281,10 +286,20 @@ struct Proxy::Impl {
     void noteLateness(int64_t nowUs, double lateMs, double spanMs = -1);
     void noteQueueDelay(int64_t delayUs); // a UDP datagram waited this long in the kernel
     // Refuses a new request with 503 + Retry-After while the SIP thread is too far behind (true when it did).
-    bool refuseOverloaded(nta_incoming_t *irq, const sip_t *sip);
+    bool refuseOverloaded(nta_incoming_t *irq, msg_t *msg, const sip_t *sip);
+    bool shedsNow(msg_t *msg, const sip_t *sip); // the gate's decision for this request (asked once per request)
+    bool finishesWork(msg_t *msg);               // a module marks it (pw_module.overload_priority)
+    void countOverloadRefusal();
+    // While the gate sheds, nta runs "stateless" (NTATAG_STATELESS): a request that no dialog leg takes comes to
+    // the agent's message callback as a bare message, and a refused one is answered with no transaction at all.
+    void followGate();
+    void onStatelessRequest(msg_t *msg, sip_t *sip);
+    void refuseStateless(msg_t *msg, sip_t *sip);
+    bool statelessIntake = false;
     void overloadGauges();
     void reportLimit(const char *what, const std::string &detail);
-    int onRequest(nta_incoming_t *irq, const sip_t *sip) noexcept;
+    // admitted: the stateless intake (overload.cc) already charged the rate limiter and asked the gate.
+    int onRequest(nta_incoming_t *irq, const sip_t *sip, bool admitted = false) noexcept;
     int onAckCancel(pw_request *tx, nta_incoming_t *irq, const sip_t *sip) noexcept;
     int onBranchResponse(Branch *b, nta_outgoing_t *orq, const sip_t *sip) noexcept;
     void runPipeline(pw_request *tx, size_t from);

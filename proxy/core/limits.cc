@@ -42,8 +42,13 @@ void Proxy::Impl::setUpLimits(const std::vector<uint16_t> &tcpPorts, const std::
     gs.charge = [this](const IpKey &ip) {
         return trusted.contains(ip) || limiter.check(ip, nowMs()) == RateLimiter::Verdict::Pass;
     };
-    if (cfg.overloadQueueMs)
-        gs.queueDelay = [this](int64_t us) { noteQueueDelay(us); };
+    // Every datagram read is work for the loop pacer (sofia.hh), also one that nta absorbs (an ACK, a
+    // retransmission) without calling us: the pacer must never sleep while datagrams are queued.
+    gs.queueDelay = [this](int64_t us) {
+        noteWork();
+        if (cfg.overloadQueueMs)
+            noteQueueDelay(us);
+    };
     sockets = std::make_unique<SocketGuard>(std::move(gs), [this](const char *reason, const std::string &peer) {
         reportLimit(fmt::format("tcp_{}", reason).c_str(), peer);
     });
@@ -95,15 +100,24 @@ void Proxy::Impl::noteReceived(msg_t *msg) {
         sockets->noteMessage(&su.su_sa);
 }
 
+RateLimiter::Verdict Proxy::Impl::chargeSource(msg_t *msg, IpKey &ip) {
+    su_sockaddr_t su;
+    if (!limiter.enabled() || !sourceOf(msg, ip, su) || trusted.contains(ip))
+        return RateLimiter::Verdict::Pass;
+    return limiter.check(ip, nowMs());
+}
+
 bool Proxy::Impl::admitRequest(nta_incoming_t *irq, msg_t *msg) {
     noteReceived(msg);
     IpKey ip;
-    su_sockaddr_t su;
-    if (!limiter.enabled() || !sourceOf(msg, ip, su) || trusted.contains(ip))
-        return true;
-    RateLimiter::Verdict v = limiter.check(ip, nowMs());
+    RateLimiter::Verdict v = chargeSource(msg, ip);
     if (v == RateLimiter::Verdict::Pass)
         return true;
+    refuseLimited(irq, msg, ip, v);
+    return false;
+}
+
+void Proxy::Impl::refuseLimited(nta_incoming_t *irq, msg_t *msg, const IpKey &ip, RateLimiter::Verdict v) {
     std::string retry = std::to_string((cfg.banMs + 999) / 1000);
     if (v == RateLimiter::Verdict::Ban) {
         reportLimit("rate_ban", ip.text());
@@ -119,7 +133,6 @@ bool Proxy::Impl::admitRequest(nta_incoming_t *irq, msg_t *msg) {
         nta_incoming_destroy(irq);
     else
         replyAndForget(irq, 503, "Rate Limit Exceeded", retry.c_str());
-    return false;
 }
 
 bool Proxy::Impl::refuseEarly(nta_incoming_t *irq, msg_t *msg, const sip_t *sip) {

@@ -2,6 +2,8 @@
 // Proxy::Impl::onRequest, and RFC 7339 overload control parameters in the Via of our responses.
 #include "overload.hh"
 
+#include <cstddef>
+
 #include "core_impl.hh"
 #include "sofia_fixes.hh"
 
@@ -105,18 +107,25 @@ Proxy::Impl *gAdvertiser = nullptr; // the core whose state goes into responses 
 
 // Every response of a server transaction passes here (sofia_fixes.cc, nta_incoming_mreply). RFC 7339 §4/§5.2:
 // a client says it supports overload control with "oc" in its Via; the response it gets carries our state there.
-void addOcParams(msg_t *msg) {
-    Proxy::Impl *impl = gAdvertiser;
-    sip_t *sip = msg ? sip_object(msg) : nullptr;
-    if (!impl || !sip || !sip->sip_status || !sip->sip_via || !msg_params_find(sip->sip_via->v_params, "oc"))
+// RFC 7339 §5.2: our state in the client's topmost Via (of a response, or of a request about to be answered
+// statelessly, whose Via the response copies), when that Via asked for it with "oc".
+void putOcParams(Proxy::Impl *impl, su_home_t *home, sip_via_t *via) {
+    if (!impl || !via || !msg_params_find(via->v_params, "oc"))
         return;
     const OverloadGate &g = impl->overload;
-    su_home_t *home = msg_home(msg);
-    auto *h = reinterpret_cast<msg_common_t *>(sip->sip_via);
+    auto *h = reinterpret_cast<msg_common_t *>(via);
     msg_header_replace_param(home, h, su_sprintf(home, "oc=%u", g.reduction()));
     msg_header_replace_param(home, h, "oc-algo=\"loss\"");
     msg_header_replace_param(home, h, su_sprintf(home, "oc-validity=%u", g.settings().validityMs));
     msg_header_replace_param(home, h, su_sprintf(home, "oc-seq=%s", g.seq().c_str()));
+}
+
+// Every response of a server transaction passes here (sofia_fixes.cc, nta_incoming_mreply). RFC 7339 §4/§5.2:
+// a client says it supports overload control with "oc" in its Via; the response it gets carries our state there.
+void addOcParams(msg_t *msg) {
+    sip_t *sip = msg ? sip_object(msg) : nullptr;
+    if (sip && sip->sip_status)
+        putOcParams(gAdvertiser, msg_home(msg), sip->sip_via);
 }
 
 } // namespace
@@ -146,6 +155,10 @@ void Proxy::Impl::setUpOverload() {
 
 void Proxy::Impl::tearDownOverload() {
     overloadTimer.reset();
+    if (statelessIntake && agent) {
+        statelessIntake = false;
+        nta_agent_set_params(agent, NTATAG_STATELESS(0), TAG_END());
+    }
     if (gAdvertiser == this) {
         gAdvertiser = nullptr;
         setResponseHook(nullptr);
@@ -168,6 +181,7 @@ void Proxy::Impl::noteLateness(int64_t nowUs, double lateMs, double spanMs) {
     overload.sample(nowUs, std::max(lateMs, 0.0), spanMs);
     if (was == overload.shedding())
         return;
+    followGate();
     // The gate may start and stop shedding several times a second near the soft threshold: one line per 10 s.
     int64_t now = nowMs();
     if (now - lastOverloadStateLogMs < 10000)
@@ -191,8 +205,39 @@ static bool startsSomething(const sip_t *sip) {
     return !(sip->sip_to && sip->sip_to->a_tag);
 }
 
-bool Proxy::Impl::refuseOverloaded(nta_incoming_t *irq, const sip_t *sip) {
-    if (!overload.shedding() || !startsSomething(sip) || overload.admit())
+bool Proxy::Impl::shedsNow(msg_t *msg, const sip_t *sip) {
+    if (!overload.shedding() || !startsSomething(sip))
+        return false;
+    if (finishesWork(msg))
+        return !overload.admitPriority();
+    return !overload.admit();
+}
+
+// Whether a module says serving this request finishes work under way (pw_module.overload_priority, ABI 1.6).
+bool Proxy::Impl::finishesWork(msg_t *msg) {
+    pw_msg view;
+    bool viewed = false;
+    for (auto &m : modules) {
+        const pw_module *d = m->lm.desc;
+        if (!m->started || d->struct_size < offsetof(pw_module, overload_priority) + sizeof(d->overload_priority) ||
+            !d->overload_priority)
+            continue;
+        if (!viewed) {
+            initView(view, msg);
+            viewed = true;
+        }
+        try {
+            if (d->overload_priority(m->ctx, &view) == 1)
+                return true;
+        } catch (...) {
+            log(m.get(), PW_LOG_ERROR, "overload_priority threw an exception");
+        }
+    }
+    return false;
+}
+
+bool Proxy::Impl::refuseOverloaded(nta_incoming_t *irq, msg_t *msg, const sip_t *sip) {
+    if (!shedsNow(msg, sip))
         return false;
     // RFC 3261 §21.5.4: 503 + Retry-After; RFC 7339 §5.10: a client that asked gets the oc parameters with it
     // (added to the Via on the way out, addOcParams). Nothing is kept: nta owns the transaction from here.
@@ -200,6 +245,11 @@ bool Proxy::Impl::refuseOverloaded(nta_incoming_t *irq, const sip_t *sip) {
     snprintf(retry, sizeof retry, "%u", cfg.overloadRetryAfterS);
     nta_incoming_treply(irq, SIP_503_SERVICE_UNAVAILABLE, SIPTAG_RETRY_AFTER_STR(retry), TAG_END());
     nta_incoming_destroy(irq);
+    countOverloadRefusal();
+    return true;
+}
+
+void Proxy::Impl::countOverloadRefusal() {
     ++overloadRefused;
     countResponse(503);
     int64_t now = nowMs();
@@ -210,7 +260,98 @@ bool Proxy::Impl::refuseOverloaded(nta_incoming_t *irq, const sip_t *sip) {
                         overloadRefused - overloadLogged, overload.delayMs()));
         overloadLogged = overloadRefused;
     }
-    return true;
+}
+
+// ---------------------------------------------------------------- stateless intake while shedding
+//
+// A server transaction costs more than the 503 it sends: nta keeps it for Timer G/H/I (RFC 3261 §17.2.1), puts it
+// on a retransmission list kept in time order, and matches the ACK to it. Refusing statelessly costs none of
+// that (RFC 3261 §8.2.7, stateless UAS behaviour): the 503 is sent once (a retransmitted INVITE is refused again,
+// with the same To tag), and the ACK that follows is recognised by that tag and dropped. nta only hands over
+// bare messages while the agent is "stateless", so the gate switches that mode on while it sheds and off after;
+// requests that dialog legs take (module-owned dialogs) never come here, and every admitted request gets its
+// transaction here, exactly as the default leg would have made it.
+
+namespace {
+
+constexpr char kRefusalTagPrefix[] = "pw503-";
+
+// RFC 3261 §8.2.7: a stateless UAS gives a retransmission the same To tag: a hash of what identifies the request.
+std::string refusalTag(const sip_t *sip) {
+    uint64_t h = 1469598103934665603ull; // FNV-1a
+    auto mix = [&h](const char *s) {
+        for (; s && *s; ++s)
+            h = (h ^ static_cast<unsigned char>(*s)) * 1099511628211ull;
+        h = (h ^ 0xff) * 1099511628211ull;
+    };
+    mix(sip->sip_call_id ? sip->sip_call_id->i_id : nullptr);
+    mix(sip->sip_from ? sip->sip_from->a_tag : nullptr);
+    mix(sip->sip_via ? sip->sip_via->v_branch : nullptr);
+    char buf[40];
+    snprintf(buf, sizeof buf, "%s%016llx%u", kRefusalTagPrefix, static_cast<unsigned long long>(h),
+             sip->sip_cseq ? unsigned(sip->sip_cseq->cs_seq) : 0u);
+    return buf;
+}
+
+} // namespace
+
+bool isOverloadRefusalAck(const sip_t *sip) {
+    return sip->sip_request->rq_method == sip_method_ack && sip->sip_to && sip->sip_to->a_tag &&
+           strncmp(sip->sip_to->a_tag, kRefusalTagPrefix, sizeof kRefusalTagPrefix - 1) == 0;
+}
+
+void Proxy::Impl::followGate() {
+    bool shed = overload.shedding();
+    if (shed == statelessIntake || !agent)
+        return;
+    statelessIntake = shed;
+    nta_agent_set_params(agent, NTATAG_STATELESS(shed ? 1 : 0), TAG_END());
+}
+
+void Proxy::Impl::onStatelessRequest(msg_t *msg, sip_t *sip) {
+    try {
+        if (isOverloadRefusalAck(sip)) { // RFC 3261 §8.2.7: a stateless UAS ignores the ACK of its final answer
+            nta_msg_discard(agent, msg);
+            return;
+        }
+        noteReceived(msg);
+        IpKey ip;
+        RateLimiter::Verdict v = chargeSource(msg, ip);
+        if (v == RateLimiter::Verdict::Pass && shedsNow(msg, sip)) {
+            countRequest(sip->sip_request->rq_method_name);
+            refuseStateless(msg, sip);
+            return;
+        }
+        nta_incoming_t *irq = nta_incoming_create(agent, nullptr, msg, sip, TAG_END());
+        if (!irq)
+            return; // (nta freed the message)
+        if (v != RateLimiter::Verdict::Pass) {
+            countRequest(sip->sip_request->rq_method_name);
+            refuseLimited(irq, msg, ip, v);
+            return;
+        }
+        // As nta's default leg does with what its callback returns (a status it should send, or 0: handled).
+        int status = onRequest(irq, sip, true);
+        if (status >= 100 && status <= 699) {
+            nta_incoming_treply(irq, status, nullptr, TAG_END());
+            if (status >= 200)
+                nta_incoming_destroy(irq);
+        }
+    } catch (...) {
+        log(nullptr, PW_LOG_ERROR, "overload: a request could not be taken in");
+    }
+}
+
+void Proxy::Impl::refuseStateless(msg_t *msg, sip_t *sip) {
+    su_home_t *home = msg_home(msg);
+    // the response copies the request's To and Via: the tag and RFC 7339 state go there first
+    sip_to_tag(home, sip->sip_to, su_strdup(home, refusalTag(sip).c_str()));
+    if (cfg.overloadControl)
+        putOcParams(this, home, sip->sip_via);
+    char retry[16];
+    snprintf(retry, sizeof retry, "%u", cfg.overloadRetryAfterS);
+    nta_msg_treply(agent, msg, SIP_503_SERVICE_UNAVAILABLE, SIPTAG_RETRY_AFTER_STR(retry), TAG_END());
+    countOverloadRefusal();
 }
 
 void Proxy::Impl::overloadGauges() {

@@ -50,6 +50,9 @@ public:
     // Asked once for each new request: false when this one is to be refused. Deterministic: of every 100 new
     // requests, reduction() are refused, evenly spread (an error-diffusion counter, RFC 7339 §6 applied here).
     bool admit();
+    // The same for a request a module marked as finishing work under way (pw_module.overload_priority): admitted
+    // until the delay reaches twice the hard threshold. Does not touch admit()'s spread.
+    bool admitPriority() const { return avgMs_ < 2.0 * s_.hardMs; }
     // RFC 7339 "loss" reduction now applied and advertised (0..100, steps of 5) and its oc-seq, a number that grows
     // each time the reduction changes (§5.2): the wall-clock time of that change, "seconds.milliseconds".
     unsigned reduction() const { return reduction_; }

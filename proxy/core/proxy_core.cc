@@ -56,6 +56,10 @@ int branchTrampoline(nta_outgoing_magic_t *magic, nta_outgoing_t *orq, const sip
 int agentTrampoline(nta_agent_magic_t *magic, nta_agent_t *agent, msg_t *msg, sip_t *sip) noexcept {
     auto *impl = reinterpret_cast<Proxy::Impl *>(magic);
     impl->noteWork();
+    if (sip && sip->sip_request) { // only while the overload gate sheds (overload.cc, followGate)
+        impl->onStatelessRequest(msg, sip);
+        return 0;
+    }
     try {
         impl->noteReceived(msg);
         if (bodyTruncated(msg)) { // RFC 3261 §18.3: a response whose body is cut short is discarded
@@ -350,7 +354,7 @@ void Proxy::Impl::callOnResponse(msg_t *resp) {
 
 // ---------------------------------------------------------------- request entry
 
-int Proxy::Impl::onRequest(nta_incoming_t *irq, const sip_t *sip) noexcept {
+int Proxy::Impl::onRequest(nta_incoming_t *irq, const sip_t *sip, bool admitted) noexcept {
     noteWork();
     try {
         sip_method_t method = sip->sip_request->rq_method;
@@ -358,10 +362,15 @@ int Proxy::Impl::onRequest(nta_incoming_t *irq, const sip_t *sip) noexcept {
         countRequest(methodName);
         sofia::Msg req = sofia::Msg::adopt(nta_incoming_getrequest(irq)); // (a reference, not a copy)
         if (!req) return 500;
-        if (!admitRequest(irq, req.get())) return 0;
-        if (refuseOverloaded(irq, sip))
+        if (!admitted && !admitRequest(irq, req.get()))
+            return 0;
+        if (!admitted && refuseOverloaded(irq, req.get(), sip))
             return 0; // before anything is made for it (docs/limits.md "Overload")
 
+        if (method == sip_method_ack && isOverloadRefusalAck(sip)) {
+            nta_incoming_destroy(irq); // RFC 3261 §8.2.7 (overload.cc): the gate reopened before it came
+            return 0;
+        }
         if (method == sip_method_ack) {
             // ACK for a 2xx (end-to-end, RFC 3261 §13.2.2.4): forwarded statelessly along the route, as a copy
             // that must serialise (no duplicated single headers) and be whole (RFC 3261 §18.3).

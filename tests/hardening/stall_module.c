@@ -50,6 +50,7 @@ static const pw_module stall_module = {
     NULL,
     NULL,
     NULL, /* domain_release (v1.4) */
+    NULL, /* overload_priority (v1.6) */
 };
 
 PW_EXPORT const pw_module *pw_module_entry(uint32_t host_abi_major) {

@@ -282,6 +282,9 @@ def case_overload_gate():
             refused = n.answer(method="INVITE")
             assert status(refused) == 503, f"a new INVITE while the SIP thread is 1 s behind got: {refused}"
             assert re.search(r"^Retry-After:\s*3\s*$", refused, re.M), refused
+            # refused statelessly (RFC 3261 §8.2.7, docs/limits.md "Refusing statelessly"): no transaction, a To
+            # tag of the gate's own; its ACK is dropped (nothing is routed for it)
+            assert re.search(r"^To:.*;tag=pw503-", refused, re.M), f"not the stateless refusal: {refused}"
             v = re.search(r"^Via:.*$", refused, re.M).group(0)
             assert re.search(r';oc=(\d+);oc-algo="loss";oc-validity=500;oc-seq=[0-9.]+', v), v
             assert int(re.search(r";oc=(\d+)", v).group(1)) > 0, f"overloaded, yet no reduction asked: {v}"
@@ -299,6 +302,7 @@ def case_overload_gate():
                 time.sleep(0.1)
             assert served == 200, f"new requests still refused ({served}) 5 s after the stall ended"
             park_call(Phone(pw.port), "105")
+            overload_priority_case(pw, n, s)
             time.sleep(1.2)  # the counter is published once a second
             refusals = metric(pw, "parkway_overload_refusals_total")
             assert refusals and refusals >= 1, f"parkway_overload_refusals_total = {refusals}"
@@ -309,6 +313,58 @@ def case_overload_gate():
             for p in (a, n, s):
                 p.close()
     shutil.rmtree(pw.dir, ignore_errors=True)
+
+
+def first_answers(phone, count, timeout=5.0):
+    """Call-ID prefix -> (status, Via) of the first response to each of `count` requests (100 Trying included)."""
+    got = {}
+    end = time.monotonic() + timeout
+    while len(got) < count and time.monotonic() < end:
+        phone.sock.settimeout(max(end - time.monotonic(), 0.01))
+        try:
+            text = phone.sock.recvfrom(65535)[0].decode(errors="replace")
+        except socket.timeout:
+            break
+        m = re.search(r"^Call-ID:\s*(\S+)\s*$", text, re.M)
+        if m and text.startswith("SIP/2.0 ") and m.group(1) not in got:
+            got[m.group(1)] = (int(text.split(" ", 2)[1]), re.search(r"^Via:.*$", text, re.M).group(0), text)
+    return got
+
+
+def overload_priority_case(pw, n, s):
+    """Work under way goes first (docs/limits.md "Overload"). The SIP thread stalls 300 ms with twenty new requests
+    queued (parks, and retrieves of extensions where nothing is parked), then four retrieves of parked calls. Each
+    datagram read pushes the measured delay towards the ~270 ms they waited, past the soft threshold and on to the
+    hard one (200 ms), never to twice it: new work is refused (statelessly), the marked retrieves are admitted."""
+    phones = [Phone(pw.port) for _ in range(4)]
+    exts = ["106", "110", "111", "112"]
+    try:
+        for p, ext in zip(phones, exts):
+            park_call(p, ext)
+        time.sleep(0.5)  # the gate is open again after the first stall
+        s.send(s.request("OPTIONS", f"sip:127.0.0.1:{pw.port}", "stall-2", extra="X-Stall-Ms: 300\r\n"))
+        time.sleep(0.03)
+        new = [f"park-{i}" for i in range(10)] + [f"none-{i}" for i in range(10)]
+        for i in range(10):
+            n.send(n.request("INVITE", f"sip:*681{20 + i}@{DOMAIN}", new[i], body=SDP, oc=True))
+            n.send(n.request("INVITE", f"sip:*881{30 + i}@{DOMAIN}", new[10 + i], body=SDP, oc=True))
+        names = [f"get-{ext}" for ext in exts]
+        for ext, name in zip(exts, names):
+            n.send(n.request("INVITE", f"sip:*88{ext}@{DOMAIN}", name, body=SDP, oc=True))
+        got = first_answers(n, len(new) + len(names))
+        oc = {x: int(re.search(r";oc=(\d+)", v[1]).group(1)) for x, v in got.items() if ";oc=" in v[1]}
+        shed = max((oc.get(x, 0) for x in names), default=0)
+        assert shed >= 25, f"the gate was not shedding when the retrieves were read: {oc}"
+        retrieves = {x: got.get(x, (None,))[0] for x in names}
+        assert all(r not in (None, 503) for r in retrieves.values()), \
+            f"a retrieve of a parked call was refused while {shed} % of new requests were: {retrieves}"
+        refused = [x for x in new if got.get(x, (None,))[0] == 503]
+        assert len(refused) >= 5, f"only {len(refused)} of 20 new requests refused: {oc}"
+        for x in refused:
+            assert re.search(r"^To:.*;tag=pw503-", got[x][2], re.M), f"not refused statelessly: {got[x][2]}"
+    finally:
+        for p in phones:
+            p.close()
 
 
 def case_overload_config():

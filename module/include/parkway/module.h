@@ -39,7 +39,7 @@ extern "C" {
 /* 1.1: dialog_accept_commit; 1.2: request_identity, request_challenge; 1.3: dialog_inject_cseq;
    1.4: uri_part, uri_param, uri_header (pw_host_api) and routes (pw_module);
    domain_serve (pw_host_api) and domain_release (pw_module): tenants; 1.5: event_listening */
-#define PW_ABI_MINOR 5u
+#define PW_ABI_MINOR 6u
 
 /* Whether the host table `api` has the member `member` and it is set. A member added in a later minor version
  * (dialog_accept_commit, 1.1) lies past the end of an older host's shorter table: test it before calling it,
@@ -587,6 +587,17 @@ typedef struct pw_module {
      * refuses).
      */
     int (*domain_release)(void *ctx, pw_str domain, pw_writer *why);
+    /* --- v1.6 (overload) --------------------------------------------------------------------------- */
+    /*
+     * Optional. Asked only while the host sheds load (docs/limits.md "Overload"), for a new request (no To tag)
+     * that the gate is about to weigh, before anything is made for it. Return 1 when serving it finishes work
+     * already under way, so that it is admitted ahead of new work (e.g. the retrieve of a call that is parked
+     * now: refusing it would keep the call, its music and its slot busy); 0 otherwise. A request some module
+     * marks is refused only when the SIP thread is twice as far behind as the refusing threshold. Must be cheap
+     * and change nothing: no reply, no I/O beyond a lookup. `req` is valid during the call only (a request view:
+     * read it with the msg_* functions). SIP thread. The host reads this member only when struct_size covers it.
+     */
+    int (*overload_priority)(void *ctx, const pw_msg *req);
 } pw_module;
 
 typedef const pw_module *(*pw_module_entry_fn)(uint32_t host_abi_major);

@@ -71,6 +71,7 @@ static const pw_module b_desc = {
     NULL,
 #endif
     NULL, /* domain_release (v1.4) */
+    NULL, /* overload_priority (v1.6) */
 };
 
 #if BAD_KIND == BAD_MISSING_SYMBOL

@@ -24,6 +24,7 @@ static const pw_module g_desc = {
     g_params,          g_cmds,       g_init,       NULL,   NULL,    g_destroy,
     g_on_request,      NULL,         NULL,         NULL,
     NULL, /* domain_release (v1.4) */
+    NULL, /* overload_priority (v1.6) */
 };
 
 PW_EXPORT const pw_module *pw_module_entry(uint32_t host_abi_major) {

@@ -243,6 +243,7 @@ struct Proxy::Impl {
     int64_t overloadDueUs = 0;                   // when the probe is due (steady clock; 0 = not measured)
     bool overloadArmed = false;                  // the probe has fired once (after start-up)
     uint64_t overloadRefused = 0, overloadLogged = 0, overloadCounted = 0;
+    uint64_t overloadFirst = 0, overloadFirstCounted = 0; // admitted while shedding: a module marked them
     int64_t lastOverloadLogMs = 0, lastOverloadStateLogMs = 0;
     CseqShifts cseqShifts; // CSeqs injected into proxied dialogs (dialog_inject_cseq), docs/limits.md
 

@@ -208,8 +208,11 @@ static bool startsSomething(const sip_t *sip) {
 bool Proxy::Impl::shedsNow(msg_t *msg, const sip_t *sip) {
     if (!overload.shedding() || !startsSomething(sip))
         return false;
-    if (finishesWork(msg))
-        return !overload.admitPriority();
+    if (finishesWork(msg)) {
+        bool admit = overload.admitPriority();
+        overloadFirst += admit;
+        return !admit;
+    }
     return !overload.admit();
 }
 
@@ -361,6 +364,10 @@ void Proxy::Impl::overloadGauges() {
     metrics->gaugeSet("parkway_sip_delay_ms", "", overload.delayMs());
     metrics->gaugeSet("parkway_overload_reduction", "", overload.reduction());
     metrics->gaugeSet("parkway_overload_active", "", overload.shedding() ? 1 : 0);
+    if (overloadFirst > overloadFirstCounted) {
+        metrics->counterAdd("parkway_overload_priority_total", "", double(overloadFirst - overloadFirstCounted));
+        overloadFirstCounted = overloadFirst;
+    }
     if (overloadRefused > overloadCounted) {
         metrics->counterAdd("parkway_overload_refusals_total", "", double(overloadRefused - overloadCounted));
         overloadCounted = overloadRefused;

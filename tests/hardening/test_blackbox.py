@@ -362,6 +362,9 @@ def overload_priority_case(pw, n, s):
         assert len(refused) >= 5, f"only {len(refused)} of 20 new requests refused: {oc}"
         for x in refused:
             assert re.search(r"^To:.*;tag=pw503-", got[x][2], re.M), f"not refused statelessly: {got[x][2]}"
+        time.sleep(1.2)  # the counters are published once a second
+        first = metric(pw, "parkway_overload_priority_total")
+        assert first and first >= 4, f"parkway_overload_priority_total = {first}"
     finally:
         for p in phones:
             p.close()

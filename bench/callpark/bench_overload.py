@@ -99,6 +99,7 @@ def overloaded(binary, rate, seconds, queue_ms, capacity):
         time.sleep(2)  # the last answers and hang-ups settle
         sent503 = metric(pw, "parkway_overload_refusals_total")
         busy503 = metric(pw, 'parkway_limit_refusals_total')
+        first = metric(pw, "parkway_overload_priority_total")
         left = {"parked": parked_count(pw), "dialogs": metric(pw, "parkway_dialogs"),
                 "transactions": metric(pw, "parkway_sip_transactions")}
         rss_peak, rss1 = status_kb(pid, "VmHWM"), status_kb(pid, "VmRSS")
@@ -110,7 +111,8 @@ def overloaded(binary, rate, seconds, queue_ms, capacity):
     label = f"gate on (overload_queue_ms={queue_ms})" if queue_ms else "gate off (overload_queue_ms=0)"
     print(f"  {label}: offered {count / seconds:.1f} cycles/s for {seconds} s; retrieves ok {r.successful} failed "
           f"{r.failed}, parks ok {p.successful} failed {p.failed}; goodput {good:.1f} cycles/s over {elapsed:.1f} s "
-          f"= {good / capacity:.2f} x capacity; 503s sent {sent503:.0f} (other limits {busy503:.0f}); left after the "
+          f"= {good / capacity:.2f} x capacity; 503s sent {sent503:.0f} (other limits {busy503:.0f}), retrieves "
+          f"admitted ahead {first:.0f}; left after the "
           f"run: parked {left['parked']}, dialogs {left['dialogs']:.0f}, transactions {left['transactions']:.0f}; "
           f"RSS {rss0} kB before, {rss_peak} kB peak, {rss1} kB after; parkway CPU {cpu:.2f} s "
           f"(load average {os.getloadavg()[0]:.1f})")

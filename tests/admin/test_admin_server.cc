@@ -633,6 +633,22 @@ TEST_CASE("parkctl: tables, --json, errors and exit codes", "[parkctl]") {
     REQUIRE_FALSE(v.is_discarded());
     CHECK(v.at("parked").at(0).at("id") == "17");
 
+    // move: to an extension or a lot slot (parked.move); exactly one of --extension / --lot.
+    r = parkctl(base + "--json move 42 --extension 104");
+    CHECK(r.code == 0);
+    v = json::parse(r.out, nullptr, false);
+    REQUIRE_FALSE(v.is_discarded());
+    CHECK(v.at("command") == "parked.move");
+    CHECK(v.at("args") == json{{"id", 42}, {"extension", "104"}});
+    r = parkctl(base + "--json move 42 --lot main --slot 705");
+    CHECK(json::parse(r.out, nullptr, false).at("args") == json{{"id", 42}, {"lot", "main"}, {"slot", 705}});
+    r = parkctl(base + "move 42 --lot main");
+    CHECK(r.code == 0);
+    CHECK(r.out == "parked call 42 moved to main\n");
+    CHECK(parkctl(base + "move 42").code == 2);
+    CHECK(parkctl(base + "move 42 --extension 104 --lot main").code == 2);
+    CHECK(parkctl(base + "move 42 --slot 3").code == 2);
+
     r = parkctl(base + "--json groups add sales 1001 1002 1003");
     CHECK(r.code == 0);
     v = json::parse(r.out, nullptr, false);

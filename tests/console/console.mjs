@@ -29,7 +29,7 @@ function expect(cond, message) {
 const log = (m) => console.log(m);
 const timings = {};
 
-const args = [];
+const args = ['--disable-dev-shm-usage']; // containers often have a small /dev/shm
 if (process.getuid && process.getuid() === 0) args.push('--no-sandbox'); // Chromium refuses root otherwise (CI)
 const browser = await chromium.launch({ executablePath: env.CONSOLE_CHROMIUM, args, timeout: 30000 });
 let failed = false;

@@ -58,6 +58,15 @@ function formatRules(rules) {
   return lines.join('\n') + '\n';
 }
 
+// A domain picker's value: the first domain until one is picked (the list may arrive after the view opens).
+function useDomain(domains) {
+  const [domain, setDomain] = useState(domains[0] || '');
+  useEffect(() => {
+    if (!domain && domains[0]) setDomain(domains[0]);
+  }, [domains]);
+  return [domain, setDomain];
+}
+
 function useAsync(fn, deps) {
   const [state, setState] = useState({ loading: true, value: null, error: null });
   const reload = useCallback(() => {
@@ -224,12 +233,13 @@ function ParkedView({ calls, now, act, domains, lots }) {
 
 function LotsView({ api, calls, act, domains }) {
   const [state, reload] = useAsync(() => api('GET', '/api/lots'), []);
-  const [form, setForm] = useState({ domain: domains[0] || '', name: '', first: '', last: '', choice: 'first' });
+  const [lotDomain, setLotDomain] = useDomain(domains);
+  const [form, setForm] = useState({ name: '', first: '', last: '', choice: 'first' });
   const lots = state.value?.lots || [];
   const save = async (e) => {
     e.preventDefault();
     const body = { first: Number(form.first), last: Number(form.last), choice: form.choice };
-    if (await act(`Lot ${form.name} saved`, 'PUT', `/api/lots/${enc(form.domain)}/${enc(form.name)}`, body)) reload();
+    if (await act(`Lot ${form.name} saved`, 'PUT', `/api/lots/${enc(lotDomain)}/${enc(form.name)}`, body)) reload();
   };
   const set = (k) => (e) => setForm({ ...form, [k]: e.currentTarget.value });
   return html`<section aria-labelledby="lots-h">
@@ -253,7 +263,7 @@ function LotsView({ api, calls, act, domains }) {
     })}
     <form class="card form narrow" onSubmit=${save} aria-labelledby="lot-form-h">
       <h3 id="lot-form-h">Add or change a lot</h3>
-      <label for="lot-domain">Domain</label><${DomainSelect} id="lot-domain" domains=${domains} value=${form.domain} onChange=${(v) => setForm({ ...form, domain: v })} />
+      <label for="lot-domain">Domain</label><${DomainSelect} id="lot-domain" domains=${domains} value=${lotDomain} onChange=${setLotDomain} />
       <label for="lot-name">Name</label><input id="lot-name" required value=${form.name} onInput=${set('name')} />
       <label for="lot-first">First slot</label><input id="lot-first" required inputmode="numeric" value=${form.first} onInput=${set('first')} />
       <label for="lot-last">Last slot</label><input id="lot-last" required inputmode="numeric" value=${form.last} onInput=${set('last')} />
@@ -340,13 +350,12 @@ function GroupCard({ g, calls, act, onSaved }) {
 }
 
 function ExplainForm({ api, domains, rulesText, idPrefix }) {
-  const [domain, setDomain] = useState(domains[0] || '');
+  const [domain, setDomain] = useDomain(domains);
   const [caller, setCaller] = useState('');
   const [dial, setDial] = useState('*58');
   const [ex, setEx] = useState(null);
   const [draft, setDraft] = useState(null);
   const [err, setErr] = useState('');
-  useEffect(() => { if (!domain && domains[0]) setDomain(domains[0]); }, [domains]);
   const run = async (e) => {
     e.preventDefault();
     setErr('');
@@ -374,12 +383,13 @@ function ExplainForm({ api, domains, rulesText, idPrefix }) {
 
 function GroupsView({ api, calls, act, domains }) {
   const [state, reload] = useAsync(() => api('GET', '/api/groups'), []);
-  const [newGroup, setNewGroup] = useState({ domain: domains[0] || '', name: '', members: '' });
+  const [groupDomain, setGroupDomain] = useDomain(domains);
+  const [newGroup, setNewGroup] = useState({ name: '', members: '' });
   const groups = state.value?.groups || [];
   const create = async (e) => {
     e.preventDefault();
     const members = newGroup.members.split(/[\s,]+/).filter(Boolean);
-    if (await act(`Group ${newGroup.name} saved`, 'PUT', `/api/groups/${enc(newGroup.domain)}/${enc(newGroup.name)}`, { members })) {
+    if (await act(`Group ${newGroup.name} saved`, 'PUT', `/api/groups/${enc(groupDomain)}/${enc(newGroup.name)}`, { members })) {
       setNewGroup({ ...newGroup, name: '', members: '' });
       reload();
     }
@@ -391,7 +401,7 @@ function GroupsView({ api, calls, act, domains }) {
       ${groups.map((g) => html`<${GroupCard} key=${`${g.domain}/${g.name}`} g=${g} calls=${calls} act=${act} onSaved=${reload} />`)}
       <form class="card form" onSubmit=${create} aria-labelledby="new-group-h">
         <h3 id="new-group-h">New group</h3>
-        <label for="ng-domain">Domain</label><${DomainSelect} id="ng-domain" domains=${domains} value=${newGroup.domain} onChange=${(v) => setNewGroup({ ...newGroup, domain: v })} />
+        <label for="ng-domain">Domain</label><${DomainSelect} id="ng-domain" domains=${domains} value=${groupDomain} onChange=${setGroupDomain} />
         <label for="ng-name">Name</label><input id="ng-name" required value=${newGroup.name} onInput=${(e) => setNewGroup({ ...newGroup, name: e.currentTarget.value })} />
         <label for="ng-members">Members (in order)</label><input id="ng-members" value=${newGroup.members} placeholder="1001 1002 1003" onInput=${(e) => setNewGroup({ ...newGroup, members: e.currentTarget.value })} />
         <button type="submit">Create group</button>
@@ -514,7 +524,7 @@ function DomainsView({ api, act, onChanged }) {
 // ------------------------------------------------------------------------------------------------ users
 
 function UsersView({ api, act, domains }) {
-  const [domain, setDomain] = useState(domains[0] || '');
+  const [domain, setDomain] = useDomain(domains);
   const [state, reload] = useAsync(() => (domain ? api('GET', `/api/users/${enc(domain)}`) : Promise.resolve([])), [domain]);
   const [form, setForm] = useState({ user: '', password: '', register_for: '' });
   const save = async (e) => {

@@ -460,10 +460,15 @@ struct AdminServer::Impl {
             c->busy = false;
             c->idleSince = Clock::now();
         }
-        evbuffer *buf = evbuffer_new();
-        evbuffer_add(buf, body.data(), body.size());
-        evhttp_send_reply(req, code, reason(code), buf);
-        evbuffer_free(buf);
+        if (evhttp_request_get_command(req) == EVHTTP_REQ_HEAD) { // GET's headers, no body (RFC 9110 §9.3.2)
+            evhttp_add_header(out, "Content-Length", std::to_string(body.size()).c_str());
+            evhttp_send_reply(req, code, reason(code), nullptr);
+        } else {
+            evbuffer *buf = evbuffer_new();
+            evbuffer_add(buf, body.data(), body.size());
+            evhttp_send_reply(req, code, reason(code), buf);
+            evbuffer_free(buf);
+        }
         if (!method.empty())
             countRequest(method, route, code);
     }
@@ -1107,10 +1112,15 @@ struct AdminServer::Impl {
             c->busy = false;
             c->idleSince = Clock::now();
         }
-        evbuffer *buf = evbuffer_new();
-        evbuffer_add_reference(buf, a->body.data(), a->body.size(), nullptr, nullptr);
-        evhttp_send_reply(call.req, 200, "OK", buf);
-        evbuffer_free(buf);
+        if (call.cmd == EVHTTP_REQ_HEAD) { // the headers GET would send, no body (RFC 9110 §9.3.2)
+            evhttp_add_header(out, "Content-Length", std::to_string(a->body.size()).c_str());
+            evhttp_send_reply(call.req, 200, "OK", nullptr);
+        } else {
+            evbuffer *buf = evbuffer_new();
+            evbuffer_add_reference(buf, a->body.data(), a->body.size(), nullptr, nullptr);
+            evhttp_send_reply(call.req, 200, "OK", buf);
+            evbuffer_free(buf);
+        }
         countRequest(call.method, route, 200);
     }
 

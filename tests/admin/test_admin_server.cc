@@ -1399,7 +1399,17 @@ TEST_CASE("admin console: the static shell is served without the token, with con
     CHECK(statusOf(bare) == 301);
     CHECK(headerOf(bare, "location") == "/ui/");
     // HEAD works; other methods are 405 with Allow.
-    CHECK(statusOf(consoleRaw(d, "HEAD /ui/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")) == 200);
+    std::string head = consoleRaw(d, "HEAD /ui/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    CHECK(statusOf(head) == 200);
+    CHECK(bodyOf(head).empty());
+    CHECK(headerOf(head, "content-length") == std::to_string(bodyOf(index).size()));
+    CHECK(head.find("Content-Length") == head.rfind("Content-Length")); // once
+    // The same for the core's HEAD routes (/health): headers only.
+    std::string health = consoleRaw(d, "HEAD /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    CHECK(statusOf(health) == 200);
+    CHECK(bodyOf(health).empty());
+    CHECK(std::stoul(headerOf(health, "content-length")) > 0);
+    CHECK(headerOf(head, "content-type") == "text/html; charset=utf-8");
     std::string post = consoleRaw(d, "POST /ui/ HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
     CHECK(statusOf(post) == 405);
     CHECK(headerOf(post, "allow") == "GET, HEAD");

@@ -19,6 +19,9 @@ PACKAGES=(
   kamailio # tests/interop/test_kamailio.py: Parkway behind a real Kamailio 5.6 (docs/carrier.md)
   # parkway-replay (docs/replay.md): libpcap reads captures; tshark records real clients (baresip, linphone)
   libpcap-dev tshark sngrep linphone-cli
+  # the operator console's browser test (tests/console; docs/console.md): Debian's Chromium, driven by
+  # playwright-core from npm (node + npm: below, only when no node/npm is installed)
+  chromium
   # fuzzing (scripts/fuzz.sh): clang 14 with libFuzzer and the sanitizer runtimes; libxml2 checks XML bodies
   clang-14 libclang-rt-14-dev libxml2-dev
 )
@@ -29,6 +32,14 @@ for p in "${PACKAGES[@]}"; do
     missing+=("$p")
   fi
 done
+
+# node and npm (the console's browser test installs playwright-core with npm ci): Debian's nodejs + npm, unless a
+# node with its npm is installed already (e.g. NodeSource's nodejs, which carries npm and conflicts with Debian's).
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  for p in nodejs npm; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+fi
 
 if [ ${#missing[@]} -eq 0 ]; then
   echo "setup: all ${#PACKAGES[@]} packages already installed"

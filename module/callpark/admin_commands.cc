@@ -160,6 +160,52 @@ eng::RecallOverrides overridesFrom(const json &a) {
     return o;
 }
 
+// Move a live call to another extension {id, extension} or lot slot {id, lot, slot?} (slot 0 or absent = the lot
+// picks one) of its domain; watchers of both places are notified (Moved event).
+json parkedMove(CallPark &cp, const json &a) {
+    auto c = needCall(cp, a);
+    std::string ext = optStr(a, "extension"), lot = optStr(a, "lot");
+    if (ext.empty() == lot.empty())
+        throw CmdError{400, "give either 'extension' or 'lot' (with 'slot'; 0 or none = the lot picks one)"};
+    eng::Target to;
+    to.domain = c.domain;
+    if (!ext.empty()) {
+        to.kind = eng::TargetKind::Extension;
+        to.name = ext;
+    } else {
+        to.kind = eng::TargetKind::Slot;
+        to.name = lot;
+        to.slot = a.contains("slot") && !a["slot"].is_null() ? static_cast<int>(reqInt(a, "slot")) : 0;
+        if (to.slot < 0)
+            throw CmdError{400, "'slot' must be 0 (pick one) or a slot number"};
+    }
+    eng::CallResult r = cp.engine().move(c.id, to);
+    if (!r) {
+        int code = 400;
+        switch (r.error) {
+        case eng::ErrorCode::NotFound:
+        case eng::ErrorCode::UnknownExtension:
+        case eng::ErrorCode::UnknownLot:
+        case eng::ErrorCode::BadSlot:
+            code = 404;
+            break;
+        case eng::ErrorCode::Occupied:
+        case eng::ErrorCode::Busy:
+        case eng::ErrorCode::BadState:
+        case eng::ErrorCode::ExtensionFull:
+            code = 409;
+            break;
+        case eng::ErrorCode::Storage:
+            code = 500;
+            break;
+        default:
+            break;
+        }
+        throw CmdError{code, r.message.empty() ? fmt::format("call {} cannot be moved", c.id) : r.message};
+    }
+    return {{"ok", true}, {"call", callJson(cp, r.call)}};
+}
+
 json groupsList(CallPark &cp, const json &a) {
     std::string d = optStr(a, "domain");
     std::vector<std::string> ds = d.empty() ? allDomains(cp) : std::vector<std::string>{d};
@@ -268,6 +314,35 @@ json rulesImport(CallPark &cp, const json &a) {
             ruleErrorsOrThrow(cp.engine().setRule(r));
     }
     return {{"ok", true}, {"imported", rules.size()}};
+}
+
+// Validate a whole rule set in the rules-file format without storing it, and with {dial} say how that set would
+// classify a dial string (the console's "explain before applying"; the set is then applied with rules.import
+// replace=true). Nothing changes.
+json rulesCheck(CallPark &cp, const json &a) {
+    if (!a.contains("text") || !a["text"].is_string())
+        throw CmdError{400, "'text' is required (the rules in the rules-file format; may be empty)"};
+    std::string text = a["text"].get<std::string>();
+    std::vector<eng::RuleError> errors;
+    auto rules = eng::parseRulesText(text, "rules.check", errors);
+    ruleErrorsOrThrow(errors);
+    ruleErrorsOrThrow(cp.engine().checkRules(rules));
+    json out = {{"ok", true}, {"rules", rules.size()}};
+    std::string dial = optStr(a, "dial");
+    if (dial.empty())
+        return out;
+    std::string domain = reqStr(a, "domain");
+    auto matcher = eng::RuleMatcher::compile(rules, cp.engine().domains(), errors);
+    ruleErrorsOrThrow(errors);
+    eng::Explanation e;
+    e.domain = domain;
+    e.caller = optStr(a, "caller");
+    e.dial = dial;
+    e.result = matcher.classify(domain, e.caller, dial, &e.trace);
+    json full = parsed(eng::toJson(e));
+    out["explain"] = {
+        {"domain", domain}, {"caller", e.caller}, {"dial", dial}, {"result", full["result"]}, {"trace", full["trace"]}};
+    return out;
 }
 
 json rulesReload(CallPark &cp, const json &) {
@@ -404,6 +479,7 @@ const pw_command_def kCommands[] = {
     CMD("parked.get", parkedGet, "one parked call {id}"),
     CMD("parked.recall", parkedRecall, "recall a parked call now {id}"),
     CMD("parked.hangup", parkedHangup, "hang up a parked call {id}"),
+    CMD("parked.move", parkedMove, "move a parked call {id, extension} or {id, lot, slot?} (slot 0 = pick)"),
     CMD("groups.list", groupsList, "call-park groups {domain?} -> {groups:[...]}"),
     CMD("groups.set", groupsSet,
         "create/replace a group {domain, name, members[], notify_parker?, recall_time?, recall_mode?, alternate?}"),
@@ -413,6 +489,8 @@ const pw_command_def kCommands[] = {
     CMD("lots.delete", lotsDelete, "delete a lot {domain, name}"),
     CMD("rules.list", rulesList, "stored dialplan rules -> {rules:[...]}"),
     CMD("rules.import", rulesImport, "import rules in the rules-file format {text, replace?}"),
+    CMD("rules.check", rulesCheck,
+        "validate a whole rule set {text} without storing it; with {domain, caller?, dial}: how it would classify"),
     CMD("rules.reload", rulesReload, "reload rules (rules_file, else the database) atomically"),
     CMD("rules.explain", rulesExplain, "what a dial string would do {domain, caller, dial}"),
     CMD("domains.list", domainsList, "domains and their settings -> {domains:[...]}"),

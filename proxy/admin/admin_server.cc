@@ -23,6 +23,7 @@
 #include "metrics.hh"
 #include "request_body.hh"
 #include "request_gate.hh"
+#include "ui_assets.hh"
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -427,8 +428,11 @@ struct AdminServer::Impl {
         }
         return true;
     }
-    // Unknown paths need the token too: a stranger learns nothing about what exists.
+    // Unknown paths need the token too: a stranger learns nothing about what exists. The console's static files
+    // (/ui/...) are the exception: they hold no data, and the page must load to ask for the token.
     bool needsToken(const std::vector<std::string> &seg) const {
+        if (isConsolePath(seg))
+            return false;
         for (const auto &r : routes())
             if (matches(r, seg))
                 return r.auth == Auth::Token || (r.auth == Auth::MetricsToken && cfg.metricsRequireToken);
@@ -456,10 +460,15 @@ struct AdminServer::Impl {
             c->busy = false;
             c->idleSince = Clock::now();
         }
-        evbuffer *buf = evbuffer_new();
-        evbuffer_add(buf, body.data(), body.size());
-        evhttp_send_reply(req, code, reason(code), buf);
-        evbuffer_free(buf);
+        if (evhttp_request_get_command(req) == EVHTTP_REQ_HEAD) { // GET's headers, no body (RFC 9110 §9.3.2)
+            evhttp_add_header(out, "Content-Length", std::to_string(body.size()).c_str());
+            evhttp_send_reply(req, code, reason(code), nullptr);
+        } else {
+            evbuffer *buf = evbuffer_new();
+            evbuffer_add(buf, body.data(), body.size());
+            evhttp_send_reply(req, code, reason(code), buf);
+            evbuffer_free(buf);
+        }
         if (!method.empty())
             countRequest(method, route, code);
     }
@@ -964,6 +973,8 @@ struct AdminServer::Impl {
         if (needsToken(call.seg) && !authorized(req))
             return replyError(req, 401, "missing or wrong bearer token (Authorization: Bearer <admin.token>)",
                               call.method, "refused");
+        if (isConsolePath(call.seg))
+            return serveConsole(call);
         const Route *found = nullptr;
         std::string allow;
         for (const auto &r : routes()) {
@@ -1051,6 +1062,66 @@ struct AdminServer::Impl {
         for (const auto &[name, value] : call.params) // the path wins
             args[name] = (r.flags & PW_ROUTE_NUMERIC_PARAMS) ? numericValue(value) : json(value);
         command(call.req, r.module, r.command, args, call.method, call.route);
+    }
+
+    // ---- the operator console (docs/console.md) ----
+    bool isConsolePath(const std::vector<std::string> &seg) const {
+        return cfg.console && !seg.empty() && seg[0] == "ui";
+    }
+    // Static files only, from the table built into the binary: no file system, no data, no token. Every data
+    // request the page makes goes to /api/... with the token like any other client's.
+    void serveConsole(Call &call) {
+        static const std::string route = "/ui/";
+        evkeyvalq *out = evhttp_request_get_output_headers(call.req);
+        if (call.cmd != EVHTTP_REQ_GET && call.cmd != EVHTTP_REQ_HEAD) {
+            evhttp_add_header(out, "Allow", "GET, HEAD");
+            return replyError(call.req, 405,
+                              fmt::format("{} is not allowed on {} (allowed: GET, HEAD)", call.method, route),
+                              call.method, route);
+        }
+        if (call.path == "/ui") { // relative URLs in the page resolve against /ui/
+            evhttp_add_header(out, "Location", "/ui/");
+            return reply(call.req, 301, "", "text/plain; charset=utf-8", call.method, route);
+        }
+        std::string rel;
+        for (size_t i = 1; i < call.seg.size(); ++i) {
+            const std::string &s = call.seg[i];
+            // Segments are percent-decoded: "%2e%2e" and "a%2fb" arrive here as ".." and "a/b".
+            if (s == "." || s == ".." || s.find_first_of(std::string("/\\\0", 3)) != std::string::npos)
+                return replyError(call.req, 400,
+                                  "bad console path: '.', '..', '/' and '\\' are not allowed in a segment", call.method,
+                                  route);
+            rel += (rel.empty() ? "" : "/") + s;
+        }
+        if (rel.empty())
+            rel = "index.html";
+        const UiAsset *a = findUiAsset(rel);
+        if (!a)
+            return replyError(call.req, 404, "no such console file: /ui/" + rel, call.method, route);
+        // Vite names what is under assets/ after its content: cached for good. index.html is checked every time.
+        bool hashed = rel.rfind("assets/", 0) == 0;
+        evhttp_add_header(out, "Content-Type", std::string(a->contentType).c_str());
+        evhttp_add_header(out, "Cache-Control", hashed ? "public, max-age=31536000, immutable" : "no-cache");
+        evhttp_add_header(out, "X-Content-Type-Options", "nosniff");
+        evhttp_add_header(out, "Referrer-Policy", "no-referrer");
+        evhttp_add_header(out, "X-Frame-Options", "DENY");
+        evhttp_add_header(out, "Content-Security-Policy",
+                          "default-src 'self'; connect-src 'self'; img-src 'self' data:; style-src 'self'; "
+                          "script-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'");
+        if (Conn *c = connOf(call.req)) {
+            c->busy = false;
+            c->idleSince = Clock::now();
+        }
+        if (call.cmd == EVHTTP_REQ_HEAD) { // the headers GET would send, no body (RFC 9110 §9.3.2)
+            evhttp_add_header(out, "Content-Length", std::to_string(a->body.size()).c_str());
+            evhttp_send_reply(call.req, 200, "OK", nullptr);
+        } else {
+            evbuffer *buf = evbuffer_new();
+            evbuffer_add_reference(buf, a->body.data(), a->body.size(), nullptr, nullptr);
+            evhttp_send_reply(call.req, 200, "OK", buf);
+            evbuffer_free(buf);
+        }
+        countRequest(call.method, route, 200);
     }
 
     // ---- core handlers ----

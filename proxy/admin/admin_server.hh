@@ -20,6 +20,7 @@ struct AdminConfig {
     std::string token;                     // bearer token; required unless requireToken == false
     bool requireToken = true;              // may be false only when listen is a loopback address
     bool metricsRequireToken = true;       // GET /metrics asks for the token too (when requireToken)
+    bool console = true;                   // admin.console: serve the operator console's static files under /ui/
     uint32_t sseKeepaliveMs = 15000;       // ": keep-alive" comment on idle event streams
     uint32_t requestTimeoutMs = 30000;     // 504 when the SIP thread has not answered by then
     // Limits (docs/limits.md "Admin API"). A request is judged on its head before any body byte is read.

@@ -178,6 +178,8 @@ const KeyDoc kKeys[] = {
     {"admin", "token", R"("change-me")", "bearer token for the admin API"},
     {"admin", "require_token", "true", "false is allowed only on a loopback listen address"},
     {"admin", "metrics_require_token", "true", "false lets Prometheus scrape /metrics without the bearer token"},
+    {"admin", "console", "true",
+     "serve the operator console (static files, no data) under /ui/; its data requests need the token"},
     {"admin", "max_connections", "64",
      "open admin connections at most (event streams included); more are answered 503"},
     {"admin", "max_body_bytes", "1048576",
@@ -710,6 +712,8 @@ AppConfig loadConfig(const std::string &path) {
         if (auto *v = t.get("require_token")) cfg.admin.requireToken = getBool(c, *v, "admin.require_token");
         if (auto *v = t.get("metrics_require_token"))
             cfg.admin.metricsRequireToken = getBool(c, *v, "admin.metrics_require_token");
+        if (auto *v = t.get("console"))
+            cfg.admin.console = getBool(c, *v, "admin.console");
         if (auto *v = t.get("max_connections"))
             cfg.admin.maxConnections = getUint(c, *v, "admin.max_connections", 1, 10000);
         if (auto *v = t.get("max_body_bytes"))

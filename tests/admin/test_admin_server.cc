@@ -4,6 +4,7 @@
 #include "admin/admin_server.hh"
 #include "admin/event_bus.hh"
 #include "admin/metrics.hh"
+#include "admin/ui_assets.hh"
 #include "core/proxy.hh"
 #include "plugin/loader.hh"
 
@@ -16,9 +17,11 @@
 #include <sofia-sip/su.h>
 #include <sofia-sip/su_wait.h>
 
+#include <algorithm>
 #include <arpa/inet.h>
 #include <array>
 #include <atomic>
+#include <cctype>
 #include <chrono>
 #include <condition_variable>
 #include <csignal>
@@ -65,7 +68,7 @@ pw_str pws(const std::string &s) { return pw_str{s.data(), s.size()}; }
 const char *const kCallparkCommands[] = {
     "parked.list",  "parked.get",  "parked.recall",  "parked.hangup", "groups.list",  "groups.set",   "groups.delete",
     "lots.list",    "lots.set",    "lots.delete",    "rules.list",    "rules.import", "rules.reload", "rules.explain",
-    "domains.list", "domains.set", "domains.delete", "stats",         "emit"};
+    "domains.list", "domains.set", "domains.delete", "stats",         "emit",         "parked.move",  "rules.check"};
 
 template <int N> int callparkRun(void *ctx, pw_str args, pw_writer *out) {
     auto *st = static_cast<ModuleState *>(ctx);
@@ -92,7 +95,7 @@ template <int... I> constexpr std::array<pw_command_def, sizeof...(I) + 1> makeC
     return {{pw_command_def{sizeof(pw_command_def), kCallparkCommands[I], "test", &callparkRun<I>}...,
              pw_command_def{sizeof(pw_command_def), nullptr, nullptr, nullptr}}};
 }
-const auto kCallparkTable = makeCommands(std::make_integer_sequence<int, 19>{});
+const auto kCallparkTable = makeCommands(std::make_integer_sequence<int, 21>{});
 
 int regsRun(void *ctx, pw_str args, pw_writer *out) {
     auto *st = static_cast<ModuleState *>(ctx);
@@ -354,6 +357,7 @@ TEST_CASE("admin: every endpoint maps to its module command", "[admin]") {
     expect("GET", "/api/parked/42", "", "parked.get", {{"id", 42}});
     expect("POST", "/api/parked/42/recall", "", "parked.recall", {{"id", 42}});
     expect("DELETE", "/api/parked/42", "", "parked.hangup", {{"id", 42}});
+    expect("POST", "/api/parked/42/move", R"({"extension":"104"})", "parked.move", {{"id", 42}, {"extension", "104"}});
     expect("GET", "/api/groups?domain=pbx.example.com", "", "groups.list", {{"domain", "pbx.example.com"}});
     expect("GET", "/api/groups", "", "groups.list", json::object());
     expect("PUT", "/api/groups/pbx.example.com/sales", R"({"members":["1001","1002","1003"],"recall":"group"})",
@@ -371,6 +375,7 @@ TEST_CASE("admin: every endpoint maps to its module command", "[admin]") {
     expect("POST", "/api/rules", R"({"text":"1 0 ...","replace":true})", "rules.import",
            {{"text", "1 0 ..."}, {"replace", true}});
     expect("POST", "/api/rules/reload", "", "rules.reload", json::object());
+    expect("POST", "/api/rules/check", R"({"text":"","dial":"*58"})", "rules.check", {{"text", ""}, {"dial", "*58"}});
     expect("GET", "/api/explain?domain=pbx.example.com&caller=1003&dial=%2A58", "", "rules.explain",
            {{"domain", "pbx.example.com"}, {"caller", "1003"}, {"dial", "*58"}});
     expect("POST", "/api/modules/callpark/rules.list", R"({"x":1})", "rules.list", {{"x", 1}});
@@ -627,6 +632,22 @@ TEST_CASE("parkctl: tables, --json, errors and exit codes", "[parkctl]") {
     json v = json::parse(r.out, nullptr, false);
     REQUIRE_FALSE(v.is_discarded());
     CHECK(v.at("parked").at(0).at("id") == "17");
+
+    // move: to an extension or a lot slot (parked.move); exactly one of --extension / --lot.
+    r = parkctl(base + "--json move 42 --extension 104");
+    CHECK(r.code == 0);
+    v = json::parse(r.out, nullptr, false);
+    REQUIRE_FALSE(v.is_discarded());
+    CHECK(v.at("command") == "parked.move");
+    CHECK(v.at("args") == json{{"id", 42}, {"extension", "104"}});
+    r = parkctl(base + "--json move 42 --lot main --slot 705");
+    CHECK(json::parse(r.out, nullptr, false).at("args") == json{{"id", 42}, {"lot", "main"}, {"slot", 705}});
+    r = parkctl(base + "move 42 --lot main");
+    CHECK(r.code == 0);
+    CHECK(r.out == "parked call 42 moved to main\n");
+    CHECK(parkctl(base + "move 42").code == 2);
+    CHECK(parkctl(base + "move 42 --extension 104 --lot main").code == 2);
+    CHECK(parkctl(base + "move 42 --slot 3").code == 2);
 
     r = parkctl(base + "--json groups add sales 1001 1002 1003");
     CHECK(r.code == 0);
@@ -1316,4 +1337,120 @@ TEST_CASE("admin: /api/users checks its body and never echoes the password", "[a
     }
     CHECK(d.client("").request("GET", "/api/users/pbx.example.com").status == 401);
     CHECK(d.client().request("POST", "/api/users/pbx.example.com/alice", "{}").status == 405);
+}
+
+// ---------------------------------------------------------------- the operator console (/ui/, docs/console.md)
+
+namespace {
+// One request on its own connection, bytes as given (no client-side path normalisation).
+std::string consoleRaw(Daemon &d, const std::string &request) {
+    RawConn c(d.admin->port());
+    REQUIRE(c.send(request));
+    return c.read(2000);
+}
+std::string headerOf(const std::string &raw, const std::string &name) {
+    std::string head = raw.substr(0, raw.find("\r\n\r\n"));
+    std::string lowerHead = head;
+    std::transform(lowerHead.begin(), lowerHead.end(), lowerHead.begin(),
+                   [](unsigned char ch) { return std::tolower(ch); });
+    auto p = lowerHead.find("\r\n" + name + ":");
+    if (p == std::string::npos)
+        return "";
+    auto start = head.find_first_not_of(' ', p + 3 + name.size());
+    return head.substr(start, head.find("\r\n", start) - start);
+}
+} // namespace
+
+TEST_CASE("admin console: the static shell is served without the token, with content types and caching",
+          "[admin][console]") {
+    Daemon d;
+    // The shell: no token needed (the page asks for it), never cached stale, locked down by CSP.
+    std::string index = consoleRaw(d, "GET /ui/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    INFO(index.substr(0, 600));
+    REQUIRE(statusOf(index) == 200);
+    CHECK(headerOf(index, "content-type") == "text/html; charset=utf-8");
+    CHECK(headerOf(index, "cache-control") == "no-cache");
+    CHECK(headerOf(index, "x-content-type-options") == "nosniff");
+    CHECK(headerOf(index, "referrer-policy") == "no-referrer");
+    CHECK(headerOf(index, "content-security-policy").find("default-src 'self'") == 0);
+    CHECK(bodyOf(index).find("<!doctype html>") != std::string::npos);
+    CHECK(bodyOf(consoleRaw(d, "GET /ui/index.html HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")) ==
+          bodyOf(index));
+
+    // Every embedded file is served with its type; hashed assets are cached for good.
+    int scripts = 0;
+    for (const UiAsset *a = uiAssets(); !a->path.empty(); ++a) {
+        std::string raw =
+            consoleRaw(d, "GET /ui/" + std::string(a->path) + " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        INFO(a->path);
+        REQUIRE(statusOf(raw) == 200);
+        CHECK(headerOf(raw, "content-type") == a->contentType);
+        CHECK(bodyOf(raw) == a->body);
+        if (a->path.rfind("assets/", 0) == 0)
+            CHECK(headerOf(raw, "cache-control") == "public, max-age=31536000, immutable");
+        scripts += a->path.size() > 3 && a->path.substr(a->path.size() - 3) == ".js";
+        if (a->path.substr(a->path.size() - 3) == ".js")
+            CHECK(a->contentType == "text/javascript; charset=utf-8");
+    }
+    CHECK(scripts >= 1); // the built page, not a placeholder
+
+    // /ui without the slash: relative URLs in the page need the slash.
+    std::string bare = consoleRaw(d, "GET /ui HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    CHECK(statusOf(bare) == 301);
+    CHECK(headerOf(bare, "location") == "/ui/");
+    // HEAD works; other methods are 405 with Allow.
+    std::string head = consoleRaw(d, "HEAD /ui/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    CHECK(statusOf(head) == 200);
+    CHECK(bodyOf(head).empty());
+    CHECK(headerOf(head, "content-length") == std::to_string(bodyOf(index).size()));
+    CHECK(head.find("Content-Length") == head.rfind("Content-Length")); // once
+    // The same for the core's HEAD routes (/health): headers only.
+    std::string health = consoleRaw(d, "HEAD /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    CHECK(statusOf(health) == 200);
+    CHECK(bodyOf(health).empty());
+    CHECK(std::stoul(headerOf(health, "content-length")) > 0);
+    CHECK(headerOf(head, "content-type") == "text/html; charset=utf-8");
+    std::string post = consoleRaw(d, "POST /ui/ HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    CHECK(statusOf(post) == 405);
+    CHECK(headerOf(post, "allow") == "GET, HEAD");
+}
+
+TEST_CASE("admin console: unknown files are 404, traversal is refused, /api still needs the token",
+          "[admin][console]") {
+    Daemon d;
+    std::string missing = consoleRaw(d, "GET /ui/nope.js HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    CHECK(statusOf(missing) == 404);
+    CHECK(jsonOf(missing).at("error") == "no such console file: /ui/nope.js");
+    for (const char *path : {"/ui/../api/parked", "/ui/%2e%2e/api/parked", "/ui/assets/..%2f..%2fapi%2fparked",
+                             "/ui/./index.html", "/ui/..", "/ui/a%5cb", "/ui/a%00b"}) {
+        std::string raw =
+            consoleRaw(d, std::string("GET ") + path + " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        INFO(path << "\n" << raw);
+        CHECK(statusOf(raw) == 400);
+        CHECK(jsonOf(raw).at("error").get<std::string>().find("bad console path") == 0);
+        CHECK(raw.find("\"parked\"") == std::string::npos); // nothing of the API leaked
+    }
+    // The API is as closed as before: without the token, with a wrong one, and for paths that only look like /ui.
+    for (const char *path : {"/api/parked", "/api/events", "/api/groups", "/uix/", "/api/ui/index.html"}) {
+        std::string raw =
+            consoleRaw(d, std::string("GET ") + path + " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        INFO(path);
+        CHECK(statusOf(raw) == 401);
+    }
+    CHECK(statusOf(consoleRaw(d, "GET /api/parked HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer wrong\r\n"
+                                 "Connection: close\r\n\r\n")) == 401);
+    CHECK(d.client().request("GET", "/api/parked").status == 200);
+    // A console page load counts under its own route in the metrics.
+    CHECK(d.metrics.value("parkway_admin_requests_total",
+                          Metrics::labels({Metrics::label("method", "GET"), Metrics::label("route", "/ui/"),
+                                           Metrics::label("code", "404")})) >= 1);
+}
+
+TEST_CASE("admin console: admin.console = false serves no /ui/ (and it needs the token like any path)",
+          "[admin][console]") {
+    AdminConfig c = Daemon::defaultConfig();
+    c.console = false;
+    Daemon d(c);
+    CHECK(statusOf(consoleRaw(d, "GET /ui/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")) == 401);
+    CHECK(d.client().request("GET", "/ui/").status == 404);
 }

@@ -115,6 +115,19 @@ TEST_CASE("dumpCoreConfig documents every core key") {
         CHECK_THAT(d, Catch::Contains(k));
 }
 
+TEST_CASE("admin.console is read from the config (on by default)") {
+    char tmpl[] = "/tmp/parkway-cfg-XXXXXX";
+    int fd = mkstemp(tmpl);
+    close(fd);
+    std::ofstream(tmpl) << "[admin]\nlisten = \"127.0.0.1:0\"\ntoken = \"t\"\n";
+    CHECK(loadConfig(tmpl).admin.console);
+    std::ofstream(tmpl) << "[admin]\nlisten = \"127.0.0.1:0\"\ntoken = \"t\"\nconsole = false\n";
+    CHECK_FALSE(loadConfig(tmpl).admin.console);
+    std::ofstream(tmpl) << "[admin]\nlisten = \"127.0.0.1:0\"\ntoken = \"t\"\nconsole = \"yes\"\n";
+    CHECK_THROWS_WITH(loadConfig(tmpl), Catch::Contains("admin.console"));
+    std::remove(tmpl);
+}
+
 TEST_CASE("admin.metrics_require_token is read from the config") {
     char tmpl[] = "/tmp/parkway-cfg-XXXXXX";
     int fd = mkstemp(tmpl);

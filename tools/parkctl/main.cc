@@ -265,6 +265,7 @@ struct Args {
     std::vector<std::string> members, settings, registerFor;
     bool replace = false;
     int count = 0;
+    int slot = -1; // move --slot (0 = the lot picks)
 };
 
 // One command: the CLI11 subcommand that selects it and what it does (an exit code).
@@ -467,6 +468,23 @@ std::vector<Command> defineCommands(CLI::App &app, Args &a) {
     add(recall, [](Cli &cli, const Args &a) {
         cli.done(cli.call("POST", "/api/parked/" + urlEncode(a.id) + "/recall", json::object()),
                  "recall started for parked call " + a.id);
+        return kOk;
+    });
+    auto *move = app.add_subcommand("move", "move a parked call to another extension or lot slot");
+    move->add_option("id", a.id, "parked call id")->required();
+    auto *moveExt = move->add_option("--extension", a.extension, "the extension to move it to");
+    auto *moveLot = move->add_option("--lot", a.lot, "the lot to move it to");
+    move->add_option("--slot", a.slot, "with --lot: the slot (0 or none: the lot picks)")->needs(moveLot);
+    moveExt->excludes(moveLot);
+    add(move, [](Cli &cli, const Args &a) {
+        if (a.extension.empty() == a.lot.empty())
+            throw CLI::ValidationError("move", "give --extension E or --lot L [--slot N]");
+        json body = a.lot.empty() ? json{{"extension", a.extension}} : json{{"lot", a.lot}};
+        if (!a.lot.empty() && a.slot >= 0)
+            body["slot"] = a.slot;
+        json v = cli.call("POST", "/api/parked/" + urlEncode(a.id) + "/move", body);
+        std::string where = a.lot.empty() ? a.extension : a.lot + (a.slot > 0 ? "/" + std::to_string(a.slot) : "");
+        cli.done(v, "parked call " + a.id + " moved to " + where);
         return kOk;
     });
     auto *hangup = app.add_subcommand("hangup", "hang up a parked call");

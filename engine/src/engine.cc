@@ -969,9 +969,9 @@ std::unique_ptr<Engine> Engine::open(const std::string &path, Clock &clock, Open
         openSqlite(impl->db, path, options, die);
     Db &db = impl->db;
     try {
-        // On PostgreSQL other live nodes may hold claims: releasing them is the takeover's work
-        // (docs/cluster.md), never a starting node's.
-        if (options.releaseStaleClaims && !pg)
+        // Several live nodes on one PostgreSQL database: each opens with releaseStaleClaims = false, or it would
+        // release the others' claims in flight (until ownership and leases exist, docs/cluster.md).
+        if (options.releaseStaleClaims)
             db.exec("UPDATE parked_calls SET state = CASE WHEN recall_stage > 0 THEN 'recalling' ELSE 'parked' END, "
                     "retriever = '', recall_answered = 0, version = version + 1 WHERE state = 'retrieving'");
         impl->loadDomains();

@@ -120,7 +120,14 @@ Stmt &Db::prepare(const char *sql) {
     return *new Stmt(db_, sql);
 }
 
+void Db::reconnectIfBroken() {
+    if (pg_ && !inTransaction)
+        pg_->resetIfBroken();
+}
+
 Stmt &Db::q(const char *sql) {
+    if (pg_ && !inTransaction)
+        pg_->resetIfBroken(); // a field read when the connection is fine
     auto &slot = cache_[sql];
     if (!slot)
         slot.reset(&prepare(sql));
@@ -128,6 +135,8 @@ Stmt &Db::q(const char *sql) {
 }
 
 Stmt &Db::qText(const std::string &sql) {
+    if (pg_ && !inTransaction)
+        pg_->resetIfBroken();
     auto &slot = textCache_[sql];
     if (!slot)
         slot.reset(&prepare(sql.c_str()));
@@ -150,8 +159,9 @@ std::int64_t Db::changes() const {
 // a lost connection is re-established here, between transactions, where no statement is half-read.
 Txn::Txn(Db &db) : db_(db) {
     if (db_.postgres()) {
-        db_.pg()->resetIfBroken();
+        db_.reconnectIfBroken();
         db_.exec("BEGIN ISOLATION LEVEL READ COMMITTED");
+        db_.inTransaction = true;
         // The writer lock (store.hh Txn). Every write transaction bumps this row anyway (the event sequence),
         // so taking it first costs no extra contention; it only moves the wait to where nothing is read yet.
         db_.q("SELECT value FROM meta WHERE key = 'event_sequence' FOR UPDATE").run();
@@ -164,10 +174,12 @@ Txn::Txn(Db &db) : db_(db) {
 Txn::~Txn() {
     if (!done_)
         db_.execError("ROLLBACK");
+    db_.inTransaction = false;
 }
 
 void Txn::commit() {
     if (db_.postgres()) {
+        db_.inTransaction = false;
         db_.exec("COMMIT"); // a serialization failure may surface here: StorageError::retry
         done_ = true;
         return;

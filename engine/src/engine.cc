@@ -396,11 +396,16 @@ struct Engine::Impl {
     std::uint64_t retries = 0;
 
     void insertCall(ParkedCall &c) {
-        Stmt &s = db.q("INSERT INTO parked_calls (domain, extension, lot, slot, parker, parked_uri, parked_display, "
-                       "grp, parked_at, recall_at, recall_stage, state, blob, version, request_key, retriever, "
-                       "recall_answered, recall_seconds, recall_mode, ring_seconds, alternate_wait, retry_seconds, "
-                       "alternate, max_park_seconds) VALUES (?,?,?,?,?,?,?,?,?,?,0,'parked',?,1,?,'',0,?,?,?,?,?,?,?) "
-                       "RETURNING id");
+#define PW_INSERT_CALL                                                                                                 \
+    "INSERT INTO parked_calls (domain, extension, lot, slot, parker, parked_uri, parked_display, grp, parked_at, "     \
+    "recall_at, recall_stage, state, blob, version, request_key, retriever, recall_answered, recall_seconds, "         \
+    "recall_mode, ring_seconds, alternate_wait, retry_seconds, alternate, max_park_seconds) "                          \
+    "VALUES (?,?,?,?,?,?,?,?,?,?,0,'parked',?,1,?,'',0,?,?,?,?,?,?,?)"
+        // The new id: RETURNING on PostgreSQL; on SQLite the connection's last rowid, cheaper on this hot path
+        // than RETURNING (which SQLite runs to completion into a buffer before the first row).
+        const bool pg = db.postgres();
+        Stmt &s = pg ? db.q(PW_INSERT_CALL " RETURNING id") : db.q(PW_INSERT_CALL);
+#undef PW_INSERT_CALL
         s.bind(1, c.domain).bind(2, c.extension).bind(3, c.lot).bind(4, c.slot).bind(5, c.parker);
         s.bind(6, c.parkedUri).bind(7, c.parkedDisplay).bind(8, c.group).bind(9, c.parkedAt).bind(10, c.recallAt);
         s.bindBlob(11, c.blob).bind(12, c.requestKey);
@@ -408,9 +413,14 @@ struct Engine::Impl {
         s.bind(16, c.recall.alternateWaitSeconds).bind(17, c.recall.retrySeconds);
         s.bind(18, c.recall.alternate ? c.recall.alternate->toString() : std::string());
         s.bind(19, c.recall.maxParkSeconds);
-        s.step();
-        c.id = s.i64(0);
-        s.run();
+        if (pg) {
+            s.step();
+            c.id = s.i64(0);
+            s.run();
+        } else {
+            s.run();
+            c.id = sqlite3_last_insert_rowid(db.handle());
+        }
         c.version = 1;
         c.state = CallState::Parked;
     }

@@ -846,10 +846,17 @@ constexpr const char *kPgMigrationLock = "SELECT pg_advisory_xact_lock(2087001)"
 // Connects, checks the schema version and applies the missing steps of schema/*.sql (translated,
 // sql_dialect.hh), all in one transaction: PostgreSQL's DDL is transactional, so a failed step leaves the
 // database as it was. `die` makes the error naming the (password-less) URL.
-template <class Die> void openPostgres(Db &db, const std::string &url, Die &&die) {
+template <class Die> void openPostgres(Db &db, const std::string &url, const OpenOptions &options, Die &&die) {
     std::string e = db.openPostgres(url);
     if (!e.empty())
         throw die("cannot connect: " + e);
+    // A writer waits for the writer lock (store.hh Txn) at most busyTimeoutMs, as a SQLite writer waits for the
+    // file's; and a session that stalls inside a transaction (a node frozen mid-operation) is ended by the
+    // server after 10 s, releasing the lock for the other nodes.
+    e = db.pg()->session(fmt::format("SET lock_timeout = {}; SET idle_in_transaction_session_timeout = 10000",
+                                     std::max(options.busyTimeoutMs, 1)));
+    if (!e.empty())
+        throw die(e);
     const int latest = migrations().empty() ? 0 : migrations().back().version;
     try {
         db.exec("BEGIN");
@@ -974,7 +981,7 @@ std::unique_ptr<Engine> Engine::open(const std::string &path, Clock &clock, Open
         return std::runtime_error(fmt::format("park engine database '{}': {}", shown, what));
     };
     if (pg)
-        openPostgres(impl->db, path, die);
+        openPostgres(impl->db, path, options, die);
     else
         openSqlite(impl->db, path, options, die);
     Db &db = impl->db;

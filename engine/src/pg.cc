@@ -67,8 +67,13 @@ std::string PgConn::connect(const std::string &url) {
         return msg;
     }
     PQsetNoticeReceiver(c_, quiet, nullptr);
-    // bytea comes back in hex (blob()); the engine's times are integers, the session time zone is irrelevant.
-    return exec("SET bytea_output = 'hex'");
+    // The engine's times are integers: the session time zone is irrelevant.
+    return exec(session_.c_str());
+}
+
+std::string PgConn::session(const std::string &sql) {
+    session_ += "; " + sql;
+    return exec(sql.c_str());
 }
 
 bool PgConn::resetIfBroken() {
@@ -79,7 +84,7 @@ bool PgConn::resetIfBroken() {
         return false;
     ++generation_; // prepared statements died with the old session
     PQsetNoticeReceiver(c_, quiet, nullptr);
-    return exec("SET bytea_output = 'hex'").empty();
+    return exec(session_.c_str()).empty();
 }
 
 std::string PgConn::exec(const char *sql, std::string *sqlstate) {

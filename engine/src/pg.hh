@@ -54,6 +54,8 @@ public:
     bool resetIfBroken();
     std::uint64_t generation() const { return generation_; }
     std::string nextStatementName() { return "pw" + std::to_string(++statements_); }
+    // Session settings (SET ...): run now and again after every reconnect. Empty on success, else the message.
+    std::string session(const std::string &sql);
     // A simple-protocol command (several statements allowed); empty on success, else the message.
     std::string exec(const char *sql, std::string *sqlstate = nullptr);
     std::int64_t changes = 0; // rows changed by the last statement run through a PgStmt
@@ -62,6 +64,7 @@ private:
     PGconn *c_ = nullptr;
     std::uint64_t generation_ = 1;
     std::uint64_t statements_ = 0;
+    std::string session_ = "SET bytea_output = 'hex'"; // bytea comes back in hex (PgStmt::blob)
 };
 
 // A named prepared statement. Parameters are sent as text (integers) or binary (bytea); results come back as

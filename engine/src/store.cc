@@ -164,7 +164,13 @@ Txn::Txn(Db &db) : db_(db) {
         db_.inTransaction = true;
         // The writer lock (store.hh Txn). Every write transaction bumps this row anyway (the event sequence),
         // so taking it first costs no extra contention; it only moves the wait to where nothing is read yet.
-        db_.q("SELECT value FROM meta WHERE key = 'event_sequence' FOR UPDATE").run();
+        try {
+            db_.q("SELECT value FROM meta WHERE key = 'event_sequence' FOR UPDATE").run();
+        } catch (...) { // e.g. lock_timeout: no destructor runs for a constructor that throws
+            db_.execError("ROLLBACK");
+            db_.inTransaction = false;
+            throw;
+        }
         return;
     }
     db_.releaseReaders();

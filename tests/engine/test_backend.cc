@@ -154,3 +154,29 @@ TEST_CASE("PostgreSQL: a lost connection is re-established by the next operation
     CHECK(calls.size() == (during.ok ? 3u : 2u));
     CHECK(e->get(first.call.id));
 }
+
+TEST_CASE("PostgreSQL: a writer waits for the writer lock at most busyTimeoutMs, then fails cleanly", "[pg]") {
+    FakeClock clock;
+    const std::string url = pgSchemaUrl("lockwait_" + std::to_string(::getpid()));
+    OpenOptions o;
+    o.busyTimeoutMs = 300;
+    auto e = Engine::open(url, clock, o);
+    // Another node in the middle of a write transaction: it holds the writer lock.
+    PGconn *other = PQconnectdb(url.c_str());
+    REQUIRE(PQstatus(other) == CONNECTION_OK);
+    PQclear(PQexec(other, "BEGIN"));
+    PGresult *lock = PQexec(other, "SELECT value FROM meta WHERE key = 'event_sequence' FOR UPDATE");
+    REQUIRE(PQresultStatus(lock) == PGRES_TUPLES_OK);
+    PQclear(lock);
+    auto t0 = std::chrono::steady_clock::now();
+    auto blocked = e->park(directed("103"));
+    auto waited = std::chrono::steady_clock::now() - t0;
+    CHECK_FALSE(blocked.ok);
+    CHECK(blocked.error == ErrorCode::Storage);
+    CHECK(blocked.message.find("lock") != std::string::npos);
+    CHECK(waited >= std::chrono::milliseconds(250)); // it did wait (no upper bound: the box may be slow)
+    PQclear(PQexec(other, "COMMIT"));
+    PQfinish(other);
+    CHECK(e->park(directed("103")).ok); // the lock is free: the same engine parks at once
+    CHECK(e->list().size() == 1);
+}

@@ -23,7 +23,9 @@
 namespace parkway::engine {
 
 struct OpenOptions {
-    int busyTimeoutMs = 5000; // SQLite: how long a writer waits for another connection's write lock
+    // How long a writer waits for another connection's write lock (SQLite busy_timeout; PostgreSQL lock_timeout
+    // on the writer lock, docs/cluster.md "Concurrency"); then the operation fails with ErrorCode::Storage.
+    int busyTimeoutMs = 5000;
     // SQLite `synchronous` in WAL mode: false = NORMAL (survives a process crash / kill -9; the last
     // commits may be lost on power failure), true = FULL (fsync on every commit; survives power loss).
     bool fsyncEveryCommit = false;

@@ -47,6 +47,9 @@ inline bool onPostgres() {
 
 // A URL for schema `name` on the fixture server (created if missing): an empty database of its own.
 inline std::string pgSchemaUrl(const std::string &name) {
+    if (!onPostgres())
+        throw std::runtime_error("this test needs the PostgreSQL fixture: run it through ctest (engine-pg:) or set "
+                                 "PARKWAY_TEST_PG to a file holding a server URL");
     PGconn *c = PQconnectdb(pgBaseUrl().c_str());
     std::string err;
     if (PQstatus(c) != CONNECTION_OK) {

@@ -24,7 +24,7 @@ set(CPACK_DEBIAN_PACKAGE_PRIORITY optional)
 # Depends: from dpkg-shlibdeps over the daemon, parkctl and the modules.
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
 # What building a module or embedding the engine against the installed files needs (ParkwayConfig.cmake).
-set(CPACK_DEBIAN_PACKAGE_SUGGESTS "cmake, pkg-config, g++, libsqlite3-dev, libfmt-dev, libre2-dev")
+set(CPACK_DEBIAN_PACKAGE_SUGGESTS "cmake, pkg-config, g++, libsqlite3-dev, libfmt-dev, libre2-dev, libpq-dev")
 # conffiles (/etc/parkway), and maintainer scripts that enable and start parkway.service as debhelper would.
 set(CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA ${CMAKE_CURRENT_SOURCE_DIR}/debian/conffiles
     ${CMAKE_CURRENT_SOURCE_DIR}/debian/postinst ${CMAKE_CURRENT_SOURCE_DIR}/debian/prerm

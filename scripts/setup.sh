@@ -8,7 +8,7 @@ PACKAGES=(
   build-essential g++ cmake ninja-build make pkg-config
   # libraries
   libsofia-sip-ua-dev libevent-dev libsqlite3-dev libfmt-dev libtomlplusplus-dev nlohmann-json3-dev libcli11-dev
-  libre2-dev libc-ares-dev libutfcpp-dev libssl-dev libcurl4-openssl-dev
+  libre2-dev libpq-dev libc-ares-dev libutfcpp-dev libssl-dev libcurl4-openssl-dev
   libspandsp-dev # G.722 music on hold (docs/callpark.md)
   libsystemd-dev # sd_notify for the Type=notify unit (docs/install.md); optional at build
   # packaging (docs/install.md): cpack -G DEB runs dpkg-shlibdeps (dpkg-dev) and file; systemd-analyze checks the unit
@@ -16,6 +16,7 @@ PACKAGES=(
   catch2
   # tests and tools
   sip-tester python3 curl sqlite3 openssl sipvicious baresip-core
+  postgresql # the engine suite on PostgreSQL (tests/engine/pg_fixture.sh runs initdb + pg_ctl; docs/cluster.md)
   kamailio # tests/interop/test_kamailio.py: Parkway behind a real Kamailio 5.6 (docs/carrier.md)
   # parkway-replay (docs/replay.md): libpcap reads captures; tshark records real clients (baresip, linphone)
   libpcap-dev tshark sngrep linphone-cli

@@ -1,5 +1,5 @@
 // Park engine benchmark: prints figures, asserts nothing.
-//   bench_engine [seconds-per-figure (default 2)] [directory for the database (default /tmp)]
+//   bench_engine [seconds-per-figure (default 2)] [directory for the database (default /tmp)] [--postgres URL]
 #include "parkway/engine/engine.hh"
 
 #include <CLI/CLI.hpp>
@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <string>
+#include <thread>
 #include <unistd.h>
 #include <vector>
 
@@ -21,14 +22,9 @@ double seconds(Steady::time_point a, Steady::time_point b) {
     return std::chrono::duration<double>(b - a).count();
 }
 
-void parkRetrieve(const std::string &dir, double budget, bool fsync) {
-    std::string path = fmt::format("{}/parkway-bench-{}-{}.db", dir, ::getpid(), fsync ? "full" : "normal");
-    for (auto suffix : {"", "-wal", "-shm"})
-        std::filesystem::remove(path + suffix);
-    SystemClock clock;
-    OpenOptions o;
-    o.fsyncEveryCommit = fsync;
-    auto e = Engine::open(path, clock, o);
+// Park + retrieve cycles (3 commits each) on `e` for `budget` seconds; extensions from `base` (two engines on one
+// database use different ones). Returns the cycles; counts failed ones in *failures.
+long cycleFor(Engine &e, double budget, int base, long *failures) {
     ParkRequest p;
     p.domain = "bench.example";
     p.how = ParkHow::Directed;
@@ -40,27 +36,66 @@ void parkRetrieve(const std::string &dir, double budget, bool fsync) {
     r.domain = p.domain;
     r.by = RetrieveRequest::By::Extension;
     r.retriever = "200";
-    long cycles = 0, failures = 0;
+    long cycles = 0;
     auto t0 = Steady::now();
     auto t1 = t0;
     while (seconds(t0, t1) < budget) {
         for (int i = 0; i < 50; ++i, ++cycles) {
-            p.extension = r.extension = std::to_string(1000 + cycles % 500);
-            p.requestKey = fmt::format("call-{}@bench;cseq=1", cycles);
-            auto parked = e->park(p);
-            auto claimed = e->claimRetrieve(r);
-            auto done = claimed.ok ? e->completeRetrieve(claimed.call.id) : claimed;
-            failures += !(parked.ok && claimed.ok && done.ok);
+            p.extension = r.extension = std::to_string(base + cycles % 500);
+            p.requestKey = fmt::format("call-{}-{}@bench;cseq=1", base, cycles);
+            auto parked = e.park(p);
+            auto claimed = e.claimRetrieve(r);
+            auto done = claimed.ok ? e.completeRetrieve(claimed.call.id) : claimed;
+            *failures += !(parked.ok && claimed.ok && done.ok);
         }
         t1 = Steady::now();
     }
-    double s = seconds(t0, t1);
+    return cycles;
+}
+
+void parkRetrieve(const std::string &dir, double budget, bool fsync) {
+    std::string path = fmt::format("{}/parkway-bench-{}-{}.db", dir, ::getpid(), fsync ? "full" : "normal");
+    for (auto suffix : {"", "-wal", "-shm"})
+        std::filesystem::remove(path + suffix);
+    SystemClock clock;
+    OpenOptions o;
+    o.fsyncEveryCommit = fsync;
+    auto e = Engine::open(path, clock, o);
+    long failures = 0;
+    auto t0 = Steady::now();
+    long cycles = cycleFor(*e, budget, 1000, &failures);
+    double s = seconds(t0, Steady::now());
     fmt::print("park+retrieve cycles/s (WAL file, synchronous={}): {:>10.0f}   ({} cycles in {:.2f} s, 3 commits "
                "each, {} failures)\n",
                fsync ? "FULL  " : "NORMAL", cycles / s, cycles, s, failures);
     e.reset();
     for (auto suffix : {"", "-wal", "-shm"})
         std::filesystem::remove(path + suffix);
+}
+
+// The same on PostgreSQL (docs/cluster.md): one engine, then two engines on two threads (two nodes' worth of
+// writers on one database; write transactions are serial cluster-wide, so this shows what a second node adds).
+void parkRetrievePostgres(const std::string &url, double budget) {
+    SystemClock clock;
+    OpenOptions o;
+    o.releaseStaleClaims = false;
+    auto a = Engine::open(url, clock, o);
+    auto b = Engine::open(url, clock, o);
+    for (int engines : {1, 2}) {
+        long failures[2] = {0, 0}, cycles[2] = {0, 0};
+        auto t0 = Steady::now();
+        std::thread second;
+        if (engines == 2)
+            second = std::thread([&] { cycles[1] = cycleFor(*b, budget, 3000, &failures[1]); });
+        cycles[0] = cycleFor(*a, budget, 1000, &failures[0]);
+        if (second.joinable())
+            second.join();
+        double s = seconds(t0, Steady::now());
+        fmt::print("park+retrieve cycles/s (PostgreSQL, {} engine{}):     {:>10.0f}   ({} cycles in {:.2f} s, 3 "
+                   "commits each, {} failures)\n",
+                   engines, engines == 1 ? " " : "s", (cycles[0] + cycles[1]) / s, cycles[0] + cycles[1], s,
+                   failures[0] + failures[1]);
+    }
 }
 
 void evals(const char *label, Engine &e, const std::vector<std::string> &inputs, double budget) {
@@ -105,7 +140,7 @@ void provisionDomains(Engine &e, int count) {
 
 } // namespace
 
-static int run(double budget, const std::string &dir);
+static int run(double budget, const std::string &dir, const std::string &postgres);
 
 int main(int argc, char **argv) {
     CLI::App app{"bench_engine: park engine figures (park+retrieve cycles/s, rule evaluations/s)"};
@@ -117,6 +152,8 @@ int main(int argc, char **argv) {
     app.add_option("directory", dir, "where the benchmark's SQLite files go")
         ->capture_default_str()
         ->check(CLI::ExistingDirectory);
+    std::string postgres;
+    app.add_option("--postgres", postgres, "also park+retrieve on this PostgreSQL URL (postgresql://...)");
     app.failure_message(CLI::FailureMessage::help);
     try {
         app.parse(argc, argv);
@@ -124,7 +161,7 @@ int main(int argc, char **argv) {
         return app.exit(e) == 0 ? 0 : 2; // --help: 0; a bad argument: what was wrong, then the usage, exit 2
     }
     try {
-        return run(budget, dir);
+        return run(budget, dir, postgres);
     } catch (const std::exception &e) {
         fmt::print(stderr, "bench_engine: {}\n", e.what());
         return 1;
@@ -132,10 +169,12 @@ int main(int argc, char **argv) {
 }
 
 // Every figure, one after the other.
-static int run(double budget, const std::string &dir) {
+static int run(double budget, const std::string &dir, const std::string &postgres) {
     fmt::print("parkway park engine benchmark ({:.1f} s per figure, database in {})\n", budget, dir);
     parkRetrieve(dir, budget, false);
     parkRetrieve(dir, budget, true);
+    if (!postgres.empty())
+        parkRetrievePostgres(postgres, budget);
 
     SystemClock clock;
     auto e = Engine::open(":memory:", clock);

@@ -1,16 +1,20 @@
 // The park engine: operations over the SQLite store, events, rules.
 #include "parkway/engine/engine.hh"
 
+#include "pg.hh"
 #include "rule_set.hh"
 #include "schema.hh"
+#include "sql_dialect.hh"
 #include "store.hh"
 
 #include <fmt/format.h>
 
 #include <algorithm>
 #include <map>
+#include <random>
 #include <set>
 #include <stdexcept>
+#include <thread>
 
 namespace parkway::engine {
 
@@ -287,8 +291,9 @@ struct Engine::Impl {
     }
 
     std::int64_t bumpTarget(const Target &t) {
-        Stmt &s = db.q("INSERT INTO target_versions (domain, target, version) VALUES (?, ?, 1) "
-                       "ON CONFLICT (domain, target) DO UPDATE SET version = version + 1 RETURNING version");
+        Stmt &s =
+            db.q("INSERT INTO target_versions (domain, target, version) VALUES (?, ?, 1) "
+                 "ON CONFLICT (domain, target) DO UPDATE SET version = target_versions.version + 1 RETURNING version");
         s.bind(1, t.domain).bind(2, t.key());
         s.step();
         std::int64_t v = s.i64(0);
@@ -340,14 +345,19 @@ struct Engine::Impl {
 
     // Run `body` inside BEGIN IMMEDIATE .. COMMIT; storage failures become ErrorCode::Storage; events are
     // delivered only when the body succeeded and the commit went through.
+    // On PostgreSQL a transaction that lost a conflict to another node's (serialization failure) did
+    // nothing and runs again, the body included: it reads the state afresh (retrying()).
     template <class R, class F> R transact(F &&body) {
-        pending.clear();
         R r;
         try {
-            Txn txn(db);
-            r = body();
-            if (r.ok)
-                txn.commit();
+            r = retrying([&] {
+                pending.clear();
+                Txn txn(db);
+                R out = body();
+                if (out.ok)
+                    txn.commit();
+                return out;
+            });
         } catch (const StorageError &e) {
             pending.clear();
             R f;
@@ -363,11 +373,39 @@ struct Engine::Impl {
         return r;
     }
 
+    // Runs `attempt` (one whole transaction) again while it fails with a retryable StorageError (only
+    // PostgreSQL raises those), after a short random pause that grows with each try so two nodes that keep
+    // colliding fall out of step. After kMaxAttempts the error stands.
+    static constexpr int kMaxAttempts = 30;
+    template <class F> auto retrying(F &&attempt) -> decltype(attempt()) {
+        for (int n = 1;; ++n) {
+            try {
+                return attempt();
+            } catch (const StorageError &e) {
+                if (!e.retry)
+                    throw;
+                if (n >= kMaxAttempts)
+                    throw StorageError(fmt::format("{} (gave up after {} attempts)", e.what(), n));
+                ++retries;
+                std::uniform_int_distribution<int> pause(0, 100 * std::min(n, 10));
+                std::this_thread::sleep_for(std::chrono::microseconds(pause(rng)));
+            }
+        }
+    }
+    std::minstd_rand rng{std::random_device{}()};
+    std::uint64_t retries = 0;
+
     void insertCall(ParkedCall &c) {
-        Stmt &s = db.q("INSERT INTO parked_calls (domain, extension, lot, slot, parker, parked_uri, parked_display, "
-                       "grp, parked_at, recall_at, recall_stage, state, blob, version, request_key, retriever, "
-                       "recall_answered, recall_seconds, recall_mode, ring_seconds, alternate_wait, retry_seconds, "
-                       "alternate, max_park_seconds) VALUES (?,?,?,?,?,?,?,?,?,?,0,'parked',?,1,?,'',0,?,?,?,?,?,?,?)");
+#define PW_INSERT_CALL                                                                                                 \
+    "INSERT INTO parked_calls (domain, extension, lot, slot, parker, parked_uri, parked_display, grp, parked_at, "     \
+    "recall_at, recall_stage, state, blob, version, request_key, retriever, recall_answered, recall_seconds, "         \
+    "recall_mode, ring_seconds, alternate_wait, retry_seconds, alternate, max_park_seconds) "                          \
+    "VALUES (?,?,?,?,?,?,?,?,?,?,0,'parked',?,1,?,'',0,?,?,?,?,?,?,?)"
+        // The new id: RETURNING on PostgreSQL; on SQLite the connection's last rowid, cheaper on this hot path
+        // than RETURNING (which SQLite runs to completion into a buffer before the first row).
+        const bool pg = db.postgres();
+        Stmt &s = pg ? db.q(PW_INSERT_CALL " RETURNING id") : db.q(PW_INSERT_CALL);
+#undef PW_INSERT_CALL
         s.bind(1, c.domain).bind(2, c.extension).bind(3, c.lot).bind(4, c.slot).bind(5, c.parker);
         s.bind(6, c.parkedUri).bind(7, c.parkedDisplay).bind(8, c.group).bind(9, c.parkedAt).bind(10, c.recallAt);
         s.bindBlob(11, c.blob).bind(12, c.requestKey);
@@ -375,8 +413,14 @@ struct Engine::Impl {
         s.bind(16, c.recall.alternateWaitSeconds).bind(17, c.recall.retrySeconds);
         s.bind(18, c.recall.alternate ? c.recall.alternate->toString() : std::string());
         s.bind(19, c.recall.maxParkSeconds);
-        s.run();
-        c.id = db.lastInsertId();
+        if (pg) {
+            s.step();
+            c.id = s.i64(0);
+            s.run();
+        } else {
+            s.run();
+            c.id = sqlite3_last_insert_rowid(db.handle());
+        }
         c.version = 1;
         c.state = CallState::Parked;
     }
@@ -765,32 +809,106 @@ struct Engine::Impl {
     }
 
     void insertRule(Rule &r) {
-        Stmt &s = db.q("INSERT INTO rules (id, domain, dpid, pr, match_op, match_exp, match_len, subst_exp, repl_exp, "
-                       "attrs, disabled, continue) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)");
-        if (r.id > 0)
+        // id 0: the database assigns one (the column's default; PostgreSQL refuses an explicit NULL there).
+        const bool explicitId = r.id > 0;
+        Stmt &s = explicitId ? db.q("INSERT INTO rules (id, domain, dpid, pr, match_op, match_exp, match_len, "
+                                    "subst_exp, repl_exp, attrs, disabled, continue) VALUES (?,?,?,?,?,?,?,?,?,?,?,?) "
+                                    "RETURNING id")
+                             : db.q("INSERT INTO rules (domain, dpid, pr, match_op, match_exp, match_len, subst_exp, "
+                                    "repl_exp, attrs, disabled, continue) VALUES (?,?,?,?,?,?,?,?,?,?,?) RETURNING id");
+        const int k = explicitId ? 1 : 0; // the first column after id
+        if (explicitId)
             s.bind(1, r.id);
-        else
-            s.bindNull(1);
-        s.bind(2, r.domain).bind(3, r.dpid).bind(4, r.pr).bind(5, static_cast<int>(r.matchOp)).bind(6, r.matchExp);
-        s.bind(7, r.matchLen).bind(8, r.substExp).bind(9, r.replExp).bind(10, r.attrs);
-        s.bind(11, r.disabled ? 1 : 0).bind(12, r.cont ? 1 : 0);
+        s.bind(k + 1, r.domain).bind(k + 2, r.dpid).bind(k + 3, r.pr).bind(k + 4, static_cast<int>(r.matchOp));
+        s.bind(k + 5, r.matchExp).bind(k + 6, r.matchLen).bind(k + 7, r.substExp).bind(k + 8, r.replExp);
+        s.bind(k + 9, r.attrs).bind(k + 10, r.disabled ? 1 : 0).bind(k + 11, r.cont ? 1 : 0);
+        s.step();
+        r.id = s.i64(0);
         s.run();
-        r.id = db.lastInsertId();
+        // PostgreSQL: an identity column's sequence does not see ids given explicitly; move it past them so
+        // the next assigned id is free (SQLite's AUTOINCREMENT does this by itself).
+        if (explicitId && db.postgres())
+            db.q("SELECT setval(pg_get_serial_sequence('rules', 'id'), (SELECT max(id) FROM rules))").run();
     }
 };
 
 // ---------------------------------------------------------------------------------------------------------
 // Open
 
-std::unique_ptr<Engine> Engine::open(const std::string &path, Clock &clock, OpenOptions options) {
-    auto impl = std::make_unique<Impl>(clock, path, options);
-    auto die = [&](const std::string &what) -> std::runtime_error {
-        return std::runtime_error(fmt::format("park engine database '{}': {}", path, what));
-    };
-    std::string e = impl->db.open(path, options.busyTimeoutMs);
+namespace {
+
+// PostgreSQL keeps the schema version in a table (there is no PRAGMA user_version). One row.
+constexpr const char *kPgVersionTable = "parkway_schema";
+// Held (transaction-scoped) while a node checks and migrates the schema, so two nodes starting together do
+// not both run a step. An arbitrary constant: 'P','W' + 1.
+constexpr const char *kPgMigrationLock = "SELECT pg_advisory_xact_lock(2087001)";
+
+// Connects, checks the schema version and applies the missing steps of schema/*.sql (translated,
+// sql_dialect.hh), all in one transaction: PostgreSQL's DDL is transactional, so a failed step leaves the
+// database as it was. `die` makes the error naming the (password-less) URL.
+template <class Die> void openPostgres(Db &db, const std::string &url, const OpenOptions &options, Die &&die) {
+    std::string e = db.openPostgres(url);
+    if (!e.empty())
+        throw die("cannot connect: " + e);
+    // A writer waits for the writer lock (store.hh Txn) at most busyTimeoutMs, as a SQLite writer waits for the
+    // file's; and a session that stalls inside a transaction (a node frozen mid-operation) is ended by the
+    // server after 10 s, releasing the lock for the other nodes.
+    e = db.pg()->session(fmt::format("SET lock_timeout = {}; SET idle_in_transaction_session_timeout = 10000",
+                                     std::max(options.busyTimeoutMs, 1)));
+    if (!e.empty())
+        throw die(e);
+    const int latest = migrations().empty() ? 0 : migrations().back().version;
+    try {
+        db.exec("BEGIN");
+        db.exec(kPgMigrationLock);
+        Stmt &has = db.q("SELECT count(*) FROM information_schema.tables WHERE table_schema = current_schema() "
+                         "AND table_name = 'parkway_schema'");
+        has.step();
+        int version = 0;
+        if (has.i64(0) == 0) {
+            Stmt &n = db.q("SELECT count(*) FROM information_schema.tables WHERE table_schema = current_schema()");
+            n.step();
+            if (n.i64(0) > 0)
+                throw die(fmt::format("has tables but no parkway schema version (no table {} in the connection's "
+                                      "schema); not a parkway database",
+                                      kPgVersionTable));
+            db.exec("CREATE TABLE parkway_schema (version INTEGER NOT NULL)");
+            db.exec("INSERT INTO parkway_schema (version) VALUES (0)");
+        } else {
+            Stmt &v = db.q("SELECT version FROM parkway_schema");
+            if (v.step())
+                version = v.i32(0);
+        }
+        if (version > latest)
+            throw die(fmt::format("schema version {} is newer than this engine supports ({}); upgrade parkway", version,
+                                  latest));
+        for (const Migration &m : migrations()) {
+            if (m.version <= version)
+                continue;
+            std::string sql = schemaForPostgres(m.sql);
+            std::string err = db.execError(sql.c_str());
+            if (!err.empty())
+                throw die(fmt::format("migration {} failed: {}", m.name, err));
+            Stmt &set = db.q("UPDATE parkway_schema SET version = ?");
+            set.bind(1, m.version);
+            set.run();
+        }
+        db.exec("COMMIT");
+    } catch (const StorageError &err) {
+        db.execError("ROLLBACK");
+        throw die(err.what());
+    } catch (...) {
+        db.execError("ROLLBACK");
+        throw;
+    }
+}
+
+// Opens the SQLite file, checks it (not a database, corrupt, newer, foreign) and migrates it by PRAGMA
+// user_version, one transaction per step.
+template <class Die> void openSqlite(Db &db, const std::string &path, const OpenOptions &options, Die &&die) {
+    std::string e = db.open(path, options.busyTimeoutMs);
     if (!e.empty())
         throw die("cannot open: " + e);
-    Db &db = impl->db;
     int userVersion = 0;
     try {
         Stmt s(db.handle(), "PRAGMA user_version");
@@ -850,7 +968,26 @@ std::unique_ptr<Engine> Engine::open(const std::string &path, Clock &clock, Open
             throw die(fmt::format("migration {} failed: {}", m.name, e));
         }
     }
+}
+
+} // namespace
+
+std::unique_ptr<Engine> Engine::open(const std::string &path, Clock &clock, OpenOptions options) {
+    const bool pg = isPostgresUrl(path);
+    // Errors and path() name a PostgreSQL URL without its password.
+    auto impl = std::make_unique<Impl>(clock, pg ? redactUrl(path) : path, options);
+    const std::string &shown = impl->path;
+    auto die = [&](const std::string &what) -> std::runtime_error {
+        return std::runtime_error(fmt::format("park engine database '{}': {}", shown, what));
+    };
+    if (pg)
+        openPostgres(impl->db, path, options, die);
+    else
+        openSqlite(impl->db, path, options, die);
+    Db &db = impl->db;
     try {
+        // Several live nodes on one PostgreSQL database: each opens with releaseStaleClaims = false, or it would
+        // release the others' claims in flight (until ownership and leases exist, docs/cluster.md).
         if (options.releaseStaleClaims)
             db.exec("UPDATE parked_calls SET state = CASE WHEN recall_stage > 0 THEN 'recalling' ELSE 'parked' END, "
                     "retriever = '', recall_answered = 0, version = version + 1 WHERE state = 'retrieving'");
@@ -877,7 +1014,7 @@ std::unique_ptr<Engine> Engine::open(const std::string &path, Clock &clock, Open
     } catch (const StorageError &err) {
         throw die(err.what());
     }
-    if (path != ":memory:" && path.rfind("file:", 0) != 0) {
+    if (!pg && path != ":memory:" && path.rfind("file:", 0) != 0) {
         // WAL checkpoints on a thread of their own (store.hh Checkpointer); should its connection not open,
         // SQLite's automatic checkpoints on this connection stay (slower, as safe).
         auto cp = std::make_unique<Checkpointer>();
@@ -939,12 +1076,21 @@ Status Engine::setDomain(const DomainSettings &d) {
         return Status::failure(ErrorCode::BadRequest, fmt::format("domain {}: {}", d.name, e));
     try {
         Txn txn(impl_->db);
-        Stmt &s =
-            impl_->db.q("INSERT OR REPLACE INTO domains (name, park_code, group_park_code, retrieve_code, occupied, "
-                        "recall_seconds, "
-                        "recall_mode, ring_seconds, alternate_wait, retry_seconds, alternate, open_extensions, dpid, "
-                        "default_rules, max_parked, max_parked_per_extension, max_park_seconds) "
-                        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+        // Upserts are written ON CONFLICT .. DO UPDATE (SQLite and PostgreSQL alike), never INSERT OR REPLACE.
+        Stmt &s = impl_->db.q(
+            "INSERT INTO domains (name, park_code, group_park_code, retrieve_code, occupied, recall_seconds, "
+            "recall_mode, ring_seconds, alternate_wait, retry_seconds, alternate, open_extensions, dpid, "
+            "default_rules, max_parked, max_parked_per_extension, max_park_seconds) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (name) DO UPDATE SET "
+            "park_code = excluded.park_code, group_park_code = excluded.group_park_code, "
+            "retrieve_code = excluded.retrieve_code, occupied = excluded.occupied, "
+            "recall_seconds = excluded.recall_seconds, recall_mode = excluded.recall_mode, "
+            "ring_seconds = excluded.ring_seconds, alternate_wait = excluded.alternate_wait, "
+            "retry_seconds = excluded.retry_seconds, alternate = excluded.alternate, "
+            "open_extensions = excluded.open_extensions, dpid = excluded.dpid, "
+            "default_rules = excluded.default_rules, max_parked = excluded.max_parked, "
+            "max_parked_per_extension = excluded.max_parked_per_extension, "
+            "max_park_seconds = excluded.max_park_seconds");
         s.bind(1, d.name).bind(2, d.parkCode).bind(3, d.groupParkCode).bind(4, d.retrieveCode);
         s.bind(5, toString(d.occupied)).bind(6, d.recall.recallSeconds).bind(7, toString(d.recall.mode));
         s.bind(8, d.recall.ringSeconds).bind(9, d.recall.alternateWaitSeconds).bind(10, d.recall.retrySeconds);
@@ -976,10 +1122,12 @@ Status Engine::removeDomain(const std::string &name) {
         c.step();
         if (c.i64(0) > 0)
             return Status::failure(ErrorCode::BadState, fmt::format("domain {} still has parked calls", name));
-        for (const char *sql : {"DELETE FROM domains WHERE name = ?", "DELETE FROM extensions WHERE domain = ?",
-                                "DELETE FROM call_groups WHERE domain = ?",
-                                "DELETE FROM group_members WHERE domain = ?", "DELETE FROM lots WHERE domain = ?"}) {
-            Stmt s(impl_->db.handle(), sql);
+        static const char *const kDeletes[] = {
+            "DELETE FROM domains WHERE name = ?", "DELETE FROM extensions WHERE domain = ?",
+            "DELETE FROM call_groups WHERE domain = ?", "DELETE FROM group_members WHERE domain = ?",
+            "DELETE FROM lots WHERE domain = ?"};
+        for (const char *sql : kDeletes) {
+            Stmt &s = impl_->db.q(sql);
             s.bind(1, name);
             s.run();
         }
@@ -996,7 +1144,8 @@ Status Engine::setExtension(const Extension &e) {
     if (e.domain.empty() || e.ext.empty())
         return Status::failure(ErrorCode::BadRequest, "extension: domain and ext are required");
     try {
-        Stmt &s = impl_->db.q("INSERT OR REPLACE INTO extensions (domain, ext, display) VALUES (?,?,?)");
+        Stmt &s = impl_->db.q("INSERT INTO extensions (domain, ext, display) VALUES (?,?,?) "
+                              "ON CONFLICT (domain, ext) DO UPDATE SET display = excluded.display");
         s.bind(1, e.domain).bind(2, e.ext).bind(3, e.display);
         s.run();
     } catch (const StorageError &err) {
@@ -1055,9 +1204,14 @@ Status Engine::setGroup(const Group &g) {
                                                    "call-park group per domain)",
                                                    g.name, m, *other));
         }
-        Stmt &s = db.q("INSERT OR REPLACE INTO call_groups (domain, name, notify_parker, occupied, recall_seconds, "
+        Stmt &s = db.q("INSERT INTO call_groups (domain, name, notify_parker, occupied, recall_seconds, "
                        "recall_mode, ring_seconds, alternate_wait, retry_seconds, alternate, access) "
-                       "VALUES (?,?,?,?,?,?,?,?,?,?,?)");
+                       "VALUES (?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (domain, name) DO UPDATE SET "
+                       "notify_parker = excluded.notify_parker, occupied = excluded.occupied, "
+                       "recall_seconds = excluded.recall_seconds, recall_mode = excluded.recall_mode, "
+                       "ring_seconds = excluded.ring_seconds, alternate_wait = excluded.alternate_wait, "
+                       "retry_seconds = excluded.retry_seconds, alternate = excluded.alternate, "
+                       "access = excluded.access");
         s.bind(1, g.domain).bind(2, g.name).bind(3, g.notifyParker ? 1 : 0);
         bindOverrides(s, 4, g.settings);
         s.bind(11, joinAccess(g.access));
@@ -1517,7 +1671,7 @@ std::optional<ParkedCall> Engine::getByRequestKey(const std::string &domain, con
 }
 
 std::vector<ParkedCall> Engine::list(const ListFilter &f) const {
-    std::string sql = "SELECT " CALL_COLS " FROM parked_calls WHERE 1";
+    std::string sql = "SELECT " CALL_COLS " FROM parked_calls WHERE 1 = 1";
     std::vector<std::string> args;
     auto add = [&](const char *cond, std::string v) {
         sql += cond;
@@ -1776,7 +1930,8 @@ Status Engine::putWatchers(const std::vector<StoredWatcher> &watchers) {
     try {
         Txn txn(impl_->db);
         for (const StoredWatcher &w : watchers) {
-            Stmt &s = impl_->db.q("INSERT OR REPLACE INTO watchers (id, blob) VALUES (?, ?)");
+            Stmt &s = impl_->db.q("INSERT INTO watchers (id, blob) VALUES (?, ?) "
+                                  "ON CONFLICT (id) DO UPDATE SET blob = excluded.blob");
             s.bind(1, w.id).bindBlob(2, w.blob);
             s.run();
         }
@@ -1808,8 +1963,9 @@ Status Engine::nextParkInfoVersions(const std::string &domain, const std::vector
     try {
         Txn txn(impl_->db);
         for (const std::string &ext : extensions) {
-            Stmt &s = impl_->db.q("INSERT INTO park_info_versions (domain, ext, version) VALUES (?, ?, 1) "
-                                  "ON CONFLICT (domain, ext) DO UPDATE SET version = version + 1 RETURNING version");
+            Stmt &s = impl_->db.q(
+                "INSERT INTO park_info_versions (domain, ext, version) VALUES (?, ?, 1) "
+                "ON CONFLICT (domain, ext) DO UPDATE SET version = park_info_versions.version + 1 RETURNING version");
             s.bind(1, domain).bind(2, ext);
             s.step();
             out.push_back(s.i64(0));

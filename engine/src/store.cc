@@ -1,5 +1,7 @@
 #include "store.hh"
 
+#include "pg.hh"
+
 #include <fmt/format.h>
 
 namespace parkway::engine {
@@ -9,56 +11,61 @@ Stmt::Stmt(sqlite3 *db, const char *sql) : db_(db) {
         throw StorageError(fmt::format("prepare failed: {} (SQL: {})", sqlite3_errmsg(db), sql));
 }
 
+Stmt::Stmt(PgStmt *pg) : pg_(pg) {}
+
 Stmt::~Stmt() {
-    sqlite3_finalize(s_);
+    if (pg_)
+        delete pg_;
+    else
+        sqlite3_finalize(s_);
 }
 
-Stmt &Stmt::reset() {
-    sqlite3_reset(s_);
-    sqlite3_clear_bindings(s_);
-    return *this;
-}
-
-Stmt &Stmt::bind(int i, std::int64_t v) {
-    sqlite3_bind_int64(s_, i, v);
-    return *this;
-}
-
-Stmt &Stmt::bind(int i, std::string_view v) {
-    sqlite3_bind_text(s_, i, v.data() ? v.data() : "", static_cast<int>(v.size()), SQLITE_TRANSIENT);
-    return *this;
-}
-
-Stmt &Stmt::bindBlob(int i, std::string_view v) {
-    sqlite3_bind_blob(s_, i, v.data() ? v.data() : "", static_cast<int>(v.size()), SQLITE_TRANSIENT);
-    return *this;
-}
-
-Stmt &Stmt::bindNull(int i) {
-    sqlite3_bind_null(s_, i);
-    return *this;
-}
-
-bool Stmt::step() {
-    int rc = sqlite3_step(s_);
-    if (rc == SQLITE_ROW)
-        return true;
-    if (rc == SQLITE_DONE)
-        return false;
+void Stmt::sqliteFailed() {
     std::string msg = fmt::format("{} (SQL: {})", sqlite3_errmsg(db_), sqlite3_sql(s_));
     sqlite3_reset(s_);
     throw StorageError(msg);
 }
 
 std::string Stmt::text(int col) const {
+    if (pg_)
+        return pg_->text(col);
     auto p = reinterpret_cast<const char *>(sqlite3_column_text(s_, col));
     return p ? std::string(p, static_cast<size_t>(sqlite3_column_bytes(s_, col))) : std::string();
 }
 
 std::string Stmt::blob(int col) const {
+    if (pg_)
+        return pg_->blob(col);
     auto p = static_cast<const char *>(sqlite3_column_blob(s_, col));
     return p ? std::string(p, static_cast<size_t>(sqlite3_column_bytes(s_, col))) : std::string();
 }
+
+void Stmt::pgReset() {
+    pg_->reset();
+}
+void Stmt::pgBind(int i, std::int64_t v) {
+    pg_->bind(i, v);
+}
+void Stmt::pgBindText(int i, std::string_view v) {
+    pg_->bindText(i, v);
+}
+void Stmt::pgBindBlob(int i, std::string_view v) {
+    pg_->bindBlob(i, v);
+}
+void Stmt::pgBindNull(int i) {
+    pg_->bindNull(i);
+}
+bool Stmt::pgStep() {
+    return pg_->step();
+}
+std::int64_t Stmt::pgI64(int col) const {
+    return pg_->i64(col);
+}
+bool Stmt::pgIsNull(int col) const {
+    return pg_->isNull(col);
+}
+
+Db::Db() = default;
 
 Db::~Db() {
     cache_.clear(); // finalize statements before closing
@@ -77,13 +84,28 @@ std::string Db::open(const std::string &path, int busyTimeoutMs) {
     return {};
 }
 
+std::string Db::openPostgres(const std::string &url) {
+    pg_ = std::make_unique<PgConn>();
+    return pg_->connect(url);
+}
+
 void Db::exec(const char *sql) {
-    std::string e = execError(sql);
+    std::string state;
+    std::string e;
+    if (pg_) {
+        e = pg_->exec(sql, &state);
+        if (!e.empty())
+            throw StorageError(e, state == "40001" || state == "40P01");
+        return;
+    }
+    e = execError(sql);
     if (!e.empty())
         throw StorageError(e);
 }
 
 std::string Db::execError(const char *sql) {
+    if (pg_)
+        return pg_->exec(sql);
     char *err = nullptr;
     if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) == SQLITE_OK)
         return {};
@@ -92,28 +114,65 @@ std::string Db::execError(const char *sql) {
     return msg;
 }
 
+Stmt &Db::prepare(const char *sql) {
+    if (pg_)
+        return *new Stmt(new PgStmt(*pg_, sql)); // the caller puts it in a cache at once
+    return *new Stmt(db_, sql);
+}
+
+void Db::reconnectIfBroken() {
+    if (pg_ && !inTransaction)
+        pg_->resetIfBroken();
+}
+
 Stmt &Db::q(const char *sql) {
+    if (pg_ && !inTransaction)
+        pg_->resetIfBroken(); // a field read when the connection is fine
     auto &slot = cache_[sql];
     if (!slot)
-        slot = std::make_unique<Stmt>(db_, sql);
+        slot.reset(&prepare(sql));
     return slot->reset();
 }
 
 Stmt &Db::qText(const std::string &sql) {
+    if (pg_ && !inTransaction)
+        pg_->resetIfBroken();
     auto &slot = textCache_[sql];
     if (!slot)
-        slot = std::make_unique<Stmt>(db_, sql.c_str());
+        slot.reset(&prepare(sql.c_str()));
     return slot->reset();
 }
 
 void Db::releaseReaders() {
+    if (pg_)
+        return;
     for (sqlite3_stmt *s = sqlite3_next_stmt(db_, nullptr); s; s = sqlite3_next_stmt(db_, s))
         if (sqlite3_stmt_busy(s))
             sqlite3_reset(s);
 }
 
-// BEGIN/COMMIT as cached statements: sqlite3_exec would parse them again for every operation.
+std::int64_t Db::changes() const {
+    return pg_ ? pg_->changes : sqlite3_changes(db_);
+}
+
+// BEGIN/COMMIT as cached statements: sqlite3_exec would parse them again for every operation. On PostgreSQL
+// a lost connection is re-established here, between transactions, where no statement is half-read.
 Txn::Txn(Db &db) : db_(db) {
+    if (db_.postgres()) {
+        db_.reconnectIfBroken();
+        db_.exec("BEGIN ISOLATION LEVEL READ COMMITTED");
+        db_.inTransaction = true;
+        // The writer lock (store.hh Txn). Every write transaction bumps this row anyway (the event sequence),
+        // so taking it first costs no extra contention; it only moves the wait to where nothing is read yet.
+        try {
+            db_.q("SELECT value FROM meta WHERE key = 'event_sequence' FOR UPDATE").run();
+        } catch (...) { // e.g. lock_timeout: no destructor runs for a constructor that throws
+            db_.execError("ROLLBACK");
+            db_.inTransaction = false;
+            throw;
+        }
+        return;
+    }
     db_.releaseReaders();
     db_.q("BEGIN IMMEDIATE").run();
 }
@@ -121,9 +180,16 @@ Txn::Txn(Db &db) : db_(db) {
 Txn::~Txn() {
     if (!done_)
         db_.execError("ROLLBACK");
+    db_.inTransaction = false;
 }
 
 void Txn::commit() {
+    if (db_.postgres()) {
+        db_.inTransaction = false;
+        db_.exec("COMMIT"); // a serialization failure may surface here: StorageError::retry
+        done_ = true;
+        return;
+    }
     db_.releaseReaders();
     db_.q("COMMIT").run();
     done_ = true;

@@ -94,10 +94,11 @@ bool Settings::load(const Host &host, std::string *err) {
     if (perPort < 1 || perPort > 1024)
         return fail(fmt::format("callpark: moh_streams_per_port {} is outside 1..1024", perPort));
     mohStreamsPerPort = static_cast<uint32_t>(perPort);
-    // Relative file parameters follow the config file (core setting config_dir), like [proxy] database.
+    // Relative file parameters follow the config file (core setting config_dir), like [proxy] database. A URL
+    // (database = "postgresql://...", docs/cluster.md) is not a file.
     std::string configDir = host.coreSetting("config_dir");
     auto resolve = [&configDir](std::string p) {
-        if (p.empty() || p[0] == '/' || p == ":memory:" || configDir.empty())
+        if (p.empty() || p[0] == '/' || p == ":memory:" || configDir.empty() || p.find("://") != std::string::npos)
             return p;
         return configDir + "/" + p;
     };

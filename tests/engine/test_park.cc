@@ -459,13 +459,13 @@ TEST_CASE("caps survive a reopen of the database") {
     TempDir dir;
     FakeClock clock;
     {
-        auto e = Engine::open(dir.file("p.db"), clock);
+        auto e = Engine::open(dir.db("p.db"), clock);
         DomainSettings d = e->domain("a.example");
         d.maxParked = 7;
         d.maxParkedPerExtension = 1;
         REQUIRE(e->setDomain(d).ok);
     }
-    auto e = Engine::open(dir.file("p.db"), clock);
+    auto e = Engine::open(dir.db("p.db"), clock);
     CHECK(e->domain("a.example").maxParked == 7);
     CHECK(e->domain("a.example").maxParkedPerExtension == 1);
 }

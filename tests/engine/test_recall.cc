@@ -249,7 +249,7 @@ TEST_CASE("max park time 0: the last rung repeats without end") {
 TEST_CASE("max park time: a rule's max_park beats the domain's; the final attempt survives a reopen") {
     FakeClock clock;
     TempDir dir;
-    std::string db = dir.file("park.db");
+    std::string db = dir.db("park.db");
     CallId id = 0;
     {
         auto e = Engine::open(db, clock);

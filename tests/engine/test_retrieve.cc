@@ -39,7 +39,7 @@ TEST_CASE("retrieve with nothing parked is NotFound; own extension retrieve") {
 TEST_CASE("two retrievers on two connections: exactly one wins the claim") {
     FakeClock clock;
     TempDir dir;
-    std::string path = dir.file("park.db");
+    std::string path = dir.db("park.db");
     auto e1 = Engine::open(path, clock);
     auto e2 = Engine::open(path, clock, [] {
         OpenOptions o;

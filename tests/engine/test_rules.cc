@@ -238,7 +238,7 @@ TEST_CASE("rules file: load, errors with file and line, reload is an atomic swap
 TEST_CASE("reloadRules picks up rows edited in SQLite; setRule and removeRule") {
     FakeClock clock;
     TempDir dir;
-    std::string path = dir.file("p.db");
+    std::string path = dir.db("p.db");
     auto e = Engine::open(path, clock);
     auto other = Engine::open(path, clock);
     Rule r = rule(0, 10, MatchOp::Exact, "700", "action=park;lot=main");

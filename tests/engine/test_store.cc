@@ -32,7 +32,7 @@ std::string openError(const std::string& path, Clock& clock) {
 TEST_CASE("reopen after close: calls, deadlines, groups, rules and versions survive") {
     FakeClock clock;
     TempDir dir;
-    std::string path = dir.file("park.db");
+    std::string path = dir.db("park.db");
     CallId a = 0, b = 0;
     Millis deadlineA = 0;
     {
@@ -84,7 +84,7 @@ TEST_CASE("reopen after close: calls, deadlines, groups, rules and versions surv
     CHECK(e->recallStep(a).ok);
 }
 
-TEST_CASE("a corrupt database file is a clear error naming the file, never a reset") {
+TEST_CASE("a corrupt database file is a clear error naming the file, never a reset", "[sqlite]") {
     FakeClock clock;
     TempDir dir;
     std::string path = dir.file("garbage.db");
@@ -99,7 +99,7 @@ TEST_CASE("a corrupt database file is a clear error naming the file, never a res
     CHECK(std::filesystem::file_size(path) == 4096);
 }
 
-TEST_CASE("a damaged page inside a real parkway database is reported as corrupt") {
+TEST_CASE("a damaged page inside a real parkway database is reported as corrupt", "[sqlite]") {
     FakeClock clock;
     TempDir dir;
     std::string path = dir.file("damaged.db");
@@ -123,7 +123,7 @@ TEST_CASE("a damaged page inside a real parkway database is reported as corrupt"
     CHECK((msg.find("corrupt") != std::string::npos || msg.find("malformed") != std::string::npos));
 }
 
-TEST_CASE("a database with a newer schema version is refused") {
+TEST_CASE("a database with a newer schema version is refused", "[sqlite]") {
     FakeClock clock;
     TempDir dir;
     std::string path = dir.file("newer.db");
@@ -134,7 +134,7 @@ TEST_CASE("a database with a newer schema version is refused") {
     CHECK(msg.find("newer") != std::string::npos);
 }
 
-TEST_CASE("a foreign SQLite database is not taken over") {
+TEST_CASE("a foreign SQLite database is not taken over", "[sqlite]") {
     FakeClock clock;
     TempDir dir;
     std::string path = dir.file("other.db");
@@ -144,7 +144,7 @@ TEST_CASE("a foreign SQLite database is not taken over") {
     CHECK(openError(dir.file("no/such/dir/x.db"), clock).find("cannot open") != std::string::npos);
 }
 
-TEST_CASE("file databases run in WAL mode and are migrated to the current version") {
+TEST_CASE("file databases run in WAL mode and are migrated to the current version", "[sqlite]") {
     FakeClock clock;
     TempDir dir;
     std::string path = dir.file("wal.db");
@@ -163,7 +163,7 @@ TEST_CASE("file databases run in WAL mode and are migrated to the current versio
     sqlite3_close(db);
 }
 
-TEST_CASE("a stored rule broken by hand does not stop the engine; it is reported") {
+TEST_CASE("a stored rule broken by hand does not stop the engine; it is reported", "[sqlite]") {
     FakeClock clock;
     TempDir dir;
     std::string path = dir.file("rules.db");
@@ -178,7 +178,7 @@ TEST_CASE("a stored rule broken by hand does not stop the engine; it is reported
     CHECK(e->classify("a.example", "1", "*68103").action == Action::Park);
 }
 
-TEST_CASE("a park is durable once park() returns, even if the process is then killed with SIGKILL") {
+TEST_CASE("a park is durable once park() returns, even if the process is then killed with SIGKILL", "[sqlite]") {
     FakeClock clock;
     TempDir dir;
     std::string path = dir.file("kill9.db");
@@ -205,7 +205,7 @@ TEST_CASE("a park is durable once park() returns, even if the process is then ki
     CHECK(e->claimRetrieve(byExt("104")).ok);
 }
 
-TEST_CASE("a version-1 database is migrated step by step and keeps its data") {
+TEST_CASE("a version-1 database is migrated step by step and keeps its data", "[sqlite]") {
     FakeClock clock;
     TempDir dir;
     std::string path = dir.file("v1.db");
@@ -230,7 +230,8 @@ TEST_CASE("a version-1 database is migrated step by step and keeps its data") {
 }
 
 TEST_CASE("park-info versions: +1 per call and extension, kept across reopen, seeded from the target versions of "
-          "a version-5 database") {
+          "a version-5 database",
+          "[sqlite]") {
     FakeClock clock;
     TempDir dir;
     std::string path = dir.file("v5.db");
@@ -264,7 +265,7 @@ TEST_CASE("park-info versions: +1 per call and extension, kept across reopen, se
     CHECK(v == std::vector<std::int64_t>{2, 10});
 }
 
-TEST_CASE("a database locked by another writer is a clear error at open, not a reset") {
+TEST_CASE("a database locked by another writer is a clear error at open, not a reset", "[sqlite]") {
     FakeClock clock;
     TempDir dir;
     std::string path = dir.file("locked.db");
@@ -289,7 +290,7 @@ TEST_CASE("a database locked by another writer is a clear error at open, not a r
 TEST_CASE("watchers: put, replace, remove and list; committed and kept across a reopen") {
     FakeClock clock;
     TempDir dir;
-    std::string path = dir.file("park.db");
+    std::string path = dir.db("park.db");
     std::string binary("a\0b{\"v\":1}", 10); // opaque: any bytes
     {
         auto e = Engine::open(path, clock);
@@ -303,14 +304,8 @@ TEST_CASE("watchers: put, replace, remove and list; committed and kept across a 
         CHECK_FALSE(bad.ok);
         CHECK(bad.error == ErrorCode::BadRequest);
         // Another connection sees them at once: each call committed before it returned.
-        sqlite3* db = nullptr;
-        REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
-        sqlite3_stmt* s = nullptr;
-        sqlite3_prepare_v2(db, "SELECT count(*) FROM watchers", -1, &s, nullptr);
-        REQUIRE(sqlite3_step(s) == SQLITE_ROW);
-        CHECK(sqlite3_column_int(s, 0) == 2);
-        sqlite3_finalize(s);
-        sqlite3_close(db);
+        auto other = Engine::open(path, clock);
+        CHECK(other->watchers().size() == 2);
     }
     auto e = Engine::open(path, clock);
     auto ws = e->watchers();
@@ -321,7 +316,8 @@ TEST_CASE("watchers: put, replace, remove and list; committed and kept across a 
     CHECK(ws[1].blob == "two");
 }
 
-TEST_CASE("WAL checkpoints run on the engine's own thread, the log stays bounded and nothing committed is lost") {
+TEST_CASE("WAL checkpoints run on the engine's own thread, the log stays bounded and nothing committed is lost",
+          "[sqlite]") {
     FakeClock clock;
     TempDir dir;
     std::string path = dir.file("park.db");

@@ -1,9 +1,10 @@
-// parkway/engine/engine.hh — the park engine: one object per SQLite database.
+// parkway/engine/engine.hh — the park engine: one object per park database, a SQLite file (the default) or a
+// PostgreSQL database shared by several nodes (docs/cluster.md).
 //
 // Threading: an Engine is used from one thread (the proxy's SIP thread). Other threads (the admin plane)
-// post closures to that thread. Several Engine objects (even in several processes) may open the same
-// database file: every operation is one SQLite transaction, and a retrieve claim is a conditional UPDATE,
-// so two concurrent retrievers cannot both win.
+// post closures to that thread. Several Engine objects (in several processes, on several hosts with
+// PostgreSQL) may open the same database: every operation is one transaction, write transactions run one at
+// a time, and a retrieve claim is a conditional UPDATE, so two concurrent retrievers cannot both win.
 //
 // Durability: every operation is committed before it returns (SPEC §9); listeners run after the commit.
 #pragma once
@@ -22,13 +23,16 @@
 namespace parkway::engine {
 
 struct OpenOptions {
+    // How long a writer waits for another connection's write lock (SQLite busy_timeout; PostgreSQL lock_timeout
+    // on the writer lock, docs/cluster.md "Concurrency"); then the operation fails with ErrorCode::Storage.
     int busyTimeoutMs = 5000;
     // SQLite `synchronous` in WAL mode: false = NORMAL (survives a process crash / kill -9; the last
     // commits may be lost on power failure), true = FULL (fsync on every commit; survives power loss).
     bool fsyncEveryCommit = false;
     bool integrityCheck = true; // run PRAGMA quick_check at open (corruption is an error, never a reset)
     // Put calls left in `retrieving` (their SIP transaction died with the previous process) back to
-    // parked/recalling at open. Turn off only when several live processes share one database.
+    // parked/recalling at open. Turn off when several live processes share one database (several nodes on
+    // one PostgreSQL database: it would release the other nodes' claims in flight).
     bool releaseStaleClaims = true;
 };
 
@@ -40,9 +44,11 @@ struct StoredWatcher {
 
 class Engine {
 public:
-    // Opens (creating if needed) the database at `path` (a file, or ":memory:") and migrates it to the
-    // current schema. Throws std::runtime_error with a message naming the file on: cannot open, not a
-    // database / corrupt, schema newer than this engine, a failed migration. `clock` must outlive the Engine.
+    // Opens (creating if needed) the database at `path` and migrates it to the current schema. `path` is a
+    // SQLite file (or ":memory:"), or a libpq URL "postgresql://..." / "postgres://..." (the database must
+    // exist; the tables go in the connection's current schema). Throws std::runtime_error with a message
+    // naming the file or URL (never its password) on: cannot open / connect, not a database / corrupt /
+    // foreign tables, schema newer than this engine, a failed migration. `clock` must outlive the Engine.
     // Calls left in state `retrieving` by a crash are put back to parked/recalling (their SIP transaction
     // is gone); liveCalls() then lists every live call with its deadline so the caller re-arms its timers.
     static std::unique_ptr<Engine> open(const std::string &path, Clock &clock, OpenOptions options = {});
@@ -50,7 +56,7 @@ public:
     Engine(const Engine &) = delete;
     Engine &operator=(const Engine &) = delete;
 
-    const std::string &path() const;
+    const std::string &path() const; // the file, or the PostgreSQL URL without its password
     // WAL checkpoints run so far by the engine's background thread (a file database: commits never wait for
     // a checkpoint; 0 for ":memory:"). Diagnostics and tests.
     std::uint64_t backgroundCheckpoints() const;

@@ -381,12 +381,14 @@ constexpr size_t kSendChunk = 512;    // packets sent per hold of the player's l
 constexpr unsigned kSendBatch = 1024; // messages per sendmmsg (UIO_MAXIOV)
 constexpr int kMaxReadyPorts = 1024;  // epoll events per tick (level-triggered: the rest come next tick)
 // A port whose last stream left keeps its socket (bound, in the epoll set, drained and discarded) for reuse by a
-// later stream instead of close + socket + bind + epoll_ctl on every park: at most kMaxIdleSockets of them, each
-// reused only after kIdleQuietNs without a stream (late packets of the old call have stopped by then; what did
-// arrive is discarded when it is reused), unless it is the port asked for (a restored call's own) or the range
-// has no other port left.
-constexpr size_t kMaxIdleSockets = 64;
-constexpr int64_t kIdleQuietNs = 2'000'000'000;
+// later stream instead of close + socket + bind + epoll_ctl on every park: each is reused only after kIdleQuietNs
+// without a stream (late packets of the old call have stopped by then; what did arrive is discarded when it is
+// reused), unless it is the port asked for (a restored call's own) or the range has no other port left. The pool
+// covers the calls that leave within kIdleQuietNs (hundreds a second on a busy box): at most kMaxIdleSockets, and
+// one idle longer than kIdleKeepNs is closed (a quiet night returns its descriptors).
+constexpr size_t kMaxIdleSockets = 2048;
+constexpr int64_t kIdleQuietNs = 1'000'000'000;
+constexpr int64_t kIdleKeepNs = 30'000'000'000;
 
 int64_t monoNs() {
     timespec t{};
@@ -447,7 +449,8 @@ struct MohPlayer::Impl {
         uint16_t port = 0;
         int64_t since = 0; // monoNs() when its last stream left
     };
-    std::deque<IdleSocket> idle; // sockets of ports without a stream kept for reuse, oldest first (kMaxIdleSockets)
+    std::deque<IdleSocket> idle;  // sockets of ports without a stream kept for reuse, oldest first (kMaxIdleSockets)
+    std::set<uint16_t> idlePorts; // their ports
     uint32_t perPort = 1;
     // The loop encoded once per codec, each followed by a copy of its first 160 bytes so that any 20 ms
     // starting inside the loop is contiguous (one iovec, shared by every stream on that codec).
@@ -875,7 +878,7 @@ struct MohPlayer::Impl {
             uint16_t candidate = cursor;
             uint32_t next = candidate + 2u;
             cursor = static_cast<uint16_t>(next > portMax ? portMin : next);
-            if (ports.count(candidate) || findIdle(candidate) != idle.end())
+            if (ports.count(candidate) || idlePorts.count(candidate))
                 continue;
             if (int fd = bindPort(candidate); fd >= 0)
                 return openPort(candidate, fd);
@@ -890,15 +893,18 @@ struct MohPlayer::Impl {
     }
 
     std::deque<IdleSocket>::iterator findIdle(uint16_t port) {
+        if (!idlePorts.count(port))
+            return idle.end();
         return std::find_if(idle.begin(), idle.end(), [port](const IdleSocket &i) { return i.port == port; });
     }
 
-    // Read and drop whatever waits on a socket (a port between calls: none of it is for a stream of ours).
-    static void discardQueued(int fd) {
+    // Read and drop what waits on a socket, at most `limit` datagrams (a port between calls: none of it is for a
+    // stream of ours).
+    static void discardQueued(int fd, unsigned limit = kMaxDrainPerVisit) {
         static thread_local unsigned char buf[kRecvBytes];
         iovec iov[kRecvBatch];
         mmsghdr m[kRecvBatch];
-        for (unsigned done = 0; done < kMaxDrainPerVisit;) {
+        for (unsigned done = 0; done < limit;) {
             for (unsigned i = 0; i < kRecvBatch; ++i) {
                 iov[i] = {buf, kRecvBytes};
                 m[i] = {};
@@ -916,7 +922,8 @@ struct MohPlayer::Impl {
     Port *reuseIdle(std::deque<IdleSocket>::iterator at) {
         IdleSocket i = *at;
         idle.erase(at);
-        discardQueued(i.fd);
+        idlePorts.erase(i.port);
+        discardQueued(i.fd, 1u << 16); // all of it (the socket buffer bounds it)
         return openPort(i.port, i.fd);
     }
 
@@ -935,9 +942,16 @@ struct MohPlayer::Impl {
         Port &p = *s.port;
         p.streams.erase(std::find(p.streams.begin(), p.streams.end(), &s));
         if (p.streams.empty()) {
-            if (idle.size() < kMaxIdleSockets)
-                idle.push_back({p.fd, p.port, monoNs()});
-            else
+            const int64_t now = monoNs();
+            while (!idle.empty() && now - idle.front().since >= kIdleKeepNs) {
+                ::close(idle.front().fd);
+                idlePorts.erase(idle.front().port);
+                idle.pop_front();
+            }
+            if (idle.size() < kMaxIdleSockets) {
+                idle.push_back({p.fd, p.port, now});
+                idlePorts.insert(p.port);
+            } else
                 ::close(p.fd);
             roomy.erase(p.port);
             ports.erase(p.port);
@@ -958,6 +972,7 @@ struct MohPlayer::Impl {
         for (const IdleSocket &i : idle)
             ::close(i.fd);
         idle.clear();
+        idlePorts.clear();
         streams.clear();
         if (epfd >= 0)
             ::close(epfd);

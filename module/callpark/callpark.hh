@@ -248,6 +248,7 @@ public:
     // ---- watchers.cc
     pw_verdict onSubscribe(pw_request *req, const pw_msg *m);
     void onEngineEvent(const eng::ChangeEvent &e);
+    void handleEvent(const eng::ChangeEvent &ev); // on the loop turn after the commit (onEngineEvent)
     void notifySubscription(Subscription &sub, bool terminated = false);
     // What every dialog-info NOTIFY of one target shows (computed once per target per change).
     struct TargetView {
@@ -400,6 +401,9 @@ public:
     std::deque<uint64_t> notifyQueue_;            // subscription ids with a NOTIFY owed
     std::unordered_set<uint64_t> notifyInFlight_; // subscription ids whose NOTIFY awaits its answer
     pw_timer_id notifyTimer_ = 0;
+    // Engine events of this turn, handled on the next one under a single timer (onEngineEvent), in commit order.
+    std::vector<eng::ChangeEvent> pendingEvents_;
+    pw_timer_id eventTimer_ = 0;
     std::deque<eng::StoredWatcher> restoreQueue_; // stored subscriptions not yet resumed after a restart
     size_t restoredWatchers_ = 0, lostWatchers_ = 0;
     std::map<std::string, ReferIntent> referIntents_; // key: Call-ID;to-tag;from-tag of the REFER's dialog

@@ -49,9 +49,16 @@ public:
     const pw_host_api *api() const { return api_; }
     pw_host *raw() const { return host_; }
 
+    // Formats only when the line would be written (v1.6 log_enabled; an older host: always).
     template <typename... A> void log(pw_log_level lvl, fmt::format_string<A...> f, A &&...a) const {
+        if (!logEnabled(lvl))
+            return;
         std::string text = fmt::format(f, std::forward<A>(a)...);
         api_->log(host_, lvl, ps(text));
+    }
+
+    bool logEnabled(pw_log_level lvl) const {
+        return !PW_HOST_HAS(api_, log_enabled) || api_->log_enabled(host_, lvl) != 0;
     }
 
     std::string paramStr(const char *name) const { return str(api_->param_str(host_, name)); }

@@ -678,10 +678,23 @@ void CallPark::restoreWatcherBatch() {
 
 void CallPark::onEngineEvent(const eng::ChangeEvent &e) {
     countEvent(e); // at once, in commit order: the gauge below shows the count when the closure runs
-    // Listeners run inside the engine call; act on the next loop turn (the dialog is up by then).
-    auto copy = std::make_shared<eng::ChangeEvent>(e);
-    after(0, [this, copy] {
-        const eng::ChangeEvent &ev = *copy;
+    // Listeners run inside the engine call; act on the next loop turn (the dialog is up by then). One timer takes
+    // every event of a turn (a park cycle has several), handled in commit order; an event raised while they are
+    // handled waits for the turn after.
+    pendingEvents_.push_back(e);
+    if (eventTimer_)
+        return;
+    eventTimer_ = after(0, [this] {
+        eventTimer_ = 0;
+        std::vector<eng::ChangeEvent> events;
+        events.swap(pendingEvents_);
+        for (const eng::ChangeEvent &ev : events)
+            handleEvent(ev);
+    });
+}
+
+void CallPark::handleEvent(const eng::ChangeEvent &ev) {
+    {
         const eng::ParkedCall &call = ev.call;
         std::string labels = fmt::format("domain=\"{}\"", call.domain);
         double dur = double(ev.at - call.parkedAt) / 1000.0;
@@ -731,7 +744,7 @@ void CallPark::onEngineEvent(const eng::ChangeEvent &e) {
         if (settings_.parkInfo && (ev.kind == eng::EventKind::Parked || ev.kind == eng::EventKind::Retrieved ||
                                    ev.kind == eng::EventKind::RecallStarted || ev.kind == eng::EventKind::Abandoned))
             sendParkInfo(ev);
-    });
+    }
 }
 
 void CallPark::countEvent(const eng::ChangeEvent &e) {

@@ -50,6 +50,8 @@ struct Registrar {
     pw_timer_id timer = 0;
 
     void log(pw_log_level level, const std::string &text) { api->log(host, level, view(text)); }
+    // Whether a line at `level` would be written (v1.6 log_enabled; an older host: yes): build it only then.
+    bool logs(pw_log_level level) const { return !PW_HOST_HAS(api, log_enabled) || api->log_enabled(host, level) != 0; }
     int64_t now() { return api->now_ms(host) / 1000; }
     bool exec(const char *sql) {
         char *err = nullptr;
@@ -262,7 +264,8 @@ void purge(Registrar &r) {
             sqlite3_step(st);
         }
         sqlite3_finalize(st);
-        r.log(PW_LOG_DEBUG, "registrar: " + std::to_string(dropped) + " contact(s) expired");
+        if (r.logs(PW_LOG_DEBUG))
+            r.log(PW_LOG_DEBUG, "registrar: " + std::to_string(dropped) + " contact(s) expired");
         r.api->gauge_set(r.host, PW_STR_LIT("parkway_registrar_contacts"), PW_STR_LIT(""),
                          static_cast<double>(liveContacts(r)));
     }
@@ -460,10 +463,14 @@ pw_verdict onRegister(Registrar &r, pw_request *req) {
     }());
     api->gauge_set(r.host, PW_STR_LIT("parkway_registrar_contacts"), PW_STR_LIT(""),
                    static_cast<double>(liveContacts(r)));
-    nlohmann::json ev{{"aor", aor}, {"contacts", bindings.size()}};
-    std::string evText = ev.dump();
-    api->event_publish(r.host, PW_STR_LIT("registration"), view(evText));
-    r.log(PW_LOG_DEBUG, "registrar: " + aor + " now has " + std::to_string(bindings.size()) + " contact(s)");
+    // The event's JSON only when someone would read it (v1.5 event_listening; an older host: always).
+    if (!PW_HOST_HAS(api, event_listening) || api->event_listening(r.host) != 0) {
+        nlohmann::json ev{{"aor", aor}, {"contacts", bindings.size()}};
+        std::string evText = ev.dump();
+        api->event_publish(r.host, PW_STR_LIT("registration"), view(evText));
+    }
+    if (r.logs(PW_LOG_DEBUG))
+        r.log(PW_LOG_DEBUG, "registrar: " + aor + " now has " + std::to_string(bindings.size()) + " contact(s)");
     return reply(r, req, 200, "OK", headers);
 }
 

@@ -40,6 +40,8 @@ struct Router {
     bool routesForStrangers = false; // static routes also for senders without an identity
     bool answerOptions = true;
     void log(pw_log_level level, const std::string &text) { api->log(host, level, view(text)); }
+    // Whether a line at `level` would be written (v1.6 log_enabled; an older host: yes): build it only then.
+    bool logs(pw_log_level level) const { return !PW_HOST_HAS(api, log_enabled) || api->log_enabled(host, level) != 0; }
 };
 
 // "prefix:9 => sip:gw.example.com" or "regex:^\+44[0-9]+$ => sip:{user}@uk-trunk.example.com", optionally followed
@@ -208,8 +210,9 @@ pw_verdict routeRequest(Router *r, pw_request *req) {
             std::string target = trunkUri(*route, ruri.user);
             if (api->request_add_target(req, view(target), view(route->via)) != PW_OK)
                 return reply(*r, req, 500, "Cannot add route target");
-            r->log(PW_LOG_DEBUG, "router: " + ruriText + " -> " + target +
-                                     (route->via.empty() ? "" : " via " + route->via) + " (" + route->text + ")");
+            if (r->logs(PW_LOG_DEBUG))
+                r->log(PW_LOG_DEBUG, "router: " + ruriText + " -> " + target +
+                                         (route->via.empty() ? "" : " via " + route->via) + " (" + route->text + ")");
             api->counter_add(r->host, PW_STR_LIT("parkway_router_routed_total"), PW_STR_LIT("via=\"static\""), 1);
             return PW_CONTINUE;
         }

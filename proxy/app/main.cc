@@ -283,6 +283,7 @@ int run(const std::string &configFile) {
                 auto l = static_cast<LogLevel>(std::clamp(level, 0, 3));
                 if (log.enabled(l)) log.write(l, fmt::format("[{}] {}", module, text));
             };
+            core.logEnabled = [&log](int level) { return log.enabled(static_cast<LogLevel>(std::clamp(level, 0, 3))); };
             proxy = std::make_unique<Proxy>(root, core, &metrics, &events);
             proxy->bind();
             proxy->addModules(std::move(modules));

@@ -49,6 +49,9 @@ struct CoreConfig {
     // Where module and core log lines go (level: 0 error, 1 warn, 2 info, 3 debug, as pw_log_level; module:
     // module name or "core"). Called on the SIP thread. Unset: plain lines on stderr (tests).
     std::function<void(int level, const std::string &module, const std::string &text)> logSink;
+    // Whether logSink writes a line at `level` now (module.h log_enabled: modules skip formatting the rest).
+    // Unset: every level is written.
+    std::function<bool(int level)> logEnabled;
     std::string configDir; // folder of the config file: modules resolve their relative file parameters here
 
     // ---- limits on what a sender can make the core hold (docs/limits.md)

@@ -374,6 +374,7 @@ struct Proxy::Impl {
 
     // ---- host helpers (host_api.cc)
     void log(ModuleInstance *mod, pw_log_level level, std::string_view text);
+    bool logEnabled(pw_log_level level) const; // whether log() at `level` writes a line (host log_enabled)
     // Strings handed to modules that live "until the turn ends" (module.h): dialog_get, uri_*. Cleared by the
     // loop's prepoll hook (LoopPacer), i.e. when every hook and callback of this loop turn has returned.
     std::deque<std::string> turnArena;

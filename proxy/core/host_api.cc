@@ -917,6 +917,14 @@ void hEventPublish(pw_host *h, pw_str type, pw_str json) noexcept {
 #endif
 }
 
+int hLogEnabled(pw_host *h, pw_log_level level) noexcept {
+    try {
+        return h && h->impl->logEnabled(level) ? 1 : 0;
+    } catch (...) {
+        return 1; // unsure: let the module format and log() decide
+    }
+}
+
 int hEventListening(pw_host *h) noexcept {
 #ifdef PARKWAY_HAVE_METRICS
     return h && h->impl->events && h->impl->events->listening() ? 1 : 0;
@@ -1182,6 +1190,7 @@ const pw_host_api kApi = {
     .uri_header = hUriHeader,           // v1.4
     .domain_serve = hDomainServe,       // v1.4 (tenants)
     .event_listening = hEventListening, // v1.5
+    .log_enabled = hLogEnabled,         // v1.6
 };
 #pragma GCC diagnostic pop
 
@@ -1201,6 +1210,13 @@ void postTrampoline(su_root_magic_t *, su_msg_r, su_msg_arg_t *data) noexcept {
 } // namespace
 
 const pw_host_api *hostApi() { return &kApi; }
+
+bool Proxy::Impl::logEnabled(pw_log_level level) const {
+    int lvl = std::clamp<int>(level, 0, 3);
+    if (cfg.logSink) // the daemon's logger decides; without a filter of its own it writes everything
+        return !cfg.logEnabled || cfg.logEnabled(lvl);
+    return level != PW_LOG_DEBUG || getenv("PARKWAY_DEBUG");
+}
 
 void Proxy::Impl::log(ModuleInstance *mod, pw_log_level level, std::string_view text) {
     static const char *names[] = {"error", "warn", "info", "debug"};

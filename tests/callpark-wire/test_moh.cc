@@ -1054,3 +1054,48 @@ TEST_CASE("MohPlayer after a stall: missed ticks are skipped, no burst; timestam
     // The sequence number counts packets sent: +1 each, no gap where the ticks were skipped.
     CHECK(static_cast<uint16_t>(rtpOf(pk.back().data).seq - rtpOf(before->data).seq) == pk.size());
 }
+
+TEST_CASE("MohPlayer idle sockets: a port left by its last stream stays bound and is reused with its queue emptied") {
+    MohPlayer player;
+    std::string err;
+    const uint16_t b = freeRange(4); // even ports b and b+2
+    const uint16_t first = b, second = static_cast<uint16_t>(b + 2);
+    REQUIRE(player.start("127.0.0.1", first, second, "", &err));
+    Receiver phone;
+    auto s1 = player.add("127.0.0.1", phone.port, 0, &err);
+    REQUIRE(s1);
+    REQUIRE(s1->localPort == first);
+    REQUIRE(player.remove(s1->id));
+    CHECK(player.playerStats().sockets == 0); // no stream on it: not counted as in use
+    // Still ours (idle, kept for the next stream): nobody else can bind it meanwhile.
+    int other = ::socket(AF_INET, SOCK_DGRAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = htons(first);
+    CHECK(::bind(other, reinterpret_cast<sockaddr *>(&a), sizeof a) != 0);
+    ::close(other);
+    // Late RTP of the call that left reaches the idle port.
+    for (int i = 0; i < 3; ++i)
+        phone.sendTo(first);
+    // Just left: a new stream takes another port while one is free ...
+    auto s2 = player.add("127.0.0.1", 9, 0, &err);
+    REQUIRE(s2);
+    CHECK(s2->localPort == second);
+    // ... and the idle one once the range has nothing else, without what queued there meanwhile: that RTP is the
+    // old call's and must neither latch the new stream nor count as its own.
+    auto s3 = player.add("127.0.0.1", 9, 0, &err);
+    REQUIRE(s3);
+    CHECK(s3->localPort == first);
+    CHECK(player.playerStats().sockets == 2);
+    ::usleep(300 * 1000); // the player drains a stream waiting for its latch every 100 ms
+    auto st = player.stats(s3->id);
+    REQUIRE(st);
+    CHECK(st->packetsReceived == 0);
+    CHECK_FALSE(st->latched);
+    // Its own party's RTP after the takeover does latch it.
+    phone.sendTo(first);
+    REQUIRE(waitFor([&] { return player.stats(s3->id)->latched; }));
+    CHECK(player.stats(s3->id)->latchedPort == phone.port);
+    player.stop();
+}

@@ -74,6 +74,36 @@ TEST_CASE("Module log lines go to CoreConfig::logSink with level and module name
     CHECK(has(PW_LOG_DEBUG, "detail"));
 }
 
+TEST_CASE("log_enabled says whether the daemon's logger writes a level (v1.6)", "[host][log]") {
+    auto cfg = SipTestEnv::defaultConfig();
+    int threshold = PW_LOG_WARN; // the daemon's log_level, changeable at run time (SIGHUP)
+    cfg.logSink = [](int, const std::string &, const std::string &) {};
+    cfg.logEnabled = [&](int level) { return level <= threshold; };
+    SipTestEnv env(cfg);
+    HookModule m("quiet");
+    env.add(m);
+    env.start();
+    REQUIRE(PW_HOST_HAS(m.api, log_enabled));
+    CHECK(m.api->log_enabled(m.host, PW_LOG_ERROR) == 1);
+    CHECK(m.api->log_enabled(m.host, PW_LOG_WARN) == 1);
+    CHECK(m.api->log_enabled(m.host, PW_LOG_INFO) == 0);
+    CHECK(m.api->log_enabled(m.host, PW_LOG_DEBUG) == 0);
+    threshold = PW_LOG_DEBUG; // asked each time, never cached
+    CHECK(m.api->log_enabled(m.host, PW_LOG_INFO) == 1);
+    CHECK(m.api->log_enabled(m.host, PW_LOG_DEBUG) == 1);
+}
+
+TEST_CASE("log_enabled with a sink that filters nothing itself: every level", "[host][log]") {
+    auto cfg = SipTestEnv::defaultConfig();
+    cfg.logSink = [](int, const std::string &, const std::string &) {};
+    SipTestEnv env(cfg);
+    HookModule m("talkative");
+    env.add(m);
+    env.start();
+    CHECK(m.api->log_enabled(m.host, PW_LOG_INFO) == 1);
+    CHECK(m.api->log_enabled(m.host, PW_LOG_DEBUG) == 1);
+}
+
 TEST_CASE("domain_serve makes a domain local; a reload's domains apply at once; domain_release can refuse it all",
           "[host][tenants]") {
     auto cfg = SipTestEnv::defaultConfig();

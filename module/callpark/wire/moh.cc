@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstring>
 #include <ctime>
+#include <deque>
 #include <dirent.h>
 #include <fcntl.h>
 #include <fstream>
@@ -379,6 +380,15 @@ constexpr size_t kRecvBytes = 64;     // we read only the RTP fixed header; long
 constexpr size_t kSendChunk = 512;    // packets sent per hold of the player's lock
 constexpr unsigned kSendBatch = 1024; // messages per sendmmsg (UIO_MAXIOV)
 constexpr int kMaxReadyPorts = 1024;  // epoll events per tick (level-triggered: the rest come next tick)
+// A port whose last stream left keeps its socket (bound, in the epoll set, drained and discarded) for reuse by a
+// later stream instead of close + socket + bind + epoll_ctl on every park: each is reused only after kIdleQuietNs
+// without a stream (late packets of the old call have stopped by then; what did arrive is discarded when it is
+// reused), unless it is the port asked for (a restored call's own) or the range has no other port left. The pool
+// covers the calls that leave within kIdleQuietNs (hundreds a second on a busy box): at most kMaxIdleSockets, and
+// one idle longer than kIdleKeepNs is closed (a quiet night returns its descriptors).
+constexpr size_t kMaxIdleSockets = 2048;
+constexpr int64_t kIdleQuietNs = 1'000'000'000;
+constexpr int64_t kIdleKeepNs = 30'000'000'000;
 
 int64_t monoNs() {
     timespec t{};
@@ -434,6 +444,13 @@ struct MohPlayer::Impl {
     std::map<uint64_t, std::unique_ptr<Stream>> streams;
     std::map<uint16_t, Port> ports; // open sockets by local port (map nodes are stable: Stream::port stays valid)
     std::set<uint16_t> roomy;       // open ports with room for another stream
+    struct IdleSocket {
+        int fd = -1;
+        uint16_t port = 0;
+        int64_t since = 0; // monoNs() when its last stream left
+    };
+    std::deque<IdleSocket> idle;  // sockets of ports without a stream kept for reuse, oldest first (kMaxIdleSockets)
+    std::set<uint16_t> idlePorts; // their ports
     uint32_t perPort = 1;
     // The loop encoded once per codec, each followed by a copy of its first 160 bytes so that any 20 ms
     // starting inside the loop is contiguous (one iovec, shared by every stream on that codec).
@@ -614,8 +631,11 @@ struct MohPlayer::Impl {
         for (int i = 0; i < n; ++i) {
             std::lock_guard<std::mutex> lock(mu);
             auto it = ports.find(static_cast<uint16_t>(ev[i].data.u32));
-            if (it == ports.end())
+            if (it == ports.end()) {
+                if (auto at = findIdle(static_cast<uint16_t>(ev[i].data.u32)); at != idle.end())
+                    discardQueued(at->fd); // nobody's any more
                 continue;
+            }
             Port &p = it->second;
             if (tick % 25 == 0 ||
                 std::any_of(p.streams.begin(), p.streams.end(), [](const Stream *s) { return waitingForLatch(*s); }))
@@ -825,6 +845,8 @@ struct MohPlayer::Impl {
             if (auto it = ports.find(preferred); it != ports.end()) {
                 if (it->second.streams.size() < perPort)
                     return &it->second;
+            } else if (auto at = findIdle(preferred); at != idle.end()) {
+                return reuseIdle(at);
             } else if (int fd = bindPort(preferred); fd >= 0) {
                 return openPort(preferred, fd);
             } else if (outOfDescriptors(errno)) {
@@ -848,21 +870,61 @@ struct MohPlayer::Impl {
             if (!shared)
                 shared = &p;
         }
+        // A socket idle long enough (the oldest) before a new one.
+        if (!idle.empty() && monoNs() - idle.front().since >= kIdleQuietNs)
+            return reuseIdle(idle.begin());
         const uint32_t count = (portMax - portMin) / 2 + 1;
-        for (uint32_t i = 0; i < count && ports.size() < count; ++i) {
+        for (uint32_t i = 0; i < count && ports.size() + idle.size() < count; ++i) {
             uint16_t candidate = cursor;
             uint32_t next = candidate + 2u;
             cursor = static_cast<uint16_t>(next > portMax ? portMin : next);
-            if (ports.count(candidate))
+            if (ports.count(candidate) || idlePorts.count(candidate))
                 continue;
             if (int fd = bindPort(candidate); fd >= 0)
                 return openPort(candidate, fd);
             if (outOfDescriptors(errno)) {
                 *bindErrno = errno; // no other port will do better: stop at once
-                return shared;
+                return shared ? shared : idle.empty() ? nullptr : reuseIdle(idle.begin());
             }
         }
+        if (!shared && !idle.empty()) // the range is full: an idle socket, however recently it was left
+            return reuseIdle(idle.begin());
         return shared;
+    }
+
+    std::deque<IdleSocket>::iterator findIdle(uint16_t port) {
+        if (!idlePorts.count(port))
+            return idle.end();
+        return std::find_if(idle.begin(), idle.end(), [port](const IdleSocket &i) { return i.port == port; });
+    }
+
+    // Read and drop what waits on a socket, at most `limit` datagrams (a port between calls: none of it is for a
+    // stream of ours).
+    static void discardQueued(int fd, unsigned limit = kMaxDrainPerVisit) {
+        static thread_local unsigned char buf[kRecvBytes];
+        iovec iov[kRecvBatch];
+        mmsghdr m[kRecvBatch];
+        for (unsigned done = 0; done < limit;) {
+            for (unsigned i = 0; i < kRecvBatch; ++i) {
+                iov[i] = {buf, kRecvBytes};
+                m[i] = {};
+                m[i].msg_hdr.msg_iov = &iov[i];
+                m[i].msg_hdr.msg_iovlen = 1;
+            }
+            int got = ::recvmmsg(fd, m, kRecvBatch, MSG_DONTWAIT, nullptr);
+            if (got <= 0)
+                return;
+            done += static_cast<unsigned>(got);
+        }
+    }
+
+    // An idle socket serves a port again, its queue emptied first (late packets of the call that left).
+    Port *reuseIdle(std::deque<IdleSocket>::iterator at) {
+        IdleSocket i = *at;
+        idle.erase(at);
+        idlePorts.erase(i.port);
+        discardQueued(i.fd, 1u << 16); // all of it (the socket buffer bounds it)
+        return openPort(i.port, i.fd);
     }
 
     void attach(Stream &s, Port &p) {
@@ -874,12 +936,23 @@ struct MohPlayer::Impl {
             roomy.erase(p.port);
     }
 
-    // Detach a stream; the last one out closes the socket (which leaves the epoll set with it).
+    // Detach a stream; the last one out leaves the socket idle for reuse (kMaxIdleSockets), or closes it when
+    // enough are idle (closing leaves the epoll set too).
     void detach(Stream &s) {
         Port &p = *s.port;
         p.streams.erase(std::find(p.streams.begin(), p.streams.end(), &s));
         if (p.streams.empty()) {
-            ::close(p.fd);
+            const int64_t now = monoNs();
+            while (!idle.empty() && now - idle.front().since >= kIdleKeepNs) {
+                ::close(idle.front().fd);
+                idlePorts.erase(idle.front().port);
+                idle.pop_front();
+            }
+            if (idle.size() < kMaxIdleSockets) {
+                idle.push_back({p.fd, p.port, now});
+                idlePorts.insert(p.port);
+            } else
+                ::close(p.fd);
             roomy.erase(p.port);
             ports.erase(p.port);
         } else if (p.streams.size() < perPort) {
@@ -896,6 +969,10 @@ struct MohPlayer::Impl {
         }
         ports.clear();
         roomy.clear();
+        for (const IdleSocket &i : idle)
+            ::close(i.fd);
+        idle.clear();
+        idlePorts.clear();
         streams.clear();
         if (epfd >= 0)
             ::close(epfd);

@@ -1,5 +1,5 @@
 /*
- * Parkway plugin ABI, version 1 (minor 5). docs/modules.md is the guide: how to write, build and test a module.
+ * Parkway plugin ABI, version 1 (minor 6). docs/modules.md is the guide: how to write, build and test a module.
  *
  * This header is the whole contract between the Parkway host (proxy/) and a loadable module (.so).
  * Rules that keep it stable for years:
@@ -38,7 +38,8 @@ extern "C" {
 #define PW_ABI_MAJOR 1u
 /* 1.1: dialog_accept_commit; 1.2: request_identity, request_challenge; 1.3: dialog_inject_cseq;
    1.4: uri_part, uri_param, uri_header (pw_host_api) and routes (pw_module);
-   domain_serve (pw_host_api) and domain_release (pw_module): tenants; 1.5: event_listening */
+   domain_serve (pw_host_api) and domain_release (pw_module): tenants; 1.5: event_listening;
+   1.6: log_enabled (pw_host_api) and overload_priority (pw_module) */
 #define PW_ABI_MINOR 6u
 
 /* Whether the host table `api` has the member `member` and it is set. A member added in a later minor version
@@ -545,6 +546,14 @@ typedef struct pw_host_api {
      * event_listening): a v1.0-1.4 host lacks it (there, publish as before).
      */
     int (*event_listening)(pw_host *host);
+    /* --- v1.6 -------------------------------------------------------------------------------------- */
+    /*
+     * 1 when a log() line at `level` would be written now (the daemon's log_level lets it through), else 0: a
+     * module may skip formatting a line nobody would see. The level may change on any later turn (SIGHUP, admin
+     * reload): ask each time, do not cache it. Callable wherever log() is. Check PW_HOST_HAS(api, log_enabled): a
+     * v1.0-1.5 host lacks it (there, format and log as before).
+     */
+    int (*log_enabled)(pw_host *host, pw_log_level level);
 } pw_host_api;
 
 /* ---------------------------------------------------------------- the module descriptor */

@@ -191,6 +191,8 @@ public:
     std::map<std::string, double> counters; // "name{labels}" -> value (counters, gauges)
     std::vector<std::pair<std::string, std::string>> events;
     bool eventListening = true; // event_listening(): the fake records every event, as if a client listened
+    pw_log_level logLevel = PW_LOG_DEBUG; // log_enabled() and log(): lines above it are neither wanted nor kept
+    uint64_t logEnabledCalls = 0;         // how often the module asked log_enabled()
     std::vector<Timer> timers;
     pw_location_fn provider = nullptr; // what the module registered (a test may set or share one)
     void *providerCtx = nullptr;
@@ -488,7 +490,10 @@ private:
         a.struct_size = sizeof a;
         a.abi_major = PW_ABI_MAJOR;
         a.abi_minor = PW_ABI_MINOR;
-        a.log = [](pw_host *h, pw_log_level, pw_str t) { H(h)->logs.push_back(S(t)); };
+        a.log = [](pw_host *h, pw_log_level l, pw_str t) {
+            if (l <= H(h)->logLevel)
+                H(h)->logs.push_back(S(t));
+        };
         a.param_str = [](pw_host *h, const char *n) {
             auto &p = H(h)->params_;
             auto it = p.find(n);
@@ -624,6 +629,10 @@ private:
         a.histogram_observe = [](pw_host *, pw_str, pw_str, double) {};
         a.event_publish = [](pw_host *h, pw_str t, pw_str j) { H(h)->events.emplace_back(S(t), S(j)); };
         a.event_listening = [](pw_host *h) { return H(h)->eventListening ? 1 : 0; };
+        a.log_enabled = [](pw_host *h, pw_log_level l) {
+            ++H(h)->logEnabledCalls;
+            return l <= H(h)->logLevel ? 1 : 0;
+        };
         a.writer_json = [](pw_writer *w, pw_str j) {
             *reinterpret_cast<std::pair<int, std::string> *>(w) = {200, S(j)};
             return static_cast<int>(PW_OK);

@@ -6,7 +6,8 @@
 # Exits non-zero on any crash, leak, timeout, out-of-memory or sanitizer report, naming the target and the
 # saved reproducer (copied to $FUZZ_ARTIFACTS, default build-fuzz/fuzz-artifacts/).
 # Environment: FUZZ_BUILD_DIR (build-fuzz), FUZZ_TIMEOUT (seconds one input may take, 25), FUZZ_RSS_MB (2048),
-# JOBS (build parallelism, 2), FUZZ_ARGS (extra libFuzzer flags). See fuzz/README.md.
+# JOBS (build parallelism, 2), FUZZ_PARALLEL (targets run at once, one per core), FUZZ_ARGS (extra libFuzzer
+# flags). See fuzz/README.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -45,35 +46,52 @@ export ASAN_OPTIONS="${ASAN_OPTIONS:-abort_on_error=1:detect_stack_use_after_ret
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}"
 export LSAN_OPTIONS="suppressions=$root/fuzz/lsan.supp:print_suppressions=0${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
 
+# One target on a copy of its seed corpus, in the background; its exit status lands in $dir/rc.
+launch() {
+  local t=$1 name=${1#fuzz_} bin="$build/bin/$1" dir="$work/$1"
+  mkdir -p "$dir/corpus"
+  [ -x "$bin" ] || return 0
+  local seeds=("$root/fuzz/corpus/$name")
+  [ "$t" = fuzz_sip_core_tcp ] && seeds+=("$root/fuzz/corpus/sip_core")
+  for s in "${seeds[@]}"; do [ -d "$s" ] && cp "$s"/* "$dir/corpus/" 2>/dev/null || true; done
+  rm -f "$dir/corpus/README.md" "$dir/corpus/"*.py
+  local dict=()
+  [ -f "$root/fuzz/dict/$name.dict" ] && dict=(-dict="$root/fuzz/dict/$name.dict")
+  [[ "$t" == fuzz_sip_core* ]] && dict=(-dict="$root/fuzz/dict/sip.dict")
+  # Targets holding a live proxy: libFuzzer's per-input leak check scans the whole heap after almost every input
+  # (state changes each time) and costs 100x in speed; LeakSanitizer still checks the heap when the run ends.
+  local leaks=()
+  case "$t" in fuzz_sip_core* | fuzz_config | fuzz_admin_json) leaks=(-detect_leaks=0) ;; esac
+  # shellcheck disable=SC2086
+  ( (cd "$dir" && "$bin" -max_total_time="$secs" -timeout="${FUZZ_TIMEOUT:-25}" -rss_limit_mb="${FUZZ_RSS_MB:-2048}" \
+      -print_final_stats=1 -artifact_prefix="$dir/" "${dict[@]}" "${leaks[@]}" ${FUZZ_ARGS:-} corpus) >"$dir/log" 2>&1
+    echo $? >"$dir/rc") &
+}
+
+# Targets run FUZZ_PARALLEL at a time (default: one per core), each for its full SECONDS.
+parallel=${FUZZ_PARALLEL:-$(nproc 2>/dev/null || echo 1)}
+running=0
+for t in "${targets[@]}"; do
+  launch "$t"
+  running=$((running + 1))
+  if [ "$running" -ge "$parallel" ]; then
+    wait -n || true
+    running=$((running - 1))
+  fi
+done
+wait || true
+
 failed=()
 printf '%-18s %10s %8s %7s %7s %7s  %s\n' target runs exec/s cov ft corpus result
 for t in "${targets[@]}"; do
   bin="$build/bin/$t"
-  name=${t#fuzz_}
+  dir="$work/$t"
   if [ ! -x "$bin" ]; then
     printf '%-18s %s\n' "$t" "not built (see cmake output)"
     failed+=("$t: not built")
     continue
   fi
-  dir="$work/$t"
-  mkdir -p "$dir/corpus"
-  seeds=("$root/fuzz/corpus/$name")
-  [ "$t" = fuzz_sip_core_tcp ] && seeds+=("$root/fuzz/corpus/sip_core")
-  for s in "${seeds[@]}"; do [ -d "$s" ] && cp "$s"/* "$dir/corpus/" 2>/dev/null || true; done
-  rm -f "$dir/corpus/README.md" "$dir/corpus/"*.py
-  dict=()
-  [ -f "$root/fuzz/dict/$name.dict" ] && dict=(-dict="$root/fuzz/dict/$name.dict")
-  [[ "$t" == fuzz_sip_core* ]] && dict=(-dict="$root/fuzz/dict/sip.dict")
-  # Targets holding a live proxy: libFuzzer's per-input leak check scans the whole heap after almost every input
-  # (state changes each time) and costs 100x in speed; LeakSanitizer still checks the heap when the run ends.
-  leaks=()
-  case "$t" in fuzz_sip_core* | fuzz_config | fuzz_admin_json) leaks=(-detect_leaks=0) ;; esac
-  set +e
-  # shellcheck disable=SC2086
-  (cd "$dir" && "$bin" -max_total_time="$secs" -timeout="${FUZZ_TIMEOUT:-25}" -rss_limit_mb="${FUZZ_RSS_MB:-2048}" \
-      -print_final_stats=1 -artifact_prefix="$dir/" "${dict[@]}" "${leaks[@]}" ${FUZZ_ARGS:-} corpus) >"$dir/log" 2>&1
-  rc=$?
-  set -e
+  rc=$(cat "$dir/rc" 2>/dev/null || echo 125)
   runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$dir/log" | tail -1)
   eps=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$dir/log" | tail -1)
   covline=$(grep -E '^#[0-9]+.*cov: [0-9]+' "$dir/log" | tail -1 || true)

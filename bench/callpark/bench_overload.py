@@ -25,14 +25,14 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "..", "tests", "lib"))
-from bench_callpark import DOMAIN, LAG, cpu_seconds, cycles  # noqa: E402
-from parkway_blackbox import Parkway, Sipp, free_port  # noqa: E402
+from bench_callpark import DOMAIN, LAG, cpu_seconds, cycles, moh_base  # noqa: E402
+from parkway_blackbox import Parkway, Sipp  # noqa: E402
 
 GIVE_UP_S = 6  # bench_overload_park.xml: a parked party with no retriever hangs up after this
 
 
 def daemon(binary, workdir, queue_ms):
-    moh = min((free_port() // 2) * 2, 65534 - 8000)
+    moh = moh_base(8000)
     provision = os.path.join(workdir, "provision.toml")
     with open(provision, "w") as f:
         f.write(f'[[domain]]\nname = "{DOMAIN}"\nmax_parked = 0\n')

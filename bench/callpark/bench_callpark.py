@@ -25,7 +25,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "..", "tests", "lib"))
-from parkway_blackbox import Parkway, Sipp, free_port  # noqa: E402
+from parkway_blackbox import Parkway, Sipp  # noqa: E402
 
 DOMAIN = "pbx.example.com"
 LAG = 1.0  # retrievers start this long after the parkers, so every retrieve finds its park committed

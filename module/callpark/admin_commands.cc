@@ -139,6 +139,17 @@ eng::RecallOverrides overridesFrom(const json &a) {
             throw CmdError{400, "'recall_time' must be an integer (seconds)"};
         o.recallSeconds = a["recall_time"].get<int>();
     }
+    // The ladder's timings (docs/callpark.md "Recall"), named as groups.list / lots.list show them, so that what
+    // was read can be written back whole.
+    for (auto [key, field] : {std::pair{"ring_seconds", &eng::RecallOverrides::ringSeconds},
+                              std::pair{"alternate_wait", &eng::RecallOverrides::alternateWaitSeconds},
+                              std::pair{"retry_seconds", &eng::RecallOverrides::retrySeconds}}) {
+        if (!a.contains(key))
+            continue;
+        if (!a[key].is_number_integer())
+            throw CmdError{400, fmt::format("'{}' must be an integer (seconds)", key)};
+        o.*field = a[key].get<int>();
+    }
     if (std::string m = optStr(a, "recall_mode"); !m.empty()) {
         auto mode = eng::parseRecallMode(m);
         if (!mode)

@@ -251,3 +251,30 @@ TEST_CASE("admin commands refuse bad bodies naming the member (groups.set, rules
     CHECK(st == 400);
     CHECK(j.dump().find("replace") != std::string::npos);
 }
+
+// groups.list -> groups.set round trip (the console's save): every recall timing the list shows can be written back,
+// so reordering members does not drop a group's ring / alternate-wait / retry override.
+TEST_CASE("groups.set takes back every recall override groups.list shows", "[park][admin]") {
+    ParkEnv p;
+    int st = 0;
+    auto j = p.command("groups.set",
+                       {{"domain", kDomain},
+                        {"name", "sales"},
+                        {"members", {"101", "102"}},
+                        {"recall_time", 90},
+                        {"ring_seconds", 25},
+                        {"alternate_wait", 40},
+                        {"retry_seconds", 7}},
+                       &st);
+    REQUIRE(st == 200);
+    j = p.command("groups.list", {{"domain", kDomain}}, &st);
+    REQUIRE(st == 200);
+    REQUIRE(j["groups"].size() == 1);
+    auto s = j["groups"][0]["settings"];
+    CHECK(s["recall_seconds"] == 90);
+    CHECK(s["ring_seconds"] == 25);
+    CHECK(s["alternate_wait"] == 40);
+    CHECK(s["retry_seconds"] == 7);
+    p.command("groups.set", {{"domain", kDomain}, {"name", "sales"}, {"members", {"101"}}, {"ring_seconds", "x"}}, &st);
+    CHECK(st == 400);
+}

@@ -306,6 +306,7 @@ function GroupCard({ g, calls, act, onSaved }) {
     if (s.mode) body.recall_mode = s.mode;
     if (s.alternate) body.alternate = s.alternate;
     if (s.occupied) body.occupied_policy = s.occupied;
+    for (const k of ['ring_seconds', 'alternate_wait', 'retry_seconds']) if (s[k]) body[k] = s[k];
     if (await act(`Group ${g.name} saved`, 'PUT', `/api/groups/${enc(g.domain)}/${enc(g.name)}`, body)) onSaved();
   };
   const hintId = `group-${g.domain}-${g.name}-hint`;

@@ -20,9 +20,22 @@ static const pw_command_def g_cmds[] = {
 };
 
 static const pw_module g_desc = {
-    sizeof(pw_module), PW_ABI_MAJOR, PW_ABI_MINOR, "good", "1.2.3", "a good test module",
-    g_params,          g_cmds,       g_init,       NULL,   NULL,    g_destroy,
-    g_on_request,      NULL,         NULL,         NULL,
+    sizeof(pw_module),
+    PW_ABI_MAJOR,
+    PW_ABI_MINOR,
+    "good",
+    "1.2.3",
+    "a good test module",
+    g_params,
+    g_cmds,
+    g_init,
+    NULL,
+    NULL,
+    g_destroy,
+    g_on_request,
+    NULL,
+    NULL,
+    NULL,
     NULL, /* domain_release (v1.4) */
     NULL, /* overload_priority (v1.6) */
 };

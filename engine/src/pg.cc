@@ -21,16 +21,6 @@ bool retryable(const std::string &sqlstate) {
 
 void quiet(void *, const PGresult *) {} // NOTICEs (e.g. "relation already exists, skipping") are not ours to print
 
-int hexValue(char c) {
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 } // namespace
 
 std::string PgResult::error(PGconn *conn, std::string *sqlstate) const {
@@ -237,14 +227,14 @@ std::string PgStmt::text(int col) const {
 std::string PgStmt::blob(int col) const {
     if (row_ < 0 || row_ >= rows_)
         return {};
-    const char *v = PQgetvalue(res_.get(), row_, col);
-    auto len = static_cast<size_t>(PQgetlength(res_.get(), row_, col));
-    if (len < 2 || v[0] != '\\' || v[1] != 'x')
-        return std::string(v, len); // not hex (bytea_output changed by hand?): as it came
-    std::string out;
-    out.reserve((len - 2) / 2);
-    for (size_t i = 2; i + 1 < len; i += 2)
-        out.push_back(static_cast<char>(hexValue(v[i]) * 16 + hexValue(v[i + 1])));
+    // libpq decodes bytea's text output, in either format the server's bytea_output may choose
+    size_t n = 0;
+    unsigned char *raw =
+        PQunescapeBytea(reinterpret_cast<const unsigned char *>(PQgetvalue(res_.get(), row_, col)), &n);
+    if (!raw)
+        throw StorageError("PostgreSQL: out of memory decoding a bytea value");
+    std::string out(reinterpret_cast<const char *>(raw), n);
+    PQfreemem(raw);
     return out;
 }
 

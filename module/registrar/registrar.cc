@@ -77,12 +77,13 @@ CREATE TABLE IF NOT EXISTS registrar_contact (
 bool openDb(Registrar &r) {
     if (sqlite3_open_v2(r.dbPath.c_str(), &r.db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
                         nullptr) != SQLITE_OK) {
-        r.log(PW_LOG_ERROR, "registrar: cannot open database " + r.dbPath + ": " +
-                                (r.db ? sqlite3_errmsg(r.db) : "out of memory"));
+        r.log(PW_LOG_ERROR,
+              "registrar: cannot open database " + r.dbPath + ": " + (r.db ? sqlite3_errmsg(r.db) : "out of memory"));
         return false;
     }
     sqlite3_busy_timeout(r.db, 2000); // the file is shared with other modules
-    if (!r.exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;") || !r.exec(kSchema)) return false;
+    if (!r.exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;") || !r.exec(kSchema))
+        return false;
     return true;
 }
 
@@ -153,8 +154,10 @@ void noteLive(Registrar &r, const std::string &aor, bool wasLive, bool isLive) {
 
 bool loadDb(Registrar &r) {
     sqlite3_stmt *st = nullptr;
-    if (sqlite3_prepare_v2(r.db, "SELECT aor FROM registrar_aor", -1, &st, nullptr) != SQLITE_OK) return false;
-    while (sqlite3_step(st) == SQLITE_ROW) r.aors[reinterpret_cast<const char *>(sqlite3_column_text(st, 0))];
+    if (sqlite3_prepare_v2(r.db, "SELECT aor FROM registrar_aor", -1, &st, nullptr) != SQLITE_OK)
+        return false;
+    while (sqlite3_step(st) == SQLITE_ROW)
+        r.aors[reinterpret_cast<const char *>(sqlite3_column_text(st, 0))];
     sqlite3_finalize(st);
     if (sqlite3_prepare_v2(r.db,
                            "SELECT aor, uri, received, path, expires_at, q_milli, call_id, cseq, user_agent "
@@ -191,7 +194,8 @@ bool loadDb(Registrar &r) {
 
 // Write the whole AOR (it is small) in one transaction.
 bool storeAor(Registrar &r, const std::string &aor) {
-    if (!r.exec("BEGIN")) return false;
+    if (!r.exec("BEGIN"))
+        return false;
     bool ok = true;
     sqlite3_stmt *st = nullptr;
     ok &= sqlite3_prepare_v2(r.db, "INSERT OR IGNORE INTO registrar_aor(aor) VALUES(?)", -1, &st, nullptr) == SQLITE_OK;
@@ -236,7 +240,8 @@ bool storeAor(Registrar &r, const std::string &aor) {
 
 size_t liveContacts(Registrar &r) {
     size_t n = 0;
-    for (const auto &[aor, bs] : r.aors) n += bs.size();
+    for (const auto &[aor, bs] : r.aors)
+        n += bs.size();
     return n;
 }
 
@@ -283,7 +288,8 @@ void onTimer(void *arg) noexcept {
 pw_verdict reply(Registrar &r, pw_request *req, int status, const char *reason,
                  const std::vector<std::pair<std::string, std::string>> &headers = {}) {
     std::vector<pw_header> hs;
-    for (const auto &[n, v] : headers) hs.push_back(pw_header{view(n), view(v)});
+    for (const auto &[n, v] : headers)
+        hs.push_back(pw_header{view(n), view(v)});
     r.api->request_reply(req, status, pw_str{reason, std::strlen(reason)}, hs.data(), hs.size(), pw_str{nullptr, 0},
                          pw_str{nullptr, 0});
     std::string label = "status=\"" + std::to_string(status) + "\"";
@@ -309,32 +315,40 @@ pw_verdict onRegister(Registrar &r, pw_request *req) {
     const pw_msg *msg = api->request_msg(req);
     // RFC 3261 §10.3 step 1: only for our domains; others are proxied like any request.
     SipUri ruri = parseSipUri(str(api->msg_request_uri(msg)));
-    if (!ruri.ok || !api->is_local_domain(r.host, view(ruri.host))) return PW_CONTINUE;
+    if (!ruri.ok || !api->is_local_domain(r.host, view(ruri.host)))
+        return PW_CONTINUE;
 
     // Step 5: the AOR from To must be in a domain we are responsible for.
     std::string toUri = str(api->msg_uri(msg, PW_STR_LIT("To")));
     SipUri to = parseSipUri(toUri);
-    if (!to.ok) return reply(r, req, 400, "Bad To URI");
-    if (!api->is_local_domain(r.host, view(to.host))) return reply(r, req, 404, "Not Found (not a local domain)");
-    if (to.user.empty()) return reply(r, req, 400, "To URI has no user part");
+    if (!to.ok)
+        return reply(r, req, 400, "Bad To URI");
+    if (!api->is_local_domain(r.host, view(to.host)))
+        return reply(r, req, 404, "Not Found (not a local domain)");
+    if (to.user.empty())
+        return reply(r, req, 400, "To URI has no user part");
     std::string aor = aorKey(r, toUri);
 
     std::string callId = str(api->msg_header(msg, PW_STR_LIT("Call-ID"), 0));
     std::string cseqText = str(api->msg_header(msg, PW_STR_LIT("CSeq"), 0));
     long long cseq = parseDigits(cseqText.substr(0, cseqText.find(' ')));
-    if (callId.empty() || cseq < 0) return reply(r, req, 400, "Bad Call-ID or CSeq");
+    if (callId.empty() || cseq < 0)
+        return reply(r, req, 400, "Bad Call-ID or CSeq");
 
     long long headerExpires = -1;
     std::string expiresText = str(api->msg_header(msg, PW_STR_LIT("Expires"), 0));
-    if (!expiresText.empty()) headerExpires = parseDigits(expiresText);
+    if (!expiresText.empty())
+        headerExpires = parseDigits(expiresText);
 
     std::vector<ContactValue> contacts;
     bool wildcard = false;
     for (unsigned i = 0;; ++i) {
         std::string v = str(api->msg_header(msg, PW_STR_LIT("Contact"), i));
-        if (v.empty()) break;
+        if (v.empty())
+            break;
         ContactValue c = parseContactValue(v);
-        if (!c.ok) return reply(r, req, 400, "Bad Contact");
+        if (!c.ok)
+            return reply(r, req, 400, "Bad Contact");
         wildcard |= c.wildcard;
         contacts.push_back(c);
     }
@@ -358,17 +372,22 @@ pw_verdict onRegister(Registrar &r, pw_request *req) {
         std::vector<Change> changes;
         for (const auto &c : contacts) {
             long long e = -1;
-            if (auto it = c.params.find("expires"); it != c.params.end()) e = parseDigits(it->second);
-            if (e < 0) e = headerExpires;
-            if (e < 0) e = r.defaultExpires;
+            if (auto it = c.params.find("expires"); it != c.params.end())
+                e = parseDigits(it->second);
+            if (e < 0)
+                e = headerExpires;
+            if (e < 0)
+                e = r.defaultExpires;
             // Step 7: too short an interval is refused with Min-Expires (RFC 3261 §10.3, §20.23).
             if (e > 0 && e < r.minExpires)
                 return reply(r, req, 423, "Interval Too Brief", {{"Min-Expires", std::to_string(r.minExpires)}});
-            if (e > r.maxExpires) e = r.maxExpires;
+            if (e > r.maxExpires)
+                e = r.maxExpires;
             int q = 1000;
             if (auto it = c.params.find("q"); it != c.params.end()) {
                 q = parseQ(it->second);
-                if (q < 0) return reply(r, req, 400, "Bad q value in Contact");
+                if (q < 0)
+                    return reply(r, req, 400, "Bad q value in Contact");
             }
             changes.push_back(Change{c.uri, e, q});
         }
@@ -381,7 +400,8 @@ pw_verdict onRegister(Registrar &r, pw_request *req) {
         std::string path;
         for (unsigned i = 0;; ++i) {
             std::string p = str(api->msg_header(msg, PW_STR_LIT("Path"), i));
-            if (p.empty()) break;
+            if (p.empty())
+                break;
             path += (path.empty() ? "" : ",") + p;
         }
         std::string ua = str(api->msg_header(msg, PW_STR_LIT("User-Agent"), 0));
@@ -389,7 +409,8 @@ pw_verdict onRegister(Registrar &r, pw_request *req) {
         for (const auto &ch : changes) {
             auto it = std::find_if(next.begin(), next.end(), [&](const Binding &b) { return b.uri == ch.uri; });
             if (ch.expires == 0) {
-                if (it != next.end()) next.erase(it);
+                if (it != next.end())
+                    next.erase(it);
                 continue;
             }
             Binding b;
@@ -397,8 +418,10 @@ pw_verdict onRegister(Registrar &r, pw_request *req) {
             b.expiresAt = now + ch.expires;
             b.qMilli = ch.qMilli;
             b.cseq = static_cast<uint32_t>(cseq);
-            if (it != next.end()) *it = b;
-            else next.push_back(b);
+            if (it != next.end())
+                *it = b;
+            else
+                next.push_back(b);
         }
         // Drop expired ones before counting.
         next.erase(std::remove_if(next.begin(), next.end(), [&](const Binding &b) { return b.expiresAt <= now; }),
@@ -481,11 +504,13 @@ int locate(void *ctx, pw_str aorText, pw_contact_cb each, void *arg) {
     std::string aor = aorKey(*r, str(aorText));
     auto it = r->aors.find(aor);
     // Never registered: not found (router answers 404); known but no live contact: 0 (router answers 480).
-    if (it == r->aors.end()) return PW_ENOTFOUND;
+    if (it == r->aors.end())
+        return PW_ENOTFOUND;
     int64_t now = r->now();
     int n = 0;
     for (const auto &b : it->second) {
-        if (b.expiresAt <= now) continue;
+        if (b.expiresAt <= now)
+            continue;
         pw_contact c{};
         c.struct_size = sizeof c;
         c.uri = view(b.uri);
@@ -493,7 +518,8 @@ int locate(void *ctx, pw_str aorText, pw_contact_cb each, void *arg) {
         c.path = view(b.path);
         c.expires_at = b.expiresAt;
         c.q_milli = b.qMilli;
-        if (each) each(arg, &c);
+        if (each)
+            each(arg, &c);
         ++n;
     }
     return n;
@@ -508,22 +534,33 @@ int cmdList(void *ctx, pw_str argsJson, pw_writer *out) {
         return r->api->writer_error(out, 400, PW_STR_LIT("arguments must be a JSON object"));
     std::string filter;
     if (args.contains("aor")) {
-        if (!args["aor"].is_string()) return r->api->writer_error(out, 400, PW_STR_LIT("'aor' must be a string"));
+        if (!args["aor"].is_string())
+            return r->api->writer_error(out, 400, PW_STR_LIT("'aor' must be a string"));
         filter = aorKey(*r, args["aor"].get<std::string>());
-        if (filter.empty()) return r->api->writer_error(out, 400, PW_STR_LIT("'aor' is not a SIP URI"));
+        if (filter.empty())
+            return r->api->writer_error(out, 400, PW_STR_LIT("'aor' is not a SIP URI"));
     }
     int64_t now = r->now();
     nlohmann::json list = nlohmann::json::array();
     for (const auto &[aor, bs] : r->aors) {
-        if (!filter.empty() && aor != filter) continue;
+        if (!filter.empty() && aor != filter)
+            continue;
         nlohmann::json contacts = nlohmann::json::array();
         for (const auto &b : bs) {
-            if (b.expiresAt <= now) continue;
-            contacts.push_back({{"uri", b.uri}, {"expires", b.expiresAt - now}, {"expires_at", b.expiresAt},
-                                {"q", b.qMilli / 1000.0}, {"received", b.received}, {"path", b.path},
-                                {"call_id", b.callId}, {"cseq", b.cseq}, {"user_agent", b.userAgent}});
+            if (b.expiresAt <= now)
+                continue;
+            contacts.push_back({{"uri", b.uri},
+                                {"expires", b.expiresAt - now},
+                                {"expires_at", b.expiresAt},
+                                {"q", b.qMilli / 1000.0},
+                                {"received", b.received},
+                                {"path", b.path},
+                                {"call_id", b.callId},
+                                {"cseq", b.cseq},
+                                {"user_agent", b.userAgent}});
         }
-        if (contacts.empty() && filter.empty()) continue;
+        if (contacts.empty() && filter.empty())
+            continue;
         list.push_back({{"aor", aor}, {"contacts", contacts}});
     }
     if (!filter.empty() && list.empty())
@@ -573,31 +610,37 @@ int regInit(const pw_host_api *api, pw_host *host, void **ctx) {
     r->maxAorsPerDomain = api->param_int(host, "max_aors_per_domain");
     r->retryAfter = api->param_int(host, "retry_after") / 1000;
     r->dbPath = str(api->param_str(host, "database"));
-    if (r->dbPath.empty()) r->dbPath = str(api->core_setting(host, "database"));
+    if (r->dbPath.empty())
+        r->dbPath = str(api->core_setting(host, "database"));
     std::string bad;
     if (std::string e = parseServiceRoute(str(api->param_str(host, "service_route")), r->serviceRoute); !e.empty())
         bad = e;
     else if (r->minExpires < 1)
         bad = "min_expires must be at least 1";
-    else if (r->maxExpires < r->minExpires) bad = "max_expires must not be smaller than min_expires";
+    else if (r->maxExpires < r->minExpires)
+        bad = "max_expires must not be smaller than min_expires";
     else if (r->defaultExpires < r->minExpires || r->defaultExpires > r->maxExpires)
         bad = "default_expires must lie between min_expires and max_expires";
-    else if (r->maxContacts < 1) bad = "max_contacts must be at least 1";
-    else if (r->cleanupMs < 100) bad = "cleanup_interval must be at least 100ms";
+    else if (r->maxContacts < 1)
+        bad = "max_contacts must be at least 1";
+    else if (r->cleanupMs < 100)
+        bad = "cleanup_interval must be at least 100ms";
     else if (r->maxAors < 0)
         bad = "max_aors must not be negative (0 = no cap)";
     else if (r->maxAorsPerDomain < 0)
         bad = "max_aors_per_domain must not be negative (0 = no cap)";
     else if (r->retryAfter < 1 || r->retryAfter > 86400)
         bad = "retry_after must lie between 1s and 24h";
-    else if (r->dbPath.empty()) bad = "no database (set proxy.database or module.registrar.database)";
+    else if (r->dbPath.empty())
+        bad = "no database (set proxy.database or module.registrar.database)";
     if (!bad.empty()) {
         r->log(PW_LOG_ERROR, "registrar: " + bad);
         delete r;
         return PW_EINVAL;
     }
     if (!openDb(*r) || !loadDb(*r)) {
-        if (r->db) sqlite3_close(r->db);
+        if (r->db)
+            sqlite3_close(r->db);
         delete r;
         return PW_EINVAL;
     }
@@ -617,20 +660,23 @@ int regStart(void *ctx) {
 
 void regStop(void *ctx) {
     auto *r = static_cast<Registrar *>(ctx);
-    if (r->timer) r->api->timer_cancel(r->host, r->timer);
+    if (r->timer)
+        r->api->timer_cancel(r->host, r->timer);
     r->timer = 0;
 }
 
 void regDestroy(void *ctx) {
     auto *r = static_cast<Registrar *>(ctx);
-    if (r->db) sqlite3_close(r->db);
+    if (r->db)
+        sqlite3_close(r->db);
     delete r;
 }
 
 pw_verdict regOnRequest(void *ctx, pw_request *req) {
     auto *r = static_cast<Registrar *>(ctx);
     pw_str method = r->api->msg_method(r->api->request_msg(req));
-    if (str(method) != "REGISTER") return PW_CONTINUE;
+    if (str(method) != "REGISTER")
+        return PW_CONTINUE;
     return onRegister(*r, req);
 }
 

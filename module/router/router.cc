@@ -84,7 +84,8 @@ bool parseRoutes(const std::string &text, std::vector<Route> &out, std::string &
     }
     for (const auto &raw : lines) {
         std::string line = trim(raw);
-        if (line.empty() || line[0] == '#') continue;
+        if (line.empty() || line[0] == '#')
+            continue;
         auto arrow = line.find("=>");
         if (arrow == std::string::npos) {
             err = "route '" + line + "': expected 'prefix:<digits> => <uri>' or 'regex:<re> => <uri>'";
@@ -97,7 +98,8 @@ bool parseRoutes(const std::string &text, std::vector<Route> &out, std::string &
             return false;
         std::string probe = r.target;
         auto u = probe.find("{user}");
-        if (u != std::string::npos) probe.replace(u, 6, "x");
+        if (u != std::string::npos)
+            probe.replace(u, 6, "x");
         if (!parseSipUri(probe).ok) {
             err = "route '" + line + "': target '" + r.target + "' is not a sip: URI";
             return false;
@@ -129,9 +131,11 @@ bool parseRoutes(const std::string &text, std::vector<Route> &out, std::string &
 std::string trunkUri(const Route &r, const std::string &user) {
     std::string t = r.target;
     auto u = t.find("{user}");
-    if (u != std::string::npos) return t.replace(u, 6, user);
+    if (u != std::string::npos)
+        return t.replace(u, 6, user);
     SipUri parsed = parseSipUri(t);
-    if (!parsed.user.empty() || user.empty()) return t;
+    if (!parsed.user.empty() || user.empty())
+        return t;
     auto colon = t.find(':');
     return t.substr(0, colon + 1) + user + "@" + t.substr(colon + 1);
 }
@@ -145,12 +149,14 @@ struct Collect {
 void addContact(void *arg, const pw_contact *c) {
     auto *col = static_cast<Collect *>(arg);
     pw_str nextHop{nullptr, 0};
-    if (col->r->useReceived && c->received.len) nextHop = c->received;
+    if (col->r->useReceived && c->received.len)
+        nextHop = c->received;
     // RFC 3327 §5.2: a contact registered through proxies is reached through them: its Path (name-addrs) is
     // the branch's route set (module.h request_add_target), whatever use_received says.
     if (c->path.len)
         nextHop = c->path;
-    if (col->r->api->request_add_target(col->req, c->uri, nextHop) == PW_OK) ++col->added;
+    if (col->r->api->request_add_target(col->req, c->uri, nextHop) == PW_OK)
+        ++col->added;
 }
 
 pw_verdict reply(Router &r, pw_request *req, int status, const char *reason) {
@@ -172,14 +178,18 @@ pw_verdict routeRequest(Router *r, pw_request *req) {
     const pw_msg *msg = api->request_msg(req);
     std::string method = str(api->msg_method(msg));
     // ACK and CANCEL follow their transaction; REGISTER belongs to the registrar (or is proxied).
-    if (method == "ACK" || method == "CANCEL" || method == "REGISTER") return PW_CONTINUE;
+    if (method == "ACK" || method == "CANCEL" || method == "REGISTER")
+        return PW_CONTINUE;
     // Only initial requests: in-dialog ones (To-tag) and loose-routed ones (Route left) follow their route.
-    if (api->msg_tag(msg, PW_STR_LIT("To")).len) return PW_CONTINUE;
-    if (api->msg_header(msg, PW_STR_LIT("Route"), 0).len) return PW_CONTINUE;
+    if (api->msg_tag(msg, PW_STR_LIT("To")).len)
+        return PW_CONTINUE;
+    if (api->msg_header(msg, PW_STR_LIT("Route"), 0).len)
+        return PW_CONTINUE;
 
     std::string ruriText = str(api->msg_request_uri(msg));
     SipUri ruri = parseSipUri(ruriText);
-    if (!ruri.ok) return PW_CONTINUE; // tel: and others: the core decides
+    if (!ruri.ok)
+        return PW_CONTINUE; // tel: and others: the core decides
     bool local = api->is_local_domain(r->host, view(ruri.host)) != 0;
 
     if ((local || r->routesForeign) && ruri.user.size() > kMaxUserLength) {
@@ -189,7 +199,8 @@ pw_verdict routeRequest(Router *r, pw_request *req) {
     }
     if (local && ruri.user.empty()) {
         // A request for the proxy itself (e.g. an OPTIONS keep-alive).
-        if (method == "OPTIONS" && r->answerOptions) return reply(*r, req, 200, "OK");
+        if (method == "OPTIONS" && r->answerOptions)
+            return reply(*r, req, 200, "OK");
         return reply(*r, req, 404, "Not Found");
     }
     int found = PW_ENOTFOUND;
@@ -217,10 +228,12 @@ pw_verdict routeRequest(Router *r, pw_request *req) {
             return PW_CONTINUE;
         }
     }
-    if (!local) return PW_CONTINUE; // the core forwards to the Request-URI
+    if (!local)
+        return PW_CONTINUE; // the core forwards to the Request-URI
     api->counter_add(r->host, PW_STR_LIT("parkway_router_unroutable_total"), PW_STR_LIT(""), 1);
     // Known user without a live contact: 480 (RFC 3261 §21.4.18); never registered: 404.
-    if (found >= 0) return reply(*r, req, 480, "Temporarily Unavailable");
+    if (found >= 0)
+        return reply(*r, req, 480, "Temporarily Unavailable");
     return reply(*r, req, 404, "Not Found");
 }
 

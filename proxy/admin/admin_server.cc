@@ -114,40 +114,61 @@ std::string errorJson(const std::string &message) {
 
 const char *reason(int code) {
     switch (code) {
-    case 200: return "OK";
-    case 201: return "Created";
-    case 204: return "No Content";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 409: return "Conflict";
+    case 200:
+        return "OK";
+    case 201:
+        return "Created";
+    case 204:
+        return "No Content";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 409:
+        return "Conflict";
     case 411:
         return "Length Required";
-    case 413: return "Payload Too Large";
+    case 413:
+        return "Payload Too Large";
     case 417:
         return "Expectation Failed";
-    case 422: return "Unprocessable Entity";
+    case 422:
+        return "Unprocessable Entity";
     case 431:
         return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
+    case 500:
+        return "Internal Server Error";
     case 501:
         return "Not Implemented";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    default: return code < 400 ? "OK" : "Error";
+    case 503:
+        return "Service Unavailable";
+    case 504:
+        return "Gateway Timeout";
+    default:
+        return code < 400 ? "OK" : "Error";
     }
 }
 
 const char *methodName(evhttp_cmd_type m) {
     switch (m) {
-    case EVHTTP_REQ_GET: return "GET";
-    case EVHTTP_REQ_POST: return "POST";
-    case EVHTTP_REQ_PUT: return "PUT";
-    case EVHTTP_REQ_DELETE: return "DELETE";
-    case EVHTTP_REQ_HEAD: return "HEAD";
-    default: return "OTHER";
+    case EVHTTP_REQ_GET:
+        return "GET";
+    case EVHTTP_REQ_POST:
+        return "POST";
+    case EVHTTP_REQ_PUT:
+        return "PUT";
+    case EVHTTP_REQ_DELETE:
+        return "DELETE";
+    case EVHTTP_REQ_HEAD:
+        return "HEAD";
+    default:
+        return "OTHER";
     }
 }
 
@@ -164,15 +185,18 @@ double processStartEpochSeconds() {
     std::ifstream stat("/proc/self/stat");
     std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
     auto rp = text.rfind(')'); // comm may contain spaces; fields after it are fixed
-    if (rp == std::string::npos) return -1;
+    if (rp == std::string::npos)
+        return -1;
     std::istringstream in(text.substr(rp + 2));
     std::string field;
     unsigned long long startTicks = 0;
     for (int i = 3; i <= 22 && in >> field; ++i)
-        if (i == 22) startTicks = std::stoull(field);
+        if (i == 22)
+            startTicks = std::stoull(field);
     std::ifstream up("/proc/uptime");
     double uptime = 0;
-    if (!(up >> uptime) || startTicks == 0) return -1;
+    if (!(up >> uptime) || startTicks == 0)
+        return -1;
     long hz = sysconf(_SC_CLK_TCK);
     double now = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
     return now - uptime + static_cast<double>(startTicks) / static_cast<double>(hz > 0 ? hz : 100);
@@ -486,7 +510,8 @@ struct AdminServer::Impl {
     }
 
     bool authorized(evhttp_request *req) const {
-        if (!cfg.requireToken) return true;
+        if (!cfg.requireToken)
+            return true;
         const char *h = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
         std::string v = h ? h : "";
         return bearerMatches(h ? &v : nullptr, cfg.token);
@@ -515,7 +540,8 @@ struct AdminServer::Impl {
             }
             std::lock_guard<std::mutex> lock(sh->mu);
             sh->done.emplace_back(id, std::move(r));
-            if (sh->doneEv) event_active(sh->doneEv, EV_READ, 0);
+            if (sh->doneEv)
+                event_active(sh->doneEv, EV_READ, 0);
         });
         if (!posted) {
             pending.erase(id);
@@ -533,13 +559,16 @@ struct AdminServer::Impl {
             [px, module, name, argsText]() -> CommandResult {
                 bool haveModule = false, haveCommand = false;
                 for (const auto &c : px->commands()) {
-                    if (c.module != module) continue;
+                    if (c.module != module)
+                        continue;
                     haveModule = true;
-                    if (c.name == name) haveCommand = true;
+                    if (c.name == name)
+                        haveCommand = true;
                 }
                 if (!haveModule)
                     return {503, errorJson("module " + module + " is not loaded (or has no admin commands)")};
-                if (!haveCommand) return {404, errorJson("module " + module + " has no admin command " + name)};
+                if (!haveCommand)
+                    return {404, errorJson("module " + module + " has no admin command " + name)};
                 return px->runCommand(module, name, argsText);
             },
             method, route);
@@ -553,11 +582,13 @@ struct AdminServer::Impl {
         }
         for (auto &[id, result] : batch) {
             auto it = pending.find(id);
-            if (it == pending.end()) continue; // timed out already
+            if (it == pending.end())
+                continue; // timed out already
             Pending p = it->second;
             pending.erase(it);
             // A request whose connection was freed by libevent is gone; a detached one is freed by the reply.
-            if (!p.conn && evhttp_request_get_connection(p.req)) continue;
+            if (!p.conn && evhttp_request_get_connection(p.req))
+                continue;
             replyJson(p.req, result.httpStatus, result.json, p.method, p.path);
         }
     }
@@ -569,20 +600,25 @@ struct AdminServer::Impl {
             if (p.conn == conn) {
                 p.conn = nullptr;
                 // Attached: libevent frees the request with the connection; forget it.
-                if (evhttp_request_get_connection(p.req)) p.req = nullptr;
+                if (evhttp_request_get_connection(p.req))
+                    p.req = nullptr;
             }
         for (auto it = pending.begin(); it != pending.end();) {
-            if (!it->second.req) it = pending.erase(it);
-            else ++it;
+            if (!it->second.req)
+                it = pending.erase(it);
+            else
+                ++it;
         }
         auto s = streams.find(conn);
-        if (s == streams.end()) return;
+        if (s == streams.end())
+            return;
         events.unsubscribe(s->second.sub);
         evhttp_request *req = s->second.req;
         streams.erase(s);
         streamCount = streams.size();
         // Detached from its connection (EOF while streaming): it is ours to free.
-        if (!evhttp_request_get_connection(req)) evhttp_send_reply_end(req);
+        if (!evhttp_request_get_connection(req))
+            evhttp_send_reply_end(req);
     }
 
     static void closeCb(evhttp_connection *conn, void *arg) { static_cast<Impl *>(arg)->onClose(conn); }
@@ -847,15 +883,18 @@ struct AdminServer::Impl {
         for (auto &[conn, s] : streams) {
             std::string out;
             for (const Event &ev : events.drain(s.sub)) {
-                if (!s.types.empty() && !s.types.count(ev.type)) continue;
+                if (!s.types.empty() && !s.types.count(ev.type))
+                    continue;
                 out += fmt::format("id: {}\nevent: {}\n", ev.seq, ev.type);
                 // SSE: every line of the payload is its own "data:" line.
                 std::istringstream lines(ev.json.empty() ? std::string("{}") : toValidUtf8(ev.json));
                 std::string line;
-                while (std::getline(lines, line)) out += "data: " + line + "\n";
+                while (std::getline(lines, line))
+                    out += "data: " + line + "\n";
                 out += "\n";
             }
-            if (!out.empty()) writeChunk(s, out);
+            if (!out.empty())
+                writeChunk(s, out);
         }
         dropSlowStreams();
     }
@@ -872,11 +911,13 @@ struct AdminServer::Impl {
         std::stringstream ss(typesCsv);
         std::string t;
         while (std::getline(ss, t, ','))
-            if (!t.empty()) s.types.insert(t);
+            if (!t.empty())
+                s.types.insert(t);
         std::shared_ptr<Shared> sh = shared;
         s.sub = events.subscribe([sh] {
             std::lock_guard<std::mutex> lock(sh->mu);
-            if (sh->eventsEv) event_active(sh->eventsEv, EV_READ, 0);
+            if (sh->eventsEv)
+                event_active(sh->eventsEv, EV_READ, 0);
         });
         evkeyvalq *out = evhttp_request_get_output_headers(req);
         evhttp_add_header(out, "Content-Type", "text/event-stream");
@@ -893,7 +934,8 @@ struct AdminServer::Impl {
     void onTick() {
         auto now = Clock::now();
         for (auto &[conn, s] : streams)
-            if (now - s.lastWrite >= std::chrono::milliseconds(cfg.sseKeepaliveMs)) writeChunk(s, ": keep-alive\n\n");
+            if (now - s.lastWrite >= std::chrono::milliseconds(cfg.sseKeepaliveMs))
+                writeChunk(s, ": keep-alive\n\n");
         dropSlowStreams();
         for (auto it = pending.begin(); it != pending.end();) {
             if (now < it->second.deadline) {
@@ -1357,7 +1399,8 @@ struct AdminServer::Impl {
             }
         }
         freeaddrinfo(res);
-        if (fd < 0) throw std::runtime_error("admin.listen \"" + cfg.listen + "\": cannot listen: " + lastErr);
+        if (fd < 0)
+            throw std::runtime_error("admin.listen \"" + cfg.listen + "\": cannot listen: " + lastErr);
         evutil_make_socket_nonblocking(fd);
         sockaddr_storage ss{};
         socklen_t sl = sizeof ss;
@@ -1385,7 +1428,8 @@ struct AdminServer::Impl {
     }
 
     void start() {
-        if (running) return;
+        if (running)
+            return;
         AdminServer::validate(cfg);
         buildRoutes(); // before binding: a module route that collides is an error naming the module
         if (cfg.tls() && !sslCtx)
@@ -1393,7 +1437,8 @@ struct AdminServer::Impl {
         static std::once_flag threadsOnce; // libevent's locking setup is process-wide by design
         std::call_once(threadsOnce, [] { evthread_use_pthreads(); });
         base = event_base_new();
-        if (!base) throw std::runtime_error("admin: event_base_new failed");
+        if (!base)
+            throw std::runtime_error("admin: event_base_new failed");
         http = evhttp_new(base);
         configureHttp();
         try {
@@ -1405,8 +1450,8 @@ struct AdminServer::Impl {
             base = nullptr;
             throw;
         }
-        doneEv = event_new(base, -1, 0, [](evutil_socket_t, short, void *a) { static_cast<Impl *>(a)->onDone(); },
-                           this);
+        doneEv = event_new(
+            base, -1, 0, [](evutil_socket_t, short, void *a) { static_cast<Impl *>(a)->onDone(); }, this);
         eventsEv = event_new(
             base, -1, 0, [](evutil_socket_t, short, void *a) { static_cast<Impl *>(a)->onEvents(); }, this);
         stopEv = event_new(
@@ -1460,7 +1505,8 @@ struct AdminServer::Impl {
     }
 
     void stop() {
-        if (!running) return;
+        if (!running)
+            return;
         event_active(stopEv, EV_READ, 0);
         thread.join();
         {
@@ -1471,7 +1517,8 @@ struct AdminServer::Impl {
         }
         evhttp_free(http); // frees the remaining connections (their close callbacks release our part)
         releaseDead();
-        for (event *e : {doneEv, eventsEv, tickEv, stopEv}) event_free(e);
+        for (event *e : {doneEv, eventsEv, tickEv, stopEv})
+            event_free(e);
         event_base_free(base);
         http = nullptr;
         base = nullptr;
@@ -1532,21 +1579,30 @@ void AdminServer::validate(const AdminConfig &cfg) {
 AdminServer::AdminServer(AdminConfig cfg, Proxy &proxy, Metrics &metrics, EventBus &events)
     : impl_(std::make_unique<Impl>(std::move(cfg), proxy, metrics, events)) {}
 
-AdminServer::~AdminServer() { stop(); }
+AdminServer::~AdminServer() {
+    stop();
+}
 
-void AdminServer::start() { impl_->start(); }
+void AdminServer::start() {
+    impl_->start();
+}
 
 void AdminServer::setReloadHandler(std::function<CommandResult()> handler) {
     impl_->reloadHandler = std::move(handler);
 }
 
 void AdminServer::stop() {
-    if (impl_) impl_->stop();
+    if (impl_)
+        impl_->stop();
 }
 
-uint16_t AdminServer::port() const { return impl_->boundPort; }
+uint16_t AdminServer::port() const {
+    return impl_->boundPort;
+}
 
-size_t AdminServer::streamCount() const { return impl_->streamCount; }
+size_t AdminServer::streamCount() const {
+    return impl_->streamCount;
+}
 
 size_t AdminServer::connectionCount() const {
     return impl_->connectionCount;

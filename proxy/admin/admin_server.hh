@@ -52,8 +52,8 @@ public:
     // What POST /api/reload runs, on the SIP thread (the daemon: re-read the config file, then the modules'
     // reload; see proxy/app/main.cc). Unset: only the modules' reload hooks. Call before start().
     void setReloadHandler(std::function<CommandResult()> handler);
-    uint16_t port() const; // bound port (after start)
-    size_t streamCount() const; // open /api/events streams (tests)
+    uint16_t port() const;          // bound port (after start)
+    size_t streamCount() const;     // open /api/events streams (tests)
     size_t connectionCount() const; // open admin connections (tests)
 
     // Checks only (no bind): throws std::runtime_error naming the admin.* key that is wrong. A listener that is

@@ -28,7 +28,8 @@ struct Ctx {
 
 std::string where(const Ctx &c, const toml::node &n) {
     const auto &s = n.source();
-    if (s.begin.line == 0) return c.file;
+    if (s.begin.line == 0)
+        return c.file;
     return fmt::format("{}:{}:{}", c.file, s.begin.line, s.begin.column);
 }
 
@@ -39,54 +40,70 @@ std::string where(const Ctx &c, const toml::node &n) {
 // Errors about a key itself (unknown key/table) point at the key, not its value.
 [[noreturn]] void failKey(const Ctx &c, const toml::key &k, const std::string &key, const std::string &why) {
     const auto &s = k.source();
-    if (s.begin.line == 0) throw ConfigError(fmt::format("{}: {}: {}", c.file, key, why));
+    if (s.begin.line == 0)
+        throw ConfigError(fmt::format("{}: {}: {}", c.file, key, why));
     throw ConfigError(fmt::format("{}:{}:{}: {}: {}", c.file, s.begin.line, s.begin.column, key, why));
 }
 
 const char *typeName(const toml::node &n) {
     switch (n.type()) {
-    case toml::node_type::string: return "a string";
-    case toml::node_type::integer: return "an integer";
-    case toml::node_type::floating_point: return "a float";
-    case toml::node_type::boolean: return "a boolean";
-    case toml::node_type::array: return "an array";
-    case toml::node_type::table: return "a table";
-    default: return "a date/time";
+    case toml::node_type::string:
+        return "a string";
+    case toml::node_type::integer:
+        return "an integer";
+    case toml::node_type::floating_point:
+        return "a float";
+    case toml::node_type::boolean:
+        return "a boolean";
+    case toml::node_type::array:
+        return "an array";
+    case toml::node_type::table:
+        return "a table";
+    default:
+        return "a date/time";
     }
 }
 
 std::string getString(const Ctx &c, const toml::node &n, const std::string &key) {
-    if (auto v = n.value<std::string>(); v && n.is_string()) return *v;
+    if (auto v = n.value<std::string>(); v && n.is_string())
+        return *v;
     fail(c, n, key, fmt::format("expected a string, got {}", typeName(n)));
 }
 
 bool getBool(const Ctx &c, const toml::node &n, const std::string &key) {
-    if (n.is_boolean()) return *n.value<bool>();
+    if (n.is_boolean())
+        return *n.value<bool>();
     fail(c, n, key, fmt::format("expected true or false, got {}", typeName(n)));
 }
 
 uint32_t getUint(const Ctx &c, const toml::node &n, const std::string &key, int64_t min, int64_t max) {
-    if (!n.is_integer()) fail(c, n, key, fmt::format("expected an integer, got {}", typeName(n)));
+    if (!n.is_integer())
+        fail(c, n, key, fmt::format("expected an integer, got {}", typeName(n)));
     int64_t v = *n.value<int64_t>();
-    if (v < min || v > max) fail(c, n, key, fmt::format("{} is out of range [{}, {}]", v, min, max));
+    if (v < min || v > max)
+        fail(c, n, key, fmt::format("{} is out of range [{}, {}]", v, min, max));
     return static_cast<uint32_t>(v);
 }
 
 std::vector<std::string> getStrings(const Ctx &c, const toml::node &n, const std::string &key, bool allowEmpty) {
-    if (!n.is_array()) fail(c, n, key, fmt::format("expected an array of strings, got {}", typeName(n)));
+    if (!n.is_array())
+        fail(c, n, key, fmt::format("expected an array of strings, got {}", typeName(n)));
     std::vector<std::string> out;
     size_t i = 0;
     for (const auto &e : *n.as_array()) {
         std::string k = fmt::format("{}[{}]", key, i++);
         out.push_back(getString(c, e, k));
-        if (out.back().empty()) fail(c, e, k, "must not be empty");
+        if (out.back().empty())
+            fail(c, e, k, "must not be empty");
     }
-    if (out.empty() && !allowEmpty) fail(c, n, key, "must not be empty");
+    if (out.empty() && !allowEmpty)
+        fail(c, n, key, "must not be empty");
     return out;
 }
 
 const toml::table &getTable(const Ctx &c, const toml::node &n, const std::string &key) {
-    if (!n.is_table()) fail(c, n, key, fmt::format("expected a table, got {}", typeName(n)));
+    if (!n.is_table())
+        fail(c, n, key, fmt::format("expected a table, got {}", typeName(n)));
     return *n.as_table();
 }
 
@@ -223,28 +240,36 @@ void checkKnown(const Ctx &c, const toml::table &t, const char *table) {
         bool known = false;
         std::string names;
         for (const auto &d : kKeys) {
-            if (std::string(d.table) != table) continue;
-            if (k.str() == d.key) known = true;
+            if (std::string(d.table) != table)
+                continue;
+            if (k.str() == d.key)
+                known = true;
             names += (names.empty() ? "" : ", ") + std::string(d.key);
         }
         (void)v;
-        if (!known) failKey(c, k, fmt::format("{}.{}", table, k.str()), fmt::format("unknown key (known: {})", names));
+        if (!known)
+            failKey(c, k, fmt::format("{}.{}", table, k.str()), fmt::format("unknown key (known: {})", names));
     }
 }
 
 std::string dirOf(const std::string &path) {
     auto slash = path.rfind('/');
-    if (slash == std::string::npos) return ".";
+    if (slash == std::string::npos)
+        return ".";
     return slash == 0 ? "/" : path.substr(0, slash);
 }
 
 // A TOML value as the loader's textual parameter.
 std::string paramText(const Ctx &c, const toml::node &n, const std::string &key) {
     switch (n.type()) {
-    case toml::node_type::string: return *n.value<std::string>();
-    case toml::node_type::integer: return std::to_string(*n.value<int64_t>());
-    case toml::node_type::boolean: return *n.value<bool>() ? "true" : "false";
-    case toml::node_type::floating_point: return fmt::format("{}", *n.value<double>());
+    case toml::node_type::string:
+        return *n.value<std::string>();
+    case toml::node_type::integer:
+        return std::to_string(*n.value<int64_t>());
+    case toml::node_type::boolean:
+        return *n.value<bool>() ? "true" : "false";
+    case toml::node_type::floating_point:
+        return fmt::format("{}", *n.value<double>());
     case toml::node_type::array: {
         // An array becomes its elements joined by newlines (e.g. a list of routes whose regexes hold commas).
         std::string out;
@@ -255,7 +280,8 @@ std::string paramText(const Ctx &c, const toml::node &n, const std::string &key)
         }
         return out;
     }
-    default: fail(c, n, key, fmt::format("unsupported value type ({})", typeName(n)));
+    default:
+        fail(c, n, key, fmt::format("unsupported value type ({})", typeName(n)));
     }
 }
 
@@ -285,7 +311,8 @@ void readOverload(const Ctx &c, const toml::table &t, CoreConfig &core) {
 void readLimits(const Ctx &c, const toml::table &t, AppConfig &cfg) {
     CoreConfig &core = cfg.core;
     auto u = [&](const char *key, uint32_t &out, int64_t min, int64_t max) {
-        if (auto *v = t.get(key)) out = getUint(c, *v, fmt::format("proxy.{}", key), min, max);
+        if (auto *v = t.get(key))
+            out = getUint(c, *v, fmt::format("proxy.{}", key), min, max);
     };
     u("max_message_bytes", core.maxMessageBytes, 1024, 16 * 1024 * 1024);
     u("max_transactions", core.maxTransactions, 1, 10000000);
@@ -306,7 +333,8 @@ void readLimits(const Ctx &c, const toml::table &t, AppConfig &cfg) {
     u("rate_burst", burst, 1, 10000000);
     core.rateLimit = rate;
     core.rateBurst = burst;
-    if (rate > 0 && burst < rate && !t.get("rate_burst")) core.rateBurst = 2.0 * rate; // the default follows
+    if (rate > 0 && burst < rate && !t.get("rate_burst"))
+        core.rateBurst = 2.0 * rate; // the default follows
     if (auto *v = t.get("trusted_peers")) {
         core.trustedPeers = getStrings(c, *v, "proxy.trusted_peers", true);
         AddressSet check;
@@ -320,7 +348,8 @@ void readLimits(const Ctx &c, const toml::table &t, AppConfig &cfg) {
     }
     if (auto *v = t.get("dns_resolv_conf")) {
         core.resolvConf = getString(c, *v, "proxy.dns_resolv_conf");
-        if (!core.resolvConf.empty() && core.resolvConf[0] != '/') core.resolvConf = dirOf(c.file) + "/" + core.resolvConf;
+        if (!core.resolvConf.empty() && core.resolvConf[0] != '/')
+            core.resolvConf = dirOf(c.file) + "/" + core.resolvConf;
     }
 }
 
@@ -582,7 +611,8 @@ void readAuth(const Ctx &c, const toml::table &root, AppConfig &cfg) {
 // admin.listen's host is 127.0.0.0/8, ::1 or localhost.
 bool isLoopbackListen(const std::string &listen) {
     std::string host = listen.substr(0, listen.rfind(':'));
-    if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+    if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
+        host = host.substr(1, host.size() - 2);
     return host == "localhost" || loopbackHost(host);
 }
 
@@ -590,7 +620,8 @@ bool isLoopbackListen(const std::string &listen) {
 
 std::string listenToSofiaUrl(const std::string &listen) {
     auto colon = listen.find(':');
-    if (colon == std::string::npos) throw std::invalid_argument("expected transport:address:port, e.g. udp:127.0.0.1:5060");
+    if (colon == std::string::npos)
+        throw std::invalid_argument("expected transport:address:port, e.g. udp:127.0.0.1:5060");
     std::string transport = listen.substr(0, colon), rest = listen.substr(colon + 1);
     if (transport != "udp" && transport != "tcp" && transport != "tls")
         throw std::invalid_argument(fmt::format("unknown transport '{}' (udp, tcp or tls)", transport));
@@ -603,15 +634,18 @@ std::string listenToSofiaUrl(const std::string &listen) {
         port = rest.substr(close + 2);
     } else {
         auto c2 = rest.rfind(':');
-        if (c2 == std::string::npos) throw std::invalid_argument("missing port (transport:address:port)");
+        if (c2 == std::string::npos)
+            throw std::invalid_argument("missing port (transport:address:port)");
         host = rest.substr(0, c2);
         port = rest.substr(c2 + 1);
     }
-    if (host.empty()) throw std::invalid_argument("missing address");
+    if (host.empty())
+        throw std::invalid_argument("missing address");
     if (port.empty() || port.find_first_not_of("0123456789") != std::string::npos || port.size() > 5 ||
         std::stoi(port) > 65535)
         throw std::invalid_argument(fmt::format("bad port '{}'", port));
-    if (std::stoi(port) == 0) port = "*";
+    if (std::stoi(port) == 0)
+        port = "*";
     // sofia-sip binds only its TLS transport for a sips: URL (nta.c: tports_sips; RFC 3261 §26.2.2)
     if (transport == "tls")
         return fmt::format("sips:{}:{}", host, port);
@@ -620,7 +654,8 @@ std::string listenToSofiaUrl(const std::string &listen) {
 
 std::string moduleKey(const std::string &nameOrPath) {
     std::string base = nameOrPath.substr(nameOrPath.rfind('/') == std::string::npos ? 0 : nameOrPath.rfind('/') + 1);
-    if (base.size() > 3 && base.compare(base.size() - 3, 3, ".so") == 0) base.resize(base.size() - 3);
+    if (base.size() > 3 && base.compare(base.size() - 3, 3, ".so") == 0)
+        base.resize(base.size() - 3);
     return base;
 }
 
@@ -631,8 +666,8 @@ AppConfig loadConfig(const std::string &path) {
         root = toml::parse_file(path);
     } catch (const toml::parse_error &e) {
         const auto &s = e.source();
-        throw ConfigError(fmt::format("{}:{}:{}: TOML syntax error: {}", path, s.begin.line, s.begin.column,
-                                      e.description()));
+        throw ConfigError(
+            fmt::format("{}:{}:{}: TOML syntax error: {}", path, s.begin.line, s.begin.column, e.description()));
     }
     AppConfig cfg;
     cfg.file = path;
@@ -653,36 +688,50 @@ AppConfig loadConfig(const std::string &path) {
                 try {
                     cfg.core.listen.push_back(listenToSofiaUrl(l));
                 } catch (const std::invalid_argument &e) {
-                    fail(c, *v->as_array()->get(i), fmt::format("proxy.listen[{}]", i), fmt::format("'{}': {}", l, e.what()));
+                    fail(c, *v->as_array()->get(i), fmt::format("proxy.listen[{}]", i),
+                         fmt::format("'{}': {}", l, e.what()));
                 }
                 ++i;
             }
         }
-        if (auto *v = t.get("domains")) cfg.core.domains = getStrings(c, *v, "proxy.domains", true);
+        if (auto *v = t.get("domains"))
+            cfg.core.domains = getStrings(c, *v, "proxy.domains", true);
         if (auto *v = t.get("database")) {
             cfg.core.database = getString(c, *v, "proxy.database");
-            if (cfg.core.database.empty()) fail(c, *v, "proxy.database", "must not be empty");
+            if (cfg.core.database.empty())
+                fail(c, *v, "proxy.database", "must not be empty");
         }
-        if (auto *v = t.get("record_route")) cfg.core.recordRoute = getBool(c, *v, "proxy.record_route");
+        if (auto *v = t.get("record_route"))
+            cfg.core.recordRoute = getBool(c, *v, "proxy.record_route");
         if (auto *v = t.get("log_level")) {
             auto s = getString(c, *v, "proxy.log_level");
             auto l = parseLogLevel(s);
-            if (!l) fail(c, *v, "proxy.log_level", fmt::format("'{}' is not one of error, warn, info, debug", s));
+            if (!l)
+                fail(c, *v, "proxy.log_level", fmt::format("'{}' is not one of error, warn, info, debug", s));
             cfg.logLevel = *l;
         }
-        if (auto *v = t.get("module_dir")) cfg.moduleDir = getString(c, *v, "proxy.module_dir");
-        if (auto *v = t.get("instance")) cfg.core.instance = getString(c, *v, "proxy.instance");
-        if (auto *v = t.get("max_forwards")) cfg.core.maxForwards = getUint(c, *v, "proxy.max_forwards", 1, 255);
-        if (auto *v = t.get("t1_ms")) cfg.core.t1Ms = getUint(c, *v, "proxy.t1_ms", 10, 60000);
-        if (auto *v = t.get("t2_ms")) cfg.core.t2Ms = getUint(c, *v, "proxy.t2_ms", 10, 600000);
-        if (auto *v = t.get("t4_ms")) cfg.core.t4Ms = getUint(c, *v, "proxy.t4_ms", 10, 600000);
-        if (auto *v = t.get("sub_min_expires")) cfg.core.subMinExpires = getUint(c, *v, "proxy.sub_min_expires", 1, 86400);
-        if (auto *v = t.get("sub_max_expires")) cfg.core.subMaxExpires = getUint(c, *v, "proxy.sub_max_expires", 1, 604800);
+        if (auto *v = t.get("module_dir"))
+            cfg.moduleDir = getString(c, *v, "proxy.module_dir");
+        if (auto *v = t.get("instance"))
+            cfg.core.instance = getString(c, *v, "proxy.instance");
+        if (auto *v = t.get("max_forwards"))
+            cfg.core.maxForwards = getUint(c, *v, "proxy.max_forwards", 1, 255);
+        if (auto *v = t.get("t1_ms"))
+            cfg.core.t1Ms = getUint(c, *v, "proxy.t1_ms", 10, 60000);
+        if (auto *v = t.get("t2_ms"))
+            cfg.core.t2Ms = getUint(c, *v, "proxy.t2_ms", 10, 600000);
+        if (auto *v = t.get("t4_ms"))
+            cfg.core.t4Ms = getUint(c, *v, "proxy.t4_ms", 10, 600000);
+        if (auto *v = t.get("sub_min_expires"))
+            cfg.core.subMinExpires = getUint(c, *v, "proxy.sub_min_expires", 1, 86400);
+        if (auto *v = t.get("sub_max_expires"))
+            cfg.core.subMaxExpires = getUint(c, *v, "proxy.sub_max_expires", 1, 604800);
         readLimits(c, t, cfg);
         readTls(c, t, cfg);
         readOutboundProxy(c, t, cfg.core);
         readTrace(c, t, cfg.core);
-        if (cfg.core.t2Ms < cfg.core.t1Ms) fail(c, *n, "proxy.t2_ms", "must not be smaller than proxy.t1_ms");
+        if (cfg.core.t2Ms < cfg.core.t1Ms)
+            fail(c, *n, "proxy.t2_ms", "must not be smaller than proxy.t1_ms");
         if (cfg.core.subMaxExpires < cfg.core.subMinExpires)
             fail(c, *n, "proxy.sub_max_expires", "must not be smaller than proxy.sub_min_expires");
     }
@@ -691,25 +740,28 @@ AppConfig loadConfig(const std::string &path) {
     // Relative database paths follow the config file, so a config works from any working directory.
     if (!cfg.core.database.empty() && cfg.core.database[0] != '/' && cfg.core.database != ":memory:")
         cfg.core.database = dirOf(path) + "/" + cfg.core.database;
-    if (!cfg.moduleDir.empty() && cfg.moduleDir[0] != '/') cfg.moduleDir = dirOf(path) + "/" + cfg.moduleDir;
+    if (!cfg.moduleDir.empty() && cfg.moduleDir[0] != '/')
+        cfg.moduleDir = dirOf(path) + "/" + cfg.moduleDir;
 
     if (auto *n = root.get("admin")) {
         const auto &t = getTable(c, *n, "admin");
         checkKnown(c, t, "admin");
         cfg.adminEnabled = true;
         cfg.admin.token.clear();
-        if (auto *v = t.get("enabled")) cfg.adminEnabled = getBool(c, *v, "admin.enabled");
+        if (auto *v = t.get("enabled"))
+            cfg.adminEnabled = getBool(c, *v, "admin.enabled");
         if (auto *v = t.get("listen")) {
             cfg.admin.listen = getString(c, *v, "admin.listen");
             auto colon = cfg.admin.listen.rfind(':');
             std::string port = colon == std::string::npos ? "" : cfg.admin.listen.substr(colon + 1);
             if (colon == std::string::npos || colon == 0 || port.empty() ||
-                port.find_first_not_of("0123456789") != std::string::npos || port.size() > 5 ||
-                std::stoi(port) > 65535)
+                port.find_first_not_of("0123456789") != std::string::npos || port.size() > 5 || std::stoi(port) > 65535)
                 fail(c, *v, "admin.listen", fmt::format("'{}' is not host:port", cfg.admin.listen));
         }
-        if (auto *v = t.get("token")) cfg.admin.token = getString(c, *v, "admin.token");
-        if (auto *v = t.get("require_token")) cfg.admin.requireToken = getBool(c, *v, "admin.require_token");
+        if (auto *v = t.get("token"))
+            cfg.admin.token = getString(c, *v, "admin.token");
+        if (auto *v = t.get("require_token"))
+            cfg.admin.requireToken = getBool(c, *v, "admin.require_token");
         if (auto *v = t.get("metrics_require_token"))
             cfg.admin.metricsRequireToken = getBool(c, *v, "admin.metrics_require_token");
         if (auto *v = t.get("console"))
@@ -718,7 +770,8 @@ AppConfig loadConfig(const std::string &path) {
             cfg.admin.maxConnections = getUint(c, *v, "admin.max_connections", 1, 10000);
         if (auto *v = t.get("max_body_bytes"))
             cfg.admin.maxBodyBytes = getUint(c, *v, "admin.max_body_bytes", 1024, 256 << 20);
-        if (auto *v = t.get("max_json_depth")) cfg.admin.maxJsonDepth = getUint(c, *v, "admin.max_json_depth", 1, 1000);
+        if (auto *v = t.get("max_json_depth"))
+            cfg.admin.maxJsonDepth = getUint(c, *v, "admin.max_json_depth", 1, 1000);
         if (auto *v = t.get("max_header_bytes"))
             cfg.admin.maxHeaderBytes = getUint(c, *v, "admin.max_header_bytes", 256, 1 << 20);
         if (auto *v = t.get("header_timeout_ms"))
@@ -744,8 +797,7 @@ AppConfig loadConfig(const std::string &path) {
             fail(c, *t.get("require_token"), "admin.require_token",
                  "may be false only when admin.listen is a loopback address");
         // A short token can be guessed by whoever reaches the port: off the loopback it must be long.
-        if (cfg.adminEnabled && cfg.admin.requireToken && !loopback &&
-            cfg.admin.token.size() < kMinRemoteTokenLength)
+        if (cfg.adminEnabled && cfg.admin.requireToken && !loopback && cfg.admin.token.size() < kMinRemoteTokenLength)
             fail(c, *t.get("token"), "admin.token",
                  fmt::format("has {} characters; at least {} are needed when admin.listen ('{}') is not a loopback "
                              "address",
@@ -795,7 +847,8 @@ AppConfig loadConfig(const std::string &path) {
         for (const auto &[k, v] : t) {
             std::string name(k.str());
             bool loaded = false;
-            for (const auto &m : cfg.modules) loaded |= moduleKey(m) == name;
+            for (const auto &m : cfg.modules)
+                loaded |= moduleKey(m) == name;
             if (!loaded)
                 failKey(c, k, "module." + name, fmt::format("module '{}' is not in modules.load", name));
             const auto &pt = getTable(c, v, "module." + name);

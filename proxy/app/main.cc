@@ -137,19 +137,24 @@ private:
         siginfo_t si{};
         while (true) {
             int sig = sigwaitinfo(&set_, &si);
-            if (sig < 0) continue; // EINTR
+            if (sig < 0)
+                continue; // EINTR
             std::unique_lock<std::mutex> lock(mutex_);
-            if (stopped_) return;
-            if (sig == SIGUSR1) continue;
+            if (stopped_)
+                return;
+            if (sig == SIGUSR1)
+                continue;
             if (sig == SIGHUP || !stopRequested_) {
                 stopRequested_ = stopRequested_ || sig != SIGHUP;
                 lock.unlock();
                 deliver_(sig);
-                if (sig == SIGHUP) continue;
+                if (sig == SIGHUP)
+                    continue;
                 lock.lock();
-                if (cv_.wait_for(lock, std::chrono::milliseconds(stopTimeoutMs_), [this] { return stopped_; })) return;
-                log_.write(LogLevel::Error, fmt::format("the SIP thread did not stop within {} ms; exiting now",
-                                                        stopTimeoutMs_));
+                if (cv_.wait_for(lock, std::chrono::milliseconds(stopTimeoutMs_), [this] { return stopped_; }))
+                    return;
+                log_.write(LogLevel::Error,
+                           fmt::format("the SIP thread did not stop within {} ms; exiting now", stopTimeoutMs_));
             } else {
                 log_.write(LogLevel::Error, "second stop signal: exiting now");
             }
@@ -170,8 +175,10 @@ private:
 // The core prints module debug lines only when PARKWAY_DEBUG is set; keep it in step with log_level.
 void applyLogLevel(Logger &log, LogLevel level) {
     log.setLevel(level);
-    if (level == LogLevel::Debug) setenv("PARKWAY_DEBUG", "1", 1);
-    else unsetenv("PARKWAY_DEBUG");
+    if (level == LogLevel::Debug)
+        setenv("PARKWAY_DEBUG", "1", 1);
+    else
+        unsetenv("PARKWAY_DEBUG");
 }
 
 // SIGHUP and POST /api/reload, on the SIP thread: re-read the whole config file and validate it first (a bad
@@ -216,7 +223,8 @@ CommandResult reloadConfig(const std::string &configFile, Proxy &proxy, Logger &
 // in it: running out of descriptors at run time is what the caps exist to prevent.
 bool checkFileLimit(const AppConfig &cfg, Logger &log) {
     rlimit rl{};
-    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return true;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return true;
     if (rl.rlim_cur < rl.rlim_max) {
         rl.rlim_cur = rl.rlim_max;
         setrlimit(RLIMIT_NOFILE, &rl);
@@ -243,12 +251,14 @@ int run(const std::string &configFile) {
         return 2;
     }
     applyLogLevel(log, cfg.logLevel);
-    if (!checkFileLimit(cfg, log)) return 2;
+    if (!checkFileLimit(cfg, log))
+        return 2;
 
     // Block the signals before any thread exists so only the signal thread sees them.
     sigset_t set;
     sigemptyset(&set);
-    for (int s : {SIGTERM, SIGINT, SIGHUP, SIGUSR1}) sigaddset(&set, s);
+    for (int s : {SIGTERM, SIGINT, SIGHUP, SIGUSR1})
+        sigaddset(&set, s);
     pthread_sigmask(SIG_BLOCK, &set, nullptr);
     std::signal(SIGPIPE, SIG_IGN);
 
@@ -281,7 +291,8 @@ int run(const std::string &configFile) {
             // Module and core lines go through the daemon's logger: its format, and log_level filters them.
             core.logSink = [&log](int level, const std::string &module, const std::string &text) {
                 auto l = static_cast<LogLevel>(std::clamp(level, 0, 3));
-                if (log.enabled(l)) log.write(l, fmt::format("[{}] {}", module, text));
+                if (log.enabled(l))
+                    log.write(l, fmt::format("[{}] {}", module, text));
             };
             core.logEnabled = [&log](int level) { return log.enabled(static_cast<LogLevel>(std::clamp(level, 0, 3))); };
             proxy = std::make_unique<Proxy>(root, core, &metrics, &events);
@@ -309,11 +320,11 @@ int run(const std::string &configFile) {
                 su_root_break(root);
             };
             Proxy *p = proxy.get();
-            signals = std::make_unique<SignalThread>(set, cfg.stopTimeoutMs, log, [p, onSignal](int sig) {
-                p->post([onSignal, sig] { onSignal(sig); });
-            });
+            signals = std::make_unique<SignalThread>(
+                set, cfg.stopTimeoutMs, log, [p, onSignal](int sig) { p->post([onSignal, sig] { onSignal(sig); }); });
             std::string urls;
-            for (const auto &u : proxy->boundUrls()) urls += (urls.empty() ? "" : " ") + u;
+            for (const auto &u : proxy->boundUrls())
+                urls += (urls.empty() ? "" : " ") + u;
             // Always printed, whatever the level: scripts and tests wait for this line.
             log.write(LogLevel::Info, fmt::format("parkway {} ready: listening on {}", PARKWAY_VERSION, urls));
             notifySystemd("READY=1"); // transports bound, modules started, admin API up
@@ -323,19 +334,24 @@ int run(const std::string &configFile) {
             log.error("{}", e.what());
             rc = 1;
         }
-        if (signals) signals->disarm(); // from now on a stop signal exits at once (no SIP loop to hand it to)
-        for (auto &m : modules) unloadModule(m); // only when addModules never took them
+        if (signals)
+            signals->disarm(); // from now on a stop signal exits at once (no SIP loop to hand it to)
+        for (auto &m : modules)
+            unloadModule(m); // only when addModules never took them
 #ifdef PARKWAY_HAVE_ADMIN
-        if (admin) admin->stop();
+        if (admin)
+            admin->stop();
         admin.reset();
 #endif
-        if (proxy) proxy->stop();
+        if (proxy)
+            proxy->stop();
         proxy.reset(); // destroys modules (reverse order) and the agent
         signals.reset();
     }
     su_root_destroy(root);
     su_deinit();
-    if (rc == 0) log.info("stopped");
+    if (rc == 0)
+        log.info("stopped");
     return rc;
 }
 
@@ -361,12 +377,14 @@ int main(int argc, char **argv) {
         std::printf("parkway %s (plugin ABI %u.%u)\n", PARKWAY_VERSION, PW_ABI_MAJOR, PW_ABI_MINOR);
         return 0;
     }
-    if (dump) return dumpConfig(moduleDir);
+    if (dump)
+        return dumpConfig(moduleDir);
     if (!checkConfig.empty()) {
         try {
             AppConfig cfg = loadConfig(checkConfig);
             auto modules = loadModules(cfg, defaultModuleDir());
-            for (auto &m : modules) unloadModule(m);
+            for (auto &m : modules)
+                unloadModule(m);
             std::printf("config OK: %s (%zu module(s))\n", checkConfig.c_str(), cfg.modules.size());
             return 0;
         } catch (const std::exception &e) {

@@ -34,7 +34,7 @@ struct CoreConfig {
     // "sip:127.0.0.1:*" (ephemeral, tests). The first is the primary (Record-Route, Contact).
     std::vector<std::string> listen{"sip:127.0.0.1:5060;transport=udp", "sip:127.0.0.1:5060;transport=tcp"};
     std::vector<std::string> domains{"127.0.0.1"}; // local domains (router: -> location)
-    std::string database = "parkway.db";            // SQLite file shared by modules ("core_setting database")
+    std::string database = "parkway.db";           // SQLite file shared by modules ("core_setting database")
     std::string instance = "parkway";
     bool recordRoute = true;
     uint32_t maxForwards = 70; // inserted when a request has none
@@ -60,9 +60,9 @@ struct CoreConfig {
     uint32_t maxDnsPending = 200;     // forwarded requests waiting on a DNS name at once; beyond, 503
     uint32_t retryAfterS = 5;         // Retry-After of the core's 503 answers (RFC 3261 §20.33)
     uint32_t tcpMaxConnections = 1024, tcpMaxPerSource = 32;
-    uint32_t tcpFirstMessageMs = 10000;  // a new TCP connection must deliver a whole SIP message by then
-    uint32_t tcpIdleMs = 3600000;        // a TCP connection that carried no SIP message for this long is closed
-    uint32_t tcpMessageMs = 10000;       // an incomplete message with no new byte for this long is dropped
+    uint32_t tcpFirstMessageMs = 10000;       // a new TCP connection must deliver a whole SIP message by then
+    uint32_t tcpIdleMs = 3600000;             // a TCP connection that carried no SIP message for this long is closed
+    uint32_t tcpMessageMs = 10000;            // an incomplete message with no new byte for this long is dropped
     double rateLimit = 500, rateBurst = 1000; // requests/s per source address (0 = off), bucket size
     uint32_t banMs = 60000;                   // a source that exceeds the rate is ignored this long
     // Graceful overload (docs/limits.md "Overload", proxy/core/overload.hh): how far behind the SIP thread may be
@@ -71,8 +71,8 @@ struct CoreConfig {
     // Retry-After of those 503s, and whether RFC 7339 oc parameters go into responses to clients that ask.
     uint32_t overloadQueueMs = 200, overloadSoftMs = 100, overloadRetryAfterS = 1;
     bool overloadControl = true;
-    std::vector<std::string> trustedPeers;    // addresses/networks exempt from rate limits and per-source caps
-    std::string resolvConf;                   // resolv.conf for DNS; "" = /etc/resolv.conf
+    std::vector<std::string> trustedPeers;     // addresses/networks exempt from rate limits and per-source caps
+    std::string resolvConf;                    // resolv.conf for DNS; "" = /etc/resolv.conf
     uint32_t dnsTimeoutS = 2, dnsAttempts = 2; // per DNS server try, tries per server
 
     // ---- TLS (RFC 3261 §26.2, RFC 5630; proxy/core/tls.hh): for "sips:host:port" listeners (config "tls:")

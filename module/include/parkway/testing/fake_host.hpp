@@ -190,7 +190,7 @@ public:
     std::vector<std::string> logs;
     std::map<std::string, double> counters; // "name{labels}" -> value (counters, gauges)
     std::vector<std::pair<std::string, std::string>> events;
-    bool eventListening = true; // event_listening(): the fake records every event, as if a client listened
+    bool eventListening = true;           // event_listening(): the fake records every event, as if a client listened
     pw_log_level logLevel = PW_LOG_DEBUG; // log_enabled() and log(): lines above it are neither wanted nor kept
     uint64_t logEnabledCalls = 0;         // how often the module asked log_enabled()
     std::vector<Timer> timers;

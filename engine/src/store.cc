@@ -217,6 +217,7 @@ std::string Checkpointer::start(sqlite3 *writer, const std::string &path, bool f
         return err;
     }
     writer_ = writer;
+    limitLogFile();
     thread_ = std::thread([this] { run(); });
     // Order matters: wal_autocheckpoint installs SQLite's own WAL hook; ours replaces it.
     sqlite3_wal_autocheckpoint(writer_, 0);
@@ -236,6 +237,21 @@ Checkpointer::~Checkpointer() {
         thread_.join();
     if (db_)
         sqlite3_close_v2(db_);
+}
+
+// A WAL file keeps the size of its longest log: a restart reuses it from the start rather than truncating it.
+// With journal_size_limit, the commit that restarts the log truncates the file to the limit, so a burst that
+// outran the checkpoints (a slow disk, a starved thread) does not leave a large file behind for good.
+void Checkpointer::limitLogFile() {
+    int pageSize = 4096;
+    sqlite3_stmt *st = nullptr;
+    if (sqlite3_prepare_v2(writer_, "PRAGMA page_size", -1, &st, nullptr) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW)
+        pageSize = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    const long long limit = static_cast<long long>(kStarvedFactor) * pages_ * pageSize;
+    const std::string sql = "PRAGMA journal_size_limit = " + std::to_string(limit);
+    sqlite3_exec(writer_, sql.c_str(), nullptr, nullptr, nullptr); // best effort: only the file's size is at stake
 }
 
 std::uint64_t Checkpointer::checkpoints() const {

@@ -178,6 +178,7 @@ private:
     static int onCommit(void *self, sqlite3 *db, const char *name, int walPages);
     static constexpr int kStarvedFactor = 4; // log this many times `pages` long: the writer checkpoints itself
     void run();
+    void limitLogFile();
     sqlite3 *writer_ = nullptr;
     sqlite3 *db_ = nullptr;
     int pages_ = 1000;

@@ -341,12 +341,25 @@ TEST_CASE("WAL checkpoints run on the engine's own thread, the log stays bounded
         for (int i = 0; i < 500 && e->backgroundCheckpoints() == 0; ++i)
             std::this_thread::sleep_for(std::chrono::milliseconds(10));
         CHECK(e->backgroundCheckpoints() > 0);
-        // Another commit after a full checkpoint restarts the log, so it does not grow with the traffic.
-        REQUIRE(e->park(directed("9999")).ok);
+        // A commit after a checkpoint that copied the whole log restarts it, and the restart truncates the file
+        // to journal_size_limit (4 x 1000 pages): the file does not keep the size of the burst. On a loaded
+        // machine the checkpoint thread may still be copying when the burst ends, so commit a few more times.
         std::error_code ec;
-        auto wal = std::filesystem::file_size(path + "-wal", ec);
-        CHECK(!ec);
-        CHECK(wal < 32u * 1024 * 1024); // 3,000 parks and abandons wrote over 90 MB of log
+        std::uintmax_t wal = 0;
+        int extra = 0;
+        for (; extra < 200; ++extra) {
+            auto r = e->park(directed(std::to_string(9000 + extra)));
+            REQUIRE(r.ok);
+            REQUIRE(e->abandon(r.call.id).ok);
+            wal = std::filesystem::file_size(path + "-wal", ec);
+            REQUIRE(!ec);
+            if (wal <= 16u * 1024 * 1024)
+                break;
+            std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        }
+        INFO("log file " << wal << " bytes after " << extra << " more commits");
+        CHECK(wal <= 16u * 1024 * 1024); // 3,000 parks and abandons wrote over 90 MB of log
+        REQUIRE(e->park(directed("9999")).ok);
         CHECK(e->liveCalls().size() == kept.size() + 1);
     }
     auto e = Engine::open(path, clock);

@@ -1,6 +1,7 @@
 // The park engine: operations over the SQLite store, events, rules.
 #include "parkway/engine/engine.hh"
 
+#include "change_feed.hh"
 #include "pg.hh"
 #include "rule_set.hh"
 #include "schema.hh"
@@ -10,6 +11,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <limits>
 #include <map>
 #include <random>
 #include <set>
@@ -180,6 +182,21 @@ struct Engine::Impl {
     // Last member: stopped (and its connection closed) before `db` closes.
     std::unique_ptr<Checkpointer> checkpointer;
 
+    // ---- Change events across nodes (PostgreSQL only; docs/cluster.md "Change events across nodes") ----
+    std::string url;                   // the libpq URL as given (with its password: the listening connection needs it)
+    std::string channel;               // NOTIFY channel of this store (channelFor(current schema))
+    std::int64_t origin = 0;           // this engine instance in change_log.origin and the payloads
+    std::int64_t seenSequence = 0;     // events up to this sequence are delivered here (own or caught up)
+    std::int64_t configGeneration = 0; // the configuration generation the caches hold
+    std::vector<std::pair<ListenerId, SyncListener>> syncListeners;
+    std::uint64_t catchUps = 0, remoteEvents = 0, configReloads = 0, resyncs = 0;
+    // Stopped first (declared last): its thread calls the owner's wake, never the engine.
+    std::unique_ptr<ChangeFeed> feed;
+    // Events the engine keeps in change_log for a node that missed NOTIFYs; older ones are deleted (every
+    // kPruneEvery events). A node further behind resyncs fully.
+    static constexpr std::int64_t kChangeLogKeep = 10000;
+    static constexpr std::int64_t kPruneEvery = 500;
+
     // ---- helpers ----
     Millis now() const { return clock.nowMs(); }
 
@@ -322,16 +339,92 @@ struct Engine::Impl {
                     ts.push_back(t);
         for (const Target &t : ts)
             e.targets.push_back({t, bumpTarget(t)});
-        Stmt &s = db.q("UPDATE meta SET value = value + 1 WHERE key = 'event_sequence' RETURNING value");
+        if (db.postgres()) {
+            logEvent(e);
+        } else {
+            Stmt &s = db.q("UPDATE meta SET value = value + 1 WHERE key = 'event_sequence' RETURNING value");
+            s.step();
+            e.sequence = s.i64(0);
+            s.run();
+        }
+        pending.push_back(std::move(e));
+    }
+
+    // PostgreSQL: the next sequence, the event in change_log and the NOTIFY, in one round trip inside the
+    // write transaction (the server delivers the NOTIFY only if it commits, docs/cluster.md).
+    void logEvent(ChangeEvent &e) {
+        Stmt &s = db.q(
+            "WITH s AS (UPDATE meta SET value = value + 1 WHERE key = 'event_sequence' RETURNING value), "
+            "l AS (INSERT INTO change_log (sequence, origin, body) SELECT value, CAST(? AS BIGINT), CAST(? AS TEXT) "
+            "FROM s) SELECT value, pg_notify(CAST(? AS TEXT), 'event ' || value || ' ' || CAST(? AS TEXT) || "
+            "' ' || CAST(? AS TEXT)) FROM s");
+        s.bind(1, origin).bind(2, encodeEvent(e)).bind(3, channel).bind(4, std::to_string(origin));
+        s.bind(5, eventPayloadTail(e));
         s.step();
         e.sequence = s.i64(0);
         s.run();
-        pending.push_back(std::move(e));
+        if (e.sequence % kPruneEvery == 0) {
+            Stmt &d = db.q("DELETE FROM change_log WHERE sequence <= ?");
+            d.bind(1, e.sequence - kChangeLogKeep);
+            d.run();
+        }
+    }
+
+    // PostgreSQL: a configuration change (inside its write transaction): the generation moves and the other
+    // nodes are told. Returns the new generation (0 on SQLite, where nothing is done). After the commit,
+    // configCommitted(generation).
+    std::int64_t configChange(const char *what, const std::string &domain, const std::string &name) {
+        if (!db.postgres())
+            return 0;
+        Stmt &s = db.q(
+            "WITH g AS (UPDATE meta SET value = value + 1 WHERE key = 'config_generation' RETURNING "
+            "value) SELECT value, pg_notify(CAST(? AS TEXT), 'config ' || value || ' ' || CAST(? AS TEXT) || ' ' || "
+            "CAST(? AS TEXT)) FROM g");
+        std::string tail = fmt::format("{} {} {}", what, domain.empty() ? "-" : domain, name.empty() ? "-" : name);
+        if (tail.size() > kMaxPayload - 64)
+            tail.resize(kMaxPayload - 64);
+        s.bind(1, channel).bind(2, std::to_string(origin)).bind(3, tail);
+        std::int64_t g = s.step() ? s.i64(0) : 0;
+        s.run();
+        return g;
+    }
+    // A configuration write that is a single statement: on PostgreSQL inside a transaction that tells the other
+    // nodes on commit; on SQLite the statement as it was (autocommit).
+    struct ConfigTxn {
+        Impl &impl;
+        std::optional<Txn> txn;
+        explicit ConfigTxn(Impl &i) : impl(i) {
+            if (impl.db.postgres())
+                txn.emplace(impl.db);
+        }
+        void commit(const char *what, const std::string &domain, const std::string &name) {
+            if (!txn)
+                return;
+            std::int64_t g = impl.configChange(what, domain, name);
+            txn->commit();
+            impl.configCommitted(g);
+        }
+    };
+
+    // Our own change is in our caches already; when no other node's change came between, the caches are at
+    // that generation (else catchUp reloads them).
+    void configCommitted(std::int64_t g) {
+        if (g != 0 && g == configGeneration + 1)
+            configGeneration = g;
     }
 
     void flush() {
         std::vector<ChangeEvent> events;
         events.swap(pending);
+        // Our own events are delivered here; with no other node's event between them and the last one seen,
+        // catchUp need not read them back (it skips them anyway: their origin is ours).
+        for (const ChangeEvent &e : events)
+            if (e.sequence == seenSequence + 1)
+                seenSequence = e.sequence;
+        deliver(events);
+    }
+
+    void deliver(const std::vector<ChangeEvent> &events) {
         auto ls = listeners; // a listener may add/remove listeners
         for (const ChangeEvent &e : events)
             for (auto &[id, l] : ls) {
@@ -1014,6 +1107,24 @@ std::unique_ptr<Engine> Engine::open(const std::string &path, Clock &clock, Open
     } catch (const StorageError &err) {
         throw die(err.what());
     }
+    if (pg) {
+        // Change events across nodes: where this engine starts reading other nodes' changes (catchUp).
+        try {
+            impl->url = path;
+            Stmt &sc = db.q("SELECT current_schema()");
+            sc.step();
+            impl->channel = channelFor(sc.text(0));
+            sc.run();
+            Stmt &m = db.q("SELECT key, value FROM meta WHERE key IN ('event_sequence', 'config_generation')");
+            while (m.step())
+                (m.text(0) == "event_sequence" ? impl->seenSequence : impl->configGeneration) = m.i64(1);
+            std::random_device rd;
+            std::uniform_int_distribution<std::int64_t> any(1, std::numeric_limits<std::int64_t>::max());
+            impl->origin = any(rd);
+        } catch (const StorageError &err) {
+            throw die(err.what());
+        }
+    }
     if (!pg && path != ":memory:" && path.rfind("file:", 0) != 0) {
         // WAL checkpoints on a thread of their own (store.hh Checkpointer); should its connection not open,
         // SQLite's automatic checkpoints on this connection stay (slower, as safe).
@@ -1074,6 +1185,7 @@ Status Engine::setDomain(const DomainSettings &d) {
     std::string e = validate(d);
     if (!e.empty())
         return Status::failure(ErrorCode::BadRequest, fmt::format("domain {}: {}", d.name, e));
+    std::int64_t generation = 0;
     try {
         Txn txn(impl_->db);
         // Upserts are written ON CONFLICT .. DO UPDATE (SQLite and PostgreSQL alike), never INSERT OR REPLACE.
@@ -1098,10 +1210,12 @@ Status Engine::setDomain(const DomainSettings &d) {
         s.bind(12, d.openExtensions ? 1 : 0).bind(13, d.dpid).bind(14, d.defaultRules ? 1 : 0);
         s.bind(15, d.maxParked).bind(16, d.maxParkedPerExtension).bind(17, d.recall.maxParkSeconds);
         s.run();
+        generation = impl_->configChange("domain", d.name, "");
         txn.commit();
     } catch (const StorageError &err) {
         return Status::failure(ErrorCode::Storage, err.what());
     }
+    impl_->configCommitted(generation);
     impl_->domains[d.name] = d;
     // The default rules follow the domain's feature codes: only this domain's plan is made again.
     std::vector<RuleError> errors;
@@ -1115,6 +1229,7 @@ Status Engine::setDomain(const DomainSettings &d) {
 }
 
 Status Engine::removeDomain(const std::string &name) {
+    std::int64_t generation = 0;
     try {
         Txn txn(impl_->db);
         Stmt &c = impl_->db.q("SELECT count(*) FROM parked_calls WHERE domain = ?");
@@ -1131,10 +1246,12 @@ Status Engine::removeDomain(const std::string &name) {
             s.bind(1, name);
             s.run();
         }
+        generation = impl_->configChange("domain-removed", name, "");
         txn.commit();
     } catch (const StorageError &err) {
         return Status::failure(ErrorCode::Storage, err.what());
     }
+    impl_->configCommitted(generation);
     impl_->domains.erase(name);
     impl_->rebuildRules(impl_->loadStoredRules());
     return Status::success();
@@ -1144,10 +1261,12 @@ Status Engine::setExtension(const Extension &e) {
     if (e.domain.empty() || e.ext.empty())
         return Status::failure(ErrorCode::BadRequest, "extension: domain and ext are required");
     try {
+        Impl::ConfigTxn txn(*impl_); // PostgreSQL: a transaction, to tell the other nodes on commit
         Stmt &s = impl_->db.q("INSERT INTO extensions (domain, ext, display) VALUES (?,?,?) "
                               "ON CONFLICT (domain, ext) DO UPDATE SET display = excluded.display");
         s.bind(1, e.domain).bind(2, e.ext).bind(3, e.display);
         s.run();
+        txn.commit("extension", e.domain, e.ext);
     } catch (const StorageError &err) {
         return Status::failure(ErrorCode::Storage, err.what());
     }
@@ -1156,9 +1275,11 @@ Status Engine::setExtension(const Extension &e) {
 
 Status Engine::removeExtension(const std::string &domain, const std::string &ext) {
     try {
+        Impl::ConfigTxn txn(*impl_);
         Stmt &s = impl_->db.q("DELETE FROM extensions WHERE domain = ? AND ext = ?");
         s.bind(1, domain).bind(2, ext);
         s.run();
+        txn.commit("extension-removed", domain, ext);
     } catch (const StorageError &err) {
         return Status::failure(ErrorCode::Storage, err.what());
     }
@@ -1193,6 +1314,7 @@ Status Engine::setGroup(const Group &g) {
         if (!seen.insert(m).second)
             return Status::failure(ErrorCode::BadRequest, fmt::format("group {}: member {} listed twice", g.name, m));
     }
+    std::int64_t generation = 0;
     try {
         Db &db = impl_->db;
         Txn txn(db);
@@ -1225,14 +1347,17 @@ Status Engine::setGroup(const Group &g) {
             i.bind(1, g.domain).bind(2, m).bind(3, g.name).bind(4, pos++);
             i.run();
         }
+        generation = impl_->configChange("group", g.domain, g.name);
         txn.commit();
     } catch (const StorageError &err) {
         return Status::failure(ErrorCode::Storage, err.what());
     }
+    impl_->configCommitted(generation);
     return Status::success();
 }
 
 Status Engine::removeGroup(const std::string &domain, const std::string &name) {
+    std::int64_t generation = 0;
     try {
         Txn txn(impl_->db);
         Stmt &s = impl_->db.q("DELETE FROM call_groups WHERE domain = ? AND name = ?");
@@ -1243,10 +1368,12 @@ Status Engine::removeGroup(const std::string &domain, const std::string &name) {
         Stmt &m = impl_->db.q("DELETE FROM group_members WHERE domain = ? AND grp = ?");
         m.bind(1, domain).bind(2, name);
         m.run();
+        generation = impl_->configChange("group-removed", domain, name);
         txn.commit();
     } catch (const StorageError &err) {
         return Status::failure(ErrorCode::Storage, err.what());
     }
+    impl_->configCommitted(generation);
     return Status::success();
 }
 
@@ -1285,6 +1412,7 @@ Status Engine::setLot(const Lot &l) {
         return Status::failure(ErrorCode::BadRequest, fmt::format("lot {}: {}", l.name, e));
     if (auto bad = checkAccessList("lot", l.name, l.access); !bad.empty())
         return Status::failure(ErrorCode::BadRequest, bad);
+    std::int64_t generation = 0;
     try {
         Db &db = impl_->db;
         Txn txn(db);
@@ -1314,14 +1442,17 @@ Status Engine::setLot(const Lot &l) {
         bindOverrides(s, 6, l.settings);
         s.bind(13, joinAccess(l.access));
         s.run();
+        generation = impl_->configChange("lot", l.domain, l.name);
         txn.commit();
     } catch (const StorageError &err) {
         return Status::failure(ErrorCode::Storage, err.what());
     }
+    impl_->configCommitted(generation);
     return Status::success();
 }
 
 Status Engine::removeLot(const std::string &domain, const std::string &name) {
+    std::int64_t generation = 0;
     try {
         Txn txn(impl_->db);
         Stmt &c = impl_->db.q("SELECT count(*) FROM parked_calls WHERE domain = ? AND lot = ?");
@@ -1334,10 +1465,12 @@ Status Engine::removeLot(const std::string &domain, const std::string &name) {
         s.run();
         if (impl_->db.changes() == 0)
             return Status::failure(ErrorCode::NotFound, fmt::format("no lot {} in domain {}", name, domain));
+        generation = impl_->configChange("lot-removed", domain, name);
         txn.commit();
     } catch (const StorageError &err) {
         return Status::failure(ErrorCode::Storage, err.what());
     }
+    impl_->configCommitted(generation);
     return Status::success();
 }
 
@@ -1713,6 +1846,8 @@ Engine::ListenerId Engine::addListener(Listener l) {
 void Engine::removeListener(ListenerId id) {
     auto &ls = impl_->listeners;
     ls.erase(std::remove_if(ls.begin(), ls.end(), [&](const auto &p) { return p.first == id; }), ls.end());
+    auto &ss = impl_->syncListeners;
+    ss.erase(std::remove_if(ss.begin(), ss.end(), [&](const auto &p) { return p.first == id; }), ss.end());
 }
 
 TargetState Engine::targetState(const Target &t) const {
@@ -1749,6 +1884,140 @@ std::int64_t Engine::targetVersion(const Target &t) const {
 std::int64_t Engine::lastEventSequence() const {
     Stmt &s = impl_->db.q("SELECT value FROM meta WHERE key = 'event_sequence'");
     return s.step() ? s.i64(0) : 0;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Change events across nodes (docs/cluster.md "Change events across nodes")
+
+bool Engine::shared() const {
+    return impl_->db.postgres();
+}
+
+std::string Engine::watchChanges(std::function<void()> wake, int retryMs) {
+    Impl &I = *impl_;
+    if (!I.db.postgres())
+        return {};
+    I.feed.reset();
+    auto feed = std::make_unique<ChangeFeed>(I.url, I.channel, I.origin, std::move(wake), retryMs);
+    std::string e = feed->start();
+    if (!e.empty())
+        return fmt::format("park engine database '{}': change events: {}", I.path, e);
+    I.feed = std::move(feed);
+    return {};
+}
+
+void Engine::stopWatching() {
+    impl_->feed.reset();
+}
+
+Engine::CatchUp Engine::catchUp() {
+    Impl &I = *impl_;
+    CatchUp out;
+    if (!I.db.postgres())
+        return out;
+    ++I.catchUps;
+    SyncNotice notice;
+    std::vector<ChangeEvent> events;
+    try {
+        // The configuration first: the events that follow are handled with the caches they were made with.
+        Stmt &g = I.db.q("SELECT value FROM meta WHERE key = 'config_generation'");
+        std::int64_t generation = g.step() ? g.i64(0) : 0;
+        g.run();
+        if (generation != I.configGeneration) {
+            // Read before the data: a change committed meanwhile moves it again and is caught next time.
+            I.loadDomains();
+            I.rebuildRules(I.loadStoredRules());
+            I.configGeneration = generation;
+            notice.configChanged = true;
+            ++I.configReloads;
+        }
+        // Then the events after the last one seen. Writers commit in sequence order (the writer lock), so
+        // the log holds a gap-free run after it unless the oldest were pruned: then resync.
+        Stmt &cur = I.db.q("SELECT value FROM meta WHERE key = 'event_sequence'");
+        std::int64_t last = cur.step() ? cur.i64(0) : 0;
+        cur.run();
+        Stmt &l = I.db.q("SELECT sequence, origin, body FROM change_log WHERE sequence > ? ORDER BY sequence");
+        l.bind(1, I.seenSequence);
+        std::int64_t expect = I.seenSequence + 1, seen = I.seenSequence;
+        bool gap = false;
+        while (l.step()) {
+            std::int64_t seq = l.i64(0);
+            if (seq != expect) {
+                gap = true;
+                break;
+            }
+            ++expect;
+            seen = seq;
+            if (l.i64(1) == I.origin)
+                continue; // ours: delivered at commit
+            ChangeEvent e;
+            if (!decodeEvent(l.text(2), &e)) {
+                gap = true; // unreadable: take the state as a whole instead
+                break;
+            }
+            e.sequence = seq;
+            e.remote = true;
+            events.push_back(std::move(e));
+        }
+        l.reset();
+        if (!gap && seen < last && expect == I.seenSequence + 1)
+            gap = true; // nothing in the log although the sequence moved: pruned
+        if (gap) {
+            events.clear();
+            I.seenSequence = std::max(last, seen);
+            notice.resync = true;
+            ++I.resyncs;
+            // What another node changed is unknown: reload the configuration too.
+            I.loadDomains();
+            I.rebuildRules(I.loadStoredRules());
+        } else {
+            I.seenSequence = seen;
+        }
+    } catch (const StorageError &) {
+        // The store is unreachable: nothing was delivered; the next wake (a reconnect) tries again.
+        return out;
+    }
+    notice.sequence = I.seenSequence;
+    notice.configGeneration = I.configGeneration;
+    out.events = events.size();
+    out.configChanged = notice.configChanged;
+    out.resync = notice.resync;
+    I.remoteEvents += events.size();
+    I.deliver(events);
+    if (notice.configChanged || notice.resync) {
+        auto ls = I.syncListeners;
+        for (auto &[id, l] : ls) {
+            try {
+                l(notice);
+            } catch (...) {
+            }
+        }
+    }
+    return out;
+}
+
+Engine::ListenerId Engine::addSyncListener(SyncListener l) {
+    ListenerId id = impl_->nextListener++;
+    impl_->syncListeners.emplace_back(id, std::move(l));
+    return id;
+}
+
+Engine::FeedStats Engine::feedStats() const {
+    const Impl &I = *impl_;
+    FeedStats st;
+    if (I.feed) {
+        ChangeFeed::Stats f = I.feed->stats();
+        st.connects = f.connects;
+        st.disconnects = f.disconnects;
+        st.notifications = f.notifications;
+        st.wakes = f.wakes;
+        st.backendPid = f.backendPid;
+    }
+    st.catchUps = I.catchUps;
+    st.remoteEvents = I.remoteEvents;
+    st.configReloads = I.configReloads;
+    st.resyncs = I.resyncs;
+    return st;
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -1829,15 +2098,18 @@ std::vector<RuleError> Engine::replaceRules(const std::vector<Rule> &rules) {
     if (!set)
         return errors;
     std::vector<Rule> stored = rules;
+    std::int64_t generation = 0;
     try {
         Txn txn(I.db);
         I.db.exec("DELETE FROM rules");
         for (Rule &r : stored)
             I.insertRule(r);
+        generation = I.configChange("rules", "", "");
         txn.commit();
     } catch (const StorageError &e) {
         return {{0, 0, fmt::format("database {}: {}", I.path, e.what())}};
     }
+    I.configCommitted(generation);
     // Ids may have been assigned: rebuild from what was stored, then swap in one step.
     return I.rebuildRules(stored);
 }
@@ -1867,6 +2139,7 @@ std::vector<RuleError> Engine::setRule(Rule &rule) {
     std::vector<RuleError> errors;
     if (!buildRuleSet(all, I.domainList(), errors))
         return errors;
+    std::int64_t generation = 0;
     try {
         Txn txn(I.db);
         if (replaced) {
@@ -1875,10 +2148,12 @@ std::vector<RuleError> Engine::setRule(Rule &rule) {
             d.run();
         }
         I.insertRule(candidate);
+        generation = I.configChange("rule", candidate.domain, std::to_string(candidate.id));
         txn.commit();
     } catch (const StorageError &e) {
         return {{rule.id, 0, fmt::format("database {}: {}", I.path, e.what())}};
     }
+    I.configCommitted(generation);
     rule.id = candidate.id;
     return I.rebuildRules(I.loadStoredRules());
 }
@@ -1886,11 +2161,13 @@ std::vector<RuleError> Engine::setRule(Rule &rule) {
 Status Engine::removeRule(std::int64_t id) {
     Impl &I = *impl_;
     try {
+        Impl::ConfigTxn txn(I);
         Stmt &d = I.db.q("DELETE FROM rules WHERE id = ?");
         d.bind(1, id);
         d.run();
         if (I.db.changes() == 0)
             return Status::failure(ErrorCode::NotFound, fmt::format("no rule {}", id));
+        txn.commit("rule-removed", "", std::to_string(id));
     } catch (const StorageError &e) {
         return Status::failure(ErrorCode::Storage, e.what());
     }

@@ -177,6 +177,8 @@ std::string toJson(const CallResult& r) {
 std::string toJson(const ChangeEvent& e) {
     json j = {{"event", toString(e.kind)}, {"at", e.at}, {"sequence", e.sequence}, {"call", callJ(e.call)}};
     if (e.previous) j["previous"] = callJ(*e.previous);
+    if (e.remote)
+        j["remote"] = true; // committed by another node (docs/cluster.md)
     json ts = json::array();
     for (const auto& t : e.targets) {
         json tj = targetJ(t.target);

@@ -157,6 +157,34 @@ public:
     std::int64_t targetVersion(const Target &t) const;
     std::int64_t lastEventSequence() const;
 
+    // ---- Change events across nodes (PostgreSQL; docs/cluster.md "Change events across nodes") ---------------
+    // Other engines (nodes) sharing a PostgreSQL database change it too. watchChanges() opens a listening
+    // connection (LISTEN) and a thread of its own; that thread calls `wake` (from itself: it must only post
+    // work to the engine's thread) when another engine committed a change and when it (re)connected. The
+    // engine's thread then calls catchUp(), which reads what changed since the last sequence this engine saw:
+    // other engines' events go to the listeners (ChangeEvent::remote), a configuration change reloads the
+    // cached domain settings and rules, and when events were lost for good the listeners get a resync notice.
+    // Returns an error message (empty on success). On SQLite nothing is watched (one node): returns "".
+    // `retryMs`: first pause before reconnecting a lost listening connection (it doubles up to 2 s).
+    bool shared() const; // PostgreSQL: other engines may change the store
+    std::string watchChanges(std::function<void()> wake, int retryMs = 100);
+    void stopWatching(); // stops and joins the thread (also done by the destructor); wake is not called after
+    struct CatchUp {
+        std::size_t events = 0; // other engines' events delivered
+        bool configChanged = false, resync = false;
+    };
+    CatchUp catchUp();
+    using SyncListener = std::function<void(const SyncNotice &)>;
+    // Called by catchUp after the events, when the configuration changed or a resync is needed. Removed by
+    // removeListener like a change listener.
+    ListenerId addSyncListener(SyncListener l);
+    struct FeedStats {
+        std::uint64_t connects = 0, disconnects = 0, notifications = 0, wakes = 0;
+        std::uint64_t catchUps = 0, remoteEvents = 0, configReloads = 0, resyncs = 0;
+        int backendPid = 0; // the listening connection's server process, 0 while down (diagnostics, tests)
+    };
+    FeedStats feedStats() const;
+
     // ---- Dialplan rules (SPEC §6) ---------------------------------------------------------------------
     // Decide what a dial string means for `caller` in `domain`. Fast path: no SQLite, no allocation beyond
     // the result's strings; uses the rule set compiled at the last (re)load.

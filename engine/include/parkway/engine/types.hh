@@ -326,6 +326,22 @@ struct ChangeEvent {
     std::optional<ParkedCall> previous;    // Moved: where it was before
     std::vector<TargetVersion> targets;    // every watched target affected, with its new version
     std::int64_t sequence = 0;             // engine-wide event counter (persisted), for the admin stream
+    // Committed by another engine on the same PostgreSQL database (another node) and delivered here by
+    // Engine::catchUp(); false for this engine's own changes. The call carries no blob then.
+    bool remote = false;
+};
+
+// What Engine::catchUp() did besides delivering other nodes' events (docs/cluster.md "Change events across
+// nodes"): given to sync listeners after the events.
+struct SyncNotice {
+    // Another node changed the configuration (domains, extensions, groups, lots, rules): the cached domain
+    // settings and compiled rules were reloaded.
+    bool configChanged = false;
+    std::int64_t configGeneration = 0;
+    // Events were missed and cannot be replayed (the change log no longer holds them): listeners must take the
+    // current state as a whole (re-read what they show), as after a restart.
+    bool resync = false;
+    std::int64_t sequence = 0; // the last event sequence seen
 };
 
 // Current state of one target, for a full-state NOTIFY.

@@ -39,6 +39,7 @@ namespace eng = parkway::engine;
 
 class CallPark;
 struct Session;
+struct FeedLink; // change_feed.cc
 
 // One dialog the module is an endpoint of. Lives exactly as long as its host dialog (freed after
 // on_terminated); the session refers to it by pointer and clears the pointer on termination.
@@ -274,6 +275,13 @@ public:
     void restoreWatcherBatch();
     Subscription *addSubscription(std::unique_ptr<Subscription> sub);
     void updateGauges(const std::string &domain, const std::string &lot);
+
+    // ---- change_feed.cc (other nodes' changes on a shared PostgreSQL store, docs/cluster.md)
+    void startChangeFeed(); // start(): the engine's listening thread, waking us through pw_host_api.post()
+    void stopChangeFeed();  // stop(): joins it; a wake-up still queued does nothing
+    void catchUpChanges();  // on the SIP thread, after a wake-up
+    void onEngineSync(const eng::SyncNotice &n);
+    std::shared_ptr<FeedLink> feedLink_;
 
     // ---- event_lists.cc (RFC 4662 list subscriptions to lots and groups)
     // 0: not a list URI; 1: *target is the list's lot / group; -1: answered (421), stop.

@@ -271,12 +271,14 @@ int CallPark::start() {
     }
     declareDomains(); // before the restored calls send anything: their domains are local
     restoreCalls();   // queued and restored in batches from the first loop turn; then the watchers (restore.cc)
+    startChangeFeed(); // PostgreSQL: other nodes' changes (change_feed.cc)
     return PW_OK;
 }
 
 void CallPark::stop() {
     // Parked calls stay parked in the store: a stop is a restart to come, not a hang-up (SPEC §9).
     stopping_ = true;
+    stopChangeFeed();
     for (auto &[sid, s] : sessions_) {
         cancelTimer(s->recallTimer);
         cancelTimer(s->ringTimer);

@@ -698,7 +698,9 @@ void CallPark::handleEvent(const eng::ChangeEvent &ev) {
         const eng::ParkedCall &call = ev.call;
         std::string labels = fmt::format("domain=\"{}\"", call.domain);
         double dur = double(ev.at - call.parkedAt) / 1000.0;
-        switch (ev.kind) {
+        // Another node's change (change_feed.cc): that node counts it and sends its park-info; here its watchers
+        // (and the admin stream, and the parked-calls gauge, which counts the shared store) see it.
+        switch (ev.remote ? eng::EventKind::Moved : ev.kind) { // Moved: no counter
         case eng::EventKind::Parked:
             host_.counter("parkway_parks_total", labels);
             break;
@@ -741,8 +743,9 @@ void CallPark::handleEvent(const eng::ChangeEvent &ev) {
         if (visible)
             queueEventLists(ev); // a group list also shows its members' extensions
 
-        if (settings_.parkInfo && (ev.kind == eng::EventKind::Parked || ev.kind == eng::EventKind::Retrieved ||
-                                   ev.kind == eng::EventKind::RecallStarted || ev.kind == eng::EventKind::Abandoned))
+        if (settings_.parkInfo && !ev.remote &&
+            (ev.kind == eng::EventKind::Parked || ev.kind == eng::EventKind::Retrieved ||
+             ev.kind == eng::EventKind::RecallStarted || ev.kind == eng::EventKind::Abandoned))
             sendParkInfo(ev);
     }
 }

@@ -1,0 +1,103 @@
+// Change events across nodes (docs/cluster.md "Change events across nodes"): several nodes share one PostgreSQL
+// park database. The engine's listening thread (LISTEN/NOTIFY) wakes us when another node committed a change;
+// the wake crosses to the SIP thread only through pw_host_api.post(), and there the engine catches up: other
+// nodes' events reach onEngineEvent (BLF/dialog-info, presence and call-info watchers, event lists, the admin
+// stream) as our own do, a configuration change reloads the engine's caches, and a resync re-sends every
+// watcher the current state. park-info is never sent for another node's change: that node sent it.
+#include "callpark.hh"
+
+#include <atomic>
+
+namespace parkway::callpark {
+
+// Shared between the module and its posted wake-ups: a wake-up still queued when the module stops finds no
+// module (cp = nullptr) and does nothing. `posted` lets one wake-up at a time wait in the SIP loop's queue.
+struct FeedLink {
+    std::atomic<CallPark *> cp{nullptr};
+    std::atomic<bool> posted{false};
+    const pw_host_api *api = nullptr;
+    pw_host *host = nullptr;
+};
+
+namespace {
+
+void feedPosted(void *arg) {
+    std::unique_ptr<std::shared_ptr<FeedLink>> link(static_cast<std::shared_ptr<FeedLink> *>(arg));
+    (*link)->posted = false; // a change committed from here on posts again
+    if (CallPark *cp = (*link)->cp.load()) {
+        try {
+            cp->catchUpChanges();
+        } catch (...) {
+            // catchUp reports storage trouble by delivering nothing; the next wake tries again.
+        }
+    }
+}
+
+} // namespace
+
+void CallPark::startChangeFeed() {
+    if (!engine_->shared())
+        return; // SQLite: one node, nothing else writes the store
+    feedLink_ = std::make_shared<FeedLink>();
+    feedLink_->cp = this;
+    feedLink_->api = host_.api();
+    feedLink_->host = host_.raw();
+    engine_->addSyncListener([this](const eng::SyncNotice &n) { onEngineSync(n); });
+    // Called on the engine's listening thread: only post.
+    std::string err = engine_->watchChanges([link = feedLink_] {
+        if (link->posted.exchange(true))
+            return;
+        auto *arg = new std::shared_ptr<FeedLink>(link);
+        if (link->api->post(link->host, feedPosted, arg) != PW_OK) {
+            delete arg;
+            link->posted = false;
+        }
+    });
+    if (!err.empty()) // the node still parks; its watchers miss other nodes' changes until a restart
+        host_.log(PW_LOG_ERROR, "callpark: {}; other nodes' changes will not be seen here", err);
+    else
+        host_.log(PW_LOG_INFO, "callpark: watching the park database for other nodes' changes");
+}
+
+void CallPark::stopChangeFeed() {
+    if (feedLink_)
+        feedLink_->cp = nullptr;
+    if (engine_)
+        engine_->stopWatching(); // joins the listening thread: no wake-up is posted after this
+}
+
+void CallPark::catchUpChanges() {
+    if (stopping_)
+        return;
+    engine_->catchUp(); // delivers to onEngineEvent and onEngineSync, on this (the SIP) thread
+}
+
+void CallPark::onEngineSync(const eng::SyncNotice &n) {
+    if (n.configChanged || n.resync) {
+        host_.log(PW_LOG_INFO, "callpark: {} by another node; configuration reloaded (generation {})",
+                  n.resync ? "changes missed" : "configuration changed", n.configGeneration);
+        declareDomains(); // a domain another node provisioned is served here too
+    }
+    bool lists = n.configChanged; // group lists show members' extensions: membership may have changed
+    if (n.resync) {
+        // Events were missed and cannot be replayed: the counts start again from the store, and every watcher
+        // is sent the current state (its NOTIFY reads the store; an unchanged state is sent once more).
+        std::set<std::pair<std::string, std::string>> labels;
+        for (const auto &[key, n] : parkedCounts_)
+            labels.insert(key);
+        parkedCounts_.clear();
+        for (const eng::ParkedCall &call : engine_->liveCalls()) {
+            ++parkedCounts_[{call.domain, call.lot}];
+            labels.insert({call.domain, call.lot});
+        }
+        for (const auto &[domain, lot] : labels)
+            updateGauges(domain, lot);
+        if (host_.eventListening())
+            host_.event("resync", fmt::format("{{\"sequence\":{}}}", n.sequence));
+    }
+    for (auto &[p, sub] : subs_)
+        if (n.resync || (lists && sub->eventList))
+            queueNotify(*sub);
+}
+
+} // namespace parkway::callpark

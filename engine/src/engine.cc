@@ -1919,10 +1919,12 @@ Engine::CatchUp Engine::catchUp() {
     SyncNotice notice;
     std::vector<ChangeEvent> events;
     try {
-        // The configuration first: the events that follow are handled with the caches they were made with.
-        Stmt &g = I.db.q("SELECT value FROM meta WHERE key = 'config_generation'");
-        std::int64_t generation = g.step() ? g.i64(0) : 0;
-        g.run();
+        // One round trip for both counters. The configuration first: the events that follow are handled with the
+        // caches they were made with.
+        std::int64_t generation = I.configGeneration, last = 0;
+        Stmt &m = I.db.q("SELECT key, value FROM meta WHERE key IN ('config_generation', 'event_sequence')");
+        while (m.step())
+            (m.text(0) == "event_sequence" ? last : generation) = m.i64(1);
         if (generation != I.configGeneration) {
             // Read before the data: a change committed meanwhile moves it again and is caught next time.
             I.loadDomains();
@@ -1933,9 +1935,6 @@ Engine::CatchUp Engine::catchUp() {
         }
         // Then the events after the last one seen. Writers commit in sequence order (the writer lock), so
         // the log holds a gap-free run after it unless the oldest were pruned: then resync.
-        Stmt &cur = I.db.q("SELECT value FROM meta WHERE key = 'event_sequence'");
-        std::int64_t last = cur.step() ? cur.i64(0) : 0;
-        cur.run();
         Stmt &l = I.db.q("SELECT sequence, origin, body FROM change_log WHERE sequence > ? ORDER BY sequence");
         l.bind(1, I.seenSequence);
         std::int64_t expect = I.seenSequence + 1, seen = I.seenSequence;

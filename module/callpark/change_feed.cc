@@ -83,7 +83,7 @@ void CallPark::onEngineSync(const eng::SyncNotice &n) {
         // Events were missed and cannot be replayed: the counts start again from the store, and every watcher
         // is sent the current state (its NOTIFY reads the store; an unchanged state is sent once more).
         std::set<std::pair<std::string, std::string>> labels;
-        for (const auto &[key, n] : parkedCounts_)
+        for (const auto &[key, count] : parkedCounts_)
             labels.insert(key);
         parkedCounts_.clear();
         for (const eng::ParkedCall &call : engine_->liveCalls()) {

@@ -700,23 +700,25 @@ void CallPark::handleEvent(const eng::ChangeEvent &ev) {
         double dur = double(ev.at - call.parkedAt) / 1000.0;
         // Another node's change (change_feed.cc): that node counts it and sends its park-info; here its watchers
         // (and the admin stream, and the parked-calls gauge, which counts the shared store) see it.
-        switch (ev.remote ? eng::EventKind::Moved : ev.kind) { // Moved: no counter
-        case eng::EventKind::Parked:
-            host_.counter("parkway_parks_total", labels);
-            break;
-        case eng::EventKind::Retrieved:
-            host_.counter("parkway_retrieves_total", labels);
-            host_.observe("parkway_park_duration_seconds", labels, dur);
-            break;
-        case eng::EventKind::RecallStarted:
-            host_.counter("parkway_recalls_total", labels);
-            break;
-        case eng::EventKind::Abandoned:
-            host_.counter("parkway_abandons_total", labels);
-            host_.observe("parkway_park_duration_seconds", labels, dur);
-            break;
-        default:
-            break;
+        if (!ev.remote) {
+            switch (ev.kind) {
+            case eng::EventKind::Parked:
+                host_.counter("parkway_parks_total", labels);
+                break;
+            case eng::EventKind::Retrieved:
+                host_.counter("parkway_retrieves_total", labels);
+                host_.observe("parkway_park_duration_seconds", labels, dur);
+                break;
+            case eng::EventKind::RecallStarted:
+                host_.counter("parkway_recalls_total", labels);
+                break;
+            case eng::EventKind::Abandoned:
+                host_.counter("parkway_abandons_total", labels);
+                host_.observe("parkway_park_duration_seconds", labels, dur);
+                break;
+            default:
+                break;
+            }
         }
         if (host_.eventListening()) // no admin stream client: no JSON built for nobody
             host_.event(eng::toString(ev.kind), eng::toJson(ev));

@@ -442,6 +442,23 @@ public:
     int64_t clockOverrideMs = 0;
     MohPlayer &moh() { return moh_; }
     ReportThrottle mohFailureLog_{60000}; // music-on-hold allocation failures: logged once a minute
+
+    // ---- the park database away (docs/cluster.md "Database outage"), park_flow.cc
+    // Retry-After of a park or retrieve refused because the database cannot be reached (RFC 3261 §21.5.4).
+    static constexpr int kStorageRetryAfterSeconds = 5;
+    // A recall due while the database is away is tried again this much later.
+    static constexpr uint64_t kStorageRetryMs = 5000;
+    // A storage failure met by `what` (e.g. "park in pbx.example.com"): one error line naming the database at the
+    // first failure, then at most one per kStorageLogMs with the count in between.
+    void storageFailed(const std::string &what, const std::string &message);
+    // An operation on the database succeeded: after failures, one line saying it is back.
+    void storageOk();
+    // 503 + Retry-After for a request refused because the database is away.
+    void refuseStorage(pw_request *req);
+    static constexpr int64_t kStorageLogMs = 10000;
+    ReportThrottle storageLog_{kStorageLogMs};
+    int64_t storageDownSinceMs_ = 0; // 0 = the last operation reached the database
+    uint64_t storageRefused_ = 0;    // requests refused since then
     bool stopping() const { return stopping_; }
 };
 

@@ -122,7 +122,7 @@ def setup(binary, name, n_nodes, front, rates, count, kamailio):
     work = tempfile.mkdtemp(prefix="parkway-bench-cluster-")
     pg = PostgresServer()
     nodes, kam = [], None
-    best = 0.0
+    best = peak = 0.0
     try:
         nodes = start_nodes(binary, pg, n_nodes, work)
         if front:
@@ -132,6 +132,7 @@ def setup(binary, name, n_nodes, front, rates, count, kamailio):
             targets = [(x.sip, 1.0 / n_nodes) for x in nodes]
         for rate in rates:
             cps, failed, total = run(targets, nodes, pg, rate, count, work, name.replace(" ", ""))
+            peak = max(peak, cps)
             if failed <= total * 0.001:
                 best = max(best, cps)
             else:
@@ -144,8 +145,9 @@ def setup(binary, name, n_nodes, front, rates, count, kamailio):
             x.close()
         pg.close()
         shutil.rmtree(work, ignore_errors=True)
-    print(f"  => best with < 0.1 % failed: {best:.1f} cycles/s", flush=True)
-    return best
+    print(f"  => best with < 0.1 % failed: {best:.1f} cycles/s (most completed, failures or not: {peak:.1f}/s)",
+          flush=True)
+    return best, peak
 
 
 def main():
@@ -161,13 +163,19 @@ def main():
     kamailio = a.kamailio or kamailio_binary()
     if a.front and not kamailio:
         sys.exit("--front: kamailio not found")
-    one = setup(binary, "1 node", 1, False, rates, a.cycles, kamailio)
-    two = setup(binary, "2 nodes direct", 2, False, rates, a.cycles, kamailio)
-    line = f"1 node {one:.1f}, 2 nodes direct {two:.1f} cycles/s: ratio {two / one if one else 0:.2f}"
+    def ratio(x, y):
+        return f"{x / y:.2f}" if y else "n/a (lower the first rate)"
+
+    one, one_peak = setup(binary, "1 node", 1, False, rates, a.cycles, kamailio)
+    two, two_peak = setup(binary, "2 nodes direct", 2, False, rates, a.cycles, kamailio)
+    line = (f"clean (< 0.1 % failed): 1 node {one:.1f}, 2 nodes direct {two:.1f} cycles/s: ratio {ratio(two, one)}")
+    peaks = f"completed: 1 node {one_peak:.1f}, 2 nodes direct {two_peak:.1f} cycles/s: ratio {ratio(two_peak, one_peak)}"
     if a.front:
-        fr = setup(binary, "2 nodes front", 2, True, rates, a.cycles, kamailio)
-        line += f"; 2 nodes behind the front {fr:.1f} cycles/s: ratio {fr / one if one else 0:.2f}"
+        fr, fr_peak = setup(binary, "2 nodes front", 2, True, rates, a.cycles, kamailio)
+        line += f"; 2 nodes behind the front {fr:.1f} cycles/s: ratio {ratio(fr, one)}"
+        peaks += f"; behind the front {fr_peak:.1f}: ratio {ratio(fr_peak, one_peak)}"
     print(line)
+    print(peaks)
 
 
 if __name__ == "__main__":

@@ -110,6 +110,32 @@ def case_outage():
                 ph.close()
 
 
+def case_frozen():
+    """Not in ctest (it waits out the 7 s bound): a server that hangs (every postgres process SIGSTOPped, the
+    connection stays open and nothing answers). The park that meets it waits at most busyTimeoutMs + 2 s = 7 s
+    (the engine's answer deadline, docs/cluster.md "Database outage") and gets 503; once the server runs again,
+    parks succeed and the call parked before is retrieved."""
+    with Cluster(BINARY, nodes=1) as c:
+        with Phones(("127.0.0.1", c.nodes[0].port)) as ph:
+            if ph.park("700") != 200:
+                fail(c, "park before the freeze failed")
+            pids = c.pg.freeze()
+            try:
+                t = time.monotonic()
+                st = ph.park("701", timeout=20)
+                waited = time.monotonic() - t
+                if st != 503 or waited > 9:
+                    fail(c, f"a park against a frozen server answered {st} after {waited:.1f} s (want 503 within ~7 s)")
+                print(f"frozen server: the park answered 503 after {waited:.1f} s")
+            finally:
+                c.pg.thaw(pids)
+            if not wait_until(lambda: ph.park("702") == 200, 15, 0.5):
+                fail(c, "no park succeeded after the server ran again")
+            if ph.retrieve("700") != 200:
+                fail(c, "the call parked before the freeze was not retrieved")
+            print("server running again: parks succeed, the earlier call is retrieved")
+
+
 CASES = {name[5:]: fn for name, fn in list(globals().items()) if name.startswith("case_")}
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ A throw-away PostgreSQL server, N `parkway` nodes sharing park state on it, an o
         assert ph.retrieve("101") == 200                  # INVITE *88101 from a retriever, ACKed
         c.pg.stop()                                       # by its PID; same data dir and port on start()
         c.pg.start()
+        pids = c.pg.freeze(); ...; c.pg.thaw(pids)        # a hung server (SIGSTOP / SIGCONT)
 
 PostgreSQL: `initdb` into a new temp dir (as `nobody` when run as root: initdb refuses root, as
 tests/engine/pg_fixture.sh does), then `pg_ctl start` on a loopback port (first start: a free one; later starts:
@@ -149,6 +150,29 @@ class PostgresServer:
     def kill(self):
         self.stop(signal.SIGQUIT)
 
+    def server_pids(self) -> list:
+        """The postmaster and its children (a backend per connection, the background workers)."""
+        pid = self.pid()
+        if not pid:
+            return []
+        out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
+        return [pid] + [int(p) for p in out]
+
+    def freeze(self) -> list:
+        """SIGSTOP every server process: a server that hangs (connections stay open, nothing answers). Returns
+        the PIDs to give thaw()."""
+        pids = self.server_pids()
+        for p in pids:
+            os.kill(p, signal.SIGSTOP)
+        return pids
+
+    def thaw(self, pids: list):
+        for p in pids:
+            try:
+                os.kill(p, signal.SIGCONT)
+            except ProcessLookupError:
+                pass
+
     def log(self) -> str:
         try:
             with open(self.log_path, errors="replace") as f:
@@ -157,6 +181,7 @@ class PostgresServer:
             return ""
 
     def close(self):
+        self.thaw(self.server_pids())  # a frozen server cannot act on SIGQUIT
         self.stop(signal.SIGQUIT, 10)
         if self in _live:
             _live.remove(self)

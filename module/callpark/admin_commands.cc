@@ -475,7 +475,8 @@ template <Fn F> int run(void *ctx, pw_str args, pw_writer *out) {
         std::string msg = std::string("bad JSON arguments: ") + e.what();
         api->writer_error(out, 400, ps(msg));
     } catch (const eng::StorageFailure &e) { // the database is away (docs/cluster.md "Database outage")
-        std::string msg = fmt::format("park database '{}' unavailable: {}", cp->engine().path(), e.what());
+        std::string msg =
+            fmt::format("park database '{}' unavailable: {}", cp->engine().path(), storageReason(e.what()));
         api->writer_error(out, 503, ps(msg));
     } catch (const std::exception &e) {
         std::string msg = e.what();

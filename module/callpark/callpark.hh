@@ -463,6 +463,8 @@ public:
 };
 
 // Counters, labels and small helpers shared by the flows.
+// A storage failure's message, short: its first line, without the SQL text and the database name (park_flow.cc).
+std::string storageReason(std::string message);
 std::string domainLabels(const std::string &domain, const std::string &lot);
 std::string userOf(const std::string &uri);
 std::string hostOf(const std::string &uri);

@@ -183,7 +183,6 @@ void CallPark::saveBlob(Session &s) {
 
 // ---------------------------------------------------------------- park INVITE
 
-namespace {
 // The backend's reason, short: the first line, without the statement text or the database name the engine adds.
 std::string storageReason(std::string msg) {
     if (auto nl = msg.find('\n'); nl != std::string::npos)
@@ -197,7 +196,6 @@ std::string storageReason(std::string msg) {
         msg.erase(0, 16);
     return msg;
 }
-} // namespace
 
 void CallPark::storageFailed(const std::string &what, const std::string &message) {
     host_.counter("parkway_storage_failures_total");

@@ -6,8 +6,8 @@
 PostgreSQL + two `parkway` nodes on it (tests/lib/parkway_cluster.py), Kamailio running the example config (its
 #!define lines rewritten for free ports, the dispatcher list naming the two nodes). Phones talk to the front only.
   * 12 parks on 12 extensions through the front: all 200, and both nodes parked some (the front spreads them);
-  * each is retrieved through the front: 200, and the parked party's dialog gets the retrieve's re-INVITE
-    (in-dialog requests cross the front by its Record-Route);
+  * each is retrieved through the front: 200, and the parked party's dialog gets the retrieve's re-INVITE from
+    the front's address (in-dialog requests cross the front by its Record-Route);
   * node A is stopped: parks and retrieves through the front still succeed, all on node B (the front times out on
     A once, marks it down and fails over with ds_next_dst; its OPTIONS probes keep it out).
 
@@ -46,7 +46,10 @@ def park_and_retrieve(c, ph, exts, label):
         if st != 200:
             fail(c, f"{label}: retrieve of {ext} through the front answered {st}")
         if not wait_until(lambda: ph.reinvites.get(party, 0) >= 1, 5):
-            fail(c, f"{label}: the parked party of {ext} got no re-INVITE through the front")
+            fail(c, f"{label}: the parked party of {ext} got no re-INVITE")
+        if ph.sources.get(party) != c.front_addr:  # the node follows the route set the front Record-Routed
+            fail(c, f"{label}: the re-INVITE of {ext}'s parked party came from {ph.sources.get(party)}, not through "
+                    f"the front {c.front_addr}")
 
 
 def case_dispatch():

@@ -388,6 +388,7 @@ class Phones:
         self.finals: dict = {}     # call-id -> final status of its INVITE
         self.responses: dict = {}  # call-id -> the final response text
         self.reinvites: dict = {}  # call-id -> INVITEs received inside that dialog (a retrieve re-INVITEs the parked)
+        self.sources: dict = {}    # call-id -> (ip, port) the last in-dialog request came from
         self.byes: set = set()     # call-ids BYEd by the other side
         self._pending: dict = {}   # call-id -> (data, next send time, interval) while unanswered
         self.closed = False
@@ -521,6 +522,8 @@ class Phones:
             method = first.split()[0]
             if method == "ACK":
                 continue
+            with self.lock:
+                self.sources[call_id] = addr
             if method == "INVITE":
                 with self.lock:
                     self.reinvites[call_id] = self.reinvites.get(call_id, 0) + 1

@@ -458,7 +458,7 @@ public:
     static constexpr int64_t kStorageLogMs = 10000;
     ReportThrottle storageLog_{kStorageLogMs};
     int64_t storageDownSinceMs_ = 0; // 0 = the last operation reached the database
-    uint64_t storageRefused_ = 0;    // requests refused since then
+    uint64_t storageRefused_ = 0;    // operations that failed since then (refused requests, saves)
     bool stopping() const { return stopping_; }
 };
 

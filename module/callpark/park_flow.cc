@@ -177,7 +177,9 @@ void CallPark::saveBlob(Session &s) {
     if (!s.callId || !s.a || !s.a->dlg)
         return;
     auto r = engine_->updateBlob(s.callId, parkBlob(s, host_.dialogExport(s.a->dlg)));
-    if (!r)
+    if (!r && r.error == eng::ErrorCode::Storage) // the database is away: counted and logged as such
+        storageFailed(fmt::format("saving call {}", s.callId), r.message);
+    else if (!r)
         host_.log(PW_LOG_WARN, "callpark: saving call {} failed: {}", s.callId, r.message);
 }
 
@@ -217,7 +219,7 @@ void CallPark::storageOk() {
     if (!storageDownSinceMs_)
         return;
     host_.log(PW_LOG_WARN,
-              "callpark: park database '{}' is reachable again after {} ms ({} request(s) refused meanwhile)",
+              "callpark: park database '{}' is reachable again after {} ms ({} operation(s) failed meanwhile)",
               engine_->path(), host_.nowMs() - storageDownSinceMs_, storageRefused_);
     storageDownSinceMs_ = 0;
     storageRefused_ = 0;
@@ -409,7 +411,9 @@ void CallPark::sessionAbandoned(Session &s) {
     stopMoh(s);
     if (s.callId) {
         auto r = engine_->abandon(s.callId);
-        if (!r)
+        if (!r && r.error == eng::ErrorCode::Storage) // the row stays until a retrieve finds no dialog for it
+            storageFailed(fmt::format("abandon of call {}", s.callId), r.message);
+        else if (!r)
             host_.log(PW_LOG_WARN, "callpark: abandon of call {}: {}", s.callId, r.message);
     }
     s.callId = 0;

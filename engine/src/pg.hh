@@ -78,7 +78,7 @@ public:
     std::string await(int sent, PgResult *out, std::string *sqlstate);
     std::int64_t changes = 0; // rows changed by the last statement run through a PgStmt
 
-    static constexpr int kReconnectWaitMs = 100;
+    static constexpr int kReconnectWaitMs = 250;
     static constexpr int kReconnectPauseMs = 1000;
 
 private:

@@ -7,12 +7,20 @@ A throw-away PostgreSQL server, N `parkway` nodes sharing park state on it, an o
     from parkway_cluster import Cluster, Phones
 
     with Cluster(binary, nodes=2, front=True) as c:      # initdb + server, two nodes, Kamailio in front
-        ph = Phones(c.front_addr)                         # or c.nodes[0].addr: straight to a node
+        ph = Phones(c.front_addr)                         # or ("127.0.0.1", c.nodes[0].port): straight to a node
         assert ph.park("101") == 200                      # INVITE *68101 from a fresh party, ACKed
         assert ph.retrieve("101") == 200                  # INVITE *88101 from a retriever, ACKed
+        cid = ph.invite("*68102", "alice")                # or by hand: then ph.final(cid, timeout),
+        ph.responses[cid], ph.reinvites[cid], ph.byes     # the final response, re-INVITEs/BYEs received
         c.pg.stop()                                       # by its PID; same data dir and port on start()
         c.pg.start()
         pids = c.pg.freeze(); ...; c.pg.thaw(pids)        # a hung server (SIGSTOP / SIGCONT)
+        c.nodes[0].kill9(); c.nodes[0].start()            # parkway_blackbox.Parkway: same ports and config
+        c.logs()                                          # every node's, Kamailio's and PostgreSQL's log tails
+
+Cluster(binary, nodes=N, front=False, callpark={...}) passes extra [module.callpark] settings to every node (e.g.
+`node = "a"`); node(binary, url, ...) starts one more node on any database; PostgresServer() and KamailioFront(...)
+stand alone too (bench/cluster/bench_cluster.py uses them so).
 
 PostgreSQL: `initdb` into a new temp dir (as `nobody` when run as root: initdb refuses root, as
 tests/engine/pg_fixture.sh does), then `pg_ctl start` on a loopback port (first start: a free one; later starts:

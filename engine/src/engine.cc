@@ -1073,9 +1073,12 @@ std::unique_ptr<Engine> Engine::open(const std::string &path, Clock &clock, Open
     auto die = [&](const std::string &what) -> std::runtime_error {
         return std::runtime_error(fmt::format("park engine database '{}': {}", shown, what));
     };
-    if (pg)
+    if (pg) {
         openPostgres(impl->db, path, options, die);
-    else
+        // From now on a statement's answer must come within the writer-lock wait (lock_timeout, the longest a
+        // healthy server makes us wait) plus 2 s, or the connection is closed (docs/cluster.md "Database outage").
+        impl->db.pg()->setAnswerTimeout(std::max(options.busyTimeoutMs, 1) + 2000);
+    } else
         openSqlite(impl->db, path, options, die);
     Db &db = impl->db;
     try {

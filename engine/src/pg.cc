@@ -5,7 +5,10 @@
 
 #include <fmt/format.h>
 
+#include <poll.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <charconv>
 #include <cstring>
 
@@ -39,23 +42,48 @@ std::string PgResult::error(PGconn *conn, std::string *sqlstate) const {
 }
 
 PgConn::~PgConn() {
+    if (attempt_.valid()) { // a reconnect under way: wait for it (connect_timeout bounds it) and close it
+        if (PGconn *n = attempt_.get())
+            PQfinish(n);
+    }
     if (c_)
         PQfinish(c_);
 }
 
+namespace {
+
+std::string trimmed(std::string msg) {
+    while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' '))
+        msg.pop_back();
+    return msg;
+}
+
+// Blocking connect with our defaults; later keywords override earlier ones, so the URL's own settings win. The
+// TCP settings bound how long a dead network can hold a statement (docs/cluster.md "Database outage"); libpq
+// ignores them on a unix socket.
+PGconn *connectTo(const std::string &url) {
+    const char *keys[] = {"connect_timeout",
+                          "application_name",
+                          "keepalives",
+                          "keepalives_idle",
+                          "keepalives_interval",
+                          "keepalives_count",
+                          "tcp_user_timeout",
+                          "dbname",
+                          nullptr};
+    const char *values[] = {"5", "parkway", "1", "5", "2", "3", "10000", url.c_str(), nullptr};
+    return PQconnectdbParams(keys, values, 1);
+}
+
+} // namespace
+
 std::string PgConn::connect(const std::string &url) {
-    // Later keywords override earlier ones, so the URL's own settings win over these defaults.
-    const char *keys[] = {"connect_timeout", "application_name", "dbname", nullptr};
-    const char *values[] = {"5", "parkway", url.c_str(), nullptr};
-    c_ = PQconnectdbParams(keys, values, 1);
+    url_ = url;
+    c_ = connectTo(url);
     if (!c_)
         return "out of memory";
-    if (PQstatus(c_) != CONNECTION_OK) {
-        std::string msg = PQerrorMessage(c_);
-        while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' '))
-            msg.pop_back();
-        return msg;
-    }
+    if (PQstatus(c_) != CONNECTION_OK)
+        return trimmed(PQerrorMessage(c_));
     PQsetNoticeReceiver(c_, quiet, nullptr);
     // The engine's times are integers: the session time zone is irrelevant.
     return exec(session_.c_str());
@@ -66,20 +94,99 @@ std::string PgConn::session(const std::string &sql) {
     return exec(sql.c_str());
 }
 
+void PgConn::drop(const std::string &why) {
+    if (c_)
+        PQfinish(c_);
+    c_ = nullptr;
+    downReason_ = why;
+}
+
+std::string PgConn::downReason() const {
+    return downReason_.empty() ? std::string("no connection to the server") : downReason_;
+}
+
 bool PgConn::resetIfBroken() {
-    if (PQstatus(c_) == CONNECTION_OK)
+    if (c_ && PQstatus(c_) == CONNECTION_OK)
         return true;
-    PQreset(c_);
-    if (PQstatus(c_) != CONNECTION_OK)
+    if (c_) // lost: say how, until a reconnect tells more
+        drop(trimmed(PQerrorMessage(c_)));
+    using Clock = std::chrono::steady_clock;
+    std::chrono::milliseconds wait{0};
+    if (!attempt_.valid()) {
+        if (Clock::now() < nextAttempt_)
+            return false;
+        attempt_ = std::async(std::launch::async, [url = url_] { return connectTo(url); });
+        wait = std::chrono::milliseconds(kReconnectWaitMs); // a server that is back answers within this
+    }
+    if (attempt_.wait_for(wait) != std::future_status::ready)
         return false;
+    PGconn *n = attempt_.get();
+    if (!n || PQstatus(n) != CONNECTION_OK) {
+        downReason_ = n ? "cannot reconnect: " + trimmed(PQerrorMessage(n)) : std::string("out of memory");
+        if (n)
+            PQfinish(n);
+        nextAttempt_ = Clock::now() + std::chrono::milliseconds(kReconnectPauseMs);
+        return false;
+    }
+    c_ = n;
+    downReason_.clear();
     ++generation_; // prepared statements died with the old session
     PQsetNoticeReceiver(c_, quiet, nullptr);
-    return exec(session_.c_str()).empty();
+    std::string e = exec(session_.c_str());
+    if (!e.empty()) {
+        drop("cannot reconnect: " + e);
+        nextAttempt_ = Clock::now() + std::chrono::milliseconds(kReconnectPauseMs);
+        return false;
+    }
+    return true;
+}
+
+std::string PgConn::await(int sent, PgResult *out, std::string *sqlstate) {
+    if (sqlstate)
+        sqlstate->clear();
+    out->reset();
+    if (!c_)
+        return downReason();
+    if (!sent)
+        return trimmed(PQerrorMessage(c_));
+    if (answerTimeoutMs_ > 0) {
+        // The answer within the deadline, without blocking past it (a frozen server or a dead network).
+        auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(answerTimeoutMs_);
+        while (PQisBusy(c_)) {
+            auto left =
+                std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+            if (left.count() <= 0) {
+                std::string why =
+                    fmt::format("no answer from the server within {} ms (connection closed)", answerTimeoutMs_);
+                drop(why);
+                return why;
+            }
+            pollfd p{PQsocket(c_), POLLIN, 0};
+            int r = ::poll(&p, 1, static_cast<int>(left.count()));
+            if (r < 0 && errno != EINTR)
+                break;
+            if (r > 0 && !PQconsumeInput(c_))
+                break; // the connection failed: PQgetResult reports it
+        }
+    }
+    // As PQexec: the last result, but an error wins over what follows it.
+    PGresult *keep = nullptr;
+    while (PGresult *r = PQgetResult(c_)) {
+        bool failed = PQresultStatus(r) == PGRES_FATAL_ERROR;
+        if (keep && PQresultStatus(keep) == PGRES_FATAL_ERROR && !failed) {
+            PQclear(r);
+            continue;
+        }
+        PQclear(keep);
+        keep = r;
+    }
+    *out = PgResult(keep);
+    return out->error(c_, sqlstate);
 }
 
 std::string PgConn::exec(const char *sql, std::string *sqlstate) {
-    PgResult r(PQexec(c_, sql));
-    return r.error(c_, sqlstate);
+    PgResult r;
+    return await(c_ ? PQsendQuery(c_, sql) : 0, &r, sqlstate);
 }
 
 PgStmt::PgStmt(PgConn &conn, std::string_view sql) : conn_(conn), name_(conn.nextStatementName()) {
@@ -179,15 +286,15 @@ void PgStmt::bindNull(int i) {
 void PgStmt::execute() {
     PGconn *c = conn_.get();
     std::string state;
-    if (preparedIn_ != conn_.generation()) {
-        PgResult p(PQprepare(c, name_.c_str(), sql_.c_str(), n_, nullptr));
-        std::string e = p.error(c, &state);
+    if (preparedIn_ != conn_.generation() || !c) {
+        PgResult p;
+        std::string e = conn_.await(c ? PQsendPrepare(c, name_.c_str(), sql_.c_str(), n_, nullptr) : 0, &p, &state);
         if (!e.empty())
             throw StorageError(fmt::format("prepare failed: {} (SQL: {})", e, sql_), retryable(state));
         preparedIn_ = conn_.generation();
     }
-    res_ = PgResult(PQexecPrepared(c, name_.c_str(), n_, ptrs_.data(), lengths_.data(), formats_.data(), 0));
-    std::string e = res_.error(c, &state);
+    std::string e = conn_.await(
+        PQsendQueryPrepared(c, name_.c_str(), n_, ptrs_.data(), lengths_.data(), formats_.data(), 0), &res_, &state);
     if (!e.empty()) {
         res_.reset();
         throw StorageError(fmt::format("{} (SQL: {})", e, sql_), retryable(state));

@@ -4,7 +4,9 @@
 
 #include <libpq-fe.h>
 
+#include <chrono>
 #include <cstdint>
+#include <future>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -40,6 +42,9 @@ private:
     PGresult *r_ = nullptr;
 };
 
+// One connection to the server. Lost connections are re-established only between transactions
+// (resetIfBroken, called by store.cc), and never by blocking the caller for long: docs/cluster.md
+// "Database outage" has the bounds.
 class PgConn {
 public:
     PgConn() = default;
@@ -47,24 +52,47 @@ public:
     PgConn(const PgConn &) = delete;
     PgConn &operator=(const PgConn &) = delete;
 
-    // Connects to a libpq URL; empty on success, else libpq's message. A URL without connect_timeout gets 5 s.
+    // Connects to a libpq URL (blocking: at open); empty on success, else libpq's message. Defaults the URL may
+    // override: connect_timeout 5 s, TCP keepalives after 5 s idle, tcp_user_timeout 10 s.
     std::string connect(const std::string &url);
     PGconn *get() const { return c_; }
-    // After a lost connection: reconnects (PQreset). Statements prepare again on their next use.
+    // True when the connection is usable. After a lost connection, a new one is made on a thread of its own
+    // (connect_timeout bounds it there, not here): the first call after the loss starts it and waits for it at
+    // most kReconnectWaitMs; later calls only look whether it is done. A failed attempt is tried again
+    // kReconnectPauseMs later at the earliest. Statements prepare again on their next use.
     bool resetIfBroken();
+    // Why there is no connection now (the last reconnect failure, or how it was lost); for error messages.
+    std::string downReason() const;
+    // Every statement's answer must arrive within `ms` (0 = wait as long as it takes, the default: migrations
+    // at open may be long); past it the connection is closed (the server rolls back what was in flight) and the
+    // statement fails. Set by the engine after open.
+    void setAnswerTimeout(int ms) { answerTimeoutMs_ = ms; }
     std::uint64_t generation() const { return generation_; }
     std::string nextStatementName() { return "pw" + std::to_string(++statements_); }
     // Session settings (SET ...): run now and again after every reconnect. Empty on success, else the message.
     std::string session(const std::string &sql);
     // A simple-protocol command (several statements allowed); empty on success, else the message.
     std::string exec(const char *sql, std::string *sqlstate = nullptr);
+    // The answer to what was just sent (`sent`: the PQsend* call's result) into *out, within the answer
+    // timeout; empty on success, else the error message (and *sqlstate).
+    std::string await(int sent, PgResult *out, std::string *sqlstate);
     std::int64_t changes = 0; // rows changed by the last statement run through a PgStmt
 
+    static constexpr int kReconnectWaitMs = 250;
+    static constexpr int kReconnectPauseMs = 1000;
+
 private:
+    void drop(const std::string &why); // closes the connection; resetIfBroken makes a new one
+
     PGconn *c_ = nullptr;
+    std::string url_;
     std::uint64_t generation_ = 1;
     std::uint64_t statements_ = 0;
     std::string session_ = "SET bytea_output = 'hex'"; // bytea comes back in hex (PgStmt::blob)
+    int answerTimeoutMs_ = 0;
+    std::future<PGconn *> attempt_; // a reconnect under way
+    std::chrono::steady_clock::time_point nextAttempt_{};
+    std::string downReason_;
 };
 
 // A named prepared statement. Parameters are sent as text (integers) or binary (bytea); results come back as

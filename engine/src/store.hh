@@ -2,6 +2,8 @@
 // RAII over its C API, the default) or PostgreSQL (pg.hh, libpq) chosen by the park database string.
 #pragma once
 
+#include "parkway/engine/types.hh"
+
 #include <sqlite3.h>
 
 #include <condition_variable>
@@ -22,8 +24,9 @@ class PgStmt;
 // Thrown inside the engine on an unexpected storage failure; operations turn it into ErrorCode::Storage.
 // `retry`: the transaction failed only because a concurrent one won (PostgreSQL serialization failure or
 // deadlock); running it again is safe and is what the engine does (Engine::Impl::transact).
-struct StorageError : std::runtime_error {
-    explicit StorageError(const std::string &what, bool retry = false) : std::runtime_error(what), retry(retry) {}
+// Reads let it through to the engine's caller as the public StorageFailure (types.hh).
+struct StorageError : StorageFailure {
+    explicit StorageError(const std::string &what, bool retry = false) : StorageFailure(what), retry(retry) {}
     bool retry = false;
 };
 

@@ -67,7 +67,7 @@ void statusOrThrow(const eng::Status &st) {
         return;
     int code = st.error == eng::ErrorCode::NotFound ? 404 : st.error == eng::ErrorCode::BadState ? 409 : 400;
     if (st.error == eng::ErrorCode::Storage)
-        code = 500;
+        code = 503;
     throw CmdError{code, st.message};
 }
 
@@ -207,7 +207,7 @@ json parkedMove(CallPark &cp, const json &a) {
             code = 409;
             break;
         case eng::ErrorCode::Storage:
-            code = 500;
+            code = 503;
             break;
         default:
             break;
@@ -474,6 +474,10 @@ template <Fn F> int run(void *ctx, pw_str args, pw_writer *out) {
     } catch (const json::exception &e) {
         std::string msg = std::string("bad JSON arguments: ") + e.what();
         api->writer_error(out, 400, ps(msg));
+    } catch (const eng::StorageFailure &e) { // the database is away (docs/cluster.md "Database outage")
+        std::string msg =
+            fmt::format("park database '{}' unavailable: {}", cp->engine().path(), storageReason(e.what()));
+        api->writer_error(out, 503, ps(msg));
     } catch (const std::exception &e) {
         std::string msg = e.what();
         api->writer_error(out, 500, ps(msg));

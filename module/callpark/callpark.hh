@@ -450,10 +450,29 @@ public:
     int64_t clockOverrideMs = 0;
     MohPlayer &moh() { return moh_; }
     ReportThrottle mohFailureLog_{60000}; // music-on-hold allocation failures: logged once a minute
+
+    // ---- the park database away (docs/cluster.md "Database outage"), park_flow.cc
+    // Retry-After of a park or retrieve refused because the database cannot be reached (RFC 3261 §21.5.4).
+    static constexpr int kStorageRetryAfterSeconds = 5;
+    // A recall due while the database is away is tried again this much later.
+    static constexpr uint64_t kStorageRetryMs = 5000;
+    // A storage failure met by `what` (e.g. "park in pbx.example.com"): one error line naming the database at the
+    // first failure, then at most one per kStorageLogMs with the count in between.
+    void storageFailed(const std::string &what, const std::string &message);
+    // An operation on the database succeeded: after failures, one line saying it is back.
+    void storageOk();
+    // 503 + Retry-After for a request refused because the database is away.
+    void refuseStorage(pw_request *req);
+    static constexpr int64_t kStorageLogMs = 10000;
+    ReportThrottle storageLog_{kStorageLogMs};
+    int64_t storageDownSinceMs_ = 0; // 0 = the last operation reached the database
+    uint64_t storageRefused_ = 0;    // operations that failed since then (refused requests, saves)
     bool stopping() const { return stopping_; }
 };
 
 // Counters, labels and small helpers shared by the flows.
+// A storage failure's message, short: its first line, without the SQL text and the database name (park_flow.cc).
+std::string storageReason(std::string message);
 std::string domainLabels(const std::string &domain, const std::string &lot);
 std::string userOf(const std::string &uri);
 std::string hostOf(const std::string &uri);

@@ -61,7 +61,8 @@ int CallPark::engineErrorStatus(eng::ErrorCode e) const {
     case eng::ErrorCode::ExtensionFull:
         return 486; // a cap on one extension answers like an occupied one
     case eng::ErrorCode::DomainFull:
-        return 503; // capacity: the caller adds Retry-After (RFC 3261 §21.5.4)
+    case eng::ErrorCode::Storage:
+        return 503; // capacity, or the database is away: the caller adds Retry-After (RFC 3261 §21.5.4)
     case eng::ErrorCode::NoGroup:
     case eng::ErrorCode::UnknownExtension:
     case eng::ErrorCode::UnknownLot:

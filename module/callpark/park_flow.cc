@@ -177,15 +177,71 @@ void CallPark::saveBlob(Session &s) {
     if (!s.callId || !s.a || !s.a->dlg)
         return;
     auto r = engine_->updateBlob(s.callId, parkBlob(s, host_.dialogExport(s.a->dlg)));
-    if (!r)
+    if (!r && r.error == eng::ErrorCode::Storage) // the database is away: counted and logged as such
+        storageFailed(fmt::format("saving call {}", s.callId), r.message);
+    else if (!r)
         host_.log(PW_LOG_WARN, "callpark: saving call {} failed: {}", s.callId, r.message);
 }
 
 // ---------------------------------------------------------------- park INVITE
 
+// The backend's reason, short: the first line, without the statement text or the database name the engine adds.
+std::string storageReason(std::string msg) {
+    if (auto nl = msg.find('\n'); nl != std::string::npos)
+        msg.resize(nl);
+    if (auto sql = msg.find(" (SQL: "); sql != std::string::npos)
+        msg.resize(sql);
+    if (msg.rfind("database ", 0) == 0) // "database <url>: ..." (engine.cc transact)
+        if (auto colon = msg.find(": "); colon != std::string::npos)
+            msg.erase(0, colon + 2);
+    if (msg.rfind("prepare failed: ", 0) == 0)
+        msg.erase(0, 16);
+    return msg;
+}
+
+void CallPark::storageFailed(const std::string &what, const std::string &message) {
+    host_.counter("parkway_storage_failures_total");
+    int64_t now = host_.nowMs();
+    if (!storageDownSinceMs_)
+        storageDownSinceMs_ = now;
+    ++storageRefused_;
+    if (!storageLog_.allow(now))
+        return;
+    uint64_t more = storageLog_.suppressed();
+    host_.log(PW_LOG_ERROR,
+              "callpark: park database '{}' unavailable ({}): {}; parks and retrieves are refused with 503 until it "
+              "is back, parked calls stay up{}",
+              engine_->path(), what, storageReason(message),
+              more ? fmt::format(" ({} more failures in the last {} s)", more, kStorageLogMs / 1000) : std::string());
+}
+
+void CallPark::storageOk() {
+    if (!storageDownSinceMs_)
+        return;
+    host_.log(PW_LOG_WARN,
+              "callpark: park database '{}' is reachable again after {} ms ({} operation(s) failed meanwhile)",
+              engine_->path(), host_.nowMs() - storageDownSinceMs_, storageRefused_);
+    storageDownSinceMs_ = 0;
+    storageRefused_ = 0;
+    storageLog_ = ReportThrottle{kStorageLogMs}; // the next outage is reported at once
+}
+
+void CallPark::refuseStorage(pw_request *req) {
+    // RFC 3261 §21.5.4: the server cannot serve now, and says when to try again; a front proxy tries another
+    // node (examples/kamailio/dispatcher.cfg).
+    Headers h;
+    h.add("Retry-After", std::to_string(kStorageRetryAfterSeconds));
+    host_.reply(req, 503, "Service Unavailable", &h);
+}
+
 int CallPark::refusePark(pw_request *req, const std::string &domain, eng::ErrorCode error, const std::string &message) {
     int status = engineErrorStatus(error);
     host_.counter("parkway_park_failures_total", fmt::format("reason=\"{}\"", eng::toString(error)));
+    if (error == eng::ErrorCode::Storage) {
+        storageFailed("park in " + domain, message);
+        refuseStorage(req);
+        return 503;
+    }
     host_.log(PW_LOG_INFO, "callpark: park in {} refused: {}", domain, message);
     if (error == eng::ErrorCode::DomainFull) {
         // RFC 3261 §21.5.4: capacity is out for now; tell the sender when to try again.
@@ -291,6 +347,7 @@ pw_verdict CallPark::parkInvite(pw_request *req, const pw_msg *m, const eng::Cla
         return ended();
     }
     killPointAfterParkAnswered();
+    storageOk();
     bindCall(s, r.call.id);
     s.parkedOnUri = r.call.extension.empty() ? aor(std::to_string(r.call.slot), domain) : aor(r.call.extension, domain);
     leg->confirmed = true;
@@ -354,7 +411,9 @@ void CallPark::sessionAbandoned(Session &s) {
     stopMoh(s);
     if (s.callId) {
         auto r = engine_->abandon(s.callId);
-        if (!r)
+        if (!r && r.error == eng::ErrorCode::Storage) // the row stays until a retrieve finds no dialog for it
+            storageFailed(fmt::format("abandon of call {}", s.callId), r.message);
+        else if (!r)
             host_.log(PW_LOG_WARN, "callpark: abandon of call {}: {}", s.callId, r.message);
     }
     s.callId = 0;

@@ -27,6 +27,13 @@ void CallPark::recallFire(uint64_t sid) {
     if (!s.callId || (s.state != SessionState::Parked && s.state != SessionState::Recalling))
         return;
     eng::RecallStep step = engine_->recallStep(s.callId);
+    if (!step && step.error == eng::ErrorCode::Storage) {
+        // The database is away: the call stays parked with its music; the recall is tried again shortly (it
+        // fires once, when the database has recorded it).
+        storageFailed(fmt::format("recall of call {}", s.callId), step.message);
+        armRecall(s, host_.nowMs() + static_cast<int64_t>(kStorageRetryMs));
+        return;
+    }
     if (!step) {
         if (step.error == eng::ErrorCode::BadState) { // not due yet by the engine's clock: wait for it
             if (auto call = engine_->get(s.callId)) {
@@ -172,6 +179,11 @@ void CallPark::ringTimeout(uint64_t sid) {
     eng::RecallStep next = engine_->recallNoAnswer(s.callId);
     s.state = SessionState::Parked; // still parked (engine: recalling), music on hold goes on
     if (!next) {
+        if (next.error == eng::ErrorCode::Storage) { // try the step again once the database is back
+            storageFailed(fmt::format("recall of call {}", s.callId), next.message);
+            armRecall(s, host_.nowMs() + static_cast<int64_t>(kStorageRetryMs));
+            return;
+        }
         host_.log(PW_LOG_WARN, "callpark: recall no-answer of call {}: {}", s.callId, next.message);
         return;
     }

@@ -81,6 +81,14 @@ void CallPark::setParkedLeg(Session &s, Leg *leg) {
 
 pw_verdict CallPark::retrieveInvite(pw_request *req, const pw_msg *m, const eng::RetrieveRequest &rr) {
     eng::CallResult claim = engine_->claimRetrieve(rr);
+    if (!claim && claim.error == eng::ErrorCode::Storage) {
+        // The call stays parked (nothing was claimed) and its dialog and music stay up: try again later.
+        storageFailed("retrieve in " + rr.domain, claim.message);
+        refuseStorage(req);
+        return PW_STOP;
+    }
+    if (claim)
+        storageOk();
     if (!claim) {
         host_.reply(req, engineErrorStatus(claim.error), claim.error == eng::ErrorCode::NotFound ? "Nothing Parked" : "");
         return PW_STOP;

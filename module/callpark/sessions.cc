@@ -340,12 +340,20 @@ pw_verdict CallPark::onRequest(pw_request *req) {
     if (!pendingCalls_.empty() && inDialogBeforeRestore(req, m))
         return PW_STOP; // a request in the park dialog of a call not restored yet (restore.cc)
     std::string method = host_.method(m);
-    if (method == "INVITE")
-        return onInvite(req, m);
-    if (method == "REFER")
-        return onRefer(req, m);
-    if (method == "SUBSCRIBE")
-        return onSubscribe(req, m);
+    try {
+        if (method == "INVITE")
+            return onInvite(req, m);
+        if (method == "REFER")
+            return onRefer(req, m);
+        if (method == "SUBSCRIBE")
+            return onSubscribe(req, m);
+    } catch (const eng::StorageFailure &e) {
+        // A read the request needed failed (the database is away): refused with 503 + Retry-After rather than
+        // the 500 of an unexpected exception; nothing was changed for it.
+        storageFailed(method + " request", e.what());
+        refuseStorage(req);
+        return PW_STOP;
+    }
     return PW_CONTINUE;
 }
 

@@ -12,6 +12,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -19,6 +20,13 @@
 namespace parkway::engine {
 
 using CallId = std::int64_t; // engine-assigned, unique for the life of the database, never reused
+
+// Thrown by the engine's reads (get, list, targetState, watchers, ...) when the database cannot be read: a
+// PostgreSQL server that is down or unreachable, an I/O error. Operations that write report ErrorCode::Storage
+// instead. what() is the backend's message; Engine::path() names the database (docs/cluster.md "Database outage").
+struct StorageFailure : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
 
 // ---------------------------------------------------------------------------------------------------------
 // Enums (each with toString / parse helpers; parse returns std::nullopt on an unknown word)
@@ -44,7 +52,7 @@ enum class ErrorCode {
     BadState,         // operation not valid in the call's current state (e.g. complete w/o claim) -> 481/500
     BadRequest,       // missing or invalid field (message says which)                            -> 400
     BadRule,          // a rule failed validation (message names the rule id and the problem)
-    Storage,          // SQLite failed (message carries sqlite's text)                            -> 500
+    Storage,          // the database failed or is unreachable (message carries the backend's text) -> 503 + Retry-After
     DomainFull,       // the domain holds DomainSettings::maxParked calls already                -> 503 + Retry-After
     ExtensionFull,    // the extension holds maxParkedPerExtension calls already (even stacking)   -> 486
 };

@@ -28,6 +28,10 @@ void CallPark::recallFire(uint64_t sid) {
         return;
     eng::RecallStep step = engine_->recallStep(s.callId);
     if (!step) {
+        if (step.error == eng::ErrorCode::NotOwner) { // taken over by another node: it rings, not us
+            dropLostSession(s, step.message);
+            return;
+        }
         if (step.error == eng::ErrorCode::BadState) { // not due yet by the engine's clock: wait for it
             if (auto call = engine_->get(s.callId)) {
                 if (call->recallAt > host_.nowMs()) {
@@ -171,6 +175,10 @@ void CallPark::ringTimeout(uint64_t sid) {
     cancelBranches(s, nullptr);
     eng::RecallStep next = engine_->recallNoAnswer(s.callId);
     s.state = SessionState::Parked; // still parked (engine: recalling), music on hold goes on
+    if (!next && next.error == eng::ErrorCode::NotOwner) {
+        dropLostSession(s, next.message);
+        return;
+    }
     if (!next) {
         host_.log(PW_LOG_WARN, "callpark: recall no-answer of call {}: {}", s.callId, next.message);
         return;
@@ -244,6 +252,8 @@ void CallPark::branchResponse(Leg *leg, int status, const pw_msg *resp) {
     eng::CallResult claim = engine_->recallAnswered(s.callId, uriUser(leg->peerUri));
     if (!claim) {
         hangUp(leg);
+        if (claim.error == eng::ErrorCode::NotOwner)
+            dropLostSession(s, claim.message);
         return;
     }
     s.winner = leg;

@@ -81,6 +81,8 @@ void CallPark::setParkedLeg(Session &s, Leg *leg) {
 
 pw_verdict CallPark::retrieveInvite(pw_request *req, const pw_msg *m, const eng::RetrieveRequest &rr) {
     eng::CallResult claim = engine_->claimRetrieve(rr);
+    if (!claim && claim.error == eng::ErrorCode::NotOwner && clustered())
+        return retrieveElsewhere(req, claim, rr); // another node holds the parked party's dialog (cluster.cc)
     if (!claim) {
         host_.reply(req, engineErrorStatus(claim.error), claim.error == eng::ErrorCode::NotFound ? "Nothing Parked" : "");
         return PW_STOP;

@@ -8,7 +8,8 @@ PostgreSQL (tests/engine/pg_fixture.sh) and two `parkway` nodes "a" and "b" on o
 node b while a is alive (b forwards the retrieve to a, the owner). Then a is killed with SIGKILL: b must take the
 calls over within a few seconds (its log says "takeover complete"; the time from the kill is printed), re-INVITE
 every parked party (music from b's media address, b's Contact), and every call must stay retrievable through b.
-One call is left to recall: its parked-on extension is a SIPp phone (parker_ring.xml) registered at both nodes;
+A BLF subscription held by a is resumed by b (a NOTIFY with the next version in the same dialog). One call is
+left to recall: its parked-on extension is a SIPp phone (parker_ring.xml) registered at both nodes;
 the recall, due after the takeover, must ring it exactly once (SIPp's IncomingCall counter).
 
 Bounded: about 25 s. Every process started here is stopped (by PID): the daemons, SIPp and the PostgreSQL server.
@@ -130,6 +131,13 @@ def main():
             raise Failure("b did not say it forwarded the retrieve to the owner")
         print(f"retrieve of a's call dialled at b: forwarded to a, 200")
 
+        # A BLF subscription held by a (dialog event package, RFC 4235) to one of the parked-on extensions.
+        sub = f"blf-{random.getrandbits(32)}@test"
+        parked.subscribe(sub, "w1", "*887002")
+        if not wait_until(lambda: len(parked.versions(sub)) >= 1, 5):
+            raise Failure("the BLF subscription at a got no NOTIFY")
+        time.sleep(0.5)  # a stores the subscription's version in a batch after the NOTIFY
+
         reinvites_before = {e: parked.reinvited(calls[e]) for e in PARKED}
         killed = time.monotonic()
         a.kill9()
@@ -138,12 +146,20 @@ def main():
         takeover_s = time.monotonic() - killed
         line = [x for x in b.log().splitlines() if "takeover complete" in x][-1]
         print(f"takeover: {takeover_s:.2f} s from kill -9 to b's 'takeover complete' ({line.split('callpark: ')[-1]})")
-        if f"{len(PARKED)} parked call(s) of a restored (0 lost)" not in line:
+        if f"{len(PARKED)} parked call(s) of a restored (0 lost), 1 subscription(s) resumed (0 lost)" not in line:
             raise Failure(f"b's takeover line: {line}")
         # Music on hold now comes from b: each parked party got b's re-INVITE (and its Contact).
         if not wait_until(lambda: all(parked.reinvited(calls[e]) > reinvites_before[e] for e in PARKED), 5):
             raise Failure(f"parked parties not re-INVITEd by b: "
                           f"{ {e: parked.reinvited(calls[e]) - reinvites_before[e] for e in PARKED} }")
+
+        # The subscription too: b resumes it in the same dialog with a full-state NOTIFY, the next version.
+        if not wait_until(lambda: len(parked.versions(sub)) >= 2, 5):
+            raise Failure(f"the subscription held by a was not resumed by b: versions {parked.versions(sub)}")
+        v = parked.versions(sub)
+        if v[-1] != v[-2] + 1:
+            raise Failure(f"the resumed subscription's NOTIFY versions go {v}, not one up")
+        print(f"subscription of a resumed by b: dialog-info versions {v}")
 
         # Every call taken over stays retrievable through b (all but the one left to recall, now).
         for ext in PARKED:

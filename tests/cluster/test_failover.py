@@ -85,6 +85,22 @@ def register(pw, user, contact_port):
         sock.close()
 
 
+def bad_node_name(work):
+    """A node name that is not one is refused at start with a message naming the key."""
+    os.makedirs(os.path.join(work, "bad"))
+    pw = node("bad name!", os.path.join(work, "bad"), "unused.db")
+    try:
+        pw.start()
+    except RuntimeError as e:
+        if "callpark: node 'bad name!' must be 1..64 letters" not in str(e):
+            raise Failure(f"a bad node name failed to start without naming the key: {e}")
+        print("bad node name: refused at start, naming the key")
+        return
+    finally:
+        pw.close()
+    raise Failure("parkway started with node = 'bad name!'")
+
+
 def main():
     work = tempfile.mkdtemp(prefix="parkway-failover-")
     state = os.path.join(work, "pg.url")
@@ -93,6 +109,7 @@ def main():
     parked = Phones()      # the parked parties: send their park INVITEs to a
     retrievers = Phones()  # the retrievers: dial b
     try:
+        bad_node_name(work)
         url = open(state).read().strip()
         os.makedirs(os.path.join(work, "a"))
         os.makedirs(os.path.join(work, "b"))

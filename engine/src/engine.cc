@@ -2078,8 +2078,8 @@ Status Engine::nextParkInfoVersions(const std::string &domain, const std::vector
 
 std::vector<StoredWatcher> Engine::watchers() const {
     std::vector<StoredWatcher> v;
-    if (impl_->owning()) { // this node's, and those nobody owns (stored before ownership)
-        Stmt &s = impl_->db.q("SELECT id, blob FROM watchers WHERE owner = ? OR owner = '' ORDER BY id");
+    if (impl_->owning()) { // this node's (registerNode adopted those nobody owned)
+        Stmt &s = impl_->db.q("SELECT id, blob FROM watchers WHERE owner = ? ORDER BY id");
         s.bind(1, impl_->node);
         while (s.step())
             v.push_back({s.text(0), s.blob(1)});
@@ -2136,6 +2136,13 @@ NodeStatus Engine::registerNode(const std::string &name, const std::string &addr
         Stmt &g = I.db.q("UPDATE parked_calls SET owner_gen = owner_gen + 1 WHERE owner = ?");
         g.bind(1, name);
         g.run();
+        // Calls and watchers no node owns (stored by an engine without ownership, or before it existed) are ours.
+        Stmt &o = I.db.q("UPDATE parked_calls SET owner = ?, owner_gen = owner_gen + 1 WHERE owner = ''");
+        o.bind(1, name);
+        o.run();
+        Stmt &ow = I.db.q("UPDATE watchers SET owner = ? WHERE owner = ''");
+        ow.bind(1, name);
+        ow.run();
         std::vector<ParkedCall> claimed;
         Stmt &c = I.db.q("SELECT " CALL_COLS " FROM parked_calls WHERE owner = ? AND state = 'retrieving'");
         c.bind(1, name);
@@ -2192,6 +2199,19 @@ TakeoverResult Engine::takeOver() {
         r.message = "node: takeOver before registerNode";
         return r;
     }
+    {
+        // The common case, every heartbeat: nobody died. One read, no write transaction (no writer lock).
+        Stmt &any = I.db.q("SELECT count(*) FROM nodes WHERE lease_until < ? AND name <> ?");
+        any.bind(1, I.now()).bind(2, I.node);
+        any.step();
+        std::int64_t expired = any.i64(0);
+        any.run();
+        if (expired == 0) {
+            TakeoverResult none;
+            none.ok = true;
+            return none;
+        }
+    }
     TakeoverResult r = I.transact<TakeoverResult>([&]() -> TakeoverResult {
         TakeoverResult out;
         Millis now = I.now();
@@ -2214,25 +2234,27 @@ TakeoverResult Engine::takeOver() {
             del.bind(1, now).bind(2, I.node);
             del.run();
         }
-        // Every call whose owner has no row (expired just now, or never registered: owner '') becomes ours, one
-        // generation up. Under the writer lock (docs/cluster.md "Concurrency"): a second survivor running this
-        // after us finds these calls owned by a live node and takes none of them.
-        Stmt &take = I.db.q("UPDATE parked_calls SET owner = ?, owner_gen = owner_gen + 1 WHERE owner <> ? AND NOT "
-                            "EXISTS (SELECT 1 FROM nodes WHERE nodes.name = parked_calls.owner) RETURNING " CALL_COLS);
-        take.bind(1, I.node).bind(2, I.node);
-        while (take.step())
-            out.calls.push_back(readCall(take));
+        // The expired nodes' calls become ours, one generation up. Under the writer lock (docs/cluster.md
+        // "Concurrency"): a second survivor running this after us finds no expired node left and takes nothing.
+        for (const std::string &dead : out.nodes) {
+            Stmt &take = I.db.q("UPDATE parked_calls SET owner = ?, owner_gen = owner_gen + 1 WHERE owner = ? "
+                                "RETURNING " CALL_COLS);
+            take.bind(1, I.node).bind(2, dead);
+            while (take.step())
+                out.calls.push_back(readCall(take));
+        }
         std::sort(out.calls.begin(), out.calls.end(), [](const ParkedCall &a, const ParkedCall &b) {
             return a.recallAt != b.recallAt ? a.recallAt < b.recallAt : a.id < b.id;
         });
         for (ParkedCall &c : out.calls)
             if (c.state == CallState::Retrieving) // its retrieve died with the node
                 I.releaseClaim(c);
-        Stmt &w = I.db.q("UPDATE watchers SET owner = ? WHERE owner <> ? AND NOT EXISTS (SELECT 1 FROM nodes WHERE "
-                         "nodes.name = watchers.owner) RETURNING id, blob");
-        w.bind(1, I.node).bind(2, I.node);
-        while (w.step())
-            out.watchers.push_back({w.text(0), w.blob(1)});
+        for (const std::string &dead : out.nodes) {
+            Stmt &w = I.db.q("UPDATE watchers SET owner = ? WHERE owner = ? RETURNING id, blob");
+            w.bind(1, I.node).bind(2, dead);
+            while (w.step())
+                out.watchers.push_back({w.text(0), w.blob(1)});
+        }
         std::sort(out.watchers.begin(), out.watchers.end(),
                   [](const StoredWatcher &a, const StoredWatcher &b) { return a.id < b.id; });
         out.ok = true;

@@ -107,16 +107,16 @@ public:
     // Until a node registers, ownership is off: every call is this engine's (one node, SQLite's default), no
     // fence is checked and nothing here costs anything. registerNode(name, address, leaseMs) turns it on: the
     // node's row gets a lease of leaseMs from now and a new incarnation; calls this engine parks are owned by
-    // `name` (generation 0); liveCalls() and watchers() list only this node's calls and watchers, adopting
-    // those with no owner; owner-side writes (recallStep, recallNoAnswer, recallAnswered, completeRetrieve,
+    // `name` (generation 0); calls and watchers with no owner become this node's; liveCalls() and watchers()
+    // list only this node's; owner-side writes (recallStep, recallNoAnswer, recallAnswered, completeRetrieve,
     // abortRetrieve, abandon, updateBlob) fail with NotOwner unless the call's (owner, generation) is the one
     // this engine holds; a retrieve claim of a call another node owns fails with NotOwner (claiming nothing).
     // Calls in `retrieving` owned by this node are put back (their transaction died with the last process).
     NodeStatus registerNode(const std::string &name, const std::string &address, Millis leaseMs);
     // Renews the lease (now + leaseMs). See NodeStatus::lapsed.
     NodeStatus heartbeat();
-    // One transaction: every node whose lease ran out loses its row; its calls (and those without an owner)
-    // become this node's with their generation +1 (a claim in flight goes back to parked/recalling; recall
+    // One transaction: every node whose lease ran out loses its row; its calls become this node's with their
+    // generation +1 (a claim in flight goes back to parked/recalling; recall
     // deadlines unchanged), its watchers too. Two nodes taking over at once: each call goes to exactly one.
     TakeoverResult takeOver();
     std::vector<NodeInfo> nodes() const;

@@ -325,6 +325,7 @@ public:
     std::string nodeName_;
     pw_timer_id clusterTimer_ = 0;
     pw_timer_id takeoverTimer_ = 0;
+    int64_t lastHeartbeatFailMs_ = 0;                 // when the database last refused our heartbeat
     std::deque<eng::CallId> takeoverOrder_;           // taken-over calls not restored yet (in pendingCalls_)
     std::unordered_set<eng::CallId> takeoverIds_;     // the same, for a restore on demand (restoreCall)
     std::deque<eng::StoredWatcher> takeoverWatchers_; // taken-over subscriptions, resumed after the calls

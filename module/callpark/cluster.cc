@@ -68,6 +68,7 @@ void CallPark::clusterTick() {
         return;
     auto hb = engine_->heartbeat();
     if (!hb) {
+        lastHeartbeatFailMs_ = host_.nowMs();
         if (clusterLog_.allow(host_.nowMs()))
             host_.log(PW_LOG_WARN, "callpark: node '{}': heartbeat failed: {}", nodeName_, hb.message);
     } else {
@@ -78,8 +79,10 @@ void CallPark::clusterTick() {
                       nodeName_);
             dropLostSessions();
         }
-        // Only once our own restore is done: a takeover restores through the same queue of stored calls.
-        if (restore_.done)
+        // Only once our own restore is done: a takeover restores through the same queue of stored calls. And not
+        // within one lease of a failed heartbeat: when the database itself was away, every node's lease ran out
+        // together; the others get a lease's time to renew theirs before anyone counts them dead.
+        if (restore_.done && host_.nowMs() - lastHeartbeatFailMs_ > settings_.nodeLeaseMs)
             takeOverDeadNodes();
     }
     clusterTimer_ = after(static_cast<uint64_t>(settings_.nodeHeartbeatMs), [this] { clusterTick(); });

@@ -3,19 +3,23 @@
 
     test_failover.py <parkway binary>
 
-PostgreSQL (tests/engine/pg_fixture.sh) and two `parkway` nodes "a" and "b" on one park database. Parked parties
-(raw UDP phones that stay up and answer every re-INVITE) park calls on node a; one more call is retrieved through
-node b while a is alive (b forwards the retrieve to a, the owner). Then a is killed with SIGKILL: b must take the
-calls over within a few seconds (its log says "takeover complete"; the time from the kill is printed), re-INVITE
-every parked party (music from b's media address, b's Contact), and every call must stay retrievable through b.
-A BLF subscription held by a is resumed by b (a NOTIFY with the next version in the same dialog). One call is
-left to recall: its parked-on extension is a SIPp phone (parker_ring.xml) registered at both nodes;
-the recall, due after the takeover, must ring it exactly once (SIPp's IncomingCall counter).
+PostgreSQL (tests/engine/pg_fixture.sh) and three `parkway` nodes "a", "b", "c" on one park database. Parked
+parties (raw UDP phones that stay up and answer every re-INVITE) park calls on node a; one more call is retrieved
+through node b while a is alive (b forwards the retrieve to a, the owner). Then a is killed with SIGKILL and c,
+holding one parked call, is frozen (SIGSTOP): b must take the calls of both over within a few seconds (its log
+says "takeover complete"; the time from the kill is printed), re-INVITE every parked party (music from b's media
+address, b's Contact), and every call must stay retrievable through b. A BLF subscription held by a is resumed by
+b (a NOTIFY with the next version in the same dialog). c's call is left to recall: its parked-on extension is a
+SIPp phone (parker_ring.xml) registered at b and c; the recall, due after the takeover, rings it from b, then c
+wakes up (SIGCONT) with its own recall timer overdue: the fence refuses it, c drops the call, and the phone has
+rung exactly once (SIPp's IncomingCall counter).
 
 Bounded: about 25 s. Every process started here is stopped (by PID): the daemons, SIPp and the PostgreSQL server.
 """
 import os
 import random
+import re
+import signal
 import socket
 import subprocess
 import sys
@@ -32,7 +36,7 @@ from test_durability import DOMAIN, Phones  # noqa: E402  (raw UDP phones: park,
 BINARY = os.path.abspath(sys.argv[1]) if len(sys.argv) > 1 else "parkway"
 PG_FIXTURE = os.path.join(REPO, "tests", "engine", "pg_fixture.sh")
 RECALL_S = 14         # recall_time: due after the takeover (lease 5 s + heartbeat 1 s after the kill at ~2 s)
-PARKED = [7001, 7002, 7003, 7004]  # parked on a, taken over by b; 7001 is left to recall
+PARKED = [7001, 7002, 7003, 7004]  # taken over by b: 7001 parked on c (left to recall), the others on a
 RECALL_EXT = 7001
 FORWARDED = 7009      # retrieved through b while a is alive
 
@@ -105,7 +109,7 @@ def main():
     work = tempfile.mkdtemp(prefix="parkway-failover-")
     state = os.path.join(work, "pg.url")
     subprocess.run([PG_FIXTURE, "start", state], check=True)
-    a = b = parker = None
+    a = b = c = parker = None
     parked = Phones()      # the parked parties: send their park INVITEs to a
     retrievers = Phones()  # the retrievers: dial b
     try:
@@ -113,27 +117,30 @@ def main():
         url = open(state).read().strip()
         os.makedirs(os.path.join(work, "a"))
         os.makedirs(os.path.join(work, "b"))
+        os.makedirs(os.path.join(work, "c"))
         a = node("a", os.path.join(work, "a"), url).start()
         b = node("b", os.path.join(work, "b"), url).start()
-        parked.target = ("127.0.0.1", a.port)
+        c = node("c", os.path.join(work, "c"), url).start()
         retrievers.target = ("127.0.0.1", b.port)
 
-        # The recalled phone, registered as the parked-on extension at both nodes (each has its own registrar).
+        # The recalled phone, registered as the parked-on extension at b and c (each node has its own registrar):
+        # whichever of them recalls, it rings this phone.
         parker_port = free_port()
-        for pw in (a, b):
+        for pw in (b, c):
             register(pw, RECALL_EXT, parker_port)
         parker = Sipp(os.path.join(HERE, "parker_ring.xml"), port=parker_port, calls=10, timeout=60).start()
 
         calls = {}
-        for ext in PARKED + [FORWARDED]:
+        for ext in PARKED + [FORWARDED]:  # 7001 on c first (its 200 is ACKed to c), then the rest on a
+            parked.target = ("127.0.0.1", (c if ext == RECALL_EXT else a).port)
             cid = f"fo-{ext}-{random.getrandbits(32)}@test"
             calls[ext] = cid
             parked.invite(cid, f"p{ext}", f"*68{ext}")
-        if not wait_until(lambda: all(parked.final(c) is not None for c in calls.values()), 10):
-            raise Failure("not every park on node a was answered")
-        bad = {e: parked.final(c) for e, c in calls.items() if parked.final(c) != 200}
+            if not wait_until(lambda: parked.final(cid) is not None, 5):
+                raise Failure(f"no answer to the park of {ext}")
+        bad = {e: parked.final(x) for e, x in calls.items() if parked.final(x) != 200}
         if bad:
-            raise Failure(f"parks on node a not answered 200: {bad}")
+            raise Failure(f"parks not answered 200: {bad}")
 
         # A retrieve dialled at b of a call a owns (a alive): b forwards it to a, a retrieves it.
         rcid = f"rt-{FORWARDED}-{random.getrandbits(32)}@test"
@@ -158,13 +165,15 @@ def main():
         reinvites_before = {e: parked.reinvited(calls[e]) for e in PARKED}
         killed = time.monotonic()
         a.kill9()
-        if not wait_until(lambda: "takeover complete" in b.log(), 15):
-            raise Failure("node b did not take over within 15 s of the kill")
+        os.kill(c.proc.pid, signal.SIGSTOP)  # frozen, not dead: it will wake up later
+        if not wait_until(lambda: taken(b)[0] >= len(PARKED), 15):
+            raise Failure(f"node b did not take the {len(PARKED)} calls over within 15 s of the kill: {taken(b)}")
         takeover_s = time.monotonic() - killed
-        line = [x for x in b.log().splitlines() if "takeover complete" in x][-1]
-        print(f"takeover: {takeover_s:.2f} s from kill -9 to b's 'takeover complete' ({line.split('callpark: ')[-1]})")
-        if f"{len(PARKED)} parked call(s) of a restored (0 lost), 1 subscription(s) resumed (0 lost)" not in line:
-            raise Failure(f"b's takeover line: {line}")
+        ncalls, lost, subs, subs_lost = taken(b)
+        print(f"takeover: {takeover_s:.2f} s from kill -9 of a and SIGSTOP of c to b's 'takeover complete' "
+              f"({ncalls} calls restored, {lost} lost, {subs} subscription(s) resumed)")
+        if (ncalls, lost, subs, subs_lost) != (len(PARKED), 0, 1, 0):
+            raise Failure(f"b's takeover: {ncalls} calls ({lost} lost), {subs} subscriptions ({subs_lost} lost)")
         # Music on hold now comes from b: each parked party got b's re-INVITE (and its Contact).
         if not wait_until(lambda: all(parked.reinvited(calls[e]) > reinvites_before[e] for e in PARKED), 5):
             raise Failure(f"parked parties not re-INVITEd by b: "
@@ -194,13 +203,18 @@ def main():
         # The recall of the call left parked comes due on b (after the takeover): it rings the phone once.
         if not wait_until(lambda: _incoming(parker) >= 1, RECALL_S + 10, step=0.2):
             raise Failure("the recall of the taken-over call never rang the parked-on extension")
+        # c wakes up with its recall timer overdue: the fence refuses its recall step, it drops the call quietly.
+        os.kill(c.proc.pid, signal.SIGCONT)
+        if not wait_until(lambda: "is no longer ours" in c.log(), 5):
+            raise Failure("c, woken up, did not drop the call b took over")
+        time.sleep(1)
         rcid = f"rt-{RECALL_EXT}-{random.getrandbits(32)}@test"
         retrievers.invite(rcid, "r1", f"*88{RECALL_EXT}")  # taken while ringing: the recall is cancelled
         if not wait_until(lambda: retrievers.final(rcid) is not None, 10):
             raise Failure("no answer to the retrieve of the recalling call")
         if retrievers.final(rcid) != 200:
             raise Failure(f"retrieve of the recalling call answered {retrievers.final(rcid)}")
-        time.sleep(2.5)  # a second ring (a duplicate recall) would have arrived by now
+        time.sleep(1.5)  # a second ring (a duplicate recall) would have arrived by now
         res = parker.stop()
         incoming = res.stat("IncomingCall")
         print(f"recall INVITEs at the parked-on extension's phone: {incoming}")
@@ -212,7 +226,7 @@ def main():
         print("failover: OK")
     except Failure as e:
         print("FAIL:", e)
-        for name, pw in (("a", a), ("b", b)):
+        for name, pw in (("a", a), ("b", b), ("c", c)):
             if pw:
                 print(f"--- node {name} log (tail):\n{pw.log()[-4000:]}")
         sys.exit(1)
@@ -221,12 +235,23 @@ def main():
             parker.close()
         parked.close()
         retrievers.close()
-        for pw in (a, b):
+        if c and c.alive():
+            os.kill(c.proc.pid, signal.SIGCONT)
+        for pw in (a, b, c):
             if pw:
                 pw.close()
         subprocess.run([PG_FIXTURE, "stop", state])
         import shutil
         shutil.rmtree(work, ignore_errors=True)
+
+
+def taken(pw):
+    """Totals over a node's "takeover complete" lines: calls restored, lost, subscriptions resumed, lost."""
+    t = [0, 0, 0, 0]
+    for m in re.finditer(r"takeover complete: (\d+) parked call\(s\) of .*? restored \((\d+) lost\), (\d+) "
+                         r"subscription\(s\) resumed \((\d+) lost\)", pw.log()):
+        t = [x + int(y) for x, y in zip(t, m.groups())]
+    return tuple(t)
 
 
 def _incoming(sipp):

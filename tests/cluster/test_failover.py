@@ -11,8 +11,9 @@ says "takeover complete"; the time from the kill is printed), re-INVITE every pa
 address, b's Contact), and every call must stay retrievable through b. A BLF subscription held by a is resumed by
 b (a NOTIFY with the next version in the same dialog). c's call is left to recall: its parked-on extension is a
 SIPp phone (parker_ring.xml) registered at b and c; the recall, due after the takeover, rings it from b, then c
-wakes up (SIGCONT) with its own recall timer overdue: the fence refuses it, c drops the call, and the phone has
-rung exactly once (SIPp's IncomingCall counter).
+wakes up (SIGCONT) with its heartbeat and its recall timer overdue: whichever fires first (its lapsed lease, or
+the engine's fence on the recall step), c drops the call without ringing, and the phone has rung exactly once
+(SIPp's IncomingCall counter). The fence alone is tested in tests/engine/test_ownership.cc.
 
 Bounded: about 25 s. Every process started here is stopped (by PID): the daemons, SIPp and the PostgreSQL server.
 """
@@ -203,7 +204,8 @@ def main():
         # The recall of the call left parked comes due on b (after the takeover): it rings the phone once.
         if not wait_until(lambda: _incoming(parker) >= 1, RECALL_S + 10, step=0.2):
             raise Failure("the recall of the taken-over call never rang the parked-on extension")
-        # c wakes up with its recall timer overdue: the fence refuses its recall step, it drops the call quietly.
+        # c wakes up with its heartbeat and recall timer overdue: its lapsed lease or the fence on its recall step
+        # (whichever timer fires first) makes it drop the call quietly, ringing nothing.
         os.kill(c.proc.pid, signal.SIGCONT)
         if not wait_until(lambda: "is no longer ours" in c.log(), 5):
             raise Failure("c, woken up, did not drop the call b took over")

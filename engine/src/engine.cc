@@ -2121,9 +2121,7 @@ NodeStatus Engine::registerNode(const std::string &name, const std::string &addr
     Impl &I = *impl_;
     if (!I.node.empty() && I.node != name)
         return nodeFail(ErrorCode::BadRequest, fmt::format("node: this engine is node '{}' already", I.node));
-    std::unordered_map<CallId, std::int64_t> held;
     NodeStatus r = I.transact<NodeStatus>([&]() -> NodeStatus {
-        held.clear();
         Stmt &s = I.db.q("INSERT INTO nodes (name, address, lease_until, incarnation) VALUES (?, ?, ?, 1) "
                          "ON CONFLICT (name) DO UPDATE SET address = excluded.address, lease_until = "
                          "excluded.lease_until, incarnation = nodes.incarnation + 1 RETURNING incarnation");

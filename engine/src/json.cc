@@ -39,23 +39,28 @@ json overridesJ(const RecallOverrides& o) {
 }
 
 json callJ(const ParkedCall& c) {
-    return {{"id", c.id},
-            {"domain", c.domain},
-            {"extension", c.extension},
-            {"lot", c.lot},
-            {"slot", c.slot},
-            {"parker", c.parker},
-            {"parked_uri", c.parkedUri},
-            {"parked_display", c.parkedDisplay},
-            {"group", c.group},
-            {"parked_at", c.parkedAt},
-            {"recall_at", c.recallAt},
-            {"recall_stage", c.recallStage},
-            {"state", toString(c.state)},
-            {"version", c.version},
-            {"request_key", c.requestKey},
-            {"retriever", c.retriever},
-            {"recall", recallJ(c.recall)}};
+    json j = {{"id", c.id},
+              {"domain", c.domain},
+              {"extension", c.extension},
+              {"lot", c.lot},
+              {"slot", c.slot},
+              {"parker", c.parker},
+              {"parked_uri", c.parkedUri},
+              {"parked_display", c.parkedDisplay},
+              {"group", c.group},
+              {"parked_at", c.parkedAt},
+              {"recall_at", c.recallAt},
+              {"recall_stage", c.recallStage},
+              {"state", toString(c.state)},
+              {"version", c.version},
+              {"request_key", c.requestKey},
+              {"retriever", c.retriever},
+              {"recall", recallJ(c.recall)}};
+    if (!c.owner.empty()) { // a cluster node owns it (docs/cluster.md "Ownership and failover")
+        j["owner"] = c.owner;
+        j["owner_generation"] = c.ownerGeneration;
+    }
+    return j;
 }
 
 json targetJ(const Target& t) {
@@ -176,7 +181,8 @@ std::string toJson(const CallResult& r) {
 
 std::string toJson(const ChangeEvent& e) {
     json j = {{"event", toString(e.kind)}, {"at", e.at}, {"sequence", e.sequence}, {"call", callJ(e.call)}};
-    if (e.previous) j["previous"] = callJ(*e.previous);
+    if (e.previous)
+        j["previous"] = callJ(*e.previous);
     json ts = json::array();
     for (const auto& t : e.targets) {
         json tj = targetJ(t.target);

@@ -188,6 +188,12 @@ def main():
             raise Failure(f"the resumed subscription's NOTIFY versions go {v}, not one up")
         print(f"subscription of a resumed by b: dialog-info versions {v}")
 
+        # The admin API (any node: one store) names the new owner of every call.
+        status, body = b.admin("GET", f"/api/parked?domain={DOMAIN}")
+        owners = sorted((c_["extension"], c_.get("owner")) for c_ in body.get("parked", []))
+        if status != 200 or owners != [(str(e), "b") for e in PARKED]:
+            raise Failure(f"GET /api/parked on b after the takeover: {status} {owners}")
+
         # Every call taken over stays retrievable through b (all but the one left to recall, now).
         for ext in PARKED:
             if ext == RECALL_EXT:

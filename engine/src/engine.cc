@@ -17,6 +17,7 @@
 #include <set>
 #include <stdexcept>
 #include <thread>
+#include <unordered_map>
 
 namespace parkway::engine {
 
@@ -25,7 +26,7 @@ namespace {
 #define CALL_COLS                                                                                                      \
     "id, domain, extension, lot, slot, parker, parked_uri, parked_display, grp, parked_at, recall_at, "                \
     "recall_stage, state, blob, version, request_key, retriever, recall_answered, recall_seconds, recall_mode, "       \
-    "ring_seconds, alternate_wait, retry_seconds, alternate, max_park_seconds, final_recall"
+    "ring_seconds, alternate_wait, retry_seconds, alternate, max_park_seconds, final_recall, owner, owner_gen"
 
 // The key and slot indexes are partial (request_key <> '', lot <> ''): a query repeats that condition so
 // SQLite may use them; without it every lookup scanned all the domain's calls.
@@ -57,6 +58,8 @@ ParkedCall readCall(const Stmt &s) {
     c.recall.alternate = RecallTarget::parse(s.text(23));
     c.recall.maxParkSeconds = s.i32(24);
     c.finalRecall = s.i32(25) != 0;
+    c.owner = s.text(26);
+    c.ownerGeneration = s.i64(27);
     return c;
 }
 
@@ -179,6 +182,54 @@ struct Engine::Impl {
     std::vector<std::pair<ListenerId, Listener>> listeners;
     ListenerId nextListener = 1;
     std::vector<ChangeEvent> pending;
+    // Ownership (registerNode): this node's name ("" = ownership off), address, lease and incarnation, and the
+    // fencing generation of every call this engine holds.
+    std::string node;
+    std::string nodeAddress;
+    Millis leaseMs = 0;
+    std::int64_t incarnation = 0;
+    std::unordered_map<CallId, std::int64_t> held;
+    bool owning() const { return !node.empty(); }
+    // The fence: may this engine write to `c` as its owner? Always with ownership off.
+    bool mine(const ParkedCall &c) const {
+        if (node.empty())
+            return true;
+        if (c.owner != node)
+            return false;
+        auto it = held.find(c.id);
+        return it != held.end() && it->second == c.ownerGeneration;
+    }
+    CallResult notOwner(const ParkedCall &c) const {
+        CallResult r;
+        r.error = ErrorCode::NotOwner;
+        r.message = c.owner == node
+                        ? fmt::format("call {}: this node ({}) no longer holds it (generation {})", c.id, node,
+                                      c.ownerGeneration)
+                        : fmt::format("call {} is owned by node '{}', not by this node ('{}')", c.id, c.owner, node);
+        r.call = c;
+        return r;
+    }
+    RecallStep notOwnerStep(const ParkedCall &c) const {
+        CallResult n = notOwner(c);
+        RecallStep r;
+        r.error = n.error;
+        r.message = std::move(n.message);
+        r.call = c;
+        return r;
+    }
+    void release(CallId id) {
+        if (!held.empty())
+            held.erase(id);
+    }
+    // Put a call this node takes (or takes back) out of `retrieving`: its SIP transaction is gone.
+    void releaseClaim(ParkedCall &c) {
+        c.state = c.recallStage > 0 ? CallState::Recalling : CallState::Parked;
+        c.retriever.clear();
+        c.recallAnswered = false;
+        saveCall(c);
+        emit(EventKind::RetrieveAborted, c);
+    }
+
     // Last member: stopped (and its connection closed) before `db` closes.
     std::unique_ptr<Checkpointer> checkpointer;
 
@@ -492,8 +543,8 @@ struct Engine::Impl {
 #define PW_INSERT_CALL                                                                                                 \
     "INSERT INTO parked_calls (domain, extension, lot, slot, parker, parked_uri, parked_display, grp, parked_at, "     \
     "recall_at, recall_stage, state, blob, version, request_key, retriever, recall_answered, recall_seconds, "         \
-    "recall_mode, ring_seconds, alternate_wait, retry_seconds, alternate, max_park_seconds) "                          \
-    "VALUES (?,?,?,?,?,?,?,?,?,?,0,'parked',?,1,?,'',0,?,?,?,?,?,?,?)"
+    "recall_mode, ring_seconds, alternate_wait, retry_seconds, alternate, max_park_seconds, owner) "                   \
+    "VALUES (?,?,?,?,?,?,?,?,?,?,0,'parked',?,1,?,'',0,?,?,?,?,?,?,?,?)"
         // The new id: RETURNING on PostgreSQL; on SQLite the connection's last rowid, cheaper on this hot path
         // than RETURNING (which SQLite runs to completion into a buffer before the first row).
         const bool pg = db.postgres();
@@ -505,7 +556,9 @@ struct Engine::Impl {
         s.bind(13, c.recall.recallSeconds).bind(14, toString(c.recall.mode)).bind(15, c.recall.ringSeconds);
         s.bind(16, c.recall.alternateWaitSeconds).bind(17, c.recall.retrySeconds);
         s.bind(18, c.recall.alternate ? c.recall.alternate->toString() : std::string());
-        s.bind(19, c.recall.maxParkSeconds);
+        s.bind(19, c.recall.maxParkSeconds).bind(20, node);
+        c.owner = node;
+        c.ownerGeneration = 0;
         if (pg) {
             s.step();
             c.id = s.i64(0);
@@ -516,6 +569,8 @@ struct Engine::Impl {
         }
         c.version = 1;
         c.state = CallState::Parked;
+        if (owning())
+            held[c.id] = 0;
     }
 
     // Persist the mutable fields of a call and bump its version.
@@ -774,7 +829,7 @@ struct Engine::Impl {
                                                           req.retriever.empty() ? "?" : req.retriever));
         for (const ParkedCall &c : mayTake)
             if (c.state == CallState::Parked || c.state == CallState::Recalling)
-                return okCall(c); // oldest first
+                return mine(c) ? okCall(c) : notOwner(c); // oldest first; another node's: its owner retrieves it
         CallResult r = fail(ErrorCode::Busy, "the parked call is already being retrieved");
         r.call = mayTake.front();
         return r;
@@ -1157,7 +1212,17 @@ const std::vector<RuleError> &Engine::ruleLoadErrors() const {
 
 std::vector<ParkedCall> Engine::liveCalls() const {
     std::vector<ParkedCall> v;
-    Stmt &s = impl_->db.q("SELECT " CALL_COLS " FROM parked_calls ORDER BY recall_at, id");
+    Impl &I = *impl_;
+    if (I.owning()) { // this node's calls only; the engine holds them at their current generation
+        Stmt &s = I.db.q("SELECT " CALL_COLS " FROM parked_calls WHERE owner = ? ORDER BY recall_at, id");
+        s.bind(1, I.node);
+        while (s.step()) {
+            v.push_back(readCall(s));
+            I.held[v.back().id] = v.back().ownerGeneration;
+        }
+        return v;
+    }
+    Stmt &s = I.db.q("SELECT " CALL_COLS " FROM parked_calls ORDER BY recall_at, id");
     while (s.step())
         v.push_back(readCall(s));
     return v;
@@ -1168,8 +1233,11 @@ std::vector<ParkedCall> Engine::dueCalls() const {
     Stmt &s = impl_->db.q("SELECT " CALL_COLS " FROM parked_calls WHERE recall_at <= ? AND state <> 'retrieving' "
                           "ORDER BY recall_at, id");
     s.bind(1, impl_->now());
-    while (s.step())
+    while (s.step()) {
         v.push_back(readCall(s));
+        if (impl_->owning() && v.back().owner != impl_->node)
+            v.pop_back(); // another node's recall
+    }
     return v;
 }
 
@@ -1550,6 +1618,21 @@ CallResult Engine::updateBlob(CallId id, const std::string &blob) {
     Impl &I = *impl_;
     return I.transact<CallResult>([&]() -> CallResult {
         // One statement: the update returns the row as it is now (no read of the old row and its blob first).
+        if (I.owning()) { // fenced: only on this node's (owner, generation)
+            auto held = I.held.find(id);
+            Stmt &f = I.db.q("UPDATE parked_calls SET blob = ?, version = version + 1 WHERE id = ? AND owner = ? AND "
+                             "owner_gen = ? RETURNING " CALL_COLS);
+            f.bindBlob(1, blob).bind(2, id).bind(3, I.node).bind(4, held == I.held.end() ? -1 : held->second);
+            if (!f.step()) {
+                auto c = I.callById(id);
+                if (!c)
+                    return fail(ErrorCode::NotFound, fmt::format("no parked call {}", id));
+                return I.notOwner(*c);
+            }
+            ParkedCall c = readCall(f);
+            f.run();
+            return okCall(std::move(c));
+        }
         Stmt &s = I.db.q("UPDATE parked_calls SET blob = ?, version = version + 1 WHERE id = ? RETURNING " CALL_COLS);
         s.bindBlob(1, blob).bind(2, id);
         if (!s.step())
@@ -1592,9 +1675,12 @@ CallResult Engine::completeRetrieve(CallId id) {
         auto c = I.callById(id);
         if (!c)
             return fail(ErrorCode::NotFound, fmt::format("no parked call {}", id));
+        if (!I.mine(*c))
+            return I.notOwner(*c);
         if (c->state != CallState::Retrieving)
             return fail(ErrorCode::BadState, fmt::format("call {} is {}, not being retrieved", id, toString(c->state)));
         I.deleteCall(*c);
+        I.release(id);
         I.emit(EventKind::Retrieved, *c);
         return okCall(*c);
     });
@@ -1606,6 +1692,8 @@ CallResult Engine::abortRetrieve(CallId id) {
         auto c = I.callById(id);
         if (!c)
             return fail(ErrorCode::NotFound, fmt::format("no parked call {}", id));
+        if (!I.mine(*c))
+            return I.notOwner(*c);
         if (c->state != CallState::Retrieving)
             return fail(ErrorCode::BadState, fmt::format("call {} is {}, not being retrieved", id, toString(c->state)));
         c->state = c->recallStage > 0 ? CallState::Recalling : CallState::Parked;
@@ -1623,7 +1711,10 @@ CallResult Engine::abandon(CallId id) {
         auto c = I.callById(id);
         if (!c)
             return fail(ErrorCode::NotFound, fmt::format("no parked call {}", id));
+        if (!I.mine(*c))
+            return I.notOwner(*c);
         I.deleteCall(*c);
+        I.release(id);
         I.emit(EventKind::Abandoned, *c);
         return okCall(*c);
     });
@@ -1657,6 +1748,8 @@ RecallStep Engine::recallStep(CallId id) {
         auto c = I.callById(id);
         if (!c)
             return stepFail(ErrorCode::NotFound, fmt::format("no parked call {}", id));
+        if (!I.mine(*c))
+            return I.notOwnerStep(*c);
         if (c->state == CallState::Retrieving)
             return stepFail(ErrorCode::Busy, fmt::format("call {} is being retrieved", id));
         Millis now = I.now();
@@ -1686,6 +1779,8 @@ RecallStep Engine::recallNoAnswer(CallId id) {
         auto c = I.callById(id);
         if (!c)
             return stepFail(ErrorCode::NotFound, fmt::format("no parked call {}", id));
+        if (!I.mine(*c))
+            return I.notOwnerStep(*c);
         if (c->state != CallState::Recalling)
             return stepFail(ErrorCode::BadState, fmt::format("call {} is {}, not recalling", id, toString(c->state)));
         RecallStep done = I.describe(*c, c->recallStage);
@@ -1719,6 +1814,8 @@ CallResult Engine::recallAnswered(CallId id, const std::string &answeredBy) {
         auto c = I.callById(id);
         if (!c)
             return fail(ErrorCode::NotFound, fmt::format("no parked call {}", id));
+        if (!I.mine(*c))
+            return I.notOwner(*c);
         if (c->state == CallState::Retrieving)
             return fail(ErrorCode::Busy, fmt::format("call {} is being retrieved", id));
         if (c->state != CallState::Recalling)
@@ -2209,9 +2306,9 @@ Status Engine::putWatchers(const std::vector<StoredWatcher> &watchers) {
     try {
         Txn txn(impl_->db);
         for (const StoredWatcher &w : watchers) {
-            Stmt &s = impl_->db.q("INSERT INTO watchers (id, blob) VALUES (?, ?) "
-                                  "ON CONFLICT (id) DO UPDATE SET blob = excluded.blob");
-            s.bind(1, w.id).bindBlob(2, w.blob);
+            Stmt &s = impl_->db.q("INSERT INTO watchers (id, blob, owner) VALUES (?, ?, ?) "
+                                  "ON CONFLICT (id) DO UPDATE SET blob = excluded.blob, owner = excluded.owner");
+            s.bind(1, w.id).bindBlob(2, w.blob).bind(3, impl_->node);
             s.run();
         }
         txn.commit();
@@ -2260,10 +2357,212 @@ Status Engine::nextParkInfoVersions(const std::string &domain, const std::vector
 
 std::vector<StoredWatcher> Engine::watchers() const {
     std::vector<StoredWatcher> v;
+    if (impl_->owning()) { // this node's (registerNode adopted those nobody owned)
+        Stmt &s = impl_->db.q("SELECT id, blob FROM watchers WHERE owner = ? ORDER BY id");
+        s.bind(1, impl_->node);
+        while (s.step())
+            v.push_back({s.text(0), s.blob(1)});
+        return v;
+    }
     Stmt &s = impl_->db.q("SELECT id, blob FROM watchers ORDER BY id");
     while (s.step())
         v.push_back({s.text(0), s.blob(1)});
     return v;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Ownership and failover (docs/cluster.md "Ownership and failover")
+
+namespace {
+NodeStatus nodeFail(ErrorCode e, std::string m) {
+    NodeStatus r;
+    r.error = e;
+    r.message = std::move(m);
+    return r;
+}
+
+NodeInfo readNode(const Stmt &s, Millis now) {
+    NodeInfo n;
+    n.name = s.text(0);
+    n.address = s.text(1);
+    n.leaseUntil = s.i64(2);
+    n.incarnation = s.i64(3);
+    n.live = n.leaseUntil >= now;
+    return n;
+}
+} // namespace
+
+NodeStatus Engine::registerNode(const std::string &name, const std::string &address, Millis leaseMs) {
+    if (name.empty())
+        return nodeFail(ErrorCode::BadRequest, "node: a name is required");
+    if (leaseMs <= 0)
+        return nodeFail(ErrorCode::BadRequest, "node: the lease must be positive");
+    Impl &I = *impl_;
+    if (!I.node.empty() && I.node != name)
+        return nodeFail(ErrorCode::BadRequest, fmt::format("node: this engine is node '{}' already", I.node));
+    NodeStatus r = I.transact<NodeStatus>([&]() -> NodeStatus {
+        Stmt &s = I.db.q("INSERT INTO nodes (name, address, lease_until, incarnation) VALUES (?, ?, ?, 1) "
+                         "ON CONFLICT (name) DO UPDATE SET address = excluded.address, lease_until = "
+                         "excluded.lease_until, incarnation = nodes.incarnation + 1 RETURNING incarnation");
+        s.bind(1, name).bind(2, address).bind(3, I.now() + leaseMs);
+        s.step();
+        std::int64_t inc = s.i64(0);
+        s.run();
+        // A new incarnation fences the last one: every call this node owns moves to the next generation, so a
+        // previous process under the same name (frozen, not dead) can no longer write to them.
+        Stmt &g = I.db.q("UPDATE parked_calls SET owner_gen = owner_gen + 1 WHERE owner = ?");
+        g.bind(1, name);
+        g.run();
+        // Calls and watchers no node owns (stored by an engine without ownership, or before it existed) are ours.
+        Stmt &o = I.db.q("UPDATE parked_calls SET owner = ?, owner_gen = owner_gen + 1 WHERE owner = ''");
+        o.bind(1, name);
+        o.run();
+        Stmt &ow = I.db.q("UPDATE watchers SET owner = ? WHERE owner = ''");
+        ow.bind(1, name);
+        ow.run();
+        std::vector<ParkedCall> claimed;
+        Stmt &c = I.db.q("SELECT " CALL_COLS " FROM parked_calls WHERE owner = ? AND state = 'retrieving'");
+        c.bind(1, name);
+        while (c.step())
+            claimed.push_back(readCall(c));
+        for (ParkedCall &call : claimed)
+            I.releaseClaim(call);
+        NodeStatus ok;
+        ok.ok = true;
+        I.incarnation = inc;
+        return ok;
+    });
+    if (r.ok) {
+        I.node = name;
+        I.nodeAddress = address;
+        I.leaseMs = leaseMs;
+        I.held.clear(); // liveCalls() fills it with the generations just set
+    }
+    return r;
+}
+
+NodeStatus Engine::heartbeat() {
+    Impl &I = *impl_;
+    if (!I.owning())
+        return nodeFail(ErrorCode::BadState, "node: heartbeat before registerNode");
+    return I.transact<NodeStatus>([&]() -> NodeStatus {
+        NodeStatus r;
+        r.ok = true;
+        Millis now = I.now();
+        Stmt &s = I.db.q("UPDATE nodes SET lease_until = ? WHERE name = ? AND incarnation = ? AND lease_until >= ?");
+        s.bind(1, now + I.leaseMs).bind(2, I.node).bind(3, I.incarnation).bind(4, now);
+        s.run();
+        if (I.db.changes() == 1)
+            return r;
+        // The lease ran out (or a survivor removed our row): register again. Calls nobody took keep their
+        // owner and generation (still ours); those taken are fenced by their new owner.
+        r.lapsed = true;
+        Stmt &u = I.db.q("INSERT INTO nodes (name, address, lease_until, incarnation) VALUES (?, ?, ?, 1) "
+                         "ON CONFLICT (name) DO UPDATE SET address = excluded.address, lease_until = "
+                         "excluded.lease_until, incarnation = nodes.incarnation + 1 RETURNING incarnation");
+        u.bind(1, I.node).bind(2, I.nodeAddress).bind(3, now + I.leaseMs);
+        u.step();
+        I.incarnation = u.i64(0);
+        u.run();
+        return r;
+    });
+}
+
+TakeoverResult Engine::takeOver() {
+    Impl &I = *impl_;
+    if (!I.owning()) {
+        TakeoverResult r;
+        r.error = ErrorCode::BadState;
+        r.message = "node: takeOver before registerNode";
+        return r;
+    }
+    {
+        // The common case, every heartbeat: nobody died. One read, no write transaction (no writer lock).
+        Stmt &any = I.db.q("SELECT count(*) FROM nodes WHERE lease_until < ? AND name <> ?");
+        any.bind(1, I.now()).bind(2, I.node);
+        any.step();
+        std::int64_t expired = any.i64(0);
+        any.run();
+        if (expired == 0) {
+            TakeoverResult none;
+            none.ok = true;
+            return none;
+        }
+    }
+    TakeoverResult r = I.transact<TakeoverResult>([&]() -> TakeoverResult {
+        TakeoverResult out;
+        Millis now = I.now();
+        // Only a live node takes over: one whose own lease lapsed may be the one presumed dead.
+        Stmt &me = I.db.q("SELECT lease_until FROM nodes WHERE name = ? AND incarnation = ?");
+        me.bind(1, I.node).bind(2, I.incarnation);
+        if (!me.step() || me.i64(0) < now) {
+            me.run();
+            out.error = ErrorCode::BadState;
+            out.message = fmt::format("node '{}': its own lease lapsed; it takes nothing over until it renews", I.node);
+            return out;
+        }
+        me.run();
+        Stmt &dead = I.db.q("SELECT name FROM nodes WHERE lease_until < ? AND name <> ? ORDER BY name");
+        dead.bind(1, now).bind(2, I.node);
+        while (dead.step())
+            out.nodes.push_back(dead.text(0));
+        if (!out.nodes.empty()) {
+            Stmt &del = I.db.q("DELETE FROM nodes WHERE lease_until < ? AND name <> ?");
+            del.bind(1, now).bind(2, I.node);
+            del.run();
+        }
+        // The expired nodes' calls become ours, one generation up. Under the writer lock (docs/cluster.md
+        // "Concurrency"): a second survivor running this after us finds no expired node left and takes nothing.
+        for (const std::string &dead : out.nodes) {
+            Stmt &take = I.db.q("UPDATE parked_calls SET owner = ?, owner_gen = owner_gen + 1 WHERE owner = ? "
+                                "RETURNING " CALL_COLS);
+            take.bind(1, I.node).bind(2, dead);
+            while (take.step())
+                out.calls.push_back(readCall(take));
+        }
+        std::sort(out.calls.begin(), out.calls.end(), [](const ParkedCall &a, const ParkedCall &b) {
+            return a.recallAt != b.recallAt ? a.recallAt < b.recallAt : a.id < b.id;
+        });
+        for (ParkedCall &c : out.calls)
+            if (c.state == CallState::Retrieving) // its retrieve died with the node
+                I.releaseClaim(c);
+        for (const std::string &dead : out.nodes) {
+            Stmt &w = I.db.q("UPDATE watchers SET owner = ? WHERE owner = ? RETURNING id, blob");
+            w.bind(1, I.node).bind(2, dead);
+            while (w.step())
+                out.watchers.push_back({w.text(0), w.blob(1)});
+        }
+        std::sort(out.watchers.begin(), out.watchers.end(),
+                  [](const StoredWatcher &a, const StoredWatcher &b) { return a.id < b.id; });
+        out.ok = true;
+        return out;
+    });
+    if (r.ok)
+        for (const ParkedCall &c : r.calls)
+            I.held[c.id] = c.ownerGeneration;
+    return r;
+}
+
+std::vector<NodeInfo> Engine::nodes() const {
+    std::vector<NodeInfo> v;
+    Stmt &s = impl_->db.q("SELECT name, address, lease_until, incarnation FROM nodes ORDER BY name");
+    while (s.step())
+        v.push_back(readNode(s, impl_->now()));
+    return v;
+}
+
+std::optional<NodeInfo> Engine::node(const std::string &name) const {
+    Stmt &s = impl_->db.q("SELECT name, address, lease_until, incarnation FROM nodes WHERE name = ?");
+    s.bind(1, name);
+    if (!s.step())
+        return std::nullopt;
+    NodeInfo n = readNode(s, impl_->now());
+    s.run();
+    return n;
+}
+
+const std::string &Engine::nodeName() const {
+    return impl_->node;
 }
 
 } // namespace parkway::engine

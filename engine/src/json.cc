@@ -41,23 +41,28 @@ json overridesJ(const RecallOverrides& o) {
 }
 
 json callJ(const ParkedCall& c) {
-    return {{"id", c.id},
-            {"domain", c.domain},
-            {"extension", c.extension},
-            {"lot", c.lot},
-            {"slot", c.slot},
-            {"parker", c.parker},
-            {"parked_uri", c.parkedUri},
-            {"parked_display", c.parkedDisplay},
-            {"group", c.group},
-            {"parked_at", c.parkedAt},
-            {"recall_at", c.recallAt},
-            {"recall_stage", c.recallStage},
-            {"state", toString(c.state)},
-            {"version", c.version},
-            {"request_key", c.requestKey},
-            {"retriever", c.retriever},
-            {"recall", recallJ(c.recall)}};
+    json j = {{"id", c.id},
+              {"domain", c.domain},
+              {"extension", c.extension},
+              {"lot", c.lot},
+              {"slot", c.slot},
+              {"parker", c.parker},
+              {"parked_uri", c.parkedUri},
+              {"parked_display", c.parkedDisplay},
+              {"group", c.group},
+              {"parked_at", c.parkedAt},
+              {"recall_at", c.recallAt},
+              {"recall_stage", c.recallStage},
+              {"state", toString(c.state)},
+              {"version", c.version},
+              {"request_key", c.requestKey},
+              {"retriever", c.retriever},
+              {"recall", recallJ(c.recall)}};
+    if (!c.owner.empty()) { // a cluster node owns it (docs/cluster.md "Ownership and failover")
+        j["owner"] = c.owner;
+        j["owner_generation"] = c.ownerGeneration;
+    }
+    return j;
 }
 
 json targetJ(const Target& t) {

@@ -48,6 +48,8 @@ const char* toString(ErrorCode v) {
     case ErrorCode::Storage: return "storage";
     case ErrorCode::DomainFull: return "domain_full";
     case ErrorCode::ExtensionFull: return "extension_full";
+    case ErrorCode::NotOwner:
+        return "not_owner";
     }
     return "?";
 }

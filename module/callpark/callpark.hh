@@ -294,7 +294,9 @@ public:
     // ---- restore.cc (and restoreWatchers in watchers.cc)
     void restoreCalls(); // reads the store and queues every call; batches follow on later loop turns
     void restoreCallBatch();
-    bool restoreCall(eng::CallId id);
+    // takeover: the call was another node's (cluster.cc): the music comes from a new address, so the parked
+    // party always gets a re-INVITE (which also carries our Contact: the dialog's remote target moves to us).
+    bool restoreCall(eng::CallId id, bool takeover = false);
     void finishCallRestore();
     void restoreWatchers();
     void restoreFinished(); // calls and watchers are back: the "restore complete" line
@@ -312,6 +314,36 @@ public:
     std::vector<eng::CallId> restoreOrder_;                         // stored calls in recall-deadline order
     std::unordered_map<eng::CallId, eng::ParkedCall> pendingCalls_; // stored calls not restored yet
     pw_timer_id restoreTimer_ = 0;
+
+    // ---- cluster.cc (docs/cluster.md "Ownership and failover"): on a PostgreSQL park database each node
+    // registers a lease, renews it on a timer, takes over the calls and subscriptions of nodes whose lease ran out,
+    // and forwards a retrieve of a call another live node owns to that node.
+    bool clustered() const { return !nodeName_.empty(); }
+    int registerClusterNode(bool postgres); // init(): node identity and lease; PW_OK or PW_EINVAL (logged)
+    void startCluster();                    // start(): adopt orphaned calls, arm the heartbeat
+    void clusterTick();
+    void takeOverDeadNodes();
+    void takeoverBatch();
+    // A call this node lost to another (the fence refused a write): forget its SIP state without a word on the
+    // wire (the new owner holds the dialog now).
+    void dropLostSession(Session &s, const std::string &why);
+    void dropLostSessions(); // after a lapsed lease: every session whose call is not ours any more
+    // A retrieve of a call another node owns: forwarded to that node (PW_CONTINUE), or answered here.
+    pw_verdict retrieveElsewhere(pw_request *req, const eng::CallResult &claim, const eng::RetrieveRequest &rr);
+    std::string nodeName_;
+    pw_timer_id clusterTimer_ = 0;
+    pw_timer_id takeoverTimer_ = 0;
+    int64_t lastHeartbeatFailMs_ = 0;                 // when the database last refused our heartbeat
+    std::deque<eng::CallId> takeoverOrder_;           // taken-over calls not restored yet (in pendingCalls_)
+    std::unordered_set<eng::CallId> takeoverIds_;     // the same, for a restore on demand (restoreCall)
+    std::deque<eng::StoredWatcher> takeoverWatchers_; // taken-over subscriptions, resumed after the calls
+    struct TakeoverProgress {
+        int64_t startedMs = 0;
+        std::string from; // the dead node(s)
+        size_t calls = 0, restored = 0, lost = 0, watchers = 0, watchersLost = 0;
+    } takeover_;
+    ReportThrottle clusterLog_{10000};
+    bool restoreWatcher(eng::StoredWatcher w, int64_t now); // one stored subscription back (watchers.cc)
 
     // ---- admin_commands.cc
     static const pw_command_def *commandTable();

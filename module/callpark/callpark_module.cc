@@ -78,6 +78,14 @@ const pw_param_def kParams[] = {
     PARAM("max_park_time", PW_PARAM_DURATION, "30m",
           "for domains without their own setting: after this long parked, the final recall target rings once, "
           "then the call is ended (BYE, Reason 480 \"Parked too long\"); 0 = no limit"),
+    PARAM("node", PW_PARAM_STRING, "",
+          "cluster node name on a PostgreSQL park database (docs/cluster.md): unique per node; empty = host name "
+          "and SIP port, e.g. park1-5060"),
+    PARAM("node_heartbeat", PW_PARAM_DURATION, "1s",
+          "cluster: how often the node renews its lease and looks for dead nodes whose calls it takes over"),
+    PARAM("node_lease", PW_PARAM_DURATION, "5s",
+          "cluster: a node that has not renewed its lease for this long is dead; another node takes its calls over "
+          "(at least twice node_heartbeat)"),
     pw_param_def{sizeof(pw_param_def), nullptr, PW_PARAM_STRING, nullptr, nullptr},
 };
 #undef PARAM

@@ -35,6 +35,10 @@ void CallPark::recallFire(uint64_t sid) {
         return;
     }
     if (!step) {
+        if (step.error == eng::ErrorCode::NotOwner) { // taken over by another node: it rings, not us
+            dropLostSession(s, step.message);
+            return;
+        }
         if (step.error == eng::ErrorCode::BadState) { // not due yet by the engine's clock: wait for it
             if (auto call = engine_->get(s.callId)) {
                 if (call->recallAt > host_.nowMs()) {
@@ -178,6 +182,10 @@ void CallPark::ringTimeout(uint64_t sid) {
     cancelBranches(s, nullptr);
     eng::RecallStep next = engine_->recallNoAnswer(s.callId);
     s.state = SessionState::Parked; // still parked (engine: recalling), music on hold goes on
+    if (!next && next.error == eng::ErrorCode::NotOwner) {
+        dropLostSession(s, next.message);
+        return;
+    }
     if (!next) {
         if (next.error == eng::ErrorCode::Storage) { // try the step again once the database is back
             storageFailed(fmt::format("recall of call {}", s.callId), next.message);
@@ -256,6 +264,8 @@ void CallPark::branchResponse(Leg *leg, int status, const pw_msg *resp) {
     eng::CallResult claim = engine_->recallAnswered(s.callId, uriUser(leg->peerUri));
     if (!claim) {
         hangUp(leg);
+        if (claim.error == eng::ErrorCode::NotOwner)
+            dropLostSession(s, claim.message);
         return;
     }
     s.winner = leg;

@@ -106,10 +106,12 @@ Session *CallPark::restoreOnDemand(eng::CallId id) {
 
 // The stored call `id` (if still queued) gets its session, dialog, music and recall timer. False when it was
 // not queued any more (restored on demand, or gone from the engine meanwhile).
-bool CallPark::restoreCall(eng::CallId id) {
+bool CallPark::restoreCall(eng::CallId id, bool takeover) {
     auto node = pendingCalls_.extract(id);
     if (node.empty())
         return false;
+    if (!takeoverIds_.empty() && takeoverIds_.erase(id))
+        takeover = true; // another node's call (cluster.cc), restored here on demand or in its batch
     const eng::ParkedCall &call = node.mapped();
     nlohmann::json j = nlohmann::json::parse(call.blob, nullptr, false);
     std::string dlgBlob = j.is_object() ? j.value("dialog", std::string()) : std::string();
@@ -147,7 +149,8 @@ bool CallPark::restoreCall(eng::CallId id) {
     leg->confirmed = true;
     s.a = leg;
     s.state = SessionState::Parked;
-    resumeMoh(s, j.value("pt", -1), j.value("moh_port", uint16_t(0)), j.value("signaling_ip", std::string()));
+    resumeMoh(s, j.value("pt", -1), takeover ? uint16_t(0) : j.value("moh_port", uint16_t(0)),
+              j.value("signaling_ip", std::string()));
     armRestoredRecall(s, call);
     ++restore_.restored;
     return true;

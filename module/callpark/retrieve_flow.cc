@@ -89,6 +89,8 @@ pw_verdict CallPark::retrieveInvite(pw_request *req, const pw_msg *m, const eng:
     }
     if (claim)
         storageOk();
+    if (!claim && claim.error == eng::ErrorCode::NotOwner && clustered())
+        return retrieveElsewhere(req, claim, rr); // another node holds the parked party's dialog (cluster.cc)
     if (!claim) {
         host_.reply(req, engineErrorStatus(claim.error), claim.error == eng::ErrorCode::NotFound ? "Nothing Parked" : "");
         return PW_STOP;
@@ -195,7 +197,7 @@ void CallPark::retrieveResponse(uint64_t sid, int status, const pw_msg *resp) {
         // The 200 tells the retriever the call is theirs: the engine lets the call go first, so a crash after the
         // 200 never brings it back as parked while the two parties talk (docs/callpark.md "Durability").
         eng::CallId id = s.callId;
-        bool completed = false;
+        bool completed = false, lost = false;
         // The retriever's dialog gets an origin of its own (RFC 3264 §8), not the parked party's o=.
         std::string toB = legSdp(s, b, body);
         b->dlg = host_.acceptCommit(
@@ -203,6 +205,7 @@ void CallPark::retrieveResponse(uint64_t sid, int status, const pw_msg *resp) {
                 auto done = engine_->completeRetrieve(id);
                 if (!done) {
                     host_.log(PW_LOG_WARN, "callpark: complete retrieve of call {}: {}", id, done.message);
+                    lost = done.error == eng::ErrorCode::NotOwner;
                     return 500;
                 }
                 completed = true;
@@ -221,6 +224,12 @@ void CallPark::retrieveResponse(uint64_t sid, int status, const pw_msg *resp) {
             return;
         }
         dropLeg(b);
+        if (lost) { // taken over by another node meanwhile (cluster.cc): its dialog is not ours to touch
+            if (s.retrieveOfferless)
+                host_.api()->dialog_ack(s.a->dlg, {}, {}); // the re-INVITE's 2xx is owed its ACK
+            dropLostSession(s, "taken over during the retrieve");
+            return;
+        }
         if (completed) {
             // The call left the engine but the 200 could not be sent: nobody holds the parked party any more.
             host_.log(PW_LOG_WARN, "callpark: call {}: the retriever's 200 could not be sent; ending the call", id);

@@ -198,12 +198,19 @@ int CallPark::init() {
     std::string path =
         settings_.database.empty() ? parkDatabaseBeside(host_.coreSetting("database")) : settings_.database;
     clock_ = std::make_unique<HostClock>(host_, clockOverrideMs);
+    const bool postgres = path.rfind("postgresql://", 0) == 0 || path.rfind("postgres://", 0) == 0;
     try {
-        engine_ = eng::Engine::open(path, *clock_);
+        eng::OpenOptions options;
+        // Several nodes on one PostgreSQL database: a starting node must not release another live node's claims
+        // in flight; registerNode releases this node's own (docs/cluster.md "Ownership and failover").
+        options.releaseStaleClaims = !postgres;
+        engine_ = eng::Engine::open(path, *clock_, options);
     } catch (const std::exception &e) {
         host_.log(PW_LOG_ERROR, "callpark: park database: {}", e.what());
         return PW_EINVAL;
     }
+    if (int rc = registerClusterNode(postgres); rc != PW_OK)
+        return rc;
 
     // Module-level defaults for local domains that have no settings of their own yet.
     const int maxParkSeconds = static_cast<int>(settings_.maxParkTimeMs / 1000);
@@ -270,6 +277,7 @@ int CallPark::start() {
         return PW_EINVAL;
     }
     declareDomains(); // before the restored calls send anything: their domains are local
+    startCluster();   // a cluster node first adopts the calls of nodes that died meanwhile (cluster.cc)
     restoreCalls();   // queued and restored in batches from the first loop turn; then the watchers (restore.cc)
     startChangeFeed(); // PostgreSQL: other nodes' changes (change_feed.cc)
     return PW_OK;

@@ -1,5 +1,7 @@
 #include "settings.hh"
 
+#include <cctype>
+
 namespace parkway::callpark {
 namespace {
 
@@ -23,6 +25,17 @@ const PhoneProfile *findPhoneProfile(const std::string &name) {
 }
 
 } // namespace
+
+bool validNodeName(const std::string &name, bool emptyOk) {
+    if (name.empty())
+        return emptyOk;
+    if (name.size() > 64)
+        return false;
+    for (char c : name)
+        if (!std::isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '-' && c != '_' && c != ':')
+            return false;
+    return true;
+}
 
 bool Settings::load(const Host &host, std::string *err) {
     auto fail = [&](std::string msg) {
@@ -141,6 +154,17 @@ bool Settings::load(const Host &host, std::string *err) {
     maxParkTimeMs = host.paramInt("max_park_time");
     if (maxParkTimeMs != 0 && (maxParkTimeMs < 1000 || maxParkTimeMs > 86400000))
         return fail(fmt::format("callpark: max_park_time {} ms is outside 1s..24h (0 = no limit)", maxParkTimeMs));
+    node = host.paramStr("node");
+    if (!validNodeName(node, true))
+        return fail(fmt::format("callpark: node '{}' must be 1..64 letters, digits, '.', '-', '_' or ':'", node));
+    nodeHeartbeatMs = host.paramInt("node_heartbeat");
+    if (nodeHeartbeatMs < 100 || nodeHeartbeatMs > 60000)
+        return fail(fmt::format("callpark: node_heartbeat {} ms is outside 100ms..60s", nodeHeartbeatMs));
+    nodeLeaseMs = host.paramInt("node_lease");
+    if (nodeLeaseMs < 2 * nodeHeartbeatMs || nodeLeaseMs > 600000)
+        return fail(fmt::format("callpark: node_lease {} ms must be at least twice node_heartbeat ({} ms) and at "
+                                "most 10m",
+                                nodeLeaseMs, nodeHeartbeatMs));
     listUriPrefixLot = host.paramStr("list_uri_prefix_lot");
     listUriPrefixGroup = host.paramStr("list_uri_prefix_group");
     if (!listUriPrefixLot.empty() && listUriPrefixLot == listUriPrefixGroup)

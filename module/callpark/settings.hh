@@ -51,9 +51,17 @@ struct Settings {
     // RFC 4662 event list URIs (docs/notifications.md "Event lists"): sip:<prefix><lot or group name>@domain.
     std::string listUriPrefixLot = "lot-";
     std::string listUriPrefixGroup = "group-";
+    // Cluster (docs/cluster.md "Ownership and failover"), used on a PostgreSQL park database: this node's name
+    // ("" = derived from the host name and the SIP port), its heartbeat and lease.
+    std::string node;
+    int64_t nodeHeartbeatMs = 1000;
+    int64_t nodeLeaseMs = 5000;
 
     // Reads and validates every parameter; false + *err naming the parameter when a value is bad.
     bool load(const Host &host, std::string *err);
 };
+
+// A node name (setting `node`): 1..64 of [A-Za-z0-9._:-] ("" only when emptyOk).
+bool validNodeName(const std::string &name, bool emptyOk);
 
 } // namespace parkway::callpark

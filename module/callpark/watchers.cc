@@ -609,6 +609,56 @@ void CallPark::restoreWatchers() {
         restoreFinished();
 }
 
+// One stored subscription back: its dialog restored, counted, a full-state NOTIFY queued (RFC 4235 §4.1: the next
+// version in the same subscription). False (and the record removed) when it cannot be resumed.
+bool CallPark::restoreWatcher(eng::StoredWatcher w, int64_t now) {
+    nlohmann::json j = nlohmann::json::parse(w.blob, nullptr, false);
+    std::string dlgBlob = j.is_object() ? j.value("dialog", std::string()) : std::string();
+    int kind = j.is_object() ? j.value("kind", -1) : -1;
+    if (dlgBlob.empty() || kind < int(eng::TargetKind::Extension) || kind > int(eng::TargetKind::Lot)) {
+        host_.log(PW_LOG_WARN, "callpark: stored subscription {} is unreadable; dropped", w.id);
+        engine_->removeWatcher(w.id);
+        return false;
+    }
+    auto sub = std::make_unique<Subscription>();
+    sub->mod = this;
+    sub->target.kind = static_cast<eng::TargetKind>(kind);
+    sub->target.domain = j.value("domain", std::string());
+    sub->target.name = j.value("name", std::string());
+    sub->target.slot = j.value("slot", 0);
+    sub->broadworks = j.value("broadworks", false);
+    sub->presence = j.value("presence", false);
+    sub->entity = j.value("entity", std::string());
+    sub->version = j.value("version", uint64_t(0));
+    sub->expiresAtMs = j.value("expires_at", int64_t(0));
+    sub->subscriber = j.value("subscriber", std::string());
+    if (auto el = j.find("event_list"); el != j.end() && el->is_object()) { // resumed with full state
+        sub->eventList = true;
+        for (const auto &[uri, v] : el->items())
+            if (v.is_number_unsigned())
+                sub->listResources[uri].version = v.get<uint64_t>();
+    }
+    sub->storeId = w.id;
+    Subscription *sp = addSubscription(std::move(sub));
+    // The host re-arms the expiry for the time left (already past: on_refresh(0) + terminated next turn).
+    sp->dlg = host_.api()->dialog_restore(host_.raw(), ps(dlgBlob), subCallbacks(), sp);
+    if (!sp->dlg) {
+        host_.log(PW_LOG_WARN, "callpark: stored subscription {} could not be restored; dropped", w.id);
+        engine_->removeWatcher(w.id);
+        subById_.erase(sp->id);
+        subs_.erase(sp);
+        return false;
+    }
+    // Records written before the subscriber was stored: the dialog's remote URI is the SUBSCRIBE's From.
+    if (sp->subscriber.empty())
+        sp->subscriber = subscriberOf(host_.dialogGet(sp->dlg, PW_DLG_REMOTE_URI));
+    countWatcher(*sp, true); // an existing subscription: counted, never refused by a cap
+    // Fresh full state (RFC 4235 §4.1: version = last sent + 1 within the same subscription).
+    if (sp->expiresAtMs > now)
+        queueNotify(*sp);
+    return true;
+}
+
 void CallPark::restoreWatcherBatch() {
     if (stopping_)
         return; // what is left stays stored for the next start
@@ -616,53 +666,10 @@ void CallPark::restoreWatcherBatch() {
     for (int64_t n = 0; n < settings_.notifyBatch && !restoreQueue_.empty(); ++n) {
         eng::StoredWatcher w = std::move(restoreQueue_.front());
         restoreQueue_.pop_front();
-        nlohmann::json j = nlohmann::json::parse(w.blob, nullptr, false);
-        std::string dlgBlob = j.is_object() ? j.value("dialog", std::string()) : std::string();
-        int kind = j.is_object() ? j.value("kind", -1) : -1;
-        if (dlgBlob.empty() || kind < int(eng::TargetKind::Extension) || kind > int(eng::TargetKind::Lot)) {
-            host_.log(PW_LOG_WARN, "callpark: stored subscription {} is unreadable; dropped", w.id);
-            engine_->removeWatcher(w.id);
+        if (restoreWatcher(std::move(w), now))
+            ++restoredWatchers_;
+        else
             ++lostWatchers_;
-            continue;
-        }
-        auto sub = std::make_unique<Subscription>();
-        sub->mod = this;
-        sub->target.kind = static_cast<eng::TargetKind>(kind);
-        sub->target.domain = j.value("domain", std::string());
-        sub->target.name = j.value("name", std::string());
-        sub->target.slot = j.value("slot", 0);
-        sub->broadworks = j.value("broadworks", false);
-        sub->presence = j.value("presence", false);
-        sub->entity = j.value("entity", std::string());
-        sub->version = j.value("version", uint64_t(0));
-        sub->expiresAtMs = j.value("expires_at", int64_t(0));
-        sub->subscriber = j.value("subscriber", std::string());
-        if (auto el = j.find("event_list"); el != j.end() && el->is_object()) { // resumed with full state
-            sub->eventList = true;
-            for (const auto &[uri, v] : el->items())
-                if (v.is_number_unsigned())
-                    sub->listResources[uri].version = v.get<uint64_t>();
-        }
-        sub->storeId = w.id;
-        Subscription *sp = addSubscription(std::move(sub));
-        // The host re-arms the expiry for the time left (already past: on_refresh(0) + terminated next turn).
-        sp->dlg = host_.api()->dialog_restore(host_.raw(), ps(dlgBlob), subCallbacks(), sp);
-        if (!sp->dlg) {
-            host_.log(PW_LOG_WARN, "callpark: stored subscription {} could not be restored; dropped", w.id);
-            engine_->removeWatcher(w.id);
-            subById_.erase(sp->id);
-            subs_.erase(sp);
-            ++lostWatchers_;
-            continue;
-        }
-        // Records written before the subscriber was stored: the dialog's remote URI is the SUBSCRIBE's From.
-        if (sp->subscriber.empty())
-            sp->subscriber = subscriberOf(host_.dialogGet(sp->dlg, PW_DLG_REMOTE_URI));
-        countWatcher(*sp, true); // an existing subscription: counted, never refused by a cap
-        ++restoredWatchers_;
-        // Fresh full state (RFC 4235 §4.1: version = last sent + 1 within the same subscription).
-        if (sp->expiresAtMs > now)
-            queueNotify(*sp);
     }
     if (!restoreQueue_.empty()) {
         after(0, [this] { restoreWatcherBatch(); });

@@ -36,10 +36,44 @@ struct OpenOptions {
     bool releaseStaleClaims = true;
 };
 
+// A node of a cluster (docs/cluster.md "Ownership and failover"): its name, the SIP address other nodes reach it
+// at, its lease and its incarnation (+1 each time it registers).
+struct NodeInfo {
+    std::string name;
+    std::string address;
+    Millis leaseUntil = 0;
+    std::int64_t incarnation = 0;
+    bool live = false; // leaseUntil >= now by this engine's clock
+};
+
+// What registerNode / heartbeat found.
+struct NodeStatus {
+    bool ok = false;
+    ErrorCode error = ErrorCode::None;
+    std::string message;
+    // The heartbeat found this node's lease run out (or its row gone: another node took its calls over): it
+    // registered again (new incarnation). Calls it held may belong to other nodes now; the fence refuses its
+    // writes to those (NotOwner), and the caller should drop their SIP state without signalling.
+    bool lapsed = false;
+    explicit operator bool() const { return ok; }
+};
+
 // A stored watcher: the module's id and its opaque blob.
 struct StoredWatcher {
     std::string id;
     std::string blob;
+};
+
+// What takeOver() took: the dead nodes, their calls (now ours, generation bumped, claims in flight released)
+// and their stored watchers.
+struct TakeoverResult {
+    bool ok = false;
+    ErrorCode error = ErrorCode::None;
+    std::string message;
+    std::vector<std::string> nodes; // the expired nodes whose leases were removed
+    std::vector<ParkedCall> calls;
+    std::vector<StoredWatcher> watchers;
+    explicit operator bool() const { return ok; }
 };
 
 class Engine {
@@ -68,6 +102,26 @@ public:
     std::vector<ParkedCall> liveCalls() const;
     // The calls whose recallAt <= now, in deadline order (for a caller that polls instead of arming timers).
     std::vector<ParkedCall> dueCalls() const;
+
+    // ---- Ownership and failover (docs/cluster.md) -----------------------------------------------------------
+    // Until a node registers, ownership is off: every call is this engine's (one node, SQLite's default), no
+    // fence is checked and nothing here costs anything. registerNode(name, address, leaseMs) turns it on: the
+    // node's row gets a lease of leaseMs from now and a new incarnation; calls this engine parks are owned by
+    // `name` (generation 0); calls and watchers with no owner become this node's; liveCalls() and watchers()
+    // list only this node's; owner-side writes (recallStep, recallNoAnswer, recallAnswered, completeRetrieve,
+    // abortRetrieve, abandon, updateBlob) fail with NotOwner unless the call's (owner, generation) is the one
+    // this engine holds; a retrieve claim of a call another node owns fails with NotOwner (claiming nothing).
+    // Calls in `retrieving` owned by this node are put back (their transaction died with the last process).
+    NodeStatus registerNode(const std::string &name, const std::string &address, Millis leaseMs);
+    // Renews the lease (now + leaseMs). See NodeStatus::lapsed.
+    NodeStatus heartbeat();
+    // One transaction: every node whose lease ran out loses its row; its calls become this node's with their
+    // generation +1 (a claim in flight goes back to parked/recalling; recall
+    // deadlines unchanged), its watchers too. Two nodes taking over at once: each call goes to exactly one.
+    TakeoverResult takeOver();
+    std::vector<NodeInfo> nodes() const;
+    std::optional<NodeInfo> node(const std::string &name) const;
+    const std::string &nodeName() const; // "" until registerNode
 
     // ---- Domains, extensions, groups, lots ------------------------------------------------------------
     // A domain never configured behaves as DomainSettings{} with that name (open extensions, defaults).

@@ -55,6 +55,10 @@ enum class ErrorCode {
     Storage,          // the database failed or is unreachable (message carries the backend's text) -> 503 + Retry-After
     DomainFull,       // the domain holds DomainSettings::maxParked calls already                -> 503 + Retry-After
     ExtensionFull,    // the extension holds maxParkedPerExtension calls already (even stacking)   -> 486
+    // Ownership (docs/cluster.md "Ownership and failover"): the call belongs to another node, or no longer to this
+    // one (taken over: the fence refused the write). `call.owner` names the owner when known. A retrieve claim of
+    // a call another node owns fails with this and claims nothing: the SIP layer sends the request to the owner.
+    NotOwner,
 };
 
 const char* toString(OccupiedPolicy v);
@@ -192,6 +196,10 @@ struct ParkedCall {
     RecallSettings recall;     // resolved at park time
     bool recallAnswered = false; // the current claim came from an answered recall, not a retrieve
     bool finalRecall = false;  // max park time reached: the current (or next) attempt is the last one
+    // Ownership (docs/cluster.md "Ownership and failover"): the node that holds the call's SIP dialog ("" when
+    // ownership is off: one node) and the fencing generation, +1 at every takeover.
+    std::string owner;
+    std::int64_t ownerGeneration = 0;
 };
 
 // ---------------------------------------------------------------------------------------------------------

@@ -2476,7 +2476,7 @@ TakeoverResult Engine::takeOver() {
         r.message = "node: takeOver before registerNode";
         return r;
     }
-    {
+    try {
         // The common case, every heartbeat: nobody died. One read, no write transaction (no writer lock).
         Stmt &any = I.db.q("SELECT count(*) FROM nodes WHERE lease_until < ? AND name <> ?");
         any.bind(1, I.now()).bind(2, I.node);
@@ -2488,6 +2488,11 @@ TakeoverResult Engine::takeOver() {
             none.ok = true;
             return none;
         }
+    } catch (const StorageFailure &e) { // the database went away: an error to report, as transact's are
+        TakeoverResult failed;
+        failed.error = ErrorCode::Storage;
+        failed.message = e.what();
+        return failed;
     }
     TakeoverResult r = I.transact<TakeoverResult>([&]() -> TakeoverResult {
         TakeoverResult out;

@@ -66,6 +66,8 @@ void CallPark::clusterTick() {
     clusterTimer_ = 0;
     if (stopping_)
         return;
+    // Re-armed first: whatever happens below (an exception from the store included), the heartbeat goes on.
+    clusterTimer_ = after(static_cast<uint64_t>(settings_.nodeHeartbeatMs), [this] { clusterTick(); });
     auto hb = engine_->heartbeat();
     if (!hb) {
         lastHeartbeatFailMs_ = host_.nowMs();
@@ -85,7 +87,6 @@ void CallPark::clusterTick() {
         if (restore_.done && host_.nowMs() - lastHeartbeatFailMs_ > settings_.nodeLeaseMs)
             takeOverDeadNodes();
     }
-    clusterTimer_ = after(static_cast<uint64_t>(settings_.nodeHeartbeatMs), [this] { clusterTick(); });
 }
 
 void CallPark::takeOverDeadNodes() {

@@ -182,6 +182,44 @@ TEST_CASE("PostgreSQL: a lost connection is re-established by the next operation
     CHECK(again.size() == calls.size()); // nothing lost
 }
 
+TEST_CASE("PostgreSQL: a node's heartbeat and takeover check report a lost connection as an error", "[pg]") {
+    FakeClock clock;
+    const std::string app = "parkway_nodeloss_" + std::to_string(::getpid());
+    const std::string url = pgSchemaUrl("nodeloss_" + std::to_string(::getpid())) + "&application_name=" + app;
+    OpenOptions o;
+    o.releaseStaleClaims = false;
+    auto e = Engine::open(url, clock, o);
+    REQUIRE(e->registerNode("a", "sip:a.example:5060", 5000).ok);
+    REQUIRE(e->takeOver().ok);
+    // The daemon runs both from a timer on the SIP thread: an exception there would stop the heartbeat for good
+    // (and the other nodes would take this node's calls), so each must come back as a Storage error.
+    for (int round = 0; round < 2; ++round) {
+        pgRaw(pgBaseUrl(),
+              "DO $$ BEGIN PERFORM pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = '" + app +
+                  "'; END $$");
+        TakeoverResult t;
+        NodeStatus hb;
+        if (round == 0) {
+            REQUIRE_NOTHROW(t = e->takeOver()); // its first statement is a read outside any transaction
+            REQUIRE_NOTHROW(hb = e->heartbeat());
+        } else {
+            REQUIRE_NOTHROW(hb = e->heartbeat());
+            REQUIRE_NOTHROW(t = e->takeOver());
+        }
+        if (!t.ok)
+            CHECK(t.error == ErrorCode::Storage);
+        if (!hb.ok)
+            CHECK(hb.error == ErrorCode::Storage);
+        bool back = false;
+        for (int i = 0; i < 50 && !back; ++i) {
+            back = e->heartbeat().ok && e->takeOver().ok;
+            if (!back)
+                std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        }
+        CHECK(back);
+    }
+}
+
 TEST_CASE("PostgreSQL: a writer waits for the writer lock at most busyTimeoutMs, then fails cleanly", "[pg]") {
     FakeClock clock;
     const std::string url = pgSchemaUrl("lockwait_" + std::to_string(::getpid()));

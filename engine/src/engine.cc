@@ -709,8 +709,8 @@ struct Engine::Impl {
             if (g->settings.occupied)
                 p.occupied = *g->settings.occupied;
             applyRule();
-            // SPEC §2: hunt in configured order, always from the first; first member with no call, or with
-            // stacking the first member with the fewest calls.
+            // docs/engine.md "Operations": hunt in configured order, always from the first; first member with no call,
+            // or with stacking the first member with the fewest calls.
             std::int64_t best = -1;
             for (const std::string &m : g->members) {
                 std::int64_t n = liveCountOnExt(req.domain, m);
@@ -819,7 +819,7 @@ struct Engine::Impl {
             break;
         }
         }
-        // Optional access lists (SPEC §3): calls the retriever may not take are skipped.
+        // Optional access lists (docs/engine.md "Operations"): calls the retriever may not take are skipped.
         std::vector<ParkedCall> mayTake;
         for (const ParkedCall &c : calls)
             if (mayRetrieve(c, req.retriever))
@@ -1585,7 +1585,8 @@ ParkResult Engine::park(const ParkRequest &req) {
         if (!req.requestKey.empty()) {
             if (auto existing = I.byKey(req.domain, req.requestKey)) {
                 ParkResult r = okCall(*existing);
-                r.duplicate = true; // a retransmitted/duplicated REFER or INVITE parks once (SPEC §2)
+                r.duplicate =
+                    true; // a retransmitted/duplicated REFER or INVITE parks once (docs/engine.md "Operations")
                 return r;
             }
         }
@@ -1653,7 +1654,7 @@ CallResult Engine::claimRetrieve(const RetrieveRequest &req) {
         if (!found.ok)
             return found;
         ParkedCall c = found.call;
-        // The claim is a conditional update: of two retrievers only one changes the row (SPEC §3).
+        // The claim is a conditional update: of two retrievers only one changes the row (docs/engine.md "Operations").
         Stmt &s = I.db.q("UPDATE parked_calls SET state = 'retrieving', retriever = ?, recall_answered = 0, "
                          "version = version + 1 WHERE id = ? AND state IN ('parked', 'recalling')");
         s.bind(1, req.retriever).bind(2, c.id);

@@ -187,7 +187,8 @@ std::string checkRange(const char* field, int v, int lo, int hi) {
     return {};
 }
 
-// FAC format (SPEC §1, PortSIP): 1–3 characters from `*`/`#`, then 0–4 digits; 2–7 characters in all.
+// FAC format (docs/engine.md "Model and settings", PortSIP): 1–3 characters from `*`/`#`, then 0–4 digits; 2–7
+// characters in all.
 std::string checkCode(const char* field, const std::string& code) {
     size_t i = 0;
     while (i < code.size() && (code[i] == '*' || code[i] == '#')) ++i;
@@ -218,7 +219,7 @@ std::string validate(const DomainSettings& s) {
     if (!(e = checkCode("group_park_code", s.groupParkCode)).empty()) return e;
     if (!(e = checkCode("retrieve_code", s.retrieveCode)).empty()) return e;
     if (s.parkCode == s.groupParkCode || s.parkCode == s.retrieveCode || s.groupParkCode == s.retrieveCode)
-        return "feature codes must differ (a dial string that parks never retrieves, SPEC §2)";
+        return "feature codes must differ (a dial string that parks would never retrieve)";
     if (!(e = checkRange("recall_seconds", s.recall.recallSeconds, 1, 3600)).empty()) return e;
     if (!(e = checkRange("ring_seconds", s.recall.ringSeconds, 1, 3600)).empty()) return e;
     if (!(e = checkRange("alternate_wait", s.recall.alternateWaitSeconds, 1, 3600)).empty()) return e;

@@ -184,7 +184,8 @@ pw_verdict CallPark::onInvite(pw_request *req, const pw_msg *m) {
         ParkerChoice pc = chooseParker(m, sender, intent);
         if (pc.uri.empty())
             return refuseStranger(req);
-        // Only users of the same tenant park (SPEC §3 access); a front proxy's own transferee may be anyone.
+        // Only users of the same tenant park (docs/callpark.md "Tenants"); a front proxy's own transferee may be
+        // anyone.
         if (!pc.withoutParker && uriHost(pc.uri) != domain) {
             host_.reply(req, 403, "Forbidden");
             return PW_STOP;

@@ -1,7 +1,7 @@
-// Recall (SPEC §5): a timer per parked call from the engine's absolute deadline. On expiry the engine says
-// whom to ring; we send an offerless INVITE (RFC 3725) to every contact of that target with Alert-Info and a
-// From display name that says "Recall"; the first answer wins, the others are cancelled; the answerer is
-// connected to the parked party as a retrieve would. No answer -> the engine's next stage or retry.
+// Recall (docs/callpark.md "Recall"): a timer per parked call from the engine's absolute deadline. On expiry the engine
+// says whom to ring; we send an offerless INVITE (RFC 3725) to every contact of that target with Alert-Info and a From
+// display name that says "Recall"; the first answer wins, the others are cancelled; the answerer is connected to the
+// parked party as a retrieve would. No answer -> the engine's next stage or retry.
 #include "callpark.hh"
 #include "wire/sdp.hh"
 
@@ -250,7 +250,7 @@ void CallPark::branchResponse(Leg *leg, int status, const pw_msg *resp) {
         }
         return;
     }
-    // 2xx: the first answer wins (SPEC §5)
+    // 2xx: the first answer wins (docs/callpark.md "Recall")
     auto hangUp = [this](Leg *l) {
         if (!l->dlg)
             return;

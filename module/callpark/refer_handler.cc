@@ -1,5 +1,5 @@
 // REFER handling.
-//  * A REFER passing through the proxy whose Refer-To classifies as park (SPEC §2):
+//  * A REFER passing through the proxy whose Refer-To classifies as park (docs/callpark.md "Park"):
 //      passthrough: remember the intent (parker = REFER From) keyed by the transferee's dialog, let it through;
 //                   the transferee's INVITE to the park code is parked by park_flow.cc.
 //      takeover:    202, an immediate NOTIFY "SIP/2.0 100 Trying" (Grandstream gives up ~7 s without one;
@@ -123,7 +123,7 @@ pw_verdict CallPark::onRefer(pw_request *req, const pw_msg *m) {
         host_.api()->send_request(host_.raw(), &p, nullptr, nullptr);
     };
 
-    // Park first (SPEC §9), then take the call over: a failed INVITE undoes the park.
+    // Park first (docs/callpark.md "Durability"), then take the call over: a failed INVITE undoes the park.
     eng::ParkRequest pr = eng::makeParkRequest(c, domain, uriUser(fromUri));
     pr.parkedUri = host_.uri(m, "To");
     pr.parkedDisplay = host_.display(m, "To");

@@ -1,7 +1,8 @@
-// Restart (SPEC §9): every parked call comes back from the engine with the blob we stored (dialog export,
-// SDPs, media port). We restore its dialog, resume music on hold (re-INVITE with a new hold offer when the
-// port changed), and re-arm its recall (overdue -> soon, paced). Watchers (dialog / call-info subscriptions)
-// are stored too: each is resumed in its own dialog with a full-state NOTIFY carrying the next version (SPEC §7).
+// Restart (docs/callpark.md "Restart"): every parked call comes back from the engine with the blob we stored (dialog
+// export, SDPs, media port). We restore its dialog, resume music on hold (re-INVITE with a new hold offer when the port
+// changed), and re-arm its recall (overdue -> soon, paced). Watchers (dialog / call-info subscriptions) are stored too:
+// each is resumed in its own dialog with a full-state NOTIFY carrying the next version (docs/callpark.md
+// "Notifications").
 //
 // At scale (docs/callpark.md "Restart"): start() only reads the store (one query) and queues the calls; they are
 // restored in batches on later loop turns, so SIP requests are served between batches from the first second.

@@ -107,7 +107,7 @@ pw_verdict CallPark::retrieveInvite(pw_request *req, const pw_msg *m, const eng:
         host_.reply(req, 486, "Busy Here");
         return PW_STOP;
     }
-    // A retrieve during a recall cancels the ringing branches (SPEC §5).
+    // A retrieve during a recall cancels the ringing branches (docs/callpark.md "Recall").
     cancelBranches(*s, nullptr);
     cancelTimer(s->ringTimer);
     cancelTimer(s->recallTimer);
@@ -192,7 +192,7 @@ void CallPark::retrieveResponse(uint64_t sid, int status, const pw_msg *resp) {
         b->peerUri = s.retrieverUri;
         b->peerDisplay = s.retrieverDisplay;
         Headers h;
-        // The retriever sees who is waiting, not the feature code (SPEC §3).
+        // The retriever sees who is waiting, not the feature code (docs/callpark.md "Retrieve").
         addConnectedIdentity(h, s.a->peerDisplay, s.a->peerUri);
         // The 200 tells the retriever the call is theirs: the engine lets the call go first, so a crash after the
         // 200 never brings it back as parked while the two parties talk (docs/callpark.md "Durability").

@@ -284,7 +284,7 @@ int CallPark::start() {
 }
 
 void CallPark::stop() {
-    // Parked calls stay parked in the store: a stop is a restart to come, not a hang-up (SPEC §9).
+    // Parked calls stay parked in the store: a stop is a restart to come, not a hang-up (docs/callpark.md "Restart").
     stopping_ = true;
     stopChangeFeed();
     for (auto &[sid, s] : sessions_) {

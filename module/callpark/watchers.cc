@@ -433,9 +433,9 @@ void CallPark::notifySubscription(Subscription &sub, bool terminated) {
         saveWatchers({&sub});
 }
 
-// ---------------------------------------------------------------- persistence (SPEC §7: state is re-sent
-// after restarts). Stored after each NOTIFY: the version and our CSeq moved; the subscription is resumed
-// in the same dialog with the next version (RFC 4235 §4.1: versions keep increasing within a subscription).
+// ---------------------------------------------------------------- persistence (docs/callpark.md "Notifications": state
+// is re-sent after restarts). Stored after each NOTIFY: the version and our CSeq moved; the subscription is resumed in
+// the same dialog with the next version (RFC 4235 §4.1: versions keep increasing within a subscription).
 
 eng::StoredWatcher CallPark::watcherRecord(Subscription &sub) {
     if (sub.storeId.empty())
@@ -595,7 +595,7 @@ void CallPark::notifyAnswered(uint64_t id) {
         notifyTimer_ = after(0, [this] { drainNotifies(); });
 }
 
-// ---------------------------------------------------------------- restart (SPEC §7)
+// ---------------------------------------------------------------- restart (docs/callpark.md "Notifications")
 // Stored subscriptions are resumed notify_batch per loop turn, each with a full-state NOTIFY at the next
 // version through the paced queue: thousands of them neither stall the start nor flood the network at once.
 

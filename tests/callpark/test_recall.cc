@@ -1,5 +1,5 @@
-// Recall (SPEC §5): offerless INVITE with Alert-Info and a "Recall" display name to the parker, retry after
-// no answer, the alternate ladder, connecting on answer, and hang-up / retrieve during a recall.
+// Recall (docs/callpark.md "Recall"): offerless INVITE with Alert-Info and a "Recall" display name to the parker, retry
+// after no answer, the alternate ladder, connecting on answer, and hang-up / retrieve during a recall.
 #include "park_env.hh"
 
 using namespace parkway::test;

@@ -1,6 +1,6 @@
-// Restart (SPEC §9): destroy the proxy with calls parked (no BYE goes out), start a new one on the same
-// port and database: every call is still parked, retrievable (its dialog restored), hears music again and
-// is recalled on time.
+// Restart (docs/callpark.md "Restart"): destroy the proxy with calls parked (no BYE goes out), start a new one on the
+// same port and database: every call is still parked, retrievable (its dialog restored), hears music again and is
+// recalled on time.
 #include "park_env.hh"
 
 #include <regex>

@@ -13,7 +13,7 @@ TEST_CASE("directed park stores the call with an absolute recall deadline") {
     CHECK(r.call.parker == "100");
     CHECK(r.call.state == CallState::Parked);
     CHECK(r.call.parkedAt == clock.nowMs());
-    CHECK(r.call.recallAt == clock.nowMs() + 300'000); // default recall 300 s (SPEC §5)
+    CHECK(r.call.recallAt == clock.nowMs() + 300'000); // default recall 300 s (docs/engine.md "Recall ladder")
     auto got = e->get(r.call.id);
     REQUIRE(got);
     CHECK(got->parkedUri == "sip:caller@pstn.example");

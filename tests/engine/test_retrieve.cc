@@ -129,7 +129,7 @@ TEST_CASE("a request key can be reused once the call has left") {
     CHECK(e->getByRequestKey("a.example", "k")->id == b.call.id);
 }
 
-TEST_CASE("optional access lists on lots and groups (SPEC §3)") {
+TEST_CASE("optional access lists on lots and groups") {
     FakeClock clock;
     auto e = memEngine(clock);
     Lot vip{"a.example", "vip", 801, 805, SlotChoice::First, {}, {"100", "200"}};

@@ -433,7 +433,7 @@ members = ["201", "202", "203"]
 def case_group_park():
     """*58 hunts the group in order from the first member, skipping occupied ones; all occupied -> 486/480."""
     with Suite(provision=GROUP) as s:
-        member = s.phone("203")  # a member that is neither the parker nor parked on: still told (SPEC §7)
+        member = s.phone("203")  # a member that is neither the parker nor parked on: still told (docs/callpark.md "Notifications")
         d = s.park("2001", "*68201", parker="1003")  # 201 occupied by a directed park
         s.expect(final(d) == 200, f"directed park answered {final(d)}", d)
         time.sleep(0.5)

@@ -6,7 +6,8 @@
 // PostgreSQL) may open the same database: every operation is one transaction, write transactions run one at
 // a time, and a retrieve claim is a conditional UPDATE, so two concurrent retrievers cannot both win.
 //
-// Durability: every operation is committed before it returns (SPEC §9); listeners run after the commit.
+// Durability: every operation is committed before it returns (docs/engine.md "Rules of the road"); listeners run after
+// the commit.
 #pragma once
 
 #include "parkway/engine/clock.hh"
@@ -136,7 +137,7 @@ public:
     bool isKnownExtension(const std::string &domain, const std::string &ext) const;
 
     // Replaces the group wholesale. Fails (BadRequest) when a member is already in another group of the
-    // domain (a user is in at most one group per domain, SPEC §2) or listed twice.
+    // domain (a user is in at most one group per domain, docs/engine.md "Operations") or listed twice.
     Status setGroup(const Group &g);
     Status removeGroup(const std::string &domain, const std::string &name);
     std::optional<Group> group(const std::string &domain, const std::string &name) const;
@@ -150,19 +151,18 @@ public:
     std::vector<Lot> lots(const std::string &domain) const;
 
     // ---- Parking ------------------------------------------------------------------------------------
-    // Parks per `req.how` (SPEC §2): directed/own obey the occupied policy; group park hunts the parker's
-    // group in order from the first member (first member with no call; with stacking the first with the
-    // fewest calls); lot park takes the given slot or picks one. Idempotent on (domain, requestKey) while
-    // the call is live: the same key returns the existing call with duplicate=true and changes nothing.
-    // Emits Parked.
+    // Parks per `req.how` (docs/engine.md "Operations"): directed/own obey the occupied policy; group park hunts the
+    // parker's group in order from the first member (first member with no call; with stacking the first with the fewest
+    // calls); lot park takes the given slot or picks one. Idempotent on (domain, requestKey) while the call is live:
+    // the same key returns the existing call with duplicate=true and changes nothing. Emits Parked.
     ParkResult park(const ParkRequest &req);
 
     // Replace the call's opaque blob (dialog state after a re-INVITE, new SDP, ...). No event.
     CallResult updateBlob(CallId id, const std::string &blob);
 
     // ---- Retrieving ---------------------------------------------------------------------------------
-    // Claims a call for retrieve: parked/recalling -> retrieving (SPEC §3). Oldest first by extension.
-    // Nothing there -> NotFound; only calls already claimed by someone else -> Busy; by id in another
+    // Claims a call for retrieve: parked/recalling -> retrieving (docs/engine.md "Operations"). Oldest first by
+    // extension. Nothing there -> NotFound; only calls already claimed by someone else -> Busy; by id in another
     // domain, or every call there closed to the retriever by an access list (Lot/Group::access) -> Forbidden. Emits
     // RetrieveStarted. The SIP layer then completes or aborts the claim.
     CallResult claimRetrieve(const RetrieveRequest &req);
@@ -174,7 +174,7 @@ public:
     // The parked party hung up (any live state): the call leaves. Emits Abandoned.
     CallResult abandon(CallId id);
 
-    // ---- Recall (SPEC §5) -----------------------------------------------------------------------------
+    // ---- Recall (docs/engine.md "Recall ladder") -------------------------------------------------------
     // Called when call.recallAt has come. A parked call starts recalling (attempt 1, emits RecallStarted);
     // a recalling call re-rings its current attempt (e.g. after a restart). Sets recallAt = now + ring time
     // and says whom to ring, for how long, and what follows. Before the deadline -> BadState.
@@ -239,7 +239,7 @@ public:
     };
     FeedStats feedStats() const;
 
-    // ---- Dialplan rules (SPEC §6) ---------------------------------------------------------------------
+    // ---- Dialplan rules (docs/engine.md "Dialplan rules") ----------------------------------------------
     // Decide what a dial string means for `caller` in `domain`. Fast path: no SQLite, no allocation beyond
     // the result's strings; uses the rule set compiled at the last (re)load.
     Classification classify(const std::string &domain, const std::string &caller, const std::string &dial) const;

@@ -1,4 +1,5 @@
-// parkway/engine/rules.hh — dialplan rules in the shape of Kamailio's `dialplan` table (SPEC §6).
+// parkway/engine/rules.hh — dialplan rules in the shape of Kamailio's `dialplan` table (docs/engine.md "Dialplan
+// rules").
 //
 // Semantics (Kamailio src/modules/dialplan, plus OpenSIPS' `disabled` and our `continue`):
 //  * A domain uses the rules whose `dpid` equals the domain's DomainSettings::dpid and whose `domain` is

@@ -1,6 +1,6 @@
 // parkway/engine/types.hh — the park engine's data model: plain structs and enums, no SIP.
 //
-// Vocabulary (SPEC §1–§5):
+// Vocabulary (docs/engine.md):
 //   domain     a tenant (the SIP domain). Every object belongs to exactly one domain.
 //   extension  a user of a domain ("103"). Calls are parked *against* an extension (BroadWorks style)...
 //   lot/slot   ...or into a numbered slot of a lot (orbit style: lot "main", slots 701–720).
@@ -92,7 +92,7 @@ struct RecallTarget {
 // Fully resolved recall settings (what a parked call carries; snapshot taken at park time so a later
 // settings change does not alter a call already parked).
 struct RecallSettings {
-    int recallSeconds = 300;     // park -> first recall, 1..3600 (SPEC §5)
+    int recallSeconds = 300; // park -> first recall, 1..3600 (docs/engine.md "Recall ladder")
     RecallMode mode = RecallMode::Parker;
     int ringSeconds = 30;        // how long one recall attempt rings before it counts as no answer
     int alternateWaitSeconds = 30; // parker_then_alternate: how long the parker rings before the alternate
@@ -120,7 +120,7 @@ struct RecallOverrides {
 
 struct DomainSettings {
     std::string name;                         // the SIP domain, e.g. "example.com"
-    std::string parkCode = "*68";            // FAC for park (SPEC §1)
+    std::string parkCode = "*68";             // FAC for park (docs/engine.md "Model and settings")
     std::string groupParkCode = "*58";
     std::string retrieveCode = "*88";
     OccupiedPolicy occupied = OccupiedPolicy::Stack;
@@ -152,10 +152,10 @@ struct Extension {
 struct Group {
     std::string domain;
     std::string name;
-    std::vector<std::string> members; // hunting order (SPEC §2: always from the first)
+    std::vector<std::string> members; // hunting order (docs/engine.md "Operations": always from the first)
     bool notifyParker = false;        // also notify the parker on group park
     RecallOverrides settings;         // group-level overrides (recall + occupied policy)
-    // Who may retrieve calls parked by group park on this group (SPEC §3 optional access list).
+    // Who may retrieve calls parked by group park on this group (docs/engine.md "Operations" optional access list).
     // Empty = any user of the domain. Others get ErrorCode::Forbidden.
     std::vector<std::string> access;
 };
@@ -167,8 +167,8 @@ struct Lot {
     int lastSlot = 0;    // inclusive, e.g. 720
     SlotChoice choice = SlotChoice::First; // first free from firstSlot, or next free after the last one used
     RecallOverrides settings;              // lot-level overrides (same level as group)
-    // Who may park into and retrieve from this lot (SPEC §3 optional access list). Empty = any user of
-    // the domain. Others get ErrorCode::Forbidden.
+    // Who may park into and retrieve from this lot (docs/engine.md "Operations" optional access list). Empty = any user
+    // of the domain. Others get ErrorCode::Forbidden.
     std::vector<std::string> access;
 };
 
@@ -208,7 +208,7 @@ struct ParkedCall {
 enum class ParkHow {
     Directed, // onto `extension` (`*68103`)
     Own,      // onto the parker's own extension (`*68`)
-    Group,    // group park: hunt the parker's group (`*58`), SPEC §2
+    Group,    // group park: hunt the parker's group (`*58`), docs/engine.md "Operations"
     Lot,      // into a lot slot: `slot` 0 = pick one by the lot's choice, else that slot
 };
 

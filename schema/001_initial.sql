@@ -40,7 +40,7 @@ CREATE TABLE call_groups (
     PRIMARY KEY (domain, name)
 ) WITHOUT ROWID;
 
--- A user is in at most one group per domain (SPEC §2): the primary key enforces it.
+-- A user is in at most one group per domain (docs/engine.md "Model and settings"): the primary key enforces it.
 CREATE TABLE group_members (
     domain    TEXT NOT NULL,
     ext       TEXT NOT NULL,

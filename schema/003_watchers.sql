@@ -1,4 +1,4 @@
--- Step 3: subscriptions (BLF / call-info watchers) a module resumes after a restart (SPEC §7, §9).
+-- Step 3: subscriptions (BLF / call-info watchers) a module resumes after a restart (docs/callpark.md "Restart").
 -- The engine keeps them as opaque blobs keyed by the module's own id; it never reads them.
 CREATE TABLE watchers (
     id TEXT PRIMARY KEY,

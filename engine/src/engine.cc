@@ -1585,8 +1585,8 @@ ParkResult Engine::park(const ParkRequest &req) {
         if (!req.requestKey.empty()) {
             if (auto existing = I.byKey(req.domain, req.requestKey)) {
                 ParkResult r = okCall(*existing);
-                r.duplicate =
-                    true; // a retransmitted/duplicated REFER or INVITE parks once (docs/engine.md "Operations")
+                // A retransmitted or duplicated REFER or INVITE parks once (docs/engine.md "Operations").
+                r.duplicate = true;
                 return r;
             }
         }

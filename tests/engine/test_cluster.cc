@@ -20,6 +20,10 @@ struct ClusterPair {
         std::string db = dir.db("cluster.db");
         OpenOptions o;
         o.releaseStaleClaims = false; // two live engines share the database
+        // These tests count claims, not waits. SQLite's busy handler polls with growing sleeps, so a writer that
+        // never pauses can keep the other one waiting past the default 5 s on a slow build (ThreadSanitizer:
+        // one "database is locked" in 600 retrieves); a storage error would then read as a lost claim.
+        o.busyTimeoutMs = 60000;
         a = Engine::open(db, clockA, o);
         b = Engine::open(db, clockB, o);
     }

@@ -762,7 +762,12 @@ void CallPark::handleEvent(const eng::ChangeEvent &ev) {
 void CallPark::countEvent(const eng::ChangeEvent &e) {
     if (!pendingCalls_.empty())
         pendingCallChanged(e); // a call still queued for restore (restore.cc)
-    auto add = [this](const eng::ParkedCall &c, int64_t d) { parkedCounts_[{c.domain, c.lot}] += d; };
+    // The gauge counts this node's calls (with several nodes, their sum is the store's): another node's change
+    // moves that node's gauge; a call taken over is counted when it is taken (cluster.cc).
+    auto add = [this, &e](const eng::ParkedCall &c, int64_t d) {
+        if (!e.remote)
+            parkedCounts_[{c.domain, c.lot}] += d;
+    };
     switch (e.kind) {
     case eng::EventKind::Parked:
         add(e.call, +1);

@@ -181,8 +181,18 @@ def node(pg_url: str, name: str) -> Parkway:
     params = {"database": pg_url, "moh_ip": "127.0.0.1", "moh_port_min": moh, "moh_port_max": min(moh + 100, 65534),
               "blf_state": "early"}
     return Parkway(BINARY, modules=["registrar", "callpark", "router"], module_params={"callpark": params},
-                   proxy={"domains": [DOMAIN, "127.0.0.1"]},
+                   proxy={"domains": [DOMAIN, "127.0.0.1"]}, admin=True,
                    log_level=os.environ.get("PARKWAY_LOG_LEVEL", "info"))
+
+
+def parked_gauge(n: Parkway) -> float:
+    """parkway_parked_calls for DOMAIN (extension parks, lot "") from the node's /metrics; 0 when absent."""
+    status, text = n.admin("GET", "/metrics")
+    assert status == 200, f"/metrics answered {status}: {text}"
+    for line in str(text).splitlines():
+        if line.startswith("parkway_parked_calls{") and f'domain="{DOMAIN}"' in line and 'lot=""' in line:
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
 
 
 def case_blf_across_nodes():
@@ -232,6 +242,10 @@ def case_blf_across_nodes():
             raise AssertionError(f"B's NOTIFY came {on_b[0] - sent:.3f} s after the park INVITE (bound {BOUND_S} s)")
         if "2001" not in on_b[1]:
             raise AssertionError(f"B's NOTIFY does not name the parked party 2001:\n{on_b[1]}")
+        # Each node's gauge counts the calls it holds (summed over the nodes: the store's), so A's park moves A's.
+        gauges = (parked_gauge(a), parked_gauge(b))
+        if gauges != (1.0, 0.0):
+            raise AssertionError(f"parkway_parked_calls on A and B: {gauges}, want (1, 0)")
 
         # Retrieve on A: B's watcher sees the call end.
         t_ret = time.monotonic()

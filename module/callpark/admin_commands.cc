@@ -397,7 +397,7 @@ json domainsSet(CallPark &cp, const json &a) {
     if (!err.empty())
         throw CmdError{400, err};
     statusOrThrow(cp.engine().setDomain(d));
-    cp.host().serveDomain(name, true); // a tenant: served without being listed in [proxy] domains
+    cp.declareDomains(); // a tenant: served without being listed in [proxy] domains
     return parsed(eng::toJson(cp.engine().domain(name)));
 }
 
@@ -418,7 +418,7 @@ json domainsDelete(CallPark &cp, const json &a) {
         throw CmdError{409, fmt::format("domain {} has {} parked call{}: retrieve or hang them up first", name, n,
                                         n == 1 ? "" : "s")};
     statusOrThrow(cp.engine().removeDomain(name));
-    cp.host().serveDomain(name, false);
+    cp.declareDomains(); // no longer in the store: no longer served (the other nodes do the same on the change)
     return {{"domain", name}, {"deleted", true}, {"local", cp.host().isLocalDomain(name)}};
 }
 

@@ -161,7 +161,8 @@ public:
     int start();
     void stop();
     int reload();
-    // Tenants (docs/callpark.md "Tenants"): every domain provisioned in the engine is served (host domain_serve);
+    // Tenants (docs/callpark.md "Tenants"): every domain provisioned in the engine is served (host domain_serve),
+    // and one no longer in the engine (removed here or on another node, docs/cluster.md) is served no more;
     // a domain with live calls is neither released (domain_release) nor deprovisioned.
     void declareDomains();
     size_t liveCallsIn(const std::string &domain) const;
@@ -474,6 +475,7 @@ private:
     // Live engine calls per (domain, lot) for the parkway_parked_calls gauge, kept from the engine's events
     // (counted once from liveCalls() at start) instead of listing the engine on every change.
     std::map<std::pair<std::string, std::string>, int64_t> parkedCounts_;
+    std::set<std::string> servedDomains_; // declared with domain_serve by declareDomains()
     void countEvent(const eng::ChangeEvent &e);
 
 public:

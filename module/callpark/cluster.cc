@@ -183,12 +183,17 @@ void CallPark::dropLostSession(Session &s, const std::string &why) {
         host_.api()->request_release(s.retrieveReq);
         s.retrieveReq = nullptr;
     }
-    // The parked party's dialog belongs to the new owner: no BYE from here. The host keeps its (now silent) dialog
-    // until it ends (the ABI has no "forget without BYE"); we stop listening to it.
+    // The parked party's dialog belongs to the new owner: no BYE from here (docs/cluster.md "Ownership and
+    // failover"). A v1.7 host forgets it without a word on the wire; an older one keeps the (now silent) dialog
+    // until it ends, and we stop listening to it.
     static const pw_dialog_callbacks kSilent = {sizeof(pw_dialog_callbacks), nullptr, nullptr, nullptr, nullptr};
     if (s.a) {
-        if (s.a->dlg)
-            host_.api()->dialog_rebind(s.a->dlg, &kSilent, nullptr);
+        if (s.a->dlg) {
+            const pw_host_api *api = host_.api();
+            if (!PW_HOST_HAS(api, dialog_forget) || api->dialog_forget(s.a->dlg) != PW_OK)
+                api->dialog_rebind(s.a->dlg, &kSilent, nullptr);
+            s.a->dlg = nullptr;
+        }
         Leg *a = s.a;
         s.a = nullptr;
         dropLeg(a);

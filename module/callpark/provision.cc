@@ -227,10 +227,22 @@ bool CallPark::loadProvisionFile(const std::string &path, std::string *err) {
 
 void CallPark::declareDomains() {
     bool any = false, served = true;
+    std::set<std::string> now;
     for (const auto &d : engine_->domains()) {
         any = true;
+        now.insert(d.name);
         served = host_.serveDomain(d.name, true) && served;
     }
+    // A domain gone from the store since the last call (domains.delete here, or on another node whose change
+    // reached us: docs/cluster.md "Change events across nodes") is no longer declared: it stays local only while
+    // [proxy] domains lists it, as on the node that removed it.
+    for (const auto &name : servedDomains_)
+        if (!now.count(name)) {
+            host_.serveDomain(name, false);
+            host_.log(PW_LOG_INFO, "callpark: domain {} is no longer provisioned: not served by this module any more",
+                      name);
+        }
+    servedDomains_ = std::move(now);
     if (any && !served)
         host_.log(PW_LOG_WARN, "callpark: this host cannot be told which domains are provisioned here (ABI < 1.4): "
                                "list them in [proxy] domains to serve them");

@@ -346,6 +346,7 @@ struct Proxy::Impl {
     void fillIdentity(pw_dialog *d);
     void terminate(pw_dialog *d, pw_dialog_end_reason reason);
     void releaseDialog(pw_dialog *d);
+    void forgetDialog(pw_dialog *d); // dialog_forget (v1.7): out of the table now, freed next turn, nothing sent
     void startRetransmit(pw_dialog *d, msg_t *resp2xx, nta_incoming_t *irq);
     void stopRetransmit(pw_dialog *d);
     void retransmitTick(pw_dialog *d);

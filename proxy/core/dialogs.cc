@@ -181,6 +181,33 @@ void Proxy::Impl::releaseDialog(pw_dialog *d) {
     updateGauges();
 }
 
+// dialog_forget (module.h, v1.7): the other end of the dialog is carried on elsewhere (docs/cluster.md), so this
+// host drops its state without sending anything. Out of the table at once: the gauges and statsJson go down, a
+// SUBSCRIBE refresh no longer matches it, a retransmitted 2xx is no longer ours (ackRetransmitted2xx). Marked
+// `notified` so no callback of it runs again (an in-dialog request arriving before the release gets 481, a
+// response to a pending request of ours reaches nobody and a re-INVITE's 2xx is not ACKed). The leg and the
+// object go on a zero timer, as in terminate(): the module may call this from inside a callback of the same leg.
+void Proxy::Impl::forgetDialog(pw_dialog *d) {
+    d->notified = true;
+    d->cbs = pw_dialog_callbacks{};
+    d->cbs.struct_size = sizeof d->cbs;
+    d->arg = nullptr;
+    stopRetransmit(d);
+    if (d->expiryTimer)
+        d->expiryTimer->cancel();
+    if (d->forkTimer)
+        d->forkTimer->cancel();
+    for (auto *tx : txns) // an in-dialog request the module holds stays answerable with request_reply()
+        if (tx->dialog == d)
+            tx->dialog = nullptr;
+    if (dialogs.erase(d) && d->state == DialogState::Terminated)
+        --terminatedDialogs;
+    updateGauges();
+    if (!d->lingerTimer)
+        d->lingerTimer = std::make_unique<sofia::Timer>(root);
+    d->lingerTimer->start(0, [this, d] { releaseDialog(d); });
+}
+
 void Proxy::Impl::startRetransmit(pw_dialog *d, msg_t *resp2xx, nta_incoming_t *irq) {
     d->pending2xx = sofia::Msg::adopt(resp2xx);
     if (d->requestTport) tport_unref(d->requestTport);

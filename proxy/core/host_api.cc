@@ -780,6 +780,22 @@ int hDialogRebind(pw_dialog *d, const pw_dialog_callbacks *cbs, void *arg) noexc
     return PW_OK;
 }
 
+int hDialogForget(pw_dialog *d) noexcept {
+    try {
+        if (!d)
+            return PW_EINVAL;
+        Impl *impl = d->impl;
+        if (d->notified || !impl->dialogs.count(d))
+            return PW_ESTATE;
+        if (d->inviteOrq && d->state != DialogState::Confirmed)
+            return PW_ESTATE; // dialog_cancel it instead
+        impl->forgetDialog(d);
+        return PW_OK;
+    } catch (...) {
+        return PW_ENOMEM;
+    }
+}
+
 int64_t hDialogExport(pw_dialog *d, char *buf, size_t cap) noexcept {
     try {
         if (!d) return PW_EINVAL;
@@ -1191,6 +1207,7 @@ const pw_host_api kApi = {
     .domain_serve = hDomainServe,       // v1.4 (tenants)
     .event_listening = hEventListening, // v1.5
     .log_enabled = hLogEnabled,         // v1.6
+    .dialog_forget = hDialogForget,     // v1.7
 };
 #pragma GCC diagnostic pop
 

@@ -1,4 +1,4 @@
-// The real host (parkway_core, ABI 1.4) in-process on this thread: the URI accessors parsed by sofia-sip with
+// The real host (parkway_core, ABI 1.4 and later) in-process on this thread: the URI accessors parsed by sofia-sip with
 // the escaping rules of module.h, their lifetime (until the loop turn ends), the v1.0 fixture module served by
 // the real host table, and the routes a module declares.
 #include "core/proxy.hh"
@@ -201,4 +201,24 @@ TEST_CASE("host ABI 1.4: module routes: an unknown args kind is left out, an old
     CHECK(routes[0].command == "probe.run");
     CHECK(routes[0].query == std::vector<std::string>{"a", "b"});
     CHECK(routes[0].flags == PW_ROUTE_NUMERIC_PARAMS);
+}
+
+TEST_CASE("host ABI 1.7: dialog_forget is appended last, in the real table, absent from a 1.6-sized one", "[abi]") {
+    Host h;
+    REQUIRE(gApi);
+    CHECK(PW_ABI_MAJOR == 1u);
+    CHECK(PW_ABI_MINOR == 7u);
+    CHECK(gApi->abi_major == PW_ABI_MAJOR);
+    CHECK(gApi->abi_minor == PW_ABI_MINOR);
+    CHECK(gApi->struct_size == sizeof(pw_host_api));
+    // Additive: the new member comes after every older one and ends the table.
+    CHECK(offsetof(pw_host_api, dialog_forget) > offsetof(pw_host_api, log_enabled));
+    CHECK(offsetof(pw_host_api, dialog_forget) + sizeof(gApi->dialog_forget) == sizeof(pw_host_api));
+    CHECK(PW_HOST_HAS(gApi, dialog_forget));
+    CHECK(gApi->dialog_forget(nullptr) == PW_EINVAL);
+    // What a module built against 1.7 sees on a 1.6 host: the table ends before the member.
+    pw_host_api v16 = *gApi;
+    v16.struct_size = static_cast<uint32_t>(offsetof(pw_host_api, dialog_forget));
+    CHECK_FALSE(PW_HOST_HAS(&v16, dialog_forget));
+    CHECK(PW_HOST_HAS(&v16, log_enabled));
 }

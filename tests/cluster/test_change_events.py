@@ -5,7 +5,8 @@ PostgreSQL (tests/engine/pg_fixture.sh: initdb in a temp dir, loopback) and two 
 call-park module on it (SQLite for everything else). A BLF watcher (RFC 4235 dialog package, raw UDP) subscribes
 on node B to the park extension, a second one on node A; a call is parked on A (SIPp, examples/sipp/park): B's
 watcher must get a NOTIFY showing the call within the bound, and when A retrieves it, one showing it ended. The
-park-info NOTIFY to the parked-on extension goes out once, from A: B sends none.
+park-info NOTIFY to the parked-on extension goes out once, from A: B sends none. A tenant provisioned on A is
+served by B, and once deleted on A served by neither.
 
 Usage: test_change_events.py PARKWAY_BINARY [case]   (case: blf_across_nodes)
 """
@@ -195,6 +196,43 @@ def parked_gauge(n: Parkway) -> float:
     return 0.0
 
 
+def options_status(node: Parkway, domain: str) -> int | None:
+    """The status node answers to OPTIONS sip:<domain> (no user): 200 while it serves the domain; a stranger's
+    request for a domain it does not serve is refused (no open relay, docs/auth.md)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.settimeout(1.0)
+    port = sock.getsockname()[1]
+    tag = f"{port}-{time.monotonic_ns()}"
+    msg = (f"OPTIONS sip:{domain} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bK{tag};rport\r\n"
+           f"From: <sip:probe@127.0.0.1>;tag={tag}\r\nTo: <sip:{domain}>\r\nCall-ID: opt-{tag}@127.0.0.1\r\n"
+           f"CSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n")
+    try:
+        sock.sendto(msg.encode(), ("127.0.0.1", node.port))
+        end = time.monotonic() + 1.0
+        while time.monotonic() < end:
+            text = sock.recvfrom(65535)[0].decode(errors="replace")
+            m = re.match(r"SIP/2\.0 (\d{3})", text)
+            if m and int(m.group(1)) >= 200:
+                return int(m.group(1))
+    except (socket.timeout, OSError):
+        return None
+    finally:
+        sock.close()
+    return None
+
+
+def wait_status(node: Parkway, domain: str, want: int, seconds: float) -> int | None:
+    got = None
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        got = options_status(node, domain)
+        if got == want:
+            return got
+        time.sleep(0.05)
+    return got
+
+
 def case_blf_across_nodes():
     pg = PgServer()
     a = b = None
@@ -279,6 +317,29 @@ def case_blf_across_nodes():
         if phone_b.park_info:
             raise AssertionError(f"node B sent {len(phone_b.park_info)} park-info NOTIFY(s) for A's changes:\n"
                                  f"{phone_b.park_info[0][:600]}")
+
+        # A tenant provisioned on A is served by B; deleted on A, B stops serving it (docs/cluster.md "Change
+        # events across nodes"), as A does.
+        tenant = "tenant-x.example.com"
+        refused = options_status(b, tenant)
+        if refused == 200:
+            raise AssertionError(f"B serves {tenant} before anyone provisioned it")
+        status, body = a.admin("PUT", f"/api/domains/{tenant}", {"park_code": "*68"})
+        if status != 200:
+            raise AssertionError(f"provisioning {tenant} on A: {status} {body}")
+        got = wait_status(b, tenant, 200, BOUND_S)
+        if got != 200:
+            raise AssertionError(f"B does not serve {tenant} provisioned on A: OPTIONS {got}\n{b.log()[-3000:]}")
+        status, body = a.admin("DELETE", f"/api/domains/{tenant}")
+        if status != 200:
+            raise AssertionError(f"deleting {tenant} on A: {status} {body}")
+        if options_status(a, tenant) != refused:
+            raise AssertionError(f"A still serves {tenant} after deleting it")
+        got = wait_status(b, tenant, refused, BOUND_S)
+        if got != refused:
+            raise AssertionError(f"B still serves {tenant} deleted on A: OPTIONS {got} (want {refused})\n"
+                                 f"{b.log()[-3000:]}")
+        print(f"tenant provisioned on A served by B, deleted on A no longer served by B (OPTIONS {refused})")
     finally:
         for c in closers:
             c.close()

@@ -215,6 +215,9 @@ def main():
         os.kill(c.proc.pid, signal.SIGCONT)
         if not wait_until(lambda: "is no longer ours" in c.log(), 5):
             raise Failure("c, woken up, did not drop the call b took over")
+        # ... and forgets its dialog without a word (host ABI 1.7 dialog_forget): c's core holds no dialog any more.
+        if not wait_until(lambda: c.admin("GET", "/api/stats")[1].get("core", {}).get("dialogs") == 0, 3):
+            raise Failure(f"c still holds the dropped call's dialog: {c.admin('GET', '/api/stats')}")
         time.sleep(1)
         rcid = f"rt-{RECALL_EXT}-{random.getrandbits(32)}@test"
         retrievers.invite(rcid, "r1", f"*88{RECALL_EXT}")  # taken while ringing: the recall is cancelled

@@ -184,6 +184,79 @@ TEST_CASE("A dialog accepted by a module: BYE from the peer is answered and repo
     CHECK(acc.rec.ends[0] == PW_END_BYE);
 }
 
+size_t openDialogs(proxy::Proxy &p) {
+    return nlohmann::json::parse(p.statsJson()).at("dialogs").get<size_t>();
+}
+
+std::string rawBye(uint16_t port, const std::string &toTag) {
+    return "BYE sip:park@parkway.test SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:" + std::to_string(port) +
+           ";branch=z9hG4bKbyeforget;rport\r\nFrom: <sip:raw@127.0.0.1>;tag=rawtag\r\nTo: "
+           "<sip:park@parkway.test>;tag=" +
+           toTag + "\r\nCall-ID: rawcall@127.0.0.1\r\nCSeq: 2 BYE\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n";
+}
+
+TEST_CASE("dialog_forget (v1.7): nothing on the wire, out of the table, a later BYE gets 481", "[dialog][forget]") {
+    SipTestEnv env;
+    Acceptor acc;
+    env.add(acc.hook);
+    env.start();
+    REQUIRE(PW_HOST_HAS(acc.hook.api, dialog_forget));
+    CHECK(acc.hook.api->dialog_forget(nullptr) == PW_EINVAL);
+    // Forgotten while our 2xx still waits for its ACK: the retransmissions stop, and no BYE comes at 64*T1.
+    RawUdp phone;
+    phone.sendTo(env.port(), rawInvite(phone.port(), "sip:park@parkway.test"));
+    REQUIRE(env.runUntil([&] { return phone.countStartingWith("SIP/2.0 200") >= 1; }));
+    REQUIRE(acc.rec.dlg);
+    CHECK(openDialogs(env.proxy()) == 1);
+    std::string tag = toTagOf(phone.received.back());
+    REQUIRE(!tag.empty());
+    REQUIRE(acc.hook.api->dialog_forget(acc.rec.dlg) == PW_OK);
+    CHECK(openDialogs(env.proxy()) == 0);
+    size_t before = phone.received.size(), oks = phone.countStartingWith("SIP/2.0 200");
+    env.runFor(64 * 50 + 300); // past 64*T1 (T1 = 50 ms): where an unACKed 2xx would end in a BYE
+    phone.poll();
+    CHECK(phone.received.size() == before); // no 2xx retransmission, no BYE, nothing
+    CHECK(acc.rec.ends.empty());            // no on_terminated either
+    CHECK(openDialogs(env.proxy()) == 0);
+    // The peer's BYE in that dialog: an unknown dialog now (RFC 3261 §12.2.2).
+    phone.sendTo(env.port(), rawBye(phone.port(), tag));
+    REQUIRE(env.runUntil([&] { return phone.countStartingWith("SIP/2.0 481") == 1; }));
+    CHECK(phone.countStartingWith("SIP/2.0 200") == oks);
+    CHECK(phone.countStartingWith("BYE ") == 0);
+    CHECK(acc.rec.requests.empty());
+}
+
+TEST_CASE("dialog_forget with the peer's re-INVITE held by the module: it stays answerable, then 481",
+          "[dialog][forget]") {
+    SipTestEnv env;
+    Acceptor acc;
+    env.add(acc.hook);
+    env.start();
+    pw_request *held = nullptr;
+    acc.rec.onRequest = [&](pw_dialog *, pw_request *req) {
+        acc.hook.api->request_retain(req);
+        held = req;
+    };
+    auto a = env.makeUa("alice");
+    auto &inv = a->send("INVITE", "sip:park@parkway.test");
+    REQUIRE(env.runUntil([&] { return inv.finalStatus == 200 && acc.rec.ackBodies.size() == 1; }));
+    auto &re = a->inDialog(inv, "INVITE");
+    REQUIRE(env.runUntil([&] { return held != nullptr; }));
+    size_t incoming = a->incoming.size();
+    REQUIRE(acc.hook.api->dialog_forget(acc.rec.dlg) == PW_OK);
+    CHECK(openDialogs(env.proxy()) == 0);
+    // Held across the forget: the module still answers it (no longer tied to the dialog).
+    CHECK(acc.hook.api->request_reply(held, 500, PW_STR_LIT("Moved"), nullptr, 0, pw_str{}, pw_str{}) == PW_OK);
+    acc.hook.api->request_release(held);
+    REQUIRE(env.runUntil([&] { return re.finalStatus == 500; }));
+    auto &bye = a->inDialog(inv, "BYE");
+    REQUIRE(env.runUntil([&] { return bye.finalStatus != 0; }));
+    CHECK(bye.finalStatus == 481);
+    env.runFor(300);
+    CHECK(a->incoming.size() == incoming); // the host sent alice no request (no BYE)
+    CHECK(acc.rec.ends.empty());
+}
+
 TEST_CASE("A dialog accepted by a module over TCP: the Contact keeps TCP, the BYE comes back over TCP",
           "[dialog][tcp]") {
     // UDP and TCP share the proxy's address: a Contact without ;transport=tcp would move the phone's in-dialog

@@ -39,8 +39,8 @@ extern "C" {
 /* 1.1: dialog_accept_commit; 1.2: request_identity, request_challenge; 1.3: dialog_inject_cseq;
    1.4: uri_part, uri_param, uri_header (pw_host_api) and routes (pw_module);
    domain_serve (pw_host_api) and domain_release (pw_module): tenants; 1.5: event_listening;
-   1.6: log_enabled (pw_host_api) and overload_priority (pw_module) */
-#define PW_ABI_MINOR 6u
+   1.6: log_enabled (pw_host_api) and overload_priority (pw_module); 1.7: dialog_forget */
+#define PW_ABI_MINOR 7u
 
 /* Whether the host table `api` has the member `member` and it is set. A member added in a later minor version
  * (dialog_accept_commit, 1.1) lies past the end of an older host's shorter table: test it before calling it,
@@ -554,6 +554,31 @@ typedef struct pw_host_api {
      * v1.0-1.5 host lacks it (there, format and log as before).
      */
     int (*log_enabled)(pw_host *host, pw_log_level level);
+    /* --- v1.7 -------------------------------------------------------------------------------------- */
+    /*
+     * Forget a dialog without a word on the wire: the host removes it from its dialog table and frees it, and
+     * sends no request and no response for it (no BYE, no CANCEL, no NOTIFY, no further 2xx retransmission).
+     * For a dialog whose other end is carried on by someone else with the same dialog identifiers (Call-ID and
+     * tags), e.g. a parked call another cluster node took over (docs/cluster.md "Ownership and failover"): RFC
+     * 3261 §12.3 and §15 end a dialog with a BYE (or a non-2xx final response), but here the dialog does not end,
+     * only this host stops being one of its ends, so a BYE would tear down the call the other node now holds.
+     * After the call:
+     *   - `dlg` is invalid at once (do not pass it again); no callback of it follows, on_terminated included.
+     *   - A request in that dialog that reaches this host later is one for an unknown dialog: 481 (RFC 3261
+     *     §12.2.2) unless a module's on_request takes it; an ACK for it is dropped; a retransmitted 2xx of ours
+     *     is no longer sent.
+     *   - Requests the module sent in the dialog and still pending are abandoned: their responses reach no
+     *     callback, a 2xx to a re-INVITE is not ACKed (the new end answers for the dialog from now on).
+     *   - An in-dialog request the module holds (on_request, not yet answered) stays valid: answer it with
+     *     request_reply() (not dialog_accept_request: the dialog is gone) or release it; unanswered, the host
+     *     answers 500 after 64*T1 as for any. It is no longer tied to the dialog.
+     * PW_OK; PW_EINVAL for NULL; PW_ESTATE when the dialog already ended (on_terminated was called, the host
+     * frees it itself) or is a UAC dialog whose initial INVITE is still unanswered (dialog_cancel it instead).
+     * SIP thread only; may be called from inside a callback of the same dialog. Check PW_HOST_HAS(api,
+     * dialog_forget): a v1.0-1.6 host lacks it (there, dialog_rebind to empty callbacks: the host keeps the
+     * silent dialog until it ends).
+     */
+    int (*dialog_forget)(pw_dialog *dlg);
 } pw_host_api;
 
 /* ---------------------------------------------------------------- the module descriptor */

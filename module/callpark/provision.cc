@@ -62,30 +62,41 @@ std::string where(const std::string &file, const toml::node &n) {
 
 template <typename T> std::optional<T> get(const toml::table &t, const char *key, const std::string &file) {
     const toml::node *n = child(t, key);
-    if (!n) return std::nullopt;
-    if (auto v = n->value<T>()) return *v;
+    if (!n)
+        return std::nullopt;
+    if (auto v = n->value<T>())
+        return *v;
     throw ProvisionError{fmt::format("{}: '{}' has the wrong type", where(file, *n), key)};
 }
 
 void readOverrides(const toml::table &t, const std::string &file, eng::RecallOverrides &o) {
-    if (auto v = get<int64_t>(t, "recall_time", file)) o.recallSeconds = int(*v);
-    if (auto v = get<int64_t>(t, "ring_time", file)) o.ringSeconds = int(*v);
-    if (auto v = get<int64_t>(t, "alternate_wait", file)) o.alternateWaitSeconds = int(*v);
-    if (auto v = get<int64_t>(t, "retry", file)) o.retrySeconds = int(*v);
+    if (auto v = get<int64_t>(t, "recall_time", file))
+        o.recallSeconds = int(*v);
+    if (auto v = get<int64_t>(t, "ring_time", file))
+        o.ringSeconds = int(*v);
+    if (auto v = get<int64_t>(t, "alternate_wait", file))
+        o.alternateWaitSeconds = int(*v);
+    if (auto v = get<int64_t>(t, "retry", file))
+        o.retrySeconds = int(*v);
     if (auto v = get<std::string>(t, "recall_mode", file)) {
         auto m = eng::parseRecallMode(*v);
-        if (!m) throw ProvisionError{fmt::format("{}: recall_mode '{}' (parker, parker_then_alternate, alternate_only)",
-                                                 where(file, *t.get("recall_mode")), *v)};
+        if (!m)
+            throw ProvisionError{fmt::format("{}: recall_mode '{}' (parker, parker_then_alternate, alternate_only)",
+                                             where(file, *t.get("recall_mode")), *v)};
         o.mode = *m;
     }
     if (auto v = get<std::string>(t, "alternate", file)) {
         auto a = eng::RecallTarget::parse(*v);
-        if (!a) throw ProvisionError{fmt::format("{}: alternate '{}' is not a recall target", where(file, *t.get("alternate")), *v)};
+        if (!a)
+            throw ProvisionError{
+                fmt::format("{}: alternate '{}' is not a recall target", where(file, *t.get("alternate")), *v)};
         o.alternate = *a;
     }
     if (auto v = get<std::string>(t, "occupied_policy", file)) {
         auto p = eng::parseOccupiedPolicy(*v);
-        if (!p) throw ProvisionError{fmt::format("{}: occupied_policy '{}' (reject, stack)", where(file, *t.get("occupied_policy")), *v)};
+        if (!p)
+            throw ProvisionError{
+                fmt::format("{}: occupied_policy '{}' (reject, stack)", where(file, *t.get("occupied_policy")), *v)};
         o.occupied = *p;
     }
 }
@@ -118,17 +129,25 @@ bool CallPark::loadProvisionFile(const std::string &path, std::string *err) {
         if (arr) {
             for (const toml::node &dn : *arr) {
                 const toml::table *dt = dn.as_table();
-                if (!dt) throw ProvisionError{fmt::format("{}: [[domain]] entries must be tables", where(path, dn))};
+                if (!dt)
+                    throw ProvisionError{fmt::format("{}: [[domain]] entries must be tables", where(path, dn))};
                 auto name = get<std::string>(*dt, "name", path);
-                if (!name || name->empty()) throw ProvisionError{fmt::format("{}: [[domain]] needs a name", where(path, dn))};
+                if (!name || name->empty())
+                    throw ProvisionError{fmt::format("{}: [[domain]] needs a name", where(path, dn))};
                 eng::DomainSettings d = engine_->domain(*name);
                 d.name = *name;
-                if (auto v = get<std::string>(*dt, "park_code", path)) d.parkCode = *v;
-                if (auto v = get<std::string>(*dt, "group_park_code", path)) d.groupParkCode = *v;
-                if (auto v = get<std::string>(*dt, "retrieve_code", path)) d.retrieveCode = *v;
-                if (auto v = get<bool>(*dt, "open_extensions", path)) d.openExtensions = *v;
-                if (auto v = get<int64_t>(*dt, "dpid", path)) d.dpid = int(*v);
-                if (auto v = get<bool>(*dt, "default_rules", path)) d.defaultRules = *v;
+                if (auto v = get<std::string>(*dt, "park_code", path))
+                    d.parkCode = *v;
+                if (auto v = get<std::string>(*dt, "group_park_code", path))
+                    d.groupParkCode = *v;
+                if (auto v = get<std::string>(*dt, "retrieve_code", path))
+                    d.retrieveCode = *v;
+                if (auto v = get<bool>(*dt, "open_extensions", path))
+                    d.openExtensions = *v;
+                if (auto v = get<int64_t>(*dt, "dpid", path))
+                    d.dpid = int(*v);
+                if (auto v = get<bool>(*dt, "default_rules", path))
+                    d.defaultRules = *v;
                 if (auto v = get<int64_t>(*dt, "max_parked", path))
                     d.maxParked = int(std::clamp<int64_t>(*v, -1, 1 << 30));
                 if (auto v = get<int64_t>(*dt, "max_parked_per_extension", path))
@@ -138,34 +157,41 @@ bool CallPark::loadProvisionFile(const std::string &path, std::string *err) {
                 eng::RecallOverrides o;
                 readOverrides(*dt, path, o);
                 o.applyTo(d.recall);
-                if (o.occupied) d.occupied = *o.occupied;
+                if (o.occupied)
+                    d.occupied = *o.occupied;
                 if (std::string v = eng::validate(d); !v.empty())
                     throw ProvisionError{fmt::format("{}: domain {}: {}", where(path, dn), *name, v)};
                 domains.push_back(d);
                 if (const toml::array *ea = arrayOf(*dt, "extensions", path, "an array of strings")) {
                     for (const toml::node &e : *ea) {
                         auto s = e.value<std::string>();
-                        if (!s) throw ProvisionError{fmt::format("{}: extensions must be strings", where(path, e))};
+                        if (!s)
+                            throw ProvisionError{fmt::format("{}: extensions must be strings", where(path, e))};
                         exts.push_back(eng::Extension{*name, *s, ""});
                     }
                 }
                 if (const toml::array *ga = arrayOf(*dt, "group", path, "an array of tables ([[domain.group]])")) {
                     for (const toml::node &gn : *ga) {
                         const toml::table *gt = gn.as_table();
-                        if (!gt) throw ProvisionError{fmt::format("{}: [[domain.group]] must be a table", where(path, gn))};
+                        if (!gt)
+                            throw ProvisionError{fmt::format("{}: [[domain.group]] must be a table", where(path, gn))};
                         eng::Group g;
                         g.domain = *name;
                         auto gname = get<std::string>(*gt, "name", path);
-                        if (!gname) throw ProvisionError{fmt::format("{}: group needs a name", where(path, gn))};
+                        if (!gname)
+                            throw ProvisionError{fmt::format("{}: group needs a name", where(path, gn))};
                         g.name = *gname;
                         if (const toml::array *ma = arrayOf(*gt, "members", path, "an array of strings")) {
                             for (const toml::node &mn : *ma) {
                                 auto s = mn.value<std::string>();
-                                if (!s) throw ProvisionError{fmt::format("{}: group members must be strings", where(path, mn))};
+                                if (!s)
+                                    throw ProvisionError{
+                                        fmt::format("{}: group members must be strings", where(path, mn))};
                                 g.members.push_back(*s);
                             }
                         }
-                        if (auto v = get<bool>(*gt, "notify_parker", path)) g.notifyParker = *v;
+                        if (auto v = get<bool>(*gt, "notify_parker", path))
+                            g.notifyParker = *v;
                         readOverrides(*gt, path, g.settings);
                         if (std::string v = eng::validate(g.settings); !v.empty())
                             throw ProvisionError{fmt::format("{}: group {}: {}", where(path, gn), g.name, v)};
@@ -176,7 +202,8 @@ bool CallPark::loadProvisionFile(const std::string &path, std::string *err) {
                 if (const toml::array *la = arrayOf(*dt, "lot", path, "an array of tables ([[domain.lot]])")) {
                     for (const toml::node &ln : *la) {
                         const toml::table *lt = ln.as_table();
-                        if (!lt) throw ProvisionError{fmt::format("{}: [[domain.lot]] must be a table", where(path, ln))};
+                        if (!lt)
+                            throw ProvisionError{fmt::format("{}: [[domain.lot]] must be a table", where(path, ln))};
                         eng::Lot l;
                         l.domain = *name;
                         auto lname = get<std::string>(*lt, "name", path);
@@ -189,7 +216,9 @@ bool CallPark::loadProvisionFile(const std::string &path, std::string *err) {
                         l.lastSlot = int(*last);
                         if (auto c = get<std::string>(*lt, "choice", path)) {
                             auto ch = eng::parseSlotChoice(*c);
-                            if (!ch) throw ProvisionError{fmt::format("{}: lot choice '{}' (first, next)", where(path, ln), *c)};
+                            if (!ch)
+                                throw ProvisionError{
+                                    fmt::format("{}: lot choice '{}' (first, next)", where(path, ln), *c)};
                             l.choice = *ch;
                         }
                         readOverrides(*lt, path, l.settings);
@@ -203,25 +232,31 @@ bool CallPark::loadProvisionFile(const std::string &path, std::string *err) {
         rejectUnknownKeys(root, path, "");
     } catch (const toml::parse_error &e) {
         if (err)
-            *err = fmt::format("callpark: provision_file {}:{}:{}: {}", path, e.source().begin.line, e.source().begin.column,
-                               e.description());
+            *err = fmt::format("callpark: provision_file {}:{}:{}: {}", path, e.source().begin.line,
+                               e.source().begin.column, e.description());
         return false;
     } catch (const ProvisionError &e) {
-        if (err) *err = "callpark: provision_file " + e.message;
+        if (err)
+            *err = "callpark: provision_file " + e.message;
         return false;
     }
     auto fail = [&](const std::string &what, const eng::Status &st) {
-        if (err) *err = fmt::format("callpark: provision_file {}: {}: {}", path, what, st.message);
+        if (err)
+            *err = fmt::format("callpark: provision_file {}: {}: {}", path, what, st.message);
         return false;
     };
     for (auto &d : domains)
-        if (auto st = engine_->setDomain(d); !st) return fail("domain " + d.name, st);
+        if (auto st = engine_->setDomain(d); !st)
+            return fail("domain " + d.name, st);
     for (auto &e : exts)
-        if (auto st = engine_->setExtension(e); !st) return fail("extension " + e.ext, st);
+        if (auto st = engine_->setExtension(e); !st)
+            return fail("extension " + e.ext, st);
     for (auto &g : groups)
-        if (auto st = engine_->setGroup(g); !st) return fail("group " + g.name, st);
+        if (auto st = engine_->setGroup(g); !st)
+            return fail("group " + g.name, st);
     for (auto &l : lots)
-        if (auto st = engine_->setLot(l); !st) return fail("lot " + l.name, st);
+        if (auto st = engine_->setLot(l); !st)
+            return fail("lot " + l.name, st);
     return true;
 }
 

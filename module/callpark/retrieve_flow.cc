@@ -92,7 +92,8 @@ pw_verdict CallPark::retrieveInvite(pw_request *req, const pw_msg *m, const eng:
     if (!claim && claim.error == eng::ErrorCode::NotOwner && clustered())
         return retrieveElsewhere(req, claim, rr); // another node holds the parked party's dialog (cluster.cc)
     if (!claim) {
-        host_.reply(req, engineErrorStatus(claim.error), claim.error == eng::ErrorCode::NotFound ? "Nothing Parked" : "");
+        host_.reply(req, engineErrorStatus(claim.error),
+                    claim.error == eng::ErrorCode::NotFound ? "Nothing Parked" : "");
         return PW_STOP;
     }
     Session *s = sessionByCall(claim.call.id);
@@ -125,7 +126,8 @@ pw_verdict CallPark::retrieveInvite(pw_request *req, const pw_msg *m, const eng:
         // The Route header makes later routing modules (router) leave the request alone (they skip loose-routed
         // requests); the core sends it to our target. See docs/callpark.md "retrieve_mode".
         std::string route = "<" + target + ";lr>";
-        if (!target.empty() && host_.api()->request_add_header(req, PW_STR_LIT("Replaces"), ps(formatReplaces(rv))) == PW_OK &&
+        if (!target.empty() &&
+            host_.api()->request_add_header(req, PW_STR_LIT("Replaces"), ps(formatReplaces(rv))) == PW_OK &&
             host_.api()->request_add_header(req, PW_STR_LIT("Route"), ps(route)) == PW_OK &&
             host_.api()->request_add_target(req, ps(target), ps(target)) == PW_OK) {
             s->state = SessionState::Retrieving;
@@ -174,15 +176,18 @@ pw_verdict CallPark::retrieveInvite(pw_request *req, const pw_msg *m, const eng:
 }
 
 void CallPark::retrieveResponse(uint64_t sid, int status, const pw_msg *resp) {
-    if (status < 200) return;
+    if (status < 200)
+        return;
     Session *sp = session(sid);
-    if (!sp) return;
+    if (!sp)
+        return;
     Session &s = *sp;
     pw_request *r = s.retrieveReq;
     s.retrieveReq = nullptr;
     std::string body = host_.body(resp);
     auto finish = [&](pw_request *rq) {
-        if (!rq) return;
+        if (!rq)
+            return;
         host_.api()->request_resume(rq, PW_STOP);
         host_.api()->request_release(rq);
     };
@@ -214,8 +219,10 @@ void CallPark::retrieveResponse(uint64_t sid, int status, const pw_msg *resp) {
         finish(r);
         if (b->dlg) {
             b->confirmed = true;
-            if (s.retrieveOfferless) b->ackToId = s.a->id; // the retriever's ACK carries the parked party's answer
-            else s.a->remoteSdp = body;
+            if (s.retrieveOfferless)
+                b->ackToId = s.a->id; // the retriever's ACK carries the parked party's answer
+            else
+                s.a->remoteSdp = body;
             s.b = b;
             stopMoh(s);
             s.callId = 0;
@@ -248,10 +255,12 @@ void CallPark::retrieveResponse(uint64_t sid, int status, const pw_msg *resp) {
             host_.api()->dialog_ack(s.a->dlg, ps(kSdp), ps(ans));
         } else {
             std::string offer = holdOfferFor(s);
-            sendInDialog(s.a->dlg, "INVITE", nullptr, kSdp, offer, 0, [this, sid](pw_dialog *, int st, const pw_msg *rp) {
-                Session *s2 = session(sid);
-                if (s2 && st >= 200 && st < 300) startMohFromAnswer(*s2, host_.body(rp));
-            });
+            sendInDialog(s.a->dlg, "INVITE", nullptr, kSdp, offer, 0,
+                         [this, sid](pw_dialog *, int st, const pw_msg *rp) {
+                             Session *s2 = session(sid);
+                             if (s2 && st >= 200 && st < 300)
+                                 startMohFromAnswer(*s2, host_.body(rp));
+                         });
         }
     } else if (r) {
         if (!s.retrieveOfferless && s.a)
@@ -259,23 +268,30 @@ void CallPark::retrieveResponse(uint64_t sid, int status, const pw_msg *resp) {
         host_.reply(r, status == 486 || status == 488 || status == 606 ? status : 480);
         finish(r);
     }
-    if (s.state == SessionState::Ended) return;
-    if (!s.a || !s.a->dlg) return; // legTerminated handles the abandon
+    if (s.state == SessionState::Ended)
+        return;
+    if (!s.a || !s.a->dlg)
+        return; // legTerminated handles the abandon
     s.state = SessionState::Parked;
     if (s.callId) {
         auto back = engine_->abortRetrieve(s.callId);
-        if (back) armRecall(s, back.call.recallAt);
+        if (back)
+            armRecall(s, back.call.recallAt);
     }
 }
 
 void CallPark::onResponse(const pw_msg *resp) {
-    if (sidByReplacesCid_.empty()) return; // no Replaces retrieve in flight: nothing proxied concerns us
-    if (host_.method(resp) != "INVITE") return;
+    if (sidByReplacesCid_.empty())
+        return; // no Replaces retrieve in flight: nothing proxied concerns us
+    if (host_.method(resp) != "INVITE")
+        return;
     int status = host_.status(resp);
-    if (status < 200) return;
+    if (status < 200)
+        return;
     std::string cid = host_.header(resp, "Call-ID");
     auto at = sidByReplacesCid_.find(cid);
-    if (at == sidByReplacesCid_.end()) return;
+    if (at == sidByReplacesCid_.end())
+        return;
     Session *sp = session(at->second);
     if (!sp || sp->replacesCallId != cid) {
         sidByReplacesCid_.erase(at);
@@ -283,7 +299,8 @@ void CallPark::onResponse(const pw_msg *resp) {
     }
     {
         Session &s = *sp;
-        if (s.state != SessionState::Retrieving) return;
+        if (s.state != SessionState::Retrieving)
+            return;
         s.replacesCallId.clear();
         sidByReplacesCid_.erase(at);
         if (status < 300) {
@@ -293,16 +310,19 @@ void CallPark::onResponse(const pw_msg *resp) {
             s.callId = 0;
             s.state = SessionState::Ended;
             auto done = engine_->completeRetrieve(id);
-            if (!done) host_.log(PW_LOG_WARN, "callpark: complete retrieve of call {}: {}", id, done.message);
+            if (!done)
+                host_.log(PW_LOG_WARN, "callpark: complete retrieve of call {}: {}", id, done.message);
             // RFC 3891 §3: the parked party ends the replaced dialog itself; we end our side too so a party
             // that answered without honouring Replaces does not keep a stale dialog with us.
-            if (s.a && s.a->dlg) host_.api()->dialog_end(s.a->dlg);
+            if (s.a && s.a->dlg)
+                host_.api()->dialog_end(s.a->dlg);
             reapLater(s.sid);
         } else {
             // Refused (e.g. no Replaces support): the call stays parked; the retriever sees the refusal.
             s.state = SessionState::Parked;
             auto back = engine_->abortRetrieve(s.callId);
-            if (back) armRecall(s, back.call.recallAt);
+            if (back)
+                armRecall(s, back.call.recallAt);
         }
         return;
     }
@@ -310,7 +330,8 @@ void CallPark::onResponse(const pw_msg *resp) {
 
 // ---------------------------------------------------------------- connecting a fresh leg (recall, transfer)
 
-void CallPark::connectLegs(Session &s, Leg *keep, Leg *fresh, const std::string &offer, std::function<void(bool)> done) {
+void CallPark::connectLegs(Session &s, Leg *keep, Leg *fresh, const std::string &offer,
+                           std::function<void(bool)> done) {
     uint64_t sid = s.sid;
     uint64_t keepId = keep ? keep->id : 0, freshId = fresh->id;
     auto fail = [this, freshId, offer] {
@@ -319,7 +340,8 @@ void CallPark::connectLegs(Session &s, Leg *keep, Leg *fresh, const std::string 
         if (f && f->dlg) {
             auto parsed = parseSdp(offer);
             std::string ans;
-            if (parsed) ans = buildHoldAnswer(*parsed, mediaIp(), 9, newSdpSessionId(), 1).sdp;
+            if (parsed)
+                ans = buildHoldAnswer(*parsed, mediaIp(), 9, newSdpSessionId(), 1).sdp;
             host_.api()->dialog_ack(f->dlg, ans.empty() ? pw_str{} : ps(kSdp), ps(ans));
             host_.api()->dialog_end(f->dlg);
         }
@@ -371,7 +393,8 @@ void CallPark::onBridgedAck(Session &s, Leg *from, const pw_msg *ack) {
             std::string sdp = legSdp(s, to, body);
             host_.api()->dialog_ack(to->dlg, body.empty() ? pw_str{} : ps(kSdp), ps(sdp));
         }
-        if (!body.empty()) from->remoteSdp = body;
+        if (!body.empty())
+            from->remoteSdp = body;
         return;
     }
     // The ACK to our offerless-INVITE 200 (or re-INVITE 200 with our hold offer) carries the answer.
@@ -408,7 +431,8 @@ void CallPark::onBridgedRequest(Session &s, Leg *from, pw_request *req) {
     Headers h;
     for (const char *name : {"Info-Package", "Event", "Subscription-State", "Session-Expires"}) {
         std::string v = host_.header(m, name);
-        if (!v.empty()) h.add(name, v);
+        if (!v.empty())
+            h.add(name, v);
     }
     bool offerless = method == "INVITE" && body.empty();
     // SDP relayed between the legs goes out under the receiving leg's own o= (RFC 3264 §8).
@@ -450,8 +474,10 @@ void CallPark::onBridgedRequest(Session &s, Leg *from, pw_request *req) {
 void CallPark::endBridge(Session &s, Leg *from) {
     // One leg hung up (its BYE was answered by the host): hang up the other (RFC 3725 §6).
     for (Leg *l : {s.a, s.b})
-        if (l && l != from && l->dlg) host_.api()->dialog_end(l->dlg);
-    if (s.transferor && s.transferor->dlg) host_.api()->dialog_end(s.transferor->dlg);
+        if (l && l != from && l->dlg)
+            host_.api()->dialog_end(l->dlg);
+    if (s.transferor && s.transferor->dlg)
+        host_.api()->dialog_end(s.transferor->dlg);
     s.state = SessionState::Ended;
     reapLater(s.sid);
 }

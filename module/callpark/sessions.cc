@@ -276,9 +276,9 @@ int CallPark::start() {
         host_.log(PW_LOG_ERROR, "callpark: music on hold: {}", err);
         return PW_EINVAL;
     }
-    declareDomains(); // before the restored calls send anything: their domains are local
-    startCluster();   // a cluster node first adopts the calls of nodes that died meanwhile (cluster.cc)
-    restoreCalls();   // queued and restored in batches from the first loop turn; then the watchers (restore.cc)
+    declareDomains();  // before the restored calls send anything: their domains are local
+    startCluster();    // a cluster node first adopts the calls of nodes that died meanwhile (cluster.cc)
+    restoreCalls();    // queued and restored in batches from the first loop turn; then the watchers (restore.cc)
     startChangeFeed(); // PostgreSQL: other nodes' changes (change_feed.cc)
     return PW_OK;
 }

@@ -37,7 +37,7 @@ struct pw_host {
 struct pw_msg {
     msg_t *msg = nullptr;
     sip_t *sip = nullptr;
-    mutable std::string source;             // "udp:127.0.0.1:5062", filled on first use
+    mutable std::string source;              // "udp:127.0.0.1:5062", filled on first use
     mutable std::deque<std::string> scratch; // backing store of returned pw_str (stable addresses)
 };
 
@@ -67,8 +67,8 @@ struct ServerTxn {
     pw_msg view;
     sip_method_t method = sip_method_unknown;
     std::string methodName;
-    int refs = 1;          // pipeline/owner + retains + live branches
-    bool finalSent = false; // a final response went upstream
+    int refs = 1;               // pipeline/owner + retains + live branches
+    bool finalSent = false;     // a final response went upstream
     bool headersEdited = false; // a module added/removed headers: forward a re-serialised copy
     bool cancelled = false;
     bool inPipeline = false;
@@ -76,10 +76,10 @@ struct ServerTxn {
     size_t moduleIndex = 0; // module being run (pipeline)
     std::vector<Target> targets;
     std::vector<std::unique_ptr<Branch>> branches;
-    std::unique_ptr<sofia::Timer> lateTimer; // keeps INVITE branches alive for late 2xx (64*T1)
+    std::unique_ptr<sofia::Timer> lateTimer;     // keeps INVITE branches alive for late 2xx (64*T1)
     std::unique_ptr<sofia::Timer> noAnswerTimer; // in-dialog requests a module never answered
-    Dialog *dialog = nullptr; // InDialog: the dialog it arrived on
-    bool dead = false;        // removed from impl tables
+    Dialog *dialog = nullptr;                    // InDialog: the dialog it arrived on
+    bool dead = false;                           // removed from impl tables
     // Who sent it (request_identity, docs/auth.md): an addr-spec and a pw_identity_source.
     std::string identity;
     int identitySource = PW_IDENTITY_NONE;
@@ -90,10 +90,10 @@ struct ServerTxn {
 struct Branch {
     ServerTxn *tx = nullptr;
     nta_outgoing_t *orq = nullptr;
-    int status = 0;  // last status seen
+    int status = 0; // last status seen
     bool final = false;
-    sofia::Msg finalResp; // non-2xx final response candidate (nullptr when local)
-    std::string key;      // our Via branch
+    sofia::Msg finalResp;    // non-2xx final response candidate (nullptr when local)
+    std::string key;         // our Via branch
     bool dnsPending = false; // counted in Impl::dnsPending: sent to a host name and not answered yet
 };
 
@@ -232,7 +232,7 @@ struct Proxy::Impl {
     AddressSet trusted;
     RateLimiter limiter;
     std::unique_ptr<SocketGuard> sockets;
-    std::unique_ptr<DnsStub> dns; // the only name server sofia-sip's resolver sees
+    std::unique_ptr<DnsStub> dns;               // the only name server sofia-sip's resolver sees
     std::unique_ptr<sofia::Timer> housekeeping; // once a second: socket deadlines, limiter sweep
     uint32_t dnsPending = 0;                    // branches to a host name that have no answer yet
     int64_t lastLimitLogMs = 0;
@@ -331,7 +331,8 @@ struct Proxy::Impl {
     void updateGauges();
     void updateTxGauge();
     void noteWork() {
-        if (pacer) pacer->noteWork();
+        if (pacer)
+            pacer->noteWork();
     }
     void initView(pw_msg &v, msg_t *m);
 
@@ -350,8 +351,8 @@ struct Proxy::Impl {
     void startRetransmit(pw_dialog *d, msg_t *resp2xx, nta_incoming_t *irq);
     void stopRetransmit(pw_dialog *d);
     void retransmitTick(pw_dialog *d);
-    int sendInDialog(pw_dialog *d, const char *method, const pw_header *headers, size_t n, pw_str ctype,
-                     pw_str body, uint32_t flags, pw_response_cb cb, void *arg);
+    int sendInDialog(pw_dialog *d, const char *method, const pw_header *headers, size_t n, pw_str ctype, pw_str body,
+                     uint32_t flags, pw_response_cb cb, void *arg);
     int onUacResponse(UacRequest *u, nta_outgoing_t *orq, const sip_t *sip) noexcept;
     void sendAck(pw_dialog *d, uint32_t cseq, pw_str ctype, pw_str body); // records it as the dialog's ACK
     void transmitAck(pw_dialog *d);                                       // the recorded ACK (again)
@@ -389,11 +390,15 @@ struct Proxy::Impl {
 using sofia::urlString;
 
 // strings
-inline std::string str(pw_str s) { return s.ptr && s.len ? std::string(s.ptr, s.len) : std::string(); }
+inline std::string str(pw_str s) {
+    return s.ptr && s.len ? std::string(s.ptr, s.len) : std::string();
+}
 // True when sofia-sip's URL parser takes u. Every URI string handed to nta passes this first: sofia-sip 1.12
 // aborts (an assert in sip_request_create) on a Request-URI string its own parser refuses.
 bool uriParses(const std::string &u);
-inline pw_str view(const std::string &s) { return pw_str{s.data(), s.size()}; }
+inline pw_str view(const std::string &s) {
+    return pw_str{s.data(), s.size()};
+}
 std::string headersToString(const pw_header *headers, size_t n); // "Name: value\r\n"...
 
 // ---- where module-originated requests go (outbound.cc, docs/routing.md)

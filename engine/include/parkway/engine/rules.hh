@@ -52,8 +52,8 @@ namespace parkway::engine {
 enum class MatchOp { Exact = 0, Regex = 1, Glob = 2 };
 
 struct Rule {
-    std::int64_t id = 0;   // > 0 for stored rules; < 0 for generated default rules; 0 = "assign one"
-    std::string domain;    // empty = every domain
+    std::int64_t id = 0; // > 0 for stored rules; < 0 for generated default rules; 0 = "assign one"
+    std::string domain;  // empty = every domain
     int dpid = 0;
     int pr = 0;
     MatchOp matchOp = MatchOp::Exact;
@@ -63,11 +63,11 @@ struct Rule {
     std::string replExp;
     std::string attrs;
     bool disabled = false;
-    bool cont = false;     // `continue`
+    bool cont = false; // `continue`
 };
 
 enum class Action { None, Park, GroupPark, Retrieve, Watch, Route, Reject };
-const char* toString(Action a); // "none", "park", "group_park", "retrieve", "watch", "route", "reject"
+const char *toString(Action a); // "none", "park", "group_park", "retrieve", "watch", "route", "reject"
 
 // What a blind transfer to a lot slot does (attr `transfer=`): `Park` (default) parks into the slot and fails
 // with Occupied when it is taken; `ParkOrNext` takes the next free slot of the lot then; `Off` leaves it a
@@ -79,31 +79,31 @@ using Attrs = std::vector<std::pair<std::string, std::string>>; // in rule order
 
 // Parse `key=value;...` (whitespace around keys/values trimmed, empty items skipped). Returns an empty
 // string on success, else a message naming the bad item.
-std::string parseAttrs(std::string_view text, Attrs& out);
+std::string parseAttrs(std::string_view text, Attrs &out);
 
 // The outcome of classifying a dial string (Request-URI or Refer-To user part).
 struct Classification {
-    Action action = Action::None; // None: no rule matched; the request is not ours (normal routing)
-    std::int64_t ruleId = 0;      // the deciding rule
+    Action action = Action::None;      // None: no rule matched; the request is not ours (normal routing)
+    std::int64_t ruleId = 0;           // the deciding rule
     std::vector<std::int64_t> matched; // every rule that matched, in order (more than one with continue)
-    std::string output;           // the translated string
-    Attrs attrs;                  // merged attrs of the matched rules
+    std::string output;                // the translated string
+    Attrs attrs;                       // merged attrs of the matched rules
     // Interpreted fields:
-    std::string extension;        // park/retrieve/watch target extension; empty = the caller's own
-    std::string lot;              // lot for orbit style
-    int slot = 0;                 // lot slot (0 = choose one on park)
-    std::string group;            // watch a group (attr group=)
-    RecallOverrides overrides;    // recall=, mode=, wait=, retry=, ring=, alternate=, occupied=
-    int rejectCode = 0;           // action=reject: SIP status (default 403)
-    std::string route;            // action=route: destination (attr route= or the output)
+    std::string extension;                          // park/retrieve/watch target extension; empty = the caller's own
+    std::string lot;                                // lot for orbit style
+    int slot = 0;                                   // lot slot (0 = choose one on park)
+    std::string group;                              // watch a group (attr group=)
+    RecallOverrides overrides;                      // recall=, mode=, wait=, retry=, ring=, alternate=, occupied=
+    int rejectCode = 0;                             // action=reject: SIP status (default 403)
+    std::string route;                              // action=route: destination (attr route= or the output)
     TransferToSlot transfer = TransferToSlot::Park; // transfer= (only meaningful for a lot slot)
 
-    const std::string* attr(std::string_view key) const; // nullptr when absent
+    const std::string *attr(std::string_view key) const; // nullptr when absent
 };
 
 // Build the engine request a classification implies (the module fills parked party, key and blob).
-ParkRequest makeParkRequest(const Classification& c, std::string domain, std::string caller);
-RetrieveRequest makeRetrieveRequest(const Classification& c, std::string domain, std::string caller);
+ParkRequest makeParkRequest(const Classification &c, std::string domain, std::string caller);
+RetrieveRequest makeRetrieveRequest(const Classification &c, std::string domain, std::string caller);
 // Orbit parking by transfer: a blind transfer (a REFER, or the transferee's INVITE carrying Referred-By or
 // following a REFER the SIP layer saw) whose target classifies as retrieving a lot slot parks into that slot.
 // Returns that park classification (action Park, same lot and slot, same overrides; makeParkRequest then sets
@@ -111,13 +111,13 @@ RetrieveRequest makeRetrieveRequest(const Classification& c, std::string domain,
 // `transfer=off`. An INVITE to the slot that is no transfer stays a retrieve.
 std::optional<Classification> transferToSlot(const Classification &c);
 // The watched target of a park/retrieve/watch classification (e.g. a SUBSCRIBE to `*88103`).
-Target watchTarget(const Classification& c, std::string domain, std::string caller);
+Target watchTarget(const Classification &c, std::string domain, std::string caller);
 
 // A problem found while loading rules: names the rule id (and file line when loaded from a file).
 struct RuleError {
     std::int64_t ruleId = 0;
-    int line = 0;          // 0 when not from a file
-    std::string message;   // e.g. "rule 12: bad regex in match_exp '(': missing )"
+    int line = 0;        // 0 when not from a file
+    std::string message; // e.g. "rule 12: bad regex in match_exp '(': missing )"
 };
 
 // Load rules from a text file. Format (documented in docs/engine.md): one rule per line, TAB-separated
@@ -126,22 +126,21 @@ struct RuleError {
 // field is `id` is skipped; missing trailing columns take defaults (domain empty, ints 0, flags 0); an
 // empty id or 0 means "assign". match_op may be written 0/1/2 or exact/regex/glob. Returns the rules, or
 // errors (with line numbers) — nothing partial.
-std::vector<Rule> readRulesFile(const std::string& path, std::vector<RuleError>& errors);
+std::vector<Rule> readRulesFile(const std::string &path, std::vector<RuleError> &errors);
 // The same from text (for tests and the admin plane's upload).
-std::vector<Rule> parseRulesText(std::string_view text, const std::string& sourceName,
-                                 std::vector<RuleError>& errors);
+std::vector<Rule> parseRulesText(std::string_view text, const std::string &sourceName, std::vector<RuleError> &errors);
 // Write rules in that format (a header line first).
-std::string formatRules(const std::vector<Rule>& rules);
+std::string formatRules(const std::vector<Rule> &rules);
 
 // The default rules the engine generates for a domain (ids -1, -2, -3).
-std::vector<Rule> defaultRules(const DomainSettings& d);
+std::vector<Rule> defaultRules(const DomainSettings &d);
 
 // One step of an explain trace.
 struct RuleTrace {
     Rule rule;
     bool lengthSkipped = false; // match_len did not fit
     bool matched = false;
-    bool substFailed = false;   // match_exp matched but subst_exp did not (Kamailio: translation fails)
+    bool substFailed = false; // match_exp matched but subst_exp did not (Kamailio: translation fails)
     std::string output;
 };
 
@@ -181,11 +180,11 @@ struct Explanation {
     std::string wouldParkOn;                 // park/group_park: the extension it would land on
     std::string wouldParkLot;                // lot park: lot and the slot it would pick
     int wouldParkSlot = 0;
-    ErrorCode wouldFail = ErrorCode::None;   // the error the operation would return (None = succeeds)
+    ErrorCode wouldFail = ErrorCode::None; // the error the operation would return (None = succeeds)
     std::string wouldFailMessage;
-    RecallSettings recall;                   // resolved settings (rule > group/lot > domain > default)
+    RecallSettings recall; // resolved settings (rule > group/lot > domain > default)
     OccupiedPolicy occupied = OccupiedPolicy::Stack;
-    std::vector<LadderRung> ladder;          // the recall ladder that would apply
+    std::vector<LadderRung> ladder; // the recall ladder that would apply
 };
 
 } // namespace parkway::engine

@@ -31,10 +31,14 @@ struct StorageFailure : std::runtime_error {
 // ---------------------------------------------------------------------------------------------------------
 // Enums (each with toString / parse helpers; parse returns std::nullopt on an unknown word)
 
-enum class OccupiedPolicy { Reject, Stack };                            // "reject" | "stack"
-enum class RecallMode { Parker, ParkerThenAlternate, AlternateOnly };    // "parker" | "parker_then_alternate" | "alternate_only"
-enum class SlotChoice { First, Next };                                   // "first" | "next"
-enum class CallState { Parked, Recalling, Retrieving, Gone };            // "parked" | "recalling" | "retrieving" | "gone"
+enum class OccupiedPolicy { Reject, Stack }; // "reject" | "stack"
+enum class RecallMode {
+    Parker,
+    ParkerThenAlternate,
+    AlternateOnly
+};                                                            // "parker" | "parker_then_alternate" | "alternate_only"
+enum class SlotChoice { First, Next };                        // "first" | "next"
+enum class CallState { Parked, Recalling, Retrieving, Gone }; // "parked" | "recalling" | "retrieving" | "gone"
 
 // Expected outcomes of operations. Suggested SIP mapping for the module in comments.
 enum class ErrorCode {
@@ -61,11 +65,11 @@ enum class ErrorCode {
     NotOwner,
 };
 
-const char* toString(OccupiedPolicy v);
-const char* toString(RecallMode v);
-const char* toString(SlotChoice v);
-const char* toString(CallState v);
-const char* toString(ErrorCode v);
+const char *toString(OccupiedPolicy v);
+const char *toString(RecallMode v);
+const char *toString(SlotChoice v);
+const char *toString(CallState v);
+const char *toString(ErrorCode v);
 std::optional<OccupiedPolicy> parseOccupiedPolicy(std::string_view s);
 std::optional<RecallMode> parseRecallMode(std::string_view s);
 std::optional<SlotChoice> parseSlotChoice(std::string_view s);
@@ -86,7 +90,7 @@ struct RecallTarget {
 
     static std::optional<RecallTarget> parse(std::string_view text); // nullopt on empty/invalid
     std::string toString() const;
-    bool operator==(const RecallTarget& o) const { return kind == o.kind && value == o.value; }
+    bool operator==(const RecallTarget &o) const { return kind == o.kind && value == o.value; }
 };
 
 // Fully resolved recall settings (what a parked call carries; snapshot taken at park time so a later
@@ -94,9 +98,9 @@ struct RecallTarget {
 struct RecallSettings {
     int recallSeconds = 300; // park -> first recall, 1..3600 (docs/engine.md "Recall ladder")
     RecallMode mode = RecallMode::Parker;
-    int ringSeconds = 30;        // how long one recall attempt rings before it counts as no answer
-    int alternateWaitSeconds = 30; // parker_then_alternate: how long the parker rings before the alternate
-    int retrySeconds = 10;       // pause after an unanswered attempt before ringing again (PortSIP USER_ONLY)
+    int ringSeconds = 30;                  // how long one recall attempt rings before it counts as no answer
+    int alternateWaitSeconds = 30;         // parker_then_alternate: how long the parker rings before the alternate
+    int retrySeconds = 10;                 // pause after an unanswered attempt before ringing again (PortSIP USER_ONLY)
     std::optional<RecallTarget> alternate; // required for parker_then_alternate / alternate_only
     // Maximum park time, 0..86400 (0 = no limit): the first recall step at or after parkedAt + this rings the
     // ladder's final target once; unanswered, the call is over (RecallStep::expired). Domain or rule (max_park).
@@ -115,12 +119,12 @@ struct RecallOverrides {
     std::optional<int> maxParkSeconds; // rules only (attr max_park); groups and lots do not store it
 
     bool empty() const;
-    void applyTo(RecallSettings& s) const; // occupied is not part of RecallSettings; read it separately
+    void applyTo(RecallSettings &s) const; // occupied is not part of RecallSettings; read it separately
 };
 
 struct DomainSettings {
-    std::string name;                         // the SIP domain, e.g. "example.com"
-    std::string parkCode = "*68";             // FAC for park (docs/engine.md "Model and settings")
+    std::string name;             // the SIP domain, e.g. "example.com"
+    std::string parkCode = "*68"; // FAC for park (docs/engine.md "Model and settings")
     std::string groupParkCode = "*58";
     std::string retrieveCode = "*88";
     OccupiedPolicy occupied = OccupiedPolicy::Stack;
@@ -130,8 +134,8 @@ struct DomainSettings {
     // Default true: with no extension list every user part is accepted; set false (and list extensions)
     // to get 404 for `*68999` when 999 is nobody.
     bool openExtensions = true;
-    int dpid = 0;              // which dialplan rule set (Kamailio dpid) applies to this domain
-    bool defaultRules = true;  // generate the default feature-code rules for this domain (see rules.hh)
+    int dpid = 0;             // which dialplan rule set (Kamailio dpid) applies to this domain
+    bool defaultRules = true; // generate the default feature-code rules for this domain (see rules.hh)
     // Caps (docs/limits.md): live calls the domain may hold at once, and calls one extension may hold (a
     // stack); 0 = no cap. Past the domain cap park() fails with DomainFull, past the extension cap with
     // ExtensionFull (a group park skips members at the cap; lot slots hold one call each anyway).
@@ -140,8 +144,8 @@ struct DomainSettings {
 };
 
 // Validation of a settings object: empty string when fine, else a message naming the field.
-std::string validate(const DomainSettings& s);
-std::string validate(const RecallOverrides& o);
+std::string validate(const DomainSettings &s);
+std::string validate(const RecallOverrides &o);
 
 struct Extension {
     std::string domain;
@@ -163,8 +167,8 @@ struct Group {
 struct Lot {
     std::string domain;
     std::string name;
-    int firstSlot = 0;   // inclusive, e.g. 701
-    int lastSlot = 0;    // inclusive, e.g. 720
+    int firstSlot = 0;                     // inclusive, e.g. 701
+    int lastSlot = 0;                      // inclusive, e.g. 720
     SlotChoice choice = SlotChoice::First; // first free from firstSlot, or next free after the last one used
     RecallOverrides settings;              // lot-level overrides (same level as group)
     // Who may park into and retrieve from this lot (docs/engine.md "Operations" optional access list). Empty = any user
@@ -186,16 +190,16 @@ struct ParkedCall {
     std::string parkedDisplay; // the parked party's display name
     std::string group;         // call-park group when parked by group park, else empty
     Millis parkedAt = 0;
-    Millis recallAt = 0;       // absolute deadline of the next recall action (always set while live)
-    int recallStage = 0;       // 0 = not recalling yet; n >= 1 = n-th recall attempt
+    Millis recallAt = 0; // absolute deadline of the next recall action (always set while live)
+    int recallStage = 0; // 0 = not recalling yet; n >= 1 = n-th recall attempt
     CallState state = CallState::Parked;
-    std::string blob;          // opaque bytes owned by the SIP layer (dialog state, SDP)
-    std::int64_t version = 1;  // +1 on every change of this call
-    std::string requestKey;    // idempotency key given at park time (may be empty)
-    std::string retriever;     // who holds the retrieve claim (state Retrieving), else empty
-    RecallSettings recall;     // resolved at park time
+    std::string blob;            // opaque bytes owned by the SIP layer (dialog state, SDP)
+    std::int64_t version = 1;    // +1 on every change of this call
+    std::string requestKey;      // idempotency key given at park time (may be empty)
+    std::string retriever;       // who holds the retrieve claim (state Retrieving), else empty
+    RecallSettings recall;       // resolved at park time
     bool recallAnswered = false; // the current claim came from an answered recall, not a retrieve
-    bool finalRecall = false;  // max park time reached: the current (or next) attempt is the last one
+    bool finalRecall = false;    // max park time reached: the current (or next) attempt is the last one
     // Ownership (docs/cluster.md "Ownership and failover"): the node that holds the call's SIP dialog ("" when
     // ownership is off: one node) and the fencing generation, +1 at every takeover.
     std::string owner;
@@ -213,23 +217,23 @@ enum class ParkHow {
 };
 
 struct ParkRequest {
-    std::string domain;        // the parker's domain (tenant); the call lands in this domain
+    std::string domain; // the parker's domain (tenant); the call lands in this domain
     ParkHow how = ParkHow::Own;
-    std::string parker;        // parker's extension; required for Own and Group
+    std::string parker; // parker's extension; required for Own and Group
     // The parker is the parked party itself (it dialled the park code: no REFER, no Referred-By). `parker` still
     // chooses the extension / group / lot access, but the call is stored without a parker, so the recall never
     // rings the parked party: it goes to the parked-on extension, else the alternate (ringList).
     bool parkerIsParked = false;
-    std::string extension;     // for Directed
-    std::string lot;           // for Lot
-    int slot = 0;              // for Lot
+    std::string extension; // for Directed
+    std::string lot;       // for Lot
+    int slot = 0;          // for Lot
     // Lot with a slot: when that slot is taken, park into the next free slot after it (wrapping inside the
     // lot; `LotFull` when none) instead of failing with `Occupied`. Set by makeParkRequest for a transfer to a
     // slot whose rule says `transfer=park_or_next`.
     bool slotOrNext = false;
     std::string parkedUri;
     std::string parkedDisplay;
-    std::string requestKey;    // e.g. Call-ID + CSeq, or the transferee dialog id: same key parks once
+    std::string requestKey; // e.g. Call-ID + CSeq, or the transferee dialog id: same key parks once
     std::string blob;
     RecallOverrides overrides; // from the matched rule (highest precedence)
 };
@@ -241,7 +245,7 @@ struct RetrieveRequest {
         Slot,      // the call in lot `lot`, slot `slot`
         Id,        // a specific call (Replaces pickup, admin)
     };
-    std::string domain;    // the retriever's domain: other domains' calls are invisible (NotFound/Forbidden)
+    std::string domain; // the retriever's domain: other domains' calls are invisible (NotFound/Forbidden)
     By by = By::Own;
     std::string retriever; // retriever's extension (required for Own; recorded as claim owner)
     std::string extension;
@@ -280,15 +284,15 @@ struct RecallStep {
     ErrorCode error = ErrorCode::None;
     std::string message;
     ParkedCall call;
-    int attempt = 0;                    // 1-based attempt number (== call.recallStage)
-    RecallTarget target;                // whom to ring now (Kind::Parker resolved into `ring` below)
-    std::vector<std::string> ring;      // concrete extensions to ring (group expanded; parker's ext), or
-                                        // one number/URI for Kind::Number
-    int ringSeconds = 0;                // ring that long; then call Engine::recallNoAnswer
+    int attempt = 0;               // 1-based attempt number (== call.recallStage)
+    RecallTarget target;           // whom to ring now (Kind::Parker resolved into `ring` below)
+    std::vector<std::string> ring; // concrete extensions to ring (group expanded; parker's ext), or
+                                   // one number/URI for Kind::Number
+    int ringSeconds = 0;           // ring that long; then call Engine::recallNoAnswer
     // What happens after no answer (also returned by recallNoAnswer):
-    int nextAttempt = 0;                // attempt number that follows
+    int nextAttempt = 0; // attempt number that follows
     RecallTarget nextTarget;
-    int nextDelaySeconds = 0;           // pause before the next attempt (0 = at once; retry interval else)
+    int nextDelaySeconds = 0; // pause before the next attempt (0 = at once; retry interval else)
     // Maximum park time (RecallSettings::maxParkSeconds): `final` = this attempt rings the final target and is
     // the last; `expired` (from recallNoAnswer) = the final attempt went unanswered: end the call (the SIP
     // layer hangs up with a reason and abandons it), there is no next attempt.
@@ -307,21 +311,21 @@ struct LadderRung {
     int delayAfterSeconds = 0;
     bool repeats = false;
 };
-std::vector<LadderRung> recallLadder(const RecallSettings& s);
+std::vector<LadderRung> recallLadder(const RecallSettings &s);
 
 // ---------------------------------------------------------------------------------------------------------
 // Watched targets and change events
 
 enum class TargetKind { Extension, Slot, Group, Lot };
-const char* toString(TargetKind k);
+const char *toString(TargetKind k);
 
 struct Target {
     TargetKind kind = TargetKind::Extension;
     std::string domain;
-    std::string name; // extension, group name or lot name (for Slot: the lot name)
-    int slot = 0;     // for Slot
+    std::string name;        // extension, group name or lot name (for Slot: the lot name)
+    int slot = 0;            // for Slot
     std::string key() const; // stable text key, e.g. "ext:103", "slot:main/701", "group:sales", "lot:main"
-    bool operator==(const Target& o) const {
+    bool operator==(const Target &o) const {
         return kind == o.kind && domain == o.domain && name == o.name && slot == o.slot;
     }
 };
@@ -331,17 +335,25 @@ struct TargetVersion {
     std::int64_t version = 0; // strictly increasing per target, persisted (survives restarts)
 };
 
-enum class EventKind { Parked, RetrieveStarted, Retrieved, RetrieveAborted, RecallStarted, RecallFailed,
-                       Abandoned, Moved };
-const char* toString(EventKind k); // "parked", "retrieve-started", "retrieved", "retrieve-aborted", ...
+enum class EventKind {
+    Parked,
+    RetrieveStarted,
+    Retrieved,
+    RetrieveAborted,
+    RecallStarted,
+    RecallFailed,
+    Abandoned,
+    Moved
+};
+const char *toString(EventKind k); // "parked", "retrieve-started", "retrieved", "retrieve-aborted", ...
 
 struct ChangeEvent {
     EventKind kind = EventKind::Parked;
     Millis at = 0;
-    ParkedCall call;                       // state after the change (state Gone for retrieved/abandoned)
-    std::optional<ParkedCall> previous;    // Moved: where it was before
-    std::vector<TargetVersion> targets;    // every watched target affected, with its new version
-    std::int64_t sequence = 0;             // engine-wide event counter (persisted), for the admin stream
+    ParkedCall call;                    // state after the change (state Gone for retrieved/abandoned)
+    std::optional<ParkedCall> previous; // Moved: where it was before
+    std::vector<TargetVersion> targets; // every watched target affected, with its new version
+    std::int64_t sequence = 0;          // engine-wide event counter (persisted), for the admin stream
     // Committed by another engine on the same PostgreSQL database (another node) and delivered here by
     // Engine::catchUp(); false for this engine's own changes. The call carries no blob then.
     bool remote = false;
@@ -372,7 +384,7 @@ struct ListFilter {
     std::string extension; // empty = any
     std::string group;
     std::string lot;
-    int slot = 0;          // with lot
+    int slot = 0; // with lot
     std::optional<CallState> state;
 };
 

@@ -15,7 +15,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from parkway_blackbox import Parkway, Sipp, free_port, scenario  # noqa: E402
+from parkway_blackbox import Parkway, Sipp, free_port, scenario, wait_until  # noqa: E402
 
 BINARY, PARKCTL, CASE = sys.argv[1], sys.argv[2], sys.argv[3]
 PARK = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "examples", "sipp", "park")
@@ -31,16 +31,6 @@ def parkctl(pw, *args, token=None, url=None, timeout=20):
            "--token", pw.admin_token if token is None else token, *args]
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     return p.returncode, p.stdout, p.stderr
-
-
-def wait_for(pred, timeout=10.0, step=0.05):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        v = pred()
-        if v:
-            return v
-        time.sleep(step)
-    return pred()
 
 
 def metric(text, name, labels=None):
@@ -86,7 +76,7 @@ def case_park_list_metrics_reload_retrieve():
         try:
             time.sleep(0.3)  # let the stream subscribe (an event before that would not be replayed)
             parked_party = park_call(pw)
-            calls = wait_for(lambda: parked_list(pw), 15)
+            calls = wait_until(lambda: parked_list(pw), 15)
             assert len(calls) == 1, calls
             call = calls[0]
             assert call["domain"] == DOMAIN and call["extension"] == "103", call
@@ -123,7 +113,7 @@ def case_park_list_metrics_reload_retrieve():
         watcher = Sipp(os.path.join(PARK, "blf_watch.xml"), remote=pw.sip, calls=1, timeout=40,
                        extra=["-key", "domain", DOMAIN, "-key", "user", "1020", "-key", "watch", "*88103",
                               "-key", "expires", "600"]).start()
-        assert wait_for(lambda: subscriptions(pw) == 1, 10), parkctl(pw, "stats")
+        assert wait_until(lambda: subscriptions(pw) == 1, 10), parkctl(pw, "stats")
 
         # Reload through the API and with SIGHUP: the call stays parked, the watcher stays subscribed.
         rc, out, err = parkctl(pw, "reload")
@@ -144,7 +134,7 @@ def case_park_list_metrics_reload_retrieve():
                                 "-key", "dial", "*88103", "-key", "extra", "X-Test: 1", "-key", "codecs", "0 8",
                                 ]).run()
         assert retriever.successful == 1, retriever.output[-3000:] + retriever.errors[-2000:]
-        assert wait_for(lambda: parked_list(pw) == [], 10)
+        assert wait_until(lambda: parked_list(pw) == [], 10)
         rc, text, _ = parkctl(pw, "metrics")
         assert metric(text, "parkway_retrieves_total", {"domain": DOMAIN}) == 1, text
         assert metric(text, "parkway_parked_calls", {"domain": DOMAIN}) == 0, text
@@ -162,18 +152,18 @@ def case_recall_and_hangup():
     """Force a recall, then hang up a parked call, through parkctl."""
     with Parkway(BINARY, modules=MODULES, module_params=PARAMS, admin=True) as pw:
         parked_party = park_call(pw)
-        calls = wait_for(lambda: parked_list(pw), 15)
+        calls = wait_until(lambda: parked_list(pw), 15)
         assert len(calls) == 1, calls
         cid = str(calls[0]["id"])
 
         rc, out, err = parkctl(pw, "recall", cid)
         assert rc == 0 and out.strip() == f"recall started for parked call {cid}", (rc, out, err)
-        assert wait_for(lambda: metric(parkctl(pw, "metrics")[1], "parkway_recalls_total", {"domain": DOMAIN}) == 1,
+        assert wait_until(lambda: metric(parkctl(pw, "metrics")[1], "parkway_recalls_total", {"domain": DOMAIN}) == 1,
                         10), parkctl(pw, "metrics")[1]
 
         rc, out, err = parkctl(pw, "hangup", cid)
         assert rc == 0 and out.strip() == f"parked call {cid} hung up", (rc, out, err)
-        assert wait_for(lambda: parked_list(pw) == [], 10)
+        assert wait_until(lambda: parked_list(pw) == [], 10)
         # The parked party got its BYE and finished its scenario.
         res = parked_party.wait(20)
         assert res.successful == 1, res.output[-3000:] + res.errors[-2000:]

@@ -31,7 +31,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(HERE, "..", "lib"))
 sys.path.insert(0, os.path.join(HERE, "..", "sipp-park"))
-from parkway_blackbox import Parkway, Sipp, free_port  # noqa: E402
+from parkway_blackbox import Parkway, Sipp, free_port, wait_until  # noqa: E402
 from test_durability import DOMAIN, Phones  # noqa: E402  (raw UDP phones: park, retrieve, answer re-INVITEs)
 
 BINARY = os.path.abspath(sys.argv[1]) if len(sys.argv) > 1 else "parkway"
@@ -40,15 +40,6 @@ RECALL_S = 14         # recall_time: due after the takeover (lease 5 s + heartbe
 PARKED = [7001, 7002, 7003, 7004]  # taken over by b: 7001 parked on c (left to recall), the others on a
 RECALL_EXT = 7001
 FORWARDED = 7009      # retrieved through b while a is alive
-
-
-def wait_until(pred, timeout, step=0.05):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if pred():
-            return True
-        time.sleep(step)
-    return pred()
 
 
 def node(name, workdir, url):

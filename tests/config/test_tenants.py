@@ -23,23 +23,13 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from parkway_blackbox import Parkway, Sipp, free_port, status_of  # noqa: E402
+from parkway_blackbox import Parkway, Sipp, free_port, status_of, wait_until  # noqa: E402
 
 BINARY, CASE = sys.argv[1], sys.argv[2]
 PARK = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "examples", "sipp", "park")
 MODULES = ["registrar", "callpark", "router"]
 PARAMS = {"callpark": {"database": "park.db"}}
 BASE = ["127.0.0.1", "pbx.example.com"]
-
-
-def wait_for(pred, timeout=10.0, step=0.05):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        v = pred()
-        if v:
-            return v
-        time.sleep(step)
-    return pred()
 
 
 def branch():
@@ -193,7 +183,7 @@ def case_remove_parked():
         assert st == 200 and body["domains"]["added"] == ["tenant-p.example"], (st, body)
         party = park_call(pw, "tenant-p.example")
         try:
-            assert wait_for(lambda: len(parked(pw, "tenant-p.example")) == 1, 15), parked(pw, "tenant-p.example")
+            assert wait_until(lambda: len(parked(pw, "tenant-p.example")) == 1, 15), parked(pw, "tenant-p.example")
 
             pw.rewrite_config(proxy_config(pw, BASE))
             st, body = pw.admin("POST", "/api/reload", {})
@@ -210,7 +200,7 @@ def case_remove_parked():
             call = parked(pw, "tenant-p.example")[0]
             st, body = pw.admin("DELETE", f"/api/parked/{call['id']}")
             assert st == 200, (st, body)
-            assert wait_for(lambda: not parked(pw, "tenant-p.example"), 10)
+            assert wait_until(lambda: not parked(pw, "tenant-p.example"), 10)
             st, body = pw.admin("POST", "/api/reload", {})
             assert st == 200 and body["domains"]["removed"] == ["tenant-p.example"], (st, body)
             assert register_status(pw, "tenant-p.example") == 403
@@ -260,7 +250,7 @@ def case_deprovision_parked():
         assert st == 200, (st, body)
         party = park_call(pw, "tenant-d.example")
         try:
-            assert wait_for(lambda: len(parked(pw, "tenant-d.example")) == 1, 15), pw.log()[-3000:]
+            assert wait_until(lambda: len(parked(pw, "tenant-d.example")) == 1, 15), pw.log()[-3000:]
             st, body = pw.admin("DELETE", "/api/domains/tenant-d.example")
             assert st == 409, (st, body)
             assert body["error"].startswith("domain tenant-d.example has 1 parked call:"), body
@@ -272,7 +262,7 @@ def case_deprovision_parked():
             call = parked(pw, "tenant-d.example")[0]
             st, body = pw.admin("DELETE", f"/api/parked/{call['id']}")
             assert st == 200, (st, body)
-            assert wait_for(lambda: not parked(pw, "tenant-d.example"), 10)
+            assert wait_until(lambda: not parked(pw, "tenant-d.example"), 10)
             st, body = pw.admin("DELETE", "/api/domains/tenant-d.example")
             assert st == 200 and body == {"domain": "tenant-d.example", "deleted": True, "local": False}, (st, body)
             # Not local any more: no users can be given to it (a trusted peer's REGISTER would be relayed on).

@@ -35,7 +35,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "lib"))
-from parkway_blackbox import Parkway, free_port  # noqa: E402
+from parkway_blackbox import Parkway, free_port, wait_until  # noqa: E402
 
 BINARY = os.path.abspath(sys.argv[1]) if len(sys.argv) > 1 else "parkway"
 BARESIP = sys.argv[2] if len(sys.argv) > 2 else (shutil.which("baresip") or "/usr/bin/baresip")
@@ -76,16 +76,6 @@ T0 = time.monotonic()
 
 def log(msg):
     print(f"[{time.monotonic() - T0:6.2f}s] {msg}", flush=True)
-
-
-def wait_until(pred, timeout, step=0.05):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        v = pred()
-        if v:
-            return v
-        time.sleep(step)
-    return pred()
 
 
 def free_sip_port():

@@ -32,12 +32,11 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(HERE, "..", "lib"))
-from parkway_blackbox import Parkway, free_port, send_udp  # noqa: E402
+from parkway_blackbox import KamailioProcess, Parkway, free_port, wait_until  # noqa: E402
 from sip_digest_client import Call, Dialog, SipPhone, _rand, tag_of, uri_of  # noqa: E402
 
 BINARY = os.path.abspath(sys.argv[1]) if len(sys.argv) > 1 else "parkway"
@@ -53,15 +52,6 @@ def check(name: str, ok: bool, detail: str = ""):
     results.append((name, ok))
     print(f"{'PASS' if ok else 'FAIL'}: {name}" + (f" ({detail})" if detail and not ok else ""), flush=True)
     return ok
-
-
-def wait_for(pred, timeout: float, step: float = 0.05) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if pred():
-            return True
-        time.sleep(step)
-    return bool(pred())
 
 
 class Phone(SipPhone):
@@ -180,46 +170,13 @@ class Phone(SipPhone):
         self._send(data, self._reply_to(req, src))
 
 
-class Kamailio:
+class Kamailio(KamailioProcess):
     """examples/kamailio/kamailio.cfg with its #!define lines set for this run, in the foreground."""
 
     def __init__(self, binary: str, port: int, parkway_port: int, folder: str):
-        self.port, self.dir = port, folder
-        text = open(EXAMPLE_CFG).read()
-        for name, value in (("KAMAILIO_LISTEN", f"udp:{KAMAILIO_IP}:{port}"), ("PARKWAY_IP", '"127.0.0.1"'),
-                            ("PARKWAY_PORT", str(parkway_port)), ("PARKWAY_URI", f'"sip:127.0.0.1:{parkway_port}"')):
-            text, n = re.subn(rf"^#!define {name} .*$", f"#!define {name} {value}", text, flags=re.M)
-            if n != 1:
-                raise RuntimeError(f"{EXAMPLE_CFG}: no single '#!define {name}' line to set")
-        self.cfg = os.path.join(folder, "kamailio.cfg")
-        with open(self.cfg, "w") as f:
-            f.write(text)
-        self.log_path = os.path.join(folder, "kamailio.log")
-        self._log = open(self.log_path, "w")
-        # -DD -E: foreground, log to stderr; -w/-Y: its working and runtime folders are ours (no root needed).
-        self.proc = subprocess.Popen([binary, "-f", self.cfg, "-DD", "-E", "-w", folder, "-Y", folder, "-m", "64",
-                                      "-M", "8"], stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT)
-        ping = (f"OPTIONS sip:ping@{DOMAIN} SIP/2.0\nVia: SIP/2.0/UDP {KAMAILIO_IP}:$LPORT;branch=z9hG4bK{_rand()};rport\n"
-                f"Max-Forwards: 70\nFrom: <sip:ping@{DOMAIN}>;tag={_rand(6)}\nTo: <sip:ping@{DOMAIN}>\n"
-                f"Call-ID: ping-{_rand()}\nCSeq: 1 OPTIONS\nContent-Length: 0\n\n")
-        if not wait_for(lambda: self.proc.poll() is not None
-                        or send_udp(port, ping, 0.3, host=KAMAILIO_IP) is not None, 10, 0.1) or self.proc.poll():
-            self.stop()
-            raise RuntimeError(f"kamailio did not start; log:\n{self.log()[-3000:]}")
-
-    def log(self) -> str:
-        with open(self.log_path, errors="replace") as f:
-            return f.read()
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self._log.close()
+        defines = {"KAMAILIO_LISTEN": f"udp:{KAMAILIO_IP}:{port}", "PARKWAY_IP": '"127.0.0.1"',
+                   "PARKWAY_PORT": str(parkway_port), "PARKWAY_URI": f'"sip:127.0.0.1:{parkway_port}"'}
+        super().__init__(binary, EXAMPLE_CFG, defines, folder, KAMAILIO_IP, port, f"sip:ping@{DOMAIN}")
 
 
 def parked(pw) -> list:
@@ -277,15 +234,15 @@ def scenario(pw, kam) -> None:
         calls = parked(pw)
         check("refer_parker", len(calls) == 1 and calls[0].get("parker") == "1001"
               and calls[0].get("extension") == "1003", f"parked: {calls}")
-        check("blf", wait_for(lambda: any(re.search(rb"<state>(early|confirmed)</state>", n.body)
+        check("blf", wait_until(lambda: any(re.search(rb"<state>(early|confirmed)</state>", n.body)
                                           for n in d.notifies("dialog")), 3),
               f"{len(d.notifies('dialog'))} dialog NOTIFYs")
-        check("park_info", wait_for(lambda: len(c.notifies("park-info")) >= 1, 3),
+        check("park_info", wait_until(lambda: len(c.notifies("park-info")) >= 1, 3),
               "no park-info NOTIFY reached 1003 through Kamailio")
 
         # Retrieve from D.
         ret = d.invite_with("*881003", [])
-        check("retrieve", ret.status == 200 and wait_for(lambda: not parked(pw), 3),
+        check("retrieve", ret.status == 200 and wait_until(lambda: not parked(pw), 3),
               f"*881003 -> {ret.status}, parked {parked(pw)}")
         if ret.status == 200:
             d.hang_up(ret.dialog)
@@ -294,11 +251,11 @@ def scenario(pw, kam) -> None:
         before = len(a.new_invites())
         rp = b.invite_with("*681004", [f"Referred-By: <sip:1001@{DOMAIN}>"])
         check("recall_park", rp.status == 200, f"INVITE *681004 -> {rp.status}")
-        check("recall", wait_for(lambda: len(a.new_invites()) > before, 6),
+        check("recall", wait_until(lambda: len(a.new_invites()) > before, 6),
               "no recall INVITE reached 1001 through Kamailio")
         if rp.status == 200:
             b.hang_up(rp.dialog)
-        wait_for(lambda: not parked(pw), 3)
+        wait_until(lambda: not parked(pw), 3)
 
         # Group park: *58 from B for A (a member of sales): park-info to every member.
         counts = {p.user: len(p.notifies("park-info")) for p in (a, c, d)}
@@ -306,12 +263,12 @@ def scenario(pw, kam) -> None:
         calls = parked(pw)
         check("group_park", gp.status == 200 and len(calls) == 1 and calls[0].get("group") == "sales",
               f"*58 -> {gp.status}, parked {calls}")
-        got = wait_for(lambda: all(len(p.notifies("park-info")) > counts[p.user] for p in (a, c, d)), 3)
+        got = wait_until(lambda: all(len(p.notifies("park-info")) > counts[p.user] for p in (a, c, d)), 3)
         check("group_park_info", got, f"park-info before {counts}, after "
               f"{ {p.user: len(p.notifies('park-info')) for p in (a, c, d)} }")
         if gp.status == 200:
             b.hang_up(gp.dialog)
-        wait_for(lambda: not parked(pw), 3)
+        wait_until(lambda: not parked(pw), 3)
 
         # Lot: 700 parks into the first free slot (701), D dials 701 to get it.
         lp = b.invite_with("700", [f"Referred-By: <sip:1001@{DOMAIN}>"])
@@ -319,7 +276,7 @@ def scenario(pw, kam) -> None:
         check("lot_park", lp.status == 200 and len(calls) == 1 and str(calls[0].get("slot")) == "701",
               f"700 -> {lp.status}, parked {calls}")
         lr = d.invite_with("701", [])
-        check("lot_retrieve", lr.status == 200 and wait_for(lambda: not parked(pw), 3), f"701 -> {lr.status}")
+        check("lot_retrieve", lr.status == 200 and wait_until(lambda: not parked(pw), 3), f"701 -> {lr.status}")
         if lr.status == 200:
             d.hang_up(lr.dialog)
     finally:

@@ -31,6 +31,7 @@ import csv
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import socket
@@ -75,6 +76,18 @@ def _trace_label() -> str:
 def scenario(name: str, folder: str = SCENARIOS) -> str:
     """Path of a scenario file in examples/sipp/proxy (or another folder)."""
     return os.path.join(folder, name)
+
+
+def wait_until(pred, timeout: float = 10.0, step: float = 0.02):
+    """Polls pred every `step` seconds until it returns something true or `timeout` seconds pass; returns its last
+    value (so `calls = wait_until(lambda: parked(), 5)` gets what it waited for, falsy on timeout)."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        value = pred()
+        if value:
+            return value
+        time.sleep(step)
+    return pred()
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -329,6 +342,64 @@ def send_udp(port: int, data: bytes | str, timeout: float = 2.0, expect_reply: b
         return None
     finally:
         s.close()
+
+
+class KamailioProcess:
+    """Kamailio in the foreground on one of our example configs: `template`'s `#!define NAME value` lines set from
+    `defines` (each must occur exactly once), written to folder/kamailio.cfg, started with its working and runtime
+    folders in `folder`, and waited for until it answers an OPTIONS to `ping_uri` on ip:port (10 s)."""
+
+    def __init__(self, binary: str, template: str, defines: dict, folder: str, ip: str, port: int, ping_uri: str):
+        self.ip, self.port, self.dir = ip, port, folder
+        text = open(template).read()
+        for name, value in defines.items():
+            text, n = re.subn(rf"^#!define {name} .*$", f"#!define {name} {value}", text, flags=re.M)
+            if n != 1:
+                raise RuntimeError(f"{template}: no single '#!define {name}' line to set")
+        self.cfg = os.path.join(folder, "kamailio.cfg")
+        with open(self.cfg, "w") as f:
+            f.write(text)
+        self.log_path = os.path.join(folder, "kamailio.log")
+        self._log = open(self.log_path, "w")
+        # -DD -E: foreground, log to stderr; -w/-Y: its working and runtime folders are ours (no root needed).
+        self.proc = subprocess.Popen([binary, "-f", self.cfg, "-DD", "-E", "-w", folder, "-Y", folder, "-m", "64",
+                                      "-M", "8"], stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT)
+        _live.append(self)
+        branch = "z9hG4bK%016x" % random.getrandbits(64)
+        ping = (f"OPTIONS {ping_uri} SIP/2.0\nVia: SIP/2.0/UDP {ip}:$LPORT;branch={branch};rport\n"
+                f"Max-Forwards: 70\nFrom: <sip:ping@{ip}>;tag=p{branch[-6:]}\nTo: <{ping_uri}>\n"
+                f"Call-ID: {branch}@ping\nCSeq: 1 OPTIONS\nContent-Length: 0\n\n")
+        if not wait_until(lambda: self.proc.poll() is not None or send_udp(port, ping, 0.3, host=ip) is not None,
+                          10, 0.1) or self.proc.poll() is not None:
+            log = self.log()
+            self.close()
+            raise RuntimeError(f"kamailio did not start; log:\n{log[-3000:]}")
+
+    @property
+    def addr(self) -> tuple:
+        return (self.ip, self.port)
+
+    def log(self) -> str:
+        try:
+            with open(self.log_path, errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if not self._log.closed:
+            self._log.close()
+        if self in _live:
+            _live.remove(self)
+
+    stop = close
 
 
 def status_of(reply: str | None) -> int | None:

@@ -45,18 +45,9 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from parkway_blackbox import REPO, Parkway, _live, free_port, send_udp  # noqa: E402
+from parkway_blackbox import REPO, KamailioProcess, Parkway, _live, free_port, wait_until  # noqa: E402
 
 DOMAIN = "pbx.example.com"
-
-
-def wait_until(pred, timeout: float, step: float = 0.02) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if pred():
-            return True
-        time.sleep(step)
-    return bool(pred())
 
 
 def pg_bindir() -> str | None:
@@ -243,66 +234,21 @@ def node(binary: str, database: str, workdir: str | None = None, name: str = "",
 DISPATCHER_CFG = os.path.join(REPO, "examples", "kamailio", "dispatcher.cfg")
 
 
-class KamailioFront:
+class KamailioFront(KamailioProcess):
     """examples/kamailio/dispatcher.cfg in the foreground, its #!define lines set for free ports, and a
     dispatcher list naming `nodes` (host:port strings)."""
 
     def __init__(self, binary: str, nodes: list, folder: str, ip: str = "127.0.0.1", port: int | None = None,
                  ping_interval: int = 1):
-        self.ip, self.port, self.dir = ip, port or free_port(ip), folder
+        port = port or free_port(ip)
         self.list_path = os.path.join(folder, "dispatcher.list")
         with open(self.list_path, "w") as f:
             f.write("# setid destination flags priority attributes\n")
             for n in nodes:
                 f.write(f"1 sip:{n} 0 0\n")
-        text = open(DISPATCHER_CFG).read()
-        for name, value in (("FRONT_LISTEN", f"udp:{ip}:{self.port}"), ("DISPATCHER_LIST", f'"{self.list_path}"'),
-                            ("PROBE_INTERVAL", str(ping_interval))):
-            text, n = re.subn(rf"^#!define {name} .*$", f"#!define {name} {value}", text, flags=re.M)
-            if n != 1:
-                raise RuntimeError(f"{DISPATCHER_CFG}: no single '#!define {name}' line to set")
-        self.cfg = os.path.join(folder, "kamailio.cfg")
-        with open(self.cfg, "w") as f:
-            f.write(text)
-        self.log_path = os.path.join(folder, "kamailio.log")
-        self._log = open(self.log_path, "w")
-        # -DD -E: foreground, log to stderr; -w/-Y: working and runtime folders are ours (no root needed).
-        self.proc = subprocess.Popen([binary, "-f", self.cfg, "-DD", "-E", "-w", folder, "-Y", folder, "-m", "64",
-                                      "-M", "8"], stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT)
-        _live.append(self)
-        branch = "z9hG4bK" + "%016x" % random.getrandbits(64)
-        ping = (f"OPTIONS sip:{ip}:{self.port} SIP/2.0\nVia: SIP/2.0/UDP {ip}:$LPORT;branch={branch};rport\n"
-                f"Max-Forwards: 70\nFrom: <sip:ping@{ip}>;tag=p1\nTo: <sip:{ip}:{self.port}>\n"
-                f"Call-ID: {branch}@front\nCSeq: 1 OPTIONS\nContent-Length: 0\n\n")
-        if not wait_until(lambda: self.proc.poll() is not None or send_udp(self.port, ping, 0.3, host=ip) is not None,
-                          10, 0.1) or self.proc.poll() is not None:
-            log = self.log()
-            self.close()
-            raise RuntimeError(f"kamailio did not start; log:\n{log[-3000:]}")
-
-    @property
-    def addr(self) -> tuple:
-        return (self.ip, self.port)
-
-    def log(self) -> str:
-        try:
-            with open(self.log_path, errors="replace") as f:
-                return f.read()
-        except OSError:
-            return ""
-
-    def close(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        if not self._log.closed:
-            self._log.close()
-        if self in _live:
-            _live.remove(self)
+        defines = {"FRONT_LISTEN": f"udp:{ip}:{port}", "DISPATCHER_LIST": f'"{self.list_path}"',
+                   "PROBE_INTERVAL": str(ping_interval)}
+        super().__init__(binary, DISPATCHER_CFG, defines, folder, ip, port, f"sip:{ip}:{port}")
 
 
 def kamailio_binary() -> str | None:

@@ -28,21 +28,12 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "lib"))
-from parkway_blackbox import Parkway, free_port  # noqa: E402
+from parkway_blackbox import Parkway, free_port, wait_until  # noqa: E402
 
 BINARY = os.path.abspath(sys.argv[1]) if len(sys.argv) > 1 else "parkway"
 DOMAIN = "pbx.example.com"
 ROUNDS = 6
 BURST = 30
-
-
-def wait_until(pred, timeout, step=0.02):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if pred():
-            return True
-        time.sleep(step)
-    return pred()
 
 
 class Phones:

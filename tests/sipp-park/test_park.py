@@ -19,20 +19,11 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "lib"))
-from parkway_blackbox import Parkway, Sipp, free_port, scenario  # noqa: E402
+from parkway_blackbox import Parkway, Sipp, free_port, scenario, wait_until  # noqa: E402
 
 BINARY = os.path.abspath(sys.argv[1]) if len(sys.argv) > 1 and os.sep in sys.argv[1] else (sys.argv[1] if len(sys.argv) > 1 else "parkway")
 PARK = os.path.join(HERE, "..", "..", "examples", "sipp", "park")
 DOMAIN = "pbx.example.com"
-
-
-def wait_until(pred, timeout, step=0.05):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if pred():
-            return True
-        time.sleep(step)
-    return pred()
 
 
 # --------------------------------------------------------------------------------------------- helpers

@@ -238,3 +238,45 @@ TEST_CASE("change feed: on SQLite nothing is watched and catching up does nothin
     CHECK_FALSE(c.resync);
     CHECK_FALSE(woken);
 }
+
+TEST_CASE("change feed: another node's event carries the call's owner, generation and recall state", "[pg]") {
+    FakeClock clock;
+    TempDir dir;
+    std::string db = dir.db("feed-owner.db");
+    OpenOptions o;
+    o.releaseStaleClaims = false;
+    auto a = Engine::open(db, clock, o);
+    REQUIRE(a->registerNode("a", "sip:a.example:5060", 5000).ok);
+    DomainSettings d;
+    d.name = "example.com";
+    d.recall.recallSeconds = 30;
+    d.recall.ringSeconds = 10;
+    REQUIRE(a->setDomain(d).ok);
+    Watched b(db, clock);
+    REQUIRE(b.pumpUntil([&] { return b.e->feedStats().catchUps >= 1; }));
+
+    ParkRequest req = directed("105");
+    req.domain = "example.com";
+    ParkResult p = a->park(req);
+    REQUIRE(p.ok);
+    REQUIRE(p.call.owner == "a");
+    REQUIRE(b.pumpUntil([&] { return !b.events.empty(); }));
+    const ChangeEvent &parked = b.events.back();
+    CHECK(parked.remote);
+    CHECK(parked.call.owner == "a");
+    CHECK(parked.call.ownerGeneration == p.call.ownerGeneration);
+    CHECK(parked.call.recall.recallSeconds == 30);
+    CHECK(parked.call.recallAt == p.call.recallAt);
+
+    // The recall rings and is answered on A: B sees the claim as an answered recall, still owned by A.
+    clock.advanceMs(30'001);
+    REQUIRE(a->heartbeat().ok);
+    REQUIRE(a->recallStep(p.call.id).ok);
+    REQUIRE(a->recallAnswered(p.call.id, "2001").ok);
+    REQUIRE(b.pumpUntil([&] { return b.events.size() >= 3; }));
+    const ChangeEvent &answered = b.events.back();
+    CHECK(answered.kind == EventKind::RetrieveStarted);
+    CHECK(answered.call.recallAnswered);
+    CHECK(answered.call.recallStage == 1);
+    CHECK(answered.call.owner == "a");
+}

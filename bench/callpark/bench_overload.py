@@ -19,14 +19,13 @@ import os
 import re
 import socket
 import sys
-import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "..", "tests", "lib"))
 from bench_callpark import DOMAIN, LAG, cpu_seconds, cycles, moh_base  # noqa: E402
-from parkway_blackbox import Parkway, Sipp  # noqa: E402
+from parkway_blackbox import Parkway, Sipp, scratch_dir  # noqa: E402
 
 GIVE_UP_S = 6  # bench_overload_park.xml: a parked party with no retriever hangs up after this
 
@@ -69,7 +68,7 @@ def parked_count(pw):
 def overloaded(binary, rate, seconds, queue_ms, capacity):
     """Offer `rate` cycles/s for `seconds`; returns the printed figures as a dict."""
     count = int(rate * seconds)
-    work = tempfile.mkdtemp(prefix="parkway-bench-ovl-")
+    work = scratch_dir("parkway-bench-ovl-")
     csv = os.path.join(work, "exts.csv")
     with open(csv, "w") as f:
         f.write("SEQUENTIAL\n")

@@ -24,12 +24,11 @@ import resource
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "..", "tests", "lib"))
-from parkway_blackbox import Parkway  # noqa: E402
+from parkway_blackbox import Parkway, scratch_dir  # noqa: E402
 
 DOMAIN = "pbx.example.com"
 SLOT0 = 100000
@@ -155,7 +154,7 @@ def park_all(pw_port, n, media_ports, window=200, timeout=120):
 
 
 def run(binary, receiver_bin, calls, per_port, window, sockets):
-    work = tempfile.mkdtemp(prefix="parkway-bench-moh-")
+    work = scratch_dir("parkway-bench-moh-")
     ports = math.ceil(calls / per_port)  # calls from one source spread over the range first: K per port at N
     base = free_even_range(ports)
     provision = os.path.join(work, "provision.toml")

@@ -17,7 +17,6 @@ import os
 import re
 import socket
 import sys
-import tempfile
 import threading
 import time
 
@@ -25,7 +24,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "..", "tests", "lib"))
 sys.path.insert(0, os.path.join(HERE, "..", "callpark"))
 from bench_callpark import Farm, subscribe_all  # noqa: E402
-from parkway_blackbox import Parkway, Sipp, free_port  # noqa: E402
+from parkway_blackbox import Parkway, Sipp, scratch_dir  # noqa: E402
 
 DOMAIN = "pbx.example.com"
 FIRST_EXT = 100000
@@ -166,7 +165,7 @@ def main():
                          "streams = 500,000 packets/s)")
     a = ap.parse_args()
     binary = os.path.abspath(a.binary)
-    work = tempfile.mkdtemp(prefix="parkway-bench-recovery-")
+    work = scratch_dir("parkway-bench-recovery-")
     n, w = a.calls, min(a.watchers, a.calls)
     print(f"recovery of {n} parked calls with {w} BLF subscriptions after kill -9, music "
           f"{'set up, not sending (--quiet-media)' if a.quiet_media else 'sending'} ({load()}):")

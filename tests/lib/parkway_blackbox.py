@@ -78,6 +78,15 @@ def scenario(name: str, folder: str = SCENARIOS) -> str:
     return os.path.join(folder, name)
 
 
+def scratch_dir(prefix: str) -> str:
+    """A new temporary folder (databases, configs, logs of one run), removed when this process exits unless
+    PARKWAY_KEEP_TMP=1 (then it is kept for reading)."""
+    path = tempfile.mkdtemp(prefix=prefix)
+    if os.environ.get("PARKWAY_KEEP_TMP") != "1":
+        atexit.register(shutil.rmtree, path, True)
+    return path
+
+
 def wait_until(pred, timeout: float = 10.0, step: float = 0.02):
     """Polls pred every `step` seconds until it returns something true or `timeout` seconds pass; returns its last
     value (so `calls = wait_until(lambda: parked(), 5)` gets what it waited for, falsy on timeout)."""

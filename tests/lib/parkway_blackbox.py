@@ -127,15 +127,6 @@ def _toml(value) -> str:
     return json.dumps(str(value))  # a JSON string is a valid TOML basic string
 
 
-def _wait_until(pred, timeout: float, step: float = 0.02) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if pred():
-            return True
-        time.sleep(step)
-    return pred()
-
-
 # --------------------------------------------------------------------------------------------- the daemon
 
 class Parkway:
@@ -212,13 +203,16 @@ class Parkway:
         self._log_file.write(f"---- start #{self._starts}\n")
         self._log_file.flush()
         self._log_offset = os.path.getsize(self.log_path)
+        # TMPDIR: what the daemon writes to the temp folder (the DNS stub's resolv.conf for sofia-sip, removed at a
+        # clean stop) stays in ours, also after a kill -9.
         self.proc = subprocess.Popen([self.binary, "--config", self.config], stdin=subprocess.DEVNULL,
-                                     stdout=self._log_file, stderr=subprocess.STDOUT, cwd=self.dir)
+                                     stdout=self._log_file, stderr=subprocess.STDOUT, cwd=self.dir,
+                                     env=dict(os.environ, TMPDIR=self.dir))
 
         def ready():
             return "ready: listening on" in self._log_since_start() or self.proc.poll() is not None
 
-        _wait_until(ready, self.ready_timeout)
+        wait_until(ready, self.ready_timeout)
         if self.proc.poll() is not None or "ready: listening on" not in self._log_since_start():
             log = self.log()
             self.stop()
@@ -280,7 +274,7 @@ class Parkway:
             return ""
 
     def wait_log(self, text: str, timeout: float = 5.0) -> bool:
-        return _wait_until(lambda: text in self.log(), timeout)
+        return wait_until(lambda: text in self.log(), timeout)
 
     # -- admin API
     def admin(self, method: str, path: str, body=None, token: str | None = None, timeout: float = 5.0):
@@ -509,7 +503,7 @@ class Sipp:
         _live.append(self)
         # A server must be listening before anyone sends to it.
         if not self.remote:
-            _wait_until(lambda: self._bound() or self.proc.poll() is not None, 5)
+            wait_until(lambda: self._bound() or self.proc.poll() is not None, 5)
         return self
 
     def _bound(self) -> bool:

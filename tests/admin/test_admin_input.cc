@@ -80,7 +80,7 @@ TEST_CASE("gate: refusals in order, token before size", "[admin-input]") {
     CHECK(statusOf("GET /api/stats HTTP/1.1\r\n\r\n", open) == 0);
 }
 
-TEST_CASE("gate: evhttp reads no body for HEAD; the body length is what is let through", "[admin-input]") {
+TEST_CASE("gate: evhttp reads no body for HEAD, the body length is what is let through", "[admin-input]") {
     const std::string auth = "Authorization: Bearer s3cret\r\n";
     CHECK(inspectHead("POST /api/rules HTTP/1.1\r\n" + auth + "Content-Length: 12\r\n\r\n", policy()).bodyBytes == 12);
     CHECK(inspectHead("HEAD /health HTTP/1.1\r\nContent-Length: 12\r\n\r\n", policy()).bodyBytes == 0);

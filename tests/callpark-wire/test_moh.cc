@@ -209,7 +209,7 @@ TEST_CASE("built-in hold tone: a few seconds, audible, never clipping") {
     CHECK(std::sqrt(energy / tone.size()) > 500);
 }
 
-TEST_CASE("WAV loading: 8 kHz mono 16-bit accepted; anything else is an error naming the file") {
+TEST_CASE("WAV loading: 8 kHz mono 16-bit accepted, anything else is an error naming the file") {
     std::string ok = tempPath("ok.wav");
     writeWav(ok, 1, 1, 8000, 16, 800);
     std::string err;
@@ -371,7 +371,7 @@ TEST_CASE("MohPlayer sends G.722 (PT 9): 160-byte payloads of the encoded loop, 
     CHECK_FALSE(player.setRemote(s->id, "127.0.0.1", rx.port, 18));
 }
 
-TEST_CASE("MohPlayer: held remote sends nothing until setRemote; PCMU after re-target") {
+TEST_CASE("MohPlayer: held remote sends nothing until setRemote, PCMU after re-target") {
     Receiver rx;
     MohPlayer player;
     std::string err;
@@ -618,7 +618,7 @@ TEST_CASE("MohPlayer latches: after one RTP packet from the party, music goes wh
     CHECK(st->packetsForeign == 0);
 }
 
-TEST_CASE("MohPlayer latch: no re-latching on packets alone; a new SDP destination from the party re-latches") {
+TEST_CASE("MohPlayer latch: no re-latching on packets alone, a new SDP destination from the party re-latches") {
     Receiver sdp, phone, other, sdp2; // all on 127.0.0.1, the SDP's IP: each may latch
     MohPlayer player;
     std::string err;
@@ -719,7 +719,7 @@ TEST_CASE("MohPlayer pre-latch: the SDP address gets at most moh_prelatch_ms of 
     }
 }
 
-TEST_CASE("MohPlayer latch: a packet from a foreign IP is counted and ignored; the signalling source IP may latch") {
+TEST_CASE("MohPlayer latch: a packet from a foreign IP is counted and ignored, the signalling source IP may latch") {
     Receiver sdp;                   // the SDP says 127.0.0.1
     Receiver stranger("127.0.0.2"); // another host
     MohPlayer player;
@@ -963,7 +963,7 @@ TEST_CASE("MohPlayer shared port: remove() stops that stream at once, the others
     CHECK(player.playerStats().sockets == 1);
 }
 
-TEST_CASE("MohPlayer shared port latching: each source latches its own stream; an ambiguous one latches nothing") {
+TEST_CASE("MohPlayer shared port latching: each source latches its own stream, an ambiguous one latches nothing") {
     Receiver phoneA("127.0.0.2"), phoneB("127.0.0.3"), natX("127.0.0.4"), natY("127.0.0.4"), stranger("127.0.0.9");
     MohPlayer player;
     std::string err;
@@ -1029,7 +1029,7 @@ TEST_CASE("MohPlayer shared port latching: each source latches its own stream; a
     CHECK_FALSE(player.stats(f)->latched);
 }
 
-TEST_CASE("MohPlayer after a stall: missed ticks are skipped, no burst; timestamps follow real time") {
+TEST_CASE("MohPlayer after a stall: missed ticks are skipped, no burst, timestamps follow real time") {
     Receiver rx;
     MohPlayer player;
     std::string err;

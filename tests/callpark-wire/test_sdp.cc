@@ -40,7 +40,7 @@ TEST_CASE("parseSdp reads connection, first audio port, payload types, rtpmap, d
     CHECK(a->direction == SdpDirection::SendRecv);
 }
 
-TEST_CASE("parseSdp: media-level c= and direction override session level; LF line ends accepted") {
+TEST_CASE("parseSdp: media-level c= and direction override session level, LF line ends accepted") {
     auto s = parseSdp(
         "v=0\no=- 1 2 IN IP4 10.0.0.1\ns=-\nc=IN IP4 10.0.0.1\nt=0 0\na=recvonly\n"
         "m=video 5000 RTP/AVP 96\n"
@@ -200,7 +200,7 @@ TEST_CASE("buildHoldAnswer keeps one m= per offered m=, rejecting the others wit
     CHECK(a.remotePort == 4000);
 }
 
-TEST_CASE("buildHoldOffer is a sendonly G.711 offer; o= version helpers") {
+TEST_CASE("buildHoldOffer is a sendonly G.711 offer, o= version helpers") {
     std::string offer = buildHoldOffer("127.0.0.1", 20010, 99, 5);
     CHECK(offer ==
           "v=0\r\no=parkway 99 5 IN IP4 127.0.0.1\r\ns=parkway\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
@@ -217,7 +217,7 @@ TEST_CASE("buildHoldOffer is a sendonly G.711 offer; o= version helpers") {
     CHECK(newSdpSessionId() != 0);
 }
 
-TEST_CASE("withLegOrigin keeps our o= on a leg; the version moves by one exactly when the body changes") {
+TEST_CASE("withLegOrigin keeps our o= on a leg, the version moves by one exactly when the body changes") {
     SdpOrigin o;
     o.sessionId = 4242;
     o.version = 7;

@@ -199,7 +199,7 @@ TEST_CASE("the parked dialog is held - re-INVITE and OPTIONS and INFO are answer
     CHECK(p.parkedCount() == 1);
 }
 
-TEST_CASE("music on hold latches on the parked party's RTP; its SIP source IP may latch (symmetric RTP)",
+TEST_CASE("music on hold latches on the parked party's RTP, its SIP source IP may latch (symmetric RTP)",
           "[park][moh]") {
     // The SDP names 127.0.0.3, where nobody listens (a phone behind NAT writes its private address; a forged SDP
     // names a victim). The phone's SIP and RTP both come from 127.0.0.1. With moh_prelatch_ms = 0 nothing goes

@@ -200,7 +200,7 @@ TEST_CASE("max park time: parker_then_alternate ends on the alternate, rung once
     CHECK(p.parkedCount() == 0);
 }
 
-TEST_CASE("max_park_time of the module applies to domains without their own setting; 0 is no limit",
+TEST_CASE("max_park_time of the module applies to domains without their own setting, 0 is no limit",
           "[recall][max_park]") {
     auto maxPark = [](ParkEnv &p) {
         auto list = p.command("domains.list");
@@ -223,7 +223,7 @@ TEST_CASE("max_park_time of the module applies to domains without their own sett
     CHECK(maxPark(p3) == 1800);
 }
 
-TEST_CASE("phone_profile picks the recall Alert-Info; recall_alert_info overrides it, none sends none", "[recall]") {
+TEST_CASE("phone_profile picks the recall Alert-Info, recall_alert_info overrides it, none sends none", "[recall]") {
     struct Case {
         std::map<std::string, std::string> params;
         std::string alertInfo; // "" = no Alert-Info header

@@ -20,7 +20,7 @@ TEST_CASE("directed park stores the call with an absolute recall deadline") {
     CHECK(got->parkedDisplay == "Caller");
 }
 
-TEST_CASE("own-extension park lands on the parker; without a parker it is a bad request") {
+TEST_CASE("own-extension park lands on the parker, without a parker it is a bad request") {
     FakeClock clock;
     auto e = memEngine(clock);
     ParkRequest own;

@@ -214,7 +214,7 @@ TEST_CASE("max park time: the ladder stops, the final target rings once at once,
     CHECK(log.kinds().back() == EventKind::Abandoned);
 }
 
-TEST_CASE("max park time: parker_then_alternate ends on the alternate; a recall time beyond it is cut to it") {
+TEST_CASE("max park time: parker_then_alternate ends on the alternate, a recall time beyond it is cut to it") {
     FakeClock clock;
     auto e = engineMaxPark(clock, RecallMode::ParkerThenAlternate, 45); // recall 60 > 45
     auto p = e->park(directed("103", "100"));
@@ -246,7 +246,7 @@ TEST_CASE("max park time 0: the last rung repeats without end") {
     }
 }
 
-TEST_CASE("max park time: a rule's max_park beats the domain's; the final attempt survives a reopen") {
+TEST_CASE("max park time: a rule's max_park beats the domain's, the final attempt survives a reopen") {
     FakeClock clock;
     TempDir dir;
     std::string db = dir.db("park.db");

@@ -22,7 +22,7 @@ TEST_CASE("retrieve by extension takes the oldest call first") {
     CHECK(e->claimRetrieve(byExt("103", "202")).error == ErrorCode::Busy);
 }
 
-TEST_CASE("retrieve with nothing parked is NotFound; own extension retrieve") {
+TEST_CASE("retrieve with nothing parked is NotFound, own extension retrieve") {
     FakeClock clock;
     auto e = memEngine(clock);
     CHECK(e->claimRetrieve(byExt("103")).error == ErrorCode::NotFound);
@@ -87,7 +87,7 @@ TEST_CASE("retrieve by slot and by id") {
     CHECK(e->claimRetrieve(ri).error == ErrorCode::NotFound);
 }
 
-TEST_CASE("complete removes the call; abort puts it back; abandon frees the slot") {
+TEST_CASE("complete removes the call, abort puts it back, abandon frees the slot") {
     FakeClock clock;
     auto e = memEngine(clock);
     auto p = e->park(directed("103"));

@@ -118,7 +118,7 @@ TEST_CASE("Kamailio semantics: match_len groups are tried before match_len 0") {
     CHECK(e->classify("a.example", "100", "7011").ruleId == 1);
 }
 
-TEST_CASE("back-references: subst_exp groups fill repl_exp and attrs; subst must match too") {
+TEST_CASE("back-references: subst_exp groups fill repl_exp and attrs, subst must match too") {
     FakeClock clock;
     auto e = memEngine(clock);
     REQUIRE(e->setLot({"a.example", "main", 701, 720, SlotChoice::First, {}, {}}).ok);
@@ -164,7 +164,7 @@ TEST_CASE("continue: attrs accumulate and matching goes on with the translated s
     CHECK(e->classify("a.example", "100", "*77103%23").action == Action::Route);
 }
 
-TEST_CASE("bad rules are errors naming the rule id and the problem; nothing changes") {
+TEST_CASE("bad rules are errors naming the rule id and the problem, nothing changes") {
     FakeClock clock;
     auto e = memEngine(clock);
     REQUIRE(e->replaceRules({rule(1, 1, MatchOp::Exact, "700", "action=park;lot=main")}).empty());
@@ -235,7 +235,7 @@ TEST_CASE("rules file: load, errors with file and line, reload is an atomic swap
     CHECK(again.size() == 3);
 }
 
-TEST_CASE("reloadRules picks up rows edited in SQLite; setRule and removeRule") {
+TEST_CASE("reloadRules picks up rows edited in SQLite, setRule and removeRule") {
     FakeClock clock;
     TempDir dir;
     std::string path = dir.db("p.db");

@@ -163,7 +163,7 @@ TEST_CASE("file databases run in WAL mode and are migrated to the current versio
     sqlite3_close(db);
 }
 
-TEST_CASE("a stored rule broken by hand does not stop the engine; it is reported", "[sqlite]") {
+TEST_CASE("a stored rule broken by hand does not stop the engine, it is reported", "[sqlite]") {
     FakeClock clock;
     TempDir dir;
     std::string path = dir.file("rules.db");
@@ -287,7 +287,7 @@ TEST_CASE("a database locked by another writer is a clear error at open, not a r
     CHECK(msg.find("locked") != std::string::npos);
 }
 
-TEST_CASE("watchers: put, replace, remove and list; committed and kept across a reopen") {
+TEST_CASE("watchers: put, replace, remove and list, committed and kept across a reopen") {
     FakeClock clock;
     TempDir dir;
     std::string path = dir.db("park.db");

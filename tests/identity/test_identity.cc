@@ -190,7 +190,7 @@ TEST_CASE("wrong password and unknown user get the same answer", "[identity][dig
     CHECK(e.metrics.value("parkway_auth_source_failures_total", "source=\"127.0.0.1\"") == 2);
 }
 
-TEST_CASE("a user registers for itself; another user's AOR only with a grant", "[identity][register]") {
+TEST_CASE("a user registers for itself, another user's AOR only with a grant", "[identity][register]") {
     IdEnv e;
     auto ua = e.env.makeUa("attacker");
     Client &c = e.registerAs(*ua, "1002");
@@ -206,7 +206,7 @@ TEST_CASE("a user registers for itself; another user's AOR only with a grant", "
     CHECK(granted.finalStatus == 200);
 }
 
-TEST_CASE("initial requests of a local user get 407; with credentials their identity is the user, not From",
+TEST_CASE("initial requests of a local user get 407, with credentials their identity is the user, not From",
           "[identity][digest]") {
     IdEnv e;
     auto ua = e.env.makeUa("1001");

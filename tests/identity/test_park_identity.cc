@@ -58,7 +58,7 @@ RequestOptions inviteOpts(const std::string &fromExt, const std::string &dial, u
 
 } // namespace
 
-TEST_CASE("park and retrieve as authenticated users; a forged From changes nothing", "[identity][park]") {
+TEST_CASE("park and retrieve as authenticated users, a forged From changes nothing", "[identity][park]") {
     ParkEnv p(withAuth());
     auto &phone = p.ua("1001");
     RawUdp media;

@@ -143,7 +143,7 @@ TEST_CASE("parameter values: tokens ignore case, quoted strings do not, a token 
     CHECK(hasDifference(r, "header Reason;text"));
 }
 
-TEST_CASE("Subscription-State compares the state and reason, not expires; Event the package and id") {
+TEST_CASE("Subscription-State compares the state and reason, not expires, Event the package and id") {
     Step e = expectWith(with(kNotifyHead, {""}), {"Event", "Subscription-State"});
     auto msg = [](const std::string &event, const std::string &state) {
         return wire({"NOTIFY sip:bob@127.0.0.11:5070 SIP/2.0", "Call-ID: c3@pbx", "From: <sip:101@127.0.0.1>;tag=s1",

@@ -151,7 +151,7 @@ std::string dialogInfo(const std::string &version, const std::string &state, con
 }
 } // namespace
 
-TEST_CASE("dialog-info compares per dialog its ids, state and identities; versions must increase") {
+TEST_CASE("dialog-info compares per dialog its ids, state and identities, versions must increase") {
     Step e = notify("dialog-info", kDialogInfo, "dialog");
     Bindings b = kBodyBound;
     b["alice.host"] = "127.0.0.10";
@@ -226,7 +226,7 @@ TEST_CASE("park-info compares the parked call's state and parties, not its times
                             "body park-info: namespace"));
 }
 
-TEST_CASE("pidf compares the basic status per tuple; sipfrag the status code; text exactly") {
+TEST_CASE("pidf compares the basic status per tuple, sipfrag the status code, text exactly") {
     auto pidf = [](const std::string &basic) {
         return "<?xml version=\"1.0\"?>\n<presence xmlns=\"urn:ietf:params:xml:ns:pidf\" entity=\"sip:101@127.0.0.1\">"
                "<tuple id=\"t1\"><status><basic>" +

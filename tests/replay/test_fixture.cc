@@ -77,7 +77,7 @@ TEST_CASE("structure errors name the step and the thing") {
     CHECK_THROWS_AS(parseFixture("not json", "mem"), FixtureError);
 }
 
-TEST_CASE("templates fill symbols, offsets and filters; Content-Length follows the body") {
+TEST_CASE("templates fill symbols, offsets and filters, Content-Length follows the body") {
     Fixture f = small();
     std::string wire = renderMessage(f.steps[0].message, values());
     CHECK(wire == "OPTIONS sip:127.0.0.1:5060 SIP/2.0\r\nCall-ID: x;y=z@h\r\nCSeq: 42 OPTIONS\r\n"

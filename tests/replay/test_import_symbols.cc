@@ -118,7 +118,7 @@ TEST_CASE("import: a Replaces inside a Refer-To follows the dialog's ids at run 
     CHECK(pickup.note == "INVITE 1001 with Replaces [call4]");
 }
 
-TEST_CASE("import: dialog-info XML names dialogs by their symbols; event ids become symbols") {
+TEST_CASE("import: dialog-info XML names dialogs by their symbols, event ids become symbols") {
     Fixture f = importMsgs(pickupFlow());
     const Step &blf = f.steps[25];
     CHECK(blf.kind == StepKind::Expect);
@@ -214,7 +214,7 @@ TEST_CASE("import: a TCP phone's ephemeral ports and its listening address are o
     CHECK(text.find("participants: 1\n  u1005  tcp 127.0.0.1:40001  user 1005\n") != std::string::npos);
 }
 
-TEST_CASE("import: two SIPp roles on one host are two phones; a phone with no single user is p<N>") {
+TEST_CASE("import: two SIPp roles on one host are two phones, a phone with no single user is p<N>") {
     const char *S = replaytest::S;
     auto opt = [&](const char *src, const char *user, const char *id) {
         return cap(1.0, src, S,

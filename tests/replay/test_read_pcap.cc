@@ -27,7 +27,7 @@ std::string sdpBody(size_t lines) {
 
 } // namespace
 
-TEST_CASE("UDP over Ethernet: one datagram is one message; RTP, STUN and keep-alives are skipped") {
+TEST_CASE("UDP over Ethernet: one datagram is one message, RTP, STUN and keep-alives are skipped") {
     std::string invite = sipRequest("INVITE", "c1", sdpBody(0));
     std::string ok = sipResponse("200 OK", "c1");
     std::string rtp = "\x80\x00\x00\x01" + std::string(168, 'x');
@@ -146,7 +146,7 @@ TEST_CASE("fragmented UDP over IPv6 (Fragment header), out of order, is reassemb
     CHECK(r.messages[0].src.str() == "[2001:db8::1]:5062");
 }
 
-TEST_CASE("an incomplete fragmented datagram is dropped with a warning; the rest is read") {
+TEST_CASE("an incomplete fragmented datagram is dropped with a warning, the rest is read") {
     std::string msg = sipRequest("INVITE", "lost", sdpBody(30));
     std::string dgram = udp(5062, 5060, msg);
     Pcap p(kRaw);

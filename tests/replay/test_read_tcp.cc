@@ -168,7 +168,7 @@ TEST_CASE("TLS on port 5061 cannot be read: one 'encrypted' warning per connecti
     CHECK(r.warnings[0] == "TCP 127.0.0.1:40001 <-> 127.0.0.1:5061: encrypted (TLS), not read");
 }
 
-TEST_CASE("TCP: a message without Content-Length is taken as bodiless; its body is skipped up to the next message") {
+TEST_CASE("TCP: a message without Content-Length is taken as bodiless, its body is skipped up to the next message") {
     // found by fuzz_trace: the body used to come out as a "message" of its own
     std::string a = "MESSAGE sip:1002@example.com SIP/2.0\r\nCall-ID: nolen\r\n\r\nv=0\r\ns=-\r\n";
     std::string b = sipRequest("OPTIONS", "after");

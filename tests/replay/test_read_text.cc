@@ -65,7 +65,7 @@ TEST_CASE("sngrep export: IPv6 addresses, transport from the Via, messages put b
     CHECK(r.messages[2].time == Approx(1796136861.3).epsilon(1e-13));
 }
 
-TEST_CASE("SIPp log: a stream read holding two messages is split; a received-only log uses the Via") {
+TEST_CASE("SIPp log: a stream read holding two messages is split, a received-only log uses the Via") {
     std::string both = kOptions + kOptions;
     std::string file = "----------------------------------------------- 2026-12-01 14:54:21.000001\n"
                        "TCP message received [" +

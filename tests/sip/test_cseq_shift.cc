@@ -30,7 +30,7 @@ TEST_CASE("CseqShifts: injected numbers continue the party's CSeq, its later req
     CHECK(m.inject("", "b", "a", 0) == 0);
 }
 
-TEST_CASE("CseqShifts: the caller's INVITE counts before any in-dialog request; nothing seen gives a high number",
+TEST_CASE("CseqShifts: the caller's INVITE counts before any in-dialog request, nothing seen gives a high number",
           "[proxy][cseq]") {
     CseqShifts m;
     m.onRequest("c", "b", "", 41, true, 0); // b called
@@ -42,7 +42,7 @@ TEST_CASE("CseqShifts: the caller's INVITE counts before any in-dialog request; 
     CHECK(m.size() == 3);
 }
 
-TEST_CASE("CseqShifts: bounded by the cap and by idle time; a shifting entry outlives a plain one", "[proxy][cseq]") {
+TEST_CASE("CseqShifts: bounded by the cap and by idle time, a shifting entry outlives a plain one", "[proxy][cseq]") {
     CseqShifts m(3);
     for (int i = 0; i < 5; ++i)
         m.onRequest("c" + std::to_string(i), "f", "t", 1, false, 0);

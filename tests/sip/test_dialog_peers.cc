@@ -184,7 +184,7 @@ std::string exportBlob(const Rec &rec) {
 
 } // namespace
 
-TEST_CASE("Dialog peers: a stranger's BYE and re-INVITE in a module's UAS dialog get 403; the peer's BYE works",
+TEST_CASE("Dialog peers: a stranger's BYE and re-INVITE in a module's UAS dialog get 403, the peer's BYE works",
           "[dialog][peer]") {
     proxy::Metrics metrics;
     SipTestEnv env(SipTestEnv::defaultConfig(), &metrics);
@@ -378,7 +378,7 @@ TEST_CASE("Dialog peers: an older blob naming no address learns the peer from th
     CHECK(nlohmann::json::parse(exportBlob(rec))["peer"] == nlohmann::json::array({"127.0.0.1"}));
 }
 
-TEST_CASE("Dialog peers: an INVITE relayed by a proxy that does not record-route; the phone's own BYE is accepted",
+TEST_CASE("Dialog peers: an INVITE relayed by a proxy that does not record-route, the phone's own BYE is accepted",
           "[dialog][peer]") {
     SipTestEnv env;
     PeerAcceptor acc;

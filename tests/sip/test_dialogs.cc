@@ -279,7 +279,7 @@ TEST_CASE("A dialog accepted by a module over TCP: the Contact keeps TCP, the BY
     REQUIRE(acc.rec.ends.size() == 1);
 }
 
-TEST_CASE("In-dialog requests from the module; re-INVITE without SDP with a deferred ACK carrying the answer",
+TEST_CASE("In-dialog requests from the module, re-INVITE without SDP with a deferred ACK carrying the answer",
           "[dialog]") {
     SipTestEnv env;
     Acceptor acc;

@@ -399,7 +399,7 @@ TEST_CASE("A module that throws gets the request answered 500, the proxy keeps s
     CHECK(c2.finalStatus == 200);
 }
 
-TEST_CASE("A module answers locally with headers and body; later modules are not called after STOP", "[proxy]") {
+TEST_CASE("A module answers locally with headers and body, later modules are not called after STOP", "[proxy]") {
     SipTestEnv env;
     HookModule first("first"), second("second");
     int secondCalls = 0;
@@ -467,7 +467,7 @@ TEST_CASE("SUSPEND then resume from another thread through post()", "[proxy][thr
     REQUIRE(env.runUntil([&] { return ran.load() == 1; }));
 }
 
-TEST_CASE("Requests and responses are counted; stats are JSON", "[proxy]") {
+TEST_CASE("Requests and responses are counted, stats are JSON", "[proxy]") {
     SipTestEnv env;
     env.start();
     auto a = env.makeUa("alice");

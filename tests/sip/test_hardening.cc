@@ -239,7 +239,7 @@ TEST_CASE("A source over the rate limit is banned: one 503, then silence until t
     }
 }
 
-TEST_CASE("TCP connections are capped per source and in total; refused ones are closed at once", "[hardening]") {
+TEST_CASE("TCP connections are capped per source and in total, refused ones are closed at once", "[hardening]") {
     auto cfg = SipTestEnv::defaultConfig();
     cfg.listen = {"sip:127.0.0.1:*", "sip:127.0.0.1:*;transport=tcp"};
     cfg.tcpMaxPerSource = 3;
@@ -281,7 +281,7 @@ TEST_CASE("TCP connections are capped per source and in total; refused ones are 
         ::close(fd);
 }
 
-TEST_CASE("A TCP connection that never completes a SIP message is closed; one that speaks SIP stays", "[hardening]") {
+TEST_CASE("A TCP connection that never completes a SIP message is closed, one that speaks SIP stays", "[hardening]") {
     auto cfg = SipTestEnv::defaultConfig();
     cfg.listen = {"sip:127.0.0.1:*", "sip:127.0.0.1:*;transport=tcp"};
     cfg.tcpFirstMessageMs = 300;
@@ -311,7 +311,7 @@ TEST_CASE("A TCP connection that never completes a SIP message is closed; one th
     ::close(good);
 }
 
-TEST_CASE("Over the transaction cap a new request gets 503 with Retry-After; in-dialog ones still pass",
+TEST_CASE("Over the transaction cap a new request gets 503 with Retry-After, in-dialog ones still pass",
           "[hardening]") {
     auto cfg = SipTestEnv::defaultConfig();
     cfg.maxTransactions = 2;
@@ -434,8 +434,7 @@ TEST_CASE("A message over max_message_bytes: 413 over UDP, the connection closed
     CHECK(c.finalStatus == 200);
 }
 
-TEST_CASE("A STUN keep-alive is answered with the mapped address; other non-SIP datagrams are dropped",
-          "[hardening]") {
+TEST_CASE("A STUN keep-alive is answered with the mapped address, other non-SIP datagrams are dropped", "[hardening]") {
     SipTestEnv env;
     env.start();
     RawUdp raw;

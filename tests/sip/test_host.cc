@@ -104,7 +104,7 @@ TEST_CASE("log_enabled with a sink that filters nothing itself: every level", "[
     CHECK(m.api->log_enabled(m.host, PW_LOG_DEBUG) == 1);
 }
 
-TEST_CASE("domain_serve makes a domain local; a reload's domains apply at once; domain_release can refuse it all",
+TEST_CASE("domain_serve makes a domain local, a reload's domains apply at once, domain_release can refuse it all",
           "[host][tenants]") {
     auto cfg = SipTestEnv::defaultConfig();
     cfg.domains = {"a.example", "b.example"};

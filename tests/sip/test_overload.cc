@@ -98,7 +98,7 @@ TEST_CASE("Overload gate: jitter around a value does not move it (no flapping)",
     CHECK(g.seq() == seq);
 }
 
-TEST_CASE("Overload gate: one late sample after a stall shuts it at once; a burst moves the average", "[overload]") {
+TEST_CASE("Overload gate: one late sample after a stall shuts it at once, a burst moves the average", "[overload]") {
     OverloadGate g;
     g.configure(OverloadSettings{200, 100, 1, true, 500});
     int64_t t = feed(g, 1000000, 1, 200);

@@ -19,7 +19,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "lib"))
-from parkway_blackbox import Parkway, _wait_until  # noqa: E402
+from parkway_blackbox import Parkway, wait_until  # noqa: E402
 
 PARKWAY, PARKCTL = sys.argv[1], sys.argv[2]
 HEADER = re.compile(r"^--- (\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z) (recv|send) (udp|tcp|tls) (\S+) -> (\S+) (\d+)$")
@@ -412,13 +412,13 @@ def case_admin(tmp: str):
         assert r.returncode != 0 and "absolute path" in r.stderr, (r.returncode, r.stderr)
         # A reload re-applies [proxy] sip_trace from the file: absent, so the trace started above stops...
         pw.reload()
-        assert _wait_until(lambda: pw.admin("GET", "/api/trace")[1]["enabled"] is False, 5), "reload kept the trace"
+        assert wait_until(lambda: pw.admin("GET", "/api/trace")[1]["enabled"] is False, 5), "reload kept the trace"
         # ...and set, it starts.
         cfg_path = os.path.join(tmp, "cfg.txt")
         pw.proxy_extra["sip_trace"] = f"text:{cfg_path}"
         pw.rewrite_config()
         pw.reload()
-        assert _wait_until(lambda: pw.admin("GET", "/api/trace")[1].get("file") == cfg_path, 5)
+        assert wait_until(lambda: pw.admin("GET", "/api/trace")[1].get("file") == cfg_path, 5)
         r = parkctl(pw, "trace", "stop")
         assert r.returncode == 0 and "stopped" in r.stdout, r.stdout
     print("admin: GET/PUT/DELETE /api/trace, 401, 400s, parkctl trace, reload")

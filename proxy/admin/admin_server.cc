@@ -521,6 +521,16 @@ struct AdminServer::Impl {
     // Runs job on the SIP thread; its result is sent back to req on the admin thread.
     void dispatch(evhttp_request *req, std::function<CommandResult()> job, const std::string &method,
                   const std::string &route) {
+        dispatchLater(
+            req, [job = std::move(job)](const std::function<void(CommandResult)> &) { return job(); }, method, route);
+    }
+
+    // The same for a job that may answer later: it gets `finish` (SIP thread; at most once) and returns a result
+    // marked deferred instead of the answer (a module command that took writer_defer, ABI 1.8). The request's
+    // deadline holds meanwhile: no answer by then is a 504, and a later one is dropped.
+    using Finish = std::function<void(CommandResult)>;
+    void dispatchLater(evhttp_request *req, std::function<CommandResult(const Finish &)> job, const std::string &method,
+                       const std::string &route) {
         uint64_t id = nextPending++;
         Pending p;
         p.req = req;
@@ -531,17 +541,21 @@ struct AdminServer::Impl {
         pending.emplace(id, p);
         std::shared_ptr<Shared> sh = shared;
         bool posted = proxy.post([sh, id, job = std::move(job)] {
+            Finish finish = [sh, id](CommandResult r) {
+                std::lock_guard<std::mutex> lock(sh->mu);
+                sh->done.emplace_back(id, std::move(r));
+                if (sh->doneEv)
+                    event_active(sh->doneEv, EV_READ, 0);
+            };
             CommandResult r;
             try {
-                r = job();
+                r = job(finish);
             } catch (const std::exception &e) {
                 r.httpStatus = 500;
                 r.json = errorJson(std::string("internal error: ") + e.what());
             }
-            std::lock_guard<std::mutex> lock(sh->mu);
-            sh->done.emplace_back(id, std::move(r));
-            if (sh->doneEv)
-                event_active(sh->doneEv, EV_READ, 0);
+            if (!r.deferred)
+                finish(std::move(r));
         });
         if (!posted) {
             pending.erase(id);
@@ -554,9 +568,9 @@ struct AdminServer::Impl {
                  const std::string &method, const std::string &route) {
         Proxy *px = &proxy;
         std::string argsText = dumpJson(args);
-        dispatch(
+        dispatchLater(
             req,
-            [px, module, name, argsText]() -> CommandResult {
+            [px, module, name, argsText](const Finish &finish) -> CommandResult {
                 bool haveModule = false, haveCommand = false;
                 for (const auto &c : px->commands()) {
                     if (c.module != module)
@@ -569,7 +583,7 @@ struct AdminServer::Impl {
                     return {503, errorJson("module " + module + " is not loaded (or has no admin commands)")};
                 if (!haveCommand)
                     return {404, errorJson("module " + module + " has no admin command " + name)};
-                return px->runCommand(module, name, argsText);
+                return px->runCommand(module, name, argsText, finish);
             },
             method, route);
     }

@@ -45,6 +45,11 @@ struct pw_writer {
     bool written = false;
     int status = 200;
     std::string json;
+    // ABI 1.8 (writer_defer). On a command's `out`: where an answer given later goes (unset: this run() must answer
+    // at once). On a deferred writer: the same, and the proxy that holds it until writer_finish.
+    std::function<void(int status, const std::string &json)> later;
+    parkway::proxy::Proxy::Impl *owner = nullptr; // set on deferred writers only
+    bool deferred = false;                        // `out` after writer_defer: nothing more is written to it
 };
 
 namespace parkway::proxy {
@@ -221,6 +226,7 @@ struct Proxy::Impl {
     // this, with no walk over every dialog on each change.
     size_t terminatedDialogs = 0;
     std::set<UacRequest *> uacs;
+    std::set<pw_writer *> deferredWriters; // admin answers a module will give later (writer_defer, ABI 1.8)
     std::vector<LocationProvider> locators;
     std::map<std::string, uint64_t> requestCounts;
 

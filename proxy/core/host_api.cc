@@ -955,7 +955,8 @@ int hEventListening(pw_host *h) noexcept {
 int hWriterJson(pw_writer *w, pw_str json) noexcept {
     try {
         if (!w) return PW_EINVAL;
-        if (w->written) return PW_ESTATE;
+        if (w->written || w->deferred)
+            return PW_ESTATE;
         std::string j = str(json);
         if (!nlohmann::json::accept(j)) return PW_EINVAL;
         w->written = true;
@@ -970,13 +971,44 @@ int hWriterJson(pw_writer *w, pw_str json) noexcept {
 int hWriterError(pw_writer *w, int status, pw_str message) noexcept {
     try {
         if (!w) return PW_EINVAL;
-        if (w->written) return PW_ESTATE;
+        if (w->written || w->deferred)
+            return PW_ESTATE;
         w->written = true;
         w->status = status >= 400 && status <= 599 ? status : 500;
         w->json = nlohmann::json{{"error", str(message)}}.dump();
         return PW_OK;
     } catch (...) {
         return PW_ENOMEM;
+    }
+}
+
+// ABI 1.8: an admin command answered later. The deferred writer carries `out`'s sink and is owned by the proxy
+// until writer_finish (or the proxy's end).
+pw_writer *hWriterDefer(pw_writer *out) noexcept {
+    try {
+        if (!out || !out->later || out->deferred || out->written || !out->owner)
+            return nullptr;
+        auto d = std::make_unique<pw_writer>();
+        d->later = out->later;
+        d->owner = out->owner;
+        d->owner->deferredWriters.insert(d.get());
+        out->deferred = true;
+        return d.release();
+    } catch (...) {
+        return nullptr;
+    }
+}
+
+void hWriterFinish(pw_writer *d) noexcept {
+    try {
+        if (!d || !d->owner || !d->owner->deferredWriters.erase(d))
+            return; // not a deferred writer (or finished)
+        std::unique_ptr<pw_writer> own(d);
+        if (own->written)
+            own->later(own->status, own->json);
+        else
+            own->later(200, "null");
+    } catch (...) {
     }
 }
 
@@ -1208,6 +1240,8 @@ const pw_host_api kApi = {
     .event_listening = hEventListening, // v1.5
     .log_enabled = hLogEnabled,         // v1.6
     .dialog_forget = hDialogForget,     // v1.7
+    .writer_defer = hWriterDefer,       // v1.8
+    .writer_finish = hWriterFinish,     // v1.8
 };
 #pragma GCC diagnostic pop
 
@@ -1292,6 +1326,9 @@ Proxy::~Proxy() {
         m.inited = false;
     }
     i.timers.clear();
+    for (auto *w : i.deferredWriters)
+        delete w; // never finished: their admin requests got 504 already
+    i.deferredWriters.clear();
     for (auto *u : std::vector<UacRequest *>(i.uacs.begin(), i.uacs.end())) {
         if (u->orq) nta_outgoing_destroy(u->orq);
         delete u;
@@ -1453,7 +1490,8 @@ std::vector<CommandInfo> Proxy::commands() const {
     return out;
 }
 
-CommandResult Proxy::runCommand(const std::string &module, const std::string &name, const std::string &argsJson) {
+CommandResult Proxy::runCommand(const std::string &module, const std::string &name, const std::string &argsJson,
+                                std::function<void(CommandResult)> later) {
     for (auto &m : impl_->modules) {
         if (m->name != module) continue;
         const pw_command_def *found = nullptr;
@@ -1463,12 +1501,21 @@ CommandResult Proxy::runCommand(const std::string &module, const std::string &na
         if (!found || !found->run)
             return {404, nlohmann::json{{"error", fmt::format("module {} has no command {}", module, name)}}.dump()};
         pw_writer w;
+        if (later) {
+            w.owner = impl_.get();
+            w.later = [later = std::move(later)](int status, const std::string &json) { later({status, json}); };
+        }
         std::string args = argsJson.empty() ? "{}" : argsJson;
         int rc;
         try {
             rc = found->run(m->ctx, view(args), &w);
         } catch (...) {
             rc = PW_EINVAL;
+        }
+        if (w.deferred) {
+            CommandResult r;
+            r.deferred = true;
+            return r;
         }
         if (!w.written)
             return rc == PW_OK ? CommandResult{200, "null"}

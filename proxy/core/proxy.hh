@@ -22,6 +22,7 @@ class EventBus; // proxy/admin/event_bus.hh (thread-safe fan-out of engine/modul
 struct CommandResult {
     int httpStatus = 200; // 200 on success; 4xx/5xx from writer_error
     std::string json;     // the JSON value the command wrote, or {"error": "..."} on failure
+    bool deferred = false; // the module will answer later (writer_defer): the result goes to runCommand's `later`
 };
 
 struct CommandInfo {
@@ -78,7 +79,10 @@ public:
 
     // SIP thread only.
     std::vector<CommandInfo> commands() const;
-    CommandResult runCommand(const std::string &module, const std::string &name, const std::string &argsJson);
+    // `later`: where the answer goes when the module defers it (ABI 1.8 writer_defer, called later on the SIP
+    // thread; the result is then marked deferred); without it, the module must answer at once.
+    CommandResult runCommand(const std::string &module, const std::string &name, const std::string &argsJson,
+                             std::function<void(CommandResult)> later = {});
     // {"transactions":N,"dialogs":N,"subscriptions":N,"requests":{...},"unsent_responses":N,"late_responses":N}
     std::string statsJson() const;
     // Diagnostics: the references held on the listening transports (each counts itself once, plus one per

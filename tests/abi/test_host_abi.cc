@@ -203,17 +203,16 @@ TEST_CASE("host ABI 1.4: module routes: an unknown args kind is left out, an old
     CHECK(routes[0].flags == PW_ROUTE_NUMERIC_PARAMS);
 }
 
-TEST_CASE("host ABI 1.7: dialog_forget is appended last, in the real table, absent from a 1.6-sized one", "[abi]") {
+TEST_CASE("host ABI 1.7: dialog_forget is appended after 1.6, in the real table, absent from a 1.6-sized one",
+          "[abi]") {
     Host h;
     REQUIRE(gApi);
     CHECK(PW_ABI_MAJOR == 1u);
-    CHECK(PW_ABI_MINOR == 7u);
     CHECK(gApi->abi_major == PW_ABI_MAJOR);
     CHECK(gApi->abi_minor == PW_ABI_MINOR);
     CHECK(gApi->struct_size == sizeof(pw_host_api));
-    // Additive: the new member comes after every older one and ends the table.
+    // Additive: the new member comes after every older one.
     CHECK(offsetof(pw_host_api, dialog_forget) > offsetof(pw_host_api, log_enabled));
-    CHECK(offsetof(pw_host_api, dialog_forget) + sizeof(gApi->dialog_forget) == sizeof(pw_host_api));
     CHECK(PW_HOST_HAS(gApi, dialog_forget));
     CHECK(gApi->dialog_forget(nullptr) == PW_EINVAL);
     // What a module built against 1.7 sees on a 1.6 host: the table ends before the member.
@@ -221,4 +220,22 @@ TEST_CASE("host ABI 1.7: dialog_forget is appended last, in the real table, abse
     v16.struct_size = static_cast<uint32_t>(offsetof(pw_host_api, dialog_forget));
     CHECK_FALSE(PW_HOST_HAS(&v16, dialog_forget));
     CHECK(PW_HOST_HAS(&v16, log_enabled));
+}
+
+TEST_CASE("host ABI 1.8: writer_defer and writer_finish end the table, absent from a 1.7-sized one", "[abi]") {
+    Host h;
+    REQUIRE(gApi);
+    CHECK(PW_ABI_MINOR == 8u);
+    CHECK(offsetof(pw_host_api, writer_defer) > offsetof(pw_host_api, dialog_forget));
+    CHECK(offsetof(pw_host_api, writer_finish) > offsetof(pw_host_api, writer_defer));
+    CHECK(offsetof(pw_host_api, writer_finish) + sizeof(gApi->writer_finish) == sizeof(pw_host_api));
+    CHECK(PW_HOST_HAS(gApi, writer_defer));
+    CHECK(PW_HOST_HAS(gApi, writer_finish));
+    CHECK(gApi->writer_defer(nullptr) == nullptr);
+    gApi->writer_finish(nullptr); // ignored
+    pw_host_api v17 = *gApi;
+    v17.struct_size = static_cast<uint32_t>(offsetof(pw_host_api, writer_defer));
+    CHECK_FALSE(PW_HOST_HAS(&v17, writer_defer));
+    CHECK_FALSE(PW_HOST_HAS(&v17, writer_finish));
+    CHECK(PW_HOST_HAS(&v17, dialog_forget));
 }

@@ -765,6 +765,128 @@ TEST_CASE("admin: a stuck SIP thread gives 504, not a hung request", "[admin]") 
     CHECK(d.client().request("GET", "/api/stats").status == 200);
 }
 
+// ---- ABI 1.8: a command answered later (writer_defer / writer_finish), as a module whose answer needs another
+// thread (a database on the network) does it.
+struct LaterState {
+    const pw_host_api *api = nullptr;
+    pw_host *host = nullptr;
+    std::atomic<int> outAfterDefer{0};     // what writing to `out` after writer_defer returned
+    std::atomic<bool> deferredNull{false}; // writer_defer returned NULL (an answer wanted at once)
+    pw_writer *held = nullptr;             // "never": the deferred writer, finished by the test after the 504
+    std::vector<std::thread> workers;
+};
+LaterState laterState;
+
+// "later": defer, compute on a thread of its own, come back to the SIP thread with post() and answer there.
+int laterRun(void *, pw_str args, pw_writer *out) {
+    LaterState &st = laterState;
+    pw_writer *later = st.api->writer_defer(out);
+    if (!later) {
+        st.deferredNull = true;
+        return st.api->writer_json(out, PW_STR_LIT("{\"answered\":\"at once\"}"));
+    }
+    st.outAfterDefer = st.api->writer_json(out, PW_STR_LIT("{\"too\":\"early\"}"));
+    std::string input = str(args);
+    st.workers.emplace_back([later, input] {
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        auto *box = new std::pair<pw_writer *, std::string>(later, input);
+        laterState.api->post(
+            laterState.host,
+            [](void *arg) {
+                std::unique_ptr<std::pair<pw_writer *, std::string>> b(
+                    static_cast<std::pair<pw_writer *, std::string> *>(arg));
+                json a = json::parse(b->second);
+                if (a.value("fail", false))
+                    laterState.api->writer_error(b->first, 409, PW_STR_LIT("refused later"));
+                else
+                    laterState.api->writer_json(b->first, pws(json{{"answered", "later"}, {"args", a}}.dump()));
+                laterState.api->writer_finish(b->first);
+                laterState.api->writer_finish(b->first); // a second finish is ignored
+            },
+            box);
+    });
+    return PW_OK;
+}
+
+// "never": defers and does not answer (until the test finishes it after the 504).
+int neverRun(void *, pw_str, pw_writer *out) {
+    laterState.held = laterState.api->writer_defer(out);
+    return laterState.held ? PW_OK : laterState.api->writer_json(out, PW_STR_LIT("null"));
+}
+
+const pw_command_def kLaterTable[] = {{sizeof(pw_command_def), "later", "test", &laterRun},
+                                      {sizeof(pw_command_def), "never", "test", &neverRun},
+                                      {sizeof(pw_command_def), nullptr, nullptr, nullptr}};
+
+int laterInit(const pw_host_api *api, pw_host *host, void **ctx) {
+    laterState.api = api;
+    laterState.host = host;
+    *ctx = &laterState;
+    return PW_OK;
+}
+
+pw_module laterModule() {
+    pw_module m{};
+    m.struct_size = sizeof(pw_module);
+    m.abi_major = PW_ABI_MAJOR;
+    m.abi_minor = PW_ABI_MINOR;
+    m.name = "later";
+    m.version = "1.0.0";
+    m.description = "admin test module: answers later";
+    m.commands = kLaterTable;
+    m.init = &laterInit;
+    m.destroy = &modDestroy;
+    m.on_request = &modRequest;
+    return m;
+}
+
+TEST_CASE("admin: a module command answered later (ABI 1.8 writer_defer) reaches the client, 504 if it never comes",
+          "[admin]") {
+    AdminConfig c = Daemon::defaultConfig();
+    c.requestTimeoutMs = 800;
+    static const pw_module mod = laterModule();
+    {
+        Daemon d(c, true, &mod);
+        auto r = d.client().request("POST", "/api/modules/later/later", R"({"n":7})");
+        REQUIRE(r.status == 200);
+        CHECK(body(r) == json{{"answered", "later"}, {"args", {{"n", 7}}}});
+        CHECK(laterState.outAfterDefer == PW_ESTATE); // `out` takes nothing once deferred
+        CHECK_FALSE(laterState.deferredNull);
+
+        r = d.client().request("POST", "/api/modules/later/later", R"({"fail":true})");
+        CHECK(r.status == 409);
+        CHECK(body(r).at("error") == "refused later");
+
+        // Without a place for a later answer (the host needs it at once), writer_defer is NULL.
+        std::promise<CommandResult> direct;
+        REQUIRE(d.proxy->post([&] { direct.set_value(d.proxy->runCommand("later", "later", "{}")); }));
+        CommandResult cr = direct.get_future().get();
+        CHECK(laterState.deferredNull);
+        CHECK_FALSE(cr.deferred);
+        CHECK(json::parse(cr.json) == json{{"answered", "at once"}});
+
+        // Never answered: 504 at the deadline; the late answer is dropped and the server keeps serving.
+        r = d.client().request("POST", "/api/modules/later/never", "{}");
+        CHECK(r.status == 504);
+        REQUIRE(laterState.held);
+        std::promise<void> finished;
+        REQUIRE(d.proxy->post([&] {
+            laterState.api->writer_json(laterState.held, PW_STR_LIT("{\"late\":true}"));
+            laterState.api->writer_finish(laterState.held);
+            finished.set_value();
+        }));
+        finished.get_future().wait();
+        CHECK(d.client().request("GET", "/api/stats").status == 200);
+
+        // One left unfinished at the end is freed with the proxy (the sanitizer builds check that).
+        r = d.client().request("POST", "/api/modules/later/never", "{}");
+        CHECK(r.status == 504);
+    }
+    for (auto &t : laterState.workers)
+        t.join();
+    laterState.workers.clear();
+}
+
 TEST_CASE("admin: a body over the limit is refused with 413", "[admin]") {
     AdminConfig c = Daemon::defaultConfig();
     c.maxBodyBytes = 100;
@@ -1182,7 +1304,7 @@ HttpClient httpsClient(const Daemon &d, const TlsOptions &tls, const std::string
 
 } // namespace
 
-TEST_CASE("admin TLS: HTTPS verified with the CA; untrusted and plain HTTP clients fail cleanly", "[admin][tls]") {
+TEST_CASE("admin TLS: HTTPS verified with the CA, untrusted and plain HTTP clients fail cleanly", "[admin][tls]") {
     std::signal(SIGPIPE, SIG_IGN); // as the daemon does (OpenSSL writes with write())
     TestCa ca;
     Daemon d(ca.config());

@@ -1,5 +1,5 @@
 /*
- * Parkway plugin ABI, version 1 (minor 6). docs/modules.md is the guide: how to write, build and test a module.
+ * Parkway plugin ABI, version 1 (minor 8). docs/modules.md is the guide: how to write, build and test a module.
  *
  * This header is the whole contract between the Parkway host (proxy/) and a loadable module (.so).
  * Rules that keep it stable for years:
@@ -39,8 +39,9 @@ extern "C" {
 /* 1.1: dialog_accept_commit; 1.2: request_identity, request_challenge; 1.3: dialog_inject_cseq;
    1.4: uri_part, uri_param, uri_header (pw_host_api) and routes (pw_module);
    domain_serve (pw_host_api) and domain_release (pw_module): tenants; 1.5: event_listening;
-   1.6: log_enabled (pw_host_api) and overload_priority (pw_module); 1.7: dialog_forget */
-#define PW_ABI_MINOR 7u
+   1.6: log_enabled (pw_host_api) and overload_priority (pw_module); 1.7: dialog_forget;
+   1.8: writer_defer, writer_finish (admin commands answered later) */
+#define PW_ABI_MINOR 8u
 
 /* Whether the host table `api` has the member `member` and it is set. A member added in a later minor version
  * (dialog_accept_commit, 1.1) lies past the end of an older host's shorter table: test it before calling it,
@@ -579,6 +580,23 @@ typedef struct pw_host_api {
      * silent dialog until it ends).
      */
     int (*dialog_forget)(pw_dialog *dlg);
+
+    /* --- admin commands answered later (v1.8) ------------------------------------------------------ */
+    /*
+     * Called inside a command's run() whose answer needs work that must not hold the SIP thread (a database on
+     * the network, another thread): returns a new writer that stays valid after run() returns, and run() then
+     * returns PW_OK without writing to `out`. Later, on the SIP thread, the module writes the answer into the
+     * returned writer with writer_json / writer_error and calls writer_finish, which sends it and frees the
+     * writer. NULL when this call cannot be answered later (the host gathers an answer at once, e.g. the stats of
+     * every module, or a host without an admin server): answer on `out` as usual. Once deferred, writing to `out`
+     * is refused (PW_ESTATE). An answer that comes after the admin API's request timeout (30 s: the client got
+     * 504) is dropped by writer_finish. SIP thread only. Lifetime: until writer_finish, which every writer_defer
+     * that returned non-NULL needs exactly once. Check
+     * PW_HOST_HAS(api, writer_defer): a v1.0-1.7 host lacks both.
+     */
+    pw_writer *(*writer_defer)(pw_writer *out);
+    /* Sends what the deferred writer holds (nothing written: "null" with 200) and frees it. SIP thread only. */
+    void (*writer_finish)(pw_writer *deferred);
 } pw_host_api;
 
 /* ---------------------------------------------------------------- the module descriptor */

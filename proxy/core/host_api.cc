@@ -1266,7 +1266,16 @@ Proxy::Proxy(su_root_t *root, CoreConfig cfg, Metrics *metrics, EventBus *events
                       reinterpret_cast<uintptr_t>(this);
     if (!root) throw std::runtime_error("proxy: no su_root");
     impl_->pacer = std::make_unique<sofia::LoopPacer>(root);
-    impl_->pacer->onTurnEnd([impl = impl_.get()] { impl->turnArena.clear(); });
+    if (impl_->cfg.hugePageHeap) {
+        impl_->heapPages = std::make_unique<HeapPages>();
+        if (!impl_->heapPages->start())
+            impl_->heapPages.reset();
+    }
+    impl_->pacer->onTurnEnd([impl = impl_.get()] {
+        impl->turnArena.clear();
+        if (impl->heapPages)
+            impl->heapPages->poll();
+    });
     if (impl_->cfg.t1Ms == 0 || impl_->cfg.t2Ms < impl_->cfg.t1Ms)
         throw std::runtime_error("proxy: timers: t1 must be > 0 and t2 >= t1");
     if (impl_->cfg.subMinExpires > impl_->cfg.subMaxExpires)

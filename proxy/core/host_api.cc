@@ -1043,12 +1043,20 @@ std::string addrSpec(pw_str uri) {
     return b == std::string::npos ? std::string() : t.substr(b, e - b + 1);
 }
 
+// A URI parsed in place: url_d() on its own copy of the text, as url_make() does, without a su_home per call
+// (modules ask for URI parts on every routed request).
+struct ParsedUri {
+    std::string text;
+    url_t url{};
+};
+
 // Parsed with sofia-sip; nullptr when it does not parse (or a sip/sips URI has no host).
-const url_t *parseUri(sofia::Home &home, pw_str uri) {
-    std::string t = addrSpec(uri);
-    if (t.empty())
+const url_t *parseUri(ParsedUri &p, pw_str uri) {
+    p.text = addrSpec(uri);
+    if (p.text.empty())
         return nullptr;
-    const url_t *u = url_make(home.get(), t.c_str());
+    p.url = url_t{};
+    const url_t *u = url_d(&p.url, p.text.data()) < 0 ? nullptr : &p.url;
     if (!u || u->url_type <= url_unknown || !u->url_scheme)
         return nullptr;
     if ((u->url_type == url_sip || u->url_type == url_sips) && (!u->url_host || !*u->url_host))
@@ -1104,8 +1112,8 @@ pw_str arenaValue(pw_host *h, std::optional<std::string> v) {
 
 pw_str hUriPart(pw_host *h, pw_str uri, pw_uri_part part) noexcept {
     try {
-        sofia::Home home;
-        const url_t *u = h && h->impl ? parseUri(home, uri) : nullptr;
+        ParsedUri parsed;
+        const url_t *u = h && h->impl ? parseUri(parsed, uri) : nullptr;
         if (!u)
             return {};
         std::string v = uriPart(u, part);
@@ -1117,8 +1125,8 @@ pw_str hUriPart(pw_host *h, pw_str uri, pw_uri_part part) noexcept {
 
 pw_str hUriParam(pw_host *h, pw_str uri, pw_str name) noexcept {
     try {
-        sofia::Home home;
-        const url_t *u = h && h->impl ? parseUri(home, uri) : nullptr;
+        ParsedUri parsed;
+        const url_t *u = h && h->impl ? parseUri(parsed, uri) : nullptr;
         if (!u || !name.len)
             return {};
         return arenaValue(h, listValue(u->url_params, ';', std::string_view(name.ptr, name.len)));
@@ -1129,8 +1137,8 @@ pw_str hUriParam(pw_host *h, pw_str uri, pw_str name) noexcept {
 
 pw_str hUriHeader(pw_host *h, pw_str uri, pw_str name) noexcept {
     try {
-        sofia::Home home;
-        const url_t *u = h && h->impl ? parseUri(home, uri) : nullptr;
+        ParsedUri parsed;
+        const url_t *u = h && h->impl ? parseUri(parsed, uri) : nullptr;
         if (!u || !name.len)
             return {};
         return arenaValue(h, listValue(u->url_headers, '&', std::string_view(name.ptr, name.len)));

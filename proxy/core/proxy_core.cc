@@ -110,7 +110,7 @@ bool needsDns(const url_t *target, const std::string &hop) {
         heap = hop;
         text = heap.data();
     }
-    url_t u;
+    url_t u{}; // (as url_make() does before url_d())
     if (url_d(&u, text) < 0)
         return false;
     return u.url_host && !host_is_ip_address(u.url_host);

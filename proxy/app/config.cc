@@ -123,6 +123,9 @@ const KeyDoc kKeys[] = {
     {"proxy", "database", R"("parkway.db")",
      "SQLite file shared by modules (relative paths are relative to this config file's folder)"},
     {"proxy", "record_route", "true", "add Record-Route so in-dialog requests (BYE, REFER, NOTIFY) pass through us"},
+    {"proxy", "huge_page_heap", "true",
+     "ask the kernel for transparent huge pages as the heap grows (fewer page faults per call under load; costs at "
+     "most a few MiB; docs/limits.md \"Memory\")"},
     {"proxy", "log_level", R"("info")",
      "error | warn | info | debug (debug also shows sofia-sip's log); SIGHUP re-reads it"},
     {"proxy", "module_dir", R"("")",
@@ -671,6 +674,7 @@ AppConfig loadConfig(const std::string &path) {
     }
     AppConfig cfg;
     cfg.file = path;
+    cfg.core.hugePageHeap = true; // the daemon's default (tests that build a CoreConfig leave it off)
     for (const auto &[k, v] : root) {
         std::string key(k.str());
         if (key != "proxy" && key != "admin" && key != "auth" && key != "modules" && key != "module")
@@ -703,6 +707,8 @@ AppConfig loadConfig(const std::string &path) {
         }
         if (auto *v = t.get("record_route"))
             cfg.core.recordRoute = getBool(c, *v, "proxy.record_route");
+        if (auto *v = t.get("huge_page_heap"))
+            cfg.core.hugePageHeap = getBool(c, *v, "proxy.huge_page_heap");
         if (auto *v = t.get("log_level")) {
             auto s = getString(c, *v, "proxy.log_level");
             auto l = parseLogLevel(s);

@@ -37,6 +37,9 @@ struct CoreConfig {
     std::string database = "parkway.db";           // SQLite file shared by modules ("core_setting database")
     std::string instance = "parkway";
     bool recordRoute = true;
+    // Ask for transparent huge pages for the heap as it grows (heap_pages.hh). The daemon turns it on by
+    // default ([proxy] huge_page_heap); tests leave the process's malloc as it is.
+    bool hugePageHeap = false;
     uint32_t maxForwards = 70; // inserted when a request has none
     uint32_t t1Ms = 500, t2Ms = 4000, t4Ms = 5000;
     uint32_t subMinExpires = 60, subMaxExpires = 3600;

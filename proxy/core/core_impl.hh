@@ -4,6 +4,7 @@
 #include "../sofia/sofia.hh"
 #include "cseq_shift.hh"
 #include "dns_stub.hh"
+#include "heap_pages.hh"
 #include "overload.hh"
 #include "proxy.hh"
 #include "rate_limiter.hh"
@@ -203,6 +204,7 @@ struct Proxy::Impl {
     Proxy *self = nullptr;
     su_root_t *root = nullptr;
     std::unique_ptr<sofia::LoopPacer> pacer; // no busy polling in front of sub-millisecond timers
+    std::unique_ptr<HeapPages> heapPages;    // [proxy] huge_page_heap: advised after each loop turn
     CoreConfig cfg;
     Metrics *metrics = nullptr;
     EventBus *events = nullptr;

@@ -32,8 +32,8 @@ void CseqShifts::erase(const std::string &k) {
     map_.erase(it);
 }
 
-uint32_t CseqShifts::onRequest(const std::string &callId, const std::string &fromTag, const std::string &toTag,
-                               uint32_t cseq, bool invite, int64_t nowMs) {
+uint32_t CseqShifts::onRequest(std::string_view callId, std::string_view fromTag, std::string_view toTag, uint32_t cseq,
+                               bool invite, int64_t nowMs) {
     if (callId.empty() || fromTag.empty() || (toTag.empty() && !invite))
         return 0;
     Entry &e = touch(key(callId, fromTag, toTag), nowMs);
@@ -46,7 +46,7 @@ uint32_t CseqShifts::onRequest(const std::string &callId, const std::string &fro
     return e.shift;
 }
 
-uint32_t CseqShifts::ackShift(const std::string &callId, const std::string &fromTag, const std::string &toTag,
+uint32_t CseqShifts::ackShift(std::string_view callId, std::string_view fromTag, std::string_view toTag,
                               uint32_t cseq) const {
     const Entry *e = find(key(callId, fromTag, toTag));
     if (!e)
@@ -54,16 +54,15 @@ uint32_t CseqShifts::ackShift(const std::string &callId, const std::string &from
     return e->inviteCseq == cseq ? e->inviteShift : e->shift;
 }
 
-uint32_t CseqShifts::inviteResponseShift(const std::string &callId, const std::string &fromTag,
-                                         const std::string &toTag, uint32_t wireCseq) const {
+uint32_t CseqShifts::inviteResponseShift(std::string_view callId, std::string_view fromTag, std::string_view toTag,
+                                         uint32_t wireCseq) const {
     const Entry *e = find(key(callId, fromTag, toTag));
     if (!e || !e->inviteShift || shifted(e->inviteCseq, e->inviteShift) != wireCseq)
         return 0;
     return e->inviteShift;
 }
 
-uint32_t CseqShifts::inject(const std::string &callId, const std::string &fromTag, const std::string &toTag,
-                            int64_t nowMs) {
+uint32_t CseqShifts::inject(std::string_view callId, std::string_view fromTag, std::string_view toTag, int64_t nowMs) {
     if (callId.empty() || fromTag.empty() || toTag.empty())
         return 0;
     bool created = false;
@@ -84,7 +83,7 @@ uint32_t CseqShifts::inject(const std::string &callId, const std::string &fromTa
     return n;
 }
 
-void CseqShifts::forgetDialog(const std::string &callId, const std::string &tag1, const std::string &tag2) {
+void CseqShifts::forgetDialog(std::string_view callId, std::string_view tag1, std::string_view tag2) {
     erase(key(callId, tag1, tag2));
     erase(key(callId, tag2, tag1));
 }

@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <list>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 
 namespace parkway::proxy {
@@ -32,18 +33,17 @@ public:
 
     // A request from the party with fromTag is being forwarded (not ACK/CANCEL; toTag "" = out of dialog,
     // recorded for INVITE only). Records its CSeq; returns what to add to it (0: none).
-    uint32_t onRequest(const std::string &callId, const std::string &fromTag, const std::string &toTag, uint32_t cseq,
+    uint32_t onRequest(std::string_view callId, std::string_view fromTag, std::string_view toTag, uint32_t cseq,
                        bool invite, int64_t nowMs);
     // The shift for an ACK from that party: the one its INVITE (with the same CSeq) was forwarded with.
-    uint32_t ackShift(const std::string &callId, const std::string &fromTag, const std::string &toTag,
-                      uint32_t cseq) const;
+    uint32_t ackShift(std::string_view callId, std::string_view fromTag, std::string_view toTag, uint32_t cseq) const;
     // A 2xx to an INVITE of that party arriving without a transaction, CSeq as on the wire (shifted): what to
     // subtract.
-    uint32_t inviteResponseShift(const std::string &callId, const std::string &fromTag, const std::string &toTag,
+    uint32_t inviteResponseShift(std::string_view callId, std::string_view fromTag, std::string_view toTag,
                                  uint32_t wireCseq) const;
     // The CSeq to use for a request we send as the party fromTag in its dialog with toTag; 0 on bad arguments.
-    uint32_t inject(const std::string &callId, const std::string &fromTag, const std::string &toTag, int64_t nowMs);
-    void forgetDialog(const std::string &callId, const std::string &tag1, const std::string &tag2);
+    uint32_t inject(std::string_view callId, std::string_view fromTag, std::string_view toTag, int64_t nowMs);
+    void forgetDialog(std::string_view callId, std::string_view tag1, std::string_view tag2);
     void sweep(int64_t nowMs);
     size_t size() const { return map_.size(); }
 
@@ -62,8 +62,11 @@ private:
         int64_t lastUseMs = 0;
         std::list<std::string>::iterator lru;
     };
-    static std::string key(const std::string &callId, const std::string &fromTag, const std::string &toTag) {
-        return callId + '\n' + fromTag + '\n' + toTag;
+    // The map key of a party in a dialog, built in keyBuf_ (valid until the next key() call): the proxy asks on
+    // every forwarded request, ACK and BYE response, so no temporary strings.
+    const std::string &key(std::string_view callId, std::string_view fromTag, std::string_view toTag) const {
+        keyBuf_.assign(callId).append(1, '\n').append(fromTag).append(1, '\n').append(toTag);
+        return keyBuf_;
     }
     Entry &touch(const std::string &k, int64_t nowMs, bool *created = nullptr);
     const Entry *find(const std::string &k) const;
@@ -72,6 +75,7 @@ private:
     size_t cap_;
     std::unordered_map<std::string, Entry> map_;
     std::list<std::string> lru_; // front: most recently used
+    mutable std::string keyBuf_;
 };
 
 } // namespace parkway::proxy

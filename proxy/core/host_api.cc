@@ -1075,12 +1075,20 @@ std::string addrSpec(pw_str uri) {
     return b == std::string::npos ? std::string() : t.substr(b, e - b + 1);
 }
 
+// A URI parsed in place: url_d() on its own copy of the text, as url_make() does, without a su_home per call
+// (modules ask for URI parts on every routed request).
+struct ParsedUri {
+    std::string text;
+    url_t url{};
+};
+
 // Parsed with sofia-sip; nullptr when it does not parse (or a sip/sips URI has no host).
-const url_t *parseUri(sofia::Home &home, pw_str uri) {
-    std::string t = addrSpec(uri);
-    if (t.empty())
+const url_t *parseUri(ParsedUri &p, pw_str uri) {
+    p.text = addrSpec(uri);
+    if (p.text.empty())
         return nullptr;
-    const url_t *u = url_make(home.get(), t.c_str());
+    p.url = url_t{};
+    const url_t *u = url_d(&p.url, p.text.data()) < 0 ? nullptr : &p.url;
     if (!u || u->url_type <= url_unknown || !u->url_scheme)
         return nullptr;
     if ((u->url_type == url_sip || u->url_type == url_sips) && (!u->url_host || !*u->url_host))
@@ -1136,8 +1144,8 @@ pw_str arenaValue(pw_host *h, std::optional<std::string> v) {
 
 pw_str hUriPart(pw_host *h, pw_str uri, pw_uri_part part) noexcept {
     try {
-        sofia::Home home;
-        const url_t *u = h && h->impl ? parseUri(home, uri) : nullptr;
+        ParsedUri parsed;
+        const url_t *u = h && h->impl ? parseUri(parsed, uri) : nullptr;
         if (!u)
             return {};
         std::string v = uriPart(u, part);
@@ -1149,8 +1157,8 @@ pw_str hUriPart(pw_host *h, pw_str uri, pw_uri_part part) noexcept {
 
 pw_str hUriParam(pw_host *h, pw_str uri, pw_str name) noexcept {
     try {
-        sofia::Home home;
-        const url_t *u = h && h->impl ? parseUri(home, uri) : nullptr;
+        ParsedUri parsed;
+        const url_t *u = h && h->impl ? parseUri(parsed, uri) : nullptr;
         if (!u || !name.len)
             return {};
         return arenaValue(h, listValue(u->url_params, ';', std::string_view(name.ptr, name.len)));
@@ -1161,8 +1169,8 @@ pw_str hUriParam(pw_host *h, pw_str uri, pw_str name) noexcept {
 
 pw_str hUriHeader(pw_host *h, pw_str uri, pw_str name) noexcept {
     try {
-        sofia::Home home;
-        const url_t *u = h && h->impl ? parseUri(home, uri) : nullptr;
+        ParsedUri parsed;
+        const url_t *u = h && h->impl ? parseUri(parsed, uri) : nullptr;
         if (!u || !name.len)
             return {};
         return arenaValue(h, listValue(u->url_headers, '&', std::string_view(name.ptr, name.len)));
@@ -1300,7 +1308,16 @@ Proxy::Proxy(su_root_t *root, CoreConfig cfg, Metrics *metrics, EventBus *events
                       reinterpret_cast<uintptr_t>(this);
     if (!root) throw std::runtime_error("proxy: no su_root");
     impl_->pacer = std::make_unique<sofia::LoopPacer>(root);
-    impl_->pacer->onTurnEnd([impl = impl_.get()] { impl->turnArena.clear(); });
+    if (impl_->cfg.hugePageHeap) {
+        impl_->heapPages = std::make_unique<HeapPages>();
+        if (!impl_->heapPages->start())
+            impl_->heapPages.reset();
+    }
+    impl_->pacer->onTurnEnd([impl = impl_.get()] {
+        impl->turnArena.clear();
+        if (impl->heapPages)
+            impl->heapPages->poll();
+    });
     if (impl_->cfg.t1Ms == 0 || impl_->cfg.t2Ms < impl_->cfg.t1Ms)
         throw std::runtime_error("proxy: timers: t1 must be > 0 and t2 >= t1");
     if (impl_->cfg.subMinExpires > impl_->cfg.subMaxExpires)

@@ -98,15 +98,22 @@ int agentTrampoline(nta_agent_magic_t *magic, nta_agent_t *agent, msg_t *msg, si
 // Whether sending to this URI (or to the hop URI text when given) resolves a name: a host that is not an IP
 // literal. sofia-sip then asks DNS (NAPTR, SRV, A/AAAA per RFC 3263).
 bool needsDns(const url_t *target, const std::string &hop) {
-    const char *host = nullptr;
-    sofia::Home home;
-    if (!hop.empty()) {
-        url_t *u = url_make(home.get(), hop.c_str());
-        host = u ? u->url_host : nullptr;
-    } else if (target) {
-        host = target->url_host;
+    if (hop.empty())
+        return target && target->url_host && !host_is_ip_address(target->url_host);
+    // Once per forwarded request: url_d() parses a copy in place, on the stack when it fits (no su_home).
+    char stack[256];
+    std::string heap;
+    char *text = stack;
+    if (hop.size() < sizeof stack) {
+        memcpy(stack, hop.c_str(), hop.size() + 1);
+    } else {
+        heap = hop;
+        text = heap.data();
     }
-    return host && !host_is_ip_address(host);
+    url_t u{}; // (as url_make() does before url_d())
+    if (url_d(&u, text) < 0)
+        return false;
+    return u.url_host && !host_is_ip_address(u.url_host);
 }
 
 std::string hostPortKey(const char *host, const char *port, bool tls) {

@@ -26,7 +26,7 @@ void CallPark::recallFire(uint64_t sid) {
     s.recallTimer = 0;
     if (!s.callId || (s.state != SessionState::Parked && s.state != SessionState::Recalling))
         return;
-    eng::RecallStep step = engine_->recallStep(s.callId);
+    eng::RecallStep step = engine()->recallStep(s.callId);
     if (!step && step.error == eng::ErrorCode::Storage) {
         // The database is away: the call stays parked with its music; the recall is tried again shortly (it
         // fires once, when the database has recorded it).
@@ -40,7 +40,7 @@ void CallPark::recallFire(uint64_t sid) {
             return;
         }
         if (step.error == eng::ErrorCode::BadState) { // not due yet by the engine's clock: wait for it
-            if (auto call = engine_->get(s.callId)) {
+            if (auto call = engine()->get(s.callId)) {
                 if (call->recallAt > host_.nowMs()) {
                     armRecall(s, call->recallAt);
                     return;
@@ -145,7 +145,7 @@ void CallPark::ringStep(Session &s, const eng::RecallStep &step) {
             isNumber = alt.kind == eng::RecallTarget::Kind::Number;
             ring.clear();
             if (alt.kind == eng::RecallTarget::Kind::Group) {
-                if (auto g = engine_->group(call.domain, alt.value))
+                if (auto g = engine()->group(call.domain, alt.value))
                     ring = g->members;
             } else {
                 ring.push_back(alt.value);
@@ -180,7 +180,7 @@ void CallPark::ringTimeout(uint64_t sid) {
     if (s.state != SessionState::Recalling || s.winner || !s.callId)
         return;
     cancelBranches(s, nullptr);
-    eng::RecallStep next = engine_->recallNoAnswer(s.callId);
+    eng::RecallStep next = engine()->recallNoAnswer(s.callId);
     s.state = SessionState::Parked; // still parked (engine: recalling), music on hold goes on
     if (!next && next.error == eng::ErrorCode::NotOwner) {
         dropLostSession(s, next.message);
@@ -261,7 +261,7 @@ void CallPark::branchResponse(Leg *leg, int status, const pw_msg *resp) {
         hangUp(leg);
         return;
     }
-    eng::CallResult claim = engine_->recallAnswered(s.callId, uriUser(leg->peerUri));
+    eng::CallResult claim = engine()->recallAnswered(s.callId, uriUser(leg->peerUri));
     if (!claim) {
         hangUp(leg);
         if (claim.error == eng::ErrorCode::NotOwner)
@@ -286,7 +286,7 @@ void CallPark::branchResponse(Leg *leg, int status, const pw_msg *resp) {
             stopMoh(*s2);
             s2->callId = 0;
             s2->state = SessionState::Bridged;
-            auto r = engine_->completeRetrieve(id);
+            auto r = engine()->completeRetrieve(id);
             if (!r)
                 host_.log(PW_LOG_WARN, "callpark: complete recall of call {}: {}", id, r.message);
             host_.log(PW_LOG_INFO, "callpark: call {} recalled to {}", id, s2->b ? s2->b->peerUri : "");
@@ -294,7 +294,7 @@ void CallPark::branchResponse(Leg *leg, int status, const pw_msg *resp) {
             s2->b = nullptr;
             if (s2->a && s2->a->dlg && id) {
                 s2->state = SessionState::Parked;
-                auto back = engine_->abortRetrieve(id);
+                auto back = engine()->abortRetrieve(id);
                 if (back)
                     armRecall(*s2, back.call.recallAt);
             }
@@ -310,11 +310,22 @@ void CallPark::forceRecall(Session &s) {
         cancelBranches(s, nullptr);
     cancelTimer(s.ringTimer);
     s.state = SessionState::Parked;
-    auto call = engine_->get(s.callId);
-    if (call && call->recallAt > host_.nowMs())
-        clockOverrideMs = call->recallAt;
-    eng::RecallStep step = engine_->recallStep(s.callId);
-    clockOverrideMs = 0;
+    eng::RecallStep step;
+    {
+        // The override shows the engine the deadline for this one call only: held under the engine's lock, so no
+        // operation on the storage thread sees it.
+        auto e = engine();
+        auto call = e->get(s.callId);
+        if (call && call->recallAt > host_.nowMs())
+            clockOverrideMs = call->recallAt;
+        try {
+            step = e->recallStep(s.callId);
+        } catch (...) {
+            clockOverrideMs = 0;
+            throw;
+        }
+        clockOverrideMs = 0;
+    }
     if (!step) {
         host_.log(PW_LOG_WARN, "callpark: forced recall of call {}: {}", s.callId, step.message);
         return;

@@ -129,13 +129,13 @@ pw_verdict CallPark::onRefer(pw_request *req, const pw_msg *m) {
     pr.parkedDisplay = host_.display(m, "To");
     // Keyed by the dialog, not the CSeq: a duplicated REFER parks once while the call is parked.
     pr.requestKey = "refer;" + key;
-    if (engine_->getByRequestKey(domain, pr.requestKey)) {
+    if (engine()->getByRequestKey(domain, pr.requestKey)) {
         host_.reply(req, 202, "Accepted");
         return PW_STOP;
     }
     host_.reply(req, 202, "Accepted");
     notify(100, false);
-    eng::ParkResult r = engine_->park(pr);
+    eng::ParkResult r = engine()->park(pr);
     if (!r) {
         int st = engineErrorStatus(r.error);
         notify(st, true);
@@ -180,7 +180,7 @@ pw_verdict CallPark::onRefer(pw_request *req, const pw_msg *m) {
         Session *sp = session(sid);
         if (status >= 300) {
             if (sp && sp->callId) {
-                engine_->abandon(sp->callId);
+                engine()->abandon(sp->callId);
                 sp->callId = 0;
                 stopMoh(*sp);
                 sp->state = SessionState::Ended;
@@ -205,13 +205,13 @@ pw_verdict CallPark::onRefer(pw_request *req, const pw_msg *m) {
         leg->confirmed = true;
         sp->state = SessionState::Parked;
         saveBlob(*sp);
-        if (auto call = engine_->get(sp->callId))
+        if (auto call = engine()->get(sp->callId))
             armRecall(*sp, call->recallAt);
         notify(200, true);
     });
     leg->dlg = host_.api()->dialog_invite(host_.raw(), &p, pendingResponse, uacLegCallbacks(), pend);
     if (!leg->dlg) {
-        engine_->abandon(s.callId);
+        engine()->abandon(s.callId);
         s.callId = 0;
         s.a = nullptr;
         dropLeg(leg);
@@ -259,7 +259,7 @@ void CallPark::onBridgedRefer(Session &s, Leg *from, pw_request *req) {
         pr.parkedUri = other->peerUri;
         pr.parkedDisplay = other->peerDisplay;
         pr.requestKey = "repark;" + host_.header(m, "Call-ID") + ";" + host_.header(m, "CSeq");
-        eng::ParkResult r = engine_->park(pr);
+        eng::ParkResult r = engine()->park(pr);
         if (!r) {
             notify(engineErrorStatus(r.error), true);
             return;
@@ -286,7 +286,7 @@ void CallPark::onBridgedRefer(Session &s, Leg *from, pw_request *req) {
                                  sp->a->remoteSdp = host_.body(resp);
                              startMohFromAnswer(*sp, host_.body(resp));
                              saveBlob(*sp);
-                             if (auto call = engine_->get(sp->callId))
+                             if (auto call = engine()->get(sp->callId))
                                  armRecall(*sp, call->recallAt);
                              notify(200, true);
                          } else {

@@ -55,9 +55,10 @@ bool StorageWorker::accepting() const {
     std::lock_guard<std::mutex> g(qMu_);
     if (queue_.size() >= maxQueue_)
         return false;
-    auto oldest = !queue_.empty() ? queue_.front().queuedAt
-                  : busy_         ? busySince_
-                                  : std::chrono::steady_clock::time_point{};
+    // The oldest job not done: the one running (it waits for the database now) or else the head of the queue.
+    auto oldest = busy_             ? busySince_
+                  : !queue_.empty() ? queue_.front().queuedAt
+                                    : std::chrono::steady_clock::time_point{};
     if (oldest == std::chrono::steady_clock::time_point{})
         return true;
     auto waited = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - oldest);

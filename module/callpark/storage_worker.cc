@@ -32,8 +32,7 @@ void StorageWorker::stop() {
         link_->w = nullptr; // results still in the SIP loop's queue do nothing
     {
         std::lock_guard<std::mutex> g(qMu_);
-        quit_ = true;
-        queue_.clear(); // dropped: the store keeps whatever they would have changed (a restart restores it)
+        quit_ = true; // the thread finishes what is queued (saves, abandons: the restart reads them), then ends
     }
     qCv_.notify_all();
     if (thread_.joinable())
@@ -96,8 +95,8 @@ void StorageWorker::loop() {
         {
             std::unique_lock<std::mutex> g(qMu_);
             qCv_.wait(g, [this] { return quit_ || !queue_.empty(); });
-            if (quit_)
-                return;
+            if (queue_.empty())
+                return; // quit_, nothing left
             job = std::move(queue_.front());
             queue_.pop_front();
             busy_ = true;
@@ -116,6 +115,8 @@ void StorageWorker::loop() {
             std::lock_guard<std::mutex> g(qMu_);
             busy_ = false;
         }
+        if (!link_->w.load())
+            continue; // stopped: nobody takes the result
         auto *p = new Posted{link_, std::move(job.done)};
         if (api_->post(host_, &StorageWorker::posted, p) != PW_OK)
             delete p; // the host is going away: nothing would run it anyway

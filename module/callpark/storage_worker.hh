@@ -15,8 +15,9 @@
 //     module before the job's continuation, and events of the two threads stay in commit order.
 //   - Bounded: accepting() is false while the queue is full or its oldest job has waited too long; the module
 //     refuses new parks and retrieves then (503 + Retry-After).
-//   - stop(): queued jobs are dropped (their continuations never run), the running one finishes, the thread
-//     is joined, and a result still in the SIP loop's queue does nothing.
+//   - stop(): the thread runs what is queued (the saves and abandons a restart will read; against a database
+//     that is away each fails at once after the first), then is joined; no continuation runs after stop(), and a
+//     result still in the SIP loop's queue does nothing.
 #pragma once
 #include <parkway/engine/engine.hh>
 #include <parkway/module.h>

@@ -199,6 +199,12 @@ public:
     pw_verdict onRefer(pw_request *req, const pw_msg *m);
     std::optional<ReferIntent> takeReferIntent(const std::string &fromUri, const std::string &targetUser);
     void referTakeoverResponse(uint64_t sid, pw_dialog *dlg, int status, const pw_msg *resp);
+    struct ReferTakeover { // what the takeover needs of the REFER once its park is stored
+        std::string toTag, fromTag, ruri, fromDisplay, targetUser;
+    };
+    void referTakeoverParked(const eng::ParkResult &r, const eng::ParkRequest &pr, const ReferTakeover &t,
+                             const std::function<void(int, bool)> &notify, const std::string &domain,
+                             const std::string &fromUri, const std::string &callId);
 
     // ---- park_flow.cc
     pw_verdict parkInvite(pw_request *req, const pw_msg *m, const eng::Classification &c, const std::string &domain,

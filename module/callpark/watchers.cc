@@ -469,17 +469,28 @@ void CallPark::saveWatchers(const std::vector<Subscription *> &subs) {
             recs.push_back(watcherRecord(*s));
     if (recs.empty())
         return;
-    eng::Status st = engine()->putWatchers(recs);
-    if (!st.ok)
-        host_.log(PW_LOG_ERROR, "callpark: storing {} subscription(s) failed: {}", recs.size(), st.message);
+    // Fire and forget (on the storage thread when there is one, in order with the removals): only a failure
+    // matters.
+    const size_t n = recs.size();
+    storage_.run<eng::Status>([recs = std::move(recs)](eng::Engine &e) { return e.putWatchers(recs); },
+                              [this, n](eng::Status &st) {
+                                  if (!st.ok)
+                                      host_.log(PW_LOG_ERROR, "callpark: storing {} subscription(s) failed: {}", n,
+                                                st.message);
+                              },
+                              true);
 }
 
 void CallPark::forgetWatcher(Subscription &sub) {
     if (sub.storeId.empty() || stopping_)
         return;
-    eng::Status st = engine()->removeWatcher(sub.storeId);
-    if (!st.ok)
-        host_.log(PW_LOG_ERROR, "callpark: removing subscription {} failed: {}", sub.storeId, st.message);
+    storage_.run<eng::Status>([id = sub.storeId](eng::Engine &e) { return e.removeWatcher(id); },
+                              [this, id = sub.storeId](eng::Status &st) {
+                                  if (!st.ok)
+                                      host_.log(PW_LOG_ERROR, "callpark: removing subscription {} failed: {}", id,
+                                                st.message);
+                              },
+                              true);
     sub.storeId.clear();
 }
 

@@ -7,13 +7,15 @@ thread must not wait on the network"):
 PostgreSQL (initdb in a temp dir, tests/lib/parkway_cluster.py) and one `parkway` node on it; one call parked. Then
 every server process is SIGSTOPped (the connections stay open, nothing answers: a server that hangs), and:
   * a park INVITE is sent: it gets 100 Trying and waits for the database (no final answer while it is frozen);
+    a second one is sent and CANCELled while it waits (487);
   * meanwhile the node answers OPTIONS, each within 1 s (the park runs on the storage thread; with the engine on
     the SIP thread nothing would be answered for up to 7 s, the engine's answer deadline);
   * once the waiting park is older than storage_queue_wait (1 s here), a second park is refused at once with 503 +
     Retry-After (RFC 3261 §21.5.4) instead of queueing behind it.
 The server is SIGCONTed (always, by PID), and:
   * the waiting park completes with 200;
-  * nothing is lost: both calls (parked before and during the freeze) are retrieved.
+  * nothing is lost: both calls (parked before and during the freeze) are retrieved;
+  * the CANCELled park left nothing in the store (the admin API lists no call).
 
 storage_thread (default "auto") is passed to [module.callpark]; "off" runs the engine on the SIP thread and must
 fail this test (the break-it-on-purpose check). Bounded (~10 s), loopback only, every process stopped by its PID.
@@ -25,7 +27,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "lib"))
-from parkway_cluster import Cluster, Phones, wait_until  # noqa: E402
+from parkway_cluster import DOMAIN, Cluster, Phones, wait_until  # noqa: E402
 
 BINARY = os.path.abspath(sys.argv[1]) if len(sys.argv) > 1 else "parkway"
 STORAGE_THREAD = sys.argv[2] if len(sys.argv) > 2 else "auto"
@@ -58,6 +60,19 @@ def options_delay(port: int, timeout: float = 8.0) -> float | None:
         s.close()
 
 
+def cancel(ph: Phones, call_id: str):
+    """CANCEL the INVITE `call_id` sent by `ph` (RFC 3261 §9.1: its Request-URI, Via, From, To, Call-ID; CSeq
+    CANCEL)."""
+    with ph.lock:
+        invite = ph._pending.get(call_id, (b"",))[0].decode()
+    if not invite:
+        raise AssertionError(f"no INVITE {call_id} pending to CANCEL")
+    lines = invite.split("\r\n")
+    keep = [ln for ln in lines[1:] if ln.split(":", 1)[0].lower() in ("via", "from", "to", "call-id", "max-forwards")]
+    msg = "\r\n".join([lines[0].replace("INVITE", "CANCEL", 1)] + keep + ["CSeq: 1 CANCEL", "Content-Length: 0"])
+    ph.sock.sendto((msg + "\r\n\r\n").encode(), ph.target)
+
+
 def main():
     settings = {"storage_thread": STORAGE_THREAD, "storage_queue_wait": "1s"}
     with Cluster(BINARY, nodes=1, callpark=settings) as c:
@@ -69,7 +84,9 @@ def main():
             try:
                 t0 = time.monotonic()
                 waiting = ph.invite("*68701", "frozen-party")
-                time.sleep(0.2)  # the park is on its way to the database
+                cancelled = ph.invite("*68703", "cancelled-party")
+                time.sleep(0.2)  # the parks are on their way to the database
+                cancel(ph, cancelled)
                 delays = []
                 for _ in range(3):
                     d = options_delay(port)
@@ -102,6 +119,15 @@ def main():
                 if ph.retrieve(ext) != 200:
                     fail(c, f"the call parked on {ext} was not retrieved after the freeze")
             print("both calls retrieved: nothing lost")
+            if ph.final(cancelled, 5) != 487:
+                fail(c, f"the park CANCELled while it waited answered {ph.final(cancelled)}, not 487")
+            # The store, not a retrieve (that would find no dialog, answer 404 and clean up itself).
+            def parked_exts():
+                status, body = c.nodes[0].admin("GET", f"/api/parked?domain={DOMAIN}")
+                return status, sorted(str(p.get("extension")) for p in (body or {}).get("parked", []))
+            if not wait_until(lambda: parked_exts() == (200, []), 3):
+                fail(c, f"the CANCELled park stayed in the store: GET /api/parked -> {parked_exts()}")
+            print("the CANCELled park: 487, and nothing stayed parked")
 
 
 if __name__ == "__main__":

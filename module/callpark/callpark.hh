@@ -260,6 +260,10 @@ public:
     // ---- recall_flow.cc
     void armRecall(Session &s, eng::Millis at);
     void recallFire(uint64_t sid);
+    // The continuations of the recall steps run on the storage thread (recallStep, recallNoAnswer).
+    void recallStepped(uint64_t sid, eng::CallId id, const eng::RecallStep &step,
+                       const std::optional<eng::ParkedCall> &call);
+    void recallUnanswered(Session &s, const eng::RecallStep &next);
     void ringStep(Session &s, const eng::RecallStep &step);
     void ringTimeout(uint64_t sid);
     void branchResponse(Leg *leg, int status, const pw_msg *resp);

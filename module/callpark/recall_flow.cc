@@ -26,7 +26,34 @@ void CallPark::recallFire(uint64_t sid) {
     s.recallTimer = 0;
     if (!s.callId || (s.state != SessionState::Parked && s.state != SessionState::Recalling))
         return;
-    eng::RecallStep step = engine()->recallStep(s.callId);
+    // The step runs on the storage thread when there is one (docs/cluster.md "Threads"); what follows finds the
+    // session again: it may have been retrieved, abandoned or taken over meanwhile.
+    struct Fired {
+        eng::RecallStep step;
+        std::optional<eng::ParkedCall> call; // not due yet by the engine's clock: when it is
+    };
+    const eng::CallId id = s.callId;
+    storage_.run<Fired>(
+        [id](eng::Engine &e) {
+            Fired f;
+            f.step = e.recallStep(id);
+            if (!f.step && f.step.error == eng::ErrorCode::BadState) {
+                try {
+                    f.call = e.get(id);
+                } catch (...) {
+                }
+            }
+            return f;
+        },
+        [this, sid, id](Fired &f) { recallStepped(sid, id, f.step, f.call); }, true);
+}
+
+void CallPark::recallStepped(uint64_t sid, eng::CallId id, const eng::RecallStep &step,
+                             const std::optional<eng::ParkedCall> &call) {
+    Session *sp = session(sid);
+    if (!sp || sp->callId != id || (sp->state != SessionState::Parked && sp->state != SessionState::Recalling))
+        return;
+    Session &s = *sp;
     if (!step && step.error == eng::ErrorCode::Storage) {
         // The database is away: the call stays parked with its music; the recall is tried again shortly (it
         // fires once, when the database has recorded it).
@@ -39,13 +66,9 @@ void CallPark::recallFire(uint64_t sid) {
             dropLostSession(s, step.message);
             return;
         }
-        if (step.error == eng::ErrorCode::BadState) { // not due yet by the engine's clock: wait for it
-            if (auto call = engine()->get(s.callId)) {
-                if (call->recallAt > host_.nowMs()) {
-                    armRecall(s, call->recallAt);
-                    return;
-                }
-            }
+        if (step.error == eng::ErrorCode::BadState && call && call->recallAt > host_.nowMs()) {
+            armRecall(s, call->recallAt); // not due yet by the engine's clock: wait for it
+            return;
         }
         host_.log(PW_LOG_WARN, "callpark: recall of call {}: {}", s.callId, step.message);
         return;
@@ -180,8 +203,18 @@ void CallPark::ringTimeout(uint64_t sid) {
     if (s.state != SessionState::Recalling || s.winner || !s.callId)
         return;
     cancelBranches(s, nullptr);
-    eng::RecallStep next = engine()->recallNoAnswer(s.callId);
     s.state = SessionState::Parked; // still parked (engine: recalling), music on hold goes on
+    const eng::CallId id = s.callId;
+    storage_.run<eng::RecallStep>([id](eng::Engine &e) { return e.recallNoAnswer(id); },
+                                  [this, sid, id](eng::RecallStep &next) {
+                                      Session *sp2 = session(sid);
+                                      if (sp2 && sp2->callId == id && sp2->state == SessionState::Parked)
+                                          recallUnanswered(*sp2, next);
+                                  },
+                                  true);
+}
+
+void CallPark::recallUnanswered(Session &s, const eng::RecallStep &next) {
     if (!next && next.error == eng::ErrorCode::NotOwner) {
         dropLostSession(s, next.message);
         return;

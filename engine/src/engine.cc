@@ -952,7 +952,7 @@ struct Engine::Impl {
         std::vector<RuleError> errors;
         auto set = buildRuleSet(stored, domainList(), errors);
         if (set)
-            rules = std::move(set);
+            std::atomic_store(&rules, std::shared_ptr<const RuleSet>(std::move(set)));
         return errors;
     }
 
@@ -1161,7 +1161,7 @@ std::unique_ptr<Engine> Engine::open(const std::string &path, Clock &clock, Open
             if (!set)
                 throw die("cannot compile rules: " + (again.empty() ? std::string("?") : again.front().message));
         }
-        impl->rules = set;
+        std::atomic_store(&impl->rules, std::shared_ptr<const RuleSet>(set));
     } catch (const StorageError &err) {
         throw die(err.what());
     }
@@ -1293,7 +1293,7 @@ Status Engine::setDomain(const DomainSettings &d) {
     if (!impl_->rules)
         errors = impl_->rebuildRules(impl_->loadStoredRules());
     else if (auto set = withDomain(*impl_->rules, d, errors))
-        impl_->rules = std::move(set);
+        std::atomic_store(&impl_->rules, std::shared_ptr<const RuleSet>(std::move(set)));
     if (!errors.empty())
         return Status::failure(ErrorCode::BadRule, errors.front().message);
     return Status::success();
@@ -2125,7 +2125,10 @@ Engine::FeedStats Engine::feedStats() const {
 
 Classification Engine::classify(const std::string &domain, const std::string &caller, const std::string &dial) const {
     Classification c;
-    evaluate(impl_->rules->planFor(domain), caller, dial, c, nullptr);
+    // Any thread, concurrently with one other engine call (engine.hh): the rule set is published atomically
+    // and never changed once published.
+    const std::shared_ptr<const RuleSet> set = std::atomic_load(&impl_->rules);
+    evaluate(set->planFor(domain), caller, dial, c, nullptr);
     return c;
 }
 

@@ -48,7 +48,7 @@ json parsed(const std::string &text) {
 
 std::vector<std::string> allDomains(CallPark &cp) {
     std::vector<std::string> out;
-    for (auto &d : cp.engine().domains())
+    for (auto &d : cp.engine()->domains())
         out.push_back(d.name);
     std::string list = cp.host().coreSetting("domains");
     size_t pos = 0;
@@ -84,7 +84,7 @@ json callJson(CallPark &cp, const eng::ParkedCall &c) {
 
 eng::ParkedCall needCall(CallPark &cp, const json &a) {
     auto id = reqInt(a, "id");
-    auto c = cp.engine().get(id);
+    auto c = cp.engine()->get(id);
     if (!c)
         throw CmdError{404, fmt::format("no parked call {}", id)};
     return *c;
@@ -99,7 +99,7 @@ json parkedList(CallPark &cp, const json &a) {
     f.group = optStr(a, "group");
     f.lot = optStr(a, "lot");
     json arr = json::array();
-    for (auto &c : cp.engine().list(f))
+    for (auto &c : cp.engine()->list(f))
         arr.push_back(callJson(cp, c));
     return {{"parked", arr}};
 }
@@ -125,7 +125,7 @@ json parkedHangup(CallPark &cp, const json &a) {
     if (s && s->a && s->a->dlg) {
         cp.host().api()->dialog_end(s->a->dlg); // BYE; on_terminated abandons the call in the engine
     } else {
-        auto r = cp.engine().abandon(c.id);
+        auto r = cp.engine()->abandon(c.id);
         if (!r)
             throw CmdError{409, r.message};
     }
@@ -190,7 +190,7 @@ json parkedMove(CallPark &cp, const json &a) {
         if (to.slot < 0)
             throw CmdError{400, "'slot' must be 0 (pick one) or a slot number"};
     }
-    eng::CallResult r = cp.engine().move(c.id, to);
+    eng::CallResult r = cp.engine()->move(c.id, to);
     if (!r) {
         int code = 400;
         switch (r.error) {
@@ -222,7 +222,7 @@ json groupsList(CallPark &cp, const json &a) {
     std::vector<std::string> ds = d.empty() ? allDomains(cp) : std::vector<std::string>{d};
     json arr = json::array();
     for (auto &dn : ds)
-        for (auto &g : cp.engine().groups(dn))
+        for (auto &g : cp.engine()->groups(dn))
             arr.push_back(parsed(eng::toJson(g)));
     return {{"groups", arr}};
 }
@@ -246,12 +246,12 @@ json groupsSet(CallPark &cp, const json &a) {
     g.settings = overridesFrom(a);
     if (std::string v = eng::validate(g.settings); !v.empty())
         throw CmdError{400, v};
-    statusOrThrow(cp.engine().setGroup(g));
-    return parsed(eng::toJson(*cp.engine().group(g.domain, g.name)));
+    statusOrThrow(cp.engine()->setGroup(g));
+    return parsed(eng::toJson(*cp.engine()->group(g.domain, g.name)));
 }
 
 json groupsDelete(CallPark &cp, const json &a) {
-    statusOrThrow(cp.engine().removeGroup(reqStr(a, "domain"), reqStr(a, "name")));
+    statusOrThrow(cp.engine()->removeGroup(reqStr(a, "domain"), reqStr(a, "name")));
     return {{"ok", true}};
 }
 
@@ -260,7 +260,7 @@ json lotsList(CallPark &cp, const json &a) {
     std::vector<std::string> ds = d.empty() ? allDomains(cp) : std::vector<std::string>{d};
     json arr = json::array();
     for (auto &dn : ds)
-        for (auto &l : cp.engine().lots(dn))
+        for (auto &l : cp.engine()->lots(dn))
             arr.push_back(parsed(eng::toJson(l)));
     return {{"lots", arr}};
 }
@@ -287,17 +287,17 @@ json lotsSet(CallPark &cp, const json &a) {
         }
     }
     l.settings = overridesFrom(a);
-    statusOrThrow(cp.engine().setLot(l));
-    return parsed(eng::toJson(*cp.engine().lot(l.domain, l.name)));
+    statusOrThrow(cp.engine()->setLot(l));
+    return parsed(eng::toJson(*cp.engine()->lot(l.domain, l.name)));
 }
 
 json lotsDelete(CallPark &cp, const json &a) {
-    statusOrThrow(cp.engine().removeLot(reqStr(a, "domain"), reqStr(a, "name")));
+    statusOrThrow(cp.engine()->removeLot(reqStr(a, "domain"), reqStr(a, "name")));
     return {{"ok", true}};
 }
 
 json rulesList(CallPark &cp, const json &) {
-    return {{"rules", parsed(eng::toJson(cp.engine().rules()))}};
+    return {{"rules", parsed(eng::toJson(cp.engine()->rules()))}};
 }
 
 void ruleErrorsOrThrow(const std::vector<eng::RuleError> &errors) {
@@ -318,11 +318,11 @@ json rulesImport(CallPark &cp, const json &a) {
     auto rules = eng::parseRulesText(text, "rules.import", errors);
     ruleErrorsOrThrow(errors);
     if (replace) {
-        ruleErrorsOrThrow(cp.engine().replaceRules(rules));
+        ruleErrorsOrThrow(cp.engine()->replaceRules(rules));
     } else {
-        ruleErrorsOrThrow(cp.engine().checkRules(rules));
+        ruleErrorsOrThrow(cp.engine()->checkRules(rules));
         for (auto &r : rules)
-            ruleErrorsOrThrow(cp.engine().setRule(r));
+            ruleErrorsOrThrow(cp.engine()->setRule(r));
     }
     return {{"ok", true}, {"imported", rules.size()}};
 }
@@ -337,13 +337,13 @@ json rulesCheck(CallPark &cp, const json &a) {
     std::vector<eng::RuleError> errors;
     auto rules = eng::parseRulesText(text, "rules.check", errors);
     ruleErrorsOrThrow(errors);
-    ruleErrorsOrThrow(cp.engine().checkRules(rules));
+    ruleErrorsOrThrow(cp.engine()->checkRules(rules));
     json out = {{"ok", true}, {"rules", rules.size()}};
     std::string dial = optStr(a, "dial");
     if (dial.empty())
         return out;
     std::string domain = reqStr(a, "domain");
-    auto matcher = eng::RuleMatcher::compile(rules, cp.engine().domains(), errors);
+    auto matcher = eng::RuleMatcher::compile(rules, cp.engine()->domains(), errors);
     ruleErrorsOrThrow(errors);
     eng::Explanation e;
     e.domain = domain;
@@ -358,26 +358,26 @@ json rulesCheck(CallPark &cp, const json &a) {
 
 json rulesReload(CallPark &cp, const json &) {
     if (!cp.settings().rulesFile.empty())
-        ruleErrorsOrThrow(cp.engine().loadRulesFile(cp.settings().rulesFile));
+        ruleErrorsOrThrow(cp.engine()->loadRulesFile(cp.settings().rulesFile));
     else
-        ruleErrorsOrThrow(cp.engine().reloadRules());
-    return {{"ok", true}, {"rules", cp.engine().rules().size()}};
+        ruleErrorsOrThrow(cp.engine()->reloadRules());
+    return {{"ok", true}, {"rules", cp.engine()->rules().size()}};
 }
 
 json rulesExplain(CallPark &cp, const json &a) {
-    return parsed(eng::toJson(cp.engine().explain(reqStr(a, "domain"), optStr(a, "caller"), reqStr(a, "dial"))));
+    return parsed(eng::toJson(cp.engine()->explain(reqStr(a, "domain"), optStr(a, "caller"), reqStr(a, "dial"))));
 }
 
 json domainsList(CallPark &cp, const json &) {
     json arr = json::array();
     for (auto &d : allDomains(cp))
-        arr.push_back(parsed(eng::toJson(cp.engine().domain(d))));
+        arr.push_back(parsed(eng::toJson(cp.engine()->domain(d))));
     return {{"domains", arr}};
 }
 
 json domainsSet(CallPark &cp, const json &a) {
     std::string name = reqStr(a, "domain");
-    eng::DomainSettings d = cp.engine().domain(name);
+    eng::DomainSettings d = cp.engine()->domain(name);
     json j = a;
     j.erase("domain");
     j["name"] = name;
@@ -396,13 +396,13 @@ json domainsSet(CallPark &cp, const json &a) {
     std::string err = eng::domainFromJson(j.dump(), d);
     if (!err.empty())
         throw CmdError{400, err};
-    statusOrThrow(cp.engine().setDomain(d));
+    statusOrThrow(cp.engine()->setDomain(d));
     cp.declareDomains(); // a tenant: served without being listed in [proxy] domains
-    return parsed(eng::toJson(cp.engine().domain(name)));
+    return parsed(eng::toJson(cp.engine()->domain(name)));
 }
 
 bool provisioned(CallPark &cp, const std::string &name) {
-    for (auto &d : cp.engine().domains())
+    for (auto &d : cp.engine()->domains())
         if (d.name == name)
             return true;
     return false;
@@ -417,7 +417,7 @@ json domainsDelete(CallPark &cp, const json &a) {
     if (size_t n = cp.liveCallsIn(name))
         throw CmdError{409, fmt::format("domain {} has {} parked call{}: retrieve or hang them up first", name, n,
                                         n == 1 ? "" : "s")};
-    statusOrThrow(cp.engine().removeDomain(name));
+    statusOrThrow(cp.engine()->removeDomain(name));
     cp.declareDomains(); // no longer in the store: no longer served (the other nodes do the same on the change)
     return {{"domain", name}, {"deleted", true}, {"local", cp.host().isLocalDomain(name)}};
 }
@@ -437,7 +437,7 @@ json restoreJson(const CallPark::RestoreProgress &r) {
 
 json stats(CallPark &cp, const json &) {
     size_t parked = 0, recalling = 0, retrieving = 0;
-    for (auto &c : cp.engine().list({})) {
+    for (auto &c : cp.engine()->list({})) {
         if (c.state == eng::CallState::Parked)
             ++parked;
         else if (c.state == eng::CallState::Recalling)
@@ -455,7 +455,7 @@ json stats(CallPark &cp, const json &) {
             {"bridged", bridged},
             {"subscriptions", cp.subs_.size()},
             {"moh_streams", cp.moh().streamCount()},
-            {"last_event", cp.engine().lastEventSequence()},
+            {"last_event", cp.engine()->lastEventSequence()},
             {"restore", restoreJson(cp.restore_)}};
 }
 
@@ -476,7 +476,7 @@ template <Fn F> int run(void *ctx, pw_str args, pw_writer *out) {
         api->writer_error(out, 400, ps(msg));
     } catch (const eng::StorageFailure &e) { // the database is away (docs/cluster.md "Database outage")
         std::string msg =
-            fmt::format("park database '{}' unavailable: {}", cp->engine().path(), storageReason(e.what()));
+            fmt::format("park database '{}' unavailable: {}", cp->engine()->path(), storageReason(e.what()));
         api->writer_error(out, 503, ps(msg));
     } catch (const std::exception &e) {
         std::string msg = e.what();

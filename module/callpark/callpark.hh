@@ -15,6 +15,7 @@
 #include "host.hh"
 #include "pending.hh"
 #include "settings.hh"
+#include "storage_worker.hh"
 #include "wire/bodies.hh"
 #include "wire/moh.hh"
 #include "wire/sip_text.hh"
@@ -154,7 +155,7 @@ struct ReferIntent {
 
 class CallPark {
 public:
-    CallPark(const pw_host_api *api, pw_host *host) : host_(api, host) {}
+    CallPark(const pw_host_api *api, pw_host *host) : host_(api, host), storage_(api, host) {}
     ~CallPark();
 
     int init();
@@ -171,7 +172,10 @@ public:
     void onResponse(const pw_msg *resp);
 
     Host &host() { return host_; }
-    eng::Engine &engine() { return *engine_; }
+    // The engine for a call that stays synchronous on the SIP thread: locked against the storage thread
+    // (storage_worker.hh). engine_->classify alone needs no lock.
+    StorageWorker::Locked engine() const { return storage_.lock(); }
+    StorageWorker &storage() { return storage_; }
     const Settings &settings() const { return settings_; }
 
     // ---- dispatch.cc
@@ -195,11 +199,23 @@ public:
     pw_verdict onRefer(pw_request *req, const pw_msg *m);
     std::optional<ReferIntent> takeReferIntent(const std::string &fromUri, const std::string &targetUser);
     void referTakeoverResponse(uint64_t sid, pw_dialog *dlg, int status, const pw_msg *resp);
+    struct ReferTakeover { // what the takeover needs of the REFER once its park is stored
+        std::string toTag, fromTag, ruri, fromDisplay, targetUser;
+    };
+    void referTakeoverParked(const eng::ParkResult &r, const eng::ParkRequest &pr, const ReferTakeover &t,
+                             const std::function<void(int, bool)> &notify, const std::string &domain,
+                             const std::string &fromUri, const std::string &callId);
 
     // ---- park_flow.cc
     pw_verdict parkInvite(pw_request *req, const pw_msg *m, const eng::Classification &c, const std::string &domain,
                           const std::string &parker, const std::string &parkerDisplay, bool withoutParker = false);
     int engineErrorStatus(eng::ErrorCode e) const;
+    // parkInvite with a storage thread: the park runs there, the INVITE held (PW_SUSPEND) until its result.
+    pw_verdict parkInviteQueued(pw_request *req, const pw_msg *m, eng::ParkRequest pr, const std::string &domain,
+                                const std::string &parker);
+    // Fire-and-forget writes (storage thread or inline): an abandon, and what any write's failure means.
+    void abandonLater(eng::CallId id);
+    void writeDone(const eng::CallResult &r, const std::string &what, eng::CallId id);
     // MOH + SDP for the parked party given its offer; returns the answer SDP ("" when the offer is unusable or
     // no music-on-hold port is free; *why says which).
     enum class HoldError { None, BadOffer, NoMediaPort };
@@ -220,6 +236,10 @@ public:
     // ---- retrieve_flow.cc
     pw_verdict retrieveInvite(pw_request *req, const pw_msg *m, const eng::RetrieveRequest &rr);
     void retrieveResponse(uint64_t sid, int status, const pw_msg *resp);
+    pw_verdict retrieveClaimed(pw_request *req, const pw_msg *m, const eng::RetrieveRequest &rr, eng::CallResult claim);
+    void answerRetriever(Session &s, pw_request *r, const std::string &body, const eng::CallResult *pre);
+    // abortRetrieve on the storage thread (or inline); the recall is re-armed when the call is still parked here.
+    void abortLater(uint64_t sid, eng::CallId id);
     void onBridgedRequest(Session &s, Leg *from, pw_request *req);
     void onBridgedAck(Session &s, Leg *from, const pw_msg *ack);
     void endBridge(Session &s, Leg *from);
@@ -240,6 +260,10 @@ public:
     // ---- recall_flow.cc
     void armRecall(Session &s, eng::Millis at);
     void recallFire(uint64_t sid);
+    // The continuations of the recall steps run on the storage thread (recallStep, recallNoAnswer).
+    void recallStepped(uint64_t sid, eng::CallId id, const eng::RecallStep &step,
+                       const std::optional<eng::ParkedCall> &call);
+    void recallUnanswered(Session &s, const eng::RecallStep &next);
     void ringStep(Session &s, const eng::RecallStep &step);
     void ringTimeout(uint64_t sid);
     void branchResponse(Leg *leg, int status, const pw_msg *resp);
@@ -280,7 +304,8 @@ public:
     // ---- change_feed.cc (other nodes' changes on a shared PostgreSQL store, docs/cluster.md)
     void startChangeFeed(); // start(): the engine's listening thread, waking us through pw_host_api.post()
     void stopChangeFeed();  // stop(): joins it; a wake-up still queued does nothing
-    void catchUpChanges();  // on the SIP thread, after a wake-up
+    void catchUpChanges();  // on the SIP thread, after a wake-up: the catch-up runs on the storage thread
+    bool catchUpInFlight_ = false;
     void onEngineSync(const eng::SyncNotice &n);
     std::shared_ptr<FeedLink> feedLink_;
 
@@ -323,7 +348,8 @@ public:
     int registerClusterNode(bool postgres); // init(): node identity and lease; PW_OK or PW_EINVAL (logged)
     void startCluster();                    // start(): adopt orphaned calls, arm the heartbeat
     void clusterTick();
-    void takeOverDeadNodes();
+    void takeOverDeadNodes(eng::TakeoverResult t); // what a takeover look found (on the storage thread)
+    bool heartbeatInFlight_ = false;
     void takeoverBatch();
     // A call this node lost to another (the fence refused a write): forget its SIP state without a word on the
     // wire (the new owner holds the dialog now).
@@ -456,6 +482,7 @@ private:
     Settings settings_;
     std::unique_ptr<eng::Clock> clock_;
     std::unique_ptr<eng::Engine> engine_;
+    mutable StorageWorker storage_; // after engine_: stopped (its thread joined) before the engine goes
     MohPlayer moh_;
     eng::Engine::ListenerId listener_ = 0;
     uint64_t nextSid_ = 1;
@@ -481,7 +508,7 @@ private:
 public:
     // forceRecall: the engine only steps a recall at its deadline, so an admin "recall now" shows the engine
     // that instant through our clock for the duration of that one call.
-    int64_t clockOverrideMs = 0;
+    std::atomic<int64_t> clockOverrideMs{0};
     MohPlayer &moh() { return moh_; }
     ReportThrottle mohFailureLog_{60000}; // music-on-hold allocation failures: logged once a minute
 
@@ -499,6 +526,7 @@ public:
     void refuseStorage(pw_request *req);
     static constexpr int64_t kStorageLogMs = 10000;
     ReportThrottle storageLog_{kStorageLogMs};
+    std::string dbPath_;             // engine->path(), read once: the log lines need no engine lock
     int64_t storageDownSinceMs_ = 0; // 0 = the last operation reached the database
     uint64_t storageRefused_ = 0;    // operations that failed since then (refused requests, saves)
     bool stopping() const { return stopping_; }

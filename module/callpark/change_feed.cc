@@ -36,15 +36,16 @@ void feedPosted(void *arg) {
 } // namespace
 
 void CallPark::startChangeFeed() {
-    if (!engine_->shared())
+    if (!engine()->shared())
         return; // SQLite: one node, nothing else writes the store
     feedLink_ = std::make_shared<FeedLink>();
     feedLink_->cp = this;
     feedLink_->api = host_.api();
     feedLink_->host = host_.raw();
-    engine_->addSyncListener([this](const eng::SyncNotice &n) { onEngineSync(n); });
+    // Fires on the thread that runs catchUp (the storage thread): noted, handled on the SIP thread.
+    engine()->addSyncListener([this](const eng::SyncNotice &n) { storage_.note(n); });
     // Called on the engine's listening thread: only post.
-    std::string err = engine_->watchChanges([link = feedLink_] {
+    std::string err = engine()->watchChanges([link = feedLink_] {
         if (link->posted.exchange(true))
             return;
         auto *arg = new std::shared_ptr<FeedLink>(link);
@@ -63,13 +64,49 @@ void CallPark::stopChangeFeed() {
     if (feedLink_)
         feedLink_->cp = nullptr;
     if (engine_)
-        engine_->stopWatching(); // joins the listening thread: no wake-up is posted after this
+        engine()->stopWatching(); // joins the listening thread: no wake-up is posted after this
 }
 
 void CallPark::catchUpChanges() {
-    if (stopping_)
-        return;
-    engine_->catchUp(); // delivers to onEngineEvent and onEngineSync, on this (the SIP) thread
+    if (stopping_ || catchUpInFlight_)
+        return; // one in flight at a time; the wake that comes meanwhile is seen by it or by the next
+    // On the storage thread: the other nodes' events and the sync notice reach onEngineEvent and onEngineSync on
+    // the SIP thread (in commit order, before the continuation). After a resync the live calls are read there too,
+    // so the counts start again from the store without a read on the SIP thread.
+    struct Result {
+        eng::Engine::CatchUp cu;
+        std::vector<eng::ParkedCall> live;
+    };
+    catchUpInFlight_ = storage_.run<Result>(
+        [](eng::Engine &e) {
+            Result r;
+            r.cu = e.catchUp();
+            if (r.cu.resync) {
+                try {
+                    r.live = e.liveCalls();
+                } catch (...) {
+                    r.cu.resync = false; // the store went away again: the next resync counts
+                }
+            }
+            return r;
+        },
+        [this](Result &r) {
+            catchUpInFlight_ = false;
+            if (stopping_ || !r.cu.resync)
+                return;
+            // Events were missed and cannot be replayed: the counts start again from the store.
+            std::set<std::pair<std::string, std::string>> labels;
+            for (const auto &[key, count] : parkedCounts_)
+                labels.insert(key);
+            parkedCounts_.clear();
+            for (const eng::ParkedCall &call : r.live) {
+                ++parkedCounts_[{call.domain, call.lot}];
+                labels.insert({call.domain, call.lot});
+            }
+            for (const auto &[domain, lot] : labels)
+                updateGauges(domain, lot);
+        },
+        true);
 }
 
 void CallPark::onEngineSync(const eng::SyncNotice &n) {
@@ -80,18 +117,9 @@ void CallPark::onEngineSync(const eng::SyncNotice &n) {
     }
     bool lists = n.configChanged; // group lists show members' extensions: membership may have changed
     if (n.resync) {
-        // Events were missed and cannot be replayed: the counts start again from the store, and every watcher
-        // is sent the current state (its NOTIFY reads the store; an unchanged state is sent once more).
-        std::set<std::pair<std::string, std::string>> labels;
-        for (const auto &[key, count] : parkedCounts_)
-            labels.insert(key);
-        parkedCounts_.clear();
-        for (const eng::ParkedCall &call : engine_->liveCalls()) {
-            ++parkedCounts_[{call.domain, call.lot}];
-            labels.insert({call.domain, call.lot});
-        }
-        for (const auto &[domain, lot] : labels)
-            updateGauges(domain, lot);
+        // Events were missed and cannot be replayed: every watcher is sent the current state (its NOTIFY reads
+        // the store; an unchanged state is sent once more); the counts start again from the store in
+        // catchUpChanges' continuation.
         if (host_.eventListening())
             host_.event("resync", fmt::format("{{\"sequence\":{}}}", n.sequence));
     }

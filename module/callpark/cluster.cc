@@ -36,7 +36,7 @@ int CallPark::registerClusterNode(bool postgres) {
     if (!postgres)
         return PW_OK; // one node on SQLite: every call is ours, no lease, no fence
     std::string name = settings_.node.empty() ? defaultNodeName(contact_) : settings_.node;
-    auto st = engine_->registerNode(name, contact_, settings_.nodeLeaseMs);
+    auto st = engine()->registerNode(name, contact_, settings_.nodeLeaseMs);
     if (!st) {
         host_.log(PW_LOG_ERROR, "callpark: node '{}': cannot register in the park database: {}", name, st.message);
         return PW_EINVAL;
@@ -52,7 +52,7 @@ void CallPark::startCluster() {
         return;
     // Calls of nodes that died while we were down (and calls stored before ownership existed) become ours before
     // the restore reads our calls, so they come back with it.
-    auto t = engine_->takeOver();
+    auto t = engine()->takeOver();
     if (!t)
         host_.log(PW_LOG_WARN, "callpark: node '{}': takeover at start: {}", nodeName_, t.message);
     else if (!t.calls.empty() || !t.watchers.empty())
@@ -68,29 +68,49 @@ void CallPark::clusterTick() {
         return;
     // Re-armed first: whatever happens below (an exception from the store included), the heartbeat goes on.
     clusterTimer_ = after(static_cast<uint64_t>(settings_.nodeHeartbeatMs), [this] { clusterTick(); });
-    auto hb = engine_->heartbeat();
-    if (!hb) {
-        lastHeartbeatFailMs_ = host_.nowMs();
-        if (clusterLog_.allow(host_.nowMs()))
-            host_.log(PW_LOG_WARN, "callpark: node '{}': heartbeat failed: {}", nodeName_, hb.message);
-    } else {
-        if (hb.lapsed) {
-            host_.log(PW_LOG_WARN,
-                      "callpark: node '{}': its lease had run out (a stall longer than node_lease?); registered again; "
-                      "calls taken over by other nodes are dropped here",
-                      nodeName_);
-            dropLostSessions();
-        }
-        // Only once our own restore is done: a takeover restores through the same queue of stored calls. And not
-        // within one lease of a failed heartbeat: when the database itself was away, every node's lease ran out
-        // together; the others get a lease's time to renew theirs before anyone counts them dead.
-        if (restore_.done && host_.nowMs() - lastHeartbeatFailMs_ > settings_.nodeLeaseMs)
-            takeOverDeadNodes();
-    }
+    if (heartbeatInFlight_)
+        return; // the last one still waits for the database: one at a time
+    // Only once our own restore is done: a takeover restores through the same queue of stored calls. And not
+    // within one lease of a failed heartbeat: when the database itself was away, every node's lease ran out
+    // together; the others get a lease's time to renew theirs before anyone counts them dead.
+    const bool mayTakeOver = restore_.done && host_.nowMs() - lastHeartbeatFailMs_ > settings_.nodeLeaseMs;
+    struct Tick {
+        eng::NodeStatus hb;
+        std::optional<eng::TakeoverResult> takeover;
+    };
+    // The heartbeat and the takeover look run on the storage thread; what they find comes back here.
+    heartbeatInFlight_ = storage_.run<Tick>(
+        [mayTakeOver](eng::Engine &e) {
+            Tick t;
+            t.hb = e.heartbeat();
+            if (t.hb && !t.hb.lapsed && mayTakeOver)
+                t.takeover = e.takeOver();
+            return t;
+        },
+        [this](Tick &t) {
+            heartbeatInFlight_ = false;
+            if (stopping_)
+                return;
+            if (!t.hb) {
+                lastHeartbeatFailMs_ = host_.nowMs();
+                if (clusterLog_.allow(host_.nowMs()))
+                    host_.log(PW_LOG_WARN, "callpark: node '{}': heartbeat failed: {}", nodeName_, t.hb.message);
+                return;
+            }
+            if (t.hb.lapsed) {
+                host_.log(PW_LOG_WARN,
+                          "callpark: node '{}': its lease had run out (a stall longer than node_lease?); registered "
+                          "again; calls taken over by other nodes are dropped here",
+                          nodeName_);
+                dropLostSessions();
+            }
+            if (t.takeover)
+                takeOverDeadNodes(std::move(*t.takeover));
+        },
+        true);
 }
 
-void CallPark::takeOverDeadNodes() {
-    auto t = engine_->takeOver();
+void CallPark::takeOverDeadNodes(eng::TakeoverResult t) {
     if (!t) {
         if (clusterLog_.allow(host_.nowMs()))
             host_.log(PW_LOG_WARN, "callpark: node '{}': takeover: {}", nodeName_, t.message);
@@ -209,7 +229,7 @@ void CallPark::dropLostSessions() {
     for (auto &[sid, s] : sessions_) {
         if (!s->callId || s->state == SessionState::Ended || s->state == SessionState::Bridged)
             continue;
-        auto call = engine_->get(s->callId);
+        auto call = engine()->get(s->callId);
         if (!call || call->owner != nodeName_)
             lost.push_back(s.get());
     }
@@ -223,14 +243,15 @@ void CallPark::dropLostSessions() {
 // there. An owner whose lease ran out is taken over now and the claim tried again here.
 pw_verdict CallPark::retrieveElsewhere(pw_request *req, const eng::CallResult &claim, const eng::RetrieveRequest &rr) {
     const pw_msg *m = host_.msg(req);
-    auto owner = engine_->node(claim.call.owner);
+    auto owner = engine()->node(claim.call.owner);
     if (!owner || !owner->live) {
-        takeOverDeadNodes();
-        eng::CallResult again = engine_->claimRetrieve(rr);
+        // Rare (an owner that died a moment ago): synchronous, through the engine's lock.
+        takeOverDeadNodes(engine()->takeOver());
+        eng::CallResult again = engine()->claimRetrieve(rr);
         if (again.ok || again.error != eng::ErrorCode::NotOwner) {
             if (again.ok)
-                engine_->abortRetrieve(again.call.id); // retrieveInvite claims it again, with its session ready
-            return retrieveInvite(req, m, rr);
+                engine()->abortRetrieve(again.call.id); // claimed again below, with its session ready
+            return retrieveClaimed(req, m, rr, engine()->claimRetrieve(rr));
         }
         Headers h;
         h.add("Retry-After", "2");

@@ -102,7 +102,7 @@ int CallPark::overloadPriority(const pw_msg *m) {
     } else {
         f.extension = c.extension.empty() ? caller : c.extension;
     }
-    return engine_->list(f).empty() ? 0 : 1;
+    return engine()->list(f).empty() ? 0 : 1;
 }
 
 pw_verdict CallPark::onInvite(pw_request *req, const pw_msg *m) {
@@ -132,7 +132,7 @@ pw_verdict CallPark::onInvite(pw_request *req, const pw_msg *m) {
                 host_.reply(req, 486, "Busy Here");
                 return PW_STOP;
             }
-            auto call = engine_->get(s->callId);
+            auto call = engine()->get(s->callId);
             if (!call)
                 break;
             eng::RetrieveRequest rr;

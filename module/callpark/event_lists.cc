@@ -38,10 +38,10 @@ int CallPark::eventListTarget(pw_request *req, const pw_msg *m, const std::strin
     };
     eng::Target t;
     t.domain = domain;
-    if (auto name = named(settings_.listUriPrefixLot); name && engine_->lot(domain, *name)) {
+    if (auto name = named(settings_.listUriPrefixLot); name && engine()->lot(domain, *name)) {
         t.kind = eng::TargetKind::Lot;
         t.name = *name;
-    } else if (auto gname = named(settings_.listUriPrefixGroup); gname && engine_->group(domain, *gname)) {
+    } else if (auto gname = named(settings_.listUriPrefixGroup); gname && engine()->group(domain, *gname)) {
         t.kind = eng::TargetKind::Group;
         t.name = *gname;
     } else {
@@ -84,11 +84,11 @@ void CallPark::notifyEventList(Subscription &sub, bool terminated) {
     // The list's resources now: the lot's slots in order, or the group's members in hunting order.
     std::vector<ListEntry> entries;
     if (sub.target.kind == eng::TargetKind::Lot) {
-        if (auto lot = engine_->lot(domain, sub.target.name))
+        if (auto lot = engine()->lot(domain, sub.target.name))
             for (int s = lot->firstSlot; s <= lot->lastSlot && s - lot->firstSlot < 10000; ++s)
                 entries.push_back({std::to_string(s), eng::Target{eng::TargetKind::Slot, domain, lot->name, s}});
     } else if (sub.target.kind == eng::TargetKind::Group) {
-        if (auto group = engine_->group(domain, sub.target.name))
+        if (auto group = engine()->group(domain, sub.target.name))
             for (const std::string &mbr : group->members)
                 entries.push_back({mbr, eng::Target{eng::TargetKind::Extension, domain, mbr, 0}});
     }
@@ -200,7 +200,7 @@ void CallPark::queueEventLists(const eng::ChangeEvent &e) {
             });
             if (!any)
                 return;
-            groups = engine_->groups(c->domain);
+            groups = engine()->groups(c->domain);
             read = true;
         }
         for (const eng::Group &g : groups) {

@@ -176,11 +176,29 @@ std::string CallPark::parkBlob(Session &s, const std::string &dialog) {
 void CallPark::saveBlob(Session &s) {
     if (!s.callId || !s.a || !s.a->dlg)
         return;
-    auto r = engine_->updateBlob(s.callId, parkBlob(s, host_.dialogExport(s.a->dlg)));
-    if (!r && r.error == eng::ErrorCode::Storage) // the database is away: counted and logged as such
-        storageFailed(fmt::format("saving call {}", s.callId), r.message);
-    else if (!r)
-        host_.log(PW_LOG_WARN, "callpark: saving call {} failed: {}", s.callId, r.message);
+    // Fire and forget (on the storage thread when there is one): only a failure matters here.
+    eng::CallId id = s.callId;
+    storage_.run<eng::CallResult>(
+        [id, blob = parkBlob(s, host_.dialogExport(s.a->dlg))](eng::Engine &e) { return e.updateBlob(id, blob); },
+        [this, id](eng::CallResult &r) { writeDone(r, fmt::format("saving call {}", id), id); }, true);
+}
+
+void CallPark::writeDone(const eng::CallResult &r, const std::string &what, eng::CallId id) {
+    if (r) {
+        storageOk();
+        return;
+    }
+    if (r.error == eng::ErrorCode::Storage) { // the database is away: counted and logged as such
+        storageFailed(what, r.message);
+        return;
+    }
+    if (r.error == eng::ErrorCode::NotOwner && clustered() && id && !stopping_) {
+        // The fence refused the write: another node took the call over (docs/cluster.md "Ownership and failover").
+        if (Session *s = sessionByCall(id))
+            dropLostSession(*s, "the park database refused a write: " + r.message);
+        return;
+    }
+    host_.log(PW_LOG_WARN, "callpark: {} failed: {}", what, r.message);
 }
 
 // ---------------------------------------------------------------- park INVITE
@@ -211,7 +229,7 @@ void CallPark::storageFailed(const std::string &what, const std::string &message
     host_.log(PW_LOG_ERROR,
               "callpark: park database '{}' unavailable ({}): {}; parks and retrieves are refused with 503 until it "
               "is back, parked calls stay up{}",
-              engine_->path(), what, storageReason(message),
+              dbPath_, what, storageReason(message),
               more ? fmt::format(" ({} more failures in the last {} s)", more, kStorageLogMs / 1000) : std::string());
 }
 
@@ -219,8 +237,8 @@ void CallPark::storageOk() {
     if (!storageDownSinceMs_)
         return;
     host_.log(PW_LOG_WARN,
-              "callpark: park database '{}' is reachable again after {} ms ({} operation(s) failed meanwhile)",
-              engine_->path(), host_.nowMs() - storageDownSinceMs_, storageRefused_);
+              "callpark: park database '{}' is reachable again after {} ms ({} operation(s) failed meanwhile)", dbPath_,
+              host_.nowMs() - storageDownSinceMs_, storageRefused_);
     storageDownSinceMs_ = 0;
     storageRefused_ = 0;
     storageLog_ = ReportThrottle{kStorageLogMs}; // the next outage is reported at once
@@ -277,7 +295,9 @@ pw_verdict CallPark::parkInvite(pw_request *req, const pw_msg *m, const eng::Cla
     }
     // A duplicated INVITE (same dialog-creating Call-ID and From tag, new transaction) parks once.
     pr.requestKey = host_.header(m, "Call-ID") + ";" + host_.tag(m, "From");
-    if (auto existing = engine_->getByRequestKey(domain, pr.requestKey)) {
+    if (storage_.threaded())
+        return parkInviteQueued(req, m, std::move(pr), domain, parker);
+    if (auto existing = engine()->getByRequestKey(domain, pr.requestKey)) {
         (void)existing;
         host_.reply(req, 482, "Merged Request"); // RFC 3261 §8.2.2.2
         return PW_STOP;
@@ -328,7 +348,7 @@ pw_verdict CallPark::parkInvite(pw_request *req, const pw_msg *m, const eng::Cla
             return 500;
         }
         pr.blob = parkBlob(s, dialog);
-        r = engine_->park(pr);
+        r = engine()->park(pr);
         if (r && r.duplicate) { // parked meanwhile under the same key (another process on this database)
             host_.reply(req, 482, "Merged Request");
             return 482;
@@ -342,7 +362,7 @@ pw_verdict CallPark::parkInvite(pw_request *req, const pw_msg *m, const eng::Cla
         dropLeg(leg);
         s.a = nullptr;
         if (r && !r.duplicate)
-            engine_->abandon(r.call.id);
+            engine()->abandon(r.call.id);
         stopMoh(s);
         return ended();
     }
@@ -354,6 +374,154 @@ pw_verdict CallPark::parkInvite(pw_request *req, const pw_msg *m, const eng::Cla
     armRecall(s, r.call.recallAt);
     host_.log(PW_LOG_INFO, "callpark: parked {} on {} (call {})", pr.parkedUri, s.parkedOnUri, s.callId);
     return PW_STOP;
+}
+
+// The park INVITE with a storage thread (docs/cluster.md "Threads"): the SIP side is prepared (music on hold, our
+// SDP), the duplicate check and the park run on the storage thread while the INVITE waits (100 Trying, RFC 3261
+// §17.2.1), and the 200 goes out when the park is committed. The dialog the 200 creates is stored right after it
+// (saveBlob): the park itself holds everything else, so a crash in that one round trip leaves a call that cannot be
+// resumed (its restore reports it lost) rather than a 200 for nothing.
+pw_verdict CallPark::parkInviteQueued(pw_request *req, const pw_msg *m, eng::ParkRequest pr, const std::string &domain,
+                                      const std::string &parker) {
+    if (!storage_.accepting()) {
+        host_.counter("parkway_park_failures_total", "reason=\"storage\"");
+        storageFailed("park in " + domain, "the park database is slow: storage queue over storage_queue or "
+                                           "storage_queue_wait");
+        refuseStorage(req);
+        return PW_STOP;
+    }
+    Session &s = newSession();
+    s.domain = domain;
+    s.parker = pr.parkerIsParked ? std::string() : parker;
+    std::string offer = host_.body(m);
+    HoldError why = HoldError::None;
+    s.partySource = host_.source(m);
+    std::string sdp = offer.empty() ? holdOfferFor(s, &why) : holdAnswerFor(s, offer, &why);
+    if (sdp.empty()) {
+        if (why == HoldError::NoMediaPort) {
+            host_.counter("parkway_park_failures_total", "reason=\"no_media_port\"");
+            Headers h;
+            h.add("Retry-After", std::to_string(kParkRetryAfterSeconds));
+            host_.reply(req, 503, "Service Unavailable", &h);
+        } else {
+            host_.reply(req, 488, "Not Acceptable Here");
+        }
+        s.state = SessionState::Ended;
+        reapLater(s.sid);
+        return PW_STOP;
+    }
+    moh_.setSignalingSource(s.mohId, host_.source(m));
+    Leg *leg = newLeg(s.sid, "parked");
+    leg->peerUri = pr.parkedUri;
+    leg->peerDisplay = pr.parkedDisplay;
+    leg->remoteSdp = offer;
+    s.a = leg;
+    pr.blob = parkBlob(s, std::string()); // the dialog follows the 200
+    struct Outcome {
+        bool merged = false; // a park under this request key exists already
+        eng::ParkResult r;
+    };
+    pw_request *held = host_.api()->request_retain(req);
+    host_.reply(held, 100, "Trying");
+    const uint64_t sid = s.sid, legId = leg->id;
+    // Whatever the continuation finds, the INVITE is answered (if it still can be) and released exactly once.
+    auto finish = [this, held, sid, legId](bool parked) {
+        if (!parked) {
+            if (Session *sp = session(sid)) {
+                if (Leg *l = legById(legId); l && sp->a == l) {
+                    sp->a = nullptr;
+                    dropLeg(l);
+                }
+                stopMoh(*sp);
+                sp->state = SessionState::Ended;
+                reapLater(sid);
+            }
+        }
+        host_.api()->request_resume(held, PW_STOP);
+        host_.api()->request_release(held);
+    };
+    bool queued = storage_.run<Outcome>(
+        [pr = std::move(pr)](eng::Engine &e) {
+            Outcome o;
+            try {
+                if (e.getByRequestKey(pr.domain, pr.requestKey)) {
+                    o.merged = true;
+                    return o;
+                }
+            } catch (const std::exception &ex) { // the read met the database away
+                o.r.ok = false;
+                o.r.error = eng::ErrorCode::Storage;
+                o.r.message = ex.what();
+                return o;
+            }
+            o.r = e.park(pr);
+            return o;
+        },
+        [this, held, sid, legId, domain, sdp, finish](Outcome &o) {
+            Session *sp = session(sid);
+            Leg *l = legById(legId);
+            if (!sp || !l || sp->a != l || sp->state != SessionState::Parked) {
+                // The session went meanwhile (it cannot today: nothing ends it before its dialog exists).
+                if (o.r && !o.r.duplicate)
+                    abandonLater(o.r.call.id);
+                host_.reply(held, 500);
+                finish(false);
+                return;
+            }
+            Session &s = *sp;
+            if (o.merged || (o.r && o.r.duplicate)) {
+                host_.reply(held, 482, "Merged Request"); // RFC 3261 §8.2.2.2
+                finish(false);
+                return;
+            }
+            if (!o.r) {
+                refusePark(held, domain, o.r.error, o.r.message);
+                finish(false);
+                return;
+            }
+            Headers h;
+            h.add("Allow", "INVITE, ACK, BYE, CANCEL, OPTIONS, UPDATE, INFO, REFER, NOTIFY");
+            l->dlg = host_.acceptCommit(held, 200, h, kSdp, sdp, legCallbacks(), l, [&](pw_dialog *dlg) -> int {
+                if (host_.dialogExport(dlg).empty()) { // we would acknowledge a park no restart could resume
+                    host_.counter("parkway_park_failures_total", "reason=\"storage\"");
+                    host_.log(PW_LOG_ERROR, "callpark: park of {} refused: the dialog cannot be exported", l->peerUri);
+                    return 500;
+                }
+                return 0;
+            });
+            if (!l->dlg) {
+                // CANCELled or gone while the park was stored, or the 2xx could not be sent: nothing stays parked.
+                abandonLater(o.r.call.id);
+                finish(false);
+                return;
+            }
+            killPointAfterParkAnswered();
+            storageOk();
+            bindCall(s, o.r.call.id);
+            s.parkedOnUri = o.r.call.extension.empty() ? aor(std::to_string(o.r.call.slot), domain)
+                                                       : aor(o.r.call.extension, domain);
+            l->confirmed = true;
+            saveBlob(s); // the dialog the 200 created
+            armRecall(s, o.r.call.recallAt);
+            host_.log(PW_LOG_INFO, "callpark: parked {} on {} (call {})", l->peerUri, s.parkedOnUri, s.callId);
+            finish(true);
+        });
+    if (!queued) { // stopping, or the queue is full
+        host_.counter("parkway_park_failures_total", "reason=\"storage\"");
+        refuseStorage(held);
+        finish(false);
+    }
+    return PW_SUSPEND;
+}
+
+void CallPark::abandonLater(eng::CallId id) {
+    storage_.run<eng::CallResult>([id](eng::Engine &e) { return e.abandon(id); },
+                                  [this, id](eng::CallResult &r) {
+                                      if (!r && r.error != eng::ErrorCode::NotFound &&
+                                          r.error != eng::ErrorCode::NotOwner)
+                                          writeDone(r, fmt::format("abandon of call {}", id), 0);
+                                  },
+                                  true);
 }
 
 // ---------------------------------------------------------------- while parked
@@ -410,11 +578,14 @@ void CallPark::sessionAbandoned(Session &s) {
     cancelTimer(s.ringTimer);
     stopMoh(s);
     if (s.callId) {
-        auto r = engine_->abandon(s.callId);
-        if (!r && r.error == eng::ErrorCode::Storage) // the row stays until a retrieve finds no dialog for it
-            storageFailed(fmt::format("abandon of call {}", s.callId), r.message);
-        else if (!r)
-            host_.log(PW_LOG_WARN, "callpark: abandon of call {}: {}", s.callId, r.message);
+        // Fire and forget. On a storage failure the row stays until a retrieve finds no dialog for it.
+        eng::CallId id = s.callId;
+        storage_.run<eng::CallResult>([id](eng::Engine &e) { return e.abandon(id); },
+                                      [this, id](eng::CallResult &r) {
+                                          if (r || r.error != eng::ErrorCode::NotOwner)
+                                              writeDone(r, fmt::format("abandon of call {}", id), 0);
+                                      },
+                                      true);
     }
     s.callId = 0;
     if (s.retrieveReq) {
@@ -465,7 +636,8 @@ void CallPark::legTerminated(Leg *leg, pw_dialog_end_reason reason) {
             eng::CallId id = s.callId;
             s.callId = 0;
             s.state = SessionState::Ended;
-            engine_->completeRetrieve(id);
+            storage_.run<eng::CallResult>([id](eng::Engine &e) { return e.completeRetrieve(id); },
+                                          [](eng::CallResult &) {}, true);
             reapLater(s.sid);
             return;
         }
@@ -484,9 +656,9 @@ void CallPark::legTerminated(Leg *leg, pw_dialog_end_reason reason) {
         else if (s.state == SessionState::Connecting) {
             // the recall answerer hung up before the parked party was connected: park again as it was
             s.winner = nullptr;
-            if (s.callId)
-                engine_->abortRetrieve(s.callId);
             s.state = SessionState::Parked;
+            if (s.callId)
+                abortLater(s.sid, s.callId);
         }
         return;
     }

@@ -134,7 +134,7 @@ bool CallPark::loadProvisionFile(const std::string &path, std::string *err) {
                 auto name = get<std::string>(*dt, "name", path);
                 if (!name || name->empty())
                     throw ProvisionError{fmt::format("{}: [[domain]] needs a name", where(path, dn))};
-                eng::DomainSettings d = engine_->domain(*name);
+                eng::DomainSettings d = engine()->domain(*name);
                 d.name = *name;
                 if (auto v = get<std::string>(*dt, "park_code", path))
                     d.parkCode = *v;
@@ -246,16 +246,16 @@ bool CallPark::loadProvisionFile(const std::string &path, std::string *err) {
         return false;
     };
     for (auto &d : domains)
-        if (auto st = engine_->setDomain(d); !st)
+        if (auto st = engine()->setDomain(d); !st)
             return fail("domain " + d.name, st);
     for (auto &e : exts)
-        if (auto st = engine_->setExtension(e); !st)
+        if (auto st = engine()->setExtension(e); !st)
             return fail("extension " + e.ext, st);
     for (auto &g : groups)
-        if (auto st = engine_->setGroup(g); !st)
+        if (auto st = engine()->setGroup(g); !st)
             return fail("group " + g.name, st);
     for (auto &l : lots)
-        if (auto st = engine_->setLot(l); !st)
+        if (auto st = engine()->setLot(l); !st)
             return fail("lot " + l.name, st);
     return true;
 }
@@ -263,7 +263,7 @@ bool CallPark::loadProvisionFile(const std::string &path, std::string *err) {
 void CallPark::declareDomains() {
     bool any = false, served = true;
     std::set<std::string> now;
-    for (const auto &d : engine_->domains()) {
+    for (const auto &d : engine()->domains()) {
         any = true;
         now.insert(d.name);
         served = host_.serveDomain(d.name, true) && served;
@@ -286,7 +286,7 @@ void CallPark::declareDomains() {
 size_t CallPark::liveCallsIn(const std::string &domain) const {
     eng::ListFilter f;
     f.domain = domain;
-    return engine_->list(f).size();
+    return engine()->list(f).size();
 }
 
 // pw_module.domain_release: the host is about to stop serving `domain`; calls parked in it would be stranded

@@ -26,7 +26,34 @@ void CallPark::recallFire(uint64_t sid) {
     s.recallTimer = 0;
     if (!s.callId || (s.state != SessionState::Parked && s.state != SessionState::Recalling))
         return;
-    eng::RecallStep step = engine_->recallStep(s.callId);
+    // The step runs on the storage thread when there is one (docs/cluster.md "Threads"); what follows finds the
+    // session again: it may have been retrieved, abandoned or taken over meanwhile.
+    struct Fired {
+        eng::RecallStep step;
+        std::optional<eng::ParkedCall> call; // not due yet by the engine's clock: when it is
+    };
+    const eng::CallId id = s.callId;
+    storage_.run<Fired>(
+        [id](eng::Engine &e) {
+            Fired f;
+            f.step = e.recallStep(id);
+            if (!f.step && f.step.error == eng::ErrorCode::BadState) {
+                try {
+                    f.call = e.get(id);
+                } catch (...) {
+                }
+            }
+            return f;
+        },
+        [this, sid, id](Fired &f) { recallStepped(sid, id, f.step, f.call); }, true);
+}
+
+void CallPark::recallStepped(uint64_t sid, eng::CallId id, const eng::RecallStep &step,
+                             const std::optional<eng::ParkedCall> &call) {
+    Session *sp = session(sid);
+    if (!sp || sp->callId != id || (sp->state != SessionState::Parked && sp->state != SessionState::Recalling))
+        return;
+    Session &s = *sp;
     if (!step && step.error == eng::ErrorCode::Storage) {
         // The database is away: the call stays parked with its music; the recall is tried again shortly (it
         // fires once, when the database has recorded it).
@@ -39,13 +66,9 @@ void CallPark::recallFire(uint64_t sid) {
             dropLostSession(s, step.message);
             return;
         }
-        if (step.error == eng::ErrorCode::BadState) { // not due yet by the engine's clock: wait for it
-            if (auto call = engine_->get(s.callId)) {
-                if (call->recallAt > host_.nowMs()) {
-                    armRecall(s, call->recallAt);
-                    return;
-                }
-            }
+        if (step.error == eng::ErrorCode::BadState && call && call->recallAt > host_.nowMs()) {
+            armRecall(s, call->recallAt); // not due yet by the engine's clock: wait for it
+            return;
         }
         host_.log(PW_LOG_WARN, "callpark: recall of call {}: {}", s.callId, step.message);
         return;
@@ -145,7 +168,7 @@ void CallPark::ringStep(Session &s, const eng::RecallStep &step) {
             isNumber = alt.kind == eng::RecallTarget::Kind::Number;
             ring.clear();
             if (alt.kind == eng::RecallTarget::Kind::Group) {
-                if (auto g = engine_->group(call.domain, alt.value))
+                if (auto g = engine()->group(call.domain, alt.value))
                     ring = g->members;
             } else {
                 ring.push_back(alt.value);
@@ -180,8 +203,18 @@ void CallPark::ringTimeout(uint64_t sid) {
     if (s.state != SessionState::Recalling || s.winner || !s.callId)
         return;
     cancelBranches(s, nullptr);
-    eng::RecallStep next = engine_->recallNoAnswer(s.callId);
     s.state = SessionState::Parked; // still parked (engine: recalling), music on hold goes on
+    const eng::CallId id = s.callId;
+    storage_.run<eng::RecallStep>([id](eng::Engine &e) { return e.recallNoAnswer(id); },
+                                  [this, sid, id](eng::RecallStep &next) {
+                                      Session *sp2 = session(sid);
+                                      if (sp2 && sp2->callId == id && sp2->state == SessionState::Parked)
+                                          recallUnanswered(*sp2, next);
+                                  },
+                                  true);
+}
+
+void CallPark::recallUnanswered(Session &s, const eng::RecallStep &next) {
     if (!next && next.error == eng::ErrorCode::NotOwner) {
         dropLostSession(s, next.message);
         return;
@@ -261,7 +294,7 @@ void CallPark::branchResponse(Leg *leg, int status, const pw_msg *resp) {
         hangUp(leg);
         return;
     }
-    eng::CallResult claim = engine_->recallAnswered(s.callId, uriUser(leg->peerUri));
+    eng::CallResult claim = engine()->recallAnswered(s.callId, uriUser(leg->peerUri));
     if (!claim) {
         hangUp(leg);
         if (claim.error == eng::ErrorCode::NotOwner)
@@ -286,7 +319,7 @@ void CallPark::branchResponse(Leg *leg, int status, const pw_msg *resp) {
             stopMoh(*s2);
             s2->callId = 0;
             s2->state = SessionState::Bridged;
-            auto r = engine_->completeRetrieve(id);
+            auto r = engine()->completeRetrieve(id);
             if (!r)
                 host_.log(PW_LOG_WARN, "callpark: complete recall of call {}: {}", id, r.message);
             host_.log(PW_LOG_INFO, "callpark: call {} recalled to {}", id, s2->b ? s2->b->peerUri : "");
@@ -294,7 +327,7 @@ void CallPark::branchResponse(Leg *leg, int status, const pw_msg *resp) {
             s2->b = nullptr;
             if (s2->a && s2->a->dlg && id) {
                 s2->state = SessionState::Parked;
-                auto back = engine_->abortRetrieve(id);
+                auto back = engine()->abortRetrieve(id);
                 if (back)
                     armRecall(*s2, back.call.recallAt);
             }
@@ -310,11 +343,22 @@ void CallPark::forceRecall(Session &s) {
         cancelBranches(s, nullptr);
     cancelTimer(s.ringTimer);
     s.state = SessionState::Parked;
-    auto call = engine_->get(s.callId);
-    if (call && call->recallAt > host_.nowMs())
-        clockOverrideMs = call->recallAt;
-    eng::RecallStep step = engine_->recallStep(s.callId);
-    clockOverrideMs = 0;
+    eng::RecallStep step;
+    {
+        // The override shows the engine the deadline for this one call only: held under the engine's lock, so no
+        // operation on the storage thread sees it.
+        auto e = engine();
+        auto call = e->get(s.callId);
+        if (call && call->recallAt > host_.nowMs())
+            clockOverrideMs = call->recallAt;
+        try {
+            step = e->recallStep(s.callId);
+        } catch (...) {
+            clockOverrideMs = 0;
+            throw;
+        }
+        clockOverrideMs = 0;
+    }
     if (!step) {
         host_.log(PW_LOG_WARN, "callpark: forced recall of call {}: {}", s.callId, step.message);
         return;

@@ -129,18 +129,50 @@ pw_verdict CallPark::onRefer(pw_request *req, const pw_msg *m) {
     pr.parkedDisplay = host_.display(m, "To");
     // Keyed by the dialog, not the CSeq: a duplicated REFER parks once while the call is parked.
     pr.requestKey = "refer;" + key;
-    if (engine_->getByRequestKey(domain, pr.requestKey)) {
-        host_.reply(req, 202, "Accepted");
-        return PW_STOP;
-    }
+    // The duplicate check and the park run on the storage thread when there is one (docs/cluster.md "Threads");
+    // the REFER is answered at once, the takeover goes on with the park's result.
     host_.reply(req, 202, "Accepted");
-    notify(100, false);
-    eng::ParkResult r = engine_->park(pr);
-    if (!r) {
-        int st = engineErrorStatus(r.error);
-        notify(st, true);
-        return PW_STOP;
-    }
+    struct Outcome {
+        bool merged = false; // a REFER of this dialog parked the call already: that one carries it out
+        eng::ParkResult r;
+    };
+    const ReferTakeover t{host_.tag(m, "To"), host_.tag(m, "From"), host_.requestUri(m), host_.display(m, "From"),
+                          target->user};
+    bool queued = storage_.run<Outcome>(
+        [pr](eng::Engine &e) {
+            Outcome o;
+            try {
+                if (e.getByRequestKey(pr.domain, pr.requestKey)) {
+                    o.merged = true;
+                    return o;
+                }
+            } catch (const std::exception &ex) { // the read met the database away
+                o.r.error = eng::ErrorCode::Storage;
+                o.r.message = ex.what();
+                return o;
+            }
+            o.r = e.park(pr);
+            return o;
+        },
+        [this, pr, t, notify, domain, fromUri, callId](Outcome &o) {
+            if (o.merged)
+                return;
+            notify(100, false);
+            if (!o.r) {
+                notify(engineErrorStatus(o.r.error), true);
+                return;
+            }
+            referTakeoverParked(o.r, pr, t, notify, domain, fromUri, callId);
+        });
+    if (!queued)
+        notify(503, true);
+    return PW_STOP;
+}
+
+// The REFER's park is stored: INVITE the transferee with Replaces (RFC 3891) and hold it once it answers.
+void CallPark::referTakeoverParked(const eng::ParkResult &r, const eng::ParkRequest &pr, const ReferTakeover &t,
+                                   const std::function<void(int, bool)> &notify, const std::string &domain,
+                                   const std::string &fromUri, const std::string &callId) {
     Session &s = newSession();
     s.domain = domain;
     s.parker = uriUser(fromUri);
@@ -152,15 +184,15 @@ pw_verdict CallPark::onRefer(pw_request *req, const pw_msg *m) {
     leg->peerDisplay = pr.parkedDisplay;
     s.a = leg;
 
-    ReplacesValue rv{callId, host_.tag(m, "To"), host_.tag(m, "From"), false};
+    ReplacesValue rv{callId, t.toTag, t.fromTag, false};
     Headers h;
     h.add("Replaces", formatReplaces(rv));
-    h.add("Referred-By", nameAddr(host_.display(m, "From"), fromUri));
+    h.add("Referred-By", nameAddr(t.fromDisplay, fromUri));
     h.add("Require", "replaces");
-    std::string ruri = host_.requestUri(m);
+    std::string ruri = t.ruri;
     // From is the park code the call was transferred to, not the parker: a phone refuses an INVITE that seems to
     // come from the party it is talking to, and this call now belongs to the park slot.
-    std::string from = nameAddr("Call Park", aor(target->user, domain));
+    std::string from = nameAddr("Call Park", aor(t.targetUser, domain));
     std::string to = nameAddr(pr.parkedDisplay, pr.parkedUri);
     pw_uac_params p{};
     p.struct_size = sizeof(p);
@@ -173,14 +205,16 @@ pw_verdict CallPark::onRefer(pw_request *req, const pw_msg *m) {
     p.flags = PW_SEND_DEFER_ACK; // offerless: the transferee offers in its 2xx, our hold answer goes in the ACK
     uint64_t sid = s.sid;
     uint64_t legId = leg->id;
-    Pending *pend = invitePending(leg, [this, sid, legId, notify](pw_dialog *dlg, int status, const pw_msg *resp) {
+    const eng::Millis recallAt = r.call.recallAt;
+    Pending *pend = invitePending(leg, [this, sid, legId, notify, recallAt](pw_dialog *dlg, int status,
+                                                                            const pw_msg *resp) {
         if (status < 200)
             return;
         Leg *leg = legById(legId);
         Session *sp = session(sid);
         if (status >= 300) {
             if (sp && sp->callId) {
-                engine_->abandon(sp->callId);
+                abandonLater(sp->callId);
                 sp->callId = 0;
                 stopMoh(*sp);
                 sp->state = SessionState::Ended;
@@ -205,20 +239,18 @@ pw_verdict CallPark::onRefer(pw_request *req, const pw_msg *m) {
         leg->confirmed = true;
         sp->state = SessionState::Parked;
         saveBlob(*sp);
-        if (auto call = engine_->get(sp->callId))
-            armRecall(*sp, call->recallAt);
+        armRecall(*sp, recallAt);
         notify(200, true);
     });
     leg->dlg = host_.api()->dialog_invite(host_.raw(), &p, pendingResponse, uacLegCallbacks(), pend);
     if (!leg->dlg) {
-        engine_->abandon(s.callId);
+        abandonLater(s.callId);
         s.callId = 0;
         s.a = nullptr;
         dropLeg(leg);
         s.state = SessionState::Ended;
         notify(503, true);
     }
-    return PW_STOP;
 }
 
 // ---------------------------------------------------------------- REFER inside a bridge we hold
@@ -259,7 +291,7 @@ void CallPark::onBridgedRefer(Session &s, Leg *from, pw_request *req) {
         pr.parkedUri = other->peerUri;
         pr.parkedDisplay = other->peerDisplay;
         pr.requestKey = "repark;" + host_.header(m, "Call-ID") + ";" + host_.header(m, "CSeq");
-        eng::ParkResult r = engine_->park(pr);
+        eng::ParkResult r = engine()->park(pr);
         if (!r) {
             notify(engineErrorStatus(r.error), true);
             return;
@@ -286,7 +318,7 @@ void CallPark::onBridgedRefer(Session &s, Leg *from, pw_request *req) {
                                  sp->a->remoteSdp = host_.body(resp);
                              startMohFromAnswer(*sp, host_.body(resp));
                              saveBlob(*sp);
-                             if (auto call = engine_->get(sp->callId))
+                             if (auto call = engine()->get(sp->callId))
                                  armRecall(*sp, call->recallAt);
                              notify(200, true);
                          } else {

@@ -26,7 +26,7 @@ constexpr int64_t kOverdueRecallsPerSecond = 50;
 } // namespace
 
 void CallPark::restoreCalls() {
-    std::vector<eng::ParkedCall> live = engine_->liveCalls(); // one query, ordered by recall deadline
+    std::vector<eng::ParkedCall> live = engine()->liveCalls(); // one query, ordered by recall deadline
     // The gauge counts start from the store; from here on the engine's events keep them (countEvent).
     parkedCounts_.clear();
     for (const eng::ParkedCall &call : live)
@@ -42,9 +42,9 @@ void CallPark::restoreCalls() {
         restoreOrder_.push_back(call.id);
         pendingCalls_.emplace(call.id, std::move(call));
     }
-    for (auto &d : engine_->domains()) {
+    for (auto &d : engine()->domains()) {
         updateGauges(d.name, "");
-        for (auto &l : engine_->lots(d.name))
+        for (auto &l : engine()->lots(d.name))
             updateGauges(d.name, l.name);
     }
     if (pendingCalls_.empty()) {
@@ -118,7 +118,7 @@ bool CallPark::restoreCall(eng::CallId id, bool takeover) {
     std::string dlgBlob = j.is_object() ? j.value("dialog", std::string()) : std::string();
     if (dlgBlob.empty()) {
         host_.log(PW_LOG_WARN, "callpark: call {} has no stored dialog; it cannot be resumed", call.id);
-        engine_->abandon(call.id);
+        engine()->abandon(call.id);
         ++restore_.lost;
         return true;
     }
@@ -143,7 +143,7 @@ bool CallPark::restoreCall(eng::CallId id, bool takeover) {
         dropLeg(leg);
         s.callId = 0;
         s.state = SessionState::Ended;
-        engine_->abandon(call.id);
+        engine()->abandon(call.id);
         ++restore_.lost;
         return true;
     }

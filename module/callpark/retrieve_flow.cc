@@ -80,7 +80,36 @@ void CallPark::setParkedLeg(Session &s, Leg *leg) {
 }
 
 pw_verdict CallPark::retrieveInvite(pw_request *req, const pw_msg *m, const eng::RetrieveRequest &rr) {
-    eng::CallResult claim = engine_->claimRetrieve(rr);
+    if (!storage_.threaded())
+        return retrieveClaimed(req, m, rr, engine()->claimRetrieve(rr));
+    // With a storage thread (docs/cluster.md "Threads"): the claim runs there while the INVITE waits (100
+    // Trying); the retrieve goes on here with its result. The world may have changed meanwhile: the continuation
+    // finds the session by the claimed call's id, as the inline path does.
+    if (!storage_.accepting()) {
+        storageFailed("retrieve in " + rr.domain, "the park database is slow: storage queue over storage_queue or "
+                                                  "storage_queue_wait");
+        refuseStorage(req);
+        return PW_STOP;
+    }
+    pw_request *held = host_.api()->request_retain(req);
+    host_.reply(held, 100, "Trying");
+    bool queued = storage_.run<eng::CallResult>([rr](eng::Engine &e) { return e.claimRetrieve(rr); },
+                                                [this, held, rr](eng::CallResult &claim) {
+                                                    pw_verdict v = retrieveClaimed(held, host_.msg(held), rr, claim);
+                                                    if (v != PW_SUSPEND) // else retrieveResponse resumes it
+                                                        host_.api()->request_resume(held, v);
+                                                    host_.api()->request_release(held);
+                                                });
+    if (!queued) {
+        refuseStorage(held);
+        host_.api()->request_resume(held, PW_STOP);
+        host_.api()->request_release(held);
+    }
+    return PW_SUSPEND;
+}
+
+pw_verdict CallPark::retrieveClaimed(pw_request *req, const pw_msg *m, const eng::RetrieveRequest &rr,
+                                     eng::CallResult claim) {
     if (!claim && claim.error == eng::ErrorCode::Storage) {
         // The call stays parked (nothing was claimed) and its dialog and music stay up: try again later.
         storageFailed("retrieve in " + rr.domain, claim.message);
@@ -99,12 +128,12 @@ pw_verdict CallPark::retrieveInvite(pw_request *req, const pw_msg *m, const eng:
     Session *s = sessionByCall(claim.call.id);
     if (!s || !s->a || !s->a->dlg) {
         // The store knows a call the SIP side lost (e.g. its dialog could not be restored).
-        engine_->abandon(claim.call.id);
+        abandonLater(claim.call.id);
         host_.reply(req, 404, "Nothing Parked");
         return PW_STOP;
     }
     if (s->state != SessionState::Parked && s->state != SessionState::Recalling) {
-        engine_->abortRetrieve(claim.call.id);
+        abortLater(s->sid, claim.call.id);
         host_.reply(req, 486, "Busy Here");
         return PW_STOP;
     }
@@ -165,7 +194,7 @@ pw_verdict CallPark::retrieveInvite(pw_request *req, const pw_msg *m, const eng:
         host_.api()->request_release(s->retrieveReq);
         s->retrieveReq = nullptr;
         s->state = SessionState::Parked;
-        engine_->abortRetrieve(claim.call.id);
+        abortLater(s->sid, claim.call.id);
         armRecall(*s, claim.call.recallAt);
         host_.reply(req, 500, "Cannot Reach Parked Party");
         return PW_STOP;
@@ -192,77 +221,35 @@ void CallPark::retrieveResponse(uint64_t sid, int status, const pw_msg *resp) {
         host_.api()->request_release(rq);
     };
 
-    if (status >= 200 && status < 300 && s.a && s.a->dlg && r) {
-        Leg *b = newLeg(sid, "retriever");
-        b->peerUri = s.retrieverUri;
-        b->peerDisplay = s.retrieverDisplay;
-        Headers h;
-        // The retriever sees who is waiting, not the feature code (docs/callpark.md "Retrieve").
-        addConnectedIdentity(h, s.a->peerDisplay, s.a->peerUri);
-        // The 200 tells the retriever the call is theirs: the engine lets the call go first, so a crash after the
-        // 200 never brings it back as parked while the two parties talk (docs/callpark.md "Durability").
+    if (status >= 200 && status < 300 && s.a && s.a->dlg && r && storage_.threaded()) {
+        // The call leaves the engine on the storage thread first; the retriever's 200 follows with its result.
+        s.retrieveReq = r; // still ours: an abandon or a takeover meanwhile answers it
         eng::CallId id = s.callId;
-        bool completed = false, lost = false;
-        // The retriever's dialog gets an origin of its own (RFC 3264 §8), not the parked party's o=.
-        std::string toB = legSdp(s, b, body);
-        b->dlg = host_.acceptCommit(
-            r, 200, h, body.empty() ? std::string_view() : kSdp, toB, legCallbacks(), b, [&](pw_dialog *) -> int {
-                auto done = engine_->completeRetrieve(id);
-                if (!done) {
-                    host_.log(PW_LOG_WARN, "callpark: complete retrieve of call {}: {}", id, done.message);
-                    lost = done.error == eng::ErrorCode::NotOwner;
-                    return 500;
+        storage_.run<eng::CallResult>(
+            [id](eng::Engine &e) { return e.completeRetrieve(id); },
+            [this, sid, body](eng::CallResult &done) {
+                Session *sp2 = session(sid);
+                if (!sp2 || !sp2->retrieveReq)
+                    return; // answered meanwhile (the parked party left, the call was taken over)
+                Session &s2 = *sp2;
+                pw_request *r2 = s2.retrieveReq;
+                s2.retrieveReq = nullptr;
+                if (!s2.a || !s2.a->dlg) {
+                    host_.reply(r2, 480, "Temporarily Unavailable");
+                    host_.api()->request_resume(r2, PW_STOP);
+                    host_.api()->request_release(r2);
+                    return;
                 }
-                completed = true;
-                return 0;
-            });
-        finish(r);
-        if (b->dlg) {
-            b->confirmed = true;
-            if (s.retrieveOfferless)
-                b->ackToId = s.a->id; // the retriever's ACK carries the parked party's answer
-            else
-                s.a->remoteSdp = body;
-            s.b = b;
-            stopMoh(s);
-            s.callId = 0;
-            s.state = SessionState::Bridged;
-            host_.log(PW_LOG_INFO, "callpark: call {} retrieved by {}", id, s.retrieverUri);
-            return;
-        }
-        dropLeg(b);
-        if (lost) { // taken over by another node meanwhile (cluster.cc): its dialog is not ours to touch
-            if (s.retrieveOfferless)
-                host_.api()->dialog_ack(s.a->dlg, {}, {}); // the re-INVITE's 2xx is owed its ACK
-            dropLostSession(s, "taken over during the retrieve");
-            return;
-        }
-        if (completed) {
-            // The call left the engine but the 200 could not be sent: nobody holds the parked party any more.
-            host_.log(PW_LOG_WARN, "callpark: call {}: the retriever's 200 could not be sent; ending the call", id);
-            s.callId = 0;
-            stopMoh(s);
-            s.state = SessionState::Ended;
-            if (s.retrieveOfferless)
-                host_.api()->dialog_ack(s.a->dlg, {}, {});
-            host_.api()->dialog_end(s.a->dlg);
-            reapLater(s.sid);
-            return;
-        }
-        // The retriever went away (CANCEL) while the parked party was re-INVITEd: back on hold.
-        if (s.retrieveOfferless) {
-            std::string ans = holdAnswerFor(s, body);
-            host_.api()->dialog_ack(s.a->dlg, ps(kSdp), ps(ans));
-        } else {
-            std::string offer = holdOfferFor(s);
-            sendInDialog(s.a->dlg, "INVITE", nullptr, kSdp, offer, 0,
-                         [this, sid](pw_dialog *, int st, const pw_msg *rp) {
-                             Session *s2 = session(sid);
-                             if (s2 && st >= 200 && st < 300)
-                                 startMohFromAnswer(*s2, host_.body(rp));
-                         });
-        }
-    } else if (r) {
+                answerRetriever(s2, r2, body, &done);
+            },
+            true);
+        return;
+    }
+    if (status >= 200 && status < 300 && s.a && s.a->dlg && r) {
+        answerRetriever(s, r, body, nullptr);
+        return;
+    }
+    if (r) {
         if (!s.retrieveOfferless && s.a)
             sdpRefused(s, s.a);
         host_.reply(r, status == 486 || status == 488 || status == 606 ? status : 480);
@@ -273,10 +260,101 @@ void CallPark::retrieveResponse(uint64_t sid, int status, const pw_msg *resp) {
     if (!s.a || !s.a->dlg)
         return; // legTerminated handles the abandon
     s.state = SessionState::Parked;
-    if (s.callId) {
-        auto back = engine_->abortRetrieve(s.callId);
-        if (back)
-            armRecall(s, back.call.recallAt);
+    if (s.callId)
+        abortLater(s.sid, s.callId);
+}
+
+void CallPark::abortLater(uint64_t sid, eng::CallId id) {
+    storage_.run<eng::CallResult>([id](eng::Engine &e) { return e.abortRetrieve(id); },
+                                  [this, sid, id](eng::CallResult &back) {
+                                      if (!back) {
+                                          writeDone(back, fmt::format("abort of the retrieve of call {}", id), id);
+                                          return;
+                                      }
+                                      Session *sp = session(sid);
+                                      if (sp && sp->callId == id && sp->state == SessionState::Parked)
+                                          armRecall(*sp, back.call.recallAt);
+                                  },
+                                  true);
+}
+
+// The parked party answered the retrieve re-INVITE: the 200 to the retriever, then the bridge. `pre`: the call left
+// the engine already, on the storage thread (its result); nullptr: it leaves now, in the 200's commit step.
+void CallPark::answerRetriever(Session &s, pw_request *r, const std::string &body, const eng::CallResult *pre) {
+    const uint64_t sid = s.sid;
+    auto finish = [&](pw_request *rq) {
+        if (!rq)
+            return;
+        host_.api()->request_resume(rq, PW_STOP);
+        host_.api()->request_release(rq);
+    };
+    Leg *b = newLeg(sid, "retriever");
+    b->peerUri = s.retrieverUri;
+    b->peerDisplay = s.retrieverDisplay;
+    Headers h;
+    // The retriever sees who is waiting, not the feature code (docs/callpark.md "Retrieve").
+    addConnectedIdentity(h, s.a->peerDisplay, s.a->peerUri);
+    // The 200 tells the retriever the call is theirs: the engine lets the call go first, so a crash after the
+    // 200 never brings it back as parked while the two parties talk (docs/callpark.md "Durability").
+    eng::CallId id = s.callId;
+    bool completed = false, lost = false;
+    // The retriever's dialog gets an origin of its own (RFC 3264 §8), not the parked party's o=.
+    std::string toB = legSdp(s, b, body);
+    b->dlg = host_.acceptCommit(
+        r, 200, h, body.empty() ? std::string_view() : kSdp, toB, legCallbacks(), b, [&](pw_dialog *) -> int {
+            auto done = pre ? *pre : engine()->completeRetrieve(id);
+            if (!done) {
+                host_.log(PW_LOG_WARN, "callpark: complete retrieve of call {}: {}", id, done.message);
+                lost = done.error == eng::ErrorCode::NotOwner;
+                return 500;
+            }
+            completed = true;
+            return 0;
+        });
+    finish(r);
+    if (b->dlg) {
+        b->confirmed = true;
+        if (s.retrieveOfferless)
+            b->ackToId = s.a->id; // the retriever's ACK carries the parked party's answer
+        else
+            s.a->remoteSdp = body;
+        s.b = b;
+        stopMoh(s);
+        s.callId = 0;
+        s.state = SessionState::Bridged;
+        host_.log(PW_LOG_INFO, "callpark: call {} retrieved by {}", id, s.retrieverUri);
+        return;
+    }
+    dropLeg(b);
+    if (lost) { // taken over by another node meanwhile (cluster.cc): its dialog is not ours to touch
+        if (s.retrieveOfferless)
+            host_.api()->dialog_ack(s.a->dlg, {}, {}); // the re-INVITE's 2xx is owed its ACK
+        dropLostSession(s, "taken over during the retrieve");
+        return;
+    }
+    if (completed) {
+        // The call left the engine but the 200 could not be sent: nobody holds the parked party any more.
+        host_.log(PW_LOG_WARN, "callpark: call {}: the retriever's 200 could not be sent; ending the call", id);
+        s.callId = 0;
+        stopMoh(s);
+        s.state = SessionState::Ended;
+        if (s.retrieveOfferless)
+            host_.api()->dialog_ack(s.a->dlg, {}, {});
+        host_.api()->dialog_end(s.a->dlg);
+        reapLater(s.sid);
+        return;
+    }
+    // The retriever went away (CANCEL) while the parked party was re-INVITEd: back on hold.
+    if (s.retrieveOfferless) {
+        std::string ans = holdAnswerFor(s, body);
+        host_.api()->dialog_ack(s.a->dlg, ps(kSdp), ps(ans));
+    } else {
+        std::string offer = holdOfferFor(s);
+        sendInDialog(s.a->dlg, "INVITE", nullptr, kSdp, offer, 0, [this, sid](pw_dialog *, int st, const pw_msg *rp) {
+            Session *s2 = session(sid);
+            if (s2 && st >= 200 && st < 300)
+                startMohFromAnswer(*s2, host_.body(rp));
+        });
     }
 }
 
@@ -309,9 +387,13 @@ void CallPark::onResponse(const pw_msg *resp) {
             eng::CallId id = s.callId;
             s.callId = 0;
             s.state = SessionState::Ended;
-            auto done = engine_->completeRetrieve(id);
-            if (!done)
-                host_.log(PW_LOG_WARN, "callpark: complete retrieve of call {}: {}", id, done.message);
+            storage_.run<eng::CallResult>([id](eng::Engine &e) { return e.completeRetrieve(id); },
+                                          [this, id](eng::CallResult &done) {
+                                              if (!done)
+                                                  host_.log(PW_LOG_WARN, "callpark: complete retrieve of call {}: {}",
+                                                            id, done.message);
+                                          },
+                                          true);
             // RFC 3891 §3: the parked party ends the replaced dialog itself; we end our side too so a party
             // that answered without honouring Replaces does not keep a stale dialog with us.
             if (s.a && s.a->dlg)
@@ -320,9 +402,7 @@ void CallPark::onResponse(const pw_msg *resp) {
         } else {
             // Refused (e.g. no Replaces support): the call stays parked; the retriever sees the refusal.
             s.state = SessionState::Parked;
-            auto back = engine_->abortRetrieve(s.callId);
-            if (back)
-                armRecall(s, back.call.recallAt);
+            abortLater(s.sid, s.callId);
         }
         return;
     }

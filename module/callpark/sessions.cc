@@ -5,19 +5,37 @@
 
 #include <nlohmann/json.hpp>
 
+#include <chrono>
+
 namespace parkway::callpark {
 
 namespace {
 
-// The engine reads time through the host so tests that control now_ms() control recalls too.
+// The engine reads time through the host so tests that control now_ms() control recalls too. now_ms() is a SIP
+// thread function (module.h): on the storage thread the clock reads the system clock shifted by how far the host's
+// clock stood from it at its last reading on the SIP thread (0 in the daemon: the host's clock is the system clock).
 class HostClock final : public eng::Clock {
 public:
-    HostClock(const Host &h, const int64_t &override) : host_(h), override_(override) {}
-    eng::Millis nowMs() const override { return override_ ? override_ : host_.nowMs(); }
+    HostClock(const Host &h, const std::atomic<int64_t> &override) : host_(h), override_(override) {}
+    eng::Millis nowMs() const override {
+        if (int64_t o = override_.load())
+            return o;
+        int64_t sys =
+            std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+                .count();
+        if (StorageWorker::onStorageThread())
+            return sys + offset_.load();
+        int64_t now = host_.nowMs();
+        offset_.store(now - sys);
+        return now;
+    }
+    // SIP thread, before a job is queued: the storage thread's clock follows the host's.
+    void sync() const { (void)nowMs(); }
 
 private:
     const Host &host_;
-    const int64_t &override_;
+    const std::atomic<int64_t> &override_;
+    mutable std::atomic<int64_t> offset_{0};
 };
 
 void legOnRequest(void *arg, pw_dialog *, pw_request *req) {
@@ -162,7 +180,7 @@ const pw_dialog_callbacks *CallPark::uacLegCallbacks() {
 
 CallPark::~CallPark() {
     if (engine_ && listener_)
-        engine_->removeListener(listener_);
+        engine()->removeListener(listener_);
     for (auto &[id, ctx] : timerCtx_)
         delete ctx;
     // Closures of requests still in flight: the host never calls a module back after its destroy hook (it
@@ -209,6 +227,26 @@ int CallPark::init() {
         host_.log(PW_LOG_ERROR, "callpark: park database: {}", e.what());
         return PW_EINVAL;
     }
+    // The storage thread (docs/cluster.md "Threads"): on PostgreSQL the SIP thread never waits on the network
+    // for a park, a retrieve, a save, the heartbeat or a catch-up; on SQLite they run inline unless forced.
+    dbPath_ = engine_->path();
+    storage_.setEngine(engine_.get());
+    storage_.setNoteSink([this](const StorageWorker::Note &n) {
+        if (auto *e = std::get_if<eng::ChangeEvent>(&n))
+            onEngineEvent(*e);
+        else
+            onEngineSync(std::get<eng::SyncNotice>(n));
+    });
+    {
+        auto *clock = static_cast<HostClock *>(clock_.get());
+        storage_.setBeforeQueue([clock] { clock->sync(); });
+    }
+    const bool threaded = settings_.storageThread == Settings::StorageThread::On ||
+                          (settings_.storageThread == Settings::StorageThread::Auto && engine_->shared());
+    storage_.start(threaded, static_cast<size_t>(settings_.storageQueue), settings_.storageQueueMs);
+    if (threaded)
+        host_.log(PW_LOG_INFO, "callpark: park database operations run on a storage thread (queue {}, wait {} ms)",
+                  settings_.storageQueue, settings_.storageQueueMs);
     if (int rc = registerClusterNode(postgres); rc != PW_OK)
         return rc;
 
@@ -218,7 +256,7 @@ int CallPark::init() {
                       !settings_.alternate.empty() || maxParkSeconds != eng::RecallSettings{}.maxParkSeconds;
     if (anyDefault) {
         std::set<std::string> configured;
-        for (auto &d : engine_->domains())
+        for (auto &d : engine()->domains())
             configured.insert(d.name);
         std::string list = host_.coreSetting("domains");
         size_t pos = 0;
@@ -232,7 +270,7 @@ int CallPark::init() {
                 name.pop_back();
             if (name.empty() || configured.count(name))
                 continue;
-            eng::DomainSettings d = engine_->domain(name);
+            eng::DomainSettings d = engine()->domain(name);
             if (!settings_.occupiedPolicy.empty())
                 d.occupied = *eng::parseOccupiedPolicy(settings_.occupiedPolicy);
             if (settings_.recallTimeMs)
@@ -248,7 +286,7 @@ int CallPark::init() {
                 }
                 d.recall.alternate = *t;
             }
-            auto st = engine_->setDomain(d);
+            auto st = engine()->setDomain(d);
             if (!st) {
                 host_.log(PW_LOG_ERROR, "callpark: domain {}: {}", name, st.message);
                 return PW_EINVAL;
@@ -264,7 +302,8 @@ int CallPark::init() {
         host_.log(PW_LOG_ERROR, "{}", err);
         return PW_EINVAL;
     }
-    listener_ = engine_->addListener([this](const eng::ChangeEvent &e) { onEngineEvent(e); });
+    // Fires on the thread that ran the operation: noted, handled on the SIP thread in commit order (storage_worker.hh).
+    listener_ = engine()->addListener([this](const eng::ChangeEvent &e) { storage_.note(e); });
     return PW_OK;
 }
 
@@ -287,6 +326,7 @@ void CallPark::stop() {
     // Parked calls stay parked in the store: a stop is a restart to come, not a hang-up (docs/callpark.md "Restart").
     stopping_ = true;
     stopChangeFeed();
+    storage_.stop(); // the operation running finishes, queued ones are dropped, later results do nothing
     for (auto &[sid, s] : sessions_) {
         cancelTimer(s->recallTimer);
         cancelTimer(s->ringTimer);
@@ -330,7 +370,7 @@ int CallPark::reload() {
 bool CallPark::loadRules(std::string *err) {
     if (settings_.rulesFile.empty())
         return true;
-    auto errors = engine_->loadRulesFile(settings_.rulesFile);
+    auto errors = engine()->loadRulesFile(settings_.rulesFile);
     if (errors.empty())
         return true;
     std::string msg = fmt::format("callpark: rules_file {}:", settings_.rulesFile);

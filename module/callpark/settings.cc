@@ -160,6 +160,21 @@ bool Settings::load(const Host &host, std::string *err) {
     nodeHeartbeatMs = host.paramInt("node_heartbeat");
     if (nodeHeartbeatMs < 100 || nodeHeartbeatMs > 60000)
         return fail(fmt::format("callpark: node_heartbeat {} ms is outside 100ms..60s", nodeHeartbeatMs));
+    v = host.paramStr("storage_thread");
+    if (v == "auto")
+        storageThread = StorageThread::Auto;
+    else if (v == "on")
+        storageThread = StorageThread::On;
+    else if (v == "off")
+        storageThread = StorageThread::Off;
+    else
+        return fail(fmt::format("callpark: storage_thread '{}' must be auto, on or off", v));
+    storageQueue = host.paramInt("storage_queue");
+    if (storageQueue < 1 || storageQueue > 1000000)
+        return fail(fmt::format("callpark: storage_queue {} is outside 1..1000000", storageQueue));
+    storageQueueMs = host.paramInt("storage_queue_wait");
+    if (storageQueueMs < 10 || storageQueueMs > 600000)
+        return fail(fmt::format("callpark: storage_queue_wait {} ms is outside 10ms..10m", storageQueueMs));
     nodeLeaseMs = host.paramInt("node_lease");
     if (nodeLeaseMs < 2 * nodeHeartbeatMs || nodeLeaseMs > 600000)
         return fail(fmt::format("callpark: node_lease {} ms must be at least twice node_heartbeat ({} ms) and at "

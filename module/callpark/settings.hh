@@ -56,6 +56,11 @@ struct Settings {
     std::string node;
     int64_t nodeHeartbeatMs = 1000;
     int64_t nodeLeaseMs = 5000;
+    // The storage thread (docs/cluster.md "Threads"): "auto" = on for PostgreSQL, inline for SQLite.
+    enum class StorageThread { Auto, On, Off };
+    StorageThread storageThread = StorageThread::Auto;
+    int64_t storageQueue = 1000;   // jobs queued beyond this: new parks and retrieves get 503
+    int64_t storageQueueMs = 2000; // the oldest job waited longer: the same
 
     // Reads and validates every parameter; false + *err naming the parameter when a value is bad.
     bool load(const Host &host, std::string *err);

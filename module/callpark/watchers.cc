@@ -147,10 +147,10 @@ const pw_dialog_callbacks *CallPark::subCallbacks() {
 bool CallPark::mayWatch(const eng::Target &target, const std::string &user) const {
     std::vector<std::string> access;
     if (target.kind == eng::TargetKind::Lot || target.kind == eng::TargetKind::Slot) {
-        if (auto lot = engine_->lot(target.domain, target.name))
+        if (auto lot = engine()->lot(target.domain, target.name))
             access = lot->access;
     } else if (target.kind == eng::TargetKind::Group) {
-        if (auto group = engine_->group(target.domain, target.name))
+        if (auto group = engine()->group(target.domain, target.name))
             access = group->access;
     }
     return access.empty() || std::find(access.begin(), access.end(), user) != access.end();
@@ -420,7 +420,7 @@ void CallPark::drainNotifies() {
 
 CallPark::TargetView CallPark::targetView(const eng::Target &t) {
     TargetView v;
-    v.st = engine_->targetState(t);
+    v.st = engine()->targetState(t);
     return v;
 }
 
@@ -469,17 +469,28 @@ void CallPark::saveWatchers(const std::vector<Subscription *> &subs) {
             recs.push_back(watcherRecord(*s));
     if (recs.empty())
         return;
-    eng::Status st = engine_->putWatchers(recs);
-    if (!st.ok)
-        host_.log(PW_LOG_ERROR, "callpark: storing {} subscription(s) failed: {}", recs.size(), st.message);
+    // Fire and forget (on the storage thread when there is one, in order with the removals): only a failure
+    // matters.
+    const size_t n = recs.size();
+    storage_.run<eng::Status>([recs = std::move(recs)](eng::Engine &e) { return e.putWatchers(recs); },
+                              [this, n](eng::Status &st) {
+                                  if (!st.ok)
+                                      host_.log(PW_LOG_ERROR, "callpark: storing {} subscription(s) failed: {}", n,
+                                                st.message);
+                              },
+                              true);
 }
 
 void CallPark::forgetWatcher(Subscription &sub) {
     if (sub.storeId.empty() || stopping_)
         return;
-    eng::Status st = engine_->removeWatcher(sub.storeId);
-    if (!st.ok)
-        host_.log(PW_LOG_ERROR, "callpark: removing subscription {} failed: {}", sub.storeId, st.message);
+    storage_.run<eng::Status>([id = sub.storeId](eng::Engine &e) { return e.removeWatcher(id); },
+                              [this, id = sub.storeId](eng::Status &st) {
+                                  if (!st.ok)
+                                      host_.log(PW_LOG_ERROR, "callpark: removing subscription {} failed: {}", id,
+                                                st.message);
+                              },
+                              true);
     sub.storeId.clear();
 }
 
@@ -487,7 +498,7 @@ void CallPark::forgetWatcher(Subscription &sub) {
 void CallPark::buildViewDialogs(TargetView &view, const std::string &domain) {
     if (!view.dialogsBuilt) {
         view.dialogsBuilt = true;
-        const std::string retrieveCode = view.st.calls.empty() ? std::string() : engine_->domain(domain).retrieveCode;
+        const std::string retrieveCode = view.st.calls.empty() ? std::string() : engine()->domain(domain).retrieveCode;
         for (const eng::ParkedCall &call : view.st.calls) {
             DialogInfoDialog d;
             d.id = fmt::format("park-{}", call.id);
@@ -600,7 +611,7 @@ void CallPark::notifyAnswered(uint64_t id) {
 // version through the paced queue: thousands of them neither stall the start nor flood the network at once.
 
 void CallPark::restoreWatchers() {
-    std::vector<eng::StoredWatcher> all = engine_->watchers();
+    std::vector<eng::StoredWatcher> all = engine()->watchers();
     restoreQueue_.assign(std::make_move_iterator(all.begin()), std::make_move_iterator(all.end()));
     restoredWatchers_ = lostWatchers_ = 0;
     if (!restoreQueue_.empty())
@@ -617,7 +628,7 @@ bool CallPark::restoreWatcher(eng::StoredWatcher w, int64_t now) {
     int kind = j.is_object() ? j.value("kind", -1) : -1;
     if (dlgBlob.empty() || kind < int(eng::TargetKind::Extension) || kind > int(eng::TargetKind::Lot)) {
         host_.log(PW_LOG_WARN, "callpark: stored subscription {} is unreadable; dropped", w.id);
-        engine_->removeWatcher(w.id);
+        engine()->removeWatcher(w.id);
         return false;
     }
     auto sub = std::make_unique<Subscription>();
@@ -644,7 +655,7 @@ bool CallPark::restoreWatcher(eng::StoredWatcher w, int64_t now) {
     sp->dlg = host_.api()->dialog_restore(host_.raw(), ps(dlgBlob), subCallbacks(), sp);
     if (!sp->dlg) {
         host_.log(PW_LOG_WARN, "callpark: stored subscription {} could not be restored; dropped", w.id);
-        engine_->removeWatcher(w.id);
+        engine()->removeWatcher(w.id);
         subById_.erase(sp->id);
         subs_.erase(sp);
         return false;
@@ -802,7 +813,7 @@ void CallPark::sendParkInfo(const eng::ChangeEvent &e) {
     };
     addUser(call.extension);
     if (!call.group.empty()) {
-        if (auto g = engine_->group(call.domain, call.group)) {
+        if (auto g = engine()->group(call.domain, call.group)) {
             for (auto &mbr : g->members)
                 addUser(mbr);
             if (g->notifyParker)
@@ -825,7 +836,7 @@ void CallPark::sendParkInfo(const eng::ChangeEvent &e) {
         entry.state = ParkInfoState::Parked;
         break;
     }
-    eng::DomainSettings ds = engine_->domain(call.domain);
+    eng::DomainSettings ds = engine()->domain(call.domain);
     std::string slotUser = call.lot.empty() ? call.extension : std::to_string(call.slot);
     entry.parkedOn = aor(slotUser, call.domain);
     entry.parker = Identity{call.parker.empty() ? "" : aor(call.parker, call.domain), ""};
@@ -857,7 +868,7 @@ void CallPark::sendParkInfo(const eng::ChangeEvent &e) {
     // park-info (retrieve started/aborted, recall failed, moved), which made the versions a phone sees jump.
     // Stored, so it keeps increasing across restarts.
     std::vector<std::int64_t> versions;
-    if (eng::Status vs = engine_->nextParkInfoVersions(call.domain, told, &versions); !vs) {
+    if (eng::Status vs = engine()->nextParkInfoVersions(call.domain, told, &versions); !vs) {
         host_.log(PW_LOG_ERROR, "callpark: park-info for call {} not sent: {}", call.id, vs.message);
         for (size_t i = 0; i < told.size(); ++i)
             host_.counter("parkway_notify_failed_total", "kind=\"park-info\"", double(contactsOf[i].size()));

@@ -241,7 +241,9 @@ public:
 
     // ---- Dialplan rules (docs/engine.md "Dialplan rules") ----------------------------------------------
     // Decide what a dial string means for `caller` in `domain`. Fast path: no SQLite, no allocation beyond
-    // the result's strings; uses the rule set compiled at the last (re)load.
+    // the result's strings; uses the rule set compiled at the last (re)load. The one call that may run on
+    // another thread concurrently with any other engine call: the compiled rule set is an immutable
+    // shared_ptr published atomically (docs/cluster.md "Threads").
     Classification classify(const std::string &domain, const std::string &caller, const std::string &dial) const;
     // Everything classify does plus the trace, the slot/extension it would pick, the resolved recall
     // settings and ladder. Changes nothing.

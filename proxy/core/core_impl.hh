@@ -49,7 +49,7 @@ struct pw_writer {
     // ABI 1.8 (writer_defer). On a command's `out`: where an answer given later goes (unset: this run() must answer
     // at once). On a deferred writer: the same, and the proxy that holds it until writer_finish.
     std::function<void(int status, const std::string &json)> later;
-    parkway::proxy::Proxy::Impl *owner = nullptr; // set on deferred writers only
+    parkway::proxy::Proxy::Impl *owner = nullptr; // the proxy that answers (set where a later answer is possible)
     bool deferred = false;                        // `out` after writer_defer: nothing more is written to it
 };
 
@@ -228,7 +228,6 @@ struct Proxy::Impl {
     // this, with no walk over every dialog on each change.
     size_t terminatedDialogs = 0;
     std::set<UacRequest *> uacs;
-    std::set<pw_writer *> deferredWriters; // admin answers a module will give later (writer_defer, ABI 1.8)
     std::vector<LocationProvider> locators;
     std::map<std::string, uint64_t> requestCounts;
 

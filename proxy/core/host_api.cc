@@ -983,7 +983,11 @@ int hWriterError(pw_writer *w, int status, pw_str message) noexcept {
 }
 
 // ABI 1.8: an admin command answered later. The deferred writer carries `out`'s sink and is owned by the proxy
-// until writer_finish (or the proxy's end).
+// until writer_finish (or the proxy's end). The registry is looked up before a writer is touched, so a second
+// writer_finish (or one on a writer that is not a deferred one) is ignored instead of reading freed memory.
+std::mutex gDeferredMu;
+std::map<pw_writer *, Proxy::Impl *> gDeferred; // deferred writer -> the proxy that answers it
+
 pw_writer *hWriterDefer(pw_writer *out) noexcept {
     try {
         if (!out || !out->later || out->deferred || out->written || !out->owner)
@@ -991,7 +995,10 @@ pw_writer *hWriterDefer(pw_writer *out) noexcept {
         auto d = std::make_unique<pw_writer>();
         d->later = out->later;
         d->owner = out->owner;
-        d->owner->deferredWriters.insert(d.get());
+        {
+            std::lock_guard<std::mutex> g(gDeferredMu);
+            gDeferred.emplace(d.get(), d->owner);
+        }
         out->deferred = true;
         return d.release();
     } catch (...) {
@@ -1001,8 +1008,11 @@ pw_writer *hWriterDefer(pw_writer *out) noexcept {
 
 void hWriterFinish(pw_writer *d) noexcept {
     try {
-        if (!d || !d->owner || !d->owner->deferredWriters.erase(d))
-            return; // not a deferred writer (or finished)
+        {
+            std::lock_guard<std::mutex> g(gDeferredMu);
+            if (!gDeferred.erase(d))
+                return; // not a deferred writer, or finished already
+        }
         std::unique_ptr<pw_writer> own(d);
         if (own->written)
             own->later(own->status, own->json);
@@ -1343,9 +1353,17 @@ Proxy::~Proxy() {
         m.inited = false;
     }
     i.timers.clear();
-    for (auto *w : i.deferredWriters)
-        delete w; // never finished: their admin requests got 504 already
-    i.deferredWriters.clear();
+    {
+        // Deferred admin answers never finished: their requests got 504 already.
+        std::lock_guard<std::mutex> g(gDeferredMu);
+        for (auto it = gDeferred.begin(); it != gDeferred.end();)
+            if (it->second == &i) {
+                delete it->first;
+                it = gDeferred.erase(it);
+            } else {
+                ++it;
+            }
+    }
     for (auto *u : std::vector<UacRequest *>(i.uacs.begin(), i.uacs.end())) {
         if (u->orq) nta_outgoing_destroy(u->orq);
         delete u;

@@ -210,6 +210,15 @@ public:
     pw_verdict parkInvite(pw_request *req, const pw_msg *m, const eng::Classification &c, const std::string &domain,
                           const std::string &parker, const std::string &parkerDisplay, bool withoutParker = false);
     int engineErrorStatus(eng::ErrorCode e) const;
+    // Our SDP for a parked party, or "" once the park INVITE was refused (503 + Retry-After: no music-on-hold port;
+    // 488: unusable offer). Sets the session's party source.
+    std::string holdSdpOrRefuse(Session &s, pw_request *req, const pw_msg *m, const std::string &offer);
+    // The duplicate check and the park as one storage-thread operation (merged: the request key parked already).
+    struct ParkOnce {
+        bool merged = false;
+        eng::ParkResult r;
+    };
+    static ParkOnce parkOnce(eng::Engine &e, const eng::ParkRequest &pr);
     // parkInvite with a storage thread: the park runs there, the INVITE held (PW_SUSPEND) until its result.
     pw_verdict parkInviteQueued(pw_request *req, const pw_msg *m, eng::ParkRequest pr, const std::string &domain,
                                 const std::string &parker);

@@ -272,6 +272,45 @@ int CallPark::refusePark(pw_request *req, const std::string &domain, eng::ErrorC
     return status;
 }
 
+// Our SDP for a parked party (its offer answered, or an offer of ours when it sent none), or "" after answering the
+// park INVITE: 503 + Retry-After when every music-on-hold port is taken (capacity, not the caller's offer, RFC 3261
+// §21.5.4), 488 when the offer is unusable.
+std::string CallPark::holdSdpOrRefuse(Session &s, pw_request *req, const pw_msg *m, const std::string &offer) {
+    HoldError why = HoldError::None;
+    s.partySource = host_.source(m);
+    std::string sdp = offer.empty() ? holdOfferFor(s, &why) : holdAnswerFor(s, offer, &why);
+    if (!sdp.empty())
+        return sdp;
+    if (why == HoldError::NoMediaPort) {
+        host_.counter("parkway_park_failures_total", "reason=\"no_media_port\"");
+        Headers h;
+        h.add("Retry-After", std::to_string(kParkRetryAfterSeconds));
+        host_.reply(req, 503, "Service Unavailable", &h);
+    } else {
+        host_.reply(req, 488, "Not Acceptable Here");
+    }
+    return {};
+}
+
+// The duplicate check and the park as one storage-thread operation (park INVITE and REFER takeover): a request key
+// parked already is `merged`; a read that met the database away is a Storage error.
+CallPark::ParkOnce CallPark::parkOnce(eng::Engine &e, const eng::ParkRequest &pr) {
+    ParkOnce o;
+    try {
+        if (e.getByRequestKey(pr.domain, pr.requestKey)) {
+            o.merged = true;
+            return o;
+        }
+    } catch (const std::exception &ex) {
+        o.r.ok = false;
+        o.r.error = eng::ErrorCode::Storage;
+        o.r.message = ex.what();
+        return o;
+    }
+    o.r = e.park(pr);
+    return o;
+}
+
 pw_verdict CallPark::parkInvite(pw_request *req, const pw_msg *m, const eng::Classification &c,
                                 const std::string &domain, const std::string &parker, const std::string &,
                                 bool withoutParker) {
@@ -312,21 +351,9 @@ pw_verdict CallPark::parkInvite(pw_request *req, const pw_msg *m, const eng::Cla
         return PW_STOP;
     };
     std::string offer = host_.body(m);
-    HoldError why = HoldError::None;
-    s.partySource = host_.source(m);
-    std::string sdp = offer.empty() ? holdOfferFor(s, &why) : holdAnswerFor(s, offer, &why);
-    if (sdp.empty()) {
-        if (why == HoldError::NoMediaPort) {
-            // Every music-on-hold port is taken: capacity, not the caller's offer (RFC 3261 §21.5.4).
-            host_.counter("parkway_park_failures_total", "reason=\"no_media_port\"");
-            Headers h;
-            h.add("Retry-After", std::to_string(kParkRetryAfterSeconds));
-            host_.reply(req, 503, "Service Unavailable", &h);
-        } else {
-            host_.reply(req, 488, "Not Acceptable Here");
-        }
+    std::string sdp = holdSdpOrRefuse(s, req, m, offer);
+    if (sdp.empty())
         return ended();
-    }
     moh_.setSignalingSource(s.mohId, host_.source(m)); // its RTP may latch from there too (symmetric RTP)
 
     Leg *leg = newLeg(s.sid, "parked");
@@ -394,18 +421,8 @@ pw_verdict CallPark::parkInviteQueued(pw_request *req, const pw_msg *m, eng::Par
     s.domain = domain;
     s.parker = pr.parkerIsParked ? std::string() : parker;
     std::string offer = host_.body(m);
-    HoldError why = HoldError::None;
-    s.partySource = host_.source(m);
-    std::string sdp = offer.empty() ? holdOfferFor(s, &why) : holdAnswerFor(s, offer, &why);
+    std::string sdp = holdSdpOrRefuse(s, req, m, offer);
     if (sdp.empty()) {
-        if (why == HoldError::NoMediaPort) {
-            host_.counter("parkway_park_failures_total", "reason=\"no_media_port\"");
-            Headers h;
-            h.add("Retry-After", std::to_string(kParkRetryAfterSeconds));
-            host_.reply(req, 503, "Service Unavailable", &h);
-        } else {
-            host_.reply(req, 488, "Not Acceptable Here");
-        }
         s.state = SessionState::Ended;
         reapLater(s.sid);
         return PW_STOP;
@@ -417,10 +434,6 @@ pw_verdict CallPark::parkInviteQueued(pw_request *req, const pw_msg *m, eng::Par
     leg->remoteSdp = offer;
     s.a = leg;
     pr.blob = parkBlob(s, std::string()); // the dialog follows the 200
-    struct Outcome {
-        bool merged = false; // a park under this request key exists already
-        eng::ParkResult r;
-    };
     pw_request *held = host_.api()->request_retain(req);
     host_.reply(held, 100, "Trying");
     const uint64_t sid = s.sid, legId = leg->id;
@@ -440,24 +453,9 @@ pw_verdict CallPark::parkInviteQueued(pw_request *req, const pw_msg *m, eng::Par
         host_.api()->request_resume(held, PW_STOP);
         host_.api()->request_release(held);
     };
-    bool queued = storage_.run<Outcome>(
-        [pr = std::move(pr)](eng::Engine &e) {
-            Outcome o;
-            try {
-                if (e.getByRequestKey(pr.domain, pr.requestKey)) {
-                    o.merged = true;
-                    return o;
-                }
-            } catch (const std::exception &ex) { // the read met the database away
-                o.r.ok = false;
-                o.r.error = eng::ErrorCode::Storage;
-                o.r.message = ex.what();
-                return o;
-            }
-            o.r = e.park(pr);
-            return o;
-        },
-        [this, held, sid, legId, domain, sdp, finish](Outcome &o) {
+    bool queued = storage_.run<ParkOnce>(
+        [pr = std::move(pr)](eng::Engine &e) { return parkOnce(e, pr); },
+        [this, held, sid, legId, domain, sdp, finish](ParkOnce &o) {
             Session *sp = session(sid);
             Leg *l = legById(legId);
             if (!sp || !l || sp->a != l || sp->state != SessionState::Parked) {

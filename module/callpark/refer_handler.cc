@@ -132,38 +132,20 @@ pw_verdict CallPark::onRefer(pw_request *req, const pw_msg *m) {
     // The duplicate check and the park run on the storage thread when there is one (docs/cluster.md "Threads");
     // the REFER is answered at once, the takeover goes on with the park's result.
     host_.reply(req, 202, "Accepted");
-    struct Outcome {
-        bool merged = false; // a REFER of this dialog parked the call already: that one carries it out
-        eng::ParkResult r;
-    };
     const ReferTakeover t{host_.tag(m, "To"), host_.tag(m, "From"), host_.requestUri(m), host_.display(m, "From"),
                           target->user};
-    bool queued = storage_.run<Outcome>(
-        [pr](eng::Engine &e) {
-            Outcome o;
-            try {
-                if (e.getByRequestKey(pr.domain, pr.requestKey)) {
-                    o.merged = true;
-                    return o;
-                }
-            } catch (const std::exception &ex) { // the read met the database away
-                o.r.error = eng::ErrorCode::Storage;
-                o.r.message = ex.what();
-                return o;
-            }
-            o.r = e.park(pr);
-            return o;
-        },
-        [this, pr, t, notify, domain, fromUri, callId](Outcome &o) {
-            if (o.merged)
-                return;
-            notify(100, false);
-            if (!o.r) {
-                notify(engineErrorStatus(o.r.error), true);
-                return;
-            }
-            referTakeoverParked(o.r, pr, t, notify, domain, fromUri, callId);
-        });
+    // merged: a REFER of this dialog parked the call already; that one carries it out.
+    bool queued = storage_.run<ParkOnce>([pr](eng::Engine &e) { return parkOnce(e, pr); },
+                                         [this, pr, t, notify, domain, fromUri, callId](ParkOnce &o) {
+                                             if (o.merged)
+                                                 return;
+                                             notify(100, false);
+                                             if (!o.r) {
+                                                 notify(engineErrorStatus(o.r.error), true);
+                                                 return;
+                                             }
+                                             referTakeoverParked(o.r, pr, t, notify, domain, fromUri, callId);
+                                         });
     if (!queued)
         notify(503, true);
     return PW_STOP;

@@ -3,16 +3,40 @@
 // from the registrar, and router routes with a "via" next hop. The front proxy is a fake UA that records.
 #include "park_env.hh"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <random>
+#include <stdexcept>
+
 using namespace parkway::test;
 using namespace parkway;
 using nlohmann::json;
 
 namespace {
 
-// A UDP port nobody holds right now (the fake front proxy binds it once the proxy under test runs).
+// A UDP port nobody holds right now (the fake front proxy binds it once the proxy under test runs). Picked below
+// Linux's ephemeral range (32768+): a port the kernel handed out and took back could be handed to the proxy's own
+// sockets (bound to port 0) before the front binds it ("Address already in use", seen in CI).
 uint16_t freePort() {
-    RawUdp probe;
-    return probe.port();
+    std::random_device rd;
+    std::uniform_int_distribution<int> pick(20000, 31999);
+    for (int attempt = 0; attempt < 200; ++attempt) {
+        auto port = static_cast<uint16_t>(pick(rd));
+        int fd = ::socket(AF_INET, SOCK_DGRAM, 0);
+        sockaddr_in a{};
+        a.sin_family = AF_INET;
+        a.sin_port = htons(port);
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        bool free = fd >= 0 && ::bind(fd, reinterpret_cast<sockaddr *>(&a), sizeof a) == 0;
+        if (fd >= 0)
+            ::close(fd);
+        if (free)
+            return port;
+    }
+    throw std::runtime_error("no free UDP port below 32000");
 }
 
 std::string obUri(uint16_t port) {

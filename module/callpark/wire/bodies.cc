@@ -52,6 +52,12 @@ std::string xmlEscape(std::string_view raw) {
     return out;
 }
 
+void xmlAttr(std::string &out, std::string_view name, std::string_view value) {
+    if (value.empty())
+        return;
+    out += fmt::format(" {}=\"{}\"", name, xmlEscape(value));
+}
+
 std::string_view toString(DialogState s) {
     switch (s) {
         case DialogState::Trying: return "trying";
@@ -75,14 +81,9 @@ std::string_view toString(ParkInfoState s) {
 
 namespace {
 
-void attr(std::string& out, std::string_view name, std::string_view value) {
-    if (value.empty()) return;
-    out += fmt::format(" {}=\"{}\"", name, xmlEscape(value));
-}
-
 std::string identity(std::string_view tag, const Identity& id) {
     std::string out = fmt::format("<{}", tag);
-    attr(out, "display", id.display);
+    xmlAttr(out, "display", id.display);
     out += fmt::format(">{}</{}>", xmlEscape(id.uri), tag);
     return out;
 }
@@ -100,13 +101,14 @@ std::string buildDialogInfo(std::string_view entity, uint64_t version, DialogInf
                        state == DialogInfoState::Full ? "full" : "partial", xmlEscape(entity));
     for (const auto& d : dialogs) {
         out += "  <dialog";
-        attr(out, "id", d.id.empty() ? std::string_view("0") : std::string_view(d.id));  // id is required
-        attr(out, "call-id", d.callId);
-        attr(out, "local-tag", d.localTag);
-        attr(out, "remote-tag", d.remoteTag);
-        attr(out, "direction", d.direction);
+        xmlAttr(out, "id", d.id.empty() ? std::string_view("0") : std::string_view(d.id)); // id is required
+        xmlAttr(out, "call-id", d.callId);
+        xmlAttr(out, "local-tag", d.localTag);
+        xmlAttr(out, "remote-tag", d.remoteTag);
+        xmlAttr(out, "direction", d.direction);
         out += ">\n    <state";
-        if (d.state == DialogState::Terminated) attr(out, "event", d.stateEvent);
+        if (d.state == DialogState::Terminated)
+            xmlAttr(out, "event", d.stateEvent);
         out += fmt::format(">{}</state>\n", toString(d.state));
         if (!d.local.uri.empty() || !d.localTarget.empty()) {
             out += "    <local>";
@@ -145,8 +147,8 @@ std::string buildParkInfo(std::string_view entity, uint64_t version, const std::
                        version, xmlEscape(entity));
     for (const auto& e : entries) {
         out += "  <parked";
-        attr(out, "id", e.id);
-        attr(out, "state", toString(e.state));
+        xmlAttr(out, "id", e.id);
+        xmlAttr(out, "state", toString(e.state));
         out += ">\n";
         out += fmt::format("    <parked-on>{}</parked-on>\n", xmlEscape(e.parkedOn));
         if (!e.parker.uri.empty()) out += "    " + identity("parker", e.parker) + "\n";
@@ -155,7 +157,7 @@ std::string buildParkInfo(std::string_view entity, uint64_t version, const std::
         if (!e.group.empty()) out += fmt::format("    <group>{}</group>\n", xmlEscape(e.group));
         if (!e.lot.empty()) {
             out += "    <lot";
-            attr(out, "slot", e.slot);
+            xmlAttr(out, "slot", e.slot);
             out += fmt::format(">{}</lot>\n", xmlEscape(e.lot));
         }
         if (e.parkedAt > 0) out += fmt::format("    <parked-at>{}</parked-at>\n", isoUtc(e.parkedAt));

@@ -18,6 +18,8 @@ inline constexpr std::string_view kSipfragContentType = "message/sipfrag;version
 
 // & < > " ' -> entities; control characters other than tab/CR/LF are dropped (not allowed in XML 1.0).
 std::string xmlEscape(std::string_view text);
+// Appends ` name="value"` (escaped) to out; nothing when value is empty.
+void xmlAttr(std::string &out, std::string_view name, std::string_view value);
 
 // An identity with an optional display name (a SIP URI, raw, not escaped).
 struct Identity {

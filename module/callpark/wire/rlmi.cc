@@ -8,12 +8,6 @@ namespace parkway::callpark {
 
 namespace {
 
-void attr(std::string &out, std::string_view name, std::string_view value) {
-    if (value.empty())
-        return;
-    out += fmt::format(" {}=\"{}\"", name, xmlEscape(value));
-}
-
 // Header field values may not contain CR/LF (RFC 5322 §2.2, RFC 2045 §3).
 std::string oneLine(std::string_view v) {
     std::string out;
@@ -33,16 +27,16 @@ std::string buildRlmi(std::string_view listUri, uint64_t version, bool fullState
                        xmlEscape(listUri), version, fullState ? "true" : "false");
     for (const auto &r : resources) {
         out += "  <resource";
-        attr(out, "uri", r.uri);
+        xmlAttr(out, "uri", r.uri);
         out += ">\n";
         if (!r.name.empty())
             out += fmt::format("    <name>{}</name>\n", xmlEscape(r.name));
         out += "    <instance";
-        attr(out, "id", r.instanceId.empty() ? std::string_view("0") : std::string_view(r.instanceId));
-        attr(out, "state", r.state);
+        xmlAttr(out, "id", r.instanceId.empty() ? std::string_view("0") : std::string_view(r.instanceId));
+        xmlAttr(out, "state", r.state);
         if (r.state == "terminated")
-            attr(out, "reason", r.reason);
-        attr(out, "cid", r.cid);
+            xmlAttr(out, "reason", r.reason);
+        xmlAttr(out, "cid", r.cid);
         out += "/>\n  </resource>\n";
     }
     out += "</list>\n";

@@ -9,7 +9,8 @@
 namespace parkway::callpark {
 namespace {
 
-std::string_view trim(std::string_view s) {
+// A line or field without its surrounding blanks (and the CR of a CRLF line end).
+std::string_view trimLine(std::string_view s) {
     while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
     while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r')) s.remove_suffix(1);
     return s;
@@ -133,7 +134,7 @@ std::optional<SdpSession> parseSdp(std::string_view text, std::string* err) {
         std::string_view raw = text.substr(pos, nl == std::string_view::npos ? std::string_view::npos : nl - pos);
         pos = nl == std::string_view::npos ? text.size() : nl + 1;
         ++lineNo;
-        std::string_view line = trim(raw);
+        std::string_view line = trimLine(raw);
         if (line.empty()) continue;  // tolerate blank lines (some stacks end with an extra CRLF)
         if (line.size() < 2 || line[1] != '=' || line[0] < 'a' || line[0] > 'z') {
             fail(err, lineNo, "not a <type>=<value> line", line);
@@ -216,7 +217,7 @@ std::optional<SdpSession> parseSdp(std::string_view text, std::string* err) {
                         fail(err, lineNo, "bad rtpmap", line);
                         return std::nullopt;
                     }
-                    std::string_view enc = trim(arg.substr(sp + 1));
+                    std::string_view enc = trimLine(arg.substr(sp + 1));
                     auto slash = enc.find('/');
                     if (slash == std::string_view::npos) {
                         fail(err, lineNo, "bad rtpmap", line);
@@ -233,7 +234,8 @@ std::optional<SdpSession> parseSdp(std::string_view text, std::string* err) {
                     cur->rtpmaps.push_back(std::move(r));
                 } else if (name == "ptime" && cur) {
                     int p = 0;
-                    if (parseNum<int>(trim(arg), 10000, &p)) cur->ptime = p;  // a bad ptime is ignored
+                    if (parseNum<int>(trimLine(arg), 10000, &p))
+                        cur->ptime = p; // a bad ptime is ignored
                 }
                 break;
             }

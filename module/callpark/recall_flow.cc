@@ -48,7 +48,7 @@ void CallPark::recallFire(uint64_t sid) {
     // session again: it may have been retrieved, abandoned or taken over meanwhile.
     struct Fired {
         eng::RecallStep step;
-        std::optional<eng::ParkedCall> call;                 // not due yet by the engine's clock: when it is
+        std::optional<eng::ParkedCall> call;                // not due yet by the engine's clock: when it is
         std::optional<std::vector<std::string>> altMembers; // the alternate group ringStep may need
     };
     const eng::CallId id = s.callId;
@@ -65,9 +65,7 @@ void CallPark::recallFire(uint64_t sid) {
             f.altMembers = alternateGroupMembers(e, f.step);
             return f;
         },
-        [this, sid, id](Fired &f) {
-            recallStepped(sid, id, f.step, f.call, f.altMembers ? &*f.altMembers : nullptr);
-        },
+        [this, sid, id](Fired &f) { recallStepped(sid, id, f.step, f.call, f.altMembers ? &*f.altMembers : nullptr); },
         true);
 }
 
@@ -329,11 +327,9 @@ void CallPark::branchResponse(Leg *leg, int status, const pw_msg *resp) {
     const eng::CallId id = s.callId;
     const std::string by = uriUser(leg->peerUri);
     std::string offer = host_.body(resp);
-    storage_.run<eng::CallResult>([id, by](eng::Engine &e) { return e.recallAnswered(id, by); },
-                                  [this, sid, legId, id, offer](eng::CallResult &claim) {
-                                      recallClaimed(sid, legId, id, offer, claim);
-                                  },
-                                  true);
+    storage_.run<eng::CallResult>(
+        [id, by](eng::Engine &e) { return e.recallAnswered(id, by); },
+        [this, sid, legId, id, offer](eng::CallResult &claim) { recallClaimed(sid, legId, id, offer, claim); }, true);
 }
 
 void CallPark::recallClaimed(uint64_t sid, uint64_t legId, eng::CallId id, const std::string &offer,
@@ -398,8 +394,8 @@ void CallPark::recallClaimed(uint64_t sid, uint64_t legId, eng::CallId id, const
             storage_.run<eng::CallResult>([id](eng::Engine &e) { return e.completeRetrieve(id); },
                                           [this, id](eng::CallResult &r) {
                                               if (!r)
-                                                  host_.log(PW_LOG_WARN, "callpark: complete recall of call {}: {}",
-                                                            id, r.message);
+                                                  host_.log(PW_LOG_WARN, "callpark: complete recall of call {}: {}", id,
+                                                            r.message);
                                           },
                                           true);
             host_.log(PW_LOG_INFO, "callpark: call {} recalled to {}", id, s2->b ? s2->b->peerUri : "");

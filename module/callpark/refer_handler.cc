@@ -340,8 +340,8 @@ void CallPark::bridgedReferParked(uint64_t sid, uint64_t fromId, uint64_t otherI
                                   const std::function<void(int, bool)> &notify) {
     Session *sp = session(sid);
     Leg *from = legById(fromId), *other = legById(otherId);
-    const bool intact = sp && other && other->dlg && sp->a == other && !sp->b && !sp->callId &&
-                        sp->state == SessionState::Bridged;
+    const bool intact =
+        sp && other && other->dlg && sp->a == other && !sp->b && !sp->callId && sp->state == SessionState::Bridged;
     if (!intact) { // a BYE ended the call meanwhile: nobody to park
         if (r)
             abandonLater(r.call.id);

@@ -72,7 +72,7 @@ TEST_CASE("recall rings the parker with Alert-Info - retries after no answer - c
     }));
 }
 
-TEST_CASE("recall parker_then_alternate rings the alternate after the parker's wait", "[recall]") {
+TEST_CASE("recall parker_then_alternate rings the alternate after the parker's wait", "[recall][alternate]") {
     ParkEnv p;
     shortRecall(p, {{"mode", "parker_then_alternate"}, {"alternate", "1004"}, {"alternate_wait", 1}});
     auto &parker = p.phone("1003");
@@ -224,7 +224,8 @@ TEST_CASE("max_park_time of the module applies to domains without their own sett
     CHECK(maxPark(p3) == 1800);
 }
 
-TEST_CASE("phone_profile picks the recall Alert-Info, recall_alert_info overrides it, none sends none", "[recall]") {
+TEST_CASE("phone_profile picks the recall Alert-Info, recall_alert_info overrides it, none sends none",
+          "[recall][profile]") {
     struct Case {
         std::map<std::string, std::string> params;
         std::string alertInfo; // "" = no Alert-Info header
@@ -253,7 +254,7 @@ TEST_CASE("phone_profile picks the recall Alert-Info, recall_alert_info override
     }
 }
 
-TEST_CASE("An unknown phone_profile stops the module at start, naming the parameter", "[recall]") {
+TEST_CASE("An unknown phone_profile stops the module at start, naming the parameter", "[recall][profile]") {
     std::vector<std::string> errors;
     proxy::CoreConfig cfg = SipTestEnv::defaultConfig();
     cfg.logSink = [&](int level, const std::string &, const std::string &text) {

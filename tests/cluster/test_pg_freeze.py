@@ -29,7 +29,7 @@ Then the rarer paths (each a function of its own, called from main):
     answered within 1 s meanwhile; once the lock goes, n1 forwards the INVITE to n0, which retrieves (200).
 
 storage_thread (default "auto") is passed to [module.callpark]; "off" runs the engine on the SIP thread and must
-fail this test (the break-it-on-purpose check). Bounded (~25 s), loopback only, every process stopped by its PID.
+fail this test (the break-it-on-purpose check). Bounded (~30 s), loopback only, every process stopped by its PID.
 """
 import os
 import random
@@ -192,45 +192,53 @@ def parked_list(node) -> tuple:
     return status, sorted(str(p.get("extension")) for p in (body or {}).get("parked", []))
 
 
-def phase_recall_answer():
+def phase_rare_paths():
+    """The recall answer and the retrieve of another node's call, on one two-node cluster. A slow heartbeat: none of
+    n1's falls inside the 2 s the nodes table is locked (it would hold n1's storage thread, and the owner read
+    would queue behind it instead of meeting the lock)."""
+    settings = {"storage_thread": STORAGE_THREAD, "recall_time": "4s", "node_heartbeat": "4s", "node_lease": "15s"}
+    with Cluster(BINARY, nodes=2, callpark=settings) as c:
+        phase_recall_answer(c)
+        phase_retrieve_elsewhere(c)
+
+
+def phase_recall_answer(c):
     """A recall answered while the database is frozen (recall_flow.cc: recallAnswered on the storage thread)."""
-    settings = {"storage_thread": STORAGE_THREAD, "recall_time": "2s"}
-    with Cluster(BINARY, nodes=1, callpark=settings) as c:
-        node = c.nodes[0]
-        answerer = RingingPhone(node.port, "710")
-        try:
-            if answerer.register() != 200:
-                fail(c, "the REGISTER of the parked-on extension 710 failed")
-            with Phones(("127.0.0.1", node.port)) as ph:
-                parked = ph.invite("*68710", "recalled-party")
-                if ph.final(parked, 10) != 200:
-                    fail(c, "the park on 710 failed")
-                if not answerer.wait_invite(8):
-                    fail(c, "the recall never rang the parked-on extension 710")
-                answerer.ring()
-                time.sleep(0.3)
-                pids = c.pg.freeze()
-                try:
-                    t0 = time.monotonic()
-                    answerer.answer()
-                    time.sleep(0.1)  # the answer is on its way to the database
-                    worst = options_within(c, node.port, "a recall answer waits for a frozen database")
-                    if ph.reinvites.get(parked, 0):
-                        fail(c, "the parked party was re-INVITEd before the answer was recorded")
-                    print(f"recall answered while frozen: OPTIONS answered in {worst * 1000:.0f} ms at most")
-                finally:
-                    c.pg.thaw(pids)
-                ack = answerer.wait_ack(10)
-                if ack is None:
-                    fail(c, "the recall answerer's 200 was never ACKed after the database ran again")
-                if not wait_until(lambda: ph.reinvites.get(parked, 0) >= 1, 3):
-                    fail(c, "the parked party was not re-INVITEd with the recall answerer's offer")
-                if not wait_until(lambda: parked_list(node) == (200, []), 3):
-                    fail(c, f"the recalled call stayed in the store: GET /api/parked -> {parked_list(node)}")
-                print(f"database running again: the recall connected after {time.monotonic() - t0:.1f} s "
-                      "(ACK with the parked party's answer, the call left the store)")
-        finally:
-            answerer.close()
+    node = c.nodes[0]
+    answerer = RingingPhone(node.port, "710")
+    try:
+        if answerer.register() != 200:
+            fail(c, "the REGISTER of the parked-on extension 710 failed")
+        with Phones(("127.0.0.1", node.port)) as ph:
+            parked = ph.invite("*68710", "recalled-party")
+            if ph.final(parked, 10) != 200:
+                fail(c, "the park on 710 failed")
+            if not answerer.wait_invite(10):
+                fail(c, "the recall never rang the parked-on extension 710")
+            answerer.ring()
+            time.sleep(0.3)
+            pids = c.pg.freeze()
+            try:
+                t0 = time.monotonic()
+                answerer.answer()
+                time.sleep(0.1)  # the answer is on its way to the database
+                worst = options_within(c, node.port, "a recall answer waits for a frozen database")
+                if ph.reinvites.get(parked, 0):
+                    fail(c, "the parked party was re-INVITEd before the answer was recorded")
+                print(f"recall answered while frozen: OPTIONS answered in {worst * 1000:.0f} ms at most")
+            finally:
+                c.pg.thaw(pids)
+            ack = answerer.wait_ack(10)
+            if ack is None:
+                fail(c, "the recall answerer's 200 was never ACKed after the database ran again")
+            if not wait_until(lambda: ph.reinvites.get(parked, 0) >= 1, 3):
+                fail(c, "the parked party was not re-INVITEd with the recall answerer's offer")
+            if not wait_until(lambda: parked_list(node) == (200, []), 3):
+                fail(c, f"the recalled call stayed in the store: GET /api/parked -> {parked_list(node)}")
+            print(f"database running again: the recall connected after {time.monotonic() - t0:.1f} s "
+                  "(ACK with the parked party's answer, the call left the store)")
+    finally:
+        answerer.close()
 
 
 def psql(c, sql: str, **kw):
@@ -241,49 +249,48 @@ def psql(c, sql: str, **kw):
                           capture_output=True, text=True, timeout=10, **kw)
 
 
-def phase_retrieve_elsewhere():
+def phase_retrieve_elsewhere(c):
     """A retrieve dialled at the node that does not own the call, while the owner's record cannot be read
     (cluster.cc: the owner look-up on the storage thread)."""
-    # A slow heartbeat: none of n1's falls inside the 2.5 s the table is locked (it would hold n1's storage thread).
-    settings = {"storage_thread": STORAGE_THREAD, "node_heartbeat": "5s", "node_lease": "15s"}
-    with Cluster(BINARY, nodes=2, callpark=settings) as c:
-        n0, n1 = c.nodes
-        with Phones(("127.0.0.1", n0.port)) as parked, Phones(("127.0.0.1", n1.port)) as retr:
-            cid = parked.invite("*68720", "elsewhere-party")
-            if parked.final(cid, 10) != 200:
-                fail(c, "the park on n0 failed")
-            lease_sql = f"SELECT lease_until FROM nodes WHERE address LIKE '%:{n1.port}%'"
-            first = psql(c, lease_sql).stdout.strip()
-            if not first:
-                fail(c, f"no node row for n1 (port {n1.port}): {psql(c, 'SELECT name, address FROM nodes')}")
-            if not wait_until(lambda: psql(c, lease_sql).stdout.strip() != first, 8):
-                fail(c, "n1 renewed no lease")
-            locker = subprocess.Popen(
-                [os.path.join(c.pg.bindir, "psql") if os.access(os.path.join(c.pg.bindir, "psql"), os.X_OK) else "psql",
-                 "-X", "-q", c.pg.url, "-c", "BEGIN; LOCK TABLE nodes IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(2.5); COMMIT;"],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            try:
-                held = ("SELECT count(*) FROM pg_locks WHERE relation = 'nodes'::regclass AND "
-                        "mode = 'AccessExclusiveLock' AND granted")
-                if not wait_until(lambda: psql(c, held).stdout.strip() == "1", 2):
-                    fail(c, "the lock on the nodes table was not taken")
-                t0 = time.monotonic()
-                rcid = retr.invite("*88720", "elsewhere-retriever")
-                time.sleep(0.2)  # the claim ran (NotOwner); the owner's record is being read
-                worst = options_within(c, n1.port, "a retrieve of another node's call waits for the owner's record")
-                if retr.final(rcid) is not None:
-                    fail(c, f"the retrieve answered {retr.final(rcid)} while the owner's record could not be read")
-                print(f"owner record locked: OPTIONS to n1 answered in {worst * 1000:.0f} ms at most")
-            finally:
-                locker.wait(10)
-            st = retr.final(rcid, 10)
-            if st != 200:
-                fail(c, f"the retrieve at n1 of n0's call answered {st} after the lock went, not 200")
-            if "forwarded to" not in n1.log():
-                fail(c, "n1 did not forward the retrieve to the owner n0")
-            if not wait_until(lambda: parked.reinvites.get(cid, 0) >= 1, 3):
-                fail(c, "the parked party on n0 was not re-INVITEd by the retrieve")
-            print(f"lock gone: the retrieve was forwarded to n0 and answered 200 after {time.monotonic() - t0:.1f} s")
+    n0, n1 = c.nodes
+    with Phones(("127.0.0.1", n0.port)) as parked, Phones(("127.0.0.1", n1.port)) as retr:
+        # Right after one of n1's heartbeats (its lease moves): the next comes 4 s later, the recall 4 s after
+        # the park; both after the lock below (2 s).
+        lease_sql = f"SELECT lease_until FROM nodes WHERE address LIKE '%:{n1.port}%'"
+        first = psql(c, lease_sql).stdout.strip()
+        if not first:
+            fail(c, f"no node row for n1 (port {n1.port}): {psql(c, 'SELECT name, address FROM nodes')}")
+        if not wait_until(lambda: psql(c, lease_sql).stdout.strip() != first, 8):
+            fail(c, "n1 renewed no lease")
+        cid = parked.invite("*68720", "elsewhere-party")
+        if parked.final(cid, 3) != 200:
+            fail(c, "the park on n0 failed")
+        locker = subprocess.Popen(
+            [os.path.join(c.pg.bindir, "psql") if os.access(os.path.join(c.pg.bindir, "psql"), os.X_OK) else "psql",
+             "-X", "-q", c.pg.url, "-c", "BEGIN; LOCK TABLE nodes IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(2); COMMIT;"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            held = ("SELECT count(*) FROM pg_locks WHERE relation = 'nodes'::regclass AND "
+                    "mode = 'AccessExclusiveLock' AND granted")
+            if not wait_until(lambda: psql(c, held).stdout.strip() == "1", 2):
+                fail(c, "the lock on the nodes table was not taken")
+            t0 = time.monotonic()
+            rcid = retr.invite("*88720", "elsewhere-retriever")
+            time.sleep(0.2)  # the claim ran (NotOwner); the owner's record is being read
+            worst = options_within(c, n1.port, "a retrieve of another node's call waits for the owner's record")
+            if retr.final(rcid) is not None:
+                fail(c, f"the retrieve answered {retr.final(rcid)} while the owner's record could not be read")
+            print(f"owner record locked: OPTIONS to n1 answered in {worst * 1000:.0f} ms at most")
+        finally:
+            locker.wait(10)
+        st = retr.final(rcid, 10)
+        if st != 200:
+            fail(c, f"the retrieve at n1 of n0's call answered {st} after the lock went, not 200")
+        if "forwarded to" not in n1.log():
+            fail(c, "n1 did not forward the retrieve to the owner n0")
+        if not wait_until(lambda: parked.reinvites.get(cid, 0) >= 1, 3):
+            fail(c, "the parked party on n0 was not re-INVITEd by the retrieve")
+        print(f"lock gone: the retrieve was forwarded to n0 and answered 200 after {time.monotonic() - t0:.1f} s")
 
 
 def main():
@@ -341,8 +348,7 @@ def main():
             if not wait_until(lambda: parked_exts() == (200, []), 3):
                 fail(c, f"the CANCELled park stayed in the store: GET /api/parked -> {parked_exts()}")
             print("the CANCELled park: 487, and nothing stayed parked")
-    phase_recall_answer()
-    phase_retrieve_elsewhere()
+    phase_rare_paths()
 
 
 if __name__ == "__main__":

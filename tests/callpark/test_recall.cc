@@ -312,3 +312,26 @@ TEST_CASE("self-park on an extension without a contact - the recall rings the do
     REQUIRE(p.env().runUntil([&] { return p.parkedCount() == 0; }, 6000)); // the alternate answers the retry
     CHECK(invitesTo(caller) == 0);
 }
+
+// The alternate group's members are read with the recall step (on the storage thread when there is one,
+// docs/cluster.md "Threads"): every member rings.
+TEST_CASE("self-park on an extension without a contact - an alternate group rings every member", "[recall][issue10]") {
+    ParkEnv p;
+    int st = 0;
+    p.command("groups.set", {{"domain", kDomain}, {"name", "backoffice"}, {"members", {"1004", "1005"}}}, &st);
+    REQUIRE(st == 200);
+    shortRecall(p, {{"alternate", "group:backoffice"}});
+    auto &caller = p.phone("2001");
+    auto &m1 = p.phone("1004");
+    auto &m2 = p.phone("1005");
+    RawUdp mc;
+    caller.autoAnswer("INVITE", 200, answerSdp(mc.port()), "application/sdp");
+    auto &inv = p.invite(caller, "2001", "*68103", mc.port(), {}, "Carol"); // 103 has no registered phone
+    REQUIRE(p.waitFinal(inv));
+    REQUIRE(inv.finalStatus == 200);
+    REQUIRE(p.env().runUntil([&] { return invitesTo(m1) >= 1 && invitesTo(m2) >= 1; }, 4000));
+    CHECK(m2.last("INVITE")->request.header("From").find("Recall: Carol") != std::string::npos);
+    m2.autoAnswer("INVITE", 200, offerSdp(5108), "application/sdp");
+    REQUIRE(p.env().runUntil([&] { return p.parkedCount() == 0; }, 6000)); // a member answers the retry
+    CHECK(invitesTo(caller) == 0);
+}

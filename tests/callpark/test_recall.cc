@@ -296,7 +296,7 @@ TEST_CASE("self-park - the caller dials *68103 itself - the recall rings 103's p
 }
 
 TEST_CASE("self-park on an extension without a contact - the recall rings the domain's alternate, not the caller",
-          "[recall][issue10]") {
+          "[recall][issue10][alternate]") {
     ParkEnv p;
     shortRecall(p, {{"alternate", "1004"}}); // mode parker: the alternate is only the fallback
     auto &caller = p.phone("2001");

@@ -108,6 +108,7 @@ struct Session {
     pw_timer_id ringTimer = 0;   // ring time over -> recallNoAnswer
     std::vector<Leg *> branches; // ringing recall branches
     Leg *winner = nullptr;
+    uint64_t winnerId = 0; // the winner's leg id while its recallAnswered runs on the storage thread
 
     // REFER from a bridged leg carried out by us (blind transfer or re-park)
     Leg *transferor = nullptr;
@@ -166,6 +167,7 @@ public:
     // and one no longer in the engine (removed here or on another node, docs/cluster.md) is served no more;
     // a domain with live calls is neither released (domain_release) nor deprovisioned.
     void declareDomains();
+    void serveDomains(const std::vector<eng::DomainSettings> &domains); // declareDomains with the domains read
     size_t liveCallsIn(const std::string &domain) const;
     int releaseDomain(std::string_view domain, pw_writer *why);
     pw_verdict onRequest(pw_request *req);
@@ -253,6 +255,9 @@ public:
     void onBridgedAck(Session &s, Leg *from, const pw_msg *ack);
     void endBridge(Session &s, Leg *from);
     void onBridgedRefer(Session &s, Leg *from, pw_request *req);
+    void bridgedReferParked(uint64_t sid, uint64_t fromId, uint64_t otherId, bool fromWasA, const std::string &domain,
+                            const std::string &caller, const eng::ParkResult &r,
+                            const std::function<void(int, bool)> &notify);
     void connectParked(Session &s, Leg *other, const std::string &offer, bool fromRecall);
     // The SDP we send on `leg` (ours, or relayed from the other leg): `body` with the leg's own o= line, its
     // version +1 exactly when the body changed since the last SDP sent on the leg (RFC 3264 §8). A body without
@@ -271,9 +276,12 @@ public:
     void recallFire(uint64_t sid);
     // The continuations of the recall steps run on the storage thread (recallStep, recallNoAnswer).
     void recallStepped(uint64_t sid, eng::CallId id, const eng::RecallStep &step,
-                       const std::optional<eng::ParkedCall> &call);
+                       const std::optional<eng::ParkedCall> &call, const std::vector<std::string> *altGroup = nullptr);
     void recallUnanswered(Session &s, const eng::RecallStep &next);
-    void ringStep(Session &s, const eng::RecallStep &step);
+    // altGroup: the members of the call's alternate group when the step's storage job read them (else read here).
+    void ringStep(Session &s, const eng::RecallStep &step, const std::vector<std::string> *altGroup = nullptr);
+    void recallClaimed(uint64_t sid, uint64_t legId, eng::CallId id, const std::string &offer,
+                       const eng::CallResult &claim);
     void ringTimeout(uint64_t sid);
     void branchResponse(Leg *leg, int status, const pw_msg *resp);
     void cancelBranches(Session &s, Leg *except);
@@ -366,6 +374,9 @@ public:
     void dropLostSessions(); // after a lapsed lease: every session whose call is not ours any more
     // A retrieve of a call another node owns: forwarded to that node (PW_CONTINUE), or answered here.
     pw_verdict retrieveElsewhere(pw_request *req, const eng::CallResult &claim, const eng::RetrieveRequest &rr);
+    struct OwnerLook; // what retrieveElsewhere read on the storage thread (cluster.cc)
+    static OwnerLook lookUpOwner(eng::Engine &e, const std::string &owner, const eng::RetrieveRequest &rr);
+    pw_verdict ownerLooked(pw_request *req, eng::CallId id, const eng::RetrieveRequest &rr, OwnerLook &l);
     std::string nodeName_;
     pw_timer_id clusterTimer_ = 0;
     pw_timer_id takeoverTimer_ = 0;

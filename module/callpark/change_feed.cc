@@ -113,7 +113,21 @@ void CallPark::onEngineSync(const eng::SyncNotice &n) {
     if (n.configChanged || n.resync) {
         host_.log(PW_LOG_INFO, "callpark: {} by another node; configuration reloaded (generation {})",
                   n.resync ? "changes missed" : "configuration changed", n.configGeneration);
-        declareDomains(); // a domain another node provisioned is served here too
+        // A domain another node provisioned is served here too: the domains are read on the storage thread when
+        // there is one (docs/cluster.md "Threads"), and declared here when they come back.
+        storage_.run<std::optional<std::vector<eng::DomainSettings>>>(
+            [](eng::Engine &e) -> std::optional<std::vector<eng::DomainSettings>> {
+                try {
+                    return e.domains();
+                } catch (...) {
+                    return std::nullopt; // the store went away: the next change or resync declares them
+                }
+            },
+            [this](std::optional<std::vector<eng::DomainSettings>> &domains) {
+                if (domains && !stopping_)
+                    serveDomains(*domains);
+            },
+            true);
     }
     bool lists = n.configChanged; // group lists show members' extensions: membership may have changed
     if (n.resync) {

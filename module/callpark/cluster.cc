@@ -225,49 +225,121 @@ void CallPark::dropLostSession(Session &s, const std::string &why) {
 }
 
 void CallPark::dropLostSessions() {
-    std::vector<Session *> lost;
-    for (auto &[sid, s] : sessions_) {
-        if (!s->callId || s->state == SessionState::Ended || s->state == SessionState::Bridged)
-            continue;
-        auto call = engine()->get(s->callId);
-        if (!call || call->owner != nodeName_)
-            lost.push_back(s.get());
-    }
-    for (Session *s : lost)
-        dropLostSession(*s, "taken over while this node's lease had lapsed");
+    // The owners are read on the storage thread (docs/cluster.md "Threads"); the sessions are found again by call id
+    // when they come back: one that ended or was retrieved meanwhile is left alone.
+    std::vector<eng::CallId> ids;
+    for (auto &[sid, s] : sessions_)
+        if (s->callId && s->state != SessionState::Ended && s->state != SessionState::Bridged)
+            ids.push_back(s->callId);
+    if (ids.empty())
+        return;
+    storage_.run<std::vector<eng::CallId>>(
+        [ids, node = nodeName_](eng::Engine &e) {
+            std::vector<eng::CallId> lost;
+            try {
+                for (eng::CallId id : ids) {
+                    auto call = e.get(id);
+                    if (!call || call->owner != node)
+                        lost.push_back(id);
+                }
+            } catch (...) {
+                // The store went away again: what was found so far goes; the rest is fenced (NotOwner) when used.
+            }
+            return lost;
+        },
+        [this](std::vector<eng::CallId> &lost) {
+            for (eng::CallId id : lost) {
+                auto it = sidByCall_.find(id);
+                Session *s = it == sidByCall_.end() ? nullptr : session(it->second);
+                if (s && s->callId == id && s->state != SessionState::Ended && s->state != SessionState::Bridged)
+                    dropLostSession(*s, "taken over while this node's lease had lapsed");
+            }
+        },
+        true);
 }
 
 // A retrieve of a call that another node owns (docs/cluster.md "Retrieve on another node"): that node holds the
 // parked party's dialog (one UA per dialog end, RFC 3261 §12), so the INVITE is proxied to it (RFC 3261 §16.6:
 // a Route to the owner's address, the Request-URI unchanged) and the owner retrieves as if it had been dialled
-// there. An owner whose lease ran out is taken over now and the claim tried again here.
-pw_verdict CallPark::retrieveElsewhere(pw_request *req, const eng::CallResult &claim, const eng::RetrieveRequest &rr) {
-    const pw_msg *m = host_.msg(req);
-    auto owner = engine()->node(claim.call.owner);
-    if (!owner || !owner->live) {
-        // Rare (an owner that died a moment ago): synchronous, through the engine's lock.
-        takeOverDeadNodes(engine()->takeOver());
-        eng::CallResult again = engine()->claimRetrieve(rr);
-        if (again.ok || again.error != eng::ErrorCode::NotOwner) {
-            if (again.ok)
-                engine()->abortRetrieve(again.call.id); // claimed again below, with its session ready
-            return retrieveClaimed(req, m, rr, engine()->claimRetrieve(rr));
+// there. An owner whose lease ran out is taken over now and the claim tried again here. The owner's record (and
+// the takeover) is read on the storage thread when there is one (docs/cluster.md "Threads"): the INVITE stays
+// held (PW_SUSPEND) and is resumed by the continuation.
+struct CallPark::OwnerLook {
+    std::optional<eng::NodeInfo> owner;
+    bool tookOver = false; // the owner is dead: taken over, and the claim tried again
+    eng::TakeoverResult takeover;
+    eng::CallResult again;
+    std::string error; // the store failed
+};
+
+CallPark::OwnerLook CallPark::lookUpOwner(eng::Engine &e, const std::string &owner, const eng::RetrieveRequest &rr) {
+    OwnerLook l;
+    try {
+        l.owner = e.node(owner);
+        if (!l.owner || !l.owner->live) {
+            l.tookOver = true;
+            l.takeover = e.takeOver();
+            l.again = e.claimRetrieve(rr);
         }
+    } catch (const std::exception &x) {
+        l.error = x.what();
+    } catch (...) {
+        l.error = "storage error";
+    }
+    return l;
+}
+
+pw_verdict CallPark::retrieveElsewhere(pw_request *req, const eng::CallResult &claim, const eng::RetrieveRequest &rr) {
+    const std::string owner = claim.call.owner;
+    const eng::CallId id = claim.call.id;
+    if (!storage_.threaded()) {
+        OwnerLook l = lookUpOwner(*engine(), owner, rr);
+        return ownerLooked(req, id, rr, l);
+    }
+    pw_request *held = host_.api()->request_retain(req);
+    bool queued = storage_.run<OwnerLook>([owner, rr](eng::Engine &e) { return lookUpOwner(e, owner, rr); },
+                                          [this, held, id, rr](OwnerLook &l) {
+                                              pw_verdict v = ownerLooked(held, id, rr, l);
+                                              if (v != PW_SUSPEND) // else retrieveResponse resumes it
+                                                  host_.api()->request_resume(held, v);
+                                              host_.api()->request_release(held);
+                                          });
+    if (!queued) {
+        refuseStorage(held);
+        host_.api()->request_release(held);
+        return PW_STOP;
+    }
+    return PW_SUSPEND;
+}
+
+pw_verdict CallPark::ownerLooked(pw_request *req, eng::CallId id, const eng::RetrieveRequest &rr, OwnerLook &l) {
+    const pw_msg *m = host_.msg(req);
+    if (!l.error.empty()) {
+        storageFailed("retrieve in " + rr.domain, l.error);
+        refuseStorage(req);
+        return PW_STOP;
+    }
+    if (l.tookOver) {
+        // Rare (an owner that died a moment ago): its calls become ours, then the claim made after the takeover
+        // goes on as a local retrieve (the taken-over call is restored on demand).
+        takeOverDeadNodes(std::move(l.takeover));
+        if (l.again.ok || l.again.error != eng::ErrorCode::NotOwner)
+            return retrieveClaimed(req, m, rr, l.again);
         Headers h;
         h.add("Retry-After", "2");
         host_.reply(req, 503, "Owner Node Unavailable", &h);
         return PW_STOP;
     }
-    std::string route = "<" + owner->address + ";lr>";
+    const eng::NodeInfo &owner = *l.owner;
+    std::string route = "<" + owner.address + ";lr>";
     std::string ruri = host_.requestUri(m);
-    if (owner->address.empty() || ruri.empty() ||
+    if (owner.address.empty() || ruri.empty() ||
         host_.api()->request_add_header(req, PW_STR_LIT("Route"), ps(route)) != PW_OK ||
-        host_.api()->request_add_target(req, ps(ruri), ps(owner->address)) != PW_OK) {
+        host_.api()->request_add_target(req, ps(ruri), ps(owner.address)) != PW_OK) {
         host_.reply(req, 500, "Cannot Reach Owner Node");
         return PW_STOP;
     }
-    host_.log(PW_LOG_INFO, "callpark: retrieve of call {} (node '{}') forwarded to {}", claim.call.id, owner->name,
-              owner->address);
+    host_.log(PW_LOG_INFO, "callpark: retrieve of call {} (node '{}') forwarded to {}", id, owner.name, owner.address);
     return PW_CONTINUE;
 }
 

@@ -261,9 +261,13 @@ bool CallPark::loadProvisionFile(const std::string &path, std::string *err) {
 }
 
 void CallPark::declareDomains() {
+    serveDomains(engine()->domains());
+}
+
+void CallPark::serveDomains(const std::vector<eng::DomainSettings> &domains) {
     bool any = false, served = true;
     std::set<std::string> now;
-    for (const auto &d : engine()->domains()) {
+    for (const auto &d : domains) {
         any = true;
         now.insert(d.name);
         served = host_.serveDomain(d.name, true) && served;

@@ -7,6 +7,24 @@
 
 namespace parkway::callpark {
 
+namespace {
+
+// The members of a recall step's alternate group when ringStep may ring it (a self-park: no parker, the alternate
+// a group): read with the step, on the storage thread, so ringStep does not read the store on the SIP thread.
+std::optional<std::vector<std::string>> alternateGroupMembers(eng::Engine &e, const eng::RecallStep &step) {
+    if (!step || step.target.kind != eng::RecallTarget::Kind::Parker || !step.call.parker.empty() ||
+        !step.call.recall.alternate || step.call.recall.alternate->kind != eng::RecallTarget::Kind::Group)
+        return std::nullopt;
+    try {
+        auto g = e.group(step.call.domain, step.call.recall.alternate->value);
+        return g ? g->members : std::vector<std::string>{};
+    } catch (...) {
+        return std::nullopt; // read again on the SIP thread
+    }
+}
+
+} // namespace
+
 void CallPark::armRecall(Session &s, eng::Millis at) {
     cancelTimer(s.recallTimer);
     if (!s.callId || at <= 0)
@@ -30,7 +48,8 @@ void CallPark::recallFire(uint64_t sid) {
     // session again: it may have been retrieved, abandoned or taken over meanwhile.
     struct Fired {
         eng::RecallStep step;
-        std::optional<eng::ParkedCall> call; // not due yet by the engine's clock: when it is
+        std::optional<eng::ParkedCall> call;                // not due yet by the engine's clock: when it is
+        std::optional<std::vector<std::string>> altMembers; // the alternate group ringStep may need
     };
     const eng::CallId id = s.callId;
     storage_.run<Fired>(
@@ -43,13 +62,15 @@ void CallPark::recallFire(uint64_t sid) {
                 } catch (...) {
                 }
             }
+            f.altMembers = alternateGroupMembers(e, f.step);
             return f;
         },
-        [this, sid, id](Fired &f) { recallStepped(sid, id, f.step, f.call); }, true);
+        [this, sid, id](Fired &f) { recallStepped(sid, id, f.step, f.call, f.altMembers ? &*f.altMembers : nullptr); },
+        true);
 }
 
 void CallPark::recallStepped(uint64_t sid, eng::CallId id, const eng::RecallStep &step,
-                             const std::optional<eng::ParkedCall> &call) {
+                             const std::optional<eng::ParkedCall> &call, const std::vector<std::string> *altGroup) {
     Session *sp = session(sid);
     if (!sp || sp->callId != id || (sp->state != SessionState::Parked && sp->state != SessionState::Recalling))
         return;
@@ -73,7 +94,7 @@ void CallPark::recallStepped(uint64_t sid, eng::CallId id, const eng::RecallStep
         host_.log(PW_LOG_WARN, "callpark: recall of call {}: {}", s.callId, step.message);
         return;
     }
-    ringStep(s, step);
+    ringStep(s, step, altGroup);
 }
 
 std::vector<Leg *> CallPark::ringTarget(Session &s, const std::string &target, bool isNumber,
@@ -147,10 +168,11 @@ std::vector<Leg *> CallPark::ringTarget(Session &s, const std::string &target, b
     return legs;
 }
 
-void CallPark::ringStep(Session &s, const eng::RecallStep &step) {
+void CallPark::ringStep(Session &s, const eng::RecallStep &step, const std::vector<std::string> *altGroup) {
     cancelBranches(s, nullptr);
     s.state = SessionState::Recalling;
     s.winner = nullptr;
+    s.winnerId = 0;
     auto call = step.call;
     std::string who = call.parkedDisplay.empty() ? uriUser(call.parkedUri) : call.parkedDisplay;
     std::string display = "Recall: " + who;
@@ -168,7 +190,9 @@ void CallPark::ringStep(Session &s, const eng::RecallStep &step) {
             isNumber = alt.kind == eng::RecallTarget::Kind::Number;
             ring.clear();
             if (alt.kind == eng::RecallTarget::Kind::Group) {
-                if (auto g = engine()->group(call.domain, alt.value))
+                if (altGroup) // read by the recall step's storage job
+                    ring = *altGroup;
+                else if (auto g = engine()->group(call.domain, alt.value))
                     ring = g->members;
             } else {
                 ring.push_back(alt.value);
@@ -294,21 +318,69 @@ void CallPark::branchResponse(Leg *leg, int status, const pw_msg *resp) {
         hangUp(leg);
         return;
     }
-    eng::CallResult claim = engine()->recallAnswered(s.callId, uriUser(leg->peerUri));
-    if (!claim) {
-        hangUp(leg);
-        if (claim.error == eng::ErrorCode::NotOwner)
+    // The answer is claimed on the storage thread (docs/cluster.md "Threads"). Meanwhile this leg is the winner
+    // (another 2xx is hung up), the other branches ring on, and the answerer's 2xx waits for its ACK (deferred:
+    // the answerer retransmits it, RFC 3261 §13.3.1.4). The continuation finds session and leg again by id.
+    s.winner = leg;
+    s.winnerId = leg->id;
+    const uint64_t sid = s.sid, legId = leg->id;
+    const eng::CallId id = s.callId;
+    const std::string by = uriUser(leg->peerUri);
+    std::string offer = host_.body(resp);
+    storage_.run<eng::CallResult>(
+        [id, by](eng::Engine &e) { return e.recallAnswered(id, by); },
+        [this, sid, legId, id, offer](eng::CallResult &claim) { recallClaimed(sid, legId, id, offer, claim); }, true);
+}
+
+void CallPark::recallClaimed(uint64_t sid, uint64_t legId, eng::CallId id, const std::string &offer,
+                             const eng::CallResult &claim) {
+    Session *sp = session(sid);
+    Leg *leg = legById(legId);
+    const bool claiming = sp && sp->winnerId == legId;
+    if (claiming) {
+        sp->winner = nullptr;
+        sp->winnerId = 0;
+    }
+    const bool current = claiming && leg && leg->dlg && sp->callId == id && sp->state == SessionState::Recalling;
+    if (!claim || !current) {
+        if (sp && leg)
+            sp->branches.erase(std::remove(sp->branches.begin(), sp->branches.end(), leg), sp->branches.end());
+        if (leg && leg->dlg) { // the answer lost: ACK its 2xx and hang up (RFC 3261 §13.2.2.4)
+            host_.api()->dialog_ack(leg->dlg, {}, {});
+            host_.api()->dialog_end(leg->dlg);
+        }
+        if (!sp || sp->callId != id)
+            return; // the call left this session meanwhile (BYE, takeover): its own path ends it
+        Session &s = *sp;
+        if (!claim && claim.error == eng::ErrorCode::NotOwner) {
             dropLostSession(s, claim.message);
+            return;
+        }
+        if (claim && claiming && s.state == SessionState::Recalling) {
+            // The answerer went away while its answer was recorded: parked again, as when it hangs up before the
+            // connect (park_flow.cc legTerminated).
+            cancelBranches(s, nullptr);
+            cancelTimer(s.ringTimer);
+            s.state = SessionState::Parked;
+            abortLater(s.sid, id);
+            return;
+        }
+        if (claim) // the session moved on meanwhile (a forced recall): the engine lets the answer go
+            abortLater(s.sid, id);
+        if (claiming && s.state == SessionState::Recalling && (s.branches.empty() || !s.ringTimer)) {
+            // Nobody else rings, or the ring time ran out while the answer was being recorded: no answer.
+            cancelTimer(s.ringTimer);
+            s.ringTimer = after(0, [this, sid] { ringTimeout(sid); });
+        }
         return;
     }
+    Session &s = *sp;
     s.winner = leg;
     cancelTimer(s.ringTimer);
     cancelBranches(s, leg);
     s.branches.clear();
     s.b = leg;
     s.state = SessionState::Connecting;
-    std::string offer = host_.body(resp);
-    uint64_t sid = s.sid;
     connectLegs(s, s.a, leg, offer, [this, sid](bool ok) {
         Session *s2 = session(sid);
         if (!s2)
@@ -319,17 +391,19 @@ void CallPark::branchResponse(Leg *leg, int status, const pw_msg *resp) {
             stopMoh(*s2);
             s2->callId = 0;
             s2->state = SessionState::Bridged;
-            auto r = engine()->completeRetrieve(id);
-            if (!r)
-                host_.log(PW_LOG_WARN, "callpark: complete recall of call {}: {}", id, r.message);
+            storage_.run<eng::CallResult>([id](eng::Engine &e) { return e.completeRetrieve(id); },
+                                          [this, id](eng::CallResult &r) {
+                                              if (!r)
+                                                  host_.log(PW_LOG_WARN, "callpark: complete recall of call {}: {}", id,
+                                                            r.message);
+                                          },
+                                          true);
             host_.log(PW_LOG_INFO, "callpark: call {} recalled to {}", id, s2->b ? s2->b->peerUri : "");
         } else {
             s2->b = nullptr;
             if (s2->a && s2->a->dlg && id) {
                 s2->state = SessionState::Parked;
-                auto back = engine()->abortRetrieve(id);
-                if (back)
-                    armRecall(*s2, back.call.recallAt);
+                abortLater(s2->sid, id); // re-arms the recall at the call's deadline
             }
         }
     });

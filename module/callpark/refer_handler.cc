@@ -273,42 +273,27 @@ void CallPark::onBridgedRefer(Session &s, Leg *from, pw_request *req) {
         pr.parkedUri = other->peerUri;
         pr.parkedDisplay = other->peerDisplay;
         pr.requestKey = "repark;" + host_.header(m, "Call-ID") + ";" + host_.header(m, "CSeq");
-        eng::ParkResult r = engine()->park(pr);
-        if (!r) {
-            notify(engineErrorStatus(r.error), true);
-            return;
-        }
-        bindCall(s, r.call.id);
-        s.domain = domain;
-        s.parker = caller;
-        s.parkedOnUri =
-            r.call.extension.empty() ? aor(std::to_string(r.call.slot), domain) : aor(r.call.extension, domain);
-        setParkedLeg(s, other); // our o= towards it stays the one it already knows (RFC 3264 §8)
-        s.b = nullptr;
+        // The park runs on the storage thread when there is one (docs/cluster.md "Threads"). The legs are arranged
+        // first, as for the blind transfer below: the transferor may BYE right after the 202 (it is only waiting
+        // for its BYE then), the other party becomes the leg the session holds. The continuation finds session and
+        // legs again by id; a park that failed puts the bridge back.
+        const bool fromWasA = from == s.a;
+        const uint64_t otherId = other->id;
         s.transferor = from;
-        s.state = SessionState::Parked;
-        std::string offer = holdOfferFor(s);
-        sendInDialog(other->dlg, "INVITE", nullptr, kSdp, offer, 0,
-                     [this, sid, notify](pw_dialog *, int status, const pw_msg *resp) {
-                         if (status < 200)
-                             return;
-                         Session *sp = session(sid);
-                         if (!sp)
-                             return;
-                         if (status < 300) {
-                             if (sp->a)
-                                 sp->a->remoteSdp = host_.body(resp);
-                             startMohFromAnswer(*sp, host_.body(resp));
-                             saveBlob(*sp);
-                             if (auto call = engine()->get(sp->callId))
-                                 armRecall(*sp, call->recallAt);
-                             notify(200, true);
-                         } else {
-                             notify(status, true);
-                             if (sp->a && sp->a->dlg)
-                                 host_.api()->dialog_end(sp->a->dlg);
-                         }
-                     });
+        if (fromWasA)
+            setParkedLeg(s, other); // our o= towards it stays the one it already knows (RFC 3264 §8)
+        s.b = nullptr;
+        bool queued = storage_.run<eng::ParkResult>(
+            [pr](eng::Engine &e) { return e.park(pr); },
+            [this, sid, fromId, otherId, fromWasA, domain, caller, notify](eng::ParkResult &r) {
+                bridgedReferParked(sid, fromId, otherId, fromWasA, domain, caller, r, notify);
+            });
+        if (!queued) { // the storage queue is full (or stopping): as a refused park
+            eng::ParkResult r;
+            r.ok = false;
+            r.error = eng::ErrorCode::Storage;
+            bridgedReferParked(sid, fromId, otherId, fromWasA, domain, caller, r, notify);
+        }
         return;
     }
 
@@ -347,6 +332,64 @@ void CallPark::onBridgedRefer(Session &s, Leg *from, pw_request *req) {
             }
         });
     };
+}
+
+// The re-park of a bridged REFER is stored (or refused): hold the other party, or put the bridge back.
+void CallPark::bridgedReferParked(uint64_t sid, uint64_t fromId, uint64_t otherId, bool fromWasA,
+                                  const std::string &domain, const std::string &caller, const eng::ParkResult &r,
+                                  const std::function<void(int, bool)> &notify) {
+    Session *sp = session(sid);
+    Leg *from = legById(fromId), *other = legById(otherId);
+    const bool intact =
+        sp && other && other->dlg && sp->a == other && !sp->b && !sp->callId && sp->state == SessionState::Bridged;
+    if (!intact) { // a BYE ended the call meanwhile: nobody to park
+        if (r)
+            abandonLater(r.call.id);
+        notify(487, true);
+        return;
+    }
+    Session &s = *sp;
+    if (!r) {
+        notify(engineErrorStatus(r.error), true);
+        if (from && from->dlg && s.transferor == from) { // the two talk on as before
+            s.transferor = nullptr;
+            if (fromWasA)
+                setParkedLeg(s, from);
+            s.b = fromWasA ? other : from;
+        } else if (other->dlg) {
+            host_.api()->dialog_end(other->dlg); // the transferor is gone: nobody is left for the other party
+        }
+        return;
+    }
+    bindCall(s, r.call.id);
+    s.domain = domain;
+    s.parker = caller;
+    s.parkedOnUri = r.call.extension.empty() ? aor(std::to_string(r.call.slot), domain) : aor(r.call.extension, domain);
+    s.state = SessionState::Parked;
+    std::string offer = holdOfferFor(s);
+    const eng::CallId id = r.call.id;
+    const eng::Millis recallAt = r.call.recallAt; // (the call's deadline; read with the park, not again here)
+    sendInDialog(other->dlg, "INVITE", nullptr, kSdp, offer, 0,
+                 [this, sid, id, recallAt, notify](pw_dialog *, int status, const pw_msg *resp) {
+                     if (status < 200)
+                         return;
+                     Session *sp = session(sid);
+                     if (!sp)
+                         return;
+                     if (status < 300) {
+                         if (sp->a)
+                             sp->a->remoteSdp = host_.body(resp);
+                         startMohFromAnswer(*sp, host_.body(resp));
+                         saveBlob(*sp);
+                         if (sp->callId == id)
+                             armRecall(*sp, recallAt);
+                         notify(200, true);
+                     } else {
+                         notify(status, true);
+                         if (sp->a && sp->a->dlg)
+                             host_.api()->dialog_end(sp->a->dlg);
+                     }
+                 });
 }
 
 } // namespace parkway::callpark

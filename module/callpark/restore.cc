@@ -118,7 +118,7 @@ bool CallPark::restoreCall(eng::CallId id, bool takeover) {
     std::string dlgBlob = j.is_object() ? j.value("dialog", std::string()) : std::string();
     if (dlgBlob.empty()) {
         host_.log(PW_LOG_WARN, "callpark: call {} has no stored dialog; it cannot be resumed", call.id);
-        engine()->abandon(call.id);
+        abandonLater(call.id); // on the storage thread when there is one (docs/cluster.md "Threads")
         ++restore_.lost;
         return true;
     }
@@ -143,7 +143,7 @@ bool CallPark::restoreCall(eng::CallId id, bool takeover) {
         dropLeg(leg);
         s.callId = 0;
         s.state = SessionState::Ended;
-        engine()->abandon(call.id);
+        abandonLater(call.id);
         ++restore_.lost;
         return true;
     }

@@ -72,7 +72,7 @@ TEST_CASE("recall rings the parker with Alert-Info - retries after no answer - c
     }));
 }
 
-TEST_CASE("recall parker_then_alternate rings the alternate after the parker's wait", "[recall]") {
+TEST_CASE("recall parker_then_alternate rings the alternate after the parker's wait", "[recall][alternate]") {
     ParkEnv p;
     shortRecall(p, {{"mode", "parker_then_alternate"}, {"alternate", "1004"}, {"alternate_wait", 1}});
     auto &parker = p.phone("1003");
@@ -224,7 +224,8 @@ TEST_CASE("max_park_time of the module applies to domains without their own sett
     CHECK(maxPark(p3) == 1800);
 }
 
-TEST_CASE("phone_profile picks the recall Alert-Info, recall_alert_info overrides it, none sends none", "[recall]") {
+TEST_CASE("phone_profile picks the recall Alert-Info, recall_alert_info overrides it, none sends none",
+          "[recall][profile]") {
     struct Case {
         std::map<std::string, std::string> params;
         std::string alertInfo; // "" = no Alert-Info header
@@ -253,7 +254,7 @@ TEST_CASE("phone_profile picks the recall Alert-Info, recall_alert_info override
     }
 }
 
-TEST_CASE("An unknown phone_profile stops the module at start, naming the parameter", "[recall]") {
+TEST_CASE("An unknown phone_profile stops the module at start, naming the parameter", "[recall][profile]") {
     std::vector<std::string> errors;
     proxy::CoreConfig cfg = SipTestEnv::defaultConfig();
     cfg.logSink = [&](int level, const std::string &, const std::string &text) {
@@ -295,7 +296,7 @@ TEST_CASE("self-park - the caller dials *68103 itself - the recall rings 103's p
 }
 
 TEST_CASE("self-park on an extension without a contact - the recall rings the domain's alternate, not the caller",
-          "[recall][issue10]") {
+          "[recall][issue10][alternate]") {
     ParkEnv p;
     shortRecall(p, {{"alternate", "1004"}}); // mode parker: the alternate is only the fallback
     auto &caller = p.phone("2001");
@@ -309,5 +310,28 @@ TEST_CASE("self-park on an extension without a contact - the recall rings the do
     CHECK(alt.last("INVITE")->request.header("From").find("Recall: Carol") != std::string::npos);
     alt.autoAnswer("INVITE", 200, offerSdp(5106), "application/sdp");
     REQUIRE(p.env().runUntil([&] { return p.parkedCount() == 0; }, 6000)); // the alternate answers the retry
+    CHECK(invitesTo(caller) == 0);
+}
+
+// The alternate group's members are read with the recall step (on the storage thread when there is one,
+// docs/cluster.md "Threads"): every member rings.
+TEST_CASE("self-park on an extension without a contact - an alternate group rings every member", "[recall][issue10]") {
+    ParkEnv p;
+    int st = 0;
+    p.command("groups.set", {{"domain", kDomain}, {"name", "backoffice"}, {"members", {"1004", "1005"}}}, &st);
+    REQUIRE(st == 200);
+    shortRecall(p, {{"alternate", "group:backoffice"}});
+    auto &caller = p.phone("2001");
+    auto &m1 = p.phone("1004");
+    auto &m2 = p.phone("1005");
+    RawUdp mc;
+    caller.autoAnswer("INVITE", 200, answerSdp(mc.port()), "application/sdp");
+    auto &inv = p.invite(caller, "2001", "*68103", mc.port(), {}, "Carol"); // 103 has no registered phone
+    REQUIRE(p.waitFinal(inv));
+    REQUIRE(inv.finalStatus == 200);
+    REQUIRE(p.env().runUntil([&] { return invitesTo(m1) >= 1 && invitesTo(m2) >= 1; }, 4000));
+    CHECK(m2.last("INVITE")->request.header("From").find("Recall: Carol") != std::string::npos);
+    m2.autoAnswer("INVITE", 200, offerSdp(5108), "application/sdp");
+    REQUIRE(p.env().runUntil([&] { return p.parkedCount() == 0; }, 6000)); // a member answers the retry
     CHECK(invitesTo(caller) == 0);
 }

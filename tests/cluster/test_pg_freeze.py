@@ -17,11 +17,24 @@ The server is SIGCONTed (always, by PID), and:
   * nothing is lost: both calls (parked before and during the freeze) are retrieved;
   * the CANCELled park left nothing in the store (the admin API lists no call).
 
+Then the rarer paths (each a function of its own, called from main):
+  * phase_recall_answer: a recall rings the parked-on extension (a phone registered here, which rings, 180); the
+    server is SIGSTOPped and the phone answers (200 with an offer, RFC 3725 offerless INVITE). Recording the answer
+    (recallAnswered) waits for the database on the storage thread: OPTIONS are answered within 1 s meanwhile;
+    after SIGCONT the parked party is re-INVITEd with the answerer's offer, the answerer's 200 is ACKed, and the call
+    leaves the store (completeRetrieve).
+  * phase_retrieve_elsewhere: two nodes; a call parked on n0 is dialled at n1, whose claim finds n0 the owner. The
+    owner's record is read while the `nodes` table is locked by another session (a server that hangs on that one
+    table: a SIGSTOP would hold the claim too, and the owner read would only come after it). OPTIONS to n1 are
+    answered within 1 s meanwhile; once the lock goes, n1 forwards the INVITE to n0, which retrieves (200).
+
 storage_thread (default "auto") is passed to [module.callpark]; "off" runs the engine on the SIP thread and must
-fail this test (the break-it-on-purpose check). Bounded (~10 s), loopback only, every process stopped by its PID.
+fail this test (the break-it-on-purpose check). Bounded (~30 s), loopback only, every process stopped by its PID.
 """
 import os
+import random
 import socket
+import subprocess
 import sys
 import time
 
@@ -71,6 +84,213 @@ def cancel(ph: Phones, call_id: str):
     keep = [ln for ln in lines[1:] if ln.split(":", 1)[0].lower() in ("via", "from", "to", "call-id", "max-forwards")]
     msg = "\r\n".join([lines[0].replace("INVITE", "CANCEL", 1)] + keep + ["CSeq: 1 CANCEL", "Content-Length: 0"])
     ph.sock.sendto((msg + "\r\n\r\n").encode(), ph.target)
+
+
+def options_within(c, port: int, what: str, count: int = 3):
+    """`count` OPTIONS to the node at `port`, each answered within 1 s (else the test fails naming `what`)."""
+    delays = []
+    for _ in range(count):
+        d = options_delay(port)
+        delays.append(d)
+        if d is None or d > 1.0:
+            fail(c, f"OPTIONS while {what} answered after {d} s (all: {delays}): the SIP thread waits on the network")
+        time.sleep(0.1)
+    return max(delays)
+
+
+class RingingPhone:
+    """A phone registered as <user>@DOMAIN at a node: rings (180) on an INVITE and answers it (200 + offer) only when
+    told; then waits for the ACK. Raw UDP, one socket."""
+
+    def __init__(self, port: int, user: str):
+        self.node = ("127.0.0.1", port)
+        self.user = user
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.tag = f"rp{random.getrandbits(32):x}"
+        self.invite = ""
+        self.src = None
+
+    def close(self):
+        self.sock.close()
+
+    def _recv(self, until: float):
+        while time.monotonic() < until:
+            self.sock.settimeout(max(0.01, until - time.monotonic()))
+            try:
+                data, addr = self.sock.recvfrom(65535)
+            except socket.timeout:
+                return None, None
+            return data.decode(errors="replace"), addr
+        return None, None
+
+    def register(self):
+        tag = random.getrandbits(32)
+        msg = (f"REGISTER sip:{DOMAIN} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{self.port};branch=z9hG4bKrg{tag};rport\r\n"
+               f"Max-Forwards: 70\r\nFrom: <sip:{self.user}@{DOMAIN}>;tag=r{tag}\r\nTo: <sip:{self.user}@{DOMAIN}>\r\n"
+               f"Call-ID: reg-{tag}@test\r\nCSeq: 1 REGISTER\r\nContact: <sip:{self.user}@127.0.0.1:{self.port}>\r\n"
+               f"Expires: 600\r\nContent-Length: 0\r\n\r\n")
+        self.sock.sendto(msg.encode(), self.node)
+        end = time.monotonic() + 3
+        while True:
+            reply, _ = self._recv(end)
+            if reply is None:
+                return None
+            if reply.startswith("SIP/2.0 ") and not reply.startswith("SIP/2.0 1"):
+                return int(reply.split()[1])
+
+    def wait_invite(self, timeout: float) -> bool:
+        end = time.monotonic() + timeout
+        while True:
+            msg, addr = self._recv(end)
+            if msg is None:
+                return False
+            if msg.startswith("INVITE "):
+                self.invite, self.src = msg, addr
+                return True
+
+    def _reply(self, status: str, body: str = ""):
+        out = [f"SIP/2.0 {status}"]
+        for line in self.invite.split("\r\n")[1:]:
+            if not line:
+                break
+            name = line.split(":", 1)[0].strip().lower()
+            if name in ("via", "v", "from", "f", "call-id", "i", "cseq", "record-route"):
+                out.append(line)
+            elif name in ("to", "t"):
+                out.append(line + (f";tag={self.tag}" if ";tag=" not in line else ""))
+        out.append(f"Contact: <sip:{self.user}@127.0.0.1:{self.port}>")
+        if body:
+            out.append("Content-Type: application/sdp")
+        out.append(f"Content-Length: {len(body)}")
+        self.sock.sendto(("\r\n".join(out) + "\r\n\r\n" + body).encode(), self.src)
+
+    def ring(self):
+        self._reply("180 Ringing")
+
+    def answer(self):
+        self._reply("200 OK", Phones.SDP.format(port=self.port + 1))
+
+    def wait_ack(self, timeout: float) -> str | None:
+        """The ACK of our 200 (its body: the parked party's answer), None if none came."""
+        end = time.monotonic() + timeout
+        call_id = Phones.header(self.invite, "Call-ID")
+        while True:
+            msg, addr = self._recv(end)
+            if msg is None:
+                return None
+            if msg.startswith("ACK ") and Phones.header(msg, "Call-ID") == call_id:
+                return msg
+            if msg.startswith("INVITE ") and Phones.header(msg, "Call-ID") == call_id and \
+                    Phones.header(msg, "CSeq").startswith(Phones.header(self.invite, "CSeq")):
+                self.answer()  # our 200 crossed a retransmitted INVITE: answer it again
+
+
+def parked_list(node) -> tuple:
+    status, body = node.admin("GET", f"/api/parked?domain={DOMAIN}")
+    return status, sorted(str(p.get("extension")) for p in (body or {}).get("parked", []))
+
+
+def phase_rare_paths():
+    """The recall answer and the retrieve of another node's call, on one two-node cluster. A slow heartbeat: none of
+    n1's falls inside the 2 s the nodes table is locked (it would hold n1's storage thread, and the owner read
+    would queue behind it instead of meeting the lock)."""
+    settings = {"storage_thread": STORAGE_THREAD, "recall_time": "4s", "node_heartbeat": "4s", "node_lease": "15s"}
+    with Cluster(BINARY, nodes=2, callpark=settings) as c:
+        phase_recall_answer(c)
+        phase_retrieve_elsewhere(c)
+
+
+def phase_recall_answer(c):
+    """A recall answered while the database is frozen (recall_flow.cc: recallAnswered on the storage thread)."""
+    node = c.nodes[0]
+    answerer = RingingPhone(node.port, "710")
+    try:
+        if answerer.register() != 200:
+            fail(c, "the REGISTER of the parked-on extension 710 failed")
+        with Phones(("127.0.0.1", node.port)) as ph:
+            parked = ph.invite("*68710", "recalled-party")
+            if ph.final(parked, 10) != 200:
+                fail(c, "the park on 710 failed")
+            if not answerer.wait_invite(10):
+                fail(c, "the recall never rang the parked-on extension 710")
+            answerer.ring()
+            time.sleep(0.3)
+            pids = c.pg.freeze()
+            try:
+                t0 = time.monotonic()
+                answerer.answer()
+                time.sleep(0.1)  # the answer is on its way to the database
+                worst = options_within(c, node.port, "a recall answer waits for a frozen database")
+                if ph.reinvites.get(parked, 0):
+                    fail(c, "the parked party was re-INVITEd before the answer was recorded")
+                print(f"recall answered while frozen: OPTIONS answered in {worst * 1000:.0f} ms at most")
+            finally:
+                c.pg.thaw(pids)
+            ack = answerer.wait_ack(10)
+            if ack is None:
+                fail(c, "the recall answerer's 200 was never ACKed after the database ran again")
+            if not wait_until(lambda: ph.reinvites.get(parked, 0) >= 1, 3):
+                fail(c, "the parked party was not re-INVITEd with the recall answerer's offer")
+            if not wait_until(lambda: parked_list(node) == (200, []), 3):
+                fail(c, f"the recalled call stayed in the store: GET /api/parked -> {parked_list(node)}")
+            print(f"database running again: the recall connected after {time.monotonic() - t0:.1f} s "
+                  "(ACK with the parked party's answer, the call left the store)")
+    finally:
+        answerer.close()
+
+
+def psql(c, sql: str, **kw):
+    exe = os.path.join(c.pg.bindir, "psql")
+    if not os.access(exe, os.X_OK):
+        exe = "psql"
+    return subprocess.run([exe, "-X", "-q", "-tA", "-v", "ON_ERROR_STOP=1", c.pg.url, "-c", sql],
+                          capture_output=True, text=True, timeout=10, **kw)
+
+
+def phase_retrieve_elsewhere(c):
+    """A retrieve dialled at the node that does not own the call, while the owner's record cannot be read
+    (cluster.cc: the owner look-up on the storage thread)."""
+    n0, n1 = c.nodes
+    with Phones(("127.0.0.1", n0.port)) as parked, Phones(("127.0.0.1", n1.port)) as retr:
+        # Right after one of n1's heartbeats (its lease moves): the next comes 4 s later, the recall 4 s after
+        # the park; both after the lock below (2 s).
+        lease_sql = f"SELECT lease_until FROM nodes WHERE address LIKE '%:{n1.port}%'"
+        first = psql(c, lease_sql).stdout.strip()
+        if not first:
+            fail(c, f"no node row for n1 (port {n1.port}): {psql(c, 'SELECT name, address FROM nodes')}")
+        if not wait_until(lambda: psql(c, lease_sql).stdout.strip() != first, 8):
+            fail(c, "n1 renewed no lease")
+        cid = parked.invite("*68720", "elsewhere-party")
+        if parked.final(cid, 3) != 200:
+            fail(c, "the park on n0 failed")
+        locker = subprocess.Popen(
+            [os.path.join(c.pg.bindir, "psql") if os.access(os.path.join(c.pg.bindir, "psql"), os.X_OK) else "psql",
+             "-X", "-q", c.pg.url, "-c", "BEGIN; LOCK TABLE nodes IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(2); COMMIT;"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            held = ("SELECT count(*) FROM pg_locks WHERE relation = 'nodes'::regclass AND "
+                    "mode = 'AccessExclusiveLock' AND granted")
+            if not wait_until(lambda: psql(c, held).stdout.strip() == "1", 2):
+                fail(c, "the lock on the nodes table was not taken")
+            t0 = time.monotonic()
+            rcid = retr.invite("*88720", "elsewhere-retriever")
+            time.sleep(0.2)  # the claim ran (NotOwner); the owner's record is being read
+            worst = options_within(c, n1.port, "a retrieve of another node's call waits for the owner's record")
+            if retr.final(rcid) is not None:
+                fail(c, f"the retrieve answered {retr.final(rcid)} while the owner's record could not be read")
+            print(f"owner record locked: OPTIONS to n1 answered in {worst * 1000:.0f} ms at most")
+        finally:
+            locker.wait(10)
+        st = retr.final(rcid, 10)
+        if st != 200:
+            fail(c, f"the retrieve at n1 of n0's call answered {st} after the lock went, not 200")
+        if "forwarded to" not in n1.log():
+            fail(c, "n1 did not forward the retrieve to the owner n0")
+        if not wait_until(lambda: parked.reinvites.get(cid, 0) >= 1, 3):
+            fail(c, "the parked party on n0 was not re-INVITEd by the retrieve")
+        print(f"lock gone: the retrieve was forwarded to n0 and answered 200 after {time.monotonic() - t0:.1f} s")
 
 
 def main():
@@ -128,6 +348,7 @@ def main():
             if not wait_until(lambda: parked_exts() == (200, []), 3):
                 fail(c, f"the CANCELled park stayed in the store: GET /api/parked -> {parked_exts()}")
             print("the CANCELled park: 487, and nothing stayed parked")
+    phase_rare_paths()
 
 
 if __name__ == "__main__":

@@ -365,6 +365,7 @@ public:
     // ---- event_lists.cc (RFC 4662 list subscriptions to lots and groups)
     // 0: not a list URI; 1: *target is the list's lot / group; -1: answered (421), stop.
     int eventListTarget(pw_request *req, const SubscribeAsk &a, eng::Target *target);
+    static std::optional<eng::Target> listTarget(const SubscribeAsk &a); // the list URI's lot / group, if it exists
     static void readListEntries(eng::Engine &e, const eng::Target &list, std::vector<ListEntry> *out);
     void notifyEventList(Subscription &sub, bool terminated, const NotifyRead &rd, Views &views);
     void queueEventLists(const eng::ChangeEvent &e);                    // group lists whose member's extension changed

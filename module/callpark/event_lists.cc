@@ -14,19 +14,23 @@
 
 namespace parkway::callpark {
 
-int CallPark::eventListTarget(pw_request *req, const SubscribeAsk &a, eng::Target *target) {
+std::optional<eng::Target> CallPark::listTarget(const SubscribeAsk &a) {
     // The list URI's lot / group, as onSubscribe read it (a lot first).
-    eng::Target t;
-    t.domain = a.domain;
-    if (auto it = a.lots.find(a.listLot.value_or("")); a.listLot && it != a.lots.end() && it->second) {
-        t.kind = eng::TargetKind::Lot;
-        t.name = *a.listLot;
-    } else if (auto g = a.groups.find(a.listGroup.value_or("")); a.listGroup && g != a.groups.end() && g->second) {
-        t.kind = eng::TargetKind::Group;
-        t.name = *a.listGroup;
-    } else {
+    auto found = [&](const auto &byName, const std::optional<std::string> &name) {
+        auto it = name ? byName.find(*name) : byName.end();
+        return it != byName.end() && it->second;
+    };
+    if (found(a.lots, a.listLot))
+        return eng::Target{eng::TargetKind::Lot, a.domain, *a.listLot, 0};
+    if (found(a.groups, a.listGroup))
+        return eng::Target{eng::TargetKind::Group, a.domain, *a.listGroup, 0};
+    return std::nullopt;
+}
+
+int CallPark::eventListTarget(pw_request *req, const SubscribeAsk &a, eng::Target *target) {
+    std::optional<eng::Target> t = listTarget(a);
+    if (!t)
         return 0;
-    }
     // RFC 4662 §4.1: a subscriber that can take lists says so with Supported: eventlist; we only serve the list
     // as a list, so without it: 421 Extension Required naming the extension in Require (RFC 3261 §21.4.15).
     if (!a.eventlist) {
@@ -35,7 +39,7 @@ int CallPark::eventListTarget(pw_request *req, const SubscribeAsk &a, eng::Targe
         host_.reply(req, 421, "Extension Required", &h);
         return -1;
     }
-    *target = t;
+    *target = *t;
     return 1;
 }
 

@@ -157,30 +157,6 @@ bool CallPark::mayWatch(const SubscribeAsk &a, const eng::Target &target, const 
     return access.empty() || std::find(access.begin(), access.end(), user) != access.end();
 }
 
-namespace {
-
-// The target a SUBSCRIBE watches once its configuration is read: a lot's or group's list URI when that lot /
-// group exists (list = true), else the fallback (a slot, lot, group, extension). nullopt: not ours.
-std::optional<std::pair<eng::Target, bool>> subscribedTarget(const CallPark::SubscribeAsk &a) {
-    eng::Target t;
-    t.domain = a.domain;
-    if (auto it = a.lots.find(a.listLot.value_or("")); a.listLot && it != a.lots.end() && it->second) {
-        t.kind = eng::TargetKind::Lot;
-        t.name = *a.listLot;
-        return std::make_pair(t, true);
-    }
-    if (auto it = a.groups.find(a.listGroup.value_or("")); a.listGroup && it != a.groups.end() && it->second) {
-        t.kind = eng::TargetKind::Group;
-        t.name = *a.listGroup;
-        return std::make_pair(t, true);
-    }
-    if (a.fallback)
-        return std::make_pair(*a.fallback, false);
-    return std::nullopt;
-}
-
-} // namespace
-
 pw_verdict CallPark::onSubscribe(pw_request *req, const pw_msg *m) {
     if (!host_.tag(m, "To").empty())
         return PW_CONTINUE; // refreshes of our subscriptions reach the dialog
@@ -292,8 +268,10 @@ pw_verdict CallPark::onSubscribe(pw_request *req, const pw_msg *m) {
             if (q.fallback && q.fallback->kind == eng::TargetKind::Group)
                 group(q.fallback->name);
             if (q.fetch) {
-                if (auto t = subscribedTarget(q))
-                    (t->second ? q.state.lists : q.state.targets).push_back(t->first);
+                if (auto list = listTarget(q))
+                    q.state.lists.push_back(*list);
+                else if (q.fallback)
+                    q.state.targets.push_back(*q.fallback);
                 readNotify(e, q.state);
             }
         } catch (const std::exception &ex) {

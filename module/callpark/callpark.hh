@@ -189,7 +189,6 @@ public:
     // A request that needs a known local user and came from nobody we know: ask it to authenticate when the
     // host can, else 403. Always PW_STOP.
     pw_verdict refuseStranger(pw_request *req);
-    bool mayWatch(const eng::Target &target, const std::string &user) const;
     struct ParkerChoice {
         std::string uri, display;
         bool withoutParker = false; // the sender parks itself via a front proxy: store no parker
@@ -292,20 +291,65 @@ public:
     pw_verdict onSubscribe(pw_request *req, const pw_msg *m);
     void onEngineEvent(const eng::ChangeEvent &e);
     void handleEvent(const eng::ChangeEvent &ev); // on the loop turn after the commit (onEngineEvent)
-    void notifySubscription(Subscription &sub, bool terminated = false);
-    // What every dialog-info NOTIFY of one target shows (computed once per target per change).
+    // What the NOTIFYs of some subscriptions show, read in one engine operation (on the storage thread when there
+    // is one, docs/cluster.md "Threads"); the SIP thread builds and sends the NOTIFYs from it afterwards.
+    struct ListEntry { // one resource of an event list: its URI user (slot, member) and what a BLF on it watches
+        std::string user;
+        eng::Target target;
+    };
+    struct NotifyRead {
+        std::vector<eng::Target> targets;                                // asked: the plain watchers' targets
+        std::vector<eng::Target> lists;                                  // asked: the event lists' lots / groups
+        std::unordered_map<std::string, eng::TargetState> states;        // by target key; absent: nothing parked
+        std::unordered_map<std::string, std::string> retrieveCodes;      // by domain (of the states read)
+        std::unordered_map<std::string, std::vector<ListEntry>> entries; // by list target key
+        std::string error;                                               // "" = read
+    };
+    static void readNotify(eng::Engine &e, NotifyRead &rd);
+    void mergeRead(const NotifyRead &rd); // into lastRead_
+    // What every dialog-info NOTIFY of one target shows (computed once per target per batch).
     struct TargetView {
         eng::TargetState st;
+        std::string retrieveCode; // of the target's domain
         std::vector<DialogInfoDialog> dialogs;
         bool dialogsBuilt = false;
     };
-    TargetView targetView(const eng::Target &t);
-    void notifySubscription(Subscription &sub, bool terminated, TargetView &view);
+    using Views = std::unordered_map<std::string, TargetView>;
+    TargetView &viewOf(const NotifyRead &rd, Views &views, const eng::Target &t);
+    // A NOTIFY with the current state: read first (the subscription counts as in flight meanwhile), then sent. A
+    // terminated one with a storage thread is sent at once from the last state read (lastRead_): the host ends the
+    // dialog right after on_refresh(0).
+    void notifySubscription(Subscription &sub, bool terminated = false);
+    void readThenNotify(std::vector<uint64_t> ids, bool terminated);
+    void notifyRead(const NotifyRead &rd, const std::vector<uint64_t> &ids, bool terminated);
+    void notifySubscription(Subscription &sub, bool terminated, const NotifyRead &rd, Views &views);
+    // What a SUBSCRIBE's answer needs (onSubscribe): taken from the request, then the configuration read
+    // (access lists, list URIs; for a fetch, the state) on the storage thread when it needs any.
+    struct SubscribeAsk {
+        std::string event, ruri, domain, dial, caller, expires;
+        Host::Who watcher;
+        bool broadworks = false, presence = false;
+        std::vector<std::string> accepts; // Accept headers (presence)
+        bool eventlist = false;           // Supported: eventlist (RFC 4662 §4.1)
+        eng::Classification c;
+        std::optional<eng::Target> fallback; // the target when the URI is no event list
+        // read: lots and groups of the request's domain by name (nullopt: none such), the fetch's state
+        std::optional<std::string> listLot, listGroup; // names after the list URI prefixes
+        std::map<std::string, std::optional<eng::Lot>> lots;
+        std::map<std::string, std::optional<eng::Group>> groups;
+        bool fetch = false; // Expires: 0 (RFC 6665 §4.4.3): the state is read before the answer
+        NotifyRead state;
+    };
+    pw_verdict subscribeRead(pw_request *req, SubscribeAsk &a);
+    bool mayWatch(const SubscribeAsk &a, const eng::Target &target, const std::string &user) const;
     // Persist what resuming a subscription needs (after each NOTIFY: version and CSeq moved); batched.
     eng::StoredWatcher watcherRecord(Subscription &sub);
     void saveWatchers(const std::vector<Subscription *> &subs);
     void forgetWatcher(Subscription &sub);
-    void sendParkInfo(const eng::ChangeEvent &e);
+    void removeStoredWatcher(const std::string &storeId); // fire and forget, in order with the saves
+    void sendParkInfo(const eng::ChangeEvent &e);         // reads the group and domain (storage thread), then:
+    void sendParkInfoTo(const eng::ChangeEvent &e, const std::vector<std::string> &users,
+                        const std::string &retrieveCode); // the versions (storage thread), then the NOTIFYs
     // Caps and the paced fan-out (docs/limits.md, docs/notifications.md "Pacing"). countWatcher adds a live
     // subscription to the counts (and the per-target index the fan-out uses) or removes it.
     void countWatcher(Subscription &sub, bool add);
@@ -328,11 +372,12 @@ public:
 
     // ---- event_lists.cc (RFC 4662 list subscriptions to lots and groups)
     // 0: not a list URI; 1: *target is the list's lot / group; -1: answered (421), stop.
-    int eventListTarget(pw_request *req, const pw_msg *m, const std::string &domain, const std::string &dial,
-                        eng::Target *target);
-    void notifyEventList(Subscription &sub, bool terminated);
+    int eventListTarget(pw_request *req, const SubscribeAsk &a, eng::Target *target);
+    static std::optional<eng::Target> listTarget(const SubscribeAsk &a); // the list URI's lot / group, if it exists
+    static void readListEntries(eng::Engine &e, const eng::Target &list, std::vector<ListEntry> *out);
+    void notifyEventList(Subscription &sub, bool terminated, const NotifyRead &rd, Views &views);
     void queueEventLists(const eng::ChangeEvent &e);                    // group lists whose member's extension changed
-    void buildViewDialogs(TargetView &view, const std::string &domain); // the dialog-info <dialog>s of a view
+    void buildViewDialogs(TargetView &view);                            // the dialog-info <dialog>s of a view
 
     // ---- restore.cc (and restoreWatchers in watchers.cc)
     void restoreCalls(); // reads the store and queues every call; batches follow on later loop turns
@@ -341,7 +386,7 @@ public:
     // party always gets a re-INVITE (which also carries our Contact: the dialog's remote target moves to us).
     bool restoreCall(eng::CallId id, bool takeover = false);
     void finishCallRestore();
-    void restoreWatchers();
+    void restoreWatchers(); // the stored subscriptions are read on the storage thread, resumed on the SIP thread
     void restoreFinished(); // calls and watchers are back: the "restore complete" line
     Session *restoreOnDemand(eng::CallId id);
     void resumeMoh(Session &s, int pt, uint16_t oldPort, const std::string &signalingIp);
@@ -473,6 +518,11 @@ public:
         std::string uri, hop;
     };
     std::vector<Destination> destinationsFor(const std::string &aorUri, const std::string &domain) const;
+    // park-info's last step (watchers.cc): the NOTIFYs, once the versions are read.
+    void sendParkInfoNotifies(const std::string &domain, const ParkInfoEntry &entry,
+                              const std::vector<std::string> &told,
+                              const std::vector<std::vector<Destination>> &contactsOf,
+                              const std::vector<std::int64_t> &versions);
     std::string mediaIp() const { return settings_.mohIp; }
 
     std::map<uint64_t, std::unique_ptr<Session>> sessions_;
@@ -486,7 +536,8 @@ public:
         std::unordered_map<std::string, std::set<uint64_t>> byTarget; // domain|target key -> subscription ids
     } watcherCounts_;
     std::deque<uint64_t> notifyQueue_;            // subscription ids with a NOTIFY owed
-    std::unordered_set<uint64_t> notifyInFlight_; // subscription ids whose NOTIFY awaits its answer
+    std::unordered_set<uint64_t> notifyInFlight_; // subscription ids whose NOTIFY awaits its read or its answer
+    NotifyRead lastRead_; // the newest state read per target (a terminated NOTIFY with a storage thread shows it)
     pw_timer_id notifyTimer_ = 0;
     // Engine events of this turn, handled on the next one under a single timer (onEngineEvent), in commit order.
     std::vector<eng::ChangeEvent> pendingEvents_;

@@ -14,84 +14,58 @@
 
 namespace parkway::callpark {
 
-namespace {
-
-std::string lower(std::string s) {
-    std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
-    return s;
+std::optional<eng::Target> CallPark::listTarget(const SubscribeAsk &a) {
+    // The list URI's lot / group, as onSubscribe read it (a lot first).
+    auto found = [&](const auto &byName, const std::optional<std::string> &name) {
+        auto it = name ? byName.find(*name) : byName.end();
+        return it != byName.end() && it->second;
+    };
+    if (found(a.lots, a.listLot))
+        return eng::Target{eng::TargetKind::Lot, a.domain, *a.listLot, 0};
+    if (found(a.groups, a.listGroup))
+        return eng::Target{eng::TargetKind::Group, a.domain, *a.listGroup, 0};
+    return std::nullopt;
 }
 
-// One resource of a list: its URI user (slot number or member extension) and the target a BLF on it watches.
-struct ListEntry {
-    std::string user;
-    eng::Target target;
-};
-
-} // namespace
-
-int CallPark::eventListTarget(pw_request *req, const pw_msg *m, const std::string &domain, const std::string &dial,
-                              eng::Target *target) {
-    auto named = [&](const std::string &prefix) -> std::optional<std::string> {
-        if (prefix.empty() || dial.size() <= prefix.size() || dial.compare(0, prefix.size(), prefix) != 0)
-            return std::nullopt;
-        return dial.substr(prefix.size());
-    };
-    eng::Target t;
-    t.domain = domain;
-    if (auto name = named(settings_.listUriPrefixLot); name && engine()->lot(domain, *name)) {
-        t.kind = eng::TargetKind::Lot;
-        t.name = *name;
-    } else if (auto gname = named(settings_.listUriPrefixGroup); gname && engine()->group(domain, *gname)) {
-        t.kind = eng::TargetKind::Group;
-        t.name = *gname;
-    } else {
+int CallPark::eventListTarget(pw_request *req, const SubscribeAsk &a, eng::Target *target) {
+    std::optional<eng::Target> t = listTarget(a);
+    if (!t)
         return 0;
-    }
     // RFC 4662 §4.1: a subscriber that can take lists says so with Supported: eventlist; we only serve the list
     // as a list, so without it: 421 Extension Required naming the extension in Require (RFC 3261 §21.4.15).
-    bool supported = false;
-    for (unsigned i = 0; i < 16 && !supported; ++i) {
-        std::string v = host_.header(m, "Supported", i);
-        if (v.empty())
-            break;
-        size_t pos = 0;
-        while (pos <= v.size()) {
-            size_t comma = v.find(',', pos);
-            std::string tok = v.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
-            tok.erase(0, tok.find_first_not_of(" \t"));
-            tok.erase(tok.find_last_not_of(" \t") + 1);
-            if (lower(tok) == "eventlist")
-                supported = true;
-            if (comma == std::string::npos)
-                break;
-            pos = comma + 1;
-        }
-    }
-    if (!supported) {
+    if (!a.eventlist) {
         Headers h;
         h.add("Require", "eventlist");
         host_.reply(req, 421, "Extension Required", &h);
         return -1;
     }
-    *target = t;
+    *target = *t;
     return 1;
 }
 
-void CallPark::notifyEventList(Subscription &sub, bool terminated) {
+// The list's resources now: the lot's slots in order, or the group's members in hunting order (engine side:
+// runs on the storage thread when there is one, CallPark::readNotify).
+void CallPark::readListEntries(eng::Engine &e, const eng::Target &list, std::vector<ListEntry> *out) {
+    const std::string &domain = list.domain;
+    if (list.kind == eng::TargetKind::Lot) {
+        if (auto lot = e.lot(domain, list.name))
+            for (int s = lot->firstSlot; s <= lot->lastSlot && s - lot->firstSlot < 10000; ++s)
+                out->push_back({std::to_string(s), eng::Target{eng::TargetKind::Slot, domain, lot->name, s}});
+    } else if (list.kind == eng::TargetKind::Group) {
+        if (auto group = e.group(domain, list.name))
+            for (const std::string &mbr : group->members)
+                out->push_back({mbr, eng::Target{eng::TargetKind::Extension, domain, mbr, 0}});
+    }
+}
+
+void CallPark::notifyEventList(Subscription &sub, bool terminated, const NotifyRead &rd, Views &views) {
     if (!sub.dlg || sub.ending)
         return;
     const std::string &domain = sub.target.domain;
-    // The list's resources now: the lot's slots in order, or the group's members in hunting order.
-    std::vector<ListEntry> entries;
-    if (sub.target.kind == eng::TargetKind::Lot) {
-        if (auto lot = engine()->lot(domain, sub.target.name))
-            for (int s = lot->firstSlot; s <= lot->lastSlot && s - lot->firstSlot < 10000; ++s)
-                entries.push_back({std::to_string(s), eng::Target{eng::TargetKind::Slot, domain, lot->name, s}});
-    } else if (sub.target.kind == eng::TargetKind::Group) {
-        if (auto group = engine()->group(domain, sub.target.name))
-            for (const std::string &mbr : group->members)
-                entries.push_back({mbr, eng::Target{eng::TargetKind::Extension, domain, mbr, 0}});
-    }
+    // The list's resources as read (readListEntries).
+    static const std::vector<ListEntry> kNone;
+    auto listed = rd.entries.find(domain + "|" + sub.target.key());
+    const std::vector<ListEntry> &entries = listed == rd.entries.end() ? kNone : listed->second;
     // A resource added or removed (lots.set / groups.set changed the list): the full list again (RFC 4662 §5.2:
     // a full-state list replaces what the subscriber knows; a partial one cannot remove a resource).
     bool full = sub.listFull || terminated || entries.size() != sub.listResources.size();
@@ -109,8 +83,8 @@ void CallPark::notifyEventList(Subscription &sub, bool terminated) {
     std::vector<MimePart> parts(1);
     for (const ListEntry &e : entries) {
         std::string uri = aor(e.user, domain);
-        TargetView view = targetView(e.target);
-        buildViewDialogs(view, domain);
+        TargetView &view = viewOf(rd, views, e.target);
+        buildViewDialogs(view);
         // What a BLF on the slot / extension gets (its entity = the resource URI), without the version:
         // compared with what this subscription last got for it.
         std::string shown = buildDialogInfo(uri, 0, DialogInfoState::Full, view.dialogs);
@@ -184,36 +158,20 @@ void CallPark::notifyEventList(Subscription &sub, bool terminated) {
 void CallPark::queueEventLists(const eng::ChangeEvent &e) {
     // Lot lists are watchers of the lot target: every change of a slot names it (watchers.cc queued them).
     // A group list shows its members' extensions, which a park straight on a member changes without the group.
+    // Which groups have that member is configuration: rather than read it here on the SIP thread, every group
+    // list of the domain is queued; the read (readNotify) finds its members, and a list whose resources did not
+    // change gets no NOTIFY (notifyEventList).
     if (settings_.listUriPrefixGroup.empty())
         return;
     std::vector<const eng::ParkedCall *> calls{&e.call};
     if (e.previous)
         calls.push_back(&*e.previous);
-    std::vector<eng::Group> groups; // read once, only when some group list subscription exists
-    bool read = false;
     for (const eng::ParkedCall *c : calls) {
         if (c->extension.empty())
             continue;
-        if (!read) {
-            bool any = std::any_of(subById_.begin(), subById_.end(), [](const auto &kv) {
-                return kv.second->eventList && kv.second->target.kind == eng::TargetKind::Group;
-            });
-            if (!any)
-                return;
-            groups = engine()->groups(c->domain);
-            read = true;
-        }
-        for (const eng::Group &g : groups) {
-            if (g.domain != c->domain || std::find(g.members.begin(), g.members.end(), c->extension) == g.members.end())
-                continue;
-            auto it = watcherCounts_.byTarget.find(g.domain + "|" +
-                                                   eng::Target{eng::TargetKind::Group, g.domain, g.name, 0}.key());
-            if (it == watcherCounts_.byTarget.end())
-                continue;
-            for (uint64_t id : it->second)
-                if (auto s = subById_.find(id); s != subById_.end() && s->second->eventList)
-                    queueNotify(*s->second); // once at most: a queued watcher is not queued twice
-        }
+        for (const auto &[id, sub] : subById_)
+            if (sub->eventList && sub->target.kind == eng::TargetKind::Group && sub->target.domain == c->domain)
+                queueNotify(*sub); // once at most: a queued watcher is not queued twice
     }
 }
 

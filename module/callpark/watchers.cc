@@ -143,15 +143,16 @@ const pw_dialog_callbacks *CallPark::subCallbacks() {
 }
 
 // Who may see the calls of a lot, a slot or a group: everyone of the domain, or the access list when the
-// provisioning gives one (the list that says who may retrieve them; docs/auth.md "Call park").
-bool CallPark::mayWatch(const eng::Target &target, const std::string &user) const {
+// provisioning gives one (the list that says who may retrieve them; docs/auth.md "Call park"). From what
+// subscribeRead read.
+bool CallPark::mayWatch(const SubscribeAsk &a, const eng::Target &target, const std::string &user) const {
     std::vector<std::string> access;
     if (target.kind == eng::TargetKind::Lot || target.kind == eng::TargetKind::Slot) {
-        if (auto lot = engine()->lot(target.domain, target.name))
-            access = lot->access;
+        if (auto it = a.lots.find(target.name); it != a.lots.end() && it->second)
+            access = it->second->access;
     } else if (target.kind == eng::TargetKind::Group) {
-        if (auto group = engine()->group(target.domain, target.name))
-            access = group->access;
+        if (auto it = a.groups.find(target.name); it != a.groups.end() && it->second)
+            access = it->second->access;
     }
     return access.empty() || std::find(access.begin(), access.end(), user) != access.end();
 }
@@ -159,22 +160,24 @@ bool CallPark::mayWatch(const eng::Target &target, const std::string &user) cons
 pw_verdict CallPark::onSubscribe(pw_request *req, const pw_msg *m) {
     if (!host_.tag(m, "To").empty())
         return PW_CONTINUE; // refreshes of our subscriptions reach the dialog
-    std::string event = eventName(host_.header(m, "Event"));
-    std::string ruri = host_.requestUri(m);
-    std::string domain = uriHost(ruri);
-    if (domain.empty() || !host_.isLocalDomain(domain))
+    auto ask = std::make_shared<SubscribeAsk>();
+    SubscribeAsk &a = *ask;
+    a.event = eventName(host_.header(m, "Event"));
+    a.ruri = host_.requestUri(m);
+    a.domain = uriHost(a.ruri);
+    if (a.domain.empty() || !host_.isLocalDomain(a.domain))
         return PW_CONTINUE;
-    std::string dial = uriUser(ruri);
-    if (dial.empty())
+    a.dial = uriUser(a.ruri);
+    if (a.dial.empty())
         return PW_CONTINUE;
-    Host::Who watcher = who(req);
-    std::string caller = uriUser(watcher.uri);
-    if (!servedEvent(event)) {
+    a.watcher = who(req);
+    a.caller = uriUser(a.watcher.uri);
+    if (!servedEvent(a.event)) {
         // A URI the dialplan makes ours (park / retrieve codes, slots, lots, watch rules) is a resource we
         // are the notifier of: a package we do not serve there gets 489 Bad Event with the packages we do
         // (RFC 6665 §4.2.2, §8.2.2), so the subscriber stops retrying. Other URIs (a plain extension's
         // presence) are somebody else's.
-        eng::Classification oc = engine_->classify(domain, caller, dial);
+        eng::Classification oc = engine_->classify(a.domain, a.caller, a.dial);
         if (oc.action != eng::Action::Park && oc.action != eng::Action::GroupPark &&
             oc.action != eng::Action::Retrieve && oc.action != eng::Action::Watch)
             return PW_CONTINUE;
@@ -183,38 +186,145 @@ pw_verdict CallPark::onSubscribe(pw_request *req, const pw_msg *m) {
         host_.reply(req, 489, "Bad Event", &h);
         return PW_STOP;
     }
-    bool broadworks = false;
-    if (event == "call-info") {
-        bool accepts = false;
-        for (unsigned i = 0; i < 16; ++i) {
-            std::string acc = host_.header(m, "Accept", i);
-            if (acc.empty())
-                break;
-            if (acc.find("x-broadworks-callpark-info") != std::string::npos)
-                accepts = true;
-        }
+    for (unsigned i = 0; i < 16; ++i) {
+        std::string acc = host_.header(m, "Accept", i);
+        if (acc.empty())
+            break;
+        a.accepts.push_back(std::move(acc));
+    }
+    if (a.event == "call-info") {
+        bool accepts = std::any_of(a.accepts.begin(), a.accepts.end(), [](const std::string &acc) {
+            return acc.find("x-broadworks-callpark-info") != std::string::npos;
+        });
         if (!accepts)
             return PW_CONTINUE; // shared-appearance call-info is not ours
-        broadworks = true;
+        a.broadworks = true;
     }
-    eng::Classification c = engine_->classify(domain, caller, dial);
+    a.presence = a.event == "presence";
+    // RFC 4662 §4.1: Supported: eventlist says the subscriber can take lists.
+    for (unsigned i = 0; i < 16 && !a.eventlist; ++i) {
+        std::string v = host_.header(m, "Supported", i);
+        if (v.empty())
+            break;
+        size_t pos = 0;
+        while (pos <= v.size()) {
+            size_t comma = v.find(',', pos);
+            std::string tok = v.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
+            tok.erase(0, tok.find_first_not_of(" \t"));
+            tok.erase(tok.find_last_not_of(" \t") + 1);
+            std::transform(tok.begin(), tok.end(), tok.begin(), [](unsigned char ch) { return std::tolower(ch); });
+            if (tok == "eventlist")
+                a.eventlist = true;
+            if (comma == std::string::npos)
+                break;
+            pos = comma + 1;
+        }
+    }
+    a.expires = host_.header(m, "Expires");
+    a.c = engine_->classify(a.domain, a.caller, a.dial);
+    // RFC 4662: a lot's or a group's list URI (event_lists.cc), when that lot / group exists.
+    auto named = [&](const std::string &prefix) -> std::optional<std::string> {
+        if (prefix.empty() || a.dial.size() <= prefix.size() || a.dial.compare(0, prefix.size(), prefix) != 0)
+            return std::nullopt;
+        return a.dial.substr(prefix.size());
+    };
+    if (!a.broadworks) {
+        a.listLot = named(settings_.listUriPrefixLot);
+        a.listGroup = named(settings_.listUriPrefixGroup);
+    }
+    if (a.c.action == eng::Action::Park || a.c.action == eng::Action::GroupPark ||
+        a.c.action == eng::Action::Retrieve || a.c.action == eng::Action::Watch) {
+        a.fallback = eng::watchTarget(a.c, a.domain, a.caller);
+    } else if (a.broadworks) {
+        a.fallback = eng::Target{eng::TargetKind::Extension, a.domain, a.dial, 0};
+    }
+    if (!a.listLot && !a.listGroup && !a.fallback)
+        return PW_CONTINUE;
+    try {
+        a.fetch = !a.expires.empty() && std::stoul(a.expires) == 0;
+    } catch (...) { // answered 400 by subscribeRead
+    }
+    // What the answer needs from the configuration: the list URI's lot / group, the target's access list.
+    bool configured = a.fallback && a.fallback->kind != eng::TargetKind::Extension;
+    if (!a.listLot && !a.listGroup && !configured && !a.fetch)
+        return subscribeRead(req, a); // nothing to read: answered now
+    auto read = [ask](eng::Engine &e) {
+        SubscribeAsk &q = *ask;
+        try {
+            auto lot = [&](const std::string &name) {
+                if (!q.lots.count(name))
+                    q.lots[name] = e.lot(q.domain, name);
+            };
+            auto group = [&](const std::string &name) {
+                if (!q.groups.count(name))
+                    q.groups[name] = e.group(q.domain, name);
+            };
+            if (q.listLot)
+                lot(*q.listLot);
+            if (q.listGroup)
+                group(*q.listGroup);
+            if (q.fallback && (q.fallback->kind == eng::TargetKind::Lot || q.fallback->kind == eng::TargetKind::Slot))
+                lot(q.fallback->name);
+            if (q.fallback && q.fallback->kind == eng::TargetKind::Group)
+                group(q.fallback->name);
+            if (q.fetch) {
+                if (auto list = listTarget(q))
+                    q.state.lists.push_back(*list);
+                else if (q.fallback)
+                    q.state.targets.push_back(*q.fallback);
+                readNotify(e, q.state);
+            }
+        } catch (const std::exception &ex) {
+            q.state.error = ex.what();
+        }
+    };
+    if (!storage_.threaded()) { // inline: read and answer now
+        if (!storage_.submit(read, nullptr)) {
+            refuseStorage(req);
+            return PW_STOP;
+        }
+        return subscribeRead(req, a);
+    }
+    // The SUBSCRIBE waits for the read (PW_SUSPEND); refused like a park while the storage thread is behind.
+    if (!storage_.accepting()) {
+        refuseStorage(req);
+        return PW_STOP;
+    }
+    pw_request *held = host_.api()->request_retain(req);
+    bool queued = storage_.submit(read, [this, held, ask] {
+        pw_verdict v = subscribeRead(held, *ask);
+        host_.api()->request_resume(held, v);
+        host_.api()->request_release(held);
+    });
+    if (!queued) {
+        refuseStorage(held);
+        host_.api()->request_resume(held, PW_STOP);
+        host_.api()->request_release(held);
+    }
+    return PW_SUSPEND;
+}
+
+// The SUBSCRIBE's answer, once what it needs is read (onSubscribe).
+pw_verdict CallPark::subscribeRead(pw_request *req, SubscribeAsk &a) {
+    if (!a.state.error.empty()) {
+        storageFailed("SUBSCRIBE in " + a.domain, a.state.error);
+        refuseStorage(req);
+        return PW_STOP;
+    }
     eng::Target target;
     // RFC 4662: a lot's or a group's list URI (event_lists.cc); -1 = answered 421.
-    int list = broadworks ? 0 : eventListTarget(req, m, domain, dial, &target);
+    int list = a.broadworks ? 0 : eventListTarget(req, a, &target);
     if (list < 0)
         return PW_STOP;
     if (list > 0) {
         // target: the lot / group (its access list and caps apply, as to a BLF on it)
-    } else if (c.action == eng::Action::Park || c.action == eng::Action::GroupPark ||
-               c.action == eng::Action::Retrieve || c.action == eng::Action::Watch) {
-        target = eng::watchTarget(c, domain, caller);
-    } else if (broadworks) {
-        target.kind = eng::TargetKind::Extension;
-        target.domain = domain;
-        target.name = dial;
+    } else if (a.fallback) {
+        target = *a.fallback;
     } else {
         return PW_CONTINUE;
     }
+    const Host::Who &watcher = a.watcher;
+    const std::string &domain = a.domain;
     // Watchers see call-ids and tags (enough for a Replaces pickup): only an identified user of the same
     // tenant may watch (docs/auth.md; RFC 4235 §5 leaves the policy to us).
     if (watcher.uri.empty())
@@ -223,23 +333,14 @@ pw_verdict CallPark::onSubscribe(pw_request *req, const pw_msg *m) {
         host_.reply(req, 403, "Forbidden");
         return PW_STOP;
     }
-    if (!mayWatch(target, uriUser(watcher.uri))) { // a lot's or group's access list closes its calls' ids too
+    if (!mayWatch(a, target, uriUser(watcher.uri))) { // a lot's or group's access list closes its calls' ids too
         host_.reply(req, 403, "Forbidden");
         return PW_STOP;
     }
-    bool presence = event == "presence";
-    if (presence) { // after who may watch: a stranger is challenged first
-        std::vector<std::string> accepts;
-        for (unsigned i = 0; i < 16; ++i) {
-            std::string acc = host_.header(m, "Accept", i);
-            if (acc.empty())
-                break;
-            accepts.push_back(std::move(acc));
-        }
-        if (!acceptsPidf(accepts)) { // RFC 6665 §4.2.1 / RFC 3261 §21.4.7: no body type we can send
-            host_.reply(req, 406, "Not Acceptable");
-            return PW_STOP;
-        }
+    // after who may watch: a stranger is challenged first
+    if (a.presence && !acceptsPidf(a.accepts)) { // RFC 6665 §4.2.1 / RFC 3261 §21.4.7: no body type we can send
+        host_.reply(req, 406, "Not Acceptable");
+        return PW_STOP;
     }
     std::string subscriber = subscriberOf(watcher.uri);
     std::string why;
@@ -250,11 +351,10 @@ pw_verdict CallPark::onSubscribe(pw_request *req, const pw_msg *m) {
         host_.reply(req, status, why, &h);
         return PW_STOP;
     }
-    std::string exp = host_.header(m, "Expires");
     uint32_t expires = 3600;
-    if (!exp.empty()) {
+    if (!a.expires.empty()) {
         try {
-            expires = static_cast<uint32_t>(std::stoul(exp));
+            expires = static_cast<uint32_t>(std::stoul(a.expires));
         } catch (...) {
             host_.reply(req, 400, "Bad Expires");
             return PW_STOP;
@@ -263,10 +363,10 @@ pw_verdict CallPark::onSubscribe(pw_request *req, const pw_msg *m) {
     auto sub = std::make_unique<Subscription>();
     sub->mod = this;
     sub->target = target;
-    sub->broadworks = broadworks;
+    sub->broadworks = a.broadworks;
     sub->eventList = list > 0;
-    sub->presence = presence;
-    sub->entity = ruri.substr(0, ruri.find(';'));
+    sub->presence = a.presence;
+    sub->entity = a.ruri.substr(0, a.ruri.find(';'));
     sub->subscriber = subscriber;
     Subscription *sp = addSubscription(std::move(sub));
     sp->dlg = host_.api()->subscription_accept(req, expires, subCallbacks(), sp);
@@ -276,14 +376,16 @@ pw_verdict CallPark::onSubscribe(pw_request *req, const pw_msg *m) {
         return PW_STOP;
     }
     countWatcher(*sp, true);
-    std::string granted = host_.header(m, "Expires"); // the host clamps; we track the request's value
-    sp->expiresAtMs = host_.nowMs() + int64_t(expires) * 1000;
-    if (expires == 0) { // a fetch (RFC 6665 §4.4.3): one NOTIFY with the state, then done
-        notifySubscription(*sp, true);
+    sp->expiresAtMs = host_.nowMs() + int64_t(expires) * 1000; // the host clamps; we track the request's value
+    if (expires == 0) { // a fetch (RFC 6665 §4.4.3): one NOTIFY with the state read before the answer, then done
+        Views views;
+        notifySubscription(*sp, true, a.state, views);
         sp->ending = true;
         host_.api()->dialog_end(sp->dlg);
         return PW_STOP;
     }
+    // The first NOTIFY (RFC 6665 §4.2.1): its state is read now, on the storage thread when there is one; the
+    // 200 is out already.
     notifySubscription(*sp);
     return PW_STOP;
 }
@@ -387,11 +489,10 @@ void CallPark::drainNotifies() {
     notifyTimer_ = 0;
     if (stopping_)
         return;
-    std::unordered_map<std::string, TargetView> views; // a target's state is read once per batch
-    std::vector<Subscription *> sent;
+    std::vector<uint64_t> batch;
     const size_t budget = static_cast<size_t>(settings_.notifyBatch);
     const size_t window = budget * kWindowBatches;
-    while (!notifyQueue_.empty() && sent.size() < budget && notifyInFlight_.size() < window) {
+    while (!notifyQueue_.empty() && batch.size() < budget && notifyInFlight_.size() < window) {
         uint64_t id = notifyQueue_.front();
         notifyQueue_.pop_front();
         auto it = subById_.find(id);
@@ -401,36 +502,151 @@ void CallPark::drainNotifies() {
         s.queued = false;
         if (!s.dlg || s.ending)
             continue;
-        if (s.inFlight) { // sent when the one in flight is answered
+        if (s.inFlight) { // sent when the one in flight (read or sent) is answered
             s.owed = true;
             continue;
         }
-        auto [v, fresh] = views.try_emplace(targetKey(s.target));
-        if (fresh)
-            v->second = targetView(s.target);
-        notifySubscription(s, false, v->second);
-        sent.push_back(&s);
+        batch.push_back(id);
     }
-    saveWatchers(sent); // one transaction per batch
+    if (!batch.empty())
+        readThenNotify(std::move(batch), false); // one engine operation per batch, its state read once per target
     host_.gauge("parkway_notify_queue", "", double(notifyQueue_.size()));
     // More next turn; with the window full, the answers re-arm it (notifyAnswered).
-    if (!notifyQueue_.empty() && notifyInFlight_.size() < window)
+    if (!notifyQueue_.empty() && notifyInFlight_.size() < window && !notifyTimer_)
         notifyTimer_ = after(0, [this] { drainNotifies(); });
 }
 
-CallPark::TargetView CallPark::targetView(const eng::Target &t) {
-    TargetView v;
-    v.st = engine()->targetState(t);
-    return v;
+// ---------------------------------------------------------------- the reads behind the NOTIFYs (docs/cluster.md
+// "Threads"). One engine operation reads what a batch of NOTIFYs shows, on the storage thread when there is one;
+// the SIP thread sends them in its continuation. Meanwhile each subscription counts as in flight (its window
+// place taken), so a change in between is owed and sent after, with a later read: never an older state after a
+// newer one, and the versions are given on the SIP thread when the NOTIFY is built (RFC 4235 §4.1).
+
+void CallPark::readNotify(eng::Engine &e, NotifyRead &rd) {
+    try {
+        std::vector<eng::Target> targets = rd.targets;
+        for (const eng::Target &list : rd.lists) {
+            std::vector<ListEntry> &entries = rd.entries[targetKey(list)];
+            readListEntries(e, list, &entries);
+            for (const ListEntry &le : entries)
+                targets.push_back(le.target);
+        }
+        for (const eng::Target &t : targets) {
+            std::string k = targetKey(t);
+            if (rd.states.count(k))
+                continue;
+            eng::TargetState st = e.targetState(t);
+            if (st.calls.empty())
+                continue; // absent: nothing parked there
+            if (!rd.retrieveCodes.count(t.domain))
+                rd.retrieveCodes[t.domain] = e.domain(t.domain).retrieveCode;
+            rd.states.emplace(std::move(k), std::move(st));
+        }
+    } catch (const std::exception &ex) {
+        rd.error = ex.what();
+    }
+}
+
+void CallPark::mergeRead(const NotifyRead &rd) {
+    if (!rd.error.empty())
+        return;
+    auto merge = [&](const eng::Target &t) {
+        std::string k = targetKey(t);
+        if (auto it = rd.states.find(k); it != rd.states.end())
+            lastRead_.states[k] = it->second;
+        else
+            lastRead_.states.erase(k); // only targets with calls are kept: bounded by the parked calls
+    };
+    for (const eng::Target &t : rd.targets)
+        merge(t);
+    for (const auto &[k, entries] : rd.entries) {
+        for (const ListEntry &le : entries)
+            merge(le.target);
+        lastRead_.entries[k] = entries;
+    }
+    for (const auto &[d, code] : rd.retrieveCodes)
+        lastRead_.retrieveCodes[d] = code;
+}
+
+CallPark::TargetView &CallPark::viewOf(const NotifyRead &rd, Views &views, const eng::Target &t) {
+    std::string k = targetKey(t);
+    auto [v, fresh] = views.try_emplace(k);
+    if (fresh) {
+        if (auto it = rd.states.find(k); it != rd.states.end())
+            v->second.st = it->second;
+        else
+            v->second.st.target = t;
+        if (auto it = rd.retrieveCodes.find(t.domain); it != rd.retrieveCodes.end())
+            v->second.retrieveCode = it->second;
+    }
+    return v->second;
 }
 
 void CallPark::notifySubscription(Subscription &sub, bool terminated) {
     if (!sub.dlg || sub.ending)
         return;
-    TargetView view = targetView(sub.target);
-    notifySubscription(sub, terminated, view);
+    if (terminated && storage_.threaded()) { // the host ends the dialog right after: no read can wait
+        Views views;
+        notifySubscription(sub, true, lastRead_, views);
+        return;
+    }
+    readThenNotify({sub.id}, terminated);
+}
+
+void CallPark::readThenNotify(std::vector<uint64_t> ids, bool terminated) {
+    auto rd = std::make_shared<NotifyRead>();
+    std::unordered_set<std::string> asked;
+    for (uint64_t id : ids) {
+        Subscription &s = *subById_.at(id);
+        s.inFlight = true; // until the read is back: a change meanwhile is owed
+        notifyInFlight_.insert(id);
+        if (asked.insert(targetKey(s.target) + (s.eventList ? "|list" : "")).second)
+            (s.eventList ? rd->lists : rd->targets).push_back(s.target);
+    }
+    bool queued = storage_.submit([rd](eng::Engine &e) { readNotify(e, *rd); },
+                                  [this, rd, ids, terminated] { notifyRead(*rd, ids, terminated); },
+                                  true); // bounded by the window (notifyInFlight_), not refused for load
+    if (!queued) {                       // stopping
+        for (uint64_t id : ids) {
+            notifyInFlight_.erase(id);
+            if (auto it = subById_.find(id); it != subById_.end())
+                it->second->inFlight = false;
+        }
+    }
+}
+
+void CallPark::notifyRead(const NotifyRead &rd, const std::vector<uint64_t> &ids, bool terminated) {
+    if (!rd.error.empty())
+        storageFailed(fmt::format("the state of {} NOTIFY(s)", ids.size()), rd.error);
+    mergeRead(rd);
+    Views views; // a target's dialogs are built once per batch
+    std::vector<Subscription *> sent;
+    for (uint64_t id : ids) {
+        notifyInFlight_.erase(id);
+        auto it = subById_.find(id);
+        if (it == subById_.end())
+            continue; // ended while its state was read
+        Subscription &s = *it->second;
+        s.inFlight = false;
+        if (!rd.error.empty()) {
+            host_.counter("parkway_notify_failed_total", notifyKind(s));
+            continue;
+        }
+        if (!s.dlg || s.ending)
+            continue;
+        notifySubscription(s, terminated, rd, views);
+        if (s.inFlight)
+            sent.push_back(&s);
+        else if (s.owed) { // nothing sent (an event list without a change): the owed one goes on
+            s.owed = false;
+            queueNotify(s);
+        }
+    }
     if (!terminated)
-        saveWatchers({&sub});
+        saveWatchers(sent); // one transaction per batch
+    // The window has room again: go on with the queue.
+    if (!notifyQueue_.empty() && !notifyTimer_ && !stopping_)
+        notifyTimer_ = after(0, [this] { drainNotifies(); });
 }
 
 // ---------------------------------------------------------------- persistence (docs/callpark.md "Notifications": state
@@ -484,21 +700,25 @@ void CallPark::saveWatchers(const std::vector<Subscription *> &subs) {
 void CallPark::forgetWatcher(Subscription &sub) {
     if (sub.storeId.empty() || stopping_)
         return;
-    storage_.run<eng::Status>([id = sub.storeId](eng::Engine &e) { return e.removeWatcher(id); },
-                              [this, id = sub.storeId](eng::Status &st) {
+    removeStoredWatcher(sub.storeId);
+    sub.storeId.clear();
+}
+
+void CallPark::removeStoredWatcher(const std::string &storeId) {
+    storage_.run<eng::Status>([id = storeId](eng::Engine &e) { return e.removeWatcher(id); },
+                              [this, id = storeId](eng::Status &st) {
                                   if (!st.ok)
                                       host_.log(PW_LOG_ERROR, "callpark: removing subscription {} failed: {}", id,
                                                 st.message);
                               },
                               true);
-    sub.storeId.clear();
 }
 
 // The <dialog>s every dialog-info NOTIFY of one target shows (a BLF on it, or its part in an event list).
-void CallPark::buildViewDialogs(TargetView &view, const std::string &domain) {
+void CallPark::buildViewDialogs(TargetView &view) {
     if (!view.dialogsBuilt) {
         view.dialogsBuilt = true;
-        const std::string retrieveCode = view.st.calls.empty() ? std::string() : engine()->domain(domain).retrieveCode;
+        const std::string &retrieveCode = view.retrieveCode;
         for (const eng::ParkedCall &call : view.st.calls) {
             DialogInfoDialog d;
             d.id = fmt::format("park-{}", call.id);
@@ -521,13 +741,14 @@ void CallPark::buildViewDialogs(TargetView &view, const std::string &domain) {
     }
 }
 
-void CallPark::notifySubscription(Subscription &sub, bool terminated, TargetView &view) {
+void CallPark::notifySubscription(Subscription &sub, bool terminated, const NotifyRead &rd, Views &views) {
     if (!sub.dlg || sub.ending)
         return;
     if (sub.eventList) { // RFC 4662 multipart/related with RLMI (event_lists.cc)
-        notifyEventList(sub, terminated);
+        notifyEventList(sub, terminated, rd, views);
         return;
     }
+    TargetView &view = viewOf(rd, views, sub.target);
     const eng::TargetState &st = view.st;
     Headers h;
     std::string body, ctype;
@@ -547,7 +768,7 @@ void CallPark::notifySubscription(Subscription &sub, bool terminated, TargetView
         ctype = std::string(kPidfContentType);
         h.add("Event", "presence");
     } else {
-        buildViewDialogs(view, sub.target.domain);
+        buildViewDialogs(view);
         body = buildDialogInfo(sub.entity, sub.version, DialogInfoState::Full, view.dialogs);
         ctype = std::string(kDialogInfoContentType);
         h.add("Event", "dialog");
@@ -611,12 +832,30 @@ void CallPark::notifyAnswered(uint64_t id) {
 // version through the paced queue: thousands of them neither stall the start nor flood the network at once.
 
 void CallPark::restoreWatchers() {
-    std::vector<eng::StoredWatcher> all = engine()->watchers();
-    restoreQueue_.assign(std::make_move_iterator(all.begin()), std::make_move_iterator(all.end()));
     restoredWatchers_ = lostWatchers_ = 0;
-    if (!restoreQueue_.empty())
-        restoreWatcherBatch();
-    else
+    // Read on the storage thread (when there is one), resumed here in batches.
+    using Stored = std::optional<std::vector<eng::StoredWatcher>>; // nullopt: the read failed
+    bool queued = storage_.run<Stored>(
+        [](eng::Engine &e) -> Stored {
+            try {
+                return e.watchers();
+            } catch (const std::exception &) {
+                return std::nullopt;
+            }
+        },
+        [this](Stored &all) {
+            if (!all) {
+                host_.log(PW_LOG_ERROR, "callpark: the stored subscriptions could not be read; none resumed");
+                restoreFinished();
+                return;
+            }
+            restoreQueue_.assign(std::make_move_iterator(all->begin()), std::make_move_iterator(all->end()));
+            if (!restoreQueue_.empty())
+                restoreWatcherBatch();
+            else
+                restoreFinished();
+        });
+    if (!queued)
         restoreFinished();
 }
 
@@ -628,7 +867,7 @@ bool CallPark::restoreWatcher(eng::StoredWatcher w, int64_t now) {
     int kind = j.is_object() ? j.value("kind", -1) : -1;
     if (dlgBlob.empty() || kind < int(eng::TargetKind::Extension) || kind > int(eng::TargetKind::Lot)) {
         host_.log(PW_LOG_WARN, "callpark: stored subscription {} is unreadable; dropped", w.id);
-        engine()->removeWatcher(w.id);
+        removeStoredWatcher(w.id);
         return false;
     }
     auto sub = std::make_unique<Subscription>();
@@ -655,7 +894,7 @@ bool CallPark::restoreWatcher(eng::StoredWatcher w, int64_t now) {
     sp->dlg = host_.api()->dialog_restore(host_.raw(), ps(dlgBlob), subCallbacks(), sp);
     if (!sp->dlg) {
         host_.log(PW_LOG_WARN, "callpark: stored subscription {} could not be restored; dropped", w.id);
-        engine()->removeWatcher(w.id);
+        removeStoredWatcher(w.id);
         subById_.erase(sp->id);
         subs_.erase(sp);
         return false;
@@ -804,22 +1043,52 @@ void CallPark::updateGauges(const std::string &domain, const std::string &lot) {
     host_.gauge("parkway_parked_calls", domainLabels(domain, lot), double(n));
 }
 
+// Who is told (the extension, its group's members, the parker if the group says so) and the domain's retrieve
+// code are read first, then the versions of those reachable (sendParkInfoTo): each read on the storage thread
+// when there is one, in event order (the continuations run in the order of the reads).
 void CallPark::sendParkInfo(const eng::ChangeEvent &e) {
-    const eng::ParkedCall &call = e.call;
-    std::vector<std::string> users;
-    auto addUser = [&](const std::string &u) {
-        if (!u.empty() && std::find(users.begin(), users.end(), u) == users.end())
-            users.push_back(u);
+    struct Read {
+        std::vector<std::string> users;
+        std::string retrieveCode, error;
     };
-    addUser(call.extension);
-    if (!call.group.empty()) {
-        if (auto g = engine()->group(call.domain, call.group)) {
-            for (auto &mbr : g->members)
-                addUser(mbr);
-            if (g->notifyParker)
-                addUser(call.parker);
-        }
-    }
+    storage_.run<Read>(
+        [call = e.call](eng::Engine &en) {
+            Read r;
+            auto addUser = [&](const std::string &u) {
+                if (!u.empty() && std::find(r.users.begin(), r.users.end(), u) == r.users.end())
+                    r.users.push_back(u);
+            };
+            addUser(call.extension);
+            try {
+                if (!call.group.empty()) {
+                    if (auto g = en.group(call.domain, call.group)) {
+                        for (auto &mbr : g->members)
+                            addUser(mbr);
+                        if (g->notifyParker)
+                            addUser(call.parker);
+                    }
+                }
+                r.retrieveCode = en.domain(call.domain).retrieveCode;
+            } catch (const std::exception &ex) {
+                r.error = ex.what();
+            }
+            return r;
+        },
+        [this, e](Read &r) {
+            if (!r.error.empty()) {
+                host_.log(PW_LOG_ERROR, "callpark: park-info for call {} not sent: {}", e.call.id, r.error);
+                host_.counter("parkway_notify_failed_total", "kind=\"park-info\"");
+                return;
+            }
+            if (!stopping_)
+                sendParkInfoTo(e, r.users, r.retrieveCode);
+        },
+        true);
+}
+
+void CallPark::sendParkInfoTo(const eng::ChangeEvent &e, const std::vector<std::string> &users,
+                              const std::string &retrieveCode) {
+    const eng::ParkedCall &call = e.call;
     ParkInfoEntry entry;
     entry.id = std::to_string(call.id);
     switch (e.kind) {
@@ -836,12 +1105,11 @@ void CallPark::sendParkInfo(const eng::ChangeEvent &e) {
         entry.state = ParkInfoState::Parked;
         break;
     }
-    eng::DomainSettings ds = engine()->domain(call.domain);
     std::string slotUser = call.lot.empty() ? call.extension : std::to_string(call.slot);
     entry.parkedOn = aor(slotUser, call.domain);
     entry.parker = Identity{call.parker.empty() ? "" : aor(call.parker, call.domain), ""};
     entry.parkedParty = Identity{call.parkedUri, call.parkedDisplay};
-    entry.retrieve = call.lot.empty() ? aor(ds.retrieveCode + call.extension, call.domain) : entry.parkedOn;
+    entry.retrieve = call.lot.empty() ? aor(retrieveCode + call.extension, call.domain) : entry.parkedOn;
     entry.group = call.group;
     entry.lot = call.lot;
     if (!call.lot.empty())
@@ -867,17 +1135,42 @@ void CallPark::sendParkInfo(const eng::ChangeEvent &e) {
     // RFC 4235 §4.1 style). Not the engine's target version: that one also moves on events that send no
     // park-info (retrieve started/aborted, recall failed, moved), which made the versions a phone sees jump.
     // Stored, so it keeps increasing across restarts.
-    std::vector<std::int64_t> versions;
-    if (eng::Status vs = engine()->nextParkInfoVersions(call.domain, told, &versions); !vs) {
-        host_.log(PW_LOG_ERROR, "callpark: park-info for call {} not sent: {}", call.id, vs.message);
-        for (size_t i = 0; i < told.size(); ++i)
-            host_.counter("parkway_notify_failed_total", "kind=\"park-info\"", double(contactsOf[i].size()));
-        return;
-    }
+    if (told.empty())
+        return; // nobody to tell: no version used
+    struct Versions {
+        eng::Status st;
+        std::vector<std::int64_t> v;
+    };
+    storage_.run<Versions>(
+        [domain = call.domain, told](eng::Engine &en) {
+            Versions r;
+            try {
+                r.st = en.nextParkInfoVersions(domain, told, &r.v);
+            } catch (const std::exception &ex) {
+                r.st = eng::Status::failure(eng::ErrorCode::Storage, ex.what());
+            }
+            return r;
+        },
+        [this, id = call.id, domain = call.domain, entry, told, contactsOf](Versions &r) {
+            if (!r.st) {
+                host_.log(PW_LOG_ERROR, "callpark: park-info for call {} not sent: {}", id, r.st.message);
+                for (size_t i = 0; i < told.size(); ++i)
+                    host_.counter("parkway_notify_failed_total", "kind=\"park-info\"", double(contactsOf[i].size()));
+                return;
+            }
+            if (!stopping_)
+                sendParkInfoNotifies(domain, entry, told, contactsOf, r.v);
+        },
+        true);
+}
 
-    std::string from = fmt::format("<sip:park@{}>", call.domain);
+void CallPark::sendParkInfoNotifies(const std::string &domain, const ParkInfoEntry &entry,
+                                    const std::vector<std::string> &told,
+                                    const std::vector<std::vector<Destination>> &contactsOf,
+                                    const std::vector<std::int64_t> &versions) {
+    std::string from = fmt::format("<sip:park@{}>", domain);
     for (size_t i = 0; i < told.size(); ++i) {
-        std::string aorUri = aor(told[i], call.domain);
+        std::string aorUri = aor(told[i], domain);
         std::string body = buildParkInfo(aorUri, uint64_t(versions[i]), {entry});
         for (auto &[uri, hop] : contactsOf[i]) {
             Headers h;

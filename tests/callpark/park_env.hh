@@ -170,6 +170,15 @@ public:
             REQUIRE(env_->runUntil([&] { return answer->has_value(); }, 10000));
             r = **answer;
         }
+        if (status)
+            *status = r.httpStatus;
+        return nlohmann::json::parse(r.json, nullptr, false);
+    }
+    // The same as a caller that needs the answer at once (writer_defer gives NULL, the module answers inline): for a
+    // snapshot of SIP-side state at this very loop turn (the loop does not turn while it waits).
+    nlohmann::json commandNow(const std::string &name, const nlohmann::json &args = nlohmann::json::object(),
+                              int *status = nullptr) {
+        auto r = env_->proxy().runCommand("callpark", name, args.dump());
         if (status) *status = r.httpStatus;
         return nlohmann::json::parse(r.json, nullptr, false);
     }

@@ -168,6 +168,8 @@ public:
     // a domain with live calls is neither released (domain_release) nor deprovisioned.
     void declareDomains();
     void serveDomains(const std::vector<eng::DomainSettings> &domains); // declareDomains with the domains read
+    // The same with the provisioned domains already read (SIP thread, no engine call; e.g. after a storage job).
+    void declareDomains(const std::vector<std::string> &provisioned);
     size_t liveCallsIn(const std::string &domain) const;
     int releaseDomain(std::string_view domain, pw_writer *why);
     pw_verdict onRequest(pw_request *req);
@@ -284,7 +286,12 @@ public:
     void ringTimeout(uint64_t sid);
     void branchResponse(Leg *leg, int status, const pw_msg *resp);
     void cancelBranches(Session &s, Leg *except);
-    void forceRecall(Session &s);
+    // An admin "recall now" (admin_commands.cc parked.recall) in three parts, so that the step can run on the
+    // storage thread: the SIP side stops what rings or waits, the step runs with the engine locked (any thread),
+    // the continuation (SIP thread) finds the session again and rings.
+    void forceRecallPrepare(Session &s);
+    eng::RecallStep forceRecallStep(eng::Engine &e, eng::CallId id, int64_t nowMs);
+    void forceRecallStepped(uint64_t sid, eng::CallId id, const eng::RecallStep &step);
     void endParkedTooLong(Session &s, const eng::ParkedCall &call); // max park time over: BYE with Reason
 
     // ---- watchers.cc

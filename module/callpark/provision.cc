@@ -261,16 +261,24 @@ bool CallPark::loadProvisionFile(const std::string &path, std::string *err) {
 }
 
 void CallPark::declareDomains() {
-    serveDomains(engine()->domains());
+    std::vector<eng::DomainSettings> domains = engine()->domains(); // the lock is released before serving
+    serveDomains(domains);
 }
 
 void CallPark::serveDomains(const std::vector<eng::DomainSettings> &domains) {
+    std::vector<std::string> names;
+    for (const auto &d : domains)
+        names.push_back(d.name);
+    declareDomains(names);
+}
+
+void CallPark::declareDomains(const std::vector<std::string> &provisioned) {
     bool any = false, served = true;
     std::set<std::string> now;
-    for (const auto &d : domains) {
+    for (const auto &name : provisioned) {
         any = true;
-        now.insert(d.name);
-        served = host_.serveDomain(d.name, true) && served;
+        now.insert(name);
+        served = host_.serveDomain(name, true) && served;
     }
     // A domain gone from the store since the last call (domains.delete here, or on another node whose change
     // reached us: docs/cluster.md "Change events across nodes") is no longer declared: it stays local only while

@@ -409,35 +409,40 @@ void CallPark::recallClaimed(uint64_t sid, uint64_t legId, eng::CallId id, const
     });
 }
 
-void CallPark::forceRecall(Session &s) {
-    if (!s.callId)
-        return;
+void CallPark::forceRecallPrepare(Session &s) {
     cancelTimer(s.recallTimer);
     if (s.state == SessionState::Recalling)
         cancelBranches(s, nullptr);
     cancelTimer(s.ringTimer);
     s.state = SessionState::Parked;
-    eng::RecallStep step;
-    {
-        // The override shows the engine the deadline for this one call only: held under the engine's lock, so no
-        // operation on the storage thread sees it.
-        auto e = engine();
-        auto call = e->get(s.callId);
-        if (call && call->recallAt > host_.nowMs())
-            clockOverrideMs = call->recallAt;
-        try {
-            step = e->recallStep(s.callId);
-        } catch (...) {
-            clockOverrideMs = 0;
-            throw;
-        }
+}
+
+eng::RecallStep CallPark::forceRecallStep(eng::Engine &e, eng::CallId id, int64_t nowMs) {
+    // The override shows the engine the deadline for this one call only. We run with the engine locked (a storage
+    // job, or the locked accessor inline), so no other operation sees it.
+    auto call = e.get(id);
+    if (call && call->recallAt > nowMs)
+        clockOverrideMs = call->recallAt;
+    try {
+        eng::RecallStep step = e.recallStep(id);
         clockOverrideMs = 0;
+        return step;
+    } catch (...) {
+        clockOverrideMs = 0;
+        throw;
     }
-    if (!step) {
-        host_.log(PW_LOG_WARN, "callpark: forced recall of call {}: {}", s.callId, step.message);
+}
+
+void CallPark::forceRecallStepped(uint64_t sid, eng::CallId id, const eng::RecallStep &step) {
+    Session *s = session(sid);
+    if (!s || s->callId != id || s->state != SessionState::Parked)
+        return; // retrieved, hung up or taken over meanwhile: that wins, nothing rings
+    if (!step && step.error != eng::ErrorCode::Storage && step.error != eng::ErrorCode::NotOwner) {
+        host_.log(PW_LOG_WARN, "callpark: forced recall of call {}: {}", id, step.message);
         return;
     }
-    ringStep(s, step);
+    // Rings; the database away: the recall is tried again shortly; taken over by another node: dropped here.
+    recallStepped(sid, id, step, std::nullopt);
 }
 
 } // namespace parkway::callpark

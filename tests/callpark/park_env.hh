@@ -19,6 +19,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -157,12 +158,32 @@ public:
         return env_->runUntil([&] { return c.finalStatus != 0; }, ms);
     }
 
+    // A module command as the admin API runs it: the module may answer later (writer_defer, ABI 1.8; with the storage
+    // thread the engine part runs there, docs/cluster.md "Threads"); the loop turns until it does (10 s at most).
     nlohmann::json command(const std::string &name, const nlohmann::json &args = nlohmann::json::object(),
                            int *status = nullptr) {
+        auto answer = std::make_shared<std::optional<proxy::CommandResult>>();
+        auto r = env_->proxy().runCommand("callpark", name, args.dump(),
+                                          [answer](proxy::CommandResult later) { *answer = std::move(later); });
+        if (r.deferred) {
+            ++deferredCommands_;
+            REQUIRE(env_->runUntil([&] { return answer->has_value(); }, 10000));
+            r = **answer;
+        }
+        if (status)
+            *status = r.httpStatus;
+        return nlohmann::json::parse(r.json, nullptr, false);
+    }
+    // The same as a caller that needs the answer at once (writer_defer gives NULL, the module answers inline): for a
+    // snapshot of SIP-side state at this very loop turn (the loop does not turn while it waits).
+    nlohmann::json commandNow(const std::string &name, const nlohmann::json &args = nlohmann::json::object(),
+                              int *status = nullptr) {
         auto r = env_->proxy().runCommand("callpark", name, args.dump());
         if (status) *status = r.httpStatus;
         return nlohmann::json::parse(r.json, nullptr, false);
     }
+    // How many command() calls the module answered later (deferred) rather than at once.
+    int deferredCommands() const { return deferredCommands_; }
     // How many calls parked.list shows. A failing command (non-200, no "parked" array) fails the test here
     // instead of reading as 0 (a `parkedCount() == 0` check would pass while the listing is broken).
     size_t parkedCount(const nlohmann::json &filter = nlohmann::json::object()) {
@@ -205,6 +226,7 @@ private:
     }
 
     ParkEnvOptions opts_;
+    int deferredCommands_ = 0;
     proxy::Metrics metrics_;
     std::vector<std::string> logs_;
     std::string db_;

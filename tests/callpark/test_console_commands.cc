@@ -98,3 +98,41 @@ TEST_CASE("rules.check: validates without storing, explains against the edited s
     CHECK(r["error"].get<std::string>().find("domain") != std::string::npos);
     CHECK(p.command("rules.list")["rules"].empty());
 }
+
+// With the storage thread (the "callpark-thread:" run, as on PostgreSQL) an admin command's engine work runs there
+// and the module answers later (writer_defer): the SIP thread does not wait on the database (docs/cluster.md
+// "Threads"). Without it the answer comes at once. The answers are the same either way, errors included.
+TEST_CASE("admin commands: answered later with the storage thread, at once without it, the same answers",
+          "[park][admin][console]") {
+    const char *mode = std::getenv("PARKWAY_TEST_STORAGE_THREAD");
+    const bool threaded = mode && std::string(mode) == "on";
+    ParkEnv p;
+    auto &caller = p.ua("later");
+    auto &inv = p.invite(caller, "2001", "*68105", 4710, {}, "Bob");
+    REQUIRE(p.waitFinal(inv));
+    REQUIRE(inv.finalStatus == 200);
+    int st = 0;
+    json list = p.command("parked.list", json::object(), &st);
+    REQUIRE(st == 200);
+    REQUIRE(list["parked"].size() == 1);
+    CHECK(list["parked"][0].contains("dialog")); // the SIP side's part, added in the continuation
+    int64_t id = list["parked"][0]["id"];
+    json stats = p.command("stats", json::object(), &st);
+    CHECK(st == 200);
+    CHECK(stats["parked"] == 1);
+    CHECK(stats.contains("moh_streams"));
+    json r = p.command("parked.get", {{"id", 99999}}, &st);
+    CHECK(st == 404);
+    CHECK(r["error"] == "no parked call 99999");
+    r = p.command("parked.hangup", {{"id", id}}, &st);
+    CHECK(st == 200);
+    CHECK(r == json{{"ok", true}, {"id", id}});
+    REQUIRE(p.env().runUntil([&] { return caller.count("BYE") == 1; }));
+    r = p.command("domains.delete", {{"domain", "nowhere.example"}}, &st);
+    CHECK(st == 404);
+    CHECK(r["error"] == "domain nowhere.example is not provisioned");
+    // A bad body is refused before any engine work: at once in both modes.
+    r = p.command("groups.set", json::array(), &st);
+    CHECK(st == 400);
+    CHECK(p.deferredCommands() == (threaded ? 5 : 0));
+}

@@ -337,8 +337,8 @@ TEST_CASE("restart - a large parked set comes back in batches while requests are
         lastVersion[s->request.callId()] = notifiesIn(s->request.callId()).back();
 
     p.restart();
-    // start() restored nothing itself: every call is queued for the loop turns to come.
-    json stats = p.command("stats");
+    // start() restored nothing itself: every call is queued for the loop turns to come (read at this loop turn).
+    json stats = p.commandNow("stats");
     CHECK(stats["restore"]["calls"] == kCalls);
     CHECK(stats["restore"]["restored"] == 0);
     CHECK(stats["restore"]["done"] == false);
@@ -353,7 +353,7 @@ TEST_CASE("restart - a large parked set comes back in batches while requests are
     json atAnswer;
     REQUIRE(p.env().runUntil([&] {
         if (ret.finalStatus && atAnswer.is_null())
-            atAnswer = p.command("stats")["restore"];
+            atAnswer = p.commandNow("stats")["restore"];
         return ret.finalStatus != 0;
     }));
     CHECK(ret.finalStatus == 200);

@@ -17,6 +17,11 @@ The server is SIGCONTed (always, by PID), and:
   * nothing is lost: both calls (parked before and during the freeze) are retrieved;
   * the CANCELled park left nothing in the store (the admin API lists no call).
 
+Then an admin phase (admin_phase): a call is parked and the server frozen again; an admin request (GET /api/parked) waits
+for the database on the storage thread (the command answers later, ABI 1.8 writer_defer) while OPTIONS are still
+answered within 1 s and no answer comes while it is frozen; after SIGCONT it gets its correct answer (200, the call
+listed). With the command on the SIP thread again the OPTIONS wait up to 7 s and the test fails.
+
 Then a BLF phase (blf_phase, docs/cluster.md "Threads": the reads behind NOTIFYs run on the storage thread): a
 watcher subscribed to 705 (Event: dialog, RFC 4235) has its first NOTIFY; the server is frozen again, and:
   * a park on 705 waits (the change that needs a NOTIFY), and a second watcher's SUBSCRIBE to 705 gets its 200
@@ -416,6 +421,49 @@ def blf_phase(c, ph: Phones):
         w2.close()
 
 
+def admin_phase(c, ph, port):
+    """An admin command while the database is frozen (docs/cluster.md "Threads", docs/admin-api.md): it waits on
+    the storage thread, the SIP thread goes on answering, and after SIGCONT the command gets its correct answer."""
+    if ph.park("705") != 200:
+        fail(c, "the park before the admin freeze failed")
+    answer = {}
+
+    def ask():
+        answer["reply"] = c.nodes[0].admin("GET", f"/api/parked?domain={DOMAIN}", timeout=20)
+        answer["at"] = time.monotonic()
+
+    asker = threading.Thread(target=ask, daemon=True)
+    pids = c.pg.freeze()
+    try:
+        t0 = time.monotonic()
+        asker.start()
+        time.sleep(0.2)  # the command is on its way to the database
+        delays = []
+        for _ in range(3):
+            d = options_delay(port)
+            delays.append(d)
+            if d is None or d > 1.0:
+                fail(c, f"OPTIONS while an admin command waits for a frozen database answered after {d} s "
+                        f"(all: {delays}): the SIP thread waits on the network")
+            time.sleep(0.1)
+        if "reply" in answer:
+            fail(c, f"the admin command answered {answer['reply']} while the database was frozen")
+        print(f"frozen database: OPTIONS answered in {max(delays) * 1000:.0f} ms at most while GET /api/parked "
+              "waits")
+    finally:
+        c.pg.thaw(pids)
+    asker.join(15)
+    if "reply" not in answer:
+        fail(c, "GET /api/parked got no answer after the database ran again")
+    status, body = answer["reply"]
+    exts = sorted(str(p.get("extension")) for p in (body or {}).get("parked", [])) if status == 200 else None
+    if status != 200 or exts != ["705"]:
+        fail(c, f"GET /api/parked after the freeze answered {status} {body}, not 200 listing the call on 705")
+    print(f"database running again: GET /api/parked answered 200 after {answer['at'] - t0:.1f} s")
+    if ph.retrieve("705") != 200:
+        fail(c, "the call parked on 705 was not retrieved after the admin freeze")
+
+
 def main():
     settings = {"storage_thread": STORAGE_THREAD, "storage_queue_wait": "1s"}
     with Cluster(BINARY, nodes=1, callpark=settings) as c:
@@ -479,6 +527,7 @@ def main():
             if not wait_until(lambda: parked_exts() == (200, []), 3):
                 fail(c, f"the CANCELled park stayed in the store: GET /api/parked -> {parked_exts()}")
             print("the CANCELled park: 487, and nothing stayed parked")
+            admin_phase(c, ph, port)
             blf_phase(c, ph)
     phase_rare_paths()
 

@@ -32,7 +32,7 @@ fi
 cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
       -DCMAKE_C_COMPILER=clang-14 -DCMAKE_CXX_COMPILER=clang++-14 "${launcher[@]}" \
       -DCMAKE_C_FLAGS_RELWITHDEBINFO="-O1 -gline-tables-only" -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -gline-tables-only" \
-      -DPARKWAY_FUZZ=ON -DPARKWAY_TESTS=OFF -DPARKWAY_BENCH=OFF -DPARKWAY_WERROR=OFF >/dev/null
+      -DPARKWAY_FUZZ=ON -DPARKWAY_TESTS=OFF -DPARKWAY_BENCH=OFF -DPARKWAY_WERROR=OFF -DPARKWAY_UNITY=ON >/dev/null
 build_start=$SECONDS
 cmake --build "$build" -j"${JOBS:-2}" --target fuzz_all
 echo "fuzz: build took $((SECONDS - build_start)) s"

@@ -271,13 +271,14 @@ Step parkedRecall(CallPark &, const json &a) {
                 const int64_t now = cp.host().nowMs();
                 struct Held {
                     eng::RecallStep step;
+                    std::optional<std::vector<std::string>> altMembers; // read with the step (recall_flow.cc)
                     std::string storageFailure; // the step could not reach the database: 503 after the retry is armed
                 };
                 auto held = std::make_shared<Held>();
                 CallPark *p = &cp;
                 return Step{[p, held, id, now](eng::Engine &e) {
                                 try {
-                                    held->step = p->forceRecallStep(e, id, now);
+                                    held->step = p->forceRecallStep(e, id, now, &held->altMembers);
                                 } catch (const eng::StorageFailure &f) {
                                     held->storageFailure = f.what();
                                     held->step.error = eng::ErrorCode::Storage;
@@ -286,7 +287,7 @@ Step parkedRecall(CallPark &, const json &a) {
                                 return json();
                             },
                             [held, sid, id, ok](CallPark &cp2, json &) -> Outcome {
-                                cp2.forceRecallStepped(sid, id, held->step);
+                                cp2.forceRecallStepped(sid, id, held->step, held->altMembers);
                                 if (!held->storageFailure.empty())
                                     throw storageError(cp2, held->storageFailure);
                                 return ok;

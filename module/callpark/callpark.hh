@@ -290,8 +290,11 @@ public:
     // storage thread: the SIP side stops what rings or waits, the step runs with the engine locked (any thread),
     // the continuation (SIP thread) finds the session again and rings.
     void forceRecallPrepare(Session &s);
-    eng::RecallStep forceRecallStep(eng::Engine &e, eng::CallId id, int64_t nowMs);
-    void forceRecallStepped(uint64_t sid, eng::CallId id, const eng::RecallStep &step);
+    // altMembers: the alternate group's members when the step may ring them (read with the step).
+    eng::RecallStep forceRecallStep(eng::Engine &e, eng::CallId id, int64_t nowMs,
+                                    std::optional<std::vector<std::string>> *altMembers);
+    void forceRecallStepped(uint64_t sid, eng::CallId id, const eng::RecallStep &step,
+                            const std::optional<std::vector<std::string>> &altMembers);
     void endParkedTooLong(Session &s, const eng::ParkedCall &call); // max park time over: BYE with Reason
 
     // ---- watchers.cc

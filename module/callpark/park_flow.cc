@@ -13,7 +13,6 @@
 namespace parkway::callpark {
 
 namespace {
-constexpr std::string_view kSdp = "application/sdp";
 // Retry-After of a park refused for capacity (domain cap, music-on-hold ports): calls leave within minutes.
 constexpr int kParkRetryAfterSeconds = 30;
 

@@ -190,10 +190,11 @@ void CallPark::ringStep(Session &s, const eng::RecallStep &step, const std::vect
             isNumber = alt.kind == eng::RecallTarget::Kind::Number;
             ring.clear();
             if (alt.kind == eng::RecallTarget::Kind::Group) {
-                if (altGroup) // read by the recall step's storage job
+                if (altGroup) // read with the recall step, on the storage thread
                     ring = *altGroup;
-                else if (auto g = engine()->group(call.domain, alt.value))
-                    ring = g->members;
+                else // that read failed (the database away): nobody rings, counted as no answer
+                    host_.log(PW_LOG_WARN, "callpark: recall of call {}: the members of group {} could not be read",
+                              call.id, alt.value);
             } else {
                 ring.push_back(alt.value);
             }
@@ -417,7 +418,8 @@ void CallPark::forceRecallPrepare(Session &s) {
     s.state = SessionState::Parked;
 }
 
-eng::RecallStep CallPark::forceRecallStep(eng::Engine &e, eng::CallId id, int64_t nowMs) {
+eng::RecallStep CallPark::forceRecallStep(eng::Engine &e, eng::CallId id, int64_t nowMs,
+                                          std::optional<std::vector<std::string>> *altMembers) {
     // The override shows the engine the deadline for this one call only. We run with the engine locked (a storage
     // job, or the locked accessor inline), so no other operation sees it.
     auto call = e.get(id);
@@ -426,6 +428,7 @@ eng::RecallStep CallPark::forceRecallStep(eng::Engine &e, eng::CallId id, int64_
     try {
         eng::RecallStep step = e.recallStep(id);
         clockOverrideMs = 0;
+        *altMembers = alternateGroupMembers(e, step); // read here, not by ringStep on the SIP thread
         return step;
     } catch (...) {
         clockOverrideMs = 0;
@@ -433,7 +436,8 @@ eng::RecallStep CallPark::forceRecallStep(eng::Engine &e, eng::CallId id, int64_
     }
 }
 
-void CallPark::forceRecallStepped(uint64_t sid, eng::CallId id, const eng::RecallStep &step) {
+void CallPark::forceRecallStepped(uint64_t sid, eng::CallId id, const eng::RecallStep &step,
+                                  const std::optional<std::vector<std::string>> &altMembers) {
     Session *s = session(sid);
     if (!s || s->callId != id || s->state != SessionState::Parked)
         return; // retrieved, hung up or taken over meanwhile: that wins, nothing rings
@@ -442,7 +446,7 @@ void CallPark::forceRecallStepped(uint64_t sid, eng::CallId id, const eng::Recal
         return;
     }
     // Rings; the database away: the recall is tried again shortly; taken over by another node: dropped here.
-    recallStepped(sid, id, step, std::nullopt);
+    recallStepped(sid, id, step, std::nullopt, altMembers ? &*altMembers : nullptr);
 }
 
 } // namespace parkway::callpark

@@ -13,7 +13,6 @@
 namespace parkway::callpark {
 
 namespace {
-constexpr std::string_view kSdp = "application/sdp";
 
 // "udp:127.0.0.1:5062" -> "sip:127.0.0.1:5062;transport=udp"
 std::string sourceToUri(const std::string &src) {

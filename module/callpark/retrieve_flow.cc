@@ -11,7 +11,6 @@
 namespace parkway::callpark {
 
 namespace {
-constexpr std::string_view kSdp = "application/sdp";
 
 // A Content-Type naming SDP (parameters and case ignored).
 bool isSdpType(std::string_view ctype) {

@@ -10,6 +10,9 @@
 
 namespace parkway::callpark {
 
+// The Content-Type of an SDP body (RFC 3264, RFC 4566 §5).
+inline constexpr std::string_view kSdp = "application/sdp";
+
 enum class SdpDirection { SendRecv, SendOnly, RecvOnly, Inactive };
 
 std::string_view toString(SdpDirection d);  // "sendrecv", "sendonly", ...

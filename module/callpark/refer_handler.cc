@@ -187,42 +187,42 @@ void CallPark::referTakeoverParked(const eng::ParkResult &r, const eng::ParkRequ
     uint64_t sid = s.sid;
     uint64_t legId = leg->id;
     const eng::Millis recallAt = r.call.recallAt;
-    Pending *pend = invitePending(leg, [this, sid, legId, notify, recallAt](pw_dialog *dlg, int status,
-                                                                            const pw_msg *resp) {
-        if (status < 200)
-            return;
-        Leg *leg = legById(legId);
-        Session *sp = session(sid);
-        if (status >= 300) {
-            if (sp && sp->callId) {
-                abandonLater(sp->callId);
-                sp->callId = 0;
-                stopMoh(*sp);
-                sp->state = SessionState::Ended;
-                reapLater(sp->sid);
+    Pending *pend =
+        invitePending(leg, [this, sid, legId, notify, recallAt](pw_dialog *dlg, int status, const pw_msg *resp) {
+            if (status < 200)
+                return;
+            Leg *leg = legById(legId);
+            Session *sp = session(sid);
+            if (status >= 300) {
+                if (sp && sp->callId) {
+                    abandonLater(sp->callId);
+                    sp->callId = 0;
+                    stopMoh(*sp);
+                    sp->state = SessionState::Ended;
+                    reapLater(sp->sid);
+                }
+                notify(status, true);
+                return;
             }
-            notify(status, true);
-            return;
-        }
-        if (!sp || !leg || sp->a != leg || !dlg ||
-            leg->finalSeen) { // late or duplicate 2xx: ACK and hang up (RFC 3261 §13.2.2.4)
-            if (dlg) {
-                host_.api()->dialog_ack(dlg, {}, {});
-                host_.api()->dialog_end(dlg);
+            if (!sp || !leg || sp->a != leg || !dlg ||
+                leg->finalSeen) { // late or duplicate 2xx: ACK and hang up (RFC 3261 §13.2.2.4)
+                if (dlg) {
+                    host_.api()->dialog_ack(dlg, {}, {});
+                    host_.api()->dialog_end(dlg);
+                }
+                return;
             }
-            return;
-        }
-        leg->finalSeen = true;
-        std::string offer = host_.body(resp);
-        std::string ans = offer.empty() ? std::string() : holdAnswerFor(*sp, offer);
-        host_.api()->dialog_ack(dlg, ans.empty() ? pw_str{} : ps(kSdp), ps(ans));
-        leg->remoteSdp = offer;
-        leg->confirmed = true;
-        sp->state = SessionState::Parked;
-        saveBlob(*sp);
-        armRecall(*sp, recallAt);
-        notify(200, true);
-    });
+            leg->finalSeen = true;
+            std::string offer = host_.body(resp);
+            std::string ans = offer.empty() ? std::string() : holdAnswerFor(*sp, offer);
+            host_.api()->dialog_ack(dlg, ans.empty() ? pw_str{} : ps(kSdp), ps(ans));
+            leg->remoteSdp = offer;
+            leg->confirmed = true;
+            sp->state = SessionState::Parked;
+            saveBlob(*sp);
+            armRecall(*sp, recallAt);
+            notify(200, true);
+        });
     leg->dlg = host_.api()->dialog_invite(host_.raw(), &p, pendingResponse, uacLegCallbacks(), pend);
     if (!leg->dlg) {
         abandonLater(s.callId);

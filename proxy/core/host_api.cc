@@ -36,16 +36,20 @@ namespace {
 
 using Impl = Proxy::Impl;
 
-const char *orNull(const std::string &s) { return s.empty() ? nullptr : s.c_str(); }
+const char *orNull(const std::string &s) {
+    return s.empty() ? nullptr : s.c_str();
+}
 
 ModuleInstance *moduleOf(pw_request *tx) {
-    if (tx->kind == TxKind::InDialog && tx->dialog) return tx->dialog->mod;
+    if (tx->kind == TxKind::InDialog && tx->dialog)
+        return tx->dialog->mod;
     auto &mods = tx->impl->modules;
     return tx->moduleIndex < mods.size() ? mods[tx->moduleIndex].get() : nullptr;
 }
 
 std::string lower(std::string s) {
-    for (auto &c : s) c = static_cast<char>(tolower(static_cast<unsigned char>(c)));
+    for (auto &c : s)
+        c = static_cast<char>(tolower(static_cast<unsigned char>(c)));
     return s;
 }
 
@@ -60,9 +64,11 @@ void hLog(pw_host *h, pw_log_level level, pw_str text) noexcept {
 
 pw_str hParamStr(pw_host *h, const char *name) noexcept {
     try {
-        if (!name) return {};
+        if (!name)
+            return {};
         auto it = h->mod->lm.params.find(name);
-        if (it == h->mod->lm.params.end()) return {};
+        if (it == h->mod->lm.params.end())
+            return {};
         return view(it->second);
     } catch (...) {
         return {};
@@ -73,21 +79,29 @@ int64_t parseDurationMs(const std::string &v) {
     size_t pos = 0;
     long long n = std::stoll(v, &pos);
     std::string unit = lower(v.substr(pos));
-    if (unit.empty() || unit == "ms") return n;
-    if (unit == "s") return n * 1000;
-    if (unit == "m" || unit == "min") return n * 60000;
-    if (unit == "h") return n * 3600000;
+    if (unit.empty() || unit == "ms")
+        return n;
+    if (unit == "s")
+        return n * 1000;
+    if (unit == "m" || unit == "min")
+        return n * 60000;
+    if (unit == "h")
+        return n * 3600000;
     return n;
 }
 
 int64_t hParamInt(pw_host *h, const char *name) noexcept {
     try {
-        if (!name) return 0;
+        if (!name)
+            return 0;
         auto it = h->mod->lm.params.find(name);
-        if (it == h->mod->lm.params.end()) return 0;
+        if (it == h->mod->lm.params.end())
+            return 0;
         std::string v = lower(it->second);
-        if (v == "true" || v == "yes" || v == "on") return 1;
-        if (v == "false" || v == "no" || v == "off" || v.empty()) return 0;
+        if (v == "true" || v == "yes" || v == "on")
+            return 1;
+        if (v == "false" || v == "no" || v == "off" || v.empty())
+            return 0;
         return parseDurationMs(v);
     } catch (...) {
         return 0;
@@ -96,20 +110,27 @@ int64_t hParamInt(pw_host *h, const char *name) noexcept {
 
 pw_str hCoreSetting(pw_host *h, const char *name) noexcept {
     try {
-        if (!name) return {};
+        if (!name)
+            return {};
         Impl *impl = h->impl;
         std::string v, n = name;
-        if (n == "database") v = impl->cfg.database;
-        else if (n == "instance") v = impl->cfg.instance;
-        else if (n == "contact") v = impl->primary;
-        else if (n == "sip_t1_ms") v = std::to_string(impl->cfg.t1Ms);
-        else if (n == "config_dir") v = impl->cfg.configDir;
+        if (n == "database")
+            v = impl->cfg.database;
+        else if (n == "instance")
+            v = impl->cfg.instance;
+        else if (n == "contact")
+            v = impl->primary;
+        else if (n == "sip_t1_ms")
+            v = std::to_string(impl->cfg.t1Ms);
+        else if (n == "config_dir")
+            v = impl->cfg.configDir;
         else if (n == "outbound_proxy")
             v = impl->cfg.outboundProxy;
         else if (n.rfind("outbound_proxy:", 0) == 0) // the one used for a domain (docs/routing.md)
             v = outboundProxyFor(impl->cfg, "sip:" + n.substr(15), "");
         else if (n == "domains") {
-            for (auto &d : impl->cfg.domains) v += (v.empty() ? "" : ",") + d;
+            for (auto &d : impl->cfg.domains)
+                v += (v.empty() ? "" : ",") + d;
         } else
             return {};
         auto &slot = h->mod->paramCache["core:" + n];
@@ -130,20 +151,28 @@ int hIsLocalDomain(pw_host *h, pw_str domain) noexcept {
 
 // ---- message access
 
-const pw_msg *hRequestMsg(pw_request *req) noexcept { return req ? &req->view : nullptr; }
+const pw_msg *hRequestMsg(pw_request *req) noexcept {
+    return req ? &req->view : nullptr;
+}
 
 pw_str hMsgMethod(const pw_msg *m) noexcept {
-    if (!m || !m->sip) return {};
-    if (m->sip->sip_request) return pw_str{m->sip->sip_request->rq_method_name, strlen(m->sip->sip_request->rq_method_name)};
-    if (m->sip->sip_cseq) return pw_str{m->sip->sip_cseq->cs_method_name, strlen(m->sip->sip_cseq->cs_method_name)};
+    if (!m || !m->sip)
+        return {};
+    if (m->sip->sip_request)
+        return pw_str{m->sip->sip_request->rq_method_name, strlen(m->sip->sip_request->rq_method_name)};
+    if (m->sip->sip_cseq)
+        return pw_str{m->sip->sip_cseq->cs_method_name, strlen(m->sip->sip_cseq->cs_method_name)};
     return {};
 }
 
-int hMsgStatus(const pw_msg *m) noexcept { return m && m->sip && m->sip->sip_status ? m->sip->sip_status->st_status : 0; }
+int hMsgStatus(const pw_msg *m) noexcept {
+    return m && m->sip && m->sip->sip_status ? m->sip->sip_status->st_status : 0;
+}
 
 pw_str hMsgRequestUri(const pw_msg *m) noexcept {
     try {
-        if (!m || !m->sip || !m->sip->sip_request) return {};
+        if (!m || !m->sip || !m->sip->sip_request)
+            return {};
         return keep(m, urlString(m->sip->sip_request->rq_url));
     } catch (...) {
         return {};
@@ -152,9 +181,11 @@ pw_str hMsgRequestUri(const pw_msg *m) noexcept {
 
 pw_str hMsgHeader(const pw_msg *m, pw_str name, unsigned idx) noexcept {
     try {
-        if (!m || !m->msg) return {};
+        if (!m || !m->msg)
+            return {};
         std::string v;
-        if (!sofia::headerValue(m->msg, std::string_view(name.ptr ? name.ptr : "", name.len), idx, v)) return {};
+        if (!sofia::headerValue(m->msg, std::string_view(name.ptr ? name.ptr : "", name.len), idx, v))
+            return {};
         return keep(m, std::move(v));
     } catch (...) {
         return {};
@@ -162,7 +193,8 @@ pw_str hMsgHeader(const pw_msg *m, pw_str name, unsigned idx) noexcept {
 }
 
 pw_str hMsgBody(const pw_msg *m) noexcept {
-    if (!m || !m->sip || !m->sip->sip_payload) return {};
+    if (!m || !m->sip || !m->sip->sip_payload)
+        return {};
     return pw_str{m->sip->sip_payload->pl_data, m->sip->sip_payload->pl_len};
 }
 
@@ -174,7 +206,8 @@ struct AddrParts {
 
 AddrParts addrOf(const pw_msg *m, pw_str header) {
     AddrParts a;
-    if (!m || !m->sip) return a;
+    if (!m || !m->sip)
+        return a;
     std::string_view n(header.ptr ? header.ptr : "", header.len);
     const sip_t *sip = m->sip;
     if ((sofia::iequals(n, "From") || sofia::iequals(n, "f")) && sip->sip_from)
@@ -193,13 +226,15 @@ AddrParts addrOf(const pw_msg *m, pw_str header) {
 pw_str hMsgUri(const pw_msg *m, pw_str header) noexcept {
     try {
         AddrParts a = addrOf(m, header);
-        if (a.url) return keep(m, urlString(a.url));
+        if (a.url)
+            return keep(m, urlString(a.url));
         // any other name-addr header: take what is between < and >, else the value
         std::string v;
         if (!m || !sofia::headerValue(m->msg, std::string_view(header.ptr ? header.ptr : "", header.len), 0, v))
             return {};
         auto lt = v.find('<'), gt = v.find('>');
-        if (lt != std::string::npos && gt != std::string::npos && gt > lt) v = v.substr(lt + 1, gt - lt - 1);
+        if (lt != std::string::npos && gt != std::string::npos && gt > lt)
+            v = v.substr(lt + 1, gt - lt - 1);
         return keep(m, v);
     } catch (...) {
         return {};
@@ -214,9 +249,11 @@ pw_str hMsgTag(const pw_msg *m, pw_str header) noexcept {
 pw_str hMsgDisplay(const pw_msg *m, pw_str header) noexcept {
     try {
         AddrParts a = addrOf(m, header);
-        if (!a.display) return {};
+        if (!a.display)
+            return {};
         std::string d = a.display;
-        if (d.size() >= 2 && d.front() == '"' && d.back() == '"') d = d.substr(1, d.size() - 2);
+        if (d.size() >= 2 && d.front() == '"' && d.back() == '"')
+            d = d.substr(1, d.size() - 2);
         return keep(m, d);
     } catch (...) {
         return {};
@@ -225,8 +262,10 @@ pw_str hMsgDisplay(const pw_msg *m, pw_str header) noexcept {
 
 pw_str hMsgSource(const pw_msg *m) noexcept {
     try {
-        if (!m) return {};
-        if (m->source.empty()) m->source = messageSource(*m);
+        if (!m)
+            return {};
+        if (m->source.empty())
+            m->source = messageSource(*m);
         return view(m->source);
     } catch (...) {
         return {};
@@ -238,9 +277,12 @@ pw_str hMsgSource(const pw_msg *m) noexcept {
 int hRequestReply(pw_request *req, int status, pw_str reason, const pw_header *headers, size_t n, pw_str ctype,
                   pw_str body) noexcept {
     try {
-        if (!req) return PW_EINVAL;
-        if (status < 100 || status > 699) return PW_EINVAL;
-        if (!req->irq || req->finalSent) return PW_ESTATE;
+        if (!req)
+            return PW_EINVAL;
+        if (status < 100 || status > 699)
+            return PW_EINVAL;
+        if (!req->irq || req->finalSent)
+            return PW_ESTATE;
         Impl *impl = req->impl;
         if (impl->streamClosed(req->irq, req->req.get())) { // the client is gone (Impl::streamClosed)
             if (status >= 200) {
@@ -254,11 +296,13 @@ int hRequestReply(pw_request *req, int status, pw_str reason, const pw_header *h
         if (status > 100 && sip && sip->sip_to && !sip->sip_to->a_tag && !nta_incoming_gettag(req->irq))
             nta_incoming_tag(req->irq, nullptr); // RFC 3261 §8.2.6.2: our To-tag on local responses
         const char *phrase = r.empty() ? sip_status_phrase(status) : r.c_str();
-        if (!phrase) phrase = "Unknown";
+        if (!phrase)
+            phrase = "Unknown";
         int rc = nta_incoming_treply(req->irq, status, phrase, SIPTAG_HEADER_STR(orNull(hdrs)),
                                      SIPTAG_CONTENT_TYPE_STR(orNull(ct)),
                                      SIPTAG_PAYLOAD_STR(ct.empty() && b.empty() ? nullptr : b.c_str()), TAG_END());
-        if (rc < 0) return PW_ETRANSPORT;
+        if (rc < 0)
+            return PW_ETRANSPORT;
         impl->countResponse(status);
         if (status >= 200) {
             req->finalSent = true;
@@ -272,11 +316,14 @@ int hRequestReply(pw_request *req, int status, pw_str reason, const pw_header *h
 
 int hRequestAddHeader(pw_request *req, pw_str name, pw_str value) noexcept {
     try {
-        if (!req || !name.len) return PW_EINVAL;
-        if (req->finalSent) return PW_ESTATE;
+        if (!req || !name.len)
+            return PW_EINVAL;
+        if (req->finalSent)
+            return PW_ESTATE;
         std::string line = str(name) + ": " + str(value);
         msg_t *m = req->req.get();
-        if (sip_add_tl(m, sip_object(m), SIPTAG_HEADER_STR(line.c_str()), TAG_END()) < 0) return PW_EINVAL;
+        if (sip_add_tl(m, sip_object(m), SIPTAG_HEADER_STR(line.c_str()), TAG_END()) < 0)
+            return PW_EINVAL;
         req->headersEdited = true;
         return PW_OK;
     } catch (...) {
@@ -286,8 +333,10 @@ int hRequestAddHeader(pw_request *req, pw_str name, pw_str value) noexcept {
 
 int hRequestRemoveHeader(pw_request *req, pw_str name) noexcept {
     try {
-        if (!req || !name.len) return PW_EINVAL;
-        if (sofia::removeHeaders(req->req.get(), std::string_view(name.ptr, name.len)) <= 0) return PW_ENOTFOUND;
+        if (!req || !name.len)
+            return PW_EINVAL;
+        if (sofia::removeHeaders(req->req.get(), std::string_view(name.ptr, name.len)) <= 0)
+            return PW_ENOTFOUND;
         req->headersEdited = true;
         return PW_OK;
     } catch (...) {
@@ -297,7 +346,8 @@ int hRequestRemoveHeader(pw_request *req, pw_str name) noexcept {
 
 int hRequestAddTarget(pw_request *req, pw_str uri, pw_str nextHop) noexcept {
     try {
-        if (!req || !uri.len || req->kind != TxKind::Proxied) return PW_EINVAL;
+        if (!req || !uri.len || req->kind != TxKind::Proxied)
+            return PW_EINVAL;
         if (req->finalSent)
             return PW_ESTATE;
         std::string u = str(uri), hop = str(nextHop);
@@ -311,20 +361,26 @@ int hRequestAddTarget(pw_request *req, pw_str uri, pw_str nextHop) noexcept {
 }
 
 pw_request *hRequestRetain(pw_request *req) noexcept {
-    if (req) ++req->refs;
+    if (req)
+        ++req->refs;
     return req;
 }
 
 int hRequestResume(pw_request *req, pw_verdict verdict) noexcept {
     try {
-        if (!req) return PW_EINVAL;
-        if (!req->suspended) return PW_ESTATE;
-        if (verdict == PW_SUSPEND) return PW_EINVAL;
+        if (!req)
+            return PW_EINVAL;
+        if (!req->suspended)
+            return PW_ESTATE;
+        if (verdict == PW_SUSPEND)
+            return PW_EINVAL;
         Impl *impl = req->impl;
         req->suspended = false;
         ++req->refs;
-        if (verdict == PW_CONTINUE && !req->finalSent && !req->cancelled) impl->runPipeline(req, req->moduleIndex + 1);
-        else impl->afterPipeline(req, PW_STOP);
+        if (verdict == PW_CONTINUE && !req->finalSent && !req->cancelled)
+            impl->runPipeline(req, req->moduleIndex + 1);
+        else
+            impl->afterPipeline(req, PW_STOP);
         impl->unref(req);
         return PW_OK;
     } catch (...) {
@@ -334,7 +390,8 @@ int hRequestResume(pw_request *req, pw_verdict verdict) noexcept {
 
 void hRequestRelease(pw_request *req) noexcept {
     try {
-        if (req) req->impl->unref(req);
+        if (req)
+            req->impl->unref(req);
     } catch (...) {
     }
 }
@@ -392,22 +449,27 @@ bool runCommit(pw_request *req, pw_dialog *d, CommitFn commit, void *commitArg) 
 pw_dialog *acceptCommon(pw_request *req, int status, const pw_header *headers, size_t n, pw_str ctype, pw_str body,
                         const pw_dialog_callbacks *cbs, void *arg, bool subscription, uint32_t expires,
                         CommitFn commit = nullptr, void *commitArg = nullptr) {
-    if (!req || !req->irq || req->finalSent) return nullptr;
-    if (status < 200 || status > 299) return nullptr;
+    if (!req || !req->irq || req->finalSent)
+        return nullptr;
+    if (status < 200 || status > 299)
+        return nullptr;
     Impl *impl = req->impl;
-    if (impl->streamClosed(req->irq, req->req.get())) return nullptr; // the client is gone: like a CANCEL
+    if (impl->streamClosed(req->irq, req->req.get()))
+        return nullptr; // the client is gone: like a CANCEL
     const sip_t *sip = req->req.sip();
-    if (!sip || (sip->sip_to && sip->sip_to->a_tag)) return nullptr; // in-dialog: use dialog_accept_request
+    if (!sip || (sip->sip_to && sip->sip_to->a_tag))
+        return nullptr; // in-dialog: use dialog_accept_request
     pw_dialog *d = impl->newDialog(moduleOf(req), DialogRole::Uas, cbs, arg);
     d->subscription = subscription;
     // The recipe: leg with From/To swapped, our tag on leg and transaction, route set from the request.
-    d->leg = nta_leg_tcreate(impl->agent,
-                             [](nta_leg_magic_t *mg, nta_leg_t *l, nta_incoming_t *i, const sip_t *s) noexcept -> int {
-                                 auto *dd = reinterpret_cast<pw_dialog *>(mg);
-                                 return dd->impl->onLegRequest(dd, l, i, s);
-                             },
-                             reinterpret_cast<nta_leg_magic_t *>(d), SIPTAG_CALL_ID(sip->sip_call_id),
-                             SIPTAG_FROM(sip->sip_to), SIPTAG_TO(sip->sip_from), SIPTAG_CSEQ(sip->sip_cseq), TAG_END());
+    d->leg = nta_leg_tcreate(
+        impl->agent,
+        [](nta_leg_magic_t *mg, nta_leg_t *l, nta_incoming_t *i, const sip_t *s) noexcept -> int {
+            auto *dd = reinterpret_cast<pw_dialog *>(mg);
+            return dd->impl->onLegRequest(dd, l, i, s);
+        },
+        reinterpret_cast<nta_leg_magic_t *>(d), SIPTAG_CALL_ID(sip->sip_call_id), SIPTAG_FROM(sip->sip_to),
+        SIPTAG_TO(sip->sip_from), SIPTAG_CSEQ(sip->sip_cseq), TAG_END());
     if (!d->leg) {
         impl->dialogs.erase(d);
         delete d;
@@ -450,17 +512,20 @@ pw_dialog *acceptCommon(pw_request *req, int status, const pw_header *headers, s
     }
     msg_t *keepCopy = req->method == sip_method_invite ? msg_ref_create(resp) : nullptr;
     if (nta_incoming_mreply(req->irq, resp) < 0) {
-        if (keepCopy) msg_destroy(keepCopy);
+        if (keepCopy)
+            msg_destroy(keepCopy);
         return failed();
     }
     impl->countResponse(status);
     req->finalSent = true;
     req->dialog = d;
-    if (keepCopy) impl->startRetransmit(d, keepCopy, req->irq);
+    if (keepCopy)
+        impl->startRetransmit(d, keepCopy, req->irq);
     if (subscription) {
         d->expiryTimer = std::make_unique<sofia::Timer>(impl->root);
         d->expiryTimer->start(uint64_t(expires) * 1000, [impl, d] {
-            if (d->cbs.on_refresh) d->cbs.on_refresh(d->arg, d, 0);
+            if (d->cbs.on_refresh)
+                d->cbs.on_refresh(d->arg, d, 0);
             impl->terminate(d, PW_END_EXPIRED);
         });
     }
@@ -489,7 +554,8 @@ pw_dialog *hDialogAcceptCommit(pw_request *req, int status, const pw_header *hea
 
 pw_dialog *hSubscriptionAccept(pw_request *req, uint32_t expires, const pw_dialog_callbacks *cbs, void *arg) noexcept {
     try {
-        if (!req || req->method != sip_method_subscribe) return nullptr;
+        if (!req || req->method != sip_method_subscribe)
+            return nullptr;
         return acceptCommon(req, 200, nullptr, 0, {}, {}, cbs, arg, true, expires);
     } catch (...) {
         return nullptr;
@@ -499,14 +565,18 @@ pw_dialog *hSubscriptionAccept(pw_request *req, uint32_t expires, const pw_dialo
 int hDialogAcceptRequest(pw_dialog *d, pw_request *req, const pw_header *headers, size_t n, pw_str ctype,
                          pw_str body) noexcept {
     try {
-        if (!d || !req) return PW_EINVAL;
-        if (!req->irq || req->finalSent || d->notified) return PW_ESTATE;
+        if (!d || !req)
+            return PW_EINVAL;
+        if (!req->irq || req->finalSent || d->notified)
+            return PW_ESTATE;
         Impl *impl = d->impl;
-        if (impl->streamClosed(req->irq, req->req.get())) return PW_ETRANSPORT; // the peer's connection is gone
+        if (impl->streamClosed(req->irq, req->req.get()))
+            return PW_ETRANSPORT; // the peer's connection is gone
         std::string hdrs = headersToString(headers, n), ct = str(ctype), b = str(body);
         std::string contact = impl->contactForRequest(req->req.sip());
         msg_t *resp = nta_incoming_create_response(req->irq, 200, sip_status_phrase(200));
-        if (!resp) return PW_ENOMEM;
+        if (!resp)
+            return PW_ENOMEM;
         sip_add_tl(resp, sip_object(resp), SIPTAG_CONTACT_STR(contact.c_str()), SIPTAG_HEADER_STR(orNull(hdrs)),
                    SIPTAG_CONTENT_TYPE_STR(orNull(ct)),
                    SIPTAG_PAYLOAD_STR(ct.empty() && b.empty() ? nullptr : b.c_str()), TAG_END());
@@ -516,12 +586,14 @@ int hDialogAcceptRequest(pw_dialog *d, pw_request *req, const pw_header *headers
         }
         msg_t *keepCopy = req->method == sip_method_invite ? msg_ref_create(resp) : nullptr;
         if (nta_incoming_mreply(req->irq, resp) < 0) {
-            if (keepCopy) msg_destroy(keepCopy);
+            if (keepCopy)
+                msg_destroy(keepCopy);
             return PW_ETRANSPORT;
         }
         impl->countResponse(200);
         req->finalSent = true;
-        if (keepCopy) impl->startRetransmit(d, keepCopy, req->irq);
+        if (keepCopy)
+            impl->startRetransmit(d, keepCopy, req->irq);
         impl->maybeFinish(req);
         return PW_OK;
     } catch (...) {
@@ -547,33 +619,39 @@ std::string defaultFrom(Impl *impl) {
     sofia::Home home;
     url_t *u = url_make(home.get(), impl->primary.c_str());
     std::string host = u && u->url_host ? u->url_host : "127.0.0.1";
-    if (u && u->url_port) host += std::string(":") + u->url_port;
+    if (u && u->url_port)
+        host += std::string(":") + u->url_port;
     return "<sip:" + impl->cfg.instance + "@" + host + ">";
 }
 
 pw_dialog *hDialogInvite(pw_host *h, const pw_uac_params *p, pw_response_cb cb, const pw_dialog_callbacks *cbs,
                          void *arg) noexcept {
     try {
-        if (!h || !uacParamsOk(p)) return nullptr;
+        if (!h || !uacParamsOk(p))
+            return nullptr;
         Impl *impl = h->impl;
-        if (impl->stopping || !impl->agent) return nullptr;
+        if (impl->stopping || !impl->agent)
+            return nullptr;
         std::string method = p->method.len ? str(p->method) : "INVITE";
         sip_method_t m = sip_method_code(method.c_str());
         std::string ruri = str(p->request_uri), from = str(p->from), to = str(p->to), hop = str(p->next_hop);
-        if (from.empty()) from = defaultFrom(impl);
-        if (to.empty()) to = "<" + ruri + ">";
+        if (from.empty())
+            from = defaultFrom(impl);
+        if (to.empty())
+            to = "<" + ruri + ">";
         UacRoute rt = planUacRoute(impl->cfg, {ruri, from, to, hop, hasHeader(p->headers, p->n_headers, "Route")});
         hop = rt.hop;
         pw_dialog *d = impl->newDialog(h->mod, DialogRole::Uac, cbs, arg);
         d->nextHop = rt.moduleHop ? hop : ""; // else in-dialog requests follow the dialog's route set
         d->subscription = m == sip_method_subscribe;
-        d->leg = nta_leg_tcreate(impl->agent,
-                                 [](nta_leg_magic_t *mg, nta_leg_t *l, nta_incoming_t *i, const sip_t *s) noexcept -> int {
-                                     auto *dd = reinterpret_cast<pw_dialog *>(mg);
-                                     return dd->impl->onLegRequest(dd, l, i, s);
-                                 },
-                                 reinterpret_cast<nta_leg_magic_t *>(d), SIPTAG_FROM_STR(from.c_str()),
-                                 SIPTAG_TO_STR(to.c_str()), TAG_END());
+        d->leg = nta_leg_tcreate(
+            impl->agent,
+            [](nta_leg_magic_t *mg, nta_leg_t *l, nta_incoming_t *i, const sip_t *s) noexcept -> int {
+                auto *dd = reinterpret_cast<pw_dialog *>(mg);
+                return dd->impl->onLegRequest(dd, l, i, s);
+            },
+            reinterpret_cast<nta_leg_magic_t *>(d), SIPTAG_FROM_STR(from.c_str()), SIPTAG_TO_STR(to.c_str()),
+            TAG_END());
         if (!d->leg) {
             impl->dialogs.erase(d);
             delete d;
@@ -633,8 +711,10 @@ pw_dialog *hDialogInvite(pw_host *h, const pw_uac_params *p, pw_response_cb cb, 
 
 int hDialogCancel(pw_dialog *d) noexcept {
     try {
-        if (!d) return PW_EINVAL;
-        if (!d->inviteOrq || d->state == DialogState::Confirmed || d->notified) return PW_ESTATE;
+        if (!d)
+            return PW_EINVAL;
+        if (!d->inviteOrq || d->state == DialogState::Confirmed || d->notified)
+            return PW_ESTATE;
         return nta_outgoing_tcancel(d->inviteOrq, nullptr, nullptr, TAG_END()) ? PW_OK : PW_ETRANSPORT;
     } catch (...) {
         return PW_ENOMEM;
@@ -644,8 +724,10 @@ int hDialogCancel(pw_dialog *d) noexcept {
 int hDialogRequest(pw_dialog *d, pw_str method, const pw_header *headers, size_t n, pw_str ctype, pw_str body,
                    uint32_t flags, pw_response_cb cb, void *arg) noexcept {
     try {
-        if (!d || !method.len) return PW_EINVAL;
-        if (d->notified || !d->leg) return PW_ESTATE;
+        if (!d || !method.len)
+            return PW_EINVAL;
+        if (d->notified || !d->leg)
+            return PW_ESTATE;
         std::string m = str(method);
         return d->impl->sendInDialog(d, m.c_str(), headers, n, ctype, body, flags, cb, arg);
     } catch (...) {
@@ -655,8 +737,10 @@ int hDialogRequest(pw_dialog *d, pw_str method, const pw_header *headers, size_t
 
 int hDialogAck(pw_dialog *d, pw_str ctype, pw_str body) noexcept {
     try {
-        if (!d) return PW_EINVAL;
-        if (!d->inviteCseq || d->notified) return PW_ESTATE;
+        if (!d)
+            return PW_EINVAL;
+        if (!d->inviteCseq || d->notified)
+            return PW_ESTATE;
         d->impl->sendAck(d, d->inviteCseq, ctype, body);
         return PW_OK;
     } catch (...) {
@@ -666,13 +750,17 @@ int hDialogAck(pw_dialog *d, pw_str ctype, pw_str body) noexcept {
 
 int hSendRequest(pw_host *h, const pw_uac_params *p, pw_response_cb cb, void *arg) noexcept {
     try {
-        if (!h || !uacParamsOk(p) || !p->method.len) return PW_EINVAL;
+        if (!h || !uacParamsOk(p) || !p->method.len)
+            return PW_EINVAL;
         Impl *impl = h->impl;
-        if (impl->stopping || !impl->agent) return PW_ESTATE;
+        if (impl->stopping || !impl->agent)
+            return PW_ESTATE;
         std::string method = str(p->method), ruri = str(p->request_uri), from = str(p->from), to = str(p->to),
                     hop = str(p->next_hop);
-        if (from.empty()) from = defaultFrom(impl);
-        if (to.empty()) to = "<" + ruri + ">";
+        if (from.empty())
+            from = defaultFrom(impl);
+        if (to.empty())
+            to = "<" + ruri + ">";
         UacRoute rt = planUacRoute(impl->cfg, {ruri, from, to, hop, hasHeader(p->headers, p->n_headers, "Route")});
         hop = rt.hop;
         std::string hdrs = (rt.route.empty() ? "" : "Route: " + rt.route + "\r\n") +
@@ -717,25 +805,43 @@ int hSendRequest(pw_host *h, const pw_uac_params *p, pw_response_cb cb, void *ar
 
 pw_str hDialogGet(pw_dialog *d, pw_dialog_field f) noexcept {
     try {
-        if (!d) return {};
+        if (!d)
+            return {};
         std::string v;
         switch (f) {
-        case PW_DLG_CALL_ID: v = d->callId; break;
-        case PW_DLG_LOCAL_TAG: v = d->localTag; break;
-        case PW_DLG_REMOTE_TAG: v = d->remoteTag; break;
-        case PW_DLG_LOCAL_URI: v = d->localUri; break;
-        case PW_DLG_REMOTE_URI: v = d->remoteUri; break;
-        case PW_DLG_REMOTE_TARGET: v = d->remoteTarget; break;
-        case PW_DLG_REMOTE_DISPLAY: v = d->remoteDisplay; break;
+        case PW_DLG_CALL_ID:
+            v = d->callId;
+            break;
+        case PW_DLG_LOCAL_TAG:
+            v = d->localTag;
+            break;
+        case PW_DLG_REMOTE_TAG:
+            v = d->remoteTag;
+            break;
+        case PW_DLG_LOCAL_URI:
+            v = d->localUri;
+            break;
+        case PW_DLG_REMOTE_URI:
+            v = d->remoteUri;
+            break;
+        case PW_DLG_REMOTE_TARGET:
+            v = d->remoteTarget;
+            break;
+        case PW_DLG_REMOTE_DISPLAY:
+            v = d->remoteDisplay;
+            break;
         case PW_DLG_STATE:
-            v = d->state == DialogState::Early ? "early" : d->state == DialogState::Confirmed ? "confirmed" : "terminated";
+            v = d->state == DialogState::Early       ? "early"
+                : d->state == DialogState::Confirmed ? "confirmed"
+                                                     : "terminated";
             break;
         default:
             return {}; // a field this host does not know (module.h pw_dialog_field)
         }
         if (d->impl)
             return d->impl->turnKeep(std::move(v)); // until the turn ends (module.h dialog_get)
-        if (d->scratch.size() > 64) d->scratch.pop_front();
+        if (d->scratch.size() > 64)
+            d->scratch.pop_front();
         d->scratch.push_back(v);
         return view(d->scratch.back());
     } catch (...) {
@@ -754,8 +860,10 @@ bool byePending(Impl *impl, pw_dialog *d) {
 
 int hDialogEnd(pw_dialog *d) noexcept {
     try {
-        if (!d) return PW_EINVAL;
-        if (d->notified) return PW_ESTATE;
+        if (!d)
+            return PW_EINVAL;
+        if (d->notified)
+            return PW_ESTATE;
         Impl *impl = d->impl;
         if (!d->subscription || d->role == DialogRole::Uac) {
             if (d->inviteOrq && d->state != DialogState::Confirmed) {
@@ -772,9 +880,11 @@ int hDialogEnd(pw_dialog *d) noexcept {
 }
 
 int hDialogRebind(pw_dialog *d, const pw_dialog_callbacks *cbs, void *arg) noexcept {
-    if (!d) return PW_EINVAL;
+    if (!d)
+        return PW_EINVAL;
     d->cbs = pw_dialog_callbacks{};
-    if (cbs) std::memcpy(&d->cbs, cbs, std::min<size_t>(sizeof d->cbs, cbs->struct_size));
+    if (cbs)
+        std::memcpy(&d->cbs, cbs, std::min<size_t>(sizeof d->cbs, cbs->struct_size));
     d->cbs.struct_size = sizeof d->cbs;
     d->arg = arg;
     return PW_OK;
@@ -798,12 +908,14 @@ int hDialogForget(pw_dialog *d) noexcept {
 
 int64_t hDialogExport(pw_dialog *d, char *buf, size_t cap) noexcept {
     try {
-        if (!d) return PW_EINVAL;
+        if (!d)
+            return PW_EINVAL;
         std::string s = exportDialog(d);
         if (buf && cap) {
             size_t n = std::min(cap, s.size());
             std::memcpy(buf, s.data(), n);
-            if (n < cap) buf[n] = '\0';
+            if (n < cap)
+                buf[n] = '\0';
         }
         return static_cast<int64_t>(s.size());
     } catch (...) {
@@ -813,10 +925,12 @@ int64_t hDialogExport(pw_dialog *d, char *buf, size_t cap) noexcept {
 
 pw_dialog *hDialogRestore(pw_host *h, pw_str blob, const pw_dialog_callbacks *cbs, void *arg) noexcept {
     try {
-        if (!h || !h->impl->agent) return nullptr;
+        if (!h || !h->impl->agent)
+            return nullptr;
         std::string err;
         pw_dialog *d = restoreDialog(h->impl, h->mod, str(blob), cbs, arg, err);
-        if (!d) h->impl->log(h->mod, PW_LOG_ERROR, err);
+        if (!d)
+            h->impl->log(h->mod, PW_LOG_ERROR, err);
         return d;
     } catch (...) {
         return nullptr;
@@ -827,7 +941,8 @@ pw_dialog *hDialogRestore(pw_host *h, pw_str blob, const pw_dialog_callbacks *cb
 
 int hLocationRegister(pw_host *h, pw_location_fn fn, void *ctx) noexcept {
     try {
-        if (!h || !fn) return PW_EINVAL;
+        if (!h || !fn)
+            return PW_EINVAL;
         h->impl->locators.push_back({h->mod, fn, ctx});
         return PW_OK;
     } catch (...) {
@@ -837,15 +952,18 @@ int hLocationRegister(pw_host *h, pw_location_fn fn, void *ctx) noexcept {
 
 int hLocationLookup(pw_host *h, pw_str aor, pw_contact_cb each, void *arg) noexcept {
     try {
-        if (!h || !each) return PW_EINVAL;
-        if (h->impl->locators.empty()) return PW_ENOTFOUND;
+        if (!h || !each)
+            return PW_EINVAL;
+        if (h->impl->locators.empty())
+            return PW_ENOTFOUND;
         // The sum of the contacts found; PW_ENOTFOUND when no provider knows the AOR (never registered), so a
         // router can tell 404 from 480 (known user, no live contact: a provider returned 0).
         int total = 0;
         bool known = false;
         for (auto &l : h->impl->locators) {
             int n = l.fn(l.ctx, aor, each, arg);
-            if (n < 0) continue;
+            if (n < 0)
+                continue;
             known = true;
             total += n;
         }
@@ -859,7 +977,8 @@ int hLocationLookup(pw_host *h, pw_str aor, pw_contact_cb each, void *arg) noexc
 
 pw_timer_id hTimerStart(pw_host *h, uint64_t delay, pw_timer_fn fn, void *arg) noexcept {
     try {
-        if (!h || !fn) return 0;
+        if (!h || !fn)
+            return 0;
         Impl *impl = h->impl;
         uint64_t id = impl->nextTimerId++;
         auto t = std::make_unique<sofia::Timer>(impl->root);
@@ -878,21 +997,26 @@ pw_timer_id hTimerStart(pw_host *h, uint64_t delay, pw_timer_fn fn, void *arg) n
 }
 
 int hTimerCancel(pw_host *h, pw_timer_id id) noexcept {
-    if (!h) return PW_EINVAL;
+    if (!h)
+        return PW_EINVAL;
     auto it = h->impl->timers.find(id);
-    if (it == h->impl->timers.end()) return PW_ENOTFOUND;
+    if (it == h->impl->timers.end())
+        return PW_ENOTFOUND;
     h->impl->timers.erase(it);
     return PW_OK;
 }
 
-int64_t hNowMs(pw_host *h) noexcept { return h ? h->impl->nowMs() : 0; }
+int64_t hNowMs(pw_host *h) noexcept {
+    return h ? h->impl->nowMs() : 0;
+}
 
 // ---- metrics and events
 
 void hCounterAdd(pw_host *h, pw_str name, pw_str labels, double delta) noexcept {
 #ifdef PARKWAY_HAVE_METRICS
     try {
-        if (h && h->impl->metrics) h->impl->metrics->counterAdd(str(name), str(labels), delta);
+        if (h && h->impl->metrics)
+            h->impl->metrics->counterAdd(str(name), str(labels), delta);
     } catch (...) {
     }
 #else
@@ -903,7 +1027,8 @@ void hCounterAdd(pw_host *h, pw_str name, pw_str labels, double delta) noexcept 
 void hGaugeSet(pw_host *h, pw_str name, pw_str labels, double value) noexcept {
 #ifdef PARKWAY_HAVE_METRICS
     try {
-        if (h && h->impl->metrics) h->impl->metrics->gaugeSet(str(name), str(labels), value);
+        if (h && h->impl->metrics)
+            h->impl->metrics->gaugeSet(str(name), str(labels), value);
     } catch (...) {
     }
 #else
@@ -914,7 +1039,8 @@ void hGaugeSet(pw_host *h, pw_str name, pw_str labels, double value) noexcept {
 void hHistogramObserve(pw_host *h, pw_str name, pw_str labels, double value) noexcept {
 #ifdef PARKWAY_HAVE_METRICS
     try {
-        if (h && h->impl->metrics) h->impl->metrics->histogramObserve(str(name), str(labels), value);
+        if (h && h->impl->metrics)
+            h->impl->metrics->histogramObserve(str(name), str(labels), value);
     } catch (...) {
     }
 #else
@@ -925,7 +1051,8 @@ void hHistogramObserve(pw_host *h, pw_str name, pw_str labels, double value) noe
 void hEventPublish(pw_host *h, pw_str type, pw_str json) noexcept {
 #ifdef PARKWAY_HAVE_METRICS
     try {
-        if (h && h->impl->events) h->impl->events->publish(str(type), str(json));
+        if (h && h->impl->events)
+            h->impl->events->publish(str(type), str(json));
     } catch (...) {
     }
 #else
@@ -954,11 +1081,13 @@ int hEventListening(pw_host *h) noexcept {
 
 int hWriterJson(pw_writer *w, pw_str json) noexcept {
     try {
-        if (!w) return PW_EINVAL;
+        if (!w)
+            return PW_EINVAL;
         if (w->written || w->deferred)
             return PW_ESTATE;
         std::string j = str(json);
-        if (!nlohmann::json::accept(j)) return PW_EINVAL;
+        if (!nlohmann::json::accept(j))
+            return PW_EINVAL;
         w->written = true;
         w->status = 200;
         w->json = j;
@@ -970,7 +1099,8 @@ int hWriterJson(pw_writer *w, pw_str json) noexcept {
 
 int hWriterError(pw_writer *w, int status, pw_str message) noexcept {
     try {
-        if (!w) return PW_EINVAL;
+        if (!w)
+            return PW_EINVAL;
         if (w->written || w->deferred)
             return PW_ESTATE;
         w->written = true;
@@ -1024,7 +1154,8 @@ void hWriterFinish(pw_writer *d) noexcept {
 
 int hPost(pw_host *h, pw_post_fn fn, void *arg) noexcept {
     try {
-        if (!h || !fn) return PW_EINVAL;
+        if (!h || !fn)
+            return PW_EINVAL;
         return h->impl->self->post([fn, arg] { fn(arg); }) ? PW_OK : PW_ESTATE;
     } catch (...) {
         return PW_ENOMEM;
@@ -1271,14 +1402,17 @@ struct PostBox {
 void postTrampoline(su_root_magic_t *, su_msg_r, su_msg_arg_t *data) noexcept {
     std::unique_ptr<PostBox> box(*static_cast<PostBox **>(data));
     try {
-        if (box && box->alive->load() && box->fn) box->fn();
+        if (box && box->alive->load() && box->fn)
+            box->fn();
     } catch (...) {
     }
 }
 
 } // namespace
 
-const pw_host_api *hostApi() { return &kApi; }
+const pw_host_api *hostApi() {
+    return &kApi;
+}
 
 bool Proxy::Impl::logEnabled(pw_log_level level) const {
     int lvl = std::clamp<int>(level, 0, 3);
@@ -1297,7 +1431,8 @@ void Proxy::Impl::log(ModuleInstance *mod, pw_log_level level, std::string_view 
         }
         return;
     }
-    if (level == PW_LOG_DEBUG && !getenv("PARKWAY_DEBUG")) return;
+    if (level == PW_LOG_DEBUG && !getenv("PARKWAY_DEBUG"))
+        return;
     fmt::print(stderr, "parkway {} [{}] {}\n", names[lvl], mod ? mod->name : "core", text);
 }
 
@@ -1316,7 +1451,8 @@ Proxy::Proxy(su_root_t *root, CoreConfig cfg, Metrics *metrics, EventBus *events
     impl_->events = events;
     impl_->loopSalt = static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count()) ^
                       reinterpret_cast<uintptr_t>(this);
-    if (!root) throw std::runtime_error("proxy: no su_root");
+    if (!root)
+        throw std::runtime_error("proxy: no su_root");
     impl_->pacer = std::make_unique<sofia::LoopPacer>(root);
     if (impl_->cfg.hugePageHeap) {
         impl_->heapPages = std::make_unique<HeapPages>();
@@ -1341,7 +1477,8 @@ Proxy::~Proxy() {
     i.tearDownOverload();
     // Module callbacks must not run any more: dialogs die silently (their peers keep them; a module may
     // restore them after a restart).
-    for (auto *d : i.dialogs) d->notified = true;
+    for (auto *d : i.dialogs)
+        d->notified = true;
     for (auto it = i.modules.rbegin(); it != i.modules.rend(); ++it) {
         ModuleInstance &m = **it;
         if (m.inited && m.lm.desc->destroy) {
@@ -1365,13 +1502,15 @@ Proxy::~Proxy() {
             }
     }
     for (auto *u : std::vector<UacRequest *>(i.uacs.begin(), i.uacs.end())) {
-        if (u->orq) nta_outgoing_destroy(u->orq);
+        if (u->orq)
+            nta_outgoing_destroy(u->orq);
         delete u;
     }
     i.uacs.clear();
     for (auto *tx : std::vector<pw_request *>(i.txns.begin(), i.txns.end())) {
         for (auto &b : tx->branches)
-            if (b->orq) nta_outgoing_destroy(b->orq), b->orq = nullptr;
+            if (b->orq)
+                nta_outgoing_destroy(b->orq), b->orq = nullptr;
         if (tx->irq) {
             nta_incoming_bind(tx->irq, nullptr, nullptr);
             nta_incoming_destroy(tx->irq);
@@ -1380,26 +1519,34 @@ Proxy::~Proxy() {
     }
     i.txns.clear();
     for (auto *d : std::vector<pw_dialog *>(i.dialogs.begin(), i.dialogs.end())) {
-        if (d->leg) nta_leg_destroy(d->leg);
-        if (d->requestTport) tport_unref(d->requestTport); // before the agent (and its transports) go
+        if (d->leg)
+            nta_leg_destroy(d->leg);
+        if (d->requestTport)
+            tport_unref(d->requestTport); // before the agent (and its transports) go
         delete d;
     }
     i.dialogs.clear();
     i.terminatedDialogs = 0;
-    if (i.defaultLeg) nta_leg_destroy(i.defaultLeg);
+    if (i.defaultLeg)
+        nta_leg_destroy(i.defaultLeg);
     traceApply({}); // the trace ends with the transports it records
-    if (i.agent) nta_agent_destroy(i.agent);
+    if (i.agent)
+        nta_agent_destroy(i.agent);
     for (auto &m : i.modules)
-        if (m->lm.dlHandle) dlclose(m->lm.dlHandle);
+        if (m->lm.dlHandle)
+            dlclose(m->lm.dlHandle);
 }
 
 void Proxy::bind() {
-    if (impl_->agent) return;
+    if (impl_->agent)
+        return;
     impl_->createAgent();
     impl_->setUpAuth();
 }
 
-std::vector<std::string> Proxy::boundUrls() const { return impl_->bound; }
+std::vector<std::string> Proxy::boundUrls() const {
+    return impl_->bound;
+}
 
 uint16_t Proxy::port() const {
     for (size_t k = 0; k < impl_->bound.size(); ++k)
@@ -1410,7 +1557,8 @@ uint16_t Proxy::port() const {
 
 void Proxy::addModules(std::vector<LoadedModule> modules) {
     for (auto &lm : modules) {
-        if (!lm.desc) throw std::runtime_error("proxy: a module without descriptor");
+        if (!lm.desc)
+            throw std::runtime_error("proxy: a module without descriptor");
         auto mi = std::make_unique<ModuleInstance>();
         mi->lm = std::move(lm);
         mi->name = mi->lm.desc->name ? mi->lm.desc->name : "?";
@@ -1426,27 +1574,32 @@ void Proxy::addModules(std::vector<LoadedModule> modules) {
         } catch (...) {
             throw std::runtime_error(fmt::format("module {}: init failed with an exception", m->name));
         }
-        if (rc != PW_OK) throw std::runtime_error(fmt::format("module {}: init failed (error {})", m->name, rc));
+        if (rc != PW_OK)
+            throw std::runtime_error(fmt::format("module {}: init failed (error {})", m->name, rc));
         m->inited = true;
     }
 }
 
 void Proxy::start() {
     for (auto &m : impl_->modules) {
-        if (!m->inited || m->started) continue;
+        if (!m->inited || m->started)
+            continue;
         int rc = PW_OK;
         try {
-            if (m->lm.desc->start) rc = m->lm.desc->start(m->ctx);
+            if (m->lm.desc->start)
+                rc = m->lm.desc->start(m->ctx);
         } catch (...) {
             rc = PW_EINVAL;
         }
-        if (rc != PW_OK) throw std::runtime_error(fmt::format("module {}: start failed (error {})", m->name, rc));
+        if (rc != PW_OK)
+            throw std::runtime_error(fmt::format("module {}: start failed (error {})", m->name, rc));
         m->started = true;
     }
 }
 
 void Proxy::stop() {
-    if (impl_->stopping) return;
+    if (impl_->stopping)
+        return;
     impl_->stopping = true;
     for (auto it = impl_->modules.rbegin(); it != impl_->modules.rend(); ++it) {
         ModuleInstance &m = **it;
@@ -1463,7 +1616,8 @@ void Proxy::stop() {
 int Proxy::reload() {
     int failed = 0;
     for (auto &m : impl_->modules) {
-        if (!m->inited || !m->lm.desc->reload) continue;
+        if (!m->inited || !m->lm.desc->reload)
+            continue;
         int rc;
         try {
             rc = m->lm.desc->reload(m->ctx);
@@ -1480,13 +1634,16 @@ int Proxy::reload() {
 
 namespace {
 template <class F> void forEachCommand(const pw_module *desc, F f) {
-    if (!desc->commands) return;
+    if (!desc->commands)
+        return;
     const auto *p = reinterpret_cast<const char *>(desc->commands);
     uint32_t stride = reinterpret_cast<const pw_command_def *>(p)->struct_size;
-    if (stride < sizeof(pw_command_def)) return; // a short table: refuse to walk it
+    if (stride < sizeof(pw_command_def))
+        return; // a short table: refuse to walk it
     for (;; p += stride) {
         const auto *c = reinterpret_cast<const pw_command_def *>(p);
-        if (!c->name) break;
+        if (!c->name)
+            break;
         f(c);
     }
 }
@@ -1528,10 +1685,12 @@ std::vector<CommandInfo> Proxy::commands() const {
 CommandResult Proxy::runCommand(const std::string &module, const std::string &name, const std::string &argsJson,
                                 std::function<void(CommandResult)> later) {
     for (auto &m : impl_->modules) {
-        if (m->name != module) continue;
+        if (m->name != module)
+            continue;
         const pw_command_def *found = nullptr;
         forEachCommand(m->lm.desc, [&](const pw_command_def *c) {
-            if (name == c->name) found = c;
+            if (name == c->name)
+                found = c;
         });
         if (!found || !found->run)
             return {404, nlohmann::json{{"error", fmt::format("module {} has no command {}", module, name)}}.dump()};
@@ -1553,8 +1712,9 @@ CommandResult Proxy::runCommand(const std::string &module, const std::string &na
             return r;
         }
         if (!w.written)
-            return rc == PW_OK ? CommandResult{200, "null"}
-                               : CommandResult{500, nlohmann::json{{"error", fmt::format("command failed ({})", rc)}}.dump()};
+            return rc == PW_OK
+                       ? CommandResult{200, "null"}
+                       : CommandResult{500, nlohmann::json{{"error", fmt::format("command failed ({})", rc)}}.dump()};
         return {w.status, w.json};
     }
     return {404, nlohmann::json{{"error", fmt::format("no module {}", module)}}.dump()};
@@ -1563,7 +1723,8 @@ CommandResult Proxy::runCommand(const std::string &module, const std::string &na
 std::string Proxy::statsJson() const {
     size_t dialogs = 0, subs = 0;
     for (auto *d : impl_->dialogs) {
-        if (d->state == DialogState::Terminated) continue;
+        if (d->state == DialogState::Terminated)
+            continue;
         (d->subscription ? subs : dialogs)++;
     }
     nlohmann::json j{{"transactions", impl_->txns.size()},
@@ -1586,7 +1747,8 @@ size_t Proxy::transportReferences() const {
 }
 
 bool Proxy::post(std::function<void()> fn) {
-    if (!impl_->alive->load()) return false;
+    if (!impl_->alive->load())
+        return false;
     su_msg_r m = SU_MSG_R_INIT;
     if (su_msg_create(m, su_root_task(impl_->root), su_root_task(impl_->root), postTrampoline, sizeof(PostBox *)) != 0)
         return false;
@@ -1599,6 +1761,8 @@ bool Proxy::post(std::function<void()> fn) {
     return true;
 }
 
-const CoreConfig &Proxy::config() const { return impl_->cfg; }
+const CoreConfig &Proxy::config() const {
+    return impl_->cfg;
+}
 
 } // namespace parkway::proxy

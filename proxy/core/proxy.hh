@@ -4,8 +4,8 @@
 // This is the contract used by the daemon (proxy/app), the admin plane (proxy/admin) and the tests.
 // The implementation (proxy/core/*.cc) may add members, but not change these.
 #pragma once
-#include "core_config.hh"
 #include "../plugin/loaded_module.hh"
+#include "core_config.hh"
 
 #include <functional>
 #include <memory>
@@ -20,8 +20,8 @@ class Metrics;  // proxy/admin/metrics.hh (thread-safe registry rendered as Prom
 class EventBus; // proxy/admin/event_bus.hh (thread-safe fan-out of engine/module events to SSE clients)
 
 struct CommandResult {
-    int httpStatus = 200; // 200 on success; 4xx/5xx from writer_error
-    std::string json;     // the JSON value the command wrote, or {"error": "..."} on failure
+    int httpStatus = 200;  // 200 on success; 4xx/5xx from writer_error
+    std::string json;      // the JSON value the command wrote, or {"error": "..."} on failure
     bool deferred = false; // the module will answer later (writer_defer): the result goes to runCommand's `later`
 };
 

@@ -7,8 +7,8 @@
 
 #include <sofia-sip/hostdomain.h>
 #include <sofia-sip/nta_tport.h>
-#include <sofia-sip/tport.h>
 #include <sofia-sip/sresolv.h>
+#include <sofia-sip/tport.h>
 #include <sofia-sip/tport_tag.h>
 
 #include <fmt/format.h>
@@ -118,8 +118,10 @@ bool needsDns(const url_t *target, const std::string &hop) {
 
 std::string hostPortKey(const char *host, const char *port, bool tls) {
     std::string h = host ? host : "";
-    if (h.size() > 2 && h.front() == '[' && h.back() == ']') h = h.substr(1, h.size() - 2);
-    for (auto &c : h) c = static_cast<char>(tolower(static_cast<unsigned char>(c)));
+    if (h.size() > 2 && h.front() == '[' && h.back() == ']')
+        h = h.substr(1, h.size() - 2);
+    for (auto &c : h)
+        c = static_cast<char>(tolower(static_cast<unsigned char>(c)));
     std::string p = port && *port ? port : (tls ? "5061" : "5060");
     return h + ":" + p;
 }
@@ -135,7 +137,8 @@ std::string headersToString(const pw_header *headers, size_t n) {
     std::string out;
     for (size_t i = 0; headers && i < n; ++i) {
         std::string name = str(headers[i].name), value = str(headers[i].value);
-        if (name.empty()) continue;
+        if (name.empty())
+            continue;
         out += name + ": " + value + "\r\n";
     }
     return out;
@@ -149,10 +152,12 @@ void Proxy::Impl::initView(pw_msg &v, msg_t *m) {
 }
 
 std::string messageSource(const pw_msg &v) {
-    if (!v.msg) return {};
+    if (!v.msg)
+        return {};
     su_sockaddr_t su;
     socklen_t len = sizeof su;
-    if (msg_get_address(v.msg, &su, &len) != 0) return {};
+    if (msg_get_address(v.msg, &su, &len) != 0)
+        return {};
     char buf[64] = "";
     su_inet_ntop(su.su_family, SU_ADDR(&su), buf, sizeof buf);
     const char *proto = "udp";
@@ -164,7 +169,8 @@ std::string messageSource(const pw_msg &v) {
 }
 
 void Proxy::Impl::createAgent() {
-    if (cfg.listen.empty()) throw std::runtime_error("proxy: no listen URL configured ([proxy] listen)");
+    if (cfg.listen.empty())
+        throw std::runtime_error("proxy: no listen URL configured ([proxy] listen)");
     // A response that cannot be sent would free a listening transport in use (sofia_fixes.cc)
     if (!sofiaFixesActive())
         throw std::runtime_error("proxy: the sofia-sip work-arounds are not in effect (tport_tsend is not ours: is "
@@ -204,7 +210,8 @@ void Proxy::Impl::createAgent() {
         NTATAG_PASS_100(0), NTATAG_MAXSIZE(cfg.maxMessageBytes), TPTAG_TIMEOUT(cfg.tcpMessageMs),
         SRESTAG_RESOLV_CONF(resolv), TAG_IF(tls, TPTAG_CERTIFICATE(tlsDir)),
         TAG_IF(tls, TPTAG_TLS_VERIFY_POLICY(tlsPolicy)), TAG_END());
-    if (!agent) throw std::runtime_error(fmt::format("proxy: cannot listen on {}: {}", cfg.listen[0], strerror(errno)));
+    if (!agent)
+        throw std::runtime_error(fmt::format("proxy: cannot listen on {}: {}", cfg.listen[0], strerror(errno)));
     for (size_t i = 1; i < cfg.listen.size(); ++i)
         if (nta_agent_add_tport(agent, URL_STRING_MAKE(cfg.listen[i].c_str()), TPTAG_TIMEOUT(cfg.tcpMessageMs),
                                 TAG_IF(tls, TPTAG_CERTIFICATE(tlsDir)), TAG_IF(tls, TPTAG_TLS_VERIFY_POLICY(tlsPolicy)),
@@ -213,9 +220,10 @@ void Proxy::Impl::createAgent() {
     if (tls)
         tls->remove();
     startTrace();
-    defaultLeg = nta_leg_tcreate(agent, legTrampoline, reinterpret_cast<nta_leg_magic_t *>(this),
-                                 NTATAG_NO_DIALOG(1), TAG_END());
-    if (!defaultLeg) throw std::runtime_error("proxy: cannot create the default leg");
+    defaultLeg = nta_leg_tcreate(agent, legTrampoline, reinterpret_cast<nta_leg_magic_t *>(this), NTATAG_NO_DIALOG(1),
+                                 TAG_END());
+    if (!defaultLeg)
+        throw std::runtime_error("proxy: cannot create the default leg");
 
     bound.clear();
     localHostPorts.clear();
@@ -230,7 +238,8 @@ void Proxy::Impl::createAgent() {
     for (sip_via_t *v = nta_agent_via(agent); v; v = v->v_next) {
         std::string proto = v->v_protocol ? v->v_protocol : "SIP/2.0/UDP";
         std::string transport = proto.substr(proto.rfind('/') + 1);
-        for (auto &c : transport) c = static_cast<char>(tolower(static_cast<unsigned char>(c)));
+        for (auto &c : transport)
+            c = static_cast<char>(tolower(static_cast<unsigned char>(c)));
         std::string hp = fmt::format("{}:{}", v->v_host, v->v_port ? v->v_port : "5060");
         std::string url = "sip:" + hp + (transport == "udp" ? "" : ";transport=" + transport);
         bound.push_back(url);
@@ -264,14 +273,16 @@ void Proxy::Impl::startTrace() {
 }
 
 bool Proxy::Impl::isOurs(const url_t *url) const {
-    if (!url || !url->url_host) return false;
+    if (!url || !url->url_host)
+        return false;
     char tp[8] = ""; // RFC 3263 §4.2: sips: and transport=tls default to port 5061
     bool tls =
         url->url_type == url_sips ||
         (url->url_params && url_param(url->url_params, "transport", tp, sizeof tp) > 0 && strcasecmp(tp, "tls") == 0);
     std::string key = hostPortKey(url->url_host, url->url_port, tls);
     for (auto &[h, p] : localHostPorts)
-        if (hostPortKey(h.c_str(), p.c_str(), tls) == key) return true;
+        if (hostPortKey(h.c_str(), p.c_str(), tls) == key)
+            return true;
     if (servesDomain(url->url_host)) {
         if (!url->url_port)
             return true;
@@ -295,7 +306,8 @@ std::string Proxy::Impl::loopKey(const sip_t *sip) const {
     s += sip->sip_call_id ? sip->sip_call_id->i_id : "";
     s += '|';
     s += std::to_string(sip->sip_cseq ? sip->sip_cseq->cs_seq : 0);
-    for (sip_route_t *r = sip->sip_route; r; r = r->r_next) s += "|" + urlString(r->r_url);
+    for (sip_route_t *r = sip->sip_route; r; r = r->r_next)
+        s += "|" + urlString(r->r_url);
     uint64_t h = std::hash<std::string>{}(s) ^ loopSalt;
     return fmt::format("{:016x}", h);
 }
@@ -303,14 +315,19 @@ std::string Proxy::Impl::loopKey(const sip_t *sip) const {
 bool Proxy::Impl::isLoop(const sip_t *sip) const {
     std::string prefix;
     for (sip_via_t *v = sip->sip_via; v; v = v->v_next) {
-        if (!v->v_branch || !v->v_host) continue;
+        if (!v->v_branch || !v->v_host)
+            continue;
         bool ours = false;
         std::string key = hostPortKey(v->v_host, v->v_port, false);
         for (auto &[h, p] : localHostPorts)
-            if (hostPortKey(h.c_str(), p.c_str(), false) == key) ours = true;
-        if (!ours) continue;
-        if (prefix.empty()) prefix = "z9hG4bKpw" + loopKey(sip) + ".";
-        if (strncasecmp(v->v_branch, prefix.c_str(), prefix.size()) == 0) return true;
+            if (hostPortKey(h.c_str(), p.c_str(), false) == key)
+                ours = true;
+        if (!ours)
+            continue;
+        if (prefix.empty())
+            prefix = "z9hG4bKpw" + loopKey(sip) + ".";
+        if (strncasecmp(v->v_branch, prefix.c_str(), prefix.size()) == 0)
+            return true;
     }
     return false;
 }
@@ -318,13 +335,15 @@ bool Proxy::Impl::isLoop(const sip_t *sip) const {
 void Proxy::Impl::countRequest(const char *method) {
     ++requestCounts[method ? method : "?"];
 #ifdef PARKWAY_HAVE_METRICS
-    if (metrics) metrics->counterAdd("parkway_sip_requests_total", fmt::format("method=\"{}\"", method), 1);
+    if (metrics)
+        metrics->counterAdd("parkway_sip_requests_total", fmt::format("method=\"{}\"", method), 1);
 #endif
 }
 
 void Proxy::Impl::countResponse(int status) {
 #ifdef PARKWAY_HAVE_METRICS
-    if (metrics) metrics->counterAdd("parkway_sip_responses_total", fmt::format("code=\"{}\"", status), 1);
+    if (metrics)
+        metrics->counterAdd("parkway_sip_responses_total", fmt::format("code=\"{}\"", status), 1);
 #else
     (void)status;
 #endif
@@ -333,13 +352,15 @@ void Proxy::Impl::countResponse(int status) {
 // Per transaction: O(1). The dialog gauge (a scan over dialogs) is only recomputed when a dialog changes.
 void Proxy::Impl::updateTxGauge() {
 #ifdef PARKWAY_HAVE_METRICS
-    if (metrics) metrics->gaugeSet("parkway_sip_transactions", "", static_cast<double>(txns.size()));
+    if (metrics)
+        metrics->gaugeSet("parkway_sip_transactions", "", static_cast<double>(txns.size()));
 #endif
 }
 
 void Proxy::Impl::updateGauges() {
 #ifdef PARKWAY_HAVE_METRICS
-    if (!metrics) return;
+    if (!metrics)
+        return;
     metrics->gaugeSet("parkway_sip_transactions", "", static_cast<double>(txns.size()));
     size_t open = dialogs.size() - std::min(terminatedDialogs, dialogs.size());
     metrics->gaugeSet("parkway_dialogs", "", static_cast<double>(open));
@@ -350,7 +371,8 @@ void Proxy::Impl::callOnResponse(msg_t *resp) {
     pw_msg v;
     initView(v, resp);
     for (auto &m : modules) {
-        if (!m->started || !m->lm.desc->on_response) continue;
+        if (!m->started || !m->lm.desc->on_response)
+            continue;
         try {
             m->lm.desc->on_response(m->ctx, &v);
         } catch (...) {
@@ -368,7 +390,8 @@ int Proxy::Impl::onRequest(nta_incoming_t *irq, const sip_t *sip, bool admitted)
         const char *methodName = sip->sip_request->rq_method_name;
         countRequest(methodName);
         sofia::Msg req = sofia::Msg::adopt(nta_incoming_getrequest(irq)); // (a reference, not a copy)
-        if (!req) return 500;
+        if (!req)
+            return 500;
         if (!admitted && !admitRequest(irq, req.get()))
             return 0;
         if (!admitted && refuseOverloaded(irq, req.get(), sip))
@@ -400,8 +423,10 @@ int Proxy::Impl::onRequest(nta_incoming_t *irq, const sip_t *sip, bool admitted)
             countResponse(400);
             return 400;
         }
-        if (refuseEarly(irq, req.get(), sip)) return 0;
-        if (handleSubscriptionRefresh(irq, sip)) return 0;
+        if (refuseEarly(irq, req.get(), sip))
+            return 0;
+        if (handleSubscriptionRefresh(irq, sip))
+            return 0;
 
         auto *tx = new pw_request();
         tx->impl = this;
@@ -445,12 +470,14 @@ int Proxy::Impl::onRequest(nta_incoming_t *irq, const sip_t *sip, bool admitted)
         // RFC 3261 §16.4: strict-route compatibility, then drop our own topmost Route(s)
         if (s->sip_route && isOurs(s->sip_request->rq_url) && !s->sip_request->rq_url->url_user) {
             sip_route_t *last = s->sip_route;
-            while (last->r_next) last = last->r_next;
+            while (last->r_next)
+                last = last->r_next;
             if (!isOurs(last->r_url)) {
                 sip_request_t *rq = sip_request_create(msg_home(msg), method, methodName,
                                                        reinterpret_cast<url_string_t *>(last->r_url), nullptr);
                 msg_header_remove(msg, reinterpret_cast<msg_pub_t *>(s), reinterpret_cast<msg_header_t *>(last));
-                if (rq) msg_header_insert(msg, reinterpret_cast<msg_pub_t *>(s), reinterpret_cast<msg_header_t *>(rq));
+                if (rq)
+                    msg_header_insert(msg, reinterpret_cast<msg_pub_t *>(s), reinterpret_cast<msg_header_t *>(rq));
             }
         }
         while (s->sip_route && isOurs(s->sip_route->r_url)) {
@@ -463,7 +490,8 @@ int Proxy::Impl::onRequest(nta_incoming_t *irq, const sip_t *sip, bool admitted)
         }
         initView(tx->view, msg);
 
-        if (method == sip_method_invite) nta_incoming_treply(irq, SIP_100_TRYING, TAG_END());
+        if (method == sip_method_invite)
+            nta_incoming_treply(irq, SIP_100_TRYING, TAG_END());
 
         runPipeline(tx, 0);
         return 0;
@@ -486,7 +514,8 @@ int Proxy::Impl::onAckCancel(pw_request *tx, nta_incoming_t *irq, const sip_t *s
         if (!sip) { // the server transaction is gone (timeout)
             if (tx->irq == irq) {
                 nta_incoming_bind(irq, nullptr, nullptr);
-                if (!tx->finalSent) tx->finalSent = true; // nothing can be sent any more
+                if (!tx->finalSent)
+                    tx->finalSent = true; // nothing can be sent any more
                 maybeFinish(tx);
             }
             return 0;
@@ -500,7 +529,8 @@ int Proxy::Impl::onAckCancel(pw_request *tx, nta_incoming_t *irq, const sip_t *s
                     pending = true;
                     nta_outgoing_tcancel(b->orq, nullptr, nullptr, TAG_END());
                 }
-            if (!pending && !tx->finalSent) replyLocal(tx, 487);
+            if (!pending && !tx->finalSent)
+                replyLocal(tx, 487);
             countResponse(200);
             maybeFinish(tx);
             return 200;
@@ -517,7 +547,8 @@ int Proxy::Impl::onAckCancel(pw_request *tx, nta_incoming_t *irq, const sip_t *s
                     d->cbs.on_ack(d->arg, static_cast<pw_dialog *>(d), &v);
                 }
             }
-            if (ack) msg_destroy(ack);
+            if (ack)
+                msg_destroy(ack);
         }
     } catch (...) {
     }
@@ -532,14 +563,16 @@ void Proxy::Impl::runPipeline(pw_request *tx, size_t from) {
     pw_verdict v = PW_CONTINUE;
     for (size_t i = from; i < modules.size(); ++i) {
         ModuleInstance *m = modules[i].get();
-        if (!m->started && !m->inited) continue;
+        if (!m->started && !m->inited)
+            continue;
         tx->moduleIndex = i;
         try {
             v = m->lm.desc->on_request(m->ctx, tx);
         } catch (...) {
             // A module bug must not take the daemon down.
             log(m, PW_LOG_ERROR, "on_request threw an exception");
-            if (!tx->finalSent) replyLocal(tx, 500);
+            if (!tx->finalSent)
+                replyLocal(tx, 500);
             v = PW_STOP;
         }
         if (v != PW_CONTINUE && v != PW_STOP && v != PW_SUSPEND) { // module.h pw_verdict: unknown is STOP
@@ -549,7 +582,8 @@ void Proxy::Impl::runPipeline(pw_request *tx, size_t from) {
         if (v == PW_SUSPEND) {
             if (tx->refs <= 2) { // not retained: nobody would resume it
                 log(m, PW_LOG_ERROR, "returned SUSPEND without request_retain()");
-                if (!tx->finalSent) replyLocal(tx, 500);
+                if (!tx->finalSent)
+                    replyLocal(tx, 500);
                 v = PW_STOP;
             } else {
                 tx->suspended = true;
@@ -558,7 +592,8 @@ void Proxy::Impl::runPipeline(pw_request *tx, size_t from) {
                 return;
             }
         }
-        if (v != PW_CONTINUE || tx->finalSent) break;
+        if (v != PW_CONTINUE || tx->finalSent)
+            break;
     }
     tx->inPipeline = false;
     afterPipeline(tx, v);
@@ -585,19 +620,25 @@ void Proxy::Impl::forward(pw_request *tx) {
     if (!local)
         noteCseq(tx);
     if (!tx->targets.empty()) {
-        for (auto &t : tx->targets) startBranch(tx, t.uri, t.nextHop);
+        for (auto &t : tx->targets)
+            startBranch(tx, t.uri, t.nextHop);
     } else if (sip->sip_route) {
         startBranch(tx, "", "");
     } else if (local) {
         // Addressed to us and no module took it.
-        if (sip->sip_to && sip->sip_to->a_tag) replyLocal(tx, 481);
-        else if (tx->method == sip_method_options && !sip->sip_request->rq_url->url_user) replyLocal(tx, 200);
-        else replyLocal(tx, 404);
+        if (sip->sip_to && sip->sip_to->a_tag)
+            replyLocal(tx, 481);
+        else if (tx->method == sip_method_options && !sip->sip_request->rq_url->url_user)
+            replyLocal(tx, 200);
+        else
+            replyLocal(tx, 404);
     } else {
         startBranch(tx, "", "");
     }
-    if (tx->branches.empty() && !tx->finalSent) replyLocal(tx, 500);
-    else sendBest(tx); // every branch may have failed synchronously
+    if (tx->branches.empty() && !tx->finalSent)
+        replyLocal(tx, 500);
+    else
+        sendBest(tx); // every branch may have failed synchronously
 }
 
 bool Proxy::Impl::startBranch(pw_request *tx, const std::string &uri, const std::string &target) {
@@ -672,8 +713,10 @@ bool Proxy::Impl::startBranch(pw_request *tx, const std::string &uri, const std:
 
     url_string_t const *routeUrl = nullptr;
     std::string hop = nextHop;
-    if (hop.empty() && sip->sip_route) hop = urlString(sip->sip_route->r_url);
-    if (!hop.empty()) routeUrl = URL_STRING_MAKE(hop.c_str());
+    if (hop.empty() && sip->sip_route)
+        hop = urlString(sip->sip_route->r_url);
+    if (!hop.empty())
+        routeUrl = URL_STRING_MAKE(hop.c_str());
 
     // A branch to a host name waits on DNS: their number is capped (a flood of requests naming hosts whose
     // name server never answers must not pile up resolver work).
@@ -703,10 +746,13 @@ bool Proxy::Impl::startBranch(pw_request *tx, const std::string &uri, const std:
 }
 
 void Proxy::Impl::forwardAck(msg_t *msg, sip_t *sip) {
-    while (sip->sip_route && isOurs(sip->sip_route->r_url)) sip_route_remove(msg, sip);
-    if (!sip->sip_route && isOurs(sip->sip_request->rq_url)) return; // an ACK for us that no dialog took
+    while (sip->sip_route && isOurs(sip->sip_route->r_url))
+        sip_route_remove(msg, sip);
+    if (!sip->sip_route && isOurs(sip->sip_request->rq_url))
+        return; // an ACK for us that no dialog took
     msg_t *copy = msg_copy(msg);
-    if (!copy) return;
+    if (!copy)
+        return;
     sip_t *cs = sip_object(copy);
     // the ACK of a 2xx carries the number its INVITE was forwarded with (RFC 3261 §13.2.2.4, cseq_shift.hh)
     if (cs->sip_call_id && cs->sip_from && cs->sip_from->a_tag && cs->sip_to && cs->sip_to->a_tag && cs->sip_cseq) {
@@ -727,10 +773,13 @@ void Proxy::Impl::forwardAck(msg_t *msg, sip_t *sip) {
                            reinterpret_cast<msg_header_t *>(mf));
     }
     std::string hop = cs->sip_route ? urlString(cs->sip_route->r_url) : std::string();
-    nta_outgoing_t *o = nta_outgoing_mcreate(agent, nullptr, nullptr, hop.empty() ? nullptr : URL_STRING_MAKE(hop.c_str()),
-                                             copy, NTATAG_STATELESS(1), TAG_END());
-    if (!o) msg_destroy(copy);
-    else nta_outgoing_destroy(o);
+    nta_outgoing_t *o =
+        nta_outgoing_mcreate(agent, nullptr, nullptr, hop.empty() ? nullptr : URL_STRING_MAKE(hop.c_str()), copy,
+                             NTATAG_STATELESS(1), TAG_END());
+    if (!o)
+        msg_destroy(copy);
+    else
+        nta_outgoing_destroy(o);
 }
 
 // RFC 3261 §16.6 forbids a proxy to change CSeq, except the way SBCs must once a module spoke in the dialog
@@ -779,15 +828,18 @@ void Proxy::Impl::unshiftStray2xx(msg_t *resp, sip_t *sip) {
 bool Proxy::Impl::streamClosed(nta_incoming_t *, msg_t *req) {
     const sip_t *sip = req ? sip_object(req) : nullptr;
     const char *proto = sip && sip->sip_via ? sip->sip_via->v_protocol : nullptr;
-    if (!proto || strcasecmp(proto, "SIP/2.0/UDP") == 0) return false; // sofia checks it is the transport used
+    if (!proto || strcasecmp(proto, "SIP/2.0/UDP") == 0)
+        return false; // sofia checks it is the transport used
     su_sockaddr_t su;
     socklen_t len = sizeof su;
-    if (msg_get_address(req, &su, &len) != 0) return false;
+    if (msg_get_address(req, &su, &len) != 0)
+        return false;
     char host[64] = "";
     su_inet_ntop(su.su_family, SU_ADDR(&su), host, sizeof host);
     std::string port = std::to_string(ntohs(su.su_port));
     std::string transport = proto + std::string(proto).rfind('/') + 1;
-    for (auto &c : transport) c = static_cast<char>(tolower(static_cast<unsigned char>(c)));
+    for (auto &c : transport)
+        c = static_cast<char>(tolower(static_cast<unsigned char>(c)));
     tp_name_t tpn = {transport.c_str(), host, host, port.c_str(), nullptr, nullptr};
     // an open connection from the client is found by its name; otherwise sofia answers with a primary transport
     tport_t *tp = tport_by_name(nta_agent_tports(agent), &tpn);
@@ -804,10 +856,13 @@ void Proxy::Impl::relay(pw_request *tx, msg_t *resp) {
         return;
     }
     countResponse(status);
-    if (tx->irq && nta_incoming_mreply(tx->irq, resp) == 0) return;
+    if (tx->irq && nta_incoming_mreply(tx->irq, resp) == 0)
+        return;
     // The server transaction is over (e.g. a late 2xx to INVITE): forward statelessly (RFC 3261 §16.7 step 5)
-    if (status >= 200 && status < 300 && sip->sip_via) nta_msg_tsend(agent, resp, nullptr, TAG_END());
-    else msg_destroy(resp);
+    if (status >= 200 && status < 300 && sip->sip_via)
+        nta_msg_tsend(agent, resp, nullptr, TAG_END());
+    else
+        msg_destroy(resp);
 }
 
 int Proxy::Impl::onBranchResponse(Branch *b, nta_outgoing_t *orq, const sip_t *sip) noexcept {
@@ -815,8 +870,10 @@ int Proxy::Impl::onBranchResponse(Branch *b, nta_outgoing_t *orq, const sip_t *s
     pw_request *tx = static_cast<pw_request *>(b->tx);
     try {
         int status = sip ? sip->sip_status->st_status : nta_outgoing_status(orq);
-        if (sip && nta_sip_is_internal(sip)) sip = nullptr; // generated by nta (timeout, transport error)
-        if (status < 100) status = 408;
+        if (sip && nta_sip_is_internal(sip))
+            sip = nullptr; // generated by nta (timeout, transport error)
+        if (status < 100)
+            status = 408;
         if (b->dnsPending) { // the name was resolved (or failed): the branch no longer waits on DNS
             b->dnsPending = false;
             --dnsPending;
@@ -826,7 +883,8 @@ int Proxy::Impl::onBranchResponse(Branch *b, nta_outgoing_t *orq, const sip_t *s
             sofia::Msg r = sofia::Msg::adopt(nta_outgoing_getresponse(orq));
             noteReceived(r.get());
             stripDuplicateSingleHeaders(r.get());
-            if (status < 200 && bodyTruncated(r.get())) return 0; // RFC 3261 §18.3: discarded
+            if (status < 200 && bodyTruncated(r.get()))
+                return 0; // RFC 3261 §18.3: discarded
         }
         b->status = status;
         if (status < 200) {
@@ -853,7 +911,8 @@ int Proxy::Impl::onBranchResponse(Branch *b, nta_outgoing_t *orq, const sip_t *s
                     cancelBranches(tx, b);
                     bool othersPending = false;
                     for (auto &br : tx->branches)
-                        if (br.get() != b && !br->final && br->orq) othersPending = true;
+                        if (br.get() != b && !br->final && br->orq)
+                            othersPending = true;
                     if (othersPending && !tx->lateTimer) {
                         tx->lateTimer = std::make_unique<sofia::Timer>(root);
                         ++tx->refs;
@@ -879,19 +938,22 @@ int Proxy::Impl::onBranchResponse(Branch *b, nta_outgoing_t *orq, const sip_t *s
             // thousands of them on every tick (CPU per call grew with the call rate).
             nta_outgoing_destroy(orq);
             b->orq = nullptr;
-            if (!wasFinal) unref(tx);
+            if (!wasFinal)
+                unref(tx);
             maybeFinish(tx);
             return 0;
         }
         // non-2xx final
-        if (sip) b->finalResp = sofia::Msg::adopt(nta_outgoing_getresponse(orq));
+        if (sip)
+            b->finalResp = sofia::Msg::adopt(nta_outgoing_getresponse(orq));
         nta_outgoing_destroy(orq);
         b->orq = nullptr;
         if (status >= 600 && !tx->finalSent) {
             // §16.7 step 5: a 6xx ends the search; CANCEL the rest
             cancelBranches(tx, b);
         }
-        if (!wasFinal) unref(tx); // may not destroy: the pipeline/self ref is still held until maybeFinish
+        if (!wasFinal)
+            unref(tx); // may not destroy: the pipeline/self ref is still held until maybeFinish
         sendBest(tx);
     } catch (...) {
         log(nullptr, PW_LOG_ERROR, "response handling failed");
@@ -918,18 +980,22 @@ void Proxy::Impl::sendBest(pw_request *tx) {
             allFinal = false;
             continue;
         }
-        if (b->status < 300) continue;
+        if (b->status < 300)
+            continue;
         if (b->status >= 600) {
-            if (!best || best->status < 600) best = b.get();
+            if (!best || best->status < 600)
+                best = b.get();
             continue;
         }
         if (!best) {
             best = b.get();
             continue;
         }
-        if (best->status >= 600) continue;
+        if (best->status >= 600)
+            continue;
         int bc = best->status / 100, c = b->status / 100;
-        if (c < bc) best = b.get();
+        if (c < bc)
+            best = b.get();
         else if (c == bc && (b->status == 401 || b->status == 407) && best->status != 401 && best->status != 407)
             best = b.get(); // §16.7 step 6: prefer challenges within 4xx
     }
@@ -953,20 +1019,26 @@ void Proxy::Impl::sendBest(pw_request *tx) {
 }
 
 void Proxy::Impl::releaseDns(Branch *b) {
-    if (!b->dnsPending) return;
+    if (!b->dnsPending)
+        return;
     b->dnsPending = false;
     --dnsPending;
 }
 
 bool Proxy::Impl::replyLocal(pw_request *tx, int status, const char *phrase, const std::string &extraHeaders) {
-    if (!tx->irq || tx->finalSent) return false;
+    if (!tx->irq || tx->finalSent)
+        return false;
     if (streamClosed(tx->irq, tx->req.get())) { // the client is gone: the transaction ends unanswered
-        if (status >= 200) tx->finalSent = true;
+        if (status >= 200)
+            tx->finalSent = true;
         return false;
     }
-    if (!phrase) phrase = sip_status_phrase(status);
-    if (!phrase) phrase = "Unknown";
-    if (status >= 200) tx->finalSent = true;
+    if (!phrase)
+        phrase = sip_status_phrase(status);
+    if (!phrase)
+        phrase = "Unknown";
+    if (status >= 200)
+        tx->finalSent = true;
     countResponse(status);
     const sip_t *rs = tx->req.sip();
     if (status > 100 && rs && rs->sip_to && !rs->sip_to->a_tag && !nta_incoming_gettag(tx->irq))
@@ -982,7 +1054,8 @@ bool Proxy::Impl::replyLocal(pw_request *tx, int status, const char *phrase, con
             // nta_incoming_mreply does not add the To-tag nta_incoming_tag chose (treply does): RFC 3261 §8.2.6.2
             if (status > 100 && tag && rsip->sip_to && !rsip->sip_to->a_tag)
                 sip_to_tag(msg_home(resp), rsip->sip_to, tag);
-            if (!retry.empty()) sip_add_tl(resp, sip_object(resp), SIPTAG_RETRY_AFTER_STR(retry.c_str()), TAG_END());
+            if (!retry.empty())
+                sip_add_tl(resp, sip_object(resp), SIPTAG_RETRY_AFTER_STR(retry.c_str()), TAG_END());
             if (!extraHeaders.empty())
                 sip_add_tl(resp, sip_object(resp), SIPTAG_HEADER_STR(extraHeaders.c_str()), TAG_END());
             callOnResponse(resp);
@@ -995,11 +1068,14 @@ bool Proxy::Impl::replyLocal(pw_request *tx, int status, const char *phrase, con
 }
 
 void Proxy::Impl::maybeFinish(pw_request *tx) {
-    if (tx->dead || tx->inPipeline || tx->suspended) return;
+    if (tx->dead || tx->inPipeline || tx->suspended)
+        return;
     bool pending = false;
     for (auto &b : tx->branches)
-        if (!b->final) pending = true;
-    if (pending || !tx->finalSent) return;
+        if (!b->final)
+            pending = true;
+    if (pending || !tx->finalSent)
+        return;
     if (tx->lateTimer && tx->lateTimer->armed()) {
         // every branch is final: no late 2xx can come any more, drop the timer and its reference now
         tx->lateTimer->cancel();
@@ -1010,13 +1086,15 @@ void Proxy::Impl::maybeFinish(pw_request *tx) {
 }
 
 void Proxy::Impl::unref(pw_request *tx) {
-    if (--tx->refs > 0) return;
+    if (--tx->refs > 0)
+        return;
     destroyTx(tx);
 }
 
 void Proxy::Impl::destroyTx(pw_request *tx) {
     txns.erase(tx);
-    for (auto &b : tx->branches) releaseDns(b.get());
+    for (auto &b : tx->branches)
+        releaseDns(b.get());
     for (auto &b : tx->branches)
         if (b->orq) {
             nta_outgoing_destroy(b->orq);

@@ -62,8 +62,12 @@ struct ModuleState {
 };
 ModuleState callparkState, registrarState;
 
-std::string str(pw_str s) { return s.len ? std::string(s.ptr, s.len) : std::string(); }
-pw_str pws(const std::string &s) { return pw_str{s.data(), s.size()}; }
+std::string str(pw_str s) {
+    return s.len ? std::string(s.ptr, s.len) : std::string();
+}
+pw_str pws(const std::string &s) {
+    return pw_str{s.data(), s.size()};
+}
 
 const char *const kCallparkCommands[] = {
     "parked.list",  "parked.get",  "parked.recall",  "parked.hangup", "groups.list",  "groups.set",   "groups.delete",
@@ -78,12 +82,15 @@ template <int N> int callparkRun(void *ctx, pw_str args, pw_writer *out) {
         return st->api->writer_error(out, 404, PW_STR_LIT("no parked call with id missing"));
     if (name == "parked.list")
         return st->api->writer_json(
-            out, pws(json{{"parked",
-                           {{{"id", "17"}, {"domain", "pbx.example.com"}, {"extension", "1003"}, {"parker", "1001"}}}},
-                          {"args", a}}
-                         .dump()));
-    if (name == "stats") return st->api->writer_json(out, PW_STR_LIT("{\"parked\":2}"));
-    if (name == "domains.list") return st->api->writer_json(out, PW_STR_LIT("{\"domains\":[{\"domain\":\"pbx.example.com\"}]}"));
+            out,
+            pws(json{
+                {"parked", {{{"id", "17"}, {"domain", "pbx.example.com"}, {"extension", "1003"}, {"parker", "1001"}}}},
+                {"args",
+                 a}}.dump()));
+    if (name == "stats")
+        return st->api->writer_json(out, PW_STR_LIT("{\"parked\":2}"));
+    if (name == "domains.list")
+        return st->api->writer_json(out, PW_STR_LIT("{\"domains\":[{\"domain\":\"pbx.example.com\"}]}"));
     if (name == "emit") {
         st->api->event_publish(st->host, PW_STR_LIT("parked"), args);
         return st->api->writer_json(out, PW_STR_LIT("{\"emitted\":true}"));
@@ -91,7 +98,8 @@ template <int N> int callparkRun(void *ctx, pw_str args, pw_writer *out) {
     return st->api->writer_json(out, pws(json{{"command", name}, {"args", a}}.dump()));
 }
 
-template <int... I> constexpr std::array<pw_command_def, sizeof...(I) + 1> makeCommands(std::integer_sequence<int, I...>) {
+template <int... I>
+constexpr std::array<pw_command_def, sizeof...(I) + 1> makeCommands(std::integer_sequence<int, I...>) {
     return {{pw_command_def{sizeof(pw_command_def), kCallparkCommands[I], "test", &callparkRun<I>}...,
              pw_command_def{sizeof(pw_command_def), nullptr, nullptr, nullptr}}};
 }
@@ -101,9 +109,10 @@ int regsRun(void *ctx, pw_str args, pw_writer *out) {
     auto *st = static_cast<ModuleState *>(ctx);
     json a = json::parse(str(args), nullptr, false);
     return st->api->writer_json(
-        out, pws(json{{"registrations", {{{"aor", "sip:1003@pbx.example.com"}, {"contact", "sip:1003@127.0.0.1:5070"}}}},
-                      {"args", a}}
-                     .dump()));
+        out, pws(json{
+                 {"registrations", {{{"aor", "sip:1003@pbx.example.com"}, {"contact", "sip:1003@127.0.0.1:5070"}}}},
+                 {"args",
+                  a}}.dump()));
 }
 const pw_command_def kRegistrarTable[] = {{sizeof(pw_command_def), "registrations.list", "test", &regsRun},
                                           {sizeof(pw_command_def), nullptr, nullptr, nullptr}};
@@ -115,7 +124,9 @@ template <ModuleState *S> int modInit(const pw_host_api *api, pw_host *host, voi
     return PW_OK;
 }
 void modDestroy(void *) {}
-pw_verdict modRequest(void *, pw_request *) { return PW_CONTINUE; }
+pw_verdict modRequest(void *, pw_request *) {
+    return PW_CONTINUE;
+}
 template <ModuleState *S> int modReload(void *) {
     ++S->reloads;
     return PW_OK;
@@ -247,7 +258,8 @@ json body(const Response &r) {
 template <class F> bool eventually(F f, int ms = 3000) {
     auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
     while (std::chrono::steady_clock::now() < end) {
-        if (f()) return true;
+        if (f())
+            return true;
         std::this_thread::yield();
     }
     return f();
@@ -360,9 +372,10 @@ TEST_CASE("admin: every endpoint maps to its module command", "[admin]") {
     expect("POST", "/api/parked/42/move", R"({"extension":"104"})", "parked.move", {{"id", 42}, {"extension", "104"}});
     expect("GET", "/api/groups?domain=pbx.example.com", "", "groups.list", {{"domain", "pbx.example.com"}});
     expect("GET", "/api/groups", "", "groups.list", json::object());
-    expect("PUT", "/api/groups/pbx.example.com/sales", R"({"members":["1001","1002","1003"],"recall":"group"})",
-           "groups.set",
-           {{"domain", "pbx.example.com"}, {"name", "sales"}, {"members", {"1001", "1002", "1003"}}, {"recall", "group"}});
+    expect(
+        "PUT", "/api/groups/pbx.example.com/sales", R"({"members":["1001","1002","1003"],"recall":"group"})",
+        "groups.set",
+        {{"domain", "pbx.example.com"}, {"name", "sales"}, {"members", {"1001", "1002", "1003"}}, {"recall", "group"}});
     expect("DELETE", "/api/groups/pbx.example.com/sales", "", "groups.delete",
            {{"domain", "pbx.example.com"}, {"name", "sales"}});
     expect("GET", "/api/lots?domain=d", "", "lots.list", {{"domain", "d"}});
@@ -583,8 +596,8 @@ TEST_CASE("admin: stopping the server ends open streams", "[admin]") {
     std::atomic<bool> ended{false};
     std::thread reader([&] {
         try {
-            d.client().stream("/api/events", [](const Response &) { return true; },
-                              [](const std::string &) { return true; });
+            d.client().stream(
+                "/api/events", [](const Response &) { return true; }, [](const std::string &) { return true; });
         } catch (...) {
         }
         ended = true;
@@ -610,7 +623,8 @@ Run parkctl(const std::string &args) {
     REQUIRE(p);
     char buf[4096];
     size_t n;
-    while ((n = fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
+    while ((n = fread(buf, 1, sizeof buf, p)) > 0)
+        r.out.append(buf, n);
     int st = pclose(p);
     r.code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
     return r;
@@ -655,7 +669,8 @@ TEST_CASE("parkctl: tables, --json, errors and exit codes", "[parkctl]") {
     REQUIRE_FALSE(v.is_discarded());
     CHECK(v.at("command") == "groups.set");
     // No --domain: the daemon's only domain is used.
-    CHECK(v.at("args") == json{{"domain", "pbx.example.com"}, {"name", "sales"}, {"members", {"1001", "1002", "1003"}}});
+    CHECK(v.at("args") ==
+          json{{"domain", "pbx.example.com"}, {"name", "sales"}, {"members", {"1001", "1002", "1003"}}});
 
     r = parkctl(base + "groups add sales 1001 1002 --domain other.example.com");
     CHECK(r.code == 0);

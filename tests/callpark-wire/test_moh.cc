@@ -42,9 +42,9 @@ struct Receiver {
         sockaddr_in a{};
         a.sin_family = AF_INET;
         REQUIRE(::inet_pton(AF_INET, ip, &a.sin_addr) == 1);
-        REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+        REQUIRE(::bind(fd, reinterpret_cast<sockaddr *>(&a), sizeof a) == 0);
         socklen_t len = sizeof a;
-        ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+        ::getsockname(fd, reinterpret_cast<sockaddr *>(&a), &len);
         port = ntohs(a.sin_port);
     }
     ~Receiver() { ::close(fd); }
@@ -55,11 +55,13 @@ struct Receiver {
     // Wait up to `timeout` for one packet.
     std::optional<Packet> recv(std::chrono::milliseconds timeout) {
         pollfd p{fd, POLLIN, 0};
-        if (::poll(&p, 1, static_cast<int>(timeout.count())) <= 0) return std::nullopt;
+        if (::poll(&p, 1, static_cast<int>(timeout.count())) <= 0)
+            return std::nullopt;
         Packet pk;
         pk.data.resize(2048);
         ssize_t n = ::recv(fd, pk.data.data(), pk.data.size(), 0);
-        if (n < 0) return std::nullopt;
+        if (n < 0)
+            return std::nullopt;
         pk.data.resize(static_cast<size_t>(n));
         pk.at = Clock::now();
         return pk;
@@ -101,12 +103,15 @@ template <typename P> bool waitFor(P pred, std::chrono::milliseconds timeout = s
     return true;
 }
 
-uint16_t be16(const uint8_t* p) { return static_cast<uint16_t>(p[0] << 8 | p[1]); }
-uint32_t be32(const uint8_t* p) {
-    return static_cast<uint32_t>(p[0]) << 24 | static_cast<uint32_t>(p[1]) << 16 | static_cast<uint32_t>(p[2]) << 8 | p[3];
+uint16_t be16(const uint8_t *p) {
+    return static_cast<uint16_t>(p[0] << 8 | p[1]);
+}
+uint32_t be32(const uint8_t *p) {
+    return static_cast<uint32_t>(p[0]) << 24 | static_cast<uint32_t>(p[1]) << 16 | static_cast<uint32_t>(p[2]) << 8 |
+           p[3];
 }
 
-std::string tempPath(const char* name) {
+std::string tempPath(const char *name) {
     return std::string(std::getenv("TMPDIR") ? std::getenv("TMPDIR") : "/tmp") + "/pw-moh-" +
            std::to_string(::getpid()) + "-" + name;
 }
@@ -142,10 +147,10 @@ bool calm(const MohPlayer &p) {
     return p.playerStats().ticksSkipped == 0;
 }
 
-void writeWav(const std::string& path, uint16_t format, uint16_t channels, uint32_t rate, uint16_t bits,
+void writeWav(const std::string &path, uint16_t format, uint16_t channels, uint32_t rate, uint16_t bits,
               size_t samples) {
-    auto le16 = [](std::string& s, uint16_t v) { s += static_cast<char>(v & 0xFF), s += static_cast<char>(v >> 8); };
-    auto le32 = [&](std::string& s, uint32_t v) { le16(s, v & 0xFFFF), le16(s, static_cast<uint16_t>(v >> 16)); };
+    auto le16 = [](std::string &s, uint16_t v) { s += static_cast<char>(v & 0xFF), s += static_cast<char>(v >> 8); };
+    auto le32 = [&](std::string &s, uint32_t v) { le16(s, v & 0xFFFF), le16(s, static_cast<uint16_t>(v >> 16)); };
     std::string fmtChunk;
     le16(fmtChunk, format);
     le16(fmtChunk, channels);
@@ -154,12 +159,13 @@ void writeWav(const std::string& path, uint16_t format, uint16_t channels, uint3
     le16(fmtChunk, static_cast<uint16_t>(channels * bits / 8));
     le16(fmtChunk, bits);
     std::string data(samples * 2, '\0');
-    for (size_t i = 0; i < samples; ++i) data[2 * i] = static_cast<char>(i & 0xFF);
+    for (size_t i = 0; i < samples; ++i)
+        data[2 * i] = static_cast<char>(i & 0xFF);
     std::string body = "WAVE";
     body += "fmt ";
     le32(body, static_cast<uint32_t>(fmtChunk.size()));
     body += fmtChunk;
-    body += "LIST";  // an unrelated chunk to skip
+    body += "LIST"; // an unrelated chunk to skip
     le32(body, 3);
     body += std::string("abc\0", 4);
     body += "data";
@@ -171,7 +177,7 @@ void writeWav(const std::string& path, uint16_t format, uint16_t channels, uint3
     std::ofstream(path, std::ios::binary) << file;
 }
 
-}  // namespace
+} // namespace
 
 TEST_CASE("G.711 encoders match the reference code points") {
     CHECK(linearToUlaw(0) == 0xFF);
@@ -184,7 +190,8 @@ TEST_CASE("G.711 encoders match the reference code points") {
     for (int c = 0; c < 256; ++c) {
         INFO("code " << c);
         CHECK(linearToAlaw(alawToLinear(static_cast<uint8_t>(c))) == c);
-        if (c != 0x7F) CHECK(linearToUlaw(ulawToLinear(static_cast<uint8_t>(c))) == c);
+        if (c != 0x7F)
+            CHECK(linearToUlaw(ulawToLinear(static_cast<uint8_t>(c))) == c);
     }
     // Quantisation error stays within the segment step.
     for (int x = -32768; x <= 32767; x += 97) {
@@ -219,17 +226,17 @@ TEST_CASE("WAV loading: 8 kHz mono 16-bit accepted, anything else is an error na
     CHECK((*a)[1] == 1);
 
     struct Bad {
-        const char* name;
+        const char *name;
         uint16_t format, channels;
         uint32_t rate;
         uint16_t bits;
-        const char* why;
+        const char *why;
     };
     const Bad bads[] = {{"stereo.wav", 1, 2, 8000, 16, "mono"},
                         {"wide.wav", 1, 1, 16000, 16, "8000 Hz"},
                         {"8bit.wav", 1, 1, 8000, 8, "16"},
                         {"float.wav", 3, 1, 8000, 16, "not PCM"}};
-    for (const auto& b : bads) {
+    for (const auto &b : bads) {
         std::string p = tempPath(b.name);
         writeWav(p, b.format, b.channels, b.rate, b.bits, 800);
         CHECK_FALSE(loadHoldAudio(p, &err));
@@ -265,21 +272,23 @@ TEST_CASE("MohPlayer sends RTP at 50 packets/s with the negotiated payload type"
     std::vector<Receiver::Packet> pkts;
     auto deadline = Clock::now() + std::chrono::seconds(3);
     while (pkts.size() < 51 && Clock::now() < deadline)
-        if (auto p = rx.recv(std::chrono::milliseconds(200))) pkts.push_back(std::move(*p));
+        if (auto p = rx.recv(std::chrono::milliseconds(200)))
+            pkts.push_back(std::move(*p));
     REQUIRE(pkts.size() == 51);
 
-    const auto& first = pkts.front().data;
+    const auto &first = pkts.front().data;
     REQUIRE(first.size() == 12 + 160);
-    CHECK((first[0] >> 6) == 2);          // RTP version 2
-    CHECK((first[1] & 0x80) != 0);        // marker on the first packet
-    CHECK((first[1] & 0x7F) == 8);        // PCMA
+    CHECK((first[0] >> 6) == 2);   // RTP version 2
+    CHECK((first[1] & 0x80) != 0); // marker on the first packet
+    CHECK((first[1] & 0x7F) == 8); // PCMA
     const uint32_t ssrc = be32(&first[8]);
     // Payload is the A-law encoded start of the built-in tone.
     auto tone = builtinHoldTone();
-    for (int i = 0; i < 160; ++i) REQUIRE(first[12 + i] == linearToAlaw(tone[i]));
+    for (int i = 0; i < 160; ++i)
+        REQUIRE(first[12 + i] == linearToAlaw(tone[i]));
     for (size_t i = 1; i < pkts.size(); ++i) {
-        const auto& a = pkts[i - 1].data;
-        const auto& b = pkts[i].data;
+        const auto &a = pkts[i - 1].data;
+        const auto &b = pkts[i].data;
         REQUIRE(b.size() == 172);
         CHECK((b[1] & 0x80) == 0);
         CHECK((b[1] & 0x7F) == 8);
@@ -384,12 +393,12 @@ TEST_CASE("MohPlayer: held remote sends nothing until setRemote, PCMU after re-t
     REQUIRE(player.setRemote(s->id, "127.0.0.1", rx.port, 0));
     auto p = rx.recv(std::chrono::milliseconds(500));
     REQUIRE(p);
-    CHECK((p->data[1] & 0x80) != 0);  // marker: first packet to this destination
-    CHECK((p->data[1] & 0x7F) == 0);  // PCMU
-    CHECK_FALSE(player.setRemote(s->id, "127.0.0.1", rx.port, 18));  // G.729: not ours to play
+    CHECK((p->data[1] & 0x80) != 0);                                // marker: first packet to this destination
+    CHECK((p->data[1] & 0x7F) == 0);                                // PCMU
+    CHECK_FALSE(player.setRemote(s->id, "127.0.0.1", rx.port, 18)); // G.729: not ours to play
     CHECK_FALSE(player.setRemote(s->id, "not-an-ip", rx.port, 0));
     CHECK_FALSE(player.setRemote(9999, "127.0.0.1", rx.port, 0));
-    CHECK(player.stats(s->id)->remotePort == rx.port);  // a rejected setRemote changes nothing
+    CHECK(player.stats(s->id)->remotePort == rx.port); // a rejected setRemote changes nothing
 }
 
 TEST_CASE("MohPlayer drains what the parked party sends to its port") {
@@ -406,9 +415,10 @@ TEST_CASE("MohPlayer drains what the parked party sends to its port") {
     to.sin_port = htons(s->localPort);
     const char rtp[12] = {static_cast<char>(0x80), 0, 0, 1};
     for (int i = 0; i < 5; ++i)
-        REQUIRE(::sendto(phone.fd, rtp, sizeof rtp, 0, reinterpret_cast<sockaddr*>(&to), sizeof to) == sizeof rtp);
+        REQUIRE(::sendto(phone.fd, rtp, sizeof rtp, 0, reinterpret_cast<sockaddr *>(&to), sizeof to) == sizeof rtp);
     auto deadline = Clock::now() + std::chrono::seconds(3);
-    while (player.stats(s->id)->packetsReceived < 5 && Clock::now() < deadline) (void)phone.recv(std::chrono::milliseconds(50));
+    while (player.stats(s->id)->packetsReceived < 5 && Clock::now() < deadline)
+        (void)phone.recv(std::chrono::milliseconds(50));
     CHECK(player.stats(s->id)->packetsReceived == 5);
 }
 
@@ -423,7 +433,7 @@ TEST_CASE("MohPlayer port allocation: even ports, busy ports skipped, preferred 
     a.sin_family = AF_INET;
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     a.sin_port = htons(P(2));
-    REQUIRE(::bind(busy, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+    REQUIRE(::bind(busy, reinterpret_cast<sockaddr *>(&a), sizeof a) == 0);
 
     REQUIRE(player.start("127.0.0.1", P(1), P(6), "", &err)); // even ports: b+2, b+4, b+6
     auto s1 = player.add("127.0.0.1", 9, 0, &err);

@@ -5,21 +5,20 @@
 using namespace parkway::callpark;
 
 namespace {
-const char* kOffer =
-    "v=0\r\n"
-    "o=alice 2890844526 2890844526 IN IP4 192.0.2.10\r\n"
-    "s=-\r\n"
-    "c=IN IP4 192.0.2.10\r\n"
-    "t=0 0\r\n"
-    "m=audio 49170 RTP/AVP 18 8 0 101\r\n"
-    "a=rtpmap:18 G729/8000\r\n"
-    "a=rtpmap:8 PCMA/8000\r\n"
-    "a=rtpmap:0 PCMU/8000\r\n"
-    "a=rtpmap:101 telephone-event/8000\r\n"
-    "a=fmtp:101 0-16\r\n"
-    "a=ptime:30\r\n"
-    "a=sendrecv\r\n";
-}  // namespace
+const char *kOffer = "v=0\r\n"
+                     "o=alice 2890844526 2890844526 IN IP4 192.0.2.10\r\n"
+                     "s=-\r\n"
+                     "c=IN IP4 192.0.2.10\r\n"
+                     "t=0 0\r\n"
+                     "m=audio 49170 RTP/AVP 18 8 0 101\r\n"
+                     "a=rtpmap:18 G729/8000\r\n"
+                     "a=rtpmap:8 PCMA/8000\r\n"
+                     "a=rtpmap:0 PCMU/8000\r\n"
+                     "a=rtpmap:101 telephone-event/8000\r\n"
+                     "a=fmtp:101 0-16\r\n"
+                     "a=ptime:30\r\n"
+                     "a=sendrecv\r\n";
+} // namespace
 
 TEST_CASE("parseSdp reads connection, first audio port, payload types, rtpmap, direction, ptime") {
     std::string err;
@@ -28,7 +27,7 @@ TEST_CASE("parseSdp reads connection, first audio port, payload types, rtpmap, d
     CHECK(s->sessionId == 2890844526u);
     CHECK(s->sessionVersion == 2890844526u);
     CHECK(s->originAddr == "192.0.2.10");
-    const SdpMedia* a = s->audio();
+    const SdpMedia *a = s->audio();
     REQUIRE(a);
     CHECK(a->port == 49170);
     CHECK(a->connectionAddr == "192.0.2.10");
@@ -41,13 +40,12 @@ TEST_CASE("parseSdp reads connection, first audio port, payload types, rtpmap, d
 }
 
 TEST_CASE("parseSdp: media-level c= and direction override session level, LF line ends accepted") {
-    auto s = parseSdp(
-        "v=0\no=- 1 2 IN IP4 10.0.0.1\ns=-\nc=IN IP4 10.0.0.1\nt=0 0\na=recvonly\n"
-        "m=video 5000 RTP/AVP 96\n"
-        "m=audio 6000 RTP/AVP 0\nc=IN IP4 10.0.0.2\na=sendonly\n");
+    auto s = parseSdp("v=0\no=- 1 2 IN IP4 10.0.0.1\ns=-\nc=IN IP4 10.0.0.1\nt=0 0\na=recvonly\n"
+                      "m=video 5000 RTP/AVP 96\n"
+                      "m=audio 6000 RTP/AVP 0\nc=IN IP4 10.0.0.2\na=sendonly\n");
     REQUIRE(s);
     REQUIRE(s->media.size() == 2);
-    CHECK(s->media[0].direction == SdpDirection::RecvOnly);  // inherited from session level
+    CHECK(s->media[0].direction == SdpDirection::RecvOnly); // inherited from session level
     CHECK(s->media[0].connectionAddr == "10.0.0.1");
     REQUIRE(s->audio() == &s->media[1]);
     CHECK(s->audio()->connectionAddr == "10.0.0.2");
@@ -56,8 +54,8 @@ TEST_CASE("parseSdp: media-level c= and direction override session level, LF lin
 
 TEST_CASE("parseSdp rejects malformed SDP with a message naming the line, never crashes") {
     struct Case {
-        const char* sdp;
-        const char* needle;
+        const char *sdp;
+        const char *needle;
     };
     const Case cases[] = {
         {"", "empty"},
@@ -78,35 +76,36 @@ TEST_CASE("parseSdp rejects malformed SDP with a message naming the line, never 
         {"v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\nc=IN IP4 1.2.3.4\r\nm=audio 4000 RTP/AVP 0\r\na=rtpmap:0 PCMU/abc\r\n",
          "clock"},
     };
-    for (const auto& c : cases) {
+    for (const auto &c : cases) {
         std::string err;
         INFO("sdp: " << c.sdp);
         CHECK_FALSE(parseSdp(c.sdp, &err));
         CHECK_THAT(err, Catch::Contains(c.needle));
     }
     // Random garbage of every length does not crash.
-    std::string junk = "v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\nc=IN IP4 1.2.3.4\r\nm=audio 4000 RTP/AVP 0 8\r\na=rtpmap:8 PCMA/8000";
-    for (size_t i = 0; i <= junk.size(); ++i) (void)parseSdp(junk.substr(0, i));
+    std::string junk =
+        "v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\nc=IN IP4 1.2.3.4\r\nm=audio 4000 RTP/AVP 0 8\r\na=rtpmap:8 PCMA/8000";
+    for (size_t i = 0; i <= junk.size(); ++i)
+        (void)parseSdp(junk.substr(0, i));
 }
 
 TEST_CASE("buildHoldAnswer picks PCMU or PCMA in the offer's order, sendonly, our address") {
     auto s = parseSdp(kOffer);
     REQUIRE(s);
     HoldAnswer a = buildHoldAnswer(*s, "127.0.0.1", 20000, 42, 1);
-    CHECK(a.chosenPt == 8);  // G729 first is not playable, PCMA comes before PCMU
+    CHECK(a.chosenPt == 8); // G729 first is not playable, PCMA comes before PCMU
     CHECK(a.direction == SdpDirection::SendOnly);
     CHECK(a.remoteIp == "192.0.2.10");
     CHECK(a.remotePort == 49170);
-    CHECK(a.sdp ==
-          "v=0\r\n"
-          "o=parkway 42 1 IN IP4 127.0.0.1\r\n"
-          "s=parkway\r\n"
-          "c=IN IP4 127.0.0.1\r\n"
-          "t=0 0\r\n"
-          "m=audio 20000 RTP/AVP 8\r\n"
-          "a=rtpmap:8 PCMA/8000\r\n"
-          "a=ptime:20\r\n"
-          "a=sendonly\r\n");
+    CHECK(a.sdp == "v=0\r\n"
+                   "o=parkway 42 1 IN IP4 127.0.0.1\r\n"
+                   "s=parkway\r\n"
+                   "c=IN IP4 127.0.0.1\r\n"
+                   "t=0 0\r\n"
+                   "m=audio 20000 RTP/AVP 8\r\n"
+                   "a=rtpmap:8 PCMA/8000\r\n"
+                   "a=ptime:20\r\n"
+                   "a=sendonly\r\n");
     // The answer itself parses.
     auto back = parseSdp(a.sdp);
     REQUIRE(back);
@@ -114,12 +113,12 @@ TEST_CASE("buildHoldAnswer picks PCMU or PCMA in the offer's order, sendonly, ou
 }
 
 TEST_CASE("buildHoldAnswer direction follows RFC 3264 §6.1 for a listen-only parked party") {
-    auto offerWith = [](const char* dir) {
+    auto offerWith = [](const char *dir) {
         return std::string("v=0\r\no=- 1 1 IN IP4 10.0.0.9\r\ns=-\r\nc=IN IP4 10.0.0.9\r\nt=0 0\r\n"
                            "m=audio 4000 RTP/AVP 0\r\na=") +
                dir + "\r\n";
     };
-    auto dirOf = [&](const char* d) {
+    auto dirOf = [&](const char *d) {
         auto s = parseSdp(offerWith(d));
         REQUIRE(s);
         return buildHoldAnswer(*s, "127.0.0.1", 20000, 1, 1);
@@ -129,7 +128,7 @@ TEST_CASE("buildHoldAnswer direction follows RFC 3264 §6.1 for a listen-only pa
     CHECK(dirOf("sendonly").direction == SdpDirection::Inactive);
     CHECK(dirOf("inactive").direction == SdpDirection::Inactive);
     CHECK_THAT(dirOf("sendonly").sdp, Catch::Contains("a=inactive\r\n"));
-    CHECK(dirOf("sendonly").chosenPt == 0);  // codec still negotiated, so the stream can resume on re-INVITE
+    CHECK(dirOf("sendonly").chosenPt == 0); // codec still negotiated, so the stream can resume on re-INVITE
 }
 
 TEST_CASE("buildHoldAnswer with no common codec answers a=inactive with the codec list") {
@@ -176,19 +175,17 @@ TEST_CASE("buildHoldAnswer takes the first playable codec in the offer's order, 
 }
 
 TEST_CASE("buildHoldAnswer: PT 0 remapped by rtpmap to another codec is not taken as PCMU") {
-    auto s = parseSdp(
-        "v=0\r\no=- 1 1 IN IP4 10.0.0.9\r\ns=-\r\nc=IN IP4 10.0.0.9\r\nt=0 0\r\n"
-        "m=audio 4000 RTP/AVP 0 8\r\na=rtpmap:0 opus/48000/2\r\n");
+    auto s = parseSdp("v=0\r\no=- 1 1 IN IP4 10.0.0.9\r\ns=-\r\nc=IN IP4 10.0.0.9\r\nt=0 0\r\n"
+                      "m=audio 4000 RTP/AVP 0 8\r\na=rtpmap:0 opus/48000/2\r\n");
     REQUIRE(s);
     CHECK(buildHoldAnswer(*s, "127.0.0.1", 20000, 1, 1).chosenPt == 8);
 }
 
 TEST_CASE("buildHoldAnswer keeps one m= per offered m=, rejecting the others with port 0") {
-    auto s = parseSdp(
-        "v=0\r\no=- 1 1 IN IP4 10.0.0.9\r\ns=-\r\nc=IN IP4 10.0.0.9\r\nt=0 0\r\n"
-        "m=video 5000 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\n"
-        "m=audio 4000 RTP/AVP 0\r\n"
-        "m=audio 4002 RTP/AVP 0\r\n");
+    auto s = parseSdp("v=0\r\no=- 1 1 IN IP4 10.0.0.9\r\ns=-\r\nc=IN IP4 10.0.0.9\r\nt=0 0\r\n"
+                      "m=video 5000 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\n"
+                      "m=audio 4000 RTP/AVP 0\r\n"
+                      "m=audio 4002 RTP/AVP 0\r\n");
     REQUIRE(s);
     auto a = buildHoldAnswer(*s, "127.0.0.1", 20000, 1, 1);
     auto back = parseSdp(a.sdp);
@@ -202,10 +199,9 @@ TEST_CASE("buildHoldAnswer keeps one m= per offered m=, rejecting the others wit
 
 TEST_CASE("buildHoldOffer is a sendonly G.711 offer, o= version helpers") {
     std::string offer = buildHoldOffer("127.0.0.1", 20010, 99, 5);
-    CHECK(offer ==
-          "v=0\r\no=parkway 99 5 IN IP4 127.0.0.1\r\ns=parkway\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
-          "m=audio 20010 RTP/AVP 0 8\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\na=ptime:20\r\n"
-          "a=sendonly\r\n");
+    CHECK(offer == "v=0\r\no=parkway 99 5 IN IP4 127.0.0.1\r\ns=parkway\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+                   "m=audio 20010 RTP/AVP 0 8\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\na=ptime:20\r\n"
+                   "a=sendonly\r\n");
     CHECK(sdpOriginVersion(offer) == 5u);
     auto bumped = withOriginVersion(offer, 6);
     REQUIRE(bumped);

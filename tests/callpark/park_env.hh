@@ -32,7 +32,8 @@ inline std::string tempDb() {
     std::string db = "/tmp/parkway-callpark-test-" + std::to_string(::getpid()) + "-" + std::to_string(n++) + ".db";
     // A crashed earlier run with the same pid may have left its files: start empty, always.
     for (std::string f : {db, db + ".park"})
-        for (const char *suffix : {"", "-wal", "-shm"}) std::remove((f + suffix).c_str());
+        for (const char *suffix : {"", "-wal", "-shm"})
+            std::remove((f + suffix).c_str());
     return db;
 }
 
@@ -48,12 +49,15 @@ inline bool udpPortFree(uint16_t port) {
     return ok;
 }
 
-inline std::string aorOf(const std::string &user) { return "sip:" + user + "@" + kDomain; }
+inline std::string aorOf(const std::string &user) {
+    return "sip:" + user + "@" + kDomain;
+}
 
 // An SDP offer with PCMU and PCMA, RTP expected on 127.0.0.1:port.
 inline std::string offerSdp(uint16_t port, const std::string &dir = "sendrecv") {
     return "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio " + std::to_string(port) +
-           " RTP/AVP 0 8 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\na=" +
+           " RTP/AVP 0 8 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:101 "
+           "telephone-event/8000\r\na=" +
            dir + "\r\n";
 }
 
@@ -65,13 +69,14 @@ inline std::string answerSdp(uint16_t port) {
 // The port of the first m=audio line of an SDP, 0 when absent.
 inline uint16_t sdpAudioPort(const std::string &sdp) {
     auto p = sdp.find("m=audio ");
-    if (p == std::string::npos) return 0;
+    if (p == std::string::npos)
+        return 0;
     return static_cast<uint16_t>(std::stoi(sdp.substr(p + 8)));
 }
 
 struct ParkEnvOptions {
-    std::map<std::string, std::string> params; // callpark parameters
-    std::string db;                             // "" = a new temp file
+    std::map<std::string, std::string> params;     // callpark parameters
+    std::string db;                                // "" = a new temp file
     std::function<void(proxy::CoreConfig &)> core; // adjust the core's settings (e.g. turn digest auth on)
 };
 
@@ -98,7 +103,8 @@ public:
         env_.reset();
         if (opts_.db.empty() && !keepDb_) {
             for (std::string f : {db_, db_ + ".park"})
-                for (const char *suffix : {"", "-wal", "-shm"}) std::remove((f + suffix).c_str());
+                for (const char *suffix : {"", "-wal", "-shm"})
+                    std::remove((f + suffix).c_str());
         }
     }
 
@@ -179,7 +185,8 @@ public:
     nlohmann::json commandNow(const std::string &name, const nlohmann::json &args = nlohmann::json::object(),
                               int *status = nullptr) {
         auto r = env_->proxy().runCommand("callpark", name, args.dump());
-        if (status) *status = r.httpStatus;
+        if (status)
+            *status = r.httpStatus;
         return nlohmann::json::parse(r.json, nullptr, false);
     }
     // How many command() calls the module answered later (deferred) rather than at once.
@@ -200,7 +207,8 @@ public:
     // port and database: a daemon restart.
     // `params` override callpark parameters from now on (e.g. another MOH port range).
     void restart(const std::map<std::string, std::string> &params = {}) {
-        for (auto &[k, v] : params) opts_.params[k] = v;
+        for (auto &[k, v] : params)
+            opts_.params[k] = v;
         env_->restart(modules());
     }
 
@@ -216,13 +224,15 @@ private:
         // scenario goes through the asynchronous continuations (docs/cluster.md "Threads").
         if (const char *st = std::getenv("PARKWAY_TEST_STORAGE_THREAD"))
             p["storage_thread"] = st;
-        for (auto &[k, val] : opts_.params) p[k] = val;
+        for (auto &[k, val] : opts_.params)
+            p[k] = val;
         v.push_back(proxy::loadModule("callpark", SipTestEnv::moduleDir(), p));
         v.push_back(proxy::loadModule("router", SipTestEnv::moduleDir(), {}));
         return v;
     }
     void loadModules() {
-        for (auto &m : modules()) env_->add(std::move(m));
+        for (auto &m : modules())
+            env_->add(std::move(m));
     }
 
     ParkEnvOptions opts_;
@@ -240,14 +250,16 @@ inline size_t rtpCount(RawUdp &s) {
     s.poll();
     size_t n = 0;
     for (auto &p : s.received)
-        if (p.size() >= 12 && (uint8_t(p[0]) >> 6) == 2) ++n;
+        if (p.size() >= 12 && (uint8_t(p[0]) >> 6) == 2)
+            ++n;
     return n;
 }
 
 inline int rtpPayloadType(RawUdp &s) {
     s.poll();
     for (auto &p : s.received)
-        if (p.size() >= 12 && (uint8_t(p[0]) >> 6) == 2) return uint8_t(p[1]) & 0x7f;
+        if (p.size() >= 12 && (uint8_t(p[0]) >> 6) == 2)
+            return uint8_t(p[1]) & 0x7f;
     return -1;
 }
 

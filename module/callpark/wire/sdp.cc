@@ -11,8 +11,10 @@ namespace {
 
 // A line or field without its surrounding blanks (and the CR of a CRLF line end).
 std::string_view trimLine(std::string_view s) {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r')) s.remove_suffix(1);
+    while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
+        s.remove_prefix(1);
+    while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r'))
+        s.remove_suffix(1);
     return s;
 }
 
@@ -20,52 +22,67 @@ std::vector<std::string_view> splitWs(std::string_view s) {
     std::vector<std::string_view> out;
     size_t i = 0;
     while (i < s.size()) {
-        while (i < s.size() && (s[i] == ' ' || s[i] == '\t')) ++i;
+        while (i < s.size() && (s[i] == ' ' || s[i] == '\t'))
+            ++i;
         size_t j = i;
-        while (j < s.size() && s[j] != ' ' && s[j] != '\t') ++j;
-        if (j > i) out.push_back(s.substr(i, j - i));
+        while (j < s.size() && s[j] != ' ' && s[j] != '\t')
+            ++j;
+        if (j > i)
+            out.push_back(s.substr(i, j - i));
         i = j;
     }
     return out;
 }
 
 // Whole string of decimal digits, within `max`.
-template <typename T>
-bool parseNum(std::string_view s, T max, T* out) {
-    if (s.empty() || s.size() > 20) return false;
+template <typename T> bool parseNum(std::string_view s, T max, T *out) {
+    if (s.empty() || s.size() > 20)
+        return false;
     uint64_t v = 0;
     for (char c : s) {
-        if (c < '0' || c > '9') return false;
+        if (c < '0' || c > '9')
+            return false;
         uint64_t next = v * 10 + static_cast<uint64_t>(c - '0');
-        if (next < v) return false;
+        if (next < v)
+            return false;
         v = next;
     }
-    if (v > static_cast<uint64_t>(max)) return false;
+    if (v > static_cast<uint64_t>(max))
+        return false;
     *out = static_cast<T>(v);
     return true;
 }
 
 bool equalsNoCase(std::string_view a, std::string_view b) {
-    if (a.size() != b.size()) return false;
+    if (a.size() != b.size())
+        return false;
     for (size_t i = 0; i < a.size(); ++i) {
         char x = a[i], y = b[i];
-        if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
-        if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
-        if (x != y) return false;
+        if (x >= 'A' && x <= 'Z')
+            x = static_cast<char>(x - 'A' + 'a');
+        if (y >= 'A' && y <= 'Z')
+            y = static_cast<char>(y - 'A' + 'a');
+        if (x != y)
+            return false;
     }
     return true;
 }
 
 std::optional<SdpDirection> directionFrom(std::string_view attr) {
-    if (attr == "sendrecv") return SdpDirection::SendRecv;
-    if (attr == "sendonly") return SdpDirection::SendOnly;
-    if (attr == "recvonly") return SdpDirection::RecvOnly;
-    if (attr == "inactive") return SdpDirection::Inactive;
+    if (attr == "sendrecv")
+        return SdpDirection::SendRecv;
+    if (attr == "sendonly")
+        return SdpDirection::SendOnly;
+    if (attr == "recvonly")
+        return SdpDirection::RecvOnly;
+    if (attr == "inactive")
+        return SdpDirection::Inactive;
     return std::nullopt;
 }
 
-bool fail(std::string* err, size_t lineNo, std::string_view what, std::string_view line) {
-    if (err) *err = fmt::format("SDP line {}: {} '{}'", lineNo, what, line);
+bool fail(std::string *err, size_t lineNo, std::string_view what, std::string_view line) {
+    if (err)
+        *err = fmt::format("SDP line {}: {} '{}'", lineNo, what, line);
     return false;
 }
 
@@ -89,8 +106,9 @@ bool isPlayable(const SdpMedia &m, int pt) {
     const char *enc = playableEncoding(pt);
     if (!enc)
         return false;
-    for (const auto& r : m.rtpmaps) {
-        if (r.pt != pt) continue;
+    for (const auto &r : m.rtpmaps) {
+        if (r.pt != pt)
+            continue;
         return r.clockRate == 8000 && equalsNoCase(r.encoding, enc);
     }
     return true;
@@ -100,25 +118,30 @@ std::string addrType(std::string_view ip) {
     return ip.find(':') != std::string_view::npos ? "IP6" : "IP4";
 }
 
-}  // namespace
+} // namespace
 
 std::string_view toString(SdpDirection d) {
     switch (d) {
-        case SdpDirection::SendRecv: return "sendrecv";
-        case SdpDirection::SendOnly: return "sendonly";
-        case SdpDirection::RecvOnly: return "recvonly";
-        case SdpDirection::Inactive: return "inactive";
+    case SdpDirection::SendRecv:
+        return "sendrecv";
+    case SdpDirection::SendOnly:
+        return "sendonly";
+    case SdpDirection::RecvOnly:
+        return "recvonly";
+    case SdpDirection::Inactive:
+        return "inactive";
     }
     return "sendrecv";
 }
 
-const SdpMedia* SdpSession::audio() const {
-    for (const auto& m : media)
-        if (m.type == "audio" && m.port != 0) return &m;
+const SdpMedia *SdpSession::audio() const {
+    for (const auto &m : media)
+        if (m.type == "audio" && m.port != 0)
+            return &m;
     return nullptr;
 }
 
-std::optional<SdpSession> parseSdp(std::string_view text, std::string* err) {
+std::optional<SdpSession> parseSdp(std::string_view text, std::string *err) {
     SdpSession s;
     bool haveV = false, haveO = false;
     std::optional<SdpDirection> sessionDir;
@@ -126,7 +149,8 @@ std::optional<SdpSession> parseSdp(std::string_view text, std::string* err) {
     size_t lineNo = 0;
     size_t pos = 0;
     if (text.empty()) {
-        if (err) *err = "SDP is empty";
+        if (err)
+            *err = "SDP is empty";
         return std::nullopt;
     }
     while (pos < text.size()) {
@@ -135,7 +159,8 @@ std::optional<SdpSession> parseSdp(std::string_view text, std::string* err) {
         pos = nl == std::string_view::npos ? text.size() : nl + 1;
         ++lineNo;
         std::string_view line = trimLine(raw);
-        if (line.empty()) continue;  // tolerate blank lines (some stacks end with an extra CRLF)
+        if (line.empty())
+            continue; // tolerate blank lines (some stacks end with an extra CRLF)
         if (line.size() < 2 || line[1] != '=' || line[0] < 'a' || line[0] > 'z') {
             fail(err, lineNo, "not a <type>=<value> line", line);
             return std::nullopt;
@@ -146,136 +171,144 @@ std::optional<SdpSession> parseSdp(std::string_view text, std::string* err) {
             fail(err, lineNo, "SDP must start with v=", line);
             return std::nullopt;
         }
-        SdpMedia* cur = s.media.empty() ? nullptr : &s.media.back();
+        SdpMedia *cur = s.media.empty() ? nullptr : &s.media.back();
         switch (type) {
-            case 'v':
-                if (value != "0") {
-                    fail(err, lineNo, "unsupported version", line);
+        case 'v':
+            if (value != "0") {
+                fail(err, lineNo, "unsupported version", line);
+                return std::nullopt;
+            }
+            haveV = true;
+            break;
+        case 'o': {
+            auto f = splitWs(value);
+            if (f.size() != 6 || !parseNum<uint64_t>(f[1], UINT64_MAX, &s.sessionId) ||
+                !parseNum<uint64_t>(f[2], UINT64_MAX, &s.sessionVersion)) {
+                fail(err, lineNo, "bad o= line", line);
+                return std::nullopt;
+            }
+            s.originUser = std::string(f[0]);
+            s.originAddr = std::string(f[5]);
+            haveO = true;
+            break;
+        }
+        case 'c': {
+            auto f = splitWs(value);
+            if (f.size() != 3 || f[0] != "IN") {
+                fail(err, lineNo, "bad c= line", line);
+                return std::nullopt;
+            }
+            std::string_view addr = f[2];
+            // Multicast c= may carry /ttl; keep the address only.
+            addr = addr.substr(0, addr.find('/'));
+            (cur ? cur->connectionAddr : s.connectionAddr) = std::string(addr);
+            break;
+        }
+        case 'm': {
+            auto f = splitWs(value);
+            SdpMedia m;
+            std::string_view portText = f.size() >= 1 ? f.size() >= 2 ? f[1] : "" : "";
+            portText = portText.substr(0, portText.find('/')); // m=audio 49170/2 ...
+            if (f.size() < 4 || !parseNum<uint16_t>(portText, 65535, &m.port)) {
+                fail(err, lineNo, "bad m= line", line);
+                return std::nullopt;
+            }
+            m.type = std::string(f[0]);
+            m.proto = std::string(f[2]);
+            for (size_t i = 3; i < f.size(); ++i) {
+                m.formats.emplace_back(f[i]);
+                int pt = 0;
+                if (parseNum<int>(f[i], 127, &pt))
+                    m.payloadTypes.push_back(pt);
+            }
+            s.media.push_back(std::move(m));
+            mediaHasDir.push_back(false);
+            break;
+        }
+        case 'a': {
+            std::string_view name = value.substr(0, value.find(':'));
+            std::string_view arg = name.size() < value.size() ? value.substr(name.size() + 1) : "";
+            if (auto d = directionFrom(name)) {
+                if (cur) {
+                    cur->direction = *d;
+                    mediaHasDir.back() = true;
+                } else {
+                    sessionDir = d;
+                }
+            } else if (name == "rtpmap" && cur) {
+                // a=rtpmap:<pt> <encoding>/<clock>[/<params>]
+                auto sp = arg.find(' ');
+                SdpRtpMap r;
+                if (sp == std::string_view::npos || !parseNum<int>(arg.substr(0, sp), 127, &r.pt)) {
+                    fail(err, lineNo, "bad rtpmap", line);
                     return std::nullopt;
                 }
-                haveV = true;
-                break;
-            case 'o': {
-                auto f = splitWs(value);
-                if (f.size() != 6 || !parseNum<uint64_t>(f[1], UINT64_MAX, &s.sessionId) ||
-                    !parseNum<uint64_t>(f[2], UINT64_MAX, &s.sessionVersion)) {
-                    fail(err, lineNo, "bad o= line", line);
+                std::string_view enc = trimLine(arg.substr(sp + 1));
+                auto slash = enc.find('/');
+                if (slash == std::string_view::npos) {
+                    fail(err, lineNo, "bad rtpmap", line);
                     return std::nullopt;
                 }
-                s.originUser = std::string(f[0]);
-                s.originAddr = std::string(f[5]);
-                haveO = true;
-                break;
-            }
-            case 'c': {
-                auto f = splitWs(value);
-                if (f.size() != 3 || f[0] != "IN") {
-                    fail(err, lineNo, "bad c= line", line);
+                r.encoding = std::string(enc.substr(0, slash));
+                std::string_view rest = enc.substr(slash + 1);
+                auto slash2 = rest.find('/');
+                if (!parseNum<int>(rest.substr(0, slash2), 10000000, &r.clockRate)) {
+                    fail(err, lineNo, "bad rtpmap clock rate", line);
                     return std::nullopt;
                 }
-                std::string_view addr = f[2];
-                // Multicast c= may carry /ttl; keep the address only.
-                addr = addr.substr(0, addr.find('/'));
-                (cur ? cur->connectionAddr : s.connectionAddr) = std::string(addr);
-                break;
+                if (slash2 != std::string_view::npos)
+                    r.params = std::string(rest.substr(slash2 + 1));
+                cur->rtpmaps.push_back(std::move(r));
+            } else if (name == "ptime" && cur) {
+                int p = 0;
+                if (parseNum<int>(trimLine(arg), 10000, &p))
+                    cur->ptime = p; // a bad ptime is ignored
             }
-            case 'm': {
-                auto f = splitWs(value);
-                SdpMedia m;
-                std::string_view portText = f.size() >= 1 ? f.size() >= 2 ? f[1] : "" : "";
-                portText = portText.substr(0, portText.find('/'));  // m=audio 49170/2 ...
-                if (f.size() < 4 || !parseNum<uint16_t>(portText, 65535, &m.port)) {
-                    fail(err, lineNo, "bad m= line", line);
-                    return std::nullopt;
-                }
-                m.type = std::string(f[0]);
-                m.proto = std::string(f[2]);
-                for (size_t i = 3; i < f.size(); ++i) {
-                    m.formats.emplace_back(f[i]);
-                    int pt = 0;
-                    if (parseNum<int>(f[i], 127, &pt)) m.payloadTypes.push_back(pt);
-                }
-                s.media.push_back(std::move(m));
-                mediaHasDir.push_back(false);
-                break;
-            }
-            case 'a': {
-                std::string_view name = value.substr(0, value.find(':'));
-                std::string_view arg = name.size() < value.size() ? value.substr(name.size() + 1) : "";
-                if (auto d = directionFrom(name)) {
-                    if (cur) {
-                        cur->direction = *d;
-                        mediaHasDir.back() = true;
-                    } else {
-                        sessionDir = d;
-                    }
-                } else if (name == "rtpmap" && cur) {
-                    // a=rtpmap:<pt> <encoding>/<clock>[/<params>]
-                    auto sp = arg.find(' ');
-                    SdpRtpMap r;
-                    if (sp == std::string_view::npos || !parseNum<int>(arg.substr(0, sp), 127, &r.pt)) {
-                        fail(err, lineNo, "bad rtpmap", line);
-                        return std::nullopt;
-                    }
-                    std::string_view enc = trimLine(arg.substr(sp + 1));
-                    auto slash = enc.find('/');
-                    if (slash == std::string_view::npos) {
-                        fail(err, lineNo, "bad rtpmap", line);
-                        return std::nullopt;
-                    }
-                    r.encoding = std::string(enc.substr(0, slash));
-                    std::string_view rest = enc.substr(slash + 1);
-                    auto slash2 = rest.find('/');
-                    if (!parseNum<int>(rest.substr(0, slash2), 10000000, &r.clockRate)) {
-                        fail(err, lineNo, "bad rtpmap clock rate", line);
-                        return std::nullopt;
-                    }
-                    if (slash2 != std::string_view::npos) r.params = std::string(rest.substr(slash2 + 1));
-                    cur->rtpmaps.push_back(std::move(r));
-                } else if (name == "ptime" && cur) {
-                    int p = 0;
-                    if (parseNum<int>(trimLine(arg), 10000, &p))
-                        cur->ptime = p; // a bad ptime is ignored
-                }
-                break;
-            }
-            default:
-                break;  // s=, t=, b=, k=, ... are not needed for hold
+            break;
+        }
+        default:
+            break; // s=, t=, b=, k=, ... are not needed for hold
         }
     }
     if (!haveV) {
-        if (err) *err = "SDP has no v= line";
+        if (err)
+            *err = "SDP has no v= line";
         return std::nullopt;
     }
     if (!haveO) {
-        if (err) *err = "SDP has no o= line";
+        if (err)
+            *err = "SDP has no o= line";
         return std::nullopt;
     }
     for (size_t i = 0; i < s.media.size(); ++i) {
-        auto& m = s.media[i];
-        if (!mediaHasDir[i] && sessionDir) m.direction = *sessionDir;
-        if (m.connectionAddr.empty()) m.connectionAddr = s.connectionAddr;
+        auto &m = s.media[i];
+        if (!mediaHasDir[i] && sessionDir)
+            m.direction = *sessionDir;
+        if (m.connectionAddr.empty())
+            m.connectionAddr = s.connectionAddr;
         if (m.port != 0 && m.connectionAddr.empty()) {
-            if (err) *err = fmt::format("SDP m={} section has no c= line (RFC 4566 §5.7)", m.type);
+            if (err)
+                *err = fmt::format("SDP m={} section has no c= line (RFC 4566 §5.7)", m.type);
             return std::nullopt;
         }
     }
     return s;
 }
 
-HoldAnswer buildHoldAnswer(const SdpSession& offer, std::string_view localIp, uint16_t localPort,
-                           uint64_t sessionId, uint64_t version) {
+HoldAnswer buildHoldAnswer(const SdpSession &offer, std::string_view localIp, uint16_t localPort, uint64_t sessionId,
+                           uint64_t version) {
     HoldAnswer a;
     a.direction = SdpDirection::Inactive;
     std::string at = addrType(localIp);
-    std::string out = fmt::format("v=0\r\no=parkway {} {} IN {} {}\r\ns=parkway\r\nc=IN {} {}\r\nt=0 0\r\n",
-                                  sessionId, version, at, localIp, at, localIp);
-    const SdpMedia* audio = offer.audio();
-    for (const auto& m : offer.media) {
+    std::string out = fmt::format("v=0\r\no=parkway {} {} IN {} {}\r\ns=parkway\r\nc=IN {} {}\r\nt=0 0\r\n", sessionId,
+                                  version, at, localIp, at, localIp);
+    const SdpMedia *audio = offer.audio();
+    for (const auto &m : offer.media) {
         if (&m != audio) {
             // RFC 3264 §6: same number of m= lines; reject what we do not take with port 0.
             std::string fmts;
-            for (const auto& f : m.formats) fmts += " " + f;
+            for (const auto &f : m.formats)
+                fmts += " " + f;
             out += fmt::format("m={} 0 {}{}\r\n", m.type, m.proto, fmts);
             continue;
         }
@@ -300,7 +333,8 @@ HoldAnswer buildHoldAnswer(const SdpSession& offer, std::string_view localIp, ui
         } else {
             // No common codec: still a valid answer (RFC 3264 §6), offered formats, inactive.
             std::string fmts;
-            for (const auto& f : m.formats) fmts += " " + f;
+            for (const auto &f : m.formats)
+                fmts += " " + f;
             out += fmt::format("m=audio {} {}{}\r\na=inactive\r\n", localPort, m.proto, fmts);
         }
     }
@@ -318,7 +352,7 @@ std::string buildHoldOffer(std::string_view localIp, uint16_t localPort, uint64_
 
 namespace {
 // Locate the o= line: [start, end) of the line content (without CR/LF).
-bool findOrigin(std::string_view sdp, size_t* start, size_t* end) {
+bool findOrigin(std::string_view sdp, size_t *start, size_t *end) {
     size_t pos = 0;
     while (pos < sdp.size()) {
         size_t nl = sdp.find('\n', pos);
@@ -333,23 +367,27 @@ bool findOrigin(std::string_view sdp, size_t* start, size_t* end) {
     }
     return false;
 }
-}  // namespace
+} // namespace
 
 std::optional<uint64_t> sdpOriginVersion(std::string_view sdp) {
     size_t s = 0, e = 0;
-    if (!findOrigin(sdp, &s, &e)) return std::nullopt;
+    if (!findOrigin(sdp, &s, &e))
+        return std::nullopt;
     auto f = splitWs(sdp.substr(s + 2, e - s - 2));
     uint64_t v = 0;
-    if (f.size() != 6 || !parseNum<uint64_t>(f[2], UINT64_MAX, &v)) return std::nullopt;
+    if (f.size() != 6 || !parseNum<uint64_t>(f[2], UINT64_MAX, &v))
+        return std::nullopt;
     return v;
 }
 
 std::optional<std::string> withOriginVersion(std::string_view sdp, uint64_t version) {
     size_t s = 0, e = 0;
-    if (!findOrigin(sdp, &s, &e)) return std::nullopt;
+    if (!findOrigin(sdp, &s, &e))
+        return std::nullopt;
     auto f = splitWs(sdp.substr(s + 2, e - s - 2));
     uint64_t v = 0;
-    if (f.size() != 6 || !parseNum<uint64_t>(f[2], UINT64_MAX, &v)) return std::nullopt;
+    if (f.size() != 6 || !parseNum<uint64_t>(f[2], UINT64_MAX, &v))
+        return std::nullopt;
     std::string line = fmt::format("o={} {} {} {} {} {}", f[0], f[1], version, f[3], f[4], f[5]);
     std::string out;
     out.reserve(sdp.size() + 8);
@@ -400,4 +438,4 @@ uint64_t newSdpSessionId() {
     return id == 0 ? 1 : id;
 }
 
-}  // namespace parkway::callpark
+} // namespace parkway::callpark

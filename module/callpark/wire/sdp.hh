@@ -15,26 +15,26 @@ inline constexpr std::string_view kSdp = "application/sdp";
 
 enum class SdpDirection { SendRecv, SendOnly, RecvOnly, Inactive };
 
-std::string_view toString(SdpDirection d);  // "sendrecv", "sendonly", ...
+std::string_view toString(SdpDirection d); // "sendrecv", "sendonly", ...
 
 struct SdpRtpMap {
     int pt = -1;
-    std::string encoding;  // as written, e.g. "PCMU"
+    std::string encoding; // as written, e.g. "PCMU"
     int clockRate = 0;
-    std::string params;  // e.g. channels, may be empty
+    std::string params; // e.g. channels, may be empty
 };
 
 // One m= section.
 struct SdpMedia {
-    std::string type;   // "audio", "video", ...
-    uint16_t port = 0;  // 0 = stream rejected/disabled
-    std::string proto;  // "RTP/AVP", ...
-    std::vector<std::string> formats;   // the m= format list, verbatim
-    std::vector<int> payloadTypes;      // the numeric formats, in offer order
+    std::string type;                 // "audio", "video", ...
+    uint16_t port = 0;                // 0 = stream rejected/disabled
+    std::string proto;                // "RTP/AVP", ...
+    std::vector<std::string> formats; // the m= format list, verbatim
+    std::vector<int> payloadTypes;    // the numeric formats, in offer order
     std::vector<SdpRtpMap> rtpmaps;
-    std::string connectionAddr;  // media-level c=, else the session-level one ("" if none)
-    SdpDirection direction = SdpDirection::SendRecv;  // media-level a=, else session-level, else sendrecv
-    int ptime = 0;                                    // a=ptime, 0 when absent
+    std::string connectionAddr;                      // media-level c=, else the session-level one ("" if none)
+    SdpDirection direction = SdpDirection::SendRecv; // media-level a=, else session-level, else sendrecv
+    int ptime = 0;                                   // a=ptime, 0 when absent
 };
 
 struct SdpSession {
@@ -42,16 +42,16 @@ struct SdpSession {
     uint64_t sessionId = 0;
     uint64_t sessionVersion = 0;
     std::string originAddr;
-    std::string connectionAddr;  // session-level c= ("" if none)
+    std::string connectionAddr; // session-level c= ("" if none)
     std::vector<SdpMedia> media;
 
     // The first audio m= section with a non-zero port, else nullptr.
-    const SdpMedia* audio() const;
+    const SdpMedia *audio() const;
 };
 
 // Parse an SDP body (CRLF or LF line ends). On failure returns nullopt and, if err is given, a message
 // naming the offending line ("line 3: bad m= line 'm=audio x RTP/AVP 0'").
-std::optional<SdpSession> parseSdp(std::string_view text, std::string* err = nullptr);
+std::optional<SdpSession> parseSdp(std::string_view text, std::string *err = nullptr);
 
 struct HoldAnswer {
     std::string sdp;         // complete SDP body, CRLF line ends
@@ -68,8 +68,8 @@ struct HoldAnswer {
 //   offer sendrecv/recvonly -> sendonly; offer sendonly/inactive -> inactive.
 // No common codec: still a valid answer, the offered formats with a=inactive and chosenPt = -1.
 // `sessionId`/`version` fill our o= line; keep sessionId for the dialog and bump version on every change.
-HoldAnswer buildHoldAnswer(const SdpSession& offer, std::string_view localIp, uint16_t localPort,
-                           uint64_t sessionId, uint64_t version);
+HoldAnswer buildHoldAnswer(const SdpSession &offer, std::string_view localIp, uint16_t localPort, uint64_t sessionId,
+                           uint64_t version);
 
 // A hold offer (re-INVITE after a restart when our media port changed, and re-park):
 // audio PCMU+PCMA, a=sendonly, ptime 20.
@@ -98,4 +98,4 @@ std::optional<std::string> withLegOrigin(std::string_view body, std::string_view
 // A fresh session id (NTP-ish time based, RFC 4566 §5.2 suggests it), never 0.
 uint64_t newSdpSessionId();
 
-}  // namespace parkway::callpark
+} // namespace parkway::callpark

@@ -605,6 +605,8 @@ public:
     void storageOk();
     // 503 + Retry-After for a request refused because the database is away.
     void refuseStorage(pw_request *req);
+    // The same for a request held (PW_SUSPEND, retained) whose storage job could not be queued: resumed and released.
+    void refuseHeld(pw_request *held);
     static constexpr int64_t kStorageLogMs = 10000;
     ReportThrottle storageLog_{kStorageLogMs};
     std::string dbPath_;             // engine->path(), read once: the log lines need no engine lock

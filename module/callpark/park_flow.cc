@@ -251,6 +251,12 @@ void CallPark::refuseStorage(pw_request *req) {
     host_.reply(req, 503, "Service Unavailable", &h);
 }
 
+void CallPark::refuseHeld(pw_request *held) {
+    refuseStorage(held);
+    host_.api()->request_resume(held, PW_STOP);
+    host_.api()->request_release(held);
+}
+
 int CallPark::refusePark(pw_request *req, const std::string &domain, eng::ErrorCode error, const std::string &message) {
     int status = engineErrorStatus(error);
     host_.counter("parkway_park_failures_total", fmt::format("reason=\"{}\"", eng::toString(error)));

@@ -297,9 +297,7 @@ pw_verdict CallPark::onSubscribe(pw_request *req, const pw_msg *m) {
         host_.api()->request_release(held);
     });
     if (!queued) {
-        refuseStorage(held);
-        host_.api()->request_resume(held, PW_STOP);
-        host_.api()->request_release(held);
+        refuseHeld(held);
     }
     return PW_SUSPEND;
 }

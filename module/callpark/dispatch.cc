@@ -80,7 +80,8 @@ int CallPark::engineErrorStatus(eng::ErrorCode e) const {
 
 // pw_module.overload_priority (docs/limits.md "Overload"): while the host sheds load, the retrieve of a call that
 // is parked now finishes work under way (the call, its music and its slot are freed), so it goes ahead of new
-// work. A park, a retrieve of nothing and anything else are new work. Reads rules and state, changes nothing.
+// work. A park, a retrieve of nothing and anything else are new work. Reads rules and state (inline storage
+// only), changes nothing.
 int CallPark::overloadPriority(const pw_msg *m) {
     if (host_.method(m) != "INVITE")
         return 0;
@@ -94,6 +95,10 @@ int CallPark::overloadPriority(const pw_msg *m) {
     eng::Classification c = engine_->classify(domain, caller, dial);
     if (c.action != eng::Action::Retrieve)
         return 0;
+    // With a storage thread (PostgreSQL) the SIP thread reads no store here, least of all while overloaded: every
+    // retrieve goes ahead, and one of nothing costs its claim on the storage thread and a 404.
+    if (storage_.threaded())
+        return 1;
     eng::ListFilter f;
     f.domain = domain;
     if (!c.lot.empty()) {

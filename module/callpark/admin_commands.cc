@@ -408,17 +408,22 @@ Step parkedMove(CallPark &, const json &a) {
             }};
 }
 
-Step groupsList(CallPark &cp, const json &a) {
-    return {[a, configured = configuredDomains(cp)](eng::Engine &e) {
+// groups.list / lots.list: `read`'s items of the domain asked for, or of every domain, under `key`.
+template <typename Read> Step perDomainList(CallPark &cp, const json &a, const char *key, Read read) {
+    return {[a, key, read, configured = configuredDomains(cp)](eng::Engine &e) {
                 std::string d = optStr(a, "domain");
                 std::vector<std::string> ds = d.empty() ? allDomains(e, configured) : std::vector<std::string>{d};
                 json arr = json::array();
                 for (auto &dn : ds)
-                    for (auto &g : e.groups(dn))
-                        arr.push_back(parsed(eng::toJson(g)));
-                return json{{"groups", arr}};
+                    for (auto &item : read(e, dn))
+                        arr.push_back(parsed(eng::toJson(item)));
+                return json{{key, arr}};
             },
             {}};
+}
+
+Step groupsList(CallPark &cp, const json &a) {
+    return perDomainList(cp, a, "groups", [](eng::Engine &e, const std::string &d) { return e.groups(d); });
 }
 
 json groupsSet(eng::Engine &e, const json &a) {
@@ -450,16 +455,7 @@ json groupsDelete(eng::Engine &e, const json &a) {
 }
 
 Step lotsList(CallPark &cp, const json &a) {
-    return {[a, configured = configuredDomains(cp)](eng::Engine &e) {
-                std::string d = optStr(a, "domain");
-                std::vector<std::string> ds = d.empty() ? allDomains(e, configured) : std::vector<std::string>{d};
-                json arr = json::array();
-                for (auto &dn : ds)
-                    for (auto &l : e.lots(dn))
-                        arr.push_back(parsed(eng::toJson(l)));
-                return json{{"lots", arr}};
-            },
-            {}};
+    return perDomainList(cp, a, "lots", [](eng::Engine &e, const std::string &d) { return e.lots(d); });
 }
 
 json lotsSet(eng::Engine &e, const json &a) {

@@ -386,8 +386,8 @@ public:
     static std::optional<eng::Target> listTarget(const SubscribeAsk &a); // the list URI's lot / group, if it exists
     static void readListEntries(eng::Engine &e, const eng::Target &list, std::vector<ListEntry> *out);
     void notifyEventList(Subscription &sub, bool terminated, const NotifyRead &rd, Views &views);
-    void queueEventLists(const eng::ChangeEvent &e);                    // group lists whose member's extension changed
-    void buildViewDialogs(TargetView &view);                            // the dialog-info <dialog>s of a view
+    void queueEventLists(const eng::ChangeEvent &e); // group lists whose member's extension changed
+    void buildViewDialogs(TargetView &view);         // the dialog-info <dialog>s of a view
 
     // ---- restore.cc (and restoreWatchers in watchers.cc)
     void restoreCalls(); // reads the store and queues every call; batches follow on later loop turns

@@ -10,7 +10,8 @@ namespace {
 
 void shortRecall(ParkEnv &p, json extra = json::object()) {
     json recall = {{"recall_seconds", 1}, {"ring_seconds", 1}, {"retry_seconds", 1}};
-    for (auto &[k, v] : extra.items()) recall[k] = v;
+    for (auto &[k, v] : extra.items())
+        recall[k] = v;
     int st = 0;
     auto r = p.command("domains.set", {{"domain", kDomain}, {"recall", recall}}, &st);
     INFO(r.dump());
@@ -28,7 +29,8 @@ Client &parkOn(ParkEnv &p, TestUa &ua, const std::string &parker, RawUdp &rtp) {
 size_t invitesTo(TestUa &ua) {
     size_t n = 0;
     for (auto &in : ua.incoming)
-        if (in->request.method() == "INVITE" && in->request.toTag().empty()) ++n;
+        if (in->request.method() == "INVITE" && in->request.toTag().empty())
+            ++n;
     return n;
 }
 
@@ -59,14 +61,16 @@ TEST_CASE("recall rings the parker with Alert-Info - retries after no answer - c
     REQUIRE(p.env().runUntil([&] { return p.parkedCount() == 0; }, 8000));
     REQUIRE(p.env().runUntil([&] {
         for (auto &in : a.incoming)
-            if (in->request.method() == "INVITE" && sdpAudioPort(in->request.body()) == 5100) return true;
+            if (in->request.method() == "INVITE" && sdpAudioPort(in->request.body()) == 5100)
+                return true;
         return false;
     }));
     // the parker's ACK carries the parked party's answer
     REQUIRE(p.env().runUntil([&] {
         for (auto &in : parker.incoming)
             for (auto &ack : in->acks)
-                if (sdpAudioPort(ack.body()) == ma.port()) return true;
+                if (sdpAudioPort(ack.body()) == ma.port())
+                    return true;
         SipMessage *s = parker.lastAck();
         return s && sdpAudioPort(s->body()) == ma.port();
     }));

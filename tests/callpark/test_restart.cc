@@ -21,7 +21,8 @@ std::vector<const SipMessage *> dialogNotifies(TestUa &ua) {
 int dialogInfoVersion(const SipMessage &m) {
     std::smatch sm;
     std::string b = m.body();
-    if (std::regex_search(b, sm, std::regex("<dialog-info[^>]* version=\"([0-9]+)\""))) return std::stoi(sm[1]);
+    if (std::regex_search(b, sm, std::regex("<dialog-info[^>]* version=\"([0-9]+)\"")))
+        return std::stoi(sm[1]);
     return -1;
 }
 
@@ -180,7 +181,8 @@ TEST_CASE("restart - when the music port changed the parked party gets a re-INVI
     CHECK(p.parkedCount() == 1);
 }
 
-TEST_CASE("restart - a BLF watcher gets full state with the next version in the same subscription", "[restart][watchers]") {
+TEST_CASE("restart - a BLF watcher gets full state with the next version in the same subscription",
+          "[restart][watchers]") {
     ParkEnv p;
     auto &w = p.ua("w");
     w.autoAnswer("NOTIFY", 200);

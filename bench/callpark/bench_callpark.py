@@ -27,6 +27,8 @@ sys.path.insert(0, os.path.join(HERE, "..", "..", "tests", "lib"))
 from parkway_blackbox import Parkway, Sipp, scratch_dir  # noqa: E402
 
 DOMAIN = "pbx.example.com"
+# callpark's storage_thread (docs/callpark.md): "auto" (the default: off on SQLite) unless --storage-thread says
+STORAGE_THREAD = "auto"
 LAG = 1.0  # retrievers start this long after the parkers, so every retrieve finds its park committed
 
 
@@ -54,7 +56,8 @@ def daemon(binary, workdir):
                    proxy={"domains": [DOMAIN, "127.0.0.1"], "trusted_peers": ["127.0.0.1"]},
                    module_params={"callpark": {"database": os.path.join(workdir, "park.db"), "moh_ip": "127.0.0.1",
                                                "moh_port_min": moh, "moh_port_max": moh + 4000,
-                                               "park_info": False, "provision_file": provision}})
+                                               "park_info": False, "provision_file": provision,
+                                               "storage_thread": STORAGE_THREAD}})
 
 
 # --------------------------------------------------------------------------------------------- cycles/s
@@ -301,7 +304,11 @@ def main():
     ap.add_argument("--subscribers", type=int, default=1000)
     ap.add_argument("--skip-cycles", action="store_true")
     ap.add_argument("--skip-fanout", action="store_true")
+    ap.add_argument("--storage-thread", choices=["auto", "on", "off"], default="auto",
+                    help="callpark's storage_thread (auto = off on SQLite)")
     a = ap.parse_args()
+    global STORAGE_THREAD
+    STORAGE_THREAD = a.storage_thread
     binary = os.path.abspath(a.binary)
     if not a.skip_cycles:
         print("park + retrieve cycles (SIPp, end to end):")

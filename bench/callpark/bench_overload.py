@@ -24,6 +24,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "..", "tests", "lib"))
+import bench_callpark  # noqa: E402
 from bench_callpark import DOMAIN, LAG, cpu_seconds, cycles, moh_base  # noqa: E402
 from parkway_blackbox import Parkway, Sipp, scratch_dir  # noqa: E402
 
@@ -41,7 +42,8 @@ def daemon(binary, workdir, queue_ms):
                           "overload_queue_ms": queue_ms},
                    module_params={"callpark": {"database": os.path.join(workdir, "park.db"), "moh_ip": "127.0.0.1",
                                                "moh_port_min": moh, "moh_port_max": moh + 8000,
-                                               "park_info": False, "provision_file": provision}})
+                                               "park_info": False, "provision_file": provision,
+                                               "storage_thread": bench_callpark.STORAGE_THREAD}})
 
 
 def status_kb(pid, field):
@@ -52,16 +54,25 @@ def status_kb(pid, field):
     return 0
 
 
+def admin(pw, path):
+    """The admin API's answer, or (None, None) when the daemon does not answer in 30 s (without the gate it can be
+    that far behind): the figure is then printed as -1, and the run goes on."""
+    try:
+        return pw.admin("GET", path, timeout=30)
+    except OSError:
+        return None, None
+
+
 def metric(pw, name):
-    _, text = pw.admin("GET", "/metrics")
+    _, text = admin(pw, "/metrics")
     if not isinstance(text, str):
-        return 0.0
+        return -1.0
     m = re.search(rf"^{name}(?:{{[^}}]*}})? ([0-9.e+-]+)$", text, re.M)
     return float(m.group(1)) if m else 0.0
 
 
 def parked_count(pw):
-    status, body = pw.admin("GET", "/api/parked")
+    status, body = admin(pw, "/api/parked")
     return len(body.get("parked", [])) if status == 200 and isinstance(body, dict) else -1
 
 
@@ -122,16 +133,22 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("binary")
     ap.add_argument("--rates", default="200,300,400,500,600,800", help="rates tried for the clean capacity")
-    ap.add_argument("--cycles", type=int, default=1500, help="cycles per capacity run")
+    ap.add_argument("--cycles", type=int, default=1500, help="fewest cycles per capacity run")
+    ap.add_argument("--capacity-seconds", type=float, default=8,
+                    help="each capacity run offers at least this long: a short burst fits in the socket buffers and "
+                         "the SIP thread's backlog, and would count as capacity what the daemon cannot sustain")
     ap.add_argument("--seconds", type=int, default=15, help="how long twice the capacity is offered")
     ap.add_argument("--capacity", type=float, default=0, help="skip the capacity runs and take this")
+    ap.add_argument("--storage-thread", choices=["auto", "on", "off"], default="auto",
+                    help="callpark's storage_thread (auto = off on SQLite)")
     a = ap.parse_args()
+    bench_callpark.STORAGE_THREAD = a.storage_thread
     binary = os.path.abspath(a.binary)
     capacity = a.capacity
     if not capacity:
         print("clean capacity (park + retrieve cycles, < 0.1 % failed):")
         for rate in [int(x) for x in a.rates.split(",")]:
-            got, failed, count = cycles(binary, rate, a.cycles)
+            got, failed, count = cycles(binary, rate, max(a.cycles, int(rate * a.capacity_seconds)))
             if failed > count / 1000:
                 break  # past the capacity: higher rates fail too (and wait for SIPp's timeouts)
             capacity = max(capacity, got)

@@ -461,6 +461,10 @@ public:
     // Gives a session its engine call (indexed for sessionByCall; the index entry goes with the call's
     // Retrieved/Abandoned event).
     void bindCall(Session &s, eng::CallId id);
+    // Session::parkedOnUri from the engine's call, indexed for overloadPriority (sessions.cc)
+    void setParkedOn(Session &s, const eng::ParkedCall &call, const std::string &domain);
+    void unindexParkedOn(const Session &s);
+    bool parkedHere(const std::string &parkedOnUri) const;
     Leg *newLeg(uint64_t sid, std::string role);
     Leg *legById(uint64_t id) {
         auto it = legById_.find(id);
@@ -557,6 +561,9 @@ public:
     std::map<std::string, ReferIntent> referIntents_; // key: Call-ID;to-tag;from-tag of the REFER's dialog
     // retrieve_mode=replaces: Call-ID of the retriever's INVITE we let through -> session (onResponse).
     std::unordered_map<std::string, uint64_t> sidByReplacesCid_;
+    // parkedOnUri -> sessions parked there (setParkedOn), dropped when the session is reaped: lets the overload gate's
+    // priority check answer from memory, with no store read on the SIP thread (dispatch.cc overloadPriority)
+    std::unordered_multimap<std::string, uint64_t> sidsByParkedOn_;
 
 private:
     Host host_;

@@ -80,8 +80,8 @@ int CallPark::engineErrorStatus(eng::ErrorCode e) const {
 
 // pw_module.overload_priority (docs/limits.md "Overload"): while the host sheds load, the retrieve of a call that
 // is parked now finishes work under way (the call, its music and its slot are freed), so it goes ahead of new
-// work. A park, a retrieve of nothing and anything else are new work. Reads rules and state (inline storage
-// only), changes nothing.
+// work. A park, a retrieve of nothing and anything else are new work. Reads the rules and the sessions in memory,
+// never the store (the SIP thread is behind already), and changes nothing.
 int CallPark::overloadPriority(const pw_msg *m) {
     if (host_.method(m) != "INVITE")
         return 0;
@@ -95,19 +95,10 @@ int CallPark::overloadPriority(const pw_msg *m) {
     eng::Classification c = engine_->classify(domain, caller, dial);
     if (c.action != eng::Action::Retrieve)
         return 0;
-    // With a storage thread (PostgreSQL) the SIP thread reads no store here, least of all while overloaded: every
-    // retrieve goes ahead, and one of nothing costs its claim on the storage thread and a 404.
-    if (storage_.threaded())
-        return 1;
-    eng::ListFilter f;
-    f.domain = domain;
-    if (!c.lot.empty()) {
-        f.lot = c.lot;
-        f.slot = c.slot;
-    } else {
-        f.extension = c.extension.empty() ? caller : c.extension;
-    }
-    return engine()->list(f).empty() ? 0 : 1;
+    // The sessions this node holds: a call parked on another node of a cluster is new work here (its retrieve is
+    // forwarded to the owner, docs/cluster.md).
+    std::string at = !c.lot.empty() ? std::to_string(c.slot) : c.extension.empty() ? caller : c.extension;
+    return parkedHere(aor(at, domain)) ? 1 : 0;
 }
 
 pw_verdict CallPark::onInvite(pw_request *req, const pw_msg *m) {

@@ -401,7 +401,7 @@ pw_verdict CallPark::parkInvite(pw_request *req, const pw_msg *m, const eng::Cla
     killPointAfterParkAnswered();
     storageOk();
     bindCall(s, r.call.id);
-    s.parkedOnUri = r.call.extension.empty() ? aor(std::to_string(r.call.slot), domain) : aor(r.call.extension, domain);
+    setParkedOn(s, r.call, domain);
     leg->confirmed = true;
     armRecall(s, r.call.recallAt);
     host_.log(PW_LOG_INFO, "callpark: parked {} on {} (call {})", pr.parkedUri, s.parkedOnUri, s.callId);
@@ -501,8 +501,7 @@ pw_verdict CallPark::parkInviteQueued(pw_request *req, const pw_msg *m, eng::Par
             killPointAfterParkAnswered();
             storageOk();
             bindCall(s, o.r.call.id);
-            s.parkedOnUri = o.r.call.extension.empty() ? aor(std::to_string(o.r.call.slot), domain)
-                                                       : aor(o.r.call.extension, domain);
+            setParkedOn(s, o.r.call, domain);
             l->confirmed = true;
             saveBlob(s); // the dialog the 200 created
             armRecall(s, o.r.call.recallAt);

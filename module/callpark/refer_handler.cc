@@ -158,7 +158,7 @@ void CallPark::referTakeoverParked(const eng::ParkResult &r, const eng::ParkRequ
     s.domain = domain;
     s.parker = uriUser(fromUri);
     bindCall(s, r.call.id);
-    s.parkedOnUri = r.call.extension.empty() ? aor(std::to_string(r.call.slot), domain) : aor(r.call.extension, domain);
+    setParkedOn(s, r.call, domain);
     s.state = SessionState::Connecting; // not retrievable until the transferee is ours
     Leg *leg = newLeg(s.sid, "parked");
     leg->peerUri = pr.parkedUri;
@@ -363,7 +363,7 @@ void CallPark::bridgedReferParked(uint64_t sid, uint64_t fromId, uint64_t otherI
     bindCall(s, r.call.id);
     s.domain = domain;
     s.parker = caller;
-    s.parkedOnUri = r.call.extension.empty() ? aor(std::to_string(r.call.slot), domain) : aor(r.call.extension, domain);
+    setParkedOn(s, r.call, domain);
     s.state = SessionState::Parked;
     std::string offer = holdOfferFor(s);
     const eng::CallId id = r.call.id;

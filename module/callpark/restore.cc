@@ -126,8 +126,7 @@ bool CallPark::restoreCall(eng::CallId id, bool takeover) {
     bindCall(s, call.id);
     s.domain = call.domain;
     s.parker = call.parker;
-    s.parkedOnUri =
-        call.extension.empty() ? aor(std::to_string(call.slot), call.domain) : aor(call.extension, call.domain);
+    setParkedOn(s, call, call.domain);
     s.sdpSession = j.value("sdp_session", uint64_t(0));
     s.sdpVersion = j.value("sdp_version", uint64_t(0));
     s.localSdp = j.value("local_sdp", std::string());

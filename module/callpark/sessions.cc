@@ -440,6 +440,34 @@ void CallPark::bindCall(Session &s, eng::CallId id) {
     }
 }
 
+void CallPark::setParkedOn(Session &s, const eng::ParkedCall &call, const std::string &domain) {
+    unindexParkedOn(s); // a bridged call parked again (REFER) moves to its new place
+    s.parkedOnUri = call.extension.empty() ? aor(std::to_string(call.slot), domain) : aor(call.extension, domain);
+    sidsByParkedOn_.emplace(s.parkedOnUri, s.sid);
+}
+
+void CallPark::unindexParkedOn(const Session &s) {
+    auto [from, to] = sidsByParkedOn_.equal_range(s.parkedOnUri);
+    for (auto it = from; it != to; ++it)
+        if (it->second == s.sid) {
+            sidsByParkedOn_.erase(it);
+            return;
+        }
+}
+
+// A call parked on this node waits at parkedOnUri for a retrieve: parked, or its recall ringing (either one a
+// retrieve can take). Memory only (no store read): a call parked on another node of a cluster is not seen.
+bool CallPark::parkedHere(const std::string &parkedOnUri) const {
+    auto [from, to] = sidsByParkedOn_.equal_range(parkedOnUri);
+    for (auto it = from; it != to; ++it) {
+        auto s = sessions_.find(it->second);
+        if (s != sessions_.end() && s->second->callId &&
+            (s->second->state == SessionState::Parked || s->second->state == SessionState::Recalling))
+            return true;
+    }
+    return false;
+}
+
 Leg *CallPark::newLeg(uint64_t sid, std::string role) {
     auto leg = std::make_unique<Leg>();
     leg->mod = this;
@@ -494,6 +522,7 @@ void CallPark::reap() {
             moh_.remove(s.mohId);
         if (!s.replacesCallId.empty())
             sidByReplacesCid_.erase(s.replacesCallId);
+        unindexParkedOn(s);
         return sessions_.erase(it);
     };
     int64_t now = host_.nowMs();

@@ -461,6 +461,10 @@ public:
     // Gives a session its engine call (indexed for sessionByCall; the index entry goes with the call's
     // Retrieved/Abandoned event).
     void bindCall(Session &s, eng::CallId id);
+    // the 200 of a queued park (park_flow.cc): answered later with the park (v1.9 host), or now
+    pw_dialog *acceptLater(pw_request *held, Session &s, Leg *leg, const std::string &sdp, eng::ParkRequest &pr);
+    pw_dialog *acceptNow(pw_request *held, Leg &leg, const std::string &sdp);
+    int refuseUnexportable(const std::string &party);
     // Session::parkedOnUri from the engine's call, indexed for overloadPriority (sessions.cc)
     void setParkedOn(Session &s, const eng::ParkedCall &call, const std::string &domain);
     void unindexParkedOn(const Session &s);

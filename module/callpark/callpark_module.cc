@@ -87,8 +87,8 @@ const pw_param_def kParams[] = {
           "cluster: a node that has not renewed its lease for this long is dead; another node takes its calls over "
           "(at least twice node_heartbeat)"),
     PARAM("storage_thread", PW_PARAM_STRING, "auto",
-          "run park engine operations on a storage thread (docs/cluster.md \"Threads\"): auto = on for a "
-          "PostgreSQL park database, off (inline on the SIP thread) for SQLite; on | off force it"),
+          "run park engine operations on a storage thread (docs/cluster.md \"Threads\"): auto = on (on a host "
+          "older than ABI 1.9: for a PostgreSQL park database only); on | off force it"),
     PARAM("storage_queue", PW_PARAM_INT, "1000",
           "storage thread: operations queued beyond this refuse new parks and retrieves (503 + Retry-After)"),
     PARAM("storage_queue_wait", PW_PARAM_DURATION, "2s",

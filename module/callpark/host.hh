@@ -157,6 +157,9 @@ public:
         return d;
     }
     bool hasAcceptCommit() const { return PW_HOST_HAS(api_, dialog_accept_commit); }
+    // A commit step may answer PW_COMMIT_LATER, the 2xx then sent by acceptFinish (module.h v1.9).
+    bool canAcceptLater() const { return hasAcceptCommit() && PW_HOST_HAS(api_, dialog_accept_finish); }
+    int acceptFinish(pw_dialog *d, int status) const { return api_->dialog_accept_finish(d, status); }
     // The CSeq for a request we send as the party fromTag in a dialog the host proxies (module.h
     // dialog_inject_cseq, v1.3); 0 when the host cannot tell (older host): the caller picks one itself.
     uint32_t injectCseq(const std::string &callId, const std::string &fromTag, const std::string &toTag) const {

@@ -9,12 +9,16 @@
 #include <cctype>
 #include <csignal>
 #include <cstdlib>
+#include <memory>
+#include <utility>
 
 namespace parkway::callpark {
 
 namespace {
 // Retry-After of a park refused for capacity (domain cap, music-on-hold ports): calls leave within minutes.
 constexpr int kParkRetryAfterSeconds = 30;
+// the Allow of a park's 200 (RFC 3261 §20.5)
+constexpr char kParkAllow[] = "INVITE, ACK, BYE, CANCEL, OPTIONS, UPDATE, INFO, REFER, NOTIFY";
 
 // Test hook of the durability test (tests/sipp-park/test_durability.py): PARKWAY_TEST_KILL_AFTER_PARKS=N
 // kills the daemon with SIGKILL right after the N-th park 2xx left, the instant where a write still owed
@@ -367,18 +371,15 @@ pw_verdict CallPark::parkInvite(pw_request *req, const pw_msg *m, const eng::Cla
     leg->remoteSdp = offer;
     s.a = leg;
     Headers h;
-    h.add("Allow", "INVITE, ACK, BYE, CANCEL, OPTIONS, UPDATE, INFO, REFER, NOTIFY");
+    h.add("Allow", kParkAllow);
     // One transaction holds the call and everything needed to resume it (the dialog as the 2xx will create
     // it, SDPs, MOH port, peer identity), committed BEFORE the 2xx reveals the park: a crash at any instant
     // either loses an unanswered INVITE or keeps a resumable park (docs/callpark.md "Durability").
     eng::ParkResult r;
     leg->dlg = host_.acceptCommit(req, 200, h, kSdp, sdp, legCallbacks(), leg, [&](pw_dialog *dlg) -> int {
         std::string dialog = host_.dialogExport(dlg);
-        if (dialog.empty()) { // we would acknowledge a park no restart could resume
-            host_.counter("parkway_park_failures_total", "reason=\"storage\"");
-            host_.log(PW_LOG_ERROR, "callpark: park of {} refused: the dialog cannot be exported", pr.parkedUri);
-            return 500;
-        }
+        if (dialog.empty())
+            return refuseUnexportable(pr.parkedUri);
         pr.blob = parkBlob(s, dialog);
         r = engine()->park(pr);
         if (r && r.duplicate) { // parked meanwhile under the same key (another process on this database)
@@ -410,9 +411,11 @@ pw_verdict CallPark::parkInvite(pw_request *req, const pw_msg *m, const eng::Cla
 
 // The park INVITE with a storage thread (docs/cluster.md "Threads"): the SIP side is prepared (music on hold, our
 // SDP), the duplicate check and the park run on the storage thread while the INVITE waits (100 Trying, RFC 3261
-// §17.2.1), and the 200 goes out when the park is committed. The dialog the 200 creates is stored right after it
-// (saveBlob): the park itself holds everything else, so a crash in that one round trip leaves a call that cannot be
-// resumed (its restore reports it lost) rather than a 200 for nothing.
+// §17.2.1), and the 200 goes out when the park is committed. The dialog the 200 creates is built first and stored
+// with the park in that one transaction (dialog_accept_commit answered later, module.h v1.9), so a crash at any
+// instant either loses an unanswered INVITE or keeps a resumable park (docs/callpark.md "Durability"). An older
+// host (no dialog_accept_finish) gets the dialog stored right after the 200 (saveBlob): a crash in that one round
+// trip then leaves a call that cannot be resumed (its restore reports it lost) rather than a 200 for nothing.
 pw_verdict CallPark::parkInviteQueued(pw_request *req, const pw_msg *m, eng::ParkRequest pr, const std::string &domain,
                                       const std::string &parker) {
     if (!storage_.accepting()) {
@@ -438,12 +441,23 @@ pw_verdict CallPark::parkInviteQueued(pw_request *req, const pw_msg *m, eng::Par
     leg->peerDisplay = pr.parkedDisplay;
     leg->remoteSdp = offer;
     s.a = leg;
-    pr.blob = parkBlob(s, std::string()); // the dialog follows the 200
     pw_request *held = host_.api()->request_retain(req);
     host_.reply(held, 100, "Trying");
+    const bool answerLater = host_.canAcceptLater();
+    // The dialog built for a later 200, until acceptFinish sends or discards it (then NULL: finished once).
+    auto later = std::make_shared<pw_dialog *>(answerLater ? acceptLater(held, s, leg, sdp, pr) : nullptr);
+    if (!answerLater)
+        pr.blob = parkBlob(s, std::string()); // an older host: the dialog follows the 200
+    auto finishLater = [this, later](int status) {
+        pw_dialog *d = std::exchange(*later, nullptr);
+        return d && host_.acceptFinish(d, status) == 0 ? d : nullptr;
+    };
     const uint64_t sid = s.sid, legId = leg->id;
-    // Whatever the continuation finds, the INVITE is answered (if it still can be) and released exactly once.
-    auto finish = [this, held, sid, legId](bool parked) {
+    // Whatever the continuation finds, the INVITE is answered (if it still can be) and released exactly once, and
+    // the dialog built for a later 200 is finished (sent or discarded) exactly once.
+    auto finish = [this, held, sid, legId, finishLater](bool parked) {
+        if (!parked)
+            finishLater(500); // discarded; 500 only if nothing answered the INVITE yet
         if (!parked) {
             if (Session *sp = session(sid)) {
                 if (Leg *l = legById(legId); l && sp->a == l) {
@@ -458,9 +472,13 @@ pw_verdict CallPark::parkInviteQueued(pw_request *req, const pw_msg *m, eng::Par
         host_.api()->request_resume(held, PW_STOP);
         host_.api()->request_release(held);
     };
+    if (answerLater && !*later) { // the dialog could not be built or exported: refused (500) already
+        finish(false);
+        return PW_SUSPEND;
+    }
     bool queued = storage_.run<ParkOnce>(
         [pr = std::move(pr)](eng::Engine &e) { return parkOnce(e, pr); },
-        [this, held, sid, legId, domain, sdp, finish](ParkOnce &o) {
+        [this, held, sid, legId, domain, sdp, finish, answerLater, finishLater](ParkOnce &o) {
             Session *sp = session(sid);
             Leg *l = legById(legId);
             if (!sp || !l || sp->a != l || sp->state != SessionState::Parked) {
@@ -482,16 +500,8 @@ pw_verdict CallPark::parkInviteQueued(pw_request *req, const pw_msg *m, eng::Par
                 finish(false);
                 return;
             }
-            Headers h;
-            h.add("Allow", "INVITE, ACK, BYE, CANCEL, OPTIONS, UPDATE, INFO, REFER, NOTIFY");
-            l->dlg = host_.acceptCommit(held, 200, h, kSdp, sdp, legCallbacks(), l, [&](pw_dialog *dlg) -> int {
-                if (host_.dialogExport(dlg).empty()) { // we would acknowledge a park no restart could resume
-                    host_.counter("parkway_park_failures_total", "reason=\"storage\"");
-                    host_.log(PW_LOG_ERROR, "callpark: park of {} refused: the dialog cannot be exported", l->peerUri);
-                    return 500;
-                }
-                return 0;
-            });
+            // the park stored the dialog too: the 200 can go (an older host: it is sent and stored now)
+            l->dlg = answerLater ? finishLater(0) : acceptNow(held, *l, sdp);
             if (!l->dlg) {
                 // CANCELled or gone while the park was stored, or the 2xx could not be sent: nothing stays parked.
                 abandonLater(o.r.call.id);
@@ -503,7 +513,8 @@ pw_verdict CallPark::parkInviteQueued(pw_request *req, const pw_msg *m, eng::Par
             bindCall(s, o.r.call.id);
             setParkedOn(s, o.r.call, domain);
             l->confirmed = true;
-            saveBlob(s); // the dialog the 200 created
+            if (!answerLater)
+                saveBlob(s); // the dialog the 200 created
             armRecall(s, o.r.call.recallAt);
             host_.log(PW_LOG_INFO, "callpark: parked {} on {} (call {})", l->peerUri, s.parkedOnUri, s.callId);
             finish(true);
@@ -514,6 +525,36 @@ pw_verdict CallPark::parkInviteQueued(pw_request *req, const pw_msg *m, eng::Par
         finish(false);
     }
     return PW_SUSPEND;
+}
+
+// The 200 of a queued park, answered later (module.h v1.9): the dialog is built and exported now, its blob goes
+// into the park request, and acceptFinish sends the 200 once the park is committed. NULL: refused (500 sent).
+pw_dialog *CallPark::acceptLater(pw_request *held, Session &s, Leg *leg, const std::string &sdp, eng::ParkRequest &pr) {
+    Headers h;
+    h.add("Allow", kParkAllow);
+    return host_.acceptCommit(held, 200, h, kSdp, sdp, legCallbacks(), leg, [&](pw_dialog *dlg) -> int {
+        std::string dialog = host_.dialogExport(dlg);
+        if (dialog.empty())
+            return refuseUnexportable(leg->peerUri);
+        pr.blob = parkBlob(s, dialog);
+        return PW_COMMIT_LATER;
+    });
+}
+
+// The 200 of a queued park on an older host: sent now, the dialog stored after it (saveBlob).
+pw_dialog *CallPark::acceptNow(pw_request *held, Leg &leg, const std::string &sdp) {
+    Headers h;
+    h.add("Allow", kParkAllow);
+    return host_.acceptCommit(held, 200, h, kSdp, sdp, legCallbacks(), &leg, [&](pw_dialog *dlg) -> int {
+        return host_.dialogExport(dlg).empty() ? refuseUnexportable(leg.peerUri) : 0;
+    });
+}
+
+// We would acknowledge a park no restart could resume.
+int CallPark::refuseUnexportable(const std::string &party) {
+    host_.counter("parkway_park_failures_total", "reason=\"storage\"");
+    host_.log(PW_LOG_ERROR, "callpark: park of {} refused: the dialog cannot be exported", party);
+    return 500;
 }
 
 void CallPark::abandonLater(eng::CallId id) {

@@ -241,8 +241,11 @@ int CallPark::init() {
         auto *clock = static_cast<HostClock *>(clock_.get());
         storage_.setBeforeQueue([clock] { clock->sync(); });
     }
-    const bool threaded = settings_.storageThread == Settings::StorageThread::On ||
-                          (settings_.storageThread == Settings::StorageThread::Auto && engine_->shared());
+    // auto: on when the host can answer a park's 200 after its storage-thread commit (v1.9), which keeps a crash
+    // from losing a park answered 200; inline on an older host with SQLite (docs/cluster.md "Threads")
+    const bool threaded =
+        settings_.storageThread == Settings::StorageThread::On ||
+        (settings_.storageThread == Settings::StorageThread::Auto && (engine_->shared() || host_.canAcceptLater()));
     storage_.start(threaded, static_cast<size_t>(settings_.storageQueue), settings_.storageQueueMs);
     if (threaded)
         host_.log(PW_LOG_INFO, "callpark: park database operations run on a storage thread (queue {}, wait {} ms)",

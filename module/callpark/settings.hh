@@ -56,7 +56,7 @@ struct Settings {
     std::string node;
     int64_t nodeHeartbeatMs = 1000;
     int64_t nodeLeaseMs = 5000;
-    // The storage thread (docs/cluster.md "Threads"): "auto" = on for PostgreSQL, inline for SQLite.
+    // The storage thread (docs/cluster.md "Threads"): "auto" = on (a host older than ABI 1.9: PostgreSQL only).
     enum class StorageThread { Auto, On, Off };
     StorageThread storageThread = StorageThread::Auto;
     int64_t storageQueue = 1000;   // jobs queued beyond this: new parks and retrieves get 503

@@ -131,6 +131,15 @@ struct Dialog {
     std::vector<IpKey> peerIps;
     bool learnOnFirst = false; // restored from an older blob with no learnt address and no IP to go by
 
+    // dialog_accept_commit whose commit step answered PW_COMMIT_LATER (v1.9): the 2xx to send once the module
+    // calls dialog_accept_finish (host_api.cc); `req` is referenced until then
+    struct LaterAccept {
+        pw_request *req = nullptr;
+        int status = 200;
+        std::string headers, ctype, body, contact;
+    };
+    std::unique_ptr<LaterAccept> laterAccept;
+
     // UAS INVITE: our 2xx retransmitted until ACK (RFC 3261 §13.3.1.4)
     sofia::Msg pending2xx;
     tport_t *requestTport = nullptr; // (a reference) the transport the INVITE came on: no retransmission once closed

@@ -145,6 +145,13 @@ void Proxy::Impl::terminate(pw_dialog *d, pw_dialog_end_reason reason) {
     d->state = DialogState::Terminated;
     stopRetransmit(d);
     if (d->expiryTimer) d->expiryTimer->cancel();
+    if (d->laterAccept) { // ended before dialog_accept_finish (module.h v1.9): its request is answered, or never
+        pw_request *req = d->laterAccept->req;
+        d->laterAccept.reset();
+        if (!req->finalSent && req->irq)
+            replyLocal(req, 500);
+        unref(req);
+    }
     if (d->cbs.on_terminated) {
         try {
             d->cbs.on_terminated(d->arg, d, reason);

@@ -425,9 +425,23 @@ void discardUas(Impl *impl, pw_dialog *d) {
     impl->terminate(d, PW_END_FAILED);
 }
 
-// The commit step of dialog_accept_commit: 0 = send the 2xx; else the request is answered with the status
-// the module returned (unless it answered itself inside commit) and the dialog is discarded.
-bool runCommit(pw_request *req, pw_dialog *d, CommitFn commit, void *commitArg) {
+enum class Commit { Send, Later, Refused };
+
+// The request can still get its final response.
+bool answerable(pw_request *req) {
+    return req->irq && !req->finalSent && !req->impl->streamClosed(req->irq, req->req.get());
+}
+
+// Answers the request with status (300..699, else 500) unless it is answered already.
+void replyUnlessAnswered(pw_request *req, int status) {
+    if (!req->finalSent && req->irq)
+        hRequestReply(req, status >= 300 && status <= 699 ? status : 500, pw_str{}, nullptr, 0, pw_str{}, pw_str{});
+}
+
+// The commit step of dialog_accept_commit: 0 = send the 2xx; PW_COMMIT_LATER = keep the dialog, the module
+// finishes it (dialog_accept_finish); else the request is answered with the status the module returned (unless it
+// answered itself inside commit) and the dialog is discarded.
+Commit runCommit(pw_request *req, pw_dialog *d, CommitFn commit, void *commitArg) {
     Impl *impl = req->impl;
     ++req->refs; // commit may reply; the request must outlive this function either way
     int rc = 0;
@@ -436,14 +450,50 @@ bool runCommit(pw_request *req, pw_dialog *d, CommitFn commit, void *commitArg) 
     } catch (...) {
         rc = 500;
     }
-    bool go = rc == 0 && !req->finalSent && req->irq;
-    if (!go) {
+    bool open = !req->finalSent && req->irq;
+    Commit c = rc == 0 && open ? Commit::Send : rc == PW_COMMIT_LATER && open ? Commit::Later : Commit::Refused;
+    if (c == Commit::Refused) {
         discardUas(impl, d);
-        if (!req->finalSent && req->irq)
-            hRequestReply(req, rc >= 300 && rc <= 699 ? rc : 500, pw_str{}, nullptr, 0, pw_str{}, pw_str{});
+        replyUnlessAnswered(req, rc);
     }
     impl->unref(req);
-    return go;
+    return c;
+}
+
+// Sends the 2xx that accepts the dialog d (built by acceptCommon). false: it could not be sent; the dialog is
+// then discarded (after a commit step: no on_terminated, the module undoes) or terminated.
+bool sendAccept(pw_request *req, pw_dialog *d, int status, const std::string &hdrs, const std::string &ct,
+                const std::string &b, const std::string &contact, const std::string &ex, bool committed) {
+    Impl *impl = req->impl;
+    auto failed = [&] {
+        if (committed)
+            discardUas(impl, d);
+        else
+            impl->terminate(d, PW_END_FAILED);
+        return false;
+    };
+    msg_t *resp = nta_incoming_create_response(req->irq, status, sip_status_phrase(status));
+    if (!resp)
+        return failed();
+    sip_add_tl(resp, sip_object(resp), SIPTAG_CONTACT_STR(contact.c_str()), SIPTAG_EXPIRES_STR(orNull(ex)),
+               SIPTAG_HEADER_STR(orNull(hdrs)), SIPTAG_CONTENT_TYPE_STR(orNull(ct)),
+               SIPTAG_PAYLOAD_STR(ct.empty() && b.empty() ? nullptr : b.c_str()), TAG_END());
+    if (nta_incoming_complete_response(req->irq, resp, status, sip_status_phrase(status), TAG_END()) < 0) {
+        msg_destroy(resp);
+        return failed();
+    }
+    msg_t *keepCopy = req->method == sip_method_invite ? msg_ref_create(resp) : nullptr;
+    if (nta_incoming_mreply(req->irq, resp) < 0) {
+        if (keepCopy)
+            msg_destroy(keepCopy);
+        return failed();
+    }
+    impl->countResponse(status);
+    req->finalSent = true;
+    req->dialog = d;
+    if (keepCopy)
+        impl->startRetransmit(d, keepCopy, req->irq);
+    return true;
 }
 
 pw_dialog *acceptCommon(pw_request *req, int status, const pw_header *headers, size_t n, pw_str ctype, pw_str body,
@@ -490,37 +540,19 @@ pw_dialog *acceptCommon(pw_request *req, int status, const pw_header *headers, s
     }
     d->state = DialogState::Confirmed;
     impl->updateGauges();
-    if (commit && !runCommit(req, d, commit, commitArg))
-        return nullptr;
+    if (commit) {
+        Commit c = runCommit(req, d, commit, commitArg);
+        if (c == Commit::Refused)
+            return nullptr;
+        if (c == Commit::Later) { // dialog_accept_finish sends it (v1.9)
+            ++req->refs;
+            d->laterAccept.reset(new Dialog::LaterAccept{req, status, hdrs, ct, b, contact});
+            return d;
+        }
+    }
     // After a commit step a failure to send is reported by NULL alone (no on_terminated): the module undoes.
-    auto failed = [&] {
-        if (commit)
-            discardUas(impl, d);
-        else
-            impl->terminate(d, PW_END_FAILED);
+    if (!sendAccept(req, d, status, hdrs, ct, b, contact, ex, commit != nullptr))
         return nullptr;
-    };
-    msg_t *resp = nta_incoming_create_response(req->irq, status, sip_status_phrase(status));
-    if (!resp)
-        return failed();
-    sip_add_tl(resp, sip_object(resp), SIPTAG_CONTACT_STR(contact.c_str()), SIPTAG_EXPIRES_STR(orNull(ex)),
-               SIPTAG_HEADER_STR(orNull(hdrs)), SIPTAG_CONTENT_TYPE_STR(orNull(ct)),
-               SIPTAG_PAYLOAD_STR(ct.empty() && b.empty() ? nullptr : b.c_str()), TAG_END());
-    if (nta_incoming_complete_response(req->irq, resp, status, sip_status_phrase(status), TAG_END()) < 0) {
-        msg_destroy(resp);
-        return failed();
-    }
-    msg_t *keepCopy = req->method == sip_method_invite ? msg_ref_create(resp) : nullptr;
-    if (nta_incoming_mreply(req->irq, resp) < 0) {
-        if (keepCopy)
-            msg_destroy(keepCopy);
-        return failed();
-    }
-    impl->countResponse(status);
-    req->finalSent = true;
-    req->dialog = d;
-    if (keepCopy)
-        impl->startRetransmit(d, keepCopy, req->irq);
     if (subscription) {
         d->expiryTimer = std::make_unique<sofia::Timer>(impl->root);
         d->expiryTimer->start(uint64_t(expires) * 1000, [impl, d] {
@@ -550,6 +582,34 @@ pw_dialog *hDialogAcceptCommit(pw_request *req, int status, const pw_header *hea
     } catch (...) {
         return nullptr;
     }
+}
+
+// module.h dialog_accept_finish (v1.9): the 2xx of a dialog whose commit step answered PW_COMMIT_LATER, or its
+// refusal. Either way the request reference taken for it is dropped.
+int hDialogAcceptFinish(pw_dialog *d, int status) noexcept {
+    if (!d || !d->laterAccept)
+        return -1;
+    std::unique_ptr<Dialog::LaterAccept> later = std::move(d->laterAccept);
+    pw_request *req = later->req;
+    Impl *impl = req->impl;
+    int rc = -1;
+    try {
+        if (status == 0 && answerable(req)) {
+            if (sendAccept(req, d, later->status, later->headers, later->ctype, later->body, later->contact, "",
+                           true)) {
+                rc = 0;
+                impl->maybeFinish(req);
+            }
+        } else {
+            discardUas(impl, d);
+            if (status != 0)
+                replyUnlessAnswered(req, status);
+        }
+    } catch (...) {
+        rc = -1;
+    }
+    impl->unref(req);
+    return rc;
 }
 
 pw_dialog *hSubscriptionAccept(pw_request *req, uint32_t expires, const pw_dialog_callbacks *cbs, void *arg) noexcept {
@@ -1382,15 +1442,16 @@ const pw_host_api kApi = {
     .request_identity = hRequestIdentity,
     .request_challenge = hRequestChallenge,
     .dialog_inject_cseq = hDialogInjectCseq,
-    .uri_part = hUriPart,               // v1.4
-    .uri_param = hUriParam,             // v1.4
-    .uri_header = hUriHeader,           // v1.4
-    .domain_serve = hDomainServe,       // v1.4 (tenants)
-    .event_listening = hEventListening, // v1.5
-    .log_enabled = hLogEnabled,         // v1.6
-    .dialog_forget = hDialogForget,     // v1.7
-    .writer_defer = hWriterDefer,       // v1.8
-    .writer_finish = hWriterFinish,     // v1.8
+    .uri_part = hUriPart,                        // v1.4
+    .uri_param = hUriParam,                      // v1.4
+    .uri_header = hUriHeader,                    // v1.4
+    .domain_serve = hDomainServe,                // v1.4 (tenants)
+    .event_listening = hEventListening,          // v1.5
+    .log_enabled = hLogEnabled,                  // v1.6
+    .dialog_forget = hDialogForget,              // v1.7
+    .writer_defer = hWriterDefer,                // v1.8
+    .writer_finish = hWriterFinish,              // v1.8
+    .dialog_accept_finish = hDialogAcceptFinish, // v1.9
 };
 #pragma GCC diagnostic pop
 

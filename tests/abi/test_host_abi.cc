@@ -222,13 +222,12 @@ TEST_CASE("host ABI 1.7: dialog_forget is appended after 1.6, in the real table,
     CHECK(PW_HOST_HAS(&v16, log_enabled));
 }
 
-TEST_CASE("host ABI 1.8: writer_defer and writer_finish end the table, absent from a 1.7-sized one", "[abi]") {
+TEST_CASE("host ABI 1.8: writer_defer and writer_finish follow 1.7, absent from a 1.7-sized one", "[abi]") {
     Host h;
     REQUIRE(gApi);
-    CHECK(PW_ABI_MINOR == 8u);
+    CHECK(PW_ABI_MINOR >= 8u);
     CHECK(offsetof(pw_host_api, writer_defer) > offsetof(pw_host_api, dialog_forget));
     CHECK(offsetof(pw_host_api, writer_finish) > offsetof(pw_host_api, writer_defer));
-    CHECK(offsetof(pw_host_api, writer_finish) + sizeof(gApi->writer_finish) == sizeof(pw_host_api));
     CHECK(PW_HOST_HAS(gApi, writer_defer));
     CHECK(PW_HOST_HAS(gApi, writer_finish));
     CHECK(gApi->writer_defer(nullptr) == nullptr);
@@ -238,4 +237,18 @@ TEST_CASE("host ABI 1.8: writer_defer and writer_finish end the table, absent fr
     CHECK_FALSE(PW_HOST_HAS(&v17, writer_defer));
     CHECK_FALSE(PW_HOST_HAS(&v17, writer_finish));
     CHECK(PW_HOST_HAS(&v17, dialog_forget));
+}
+
+TEST_CASE("host ABI 1.9: dialog_accept_finish ends the table, absent from a 1.8-sized one", "[abi]") {
+    Host h;
+    REQUIRE(gApi);
+    CHECK(PW_ABI_MINOR == 9u);
+    CHECK(offsetof(pw_host_api, dialog_accept_finish) > offsetof(pw_host_api, writer_finish));
+    CHECK(offsetof(pw_host_api, dialog_accept_finish) + sizeof(gApi->dialog_accept_finish) == sizeof(pw_host_api));
+    CHECK(PW_HOST_HAS(gApi, dialog_accept_finish));
+    CHECK(gApi->dialog_accept_finish(nullptr, 0) == -1);
+    pw_host_api v18 = *gApi;
+    v18.struct_size = static_cast<uint32_t>(offsetof(pw_host_api, dialog_accept_finish));
+    CHECK_FALSE(PW_HOST_HAS(&v18, dialog_accept_finish));
+    CHECK(PW_HOST_HAS(&v18, writer_finish));
 }

@@ -220,8 +220,8 @@ private:
         // without a parkway schema version (the registrar's tables).
         std::map<std::string, std::string> p = {
             {"moh_port_min", "30000"}, {"moh_port_max", "39998"}, {"database", db_ + ".park"}};
-        // The "callpark-thread:" run (CMakeLists.txt) forces the storage thread on the SQLite park file, so every
-        // scenario goes through the asynchronous continuations (docs/cluster.md "Threads").
+        // The "callpark-inline:" run (CMakeLists.txt) turns the storage thread off (storage_thread = "off"), so every
+        // scenario also goes through the inline engine calls (docs/cluster.md "Threads").
         if (const char *st = std::getenv("PARKWAY_TEST_STORAGE_THREAD"))
             p["storage_thread"] = st;
         for (auto &[k, val] : opts_.params)

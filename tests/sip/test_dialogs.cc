@@ -978,6 +978,112 @@ TEST_CASE("dialog_accept_commit on an answered request: NULL and commit is not c
     CHECK(c.commits == 0);
 }
 
+// ---------------------------------------------------------------- commit answered later (v1.9)
+
+namespace {
+
+// A module whose commit step answers PW_COMMIT_LATER: the INVITE is held (PW_SUSPEND) and the test finishes the
+// dialog with dialog_accept_finish, as call park does once its storage thread has stored the park.
+struct LaterCommitter {
+    HookModule hook{"later"};
+    DlgRec rec;
+    pw_request *held = nullptr;
+    std::string exportAtCommit, tagAtCommit;
+    LaterCommitter() {
+        hook.onRequest = [this](pw_request *req) {
+            rec.api = hook.api;
+            if (hook.method(req) != "INVITE")
+                return PW_CONTINUE;
+            held = hook.api->request_retain(req);
+            auto cbs = rec.cbs();
+            std::string sdp = "v=0\r\no=later 1 1 IN IP4 127.0.0.1\r\n";
+            auto commit = [](void *arg, pw_dialog *d) -> int {
+                auto *self = static_cast<LaterCommitter *>(arg);
+                std::string buf(4096, '\0');
+                int64_t n = self->hook.api->dialog_export(d, buf.data(), buf.size());
+                buf.resize(n > 0 ? static_cast<size_t>(n) : 0);
+                self->exportAtCommit = buf;
+                self->tagAtCommit = S(self->hook.api->dialog_get(d, PW_DLG_LOCAL_TAG));
+                return PW_COMMIT_LATER;
+            };
+            rec.dlg = hook.api->dialog_accept_commit(held, 200, nullptr, 0, PW_STR_LIT("application/sdp"), P(sdp), &cbs,
+                                                     &rec, commit, this);
+            return PW_SUSPEND;
+        };
+    }
+    int finish(int status) {
+        int rc = hook.api->dialog_accept_finish(rec.dlg, status);
+        hook.api->request_resume(held, PW_STOP);
+        hook.api->request_release(held);
+        held = nullptr;
+        return rc;
+    }
+};
+
+std::string rawCancel(uint16_t port, const std::string &ruri) {
+    return "CANCEL " + ruri + " SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:" + std::to_string(port) +
+           ";branch=z9hG4bKinv1;rport\r\nFrom: <sip:raw@127.0.0.1>;tag=rawtag\r\nTo: <" + ruri +
+           ">\r\nCall-ID: rawcall@127.0.0.1\r\nCSeq: 1 CANCEL\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n";
+}
+
+} // namespace
+
+TEST_CASE("dialog_accept_commit answered later: nothing on the wire until dialog_accept_finish, then the 2xx the "
+          "commit exported",
+          "[dialog][commit]") {
+    SipTestEnv env;
+    LaterCommitter c;
+    env.add(c.hook);
+    env.start();
+    REQUIRE(PW_HOST_HAS(c.hook.api, dialog_accept_finish));
+    RawUdp phone;
+    phone.sendTo(env.port(), rawInvite(phone.port(), "sip:park@parkway.test"));
+    REQUIRE(env.runUntil([&] { return c.rec.dlg != nullptr; }));
+    env.runFor(200);
+    CHECK(phone.countStartingWith("SIP/2.0 200") == 0); // held: the module's storage has not answered yet
+    CHECK(phone.countStartingWith("SIP/2.0 ") == phone.countStartingWith("SIP/2.0 1"));
+    CHECK(c.finish(0) == 0);
+    REQUIRE(env.runUntil([&] { return phone.countStartingWith("SIP/2.0 200") >= 1; }));
+    std::string ok;
+    for (auto &r : phone.received)
+        if (r.rfind("SIP/2.0 200", 0) == 0)
+            ok = r;
+    CHECK(toTagOf(ok) == c.tagAtCommit); // the dialog stored at commit is the one the 2xx created
+    CHECK(nlohmann::json::parse(c.exportAtCommit)["localTag"] == c.tagAtCommit);
+    CHECK(ok.find("o=later") != std::string::npos);
+    phone.sendTo(env.port(), rawAck(phone.port(), env.proxyUri(), c.tagAtCommit));
+    REQUIRE(env.runUntil([&] { return c.rec.ackBodies.size() == 1; }));
+    CHECK(c.rec.ends.empty());
+}
+
+TEST_CASE("dialog_accept_finish with a status, or after a CANCEL: that answer, no 2xx, no on_terminated",
+          "[dialog][commit]") {
+    SipTestEnv env;
+    LaterCommitter c;
+    env.add(c.hook);
+    env.start();
+    RawUdp phone;
+    phone.sendTo(env.port(), rawInvite(phone.port(), "sip:park@parkway.test"));
+    REQUIRE(env.runUntil([&] { return c.rec.dlg != nullptr; }));
+    int expect = 0;
+    SECTION("finish(486): 486") {
+        expect = 486;
+        CHECK(c.finish(486) == -1);
+    }
+    SECTION("a CANCEL while held: 487, then finish(0) sends nothing and returns -1 (the module undoes)") {
+        expect = 487;
+        phone.sendTo(env.port(), rawCancel(phone.port(), "sip:park@parkway.test"));
+        REQUIRE(env.runUntil([&] { return phone.countStartingWith("SIP/2.0 487") >= 1; }));
+        CHECK(c.finish(0) == -1);
+    }
+    REQUIRE(env.runUntil([&] { return phone.countStartingWith("SIP/2.0 " + std::to_string(expect)) >= 1; }));
+    env.runFor(300);
+    for (auto &r : phone.received)
+        if (r.rfind("SIP/2.0 200", 0) == 0)
+            CHECK(r.find("CSeq: 1 CANCEL") != std::string::npos); // never a 2xx to the INVITE
+    CHECK(c.rec.ends.empty());
+}
+
 // ---------------------------------------------------------------- 2xx retransmissions to our INVITEs
 
 namespace {

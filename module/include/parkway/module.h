@@ -40,8 +40,9 @@ extern "C" {
    1.4: uri_part, uri_param, uri_header (pw_host_api) and routes (pw_module);
    domain_serve (pw_host_api) and domain_release (pw_module): tenants; 1.5: event_listening;
    1.6: log_enabled (pw_host_api) and overload_priority (pw_module); 1.7: dialog_forget;
-   1.8: writer_defer, writer_finish (admin commands answered later) */
-#define PW_ABI_MINOR 8u
+   1.8: writer_defer, writer_finish (admin commands answered later);
+   1.9: dialog_accept_finish (a dialog_accept_commit whose commit step answers later: PW_COMMIT_LATER) */
+#define PW_ABI_MINOR 9u
 
 /* Whether the host table `api` has the member `member` and it is set. A member added in a later minor version
  * (dialog_accept_commit, 1.1) lies past the end of an older host's shorter table: test it before calling it,
@@ -466,6 +467,8 @@ typedef struct pw_host_api {
      *                            is discarded WITHOUT on_terminated and NULL is returned. commit may instead
      *                            answer the request itself with request_reply() (e.g. 503 with Retry-After)
      *                            and return its status: the host then sends nothing more.
+     *   commit returns PW_COMMIT_LATER (v1.9 host): nothing is sent yet and `dlg` is returned; the module
+     *                            finishes it with dialog_accept_finish (below).
      * NULL is also returned, without commit being called, when the request can no longer be answered (it was
      * CANCELled or answered) or an argument is bad; and after commit returned 0 when the 2xx cannot be sent
      * (the module undoes what it committed). on_terminated never follows a NULL return. commit == NULL makes
@@ -597,7 +600,26 @@ typedef struct pw_host_api {
     pw_writer *(*writer_defer)(pw_writer *out);
     /* Sends what the deferred writer holds (nothing written: "null" with 200) and frees it. SIP thread only. */
     void (*writer_finish)(pw_writer *deferred);
+
+    /* --- a commit step that answers later (v1.9) -------------------------------------------------- */
+    /*
+     * dialog_accept_commit's commit may return PW_COMMIT_LATER when what the 2xx reveals is made durable on
+     * another thread (a database on the network): the host keeps the dialog exactly as built, sends nothing, and
+     * dialog_accept_commit returns `dlg`. The dialog can be read and exported meanwhile; no request reaches it
+     * (its tag has not been sent). Later, on the SIP thread, the module calls dialog_accept_finish(dlg, status)
+     * exactly once:
+     *   status 0:        the 2xx is sent as dialog_accept_commit would have sent it; returns 0 and `dlg` lives on.
+     *   status 300..699: the request is answered with it (any other non-zero status: 500) unless it is answered
+     *                    already (the module replied itself); the dialog is discarded without on_terminated.
+     * Returns -1, the dialog discarded without on_terminated, when status is 0 but the 2xx cannot be sent (the
+     * request was CANCELled meanwhile, and got its 487, or its connection closed): the module undoes what it
+     * committed. A v1.0-1.8 host answers PW_COMMIT_LATER with 500: check PW_HOST_HAS(api, dialog_accept_finish).
+     */
+    int (*dialog_accept_finish)(pw_dialog *dlg, int status);
 } pw_host_api;
+
+/* dialog_accept_commit's commit step: the 2xx is sent later, by dialog_accept_finish (v1.9) */
+#define PW_COMMIT_LATER 1
 
 /* ---------------------------------------------------------------- the module descriptor */
 

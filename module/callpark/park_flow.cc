@@ -456,9 +456,8 @@ pw_verdict CallPark::parkInviteQueued(pw_request *req, const pw_msg *m, eng::Par
     // Whatever the continuation finds, the INVITE is answered (if it still can be) and released exactly once, and
     // the dialog built for a later 200 is finished (sent or discarded) exactly once.
     auto finish = [this, held, sid, legId, finishLater](bool parked) {
-        if (!parked)
-            finishLater(500); // discarded; 500 only if nothing answered the INVITE yet
         if (!parked) {
+            finishLater(500); // discarded; 500 only if nothing answered the INVITE yet
             if (Session *sp = session(sid)) {
                 if (Leg *l = legById(legId); l && sp->a == l) {
                     sp->a = nullptr;

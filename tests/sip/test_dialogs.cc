@@ -111,6 +111,15 @@ std::string rawInvite(uint16_t port, const std::string &ruri) {
            ">\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n";
 }
 
+// The last message the phone received that starts with prefix ("" when none).
+std::string lastStartingWith(const RawUdp &phone, const std::string &prefix) {
+    std::string last;
+    for (auto &r : phone.received)
+        if (r.rfind(prefix, 0) == 0)
+            last = r;
+    return last;
+}
+
 std::string rawAck(uint16_t port, const std::string &ruri, const std::string &toTag) {
     return "ACK " + ruri + " SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:" + std::to_string(port) +
            ";branch=z9hG4bKack1;rport\r\nFrom: <sip:raw@127.0.0.1>;tag=rawtag\r\nTo: <sip:park@parkway.test>;tag=" +
@@ -134,9 +143,7 @@ TEST_CASE("UAS accept: the 2xx is retransmitted until the ACK arrives, then stop
     CHECK(S(acc.hook.api->dialog_get(acc.rec.dlg, PW_DLG_CALL_ID)) == "rawcall@127.0.0.1");
     CHECK(S(acc.hook.api->dialog_get(acc.rec.dlg, PW_DLG_REMOTE_TAG)) == "rawtag");
     CHECK(S(acc.hook.api->dialog_get(acc.rec.dlg, PW_DLG_REMOTE_TARGET)) == "sip:raw@127.0.0.1:" + std::to_string(phone.port()));
-    std::string ok;
-    for (auto &r : phone.received)
-        if (r.rfind("SIP/2.0 200", 0) == 0) ok = r;
+    std::string ok = lastStartingWith(phone, "SIP/2.0 200");
     CHECK(ok.find("o=park") != std::string::npos);
     CHECK(ok.find("Contact:") != std::string::npos);
     std::string tag = toTagOf(ok);
@@ -844,6 +851,13 @@ TEST_CASE("A restored subscription whose expiry passed while the proxy was down 
 
 namespace {
 
+// The ACK of the 2xx that carried our tag reaches the module's dialog, which lives on.
+void ackReachesDialog(SipTestEnv &env, RawUdp &phone, DlgRec &rec, const std::string &tag) {
+    phone.sendTo(env.port(), rawAck(phone.port(), env.proxyUri(), tag));
+    REQUIRE(env.runUntil([&] { return rec.ackBodies.size() == 1; }));
+    CHECK(rec.ends.empty());
+}
+
 // A module that answers INVITEs with dialog_accept_commit; `decide` is the commit step.
 struct Committer {
     HookModule hook{"committer"};
@@ -901,16 +915,11 @@ TEST_CASE("dialog_accept_commit: commit sees the whole dialog before the 2xx is 
     CHECK(j["callId"] == "rawcall@127.0.0.1");
     CHECK(j["remoteTag"] == "rawtag");
     CHECK(j["remoteTarget"] == "sip:raw@127.0.0.1:" + std::to_string(phone.port()));
-    std::string ok;
-    for (auto &r : phone.received)
-        if (r.rfind("SIP/2.0 200", 0) == 0)
-            ok = r;
+    std::string ok = lastStartingWith(phone, "SIP/2.0 200");
     CHECK(toTagOf(ok) == c.tagAtCommit); // the stored dialog is the one the 2xx created
     CHECK(j["localTag"] == c.tagAtCommit);
     REQUIRE(c.rec.dlg);
-    phone.sendTo(env.port(), rawAck(phone.port(), env.proxyUri(), c.tagAtCommit));
-    REQUIRE(env.runUntil([&] { return c.rec.ackBodies.size() == 1; }));
-    CHECK(c.rec.ends.empty());
+    ackReachesDialog(env, phone, c.rec, c.tagAtCommit);
 }
 
 TEST_CASE("dialog_accept_commit: a refusing commit answers its status, no dialog, no on_terminated",
@@ -1044,16 +1053,11 @@ TEST_CASE("dialog_accept_commit answered later: nothing on the wire until dialog
     CHECK(phone.countStartingWith("SIP/2.0 ") == phone.countStartingWith("SIP/2.0 1"));
     CHECK(c.finish(0) == 0);
     REQUIRE(env.runUntil([&] { return phone.countStartingWith("SIP/2.0 200") >= 1; }));
-    std::string ok;
-    for (auto &r : phone.received)
-        if (r.rfind("SIP/2.0 200", 0) == 0)
-            ok = r;
+    std::string ok = lastStartingWith(phone, "SIP/2.0 200");
     CHECK(toTagOf(ok) == c.tagAtCommit); // the dialog stored at commit is the one the 2xx created
     CHECK(nlohmann::json::parse(c.exportAtCommit)["localTag"] == c.tagAtCommit);
     CHECK(ok.find("o=later") != std::string::npos);
-    phone.sendTo(env.port(), rawAck(phone.port(), env.proxyUri(), c.tagAtCommit));
-    REQUIRE(env.runUntil([&] { return c.rec.ackBodies.size() == 1; }));
-    CHECK(c.rec.ends.empty());
+    ackReachesDialog(env, phone, c.rec, c.tagAtCommit);
 }
 
 TEST_CASE("dialog_accept_finish with a status, or after a CANCEL: that answer, no 2xx, no on_terminated",

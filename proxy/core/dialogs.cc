@@ -30,19 +30,25 @@ int uacTrampoline(nta_outgoing_magic_t *magic, nta_outgoing_t *orq, const sip_t 
 }
 
 std::string unquote(const char *s) {
-    if (!s) return {};
+    if (!s)
+        return {};
     std::string v = s;
-    if (v.size() >= 2 && v.front() == '"' && v.back() == '"') v = v.substr(1, v.size() - 2);
+    if (v.size() >= 2 && v.front() == '"' && v.back() == '"')
+        v = v.substr(1, v.size() - 2);
     return v;
 }
 
-const char *orNull(const std::string &s) { return s.empty() ? nullptr : s.c_str(); }
+const char *orNull(const std::string &s) {
+    return s.empty() ? nullptr : s.c_str();
+}
 
 std::string addrHeader(const std::string &display, const std::string &uri, const std::string &tag) {
     std::string out;
-    if (!display.empty()) out += "\"" + display + "\" ";
+    if (!display.empty())
+        out += "\"" + display + "\" ";
     out += "<" + uri + ">";
-    if (!tag.empty()) out += ";tag=" + tag;
+    if (!tag.empty())
+        out += ";tag=" + tag;
     return out;
 }
 
@@ -122,14 +128,17 @@ bool Proxy::Impl::fromPeer(pw_dialog *d, msg_t *req, sip_method_t method) {
     return false;
 }
 
-std::string Proxy::Impl::contactHeader() const { return "<" + primary + ">"; }
+std::string Proxy::Impl::contactHeader() const {
+    return "<" + primary + ">";
+}
 
 pw_dialog *Proxy::Impl::newDialog(ModuleInstance *mod, DialogRole role, const pw_dialog_callbacks *cbs, void *arg) {
     auto *d = new pw_dialog();
     d->impl = this;
     d->mod = mod;
     d->role = role;
-    if (cbs) std::memcpy(&d->cbs, cbs, std::min<size_t>(sizeof d->cbs, cbs->struct_size));
+    if (cbs)
+        std::memcpy(&d->cbs, cbs, std::min<size_t>(sizeof d->cbs, cbs->struct_size));
     d->cbs.struct_size = sizeof d->cbs;
     d->arg = arg;
     d->expiryBaseMs = nowMs(); // a subscription accepted now expires `expires` seconds from here
@@ -138,13 +147,15 @@ pw_dialog *Proxy::Impl::newDialog(ModuleInstance *mod, DialogRole role, const pw
 }
 
 void Proxy::Impl::terminate(pw_dialog *d, pw_dialog_end_reason reason) {
-    if (d->notified) return;
+    if (d->notified)
+        return;
     d->notified = true;
     if (d->state != DialogState::Terminated && dialogs.count(d))
         ++terminatedDialogs;
     d->state = DialogState::Terminated;
     stopRetransmit(d);
-    if (d->expiryTimer) d->expiryTimer->cancel();
+    if (d->expiryTimer)
+        d->expiryTimer->cancel();
     if (d->laterAccept) { // ended before dialog_accept_finish (module.h v1.9): its request is answered, or never
         pw_request *req = d->laterAccept->req;
         d->laterAccept.reset();
@@ -161,17 +172,20 @@ void Proxy::Impl::terminate(pw_dialog *d, pw_dialog_end_reason reason) {
     }
     updateGauges();
     // Never destroy the leg from inside a callback of that leg: release from a timer (RFC-free hygiene).
-    if (!d->lingerTimer) d->lingerTimer = std::make_unique<sofia::Timer>(root);
+    if (!d->lingerTimer)
+        d->lingerTimer = std::make_unique<sofia::Timer>(root);
     d->lingerTimer->start(d->pendingOrqs > 0 ? t1x64 : 0, [this, d] { releaseDialog(d); });
 }
 
 void Proxy::Impl::releaseDialog(pw_dialog *d) {
-    if (d->requestTport) tport_unref(d->requestTport);
+    if (d->requestTport)
+        tport_unref(d->requestTport);
     d->requestTport = nullptr;
     for (auto it = uacs.begin(); it != uacs.end();) {
         UacRequest *u = *it;
         if (u->dialog == d) {
-            if (u->orq) nta_outgoing_destroy(u->orq);
+            if (u->orq)
+                nta_outgoing_destroy(u->orq);
             it = uacs.erase(it);
             delete u;
         } else {
@@ -179,8 +193,10 @@ void Proxy::Impl::releaseDialog(pw_dialog *d) {
         }
     }
     for (auto *tx : txns)
-        if (tx->dialog == d) tx->dialog = nullptr;
-    if (d->leg) nta_leg_destroy(d->leg);
+        if (tx->dialog == d)
+            tx->dialog = nullptr;
+    if (d->leg)
+        nta_leg_destroy(d->leg);
     d->leg = nullptr;
     if (dialogs.erase(d) && d->state == DialogState::Terminated)
         --terminatedDialogs;
@@ -217,9 +233,11 @@ void Proxy::Impl::forgetDialog(pw_dialog *d) {
 
 void Proxy::Impl::startRetransmit(pw_dialog *d, msg_t *resp2xx, nta_incoming_t *irq) {
     d->pending2xx = sofia::Msg::adopt(resp2xx);
-    if (d->requestTport) tport_unref(d->requestTport);
+    if (d->requestTport)
+        tport_unref(d->requestTport);
     d->requestTport = nta_incoming_transport(agent, irq, nullptr);
-    if (!d->retransmitTimer) d->retransmitTimer = std::make_unique<sofia::Timer>(root);
+    if (!d->retransmitTimer)
+        d->retransmitTimer = std::make_unique<sofia::Timer>(root);
     d->retransmitInterval = cfg.t1Ms;
     d->retransmitElapsed = 0;
     d->retransmitTimer->start(d->retransmitInterval, [this, d] { retransmitTick(d); });
@@ -233,11 +251,13 @@ void Proxy::Impl::retransmitTick(pw_dialog *d) {
     bool gone = tp && tport_is_stream(tp) && (tport_is_closed(tp) || tport_is_shutdown(tp));
     if (d->retransmitElapsed >= t1x64) {
         stopRetransmit(d);
-        if (!gone) sendInDialog(d, "BYE", nullptr, 0, {}, {}, 0, nullptr, nullptr);
+        if (!gone)
+            sendInDialog(d, "BYE", nullptr, 0, {}, {}, 0, nullptr, nullptr);
         terminate(d, PW_END_ACK_TIMEOUT);
         return;
     }
-    if (!d->pending2xx) return;
+    if (!d->pending2xx)
+        return;
     if (gone) { // no ACK can come any more either: wait for the timeout above
         d->retransmitInterval = std::min<uint64_t>(d->retransmitInterval * 2, cfg.t2Ms);
         d->retransmitTimer->start(d->retransmitInterval, [this, d] { retransmitTick(d); });
@@ -259,8 +279,10 @@ void Proxy::Impl::retransmitTick(pw_dialog *d) {
 
 void Proxy::Impl::stopRetransmit(pw_dialog *d) {
     d->pending2xx.reset();
-    if (d->retransmitTimer) d->retransmitTimer->cancel();
-    if (d->requestTport) tport_unref(d->requestTport);
+    if (d->retransmitTimer)
+        d->retransmitTimer->cancel();
+    if (d->requestTport)
+        tport_unref(d->requestTport);
     d->requestTport = nullptr;
 }
 
@@ -275,8 +297,10 @@ static void fillUac(pw_dialog *d, const sip_t *req, const sip_t *resp) {
         d->remoteDisplay = req->sip_to ? unquote(req->sip_to->a_display) : "";
     }
     if (resp) {
-        if (resp->sip_to && resp->sip_to->a_tag) d->remoteTag = resp->sip_to->a_tag;
-        if (resp->sip_contact) d->remoteTarget = sofia::urlString(resp->sip_contact->m_url);
+        if (resp->sip_to && resp->sip_to->a_tag)
+            d->remoteTag = resp->sip_to->a_tag;
+        if (resp->sip_contact)
+            d->remoteTarget = sofia::urlString(resp->sip_contact->m_url);
         d->routeSet.clear();
         for (sip_record_route_t *r = resp->sip_record_route; r; r = r->r_next)
             d->routeSet.insert(d->routeSet.begin(), "<" + sofia::urlString(r->r_url) + ">");
@@ -292,7 +316,8 @@ int Proxy::Impl::onLegRequest(pw_dialog *d, nta_leg_t *, nta_incoming_t *irq, co
         countRequest(sip->sip_request->rq_method_name);
         {
             sofia::Msg m = sofia::Msg::adopt(nta_incoming_getrequest(irq));
-            if (!admitRequest(irq, m.get())) return 0; // rate limited like any request (docs/limits.md)
+            if (!admitRequest(irq, m.get()))
+                return 0; // rate limited like any request (docs/limits.md)
             if (!fromPeer(d, m.get(), method)) {
                 // Not the dialog's peer: the dialog is left exactly as it was (no callback, no CSeq or target
                 // update). An ACK has no answer: it is dropped (it must not stop our 2xx retransmission).
@@ -308,20 +333,23 @@ int Proxy::Impl::onLegRequest(pw_dialog *d, nta_leg_t *, nta_incoming_t *irq, co
             msg_t *ack = nta_incoming_getrequest(irq);
             nta_incoming_destroy(irq);
             bool wanted = d->pending2xx || d->state != DialogState::Terminated;
-            if (d->pending2xx) stopRetransmit(d);
+            if (d->pending2xx)
+                stopRetransmit(d);
             if (wanted && !d->notified && d->cbs.on_ack) {
                 pw_msg v;
                 initView(v, ack);
                 d->cbs.on_ack(d->arg, d, &v);
             }
-            if (ack) msg_destroy(ack);
+            if (ack)
+                msg_destroy(ack);
             return 0;
         }
         if (d->notified) {
             countResponse(481);
             return 481;
         }
-        if (sip->sip_cseq && sip->sip_cseq->cs_seq > d->remoteCseq) d->remoteCseq = sip->sip_cseq->cs_seq;
+        if (sip->sip_cseq && sip->sip_cseq->cs_seq > d->remoteCseq)
+            d->remoteCseq = sip->sip_cseq->cs_seq;
         if (sip->sip_contact && method != sip_method_subscribe && method != sip_method_bye)
             d->remoteTarget = sofia::urlString(sip->sip_contact->m_url); // target refresh (RFC 3261 §12.2.2)
         if (method == sip_method_bye) {
@@ -332,7 +360,8 @@ int Proxy::Impl::onLegRequest(pw_dialog *d, nta_leg_t *, nta_incoming_t *irq, co
             return 0;
         }
         if (method == sip_method_subscribe && d->subscription) {
-            if (handleSubscriptionRefresh(irq, sip)) return 0;
+            if (handleSubscriptionRefresh(irq, sip))
+                return 0;
         }
         if (!d->cbs.on_request) {
             countResponse(501);
@@ -350,14 +379,18 @@ int Proxy::Impl::onLegRequest(pw_dialog *d, nta_leg_t *, nta_incoming_t *irq, co
         tx->identitySource = PW_IDENTITY_DIALOG;
         txns.insert(tx);
         initView(tx->view, tx->req.get());
-        nta_incoming_bind(irq, [](nta_incoming_magic_t *m, nta_incoming_t *i, const sip_t *s) noexcept -> int {
-            auto *t = reinterpret_cast<pw_request *>(m);
-            return t->impl->onAckCancel(t, i, s);
-        }, reinterpret_cast<nta_incoming_magic_t *>(tx));
+        nta_incoming_bind(
+            irq,
+            [](nta_incoming_magic_t *m, nta_incoming_t *i, const sip_t *s) noexcept -> int {
+                auto *t = reinterpret_cast<pw_request *>(m);
+                return t->impl->onAckCancel(t, i, s);
+            },
+            reinterpret_cast<nta_incoming_magic_t *>(tx));
         // A module that never answers: 500 after 64*T1 so the peer is not left hanging.
         tx->noAnswerTimer = std::make_unique<sofia::Timer>(root);
         tx->noAnswerTimer->start(t1x64, [this, tx] {
-            if (!tx->finalSent) replyLocal(tx, 500, "Request Not Answered");
+            if (!tx->finalSent)
+                replyLocal(tx, 500, "Request Not Answered");
             maybeFinish(tx);
         });
         ++tx->refs;
@@ -366,7 +399,8 @@ int Proxy::Impl::onLegRequest(pw_dialog *d, nta_leg_t *, nta_incoming_t *irq, co
             d->cbs.on_request(d->arg, d, tx);
         } catch (...) {
             log(d->mod, PW_LOG_ERROR, "on_request (dialog) threw an exception");
-            if (!tx->finalSent) replyLocal(tx, 500);
+            if (!tx->finalSent)
+                replyLocal(tx, 500);
         }
         tx->inPipeline = false;
         maybeFinish(tx);
@@ -379,15 +413,17 @@ int Proxy::Impl::onLegRequest(pw_dialog *d, nta_leg_t *, nta_incoming_t *irq, co
 }
 
 bool Proxy::Impl::handleSubscriptionRefresh(nta_incoming_t *irq, const sip_t *sip) {
-    if (sip->sip_request->rq_method != sip_method_subscribe || !sip->sip_to || !sip->sip_to->a_tag ||
-        !sip->sip_from || !sip->sip_from->a_tag || !sip->sip_call_id)
+    if (sip->sip_request->rq_method != sip_method_subscribe || !sip->sip_to || !sip->sip_to->a_tag || !sip->sip_from ||
+        !sip->sip_from->a_tag || !sip->sip_call_id)
         return false;
     pw_dialog *d = nullptr;
     for (auto *x : dialogs)
         if (x->subscription && !x->notified && x->callId == sip->sip_call_id->i_id &&
-            !strcasecmp(x->localTag.c_str(), sip->sip_to->a_tag) && !strcasecmp(x->remoteTag.c_str(), sip->sip_from->a_tag))
+            !strcasecmp(x->localTag.c_str(), sip->sip_to->a_tag) &&
+            !strcasecmp(x->remoteTag.c_str(), sip->sip_from->a_tag))
             d = x;
-    if (!d) return false;
+    if (!d)
+        return false;
     {
         sofia::Msg m = sofia::Msg::adopt(nta_incoming_getrequest(irq));
         if (!fromPeer(d, m.get(), sip_method_subscribe)) {
@@ -398,9 +434,12 @@ bool Proxy::Impl::handleSubscriptionRefresh(nta_incoming_t *irq, const sip_t *si
         }
     }
     uint32_t expires = sip->sip_expires ? static_cast<uint32_t>(sip->sip_expires->ex_delta) : cfg.subMaxExpires;
-    if (expires > 0) expires = std::clamp(expires, cfg.subMinExpires, cfg.subMaxExpires);
-    if (sip->sip_cseq && sip->sip_cseq->cs_seq > d->remoteCseq) d->remoteCseq = sip->sip_cseq->cs_seq;
-    if (sip->sip_contact) d->remoteTarget = sofia::urlString(sip->sip_contact->m_url);
+    if (expires > 0)
+        expires = std::clamp(expires, cfg.subMinExpires, cfg.subMaxExpires);
+    if (sip->sip_cseq && sip->sip_cseq->cs_seq > d->remoteCseq)
+        d->remoteCseq = sip->sip_cseq->cs_seq;
+    if (sip->sip_contact)
+        d->remoteTarget = sofia::urlString(sip->sip_contact->m_url);
     std::string ex = std::to_string(expires);
     countResponse(200);
     nta_incoming_treply(irq, SIP_200_OK, SIPTAG_EXPIRES_STR(ex.c_str()),
@@ -424,9 +463,11 @@ bool Proxy::Impl::handleSubscriptionRefresh(nta_incoming_t *irq, const sip_t *si
 }
 
 void Proxy::Impl::armSubscriptionExpiry(pw_dialog *d, uint64_t ms) {
-    if (!d->expiryTimer) d->expiryTimer = std::make_unique<sofia::Timer>(root);
+    if (!d->expiryTimer)
+        d->expiryTimer = std::make_unique<sofia::Timer>(root);
     d->expiryTimer->start(ms, [this, d] {
-        if (d->cbs.on_refresh) d->cbs.on_refresh(d->arg, d, 0);
+        if (d->cbs.on_refresh)
+            d->cbs.on_refresh(d->arg, d, 0);
         terminate(d, PW_END_EXPIRED);
     });
 }
@@ -435,7 +476,8 @@ void Proxy::Impl::armSubscriptionExpiry(pw_dialog *d, uint64_t ms) {
 
 int Proxy::Impl::sendInDialog(pw_dialog *d, const char *method, const pw_header *headers, size_t n, pw_str ctype,
                               pw_str body, uint32_t flags, pw_response_cb cb, void *arg) {
-    if (!d->leg) return PW_ESTATE;
+    if (!d->leg)
+        return PW_ESTATE;
     sip_method_t m = sip_method_code(method);
     std::string hdrs = headersToString(headers, n);
     std::string ct = str(ctype), b = str(body);
@@ -472,7 +514,8 @@ void Proxy::Impl::sendAck(pw_dialog *d, uint32_t cseq, pw_str ctype, pw_str body
 }
 
 void Proxy::Impl::transmitAck(pw_dialog *d) {
-    if (!d->leg) return;
+    if (!d->leg)
+        return;
     sofia::Home home;
     sip_cseq_t *cs = sip_cseq_create(home.get(), d->ackCseq, SIP_METHOD_ACK);
     const std::string &b = d->ackBody;
@@ -480,7 +523,8 @@ void Proxy::Impl::transmitAck(pw_dialog *d) {
         d->leg, nullptr, nullptr, d->nextHop.empty() ? nullptr : URL_STRING_MAKE(d->nextHop.c_str()), SIP_METHOD_ACK,
         nullptr, SIPTAG_CSEQ(cs), SIPTAG_CONTENT_TYPE_STR(orNull(d->ackCtype)),
         SIPTAG_PAYLOAD_STR(b.empty() ? nullptr : b.c_str()), TAG_END());
-    if (ack) nta_outgoing_destroy(ack);
+    if (ack)
+        nta_outgoing_destroy(ack);
     countRequest("ACK");
 }
 
@@ -515,7 +559,8 @@ bool Proxy::Impl::ackRetransmitted2xx(const sip_t *sip) {
 }
 
 void Proxy::Impl::finishUac(UacRequest *u) {
-    if (u->orq) nta_outgoing_destroy(u->orq);
+    if (u->orq)
+        nta_outgoing_destroy(u->orq);
     u->orq = nullptr;
     uacs.erase(u);
     pw_dialog *d = static_cast<pw_dialog *>(u->dialog);
@@ -528,7 +573,8 @@ int Proxy::Impl::onUacResponse(UacRequest *u, nta_outgoing_t *orq, const sip_t *
     noteWork();
     try {
         int status = sip ? sip->sip_status->st_status : nta_outgoing_status(orq);
-        if (status < 100) status = 408;
+        if (status < 100)
+            status = 408;
         pw_dialog *d = static_cast<pw_dialog *>(u->dialog);
         pw_msg v;
         msg_t *resp = sip ? nta_outgoing_getresponse(orq) : nullptr;
@@ -564,9 +610,11 @@ int Proxy::Impl::onUacResponse(UacRequest *u, nta_outgoing_t *orq, const sip_t *
                     nta_leg_client_route(d->leg, sip->sip_record_route, sip->sip_contact);
                 }
                 fillUac(d, req ? sip_object(req) : nullptr, sip);
-                if (req) msg_destroy(req);
+                if (req)
+                    msg_destroy(req);
                 learnPeer(d, resp); // the peer of a UAC dialog: where its establishing response came from
-                if (status < 200) d->state = DialogState::Early;
+                if (status < 200)
+                    d->state = DialogState::Early;
             }
             if (status >= 200 && status < 300) {
                 d->state = DialogState::Confirmed;
@@ -608,14 +656,18 @@ int Proxy::Impl::onUacResponse(UacRequest *u, nta_outgoing_t *orq, const sip_t *
         if (d && u->method == sip_method_invite && status >= 200 && status < 300) {
             uint32_t cseq = sip && sip->sip_cseq ? sip->sip_cseq->cs_seq : 0;
             d->inviteCseq = cseq;
-            if (sip && sip->sip_contact) d->remoteTarget = sofia::urlString(sip->sip_contact->m_url);
-            if (!(u->flags & PW_SEND_DEFER_ACK) && !d->notified) sendAck(d, cseq, {}, {});
+            if (sip && sip->sip_contact)
+                d->remoteTarget = sofia::urlString(sip->sip_contact->m_url);
+            if (!(u->flags & PW_SEND_DEFER_ACK) && !d->notified)
+                sendAck(d, cseq, {}, {});
         }
-        if (status < 200 && status == 100) return 0;
+        if (status < 200 && status == 100)
+            return 0;
         bool final = status >= 200;
         pw_response_cb cb = u->cb;
         void *arg = u->arg;
-        if (final) finishUac(u);
+        if (final)
+            finishUac(u);
         if (cb && !(d && d->notified)) {
             try {
                 cb(arg, d, status, resp ? &v : nullptr);
@@ -624,7 +676,8 @@ int Proxy::Impl::onUacResponse(UacRequest *u, nta_outgoing_t *orq, const sip_t *
             }
         }
         // RFC 3261 §12.2.1.2: 481/408 to an in-dialog request ends the dialog
-        if (final && d && !d->notified && (status == 481 || status == 408)) terminate(d, PW_END_TRANSPORT);
+        if (final && d && !d->notified && (status == 481 || status == 408))
+            terminate(d, PW_END_TRANSPORT);
     } catch (...) {
         log(nullptr, PW_LOG_ERROR, "UAC response handling failed");
     }
@@ -652,7 +705,8 @@ std::string exportDialog(pw_dialog *d) {
     j["subscription"] = d->subscription;
     j["expires"] = d->expires;
     // Absolute wall-clock expiry, so a restore re-arms the remaining time (not a fresh period).
-    if (d->subscription && d->expires > 0) j["expiresAt"] = d->expiryBaseMs + int64_t(d->expires) * 1000;
+    if (d->subscription && d->expires > 0)
+        j["expiresAt"] = d->expiryBaseMs + int64_t(d->expires) * 1000;
     // The learnt peer addresses (fromPeer). Older versions ignore the key; a blob without it is restored with
     // learnOnFirst (restoreDialog).
     std::vector<std::string> peer;
@@ -689,7 +743,8 @@ pw_dialog *restoreDialog(Proxy::Impl *impl, ModuleInstance *mod, const std::stri
     d->nextHop = s("nextHop");
     if (j.contains("routeSet") && j["routeSet"].is_array())
         for (auto &r : j["routeSet"])
-            if (r.is_string()) d->routeSet.push_back(r.get<std::string>());
+            if (r.is_string())
+                d->routeSet.push_back(r.get<std::string>());
     d->remoteCseq = j.value("remoteCseq", 0u);
     d->subscription = j.value("subscription", false);
     d->expires = j.value("expires", 0u);
@@ -722,7 +777,8 @@ pw_dialog *restoreDialog(Proxy::Impl *impl, ModuleInstance *mod, const std::stri
     sip_record_route_t *rr = nullptr;
     if (!d->routeSet.empty()) {
         std::string joined;
-        for (auto &r : d->routeSet) joined += (joined.empty() ? "" : ", ") + r;
+        for (auto &r : d->routeSet)
+            joined += (joined.empty() ? "" : ", ") + r;
         rr = sip_record_route_make(home.get(), joined.c_str());
     }
     nta_leg_server_route(d->leg, rr, target); // route set used in stored order
@@ -732,7 +788,7 @@ pw_dialog *restoreDialog(Proxy::Impl *impl, ModuleInstance *mod, const std::stri
         // through the usual on_refresh(0) + PW_END_EXPIRED path (RFC 6665 §4.1.2.4 for the module's NOTIFY).
         int64_t now = impl->nowMs();
         int64_t at = j.contains("expiresAt") && j["expiresAt"].is_number_integer() ? j["expiresAt"].get<int64_t>()
-                                                                                  : now + int64_t(d->expires) * 1000;
+                                                                                   : now + int64_t(d->expires) * 1000;
         d->expiryBaseMs = at - int64_t(d->expires) * 1000;
         impl->armSubscriptionExpiry(d, uint64_t(std::max<int64_t>(0, at - now)));
     }

@@ -14,8 +14,12 @@ using namespace parkway::test;
 
 namespace {
 
-pw_str P(const std::string &s) { return pw_str{s.data(), s.size()}; }
-std::string S(pw_str v) { return v.ptr ? std::string(v.ptr, v.len) : std::string(); }
+pw_str P(const std::string &s) {
+    return pw_str{s.data(), s.size()};
+}
+std::string S(pw_str v) {
+    return v.ptr ? std::string(v.ptr, v.len) : std::string();
+}
 
 // Records everything a dialog reports.
 struct DlgRec {
@@ -34,8 +38,10 @@ struct DlgRec {
     static void cbRequest(void *arg, pw_dialog *d, pw_request *req) {
         auto *r = static_cast<DlgRec *>(arg);
         r->requests.push_back(S(r->api->msg_method(r->api->request_msg(req))));
-        if (r->onRequest) r->onRequest(d, req);
-        else r->api->request_reply(req, 200, pw_str{}, nullptr, 0, pw_str{}, pw_str{});
+        if (r->onRequest)
+            r->onRequest(d, req);
+        else
+            r->api->request_reply(req, 200, pw_str{}, nullptr, 0, pw_str{}, pw_str{});
     }
     static void cbAck(void *arg, pw_dialog *, const pw_msg *ack) {
         auto *r = static_cast<DlgRec *>(arg);
@@ -44,7 +50,8 @@ struct DlgRec {
     static void cbRefresh(void *arg, pw_dialog *, uint32_t expires) {
         auto *r = static_cast<DlgRec *>(arg);
         r->refreshes.push_back(expires);
-        if (r->onRefresh) r->onRefresh(expires);
+        if (r->onRefresh)
+            r->onRefresh(expires);
     }
     static void cbTerminated(void *arg, pw_dialog *, pw_dialog_end_reason reason) {
         auto *r = static_cast<DlgRec *>(arg);
@@ -55,7 +62,8 @@ struct DlgRec {
         auto *r = static_cast<DlgRec *>(arg);
         r->responses.push_back(status);
         r->responseBodies.push_back(resp ? S(r->api->msg_body(resp)) : "");
-        if (r->onResponse) r->onResponse(status, resp);
+        if (r->onResponse)
+            r->onResponse(status, resp);
     }
     pw_dialog_callbacks cbs() const {
         pw_dialog_callbacks c{};
@@ -80,13 +88,15 @@ struct Acceptor {
             auto cbs = rec.cbs();
             if (m == "INVITE") {
                 std::string sdp = "v=0\r\no=park 1 1 IN IP4 127.0.0.1\r\n";
-                rec.dlg = hook.api->dialog_accept(req, 200, nullptr, 0, PW_STR_LIT("application/sdp"), P(sdp), &cbs,
-                                                  &rec);
+                rec.dlg =
+                    hook.api->dialog_accept(req, 200, nullptr, 0, PW_STR_LIT("application/sdp"), P(sdp), &cbs, &rec);
                 return PW_STOP;
             }
             if (m == "SUBSCRIBE") {
                 uint32_t ex = subscribeExpires;
-                if (!ex) ex = static_cast<uint32_t>(std::stoul(hook.header(req, "Expires").empty() ? "600" : hook.header(req, "Expires")));
+                if (!ex)
+                    ex = static_cast<uint32_t>(
+                        std::stoul(hook.header(req, "Expires").empty() ? "600" : hook.header(req, "Expires")));
                 rec.dlg = hook.api->subscription_accept(req, ex, &cbs, &rec);
                 return PW_STOP;
             }
@@ -97,9 +107,11 @@ struct Acceptor {
 
 std::string toTagOf(const std::string &raw) {
     auto to = raw.find("\nTo:");
-    if (to == std::string::npos) to = raw.find("\nt:");
+    if (to == std::string::npos)
+        to = raw.find("\nt:");
     auto tag = raw.find("tag=", to);
-    if (to == std::string::npos || tag == std::string::npos) return {};
+    if (to == std::string::npos || tag == std::string::npos)
+        return {};
     auto end = raw.find_first_of(";\r\n", tag);
     return raw.substr(tag + 4, end - tag - 4);
 }
@@ -123,7 +135,8 @@ std::string lastStartingWith(const RawUdp &phone, const std::string &prefix) {
 std::string rawAck(uint16_t port, const std::string &ruri, const std::string &toTag) {
     return "ACK " + ruri + " SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:" + std::to_string(port) +
            ";branch=z9hG4bKack1;rport\r\nFrom: <sip:raw@127.0.0.1>;tag=rawtag\r\nTo: <sip:park@parkway.test>;tag=" +
-           toTag + "\r\nCall-ID: rawcall@127.0.0.1\r\nCSeq: 1 ACK\r\nMax-Forwards: 70\r\nContent-Type: application/sdp\r\n" +
+           toTag +
+           "\r\nCall-ID: rawcall@127.0.0.1\r\nCSeq: 1 ACK\r\nMax-Forwards: 70\r\nContent-Type: application/sdp\r\n" +
            "Content-Length: 4\r\n\r\nv=0\n";
 }
 
@@ -142,7 +155,8 @@ TEST_CASE("UAS accept: the 2xx is retransmitted until the ACK arrives, then stop
     CHECK(S(acc.hook.api->dialog_get(acc.rec.dlg, PW_DLG_STATE)) == "confirmed");
     CHECK(S(acc.hook.api->dialog_get(acc.rec.dlg, PW_DLG_CALL_ID)) == "rawcall@127.0.0.1");
     CHECK(S(acc.hook.api->dialog_get(acc.rec.dlg, PW_DLG_REMOTE_TAG)) == "rawtag");
-    CHECK(S(acc.hook.api->dialog_get(acc.rec.dlg, PW_DLG_REMOTE_TARGET)) == "sip:raw@127.0.0.1:" + std::to_string(phone.port()));
+    CHECK(S(acc.hook.api->dialog_get(acc.rec.dlg, PW_DLG_REMOTE_TARGET)) ==
+          "sip:raw@127.0.0.1:" + std::to_string(phone.port()));
     std::string ok = lastStartingWith(phone, "SIP/2.0 200");
     CHECK(ok.find("o=park") != std::string::npos);
     CHECK(ok.find("Contact:") != std::string::npos);
@@ -314,7 +328,8 @@ TEST_CASE("In-dialog requests from the module, re-INVITE without SDP with a defe
     DlgRec re;
     re.api = api;
     re.onResponse = [&](int status, const pw_msg *) {
-        if (status == 200) api->dialog_ack(d, PW_STR_LIT("application/sdp"), PW_STR_LIT("v=0\r\nanswer\r\n"));
+        if (status == 200)
+            api->dialog_ack(d, PW_STR_LIT("application/sdp"), PW_STR_LIT("v=0\r\nanswer\r\n"));
     };
     REQUIRE(api->dialog_request(d, PW_STR_LIT("INVITE"), nullptr, 0, pw_str{}, pw_str{}, PW_SEND_DEFER_ACK,
                                 DlgRec::cbResponse, &re) == PW_OK);
@@ -348,7 +363,8 @@ TEST_CASE("A re-INVITE from the peer answered with dialog_accept_request is retr
     env.add(acc.hook);
     env.start();
     acc.rec.onRequest = [&](pw_dialog *d, pw_request *req) {
-        acc.hook.api->dialog_accept_request(d, req, nullptr, 0, PW_STR_LIT("application/sdp"), PW_STR_LIT("v=0\r\nre\r\n"));
+        acc.hook.api->dialog_accept_request(d, req, nullptr, 0, PW_STR_LIT("application/sdp"),
+                                            PW_STR_LIT("v=0\r\nre\r\n"));
     };
     auto a = env.makeUa("alice");
     auto &inv = a->send("INVITE", "sip:park@parkway.test");
@@ -400,8 +416,8 @@ TEST_CASE("UAC dialog_invite: early then confirmed, auto ACK, BYE with a respons
     CHECK(S(api->dialog_get(rec.dlg, PW_DLG_REMOTE_TAG)) == std::string(nta_incoming_gettag(in->irq)));
     DlgRec bye;
     bye.api = api;
-    REQUIRE(api->dialog_request(rec.dlg, PW_STR_LIT("BYE"), nullptr, 0, pw_str{}, pw_str{}, 0, DlgRec::cbResponse, &bye) ==
-            PW_OK);
+    REQUIRE(api->dialog_request(rec.dlg, PW_STR_LIT("BYE"), nullptr, 0, pw_str{}, pw_str{}, 0, DlgRec::cbResponse,
+                                &bye) == PW_OK);
     REQUIRE(env.runUntil([&] { return !bye.responses.empty(); }));
     CHECK(bye.responses[0] == 200);
     CHECK(b->count("BYE") == 1);
@@ -442,7 +458,8 @@ TEST_CASE("send_request: an out-of-dialog NOTIFY gets its response", "[dialog]")
     DlgRec rec;
     rec.api = mod.api;
     std::string ruri = b->uri();
-    pw_header h[] = {{PW_STR_LIT("Event"), PW_STR_LIT("park-info")}, {PW_STR_LIT("Subscription-State"), PW_STR_LIT("terminated")}};
+    pw_header h[] = {{PW_STR_LIT("Event"), PW_STR_LIT("park-info")},
+                     {PW_STR_LIT("Subscription-State"), PW_STR_LIT("terminated")}};
     pw_uac_params p{};
     p.struct_size = sizeof p;
     p.method = PW_STR_LIT("NOTIFY");
@@ -528,7 +545,8 @@ TEST_CASE("Subscriptions: accept with clamped Expires, NOTIFY, refresh, unsubscr
 
     // un-SUBSCRIBE: on_refresh(0); the module sends the terminated NOTIFY and ends the dialog
     acc.rec.onRefresh = [&](uint32_t ex) {
-        if (ex != 0) return;
+        if (ex != 0)
+            return;
         pw_header t[] = {{PW_STR_LIT("Event"), PW_STR_LIT("dialog")},
                          {PW_STR_LIT("Subscription-State"), PW_STR_LIT("terminated;reason=timeout")}};
         api->dialog_request(d, PW_STR_LIT("NOTIFY"), t, 2, pw_str{}, pw_str{}, 0, nullptr, nullptr);
@@ -615,7 +633,8 @@ TEST_CASE("Host API: timers, settings, params, location, commands, metrics-free 
     SipTestEnv env;
     HookModule mod("hosty");
     mod.onCommand = [&](const std::string &args, pw_writer *out) {
-        if (args == "{\"fail\":true}") return mod.api->writer_error(out, 400, PW_STR_LIT("bad args"));
+        if (args == "{\"fail\":true}")
+            return mod.api->writer_error(out, 400, PW_STR_LIT("bad args"));
         return mod.api->writer_json(out, PW_STR_LIT("{\"ok\":true}"));
     };
     env.add(mod);
@@ -632,8 +651,10 @@ TEST_CASE("Host API: timers, settings, params, location, commands, metrics-free 
     CHECK(api->now_ms(mod.host) > 1600000000000LL);
 
     int fired = 0;
-    pw_timer_id t1 = api->timer_start(mod.host, 20, [](void *arg) { ++*static_cast<int *>(arg); }, &fired);
-    pw_timer_id t2 = api->timer_start(mod.host, 20, [](void *arg) { *static_cast<int *>(arg) += 100; }, &fired);
+    pw_timer_id t1 = api->timer_start(
+        mod.host, 20, [](void *arg) { ++*static_cast<int *>(arg); }, &fired);
+    pw_timer_id t2 = api->timer_start(
+        mod.host, 20, [](void *arg) { *static_cast<int *>(arg) += 100; }, &fired);
     CHECK(t1 != 0);
     CHECK(api->timer_cancel(mod.host, t2) == PW_OK);
     REQUIRE(env.runUntil([&] { return fired > 0; }));
@@ -641,7 +662,8 @@ TEST_CASE("Host API: timers, settings, params, location, commands, metrics-free 
     CHECK(fired == 1);
     CHECK(api->timer_cancel(mod.host, t1) == PW_ENOTFOUND);
 
-    CHECK(api->location_lookup(mod.host, PW_STR_LIT("sip:1001@parkway.test"), [](void *, const pw_contact *) {}, nullptr) ==
+    CHECK(api->location_lookup(
+              mod.host, PW_STR_LIT("sip:1001@parkway.test"), [](void *, const pw_contact *) {}, nullptr) ==
           PW_ENOTFOUND);
     api->location_register_provider(
         mod.host,
@@ -654,9 +676,11 @@ TEST_CASE("Host API: timers, settings, params, location, commands, metrics-free 
         },
         nullptr);
     std::vector<std::string> found;
-    CHECK(api->location_lookup(mod.host, PW_STR_LIT("sip:1001@parkway.test"),
-                               [](void *arg, const pw_contact *c) { static_cast<std::vector<std::string> *>(arg)->push_back(S(c->uri)); },
-                               &found) == 1);
+    CHECK(
+        api->location_lookup(
+            mod.host, PW_STR_LIT("sip:1001@parkway.test"),
+            [](void *arg, const pw_contact *c) { static_cast<std::vector<std::string> *>(arg)->push_back(S(c->uri)); },
+            &found) == 1);
     CHECK(found == std::vector<std::string>{"sip:1001@127.0.0.1:5099"});
 
     auto cmds = env.proxy().commands();
@@ -721,7 +745,8 @@ TEST_CASE("UAC dialog_invite through a forking proxy: the second 2xx is ACKed an
     router.onRequest = [&](pw_request *req) {
         for (unsigned i = 0;; ++i) {
             std::string t = router.header(req, "X-Target", i);
-            if (t.empty()) break;
+            if (t.empty())
+                break;
             router.addTarget(req, t);
         }
         return PW_CONTINUE;

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Durability and text hardening of the park path, black box (issue 8):
 
-    test_durability.py <parkway binary> kill9_bursts | latin1_admin
+    test_durability.py <parkway binary> kill9_bursts | kill9_bursts_inline | kill9_large_set | latin1_admin
 
 kill9_bursts: parks in bursts from raw UDP "phones" (each INVITE to *68<ext> with an SDP offer, every 200 ACKed at
 once), the daemon killed with SIGKILL during each burst, restarted on the same database: every park that got a
@@ -10,6 +10,8 @@ restored dialog, 200 to the retriever). Rounds alternate two ways of killing:
   * from outside (SIGKILL after a random delay inside the burst), and
   * from inside: PARKWAY_TEST_KILL_AFTER_PARKS=N makes the daemon SIGKILL itself right after its N-th park 200
     left -- the exact instant where a write still owed after the 200 would be lost (deterministic).
+kill9_bursts runs call park with its default storage thread; kill9_bursts_inline the same with the engine on the
+SIP thread (storage_thread = "off").
 kill9_large_set: 300 parked calls and 20 BLF subscriptions, kill -9, restart (restore_batch 5, so the restore
 spans many loop turns): right after the restart every call is retrieved (200 and a re-INVITE of its restored
 park dialog, never "nothing parked"), and every watcher gets a NOTIFY with the next version in its subscription.
@@ -195,9 +197,19 @@ def fail(pw, msg):
 
 
 def case_kill9_bursts():
+    kill9_bursts()
+
+
+def case_kill9_bursts_inline():
+    # call park's engine on the SIP thread (storage_thread = "off", docs/callpark.md "Durability"): the park and
+    # its dialog are stored before the 200 there too
+    kill9_bursts({"storage_thread": "off"})
+
+
+def kill9_bursts(extra=None):
     import tempfile
     work = tempfile.mkdtemp(prefix="parkway-durability-")
-    pw = daemon(work)
+    pw = daemon(work, extra)
     phones = Phones()
     acked = {}    # parked uri -> call-id, every park that got a 200
     retrieved = set()

@@ -28,6 +28,7 @@ from parkway_blackbox import Parkway, Sipp, scratch_dir  # noqa: E402
 
 DOMAIN = "pbx.example.com"
 FIRST_EXT = 100000
+STORAGE_THREAD = "auto"  # --storage-thread
 
 
 def load():
@@ -55,7 +56,7 @@ def daemon(binary, workdir, calls, watchers, prelatch_ms):
                                                "moh_prelatch_ms": prelatch_ms, "park_info": False,
                                                "max_watchers": watchers + 1000,
                                                "max_watchers_per_domain": watchers + 1000,
-                                               "provision_file": provision}})
+                                               "provision_file": provision, "storage_thread": STORAGE_THREAD}})
 
 
 class Watchers(Farm):
@@ -157,6 +158,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("binary")
     ap.add_argument("--calls", type=int, default=10000)
+    ap.add_argument("--storage-thread", choices=["auto", "on", "off"], default="auto",
+                    help="call park's storage_thread (docs/callpark.md); auto is the default")
     ap.add_argument("--watchers", type=int, default=2000)
     ap.add_argument("--rate", type=int, default=300, help="parks per second while filling")
     ap.add_argument("--quiet-media", action="store_true",
@@ -164,6 +167,8 @@ def main():
                          "but sends nothing, which isolates the restore from the music sender's own load (10,000 "
                          "streams = 500,000 packets/s)")
     a = ap.parse_args()
+    global STORAGE_THREAD
+    STORAGE_THREAD = a.storage_thread
     binary = os.path.abspath(a.binary)
     work = scratch_dir("parkway-bench-recovery-")
     n, w = a.calls, min(a.watchers, a.calls)

@@ -377,7 +377,9 @@ bool sameAddress(const sockaddr_storage &a, const sockaddr_storage &b) {
 constexpr unsigned kMaxDrainPerVisit = 128;
 constexpr unsigned kRecvBatch = 32;   // datagrams per recvmmsg
 constexpr size_t kRecvBytes = 64;     // we read only the RTP fixed header; longer datagrams are truncated
-constexpr size_t kSendChunk = 512;    // packets sent per hold of the player's lock
+constexpr size_t kSendChunk = 64;     // packets sent per hold of the player's lock (at least one port's)
+// How long the sender waits, between two chunks, for a caller that asked for the lock to take it (Impl::handOver).
+constexpr int64_t kHandOverNs = 2'000'000;
 constexpr unsigned kSendBatch = 1024; // messages per sendmmsg (UIO_MAXIOV)
 constexpr int kMaxReadyPorts = 1024;  // epoll events per tick (level-triggered: the rest come next tick)
 // A port whose last stream left keeps its socket (bound, in the epoll set, drained and discarded) for reuse by a
@@ -441,6 +443,10 @@ struct MohPlayer::Impl {
     };
 
     mutable std::mutex mu;
+    mutable std::atomic<int> callersWaiting{0}; // callers (the SIP thread) waiting for mu: callerLock
+    size_t chunkPackets = kSendChunk;           // packets per chunk (holdChunksForTest may lower it)
+    int64_t chunkHoldUsForTest = 0;             // holdChunksForTest
+    std::atomic<uint64_t> chunksSent{0};        // chunks sent (read without the lock: chunksForTest)
     std::map<uint64_t, std::unique_ptr<Stream>> streams;
     std::map<uint16_t, Port> ports; // open sockets by local port (map nodes are stable: Stream::port stays valid)
     std::set<uint16_t> roomy;       // open ports with room for another stream
@@ -742,25 +748,60 @@ struct MohPlayer::Impl {
 
     // One 20 ms tick of every stream. The lock is taken per chunk of ports (at most kSendChunk packets), not for
     // the whole tick: with thousands of streams a tick is milliseconds of sendmmsg, and the SIP thread's
-    // add/remove must not wait that long. Ports are visited in order, so a stream added between chunks on a
-    // port already visited starts at the next tick; a removed one sends nothing more once remove() returned.
+    // add/remove must not wait that long; between chunks the lock goes to a caller waiting for it (handOver).
+    // Ports are visited in order, so a stream added between chunks on a port already visited starts at the next
+    // tick; a removed one sends nothing more once remove() returned.
     void tick(uint64_t extra) {
         drainReady(counters.ticks);
         uint32_t next = 0;
         for (bool more = true; more;) {
-            std::lock_guard<std::mutex> lock(mu);
-            size_t queued = 0;
-            auto it = ports.lower_bound(static_cast<uint16_t>(next));
-            for (; it != ports.end() && (queued < kSendChunk || queued == 0); ++it) {
-                sendPort(it->second, extra);
-                queued += it->second.streams.size();
-            }
-            more = it != ports.end();
+            more = sendChunk(extra, &next);
             if (more)
-                next = it->first;
-            else
-                ++counters.ticks; // (under the lock: playerStats() reads it)
+                handOver();
         }
+    }
+
+    // One chunk of a tick: the ports from `*next` on, up to kSendChunk packets. False when the tick is done.
+    bool sendChunk(uint64_t extra, uint32_t *next) {
+        std::lock_guard<std::mutex> lock(mu);
+        size_t queued = 0;
+        auto it = ports.lower_bound(static_cast<uint16_t>(*next));
+        for (; it != ports.end() && (queued < chunkPackets || queued == 0); ++it) {
+            sendPort(it->second, extra);
+            queued += it->second.streams.size();
+        }
+        chunksSent.fetch_add(1, std::memory_order_relaxed);
+        if (chunkHoldUsForTest > 0) // busy, as sendmmsg is (a sleeping holder lets the scheduler hand over)
+            for (const int64_t until = monoNs() + chunkHoldUsForTest * 1000; monoNs() < until;) {
+            }
+        if (it == ports.end()) {
+            ++counters.ticks; // (under the lock: playerStats() reads it)
+            return false;
+        }
+        *next = it->first;
+        return true;
+    }
+
+    // The lock for a call from another thread (the SIP thread's add, remove, setRemote...). A mutex is not fair:
+    // the sender, unlocking between two chunks and locking again at once, would win it back every time, and with
+    // thousands of streams (a tick that takes most of its 20 ms) such a call waited for the end of the tick: with
+    // music playing, parking stalled past ~3,000 calls and restoring 4,216 took 10.4 s (bench/README.md). A caller
+    // says it waits; the sender hands the lock over between chunks (handOver), so a call waits for one chunk.
+    std::unique_lock<std::mutex> callerLock() const {
+        callersWaiting.fetch_add(1, std::memory_order_relaxed);
+        std::unique_lock<std::mutex> lock(mu);
+        callersWaiting.fetch_sub(1, std::memory_order_relaxed);
+        return lock;
+    }
+
+    // Between two chunks (the lock released): while a caller waits for the lock, let it run, for kHandOverNs at
+    // most (a caller the scheduler does not run that soon gets the lock after the next chunk).
+    void handOver() const {
+        if (callersWaiting.load(std::memory_order_relaxed) == 0)
+            return;
+        const int64_t until = monoNs() + kHandOverNs;
+        while (callersWaiting.load(std::memory_order_relaxed) > 0 && monoNs() < until)
+            std::this_thread::yield();
     }
 
     // A steady 20 ms clock on absolute deadlines (clock_nanosleep TIMER_ABSTIME: no drift accumulates). Up to
@@ -1028,7 +1069,7 @@ bool MohPlayer::start(std::string bindIp, uint16_t portMin, uint16_t portMax, st
     if (ep < 0)
         return fail(fmt::format("music on hold: epoll_create1: {}", std::strerror(errno)));
     {
-        std::lock_guard<std::mutex> lock(impl_->mu);
+        auto lock = impl_->callerLock();
         std::vector<uint8_t> ulaw(audio->size()), alaw(audio->size());
         for (size_t i = 0; i < audio->size(); ++i) {
             ulaw[i] = linearToUlaw((*audio)[i]);
@@ -1058,20 +1099,20 @@ void MohPlayer::setReservedDescriptors(uint64_t n) {
 bool MohPlayer::setStreamsPerPort(uint32_t n) {
     if (n < 1 || n > kMaxStreamsPerPort || impl_->running.load())
         return false;
-    std::lock_guard<std::mutex> lock(impl_->mu);
+    auto lock = impl_->callerLock();
     impl_->perPort = n;
     return true;
 }
 uint32_t MohPlayer::streamsPerPort() const {
-    std::lock_guard<std::mutex> lock(impl_->mu);
+    auto lock = impl_->callerLock();
     return impl_->perPort;
 }
 void MohPlayer::setPrelatchMs(int64_t ms) {
-    std::lock_guard<std::mutex> lock(impl_->mu);
+    auto lock = impl_->callerLock();
     impl_->prelatchMs = ms < 0 ? kPrelatchUnlimited : ms;
 }
 int64_t MohPlayer::prelatchMs() const {
-    std::lock_guard<std::mutex> lock(impl_->mu);
+    auto lock = impl_->callerLock();
     return impl_->prelatchMs;
 }
 uint64_t MohPlayer::reservedDescriptors() const {
@@ -1098,7 +1139,7 @@ std::optional<MohPlayer::StreamInfo> MohPlayer::add(std::string remoteIp, uint16
             *err = fmt::format("music on hold plays PCMU (0), PCMA (8) or G722 (9), not payload type {}", payloadType);
         return failed(AddError::BadPayloadType);
     }
-    std::lock_guard<std::mutex> lock(impl_->mu);
+    auto lock = impl_->callerLock();
     auto s = std::make_unique<Impl::Stream>();
     // The pre-latch allowance in whole packets (rounded up): 0 ms sends nothing before a latch.
     s->prelatchLeft = impl_->prelatchMs < 0 ? -1 : (impl_->prelatchMs + 19) / 20;
@@ -1130,7 +1171,7 @@ std::optional<MohPlayer::StreamInfo> MohPlayer::add(std::string remoteIp, uint16
 }
 
 bool MohPlayer::remove(uint64_t id) {
-    std::lock_guard<std::mutex> lock(impl_->mu);
+    auto lock = impl_->callerLock();
     auto it = impl_->streams.find(id);
     if (it == impl_->streams.end())
         return false;
@@ -1142,7 +1183,7 @@ bool MohPlayer::remove(uint64_t id) {
 bool MohPlayer::setRemote(uint64_t id, std::string remoteIp, uint16_t remotePort, int payloadType) {
     if (!isMohPayloadType(payloadType))
         return false;
-    std::lock_guard<std::mutex> lock(impl_->mu);
+    auto lock = impl_->callerLock();
     auto it = impl_->streams.find(id);
     if (it == impl_->streams.end())
         return false;
@@ -1154,7 +1195,7 @@ bool MohPlayer::setSignalingSource(uint64_t id, std::string_view source) {
     IpKey key = keyOf(ip);
     if (!source.empty() && !key.set)
         return false;
-    std::lock_guard<std::mutex> lock(impl_->mu);
+    auto lock = impl_->callerLock();
     auto it = impl_->streams.find(id);
     if (it == impl_->streams.end())
         return false;
@@ -1167,7 +1208,7 @@ bool MohPlayer::setSignalingSource(uint64_t id, std::string_view source) {
 }
 
 std::optional<MohPlayer::StreamStats> MohPlayer::stats(uint64_t id) const {
-    std::lock_guard<std::mutex> lock(impl_->mu);
+    auto lock = impl_->callerLock();
     auto it = impl_->streams.find(id);
     if (it == impl_->streams.end())
         return std::nullopt;
@@ -1175,20 +1216,31 @@ std::optional<MohPlayer::StreamStats> MohPlayer::stats(uint64_t id) const {
 }
 
 MohPlayer::PlayerStats MohPlayer::playerStats() const {
-    std::lock_guard<std::mutex> lock(impl_->mu);
+    auto lock = impl_->callerLock();
     PlayerStats p = impl_->counters;
+    p.chunks = impl_->chunksSent.load(std::memory_order_relaxed);
     p.streams = impl_->streams.size();
     p.sockets = impl_->ports.size();
     return p;
 }
 
 size_t MohPlayer::streamCount() const {
-    std::lock_guard<std::mutex> lock(impl_->mu);
+    auto lock = impl_->callerLock();
     return impl_->streams.size();
 }
 
+void MohPlayer::holdChunksForTest(int64_t us, size_t packetsPerChunk) {
+    auto lock = impl_->callerLock();
+    impl_->chunkHoldUsForTest = us;
+    impl_->chunkPackets = packetsPerChunk;
+}
+
+uint64_t MohPlayer::chunksForTest() const {
+    return impl_->chunksSent.load(std::memory_order_relaxed);
+}
+
 void MohPlayer::stallForTest(int64_t ms) {
-    std::lock_guard<std::mutex> lock(impl_->mu);
+    auto lock = impl_->callerLock();
     std::this_thread::sleep_for(std::chrono::milliseconds(ms));
 }
 

@@ -130,6 +130,7 @@ public:
         size_t sockets = 0;            // UDP sockets open (ports in use): ceil(streams / streams per port) at best
         uint64_t ticks = 0;            // 20 ms ticks run
         uint64_t ticksSkipped = 0;     // ticks missed after a stall (skipped, not caught up)
+        uint64_t chunks = 0;           // holds of the player's lock by the sender (a tick is one or more)
         uint64_t packetsSent = 0;      // packets handed to sendmmsg
         uint64_t packetsAmbiguous = 0; // on a shared port, from a source that could latch several streams: ignored
         uint64_t packetsForeign = 0;   // from an IP no stream on the port may latch from (all ports)
@@ -187,6 +188,11 @@ public:
 
     // Tests: hold the player's lock for `ms`, stalling the sender as a loaded machine would.
     void stallForTest(int64_t ms);
+    // Tests: the sender sends `packetsPerChunk` packets per hold of its lock (a port's at least) and keeps the lock
+    // `us` longer each time, as thousands of streams keep it busy (0: off).
+    void holdChunksForTest(int64_t us, size_t packetsPerChunk);
+    // Tests: PlayerStats::chunks, read without waiting for the player's lock.
+    uint64_t chunksForTest() const;
 
     // Stop the thread and close every socket. Idempotent.
     void stop();

@@ -7,6 +7,7 @@
 #include <atomic>
 #include <cerrno>
 #include <cmath>
+#include <condition_variable>
 #include <cstring>
 #include <ctime>
 #include <deque>
@@ -444,6 +445,8 @@ struct MohPlayer::Impl {
 
     mutable std::mutex mu;
     mutable std::atomic<int> callersWaiting{0}; // callers (the SIP thread) waiting for mu: callerLock
+    mutable std::mutex handMu;                  // with handCv: the sender waits for such a caller (handOver)
+    mutable std::condition_variable handCv;
     size_t chunkPackets = kSendChunk;           // packets per chunk (holdChunksForTest may lower it)
     int64_t chunkHoldUsForTest = 0;             // holdChunksForTest
     std::atomic<uint64_t> chunksSent{0};        // chunks sent (read without the lock: chunksForTest)
@@ -788,20 +791,24 @@ struct MohPlayer::Impl {
     // music playing, parking stalled past ~3,000 calls and restoring 4,216 took 10.4 s (bench/README.md). A caller
     // says it waits; the sender hands the lock over between chunks (handOver), so a call waits for one chunk.
     std::unique_lock<std::mutex> callerLock() const {
-        callersWaiting.fetch_add(1, std::memory_order_relaxed);
+        callersWaiting.fetch_add(1, std::memory_order_acq_rel);
         std::unique_lock<std::mutex> lock(mu);
-        callersWaiting.fetch_sub(1, std::memory_order_relaxed);
+        if (callersWaiting.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+            std::lock_guard<std::mutex> hand(handMu); // (no lost wake-up: handOver tests under handMu)
+            handCv.notify_one();
+        }
         return lock;
     }
 
-    // Between two chunks (the lock released): while a caller waits for the lock, let it run, for kHandOverNs at
-    // most (a caller the scheduler does not run that soon gets the lock after the next chunk).
+    // Between two chunks (the lock released): while a caller waits for the lock, sleep until it has it, for
+    // kHandOverNs at most (a caller the scheduler does not run that soon gets the lock after the next chunk).
+    // Sleeping, not spinning: the core may be what the caller is waiting for.
     void handOver() const {
-        if (callersWaiting.load(std::memory_order_relaxed) == 0)
+        if (callersWaiting.load(std::memory_order_acquire) == 0)
             return;
-        const int64_t until = monoNs() + kHandOverNs;
-        while (callersWaiting.load(std::memory_order_relaxed) > 0 && monoNs() < until)
-            std::this_thread::yield();
+        std::unique_lock<std::mutex> hand(handMu);
+        handCv.wait_for(hand, std::chrono::nanoseconds(kHandOverNs),
+                        [this] { return callersWaiting.load(std::memory_order_acquire) == 0; });
     }
 
     // A steady 20 ms clock on absolute deadlines (clock_nanosleep TIMER_ABSTIME: no drift accumulates). Up to

@@ -378,7 +378,7 @@ bool sameAddress(const sockaddr_storage &a, const sockaddr_storage &b) {
 constexpr unsigned kMaxDrainPerVisit = 128;
 constexpr unsigned kRecvBatch = 32;   // datagrams per recvmmsg
 constexpr size_t kRecvBytes = 64;     // we read only the RTP fixed header; longer datagrams are truncated
-constexpr size_t kSendChunk = 64;     // packets sent per hold of the player's lock (at least one port's)
+constexpr size_t kSendChunk = 16;     // packets sent per hold of the player's lock (at least one port's)
 // How long the sender waits, between two chunks, for a caller that asked for the lock to take it (Impl::handOver).
 constexpr int64_t kHandOverNs = 2'000'000;
 constexpr unsigned kSendBatch = 1024; // messages per sendmmsg (UIO_MAXIOV)

@@ -1239,7 +1239,7 @@ size_t MohPlayer::streamCount() const {
 void MohPlayer::holdChunksForTest(int64_t us, size_t packetsPerChunk) {
     auto lock = impl_->callerLock();
     impl_->chunkHoldUsForTest = us;
-    impl_->chunkPackets = packetsPerChunk;
+    impl_->chunkPackets = packetsPerChunk ? packetsPerChunk : kSendChunk;
 }
 
 uint64_t MohPlayer::chunksForTest() const {

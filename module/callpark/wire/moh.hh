@@ -188,8 +188,8 @@ public:
 
     // Tests: hold the player's lock for `ms`, stalling the sender as a loaded machine would.
     void stallForTest(int64_t ms);
-    // Tests: the sender sends `packetsPerChunk` packets per hold of its lock (a port's at least) and keeps the lock
-    // `us` longer each time, as thousands of streams keep it busy (0: off).
+    // Tests: the sender sends `packetsPerChunk` packets per hold of its lock (a port's at least; 0: the default) and
+    // keeps the lock `us` longer each time, as thousands of streams keep it busy (0: not longer).
     void holdChunksForTest(int64_t us, size_t packetsPerChunk);
     // Tests: PlayerStats::chunks, read without waiting for the player's lock.
     uint64_t chunksForTest() const;

@@ -376,9 +376,9 @@ bool sameAddress(const sockaddr_storage &a, const sockaddr_storage &b) {
 // Datagrams read from one socket per visit at most: a flood on one port must not hold the player's lock for
 // long (what is left waits in the socket buffer, or is dropped by the kernel when that is full).
 constexpr unsigned kMaxDrainPerVisit = 128;
-constexpr unsigned kRecvBatch = 32;   // datagrams per recvmmsg
-constexpr size_t kRecvBytes = 64;     // we read only the RTP fixed header; longer datagrams are truncated
-constexpr size_t kSendChunk = 16;     // packets sent per hold of the player's lock (at least one port's)
+constexpr unsigned kRecvBatch = 32; // datagrams per recvmmsg
+constexpr size_t kRecvBytes = 64;   // we read only the RTP fixed header; longer datagrams are truncated
+constexpr size_t kSendChunk = 16;   // packets sent per hold of the player's lock (at least one port's)
 // How long the sender waits, between two chunks, for a caller that asked for the lock to take it (Impl::handOver).
 constexpr int64_t kHandOverNs = 2'000'000;
 constexpr unsigned kSendBatch = 1024; // messages per sendmmsg (UIO_MAXIOV)
@@ -447,9 +447,9 @@ struct MohPlayer::Impl {
     mutable std::atomic<int> callersWaiting{0}; // callers (the SIP thread) waiting for mu: callerLock
     mutable std::mutex handMu;                  // with handCv: the sender waits for such a caller (handOver)
     mutable std::condition_variable handCv;
-    size_t chunkPackets = kSendChunk;           // packets per chunk (holdChunksForTest may lower it)
-    int64_t chunkHoldUsForTest = 0;             // holdChunksForTest
-    std::atomic<uint64_t> chunksSent{0};        // chunks sent (read without the lock: chunksForTest)
+    size_t chunkPackets = kSendChunk;    // packets per chunk (holdChunksForTest may lower it)
+    int64_t chunkHoldUsForTest = 0;      // holdChunksForTest
+    std::atomic<uint64_t> chunksSent{0}; // chunks sent (read without the lock: chunksForTest)
     std::map<uint64_t, std::unique_ptr<Stream>> streams;
     std::map<uint16_t, Port> ports; // open sockets by local port (map nodes are stable: Stream::port stays valid)
     std::set<uint16_t> roomy;       // open ports with room for another stream

@@ -2,7 +2,7 @@
 """Overload benchmark: goodput at twice the capacity, with and without the overload gate (not a test).
 
     bench_overload.py <parkway binary> [--rates 200,300,400,500,600,800] [--cycles 1500] [--seconds 15]
-                      [--capacity C]
+                      [--capacity C] [--pin]
 
 1. Clean capacity: park + retrieve cycles per second with < 0.1 % failed, as bench_callpark.py measures it (its
    cycles() at each of --rates in turn, up to the first rate that fails; --capacity skips this and takes C).
@@ -13,6 +13,8 @@
    what is left half-set-up once SIPp is done (parked calls, dialogs, transactions; goal 0) and the daemon's
    RSS before / peak / after (memory bounded). The figures move with the machine's load: os.getloadavg() is
    printed with them; the ratio is what counts.
+With --pin the daemon runs on the first CPU and SIPp (and this script) on the others, in every run: on a small box
+the load generator's CPU, which doubles with the offer, then no longer comes out of the daemon's.
 """
 import argparse
 import os
@@ -36,14 +38,12 @@ def daemon(binary, workdir, queue_ms):
     provision = os.path.join(workdir, "provision.toml")
     with open(provision, "w") as f:
         f.write(f'[[domain]]\nname = "{DOMAIN}"\nmax_parked = 0\n')
-    return Parkway(binary, modules=["registrar", "callpark", "router"], workdir=workdir, log_level="warn",
-                   admin=True,
-                   proxy={"domains": [DOMAIN, "127.0.0.1"], "trusted_peers": ["127.0.0.1"],
-                          "overload_queue_ms": queue_ms},
-                   module_params={"callpark": {"database": os.path.join(workdir, "park.db"), "moh_ip": "127.0.0.1",
-                                               "moh_port_min": moh, "moh_port_max": moh + 8000,
-                                               "park_info": False, "provision_file": provision,
-                                               "storage_thread": bench_callpark.STORAGE_THREAD}})
+    return bench_callpark.start_pinned(lambda: Parkway(
+        binary, modules=["registrar", "callpark", "router"], workdir=workdir, log_level="warn", admin=True,
+        proxy={"domains": [DOMAIN, "127.0.0.1"], "trusted_peers": ["127.0.0.1"], "overload_queue_ms": queue_ms},
+        module_params={"callpark": {"database": os.path.join(workdir, "park.db"), "moh_ip": "127.0.0.1",
+                                    "moh_port_min": moh, "moh_port_max": moh + 8000, "park_info": False,
+                                    "provision_file": provision, "storage_thread": bench_callpark.STORAGE_THREAD}}))
 
 
 def status_kb(pid, field):
@@ -145,9 +145,18 @@ def main():
     ap.add_argument("--seconds", type=int, default=15, help="how long twice the capacity is offered")
     ap.add_argument("--capacity", type=float, default=0, help="skip the capacity runs and take this")
     ap.add_argument("--storage-thread", choices=["auto", "on", "off"], default="auto",
-                    help="callpark's storage_thread (auto = off on SQLite)")
+                    help="callpark's storage_thread (auto = on)")
+    ap.add_argument("--pin", action="store_true",
+                    help="the daemon on the first CPU, SIPp and this script on the others, in every run: the load "
+                         "generator's CPU then never comes out of the daemon's, and the ratio measures the gate")
     a = ap.parse_args()
     bench_callpark.STORAGE_THREAD = a.storage_thread
+    if a.pin:
+        bench_callpark.PIN = bench_callpark.pin_split()
+        if not bench_callpark.PIN:
+            sys.exit("--pin needs at least two CPUs")
+        print(f"pinned: parkway on CPU {sorted(bench_callpark.PIN[0])}, SIPp and this script on "
+              f"{sorted(bench_callpark.PIN[1])}")
     binary = os.path.abspath(a.binary)
     capacity = a.capacity
     if not capacity:

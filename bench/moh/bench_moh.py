@@ -2,7 +2,7 @@
 """Music on hold at scale (not a test; prints figures).
 
     bench/moh/bench_moh.py <parkway binary> [--calls 10000] [--streams-per-port 16] [--baseline | --no-baseline]
-                           [--window 10] [--sockets 8]
+                           [--window 10] [--sockets 8] [--no-floor]
 
 Parks N calls through the real daemon with real SIP (a Python UDP client: INVITE *68<slot> with an SDP offer,
 200, ACK), each SDP naming one of the receiver's sockets (bench_moh_receiver, built beside the parkway binary:
@@ -11,6 +11,10 @@ steady window: per-stream inter-packet jitter |gap - 20 ms| (p50/p99/max), packe
 of one core (utime+stime from /proc/PID/stat over the window, minus its idle baseline measured before the first
 park) and the receiver's own CPU (it shares the machine), with os.getloadavg().
 Goal: 10,000 parked calls with music at <= 50 % of one core and p99 jitter <= 5 ms.
+
+Then the kernel floor: bench_moh_floor (built beside the receiver) sends the same packets for the same number of
+streams, K per socket, with nothing but sendmmsg, measured the same way (--no-floor skips it); its CPU per packet
+is what the kernel's UDP path costs here, the least any sender through sockets pays.
 
 The run is repeated with moh_streams_per_port = 1 (one socket per call, the design before shared ports) when
 the open-file limit allows (--baseline, the default if it fits; --no-baseline to skip) and prints the CPU ratio.
@@ -199,6 +203,34 @@ def run(binary, receiver_bin, calls, per_port, window, sockets):
             sip.close()
 
 
+def floor(floor_bin, receiver_bin, calls, per_port, window, sockets):
+    """The same packets from bench_moh_floor (sendmmsg only: no SIP, no player), measured as the daemon is. Returns
+    its CPU in us per packet: what the kernel's UDP path costs on this machine, the floor of any socket sender."""
+    rx = Receiver(receiver_bin, sockets)
+    tx = subprocess.Popen([floor_bin, "--streams", str(calls), "--per-port", str(per_port), "--to",
+                           ",".join(map(str, rx.ports))], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        tx.stdout.readline()  # "sockets N": bound, sending
+        deadline = time.monotonic() + 30
+        while rx.streams() < calls and time.monotonic() < deadline:
+            time.sleep(0.5)
+        time.sleep(2.0)
+        c0, w0 = cpu_seconds(tx.pid), time.monotonic()
+        r = rx.measure(window)
+        cpu = 100.0 * (cpu_seconds(tx.pid) - c0) / (time.monotonic() - w0)
+        us = 10000 * cpu / max(r["packets_per_s"], 1)
+        la = os.getloadavg()
+        print(f"  kernel floor (bench_moh_floor: the same {calls} streams, {per_port} per socket, sendmmsg only): "
+              f"{r['packets_per_s']:.0f} packets/s (expected {50 * calls}); jitter p99 {r['jitter_p99_ms']:.2f} ms; "
+              f"sender CPU {cpu:.1f} % of one core = {us:.2f} us per packet; receiver CPU "
+              f"{r['receiver_cpu_pct']:.1f} %; load average {la[0]:.1f} {la[1]:.1f} {la[2]:.1f}")
+        return us
+    finally:
+        tx.stdin.close()
+        tx.wait(10)
+        rx.close()
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("binary")
@@ -209,6 +241,7 @@ def main():
     ap.add_argument("--baseline", dest="baseline", action="store_true", default=None,
                     help="also run with moh_streams_per_port 1 (default: when the open-file limit allows)")
     ap.add_argument("--no-baseline", dest="baseline", action="store_false")
+    ap.add_argument("--no-floor", action="store_true", help="skip the kernel floor (bench_moh_floor)")
     a = ap.parse_args()
     a.binary = os.path.abspath(a.binary)
     receiver_bin = os.path.join(os.path.dirname(os.path.abspath(a.binary)), "bench_moh_receiver")
@@ -224,6 +257,15 @@ def main():
     cpu, r, us = run(a.binary, receiver_bin, a.calls, a.streams_per_port, a.window, a.sockets)
     ok = cpu <= 50.0 and r["jitter_p99_ms"] <= 5.0 and r["packets_per_s"] >= 0.99 * 50 * a.calls
     print(f"  goal (all {a.calls} playing, <= 50 % of one core, p99 jitter <= 5 ms): {'met' if ok else 'NOT met'}")
+    floor_bin = os.path.join(os.path.dirname(receiver_bin), "bench_moh_floor")
+    if not a.no_floor and os.path.exists(floor_bin):
+        fl = floor(floor_bin, receiver_bin, a.calls, a.streams_per_port, a.window, a.sockets)
+        goal_us = 1e6 * 0.5 / (50 * a.calls)
+        print(f"  parkway per packet / kernel floor = {us:.2f} / {fl:.2f} us = {us / max(fl, 0.01):.2f}x; the goal's "
+              f"50 % of one core for {a.calls} streams is {goal_us:.2f} us per packet"
+              + (": below what the bare sender alone pays on this machine" if fl > goal_us else ""))
+    elif not a.no_floor:
+        print(f"  (no kernel floor: {floor_bin} not built)")
     if baseline and a.streams_per_port != 1:
         n = a.calls
         while True:  # one socket per call needs n consecutive free even ports: fewer calls when they are not free

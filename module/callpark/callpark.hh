@@ -90,7 +90,8 @@ struct Session {
     // music on hold and our SDP towards the parked party
     uint64_t mohId = 0;
     uint16_t mohPort = 0;
-    std::string partySource; // the parked party's SIP source while parking: shared MOH ports spread by it
+    // the parked party's SIP source while parking: shared MOH ports spread by it ("" when a trusted peer relayed it)
+    std::string partySource;
     int mohPt = -1;
     uint64_t sdpSession = 0, sdpVersion = 0;
     std::string localSdp; // what we last answered/offered to the parked party
@@ -216,6 +217,7 @@ public:
     // Our SDP for a parked party, or "" once the park INVITE was refused (503 + Retry-After: no music-on-hold port;
     // 488: unusable offer). Sets the session's party source.
     std::string holdSdpOrRefuse(Session &s, pw_request *req, const pw_msg *m, const std::string &offer);
+    std::string partySourceOf(pw_request *req, const pw_msg *m) const;
     // The duplicate check and the park as one storage-thread operation (merged: the request key parked already).
     struct ParkOnce {
         bool merged = false;

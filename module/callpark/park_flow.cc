@@ -281,12 +281,24 @@ int CallPark::refusePark(pw_request *req, const std::string &domain, eng::ErrorC
     return status;
 }
 
+// Where the parked party's SIP came from, for spreading music-on-hold streams over ports (MohPlayer::add): "" when
+// a trusted peer relayed it (a front proxy or SBC, docs/carrier.md). That address is every relayed party's, not
+// this one's: spreading by it gave each parked call a socket of its own behind a front proxy. The phones behind
+// one NAT that the spread protects signal to us from their own public address; a party behind the peer latches
+// by its exact SDP address:port (symmetric RTP, RFC 4961 §3), which tells streams on one port apart.
+std::string CallPark::partySourceOf(pw_request *req, const pw_msg *m) const {
+    int source = who(req).source;
+    if (source == PW_IDENTITY_ASSERTED || source == PW_IDENTITY_TRUSTED_PEER)
+        return {};
+    return host_.source(m);
+}
+
 // Our SDP for a parked party (its offer answered, or an offer of ours when it sent none), or "" after answering the
 // park INVITE: 503 + Retry-After when every music-on-hold port is taken (capacity, not the caller's offer, RFC 3261
 // §21.5.4), 488 when the offer is unusable.
 std::string CallPark::holdSdpOrRefuse(Session &s, pw_request *req, const pw_msg *m, const std::string &offer) {
     HoldError why = HoldError::None;
-    s.partySource = host_.source(m);
+    s.partySource = partySourceOf(req, m);
     std::string sdp = offer.empty() ? holdOfferFor(s, &why) : holdAnswerFor(s, offer, &why);
     if (!sdp.empty())
         return sdp;

@@ -344,3 +344,53 @@ TEST_CASE("music on hold at scale: two parked calls share one port (moh_streams_
     CHECK(ssrcsOf(mb) == sb);
     CHECK(p.metric("parkway_moh_streams_total", "latched=\"true\"") == 1); // a's stream had latched
 }
+
+TEST_CASE("music on hold behind a front proxy: parks a trusted peer relays share a port, direct parks from one IP "
+          "spread over the range",
+          "[park][media][moh][front-proxy]") {
+    // Two even ports, 16 streams each (the default moh_streams_per_port); 127.0.0.2 is the trusted front proxy.
+    uint16_t port = 0;
+    for (int i = 0; i < 50 && !port; ++i)
+        if (uint16_t c = freeEvenPort(); udpPortFree(static_cast<uint16_t>(c + 2)))
+            port = c;
+    REQUIRE(port != 0);
+    ParkEnvOptions o;
+    o.params = {{"moh_port_min", std::to_string(port)}, {"moh_port_max", std::to_string(port + 2)}};
+    o.core = [](parkway::proxy::CoreConfig &c) { c.trustedPeers = {"127.0.0.2"}; };
+    ParkEnv p(o);
+    // Two phones signalling from one address (as phones behind one NAT do): a port each while the range has room.
+    auto &a = p.ua("a");
+    auto &b = p.ua("b");
+    auto &pa = p.invite(a, "2001", "*68101", 4340);
+    auto &pb = p.invite(b, "2002", "*68102", 4342);
+    REQUIRE(p.waitFinal(pa));
+    REQUIRE(p.waitFinal(pb));
+    REQUIRE(pa.finalStatus == 200);
+    REQUIRE(pb.finalStatus == 200);
+    CHECK(sdpAudioPort(pa.response(200)->body()) != sdpAudioPort(pb.response(200)->body()));
+    // Two parties the front proxy relays: its address is not theirs, so they share the first port with room.
+    auto peer = p.env().makeUa("kamailio", "sip:127.0.0.2:*");
+    RawUdp m1, m2;
+    uint16_t got[2] = {0, 0};
+    for (int i = 0; i < 2; ++i) {
+        RequestOptions r;
+        r.from = "<sip:+4930555000" + std::to_string(i) + "@carrier.example.net>";
+        r.to = "<sip:*6810" + std::to_string(3 + i) + "@" + kDomain + ">";
+        r.headers = {"P-Asserted-Identity: <sip:+4930555000" + std::to_string(i) + "@carrier.example.net>"};
+        r.body = offerSdp(i == 0 ? m1.port() : m2.port());
+        r.contentType = "application/sdp";
+        r.nextHop = p.env().proxyUri();
+        auto &c = peer->send("INVITE", "sip:*6810" + std::to_string(3 + i) + "@" + kDomain, r);
+        REQUIRE(p.waitFinal(c));
+        REQUIRE(c.finalStatus == 200);
+        got[i] = sdpAudioPort(c.response(200)->body());
+    }
+    CHECK(got[0] == got[1]);
+    CHECK((got[0] == port || got[0] == port + 2));
+    // Each hears its own stream on the shared port (one SSRC each, RFC 3550 §8).
+    REQUIRE(p.env().runUntil([&] { return rtpCount(m1) >= 10 && rtpCount(m2) >= 10; }, 3000));
+    auto s1 = ssrcsOf(m1), s2 = ssrcsOf(m2);
+    REQUIRE(s1.size() == 1);
+    REQUIRE(s2.size() == 1);
+    CHECK(*s1.begin() != *s2.begin());
+}

@@ -284,8 +284,9 @@ int CallPark::refusePark(pw_request *req, const std::string &domain, eng::ErrorC
 // Where the parked party's SIP came from, for spreading music-on-hold streams over ports (MohPlayer::add): "" when
 // a trusted peer relayed it (a front proxy or SBC, docs/carrier.md). That address is every relayed party's, not
 // this one's: spreading by it gave each parked call a socket of its own behind a front proxy. The phones behind
-// one NAT that the spread protects signal to us from their own public address; a party behind the peer latches
-// by its exact SDP address:port (symmetric RTP, RFC 4961 §3), which tells streams on one port apart.
+// one NAT that the spread protects signal to us directly, from the NAT's address; a party behind the peer latches
+// by its exact SDP address:port (symmetric RTP, RFC 4961 §3), which tells streams on one port apart (the case
+// this gives up: docs/callpark.md "Shared ports").
 std::string CallPark::partySourceOf(pw_request *req, const pw_msg *m) const {
     int source = who(req).source;
     if (source == PW_IDENTITY_ASSERTED || source == PW_IDENTITY_TRUSTED_PEER)

@@ -349,11 +349,11 @@ TEST_CASE("music on hold behind a front proxy: parks a trusted peer relays share
           "spread over the range",
           "[park][media][moh][front-proxy]") {
     // Two even ports, 16 streams each (the default moh_streams_per_port); 127.0.0.2 is the trusted front proxy.
-    uint16_t port = 0;
-    for (int i = 0; i < 50 && !port; ++i)
-        if (uint16_t c = freeEvenPort(); udpPortFree(static_cast<uint16_t>(c + 2)))
-            port = c;
-    REQUIRE(port != 0);
+    auto pairFree = [](uint16_t c) { return udpPortFree(c) && udpPortFree(static_cast<uint16_t>(c + 2)); };
+    uint16_t port = freeEvenPort();
+    for (int i = 0; i < 2000 && !pairFree(port); ++i)
+        port = static_cast<uint16_t>(41000 + (port - 41000 + 2) % 8000);
+    REQUIRE(pairFree(port));
     ParkEnvOptions o;
     o.params = {{"moh_port_min", std::to_string(port)}, {"moh_port_max", std::to_string(port + 2)}};
     o.core = [](parkway::proxy::CoreConfig &c) { c.trustedPeers = {"127.0.0.2"}; };

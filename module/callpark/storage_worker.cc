@@ -118,13 +118,36 @@ void StorageWorker::loop() {
         if (!link_->w.load())
             continue; // stopped: nobody takes the result
         auto *p = new Posted{link_, std::move(job.done)};
-        if (api_->post(host_, &StorageWorker::posted, p) != PW_OK)
+        {
+            std::lock_guard<std::mutex> g(link_->mu);
+            link_->inFlight.insert(p);
+        }
+        if (api_->post(host_, &StorageWorker::posted, p) != PW_OK) {
+            std::lock_guard<std::mutex> g(link_->mu);
+            link_->inFlight.erase(p);
             delete p; // the host is going away: nothing would run it anyway
+        }
     }
+}
+
+void StorageWorker::dropInFlight() {
+    if (!link_)
+        return;
+    std::unordered_set<Posted *> left;
+    {
+        std::lock_guard<std::mutex> g(link_->mu);
+        left.swap(link_->inFlight);
+    }
+    for (Posted *p : left)
+        delete p; // never to run: the host is destroying its modules (a leak at exit before)
 }
 
 void StorageWorker::posted(void *arg) {
     std::unique_ptr<Posted> p(static_cast<Posted *>(arg));
+    {
+        std::lock_guard<std::mutex> g(p->link->mu);
+        p->link->inFlight.erase(p.get());
+    }
     StorageWorker *w = p->link->w.load();
     if (!w)
         return;

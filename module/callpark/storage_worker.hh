@@ -31,6 +31,7 @@
 #include <mutex>
 #include <optional>
 #include <thread>
+#include <unordered_set>
 #include <variant>
 #include <vector>
 
@@ -44,7 +45,10 @@ public:
     using Note = std::variant<eng::ChangeEvent, eng::SyncNotice>;
 
     StorageWorker(const pw_host_api *api, pw_host *host) : api_(api), host_(host) {}
-    ~StorageWorker() { stop(); }
+    ~StorageWorker() {
+        stop();
+        dropInFlight();
+    }
     StorageWorker(const StorageWorker &) = delete;
     StorageWorker &operator=(const StorageWorker &) = delete;
 
@@ -110,13 +114,19 @@ private:
         std::function<void()> done;
         std::chrono::steady_clock::time_point queuedAt;
     };
+    struct Posted;
     struct Link { // shared with posted results: a result posted after stop() finds no worker
         std::atomic<StorageWorker *> w{nullptr};
+        // Results posted and not run yet. The host runs no posted function once it destroys modules (module.h
+        // post), so the worker's destructor frees what is left here; a result that runs takes itself out first.
+        std::mutex mu;
+        std::unordered_set<Posted *> inFlight;
     };
     struct Posted {
         std::shared_ptr<Link> link;
         std::function<void()> done;
     };
+    void dropInFlight();
     static void posted(void *arg);
     void loop();
 

@@ -451,7 +451,9 @@ typedef struct pw_host_api {
     int (*writer_error)(pw_writer *out, int http_status, pw_str message);
 
     /* --- threads ----------------------------------------------------------------------------------- */
-    /* The ONLY thread-safe function: run fn(arg) on the SIP thread soon. */
+    /* The ONLY thread-safe function: run fn(arg) on the SIP thread soon. The host runs no posted function once
+       it destroys modules: what a module posted and has not seen run by its destroy never runs (destroy frees
+       its arg). */
     int (*post)(pw_host *host, pw_post_fn fn, void *arg);
 
     /* v1.x: new members are only ever appended below this line. */

@@ -23,10 +23,6 @@ bool headersBelieved(int source) {
 // and Parkway never saw (docs/carrier.md "The parker"). RFC 6648: a private header without an X- prefix.
 constexpr std::string_view kParkerHeader = "Parkway-Parker";
 
-bool fromTrustedPeer(int source) {
-    return source == PW_IDENTITY_ASSERTED || source == PW_IDENTITY_TRUSTED_PEER;
-}
-
 } // namespace
 
 // The parker of a park INVITE (docs/auth.md "Call park", docs/carrier.md "The parker"), in this order:
@@ -42,10 +38,10 @@ CallPark::ParkerChoice CallPark::chooseParker(const pw_msg *m, const Host::Who &
         return {host_.uri(m, "Referred-By"), host_.display(m, "Referred-By"), false};
     if (intent)
         return {intent->parker, intent->parkerDisplay, false};
-    if (fromTrustedPeer(sender.source) && !host_.uri(m, kParkerHeader).empty())
+    if (sender.fromTrustedPeer() && !host_.uri(m, kParkerHeader).empty())
         return {host_.uri(m, kParkerHeader), host_.display(m, kParkerHeader), false};
     // A trusted peer asserts the transferee, who may be from anywhere (an outside caller): no tenant check.
-    return {sender.uri, host_.display(m, "From"), fromTrustedPeer(sender.source)};
+    return {sender.uri, host_.display(m, "From"), sender.fromTrustedPeer()};
 }
 
 std::string CallPark::requestDomain(const pw_msg *m) const {

@@ -118,6 +118,9 @@ public:
     struct Who {
         std::string uri;
         int source = PW_IDENTITY_NONE;
+        // A trusted peer (a front proxy or SBC, RFC 3325 trust domain) sent it, with or without
+        // P-Asserted-Identity: the request's source address is the peer's, not its sender's.
+        bool fromTrustedPeer() const { return source == PW_IDENTITY_ASSERTED || source == PW_IDENTITY_TRUSTED_PEER; }
     };
     Who identity(pw_request *r) const {
         if (!PW_HOST_HAS(api_, request_identity))

@@ -288,10 +288,7 @@ int CallPark::refusePark(pw_request *req, const std::string &domain, eng::ErrorC
 // by its exact SDP address:port (symmetric RTP, RFC 4961 §3), which tells streams on one port apart (the case
 // this gives up: docs/callpark.md "Shared ports").
 std::string CallPark::partySourceOf(pw_request *req, const pw_msg *m) const {
-    int source = who(req).source;
-    if (source == PW_IDENTITY_ASSERTED || source == PW_IDENTITY_TRUSTED_PEER)
-        return {};
-    return host_.source(m);
+    return who(req).fromTrustedPeer() ? std::string() : host_.source(m);
 }
 
 // Our SDP for a parked party (its offer answered, or an offer of ours when it sent none), or "" after answering the
